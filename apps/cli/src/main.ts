@@ -1,0 +1,1 @@
+console.log('paxkv cli: not built yet');

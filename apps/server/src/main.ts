@@ -1,0 +1,1 @@
+console.log('paxkv server: not built yet');

@@ -1,0 +1,5 @@
+/**
+ * @paxkv/bootstrap: placeholder entry point, replaced by the package's implementation.
+ * @packageDocumentation
+ */
+export const PACKAGE_NAME = '@paxkv/bootstrap';

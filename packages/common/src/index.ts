@@ -1,0 +1,5 @@
+/**
+ * @paxkv/common: placeholder entry point, replaced by the package's implementation.
+ * @packageDocumentation
+ */
+export const PACKAGE_NAME = '@paxkv/common';

@@ -1,0 +1,2 @@
+/** Test helpers of @paxkv/paxos. */
+export const TESTING = true;
