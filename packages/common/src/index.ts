@@ -1,5 +1,9 @@
 /**
- * @paxkv/common: placeholder entry point, replaced by the package's implementation.
+ * `@paxkv/common`: the building blocks shared by every paxkv package: node ids and addresses, the
+ * wire protocol (zod schemas and types of every message), typed errors, the msgpack codec,
+ * length-prefixed framing, the TCP transport, config helpers and the logger factory.
  * @packageDocumentation
  */
-export const PACKAGE_NAME = '@paxkv/common';
+export * from './address.js';
+export * from './errors.js';
+export * from './protocol/index.js';

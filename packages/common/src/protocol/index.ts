@@ -1,0 +1,11 @@
+/**
+ * The paxkv wire protocol: schemas, types, parsers and key routing.
+ * @module
+ */
+export * from './cluster.js';
+export * from './kv.js';
+export * from './limits.js';
+export * from './message-set.js';
+export * from './messages.js';
+export * from './partition.js';
+export * from './primitives.js';

@@ -1,0 +1,271 @@
+/**
+ * Every message of the paxkv wire protocol, grouped by channel, with its zod schema, its inferred
+ * type and a parse function that never throws. Each message has a `type` tag.
+ *
+ * Channels and their directions:
+ * - client -> server: `kv`, `lookup`, `status`; server -> client: `kv.ok`, `lookup.ok`, `status.ok`, `error`.
+ * - server -> bootstrap: `checkin`, `heartbeat`; bootstrap -> server: `checkin.ok`, `table.push`,
+ *   `members`, `error`.
+ * - server <-> server (peer): `peer.hello`, `paxos`, and forwarded client requests (`kv`) with their
+ *   replies (`kv.ok`, `error`).
+ *
+ * To extend a channel, spread its `...Schemas` map into a new {@link defineMessageSet} call.
+ * @module
+ */
+import { z } from 'zod';
+import { ERROR_CODES, errorToWire } from '../errors.js';
+import { ClusterStatusSchema, LookupTableSchema, MemberSchema } from './cluster.js';
+import { KvOpSchema, KvResultSchema } from './kv.js';
+import { checkKvOpLimits, DEFAULT_PROTOCOL_LIMITS, type ProtocolLimits } from './limits.js';
+import { defineMessageSet, type MessageOf, type ParseResult } from './message-set.js';
+import {
+  AddressSchema,
+  LeaderHintSchema,
+  NodeIdSchema,
+  RequestIdSchema,
+  SessionSchema,
+} from './primitives.js';
+
+// ---- client -> server ------------------------------------------------------------------------
+
+/** Read consistency of a `kv` request. `stale` allows a follower to answer from its local state. */
+export const ConsistencySchema = z.enum(['linearizable', 'stale']);
+
+/**
+ * A KV operation. `session` makes a write exactly-once; `consistency` defaults to `linearizable`.
+ * Also used between servers to forward a request to the leader of the key's group.
+ */
+export const KvRequestSchema = z.object({
+  type: z.literal('kv'),
+  id: RequestIdSchema,
+  op: KvOpSchema,
+  session: SessionSchema.optional(),
+  consistency: ConsistencySchema.optional(),
+});
+
+/** Asks for the current lookup table. */
+export const LookupRequestSchema = z.object({ type: z.literal('lookup'), id: RequestIdSchema });
+
+/** Asks for the node's view of the cluster. */
+export const StatusRequestSchema = z.object({ type: z.literal('status'), id: RequestIdSchema });
+
+/** Messages a server accepts from clients, by tag. */
+export const ClientRequestSchemas = {
+  kv: KvRequestSchema,
+  lookup: LookupRequestSchema,
+  status: StatusRequestSchema,
+} as const;
+
+// ---- server -> client ------------------------------------------------------------------------
+
+/** Answer to `kv`. `stale: true` marks a result served by a stale read. */
+export const KvOkSchema = z.object({
+  type: z.literal('kv.ok'),
+  id: RequestIdSchema,
+  result: KvResultSchema,
+  stale: z.boolean().optional(),
+});
+
+/** Answer to `lookup`. */
+export const LookupOkSchema = z.object({
+  type: z.literal('lookup.ok'),
+  id: RequestIdSchema,
+  table: LookupTableSchema,
+});
+
+/** Answer to `status`. */
+export const StatusOkSchema = z.object({
+  type: z.literal('status.ok'),
+  id: RequestIdSchema,
+  status: ClusterStatusSchema,
+});
+
+/**
+ * A failed request. `id` is null when the failing request's id could not be read. `leaderHint`
+ * comes with `NOT_LEADER` when the sender knows the leader. Rebuild the typed error with
+ * `errorFromWire`.
+ */
+export const ErrorMessageSchema = z.object({
+  type: z.literal('error'),
+  id: RequestIdSchema.nullable(),
+  code: z.enum(ERROR_CODES),
+  message: z.string(),
+  leaderHint: LeaderHintSchema.optional(),
+});
+
+/** Messages a client accepts from a server, by tag. */
+export const ServerResponseSchemas = {
+  'kv.ok': KvOkSchema,
+  'lookup.ok': LookupOkSchema,
+  'status.ok': StatusOkSchema,
+  error: ErrorMessageSchema,
+} as const;
+
+// ---- bootstrap ---------------------------------------------------------------------------------
+
+/** A server announces itself to the bootstrap server; a restarting server passes its old `nodeId`. */
+export const CheckinSchema = z.object({
+  type: z.literal('checkin'),
+  address: AddressSchema,
+  nodeId: NodeIdSchema.optional(),
+});
+
+/** The bootstrap server's answer: the node's id and the table, if the cluster has started. */
+export const CheckinOkSchema = z.object({
+  type: z.literal('checkin.ok'),
+  nodeId: NodeIdSchema,
+  table: LookupTableSchema.nullable(),
+});
+
+/** A server's periodic liveness signal to the bootstrap server. */
+export const HeartbeatSchema = z.object({ type: z.literal('heartbeat'), nodeId: NodeIdSchema });
+
+/** The bootstrap server pushes a new lookup table. */
+export const TablePushSchema = z.object({ type: z.literal('table.push'), table: LookupTableSchema });
+
+/** The bootstrap server pushes the membership list. */
+export const MembersSchema = z.object({ type: z.literal('members'), members: z.array(MemberSchema) });
+
+/** Messages the bootstrap server accepts from servers, by tag. */
+export const BootstrapRequestSchemas = {
+  checkin: CheckinSchema,
+  heartbeat: HeartbeatSchema,
+} as const;
+
+/** Messages a server accepts from the bootstrap server, by tag. */
+export const BootstrapReplySchemas = {
+  'checkin.ok': CheckinOkSchema,
+  'table.push': TablePushSchema,
+  members: MembersSchema,
+  error: ErrorMessageSchema,
+} as const;
+
+// ---- peer --------------------------------------------------------------------------------------
+
+/** First message on a peer connection: who is calling. */
+export const PeerHelloSchema = z.object({ type: z.literal('peer.hello'), from: NodeIdSchema });
+
+/**
+ * A Sequence Paxos message of one partition's group. `msg` is opaque here: the paxos package's
+ * `isPaxosMessage` checks it.
+ */
+export const PaxosEnvelopeSchema = z.object({
+  type: z.literal('paxos'),
+  partition: z.number().int().nonnegative(),
+  from: NodeIdSchema,
+  msg: z.unknown(),
+});
+
+/** Messages exchanged between servers, by tag (forwarded `kv` requests and their replies included). */
+export const PeerMessageSchemas = {
+  'peer.hello': PeerHelloSchema,
+  paxos: PaxosEnvelopeSchema,
+  kv: KvRequestSchema,
+  'kv.ok': KvOkSchema,
+  error: ErrorMessageSchema,
+} as const;
+
+// ---- sets and types ----------------------------------------------------------------------------
+
+/** The client -> server channel. */
+export const ClientRequests = defineMessageSet('client request', ClientRequestSchemas);
+/** The server -> client channel. */
+export const ServerResponses = defineMessageSet('server response', ServerResponseSchemas);
+/** The server -> bootstrap channel. */
+export const BootstrapRequests = defineMessageSet('bootstrap request', BootstrapRequestSchemas);
+/** The bootstrap -> server channel. */
+export const BootstrapReplies = defineMessageSet('bootstrap reply', BootstrapReplySchemas);
+/** The server <-> server channel. */
+export const PeerMessages = defineMessageSet('peer message', PeerMessageSchemas);
+
+/** Read consistency. */
+export type Consistency = z.infer<typeof ConsistencySchema>;
+/** A `kv` request. */
+export type KvRequest = z.infer<typeof KvRequestSchema>;
+/** A `lookup` request. */
+export type LookupRequest = z.infer<typeof LookupRequestSchema>;
+/** A `status` request. */
+export type StatusRequest = z.infer<typeof StatusRequestSchema>;
+/** Any client -> server message. */
+export type ClientRequest = MessageOf<typeof ClientRequestSchemas>;
+/** A `kv.ok` reply. */
+export type KvOk = z.infer<typeof KvOkSchema>;
+/** A `lookup.ok` reply. */
+export type LookupOk = z.infer<typeof LookupOkSchema>;
+/** A `status.ok` reply. */
+export type StatusOk = z.infer<typeof StatusOkSchema>;
+/** An `error` reply. */
+export type ErrorMessage = z.infer<typeof ErrorMessageSchema>;
+/** Any server -> client message. */
+export type ServerResponse = MessageOf<typeof ServerResponseSchemas>;
+/** A `checkin`. */
+export type Checkin = z.infer<typeof CheckinSchema>;
+/** A `checkin.ok`. */
+export type CheckinOk = z.infer<typeof CheckinOkSchema>;
+/** A `heartbeat`. */
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+/** A `table.push`. */
+export type TablePush = z.infer<typeof TablePushSchema>;
+/** A `members` push. */
+export type MembersMessage = z.infer<typeof MembersSchema>;
+/** Any server -> bootstrap message. */
+export type BootstrapRequest = MessageOf<typeof BootstrapRequestSchemas>;
+/** Any bootstrap -> server message. */
+export type BootstrapReply = MessageOf<typeof BootstrapReplySchemas>;
+/** A `peer.hello`. */
+export type PeerHello = z.infer<typeof PeerHelloSchema>;
+/** A `paxos` envelope. */
+export type PaxosEnvelope = z.infer<typeof PaxosEnvelopeSchema>;
+/** Any server <-> server message. */
+export type PeerMessage = MessageOf<typeof PeerMessageSchemas>;
+
+const kvLimits =
+  (limits: ProtocolLimits) =>
+  (m: { type: string; op?: unknown }): ReturnType<typeof checkKvOpLimits> =>
+    m.type === 'kv' ? checkKvOpLimits((m as KvRequest).op, limits) : undefined;
+
+/**
+ * Validates a decoded client -> server message, including key and value sizes against `limits`
+ * (default 4 KiB keys, 1 MiB values). Never throws; see {@link ParseResult}.
+ */
+export function parseClientRequest(
+  input: unknown,
+  limits: ProtocolLimits = DEFAULT_PROTOCOL_LIMITS,
+): ParseResult<ClientRequest> {
+  return ClientRequests.parse(input, kvLimits(limits));
+}
+
+/** Validates a decoded server -> client message. Never throws. */
+export function parseServerResponse(input: unknown): ParseResult<ServerResponse> {
+  return ServerResponses.parse(input);
+}
+
+/** Validates a decoded server -> bootstrap message. Never throws. */
+export function parseBootstrapRequest(input: unknown): ParseResult<BootstrapRequest> {
+  return BootstrapRequests.parse(input);
+}
+
+/** Validates a decoded bootstrap -> server message. Never throws. */
+export function parseBootstrapReply(input: unknown): ParseResult<BootstrapReply> {
+  return BootstrapReplies.parse(input);
+}
+
+/**
+ * Validates a decoded server <-> server message; forwarded `kv` requests are checked against
+ * `limits` like client requests. The `msg` of a `paxos` envelope is left for the paxos package.
+ * Never throws.
+ */
+export function parsePeerMessage(
+  input: unknown,
+  limits: ProtocolLimits = DEFAULT_PROTOCOL_LIMITS,
+): ParseResult<PeerMessage> {
+  return PeerMessages.parse(input, kvLimits(limits));
+}
+
+/**
+ * Builds an `error` message answering request `id` from any thrown value (see {@link errorToWire}:
+ * non-paxkv errors become `INTERNAL` without leaking their text).
+ */
+export function errorMessage(error: unknown, id: number | null = null): ErrorMessage {
+  return { type: 'error', ...errorToWire(error, id) };
+}

@@ -1,0 +1,64 @@
+/**
+ * Routing of keys to partitions, shared by servers and clients.
+ * @module
+ */
+import { BadRequestError } from '../errors.js';
+
+const FNV_OFFSET_BASIS = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/**
+ * FNV-1a 32-bit hash of the UTF-8 encoding of `s` (lone surrogates encode as U+FFFD, as in
+ * `TextEncoder`). Computed without allocating. Example: `fnv1a32('foobar') === 0xbf9cf968`.
+ */
+export function fnv1a32(s: string): number {
+  let h = FNV_OFFSET_BASIS;
+  const byte = (b: number) => {
+    h = Math.imul(h ^ b, FNV_PRIME);
+  };
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) {
+      h = Math.imul(h ^ c, FNV_PRIME);
+      continue;
+    }
+    if (c < 0x800) {
+      byte(0xc0 | (c >> 6));
+      byte(0x80 | (c & 0x3f));
+      continue;
+    }
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+      if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+        const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        i++;
+        byte(0xf0 | (cp >> 18));
+        byte(0x80 | ((cp >> 12) & 0x3f));
+        byte(0x80 | ((cp >> 6) & 0x3f));
+        byte(0x80 | (cp & 0x3f));
+        continue;
+      }
+      c = 0xfffd;
+    }
+    byte(0xe0 | (c >> 12));
+    byte(0x80 | ((c >> 6) & 0x3f));
+    byte(0x80 | (c & 0x3f));
+  }
+  return h >>> 0;
+}
+
+/**
+ * The partition of `key`: FNV-1a 32-bit over the key's UTF-8 bytes, modulo `partitions`.
+ * Pure and stable across versions and platforms: servers and clients must agree on it.
+ * Test vector: `partitionOf('foobar', 16) === 8` (hash 0xbf9cf968).
+ * @throws {@link BadRequestError} if `partitions` is not a positive safe integer (a caller bug).
+ */
+export function partitionOf(key: string, partitions: number): number {
+  if (!Number.isSafeInteger(partitions) || partitions <= 0) {
+    throw new BadRequestError({
+      field: 'partitions',
+      problem: `must be a positive integer, got ${partitions}`,
+    });
+  }
+  return fnv1a32(key) % partitions;
+}

@@ -1,0 +1,250 @@
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { z } from 'zod';
+import {
+  BadRequestError,
+  errorFromWire,
+  KeyTooLargeError,
+  NotLeaderError,
+  UnknownTypeError,
+  ValueTooLargeError,
+} from '../errors.js';
+import {
+  type ClientRequest,
+  defineMessageSet,
+  errorMessage,
+  type KvOp,
+  type LookupTable,
+  LookupTableSchema,
+  PeerMessageSchemas,
+  parseBootstrapReply,
+  parseBootstrapRequest,
+  parseClientRequest,
+  parsePeerMessage,
+  parseServerResponse,
+} from './index.js';
+
+const table: LookupTable = {
+  version: 3,
+  partitions: 2,
+  replication: 3,
+  nodes: [
+    { id: 1, address: '127.0.0.1:7001' },
+    { id: 2, address: '127.0.0.1:7002' },
+    { id: 3, address: '[::1]:7003' },
+  ],
+  groups: [
+    { partition: 0, replicas: [1, 2, 3] },
+    { partition: 1, replicas: [3, 1, 2] },
+  ],
+};
+
+describe('client requests', () => {
+  const valid: ClientRequest[] = [
+    { type: 'kv', id: 1, op: { op: 'get', key: 'a' } },
+    { type: 'kv', id: 2, op: { op: 'put', key: 'a', value: 'v' }, session: { client: 'c1', seq: 1 } },
+    { type: 'kv', id: 3, op: { op: 'put', key: 'a', value: new Uint8Array([1, 2]) } },
+    {
+      type: 'kv',
+      id: 4,
+      op: { op: 'cas', key: 'a', expected: null, value: 'x' },
+      consistency: 'linearizable',
+    },
+    { type: 'kv', id: 5, op: { op: 'cas', key: 'a', expected: 'x', value: 'y' } },
+    { type: 'kv', id: 6, op: { op: 'delete', key: 'a' }, consistency: 'stale' },
+    { type: 'lookup', id: 0 },
+    { type: 'status', id: 9 },
+  ];
+  it.each(valid)('accepts %j', (msg) => {
+    const r = parseClientRequest(msg);
+    expect(r).toEqual({ ok: true, value: msg });
+  });
+
+  it.each([
+    [null, undefined],
+    [42, undefined],
+    [[1, 2], undefined],
+    [{ id: 1 }, 'type'],
+    [{ type: 7, id: 1 }, 'type'],
+    [{ type: 'kv', id: -1, op: { op: 'get', key: 'a' } }, 'id'],
+    [{ type: 'kv', id: 1.5, op: { op: 'get', key: 'a' } }, 'id'],
+    [{ type: 'kv', id: 1, op: { op: 'get', key: '' } }, 'op.key'],
+    [{ type: 'kv', id: 1, op: { op: 'get', key: 5 } }, 'op.key'],
+    [{ type: 'kv', id: 1, op: { op: 'put', key: 'a' } }, 'op.value'],
+    [{ type: 'kv', id: 1, op: { op: 'put', key: 'a', value: 3 } }, 'op.value'],
+    [{ type: 'kv', id: 1, op: { op: 'frob', key: 'a' } }, 'op.op'],
+    [{ type: 'kv', id: 1, op: { op: 'get', key: 'a' }, session: { client: '', seq: 1 } }, 'session.client'],
+    [
+      { type: 'kv', id: 1, op: { op: 'get', key: 'a' }, session: { client: 'x'.repeat(65), seq: 1 } },
+      'session.client',
+    ],
+    [{ type: 'kv', id: 1, op: { op: 'get', key: 'a' }, session: { client: 'c', seq: 0 } }, 'session.seq'],
+    [{ type: 'kv', id: 1, op: { op: 'get', key: 'a' }, consistency: 'eventual' }, 'consistency'],
+  ])('rejects %j naming field %s', (msg, field) => {
+    const r = parseClientRequest(msg);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error).toBeInstanceOf(BadRequestError);
+    expect((r.error as BadRequestError).field).toBe(field);
+    expect(r.error.code).toBe('BAD_REQUEST');
+  });
+
+  it('returns the request id with the error so that the reply can be matched', () => {
+    const r = parseClientRequest({ type: 'kv', id: 77, op: { op: 'get' } });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.id).toBe(77);
+  });
+
+  it('rejects unknown types with UNKNOWN_TYPE', () => {
+    const r = parseClientRequest({ type: 'checkin', address: '127.0.0.1:1' });
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.error).toBeInstanceOf(UnknownTypeError);
+      expect(r.error.code).toBe('UNKNOWN_TYPE');
+    }
+  });
+
+  it('enforces key and value size limits (defaults 4 KiB / 1 MiB), counted in UTF-8 bytes', () => {
+    const keyOk = 'k'.repeat(4096);
+    expect(parseClientRequest({ type: 'kv', id: 1, op: { op: 'get', key: keyOk } }).ok).toBe(true);
+    const r1 = parseClientRequest({ type: 'kv', id: 1, op: { op: 'get', key: 'é'.repeat(2049) } });
+    expect(!r1.ok && r1.error).toBeInstanceOf(KeyTooLargeError);
+    const big = new Uint8Array(1024 * 1024 + 1);
+    const r2 = parseClientRequest({ type: 'kv', id: 1, op: { op: 'put', key: 'a', value: big } });
+    expect(!r2.ok && r2.error).toBeInstanceOf(ValueTooLargeError);
+    const r3 = parseClientRequest({
+      type: 'kv',
+      id: 1,
+      op: { op: 'cas', key: 'a', expected: big, value: 'x' },
+    });
+    expect(!r3.ok && r3.error.code).toBe('VALUE_TOO_LARGE');
+    const r4 = parseClientRequest(
+      { type: 'kv', id: 1, op: { op: 'put', key: 'abc', value: 'xyz' } },
+      { maxKeyBytes: 2, maxValueBytes: 10 },
+    );
+    expect(!r4.ok && r4.error.code).toBe('KEY_TOO_LARGE');
+  });
+
+  it('strips unknown fields (tolerant reader) and never throws on hostile input', () => {
+    const r = parseClientRequest({ type: 'lookup', id: 1, extra: { deep: true } });
+    expect(r).toEqual({ ok: true, value: { type: 'lookup', id: 1 } });
+    const hostile = Object.create(null) as Record<string, unknown>;
+    hostile.type = 'kv';
+    expect(() => parseClientRequest(hostile)).not.toThrow();
+    expect(() => parseClientRequest(new Uint8Array(3))).not.toThrow();
+  });
+});
+
+describe('server responses', () => {
+  it('accepts every reply type', () => {
+    for (const m of [
+      { type: 'kv.ok', id: 1, result: { op: 'get', value: null } },
+      { type: 'kv.ok', id: 1, result: { op: 'get', value: 'v' }, stale: true },
+      { type: 'kv.ok', id: 1, result: { op: 'put', created: true } },
+      { type: 'kv.ok', id: 1, result: { op: 'cas', outcome: 'mismatch', current: 'z' } },
+      { type: 'kv.ok', id: 1, result: { op: 'delete', existed: false } },
+      { type: 'lookup.ok', id: 1, table },
+      {
+        type: 'status.ok',
+        id: 1,
+        status: {
+          node: 1,
+          table: null,
+          groups: [{ partition: 0, leader: null, role: 'follower', decidedIndex: 0 }],
+          members: [{ id: 1, address: 'localhost:7001', state: 'alive' }],
+        },
+      },
+      { type: 'error', id: null, code: 'INTERNAL', message: 'x' },
+      {
+        type: 'error',
+        id: 3,
+        code: 'NOT_LEADER',
+        message: 'x',
+        leaderHint: { node: 2, address: '127.0.0.1:7002' },
+      },
+    ]) {
+      expect(parseServerResponse(m)).toEqual({ ok: true, value: m });
+    }
+  });
+
+  it('rejects an unknown error code', () => {
+    const r = parseServerResponse({ type: 'error', id: 1, code: 'OOPS', message: 'x' });
+    expect(!r.ok && (r.error as BadRequestError).field).toBe('code');
+  });
+});
+
+describe('lookup table', () => {
+  it('accepts a consistent table', () => {
+    expect(LookupTableSchema.safeParse(table).success).toBe(true);
+  });
+  it.each([
+    [{ ...table, nodes: [...table.nodes, { id: 1, address: 'h:1' }] }, 'nodes.3.id'],
+    [{ ...table, groups: [{ partition: 2, replicas: [1] }] }, 'groups.0.partition'],
+    [{ ...table, groups: [table.groups[0], table.groups[0]] }, 'groups.1.partition'],
+    [{ ...table, groups: [{ partition: 0, replicas: [1, 9] }] }, 'groups.0.replicas.1'],
+    [{ ...table, groups: [{ partition: 0, replicas: [1, 1] }] }, 'groups.0.replicas.1'],
+    [{ ...table, groups: [{ partition: 0, replicas: [] }] }, 'groups.0.replicas'],
+    [{ ...table, nodes: [{ id: 1, address: 'nope' }] }, 'nodes.0.address'],
+  ])('rejects an inconsistent table (%#) at %s', (t, path) => {
+    const r = parseServerResponse({ type: 'lookup.ok', id: 1, table: t });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect((r.error as BadRequestError).field).toBe(`table.${path}`);
+  });
+});
+
+describe('bootstrap and peer channels', () => {
+  it('parses bootstrap requests and replies', () => {
+    expect(parseBootstrapRequest({ type: 'checkin', address: '10.0.0.1:7001' }).ok).toBe(true);
+    expect(parseBootstrapRequest({ type: 'checkin', address: '10.0.0.1:7001', nodeId: 4 }).ok).toBe(true);
+    expect(parseBootstrapRequest({ type: 'checkin', address: '10.0.0.1' }).ok).toBe(false);
+    expect(parseBootstrapRequest({ type: 'heartbeat', nodeId: 4 }).ok).toBe(true);
+    expect(parseBootstrapRequest({ type: 'heartbeat', nodeId: 0 }).ok).toBe(false);
+    expect(parseBootstrapReply({ type: 'checkin.ok', nodeId: 4, table: null }).ok).toBe(true);
+    expect(parseBootstrapReply({ type: 'table.push', table }).ok).toBe(true);
+    expect(
+      parseBootstrapReply({ type: 'members', members: [{ id: 1, address: 'a:1', state: 'spare' }] }).ok,
+    ).toBe(true);
+    expect(
+      parseBootstrapReply({ type: 'members', members: [{ id: 1, address: 'a:1', state: 'dead' }] }).ok,
+    ).toBe(false);
+  });
+
+  it('parses peer messages and leaves the paxos payload opaque', () => {
+    const msg = { type: 'paxos', partition: 0, from: 2, msg: { kind: 'Prepare', n: [1, 2] } };
+    expect(parsePeerMessage(msg)).toEqual({ ok: true, value: msg });
+    expect(parsePeerMessage({ type: 'peer.hello', from: 3 }).ok).toBe(true);
+    expect(parsePeerMessage({ type: 'kv', id: 1, op: { op: 'get', key: 'x'.repeat(5000) } }).ok).toBe(false);
+    expect(parsePeerMessage({ type: 'lookup', id: 1 }).ok).toBe(false);
+  });
+
+  it('can be extended with new messages', () => {
+    const Bye = z.object({ type: z.literal('peer.bye'), from: z.number() });
+    const Extended = defineMessageSet('peer message', { ...PeerMessageSchemas, 'peer.bye': Bye });
+    const r = Extended.parse({ type: 'peer.bye', from: 1 });
+    expect(r.ok).toBe(true);
+    if (r.ok && r.value.type === 'peer.bye') expectTypeOf(r.value.from).toEqualTypeOf<number>();
+    expect(Extended.is({ type: 'peer.hello', from: 1 })).toBe(true);
+  });
+});
+
+describe('errors on the wire', () => {
+  it('round-trips NOT_LEADER with its hint', () => {
+    const e = new NotLeaderError({ leaderHint: { node: 2, address: '127.0.0.1:7002' }, partition: 1 });
+    expect(e.message).toContain('retry against node 2 at 127.0.0.1:7002');
+    const wire = errorMessage(e, 5);
+    expect(parseServerResponse(wire).ok).toBe(true);
+    const back = errorFromWire(wire);
+    expect(back).toBeInstanceOf(NotLeaderError);
+    expect((back as NotLeaderError).leaderHint).toEqual({ node: 2, address: '127.0.0.1:7002' });
+    expect(back.message).toBe(e.message);
+  });
+  it('hides the text of non-paxkv errors', () => {
+    const wire = errorMessage(new Error('secret path /etc/x'), null);
+    expect(wire.code).toBe('INTERNAL');
+    expect(wire.message).not.toContain('secret');
+  });
+  it('types KvOp as a discriminated union', () => {
+    const expectedOf = (op: KvOp) => (op.op === 'cas' ? op.expected : undefined);
+    expectTypeOf(expectedOf).returns.toEqualTypeOf<string | Uint8Array | null | undefined>();
+    expect(expectedOf({ op: 'cas', key: 'k', expected: null, value: 'v' })).toBeNull();
+  });
+});
