@@ -1,5 +1,55 @@
 /**
- * @paxkv/paxos: placeholder entry point, replaced by the package's implementation.
+ * `@paxkv/paxos`: Sequence Paxos and Ballot Leader Election as a pure, sans-IO state machine.
+ *
+ * Start with {@link SequencePaxos}; give it a {@link Storage} ({@link MemoryStorage} for tests);
+ * drive it with `handle`, `tick`, `propose`; send what `drainOutbox` returns, apply what
+ * `drainDecided` returns. The deterministic simulator lives in `@paxkv/paxos/testing`.
  * @packageDocumentation
  */
-export const PACKAGE_NAME = '@paxkv/paxos';
+export {
+  BALLOT_ZERO,
+  type Ballot,
+  ballotEquals,
+  compareBallots,
+  formatBallot,
+  isBallot,
+  isNodeId,
+  type NodeId,
+} from './ballot.js';
+export { BallotLeaderElection, type BleHost } from './ballot-leader-election.js';
+export { DEFAULT_PAXOS_CONFIG, type PaxosConfig, resolveConfig, type UnsafeMutation } from './config.js';
+export {
+  InvalidArgumentError,
+  NoLeaderError,
+  NotLeaderError,
+  OverloadedError,
+  PaxosConfigError,
+  PaxosError,
+} from './errors.js';
+export {
+  type Accept,
+  type Accepted,
+  type AcceptSync,
+  type Decide,
+  type Forward,
+  type HeartbeatReply,
+  type HeartbeatRequest,
+  isPaxosMessage,
+  type PaxosMessage,
+  type PaxosMessageType,
+  type Prepare,
+  type PrepareReq,
+  type PromiseMessage,
+  type ReadIndexReply,
+  type ReadIndexRequest,
+} from './messages.js';
+export {
+  type DecidedItem,
+  type OutgoingMessage,
+  type Phase,
+  type ReadResult,
+  type Role,
+  SequencePaxos,
+  type SequencePaxosOptions,
+} from './sequence-paxos.js';
+export { MemoryStorage, type Snapshot, type Storage } from './storage.js';

@@ -1,0 +1,139 @@
+/**
+ * Ballot Leader Election (BLE) with quorum-connected candidates, as in OmniPaxos.
+ * @module
+ */
+import { type Ballot, compareBallots } from './ballot.js';
+import type { HeartbeatReply, HeartbeatRequest } from './messages.js';
+
+/** What BLE needs from its host. */
+export interface BleHost {
+  /** Sends a BLE message to a peer. */
+  send(to: number, message: HeartbeatRequest | HeartbeatReply): void;
+  /** Called when BLE elects a (new) leader ballot. */
+  onLeader(ballot: Ballot): void;
+  /** The replica's current Paxos promise: an own ballot must exceed it before the replica may lead. */
+  promise(): Ballot;
+  /** Persists the replica's own election round (so it only grows across restarts). */
+  persistRound(round: number): void;
+}
+
+/**
+ * One replica's BLE state machine. Each round of `heartbeatTicks` ticks it asks every peer for a
+ * heartbeat; each reply carries the peer's ballot and whether the peer is quorum-connected. At the end
+ * of a round the replica is quorum-connected if it heard a majority (itself included). It keeps the
+ * current leader while the leader is among the quorum-connected repliers; it adopts any higher
+ * quorum-connected ballot at once; and when the leader has been missing for `electionTimeoutTicks`
+ * it raises its own ballot above the leader's, so that the highest quorum-connected replica wins the
+ * next round. Only quorum-connected replicas are ever elected.
+ */
+export class BallotLeaderElection {
+  /** This replica's own candidacy ballot. */
+  ballot: Ballot;
+  /** The elected leader ballot, if any. */
+  leader: Ballot | undefined = undefined;
+  /** Whether this replica heard a majority in its last completed round. */
+  quorumConnected = false;
+  private round = 0;
+  private ticksInRound = 0;
+  private ticksSinceLeaderSeen = 0;
+  private readonly replies = new Map<number, HeartbeatReply>();
+  private readonly majority: number;
+
+  constructor(
+    private readonly pid: number,
+    private readonly peers: readonly number[],
+    initialRound: number,
+    private readonly heartbeatTicks: number,
+    private readonly electionTimeoutTicks: number,
+    private readonly host: BleHost,
+  ) {
+    this.ballot = { n: initialRound, pid };
+    this.majority = Math.floor((peers.length + 1) / 2) + 1;
+  }
+
+  /** Advances time by one tick; ends the round and starts a new one every `heartbeatTicks`. */
+  tick(): void {
+    this.ticksInRound++;
+    this.ticksSinceLeaderSeen++;
+    if (this.ticksInRound >= this.heartbeatTicks) {
+      this.endRound();
+      this.startRound();
+    }
+  }
+
+  /** Starts the first round at once (called by the host on construction). */
+  startRound(): void {
+    this.round++;
+    this.ticksInRound = 0;
+    this.replies.clear();
+    for (const p of this.peers) this.host.send(p, { type: 'HeartbeatRequest', round: this.round });
+  }
+
+  /** Handles a heartbeat request: answers with this replica's ballot and connectivity. */
+  handleRequest(from: number, msg: HeartbeatRequest): void {
+    this.host.send(from, {
+      type: 'HeartbeatReply',
+      round: msg.round,
+      ballot: this.ballot,
+      quorumConnected: this.quorumConnected,
+    });
+  }
+
+  /** Records a heartbeat reply of the current round; replies of other rounds are stale and ignored. */
+  handleReply(from: number, msg: HeartbeatReply): void {
+    if (msg.round !== this.round || msg.ballot.pid !== from) return;
+    this.replies.set(from, msg);
+  }
+
+  /** Raises this replica's own ballot above `above` (and persists the round). */
+  private raise(above: number): void {
+    const n = Math.max(above, this.ballot.n) + 1;
+    this.ballot = { n, pid: this.pid };
+    this.host.persistRound(n);
+  }
+
+  private endRound(): void {
+    this.quorumConnected = this.replies.size + 1 >= this.majority;
+    let top: Ballot | undefined;
+    let leaderSeen = false;
+    const leader = this.leader;
+    if (this.quorumConnected) {
+      top = this.ballot;
+      if (leader !== undefined && compareBallots(leader, this.ballot) === 0) leaderSeen = true;
+    }
+    for (const r of this.replies.values()) {
+      if (!r.quorumConnected) continue;
+      if (top === undefined || compareBallots(r.ballot, top) > 0) top = r.ballot;
+      if (leader !== undefined && compareBallots(leader, r.ballot) === 0) leaderSeen = true;
+    }
+    if (leaderSeen) this.ticksSinceLeaderSeen = 0;
+    if (top !== undefined && (leader === undefined || compareBallots(top, leader) > 0)) {
+      this.elect(top);
+      return;
+    }
+    if (
+      !leaderSeen &&
+      leader !== undefined &&
+      this.quorumConnected &&
+      this.ticksSinceLeaderSeen >= this.electionTimeoutTicks
+    ) {
+      // The leader is gone (or lost its quorum): raise above it so a quorum-connected replica takes over.
+      // Only a quorum-connected replica raises: an isolated one could not win, and a high ballot would
+      // make it disrupt a healthy leader when it comes back.
+      this.raise(Math.max(leader.n, this.host.promise().n));
+      this.leader = undefined;
+      this.ticksSinceLeaderSeen = 0;
+    }
+  }
+
+  private elect(top: Ballot): void {
+    if (top.pid === this.pid && compareBallots(top, this.host.promise()) <= 0) {
+      // Our ballot is stale (we promised as high before, e.g. before a restart): raise, win next round.
+      this.raise(this.host.promise().n);
+      return;
+    }
+    this.leader = top;
+    this.ticksSinceLeaderSeen = 0;
+    this.host.onLeader(top);
+  }
+}

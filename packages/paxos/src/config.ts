@@ -1,0 +1,92 @@
+/**
+ * Configuration of {@link SequencePaxos}: every timeout, batch size and limit, in ticks or counts.
+ * @module
+ */
+import { PaxosConfigError } from './errors.js';
+
+/**
+ * Testing-only protocol mutations, used to show that the simulator catches broken rules.
+ * Never set anything but `'none'` outside tests: every other value makes the replica unsafe.
+ */
+export type UnsafeMutation =
+  /** Correct behaviour. */
+  | 'none'
+  /** A follower accepts `Accept` messages from a ballot lower than its promise. */
+  | 'acceptLowerBallot'
+  /** The leader decides its whole log as soon as it appends, without waiting for a majority. */
+  | 'decideWithoutQuorum';
+
+/** Tunables of one replica. Times are in ticks (one call of `tick()`), sizes in entries. */
+export interface PaxosConfig {
+  /**
+   * Length of one Ballot Leader Election heartbeat round, in ticks. Every round a replica asks all
+   * peers for a heartbeat and, at the end of the round, re-evaluates who leads. Default `5`.
+   */
+  heartbeatTicks: number;
+  /**
+   * A replica that has not seen the current leader among the quorum-connected repliers for this many
+   * ticks raises its own ballot to take over. Must be at least `heartbeatTicks`. Default `15`.
+   */
+  electionTimeoutTicks: number;
+  /** Most entries carried by one `Accept` or `AcceptSync` message, and the proposal batch size. Default `1024`. */
+  maxBatchSize: number;
+  /**
+   * Most entries the leader sends to one follower beyond what that follower has acknowledged
+   * (pipelining window). Default `8192`.
+   */
+  maxInflight: number;
+  /**
+   * A message that got no answer within this many ticks is sent again (Prepare, entries not yet
+   * acknowledged, Decide, PrepareReq, read-index rounds). Default `10`.
+   */
+  resendTicks: number;
+  /** Most proposals buffered at a leader in the prepare phase; more throw `NoLeaderError`. Default `100000`. */
+  maxPendingProposals: number;
+  /** Testing only: break one protocol rule on purpose (see {@link UnsafeMutation}). Default `'none'`. */
+  unsafeMutation: UnsafeMutation;
+}
+
+/** The defaults of every {@link PaxosConfig} field. */
+export const DEFAULT_PAXOS_CONFIG: Readonly<PaxosConfig> = Object.freeze({
+  heartbeatTicks: 5,
+  electionTimeoutTicks: 15,
+  maxBatchSize: 1024,
+  maxInflight: 8192,
+  resendTicks: 10,
+  maxPendingProposals: 100_000,
+  unsafeMutation: 'none',
+});
+
+function positiveInt(cfg: PaxosConfig, key: keyof PaxosConfig): void {
+  const v = cfg[key];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
+    throw new PaxosConfigError(`config.${key} must be a positive integer, got ${String(v)}`);
+  }
+}
+
+/**
+ * Merges `partial` over the defaults and validates the result.
+ * @throws PaxosConfigError naming the field that is invalid.
+ */
+export function resolveConfig(partial: Partial<PaxosConfig> | undefined): PaxosConfig {
+  const cfg: PaxosConfig = { ...DEFAULT_PAXOS_CONFIG, ...(partial ?? {}) };
+  for (const key of [
+    'heartbeatTicks',
+    'electionTimeoutTicks',
+    'maxBatchSize',
+    'maxInflight',
+    'resendTicks',
+    'maxPendingProposals',
+  ] as const) {
+    positiveInt(cfg, key);
+  }
+  if (cfg.electionTimeoutTicks < cfg.heartbeatTicks) {
+    throw new PaxosConfigError(
+      `config.electionTimeoutTicks (${cfg.electionTimeoutTicks}) must be >= config.heartbeatTicks (${cfg.heartbeatTicks})`,
+    );
+  }
+  if (!['none', 'acceptLowerBallot', 'decideWithoutQuorum'].includes(cfg.unsafeMutation)) {
+    throw new PaxosConfigError(`config.unsafeMutation is unknown: ${String(cfg.unsafeMutation)}`);
+  }
+  return cfg;
+}

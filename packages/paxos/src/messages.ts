@@ -1,0 +1,194 @@
+/**
+ * The messages replicas exchange. Every message is a plain object of numbers, booleans, arrays,
+ * `Uint8Array`, `null` and `T`, tagged by `type`: it round-trips through msgpack or structured clone.
+ * Optional data is `null`, never a missing or `undefined` field.
+ * @module
+ */
+import { type Ballot, isBallot } from './ballot.js';
+import type { Snapshot } from './storage.js';
+
+/** BLE: "send me your heartbeat for round `round`". */
+export interface HeartbeatRequest {
+  readonly type: 'HeartbeatRequest';
+  readonly round: number;
+}
+
+/** BLE: answer to {@link HeartbeatRequest}, with the sender's election ballot and quorum connectivity. */
+export interface HeartbeatReply {
+  readonly type: 'HeartbeatReply';
+  readonly round: number;
+  /** The sender's own election ballot (its candidacy). */
+  readonly ballot: Ballot;
+  /** Whether the sender heard a majority (itself included) in its last completed round. */
+  readonly quorumConnected: boolean;
+}
+
+/** Follower → leader: "re-synchronise me" (sent after a reconnect, a gap, or a lost AcceptSync). */
+export interface PrepareReq {
+  readonly type: 'PrepareReq';
+  /** The ballot the follower promised; the leader ignores requests for other ballots. */
+  readonly n: Ballot;
+}
+
+/** Leader → follower: phase 1a of ballot `n`, with the leader's log summary. */
+export interface Prepare {
+  readonly type: 'Prepare';
+  readonly n: Ballot;
+  /** Leader's decided count. */
+  readonly decidedIndex: number;
+  /** Leader's accepted ballot. */
+  readonly acceptedRound: Ballot;
+  /** Leader's log length. */
+  readonly logLength: number;
+}
+
+/** Follower → leader: phase 1b, with the part of the follower's log the leader may lack. */
+export interface PromiseMessage<T> {
+  readonly type: 'Promise';
+  readonly n: Ballot;
+  readonly acceptedRound: Ballot;
+  readonly logLength: number;
+  readonly decidedIndex: number;
+  /** Index of `suffix[0]`. */
+  readonly suffixStart: number;
+  /** Entries `[suffixStart, logLength)` of the follower, or empty when the leader's log is at least as recent. */
+  readonly suffix: readonly T[];
+  /** Set when the follower compacted entries the leader may lack; then `suffixStart === snapshot.index`. */
+  readonly snapshot: Snapshot | null;
+}
+
+/** Leader → follower: the log the follower must have from `syncIndex` on (it truncates the rest). */
+export interface AcceptSync<T> {
+  readonly type: 'AcceptSync';
+  readonly n: Ballot;
+  /** Index of `entries[0]`; the follower's log becomes its first `syncIndex` entries + `entries`. */
+  readonly syncIndex: number;
+  readonly entries: readonly T[];
+  /** Set when the follower needs compacted entries; then `syncIndex === snapshot.index`. */
+  readonly snapshot: Snapshot | null;
+  readonly decidedIndex: number;
+}
+
+/** Leader → follower: entries `start, start+1, ...` of ballot `n`, plus the leader's decided count. */
+export interface Accept<T> {
+  readonly type: 'Accept';
+  readonly n: Ballot;
+  readonly start: number;
+  readonly entries: readonly T[];
+  readonly decidedIndex: number;
+}
+
+/** Follower → leader: "my log of ballot `n` has `logLength` entries, all of them the leader's". */
+export interface Accepted {
+  readonly type: 'Accepted';
+  readonly n: Ballot;
+  readonly logLength: number;
+}
+
+/** Leader → follower: entries `[0, decidedIndex)` are decided. */
+export interface Decide {
+  readonly type: 'Decide';
+  readonly n: Ballot;
+  readonly decidedIndex: number;
+}
+
+/** Follower → leader: proposals made at the follower. */
+export interface Forward<T> {
+  readonly type: 'Forward';
+  readonly entries: readonly T[];
+}
+
+/** Leader → follower: "do you still follow ballot `n`?" (read-index quorum round). */
+export interface ReadIndexRequest {
+  readonly type: 'ReadIndexRequest';
+  readonly n: Ballot;
+  readonly round: number;
+}
+
+/** Follower → leader: "yes, my promise is still `n`" for read-index round `round`. */
+export interface ReadIndexReply {
+  readonly type: 'ReadIndexReply';
+  readonly n: Ballot;
+  readonly round: number;
+}
+
+/** Every message of the protocol, discriminated by `type`. */
+export type PaxosMessage<T> =
+  | HeartbeatRequest
+  | HeartbeatReply
+  | PrepareReq
+  | Prepare
+  | PromiseMessage<T>
+  | AcceptSync<T>
+  | Accept<T>
+  | Accepted
+  | Decide
+  | Forward<T>
+  | ReadIndexRequest
+  | ReadIndexReply;
+
+/** The `type` tags of {@link PaxosMessage}. */
+export type PaxosMessageType = PaxosMessage<unknown>['type'];
+
+function isCount(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+function isSnapshotOrNull(x: unknown): boolean {
+  if (x === null) return true;
+  if (typeof x !== 'object' || x === undefined) return false;
+  const s = x as { index?: unknown; data?: unknown };
+  return isCount(s.index) && s.data instanceof Uint8Array;
+}
+
+/**
+ * Cheap structural check of an incoming message: the type tag and the type of every field (entries
+ * are only checked to be an array; their elements are the application's). Never throws.
+ * Use it on the peer hot path before {@link SequencePaxos.handle}.
+ */
+export function isPaxosMessage(x: unknown): x is PaxosMessage<unknown> {
+  if (typeof x !== 'object' || x === null) return false;
+  // biome-ignore lint/suspicious/noExplicitAny: structural probing of unknown input
+  const m = x as Record<string, any>;
+  switch (m.type) {
+    case 'HeartbeatRequest':
+      return isCount(m.round);
+    case 'HeartbeatReply':
+      return isCount(m.round) && isBallot(m.ballot) && typeof m.quorumConnected === 'boolean';
+    case 'PrepareReq':
+      return isBallot(m.n);
+    case 'Prepare':
+      return isBallot(m.n) && isCount(m.decidedIndex) && isBallot(m.acceptedRound) && isCount(m.logLength);
+    case 'Promise':
+      return (
+        isBallot(m.n) &&
+        isBallot(m.acceptedRound) &&
+        isCount(m.logLength) &&
+        isCount(m.decidedIndex) &&
+        isCount(m.suffixStart) &&
+        Array.isArray(m.suffix) &&
+        isSnapshotOrNull(m.snapshot)
+      );
+    case 'AcceptSync':
+      return (
+        isBallot(m.n) &&
+        isCount(m.syncIndex) &&
+        Array.isArray(m.entries) &&
+        isSnapshotOrNull(m.snapshot) &&
+        isCount(m.decidedIndex)
+      );
+    case 'Accept':
+      return isBallot(m.n) && isCount(m.start) && Array.isArray(m.entries) && isCount(m.decidedIndex);
+    case 'Accepted':
+      return isBallot(m.n) && isCount(m.logLength);
+    case 'Decide':
+      return isBallot(m.n) && isCount(m.decidedIndex);
+    case 'Forward':
+      return Array.isArray(m.entries);
+    case 'ReadIndexRequest':
+    case 'ReadIndexReply':
+      return isBallot(m.n) && isCount(m.round);
+    default:
+      return false;
+  }
+}
