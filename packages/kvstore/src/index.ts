@@ -1,5 +1,31 @@
 /**
- * @paxkv/kvstore: placeholder entry point, replaced by the package's implementation.
+ * @paxkv/kvstore: the replicated key-value state machine with exactly-once sessions, the durable
+ * write-ahead log with group commit and crash recovery, snapshots, replica groups and key partitioning.
  * @packageDocumentation
  */
-export const PACKAGE_NAME = '@paxkv/kvstore';
+export { CorruptDataError } from './codec.js';
+export { isKvCommand, type KvCommand } from './command.js';
+export { DEFAULT_PARTITIONS, defaultPartitionOf, partitionOf } from './partition.js';
+export {
+  type ApplyOutcome,
+  DEFAULT_STATE_MACHINE_CONFIG,
+  KvStateMachine,
+  type StateMachineConfig,
+  valuesEqual,
+} from './state-machine.js';
+export { crc32c } from './storage/crc32c.js';
+export type { AppendFile, Disk } from './storage/disk.js';
+export { NodeDisk } from './storage/node-disk.js';
+export { type CrashOptions, SimDisk, type SimDiskOptions } from './storage/sim-disk.js';
+export {
+  DEFAULT_WAL_OPTIONS,
+  type FsyncMode,
+  type StorageLogger,
+  silentLogger,
+  WalFailedError,
+  type WalOptions,
+  WalRecordError,
+  type WalRecovery,
+  type WalStats,
+  WriteAheadLog,
+} from './storage/wal.js';

@@ -1,0 +1,47 @@
+/**
+ * The command replicated through the paxos log of a group.
+ * @module
+ */
+import type { KvOp, Session } from '@paxkv/common';
+
+/**
+ * One write replicated through a group's log. `id` is unique per proposal (the proposer's id, an
+ * incarnation nonce and a counter) so the proposer can match the decided entry with the waiting caller.
+ * `session`, when present, makes the write exactly-once.
+ */
+export interface KvCommand {
+  /** Unique proposal id, chosen by the proposing replica. */
+  readonly id: string;
+  /** The operation (`put`, `cas` or `delete`; a `get` in the log is applied as a read). */
+  readonly op: KvOp;
+  /** Client session and sequence number for exactly-once application. */
+  readonly session?: Session;
+}
+
+function isValue(x: unknown): boolean {
+  return typeof x === 'string' || x instanceof Uint8Array;
+}
+
+/** Structural check of a decoded log entry (from disk or a peer). Never throws. */
+export function isKvCommand(x: unknown): x is KvCommand {
+  if (typeof x !== 'object' || x === null) return false;
+  const c = x as Record<string, unknown>;
+  if (typeof c.id !== 'string') return false;
+  if (c.session !== undefined && c.session !== null) {
+    const s = c.session as Record<string, unknown>;
+    if (typeof s !== 'object' || typeof s.client !== 'string' || !Number.isSafeInteger(s.seq)) return false;
+  }
+  const op = c.op as Record<string, unknown> | null;
+  if (typeof op !== 'object' || op === null || typeof op.key !== 'string') return false;
+  switch (op.op) {
+    case 'get':
+    case 'delete':
+      return true;
+    case 'put':
+      return isValue(op.value);
+    case 'cas':
+      return isValue(op.value) && (op.expected === null || isValue(op.expected));
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,199 @@
+import type { KvOp, Session } from '@paxkv/common';
+import { describe, expect, it } from 'vitest';
+import { encode } from './codec.js';
+import type { KvCommand } from './command.js';
+import { KvStateMachine, valuesEqual } from './state-machine.js';
+
+let n = 0;
+const cmd = (op: KvOp, session?: Session): KvCommand => ({
+  id: `t${n++}`,
+  op,
+  ...(session ? { session } : {}),
+});
+
+function run(m: KvStateMachine, op: KvOp, session?: Session) {
+  return m.apply(m.appliedIndex, cmd(op, session));
+}
+
+describe('KvStateMachine operations', () => {
+  const cases: Array<{
+    name: string;
+    before: Array<[string, string]>;
+    op: KvOp;
+    result: unknown;
+    after?: string | null;
+  }> = [
+    { name: 'get absent', before: [], op: { op: 'get', key: 'k' }, result: { op: 'get', value: null } },
+    {
+      name: 'get present',
+      before: [['k', 'v']],
+      op: { op: 'get', key: 'k' },
+      result: { op: 'get', value: 'v' },
+    },
+    {
+      name: 'put creates',
+      before: [],
+      op: { op: 'put', key: 'k', value: 'a' },
+      result: { op: 'put', created: true },
+      after: 'a',
+    },
+    {
+      name: 'put updates',
+      before: [['k', 'v']],
+      op: { op: 'put', key: 'k', value: 'a' },
+      result: { op: 'put', created: false },
+      after: 'a',
+    },
+    {
+      name: 'delete absent',
+      before: [],
+      op: { op: 'delete', key: 'k' },
+      result: { op: 'delete', existed: false },
+      after: null,
+    },
+    {
+      name: 'delete present',
+      before: [['k', 'v']],
+      op: { op: 'delete', key: 'k' },
+      result: { op: 'delete', existed: true },
+      after: null,
+    },
+    {
+      name: 'cas absent-only on absent',
+      before: [],
+      op: { op: 'cas', key: 'k', expected: null, value: 'a' },
+      result: { op: 'cas', outcome: 'applied', current: 'a' },
+      after: 'a',
+    },
+    {
+      name: 'cas absent-only on present',
+      before: [['k', 'v']],
+      op: { op: 'cas', key: 'k', expected: null, value: 'a' },
+      result: { op: 'cas', outcome: 'mismatch', current: 'v' },
+      after: 'v',
+    },
+    {
+      name: 'cas on absent',
+      before: [],
+      op: { op: 'cas', key: 'k', expected: 'v', value: 'a' },
+      result: { op: 'cas', outcome: 'not-found', current: null },
+      after: null,
+    },
+    {
+      name: 'cas match',
+      before: [['k', 'v']],
+      op: { op: 'cas', key: 'k', expected: 'v', value: 'a' },
+      result: { op: 'cas', outcome: 'applied', current: 'a' },
+      after: 'a',
+    },
+    {
+      name: 'cas mismatch',
+      before: [['k', 'v']],
+      op: { op: 'cas', key: 'k', expected: 'w', value: 'a' },
+      result: { op: 'cas', outcome: 'mismatch', current: 'v' },
+      after: 'v',
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const m = new KvStateMachine();
+      for (const [k, v] of c.before) run(m, { op: 'put', key: k, value: v });
+      expect(run(m, c.op)).toEqual({ ok: true, result: c.result, duplicate: false });
+      if (c.after !== undefined) expect(m.read('k')).toEqual({ op: 'get', value: c.after });
+    });
+  }
+
+  it('compares string and byte values by their UTF-8 bytes', () => {
+    expect(valuesEqual('é', new Uint8Array([0xc3, 0xa9]))).toBe(true);
+    expect(valuesEqual('a', 'b')).toBe(false);
+    const m = new KvStateMachine();
+    run(m, { op: 'put', key: 'k', value: new Uint8Array([0x61]) });
+    expect(run(m, { op: 'cas', key: 'k', expected: 'a', value: 'b' })).toMatchObject({
+      result: { outcome: 'applied' },
+    });
+  });
+
+  it('skips malformed entries with an error and keeps going', () => {
+    const m = new KvStateMachine();
+    expect(m.apply(0, { junk: true })).toMatchObject({ ok: false });
+    expect(m.apply(1, null)).toMatchObject({ ok: false });
+    expect(m.appliedIndex).toBe(2);
+    expect(() => m.apply(5, cmd({ op: 'get', key: 'k' }))).toThrow(RangeError);
+  });
+});
+
+describe('exactly-once sessions', () => {
+  it('applies a retried write once and returns the same result', () => {
+    const m = new KvStateMachine();
+    run(m, { op: 'put', key: 'k', value: 'v' });
+    const s = { client: 'c1', seq: 1 };
+    const first = run(m, { op: 'cas', key: 'k', expected: 'v', value: 'w' }, s);
+    const retry = run(m, { op: 'cas', key: 'k', expected: 'v', value: 'w' }, s);
+    expect(first).toEqual({
+      ok: true,
+      result: { op: 'cas', outcome: 'applied', current: 'w' },
+      duplicate: false,
+    });
+    expect(retry).toEqual({
+      ok: true,
+      result: { op: 'cas', outcome: 'applied', current: 'w' },
+      duplicate: true,
+    });
+    expect(
+      run(m, { op: 'cas', key: 'k', expected: 'v', value: 'x' }, { client: 'c1', seq: 2 }),
+    ).toMatchObject({
+      result: { outcome: 'mismatch' },
+    });
+    expect(run(m, { op: 'put', key: 'k', value: 'z' }, { client: 'c1', seq: 1 })).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_REQUEST', field: 'session.seq' },
+    });
+    expect(m.read('k').op === 'get' && m.read('k')).toEqual({ op: 'get', value: 'w' });
+  });
+
+  it('expires sessions by log index and caps their number, deterministically', () => {
+    const m = new KvStateMachine({ sessionTtlEntries: 10, maxSessions: 3 });
+    run(m, { op: 'put', key: 'a', value: '1' }, { client: 'old', seq: 1 });
+    for (let i = 0; i < 10; i++) run(m, { op: 'get', key: 'x' });
+    expect(m.session('old')).toBeDefined();
+    run(m, { op: 'get', key: 'x' });
+    run(m, { op: 'get', key: 'x' });
+    expect(m.session('old')).toBeUndefined();
+    for (const c of ['a', 'b', 'c', 'd']) run(m, { op: 'put', key: c, value: c }, { client: c, seq: 1 });
+    expect(m.sessionCount).toBe(3);
+    expect(m.session('a')).toBeUndefined();
+    run(m, { op: 'put', key: 'b', value: 'b2' }, { client: 'b', seq: 2 });
+    run(m, { op: 'put', key: 'e', value: 'e' }, { client: 'e', seq: 1 });
+    // 'c' was the least recently written session, not 'b'.
+    expect(m.session('c')).toBeUndefined();
+    expect(m.session('b')).toEqual({ seq: 2, lastIndex: 17 });
+  });
+
+  it('keeps data and sessions across a snapshot', () => {
+    const m = new KvStateMachine({ maxSessions: 2 });
+    run(m, { op: 'put', key: 'k', value: new Uint8Array([1, 2, 3]) }, { client: 'c1', seq: 4 });
+    run(m, { op: 'put', key: 's', value: 'str' }, { client: 'c2', seq: 1 });
+    const copy = KvStateMachine.fromSnapshot(m.snapshot(), { maxSessions: 2 });
+    if (!(copy instanceof KvStateMachine)) throw copy;
+    expect(copy.appliedIndex).toBe(2);
+    expect(copy.read('k')).toEqual({ op: 'get', value: new Uint8Array([1, 2, 3]) });
+    expect(copy.read('s')).toEqual({ op: 'get', value: 'str' });
+    const retried = copy.apply(2, cmd({ op: 'put', key: 'k', value: 'other' }, { client: 'c1', seq: 4 }));
+    expect(retried).toMatchObject({ ok: true, duplicate: true });
+    // Expiry order survives: a new session evicts c1 (oldest), in both machines.
+    run(m, { op: 'get', key: 'k' });
+    run(m, { op: 'put', key: 'n', value: 'n' }, { client: 'c3', seq: 1 });
+    run(copy, { op: 'put', key: 'n', value: 'n' }, { client: 'c3', seq: 1 });
+    expect(copy.snapshot()).toEqual(m.snapshot());
+  });
+
+  it('rejects corrupt snapshots with a typed error', () => {
+    expect(KvStateMachine.fromSnapshot(new Uint8Array([0xc1]))).toBeInstanceOf(Error);
+    expect(KvStateMachine.fromSnapshot(encode({ v: 99 }))).toMatchObject({ name: 'CorruptDataError' });
+    expect(
+      KvStateMachine.fromSnapshot(encode({ v: 1, applied: 0, data: [[1, 2]], sessions: [] })),
+    ).toMatchObject({
+      name: 'CorruptDataError',
+    });
+  });
+});

@@ -1,0 +1,47 @@
+/**
+ * The file port of the storage layer. Everything the write-ahead log and the snapshot store do to a
+ * disk goes through {@link Disk}, so the same code runs on the real file system ({@link NodeDisk}) and
+ * on a simulated disk ({@link SimDisk}) that keeps only synced bytes when the simulated machine crashes.
+ * @module
+ */
+
+/** A file opened for appending. Writes land in the OS cache; only {@link AppendFile.sync} makes them durable. */
+export interface AppendFile {
+  /** Current size of the file in bytes (including unsynced writes). */
+  readonly size: number;
+  /** Appends `data` at the end of the file. Not durable until {@link AppendFile.sync} resolves. */
+  write(data: Uint8Array): Promise<void>;
+  /** Makes every byte written so far durable (fdatasync). */
+  sync(): Promise<void>;
+  /** Closes the handle. Unsynced bytes stay in the OS cache (and may be lost on a machine crash). */
+  close(): Promise<void>;
+}
+
+/**
+ * What the storage layer needs from a file system. Paths are plain strings joined with {@link Disk.join}.
+ * Every method rejects with the underlying error on IO failure; callers treat that as fatal for the
+ * store (after a failed fsync nothing can be assumed about the file).
+ */
+export interface Disk {
+  /** Joins path segments with the platform separator. */
+  join(...parts: string[]): string;
+  /** Creates `dir` and its parents if missing. */
+  mkdirp(dir: string): Promise<void>;
+  /** Names (not paths) of the entries of `dir`; empty if `dir` does not exist. */
+  list(dir: string): Promise<string[]>;
+  /** Whole content of `path`, or `undefined` if the file does not exist. */
+  readFile(path: string): Promise<Uint8Array | undefined>;
+  /** Opens `path` for appending, creating it if missing (a new file is durable only after {@link Disk.syncDir}). */
+  openAppend(path: string): Promise<AppendFile>;
+  /** Cuts `path` to `size` bytes and makes the cut durable. */
+  truncate(path: string, size: number): Promise<void>;
+  /** Removes `path` if it exists. */
+  remove(path: string): Promise<void>;
+  /** Makes the entries (creations, renames, removals) of `dir` durable. */
+  syncDir(dir: string): Promise<void>;
+  /**
+   * Replaces `path` with `data` atomically and durably: write a temporary file, fsync it, rename it over
+   * `path`, fsync the directory. After a crash the file holds either the old or the new content, never a mix.
+   */
+  writeFileAtomic(path: string, data: Uint8Array): Promise<void>;
+}

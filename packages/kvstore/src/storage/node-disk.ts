@@ -1,0 +1,106 @@
+import { constants, promises as fsp } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { AppendFile, Disk } from './disk.js';
+
+class NodeAppendFile implements AppendFile {
+  #size: number;
+  constructor(
+    private readonly handle: fsp.FileHandle,
+    size: number,
+  ) {
+    this.#size = size;
+  }
+  get size(): number {
+    return this.#size;
+  }
+  async write(data: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < data.length) {
+      const { bytesWritten } = await this.handle.write(data, off, data.length - off, null);
+      off += bytesWritten;
+    }
+    this.#size += data.length;
+  }
+  async sync(): Promise<void> {
+    await this.handle.datasync();
+  }
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+function isNotFound(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'ENOENT';
+}
+
+/**
+ * {@link Disk} on Node's `fs`: appends through an `O_APPEND` file handle, `fdatasync` for sync, directory
+ * fsync after creations and renames (POSIX needs it for the entry itself to survive a crash).
+ */
+export class NodeDisk implements Disk {
+  join(...parts: string[]): string {
+    return join(...parts);
+  }
+  async mkdirp(dir: string): Promise<void> {
+    await fsp.mkdir(dir, { recursive: true });
+  }
+  async list(dir: string): Promise<string[]> {
+    try {
+      return await fsp.readdir(dir);
+    } catch (e) {
+      if (isNotFound(e)) return [];
+      throw e;
+    }
+  }
+  async readFile(path: string): Promise<Uint8Array | undefined> {
+    try {
+      const b = await fsp.readFile(path);
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+  async openAppend(path: string): Promise<AppendFile> {
+    const handle = await fsp.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
+    const st = await handle.stat();
+    return new NodeAppendFile(handle, st.size);
+  }
+  async truncate(path: string, size: number): Promise<void> {
+    const handle = await fsp.open(path, 'r+');
+    try {
+      await handle.truncate(size);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+  async remove(path: string): Promise<void> {
+    await fsp.rm(path, { force: true });
+  }
+  async syncDir(dir: string): Promise<void> {
+    let handle: fsp.FileHandle | undefined;
+    try {
+      handle = await fsp.open(dir, 'r');
+      await handle.sync();
+    } catch (e) {
+      // Some platforms (Windows) cannot open or fsync a directory; the rename is still atomic there.
+      const code = (e as { code?: unknown }).code;
+      if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw e;
+    } finally {
+      await handle?.close();
+    }
+  }
+  async writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
+    const tmp = `${path}.tmp`;
+    const handle = await fsp.open(tmp, 'w', 0o644);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fsp.rename(tmp, path);
+    await this.syncDir(dirname(path));
+  }
+}
