@@ -226,6 +226,18 @@ describe('FaultProxy on loopback', () => {
     await sink.start();
   });
 
+  it('rebinds a listener to the node id learned after start-up', async () => {
+    const p = await open();
+    p.send({ type: 'peer.hello', from: 2 });
+    await until(() => proxy.connections()[0]?.from === 2);
+    proxy.rebindTarget(1, 9);
+    expect(proxy.connections()[0]?.to).toBe(9);
+    expect(proxy.addressOf(9)).toBe(address);
+    proxy.setRule(2, 9, { kind: 'cut', mode: 'refuse' });
+    await until(() => p.closed);
+    expect(() => proxy.rebindTarget(1, 3)).toThrow(/addTarget/);
+  });
+
   it('rejects invalid rules and addresses with typed errors', () => {
     expect(() => proxy.setRule(1, 2, { kind: 'delay', ms: -1, jitterMs: 0 })).toThrow(/delay needs/);
     expect(() => proxy.setRule(1, 2, { kind: 'drop-then-close', probability: 2 })).toThrow(/probability/);

@@ -144,7 +144,7 @@ class ProxiedConnection {
 
   constructor(
     readonly id: number,
-    readonly to: number,
+    public to: number,
     readonly client: Socket,
     readonly server: Socket,
   ) {
@@ -205,7 +205,9 @@ export class FaultProxy {
     if (this.listeners.has(node))
       throw new FaultProxyError(`node ${node} already has a listener; removeTarget first`);
     const parsed = parseHostPort(target);
-    const server = createServer((socket) => this.accept(node, socket));
+    const entry = { server: undefined as unknown as Server, target: parsed, address: '' };
+    const server = createServer((socket) => this.accept(entry, socket));
+    entry.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, this.config.host, () => {
@@ -216,14 +218,33 @@ export class FaultProxy {
     server.on('error', () => {});
     const info = server.address();
     if (info === null || typeof info === 'string') throw new FaultProxyError('listener has no TCP address');
-    const address = `${formatHost(this.config.host)}:${info.port}`;
-    this.listeners.set(node, { server, target: parsed, address });
-    return address;
+    entry.address = `${formatHost(this.config.host)}:${info.port}`;
+    this.listeners.set(node, entry);
+    return entry.address;
   }
 
   /** The listener address of `node`, or `undefined`. */
   addressOf(node: number): string | undefined {
     return this.listeners.get(node)?.address;
+  }
+
+  /**
+   * Renames the target of a listener, for servers whose node id is only known once they have started (the
+   * bootstrap server assigns ids at check-in): open the listener under a provisional id, start the server
+   * with the listener's address as its advertised address, learn its id, then rebind. Rules keyed by the new
+   * id apply to the listener's connections from then on.
+   */
+  rebindTarget(oldNode: number, newNode: number): void {
+    if (oldNode === newNode) return;
+    const l = this.listeners.get(oldNode);
+    if (l === undefined) throw new FaultProxyError(`no listener for node ${oldNode}; call addTarget first`);
+    if (this.listeners.has(newNode)) throw new FaultProxyError(`node ${newNode} already has a listener`);
+    if (!Number.isInteger(newNode) || newNode <= 0)
+      throw new FaultProxyError(`node must be a positive integer, got ${newNode}`);
+    this.listeners.delete(oldNode);
+    this.listeners.set(newNode, l);
+    for (const c of this.conns) if (c.to === oldNode) c.to = newNode;
+    this.reapply();
   }
 
   /** Closes the listener of `node` and every connection through it. */
@@ -306,6 +327,11 @@ export class FaultProxy {
     await Promise.all(all.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve()))));
   }
 
+  private nodeOfListener(listener: object): number | undefined {
+    for (const [node, l] of this.listeners) if (l === listener) return node;
+    return undefined;
+  }
+
   private emit(e: FaultProxyEvent): void {
     for (const l of this.eventListeners) {
       try {
@@ -316,8 +342,9 @@ export class FaultProxy {
     }
   }
 
-  private accept(node: number, client: Socket): void {
-    const l = this.listeners.get(node);
+  private accept(listener: { target: { host: string; port: number } }, client: Socket): void {
+    const node = this.nodeOfListener(listener);
+    const l = node === undefined ? undefined : this.listeners.get(node);
     if (l === undefined || this.closing) {
       client.destroy();
       return;
@@ -326,14 +353,14 @@ export class FaultProxy {
     client.setNoDelay(true);
     const server = connect({ host: l.target.host, port: l.target.port });
     server.setNoDelay(true);
-    const conn = new ProxiedConnection(this.nextConnId++, node, client, server);
+    const conn = new ProxiedConnection(this.nextConnId++, node as number, client, server);
     this.conns.add(conn);
     const upSplit = new FrameSplitter(this.config.maxFrameBytes);
     const downSplit = new FrameSplitter(this.config.maxFrameBytes);
     const onClose = (): void => this.destroy(conn);
     client.on('error', onClose);
     server.on('error', (err) => {
-      this.emit({ kind: 'upstream-error', conn: conn.id, to: node, message: err.message });
+      this.emit({ kind: 'upstream-error', conn: conn.id, to: conn.to, message: err.message });
       onClose();
     });
     client.on('close', onClose);

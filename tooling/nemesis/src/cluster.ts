@@ -1,0 +1,371 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { FaultProxy } from './proxy.js';
+import { fetchStatus, type ServerStatusView } from './rpc.js';
+import { resolveServerCommand, type ServerCommand } from './server-command.js';
+
+/** Configuration of a {@link ManagedCluster}; every field but `dir` and `proxy` has a default. */
+export interface ClusterConfig {
+  /** Number of servers. Default 3. */
+  readonly servers: number;
+  /** Directory for the servers' data dirs and logs (created). */
+  readonly dir: string;
+  /** The proxy in front of the servers: each gets a listener and advertises it. */
+  readonly proxy: FaultProxy;
+  /** How to start a server. Default {@link resolveServerCommand}. */
+  readonly command?: ServerCommand;
+  /** Extra flags for every server. Default none. */
+  readonly serverFlags: readonly string[];
+  /** Extra environment for every server (test-only switches). Default none. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Replicas per partition (`--replication`). Default 3 (at most `servers`). */
+  readonly replication: number;
+  /** Partitions (`--partitions`). Default 16. */
+  readonly partitions: number;
+  /** WAL fsync mode (`--fsync`). Default `batch`. */
+  readonly fsync: 'always' | 'batch' | 'never';
+  /** Server log level (`--log-level`). Default `info`. */
+  readonly logLevel: string;
+  /** Time allowed for a server to start and for the whole cluster to elect leaders. Default 60 000 ms. */
+  readonly startTimeoutMs: number;
+  /** Interval between readiness polls. Default 200 ms. */
+  readonly pollMs: number;
+}
+
+/** Defaults of {@link ClusterConfig}. */
+export const DEFAULT_CLUSTER_CONFIG: Omit<ClusterConfig, 'dir' | 'proxy' | 'command'> = Object.freeze({
+  servers: 3,
+  serverFlags: [],
+  env: {},
+  replication: 3,
+  partitions: 16,
+  fsync: 'batch',
+  logLevel: 'info',
+  startTimeoutMs: 60_000,
+  pollMs: 200,
+});
+
+/** Raised when the cluster cannot be started or does not become ready in time. */
+export class ClusterStartError extends Error {
+  override readonly name = 'ClusterStartError';
+}
+
+/** The life state of a managed server process. */
+export type ServerState = 'running' | 'paused' | 'killed';
+
+/** One `paxkv-server` process, restartable on the same port and data dir. */
+export class ManagedServer {
+  /** The node id, known once the server has checked in (0 before). */
+  node = 0;
+  /** Current state. */
+  state: ServerState = 'killed';
+  /** Times the process has been (re)started. */
+  starts = 0;
+  private child: ChildProcess | undefined;
+  private exitWaiters: Array<() => void> = [];
+  /** Exit code or signal of the last exit, for diagnostics. */
+  lastExit = '';
+
+  constructor(
+    /** Index of the server in the cluster (0 = bootstrap server). */
+    readonly slot: number,
+    /** The server's own listening address. */
+    readonly realAddress: string,
+    /** The proxy listener that forwards to it (the address it advertises). */
+    readonly proxyAddress: string,
+    /** Its data dir. */
+    readonly dataDir: string,
+    /** Its log file (stdout and stderr of every incarnation). */
+    readonly logFile: string,
+    private readonly command: ServerCommand,
+    private readonly flags: readonly string[],
+    private readonly env: Readonly<Record<string, string>>,
+  ) {}
+
+  /** The OS process id of the current incarnation. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Starts the process (must be killed or never started). */
+  start(): void {
+    if (this.state !== 'killed')
+      throw new Error(`server slot ${this.slot} is ${this.state}; kill it before starting`);
+    mkdirSync(this.dataDir, { recursive: true });
+    const fd = openSync(this.logFile, 'a');
+    try {
+      const child = spawn(this.command.command, [...this.command.args, ...this.flags], {
+        stdio: ['ignore', fd, fd],
+        env: { ...process.env, ...this.env },
+      });
+      this.child = child;
+      this.state = 'running';
+      this.starts += 1;
+      child.on('exit', (code, signal) => {
+        if (this.child !== child) return;
+        this.lastExit = signal ?? `exit ${code}`;
+        this.state = 'killed';
+        this.child = undefined;
+        for (const w of this.exitWaiters.splice(0)) w();
+      });
+      child.on('error', () => {});
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** SIGKILL and wait for the exit. A paused process is killed too. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (child === undefined || this.state === 'killed') return;
+    const exited = new Promise<void>((r) => this.exitWaiters.push(r));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** SIGSTOP: the process freezes with its sockets open (a paused leader looks alive to TCP). */
+  pause(): void {
+    if (this.state !== 'running' || this.child === undefined) return;
+    this.child.kill('SIGSTOP');
+    this.state = 'paused';
+  }
+
+  /** SIGCONT after {@link pause}. */
+  resume(): void {
+    if (this.state !== 'paused' || this.child === undefined) return;
+    this.child.kill('SIGCONT');
+    this.state = 'running';
+  }
+}
+
+/**
+ * A local paxkv cluster of real `paxkv-server` processes behind a {@link FaultProxy}: each server listens
+ * on its own port, advertises its proxy listener (`--advertise`), and keeps its data dir across restarts.
+ * The first server is the bootstrap server; the others join it directly (bootstrap traffic bypasses the
+ * proxy, peer and client traffic crosses it).
+ */
+export class ManagedCluster {
+  /** The effective configuration. */
+  readonly config: ClusterConfig;
+  /** The servers, by slot. */
+  readonly servers: ManagedServer[] = [];
+  private exitHook: (() => void) | undefined;
+
+  constructor(config: Partial<ClusterConfig> & Pick<ClusterConfig, 'dir' | 'proxy'>) {
+    this.config = { ...DEFAULT_CLUSTER_CONFIG, ...config };
+    if (!Number.isInteger(this.config.servers) || this.config.servers < 1) {
+      throw new ClusterStartError(`servers must be a positive integer, got ${this.config.servers}`);
+    }
+  }
+
+  /** The addresses clients should use (the proxy listeners). */
+  clientAddresses(): string[] {
+    return this.servers.map((s) => s.proxyAddress);
+  }
+
+  /** The node ids of all servers. */
+  nodes(): number[] {
+    return this.servers.map((s) => s.node);
+  }
+
+  /** The server with node id `node`. */
+  byNode(node: number): ManagedServer | undefined {
+    return this.servers.find((s) => s.node === node);
+  }
+
+  /**
+   * Starts every server, learns their node ids, rebinds the proxy listeners to them and waits until every
+   * partition has a leader.
+   * @throws ClusterStartError (with the log file to read) when that does not happen within `startTimeoutMs`.
+   */
+  async start(): Promise<void> {
+    const c = this.config;
+    const command = c.command ?? resolveServerCommand();
+    mkdirSync(c.dir, { recursive: true });
+    const ports = await freePorts(c.servers);
+    const replication = Math.min(c.replication, c.servers);
+    const bootstrapReal = `127.0.0.1:${ports[0]}`;
+    for (let slot = 0; slot < c.servers; slot++) {
+      const real = `127.0.0.1:${ports[slot]}`;
+      const proxyAddress = await c.proxy.addTarget(provisionalId(slot), real);
+      const flags = [
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(ports[slot]),
+        '--advertise',
+        proxyAddress,
+        '--data-dir',
+        join(c.dir, `server-${slot}`),
+        '--fsync',
+        c.fsync,
+        '--log-level',
+        c.logLevel,
+        '--bootstrap-threshold',
+        String(c.servers),
+        '--replication',
+        String(replication),
+        '--partitions',
+        String(c.partitions),
+        ...(slot === 0 ? [] : ['--join', bootstrapReal]),
+        ...c.serverFlags,
+      ];
+      this.servers.push(
+        new ManagedServer(
+          slot,
+          real,
+          proxyAddress,
+          join(c.dir, `server-${slot}`),
+          join(c.dir, `server-${slot}.log`),
+          command,
+          flags,
+          c.env,
+        ),
+      );
+    }
+    this.exitHook = () => {
+      for (const s of this.servers) {
+        try {
+          if (s.pid !== undefined) process.kill(s.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    };
+    process.on('exit', this.exitHook);
+    for (const s of this.servers) s.start();
+    const deadline = Date.now() + c.startTimeoutMs;
+    for (const s of this.servers) {
+      const st = await this.waitFor(s, deadline, (v) => v.hasTable);
+      s.node = st.node;
+      c.proxy.rebindTarget(provisionalId(s.slot), s.node);
+    }
+    await this.waitForLeaders(deadline);
+  }
+
+  /** Restarts a killed server on the same port and data dir and waits until it answers with its table. */
+  async restart(server: ManagedServer, timeoutMs = this.config.startTimeoutMs): Promise<void> {
+    if (server.state !== 'killed') return;
+    server.start();
+    const st = await this.waitFor(server, Date.now() + timeoutMs, (v) => v.hasTable);
+    if (st.node !== server.node) {
+      throw new ClusterStartError(
+        `server slot ${server.slot} came back as node ${st.node}, expected ${server.node}`,
+      );
+    }
+  }
+
+  /** The status of a running server, bypassing the proxy; `undefined` if it does not answer. */
+  async status(server: ManagedServer, timeoutMs = 1000): Promise<ServerStatusView | undefined> {
+    if (server.state !== 'running') return undefined;
+    try {
+      return await fetchStatus(server.realAddress, timeoutMs);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The leader of `partition` as reported by the running servers that host it (the most reported one), or
+   * `undefined`.
+   */
+  async leaderOf(partition: number): Promise<number | undefined> {
+    const votes = new Map<number, number>();
+    const statuses = await Promise.all(this.servers.map((s) => this.status(s)));
+    for (const st of statuses) {
+      const g = st?.groups.find((x) => x.partition === partition);
+      if (g?.leader != null) votes.set(g.leader, (votes.get(g.leader) ?? 0) + 1);
+    }
+    let best: number | undefined;
+    let bestVotes = 0;
+    for (const [n, v] of votes) if (v > bestVotes) [best, bestVotes] = [n, v];
+    return best;
+  }
+
+  /**
+   * Waits until every running server answers and every partition it hosts knows a leader.
+   * @throws ClusterStartError after the deadline.
+   */
+  async waitForLeaders(deadline: number): Promise<void> {
+    for (;;) {
+      const statuses = await Promise.all(this.servers.map((s) => this.status(s)));
+      const ok = statuses.every((st, i) =>
+        this.servers[i]?.state !== 'running'
+          ? true
+          : st !== undefined && st.groups.length > 0 && st.groups.every((g) => g.leader !== null),
+      );
+      if (ok) return;
+      if (Date.now() > deadline)
+        throw new ClusterStartError(
+          `not every partition has a leader; see the logs under ${this.config.dir}`,
+        );
+      await sleep(this.config.pollMs);
+    }
+  }
+
+  /** Kills every server (SIGCONT first for paused ones) and removes the exit hook. */
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.servers.map(async (s) => {
+        s.resume();
+        await s.kill();
+      }),
+    );
+    if (this.exitHook !== undefined) process.off('exit', this.exitHook);
+    this.exitHook = undefined;
+  }
+
+  private async waitFor(
+    server: ManagedServer,
+    deadline: number,
+    ready: (v: ServerStatusView) => boolean,
+  ): Promise<ServerStatusView> {
+    for (;;) {
+      if (server.state === 'killed') {
+        throw new ClusterStartError(
+          `server slot ${server.slot} exited (${server.lastExit}) while starting; see ${server.logFile}`,
+        );
+      }
+      const st = await this.status(server);
+      if (st !== undefined && ready(st)) return st;
+      if (Date.now() > deadline) {
+        throw new ClusterStartError(
+          `server slot ${server.slot} (${server.realAddress}) not ready in time; see ${server.logFile}`,
+        );
+      }
+      await sleep(this.config.pollMs);
+    }
+  }
+}
+
+/** Listener ids used before the real node ids are known. */
+function provisionalId(slot: number): number {
+  return 1_000_000 + slot;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Picks `n` distinct free loopback ports (bound then released). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<import('node:net').Server>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => {
+    const a = s.address();
+    return typeof a === 'object' && a !== null ? a.port : 0;
+  });
+  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  return ports;
+}
