@@ -1,5 +1,69 @@
 /**
- * @paxkv/linearizability-checker: placeholder entry point, replaced by the package's implementation.
+ * @paxkv/linearizability-checker: a fast, reusable linearizability checker (Wing–Gong–Lowe search
+ * with P-compositionality) for histories from any system, with readers for JSON-lines, Jepsen EDN
+ * and Porcupine's formats, built-in and user-defined models, and an HTML report.
  * @packageDocumentation
  */
-export const PACKAGE_NAME = '@paxkv/linearizability-checker';
+export {
+  type CheckOptions,
+  type CheckProgress,
+  type CheckResult,
+  check,
+  checkSync,
+  DEFAULT_CHECK_OPTIONS,
+  type PartitionResult,
+  type Verdict,
+} from './check.js';
+export {
+  type EdnForm,
+  EdnSymbol,
+  type EdnValue,
+  ednGet,
+  Keyword,
+  parseEdn,
+  readEdn,
+  type Tagged,
+} from './edn.js';
+export { HistoryParseError, InvalidOperationError, UnknownModelError, UsageError } from './errors.js';
+export { detectFormat, FORMATS, type Format, readHistory } from './formats.js';
+export {
+  buildHistory,
+  type History,
+  type Operation,
+  type OperationSpec,
+  type OperationStatus,
+} from './history.js';
+export {
+  type FailEvent,
+  formatEvent,
+  type HistoryEvent,
+  HistoryRecorder,
+  type HistoryRecorderOptions,
+  type InfoEvent,
+  type InvokeEvent,
+  JSONL_FORMAT_VERSION,
+  type JsonlHeader,
+  type OkEvent,
+  readJsonl,
+} from './jsonl.js';
+export { defineModel, type Model, type StepResult } from './model.js';
+export {
+  builtinModels,
+  casRegisterModel,
+  createKvModel,
+  etcdModel,
+  getBuiltinModel,
+  type KvInput,
+  type KvModelOptions,
+  type KvOutput,
+  type KvState,
+  kvModel,
+  porcupineKvModel,
+  type RegisterInput,
+  type RegisterOutput,
+  type RegisterValue,
+  registerModelInstance as registerModel,
+} from './models.js';
+export { readPorcupineEtcd, readPorcupineKv } from './porcupine.js';
+export { formatText, renderHtml, replay, type TextOptions } from './report.js';
+export { DEFAULT_SEARCH_LIMITS, type SearchLimits, type SearchOutcome, searchPartition } from './search.js';

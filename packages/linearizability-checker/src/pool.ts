@@ -1,0 +1,112 @@
+/**
+ * A small pool of worker threads that checks partitions in parallel.
+ * @module
+ */
+import { Worker } from 'node:worker_threads';
+import type { WorkerReply, WorkerRequest } from './check.js';
+
+function workerTarget(): { url: URL; execArgv: string[] } {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    // Running from sources (tests, tsx): the worker needs the TypeScript loader.
+    return { url: new URL('./worker.ts', here), execArgv: ['--import', 'tsx'] };
+  }
+  return { url: new URL('./worker.js', here), execArgv: [] };
+}
+
+/** The error of a reply whose item was abandoned because `stop` asked for it. */
+export const STOPPED = 'stopped';
+
+/**
+ * Runs `items` on `threads` workers, largest first. A worker error yields `{ ok: false }` for its
+ * item, which `finish` may recover from in the calling thread.
+ */
+export async function runInWorkers<T, R>(
+  items: readonly T[],
+  threads: number,
+  request: (item: T, i: number) => WorkerRequest,
+  finish: (item: T, reply: WorkerReply) => R,
+  stop: (result: R) => boolean,
+  onDone: (done: number) => void,
+): Promise<R[]> {
+  let stopped = false;
+  const workers = new Set<Worker>();
+  const order = items.map((_, i) => i).sort((a, b) => size(items[b]) - size(items[a]));
+  const results: R[] = new Array(items.length);
+  let nextIdx = 0;
+  let done = 0;
+  const target = workerTarget();
+  const lane = async (): Promise<void> => {
+    let worker: Worker | undefined;
+    try {
+      worker = new Worker(target.url, { execArgv: target.execArgv });
+      workers.add(worker);
+    } catch {
+      worker = undefined;
+    }
+    try {
+      for (;;) {
+        const k = nextIdx++;
+        if (k >= order.length) return;
+        const i = order[k] as number;
+        const item = items[i] as T;
+        const reply: WorkerReply = stopped
+          ? { ok: false, error: STOPPED }
+          : worker
+            ? await ask(worker, request(item, i))
+            : { ok: false, error: 'no worker' };
+        if (!reply.ok && worker) {
+          workers.delete(worker);
+          void worker.terminate();
+          worker = undefined;
+        }
+        const r =
+          stopped && reply.ok === false ? finish(item, { ok: false, error: STOPPED }) : finish(item, reply);
+        results[i] = r;
+        onDone(++done);
+        if (!stopped && stop(r)) {
+          stopped = true;
+          for (const w of workers) void w.terminate();
+        }
+      }
+    } finally {
+      if (worker) {
+        workers.delete(worker);
+        await worker.terminate();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: threads }, lane));
+  return results;
+}
+
+function size(item: unknown): number {
+  const ops = (item as { ops?: unknown[] }).ops;
+  return Array.isArray(ops) ? ops.length : 0;
+}
+
+function ask(worker: Worker, req: WorkerRequest): Promise<WorkerReply> {
+  return new Promise((resolve) => {
+    const cleanup = (): void => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    const onExit = (): void => {
+      cleanup();
+      resolve({ ok: false, error: STOPPED });
+    };
+    const onMessage = (reply: WorkerReply): void => {
+      cleanup();
+      resolve(reply);
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      resolve({ ok: false, error: err.message });
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+    worker.postMessage(req);
+  });
+}

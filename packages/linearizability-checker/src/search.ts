@@ -1,0 +1,444 @@
+/**
+ * The Wing–Gong–Lowe search over one partition, on typed arrays: a doubly linked list of call and
+ * return events, a bitset of linearized operations with an incremental hash, model states interned
+ * as small integers with a memoized transition table, and a cache of (linearized set, state).
+ * @module
+ */
+import type { Operation } from './history.js';
+import type { Model } from './model.js';
+
+/** Limits of one search. Every field has a documented default in {@link DEFAULT_SEARCH_LIMITS}. */
+export interface SearchLimits {
+  /** Absolute `performance.now()` time (ms) after which the search gives up with `unknown`. */
+  deadline: number;
+  /** Most (linearized set, state) pairs kept in the cache before giving up with `unknown`. */
+  maxCacheEntries: number;
+  /**
+   * Model states (in order of discovery) whose transitions are memoized in a table of
+   * states × operations; later states are stepped by calling the model each time (models such as
+   * append-KV discover a new state at almost every step, where a table would only cost memory).
+   */
+  maxMemoStates: number;
+  /** Search steps between two looks at the clock (and calls of `onProgress`). */
+  clockCheckInterval: number;
+}
+
+/** Defaults: no deadline, 20 M cache entries, 1,024 memoized states, clock checked every 16,384 steps. */
+export const DEFAULT_SEARCH_LIMITS: SearchLimits = {
+  deadline: Number.POSITIVE_INFINITY,
+  maxCacheEntries: 20_000_000,
+  maxMemoStates: 1024,
+  clockCheckInterval: 16_384,
+};
+
+/** Outcome of the search over one partition. Operation numbers are positions in the input array. */
+export type SearchOutcome =
+  | {
+      readonly verdict: 'linearizable';
+      /** One valid linearization (positions in the input array). */
+      readonly linearization: number[];
+      /** Search steps taken. */
+      readonly steps: number;
+    }
+  | {
+      readonly verdict: 'not-linearizable';
+      /** The longest linearizable prefix found (positions, in linearization order). */
+      readonly longestPrefix: number[];
+      /** Operations that could go next after the prefix and could not be placed. */
+      readonly stuck: number[];
+      /** Search steps taken. */
+      readonly steps: number;
+    }
+  | {
+      readonly verdict: 'unknown';
+      /** Why the search stopped. */
+      readonly reason: string;
+      /** The longest linearizable prefix found before stopping. */
+      readonly longestPrefix: number[];
+      /** Search steps taken. */
+      readonly steps: number;
+    };
+
+/** Interns model states as small integers and memoizes transitions per (state, operation). */
+class StateSpace<S> {
+  readonly states: S[] = [];
+  private readonly byKey = new Map<string | number, number | number[]>();
+  private readonly rows: (Int32Array | undefined)[] = [];
+
+  constructor(
+    private readonly model: Model<S, unknown, unknown>,
+    private readonly ops: readonly Operation[],
+    private readonly maxMemoStates: number,
+  ) {}
+
+  intern(state: S): number {
+    const m = this.model;
+    const key = m.key ? m.key(state) : JSON.stringify(state);
+    const found = this.byKey.get(key);
+    if (found !== undefined) {
+      if (m.equal === undefined) return found as number;
+      const list = typeof found === 'number' ? [found] : found;
+      for (const id of list) if (m.equal(this.states[id] as S, state)) return id;
+      const id = this.add(state);
+      this.byKey.set(key, [...list, id]);
+      return id;
+    }
+    const id = this.add(state);
+    this.byKey.set(key, id);
+    return id;
+  }
+
+  private add(state: S): number {
+    this.states.push(state);
+    return this.states.length - 1;
+  }
+
+  /** Next state id of `op` from state `s`, or -1 when the op is illegal there. */
+  step(s: number, op: number): number {
+    let row = this.rows[s];
+    if (row === undefined && s < this.maxMemoStates) {
+      row = new Int32Array(this.ops.length).fill(-2);
+      this.rows[s] = row;
+    }
+    if (row !== undefined) {
+      const cached = row[op] as number;
+      if (cached !== -2) return cached;
+    }
+    const o = this.ops[op] as Operation;
+    const r = this.model.step(this.states[s] as S, o.input, o.output);
+    const next = r.ok ? this.intern(r.state) : -1;
+    if (row !== undefined) row[op] = next;
+    return next;
+  }
+}
+
+/** Open-addressing hash set of (bitset, state) pairs, stored in typed arrays. */
+class Cache {
+  private table: Int32Array;
+  private mask: number;
+  private hashes: Int32Array;
+  private stateIds: Int32Array;
+  private arena: Uint32Array;
+  size = 0;
+
+  constructor(private readonly words: number) {
+    const cap = 1 << 12;
+    this.table = new Int32Array(cap).fill(-1);
+    this.mask = cap - 1;
+    this.hashes = new Int32Array(cap >> 1);
+    this.stateIds = new Int32Array(cap >> 1);
+    this.arena = new Uint32Array((cap >> 1) * Math.max(1, words));
+  }
+
+  /** Adds the pair; returns false when it was already present. */
+  add(hash: number, state: number, bits: Uint32Array): boolean {
+    const w = this.words;
+    const table = this.table;
+    const mask = this.mask;
+    let slot = (hash ^ (hash >>> 15)) & mask;
+    for (;;) {
+      const e = table[slot] as number;
+      if (e === -1) break;
+      if (this.hashes[e] === hash && this.stateIds[e] === state) {
+        const base = e * w;
+        const arena = this.arena;
+        let same = true;
+        for (let i = 0; i < w; i++) {
+          if (arena[base + i] !== bits[i]) {
+            same = false;
+            break;
+          }
+        }
+        if (same) return false;
+      }
+      slot = (slot + 1) & mask;
+    }
+    const e = this.size;
+    if (e >= this.hashes.length) this.growEntries();
+    this.hashes[e] = hash;
+    this.stateIds[e] = state;
+    this.arena.set(bits, e * w);
+    table[slot] = e;
+    this.size = e + 1;
+    if (this.size * 2 > table.length) this.rehash();
+    return true;
+  }
+
+  private growEntries(): void {
+    const cap = this.hashes.length * 2;
+    const h = new Int32Array(cap);
+    h.set(this.hashes);
+    this.hashes = h;
+    const s = new Int32Array(cap);
+    s.set(this.stateIds);
+    this.stateIds = s;
+    const a = new Uint32Array(cap * Math.max(1, this.words));
+    a.set(this.arena);
+    this.arena = a;
+  }
+
+  private rehash(): void {
+    const cap = this.table.length * 2;
+    const table = new Int32Array(cap).fill(-1);
+    const mask = cap - 1;
+    for (let e = 0; e < this.size; e++) {
+      const hash = this.hashes[e] as number;
+      let slot = (hash ^ (hash >>> 15)) & mask;
+      while (table[slot] !== -1) slot = (slot + 1) & mask;
+      table[slot] = e;
+    }
+    this.table = table;
+    this.mask = mask;
+  }
+}
+
+/** A fixed xorshift generator, so that hashes (and so runs) are reproducible. */
+function zobrist(n: number): Int32Array {
+  const z = new Int32Array(n);
+  let x = 0x2545f491;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    z[i] = x;
+  }
+  return z;
+}
+
+/**
+ * A resumable Wing–Gong–Lowe search (with Lowe's cache) over one partition. {@link run} advances it
+ * by a number of steps, so that a caller can interleave partitions (and stop them all once one
+ * violates) without threads.
+ */
+export class PartitionSearch<S> {
+  private readonly n: number;
+  private readonly lim: SearchLimits;
+  private readonly next: Int32Array;
+  private readonly prev: Int32Array;
+  private readonly space: StateSpace<S>;
+  private readonly bits: Uint32Array;
+  private readonly z: Int32Array;
+  private readonly cache: Cache;
+  private readonly stackOp: Int32Array;
+  private readonly stackState: Int32Array;
+  private readonly best: Int32Array;
+  private bestLen = 0;
+  private sp = 0;
+  private hash = 0;
+  private state: number;
+  private e: number;
+  private outcome: SearchOutcome | undefined;
+  /** Steps taken so far. */
+  steps = 0;
+
+  /**
+   * @param ops - the partition's operations; indeterminate ones have `ret === Infinity`.
+   * @param model - the sequential specification.
+   * @param limits - deadline and memory limits; defaults in {@link DEFAULT_SEARCH_LIMITS}.
+   */
+  constructor(
+    private readonly ops: readonly Operation[],
+    model: Model<S, unknown, unknown>,
+    limits: Partial<SearchLimits> = {},
+  ) {
+    this.lim = { ...DEFAULT_SEARCH_LIMITS, ...limits };
+    const n = ops.length;
+    this.n = n;
+    // Events: call of op i is entry i, its return is entry n + i. Sort by time; at equal times
+    // calls come first, so operations that touch at one instant count as concurrent.
+    const timeOf = (e: number): number =>
+      e < n ? (ops[e] as Operation).call : (ops[e - n] as Operation).ret;
+    const sorted = Array.from({ length: 2 * n }, (_, i) => i).sort((a, b) => {
+      const ta = timeOf(a);
+      const tb = timeOf(b);
+      if (ta !== tb) return ta < tb ? -1 : 1;
+      const ca = a < n ? 0 : 1;
+      const cb = b < n ? 0 : 1;
+      if (ca !== cb) return ca - cb;
+      return a - b;
+    });
+    const H = 2 * n;
+    this.next = new Int32Array(2 * n + 1).fill(-1);
+    this.prev = new Int32Array(2 * n + 1).fill(-1);
+    let last = H;
+    for (const e of sorted) {
+      this.next[last] = e;
+      this.prev[e] = last;
+      last = e;
+    }
+    this.space = new StateSpace(model, ops, this.lim.maxMemoStates);
+    const words = (n + 31) >>> 5;
+    this.bits = new Uint32Array(words);
+    this.z = zobrist(n);
+    this.cache = new Cache(words);
+    this.stackOp = new Int32Array(n);
+    this.stackState = new Int32Array(n);
+    this.best = new Int32Array(n);
+    this.state = this.space.intern(model.init());
+    this.e = this.next[H] as number;
+    if (n === 0) this.outcome = { verdict: 'linearizable', linearization: [], steps: 0 };
+  }
+
+  /** The outcome, once the search has finished. */
+  get result(): SearchOutcome | undefined {
+    return this.outcome;
+  }
+
+  private unknown(reason: string): SearchOutcome {
+    return {
+      verdict: 'unknown',
+      reason,
+      longestPrefix: Array.from(this.best.subarray(0, this.bestLen)),
+      steps: this.steps,
+    };
+  }
+
+  /**
+   * Advances the search by at most `maxSteps` steps.
+   * @returns the outcome when the search is over (also on later calls), `undefined` otherwise.
+   */
+  run(
+    maxSteps: number = Number.POSITIVE_INFINITY,
+    onProgress?: (steps: number) => void,
+  ): SearchOutcome | undefined {
+    if (this.outcome !== undefined) return this.outcome;
+    const n = this.n;
+    const H = 2 * n;
+    const { next, prev, bits, z, cache, stackOp, stackState, space, lim } = this;
+    let { sp, hash, state, e, steps } = this;
+    const stopAt = steps + maxSteps;
+    let untilClock = lim.clockCheckInterval;
+    let out: SearchOutcome | undefined;
+    while (next[H] !== -1) {
+      if (--untilClock === 0) {
+        untilClock = lim.clockCheckInterval;
+        onProgress?.(steps);
+        if (performance.now() > lim.deadline) {
+          this.steps = steps;
+          out = this.unknown('time budget exhausted');
+          break;
+        }
+        if (cache.size > lim.maxCacheEntries) {
+          this.steps = steps;
+          out = this.unknown(
+            `cache limit of ${lim.maxCacheEntries} states reached (raise limits.maxCacheEntries)`,
+          );
+          break;
+        }
+      }
+      if (steps >= stopAt) break;
+      steps++;
+      if (e < n) {
+        const ns = space.step(state, e);
+        if (ns >= 0) {
+          const w = e >>> 5;
+          const b = 1 << (e & 31);
+          bits[w] = (bits[w] as number) | b;
+          const h = hash ^ (z[e] as number) ^ Math.imul(ns + 1, 0x9e3779b1);
+          if (cache.add(h, ns, bits)) {
+            hash ^= z[e] as number;
+            stackOp[sp] = e;
+            stackState[sp] = state;
+            sp++;
+            state = ns;
+            // lift the call and its return out of the list
+            let p = prev[e] as number;
+            let q = next[e] as number;
+            next[p] = q;
+            if (q !== -1) prev[q] = p;
+            const r = e + n;
+            p = prev[r] as number;
+            q = next[r] as number;
+            next[p] = q;
+            if (q !== -1) prev[q] = p;
+            if (sp > this.bestLen) {
+              // bestLen grows at most n times, so copying the whole stack costs O(n²) at worst
+              this.best.set(stackOp.subarray(0, sp));
+              this.bestLen = sp;
+            }
+            e = next[H] as number;
+          } else {
+            bits[w] = (bits[w] as number) & ~b;
+            e = next[e] as number;
+          }
+        } else {
+          e = next[e] as number;
+        }
+      } else {
+        if (sp === 0) {
+          const prefix = Array.from(this.best.subarray(0, this.bestLen));
+          out = {
+            verdict: 'not-linearizable',
+            longestPrefix: prefix,
+            stuck: stuckAfter(prefix, this.ops),
+            steps,
+          };
+          break;
+        }
+        sp--;
+        const op = stackOp[sp] as number;
+        state = stackState[sp] as number;
+        const w = op >>> 5;
+        bits[w] = (bits[w] as number) & ~(1 << (op & 31));
+        hash ^= z[op] as number;
+        // unlift: put the return back, then the call
+        const r = op + n;
+        let p = prev[r] as number;
+        let q = next[r] as number;
+        next[p] = r;
+        if (q !== -1) prev[q] = r;
+        p = prev[op] as number;
+        q = next[op] as number;
+        next[p] = op;
+        if (q !== -1) prev[q] = op;
+        e = next[op] as number;
+      }
+    }
+    if (out === undefined && next[H] === -1) {
+      out = { verdict: 'linearizable', linearization: Array.from(stackOp.subarray(0, sp)), steps };
+    }
+    this.sp = sp;
+    this.hash = hash;
+    this.state = state;
+    this.e = e;
+    this.steps = steps;
+    this.outcome = out;
+    return out;
+  }
+}
+
+/**
+ * Checks one partition to the end (or the deadline) with the Wing–Gong–Lowe algorithm.
+ *
+ * @param ops - the partition's operations; indeterminate ones have `ret === Infinity`.
+ * @param model - the sequential specification.
+ * @param limits - deadline and memory limits; defaults in {@link DEFAULT_SEARCH_LIMITS}.
+ * @param onProgress - called every `clockCheckInterval` steps with the step count.
+ */
+export function searchPartition<S>(
+  ops: readonly Operation[],
+  model: Model<S, unknown, unknown>,
+  limits: Partial<SearchLimits> = {},
+  onProgress?: (steps: number) => void,
+): SearchOutcome {
+  return new PartitionSearch(ops, model, limits).run(Number.POSITIVE_INFINITY, onProgress) as SearchOutcome;
+}
+
+/**
+ * After a prefix, the operations that could be linearized next (called before the earliest return
+ * among the rest) and are not legal from the state the prefix reaches, or lead nowhere.
+ */
+function stuckAfter(prefix: readonly number[], ops: readonly Operation[]): number[] {
+  const done = new Set(prefix);
+  let minRet = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < ops.length; i++) {
+    if (!done.has(i)) minRet = Math.min(minRet, (ops[i] as Operation).ret);
+  }
+  const stuck: number[] = [];
+  for (let i = 0; i < ops.length; i++) {
+    if (!done.has(i) && (ops[i] as Operation).call <= minRet) stuck.push(i);
+  }
+  // Put the op that had to go next (earliest return) first.
+  stuck.sort((a, b) => (ops[a] as Operation).ret - (ops[b] as Operation).ret);
+  return stuck;
+}
