@@ -349,7 +349,10 @@ export class ConfigError extends PaxkvError {
   override readonly retryable = false;
   /** Every problem found. */
   readonly issues: readonly ConfigIssue[];
-  constructor(details: { source?: string; issues: readonly ConfigIssue[] }, options?: PaxkvErrorOptions) {
+  constructor(
+    details: { source?: string | undefined; issues: readonly ConfigIssue[] },
+    options?: PaxkvErrorOptions,
+  ) {
     const from = details.source ? ` (from ${details.source})` : '';
     const list = details.issues.map((i) => `${i.path || '<root>'}: ${i.problem}`).join('; ');
     super(`invalid configuration${from}: ${list}; fix these fields`, options);

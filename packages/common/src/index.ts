@@ -5,5 +5,14 @@
  * @packageDocumentation
  */
 export * from './address.js';
+export * from './codec/framing.js';
+export * from './codec/msgpack.js';
+export * from './config/config.js';
 export * from './errors.js';
+export * from './logging/logger.js';
 export * from './protocol/index.js';
+export * from './transport/backoff.js';
+export * from './transport/framed-connection.js';
+export * from './transport/options.js';
+export * from './transport/reconnecting-connection.js';
+export * from './transport/server.js';

@@ -1,0 +1,75 @@
+/**
+ * The msgpack codec of paxkv messages (msgpackr, plain maps, no shared structures, so any msgpack
+ * implementation can read and write the protocol).
+ * @module
+ */
+import { C1, Packr, Unpackr } from 'msgpackr';
+import { DecodeError, EncodeError } from '../errors.js';
+
+/** Outcome of a decode: the value, or a typed error. Decoding never throws. */
+export type DecodeResult =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly error: DecodeError };
+
+/** Turns messages into bytes and back. */
+export interface Codec {
+  /**
+   * Encodes one value. The returned bytes stay valid (they are never overwritten by a later call).
+   * @throws {@link EncodeError} if the value holds something msgpack cannot carry.
+   */
+  encode(value: unknown): Uint8Array;
+  /** Decodes exactly one value from `bytes` (trailing bytes are an error). Never throws. */
+  decode(bytes: Uint8Array): DecodeResult;
+}
+
+/** Options of {@link createMsgpackCodec}. */
+export interface MsgpackCodecOptions {
+  /**
+   * Copy binary values out of the input buffer instead of returning views into it. Default true:
+   * a decoded value then never pins the (possibly much larger) network chunk it arrived in.
+   */
+  readonly copyBuffers?: boolean;
+}
+
+function reason(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Creates a msgpack codec. Maps decode to plain objects (a `__proto__` key cannot pollute
+ * prototypes), binary decodes to `Uint8Array` (a Node `Buffer`), `undefined` survives a round trip.
+ * Integers beyond 2^53 decode to `bigint`, which the protocol schemas reject.
+ */
+export function createMsgpackCodec(options: MsgpackCodecOptions = {}): Codec {
+  const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
+  const unpackr = new Unpackr({
+    useRecords: false,
+    moreTypes: false,
+    mapsAsObjects: true,
+    copyBuffers: options.copyBuffers ?? true,
+  });
+  return {
+    encode(value: unknown): Uint8Array {
+      try {
+        return packr.pack(value);
+      } catch (e) {
+        throw new EncodeError({ reason: reason(e) }, { cause: e });
+      }
+    },
+    decode(bytes: Uint8Array): DecodeResult {
+      if (bytes.length === 0) return { ok: false, error: new DecodeError({ reason: 'empty input' }) };
+      try {
+        const value: unknown = unpackr.unpack(bytes);
+        // 0xc1 is "never used" in msgpack; msgpackr returns a marker object for it.
+        if (value === C1)
+          return { ok: false, error: new DecodeError({ reason: 'byte 0xc1 is not valid msgpack' }) };
+        return { ok: true, value };
+      } catch (e) {
+        return { ok: false, error: new DecodeError({ reason: reason(e) }, { cause: e }) };
+      }
+    },
+  };
+}
+
+/** The default codec instance (see {@link createMsgpackCodec}). */
+export const msgpackCodec: Codec = createMsgpackCodec();

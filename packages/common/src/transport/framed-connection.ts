@@ -1,0 +1,322 @@
+/**
+ * A framed, typed-error, backpressure-aware wrapper around one TCP socket.
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { encodeFrame, FrameDecoder } from '../codec/framing.js';
+import type { Codec } from '../codec/msgpack.js';
+import {
+  BackpressureError,
+  ConnectionClosedError,
+  FrameTooLargeError,
+  InternalError,
+  isPaxkvError,
+  type PaxkvError,
+} from '../errors.js';
+import type { Logger } from '../logging/logger.js';
+import type { ConnectionConfig } from './options.js';
+
+/** Events of a {@link FramedConnection}. None is called `error`, so an unhandled one never crashes. */
+export interface FramedConnectionEvents {
+  /** A decoded message (not yet validated: pass it to a `parse...` function of the protocol). */
+  message: [message: unknown];
+  /**
+   * Bad input from the peer: a payload that is not msgpack (`DecodeError`, the connection stays
+   * open), an oversized frame (`FrameTooLargeError`, the connection is then closed) or a stream cut
+   * inside a frame (`TruncatedFrameError`).
+   */
+  protocolError: [error: PaxkvError];
+  /** The outgoing buffer fell to half the high-water mark after a send was refused. */
+  drain: [];
+  /** The connection closed. `reason` is undefined for an orderly close. Emitted once. */
+  close: [reason: PaxkvError | undefined];
+}
+
+/** Extra wiring of a {@link FramedConnection}. */
+export interface FramedConnectionDeps {
+  /** Codec of the payloads. Default msgpack. */
+  readonly codec?: Codec;
+  /** Logger for connection-level events. Default: none. */
+  readonly logger?: Logger;
+}
+
+interface PendingWrite {
+  readonly frame: Uint8Array;
+  readonly resolve: () => void;
+  readonly reject: (e: PaxkvError) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * One TCP connection carrying length-prefixed msgpack frames.
+ *
+ * Sending: {@link FramedConnection.send} queues a frame or refuses it (returns false) when the
+ * outgoing buffer is at its high-water mark; {@link FramedConnection.write} waits for room instead.
+ * Memory per connection is bounded by `highWaterMark + maxFrameBytes` outgoing and one frame plus
+ * one chunk incoming. Receiving: every complete frame is emitted as `message`; bad input is
+ * reported as `protocolError` and never throws. A listener that throws closes this connection with
+ * an `InternalError` rather than the process.
+ */
+export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
+  /** The settings in force. */
+  readonly config: ConnectionConfig;
+  /** `host:port` of the peer as seen by the socket (`unknown` if the socket does not know it). */
+  readonly remoteAddress: string;
+  private readonly socket: Socket;
+  private readonly decoder: FrameDecoder;
+  private readonly codec: Codec | undefined;
+  private readonly logger: Logger | undefined;
+  private readonly pending: PendingWrite[] = [];
+  private pressured = false;
+  private closed = false;
+  private closeReason: PaxkvError | undefined;
+
+  /**
+   * Wraps a connected socket. The socket is owned by the connection from now on.
+   * @param socket a connected socket (from a server's `connection` event or `net.connect`).
+   * @param config fully resolved settings (parse them with `ConnectionConfigSchema`).
+   */
+  constructor(socket: Socket, config: ConnectionConfig, deps: FramedConnectionDeps = {}) {
+    super();
+    this.socket = socket;
+    this.config = config;
+    this.codec = deps.codec;
+    this.logger = deps.logger;
+    const host = socket.remoteAddress;
+    this.remoteAddress =
+      host === undefined
+        ? 'unknown'
+        : host.includes(':')
+          ? `[${host}]:${socket.remotePort}`
+          : `${host}:${socket.remotePort}`;
+    this.decoder = new FrameDecoder({
+      maxFrameBytes: config.maxFrameBytes,
+      ...(deps.codec ? { codec: deps.codec } : {}),
+    });
+    socket.setNoDelay(config.noDelay);
+    if (config.keepAliveMs > 0) socket.setKeepAlive(true, config.keepAliveMs);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('error', (e) => {
+      this.closeReason ??= new ConnectionClosedError(
+        { address: this.remoteAddress, reason: e.message },
+        { cause: e },
+      );
+    });
+    socket.on('close', () => this.onClose());
+  }
+
+  /** True until the connection closes. */
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  /** Bytes queued for sending and not yet handed to the kernel. */
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  /** True if a frame of `size` bytes would be accepted by {@link FramedConnection.send} now. */
+  canSend(size = 1): boolean {
+    if (this.closed || this.pending.length > 0) return false;
+    const queued = this.socket.writableLength;
+    return queued === 0 || queued + size <= this.config.highWaterMark;
+  }
+
+  /**
+   * Encodes and queues one message. Returns true if it was queued, false if it was refused because
+   * the connection is closed or the outgoing buffer is at the high-water mark (then nothing was
+   * queued; wait for `drain`, or use {@link FramedConnection.write}). With `onBackpressure:
+   * 'disconnect'` a refusal also closes the connection with a {@link BackpressureError}.
+   * @throws EncodeError / FrameTooLargeError if the message itself cannot be sent (a caller bug).
+   */
+  send(message: unknown): boolean {
+    if (this.closed) return false;
+    const frame = this.encode(message);
+    if (this.canSend(frame.length)) {
+      this.writeFrame(frame);
+      return true;
+    }
+    this.pressured = true;
+    if (this.config.onBackpressure === 'disconnect') {
+      this.destroy(
+        new BackpressureError({
+          bufferedBytes: this.bufferedBytes,
+          highWaterMark: this.config.highWaterMark,
+        }),
+      );
+    }
+    return false;
+  }
+
+  /**
+   * Encodes and queues one message, waiting for room if the buffer is at its high-water mark.
+   * Writes complete in call order. Rejects with {@link ConnectionClosedError} if the connection is
+   * or becomes closed, with {@link BackpressureError} if `maxPendingWrites` writes already wait or
+   * no room appears within `drainTimeoutMs`, and with EncodeError / FrameTooLargeError for a
+   * message that cannot be sent.
+   */
+  write(message: unknown): Promise<void> {
+    if (this.closed) return Promise.reject(this.closedError());
+    let frame: Uint8Array;
+    try {
+      frame = this.encode(message);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (this.canSend(frame.length)) {
+      this.writeFrame(frame);
+      return Promise.resolve();
+    }
+    if (this.pending.length >= this.config.maxPendingWrites) {
+      return Promise.reject(
+        new BackpressureError({
+          bufferedBytes: this.bufferedBytes,
+          highWaterMark: this.config.highWaterMark,
+        }),
+      );
+    }
+    this.pressured = true;
+    return new Promise<void>((resolve, reject) => {
+      const entry: PendingWrite = { frame, resolve, reject, timer: undefined };
+      entry.timer = setTimeout(() => {
+        const i = this.pending.indexOf(entry);
+        if (i >= 0) this.pending.splice(i, 1);
+        reject(
+          new BackpressureError({
+            bufferedBytes: this.bufferedBytes,
+            highWaterMark: this.config.highWaterMark,
+          }),
+        );
+      }, this.config.drainTimeoutMs);
+      entry.timer.unref?.();
+      this.pending.push(entry);
+    });
+  }
+
+  /** Stops reading from the socket (the peer then sees backpressure). */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  /** Resumes reading after {@link FramedConnection.pause}. */
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** Closes gracefully: queued frames are flushed, then the connection ends. */
+  close(): void {
+    if (this.closed) return;
+    this.socket.end();
+  }
+
+  /** Closes at once, dropping queued frames. `reason` is reported by the `close` event. */
+  destroy(reason?: PaxkvError): void {
+    if (reason) this.closeReason ??= reason;
+    this.socket.destroy();
+  }
+
+  private encode(message: unknown): Uint8Array {
+    return encodeFrame(message, {
+      maxFrameBytes: this.config.maxFrameBytes,
+      ...(this.codec ? { codec: this.codec } : {}),
+    });
+  }
+
+  private writeFrame(frame: Uint8Array): void {
+    this.socket.write(frame, this.onFlushed);
+  }
+
+  /** Called as each frame reaches the kernel: admits waiting writes and signals `drain`. */
+  private readonly onFlushed = (): void => {
+    if (this.closed) return;
+    while (this.pending.length > 0) {
+      const next = this.pending[0]!;
+      const queued = this.socket.writableLength;
+      if (queued !== 0 && queued + next.frame.length > this.config.highWaterMark) return;
+      this.pending.shift();
+      if (next.timer) clearTimeout(next.timer);
+      this.writeFrame(next.frame);
+      next.resolve();
+    }
+    if (this.pressured && this.socket.writableLength <= this.config.highWaterMark / 2) {
+      this.pressured = false;
+      this.safeEmit('drain');
+    }
+  };
+
+  private onData(chunk: Buffer): void {
+    for (const r of this.decoder.push(chunk)) {
+      if (this.closed || this.socket.destroyed) return;
+      if (r.ok) {
+        this.safeEmit('message', r.value);
+        continue;
+      }
+      this.safeEmit('protocolError', r.error);
+      if (r.error instanceof FrameTooLargeError) this.rejectOversized(r.error);
+    }
+  }
+
+  private rejectOversized(error: FrameTooLargeError): void {
+    this.closeReason ??= error;
+    this.socket.pause();
+    if (this.config.replyFrameTooLarge && !this.socket.destroyed) {
+      const reply = { type: 'error', id: null, code: error.code, message: error.message };
+      try {
+        this.socket.end(this.encode(reply));
+        // Do not wait forever for a peer that does not read.
+        setTimeout(() => this.socket.destroy(), 1_000).unref();
+        return;
+      } catch {
+        // fall through to destroy
+      }
+    }
+    this.socket.destroy();
+  }
+
+  private onEnd(): void {
+    const truncated = this.decoder.end();
+    if (truncated) {
+      this.closeReason ??= truncated;
+      this.safeEmit('protocolError', truncated);
+    }
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const err = this.closedError();
+    for (const p of this.pending.splice(0)) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.safeEmit('close', this.closeReason);
+    this.removeAllListeners();
+  }
+
+  private closedError(): ConnectionClosedError {
+    const r = this.closeReason;
+    return r instanceof ConnectionClosedError
+      ? r
+      : new ConnectionClosedError({ address: this.remoteAddress, ...(r ? { reason: r.message } : {}) });
+  }
+
+  private safeEmit<K extends keyof FramedConnectionEvents>(
+    event: K,
+    ...args: FramedConnectionEvents[K]
+  ): void {
+    try {
+      (this.emit as (e: K, ...a: FramedConnectionEvents[K]) => boolean)(event, ...args);
+    } catch (e) {
+      this.logger?.error(
+        { err: e, event, peer: this.remoteAddress },
+        'connection listener threw; closing the connection',
+      );
+      const reason = isPaxkvError(e)
+        ? e
+        : new InternalError({ reason: `a '${event}' listener threw` }, { cause: e });
+      if (event !== 'close') this.destroy(reason);
+    }
+  }
+}

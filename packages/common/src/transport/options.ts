@@ -1,0 +1,65 @@
+/**
+ * Settings of framed connections, servers and reconnecting clients, with their defaults.
+ * @module
+ */
+import { z } from 'zod';
+import { ABSOLUTE_MAX_FRAME_BYTES, DEFAULT_MAX_FRAME_BYTES } from '../codec/framing.js';
+import { BackoffConfigSchema } from './backoff.js';
+
+/** Default high-water mark of a connection's outgoing buffer: 4 MiB. */
+export const DEFAULT_HIGH_WATER_MARK = 4 * 1024 * 1024;
+
+/** Settings of one framed connection. */
+export const ConnectionConfigSchema = z.object({
+  /** Largest frame payload sent or accepted, in bytes. Default 16 MiB. */
+  maxFrameBytes: z.number().int().min(1).max(ABSOLUTE_MAX_FRAME_BYTES).default(DEFAULT_MAX_FRAME_BYTES),
+  /**
+   * High-water mark of the outgoing buffer, in bytes. Default 4 MiB. A frame is refused when bytes
+   * are already queued and it would push the queue past the mark (a frame is always accepted on an
+   * empty queue, so the queue never exceeds `highWaterMark + maxFrameBytes`). `drain` is emitted
+   * once the queue falls to half the mark.
+   */
+  highWaterMark: z.number().int().min(1).default(DEFAULT_HIGH_WATER_MARK),
+  /**
+   * What `send()` does past the high-water mark: `reject` (default) returns false and queues
+   * nothing; `disconnect` also closes the connection with a `BackpressureError`, which is what a
+   * FIFO session (a Paxos peer link) wants: a lost message is then a visible session break.
+   */
+  onBackpressure: z.enum(['reject', 'disconnect']).default('reject'),
+  /** Most `write()` calls that may wait for room at once; more are rejected. Default 1024. */
+  maxPendingWrites: z.number().int().nonnegative().default(1024),
+  /** How long a `write()` may wait for room before it is rejected, in ms. Default 30000. */
+  drainTimeoutMs: z.number().int().positive().default(30_000),
+  /** Disable Nagle's algorithm (send small frames at once). Default true. */
+  noDelay: z.boolean().default(true),
+  /** TCP keep-alive initial delay in ms, 0 to disable. Default 10000. */
+  keepAliveMs: z.number().int().nonnegative().default(10_000),
+  /**
+   * Before closing a connection that sent an oversized frame, send it an `error` message with code
+   * `FRAME_TOO_LARGE` so the peer learns why. Default true.
+   */
+  replyFrameTooLarge: z.boolean().default(true),
+});
+
+/** Settings of one framed connection (see {@link ConnectionConfigSchema}). */
+export type ConnectionConfig = z.output<typeof ConnectionConfigSchema>;
+
+/** Settings of a {@link TransportServer}: the connection settings plus server limits. */
+export const ServerConfigSchema = ConnectionConfigSchema.extend({
+  /** Most simultaneous connections; more are closed at once. Default 10000. */
+  maxConnections: z.number().int().positive().default(10_000),
+});
+
+/** Settings of a server (see {@link ServerConfigSchema}). */
+export type ServerConfig = z.output<typeof ServerConfigSchema>;
+
+/** Settings of a {@link ReconnectingConnection}: the connection settings plus reconnection. */
+export const ClientConfigSchema = ConnectionConfigSchema.extend({
+  /** Reconnection backoff. Defaults: 50 ms doubling up to 5 s, 50 % jitter. */
+  backoff: BackoffConfigSchema.prefault({}),
+  /** Give up a connection attempt after this many ms. Default 3000. */
+  connectTimeoutMs: z.number().int().positive().default(3_000),
+});
+
+/** Settings of a reconnecting client connection (see {@link ClientConfigSchema}). */
+export type ClientConfig = z.output<typeof ClientConfigSchema>;

@@ -1,0 +1,258 @@
+/**
+ * A client connection that keeps itself connected: capped exponential backoff with jitter between
+ * attempts, connect / disconnect events, and the backpressure of {@link FramedConnection}.
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import { connect as netConnect } from 'node:net';
+import { type HostPort, parseAddress } from '../address.js';
+import type { Codec } from '../codec/msgpack.js';
+import {
+  ConfigError,
+  ConnectionClosedError,
+  InvalidAddressError,
+  type PaxkvError,
+  TimeoutError,
+} from '../errors.js';
+import type { Logger } from '../logging/logger.js';
+import { backoffDelay } from './backoff.js';
+import { FramedConnection } from './framed-connection.js';
+import { type ClientConfig, ClientConfigSchema } from './options.js';
+
+/** Events of a {@link ReconnectingConnection}. */
+export interface ReconnectingConnectionEvents {
+  /** A connection was established. Send any handshake (e.g. `peer.hello`) from this listener. */
+  connect: [];
+  /** The connection was lost (or an attempt failed). A new attempt follows unless closed. */
+  disconnect: [reason: PaxkvError | undefined];
+  /** The next attempt is scheduled. */
+  reconnecting: [info: { readonly attempt: number; readonly delayMs: number }];
+  /** A decoded message from the server (validate it with a `parse...` function). */
+  message: [message: unknown];
+  /** Bad input from the server (see `FramedConnectionEvents.protocolError`). */
+  protocolError: [error: PaxkvError];
+  /** Room is available again after a refused send. */
+  drain: [];
+}
+
+/** Options: any subset of {@link ClientConfig} plus wiring. */
+export type ReconnectingConnectionOptions = Partial<Omit<ClientConfig, 'backoff'>> & {
+  /** Backoff settings; missing fields take their defaults. */
+  readonly backoff?: Partial<ClientConfig['backoff']>;
+  /** Codec of the payloads. Default msgpack. */
+  readonly codec?: Codec;
+  /** Logger. Default: none. */
+  readonly logger?: Logger;
+  /** Random source in [0, 1) for the jitter (inject a seeded one in tests). Default `Math.random`. */
+  readonly random?: () => number;
+};
+
+/**
+ * A connection to one `host:port` that reconnects until {@link ReconnectingConnection.close}.
+ * Attempt n (counted from 0 after the last successful connect) waits `backoffDelay(n)`.
+ * Sends while disconnected are refused (`send` returns false, `write` rejects with
+ * {@link ConnectionClosedError}); nothing is buffered across connections, so a caller that needs
+ * FIFO sessions sees every break as a `disconnect` event.
+ */
+export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionEvents> {
+  /** The target address. */
+  readonly address: string;
+  /** The settings in force. */
+  readonly config: ClientConfig;
+  private readonly target: HostPort;
+  private readonly codec: Codec | undefined;
+  private readonly logger: Logger | undefined;
+  private readonly random: () => number;
+  private current: FramedConnection | undefined;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private connecting = false;
+
+  /**
+   * Starts connecting at once.
+   * @throws {@link InvalidAddressError} for a bad address, {@link ConfigError} for a bad option.
+   */
+  constructor(address: string, options: ReconnectingConnectionOptions = {}) {
+    super();
+    const hp = parseAddress(address);
+    if (hp instanceof InvalidAddressError) throw hp;
+    this.address = address;
+    this.target = hp;
+    const { codec, logger, random, ...rest } = options;
+    const parsed = ClientConfigSchema.safeParse(rest);
+    if (!parsed.success) {
+      throw new ConfigError({
+        source: 'ReconnectingConnection options',
+        issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), problem: i.message })),
+      });
+    }
+    this.config = parsed.data;
+    this.codec = codec;
+    this.logger = logger;
+    this.random = random ?? Math.random;
+    queueMicrotask(() => this.dial());
+  }
+
+  /** True while connected. */
+  get connected(): boolean {
+    return this.current?.isOpen ?? false;
+  }
+
+  /** True once {@link ReconnectingConnection.close} was called. */
+  get isClosed(): boolean {
+    return this.stopped;
+  }
+
+  /** Bytes queued on the current connection. */
+  get bufferedBytes(): number {
+    return this.current?.bufferedBytes ?? 0;
+  }
+
+  /** See {@link FramedConnection.send}; also false while disconnected. */
+  send(message: unknown): boolean {
+    const c = this.current;
+    return c?.isOpen ? c.send(message) : false;
+  }
+
+  /** See {@link FramedConnection.write}; rejects with {@link ConnectionClosedError} while disconnected. */
+  write(message: unknown): Promise<void> {
+    const c = this.current;
+    if (!c?.isOpen) {
+      return Promise.reject(new ConnectionClosedError({ address: this.address, reason: 'not connected' }));
+    }
+    return c.write(message);
+  }
+
+  /**
+   * Resolves once connected (at once if already connected). Rejects with {@link TimeoutError} after
+   * `timeoutMs` (default: the connect timeout) or {@link ConnectionClosedError} if closed meanwhile.
+   */
+  waitConnected(timeoutMs: number = this.config.connectTimeoutMs): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    if (this.stopped)
+      return Promise.reject(new ConnectionClosedError({ address: this.address, reason: 'closed' }));
+    return new Promise<void>((resolve, reject) => {
+      const cleanup = () => {
+        clearTimeout(t);
+        this.off('connect', onConnect);
+        this.off('disconnect', onDisconnect);
+      };
+      const onConnect = () => {
+        cleanup();
+        resolve();
+      };
+      const onDisconnect = () => {
+        if (!this.stopped) return;
+        cleanup();
+        reject(new ConnectionClosedError({ address: this.address, reason: 'closed' }));
+      };
+      const t = setTimeout(() => {
+        cleanup();
+        reject(new TimeoutError({ timeoutMs, operation: `connecting to ${this.address}` }));
+      }, timeoutMs);
+      this.on('connect', onConnect);
+      this.on('disconnect', onDisconnect);
+    });
+  }
+
+  /**
+   * Breaks the current connection (if any) so that a fresh one is made after the backoff, e.g.
+   * after a protocol violation. The `disconnect` event reports `reason`.
+   */
+  reset(reason?: PaxkvError): void {
+    this.current?.destroy(reason);
+  }
+
+  /** Stops reconnecting and closes the connection. Idempotent. */
+  close(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const c = this.current;
+    if (c) c.destroy(new ConnectionClosedError({ address: this.address, reason: 'closed by the caller' }));
+    else this.emit('disconnect', undefined);
+  }
+
+  private dial(): void {
+    if (this.stopped || this.connecting || this.current) return;
+    this.connecting = true;
+    const socket = netConnect({ host: this.target.host, port: this.target.port });
+    const fail = (reason: PaxkvError) => {
+      clearTimeout(timeout);
+      socket.removeAllListeners();
+      socket.on('error', () => {});
+      socket.destroy();
+      this.connecting = false;
+      this.logger?.debug({ address: this.address, err: reason }, 'connect attempt failed');
+      if (!this.stopped) this.safeEmit('disconnect', reason);
+      this.schedule();
+    };
+    const timeout = setTimeout(
+      () =>
+        fail(
+          new TimeoutError({
+            timeoutMs: this.config.connectTimeoutMs,
+            operation: `connecting to ${this.address}`,
+          }),
+        ),
+      this.config.connectTimeoutMs,
+    );
+    socket.once('error', (e) =>
+      fail(new ConnectionClosedError({ address: this.address, reason: e.message }, { cause: e })),
+    );
+    socket.once('connect', () => {
+      clearTimeout(timeout);
+      socket.removeAllListeners();
+      this.connecting = false;
+      if (this.stopped) {
+        socket.on('error', () => {});
+        socket.destroy();
+        return;
+      }
+      this.attempt = 0;
+      const conn = new FramedConnection(socket, this.config, {
+        ...(this.codec ? { codec: this.codec } : {}),
+        ...(this.logger ? { logger: this.logger } : {}),
+      });
+      this.current = conn;
+      conn.on('message', (m) => this.emit('message', m));
+      conn.on('protocolError', (e) => this.emit('protocolError', e));
+      conn.on('drain', () => this.emit('drain'));
+      conn.on('close', (reason) => {
+        this.current = undefined;
+        this.safeEmit('disconnect', reason);
+        this.schedule();
+      });
+      this.logger?.debug({ address: this.address }, 'connected');
+      this.safeEmit('connect');
+    });
+  }
+
+  private schedule(): void {
+    if (this.stopped || this.timer) return;
+    const delayMs = backoffDelay(this.attempt, this.config.backoff, this.random);
+    const attempt = ++this.attempt;
+    this.safeEmit('reconnecting', { attempt, delayMs });
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.dial();
+    }, delayMs);
+  }
+
+  private safeEmit<K extends keyof ReconnectingConnectionEvents>(
+    event: K,
+    ...args: ReconnectingConnectionEvents[K]
+  ): void {
+    try {
+      (this.emit as (e: K, ...a: ReconnectingConnectionEvents[K]) => boolean)(event, ...args);
+    } catch (e) {
+      this.logger?.error(
+        { err: e, event, address: this.address },
+        'listener threw; resetting the connection',
+      );
+      if (event === 'connect') this.current?.destroy();
+    }
+  }
+}
