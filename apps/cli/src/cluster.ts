@@ -1,0 +1,332 @@
+/**
+ * The local cluster launcher behind `paxkv cluster start|stop|status`: starts N real `paxkv-server`
+ * processes on loopback (the bootstrap server first), records them in `<dir>/cluster.json`, waits until every
+ * partition has a leader, and stops them (SIGTERM, then SIGKILL after a grace period).
+ *
+ * Ports are chosen once (free ports at first start) and kept in `cluster.json`: the lookup table stores
+ * addresses, so a restart on the same dir must reuse them.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { resolveServerCommand, type ServerCommand } from './server-binary.js';
+import { allPartitionsLed, mergeStatus, type StatusReply, type StatusView } from './status-view.js';
+
+/** Name of the file describing a local cluster inside its directory. */
+export const CLUSTER_FILE = 'cluster.json';
+
+const nodeSchema = z.object({
+  index: z.number().int().positive(),
+  address: z.string(),
+  port: z.number().int().positive(),
+  httpPort: z.number().int().positive(),
+  dataDir: z.string(),
+  logFile: z.string(),
+  pid: z.number().int().positive().nullable(),
+});
+
+/** The schema of `cluster.json` (version 1). */
+export const clusterFileSchema = z.object({
+  version: z.literal(1),
+  dir: z.string(),
+  partitions: z.number().int().positive(),
+  replication: z.number().int().positive(),
+  fsync: z.enum(['always', 'batch', 'never']),
+  nodes: z.array(nodeSchema).min(1),
+});
+
+/** The contents of `cluster.json`: endpoints, data dirs, log files and pids of a local cluster. */
+export type ClusterFile = z.infer<typeof clusterFileSchema>;
+
+/** A launcher failure (bad dir, a server that exited, a timeout); the message says what to do. */
+export class ClusterError extends Error {
+  override readonly name = 'ClusterError';
+}
+
+/** Options of {@link startCluster}. */
+export interface StartClusterOptions {
+  /** Cluster directory (data dirs, logs, cluster.json). */
+  readonly dir: string;
+  /** Number of servers for a new cluster (ignored on restart: the file decides). Default 3. */
+  readonly nodes?: number;
+  /** Partitions of a new cluster. Default 16. */
+  readonly partitions?: number;
+  /** Replication of a new cluster. Default min(3, nodes). */
+  readonly replication?: number;
+  /** WAL fsync mode of a new cluster. Default batch. */
+  readonly fsync?: 'always' | 'batch' | 'never';
+  /** How long to wait for every partition to have a leader. Default 60 000 ms. */
+  readonly readyTimeoutMs?: number;
+  /** Server log level. Default info. */
+  readonly logLevel?: string;
+  /** How to run a server. Default: {@link resolveServerCommand}. */
+  readonly serverCommand?: ServerCommand;
+  /** Asks one server for its status; used to wait for readiness. */
+  readonly statusOf: (address: string) => Promise<StatusReply>;
+  /** Progress messages (to stderr in the CLI). */
+  readonly log?: (line: string) => void;
+}
+
+/** A started cluster: its file, and the child processes when started by this process. */
+export interface StartedCluster {
+  readonly file: ClusterFile;
+  readonly view: StatusView;
+  /** Children spawned by this call (all of them, or those that were not already running). */
+  readonly children: ReadonlyArray<ChildProcess>;
+}
+
+/** Reads `<dir>/cluster.json`, or null when there is none. @throws {ClusterError} when it is invalid. */
+export function readClusterFile(dir: string): ClusterFile | null {
+  const path = join(dir, CLUSTER_FILE);
+  if (!existsSync(path)) return null;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ClusterError(`${path} is not valid JSON (${(e as Error).message}): fix or delete it`);
+  }
+  const r = clusterFileSchema.safeParse(raw);
+  if (!r.success)
+    throw new ClusterError(`${path} is not a paxkv cluster file: ${r.error.issues[0]?.message}`);
+  return r.data;
+}
+
+/** Writes `cluster.json` atomically (temp file + rename). */
+export function writeClusterFile(file: ClusterFile): void {
+  const path = join(file.dir, CLUSTER_FILE);
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(file, null, 2)}\n`);
+  renameSync(tmp, path);
+}
+
+/** True when a process with this pid exists (and we may signal it). */
+export function isAlive(pid: number | null): boolean {
+  if (pid === null) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Returns a currently free TCP port on 127.0.0.1 (the OS picks it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** The comma-separated client addresses of a cluster (for `--servers`/`PAXKV_SERVERS`). */
+export function clusterServers(file: ClusterFile): string[] {
+  return file.nodes.map((n) => n.address);
+}
+
+async function newClusterFile(options: StartClusterOptions, dir: string): Promise<ClusterFile> {
+  const count = options.nodes ?? 3;
+  if (!Number.isInteger(count) || count < 1 || count > 64) throw new ClusterError('--nodes must be 1..64');
+  const replication = options.replication ?? Math.min(3, count);
+  if (replication > count) {
+    throw new ClusterError(`replication ${replication} needs at least ${replication} nodes: raise --nodes`);
+  }
+  const nodes: ClusterFile['nodes'] = [];
+  const taken = new Set<number>();
+  const pick = async (): Promise<number> => {
+    for (;;) {
+      const p = await freePort();
+      if (!taken.has(p)) {
+        taken.add(p);
+        return p;
+      }
+    }
+  };
+  for (let index = 1; index <= count; index++) {
+    const port = await pick();
+    const httpPort = await pick();
+    nodes.push({
+      index,
+      address: `127.0.0.1:${port}`,
+      port,
+      httpPort,
+      dataDir: join(dir, `node-${index}`),
+      logFile: join(dir, `node-${index}`, 'server.log'),
+      pid: null,
+    });
+  }
+  return {
+    version: 1,
+    dir,
+    partitions: options.partitions ?? 16,
+    replication,
+    fsync: options.fsync ?? 'batch',
+    nodes,
+  };
+}
+
+/** The flags a launcher passes to server `node` of `file`. */
+export function serverFlags(
+  file: ClusterFile,
+  node: ClusterFile['nodes'][number],
+  logLevel: string,
+): string[] {
+  const first = file.nodes[0] as ClusterFile['nodes'][number];
+  const flags = [
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(node.port),
+    '--http-port',
+    String(node.httpPort),
+    '--data-dir',
+    node.dataDir,
+    '--fsync',
+    file.fsync,
+    '--partitions',
+    String(file.partitions),
+    '--replication',
+    String(file.replication),
+    '--bootstrap-threshold',
+    String(file.nodes.length),
+    '--log-level',
+    logLevel,
+  ];
+  if (node.index !== first.index) flags.push('--join', first.address);
+  return flags;
+}
+
+function tail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Gathers the status of every server of the cluster and merges it. */
+export async function clusterStatus(
+  file: ClusterFile,
+  statusOf: (address: string) => Promise<StatusReply>,
+): Promise<StatusView> {
+  const replies = await Promise.all(file.nodes.map((n) => statusOf(n.address)));
+  return mergeStatus(replies);
+}
+
+/**
+ * Starts (or restarts on its data) the cluster in `options.dir` and resolves once every partition has a
+ * leader. Servers that are already running (pid alive) are left alone. On failure every server this call
+ * started is killed before the error is thrown.
+ */
+export async function startCluster(options: StartClusterOptions): Promise<StartedCluster> {
+  const dir = resolve(options.dir);
+  mkdirSync(dir, { recursive: true });
+  const log = options.log ?? (() => {});
+  const existing = readClusterFile(dir);
+  const file = existing ?? (await newClusterFile(options, dir));
+  const command = options.serverCommand ?? resolveServerCommand();
+  const logLevel = options.logLevel ?? 'info';
+  const children: ChildProcess[] = [];
+  const exited = new Map<number, string>();
+  const nodes = file.nodes.map((n) => ({ ...n }));
+  try {
+    for (const node of nodes) {
+      if (isAlive(node.pid)) {
+        log(`server ${node.index} already running (pid ${node.pid}) at ${node.address}`);
+        continue;
+      }
+      mkdirSync(node.dataDir, { recursive: true });
+      const fd = openSync(node.logFile, 'a');
+      const child = spawn(command.command, [...command.args, ...serverFlags(file, node, logLevel)], {
+        stdio: ['ignore', fd, fd],
+        detached: true,
+        env: process.env,
+      });
+      closeSync(fd);
+      children.push(child);
+      child.once('exit', (code, signal) => exited.set(node.index, signal ?? `code ${code}`));
+      child.once('error', (e) => exited.set(node.index, e.message));
+      node.pid = child.pid ?? null;
+      log(`started server ${node.index} (pid ${node.pid}) at ${node.address}, log ${node.logFile}`);
+      writeClusterFile({ ...file, nodes });
+    }
+    const started: ClusterFile = { ...file, nodes };
+    writeClusterFile(started);
+    const timeout = options.readyTimeoutMs ?? 60_000;
+    const deadline = Date.now() + timeout;
+    let view = await clusterStatus(started, options.statusOf);
+    while (!allPartitionsLed(view)) {
+      for (const [index, why] of exited) {
+        const node = nodes.find((n) => n.index === index) as ClusterFile['nodes'][number];
+        throw new ClusterError(
+          `server ${index} exited during start-up (${why}); its log:\n${tail(node.logFile)}`,
+        );
+      }
+      if (Date.now() > deadline) {
+        const led = view.groups.filter((g) => g.leader !== null).length;
+        throw new ClusterError(
+          `cluster not ready after ${timeout} ms (${view.tableVersion === null ? 'no lookup table yet' : `${led}/${view.groups.length} partitions have a leader`}); see the logs in ${dir}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      view = await clusterStatus(started, options.statusOf);
+    }
+    return { file: started, view, children };
+  } catch (e) {
+    for (const c of children) {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    }
+    writeClusterFile({ ...file, nodes: nodes.map((n) => ({ ...n, pid: isAlive(n.pid) ? n.pid : null })) });
+    throw e;
+  }
+}
+
+/** Options of {@link stopCluster}. */
+export interface StopClusterOptions {
+  /** Grace period after SIGTERM before SIGKILL. Default 10 000 ms. */
+  readonly graceMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * Stops every server of the cluster in `dir`: SIGTERM (clean shutdown: fsync, close sockets), then SIGKILL
+ * for any still running after the grace period. Data is kept: `cluster start` on the dir restarts it.
+ * @returns the number of servers that were running.
+ */
+export async function stopCluster(dir: string, options: StopClusterOptions = {}): Promise<number> {
+  const file = readClusterFile(resolve(dir));
+  if (!file) throw new ClusterError(`no ${CLUSTER_FILE} in ${resolve(dir)}: nothing to stop`);
+  const log = options.log ?? (() => {});
+  const running = file.nodes.filter((n) => isAlive(n.pid));
+  for (const n of running) {
+    try {
+      process.kill(n.pid as number, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + (options.graceMs ?? 10_000);
+  while (running.some((n) => isAlive(n.pid)) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  for (const n of running) {
+    if (isAlive(n.pid)) {
+      log(`server ${n.index} (pid ${n.pid}) did not stop in time: SIGKILL`);
+      try {
+        process.kill(n.pid as number, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  while (running.some((n) => isAlive(n.pid))) await new Promise((r) => setTimeout(r, 20));
+  writeClusterFile({ ...file, nodes: file.nodes.map((n) => ({ ...n, pid: null })) });
+  for (const n of running) log(`stopped server ${n.index} (pid ${n.pid})`);
+  return running.length;
+}

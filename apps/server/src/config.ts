@@ -1,0 +1,253 @@
+/**
+ * The server's configuration: command-line flags (commander), an optional JSON config file (`--config`),
+ * and documented defaults. Precedence: flag > config file > default. Everything is validated with zod, and
+ * any invalid value is reported as a {@link ConfigError} that names the field and says what to fix.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { z } from 'zod';
+
+/** The fsync modes of the write-ahead log (see DESIGN.md, "Durability"). */
+export const FSYNC_MODES = ['always', 'batch', 'never'] as const;
+/** Log levels accepted by `--log-level` (pino's levels plus `silent`). */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+const addressSchema = z.string().refine(
+  (s) => {
+    const m = HOST_PORT.exec(s);
+    if (!m) return false;
+    const port = Number(m[2]);
+    return port > 0 && port <= 65535;
+  },
+  { message: 'expected host:port, for example 127.0.0.1:7000 or [::1]:7000' },
+);
+
+const port = z.number().int().min(0).max(65535);
+const positiveInt = z.number().int().positive();
+
+/**
+ * The zod schema of a complete server configuration. Every field has a default, so `{}` is valid.
+ * The JSON config file uses the same camelCase field names.
+ */
+export const serverConfigSchema = z
+  .object({
+    /** TCP port for clients, peers and bootstrap traffic. 0 picks a free port. Default 7000. */
+    port: port.default(7000),
+    /** Interface to listen on. Default 127.0.0.1 (loopback only). */
+    host: z.string().min(1).default('127.0.0.1'),
+    /**
+     * The address (host:port) a server advertises to its peers and clients. Default: `host:port` (with the
+     * real port when `port` is 0). Set it when listening on 0.0.0.0.
+     */
+    advertise: addressSchema.optional(),
+    /** The bootstrap server to check in with (host:port). Absent: this server IS the bootstrap server. */
+    join: addressSchema.optional(),
+    /** Directory for the write-ahead logs, snapshots and the server's identity file. Default ./paxkv-data. */
+    dataDir: z.string().min(1).default('./paxkv-data'),
+    /** WAL fsync mode: always (each write), batch (group commit, the default) or never (OS decides). */
+    fsync: z.enum(FSYNC_MODES).default('batch'),
+    /** Number of servers that must check in before the bootstrap server builds the table. Default 3. */
+    bootstrapThreshold: positiveInt.default(3),
+    /** Replicas per partition (δ). Default 3. */
+    replication: positiveInt.default(3),
+    /** Number of partitions of the key space. Default 16. */
+    partitions: positiveInt.max(4096).default(16),
+    /** Port of the HTTP endpoint serving /health and /metrics. Absent: no HTTP endpoint. 0 picks one. */
+    httpPort: port.optional(),
+    /** Log level. Default info. */
+    logLevel: z.enum(LOG_LEVELS).default('info'),
+    /**
+     * Milliseconds per paxos tick: one timer drives every replica group. Paxos counts its heartbeat round
+     * (5 ticks) and election timeout (15 ticks) in ticks, so the default 20 ms gives 100 ms / 300 ms.
+     */
+    tickMs: positiveInt.max(10_000).default(20),
+    /** Snapshot and compact a group's log every this many applied entries. Default 10 000. */
+    snapshotEveryEntries: positiveInt.default(10_000),
+    /** Milliseconds between bootstrap heartbeats and member/table gossip. Default 250 ms. */
+    heartbeatMs: positiveInt.default(250),
+    /** How long a forwarded or locally submitted request may take before TIMEOUT is returned. Default 5000 ms. */
+    requestTimeoutMs: positiveInt.default(5000),
+    /** Largest accepted frame in bytes; a bigger one closes the connection. Default 16 MiB. */
+    maxFrameBytes: positiveInt.default(16 * 1024 * 1024),
+    /** Most client connections served at once; more are refused. Default 10 000. */
+    maxConnections: positiveInt.default(10_000),
+    /** Most requests one connection may have in flight; beyond that it gets UNAVAILABLE. Default 1024. */
+    maxInflightPerConnection: positiveInt.default(1024),
+  })
+  .strict();
+
+/** A complete, validated server configuration (see {@link serverConfigSchema} for every field's default). */
+export type ServerConfig = z.infer<typeof serverConfigSchema>;
+
+/** The input form of a configuration: every field optional. */
+export type ServerConfigInput = z.input<typeof serverConfigSchema>;
+
+/**
+ * Invalid flags, an unreadable or invalid config file. The message names the field and the fix; the
+ * `exitCode` is what `main` exits with (2 for usage errors, 0 for `--help`/`--version`).
+ */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    message: string,
+    readonly exitCode: number = 2,
+  ) {
+    super(message);
+  }
+}
+
+function formatZodError(error: z.ZodError, source: string): string {
+  const lines = error.issues.map((issue) => {
+    const field = issue.path.length > 0 ? issue.path.join('.') : '(root)';
+    return `  ${field}: ${issue.message}`;
+  });
+  return `invalid configuration (${source}):\n${lines.join('\n')}`;
+}
+
+/**
+ * Validates a configuration object (as read from a file or built in a test), filling in defaults.
+ * @throws {ConfigError} naming every invalid field.
+ */
+export function parseServerConfig(input: unknown, source = 'config'): ServerConfig {
+  const result = serverConfigSchema.safeParse(input);
+  if (!result.success) throw new ConfigError(formatZodError(result.error, source));
+  return result.data;
+}
+
+/**
+ * Reads a JSON config file. Unknown fields are rejected so that a typo does not silently fall back to a
+ * default.
+ * @throws {ConfigError} when the file cannot be read or is not valid JSON.
+ */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${path}: ${(e as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(`config file ${path} must hold a JSON object of settings`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function intArg(name: string) {
+  return (raw: string): number => {
+    if (!/^\d+$/.test(raw)) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return Number(raw);
+  };
+}
+
+/** Builds the commander program of `paxkv-server` (exported for the help text test and the README). */
+export function buildServerCommand(version: string): Command {
+  return new Command('paxkv-server')
+    .description('A paxkv server: hosts the replica groups of its partitions and serves clients.')
+    .version(version)
+    .addOption(
+      new Option('--port <port>', 'TCP port for clients, peers and bootstrap (default 7000)').argParser(
+        intArg('--port'),
+      ),
+    )
+    .addOption(new Option('--host <host>', 'interface to listen on (default 127.0.0.1)'))
+    .addOption(new Option('--advertise <host:port>', 'address announced to peers (default host:port)'))
+    .addOption(
+      new Option('--join <host:port>', 'bootstrap server to check in with; omit on the bootstrap server'),
+    )
+    .addOption(
+      new Option('--data-dir <dir>', 'directory for WAL, snapshots and identity (default ./paxkv-data)'),
+    )
+    .addOption(new Option('--fsync <mode>', 'WAL fsync mode (default batch)').choices([...FSYNC_MODES]))
+    .addOption(
+      new Option(
+        '--bootstrap-threshold <n>',
+        'servers needed before the table is built (default 3)',
+      ).argParser(intArg('--bootstrap-threshold')),
+    )
+    .addOption(
+      new Option('--replication <n>', 'replicas per partition (default 3)').argParser(
+        intArg('--replication'),
+      ),
+    )
+    .addOption(
+      new Option('--partitions <n>', 'partitions of the key space (default 16)').argParser(
+        intArg('--partitions'),
+      ),
+    )
+    .addOption(
+      new Option('--http-port <port>', 'HTTP port for /health and /metrics (default: off)').argParser(
+        intArg('--http-port'),
+      ),
+    )
+    .addOption(
+      new Option('--tick-ms <ms>', 'milliseconds per paxos tick (default 20)').argParser(intArg('--tick-ms')),
+    )
+    .addOption(new Option('--config <file>', 'JSON config file; flags override it'))
+    .addOption(new Option('--log-level <level>', 'log level (default info)').choices([...LOG_LEVELS]))
+    .allowExcessArguments(false)
+    .showHelpAfterError(false);
+}
+
+const FLAG_FIELDS = [
+  'port',
+  'host',
+  'advertise',
+  'join',
+  'dataDir',
+  'fsync',
+  'bootstrapThreshold',
+  'replication',
+  'partitions',
+  'httpPort',
+  'tickMs',
+  'logLevel',
+] as const;
+
+/** Where `--help`/`--version`/errors go; injectable for tests. */
+export interface ConfigOutput {
+  writeOut(text: string): void;
+  writeErr(text: string): void;
+}
+
+/**
+ * Parses `argv` (without the node and script entries) into a validated configuration.
+ * Flags override the config file, which overrides the defaults. The data dir is resolved to an absolute path.
+ * @throws {ConfigError} for invalid flags or config; `exitCode` 0 when `--help`/`--version` was printed.
+ */
+export function loadServerConfig(
+  argv: readonly string[],
+  version: string,
+  output?: ConfigOutput,
+): ServerConfig {
+  const program = buildServerCommand(version);
+  program.exitOverride();
+  if (output) program.configureOutput({ writeOut: output.writeOut, writeErr: output.writeErr });
+  try {
+    program.parse([...argv], { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      const ok =
+        e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help';
+      throw new ConfigError(ok ? '' : e.message, ok ? 0 : 2);
+    }
+    throw e;
+  }
+  const opts = program.opts<Record<string, unknown>>();
+  const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
+  const flags: Record<string, unknown> = {};
+  for (const field of FLAG_FIELDS) {
+    if (opts[field] !== undefined) flags[field] = opts[field];
+  }
+  const source = typeof opts.config === 'string' ? `flags and ${opts.config}` : 'flags';
+  const config = parseServerConfig({ ...file, ...flags }, source);
+  return { ...config, dataDir: resolve(config.dataDir) };
+}

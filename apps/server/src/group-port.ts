@@ -1,0 +1,61 @@
+/**
+ * The port through which the server drives one replica group (one partition's paxos instance + state
+ * machine + durable log). The adapter over `@paxkv/kvstore`'s `ReplicaGroup` lives in `kvstore-groups.ts`;
+ * the server itself only sees this interface (ports and adapters, DESIGN.md).
+ */
+import type { Consistency, KvOp, KvResult, NodeId, Session } from '@paxkv/common';
+
+/** A replica group hosted by this server. */
+export interface ReplicaGroupPort {
+  /** The partition this group replicates. */
+  readonly partition: number;
+  /**
+   * Runs an operation on this replica. Resolves with the result once it is decided and applied (or, for a
+   * linearizable read, once the read index is confirmed). Rejects with a typed error: `NOT_LEADER` (with a
+   * leader hint when known), `NO_LEADER`, `TIMEOUT`, ...
+   */
+  submit(
+    op: KvOp,
+    options: { readonly session?: Session; readonly consistency: Consistency },
+  ): Promise<KvResult>;
+  /** A paxos message from replica `from` (already structurally checked). */
+  handle(from: NodeId, message: unknown): void;
+  /** One unit of time passed. */
+  tick(): void;
+  /** The session to `peer` was re-established. */
+  reconnected(peer: NodeId): void;
+  /** The leader this replica knows, or null. */
+  readonly leader: NodeId | null;
+  /** This replica's role. */
+  readonly role: 'leader' | 'follower' | 'stopped';
+  /** Number of decided entries. */
+  readonly decidedIndex: number;
+  /** Length of the log (including compacted entries). */
+  readonly logLength: number;
+  /** Flushes and closes the durable storage. Pending operations fail. */
+  close(): Promise<void>;
+}
+
+/** What a {@link GroupFactory} gets to build one group. */
+export interface GroupSpec {
+  readonly partition: number;
+  /** This server's node id (the paxos pid). */
+  readonly pid: NodeId;
+  /** The other replicas of the group. */
+  readonly peers: readonly NodeId[];
+  /** Directory for this group's WAL and snapshots (created by the factory). */
+  readonly dataDir: string;
+  readonly fsync: 'always' | 'batch' | 'never';
+  /** Sends a paxos message to a peer (best effort; dropped while the link is down). */
+  readonly send: (to: NodeId, message: unknown) => void;
+  /** Address of a node, for leader hints. */
+  readonly addressOf: (node: NodeId) => string | undefined;
+  /** Reports the duration of each durable flush, in seconds (for the fsync histogram). */
+  readonly onFlush: (seconds: number) => void;
+}
+
+/** Builds (and recovers from disk) one replica group. */
+export type GroupFactory = (spec: GroupSpec) => Promise<ReplicaGroupPort>;
+
+/** Cheap structural check of a paxos message on the peer path (the paxos package's own check). */
+export type PaxosMessageCheck = (message: unknown) => boolean;

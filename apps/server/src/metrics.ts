@@ -1,0 +1,110 @@
+/**
+ * Prometheus metrics of one server (prom-client, one private registry per server so that tests can run
+ * several servers in one process).
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Latency buckets in seconds for client operations: 100 µs .. 10 s. */
+export const OP_LATENCY_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+/** Latency buckets in seconds for WAL fsyncs: 10 µs .. 1 s. */
+export const FSYNC_LATENCY_BUCKETS = [
+  0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1,
+];
+
+/** The metrics a server records; read them over HTTP with {@link ServerMetrics.render}. */
+export class ServerMetrics {
+  /** The registry holding every metric below (plus Node's default process metrics). */
+  readonly registry = new Registry();
+  /** Client operations handled by this server, by operation and result (ok, or an error code). */
+  readonly ops = new Counter({
+    name: 'paxkv_ops_total',
+    help: 'Client operations by type (get, put, cas, delete, lookup, status) and result (ok or error code)',
+    labelNames: ['op', 'result'] as const,
+    registers: [this.registry],
+  });
+  /** Latency of client operations as seen by this server (including forwarding). */
+  readonly opLatency = new Histogram({
+    name: 'paxkv_op_duration_seconds',
+    help: 'Latency of client operations at this server, in seconds',
+    labelNames: ['op'] as const,
+    buckets: OP_LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  /** Requests this server forwarded to another group leader. */
+  readonly forwarded = new Counter({
+    name: 'paxkv_forwarded_total',
+    help: 'Client requests forwarded to the leader of another server',
+    registers: [this.registry],
+  });
+  /** Leader changes observed per partition hosted here. */
+  readonly leaderChanges = new Counter({
+    name: 'paxkv_leader_changes_total',
+    help: 'Leader changes observed by the local replica of each partition',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
+  /** Whether the local replica of a partition is its leader (1) or not (0). */
+  readonly isLeader = new Gauge({
+    name: 'paxkv_is_leader',
+    help: '1 when the local replica leads the partition, else 0',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
+  /** Log length (entries, including compacted ones) per partition hosted here. */
+  readonly logSize = new Gauge({
+    name: 'paxkv_log_entries',
+    help: 'Length of the replicated log of each local replica',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
+  /** Decided index per partition hosted here. */
+  readonly decidedIndex = new Gauge({
+    name: 'paxkv_decided_index',
+    help: 'Decided index of each local replica',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
+  /** WAL fsync latency (all groups of this server). */
+  readonly fsyncLatency = new Histogram({
+    name: 'paxkv_fsync_duration_seconds',
+    help: 'Latency of write-ahead-log flushes (write + fsync), in seconds',
+    buckets: FSYNC_LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  /** Open TCP connections (clients, peers, bootstrap). */
+  readonly connections = new Gauge({
+    name: 'paxkv_connections',
+    help: 'Open TCP connections on the server port',
+    registers: [this.registry],
+  });
+  /** Rejected input: undecodable frames, unknown types, invalid fields. */
+  readonly badInput = new Counter({
+    name: 'paxkv_bad_input_total',
+    help: 'Rejected input on the server port, by error code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true)
+      collectDefaultMetrics({ register: this.registry, prefix: 'paxkv_process_' });
+  }
+
+  /** Records one finished client operation. */
+  observeOp(op: string, result: string, seconds: number): void {
+    this.ops.inc({ op, result });
+    this.opLatency.observe({ op }, seconds);
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The content type of {@link ServerMetrics.render}'s output. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
