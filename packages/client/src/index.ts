@@ -1,5 +1,19 @@
 /**
- * @paxkv/client: placeholder entry point, replaced by the package's implementation.
+ * `@paxkv/client`: the paxkv client library.
+ *
+ * ```ts
+ * import { createClient } from '@paxkv/client';
+ * const kv = createClient({ servers: ['127.0.0.1:7001'] });
+ * await kv.put('greeting', 'hello');
+ * console.log(await kv.get('greeting')); // 'hello'
+ * await kv.close();
+ * ```
  * @packageDocumentation
  */
-export const PACKAGE_NAME = '@paxkv/client';
+export * from './client.js';
+export * from './connection.js';
+export * from './errors.js';
+export * from './history.js';
+export * from './options.js';
+export * from './sessions.js';
+export * from './tcp.js';

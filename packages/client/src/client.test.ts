@@ -1,0 +1,379 @@
+import {
+  ConfigError,
+  KeyTooLargeError,
+  NoLeaderError,
+  TimeoutError,
+  UnavailableError,
+  ValueTooLargeError,
+} from '@paxkv/common';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FakeCluster, localAddresses } from '../test/fake-cluster.js';
+import { createClient, type PaxkvClient } from './client.js';
+import { ClientClosedError } from './errors.js';
+import type { HistorySink } from './history.js';
+import type { ClientOptions } from './options.js';
+
+const clients: PaxkvClient[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+});
+
+function setup(options: Partial<ClientOptions> = {}, clusterOptions = {}) {
+  const cluster = new FakeCluster(clusterOptions);
+  cluster.setAddresses(localAddresses(cluster));
+  const client = createClient({
+    servers: [cluster.addresses.get(1)!],
+    connectionFactory: cluster.connectionFactory(),
+    attemptTimeoutMs: 200,
+    requestTimeoutMs: 3000,
+    backoff: { initialDelayMs: 5, maxDelayMs: 40 },
+    ...options,
+  });
+  clients.push(client);
+  return { cluster, client };
+}
+
+/** A key whose partition is `p` in a cluster of `partitions`. */
+function keyIn(cluster: FakeCluster, p: number, prefix = 'k'): string {
+  for (let i = 0; ; i++) if (cluster.partitionOf(`${prefix}${i}`) === p) return `${prefix}${i}`;
+}
+
+class MemorySink implements HistorySink {
+  readonly lines: string[] = [];
+  write(line: string): void {
+    this.lines.push(line);
+  }
+  events(): Array<Record<string, unknown>> {
+    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+}
+
+describe('PaxkvClient operations', () => {
+  it('get / put / cas / delete return typed results', async () => {
+    const { client } = setup();
+    expect(await client.get('a')).toBeNull();
+    expect(await client.put('a', '1')).toEqual({ created: true });
+    expect(await client.put('a', '2')).toEqual({ created: false });
+    expect(await client.get('a')).toBe('2');
+    expect(await client.cas('a', '1', '3')).toEqual({ outcome: 'mismatch', current: '2' });
+    expect(await client.cas('a', '2', '3')).toEqual({ outcome: 'applied', current: '3' });
+    expect(await client.cas('b', 'x', 'y')).toEqual({ outcome: 'not-found', current: null });
+    expect(await client.cas('b', null, 'y')).toEqual({ outcome: 'applied', current: 'y' });
+    expect(await client.delete('a')).toEqual({ existed: true });
+    expect(await client.delete('a')).toEqual({ existed: false });
+    const bytes = new Uint8Array([0, 1, 255]);
+    await client.put('bin', bytes);
+    expect(await client.get('bin')).toEqual(bytes);
+  });
+
+  it('checks key and value sizes before sending', async () => {
+    const { client, cluster } = setup({ limits: { maxKeyBytes: 8, maxValueBytes: 16 } });
+    await expect(client.put('123456789', 'v')).rejects.toBeInstanceOf(KeyTooLargeError);
+    await expect(client.put('k', 'x'.repeat(17))).rejects.toBeInstanceOf(ValueTooLargeError);
+    await expect(client.cas('k', 'x'.repeat(17), 'v')).rejects.toBeInstanceOf(ValueTooLargeError);
+    expect(cluster.log).toHaveLength(0);
+  });
+
+  it('reports the cluster status of a server', async () => {
+    const { client, cluster } = setup();
+    const status = await client.status();
+    expect(status.table?.version).toBe(1);
+    expect(status.members).toHaveLength(3);
+    const s3 = await client.status({ server: cluster.addresses.get(3)! });
+    expect(s3.node).toBe(3);
+  });
+
+  it('rejects invalid options with a ConfigError naming every field', () => {
+    expect(() => createClient({ servers: [] })).toThrow(ConfigError);
+    expect(() => createClient({ servers: ['nope'] })).toThrow(/servers.0/);
+    expect(() =>
+      createClient({
+        servers: ['127.0.0.1:1'],
+        attemptTimeoutMs: 0,
+        backoff: { initialDelayMs: 10, maxDelayMs: 5 },
+      }),
+    ).toThrow(/attemptTimeoutMs.*backoff.initialDelayMs/s);
+    expect(() => createClient({ servers: ['127.0.0.1:1'], sessionId: 'x'.repeat(49) })).toThrow(/sessionId/);
+  });
+});
+
+describe('PaxkvClient routing', () => {
+  it("first tries the group's preferred leader, then caches the leader it learned from a redirect", async () => {
+    const { client, cluster } = setup();
+    const p = 1;
+    const key = keyIn(cluster, p);
+    const leader = cluster.replicasOf(p)[2]!;
+    cluster.leaders.set(p, leader);
+    await client.put(key, 'v');
+    const first = cluster.log.filter((l) => l.request.op.key === key);
+    expect(first.map((l) => l.node)).toEqual([cluster.replicasOf(p)[0], leader]);
+    expect(client.leaderOf(p)).toBe(leader);
+    expect(client.stats.redirects).toBe(1);
+    cluster.log.length = 0;
+    await client.get(key);
+    await client.put(key, 'w');
+    expect(cluster.log.map((l) => l.node)).toEqual([leader, leader]);
+  });
+
+  it('learns the leader from a successful reply and sends each key to its own group leader', async () => {
+    const { client, cluster } = setup({}, { servers: 5, partitions: 8, replication: 3 });
+    for (let p = 0; p < 8; p++) await client.put(keyIn(cluster, p), `v${p}`);
+    for (let p = 0; p < 8; p++) expect(client.leaderOf(p)).toBe(cluster.replicasOf(p)[0]);
+    // Every request went straight to its leader: no redirects, one attempt each.
+    expect(client.stats.redirects).toBe(0);
+    expect(client.stats.attempts).toBe(8);
+  });
+
+  it('waits out an election (NO_LEADER) with backoff and refreshes the table', async () => {
+    const { client, cluster } = setup({ tableRefreshIntervalMs: 5 });
+    const key = keyIn(cluster, 0);
+    await client.put(key, 'a');
+    const lookupsBefore = [...cluster.received.values()].reduce((s, r) => s + r.lookup, 0);
+    cluster.leaders.set(0, null);
+    setTimeout(() => cluster.leaders.set(0, 2), 150);
+    const t0 = performance.now();
+    expect(await client.put(key, 'b')).toEqual({ created: false });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(100);
+    expect(client.leaderOf(0)).toBe(2);
+    expect(client.stats.retries).toBeGreaterThan(0);
+    const lookupsAfter = [...cluster.received.values()].reduce((s, r) => s + r.lookup, 0);
+    expect(lookupsAfter).toBeGreaterThan(lookupsBefore);
+  });
+
+  it('fails over to another replica when the leader is down and follows the new leader', async () => {
+    const { client, cluster } = setup();
+    const key = keyIn(cluster, 0);
+    await client.put(key, 'a');
+    expect(client.leaderOf(0)).toBe(1);
+    cluster.fault(1).down = true;
+    cluster.breakConnections(1);
+    cluster.leaders.set(0, 3);
+    expect(await client.get(key)).toBe('a');
+    expect(client.leaderOf(0)).toBe(3);
+  });
+
+  it('adopts a newer table when a redirect names a node it does not know', async () => {
+    const { client, cluster } = setup();
+    const key = keyIn(cluster, 0);
+    await client.put(key, 'a');
+    // Node 1 restarts on a new address: the cluster's table moves to version 2.
+    const moved = new Map(cluster.addresses);
+    moved.set(1, '10.0.9.1:7000');
+    cluster.tableVersion = 2;
+    cluster.addresses = moved;
+    cluster.leaders.set(0, 2);
+    cluster.fault(2).failWith = null;
+    // Node 1 at its old address is gone; node 2 now leads.
+    expect(await client.get(key)).toBe('a');
+    await new Promise((r) => setTimeout(r, 50));
+    await client.lookupTable({ refresh: true });
+    expect(client.table?.version).toBe(2);
+    expect(client.table?.nodes.find((n) => n.id === 1)?.address).toBe('10.0.9.1:7000');
+  });
+
+  it('retries lookups while the cluster is not started (NOT_READY)', async () => {
+    const { client, cluster } = setup();
+    cluster.ready = false;
+    setTimeout(() => {
+      cluster.ready = true;
+    }, 120);
+    expect(await client.put('x', 'y')).toEqual({ created: true });
+    expect(client.table?.version).toBe(1);
+  });
+
+  it('serves stale reads from any replica, marks them stale, and does not learn a leader from them', async () => {
+    const { client, cluster } = setup();
+    const key = keyIn(cluster, 0);
+    cluster.leaders.set(0, 3);
+    cluster.data.set(key, 'v');
+    expect(await client.get(key, { stale: true })).toBe('v');
+    expect(cluster.log[0]!.request.consistency).toBe('stale');
+    expect(cluster.log[0]!.node).toBe(1);
+    expect(client.leaderOf(0)).toBeUndefined();
+  });
+});
+
+describe('PaxkvClient retries and exactly-once', () => {
+  it('retries a write whose reply was lost with the same session and seq: applied once', async () => {
+    const { client, cluster } = setup();
+    const key = keyIn(cluster, 0);
+    cluster.fault(1).dropReplies = 2;
+    expect(await client.put(key, 'v')).toEqual({ created: true });
+    const attempts = cluster.log.filter((l) => l.request.op.key === key);
+    // Two attempts at the leader timed out; in between the client tried another replica, which
+    // redirected it back. Every attempt carried the same session and seq.
+    expect(attempts.filter((a) => a.node === 1).length).toBe(3);
+    const sessions = new Set(attempts.map((a) => JSON.stringify(a.request.session)));
+    expect(sessions.size).toBe(1);
+    expect([...cluster.applied.values()]).toEqual([1]);
+    expect(client.stats.attemptTimeouts).toBe(2);
+  });
+
+  it('a CAS retried across a leader change is applied once', async () => {
+    const { client, cluster } = setup();
+    const key = keyIn(cluster, 0);
+    await client.put(key, '0');
+    cluster.fault(1).dropReplies = 1;
+    const pending = client.cas(key, '0', '1');
+    // After the lost reply the group elects node 2; the retry reaches it and is deduplicated.
+    await new Promise((r) => setTimeout(r, 50));
+    cluster.leaders.set(0, 2);
+    expect(await pending).toEqual({ outcome: 'applied', current: '1' });
+    expect(cluster.data.get(key)).toBe('1');
+    for (const n of cluster.applied.values()) expect(n).toBe(1);
+  });
+
+  it('pipelines many calls over one connection, one session slot per write in flight', async () => {
+    const { client, cluster } = setup({}, { partitions: 1 });
+    cluster.fault(1).delayMs = 20;
+    const n = 200;
+    const results = await Promise.all(Array.from({ length: n }, (_, i) => client.put(`key-${i}`, `v${i}`)));
+    expect(results.every((r) => r.created)).toBe(true);
+    expect(cluster.maxInFlightPerConnection).toBeGreaterThan(50);
+    const clients = new Set(cluster.log.map((l) => l.request.session?.client));
+    expect(clients.size).toBe(n);
+    for (const v of cluster.applied.values()) expect(v).toBe(1);
+    // Sequential writes reuse the first slot with increasing seqs.
+    cluster.log.length = 0;
+    await client.put('s', '1');
+    await client.put('s', '2');
+    const seqs = cluster.log.map((l) => l.request.session!);
+    expect(seqs[0]!.client).toBe(seqs[1]!.client);
+    expect(seqs[1]!.seq).toBe(seqs[0]!.seq + 1);
+  });
+
+  it('queues calls beyond maxInFlight', async () => {
+    const { client, cluster } = setup({ maxInFlight: 4 }, { partitions: 1 });
+    cluster.fault(1).delayMs = 10;
+    await Promise.all(Array.from({ length: 40 }, (_, i) => client.get(`k${i}`)));
+    expect(cluster.maxInFlightPerConnection).toBeLessThanOrEqual(4);
+  });
+
+  it('gives up at the deadline with UnavailableError when every server is down (nothing sent)', async () => {
+    const { client, cluster } = setup({ requestTimeoutMs: 300 });
+    await client.put('a', '1');
+    for (const id of cluster.ids) {
+      cluster.fault(id).down = true;
+      cluster.breakConnections(id);
+    }
+    const t0 = performance.now();
+    const e = await client.put('a', '2').catch((x: unknown) => x);
+    const took = performance.now() - t0;
+    expect(e).toBeInstanceOf(UnavailableError);
+    expect((e as Error).message).toMatch(/unreachable/);
+    expect(took).toBeGreaterThanOrEqual(290);
+    expect(took).toBeLessThan(1500);
+  });
+
+  it('surfaces the last typed error when nothing was sent (no leader at all)', async () => {
+    const { client, cluster } = setup({ requestTimeoutMs: 200 });
+    const key = keyIn(cluster, 0);
+    cluster.leaders.set(0, null);
+    const e = await client.put(key, '1').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(NoLeaderError);
+  });
+
+  it('does not retry a request the server calls bad', async () => {
+    const { client, cluster } = setup();
+    cluster.fault(1).failWith = 'BAD_REQUEST';
+    await expect(client.get(keyIn(cluster, 0))).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    expect(cluster.log).toHaveLength(1);
+  });
+
+  it('close() rejects calls in flight and later calls with ClientClosedError', async () => {
+    const { client, cluster } = setup();
+    cluster.fault(1).delayMs = 500;
+    const pending = client.put(keyIn(cluster, 0), 'v');
+    await new Promise((r) => setTimeout(r, 30));
+    await client.close();
+    const e = await pending.catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ClientClosedError);
+    await expect(client.get('x')).rejects.toBeInstanceOf(ClientClosedError);
+  });
+});
+
+describe('PaxkvClient history', () => {
+  it('records invoke/ok in the JSON-lines format v1', async () => {
+    const sink = new MemorySink();
+    const { client } = setup({ history: sink });
+    await client.put('k', 'v');
+    await client.get('k');
+    await client.cas('k', 'v', 'w');
+    await client.cas('k', 'zz', 'w');
+    await client.delete('k');
+    await client.get('k', { stale: true });
+    const ev = sink.events();
+    expect(ev.map((e) => e.type)).toEqual([
+      'invoke',
+      'ok',
+      'invoke',
+      'ok',
+      'invoke',
+      'ok',
+      'invoke',
+      'ok',
+      'invoke',
+      'ok',
+    ]);
+    expect(ev[0]).toMatchObject({
+      type: 'invoke',
+      process: 0,
+      id: 1,
+      op: { f: 'put', key: 'k', value: 'v' },
+    });
+    expect(ev[1]).toMatchObject({ type: 'ok', process: 0, id: 1, result: { created: true } });
+    expect(ev[3]).toMatchObject({ result: { value: 'v' } });
+    expect(ev[4]).toMatchObject({ op: { f: 'cas', key: 'k', expected: 'v', value: 'w' } });
+    expect(ev[5]).toMatchObject({ result: { ok: true } });
+    expect(ev[7]).toMatchObject({ result: { ok: false } });
+    expect(ev[9]).toMatchObject({ result: { existed: true } });
+    for (const e of ev) expect(typeof e.time).toBe('number');
+    expect(Object.keys(ev[0]!)).toEqual(['type', 'process', 'id', 'time', 'op']);
+  });
+
+  it('gives concurrent calls distinct processes and shares numbering between clients of one sink', async () => {
+    const sink = new MemorySink();
+    const { client, cluster } = setup({ history: sink });
+    const other = createClient({
+      servers: [cluster.addresses.get(2)!],
+      connectionFactory: cluster.connectionFactory(),
+      history: sink,
+    });
+    clients.push(other);
+    await Promise.all([client.put('a', '1'), client.put('b', '2'), other.put('c', '3')]);
+    const invokes = sink.events().filter((e) => e.type === 'invoke');
+    expect(new Set(invokes.map((e) => e.process)).size).toBe(3);
+    expect(new Set(invokes.map((e) => e.id)).size).toBe(3);
+  });
+
+  it('records a write that timed out after being sent as info, and retires its process', async () => {
+    const sink = new MemorySink();
+    const { client, cluster } = setup({ history: sink, requestTimeoutMs: 250 });
+    const key = keyIn(cluster, 0);
+    cluster.fault(1).dropReplies = 100;
+    cluster.fault(2).dropReplies = 100;
+    cluster.fault(3).dropReplies = 100;
+    await expect(client.put(key, 'v')).rejects.toBeInstanceOf(TimeoutError);
+    for (const id of cluster.ids) cluster.fault(id).dropReplies = 0;
+    await client.put(key, 'w');
+    const ev = sink.events();
+    expect(ev[1]).toMatchObject({ type: 'info', process: 0 });
+    expect(String(ev[1]!.error)).toMatch(/TIMEOUT/);
+    expect(ev[2]).toMatchObject({ type: 'invoke', process: 1 });
+  });
+
+  it('records a write that was certainly not applied as fail', async () => {
+    const sink = new MemorySink();
+    const { client, cluster } = setup({ history: sink, requestTimeoutMs: 150 });
+    cluster.leaders.set(cluster.partitionOf('k'), null);
+    await expect(client.put('k', 'v')).rejects.toBeInstanceOf(NoLeaderError);
+    expect(sink.events()[1]).toMatchObject({ type: 'fail', process: 0 });
+  });
+
+  it('writes binary values as base64 strings', async () => {
+    const sink = new MemorySink();
+    const { client } = setup({ history: sink });
+    await client.put('k', new Uint8Array([1, 2, 3]));
+    expect(sink.events()[0]).toMatchObject({ op: { value: 'base64:AQID' } });
+  });
+});

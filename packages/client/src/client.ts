@@ -1,0 +1,614 @@
+/**
+ * The paxkv client: finds the cluster, caches the lookup table, routes each key to the leader of its
+ * group, follows redirects, retries with capped exponential backoff and jitter until a per-call
+ * deadline, pipelines many calls per connection, and makes writes exactly-once with sessions.
+ * @module
+ */
+import {
+  backoffDelay,
+  type CasOutcome,
+  type ClusterStatus,
+  ConnectionClosedError,
+  checkKvOpLimits,
+  errorFromWire,
+  type KvOp,
+  type KvRequest,
+  type KvResult,
+  type LeaderHint,
+  type LookupTable,
+  type NodeId,
+  NoLeaderError,
+  type PaxkvError,
+  partitionOf,
+  TimeoutError,
+  UnavailableError,
+  type Value,
+} from '@paxkv/common';
+import { type AttemptOutcome, Channel, type ConnectionFactory } from './connection.js';
+import { ClientClosedError, UnexpectedReplyError } from './errors.js';
+import { type HistoryEntry, HistoryRecorder } from './history.js';
+import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
+import { type HeldSession, SessionPool } from './sessions.js';
+import { tcpConnectionFactory } from './tcp.js';
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Deadline of this call in ms, retries included. Default: the client's `requestTimeoutMs`. */
+  readonly timeoutMs?: number;
+}
+
+/** Options of {@link PaxkvClient.get}. */
+export interface GetOptions extends CallOptions {
+  /**
+   * Allow a stale read: any replica may answer from its local state, without confirming that it is
+   * still up to date. Faster, not linearizable. Default false.
+   */
+  readonly stale?: boolean;
+}
+
+/** Result of {@link PaxkvClient.put}. */
+export interface PutResult {
+  /** True if the key did not exist before. */
+  readonly created: boolean;
+}
+
+/** Result of {@link PaxkvClient.cas}. */
+export interface CasResult {
+  /** `applied` (written), `mismatch` (the key holds another value), `not-found` (absent, expected was not null). */
+  readonly outcome: CasOutcome;
+  /** The value after the operation: the new one if applied, else the unchanged current one (null if absent). */
+  readonly current: Value | null;
+}
+
+/** Result of {@link PaxkvClient.delete}. */
+export interface DeleteResult {
+  /** True if the key existed. */
+  readonly existed: boolean;
+}
+
+/** Options of {@link PaxkvClient.status}. */
+export interface StatusOptions extends CallOptions {
+  /** Ask this server (`host:port`). Default: the first server of the table (or the seeds) that answers. */
+  readonly server?: string;
+}
+
+/** Counters of a client's activity (for diagnostics and benchmarks). */
+export interface ClientStats {
+  /** Calls started. */
+  calls: number;
+  /** Attempts sent (first tries and retries). */
+  attempts: number;
+  /** Retries after a backoff. */
+  retries: number;
+  /** `NOT_LEADER` redirects followed. */
+  redirects: number;
+  /** Attempts that got no reply in `attemptTimeoutMs`. */
+  attemptTimeouts: number;
+  /** Lookup-table fetches. */
+  tableFetches: number;
+}
+
+interface Target {
+  readonly node: NodeId;
+  readonly address: string;
+}
+
+const now = () => performance.now();
+
+/**
+ * A paxkv client. Create it with {@link createClient}; call {@link PaxkvClient.close} when done.
+ * All methods may be called concurrently; calls are pipelined over one connection per server.
+ */
+export class PaxkvClient {
+  /** The resolved options (defaults filled in). */
+  readonly options: ResolvedClientOptions;
+  /** Activity counters. */
+  readonly stats: ClientStats = {
+    calls: 0,
+    attempts: 0,
+    retries: 0,
+    redirects: 0,
+    attemptTimeouts: 0,
+    tableFetches: 0,
+  };
+
+  readonly #factory: ConnectionFactory;
+  readonly #channels = new Map<string, Channel>();
+  readonly #sessions: SessionPool;
+  readonly #history: HistoryRecorder | undefined;
+  #table: LookupTable | null = null;
+  #refreshing: Promise<LookupTable> | null = null;
+  #lastRefreshAt = Number.NEGATIVE_INFINITY;
+  readonly #leaders = new Map<number, Target>();
+  readonly #cursor = new Map<number, number>();
+  #nextId = 1;
+  #seedCursor = 0;
+  #inFlight = 0;
+  readonly #waiting: Array<() => void> = [];
+  readonly #sleepers = new Set<() => void>();
+  #closed = false;
+
+  /** @throws {@link ConfigError} if an option is invalid. Prefer {@link createClient}. */
+  constructor(options: ClientOptions) {
+    this.options = resolveClientOptions(options);
+    this.#factory = this.options.connectionFactory ?? tcpConnectionFactory();
+    this.#sessions = new SessionPool(this.options.sessionId);
+    this.#history =
+      this.options.history === undefined ? undefined : HistoryRecorder.acquire(this.options.history);
+  }
+
+  /** The cached lookup table, or null before the first successful lookup. */
+  get table(): LookupTable | null {
+    return this.#table;
+  }
+
+  /** The node this client currently believes leads `partition`, if any. */
+  leaderOf(partition: number): NodeId | undefined {
+    return this.#leaders.get(partition)?.node;
+  }
+
+  /** Number of calls in flight right now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Reads `key`. Linearizable by default; `{ stale: true }` lets any replica answer from its state.
+   * @returns the value, or null if the key is absent.
+   */
+  async get(key: string, options: GetOptions = {}): Promise<Value | null> {
+    const r = await this.#call({ op: 'get', key }, options.stale === true, options.timeoutMs);
+    return (r as Extract<KvResult, { op: 'get' }>).value;
+  }
+
+  /** Writes `value` under `key`, exactly once even when retried. */
+  async put(key: string, value: Value, options: CallOptions = {}): Promise<PutResult> {
+    const r = (await this.#call({ op: 'put', key, value }, false, options.timeoutMs)) as Extract<
+      KvResult,
+      { op: 'put' }
+    >;
+    return { created: r.created };
+  }
+
+  /**
+   * Writes `value` only if `key` currently holds `expected` (`null`: only if `key` is absent).
+   * Exactly once even when retried.
+   */
+  async cas(
+    key: string,
+    expected: Value | null,
+    value: Value,
+    options: CallOptions = {},
+  ): Promise<CasResult> {
+    const r = (await this.#call({ op: 'cas', key, expected, value }, false, options.timeoutMs)) as Extract<
+      KvResult,
+      { op: 'cas' }
+    >;
+    return { outcome: r.outcome, current: r.current };
+  }
+
+  /** Removes `key`, exactly once even when retried. */
+  async delete(key: string, options: CallOptions = {}): Promise<DeleteResult> {
+    const r = (await this.#call({ op: 'delete', key }, false, options.timeoutMs)) as Extract<
+      KvResult,
+      { op: 'delete' }
+    >;
+    return { existed: r.existed };
+  }
+
+  /**
+   * Asks one server for its view of the cluster (table, its groups and leaders, members with their
+   * alive/suspected/spare state). Tries the servers in turn until one answers or the deadline passes.
+   */
+  async status(options: StatusOptions = {}): Promise<ClusterStatus> {
+    this.#assertOpen();
+    const budget = options.timeoutMs ?? this.options.requestTimeoutMs;
+    const deadline = now() + budget;
+    let lastError: PaxkvError | undefined;
+    for (let round = 0; ; round++) {
+      const candidates = options.server ? [options.server] : this.#candidates();
+      for (const address of candidates) {
+        const remaining = deadline - now();
+        if (remaining <= 0) break;
+        const outcome = await this.#send(address, { type: 'status', id: this.#nextId++ }, remaining);
+        if (outcome.kind === 'reply' && outcome.message.type === 'status.ok') {
+          const table = outcome.message.status.table;
+          if (table) this.#adoptTable(table);
+          return outcome.message.status;
+        }
+        lastError = this.#outcomeError(outcome, address) ?? lastError;
+      }
+      if (!(await this.#backoff(round, deadline))) break;
+    }
+    throw this.#gaveUp('status', budget, lastError, false);
+  }
+
+  /**
+   * The lookup table: the cached one, or a fresh one from the cluster when none is cached or
+   * `refresh` is set.
+   */
+  async lookupTable(options: CallOptions & { readonly refresh?: boolean } = {}): Promise<LookupTable> {
+    this.#assertOpen();
+    if (this.#table && !options.refresh) return this.#table;
+    const deadline = now() + (options.timeoutMs ?? this.options.requestTimeoutMs);
+    return this.#refresh(deadline);
+  }
+
+  /**
+   * Closes every connection. Calls still in flight reject with {@link ClientClosedError} (a write
+   * among them may or may not have been applied). Flushes and closes the history file, if any.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const wake of this.#sleepers) wake();
+    this.#sleepers.clear();
+    for (const w of this.#waiting.splice(0)) w();
+    for (const c of this.#channels.values()) c.close();
+    this.#channels.clear();
+    this.#history?.release();
+  }
+
+  // ---- one call -------------------------------------------------------------------------------
+
+  async #call(op: KvOp, stale: boolean, timeoutMs: number | undefined): Promise<KvResult> {
+    this.#assertOpen();
+    const limitError = checkKvOpLimits(op, this.options.limits);
+    if (limitError) throw limitError;
+    const budget = timeoutMs ?? this.options.requestTimeoutMs;
+    const deadline = now() + budget;
+    this.stats.calls++;
+    await this.#enter(deadline, op);
+    const write = op.op !== 'get';
+    const held: HeldSession | undefined = write ? this.#sessions.acquire() : undefined;
+    const entry: HistoryEntry | undefined = stale ? undefined : this.#history?.invoke(op);
+    const state = { uncertain: false };
+    try {
+      const result = await this.#attempts(op, stale, held, deadline, budget, state);
+      entry?.ok(result);
+      return result;
+    } catch (e) {
+      if (entry) {
+        const text = e instanceof Error ? `${(e as PaxkvError).code ?? 'ERROR'}: ${e.message}` : String(e);
+        if (state.uncertain) entry.info(text);
+        else entry.fail(text);
+      }
+      throw e;
+    } finally {
+      if (held) this.#sessions.release(held);
+      this.#leave();
+    }
+  }
+
+  async #attempts(
+    op: KvOp,
+    stale: boolean,
+    held: HeldSession | undefined,
+    deadline: number,
+    budget: number,
+    state: { uncertain: boolean },
+  ): Promise<KvResult> {
+    let backoffs = 0;
+    let redirects = 0;
+    let quickMoves = 0;
+    let lastError: PaxkvError | undefined;
+    const what = `${op.op} '${op.key.length > 40 ? `${op.key.slice(0, 40)}…` : op.key}'`;
+    for (;;) {
+      if (this.#closed) {
+        throw new ClientClosedError({ uncertain: state.uncertain });
+      }
+      const remaining = deadline - now();
+      if (remaining <= 0) throw this.#gaveUp(what, budget, lastError, state.uncertain);
+      let table: LookupTable;
+      try {
+        table = await this.#ensureTable(deadline);
+      } catch (e) {
+        lastError = asPaxkvError(e);
+        continue;
+      }
+      const partition = partitionOf(op.key, table.partitions);
+      const target = this.#target(table, partition);
+      if (!target) {
+        lastError = new NoLeaderError({ partition });
+        this.#refreshSoon();
+        if (!(await this.#backoff(backoffs++, deadline))) continue;
+        this.stats.retries++;
+        continue;
+      }
+      const request: KvRequest = {
+        type: 'kv',
+        id: this.#nextId++,
+        op,
+        ...(held ? { session: held.session } : {}),
+        ...(stale ? { consistency: 'stale' as const } : {}),
+      };
+      this.stats.attempts++;
+      const outcome = await this.#send(
+        target.address,
+        request,
+        Math.min(this.options.attemptTimeoutMs, remaining),
+      );
+      if (outcome.kind === 'reply') {
+        const m = outcome.message;
+        if (m.type === 'kv.ok' && m.result.op === op.op) {
+          if (!stale) this.#leaders.set(partition, target);
+          return m.result;
+        }
+        if (m.type === 'error') {
+          const error = errorFromWire(m);
+          lastError = error;
+          switch (m.code) {
+            case 'NOT_LEADER': {
+              this.#forget(partition, target);
+              const hint = m.leaderHint;
+              if (hint && !(hint.node === target.node && hint.address === target.address)) {
+                this.#followHint(table, partition, hint);
+                this.stats.redirects++;
+                if (++redirects <= this.options.maxImmediateRedirects) continue;
+              } else {
+                this.#refreshSoon();
+              }
+              break;
+            }
+            case 'NO_LEADER':
+              this.#forget(partition, target);
+              this.#refreshSoon();
+              break;
+            case 'NOT_READY':
+              this.#forget(partition, target);
+              break;
+            case 'UNAVAILABLE':
+              // A forwarding server may have lost the leader after handing the request on.
+              if (op.op !== 'get') state.uncertain = true;
+              this.#forget(partition, target);
+              break;
+            case 'TIMEOUT':
+              state.uncertain = true;
+              break;
+            default:
+              // Not retryable: the request itself is wrong (or the server failed: INTERNAL).
+              if (m.code === 'INTERNAL') state.uncertain = true;
+              throw error;
+          }
+        } else {
+          state.uncertain = true;
+          lastError = new UnexpectedReplyError({ address: target.address, got: m.type, expected: 'kv.ok' });
+          this.#forget(partition, target);
+        }
+      } else {
+        lastError = this.#outcomeError(outcome, target.address);
+        this.#forget(partition, target);
+        if (outcome.kind === 'not-sent') {
+          // Nothing was sent: try the group's next replica at once, once per replica, then back off.
+          if (++quickMoves < this.#replicaCount(table, partition)) continue;
+          quickMoves = 0;
+        } else {
+          state.uncertain = true;
+          if (outcome.kind === 'timeout') this.stats.attemptTimeouts++;
+        }
+      }
+      redirects = 0;
+      if (!(await this.#backoff(backoffs++, deadline))) continue;
+      this.stats.retries++;
+    }
+  }
+
+  // ---- routing --------------------------------------------------------------------------------
+
+  #target(table: LookupTable, partition: number): Target | undefined {
+    const cached = this.#leaders.get(partition);
+    if (cached) return cached;
+    const group = table.groups.find((g) => g.partition === partition);
+    if (!group || group.replicas.length === 0) return undefined;
+    // First try the group's preferred leader (replicas[0]), then the next replica after each failure.
+    const i = this.#cursor.get(partition) ?? 0;
+    const node = group.replicas[i % group.replicas.length]!;
+    const address = table.nodes.find((n) => n.id === node)?.address;
+    return address === undefined ? undefined : { node, address };
+  }
+
+  #replicaCount(table: LookupTable, partition: number): number {
+    return table.groups.find((g) => g.partition === partition)?.replicas.length ?? 1;
+  }
+
+  /** The target failed or is not the leader: drop it from the leader cache and move to the next replica. */
+  #forget(partition: number, target: Target): void {
+    const cached = this.#leaders.get(partition);
+    if (cached && cached.node === target.node) this.#leaders.delete(partition);
+    if (!cached || cached.node === target.node)
+      this.#cursor.set(partition, (this.#cursor.get(partition) ?? 0) + 1);
+  }
+
+  #followHint(table: LookupTable, partition: number, hint: LeaderHint): void {
+    this.#leaders.set(partition, { node: hint.node, address: hint.address });
+    const known = table.nodes.find((n) => n.id === hint.node);
+    // A leader this table does not know (or knows at another address) means our table is old.
+    if (!known || known.address !== hint.address) this.#refreshSoon();
+  }
+
+  // ---- lookup table ---------------------------------------------------------------------------
+
+  async #ensureTable(deadline: number): Promise<LookupTable> {
+    return this.#table ?? this.#refresh(deadline);
+  }
+
+  /** Refreshes the table in the background unless a refresh ran less than `tableRefreshIntervalMs` ago. */
+  #refreshSoon(): void {
+    if (this.#refreshing || now() - this.#lastRefreshAt < this.options.tableRefreshIntervalMs) return;
+    this.#refresh(now() + this.options.requestTimeoutMs).catch(() => {
+      // A failed background refresh is retried by the next error that asks for one.
+    });
+  }
+
+  /** Fetches the table from any reachable server (single flight: concurrent callers share one fetch). */
+  #refresh(deadline: number): Promise<LookupTable> {
+    if (this.#refreshing) return this.#refreshing;
+    this.#lastRefreshAt = now();
+    const p = this.#fetchTable(deadline).finally(() => {
+      this.#refreshing = null;
+    });
+    this.#refreshing = p;
+    return p;
+  }
+
+  async #fetchTable(deadline: number): Promise<LookupTable> {
+    const budget = deadline - now();
+    let lastError: PaxkvError | undefined;
+    for (let round = 0; ; round++) {
+      for (const address of this.#candidates()) {
+        if (this.#closed) throw new ClientClosedError({ uncertain: false });
+        const remaining = deadline - now();
+        if (remaining <= 0) break;
+        this.stats.tableFetches++;
+        const outcome = await this.#send(
+          address,
+          { type: 'lookup', id: this.#nextId++ },
+          Math.min(this.options.attemptTimeoutMs, remaining),
+        );
+        if (outcome.kind === 'reply' && outcome.message.type === 'lookup.ok') {
+          return this.#adoptTable(outcome.message.table);
+        }
+        lastError = this.#outcomeError(outcome, address) ?? lastError;
+      }
+      if (this.#closed) throw new ClientClosedError({ uncertain: false });
+      if (!(await this.#backoff(round, deadline))) break;
+    }
+    throw this.#gaveUp('lookup', budget, lastError, false);
+  }
+
+  /** Keeps the newer of the cached table and `table`; a new version resets the leader cache. */
+  #adoptTable(table: LookupTable): LookupTable {
+    const current = this.#table;
+    if (current && table.version <= current.version) return current;
+    if (table.groups.length === 0) return current ?? table;
+    this.#table = table;
+    this.#leaders.clear();
+    this.#cursor.clear();
+    return table;
+  }
+
+  /** Servers to ask for the table or status: the table's nodes then the seeds, rotating the start. */
+  #candidates(): string[] {
+    const all = [...new Set([...(this.#table?.nodes.map((n) => n.address) ?? []), ...this.options.servers])];
+    const start = this.#seedCursor++ % all.length;
+    return [...all.slice(start), ...all.slice(0, start)];
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------------
+
+  #send(
+    address: string,
+    request: Parameters<Channel['request']>[0],
+    timeoutMs: number,
+  ): Promise<AttemptOutcome> {
+    let channel = this.#channels.get(address);
+    if (!channel) {
+      channel = new Channel(address, this.#factory);
+      this.#channels.set(address, channel);
+    }
+    return channel.request(request, timeoutMs);
+  }
+
+  #outcomeError(outcome: AttemptOutcome, address: string): PaxkvError | undefined {
+    switch (outcome.kind) {
+      case 'reply':
+        return outcome.message.type === 'error'
+          ? errorFromWire(outcome.message)
+          : new UnexpectedReplyError({ address, got: outcome.message.type });
+      case 'timeout':
+        return new TimeoutError({
+          timeoutMs: this.options.attemptTimeoutMs,
+          operation: `a request to ${address}`,
+        });
+      case 'closed':
+        return new ConnectionClosedError({ address, reason: 'it broke while a request was in flight' });
+      case 'not-sent':
+        return new UnavailableError({ reason: outcome.reason });
+    }
+  }
+
+  /** Sleeps the backoff of retry `attempt`, cut at the deadline. Returns false if the deadline is reached. */
+  async #backoff(attempt: number, deadline: number): Promise<boolean> {
+    const remaining = deadline - now();
+    if (remaining <= 0 || this.#closed) return false;
+    const delay = Math.min(backoffDelay(attempt, this.options.backoff, this.options.random), remaining);
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, delay);
+      this.#sleepers.add(wake);
+    });
+    return deadline - now() > 0 && !this.#closed;
+  }
+
+  /** The error a call ends with when its deadline passes. */
+  #gaveUp(what: string, budgetMs: number, lastError: PaxkvError | undefined, uncertain: boolean): PaxkvError {
+    const last = lastError ? ` Last error: ${lastError.message}` : '';
+    if (uncertain || !lastError) {
+      return new TimeoutError(
+        { timeoutMs: Math.round(budgetMs), operation: what },
+        {
+          ...(lastError ? { cause: lastError } : {}),
+          message: `${what} timed out after ${Math.round(budgetMs)} ms; ${
+            uncertain ? 'its outcome is unknown (a write may have been applied)' : 'it was not applied'
+          }.${last}`,
+        },
+      );
+    }
+    return lastError;
+  }
+
+  async #enter(deadline: number, op: KvOp): Promise<void> {
+    while (this.#inFlight >= this.options.maxInFlight) {
+      const remaining = deadline - now();
+      if (remaining <= 0 || this.#closed) {
+        if (this.#closed) throw new ClientClosedError({ uncertain: false });
+        throw new TimeoutError(
+          { operation: op.op },
+          {
+            message: `${op.op} waited for a free slot (maxInFlight ${this.options.maxInFlight}) until its deadline; it was not sent`,
+          },
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          const i = this.#waiting.indexOf(go);
+          if (i >= 0) this.#waiting.splice(i, 1);
+          resolve();
+        }, remaining);
+        const go = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        this.#waiting.push(go);
+      });
+    }
+    this.#inFlight++;
+  }
+
+  #leave(): void {
+    this.#inFlight--;
+    this.#waiting.shift()?.();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClientClosedError({ uncertain: false });
+  }
+}
+
+function asPaxkvError(e: unknown): PaxkvError {
+  if (e instanceof Error && 'code' in e && 'retryable' in e) return e as PaxkvError;
+  return new UnavailableError({ reason: e instanceof Error ? e.message : String(e) });
+}
+
+/**
+ * Creates a client of the cluster reachable through `options.servers`. Connections open lazily on
+ * the first call. See {@link ClientOptions} for the options and their defaults.
+ * @throws {@link ConfigError} if an option is invalid.
+ */
+export function createClient(options: ClientOptions): PaxkvClient {
+  return new PaxkvClient(options);
+}

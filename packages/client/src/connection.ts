@@ -1,0 +1,186 @@
+/**
+ * The client's connection port and the per-server channel that multiplexes many requests over one
+ * connection (pipelining by request `id`).
+ * @module
+ */
+import { type ClientRequest, parseServerResponse, type ServerResponse } from '@paxkv/common';
+
+/** Callbacks a {@link ConnectionFactory} calls for one connection. */
+export interface ConnectionEvents {
+  /** The connection is open (again): messages sent from now on are delivered in order. */
+  onOpen(): void;
+  /** A decoded message arrived from the server (not validated yet; the channel validates it). */
+  onMessage(message: unknown): void;
+  /**
+   * The connection broke, or an attempt to open it failed. Requests in flight on it are lost (their
+   * outcome is unknown). The connection keeps reconnecting and calls `onOpen` when it is back.
+   */
+  onClose(reason?: Error): void;
+}
+
+/** One connection to one server, as the client needs it. */
+export interface ClientConnection {
+  /** True while the connection is open. */
+  readonly isOpen: boolean;
+  /**
+   * Queues one message. Returns false if it was not queued (not open, or the outgoing buffer is at
+   * its high-water mark): the message was then certainly not sent. Must not throw on a closed
+   * connection.
+   */
+  send(message: ClientRequest): boolean;
+  /** Closes the connection for good (no reconnection); `onClose` may follow. */
+  close(): void;
+}
+
+/**
+ * Opens a connection to `address` (`host:port`) and reports its life through `events`. The
+ * connection must reconnect by itself (with backoff) after a break until `close()` is called, as
+ * `@paxkv/common`'s reconnecting TCP transport does (the default). Tests inject their own.
+ */
+export type ConnectionFactory = (address: string, events: ConnectionEvents) => ClientConnection;
+
+/** What became of one request sent on a channel. */
+export type AttemptOutcome =
+  /** The server answered (a validated response whose `id` matches). */
+  | { readonly kind: 'reply'; readonly message: ServerResponse }
+  /** The request was sent but no answer came in time: its outcome is unknown. */
+  | { readonly kind: 'timeout' }
+  /** The request was sent, then the connection broke: its outcome is unknown. */
+  | { readonly kind: 'closed' }
+  /** The request was never sent (connection not open in time, or backpressure). */
+  | { readonly kind: 'not-sent'; readonly reason: string };
+
+interface Pending {
+  readonly resolve: (o: AttemptOutcome) => void;
+  readonly timer: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * One server's connection plus the table of requests in flight on it. Replies are matched to
+ * requests by `id`, so any number of requests may be in flight at once, answered in any order.
+ */
+export class Channel {
+  /** The server's address. */
+  readonly address: string;
+  readonly #connection: ClientConnection;
+  readonly #pending = new Map<number, Pending>();
+  #openWaiters = new Set<(open: boolean) => void>();
+  #closedForGood = false;
+  /** True after a close (or failed connect) until the next open: sends fail fast meanwhile. */
+  #down = false;
+  /** Replies that failed validation or matched no request (for diagnostics). */
+  strayReplies = 0;
+
+  constructor(address: string, factory: ConnectionFactory) {
+    this.address = address;
+    this.#connection = factory(address, {
+      onOpen: () => {
+        this.#down = false;
+        this.#wakeOpenWaiters(true);
+      },
+      onMessage: (m) => this.#onMessage(m),
+      onClose: () => this.#onClose(),
+    });
+  }
+
+  /** True if the connection is open now. */
+  get isOpen(): boolean {
+    return this.#connection.isOpen;
+  }
+
+  /** Number of requests waiting for an answer on this channel. */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Sends `request` and resolves with its outcome: the reply, a timeout after `timeoutMs`, a broken
+   * connection, or "not sent" if the connection did not open within `timeoutMs`. Never rejects.
+   */
+  async request(request: ClientRequest, timeoutMs: number): Promise<AttemptOutcome> {
+    const start = performance.now();
+    if (this.#closedForGood) return { kind: 'not-sent', reason: 'client closed' };
+    if (!this.#connection.isOpen) {
+      // A server known to be down fails fast so the caller can try another replica at once; the
+      // connection keeps reconnecting in the background.
+      if (this.#down) return { kind: 'not-sent', reason: `${this.address} is unreachable` };
+      const open = await this.#waitOpen(timeoutMs);
+      if (!open) return { kind: 'not-sent', reason: `could not connect to ${this.address}` };
+    }
+    const remaining = Math.max(1, timeoutMs - (performance.now() - start));
+    return new Promise<AttemptOutcome>((resolve) => {
+      const id = request.id;
+      const timer = setTimeout(() => {
+        if (this.#pending.delete(id)) resolve({ kind: 'timeout' });
+      }, remaining);
+      this.#pending.set(id, { resolve, timer });
+      let sent = false;
+      try {
+        sent = this.#connection.send(request);
+      } catch (e) {
+        sent = false;
+        this.#settle(id, { kind: 'not-sent', reason: e instanceof Error ? e.message : String(e) });
+        return;
+      }
+      if (!sent)
+        this.#settle(id, {
+          kind: 'not-sent',
+          reason: `${this.address} is not accepting more data right now`,
+        });
+    });
+  }
+
+  /** Closes the connection for good; requests in flight resolve as `closed`. */
+  close(): void {
+    this.#closedForGood = true;
+    this.#connection.close();
+    this.#onClose();
+  }
+
+  #settle(id: number, outcome: AttemptOutcome): void {
+    const p = this.#pending.get(id);
+    if (!p) return;
+    this.#pending.delete(id);
+    clearTimeout(p.timer);
+    p.resolve(outcome);
+  }
+
+  #onMessage(raw: unknown): void {
+    const parsed = parseServerResponse(raw);
+    if (!parsed.ok || parsed.value.id === null) {
+      // Unattributable (a reply we cannot read, or an error about a frame we sent): the requests it
+      // concerns time out or fail with the connection. Nothing else to do here.
+      this.strayReplies++;
+      return;
+    }
+    if (!this.#pending.has(parsed.value.id)) {
+      this.strayReplies++;
+      return;
+    }
+    this.#settle(parsed.value.id, { kind: 'reply', message: parsed.value });
+  }
+
+  #onClose(): void {
+    this.#down = true;
+    for (const id of [...this.#pending.keys()]) this.#settle(id, { kind: 'closed' });
+    this.#wakeOpenWaiters(false);
+  }
+
+  #wakeOpenWaiters(open: boolean): void {
+    const waiters = this.#openWaiters;
+    this.#openWaiters = new Set();
+    for (const w of waiters) w(open);
+  }
+
+  #waitOpen(timeoutMs: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const done = (open: boolean) => {
+        clearTimeout(timer);
+        this.#openWaiters.delete(done);
+        resolve(open);
+      };
+      const timer = setTimeout(() => done(this.#connection.isOpen), timeoutMs);
+      this.#openWaiters.add(done);
+    });
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Errors specific to the client. They extend the shared paxkv error classes, so `code` and
+ * `retryable` work as everywhere else.
+ * @module
+ */
+import { ConnectionClosedError, InternalError, type PaxkvErrorOptions } from '@paxkv/common';
+
+/**
+ * The client was closed while the call was waiting or in flight. If `uncertain` is true a write
+ * may still have been applied; read the key to find out.
+ */
+export class ClientClosedError extends ConnectionClosedError {
+  /** True if the call had been sent without an answer (a write may have been applied). */
+  readonly uncertain: boolean;
+  constructor(details: { uncertain: boolean }, options?: PaxkvErrorOptions) {
+    super(
+      { reason: 'the client was closed' },
+      {
+        message: details.uncertain
+          ? 'the client was closed while the call was in flight; its outcome is unknown: create a new client and read the key to find out'
+          : 'the client is closed; create a new client with createClient()',
+        ...options,
+      },
+    );
+    this.uncertain = details.uncertain;
+  }
+}
+
+/** A server answered with a message of the wrong kind (a protocol bug or a version mismatch). */
+export class UnexpectedReplyError extends InternalError {
+  /** The server that answered. */
+  readonly address: string;
+  /** The `type` of the reply that came. */
+  readonly got: string;
+  constructor(details: { address: string; got: string; expected?: string }, options?: PaxkvErrorOptions) {
+    super(
+      {
+        reason: `${details.address} answered '${details.got}'${details.expected ? ` where '${details.expected}' was expected` : ''}; check that client and server versions match`,
+      },
+      options,
+    );
+    this.address = details.address;
+    this.got = details.got;
+  }
+}

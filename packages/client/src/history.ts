@@ -1,0 +1,196 @@
+/**
+ * Recording of the client's own operations in the linearizability checker's JSON-lines history
+ * format v1, so anyone can check their workload with `paxkv-check` (this package does not depend on
+ * the checker; it only writes the documented format).
+ *
+ * Format (one JSON object per line; the first line of a new file is `{"paxkvHistory":1,"model":"kv"}`):
+ * ```
+ * {"type":"invoke","process":0,"id":1,"time":1732700000000000,"op":{"f":"put","key":"k","value":"v"}}
+ * {"type":"ok","process":0,"id":1,"time":1732700000000950,"result":{"created":true}}
+ * {"type":"fail","process":1,"id":2,"time":...,"error":"NOT_READY: ..."}   // certainly not applied
+ * {"type":"info","process":1,"id":3,"time":...,"error":"timeout"}          // outcome unknown
+ * ```
+ * - `time` is microseconds since the Unix epoch from a monotonic clock (`performance.timeOrigin +
+ *   performance.now()`), so histories of several processes on one machine can be merged.
+ * - `process` is a slot that has at most one operation in flight: a client with many operations in
+ *   flight uses several processes; a process whose operation ended `info` is never reused. Clients sharing one sink (the same object, or the same file path
+ *   in one Node process) share the numbering, so processes and ids stay unique in the file.
+ * - Binary values are written as the string `"base64:" + base64(bytes)`.
+ * - Stale reads (`get(k, { stale: true })`) are not recorded: they are not meant to be linearizable.
+ * @module
+ */
+import { closeSync, openSync, statSync, writeSync } from 'node:fs';
+import type { KvOp, KvResult, Value } from '@paxkv/common';
+
+/** Where history lines go: anything with a `write(line)` (each line ends with `\n`). */
+export interface HistorySink {
+  /** Receives one complete line, newline included. */
+  write(line: string): void;
+}
+
+/** The `history` option: a sink, or a file path (appended to; created with a header line if new). */
+export type HistoryOption = HistorySink | string;
+
+/** Current time in microseconds since the Unix epoch, from a monotonic clock. */
+export function historyTimeMicros(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}
+
+/** The history form of a value. */
+export function historyValue(v: Value | null): string | null {
+  if (v === null) return null;
+  return typeof v === 'string' ? v : `base64:${Buffer.from(v).toString('base64')}`;
+}
+
+/** The history form (`op` field) of a KV operation. */
+export function historyOp(op: KvOp): Record<string, unknown> {
+  switch (op.op) {
+    case 'get':
+      return { f: 'get', key: op.key };
+    case 'put':
+      return { f: 'put', key: op.key, value: historyValue(op.value) };
+    case 'cas':
+      return { f: 'cas', key: op.key, expected: historyValue(op.expected), value: historyValue(op.value) };
+    case 'delete':
+      return { f: 'delete', key: op.key };
+  }
+}
+
+/** The history form (`result` field) of a KV result. */
+export function historyResult(result: KvResult): Record<string, unknown> {
+  switch (result.op) {
+    case 'get':
+      return { value: historyValue(result.value) };
+    case 'put':
+      return { created: result.created };
+    case 'cas':
+      return { ok: result.outcome === 'applied' };
+    case 'delete':
+      return { existed: result.existed };
+  }
+}
+
+/** A sink that appends to a file with synchronous writes (each line is on disk in order). */
+class FileSink implements HistorySink {
+  readonly #fd: number;
+  constructor(path: string) {
+    let fresh = true;
+    try {
+      fresh = statSync(path).size === 0;
+    } catch {
+      fresh = true;
+    }
+    this.#fd = openSync(path, 'a');
+    if (fresh) this.write(`${JSON.stringify({ paxkvHistory: 1, model: 'kv' })}\n`);
+  }
+  write(line: string): void {
+    writeSync(this.#fd, line);
+  }
+  close(): void {
+    closeSync(this.#fd);
+  }
+}
+
+/** One operation being recorded; call exactly one of its completion methods. */
+export interface HistoryEntry {
+  /** The operation returned this result. */
+  ok(result: KvResult): void;
+  /** The operation certainly did not take effect. */
+  fail(error: string): void;
+  /** The outcome is unknown (timeout, connection lost, client closed). */
+  info(error: string): void;
+}
+
+/**
+ * Writes history events for every client that shares one sink, keeping `process` numbers (one
+ * operation in flight per process) and `id`s unique across them. Get one with
+ * {@link HistoryRecorder.acquire}; give it back with {@link HistoryRecorder.release}.
+ */
+export class HistoryRecorder {
+  static readonly #bySink = new WeakMap<HistorySink, HistoryRecorder>();
+  static readonly #byPath = new Map<string, HistoryRecorder>();
+
+  readonly #sink: HistorySink;
+  readonly #path: string | undefined;
+  #refs = 0;
+  #nextId = 1;
+  readonly #freeProcesses: number[] = [];
+  #nextProcess = 0;
+  /** Lines that could not be written (the sink threw); the client never fails because of its history. */
+  writeErrors = 0;
+
+  private constructor(sink: HistorySink, path?: string) {
+    this.#sink = sink;
+    this.#path = path;
+  }
+
+  /** The recorder shared by every client using `option` (the same sink object or file path). */
+  static acquire(option: HistoryOption): HistoryRecorder {
+    let r: HistoryRecorder | undefined;
+    if (typeof option === 'string') {
+      r = HistoryRecorder.#byPath.get(option);
+      if (!r) {
+        r = new HistoryRecorder(new FileSink(option), option);
+        HistoryRecorder.#byPath.set(option, r);
+      }
+    } else {
+      r = HistoryRecorder.#bySink.get(option);
+      if (!r) {
+        r = new HistoryRecorder(option);
+        HistoryRecorder.#bySink.set(option, r);
+      }
+    }
+    r.#refs++;
+    return r;
+  }
+
+  /** Gives back a recorder; the last release of a file-backed recorder closes the file. */
+  release(): void {
+    this.#refs--;
+    if (this.#refs > 0 || this.#path === undefined) return;
+    HistoryRecorder.#byPath.delete(this.#path);
+    (this.#sink as FileSink).close();
+  }
+
+  /** Records the invocation of `op` now and returns the handle to record its completion. */
+  invoke(op: KvOp): HistoryEntry {
+    const process = this.#freeProcesses.length > 0 ? this.#takeLowestFree() : this.#nextProcess++;
+    const id = this.#nextId++;
+    this.#write({ type: 'invoke', process, id, time: historyTimeMicros(), op: historyOp(op) });
+    let done = false;
+    const complete = (event: Record<string, unknown>) => {
+      if (done) return;
+      done = true;
+      this.#write({ ...event, process, id, time: historyTimeMicros() });
+      // After an indeterminate outcome the process is retired (as Jepsen does): its operation may
+      // still take effect later, so nothing else may run on that process.
+      if (event.type !== 'info') this.#freeProcesses.push(process);
+    };
+    return {
+      ok: (result) => complete({ type: 'ok', result: historyResult(result) }),
+      fail: (error) => complete({ type: 'fail', error }),
+      info: (error) => complete({ type: 'info', error }),
+    };
+  }
+
+  #takeLowestFree(): number {
+    let best = 0;
+    for (let i = 1; i < this.#freeProcesses.length; i++) {
+      if (this.#freeProcesses[i]! < this.#freeProcesses[best]!) best = i;
+    }
+    const p = this.#freeProcesses[best]!;
+    this.#freeProcesses[best] = this.#freeProcesses[this.#freeProcesses.length - 1]!;
+    this.#freeProcesses.pop();
+    return p;
+  }
+
+  #write(event: Record<string, unknown>): void {
+    // Order the fields as the format documents them: type, process, id, time, then the rest.
+    const { type, process, id, time, ...rest } = event;
+    try {
+      this.#sink.write(`${JSON.stringify({ type, process, id, time, ...rest })}\n`);
+    } catch {
+      this.writeErrors++;
+    }
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Options of {@link createClient}, their documented defaults and their validation.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  type BackoffConfig,
+  ConfigError,
+  type ConfigIssue,
+  DEFAULT_PROTOCOL_LIMITS,
+  isAddress,
+  type ProtocolLimits,
+} from '@paxkv/common';
+import type { ConnectionFactory } from './connection.js';
+import type { HistoryOption } from './history.js';
+
+/** Longest {@link ClientOptions.sessionId}: the session slot suffix must fit the 64-char wire limit. */
+export const MAX_SESSION_ID_LENGTH = 48;
+
+/** Options of {@link createClient}. Every field but `servers` has a documented default. */
+export interface ClientOptions {
+  /** Seed servers (`host:port`); any one that answers is enough to find the cluster. Required. */
+  readonly servers: readonly string[];
+  /**
+   * Deadline of one call (`get`, `put`, ...), retries included, in ms. When it passes the call
+   * rejects with a `TimeoutError` (outcome unknown for a write that was sent). Default 10000.
+   */
+  readonly requestTimeoutMs?: number;
+  /** How long one attempt waits for its reply before retrying elsewhere, in ms. Default 3000. */
+  readonly attemptTimeoutMs?: number;
+  /**
+   * Backoff between retries: `initialDelayMs` (default 20), doubling (`multiplier`, default 2) up to
+   * `maxDelayMs` (default 1000), with `jitter` (default 0.5: the delay is uniform in [d/2, d]).
+   */
+  readonly backoff?: Partial<BackoffConfig>;
+  /**
+   * `NOT_LEADER` replies with a leader hint are followed at once, without backoff, up to this many
+   * times in a row; further redirects back off (guards against ping-pong during elections). Default 3.
+   */
+  readonly maxImmediateRedirects?: number;
+  /** Least time between two lookup-table refreshes triggered by errors, in ms. Default 200. */
+  readonly tableRefreshIntervalMs?: number;
+  /** Most calls in flight at once; further calls wait (their deadline runs). Default 4096. */
+  readonly maxInFlight?: number;
+  /**
+   * Base of the exactly-once session ids (1..48 chars). Default: 24 random hex characters. Writes
+   * use `<sessionId>.<slot>` sessions, one write in flight per slot.
+   */
+  readonly sessionId?: string;
+  /** Record this client's operations in the checker's JSON-lines format v1 (a sink or a file path). */
+  readonly history?: HistoryOption;
+  /** Key and value size limits checked before sending. Default 4 KiB keys, 1 MiB values. */
+  readonly limits?: Partial<ProtocolLimits>;
+  /** Opens connections. Default: `@paxkv/common`'s reconnecting TCP transport. */
+  readonly connectionFactory?: ConnectionFactory;
+  /** Random source in [0, 1) for jitter and replica choice. Default `Math.random`. */
+  readonly random?: () => number;
+}
+
+/** {@link ClientOptions} with every default filled in. */
+export interface ResolvedClientOptions {
+  readonly servers: readonly string[];
+  readonly requestTimeoutMs: number;
+  readonly attemptTimeoutMs: number;
+  readonly backoff: BackoffConfig;
+  readonly maxImmediateRedirects: number;
+  readonly tableRefreshIntervalMs: number;
+  readonly maxInFlight: number;
+  readonly sessionId: string;
+  readonly history: HistoryOption | undefined;
+  readonly limits: ProtocolLimits;
+  readonly connectionFactory: ConnectionFactory | undefined;
+  readonly random: () => number;
+}
+
+/** The client defaults (see {@link ClientOptions} for what each means). */
+export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
+  requestTimeoutMs: 10_000,
+  attemptTimeoutMs: 3_000,
+  backoff: Object.freeze({ initialDelayMs: 20, maxDelayMs: 1_000, multiplier: 2, jitter: 0.5 }),
+  maxImmediateRedirects: 3,
+  tableRefreshIntervalMs: 200,
+  maxInFlight: 4096,
+});
+
+function intIn(issues: ConfigIssue[], path: string, v: unknown, min: number, max: number): void {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    issues.push({ path, problem: `must be an integer in ${min}..${max}, got ${String(v)}` });
+  }
+}
+
+function numIn(issues: ConfigIssue[], path: string, v: unknown, min: number, max: number): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    issues.push({ path, problem: `must be a number in ${min}..${max}, got ${String(v)}` });
+  }
+}
+
+/**
+ * Fills in defaults and validates `options`.
+ * @throws {@link ConfigError} listing every invalid option.
+ */
+export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
+  const issues: ConfigIssue[] = [];
+  const servers = Array.isArray(options?.servers) ? options.servers : [];
+  if (servers.length === 0) issues.push({ path: 'servers', problem: 'give at least one host:port address' });
+  servers.forEach((s, i) => {
+    if (!isAddress(s))
+      issues.push({ path: `servers.${i}`, problem: `'${String(s)}' is not a host:port address` });
+  });
+  const d = DEFAULT_CLIENT_OPTIONS;
+  const backoff: BackoffConfig = { ...d.backoff, ...definedOnly(options.backoff ?? {}) };
+  const r: ResolvedClientOptions = {
+    servers: [...new Set(servers)],
+    requestTimeoutMs: options.requestTimeoutMs ?? d.requestTimeoutMs,
+    attemptTimeoutMs: options.attemptTimeoutMs ?? d.attemptTimeoutMs,
+    backoff,
+    maxImmediateRedirects: options.maxImmediateRedirects ?? d.maxImmediateRedirects,
+    tableRefreshIntervalMs: options.tableRefreshIntervalMs ?? d.tableRefreshIntervalMs,
+    maxInFlight: options.maxInFlight ?? d.maxInFlight,
+    sessionId: options.sessionId ?? randomBytes(12).toString('hex'),
+    history: options.history,
+    limits: { ...DEFAULT_PROTOCOL_LIMITS, ...definedOnly(options.limits ?? {}) },
+    connectionFactory: options.connectionFactory,
+    random: options.random ?? Math.random,
+  };
+  intIn(issues, 'requestTimeoutMs', r.requestTimeoutMs, 1, 86_400_000);
+  intIn(issues, 'attemptTimeoutMs', r.attemptTimeoutMs, 1, 86_400_000);
+  intIn(issues, 'backoff.initialDelayMs', backoff.initialDelayMs, 0, 3_600_000);
+  intIn(issues, 'backoff.maxDelayMs', backoff.maxDelayMs, 1, 3_600_000);
+  numIn(issues, 'backoff.multiplier', backoff.multiplier, 1, 100);
+  numIn(issues, 'backoff.jitter', backoff.jitter, 0, 1);
+  if (backoff.initialDelayMs > backoff.maxDelayMs) {
+    issues.push({ path: 'backoff.initialDelayMs', problem: 'must not exceed backoff.maxDelayMs' });
+  }
+  intIn(issues, 'maxImmediateRedirects', r.maxImmediateRedirects, 0, 1000);
+  intIn(issues, 'tableRefreshIntervalMs', r.tableRefreshIntervalMs, 0, 3_600_000);
+  intIn(issues, 'maxInFlight', r.maxInFlight, 1, 10_000_000);
+  intIn(issues, 'limits.maxKeyBytes', r.limits.maxKeyBytes, 1, 0xffff_ffff);
+  intIn(issues, 'limits.maxValueBytes', r.limits.maxValueBytes, 1, 0xffff_ffff);
+  if (
+    typeof r.sessionId !== 'string' ||
+    r.sessionId.length < 1 ||
+    r.sessionId.length > MAX_SESSION_ID_LENGTH
+  ) {
+    issues.push({ path: 'sessionId', problem: `must be 1..${MAX_SESSION_ID_LENGTH} characters` });
+  }
+  if (r.history !== undefined && typeof r.history !== 'string' && typeof r.history?.write !== 'function') {
+    issues.push({ path: 'history', problem: 'must be a file path or an object with a write(line) method' });
+  }
+  if (issues.length > 0) throw new ConfigError({ source: 'paxkv client options', issues });
+  return r;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

@@ -1,0 +1,156 @@
+/**
+ * The client over real TCP (common's transport) against three loopback servers playing a cluster:
+ * redirects, dropped connections, delays, lost replies, a leader change. CAS increments from two
+ * clients prove exactly-once: the final counter equals the number of increments that succeeded.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, type PaxkvClient } from '../src/client.js';
+import { TcpFakeCluster } from './fake-cluster.js';
+
+let tcp: TcpFakeCluster;
+const clients: PaxkvClient[] = [];
+let dir: string;
+
+beforeAll(async () => {
+  tcp = await TcpFakeCluster.start({ servers: 3, partitions: 4, replication: 3 });
+  dir = mkdtempSync(join(tmpdir(), 'paxkv-client-'));
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await tcp.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function client(history?: string): PaxkvClient {
+  const c = createClient({
+    servers: [tcp.cluster.addresses.get(3)!],
+    attemptTimeoutMs: 300,
+    requestTimeoutMs: 8000,
+    backoff: { initialDelayMs: 5, maxDelayMs: 50 },
+    tableRefreshIntervalMs: 20,
+    ...(history ? { history } : {}),
+  });
+  clients.push(c);
+  return c;
+}
+
+async function increment(c: PaxkvClient, key: string): Promise<void> {
+  for (;;) {
+    const current = await c.get(key);
+    const n = current === null ? 0 : Number(current);
+    const r = await c.cas(key, current, String(n + 1));
+    if (r.outcome === 'applied') return;
+  }
+}
+
+describe('client over TCP against a 3-server fake cluster', () => {
+  it('routes, follows redirects, survives dropped connections, delays and lost replies, exactly once', async () => {
+    const cluster = tcp.cluster;
+    const historyFile = join(dir, 'history.jsonl');
+    const a = client(historyFile);
+    const b = client(historyFile);
+    // Leaders not on the preferred replica: the first request of each group is redirected.
+    for (let p = 0; p < cluster.partitions; p++) cluster.leaders.set(p, cluster.replicasOf(p)[1]!);
+    await a.put('warmup', 'x');
+    expect(a.table?.nodes).toHaveLength(3);
+
+    const keys = ['c0', 'c1', 'c2', 'c3', 'c4', 'c5'];
+    let stop = false;
+    const chaos = (async () => {
+      let round = 0;
+      while (!stop) {
+        await new Promise((r) => setTimeout(r, 40));
+        round++;
+        const node = cluster.ids[round % 3]!;
+        if (round % 3 === 0) tcp.dropConnections(node);
+        if (round % 4 === 0) cluster.fault(node).dropReplies = 1;
+        cluster.fault(node).delayMs = round % 5 === 0 ? 30 : 0;
+        if (round % 7 === 0) {
+          // A leader change in one group.
+          const p = round % cluster.partitions;
+          const replicas = cluster.replicasOf(p);
+          cluster.leaders.set(p, null);
+          setTimeout(() => cluster.leaders.set(p, replicas[round % replicas.length]!), 30);
+        }
+      }
+      for (const id of cluster.ids) Object.assign(cluster.fault(id), { dropReplies: 0, delayMs: 0 });
+    })();
+
+    const perClient = 15;
+    const work = async (c: PaxkvClient, offset: number) => {
+      let done = 0;
+      for (let i = 0; i < perClient; i++) {
+        await Promise.all(
+          keys.map((k, j) => ((i + j + offset) % 2 === 0 ? increment(c, k) : Promise.resolve())),
+        );
+        done += keys.filter((_, j) => (i + j + offset) % 2 === 0).length;
+      }
+      return done;
+    };
+    const [doneA, doneB] = await Promise.all([work(a, 0), work(b, 1)]);
+    stop = true;
+    await chaos;
+
+    let total = 0;
+    for (const k of keys) total += Number(await a.get(k));
+    expect(total).toBe(doneA + doneB);
+    for (const n of cluster.applied.values()) expect(n).toBe(1);
+    // The chaos did cause retries and redirects.
+    expect(a.stats.retries + b.stats.retries).toBeGreaterThan(0);
+    expect(a.stats.redirects + b.stats.redirects).toBeGreaterThan(0);
+
+    // The shared history file: header line, then one invoke per completion with unique ids.
+    await a.close();
+    await b.close();
+    const lines = readFileSync(historyFile, 'utf8').trim().split('\n');
+    expect(JSON.parse(lines[0]!)).toEqual({ paxkvHistory: 1, model: 'kv' });
+    const events = lines.slice(1).map((l) => JSON.parse(l) as { type: string; id: number; process: number });
+    const invokes = events.filter((e) => e.type === 'invoke');
+    const completions = events.filter((e) => e.type !== 'invoke');
+    expect(new Set(invokes.map((e) => e.id)).size).toBe(invokes.length);
+    expect(completions.length).toBe(invokes.length);
+    // No process has two operations in flight at once.
+    const open = new Map<number, number>();
+    for (const e of events) {
+      if (e.type === 'invoke') {
+        expect(open.has(e.process)).toBe(false);
+        open.set(e.process, e.id);
+      } else {
+        expect(open.get(e.process)).toBe(e.id);
+        open.delete(e.process);
+      }
+    }
+  });
+
+  it('pipelines over one TCP connection per server', async () => {
+    const c = client();
+    const cluster = tcp.cluster;
+    for (let p = 0; p < cluster.partitions; p++) cluster.leaders.set(p, 1);
+    cluster.fault(1).delayMs = 20;
+    const before = cluster.received.get(1)!.kv;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: 300 }, (_, i) => c.put(`p${i}`, 'v')));
+    const took = performance.now() - t0;
+    cluster.fault(1).delayMs = 0;
+    expect(cluster.received.get(1)!.kv - before).toBeGreaterThanOrEqual(300);
+    // 300 sequential round trips would take at least 300 × 20 ms.
+    expect(took).toBeLessThan(3000);
+    expect(tcp.servers.get(1)!.connections.size).toBeLessThanOrEqual(clients.length);
+  });
+
+  it('keeps working while a server is down', async () => {
+    const c = client();
+    const cluster = tcp.cluster;
+    for (let p = 0; p < cluster.partitions; p++) cluster.leaders.set(p, 2);
+    await c.put('down-test', '1');
+    cluster.fault(2).down = true;
+    tcp.dropConnections(2);
+    for (let p = 0; p < cluster.partitions; p++) cluster.leaders.set(p, 3);
+    expect(await c.cas('down-test', '1', '2')).toEqual({ outcome: 'applied', current: '2' });
+    cluster.fault(2).down = false;
+  });
+});
