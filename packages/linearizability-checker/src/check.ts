@@ -88,6 +88,8 @@ export interface PartitionResult {
   readonly steps: number;
   /** Milliseconds spent on this partition. */
   readonly ms: number;
+  /** Where it was checked: the calling thread, or a worker thread. */
+  readonly thread?: 'main' | 'worker';
 }
 
 /** The result of checking one history. */
@@ -318,7 +320,7 @@ export async function check(history: History, options: CheckOptions = {}): Promi
       };
     },
     (part, reply) => {
-      if (reply.ok) return toResult(part.key, part.ops, reply.outcome, reply.ms);
+      if (reply.ok) return { ...toResult(part.key, part.ops, reply.outcome, reply.ms), thread: 'worker' };
       if (reply.error === STOPPED) {
         const skipped: PartitionResult = {
           key: part.key,

@@ -75,9 +75,15 @@ export function parseEdn(text: string): EdnForm[] {
   };
   const readSeq = (close: string): EdnValue[] => {
     const out: EdnValue[] = [];
+    const opened = line;
     for (;;) {
       skip();
-      if (i >= text.length) fail(`missing "${close}" before end of input`);
+      if (i >= text.length) {
+        throw new HistoryParseError(
+          `EDN: missing "${close}" before end of input (opened on this line)`,
+          opened,
+        );
+      }
       if (text[i] === close) {
         i++;
         return out;

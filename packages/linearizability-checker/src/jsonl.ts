@@ -178,6 +178,14 @@ export function readJsonl(text: string): History {
   const byId = new Map<number | string, Pending>();
   let model: string | undefined;
   let sawEvent = false;
+  const completions: {
+    o: Record<string, unknown>;
+    type: 'ok' | 'fail' | 'info';
+    process: number | string;
+    id: number | string;
+    time: number;
+    ln: number;
+  }[] = [];
   for (let i = 0; i < lines.length; i++) {
     const raw = (lines[i] as string).trim();
     if (raw === '') continue;
@@ -216,15 +224,17 @@ export function readJsonl(text: string): History {
     if (!isId(id)) throw new HistoryParseError('"id" must be a number or a string', ln);
     if (typeof time !== 'number' || !Number.isFinite(time))
       throw new HistoryParseError('"time" must be a finite number', ln);
-    const p = byId.get(id);
     if (type === 'invoke') {
-      if (p !== undefined)
+      const p = byId.get(id);
+      if (p !== undefined) {
         throw new HistoryParseError(
           `id ${JSON.stringify(id)} is invoked twice (first on line ${p.line}): ids must be unique per invocation`,
           ln,
         );
-      if (!('op' in o) || typeof o.op !== 'object' || o.op === null)
+      }
+      if (!('op' in o) || typeof o.op !== 'object' || o.op === null) {
         throw new HistoryParseError('an invoke needs an "op" object', ln);
+      }
       byId.set(id, {
         process,
         id,
@@ -237,9 +247,14 @@ export function readJsonl(text: string): History {
       });
       continue;
     }
+    completions.push({ o, type, process, id, time, ln });
+  }
+  // Completions may come before their invoke in the file (merged logs): match them in a second pass.
+  for (const { o, type, process, id, time, ln } of completions) {
+    const p = byId.get(id);
     if (p === undefined) {
       throw new HistoryParseError(
-        `${type} for id ${JSON.stringify(id)} has no invoke: every completion needs an earlier invoke line with the same id`,
+        `${type} for id ${JSON.stringify(id)} has no invoke: every completion needs an invoke line with the same id`,
         ln,
       );
     }

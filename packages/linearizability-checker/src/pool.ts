@@ -2,16 +2,22 @@
  * A small pool of worker threads that checks partitions in parallel.
  * @module
  */
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { WorkerReply, WorkerRequest } from './check.js';
 
-function workerTarget(): { url: URL; execArgv: string[] } {
+function startWorker(): Worker {
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
-    // Running from sources (tests, tsx): the worker needs the TypeScript loader.
-    return { url: new URL('./worker.ts', here), execArgv: ['--import', 'tsx'] };
+    // Running from sources (tests, tsx): register tsx's loader inside the worker, then load the
+    // TypeScript entry (Node 20 ignores `--import` in a worker's execArgv).
+    const api = pathToFileURL(createRequire(here).resolve('tsx/esm/api')).href;
+    const entry = new URL('./worker.ts', here).href;
+    const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+    return new Worker(boot, { eval: true });
   }
-  return { url: new URL('./worker.js', here), execArgv: [] };
+  return new Worker(new URL('./worker.js', here));
 }
 
 /** The error of a reply whose item was abandoned because `stop` asked for it. */
@@ -35,11 +41,10 @@ export async function runInWorkers<T, R>(
   const results: R[] = new Array(items.length);
   let nextIdx = 0;
   let done = 0;
-  const target = workerTarget();
   const lane = async (): Promise<void> => {
     let worker: Worker | undefined;
     try {
-      worker = new Worker(target.url, { execArgv: target.execArgv });
+      worker = startWorker();
       workers.add(worker);
     } catch {
       worker = undefined;

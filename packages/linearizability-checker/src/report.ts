@@ -201,7 +201,7 @@ const pos=new Map();p.order.forEach((i,k)=>pos.set(i,k));const stuck=new Set(p.s
 const times=[...new Set(ops.flatMap(o=>o.r===null?[o.c]:[o.c,o.r]))].sort((a,b)=>a-b);const rank=new Map(times.map((t,k)=>[t,k]));
 const procs=[...new Set(ops.map(o=>o.p))].sort((a,b)=>(+a-+b)||a.localeCompare(b));const row=new Map(procs.map((q,k)=>[q,k]));
 const U=Math.max(14,Math.min(60,1400/Math.max(1,times.length))),L=70,R=40,RH=26,W=L+R+U*(times.length+1),Hh=24+RH*procs.length;
-let s='<svg width="'+W+'" height="'+Hh+'" xmlns="http://www.w3.org/2000/svg"><defs><linearGradient id="fade"><stop offset="0" stop-color="#8c959f"/><stop offset="1" stop-color="#8c959f" stop-opacity="0"/></linearGradient></defs>';
+let s='<svg width="'+W+'" height="'+Hh+'"><defs><linearGradient id="fade"><stop offset="0" stop-color="#8c959f"/><stop offset="1" stop-color="#8c959f" stop-opacity="0"/></linearGradient></defs>';
 procs.forEach((q,k)=>{const y=20+k*RH;s+='<text x="4" y="'+(y+14)+'">p'+esc(q)+'</text><line x1="'+L+'" x2="'+(W-R)+'" y1="'+(y+RH/2)+'" y2="'+(y+RH/2)+'" stroke="#eaeef2"/>'});
 ops.forEach(o=>{const y=22+row.get(o.p)*RH,x=L+rank.get(o.c)*U,x2=o.r===null?W-R:L+rank.get(o.r)*U+U*0.8,w=Math.max(6,x2-x);
 const k=pos.get(o.i),fill=stuck.has(o.i)?"#cf222e":k!==undefined?"#2da44e":o.r===null?"url(#fade)":"#8c959f";

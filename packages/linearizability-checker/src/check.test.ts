@@ -1,0 +1,272 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { check, checkSync } from './check.js';
+import { InvalidOperationError } from './errors.js';
+import { buildHistory, type OperationSpec } from './history.js';
+import { defineModel } from './model.js';
+import { createKvModel, type KvInput, type KvOutput, kvModel } from './models.js';
+import { searchPartition } from './search.js';
+
+const W = (process: number, call: number, ret: number | undefined, value: number): OperationSpec => ({
+  process,
+  call,
+  ...(ret === undefined ? {} : { ret }),
+  input: { f: 'write', value },
+  ...(ret === undefined ? {} : { output: {} }),
+});
+const R = (process: number, call: number, ret: number, value: number | null): OperationSpec => ({
+  process,
+  call,
+  ret,
+  input: { f: 'read' },
+  output: { value },
+});
+
+describe('search on small register histories', () => {
+  it('accepts concurrent writes read in either order', () => {
+    const h = buildHistory([W(0, 0, 10, 1), W(1, 1, 11, 2), R(2, 12, 13, 1)], 'register');
+    expect(checkSync(h).verdict).toBe('linearizable');
+    const h2 = buildHistory([W(0, 0, 10, 1), W(1, 1, 11, 2), R(2, 12, 13, 2)], 'register');
+    expect(checkSync(h2).verdict).toBe('linearizable');
+  });
+
+  it('rejects a stale read after a completed write, with the prefix and the stuck op', () => {
+    const h = buildHistory([W(0, 0, 1, 1), W(0, 2, 3, 2), R(1, 4, 5, 1)], 'register');
+    const r = checkSync(h);
+    expect(r.verdict).toBe('not-linearizable');
+    const p = r.partitions[0];
+    expect(p?.longestPrefix).toEqual([0, 1]);
+    expect(p?.stuck).toEqual([2]);
+  });
+
+  it('lets an indeterminate write take effect late, or never', () => {
+    const late = buildHistory([W(0, 0, undefined, 7), R(1, 5, 6, null), R(1, 10, 11, 7)], 'register');
+    expect(checkSync(late).verdict).toBe('linearizable');
+    const never = buildHistory([W(0, 0, undefined, 7), R(1, 5, 6, null), R(1, 10, 11, null)], 'register');
+    expect(checkSync(never).verdict).toBe('linearizable');
+    const flicker = buildHistory([W(0, 0, undefined, 7), R(1, 5, 6, 7), R(1, 10, 11, null)], 'register');
+    expect(checkSync(flicker).verdict).toBe('not-linearizable');
+  });
+
+  it('treats touching intervals (return time = call time) as concurrent', () => {
+    const h = buildHistory([W(0, 0, 5, 1), R(1, 5, 6, null)], 'register');
+    expect(checkSync(h).verdict).toBe('linearizable');
+  });
+
+  it('drops failed ops and indeterminate reads before the search', () => {
+    const h = buildHistory(
+      [
+        { process: 0, call: 0, ret: 1, input: { f: 'write', value: 9 }, status: 'fail' },
+        { process: 1, call: 0, input: { f: 'read' } },
+        R(2, 2, 3, null),
+      ],
+      'register',
+    );
+    const r = checkSync(h);
+    expect(r.verdict).toBe('linearizable');
+    expect(r.dropped).toEqual([0, 1]);
+  });
+
+  it('an empty history is linearizable', () => {
+    expect(checkSync(buildHistory([], 'etcd')).verdict).toBe('linearizable');
+  });
+
+  it('names the line of an operation that does not fit the model', () => {
+    const h = buildHistory([{ process: 0, call: 0, ret: 1, input: { f: 'fly' }, output: {} }], 'register');
+    h.operations[0] = { ...(h.operations[0] as (typeof h.operations)[0]), line: 7 };
+    expect(() => checkSync(h)).toThrow(InvalidOperationError);
+    expect(() => checkSync(h)).toThrow(/:7: .*no operation "fly"/);
+  });
+});
+
+describe('time budget', () => {
+  it('returns unknown instead of hanging', () => {
+    // 24 concurrent indeterminate writes of distinct values and a final read of a value no write
+    // produced: refuting it means exploring every subset, far beyond a 1 ms budget.
+    const specs: OperationSpec[] = [];
+    for (let i = 0; i < 24; i++) specs.push(W(i, i, undefined, i));
+    for (let i = 0; i < 24; i++) specs.push(R(100 + i, 30 + 2 * i, 31 + 2 * i, i % 2 === 0 ? i : 24 - i));
+    const r = checkSync(buildHistory(specs, 'register'), {
+      timeoutMs: 1,
+      limits: { clockCheckInterval: 64 },
+    });
+    expect(r.verdict).toBe('unknown');
+    expect(r.partitions[0]?.reason).toMatch(/time budget/);
+  });
+});
+
+describe('user-defined model', () => {
+  // A counter: add(n) → {}, get → {value}.
+  type In = { op: 'add'; n: number } | { op: 'get' };
+  const counter = defineModel<number, In, { value?: number }>({
+    name: 'counter',
+    init: () => 0,
+    step: (s, i, o) => {
+      if (i.op === 'add') return { ok: true, state: s + i.n };
+      return o?.value === undefined || o.value === s ? { ok: true, state: s } : { ok: false };
+    },
+    readOnly: (i) => i.op === 'get',
+    describeOperation: (i, o) => (i.op === 'add' ? `add(${i.n})` : `get → ${o?.value ?? '?'}`),
+  });
+  it('checks with a custom model, sync and async (in-thread)', async () => {
+    const ok = buildHistory([
+      { process: 0, call: 0, ret: 3, input: { op: 'add', n: 2 }, output: {} },
+      { process: 1, call: 1, ret: 2, input: { op: 'get' }, output: { value: 2 } },
+    ]);
+    expect(checkSync(ok, { model: counter as never }).verdict).toBe('linearizable');
+    expect((await check(ok, { model: counter as never, workers: 2 })).verdict).toBe('linearizable');
+    const bad = buildHistory([
+      { process: 0, call: 0, ret: 1, input: { op: 'add', n: 2 }, output: {} },
+      { process: 1, call: 2, ret: 3, input: { op: 'get' }, output: { value: 3 } },
+    ]);
+    expect(checkSync(bad, { model: counter as never }).verdict).toBe('not-linearizable');
+  });
+});
+
+// ---- property tests -------------------------------------------------------------------------
+
+const KEYS = ['a', 'b', 'c'];
+
+interface GenOp {
+  f: 'get' | 'put' | 'cas' | 'delete' | 'append';
+  key: number;
+  before: number;
+  after: number;
+  pick: number;
+  indeterminate: boolean;
+}
+
+const genOp = fc.record({
+  f: fc.constantFrom('get', 'get', 'put', 'cas', 'delete', 'append'),
+  key: fc.nat(KEYS.length - 1),
+  before: fc.nat(20),
+  after: fc.nat(20),
+  pick: fc.nat(3),
+  indeterminate: fc.boolean(),
+}) as fc.Arbitrary<GenOp>;
+
+/**
+ * Runs random operations against a sequential KV map at linearization points 100 apart, with call
+ * and return times spread around them (so intervals overlap at random but every op contains its
+ * point), and assigns each op to a client that is free at its call time.
+ */
+function simulate(gen: GenOp[]): OperationSpec<KvInput, KvOutput>[] {
+  const state = new Map<string, string>();
+  const specs: OperationSpec<KvInput, KvOutput>[] = [];
+  const busyUntil: number[] = [];
+  gen.forEach((g, n) => {
+    const lp = (n + 1) * 100;
+    const key = KEYS[g.key] as string;
+    const cur = state.get(key);
+    const value = `v${n}`;
+    let input: KvInput;
+    let output: KvOutput;
+    switch (g.f) {
+      case 'get':
+        input = { f: 'get', key };
+        output = { value: cur ?? null };
+        break;
+      case 'put':
+        input = { f: 'put', key, value };
+        output = { created: cur === undefined };
+        state.set(key, value);
+        break;
+      case 'delete':
+        input = { f: 'delete', key };
+        output = { existed: cur !== undefined };
+        state.delete(key);
+        break;
+      case 'append':
+        input = { f: 'append', key, value };
+        output = {};
+        state.set(key, (cur ?? '') + value);
+        break;
+      case 'cas': {
+        const expected = g.pick === 0 ? null : g.pick === 1 ? (cur ?? null) : `v${Math.max(0, n - g.pick)}`;
+        const ok = expected === null ? cur === undefined : cur === expected;
+        input = { f: 'cas', key, expected, value };
+        output = { ok };
+        if (ok) state.set(key, value);
+        break;
+      }
+    }
+    const call = lp - 1 - g.before * 9;
+    const ret = lp + 1 + g.after * 9;
+    let proc = busyUntil.findIndex((t) => t < call);
+    if (proc < 0) proc = busyUntil.length;
+    const indeterminate = g.indeterminate && g.f !== 'get' && n % 3 === 0;
+    busyUntil[proc] = indeterminate ? Number.POSITIVE_INFINITY : ret;
+    specs.push(indeterminate ? { process: proc, call, input } : { process: proc, call, ret, input, output });
+  });
+  return specs;
+}
+
+describe('property: histories of a real sequential KV map', () => {
+  it('are always linearizable', () => {
+    fc.assert(
+      fc.property(fc.array(genOp, { minLength: 1, maxLength: 60 }), (gen) => {
+        const r = checkSync(buildHistory(simulate(gen)), { model: kvModel as never });
+        expect(r.verdict).toBe('linearizable');
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('are never linearizable once one read returns a value that no write produced', () => {
+    fc.assert(
+      fc.property(fc.array(genOp, { minLength: 1, maxLength: 60 }), fc.nat(), (gen, which) => {
+        const specs = simulate(gen);
+        const reads = specs.filter((s) => s.input.f === 'get' && s.output !== undefined);
+        fc.pre(reads.length > 0);
+        const victim = reads[which % reads.length] as OperationSpec<KvInput, KvOutput>;
+        victim.output = { value: 'never-written' };
+        const r = checkSync(buildHistory(specs), { model: kvModel as never });
+        expect(r.verdict).toBe('not-linearizable');
+        const bad = r.partitions.find((p) => p.verdict === 'not-linearizable');
+        expect(bad?.key).toBe(victim.input.key);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('give the same verdict partitioned and unpartitioned, and searchPartition agrees', () => {
+    fc.assert(
+      fc.property(fc.array(genOp, { minLength: 1, maxLength: 25 }), fc.boolean(), (gen, corrupt) => {
+        const specs = simulate(gen);
+        const read = specs.find((s) => s.input.f === 'get' && s.output !== undefined);
+        if (corrupt && read) read.output = { value: 'x' };
+        const h = buildHistory(specs);
+        const a = checkSync(h, { model: 'kv' }).verdict;
+        const b = checkSync(h, { model: 'kv:unpartitioned' }).verdict;
+        expect(a).toBe(b);
+        const all = h.operations.filter((o) => !(o.output === undefined && (o.input as KvInput).f === 'get'));
+        const direct = searchPartition(all, createKvModel({ partitioned: false }) as never);
+        expect(direct.verdict).toBe(a);
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+describe('worker threads', () => {
+  it('checks partitions in workers and gives the same verdicts', async () => {
+    const specs = simulate(
+      Array.from({ length: 120 }, (_, i) => ({
+        f: (['get', 'put', 'append', 'cas', 'delete'] as const)[i % 5] as GenOp['f'],
+        key: i % 3,
+        before: (i * 7) % 13,
+        after: (i * 5) % 11,
+        pick: i % 4,
+        indeterminate: false,
+      })),
+    );
+    const h = buildHistory(specs);
+    const inThread = checkSync(h, { model: 'kv' });
+    const threaded = await check(h, { model: 'kv', workers: 2 });
+    expect(threaded.verdict).toBe('linearizable');
+    expect(threaded.partitions.every((p) => p.thread === 'worker')).toBe(true);
+    expect(threaded.partitions.map((p) => [p.key, p.verdict]).sort()).toEqual(
+      inThread.partitions.map((p) => [p.key, p.verdict]).sort(),
+    );
+  }, 60_000);
+});
