@@ -593,17 +593,27 @@ export class SequencePaxos<T> {
       decided = this.storage.getDecidedIndex();
     }
     const len = this.storage.getLogLength();
+    const sameRound = compareBallots(this.storage.getAcceptedRound(), msg.n) === 0;
     // Never truncate decided entries: they equal the leader's anyway.
-    const at = Math.max(msg.syncIndex, decided);
-    if (at > len) {
+    const at = sameRound ? len : Math.max(msg.syncIndex, decided);
+    if (msg.syncIndex > len || at > len) {
       // We lack entries before the sync point (a message was lost): ask for a fresh sync.
       this.outbox.push({ to: from, message: { type: 'PrepareReq', n: promise } });
       this.followerWaitSince = this.now;
       return;
     }
-    if (compareBallots(this.storage.getAcceptedRound(), msg.n) !== 0) this.storage.setAcceptedRound(msg.n);
-    const skip = at - msg.syncIndex;
-    this.storage.appendOnPrefix(at, skip === 0 ? msg.entries : msg.entries.slice(skip));
+    if (sameRound) {
+      // Our log already is a prefix of this leader's log (a re-sync, or a duplicate AcceptSync): never
+      // shrink it, since `Accepted` messages we sent for this ballot must stay true. Append what is new.
+      const skip = len - msg.syncIndex;
+      if (skip < msg.entries.length) {
+        this.storage.appendEntries(skip === 0 ? msg.entries : msg.entries.slice(skip));
+      }
+    } else {
+      this.storage.setAcceptedRound(msg.n);
+      const skip = at - msg.syncIndex;
+      this.storage.appendOnPrefix(at, skip === 0 ? msg.entries : msg.entries.slice(skip));
+    }
     this._phase = 'accept';
     this.followerDecide(msg.decidedIndex);
     this.outbox.push({
@@ -770,7 +780,10 @@ export class SequencePaxos<T> {
       snapshot = st.getSnapshot() ?? null;
       from = compacted;
     }
-    const to = Math.min(len, from + this.config.maxBatchSize);
+    // The AcceptSync must carry at least the whole adopted log: a replica whose accepted ballot is `n`
+    // must hold every entry decided before `n`, or a later leader that adopts its log would lose some.
+    // What the leader appended after adoption may follow in Accept batches.
+    const to = Math.min(len, Math.max(from + this.config.maxBatchSize, ls.adoptedLength));
     const decided = st.getDecidedIndex();
     const message: AcceptSync<T> = {
       type: 'AcceptSync',

@@ -31,8 +31,13 @@ export interface Snapshot {
  * and only then sends the messages and applies the decided entries. This is what makes a promise or
  * an accepted entry durable before the message that announces it leaves.
  *
- * Writes must be applied in call order (a later write never overtakes an earlier one on disk), and a
- * storage that loses its buffer in a crash must lose a suffix of the writes, never a middle one.
+ * **Atomic groups.** All writes made during one call into SequencePaxos (one `handle`, `tick`,
+ * `propose`, `compact`...) form one group that must become durable atomically: after a crash either
+ * all of a group's writes are visible or none (for example, an `AcceptSync` sets the accepted ballot
+ * and rewrites the log suffix; persisting one without the other could lose decided entries). Groups
+ * are applied in call order; a storage that loses its buffer in a crash must lose whole groups at
+ * the tail, never a group in the middle. A write-ahead log gets this by framing each flushed batch
+ * as one checksummed record and truncating a torn tail. Flushing at every drain satisfies it.
  *
  * @typeParam T the log entry (command) type.
  */

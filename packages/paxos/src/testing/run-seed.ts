@@ -1,0 +1,145 @@
+/**
+ * One randomized simulation run: faults, client load, healing, a liveness check, convergence.
+ * @module
+ */
+import type { PaxosConfig } from '../config.js';
+import { DEFAULT_PAXOS_CONFIG } from '../config.js';
+import { Nemesis, type NemesisOptions, type NemesisStats } from './nemesis.js';
+import { PaxosCluster } from './paxos-cluster.js';
+import { type SimStats, SimulationError } from './simulator.js';
+
+/** Options of {@link runSeed}. */
+export interface SeedRunOptions {
+  /** Number of replicas. Default `3`. */
+  readonly replicas?: number;
+  /** Ticks with faults and client load. Default `300`. */
+  readonly faultTicks?: number;
+  /** Chance per tick that a client proposes at a random replica. Default `0.3`. */
+  readonly proposeProbability?: number;
+  /** Chance per tick that a client issues a read-index at the leader. Default `0.05`. */
+  readonly readProbability?: number;
+  /** Chance per tick that a random replica compacts its log. Default `0.01`. */
+  readonly compactProbability?: number;
+  /** Replica config. Default: {@link DEFAULT_PAXOS_CONFIG} with `maxBatchSize: 8` (small, to exercise batching). */
+  readonly config?: Partial<PaxosConfig>;
+  /** Per-replica config overrides (mutation tests). */
+  readonly configOf?: (pid: number) => Partial<PaxosConfig> | undefined;
+  /** Fault probabilities and durations. */
+  readonly nemesis?: NemesisOptions;
+  /** Largest message delay in ticks. Default `2`. */
+  readonly maxDelay?: number;
+  /** Chance that a message is duplicated right after itself on its link. Default `0.005`. */
+  readonly duplicateProbability?: number;
+  /** Chance that a message is lost without a session break (non-FIFO!). Default `0`. */
+  readonly lossProbability?: number;
+  /**
+   * Liveness bound: after healing, a leader must be elected and a proposal decided at every replica
+   * within this many ticks. Default `4 * electionTimeoutTicks`.
+   */
+  readonly livenessBound?: number;
+  /** Ticks to wait for all replicas to converge after the liveness check. Default `200`. */
+  readonly convergeTicks?: number;
+}
+
+/** The outcome of one run. */
+export interface SeedRunResult {
+  readonly seed: number;
+  readonly replicas: number;
+  /** Entries decided (the length of the chosen log). */
+  readonly decided: number;
+  /** Distinct leader ballots that reached the accept phase. */
+  readonly leaderChanges: number;
+  /** Faults injected by the nemesis. */
+  readonly faults: number;
+  readonly faultDetail: NemesisStats;
+  /** Ticks from healing to a proposal decided at every replica (`-1` if it never happened). */
+  readonly recoveryTicks: number;
+  /** Invariant violations and liveness failures (empty when the run is clean). */
+  readonly violations: readonly string[];
+  readonly network: Readonly<SimStats>;
+}
+
+/**
+ * Runs one seeded simulation: `faultTicks` ticks of random faults with client proposals, reads and
+ * compactions; then every fault heals and every crashed replica restarts; then a proposal must be
+ * decided at every replica within `livenessBound` ticks; then all replicas must converge on the same
+ * decided log. Safety is checked after every event. Never throws: failures are in `violations`.
+ */
+export function runSeed(seed: number, opts: SeedRunOptions = {}): SeedRunResult {
+  const replicas = opts.replicas ?? 3;
+  const config: Partial<PaxosConfig> = { maxBatchSize: 8, ...(opts.config ?? {}) };
+  const electionTimeout = config.electionTimeoutTicks ?? DEFAULT_PAXOS_CONFIG.electionTimeoutTicks;
+  const bound = opts.livenessBound ?? 4 * electionTimeout;
+  const cluster = new PaxosCluster({
+    seed,
+    replicas,
+    config,
+    ...(opts.configOf ? { configOf: opts.configOf } : {}),
+    network: {
+      maxDelay: opts.maxDelay ?? 2,
+      duplicateProbability: opts.duplicateProbability ?? 0.005,
+      lossProbability: opts.lossProbability ?? 0,
+    },
+  });
+  const sim = cluster.sim;
+  const rng = sim.rng;
+  const nemesis = new Nemesis(sim, () => cluster.leader()?.pid, opts.nemesis ?? {});
+  const violations: string[] = [];
+  let recoveryTicks = -1;
+  let seq = 0;
+  let token = 0;
+  try {
+    const faultTicks = opts.faultTicks ?? 300;
+    const pP = opts.proposeProbability ?? 0.3;
+    const rP = opts.readProbability ?? 0.05;
+    const cP = opts.compactProbability ?? 0.01;
+    for (let t = 0; t < faultTicks; t++) {
+      nemesis.step();
+      if (rng.chance(pP)) {
+        const pid = rng.pick(cluster.ids);
+        const k = 1 + rng.int(3);
+        for (let i = 0; i < k; i++) cluster.propose(pid, `s${seed}-c${seq++}`);
+      }
+      if (rng.chance(rP)) {
+        const l = cluster.leader();
+        if (l) cluster.readIndex(l.pid, token++);
+      }
+      if (rng.chance(cP)) cluster.compact(rng.pick(cluster.ids));
+      sim.step();
+    }
+    nemesis.healAll();
+    // Liveness: a proposal made after healing is decided at every replica within the bound.
+    const marker = `s${seed}-after-heal`;
+    const start = sim.now;
+    let markerAt = -1;
+    while (sim.now - start <= bound) {
+      if (markerAt < 0) {
+        markerAt = cluster.checker.chosen.indexOf(marker);
+        if (markerAt < 0 && (sim.now - start) % 5 === 0) cluster.propose(rng.pick(cluster.ids), marker);
+      }
+      if (markerAt >= 0 && cluster.live().every((r) => r.decidedIndex > markerAt)) {
+        recoveryTicks = sim.now - start;
+        break;
+      }
+      sim.step();
+    }
+    if (recoveryTicks < 0) {
+      violations.push(`liveness: no proposal decided at every replica within ${bound} ticks after healing`);
+    } else if (cluster.runUntilConverged(opts.convergeTicks ?? 200) < 0) {
+      violations.push('convergence: replicas did not decide the same log after healing');
+    }
+  } catch (err) {
+    violations.push(err instanceof SimulationError ? err.message : `seed ${seed}: ${String(err)}`);
+  }
+  return {
+    seed,
+    replicas,
+    decided: cluster.checker.chosenLength,
+    leaderChanges: cluster.leaderChanges,
+    faults: nemesis.total,
+    faultDetail: nemesis.stats,
+    recoveryTicks,
+    violations,
+    network: { ...sim.stats },
+  };
+}
