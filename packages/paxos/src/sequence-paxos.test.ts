@@ -34,7 +34,8 @@ function out(node: SequencePaxos<string>): Array<{ to: NodeId; message: Msg }> {
 /** Runs BLE rounds where every peer answers "not quorum-connected", so `node` elects itself. */
 function electSelf(node: SequencePaxos<string>): Array<{ to: NodeId; message: Msg }> {
   const sent: Array<{ to: NodeId; message: Msg }> = [];
-  for (let i = 0; i < 50 && node.role !== 'leader'; i++) {
+  const leading = (): boolean => node.role === 'leader';
+  for (let i = 0; i < 50 && !leading(); i++) {
     for (const m of node.drainOutbox()) {
       if (m.message.type === 'HeartbeatRequest') {
         node.handle(m.to, {
@@ -45,7 +46,7 @@ function electSelf(node: SequencePaxos<string>): Array<{ to: NodeId; message: Ms
         });
       } else sent.push(m);
     }
-    if (node.role !== 'leader') node.tick();
+    if (!leading()) node.tick();
   }
   expect(node.role).toBe('leader');
   return [...sent, ...out(node)];
