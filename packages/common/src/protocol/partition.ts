@@ -13,9 +13,6 @@ const FNV_PRIME = 0x01000193;
  */
 export function fnv1a32(s: string): number {
   let h = FNV_OFFSET_BASIS;
-  const byte = (b: number) => {
-    h = Math.imul(h ^ b, FNV_PRIME);
-  };
   for (let i = 0; i < s.length; i++) {
     let c = s.charCodeAt(i);
     if (c < 0x80) {
@@ -23,8 +20,8 @@ export function fnv1a32(s: string): number {
       continue;
     }
     if (c < 0x800) {
-      byte(0xc0 | (c >> 6));
-      byte(0x80 | (c & 0x3f));
+      h = Math.imul(h ^ (0xc0 | (c >> 6)), FNV_PRIME);
+      h = Math.imul(h ^ (0x80 | (c & 0x3f)), FNV_PRIME);
       continue;
     }
     if (c >= 0xd800 && c <= 0xdfff) {
@@ -32,17 +29,17 @@ export function fnv1a32(s: string): number {
       if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
         const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
         i++;
-        byte(0xf0 | (cp >> 18));
-        byte(0x80 | ((cp >> 12) & 0x3f));
-        byte(0x80 | ((cp >> 6) & 0x3f));
-        byte(0x80 | (cp & 0x3f));
+        h = Math.imul(h ^ (0xf0 | (cp >> 18)), FNV_PRIME);
+        h = Math.imul(h ^ (0x80 | ((cp >> 12) & 0x3f)), FNV_PRIME);
+        h = Math.imul(h ^ (0x80 | ((cp >> 6) & 0x3f)), FNV_PRIME);
+        h = Math.imul(h ^ (0x80 | (cp & 0x3f)), FNV_PRIME);
         continue;
       }
-      c = 0xfffd;
+      c = 0xfffd; // a lone surrogate encodes as U+FFFD
     }
-    byte(0xe0 | (c >> 12));
-    byte(0x80 | ((c >> 6) & 0x3f));
-    byte(0x80 | (c & 0x3f));
+    h = Math.imul(h ^ (0xe0 | (c >> 12)), FNV_PRIME);
+    h = Math.imul(h ^ (0x80 | ((c >> 6) & 0x3f)), FNV_PRIME);
+    h = Math.imul(h ^ (0x80 | (c & 0x3f)), FNV_PRIME);
   }
   return h >>> 0;
 }
