@@ -59,8 +59,11 @@ export interface PairedOperation {
 export function mergeHistories(sources: ReadonlyArray<readonly string[]>): {
   events: HistoryEventView[];
   skipped: number;
+  /** The source (client index) of every renumbered operation id. */
+  clientOfId: Map<number, number>;
 } {
   const events: HistoryEventView[] = [];
+  const clientOfId = new Map<number, number>();
   const processMap = new Map<string, number>();
   const idMap = new Map<string, number>();
   let skipped = 0;
@@ -98,6 +101,7 @@ export function mergeHistories(sources: ReadonlyArray<readonly string[]>): {
       if (id === undefined) {
         id = idMap.size;
         idMap.set(iKey, id);
+        clientOfId.set(id, client);
       }
       const out: Record<string, unknown> = { type, process, id, time: e.time };
       if (e.op !== undefined) out.op = e.op;
@@ -106,7 +110,7 @@ export function mergeHistories(sources: ReadonlyArray<readonly string[]>): {
       events.push(out as unknown as HistoryEventView);
     }
   });
-  return { events, skipped };
+  return { events, skipped, clientOfId };
 }
 
 /** Renders events as a JSON-lines history with the v1 header for the kv model. */

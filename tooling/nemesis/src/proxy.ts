@@ -370,21 +370,26 @@ export class FaultProxy {
     client.on('data', (chunk: Buffer) => {
       const frames = upSplit.push(chunk);
       if (frames === 'oversized') return this.destroy(conn);
+      // Cork the sink so the frames of one read leave in one write.
+      server.cork();
       for (const f of frames) {
-        if (conn.closed) return;
+        if (conn.closed) break;
         if (conn.from === undefined) this.identify(conn, peerHelloSource(f) ?? 'client');
-        if (conn.closed) return;
+        if (conn.closed) break;
         this.onFrame(conn.up, f);
       }
+      server.uncork();
     });
     server.on('data', (chunk: Buffer) => {
       const frames = downSplit.push(chunk);
       if (frames === 'oversized') return this.destroy(conn);
+      client.cork();
       for (const f of frames) {
-        if (conn.closed) return;
+        if (conn.closed) break;
         if (conn.from === undefined) conn.early.push(f);
         else this.onFrame(conn.down, f);
       }
+      client.uncork();
     });
   }
 

@@ -1,0 +1,113 @@
+/**
+ * `pnpm nemesis -- --duration 60s --seed S [--servers 3|5] [--faults kill,pause,partition] [--clients K]
+ * [--keys N]`: one nemesis run against real paxkv-server processes; prints progress, then the summary.
+ * Exit code 0: no violation; 1: a violation (or an inconclusive run); 2: bad usage or the cluster did not start.
+ * @module
+ */
+import { parseArgs } from 'node:util';
+import { parseDuration } from './args.js';
+import { randomSeed } from './rng.js';
+import { formatSummary, RunSetupError, runNemesis } from './run.js';
+import { DEFAULT_FAULTS, parseFaults } from './schedule.js';
+
+const USAGE = `usage: pnpm nemesis -- [options]
+  --duration <time>    how long faults and clients run, e.g. 60s, 2m, 500ms (default 60s)
+  --seed <n>           seed of the schedule and workload (default: random, printed)
+  --servers <n>        3 or 5 servers (default 3)
+  --faults <list>      comma-separated: kill,pause,partition,delay,flaky or all (default ${DEFAULT_FAULTS.join(',')})
+  --clients <n>        concurrent clients (default 4)
+  --keys <n>           keys in the workload (default 6)
+  --dir <path>         run directory (default: a temp dir, removed after a passing run)
+  --keep               keep the run directory after a passing run
+  --unsafe-env <K=V>   environment for the servers (test-only switches), repeatable
+  --help               this text`;
+
+function positiveInt(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new RangeError(`${name} must be a positive integer, got "${text}"`);
+  return n;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let values: Record<string, string | boolean | string[] | undefined>;
+  try {
+    values = parseArgs({
+      args: argv.filter((a) => a !== '--'),
+      options: {
+        duration: { type: 'string' },
+        seed: { type: 'string' },
+        servers: { type: 'string' },
+        faults: { type: 'string' },
+        clients: { type: 'string' },
+        keys: { type: 'string' },
+        dir: { type: 'string' },
+        keep: { type: 'boolean' },
+        'unsafe-env': { type: 'string', multiple: true },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help === true) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  let opts: Parameters<typeof runNemesis>[0];
+  try {
+    const servers = positiveInt('--servers', values.servers as string | undefined, 3);
+    if (servers !== 3 && servers !== 5) throw new RangeError(`--servers must be 3 or 5, got ${servers}`);
+    const env: Record<string, string> = {};
+    for (const kv of (values['unsafe-env'] as string[] | undefined) ?? []) {
+      const i = kv.indexOf('=');
+      if (i <= 0) throw new RangeError(`--unsafe-env needs KEY=VALUE, got "${kv}"`);
+      env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    const seedText = values.seed as string | undefined;
+    const seed = seedText === undefined ? randomSeed() : Number(seedText);
+    if (!Number.isInteger(seed)) throw new RangeError(`--seed must be an integer, got "${seedText}"`);
+    const dir = values.dir as string | undefined;
+    opts = {
+      seed,
+      durationMs: parseDuration((values.duration as string | undefined) ?? '60s'),
+      servers,
+      faults: values.faults === undefined ? DEFAULT_FAULTS : parseFaults(values.faults as string),
+      clients: positiveInt('--clients', values.clients as string | undefined, 4),
+      keys: positiveInt('--keys', values.keys as string | undefined, 6),
+      keepDir: values.keep === true,
+      serverEnv: env,
+      log: (line) => process.stdout.write(`${line}\n`),
+      ...(dir !== undefined ? { dir } : {}),
+    };
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  process.stdout.write(`seed ${opts.seed}\n`);
+  try {
+    const summary = await runNemesis(opts);
+    process.stdout.write(`${formatSummary(summary)}\n`);
+    return summary.passed ? 0 : 1;
+  } catch (e) {
+    if (e instanceof RunSetupError) {
+      process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`nemesis failed (seed ${opts.seed}): ${(e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`${String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

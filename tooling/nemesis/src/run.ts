@@ -1,0 +1,366 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { check, readJsonl, renderHtml } from '@paxkv/linearizability-checker';
+import { createWorkloadClient } from './client-adapter.js';
+import { ManagedCluster } from './cluster.js';
+import {
+  countOutcomes,
+  type HistoryEventView,
+  MemoryHistory,
+  mergeHistories,
+  type OutcomeCounts,
+  type PairedOperation,
+  pairOperations,
+  toJsonl,
+} from './history.js';
+import { Nemesis } from './nemesis.js';
+import { FaultProxy } from './proxy.js';
+import { Rng } from './rng.js';
+import { buildSchedule, DEFAULT_FAULTS, type FaultKind } from './schedule.js';
+import type { ServerCommand } from './server-command.js';
+import { type KeyDurability, verifyKey } from './verify.js';
+import { Workload, type WorkloadClientFactory } from './workload.js';
+
+/** Options of one nemesis run; every field but `seed` and `durationMs` has a default. */
+export interface RunOptions {
+  /** Seed of every random choice (schedule, workload, proxy). */
+  readonly seed: number;
+  /** How long the workload and the faults run, before healing and the final reads. */
+  readonly durationMs: number;
+  /** Servers. Default 3. */
+  readonly servers: number;
+  /** Enabled faults. Default kill, pause, partition. */
+  readonly faults: readonly FaultKind[];
+  /** Concurrent clients. Default 4. */
+  readonly clients: number;
+  /** Keys in the workload. Default 6. */
+  readonly keys: number;
+  /** Partitions of the cluster. Default 16. */
+  readonly partitions: number;
+  /** Run directory (data dirs, logs, violation files). Default: a fresh temp dir. */
+  readonly dir?: string;
+  /** Keep the run directory after a passing run. Default false (a failing run always keeps it). */
+  readonly keepDir: boolean;
+  /** Extra environment for the servers (test-only switches). Default none. */
+  readonly serverEnv: Readonly<Record<string, string>>;
+  /** Extra server flags. Default none. */
+  readonly serverFlags: readonly string[];
+  /** How to start a server. Default: the source through tsx. */
+  readonly serverCommand?: ServerCommand;
+  /** Per-operation deadline of the workload's clients; a timed-out operation is indeterminate. Default 2000 ms. */
+  readonly operationTimeoutMs: number;
+  /** Time allowed for the cluster to recover after healing and for the final reads. Default 60 000 ms. */
+  readonly recoveryTimeoutMs: number;
+  /** Time budget of the linearizability check; past it a key's verdict is `unknown`. Default 60 000 ms. */
+  readonly checkTimeoutMs: number;
+  /** Interval of the progress line. Default 5000 ms. */
+  readonly progressEveryMs: number;
+  /** Where progress lines go. Default: nowhere. */
+  readonly log?: (line: string) => void;
+  /** Builds the workload's clients. Default: `@paxkv/client` through {@link createWorkloadClient}. */
+  readonly clientFactory?: (servers: readonly string[], timeoutMs: number) => WorkloadClientFactory;
+}
+
+/** Defaults of {@link RunOptions}. */
+export const DEFAULT_RUN_OPTIONS = Object.freeze({
+  servers: 3,
+  faults: DEFAULT_FAULTS,
+  clients: 4,
+  keys: 6,
+  partitions: 16,
+  keepDir: false,
+  serverEnv: {},
+  serverFlags: [],
+  operationTimeoutMs: 2000,
+  recoveryTimeoutMs: 60_000,
+  checkTimeoutMs: 60_000,
+  progressEveryMs: 5000,
+});
+
+/** The result of one key. */
+export interface KeySummary extends KeyDurability {
+  /** The checker's verdict for the key. */
+  readonly verdict: 'linearizable' | 'not-linearizable' | 'unknown';
+  /** Operations on the key (final reads included). */
+  readonly operations: number;
+}
+
+/** A violation and the files that show it. */
+export interface Violation {
+  readonly key: string;
+  readonly reason: string;
+  /** The key's history (JSON lines, checker format v1). */
+  readonly historyFile: string;
+  /** The checker's HTML report of that history. */
+  readonly reportFile: string;
+}
+
+/** The outcome of a run. */
+export interface RunSummary {
+  readonly seed: number;
+  readonly servers: number;
+  readonly durationMs: number;
+  readonly faultsEnabled: readonly FaultKind[];
+  readonly clients: number;
+  /** Operations by outcome, final reads excluded. */
+  readonly operations: OutcomeCounts;
+  /** Final reads (one success per key expected). */
+  readonly finalReads: OutcomeCounts;
+  /** Faults injected by kind. */
+  readonly faults: Record<FaultKind, number>;
+  /** Fault timeline lines. */
+  readonly timeline: readonly string[];
+  /** One entry per key. */
+  readonly keys: readonly KeySummary[];
+  /** Acknowledged writes, and how many the final reads confirm. */
+  readonly acknowledgedWrites: number;
+  readonly verifiedWrites: number;
+  /** Linearizability violations and lost writes. */
+  readonly violations: readonly Violation[];
+  /** Problems of the harness (a restart that failed, a check that ran out of time...). */
+  readonly problems: readonly string[];
+  /** The checker's time. */
+  readonly checkMs: number;
+  /** Run directory (kept when the run failed or `keepDir` was set). */
+  readonly dir: string;
+  readonly dirKept: boolean;
+  /** True when no violation was found and every key was checked. */
+  readonly passed: boolean;
+}
+
+/** The run could not start (no server binary, cluster did not form); nothing was tested. */
+export class RunSetupError extends Error {
+  override readonly name = 'RunSetupError';
+}
+
+/**
+ * One nemesis run: starts a cluster behind the proxy, runs K clients and the seeded fault schedule for
+ * `durationMs`, heals, reads every key, checks the union of the histories per key with the linearizability
+ * checker and the lost-write check, writes the failing keys' histories and HTML reports, and stops
+ * everything it started (also when it fails).
+ * @throws RunSetupError when the cluster cannot be started.
+ */
+export async function runNemesis(
+  options: Partial<RunOptions> & Pick<RunOptions, 'seed' | 'durationMs'>,
+): Promise<RunSummary> {
+  const o: RunOptions = { ...DEFAULT_RUN_OPTIONS, ...options };
+  const log = o.log ?? (() => {});
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), `paxkv-nemesis-${o.seed}-`));
+  mkdirSync(dir, { recursive: true });
+  const rng = new Rng(o.seed);
+  const proxy = new FaultProxy({ seed: rng.nextUint32() });
+  const cluster = new ManagedCluster({
+    servers: o.servers,
+    dir,
+    proxy,
+    partitions: o.partitions,
+    env: o.serverEnv,
+    serverFlags: o.serverFlags,
+    startTimeoutMs: o.recoveryTimeoutMs,
+    ...(o.serverCommand !== undefined ? { command: o.serverCommand } : {}),
+  });
+  const keys = Array.from({ length: o.keys }, (_, i) => `key-${i}`);
+  const problems: string[] = [];
+  let passed = false;
+  try {
+    log(
+      `nemesis: seed ${o.seed}, ${o.servers} servers, ${o.clients} clients, ${o.keys} keys, faults ${o.faults.join(',') || 'none'}, ${Math.round(o.durationMs / 1000)}s, dir ${dir}`,
+    );
+    try {
+      await cluster.start();
+    } catch (e) {
+      throw new RunSetupError(`cluster did not start: ${(e as Error).message}`);
+    }
+    log(`cluster up: nodes ${cluster.nodes().join(',')} behind proxy ${cluster.clientAddresses().join(' ')}`);
+    const schedule = buildSchedule(rng.nextUint32(), {
+      durationMs: o.durationMs,
+      servers: o.servers,
+      faults: o.faults,
+      keys: o.keys,
+    });
+    const factory = (o.clientFactory ?? createWorkloadClient)(
+      cluster.clientAddresses(),
+      o.operationTimeoutMs,
+    );
+    const histories = Array.from({ length: o.clients + 1 }, () => new MemoryHistory());
+    const workload = new Workload(keys, rng.fork());
+    const nemesis = new Nemesis(cluster, proxy, schedule, {
+      keys,
+      partitions: o.partitions,
+      log,
+      restartTimeoutMs: o.recoveryTimeoutMs,
+    });
+    const started = Date.now();
+    await workload.start(o.clients, factory, histories);
+    const progress = setInterval(() => {
+      const n = nemesis.report().counts;
+      const t = ((Date.now() - started) / 1000).toFixed(0);
+      log(
+        `[${t}s/${(o.durationMs / 1000).toFixed(0)}s] ops ${workload.progress.resolved} ok, ${workload.progress.rejected} errors | faults ${formatCounts(n)}`,
+      );
+    }, o.progressEveryMs);
+    const nemesisDone = nemesis.run();
+    await new Promise((r) => setTimeout(r, o.durationMs));
+    nemesis.stop();
+    const report = await nemesisDone;
+    clearInterval(progress);
+    await workload.stop();
+    problems.push(...report.errors);
+    log(`healed; waiting for leaders, then reading every key`);
+    try {
+      await cluster.waitForLeaders(Date.now() + o.recoveryTimeoutMs);
+    } catch (e) {
+      problems.push(`after healing: ${(e as Error).message}`);
+    }
+    const finalIndex = o.clients;
+    const finalHistory = histories[finalIndex] as MemoryHistory;
+    const finalValues = await finalReads(factory, finalIndex, finalHistory, keys, o.recoveryTimeoutMs);
+    const merged = mergeHistories(histories.map((h) => h.lines));
+    if (merged.skipped > 0) problems.push(`${merged.skipped} history lines could not be read`);
+    const ops = pairOperations(merged.events);
+    const workloadOps = ops.filter((op) => merged.clientOfId.get(op.id) !== finalIndex);
+    const finalOps = ops.filter((op) => merged.clientOfId.get(op.id) === finalIndex);
+    const t0 = performance.now();
+    const result = await check(readJsonl(toJsonl(merged.events)), {
+      model: 'kv',
+      timeoutMs: o.checkTimeoutMs,
+    });
+    const checkMs = performance.now() - t0;
+    const keySummaries: KeySummary[] = [];
+    const violations: Violation[] = [];
+    for (const key of keys) {
+      const keyOps = ops.filter((op) => op.op.key === key);
+      const part = result.partitions.find((p) => p.key === key);
+      const verdict = part?.verdict ?? 'linearizable';
+      const durability = verifyKey(key, keyOps, finalValues.get(key));
+      keySummaries.push({ ...durability, verdict, operations: keyOps.length });
+      if (verdict === 'unknown')
+        problems.push(`key ${key}: checker verdict unknown (${part?.reason ?? 'no reason'})`);
+      const reasons: string[] = [];
+      if (verdict === 'not-linearizable') reasons.push('not linearizable');
+      if (durability.lost.length > 0) reasons.push(`${durability.lost.length} acknowledged write(s) lost`);
+      if (durability.problem !== undefined && durability.lost.length === 0) reasons.push(durability.problem);
+      if (reasons.length > 0)
+        violations.push(await writeViolation(dir, key, merged.events, ops, reasons.join('; ')));
+    }
+    const acknowledgedWrites = keySummaries.reduce((s, k) => s + k.acknowledged, 0);
+    const verifiedWrites = keySummaries.reduce((s, k) => s + k.verified, 0);
+    passed = violations.length === 0 && !keySummaries.some((k) => k.verdict === 'unknown');
+    return {
+      seed: o.seed,
+      servers: o.servers,
+      durationMs: o.durationMs,
+      faultsEnabled: o.faults,
+      clients: o.clients,
+      operations: countOutcomes(workloadOps),
+      finalReads: countOutcomes(finalOps),
+      faults: report.counts,
+      timeline: report.timeline,
+      keys: keySummaries,
+      acknowledgedWrites,
+      verifiedWrites,
+      violations,
+      problems,
+      checkMs,
+      dir,
+      dirKept: !passed || o.keepDir,
+      passed,
+    };
+  } finally {
+    await cluster.stop().catch(() => {});
+    await proxy.close().catch(() => {});
+    if (passed && !o.keepDir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Reads every key with a fresh client (recorded in the history), retrying until the deadline. */
+async function finalReads(
+  factory: WorkloadClientFactory,
+  index: number,
+  history: MemoryHistory,
+  keys: readonly string[],
+  timeoutMs: number,
+): Promise<Map<string, string | null>> {
+  const out = new Map<string, string | null>();
+  const client = await factory(index, history);
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (const key of keys) {
+      while (Date.now() < deadline) {
+        try {
+          out.set(key, await client.get(key));
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    }
+  } finally {
+    await client.close().catch(() => {});
+  }
+  return out;
+}
+
+async function writeViolation(
+  dir: string,
+  key: string,
+  events: readonly HistoryEventView[],
+  ops: readonly PairedOperation[],
+  reason: string,
+): Promise<Violation> {
+  const ids = new Set(ops.filter((op) => op.op.key === key).map((op) => op.id));
+  const keyEvents = events.filter((e) => ids.has(e.id));
+  const safe = key.replace(/[^A-Za-z0-9_-]/g, '_');
+  const historyFile = join(dir, `violation-${safe}.jsonl`);
+  const reportFile = join(dir, `violation-${safe}.html`);
+  const text = toJsonl(keyEvents);
+  writeFileSync(historyFile, text);
+  const keyResult = await check(readJsonl(text), { model: 'kv', workers: 0 });
+  writeFileSync(reportFile, renderHtml([{ name: `key ${key}`, result: keyResult }]));
+  return { key, reason, historyFile, reportFile };
+}
+
+/** `kill=2 pause=1 ...` for the kinds with a non-zero count (or `none`). */
+export function formatCounts(counts: Record<string, number>): string {
+  const parts = Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k}=${n}`);
+  return parts.length > 0 ? parts.join(' ') : 'none';
+}
+
+/** The summary printed at the end of a run. */
+export function formatSummary(s: RunSummary): string {
+  const lines: string[] = [];
+  lines.push(`== nemesis summary (seed ${s.seed}) ==`);
+  lines.push(
+    `servers ${s.servers}, clients ${s.clients}, duration ${(s.durationMs / 1000).toFixed(0)}s, faults enabled: ${s.faultsEnabled.join(',') || 'none'}`,
+  );
+  const ops = s.operations;
+  lines.push(
+    `operations: ${ops.ok + ops.fail + ops.info} (ok ${ops.ok}, failed ${ops.fail}, indeterminate ${ops.info}); final reads ok ${s.finalReads.ok}/${s.keys.length}`,
+  );
+  lines.push(`faults injected: ${formatCounts(s.faults)}`);
+  lines.push(`acknowledged writes verified: ${s.verifiedWrites}/${s.acknowledgedWrites}`);
+  lines.push(`checker time: ${s.checkMs.toFixed(0)} ms`);
+  lines.push('verdict per key:');
+  for (const k of s.keys) {
+    const lost = k.lost.length > 0 ? `, LOST ${k.lost.length}` : '';
+    const problem = k.problem !== undefined ? ` (${k.problem})` : '';
+    lines.push(
+      `  ${k.key.padEnd(10)} ${k.verdict.padEnd(17)} ops ${String(k.operations).padStart(5)}  final ${JSON.stringify(k.finalValue ?? '(no read)')}  acked writes ${k.verified}/${k.acknowledged}${lost}${problem}`,
+    );
+  }
+  for (const p of s.problems) lines.push(`problem: ${p}`);
+  for (const v of s.violations) {
+    lines.push(`VIOLATION on ${v.key}: ${v.reason}`);
+    lines.push(`  history: ${v.historyFile}`);
+    lines.push(`  report:  ${v.reportFile}`);
+  }
+  lines.push(
+    s.passed
+      ? `PASS (seed ${s.seed})`
+      : `FAIL (seed ${s.seed}; replay with --seed ${s.seed}); run dir ${s.dir}`,
+  );
+  return lines.join('\n');
+}
