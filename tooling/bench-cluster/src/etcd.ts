@@ -1,0 +1,259 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { ClusterUnavailableError, type LocalCluster, type TargetOptions } from './cluster.js';
+import { freePorts } from './free-port.js';
+import type { EtcdEndpoints } from './options.js';
+import { type ServerProcess, startServer, stopServer, waitFor } from './processes.js';
+import type { CasOutcome, Target } from './target.js';
+
+/** Hint printed when no `etcd` binary is on the PATH. */
+export const ETCD_INSTALL_HINT =
+  'etcd not found on the PATH: install etcd 3.4 with `bash tooling/bench-cluster/scripts/install-etcd.sh` ' +
+  '(Debian package etcd-server) to get the side-by-side comparison.';
+
+/** Full path of the `etcd` binary on the PATH, or `undefined`. */
+export function findEtcd(pathVar = process.env.PATH ?? ''): string | undefined {
+  for (const dir of pathVar.split(delimiter)) {
+    if (dir.length === 0) continue;
+    const candidate = join(dir, 'etcd');
+    try {
+      execFileSync(candidate, ['--version'], { stdio: 'ignore', timeout: 5_000 });
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** Options of {@link startEtcdCluster}. */
+export interface EtcdClusterOptions {
+  /** Number of members. Default 3. */
+  readonly members?: number;
+  /** Longest wait for the members to serve a linearizable read. Default 60,000 ms. */
+  readonly startTimeoutMs?: number;
+  /** Which members the benchmark's clients talk to. Default `all`. */
+  readonly endpoints?: EtcdEndpoints;
+  /** Keep the data directory after `stop()`. Default false. */
+  readonly keepData?: boolean;
+  /** Path of the etcd binary. Default: found on the PATH. */
+  readonly binary?: string;
+}
+
+interface Member {
+  readonly name: string;
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  readonly process: ServerProcess;
+}
+
+/**
+ * Starts an etcd cluster on loopback: random free ports, data directories in a fresh temporary
+ * directory, etcd's default durability (every raft entry fsynced to its WAL before it is
+ * acknowledged), logs in `<dir>/<name>.log`.
+ * @throws ClusterUnavailableError when no etcd binary is found.
+ */
+export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promise<LocalCluster> {
+  const binary = options.binary ?? findEtcd();
+  if (binary === undefined) throw new ClusterUnavailableError(ETCD_INSTALL_HINT);
+  const count = options.members ?? 3;
+  const endpointsMode = options.endpoints ?? 'all';
+  const version = (execFileSync(binary, ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '')
+    .replace(/^etcd Version:\s*/, '')
+    .trim();
+  const dir = mkdtempSync(join(tmpdir(), 'paxkv-bench-etcd-'));
+  const ports = await freePorts(count * 2);
+  const names = Array.from({ length: count }, (_, i) => `etcd${i + 1}`);
+  const peerUrls = names.map((_, i) => `http://127.0.0.1:${ports[count + i]}`);
+  const clientUrls = names.map((_, i) => `http://127.0.0.1:${ports[i]}`);
+  const initialCluster = names.map((n, i) => `${n}=${peerUrls[i]}`).join(',');
+  const token = `paxkv-bench-${process.pid}-${Date.now()}`;
+  const members: Member[] = [];
+  try {
+    for (const [i, name] of names.entries()) {
+      const clientUrl = clientUrls[i] ?? '';
+      const peerUrl = peerUrls[i] ?? '';
+      const dataDir = join(dir, name);
+      mkdirSync(dataDir);
+      const proc = await startServer(
+        name,
+        binary,
+        [
+          '--name',
+          name,
+          '--data-dir',
+          dataDir,
+          '--listen-client-urls',
+          clientUrl,
+          '--advertise-client-urls',
+          clientUrl,
+          '--listen-peer-urls',
+          peerUrl,
+          '--initial-advertise-peer-urls',
+          peerUrl,
+          '--initial-cluster',
+          initialCluster,
+          '--initial-cluster-token',
+          token,
+          '--initial-cluster-state',
+          'new',
+          '--logger',
+          'zap',
+          '--log-outputs',
+          'stderr',
+          '--log-level',
+          'warn',
+        ],
+        join(dir, `${name}.log`),
+        // The Debian package reads ETCD_* variables too: make sure none leak in from the environment.
+        Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_'))),
+      );
+      members.push({ name, clientUrl, peerUrl, process: proc });
+    }
+    const cluster = new EtcdCluster(members, version, dir, endpointsMode, options.keepData ?? false);
+    await cluster.waitReady(options.startTimeoutMs ?? 60_000);
+    return cluster;
+  } catch (e) {
+    await Promise.all(members.map((m) => stopServer(m.process, 1_000)));
+    if (options.keepData !== true) rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+class EtcdCluster implements LocalCluster {
+  readonly system = 'etcd' as const;
+  readonly servers: readonly ServerProcess[];
+  readonly settings: Readonly<Record<string, string | number | boolean>>;
+
+  constructor(
+    private readonly members: readonly Member[],
+    readonly version: string,
+    readonly dir: string,
+    private readonly endpointsMode: EtcdEndpoints,
+    private readonly keepData: boolean,
+  ) {
+    this.servers = members.map((m) => m.process);
+    this.settings = {
+      members: members.length,
+      durability: 'default (WAL fsync before acknowledging)',
+      endpoints: endpointsMode,
+      client: 'etcd3 (gRPC, one HTTP/2 channel per member)',
+    };
+  }
+
+  async waitReady(timeoutMs: number): Promise<void> {
+    const probe = new Etcd3({ hosts: this.members.map((m) => m.clientUrl), dialTimeout: 2_000 });
+    try {
+      await waitFor(
+        'etcd to serve a linearizable read',
+        async () => {
+          await probe.get('paxkv-bench-probe').string();
+          return true;
+        },
+        timeoutMs,
+        200,
+      );
+      // Every member must know the leader before clients are spread over them.
+      await waitFor(
+        'every etcd member to know the leader',
+        async () => {
+          const leaders = await Promise.all(this.members.map((m) => this.leaderIdSeenBy(m)));
+          return leaders.every((l) => l !== undefined && l === leaders[0]);
+        },
+        timeoutMs,
+        200,
+      );
+    } finally {
+      probe.close();
+    }
+  }
+
+  private async leaderIdSeenBy(member: Member): Promise<string | undefined> {
+    const c = new Etcd3({ hosts: member.clientUrl, dialTimeout: 2_000 });
+    try {
+      const status = await c.maintenance.status();
+      return status.leader === '0' ? undefined : status.leader;
+    } finally {
+      c.close();
+    }
+  }
+
+  private async leaderMember(): Promise<Member> {
+    for (const member of this.members) {
+      if (!member.process.isAlive()) continue;
+      const c = new Etcd3({ hosts: member.clientUrl, dialTimeout: 2_000 });
+      try {
+        const status = await c.maintenance.status();
+        if (status.leader !== '0' && status.leader === status.header.member_id) return member;
+      } catch {
+        // try the next one
+      } finally {
+        c.close();
+      }
+    }
+    throw new Error('no etcd member reports itself leader');
+  }
+
+  async createTarget(opts: TargetOptions): Promise<Target> {
+    const hosts =
+      this.endpointsMode === 'leader'
+        ? [(await this.leaderMember()).clientUrl]
+        : this.members.filter((m) => m.process.isAlive()).map((m) => m.clientUrl);
+    return new EtcdTarget(
+      new Etcd3({
+        hosts,
+        dialTimeout: opts.requestTimeoutMs,
+        defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.requestTimeoutMs }),
+      }),
+    );
+  }
+
+  async leaderOf(_key: string): Promise<ServerProcess> {
+    return (await this.leaderMember()).process;
+  }
+
+  sameGroup(): boolean {
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => stopServer(m.process)));
+    if (!this.keepData) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * {@link Target} over the `etcd3` client: `put` = Put, `get` = linearizable Range (etcd's default),
+ * `cas` = a Txn comparing the value (or, for "absent", the create revision with 0), whose else
+ * branch reads the current value.
+ */
+export class EtcdTarget implements Target {
+  readonly system = 'etcd';
+  constructor(private readonly client: Etcd3) {}
+
+  async put(key: string, value: string): Promise<void> {
+    await this.client.put(key).value(value);
+  }
+
+  async get(key: string): Promise<string | null> {
+    return await this.client.get(key).string();
+  }
+
+  async cas(key: string, expected: string | null, value: string): Promise<CasOutcome> {
+    const txn =
+      expected === null
+        ? this.client.if(key, 'Create', '==', 0)
+        : this.client.if(key, 'Value', '==', expected);
+    const res = await txn.then(this.client.put(key).value(value)).else(this.client.get(key)).commit();
+    if (res.succeeded) return { applied: true };
+    const kv = res.responses[0]?.response_range?.kvs[0];
+    return { applied: false, current: kv === undefined ? null : kv.value.toString() };
+  }
+
+  async close(): Promise<void> {
+    this.client.close();
+  }
+}

@@ -1,0 +1,127 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LocalCluster, TargetOptions } from './cluster.js';
+import { killServer } from './processes.js';
+import type { FailoverResult } from './report.js';
+import { keyOf, makeValue, XorShift32 } from './workload.js';
+
+/** Parameters of the failover figure (see `BenchOptions` for the defaults). */
+export interface FailoverSpec {
+  readonly concurrency: number;
+  /** Unmeasured time before the baseline. */
+  readonly warmupMs: number;
+  readonly baselineMs: number;
+  readonly watchMs: number;
+  readonly bucketMs: number;
+  readonly keySpace: number;
+  readonly valueBytes: number;
+  readonly target: TargetOptions;
+}
+
+/** Buckets averaged when deciding that throughput is back: 3 (300 ms with the default buckets). */
+export const RECOVERY_WINDOW_BUCKETS = 3;
+/** Fraction of the baseline throughput that counts as recovered: 0.9. */
+export const RECOVERY_FRACTION = 0.9;
+
+/**
+ * The first time (ms after the kill) by which throughput is back: the END of the first window of
+ * {@link RECOVERY_WINDOW_BUCKETS} consecutive buckets whose average is at least
+ * {@link RECOVERY_FRACTION} of the baseline. `null` when no such window exists.
+ */
+export function recoveryTime(buckets: readonly number[], baseline: number, bucketMs: number): number | null {
+  const need = baseline * RECOVERY_FRACTION;
+  for (let i = 0; i + RECOVERY_WINDOW_BUCKETS <= buckets.length; i++) {
+    let sum = 0;
+    for (let j = i; j < i + RECOVERY_WINDOW_BUCKETS; j++) sum += buckets[j] ?? 0;
+    if (sum / RECOVERY_WINDOW_BUCKETS >= need) return (i + RECOVERY_WINDOW_BUCKETS) * bucketMs;
+  }
+  return null;
+}
+
+/**
+ * The failover figure: a steady closed-loop put load on the keys of ONE replication group (the group
+ * of `k0000000`); after a warm-up and a baseline window, SIGKILL that group's leader. Two clocks start
+ * at the kill: a probe issues one fresh write to the group (retried by the client library as any
+ * application's write would be) and its acknowledgement gives `firstWriteMs`; the load's completions,
+ * bucketed, give the throughput curve and `recovered90Ms` (see {@link recoveryTime}). The killed
+ * server stays down: call this last on a cluster.
+ */
+export async function measureFailover(cluster: LocalCluster, spec: FailoverSpec): Promise<FailoverResult> {
+  const probeKey = keyOf(0);
+  const keys: string[] = [];
+  for (let i = 0; i < spec.keySpace && keys.length < 10_000; i++) {
+    const k = keyOf(i);
+    if (cluster.sameGroup(k, probeKey)) keys.push(k);
+  }
+  const target = await cluster.createTarget(spec.target);
+  const probeTarget = await cluster.createTarget(spec.target);
+  const value = makeValue('failover:', spec.valueBytes);
+  const completions: number[] = [];
+  let errors = 0;
+  let stopped = false;
+  let killAt = Number.POSITIVE_INFINITY;
+  const worker = async (index: number): Promise<void> => {
+    const rng = new XorShift32(index * 7_919 + 17);
+    while (!stopped) {
+      try {
+        await target.put(keys[rng.int(keys.length)] ?? probeKey, value);
+        completions.push(performance.now());
+      } catch {
+        if (performance.now() >= killAt) errors += 1;
+        await sleep(1);
+      }
+    }
+  };
+  const workers = Array.from({ length: spec.concurrency }, (_, i) => worker(i));
+  try {
+    await sleep(spec.warmupMs);
+    const baselineStart = performance.now();
+    await sleep(spec.baselineMs);
+    const victim = await cluster.leaderOf(probeKey);
+    killAt = performance.now();
+    const baselineOps = completions.filter((t) => t >= baselineStart && t < killAt).length;
+    const baselineOpsPerSec = (baselineOps / (killAt - baselineStart)) * 1_000;
+    const killed = killServer(victim);
+    // One fresh write issued at the kill: when it is acknowledged, the group accepts writes again.
+    const probe = (async (): Promise<number | null> => {
+      const deadline = killAt + spec.watchMs;
+      while (performance.now() < deadline) {
+        try {
+          await probeTarget.put(probeKey, value);
+          return Math.round(performance.now() - killAt);
+        } catch {
+          await sleep(1);
+        }
+      }
+      return null;
+    })();
+    await killed;
+    const firstWriteMs = await probe;
+    // Watch long enough to see the recovery, and at least 3 s after the first write.
+    const watchUntil = Math.min(killAt + spec.watchMs, killAt + (firstWriteMs ?? spec.watchMs) + 3_000);
+    await sleep(Math.max(0, watchUntil - performance.now()));
+    stopped = true;
+    const watchEnd = performance.now();
+    const nBuckets = Math.floor((watchEnd - killAt) / spec.bucketMs);
+    const counts = new Array<number>(nBuckets).fill(0);
+    for (const t of completions) {
+      if (t < killAt) continue;
+      const b = Math.floor((t - killAt) / spec.bucketMs);
+      if (b < nBuckets) counts[b] = (counts[b] ?? 0) + 1;
+    }
+    const bucketsOpsPerSec = counts.map((c) => Math.round((c * 1_000) / spec.bucketMs));
+    return {
+      killed: victim.name,
+      concurrency: spec.concurrency,
+      baselineOpsPerSec: Math.round(baselineOpsPerSec),
+      firstWriteMs,
+      recovered90Ms: recoveryTime(bucketsOpsPerSec, baselineOpsPerSec, spec.bucketMs),
+      bucketsOpsPerSec,
+      bucketMs: spec.bucketMs,
+      errors,
+    };
+  } finally {
+    stopped = true;
+    await Promise.race([Promise.allSettled(workers), sleep(spec.target.requestTimeoutMs + 1_000)]);
+    await Promise.allSettled([target.close(), probeTarget.close()]);
+  }
+}

@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_BENCH_OPTIONS, parseBenchArgs, parseDuration, UsageError } from './options.js';
+
+function options(argv: string[]) {
+  const parsed = parseBenchArgs(argv);
+  if (parsed.help) throw new Error('unexpected help');
+  return parsed.options;
+}
+
+describe('parseBenchArgs', () => {
+  it('gives the documented defaults without flags', () => {
+    expect(options([])).toEqual(DEFAULT_BENCH_OPTIONS);
+    expect(DEFAULT_BENCH_OPTIONS.concurrency).toEqual([1, 16, 64, 256]);
+    expect(DEFAULT_BENCH_OPTIONS.workloads).toEqual(['put', 'get', 'mixed', 'cas']);
+  });
+
+  it('parses lists, durations, numbers and switches', () => {
+    const o = options([
+      '--systems',
+      'etcd',
+      '--workloads',
+      'put,cas,put',
+      '--concurrency',
+      '1,64',
+      '--duration',
+      '500ms',
+      '--warmup',
+      '0',
+      '--json',
+      'out.json',
+      '--keys',
+      '1_000_000',
+      '--no-failover',
+      '--no-memory',
+      '--etcd-endpoints',
+      'leader',
+      '--paxkv-fsync',
+      'always',
+      '--cpu-prof',
+      '/tmp/prof',
+      '--keep',
+    ]);
+    expect(o.systems).toEqual(['etcd']);
+    expect(o.workloads).toEqual(['put', 'cas']);
+    expect(o.concurrency).toEqual([1, 64]);
+    expect(o.durationMs).toBe(500);
+    expect(o.warmupMs).toBe(0);
+    expect(o.jsonFile).toBe('out.json');
+    expect(o.memoryKeys).toBe(1_000_000);
+    expect(o.failover).toBe(false);
+    expect(o.memory).toBe(false);
+    expect(o.etcdEndpoints).toBe('leader');
+    expect(o.paxkvFsync).toBe('always');
+    expect(o.cpuProfDir).toBe('/tmp/prof');
+    expect(o.keepData).toBe(true);
+  });
+
+  it('asks for help', () => {
+    expect(parseBenchArgs(['--help'])).toEqual({ help: true });
+  });
+
+  it.each([
+    [['--systems', 'redis'], /--systems: unknown "redis"/],
+    [['--workloads', ''], /--workloads/],
+    [['--concurrency', '0'], /--concurrency/],
+    [['--concurrency', 'x'], /--concurrency/],
+    [['--duration', 'soon'], /--duration/],
+    [['--duration', '10ms'], /at least 100ms/],
+    [['--preload', '200', '--key-space', '100'], /must not exceed/],
+    [['--etcd-endpoints', 'some'], /--etcd-endpoints/],
+    [['--bogus'], /bogus/],
+    [['--keys'], /keys/],
+  ])('rejects %j with a UsageError naming the flag', (argv, message) => {
+    expect(() => parseBenchArgs(argv)).toThrow(UsageError);
+    expect(() => parseBenchArgs(argv)).toThrow(message);
+  });
+});
+
+describe('parseDuration', () => {
+  it.each([
+    ['5', 5_000],
+    ['5s', 5_000],
+    ['1.5s', 1_500],
+    ['250ms', 250],
+    ['2m', 120_000],
+  ])('%s = %d ms', (text, ms) => {
+    expect(parseDuration(text, '--d')).toBe(ms);
+  });
+});

@@ -1,0 +1,282 @@
+import { parseArgs } from 'node:util';
+
+/** The systems the benchmark can drive. */
+export const SYSTEM_NAMES = ['paxkv', 'etcd'] as const;
+/** One of {@link SYSTEM_NAMES}. */
+export type SystemName = (typeof SYSTEM_NAMES)[number];
+
+/** The workloads of the side-by-side table. */
+export const WORKLOAD_NAMES = ['put', 'get', 'mixed', 'cas'] as const;
+/**
+ * One of {@link WORKLOAD_NAMES}: `put` writes random keys, `get` reads preloaded keys linearizably,
+ * `mixed` is 50% `get` / 50% `put`, `cas` compare-and-sets preloaded keys against the value this load
+ * generator last wrote there.
+ */
+export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+
+/** How the etcd client spreads its requests over the members. */
+export type EtcdEndpoints = 'all' | 'leader';
+
+/**
+ * Every knob of the benchmark, each with a documented default ({@link DEFAULT_BENCH_OPTIONS}).
+ * Durations are milliseconds.
+ */
+export interface BenchOptions {
+  /** Systems to run, one after the other, never both at once. Default `['paxkv', 'etcd']`. */
+  readonly systems: readonly SystemName[];
+  /** Workloads of the table. Default: all four. */
+  readonly workloads: readonly WorkloadName[];
+  /** Closed-loop client concurrencies (requests in flight). Default `[1, 16, 64, 256]`. */
+  readonly concurrency: readonly number[];
+  /** Measured time of one (system, workload, concurrency) cell. Default 5,000 ms. */
+  readonly durationMs: number;
+  /** Unmeasured time before each cell, to warm up JIT, connections and caches. Default 1,000 ms. */
+  readonly warmupMs: number;
+  /** Size of the key space written by `put`/`mixed`: keys `k0000000`..`k{n-1}` (8 bytes). Default 100,000. */
+  readonly keySpace: number;
+  /** Bytes of each value written by the table's workloads. Default 256. */
+  readonly valueBytes: number;
+  /** Keys written before the cells start, read by `get`/`mixed` and compare-and-set by `cas`. Default 10,000. */
+  readonly preloadKeys: number;
+  /** Where to write the JSON report; when set, the last stdout line is `put@64 ratio X.XX`. Default none. */
+  readonly jsonFile: string | undefined;
+  /** Run the failover figure (SIGKILL a group leader under steady put load). Default true. */
+  readonly failover: boolean;
+  /** Concurrency of the failover put load. Default 64. */
+  readonly failoverConcurrency: number;
+  /** Steady-state time measured before the kill. Default 3,000 ms. */
+  readonly failoverBaselineMs: number;
+  /** Longest time watched after the kill before giving up on recovery. Default 15,000 ms. */
+  readonly failoverWatchMs: number;
+  /** Width of the throughput buckets of the failover figure. Default 100 ms. */
+  readonly failoverBucketMs: number;
+  /** Run the memory figure (server RSS after loading `memoryKeys` keys). Default true. */
+  readonly memory: boolean;
+  /** Keys loaded for the memory figure (`--keys`). Default 100,000; the full figure uses 1,000,000. */
+  readonly memoryKeys: number;
+  /** Value size of the memory figure. Default 100 bytes. */
+  readonly memoryValueBytes: number;
+  /** Concurrency of the preload and memory loads. Default 256. */
+  readonly loadConcurrency: number;
+  /** `all`: the etcd client balances over the three members (as etcdctl does); `leader`: leader only. Default `all`. */
+  readonly etcdEndpoints: EtcdEndpoints;
+  /** Longest wait for a cluster to start and elect leaders. Default 60,000 ms. */
+  readonly startTimeoutMs: number;
+  /** Per-request deadline given to both clients. Default 10,000 ms. */
+  readonly requestTimeoutMs: number;
+  /** Longest wait for in-flight requests after a cell's end. Default 15,000 ms. */
+  readonly drainTimeoutMs: number;
+  /** When set, paxkv servers run under `node --cpu-prof` and write their profiles into this directory. */
+  readonly cpuProfDir: string | undefined;
+  /** Keep the clusters' data directories after the run (they are printed). Default false. */
+  readonly keepData: boolean;
+  /** paxkv server durability mode. Default `batch` (fsync before acknowledging, one fsync per batch). */
+  readonly paxkvFsync: 'always' | 'batch' | 'never';
+}
+
+/** The defaults of {@link BenchOptions}. */
+export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
+  systems: ['paxkv', 'etcd'],
+  workloads: ['put', 'get', 'mixed', 'cas'],
+  concurrency: [1, 16, 64, 256],
+  durationMs: 5_000,
+  warmupMs: 1_000,
+  keySpace: 100_000,
+  valueBytes: 256,
+  preloadKeys: 10_000,
+  jsonFile: undefined,
+  failover: true,
+  failoverConcurrency: 64,
+  failoverBaselineMs: 3_000,
+  failoverWatchMs: 15_000,
+  failoverBucketMs: 100,
+  memory: true,
+  memoryKeys: 100_000,
+  memoryValueBytes: 100,
+  loadConcurrency: 256,
+  etcdEndpoints: 'all',
+  startTimeoutMs: 60_000,
+  requestTimeoutMs: 10_000,
+  drainTimeoutMs: 15_000,
+  cpuProfDir: undefined,
+  keepData: false,
+  paxkvFsync: 'batch',
+};
+
+/** Bad command-line input; the message names the flag and the accepted form. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** The text of `--help`. */
+export const USAGE = `Usage: pnpm bench:cluster [flags]
+
+Starts a local 3-server paxkv cluster and (when \`etcd\` is on the PATH) a local 3-member etcd
+cluster, one after the other, and drives each with the same Node load generator.
+
+  --systems LIST          paxkv,etcd (default both)
+  --workloads LIST        put,get,mixed,cas (default all)
+  --concurrency LIST      requests in flight, e.g. 1,16,64,256 (default)
+  --duration TIME         measured time per cell: 5s (default), 500ms, 2m
+  --warmup TIME           unmeasured warm-up per cell (default 1s)
+  --key-space N           keys written by put (default 100000)
+  --value-bytes N         value size of the table's workloads (default 256)
+  --preload N             keys written before the cells, read by get/cas (default 10000)
+  --json FILE             write the report as JSON; last stdout line becomes "put@64 ratio X.XX"
+  --no-failover           skip the failover figure
+  --failover-concurrency N  put load during the failover figure (default 64)
+  --no-memory             skip the memory figure
+  --keys N                keys loaded for the memory figure (default 100000; full figure: 1000000)
+  --etcd-endpoints MODE   all (default: client balances over members, as etcdctl) | leader
+  --paxkv-fsync MODE      batch (default) | always | never
+  --cpu-prof DIR          run the paxkv servers under node --cpu-prof, profiles into DIR
+  --keep                  keep the clusters' data directories
+  --help                  this text
+`;
+
+/**
+ * Parses a duration: a bare number is seconds; suffixes `ms`, `s`, `m` are accepted.
+ * @throws UsageError on anything else.
+ */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (m === null) throw new UsageError(`${flag}: expected a duration such as 5s, 500ms or 2m, got "${text}"`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  const ms = unit === 'ms' ? n : unit === 's' ? n * 1_000 : n * 60_000;
+  return Math.round(ms);
+}
+
+function parseCount(text: string, flag: string, min: number): number {
+  const t = text.trim().replaceAll('_', '');
+  if (!/^\d+$/.test(t)) throw new UsageError(`${flag}: expected a whole number >= ${min}, got "${text}"`);
+  const n = Number(t);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`${flag}: expected a whole number >= ${min}, got "${text}"`);
+  }
+  return n;
+}
+
+function parseList<T extends string>(text: string, flag: string, allowed: readonly T[]): T[] {
+  const items = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (items.length === 0)
+    throw new UsageError(`${flag}: expected a comma-separated subset of ${allowed.join(',')}`);
+  const out: T[] = [];
+  for (const item of items) {
+    if (!(allowed as readonly string[]).includes(item)) {
+      throw new UsageError(`${flag}: unknown "${item}"; choose from ${allowed.join(',')}`);
+    }
+    if (!out.includes(item as T)) out.push(item as T);
+  }
+  return out;
+}
+
+function parseChoice<T extends string>(text: string, flag: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(text)) {
+    throw new UsageError(`${flag}: expected one of ${allowed.join('|')}, got "${text}"`);
+  }
+  return text as T;
+}
+
+/** The result of {@link parseBenchArgs}: options, or a request for the usage text. */
+export type ParsedArgs = { readonly help: true } | { readonly help: false; readonly options: BenchOptions };
+
+/**
+ * Parses the command line (without `node` and the script path).
+ * @throws UsageError naming the offending flag.
+ */
+export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
+  let parsed: ReturnType<typeof parseWithNode>;
+  try {
+    parsed = parseWithNode(argv);
+  } catch (e) {
+    throw new UsageError(`${e instanceof Error ? e.message : String(e)}\n\n${USAGE}`);
+  }
+  const v = parsed.values;
+  if (v.help === true) return { help: true };
+  const d = DEFAULT_BENCH_OPTIONS;
+  const options: BenchOptions = {
+    systems: v.systems === undefined ? d.systems : parseList(v.systems, '--systems', SYSTEM_NAMES),
+    workloads:
+      v.workloads === undefined ? d.workloads : parseList(v.workloads, '--workloads', WORKLOAD_NAMES),
+    concurrency:
+      v.concurrency === undefined
+        ? d.concurrency
+        : v.concurrency
+            .split(',')
+            .filter((s) => s.trim().length > 0)
+            .map((s) => parseCount(s, '--concurrency', 1)),
+    durationMs: v.duration === undefined ? d.durationMs : parseDuration(v.duration, '--duration'),
+    warmupMs: v.warmup === undefined ? d.warmupMs : parseDuration(v.warmup, '--warmup'),
+    keySpace: v['key-space'] === undefined ? d.keySpace : parseCount(v['key-space'], '--key-space', 1),
+    valueBytes:
+      v['value-bytes'] === undefined ? d.valueBytes : parseCount(v['value-bytes'], '--value-bytes', 16),
+    preloadKeys: v.preload === undefined ? d.preloadKeys : parseCount(v.preload, '--preload', 1),
+    jsonFile: v.json ?? d.jsonFile,
+    failover: v['no-failover'] === true ? false : d.failover,
+    failoverConcurrency:
+      v['failover-concurrency'] === undefined
+        ? d.failoverConcurrency
+        : parseCount(v['failover-concurrency'], '--failover-concurrency', 1),
+    failoverBaselineMs: d.failoverBaselineMs,
+    failoverWatchMs: d.failoverWatchMs,
+    failoverBucketMs: d.failoverBucketMs,
+    memory: v['no-memory'] === true ? false : d.memory,
+    memoryKeys: v.keys === undefined ? d.memoryKeys : parseCount(v.keys, '--keys', 1),
+    memoryValueBytes: d.memoryValueBytes,
+    loadConcurrency: d.loadConcurrency,
+    etcdEndpoints:
+      v['etcd-endpoints'] === undefined
+        ? d.etcdEndpoints
+        : parseChoice(v['etcd-endpoints'], '--etcd-endpoints', ['all', 'leader'] as const),
+    startTimeoutMs: d.startTimeoutMs,
+    requestTimeoutMs: d.requestTimeoutMs,
+    drainTimeoutMs: d.drainTimeoutMs,
+    cpuProfDir: v['cpu-prof'] ?? d.cpuProfDir,
+    keepData: v.keep === true,
+    paxkvFsync:
+      v['paxkv-fsync'] === undefined
+        ? d.paxkvFsync
+        : parseChoice(v['paxkv-fsync'], '--paxkv-fsync', ['always', 'batch', 'never'] as const),
+  };
+  if (options.concurrency.length === 0) throw new UsageError('--concurrency: expected at least one number');
+  if (options.durationMs < 100) throw new UsageError('--duration: must be at least 100ms');
+  if (options.preloadKeys > options.keySpace) {
+    throw new UsageError(
+      `--preload (${options.preloadKeys}) must not exceed --key-space (${options.keySpace})`,
+    );
+  }
+  if (options.keySpace > 10_000_000) throw new UsageError('--key-space: at most 10000000 (8-byte keys)');
+  return { help: false, options };
+}
+
+function parseWithNode(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      systems: { type: 'string' },
+      workloads: { type: 'string' },
+      concurrency: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      'key-space': { type: 'string' },
+      'value-bytes': { type: 'string' },
+      preload: { type: 'string' },
+      json: { type: 'string' },
+      'no-failover': { type: 'boolean' },
+      'failover-concurrency': { type: 'string' },
+      'no-memory': { type: 'boolean' },
+      keys: { type: 'string' },
+      'etcd-endpoints': { type: 'string' },
+      'paxkv-fsync': { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      keep: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}

@@ -1,0 +1,41 @@
+import { createClient, type PaxkvClient } from '@paxkv/client';
+import type { TargetOptions } from './cluster.js';
+import type { CasOutcome, Target } from './target.js';
+
+function asString(v: string | Uint8Array | null): string | null {
+  if (v === null || typeof v === 'string') return v;
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8');
+}
+
+/**
+ * {@link Target} over `@paxkv/client`: `put`, linearizable `get` (the client's default consistency)
+ * and `cas` map one to one onto the client's calls; the client routes each key to its group's leader.
+ */
+export class PaxkvTarget implements Target {
+  readonly system = 'paxkv';
+  constructor(private readonly client: PaxkvClient) {}
+
+  async put(key: string, value: string): Promise<void> {
+    await this.client.put(key, value);
+  }
+
+  async get(key: string): Promise<string | null> {
+    return asString(await this.client.get(key));
+  }
+
+  async cas(key: string, expected: string | null, value: string): Promise<CasOutcome> {
+    const r = await this.client.cas(key, expected, value);
+    if (r.outcome === 'applied') return { applied: true };
+    return { applied: false, current: asString(r.current) };
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
+
+/** A {@link PaxkvTarget} connected to the given servers (`host:port`). */
+export async function createPaxkvTarget(servers: readonly string[], opts: TargetOptions): Promise<Target> {
+  const client = createClient({ servers: [...servers], requestTimeoutMs: opts.requestTimeoutMs });
+  return new PaxkvTarget(client);
+}

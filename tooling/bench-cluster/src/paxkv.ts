@@ -1,0 +1,238 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type ClusterStatus, partitionOf } from '@paxkv/common';
+import { ClusterUnavailableError, type LocalCluster, type TargetOptions } from './cluster.js';
+import { freePorts } from './free-port.js';
+import { createPaxkvTarget } from './paxkv-target.js';
+import { type ServerProcess, startServer, stopServer, waitFor } from './processes.js';
+import { probeStatus } from './status-probe.js';
+import type { Target } from './target.js';
+
+/** How to run `paxkv-server`: `spawn(command, [...args, ...flags])`. */
+export interface ServerCommand {
+  readonly command: string;
+  readonly args: readonly string[];
+  /** `dist` (the build) or `source` (tsx on src/main.ts). */
+  readonly kind: 'dist' | 'source';
+  /** The server package's version. */
+  readonly version: string;
+}
+
+/**
+ * Locates `paxkv-server`: its built `dist/main.js` (what `pnpm bench:cluster` builds first), or its
+ * TypeScript source through tsx when there is no build.
+ * @throws ClusterUnavailableError when neither exists.
+ */
+export function resolvePaxkvServer(nodeArgs: readonly string[] = []): ServerCommand {
+  const require = createRequire(import.meta.url);
+  let pkgDir: string;
+  try {
+    pkgDir = dirname(require.resolve('paxkv-server/package.json'));
+  } catch {
+    throw new ClusterUnavailableError(
+      'cannot find the paxkv-server package: run `pnpm install` at the repository root',
+    );
+  }
+  const version = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version?: string })
+    .version;
+  const dist = join(pkgDir, 'dist', 'main.js');
+  if (existsSync(dist)) {
+    return { command: process.execPath, args: [...nodeArgs, dist], kind: 'dist', version: version ?? '?' };
+  }
+  const source = join(pkgDir, 'src', 'main.ts');
+  if (existsSync(source)) {
+    const tsx = createRequire(source).resolve('tsx');
+    return {
+      command: process.execPath,
+      args: [...nodeArgs, '--conditions=@paxkv/source', '--import', pathToFileURL(tsx).href, source],
+      kind: 'source',
+      version: version ?? '?',
+    };
+  }
+  throw new ClusterUnavailableError(`paxkv-server is not built (${dist} is missing): run \`pnpm build\``);
+}
+
+/** Options of {@link startPaxkvCluster}. */
+export interface PaxkvClusterOptions {
+  /** Number of servers. Default 3. */
+  readonly servers?: number;
+  /** Partitions of the key space. Default 16 (the server's default). */
+  readonly partitions?: number;
+  /** Replicas per partition. Default 3. */
+  readonly replication?: number;
+  /** WAL fsync mode. Default `batch` (group commit: fsync before acknowledging). */
+  readonly fsync?: 'always' | 'batch' | 'never';
+  /** Longest wait for every partition to have a leader known to every server. Default 60,000 ms. */
+  readonly startTimeoutMs?: number;
+  /** When set, servers run under `node --cpu-prof` and write their profiles here on exit. */
+  readonly cpuProfDir?: string | undefined;
+  /** Server log level. Default `warn`. */
+  readonly logLevel?: string;
+  /** Keep the directory after `stop()`. Default false. */
+  readonly keepData?: boolean;
+}
+
+interface Server {
+  readonly index: number;
+  readonly address: string;
+  readonly process: ServerProcess;
+}
+
+/**
+ * Starts a paxkv cluster on loopback: `servers` real `paxkv-server` processes on random free ports,
+ * the first one the bootstrap server, data and logs in a fresh temporary directory. Resolves once
+ * every partition has a leader that every server agrees on.
+ * @throws ClusterUnavailableError when the server program cannot be found; Error on start-up failure
+ * (the message includes the tail of the failing server's log).
+ */
+export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Promise<LocalCluster> {
+  const count = options.servers ?? 3;
+  const partitions = options.partitions ?? 16;
+  const replication = options.replication ?? Math.min(3, count);
+  const fsync = options.fsync ?? 'batch';
+  const nodeArgs =
+    options.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir];
+  if (options.cpuProfDir !== undefined) mkdirSync(options.cpuProfDir, { recursive: true });
+  const command = resolvePaxkvServer(nodeArgs);
+  const dir = mkdtempSync(join(tmpdir(), 'paxkv-bench-paxkv-'));
+  const ports = await freePorts(count);
+  const addresses = ports.map((p) => `127.0.0.1:${p}`);
+  const servers: Server[] = [];
+  try {
+    for (const [i, address] of addresses.entries()) {
+      const dataDir = join(dir, `node-${i + 1}`);
+      mkdirSync(dataDir);
+      const flags = [
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(ports[i]),
+        '--data-dir',
+        dataDir,
+        '--fsync',
+        fsync,
+        '--partitions',
+        String(partitions),
+        '--replication',
+        String(replication),
+        '--bootstrap-threshold',
+        String(count),
+        '--log-level',
+        options.logLevel ?? 'warn',
+      ];
+      if (i > 0) flags.push('--join', addresses[0] ?? '');
+      const proc = await startServer(
+        `paxkv${i + 1}`,
+        command.command,
+        [...command.args, ...flags],
+        join(dir, `node-${i + 1}.log`),
+      );
+      servers.push({ index: i + 1, address, process: proc });
+    }
+    const cluster = new PaxkvCluster(servers, command, dir, { partitions, replication, fsync }, options);
+    await cluster.waitReady(options.startTimeoutMs ?? 60_000);
+    return cluster;
+  } catch (e) {
+    await Promise.all(servers.map((s) => stopServer(s.process, 1_000)));
+    const logs = servers.map((s) => `--- ${s.process.logFile}\n${tail(s.process.logFile)}`).join('\n');
+    if (options.keepData !== true) rmSync(dir, { recursive: true, force: true });
+    if (e instanceof ClusterUnavailableError) throw e;
+    throw new Error(`paxkv cluster did not start: ${e instanceof Error ? e.message : String(e)}\n${logs}`);
+  }
+}
+
+function tail(path: string, lines = 10): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+class PaxkvCluster implements LocalCluster {
+  readonly system = 'paxkv' as const;
+  readonly servers: readonly ServerProcess[];
+  readonly settings: Readonly<Record<string, string | number | boolean>>;
+  readonly version: string;
+
+  constructor(
+    private readonly members: readonly Server[],
+    command: ServerCommand,
+    readonly dir: string,
+    private readonly layout: { partitions: number; replication: number; fsync: string },
+    private readonly options: PaxkvClusterOptions,
+  ) {
+    this.servers = members.map((m) => m.process);
+    this.version = `${command.version} (${command.kind})`;
+    this.settings = {
+      servers: members.length,
+      partitions: layout.partitions,
+      replication: layout.replication,
+      fsync: layout.fsync,
+      client: '@paxkv/client (one TCP connection per server, pipelined, routes to the group leader)',
+      cpuProfile: options.cpuProfDir ?? false,
+    };
+  }
+
+  private alive(): Server[] {
+    return this.members.filter((m) => m.process.isAlive());
+  }
+
+  private async statuses(): Promise<Array<{ server: Server; status: ClusterStatus }>> {
+    return Promise.all(
+      this.alive().map(async (server) => ({ server, status: await probeStatus(server.address) })),
+    );
+  }
+
+  async waitReady(timeoutMs: number): Promise<void> {
+    await waitFor(
+      'every paxkv partition to have a leader known to every server',
+      async () => {
+        for (const m of this.members) {
+          if (!m.process.isAlive()) throw new Error(`server ${m.index} exited during start-up`);
+        }
+        const all = await this.statuses();
+        for (let p = 0; p < this.layout.partitions; p++) {
+          const leaders = new Set<number | null>();
+          for (const { status } of all) {
+            if (status.table === null) return false;
+            const g = status.groups.find((x) => x.partition === p);
+            if (g !== undefined) leaders.add(g.leader);
+          }
+          if (leaders.size !== 1 || leaders.has(null)) return false;
+        }
+        return true;
+      },
+      timeoutMs,
+      200,
+    );
+  }
+
+  createTarget(opts: TargetOptions): Promise<Target> {
+    return createPaxkvTarget(
+      this.alive().map((m) => m.address),
+      opts,
+    );
+  }
+
+  async leaderOf(key: string): Promise<ServerProcess> {
+    const partition = partitionOf(key, this.layout.partitions);
+    for (const { server, status } of await this.statuses()) {
+      const g = status.groups.find((x) => x.partition === partition);
+      if (g !== undefined && g.role === 'leader') return server.process;
+    }
+    throw new Error(`no paxkv server reports itself leader of partition ${partition}`);
+  }
+
+  sameGroup(a: string, b: string): boolean {
+    return partitionOf(a, this.layout.partitions) === partitionOf(b, this.layout.partitions);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => stopServer(m.process)));
+    if (this.options.keepData !== true) rmSync(this.dir, { recursive: true, force: true });
+  }
+}

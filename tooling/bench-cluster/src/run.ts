@@ -1,0 +1,211 @@
+import { writeFileSync } from 'node:fs';
+import { alivePids, ClusterUnavailableError, type LocalCluster } from './cluster.js';
+import { ETCD_INSTALL_HINT, findEtcd, startEtcdCluster } from './etcd.js';
+import { measureFailover } from './failover.js';
+import { type CellResult, loadKeys, runCell } from './load-generator.js';
+import { measureMemory } from './memory.js';
+import type { BenchOptions, SystemName } from './options.js';
+import { startPaxkvCluster } from './paxkv.js';
+import { machineInfo } from './proc-stats.js';
+import {
+  type BenchReport,
+  checkGoals,
+  computeRatios,
+  formatCount,
+  formatMs,
+  renderFigures,
+  renderGoals,
+  renderMainTable,
+  type SystemRun,
+  summaryLine,
+} from './report.js';
+import { keyOf, preloadValue, WorkloadState } from './workload.js';
+
+/** Where the benchmark writes: the report to `out`, progress to `log`. */
+export interface BenchIo {
+  readonly out: (line: string) => void;
+  readonly log: (line: string) => void;
+}
+
+/** Starts a fresh cluster of `system` configured from the options. */
+export function startCluster(system: SystemName, options: BenchOptions): Promise<LocalCluster> {
+  if (system === 'etcd') {
+    return startEtcdCluster({
+      startTimeoutMs: options.startTimeoutMs,
+      endpoints: options.etcdEndpoints,
+      keepData: options.keepData,
+    });
+  }
+  return startPaxkvCluster({
+    fsync: options.paxkvFsync,
+    startTimeoutMs: options.startTimeoutMs,
+    cpuProfDir: options.cpuProfDir,
+    keepData: options.keepData,
+  });
+}
+
+function describeCell(system: string, c: CellResult): string {
+  const errs = c.errors > 0 ? ` errors=${c.errors} (${c.firstError ?? ''})` : '';
+  const cas = c.workload === 'cas' ? ` applied=${c.casApplied} mismatch=${c.casMismatch}` : '';
+  return (
+    `${system} ${c.workload}@${c.concurrency}: ${formatCount(c.opsPerSec)} ops/s p50 ${formatMs(c.latencyUs.p50)} ms ` +
+    `p99 ${formatMs(c.latencyUs.p99)} ms max ${formatMs(c.latencyUs.max)} ms ` +
+    `cpu servers ${c.cpu.serversPct}% loadgen ${c.cpu.loadgenPct}% other ${c.cpu.otherPct}%${cas}${errs}`
+  );
+}
+
+/**
+ * Everything measured for one system: on one cluster the preload, the table's cells and then the
+ * failover figure (which leaves a server dead); on a second, fresh cluster the memory figure.
+ */
+export async function runSystem(system: SystemName, options: BenchOptions, io: BenchIo): Promise<SystemRun> {
+  const targetOpts = { requestTimeoutMs: options.requestTimeoutMs };
+  const t0 = performance.now();
+  let cluster = await startCluster(system, options);
+  io.log(
+    `${system} ${cluster.version}: 3-member cluster up in ${Math.round(performance.now() - t0)} ms (${cluster.dir})`,
+  );
+  const cells: CellResult[] = [];
+  let failover: SystemRun['failover'];
+  let memory: SystemRun['memory'];
+  const settings = cluster.settings;
+  const version = cluster.version;
+  try {
+    const params = {
+      keySpace: options.keySpace,
+      preloadKeys: options.preloadKeys,
+      valueBytes: options.valueBytes,
+    };
+    const target = await cluster.createTarget(targetOpts);
+    try {
+      const tp = performance.now();
+      await loadKeys(target, options.preloadKeys, () => preloadValue(options.valueBytes), {
+        concurrency: options.loadConcurrency,
+        keyOf,
+      });
+      io.log(`${system}: preloaded ${options.preloadKeys} keys in ${Math.round(performance.now() - tp)} ms`);
+      const state = new WorkloadState(params);
+      for (const workload of options.workloads) {
+        for (const concurrency of options.concurrency) {
+          const cell = await runCell(target, {
+            workload,
+            concurrency,
+            warmupMs: options.warmupMs,
+            durationMs: options.durationMs,
+            drainTimeoutMs: options.drainTimeoutMs,
+            params,
+            serverPids: alivePids(cluster),
+            state,
+          });
+          cells.push(cell);
+          io.log(describeCell(system, cell));
+        }
+      }
+    } finally {
+      await target.close();
+    }
+    if (options.failover) {
+      failover = await measureFailover(cluster, {
+        concurrency: options.failoverConcurrency,
+        warmupMs: options.warmupMs,
+        baselineMs: options.failoverBaselineMs,
+        watchMs: options.failoverWatchMs,
+        bucketMs: options.failoverBucketMs,
+        keySpace: options.keySpace,
+        valueBytes: options.valueBytes,
+        target: targetOpts,
+      });
+      io.log(
+        `${system} failover: killed ${failover.killed}; first write after ${failover.firstWriteMs ?? 'never'} ms, ` +
+          `90% throughput after ${failover.recovered90Ms ?? 'never'} ms (baseline ${formatCount(failover.baselineOpsPerSec)} ops/s)`,
+      );
+    }
+    await cluster.stop();
+    if (options.memory) {
+      cluster = await startCluster(system, options);
+      memory = await measureMemory(cluster, {
+        keys: options.memoryKeys,
+        valueBytes: options.memoryValueBytes,
+        concurrency: options.loadConcurrency,
+        target: targetOpts,
+        onProgress: (done, total) => {
+          if (done % 100_000 === 0) io.log(`${system} memory: ${done}/${total} keys`);
+        },
+      });
+      const mib = memory.rssAfterBytes.map((b) => (b / 1024 / 1024).toFixed(0)).join('/');
+      io.log(`${system} memory: RSS after ${formatCount(memory.keys)} keys: ${mib} MiB`);
+    }
+  } finally {
+    await cluster.stop();
+  }
+  return {
+    system,
+    version,
+    settings,
+    cells,
+    ...(failover === undefined ? {} : { failover }),
+    ...(memory === undefined ? {} : { memory }),
+  };
+}
+
+/**
+ * The whole benchmark: each selected system in turn (never two at once), then the table, the figures,
+ * the goals, the notes and (with `--json`) the JSON report and the machine-readable last line.
+ * @returns the report.
+ */
+export async function runBench(options: BenchOptions, io: BenchIo): Promise<BenchReport> {
+  const startedAt = new Date().toISOString();
+  const machine = machineInfo();
+  const notes: string[] = [];
+  const runs: SystemRun[] = [];
+  io.log(
+    `machine: ${machine.cores} cores (${machine.cpuModel}), ${(machine.memoryBytes / 2 ** 30).toFixed(0)} GiB, ` +
+      `node ${machine.node}, load average ${machine.loadavg1m}`,
+  );
+  for (const system of options.systems) {
+    if (system === 'etcd' && findEtcd() === undefined) {
+      notes.push(ETCD_INSTALL_HINT);
+      io.log(ETCD_INSTALL_HINT);
+      continue;
+    }
+    try {
+      runs.push(await runSystem(system, options, io));
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      if (!(e instanceof ClusterUnavailableError)) io.log(`${system} failed: ${message}`);
+      else io.log(message);
+      runs.push({ system, version: '?', settings: {}, cells: [], error: message });
+      notes.push(`${system} could not be measured: ${message.split('\n')[0]}`);
+    }
+  }
+  notes.push(
+    `Servers and load generator share the machine's ${machine.cores} cores: "CPU srv/lg %" is the CPU time of ` +
+      `the three servers together / of the load generator, as a percentage of one core (${machine.cores * 100}% = all cores busy).`,
+  );
+  const ratios = computeRatios(runs);
+  const goals = checkGoals(runs, ratios);
+  const report: BenchReport = {
+    format: 'paxkv-bench-cluster/1',
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine,
+    options,
+    runs,
+    ratios,
+    goals,
+    notes,
+  };
+  io.out(renderMainTable(runs, ratios));
+  const figures = renderFigures(runs);
+  if (figures.length > 0) io.out(`\n${figures}`);
+  const goalText = renderGoals(goals);
+  if (goalText.length > 0) io.out(`\n${goalText}`);
+  io.out('');
+  for (const n of notes) io.out(`note: ${n}`);
+  if (options.jsonFile !== undefined) {
+    writeFileSync(options.jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+    io.out(`JSON report written to ${options.jsonFile}`);
+    io.out(summaryLine(runs, ratios));
+  }
+  return report;
+}

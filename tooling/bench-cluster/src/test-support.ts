@@ -1,0 +1,38 @@
+import type { CasOutcome, Target } from './target.js';
+
+/**
+ * Test support only (not part of the benchmark): an in-process single-copy store used as the
+ * reference when testing the load generator and the workloads. It can be told to fail or to delay.
+ */
+export class InMemoryTarget implements Target {
+  readonly system = 'memory';
+  readonly data = new Map<string, string>();
+  calls = 0;
+  /** When set, every call rejects with this error. */
+  failWith: Error | undefined;
+  /** Milliseconds every call waits before answering. */
+  delayMs = 0;
+
+  private async enter(): Promise<void> {
+    this.calls += 1;
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.failWith !== undefined) throw this.failWith;
+  }
+
+  async put(key: string, value: string): Promise<void> {
+    await this.enter();
+    this.data.set(key, value);
+  }
+  async get(key: string): Promise<string | null> {
+    await this.enter();
+    return this.data.get(key) ?? null;
+  }
+  async cas(key: string, expected: string | null, value: string): Promise<CasOutcome> {
+    await this.enter();
+    const current = this.data.get(key) ?? null;
+    if (current !== expected) return { applied: false, current };
+    this.data.set(key, value);
+    return { applied: true };
+  }
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,14 @@
+import { defineProject } from 'vitest/config';
+
+const conditions = ['@paxkv/source', 'module', 'node', 'import', 'default'];
+
+export default defineProject({
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
+  test: {
+    name: 'bench-cluster',
+    include: ['src/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+  },
+});
