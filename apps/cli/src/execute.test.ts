@@ -67,14 +67,14 @@ describe('execute', () => {
   });
 
   it('turns a thrown error into exit code 2 with its code and message', async () => {
-    const failing: KvClientPort = {
-      ...new MapClient(),
-      get: async () => {
+    class FailingClient extends MapClient {
+      override async get(): Promise<CliValue | null> {
         throw Object.assign(new Error('partition 3 has no leader yet; retry after a backoff'), {
           code: 'NO_LEADER',
         });
-      },
-    };
+      }
+    }
+    const failing = new FailingClient();
     const out = await run(failing, 'get k');
     expect(out.exitCode).toBe(EXIT.error);
     expect(out.stderr).toContain('NO_LEADER');

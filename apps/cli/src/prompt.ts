@@ -75,7 +75,6 @@ export async function runPrompt(options: PromptOptions): Promise<void> {
   if (options.banner) print(options.banner);
   if (interactive) print('Type help for the commands, exit or Ctrl-D to leave.');
 
-  let closed = false;
   rl.on('SIGINT', () => {
     if (rl.line.length > 0) {
       rl.write(null, { ctrl: true, name: 'u' });
@@ -83,9 +82,6 @@ export async function runPrompt(options: PromptOptions): Promise<void> {
     } else {
       rl.close();
     }
-  });
-  rl.on('close', () => {
-    closed = true;
   });
   rl.prompt();
   for await (const line of rl) {
@@ -118,7 +114,7 @@ export async function runPrompt(options: PromptOptions): Promise<void> {
       if (e instanceof CommandSyntaxError) print(e.message);
       else print(`error: ${(e as Error).message}`);
     }
-    if (stop || closed) break;
+    if (stop) break;
     rl.prompt();
   }
   rl.close();

@@ -1,0 +1,467 @@
+/**
+ * The `paxkv` program: commander definitions and the glue between the commands, the client, the
+ * launcher and the output. {@link runCli} never calls `process.exit`: it resolves to the exit code.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { type BenchReport, formatBenchReport, runBench, WORKLOADS, type Workload } from './bench.js';
+import {
+  ClusterError,
+  type ClusterFile,
+  clusterServers,
+  clusterStatus,
+  isAlive,
+  readClusterFile,
+  startCluster,
+  stopCluster,
+} from './cluster.js';
+import { CommandSyntaxError, type KvCommand, parseCommand } from './commands.js';
+import { openClient, statusOf } from './connect.js';
+import { EXIT, errorOutcome, execute, type Outcome } from './execute.js';
+import { runPrompt } from './prompt.js';
+import { formatStatus, mergeStatus, type StatusView } from './status-view.js';
+
+/** Default directory of the local cluster (relative to the working directory). */
+export const DEFAULT_CLUSTER_DIR = '.paxkv';
+/** Default per-request deadline of one-shot commands and the prompt, in ms. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** Where the CLI writes; injectable for tests. */
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly stdin: NodeJS.ReadableStream;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+}
+
+const defaultIo = (): CliIo => ({
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+  env: process.env,
+  cwd: process.cwd(),
+});
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function positiveInt(name: string) {
+  return (raw: string): number => {
+    if (!/^\d+$/.test(raw) || Number(raw) < 1)
+      throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return Number(raw);
+  };
+}
+
+function seconds(name: string) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new InvalidArgumentError(`${name} must be a positive number of seconds`);
+    return n;
+  };
+}
+
+/** A user-facing failure: printed as `paxkv: <message>` with exit code 2. */
+class UsageError extends Error {}
+
+interface GlobalOptions {
+  servers?: string;
+  json?: boolean;
+  timeout?: number;
+  dir?: string;
+}
+
+/**
+ * Resolves the servers to talk to: `--servers`, then `$PAXKV_SERVERS`, then the running local cluster in
+ * `<dir>/cluster.json` (default ./.paxkv). Returns null when none is configured.
+ */
+export function resolveServers(opts: GlobalOptions, io: CliIo): string[] | null {
+  const raw = opts.servers ?? io.env.PAXKV_SERVERS;
+  if (raw !== undefined && raw.trim() !== '') {
+    const list = raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
+    for (const s of list) {
+      if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(s)) {
+        throw new UsageError(`invalid server address "${s}": expected host:port, for example 127.0.0.1:7000`);
+      }
+    }
+    return list;
+  }
+  const file = readClusterFile(resolve(io.cwd, opts.dir ?? DEFAULT_CLUSTER_DIR));
+  if (file?.nodes.some((n) => isAlive(n.pid))) return clusterServers(file);
+  return null;
+}
+
+function noServers(): UsageError {
+  return new UsageError(
+    'no servers to talk to: pass --servers host:port[,host:port], set PAXKV_SERVERS, or start a local cluster with `paxkv cluster start`',
+  );
+}
+
+function writeOutcome(io: CliIo, outcome: Outcome, json: boolean): void {
+  if (json) {
+    io.stdout.write(`${JSON.stringify(outcome.json)}\n`);
+    if (outcome.exitCode === EXIT.error) io.stderr.write(`${outcome.stderr}\n`);
+    return;
+  }
+  if (typeof outcome.stdout !== 'string') io.stdout.write(outcome.stdout);
+  else if (outcome.stdout !== '') io.stdout.write(`${outcome.stdout}\n`);
+  if (outcome.stderr !== '') io.stderr.write(`${outcome.stderr}\n`);
+}
+
+async function gatherStatus(servers: readonly string[], timeoutMs: number): Promise<StatusView> {
+  const first = mergeStatus(await Promise.all(servers.map((s) => statusOf(s, timeoutMs))));
+  // Ask every server of the table too, so that each partition's leader is known.
+  const more = first.servers.map((s) => s.address).filter((a) => !servers.includes(a));
+  if (more.length === 0) return first;
+  return mergeStatus(await Promise.all([...servers, ...more].map((s) => statusOf(s, timeoutMs))));
+}
+
+async function oneShot(command: KvCommand, opts: GlobalOptions, io: CliIo): Promise<number> {
+  const servers = resolveServers(opts, io);
+  if (!servers) throw noServers();
+  const timeoutMs = opts.timeout ?? DEFAULT_TIMEOUT_MS;
+  if (command.kind === 'status') {
+    let outcome: Outcome;
+    try {
+      const view = await gatherStatus(servers, timeoutMs);
+      outcome = {
+        exitCode: 0,
+        stdout: formatStatus(view),
+        stderr: '',
+        json: { ok: true, command: 'status', status: view },
+      };
+    } catch (e) {
+      outcome = errorOutcome('status', e);
+    }
+    writeOutcome(io, outcome, opts.json === true);
+    return outcome.exitCode;
+  }
+  const client = await openClient(servers, { timeoutMs });
+  try {
+    const outcome = await execute(command, client, () => gatherStatus(servers, timeoutMs));
+    writeOutcome(io, outcome, opts.json === true);
+    return outcome.exitCode;
+  } finally {
+    await client.close();
+  }
+}
+
+async function prompt(servers: string[], opts: GlobalOptions, io: CliIo, banner: string): Promise<number> {
+  const timeoutMs = opts.timeout ?? DEFAULT_TIMEOUT_MS;
+  const client = await openClient(servers, { timeoutMs });
+  try {
+    await runPrompt({
+      client,
+      status: () => gatherStatus(servers, timeoutMs),
+      input: io.stdin as NodeJS.ReadableStream & import('node:stream').Readable,
+      output: io.stdout as NodeJS.WritableStream & import('node:stream').Writable,
+      historyFile: io.env.PAXKV_HISTORY ?? join(homedir(), '.paxkv_history'),
+      banner,
+    });
+  } finally {
+    await client.close();
+  }
+  return 0;
+}
+
+function clusterSummary(file: ClusterFile, view: StatusView): string {
+  const lines = [
+    `paxkv local cluster in ${file.dir}: ${file.nodes.length} servers, ${file.partitions} partitions`,
+  ];
+  for (const n of file.nodes) {
+    lines.push(
+      `  server ${n.index}: ${n.address} (pid ${n.pid}, metrics http://127.0.0.1:${n.httpPort}/metrics)`,
+    );
+  }
+  const led = view.groups.filter((g) => g.leader !== null).length;
+  lines.push(`every partition has a leader (${led}/${view.groups.length})`);
+  lines.push(
+    `connect with: paxkv --servers ${clusterServers(file).join(',')}   (or PAXKV_SERVERS=${clusterServers(file).join(',')})`,
+  );
+  return lines.join('\n');
+}
+
+function waitForSignal(): Promise<string> {
+  return new Promise((resolveSignal) => {
+    const done = (sig: string) => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      resolveSignal(sig);
+    };
+    const onInt = () => done('SIGINT');
+    const onTerm = () => done('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+}
+
+/** Runs `paxkv` with `argv` (without node and script). Resolves to the exit code. */
+export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
+  let exitCode = 0;
+  const err = (line: string) => io.stderr.write(`${line}\n`);
+  const program = new Command('paxkv')
+    .description(
+      'paxkv: a linearizable key-value store. With no command: open the prompt (starting a local cluster if none is configured).',
+    )
+    .version(version())
+    .option(
+      '--servers <list>',
+      'comma-separated host:port of servers (default $PAXKV_SERVERS, then ./.paxkv/cluster.json)',
+    )
+    .option('--json', 'print machine-readable JSON results')
+    .addOption(
+      new Option('--timeout <ms>', `per-request deadline in ms (default ${DEFAULT_TIMEOUT_MS})`).argParser(
+        positiveInt('--timeout'),
+      ),
+    )
+    .option('--dir <dir>', `local cluster directory (default ./${DEFAULT_CLUSTER_DIR})`)
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+
+  const kv = (build: (args: string[], local: Record<string, unknown>) => KvCommand) => {
+    return async (...all: unknown[]) => {
+      const cmd = all[all.length - 1] as Command;
+      const args = cmd.args;
+      const local = cmd.opts<Record<string, unknown>>();
+      exitCode = await oneShot(build(args, local), program.opts<GlobalOptions>(), io);
+    };
+  };
+
+  program
+    .command('get')
+    .description('print the value of <key> alone on stdout (exit 1 if absent)')
+    .argument('<key>')
+    .option('--stale', 'allow a stale read from any replica')
+    .action(kv((a, o) => parseCommand(['get', a[0] as string, ...(o.stale ? ['--stale'] : [])])));
+  program
+    .command('put')
+    .description('set <key> to <value>')
+    .argument('<key>')
+    .argument('<value>')
+    .action(kv((a) => parseCommand(['put', ...a])));
+  program
+    .command('cas')
+    .description(
+      'set <key> to <value> only if it holds <expected> (exit 1 on mismatch); --absent: only if absent',
+    )
+    .argument('<key>')
+    .argument('<expectedOrValue>')
+    .argument('[value]')
+    .option('--absent', 'expect the key to be absent')
+    .action(
+      kv((a, o) => {
+        if (o.absent) {
+          if (a.length !== 2) throw new CommandSyntaxError('usage: paxkv cas <key> --absent <value>');
+          return parseCommand(['cas', a[0] as string, '--absent', a[1] as string]);
+        }
+        if (a.length !== 3) throw new CommandSyntaxError('usage: paxkv cas <key> <expected> <value>');
+        return parseCommand(['cas', ...a]);
+      }),
+    );
+  program
+    .command('delete')
+    .alias('del')
+    .description('remove <key> (exit 1 if absent)')
+    .argument('<key>')
+    .action(kv((a) => parseCommand(['delete', a[0] as string])));
+  program
+    .command('status')
+    .description('show the lookup table, partition leaders and servers alive/suspected')
+    .action(kv(() => ({ kind: 'status' })));
+
+  program
+    .command('prompt')
+    .description('open the interactive prompt against --servers (or the configured cluster)')
+    .action(async () => {
+      const opts = program.opts<GlobalOptions>();
+      const servers = resolveServers(opts, io);
+      if (!servers) throw noServers();
+      exitCode = await prompt(servers, opts, io, `connected to ${servers.join(',')}`);
+    });
+
+  const cluster = program
+    .command('cluster')
+    .description('start, stop or inspect a local cluster of real servers');
+  cluster
+    .command('start')
+    .description(
+      'start a local cluster (or restart it on its data) and wait until every partition has a leader',
+    )
+    .addOption(
+      new Option('--nodes <n>', 'servers of a new cluster (default 3)').argParser(positiveInt('--nodes')),
+    )
+    .addOption(
+      new Option('--partitions <n>', 'partitions of a new cluster (default 16)').argParser(
+        positiveInt('--partitions'),
+      ),
+    )
+    .addOption(
+      new Option('--replication <n>', 'replicas per partition (default min(3, nodes))').argParser(
+        positiveInt('--replication'),
+      ),
+    )
+    .addOption(
+      new Option('--fsync <mode>', 'WAL fsync mode (default batch)').choices(['always', 'batch', 'never']),
+    )
+    .option('--dir <dir>', `cluster directory (default ./${DEFAULT_CLUSTER_DIR})`)
+    .option(
+      '--detach',
+      'return once ready and leave the servers running (stop them with `paxkv cluster stop`)',
+    )
+    .addOption(new Option('--log-level <level>', 'server log level (default info)'))
+    .action(async (o: Record<string, unknown>) => {
+      const global = program.opts<GlobalOptions>();
+      const dir = resolve(io.cwd, (o.dir as string | undefined) ?? global.dir ?? DEFAULT_CLUSTER_DIR);
+      const started = await startCluster({
+        dir,
+        ...(o.nodes !== undefined ? { nodes: o.nodes as number } : {}),
+        ...(o.partitions !== undefined ? { partitions: o.partitions as number } : {}),
+        ...(o.replication !== undefined ? { replication: o.replication as number } : {}),
+        ...(o.fsync !== undefined ? { fsync: o.fsync as 'always' | 'batch' | 'never' } : {}),
+        ...(o.logLevel !== undefined ? { logLevel: o.logLevel as string } : {}),
+        statusOf: (a) => statusOf(a, 1000),
+        log: err,
+      });
+      if (global.json) io.stdout.write(`${JSON.stringify({ ok: true, cluster: started.file })}\n`);
+      else io.stdout.write(`${clusterSummary(started.file, started.view)}\n`);
+      if (o.detach) {
+        for (const c of started.children) c.unref();
+        return;
+      }
+      err('running in the foreground: Ctrl-C stops the cluster');
+      await waitForSignal();
+      err('stopping the cluster...');
+      await stopCluster(dir, { log: err });
+    });
+  cluster
+    .command('stop')
+    .description('stop the servers of a local cluster (SIGTERM, SIGKILL after a grace period); data is kept')
+    .option('--dir <dir>', `cluster directory (default ./${DEFAULT_CLUSTER_DIR})`)
+    .action(async (o: Record<string, unknown>) => {
+      const global = program.opts<GlobalOptions>();
+      const dir = resolve(io.cwd, (o.dir as string | undefined) ?? global.dir ?? DEFAULT_CLUSTER_DIR);
+      const n = await stopCluster(dir, { log: err });
+      if (global.json) io.stdout.write(`${JSON.stringify({ ok: true, stopped: n })}\n`);
+      else io.stdout.write(`stopped ${n} server${n === 1 ? '' : 's'}\n`);
+    });
+  cluster
+    .command('status')
+    .description('show the status of a local cluster')
+    .option('--dir <dir>', `cluster directory (default ./${DEFAULT_CLUSTER_DIR})`)
+    .action(async (o: Record<string, unknown>) => {
+      const global = program.opts<GlobalOptions>();
+      const dir = resolve(io.cwd, (o.dir as string | undefined) ?? global.dir ?? DEFAULT_CLUSTER_DIR);
+      const file = readClusterFile(dir);
+      if (!file)
+        throw new ClusterError(`no cluster in ${dir}: start one with \`paxkv cluster start --dir ${dir}\``);
+      const view = await clusterStatus(file, (a) => statusOf(a, global.timeout ?? 2000));
+      if (global.json) io.stdout.write(`${JSON.stringify({ ok: true, cluster: file, status: view })}\n`);
+      else {
+        for (const n of file.nodes)
+          io.stdout.write(
+            `server ${n.index}: ${n.address} ${isAlive(n.pid) ? `running (pid ${n.pid})` : 'stopped'}\n`,
+          );
+        io.stdout.write(`${formatStatus(view)}\n`);
+      }
+    });
+
+  program
+    .command('bench')
+    .description('load generator: closed-loop clients, then ops/s and latency percentiles (HDR histogram)')
+    .addOption(
+      new Option('--clients <n>', 'concurrent clients (default 16)').argParser(positiveInt('--clients')),
+    )
+    .addOption(new Option('--duration <s>', 'seconds to run (default 10)').argParser(seconds('--duration')))
+    .addOption(new Option('--workload <w>', 'operation mix (default mixed)').choices([...WORKLOADS]))
+    .addOption(new Option('--keys <n>', 'distinct keys (default 1000)').argParser(positiveInt('--keys')))
+    .addOption(
+      new Option('--value-size <bytes>', 'bytes per value (default 100)').argParser(
+        positiveInt('--value-size'),
+      ),
+    )
+    .action(async (o: Record<string, unknown>) => {
+      const global = program.opts<GlobalOptions>();
+      const servers = resolveServers(global, io);
+      if (!servers) throw noServers();
+      const timeoutMs = global.timeout ?? DEFAULT_TIMEOUT_MS;
+      const clients = await Promise.all(
+        Array.from({ length: (o.clients as number | undefined) ?? 16 }, () =>
+          openClient(servers, { timeoutMs }),
+        ),
+      );
+      let next = 0;
+      const report: BenchReport = await runBench(() => clients[next++] as (typeof clients)[number], {
+        clients: clients.length,
+        ...(o.duration !== undefined ? { durationMs: (o.duration as number) * 1000 } : {}),
+        ...(o.workload !== undefined ? { workload: o.workload as Workload } : {}),
+        ...(o.keys !== undefined ? { keys: o.keys as number } : {}),
+        ...(o.valueSize !== undefined ? { valueSize: o.valueSize as number } : {}),
+        progress: err,
+      });
+      if (global.json) io.stdout.write(`${JSON.stringify(report)}\n`);
+      else io.stdout.write(`${formatBenchReport(report)}\n`);
+    });
+
+  // No command: the prompt, starting a local cluster first when no servers are configured.
+  program.action(async () => {
+    const opts = program.opts<GlobalOptions>();
+    const servers = resolveServers(opts, io);
+    if (servers) {
+      exitCode = await prompt(servers, opts, io, `connected to ${servers.join(',')}`);
+      return;
+    }
+    const dir = resolve(io.cwd, opts.dir ?? DEFAULT_CLUSTER_DIR);
+    err(`starting a local 3-server cluster in ${dir} ...`);
+    const started = await startCluster({ dir, statusOf: (a) => statusOf(a, 1000), log: err });
+    try {
+      exitCode = await prompt(
+        clusterServers(started.file),
+        opts,
+        io,
+        `${clusterSummary(started.file, started.view)}\nthe cluster stops when you leave the prompt`,
+      );
+    } finally {
+      err('stopping the local cluster (data kept; `paxkv` again restarts it)...');
+      await stopCluster(dir, { log: err });
+    }
+  });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+      )
+        return 0;
+      return EXIT.error;
+    }
+    if (e instanceof UsageError || e instanceof ClusterError || e instanceof CommandSyntaxError) {
+      err(`paxkv: ${e.message}`);
+      return EXIT.error;
+    }
+    const outcome = errorOutcome('paxkv', e);
+    if (program.opts<GlobalOptions>().json) io.stdout.write(`${JSON.stringify(outcome.json)}\n`);
+    err(`paxkv: ${outcome.stderr}`);
+    return EXIT.error;
+  }
+}
