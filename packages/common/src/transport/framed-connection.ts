@@ -13,6 +13,7 @@ import {
   InternalError,
   isPaxkvError,
   type PaxkvError,
+  TimeoutError,
 } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { ConnectionConfig } from './options.js';
@@ -106,6 +107,17 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
       );
     });
     socket.on('close', () => this.onClose());
+    if (config.idleTimeoutMs > 0) {
+      socket.setTimeout(config.idleTimeoutMs);
+      socket.on('timeout', () =>
+        this.destroy(
+          new TimeoutError({
+            timeoutMs: config.idleTimeoutMs,
+            operation: `connection to ${this.remoteAddress} (idle)`,
+          }),
+        ),
+      );
+    }
   }
 
   /** True until the connection closes. */

@@ -35,6 +35,12 @@ export const ConnectionConfigSchema = z.object({
   /** TCP keep-alive initial delay in ms, 0 to disable. Default 10000. */
   keepAliveMs: z.number().int().nonnegative().default(10_000),
   /**
+   * Close the connection when nothing was read or written for this many ms (a stalled or
+   * half-open peer, a slowloris client holding a partial frame). 0 (default) disables it: peer links
+   * carry heartbeats and detect failures themselves, and clients may legitimately idle.
+   */
+  idleTimeoutMs: z.number().int().nonnegative().default(0),
+  /**
    * Before closing a connection that sent an oversized frame, send it an `error` message with code
    * `FRAME_TOO_LARGE` so the peer learns why. Default true.
    */

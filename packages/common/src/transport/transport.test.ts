@@ -317,6 +317,17 @@ describe('TransportServer + ReconnectingConnection on loopback', () => {
     expect(closes[0]?.code).toBe('INTERNAL');
   });
 
+  it('closes a connection idle for idleTimeoutMs (e.g. a peer stuck inside a frame)', async () => {
+    const { server, port } = await startServer({ idleTimeoutMs: 100 });
+    const closed: (PaxkvError | undefined)[] = [];
+    server.on('connection', (conn) => conn.on('close', (r) => closed.push(r)));
+    const s = await rawSocket(port);
+    s.write(Uint8Array.of(0, 0, 1, 0, 1, 2, 3)); // a partial frame, then silence
+    await once(s, 'close');
+    await until(() => closed.length === 1);
+    expect(closed[0]?.code).toBe('TIMEOUT');
+  });
+
   it('refuses connections beyond maxConnections', async () => {
     const { server, port } = await startServer({ maxConnections: 1 });
     const rejected: string[] = [];
