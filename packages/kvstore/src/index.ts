@@ -7,6 +7,17 @@ export { CorruptDataError } from './codec.js';
 export { isKvCommand, type KvCommand } from './command.js';
 export { DEFAULT_PARTITIONS, defaultPartitionOf, partitionOf } from './partition.js';
 export {
+  type Consistency,
+  DEFAULT_REPLICA_GROUP_CONFIG,
+  type FlushableStorage,
+  type OpenReplicaGroupOptions,
+  ReplicaGroup,
+  type ReplicaGroupConfig,
+  type ReplicaGroupOptions,
+  type SubmitOptions,
+  type SubmitResult,
+} from './replica-group.js';
+export {
   type ApplyOutcome,
   DEFAULT_STATE_MACHINE_CONFIG,
   KvStateMachine,
@@ -15,6 +26,7 @@ export {
 } from './state-machine.js';
 export { crc32c } from './storage/crc32c.js';
 export type { AppendFile, Disk } from './storage/disk.js';
+export { DurableStorage, type DurableStorageOptions, snapshotFileName } from './storage/durable-storage.js';
 export { NodeDisk } from './storage/node-disk.js';
 export { type CrashOptions, SimDisk, type SimDiskOptions } from './storage/sim-disk.js';
 export {

@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import type { SubmitResult } from './replica-group.js';
+import type { ApplyOutcome } from './state-machine.js';
+import { GroupCluster } from './testing/group-simulation.js';
+
+/** Runs until one replica leads in the accept phase and every running replica follows it. */
+async function elect(c: GroupCluster) {
+  const agreed = () => {
+    const l = c.leader();
+    return (
+      l !== undefined &&
+      c.ids.every((p) => !c.group(p) || (c.group(p)!.leader === l.pid && c.group(p)!.phase === 'accept'))
+    );
+  };
+  const steps = await c.runUntil(agreed, 300);
+  expect(steps).toBeGreaterThanOrEqual(0);
+  return c.leader()!;
+}
+
+/** Submits at `pid` and steps the cluster until the answer arrives. */
+async function call(
+  c: GroupCluster,
+  pid: number,
+  ...args: Parameters<GroupCluster['submit']> extends [number, ...infer R] ? R : never
+) {
+  let out: SubmitResult | Error | undefined;
+  void c.submit(pid, ...args).then((r) => {
+    out = r;
+  });
+  await c.runUntil(() => out !== undefined, 500);
+  return out;
+}
+
+describe('ReplicaGroup', () => {
+  it('applies a CAS retried after a leader change exactly once', async () => {
+    const applied: Array<{ pid: number; index: number; id: string; outcome: ApplyOutcome }> = [];
+    const c = new GroupCluster({
+      seed: 11,
+      onApplied: (pid, index, command, outcome) => applied.push({ pid, index, id: command.id, outcome }),
+    });
+    const first = await elect(c);
+    expect(await call(c, first.pid, { op: 'put', key: 'k', value: 'v0' })).toMatchObject({
+      result: { created: true },
+    });
+    const session = { client: 'alice', seq: 7 };
+    const cas = { op: 'cas', key: 'k', expected: 'v0', value: 'v1' } as const;
+    const r1 = await call(c, first.pid, cas, { session });
+    expect(r1).toEqual({ result: { op: 'cas', outcome: 'applied', current: 'v1' }, stale: false });
+
+    // The client never saw that answer (say); meanwhile the leader crashes and another takes over.
+    c.crash(first.pid);
+    const second = await elect(c);
+    expect(second.pid).not.toBe(first.pid);
+    // A different client moves the key on, then the original CAS is retried with the same session.
+    expect(await call(c, second.pid, { op: 'put', key: 'k', value: 'v2' })).toMatchObject({
+      result: { created: false },
+    });
+    const r2 = await call(c, second.pid, cas, { session });
+    // Same answer as the first time, and the retry did not overwrite v2.
+    expect(r2).toEqual(r1);
+    expect(await call(c, second.pid, { op: 'get', key: 'k' })).toMatchObject({ result: { value: 'v2' } });
+    c.restart(first.pid);
+    await c.runUntil(() => c.group(first.pid)?.appliedIndex === second.appliedIndex, 300);
+    // Every replica applied the CAS entry once and the retry entry as a duplicate.
+    for (const pid of c.ids) {
+      // A restarted replica re-applies its log from the start: keep the last application of each index.
+      const last = new Map<number, ApplyOutcome>();
+      for (const a of applied) if (a.pid === pid) last.set(a.index, a.outcome);
+      const cases = [...last.values()].filter((o) => o.ok && o.result.op === 'cas');
+      expect(cases.map((o) => o.ok && o.duplicate)).toEqual([false, true]);
+    }
+  });
+
+  it('redirects a write on a follower with a leader hint and serves stale reads anywhere', async () => {
+    const c = new GroupCluster({ seed: 5 });
+    const leader = await elect(c);
+    await call(c, leader.pid, { op: 'put', key: 'a', value: '1' });
+    await c.runUntil(() => c.ids.every((p) => c.group(p)?.appliedIndex === leader.appliedIndex), 100);
+    const follower = c.ids.find((p) => p !== leader.pid)!;
+    const err = await call(c, follower, { op: 'put', key: 'a', value: '2' });
+    expect(err).toMatchObject({
+      code: 'NOT_LEADER',
+      leaderHint: { node: leader.pid, address: `10.0.0.${leader.pid}:7000` },
+    });
+    expect((err as Error).message).toMatch(/retry against node/);
+    expect(await call(c, follower, { op: 'get', key: 'a' })).toMatchObject({ code: 'NOT_LEADER' });
+    expect(await call(c, follower, { op: 'get', key: 'a' }, { consistency: 'stale' })).toEqual({
+      result: { op: 'get', value: '1' },
+      stale: true,
+    });
+    expect(await call(c, leader.pid, { op: 'get', key: 'a' })).toEqual({
+      result: { op: 'get', value: '1' },
+      stale: false,
+    });
+  });
+
+  it('says there is no leader before an election and enforces size limits', async () => {
+    const c = new GroupCluster({ seed: 3, group: { limits: { maxKeyBytes: 8, maxValueBytes: 16 } } });
+    await c.runUntil(() => c.group(1) !== undefined, 10);
+    expect(await c.submit(1, { op: 'put', key: 'k', value: 'v' })).toMatchObject({ code: 'NO_LEADER' });
+    const leader = await elect(c);
+    expect(await c.submit(leader.pid, { op: 'put', key: 'k'.repeat(9), value: 'v' })).toMatchObject({
+      code: 'KEY_TOO_LARGE',
+    });
+    expect(await c.submit(leader.pid, { op: 'put', key: 'k', value: new Uint8Array(17) })).toMatchObject({
+      code: 'VALUE_TOO_LARGE',
+    });
+    expect(
+      await c.submit(leader.pid, { op: 'cas', key: 'k', expected: 'x'.repeat(17), value: 'v' }),
+    ).toMatchObject({ code: 'VALUE_TOO_LARGE' });
+  });
+
+  it('times out a write whose leader lost its quorum (outcome unknown)', async () => {
+    const c = new GroupCluster({ seed: 9, group: { requestTimeoutTicks: 30 } });
+    const leader = await elect(c);
+    c.sim.partition([[leader.pid], c.ids.filter((p) => p !== leader.pid)]);
+    const r = await call(c, leader.pid, { op: 'put', key: 'k', value: 'v' });
+    expect(r).toBeInstanceOf(Error);
+    expect(['TIMEOUT', 'NOT_LEADER', 'NO_LEADER']).toContain((r as { code?: string }).code);
+  });
+
+  it('recovers its state from the WAL and snapshots after every replica restarts', async () => {
+    const c = new GroupCluster({ seed: 21, group: { snapshotEveryEntries: 10 } });
+    let leader = await elect(c);
+    for (let i = 0; i < 45; i++) {
+      const r = await call(
+        c,
+        leader.pid,
+        { op: 'put', key: `key${i % 15}`, value: `value${i}` },
+        {
+          session: { client: 'bulk', seq: i + 1 },
+        },
+      );
+      expect(r, `put #${i}`).toMatchObject({ result: { op: 'put' } });
+    }
+    expect(leader.compactedIndex).toBeGreaterThan(0);
+    await c.runUntil(() => c.ids.every((p) => c.group(p)?.appliedIndex === leader.appliedIndex), 100);
+    for (const pid of c.ids) c.crash(pid, true);
+    for (const pid of c.ids) c.restart(pid);
+    leader = await elect(c);
+    for (let i = 30; i < 45; i++) {
+      expect(await call(c, leader.pid, { op: 'get', key: `key${i % 15}` })).toMatchObject({
+        result: { value: `value${i}` },
+      });
+    }
+    expect(leader.sessionOf('bulk')?.seq).toBe(45);
+    expect(leader.keyCount).toBe(15);
+  });
+});

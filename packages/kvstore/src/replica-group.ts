@@ -1,0 +1,594 @@
+/**
+ * A replica group: one Sequence Paxos instance + the KV state machine + durable storage, for one
+ * partition on one server. The server app feeds it messages and ticks and wires its `send` callback to
+ * the peer sockets; clients' requests enter through {@link ReplicaGroup.submit}.
+ * @module
+ */
+import {
+  checkKvOpLimits,
+  DEFAULT_PROTOCOL_LIMITS,
+  type KvOp,
+  type KvResult,
+  type LeaderHint,
+  NoLeaderError,
+  NotLeaderError,
+  type PaxkvError,
+  type ProtocolLimits,
+  type Session,
+  TimeoutError,
+  UnavailableError,
+} from '@paxkv/common';
+import {
+  type DecidedItem,
+  type NodeId,
+  OverloadedError,
+  type PaxosConfig,
+  type PaxosMessage,
+  NoLeaderError as PaxosNoLeaderError,
+  NotLeaderError as PaxosNotLeaderError,
+  type Phase,
+  type ReadResult,
+  type Role,
+  SequencePaxos,
+  type Storage,
+} from '@paxkv/paxos';
+import type { KvCommand } from './command.js';
+import { isKvCommand } from './command.js';
+import { type ApplyOutcome, KvStateMachine, type StateMachineConfig } from './state-machine.js';
+import type { Disk } from './storage/disk.js';
+import { DurableStorage } from './storage/durable-storage.js';
+import type { FsyncMode, StorageLogger } from './storage/wal.js';
+import { silentLogger } from './storage/wal.js';
+
+/** A storage the group can make durable: paxos's `Storage` plus an async flush (group commit). */
+export interface FlushableStorage<T> extends Storage<T> {
+  /** Resolves when every write made so far is durable; rejects if the disk failed. */
+  flush(): Promise<void>;
+}
+
+/** How a read is served. */
+export type Consistency = 'linearizable' | 'stale';
+
+/** Options of one {@link ReplicaGroup.submit} call. */
+export interface SubmitOptions {
+  /** Exactly-once identity of a write (ignored for `get`). */
+  readonly session?: Session;
+  /**
+   * `linearizable` (default): writes go through the log, reads through a read-index round on the leader.
+   * `stale`: a `get` is answered from this replica's applied state at once, on any replica, and marked
+   * stale; it may miss recent writes. Writes are always linearizable.
+   */
+  readonly consistency?: Consistency;
+}
+
+/** The answer to a submitted operation. */
+export interface SubmitResult {
+  readonly result: KvResult;
+  /** True for a `stale` read (served without confirming it saw the latest writes). */
+  readonly stale: boolean;
+}
+
+/** Tunables of a replica group. */
+export interface ReplicaGroupConfig {
+  /** Paxos tunables (ticks, batch sizes); see `DEFAULT_PAXOS_CONFIG` of `@paxkv/paxos`. */
+  readonly paxos: Partial<PaxosConfig>;
+  /** State machine tunables (session table size and expiry). */
+  readonly stateMachine: Partial<StateMachineConfig>;
+  /** Key and value size limits enforced by {@link ReplicaGroup.submit}. Default 4 KiB / 1 MiB. */
+  readonly limits: ProtocolLimits;
+  /**
+   * Take a snapshot and compact the log every this many applied entries. Default 10 000.
+   * Larger means fewer snapshot writes, more log to replay on restart and to keep on disk.
+   */
+  readonly snapshotEveryEntries: number;
+  /**
+   * A submitted write or read whose outcome is not known after this many ticks fails with a
+   * `TimeoutError` (outcome unknown: retry with the same session). Default 1000 ticks.
+   */
+  readonly requestTimeoutTicks: number;
+  /** Most submitted requests waiting for an outcome; more are refused with `UnavailableError`. Default 100 000. */
+  readonly maxPendingRequests: number;
+  /**
+   * TESTING ONLY: break one rule on purpose to show that the simulation test catches it.
+   * `staleLeaderReads`: linearizable reads are served from local state without the read-index round.
+   * `releaseBeforeFlush`: outputs are released before the storage writes they depend on are durable.
+   * Default `'none'`; anything else makes the store unsafe.
+   */
+  readonly unsafeMutation: 'none' | 'staleLeaderReads' | 'releaseBeforeFlush';
+}
+
+/** Defaults of {@link ReplicaGroupConfig}. */
+export const DEFAULT_REPLICA_GROUP_CONFIG: Readonly<ReplicaGroupConfig> = Object.freeze({
+  paxos: {},
+  stateMachine: {},
+  limits: DEFAULT_PROTOCOL_LIMITS,
+  snapshotEveryEntries: 10_000,
+  requestTimeoutTicks: 1_000,
+  maxPendingRequests: 100_000,
+  unsafeMutation: 'none',
+});
+
+/** Constructor options of {@link ReplicaGroup}. */
+export interface ReplicaGroupOptions {
+  /** The partition this group replicates (used in error messages and hints). */
+  readonly partition: number;
+  /** This server's node id within the group. */
+  readonly pid: NodeId;
+  /** The other replicas of the group. */
+  readonly peers: readonly NodeId[];
+  /** Durable storage (see {@link ReplicaGroup.open}) or a `MemoryStorage` with a no-op flush in tests. */
+  readonly storage: FlushableStorage<KvCommand>;
+  /**
+   * Sends a paxos message to a peer. Called only after the storage writes the message depends on are
+   * durable, in the order the core produced the messages. Must not throw (drop the message instead: the
+   * core resends, and a broken link is reported with {@link ReplicaGroup.reconnected}).
+   */
+  readonly send: (to: NodeId, message: PaxosMessage<KvCommand>) => void;
+  /** Address of a node, for the leader hints in `NotLeaderError`. */
+  readonly addressOf?: (node: NodeId) => string | undefined;
+  /** Called once if the group stops for good (disk failure, corrupt snapshot): restart the server. */
+  readonly onFatal?: (error: Error) => void;
+  /**
+   * Observer called after each log entry is applied (index, command, outcome), for metrics and for the
+   * simulation's cross-replica checks. Must not throw.
+   */
+  readonly onApplied?: (index: number, command: unknown, outcome: ApplyOutcome) => void;
+  /** Unique per incarnation of this replica (default: random); makes proposal ids unique across restarts. */
+  readonly nonce?: string;
+  readonly logger?: StorageLogger;
+  readonly config?: Partial<ReplicaGroupConfig>;
+}
+
+/** Options of {@link ReplicaGroup.open}: the group options minus storage, plus where the storage lives. */
+export interface OpenReplicaGroupOptions extends Omit<ReplicaGroupOptions, 'storage'> {
+  readonly disk: Disk;
+  /** Directory of this group's WAL and snapshots. */
+  readonly dir: string;
+  /** WAL fsync policy; default `batch`. */
+  readonly fsync?: FsyncMode;
+  /** WAL segment size; default 64 MiB. */
+  readonly segmentBytes?: number;
+}
+
+interface PendingWrite {
+  readonly resolve: (r: SubmitResult) => void;
+  readonly reject: (e: PaxkvError | Error) => void;
+  readonly deadline: number;
+}
+
+interface PendingRead extends PendingWrite {
+  readonly key: string;
+  /** Set once the read-index round completed: serve when `appliedIndex >= index`. */
+  index?: number;
+}
+
+interface Outputs {
+  readonly out: { to: NodeId; message: PaxosMessage<KvCommand> }[];
+  readonly decided: DecidedItem<KvCommand>[];
+  readonly reads: ReadResult[];
+}
+
+function randomNonce(): string {
+  return Math.floor(Math.random() * 2 ** 48).toString(36);
+}
+
+/**
+ * One partition's replica on one server. All methods are synchronous and never throw on bad peer input;
+ * durability waits happen inside, and every output (messages, applied entries, read answers) is released
+ * only after the storage writes it depends on are durable.
+ */
+export class ReplicaGroup {
+  /** The partition this group replicates. */
+  readonly partition: number;
+  private readonly paxos: SequencePaxos<KvCommand>;
+  private readonly storage: FlushableStorage<KvCommand>;
+  private sm: KvStateMachine;
+  private readonly config: ReplicaGroupConfig;
+  private readonly sendFn: ReplicaGroupOptions['send'];
+  private readonly addressOf: (node: NodeId) => string | undefined;
+  private readonly onFatal: ((e: Error) => void) | undefined;
+  private readonly onApplied: ReplicaGroupOptions['onApplied'];
+  private readonly logger: StorageLogger;
+  private readonly nonce: string;
+  private proposalSeq = 0;
+  private readSeq = 0;
+  private now = 0;
+  private readonly writes = new Map<string, PendingWrite>();
+  private readonly reads = new Map<number, PendingRead>();
+  /** Reads whose index is known, waiting for the state machine to catch up. */
+  private readonly readyReads: PendingRead[] = [];
+  private lastSnapshotIndex: number;
+  private pumpScheduled = false;
+  private releaseChain: Promise<void> = Promise.resolve();
+  private fatal: Error | undefined;
+  private closed = false;
+
+  constructor(opts: ReplicaGroupOptions) {
+    this.partition = opts.partition;
+    this.config = { ...DEFAULT_REPLICA_GROUP_CONFIG, ...opts.config };
+    for (const k of ['snapshotEveryEntries', 'requestTimeoutTicks', 'maxPendingRequests'] as const) {
+      const v = this.config[k];
+      if (!Number.isSafeInteger(v) || v < 1) {
+        throw new RangeError(`replica group config.${k} must be a positive integer, got ${String(v)}`);
+      }
+    }
+    this.storage = opts.storage;
+    this.sendFn = opts.send;
+    this.addressOf = opts.addressOf ?? (() => undefined);
+    this.onFatal = opts.onFatal;
+    this.onApplied = opts.onApplied;
+    this.logger = opts.logger ?? silentLogger;
+    this.nonce = opts.nonce ?? randomNonce();
+    this.sm = new KvStateMachine(this.config.stateMachine);
+    this.paxos = new SequencePaxos<KvCommand>({
+      pid: opts.pid,
+      peers: opts.peers,
+      storage: opts.storage,
+      config: this.config.paxos,
+    });
+    this.lastSnapshotIndex = opts.storage.getCompactedIndex();
+    this.schedule();
+  }
+
+  /**
+   * Opens the group's durable storage in `opts.dir` (replaying its WAL, truncating a torn tail) and
+   * builds the group over it. The state machine is rebuilt from the snapshot and decided entries.
+   */
+  static async open(opts: OpenReplicaGroupOptions): Promise<ReplicaGroup> {
+    const storage = await DurableStorage.open<KvCommand>({
+      disk: opts.disk,
+      dir: opts.dir,
+      isEntry: isKvCommand,
+      ...(opts.fsync ? { fsync: opts.fsync } : {}),
+      ...(opts.segmentBytes ? { segmentBytes: opts.segmentBytes } : {}),
+      ...(opts.logger ? { logger: opts.logger } : {}),
+    });
+    return new ReplicaGroup({ ...opts, storage });
+  }
+
+  // ------------------------------------------------------------------ status
+
+  /** The id of this replica. */
+  get pid(): NodeId {
+    return this.paxos.pid;
+  }
+  /** The replica believed to lead the group, if any. */
+  get leader(): NodeId | undefined {
+    return this.paxos.leader;
+  }
+  /** `leader` or `follower`. */
+  get role(): Role {
+    return this.paxos.role;
+  }
+  /** Protocol phase (`accept` is the steady state). */
+  get phase(): Phase {
+    return this.paxos.phase;
+  }
+  /** Number of decided log entries known to the core. */
+  get decidedIndex(): number {
+    return this.paxos.decidedIndex;
+  }
+  /** Number of log entries applied to the state machine (and released). */
+  get appliedIndex(): number {
+    return this.sm.appliedIndex;
+  }
+  /** Log length, counting the compacted prefix. */
+  get logLength(): number {
+    return this.paxos.logLength;
+  }
+  /** Entries replaced by the latest snapshot. */
+  get compactedIndex(): number {
+    return this.paxos.compactedIndex;
+  }
+  /** Requests waiting for an outcome. */
+  get pendingRequests(): number {
+    return this.writes.size + this.reads.size + this.readyReads.length;
+  }
+  /** Number of keys in the applied state. */
+  get keyCount(): number {
+    return this.sm.size;
+  }
+  /** Set once the group stopped for good. */
+  get failure(): Error | undefined {
+    return this.fatal;
+  }
+
+  /** The applied state serialized as a state-machine snapshot (for diagnostics and replica comparison). */
+  exportState(): Uint8Array {
+    return this.sm.snapshot();
+  }
+
+  /** The applied session entry of `client` (latest sequence number and its log index), if remembered. */
+  sessionOf(client: string): { readonly seq: number; readonly lastIndex: number } | undefined {
+    return this.sm.session(client);
+  }
+
+  /** Where the leader can be reached, for a `NotLeaderError`. */
+  leaderHint(): LeaderHint | undefined {
+    const node = this.paxos.leader;
+    if (node === undefined) return undefined;
+    const address = this.addressOf(node);
+    return address === undefined ? undefined : { node, address };
+  }
+
+  // ------------------------------------------------------------------ inputs
+
+  /** A peer message arrived. Messages that are malformed for the current state are ignored by the core. */
+  handle(from: NodeId, message: PaxosMessage<KvCommand>): void {
+    if (this.fatal || this.closed) return;
+    try {
+      this.paxos.handle(from, message);
+    } catch (e) {
+      this.logger.warn({ partition: this.partition, from, err: String(e) }, 'paxos message rejected');
+    }
+    this.schedule();
+  }
+
+  /** One unit of time passed (the server calls it on a fixed interval). Expires timed-out requests. */
+  tick(): void {
+    if (this.fatal || this.closed) return;
+    this.now++;
+    this.paxos.tick();
+    this.expireRequests();
+    this.schedule();
+  }
+
+  /** The session to `peer` came back after a break. */
+  reconnected(peer: NodeId): void {
+    if (this.fatal || this.closed) return;
+    this.paxos.reconnected(peer);
+    this.schedule();
+  }
+
+  /**
+   * Submits a client operation. Writes (`put`, `cas`, `delete`) are proposed through the log and resolve
+   * once applied; a `get` is served after a read-index round (or at once with `consistency: 'stale'`).
+   *
+   * Rejects with `NotLeaderError` (with a leader hint when known) or `NoLeaderError` on a replica that
+   * cannot serve it now, `KeyTooLargeError`/`ValueTooLargeError` on oversized input, `UnavailableError`
+   * when overloaded or stopped, and `TimeoutError` when the outcome stayed unknown for
+   * `requestTimeoutTicks` (a write may still have been applied: retry with the same session).
+   */
+  submit(op: KvOp, options: SubmitOptions = {}): Promise<SubmitResult> {
+    if (this.fatal || this.closed) {
+      return Promise.reject(
+        new UnavailableError({ reason: `replica of partition ${this.partition} is stopped` }),
+      );
+    }
+    const tooLarge = checkKvOpLimits(op, this.config.limits);
+    if (tooLarge) return Promise.reject(tooLarge);
+    if (op.op === 'get' && options.consistency === 'stale') {
+      return Promise.resolve({ result: this.sm.read(op.key), stale: true });
+    }
+    if (this.paxos.role !== 'leader') return Promise.reject(this.notLeader());
+    if (this.pendingRequests >= this.config.maxPendingRequests) {
+      return Promise.reject(
+        new UnavailableError({
+          reason: `partition ${this.partition} has ${this.pendingRequests} requests in flight`,
+        }),
+      );
+    }
+    const deadline = this.now + this.config.requestTimeoutTicks;
+    if (op.op === 'get') {
+      if (this.config.unsafeMutation === 'staleLeaderReads') {
+        return Promise.resolve({ result: this.sm.read(op.key), stale: false });
+      }
+      const token = ++this.readSeq;
+      try {
+        this.paxos.readIndex(token);
+      } catch (e) {
+        return Promise.reject(this.mapError(e));
+      }
+      this.schedule();
+      return new Promise((resolve, reject) =>
+        this.reads.set(token, { key: op.key, resolve, reject, deadline }),
+      );
+    }
+    const id = `${this.paxos.pid}.${this.nonce}.${++this.proposalSeq}`;
+    const command: KvCommand = options.session ? { id, op, session: options.session } : { id, op };
+    try {
+      this.paxos.propose(command);
+    } catch (e) {
+      return Promise.reject(this.mapError(e));
+    }
+    this.schedule();
+    return new Promise((resolve, reject) => this.writes.set(id, { resolve, reject, deadline }));
+  }
+
+  private notLeader(): PaxkvError {
+    if (this.paxos.leader === undefined) return new NoLeaderError({ partition: this.partition });
+    return new NotLeaderError({ leaderHint: this.leaderHint(), partition: this.partition });
+  }
+
+  private mapError(e: unknown): PaxkvError | Error {
+    if (e instanceof PaxosNotLeaderError || e instanceof PaxosNoLeaderError) return this.notLeader();
+    if (e instanceof OverloadedError) return new UnavailableError({ reason: e.message });
+    return e instanceof Error ? e : new Error(String(e));
+  }
+
+  private expireRequests(): void {
+    const timeout = (what: string) =>
+      new TimeoutError({ operation: `${what} on partition ${this.partition}` }, {});
+    for (const [id, w] of this.writes) {
+      if (w.deadline <= this.now) {
+        this.writes.delete(id);
+        w.reject(timeout('write'));
+      }
+    }
+    for (const [token, r] of this.reads) {
+      if (r.deadline <= this.now) {
+        this.reads.delete(token);
+        r.reject(timeout('read'));
+      }
+    }
+    if (this.readyReads.some((r) => r.deadline <= this.now)) {
+      const keep = this.readyReads.filter((r) => r.deadline > this.now);
+      for (const r of this.readyReads) if (r.deadline <= this.now) r.reject(timeout('read'));
+      this.readyReads.length = 0;
+      this.readyReads.push(...keep);
+    }
+  }
+
+  // ------------------------------------------------------------------ output pump
+
+  private schedule(): void {
+    if (this.pumpScheduled || this.fatal) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => this.pump());
+  }
+
+  /**
+   * Drains the core's outputs and releases them after the storage flush that covers every write made
+   * so far. Pumps release in order (a chain), so messages keep their per-link order and entries are
+   * applied in log order.
+   */
+  private pump(): void {
+    this.pumpScheduled = false;
+    if (this.fatal || this.closed) return;
+    const outputs: Outputs = {
+      out: this.paxos.drainOutbox(),
+      decided: this.paxos.drainDecided(),
+      reads: this.paxos.drainReads(),
+    };
+    if (this.config.unsafeMutation === 'releaseBeforeFlush') {
+      this.release(outputs);
+      void this.storage.flush().catch((e: unknown) => this.fail(e));
+      return;
+    }
+    const flushed = this.storage.flush();
+    this.releaseChain = this.releaseChain
+      .then(() => flushed)
+      .then(
+        () => this.release(outputs),
+        (e: unknown) => this.fail(e),
+      );
+  }
+
+  private release(o: Outputs): void {
+    if (this.fatal || this.closed) return;
+    for (const { to, message } of o.out) {
+      try {
+        this.sendFn(to, message);
+      } catch (e) {
+        this.logger.warn({ partition: this.partition, to, err: String(e) }, 'send failed');
+      }
+    }
+    for (const item of o.decided) this.applyItem(item);
+    for (const r of o.reads) {
+      const pending = this.reads.get(r.token);
+      if (!pending) continue;
+      if ('error' in r) {
+        this.reads.delete(r.token);
+        pending.reject(this.notLeader());
+      } else {
+        pending.index = r.index;
+        this.readyReads.push(pending);
+        this.reads.delete(r.token);
+      }
+    }
+    this.serveReadyReads();
+    this.maybeSnapshot();
+  }
+
+  private applyItem(item: DecidedItem<KvCommand>): void {
+    if (item.kind === 'snapshot') {
+      const restored = KvStateMachine.fromSnapshot(item.data, this.config.stateMachine);
+      if (restored instanceof Error) {
+        this.fail(restored);
+        return;
+      }
+      if (restored.appliedIndex !== item.index) {
+        this.fail(
+          new Error(`snapshot claims index ${item.index} but holds state after ${restored.appliedIndex}`),
+        );
+        return;
+      }
+      this.sm = restored;
+      this.lastSnapshotIndex = Math.max(this.lastSnapshotIndex, item.index);
+      return;
+    }
+    if (item.index < this.sm.appliedIndex) return;
+    const outcome = this.sm.apply(item.index, item.entry);
+    this.onApplied?.(item.index, item.entry, outcome);
+    const id = (item.entry as { id?: unknown })?.id;
+    if (typeof id !== 'string') return;
+    const waiting = this.writes.get(id);
+    if (!waiting) return;
+    this.writes.delete(id);
+    if (outcome.ok) waiting.resolve({ result: outcome.result, stale: false });
+    else waiting.reject(outcome.error);
+  }
+
+  private serveReadyReads(): void {
+    if (this.readyReads.length === 0) return;
+    const applied = this.sm.appliedIndex;
+    let kept = 0;
+    for (const r of this.readyReads) {
+      if ((r.index ?? 0) <= applied) r.resolve({ result: this.sm.read(r.key), stale: false });
+      else this.readyReads[kept++] = r;
+    }
+    this.readyReads.length = kept;
+  }
+
+  private maybeSnapshot(): void {
+    const applied = this.sm.appliedIndex;
+    if (applied - this.lastSnapshotIndex < this.config.snapshotEveryEntries) return;
+    try {
+      this.paxos.compact(applied, this.sm.snapshot());
+      this.lastSnapshotIndex = applied;
+      this.schedule();
+    } catch (e) {
+      this.logger.warn({ partition: this.partition, err: String(e) }, 'snapshot skipped');
+    }
+  }
+
+  private fail(e: unknown): void {
+    if (this.fatal) return;
+    const err = e instanceof Error ? e : new Error(String(e));
+    this.fatal = err;
+    this.logger.warn({ partition: this.partition, err: err.message }, 'replica group stopped');
+    const stopped = new UnavailableError({
+      reason: `replica of partition ${this.partition} stopped: ${err.message}`,
+    });
+    for (const w of this.writes.values()) w.reject(stopped);
+    for (const r of this.reads.values()) r.reject(stopped);
+    for (const r of this.readyReads) r.reject(stopped);
+    this.writes.clear();
+    this.reads.clear();
+    this.readyReads.length = 0;
+    this.onFatal?.(err);
+  }
+
+  /**
+   * Waits until every output produced so far is released (testing and orderly shutdown).
+   */
+  async settle(): Promise<void> {
+    for (;;) {
+      const chain = this.releaseChain;
+      await chain;
+      if (!this.pumpScheduled && chain === this.releaseChain) return;
+      await Promise.resolve();
+    }
+  }
+
+  /**
+   * Stops the group: pending requests fail with `UnavailableError`, outputs are flushed, storage closed
+   * if it has a `close()`.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.settle().catch(() => {});
+    this.closed = true;
+    const stopped = new UnavailableError({
+      reason: `replica of partition ${this.partition} is shutting down`,
+    });
+    for (const w of this.writes.values()) w.reject(stopped);
+    for (const r of this.reads.values()) r.reject(stopped);
+    for (const r of this.readyReads) r.reject(stopped);
+    this.writes.clear();
+    this.reads.clear();
+    this.readyReads.length = 0;
+    const closable = this.storage as { close?: () => Promise<void> };
+    await closable.close?.();
+  }
+}

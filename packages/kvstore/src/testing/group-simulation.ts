@@ -1,0 +1,565 @@
+/**
+ * Deterministic simulation of whole replica groups: paxos + state machine + durable storage on a
+ * simulated disk that loses unsynced bytes on a crash, under the paxos simulator's network faults, with
+ * clients issuing conflicting get/put/cas/delete with retries and exactly-once sessions. Produces the
+ * clients' history in the linearizability checker's JSON-lines format plus direct safety checks.
+ * @module
+ */
+import type { KvOp, KvResult, PaxkvError } from '@paxkv/common';
+import type { NodeId, PaxosMessage } from '@paxkv/paxos';
+import { type SimNode, Simulator } from '@paxkv/paxos/testing';
+import { decode, encode } from '../codec.js';
+import type { KvCommand } from '../command.js';
+import {
+  ReplicaGroup as Group,
+  type ReplicaGroup,
+  type ReplicaGroupConfig,
+  type SubmitOptions,
+  type SubmitResult,
+} from '../replica-group.js';
+import type { ApplyOutcome } from '../state-machine.js';
+import { SimDisk } from '../storage/sim-disk.js';
+
+type Msg = PaxosMessage<KvCommand>;
+
+/** Options of {@link simulateGroup}. Probabilities are per simulated tick. */
+export interface GroupSimulationOptions {
+  /** Seed of every random choice; a failing seed replays exactly. */
+  readonly seed: number;
+  /** Replicas in the group. Default 3. */
+  readonly replicas?: number;
+  /** Concurrent clients, each with its own session. Default 4. */
+  readonly clients?: number;
+  /** Keys the clients fight over. Default 3. */
+  readonly keys?: number;
+  /** Ticks of faulty operation before the healing phase. Default 300. */
+  readonly ticks?: number;
+  /** Chance per tick that a live replica crashes (losing unsynced writes, maybe tearing the last one). Default 0.01. */
+  readonly crashProbability?: number;
+  /** Whether a crash loses unsynced writes (and may tear the last one). Default true. */
+  readonly crashLosesUnsynced?: boolean;
+  /** Chance per tick that a crashed replica restarts. Default 0.1. */
+  readonly restartProbability?: number;
+  /** Chance per tick of a new random partition. Default 0.02. */
+  readonly partitionProbability?: number;
+  /** Chance per tick that the network heals. Default 0.05. */
+  readonly healProbability?: number;
+  /** Chance per tick that a replica's pending fsyncs complete. Default 0.6. */
+  readonly syncProbability?: number;
+  /** Chance per tick that an idle client starts an operation. Default 0.3. */
+  readonly opProbability?: number;
+  /** A client abandons an attempt (and retries) after this many ticks without an answer. Default 40. */
+  readonly attemptTimeoutTicks?: number;
+  /** A client gives up on an operation (recording it as indeterminate) after this many ticks. Default 250. */
+  readonly opTimeoutTicks?: number;
+  /** Receives a line per notable event (crash, restart, recovery, applied entry), for debugging a seed. */
+  readonly trace?: (line: string) => void;
+  /** Replica group config overrides (e.g. an `unsafeMutation`). Default: small snapshot interval (25). */
+  readonly group?: Partial<ReplicaGroupConfig>;
+}
+
+/** What one simulation run produced. */
+export interface GroupSimulationResult {
+  readonly seed: number;
+  /** The clients' history in the checker's JSON-lines format (version 1, model `kv`). */
+  readonly history: string;
+  /** Safety violations found by the direct checks (empty when none). */
+  readonly violations: string[];
+  readonly stats: {
+    readonly ok: number;
+    readonly indeterminate: number;
+    readonly attempts: number;
+    readonly crashes: number;
+    readonly partitions: number;
+    readonly appliedEntries: number;
+    readonly snapshotsInstalled: number;
+  };
+}
+
+interface Attempt {
+  readonly n: number;
+  readonly startedAt: number;
+}
+
+interface OpenOp {
+  readonly id: number;
+  readonly op: KvOp;
+  readonly seq: number;
+  readonly startedAt: number;
+  attempt: Attempt | undefined;
+  target: NodeId | undefined;
+  attempts: number;
+  nextTryAt: number;
+}
+
+interface Client {
+  readonly name: string;
+  seq: number;
+  open: OpenOp | undefined;
+  leaderGuess: NodeId | undefined;
+}
+
+class GroupNode implements SimNode<Msg> {
+  group: ReplicaGroup | undefined;
+  private out: { to: NodeId; message: Msg }[] = [];
+  private buffered: Array<() => void> = [];
+  constructor(open: (send: (to: NodeId, message: Msg) => void) => Promise<ReplicaGroup>) {
+    void open((to, message) => this.out.push({ to, message: wire(message) })).then((g) => {
+      this.group = g;
+      for (const f of this.buffered) f();
+      this.buffered = [];
+    });
+  }
+  handle(from: NodeId, message: Msg): void {
+    if (this.group) this.group.handle(from, message);
+    else this.buffered.push(() => this.group?.handle(from, message));
+  }
+  tick(): void {
+    this.group?.tick();
+  }
+  reconnected(peer: NodeId): void {
+    if (this.group) this.group.reconnected(peer);
+    else this.buffered.push(() => this.group?.reconnected(peer));
+  }
+  drainOutbox(): { to: NodeId; message: Msg }[] {
+    const o = this.out;
+    this.out = [];
+    return o;
+  }
+}
+
+/** Messages cross the simulated wire through msgpack, as they would over TCP. */
+function wire(m: Msg): Msg {
+  return decode(encode(m), 'paxos message') as Msg;
+}
+
+const settle = () => new Promise<void>((r) => setImmediate(r));
+
+/** Options of {@link GroupCluster}. */
+export interface GroupClusterOptions {
+  /** Seed of the simulator's PRNG. */
+  readonly seed: number;
+  /** Replicas (ids 1..n). Default 3. */
+  readonly replicas?: number;
+  /** Replica group config overrides. */
+  readonly group?: Partial<ReplicaGroupConfig>;
+  /** Whether fsyncs complete only when {@link GroupCluster.step} decides (default true: crashes can lose unsynced writes). */
+  readonly manualSync?: boolean;
+  /** Called after each entry a replica applies. */
+  readonly onApplied?: (pid: NodeId, index: number, command: KvCommand, outcome: ApplyOutcome) => void;
+  /** Called when a replica finished opening its storage. */
+  readonly onOpened?: (pid: NodeId, group: ReplicaGroup, incarnation: number) => void;
+}
+
+/**
+ * N replicas of one group (partition 0), each a {@link ReplicaGroup} on its own {@link SimDisk}, under the
+ * paxos {@link Simulator}. Messages cross a simulated msgpack wire. The disks survive crashes; what was
+ * not synced is lost (and the last write may be torn).
+ */
+export class GroupCluster {
+  /** The network and process simulator (its `rng` is the only randomness). */
+  readonly sim: Simulator<Msg>;
+  /** Replica ids. */
+  readonly ids: readonly NodeId[];
+  /** Each replica's disk. */
+  readonly disks: ReadonlyMap<NodeId, SimDisk>;
+  private readonly nodes = new Map<NodeId, GroupNode>();
+
+  constructor(options: GroupClusterOptions) {
+    const n = options.replicas ?? 3;
+    const ids = Array.from({ length: n }, (_, i) => i + 1);
+    this.ids = ids;
+    const disks = new Map(ids.map((id) => [id, new SimDisk({ autoSync: options.manualSync === false })]));
+    this.disks = disks;
+    const config: Partial<ReplicaGroupConfig> = {
+      snapshotEveryEntries: 25,
+      requestTimeoutTicks: 200,
+      ...options.group,
+    };
+    this.sim = new Simulator<Msg>({
+      seed: options.seed,
+      nodeIds: ids,
+      minDelay: 0,
+      // Round trips stay within one BLE heartbeat round (5 ticks by default) as in the paxos simulator.
+      maxDelay: 2,
+      factory: (pid, restartCount) => {
+        const node = new GroupNode((send) =>
+          Group.open({
+            partition: 0,
+            pid,
+            peers: ids.filter((p) => p !== pid),
+            disk: disks.get(pid)!,
+            dir: '/data/p0',
+            segmentBytes: 4096,
+            nonce: `r${restartCount}`,
+            send,
+            addressOf: (node) => `10.0.0.${node}:7000`,
+            config,
+            ...(options.onApplied
+              ? {
+                  onApplied: (i: number, c: unknown, o: ApplyOutcome) =>
+                    options.onApplied?.(pid, i, c as KvCommand, o),
+                }
+              : {}),
+          }).then((g) => {
+            options.onOpened?.(pid, g, restartCount);
+            return g;
+          }),
+        );
+        this.nodes.set(pid, node);
+        return node;
+      },
+    });
+  }
+
+  /** The running group of `pid`, or undefined while it is crashed or still opening its storage. */
+  group(pid: NodeId): ReplicaGroup | undefined {
+    return this.sim.isUp(pid) ? this.nodes.get(pid)?.group : undefined;
+  }
+
+  /** The replica that leads in the accept phase, if any (the highest ballot wins if several think so). */
+  leader(): ReplicaGroup | undefined {
+    const leaders = this.ids
+      .map((p) => this.group(p))
+      .filter((g): g is ReplicaGroup => g?.role === 'leader' && g.phase === 'accept');
+    return leaders.at(-1);
+  }
+
+  /**
+   * One simulated tick: tick every replica, let storage writes complete (each disk's pending fsyncs
+   * complete with probability `syncProbability`), deliver due messages, and let released outputs settle.
+   */
+  async step(syncProbability = 1): Promise<void> {
+    this.sim.tickAll();
+    await this.settle();
+    for (const [pid, disk] of this.disks) {
+      if (!this.sim.isUp(pid) || syncProbability >= 1 || this.sim.rng.chance(syncProbability))
+        disk.completeSyncs();
+    }
+    await this.settle();
+    this.sim.deliverDue();
+    await this.settle();
+  }
+
+  /** Lets promise chains run, then puts the messages replicas released meanwhile on the wire. */
+  private async settle(): Promise<void> {
+    await settle();
+    for (const pid of this.ids) this.sim.withNode(pid, () => undefined);
+  }
+
+  /** Steps until `pred()` holds; returns the steps taken, or -1 after `max`. */
+  async runUntil(pred: () => boolean, max: number, syncProbability = 1): Promise<number> {
+    for (let i = 0; i < max; i++) {
+      if (pred()) return i;
+      await this.step(syncProbability);
+    }
+    return pred() ? max : -1;
+  }
+
+  /** Crashes `pid`: the process is gone, its disk keeps only synced bytes (torn tail if `tear`). */
+  crash(pid: NodeId, tear = false): void {
+    this.sim.crash(pid);
+    this.disks.get(pid)!.crash(tear ? { tear: () => this.sim.rng.next() } : {});
+  }
+
+  /** Restarts `pid` over its disk. */
+  restart(pid: NodeId): void {
+    this.sim.restart(pid);
+  }
+
+  /** Submits `op` at `pid` and resolves with the outcome (never rejects: errors come back as values). */
+  async submit(pid: NodeId, op: KvOp, options: SubmitOptions = {}): Promise<SubmitResult | Error> {
+    const g = this.group(pid);
+    if (!g) return new Error(`replica ${pid} is not running`);
+    return g.submit(op, options).then(
+      (r) => r,
+      (e: Error) => e,
+    );
+  }
+}
+
+function toCheckerOp(op: KvOp): Record<string, unknown> {
+  switch (op.op) {
+    case 'get':
+      return { f: 'get', key: op.key };
+    case 'put':
+      return { f: 'put', key: op.key, value: op.value };
+    case 'delete':
+      return { f: 'delete', key: op.key };
+    case 'cas':
+      return { f: 'cas', key: op.key, expected: op.expected, value: op.value };
+  }
+}
+
+function toCheckerResult(r: KvResult): Record<string, unknown> {
+  switch (r.op) {
+    case 'get':
+      return { value: r.value };
+    case 'put':
+      return { created: r.created };
+    case 'delete':
+      return { existed: r.existed };
+    case 'cas':
+      return { ok: r.outcome === 'applied' };
+  }
+}
+
+/**
+ * Runs one seeded simulation of a replica group with clients and faults, then heals everything, lets
+ * the group converge, reads every key through the leader and checks: replicas never applied different
+ * commands at one log index; healed replicas hold identical state; every acknowledged session write is
+ * remembered by every replica's session table. The history (including the final reads) is returned for
+ * the linearizability checker.
+ */
+export async function simulateGroup(options: GroupSimulationOptions): Promise<GroupSimulationResult> {
+  const violations: string[] = [];
+  const trace = options.trace;
+  const appliedAt = new Map<number, string>();
+  let appliedEntries = 0;
+  let snapshotsInstalled = 0;
+  const cluster = new GroupCluster({
+    seed: options.seed,
+    replicas: options.replicas ?? 3,
+    group: { ...(options.group ?? {}) },
+    onApplied: (pid, index, command) => {
+      appliedEntries++;
+      trace?.(`t${cluster.sim.now} node ${pid} applied #${index} ${command.id}`);
+      const seen = appliedAt.get(index);
+      if (seen === undefined) appliedAt.set(index, command.id);
+      else if (seen !== command.id) {
+        violations.push(
+          `replica ${pid} applied ${command.id} at index ${index}, another replica applied ${seen}`,
+        );
+      }
+    },
+    onOpened: (pid, g, incarnation) => {
+      if (g.compactedIndex > 0) snapshotsInstalled++;
+      trace?.(
+        `t${cluster.sim.now} node ${pid} opened (incarnation ${incarnation}): log ${g.logLength} decided ${g.decidedIndex} compacted ${g.compactedIndex}`,
+      );
+    },
+  });
+  const { sim, ids } = cluster;
+  const rng = sim.rng;
+  const recorder: string[] = [JSON.stringify({ paxkvHistory: 1, model: 'kv' })];
+  let clock = 0;
+  let nextOpId = 0;
+  const record = (type: string, process: string, id: number, extra: Record<string, unknown>) => {
+    recorder.push(JSON.stringify({ type, process, id, time: ++clock, ...extra }));
+  };
+  const keys = Array.from({ length: options.keys ?? 3 }, (_, i) => `k${i}`);
+  const clients: Client[] = Array.from({ length: options.clients ?? 4 }, (_, i) => ({
+    name: `c${i + 1}`,
+    seq: 0,
+    open: undefined,
+    leaderGuess: undefined,
+  }));
+  const ackedSeq = new Map<string, number>();
+  let ok = 0;
+  let indeterminate = 0;
+  let attemptsTotal = 0;
+  let crashes = 0;
+  let partitions = 0;
+  const attemptTimeout = options.attemptTimeoutTicks ?? 40;
+  const opTimeout = options.opTimeoutTicks ?? 250;
+
+  const finish = (c: Client, outcome: { result: KvResult } | { info: string }) => {
+    const op = c.open;
+    if (!op) return;
+    c.open = undefined;
+    if ('result' in outcome) {
+      ok++;
+      record('ok', c.name, op.id, { result: toCheckerResult(outcome.result) });
+      if (op.op.op !== 'get') ackedSeq.set(c.name, Math.max(ackedSeq.get(c.name) ?? 0, op.seq));
+    } else {
+      indeterminate++;
+      record('info', c.name, op.id, { error: outcome.info });
+    }
+  };
+
+  const tryOp = (c: Client) => {
+    const op = c.open;
+    if (!op || op.attempt || op.nextTryAt > sim.now) return;
+    const up = ids.filter((p) => cluster.group(p) !== undefined);
+    if (up.length === 0) return;
+    const target = c.leaderGuess !== undefined && up.includes(c.leaderGuess) ? c.leaderGuess : rng.pick(up);
+    const group = cluster.group(target)!;
+    const attempt: Attempt = { n: ++op.attempts, startedAt: sim.now };
+    op.attempt = attempt;
+    op.target = target;
+    attemptsTotal++;
+    const session = op.op.op === 'get' ? undefined : { client: c.name, seq: op.seq };
+    group.submit(op.op, session ? { session } : {}).then(
+      (r) => {
+        if (c.open === op) finish(c, { result: r.result });
+      },
+      (e: PaxkvError) => {
+        if (c.open !== op || op.attempt !== attempt) return;
+        op.attempt = undefined;
+        op.nextTryAt = sim.now + 1 + rng.int(5);
+        const hint = (e as { leaderHint?: { node: number } }).leaderHint;
+        if (e.code === 'NOT_LEADER' && hint) c.leaderGuess = hint.node;
+        else c.leaderGuess = undefined;
+      },
+    );
+  };
+
+  const clientStep = (allowNew: boolean) => {
+    for (const c of clients) {
+      const op = c.open;
+      if (op) {
+        if (sim.now - op.startedAt > opTimeout) {
+          finish(c, { info: 'gave up' });
+        } else if (op.attempt && sim.now - op.attempt.startedAt > attemptTimeout) {
+          op.attempt = undefined;
+          c.leaderGuess = undefined;
+        }
+      }
+      if (!c.open && allowNew && rng.chance(options.opProbability ?? 0.3)) {
+        const key = rng.pick(keys);
+        const value = `${c.name}-${c.seq + 1}`;
+        const kind = rng.int(10);
+        let kvop: KvOp;
+        if (kind < 4) kvop = { op: 'get', key };
+        else if (kind < 6) kvop = { op: 'put', key, value };
+        else if (kind < 9) {
+          // Expect a value some client wrote recently, or absence, so CAS sometimes succeeds.
+          const other = rng.pick(clients);
+          const expected = rng.chance(0.25) || other.seq === 0 ? null : `${other.name}-${other.seq}`;
+          kvop = { op: 'cas', key, expected, value };
+        } else kvop = { op: 'delete', key };
+        if (kvop.op !== 'get') c.seq++;
+        const id = nextOpId++;
+        record('invoke', c.name, id, { op: toCheckerOp(kvop) });
+        c.open = {
+          id,
+          op: kvop,
+          seq: c.seq,
+          startedAt: sim.now,
+          attempt: undefined,
+          target: undefined,
+          attempts: 0,
+          nextTryAt: sim.now,
+        };
+      }
+      tryOp(c);
+    }
+  };
+
+  const step = async (faults: boolean, syncP: number) => {
+    await cluster.step(syncP);
+    if (faults) {
+      for (const pid of ids) {
+        if (sim.isUp(pid) && rng.chance(options.crashProbability ?? 0.01)) {
+          trace?.(`t${sim.now} node ${pid} CRASH`);
+          if (options.crashLosesUnsynced === false) cluster.disks.get(pid)!.completeSyncs();
+          cluster.crash(pid, rng.chance(0.5));
+          crashes++;
+        } else if (!sim.isUp(pid) && rng.chance(options.restartProbability ?? 0.1)) {
+          trace?.(`t${sim.now} node ${pid} restart`);
+          sim.restart(pid);
+        }
+      }
+      if (rng.chance(options.partitionProbability ?? 0.02)) {
+        partitions++;
+        const side = ids.filter(() => rng.chance(0.5));
+        if (rng.chance(0.5)) sim.partition([side, ids.filter((p) => !side.includes(p))]);
+        else {
+          // Partial connectivity: cut a few random links only.
+          const cut = new Set<string>();
+          for (const a of ids) for (const b of ids) if (a < b && rng.chance(0.35)) cut.add(`${a}-${b}`);
+          sim.setConnectivity((a, b) => !cut.has(`${Math.min(a, b)}-${Math.max(a, b)}`));
+        }
+      } else if (rng.chance(options.healProbability ?? 0.05)) {
+        sim.healAll();
+      }
+    }
+    clientStep(faults);
+    await settle();
+  };
+
+  const ticks = options.ticks ?? 300;
+  for (let t = 0; t < ticks; t++) await step(true, options.syncProbability ?? 0.6);
+
+  // Healing phase: everything up and connected, disks sync every tick; let clients finish their ops.
+  sim.healAll();
+  for (const pid of ids) if (!sim.isUp(pid)) sim.restart(pid);
+  const groups = () => ids.map((p) => cluster.group(p));
+  for (let t = 0; t < opTimeout + 100 && clients.some((c) => c.open); t++) await step(false, 1);
+  for (const c of clients) if (c.open) finish(c, { info: 'not finished after healing' });
+  // Converge: a leader, and every replica applied the same number of entries.
+  let converged = false;
+  for (let t = 0; t < 400 && !converged; t++) {
+    await step(false, 1);
+    const gs = groups();
+    const leader = gs.find((g) => g?.role === 'leader' && g.phase === 'accept');
+    converged =
+      leader !== undefined &&
+      gs.every(
+        (g) =>
+          g !== undefined && g.appliedIndex === leader.appliedIndex && g.decidedIndex === leader.decidedIndex,
+      );
+  }
+  if (!converged) violations.push('replicas did not converge within 400 ticks after healing');
+
+  // Final linearizable reads of every key, through the leader, as a client of their own.
+  const reader: Client = { name: 'final', seq: 0, open: undefined, leaderGuess: undefined };
+  clients.push(reader);
+  for (const key of keys) {
+    const id = nextOpId++;
+    record('invoke', reader.name, id, { op: { f: 'get', key } });
+    reader.open = {
+      id,
+      op: { op: 'get', key },
+      seq: 0,
+      startedAt: sim.now,
+      attempt: undefined,
+      target: undefined,
+      attempts: 0,
+      nextTryAt: sim.now,
+    };
+    for (let t = 0; t < 200 && reader.open; t++) {
+      tryOp(reader);
+      await step(false, 1);
+      if (reader.open?.attempt && sim.now - reader.open.attempt.startedAt > attemptTimeout)
+        reader.open.attempt = undefined;
+    }
+    if (reader.open) {
+      violations.push(`final read of ${key} did not complete after healing`);
+      finish(reader, { info: 'final read timed out' });
+    }
+  }
+
+  // Direct checks on the healed replicas.
+  const gs = groups();
+  if (converged) {
+    const states = gs.map((g) => Buffer.from(g!.exportState()).toString('base64'));
+    if (new Set(states).size !== 1) violations.push('healed replicas hold different states');
+    for (const [client, seq] of ackedSeq) {
+      for (const g of gs) {
+        const s = g!.sessionOf(client);
+        if (!s || s.seq < seq) {
+          violations.push(
+            `replica ${g!.pid} lost acknowledged write ${client}#${seq} (session at ${s?.seq ?? 'none'})`,
+          );
+        }
+      }
+    }
+  }
+  for (const g of gs) if (g?.failure) violations.push(`replica ${g.pid} stopped: ${g.failure.message}`);
+
+  return {
+    seed: options.seed,
+    history: `${recorder.join('\n')}\n`,
+    violations,
+    stats: {
+      ok,
+      indeterminate,
+      attempts: attemptsTotal,
+      crashes,
+      partitions,
+      appliedEntries,
+      snapshotsInstalled,
+    },
+  };
+}

@@ -1,0 +1,10 @@
+/**
+ * Test helpers of `@paxkv/kvstore`: the deterministic whole-group simulation and the simulated disk.
+ * @packageDocumentation
+ */
+export { type CrashOptions, SimDisk, type SimDiskOptions } from '../storage/sim-disk.js';
+export {
+  type GroupSimulationOptions,
+  type GroupSimulationResult,
+  simulateGroup,
+} from './group-simulation.js';
