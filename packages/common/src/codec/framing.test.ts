@@ -154,6 +154,20 @@ describe('framing', () => {
     expect(r[4]).toEqual({ ok: true, value: { type: 'ok' } });
   });
 
+  it.each([
+    ['1 MB of nested arrays (stack overflow)', new Uint8Array(1_000_000).fill(0x91)],
+    ['array32 announcing 2^32-1 items', Uint8Array.of(0xdd, 0xff, 0xff, 0xff, 0xff, 1)],
+    ['map32 announcing 2^32-1 entries', Uint8Array.of(0xdf, 0xff, 0xff, 0xff, 0xff, 0xa0, 1)],
+    ['str32 announcing 4 GiB', Uint8Array.of(0xdb, 0xff, 0xff, 0xff, 0xff, 0x41)],
+    ['bin32 announcing 4 GiB', Uint8Array.of(0xc6, 0xff, 0xff, 0xff, 0xff, 0x41)],
+    ['ext32 announcing 4 GiB', Uint8Array.of(0xc9, 0xff, 0xff, 0xff, 0xff, 0x01, 0x41)],
+    ['unknown extension type', Uint8Array.of(0xd4, 0x01, 0x00)],
+  ])('turns a hostile payload (%s) into a DecodeError', (_name, payload) => {
+    const [r] = decodeFrames(framePayload(payload));
+    expect(r?.ok).toBe(false);
+    expect(!r?.ok && r?.error).toBeInstanceOf(DecodeError);
+  });
+
   it('reports a stream cut inside a header or a payload as TruncatedFrameError', () => {
     const f = encodeFrame({ type: 'x', id: 1 });
     const d1 = new FrameDecoder();

@@ -179,9 +179,14 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
     if (this.stopped || this.connecting || this.current) return;
     this.connecting = true;
     const socket = netConnect({ host: this.target.host, port: this.target.port });
-    const fail = (reason: PaxkvError) => {
+    // Only our own listeners are removed: net.Socket registers internal ones (e.g. on 'end').
+    const detach = () => {
       clearTimeout(timeout);
-      socket.removeAllListeners();
+      socket.off('error', onError);
+      socket.off('connect', onConnect);
+    };
+    const fail = (reason: PaxkvError) => {
+      detach();
       socket.on('error', () => {});
       socket.destroy();
       this.connecting = false;
@@ -199,12 +204,10 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
         ),
       this.config.connectTimeoutMs,
     );
-    socket.once('error', (e) =>
-      fail(new ConnectionClosedError({ address: this.address, reason: e.message }, { cause: e })),
-    );
-    socket.once('connect', () => {
-      clearTimeout(timeout);
-      socket.removeAllListeners();
+    const onError = (e: Error) =>
+      fail(new ConnectionClosedError({ address: this.address, reason: e.message }, { cause: e }));
+    const onConnect = () => {
+      detach();
       this.connecting = false;
       if (this.stopped) {
         socket.on('error', () => {});
@@ -227,7 +230,9 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
       });
       this.logger?.debug({ address: this.address }, 'connected');
       this.safeEmit('connect');
-    });
+    };
+    socket.once('error', onError);
+    socket.once('connect', onConnect);
   }
 
   private schedule(): void {

@@ -193,6 +193,17 @@ describe('TransportServer + ReconnectingConnection on loopback', () => {
     expect((await reply)[0].pid).toBe(b.child.pid);
   }, 30_000);
 
+  it('sees a graceful close by the peer (FIN) as a disconnect and reconnects', async () => {
+    const { conns, address } = await startServer();
+    const c = client(address);
+    await c.waitConnected();
+    await until(() => conns.length === 1);
+    const lost = once<[PaxkvError | undefined]>(c, 'disconnect', 2_000);
+    conns[0]!.close();
+    expect((await lost)[0]).toBeUndefined(); // an orderly close carries no error
+    await until(() => conns.length === 2 && c.connected);
+  });
+
   it('a slow reader makes the writer see backpressure; the queue stays under the high-water mark', async () => {
     const hwm = 64 * 1024;
     const { conns, address } = await startServer();
