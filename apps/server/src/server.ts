@@ -858,7 +858,8 @@ export class PaxkvServer {
     this.stopping = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = null;
-    await new Promise<void>((r) => this.listener.close(() => r()));
+    // close() stops accepting; its callback waits for open connections, which are ended below.
+    const listenerClosed = new Promise<void>((r) => this.listener.close(() => r()));
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
       p.resolve(null);
@@ -880,6 +881,7 @@ export class PaxkvServer {
     this.links.clear();
     for (const c of this.inbound) c.socket.end('server stopping');
     await this.http?.close();
+    await Promise.race([listenerClosed, sleep(1000)]);
     this.persistIdentity();
     this.log.info({ address: this.advertised }, 'paxkv-server stopped');
   }

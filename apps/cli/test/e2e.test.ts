@@ -1,0 +1,239 @@
+/**
+ * End to end, with real server processes on loopback started by the CLI's own launcher (random free ports,
+ * a temp dir): get/put/cas/delete through `@paxkv/client` and through `paxkv` one-shot commands (exit codes,
+ * --json), the prompt, SIGKILL of a group leader with operations continuing within a stated bound, restart
+ * and catch-up, SIGKILL of every server and restart from the data dirs with every acknowledged write read
+ * back, and `paxkv cluster stop`. Every process started here is SIGKILLed at the end, even on failure.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createClient, type PaxkvClient } from '@paxkv/client';
+import { partitionOf } from '@paxkv/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ClusterFile, isAlive, readClusterFile, startCluster } from '../src/cluster.js';
+import { statusOf } from '../src/connect.js';
+import { resolveServerCommand } from '../src/server-binary.js';
+
+/** Stated bound: after the leader of a group is SIGKILLed, a write to that group succeeds within this. */
+const FAILOVER_BOUND_MS = 10_000;
+const PARTITIONS = 4;
+
+const here = dirname(fileURLToPath(import.meta.url));
+const CLI_MAIN = join(here, '..', 'src', 'main.ts');
+const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+let dir: string;
+let file: ClusterFile;
+let client: PaxkvClient;
+
+function killAll(): void {
+  const f = dir ? readClusterFile(dir) : null;
+  for (const n of f?.nodes ?? []) {
+    if (isAlive(n.pid)) process.kill(n.pid as number, 'SIGKILL');
+  }
+}
+process.on('exit', killAll);
+
+async function launch(): Promise<ClusterFile> {
+  const started = await startCluster({
+    dir,
+    nodes: 3,
+    partitions: PARTITIONS,
+    serverCommand: resolveServerCommand(true),
+    statusOf: (a) => statusOf(a, 1000),
+    readyTimeoutMs: 40_000,
+  });
+  return started.file;
+}
+
+/** Runs the CLI from source; resolves with exit code, stdout and stderr. */
+function cli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(
+      process.execPath,
+      ['--conditions=@paxkv/source', '--import', tsx, CLI_MAIN, ...args],
+      {
+        env: {
+          ...process.env,
+          PAXKV_SERVERS: '',
+          PAXKV_HISTORY: join(dir, 'history'),
+          PAXKV_SERVER_FROM_SOURCE: '1',
+        },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolveRun({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** node id -> pid, via each server's status. */
+async function pidOfNode(node: number): Promise<{ pid: number; address: string }> {
+  for (const n of file.nodes) {
+    const r = await statusOf(n.address, 1000);
+    if ('status' in r && r.status.node === node) return { pid: n.pid as number, address: n.address };
+  }
+  throw new Error(`node ${node} not found`);
+}
+
+async function leaderOf(partition: number): Promise<number | null> {
+  for (const n of file.nodes) {
+    const r = await statusOf(n.address, 1000);
+    if (!('status' in r)) continue;
+    const g = r.status.groups.find((x) => x.partition === partition);
+    if (g?.role === 'leader') return r.status.node;
+  }
+  return null;
+}
+
+/** A key that hashes to `partition`. */
+function keyIn(partition: number, prefix: string): string {
+  for (let i = 0; ; i++) {
+    const k = `${prefix}-${i}`;
+    if (partitionOf(k, PARTITIONS) === partition) return k;
+  }
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'paxkv-cli-e2e-'));
+  file = await launch();
+  client = createClient({ servers: file.nodes.map((n) => n.address), requestTimeoutMs: 15_000 });
+}, 60_000);
+
+afterAll(async () => {
+  await client?.close();
+  killAll();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a local 3-server cluster', () => {
+  it('serves get/put/cas/delete through the client', async () => {
+    expect(await client.get('e2e:a')).toBeNull();
+    expect(await client.put('e2e:a', 'one')).toMatchObject({ created: true });
+    expect(await client.put('e2e:a', 'two')).toMatchObject({ created: false });
+    expect(await client.get('e2e:a')).toBe('two');
+    expect(await client.cas('e2e:a', 'one', 'three')).toMatchObject({ outcome: 'mismatch', current: 'two' });
+    expect(await client.cas('e2e:a', 'two', 'three')).toMatchObject({ outcome: 'applied' });
+    expect(await client.cas('e2e:new', null, 'x')).toMatchObject({ outcome: 'applied' });
+    expect(await client.delete('e2e:a')).toMatchObject({ existed: true });
+    expect(await client.delete('e2e:a')).toMatchObject({ existed: false });
+    expect(await client.get('e2e:a')).toBeNull();
+  });
+
+  it('serves the same commands one-shot, with exit codes and --json', async () => {
+    const servers = file.nodes.map((n) => n.address).join(',');
+    expect(await cli(['--servers', servers, 'put', 'cli:k', 'hello world'])).toMatchObject({ code: 0 });
+    expect(await cli(['--servers', servers, 'get', 'cli:k'])).toMatchObject({
+      code: 0,
+      stdout: 'hello world\n',
+    });
+    expect(await cli(['--servers', servers, 'get', 'cli:missing'])).toMatchObject({ code: 1, stdout: '' });
+    expect((await cli(['--servers', servers, 'cas', 'cli:k', 'nope', 'x'])).code).toBe(1);
+    const json = await cli(['--servers', servers, '--json', 'cas', 'cli:k', 'hello world', 'x']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, outcome: 'applied', current: 'x' });
+    expect((await cli(['--servers', servers, 'delete', 'cli:k'])).code).toBe(0);
+    const status = await cli(['--servers', servers, 'status']);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(`${PARTITIONS} partitions`);
+    const bad = await cli(['--servers', 'nohost', 'get', 'k']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('host:port');
+  }, 60_000);
+
+  it('runs the prompt on piped input', async () => {
+    const servers = file.nodes.map((n) => n.address).join(',');
+    const r = await cli(
+      ['--servers', servers, 'prompt'],
+      'put p:1 "two words"\nget p:1\nget p:none\nbogus\nhelp\nexit\n',
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('OK (created)');
+    expect(r.stdout).toContain('two words');
+    expect(r.stdout).toContain('(not found)');
+    expect(r.stdout).toContain('unknown command');
+    expect(r.stdout).toContain('Commands:');
+  }, 30_000);
+
+  it('keeps serving a group after its leader is SIGKILLed, and the restarted server catches up', async () => {
+    const partition = 0;
+    const key = keyIn(partition, 'failover');
+    await client.put(key, 'before');
+    const leader = await leaderOf(partition);
+    expect(leader).not.toBeNull();
+    const victim = await pidOfNode(leader as number);
+    process.kill(victim.pid, 'SIGKILL');
+    const killedAt = performance.now();
+    // Writes keep going; the first one acknowledged after the kill marks the recovery.
+    await client.put(key, 'after');
+    const recoveredMs = performance.now() - killedAt;
+    console.info(
+      `failover: first write acknowledged ${Math.round(recoveredMs)} ms after SIGKILL of leader ${leader}`,
+    );
+    expect(recoveredMs).toBeLessThan(FAILOVER_BOUND_MS);
+    for (let i = 0; i < 20; i++) await client.put(`${key}:${i}`, `v${i}`);
+    expect(await client.get(key)).toBe('after');
+    const newLeader = await leaderOf(partition);
+    expect(newLeader).not.toBe(leader);
+
+    // Restart it on its data (the launcher restarts only dead servers) and watch it catch up.
+    file = await launch();
+    const target = (await leaderOf(partition)) as number;
+    const leaderAddr = (await pidOfNode(target)).address;
+    const lr = await statusOf(leaderAddr, 1000);
+    const leaderDecided =
+      'status' in lr ? (lr.status.groups.find((g) => g.partition === partition)?.decidedIndex ?? 0) : 0;
+    const deadline = Date.now() + 15_000;
+    let caughtUp = false;
+    while (Date.now() < deadline && !caughtUp) {
+      const r = await statusOf(victim.address, 1000);
+      const g = 'status' in r ? r.status.groups.find((x) => x.partition === partition) : undefined;
+      caughtUp = g !== undefined && g.decidedIndex >= leaderDecided;
+      if (!caughtUp) await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(caughtUp).toBe(true);
+    // It serves again as an entry point (forwarding to the leader if needed).
+    const direct = createClient({ servers: [victim.address], requestTimeoutMs: 10_000 });
+    try {
+      expect(await direct.get(key)).toBe('after');
+    } finally {
+      await direct.close();
+    }
+  }, 60_000);
+
+  it('loses no acknowledged write when every server is SIGKILLed and restarted', async () => {
+    const acked = new Map<string, string>();
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; i < 25; i++) {
+          const k = `dur:${w}:${i % 10}`;
+          const v = `w${w}-i${i}`;
+          await client.put(k, v);
+          acked.set(k, v);
+        }
+      }),
+    );
+    for (const n of file.nodes) process.kill(n.pid as number, 'SIGKILL');
+    for (const n of file.nodes) {
+      const deadline = Date.now() + 5000;
+      while (isAlive(n.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    }
+    file = await launch();
+    for (const [k, v] of acked) expect(await client.get(k)).toBe(v);
+  }, 90_000);
+
+  it('stops the cluster with `paxkv cluster stop`', async () => {
+    const r = await cli(['cluster', 'stop', '--dir', dir]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('stopped 3 servers');
+    for (const n of file.nodes) expect(isAlive(n.pid)).toBe(false);
+  }, 30_000);
+});

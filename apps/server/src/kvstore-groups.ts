@@ -1,0 +1,103 @@
+/**
+ * The adapter from the server's {@link GroupFactory} port to `@paxkv/kvstore`'s `ReplicaGroup` over its
+ * durable storage on the real file system (`NodeDisk`). Flush latency is measured here (the storage's
+ * `flush()` is wrapped) for the `paxkv_fsync_duration_seconds` histogram.
+ */
+import type { Consistency, KvOp, KvResult, NodeId, Session } from '@paxkv/common';
+import { DurableStorage, isKvCommand, type KvCommand, NodeDisk, ReplicaGroup } from '@paxkv/kvstore';
+import { isPaxosMessage, type PaxosMessage } from '@paxkv/paxos';
+import type { GroupFactory, GroupSpec, PaxosMessageCheck, ReplicaGroupPort } from './group-port.js';
+import type { ServerLogger } from './logger.js';
+
+/** Options of {@link kvstoreGroupFactory}. */
+export interface KvstoreGroupOptions {
+  /** Milliseconds per tick (to convert the request timeout into ticks). */
+  readonly tickMs: number;
+  /** Request timeout inside a group, in ms (becomes `requestTimeoutTicks`). */
+  readonly requestTimeoutMs: number;
+  /** Take a snapshot and compact the log every this many applied entries. */
+  readonly snapshotEveryEntries: number;
+  readonly logger: ServerLogger;
+  /** Called if a group stops for good (disk failure): the server should exit and be restarted. */
+  readonly onFatal: (partition: number, error: Error) => void;
+}
+
+/** The paxos package's structural message check, for the peer hot path. */
+export const paxosMessageCheck: PaxosMessageCheck = (m) => isPaxosMessage(m);
+
+class KvstoreGroup implements ReplicaGroupPort {
+  constructor(private readonly group: ReplicaGroup) {}
+  get partition(): number {
+    return this.group.partition;
+  }
+  async submit(
+    op: KvOp,
+    options: { readonly session?: Session; readonly consistency: Consistency },
+  ): Promise<KvResult> {
+    const r = await this.group.submit(op, options);
+    return r.result;
+  }
+  handle(from: NodeId, message: unknown): void {
+    this.group.handle(from, message as PaxosMessage<KvCommand>);
+  }
+  tick(): void {
+    this.group.tick();
+  }
+  reconnected(peer: NodeId): void {
+    this.group.reconnected(peer);
+  }
+  get leader(): NodeId | null {
+    return this.group.leader ?? null;
+  }
+  get role(): 'leader' | 'follower' | 'stopped' {
+    return this.group.failure ? 'stopped' : this.group.role;
+  }
+  get decidedIndex(): number {
+    return this.group.decidedIndex;
+  }
+  get logLength(): number {
+    return this.group.logLength;
+  }
+  close(): Promise<void> {
+    return this.group.close();
+  }
+}
+
+/** Builds replica groups backed by `@paxkv/kvstore` on the local disk. */
+export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory {
+  const disk = new NodeDisk();
+  const storageLogger = {
+    info: (obj: object, msg: string) => options.logger.info({ ...obj }, msg),
+    warn: (obj: object, msg: string) => options.logger.warn({ ...obj }, msg),
+  };
+  return async (spec: GroupSpec): Promise<ReplicaGroupPort> => {
+    const storage = await DurableStorage.open<KvCommand>({
+      disk,
+      dir: spec.dataDir,
+      fsync: spec.fsync,
+      isEntry: isKvCommand,
+      logger: storageLogger,
+    });
+    const flush = storage.flush.bind(storage);
+    storage.flush = async () => {
+      const t0 = performance.now();
+      await flush();
+      spec.onFlush((performance.now() - t0) / 1000);
+    };
+    const group = new ReplicaGroup({
+      partition: spec.partition,
+      pid: spec.pid,
+      peers: spec.peers,
+      storage,
+      send: (to, message) => spec.send(to, message),
+      addressOf: spec.addressOf,
+      onFatal: (e) => options.onFatal(spec.partition, e),
+      logger: storageLogger,
+      config: {
+        requestTimeoutTicks: Math.max(1, Math.ceil(options.requestTimeoutMs / options.tickMs)),
+        snapshotEveryEntries: options.snapshotEveryEntries,
+      },
+    });
+    return new KvstoreGroup(group);
+  };
+}

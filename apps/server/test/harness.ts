@@ -1,0 +1,312 @@
+/**
+ * Test harness: real `paxkv-server` processes on loopback (free ports, a temp dir), started from source with
+ * tsx (no build needed), plus a raw framed request helper. Every process started here is SIGKILLed when the
+ * test process exits, even after a failure.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { encodeFrame, FrameDecoder } from '@paxkv/common';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The server's entry point (TypeScript source). */
+export const SERVER_MAIN = join(here, '..', 'src', 'main.ts');
+const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** One server process of a {@link TestCluster}. */
+export interface TestServer {
+  readonly index: number;
+  readonly port: number;
+  readonly httpPort: number;
+  readonly address: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  child: ChildProcess | null;
+}
+
+/** Options of {@link TestCluster.create}. */
+export interface TestClusterOptions {
+  readonly nodes?: number;
+  readonly partitions?: number;
+  readonly replication?: number;
+  readonly fsync?: 'always' | 'batch' | 'never';
+  readonly extraFlags?: readonly string[];
+}
+
+/** N real servers; node 1 is the bootstrap server. */
+export class TestCluster {
+  private constructor(
+    readonly dir: string,
+    readonly servers: TestServer[],
+    private readonly options: TestClusterOptions,
+  ) {}
+
+  /** Allocates ports and a temp dir (nothing is started yet). */
+  static async create(options: TestClusterOptions = {}): Promise<TestCluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'paxkv-e2e-'));
+    const servers: TestServer[] = [];
+    const used = new Set<number>();
+    const pick = async () => {
+      for (;;) {
+        const p = await freePort();
+        if (!used.has(p)) {
+          used.add(p);
+          return p;
+        }
+      }
+    };
+    for (let i = 1; i <= (options.nodes ?? 3); i++) {
+      const port = await pick();
+      const httpPort = await pick();
+      const dataDir = join(dir, `node-${i}`);
+      mkdirSync(dataDir, { recursive: true });
+      servers.push({
+        index: i,
+        port,
+        httpPort,
+        address: `127.0.0.1:${port}`,
+        dataDir,
+        logFile: join(dataDir, 'server.log'),
+        child: null,
+      });
+    }
+    return new TestCluster(dir, servers, options);
+  }
+
+  /** The flags of server `s`. */
+  flags(s: TestServer): string[] {
+    const first = this.servers[0] as TestServer;
+    return [
+      '--port',
+      String(s.port),
+      '--http-port',
+      String(s.httpPort),
+      '--data-dir',
+      s.dataDir,
+      '--fsync',
+      this.options.fsync ?? 'batch',
+      '--partitions',
+      String(this.options.partitions ?? 4),
+      '--replication',
+      String(this.options.replication ?? Math.min(3, this.servers.length)),
+      '--bootstrap-threshold',
+      String(this.servers.length),
+      '--log-level',
+      'info',
+      ...(s.index === first.index ? [] : ['--join', first.address]),
+      ...(this.options.extraFlags ?? []),
+    ];
+  }
+
+  /** Starts server `s` (appending to its log file). */
+  start(s: TestServer): ChildProcess {
+    const fd = openSync(s.logFile, 'a');
+    const child = spawn(
+      process.execPath,
+      ['--conditions=@paxkv/source', '--import', tsx, SERVER_MAIN, ...this.flags(s)],
+      {
+        stdio: ['ignore', fd, fd],
+      },
+    );
+    live.add(child);
+    child.once('exit', () => live.delete(child));
+    s.child = child;
+    return child;
+  }
+
+  /** Starts every server, the bootstrap server first. */
+  startAll(): void {
+    for (const s of this.servers) this.start(s);
+  }
+
+  /** Sends `signal` to server `s` and waits until it exited; resolves with its exit code or signal. */
+  async kill(s: TestServer, signal: NodeJS.Signals = 'SIGKILL'): Promise<string> {
+    const child = s.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return 'not running';
+    const exited = new Promise<string>((r) => child.once('exit', (code, sig) => r(sig ?? `code ${code}`)));
+    child.kill(signal);
+    const result = await exited;
+    s.child = null;
+    return result;
+  }
+
+  /** The tail of a server's log, for failure messages. */
+  log(s: TestServer, lines = 30): string {
+    try {
+      return readFileSync(s.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  /** SIGKILLs whatever still runs and removes the temp dir. */
+  async destroy(): Promise<void> {
+    await Promise.all(this.servers.map((s) => this.kill(s, 'SIGKILL')));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Waits until every partition has a leader, asking every server for its status. */
+  async waitReady(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      const leaders = await this.leaders().catch((e: Error) => {
+        last = e.message;
+        return null;
+      });
+      const partitions = this.options.partitions ?? 4;
+      if (leaders && leaders.size === partitions) return;
+      if (leaders) last = `${leaders.size}/${partitions} partitions have a leader`;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(
+      `cluster not ready after ${timeoutMs} ms (${last}); log of server 1:\n${this.log(this.servers[0] as TestServer)}`,
+    );
+  }
+
+  /** Partition -> node id of the replica that reports itself leader, over the servers that answer. */
+  async leaders(): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    for (const s of this.servers) {
+      if (!s.child) continue;
+      const reply = (await request(s.address, { type: 'status', id: 1 }, 1000).catch(() => null)) as {
+        type: string;
+        status?: { node: number; groups: Array<{ partition: number; leader: number | null; role: string }> };
+      } | null;
+      if (reply?.type !== 'status.ok' || !reply.status) continue;
+      for (const g of reply.status.groups) if (g.role === 'leader') out.set(g.partition, reply.status.node);
+    }
+    return out;
+  }
+
+  /** The server with node id `node` (node ids follow start order: the bootstrap server is 1). */
+  async serverOfNode(node: number): Promise<TestServer> {
+    for (const s of this.servers) {
+      if (!s.child) continue;
+      const reply = (await request(s.address, { type: 'status', id: 2 }, 1000).catch(() => null)) as {
+        type: string;
+        status?: { node: number };
+      } | null;
+      if (reply?.status?.node === node) return s;
+    }
+    throw new Error(`no running server has node id ${node}`);
+  }
+}
+
+/**
+ * Opens a connection, sends `payload` (a message to frame, or raw bytes as they are), and resolves with the
+ * first reply (decoded), or null if the server closed the connection without one. Rejects on timeout.
+ */
+export function request(address: string, payload: unknown, timeoutMs = 2000): Promise<unknown> {
+  const [host, port] = address.split(':') as [string, string];
+  return new Promise((resolveReply, reject) => {
+    const socket = connect({ host, port: Number(port) });
+    const decoder = new FrameDecoder();
+    let done = false;
+    const finish = (fn: () => void) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      fn();
+    };
+    const timer = setTimeout(
+      () => finish(() => reject(new Error(`no reply from ${address} in ${timeoutMs} ms`))),
+      timeoutMs,
+    );
+    socket.on('connect', () => socket.write(payload instanceof Uint8Array ? payload : encodeFrame(payload)));
+    socket.on('data', (chunk: Buffer) => {
+      for (const f of decoder.push(chunk)) {
+        if (f.ok) return finish(() => resolveReply(f.value));
+      }
+      return undefined;
+    });
+    socket.on('error', (e) => finish(() => reject(e)));
+    socket.on('close', () => finish(() => resolveReply(null)));
+  });
+}
+
+/** A persistent framed connection that matches replies to requests by `id` (a minimal client for tests). */
+export class RawClient {
+  private readonly decoder = new FrameDecoder();
+  private readonly waiting = new Map<number, (reply: unknown) => void>();
+  private nextId = 1;
+  private closedFlag = false;
+
+  private constructor(private readonly socket: import('node:net').Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      for (const f of this.decoder.push(chunk)) {
+        if (!f.ok) continue;
+        const id = (f.value as { id?: unknown }).id;
+        if (typeof id === 'number') {
+          this.waiting.get(id)?.(f.value);
+          this.waiting.delete(id);
+        }
+      }
+    });
+    socket.on('close', () => {
+      this.closedFlag = true;
+      for (const w of this.waiting.values()) w(null);
+      this.waiting.clear();
+    });
+    socket.on('error', () => {});
+  }
+
+  /** Connects to `address`. */
+  static connect(address: string): Promise<RawClient> {
+    const [host, port] = address.split(':') as [string, string];
+    return new Promise((resolveClient, reject) => {
+      const socket = connect({ host, port: Number(port) });
+      socket.once('connect', () => resolveClient(new RawClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** True once the server closed the connection. */
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  /** Sends `message` with a fresh id and resolves with the reply (null if the connection closed). */
+  call(message: Record<string, unknown>, timeoutMs = 10_000): Promise<Record<string, unknown> | null> {
+    const id = this.nextId++;
+    return new Promise((resolveReply, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new Error(`no reply to ${String(message.type)} #${id} in ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(id, (reply) => {
+        clearTimeout(timer);
+        resolveReply(reply as Record<string, unknown> | null);
+      });
+      this.socket.write(encodeFrame({ ...message, id }));
+    });
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.socket.destroy();
+  }
+}
