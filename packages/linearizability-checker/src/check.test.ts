@@ -270,3 +270,27 @@ describe('worker threads', () => {
     );
   }, 60_000);
 });
+
+describe('search reductions', () => {
+  it('explores swaps of identical indeterminate writes once, and still finds a violation', () => {
+    // Twelve identical indeterminate writes of 1 and a read of 2: not linearizable, and refuted
+    // without trying the 12! orders of the writes.
+    const specs: OperationSpec[] = [];
+    for (let i = 0; i < 12; i++) specs.push(W(i, i, undefined, 1));
+    specs.push(W(20, 20, 21, 3));
+    specs.push(R(21, 30, 31, 2));
+    const r = checkSync(buildHistory(specs, 'register'));
+    expect(r.verdict).toBe('not-linearizable');
+    expect(r.partitions[0]?.steps).toBeLessThan(2_000);
+  });
+
+  it('linearizes state-preserving ops greedily without losing linearizable histories', () => {
+    // A failed cas observes "value ≠ 1" and must go before the write of 1.
+    const specs: OperationSpec[] = [
+      { process: 0, call: 0, ret: 10, input: { f: 'write', value: 1 }, output: {} },
+      { process: 1, call: 1, ret: 11, input: { f: 'cas', expected: 1, value: 2 }, output: { ok: false } },
+      R(2, 12, 13, 1),
+    ];
+    expect(checkSync(buildHistory(specs, 'cas-register')).verdict).toBe('linearizable');
+  });
+});

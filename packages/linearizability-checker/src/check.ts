@@ -141,7 +141,7 @@ function prepare(history: History, options: CheckOptions): Prepared {
         op.line,
       );
     }
-    if (op.status === 'fail' || (op.output === undefined && model.readOnly?.(op.input) === true)) {
+    if (op.status === 'fail' || (op.output === undefined && model.readOnly?.(op.input, undefined) === true)) {
       dropped.push(op.index);
       continue;
     }

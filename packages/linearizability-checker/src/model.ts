@@ -43,10 +43,17 @@ export interface Model<S = unknown, I = unknown, O = unknown> {
    */
   partition?(input: I): string | undefined;
   /**
-   * True when the operation cannot change the state (a read). An indeterminate read constrains
-   * nothing and is dropped before the search.
+   * True when the operation, answered with `output`, leaves every state in which it is legal
+   * unchanged: a read; a cas answered "failed"; a delete answered "did not exist". Two uses:
+   * - with `output === undefined` (indeterminate), such an operation constrains nothing and is
+   *   dropped before the search;
+   * - during the search, such an operation is linearized as soon as it is legal, and the
+   *   alternatives of placing it later are never tried (moving a state-preserving operation
+   *   earlier, to a point where it is legal, never invalidates a linearization). This prunes most
+   *   of the search on read-heavy histories.
+   * Answer `false` when unsure: that is always correct, only slower.
    */
-  readOnly?(input: I): boolean;
+  readOnly?(input: I, output: O | undefined): boolean;
   /**
    * Returns a message when `input`/`output` are not shaped as this model expects, `undefined` when
    * they are. Called for every operation before checking; a message makes the check fail with a

@@ -79,8 +79,12 @@ describe('cas-register and etcd', () => {
     });
   }
   it('reads are read-only, writes are not', () => {
-    expect(etcdModel.readOnly?.({ f: 'read' })).toBe(true);
-    expect(etcdModel.readOnly?.({ f: 'write', value: 1 })).toBe(false);
+    expect(etcdModel.readOnly?.({ f: 'read' }, undefined)).toBe(true);
+    expect(etcdModel.readOnly?.({ f: 'write', value: 1 }, {})).toBe(false);
+    expect(etcdModel.readOnly?.({ f: 'cas', expected: 1, value: 2 }, { ok: false })).toBe(true);
+    expect(etcdModel.readOnly?.({ f: 'cas', expected: 1, value: 2 }, undefined)).toBe(false);
+    expect(kvModel.readOnly?.({ f: 'delete', key: 'a' }, { existed: false })).toBe(true);
+    expect(kvModel.readOnly?.({ f: 'delete', key: 'a' }, {})).toBe(false);
   });
   it('validates shapes', () => {
     expect(etcdModel.validate?.({ f: 'write' }, {})).toMatch(/scalar/);

@@ -55,7 +55,7 @@ function registerModel(name: string, allowCas: boolean): Model<RegisterValue, Re
       }
     },
     key: (s) => (typeof s === 'number' ? s : JSON.stringify(s)),
-    readOnly: (input) => input.f === 'read',
+    readOnly: (input, output) => input.f === 'read' || (input.f === 'cas' && output?.ok === false),
     validate(input, output) {
       if (!isObject(input)) return 'op must be an object like {"f":"read"}';
       const f = input.f;
@@ -214,7 +214,10 @@ export function createKvModel(options: KvModelOptions = {}): Model<KvState, KvIn
       keys.sort();
       return JSON.stringify(keys.map((k) => [k, s[k]]));
     },
-    readOnly: (input) => input.f === 'get',
+    readOnly: (input, output) =>
+      input.f === 'get' ||
+      (input.f === 'cas' && output?.ok === false) ||
+      (input.f === 'delete' && output?.existed === false),
     validate(input, output) {
       if (!isObject(input)) return 'op must be an object like {"f":"get","key":"k"}';
       if (typeof input.f !== 'string' || !KV_FS.has(input.f)) {

@@ -19,15 +19,18 @@ export interface SearchLimits {
    * append-KV discover a new state at almost every step, where a table would only cost memory).
    */
   maxMemoStates: number;
+  /** Most (state, operation) → state transitions remembered for states past `maxMemoStates`. */
+  maxTransitions: number;
   /** Search steps between two looks at the clock (and calls of `onProgress`). */
   clockCheckInterval: number;
 }
 
-/** Defaults: no deadline, 20 M cache entries, 1,024 memoized states, clock checked every 16,384 steps. */
+/** Defaults: no deadline, 20 M cache entries, 1,024 memoized states plus 8 M more transitions, clock checked every 16,384 steps. */
 export const DEFAULT_SEARCH_LIMITS: SearchLimits = {
   deadline: Number.POSITIVE_INFINITY,
   maxCacheEntries: 20_000_000,
   maxMemoStates: 1024,
+  maxTransitions: 8_000_000,
   clockCheckInterval: 16_384,
 };
 
@@ -59,17 +62,27 @@ export type SearchOutcome =
       readonly steps: number;
     };
 
+/** Transitions computed before deciding whether the transition map pays (1 hit in 8 needed). */
+const TRANSITION_PROBE = 32_768;
+
 /** Interns model states as small integers and memoizes transitions per (state, operation). */
 class StateSpace<S> {
   readonly states: S[] = [];
   private readonly byKey = new Map<string | number, number | number[]>();
   private readonly rows: (Int32Array | undefined)[] = [];
+  private readonly transitions: TransitionMap;
+  private transitionsUseful = true;
+  private transitionHits = 0;
+  private transitionMisses = 0;
 
   constructor(
     private readonly model: Model<S, unknown, unknown>,
     private readonly ops: readonly Operation[],
     private readonly maxMemoStates: number,
-  ) {}
+    maxTransitions: number,
+  ) {
+    this.transitions = new TransitionMap(maxTransitions);
+  }
 
   intern(state: S): number {
     const m = this.model;
@@ -103,12 +116,93 @@ class StateSpace<S> {
     if (row !== undefined) {
       const cached = row[op] as number;
       if (cached !== -2) return cached;
+      const next = this.compute(s, op);
+      row[op] = next;
+      return next;
     }
+    // States past the table: a hash map of (state, op) → next, as long as it gets hits (models
+    // such as append-KV reach each state once, and the map would only cost time).
+    if (!this.transitionsUseful) return this.compute(s, op);
+    const found = this.transitions.get(s, op);
+    if (found !== -2) {
+      this.transitionHits++;
+      return found;
+    }
+    const next = this.compute(s, op);
+    this.transitions.set(s, op, next);
+    if (++this.transitionMisses === TRANSITION_PROBE && this.transitionHits * 8 < TRANSITION_PROBE) {
+      this.transitionsUseful = false;
+    }
+    return next;
+  }
+
+  private compute(s: number, op: number): number {
     const o = this.ops[op] as Operation;
     const r = this.model.step(this.states[s] as S, o.input, o.output);
-    const next = r.ok ? this.intern(r.state) : -1;
-    if (row !== undefined) row[op] = next;
-    return next;
+    return r.ok ? this.intern(r.state) : -1;
+  }
+}
+
+/** Open-addressing map from (state, op) pairs to next states, in typed arrays; stops growing at a cap. */
+class TransitionMap {
+  private keysS: Int32Array;
+  private keysOp: Int32Array;
+  private vals: Int32Array;
+  private mask: number;
+  private size = 0;
+
+  constructor(private readonly maxEntries: number) {
+    const cap = 1 << 12;
+    this.keysS = new Int32Array(cap).fill(-1);
+    this.keysOp = new Int32Array(cap);
+    this.vals = new Int32Array(cap);
+    this.mask = cap - 1;
+  }
+
+  private slot(s: number, op: number): number {
+    return (Math.imul(s, 0x9e3779b1) ^ Math.imul(op + 1, 0x85ebca6b)) >>> 0;
+  }
+
+  /** The cached next state, or -2 when not cached. */
+  get(s: number, op: number): number {
+    let i = this.slot(s, op) & this.mask;
+    for (;;) {
+      const k = this.keysS[i] as number;
+      if (k === -1) return -2;
+      if (k === s && this.keysOp[i] === op) return this.vals[i] as number;
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  set(s: number, op: number, next: number): void {
+    if (this.size >= this.maxEntries) return;
+    if ((this.size + 1) * 2 > this.keysS.length) this.grow();
+    let i = this.slot(s, op) & this.mask;
+    while (this.keysS[i] !== -1) i = (i + 1) & this.mask;
+    this.keysS[i] = s;
+    this.keysOp[i] = op;
+    this.vals[i] = next;
+    this.size++;
+  }
+
+  private grow(): void {
+    const oldS = this.keysS;
+    const oldOp = this.keysOp;
+    const oldV = this.vals;
+    const cap = oldS.length * 2;
+    this.keysS = new Int32Array(cap).fill(-1);
+    this.keysOp = new Int32Array(cap);
+    this.vals = new Int32Array(cap);
+    this.mask = cap - 1;
+    for (let j = 0; j < oldS.length; j++) {
+      const s = oldS[j] as number;
+      if (s === -1) continue;
+      let i = this.slot(s, oldOp[j] as number) & this.mask;
+      while (this.keysS[i] !== -1) i = (i + 1) & this.mask;
+      this.keysS[i] = s;
+      this.keysOp[i] = oldOp[j] as number;
+      this.vals[i] = oldV[j] as number;
+    }
   }
 }
 
@@ -222,6 +316,14 @@ export class PartitionSearch<S> {
   private readonly stackOp: Int32Array;
   private readonly stackState: Int32Array;
   private readonly best: Int32Array;
+  /** 1 for operations that leave every state where they are legal unchanged (linearized greedily). */
+  private readonly greedy: Uint8Array;
+  /**
+   * For each op, an identical op (same input and output) that may always take its place (called no
+   * later, returning no later), or -1. An op is only tried once its twin is linearized: orderings
+   * that differ by swapping identical ops are explored once.
+   */
+  private readonly twin: Int32Array;
   private bestLen = 0;
   private sp = 0;
   private hash = 0;
@@ -266,7 +368,7 @@ export class PartitionSearch<S> {
       this.prev[e] = last;
       last = e;
     }
-    this.space = new StateSpace(model, ops, this.lim.maxMemoStates);
+    this.space = new StateSpace(model, ops, this.lim.maxMemoStates, this.lim.maxTransitions);
     const words = (n + 31) >>> 5;
     this.bits = new Uint32Array(words);
     this.z = zobrist(n);
@@ -274,6 +376,25 @@ export class PartitionSearch<S> {
     this.stackOp = new Int32Array(n);
     this.stackState = new Int32Array(n);
     this.best = new Int32Array(n);
+    this.greedy = new Uint8Array(n);
+    if (model.readOnly) {
+      for (let i = 0; i < n; i++) {
+        const o = ops[i] as Operation;
+        this.greedy[i] = model.readOnly(o.input, o.output) ? 1 : 0;
+      }
+    }
+    this.twin = new Int32Array(n).fill(-1);
+    const lastOf = new Map<string, number>();
+    const byCall = Array.from({ length: n }, (_, i) => i).sort(
+      (a, b) => (ops[a] as Operation).call - (ops[b] as Operation).call || a - b,
+    );
+    for (const i of byCall) {
+      const o = ops[i] as Operation;
+      const id = `${JSON.stringify(o.input)}\u0000${o.output === undefined ? '?' : JSON.stringify(o.output)}`;
+      const prevTwin = lastOf.get(id);
+      if (prevTwin !== undefined && (ops[prevTwin] as Operation).ret <= o.ret) this.twin[i] = prevTwin;
+      lastOf.set(id, i);
+    }
     this.state = this.space.intern(model.init());
     this.e = this.next[H] as number;
     if (n === 0) this.outcome = { verdict: 'linearizable', linearization: [], steps: 0 };
@@ -304,7 +425,7 @@ export class PartitionSearch<S> {
     if (this.outcome !== undefined) return this.outcome;
     const n = this.n;
     const H = 2 * n;
-    const { next, prev, bits, z, cache, stackOp, stackState, space, lim } = this;
+    const { next, prev, bits, z, cache, stackOp, stackState, space, lim, greedy, twin } = this;
     let { sp, hash, state, e, steps } = this;
     const stopAt = steps + maxSteps;
     let untilClock = lim.clockCheckInterval;
@@ -329,6 +450,11 @@ export class PartitionSearch<S> {
       if (steps >= stopAt) break;
       steps++;
       if (e < n) {
+        const t = twin[e] as number;
+        if (t >= 0 && ((bits[t >>> 5] as number) & (1 << (t & 31))) === 0) {
+          e = next[e] as number;
+          continue;
+        }
         const ns = space.step(state, e);
         if (ns >= 0) {
           const w = e >>> 5;
@@ -365,7 +491,31 @@ export class PartitionSearch<S> {
           e = next[e] as number;
         }
       } else {
-        if (sp === 0) {
+        // Backtrack. Popping a greedily linearized (state-preserving) op means its configuration
+        // failed, and so did every alternative ordering of it: keep popping to the previous choice.
+        let op = -1;
+        for (;;) {
+          if (sp === 0) break;
+          sp--;
+          op = stackOp[sp] as number;
+          state = stackState[sp] as number;
+          const w = op >>> 5;
+          bits[w] = (bits[w] as number) & ~(1 << (op & 31));
+          hash ^= z[op] as number;
+          // unlift: put the return back, then the call
+          const r = op + n;
+          let p = prev[r] as number;
+          let q = next[r] as number;
+          next[p] = r;
+          if (q !== -1) prev[q] = r;
+          p = prev[op] as number;
+          q = next[op] as number;
+          next[p] = op;
+          if (q !== -1) prev[q] = op;
+          if (greedy[op] === 0) break;
+          op = -1;
+        }
+        if (op === -1) {
           const prefix = Array.from(this.best.subarray(0, this.bestLen));
           out = {
             verdict: 'not-linearizable',
@@ -375,22 +525,6 @@ export class PartitionSearch<S> {
           };
           break;
         }
-        sp--;
-        const op = stackOp[sp] as number;
-        state = stackState[sp] as number;
-        const w = op >>> 5;
-        bits[w] = (bits[w] as number) & ~(1 << (op & 31));
-        hash ^= z[op] as number;
-        // unlift: put the return back, then the call
-        const r = op + n;
-        let p = prev[r] as number;
-        let q = next[r] as number;
-        next[p] = r;
-        if (q !== -1) prev[q] = r;
-        p = prev[op] as number;
-        q = next[op] as number;
-        next[p] = op;
-        if (q !== -1) prev[q] = op;
         e = next[op] as number;
       }
     }
