@@ -31,8 +31,13 @@ export class BallotLeaderElection {
   ballot: Ballot;
   /** The elected leader ballot, if any. */
   leader: Ballot | undefined = undefined;
-  /** Whether this replica heard a majority in its last completed round. */
-  quorumConnected = false;
+  /**
+   * Whether this replica heard a majority in its last completed round. It starts `true` so that, at
+   * start-up, replies of the first round already name everyone as a candidate and every replica
+   * elects the same (highest) ballot instead of itself; a replica that is in fact cut off loses the
+   * flag at the end of its first round.
+   */
+  quorumConnected = true;
   private round = 0;
   private ticksInRound = 0;
   private ticksSinceLeaderSeen = 0;

@@ -699,6 +699,9 @@ export class SequencePaxos<T> {
   private leaderHandlePrepareReq(from: NodeId, msg: PrepareReq): void {
     const ls = this.leaderState!;
     if (compareBallots(msg.n, ls.n) > 0) return;
+    // A Prepare is already on its way (e.g. both sides saw the same reconnect): don't send another.
+    const sentAt = ls.prepareSent.get(from);
+    if (sentAt !== undefined && this.now - sentAt < this.config.resendTicks) return;
     this.sendPrepare(ls, from);
   }
 

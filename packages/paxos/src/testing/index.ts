@@ -10,6 +10,7 @@
  * @packageDocumentation
  */
 export { CheckedStorage, InvariantViolation } from './checked-storage.js';
+export { formatMessage, InteractionDriver } from './interaction.js';
 export { Nemesis, type NemesisOptions, type NemesisStats } from './nemesis.js';
 export {
   FNV_OFFSET,
@@ -20,7 +21,14 @@ export {
   type PaxosClusterOptions,
 } from './paxos-cluster.js';
 export { Rng } from './rng.js';
-export { runSeed, type SeedRunOptions, type SeedRunResult } from './run-seed.js';
+export {
+  runPartitionScenario,
+  runSeed,
+  type ScenarioRunOptions,
+  type ScenarioRunResult,
+  type SeedRunOptions,
+  type SeedRunResult,
+} from './run-seed.js';
 export {
   buildScenario,
   type Connectivity,

@@ -198,10 +198,9 @@ export class Simulator<M> {
       this.nodes.set(pid, undefined);
     }
     this.guard(() => {
-      for (const pid of this.nodeIds) {
-        this.nodes.set(pid, opts.factory(pid, 0));
-        this.flush(pid);
-      }
+      // Build every node before sending anything, so start-up messages find their targets.
+      for (const pid of this.nodeIds) this.nodes.set(pid, opts.factory(pid, 0));
+      for (const pid of this.nodeIds) this.flush(pid);
     });
   }
 
