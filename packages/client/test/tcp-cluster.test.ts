@@ -28,7 +28,7 @@ afterAll(async () => {
 function client(history?: string): PaxkvClient {
   const c = createClient({
     servers: [tcp.cluster.addresses.get(3)!],
-    attemptTimeoutMs: 300,
+    attemptTimeoutMs: 150,
     requestTimeoutMs: 8000,
     backoff: { initialDelayMs: 5, maxDelayMs: 50 },
     tableRefreshIntervalMs: 20,
@@ -59,6 +59,8 @@ describe('client over TCP against a 3-server fake cluster', () => {
     expect(a.table?.nodes).toHaveLength(3);
 
     const keys = ['c0', 'c1', 'c2', 'c3', 'c4', 'c5'];
+    // At least one lost reply for sure: the leader of c0's group applies and does not answer.
+    cluster.fault(cluster.leaders.get(cluster.partitionOf('c0'))!).dropReplies = 1;
     let stop = false;
     const chaos = (async () => {
       let round = 0;
@@ -80,7 +82,7 @@ describe('client over TCP against a 3-server fake cluster', () => {
       for (const id of cluster.ids) Object.assign(cluster.fault(id), { dropReplies: 0, delayMs: 0 });
     })();
 
-    const perClient = 15;
+    const perClient = 10;
     const work = async (c: PaxkvClient, offset: number) => {
       let done = 0;
       for (let i = 0; i < perClient; i++) {
@@ -91,15 +93,21 @@ describe('client over TCP against a 3-server fake cluster', () => {
       }
       return done;
     };
-    const [doneA, doneB] = await Promise.all([work(a, 0), work(b, 1)]);
-    stop = true;
-    await chaos;
+    let doneA = 0;
+    let doneB = 0;
+    try {
+      [doneA, doneB] = await Promise.all([work(a, 0), work(b, 1)]);
+    } finally {
+      stop = true;
+      await chaos;
+    }
 
     let total = 0;
     for (const k of keys) total += Number(await a.get(k));
     expect(total).toBe(doneA + doneB);
     for (const n of cluster.applied.values()) expect(n).toBe(1);
-    // The chaos did cause retries and redirects.
+    // The chaos did cause retries (after lost replies) and redirects (leaders off the preferred replica).
+    expect(a.stats.attemptTimeouts + b.stats.attemptTimeouts).toBeGreaterThan(0);
     expect(a.stats.retries + b.stats.retries).toBeGreaterThan(0);
     expect(a.stats.redirects + b.stats.redirects).toBeGreaterThan(0);
 
