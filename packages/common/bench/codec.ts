@@ -2,7 +2,14 @@
 // msgpackr and JSON; plus the cost of validating the message with its zod schema and of routing.
 // Run: pnpm --filter @paxkv/common bench   (or tsx --conditions=@paxkv/source bench/codec.ts)
 import { Packr, Unpackr } from 'msgpackr';
-import { encodeFrame, FrameDecoder, msgpackCodec, parseClientRequest, partitionOf } from '../src/index.js';
+import {
+  encodeFrame,
+  FrameDecoder,
+  msgpackCodec,
+  parseClientRequest,
+  parsePeerMessage,
+  partitionOf,
+} from '../src/index.js';
 import { fmt, opsPerSecond } from './util.js';
 
 const message = {
@@ -102,6 +109,22 @@ results.push([
     for (let i = 0; i < n; i++) sink += parseClientRequest(message).ok ? 1 : 0;
   }),
 ]);
+
+// 7b. The peer hot path: a paxos envelope (its payload is left to the paxos package).
+{
+  const envelope = {
+    type: 'paxos',
+    partition: 3,
+    from: 2,
+    msg: { kind: 'Accept', n: { round: 7, pid: 2 }, entries: [message.op], decidedIdx: 41 },
+  };
+  results.push([
+    'parsePeerMessage (paxos envelope)',
+    opsPerSecond((n) => {
+      for (let i = 0; i < n; i++) sink += parsePeerMessage(envelope).ok ? 1 : 0;
+    }),
+  ]);
+}
 
 // 8. Routing.
 results.push([

@@ -42,6 +42,22 @@ export interface FramedConnectionDeps {
   readonly logger?: Logger;
 }
 
+/** Counters of one connection since it opened (for metrics and logs). */
+export interface ConnectionStats {
+  /** Frames queued for sending. */
+  framesOut: number;
+  /** Bytes queued for sending, headers included. */
+  bytesOut: number;
+  /** Frames received and decoded (valid msgpack). */
+  framesIn: number;
+  /** Bytes received. */
+  bytesIn: number;
+  /** Sends refused or writes rejected because of backpressure. */
+  refused: number;
+  /** Protocol errors reported (bad payloads, oversized or truncated frames). */
+  protocolErrors: number;
+}
+
 interface PendingWrite {
   readonly frame: Uint8Array;
   readonly resolve: () => void;
@@ -70,6 +86,14 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private readonly logger: Logger | undefined;
   private readonly pending: PendingWrite[] = [];
   private pressured = false;
+  private readonly counters: ConnectionStats = {
+    framesOut: 0,
+    bytesOut: 0,
+    framesIn: 0,
+    bytesIn: 0,
+    refused: 0,
+    protocolErrors: 0,
+  };
   private corked = false;
   private closed = false;
   private closeReason: PaxkvError | undefined;
@@ -125,6 +149,11 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     return !this.closed;
   }
 
+  /** A snapshot of the connection's counters. */
+  get stats(): Readonly<ConnectionStats> {
+    return { ...this.counters };
+  }
+
   /** Bytes queued for sending and not yet handed to the kernel. */
   get bufferedBytes(): number {
     return this.socket.writableLength;
@@ -152,6 +181,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
       return true;
     }
     this.pressured = true;
+    this.counters.refused++;
     if (this.config.onBackpressure === 'disconnect') {
       this.destroy(
         new BackpressureError({
@@ -183,6 +213,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
       return Promise.resolve();
     }
     if (this.pending.length >= this.config.maxPendingWrites) {
+      this.counters.refused++;
       return Promise.reject(
         new BackpressureError({
           bufferedBytes: this.bufferedBytes,
@@ -196,6 +227,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
       entry.timer = setTimeout(() => {
         const i = this.pending.indexOf(entry);
         if (i >= 0) this.pending.splice(i, 1);
+        this.counters.refused++;
         reject(
           new BackpressureError({
             bufferedBytes: this.bufferedBytes,
@@ -247,6 +279,8 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
       this.socket.cork();
       process.nextTick(this.uncork);
     }
+    this.counters.framesOut++;
+    this.counters.bytesOut += frame.length;
     this.socket.write(frame, this.onFlushed);
   }
 
@@ -274,12 +308,15 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   };
 
   private onData(chunk: Buffer): void {
+    this.counters.bytesIn += chunk.length;
     for (const r of this.decoder.push(chunk)) {
       if (this.closed || this.socket.destroyed) return;
       if (r.ok) {
+        this.counters.framesIn++;
         this.safeEmit('message', r.value);
         continue;
       }
+      this.counters.protocolErrors++;
       this.safeEmit('protocolError', r.error);
       if (r.error instanceof FrameTooLargeError) this.rejectOversized(r.error);
     }
@@ -306,6 +343,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     const truncated = this.decoder.end();
     if (truncated) {
       this.closeReason ??= truncated;
+      this.counters.protocolErrors++;
       this.safeEmit('protocolError', truncated);
     }
   }

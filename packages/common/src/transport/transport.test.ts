@@ -293,6 +293,9 @@ describe('TransportServer + ReconnectingConnection on loopback', () => {
     s.write(framePayload(Uint8Array.of(0xa1, 0x78))); // "x"
     await until(() => got.length > 0);
     expect(errors).toEqual(['DECODE_FAILED', 'DECODE_FAILED']);
+    const stats = [...server.connections][0]!.stats;
+    expect(stats).toMatchObject({ framesIn: 1, framesOut: 1, protocolErrors: 2, refused: 0 });
+    expect(stats.bytesIn).toBe(5 + 6 + 6);
     const { decodeFrames } = await import('../codec/framing.js');
     expect(decodeFrames(Buffer.concat(got))).toEqual([{ ok: true, value: { echo: 'x' } }]);
   });
