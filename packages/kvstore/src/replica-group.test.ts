@@ -146,4 +146,41 @@ describe('ReplicaGroup', () => {
     expect(leader.sessionOf('bulk')?.seq).toBe(45);
     expect(leader.keyCount).toBe(15);
   });
+
+  it('drops malformed peer messages without crashing or persisting them', async () => {
+    const c = new GroupCluster({ seed: 8 });
+    const leader = await elect(c);
+    const follower = c.ids.find((p) => p !== leader.pid)!;
+    const g = c.group(follower)!;
+    const before = g.logLength;
+    const junk: unknown[] = [
+      null,
+      42,
+      { type: 'Accept' },
+      {
+        type: 'Accept',
+        n: { n: 99, pid: leader.pid },
+        start: before,
+        entries: [{ nope: true }],
+        decidedIndex: 0,
+      },
+      { type: 'Forward', entries: [{ id: 1, op: { op: 'put', key: 'k' } }] },
+      {
+        type: 'AcceptSync',
+        n: { n: 99, pid: leader.pid },
+        syncIndex: 5,
+        entries: [],
+        snapshot: { index: 5, data: new Uint8Array([1, 2, 3]) },
+        decidedIndex: 5,
+      },
+      { type: 'NoSuchType' },
+    ];
+    for (const m of junk) g.handle(leader.pid, m as never);
+    await c.runUntil(() => false, 20);
+    expect(g.failure).toBeUndefined();
+    expect(g.logLength).toBe(before);
+    expect(await call(c, leader.pid, { op: 'put', key: 'k', value: 'v' })).toMatchObject({
+      result: { created: true },
+    });
+  });
 });

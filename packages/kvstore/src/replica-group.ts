@@ -20,6 +20,7 @@ import {
 } from '@paxkv/common';
 import {
   type DecidedItem,
+  isPaxosMessage,
   type NodeId,
   OverloadedError,
   type PaxosConfig,
@@ -166,6 +167,14 @@ interface Outputs {
   readonly out: { to: NodeId; message: PaxosMessage<KvCommand> }[];
   readonly decided: DecidedItem<KvCommand>[];
   readonly reads: ReadResult[];
+}
+
+/** Whether every log entry a paxos message carries is a well-formed {@link KvCommand}. */
+function carriesOnlyCommands(m: PaxosMessage<unknown>): boolean {
+  const entries =
+    (m as { entries?: unknown; suffix?: unknown }).entries ?? (m as { suffix?: unknown }).suffix;
+  if (entries === undefined) return true;
+  return Array.isArray(entries) && entries.every(isKvCommand);
 }
 
 function randomNonce(): string {
@@ -316,12 +325,27 @@ export class ReplicaGroup {
   /** A peer message arrived. Messages that are malformed for the current state are ignored by the core. */
   handle(from: NodeId, message: PaxosMessage<KvCommand>): void {
     if (this.fatal || this.closed) return;
+    if (!isPaxosMessage(message) || !carriesOnlyCommands(message) || !this.carriesValidSnapshot(message)) {
+      // Never let a malformed entry reach the log: it would be persisted and replicated.
+      this.logger.warn({ partition: this.partition, from }, 'malformed paxos message dropped');
+      return;
+    }
     try {
       this.paxos.handle(from, message);
     } catch (e) {
       this.logger.warn({ partition: this.partition, from, err: String(e) }, 'paxos message rejected');
     }
     this.schedule();
+  }
+
+  /** A snapshot carried by a message must decode to a state at its index, or the message is dropped. */
+  private carriesValidSnapshot(m: PaxosMessage<unknown>): boolean {
+    const snap = (m as { snapshot?: unknown }).snapshot;
+    if (snap === undefined || snap === null) return true;
+    const { index, data } = snap as { index?: unknown; data?: unknown };
+    if (!(data instanceof Uint8Array) || !Number.isSafeInteger(index)) return false;
+    const restored = KvStateMachine.fromSnapshot(data, this.config.stateMachine);
+    return !(restored instanceof Error) && restored.appliedIndex === index;
   }
 
   /** One unit of time passed (the server calls it on a fixed interval). Expires timed-out requests. */

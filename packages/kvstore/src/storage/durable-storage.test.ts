@@ -172,6 +172,33 @@ describe('DurableStorage', () => {
     expect(again.getSnapshot()?.data).toEqual(new Uint8Array([1, 2, 3]));
   });
 
+  it('writes the accepted round and the log that follows it as one record (a crash keeps both or neither)', async () => {
+    const disk = new SimDisk({ autoSync: false });
+    const s = await openOn(disk);
+    s.setPromise({ n: 1, pid: 1 });
+    s.setAcceptedRound({ n: 1, pid: 1 });
+    s.appendEntries([{ v: 'old-1' }, { v: 'old-2' }]);
+    await settle(disk, s.flush());
+    // A new leader's sync: new accepted round, then the log is replaced. Crash before any flush completes,
+    // tearing the unsynced bytes anywhere.
+    for (let seed = 1; seed <= 40; seed++) {
+      const d = new SimDisk({ autoSync: false });
+      for (const p of disk.paths()) d.setBytes(p, disk.bytes(p)!);
+      const t = await openOn(d);
+      t.setPromise({ n: 2, pid: 2 });
+      t.setAcceptedRound({ n: 2, pid: 2 });
+      t.appendOnPrefix(0, [{ v: 'new-1' }]);
+      void t.flush();
+      await Promise.resolve();
+      d.crash({ tear: rng(seed).next });
+      const r = await openOn(d);
+      const accepted = r.getAcceptedRound().n;
+      const log = r.getEntries(0, r.getLogLength()).map((e) => e.v);
+      if (accepted === 2) expect(log).toEqual(['new-1']);
+      else expect(log).toEqual(['old-1', 'old-2']);
+    }
+  });
+
   it('refuses to open on a corrupt snapshot file instead of serving wrong data', async () => {
     const disk = new SimDisk();
     const s = await openOn(disk);

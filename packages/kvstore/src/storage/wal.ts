@@ -282,7 +282,10 @@ export class WriteAheadLog {
         `write-ahead log recovery dropped ${droppedBytes} bytes after ${records.length} valid records (${firstInvalid.reason} in ${firstInvalid.segment} at offset ${firstInvalid.offset})`,
       );
     } else {
-      logger.info({ dir, ...recovery }, `write-ahead log recovered ${records.length} records`);
+      logger.info(
+        { dir, fsync: opts.fsync ?? DEFAULT_WAL_OPTIONS.fsync, ...recovery },
+        `write-ahead log recovered ${records.length} records (fsync=${opts.fsync ?? DEFAULT_WAL_OPTIONS.fsync})`,
+      );
     }
     let file: AppendFile;
     let segSeq: number;

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { type GroupSimulationOptions, simulateGroup } from './group-simulation.js';
 
 /** Seeds per run; raise it for a soak (`PAXKV_SIM_SEEDS=5000`). */
-const SEEDS = Number(process.env.PAXKV_SIM_SEEDS ?? 120);
+const SEEDS = Number(process.env.PAXKV_SIM_SEEDS ?? 300);
 const FIRST_SEED = Number(process.env.PAXKV_SIM_FIRST_SEED ?? 1);
 const OUT_DIR = join(tmpdir(), 'paxkv-kvstore-sim');
 
