@@ -97,6 +97,16 @@ describe('framing', () => {
     );
   });
 
+  it('encodeFrame (header reserved in place) equals framePayload(encode(v))', () => {
+    const plainCodec = { encode: msgpackCodec.encode, decode: msgpackCodec.decode };
+    fc.assert(
+      fc.property(message, (m) => {
+        expect([...encodeFrame(m)]).toEqual([...framePayload(msgpackCodec.encode(m))]);
+        expect([...encodeFrame(m, { codec: plainCodec })]).toEqual([...encodeFrame(m)]);
+      }),
+    );
+  });
+
   it('byte-at-a-time feeding yields the same frames as one big chunk', () => {
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 6 }), (payloads) => {

@@ -71,7 +71,13 @@ export function framePayload(
  */
 export function encodeFrame(value: unknown, options: FramingOptions = {}): Uint8Array {
   const max = maxFrameOf(options);
-  return framePayload((options.codec ?? msgpackCodec).encode(value), max);
+  const codec = options.codec ?? msgpackCodec;
+  if (!codec.encodeWithHeader) return framePayload(codec.encode(value), max);
+  const frame = codec.encodeWithHeader(value, FRAME_HEADER_BYTES);
+  const size = frame.length - FRAME_HEADER_BYTES;
+  if (size > max) throw new FrameTooLargeError({ size, maxBytes: max });
+  new DataView(frame.buffer, frame.byteOffset, FRAME_HEADER_BYTES).setUint32(0, size, false);
+  return frame;
 }
 
 /** One frame's outcome from a streaming decoder. */

@@ -3,7 +3,7 @@
  * implementation can read and write the protocol).
  * @module
  */
-import { C1, Packr, Unpackr } from 'msgpackr';
+import { C1, Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
 import { DecodeError, EncodeError } from '../errors.js';
 
 /** Outcome of a decode: the value, or a typed error. Decoding never throws. */
@@ -18,6 +18,12 @@ export interface Codec {
    * @throws {@link EncodeError} if the value holds something msgpack cannot carry.
    */
   encode(value: unknown): Uint8Array;
+  /**
+   * Optional fast path for framing: encodes `value` after `headerBytes` (<= 255) reserved bytes at
+   * the start of the returned buffer, which the caller fills in, saving a copy.
+   * @throws {@link EncodeError} like {@link Codec.encode}.
+   */
+  encodeWithHeader?(value: unknown, headerBytes: number): Uint8Array;
   /** Decodes exactly one value from `bytes` (trailing bytes are an error). Never throws. */
   decode(bytes: Uint8Array): DecodeResult;
 }
@@ -52,6 +58,13 @@ export function createMsgpackCodec(options: MsgpackCodecOptions = {}): Codec {
     encode(value: unknown): Uint8Array {
       try {
         return packr.pack(value);
+      } catch (e) {
+        throw new EncodeError({ reason: reason(e) }, { cause: e });
+      }
+    },
+    encodeWithHeader(value: unknown, headerBytes: number): Uint8Array {
+      try {
+        return packr.pack(value, RESERVE_START_SPACE | (headerBytes & 0xff));
       } catch (e) {
         throw new EncodeError({ reason: reason(e) }, { cause: e });
       }
