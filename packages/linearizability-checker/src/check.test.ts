@@ -2,9 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { check, checkSync } from './check.js';
 import { InvalidOperationError } from './errors.js';
-import { buildHistory, type OperationSpec } from './history.js';
+import { buildHistory, type Operation, type OperationSpec } from './history.js';
 import { defineModel } from './model.js';
-import { createKvModel, type KvInput, type KvOutput, kvModel } from './models.js';
+import { createKvModel, getBuiltinModel, type KvInput, type KvOutput, kvModel } from './models.js';
 import { searchPartition } from './search.js';
 
 const W = (process: number, call: number, ret: number | undefined, value: number): OperationSpec => ({
@@ -292,5 +292,67 @@ describe('search reductions', () => {
       R(2, 12, 13, 1),
     ];
     expect(checkSync(buildHistory(specs, 'cas-register')).verdict).toBe('linearizable');
+  });
+});
+
+describe('property: agrees with a brute-force checker on tiny cas-register histories', () => {
+  // Values from a tiny domain make identical operations (twins) and state-preserving ones common,
+  // which is where the search's reductions act.
+  const op = fc.record({
+    f: fc.constantFrom('read', 'write', 'cas'),
+    a: fc.nat(2),
+    b: fc.nat(2),
+    ok: fc.boolean(),
+    call: fc.nat(20),
+    len: fc.nat(12),
+    indeterminate: fc.nat(4),
+  });
+  const casModel = getBuiltinModel('cas-register');
+
+  function brute(ops: Operation[]): boolean {
+    const n = ops.length;
+    const used = new Array<boolean>(n).fill(false);
+    const go = (state: unknown, done: number): boolean => {
+      if (done === n) return true;
+      let minRet = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < n; i++) if (!used[i]) minRet = Math.min(minRet, (ops[i] as Operation).ret);
+      for (let i = 0; i < n; i++) {
+        const o = ops[i] as Operation;
+        if (used[i] || o.call > minRet) continue;
+        const r = casModel.step(state as never, o.input as never, o.output as never);
+        if (!r.ok) continue;
+        used[i] = true;
+        if (go(r.state, done + 1)) return true;
+        used[i] = false;
+      }
+      return false;
+    };
+    return go(casModel.init(), 0);
+  }
+
+  it('gives the same verdict', () => {
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 7 }), (gen) => {
+        const specs: OperationSpec[] = gen.map((g, i) => {
+          const input =
+            g.f === 'read'
+              ? { f: 'read' }
+              : g.f === 'write'
+                ? { f: 'write', value: g.a }
+                : { f: 'cas', expected: g.a, value: g.b };
+          const output =
+            g.f === 'read' ? { value: g.b === 2 ? null : g.b } : g.f === 'cas' ? { ok: g.ok } : {};
+          if (g.indeterminate === 0 && g.f !== 'read') return { process: i, call: g.call, input };
+          return { process: i, call: g.call, ret: g.call + g.len, input, output };
+        });
+        const h = buildHistory(specs, 'cas-register');
+        const kept = h.operations.filter(
+          (o) => !(o.output === undefined && (o.input as { f: string }).f === 'read'),
+        );
+        const expected = brute(kept) ? 'linearizable' : 'not-linearizable';
+        expect(checkSync(h).verdict).toBe(expected);
+      }),
+      { numRuns: 2_000 },
+    );
   });
 });
