@@ -64,6 +64,7 @@ export interface SubmitOptions {
 
 /** The answer to a submitted operation. */
 export interface SubmitResult {
+  /** The operation's result (for a retried session write: the result of its first application). */
   readonly result: KvResult;
   /** True for a `stale` read (served without confirming it saw the latest writes). */
   readonly stale: boolean;
@@ -136,12 +137,15 @@ export interface ReplicaGroupOptions {
   readonly onApplied?: (index: number, command: unknown, outcome: ApplyOutcome) => void;
   /** Unique per incarnation of this replica (default: random); makes proposal ids unique across restarts. */
   readonly nonce?: string;
+  /** Where warnings (dropped messages, failures, WAL recovery) go; a pino logger fits. Default: silent. */
   readonly logger?: StorageLogger;
+  /** Overrides of {@link DEFAULT_REPLICA_GROUP_CONFIG}. */
   readonly config?: Partial<ReplicaGroupConfig>;
 }
 
 /** Options of {@link ReplicaGroup.open}: the group options minus storage, plus where the storage lives. */
 export interface OpenReplicaGroupOptions extends Omit<ReplicaGroupOptions, 'storage'> {
+  /** The file port (`NodeDisk` in production). */
   readonly disk: Disk;
   /** Directory of this group's WAL and snapshots. */
   readonly dir: string;

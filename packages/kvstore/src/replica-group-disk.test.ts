@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { ReplicaGroup } from './replica-group.js';
+import type { AppendFile, Disk } from './storage/disk.js';
+import { SimDisk } from './storage/sim-disk.js';
+
+/** A disk whose fsyncs start failing (EIO) once `failing` is set. */
+class FailingDisk extends SimDisk {
+  failing = false;
+  override async openAppend(path: string): Promise<AppendFile> {
+    const f = await super.openAppend(path);
+    return {
+      get size() {
+        return f.size;
+      },
+      write: (d) => f.write(d),
+      sync: () =>
+        this.failing ? Promise.reject(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' })) : f.sync(),
+      close: () => f.close(),
+    };
+  }
+}
+
+async function until(pred: () => boolean, group: ReplicaGroup, max = 200): Promise<void> {
+  for (let i = 0; i < max && !pred(); i++) {
+    group.tick();
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe('ReplicaGroup on a single replica', () => {
+  it('serves writes and reads alone, and survives a restart', async () => {
+    const disk: Disk = new SimDisk();
+    const open = () =>
+      ReplicaGroup.open({ partition: 3, pid: 1, peers: [], disk, dir: '/d', send: () => {}, nonce: 'x' });
+    let g = await open();
+    await until(() => g.role === 'leader' && g.phase === 'accept', g);
+    const put = g.submit(
+      { op: 'put', key: 'k', value: new Uint8Array([1, 2]) },
+      { session: { client: 'c', seq: 1 } },
+    );
+    await until(() => g.appliedIndex > 0, g);
+    expect(await put).toEqual({ result: { op: 'put', created: true }, stale: false });
+    const get = g.submit({ op: 'get', key: 'k' });
+    await until(() => g.pendingRequests === 0, g);
+    expect(await get).toEqual({ result: { op: 'get', value: new Uint8Array([1, 2]) }, stale: false });
+    await g.close();
+    g = await open();
+    await until(() => g.appliedIndex > 0, g);
+    expect(g.sessionOf('c')?.seq).toBe(1);
+    expect(await g.submit({ op: 'get', key: 'k' }, { consistency: 'stale' })).toMatchObject({ stale: true });
+  });
+
+  it('stops for good on a failed fsync, failing pending requests and calling onFatal', async () => {
+    const disk = new FailingDisk();
+    const fatal: Error[] = [];
+    const g = await ReplicaGroup.open({
+      partition: 0,
+      pid: 1,
+      peers: [],
+      disk,
+      dir: '/d',
+      send: () => {},
+      onFatal: (e) => fatal.push(e),
+    });
+    await until(() => g.role === 'leader' && g.phase === 'accept', g);
+    disk.failing = true;
+    const put = g.submit({ op: 'put', key: 'k', value: 'v' }).catch((e: unknown) => e);
+    await until(() => g.failure !== undefined, g);
+    expect(await put).toMatchObject({ code: 'UNAVAILABLE' });
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]?.name).toBe('WalFailedError');
+    expect(fatal[0]?.message).toMatch(/restart the replica/);
+    await expect(g.submit({ op: 'get', key: 'k' })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+  });
+});
