@@ -49,7 +49,8 @@ export type ReconnectingConnectionOptions = Partial<Omit<ClientConfig, 'backoff'
 
 /**
  * A connection to one `host:port` that reconnects until {@link ReconnectingConnection.close}.
- * Attempt n (counted from 0 after the last successful connect) waits `backoffDelay(n)`.
+ * Attempt n waits `backoffDelay(n)`; n restarts from 0 after a connection that was stable (see
+ * `backoff.stableAfterMs`).
  * Sends while disconnected are refused (`send` returns false, `write` rejects with
  * {@link ConnectionClosedError}); nothing is buffered across connections, so a caller that needs
  * FIFO sessions sees every break as a `disconnect` event.
@@ -214,7 +215,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
         socket.destroy();
         return;
       }
-      this.attempt = 0;
+      const connectedAt = Date.now();
       const conn = new FramedConnection(socket, this.config, {
         ...(this.codec ? { codec: this.codec } : {}),
         ...(this.logger ? { logger: this.logger } : {}),
@@ -225,6 +226,8 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
       conn.on('drain', () => this.emit('drain'));
       conn.on('close', (reason) => {
         this.current = undefined;
+        if (conn.stats.framesIn > 0 || Date.now() - connectedAt >= this.config.backoff.stableAfterMs)
+          this.attempt = 0;
         this.safeEmit('disconnect', reason);
         this.schedule();
       });

@@ -99,6 +99,13 @@ function rawSocket(port: number): Promise<Socket> {
 describe('backoffDelay', () => {
   it('grows exponentially, is capped, and jitters within [d*(1-jitter), d]', () => {
     const cfg = { ...DEFAULT_BACKOFF, initialDelayMs: 100, maxDelayMs: 1_000, multiplier: 2, jitter: 0.5 };
+    expect(DEFAULT_BACKOFF).toEqual({
+      initialDelayMs: 50,
+      maxDelayMs: 5_000,
+      multiplier: 2,
+      jitter: 0.5,
+      stableAfterMs: 1_000,
+    });
     expect([0, 1, 2, 3, 4, 10, 5000].map((a) => backoffDelay(a, cfg, () => 0))).toEqual([
       100, 200, 400, 800, 1000, 1000, 1000,
     ]);
@@ -340,6 +347,16 @@ describe('TransportServer + ReconnectingConnection on loopback', () => {
     await once(s, 'close');
     await until(() => closed.length === 1);
     expect(closed[0]?.code).toBe('TIMEOUT');
+  });
+
+  it('keeps growing the backoff against a peer that accepts and drops at once', async () => {
+    const { server, address } = await startServer();
+    server.on('connection', (conn) => conn.destroy());
+    const c = client(address, { backoff: { initialDelayMs: 5, maxDelayMs: 80, jitter: 0 } });
+    const delays: number[] = [];
+    c.on('reconnecting', ({ delayMs }) => delays.push(delayMs));
+    await until(() => delays.length >= 6);
+    expect(delays.slice(0, 6)).toEqual([5, 10, 20, 40, 80, 80]);
   });
 
   it('refuses connections beyond maxConnections', async () => {
