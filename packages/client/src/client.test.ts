@@ -124,6 +124,30 @@ describe('PaxkvClient routing', () => {
     expect(client.stats.attempts).toBe(8);
   });
 
+  it('discovers the leaders from status when servers forward (no NOT_LEADER to learn from)', async () => {
+    const { client, cluster } = setup({ leaderDiscoveryIntervalMs: 50 });
+    cluster.forwarding = true;
+    const key = keyIn(cluster, 0);
+    const [preferred, , leader] = cluster.replicasOf(0);
+    cluster.leaders.set(0, leader!);
+    await client.put(key, 'a');
+    // Let the discovery that follows the first table finish.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(client.leaderOf(0)).toBe(leader);
+    expect(client.stats.leaderDiscoveries).toBeGreaterThan(0);
+    cluster.log.length = 0;
+    cluster.forwardedCount = 0;
+    await client.put(key, 'b');
+    expect(cluster.log.map((l) => l.node)).toEqual([leader]);
+    expect(cluster.forwardedCount).toBe(0);
+    // The leader moves; the old one forwards. The next periodic discovery finds the new one.
+    cluster.leaders.set(0, preferred!);
+    await new Promise((r) => setTimeout(r, 60));
+    await client.get(key);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(client.leaderOf(0)).toBe(preferred);
+  });
+
   it('waits out an election (NO_LEADER) with backoff and refreshes the table', async () => {
     const { client, cluster } = setup({ tableRefreshIntervalMs: 5 });
     const key = keyIn(cluster, 0);

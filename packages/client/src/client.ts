@@ -86,6 +86,8 @@ export interface ClientStats {
   attemptTimeouts: number;
   /** Lookup-table fetches. */
   tableFetches: number;
+  /** Background leader discoveries (status sweeps). */
+  leaderDiscoveries: number;
 }
 
 interface Target {
@@ -110,6 +112,7 @@ export class PaxkvClient {
     redirects: 0,
     attemptTimeouts: 0,
     tableFetches: 0,
+    leaderDiscoveries: 0,
   };
 
   readonly #factory: ConnectionFactory;
@@ -119,6 +122,8 @@ export class PaxkvClient {
   #table: LookupTable | null = null;
   #refreshing: Promise<LookupTable> | null = null;
   #lastRefreshAt = Number.NEGATIVE_INFINITY;
+  #discovering: Promise<void> | null = null;
+  #lastDiscoveryAt = Number.NEGATIVE_INFINITY;
   readonly #leaders = new Map<number, Target>();
   readonly #cursor = new Map<number, number>();
   #nextId = 1;
@@ -258,6 +263,7 @@ export class PaxkvClient {
     const budget = timeoutMs ?? this.options.requestTimeoutMs;
     const deadline = now() + budget;
     this.stats.calls++;
+    this.#discoverLeadersEvery(this.options.leaderDiscoveryIntervalMs);
     await this.#enter(deadline, op);
     const write = op.op !== 'get';
     const held: HeldSession | undefined = write ? this.#sessions.acquire() : undefined;
@@ -331,7 +337,9 @@ export class PaxkvClient {
       if (outcome.kind === 'reply') {
         const m = outcome.message;
         if (m.type === 'kv.ok' && m.result.op === op.op) {
-          if (!stale) this.#leaders.set(partition, target);
+          // A success proves less than a redirect (the server may have forwarded the request): it
+          // fills an empty cache entry but never replaces a leader learned meanwhile.
+          if (!stale && !this.#leaders.has(partition)) this.#leaders.set(partition, target);
           return m.result;
         }
         if (m.type === 'error') {
@@ -434,10 +442,49 @@ export class PaxkvClient {
 
   /** Refreshes the table in the background unless a refresh ran less than `tableRefreshIntervalMs` ago. */
   #refreshSoon(): void {
+    this.#discoverLeadersEvery(this.options.tableRefreshIntervalMs);
     if (this.#refreshing || now() - this.#lastRefreshAt < this.options.tableRefreshIntervalMs) return;
     this.#refresh(now() + this.options.requestTimeoutMs).catch(() => {
       // A failed background refresh is retried by the next error that asks for one.
     });
+  }
+
+  /** Starts a background leader discovery unless one ran less than `intervalMs` ago (or it is off). */
+  #discoverLeadersEvery(intervalMs: number): void {
+    if (this.options.leaderDiscoveryIntervalMs === 0 || this.#discovering || !this.#table || this.#closed)
+      return;
+    if (now() - this.#lastDiscoveryAt < intervalMs) return;
+    this.#lastDiscoveryAt = now();
+    this.stats.leaderDiscoveries++;
+    this.#discovering = this.#discoverLeaders().finally(() => {
+      this.#discovering = null;
+    });
+  }
+
+  /**
+   * Asks every server of the table for its status and caches, per partition, the server that reports
+   * itself leader of its replica of that group. Servers that do not answer are skipped. Never rejects.
+   */
+  async #discoverLeaders(): Promise<void> {
+    const table = this.#table;
+    if (!table) return;
+    const version = table.version;
+    await Promise.all(
+      table.nodes.map(async ({ id, address }) => {
+        const outcome = await this.#send(
+          address,
+          { type: 'status', id: this.#nextId++ },
+          this.options.attemptTimeoutMs,
+        );
+        if (outcome.kind !== 'reply' || outcome.message.type !== 'status.ok' || this.#closed) return;
+        const status = outcome.message.status;
+        if (status.table && status.table.version > version) this.#adoptTable(status.table);
+        if (this.#table?.version !== version || status.node !== id) return;
+        for (const g of status.groups) {
+          if (g.role === 'leader' && g.leader === id) this.#leaders.set(g.partition, { node: id, address });
+        }
+      }),
+    );
   }
 
   /** Fetches the table from any reachable server (single flight: concurrent callers share one fetch). */
@@ -484,6 +531,8 @@ export class PaxkvClient {
     this.#table = table;
     this.#leaders.clear();
     this.#cursor.clear();
+    this.#lastDiscoveryAt = Number.NEGATIVE_INFINITY;
+    queueMicrotask(() => this.#discoverLeadersEvery(0));
     return table;
   }
 

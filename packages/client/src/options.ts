@@ -40,6 +40,14 @@ export interface ClientOptions {
   readonly maxImmediateRedirects?: number;
   /** Least time between two lookup-table refreshes triggered by errors, in ms. Default 200. */
   readonly tableRefreshIntervalMs?: number;
+  /**
+   * Servers forward requests they cannot serve, so a successful reply does not prove that the server
+   * that sent it leads the group. Every this many ms of activity (and after each new table or
+   * routing error, at most every `tableRefreshIntervalMs`) the client asks every server for its
+   * `status` in the background and caches the leaders the servers report for their own groups.
+   * 0 turns this off. Default 5000.
+   */
+  readonly leaderDiscoveryIntervalMs?: number;
   /** Most calls in flight at once; further calls wait (their deadline runs). Default 4096. */
   readonly maxInFlight?: number;
   /**
@@ -65,6 +73,7 @@ export interface ResolvedClientOptions {
   readonly backoff: BackoffConfig;
   readonly maxImmediateRedirects: number;
   readonly tableRefreshIntervalMs: number;
+  readonly leaderDiscoveryIntervalMs: number;
   readonly maxInFlight: number;
   readonly sessionId: string;
   readonly history: HistoryOption | undefined;
@@ -80,6 +89,7 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   backoff: Object.freeze({ initialDelayMs: 20, maxDelayMs: 1_000, multiplier: 2, jitter: 0.5 }),
   maxImmediateRedirects: 3,
   tableRefreshIntervalMs: 200,
+  leaderDiscoveryIntervalMs: 5000,
   maxInFlight: 4096,
 });
 
@@ -116,6 +126,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     backoff,
     maxImmediateRedirects: options.maxImmediateRedirects ?? d.maxImmediateRedirects,
     tableRefreshIntervalMs: options.tableRefreshIntervalMs ?? d.tableRefreshIntervalMs,
+    leaderDiscoveryIntervalMs: options.leaderDiscoveryIntervalMs ?? d.leaderDiscoveryIntervalMs,
     maxInFlight: options.maxInFlight ?? d.maxInFlight,
     sessionId: options.sessionId ?? randomBytes(12).toString('hex'),
     history: options.history,
@@ -134,6 +145,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   }
   intIn(issues, 'maxImmediateRedirects', r.maxImmediateRedirects, 0, 1000);
   intIn(issues, 'tableRefreshIntervalMs', r.tableRefreshIntervalMs, 0, 3_600_000);
+  intIn(issues, 'leaderDiscoveryIntervalMs', r.leaderDiscoveryIntervalMs, 0, 86_400_000);
   intIn(issues, 'maxInFlight', r.maxInFlight, 1, 10_000_000);
   intIn(issues, 'limits.maxKeyBytes', r.limits.maxKeyBytes, 1, 0xffff_ffff);
   intIn(issues, 'limits.maxValueBytes', r.limits.maxValueBytes, 1, 0xffff_ffff);

@@ -60,6 +60,11 @@ export class FakeCluster {
   readonly leaders = new Map<number, NodeId | null>();
   /** Until true, `lookup` answers NOT_READY. */
   ready = true;
+  /**
+   * Like the real server: a replica that does not lead forwards the request to the leader and
+   * relays its answer, instead of answering NOT_LEADER.
+   */
+  forwarding = false;
   tableVersion = 1;
   readonly data = new Map<string, Value>();
   readonly sessions = new Map<string, { seq: number; result: KvResult }>();
@@ -67,7 +72,9 @@ export class FakeCluster {
   readonly applied = new Map<string, number>();
   /** Requests received per server, by type. */
   readonly received = new Map<NodeId, { kv: number; lookup: number; status: number }>();
-  /** Most requests seen in flight at once on a single connection. */
+  /** Requests forwarded between servers (with {@link FakeCluster.forwarding}). */
+  forwardedCount = 0;
+  /** Most kv requests seen in flight at once on a single connection. */
   maxInFlightPerConnection = 0;
   /** Every kv request seen, in arrival order. */
   readonly log: Array<{ node: NodeId; request: Extract<ClientRequest, { type: 'kv' }> }> = [];
@@ -142,7 +149,19 @@ export class FakeCluster {
         status: {
           node,
           table: this.ready ? this.table() : null,
-          groups: [],
+          groups: this.ready
+            ? Array.from({ length: this.partitions }, (_, p) => p)
+                .filter((p) => this.replicasOf(p).includes(node))
+                .map((p) => {
+                  const leader = this.leaders.get(p) ?? null;
+                  return {
+                    partition: p,
+                    leader,
+                    role: leader === node ? 'leader' : 'follower',
+                    decidedIndex: 0,
+                  } as const;
+                })
+            : [],
           members: this.ids.map((id) => ({ id, address: this.addresses.get(id)!, state: 'alive' as const })),
         },
       };
@@ -152,6 +171,10 @@ export class FakeCluster {
     const p = this.partitionOf(req.op.key);
     const leader = this.leaders.get(p) ?? null;
     const stale = req.consistency === 'stale';
+    if (!stale && leader !== node && this.forwarding && leader !== null) {
+      this.forwardedCount++;
+      return this.handle(leader, raw);
+    }
     if (!stale && leader !== node) {
       if (leader === null) return { type: 'error', id: req.id, code: 'NO_LEADER', message: 'no leader' };
       return {
@@ -264,13 +287,14 @@ class LocalConnection implements ClientConnection {
       return true;
     }
     const epoch = this.#epoch;
-    this.#inFlight++;
+    const counted = message.type === 'kv';
+    if (counted) this.#inFlight++;
     this.cluster.maxInFlightPerConnection = Math.max(this.cluster.maxInFlightPerConnection, this.#inFlight);
     // A structured clone stands in for encoding: the server never shares objects with the client.
     const copy = structuredClone(message);
     queueMicrotask(() => {
       void this.cluster.handle(this.node!, copy).then((reply) => {
-        this.#inFlight--;
+        if (counted) this.#inFlight--;
         if (reply && this.#open && this.#epoch === epoch) this.events.onMessage(structuredClone(reply));
       });
     });
