@@ -183,4 +183,41 @@ describe('ReplicaGroup', () => {
       result: { created: true },
     });
   });
+
+  it("brings a wiped replica back through the leader's snapshot", async () => {
+    const installed: number[] = [];
+    const c = new GroupCluster({
+      seed: 31,
+      group: { snapshotEveryEntries: 10 },
+      onOpened: () => {},
+    });
+    const first = await elect(c);
+    const lagging = c.ids.find((p) => p !== first.pid)!;
+    c.crash(lagging);
+    const disk = c.disks.get(lagging)!;
+    for (const p of disk.paths()) await disk.remove(p);
+    for (let i = 0; i < 40; i++) {
+      const l = await elect(c);
+      expect(
+        await call(
+          c,
+          l.pid,
+          { op: 'put', key: `k${i % 7}`, value: `v${i}` },
+          { session: { client: 'w', seq: i + 1 } },
+        ),
+      ).toMatchObject({
+        result: { op: 'put' },
+      });
+    }
+    const leader = await elect(c);
+    expect(leader.compactedIndex).toBeGreaterThan(0);
+    c.restart(lagging);
+    await c.runUntil(() => c.group(lagging)?.appliedIndex === leader.appliedIndex, 300);
+    const g = c.group(lagging)!;
+    installed.push(g.compactedIndex);
+    expect(g.appliedIndex).toBe(leader.appliedIndex);
+    expect(g.compactedIndex).toBeGreaterThan(0);
+    expect(Buffer.from(g.exportState())).toEqual(Buffer.from(leader.exportState()));
+    expect(installed[0]).toBeGreaterThan(0);
+  });
 });
