@@ -180,3 +180,73 @@ describe('bad input on the HTTP port of every server', () => {
     await goodClientWorks();
   });
 });
+
+describe('membership and shutdown', () => {
+  it('registers a server that joins after the start as a spare, which serves as an entry point', async () => {
+    const spare = await cluster.addServer();
+    cluster.start(spare);
+    const deadline = Date.now() + 20_000;
+    let state: string | undefined;
+    while (Date.now() < deadline && state !== 'spare') {
+      const reply = (await request((cluster.servers[0] as TestServer).address, {
+        type: 'status',
+        id: 1,
+      }).catch(() => null)) as {
+        status?: { members: Array<{ address: string; state: string }> };
+      } | null;
+      state = reply?.status?.members.find((m) => m.address === spare.address)?.state;
+      if (state !== 'spare') await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(state).toBe('spare');
+    // The spare hosts no group but has the table and forwards requests to the group leaders.
+    const viaSpare = await RawClient.connect(spare.address);
+    try {
+      const deadline2 = Date.now() + 10_000;
+      let put: Record<string, unknown> | null = null;
+      while (Date.now() < deadline2) {
+        put = await viaSpare.call({ type: 'kv', op: { op: 'put', key: 'via-spare', value: 'yes' } });
+        if (put?.type === 'kv.ok') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(put).toMatchObject({ type: 'kv.ok' });
+      expect(await viaSpare.call({ type: 'kv', op: { op: 'get', key: 'via-spare' } })).toMatchObject({
+        type: 'kv.ok',
+        result: { value: 'yes' },
+      });
+    } finally {
+      viaSpare.close();
+    }
+    expect(await cluster.kill(spare, 'SIGTERM')).toBe('code 0');
+  }, 40_000);
+
+  it('shuts down cleanly on SIGTERM and restarts on its data', async () => {
+    const victim = cluster.servers[2] as TestServer;
+    expect(await cluster.kill(victim, 'SIGTERM')).toBe('code 0');
+    expect(cluster.log(victim, 5)).toContain('paxkv-server stopped');
+    // The other two still form a majority of every group.
+    await goodClientWorks();
+    cluster.start(victim);
+    const deadline = Date.now() + 30_000;
+    let status = 0;
+    while (Date.now() < deadline && status !== 200) {
+      status = await fetch(`http://127.0.0.1:${victim.httpPort}/health`).then(
+        (r) => r.status,
+        () => 0,
+      );
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe(200);
+    await goodClientWorks();
+  }, 60_000);
+
+  it('exports metrics of the traffic it served', async () => {
+    const s = cluster.servers[0] as TestServer;
+    const text = await (await fetch(`http://127.0.0.1:${s.httpPort}/metrics`)).text();
+    expect(text).toMatch(/paxkv_ops_total\{op="put",result="ok"\} [1-9]/);
+    expect(text).toMatch(/paxkv_op_duration_seconds_count\{op="get"\} [1-9]/);
+    expect(text).toMatch(/paxkv_fsync_duration_seconds_count [1-9]/);
+    expect(text).toMatch(/paxkv_bad_input_total\{code="UNKNOWN_TYPE"\} [1-9]/);
+    expect(text).toContain('paxkv_decided_index{partition=');
+    expect(text).toContain('paxkv_leader_changes_total');
+  });
+});

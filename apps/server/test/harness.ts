@@ -95,6 +95,28 @@ export class TestCluster {
     return new TestCluster(dir, servers, options);
   }
 
+  /** Adds one more server (free ports, its own data dir) that joins the cluster; it is not started yet. */
+  async addServer(): Promise<TestServer> {
+    const index = this.servers.length + 1;
+    const port = await freePort();
+    const httpPort = await freePort();
+    const dataDir = join(this.dir, `node-${index}`);
+    mkdirSync(dataDir, { recursive: true });
+    const s: TestServer = {
+      index,
+      port,
+      httpPort,
+      address: `127.0.0.1:${port}`,
+      dataDir,
+      logFile: join(dataDir, 'server.log'),
+      child: null,
+    };
+    this.extra.push(s);
+    return s;
+  }
+
+  private readonly extra: TestServer[] = [];
+
   /** The flags of server `s`. */
   flags(s: TestServer): string[] {
     const first = this.servers[0] as TestServer;
@@ -113,6 +135,7 @@ export class TestCluster {
       String(this.options.replication ?? Math.min(3, this.servers.length)),
       '--bootstrap-threshold',
       String(this.servers.length),
+
       '--log-level',
       'info',
       ...(s.index === first.index ? [] : ['--join', first.address]),
@@ -163,7 +186,7 @@ export class TestCluster {
 
   /** SIGKILLs whatever still runs and removes the temp dir. */
   async destroy(): Promise<void> {
-    await Promise.all(this.servers.map((s) => this.kill(s, 'SIGKILL')));
+    await Promise.all([...this.servers, ...this.extra].map((s) => this.kill(s, 'SIGKILL')));
     rmSync(this.dir, { recursive: true, force: true });
   }
 
