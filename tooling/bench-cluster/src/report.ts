@@ -11,8 +11,8 @@ export interface FailoverResult {
   /** Puts/s to the victim group over the baseline window before the kill. */
   readonly baselineOpsPerSec: number;
   /**
-   * ms from the SIGKILL to the first acknowledged write to the victim group that was issued after
-   * the kill; `null` when none succeeded within the watch window.
+   * ms from the SIGKILL to the first acknowledgement of a probe write to the victim group issued
+   * after the kill (one every 10 ms); `null` when none succeeded within the watch window.
    */
   readonly firstWriteMs: number | null;
   /**

@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalCluster } from './cluster.js';
+import { measureFailover } from './failover.js';
+import { freePorts } from './free-port.js';
+import { runCell } from './load-generator.js';
+import { measureMemory } from './memory.js';
+import { startPaxkvCluster } from './paxkv.js';
+import { probeStatus } from './status-probe.js';
+import type { Target } from './target.js';
+
+// A real 3-server paxkv cluster, run from source (no build needed). PAXKV_BENCH_SKIP_CLUSTER=1 skips it.
+describe.skipIf(process.env.PAXKV_BENCH_SKIP_CLUSTER === '1')('paxkv cluster and target', () => {
+  let cluster: LocalCluster;
+  let target: Target;
+
+  beforeAll(async () => {
+    cluster = await startPaxkvCluster({ fromSource: true, startTimeoutMs: 45_000 });
+    target = await cluster.createTarget({ requestTimeoutMs: 10_000 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await target?.close();
+    await cluster?.stop();
+  });
+
+  it('starts three servers that agree on a leader for every partition', async () => {
+    expect(cluster.servers).toHaveLength(3);
+    const leader = await cluster.leaderOf('k0000000');
+    expect(cluster.servers).toContain(leader);
+    expect(cluster.sameGroup('k0000000', 'k0000000')).toBe(true);
+    expect(cluster.settings.fsync).toBe('batch');
+  });
+
+  it('put, get and cas behave as the Target contract says', async () => {
+    const key = `t-${Date.now()}`;
+    expect(await target.get(key)).toBeNull();
+    expect(await target.cas(key, 'nope', 'x')).toEqual({ applied: false, current: null });
+    expect(await target.cas(key, null, 'first')).toEqual({ applied: true });
+    expect(await target.cas(key, null, 'again')).toEqual({ applied: false, current: 'first' });
+    expect(await target.cas(key, 'first', 'second')).toEqual({ applied: true });
+    await target.put(key, 'third');
+    expect(await target.get(key)).toBe('third');
+  });
+
+  it('measures a short cell and the memory of a small load', async () => {
+    const r = await runCell(target, {
+      workload: 'mixed',
+      concurrency: 16,
+      warmupMs: 200,
+      durationMs: 800,
+      drainTimeoutMs: 5_000,
+      params: { keySpace: 1_000, preloadKeys: 10, valueBytes: 256 },
+      serverPids: cluster.servers.map((s) => s.pid),
+    });
+    expect(r.errors).toBe(0);
+    expect(r.ops).toBeGreaterThan(10);
+    expect(r.cpu.serversPct).toBeGreaterThan(0);
+    const m = await measureMemory(cluster, {
+      keys: 500,
+      valueBytes: 100,
+      concurrency: 32,
+      settleMs: 0,
+      target: { requestTimeoutMs: 10_000 },
+    });
+    expect(m.rssAfterBytes.every((b) => b > 0)).toBe(true);
+    expect(await target.get('m0000499')).toMatch(/^499:/);
+  });
+
+  it('survives the SIGKILL of a group leader and reports the recovery', async () => {
+    const f = await measureFailover(cluster, {
+      concurrency: 8,
+      warmupMs: 200,
+      baselineMs: 800,
+      watchMs: 10_000,
+      bucketMs: 100,
+      keySpace: 1_000,
+      valueBytes: 256,
+      target: { requestTimeoutMs: 10_000 },
+    });
+    expect(f.baselineOpsPerSec).toBeGreaterThan(0);
+    expect(f.firstWriteMs).not.toBeNull();
+    const alive = cluster.servers.filter((s) => s.isAlive());
+    expect(alive).toHaveLength(2);
+    const leader = await cluster.leaderOf('k0000000');
+    expect(alive).toContain(leader);
+  });
+});
+
+describe('probeStatus', () => {
+  it('rejects with the address when nothing listens there', async () => {
+    const [port] = await freePorts(1);
+    await expect(probeStatus(`127.0.0.1:${port}`, 1_000)).rejects.toThrow(`status of 127.0.0.1:${port}`);
+  });
+});
