@@ -102,12 +102,12 @@ describe('helpers', () => {
     expect(s.highWaterMark).toBe(DEFAULT_HIGH_WATER_MARK);
     expect(s.maxFrameBytes).toBe(16 * 1024 * 1024);
     const c = ClientConfigSchema.parse({ backoff: { maxDelayMs: 1000 } });
+    expect(c.stableAfterMs).toBe(1000);
     expect(c.backoff).toEqual({
       initialDelayMs: 50,
       maxDelayMs: 1000,
       multiplier: 2,
       jitter: 0.5,
-      stableAfterMs: 1000,
     });
   });
 });

@@ -18,12 +18,6 @@ export const BackoffConfigSchema = z
      * [d/2, d], which spreads reconnecting clients while keeping the expected delay growing.
      */
     jitter: z.number().min(0).max(1).default(0.5),
-    /**
-     * A connection that stayed up this long, or delivered at least one frame, resets the backoff to
-     * its first step, in ms. Default 1000. A peer that accepts and drops at once (overloaded, over
-     * its connection limit) therefore still sees growing delays.
-     */
-    stableAfterMs: z.number().int().nonnegative().default(1_000),
   })
   .refine((b) => b.initialDelayMs <= b.maxDelayMs, { message: 'initialDelayMs must not exceed maxDelayMs' });
 

@@ -63,6 +63,12 @@ export type ServerConfig = z.output<typeof ServerConfigSchema>;
 export const ClientConfigSchema = ConnectionConfigSchema.extend({
   /** Reconnection backoff. Defaults: 50 ms doubling up to 5 s, 50 % jitter. */
   backoff: BackoffConfigSchema.prefault({}),
+  /**
+   * A connection that stayed up this long, or delivered at least one frame, resets the backoff to
+   * its first step, in ms. Default 1000. A peer that accepts and drops at once (overloaded, over
+   * its connection limit) therefore still sees growing delays.
+   */
+  stableAfterMs: z.number().int().nonnegative().default(1_000),
   /** Give up a connection attempt after this many ms. Default 3000. */
   connectTimeoutMs: z.number().int().positive().default(3_000),
 });

@@ -50,7 +50,7 @@ export type ReconnectingConnectionOptions = Partial<Omit<ClientConfig, 'backoff'
 /**
  * A connection to one `host:port` that reconnects until {@link ReconnectingConnection.close}.
  * Attempt n waits `backoffDelay(n)`; n restarts from 0 after a connection that was stable (see
- * `backoff.stableAfterMs`).
+ * `stableAfterMs`).
  * Sends while disconnected are refused (`send` returns false, `write` rejects with
  * {@link ConnectionClosedError}); nothing is buffered across connections, so a caller that needs
  * FIFO sessions sees every break as a `disconnect` event.
@@ -226,7 +226,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
       conn.on('drain', () => this.emit('drain'));
       conn.on('close', (reason) => {
         this.current = undefined;
-        if (conn.stats.framesIn > 0 || Date.now() - connectedAt >= this.config.backoff.stableAfterMs)
+        if (conn.stats.framesIn > 0 || Date.now() - connectedAt >= this.config.stableAfterMs)
           this.attempt = 0;
         this.safeEmit('disconnect', reason);
         this.schedule();

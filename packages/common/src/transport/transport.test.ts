@@ -104,7 +104,6 @@ describe('backoffDelay', () => {
       maxDelayMs: 5_000,
       multiplier: 2,
       jitter: 0.5,
-      stableAfterMs: 1_000,
     });
     expect([0, 1, 2, 3, 4, 10, 5000].map((a) => backoffDelay(a, cfg, () => 0))).toEqual([
       100, 200, 400, 800, 1000, 1000, 1000,
