@@ -16,7 +16,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { backoffDelay } from './backoff.js';
-import { FramedConnection } from './framed-connection.js';
+import { type ConnectionStats, FramedConnection } from './framed-connection.js';
 import { type ClientConfig, ClientConfigSchema } from './options.js';
 
 /** Events of a {@link ReconnectingConnection}. */
@@ -103,6 +103,11 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
   /** True once {@link ReconnectingConnection.close} was called. */
   get isClosed(): boolean {
     return this.stopped;
+  }
+
+  /** Counters of the current connection, or undefined while disconnected. */
+  get stats(): Readonly<ConnectionStats> | undefined {
+    return this.current?.stats;
   }
 
   /** Bytes queued on the current connection. */

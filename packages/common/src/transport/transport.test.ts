@@ -130,6 +130,26 @@ describe('TransportServer + ReconnectingConnection on loopback', () => {
     expect([...(m as { echo: { data: Uint8Array } }).echo.data]).toEqual([1, 2, 3]);
   });
 
+  it('works over IPv6 loopback with a bracketed address', async (ctx) => {
+    const server = new TransportServer();
+    cleanups.push(() => server.close());
+    server.on('connection', (conn) => {
+      conn.on('message', () => conn.send({ peer: conn.remoteAddress }));
+    });
+    let port: number;
+    try {
+      ({ port } = await server.listen('[::1]:0'));
+    } catch {
+      ctx.skip(); // no IPv6 on this machine
+      return;
+    }
+    const c = client(`[::1]:${port}`);
+    await c.waitConnected();
+    const reply = once<[{ peer: string }]>(c, 'message');
+    c.send({});
+    expect((await reply)[0].peer).toMatch(/^\[::1\]:\d+$/);
+  });
+
   it('reconnects with backoff after the server closes and comes back on the same port', async () => {
     const first = await startServer();
     first.server.on('connection', (conn) => conn.on('message', (m) => conn.send({ echo: m, from: 'first' })));
@@ -227,6 +247,7 @@ describe('TransportServer + ReconnectingConnection on loopback', () => {
     expect(sent).toBeLessThan(200_000);
     expect(maxBuffered).toBeLessThanOrEqual(hwm + 1100);
     expect(c.bufferedBytes).toBeLessThanOrEqual(hwm + 1100);
+    expect(c.stats?.refused).toBeGreaterThan(0);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 * 1024 * 1024);
     // write() waits for room instead of failing.
     const waiting = c.write({ seq: sent, payload });
