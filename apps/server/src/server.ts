@@ -72,8 +72,17 @@ interface InboundConn {
   inflight: number;
 }
 
+/** Outcome of forwarding one request: the reply, or why there is none. */
+type ForwardOutcome =
+  | { readonly kind: 'reply'; readonly reply: ServerResponse }
+  /** Never left this server (no link, link down): retrying is always safe. */
+  | { readonly kind: 'not-sent' }
+  /** Sent, but no reply came (timeout, or the link broke): the outcome is unknown. */
+  | { readonly kind: 'lost' };
+
 interface PendingForward {
-  readonly resolve: (reply: ServerResponse | null) => void;
+  readonly target: NodeId;
+  readonly resolve: (outcome: ForwardOutcome) => void;
   readonly timer: NodeJS.Timeout;
 }
 
@@ -343,6 +352,7 @@ export class PaxkvServer {
           }
         }
       },
+      onDisconnected: () => this.failForwards(node),
       onMessage: (v) => this.onForwardReply(v),
     });
     this.links.set(node, link);
@@ -672,6 +682,13 @@ export class PaxkvServer {
     const partition = partitionOf(request.op.key, table.partitions);
     const replicas = table.groups.find((g) => g.partition === partition)?.replicas ?? [];
     const consistency: Consistency = request.consistency ?? 'linearizable';
+    // A read, or a write with a session (exactly-once), may be retried after an unknown outcome; a
+    // sessionless write may not: it could be applied twice, so its unknown outcome goes to the client.
+    const retrySafe = request.op.op === 'get' || request.session !== undefined;
+    const unknownOutcome = (why: string) =>
+      new TimeoutError({
+        operation: `${request.op.op} on partition ${partition} (${why}; it may or may not have been applied)`,
+      });
     const deadline = this.now() + this.config.requestTimeoutMs;
     let backoff = RETRY_BACKOFF_MIN_MS;
     let rotate = 0;
@@ -697,12 +714,10 @@ export class PaxkvServer {
           if (code === 'NOT_LEADER' && hint !== null && hint !== this.nodeIdValue) {
             if (forwarded) throw e;
             target = hint;
-          } else if (
-            code === 'NOT_LEADER' ||
-            code === 'NO_LEADER' ||
-            code === 'TIMEOUT' ||
-            code === 'UNAVAILABLE'
-          ) {
+          } else if (code === 'NOT_LEADER' || code === 'NO_LEADER') {
+            await wait();
+            continue;
+          } else if ((code === 'TIMEOUT' || code === 'UNAVAILABLE') && retrySafe) {
             await wait();
             continue;
           } else {
@@ -723,13 +738,15 @@ export class PaxkvServer {
       const remaining = deadline - this.now();
       if (remaining <= 0) break;
       this.metrics.forwarded.inc();
-      const reply = await this.forward(target, request, remaining);
-      if (reply === null) {
+      const outcome = await this.forward(target, request, remaining);
+      if (outcome.kind !== 'reply') {
+        if (outcome.kind === 'lost' && !retrySafe) throw unknownOutcome(`no answer from node ${target}`);
         lastError = new UnavailableError({ reason: `node ${target} is unreachable` });
         this.remoteLeader.delete(partition);
         await wait();
         continue;
       }
+      const reply = outcome.reply;
       if (reply.type === 'kv.ok') {
         this.remoteLeader.set(partition, target);
         return { result: reply.result, stale: reply.stale === true };
@@ -747,6 +764,7 @@ export class PaxkvServer {
           await wait();
           continue;
         }
+        if ((reply.code === 'TIMEOUT' || reply.code === 'UNAVAILABLE') && !retrySafe) throw error;
         if (
           reply.code === 'NO_LEADER' ||
           reply.code === 'UNAVAILABLE' ||
@@ -774,23 +792,33 @@ export class PaxkvServer {
     });
   }
 
-  private forward(target: NodeId, request: KvRequest, timeoutMs: number): Promise<ServerResponse | null> {
+  private forward(target: NodeId, request: KvRequest, timeoutMs: number): Promise<ForwardOutcome> {
     const link = this.peerLink(target);
-    if (!link) return Promise.resolve(null);
+    if (!link?.connected) return Promise.resolve({ kind: 'not-sent' });
     const id = this.nextForwardId++;
-    return new Promise((resolveReply) => {
+    return new Promise((resolveOutcome) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        resolveReply(null);
+        resolveOutcome({ kind: 'lost' });
       }, timeoutMs);
-      this.pending.set(id, { resolve: resolveReply, timer });
+      this.pending.set(id, { target, resolve: resolveOutcome, timer });
       const sent = link.send({ ...request, id });
       if (!sent) {
         clearTimeout(timer);
         this.pending.delete(id);
-        resolveReply(null);
+        resolveOutcome({ kind: 'not-sent' });
       }
     });
+  }
+
+  /** The link to `target` broke: requests forwarded over it will get no reply. */
+  private failForwards(target: NodeId): void {
+    for (const [id, p] of this.pending) {
+      if (p.target !== target) continue;
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      p.resolve({ kind: 'lost' });
+    }
   }
 
   private onForwardReply(value: unknown): void {
@@ -802,7 +830,7 @@ export class PaxkvServer {
     if (!p) return;
     this.pending.delete(id);
     clearTimeout(p.timer);
-    p.resolve(parsed.value);
+    p.resolve({ kind: 'reply', reply: parsed.value });
   }
 
   // ---- reports ---------------------------------------------------------------------------------
@@ -862,7 +890,7 @@ export class PaxkvServer {
     const listenerClosed = new Promise<void>((r) => this.listener.close(() => r()));
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
-      p.resolve(null);
+      p.resolve({ kind: 'lost' });
       this.pending.delete(id);
     }
     while (this.creating.size > 0) await sleep(10);
