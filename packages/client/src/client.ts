@@ -132,6 +132,7 @@ export class PaxkvClient {
   readonly #waiting: Array<() => void> = [];
   readonly #sleepers = new Set<() => void>();
   #closed = false;
+  readonly #active = new Set<Promise<unknown>>();
 
   /** @throws {@link ConfigError} if an option is invalid. Prefer {@link createClient}. */
   constructor(options: ClientOptions) {
@@ -251,12 +252,22 @@ export class PaxkvClient {
     for (const w of this.#waiting.splice(0)) w();
     for (const c of this.#channels.values()) c.close();
     this.#channels.clear();
+    // Let the calls that were in flight record their outcome before the history file closes.
+    await Promise.allSettled([...this.#active]);
     this.#history?.release();
   }
 
   // ---- one call -------------------------------------------------------------------------------
 
-  async #call(op: KvOp, stale: boolean, timeoutMs: number | undefined): Promise<KvResult> {
+  #call(op: KvOp, stale: boolean, timeoutMs: number | undefined): Promise<KvResult> {
+    const p = this.#callInner(op, stale, timeoutMs);
+    this.#active.add(p);
+    const forget = () => this.#active.delete(p);
+    p.then(forget, forget);
+    return p;
+  }
+
+  async #callInner(op: KvOp, stale: boolean, timeoutMs: number | undefined): Promise<KvResult> {
     this.#assertOpen();
     const limitError = checkKvOpLimits(op, this.options.limits);
     if (limitError) throw limitError;

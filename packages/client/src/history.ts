@@ -70,9 +70,17 @@ export function historyResult(result: KvResult): Record<string, unknown> {
   }
 }
 
-/** A sink that appends to a file with synchronous writes (each line is on disk in order). */
+/**
+ * A sink that appends to a file. Lines written in one event-loop turn are gathered and written with
+ * one synchronous `write` at the end of the turn (and on close), in order: a crash loses at most the
+ * last turn's lines, and the file is always a prefix of the history (an operation whose effect a
+ * recorded read observed was invoked before that read returned, so its `invoke` line is there).
+ */
 class FileSink implements HistorySink {
   readonly #fd: number;
+  #buffer: string[] = [];
+  #scheduled = false;
+  #closed = false;
   constructor(path: string) {
     let fresh = true;
     try {
@@ -81,12 +89,27 @@ class FileSink implements HistorySink {
       fresh = true;
     }
     this.#fd = openSync(path, 'a');
-    if (fresh) this.write(`${JSON.stringify({ paxkvHistory: 1, model: 'kv' })}\n`);
+    if (fresh) writeSync(this.#fd, `${JSON.stringify({ paxkvHistory: 1, model: 'kv' })}\n`);
   }
   write(line: string): void {
-    writeSync(this.#fd, line);
+    if (this.#closed) return;
+    this.#buffer.push(line);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+  /** Writes the gathered lines now. */
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#buffer.length === 0 || this.#closed) return;
+    const text = this.#buffer.join('');
+    this.#buffer = [];
+    writeSync(this.#fd, text);
   }
   close(): void {
+    this.flush();
+    this.#closed = true;
     closeSync(this.#fd);
   }
 }

@@ -76,6 +76,8 @@ export class FakeCluster {
   forwardedCount = 0;
   /** Most kv requests seen in flight at once on a single connection. */
   maxInFlightPerConnection = 0;
+  /** Keep {@link FakeCluster.log} and {@link FakeCluster.applied} (turn off for benchmarks). */
+  record = true;
   /** Every kv request seen, in arrival order. */
   readonly log: Array<{ node: NodeId; request: Extract<ClientRequest, { type: 'kv' }> }> = [];
 
@@ -166,7 +168,7 @@ export class FakeCluster {
         },
       };
     }
-    this.log.push({ node, request: req });
+    if (this.record) this.log.push({ node, request: req });
     if (f.failWith) return { type: 'error', id: req.id, code: f.failWith, message: `injected ${f.failWith}` };
     const p = this.partitionOf(req.op.key);
     const leader = this.leaders.get(p) ?? null;
@@ -226,8 +228,10 @@ export class FakeCluster {
     }
     if (session) {
       this.sessions.set(session.client, { seq: session.seq, result });
-      const k = `${session.client}#${session.seq}`;
-      this.applied.set(k, (this.applied.get(k) ?? 0) + 1);
+      if (this.record) {
+        const k = `${session.client}#${session.seq}`;
+        this.applied.set(k, (this.applied.get(k) ?? 0) + 1);
+      }
     }
     return result;
   }
