@@ -1,0 +1,91 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  CLUSTER_FILE,
+  ClusterError,
+  type ClusterFile,
+  freePort,
+  isAlive,
+  readClusterFile,
+  serverFlags,
+  stopCluster,
+  writeClusterFile,
+} from './cluster.js';
+
+function sample(dir: string): ClusterFile {
+  return {
+    version: 1,
+    dir,
+    partitions: 8,
+    replication: 3,
+    fsync: 'always',
+    nodes: [1, 2, 3].map((index) => ({
+      index,
+      address: `127.0.0.1:${7000 + index}`,
+      port: 7000 + index,
+      httpPort: 9000 + index,
+      dataDir: join(dir, `node-${index}`),
+      logFile: join(dir, `node-${index}`, 'server.log'),
+      pid: null,
+    })),
+  };
+}
+
+describe('cluster file', () => {
+  it('round-trips and is absent in a fresh dir', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paxkv-cluster-'));
+    expect(readClusterFile(dir)).toBeNull();
+    writeClusterFile(sample(dir));
+    expect(readClusterFile(dir)).toEqual(sample(dir));
+  });
+
+  it('rejects a file that is not JSON or not a cluster file, saying what to do', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paxkv-cluster-'));
+    writeFileSync(join(dir, CLUSTER_FILE), '{oops');
+    expect(() => readClusterFile(dir)).toThrow(ClusterError);
+    writeFileSync(join(dir, CLUSTER_FILE), JSON.stringify({ version: 2 }));
+    expect(() => readClusterFile(dir)).toThrow(/not a paxkv cluster file/);
+  });
+
+  it('refuses to stop a cluster that does not exist', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paxkv-cluster-'));
+    await expect(stopCluster(dir)).rejects.toThrow(/nothing to stop/);
+  });
+});
+
+describe('serverFlags', () => {
+  it('starts the first server as the bootstrap server and makes the others join it', () => {
+    const file = sample('/tmp/x');
+    const first = serverFlags(file, file.nodes[0] as ClusterFile['nodes'][number], 'info');
+    const second = serverFlags(file, file.nodes[1] as ClusterFile['nodes'][number], 'warn');
+    expect(first).not.toContain('--join');
+    expect(second.slice(second.indexOf('--join'))).toEqual(['--join', '127.0.0.1:7001']);
+    for (const [flag, value] of [
+      ['--port', '7002'],
+      ['--http-port', '9002'],
+      ['--fsync', 'always'],
+      ['--partitions', '8'],
+      ['--replication', '3'],
+      ['--bootstrap-threshold', '3'],
+      ['--log-level', 'warn'],
+    ]) {
+      expect(second[second.indexOf(flag as string) + 1]).toBe(value);
+    }
+  });
+});
+
+describe('process helpers', () => {
+  it('knows whether a pid is alive', () => {
+    expect(isAlive(process.pid)).toBe(true);
+    expect(isAlive(null)).toBe(false);
+    expect(isAlive(2 ** 22 + 12345)).toBe(false);
+  });
+
+  it('finds free ports', async () => {
+    const p = await freePort();
+    expect(p).toBeGreaterThan(0);
+    expect(p).toBeLessThan(65536);
+  });
+});
