@@ -116,6 +116,16 @@ export class BallotLeaderElection {
       this.elect(top);
       return;
     }
+    const promise = this.host.promise();
+    if (leader !== undefined && leader.pid === this.pid && compareBallots(leader, promise) < 0) {
+      // We are the elected leader, but we promised a higher ballot since (a competing candidate
+      // prepared us and then vanished, or a Nack told us): our ballot can never win a quorum. Raise
+      // above the promise so the next round elects us again (or a higher candidate).
+      if (this.quorumConnected) this.raise(promise.n);
+      this.leader = undefined;
+      this.ticksSinceLeaderSeen = 0;
+      return;
+    }
     if (
       !leaderSeen &&
       leader !== undefined &&

@@ -35,6 +35,7 @@ export {
   type HeartbeatReply,
   type HeartbeatRequest,
   isPaxosMessage,
+  type Nack,
   type PaxosMessage,
   type PaxosMessageType,
   type Prepare,

@@ -112,6 +112,18 @@ export interface ReadIndexReply {
   readonly round: number;
 }
 
+/**
+ * Any replica → the sender of a leader message (`Prepare`, `AcceptSync`, `Accept`, `Decide`,
+ * `ReadIndexRequest`) whose ballot `n` is below the replica's promise: "ballot `n` is stale, I promised
+ * `promise`". A leader of `n` steps down and takes the higher promise, so its next election ballot
+ * goes above it.
+ */
+export interface Nack {
+  readonly type: 'Nack';
+  readonly n: Ballot;
+  readonly promise: Ballot;
+}
+
 /** Every message of the protocol, discriminated by `type`. */
 export type PaxosMessage<T> =
   | HeartbeatRequest
@@ -125,7 +137,8 @@ export type PaxosMessage<T> =
   | Decide
   | Forward<T>
   | ReadIndexRequest
-  | ReadIndexReply;
+  | ReadIndexReply
+  | Nack;
 
 /** The `type` tags of {@link PaxosMessage}. */
 export type PaxosMessageType = PaxosMessage<unknown>['type'];
@@ -188,6 +201,8 @@ export function isPaxosMessage(x: unknown): x is PaxosMessage<unknown> {
     case 'ReadIndexRequest':
     case 'ReadIndexReply':
       return isBallot(m.n) && isCount(m.round);
+    case 'Nack':
+      return isBallot(m.n) && isBallot(m.promise);
     default:
       return false;
   }

@@ -153,13 +153,14 @@ describe('Prepare → Promise (prepare phase, follower side)', () => {
     });
   });
 
-  it('ignores a Prepare below its promise (no reply, state unchanged)', () => {
+  it('rejects a Prepare below its promise with a Nack, state unchanged', () => {
     const storage = new MemoryStorage<string>();
     storage.setPromise(b(4, 3));
     const { node } = mk(2, { storage });
     node.handle(1, { type: 'Prepare', n: b(3, 1), decidedIndex: 0, acceptedRound: b(0, 0), logLength: 0 });
-    expect(out(node)).toEqual([]);
+    expect(out(node)).toEqual([{ to: 1, message: { type: 'Nack', n: b(3, 1), promise: b(4, 3) } }]);
     expect(storage.getPromise()).toEqual(b(4, 3));
+    expect(node.phase).toBe('none');
   });
 
   it('ignores a Prepare whose ballot is not the sender’s', () => {
@@ -239,7 +240,7 @@ describe('AcceptSync (prepare phase → accept phase, follower side)', () => {
       decidedIndex: 1,
     });
     expect(storage.getEntries(0, 1)).toEqual(['a']);
-    expect(out(node)).toEqual([]);
+    expect(out(node).map((m) => m.message.type)).toEqual(['Nack']);
   });
 });
 
@@ -278,7 +279,10 @@ describe('Accept → Accepted (accept phase, follower side)', () => {
     const { node, storage } = followerInAccept({ n: 2, pid: 1 });
     node.handle(3, { type: 'Accept', n: { n: 1, pid: 3 }, start: 0, entries: ['old'], decidedIndex: 1 });
     expect(storage.getLogLength()).toBe(0);
-    expect(out(node)).toEqual([]);
+    // The stale leader is told, so it steps down instead of waiting for a quorum it cannot get.
+    expect(out(node)).toEqual([
+      { to: 3, message: { type: 'Nack', n: { n: 1, pid: 3 }, promise: { n: 2, pid: 1 } } },
+    ]);
   });
 });
 
@@ -357,6 +361,18 @@ describe('leader: Promise, Accepted, Decide', () => {
     expect(out(node).map((m) => [m.to, m.message.type])).toEqual([[2, 'Prepare']]);
     node.reconnected(3);
     expect(out(node).map((m) => [m.to, m.message.type])).toEqual([[3, 'Prepare']]);
+  });
+
+  it('steps down on a Nack (a replica promised a higher ballot) and adopts that promise', () => {
+    const { node, storage, n } = leaderInAccept();
+    node.readIndex(5);
+    const higher = { n: n.n + 7, pid: 3 };
+    node.handle(2, { type: 'Nack', n: { n: n.n, pid: 2 }, promise: higher }); // names another ballot: ignored
+    expect(node.role).toBe('leader');
+    node.handle(2, { type: 'Nack', n, promise: higher });
+    expect(node.role as string).toBe('follower');
+    expect(storage.getPromise()).toEqual(higher);
+    expect(node.drainReads()).toEqual([{ token: 5, error: expect.any(NotLeaderError) }]);
   });
 
   it('steps down on a Prepare of a higher ballot, failing pending reads', () => {

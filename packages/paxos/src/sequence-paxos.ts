@@ -19,6 +19,7 @@ import type {
   AcceptSync,
   Decide,
   Forward,
+  Nack,
   PaxosMessage,
   Prepare,
   PrepareReq,
@@ -292,6 +293,17 @@ export class SequencePaxos<T> {
   handle(from: NodeId, message: PaxosMessage<T>): void {
     if (!this.peerSet.has(from) || !isPaxosMessage(message)) return;
     switch (message.type) {
+      case 'Prepare':
+      case 'AcceptSync':
+      case 'Accept':
+      case 'Decide':
+      case 'ReadIndexRequest':
+        if (this.rejectStale(from, message.n, message.type)) return;
+        break;
+      default:
+        break;
+    }
+    switch (message.type) {
       case 'HeartbeatRequest':
         this.ble.handleRequest(from, message);
         return;
@@ -328,7 +340,22 @@ export class SequencePaxos<T> {
       case 'ReadIndexReply':
         if (this.leaderState) this.leaderHandleReadIndexReply(from, message);
         return;
+      case 'Nack':
+        if (this.leaderState) this.leaderHandleNack(message);
+        return;
     }
+  }
+
+  /**
+   * A leader message of a ballot below our promise: tell its sender (so a stale leader steps down
+   * instead of waiting forever for a quorum it cannot get) and ignore it. Returns whether it was stale.
+   */
+  private rejectStale(from: NodeId, n: Ballot, type: PaxosMessage<T>['type']): boolean {
+    const promise = this.storage.getPromise();
+    if (n.pid !== from || compareBallots(n, promise) >= 0) return false;
+    if (type === 'Accept' && this.config.unsafeMutation === 'acceptLowerBallot') return false;
+    this.outbox.push({ to: from, message: { type: 'Nack', n, promise } });
+    return true;
   }
 
   /** Advances time by one tick: runs the election, resends what got no answer, flushes batches. */
@@ -830,6 +857,16 @@ export class SequencePaxos<T> {
     if (!rr || rr.id !== msg.round || compareBallots(msg.n, ls.n) !== 0) return;
     rr.acks.add(from);
     if (rr.acks.size + 1 >= this.majority) this.completeReadRound();
+  }
+
+  private leaderHandleNack(msg: Nack): void {
+    const ls = this.leaderState!;
+    if (compareBallots(msg.n, ls.n) !== 0 || compareBallots(msg.promise, ls.n) <= 0) return;
+    // A replica promised a higher ballot: ours can never gather a quorum again. Adopt the higher
+    // promise (promising is always safe) and step down; BLE then sees our elected ballot is below our
+    // promise and raises it, so this replica can lead again if it is still the best candidate.
+    this.storage.setPromise(msg.promise);
+    this.stepDown(msg.promise.pid === this.pid ? undefined : msg.promise.pid, 'none');
   }
 
   private leaderTick(ls: LeaderState<T>): void {

@@ -40,6 +40,8 @@ export function formatMessage(m: Msg): string {
       return `ReadIndexRequest n=${formatBallot(m.n)} round=${m.round}`;
     case 'ReadIndexReply':
       return `ReadIndexReply n=${formatBallot(m.n)} round=${m.round}`;
+    case 'Nack':
+      return `Nack n=${formatBallot(m.n)} promise=${formatBallot(m.promise)}`;
   }
 }
 

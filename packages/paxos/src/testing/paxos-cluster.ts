@@ -286,21 +286,20 @@ export class PaxosCluster {
   }
 
   /**
-   * After healing: runs until every live replica decided the same number of entries, at least
-   * everything chosen so far, and nothing is in flight; returns the steps taken or -1 after `max`.
+   * After healing: runs until every live replica decided exactly the entries chosen so far; returns
+   * the steps taken, or -1 after `max`.
    */
   runUntilConverged(max: number): number {
     return this.sim.runUntil(() => this.converged(), max);
   }
 
-  /** Whether every replica is up and has decided (and applied) exactly the chosen entries. */
+  /** Whether every live replica has decided (and applied) exactly the chosen entries. */
   converged(): boolean {
     const target = this.checker.chosenLength;
     for (const pid of this.ids) {
+      if (!this.sim.isUp(pid)) continue;
       const node = this.nodes.get(pid);
-      if (!this.sim.isUp(pid) || !node || node.app.applied !== target || node.paxos.decidedIndex !== target) {
-        return false;
-      }
+      if (!node || node.app.applied !== target || node.paxos.decidedIndex !== target) return false;
     }
     return true;
   }

@@ -40,6 +40,11 @@ export interface SeedRunOptions {
   readonly livenessBound?: number;
   /** Ticks to wait for all replicas to converge after the liveness check. Default `200`. */
   readonly convergeTicks?: number;
+  /**
+   * Replicas (a minority, chosen at random) that stay crashed when the faults heal: liveness and
+   * convergence are then required of the others. Default `0`.
+   */
+  readonly permanentlyDown?: number;
 }
 
 /** The outcome of one run. */
@@ -109,6 +114,9 @@ export function runSeed(seed: number, opts: SeedRunOptions = {}): SeedRunResult 
       sim.step();
     }
     nemesis.healAll();
+    const down = Math.min(opts.permanentlyDown ?? 0, Math.floor((replicas - 1) / 2));
+    for (const pid of rng.shuffle(cluster.ids).slice(0, down)) sim.crash(pid);
+    const live = cluster.ids.filter((p) => sim.isUp(p));
     // Liveness: a proposal made after healing is decided at every replica within the bound.
     const marker = `s${seed}-after-heal`;
     const start = sim.now;
@@ -116,7 +124,7 @@ export function runSeed(seed: number, opts: SeedRunOptions = {}): SeedRunResult 
     while (sim.now - start <= bound) {
       if (markerAt < 0) {
         markerAt = cluster.checker.chosen.indexOf(marker);
-        if (markerAt < 0 && (sim.now - start) % 5 === 0) cluster.propose(rng.pick(cluster.ids), marker);
+        if (markerAt < 0 && (sim.now - start) % 5 === 0) cluster.propose(rng.pick(live), marker);
       }
       if (markerAt >= 0 && cluster.live().every((r) => r.decidedIndex > markerAt)) {
         recoveryTicks = sim.now - start;
@@ -125,7 +133,9 @@ export function runSeed(seed: number, opts: SeedRunOptions = {}): SeedRunResult 
       sim.step();
     }
     if (recoveryTicks < 0) {
-      violations.push(`liveness: no proposal decided at every replica within ${bound} ticks after healing`);
+      violations.push(
+        `liveness: no proposal decided at every live replica within ${bound} ticks after healing`,
+      );
     } else if (cluster.runUntilConverged(opts.convergeTicks ?? 200) < 0) {
       violations.push('convergence: replicas did not decide the same log after healing');
     }
