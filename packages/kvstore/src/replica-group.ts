@@ -494,6 +494,15 @@ export class ReplicaGroup {
 
   private release(o: Outputs): void {
     if (this.fatal || this.closed) return;
+    try {
+      this.releaseOutputs(o);
+    } catch (e) {
+      // A bug (e.g. an entry out of order): stop rather than serve from a state we cannot trust.
+      this.fail(e);
+    }
+  }
+
+  private releaseOutputs(o: Outputs): void {
     for (const { to, message } of o.out) {
       try {
         this.sendFn(to, message);

@@ -1,6 +1,10 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type Ballot, MemoryStorage, type Storage } from '@paxkv/paxos';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { DurableStorage } from './durable-storage.js';
+import { NodeDisk } from './node-disk.js';
 import { SimDisk } from './sim-disk.js';
 import type { StorageLogger } from './wal.js';
 
@@ -214,5 +218,35 @@ describe('DurableStorage', () => {
     await expect(DurableStorage.open<Entry>({ disk, dir: '/g' })).rejects.toMatchObject({
       name: 'CorruptDataError',
     });
+  });
+});
+
+describe('DurableStorage on the real file system', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'paxkv-durable-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('persists state, snapshots and checkpoints across reopen', async () => {
+    const disk = new NodeDisk();
+    const s = await DurableStorage.open<Entry>({ disk, dir, segmentBytes: 1024 });
+    s.setPromise({ n: 3, pid: 2 });
+    s.setAcceptedRound({ n: 3, pid: 2 });
+    for (let i = 0; i < 100; i++) {
+      s.appendEntries([{ v: `e${i}` }]);
+      if (i % 10 === 0) await s.flush();
+    }
+    s.setDecidedIndex(90);
+    s.setSnapshot({ index: 80, data: new TextEncoder().encode('state@80') });
+    await s.flush();
+    await s.close();
+    const files = readdirSync(dir).sort();
+    expect(files).toEqual(['snap-0000000000000080.bin', expect.stringMatching(/^wal-\d{16}\.log$/)]);
+    const r = await DurableStorage.open<Entry>({ disk, dir });
+    expect(r.getPromise()).toEqual({ n: 3, pid: 2 });
+    expect(r.getAcceptedRound()).toEqual({ n: 3, pid: 2 });
+    expect(r.getDecidedIndex()).toBe(90);
+    expect(r.getCompactedIndex()).toBe(80);
+    expect(r.getEntries(80, 100).map((e) => e.v)).toEqual(Array.from({ length: 20 }, (_, i) => `e${80 + i}`));
+    expect(new TextDecoder().decode(r.getSnapshot()!.data)).toBe('state@80');
+    await r.close();
   });
 });

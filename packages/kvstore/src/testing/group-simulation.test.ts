@@ -8,7 +8,9 @@ import { type GroupSimulationOptions, simulateGroup } from './group-simulation.j
 /** Seeds per run; raise it for a soak (`PAXKV_SIM_SEEDS=5000`). */
 const SEEDS = Number(process.env.PAXKV_SIM_SEEDS ?? 300);
 const FIRST_SEED = Number(process.env.PAXKV_SIM_FIRST_SEED ?? 1);
-const OUT_DIR = join(tmpdir(), 'paxkv-kvstore-sim');
+/** Where failing histories go (every history with `PAXKV_SIM_KEEP=1`). */
+const OUT_DIR = process.env.PAXKV_SIM_OUT ?? join(tmpdir(), 'paxkv-kvstore-sim');
+const KEEP_ALL = process.env.PAXKV_SIM_KEEP === '1';
 
 interface Outcome {
   readonly seed: number;
@@ -23,7 +25,7 @@ async function runSeed(options: GroupSimulationOptions, keepHistory: boolean): P
   const check = checkSync(readHistory(r.history), { model: 'kv', timeoutMs: 20_000 });
   const failed = check.verdict !== 'linearizable' || r.violations.length > 0;
   let file: string | undefined;
-  if (failed && keepHistory) {
+  if ((failed || KEEP_ALL) && keepHistory) {
     mkdirSync(OUT_DIR, { recursive: true });
     file = join(OUT_DIR, `seed-${options.seed}-${options.replicas ?? 3}.jsonl`);
     writeFileSync(file, r.history);
@@ -53,7 +55,7 @@ describe('replica group simulation (paxos + state machine + WAL on a disk that l
         outcomes.push(await runSeed({ seed, replicas, ticks: 300, ...(i % 3 === 2 ? HARSH : {}) }, true));
       }
       expect(describeFailures(outcomes)).toBe('');
-    }, 120_000);
+    }, Math.max(120_000, SEEDS * 500));
   }
 
   it('replays a seed exactly', async () => {
