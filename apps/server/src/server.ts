@@ -285,6 +285,12 @@ export class PaxkvServer {
     return this.tableValue?.nodes.find((n) => n.id === node)?.address ?? this.coordinator?.addressOf(node);
   }
 
+  private adoptTableInBackground(table: LookupTable): void {
+    this.adoptTable(table).catch((e: unknown) =>
+      this.log.error({ version: table.version, err: (e as Error).message }, 'cannot adopt the lookup table'),
+    );
+  }
+
   private async adoptTable(table: LookupTable): Promise<void> {
     if (this.tableValue && table.version <= this.tableValue.version) return;
     this.tableValue = table;
@@ -362,6 +368,15 @@ export class PaxkvServer {
   // ---- timers ----------------------------------------------------------------------------------
 
   private onTick(): void {
+    try {
+      this.tickOnce();
+    } catch (e) {
+      // A timer callback must never take the process down.
+      this.log.error({ err: (e as Error).message }, 'tick failed');
+    }
+  }
+
+  private tickOnce(): void {
     for (const g of this.groups.values()) {
       try {
         g.tick();
@@ -421,7 +436,7 @@ export class PaxkvServer {
             { version: e.table.version },
             `lookup table v${e.table.version} ${e.type === 'table-built' ? 'built' : 'updated'}`,
           );
-          void this.adoptTable(e.table);
+          this.adoptTableInBackground(e.table);
           break;
         case 'registered':
           this.log.info(
@@ -473,7 +488,7 @@ export class PaxkvServer {
     if (update.error)
       this.log.warn({ err: update.error.message }, 'the bootstrap server refused the check-in');
     const table = update.table ?? (this.tableValue === null ? member.table : null);
-    if (table && this.nodeIdValue !== null) void this.adoptTable(table);
+    if (table && this.nodeIdValue !== null) this.adoptTableInBackground(table);
   }
 
   // ---- inbound connections ---------------------------------------------------------------------
