@@ -10,7 +10,7 @@ import {
   parsePeerMessage,
   partitionOf,
 } from '../src/index.js';
-import { fmt, opsPerSecond } from './util.js';
+import { fmt, opsPerSecond, type Rate } from './util.js';
 
 const message = {
   type: 'kv',
@@ -25,7 +25,7 @@ const jsonSize = Buffer.byteLength(JSON.stringify(message));
 console.log(`message: ${frame.length - 4} B msgpack payload (+4 B header), ${jsonSize} B as JSON`);
 console.log(`node ${process.version}, ${new Date().toISOString()}\n`);
 
-const results: [string, number][] = [];
+const results: [string, Rate][] = [];
 let sink = 0;
 
 // 1. Frame encode + streaming decode, one frame per chunk (the worst case for the decoder).
@@ -135,9 +135,12 @@ results.push([
 ]);
 
 const width = Math.max(...results.map(([name]) => name.length));
-for (const [name, ops] of results) {
+console.log(
+  `${''.padEnd(width)}  ${'best ops/s'.padStart(12)}  ${'µs/op'.padStart(7)}  ${'median ops/s'.padStart(12)}`,
+);
+for (const [name, { best, median }] of results) {
   console.log(
-    `${name.padEnd(width)}  ${fmt(ops).padStart(12)} ops/s  ${(1e6 / ops).toFixed(2).padStart(7)} µs/op`,
+    `${name.padEnd(width)}  ${fmt(best).padStart(12)}  ${(1e6 / best).toFixed(2).padStart(7)}  ${fmt(median).padStart(12)}`,
   );
 }
 if (sink === -1) console.log(sink);
