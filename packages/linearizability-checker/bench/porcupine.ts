@@ -64,10 +64,16 @@ interface Row {
   verdict: string;
   parseMs: number;
   ms: number;
+  /** Process CPU time (all threads, so GC helpers count too): steadier than wall time on a busy machine. */
+  cpuMs: number;
   porcupine: number | undefined;
 }
 
 const rows: Row[] = [];
+const loadStart = (await import('node:os'))
+  .loadavg()
+  .map((x) => x.toFixed(1))
+  .join(' ');
 const jobs: { file: string; model?: string; label: string }[] = expected.map((e) => ({
   file: e.file,
   label: e.file,
@@ -89,13 +95,18 @@ for (const job of jobs) {
   if (exp !== null && exp !== undefined && first.verdict !== (exp ? 'linearizable' : 'not-linearizable'))
     mismatches++;
   const times: number[] = [];
+  const cpu: number[] = [];
   const start = performance.now();
   while (times.length < MAX_RUNS && (times.length < MIN_RUNS || performance.now() - start < BUDGET_MS)) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     checkSync(history, opts);
     times.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
   rows.push({
+    cpuMs: median(cpu),
     file: job.label,
     ops: history.operations.length,
     verdict: first.verdict,
@@ -106,21 +117,22 @@ for (const job of jobs) {
 }
 
 const fmt = (x: number | undefined): string => (x === undefined ? '—' : x < 10 ? x.toFixed(3) : x.toFixed(1));
+const os = await import('node:os');
+console.log(`load average at start: ${loadStart}`);
 console.log(
-  '| history | ops | verdict | parse ms | ours ms (median) | Porcupine ms (B median) | ours / Porcupine |',
+  '| history | ops | verdict | parse ms | ours wall ms (median) | ours CPU ms (median) | Porcupine ms (B median) | ours wall / Porcupine |',
 );
-console.log('|---|---:|---|---:|---:|---:|---:|');
+console.log('|---|---:|---|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   const ratio = r.porcupine ? (r.ms / r.porcupine).toFixed(2) : '—';
   console.log(
-    `| ${r.file} | ${r.ops} | ${r.verdict} | ${fmt(r.parseMs)} | ${fmt(r.ms)} | ${fmt(r.porcupine)} | ${ratio} |`,
+    `| ${r.file} | ${r.ops} | ${r.verdict} | ${fmt(r.parseMs)} | ${fmt(r.ms)} | ${fmt(r.cpuMs)} | ${fmt(r.porcupine)} | ${ratio} |`,
   );
 }
 const main = rows.filter((r) => !r.file.endsWith(':unpartitioned'));
 const sum = (xs: Row[], f: (r: Row) => number | undefined): number => xs.reduce((s, r) => s + (f(r) ?? 0), 0);
 const etcd = main.filter((r) => r.file.startsWith('jepsen/'));
 const kv = main.filter((r) => r.file.startsWith('kv/'));
-const slowP = [...main].sort((a, b) => (b.porcupine ?? 0) - (a.porcupine ?? 0)).slice(0, 2);
 console.log('');
 for (const [name, set] of [
   ['etcd (102 files)', etcd],
@@ -128,20 +140,27 @@ for (const [name, set] of [
   ['total', main],
 ] as const) {
   const ours = sum(set, (r) => r.ms);
+  const oursCpu = sum(set, (r) => r.cpuMs);
   const theirs = sum(set, (r) => r.porcupine);
   console.log(
-    `${name}: ours ${ours.toFixed(1)} ms, Porcupine ${theirs.toFixed(1)} ms, ratio ${(ours / theirs).toFixed(2)}`,
+    `${name}: ours ${ours.toFixed(1)} ms wall (${oursCpu.toFixed(1)} ms CPU), Porcupine ${theirs.toFixed(1)} ms, ratio ${(ours / theirs).toFixed(2)} wall, ${(oursCpu / theirs).toFixed(2)} CPU`,
   );
 }
-for (const r of slowP) {
+for (const r of [...main].sort((a, b) => (b.porcupine ?? 0) - (a.porcupine ?? 0)).slice(0, 2)) {
   console.log(
-    `Porcupine's slowest, ${r.file}: ours ${r.ms.toFixed(1)} ms vs ${fmt(r.porcupine)} ms, ratio ${(r.ms / (r.porcupine ?? 1)).toFixed(2)}`,
+    `Porcupine's slowest, ${r.file}: ours ${r.ms.toFixed(1)} ms wall (${r.cpuMs.toFixed(1)} ms CPU) vs ${fmt(r.porcupine)} ms, ratio ${(r.ms / (r.porcupine ?? 1)).toFixed(2)}`,
   );
 }
 const oursSlowest = [...main].sort((a, b) => b.ms - a.ms)[0];
 if (oursSlowest) console.log(`our slowest: ${oursSlowest.file} ${oursSlowest.ms.toFixed(1)} ms`);
 console.log(
   `parse total: ${sum(main, (r) => r.parseMs).toFixed(1)} ms (not included above; Porcupine's parse is excluded too)`,
+);
+console.log(
+  `load average at end: ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')} on ${os.availableParallelism()} CPUs`,
 );
 if (mismatches > 0) {
   console.error(`${mismatches} verdicts differ from expected.json`);

@@ -53,6 +53,7 @@ export {
   createKvModel,
   etcdModel,
   getBuiltinModel,
+  type KvCell,
   type KvInput,
   type KvModelOptions,
   type KvOutput,

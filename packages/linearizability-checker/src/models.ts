@@ -138,11 +138,33 @@ export interface KvOutput {
 }
 
 /**
- * State of the KV model. Partitioned (the default), each partition holds one key, and the state is
- * just that key's value (`null` = absent), so states compare as strings. Unpartitioned, it is a
- * frozen map from key to value (absent keys are missing).
+ * The state of one partition of the partitioned KV model: the key's value (`null` = absent) and a
+ * running polynomial hash of it, extended in O(length of the appended text) by `append`, so that
+ * states are interned and compared by a number, and strings are compared only when hashes match.
  */
-export type KvState = string | null | Readonly<Record<string, string>>;
+export interface KvCell {
+  /** The value, `null` when the key is absent. */
+  readonly value: string | null;
+  /** `hashText(value)` (any number for an absent key: `value` decides). */
+  readonly hash: number;
+}
+
+/**
+ * State of the KV model. Partitioned (the default), each partition holds one key: a
+ * {@link KvCell}. Unpartitioned, a frozen map from key to value (absent keys are missing).
+ */
+export type KvState = KvCell | Readonly<Record<string, string>>;
+
+const HASH_SEED = 0x2f6b1d3;
+
+/** Continues a 31-multiplier polynomial hash `h` over `text`. */
+function hashText(text: string, h: number = HASH_SEED): number {
+  let x = h;
+  for (let i = 0; i < text.length; i++) x = (Math.imul(x, 31) + text.charCodeAt(i)) | 0;
+  return x;
+}
+
+const ABSENT_CELL: KvCell = Object.freeze({ value: null, hash: 0 });
 
 /** Options of {@link createKvModel}. */
 export interface KvModelOptions {
@@ -166,13 +188,35 @@ const KV_FS = new Set(['get', 'put', 'cas', 'delete', 'append']);
 export function createKvModel(options: KvModelOptions = {}): Model<KvState, KvInput, KvOutput> {
   const absent = options.absentValue === undefined ? null : options.absentValue;
   const partitioned = options.partitioned ?? true;
-  const get = (s: KvState, k: string): string | undefined => {
-    if (s === null) return undefined;
-    if (typeof s === 'string') return s;
-    return Object.hasOwn(s, k) ? s[k] : undefined;
+  // Hashes of the strings that outputs and cas arguments compare against, computed once each.
+  const hashes = new Map<string, number>();
+  const hashOf = (text: string): number => {
+    let h = hashes.get(text);
+    if (h === undefined) {
+      h = hashText(text);
+      hashes.set(text, h);
+    }
+    return h;
   };
-  const set = (s: KvState, k: string, v: string | undefined): KvState => {
-    if (partitioned) return v ?? null;
+  const get = (s: KvState, k: string): string | undefined => {
+    if (partitioned) return (s as KvCell).value ?? undefined;
+    const m = s as Readonly<Record<string, string>>;
+    return Object.hasOwn(m, k) ? m[k] : undefined;
+  };
+  /** Whether the current value `cur` of `s` equals `text`, comparing hashes first when partitioned. */
+  const same = (s: KvState, cur: string | undefined, text: string): boolean => {
+    if (cur === undefined) return false;
+    if (partitioned && (s as KvCell).hash !== hashOf(text)) return false;
+    return cur === text;
+  };
+  const set = (s: KvState, k: string, v: string | undefined, appended?: string): KvState => {
+    if (partitioned) {
+      if (v === undefined) return ABSENT_CELL;
+      const cell = s as KvCell;
+      const hash =
+        appended !== undefined && cell.value !== null ? hashText(appended, cell.hash) : hashText(v);
+      return { value: v, hash };
+    }
     const next: Record<string, string> = { ...(s as Record<string, string>) };
     if (v === undefined) delete next[k];
     else next[k] = v;
@@ -180,39 +224,46 @@ export function createKvModel(options: KvModelOptions = {}): Model<KvState, KvIn
   };
   const model: Model<KvState, KvInput, KvOutput> = {
     name: options.name ?? 'kv',
-    init: () => (partitioned ? null : Object.freeze({})),
+    init: () => (partitioned ? ABSENT_CELL : Object.freeze({})),
     step(state, input, output): StepResult<KvState> {
       const cur = get(state, input.key);
       switch (input.f) {
         case 'get': {
           if (output === undefined || output.value === undefined) return { ok: true, state };
-          return output.value === (cur ?? absent) ? { ok: true, state } : ILLEGAL;
+          const legal =
+            cur === undefined
+              ? output.value === absent
+              : output.value !== null && same(state, cur, output.value);
+          return legal ? { ok: true, state } : ILLEGAL;
         }
         case 'put':
           if (output?.created !== undefined && output.created !== (cur === undefined)) return ILLEGAL;
           return { ok: true, state: set(state, input.key, input.value) };
         case 'append':
-          return { ok: true, state: set(state, input.key, (cur ?? '') + input.value) };
+          return { ok: true, state: set(state, input.key, (cur ?? '') + input.value, input.value) };
         case 'delete':
           if (output?.existed !== undefined && output.existed !== (cur !== undefined)) {
             return ILLEGAL;
           }
           return { ok: true, state: cur === undefined ? state : set(state, input.key, undefined) };
         case 'cas': {
-          const matches = input.expected === null ? cur === undefined : cur === input.expected;
+          const matches = input.expected === null ? cur === undefined : same(state, cur, input.expected);
           if (output !== undefined && output.ok !== undefined && output.ok !== matches) return ILLEGAL;
           return { ok: true, state: matches ? set(state, input.key, input.value) : state };
         }
       }
     },
     key: (s) => {
-      if (s === null) return 0;
-      if (typeof s === 'string') return s;
-      const keys = Object.keys(s);
+      if (partitioned) {
+        const c = s as KvCell;
+        return c.value === null ? -1 : c.hash & 0x3fffffff;
+      }
+      const m = s as Readonly<Record<string, string>>;
+      const keys = Object.keys(m);
       if (keys.length === 0) return '';
-      if (keys.length === 1) return JSON.stringify([keys[0], s[keys[0] as string]]);
+      if (keys.length === 1) return JSON.stringify([keys[0], m[keys[0] as string]]);
       keys.sort();
-      return JSON.stringify(keys.map((k) => [k, s[k]]));
+      return JSON.stringify(keys.map((k) => [k, m[k]]));
     },
     readOnly: (input, output) =>
       input.f === 'get' ||
@@ -262,14 +313,21 @@ export function createKvModel(options: KvModelOptions = {}): Model<KvState, KvIn
       }
     },
     describeState(s) {
-      if (s === null) return 'absent';
-      if (typeof s === 'string') return show(s);
-      const keys = Object.keys(s).sort();
+      if (partitioned) {
+        const c = s as KvCell;
+        return c.value === null ? 'absent' : show(c.value);
+      }
+      const m = s as Readonly<Record<string, string>>;
+      const keys = Object.keys(m).sort();
       if (keys.length === 0) return '{}';
-      return `{${keys.map((k) => `${show(k)}: ${show(s[k])}`).join(', ')}}`;
+      return `{${keys.map((k) => `${show(k)}: ${show(m[k])}`).join(', ')}}`;
     },
   };
-  if (partitioned) model.partition = (input) => input.key;
+  if (partitioned) {
+    model.partition = (input) => input.key;
+    // keys are hashes: confirm with the values
+    model.equal = (a, b) => (a as KvCell).value === (b as KvCell).value;
+  }
   return model;
 }
 

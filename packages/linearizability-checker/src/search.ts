@@ -63,13 +63,14 @@ export type SearchOutcome =
     };
 
 /** Transitions computed before deciding whether the transition map pays (1 hit in 8 needed). */
-const TRANSITION_PROBE = 32_768;
+const TRANSITION_PROBE = 8_192;
 
 /** Interns model states as small integers and memoizes transitions per (state, operation). */
 class StateSpace<S> {
   readonly states: S[] = [];
   private readonly byKey = new Map<string | number, number | number[]>();
   private readonly rows: (Int32Array | undefined)[] = [];
+  private readonly stepped: Uint8Array;
   private readonly transitions: TransitionMap;
   private transitionsUseful = true;
   private transitionHits = 0;
@@ -82,6 +83,7 @@ class StateSpace<S> {
     maxTransitions: number,
   ) {
     this.transitions = new TransitionMap(maxTransitions);
+    this.stepped = new Uint8Array(maxMemoStates);
   }
 
   intern(state: S): number {
@@ -110,8 +112,14 @@ class StateSpace<S> {
   step(s: number, op: number): number {
     let row = this.rows[s];
     if (row === undefined && s < this.maxMemoStates) {
-      row = new Int32Array(this.ops.length).fill(-2);
-      this.rows[s] = row;
+      // A row is allocated on a state's second step: models that reach most states once (an
+      // append-KV) then allocate almost nothing.
+      if (this.stepped[s] === 1) {
+        row = new Int32Array(this.ops.length).fill(-2);
+        this.rows[s] = row;
+      } else {
+        this.stepped[s] = 1;
+      }
     }
     if (row !== undefined) {
       const cached = row[op] as number;
