@@ -74,6 +74,28 @@ describe('PaxkvClient operations', () => {
     expect(cluster.log).toHaveLength(0);
   });
 
+  it('rejects bad input from JavaScript callers with BadRequestError, sending nothing', async () => {
+    const { client, cluster } = setup();
+    const c = client as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    for (const [method, args, field] of [
+      ['get', [''], 'key'],
+      ['get', [42], 'key'],
+      ['put', ['k', 42], 'value'],
+      ['put', ['k', { a: 1 }], 'value'],
+      ['cas', ['k', 7, 'v'], 'expected'],
+      ['delete', [null], 'key'],
+      ['get', ['k', { timeoutMs: -1 }], 'timeoutMs'],
+    ] as const) {
+      const e = await c[method]!.apply(client, [...args]).catch((x: unknown) => x);
+      expect(e).toMatchObject({ code: 'BAD_REQUEST', field });
+    }
+    await expect(client.status({ server: 'bogus' })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      field: 'server',
+    });
+    expect(cluster.log).toHaveLength(0);
+  });
+
   it('reports the cluster status of a server', async () => {
     const { client, cluster } = setup();
     const status = await client.status();
@@ -264,6 +286,18 @@ describe('PaxkvClient retries and exactly-once', () => {
     const seqs = cluster.log.map((l) => l.request.session!);
     expect(seqs[0]!.client).toBe(seqs[1]!.client);
     expect(seqs[1]!.seq).toBe(seqs[0]!.seq + 1);
+  });
+
+  it('backs off and stays with the leader when its connection is at the high-water mark', async () => {
+    const { client, cluster } = setup({ leaderDiscoveryIntervalMs: 0 });
+    const key = keyIn(cluster, 0);
+    await client.put(key, 'a');
+    cluster.log.length = 0;
+    cluster.refuseSends = 3;
+    expect(await client.put(key, 'b')).toEqual({ created: false });
+    expect(cluster.log.map((l) => l.node)).toEqual([1]);
+    expect(client.stats.retries).toBe(3);
+    expect(client.leaderOf(0)).toBe(1);
   });
 
   it('queues calls beyond maxInFlight', async () => {

@@ -5,12 +5,14 @@
  * @module
  */
 import {
+  BadRequestError,
   backoffDelay,
   type CasOutcome,
   type ClusterStatus,
   ConnectionClosedError,
   checkKvOpLimits,
   errorFromWire,
+  isAddress,
   type KvOp,
   type KvRequest,
   type KvResult,
@@ -208,6 +210,12 @@ export class PaxkvClient {
    */
   async status(options: StatusOptions = {}): Promise<ClusterStatus> {
     this.#assertOpen();
+    if (options.server !== undefined && !isAddress(options.server)) {
+      throw new BadRequestError({
+        field: 'server',
+        problem: `'${String(options.server)}' is not a host:port address`,
+      });
+    }
     const budget = options.timeoutMs ?? this.options.requestTimeoutMs;
     const deadline = now() + budget;
     let lastError: PaxkvError | undefined;
@@ -269,6 +277,8 @@ export class PaxkvClient {
 
   async #callInner(op: KvOp, stale: boolean, timeoutMs: number | undefined): Promise<KvResult> {
     this.#assertOpen();
+    const inputError = checkInput(op, timeoutMs);
+    if (inputError) throw inputError;
     const limitError = checkKvOpLimits(op, this.options.limits);
     if (limitError) throw limitError;
     const budget = timeoutMs ?? this.options.requestTimeoutMs;
@@ -394,6 +404,9 @@ export class PaxkvClient {
           lastError = new UnexpectedReplyError({ address: target.address, got: m.type, expected: 'kv.ok' });
           this.#forget(partition, target);
         }
+      } else if (outcome.kind === 'not-sent' && outcome.busy) {
+        // The leader is fine but our buffer to it is full: wait (backoff) and send to it again.
+        lastError = this.#outcomeError(outcome, target.address);
       } else {
         lastError = this.#outcomeError(outcome, target.address);
         this.#forget(partition, target);
@@ -657,6 +670,30 @@ export class PaxkvClient {
   #assertOpen(): void {
     if (this.#closed) throw new ClientClosedError({ uncertain: false });
   }
+}
+
+function isValue(v: unknown): boolean {
+  return typeof v === 'string' || v instanceof Uint8Array;
+}
+
+/** Checks what TypeScript cannot guarantee for JavaScript callers: types, empty keys, the timeout. */
+function checkInput(op: KvOp, timeoutMs: number | undefined): BadRequestError | undefined {
+  if (typeof op.key !== 'string' || op.key.length === 0) {
+    return new BadRequestError({ field: 'key', problem: 'must be a non-empty string' });
+  }
+  if ((op.op === 'put' || op.op === 'cas') && !isValue(op.value)) {
+    return new BadRequestError({ field: 'value', problem: 'must be a string or a Uint8Array' });
+  }
+  if (op.op === 'cas' && op.expected !== null && !isValue(op.expected)) {
+    return new BadRequestError({ field: 'expected', problem: 'must be null, a string or a Uint8Array' });
+  }
+  if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+    return new BadRequestError({
+      field: 'timeoutMs',
+      problem: `must be a positive number of ms, got ${timeoutMs}`,
+    });
+  }
+  return undefined;
 }
 
 function asPaxkvError(e: unknown): PaxkvError {

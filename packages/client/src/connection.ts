@@ -47,8 +47,11 @@ export type AttemptOutcome =
   | { readonly kind: 'timeout' }
   /** The request was sent, then the connection broke: its outcome is unknown. */
   | { readonly kind: 'closed' }
-  /** The request was never sent (connection not open in time, or backpressure). */
-  | { readonly kind: 'not-sent'; readonly reason: string };
+  /**
+   * The request was never sent: the connection was not open in time (`busy: false`), or it is open
+   * but its outgoing buffer is full (`busy: true`: the server reads slower than we write).
+   */
+  | { readonly kind: 'not-sent'; readonly reason: string; readonly busy?: boolean };
 
 interface Pending {
   readonly resolve: (o: AttemptOutcome) => void;
@@ -122,11 +125,16 @@ export class Channel {
         this.#settle(id, { kind: 'not-sent', reason: e instanceof Error ? e.message : String(e) });
         return;
       }
-      if (!sent)
+      if (!sent) {
+        const busy = this.#connection.isOpen;
         this.#settle(id, {
           kind: 'not-sent',
-          reason: `${this.address} is not accepting more data right now`,
+          reason: busy
+            ? `the connection to ${this.address} is at its high-water mark (the server reads slower than we send)`
+            : `${this.address} is not connected`,
+          busy,
         });
+      }
     });
   }
 

@@ -76,6 +76,8 @@ export class FakeCluster {
   forwardedCount = 0;
   /** Most kv requests seen in flight at once on a single connection. */
   maxInFlightPerConnection = 0;
+  /** The next N sends on open in-process connections are refused (a full outgoing buffer). */
+  refuseSends = 0;
   /** Keep {@link FakeCluster.log} and {@link FakeCluster.applied} (turn off for benchmarks). */
   record = true;
   /** Every kv request seen, in arrival order. */
@@ -286,6 +288,10 @@ class LocalConnection implements ClientConnection {
 
   send(message: ClientRequest): boolean {
     if (!this.#open) return false;
+    if (this.cluster.refuseSends > 0) {
+      this.cluster.refuseSends--;
+      return false;
+    }
     if (!this.cluster.isUp(this.node)) {
       this.break();
       return true;
