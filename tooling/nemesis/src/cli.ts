@@ -20,6 +20,8 @@ const USAGE = `usage: pnpm nemesis -- [options]
   --dir <path>         run directory (default: a temp dir, removed after a passing run)
   --keep               keep the run directory after a passing run
   --unsafe-env <K=V>   environment for the servers (test-only switches), repeatable
+  --unsafe-mutation <m>  TESTING ONLY: run the servers with the kvstore's unsafeMutation m
+                       (staleLeaderReads | releaseBeforeFlush): the run should then FAIL
   --help               this text`;
 
 function positiveInt(name: string, text: string | undefined, fallback: number): number {
@@ -45,6 +47,7 @@ async function main(argv: readonly string[]): Promise<number> {
         dir: { type: 'string' },
         keep: { type: 'boolean' },
         'unsafe-env': { type: 'string', multiple: true },
+        'unsafe-mutation': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -82,6 +85,7 @@ async function main(argv: readonly string[]): Promise<number> {
       serverEnv: env,
       log: (line) => process.stdout.write(`${line}\n`),
       ...(dir !== undefined ? { dir } : {}),
+      ...(typeof values['unsafe-mutation'] === 'string' ? { unsafeMutation: values['unsafe-mutation'] } : {}),
     };
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);

@@ -2,7 +2,7 @@ import { partitionOf } from '@paxkv/common';
 import type { ManagedCluster, ManagedServer } from './cluster.js';
 import type { FaultProxy, LinkRule } from './proxy.js';
 import { Rng } from './rng.js';
-import { describeScenario, randomScenario, scenarioCuts } from './scenarios.js';
+import { describeScenario, randomScenario, type ScenarioKind, scenarioCuts } from './scenarios.js';
 import type { Episode, Fault, FaultKind, FaultTarget } from './schedule.js';
 
 /** Options of a {@link Nemesis}. */
@@ -15,6 +15,8 @@ export interface NemesisOptions {
   readonly log?: (line: string) => void;
   /** Time allowed to restart a killed server. Default 60 000 ms. */
   readonly restartTimeoutMs?: number;
+  /** Partition scenarios to draw from. Default: every kind. */
+  readonly scenarioKinds?: readonly ScenarioKind[];
 }
 
 /** What the nemesis did, for the summary. */
@@ -202,7 +204,7 @@ export class Nemesis {
       case 'partition': {
         const nodes = this.cluster.nodes();
         const leader = await this.cluster.leaderOf(this.partitionOfKey(f.keyIndex));
-        const scenario = randomScenario(new Rng(f.seed), nodes, leader);
+        const scenario = randomScenario(new Rng(f.seed), nodes, leader, this.options.scenarioKinds);
         const cuts = scenarioCuts(scenario, nodes);
         for (const [a, b] of cuts)
           this.proxy.setRule(a, b, { kind: 'cut', mode: f.blackhole ? 'blackhole' : 'refuse' });

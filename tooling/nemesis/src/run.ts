@@ -17,10 +17,11 @@ import {
 import { Nemesis } from './nemesis.js';
 import { FaultProxy } from './proxy.js';
 import { Rng } from './rng.js';
+import type { ScenarioKind } from './scenarios.js';
 import { buildSchedule, DEFAULT_FAULTS, type FaultKind } from './schedule.js';
-import type { ServerCommand } from './server-command.js';
+import { resolveServerCommand, type ServerCommand, withUnsafeMutation } from './server-command.js';
 import { type KeyDurability, verifyKey } from './verify.js';
-import { Workload, type WorkloadClientFactory } from './workload.js';
+import { Workload, type WorkloadClientFactory, type WorkloadConfig } from './workload.js';
 
 /** Options of one nemesis run; every field but `seed` and `durationMs` has a default. */
 export interface RunOptions {
@@ -48,6 +49,11 @@ export interface RunOptions {
   readonly serverFlags: readonly string[];
   /** How to start a server. Default: the source through tsx. */
   readonly serverCommand?: ServerCommand;
+  /**
+   * TESTING ONLY: a kvstore `unsafeMutation` to switch on in every server (e.g. `staleLeaderReads`), for the
+   * mutation sanity check: the run must then report a violation. Default none.
+   */
+  readonly unsafeMutation?: string;
   /** Per-operation deadline of the workload's clients; a timed-out operation is indeterminate. Default 2000 ms. */
   readonly operationTimeoutMs: number;
   /** Time allowed for the cluster to recover after healing and for the final reads. Default 60 000 ms. */
@@ -58,6 +64,12 @@ export interface RunOptions {
   readonly progressEveryMs: number;
   /** Where progress lines go. Default: nowhere. */
   readonly log?: (line: string) => void;
+  /** Partition scenarios the nemesis draws from. Default: every kind. */
+  readonly scenarioKinds?: readonly ScenarioKind[];
+  /** Chance that a fault aims at a leader. Default 0.6. */
+  readonly leaderProbability?: number;
+  /** Workload mix. Default {@link DEFAULT_WORKLOAD_CONFIG}. */
+  readonly workload?: Partial<WorkloadConfig>;
   /** Builds the workload's clients. Default: `@paxkv/client` through {@link createWorkloadClient}. */
   readonly clientFactory?: (servers: readonly string[], timeoutMs: number) => WorkloadClientFactory;
 }
@@ -113,6 +125,8 @@ export interface RunSummary {
   readonly timeline: readonly string[];
   /** One entry per key. */
   readonly keys: readonly KeySummary[];
+  /** The TESTING ONLY mutation the servers ran with, if any. */
+  readonly unsafeMutation: string | undefined;
   /** Acknowledged writes, and how many the final reads confirm. */
   readonly acknowledgedWrites: number;
   readonly verifiedWrites: number;
@@ -150,15 +164,22 @@ export async function runNemesis(
   mkdirSync(dir, { recursive: true });
   const rng = new Rng(o.seed);
   const proxy = new FaultProxy({ seed: rng.nextUint32() });
+  let command = o.serverCommand;
+  let env = { ...o.serverEnv };
+  if (o.unsafeMutation !== undefined) {
+    const unsafe = withUnsafeMutation(command ?? resolveServerCommand(), o.unsafeMutation);
+    command = unsafe.command;
+    env = { ...env, ...unsafe.env };
+  }
   const cluster = new ManagedCluster({
     servers: o.servers,
     dir,
     proxy,
     partitions: o.partitions,
-    env: o.serverEnv,
+    env,
     serverFlags: o.serverFlags,
     startTimeoutMs: o.recoveryTimeoutMs,
-    ...(o.serverCommand !== undefined ? { command: o.serverCommand } : {}),
+    ...(command !== undefined ? { command } : {}),
   });
   const keys = Array.from({ length: o.keys }, (_, i) => `key-${i}`);
   const problems: string[] = [];
@@ -178,18 +199,20 @@ export async function runNemesis(
       servers: o.servers,
       faults: o.faults,
       keys: o.keys,
+      ...(o.leaderProbability !== undefined ? { leaderProbability: o.leaderProbability } : {}),
     });
     const factory = (o.clientFactory ?? createWorkloadClient)(
       cluster.clientAddresses(),
       o.operationTimeoutMs,
     );
     const histories = Array.from({ length: o.clients + 1 }, () => new MemoryHistory());
-    const workload = new Workload(keys, rng.fork());
+    const workload = new Workload(keys, rng.fork(), o.workload);
     const nemesis = new Nemesis(cluster, proxy, schedule, {
       keys,
       partitions: o.partitions,
       log,
       restartTimeoutMs: o.recoveryTimeoutMs,
+      ...(o.scenarioKinds !== undefined ? { scenarioKinds: o.scenarioKinds } : {}),
     });
     const started = Date.now();
     await workload.start(o.clients, factory, histories);
@@ -258,6 +281,7 @@ export async function runNemesis(
       faults: report.counts,
       timeline: report.timeline,
       keys: keySummaries,
+      unsafeMutation: o.unsafeMutation,
       acknowledgedWrites,
       verifiedWrites,
       violations,
@@ -348,7 +372,7 @@ export function formatSummary(s: RunSummary): string {
     const lost = k.lost.length > 0 ? `, LOST ${k.lost.length}` : '';
     const problem = k.problem !== undefined ? ` (${k.problem})` : '';
     lines.push(
-      `  ${k.key.padEnd(10)} ${k.verdict.padEnd(17)} ops ${String(k.operations).padStart(5)}  final ${JSON.stringify(k.finalValue ?? '(no read)')}  acked writes ${k.verified}/${k.acknowledged}${lost}${problem}`,
+      `  ${k.key.padEnd(10)} ${k.verdict.padEnd(17)} ops ${String(k.operations).padStart(5)}  final ${k.finalValue === undefined ? '(no read)' : JSON.stringify(k.finalValue)}  acked writes ${k.verified}/${k.acknowledged}${lost}${problem}`,
     );
   }
   for (const p of s.problems) lines.push(`problem: ${p}`);

@@ -37,6 +37,16 @@ export const SCENARIO_KINDS = [
   'split',
 ] as const satisfies ReadonlyArray<PartitionScenario['kind']>;
 
+/** A scenario kind. */
+export type ScenarioKind = PartitionScenario['kind'];
+
+/** The scenarios that take the leader away from a quorum (while clients can still reach it). */
+export const LEADER_ISOLATING_SCENARIOS: readonly ScenarioKind[] = [
+  'isolate',
+  'leader-cut-from-majority',
+  'split',
+];
+
 /** A directed link `[from, to]` between two servers. */
 export type DirectedLink = readonly [number, number];
 
@@ -116,13 +126,19 @@ export function describeScenario(s: PartitionScenario): string {
 
 /**
  * Draws a scenario among `nodes` (at least 2). `leader`, when known, is the server that leader-targeted
- * scenarios aim at (otherwise a random server).
+ * scenarios aim at (otherwise a random server). `kinds` restricts the draw (default: every kind).
  */
-export function randomScenario(rng: Rng, nodes: readonly number[], leader?: number): PartitionScenario {
+export function randomScenario(
+  rng: Rng,
+  nodes: readonly number[],
+  leader?: number,
+  kinds: readonly PartitionScenario['kind'][] = SCENARIO_KINDS,
+): PartitionScenario {
   if (nodes.length < 2) throw new RangeError('a partition needs at least two servers');
+  if (kinds.length === 0) throw new RangeError('randomScenario needs at least one scenario kind');
   const target = leader !== undefined && nodes.includes(leader) ? leader : rng.pick(nodes);
   const others = nodes.filter((n) => n !== target);
-  const kind = rng.pick(SCENARIO_KINDS);
+  const kind = rng.pick(kinds);
   switch (kind) {
     case 'isolate':
       return { kind, node: target };

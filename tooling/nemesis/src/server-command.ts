@@ -51,3 +51,30 @@ export function resolveServerCommand(
     `cannot find paxkv-server: neither ${source} with tsx nor ${dist}; run pnpm install / pnpm build`,
   );
 }
+
+/**
+ * TESTING ONLY: the same command with the kvstore's test-only `unsafeMutation` switched on in every replica
+ * group (see `testing/unsafe-preload.ts`). Needs the source command (tsx), since the preload is TypeScript.
+ * @returns the command and the environment the servers need.
+ */
+export function withUnsafeMutation(
+  command: ServerCommand,
+  mutation: string,
+): { command: ServerCommand; env: Record<string, string> } {
+  const tsxIndex = command.args.indexOf('--import');
+  if (tsxIndex < 0)
+    throw new ServerNotFoundError('an unsafe mutation needs the server run from source through tsx');
+  const preload = pathToFileURL(
+    join(repoRoot(), 'tooling', 'nemesis', 'src', 'testing', 'unsafe-preload.ts'),
+  ).href;
+  const args = [...command.args];
+  args.splice(tsxIndex + 2, 0, '--import', preload);
+  return {
+    command: {
+      command: command.command,
+      args,
+      description: `${command.description} + TESTING ONLY mutation ${mutation}`,
+    },
+    env: { PAXKV_NEMESIS_UNSAFE_MUTATION: mutation, PAXKV_UNSAFE_MUTATION: mutation },
+  };
+}

@@ -33,6 +33,12 @@ export interface WorkloadConfig {
   readonly deleteWeight: number;
   /** Most think time between two operations of one client, uniform from 0. Default 5 ms. */
   readonly maxThinkMs: number;
+  /**
+   * How many of the clients (the first ones) only read. A reader is never held up by a write stuck at a
+   * deposed leader, so it keeps asking whichever server it believes leads: the bait for stale reads.
+   * Default 1.
+   */
+  readonly readOnlyClients: number;
 }
 
 /** Defaults of {@link WorkloadConfig}. */
@@ -42,6 +48,7 @@ export const DEFAULT_WORKLOAD_CONFIG: WorkloadConfig = Object.freeze({
   casWeight: 0.2,
   deleteWeight: 0.15,
   maxThinkMs: 5,
+  readOnlyClients: 1,
 });
 
 /** Live counters of the workload (the summary's numbers come from the histories). */
@@ -58,7 +65,8 @@ export interface WorkloadProgress {
  * K concurrent clients, each a sequential loop of random get/put/cas/delete over a small key set (so
  * operations conflict). Every written value is unique (`c<client>-<n>`), so a value read later names the
  * write that produced it. A cas expects the value this client saw last for the key (or absence, or a
- * random earlier value), so a good share of them applies. The clients record their own histories.
+ * random earlier value), so a good share of them applies. The first `readOnlyClients` clients only read.
+ * The clients record their own histories.
  */
 export class Workload {
   /** Live counters. */
@@ -96,7 +104,8 @@ export class Workload {
 
   private async loop(client: WorkloadClient, index: number, rng: Rng): Promise<void> {
     const c = this.config;
-    const total = c.getWeight + c.putWeight + c.casWeight + c.deleteWeight;
+    const readOnly = index < c.readOnlyClients;
+    const total = readOnly ? c.getWeight : c.getWeight + c.putWeight + c.casWeight + c.deleteWeight;
     const lastSeen = new Map<string, string | null>();
     const written: string[] = [];
     let n = 0;
