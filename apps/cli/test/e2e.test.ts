@@ -230,6 +230,33 @@ describe('a local 3-server cluster', () => {
     for (const [k, v] of acked) expect(await client.get(k)).toBe(v);
   }, 90_000);
 
+  it('runs `paxkv bench` and reports ops/s and percentiles', async () => {
+    const servers = file.nodes.map((n) => n.address).join(',');
+    const r = await cli([
+      '--servers',
+      servers,
+      '--json',
+      'bench',
+      '--duration',
+      '1',
+      '--clients',
+      '4',
+      '--workload',
+      'mixed',
+      '--keys',
+      '50',
+    ]);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ workload: 'mixed', clients: 4, errors: 0 });
+    expect(report.ops).toBeGreaterThan(0);
+    expect(report.opsPerSec).toBeGreaterThan(0);
+    expect(report.latencyMs.p50).toBeGreaterThan(0);
+    expect(report.latencyMs.p99).toBeGreaterThanOrEqual(report.latencyMs.p50);
+    expect(report.latencyMs.max).toBeGreaterThanOrEqual(report.latencyMs.p99);
+    expect(r.stderr).toMatch(/ops\/s/);
+  }, 30_000);
+
   it('stops the cluster with `paxkv cluster stop`', async () => {
     const r = await cli(['cluster', 'stop', '--dir', dir]);
     expect(r.code).toBe(0);
