@@ -51,6 +51,10 @@ describe('server configuration', () => {
     [['--join', 'nohost'], /join/],
     [['--bogus'], /unknown option/],
     [['--partitions', '0'], /partitions/],
+    [
+      ['--bootstrap-threshold', '2', '--replication', '3'],
+      /bootstrapThreshold: must be at least the replication/,
+    ],
   ])('rejects %j naming the problem', (argv, pattern) => {
     let error: unknown;
     try {

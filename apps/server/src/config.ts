@@ -77,7 +77,16 @@ export const serverConfigSchema = z
     /** Most requests one connection may have in flight; beyond that it gets UNAVAILABLE. Default 1024. */
     maxInflightPerConnection: positiveInt.default(1024),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.join === undefined && c.bootstrapThreshold < c.replication) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['bootstrapThreshold'],
+        message: `must be at least the replication (${c.replication}) so every group gets distinct servers; raise --bootstrap-threshold or lower --replication`,
+      });
+    }
+  });
 
 /** A complete, validated server configuration (see {@link serverConfigSchema} for every field's default). */
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
