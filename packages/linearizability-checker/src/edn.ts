@@ -45,6 +45,9 @@ export function ednGet(map: Map<EdnValue, EdnValue>, keyword: string): EdnValue 
 
 const DELIM = new Set([' ', '\t', '\n', '\r', ',', '(', ')', '[', ']', '{', '}', '"', ';']);
 
+/** Deepest nesting {@link parseEdn} accepts by default (histories nest 2–3 levels). */
+export const DEFAULT_EDN_MAX_DEPTH = 200;
+
 /** One top-level EDN form with the line it starts on. */
 export interface EdnForm {
   readonly value: EdnValue;
@@ -52,12 +55,13 @@ export interface EdnForm {
 }
 
 /**
- * Parses every top-level EDN form in `text`.
+ * Parses every top-level EDN form in `text`, nested at most `maxDepth` levels.
  * @throws HistoryParseError with the line of the problem.
  */
-export function parseEdn(text: string): EdnForm[] {
+export function parseEdn(text: string, maxDepth: number = DEFAULT_EDN_MAX_DEPTH): EdnForm[] {
   let i = 0;
   let line = 1;
+  let depth = 0;
   const fail = (msg: string): never => {
     throw new HistoryParseError(`EDN: ${msg}`, line);
   };
@@ -76,6 +80,7 @@ export function parseEdn(text: string): EdnForm[] {
   const readSeq = (close: string): EdnValue[] => {
     const out: EdnValue[] = [];
     const opened = line;
+    if (++depth > maxDepth) fail(`nesting deeper than ${maxDepth} levels: not a history`);
     for (;;) {
       skip();
       if (i >= text.length) {
@@ -86,6 +91,7 @@ export function parseEdn(text: string): EdnForm[] {
       }
       if (text[i] === close) {
         i++;
+        depth--;
         return out;
       }
       out.push(read());

@@ -15,6 +15,7 @@ export {
   type Verdict,
 } from './check.js';
 export {
+  DEFAULT_EDN_MAX_DEPTH,
   type EdnForm,
   EdnSymbol,
   type EdnValue,

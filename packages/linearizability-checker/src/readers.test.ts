@@ -121,6 +121,7 @@ describe('EDN', () => {
     ['{:a}', /even number/],
     ['"abc', /unterminated/],
     [')', /unexpected "\)"/],
+    ['['.repeat(100_000), /nesting deeper than 200/],
   ])('rejects %s', (text, msg) => {
     expect(() => parseEdn(text)).toThrow(msg);
   });

@@ -11,8 +11,12 @@ import type { Model } from './model.js';
 export interface SearchLimits {
   /** Absolute `performance.now()` time (ms) after which the search gives up with `unknown`. */
   deadline: number;
-  /** Most (linearized set, state) pairs kept in the cache before giving up with `unknown`. */
-  maxCacheEntries: number;
+  /**
+   * Most memory, in bytes, for the cache of (linearized set, state) pairs (each costs about
+   * 12 bytes plus 4 bytes per 32 operations of the partition); past it the search gives up with
+   * `unknown` rather than exhaust the heap.
+   */
+  maxCacheBytes: number;
   /**
    * Model states (in order of discovery) whose transitions are memoized in a table of
    * states × operations; later states are stepped by calling the model each time (models such as
@@ -25,10 +29,13 @@ export interface SearchLimits {
   clockCheckInterval: number;
 }
 
-/** Defaults: no deadline, 20 M cache entries, 1,024 memoized states plus 8 M more transitions, clock checked every 16,384 steps. */
+/**
+ * Defaults: no deadline, 1 GiB of cache, 1,024 memoized states plus 8 M more transitions, clock
+ * checked every 16,384 steps.
+ */
 export const DEFAULT_SEARCH_LIMITS: SearchLimits = {
   deadline: Number.POSITIVE_INFINITY,
-  maxCacheEntries: 20_000_000,
+  maxCacheBytes: 1024 * 1024 * 1024,
   maxMemoStates: 1024,
   maxTransitions: 8_000_000,
   clockCheckInterval: 16_384,
@@ -447,10 +454,10 @@ export class PartitionSearch<S> {
           out = this.unknown('time budget exhausted');
           break;
         }
-        if (cache.size > lim.maxCacheEntries) {
+        if (cache.size * (12 + 4 * bits.length) > lim.maxCacheBytes) {
           this.steps = steps;
           out = this.unknown(
-            `cache limit of ${lim.maxCacheEntries} states reached (raise limits.maxCacheEntries)`,
+            `cache reached ${Math.round(lim.maxCacheBytes / 1048576)} MiB after ${cache.size} states (raise limits.maxCacheBytes, or split the history)`,
           );
           break;
         }
