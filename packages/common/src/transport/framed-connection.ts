@@ -144,9 +144,9 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     }
   }
 
-  /** True until the connection closes. */
+  /** True while frames can be sent: not closed, not being closed, not destroyed. */
   get isOpen(): boolean {
-    return !this.closed;
+    return !this.closed && !this.socket.destroyed && this.socket.writable;
   }
 
   /** A snapshot of the connection's counters. */
@@ -161,7 +161,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
 
   /** True if a frame of `size` bytes would be accepted by {@link FramedConnection.send} now. */
   canSend(size = 1): boolean {
-    if (this.closed || this.pending.length > 0) return false;
+    if (!this.isOpen || this.pending.length > 0) return false;
     const queued = this.socket.writableLength;
     return queued === 0 || queued + size <= this.config.highWaterMark;
   }
@@ -174,7 +174,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
    * @throws EncodeError / FrameTooLargeError if the message itself cannot be sent (a caller bug).
    */
   send(message: unknown): boolean {
-    if (this.closed) return false;
+    if (!this.isOpen) return false;
     const frame = this.encode(message);
     if (this.canSend(frame.length)) {
       this.writeFrame(frame);
@@ -201,7 +201,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
    * message that cannot be sent.
    */
   write(message: unknown): Promise<void> {
-    if (this.closed) return Promise.reject(this.closedError());
+    if (!this.isOpen) return Promise.reject(this.closedError());
     let frame: Uint8Array;
     try {
       frame = this.encode(message);

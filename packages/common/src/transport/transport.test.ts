@@ -128,6 +128,11 @@ describe('TransportServer + ReconnectingConnection on loopback', () => {
     const [m] = await reply;
     expect(m).toMatchObject({ echo: { type: 'ping', id: 1 } });
     expect([...(m as { echo: { data: Uint8Array } }).echo.data]).toEqual([1, 2, 3]);
+    const serverSide = [...server.connections][0]!;
+    serverSide.close();
+    expect(serverSide.isOpen).toBe(false); // closing: nothing more may be queued
+    expect(serverSide.send({ late: true })).toBe(false);
+    await expect(serverSide.write({ late: true })).rejects.toBeInstanceOf(ConnectionClosedError);
   });
 
   it('works over IPv6 loopback with a bracketed address', async (ctx) => {
