@@ -239,7 +239,11 @@ export function loadServerConfig(
 ): ServerConfig {
   const program = buildServerCommand(version);
   program.exitOverride();
-  if (output) program.configureOutput({ writeOut: output.writeOut, writeErr: output.writeErr });
+  // Errors are reported once, by the caller, from the ConfigError message.
+  program.configureOutput({
+    ...(output ? { writeOut: output.writeOut, writeErr: output.writeErr } : {}),
+    outputError: () => {},
+  });
   try {
     program.parse([...argv], { from: 'user' });
   } catch (e) {
