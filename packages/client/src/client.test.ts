@@ -428,6 +428,19 @@ describe('PaxkvClient history', () => {
     expect(sink.events()[1]).toMatchObject({ type: 'fail', process: 0 });
   });
 
+  it('refuses a history file that cannot be opened, and survives a sink that throws', async () => {
+    expect(() => setup({ history: '/nonexistent-dir/x/history.jsonl' })).toThrow(/history/);
+    const { client } = setup({
+      history: {
+        write() {
+          throw new Error('disk full');
+        },
+      },
+    });
+    expect(await client.put('k', 'v')).toEqual({ created: true });
+    expect(client.historyLostLines).toBe(2);
+  });
+
   it('writes binary values as base64 strings', async () => {
     const sink = new MemorySink();
     const { client } = setup({ history: sink });

@@ -155,6 +155,11 @@ export class PaxkvClient {
     return this.#leaders.get(partition)?.node;
   }
 
+  /** History lines lost because the sink or the file could not be written (0 without a history). */
+  get historyLostLines(): number {
+    return this.#history?.lostLines ?? 0;
+  }
+
   /** Number of calls in flight right now. */
   get inFlight(): number {
     return this.#inFlight;

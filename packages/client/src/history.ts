@@ -20,7 +20,7 @@
  * @module
  */
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
-import type { KvOp, KvResult, Value } from '@paxkv/common';
+import { ConfigError, type KvOp, type KvResult, type Value } from '@paxkv/common';
 
 /** Where history lines go: anything with a `write(line)` (each line ends with `\n`). */
 export interface HistorySink {
@@ -78,6 +78,8 @@ export function historyResult(result: KvResult): Record<string, unknown> {
  */
 class FileSink implements HistorySink {
   readonly #fd: number;
+  /** Lines lost because a write failed (disk full, ...). */
+  lostLines = 0;
   #buffer: string[] = [];
   #scheduled = false;
   #closed = false;
@@ -103,14 +105,23 @@ class FileSink implements HistorySink {
   flush(): void {
     this.#scheduled = false;
     if (this.#buffer.length === 0 || this.#closed) return;
-    const text = this.#buffer.join('');
+    const lines = this.#buffer;
     this.#buffer = [];
-    writeSync(this.#fd, text);
+    try {
+      writeSync(this.#fd, lines.join(''));
+    } catch {
+      // Never let the history crash the process (this runs from setImmediate).
+      this.lostLines += lines.length;
+    }
   }
   close(): void {
     this.flush();
     this.#closed = true;
-    closeSync(this.#fd);
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // Already closed or the disk is gone: nothing left to do.
+    }
   }
 }
 
@@ -139,8 +150,7 @@ export class HistoryRecorder {
   #nextId = 1;
   readonly #freeProcesses: number[] = [];
   #nextProcess = 0;
-  /** Lines that could not be written (the sink threw); the client never fails because of its history. */
-  writeErrors = 0;
+  #writeErrors = 0;
 
   private constructor(sink: HistorySink, path?: string) {
     this.#sink = sink;
@@ -153,7 +163,18 @@ export class HistoryRecorder {
     if (typeof option === 'string') {
       r = HistoryRecorder.#byPath.get(option);
       if (!r) {
-        r = new HistoryRecorder(new FileSink(option), option);
+        let sink: FileSink;
+        try {
+          sink = new FileSink(option);
+        } catch (e) {
+          throw new ConfigError({
+            source: 'paxkv client options',
+            issues: [
+              { path: 'history', problem: `cannot open '${option}' for appending: ${(e as Error).message}` },
+            ],
+          });
+        }
+        r = new HistoryRecorder(sink, option);
         HistoryRecorder.#byPath.set(option, r);
       }
     } else {
@@ -165,6 +186,14 @@ export class HistoryRecorder {
     }
     r.#refs++;
     return r;
+  }
+
+  /**
+   * Lines that could not be written (the sink threw, or a file write failed): the client never fails
+   * because of its history, it counts the loss here.
+   */
+  get lostLines(): number {
+    return this.#writeErrors + (this.#sink instanceof FileSink ? this.#sink.lostLines : 0);
   }
 
   /** Gives back a recorder; the last release of a file-backed recorder closes the file. */
@@ -213,7 +242,7 @@ export class HistoryRecorder {
     try {
       this.#sink.write(`${JSON.stringify({ type, process, id, time, ...rest })}\n`);
     } catch {
-      this.writeErrors++;
+      this.#writeErrors++;
     }
   }
 }

@@ -65,20 +65,33 @@ export interface ClientOptions {
   readonly random?: () => number;
 }
 
-/** {@link ClientOptions} with every default filled in. */
+/** {@link ClientOptions} with every default filled in (each field means what it means there). */
 export interface ResolvedClientOptions {
+  /** Seed servers, deduplicated. */
   readonly servers: readonly string[];
+  /** Deadline of one call, ms. */
   readonly requestTimeoutMs: number;
+  /** Wait for one attempt's reply, ms. */
   readonly attemptTimeoutMs: number;
+  /** Retry backoff. */
   readonly backoff: BackoffConfig;
+  /** Redirects followed without backoff in a row. */
   readonly maxImmediateRedirects: number;
+  /** Least time between error-triggered table refreshes, ms. */
   readonly tableRefreshIntervalMs: number;
+  /** Period of background leader discovery during activity, ms (0 = off). */
   readonly leaderDiscoveryIntervalMs: number;
+  /** Most calls in flight. */
   readonly maxInFlight: number;
+  /** Base of the session ids. */
   readonly sessionId: string;
+  /** History sink or file, if any. */
   readonly history: HistoryOption | undefined;
+  /** Key and value size limits. */
   readonly limits: ProtocolLimits;
+  /** Connection factory, or undefined for the default TCP one. */
   readonly connectionFactory: ConnectionFactory | undefined;
+  /** Random source. */
   readonly random: () => number;
 }
 
