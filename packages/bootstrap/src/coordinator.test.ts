@@ -82,6 +82,15 @@ describe('BootstrapCoordinator start', () => {
     expect(c.selfId).toBeNull();
   });
 
+  it('re-sends the member list to a server that checks in again (it may have missed pushes)', () => {
+    const c = new BootstrapCoordinator({ self: { address: addr(1) } });
+    checkin(c, 2, 0);
+    c.drainOutbox();
+    expect(c.drainOutbox()).toEqual([]);
+    checkin(c, 2, 10, 2);
+    expect(c.drainOutbox()).toEqual([{ to: 2, message: { type: 'members', members: c.members() } }]);
+  });
+
   it('is idempotent for a repeated check-in (lost reply) and keeps ids for known addresses', () => {
     const c = new BootstrapCoordinator({ self: { address: addr(1) } });
     const a = checkin(c, 2, 0);

@@ -314,6 +314,8 @@ export class BootstrapCoordinator {
     }
     if (record.address !== message.address) this.#changeAddress(record, message.address);
     this.#markSeen(record, nowMs);
+    // A (re)checking-in server may have missed pushes while disconnected: send it the member list again.
+    this.#membersSentVersion.delete(record.id);
     this.#maybeBuildTable();
     if (this.#table) record.sentTableVersion = this.#table.version;
     return { type: 'checkin.ok', nodeId: record.id, table: this.#table };
