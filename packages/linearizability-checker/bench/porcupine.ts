@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkSync } from '../src/check.js';
+import { type CheckOptions, check, checkSync, closeWorkerPool } from '../src/check.js';
 import { readHistory } from '../src/formats.js';
 
 const args = process.argv.slice(2);
@@ -22,6 +22,8 @@ const BUDGET_MS = flag('--budget-ms', 1000);
 const MIN_RUNS = 5;
 const MAX_RUNS = 200;
 const UNPARTITIONED = args.includes('--unpartitioned');
+/** With `--workers N`, partitioned histories are checked with `check` on N worker threads. */
+const WORKERS = flag('--workers', 0);
 
 function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -90,7 +92,11 @@ for (const job of jobs) {
   const history = readHistory(text);
   const parseMs = performance.now() - p0;
   const opts = job.model === undefined ? { timeoutMs: 120_000 } : { timeoutMs: 120_000, model: job.model };
-  const first = checkSync(history, opts);
+  const run = async (): Promise<ReturnType<typeof checkSync>> =>
+    WORKERS > 0
+      ? check(history, { ...opts, workers: WORKERS, parallelMinOperations: 0 } as CheckOptions)
+      : checkSync(history, opts);
+  const first = await run();
   const exp = expected.find((e) => e.file === job.file)?.linearizable;
   if (exp !== null && exp !== undefined && first.verdict !== (exp ? 'linearizable' : 'not-linearizable'))
     mismatches++;
@@ -100,7 +106,7 @@ for (const job of jobs) {
   while (times.length < MAX_RUNS && (times.length < MIN_RUNS || performance.now() - start < BUDGET_MS)) {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    checkSync(history, opts);
+    await run();
     times.push(performance.now() - t0);
     const c = process.cpuUsage(c0);
     cpu.push((c.user + c.system) / 1000);
@@ -162,6 +168,7 @@ console.log(
     .map((x) => x.toFixed(1))
     .join(' ')} on ${os.availableParallelism()} CPUs`,
 );
+await closeWorkerPool();
 if (mismatches > 0) {
   console.error(`${mismatches} verdicts differ from expected.json`);
   process.exitCode = 1;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { check, checkSync } from './check.js';
+import { check, checkSync, closeWorkerPool } from './check.js';
 import { InvalidOperationError } from './errors.js';
 import { buildHistory, type Operation, type OperationSpec } from './history.js';
 import { defineModel } from './model.js';
@@ -93,6 +93,33 @@ describe('time budget', () => {
     expect(r.verdict).toBe('unknown');
     expect(r.partitions[0]?.reason).toMatch(/time budget/);
   });
+});
+
+describe('worker threads stop on a violation', () => {
+  it('reports the violation and leaves the other partitions unknown or finished', async () => {
+    const specs: OperationSpec[] = [];
+    for (let k = 0; k < 4; k++) {
+      specs.push({
+        process: k,
+        call: 10 * k,
+        ret: 10 * k + 1,
+        input: { f: 'put', key: `k${k}`, value: 'a' },
+        output: {},
+      });
+      specs.push({
+        process: k,
+        call: 10 * k + 2,
+        ret: 10 * k + 3,
+        input: { f: 'get', key: `k${k}` },
+        output: { value: k === 2 ? 'b' : 'a' },
+      });
+    }
+    const r = await check(buildHistory(specs), { model: 'kv', workers: 2 });
+    expect(r.verdict).toBe('not-linearizable');
+    expect(r.partitions[0]).toMatchObject({ key: 'k2', verdict: 'not-linearizable' });
+    for (const p of r.partitions.slice(1)) expect(['linearizable', 'unknown']).toContain(p.verdict);
+    await closeWorkerPool();
+  }, 60_000);
 });
 
 describe('user-defined model', () => {
@@ -265,6 +292,10 @@ describe('worker threads', () => {
     const threaded = await check(h, { model: 'kv', workers: 2 });
     expect(threaded.verdict).toBe('linearizable');
     expect(threaded.partitions.every((p) => p.thread === 'worker')).toBe(true);
+    // A second check reuses the idle threads.
+    const again = await check(h, { model: 'kv', workers: 2 });
+    expect(again.partitions.every((p) => p.thread === 'worker')).toBe(true);
+    await closeWorkerPool();
     expect(threaded.partitions.map((p) => [p.key, p.verdict]).sort()).toEqual(
       inThread.partitions.map((p) => [p.key, p.verdict]).sort(),
     );

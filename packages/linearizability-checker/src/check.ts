@@ -303,7 +303,8 @@ export async function check(history: History, options: CheckOptions = {}): Promi
         ? Math.min(cpus, p.parts.length)
         : 0
       : Math.min(requested, p.parts.length);
-  if (threads <= 0 || p.modelName === undefined) return checkSync(history, options);
+  // One partition gains nothing from a thread; custom models cannot cross threads.
+  if (threads <= 0 || p.parts.length < 2 || p.modelName === undefined) return checkSync(history, options);
 
   const { runInWorkers, STOPPED } = await import('./pool.js');
   const deadline = started + budget;
@@ -356,4 +357,13 @@ export function handleWorkerRequest(req: WorkerRequest): WorkerReply {
   } catch (err) {
     return { ok: false, error: (err as Error).message };
   }
+}
+
+/**
+ * Terminates the idle worker threads that {@link check} keeps between checks. Optional: idle
+ * threads never keep the process alive; call it to free their memory at once.
+ */
+export async function closeWorkerPool(): Promise<void> {
+  const { closeWorkerPool: close } = await import('./pool.js');
+  await close();
 }

@@ -10,6 +10,7 @@ export {
   type CheckResult,
   check,
   checkSync,
+  closeWorkerPool,
   DEFAULT_CHECK_OPTIONS,
   type PartitionResult,
   type Verdict,

@@ -3,6 +3,7 @@
  * @module
  */
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { WorkerReply, WorkerRequest } from './check.js';
@@ -18,6 +19,61 @@ function startWorker(): Worker {
     return new Worker(boot, { eval: true });
   }
   return new Worker(new URL('./worker.js', here));
+}
+
+/**
+ * Idle worker threads kept for the next check (a thread costs tens of milliseconds to start).
+ * Idle workers are `unref`'d, so they never keep the process alive.
+ */
+class WorkerPool {
+  private readonly idle: Worker[] = [];
+
+  /** Most idle workers kept. */
+  constructor(private readonly maxIdle: number) {}
+
+  /** An idle worker, or a new one. @throws when a thread cannot be started. */
+  acquire(): Worker {
+    const w = this.idle.pop() ?? startWorker();
+    w.ref();
+    return w;
+  }
+
+  /** Returns a healthy worker after use. */
+  release(w: Worker): void {
+    if (this.idle.length >= this.maxIdle) {
+      void w.terminate();
+      return;
+    }
+    w.unref();
+    const onGone = (): void => {
+      const k = this.idle.indexOf(w);
+      if (k >= 0) this.idle.splice(k, 1);
+    };
+    w.once('exit', onGone);
+    w.once('error', onGone);
+    this.idle.push(w);
+  }
+
+  /** Terminates every idle worker. */
+  async close(): Promise<void> {
+    const all = this.idle.splice(0);
+    await Promise.all(all.map((w) => w.terminate()));
+  }
+}
+
+let shared: WorkerPool | undefined;
+
+function pool(): WorkerPool {
+  shared ??= new WorkerPool(availableParallelism());
+  return shared;
+}
+
+/**
+ * Terminates the idle checker threads kept between checks. Optional: idle threads never keep
+ * the process alive; call it to free their memory at once.
+ */
+export async function closeWorkerPool(): Promise<void> {
+  await shared?.close();
 }
 
 /** The error of a reply whose item was abandoned because `stop` asked for it. */
@@ -44,7 +100,9 @@ export async function runInWorkers<T, R>(
   const lane = async (): Promise<void> => {
     let worker: Worker | undefined;
     try {
-      worker = startWorker();
+      worker = pool().acquire();
+      worker.removeAllListeners('exit');
+      worker.removeAllListeners('error');
       workers.add(worker);
     } catch {
       worker = undefined;
@@ -77,7 +135,8 @@ export async function runInWorkers<T, R>(
     } finally {
       if (worker) {
         workers.delete(worker);
-        await worker.terminate();
+        if (stopped) await worker.terminate();
+        else pool().release(worker);
       }
     }
   };
