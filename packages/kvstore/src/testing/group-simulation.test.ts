@@ -48,14 +48,18 @@ const HARSH: Partial<GroupSimulationOptions> = { crashProbability: 0.04, syncPro
 
 describe('replica group simulation (paxos + state machine + WAL on a disk that loses unsynced writes)', () => {
   for (const replicas of [3, 5]) {
-    it(`${SEEDS / 2} seeds with ${replicas} replicas: linearizable histories, no acknowledged write lost`, async () => {
-      const outcomes: Outcome[] = [];
-      for (let i = 0; i < SEEDS / 2; i++) {
-        const seed = FIRST_SEED + i;
-        outcomes.push(await runSeed({ seed, replicas, ticks: 300, ...(i % 3 === 2 ? HARSH : {}) }, true));
-      }
-      expect(describeFailures(outcomes)).toBe('');
-    }, Math.max(120_000, SEEDS * 500));
+    it(
+      `${SEEDS / 2} seeds with ${replicas} replicas: linearizable histories, no acknowledged write lost`,
+      async () => {
+        const outcomes: Outcome[] = [];
+        for (let i = 0; i < SEEDS / 2; i++) {
+          const seed = FIRST_SEED + i;
+          outcomes.push(await runSeed({ seed, replicas, ticks: 300, ...(i % 3 === 2 ? HARSH : {}) }, true));
+        }
+        expect(describeFailures(outcomes)).toBe('');
+      },
+      Math.max(120_000, SEEDS * 500),
+    );
   }
 
   it('replays a seed exactly', async () => {

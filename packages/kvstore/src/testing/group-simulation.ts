@@ -60,18 +60,27 @@ export interface GroupSimulationOptions {
 
 /** What one simulation run produced. */
 export interface GroupSimulationResult {
+  /** The seed of the run (replays it exactly). */
   readonly seed: number;
   /** The clients' history in the checker's JSON-lines format (version 1, model `kv`). */
   readonly history: string;
   /** Safety violations found by the direct checks (empty when none). */
   readonly violations: string[];
+  /** Counters of the run. */
   readonly stats: {
+    /** Operations completed with a result. */
     readonly ok: number;
+    /** Operations given up on (recorded as `info`: may or may not have taken effect). */
     readonly indeterminate: number;
+    /** Submissions, retries included. */
     readonly attempts: number;
+    /** Replica crashes (each losing unsynced writes). */
     readonly crashes: number;
+    /** Network partitions (full or partial) injected. */
     readonly partitions: number;
+    /** Log entries applied, summed over replicas and incarnations. */
     readonly appliedEntries: number;
+    /** Restarts that began from a snapshot. */
     readonly snapshotsInstalled: number;
   };
 }
