@@ -36,10 +36,14 @@ for (const members of [10, 1000]) {
     c.handleCheckin({ type: 'checkin', address: `10.1.${i >> 8}.${i & 255}:7000` }, 0);
   c.drainOutbox();
   let now = 0;
+  const later = () => {
+    now += 0.001;
+    return now;
+  };
   time(`coordinator heartbeat, ${members} members`, 200_000, (i) =>
-    c.handleHeartbeat({ type: 'heartbeat', nodeId: 2 + (i % members) }, (now += 0.001)),
+    c.handleHeartbeat({ type: 'heartbeat', nodeId: 2 + (i % members) }, later()),
   );
-  time(`coordinator tick, ${members} members`, 20_000, () => c.tick((now += 0.001)));
+  time(`coordinator tick, ${members} members`, 20_000, () => c.tick(later()));
   time(`coordinator re-check-in + drainOutbox, ${members} members`, members === 1000 ? 500 : 20_000, (i) => {
     c.handleCheckin({ type: 'checkin', address: `10.1.0.${2 + (i % 8)}:7000`, nodeId: 1 + (i % 8) + 1 }, now);
     return c.drainOutbox();
