@@ -17,6 +17,8 @@ const USAGE = `usage: pnpm nemesis -- [options]
   --faults <list>      comma-separated: kill,pause,partition,delay,flaky or all (default ${DEFAULT_FAULTS.join(',')})
   --clients <n>        concurrent clients (default 4)
   --keys <n>           keys in the workload (default 6)
+  --check-timeout <t>  time budget of the linearizability check (default 60s); past it a key is "unknown"
+  --op-timeout <t>     per-operation deadline of the clients; a timeout is indeterminate (default 2s)
   --dir <path>         run directory (default: a temp dir, removed after a passing run)
   --keep               keep the run directory after a passing run
   --unsafe-env <K=V>   environment for the servers (test-only switches), repeatable
@@ -45,6 +47,8 @@ async function main(argv: readonly string[]): Promise<number> {
         clients: { type: 'string' },
         keys: { type: 'string' },
         dir: { type: 'string' },
+        'check-timeout': { type: 'string' },
+        'op-timeout': { type: 'string' },
         keep: { type: 'boolean' },
         'unsafe-env': { type: 'string', multiple: true },
         'unsafe-mutation': { type: 'string' },
@@ -82,6 +86,8 @@ async function main(argv: readonly string[]): Promise<number> {
       clients: positiveInt('--clients', values.clients as string | undefined, 4),
       keys: positiveInt('--keys', values.keys as string | undefined, 6),
       keepDir: values.keep === true,
+      checkTimeoutMs: parseDuration((values['check-timeout'] as string | undefined) ?? '60s'),
+      operationTimeoutMs: parseDuration((values['op-timeout'] as string | undefined) ?? '2s'),
       serverEnv: env,
       log: (line) => process.stdout.write(`${line}\n`),
       ...(dir !== undefined ? { dir } : {}),
@@ -104,6 +110,15 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`nemesis failed (seed ${opts.seed}): ${(e as Error).stack ?? String(e)}\n`);
     return 1;
   }
+}
+
+// Ctrl-C / SIGTERM: exit through process.exit so the cluster's exit hook SIGKILLs every server (paused ones
+// included, which would otherwise stay stopped forever).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    process.stderr.write(`\n${signal}: killing the servers and exiting\n`);
+    process.exit(130);
+  });
 }
 
 main(process.argv.slice(2)).then(

@@ -1,0 +1,63 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePorts, ManagedServer } from './cluster.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'nemesis-cluster-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The process state letter from /proc (R, S, T = stopped, ...), or undefined on systems without /proc. */
+function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+const script = join(dir, 'sleeper.mjs');
+writeFileSync(script, 'console.log("up", process.argv.slice(2).join(" ")); setInterval(() => {}, 1000);\n');
+const sleeper = { command: process.execPath, args: [script], description: 'sleeper' };
+
+describe('ManagedServer process control', () => {
+  it('starts, pauses (SIGSTOP), resumes, kills (also while paused) and restarts with the same flags', async () => {
+    const s = new ManagedServer(
+      0,
+      '127.0.0.1:1',
+      '127.0.0.1:2',
+      join(dir, 'data'),
+      join(dir, 'server.log'),
+      sleeper,
+      ['--flag', 'x'],
+      {},
+    );
+    s.start();
+    expect(s.state).toBe('running');
+    const pid = s.pid as number;
+    s.pause();
+    expect(s.state).toBe('paused');
+    await new Promise((r) => setTimeout(r, 100));
+    const st = procState(pid);
+    if (st !== undefined) expect(st).toBe('T');
+    s.resume();
+    expect(s.state).toBe('running');
+    s.pause();
+    await s.kill();
+    expect(s.state).toBe('killed');
+    expect(s.lastExit).toBe('SIGKILL');
+    s.start();
+    expect(s.starts).toBe(2);
+    expect(s.pid).not.toBe(pid);
+    await new Promise((r) => setTimeout(r, 300));
+    await s.kill();
+    expect(readFileSync(join(dir, 'server.log'), 'utf8')).toContain('up --flag x');
+  });
+
+  it('picks distinct free ports', async () => {
+    const ports = await freePorts(5);
+    expect(new Set(ports).size).toBe(5);
+    for (const p of ports) expect(p).toBeGreaterThan(0);
+  });
+});
