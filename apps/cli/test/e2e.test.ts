@@ -10,10 +10,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createClient, type PaxkvClient } from '@paxkv/client';
 import { partitionOf } from '@paxkv/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/cli.js';
 import { type ClusterFile, isAlive, readClusterFile, startCluster } from '../src/cluster.js';
 import { statusOf } from '../src/connect.js';
 import { resolveServerCommand } from '../src/server-binary.js';
@@ -75,6 +77,24 @@ function cli(args: string[], input?: string): Promise<{ code: number; stdout: st
   });
 }
 
+/** Runs `runCli` in this process with captured output. */
+async function cliInProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d) => (out += d));
+  stderr.on('data', (d) => (err += d));
+  const code = await runCli(args, {
+    stdout,
+    stderr,
+    stdin: new PassThrough(),
+    env: { PAXKV_SERVERS: '' },
+    cwd: dir,
+  });
+  return { code, stdout: out, stderr: err };
+}
+
 /** node id -> pid, via each server's status. */
 async function pidOfNode(node: number): Promise<{ pid: number; address: string }> {
   for (const n of file.nodes) {
@@ -130,23 +150,29 @@ describe('a local 3-server cluster', () => {
 
   it('serves the same commands one-shot, with exit codes and --json', async () => {
     const servers = file.nodes.map((n) => n.address).join(',');
+    // The real binary, in its own process: the value alone on stdout, exit codes 0 and 1.
     expect(await cli(['--servers', servers, 'put', 'cli:k', 'hello world'])).toMatchObject({ code: 0 });
     expect(await cli(['--servers', servers, 'get', 'cli:k'])).toMatchObject({
       code: 0,
       stdout: 'hello world\n',
     });
     expect(await cli(['--servers', servers, 'get', 'cli:missing'])).toMatchObject({ code: 1, stdout: '' });
-    expect((await cli(['--servers', servers, 'cas', 'cli:k', 'nope', 'x'])).code).toBe(1);
-    const json = await cli(['--servers', servers, '--json', 'cas', 'cli:k', 'hello world', 'x']);
+    // The rest through the same entry point in-process (runCli is what main.ts calls): faster.
+    expect((await cliInProcess(['--servers', servers, 'cas', 'cli:k', 'nope', 'x'])).code).toBe(1);
+    const json = await cliInProcess(['--servers', servers, '--json', 'cas', 'cli:k', 'hello world', 'x']);
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, outcome: 'applied', current: 'x' });
-    expect((await cli(['--servers', servers, 'delete', 'cli:k'])).code).toBe(0);
-    const status = await cli(['--servers', servers, 'status']);
+    expect((await cliInProcess(['--servers', servers, 'cas', 'cli:k', '--absent', 'y'])).code).toBe(1);
+    expect((await cliInProcess(['--servers', servers, 'delete', 'cli:k'])).code).toBe(0);
+    expect((await cliInProcess(['--servers', servers, 'delete', 'cli:k'])).code).toBe(1);
+    const status = await cliInProcess(['--servers', servers, 'status']);
     expect(status.code).toBe(0);
     expect(status.stdout).toContain(`${PARTITIONS} partitions`);
-    const bad = await cli(['--servers', 'nohost', 'get', 'k']);
+    const bad = await cliInProcess(['--servers', 'nohost', 'get', 'k']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('host:port');
+    const usage = await cliInProcess(['--servers', servers, 'put', 'only-key']);
+    expect(usage.code).toBe(2);
   }, 60_000);
 
   it('runs the prompt on piped input', async () => {
