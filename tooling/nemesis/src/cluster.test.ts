@@ -33,9 +33,15 @@ describe('ManagedServer process control', () => {
       ['--flag', 'x'],
       {},
     );
+    const logged = () => readFileSync(join(dir, 'server.log'), 'utf8').split('up --flag x').length - 1;
+    const until = async (n: number) => {
+      const end = Date.now() + 15_000;
+      while (logged() < n && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    };
     s.start();
     expect(s.state).toBe('running');
     const pid = s.pid as number;
+    await until(1);
     s.pause();
     expect(s.state).toBe('paused');
     await new Promise((r) => setTimeout(r, 100));
@@ -50,9 +56,9 @@ describe('ManagedServer process control', () => {
     s.start();
     expect(s.starts).toBe(2);
     expect(s.pid).not.toBe(pid);
-    await new Promise((r) => setTimeout(r, 300));
+    await until(2);
     await s.kill();
-    expect(readFileSync(join(dir, 'server.log'), 'utf8')).toContain('up --flag x');
+    expect(logged()).toBe(2);
   });
 
   it('picks distinct free ports', async () => {
