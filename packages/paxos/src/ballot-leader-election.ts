@@ -2,7 +2,7 @@
  * Ballot Leader Election (BLE) with quorum-connected candidates, as in OmniPaxos.
  * @module
  */
-import { type Ballot, compareBallots } from './ballot.js';
+import { BALLOT_ZERO, type Ballot, compareBallots } from './ballot.js';
 import type { HeartbeatReply, HeartbeatRequest } from './messages.js';
 
 /** What BLE needs from its host. */
@@ -38,6 +38,8 @@ export class BallotLeaderElection {
    * flag at the end of its first round.
    */
   quorumConnected = true;
+  /** Whether, in the last completed round, the leader itself answered (or is us, quorum-connected). */
+  private leaderDirect = false;
   private round = 0;
   private ticksInRound = 0;
   private ticksSinceLeaderSeen = 0;
@@ -81,6 +83,7 @@ export class BallotLeaderElection {
       round: msg.round,
       ballot: this.ballot,
       quorumConnected: this.quorumConnected,
+      leader: this.leaderDirect && this.leader !== undefined ? this.leader : BALLOT_ZERO,
     });
   }
 
@@ -111,6 +114,15 @@ export class BallotLeaderElection {
       if (top === undefined || compareBallots(r.ballot, top) > 0) top = r.ballot;
       if (leader !== undefined && compareBallots(leader, r.ballot) === 0) leaderSeen = true;
     }
+    this.leaderDirect = leaderSeen;
+    // A quorum-connected peer that hears the leader directly vouches for it: with chained or partial
+    // links we may not hear the leader ourselves, yet it leads a quorum. Reports are first-hand only,
+    // so replicas cannot keep a dead leader alive by vouching for each other.
+    if (!leaderSeen && leader !== undefined) {
+      for (const r of this.replies.values()) {
+        if (r.quorumConnected && compareBallots(r.leader, leader) === 0) leaderSeen = true;
+      }
+    }
     if (leaderSeen) this.ticksSinceLeaderSeen = 0;
     if (top !== undefined && (leader === undefined || compareBallots(top, leader) > 0)) {
       this.elect(top);
@@ -119,8 +131,23 @@ export class BallotLeaderElection {
     const promise = this.host.promise();
     if (leader !== undefined && leader.pid === this.pid && compareBallots(leader, promise) < 0) {
       // We are the elected leader, but we promised a higher ballot since (a competing candidate
-      // prepared us and then vanished, or a Nack told us): our ballot can never win a quorum. Raise
-      // above the promise so the next round elects us again (or a higher candidate).
+      // prepared us, or a Nack told us): our ballot can never win a quorum again.
+      // If a quorum-connected peer follows a leader at least that high, that leader is alive and
+      // leads a quorum we cannot see (chained connectivity): follow it, do not compete with it.
+      let followed: Ballot | undefined;
+      for (const r of this.replies.values()) {
+        if (r.quorumConnected && compareBallots(r.leader, promise) >= 0) {
+          if (followed === undefined || compareBallots(r.leader, followed) > 0) followed = r.leader;
+        }
+      }
+      if (followed !== undefined && followed.pid !== this.pid) {
+        this.leader = followed;
+        this.ticksSinceLeaderSeen = 0;
+        this.host.onLeader(followed);
+        return;
+      }
+      // Otherwise the higher candidate vanished (it prepared some replicas, then crashed or was cut
+      // off): raise above the promise so the next round can elect us again, or a higher candidate.
       if (this.quorumConnected) this.raise(promise.n);
       this.leader = undefined;
       this.ticksSinceLeaderSeen = 0;

@@ -26,7 +26,7 @@ describe('isPaxosMessage', () => {
   const b = { n: 1, pid: 2 };
   const valid: unknown[] = [
     { type: 'HeartbeatRequest', round: 3 },
-    { type: 'HeartbeatReply', round: 3, ballot: b, quorumConnected: true },
+    { type: 'HeartbeatReply', round: 3, ballot: b, quorumConnected: true, leader: b },
     { type: 'PrepareReq', n: b },
     { type: 'Prepare', n: b, decidedIndex: 0, acceptedRound: BALLOT_ZERO, logLength: 0 },
     {
@@ -62,7 +62,8 @@ describe('isPaxosMessage', () => {
     { type: 'Accept', n: b, start: 0, entries: 'abc', decidedIndex: 0 },
     { type: 'Accepted', n: { n: 1 }, logLength: 1 },
     { type: 'Decide', n: b, decidedIndex: Number.POSITIVE_INFINITY },
-    { type: 'HeartbeatReply', round: 1, ballot: b, quorumConnected: 'yes' },
+    { type: 'HeartbeatReply', round: 1, ballot: b, quorumConnected: 'yes', leader: b },
+    { type: 'HeartbeatReply', round: 1, ballot: b, quorumConnected: true },
     {
       type: 'AcceptSync',
       n: b,

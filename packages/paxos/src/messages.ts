@@ -21,6 +21,8 @@ export interface HeartbeatReply {
   readonly ballot: Ballot;
   /** Whether the sender heard a majority (itself included) in its last completed round. */
   readonly quorumConnected: boolean;
+  /** The leader ballot the sender currently follows (`BALLOT_ZERO` if none). */
+  readonly leader: Ballot;
 }
 
 /** Follower → leader: "re-synchronise me" (sent after a reconnect, a gap, or a lost AcceptSync). */
@@ -167,7 +169,9 @@ export function isPaxosMessage(x: unknown): x is PaxosMessage<unknown> {
     case 'HeartbeatRequest':
       return isCount(m.round);
     case 'HeartbeatReply':
-      return isCount(m.round) && isBallot(m.ballot) && typeof m.quorumConnected === 'boolean';
+      return (
+        isCount(m.round) && isBallot(m.ballot) && typeof m.quorumConnected === 'boolean' && isBallot(m.leader)
+      );
     case 'PrepareReq':
       return isBallot(m.n);
     case 'Prepare':

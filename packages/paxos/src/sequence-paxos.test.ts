@@ -43,6 +43,7 @@ function electSelf(node: SequencePaxos<string>): Array<{ to: NodeId; message: Ms
           round: m.message.round,
           ballot: { n: 0, pid: m.to },
           quorumConnected: false,
+          leader: { n: 0, pid: 0 },
         });
       } else sent.push(m);
     }
@@ -481,6 +482,7 @@ describe('Ballot Leader Election', () => {
           round,
           ballot: { n: m.to === 3 ? 50 : 0, pid: m.to },
           quorumConnected: m.to === 2,
+          leader: { n: 0, pid: 0 },
         });
       }
       node.tick();

@@ -19,7 +19,7 @@ export function formatMessage(m: Msg): string {
     case 'HeartbeatRequest':
       return `HeartbeatRequest round=${m.round}`;
     case 'HeartbeatReply':
-      return `HeartbeatReply round=${m.round} ballot=${formatBallot(m.ballot)} qc=${m.quorumConnected}`;
+      return `HeartbeatReply round=${m.round} ballot=${formatBallot(m.ballot)} qc=${m.quorumConnected} leader=${formatBallot(m.leader)}`;
     case 'PrepareReq':
       return `PrepareReq n=${formatBallot(m.n)}`;
     case 'Prepare':

@@ -7,21 +7,33 @@
 import { describe, expect, it } from 'vitest';
 import { PaxosCluster } from './paxos-cluster.js';
 import { runPartitionScenario, runSeed } from './run-seed.js';
-import type { ScenarioName } from './scenarios.js';
+import { buildScenario, type ScenarioName } from './scenarios.js';
 import { BOUND, SEEDS, sweep } from './sweep.test-helper.js';
 
 describe(`random faults, safety after every event, liveness within ${BOUND} ticks of healing`, () => {
-  it(`${SEEDS} seeds, 3 replicas`, () => sweep('3 replicas', 1, SEEDS, { replicas: 3 }));
-  it('200 seeds per size with heavy faults (crashes of any number of replicas, partitions, breaks)', () => {
+  const chunk = Math.ceil(SEEDS / 4);
+  for (let from = 0; from < SEEDS; from += chunk) {
+    const count = Math.min(chunk, SEEDS - from);
+    it(`3 replicas, seeds ${1 + from}..${from + count}`, { timeout: 120_000 }, () =>
+      sweep('3 replicas', 1 + from, count, { replicas: 3 }),
+    );
+  }
+  it('200 seeds per size with heavy faults (crashes of any number of replicas, partitions, breaks)', {
+    timeout: 120_000,
+  }, () => {
     const nemesis = { crashProbability: 0.05, linkBreakProbability: 0.1, partitionProbability: 0.03 };
     sweep('heavy 3', 200_001, 200, { replicas: 3, nemesis });
     sweep('heavy 5', 300_001, 200, { replicas: 5, nemesis });
   });
-  it('200 seeds per size where a minority stays crashed after healing (the rest must stay live)', () => {
+  it('200 seeds per size where a minority stays crashed after healing (the rest must stay live)', {
+    timeout: 120_000,
+  }, () => {
     sweep('minority down 3', 600_001, 200, { replicas: 3, permanentlyDown: 1 });
     sweep('minority down 5', 700_001, 200, { replicas: 5, permanentlyDown: 2 });
   });
-  it('200 seeds per size where messages are also lost without a session break and duplicated', () => {
+  it('200 seeds per size where messages are also lost without a session break and duplicated', {
+    timeout: 120_000,
+  }, () => {
     const opts = { lossProbability: 0.03, duplicateProbability: 0.05 };
     sweep('lossy 3', 400_001, 200, { replicas: 3, ...opts });
     sweep('lossy 5', 500_001, 200, { replicas: 5, ...opts });
@@ -41,6 +53,31 @@ describe(`partial connectivity (OmniPaxos paper): a quorum-connected replica lea
         }
       });
     }
+  }
+});
+
+describe('stability under partial connectivity: no leader flapping once a quorum-connected leader leads', () => {
+  const scenarios: ScenarioName[] = ['quorum-loss', 'constrained-election', 'chained', 'full'];
+  for (const name of scenarios) {
+    it.each([3, 5])(
+      `${name}, %i replicas: no leader change in 600 ticks after settling (20 seeds)`,
+      (replicas) => {
+        for (let seed = 1; seed <= 20; seed++) {
+          const c = new PaxosCluster({ seed, replicas, network: { maxDelay: 1 } });
+          expect(c.sim.runUntil(() => c.leader() !== undefined, 500)).toBeGreaterThanOrEqual(0);
+          c.sim.setConnectivity(buildScenario(name, c.ids, c.leader()!.pid).connectivity);
+          c.sim.run(BOUND + 40);
+          const before = c.leaderChanges;
+          const chosenBefore = c.checker.chosenLength;
+          for (let t = 0; t < 600; t++) {
+            if (t % 7 === 0) c.propose(c.leader()?.pid ?? 1, `s${seed}-t${t}`);
+            c.sim.step();
+          }
+          expect(c.leaderChanges - before, `seed ${seed}`).toBe(0);
+          expect(c.checker.chosenLength - chosenBefore, `seed ${seed}: progress`).toBeGreaterThan(50);
+        }
+      },
+    );
   }
 });
 
