@@ -3,7 +3,6 @@
  * (`test_data/jepsen/etcd_NNN.log`) and the kv histories (`test_data/kv/cNN-*.txt`).
  * @module
  */
-import { readEdn } from './edn.js';
 import { HistoryParseError } from './errors.js';
 import type { History, Operation } from './history.js';
 
@@ -115,20 +114,70 @@ const KV_LINE =
 
 /**
  * Reads a Porcupine kv history (`{:process 0, :type :invoke, :f :append, :key "0", :value "x"}`
- * per line). Checked with the `porcupine-kv` model: a missing key reads as `""`.
+ * per line). Checked with the `porcupine-kv` model: a missing key reads as `""`. Line order is
+ * real-time order; an `:ok` completes the open invoke of its process (`:value` echoes the argument
+ * of put and append, and is the result of get).
  * @throws HistoryParseError naming the line, for any line outside that grammar.
  */
 export function readPorcupineKv(text: string): History {
   const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  const operations: Operation[] = [];
+  const open = new Map<number, Operation>();
   for (let i = 0; i < lines.length; i++) {
-    const l = (lines[i] as string).replace(/\r$/, '');
-    if (l === '' && i === lines.length - 1) continue;
-    if (!KV_LINE.test(l)) {
+    const ln = i + 1;
+    const m = KV_LINE.exec((lines[i] as string).replace(/\r$/, ''));
+    if (!m) {
       throw new HistoryParseError(
         'not a Porcupine kv line: expected {:process N, :type :invoke|:ok, :f :get|:put|:append, :key "k", :value nil|"v"}',
-        i + 1,
+        ln,
       );
     }
+    const proc = Number(m[1]);
+    const type = m[2] as string;
+    const f = m[3] as 'get' | 'put' | 'append';
+    const key = m[4] as string;
+    const raw = m[5] as string;
+    const value = raw === 'nil' ? null : raw.slice(1, -1);
+    if (type === 'invoke') {
+      if (open.has(proc))
+        throw new HistoryParseError(`process ${proc} invokes again while its previous op is open`, ln);
+      if ((f === 'get') !== (value === null)) {
+        throw new HistoryParseError(
+          `:invoke :${f} needs ${f === 'get' ? ':value nil' : 'a string :value'}`,
+          ln,
+        );
+      }
+      const input = f === 'get' ? { f, key } : { f, key, value: value as string };
+      const op: Operation = {
+        index: operations.length,
+        id: ln,
+        process: proc,
+        call: ln,
+        ret: Number.POSITIVE_INFINITY,
+        input,
+        output: undefined,
+        status: 'info',
+        line: ln,
+      };
+      operations.push(op);
+      open.set(proc, op);
+      continue;
+    }
+    const op = open.get(proc);
+    if (op === undefined) throw new HistoryParseError(`:ok for process ${proc} has no open :invoke`, ln);
+    const inp = op.input as { f: string; key: string };
+    if (inp.f !== f || inp.key !== key) {
+      throw new HistoryParseError(
+        `:ok :${f} ${JSON.stringify(key)} does not match the open :invoke of process ${proc}`,
+        ln,
+      );
+    }
+    if (f === 'get' && value === null) throw new HistoryParseError(':ok :get needs a string :value', ln);
+    open.delete(proc);
+    op.ret = ln;
+    op.status = 'ok';
+    op.output = f === 'get' ? { value } : {};
   }
-  return readEdn(text, { format: 'porcupine-kv', keyedModel: 'porcupine-kv' });
+  return { operations, format: 'porcupine-kv', model: 'porcupine-kv' };
 }

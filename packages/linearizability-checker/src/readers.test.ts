@@ -242,3 +242,39 @@ describe('format detection', () => {
     expect(readHistory('', 'porcupine-etcd').operations).toEqual([]);
   });
 });
+
+describe('Porcupine kv line matching', () => {
+  const line = (p: number, t: string, f: string, k: string, v: string): string =>
+    `{:process ${p}, :type :${t}, :f :${f}, :key "${k}", :value ${v}}`;
+  it('reads a get result and checks invoke/ok pairing', () => {
+    const h = readPorcupineKv(
+      [line(0, 'invoke', 'get', '1', 'nil'), line(0, 'ok', 'get', '1', '"x y"')].join('\n'),
+    );
+    expect(h.operations[0]).toMatchObject({
+      input: { f: 'get', key: '1' },
+      output: { value: 'x y' },
+      call: 1,
+      ret: 2,
+      status: 'ok',
+    });
+  });
+  it.each([
+    ['ok without invoke', [line(0, 'ok', 'get', '1', '""')], 1, /no open :invoke/],
+    [
+      'mismatched key',
+      [line(0, 'invoke', 'get', '1', 'nil'), line(0, 'ok', 'get', '2', '""')],
+      2,
+      /does not match/,
+    ],
+    ['put with nil', [line(0, 'invoke', 'put', '1', 'nil')], 1, /string :value/],
+    [
+      'double invoke',
+      [line(0, 'invoke', 'get', '1', 'nil'), line(0, 'invoke', 'get', '1', 'nil')],
+      2,
+      /invokes again/,
+    ],
+  ])('rejects %s', (_n, lines, ln, msg) => {
+    expect(lineOf(() => readPorcupineKv(lines.join('\n')))).toBe(ln);
+    expect(() => readPorcupineKv(lines.join('\n'))).toThrow(msg);
+  });
+});
