@@ -53,7 +53,12 @@ describe('bad input on the TCP port of every server', () => {
     for (const s of cluster.servers) {
       const a = s.address;
       // Random bytes (several shapes: the prefix may announce any length).
-      for (let i = 0; i < 5; i++) expectErrorOrClosed(await request(a, randomBytes(64 + i * 100)));
+      for (let i = 0; i < 5; i++)
+        expectErrorOrClosed(await request(a, randomBytes(64 + i * 100), 5000, { halfClose: true }));
+      // A frame cut short by the end of the stream: the connection is closed.
+      expect(
+        await request(a, Buffer.concat([header(1000), randomBytes(10)]), 5000, { halfClose: true }),
+      ).toBeNull();
       // An oversized frame: a 64 MiB length prefix, no payload needed.
       expectErrorOrClosed(await request(a, header(64 * 1024 * 1024)), 'FRAME_TOO_LARGE');
       // Not msgpack: 0xc1 is never used by msgpack.

@@ -241,8 +241,14 @@ export class TestCluster {
 /**
  * Opens a connection, sends `payload` (a message to frame, or raw bytes as they are), and resolves with the
  * first reply (decoded), or null if the server closed the connection without one. Rejects on timeout.
+ * `halfClose` ends the sending side after the payload.
  */
-export function request(address: string, payload: unknown, timeoutMs = 2000): Promise<unknown> {
+export function request(
+  address: string,
+  payload: unknown,
+  timeoutMs = 2000,
+  options: { halfClose?: boolean } = {},
+): Promise<unknown> {
   const [host, port] = address.split(':') as [string, string];
   return new Promise((resolveReply, reject) => {
     const socket = connect({ host, port: Number(port) });
@@ -259,7 +265,12 @@ export function request(address: string, payload: unknown, timeoutMs = 2000): Pr
       () => finish(() => reject(new Error(`no reply from ${address} in ${timeoutMs} ms`))),
       timeoutMs,
     );
-    socket.on('connect', () => socket.write(payload instanceof Uint8Array ? payload : encodeFrame(payload)));
+    socket.on('connect', () => {
+      const bytes = payload instanceof Uint8Array ? payload : encodeFrame(payload);
+      // Half-close after raw bytes: a frame they leave incomplete ends with the stream instead of waiting.
+      if (options.halfClose) socket.end(bytes);
+      else socket.write(bytes);
+    });
     socket.on('data', (chunk: Buffer) => {
       for (const f of decoder.push(chunk)) {
         if (f.ok) return finish(() => resolveReply(f.value));
