@@ -386,11 +386,19 @@ export class Simulator<M> {
     }
   }
 
-  /** Splits the nodes into groups; sessions are up inside a group and down across groups. */
+  /**
+   * Splits the nodes into disjoint groups; sessions are up inside a group and down across groups (a
+   * node in no group is isolated). For overlapping connectivity use {@link setConnectivity}.
+   * @throws RangeError if a node appears in two groups.
+   */
   partition(groups: readonly (readonly NodeId[])[]): void {
     const groupOf = new Map<NodeId, number>();
     groups.forEach((g, i) => {
-      for (const p of g) groupOf.set(p, i);
+      for (const p of g) {
+        if (groupOf.has(p))
+          throw new RangeError(`partition: node ${p} is in two groups; use setConnectivity`);
+        groupOf.set(p, i);
+      }
     });
     this.setConnectivity((a, b) => groupOf.get(a) !== undefined && groupOf.get(a) === groupOf.get(b));
   }
