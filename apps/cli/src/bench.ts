@@ -186,6 +186,9 @@ export async function runBench(
     if (timer) clearInterval(timer);
     const elapsed = performance.now() - start;
     const ms = (us: number) => Math.round(us) / 1000;
+    // HDR percentiles are bucket upper bounds; never report one above the exact maximum.
+    const max = histogram.maxValue;
+    const pct = (p: number) => ms(Math.min(histogram.getValueAtPercentile(p), max));
     return {
       workload: o.workload,
       clients: o.clients,
@@ -197,11 +200,11 @@ export async function runBench(
       errorsByCode,
       opsPerSec: Math.round((ops * 1000) / elapsed),
       latencyMs: {
-        p50: ms(histogram.getValueAtPercentile(50)),
-        p90: ms(histogram.getValueAtPercentile(90)),
-        p99: ms(histogram.getValueAtPercentile(99)),
-        p999: ms(histogram.getValueAtPercentile(99.9)),
-        max: ms(histogram.maxValue),
+        p50: pct(50),
+        p90: pct(90),
+        p99: pct(99),
+        p999: pct(99.9),
+        max: ms(max),
         mean: ms(histogram.mean),
       },
       ...(o.workload === 'cas' ? { cas: { applied: casApplied, mismatch: casMismatch } } : {}),

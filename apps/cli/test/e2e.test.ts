@@ -46,7 +46,7 @@ async function launch(): Promise<ClusterFile> {
     nodes: 3,
     partitions: PARTITIONS,
     serverCommand: resolveServerCommand(true),
-    statusOf: (a) => statusOf(a, 1000),
+    statusOf: (a) => statusOf(a, 2000),
     readyTimeoutMs: 40_000,
   });
   return started.file;
@@ -97,19 +97,28 @@ async function cliInProcess(args: string[]): Promise<{ code: number; stdout: str
 
 /** node id -> pid, via each server's status. */
 async function pidOfNode(node: number): Promise<{ pid: number; address: string }> {
-  for (const n of file.nodes) {
-    const r = await statusOf(n.address, 1000);
-    if ('status' in r && r.status.node === node) return { pid: n.pid as number, address: n.address };
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    for (const n of file.nodes) {
+      const r = await statusOf(n.address, 3000);
+      if ('status' in r && r.status.node === node) return { pid: n.pid as number, address: n.address };
+    }
+    await new Promise((res) => setTimeout(res, 100));
   }
   throw new Error(`node ${node} not found`);
 }
 
+/** The node that leads `partition`, asking every running server (retried for up to 10 s). */
 async function leaderOf(partition: number): Promise<number | null> {
-  for (const n of file.nodes) {
-    const r = await statusOf(n.address, 1000);
-    if (!('status' in r)) continue;
-    const g = r.status.groups.find((x) => x.partition === partition);
-    if (g?.role === 'leader') return r.status.node;
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    for (const n of file.nodes) {
+      const r = await statusOf(n.address, 3000);
+      if (!('status' in r)) continue;
+      const g = r.status.groups.find((x) => x.partition === partition);
+      if (g?.role === 'leader') return r.status.node;
+    }
+    await new Promise((res) => setTimeout(res, 100));
   }
   return null;
 }
@@ -214,13 +223,13 @@ describe('a local 3-server cluster', () => {
     file = await launch();
     const target = (await leaderOf(partition)) as number;
     const leaderAddr = (await pidOfNode(target)).address;
-    const lr = await statusOf(leaderAddr, 1000);
+    const lr = await statusOf(leaderAddr, 3000);
     const leaderDecided =
       'status' in lr ? (lr.status.groups.find((g) => g.partition === partition)?.decidedIndex ?? 0) : 0;
     const deadline = Date.now() + 15_000;
     let caughtUp = false;
     while (Date.now() < deadline && !caughtUp) {
-      const r = await statusOf(victim.address, 1000);
+      const r = await statusOf(victim.address, 3000);
       const g = 'status' in r ? r.status.groups.find((x) => x.partition === partition) : undefined;
       caughtUp = g !== undefined && g.decidedIndex >= leaderDecided;
       if (!caughtUp) await new Promise((res) => setTimeout(res, 100));
