@@ -165,9 +165,9 @@ export class UnknownTypeError extends PaxkvError {
 export class FrameTooLargeError extends PaxkvError {
   override readonly code = 'FRAME_TOO_LARGE' as const;
   override readonly retryable = false;
-  /** Size the frame announced or needed, in bytes. */
+  /** Size the frame announced or needed, in bytes (-1 if unknown: rebuilt from the wire). */
   readonly size: number;
-  /** The configured maximum, in bytes. */
+  /** The configured maximum, in bytes (-1 if unknown: rebuilt from the wire). */
   readonly maxBytes: number;
   constructor(details: { size: number; maxBytes: number }, options?: PaxkvErrorOptions) {
     super(
@@ -183,9 +183,9 @@ export class FrameTooLargeError extends PaxkvError {
 export class KeyTooLargeError extends PaxkvError {
   override readonly code = 'KEY_TOO_LARGE' as const;
   override readonly retryable = false;
-  /** Size of the key in bytes. */
+  /** Size of the key in bytes (-1 if unknown: rebuilt from the wire). */
   readonly size: number;
-  /** The limit, in bytes. */
+  /** The limit, in bytes (-1 if unknown: rebuilt from the wire). */
   readonly maxBytes: number;
   constructor(details: { size: number; maxBytes: number }, options?: PaxkvErrorOptions) {
     super(
@@ -201,9 +201,9 @@ export class KeyTooLargeError extends PaxkvError {
 export class ValueTooLargeError extends PaxkvError {
   override readonly code = 'VALUE_TOO_LARGE' as const;
   override readonly retryable = false;
-  /** Size of the value in bytes. */
+  /** Size of the value in bytes (-1 if unknown: rebuilt from the wire). */
   readonly size: number;
-  /** The limit, in bytes. */
+  /** The limit, in bytes (-1 if unknown: rebuilt from the wire). */
   readonly maxBytes: number;
   constructor(details: { size: number; maxBytes: number }, options?: PaxkvErrorOptions) {
     super(
@@ -412,7 +412,8 @@ export function errorToWire(error: unknown, id: number | null = null): WireError
 
 /**
  * Rebuilds a typed error from a wire `error` message, keeping the sender's message. The result is an
- * instance of the class that matches `code` (`NOT_LEADER` -> {@link NotLeaderError}, ...).
+ * instance of the class that matches `code` (`NOT_LEADER` -> {@link NotLeaderError}, ...). Details
+ * that the wire does not carry are unknown: sizes are -1, `field` and `type` are undefined/'unknown'.
  */
 export function errorFromWire(wire: {
   readonly code: ErrorCode;

@@ -1,10 +1,16 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import {
+  BackpressureError,
   BadRequestError,
+  ConfigError,
+  DecodeError,
+  ERROR_CODES,
   errorFromWire,
+  errorToWire,
   KeyTooLargeError,
   NotLeaderError,
+  PaxkvError,
   UnknownTypeError,
   ValueTooLargeError,
 } from '../errors.js';
@@ -237,6 +243,22 @@ describe('errors on the wire', () => {
     expect((back as NotLeaderError).leaderHint).toEqual({ node: 2, address: '127.0.0.1:7002' });
     expect(back.message).toBe(e.message);
   });
+  it.each(ERROR_CODES)('rebuilds %s as the class with that code, keeping the message', (code) => {
+    const e = errorFromWire({ code, message: `msg for ${code}` });
+    expect(e).toBeInstanceOf(PaxkvError);
+    expect(e.code).toBe(code);
+    expect(e.message).toBe(`msg for ${code}`);
+    expect(errorToWire(e, 1)).toEqual({ id: 1, code, message: `msg for ${code}` });
+  });
+
+  it('maps process-local errors to the closest wire code', () => {
+    expect(errorToWire(new DecodeError({ reason: 'x' })).code).toBe('BAD_REQUEST');
+    expect(errorToWire(new BackpressureError({ bufferedBytes: 1, highWaterMark: 1 })).code).toBe(
+      'UNAVAILABLE',
+    );
+    expect(errorToWire(new ConfigError({ issues: [] })).code).toBe('INTERNAL');
+  });
+
   it('hides the text of non-paxkv errors', () => {
     const wire = errorMessage(new Error('secret path /etc/x'), null);
     expect(wire.code).toBe('INTERNAL');
