@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { check, checkSync, closeWorkerPool } from './check.js';
-import { InvalidOperationError } from './errors.js';
+import { InvalidOperationError, ModelError } from './errors.js';
 import { buildHistory, type Operation, type OperationSpec } from './history.js';
 import { defineModel } from './model.js';
 import { createKvModel, getBuiltinModel, type KvInput, type KvOutput, kvModel } from './models.js';
@@ -385,5 +385,33 @@ describe('property: agrees with a brute-force checker on tiny cas-register histo
       }),
       { numRuns: 2_000 },
     );
+  });
+});
+
+describe('models whose states are not plain JSON', () => {
+  // A set of strings kept in a Map-backed state: JSON.stringify would see every state as "{}".
+  const setModel = defineModel<ReadonlySet<string>, { add?: string; has?: string }, { yes?: boolean }>({
+    name: 'set',
+    init: () => new Set<string>(),
+    step: (s, i, o) => {
+      if (i.add !== undefined) return { ok: true, state: new Set([...s, i.add]) };
+      return o?.yes === undefined || o.yes === s.has(i.has as string)
+        ? { ok: true, state: s }
+        : { ok: false };
+    },
+  });
+  const specs: OperationSpec[] = [
+    { process: 0, call: 0, ret: 1, input: { add: 'a' }, output: {} },
+    { process: 1, call: 2, ret: 3, input: { has: 'a' }, output: { yes: false } },
+  ];
+  it('are refused with a clear error when the model has no key()', () => {
+    expect(() => checkSync(buildHistory(specs), { model: setModel })).toThrow(ModelError);
+    expect(() => checkSync(buildHistory(specs), { model: setModel })).toThrow(
+      /give the model a key\(state\)/,
+    );
+  });
+  it('are checked correctly with a key()', () => {
+    const keyed = { ...setModel, key: (s: ReadonlySet<string>) => [...s].sort().join('\u0000') };
+    expect(checkSync(buildHistory(specs), { model: keyed }).verdict).toBe('not-linearizable');
   });
 });

@@ -59,3 +59,11 @@ export class UnknownModelError extends Error {
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
+
+/**
+ * A model cannot be used as given, e.g. its states are not plain JSON data and it has no
+ * `key(state)` function to tell them apart. Fix the model.
+ */
+export class ModelError extends Error {
+  override readonly name = 'ModelError';
+}

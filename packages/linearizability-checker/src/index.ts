@@ -26,7 +26,13 @@ export {
   readEdn,
   type Tagged,
 } from './edn.js';
-export { HistoryParseError, InvalidOperationError, UnknownModelError, UsageError } from './errors.js';
+export {
+  HistoryParseError,
+  InvalidOperationError,
+  ModelError,
+  UnknownModelError,
+  UsageError,
+} from './errors.js';
 export { detectFormat, FORMATS, type Format, readHistory } from './formats.js';
 export {
   buildHistory,

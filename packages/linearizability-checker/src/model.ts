@@ -32,7 +32,8 @@ export interface Model<S = unknown, I = unknown, O = unknown> {
   /**
    * A key that identifies a state: equal states must give equal keys. The checker interns states
    * by it, then confirms with {@link Model.equal} when that is given (so `key` may be a mere hash).
-   * Default: `JSON.stringify(state)`.
+   * Default: `JSON.stringify(state)` for plain JSON states; states that are not plain JSON (a
+   * `Map`, a class instance) need this function, or the check throws a {@link ModelError}.
    */
   key?(state: S): string | number;
   /** Exact equality of two states with equal keys. Default: keys are exact. */

@@ -4,6 +4,8 @@
  * as small integers with a memoized transition table, and a cache of (linearized set, state).
  * @module
  */
+
+import { ModelError } from './errors.js';
 import type { Operation } from './history.js';
 import type { Model } from './model.js';
 
@@ -95,7 +97,12 @@ class StateSpace<S> {
 
   intern(state: S): number {
     const m = this.model;
-    const key = m.key ? m.key(state) : JSON.stringify(state);
+    const key = m.key ? m.key(state) : plainJson(state);
+    if (key === undefined) {
+      throw new ModelError(
+        `model ${m.name}: a state is not plain JSON data (a Map, a Date, a class instance...): give the model a key(state) function`,
+      );
+    }
     const found = this.byKey.get(key);
     if (found !== undefined) {
       if (m.equal === undefined) return found as number;
@@ -301,6 +308,24 @@ class Cache {
   }
 }
 
+/**
+ * The JSON text of `value` when it is plain JSON data (null, booleans, finite numbers, strings,
+ * arrays, plain objects), so that equal texts mean equal values; `undefined` otherwise (a Map, a
+ * Date, a bigint...), and the operation then gets no twin.
+ */
+function plainJson(value: unknown): string | undefined {
+  const plain = (v: unknown): boolean => {
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') return true;
+    if (typeof v === 'number') return Number.isFinite(v);
+    if (Array.isArray(v)) return v.every(plain);
+    if (typeof v !== 'object') return false;
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== null) return false;
+    return Object.values(v as Record<string, unknown>).every((x) => x !== undefined && plain(x));
+  };
+  return plain(value) ? JSON.stringify(value) : undefined;
+}
+
 /** A fixed xorshift generator, so that hashes (and so runs) are reproducible. */
 function zobrist(n: number): Int32Array {
   const z = new Int32Array(n);
@@ -405,7 +430,10 @@ export class PartitionSearch<S> {
     );
     for (const i of byCall) {
       const o = ops[i] as Operation;
-      const id = `${JSON.stringify(o.input)}\u0000${o.output === undefined ? '?' : JSON.stringify(o.output)}`;
+      const inKey = plainJson(o.input);
+      const outKey = o.output === undefined ? '?' : plainJson(o.output);
+      if (inKey === undefined || outKey === undefined) continue;
+      const id = `${inKey}\u0000${outKey}`;
       const prevTwin = lastOf.get(id);
       if (prevTwin !== undefined && (ops[prevTwin] as Operation).ret <= o.ret) this.twin[i] = prevTwin;
       lastOf.set(id, i);
