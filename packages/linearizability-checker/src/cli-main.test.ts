@@ -125,6 +125,28 @@ describe('paxkv-check', () => {
     expect(io.stderr).toMatch(msg);
   });
 
+  it('exits 3 with the line on a malformed Porcupine kv file', async () => {
+    const text =
+      '{:process 0, :type :invoke, :f :get, :key "1", :value nil}\n{:process 0, :type :ok, :f :get}\n';
+    const io = fakeIo({ 'bad.txt': text });
+    expect(await runCli(['--format', 'porcupine-kv', 'bad.txt'], io)).toBe(3);
+    expect(io.stderr).toMatch(/bad\.txt:2: not a Porcupine kv line/);
+  });
+
+  it.each([
+    ['an empty file', ''],
+    ['blank lines only', '\n\n'],
+  ])('treats %s as an empty, linearizable history', async (_name, text) => {
+    const io = fakeIo({ 'empty.jsonl': text });
+    expect(await runCli(['empty.jsonl'], io)).toBe(0);
+  });
+
+  it.each([['binary junk', '\u0000\u0001\u0002garbage']])('exits 3 on %s', async (_name, text) => {
+    const io = fakeIo({ 'junk.bin': text });
+    expect(await runCli(['junk.bin'], io)).toBe(3);
+    expect(io.stderr).toMatch(/junk\.bin:1: cannot tell the format/);
+  });
+
   it('exits 3 on a missing file, but still checks the others', async () => {
     const io = fakeIo();
     expect(await runCli(['/nonexistent/h.jsonl', fx('kv-ok.jsonl')], io)).toBe(3);
