@@ -378,8 +378,9 @@ export class SequencePaxos<T> {
   /**
    * Proposes a command. At the leader it is appended (in batches of `maxBatchSize`, flushed at the
    * latest by the next `drainOutbox` or `tick`); at a follower that knows the leader it is forwarded
-   * there. A proposal is decided at most once per call, but it may be lost if leadership changes
-   * before it is appended: use idempotent commands or client sessions to retry safely.
+   * there. Over links that do not duplicate messages (TCP) a proposal is appended at most once per
+   * call, but it may be lost if leadership changes before it is appended (a forward in flight, a
+   * candidate that never wins): use client sessions or idempotent commands to retry safely.
    * @throws NoLeaderError if no leader is known: nothing was recorded; retry later.
    * @throws OverloadedError if the leader is still in its prepare phase and already buffers
    *   `maxPendingProposals` proposals.
