@@ -5,6 +5,7 @@
  * Set PAXOS_SIM_SEEDS to run more seeds per configuration (default 1000).
  */
 import { describe, expect, it } from 'vitest';
+import { isPaxosMessage } from '../messages.js';
 import { PaxosCluster } from './paxos-cluster.js';
 import { runPartitionScenario, runSeed } from './run-seed.js';
 import { buildScenario, type ScenarioName } from './scenarios.js';
@@ -116,6 +117,38 @@ describe('regression: a candidate that prepared a follower and died must not sta
       expect(decidedAt).toBeLessThanOrEqual(BOUND);
     },
   );
+});
+
+describe('wire shape of real traffic', () => {
+  it('every message the cores send passes isPaxosMessage and survives structuredClone unchanged', () => {
+    const c = new PaxosCluster({ seed: 77, replicas: 3, network: { maxDelay: 3 } });
+    let seen = 0;
+    const types = new Set<string>();
+    for (let t = 0; t < 400; t++) {
+      if (t % 3 === 0) c.propose(1 + (t % 3), `cmd-${t}`);
+      if (t % 50 === 25) c.compact(1 + (t % 3));
+      if (t === 100) c.sim.disconnect(1, 2);
+      if (t === 140) c.sim.connect(1, 2);
+      if (t % 20 === 0) {
+        const l = c.leader();
+        if (l) c.readIndex(l.pid, t);
+      }
+      c.sim.step();
+      for (const a of c.ids) {
+        for (const b of c.ids) {
+          for (const m of c.sim.pending(a, b)) {
+            seen++;
+            types.add(m.type);
+            expect(isPaxosMessage(m)).toBe(true);
+            expect(structuredClone(m)).toEqual(m);
+            expect(Object.values(m)).not.toContain(undefined);
+          }
+        }
+      }
+    }
+    expect(seen).toBeGreaterThan(1000);
+    expect(types.size).toBeGreaterThanOrEqual(9);
+  });
 });
 
 describe('mutation sanity: the simulator catches a broken rule', () => {
