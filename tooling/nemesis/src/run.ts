@@ -20,7 +20,7 @@ import { Rng } from './rng.js';
 import type { ScenarioKind } from './scenarios.js';
 import { buildSchedule, DEFAULT_FAULTS, type FaultKind } from './schedule.js';
 import { resolveServerCommand, type ServerCommand, withUnsafeMutation } from './server-command.js';
-import { type KeyDurability, verifyKey } from './verify.js';
+import { type KeyDurability, unexplainedReads, verifyKey } from './verify.js';
 import { Workload, type WorkloadClientFactory, type WorkloadConfig } from './workload.js';
 
 /** Options of one nemesis run; every field but `seed` and `durationMs` has a default. */
@@ -261,7 +261,10 @@ export async function runNemesis(
       if (verdict === 'unknown')
         problems.push(`key ${key}: checker verdict unknown (${part?.reason ?? 'no reason'})`);
       const reasons: string[] = [];
-      if (verdict === 'not-linearizable') reasons.push('not linearizable');
+      if (verdict === 'not-linearizable') {
+        const why = unexplainedReads(keyOps);
+        reasons.push(why.length > 0 ? `not linearizable: ${why.join('; ')}` : 'not linearizable');
+      }
       if (durability.lost.length > 0) reasons.push(`${durability.lost.length} acknowledged write(s) lost`);
       if (durability.problem !== undefined && durability.lost.length === 0) reasons.push(durability.problem);
       if (reasons.length > 0)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PairedOperation } from './history.js';
-import { verifyKey } from './verify.js';
+import { unexplainedReads, verifyKey } from './verify.js';
 
 let nextId = 0;
 const op = (
@@ -62,5 +62,22 @@ describe('verifyKey', () => {
     expect(
       verifyKey('k', [op('put', 0, 1, 'ok', { value: 'a' }), op('delete', 2, 3, 'ok')], null).lost,
     ).toEqual([]);
+  });
+});
+
+describe('unexplainedReads', () => {
+  it('names a read whose only write was recorded as failed, and a read of a value never written', () => {
+    const ops = [
+      op('put', 0, 1, 'fail', { value: 'a' }),
+      op('get', 2, 3, 'ok', { result: { value: 'a' } }),
+      op('get', 4, 5, 'ok', { result: { value: 'zz' } }),
+      op('put', 6, undefined, 'info', { value: 'b' }),
+      op('get', 7, 8, 'ok', { result: { value: 'b' } }),
+      op('get', 9, 10, 'ok', { result: { value: null } }),
+    ];
+    const lines = unexplainedReads(ops);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/"a".*recorded as failed/);
+    expect(lines[1]).toMatch(/"zz".*no operation wrote/);
   });
 });

@@ -96,3 +96,36 @@ export function verifyKey(
       : {}),
   };
 }
+
+/**
+ * Reads that returned a value no write that may have applied ever wrote (values are unique). When such a
+ * value was written by an operation recorded as `fail` ("definitely did not happen"), the history itself
+ * is wrong: the client reported a failure for a write that took effect. Returns one line per such value.
+ */
+export function unexplainedReads(ops: readonly PairedOperation[]): string[] {
+  const writers = new Map<string, PairedOperation[]>();
+  for (const o of ops) {
+    if ((o.op.f === 'put' || o.op.f === 'cas') && typeof o.op.value === 'string') {
+      const list = writers.get(o.op.value) ?? [];
+      list.push(o);
+      writers.set(o.op.value, list);
+    }
+  }
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const o of ops) {
+    if (o.op.f !== 'get' || o.status !== 'ok') continue;
+    const v = o.result?.value;
+    if (typeof v !== 'string' || seen.has(v)) continue;
+    const ws = writers.get(v) ?? [];
+    if (ws.some(mayHaveApplied)) continue;
+    seen.add(v);
+    const failed = ws.filter((w) => w.status === 'fail');
+    out.push(
+      failed.length > 0
+        ? `read ${JSON.stringify(v)} (op ${o.process}/${o.id}) but its write ${failed.map((w) => `${w.process}/${w.id}`).join(',')} was recorded as failed: the client reported a definite failure for a write that took effect`
+        : `read ${JSON.stringify(v)} (op ${o.process}/${o.id}) that no operation wrote`,
+    );
+  }
+  return out;
+}
