@@ -230,6 +230,14 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
   const log = options.log ?? (() => {});
   const existing = readClusterFile(dir);
   const file = existing ?? (await newClusterFile(options, dir));
+  if (existing) {
+    const ignored = (['nodes', 'partitions', 'replication', 'fsync'] as const).filter(
+      (k) => options[k] !== undefined,
+    );
+    log(
+      `restarting the existing cluster in ${dir} (${existing.nodes.length} servers, ${existing.partitions} partitions) on its data${ignored.length > 0 ? `; ignoring --${ignored.join(', --')}` : ''}`,
+    );
+  }
   const command = options.serverCommand ?? resolveServerCommand();
   const logLevel = options.logLevel ?? 'info';
   const children: ChildProcess[] = [];
