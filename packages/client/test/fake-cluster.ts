@@ -80,6 +80,8 @@ export class FakeCluster {
   refuseSends = 0;
   /** Keep {@link FakeCluster.log} and {@link FakeCluster.applied} (turn off for benchmarks). */
   record = true;
+  /** How many times each written value (put value, applied cas value) was written. */
+  readonly appliedValues = new Map<string, number>();
   /** Every kv request seen, in arrival order. */
   readonly log: Array<{ node: NodeId; request: Extract<ClientRequest, { type: 'kv' }> }> = [];
 
@@ -213,11 +215,13 @@ export class FakeCluster {
         return { op: 'get', value: current };
       case 'put':
         this.data.set(op.key, op.value);
+        this.#countValue(op.value);
         result = { op: 'put', created: current === null };
         break;
       case 'cas':
         if (op.expected === null ? current === null : current !== null && eq(current, op.expected)) {
           this.data.set(op.key, op.value);
+          this.#countValue(op.value);
           result = { op: 'cas', outcome: 'applied', current: op.value };
         } else {
           result = { op: 'cas', outcome: current === null ? 'not-found' : 'mismatch', current };
@@ -236,6 +240,10 @@ export class FakeCluster {
       }
     }
     return result;
+  }
+
+  #countValue(v: Value): void {
+    if (this.record && typeof v === 'string') this.appliedValues.set(v, (this.appliedValues.get(v) ?? 0) + 1);
   }
 
   /** Connections of the in-process transport, by node, so tests can break them. */
