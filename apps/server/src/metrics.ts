@@ -69,7 +69,7 @@ export class ServerMetrics {
   /** WAL fsync latency (all groups of this server). */
   readonly fsyncLatency = new Histogram({
     name: 'paxkv_fsync_duration_seconds',
-    help: 'Latency of write-ahead-log flushes (write + fsync), in seconds',
+    help: 'Latency of write-ahead-log flushes that fsynced (write + fsync), in seconds',
     buckets: FSYNC_LATENCY_BUCKETS,
     registers: [this.registry],
   });
