@@ -4,6 +4,7 @@
  * clients prove exactly-once: the final counter equals the number of increments that succeeded.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,6 +37,15 @@ function client(history?: string): PaxkvClient {
   });
   clients.push(c);
   return c;
+}
+
+/** An address on loopback where nothing listens (a port that was free a moment ago). */
+async function closedPort(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((r) => server.close(() => r()));
+  return `127.0.0.1:${port}`;
 }
 
 async function increment(c: PaxkvClient, key: string): Promise<void> {
@@ -148,6 +158,20 @@ describe('client over TCP against a 3-server fake cluster', () => {
     // 300 sequential round trips would take at least 300 × 20 ms.
     expect(took).toBeLessThan(3000);
     expect(tcp.servers.get(1)!.connections.size).toBeLessThanOrEqual(clients.length);
+  });
+
+  it('finds the cluster through the next seed when the first one refuses connections', async () => {
+    const refused = await closedPort();
+    const c = createClient({
+      servers: [refused, tcp.cluster.addresses.get(2)!],
+      attemptTimeoutMs: 1000,
+      requestTimeoutMs: 5000,
+    });
+    clients.push(c);
+    const t0 = performance.now();
+    await c.put('seed-test', 'v');
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(c.table?.version).toBe(1);
   });
 
   it('keeps working while a server is down', async () => {
