@@ -52,7 +52,8 @@ export interface ClientOptions {
   readonly maxInFlight?: number;
   /**
    * Base of the exactly-once session ids (1..48 chars). Default: 24 random hex characters. Writes
-   * use `<sessionId>.<slot>` sessions, one write in flight per slot.
+   * use `<sessionId>.<slot>` sessions, one write in flight per slot. Must be unique per client
+   * instance: two live clients with the same id would overwrite each other's session results.
    */
   readonly sessionId?: string;
   /** Record this client's operations in the checker's JSON-lines format v1 (a sink or a file path). */
