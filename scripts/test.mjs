@@ -9,7 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { checkPackages } from './check-packages.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const env = { ...process.env, TURBO_TELEMETRY_DISABLED: '1', FORCE_COLOR: process.env.CI ? '0' : process.env.FORCE_COLOR };
+const env = {
+  ...process.env,
+  TURBO_TELEMETRY_DISABLED: '1',
+  FORCE_COLOR: process.env.CI ? '0' : process.env.FORCE_COLOR,
+};
 const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env });
 
 let passed = 0;
@@ -28,7 +32,12 @@ mkdirSync(outDir, { recursive: true });
 const jsonFile = join(outDir, 'vitest.json');
 rmSync(jsonFile, { force: true });
 const vitest = run('pnpm', [
-  'exec', 'vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`,
+  'exec',
+  'vitest',
+  'run',
+  '--reporter=default',
+  '--reporter=json',
+  `--outputFile.json=${jsonFile}`,
   ...process.argv.slice(2),
 ]);
 if (existsSync(jsonFile)) {
@@ -57,6 +66,21 @@ if (process.argv.length <= 2) {
   const pkg = checkPackages(root);
   passed += pkg.passed;
   failed += pkg.failed;
+
+  for (const [label, script] of [
+    ['typecheck (tsc --build)', 'typecheck'],
+    ['lint (biome check)', 'lint'],
+  ]) {
+    console.log(`== ${label} ==`);
+    const r = run('pnpm', ['-s', script]);
+    if (r.status === 0) {
+      passed += 1;
+      console.log(`  ok   ${label}`);
+    } else {
+      failed += 1;
+      console.log(`  FAIL ${label}`);
+    }
+  }
 }
 
 console.log(`${passed} passed, ${failed} failed`);
