@@ -208,20 +208,20 @@ export class HistoryRecorder {
   invoke(op: KvOp): HistoryEntry {
     const process = this.#freeProcesses.length > 0 ? this.#takeLowestFree() : this.#nextProcess++;
     const id = this.#nextId++;
-    this.#write({ type: 'invoke', process, id, time: historyTimeMicros(), op: historyOp(op) });
+    this.#write('invoke', process, id, 'op', historyOp(op));
     let done = false;
-    const complete = (event: Record<string, unknown>) => {
+    const complete = (type: 'ok' | 'fail' | 'info', field: 'result' | 'error', value: unknown) => {
       if (done) return;
       done = true;
-      this.#write({ ...event, process, id, time: historyTimeMicros() });
+      this.#write(type, process, id, field, value);
       // After an indeterminate outcome the process is retired (as Jepsen does): its operation may
       // still take effect later, so nothing else may run on that process.
-      if (event.type !== 'info') this.#freeProcesses.push(process);
+      if (type !== 'info') this.#freeProcesses.push(process);
     };
     return {
-      ok: (result) => complete({ type: 'ok', result: historyResult(result) }),
-      fail: (error) => complete({ type: 'fail', error }),
-      info: (error) => complete({ type: 'info', error }),
+      ok: (result) => complete('ok', 'result', historyResult(result)),
+      fail: (error) => complete('fail', 'error', error),
+      info: (error) => complete('info', 'error', error),
     };
   }
 
@@ -236,11 +236,13 @@ export class HistoryRecorder {
     return p;
   }
 
-  #write(event: Record<string, unknown>): void {
-    // Order the fields as the format documents them: type, process, id, time, then the rest.
-    const { type, process, id, time, ...rest } = event;
+  /** Writes one event with its fields in the documented order: type, process, id, time, payload. */
+  #write(type: string, process: number, id: number, field: string, value: unknown): void {
     try {
-      this.#sink.write(`${JSON.stringify({ type, process, id, time, ...rest })}\n`);
+      const time = historyTimeMicros();
+      this.#sink.write(
+        `{"type":"${type}","process":${process},"id":${id},"time":${time},"${field}":${JSON.stringify(value)}}\n`,
+      );
     } catch {
       this.#writeErrors++;
     }
