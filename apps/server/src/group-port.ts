@@ -43,6 +43,13 @@ export interface GroupSpec {
   readonly pid: NodeId;
   /** The other replicas of the group. */
   readonly peers: readonly NodeId[];
+  /**
+   * Whether this server is the group's preferred leader (the first replica in the lookup table, which
+   * the bootstrap rotates so that every server comes first in an even share of the groups). A fresh
+   * preferred replica starts its election one round ahead, so leadership, and with it the write load,
+   * is spread over the servers instead of landing on the highest node id in every group.
+   */
+  readonly preferredLeader: boolean;
   /** Directory for this group's WAL and snapshots (created by the factory). */
   readonly dataDir: string;
   readonly fsync: 'always' | 'batch' | 'never';

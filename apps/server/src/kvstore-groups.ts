@@ -63,6 +63,19 @@ class KvstoreGroup implements ReplicaGroupPort {
   }
 }
 
+/** The election round a fresh preferred replica starts from (the others start from 0). */
+export const PREFERRED_LEADER_INITIAL_ROUND = 1;
+
+/** True when the storage holds nothing yet: no promise, no election round, no log, no snapshot. */
+function isFresh(storage: DurableStorage<KvCommand>): boolean {
+  return (
+    storage.getBallotRound() === 0 &&
+    storage.getPromise().n === 0 &&
+    storage.getLogLength() === 0 &&
+    storage.getCompactedIndex() === 0
+  );
+}
+
 /** Builds replica groups backed by `@paxkv/kvstore` on the local disk. */
 export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory {
   const disk = new NodeDisk();
@@ -78,6 +91,13 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
       isEntry: isKvCommand,
       logger: storageLogger,
     });
+    if (spec.preferredLeader && isFresh(storage)) {
+      // Start one election round ahead of the other (fresh) replicas: Ballot Leader Election picks the
+      // highest quorum-connected ballot, so the preferred replica wins the first election. Later
+      // elections are decided by the protocol alone; the round is durable like any ballot round.
+      storage.setBallotRound(PREFERRED_LEADER_INITIAL_ROUND);
+      await storage.flush();
+    }
     const flush = storage.flush.bind(storage);
     // Time the flushes that made the WAL fsync (a no-op flush resolves at once and is not counted).
     storage.flush = async () => {

@@ -318,6 +318,7 @@ export class PaxkvServer {
         partition,
         pid: me,
         peers: replicas.filter((r) => r !== me),
+        preferredLeader: replicas[0] === me,
         dataDir: join(this.config.dataDir, `partition-${partition}`),
         fsync: this.config.fsync,
         send: (to, message) => {
