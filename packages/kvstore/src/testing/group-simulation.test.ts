@@ -5,8 +5,8 @@ import { checkSync, readHistory } from '@paxkv/linearizability-checker';
 import { describe, expect, it } from 'vitest';
 import { type GroupSimulationOptions, simulateGroup } from './group-simulation.js';
 
-/** Seeds per run; raise it for a soak (`PAXKV_SIM_SEEDS=5000`). */
-const SEEDS = Number(process.env.PAXKV_SIM_SEEDS ?? 300);
+/** Seeds per run; 2,000 by default (1,000 with 3 and 1,000 with 5 replicas); raise it for a soak (`PAXKV_SIM_SEEDS=20000`). */
+const SEEDS = Number(process.env.PAXKV_SIM_SEEDS ?? 2000);
 const FIRST_SEED = Number(process.env.PAXKV_SIM_FIRST_SEED ?? 1);
 /** Where failing histories go (every history with `PAXKV_SIM_KEEP=1`). */
 const OUT_DIR = process.env.PAXKV_SIM_OUT ?? join(tmpdir(), 'paxkv-kvstore-sim');
