@@ -67,6 +67,7 @@ describe.runIf(findEtcd() !== undefined)('etcd cluster and target', () => {
     });
     expect(f.baselineOpsPerSec).toBeGreaterThan(0);
     expect(f.firstWriteMs).not.toBeNull();
+    expect(f.leaderElectedMs).not.toBeNull();
     expect(cluster.servers.filter((s) => s.isAlive())).toHaveLength(2);
   });
 });

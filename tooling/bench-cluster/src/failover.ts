@@ -21,6 +21,8 @@ export interface FailoverSpec {
 export const RECOVERY_WINDOW_BUCKETS = 3;
 /** Interval between the probe writes issued after the kill: 10 ms. */
 export const PROBE_INTERVAL_MS = 10;
+/** Interval of the status polls that find the new leader after the kill: 10 ms. */
+export const LEADER_POLL_MS = 10;
 /** Fraction of the baseline throughput that counts as recovered: 0.9. */
 export const RECOVERY_FRACTION = 0.9;
 
@@ -106,8 +108,23 @@ export async function measureFailover(cluster: LocalCluster, spec: FailoverSpec)
       const giveUp = setTimeout(() => finish(null), spec.watchMs);
       fire();
     });
+    // When the cluster itself reports a new leader for the group (election time, without the client).
+    const elected = (async (): Promise<number | null> => {
+      const deadline = killAt + spec.watchMs;
+      while (performance.now() < deadline) {
+        try {
+          const leader = await cluster.leaderOf(probeKey);
+          if (leader !== victim && leader.isAlive()) return Math.round(performance.now() - killAt);
+        } catch {
+          // no leader yet
+        }
+        await sleep(LEADER_POLL_MS);
+      }
+      return null;
+    })();
     await killed;
     const firstWriteMs = await probe;
+    const leaderElectedMs = await elected;
     // Watch long enough to see the recovery, and at least 3 s after the first write.
     const watchUntil = Math.min(killAt + spec.watchMs, killAt + (firstWriteMs ?? spec.watchMs) + 3_000);
     await sleep(Math.max(0, watchUntil - performance.now()));
@@ -126,6 +143,7 @@ export async function measureFailover(cluster: LocalCluster, spec: FailoverSpec)
       concurrency: spec.concurrency,
       baselineOpsPerSec: Math.round(baselineOpsPerSec),
       firstWriteMs,
+      leaderElectedMs,
       recovered90Ms: recoveryTime(bucketsOpsPerSec, baselineOpsPerSec, spec.bucketMs),
       bucketsOpsPerSec,
       bucketMs: spec.bucketMs,

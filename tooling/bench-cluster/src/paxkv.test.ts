@@ -79,6 +79,7 @@ describe.skipIf(process.env.PAXKV_BENCH_SKIP_CLUSTER === '1')('paxkv cluster and
     });
     expect(f.baselineOpsPerSec).toBeGreaterThan(0);
     expect(f.firstWriteMs).not.toBeNull();
+    expect(f.leaderElectedMs).not.toBeNull();
     const alive = cluster.servers.filter((s) => s.isAlive());
     expect(alive).toHaveLength(2);
     const leader = await cluster.leaderOf('k0000000');

@@ -16,6 +16,11 @@ export interface FailoverResult {
    */
   readonly firstWriteMs: number | null;
   /**
+   * ms from the SIGKILL until a live server reports itself leader of the group (status polled every
+   * 10 ms): the election alone, without the client's retries; `null` when not seen.
+   */
+  readonly leaderElectedMs: number | null;
+  /**
    * ms from the SIGKILL to the end of the first bucket from which throughput stays at >= 90% of the
    * baseline for a whole second (10 buckets of 100 ms); `null` when that never happened.
    */
@@ -228,7 +233,16 @@ export function renderFigures(runs: readonly SystemRun[]): string {
   if (fo.length > 0) {
     out.push(
       markdownTable(
-        ['failover', 'killed', 'conc', 'baseline ops/s', 'first write ms', '90% throughput ms', 'errors'],
+        [
+          'failover',
+          'killed',
+          'conc',
+          'baseline ops/s',
+          'new leader ms',
+          'first write ms',
+          '90% throughput ms',
+          'errors',
+        ],
         fo.map((r) => {
           const f = r.failover as FailoverResult;
           return [
@@ -236,12 +250,13 @@ export function renderFigures(runs: readonly SystemRun[]): string {
             f.killed,
             String(f.concurrency),
             formatCount(f.baselineOpsPerSec),
+            f.leaderElectedMs === null ? 'never' : String(f.leaderElectedMs),
             f.firstWriteMs === null ? 'never' : String(f.firstWriteMs),
             f.recovered90Ms === null ? 'never' : String(f.recovered90Ms),
             String(f.errors),
           ];
         }),
-        [false, false, true, true, true, true, true],
+        [false, false, true, true, true, true, true, true],
       ),
     );
   }

@@ -116,7 +116,8 @@ export async function runSystem(system: SystemName, options: BenchOptions, io: B
         target: targetOpts,
       });
       io.log(
-        `${system} failover: killed ${failover.killed}; first write after ${failover.firstWriteMs ?? 'never'} ms, ` +
+        `${system} failover: killed ${failover.killed}; new leader after ${failover.leaderElectedMs ?? 'never'} ms, ` +
+          `first write after ${failover.firstWriteMs ?? 'never'} ms, ` +
           `90% throughput after ${failover.recovered90Ms ?? 'never'} ms (baseline ${formatCount(failover.baselineOpsPerSec)} ops/s)`,
       );
     }
