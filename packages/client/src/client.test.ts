@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   ConfigError,
   KeyTooLargeError,
@@ -9,8 +12,8 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeCluster, localAddresses } from '../test/fake-cluster.js';
 import { createClient, type PaxkvClient } from './client.js';
-import { ClientClosedError } from './errors.js';
-import type { HistorySink } from './history.js';
+import { ClientClosedError, ClientOverloadedError } from './errors.js';
+import { HistoryRecorder, type HistorySink } from './history.js';
 import type { ClientOptions } from './options.js';
 
 const clients: PaxkvClient[] = [];
@@ -307,6 +310,74 @@ describe('PaxkvClient retries and exactly-once', () => {
     expect(cluster.maxInFlightPerConnection).toBeLessThanOrEqual(4);
   });
 
+  it('refuses calls beyond maxQueuedCalls at once with ClientOverloadedError (not sent, not recorded)', async () => {
+    const sink = new MemorySink();
+    const { client, cluster } = setup(
+      { maxInFlight: 2, maxQueuedCalls: 3, history: sink },
+      { partitions: 1 },
+    );
+    await client.lookupTable();
+    cluster.fault(1).delayMs = 20;
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => client.put(`k${i}`, 'v')));
+    const refused = results.filter((r) => r.status === 'rejected');
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
+    expect(refused).toHaveLength(5);
+    for (const r of refused) {
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ClientOverloadedError);
+      expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'UNAVAILABLE', queued: 3 });
+    }
+    expect(cluster.log).toHaveLength(5);
+    expect(sink.events().filter((e) => e.type === 'invoke')).toHaveLength(5);
+  });
+
+  it('keeps at most maxConnections connections open, closing the least recently used idle one', async () => {
+    const cluster = new FakeCluster({ partitions: 3 });
+    cluster.setAddresses(localAddresses(cluster));
+    for (let p = 0; p < 3; p++) cluster.leaders.set(p, p + 1);
+    const inner = cluster.connectionFactory();
+    let open = 0;
+    let most = 0;
+    const closed: string[] = [];
+    const client = createClient({
+      servers: [cluster.addresses.get(1)!],
+      connectionFactory: (address, events) => {
+        const c = inner(address, events);
+        open++;
+        most = Math.max(most, open);
+        return {
+          get isOpen() {
+            return c.isOpen;
+          },
+          send: (m) => c.send(m),
+          close: () => {
+            open--;
+            closed.push(address);
+            c.close();
+          },
+        };
+      },
+      maxConnections: 2,
+      leaderDiscoveryIntervalMs: 0,
+      attemptTimeoutMs: 200,
+      backoff: { initialDelayMs: 5, maxDelayMs: 40 },
+    });
+    clients.push(client);
+    for (let round = 0; round < 3; round++) {
+      for (let p = 0; p < 3; p++) expect(await client.put(keyIn(cluster, p), `v${round}`)).toBeDefined();
+    }
+    expect(most).toBe(2);
+    expect(new Set(cluster.log.map((l) => l.node))).toEqual(new Set([1, 2, 3]));
+    // A server that moves: its old connection closes when the new table arrives.
+    const old = cluster.addresses.get(3)!;
+    expect(await client.put(keyIn(cluster, 2), 'x')).toBeDefined();
+    cluster.addresses.set(3, '10.0.0.33:7000');
+    cluster.tableVersion++;
+    closed.length = 0;
+    await client.lookupTable({ refresh: true });
+    expect(closed).toEqual([old]);
+    expect(await client.put(keyIn(cluster, 2), 'y')).toBeDefined();
+  });
+
   it('gives up at the deadline with UnavailableError when every server is down (nothing sent)', async () => {
     const { client, cluster } = setup({ requestTimeoutMs: 300 });
     await client.put('a', '1');
@@ -439,6 +510,21 @@ describe('PaxkvClient history', () => {
     });
     expect(await client.put('k', 'v')).toEqual({ created: true });
     expect(client.historyLostLines).toBe(2);
+  });
+
+  it('writes a history file once historyBufferLines lines wait, even within one event-loop turn', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paxkv-client-history-'));
+    const path = join(dir, 'h.jsonl');
+    try {
+      const recorder = HistoryRecorder.acquire(path, { bufferLines: 3 });
+      for (let i = 0; i < 4; i++) recorder.invoke({ op: 'get', key: `k${i}` });
+      // Header + the first 3 lines are on disk already; the 4th waits for the end of the turn.
+      expect(readFileSync(path, 'utf8').trimEnd().split('\n')).toHaveLength(4);
+      recorder.release();
+      expect(readFileSync(path, 'utf8').trimEnd().split('\n')).toHaveLength(5);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('writes binary values as base64 strings', async () => {

@@ -27,7 +27,7 @@ import {
   type Value,
 } from '@paxkv/common';
 import { type AttemptOutcome, Channel, type ConnectionFactory } from './connection.js';
-import { ClientClosedError, UnexpectedReplyError } from './errors.js';
+import { ClientClosedError, ClientOverloadedError, UnexpectedReplyError } from './errors.js';
 import { type HistoryEntry, HistoryRecorder } from './history.js';
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
 import { type HeldSession, SessionPool } from './sessions.js';
@@ -142,7 +142,11 @@ export class PaxkvClient {
     this.#factory = this.options.connectionFactory ?? tcpConnectionFactory();
     this.#sessions = new SessionPool(this.options.sessionId);
     this.#history =
-      this.options.history === undefined ? undefined : HistoryRecorder.acquire(this.options.history);
+      this.options.history === undefined
+        ? undefined
+        : HistoryRecorder.acquire(this.options.history, {
+            bufferLines: this.options.historyBufferLines,
+          });
   }
 
   /** The cached lookup table, or null before the first successful lookup. */
@@ -330,7 +334,9 @@ export class PaxkvClient {
         throw new ClientClosedError({ uncertain: state.uncertain });
       }
       const remaining = deadline - now();
-      if (remaining <= 0) throw this.#gaveUp(what, budget, lastError, state.uncertain);
+      // A retry with almost no time left could not be answered in time (see `minAttemptMs`).
+      if (remaining <= 0 || (lastError !== undefined && remaining < this.options.minAttemptMs))
+        throw this.#gaveUp(what, budget, lastError, state.uncertain);
       let table: LookupTable;
       try {
         table = await this.#ensureTable(deadline);
@@ -560,6 +566,7 @@ export class PaxkvClient {
     this.#table = table;
     this.#leaders.clear();
     this.#cursor.clear();
+    this.#closeChannelsOutside(table);
     this.#lastDiscoveryAt = Number.NEGATIVE_INFINITY;
     queueMicrotask(() => this.#discoverLeadersEvery(0));
     return table;
@@ -580,11 +587,44 @@ export class PaxkvClient {
     timeoutMs: number,
   ): Promise<AttemptOutcome> {
     let channel = this.#channels.get(address);
-    if (!channel) {
+    if (channel) {
+      // Least recently used first: re-inserting moves the channel to the end of the map's order.
+      this.#channels.delete(address);
+    } else {
+      if (this.#closed) return Promise.resolve({ kind: 'not-sent', reason: 'client closed' });
+      if (this.#channels.size >= this.options.maxConnections && !this.#evictIdleChannel()) {
+        return Promise.resolve({
+          kind: 'not-sent',
+          reason: `no connection to ${address}: maxConnections (${this.options.maxConnections}) connections are open, all busy`,
+        });
+      }
       channel = new Channel(address, this.#factory);
-      this.#channels.set(address, channel);
     }
+    this.#channels.set(address, channel);
     return channel.request(request, timeoutMs);
+  }
+
+  /** Closes the least recently used channel with nothing in flight. Returns false if every one is busy. */
+  #evictIdleChannel(): boolean {
+    for (const [address, c] of this.#channels) {
+      if (c.idle) {
+        c.close();
+        this.#channels.delete(address);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Closes the idle channels to servers that are neither in `table` nor seeds (they left the cluster). */
+  #closeChannelsOutside(table: LookupTable): void {
+    const keep = new Set([...table.nodes.map((n) => n.address), ...this.options.servers]);
+    for (const [address, c] of this.#channels) {
+      if (!keep.has(address) && c.idle) {
+        c.close();
+        this.#channels.delete(address);
+      }
+    }
   }
 
   #outcomeError(outcome: AttemptOutcome, address: string): PaxkvError | undefined {
@@ -640,6 +680,13 @@ export class PaxkvClient {
   }
 
   async #enter(deadline: number, op: KvOp): Promise<void> {
+    if (this.#inFlight >= this.options.maxInFlight && this.#waiting.length >= this.options.maxQueuedCalls) {
+      throw new ClientOverloadedError({
+        queued: this.#waiting.length,
+        maxQueuedCalls: this.options.maxQueuedCalls,
+        maxInFlight: this.options.maxInFlight,
+      });
+    }
     while (this.#inFlight >= this.options.maxInFlight) {
       const remaining = deadline - now();
       if (remaining <= 0 || this.#closed) {

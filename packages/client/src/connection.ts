@@ -96,6 +96,11 @@ export class Channel {
     return this.#pending.size;
   }
 
+  /** True if no request is waiting for an answer or for the connection to open: closing loses nothing. */
+  get idle(): boolean {
+    return this.#pending.size === 0 && this.#openWaiters.size === 0;
+  }
+
   /**
    * Sends `request` and resolves with its outcome: the reply, a timeout after `timeoutMs`, a broken
    * connection, or "not sent" if the connection did not open within `timeoutMs`. Never rejects.

@@ -3,7 +3,12 @@
  * `retryable` work as everywhere else.
  * @module
  */
-import { ConnectionClosedError, InternalError, type PaxkvErrorOptions } from '@paxkv/common';
+import {
+  ConnectionClosedError,
+  InternalError,
+  type PaxkvErrorOptions,
+  UnavailableError,
+} from '@paxkv/common';
 
 /**
  * The client was closed while the call was waiting or in flight. If `uncertain` is true a write
@@ -41,5 +46,31 @@ export class UnexpectedReplyError extends InternalError {
     );
     this.address = details.address;
     this.got = details.got;
+  }
+}
+
+/**
+ * A call was refused before it was sent: `maxInFlight` calls were in flight and `maxQueuedCalls`
+ * more were already waiting. Nothing was applied. Retry after a backoff, or start calls no faster
+ * than they complete (or raise the limits).
+ */
+export class ClientOverloadedError extends UnavailableError {
+  /** Calls waiting when this one was refused. */
+  readonly queued: number;
+  /** The `maxQueuedCalls` option. */
+  readonly maxQueuedCalls: number;
+  constructor(
+    details: { queued: number; maxQueuedCalls: number; maxInFlight: number },
+    options?: PaxkvErrorOptions,
+  ) {
+    super(
+      {},
+      {
+        message: `the client is overloaded: ${details.maxInFlight} calls in flight (maxInFlight) and ${details.queued} waiting (maxQueuedCalls ${details.maxQueuedCalls}); the call was not sent: retry after a backoff or start calls no faster than they complete`,
+        ...options,
+      },
+    );
+    this.queued = details.queued;
+    this.maxQueuedCalls = details.maxQueuedCalls;
   }
 }

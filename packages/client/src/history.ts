@@ -22,6 +22,9 @@
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { ConfigError, type KvOp, type KvResult, type Value } from '@paxkv/common';
 
+/** Default of the client option `historyBufferLines`. */
+export const DEFAULT_HISTORY_BUFFER_LINES = 4096;
+
 /** Where history lines go: anything with a `write(line)` (each line ends with `\n`). */
 export interface HistorySink {
   /** Receives one complete line, newline included. */
@@ -83,7 +86,10 @@ class FileSink implements HistorySink {
   #buffer: string[] = [];
   #scheduled = false;
   #closed = false;
-  constructor(path: string) {
+  readonly #bufferLines: number;
+  /** @param bufferLines lines gathered before a write even within one event-loop turn. */
+  constructor(path: string, bufferLines: number) {
+    this.#bufferLines = bufferLines;
     let fresh = true;
     try {
       fresh = statSync(path).size === 0;
@@ -96,6 +102,11 @@ class FileSink implements HistorySink {
   write(line: string): void {
     if (this.#closed) return;
     this.#buffer.push(line);
+    // A long turn (many calls completing without yielding) must not gather lines without bound.
+    if (this.#buffer.length >= this.#bufferLines) {
+      this.flush();
+      return;
+    }
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(() => this.flush());
@@ -157,15 +168,19 @@ export class HistoryRecorder {
     this.#path = path;
   }
 
-  /** The recorder shared by every client using `option` (the same sink object or file path). */
-  static acquire(option: HistoryOption): HistoryRecorder {
+  /**
+   * The recorder shared by every client using `option` (the same sink object or file path).
+   * `bufferLines` (default 4096) bounds the lines a file sink gathers before writing; the first
+   * acquirer of a path sets it.
+   */
+  static acquire(option: HistoryOption, settings: { readonly bufferLines?: number } = {}): HistoryRecorder {
     let r: HistoryRecorder | undefined;
     if (typeof option === 'string') {
       r = HistoryRecorder.#byPath.get(option);
       if (!r) {
         let sink: FileSink;
         try {
-          sink = new FileSink(option);
+          sink = new FileSink(option, settings.bufferLines ?? DEFAULT_HISTORY_BUFFER_LINES);
         } catch (e) {
           throw new ConfigError({
             source: 'paxkv client options',

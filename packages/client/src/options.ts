@@ -12,7 +12,7 @@ import {
   type ProtocolLimits,
 } from '@paxkv/common';
 import type { ConnectionFactory } from './connection.js';
-import type { HistoryOption } from './history.js';
+import { DEFAULT_HISTORY_BUFFER_LINES, type HistoryOption } from './history.js';
 
 /** Longest {@link ClientOptions.sessionId}: the session slot suffix must fit the 64-char wire limit. */
 export const MAX_SESSION_ID_LENGTH = 48;
@@ -28,6 +28,13 @@ export interface ClientOptions {
   readonly requestTimeoutMs?: number;
   /** How long one attempt waits for its reply before retrying elsewhere, in ms. Default 3000. */
   readonly attemptTimeoutMs?: number;
+  /**
+   * A retry is sent only if at least this many ms remain before the call's deadline; with less, the
+   * call ends at once with its last error. An attempt cut short by the deadline cannot be answered in
+   * time, and would turn a write that was certainly not applied into one whose outcome is unknown.
+   * The first attempt is always sent. Default 5.
+   */
+  readonly minAttemptMs?: number;
   /**
    * Backoff between retries: `initialDelayMs` (default 20), doubling (`multiplier`, default 2) up to
    * `maxDelayMs` (default 1000), with `jitter` (default 0.5: the delay is uniform in [d/2, d]).
@@ -50,6 +57,26 @@ export interface ClientOptions {
   readonly leaderDiscoveryIntervalMs?: number;
   /** Most calls in flight at once; further calls wait (their deadline runs). Default 4096. */
   readonly maxInFlight?: number;
+  /**
+   * Most calls waiting for a free slot when `maxInFlight` calls are in flight. A call beyond this
+   * rejects at once with a `ClientOverloadedError` (it was not sent), so a caller that starts
+   * calls faster than the cluster answers cannot grow the client's memory without bound. Default 65536.
+   */
+  readonly maxQueuedCalls?: number;
+  /**
+   * Most server connections kept open at once. Servers are learned from the seeds, the lookup table
+   * and `NOT_LEADER` leader hints; when a new one is needed at the limit, the least recently used
+   * idle connection is closed (a call to a server beyond the limit with no idle connection to close
+   * fails over like an unreachable server). Connections to servers that left the table are closed
+   * when a new table arrives. Default 1024.
+   */
+  readonly maxConnections?: number;
+  /**
+   * With `history` set to a file path: the file is written at the end of each event-loop turn, or as
+   * soon as this many lines are waiting, whichever comes first (bounds the memory of a long turn).
+   * The first client to open a path sets it for every client sharing that path. Default 4096.
+   */
+  readonly historyBufferLines?: number;
   /**
    * Base of the exactly-once session ids (1..48 chars). Default: 24 random hex characters. Writes
    * use `<sessionId>.<slot>` sessions, one write in flight per slot. Must be unique per client
@@ -74,6 +101,8 @@ export interface ResolvedClientOptions {
   readonly requestTimeoutMs: number;
   /** Wait for one attempt's reply, ms. */
   readonly attemptTimeoutMs: number;
+  /** Least time left before the deadline to send a retry, ms. */
+  readonly minAttemptMs: number;
   /** Retry backoff. */
   readonly backoff: BackoffConfig;
   /** Redirects followed without backoff in a row. */
@@ -84,6 +113,12 @@ export interface ResolvedClientOptions {
   readonly leaderDiscoveryIntervalMs: number;
   /** Most calls in flight. */
   readonly maxInFlight: number;
+  /** Most calls waiting for a slot. */
+  readonly maxQueuedCalls: number;
+  /** Most open server connections. */
+  readonly maxConnections: number;
+  /** History file lines gathered before a write. */
+  readonly historyBufferLines: number;
   /** Base of the session ids. */
   readonly sessionId: string;
   /** History sink or file, if any. */
@@ -100,11 +135,15 @@ export interface ResolvedClientOptions {
 export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   requestTimeoutMs: 10_000,
   attemptTimeoutMs: 3_000,
+  minAttemptMs: 5,
   backoff: Object.freeze({ initialDelayMs: 20, maxDelayMs: 1_000, multiplier: 2, jitter: 0.5 }),
   maxImmediateRedirects: 3,
   tableRefreshIntervalMs: 200,
   leaderDiscoveryIntervalMs: 5000,
   maxInFlight: 4096,
+  maxQueuedCalls: 65_536,
+  maxConnections: 1024,
+  historyBufferLines: DEFAULT_HISTORY_BUFFER_LINES,
 });
 
 function intIn(issues: ConfigIssue[], path: string, v: unknown, min: number, max: number): void {
@@ -137,11 +176,15 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     servers: [...new Set(servers)],
     requestTimeoutMs: options.requestTimeoutMs ?? d.requestTimeoutMs,
     attemptTimeoutMs: options.attemptTimeoutMs ?? d.attemptTimeoutMs,
+    minAttemptMs: options.minAttemptMs ?? d.minAttemptMs,
     backoff,
     maxImmediateRedirects: options.maxImmediateRedirects ?? d.maxImmediateRedirects,
     tableRefreshIntervalMs: options.tableRefreshIntervalMs ?? d.tableRefreshIntervalMs,
     leaderDiscoveryIntervalMs: options.leaderDiscoveryIntervalMs ?? d.leaderDiscoveryIntervalMs,
     maxInFlight: options.maxInFlight ?? d.maxInFlight,
+    maxQueuedCalls: options.maxQueuedCalls ?? d.maxQueuedCalls,
+    maxConnections: options.maxConnections ?? d.maxConnections,
+    historyBufferLines: options.historyBufferLines ?? d.historyBufferLines,
     sessionId: options.sessionId ?? randomBytes(12).toString('hex'),
     history: options.history,
     limits: { ...DEFAULT_PROTOCOL_LIMITS, ...definedOnly(options.limits ?? {}) },
@@ -150,6 +193,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   };
   intIn(issues, 'requestTimeoutMs', r.requestTimeoutMs, 1, 86_400_000);
   intIn(issues, 'attemptTimeoutMs', r.attemptTimeoutMs, 1, 86_400_000);
+  intIn(issues, 'minAttemptMs', r.minAttemptMs, 0, 86_400_000);
   intIn(issues, 'backoff.initialDelayMs', backoff.initialDelayMs, 0, 3_600_000);
   intIn(issues, 'backoff.maxDelayMs', backoff.maxDelayMs, 1, 3_600_000);
   numIn(issues, 'backoff.multiplier', backoff.multiplier, 1, 100);
@@ -161,6 +205,9 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   intIn(issues, 'tableRefreshIntervalMs', r.tableRefreshIntervalMs, 0, 3_600_000);
   intIn(issues, 'leaderDiscoveryIntervalMs', r.leaderDiscoveryIntervalMs, 0, 86_400_000);
   intIn(issues, 'maxInFlight', r.maxInFlight, 1, 10_000_000);
+  intIn(issues, 'maxQueuedCalls', r.maxQueuedCalls, 0, 100_000_000);
+  intIn(issues, 'maxConnections', r.maxConnections, 1, 1_000_000);
+  intIn(issues, 'historyBufferLines', r.historyBufferLines, 1, 10_000_000);
   intIn(issues, 'limits.maxKeyBytes', r.limits.maxKeyBytes, 1, 0xffff_ffff);
   intIn(issues, 'limits.maxValueBytes', r.limits.maxValueBytes, 1, 0xffff_ffff);
   if (

@@ -249,7 +249,7 @@ export class FakeCluster {
   /** Connections of the in-process transport, by node, so tests can break them. */
   readonly #local = new Map<NodeId, Set<LocalConnection>>();
 
-  /** An in-process {@link ConnectionFactory}: messages are delivered asynchronously, no sockets. */
+  /** An in-process {@link ConnectionFactory}: messages are delivered in a later event-loop turn, no sockets. */
   connectionFactory(): ConnectionFactory {
     return (address, events) => {
       const node = [...this.addresses].find(([, a]) => a === address)?.[0];
@@ -274,7 +274,11 @@ export class FakeCluster {
   }
 }
 
-/** One in-process connection: opens on the next tick if the node is up, retries every 20 ms otherwise. */
+/**
+ * One in-process connection: opens on the next tick if the node is up, retries every 20 ms otherwise.
+ * Messages in both directions are delivered in a later event-loop turn (like socket I/O), never in
+ * the sender's turn.
+ */
 class LocalConnection implements ClientConnection {
   #open = false;
   #closed = false;
@@ -310,10 +314,19 @@ class LocalConnection implements ClientConnection {
     this.cluster.maxInFlightPerConnection = Math.max(this.cluster.maxInFlightPerConnection, this.#inFlight);
     // A structured clone stands in for encoding: the server never shares objects with the client.
     const copy = structuredClone(message);
-    queueMicrotask(() => {
+    // Both directions hop through a macrotask (`setImmediate`), as socket I/O does: a reply never
+    // arrives in the same event-loop turn as its request. Delivering through microtasks instead (as
+    // this class once did) lets a caller that loops over calls to a server with no delay run forever
+    // without ever yielding to timers, so nothing else (the test's fault schedule, its stop flag)
+    // runs again while memory grows: the out-of-memory of the property test in a loaded CI run.
+    setImmediate(() => {
       void this.cluster.handle(this.node!, copy).then((reply) => {
         if (counted) this.#inFlight--;
-        if (reply && this.#open && this.#epoch === epoch) this.events.onMessage(structuredClone(reply));
+        if (!reply) return;
+        const answer = structuredClone(reply);
+        setImmediate(() => {
+          if (this.#open && this.#epoch === epoch) this.events.onMessage(answer);
+        });
       });
     });
     return true;
