@@ -97,7 +97,23 @@ export interface ReplicaGroupConfig {
    * Default `'none'`; anything else makes the store unsafe.
    */
   readonly unsafeMutation: 'none' | 'staleLeaderReads' | 'releaseBeforeFlush';
+  /**
+   * Send the leader's `Accept` messages without waiting for the flush of the pump that produced them,
+   * when every earlier output has been released (so every earlier write is durable). The leader's
+   * own log write then overlaps the followers' instead of preceding it (as etcd's raft does), which
+   * takes one fsync off the latency of every write. Safe because an `Accept` announces nothing about
+   * the leader's own storage: a decision still needs the leader's copy durable (the `Accepted` that
+   * completes a majority is handled in a later pump, released only after this pump's flush), and
+   * every acknowledgement this replica sends about its own writes (`Promise`, `Accepted`, ...),
+   * every decided entry and every read still waits for the flush. Only a per-link prefix of
+   * `Accept`s goes early, so links stay FIFO. Default true; false restores "every output after the
+   * flush".
+   */
+  readonly releaseEarly: boolean;
 }
+
+/** Messages that announce nothing about this replica's own pending writes (see `releaseEarly`). */
+const EARLY_MESSAGE_TYPES: ReadonlySet<string> = new Set(['Accept']);
 
 /** Defaults of {@link ReplicaGroupConfig}. */
 export const DEFAULT_REPLICA_GROUP_CONFIG: Readonly<ReplicaGroupConfig> = Object.freeze({
@@ -108,6 +124,7 @@ export const DEFAULT_REPLICA_GROUP_CONFIG: Readonly<ReplicaGroupConfig> = Object
   requestTimeoutTicks: 1_000,
   maxPendingRequests: 100_000,
   unsafeMutation: 'none',
+  releaseEarly: true,
 });
 
 /** Constructor options of {@link ReplicaGroup}. */
@@ -213,6 +230,8 @@ export class ReplicaGroup {
   private lastSnapshotIndex: number;
   private pumpScheduled = false;
   private releaseChain: Promise<void> = Promise.resolve();
+  /** Pumps whose flush has not resolved or whose outputs are not released: while non-zero, nothing may overtake them. */
+  private pendingReleases = 0;
   private fatal: Error | undefined;
   private closed = false;
 
@@ -484,12 +503,45 @@ export class ReplicaGroup {
       return;
     }
     const flushed = this.storage.flush();
+    const late =
+      this.config.releaseEarly && this.pendingReleases === 0 ? this.releaseEarlyPart(outputs) : outputs;
+    // Counted even when nothing is left to release: a later pump may only send early once this
+    // flush is done.
+    this.pendingReleases++;
     this.releaseChain = this.releaseChain
       .then(() => flushed)
       .then(
-        () => this.release(outputs),
-        (e: unknown) => this.fail(e),
+        () => {
+          this.pendingReleases--;
+          this.release(late);
+        },
+        (e: unknown) => {
+          this.pendingReleases--;
+          this.fail(e);
+        },
       );
+  }
+
+  /**
+   * Sends at once the per-link prefix of `o.out` made of {@link EARLY_MESSAGE_TYPES} (see
+   * {@link ReplicaGroupConfig.releaseEarly}); returns the rest, to be released after the flush.
+   * Only called when every earlier output has been released.
+   */
+  private releaseEarlyPart(o: Outputs): Outputs {
+    const early: Outputs['out'] = [];
+    const late: Outputs['out'] = [];
+    const blocked = new Set<NodeId>();
+    for (const m of o.out) {
+      if (EARLY_MESSAGE_TYPES.has(m.message.type) && !blocked.has(m.to)) {
+        early.push(m);
+      } else {
+        blocked.add(m.to);
+        late.push(m);
+      }
+    }
+    if (early.length === 0) return o;
+    this.release({ out: early, decided: [], reads: [] });
+    return { out: late, decided: o.decided, reads: o.reads };
   }
 
   private release(o: Outputs): void {
