@@ -110,6 +110,8 @@ export class DurableStorage<T> implements Storage<T> {
   private needCheckpoint = false;
   /** An accepted-round write not yet in the WAL (see {@link DurableStorage.setAcceptedRound}). */
   private pendingAccepted: Ballot | undefined;
+  /** A decided-index change not yet in the WAL (see {@link DurableStorage.setDecidedIndex}). */
+  private pendingDecided = false;
   private checkpointing: Promise<void> | undefined;
   private readonly disk: Disk;
   private readonly dir: string;
@@ -218,6 +220,7 @@ export class DurableStorage<T> implements Storage<T> {
   }
 
   private write(rec: Rec): void {
+    this.writePendingDecided();
     if (this.pendingAccepted) {
       // The accepted round and the log it describes change together: one record, so a crash keeps both or neither.
       if (rec.t === 'E') rec.a = b2a(this.pendingAccepted);
@@ -225,6 +228,12 @@ export class DurableStorage<T> implements Storage<T> {
       this.pendingAccepted = undefined;
     }
     this.wal.append(encode(rec));
+  }
+
+  private writePendingDecided(): void {
+    if (!this.pendingDecided) return;
+    this.pendingDecided = false;
+    this.wal.append(encode({ t: 'D', i: this.decided } satisfies Rec));
   }
 
   private writePending(): void {
@@ -263,10 +272,19 @@ export class DurableStorage<T> implements Storage<T> {
   getDecidedIndex(): number {
     return this.decided;
   }
+  /**
+   * Records the decided index lazily: its `D` record goes into the WAL just before the next record
+   * (or at {@link DurableStorage.close}), and {@link DurableStorage.flush} does not wait for it. A
+   * decided index only summarises what a majority has durably accepted, so a crash that loses its
+   * latest value loses no decision: the replica restarts with an older decided index and learns the
+   * rest from the leader (Raft does not persist its commit index at all). This keeps a sync of its
+   * own off the path of every write. After recovery the decided index is at most the one set last,
+   * and at least the last one written before a record that was flushed.
+   */
   setDecidedIndex(index: number): void {
     if (index === this.decided) return;
     this.decided = index;
-    this.write({ t: 'D', i: index });
+    this.pendingDecided = true;
   }
   getLogLength(): number {
     return this.compacted + this.log.length;
@@ -385,6 +403,11 @@ export class DurableStorage<T> implements Storage<T> {
   /** Flushes and closes the WAL. */
   async close(): Promise<void> {
     await this.checkpointing;
+    try {
+      this.writePendingDecided();
+    } catch {
+      // The log failed or is closed: there is nothing more to save.
+    }
     await this.wal.close();
   }
 }
