@@ -15,6 +15,21 @@ export interface AppendFile {
   sync(): Promise<void>;
   /** Closes the handle. Unsynced bytes stay in the OS cache (and may be lost on a machine crash). */
   close(): Promise<void>;
+  /**
+   * True when every {@link AppendFile.write} is durable once it resolves (the file was opened with
+   * {@link OpenAppendOptions.syncEachWrite} and the disk honours it), so no separate sync is needed.
+   */
+  readonly syncsEachWrite?: boolean;
+}
+
+/** Options of {@link Disk.openAppend}. */
+export interface OpenAppendOptions {
+  /**
+   * Make every write durable before it resolves (`O_DSYNC`): one system call per write instead of a
+   * write and an `fdatasync`. A disk may ignore it; {@link AppendFile.syncsEachWrite} says whether it
+   * did. Default false.
+   */
+  readonly syncEachWrite?: boolean;
 }
 
 /**
@@ -32,7 +47,7 @@ export interface Disk {
   /** Whole content of `path`, or `undefined` if the file does not exist. */
   readFile(path: string): Promise<Uint8Array | undefined>;
   /** Opens `path` for appending, creating it if missing (a new file is durable only after {@link Disk.syncDir}). */
-  openAppend(path: string): Promise<AppendFile>;
+  openAppend(path: string, options?: OpenAppendOptions): Promise<AppendFile>;
   /** Cuts `path` to `size` bytes and makes the cut durable. */
   truncate(path: string, size: number): Promise<void>;
   /** Removes `path` if it exists. */

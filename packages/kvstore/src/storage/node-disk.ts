@@ -1,12 +1,13 @@
 import { constants, promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { AppendFile, Disk } from './disk.js';
+import type { AppendFile, Disk, OpenAppendOptions } from './disk.js';
 
 class NodeAppendFile implements AppendFile {
   #size: number;
   constructor(
     private readonly handle: fsp.FileHandle,
     size: number,
+    readonly syncsEachWrite: boolean,
   ) {
     this.#size = size;
   }
@@ -61,10 +62,13 @@ export class NodeDisk implements Disk {
       throw e;
     }
   }
-  async openAppend(path: string): Promise<AppendFile> {
-    const handle = await fsp.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644);
+  async openAppend(path: string, options: OpenAppendOptions = {}): Promise<AppendFile> {
+    const dsync = options.syncEachWrite === true;
+    const flags =
+      constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (dsync ? constants.O_DSYNC : 0);
+    const handle = await fsp.open(path, flags, 0o644);
     const st = await handle.stat();
-    return new NodeAppendFile(handle, st.size);
+    return new NodeAppendFile(handle, st.size, dsync);
   }
   async truncate(path: string, size: number): Promise<void> {
     const handle = await fsp.open(path, 'r+');

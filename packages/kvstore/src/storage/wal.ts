@@ -13,7 +13,7 @@
  * @module
  */
 import { crc32c } from './crc32c.js';
-import type { AppendFile, Disk } from './disk.js';
+import type { AppendFile, Disk, OpenAppendOptions } from './disk.js';
 
 /** When the log calls fsync. */
 export type FsyncMode = 'always' | 'batch' | 'never';
@@ -234,6 +234,7 @@ export class WriteAheadLog {
     const { disk, dir } = opts;
     const maxRecordBytes = opts.maxRecordBytes ?? DEFAULT_WAL_OPTIONS.maxRecordBytes;
     const logger = opts.logger ?? silentLogger;
+    const mode = opts.fsync ?? DEFAULT_WAL_OPTIONS.fsync;
     await disk.mkdirp(dir);
     const names = (await disk.list(dir))
       .map((n) => ({ n, seq: parseSegmentName(n) }))
@@ -292,17 +293,30 @@ export class WriteAheadLog {
     const last = kept.at(-1);
     if (last === undefined) {
       segSeq = (names.at(-1)?.seq ?? 0) + 1;
-      file = await WriteAheadLog.createSegment(disk, dir, segSeq);
+      file = await WriteAheadLog.createSegment(disk, dir, segSeq, mode);
     } else {
       segSeq = last;
-      file = await disk.openAppend(disk.join(dir, segmentName(last)));
+      file = await disk.openAppend(disk.join(dir, segmentName(last)), WriteAheadLog.openOptions(mode));
     }
     const wal = new WriteAheadLog(opts, file, segSeq, kept.slice(0, -1));
     return { wal, records, recovery };
   }
 
-  private static async createSegment(disk: Disk, dir: string, seq: number): Promise<AppendFile> {
-    const file = await disk.openAppend(disk.join(dir, segmentName(seq)));
+  /**
+   * Segments are opened with `O_DSYNC` unless the mode is `never`: a batch then costs one write
+   * system call (one trip through libuv's thread pool) instead of a write and an `fdatasync`.
+   */
+  private static openOptions(mode: FsyncMode): OpenAppendOptions {
+    return { syncEachWrite: mode !== 'never' };
+  }
+
+  private static async createSegment(
+    disk: Disk,
+    dir: string,
+    seq: number,
+    mode: FsyncMode,
+  ): Promise<AppendFile> {
+    const file = await disk.openAppend(disk.join(dir, segmentName(seq)), WriteAheadLog.openOptions(mode));
     await file.write(header());
     await file.sync();
     await disk.syncDir(dir);
@@ -478,7 +492,8 @@ export class WriteAheadLog {
     this.counters.writes++;
     this.counters.bytesWritten += buf.length;
     if (this.mode !== 'never') {
-      await this.file.sync();
+      // An O_DSYNC segment made the write durable already.
+      if (this.file.syncsEachWrite !== true) await this.file.sync();
       this.counters.fsyncs++;
     }
   }
@@ -489,7 +504,7 @@ export class WriteAheadLog {
     await this.file.close();
     this.older.push(this.segSeq);
     this.segSeq++;
-    this.file = await WriteAheadLog.createSegment(this.disk, this.dir, this.segSeq);
+    this.file = await WriteAheadLog.createSegment(this.disk, this.dir, this.segSeq, this.mode);
   }
 
   private async writeCheckpoint(records: Uint8Array[]): Promise<void> {
@@ -497,7 +512,10 @@ export class WriteAheadLog {
     await this.file.close();
     const obsolete = [...this.older, this.segSeq];
     this.segSeq++;
-    const file = await this.disk.openAppend(this.disk.join(this.dir, segmentName(this.segSeq)));
+    const file = await this.disk.openAppend(
+      this.disk.join(this.dir, segmentName(this.segSeq)),
+      WriteAheadLog.openOptions(this.mode),
+    );
     const bytes = records.reduce((n, r) => n + r.length, 0);
     await file.write(concat([header(), ...records], WAL_HEADER_BYTES + bytes));
     await file.sync();
