@@ -49,7 +49,8 @@ describe('runBench', () => {
         progressMs: 100,
         progress: (l) => progress.push(l),
       });
-      expect(report.ops).toBeGreaterThan(10);
+      // At least one operation per client, whatever the load on the machine.
+      expect(report.ops).toBeGreaterThanOrEqual(4);
       expect(report.errors).toBe(0);
       expect(report.opsPerSec).toBeGreaterThan(0);
       const l = report.latencyMs;
@@ -84,6 +85,20 @@ describe('runBench', () => {
     expect(report.ops).toBe(0);
     expect(report.errors).toBeGreaterThan(0);
     expect(report.errorsByCode).toEqual({ NO_LEADER: report.errors });
+  });
+
+  it('prints a last progress line even when the run is shorter than one interval', async () => {
+    const progress: string[] = [];
+    const report = await runBench(() => memoryClient(new Map(), { n: 0 }), {
+      clients: 2,
+      durationMs: 1,
+      workload: 'put',
+      progressMs: 3_600_000,
+      progress: (l) => progress.push(l),
+    });
+    expect(report.ops).toBeGreaterThanOrEqual(2);
+    expect(progress).toHaveLength(1);
+    expect(progress[0]).toMatch(/ops\/s/);
   });
 
   it('validates its options', () => {
