@@ -1,0 +1,30 @@
+/**
+ * The state every part of one server shares: its settings, logger, metrics and clock, and the few facts
+ * that change over its life (its node id, the lookup table in use, whether it is stopping). One object,
+ * owned by `PaxkvServer`, passed to the modules that make up the server (inbound connections, the request
+ * path, the bootstrap role, the group lifecycle, the peer links).
+ */
+import type { LookupTable, NodeId } from '@paxkv/common';
+import type { ServerConfig } from './config.js';
+import type { ServerLogger } from './logger.js';
+import type { ServerMetrics } from './metrics.js';
+
+/** Shared, mutable state of one server (see the module comment). */
+export interface ServerContext {
+  readonly config: ServerConfig;
+  readonly log: ServerLogger;
+  readonly metrics: ServerMetrics;
+  /** Monotonic clock in ms. */
+  readonly now: () => number;
+  /** This server's node id, null until the bootstrap server assigned one. */
+  nodeId: NodeId | null;
+  /** The lookup table in use, null before the cluster started. */
+  table: LookupTable | null;
+  /** Set once `stop()` began. */
+  stopping: boolean;
+  /** The address peers and clients use (`host:port`). */
+  advertised: string;
+}
+
+/** A promise resolved after `ms` milliseconds. */
+export const sleep = (ms: number): Promise<void> => new Promise<void>((r) => setTimeout(r, ms));

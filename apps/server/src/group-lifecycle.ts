@@ -1,0 +1,201 @@
+/**
+ * The replica groups one server hosts, from birth to close: a lookup table names the partitions whose
+ * replica set includes this server; each gets a group (built, and recovered from disk, by the
+ * {@link GroupFactory}) that lives until the server stops. The one timer of the server drives every
+ * group's `tick()` through {@link GroupHost.tick}; leadership changes and per-group gauges are recorded
+ * here.
+ *
+ * Where a future change of membership (moving a replica in or out of a group) belongs: `adoptTable` is
+ * the one place that compares the table with the groups held, and `close()` the one place groups end.
+ */
+import { join } from 'node:path';
+import type { LookupTable, NodeId } from '@paxkv/common';
+import { type ServerContext, sleep } from './context.js';
+import type { GroupFactory, ReplicaGroupPort } from './group-port.js';
+import type { PeerLinks } from './peers.js';
+
+/** What {@link GroupHost} needs from the rest of the server. */
+export interface GroupHostDeps {
+  readonly groupFactory: GroupFactory;
+  readonly peers: PeerLinks;
+  /** The address of a node, for leader hints. */
+  readonly addressOf: (node: NodeId) => string | undefined;
+  /** Writes the identity file (node id, table, spares) after the table changed. */
+  readonly persistIdentity: () => void;
+}
+
+/** One row of the status report. */
+export interface GroupStatusRow {
+  readonly partition: number;
+  readonly leader: NodeId | null;
+  readonly role: 'leader' | 'follower' | 'stopped';
+  readonly decidedIndex: number;
+}
+
+/** See the module comment. */
+export class GroupHost {
+  private readonly groups = new Map<number, ReplicaGroupPort>();
+  private readonly creating = new Set<number>();
+  private readonly lastLeader = new Map<number, NodeId | null>();
+
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly deps: GroupHostDeps,
+  ) {}
+
+  /** The local replica of `partition`, if this server hosts it (and it is open). */
+  get(partition: number): ReplicaGroupPort | undefined {
+    return this.groups.get(partition);
+  }
+
+  /** Number of open groups. */
+  get size(): number {
+    return this.groups.size;
+  }
+
+  /** The open groups, by partition. */
+  sorted(): ReplicaGroupPort[] {
+    return [...this.groups.values()].sort((a, b) => a.partition - b.partition);
+  }
+
+  /** The groups' rows of the status report. */
+  statusRows(): GroupStatusRow[] {
+    return this.sorted().map((g) => ({
+      partition: g.partition,
+      leader: g.leader,
+      role: g.role,
+      decidedIndex: g.decidedIndex,
+    }));
+  }
+
+  /** Adopts `table` (if newer) in the background; failures are logged. */
+  adoptTableInBackground(table: LookupTable): void {
+    this.adoptTable(table).catch((e: unknown) =>
+      this.ctx.log.error(
+        { version: table.version, err: (e as Error).message },
+        'cannot adopt the lookup table',
+      ),
+    );
+  }
+
+  /**
+   * Adopts `table` if it is newer than the one in use: persists it, re-dials moved peers, and opens a
+   * group for every partition whose replicas include this server and that is not open yet.
+   */
+  async adoptTable(table: LookupTable): Promise<void> {
+    const ctx = this.ctx;
+    if (ctx.table && table.version <= ctx.table.version) return;
+    ctx.table = table;
+    this.deps.persistIdentity();
+    ctx.log.info(
+      { version: table.version, nodes: table.nodes.length },
+      `adopted lookup table v${table.version}`,
+    );
+    this.deps.peers.updateAddresses(table);
+    const me = ctx.nodeId;
+    if (me === null) return;
+    const creations: Promise<void>[] = [];
+    for (const g of table.groups) {
+      if (!g.replicas.includes(me) || this.groups.has(g.partition) || this.creating.has(g.partition))
+        continue;
+      creations.push(this.createGroup(g.partition, g.replicas, me));
+    }
+    await Promise.all(creations);
+  }
+
+  private async createGroup(partition: number, replicas: readonly NodeId[], me: NodeId): Promise<void> {
+    const ctx = this.ctx;
+    this.creating.add(partition);
+    try {
+      const group = await this.deps.groupFactory({
+        partition,
+        pid: me,
+        peers: replicas.filter((r) => r !== me),
+        preferredLeader: replicas[0] === me,
+        dataDir: join(ctx.config.dataDir, `partition-${partition}`),
+        fsync: ctx.config.fsync,
+        send: (to, message) => this.deps.peers.send(to, { type: 'paxos', partition, from: me, msg: message }),
+        addressOf: this.deps.addressOf,
+        onFlush: (seconds) => ctx.metrics.fsyncLatency.observe(seconds),
+      });
+      if (ctx.stopping) {
+        await group.close();
+        return;
+      }
+      this.groups.set(partition, group);
+      for (const peer of replicas) if (peer !== me) this.deps.peers.link(peer);
+    } catch (e) {
+      ctx.log.error(
+        { partition, err: (e as Error).message },
+        `cannot open the replica group of partition ${partition}`,
+      );
+    } finally {
+      this.creating.delete(partition);
+    }
+  }
+
+  /** The session to `node` was re-established: every group shared with it re-synchronises. */
+  peerConnected(node: NodeId): void {
+    for (const g of this.groups.values()) {
+      if (this.ctx.table?.groups.find((x) => x.partition === g.partition)?.replicas.includes(node)) {
+        g.reconnected(node);
+      }
+    }
+  }
+
+  /** A paxos message from peer `from` for `partition` (already checked structurally). */
+  deliver(partition: number, from: NodeId, message: unknown): void {
+    this.groups.get(partition)?.handle(from, message);
+  }
+
+  /** One tick for every group; records leader changes. */
+  tick(): void {
+    const { log, metrics } = this.ctx;
+    for (const g of this.groups.values()) {
+      try {
+        g.tick();
+      } catch (e) {
+        log.error({ partition: g.partition, err: (e as Error).message }, 'tick failed');
+      }
+      const leader = g.leader;
+      const before = this.lastLeader.get(g.partition);
+      if (before !== leader) {
+        if (before !== undefined) metrics.leaderChanges.inc({ partition: String(g.partition) });
+        this.lastLeader.set(g.partition, leader);
+        log.debug({ partition: g.partition, leader }, 'leader changed');
+      }
+    }
+  }
+
+  /** Refreshes the per-group gauges (role, log size, decided index). */
+  recordGauges(): void {
+    const { metrics } = this.ctx;
+    for (const g of this.groups.values()) {
+      const p = String(g.partition);
+      metrics.isLeader.set({ partition: p }, g.role === 'leader' ? 1 : 0);
+      metrics.logSize.set({ partition: p }, g.logLength);
+      metrics.decidedIndex.set({ partition: p }, g.decidedIndex);
+    }
+  }
+
+  /** Number of groups this server should host under the table in use. */
+  expectedCount(): number {
+    const me = this.ctx.nodeId;
+    return this.ctx.table?.groups.filter((g) => me !== null && g.replicas.includes(me)).length ?? 0;
+  }
+
+  /** Waits for groups being created, then flushes and closes every group (fsync). */
+  async close(): Promise<void> {
+    while (this.creating.size > 0) await sleep(10);
+    await Promise.all(
+      [...this.groups.values()].map((g) =>
+        g
+          .close()
+          .catch((e: unknown) =>
+            this.ctx.log.error({ partition: g.partition, err: (e as Error).message }, 'close failed'),
+          ),
+      ),
+    );
+    this.groups.clear();
+  }
+}

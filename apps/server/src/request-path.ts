@@ -1,0 +1,276 @@
+/**
+ * The request path: every client request, whichever front-end received it (the native port, a peer that
+ * forwarded it, later the RESP port), runs through {@link RequestPath.execute}. The request is already
+ * validated at the boundary (the front-end parsed it against the protocol schema and its size limits);
+ * nothing here checks it again.
+ *
+ * A partition's operation runs on the local replica of its group when this server hosts one, and is
+ * forwarded to the group's leader otherwise (or when the local replica names another leader). The one
+ * forward-and-retry policy of the server lives in {@link RequestPath.routeToPartition}:
+ * - retry on NO_LEADER / NOT_LEADER without a hint and on unreachable targets, with capped exponential
+ *   backoff, until the request timeout;
+ * - follow NOT_LEADER hints at once; remember the last leader seen per partition;
+ * - a request forwarded by a peer is never forwarded again (its NOT_LEADER goes back to the forwarder,
+ *   which follows the hint): no forwarding loops;
+ * - an outcome that is unknown (sent, no answer) is retried only when the operation is retry-safe (a
+ *   read, or a write with a session); otherwise the client gets a TIMEOUT saying it may have applied.
+ */
+
+import type { ClusterStatus } from '@paxkv/common';
+import {
+  type ClientRequest,
+  type Consistency,
+  errorFromWire,
+  errorMessage,
+  type KvRequest,
+  type KvResult,
+  type NodeId,
+  NoLeaderError,
+  NotReadyError,
+  PaxkvError,
+  partitionOf,
+  type ServerResponse,
+  TimeoutError,
+  UnavailableError,
+} from '@paxkv/common';
+import { type ServerContext, sleep } from './context.js';
+import type { GroupHost } from './group-lifecycle.js';
+import type { ReplicaGroupPort } from './group-port.js';
+import type { PeerLinks } from './peers.js';
+
+/** Delay between attempts while a group has no leader or a forward target is unreachable, in ms. */
+const RETRY_BACKOFF_MIN_MS = 10;
+const RETRY_BACKOFF_MAX_MS = 200;
+
+/** Where a request came from. */
+export interface RequestOrigin {
+  /** True when a peer forwarded the request (then it is never forwarded again). */
+  readonly forwarded: boolean;
+}
+
+/** One operation on one partition, as {@link RequestPath.routeToPartition} runs it. */
+export interface PartitionOperation<T> {
+  readonly partition: number;
+  /** Name for errors and logs (`put`, `txn`, ...). */
+  readonly name: string;
+  /** True if running it twice is harmless (a read, or a write with a session). */
+  readonly retrySafe: boolean;
+  /** True if the request came from a peer (never forwarded again). */
+  readonly forwarded: boolean;
+  /** Runs it on the local replica of the group. Rejects with the group's typed errors. */
+  readonly runLocal: (group: ReplicaGroupPort) => Promise<T>;
+  /** The request to send to another replica when forwarding (its `id` is replaced per link). */
+  readonly wire: ClientRequest;
+  /** The result carried by a success reply from a peer, or undefined if `reply` is not a success. */
+  readonly fromReply: (reply: ServerResponse) => T | undefined;
+}
+
+/** What {@link RequestPath} needs from the rest of the server. */
+export interface RequestPathDeps {
+  readonly groups: GroupHost;
+  readonly peers: PeerLinks;
+  /** This server's view of the cluster, for `status`. Throws NOT_READY before it has a node id. */
+  readonly statusReport: () => ClusterStatus;
+}
+
+/** The typed error code of anything thrown (`INTERNAL` when it has none). */
+export function codeOf(e: unknown): string {
+  return e instanceof PaxkvError
+    ? e.code
+    : typeof e === 'object' && e !== null && 'code' in e
+      ? String((e as { code: unknown }).code)
+      : 'INTERNAL';
+}
+
+function leaderHintOf(e: unknown): NodeId | null {
+  if (typeof e !== 'object' || e === null) return null;
+  const hint = (e as { leaderHint?: { node?: unknown } }).leaderHint;
+  if (hint && typeof hint.node === 'number') return hint.node;
+  const leader = (e as { leader?: unknown }).leader;
+  return typeof leader === 'number' ? leader : null;
+}
+
+/** See the module comment. */
+export class RequestPath {
+  private readonly remoteLeader = new Map<number, NodeId>();
+
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly deps: RequestPathDeps,
+  ) {}
+
+  /**
+   * Runs one validated client request and returns its reply (never rejects: failures become `error`
+   * replies carrying the request's id). Records the operation's latency and result in the metrics.
+   * This is the entry point for every front-end.
+   */
+  async execute(request: ClientRequest, origin: RequestOrigin): Promise<ServerResponse> {
+    const ctx = this.ctx;
+    const started = ctx.now();
+    const op = request.type === 'kv' ? request.op.op : request.type;
+    let reply: ServerResponse;
+    try {
+      switch (request.type) {
+        case 'lookup': {
+          if (!ctx.table)
+            throw new NotReadyError({ reason: 'the cluster has not started yet: no lookup table' });
+          reply = { type: 'lookup.ok', id: request.id, table: ctx.table };
+          break;
+        }
+        case 'status':
+          reply = { type: 'status.ok', id: request.id, status: this.deps.statusReport() };
+          break;
+        case 'kv': {
+          const r = await this.executeKv(request, origin.forwarded);
+          reply = { type: 'kv.ok', id: request.id, result: r.result, ...(r.stale ? { stale: true } : {}) };
+          break;
+        }
+      }
+      ctx.metrics.observeOp(op, 'ok', (ctx.now() - started) / 1000);
+    } catch (e) {
+      ctx.metrics.observeOp(op, codeOf(e), (ctx.now() - started) / 1000);
+      reply = errorMessage(e, request.id);
+    }
+    return reply;
+  }
+
+  /** Runs a KV request on its partition (see {@link RequestPath.routeToPartition}). */
+  async executeKv(request: KvRequest, forwarded: boolean): Promise<{ result: KvResult; stale: boolean }> {
+    const table = this.ctx.table;
+    if (!table) throw new NotReadyError({ reason: 'the cluster has not started yet: no lookup table' });
+    const consistency: Consistency = request.consistency ?? 'linearizable';
+    return this.routeToPartition({
+      partition: partitionOf(request.op.key, table.partitions),
+      name: request.op.op,
+      // A read, or a write with a session (exactly-once), may be retried after an unknown outcome; a
+      // sessionless write may not: it could be applied twice, so its unknown outcome goes to the client.
+      retrySafe: request.op.op === 'get' || request.session !== undefined,
+      forwarded,
+      wire: request,
+      runLocal: async (group) => ({
+        result: await group.submit(request.op, {
+          ...(request.session ? { session: request.session } : {}),
+          consistency,
+        }),
+        stale: consistency === 'stale',
+      }),
+      fromReply: (reply) =>
+        reply.type === 'kv.ok' ? { result: reply.result, stale: reply.stale === true } : undefined,
+    });
+  }
+
+  /**
+   * Runs `op` on the local replica of its partition's group, or forwards it to the group's leader, with
+   * the retry policy of the module comment, until the request timeout. Throws the typed error the client
+   * should see.
+   */
+  async routeToPartition<T>(op: PartitionOperation<T>): Promise<T> {
+    const ctx = this.ctx;
+    const { partition, forwarded, retrySafe } = op;
+    const table = ctx.table;
+    if (!table) throw new NotReadyError({ reason: 'the cluster has not started yet: no lookup table' });
+    const replicas = table.groups.find((g) => g.partition === partition)?.replicas ?? [];
+    const unknownOutcome = (why: string) =>
+      new TimeoutError({
+        operation: `${op.name} on partition ${partition} (${why}; it may or may not have been applied)`,
+      });
+    const deadline = ctx.now() + ctx.config.requestTimeoutMs;
+    let backoff = RETRY_BACKOFF_MIN_MS;
+    let rotate = 0;
+    let lastError: unknown = null;
+    const wait = async () => {
+      await sleep(Math.min(backoff, Math.max(0, deadline - ctx.now())));
+      backoff = Math.min(RETRY_BACKOFF_MAX_MS, backoff * 2);
+    };
+    while (ctx.now() < deadline && !ctx.stopping) {
+      const local = this.deps.groups.get(partition);
+      let target: NodeId | null = null;
+      if (local) {
+        try {
+          return await op.runLocal(local);
+        } catch (e) {
+          lastError = e;
+          const code = codeOf(e);
+          const hint = leaderHintOf(e);
+          if (code === 'NOT_LEADER' && hint !== null && hint !== ctx.nodeId) {
+            if (forwarded) throw e;
+            target = hint;
+          } else if (code === 'NOT_LEADER' || code === 'NO_LEADER') {
+            await wait();
+            continue;
+          } else if ((code === 'TIMEOUT' || code === 'UNAVAILABLE') && retrySafe) {
+            await wait();
+            continue;
+          } else {
+            throw e;
+          }
+        }
+      } else {
+        if (forwarded) {
+          throw new UnavailableError({
+            reason: `node ${ctx.nodeId} does not host partition ${partition}; refresh the lookup table`,
+          });
+        }
+        if (replicas.length === 0)
+          throw new UnavailableError({ reason: `no group serves partition ${partition}` });
+        target = this.remoteLeader.get(partition) ?? (replicas[rotate++ % replicas.length] as NodeId);
+      }
+      // Forward to `target` and relay its answer.
+      const remaining = deadline - ctx.now();
+      if (remaining <= 0) break;
+      ctx.metrics.forwarded.inc();
+      const outcome = await this.deps.peers.forward(target, op.wire, remaining);
+      if (outcome.kind !== 'reply') {
+        if (outcome.kind === 'lost' && !retrySafe) throw unknownOutcome(`no answer from node ${target}`);
+        lastError = new UnavailableError({ reason: `node ${target} is unreachable` });
+        this.remoteLeader.delete(partition);
+        await wait();
+        continue;
+      }
+      const reply = outcome.reply;
+      const result = op.fromReply(reply);
+      if (result !== undefined) {
+        this.remoteLeader.set(partition, target);
+        return result;
+      }
+      if (reply.type === 'error') {
+        const error = errorFromWire(reply);
+        lastError = error;
+        if (reply.code === 'NOT_LEADER') {
+          const next = reply.leaderHint?.node;
+          if (next !== undefined && next !== target) {
+            this.remoteLeader.set(partition, next);
+            continue;
+          }
+          this.remoteLeader.delete(partition);
+          await wait();
+          continue;
+        }
+        if ((reply.code === 'TIMEOUT' || reply.code === 'UNAVAILABLE') && !retrySafe) throw error;
+        if (
+          reply.code === 'NO_LEADER' ||
+          reply.code === 'UNAVAILABLE' ||
+          reply.code === 'NOT_READY' ||
+          reply.code === 'TIMEOUT'
+        ) {
+          this.remoteLeader.delete(partition);
+          await wait();
+          continue;
+        }
+        throw error;
+      }
+      lastError = new UnavailableError({ reason: `unexpected reply ${reply.type} from node ${target}` });
+      await wait();
+    }
+    if (
+      lastError instanceof PaxkvError &&
+      (lastError.code === 'NO_LEADER' || lastError.code === 'NOT_LEADER')
+    ) {
+      throw new NoLeaderError({ partition });
+    }
+    throw new TimeoutError({
+      timeoutMs: ctx.config.requestTimeoutMs,
+      operation: `${op.name} on partition ${partition}`,
+    });
+  }
+}
