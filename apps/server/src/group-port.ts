@@ -64,5 +64,9 @@ export interface GroupSpec {
 /** Builds (and recovers from disk) one replica group. */
 export type GroupFactory = (spec: GroupSpec) => Promise<ReplicaGroupPort>;
 
-/** Cheap structural check of a paxos message on the peer path (the paxos package's own check). */
-export type PaxosMessageCheck = (message: unknown) => boolean;
+/**
+ * Check of a paxos message from replica `from` on the peer path (the paxos package's own validation:
+ * shape, bounds of every round and index, sender). Returns null when the message may be handled, else
+ * the reason it must be dropped (a metric label, e.g. `out-of-bounds`).
+ */
+export type PaxosMessageCheck = (from: NodeId, message: unknown) => string | null;

@@ -41,7 +41,7 @@ export interface InboundDeps {
   readonly requests: RequestPath;
   readonly groups: GroupHost;
   readonly bootstrap: BootstrapRole;
-  readonly isPaxosMessage: PaxosMessageCheck;
+  readonly checkPaxosMessage: PaxosMessageCheck;
 }
 
 /** See the module comment. */
@@ -170,8 +170,14 @@ export class InboundConnections {
             return;
           }
           const env = parsed.value;
-          if (conn.kind !== 'peer' || conn.peerId !== env.from || !this.deps.isPaxosMessage(env.msg)) {
-            this.ctx.metrics.badInput.inc({ code: 'BAD_REQUEST' });
+          if (conn.kind !== 'peer' || conn.peerId !== env.from) {
+            this.ctx.metrics.peerDropped.inc({ reason: 'not-from-this-peer' });
+            return;
+          }
+          // Bound every round, index and length before it can reach a replica's state or its WAL.
+          const problem = this.deps.checkPaxosMessage(env.from, env.msg);
+          if (problem !== null) {
+            this.ctx.metrics.peerDropped.inc({ reason: problem });
             return;
           }
           this.deps.groups.deliver(env.partition, env.from, env.msg);

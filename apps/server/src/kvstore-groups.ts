@@ -5,7 +5,7 @@
  */
 import type { Consistency, KvOp, KvResult, NodeId, Session } from '@paxkv/common';
 import { DurableStorage, isKvCommand, type KvCommand, NodeDisk, ReplicaGroup } from '@paxkv/kvstore';
-import { isPaxosMessage, type PaxosMessage } from '@paxkv/paxos';
+import { type PaxosMessage, validatePaxosMessage } from '@paxkv/paxos';
 import type { GroupFactory, GroupSpec, PaxosMessageCheck, ReplicaGroupPort } from './group-port.js';
 import type { ServerLogger } from './logger.js';
 
@@ -22,8 +22,11 @@ export interface KvstoreGroupOptions {
   readonly onFatal: (partition: number, error: Error) => void;
 }
 
-/** The paxos package's structural message check, for the peer hot path. */
-export const paxosMessageCheck: PaxosMessageCheck = (m) => isPaxosMessage(m);
+/** The paxos package's validation (shape, bounds, sender), for the peer hot path. */
+export const paxosMessageCheck: PaxosMessageCheck = (from, m) => {
+  const v = validatePaxosMessage(from, m);
+  return v.ok ? null : v.problem;
+};
 
 class KvstoreGroup implements ReplicaGroupPort {
   constructor(private readonly group: ReplicaGroup) {}

@@ -51,7 +51,7 @@ async function main(): Promise<number> {
           process.exit(1);
         },
       }),
-      isPaxosMessage: paxosMessageCheck,
+      checkPaxosMessage: paxosMessageCheck,
       logger,
     });
   } catch (e) {

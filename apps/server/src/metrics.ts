@@ -87,6 +87,18 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Paxos messages from peers dropped before reaching a group, by reason: `out-of-bounds` (a round
+   * above `MAX_ROUND` or an index above `MAX_LOG_INDEX`), `malformed`, `sender-mismatch` (a ballot in
+   * another replica's name), `not-from-this-peer` (an envelope on a connection that is not that peer's).
+   */
+  readonly peerDropped = new Counter({
+    name: 'paxkv_peer_messages_dropped_total',
+    help: 'Paxos messages from peers dropped before reaching a replica group, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true)
       collectDefaultMetrics({ register: this.registry, prefix: 'paxkv_process_' });

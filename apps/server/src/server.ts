@@ -34,8 +34,8 @@ export { BOOTSTRAP_NODE_ID } from './bootstrap-role.js';
 export interface ServerDeps {
   /** Builds the replica group of one partition. */
   readonly groupFactory: GroupFactory;
-  /** Structural check of paxos messages from peers. */
-  readonly isPaxosMessage: PaxosMessageCheck;
+  /** Validation of paxos messages from peers (shape, bounds of rounds and indexes, sender). */
+  readonly checkPaxosMessage: PaxosMessageCheck;
   readonly logger: ServerLogger;
   /** Metrics registry; default a new one. */
   readonly metrics?: ServerMetrics;
@@ -98,7 +98,7 @@ export class PaxkvServer {
       requests: this.requests,
       groups: this.groups,
       bootstrap: this.bootstrap,
-      isPaxosMessage: deps.isPaxosMessage,
+      checkPaxosMessage: deps.checkPaxosMessage,
     });
   }
 

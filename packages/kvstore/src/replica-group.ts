@@ -20,7 +20,6 @@ import {
 } from '@paxkv/common';
 import {
   type DecidedItem,
-  isPaxosMessage,
   type NodeId,
   OverloadedError,
   type PaxosConfig,
@@ -32,6 +31,7 @@ import {
   type Role,
   SequencePaxos,
   type Storage,
+  validatePaxosMessage,
 } from '@paxkv/paxos';
 import type { KvCommand } from './command.js';
 import { isKvCommand } from './command.js';
@@ -348,7 +348,11 @@ export class ReplicaGroup {
   /** A peer message arrived. Messages that are malformed for the current state are ignored by the core. */
   handle(from: NodeId, message: PaxosMessage<KvCommand>): void {
     if (this.fatal || this.closed) return;
-    if (!isPaxosMessage(message) || !carriesOnlyCommands(message) || !this.carriesValidSnapshot(message)) {
+    if (
+      !validatePaxosMessage(from, message).ok ||
+      !carriesOnlyCommands(message) ||
+      !this.carriesValidSnapshot(message)
+    ) {
       // Never let a malformed entry reach the log: it would be persisted and replicated.
       this.logger.warn({ partition: this.partition, from }, 'malformed paxos message dropped');
       return;

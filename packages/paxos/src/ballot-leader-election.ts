@@ -3,7 +3,7 @@
  * @module
  */
 import { BALLOT_ZERO, type Ballot, compareBallots } from './ballot.js';
-import type { HeartbeatReply, HeartbeatRequest } from './messages.js';
+import { type HeartbeatReply, type HeartbeatRequest, MAX_ROUND } from './messages.js';
 
 /** What BLE needs from its host. */
 export interface BleHost {
@@ -93,9 +93,14 @@ export class BallotLeaderElection {
     this.replies.set(from, msg);
   }
 
-  /** Raises this replica's own ballot above `above` (and persists the round). */
+  /**
+   * Raises this replica's own ballot above `above` (and persists the round). Never past
+   * {@link MAX_ROUND}: a replica asked to go beyond it keeps its ballot (it cannot lead above the bound,
+   * and a round past it would be dropped by every peer and refused by its own storage).
+   */
   private raise(above: number): void {
     const n = Math.max(above, this.ballot.n) + 1;
+    if (n > MAX_ROUND) return;
     this.ballot = { n, pid: this.pid };
     this.host.persistRound(n);
   }

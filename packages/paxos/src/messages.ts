@@ -145,8 +145,45 @@ export type PaxosMessage<T> =
 /** The `type` tags of {@link PaxosMessage}. */
 export type PaxosMessageType = PaxosMessage<unknown>['type'];
 
+/**
+ * Largest round a ballot from the wire may carry: 2^48 - 1. Rounds stay far below
+ * `Number.MAX_SAFE_INTEGER` (2^53 - 1), so `round + 1` is always exact and every round a replica
+ * persists is one its storage decodes again. A legitimate cluster raises its round by one or two per
+ * election: at a thousand elections a second it would need thousands of years to get here. A message
+ * above the bound is dropped, and Ballot Leader Election never raises its own round past it.
+ */
+export const MAX_ROUND = 2 ** 48 - 1;
+
+/**
+ * Largest log index or length a message may carry: 2^48 - 1 (entries, including compacted ones).
+ * `index + count` checks stay exact, and no replica persists an index its storage would reject.
+ */
+export const MAX_LOG_INDEX = 2 ** 48 - 1;
+
+/** Why {@link validatePaxosMessage} refused a message (a metric label). */
+export type PaxosMessageProblem =
+  /** Not an object, an unknown `type`, or a field of the wrong type. */
+  | 'malformed'
+  /** A round, index or length outside {@link MAX_ROUND} / {@link MAX_LOG_INDEX}. */
+  | 'out-of-bounds'
+  /** A ballot that must be the sender's names another replica (e.g. a Prepare for someone else). */
+  | 'sender-mismatch';
+
+/** Outcome of {@link validatePaxosMessage}. */
+export type PaxosMessageValidation =
+  | { readonly ok: true; readonly message: PaxosMessage<unknown> }
+  | { readonly ok: false; readonly problem: PaxosMessageProblem; readonly detail: string };
+
 function isCount(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+function isIndex(x: unknown): x is number {
+  return isCount(x) && x <= MAX_LOG_INDEX;
+}
+
+function isWireBallot(x: unknown): x is Ballot {
+  return isBallot(x) && x.n <= MAX_ROUND;
 }
 
 function isSnapshotOrNull(x: unknown): boolean {
@@ -156,12 +193,12 @@ function isSnapshotOrNull(x: unknown): boolean {
   return isCount(s.index) && s.data instanceof Uint8Array;
 }
 
-/**
- * Cheap structural check of an incoming message: the type tag and the type of every field (entries
- * are only checked to be an array; their elements are the application's). Never throws.
- * Use it on the peer hot path before {@link SequencePaxos.handle}.
- */
-export function isPaxosMessage(x: unknown): x is PaxosMessage<unknown> {
+function snapshotIndexInBounds(x: unknown): boolean {
+  return x === null || isIndex((x as { index: number }).index);
+}
+
+/** The type tag and the type of every field (entries are only checked to be an array). */
+function hasPaxosShape(x: unknown): x is PaxosMessage<unknown> {
   if (typeof x !== 'object' || x === null) return false;
   // biome-ignore lint/suspicious/noExplicitAny: structural probing of unknown input
   const m = x as Record<string, any>;
@@ -210,4 +247,120 @@ export function isPaxosMessage(x: unknown): x is PaxosMessage<unknown> {
     default:
       return false;
   }
+}
+
+/** Whether every round, index and length of a well-shaped message is within bounds. */
+function inBounds(m: PaxosMessage<unknown>): boolean {
+  switch (m.type) {
+    case 'HeartbeatRequest':
+      return m.round <= MAX_ROUND;
+    case 'HeartbeatReply':
+      return m.round <= MAX_ROUND && isWireBallot(m.ballot) && isWireBallot(m.leader);
+    case 'PrepareReq':
+      return isWireBallot(m.n);
+    case 'Prepare':
+      return (
+        isWireBallot(m.n) && isWireBallot(m.acceptedRound) && isIndex(m.decidedIndex) && isIndex(m.logLength)
+      );
+    case 'Promise':
+      return (
+        isWireBallot(m.n) &&
+        isWireBallot(m.acceptedRound) &&
+        isIndex(m.logLength) &&
+        isIndex(m.decidedIndex) &&
+        isIndex(m.suffixStart) &&
+        m.suffixStart + m.suffix.length <= MAX_LOG_INDEX &&
+        snapshotIndexInBounds(m.snapshot)
+      );
+    case 'AcceptSync':
+      return (
+        isWireBallot(m.n) &&
+        isIndex(m.syncIndex) &&
+        m.syncIndex + m.entries.length <= MAX_LOG_INDEX &&
+        isIndex(m.decidedIndex) &&
+        snapshotIndexInBounds(m.snapshot)
+      );
+    case 'Accept':
+      return (
+        isWireBallot(m.n) &&
+        isIndex(m.start) &&
+        m.start + m.entries.length <= MAX_LOG_INDEX &&
+        isIndex(m.decidedIndex)
+      );
+    case 'Accepted':
+      return isWireBallot(m.n) && isIndex(m.logLength);
+    case 'Decide':
+      return isWireBallot(m.n) && isIndex(m.decidedIndex);
+    case 'Forward':
+      return true;
+    case 'ReadIndexRequest':
+    case 'ReadIndexReply':
+      return isWireBallot(m.n) && m.round <= MAX_ROUND;
+    case 'Nack':
+      return isWireBallot(m.n) && isWireBallot(m.promise);
+  }
+}
+
+/**
+ * The ballot that must belong to the sender, if the message type has one: a leader speaks only for its
+ * own ballot (`Prepare`, `AcceptSync`, `Accept`, `Decide`, `ReadIndexRequest`) and a heartbeat reply
+ * carries its sender's own candidacy.
+ */
+function senderBallot(m: PaxosMessage<unknown>): Ballot | undefined {
+  switch (m.type) {
+    case 'Prepare':
+    case 'AcceptSync':
+    case 'Accept':
+    case 'Decide':
+    case 'ReadIndexRequest':
+      return m.n;
+    case 'HeartbeatReply':
+      return m.ballot;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Cheap check of an incoming message: the type tag, the type of every field (entries are only checked
+ * to be an array; their elements are the application's), and the bounds of every round
+ * ({@link MAX_ROUND}) and every index and length ({@link MAX_LOG_INDEX}). Never throws.
+ * Use it on the peer hot path before {@link SequencePaxos.handle}; {@link validatePaxosMessage} also
+ * says why a message was refused and checks it against its sender.
+ */
+export function isPaxosMessage(x: unknown): x is PaxosMessage<unknown> {
+  return hasPaxosShape(x) && inBounds(x);
+}
+
+/**
+ * Validates a message that arrived from replica `from` before it may reach a replica's state or storage:
+ * its shape (as {@link isPaxosMessage}), the bounds of every round, index and length, and that a ballot
+ * which must be the sender's (a leader's `n`, a heartbeat reply's candidacy) names `from`. Never throws.
+ * A refused message must be dropped (and counted by the caller, labelled with `problem`).
+ *
+ * ```ts
+ * const v = validatePaxosMessage(envelope.from, envelope.msg);
+ * if (!v.ok) metrics.dropped.inc({ reason: v.problem });
+ * else group.handle(envelope.from, v.message);
+ * ```
+ */
+export function validatePaxosMessage(from: number, x: unknown): PaxosMessageValidation {
+  if (!hasPaxosShape(x))
+    return { ok: false, problem: 'malformed', detail: 'not a well-formed paxos message' };
+  if (!inBounds(x)) {
+    return {
+      ok: false,
+      problem: 'out-of-bounds',
+      detail: `${x.type} carries a round above ${MAX_ROUND} or an index above ${MAX_LOG_INDEX}`,
+    };
+  }
+  const own = senderBallot(x);
+  if (own !== undefined && own.pid !== from) {
+    return {
+      ok: false,
+      problem: 'sender-mismatch',
+      detail: `${x.type} from replica ${from} carries the ballot of replica ${own.pid}`,
+    };
+  }
+  return { ok: true, message: x };
 }
