@@ -56,6 +56,20 @@ export function historyOp(op: KvOp): Record<string, unknown> {
       return { f: 'cas', key: op.key, expected: historyValue(op.expected), value: historyValue(op.value) };
     case 'delete':
       return { f: 'delete', key: op.key };
+    case 'append':
+      return { f: 'append', key: op.key, value: historyValue(op.value) };
+    case 'incr':
+      return { f: 'incr', key: op.key, by: op.by };
+    case 'getdel':
+      return { f: 'getdel', key: op.key };
+    case 'set':
+      return {
+        f: 'set',
+        key: op.key,
+        value: historyValue(op.value),
+        condition: op.condition,
+        ...(op.expected !== undefined ? { expected: historyValue(op.expected) } : {}),
+      };
   }
 }
 
@@ -70,6 +84,17 @@ export function historyResult(result: KvResult): Record<string, unknown> {
       return { ok: result.outcome === 'applied' };
     case 'delete':
       return { existed: result.existed };
+    case 'incr':
+      return { outcome: result.outcome, value: result.value };
+    case 'append':
+      return { ok: result.outcome === 'applied', length: result.length };
+    case 'getdel':
+      return { value: historyValue(result.value) };
+    case 'set':
+      return {
+        ok: result.applied,
+        ...(result.previous !== undefined ? { previous: historyValue(result.previous) } : {}),
+      };
   }
 }
 

@@ -231,6 +231,8 @@ export class FakeCluster {
         this.data.delete(op.key);
         result = { op: 'delete', existed: current !== null };
         break;
+      default:
+        return `the fake cluster does not implement ${op.op}`;
     }
     if (session) {
       this.sessions.set(session.client, { seq: session.seq, result });

@@ -36,9 +36,23 @@ export function isKvCommand(x: unknown): x is KvCommand {
   switch (op.op) {
     case 'get':
     case 'delete':
+    case 'getdel':
       return true;
     case 'put':
+    case 'append':
       return isValue(op.value);
+    case 'incr':
+      return typeof op.by === 'string' && /^-?(0|[1-9][0-9]{0,18})$/.test(op.by);
+    case 'set':
+      return (
+        isValue(op.value) &&
+        (op.condition === 'always' ||
+          op.condition === 'absent' ||
+          op.condition === 'present' ||
+          (op.condition === 'equal' && isValue(op.expected))) &&
+        (op.expected === undefined || isValue(op.expected)) &&
+        (op.get === undefined || typeof op.get === 'boolean')
+      );
     case 'cas':
       return isValue(op.value) && (op.expected === null || isValue(op.expected));
     default:

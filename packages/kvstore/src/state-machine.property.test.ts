@@ -37,13 +37,47 @@ function modelApply(
         r = { op: 'cas', outcome: 'applied', current: op.value };
       }
       break;
+    case 'incr': {
+      const before = cur === undefined ? 0n : /^-?(0|[1-9]\d{0,18})$/.test(cur) ? BigInt(cur) : null;
+      if (before === null || before >= 2n ** 63n || before < -(2n ** 63n)) {
+        r = { op: 'incr', outcome: 'not-integer', value: null };
+      } else if (before + BigInt(op.by) >= 2n ** 63n || before + BigInt(op.by) < -(2n ** 63n)) {
+        r = { op: 'incr', outcome: 'overflow', value: before.toString() };
+      } else {
+        const v = (before + BigInt(op.by)).toString();
+        data.set(op.key, v);
+        r = { op: 'incr', outcome: 'applied', value: v };
+      }
+      break;
+    }
+    case 'append': {
+      const v = (cur ?? '') + (op.value as string);
+      data.set(op.key, v);
+      r = { op: 'append', outcome: 'applied', length: Buffer.byteLength(v) };
+      break;
+    }
+    case 'getdel':
+      data.delete(op.key);
+      r = { op: 'getdel', value: cur ?? null };
+      break;
+    case 'set': {
+      const applies =
+        op.condition === 'always' ||
+        (op.condition === 'absent' && cur === undefined) ||
+        (op.condition === 'present' && cur !== undefined) ||
+        (op.condition === 'equal' && cur !== undefined && cur === op.expected);
+      if (applies) data.set(op.key, op.value as string);
+      r = op.get ? { op: 'set', applied: applies, previous: cur ?? null } : { op: 'set', applied: applies };
+      break;
+    }
   }
   if (id && op.op !== 'get') done.set(id, r);
   return r;
 }
 
 const key = fc.constantFrom('a', 'b', 'c');
-const value = fc.constantFrom('x', 'y', 'z');
+const value = fc.constantFrom('x', 'y', 'z', '1', '-3', '9223372036854775807', '007');
+const by = fc.constantFrom('1', '-1', '5', '9223372036854775807', '-9223372036854775808');
 const op: fc.Arbitrary<KvOp> = fc.oneof(
   key.map((k) => ({ op: 'get', key: k }) as const),
   fc.tuple(key, value).map(([k, v]) => ({ op: 'put', key: k, value: v }) as const),
@@ -51,6 +85,20 @@ const op: fc.Arbitrary<KvOp> = fc.oneof(
   fc
     .tuple(key, fc.option(value, { nil: null }), value)
     .map(([k, e, v]) => ({ op: 'cas', key: k, expected: e, value: v }) as const),
+  fc.tuple(key, by).map(([k, b]) => ({ op: 'incr', key: k, by: b }) as const),
+  fc.tuple(key, value).map(([k, v]) => ({ op: 'append', key: k, value: v }) as const),
+  key.map((k) => ({ op: 'getdel', key: k }) as const),
+  fc.tuple(key, value, fc.constantFrom('always', 'absent', 'present', 'equal'), value, fc.boolean()).map(
+    ([k, v, c, e, g]) =>
+      ({
+        op: 'set',
+        key: k,
+        value: v,
+        condition: c,
+        ...(c === 'equal' ? { expected: e } : {}),
+        get: g,
+      }) as const,
+  ),
 );
 
 describe('KvStateMachine against a model (property)', () => {

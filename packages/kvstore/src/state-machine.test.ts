@@ -1,4 +1,4 @@
-import type { KvOp, Session } from '@paxkv/common';
+import { DEFAULT_MAX_VALUE_BYTES, type KvOp, type Session } from '@paxkv/common';
 import { describe, expect, it } from 'vitest';
 import { encode } from './codec.js';
 import type { KvCommand } from './command.js';
@@ -194,6 +194,59 @@ describe('exactly-once sessions', () => {
       KvStateMachine.fromSnapshot(encode({ v: 1, applied: 0, data: [[1, 2]], sessions: [] })),
     ).toMatchObject({
       name: 'CorruptDataError',
+    });
+  });
+
+  it('incr, append, getdel and set work on bytes and bound their results (Redis semantics)', () => {
+    const m = new KvStateMachine();
+    const r = (op: KvOp) => {
+      const out = run(m, op);
+      if (!out.ok) throw out.error;
+      return out.result;
+    };
+    expect(r({ op: 'put', key: 'n', value: new Uint8Array([0x34, 0x32]) })).toMatchObject({ op: 'put' });
+    expect(r({ op: 'incr', key: 'n', by: '-50' })).toEqual({ op: 'incr', outcome: 'applied', value: '-8' });
+    expect(r({ op: 'incr', key: 'fresh', by: '3' })).toEqual({ op: 'incr', outcome: 'applied', value: '3' });
+    r({ op: 'put', key: 'bin', value: new Uint8Array([0xff, 0x00]) });
+    expect(r({ op: 'incr', key: 'bin', by: '1' })).toEqual({
+      op: 'incr',
+      outcome: 'not-integer',
+      value: null,
+    });
+    expect(r({ op: 'incr', key: 'n', by: '-9223372036854775808' })).toEqual({
+      op: 'incr',
+      outcome: 'overflow',
+      value: '-8',
+    });
+    expect(r({ op: 'append', key: 'bin', value: new Uint8Array([0x00, 0x01]) })).toEqual({
+      op: 'append',
+      outcome: 'applied',
+      length: 4,
+    });
+    expect(m.read('bin')).toEqual({ op: 'get', value: new Uint8Array([0xff, 0, 0, 1]) });
+    const big = new Uint8Array(DEFAULT_MAX_VALUE_BYTES - 4);
+    expect(r({ op: 'append', key: 'bin', value: big })).toMatchObject({ outcome: 'applied' });
+    expect(r({ op: 'append', key: 'bin', value: 'x' })).toEqual({
+      op: 'append',
+      outcome: 'too-large',
+      length: DEFAULT_MAX_VALUE_BYTES,
+    });
+    expect(r({ op: 'getdel', key: 'n' })).toEqual({ op: 'getdel', value: '-8' });
+    expect(r({ op: 'getdel', key: 'n' })).toEqual({ op: 'getdel', value: null });
+    expect(r({ op: 'set', key: 'n', value: 'a', condition: 'present', get: true })).toEqual({
+      op: 'set',
+      applied: false,
+      previous: null,
+    });
+    expect(r({ op: 'set', key: 'n', value: 'a', condition: 'absent' })).toEqual({ op: 'set', applied: true });
+    expect(r({ op: 'set', key: 'n', value: 'b', condition: 'equal', expected: 'x' })).toEqual({
+      op: 'set',
+      applied: false,
+    });
+    expect(r({ op: 'set', key: 'n', value: 'b', condition: 'equal', expected: 'a', get: true })).toEqual({
+      op: 'set',
+      applied: true,
+      previous: 'a',
     });
   });
 });

@@ -4,7 +4,15 @@
  * including which sessions are remembered (expiry is a function of the log index, never of a clock).
  * @module
  */
-import { BadRequestError, type KvOp, type KvResult, type PaxkvError, type Value } from '@paxkv/common';
+import {
+  BadRequestError,
+  DEFAULT_MAX_VALUE_BYTES,
+  type KvOp,
+  type KvResult,
+  type PaxkvError,
+  type Value,
+  valueByteLength,
+} from '@paxkv/common';
 import { CorruptDataError, decode, encode } from './codec.js';
 import { isKvCommand, type KvCommand } from './command.js';
 
@@ -63,6 +71,37 @@ export function valuesEqual(a: Value, b: Value): boolean {
   if (x.length !== y.length) return false;
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const INT64_TEXT = /^-?(0|[1-9][0-9]{0,18})$/;
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** The value as a 64-bit integer if it is one in canonical decimal (as Redis requires for INCR), else null. */
+function int64Of(v: Value): bigint | null {
+  let text: string;
+  if (typeof v === 'string') text = v;
+  else {
+    if (v.length > 20) return null;
+    try {
+      text = utf8Decoder.decode(v);
+    } catch {
+      return null;
+    }
+  }
+  if (!INT64_TEXT.test(text)) return null;
+  const n = BigInt(text);
+  return n < INT64_MIN || n > INT64_MAX ? null : n;
+}
+
+function concatValues(a: Value, b: Value): Uint8Array {
+  const x = bytesOf(a);
+  const y = bytesOf(b);
+  const out = new Uint8Array(x.length + y.length);
+  out.set(x, 0);
+  out.set(y, x.length);
+  return out;
 }
 
 const SNAPSHOT_VERSION = 1;
@@ -181,6 +220,53 @@ export class KvStateMachine {
         }
         this.data.set(op.key, op.value);
         return { op: 'cas', outcome: 'applied', current: op.value };
+      }
+      case 'incr': {
+        const before = current === undefined ? 0n : int64Of(current);
+        if (before === null) return { op: 'incr', outcome: 'not-integer', value: null };
+        const sum = before + BigInt(op.by);
+        if (sum < INT64_MIN || sum > INT64_MAX) {
+          return { op: 'incr', outcome: 'overflow', value: before.toString() };
+        }
+        const text = sum.toString();
+        this.data.set(op.key, text);
+        return { op: 'incr', outcome: 'applied', value: text };
+      }
+      case 'append': {
+        const length = (current === undefined ? 0 : valueByteLength(current)) + valueByteLength(op.value);
+        if (length > DEFAULT_MAX_VALUE_BYTES) {
+          return {
+            op: 'append',
+            outcome: 'too-large',
+            length: current === undefined ? 0 : valueByteLength(current),
+          };
+        }
+        this.data.set(
+          op.key,
+          current === undefined
+            ? op.value
+            : typeof current === 'string' && typeof op.value === 'string'
+              ? current + op.value
+              : concatValues(current, op.value),
+        );
+        return { op: 'append', outcome: 'applied', length };
+      }
+      case 'getdel':
+        if (current !== undefined) this.data.delete(op.key);
+        return { op: 'getdel', value: current ?? null };
+      case 'set': {
+        const applies =
+          op.condition === 'always' ||
+          (op.condition === 'absent' && current === undefined) ||
+          (op.condition === 'present' && current !== undefined) ||
+          (op.condition === 'equal' &&
+            current !== undefined &&
+            op.expected !== undefined &&
+            valuesEqual(current, op.expected));
+        if (applies) this.data.set(op.key, op.value);
+        return op.get
+          ? { op: 'set', applied: applies, previous: current ?? null }
+          : { op: 'set', applied: applies };
       }
     }
   }

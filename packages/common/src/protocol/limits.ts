@@ -62,10 +62,13 @@ export function checkKvOpLimits(
   if (keyBytes > limits.maxKeyBytes)
     return new KeyTooLargeError({ size: keyBytes, maxBytes: limits.maxKeyBytes });
   const values: Value[] = [];
-  if (op.op === 'put') values.push(op.value);
+  if (op.op === 'put' || op.op === 'append') values.push(op.value);
   else if (op.op === 'cas') {
     values.push(op.value);
     if (op.expected !== null) values.push(op.expected);
+  } else if (op.op === 'set') {
+    values.push(op.value);
+    if (op.expected !== undefined) values.push(op.expected);
   }
   for (const v of values) {
     const size = valueByteLength(v);

@@ -297,6 +297,8 @@ function toCheckerOp(op: KvOp): Record<string, unknown> {
       return { f: 'delete', key: op.key };
     case 'cas':
       return { f: 'cas', key: op.key, expected: op.expected, value: op.value };
+    default:
+      return { f: op.op, key: op.key };
   }
 }
 
@@ -310,6 +312,8 @@ function toCheckerResult(r: KvResult): Record<string, unknown> {
       return { existed: r.existed };
     case 'cas':
       return { ok: r.outcome === 'applied' };
+    default:
+      return {};
   }
 }
 
