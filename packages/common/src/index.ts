@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 export * from './address.js';
+export * from './codec/bounded.js';
 export * from './codec/framing.js';
 export * from './codec/msgpack.js';
 export * from './config/config.js';

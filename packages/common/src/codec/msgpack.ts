@@ -5,6 +5,7 @@
  */
 import { C1, Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
 import { DecodeError, EncodeError } from '../errors.js';
+import { type DecodeLimits, resolveDecodeLimits, scanMsgpack } from './bounded.js';
 
 /** Outcome of a decode: the value, or a typed error. Decoding never throws. */
 export type DecodeResult =
@@ -35,6 +36,13 @@ export interface MsgpackCodecOptions {
    * a decoded value then never pins the (possibly much larger) network chunk it arrived in.
    */
   readonly copyBuffers?: boolean;
+  /**
+   * Limits enforced before decoding (see {@link scanMsgpack}): nesting depth, the estimated decoded size
+   * as a multiple of the payload size, extension types. Default {@link DEFAULT_DECODE_LIMITS}; a partial
+   * object overrides single limits. `null` turns the pre-scan off (only for trusted bytes, e.g. data this
+   * process wrote itself and checksummed).
+   */
+  readonly limits?: Partial<DecodeLimits> | null;
 }
 
 function reason(e: unknown): string {
@@ -44,9 +52,13 @@ function reason(e: unknown): string {
 /**
  * Creates a msgpack codec. Maps decode to plain objects (a `__proto__` key cannot pollute
  * prototypes), binary decodes to `Uint8Array` (a Node `Buffer`), `undefined` survives a round trip.
- * Integers beyond 2^53 decode to `bigint`, which the protocol schemas reject.
+ * Integers beyond 2^53 decode to `bigint`, which the protocol schemas reject. Decoding is bounded:
+ * every payload is pre-scanned against `options.limits` (default {@link DEFAULT_DECODE_LIMITS}) and
+ * refused with a `DecodeError` before msgpackr allocates anything for it.
+ * @throws RangeError if a limit is out of range.
  */
 export function createMsgpackCodec(options: MsgpackCodecOptions = {}): Codec {
+  const limits = options.limits === null ? null : resolveDecodeLimits(options.limits ?? {});
   const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
   const unpackr = new Unpackr({
     useRecords: false,
@@ -71,6 +83,10 @@ export function createMsgpackCodec(options: MsgpackCodecOptions = {}): Codec {
     },
     decode(bytes: Uint8Array): DecodeResult {
       if (bytes.length === 0) return { ok: false, error: new DecodeError({ reason: 'empty input' }) };
+      if (limits) {
+        const problem = scanMsgpack(bytes, limits);
+        if (problem !== null) return { ok: false, error: new DecodeError({ reason: problem }) };
+      }
       try {
         const value: unknown = unpackr.unpack(bytes);
         // 0xc1 is "never used" in msgpack; msgpackr returns a marker object for it.
