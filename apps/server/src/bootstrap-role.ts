@@ -9,15 +9,17 @@ import { BootstrapCoordinator, BootstrapMember } from '@paxkv/bootstrap';
 import {
   type BootstrapReply,
   type BootstrapRequest,
+  type Handshake,
   type LookupTable,
   type Member,
   type NodeId,
   parseBootstrapReply,
+  ReconnectingConnection,
 } from '@paxkv/common';
 import type { ServerContext } from './context.js';
 import type { GroupHost } from './group-lifecycle.js';
 import { writeIdentity } from './identity.js';
-import { Link } from './link.js';
+import { linkOptions } from './peers.js';
 
 /** The node id the bootstrap server gives itself. */
 export const BOOTSTRAP_NODE_ID = 1;
@@ -37,7 +39,7 @@ export interface BootstrapRestore {
 export class BootstrapRole {
   private coordinator: BootstrapCoordinator | null = null;
   private member: BootstrapMember | null = null;
-  private link: Link | null = null;
+  private link: ReconnectingConnection | null = null;
   private readonly memberConns = new Map<NodeId, MemberChannel>();
   private readonly spares: Array<{ id: NodeId; address: string }>;
   private groups: GroupHost | null = null;
@@ -45,6 +47,7 @@ export class BootstrapRole {
   constructor(
     private readonly ctx: ServerContext,
     private readonly restore: BootstrapRestore,
+    private readonly handshake?: Handshake,
   ) {
     this.spares = [...restore.spares];
   }
@@ -109,15 +112,14 @@ export class BootstrapRole {
       });
       this.member.connectionLost();
       if (this.restore.table && ctx.nodeId !== null) await groups.adoptTable(this.restore.table);
-      this.link = new Link(c.join, {
-        maxFrameBytes: c.maxFrameBytes,
-        onConnected: () => {
-          this.member?.connectionRestored();
-          this.pump(true);
-        },
-        onDisconnected: () => this.member?.connectionLost(),
-        onMessage: (v) => this.onBootstrapReply(v),
+      const link = new ReconnectingConnection(c.join, linkOptions(ctx, false, this.handshake));
+      link.on('connect', () => {
+        this.member?.connectionRestored();
+        this.pump(true);
       });
+      link.on('disconnect', () => this.member?.connectionLost());
+      link.on('message', (v) => this.onBootstrapReply(v));
+      this.link = link;
     }
   }
 

@@ -76,9 +76,29 @@ export const serverConfigSchema = z
     maxConnections: positiveInt.default(10_000),
     /** Most requests one connection may have in flight; beyond that it gets UNAVAILABLE. Default 1024. */
     maxInflightPerConnection: positiveInt.default(1024),
+    /**
+     * A link between two servers on which nothing at all arrived for this many ms is torn down and
+     * redialled (TCP alone keeps a black-holed connection "up" for tens of seconds). Default 500 ms:
+     * five paxos heartbeat rounds at the default tick. Both ends send a keepalive when idle.
+     */
+    linkLivenessMs: positiveInt.min(20).default(500),
+    /** An idle link between two servers sends a keepalive after this many ms. Default 100 ms. */
+    linkKeepaliveMs: positiveInt.default(100),
+    /**
+     * Largest delay between attempts to redial a peer, in ms (attempts start at 20 ms and double).
+     * Default 250 ms, so a healed link is back within a fraction of a second.
+     */
+    linkReconnectMaxMs: positiveInt.min(20).default(250),
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.linkKeepaliveMs * 2 > c.linkLivenessMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['linkKeepaliveMs'],
+        message: `must be at most half of linkLivenessMs (${c.linkLivenessMs}) or idle links are taken for dead; lower linkKeepaliveMs or raise linkLivenessMs`,
+      });
+    }
     if (c.join === undefined && c.bootstrapThreshold < c.replication) {
       ctx.addIssue({
         code: 'custom',

@@ -6,10 +6,12 @@
  * {@link GroupHost}, bootstrap traffic to the {@link BootstrapRole}. Bad input is answered with an
  * `error` (and counted), never thrown.
  */
-import type { Socket } from 'node:net';
 import {
   type ClientRequest,
   errorMessage,
+  type FramedConnection,
+  type Handshake,
+  type HostPort,
   type NodeId,
   PaxkvError,
   parseBootstrapReply,
@@ -17,20 +19,21 @@ import {
   parseClientRequest,
   parsePeerMessage,
   requestIdOf,
+  TransportServer,
   UnavailableError,
   UnknownTypeError,
 } from '@paxkv/common';
 import type { BootstrapRole } from './bootstrap-role.js';
 import type { ServerContext } from './context.js';
-import { FramedSocket } from './framed-socket.js';
 import type { GroupHost } from './group-lifecycle.js';
 import type { PaxosMessageCheck } from './group-port.js';
+import { LINK_HIGH_WATER_MARK_BYTES } from './peers.js';
 import type { RequestPath } from './request-path.js';
 
 type ConnKind = 'unknown' | 'client' | 'peer' | 'member';
 
 interface InboundConn {
-  readonly socket: FramedSocket;
+  readonly socket: FramedConnection;
   kind: ConnKind;
   peerId: NodeId | null;
   inflight: number;
@@ -42,53 +45,73 @@ export interface InboundDeps {
   readonly groups: GroupHost;
   readonly bootstrap: BootstrapRole;
   readonly checkPaxosMessage: PaxosMessageCheck;
+  /** Run on every accepted connection before it is used (peer authentication). Default: none. */
+  readonly handshake?: Handshake;
 }
 
 /** See the module comment. */
 export class InboundConnections {
   private readonly open = new Set<InboundConn>();
+  private readonly transport: TransportServer;
 
   constructor(
     private readonly ctx: ServerContext,
     private readonly deps: InboundDeps,
-  ) {}
+  ) {
+    const c = ctx.config;
+    this.transport = new TransportServer({
+      maxFrameBytes: c.maxFrameBytes,
+      maxConnections: c.maxConnections,
+      // A reader this slow is treated as dead: the connection is closed rather than buffered without bound.
+      highWaterMark: LINK_HIGH_WATER_MARK_BYTES,
+      onBackpressure: 'disconnect',
+      ...(deps.handshake ? { handshake: deps.handshake } : {}),
+    });
+    this.transport.on('connection', (conn) => this.accept(conn));
+  }
 
-  /** Takes over a freshly accepted socket. */
-  accept(socket: Socket): void {
+  /** Starts listening on `host:port` (port 0 picks one); resolves with the bound address. */
+  listen(host: string, port: number): Promise<HostPort> {
+    return this.transport.listen({ host, port });
+  }
+
+  /** The bound address, once listening. */
+  get address(): HostPort | undefined {
+    return this.transport.address;
+  }
+
+  /** Stops accepting new connections (open ones keep being served). */
+  stopAccepting(): void {
+    this.transport.stopAccepting();
+  }
+
+  /** Ends every open connection (queued replies are flushed for up to `graceMs`) and closes the port. */
+  close(graceMs: number): Promise<void> {
+    return this.transport.close({ graceMs });
+  }
+
+  private accept(socket: FramedConnection): void {
     const ctx = this.ctx;
     if (ctx.stopping) {
       socket.destroy();
       return;
     }
-    const conn: InboundConn = {
-      kind: 'unknown',
-      peerId: null,
-      inflight: 0,
-      socket: undefined as unknown as FramedSocket,
-    };
-    (conn as { socket: FramedSocket }).socket = new FramedSocket(
-      socket,
-      { maxFrameBytes: ctx.config.maxFrameBytes },
-      {
-        onMessage: (v) => this.dispatch(conn, v),
-        onFrameError: (error) => {
-          ctx.metrics.badInput.inc({ code: error.code });
-          conn.socket.send(errorMessage(error, null));
-        },
-        onClose: () => {
-          this.open.delete(conn);
-          ctx.metrics.connections.dec();
-          this.deps.bootstrap.channelClosed(conn.socket);
-        },
-      },
-    );
+    const conn: InboundConn = { kind: 'unknown', peerId: null, inflight: 0, socket };
+    socket.on('message', (v) => this.dispatch(conn, v));
+    socket.on('protocolError', (error) => {
+      ctx.metrics.badInput.inc({ code: error.code });
+      // An oversized frame is answered by the transport itself before it closes the connection.
+      // A stream cut inside a frame has ended: nothing to answer.
+      if (error.code !== 'FRAME_TOO_LARGE' && error.code !== 'TRUNCATED_FRAME' && socket.isOpen)
+        socket.send(errorMessage(error, null));
+    });
+    socket.on('close', () => {
+      this.open.delete(conn);
+      ctx.metrics.connections.dec();
+      this.deps.bootstrap.channelClosed(socket);
+    });
     this.open.add(conn);
     ctx.metrics.connections.inc();
-  }
-
-  /** Ends every open connection (graceful: queued replies are flushed). */
-  closeAll(): void {
-    for (const c of this.open) c.socket.end('server stopping');
   }
 
   private reject(conn: InboundConn, error: PaxkvError, id: number | null): void {
@@ -157,6 +180,15 @@ export class InboundConnections {
           }
           conn.kind = 'peer';
           conn.peerId = parsed.value.from;
+          this.ctx.log.info(
+            { peer: parsed.value.from, remote: conn.socket.remoteAddress },
+            `peer ${parsed.value.from} connected from ${conn.socket.remoteAddress}`,
+          );
+          // A peer link: both ends check liveness and send keepalives when idle.
+          conn.socket.setLiveness({
+            livenessTimeoutMs: this.ctx.config.linkLivenessMs,
+            keepaliveIntervalMs: this.ctx.config.linkKeepaliveMs,
+          });
           return;
         }
         case 'paxos': {
@@ -195,7 +227,7 @@ export class InboundConnections {
     } catch (e) {
       // Never let one bad message take the process down.
       this.ctx.log.error(
-        { err: (e as Error).message, remote: conn.socket.remote },
+        { err: (e as Error).message, remote: conn.socket.remoteAddress },
         'error handling a message',
       );
       this.reject(

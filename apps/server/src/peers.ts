@@ -1,15 +1,26 @@
 /**
  * The outgoing links of one server to its peers, and requests forwarded over them.
  *
- * One self-reconnecting link per peer carries this server's paxos messages and the requests it forwards
- * to a group leader; the peer's replies to forwarded requests come back on the same link and are matched
- * to the waiting request by a link-local id. A link that breaks fails every request forwarded over it
- * (their outcome is unknown: see {@link ForwardOutcome}).
+ * One self-reconnecting link per peer (`@paxkv/common`'s {@link ReconnectingConnection}) carries this
+ * server's paxos messages and the requests it forwards to a group leader; the peer's replies to
+ * forwarded requests come back on the same link and are matched to the waiting request by a link-local
+ * id. A link that breaks fails every request forwarded over it (their outcome is unknown: see
+ * {@link ForwardOutcome}). Links check liveness (see `linkLivenessMs`), send keepalives when idle,
+ * redial with capped backoff, and leave from the server's advertised address.
  */
-import type { ClientRequest, LookupTable, NodeId, ServerResponse } from '@paxkv/common';
-import { parseServerResponse } from '@paxkv/common';
+import { isIP } from 'node:net';
+import {
+  type ClientRequest,
+  type Handshake,
+  type LookupTable,
+  type NodeId,
+  parseAddress,
+  parseServerResponse,
+  ReconnectingConnection,
+  type ReconnectingConnectionOptions,
+  type ServerResponse,
+} from '@paxkv/common';
 import type { ServerContext } from './context.js';
-import { Link } from './link.js';
 
 /** Outcome of forwarding one request: the reply, or why there is none. */
 export type ForwardOutcome =
@@ -20,10 +31,17 @@ export type ForwardOutcome =
   | { readonly kind: 'lost' };
 
 interface PendingForward {
-  readonly target: NodeId;
+  readonly link: ReconnectingConnection;
   readonly resolve: (outcome: ForwardOutcome) => void;
   readonly timer: NodeJS.Timeout;
 }
+
+/** Largest unsent backlog on one server-to-server connection before it is closed as stuck: 64 MiB. */
+export const LINK_HIGH_WATER_MARK_BYTES = 64 * 1024 * 1024;
+/** First redial delay of a server-to-server link, in ms. */
+const LINK_RECONNECT_MIN_MS = 20;
+/** Connect attempt timeout of a server-to-server link, in ms. */
+const LINK_CONNECT_TIMEOUT_MS = 2000;
 
 /** What {@link PeerLinks} needs from the rest of the server. */
 export interface PeerLinksDeps {
@@ -31,11 +49,39 @@ export interface PeerLinksDeps {
   readonly addressOf: (node: NodeId) => string | undefined;
   /** A link to `node` was (re-)established: the groups shared with it must re-synchronise. */
   readonly onPeerConnected: (node: NodeId) => void;
+  /** Run on every new connection before it is used (peer authentication). Default: none. */
+  readonly handshake?: Handshake;
+}
+
+/**
+ * The transport options of every connection this server dials (peers and the bootstrap server): frame
+ * limit, a bounded send queue that closes a stuck connection, liveness and keepalive (when `live`),
+ * redial backoff, and the advertised host as the local address.
+ */
+export function linkOptions(
+  ctx: ServerContext,
+  live: boolean,
+  handshake: Handshake | undefined,
+): ReconnectingConnectionOptions {
+  const c = ctx.config;
+  const hp = parseAddress(ctx.advertised);
+  const host = hp instanceof Error ? undefined : hp.host;
+  const bindable = host !== undefined && isIP(host) !== 0 && host !== '0.0.0.0' && host !== '::';
+  return {
+    maxFrameBytes: c.maxFrameBytes,
+    highWaterMark: LINK_HIGH_WATER_MARK_BYTES,
+    onBackpressure: 'disconnect',
+    connectTimeoutMs: LINK_CONNECT_TIMEOUT_MS,
+    backoff: { initialDelayMs: LINK_RECONNECT_MIN_MS, maxDelayMs: c.linkReconnectMaxMs },
+    ...(live ? { livenessTimeoutMs: c.linkLivenessMs, keepaliveIntervalMs: c.linkKeepaliveMs } : {}),
+    ...(bindable ? { localAddress: host } : {}),
+    ...(handshake ? { handshake } : {}),
+  };
 }
 
 /** See the module comment. */
 export class PeerLinks {
-  private readonly links = new Map<NodeId, Link>();
+  private readonly links = new Map<NodeId, ReconnectingConnection>();
   private readonly pending = new Map<number, PendingForward>();
   private nextForwardId = 1;
 
@@ -45,19 +91,28 @@ export class PeerLinks {
   ) {}
 
   /** The link to `node`, dialled on first use; undefined for this server itself or an unknown node. */
-  link(node: NodeId): Link | undefined {
+  link(node: NodeId): ReconnectingConnection | undefined {
     const existing = this.links.get(node);
     if (existing) return existing;
     if (node === this.ctx.nodeId || this.ctx.stopping) return undefined;
     const address = this.deps.addressOf(node);
     if (!address) return undefined;
-    const link = new Link(address, {
-      maxFrameBytes: this.ctx.config.maxFrameBytes,
-      hello: () => ({ type: 'peer.hello', from: this.ctx.nodeId }),
-      onConnected: () => this.deps.onPeerConnected(node),
-      onDisconnected: () => this.failForwards(node),
-      onMessage: (v) => this.onForwardReply(v),
+    let link: ReconnectingConnection;
+    try {
+      link = new ReconnectingConnection(address, linkOptions(this.ctx, true, this.deps.handshake));
+    } catch (e) {
+      this.ctx.log.warn({ node, address, err: (e as Error).message }, `cannot dial node ${node}`);
+      return undefined;
+    }
+    link.on('connect', () => {
+      link.send({ type: 'peer.hello', from: this.ctx.nodeId });
+      this.deps.onPeerConnected(node);
     });
+    link.on('disconnect', (reason) => {
+      this.failForwards(link);
+      if (reason) this.ctx.log.debug({ node, err: reason.message }, `link to node ${node} down`);
+    });
+    link.on('message', (v) => this.onForwardReply(v));
     this.links.set(node, link);
     return link;
   }
@@ -69,7 +124,13 @@ export class PeerLinks {
 
   /** A new table may move nodes: re-dial the links whose address changed. */
   updateAddresses(table: LookupTable): void {
-    for (const n of table.nodes) this.links.get(n.id)?.setAddress(n.address);
+    for (const n of table.nodes) {
+      const link = this.links.get(n.id);
+      if (!link || link.address === n.address) continue;
+      this.links.delete(n.id);
+      link.close();
+      this.link(n.id);
+    }
   }
 
   /**
@@ -85,7 +146,7 @@ export class PeerLinks {
         this.pending.delete(id);
         resolveOutcome({ kind: 'lost' });
       }, timeoutMs);
-      this.pending.set(id, { target, resolve: resolveOutcome, timer });
+      this.pending.set(id, { link, resolve: resolveOutcome, timer });
       const sent = link.send({ ...request, id });
       if (!sent) {
         clearTimeout(timer);
@@ -111,10 +172,10 @@ export class PeerLinks {
     this.links.clear();
   }
 
-  /** The link to `target` broke: requests forwarded over it will get no reply. */
-  private failForwards(target: NodeId): void {
+  /** `link` broke: requests forwarded over it will get no reply. */
+  private failForwards(link: ReconnectingConnection): void {
     for (const [id, p] of this.pending) {
-      if (p.target !== target) continue;
+      if (p.link !== link) continue;
       clearTimeout(p.timer);
       this.pending.delete(id);
       p.resolve({ kind: 'lost' });

@@ -13,8 +13,13 @@
  * - `bootstrap-role.ts`: coordinator or member of the bootstrap protocol.
  */
 import { mkdirSync } from 'node:fs';
-import { createServer, type Server as NetServer } from 'node:net';
-import { type ClusterStatus, type LookupTable, type NodeId, NotReadyError } from '@paxkv/common';
+import {
+  type ClusterStatus,
+  type Handshake,
+  type LookupTable,
+  type NodeId,
+  NotReadyError,
+} from '@paxkv/common';
 import { BOOTSTRAP_NODE_ID, BootstrapRole } from './bootstrap-role.js';
 import type { ServerConfig } from './config.js';
 import { type ServerContext, sleep } from './context.js';
@@ -41,7 +46,15 @@ export interface ServerDeps {
   readonly metrics?: ServerMetrics;
   /** Monotonic clock in ms; default `performance.now`. */
   readonly now?: () => number;
+  /**
+   * Run on every connection this server accepts or dials, before it is used (see `Handshake` in
+   * `@paxkv/common`): the place for peer authentication. Default: none.
+   */
+  readonly handshake?: Handshake;
 }
+
+/** How long `stop()` lets open connections flush their last replies, in ms. */
+const STOP_GRACE_MS = 1000;
 
 /** A running server. Create with {@link PaxkvServer.start}; stop with {@link PaxkvServer.stop}. */
 export class PaxkvServer {
@@ -63,7 +76,6 @@ export class PaxkvServer {
   private constructor(
     readonly config: ServerConfig,
     deps: ServerDeps,
-    private readonly listener: NetServer,
   ) {
     this.metrics = deps.metrics ?? new ServerMetrics();
     const identity = readIdentity(config.dataDir);
@@ -77,11 +89,16 @@ export class PaxkvServer {
       stopping: false,
       advertised: '',
     };
-    this.bootstrap = new BootstrapRole(this.ctx, { table: identity.table, spares: identity.spares });
+    this.bootstrap = new BootstrapRole(
+      this.ctx,
+      { table: identity.table, spares: identity.spares },
+      deps.handshake,
+    );
     const addressOf = (node: NodeId) => this.addressOf(node);
     this.peers = new PeerLinks(this.ctx, {
       addressOf,
       onPeerConnected: (node) => this.groups.peerConnected(node),
+      ...(deps.handshake ? { handshake: deps.handshake } : {}),
     });
     this.groups = new GroupHost(this.ctx, {
       groupFactory: deps.groupFactory,
@@ -99,6 +116,7 @@ export class PaxkvServer {
       groups: this.groups,
       bootstrap: this.bootstrap,
       checkPaxosMessage: deps.checkPaxosMessage,
+      ...(deps.handshake ? { handshake: deps.handshake } : {}),
     });
   }
 
@@ -108,20 +126,8 @@ export class PaxkvServer {
    */
   static async start(config: ServerConfig, deps: ServerDeps): Promise<PaxkvServer> {
     mkdirSync(config.dataDir, { recursive: true });
-    const listener = createServer({ noDelay: true });
-    const server = new PaxkvServer(config, deps, listener);
-    listener.on('connection', (s) => server.inbound.accept(s));
-    listener.maxConnections = config.maxConnections;
-    await new Promise<void>((resolveListen, reject) => {
-      listener.once('error', reject);
-      listener.listen(config.port, config.host, () => {
-        listener.off('error', reject);
-        resolveListen();
-      });
-    });
-    listener.on('error', (e) => server.ctx.log.error({ err: e.message }, 'listener error'));
-    const addr = listener.address();
-    const port = typeof addr === 'object' && addr ? addr.port : config.port;
+    const server = new PaxkvServer(config, deps);
+    const { port } = await server.inbound.listen(config.host, config.port);
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     server.ctx.advertised = config.advertise ?? `${host}:${port}`;
     if (config.httpPort !== undefined) {
@@ -142,8 +148,7 @@ export class PaxkvServer {
 
   /** The bound TCP port. */
   get port(): number {
-    const a = this.listener.address();
-    return typeof a === 'object' && a ? a.port : this.config.port;
+    return this.inbound.address?.port ?? this.config.port;
   }
 
   /** The bound HTTP port, or null when the endpoint is off. */
@@ -242,15 +247,14 @@ export class PaxkvServer {
     this.ctx.stopping = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = null;
-    // close() stops accepting; its callback waits for open connections, which are ended below.
-    const listenerClosed = new Promise<void>((r) => this.listener.close(() => r()));
+    this.inbound.stopAccepting();
     this.peers.failPending();
     await this.groups.close();
     this.bootstrap.close();
     this.peers.close();
-    this.inbound.closeAll();
+    const inboundClosed = this.inbound.close(STOP_GRACE_MS);
     await this.http?.close();
-    await Promise.race([listenerClosed, sleep(1000)]);
+    await Promise.race([inboundClosed, sleep(STOP_GRACE_MS)]);
     this.bootstrap.persistIdentity();
     this.ctx.log.info({ address: this.ctx.advertised }, 'paxkv-server stopped');
   }

@@ -38,6 +38,8 @@ export function freePort(): Promise<number> {
 /** One server process of a {@link TestCluster}. */
 export interface TestServer {
   readonly index: number;
+  /** The interface it listens on and advertises. */
+  readonly host: string;
   readonly port: number;
   readonly httpPort: number;
   readonly address: string;
@@ -53,6 +55,11 @@ export interface TestClusterOptions {
   readonly replication?: number;
   readonly fsync?: 'always' | 'batch' | 'never';
   readonly extraFlags?: readonly string[];
+  /**
+   * Give server i its own loopback address 127.0.0.(10+i) to listen on and advertise (default false:
+   * every server on 127.0.0.1), so that traffic between servers can be told apart by address.
+   */
+  readonly ownLoopbackAddresses?: boolean;
 }
 
 /** N real servers; node 1 is the bootstrap server. */
@@ -82,11 +89,13 @@ export class TestCluster {
       const httpPort = await pick();
       const dataDir = join(dir, `node-${i}`);
       mkdirSync(dataDir, { recursive: true });
+      const host = options.ownLoopbackAddresses ? `127.0.0.${10 + i}` : '127.0.0.1';
       servers.push({
         index: i,
+        host,
         port,
         httpPort,
-        address: `127.0.0.1:${port}`,
+        address: `${host}:${port}`,
         dataDir,
         logFile: join(dataDir, 'server.log'),
         child: null,
@@ -104,6 +113,7 @@ export class TestCluster {
     mkdirSync(dataDir, { recursive: true });
     const s: TestServer = {
       index,
+      host: '127.0.0.1',
       port,
       httpPort,
       address: `127.0.0.1:${port}`,
@@ -121,6 +131,8 @@ export class TestCluster {
   flags(s: TestServer): string[] {
     const first = this.servers[0] as TestServer;
     return [
+      '--host',
+      s.host,
       '--port',
       String(s.port),
       '--http-port',

@@ -56,7 +56,52 @@ export interface ConnectionStats {
   refused: number;
   /** Protocol errors reported (bad payloads, oversized or truncated frames). */
   protocolErrors: number;
+  /** Keepalive frames sent (not counted in `framesOut`). */
+  keepalivesOut: number;
+  /** Keepalive frames received (not counted in `framesIn`). */
+  keepalivesIn: number;
 }
+
+/** Liveness settings of a connection (see `livenessTimeoutMs` and `keepaliveIntervalMs` in the config). */
+export interface LivenessSettings {
+  /** Close the connection after this much silence from the peer, in ms; 0 disables. */
+  readonly livenessTimeoutMs: number;
+  /** Send a keepalive after this long without sending, in ms; 0 disables. */
+  readonly keepaliveIntervalMs: number;
+}
+
+/**
+ * What a {@link Handshake} hook talks through: the connection before the application sees it. Messages
+ * the hook does not `receive()` (because it returned first, or only `peek()`ed them) reach the
+ * application afterwards, in order.
+ */
+export interface HandshakeChannel {
+  /** `client` on the side that dialled, `server` on the side that accepted. */
+  readonly role: 'client' | 'server';
+  /** `host:port` of the peer as seen by the socket. */
+  readonly remoteAddress: string;
+  /** Sends one message to the peer; false if the connection is closed or full. */
+  send(message: unknown): boolean;
+  /**
+   * The next message from the peer, consumed by the hook. Rejects with `ConnectionClosedError` when
+   * the connection closes first (including when the handshake timeout closes it).
+   */
+  receive(): Promise<unknown>;
+  /** The next message from the peer, left in the queue for the application. Rejects like `receive`. */
+  peek(): Promise<unknown>;
+}
+
+/**
+ * A hook run on every new connection before the application uses it (on `TransportServer` accept, and
+ * on each `ReconnectingConnection` (re)connect). It may exchange messages through the channel (an
+ * authentication challenge, say). Resolving lets the connection through, and what it resolves with is
+ * kept as {@link FramedConnection.handshakeResult} (a verified peer identity, say); rejecting, or taking
+ * longer than `handshakeTimeoutMs`, closes the connection with that error.
+ */
+export type Handshake = (channel: HandshakeChannel) => Promise<unknown>;
+
+/** The payload of a keepalive frame: msgpack `nil`. */
+const KEEPALIVE: null = null;
 
 interface PendingWrite {
   readonly frame: Uint8Array;
@@ -93,7 +138,18 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     bytesIn: 0,
     refused: 0,
     protocolErrors: 0,
+    keepalivesOut: 0,
+    keepalivesIn: 0,
   };
+  private liveness: LivenessSettings = { livenessTimeoutMs: 0, keepaliveIntervalMs: 0 };
+  private livenessTimer: NodeJS.Timeout | undefined;
+  private lastReceivedAt = performance.now();
+  private lastSentAt = performance.now();
+  private lastCheckAt = performance.now();
+  private checkEveryMs = 0;
+  private held: unknown[] | undefined;
+  private readonly heldWaiters: (() => void)[] = [];
+  private handshakeValue: unknown;
   private corked = false;
   private closed = false;
   private closeReason: PaxkvError | undefined;
@@ -131,6 +187,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
       );
     });
     socket.on('close', () => this.onClose());
+    this.setLiveness(config);
     if (config.idleTimeoutMs > 0) {
       socket.setTimeout(config.idleTimeoutMs);
       socket.on('timeout', () =>
@@ -152,6 +209,129 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   /** A snapshot of the connection's counters. */
   get stats(): Readonly<ConnectionStats> {
     return { ...this.counters };
+  }
+
+  /** What the {@link Handshake} hook resolved with (undefined without a hook). */
+  get handshakeResult(): unknown {
+    return this.handshakeValue;
+  }
+
+  /** The liveness settings in force. */
+  get livenessSettings(): LivenessSettings {
+    return this.liveness;
+  }
+
+  /**
+   * Changes the liveness settings of this connection (e.g. once an inbound connection introduced itself
+   * as a peer link). Silence is counted from now.
+   */
+  setLiveness(settings: LivenessSettings): void {
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
+    this.livenessTimer = undefined;
+    this.liveness = {
+      livenessTimeoutMs: settings.livenessTimeoutMs,
+      keepaliveIntervalMs: settings.keepaliveIntervalMs,
+    };
+    const { livenessTimeoutMs: dead, keepaliveIntervalMs: keep } = this.liveness;
+    if ((dead <= 0 && keep <= 0) || this.closed) return;
+    const now = performance.now();
+    this.lastReceivedAt = now;
+    this.lastCheckAt = now;
+    // Check often enough to send keepalives on time and to see silence within a quarter of the timeout.
+    this.checkEveryMs = Math.max(
+      1,
+      Math.min(
+        keep > 0 ? keep / 2 : Number.POSITIVE_INFINITY,
+        dead > 0 ? dead / 4 : Number.POSITIVE_INFINITY,
+      ),
+    );
+    this.livenessTimer = setInterval(this.checkLiveness, this.checkEveryMs);
+    this.livenessTimer.unref?.();
+  }
+
+  private readonly checkLiveness = (): void => {
+    if (this.closed) return;
+    const now = performance.now();
+    const late = now - this.lastCheckAt > this.checkEveryMs * 2 + 20;
+    this.lastCheckAt = now;
+    const { livenessTimeoutMs: dead, keepaliveIntervalMs: keep } = this.liveness;
+    if (keep > 0 && now - this.lastSentAt >= keep && this.socket.writableLength === 0) this.sendKeepalive();
+    // A late check means the event loop was blocked: data may be waiting in the kernel, unread.
+    if (late || dead <= 0 || now - this.lastReceivedAt < dead) return;
+    this.destroy(
+      new ConnectionClosedError({
+        address: this.remoteAddress,
+        reason: `nothing received for ${Math.round(now - this.lastReceivedAt)} ms (liveness timeout ${dead} ms)`,
+      }),
+    );
+  };
+
+  private sendKeepalive(): void {
+    if (!this.isOpen) return;
+    this.counters.keepalivesOut++;
+    this.writeFrame(this.encode(KEEPALIVE), true);
+  }
+
+  /**
+   * Runs `hook` on this connection before the application sees it: until {@link FramedConnection.releaseHeld}
+   * is called, decoded messages are held for the hook instead of being emitted. Resolves with what the
+   * hook resolved with; rejects (and closes the connection) if it rejects or times out.
+   */
+  async runHandshake(hook: Handshake, role: 'client' | 'server'): Promise<unknown> {
+    this.held ??= [];
+    const timer = setTimeout(
+      () =>
+        this.destroy(
+          new TimeoutError({
+            timeoutMs: this.config.handshakeTimeoutMs,
+            operation: `the handshake with ${this.remoteAddress}`,
+          }),
+        ),
+      this.config.handshakeTimeoutMs,
+    );
+    timer.unref?.();
+    const next = async (consume: boolean): Promise<unknown> => {
+      for (;;) {
+        const q = this.held;
+        if (q && q.length > 0) return consume ? q.shift() : q[0];
+        if (this.closed || this.socket.destroyed) throw this.closedError();
+        await new Promise<void>((r) => this.heldWaiters.push(r));
+      }
+    };
+    const channel: HandshakeChannel = {
+      role,
+      remoteAddress: this.remoteAddress,
+      send: (m) => this.send(m),
+      receive: () => next(true),
+      peek: () => next(false),
+    };
+    try {
+      this.handshakeValue = await hook(channel);
+      if (!this.isOpen) throw this.closedError();
+      return this.handshakeValue;
+    } catch (e) {
+      this.destroy(
+        isPaxkvError(e) ? e : new InternalError({ reason: 'the handshake hook failed' }, { cause: e }),
+      );
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Ends the hold of {@link FramedConnection.runHandshake}: emits the held messages, then delivers directly. */
+  releaseHeld(): void {
+    const q = this.held;
+    this.held = undefined;
+    if (!q) return;
+    for (const m of q) {
+      if (this.closed) return;
+      this.safeEmit('message', m);
+    }
+  }
+
+  private wakeHeldWaiters(): void {
+    for (const w of this.heldWaiters.splice(0)) w();
   }
 
   /** Bytes queued for sending and not yet handed to the kernel. */
@@ -273,13 +453,14 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
    * Writes one frame. Frames written in the same tick are corked and leave in one `writev` system
    * call at the end of the tick (a batch of Paxos messages costs one syscall, not one per frame).
    */
-  private writeFrame(frame: Uint8Array): void {
+  private writeFrame(frame: Uint8Array, keepalive = false): void {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
       process.nextTick(this.uncork);
     }
-    this.counters.framesOut++;
+    this.lastSentAt = performance.now();
+    if (!keepalive) this.counters.framesOut++;
     this.counters.bytesOut += frame.length;
     this.socket.write(frame, this.onFlushed);
   }
@@ -309,11 +490,21 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
 
   private onData(chunk: Buffer): void {
     this.counters.bytesIn += chunk.length;
+    this.lastReceivedAt = performance.now();
     for (const r of this.decoder.push(chunk)) {
       if (this.closed || this.socket.destroyed) return;
       if (r.ok) {
+        if (r.value === KEEPALIVE) {
+          this.counters.keepalivesIn++;
+          continue;
+        }
         this.counters.framesIn++;
-        this.safeEmit('message', r.value);
+        if (this.held) {
+          this.held.push(r.value);
+          this.wakeHeldWaiters();
+        } else {
+          this.safeEmit('message', r.value);
+        }
         continue;
       }
       this.counters.protocolErrors++;
@@ -351,6 +542,9 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private onClose(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
+    this.livenessTimer = undefined;
+    this.wakeHeldWaiters();
     const err = this.closedError();
     for (const p of this.pending.splice(0)) {
       if (p.timer) clearTimeout(p.timer);

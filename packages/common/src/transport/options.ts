@@ -41,6 +41,27 @@ export const ConnectionConfigSchema = z.object({
    */
   idleTimeoutMs: z.number().int().nonnegative().default(0),
   /**
+   * Application-level liveness: close the connection (with a `TimeoutError`) when nothing at all was
+   * received from the peer for this many ms, in ms. 0 (default) disables it. TCP alone keeps a
+   * black-holed connection "up" for tens of seconds; a peer link sets this to a few heartbeat rounds
+   * and both ends set {@link ConnectionConfigSchema} `keepaliveIntervalMs`, so an idle but healthy
+   * link is never taken for dead. A check that runs late because the event loop was blocked does not
+   * count (the data may be waiting in the kernel): only silence seen by an on-time check closes it.
+   */
+  livenessTimeoutMs: z.number().int().nonnegative().default(0),
+  /**
+   * Send a keepalive frame when nothing was sent for this many ms. 0 (default) disables it. A
+   * keepalive is a frame whose payload is msgpack `nil`; every {@link FramedConnection} consumes such
+   * frames itself (they count as traffic for liveness and are never emitted as messages), so no
+   * protocol message may be `null`.
+   */
+  keepaliveIntervalMs: z.number().int().nonnegative().default(0),
+  /**
+   * Most time the handshake hook (see `Handshake`) may take before the connection is closed, in ms.
+   * Default 5000.
+   */
+  handshakeTimeoutMs: z.number().int().positive().default(5_000),
+  /**
    * Before closing a connection that sent an oversized frame, send it an `error` message with code
    * `FRAME_TOO_LARGE` so the peer learns why. Default true.
    */
@@ -71,6 +92,12 @@ export const ClientConfigSchema = ConnectionConfigSchema.extend({
   stableAfterMs: z.number().int().nonnegative().default(1_000),
   /** Give up a connection attempt after this many ms. Default 3000. */
   connectTimeoutMs: z.number().int().positive().default(3_000),
+  /**
+   * Local address (an IP of this host, no port) the outgoing socket is bound to. Default: none (the
+   * kernel picks, which on loopback is always 127.0.0.1). A server sets it to the host it advertises,
+   * so firewall rules and logs can tell servers on one host apart.
+   */
+  localAddress: z.string().min(1).max(64).optional(),
 });
 
 /** Settings of a reconnecting client connection (see {@link ClientConfigSchema}). */

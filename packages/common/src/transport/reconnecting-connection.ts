@@ -16,7 +16,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { backoffDelay } from './backoff.js';
-import { type ConnectionStats, FramedConnection } from './framed-connection.js';
+import { type ConnectionStats, FramedConnection, type Handshake } from './framed-connection.js';
 import { type ClientConfig, ClientConfigSchema } from './options.js';
 
 /** Events of a {@link ReconnectingConnection}. */
@@ -45,6 +45,12 @@ export type ReconnectingConnectionOptions = Partial<Omit<ClientConfig, 'backoff'
   readonly logger?: Logger;
   /** Random source in [0, 1) for the jitter (inject a seeded one in tests). Default `Math.random`. */
   readonly random?: () => number;
+  /**
+   * Run on every new connection before `connect` is emitted (see {@link Handshake}); while it runs
+   * the connection counts as not connected. A connection whose hook rejects or times out is closed
+   * and the next attempt follows the backoff. Default: none.
+   */
+  readonly handshake?: Handshake;
 };
 
 /**
@@ -64,7 +70,9 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
   private readonly codec: Codec | undefined;
   private readonly logger: Logger | undefined;
   private readonly random: () => number;
+  private readonly handshake: Handshake | undefined;
   private current: FramedConnection | undefined;
+  private handshaking: FramedConnection | undefined;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -80,7 +88,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
     if (hp instanceof InvalidAddressError) throw hp;
     this.address = address;
     this.target = hp;
-    const { codec, logger, random, ...rest } = options;
+    const { codec, logger, random, handshake, ...rest } = options;
     const parsed = ClientConfigSchema.safeParse(rest);
     if (!parsed.success) {
       throw new ConfigError({
@@ -92,6 +100,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
     this.codec = codec;
     this.logger = logger;
     this.random = random ?? Math.random;
+    this.handshake = handshake;
     queueMicrotask(() => this.dial());
   }
 
@@ -103,6 +112,11 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
   /** True once {@link ReconnectingConnection.close} was called. */
   get isClosed(): boolean {
     return this.stopped;
+  }
+
+  /** The current connection (after its handshake), or undefined while disconnected. */
+  get connection(): FramedConnection | undefined {
+    return this.current;
   }
 
   /** Counters of the current connection, or undefined while disconnected. */
@@ -176,6 +190,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.handshaking?.destroy();
     const c = this.current;
     if (c) c.destroy(new ConnectionClosedError({ address: this.address, reason: 'closed by the caller' }));
     else this.emit('disconnect', undefined);
@@ -184,7 +199,11 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
   private dial(): void {
     if (this.stopped || this.connecting || this.current) return;
     this.connecting = true;
-    const socket = netConnect({ host: this.target.host, port: this.target.port });
+    const socket = netConnect({
+      host: this.target.host,
+      port: this.target.port,
+      ...(this.config.localAddress !== undefined ? { localAddress: this.config.localAddress } : {}),
+    });
     // Only our own listeners are removed: net.Socket registers internal ones (e.g. on 'end').
     const detach = () => {
       clearTimeout(timeout);
@@ -225,19 +244,44 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
         ...(this.codec ? { codec: this.codec } : {}),
         ...(this.logger ? { logger: this.logger } : {}),
       });
-      this.current = conn;
+      this.connecting = true;
       conn.on('message', (m) => this.emit('message', m));
       conn.on('protocolError', (e) => this.emit('protocolError', e));
       conn.on('drain', () => this.emit('drain'));
       conn.on('close', (reason) => {
-        this.current = undefined;
+        if (this.current === conn) this.current = undefined;
+        else if (this.handshaking === conn) {
+          this.handshaking = undefined;
+          this.connecting = false;
+        }
         if (conn.stats.framesIn > 0 || Date.now() - connectedAt >= this.config.stableAfterMs)
           this.attempt = 0;
         this.safeEmit('disconnect', reason);
         this.schedule();
       });
-      this.logger?.debug({ address: this.address }, 'connected');
-      this.safeEmit('connect');
+      const established = () => {
+        this.connecting = false;
+        this.handshaking = undefined;
+        if (!conn.isOpen) return;
+        if (this.stopped) {
+          conn.destroy();
+          return;
+        }
+        this.current = conn;
+        this.logger?.debug({ address: this.address }, 'connected');
+        this.safeEmit('connect');
+        conn.releaseHeld();
+      };
+      if (!this.handshake) {
+        established();
+        return;
+      }
+      this.handshaking = conn;
+      conn
+        .runHandshake(this.handshake, 'client')
+        .then(established, (e: unknown) =>
+          this.logger?.warn({ address: this.address, err: e }, 'handshake failed'),
+        );
     };
     socket.once('error', onError);
     socket.once('connect', onConnect);

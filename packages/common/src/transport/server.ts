@@ -8,7 +8,7 @@ import { formatAddress, type HostPort, parseAddress } from '../address.js';
 import type { Codec } from '../codec/msgpack.js';
 import { ConfigError, InvalidAddressError, UnavailableError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
-import { FramedConnection } from './framed-connection.js';
+import { FramedConnection, type Handshake } from './framed-connection.js';
 import { type ServerConfig, ServerConfigSchema } from './options.js';
 
 /** Events of a {@link TransportServer}. */
@@ -25,6 +25,11 @@ export type TransportServerOptions = Partial<ServerConfig> & {
   readonly codec?: Codec;
   /** Logger. Default: none. */
   readonly logger?: Logger;
+  /**
+   * Run on every accepted connection before `connection` is emitted (see {@link Handshake}); a
+   * connection whose hook rejects or times out is closed and never emitted. Default: none.
+   */
+  readonly handshake?: Handshake;
 };
 
 /**
@@ -43,12 +48,13 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
   private readonly open = new Set<FramedConnection>();
   private readonly codec: Codec | undefined;
   private readonly logger: Logger | undefined;
+  private readonly handshake: Handshake | undefined;
   private bound: HostPort | undefined;
 
   /** @throws {@link ConfigError} if an option is invalid. */
   constructor(options: TransportServerOptions = {}) {
     super();
-    const { codec, logger, ...rest } = options;
+    const { codec, logger, handshake, ...rest } = options;
     const parsed = ServerConfigSchema.safeParse(rest);
     if (!parsed.success) {
       throw new ConfigError({
@@ -59,6 +65,7 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
     this.config = parsed.data;
     this.codec = codec;
     this.logger = logger;
+    this.handshake = handshake;
     this.server = createServer({ noDelay: this.config.noDelay }, (socket) => this.accept(socket));
     this.server.on('error', (e) => this.logger?.error({ err: e }, 'server socket error'));
   }
@@ -101,12 +108,40 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
     });
   }
 
-  /** Stops accepting, closes every open connection at once, and resolves when the server is closed. */
-  close(): Promise<void> {
+  /**
+   * Stops accepting new connections at once; connections already open are not touched (end them
+   * with {@link TransportServer.close}).
+   */
+  stopAccepting(): void {
+    if (this.server.listening) this.server.close();
+  }
+
+  /**
+   * Stops accepting, closes every open connection, and resolves when the server is closed. With
+   * `graceMs` (default 0: at once) open connections are ended gracefully (queued frames are flushed)
+   * and only those still open after `graceMs` are destroyed.
+   */
+  close(options: { readonly graceMs?: number } = {}): Promise<void> {
+    const graceMs = options.graceMs ?? 0;
     return new Promise<void>((resolve) => {
-      for (const c of this.open) c.destroy();
+      if (graceMs > 0) {
+        for (const c of this.open) c.close();
+        setTimeout(() => {
+          for (const c of this.open) c.destroy();
+        }, graceMs).unref();
+      } else {
+        for (const c of this.open) c.destroy();
+      }
       if (!this.server.listening) {
-        resolve();
+        if (this.open.size === 0) resolve();
+        else {
+          const left = new Set(this.open);
+          for (const c of left)
+            c.once('close', () => {
+              left.delete(c);
+              if (left.size === 0) resolve();
+            });
+        }
         return;
       }
       this.server.close(() => resolve());
@@ -131,6 +166,22 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
     });
     this.open.add(conn);
     conn.on('close', () => this.open.delete(conn));
+    const hook = this.handshake;
+    if (!hook) {
+      this.deliver(conn);
+      return;
+    }
+    conn.runHandshake(hook, 'server').then(
+      () => {
+        if (!conn.isOpen) return;
+        this.deliver(conn);
+        conn.releaseHeld();
+      },
+      (e: unknown) => this.logger?.warn({ err: e, peer: conn.remoteAddress }, 'handshake failed'),
+    );
+  }
+
+  private deliver(conn: FramedConnection): void {
     try {
       this.emit('connection', conn);
     } catch (e) {

@@ -1,0 +1,55 @@
+/**
+ * Server-to-server links on real processes, each server on its own loopback address: peer traffic
+ * leaves from the address a server advertises (so firewall rules and logs can tell servers apart on
+ * one host), and the cluster serves through its links.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient, TestCluster, type TestServer } from './harness.js';
+
+let cluster: TestCluster;
+
+beforeAll(async () => {
+  cluster = await TestCluster.create({ nodes: 3, partitions: 4, ownLoopbackAddresses: true });
+  cluster.startAll();
+  await cluster.waitReady(40_000);
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.destroy();
+});
+
+/** The source hosts of the peer links a server accepted, from its log. */
+function peerSources(s: TestServer): Set<string> {
+  const hosts = new Set<string>();
+  for (const line of readFileSync(s.logFile, 'utf8').split('\n')) {
+    const m = /peer \d+ connected from (\d+\.\d+\.\d+\.\d+):\d+/.exec(line);
+    if (m) hosts.add(m[1] as string);
+  }
+  return hosts;
+}
+
+describe('links between servers', () => {
+  it('leave from the advertised address of the dialling server', async () => {
+    for (const s of cluster.servers) {
+      const others = cluster.servers.filter((o) => o !== s).map((o) => o.host);
+      expect([...peerSources(s)].sort(), cluster.log(s)).toEqual(others.sort());
+    }
+  });
+
+  it('carry forwarded requests: every server serves every key', async () => {
+    for (const s of cluster.servers) {
+      const c = await RawClient.connect(s.address);
+      try {
+        for (let k = 0; k < 8; k++) {
+          const put = await c.call({ type: 'kv', op: { op: 'put', key: `k${k}`, value: `${s.index}` } });
+          expect(put).toMatchObject({ type: 'kv.ok' });
+          const get = await c.call({ type: 'kv', op: { op: 'get', key: `k${k}` } });
+          expect(get).toMatchObject({ type: 'kv.ok', result: { value: `${s.index}` } });
+        }
+      } finally {
+        c.close();
+      }
+    }
+  });
+});
