@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   'NOT_READY',
   'UNAVAILABLE',
   'INTERNAL',
+  'UNAUTHENTICATED',
 ] as const;
 
 /** A wire error code (see {@link ERROR_CODES}). */
@@ -235,6 +236,22 @@ export class UnavailableError extends PaxkvError {
   }
 }
 
+/**
+ * The sender did not prove who it is: a peer without the cluster token (or with another one), a
+ * bootstrap or peer message on a connection that never authenticated. Not retryable as is: configure
+ * the same `--cluster-token` on every server of the cluster.
+ */
+export class UnauthenticatedError extends PaxkvError {
+  override readonly code = 'UNAUTHENTICATED' as const;
+  override readonly retryable = false;
+  constructor(details: { reason: string }, options?: PaxkvErrorOptions) {
+    super(
+      `not authenticated: ${details.reason}; every server of a cluster must be started with the same cluster token`,
+      options,
+    );
+  }
+}
+
 /** A bug or an unexpected failure on the server. Report it with the server's log. */
 export class InternalError extends PaxkvError {
   override readonly code = 'INTERNAL' as const;
@@ -442,6 +459,8 @@ export function errorFromWire(wire: {
       return new NotReadyError({}, o);
     case 'UNAVAILABLE':
       return new UnavailableError({}, o);
+    case 'UNAUTHENTICATED':
+      return new UnauthenticatedError({ reason: wire.message }, o);
     default:
       return new InternalError({}, o);
   }

@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 export * from './address.js';
+export * from './auth/index.js';
 export * from './codec/bounded.js';
 export * from './codec/framing.js';
 export * from './codec/msgpack.js';
