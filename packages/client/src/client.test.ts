@@ -55,15 +55,15 @@ describe('PaxkvClient operations', () => {
   it('get / put / cas / delete return typed results', async () => {
     const { client } = setup();
     expect(await client.get('a')).toBeNull();
-    expect(await client.put('a', '1')).toEqual({ created: true });
-    expect(await client.put('a', '2')).toEqual({ created: false });
+    expect(await client.put('a', '1')).toMatchObject({ created: true });
+    expect(await client.put('a', '2')).toMatchObject({ created: false });
     expect(await client.get('a')).toBe('2');
-    expect(await client.cas('a', '1', '3')).toEqual({ outcome: 'mismatch', current: '2' });
-    expect(await client.cas('a', '2', '3')).toEqual({ outcome: 'applied', current: '3' });
-    expect(await client.cas('b', 'x', 'y')).toEqual({ outcome: 'not-found', current: null });
-    expect(await client.cas('b', null, 'y')).toEqual({ outcome: 'applied', current: 'y' });
-    expect(await client.delete('a')).toEqual({ existed: true });
-    expect(await client.delete('a')).toEqual({ existed: false });
+    expect(await client.cas('a', '1', '3')).toMatchObject({ outcome: 'mismatch', current: '2' });
+    expect(await client.cas('a', '2', '3')).toMatchObject({ outcome: 'applied', current: '3' });
+    expect(await client.cas('b', 'x', 'y')).toMatchObject({ outcome: 'not-found', current: null });
+    expect(await client.cas('b', null, 'y')).toMatchObject({ outcome: 'applied', current: 'y' });
+    expect(await client.delete('a')).toMatchObject({ existed: true });
+    expect(await client.delete('a')).toMatchObject({ existed: false });
     const bytes = new Uint8Array([0, 1, 255]);
     await client.put('bin', bytes);
     expect(await client.get('bin')).toEqual(bytes);
@@ -181,7 +181,7 @@ describe('PaxkvClient routing', () => {
     cluster.leaders.set(0, null);
     setTimeout(() => cluster.leaders.set(0, 2), 150);
     const t0 = performance.now();
-    expect(await client.put(key, 'b')).toEqual({ created: false });
+    expect(await client.put(key, 'b')).toMatchObject({ created: false });
     expect(performance.now() - t0).toBeGreaterThanOrEqual(100);
     expect(client.leaderOf(0)).toBe(2);
     expect(client.stats.retries).toBeGreaterThan(0);
@@ -226,7 +226,7 @@ describe('PaxkvClient routing', () => {
     setTimeout(() => {
       cluster.ready = true;
     }, 120);
-    expect(await client.put('x', 'y')).toEqual({ created: true });
+    expect(await client.put('x', 'y')).toMatchObject({ created: true });
     expect(client.table?.version).toBe(1);
   });
 
@@ -247,7 +247,7 @@ describe('PaxkvClient retries and exactly-once', () => {
     const { client, cluster } = setup();
     const key = keyIn(cluster, 0);
     cluster.fault(1).dropReplies = 2;
-    expect(await client.put(key, 'v')).toEqual({ created: true });
+    expect(await client.put(key, 'v')).toMatchObject({ created: true });
     const attempts = cluster.log.filter((l) => l.request.op.key === key);
     // Two attempts at the leader timed out; in between the client tried another replica, which
     // redirected it back. Every attempt carried the same session and seq.
@@ -267,7 +267,7 @@ describe('PaxkvClient retries and exactly-once', () => {
     // After the lost reply the group elects node 2; the retry reaches it and is deduplicated.
     await new Promise((r) => setTimeout(r, 50));
     cluster.leaders.set(0, 2);
-    expect(await pending).toEqual({ outcome: 'applied', current: '1' });
+    expect(await pending).toMatchObject({ outcome: 'applied', current: '1' });
     expect(cluster.data.get(key)).toBe('1');
     for (const n of cluster.applied.values()) expect(n).toBe(1);
   });
@@ -297,7 +297,7 @@ describe('PaxkvClient retries and exactly-once', () => {
     await client.put(key, 'a');
     cluster.log.length = 0;
     cluster.refuseSends = 3;
-    expect(await client.put(key, 'b')).toEqual({ created: false });
+    expect(await client.put(key, 'b')).toMatchObject({ created: false });
     expect(cluster.log.map((l) => l.node)).toEqual([1]);
     expect(client.stats.retries).toBe(3);
     expect(client.leaderOf(0)).toBe(1);
@@ -508,7 +508,7 @@ describe('PaxkvClient history', () => {
         },
       },
     });
-    expect(await client.put('k', 'v')).toEqual({ created: true });
+    expect(await client.put('k', 'v')).toMatchObject({ created: true });
     expect(client.historyLostLines).toBe(2);
   });
 

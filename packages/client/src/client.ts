@@ -13,7 +13,9 @@ import {
   checkKvOpLimits,
   errorFromWire,
   isAddress,
+  type KeyMeta,
   type KvOp,
+  KvOpSchema,
   type KvRequest,
   type KvResult,
   type LeaderHint,
@@ -25,6 +27,7 @@ import {
   TimeoutError,
   UnavailableError,
   type Value,
+  zodErrorToBadRequest,
 } from '@paxkv/common';
 import { type AttemptOutcome, Channel, type ConnectionFactory } from './connection.js';
 import { ClientClosedError, ClientOverloadedError, UnexpectedReplyError } from './errors.js';
@@ -48,23 +51,47 @@ export interface GetOptions extends CallOptions {
   readonly stale?: boolean;
 }
 
-/** Result of {@link PaxkvClient.put}. */
-export interface PutResult {
+/**
+ * Where and at which revision an operation was served: the partition's revision after it (for a
+ * read: the revision it was served at) and the partition. Revisions of different partitions are
+ * unrelated (see `@paxkv/common`'s `kv` protocol module).
+ */
+export interface ResultHeader {
+  /** The partition's revision after the operation. */
+  readonly revision: number;
+  /** The partition that served the operation. */
+  readonly partition: number;
+}
+
+/** Result of {@link PaxkvClient.getEntry}: the value and revisions of a key (revisions 0 when absent). */
+export interface GetEntryResult extends KeyMeta, ResultHeader {
+  /** The value, or null if the key is absent. */
+  readonly value: Value | null;
+}
+
+/** Result of {@link PaxkvClient.put}: the key's revisions after the write (`modRevision === revision`). */
+export interface PutResult extends KeyMeta, ResultHeader {
   /** True if the key did not exist before. */
   readonly created: boolean;
 }
 
-/** Result of {@link PaxkvClient.cas}. */
-export interface CasResult {
-  /** `applied` (written), `mismatch` (the key holds another value), `not-found` (absent, expected was not null). */
+/** Result of {@link PaxkvClient.cas}: the outcome, and the key's value and revisions after it. */
+export interface CasResult extends KeyMeta, ResultHeader {
+  /** `applied` (written), `mismatch` (the key's state does not match), `not-found` (absent, a present key was expected). */
   readonly outcome: CasOutcome;
   /** The value after the operation: the new one if applied, else the unchanged current one (null if absent). */
   readonly current: Value | null;
 }
 
+/**
+ * What {@link PaxkvClient.cas} compares: a value (`null`: the key must be absent), or the key's
+ * `modRevision` or `version` (0: the key must be absent).
+ */
+export type CasExpectation = Value | null | { readonly modRevision: number } | { readonly version: number };
+
 /** Result of {@link PaxkvClient.delete}. */
-export interface DeleteResult {
-  /** True if the key existed. */
+export interface DeleteResult extends ResultHeader {
+  /** True if the key existed (the partition's revision was then raised). */
   readonly existed: boolean;
 }
 
@@ -174,8 +201,17 @@ export class PaxkvClient {
    * @returns the value, or null if the key is absent.
    */
   async get(key: string, options: GetOptions = {}): Promise<Value | null> {
+    return (await this.getEntry(key, options)).value;
+  }
+
+  /**
+   * Reads `key` with its revisions (`createRevision`, `modRevision`, `version`: all 0 when absent)
+   * and the partition's revision at which it was read. Linearizable unless `{ stale: true }`.
+   */
+  async getEntry(key: string, options: GetOptions = {}): Promise<GetEntryResult> {
     const r = await this.#call({ op: 'get', key }, options.stale === true, options.timeoutMs);
-    return (r as Extract<KvResult, { op: 'get' }>).value;
+    const { op: _, ...rest } = r as Extract<KvResult, { op: 'get' }>;
+    return rest;
   }
 
   /** Writes `value` under `key`, exactly once even when retried. */
@@ -184,24 +220,35 @@ export class PaxkvClient {
       KvResult,
       { op: 'put' }
     >;
-    return { created: r.created };
+    const { op: _, ...rest } = r;
+    return rest;
   }
 
   /**
-   * Writes `value` only if `key` currently holds `expected` (`null`: only if `key` is absent).
-   * Exactly once even when retried.
+   * Writes `value` only if `key` matches `expected`: a value (`null`: only if `key` is absent), or
+   * `{ modRevision }` / `{ version }` (0: only if absent). Exactly once even when retried.
+   * @example
+   * const { modRevision } = await client.getEntry('config');
+   * await client.cas('config', { modRevision }, 'new'); // applied only if nobody wrote in between
    */
   async cas(
     key: string,
-    expected: Value | null,
+    expected: CasExpectation,
     value: Value,
     options: CallOptions = {},
   ): Promise<CasResult> {
-    const r = (await this.#call({ op: 'cas', key, expected, value }, false, options.timeoutMs)) as Extract<
+    const compare =
+      typeof expected !== 'object' || expected === null || expected instanceof Uint8Array
+        ? { expected: expected as Value | null }
+        : 'modRevision' in expected
+          ? { expectedModRevision: expected.modRevision }
+          : { expectedVersion: (expected as { version: number }).version };
+    const r = (await this.#call({ op: 'cas', key, ...compare, value }, false, options.timeoutMs)) as Extract<
       KvResult,
       { op: 'cas' }
     >;
-    return { outcome: r.outcome, current: r.current };
+    const { op: _, ...rest } = r;
+    return rest;
   }
 
   /** Removes `key`, exactly once even when retried. */
@@ -210,7 +257,8 @@ export class PaxkvClient {
       KvResult,
       { op: 'delete' }
     >;
-    return { existed: r.existed };
+    const { op: _, ...rest } = r;
+    return rest;
   }
 
   /**
@@ -724,21 +772,13 @@ export class PaxkvClient {
   }
 }
 
-function isValue(v: unknown): boolean {
-  return typeof v === 'string' || v instanceof Uint8Array;
-}
-
-/** Checks what TypeScript cannot guarantee for JavaScript callers: types, empty keys, the timeout. */
+/**
+ * Checks what TypeScript cannot guarantee for JavaScript callers: the operation against the wire
+ * schema (types, empty keys, revisions), and the timeout.
+ */
 function checkInput(op: KvOp, timeoutMs: number | undefined): BadRequestError | undefined {
-  if (typeof op.key !== 'string' || op.key.length === 0) {
-    return new BadRequestError({ field: 'key', problem: 'must be a non-empty string' });
-  }
-  if ((op.op === 'put' || op.op === 'cas') && !isValue(op.value)) {
-    return new BadRequestError({ field: 'value', problem: 'must be a string or a Uint8Array' });
-  }
-  if (op.op === 'cas' && op.expected !== null && !isValue(op.expected)) {
-    return new BadRequestError({ field: 'expected', problem: 'must be null, a string or a Uint8Array' });
-  }
+  const parsed = KvOpSchema.safeParse(op);
+  if (!parsed.success) return zodErrorToBadRequest(parsed.error);
   if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
     return new BadRequestError({
       field: 'timeoutMs',

@@ -53,6 +53,16 @@ export function historyOp(op: KvOp): Record<string, unknown> {
     case 'put':
       return { f: 'put', key: op.key, value: historyValue(op.value) };
     case 'cas':
+      if (op.expected === undefined) {
+        // A compare on revisions: only models that track revisions (`kv-txn`) can check it.
+        return {
+          f: 'cas',
+          key: op.key,
+          ...(op.expectedModRevision !== undefined ? { expectedModRevision: op.expectedModRevision } : {}),
+          ...(op.expectedVersion !== undefined ? { expectedVersion: op.expectedVersion } : {}),
+          value: historyValue(op.value),
+        };
+      }
       return { f: 'cas', key: op.key, expected: historyValue(op.expected), value: historyValue(op.value) };
     case 'delete':
       return { f: 'delete', key: op.key };

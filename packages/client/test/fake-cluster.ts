@@ -67,6 +67,9 @@ export class FakeCluster {
   forwarding = false;
   tableVersion = 1;
   readonly data = new Map<string, Value>();
+  /** Revisions of each present key (one partition: the fake cluster keeps one revision counter). */
+  readonly meta = new Map<string, { createRevision: number; modRevision: number; version: number }>();
+  revision = 0;
   readonly sessions = new Map<string, { seq: number; result: KvResult }>();
   /** How many times each (session, seq) write was applied: exactly-once means never more than 1. */
   readonly applied = new Map<string, number>();
@@ -210,26 +213,51 @@ export class FakeCluster {
     }
     let result: KvResult;
     const current = this.data.get(op.key) ?? null;
+    const meta = this.meta.get(op.key) ?? { createRevision: 0, modRevision: 0, version: 0 };
+    const header = () => ({ revision: this.revision, partition: 0 });
+    const write = (value: Value) => {
+      this.data.set(op.key, value);
+      this.#countValue(value);
+      this.revision++;
+      const m =
+        meta.version === 0
+          ? { createRevision: this.revision, modRevision: this.revision, version: 1 }
+          : { ...meta, modRevision: this.revision, version: meta.version + 1 };
+      this.meta.set(op.key, m);
+      return m;
+    };
     switch (op.op) {
       case 'get':
-        return { op: 'get', value: current };
-      case 'put':
-        this.data.set(op.key, op.value);
-        this.#countValue(op.value);
-        result = { op: 'put', created: current === null };
+        return { op: 'get', value: current, ...meta, ...header() };
+      case 'put': {
+        const m = write(op.value);
+        result = { op: 'put', created: current === null, ...m, ...header() };
         break;
-      case 'cas':
-        if (op.expected === null ? current === null : current !== null && eq(current, op.expected)) {
-          this.data.set(op.key, op.value);
-          this.#countValue(op.value);
-          result = { op: 'cas', outcome: 'applied', current: op.value };
+      }
+      case 'cas': {
+        const expected = op.expected ?? null;
+        const matches =
+          op.expectedModRevision !== undefined
+            ? meta.modRevision === op.expectedModRevision
+            : op.expectedVersion !== undefined
+              ? meta.version === op.expectedVersion
+              : expected === null
+                ? current === null
+                : current !== null && eq(current, expected);
+        if (matches) {
+          const m = write(op.value);
+          result = { op: 'cas', outcome: 'applied', current: op.value, ...m, ...header() };
         } else {
-          result = { op: 'cas', outcome: current === null ? 'not-found' : 'mismatch', current };
+          const outcome = current === null ? 'not-found' : 'mismatch';
+          result = { op: 'cas', outcome, current, ...meta, ...header() };
         }
         break;
+      }
       case 'delete':
+        if (current !== null) this.revision++;
         this.data.delete(op.key);
-        result = { op: 'delete', existed: current !== null };
+        this.meta.delete(op.key);
+        result = { op: 'delete', existed: current !== null, ...header() };
         break;
       default:
         return `the fake cluster does not implement ${op.op}`;

@@ -182,7 +182,7 @@ describe('client over TCP against a 3-server fake cluster', () => {
     cluster.fault(2).down = true;
     tcp.dropConnections(2);
     for (let p = 0; p < cluster.partitions; p++) cluster.leaders.set(p, 3);
-    expect(await c.cas('down-test', '1', '2')).toEqual({ outcome: 'applied', current: '2' });
+    expect(await c.cas('down-test', '1', '2')).toMatchObject({ outcome: 'applied', current: '2' });
     cluster.fault(2).down = false;
   });
 });

@@ -22,6 +22,10 @@ function isValue(x: unknown): boolean {
   return typeof x === 'string' || x instanceof Uint8Array;
 }
 
+function isRevision(x: unknown): boolean {
+  return Number.isSafeInteger(x) && (x as number) >= 0;
+}
+
 /** Structural check of a decoded log entry (from disk or a peer). Never throws. */
 export function isKvCommand(x: unknown): x is KvCommand {
   if (typeof x !== 'object' || x === null) return false;
@@ -53,8 +57,15 @@ export function isKvCommand(x: unknown): x is KvCommand {
         (op.expected === undefined || isValue(op.expected)) &&
         (op.get === undefined || typeof op.get === 'boolean')
       );
-    case 'cas':
-      return isValue(op.value) && (op.expected === null || isValue(op.expected));
+    case 'cas': {
+      if (!isValue(op.value)) return false;
+      const value = op.expected !== undefined;
+      const mod = op.expectedModRevision !== undefined;
+      const ver = op.expectedVersion !== undefined;
+      if (Number(value) + Number(mod) + Number(ver) !== 1) return false;
+      if (value) return op.expected === null || isValue(op.expected);
+      return isRevision(mod ? op.expectedModRevision : op.expectedVersion);
+    }
     default:
       return false;
   }

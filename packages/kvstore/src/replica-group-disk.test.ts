@@ -39,10 +39,24 @@ describe('ReplicaGroup on a single replica', () => {
       { session: { client: 'c', seq: 1 } },
     );
     await until(() => g.appliedIndex > 0, g);
-    expect(await put).toEqual({ result: { op: 'put', created: true }, stale: false });
+    expect(await put).toMatchObject({
+      result: {
+        op: 'put',
+        created: true,
+        createRevision: 1,
+        modRevision: 1,
+        version: 1,
+        revision: 1,
+        partition: 3,
+      },
+      stale: false,
+    });
     const get = g.submit({ op: 'get', key: 'k' });
     await until(() => g.pendingRequests === 0, g);
-    expect(await get).toEqual({ result: { op: 'get', value: new Uint8Array([1, 2]) }, stale: false });
+    expect(await get).toMatchObject({
+      result: { op: 'get', value: new Uint8Array([1, 2]), version: 1, revision: 1 },
+      stale: false,
+    });
     await g.close();
     g = await open();
     await until(() => g.appliedIndex > 0, g);

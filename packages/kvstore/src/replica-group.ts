@@ -251,7 +251,7 @@ export class ReplicaGroup {
     this.onApplied = opts.onApplied;
     this.logger = opts.logger ?? silentLogger;
     this.nonce = opts.nonce ?? randomNonce();
-    this.sm = new KvStateMachine(this.config.stateMachine);
+    this.sm = new KvStateMachine(this.config.stateMachine, this.partition);
     this.paxos = new SequencePaxos<KvCommand>({
       pid: opts.pid,
       peers: opts.peers,
@@ -371,7 +371,7 @@ export class ReplicaGroup {
     if (snap === undefined || snap === null) return true;
     const { index, data } = snap as { index?: unknown; data?: unknown };
     if (!(data instanceof Uint8Array) || !Number.isSafeInteger(index)) return false;
-    const restored = KvStateMachine.fromSnapshot(data, this.config.stateMachine);
+    const restored = KvStateMachine.fromSnapshot(data, this.config.stateMachine, this.partition);
     return !(restored instanceof Error) && restored.appliedIndex === index;
   }
 
@@ -585,7 +585,7 @@ export class ReplicaGroup {
 
   private applyItem(item: DecidedItem<KvCommand>): void {
     if (item.kind === 'snapshot') {
-      const restored = KvStateMachine.fromSnapshot(item.data, this.config.stateMachine);
+      const restored = KvStateMachine.fromSnapshot(item.data, this.config.stateMachine, this.partition);
       if (restored instanceof Error) {
         this.fail(restored);
         return;

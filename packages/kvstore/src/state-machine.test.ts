@@ -11,6 +11,13 @@ const cmd = (op: KvOp, session?: Session): KvCommand => ({
   ...(session ? { session } : {}),
 });
 
+const ABSENT = { createRevision: 0, modRevision: 0, version: 0 };
+const rev = (createRevision: number, modRevision: number, version: number) => ({
+  createRevision,
+  modRevision,
+  version,
+});
+
 function run(m: KvStateMachine, op: KvOp, session?: Session) {
   return m.apply(m.appliedIndex, cmd(op, session));
 }
@@ -23,74 +30,79 @@ describe('KvStateMachine operations', () => {
     result: unknown;
     after?: string | null;
   }> = [
-    { name: 'get absent', before: [], op: { op: 'get', key: 'k' }, result: { op: 'get', value: null } },
+    {
+      name: 'get absent',
+      before: [],
+      op: { op: 'get', key: 'k' },
+      result: { op: 'get', value: null, ...ABSENT, revision: 0, partition: 0 },
+    },
     {
       name: 'get present',
       before: [['k', 'v']],
       op: { op: 'get', key: 'k' },
-      result: { op: 'get', value: 'v' },
+      result: { op: 'get', value: 'v', ...rev(1, 1, 1), revision: 1, partition: 0 },
     },
     {
       name: 'put creates',
       before: [],
       op: { op: 'put', key: 'k', value: 'a' },
-      result: { op: 'put', created: true },
+      result: { op: 'put', created: true, ...rev(1, 1, 1), revision: 1, partition: 0 },
       after: 'a',
     },
     {
       name: 'put updates',
       before: [['k', 'v']],
       op: { op: 'put', key: 'k', value: 'a' },
-      result: { op: 'put', created: false },
+      result: { op: 'put', created: false, ...rev(1, 2, 2), revision: 2, partition: 0 },
       after: 'a',
     },
     {
       name: 'delete absent',
       before: [],
       op: { op: 'delete', key: 'k' },
-      result: { op: 'delete', existed: false },
+      result: { op: 'delete', existed: false, revision: 0, partition: 0 },
       after: null,
     },
     {
       name: 'delete present',
       before: [['k', 'v']],
       op: { op: 'delete', key: 'k' },
-      result: { op: 'delete', existed: true },
+      result: { op: 'delete', existed: true, revision: 2, partition: 0 },
       after: null,
     },
     {
       name: 'cas absent-only on absent',
       before: [],
       op: { op: 'cas', key: 'k', expected: null, value: 'a' },
-      result: { op: 'cas', outcome: 'applied', current: 'a' },
+      result: { op: 'cas', outcome: 'applied', current: 'a', ...rev(1, 1, 1), revision: 1, partition: 0 },
       after: 'a',
     },
     {
       name: 'cas absent-only on present',
       before: [['k', 'v']],
       op: { op: 'cas', key: 'k', expected: null, value: 'a' },
-      result: { op: 'cas', outcome: 'mismatch', current: 'v' },
+      result: { op: 'cas', outcome: 'mismatch', current: 'v', ...rev(1, 1, 1), revision: 1, partition: 0 },
       after: 'v',
     },
     {
       name: 'cas on absent',
       before: [],
       op: { op: 'cas', key: 'k', expected: 'v', value: 'a' },
-      result: { op: 'cas', outcome: 'not-found', current: null },
+      result: { op: 'cas', outcome: 'not-found', current: null, ...ABSENT, revision: 0, partition: 0 },
       after: null,
     },
     {
       name: 'cas match',
       before: [['k', 'v']],
       op: { op: 'cas', key: 'k', expected: 'v', value: 'a' },
-      result: { op: 'cas', outcome: 'applied', current: 'a' },
+      result: { op: 'cas', outcome: 'applied', current: 'a', ...rev(1, 2, 2), revision: 2, partition: 0 },
       after: 'a',
     },
     {
       name: 'cas mismatch',
       before: [['k', 'v']],
       op: { op: 'cas', key: 'k', expected: 'w', value: 'a' },
-      result: { op: 'cas', outcome: 'mismatch', current: 'v' },
+      result: { op: 'cas', outcome: 'mismatch', current: 'v', ...rev(1, 1, 1), revision: 1, partition: 0 },
       after: 'v',
     },
   ];
@@ -99,9 +111,33 @@ describe('KvStateMachine operations', () => {
       const m = new KvStateMachine();
       for (const [k, v] of c.before) run(m, { op: 'put', key: k, value: v });
       expect(run(m, c.op)).toEqual({ ok: true, result: c.result, duplicate: false });
-      if (c.after !== undefined) expect(m.read('k')).toEqual({ op: 'get', value: c.after });
+      if (c.after !== undefined) expect(m.read('k')).toMatchObject({ op: 'get', value: c.after });
     });
   }
+
+  it('compares on modRevision and version, 0 meaning absent', () => {
+    const m = new KvStateMachine();
+    run(m, { op: 'put', key: 'other', value: 'x' });
+    expect(run(m, { op: 'cas', key: 'k', expectedVersion: 1, value: 'a' })).toMatchObject({
+      result: { outcome: 'not-found', current: null, revision: 1 },
+    });
+    expect(run(m, { op: 'cas', key: 'k', expectedModRevision: 0, value: 'a' })).toMatchObject({
+      result: { outcome: 'applied', ...rev(2, 2, 1), revision: 2 },
+    });
+    expect(run(m, { op: 'cas', key: 'k', expectedModRevision: 1, value: 'b' })).toMatchObject({
+      result: { outcome: 'mismatch', current: 'a', ...rev(2, 2, 1), revision: 2 },
+    });
+    expect(run(m, { op: 'cas', key: 'k', expectedModRevision: 2, value: 'b' })).toMatchObject({
+      result: { outcome: 'applied', current: 'b', ...rev(2, 3, 2), revision: 3 },
+    });
+    expect(run(m, { op: 'cas', key: 'k', expectedVersion: 0, value: 'c' })).toMatchObject({
+      result: { outcome: 'mismatch', current: 'b' },
+    });
+    expect(run(m, { op: 'cas', key: 'k', expectedVersion: 2, value: 'c' })).toMatchObject({
+      result: { outcome: 'applied', current: 'c', ...rev(2, 4, 3), revision: 4 },
+    });
+    expect(m.revision).toBe(4);
+  });
 
   it('compares string and byte values by their UTF-8 bytes', () => {
     expect(valuesEqual('é', new Uint8Array([0xc3, 0xa9]))).toBe(true);
@@ -129,16 +165,17 @@ describe('exactly-once sessions', () => {
     const s = { client: 'c1', seq: 1 };
     const first = run(m, { op: 'cas', key: 'k', expected: 'v', value: 'w' }, s);
     const retry = run(m, { op: 'cas', key: 'k', expected: 'v', value: 'w' }, s);
-    expect(first).toEqual({
-      ok: true,
-      result: { op: 'cas', outcome: 'applied', current: 'w' },
-      duplicate: false,
-    });
-    expect(retry).toEqual({
-      ok: true,
-      result: { op: 'cas', outcome: 'applied', current: 'w' },
-      duplicate: true,
-    });
+    const applied = {
+      op: 'cas',
+      outcome: 'applied',
+      current: 'w',
+      ...rev(1, 2, 2),
+      revision: 2,
+      partition: 0,
+    };
+    expect(first).toEqual({ ok: true, result: applied, duplicate: false });
+    expect(retry).toEqual({ ok: true, result: applied, duplicate: true });
+    expect(m.revision).toBe(2);
     expect(
       run(m, { op: 'cas', key: 'k', expected: 'v', value: 'x' }, { client: 'c1', seq: 2 }),
     ).toMatchObject({
@@ -148,7 +185,7 @@ describe('exactly-once sessions', () => {
       ok: false,
       error: { code: 'BAD_REQUEST', field: 'session.seq' },
     });
-    expect(m.read('k').op === 'get' && m.read('k')).toEqual({ op: 'get', value: 'w' });
+    expect(m.read('k')).toMatchObject({ op: 'get', value: 'w', version: 2 });
   });
 
   it('expires sessions by log index and caps their number, deterministically', () => {
@@ -176,8 +213,9 @@ describe('exactly-once sessions', () => {
     const copy = KvStateMachine.fromSnapshot(m.snapshot(), { maxSessions: 2 });
     if (!(copy instanceof KvStateMachine)) throw copy;
     expect(copy.appliedIndex).toBe(2);
-    expect(copy.read('k')).toEqual({ op: 'get', value: new Uint8Array([1, 2, 3]) });
-    expect(copy.read('s')).toEqual({ op: 'get', value: 'str' });
+    expect(copy.read('k')).toEqual(m.read('k'));
+    expect(copy.read('s')).toEqual({ op: 'get', value: 'str', ...rev(2, 2, 1), revision: 2, partition: 0 });
+    expect(copy.revision).toBe(2);
     const retried = copy.apply(2, cmd({ op: 'put', key: 'k', value: 'other' }, { client: 'c1', seq: 4 }));
     expect(retried).toMatchObject({ ok: true, duplicate: true });
     // Expiry order survives: a new session evicts c1 (oldest), in both machines.
@@ -187,7 +225,41 @@ describe('exactly-once sessions', () => {
     expect(copy.snapshot()).toEqual(m.snapshot());
   });
 
+  it('keeps revisions across a snapshot and stamps the partition', () => {
+    const m = new KvStateMachine({}, 7);
+    run(m, { op: 'put', key: 'a', value: '1' });
+    run(m, { op: 'put', key: 'b', value: '1' });
+    run(m, { op: 'put', key: 'a', value: '2' });
+    run(m, { op: 'delete', key: 'b' });
+    const copy = KvStateMachine.fromSnapshot(m.snapshot(), {}, 7);
+    if (!(copy instanceof KvStateMachine)) throw copy;
+    expect(copy.read('a')).toEqual({ op: 'get', value: '2', ...rev(1, 3, 2), revision: 4, partition: 7 });
+    expect(run(copy, { op: 'put', key: 'b', value: 'x' })).toMatchObject({
+      result: { created: true, ...rev(5, 5, 1), revision: 5, partition: 7 },
+    });
+  });
+
+  it('reads version-1 snapshots (no revisions) as keys written once at revision 1', () => {
+    const v1 = encode({ v: 1, applied: 3, data: [['k', 'v']], sessions: [] });
+    const m = KvStateMachine.fromSnapshot(v1);
+    if (!(m instanceof KvStateMachine)) throw m;
+    expect(m.read('k')).toEqual({ op: 'get', value: 'v', ...rev(1, 1, 1), revision: 1, partition: 0 });
+    expect(run(m, { op: 'cas', key: 'k', expectedVersion: 1, value: 'w' })).toMatchObject({
+      result: { outcome: 'applied', ...rev(1, 2, 2), revision: 2 },
+    });
+  });
+
   it('rejects corrupt snapshots with a typed error', () => {
+    expect(
+      KvStateMachine.fromSnapshot(
+        encode({ v: 2, applied: 0, revision: 1, data: ['k', 'v', 1, 2, 1], sessions: [] }),
+      ),
+    ).toMatchObject({ name: 'CorruptDataError' });
+    expect(
+      KvStateMachine.fromSnapshot(
+        encode({ v: 2, applied: 0, revision: 1, data: ['k', 'v', 1, 1], sessions: [] }),
+      ),
+    ).toMatchObject({ name: 'CorruptDataError' });
     expect(KvStateMachine.fromSnapshot(new Uint8Array([0xc1]))).toBeInstanceOf(Error);
     expect(KvStateMachine.fromSnapshot(encode({ v: 99 }))).toMatchObject({ name: 'CorruptDataError' });
     expect(
@@ -205,45 +277,57 @@ describe('exactly-once sessions', () => {
       return out.result;
     };
     expect(r({ op: 'put', key: 'n', value: new Uint8Array([0x34, 0x32]) })).toMatchObject({ op: 'put' });
-    expect(r({ op: 'incr', key: 'n', by: '-50' })).toEqual({ op: 'incr', outcome: 'applied', value: '-8' });
-    expect(r({ op: 'incr', key: 'fresh', by: '3' })).toEqual({ op: 'incr', outcome: 'applied', value: '3' });
+    expect(r({ op: 'incr', key: 'n', by: '-50' })).toMatchObject({
+      op: 'incr',
+      outcome: 'applied',
+      value: '-8',
+    });
+    expect(r({ op: 'incr', key: 'fresh', by: '3' })).toMatchObject({
+      op: 'incr',
+      outcome: 'applied',
+      value: '3',
+    });
     r({ op: 'put', key: 'bin', value: new Uint8Array([0xff, 0x00]) });
-    expect(r({ op: 'incr', key: 'bin', by: '1' })).toEqual({
+    expect(r({ op: 'incr', key: 'bin', by: '1' })).toMatchObject({
       op: 'incr',
       outcome: 'not-integer',
       value: null,
     });
-    expect(r({ op: 'incr', key: 'n', by: '-9223372036854775808' })).toEqual({
+    expect(r({ op: 'incr', key: 'n', by: '-9223372036854775808' })).toMatchObject({
       op: 'incr',
       outcome: 'overflow',
       value: '-8',
     });
-    expect(r({ op: 'append', key: 'bin', value: new Uint8Array([0x00, 0x01]) })).toEqual({
+    expect(r({ op: 'append', key: 'bin', value: new Uint8Array([0x00, 0x01]) })).toMatchObject({
       op: 'append',
       outcome: 'applied',
       length: 4,
     });
-    expect(m.read('bin')).toEqual({ op: 'get', value: new Uint8Array([0xff, 0, 0, 1]) });
+    expect(m.read('bin')).toMatchObject({ op: 'get', value: new Uint8Array([0xff, 0, 0, 1]) });
     const big = new Uint8Array(DEFAULT_MAX_VALUE_BYTES - 4);
     expect(r({ op: 'append', key: 'bin', value: big })).toMatchObject({ outcome: 'applied' });
-    expect(r({ op: 'append', key: 'bin', value: 'x' })).toEqual({
+    expect(r({ op: 'append', key: 'bin', value: 'x' })).toMatchObject({
       op: 'append',
       outcome: 'too-large',
       length: DEFAULT_MAX_VALUE_BYTES,
     });
-    expect(r({ op: 'getdel', key: 'n' })).toEqual({ op: 'getdel', value: '-8' });
-    expect(r({ op: 'getdel', key: 'n' })).toEqual({ op: 'getdel', value: null });
-    expect(r({ op: 'set', key: 'n', value: 'a', condition: 'present', get: true })).toEqual({
+    expect(r({ op: 'getdel', key: 'n' })).toMatchObject({ op: 'getdel', value: '-8' });
+    expect(r({ op: 'getdel', key: 'n' })).toMatchObject({ op: 'getdel', value: null });
+    expect(r({ op: 'set', key: 'n', value: 'a', condition: 'present', get: true })).toMatchObject({
       op: 'set',
       applied: false,
       previous: null,
     });
-    expect(r({ op: 'set', key: 'n', value: 'a', condition: 'absent' })).toEqual({ op: 'set', applied: true });
-    expect(r({ op: 'set', key: 'n', value: 'b', condition: 'equal', expected: 'x' })).toEqual({
+    const setAbsent = r({ op: 'set', key: 'n', value: 'a', condition: 'absent' });
+    expect(setAbsent).toMatchObject({ op: 'set', applied: true, version: 1 });
+    expect(setAbsent).not.toHaveProperty('previous');
+    expect(r({ op: 'set', key: 'n', value: 'b', condition: 'equal', expected: 'x' })).toMatchObject({
       op: 'set',
       applied: false,
     });
-    expect(r({ op: 'set', key: 'n', value: 'b', condition: 'equal', expected: 'a', get: true })).toEqual({
+    expect(
+      r({ op: 'set', key: 'n', value: 'b', condition: 'equal', expected: 'a', get: true }),
+    ).toMatchObject({
       op: 'set',
       applied: true,
       previous: 'a',

@@ -1,7 +1,12 @@
 /**
  * The replicated key-value state machine: GET, PUT, CAS, DELETE, client sessions for exactly-once
- * writes, and snapshots. Deterministic: every replica that applies the same log reaches the same state,
- * including which sessions are remembered (expiry is a function of the log index, never of a clock).
+ * writes, revisions, and snapshots. Deterministic: every replica that applies the same log reaches the
+ * same state, including which sessions are remembered (expiry is a function of the log index, never of
+ * a clock).
+ *
+ * Revisions follow etcd: the partition's revision is raised by one by each applied entry that changes
+ * the state; each key keeps the revision that created it, the revision of its last change and its
+ * version (writes since creation). See `@paxkv/common`'s `kv` protocol module.
  * @module
  */
 import {
@@ -46,6 +51,19 @@ export type ApplyOutcome =
       readonly duplicate: boolean;
     }
   | { readonly ok: false; readonly error: PaxkvError };
+
+/**
+ * One stored key: its value and revisions. A class (fixed shape, four in-object fields) so that V8
+ * keeps every entry as compact as it can.
+ */
+class Entry {
+  constructor(
+    public value: Value,
+    public createRevision: number,
+    public modRevision: number,
+    public version: number,
+  ) {}
+}
 
 interface SessionEntry {
   seq: number;
@@ -104,20 +122,30 @@ function concatValues(a: Value, b: Value): Uint8Array {
   return out;
 }
 
-const SNAPSHOT_VERSION = 1;
+/** Snapshot format: 1 = values only (read for upgrades), 2 = values with revisions. */
+const SNAPSHOT_VERSION = 2;
+const SNAPSHOT_VERSION_V1 = 1;
 
 /**
  * The key-value state of one partition. Entries are applied in log order through {@link
  * KvStateMachine.apply}; reads of the current state use {@link KvStateMachine.read}.
  */
 export class KvStateMachine {
+  /** The partition this state belongs to (stamped on every result). */
+  readonly partition: number;
   private readonly config: StateMachineConfig;
-  private readonly data = new Map<string, Value>();
+  private readonly data = new Map<string, Entry>();
   /** Sessions in order of their last write (oldest first): expiry pops from the front. */
   private readonly sessions = new Map<string, SessionEntry>();
   private applied = 0;
+  private rev = 0;
 
-  constructor(config: Partial<StateMachineConfig> = {}) {
+  /**
+   * @param config tunables (see {@link DEFAULT_STATE_MACHINE_CONFIG})
+   * @param partition the partition this state belongs to, stamped on every result (default 0)
+   */
+  constructor(config: Partial<StateMachineConfig> = {}, partition = 0) {
+    this.partition = partition;
     this.config = { ...DEFAULT_STATE_MACHINE_CONFIG, ...config };
     for (const k of ['maxSessions', 'sessionTtlEntries'] as const) {
       const v = this.config[k];
@@ -132,6 +160,11 @@ export class KvStateMachine {
     return this.applied;
   }
 
+  /** The partition's revision: the number of applied entries that changed the state. */
+  get revision(): number {
+    return this.rev;
+  }
+
   /** Number of keys stored. */
   get size(): number {
     return this.data.size;
@@ -142,9 +175,16 @@ export class KvStateMachine {
     return this.sessions.size;
   }
 
-  /** The current value of `key` as a `get` result. */
-  read(key: string): KvResult {
-    return { op: 'get', value: this.data.get(key) ?? null };
+  /** The current value and revisions of `key` as a `get` result, at the current revision. */
+  read(key: string): Extract<KvResult, { op: 'get' }> {
+    const e = this.data.get(key);
+    return e === undefined
+      ? { op: 'get', value: null, ...ABSENT, ...this.header() }
+      : { op: 'get', value: e.value, ...metaOf(e), ...this.header() };
+  }
+
+  private header(): { revision: number; partition: number } {
+    return { revision: this.rev, partition: this.partition };
   }
 
   /**
@@ -200,61 +240,73 @@ export class KvStateMachine {
   }
 
   private execute(op: KvOp): KvResult {
-    const current = this.data.get(op.key);
     switch (op.op) {
       case 'get':
-        return { op: 'get', value: current ?? null };
-      case 'put':
-        this.data.set(op.key, op.value);
-        return { op: 'put', created: current === undefined };
-      case 'delete':
-        this.data.delete(op.key);
-        return { op: 'delete', existed: current !== undefined };
-      case 'cas': {
-        if (op.expected === null) {
-          if (current !== undefined) return { op: 'cas', outcome: 'mismatch', current };
-        } else if (current === undefined) {
-          return { op: 'cas', outcome: 'not-found', current: null };
-        } else if (!valuesEqual(current, op.expected)) {
-          return { op: 'cas', outcome: 'mismatch', current };
+        return this.read(op.key);
+      case 'put': {
+        const e = this.write(op.key, op.value, ++this.rev);
+        return { op: 'put', created: e.version === 1, ...metaOf(e), ...this.header() };
+      }
+      case 'delete': {
+        const existed = this.data.has(op.key);
+        if (existed) {
+          this.rev++;
+          this.data.delete(op.key);
         }
-        this.data.set(op.key, op.value);
-        return { op: 'cas', outcome: 'applied', current: op.value };
+        return { op: 'delete', existed, ...this.header() };
+      }
+      case 'cas': {
+        const current = this.data.get(op.key);
+        const outcome = casOutcome(op, current);
+        if (outcome !== 'applied') {
+          return current === undefined
+            ? { op: 'cas', outcome, current: null, ...ABSENT, ...this.header() }
+            : { op: 'cas', outcome, current: current.value, ...metaOf(current), ...this.header() };
+        }
+        const e = this.write(op.key, op.value, ++this.rev);
+        return { op: 'cas', outcome, current: e.value, ...metaOf(e), ...this.header() };
       }
       case 'incr': {
-        const before = current === undefined ? 0n : int64Of(current);
-        if (before === null) return { op: 'incr', outcome: 'not-integer', value: null };
+        const current = this.data.get(op.key);
+        const before = current === undefined ? 0n : int64Of(current.value);
+        const meta = current === undefined ? ABSENT : metaOf(current);
+        if (before === null)
+          return { op: 'incr', outcome: 'not-integer', value: null, ...meta, ...this.header() };
         const sum = before + BigInt(op.by);
         if (sum < INT64_MIN || sum > INT64_MAX) {
-          return { op: 'incr', outcome: 'overflow', value: before.toString() };
+          return { op: 'incr', outcome: 'overflow', value: before.toString(), ...meta, ...this.header() };
         }
         const text = sum.toString();
-        this.data.set(op.key, text);
-        return { op: 'incr', outcome: 'applied', value: text };
+        const e = this.write(op.key, text, ++this.rev);
+        return { op: 'incr', outcome: 'applied', value: text, ...metaOf(e), ...this.header() };
       }
       case 'append': {
-        const length = (current === undefined ? 0 : valueByteLength(current)) + valueByteLength(op.value);
+        const current = this.data.get(op.key);
+        const had = current === undefined ? 0 : valueByteLength(current.value);
+        const length = had + valueByteLength(op.value);
         if (length > DEFAULT_MAX_VALUE_BYTES) {
-          return {
-            op: 'append',
-            outcome: 'too-large',
-            length: current === undefined ? 0 : valueByteLength(current),
-          };
+          const meta = current === undefined ? ABSENT : metaOf(current);
+          return { op: 'append', outcome: 'too-large', length: had, ...meta, ...this.header() };
         }
-        this.data.set(
-          op.key,
+        const value =
           current === undefined
             ? op.value
-            : typeof current === 'string' && typeof op.value === 'string'
-              ? current + op.value
-              : concatValues(current, op.value),
-        );
-        return { op: 'append', outcome: 'applied', length };
+            : typeof current.value === 'string' && typeof op.value === 'string'
+              ? current.value + op.value
+              : concatValues(current.value, op.value);
+        const e = this.write(op.key, value, ++this.rev);
+        return { op: 'append', outcome: 'applied', length, ...metaOf(e), ...this.header() };
       }
-      case 'getdel':
-        if (current !== undefined) this.data.delete(op.key);
-        return { op: 'getdel', value: current ?? null };
+      case 'getdel': {
+        const current = this.data.get(op.key);
+        if (current !== undefined) {
+          this.rev++;
+          this.data.delete(op.key);
+        }
+        return { op: 'getdel', value: current?.value ?? null, ...this.header() };
+      }
       case 'set': {
+        const current = this.data.get(op.key);
         const applies =
           op.condition === 'always' ||
           (op.condition === 'absent' && current === undefined) ||
@@ -262,13 +314,29 @@ export class KvStateMachine {
           (op.condition === 'equal' &&
             current !== undefined &&
             op.expected !== undefined &&
-            valuesEqual(current, op.expected));
-        if (applies) this.data.set(op.key, op.value);
+            valuesEqual(current.value, op.expected));
+        const previous = current?.value ?? null;
+        const e = applies ? this.write(op.key, op.value, ++this.rev) : current;
+        const meta = e === undefined ? ABSENT : metaOf(e);
         return op.get
-          ? { op: 'set', applied: applies, previous: current ?? null }
-          : { op: 'set', applied: applies };
+          ? { op: 'set', applied: applies, previous, ...meta, ...this.header() }
+          : { op: 'set', applied: applies, ...meta, ...this.header() };
       }
     }
+  }
+
+  /** Writes `key` at revision `revision` (creating it or raising its version). */
+  private write(key: string, value: Value, revision: number): Entry {
+    const e = this.data.get(key);
+    if (e === undefined) {
+      const created = new Entry(value, revision, revision, 1);
+      this.data.set(key, created);
+      return created;
+    }
+    e.value = value;
+    e.modRevision = revision;
+    e.version++;
+    return e;
   }
 
   /**
@@ -276,41 +344,43 @@ export class KvStateMachine {
    * {@link KvStateMachine.fromSnapshot} yields a machine that behaves identically.
    */
   snapshot(): Uint8Array {
-    const data: [string, Value][] = [];
-    for (const [k, v] of this.data) data.push([k, v]);
+    // Flat [key, value, createRevision, modRevision, version, key, ...]: one array, no per-key tuple.
+    const data: (string | Value | number)[] = [];
+    for (const [k, e] of this.data) data.push(k, e.value, e.createRevision, e.modRevision, e.version);
     const sessions: [string, number, KvResult, number][] = [];
     for (const [c, s] of this.sessions) sessions.push([c, s.seq, s.result, s.lastIndex]);
-    return encode({ v: SNAPSHOT_VERSION, applied: this.applied, data, sessions });
+    return encode({ v: SNAPSHOT_VERSION, applied: this.applied, revision: this.rev, data, sessions });
   }
 
   /** Rebuilds a machine from {@link KvStateMachine.snapshot} bytes; returns an error for corrupt bytes. */
   static fromSnapshot(
     bytes: Uint8Array,
     config: Partial<StateMachineConfig> = {},
+    partition = 0,
   ): KvStateMachine | CorruptDataError {
     const raw = decode(bytes, 'state machine snapshot');
     if (raw instanceof CorruptDataError) return raw;
-    const s = raw as { v?: unknown; applied?: unknown; data?: unknown; sessions?: unknown };
+    const s = raw as {
+      v?: unknown;
+      applied?: unknown;
+      revision?: unknown;
+      data?: unknown;
+      sessions?: unknown;
+    };
     if (
       typeof s !== 'object' ||
       s === null ||
-      s.v !== SNAPSHOT_VERSION ||
+      (s.v !== SNAPSHOT_VERSION && s.v !== SNAPSHOT_VERSION_V1) ||
       !Number.isSafeInteger(s.applied) ||
       !Array.isArray(s.data) ||
       !Array.isArray(s.sessions)
     ) {
       return new CorruptDataError('state machine snapshot');
     }
-    const m = new KvStateMachine(config);
+    const m = new KvStateMachine(config, partition);
     m.applied = s.applied as number;
-    for (const e of s.data as unknown[]) {
-      if (!Array.isArray(e) || typeof e[0] !== 'string')
-        return new CorruptDataError('state machine snapshot entry');
-      const v = e[1];
-      if (typeof v !== 'string' && !(v instanceof Uint8Array))
-        return new CorruptDataError('state machine snapshot value');
-      m.data.set(e[0], v);
-    }
+    const bad = s.v === SNAPSHOT_VERSION ? m.restoreData(s.revision, s.data) : m.restoreV1Data(s.data);
+    if (bad) return bad;
     for (const e of s.sessions as unknown[]) {
       if (
         !Array.isArray(e) ||
@@ -324,4 +394,67 @@ export class KvStateMachine {
     }
     return m;
   }
+
+  private restoreData(revision: unknown, data: unknown[]): CorruptDataError | undefined {
+    if (!isRevision(revision) || data.length % 5 !== 0) return new CorruptDataError('state machine snapshot');
+    this.rev = revision;
+    for (let i = 0; i < data.length; i += 5) {
+      const [k, v, c, m, ver] = [data[i], data[i + 1], data[i + 2], data[i + 3], data[i + 4]];
+      if (typeof k !== 'string' || (typeof v !== 'string' && !(v instanceof Uint8Array)))
+        return new CorruptDataError('state machine snapshot entry');
+      if (!isRevision(c) || !isRevision(m) || !isRevision(ver) || c < 1 || m < c || m > revision || ver < 1)
+        return new CorruptDataError('state machine snapshot revisions');
+      this.data.set(k, new Entry(v, c, m, ver));
+    }
+    return undefined;
+  }
+
+  /** A version-1 snapshot kept no revisions: its keys are taken as written once, at revision 1. */
+  private restoreV1Data(data: unknown[]): CorruptDataError | undefined {
+    for (const e of data) {
+      if (!Array.isArray(e) || typeof e[0] !== 'string')
+        return new CorruptDataError('state machine snapshot entry');
+      const v = e[1];
+      if (typeof v !== 'string' && !(v instanceof Uint8Array))
+        return new CorruptDataError('state machine snapshot value');
+      this.data.set(e[0], new Entry(v, 1, 1, 1));
+    }
+    this.rev = this.data.size > 0 ? 1 : 0;
+    return undefined;
+  }
+}
+
+/** The revisions of an absent key. */
+const ABSENT = Object.freeze({ createRevision: 0, modRevision: 0, version: 0 });
+
+function metaOf(e: Entry): { createRevision: number; modRevision: number; version: number } {
+  return { createRevision: e.createRevision, modRevision: e.modRevision, version: e.version };
+}
+
+function isRevision(x: unknown): x is number {
+  return Number.isSafeInteger(x) && (x as number) >= 0;
+}
+
+/** Whether a CAS applies to the key's current entry, and if not why (see `CasOpSchema`). */
+function casOutcome(
+  op: Extract<KvOp, { op: 'cas' }>,
+  current: Entry | undefined,
+): 'applied' | 'mismatch' | 'not-found' {
+  let want: number | undefined;
+  let have = 0;
+  if (op.expectedModRevision !== undefined) {
+    want = op.expectedModRevision;
+    have = current?.modRevision ?? 0;
+  } else if (op.expectedVersion !== undefined) {
+    want = op.expectedVersion;
+    have = current?.version ?? 0;
+  }
+  if (want !== undefined) {
+    if (want === have) return 'applied';
+    return current === undefined ? 'not-found' : 'mismatch';
+  }
+  const expected = op.expected ?? null;
+  if (expected === null) return current === undefined ? 'applied' : 'mismatch';
+  if (current === undefined) return 'not-found';
+  return valuesEqual(current.value, expected) ? 'applied' : 'mismatch';
 }

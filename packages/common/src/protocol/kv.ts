@@ -1,5 +1,13 @@
 /**
  * Key-value operations and their results.
+ *
+ * Revisions (as in etcd): every partition has a revision counter, 0 before its first write, raised
+ * by one by each operation that changes its state (a put, a delete of a present key, an applied CAS;
+ * a failed CAS and a delete of an absent key change nothing and keep the revision). Every key
+ * carries `createRevision` (the revision that created it), `modRevision` (the revision of its last
+ * change) and `version` (writes since its creation, 1 after the creating write); an absent key has
+ * all three equal to 0. Every result carries the partition's `revision` after the operation and the
+ * `partition` that served it. Revisions of different partitions are unrelated.
  * @module
  */
 import { z } from 'zod';
@@ -8,20 +16,44 @@ import { KeySchema, ValueSchema } from './primitives.js';
 /** A value: a UTF-8 string or bytes. */
 export type Value = string | Uint8Array;
 
+/** A revision or version number: a non-negative safe integer. */
+export const RevisionSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/** A partition number: a non-negative integer (bounded by the table's partition count where it is used). */
+export const PartitionSchema = z.number().int().nonnegative().max(0xffff);
+
 /** `get(key)`: read a key. */
 export const GetOpSchema = z.object({ op: z.literal('get'), key: KeySchema });
 /** `put(key, value)`: write a key unconditionally. */
 export const PutOpSchema = z.object({ op: z.literal('put'), key: KeySchema, value: ValueSchema });
 /**
- * `cas(key, expected, value)`: write `value` only if the current value equals `expected`;
- * `expected: null` means "only if the key is absent".
+ * `cas(key, ..., value)`: write `value` only if the key's current state matches exactly one of:
+ * - `expected`: the current value equals it (bytewise); `expected: null` means "only if absent";
+ * - `expectedModRevision`: the key's `modRevision` equals it (0: only if absent);
+ * - `expectedVersion`: the key's `version` equals it (0: only if absent).
  */
-export const CasOpSchema = z.object({
-  op: z.literal('cas'),
-  key: KeySchema,
-  expected: ValueSchema.nullable(),
-  value: ValueSchema,
-});
+export const CasOpSchema = z
+  .object({
+    op: z.literal('cas'),
+    key: KeySchema,
+    expected: ValueSchema.nullable().optional(),
+    expectedModRevision: RevisionSchema.optional(),
+    expectedVersion: RevisionSchema.optional(),
+    value: ValueSchema,
+  })
+  .superRefine((o, ctx) => {
+    const n =
+      (o.expected !== undefined ? 1 : 0) +
+      (o.expectedModRevision !== undefined ? 1 : 0) +
+      (o.expectedVersion !== undefined ? 1 : 0);
+    if (n !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['expected'],
+        message: 'give exactly one of expected, expectedModRevision, expectedVersion',
+      });
+    }
+  });
 /** `delete(key)`: remove a key. */
 export const DeleteOpSchema = z.object({ op: z.literal('delete'), key: KeySchema });
 
@@ -74,22 +106,60 @@ export const KvOpSchema = z.discriminatedUnion('op', [
   SetOpSchema,
 ]);
 
-/** Result of `get`: the value, or null if the key is absent. */
-export const GetResultSchema = z.object({ op: z.literal('get'), value: ValueSchema.nullable() });
-/** Result of `put`: whether the key was created (true) or overwritten (false). */
-export const PutResultSchema = z.object({ op: z.literal('put'), created: z.boolean() });
+/** The revisions of one key (all 0 when the key is absent); see the module notes. */
+export const KeyMetaShape = {
+  /** Revision of the write that created the key (0 if absent). */
+  createRevision: RevisionSchema,
+  /** Revision of the key's last change (0 if absent). */
+  modRevision: RevisionSchema,
+  /** Writes to the key since its creation (1 after the creating write, 0 if absent). */
+  version: RevisionSchema,
+} as const;
+
+/** The partition's revision after the operation and the partition that served it. */
+export const ResultHeaderShape = {
+  /** The partition's revision after the operation (for a read: at which it was served). */
+  revision: RevisionSchema,
+  /** The partition that served the operation. */
+  partition: PartitionSchema,
+} as const;
+
+/** Result of `get`: the value (null if the key is absent) and the key's revisions. */
+export const GetResultSchema = z.object({
+  op: z.literal('get'),
+  value: ValueSchema.nullable(),
+  ...KeyMetaShape,
+  ...ResultHeaderShape,
+});
 /**
- * Result of `cas`: `applied` if the value was written; `mismatch` if the key holds another value;
- * `not-found` if the key is absent and `expected` was not null. `current` is the value after the
- * operation (the new value when applied, the unchanged one otherwise, null if absent).
+ * Result of `put`: whether the key was created (true) or overwritten (false), and its revisions after
+ * the write (`modRevision` equals `revision`).
+ */
+export const PutResultSchema = z.object({
+  op: z.literal('put'),
+  created: z.boolean(),
+  ...KeyMetaShape,
+  ...ResultHeaderShape,
+});
+/**
+ * Result of `cas`: `applied` if the value was written; `mismatch` if the key's state does not match;
+ * `not-found` if the key is absent and the compare asked for a present key. `current` is the value
+ * after the operation (the new value when applied, the unchanged one otherwise, null if absent), and
+ * the revisions are the key's after the operation.
  */
 export const CasResultSchema = z.object({
   op: z.literal('cas'),
   outcome: z.enum(['applied', 'mismatch', 'not-found']),
   current: ValueSchema.nullable(),
+  ...KeyMetaShape,
+  ...ResultHeaderShape,
 });
-/** Result of `delete`: whether the key existed. */
-export const DeleteResultSchema = z.object({ op: z.literal('delete'), existed: z.boolean() });
+/** Result of `delete`: whether the key existed (if it did, the partition's revision was raised). */
+export const DeleteResultSchema = z.object({
+  op: z.literal('delete'),
+  existed: z.boolean(),
+  ...ResultHeaderShape,
+});
 
 /**
  * Result of `incr`: `applied` with the new value (decimal text); `not-integer` if the stored value is not
@@ -100,6 +170,8 @@ export const IncrResultSchema = z.object({
   op: z.literal('incr'),
   outcome: z.enum(['applied', 'not-integer', 'overflow']),
   value: z.string().nullable(),
+  ...KeyMetaShape,
+  ...ResultHeaderShape,
 });
 /**
  * Result of `append`: `applied` with the new length in bytes; `too-large` (nothing written) if the
@@ -109,9 +181,15 @@ export const AppendResultSchema = z.object({
   op: z.literal('append'),
   outcome: z.enum(['applied', 'too-large']),
   length: z.number().int().nonnegative(),
+  ...KeyMetaShape,
+  ...ResultHeaderShape,
 });
 /** Result of `getdel`: the value the key held (now deleted), or null if it was absent. */
-export const GetDelResultSchema = z.object({ op: z.literal('getdel'), value: ValueSchema.nullable() });
+export const GetDelResultSchema = z.object({
+  op: z.literal('getdel'),
+  value: ValueSchema.nullable(),
+  ...ResultHeaderShape,
+});
 /**
  * Result of `set`: whether the value was written, and (only when the operation asked with `get`) the
  * value the key held before, null if absent.
@@ -120,6 +198,8 @@ export const SetResultSchema = z.object({
   op: z.literal('set'),
   applied: z.boolean(),
   previous: ValueSchema.nullable().optional(),
+  ...KeyMetaShape,
+  ...ResultHeaderShape,
 });
 
 /** Any KV result, tagged by `op` like the operation it answers. */
@@ -142,3 +222,9 @@ export type KvOpName = KvOp['op'];
 export type KvResult = z.infer<typeof KvResultSchema>;
 /** The outcome of a CAS. */
 export type CasOutcome = z.infer<typeof CasResultSchema>['outcome'];
+/** The revisions of one key (all 0 when absent). */
+export interface KeyMeta {
+  readonly createRevision: number;
+  readonly modRevision: number;
+  readonly version: number;
+}

@@ -65,7 +65,7 @@ export function checkKvOpLimits(
   if (op.op === 'put' || op.op === 'append') values.push(op.value);
   else if (op.op === 'cas') {
     values.push(op.value);
-    if (op.expected !== null) values.push(op.expected);
+    if (op.expected !== undefined && op.expected !== null) values.push(op.expected);
   } else if (op.op === 'set') {
     values.push(op.value);
     if (op.expected !== undefined) values.push(op.expected);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { utf8ByteLength } from './limits.js';
-import { fnv1a32, partitionOf } from './partition.js';
+import { fnv1a32, hashTagOf, partitionOf } from './partition.js';
 
 function referenceFnv(s: string): number {
   let h = 0x811c9dc5;
@@ -53,5 +53,35 @@ describe('partitionOf', () => {
   it('rejects a bad partition count with a typed error', () => {
     expect(() => partitionOf('a', 0)).toThrow(/positive integer/);
     expect(() => partitionOf('a', 1.5)).toThrow(/positive integer/);
+  });
+});
+
+describe('hash tags', () => {
+  it.each([
+    ['{user1}:name', 'user1'],
+    ['a{b}c{d}', 'b'],
+    ['{}x{y}', undefined],
+    ['x{y', undefined],
+    ['x}y{z}', 'z'],
+    ['{{a}}', '{a'],
+    ['plain', undefined],
+  ])('the tag of %j is %j (Redis Cluster rule)', (key, tag) => {
+    expect(hashTagOf(key)).toBe(tag);
+  });
+  it('hashes only the tag when there is one', () => {
+    expect(partitionOf('{foobar}:x', 16)).toBe(8);
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1 }),
+        fc.string(),
+        fc.string(),
+        fc.integer({ min: 1, max: 4096 }),
+        (t, a, b, p) => {
+          fc.pre(!t.includes('}') && !a.includes('{'));
+          expect(partitionOf(`${a}{${t}}${b}`, p)).toBe(partitionOf(t, p));
+          expect(fnv1a32(`${a}{${t}}${b}`, a.length + 1, a.length + 1 + t.length)).toBe(referenceFnv(t));
+        },
+      ),
+    );
   });
 });

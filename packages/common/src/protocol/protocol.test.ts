@@ -29,6 +29,10 @@ import {
   parseServerResponse,
 } from './index.js';
 
+const ABSENT = { createRevision: 0, modRevision: 0, version: 0 };
+const META = { createRevision: 3, modRevision: 5, version: 2 };
+const HEADER = { revision: 9, partition: 1 };
+
 const table: LookupTable = {
   version: 3,
   partitions: 2,
@@ -56,6 +60,8 @@ describe('client requests', () => {
       consistency: 'linearizable',
     },
     { type: 'kv', id: 5, op: { op: 'cas', key: 'a', expected: 'x', value: 'y' } },
+    { type: 'kv', id: 5, op: { op: 'cas', key: 'a', expectedModRevision: 0, value: 'y' } },
+    { type: 'kv', id: 5, op: { op: 'cas', key: 'a', expectedVersion: 3, value: 'y' } },
     { type: 'kv', id: 6, op: { op: 'delete', key: 'a' }, consistency: 'stale' },
     { type: 'lookup', id: 0 },
     { type: 'status', id: 9 },
@@ -78,6 +84,15 @@ describe('client requests', () => {
     [{ type: 'kv', id: 1, op: { op: 'put', key: 'a' } }, 'op.value'],
     [{ type: 'kv', id: 1, op: { op: 'put', key: 'a', value: 3 } }, 'op.value'],
     [{ type: 'kv', id: 1, op: { op: 'frob', key: 'a' } }, 'op.op'],
+    [{ type: 'kv', id: 1, op: { op: 'cas', key: 'a', value: 'v' } }, 'op.expected'],
+    [
+      { type: 'kv', id: 1, op: { op: 'cas', key: 'a', value: 'v', expected: null, expectedVersion: 1 } },
+      'op.expected',
+    ],
+    [
+      { type: 'kv', id: 1, op: { op: 'cas', key: 'a', value: 'v', expectedModRevision: -1 } },
+      'op.expectedModRevision',
+    ],
     [{ type: 'kv', id: 1, op: { op: 'get', key: 'a' }, session: { client: '', seq: 1 } }, 'session.client'],
     [
       { type: 'kv', id: 1, op: { op: 'get', key: 'a' }, session: { client: 'x'.repeat(65), seq: 1 } },
@@ -143,11 +158,15 @@ describe('client requests', () => {
 describe('server responses', () => {
   it('accepts every reply type', () => {
     for (const m of [
-      { type: 'kv.ok', id: 1, result: { op: 'get', value: null } },
-      { type: 'kv.ok', id: 1, result: { op: 'get', value: 'v' }, stale: true },
-      { type: 'kv.ok', id: 1, result: { op: 'put', created: true } },
-      { type: 'kv.ok', id: 1, result: { op: 'cas', outcome: 'mismatch', current: 'z' } },
-      { type: 'kv.ok', id: 1, result: { op: 'delete', existed: false } },
+      { type: 'kv.ok', id: 1, result: { op: 'get', value: null, ...ABSENT, ...HEADER } },
+      { type: 'kv.ok', id: 1, result: { op: 'get', value: 'v', ...META, ...HEADER }, stale: true },
+      { type: 'kv.ok', id: 1, result: { op: 'put', created: true, ...META, ...HEADER } },
+      {
+        type: 'kv.ok',
+        id: 1,
+        result: { op: 'cas', outcome: 'mismatch', current: 'z', ...META, ...HEADER },
+      },
+      { type: 'kv.ok', id: 1, result: { op: 'delete', existed: false, ...HEADER } },
       { type: 'lookup.ok', id: 1, table },
       {
         type: 'status.ok',
