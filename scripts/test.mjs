@@ -64,7 +64,7 @@ try {
   }
 
   if (process.argv.length <= 2) {
-    console.log('== package checks (publint, attw) ==');
+    console.log('== package checks (publint, attw, import/require, bins) ==');
     const pkg = checkPackages(root);
     passed += pkg.passed;
     failed += pkg.failed;

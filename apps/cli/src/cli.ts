@@ -437,7 +437,9 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
         `${clusterSummary(started.file, started.view)}\nthe cluster stops when you leave the prompt`,
       );
     } finally {
-      err('stopping the local cluster (data kept; `paxkv` again restarts it)...');
+      err(
+        `stopping the local cluster (data kept; \`${io.env.PAXKV_INVOKED_AS ?? 'paxkv'}\` again restarts it)...`,
+      );
       await stopCluster(dir, { log: err });
     }
   });

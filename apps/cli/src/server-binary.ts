@@ -1,5 +1,5 @@
 /**
- * Locates the `paxkv-server` program: the built `dist/main.js` of the `paxkv-server` package, or (when
+ * Locates the `paxkv-server` program: the built `dist/main.js` of the `@paxkv/server` package, or (when
  * `PAXKV_SERVER_FROM_SOURCE=1`, or when no build exists) its TypeScript source run through tsx.
  */
 import { existsSync } from 'node:fs';
@@ -30,10 +30,10 @@ export function resolveServerCommand(
   const require = createRequire(import.meta.url);
   let pkgDir: string;
   try {
-    pkgDir = dirname(require.resolve('paxkv-server/package.json'));
+    pkgDir = dirname(require.resolve('@paxkv/server/package.json'));
   } catch {
     throw new ServerBinaryNotFoundError(
-      'cannot find the paxkv-server package: install it next to paxkv (npm i paxkv-server) or run from the paxkv repository',
+      'cannot find the @paxkv/server package: install it next to @paxkv/cli (npm i @paxkv/server) or run from the paxkv repository',
     );
   }
   const dist = join(pkgDir, 'dist', 'main.js');

@@ -173,6 +173,13 @@ describe('paxkv-check', () => {
     expect(io.stdout).toMatch(/^usage: paxkv-check/);
   });
 
+  it.each([['--version'], ['-V']])('prints the package version with %s', async (flag) => {
+    const io = fakeIo();
+    expect(await runCli([flag], io)).toBe(0);
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    expect(io.stdout).toBe(`${pkg.version}\n`);
+  });
+
   it('writes a self-contained HTML report with --html', async () => {
     const io = fakeIo();
     expect(await runCli(['--html=report.html', fx('kv-stale-read.jsonl'), fx('kv-ok.jsonl')], io)).toBe(1);

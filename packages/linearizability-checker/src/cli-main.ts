@@ -2,12 +2,25 @@
  * The `paxkv-check` command line, as a function (the bin in `cli.ts` only calls it).
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { type CheckResult, check } from './check.js';
 import { HistoryParseError, UnknownModelError, UsageError } from './errors.js';
 import { FORMATS, type Format, readHistory } from './formats.js';
 import { getBuiltinModel } from './models.js';
 import { formatText, renderHtml } from './report.js';
+
+/** The version of this package (from its package.json, beside `src/` and `dist/`). */
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 /** Exit codes of `paxkv-check`. */
 export const EXIT = { linearizable: 0, notLinearizable: 1, unknown: 2, badInput: 3 } as const;
@@ -49,6 +62,7 @@ options:
   --all            keep checking the other partitions after one violates
   --json           print one JSON object per file instead of text
   --html FILE      write a self-contained HTML report of all files
+  -V, --version    print the version
   -h, --help       show this help
 
 exit: 0 linearizable, 1 not linearizable, 2 unknown (budget ran out), 3 bad input or usage
@@ -64,6 +78,7 @@ interface Args {
   html: string | undefined;
   files: string[];
   help: boolean;
+  version: boolean;
 }
 
 /** Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds into milliseconds. */
@@ -87,6 +102,7 @@ export function parseArgs(argv: readonly string[]): Args {
     html: undefined,
     files: [],
     help: false,
+    version: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i] as string;
@@ -102,6 +118,10 @@ export function parseArgs(argv: readonly string[]): Args {
       case '-h':
       case '--help':
         a.help = true;
+        break;
+      case '-V':
+      case '--version':
+        a.version = true;
         break;
       case '--model': {
         const m = value();
@@ -163,6 +183,10 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
   }
   if (args.help) {
     io.out(USAGE);
+    return EXIT.linearizable;
+  }
+  if (args.version) {
+    io.out(`${packageVersion()}\n`);
     return EXIT.linearizable;
   }
   if (args.files.length === 0) {

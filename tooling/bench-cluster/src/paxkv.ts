@@ -34,10 +34,10 @@ export function resolvePaxkvServer(
   const require = createRequire(import.meta.url);
   let pkgDir: string;
   try {
-    pkgDir = dirname(require.resolve('paxkv-server/package.json'));
+    pkgDir = dirname(require.resolve('@paxkv/server/package.json'));
   } catch {
     throw new ClusterUnavailableError(
-      'cannot find the paxkv-server package: run `pnpm install` at the repository root',
+      'cannot find the @paxkv/server package: run `pnpm install` at the repository root',
     );
   }
   const version = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version?: string })
