@@ -89,6 +89,7 @@ describe('time budget', () => {
     const r = checkSync(buildHistory(specs, 'register'), {
       timeoutMs: 1,
       limits: { clockCheckInterval: 64 },
+      fastPath: false, // the fast path decides this one at once (linearizable)
     });
     expect(r.verdict).toBe('unknown');
     expect(r.partitions[0]?.reason).toMatch(/time budget/);

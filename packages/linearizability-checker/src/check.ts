@@ -4,12 +4,15 @@
  * ones), and gather the verdicts.
  * @module
  */
+import { type CompactHistory, STATUS_FAIL, toCompact } from './compact.js';
 import { InvalidOperationError } from './errors.js';
-import type { History, Operation } from './history.js';
+import { fastCheck } from './fast.js';
+import type { History } from './history.js';
 import type { Model } from './model.js';
 import { builtinModels, getBuiltinModel } from './models.js';
 import {
   DEFAULT_SEARCH_LIMITS,
+  type PartitionOps,
   PartitionSearch,
   type SearchLimits,
   type SearchOutcome,
@@ -55,6 +58,12 @@ export interface CheckOptions {
   checkAllPartitions?: boolean;
   /** Search steps a partition runs before the next partition gets its turn (doubling each round). Default 4,096. */
   sliceSteps?: number;
+  /**
+   * Use the polynomial fast path for partitions whose model describes every operation as a
+   * register read or write with unique written values (see {@link Model.registerOp}). Default
+   * `true`; `false` sends every partition through the general search (same verdicts, slower).
+   */
+  fastPath?: boolean;
 }
 
 /** Defaults of {@link CheckOptions}. */
@@ -64,6 +73,7 @@ export const DEFAULT_CHECK_OPTIONS = {
   parallelMinOperations: 5_000,
   checkAllPartitions: false,
   sliceSteps: 4_096,
+  fastPath: true,
 };
 
 const SKIPPED = 'not finished: another partition is not linearizable (set checkAllPartitions to finish it)';
@@ -90,6 +100,17 @@ export interface PartitionResult {
   readonly ms: number;
   /** Where it was checked: the calling thread, or a worker thread. */
   readonly thread?: 'main' | 'worker';
+  /** How it was decided: the polynomial fast path, or the general search. */
+  readonly method?: 'fast' | 'search';
+  /**
+   * For a violation found by the fast path: a handful of operations (at most six) that are not
+   * linearizable on their own, in call order; `longestPrefix` and `stuck` then describe the
+   * search over these operations only. For a violation found by the general search, see
+   * {@link CheckResult} and {@link shrink}.
+   */
+  readonly minimal?: readonly number[];
+  /** For a fast-path violation: what the minimal operations show, in words. */
+  readonly why?: string;
 }
 
 /** The result of checking one history. */
@@ -112,11 +133,20 @@ export interface CheckResult {
   readonly spec: Model;
 }
 
+/** One partition: its operations (indexes into the history, in call order) as columns. */
+interface Part {
+  key: string | undefined;
+  /** History index of each operation of the partition. */
+  idx: Int32Array;
+  ops: PartitionOps;
+}
+
 interface Prepared {
   model: Model;
   modelName: string | undefined;
   dropped: number[];
-  parts: { key: string | undefined; ops: Operation[] }[];
+  parts: Part[];
+  compact: CompactHistory;
 }
 
 function resolveModel(
@@ -129,42 +159,82 @@ function resolveModel(
   return { model: m, name: undefined };
 }
 
-function prepare(history: History, options: CheckOptions): Prepared {
-  const { model, name } = resolveModel(history, options.model);
-  const dropped: number[] = [];
-  const byKey = new Map<string | undefined, Operation[]>();
-  for (const op of history.operations) {
-    const problem = model.validate?.(op.input, op.output);
-    if (problem !== undefined) {
-      throw new InvalidOperationError(
-        `operation ${JSON.stringify(op.id)} does not fit model ${model.name}: ${problem}`,
-        op.line,
-      );
-    }
-    if (op.status === 'fail' || (op.output === undefined && model.readOnly?.(op.input, undefined) === true)) {
-      dropped.push(op.index);
-      continue;
-    }
-    const key = model.partition?.(op.input);
-    let list = byKey.get(key);
-    if (list === undefined) {
-      list = [];
-      byKey.set(key, list);
-    }
-    list.push(op);
+/** The columns of the operations `idx` of a history, sharing its value table. */
+export function partColumns(c: CompactHistory, idx: Int32Array): PartitionOps {
+  const n = idx.length;
+  const col = c.columns;
+  const call = new Float64Array(n);
+  const ret = new Float64Array(n);
+  const input = new Int32Array(n);
+  const output = new Int32Array(n);
+  for (let k = 0; k < n; k++) {
+    const i = idx[k] as number;
+    call[k] = col.call[i] as number;
+    ret[k] = col.ret[i] as number;
+    input[k] = col.input[i] as number;
+    output[k] = col.output[i] as number;
   }
-  const parts = [...byKey.entries()].map(([key, ops]) => ({ key, ops }));
-  return { model, modelName: name, dropped, parts };
+  return { call, ret, input, output, values: col.values };
 }
 
-function toResult(
-  key: string | undefined,
-  ops: readonly Operation[],
-  out: SearchOutcome,
-  ms: number,
-): PartitionResult {
-  const g = (xs: readonly number[]): number[] => xs.map((i) => (ops[i] as Operation).index);
-  const base = { key, verdict: out.verdict, operations: ops.map((o) => o.index), steps: out.steps, ms };
+function prepare(history: History, options: CheckOptions): Prepared {
+  const { model, name } = resolveModel(history, options.model);
+  const c = toCompact(history);
+  const col = c.columns;
+  const values = col.values;
+  const dropped: number[] = [];
+  // Per distinct input: its partition (-1 not yet known).
+  const partOfInput = new Int32Array(values.length).fill(-1);
+  const keys: (string | undefined)[] = [];
+  const keyIndex = new Map<string | undefined, number>();
+  const members: number[][] = [];
+  for (let i = 0; i < c.size; i++) {
+    const inId = col.input[i] as number;
+    const outId = col.output[i] as number;
+    const input = values[inId];
+    const output = outId < 0 ? undefined : values[outId];
+    if (model.validate !== undefined) {
+      const problem = model.validate(input, output);
+      if (problem !== undefined) {
+        const line = col.line[i] as number;
+        throw new InvalidOperationError(
+          `operation ${JSON.stringify(col.ids[i])} does not fit model ${model.name}: ${problem}`,
+          line > 0 ? line : undefined,
+        );
+      }
+    }
+    if (
+      col.status[i] === STATUS_FAIL ||
+      (output === undefined && model.readOnly?.(input, undefined) === true)
+    ) {
+      dropped.push(i);
+      continue;
+    }
+    let pi = partOfInput[inId] as number;
+    if (pi < 0) {
+      const key = model.partition?.(input);
+      let k = keyIndex.get(key);
+      if (k === undefined) {
+        k = keys.length;
+        keys.push(key);
+        keyIndex.set(key, k);
+        members.push([]);
+      }
+      pi = k;
+      partOfInput[inId] = pi;
+    }
+    (members[pi] as number[]).push(i);
+  }
+  const parts = keys.map((key, k) => {
+    const idx = Int32Array.from(members[k] as number[]);
+    return { key, idx, ops: partColumns(c, idx) };
+  });
+  return { model, modelName: name, dropped, parts, compact: c };
+}
+
+function toResult(key: string | undefined, idx: Int32Array, out: SearchOutcome, ms: number): PartitionResult {
+  const g = (xs: readonly number[]): number[] => xs.map((i) => idx[i] as number);
+  const base = { key, verdict: out.verdict, operations: Array.from(idx), steps: out.steps, ms };
   switch (out.verdict) {
     case 'linearizable':
       return { ...base, linearization: g(out.linearization) };
@@ -186,7 +256,7 @@ function combine(history: History, p: Prepared, results: PartitionResult[], star
   return {
     verdict,
     model: p.model.name,
-    operations: history.operations.length,
+    operations: p.compact.size,
     dropped: p.dropped,
     partitions: results,
     ms: performance.now() - started,
@@ -195,15 +265,96 @@ function combine(history: History, p: Prepared, results: PartitionResult[], star
   };
 }
 
+/** The columns of positions `sub` of a partition. */
+function subColumns(ops: PartitionOps, sub: readonly number[]): PartitionOps {
+  const pick = (src: Float64Array | Int32Array, out: Float64Array | Int32Array): void => {
+    sub.forEach((k, j) => {
+      out[j] = src[k] as number;
+    });
+  };
+  const call = new Float64Array(sub.length);
+  const ret = new Float64Array(sub.length);
+  const input = new Int32Array(sub.length);
+  const output = new Int32Array(sub.length);
+  pick(ops.call, call);
+  pick(ops.ret, ret);
+  pick(ops.input, input);
+  pick(ops.output, output);
+  return { call, ret, input, output, values: ops.values };
+}
+
+/**
+ * The fast path on one partition: a result, or `undefined` when it does not apply (or, as a
+ * safety net, when the general search on its minimal operations disagrees).
+ */
+function fastResult(part: Part, model: Model, limits: Partial<SearchLimits>): PartitionResult | undefined {
+  const t0 = performance.now();
+  const out = fastCheck(part.ops, model);
+  if (out === undefined) return undefined;
+  const g = (xs: readonly number[]): number[] => xs.map((i) => part.idx[i] as number);
+  const base = { key: part.key, operations: Array.from(part.idx), steps: 0, method: 'fast' as const };
+  if (out.verdict === 'linearizable') {
+    return {
+      ...base,
+      verdict: 'linearizable',
+      linearization: g(out.linearization),
+      ms: performance.now() - t0,
+    };
+  }
+  const core = [...out.core].sort((a, b) => a - b);
+  const sub = searchPartition(subColumns(part.ops, core), model, limits);
+  if (sub.verdict !== 'not-linearizable') return undefined;
+  const back = (xs: readonly number[]): number[] => g(xs.map((j) => core[j] as number));
+  return {
+    ...base,
+    verdict: 'not-linearizable',
+    minimal: g(core),
+    why: out.why,
+    longestPrefix: back(sub.longestPrefix),
+    stuck: back(sub.stuck),
+    steps: sub.steps,
+    ms: performance.now() - t0,
+  };
+}
+
 function runLocal(
-  part: { key: string | undefined; ops: Operation[] },
+  part: Part,
   model: Model,
   limits: Partial<SearchLimits>,
   progress: (() => void) | undefined,
 ): PartitionResult {
   const t0 = performance.now();
   const out = searchPartition(part.ops, model, limits, progress);
-  return toResult(part.key, part.ops, out, performance.now() - t0);
+  return toResult(part.key, part.idx, out, performance.now() - t0);
+}
+
+function skipped(part: Part, steps: number, ms: number): PartitionResult {
+  return { key: part.key, verdict: 'unknown', operations: Array.from(part.idx), reason: SKIPPED, steps, ms };
+}
+
+/** Runs the fast path on every partition; returns the results and the partitions left to search. */
+function fastPass(
+  p: Prepared,
+  options: CheckOptions,
+  limits: Partial<SearchLimits>,
+): { results: PartitionResult[]; rest: Part[]; violated: boolean } {
+  const results: PartitionResult[] = [];
+  const rest: Part[] = [];
+  let violated = false;
+  const all = options.checkAllPartitions ?? DEFAULT_CHECK_OPTIONS.checkAllPartitions;
+  for (const part of p.parts) {
+    const r =
+      (options.fastPath ?? DEFAULT_CHECK_OPTIONS.fastPath) && !(violated && !all)
+        ? fastResult(part, p.model, limits)
+        : undefined;
+    if (r === undefined) {
+      rest.push(part);
+      continue;
+    }
+    results.push(r);
+    if (r.verdict === 'not-linearizable') violated = true;
+  }
+  return { results, rest, violated };
 }
 
 /**
@@ -212,21 +363,32 @@ function runLocal(
  * @throws UnknownModelError for an unknown model name.
  */
 export function checkSync(history: History, options: CheckOptions = {}): CheckResult {
-  const started = performance.now();
-  const p = prepare(history, options);
+  return checkPrepared(history, options);
+}
+
+function checkPrepared(
+  history: History,
+  options: CheckOptions,
+  prepared?: Prepared,
+  fastDone?: ReturnType<typeof fastPass>,
+  startedAt?: number,
+): CheckResult {
+  const started = startedAt ?? performance.now();
+  const p = prepared ?? prepare(history, options);
   const deadline = started + (options.timeoutMs ?? DEFAULT_CHECK_OPTIONS.timeoutMs);
   const limits = { ...DEFAULT_SEARCH_LIMITS, ...options.limits, deadline };
   const report = options.onProgress;
   const all = options.checkAllPartitions ?? DEFAULT_CHECK_OPTIONS.checkAllPartitions;
-  const searches = p.parts.map((part) => ({
+  const fast = fastDone ?? fastPass(p, options, limits);
+  const results: PartitionResult[] = fast.results;
+  let violated = fast.violated;
+  const searches = fast.rest.map((part) => ({
     part,
-    search: new PartitionSearch(part.ops, p.model, limits),
+    search: new PartitionSearch<unknown>(part.ops, p.model, limits),
     ms: 0,
   }));
-  const results: PartitionResult[] = [];
   let active = searches;
   let slice = options.sliceSteps ?? DEFAULT_CHECK_OPTIONS.sliceSteps;
-  let violated = false;
   const tick = report
     ? () =>
         report({
@@ -247,7 +409,7 @@ export function checkSync(history: History, options: CheckOptions = {}): CheckRe
         still.push(s);
         continue;
       }
-      results.push(toResult(s.part.key, s.part.ops, out, s.ms));
+      results.push({ ...toResult(s.part.key, s.part.idx, out, s.ms), method: 'search' });
       tick?.();
       if (out.verdict === 'not-linearizable') violated = true;
     }
@@ -255,16 +417,7 @@ export function checkSync(history: History, options: CheckOptions = {}): CheckRe
     slice *= 2;
   }
   for (const s of active) {
-    if (s.search.result === undefined) {
-      results.push({
-        key: s.part.key,
-        verdict: 'unknown',
-        operations: s.part.ops.map((o) => o.index),
-        reason: SKIPPED,
-        steps: s.search.steps,
-        ms: s.ms,
-      });
-    }
+    if (s.search.result === undefined) results.push(skipped(s.part, s.search.steps, s.ms));
   }
   return combine(history, p, results, started);
 }
@@ -272,7 +425,7 @@ export function checkSync(history: History, options: CheckOptions = {}): CheckRe
 /** Message to a checker worker. */
 export interface WorkerRequest {
   readonly modelName: string;
-  readonly ops: Operation[];
+  readonly ops: PartitionOps;
   readonly budgetMs: number;
   readonly limits: Partial<Omit<SearchLimits, 'deadline'>>;
 }
@@ -281,6 +434,24 @@ export interface WorkerRequest {
 export type WorkerReply =
   | { readonly ok: true; readonly outcome: SearchOutcome; readonly ms: number }
   | { readonly ok: false; readonly error: string };
+
+/** The columns with a value table of their own (what a worker thread needs, and no more). */
+function localize(ops: PartitionOps): PartitionOps {
+  const ids = new Map<number, number>();
+  const values: unknown[] = [];
+  const remap = (src: Int32Array): Int32Array =>
+    src.map((id) => {
+      if (id < 0) return id;
+      let k = ids.get(id);
+      if (k === undefined) {
+        k = values.length;
+        values.push(ops.values[id]);
+        ids.set(id, k);
+      }
+      return k;
+    });
+  return { call: ops.call, ret: ops.ret, input: remap(ops.input), output: remap(ops.output), values };
+}
 
 /**
  * Checks a history; partitions run in parallel worker threads when that pays (see
@@ -292,59 +463,62 @@ export async function check(history: History, options: CheckOptions = {}): Promi
   const started = performance.now();
   const p = prepare(history, options);
   const budget = options.timeoutMs ?? DEFAULT_CHECK_OPTIONS.timeoutMs;
+  const deadline = started + budget;
   const requested = options.workers ?? DEFAULT_CHECK_OPTIONS.workers;
-  const total = p.parts.reduce((s, x) => s + x.ops.length, 0);
+  const limits = { ...DEFAULT_SEARCH_LIMITS, ...options.limits, deadline };
+  const fast = fastPass(p, options, limits);
+  const all = options.checkAllPartitions ?? DEFAULT_CHECK_OPTIONS.checkAllPartitions;
+  const rest = fast.rest;
+  if (fast.violated && !all) {
+    return combine(history, p, [...fast.results, ...rest.map((part) => skipped(part, 0, 0))], started);
+  }
+  const total = rest.reduce((s, x) => s + x.idx.length, 0);
   const os = await import('node:os');
   const cpus = os.availableParallelism();
   const threads =
     requested === 'auto'
       ? total >= (options.parallelMinOperations ?? DEFAULT_CHECK_OPTIONS.parallelMinOperations) &&
-        p.parts.length > 1
-        ? Math.min(cpus, p.parts.length)
+        rest.length > 1
+        ? Math.min(cpus, rest.length)
         : 0
-      : Math.min(requested, p.parts.length);
+      : Math.min(requested, rest.length);
   // One partition gains nothing from a thread; custom models cannot cross threads.
-  if (threads <= 0 || p.parts.length < 2 || p.modelName === undefined) return checkSync(history, options);
+  if (threads <= 0 || rest.length < 2 || p.modelName === undefined) {
+    return checkPrepared(history, options, p, fast, started);
+  }
 
   const { runInWorkers, STOPPED } = await import('./pool.js');
-  const deadline = started + budget;
-  const all = options.checkAllPartitions ?? DEFAULT_CHECK_OPTIONS.checkAllPartitions;
-  const results = await runInWorkers<(typeof p.parts)[number], PartitionResult>(
-    p.parts,
+  const results = await runInWorkers<Part, PartitionResult>(
+    rest,
     threads,
-    (part) => {
-      return {
-        modelName: p.modelName as string,
-        ops: part.ops,
-        budgetMs: Math.max(0, deadline - performance.now()),
-        limits: options.limits ?? {},
-      };
-    },
+    (part) => ({
+      modelName: p.modelName as string,
+      ops: localize(part.ops),
+      budgetMs: Math.max(0, deadline - performance.now()),
+      limits: options.limits ?? {},
+    }),
     (part, reply) => {
-      if (reply.ok) return { ...toResult(part.key, part.ops, reply.outcome, reply.ms), thread: 'worker' };
-      if (reply.error === STOPPED) {
-        const skipped: PartitionResult = {
-          key: part.key,
-          verdict: 'unknown',
-          operations: part.ops.map((o) => o.index),
-          reason: SKIPPED,
-          steps: 0,
-          ms: 0,
+      if (reply.ok) {
+        return {
+          ...toResult(part.key, part.idx, reply.outcome, reply.ms),
+          thread: 'worker',
+          method: 'search',
         };
-        return skipped;
       }
+      if (reply.error === STOPPED) return skipped(part, 0, 0);
       // A worker that cannot run (no loader for sources, resource limits) falls back to this thread.
-      return runLocal(part, p.model, { ...DEFAULT_SEARCH_LIMITS, ...options.limits, deadline }, undefined);
+      return runLocal(part, p.model, limits, undefined);
     },
     (r) => !all && r.verdict === 'not-linearizable',
     (done) =>
       options.onProgress?.({
-        partitionsDone: done,
+        partitionsDone: fast.results.length + done,
         partitions: p.parts.length,
         elapsedMs: performance.now() - started,
       }),
+    (part) => part.idx.length,
   );
-  return combine(history, p, results, started);
+  return combine(history, p, [...fast.results, ...results], started);
 }
 
 /** Runs one worker request (the body of a worker thread; exported for the worker entry). */

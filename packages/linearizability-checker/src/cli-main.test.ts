@@ -81,6 +81,8 @@ describe('paxkv-check', () => {
     const ops: string[] = ['{"paxkvHistory":1,"model":"register"}'];
     for (let i = 0; i < 26; i++)
       ops.push(JSON.stringify({ type: 'invoke', process: i, id: i, time: i, op: { f: 'write', value: i } }));
+    // a second write of 0: writes are no longer unique, so the fast path does not apply
+    ops.push(JSON.stringify({ type: 'invoke', process: 99, id: 99, time: 26, op: { f: 'write', value: 0 } }));
     for (let i = 0; i < 26; i++) {
       ops.push(
         JSON.stringify({

@@ -6,7 +6,9 @@ import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { type CheckResult, check } from './check.js';
 import { HistoryParseError, UnknownModelError, UsageError } from './errors.js';
-import { FORMATS, type Format, readHistory } from './formats.js';
+import { FORMATS, type Format, readHistory, readHistoryFile } from './formats.js';
+import { type GenerateOptions, type GenerateSummary, generateHistory } from './generate.js';
+import type { History } from './history.js';
 import { getBuiltinModel } from './models.js';
 import { formatText, renderHtml } from './report.js';
 
@@ -37,6 +39,11 @@ export interface CliIo {
   readFile(path: string): Promise<string>;
   /** Writes a file. */
   writeFile(path: string, data: string): Promise<void>;
+  /**
+   * Reads a history file without holding its text (JSON-lines is streamed); when absent, the
+   * CLI reads the text with {@link CliIo.readFile} and parses it.
+   */
+  readHistoryFile?(path: string, format: Format | 'auto'): Promise<History>;
 }
 
 /** The real process IO. */
@@ -46,6 +53,7 @@ export const processIo: CliIo = {
   errIsTty: process.stderr.isTTY === true,
   readFile: (p) => readFile(p, 'utf8'),
   writeFile: (p, d) => writeFile(p, d),
+  readHistoryFile: (p, f) => readHistoryFile(p, f),
 };
 
 /** Usage text. */
@@ -66,7 +74,79 @@ options:
   -h, --help       show this help
 
 exit: 0 linearizable, 1 not linearizable, 2 unknown (budget ran out), 3 bad input or usage
+
+       paxkv-check generate [--ops N] [--keys K] [--clients C] [--seed S] [--violate] [--out FILE]
+
+Writes a generated kv history (JSON-lines; gets and puts of unique values by concurrent
+clients, a few failed and indeterminate operations) to FILE or standard output. With
+--violate, one get past the middle returns a stale value. Defaults: 1000 ops, 10 keys,
+20 clients, seed 1.
 `;
+
+/** Runs `paxkv-check generate ...`; returns the exit code. */
+export async function runGenerate(argv: readonly string[], io: CliIo): Promise<number> {
+  const o: GenerateOptions = {};
+  let out: string | undefined;
+  try {
+    for (let i = 0; i < argv.length; i++) {
+      const flag = argv[i] as string;
+      const num = (): number => {
+        const v = argv[++i];
+        if (v === undefined || !/^\d+$/.test(v)) throw new UsageError(`${flag} needs a whole number`);
+        return Number(v);
+      };
+      switch (flag) {
+        case '--ops':
+          o.ops = num();
+          break;
+        case '--keys':
+          o.keys = num();
+          break;
+        case '--clients':
+          o.clients = num();
+          break;
+        case '--seed':
+          o.seed = num();
+          break;
+        case '--violate':
+          o.violate = true;
+          break;
+        case '--out': {
+          const v = argv[++i];
+          if (v === undefined) throw new UsageError('--out needs a file name');
+          out = v;
+          break;
+        }
+        default:
+          throw new UsageError(`generate: unknown option ${flag} (see --help)`);
+      }
+    }
+    let summary: GenerateSummary;
+    if (out === undefined) {
+      summary = generateHistory(o, (chunk) => io.out(chunk));
+    } else {
+      const { openSync, writeSync, closeSync } = await import('node:fs');
+      const fd = openSync(out, 'w');
+      try {
+        summary = generateHistory(o, (chunk) => {
+          writeSync(fd, chunk);
+        });
+      } finally {
+        closeSync(fd);
+      }
+    }
+    io.err(
+      `generated ${summary.operations} operations${summary.violationId === undefined ? '' : `, stale read injected at id ${summary.violationId}`}${out === undefined ? '' : ` into ${out}`}\n`,
+    );
+    return EXIT.linearizable;
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof RangeError) {
+      io.err(`paxkv-check: ${err.message}\n`);
+      return EXIT.badInput;
+    }
+    throw err;
+  }
+}
 
 interface Args {
   model: string | undefined;
@@ -171,6 +251,7 @@ export function parseArgs(argv: readonly string[]): Args {
  * is not linearizable, else 2 if any is unknown, else 0.
  */
 export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  if (argv[0] === 'generate') return runGenerate(argv.slice(1), io);
   let args: Args;
   try {
     args = parseArgs(argv);
@@ -200,8 +281,9 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
   for (const file of args.files) {
     let result: CheckResult;
     try {
-      const text = await io.readFile(file);
-      const history = readHistory(text, args.format);
+      const history = io.readHistoryFile
+        ? await io.readHistoryFile(file, args.format)
+        : readHistory(await io.readFile(file), args.format);
       const started = Date.now();
       let lastPrint = 0;
       result = await check(history, {

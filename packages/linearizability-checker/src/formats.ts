@@ -5,7 +5,7 @@
 import { readEdn } from './edn.js';
 import { HistoryParseError } from './errors.js';
 import type { History } from './history.js';
-import { readJsonl } from './jsonl.js';
+import { readJsonl, readJsonlFile } from './jsonl.js';
 import { readPorcupineEtcd, readPorcupineKv } from './porcupine.js';
 
 /** Supported input formats. */
@@ -49,4 +49,30 @@ export function readHistory(text: string, format: Format | 'auto' = 'auto'): His
     case 'porcupine-kv':
       return readPorcupineKv(text);
   }
+}
+
+/**
+ * Reads a history file. JSON-lines is streamed in chunks into a compact history (memory grows
+ * with the operations, not the text); the other formats are read whole. With `auto`, the format
+ * is detected from the first non-blank line.
+ * @throws HistoryParseError naming the line, for malformed input.
+ */
+export async function readHistoryFile(path: string, format: Format | 'auto' = 'auto'): Promise<History> {
+  const { open, readFile } = await import('node:fs/promises');
+  let f = format;
+  if (f === 'auto') {
+    const fh = await open(path, 'r');
+    try {
+      const buf = Buffer.alloc(64 * 1024);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      const head = buf.subarray(0, bytesRead).toString('utf8');
+      const lines = head.split('\n');
+      // a first line longer than the probe: detect from what was read
+      f = detectFormat(lines.find((l) => l.trim() !== '') ?? '');
+    } finally {
+      await fh.close();
+    }
+  }
+  if (f === 'jsonl') return readJsonlFile(path);
+  return readHistory(await readFile(path, 'utf8'), f);
 }

@@ -16,6 +16,13 @@ export {
   type Verdict,
 } from './check.js';
 export {
+  type CompactColumns,
+  CompactHistory,
+  CompactHistoryBuilder,
+  toCompact,
+  ValueTable,
+} from './compact.js';
+export {
   DEFAULT_EDN_MAX_DEPTH,
   type EdnForm,
   EdnSymbol,
@@ -33,7 +40,14 @@ export {
   UnknownModelError,
   UsageError,
 } from './errors.js';
-export { detectFormat, FORMATS, type Format, readHistory } from './formats.js';
+export { type FastOutcome, fastCheck, type RegisterOp, verifyLinearization } from './fast.js';
+export { detectFormat, FORMATS, type Format, readHistory, readHistoryFile } from './formats.js';
+export {
+  DEFAULT_GENERATE_OPTIONS,
+  type GenerateOptions,
+  type GenerateSummary,
+  generateHistory,
+} from './generate.js';
 export {
   buildHistory,
   type History,
@@ -51,8 +65,10 @@ export {
   type InvokeEvent,
   JSONL_FORMAT_VERSION,
   type JsonlHeader,
+  JsonlReader,
   type OkEvent,
   readJsonl,
+  readJsonlFile,
 } from './jsonl.js';
 export { defineModel, type Model, type StepResult } from './model.js';
 export {
@@ -74,5 +90,13 @@ export {
   registerModelInstance as registerModel,
 } from './models.js';
 export { readPorcupineEtcd, readPorcupineKv } from './porcupine.js';
-export { formatText, renderHtml, replay, type TextOptions } from './report.js';
-export { DEFAULT_SEARCH_LIMITS, type SearchLimits, type SearchOutcome, searchPartition } from './search.js';
+export { formatText, opAccessor, renderHtml, replay, type TextOptions } from './report.js';
+export {
+  DEFAULT_SEARCH_LIMITS,
+  type PartitionOps,
+  PartitionSearch,
+  partitionOpsOf,
+  type SearchLimits,
+  type SearchOutcome,
+  searchPartition,
+} from './search.js';

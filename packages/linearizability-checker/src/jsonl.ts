@@ -9,8 +9,14 @@
  * choice: coarse clocks never cause false alarms).
  * @module
  */
+import {
+  type CompactHistory,
+  CompactHistoryBuilder,
+  STATUS_FAIL,
+  STATUS_INFO,
+  STATUS_OK,
+} from './compact.js';
 import { HistoryParseError } from './errors.js';
-import type { History, Operation } from './history.js';
 
 /** The format version this package reads and writes. */
 export const JSONL_FORMAT_VERSION = 1;
@@ -157,39 +163,112 @@ function isId(v: unknown): v is number | string {
   return (typeof v === 'number' && Number.isFinite(v)) || typeof v === 'string';
 }
 
-interface Pending {
-  process: number | string;
-  id: number | string;
-  call: number;
-  input: unknown;
-  line: number;
-  ret: number;
-  output: unknown;
-  status: Operation['status'] | 'open';
+/** A completion seen before its invoke (merged logs): kept until the invoke arrives. */
+interface EarlyCompletion {
+  type: 'ok' | 'fail' | 'info';
+  processId: number;
+  time: number;
+  /** The interned result (`ok` only), else -1. */
+  resultId: number;
+  ln: number;
 }
 
+/** Where {@link scalarAt} stopped. */
+let scanEnd = 0;
+
 /**
- * Reads a JSON-lines history. Blank lines are ignored.
- * @throws HistoryParseError naming the line, for bad JSON, unknown event types, missing fields,
- * duplicate ids, completions without an invoke, or a completion timed before its invoke.
+ * A JSON number of plain digits (optionally signed, with a fraction) or a string without escapes
+ * at `p`, or `undefined`; sets {@link scanEnd} past it.
  */
-export function readJsonl(text: string): History {
-  const lines = text.split('\n');
-  const byId = new Map<number | string, Pending>();
-  let model: string | undefined;
-  let sawEvent = false;
-  const completions: {
-    o: Record<string, unknown>;
-    type: 'ok' | 'fail' | 'info';
-    process: number | string;
-    id: number | string;
-    time: number;
-    ln: number;
-  }[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const raw = (lines[i] as string).trim();
-    if (raw === '') continue;
-    const ln = i + 1;
+function scalarAt(s: string, p: number, end: number): number | string | undefined {
+  if (s.charCodeAt(p) === 34 /* " */) {
+    const q = s.indexOf('"', p + 1);
+    if (q < 0 || q >= end) return undefined;
+    const text = s.slice(p + 1, q);
+    if (text.includes('\\')) return undefined;
+    for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) < 32) return undefined;
+    scanEnd = q + 1;
+    return text;
+  }
+  let i = p;
+  if (s.charCodeAt(i) === 45 /* - */) i++;
+  const d0 = i;
+  while (i < end) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    i++;
+  }
+  if (i === d0 || (s.charCodeAt(d0) === 48 && i - d0 > 1)) return undefined;
+  if (s.charCodeAt(i) === 46 /* . */) {
+    const f0 = ++i;
+    while (i < end) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      i++;
+    }
+    if (i === f0) return undefined;
+  }
+  const v = Number(s.slice(p, i));
+  if (!Number.isFinite(v)) return undefined;
+  scanEnd = i;
+  return v;
+}
+
+/** Parses the text of a JSON object (`undefined` when it is not one). */
+function parseObject(text: string): unknown {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const STATUS_OPEN = 3;
+
+/**
+ * Reads a JSON-lines history incrementally: feed it lines ({@link line}) or raw chunks
+ * ({@link push}), then call {@link finish}. Operations go straight into a
+ * {@link CompactHistory} (typed columns, inputs and outputs interned), so the memory used grows
+ * with the operations, not with the text: a line is parsed, stored and dropped.
+ */
+export class JsonlReader {
+  private readonly b = new CompactHistoryBuilder();
+  /** Slots of invoked ids: small non-negative integers here, any other id in `sparse`. */
+  private dense = new Int32Array(1024).fill(-1);
+  private readonly sparse = new Map<number | string, number>();
+  private readonly early = new Map<number | string, EarlyCompletion>();
+  private model: string | undefined;
+  private sawEvent = false;
+  private ln = 0;
+  private tail = '';
+  private readonly decoder = new TextDecoder();
+
+  /** Feeds a chunk of the file (text or bytes); lines may span chunks. */
+  push(chunk: string | Uint8Array): void {
+    const text =
+      this.tail + (typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true }));
+    let start = 0;
+    for (;;) {
+      const nl = text.indexOf('\n', start);
+      if (nl < 0) break;
+      this.lineAt(text, start, nl);
+      start = nl + 1;
+    }
+    this.tail = text.slice(start);
+  }
+
+  /** Reads the next line (without its newline). */
+  line(text: string): void {
+    this.lineAt(text, 0, text.length);
+  }
+
+  /** Reads the line `text[start, end)`. */
+  private lineAt(text: string, start: number, end: number): void {
+    const ln = ++this.ln;
+    if (this.sawEvent && this.fastLine(text, start, end, ln)) return;
+    const raw = text.slice(start, end).trim();
+    if (raw === '') return;
     let v: unknown;
     try {
       v = JSON.parse(raw);
@@ -201,7 +280,7 @@ export function readJsonl(text: string): History {
     }
     const o = v as Record<string, unknown>;
     if ('paxkvHistory' in o) {
-      if (sawEvent) throw new HistoryParseError('the header line must come first', ln);
+      if (this.sawEvent) throw new HistoryParseError('the header line must come first', ln);
       if (o.paxkvHistory !== JSONL_FORMAT_VERSION) {
         throw new HistoryParseError(
           `unsupported format version ${JSON.stringify(o.paxkvHistory)}: this checker reads version 1`,
@@ -210,12 +289,12 @@ export function readJsonl(text: string): History {
       }
       if (o.model !== undefined) {
         if (typeof o.model !== 'string') throw new HistoryParseError('"model" must be a string', ln);
-        model = o.model;
+        this.model = o.model;
       }
-      sawEvent = true;
-      continue;
+      this.sawEvent = true;
+      return;
     }
-    sawEvent = true;
+    this.sawEvent = true;
     const { type, process, id, time } = o;
     if (type !== 'invoke' && type !== 'ok' && type !== 'fail' && type !== 'info') {
       throw new HistoryParseError(`"type" must be invoke, ok, fail or info, got ${JSON.stringify(type)}`, ln);
@@ -224,74 +303,201 @@ export function readJsonl(text: string): History {
     if (!isId(id)) throw new HistoryParseError('"id" must be a number or a string', ln);
     if (typeof time !== 'number' || !Number.isFinite(time))
       throw new HistoryParseError('"time" must be a finite number', ln);
+    let payload = -1;
     if (type === 'invoke') {
-      const p = byId.get(id);
-      if (p !== undefined) {
-        throw new HistoryParseError(
-          `id ${JSON.stringify(id)} is invoked twice (first on line ${p.line}): ids must be unique per invocation`,
-          ln,
-        );
-      }
       if (!('op' in o) || typeof o.op !== 'object' || o.op === null) {
         throw new HistoryParseError('an invoke needs an "op" object', ln);
       }
-      byId.set(id, {
-        process,
-        id,
-        call: time,
-        input: o.op,
-        line: ln,
-        ret: Number.POSITIVE_INFINITY,
-        output: undefined,
-        status: 'open',
-      });
-      continue;
-    }
-    completions.push({ o, type, process, id, time, ln });
-  }
-  // Completions may come before their invoke in the file (merged logs): match them in a second pass.
-  for (const { o, type, process, id, time, ln } of completions) {
-    const p = byId.get(id);
-    if (p === undefined) {
-      throw new HistoryParseError(
-        `${type} for id ${JSON.stringify(id)} has no invoke: every completion needs an invoke line with the same id`,
-        ln,
-      );
-    }
-    if (p.status !== 'open') throw new HistoryParseError(`id ${JSON.stringify(id)} is completed twice`, ln);
-    if (p.process !== process) {
-      throw new HistoryParseError(
-        `id ${JSON.stringify(id)} was invoked by process ${JSON.stringify(p.process)}, completed by ${JSON.stringify(process)}`,
-        ln,
-      );
-    }
-    if (time < p.call)
-      throw new HistoryParseError(`completion time ${time} is before its invoke time ${p.call}`, ln);
-    if (type === 'ok') {
+      payload = this.b.values.intern(o.op);
+    } else if (type === 'ok') {
       const result = o.result ?? {};
       if (typeof result !== 'object' || result === null)
         throw new HistoryParseError('"result" must be an object', ln);
-      p.ret = time;
-      p.output = result;
-      p.status = 'ok';
-    } else if (type === 'fail') {
-      p.ret = time;
-      p.status = 'fail';
-    } else {
-      p.status = 'info';
+      payload = this.b.values.intern(result);
     }
+    this.event(type, process, id, time, payload, ln);
   }
-  const pending = [...byId.values()].sort((a, b) => a.call - b.call || a.line - b.line);
-  const operations: Operation[] = pending.map((p, index) => ({
-    index,
-    id: p.id,
-    process: p.process,
-    call: p.call,
-    ret: p.status === 'ok' || p.status === 'fail' ? p.ret : Number.POSITIVE_INFINITY,
-    input: p.input,
-    output: p.status === 'ok' ? p.output : undefined,
-    status: p.status === 'open' ? 'info' : p.status,
-    line: p.line,
-  }));
-  return model === undefined ? { operations, format: 'jsonl' } : { operations, format: 'jsonl', model };
+
+  /**
+   * The common case without a general JSON parse: a line exactly as {@link formatEvent} writes
+   * it (`{"type":..,"process":..,"id":..,"time":..,"op"|"result"|"error":..}`), with plain
+   * numbers and strings without escapes. The operation or result text is parsed (validated) only
+   * the first time it is seen. Returns false, having changed nothing, for any other line.
+   */
+  private fastLine(s: string, start: number, end: number, ln: number): boolean {
+    if (!s.startsWith('{"type":"', start)) return false;
+    let p = start + 9;
+    let type: 'invoke' | 'ok' | 'fail' | 'info';
+    if (s.startsWith('invoke"', p)) type = 'invoke';
+    else if (s.startsWith('ok"', p)) type = 'ok';
+    else if (s.startsWith('fail"', p)) type = 'fail';
+    else if (s.startsWith('info"', p)) type = 'info';
+    else return false;
+    p += type.length + 1;
+    if (!s.startsWith(',"process":', p)) return false;
+    const process = scalarAt(s, p + 11, end);
+    if (process === undefined) return false;
+    p = scanEnd;
+    if (!s.startsWith(',"id":', p)) return false;
+    const id = scalarAt(s, p + 6, end);
+    if (id === undefined) return false;
+    p = scanEnd;
+    if (!s.startsWith(',"time":', p)) return false;
+    const time = scalarAt(s, p + 8, end);
+    if (typeof time !== 'number') return false;
+    p = scanEnd;
+    const last = end - 1;
+    if (s.charCodeAt(last) !== 125 /* } */) return false;
+    let payload = -1;
+    if (type === 'invoke') {
+      if (!s.startsWith(',"op":{', p)) return false;
+      payload = this.b.values.internText(s.slice(p + 6, last), parseObject);
+      if (payload < 0) return false;
+    } else if (type === 'ok') {
+      if (p === last) {
+        payload = this.b.values.internText('{}', parseObject);
+      } else {
+        if (!s.startsWith(',"result":{', p)) return false;
+        payload = this.b.values.internText(s.slice(p + 10, last), parseObject);
+        if (payload < 0) return false;
+      }
+    } else if (p !== last) {
+      if (!s.startsWith(',"error":"', p)) return false;
+      // free text: validate it as a JSON string
+      try {
+        if (typeof JSON.parse(s.slice(p + 9, last)) !== 'string') return false;
+      } catch {
+        return false;
+      }
+    }
+    this.event(type, process, id, time, payload, ln);
+    return true;
+  }
+
+  /** The slot of an invoked id, or -1. */
+  private slotOf(id: number | string): number {
+    if (typeof id === 'number' && id >= 0 && id < this.dense.length && Number.isInteger(id)) {
+      const k = this.dense[id] as number;
+      if (k >= 0) return k;
+    }
+    return this.sparse.get(id) ?? -1;
+  }
+
+  private setSlot(id: number | string, slot: number): void {
+    // small non-negative integer ids (the usual 0, 1, 2, ...) go in a typed array
+    if (typeof id === 'number' && id >= 0 && Number.isInteger(id) && id < 4 * (this.b.size + 1024)) {
+      if (id >= this.dense.length) {
+        let cap = this.dense.length * 2;
+        while (cap <= id) cap *= 2;
+        const d = new Int32Array(cap).fill(-1);
+        d.set(this.dense);
+        this.dense = d;
+      }
+      this.dense[id] = slot;
+      return;
+    }
+    this.sparse.set(id, slot);
+  }
+
+  private event(
+    type: 'invoke' | 'ok' | 'fail' | 'info',
+    process: number | string,
+    id: number | string,
+    time: number,
+    payload: number,
+    ln: number,
+  ): void {
+    const b = this.b;
+    const processId = b.internProcess(process);
+    if (type === 'invoke') {
+      const first = this.slotOf(id);
+      if (first >= 0) {
+        throw new HistoryParseError(
+          `id ${JSON.stringify(id)} is invoked twice (first on line ${b.lineOf(first)}): ids must be unique per invocation`,
+          ln,
+        );
+      }
+      const slot = b.add(id, processId, time, Number.POSITIVE_INFINITY, payload, -1, STATUS_OPEN, ln);
+      this.setSlot(id, slot);
+      const done = this.early.get(id);
+      if (done !== undefined) {
+        this.early.delete(id);
+        this.complete(slot, id, done);
+      }
+      return;
+    }
+    const c: EarlyCompletion = { type, processId, time, resultId: payload, ln };
+    const slot = this.slotOf(id);
+    if (slot < 0) {
+      if (this.early.has(id)) throw new HistoryParseError(`id ${JSON.stringify(id)} is completed twice`, ln);
+      this.early.set(id, c);
+      return;
+    }
+    this.complete(slot, id, c);
+  }
+
+  private complete(slot: number, id: number | string, c: EarlyCompletion): void {
+    const b = this.b;
+    const { ln, time, type } = c;
+    if (b.statusOf(slot) !== STATUS_OPEN)
+      throw new HistoryParseError(`id ${JSON.stringify(id)} is completed twice`, ln);
+    if (b.processOf(slot) !== c.processId) {
+      throw new HistoryParseError(
+        `id ${JSON.stringify(id)} was invoked by process ${JSON.stringify(b.processes.values[b.processOf(slot)])}, completed by ${JSON.stringify(b.processes.values[c.processId])}`,
+        ln,
+      );
+    }
+    const call = b.callOf(slot);
+    if (time < call)
+      throw new HistoryParseError(`completion time ${time} is before its invoke time ${call}`, ln);
+    if (type === 'ok') b.complete(slot, time, c.resultId, STATUS_OK);
+    else if (type === 'fail') b.complete(slot, time, -1, STATUS_FAIL);
+    else b.complete(slot, Number.POSITIVE_INFINITY, -1, STATUS_INFO);
+  }
+
+  /**
+   * Ends the input and returns the history, sorted by call time (ties by line).
+   * @throws HistoryParseError for a completion whose invoke never came.
+   */
+  finish(): CompactHistory {
+    if (this.tail !== '') {
+      const t = this.tail;
+      this.tail = '';
+      this.line(t);
+    }
+    for (const [id, c] of this.early) {
+      throw new HistoryParseError(
+        `${c.type} for id ${JSON.stringify(id)} has no invoke: every completion needs an invoke line with the same id`,
+        c.ln,
+      );
+    }
+    // operations never completed are indeterminate
+    const b = this.b;
+    for (let k = 0; k < b.size; k++)
+      if (b.statusOf(k) === STATUS_OPEN) b.complete(k, Number.POSITIVE_INFINITY, -1, STATUS_INFO);
+    return b.finish('jsonl', this.model);
+  }
+}
+
+/**
+ * Reads a JSON-lines history. Blank lines are ignored.
+ * @throws HistoryParseError naming the line, for bad JSON, unknown event types, missing fields,
+ * duplicate ids, completions without an invoke, or a completion timed before its invoke.
+ */
+export function readJsonl(text: string): CompactHistory {
+  const r = new JsonlReader();
+  r.push(text);
+  return r.finish();
+}
+
+/**
+ * Reads a JSON-lines history file in chunks (never holding the whole text): memory grows with the
+ * operations, not with the file.
+ * @throws HistoryParseError naming the line, as {@link readJsonl}.
+ */
+export async function readJsonlFile(path: string): Promise<CompactHistory> {
+  const { createReadStream } = await import('node:fs');
+  const r = new JsonlReader();
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) r.push(chunk as Uint8Array);
+  return r.finish();
 }

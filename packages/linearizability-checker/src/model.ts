@@ -61,6 +61,22 @@ export interface Model<S = unknown, I = unknown, O = unknown> {
    * {@link InvalidOperationError} that names the line.
    */
   validate?(input: unknown, output: unknown): string | undefined;
+  /**
+   * Enables the polynomial fast path (with {@link Model.initialRegisterValue}): describes the
+   * operation as a register access when it is one. Return `{ kind: 'write', value }` for an
+   * operation that sets the value whatever the state and whose answer does not depend on the
+   * state, `{ kind: 'read', value }` for one that only observes the value, and `undefined` for
+   * anything else. Values are string keys: equal values must give equal keys. A partition where
+   * every operation is a read or a write and no two writes share a value (nor a write and the
+   * initial value) is checked in O(n log n); any other goes through the general search. The
+   * verdicts are the same (a fast-path linearization is replayed through {@link Model.step}).
+   */
+  registerOp?(
+    input: I,
+    output: O | undefined,
+  ): { readonly kind: 'write' | 'read'; readonly value: string } | undefined;
+  /** The register value of the initial state, as a {@link Model.registerOp} key. */
+  readonly initialRegisterValue?: string;
   /** A short human-readable form of an operation, for reports (e.g. `put("k", "v") → created`). */
   describeOperation?(input: I, output: O | undefined): string;
   /** A short human-readable form of a state, for reports. */

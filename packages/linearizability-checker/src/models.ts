@@ -56,6 +56,14 @@ function registerModel(name: string, allowCas: boolean): Model<RegisterValue, Re
     },
     key: (s) => (typeof s === 'number' ? s : JSON.stringify(s)),
     readOnly: (input, output) => input.f === 'read' || (input.f === 'cas' && output?.ok === false),
+    registerOp(input, output) {
+      if (input.f === 'write') return { kind: 'write', value: JSON.stringify(input.value) };
+      if (input.f === 'read' && output !== undefined && output.value !== undefined) {
+        return { kind: 'read', value: JSON.stringify(output.value) };
+      }
+      return undefined;
+    },
+    initialRegisterValue: 'null',
     validate(input, output) {
       if (!isObject(input)) return 'op must be an object like {"f":"read"}';
       const f = input.f;
@@ -324,6 +332,17 @@ export function createKvModel(options: KvModelOptions = {}): Model<KvState, KvIn
     },
   };
   if (partitioned) {
+    // The fast path: a get observes the value, a put (without a `created` answer, which depends
+    // on the state) sets it; absent is the initial value.
+    model.registerOp = (input, output) => {
+      if (input.f === 'put' && output?.created === undefined)
+        return { kind: 'write', value: JSON.stringify(input.value) };
+      if (input.f === 'get' && output !== undefined && output.value !== undefined) {
+        return { kind: 'read', value: JSON.stringify(output.value) };
+      }
+      return undefined;
+    };
+    (model as { initialRegisterValue?: string }).initialRegisterValue = JSON.stringify(absent);
     model.partition = (input) => input.key;
     // keys are hashes: confirm with the values
     model.equal = (a, b) => (a as KvCell).value === (b as KvCell).value;

@@ -90,10 +90,11 @@ export async function runInWorkers<T, R>(
   finish: (item: T, reply: WorkerReply) => R,
   stop: (result: R) => boolean,
   onDone: (done: number) => void,
+  size: (item: T) => number,
 ): Promise<R[]> {
   let stopped = false;
   const workers = new Set<Worker>();
-  const order = items.map((_, i) => i).sort((a, b) => size(items[b]) - size(items[a]));
+  const order = items.map((_, i) => i).sort((a, b) => size(items[b] as T) - size(items[a] as T));
   const results: R[] = new Array(items.length);
   let nextIdx = 0;
   let done = 0;
@@ -142,11 +143,6 @@ export async function runInWorkers<T, R>(
   };
   await Promise.all(Array.from({ length: threads }, lane));
   return results;
-}
-
-function size(item: unknown): number {
-  const ops = (item as { ops?: unknown[] }).ops;
-  return Array.isArray(ops) ? ops.length : 0;
 }
 
 function ask(worker: Worker, req: WorkerRequest): Promise<WorkerReply> {

@@ -4,7 +4,8 @@
  * @module
  */
 import type { CheckResult, PartitionResult } from './check.js';
-import type { Operation } from './history.js';
+import { CompactHistory } from './compact.js';
+import type { History, Operation } from './history.js';
 import type { Model } from './model.js';
 import { show } from './model.js';
 
@@ -27,12 +28,27 @@ function describeState(model: Model, s: unknown): string {
   return model.describeState ? model.describeState(s) : show(s);
 }
 
-/** Replays a sequence of operations from the initial state; returns the state after each one. */
-export function replay(model: Model, ops: readonly Operation[], order: readonly number[]): unknown[] {
+/** Operation `i` of a history, without building every operation of a compact one. */
+export function opAccessor(history: History): (i: number) => Operation {
+  if (history instanceof CompactHistory && !history.isMaterialized) return (i) => history.op(i);
+  const ops = history.operations;
+  return (i) => ops[i] as Operation;
+}
+
+/**
+ * Replays a sequence of operations from the initial state; returns the state after each one.
+ * @param ops - the operations (an array, or a function from index to operation).
+ */
+export function replay(
+  model: Model,
+  ops: readonly Operation[] | ((i: number) => Operation),
+  order: readonly number[],
+): unknown[] {
+  const at = typeof ops === 'function' ? ops : (i: number) => ops[i] as Operation;
   let state = model.init();
   const out: unknown[] = [];
   for (const i of order) {
-    const op = ops[i] as Operation;
+    const op = at(i);
     const r = model.step(state, op.input, op.output);
     if (r.ok) state = r.state;
     out.push(state);
@@ -53,7 +69,7 @@ export function formatText(name: string, result: CheckResult, options: TextOptio
   const tail = options.prefixTail ?? 12;
   const maxStuck = options.maxStuck ?? 10;
   const model = result.spec;
-  const ops = result.history.operations;
+  const ops = opAccessor(result.history);
   const lines: string[] = [];
   lines.push(
     `${name}: ${result.verdict.replace('-', ' ')} (model ${result.model}, ${result.operations} ops, ${result.dropped.length} dropped, ${result.partitions.length} partition${result.partitions.length === 1 ? '' : 's'}, ${result.ms.toFixed(1)} ms)`,
@@ -74,7 +90,7 @@ export function formatText(name: string, result: CheckResult, options: TextOptio
       `    longest linearizable prefix: ${prefix.length} of ${p.operations.length} ops${prefix.length > tail ? ` (last ${tail} shown)` : ''}`,
     );
     for (let k = Math.max(0, prefix.length - tail); k < prefix.length; k++) {
-      const op = ops[prefix[k] as number] as Operation;
+      const op = ops(prefix[k] as number);
       lines.push(
         `      ${String(k + 1).padStart(4)}. [p${op.process}] ${describe(model, op)}   ⇒ ${describeState(model, states[k])}   (${where(op)})`,
       );
@@ -83,7 +99,7 @@ export function formatText(name: string, result: CheckResult, options: TextOptio
     lines.push(`    from state ${describeState(model, state)}, none of these can go next:`);
     const stuck = p.stuck ?? [];
     for (const i of stuck.slice(0, maxStuck)) {
-      const op = ops[i] as Operation;
+      const op = ops(i);
       const legal = model.step(state, op.input, op.output).ok;
       lines.push(
         `      ✗ [p${op.process}] ${describe(model, op)}   (${where(op)}; ${legal ? 'legal here but leads to a dead end' : 'illegal in this state'})`,

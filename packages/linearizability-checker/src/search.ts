@@ -5,6 +5,7 @@
  * @module
  */
 
+import { internValue, plainJson, ValueTable } from './compact.js';
 import { ModelError } from './errors.js';
 import type { Operation } from './history.js';
 import type { Model } from './model.js';
@@ -87,7 +88,7 @@ class StateSpace<S> {
 
   constructor(
     private readonly model: Model<S, unknown, unknown>,
-    private readonly ops: readonly Operation[],
+    private readonly ops: PartitionOps,
     private readonly maxMemoStates: number,
     maxTransitions: number,
   ) {
@@ -129,7 +130,7 @@ class StateSpace<S> {
       // A row is allocated on a state's second step: models that reach most states once (an
       // append-KV) then allocate almost nothing.
       if (this.stepped[s] === 1) {
-        row = new Int32Array(this.ops.length).fill(-2);
+        row = new Int32Array(this.ops.call.length).fill(-2);
         this.rows[s] = row;
       } else {
         this.stepped[s] = 1;
@@ -159,8 +160,13 @@ class StateSpace<S> {
   }
 
   private compute(s: number, op: number): number {
-    const o = this.ops[op] as Operation;
-    const r = this.model.step(this.states[s] as S, o.input, o.output);
+    const o = this.ops;
+    const out = o.output[op] as number;
+    const r = this.model.step(
+      this.states[s] as S,
+      o.values[o.input[op] as number],
+      out < 0 ? undefined : o.values[out],
+    );
     return r.ok ? this.intern(r.state) : -1;
   }
 }
@@ -228,27 +234,38 @@ class TransitionMap {
   }
 }
 
-/** Open-addressing hash set of (bitset, state) pairs, stored in typed arrays. */
+/**
+ * Open-addressing hash set of (linearized set, state) pairs in typed arrays. A set is stored in
+ * a compact, canonical form (see {@link encodeSet}) whose size grows with the operations that
+ * are open at that point of the search, not with the partition.
+ */
 class Cache {
   private table: Int32Array;
   private mask: number;
   private hashes: Int32Array;
   private stateIds: Int32Array;
-  private arena: Uint32Array;
+  private offsets: Int32Array;
+  private arena: Int32Array;
+  private used = 0;
   size = 0;
 
-  constructor(private readonly words: number) {
+  constructor() {
     const cap = 1 << 12;
     this.table = new Int32Array(cap).fill(-1);
     this.mask = cap - 1;
     this.hashes = new Int32Array(cap >> 1);
     this.stateIds = new Int32Array(cap >> 1);
-    this.arena = new Uint32Array((cap >> 1) * Math.max(1, words));
+    this.offsets = new Int32Array(cap >> 1);
+    this.arena = new Int32Array(cap * 4);
   }
 
-  /** Adds the pair; returns false when it was already present. */
-  add(hash: number, state: number, bits: Uint32Array): boolean {
-    const w = this.words;
+  /** Bytes held (tables and arena). */
+  get bytes(): number {
+    return this.table.length * 4 + this.hashes.length * 12 + this.used * 4;
+  }
+
+  /** Adds the pair (`enc[0..len)` is the set's encoding); returns false when it was already present. */
+  add(hash: number, state: number, enc: Int32Array, len: number): boolean {
     const table = this.table;
     const mask = this.mask;
     let slot = (hash ^ (hash >>> 15)) & mask;
@@ -256,24 +273,36 @@ class Cache {
       const e = table[slot] as number;
       if (e === -1) break;
       if (this.hashes[e] === hash && this.stateIds[e] === state) {
-        const base = e * w;
         const arena = this.arena;
-        let same = true;
-        for (let i = 0; i < w; i++) {
-          if (arena[base + i] !== bits[i]) {
-            same = false;
-            break;
+        const base = this.offsets[e] as number;
+        if (arena[base] === len) {
+          let same = true;
+          for (let i = 0; i < len; i++) {
+            if (arena[base + 1 + i] !== enc[i]) {
+              same = false;
+              break;
+            }
           }
+          if (same) return false;
         }
-        if (same) return false;
       }
       slot = (slot + 1) & mask;
     }
     const e = this.size;
     if (e >= this.hashes.length) this.growEntries();
+    if (this.used + len + 1 > this.arena.length) {
+      let cap = this.arena.length * 2;
+      while (cap < this.used + len + 1) cap *= 2;
+      const a = new Int32Array(cap);
+      a.set(this.arena.subarray(0, this.used));
+      this.arena = a;
+    }
     this.hashes[e] = hash;
     this.stateIds[e] = state;
-    this.arena.set(bits, e * w);
+    this.offsets[e] = this.used;
+    this.arena[this.used] = len;
+    this.arena.set(enc.subarray(0, len), this.used + 1);
+    this.used += len + 1;
     table[slot] = e;
     this.size = e + 1;
     if (this.size * 2 > table.length) this.rehash();
@@ -282,15 +311,14 @@ class Cache {
 
   private growEntries(): void {
     const cap = this.hashes.length * 2;
-    const h = new Int32Array(cap);
-    h.set(this.hashes);
-    this.hashes = h;
-    const s = new Int32Array(cap);
-    s.set(this.stateIds);
-    this.stateIds = s;
-    const a = new Uint32Array(cap * Math.max(1, this.words));
-    a.set(this.arena);
-    this.arena = a;
+    const grow = (old: Int32Array): Int32Array => {
+      const a = new Int32Array(cap);
+      a.set(old);
+      return a;
+    };
+    this.hashes = grow(this.hashes);
+    this.stateIds = grow(this.stateIds);
+    this.offsets = grow(this.offsets);
   }
 
   private rehash(): void {
@@ -308,22 +336,65 @@ class Cache {
   }
 }
 
+/** Number of 1 bits of a 32-bit word. */
+function popcount(x: number): number {
+  let v = x - ((x >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) as number;
+}
+
+/** Windows of up to this many words are stored as words without looking for a shorter list. */
+const SMALL_WINDOW_WORDS = 8;
+
 /**
- * The JSON text of `value` when it is plain JSON data (null, booleans, finite numbers, strings,
- * arrays, plain objects), so that equal texts mean equal values; `undefined` otherwise (a Map, a
- * Date, a bigint...), and the operation then gets no twin.
+ * Writes the canonical encoding of the set `bits` (operations in call order) into `enc` and
+ * returns its length. With `lo` the first operation not in the set and `hi` one past the last one
+ * in it, the set is `[0, lo)` plus part of the window `[lo, hi)`; the window is written either as
+ * the list of its missing operations (`enc = [lo, hi, missing...]`) or, when that is longer, as
+ * the bitset words that cover it (`enc = [lo, -hi - 1, words...]`; always for windows of up to
+ * {@link SMALL_WINDOW_WORDS} words). Either way the size follows
+ * the operations open at that point (and indeterminate ones left out), not the partition size.
  */
-function plainJson(value: unknown): string | undefined {
-  const plain = (v: unknown): boolean => {
-    if (v === null || typeof v === 'string' || typeof v === 'boolean') return true;
-    if (typeof v === 'number') return Number.isFinite(v);
-    if (Array.isArray(v)) return v.every(plain);
-    if (typeof v !== 'object') return false;
-    const proto = Object.getPrototypeOf(v);
-    if (proto !== Object.prototype && proto !== null) return false;
-    return Object.values(v as Record<string, unknown>).every((x) => x !== undefined && plain(x));
-  };
-  return plain(value) ? JSON.stringify(value) : undefined;
+function encodeSet(bits: Uint32Array, lo: number, hi: number, enc: Int32Array): number {
+  enc[0] = lo;
+  if (hi <= lo) {
+    enc[1] = hi;
+    return 2;
+  }
+  const w0 = lo >>> 5;
+  const w1 = (hi - 1) >>> 5;
+  if (w1 - w0 < SMALL_WINDOW_WORDS) {
+    enc[1] = -hi - 1;
+    let k = 2;
+    for (let w = w0; w <= w1; w++) enc[k++] = bits[w] as number;
+    return k;
+  }
+  let missing = 0;
+  for (let w = w0; w <= w1; w++) {
+    let word = ~(bits[w] as number);
+    if (w === w0) word &= ~0 << (lo & 31);
+    if (w === w1 && (hi & 31) !== 0) word &= (1 << (hi & 31)) - 1;
+    missing += popcount(word);
+  }
+  if (missing * 32 <= hi - lo) {
+    enc[1] = hi;
+    let k = 2;
+    for (let w = w0; w <= w1; w++) {
+      let word = ~(bits[w] as number);
+      if (w === w0) word &= ~0 << (lo & 31);
+      if (w === w1 && (hi & 31) !== 0) word &= (1 << (hi & 31)) - 1;
+      while (word !== 0) {
+        const t = word & -word;
+        enc[k++] = (w << 5) + (31 - Math.clz32(t));
+        word ^= t;
+      }
+    }
+    return k;
+  }
+  enc[1] = -hi - 1;
+  let k = 2;
+  for (let w = w0; w <= w1; w++) enc[k++] = bits[w] as number;
+  return k;
 }
 
 /** A fixed xorshift generator, so that hashes (and so runs) are reproducible. */
@@ -340,12 +411,57 @@ function zobrist(n: number): Int32Array {
 }
 
 /**
+ * The operations of one partition as columns, in call order: what {@link PartitionSearch}
+ * reads. Inputs and outputs are ids into `values` (an output of -1 is unknown).
+ */
+export interface PartitionOps {
+  /** Call times, non-decreasing. */
+  readonly call: Float64Array;
+  /** Return times (`Infinity` for indeterminate operations). */
+  readonly ret: Float64Array;
+  /** Input ids (into `values`). */
+  readonly input: Int32Array;
+  /** Output ids (into `values`), -1 when unknown. */
+  readonly output: Int32Array;
+  /** Interned inputs and outputs. */
+  readonly values: readonly unknown[];
+}
+
+/**
+ * Converts operation objects to {@link PartitionOps} (sorted by call) and the map from those
+ * positions back to positions in `ops`.
+ */
+export function partitionOpsOf(ops: readonly Operation[]): { part: PartitionOps; back: Int32Array } {
+  const n = ops.length;
+  const back = new Int32Array(n);
+  for (let i = 0; i < n; i++) back[i] = i;
+  back.sort((a, b) => (ops[a] as Operation).call - (ops[b] as Operation).call || a - b);
+  const table = new ValueTable();
+  const call = new Float64Array(n);
+  const ret = new Float64Array(n);
+  const input = new Int32Array(n);
+  const output = new Int32Array(n);
+  for (let k = 0; k < n; k++) {
+    const o = ops[back[k] as number] as Operation;
+    call[k] = o.call;
+    ret[k] = o.ret;
+    input[k] = internValue(table, o.input);
+    output[k] = o.output === undefined ? -1 : internValue(table, o.output);
+  }
+  return { part: { call, ret, input, output, values: table.values }, back };
+}
+
+/**
  * A resumable Wing–Gong–Lowe search (with Lowe's cache) over one partition. {@link run} advances it
  * by a number of steps, so that a caller can interleave partitions (and stop them all once one
- * violates) without threads.
+ * violates) without threads. Operation numbers in its outcome are positions in the
+ * {@link PartitionOps} it was given (or in the array of operations).
  */
 export class PartitionSearch<S> {
   private readonly n: number;
+  private readonly ops: PartitionOps;
+  /** Positions in the caller's array, when it was not in call order. */
+  private readonly back: Int32Array | undefined;
   private readonly lim: SearchLimits;
   private readonly next: Int32Array;
   private readonly prev: Int32Array;
@@ -353,8 +469,10 @@ export class PartitionSearch<S> {
   private readonly bits: Uint32Array;
   private readonly z: Int32Array;
   private readonly cache: Cache;
+  private readonly enc: Int32Array;
   private readonly stackOp: Int32Array;
   private readonly stackState: Int32Array;
+  private readonly stackHi: Int32Array;
   private readonly best: Int32Array;
   /** 1 for operations that leave every state where they are legal unchanged (linearized greedily). */
   private readonly greedy: Uint8Array;
@@ -367,6 +485,10 @@ export class PartitionSearch<S> {
   private bestLen = 0;
   private sp = 0;
   private hash = 0;
+  /** First operation (call order) not linearized. */
+  private lo = 0;
+  /** One past the last linearized operation (call order). */
+  private hi = 0;
   private state: number;
   private e: number;
   private outcome: SearchOutcome | undefined;
@@ -374,23 +496,34 @@ export class PartitionSearch<S> {
   steps = 0;
 
   /**
-   * @param ops - the partition's operations; indeterminate ones have `ret === Infinity`.
+   * @param ops - the partition's operations (objects, or columns in call order); indeterminate
+   *   ones have `ret === Infinity`.
    * @param model - the sequential specification.
    * @param limits - deadline and memory limits; defaults in {@link DEFAULT_SEARCH_LIMITS}.
    */
   constructor(
-    private readonly ops: readonly Operation[],
+    ops: readonly Operation[] | PartitionOps,
     model: Model<S, unknown, unknown>,
     limits: Partial<SearchLimits> = {},
   ) {
+    if (Array.isArray(ops)) {
+      const { part, back } = partitionOpsOf(ops as readonly Operation[]);
+      this.ops = part;
+      this.back = back;
+    } else {
+      this.ops = ops as PartitionOps;
+      this.back = undefined;
+    }
+    const P = this.ops;
     this.lim = { ...DEFAULT_SEARCH_LIMITS, ...limits };
-    const n = ops.length;
+    const n = P.call.length;
     this.n = n;
     // Events: call of op i is entry i, its return is entry n + i. Sort by time; at equal times
     // calls come first, so operations that touch at one instant count as concurrent.
-    const timeOf = (e: number): number =>
-      e < n ? (ops[e] as Operation).call : (ops[e - n] as Operation).ret;
-    const sorted = Array.from({ length: 2 * n }, (_, i) => i).sort((a, b) => {
+    const timeOf = (e: number): number => (e < n ? (P.call[e] as number) : (P.ret[e - n] as number));
+    const sorted = new Int32Array(2 * n);
+    for (let i = 0; i < 2 * n; i++) sorted[i] = i;
+    sorted.sort((a, b) => {
       const ta = timeOf(a);
       const tb = timeOf(b);
       if (ta !== tb) return ta < tb ? -1 : 1;
@@ -408,34 +541,34 @@ export class PartitionSearch<S> {
       this.prev[e] = last;
       last = e;
     }
-    this.space = new StateSpace(model, ops, this.lim.maxMemoStates, this.lim.maxTransitions);
+    this.space = new StateSpace(model, P, this.lim.maxMemoStates, this.lim.maxTransitions);
     const words = (n + 31) >>> 5;
-    this.bits = new Uint32Array(words);
+    this.bits = new Uint32Array(words + 1);
     this.z = zobrist(n);
-    this.cache = new Cache(words);
+    this.cache = new Cache();
+    this.enc = new Int32Array(n + words + 4);
     this.stackOp = new Int32Array(n);
     this.stackState = new Int32Array(n);
+    this.stackHi = new Int32Array(n);
     this.best = new Int32Array(n);
     this.greedy = new Uint8Array(n);
+    const valueAt = (id: number): unknown => (id < 0 ? undefined : P.values[id]);
     if (model.readOnly) {
       for (let i = 0; i < n; i++) {
-        const o = ops[i] as Operation;
-        this.greedy[i] = model.readOnly(o.input, o.output) ? 1 : 0;
+        this.greedy[i] = model.readOnly(valueAt(P.input[i] as number), valueAt(P.output[i] as number))
+          ? 1
+          : 0;
       }
     }
     this.twin = new Int32Array(n).fill(-1);
-    const lastOf = new Map<string, number>();
-    const byCall = Array.from({ length: n }, (_, i) => i).sort(
-      (a, b) => (ops[a] as Operation).call - (ops[b] as Operation).call || a - b,
-    );
-    for (const i of byCall) {
-      const o = ops[i] as Operation;
-      const inKey = plainJson(o.input);
-      const outKey = o.output === undefined ? '?' : plainJson(o.output);
-      if (inKey === undefined || outKey === undefined) continue;
-      const id = `${inKey}\u0000${outKey}`;
+    const lastOf = new Map<number, number>();
+    const span = P.values.length + 1;
+    for (let i = 0; i < n; i++) {
+      // ops are in call order, so an earlier op with the same input and output was called no later
+      const id = (P.input[i] as number) * span + (P.output[i] as number) + 1;
       const prevTwin = lastOf.get(id);
-      if (prevTwin !== undefined && (ops[prevTwin] as Operation).ret <= o.ret) this.twin[i] = prevTwin;
+      if (prevTwin !== undefined && (P.ret[prevTwin] as number) <= (P.ret[i] as number))
+        this.twin[i] = prevTwin;
       lastOf.set(id, i);
     }
     this.state = this.space.intern(model.init());
@@ -448,13 +581,29 @@ export class PartitionSearch<S> {
     return this.outcome;
   }
 
+  /** Bytes held by the cache of visited configurations. */
+  get cacheBytes(): number {
+    return this.cache.bytes;
+  }
+
+  private map(xs: ArrayLike<number>): number[] {
+    const b = this.back;
+    return b === undefined ? Array.from(xs) : Array.from(xs, (i) => b[i] as number);
+  }
+
+  /** The longest linearizable prefix found so far (positions in the caller's operations). */
+  longestPrefix(): number[] {
+    return this.map(this.best.subarray(0, this.bestLen));
+  }
+
   private unknown(reason: string): SearchOutcome {
-    return {
-      verdict: 'unknown',
-      reason,
-      longestPrefix: Array.from(this.best.subarray(0, this.bestLen)),
-      steps: this.steps,
-    };
+    return { verdict: 'unknown', reason, longestPrefix: this.longestPrefix(), steps: this.steps };
+  }
+
+  /** Stops the search with verdict `unknown` (e.g. when a shared time budget runs out). */
+  abandon(reason: string): SearchOutcome {
+    this.outcome ??= this.unknown(reason);
+    return this.outcome;
   }
 
   /**
@@ -468,8 +617,8 @@ export class PartitionSearch<S> {
     if (this.outcome !== undefined) return this.outcome;
     const n = this.n;
     const H = 2 * n;
-    const { next, prev, bits, z, cache, stackOp, stackState, space, lim, greedy, twin } = this;
-    let { sp, hash, state, e, steps } = this;
+    const { next, prev, bits, z, cache, stackOp, stackState, stackHi, space, lim, greedy, twin, enc } = this;
+    let { sp, hash, state, e, steps, lo, hi } = this;
     const stopAt = steps + maxSteps;
     let untilClock = lim.clockCheckInterval;
     let out: SearchOutcome | undefined;
@@ -482,7 +631,7 @@ export class PartitionSearch<S> {
           out = this.unknown('time budget exhausted');
           break;
         }
-        if (cache.size * (12 + 4 * bits.length) > lim.maxCacheBytes) {
+        if (cache.bytes > lim.maxCacheBytes) {
           this.steps = steps;
           out = this.unknown(
             `cache reached ${Math.round(lim.maxCacheBytes / 1048576)} MiB after ${cache.size} states (raise limits.maxCacheBytes, or split the history)`,
@@ -504,12 +653,21 @@ export class PartitionSearch<S> {
           const b = 1 << (e & 31);
           bits[w] = (bits[w] as number) | b;
           const h = hash ^ (z[e] as number) ^ Math.imul(ns + 1, 0x9e3779b1);
-          if (cache.add(h, ns, bits)) {
+          let nlo = lo;
+          if (e === lo) {
+            nlo = lo + 1;
+            while (nlo < n && ((bits[nlo >>> 5] as number) & (1 << (nlo & 31))) !== 0) nlo++;
+          }
+          const nhi = Math.max(e + 1, hi);
+          if (cache.add(h, ns, enc, encodeSet(bits, nlo, nhi, enc))) {
             hash ^= z[e] as number;
             stackOp[sp] = e;
             stackState[sp] = state;
+            stackHi[sp] = hi;
             sp++;
             state = ns;
+            lo = nlo;
+            hi = nhi;
             // lift the call and its return out of the list
             let p = prev[e] as number;
             let q = next[e] as number;
@@ -542,6 +700,8 @@ export class PartitionSearch<S> {
           sp--;
           op = stackOp[sp] as number;
           state = stackState[sp] as number;
+          hi = stackHi[sp] as number;
+          if (op < lo) lo = op;
           const w = op >>> 5;
           bits[w] = (bits[w] as number) & ~(1 << (op & 31));
           hash ^= z[op] as number;
@@ -562,8 +722,8 @@ export class PartitionSearch<S> {
           const prefix = Array.from(this.best.subarray(0, this.bestLen));
           out = {
             verdict: 'not-linearizable',
-            longestPrefix: prefix,
-            stuck: stuckAfter(prefix, this.ops),
+            longestPrefix: this.map(prefix),
+            stuck: this.map(stuckAfter(prefix, this.ops)),
             steps,
           };
           break;
@@ -572,13 +732,15 @@ export class PartitionSearch<S> {
       }
     }
     if (out === undefined && next[H] === -1) {
-      out = { verdict: 'linearizable', linearization: Array.from(stackOp.subarray(0, sp)), steps };
+      out = { verdict: 'linearizable', linearization: this.map(stackOp.subarray(0, sp)), steps };
     }
     this.sp = sp;
     this.hash = hash;
     this.state = state;
     this.e = e;
     this.steps = steps;
+    this.lo = lo;
+    this.hi = hi;
     this.outcome = out;
     return out;
   }
@@ -587,13 +749,14 @@ export class PartitionSearch<S> {
 /**
  * Checks one partition to the end (or the deadline) with the Wing–Gong–Lowe algorithm.
  *
- * @param ops - the partition's operations; indeterminate ones have `ret === Infinity`.
+ * @param ops - the partition's operations (objects, or columns in call order); indeterminate ones
+ *   have `ret === Infinity`.
  * @param model - the sequential specification.
  * @param limits - deadline and memory limits; defaults in {@link DEFAULT_SEARCH_LIMITS}.
  * @param onProgress - called every `clockCheckInterval` steps with the step count.
  */
 export function searchPartition<S>(
-  ops: readonly Operation[],
+  ops: readonly Operation[] | PartitionOps,
   model: Model<S, unknown, unknown>,
   limits: Partial<SearchLimits> = {},
   onProgress?: (steps: number) => void,
@@ -605,17 +768,19 @@ export function searchPartition<S>(
  * After a prefix, the operations that could be linearized next (called before the earliest return
  * among the rest) and are not legal from the state the prefix reaches, or lead nowhere.
  */
-function stuckAfter(prefix: readonly number[], ops: readonly Operation[]): number[] {
-  const done = new Set(prefix);
+function stuckAfter(prefix: readonly number[], ops: PartitionOps): number[] {
+  const n = ops.call.length;
+  const done = new Uint8Array(n);
+  for (const i of prefix) done[i] = 1;
   let minRet = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < ops.length; i++) {
-    if (!done.has(i)) minRet = Math.min(minRet, (ops[i] as Operation).ret);
+  for (let i = 0; i < n; i++) {
+    if (done[i] === 0) minRet = Math.min(minRet, ops.ret[i] as number);
   }
   const stuck: number[] = [];
-  for (let i = 0; i < ops.length; i++) {
-    if (!done.has(i) && (ops[i] as Operation).call <= minRet) stuck.push(i);
+  for (let i = 0; i < n; i++) {
+    if (done[i] === 0 && (ops.call[i] as number) <= minRet) stuck.push(i);
   }
   // Put the op that had to go next (earliest return) first.
-  stuck.sort((a, b) => (ops[a] as Operation).ret - (ops[b] as Operation).ret);
+  stuck.sort((a, b) => (ops.ret[a] as number) - (ops.ret[b] as number));
   return stuck;
 }

@@ -14,8 +14,11 @@ export function repoRoot(): string {
   }
 }
 
-/** `<repo root>/../shared/histories`, or `undefined` when that folder is absent. */
+/**
+ * `<repo root>/../shared/histories` (or `$PAXKV_SHARED_HISTORIES`, for a clone that lives
+ * elsewhere, such as a git worktree), or `undefined` when that folder is absent.
+ */
 export function sharedHistories(): string | undefined {
-  const dir = join(repoRoot(), '..', 'shared', 'histories');
+  const dir = process.env.PAXKV_SHARED_HISTORIES ?? join(repoRoot(), '..', 'shared', 'histories');
   return existsSync(dir) ? dir : undefined;
 }
