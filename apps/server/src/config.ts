@@ -89,6 +89,16 @@ export const serverConfigSchema = z
      * Default 250 ms, so a healed link is back within a fraction of a second.
      */
     linkReconnectMaxMs: positiveInt.min(20).default(250),
+    /**
+     * The cluster token (at least 16 characters, the same on every server). With a token, a peer or a
+     * bootstrap member must prove it holds it (HMAC challenge-response; the token never travels) before
+     * its `peer.hello`, paxos, `checkin`, `heartbeat`, `table.push` or `members` messages are accepted.
+     * Absent (and no `clusterTokenFile`, no `PAXKV_CLUSTER_TOKEN`): no authentication. Prefer
+     * `clusterTokenFile` or the environment: a flag shows in the process list.
+     */
+    clusterToken: z.string().min(16).optional(),
+    /** A file holding the cluster token (one trailing newline ignored). */
+    clusterTokenFile: z.string().min(1).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -97,6 +107,13 @@ export const serverConfigSchema = z
         code: 'custom',
         path: ['linkKeepaliveMs'],
         message: `must be at most half of linkLivenessMs (${c.linkLivenessMs}) or idle links are taken for dead; lower linkKeepaliveMs or raise linkLivenessMs`,
+      });
+    }
+    if (c.clusterToken !== undefined && c.clusterTokenFile !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clusterToken'],
+        message: 'give either --cluster-token or --cluster-token-file, not both',
       });
     }
     if (c.join === undefined && c.bootstrapThreshold < c.replication) {
@@ -220,6 +237,13 @@ export function buildServerCommand(version: string): Command {
     .addOption(
       new Option('--tick-ms <ms>', 'milliseconds per paxos tick (default 20)').argParser(intArg('--tick-ms')),
     )
+    .addOption(
+      new Option(
+        '--cluster-token <token>',
+        'shared secret peers prove with an HMAC challenge (>= 16 chars; also PAXKV_CLUSTER_TOKEN)',
+      ),
+    )
+    .addOption(new Option('--cluster-token-file <file>', 'file holding the cluster token'))
     .addOption(new Option('--config <file>', 'JSON config file; flags override it'))
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices([...LOG_LEVELS]))
     .allowExcessArguments(false)
@@ -239,6 +263,8 @@ const FLAG_FIELDS = [
   'httpPort',
   'tickMs',
   'logLevel',
+  'clusterToken',
+  'clusterTokenFile',
 ] as const;
 
 /** Where `--help`/`--version`/errors go; injectable for tests. */
@@ -256,6 +282,7 @@ export function loadServerConfig(
   argv: readonly string[],
   version: string,
   output?: ConfigOutput,
+  env: Readonly<Record<string, string | undefined>> = {},
 ): ServerConfig {
   const program = buildServerCommand(version);
   program.exitOverride();
@@ -281,6 +308,12 @@ export function loadServerConfig(
     if (opts[field] !== undefined) flags[field] = opts[field];
   }
   const source = typeof opts.config === 'string' ? `flags and ${opts.config}` : 'flags';
-  const config = parseServerConfig({ ...file, ...flags }, source);
+  const merged = { ...file, ...flags };
+  // The token may also come from the environment (never shown in the process list), lowest precedence.
+  const envToken = env.PAXKV_CLUSTER_TOKEN;
+  if (merged.clusterToken === undefined && merged.clusterTokenFile === undefined && envToken) {
+    merged.clusterToken = envToken;
+  }
+  const config = parseServerConfig(merged, source);
   return { ...config, dataDir: resolve(config.dataDir) };
 }

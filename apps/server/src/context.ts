@@ -24,6 +24,11 @@ export interface ServerContext {
   stopping: boolean;
   /** The address peers and clients use (`host:port`). */
   advertised: string;
+  /**
+   * Whether peers must prove the cluster token: then peer, paxos and bootstrap messages are accepted only
+   * on connections whose handshake authenticated them.
+   */
+  readonly authRequired: boolean;
 }
 
 /** A promise resolved after `ms` milliseconds. */

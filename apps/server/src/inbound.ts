@@ -12,6 +12,7 @@ import {
   type FramedConnection,
   type Handshake,
   type HostPort,
+  type InboundIdentity,
   type NodeId,
   PaxkvError,
   parseBootstrapReply,
@@ -20,14 +21,16 @@ import {
   parsePeerMessage,
   requestIdOf,
   TransportServer,
+  UnauthenticatedError,
   UnavailableError,
   UnknownTypeError,
 } from '@paxkv/common';
-import type { BootstrapRole } from './bootstrap-role.js';
+import { BOOTSTRAP_NODE_ID, type BootstrapRole } from './bootstrap-role.js';
 import type { ServerContext } from './context.js';
 import type { GroupHost } from './group-lifecycle.js';
 import type { PaxosMessageCheck } from './group-port.js';
 import { LINK_HIGH_WATER_MARK_BYTES } from './peers.js';
+import { hostOf, RateLimitedLog } from './rate-limited-log.js';
 import type { RequestPath } from './request-path.js';
 
 type ConnKind = 'unknown' | 'client' | 'peer' | 'member';
@@ -37,6 +40,20 @@ interface InboundConn {
   kind: ConnKind;
   peerId: NodeId | null;
   inflight: number;
+  /** What the handshake proved: a peer holding the cluster token (and its claimed id), or nothing. */
+  readonly identity: InboundIdentity | null;
+}
+
+/** Messages only an authenticated peer may send when the cluster has a token. */
+type PeerOnlyType = 'peer.hello' | 'paxos' | 'checkin' | 'heartbeat' | 'table.push' | 'members';
+
+function identityOf(result: unknown): InboundIdentity | null {
+  if (typeof result !== 'object' || result === null) return null;
+  const r = result as { kind?: unknown; from?: unknown };
+  if (r.kind === 'peer' && (r.from === null || typeof r.from === 'number')) {
+    return { kind: 'peer', from: r.from };
+  }
+  return r.kind === 'anonymous' ? { kind: 'anonymous' } : null;
 }
 
 /** What {@link InboundConnections} hands messages to. */
@@ -53,12 +70,14 @@ export interface InboundDeps {
 export class InboundConnections {
   private readonly open = new Set<InboundConn>();
   private readonly transport: TransportServer;
+  private readonly rejections: RateLimitedLog;
 
   constructor(
     private readonly ctx: ServerContext,
     private readonly deps: InboundDeps,
   ) {
     const c = ctx.config;
+    this.rejections = new RateLimitedLog(ctx.now);
     this.transport = new TransportServer({
       maxFrameBytes: c.maxFrameBytes,
       maxConnections: c.maxConnections,
@@ -96,7 +115,13 @@ export class InboundConnections {
       socket.destroy();
       return;
     }
-    const conn: InboundConn = { kind: 'unknown', peerId: null, inflight: 0, socket };
+    const conn: InboundConn = {
+      kind: 'unknown',
+      peerId: null,
+      inflight: 0,
+      socket,
+      identity: identityOf(socket.handshakeResult),
+    };
     socket.on('message', (v) => this.dispatch(conn, v));
     socket.on('protocolError', (error) => {
       ctx.metrics.badInput.inc({ code: error.code });
@@ -117,6 +142,39 @@ export class InboundConnections {
   private reject(conn: InboundConn, error: PaxkvError, id: number | null): void {
     this.ctx.metrics.badInput.inc({ code: error.code });
     conn.socket.send(errorMessage(error, id));
+  }
+
+  /**
+   * Whether `conn` may send a peer or bootstrap message of `type`. With a cluster token the connection
+   * must have proved it (a `peer.hello` must also claim the id it proved); `table.push` and `members`
+   * must come from the metadata owner (the bootstrap server) in any case: a member adopts tables from
+   * its own link to the bootstrap server, so without a token they are never accepted on an inbound
+   * connection. A refusal is answered with UNAUTHENTICATED, counted, and logged once per host a minute.
+   */
+  private authorized(conn: InboundConn, type: PeerOnlyType, claimed?: NodeId): boolean {
+    const id = conn.identity;
+    const authenticated = id?.kind === 'peer';
+    let problem: string | undefined;
+    if (type === 'table.push' || type === 'members') {
+      if (!authenticated || id.from !== BOOTSTRAP_NODE_ID) {
+        problem = `${type} is accepted only from the bootstrap server over an authenticated connection`;
+      }
+    } else if (this.ctx.authRequired && !authenticated) {
+      problem = `${type} on a connection that did not prove the cluster token`;
+    } else if (type === 'peer.hello' && authenticated && id.from !== null && id.from !== claimed) {
+      problem = `peer.hello claims node ${claimed} but the handshake proved node ${id.from}`;
+    }
+    if (problem === undefined) return true;
+    this.ctx.metrics.unauthenticated.inc({ type });
+    const remote = conn.socket.remoteAddress;
+    if (this.rejections.shouldLog(hostOf(remote))) {
+      this.ctx.log.warn(
+        { remote, type },
+        `refused ${type} from ${remote}: ${problem} (further refusals from this host are counted in paxkv_unauthenticated_messages_total and logged at most once a minute)`,
+      );
+    }
+    conn.socket.send(errorMessage(new UnauthenticatedError({ reason: problem }), null));
+    return false;
   }
 
   private dispatch(conn: InboundConn, value: unknown): void {
@@ -145,6 +203,7 @@ export class InboundConnections {
             this.reject(conn, parsed.error, parsed.id);
             return;
           }
+          if (!this.authorized(conn, parsed.value.type)) return;
           if (!this.deps.bootstrap.handleRequest(conn.socket, parsed.value)) {
             this.reject(
               conn,
@@ -165,6 +224,7 @@ export class InboundConnections {
             this.reject(conn, parsed.error, parsed.id);
             return;
           }
+          if (!this.authorized(conn, type)) return;
           this.deps.bootstrap.applyMemberUpdate(parsed.value);
           return;
         }
@@ -178,6 +238,7 @@ export class InboundConnections {
             );
             return;
           }
+          if (!this.authorized(conn, 'peer.hello', parsed.value.from)) return;
           conn.kind = 'peer';
           conn.peerId = parsed.value.from;
           this.ctx.log.info(
@@ -202,6 +263,7 @@ export class InboundConnections {
             return;
           }
           const env = parsed.value;
+          if (!this.authorized(conn, 'paxos')) return;
           if (conn.kind !== 'peer' || conn.peerId !== env.from) {
             this.ctx.metrics.peerDropped.inc({ reason: 'not-from-this-peer' });
             return;
@@ -213,6 +275,15 @@ export class InboundConnections {
             return;
           }
           this.deps.groups.deliver(env.partition, env.from, env.msg);
+          return;
+        }
+        case 'auth.hello': {
+          // A peer with a token dialled a server without one (a handshake would have consumed it).
+          this.reject(
+            conn,
+            new UnauthenticatedError({ reason: `the server at ${this.ctx.advertised} has no cluster token` }),
+            null,
+          );
           return;
         }
         default: {

@@ -26,7 +26,7 @@ const SHUTDOWN_GRACE_MS = 10_000;
 async function main(): Promise<number> {
   let config: ReturnType<typeof loadServerConfig>;
   try {
-    config = loadServerConfig(process.argv.slice(2), version());
+    config = loadServerConfig(process.argv.slice(2), version(), undefined, process.env);
   } catch (e) {
     if (e instanceof ConfigError) {
       if (e.message) process.stderr.write(`paxkv-server: ${e.message}\n`);

@@ -99,6 +99,27 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Failed peer handshakes, by reason: `bad-proof` (another token, or none), `malformed`, `version`,
+   * `refused` (the other side refused ours), `timeout`, `closed`.
+   */
+  readonly authFailures = new Counter({
+    name: 'paxkv_auth_failures_total',
+    help: 'Peer handshakes (cluster token) that failed, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  /**
+   * Peer and bootstrap messages refused because their connection did not authenticate (or, for
+   * `table.push`/`members`, did not come from the metadata owner), by message type.
+   */
+  readonly unauthenticated = new Counter({
+    name: 'paxkv_unauthenticated_messages_total',
+    help: 'Peer and bootstrap messages refused on connections that did not prove the cluster token, by type',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true)
       collectDefaultMetrics({ register: this.registry, prefix: 'paxkv_process_' });

@@ -15,10 +15,14 @@
 import { mkdirSync } from 'node:fs';
 import {
   type ClusterStatus,
+  createClusterHandshake,
   type Handshake,
+  isPaxkvError,
   type LookupTable,
   type NodeId,
   NotReadyError,
+  PeerAuthError,
+  resolveClusterKey,
 } from '@paxkv/common';
 import { BOOTSTRAP_NODE_ID, BootstrapRole } from './bootstrap-role.js';
 import type { ServerConfig } from './config.js';
@@ -31,6 +35,7 @@ import { InboundConnections } from './inbound.js';
 import type { ServerLogger } from './logger.js';
 import { ServerMetrics } from './metrics.js';
 import { PeerLinks } from './peers.js';
+import { hostOf, RateLimitedLog } from './rate-limited-log.js';
 import { RequestPath } from './request-path.js';
 
 export { BOOTSTRAP_NODE_ID } from './bootstrap-role.js';
@@ -48,7 +53,8 @@ export interface ServerDeps {
   readonly now?: () => number;
   /**
    * Run on every connection this server accepts or dials, before it is used (see `Handshake` in
-   * `@paxkv/common`): the place for peer authentication. Default: none.
+   * `@paxkv/common`). Default: the cluster-token handshake when `clusterToken`/`clusterTokenFile` is set,
+   * else none.
    */
   readonly handshake?: Handshake;
 }
@@ -79,6 +85,8 @@ export class PaxkvServer {
   ) {
     this.metrics = deps.metrics ?? new ServerMetrics();
     const identity = readIdentity(config.dataDir);
+    // Throws a ConfigError (start-up fails with its message) for an unreadable file or a bad token.
+    const key = resolveClusterKey({ token: config.clusterToken, file: config.clusterTokenFile, env: {} });
     this.ctx = {
       config,
       log: deps.logger,
@@ -88,17 +96,21 @@ export class PaxkvServer {
       table: null,
       stopping: false,
       advertised: '',
+      authRequired: key !== null,
     };
+    const handshake: Handshake | undefined =
+      deps.handshake ??
+      (key ? this.countedHandshake(createClusterHandshake({ key, self: () => this.ctx.nodeId })) : undefined);
     this.bootstrap = new BootstrapRole(
       this.ctx,
       { table: identity.table, spares: identity.spares },
-      deps.handshake,
+      handshake,
     );
     const addressOf = (node: NodeId) => this.addressOf(node);
     this.peers = new PeerLinks(this.ctx, {
       addressOf,
       onPeerConnected: (node) => this.groups.peerConnected(node),
-      ...(deps.handshake ? { handshake: deps.handshake } : {}),
+      ...(handshake ? { handshake } : {}),
     });
     this.groups = new GroupHost(this.ctx, {
       groupFactory: deps.groupFactory,
@@ -116,8 +128,29 @@ export class PaxkvServer {
       groups: this.groups,
       bootstrap: this.bootstrap,
       checkPaxosMessage: deps.checkPaxosMessage,
-      ...(deps.handshake ? { handshake: deps.handshake } : {}),
+      ...(handshake ? { handshake } : {}),
     });
+  }
+
+  /** Counts failed handshakes by reason and logs them once per remote host a minute. */
+  private countedHandshake(hook: Handshake): Handshake {
+    const limiter = new RateLimitedLog(this.ctx.now);
+    return async (channel) => {
+      try {
+        return await hook(channel);
+      } catch (e) {
+        const reason =
+          e instanceof PeerAuthError ? e.failure : isPaxkvError(e) ? e.code.toLowerCase() : 'internal';
+        this.metrics.authFailures.inc({ reason });
+        if (limiter.shouldLog(hostOf(channel.remoteAddress))) {
+          this.ctx.log.warn(
+            { remote: channel.remoteAddress, role: channel.role, reason, err: (e as Error).message },
+            `peer handshake with ${channel.remoteAddress} failed (${reason}); further failures from this host are counted in paxkv_auth_failures_total and logged at most once a minute`,
+          );
+        }
+        throw e;
+      }
+    };
   }
 
   /**
@@ -188,9 +221,16 @@ export class PaxkvServer {
         replication: c.replication,
         role: coordinator ? 'bootstrap' : `member of ${c.join}`,
         nodeId: this.ctx.nodeId,
+        peerAuthentication: this.ctx.authRequired ? 'cluster token' : 'off',
       },
       `paxkv-server listening on ${advertised}${this.httpPort !== null ? ` (http :${this.httpPort})` : ''}, data dir ${c.dataDir}, fsync ${c.fsync}, bootstrap threshold ${c.bootstrapThreshold}, ${coordinator ? 'bootstrap server' : `joining ${c.join}`}`,
     );
+    if (!this.ctx.authRequired) {
+      this.ctx.log.warn(
+        {},
+        'no cluster token: any process that reaches this port can act as a peer or a bootstrap member; start every server with the same --cluster-token-file (or --cluster-token, PAXKV_CLUSTER_TOKEN)',
+      );
+    }
   }
 
   private addressOf(node: NodeId): string | undefined {

@@ -155,12 +155,12 @@ export class TestCluster {
     ];
   }
 
-  /** Starts server `s` (appending to its log file). */
-  start(s: TestServer): ChildProcess {
+  /** Starts server `s` (appending to its log file), with `extraFlags` after its usual flags. */
+  start(s: TestServer, extraFlags: readonly string[] = []): ChildProcess {
     const fd = openSync(s.logFile, 'a');
     const child = spawn(
       process.execPath,
-      ['--conditions=@paxkv/source', '--import', tsx, SERVER_MAIN, ...this.flags(s)],
+      ['--conditions=@paxkv/source', '--import', tsx, SERVER_MAIN, ...this.flags(s), ...extraFlags],
       {
         stdio: ['ignore', fd, fd],
       },

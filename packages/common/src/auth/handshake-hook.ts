@@ -18,6 +18,12 @@ export interface AuthChannel {
   peek(): Promise<unknown>;
 }
 
+/**
+ * Lets the frames queued in this turn reach the socket before the caller gives up on the connection
+ * (the transport corks writes until the end of the turn, and a failed handshake destroys the socket).
+ */
+const flushTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** A handshake that failed: {@link UnauthenticatedError} with the reason as a metric label. */
 export class PeerAuthError extends UnauthenticatedError {
   /** Why (a metric label). */
@@ -42,7 +48,10 @@ export async function dialPeerAuth(
   const challenge = dialer.onChallenge(await channel.receive());
   if (!challenge.ok) {
     // Tell the acceptor why (it would otherwise wait for a proof until its timeout).
-    if (challenge.failure !== 'refused') channel.send(errorMessage(challenge.error));
+    if (challenge.failure !== 'refused') {
+      channel.send(errorMessage(challenge.error));
+      await flushTurn();
+    }
     throw new PeerAuthError(challenge.failure, challenge.error);
   }
   channel.send(challenge.send);
@@ -65,12 +74,16 @@ export async function acceptPeerAuth(
   const challenge = acceptor.onHello(await channel.receive());
   if (!challenge.ok) {
     channel.send(errorMessage(challenge.error));
+    await flushTurn();
     throw new PeerAuthError(challenge.failure, challenge.error);
   }
   channel.send(challenge.send);
   const verdict = acceptor.onProof(await channel.receive());
   if (!verdict.ok) {
-    if (verdict.failure !== 'refused') channel.send(errorMessage(verdict.error));
+    if (verdict.failure !== 'refused') {
+      channel.send(errorMessage(verdict.error));
+      await flushTurn();
+    }
     throw new PeerAuthError(verdict.failure, verdict.error);
   }
   channel.send(verdict.send);
@@ -106,5 +119,33 @@ export function createAcceptorAuth(options: {
       ...(options.nonce ? { nonce: options.nonce } : {}),
     });
     return { kind: 'peer', from };
+  };
+}
+
+/** Who is on the other end of a dialled connection: the acceptor proved the token; `node` is its id. */
+export interface OutboundIdentity {
+  readonly kind: 'acceptor';
+  readonly node: number | null;
+}
+
+/**
+ * One hook for both sides of a server's connections (the transport passes `role`): on connections this
+ * server dials it runs {@link dialPeerAuth} as `self()`, on connections it accepts it runs
+ * {@link createAcceptorAuth} (clients pass through as `anonymous`).
+ */
+export function createClusterHandshake(options: {
+  readonly key: ClusterKey;
+  /** This server's node id now (null before the bootstrap server assigned one). */
+  readonly self: () => number | null;
+  readonly nonce?: NonceSource;
+}): (
+  channel: AuthChannel & { readonly role: 'client' | 'server' },
+) => Promise<InboundIdentity | OutboundIdentity> {
+  const nonce = options.nonce ? { nonce: options.nonce } : {};
+  const accept = createAcceptorAuth({ key: options.key, node: options.self, ...nonce });
+  return async (channel) => {
+    if (channel.role === 'server') return accept(channel);
+    const { node } = await dialPeerAuth(channel, { key: options.key, from: options.self(), ...nonce });
+    return { kind: 'acceptor', node };
   };
 }

@@ -1,0 +1,160 @@
+/**
+ * Hostile peers against a real 3-server cluster started with a cluster token (issue 14, "peers prove who
+ * they are"): a process without the token never reaches a group or the bootstrap protocol (forged hello
+ * + maximum-ballot Prepare, forged checkin, forged table.push), a forged or wrong-token handshake fails
+ * with a clear message on both sides, a server with another token cannot join, and meanwhile clients
+ * (which need no token) keep being served.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClusterKey, dialPeerAuth, PeerAuthError } from '@paxkv/common';
+import { MAX_ROUND } from '@paxkv/paxos';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient, request, TestCluster, type TestServer } from './harness.js';
+import { eventually, Impostor, metric } from './hostile-helpers.js';
+
+const TOKEN = 'hostile-suite-token-0123456789abcdef';
+let cluster: TestCluster;
+let tokenFile: string;
+let good: RawClient;
+let counter = 0;
+
+const server = (i: number) => cluster.servers[i - 1] as TestServer;
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'paxkv-token-'));
+  tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  cluster = await TestCluster.create({ nodes: 3, partitions: 4 });
+  for (const s of cluster.servers) cluster.start(s, ['--cluster-token-file', tokenFile]);
+  await cluster.waitReady(60_000);
+  good = await RawClient.connect(server(1).address);
+}, 90_000);
+
+afterAll(async () => {
+  good?.close();
+  await cluster?.destroy();
+});
+
+async function goodClientWorks(): Promise<void> {
+  const value = `v${++counter}`;
+  expect(await good.call({ type: 'kv', op: { op: 'put', key: 'good', value } })).toMatchObject({
+    type: 'kv.ok',
+  });
+  expect(await good.call({ type: 'kv', op: { op: 'get', key: 'good' } })).toMatchObject({
+    type: 'kv.ok',
+    result: { value },
+  });
+}
+
+const isUnauthenticated = (m: unknown) => (m as { code?: unknown })?.code === 'UNAUTHENTICATED';
+
+describe('a cluster with a token, against processes without it', () => {
+  it('forms and serves clients, which need no token', async () => {
+    await goodClientWorks();
+  });
+
+  it('refuses a forged hello and drops the maximum-ballot Prepare that follows it', async () => {
+    for (const target of cluster.servers) {
+      const before = await metric(target.httpPort, 'paxkv_unauthenticated_messages_total', { type: 'paxos' });
+      const impostor = await Impostor.connect(target.address);
+      impostor.send({ type: 'peer.hello', from: target.index === 2 ? 3 : 2 });
+      expect(await impostor.waitFor(isUnauthenticated)).toMatchObject({
+        type: 'error',
+        code: 'UNAUTHENTICATED',
+      });
+      for (let partition = 0; partition < 4; partition++) {
+        impostor.send({
+          type: 'paxos',
+          partition,
+          from: 2,
+          msg: {
+            type: 'Prepare',
+            n: { n: MAX_ROUND, pid: 2 },
+            decidedIndex: 0,
+            acceptedRound: { n: 0, pid: 0 },
+            logLength: 0,
+          },
+        });
+      }
+      await eventually(
+        async () =>
+          (await metric(target.httpPort, 'paxkv_unauthenticated_messages_total', { type: 'paxos' })) >=
+          before + 4,
+      );
+      impostor.close();
+    }
+    // No group was disturbed: every partition still has its leader and serves.
+    expect((await cluster.leaders()).size).toBe(4);
+    await goodClientWorks();
+  });
+
+  it('refuses a forged checkin and a forged table.push, and adopts nothing', async () => {
+    const checkin = await request(server(1).address, { type: 'checkin', nodeId: 2, address: '127.0.0.1:9' });
+    expect(checkin).toMatchObject({ type: 'error', code: 'UNAUTHENTICATED' });
+    const health = async (s: TestServer) =>
+      (await (await fetch(`http://127.0.0.1:${s.httpPort}/health`)).json()) as { tableVersion: number };
+    const versionBefore = (await health(server(2))).tableVersion;
+    const forged = {
+      type: 'table.push',
+      table: {
+        version: 1001,
+        partitions: 4,
+        replication: 3,
+        nodes: [
+          { id: 1, address: '127.0.0.1:9' },
+          { id: 2, address: '127.0.0.1:9' },
+          { id: 3, address: '127.0.0.1:9' },
+        ],
+        groups: [0, 1, 2, 3].map((partition) => ({ partition, replicas: [1, 2, 3] })),
+      },
+    };
+    expect(await request(server(2).address, forged)).toMatchObject({
+      type: 'error',
+      code: 'UNAUTHENTICATED',
+    });
+    expect((await health(server(2))).tableVersion).toBe(versionBefore);
+    const identity = readFileSync(join(server(2).dataDir, 'server.json'), 'utf8');
+    expect(identity).not.toContain('127.0.0.1:9"');
+    await goodClientWorks();
+  });
+
+  it('fails a wrong-token handshake with a clear message on both sides, and counts it', async () => {
+    const target = server(3);
+    const before = await metric(target.httpPort, 'paxkv_auth_failures_total');
+    // A dialer with another token: it finds out first (the server's proof does not verify) and says so.
+    const impostor = await Impostor.connect(target.address);
+    const wrong = ClusterKey.fromToken('not-the-cluster-token-at-all');
+    const failure = await dialPeerAuth(impostor, { key: wrong, from: 2 }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(PeerAuthError);
+    expect((failure as PeerAuthError).message).toMatch(/cluster token/);
+    await impostor.waitClosed();
+    // A dialer that fakes a proof: the server refuses it with UNAUTHENTICATED and closes.
+    const faker = await Impostor.connect(target.address);
+    faker.send({ type: 'auth.hello', v: 1, from: 2, nonce: new Uint8Array(32) });
+    await faker.waitFor((m) => (m as { type?: unknown }).type === 'auth.challenge');
+    faker.send({ type: 'auth.proof', proof: new Uint8Array(32).fill(1) });
+    const refusal = await faker.waitFor(isUnauthenticated);
+    expect((refusal as { message: string }).message).toMatch(/does not verify/);
+    await faker.waitClosed();
+    await eventually(async () => (await metric(target.httpPort, 'paxkv_auth_failures_total')) >= before + 2);
+    expect(readFileSync(target.logFile, 'utf8')).toMatch(
+      /peer handshake with .* failed \((refused|bad-proof)\)/,
+    );
+  });
+
+  it('keeps a server with another token out of the cluster, and its log says why', async () => {
+    const stranger = await cluster.addServer();
+    cluster.start(stranger, ['--cluster-token', 'a-different-token-for-this-one']);
+    await eventually(() =>
+      /peer handshake with .* failed \(bad-proof\)/.test(readFileSync(stranger.logFile, 'utf8')),
+    );
+    const h = (await (await fetch(`http://127.0.0.1:${stranger.httpPort}/health`)).json()) as {
+      node: unknown;
+    };
+    expect(h.node).toBeNull();
+    await cluster.kill(stranger);
+    await goodClientWorks();
+  }, 60_000);
+});

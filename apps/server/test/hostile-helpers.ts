@@ -1,0 +1,156 @@
+/**
+ * Tools of the hostile-peer suites: a raw framed connection that plays an impostor (optionally running
+ * the peer handshake with some key, right or wrong), and a reader of one server's Prometheus metrics.
+ */
+import { connect, type Socket } from 'node:net';
+import { type AuthChannel, encodeFrame, FrameDecoder } from '@paxkv/common';
+
+/** A raw framed connection to a server: sends anything, collects every decoded reply. */
+export class Impostor implements AuthChannel {
+  readonly received: unknown[] = [];
+  private readonly decoder = new FrameDecoder();
+  private readonly waiters: Array<() => void> = [];
+  private closedFlag = false;
+  private consumed = 0;
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      for (const f of this.decoder.push(chunk)) if (f.ok) this.received.push(f.value);
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closedFlag = true;
+      this.wake();
+    });
+    socket.on('error', () => {});
+  }
+
+  /** Connects to `address` (`host:port`). */
+  static connect(address: string): Promise<Impostor> {
+    const i = address.lastIndexOf(':');
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: address.slice(0, i), port: Number(address.slice(i + 1)) });
+      socket.once('connect', () => resolve(new Impostor(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** True once the server closed the connection. */
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  send(message: unknown): boolean {
+    if (this.closedFlag) return false;
+    this.socket.write(encodeFrame(message));
+    return true;
+  }
+
+  /** Writes raw bytes. */
+  write(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  receive(): Promise<unknown> {
+    return this.next(true);
+  }
+
+  peek(): Promise<unknown> {
+    return this.next(false);
+  }
+
+  /** Waits until a reply matches `predicate` (among all received), or rejects after `timeoutMs`. */
+  async waitFor(predicate: (m: unknown) => boolean, timeoutMs = 10_000): Promise<unknown> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.received.find(predicate);
+      if (hit !== undefined) return hit;
+      if (this.closedFlag) throw new Error(`connection closed; received ${JSON.stringify(this.received)}`);
+      const left = deadline - Date.now();
+      if (left <= 0)
+        throw new Error(`no matching reply in ${timeoutMs} ms; received ${JSON.stringify(this.received)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  /** Resolves when the server has closed the connection (rejects after `timeoutMs`). */
+  async waitClosed(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closedFlag) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`connection still open after ${timeoutMs} ms`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private async next(consume: boolean): Promise<unknown> {
+    for (;;) {
+      if (this.consumed < this.received.length) {
+        const m = this.received[this.consumed];
+        if (consume) this.consumed++;
+        return m;
+      }
+      if (this.closedFlag) throw new Error('connection closed');
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
+/** The value of one sample of a server's `/metrics` (0 when absent), e.g. `metric(s, 'x_total', {type: 'paxos'})`. */
+export async function metric(
+  httpPort: number,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  let total = 0;
+  let found = false;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = Object.fromEntries(
+      [...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1] as string, x[2] as string]),
+    );
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) {
+      total += Number(m[3]);
+      found = true;
+    }
+  }
+  return found ? total : 0;
+}
+
+/** Polls `check` until it returns true (or throws its last error after `timeoutMs`). */
+export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`condition not met in ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+}
