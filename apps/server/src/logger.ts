@@ -2,7 +2,8 @@
  * The logging port of the server: the pino-compatible subset it uses (`logger.info({ fields }, 'msg')`).
  * `main.ts` passes a real pino logger; tests may pass {@link silentLogger} or a recording one.
  */
-import { createLogger, type LogLevel } from '@paxkv/common';
+import type { LogLevel } from '@paxkv/common';
+import { createLogger } from './pino-logger.js';
 
 /** A log method: structured fields first, then the message. */
 export type LogFn = (fields: Record<string, unknown>, message: string) => void;
@@ -24,7 +25,7 @@ export const silentLogger: ServerLogger = {
 };
 
 /**
- * The server's logger: `@paxkv/common`'s pino logger (JSON lines on stderr, synchronous writes so the last
+ * The server's logger: a pino logger (`pino-logger.ts`) (JSON lines on stderr, synchronous writes so the last
  * lines before a crash are kept), named `paxkv-server`.
  */
 export function createServerLogger(level: LogLevel): ServerLogger {

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
+import { type Logger, NotLeaderError, silentLogger } from '@paxkv/common';
 import { describe, expect, it } from 'vitest';
-import { NotLeaderError } from '../errors.js';
-import { createLogger, silentLogger } from './logger.js';
+import { createLogger } from './pino-logger.js';
 
 function sink() {
   const lines: Record<string, unknown>[] = [];
@@ -31,7 +31,11 @@ describe('createLogger', () => {
     createLogger({ destination: stream, redact: ['secret'] }).info({ secret: 'x' }, 'm');
     expect(lines[0]!.secret).toBe('[Redacted]');
   });
-  it('offers a silent logger', () => {
-    expect(silentLogger().level).toBe('silent');
+  it("fits @paxkv/common's Logger port, as does its silent logger", () => {
+    const { lines, stream } = sink();
+    const port: Logger = createLogger({ destination: stream });
+    port.warn({ a: 1 }, 'through the port');
+    silentLogger().error({ a: 2 }, 'dropped');
+    expect(lines).toEqual([expect.objectContaining({ level: 'warn', a: 1, msg: 'through the port' })]);
   });
 });
