@@ -30,11 +30,23 @@ export { DurableStorage, type DurableStorageOptions, snapshotFileName } from './
 export { NodeDisk } from './storage/node-disk.js';
 export { type CrashOptions, SimDisk, type SimDiskOptions } from './storage/sim-disk.js';
 export {
+  checkRecord,
+  decodeRecordPayload,
+  encodeRecordPayload,
+  MAX_SNAPSHOT_BYTES,
+  type StoredBallot,
+  type WalRecord,
+} from './storage/records.js';
+export {
   DEFAULT_WAL_OPTIONS,
   type FsyncMode,
+  MAX_PARTITION,
+  type PartitionHandle,
+  type PartitionRecords,
   type StorageLogger,
   silentLogger,
   WalFailedError,
+  WalFormatError,
   type WalOptions,
   WalRecordError,
   type WalRecovery,

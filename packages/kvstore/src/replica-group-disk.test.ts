@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ReplicaGroup } from './replica-group.js';
 import type { AppendFile, Disk } from './storage/disk.js';
 import { SimDisk } from './storage/sim-disk.js';
+import { WriteAheadLog } from './storage/wal.js';
 
 /** A disk whose fsyncs start failing (EIO) once `failing` is set. */
 class FailingDisk extends SimDisk {
@@ -30,8 +31,10 @@ async function until(pred: () => boolean, group: ReplicaGroup, max = 200): Promi
 describe('ReplicaGroup on a single replica', () => {
   it('serves writes and reads alone, and survives a restart', async () => {
     const disk: Disk = new SimDisk();
-    const open = () =>
-      ReplicaGroup.open({ partition: 3, pid: 1, peers: [], disk, dir: '/d', send: () => {}, nonce: 'x' });
+    const open = async () => {
+      const { wal } = await WriteAheadLog.open({ disk, dir: '/wal' });
+      return ReplicaGroup.open({ partition: 3, pid: 1, peers: [], wal, disk, dir: '/d', send: () => {}, nonce: 'x' });
+    };
     let g = await open();
     await until(() => g.role === 'leader' && g.phase === 'accept', g);
     const put = g.submit(
@@ -67,10 +70,12 @@ describe('ReplicaGroup on a single replica', () => {
   it('stops for good on a failed fsync, failing pending requests and calling onFatal', async () => {
     const disk = new FailingDisk();
     const fatal: Error[] = [];
+    const { wal } = await WriteAheadLog.open({ disk, dir: '/wal' });
     const g = await ReplicaGroup.open({
       partition: 0,
       pid: 1,
       peers: [],
+      wal,
       disk,
       dir: '/d',
       send: () => {},

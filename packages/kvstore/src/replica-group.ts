@@ -38,7 +38,7 @@ import { isKvCommand } from './command.js';
 import { type ApplyOutcome, KvStateMachine, type StateMachineConfig } from './state-machine.js';
 import type { Disk } from './storage/disk.js';
 import { DurableStorage } from './storage/durable-storage.js';
-import type { FsyncMode, StorageLogger } from './storage/wal.js';
+import type { StorageLogger, WriteAheadLog } from './storage/wal.js';
 import { silentLogger } from './storage/wal.js';
 
 /** A storage the group can make durable: paxos's `Storage` plus an async flush (group commit). */
@@ -162,14 +162,15 @@ export interface ReplicaGroupOptions {
 
 /** Options of {@link ReplicaGroup.open}: the group options minus storage, plus where the storage lives. */
 export interface OpenReplicaGroupOptions extends Omit<ReplicaGroupOptions, 'storage'> {
+  /**
+   * The server's write-ahead log, shared by all its groups (open it once with `WriteAheadLog.open`;
+   * its fsync mode and segment size apply to every group).
+   */
+  readonly wal: WriteAheadLog;
   /** The file port (`NodeDisk` in production). */
   readonly disk: Disk;
-  /** Directory of this group's WAL and snapshots. */
+  /** Directory of this group's snapshot files. */
   readonly dir: string;
-  /** WAL fsync policy; default `batch`. */
-  readonly fsync?: FsyncMode;
-  /** WAL segment size; default 64 MiB. */
-  readonly segmentBytes?: number;
 }
 
 interface PendingWrite {
@@ -263,16 +264,17 @@ export class ReplicaGroup {
   }
 
   /**
-   * Opens the group's durable storage in `opts.dir` (replaying its WAL, truncating a torn tail) and
-   * builds the group over it. The state machine is rebuilt from the snapshot and decided entries.
+   * Opens the group's durable storage (its records in the server's shared log, its snapshots in
+   * `opts.dir`) and builds the group over it. The state machine is rebuilt from the snapshot and
+   * decided entries.
    */
   static async open(opts: OpenReplicaGroupOptions): Promise<ReplicaGroup> {
     const storage = await DurableStorage.open<KvCommand>({
+      wal: opts.wal,
+      partition: opts.partition,
       disk: opts.disk,
       dir: opts.dir,
       isEntry: isKvCommand,
-      ...(opts.fsync ? { fsync: opts.fsync } : {}),
-      ...(opts.segmentBytes ? { segmentBytes: opts.segmentBytes } : {}),
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
     return new ReplicaGroup({ ...opts, storage });

@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Ballot, MemoryStorage, type Storage } from '@paxkv/paxos';
 import { afterAll, describe, expect, it } from 'vitest';
+import { encode } from '../codec.js';
 import { DurableStorage } from './durable-storage.js';
 import { NodeDisk } from './node-disk.js';
 import { SimDisk } from './sim-disk.js';
-import type { StorageLogger } from './wal.js';
+import { encodeRecord, type FsyncMode, segmentName, WalRecordError, WriteAheadLog } from './wal.js';
 
 function rng(seed: number) {
   let s = seed >>> 0 || 1;
@@ -77,9 +78,10 @@ function randomWrite(r: ReturnType<typeof rng>, targets: Storage<Entry>[], step:
 
 async function settle(disk: SimDisk, p: Promise<unknown>): Promise<void> {
   let done = false;
-  void p.then(() => {
+  const finished = () => {
     done = true;
-  });
+  };
+  p.then(finished, finished);
   for (let i = 0; i < 1000 && !done; i++) {
     disk.completeSyncs();
     await new Promise((r) => setImmediate(r));
@@ -87,103 +89,288 @@ async function settle(disk: SimDisk, p: Promise<unknown>): Promise<void> {
   if (!done) throw new Error('did not settle');
 }
 
-async function openOn(disk: SimDisk, logger?: StorageLogger): Promise<DurableStorage<Entry>> {
-  const p = DurableStorage.open<Entry>({ disk, dir: '/g', segmentBytes: 512, ...(logger ? { logger } : {}) });
+
+const isEntry = (x: unknown): x is Entry =>
+  typeof x === 'object' && x !== null && typeof (x as { v?: unknown }).v === 'string';
+
+interface Opened {
+  readonly wal: WriteAheadLog;
+  readonly stores: DurableStorage<Entry>[];
+}
+
+/** The storages of `partitions` on one shared log on `disk` (the log of a previous opening is abandoned). */
+async function openMany(
+  disk: SimDisk,
+  partitions: readonly number[],
+  options: { segmentBytes?: number; fsync?: FsyncMode; chunk?: number; maxSegments?: number } = {},
+): Promise<Opened> {
+  const p = (async () => {
+    const view = disk.incarnation();
+    const { wal } = await WriteAheadLog.open({
+      disk: view,
+      dir: '/wal',
+      segmentBytes: options.segmentBytes ?? 512,
+      ...(options.maxSegments ? { maxSegments: options.maxSegments } : {}),
+      ...(options.fsync ? { fsync: options.fsync } : {}),
+    });
+    const stores: DurableStorage<Entry>[] = [];
+    for (const partition of partitions) {
+      stores.push(
+        await DurableStorage.open<Entry>({
+          wal,
+          partition,
+          disk: view,
+          dir: `/g/p${partition}`,
+          isEntry,
+          ...(options.chunk ? { checkpointChunkEntries: options.chunk } : {}),
+        }),
+      );
+    }
+    return { wal, stores };
+  })();
   await settle(disk, p);
   return p;
 }
 
-describe('DurableStorage', () => {
+async function openOn(disk: SimDisk): Promise<DurableStorage<Entry>> {
+  return (await openMany(disk, [0])).stores[0]!;
+}
+
+async function closeAll(o: Opened): Promise<void> {
+  for (const s of o.stores) await s.close();
+  await o.wal.close();
+}
+
+const PARTS = [0, 5, 6, 100];
+
+describe('DurableStorage of many partitions on one shared log', () => {
   it('recovers exactly what was flushed, across snapshots and checkpoints', async () => {
     for (let seed = 1; seed <= 30; seed++) {
       const r = rng(seed);
       const disk = new SimDisk();
-      const model = new MemoryStorage<Entry>();
-      let s = await openOn(disk);
+      const models = PARTS.map(() => new MemoryStorage<Entry>());
+      let o = await openMany(disk, PARTS);
       for (let step = 1; step <= 150; step++) {
-        randomWrite(r, [model, s], step);
-        if (r.chance(0.3)) await s.flush();
+        const i = r.int(PARTS.length);
+        randomWrite(r, [models[i]!, o.stores[i]!], step);
+        if (r.chance(0.3)) await o.stores[r.int(PARTS.length)]!.flush();
         if (r.chance(0.05)) {
-          await s.flush();
-          await s.close();
-          s = await openOn(disk);
-          expect(stateOf(s), `seed ${seed} step ${step}`).toEqual(stateOf(model));
+          await Promise.all(o.stores.map((s) => s.flush()));
+          await closeAll(o);
+          o = await openMany(disk, PARTS);
+          o.stores.forEach((s, j) => {
+            expect(stateOf(s), `seed ${seed} step ${step} partition ${PARTS[j]}`).toEqual(stateOf(models[j]!));
+          });
         }
       }
-      await s.flush();
-      await s.close();
-      expect(stateOf(await openOn(disk))).toEqual(stateOf(model));
+      await closeAll(o);
+      const again = await openMany(disk, PARTS);
+      again.stores.forEach((s, j) => expect(stateOf(s)).toEqual(stateOf(models[j]!)));
     }
   });
 
-  it('after a crash recovers a prefix of the writes that includes every flushed one', async () => {
+  it('after a crash recovers, for every partition, a prefix of its writes that includes every flushed one', async () => {
     for (let seed = 1; seed <= 60; seed++) {
       const r = rng(seed * 7919);
       const disk = new SimDisk({ autoSync: false });
-      const model = new MemoryStorage<Entry>();
-      const history: string[] = [JSON.stringify(stateOf(model))];
-      let s = await openOn(disk);
-      let durableAt = 0;
-      const steps = 40 + r.int(80);
+      const models = PARTS.map(() => new MemoryStorage<Entry>());
+      const histories = models.map((m) => [JSON.stringify(stateOf(m))]);
+      const durableAt = PARTS.map(() => 0);
+      const o = await openMany(disk, PARTS);
+      const steps = 40 + r.int(120);
       for (let step = 1; step <= steps; step++) {
-        randomWrite(r, [model, s], step);
-        history.push(JSON.stringify(stateOf(model)));
-        if (r.chance(0.2)) {
-          const at = history.length - 1;
-          const f = s.flush().then(() => {
-            durableAt = Math.max(durableAt, at);
+        const i = r.int(PARTS.length);
+        randomWrite(r, [models[i]!, o.stores[i]!], step);
+        histories[i]!.push(JSON.stringify(stateOf(models[i]!)));
+        if (r.chance(0.3)) {
+          const at = histories[i]!.length - 1;
+          const f = o.stores[i]!.flush().then(() => {
+            durableAt[i] = Math.max(durableAt[i]!, at);
           });
-          if (r.chance(0.5)) await settle(disk, f);
+          if (r.chance(0.4)) await settle(disk, f);
         }
         if (r.chance(0.3)) disk.completeSyncs();
-        await Promise.resolve();
+        if (r.chance(0.3)) await new Promise((res) => setImmediate(res));
       }
       disk.crash({ tear: r.next });
-      s = await openOn(disk);
-      // The decided index is written lazily (a flush does not wait for it): compare the rest, then
-      // check that the decided index is one the prefix state had reached, never beyond it.
-      const { decided, ...rest } = stateOf(s);
-      const withoutDecided = history.map((h) => {
-        const { decided: _d, ...r } = JSON.parse(h) as State;
-        return JSON.stringify(r);
+      const back = await openMany(disk, PARTS);
+      back.stores.forEach((s, i) => {
+        // The decided index is written lazily (a flush does not wait for it): compare the rest, then
+        // check that the decided index is one the prefix state had reached, never beyond it.
+        const { decided, ...rest } = stateOf(s);
+        const withoutDecided = histories[i]!.map((h) => {
+          const { decided: _d, ...x } = JSON.parse(h) as State;
+          return JSON.stringify(x);
+        });
+        const k = withoutDecided.lastIndexOf(JSON.stringify(rest));
+        const where = `seed ${seed} partition ${PARTS[i]}`;
+        expect(k, `${where}: recovered state is not a prefix state`).toBeGreaterThanOrEqual(0);
+        expect(k, `${where}: lost a flushed write`).toBeGreaterThanOrEqual(durableAt[i]!);
+        expect(decided, `${where}: decided index beyond the recovered prefix`).toBeLessThanOrEqual(
+          (JSON.parse(histories[i]![k] as string) as State).decided,
+        );
+        expect(decided).toBeGreaterThanOrEqual(rest.compacted);
       });
-      const k = withoutDecided.lastIndexOf(JSON.stringify(rest));
-      expect(k, `seed ${seed}: recovered state is not a prefix state`).toBeGreaterThanOrEqual(0);
-      expect(k, `seed ${seed}: lost a flushed write`).toBeGreaterThanOrEqual(durableAt);
-      expect(decided, `seed ${seed}: decided index beyond the recovered prefix`).toBeLessThanOrEqual(
-        (JSON.parse(history[k] as string) as State).decided,
-      );
-      expect(decided).toBeGreaterThanOrEqual(rest.compacted);
       // And it keeps working after recovery.
-      s.appendEntries([{ v: 'after' }]);
-      await settle(disk, s.flush());
-      expect((await openOn(disk)).getLogLength()).toBe(s.getLogLength());
+      for (const s of back.stores) s.appendEntries([{ v: 'after' }]);
+      await settle(disk, Promise.all(back.stores.map((s) => s.flush())));
+      const lengths = back.stores.map((s) => s.getLogLength());
+      await settle(disk, closeAll(back));
+      const third = await openMany(disk, PARTS);
+      third.stores.forEach((s, i) =>
+        expect(s.getLogLength(), `seed ${seed} partition ${PARTS[i]}`).toBe(lengths[i]),
+      );
     }
   });
 
-  it('trims the log on disk after a snapshot', async () => {
+  it('deletes old segments once every partition has checkpointed past them', async () => {
     const disk = new SimDisk();
-    const s = await openOn(disk);
+    const o = await openMany(disk, [1, 2], { segmentBytes: 200, maxSegments: 1000 });
+    const [a, b] = o.stores as [DurableStorage<Entry>, DurableStorage<Entry>];
+    const segs = async () => (await disk.list('/wal')).filter((f) => f.startsWith('wal-'));
     for (let i = 0; i < 200; i++) {
-      s.appendEntries([{ v: `entry-${i}-${'x'.repeat(20)}` }]);
-      await s.flush();
+      a.appendEntries([{ v: `a-${i}-${'x'.repeat(20)}` }]);
+      if (i < 10) b.appendEntries([{ v: `b-${i}` }]);
+      await a.flush();
     }
-    s.setDecidedIndex(200);
-    await s.flush();
-    const before = (await disk.list('/g')).length;
-    s.setSnapshot({ index: 190, data: new Uint8Array([1, 2, 3]) });
-    await s.flush();
-    await s.close();
-    const files = await disk.list('/g');
-    expect(before).toBeGreaterThan(3);
-    expect(files.filter((f) => f.startsWith('wal-'))).toHaveLength(1);
-    expect(files.filter((f) => f.startsWith('snap-'))).toEqual(['snap-0000000000000190.bin']);
-    const again = await openOn(disk);
-    expect(again.getCompactedIndex()).toBe(190);
-    expect(again.getEntries(190, 200).map((e) => e.v)).toEqual(
-      Array.from({ length: 10 }, (_, i) => `entry-${190 + i}-${'x'.repeat(20)}`),
+    a.setDecidedIndex(200);
+    b.setDecidedIndex(10);
+    const before = (await segs()).length;
+    expect(before).toBeGreaterThan(5);
+    a.setSnapshot({ index: 190, data: new Uint8Array([1, 2, 3]) });
+    await a.flush();
+    await a.checkpoint();
+    // Partition 2's first records are in the first segment: nothing can go yet.
+    await new Promise((r) => setImmediate(r));
+    expect(o.wal.stats.deletedSegments).toBe(0);
+    expect((await segs()).length).toBeGreaterThanOrEqual(before);
+    const cpA = o.wal.currentSegment;
+    b.setSnapshot({ index: 10, data: new Uint8Array([4]) });
+    await b.flush();
+    await b.checkpoint();
+    await new Promise((r) => setImmediate(r));
+    // Every segment before partition 1's checkpoint is gone; the rest holds both checkpoints.
+    expect(o.wal.stats.deletedSegments).toBeGreaterThan(0);
+    expect((await segs()).map((f) => Number(f.slice(4, 20)))[0]).toBeGreaterThanOrEqual(cpA - 1);
+    expect(await disk.list('/g/p1')).toEqual(['snap-0000000000000190.bin']);
+    await closeAll(o);
+    const again = await openMany(disk, [1, 2]);
+    const [a2, b2] = again.stores as [DurableStorage<Entry>, DurableStorage<Entry>];
+    expect(a2.getCompactedIndex()).toBe(190);
+    expect(a2.getEntries(190, 200).map((e) => e.v)).toEqual(
+      Array.from({ length: 10 }, (_, i) => `a-${190 + i}-${'x'.repeat(20)}`),
     );
-    expect(again.getSnapshot()?.data).toEqual(new Uint8Array([1, 2, 3]));
+    expect(a2.getSnapshot()?.data).toEqual(new Uint8Array([1, 2, 3]));
+    expect(b2.getCompactedIndex()).toBe(10);
+    expect(b2.getLogLength()).toBe(10);
+  });
+
+  it('an idle partition is checkpointed when it pins the oldest segment, so the log stays bounded', async () => {
+    const disk = new SimDisk();
+    const { wal } = await WriteAheadLog.open({ disk, dir: '/wal', segmentBytes: 256, maxSegments: 3 });
+    const open = (partition: number) =>
+      DurableStorage.open<Entry>({ wal, partition, disk, dir: `/g/p${partition}`, isEntry });
+    const idle = await open(1);
+    const busy = await open(2);
+    idle.setPromise({ n: 4, pid: 1 });
+    idle.appendEntries([{ v: 'idle-0' }, { v: 'idle-1' }]);
+    await idle.flush();
+    for (let i = 0; i < 300; i++) {
+      busy.appendEntries([{ v: `busy-${i}-${'y'.repeat(30)}` }]);
+      await busy.flush();
+      if (i % 40 === 39) {
+        busy.setDecidedIndex(i + 1);
+        busy.setSnapshot({ index: i + 1, data: new Uint8Array([i & 255]) });
+        await busy.flush();
+      }
+    }
+    await new Promise((r) => setImmediate(r));
+    expect(wal.stats.deletedSegments).toBeGreaterThan(5);
+    expect(wal.stats.liveSegments).toBeLessThanOrEqual(4);
+    await idle.close();
+    await busy.close();
+    await wal.close();
+    const back = await openMany(disk, [1, 2]);
+    expect(back.stores[0]!.getPromise()).toEqual({ n: 4, pid: 1 });
+    expect(back.stores[0]!.getEntries(0, 2).map((e) => e.v)).toEqual(['idle-0', 'idle-1']);
+    expect(back.stores[1]!.getLogLength()).toBe(300);
+  });
+
+  it('a checkpoint torn by a crash is ignored: the state before it stands', async () => {
+    let torn = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = rng(seed);
+      const disk = new SimDisk({ autoSync: false });
+      const o = await openMany(disk, [3, 4], { chunk: 1, fsync: 'always' });
+      const [s, other] = o.stores as [DurableStorage<Entry>, DurableStorage<Entry>];
+      for (let i = 0; i < 12; i++) s.appendEntries([{ v: `e${i}` }]);
+      s.setDecidedIndex(4);
+      s.setSnapshot({ index: 4, data: new Uint8Array([4]) });
+      other.appendEntries([{ v: 'o' }]);
+      await settle(disk, Promise.all([s.flush(), other.flush()]));
+      const want = stateOf(s);
+      // A checkpoint of 8 entries, one record per write; crash after a random number of them.
+      const cp = s.checkpoint();
+      for (let k = r.int(12); k > 0; k--) {
+        disk.completeSyncs();
+        await new Promise((res) => setImmediate(res));
+      }
+      let done = false;
+      void cp.then(() => {
+        done = true;
+      });
+      await Promise.resolve();
+      if (!done) torn++;
+      disk.crash({ tear: r.next });
+      const back = await openMany(disk, [3, 4]);
+      expect(stateOf(back.stores[0]!), `seed ${seed}`).toEqual(want);
+      expect(back.stores[1]!.getEntries(0, 1)).toEqual([{ v: 'o' }]);
+      // New writes after a torn checkpoint are kept.
+      back.stores[0]!.appendEntries([{ v: 'after' }]);
+      await settle(disk, back.stores[0]!.flush());
+      const third = await openMany(disk, [3, 4]);
+      expect(third.stores[0]!.getEntries(4, 13).map((e) => e.v)).toEqual([
+        ...Array.from({ length: 8 }, (_, i) => `e${i + 4}`),
+        'after',
+      ]);
+    }
+    expect(torn).toBeGreaterThan(5);
+  });
+
+  it("holds back only its own partition's records while its snapshot file is written", async () => {
+    class GatedDisk extends SimDisk {
+      gate: (() => void) | undefined;
+      override async writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
+        await new Promise<void>((r) => {
+          this.gate = r;
+        });
+        return super.writeFileAtomic(path, data);
+      }
+    }
+    const disk = new GatedDisk();
+    const { wal } = await WriteAheadLog.open({ disk, dir: '/wal' });
+    const a = await DurableStorage.open<Entry>({ wal, partition: 1, disk, dir: '/g/p1', isEntry });
+    const b = await DurableStorage.open<Entry>({ wal, partition: 2, disk, dir: '/g/p2', isEntry });
+    a.appendEntries([{ v: 'a0' }, { v: 'a1' }]);
+    a.setDecidedIndex(2);
+    a.setSnapshot({ index: 2, data: new Uint8Array([7]) });
+    a.appendEntries([{ v: 'a2' }]);
+    let aDone = false;
+    const af = a.flush().then(() => {
+      aDone = true;
+    });
+    b.appendEntries([{ v: 'b0' }]);
+    await b.flush();
+    expect(aDone).toBe(false);
+    disk.gate?.();
+    await af;
+    await a.close();
+    await b.close();
+    await wal.close();
+    const back = await openMany(disk, [1, 2]);
+    expect(back.stores[0]!.getCompactedIndex()).toBe(2);
+    expect(back.stores[0]!.getEntries(2, 3)).toEqual([{ v: 'a2' }]);
+    expect(back.stores[1]!.getEntries(0, 1)).toEqual([{ v: 'b0' }]);
   });
 
   it('writes the accepted round and the log that follows it as one record (a crash keeps both or neither)', async () => {
@@ -203,7 +390,7 @@ describe('DurableStorage', () => {
       t.setAcceptedRound({ n: 2, pid: 2 });
       t.appendOnPrefix(0, [{ v: 'new-1' }]);
       void t.flush();
-      await Promise.resolve();
+      await new Promise((r) => setImmediate(r));
       d.crash({ tear: rng(seed).next });
       const r = await openOn(d);
       const accepted = r.getAcceptedRound().n;
@@ -215,19 +402,82 @@ describe('DurableStorage', () => {
 
   it('refuses to open on a corrupt snapshot file instead of serving wrong data', async () => {
     const disk = new SimDisk();
-    const s = await openOn(disk);
+    const o = await openMany(disk, [0]);
+    const s = o.stores[0]!;
     s.appendEntries([{ v: 'a' }, { v: 'b' }]);
     s.setDecidedIndex(2);
     s.setSnapshot({ index: 2, data: new Uint8Array([9, 9]) });
     await s.flush();
-    await s.close();
-    const path = '/g/snap-0000000000000002.bin';
+    await closeAll(o);
+    const path = '/g/p0/snap-0000000000000002.bin';
     const bytes = disk.bytes(path)!;
     bytes[bytes.length - 1]! ^= 1;
     disk.setBytes(path, bytes);
-    await expect(DurableStorage.open<Entry>({ disk, dir: '/g' })).rejects.toMatchObject({
-      name: 'CorruptDataError',
-    });
+    await expect(openMany(disk, [0])).rejects.toMatchObject({ name: 'CorruptDataError' });
+  });
+
+  it('refuses, before changing anything, every write the log could not read back', async () => {
+    const disk = new SimDisk();
+    const o = await openMany(disk, [0]);
+    const s = o.stores[0]!;
+    s.setPromise({ n: 7, pid: 1 });
+    s.setBallotRound(7);
+    s.appendEntries([{ v: 'ok' }]);
+    await s.flush();
+    const before = stateOf(s);
+    const appended = o.wal.stats.appendedRecords;
+    const bad: Array<[string, () => void]> = [
+      ['round 2^53', () => s.setBallotRound(2 ** 53)],
+      ['negative round', () => s.setBallotRound(-1)],
+      ['fractional round', () => s.setBallotRound(1.5)],
+      ['promise 2^53', () => s.setPromise({ n: 2 ** 53, pid: 1 })],
+      ['promise pid NaN', () => s.setPromise({ n: 1, pid: Number.NaN })],
+      ['accepted 2^53', () => s.setAcceptedRound({ n: 2 ** 53, pid: 1 })],
+      ['decided 2^53', () => s.setDecidedIndex(2 ** 53)],
+      ['entry rejected by isEntry', () => s.appendEntries([{ v: 1 } as unknown as Entry])],
+      ['snapshot at 2^53', () => s.setSnapshot({ index: 2 ** 53, data: new Uint8Array(1) })],
+    ];
+    for (const [what, f] of bad) expect(f, what).toThrow(WalRecordError);
+    expect(stateOf(s)).toEqual(before);
+    expect(o.wal.stats.appendedRecords).toBe(appended);
+    // The largest safe values are written and read back.
+    s.setBallotRound(2 ** 53 - 1);
+    s.setPromise({ n: 2 ** 53 - 1, pid: 2 ** 53 - 1 });
+    await s.flush();
+    await closeAll(o);
+    const back = (await openMany(disk, [0])).stores[0]!;
+    expect(back.getBallotRound()).toBe(2 ** 53 - 1);
+    expect(back.getPromise()).toEqual({ n: 2 ** 53 - 1, pid: 2 ** 53 - 1 });
+    expect(back.getEntries(0, 1)).toEqual([{ v: 'ok' }]);
+  });
+
+  it('imports a group log of the old per-group format once, then removes it', async () => {
+    const disk = new SimDisk();
+    const v1 = (...recs: unknown[]) =>
+      new Uint8Array([
+        0x50, 0x58, 0x57, 0x4c, 1, 0, 0, 0,
+        ...recs.flatMap((r) => [...encodeRecord(undefined, encode(r))]),
+      ]);
+    // What the old code wrote: a checkpoint segment (C with `len`, plain E records), then more records.
+    disk.setBytes('/g/p9/snap-0000000000000002.bin', disk.bytes('/nonexistent') ?? new Uint8Array());
+    disk.setBytes(
+      `/g/p9/${segmentName(3)}`,
+      v1(
+        { t: 'C', p: [5, 2], a: [5, 2], r: 3, d: 2, c: 0, s: null, len: 0 },
+        { t: 'E', from: 0, e: [{ v: 'x0' }, { v: 'x1' }] },
+      ),
+    );
+    disk.setBytes(`/g/p9/${segmentName(4)}`, v1({ t: 'E', from: 2, e: [{ v: 'x2' }] }, { t: 'D', i: 3 }));
+    const o = await openMany(disk, [9]);
+    const s = o.stores[0]!;
+    expect(s.getPromise()).toEqual({ n: 5, pid: 2 });
+    expect(s.getBallotRound()).toBe(3);
+    expect(s.getDecidedIndex()).toBe(3);
+    expect(s.getEntries(0, 3).map((e) => e.v)).toEqual(['x0', 'x1', 'x2']);
+    expect((await disk.list('/g/p9')).filter((f) => f.startsWith('wal-'))).toEqual([]);
+    await closeAll(o);
+    const back = (await openMany(disk, [9])).stores[0]!;
+    expect(stateOf(back)).toEqual(stateOf(s));
   });
 });
 
@@ -235,28 +485,41 @@ describe('DurableStorage on the real file system', () => {
   const dir = mkdtempSync(join(tmpdir(), 'paxkv-durable-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('persists state, snapshots and checkpoints across reopen', async () => {
+  it('persists state, snapshots and checkpoints of two partitions across reopen', async () => {
     const disk = new NodeDisk();
-    const s = await DurableStorage.open<Entry>({ disk, dir, segmentBytes: 1024 });
+    const walDir = join(dir, 'wal');
+    const open = async () => {
+      const { wal } = await WriteAheadLog.open({ disk, dir: walDir, segmentBytes: 1024 });
+      const a = await DurableStorage.open<Entry>({ wal, partition: 0, disk, dir: join(dir, 'p0'), isEntry });
+      const b = await DurableStorage.open<Entry>({ wal, partition: 1, disk, dir: join(dir, 'p1'), isEntry });
+      return { wal, a, b };
+    };
+    const { wal, a: s, b } = await open();
     s.setPromise({ n: 3, pid: 2 });
     s.setAcceptedRound({ n: 3, pid: 2 });
     for (let i = 0; i < 100; i++) {
       s.appendEntries([{ v: `e${i}` }]);
+      b.appendEntries([{ v: `b${i}` }]);
       if (i % 10 === 0) await s.flush();
     }
     s.setDecidedIndex(90);
     s.setSnapshot({ index: 80, data: new TextEncoder().encode('state@80') });
     await s.flush();
+    await s.checkpoint();
     await s.close();
-    const files = readdirSync(dir).sort();
-    expect(files).toEqual(['snap-0000000000000080.bin', expect.stringMatching(/^wal-\d{16}\.log$/)]);
-    const r = await DurableStorage.open<Entry>({ disk, dir });
-    expect(r.getPromise()).toEqual({ n: 3, pid: 2 });
-    expect(r.getAcceptedRound()).toEqual({ n: 3, pid: 2 });
-    expect(r.getDecidedIndex()).toBe(90);
-    expect(r.getCompactedIndex()).toBe(80);
-    expect(r.getEntries(80, 100).map((e) => e.v)).toEqual(Array.from({ length: 20 }, (_, i) => `e${80 + i}`));
-    expect(new TextDecoder().decode(r.getSnapshot()!.data)).toBe('state@80');
-    await r.close();
+    await b.close();
+    await wal.close();
+    expect(readdirSync(join(dir, 'p0')).sort()).toEqual(['snap-0000000000000080.bin']);
+    const r = await open();
+    expect(r.a.getPromise()).toEqual({ n: 3, pid: 2 });
+    expect(r.a.getAcceptedRound()).toEqual({ n: 3, pid: 2 });
+    expect(r.a.getDecidedIndex()).toBe(90);
+    expect(r.a.getCompactedIndex()).toBe(80);
+    expect(r.a.getEntries(80, 100).map((e) => e.v)).toEqual(Array.from({ length: 20 }, (_, i) => `e${80 + i}`));
+    expect(new TextDecoder().decode(r.a.getSnapshot()!.data)).toBe('state@80');
+    expect(r.b.getEntries(0, 100).map((e) => e.v)).toEqual(Array.from({ length: 100 }, (_, i) => `b${i}`));
+    await r.a.close();
+    await r.b.close();
+    await r.wal.close();
   });
 });

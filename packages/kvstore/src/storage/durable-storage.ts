@@ -1,276 +1,354 @@
 /**
- * The durable implementation of paxos's `Storage<T>` interface: an in-memory copy of the replica's
- * persistent state, with every change also appended to the write-ahead log. Writes are synchronous and
- * buffered; {@link DurableStorage.flush} makes them durable (group commit). The host must release the
- * outputs it drained from SequencePaxos only after the flush that follows them resolves (the ordering
- * duty of the `Storage` interface); {@link ReplicaGroup} does exactly that.
+ * The durable implementation of paxos's `Storage<T>` interface for ONE partition of a server: an
+ * in-memory copy of the replica's persistent state, with every change also appended, tagged with the
+ * partition, to the server's shared {@link WriteAheadLog}. Writes are synchronous and buffered;
+ * {@link DurableStorage.flush} makes them durable (group commit, across every group of the server). The
+ * host must release the outputs it drained from SequencePaxos only after the flush that follows them
+ * resolves (the ordering duty of the `Storage` interface); {@link ReplicaGroup} does exactly that.
  *
- * Log records (msgpack, one per storage write): `P` promise, `A` accepted round, `R` own ballot round,
- * `D` decided index, `E` truncate-and-append, `S` snapshot installed (the snapshot bytes are in their own
- * file, made durable by a WAL barrier before the `S` record is written), `C` checkpoint (the whole state;
- * the first record of a fresh segment written after a snapshot, when older segments are deleted).
+ * Records are described in `records.ts`; every record is checked against the schema the decoder
+ * enforces before anything changes, so a value the log could not read back (an unsafe integer from a
+ * forged message, say) is refused with a {@link WalRecordError} and never written.
+ *
+ * Snapshots: the snapshot bytes go to their own file in the group's directory; the `S` record that
+ * points at it is held back (with every later record of this partition, and of no other) until the file
+ * is durable. After a snapshot, and whenever the log asks because this partition pins an old segment,
+ * the storage writes a checkpoint: a `C` header and `n` `E` records holding its whole state. Replay
+ * starts at the last complete checkpoint; an incomplete one (torn by a crash) is ignored. Once a
+ * checkpoint is durable, the log no longer keeps older segments for this partition.
  * @module
  */
 import { BALLOT_ZERO, type Ballot, type Snapshot, type Storage } from '@paxkv/paxos';
-import { CorruptDataError, decode, encode } from '../codec.js';
-import { crc32c } from './crc32c.js';
+import { CorruptDataError, decode } from '../codec.js';
 import type { Disk } from './disk.js';
-import { type FsyncMode, type StorageLogger, silentLogger, type WalRecovery, WriteAheadLog } from './wal.js';
+import {
+  assertWritable,
+  checkRecord,
+  decodeRecordPayload,
+  decodeSnapshotFile,
+  encodeRecordPayload,
+  encodeSnapshotFile,
+  type StoredBallot,
+  snapshotFileName,
+  snapshotIndexOf,
+  type WalRecord,
+} from './records.js';
+import {
+  readLegacyGroupLog,
+  type StorageLogger,
+  silentLogger,
+  WalFailedError,
+  WalRecordError,
+  type WriteAheadLog,
+} from './wal.js';
+
+export { snapshotFileName } from './records.js';
 
 /** Options of {@link DurableStorage.open}. */
 export interface DurableStorageOptions<T> {
-  /** The file port. */
+  /** The server's shared write-ahead log (opened once per server with {@link WriteAheadLog.open}). */
+  readonly wal: WriteAheadLog;
+  /** The partition whose state this storage holds (the tag of its records in the log). */
+  readonly partition: number;
+  /** The file port (for snapshot files). */
   readonly disk: Disk;
-  /** Directory holding the WAL segments and snapshot files of this replica (one per group). */
+  /**
+   * Directory of this group's snapshot files (created if missing). A write-ahead log of the old
+   * one-log-per-group format found here is imported into the shared log once, then removed.
+   */
   readonly dir: string;
-  /** fsync policy of the WAL. Default `batch` (group commit). */
-  readonly fsync?: FsyncMode;
-  /** WAL segment size in bytes. Default 64 MiB. */
-  readonly segmentBytes?: number;
-  /** Largest WAL record. Default 64 MiB. */
-  readonly maxRecordBytes?: number;
   /** Most log entries per `E` record written by a checkpoint. Default 1024. */
   readonly checkpointChunkEntries?: number;
   /** Recovery and checkpoint messages. Default: silent. */
   readonly logger?: StorageLogger;
   /**
-   * Checks a log entry read back from disk. Default: accepts anything. A failing entry means the stored
-   * data is not what this version wrote: opening fails with {@link CorruptDataError}.
+   * Checks a log entry, both before it is written and after it is read back. Default: accepts anything.
+   * An entry it rejects is refused at write time ({@link WalRecordError}); read back from disk, it means
+   * the stored data is not what this version wrote: opening fails with {@link CorruptDataError}.
    */
   readonly isEntry?: (x: unknown) => x is T;
 }
 
-type Rec =
-  | { t: 'P' | 'A'; b: [number, number] }
-  | { t: 'R'; r: number }
-  | { t: 'D'; i: number }
-  | { t: 'E'; from: number; e: unknown[]; a?: [number, number] }
-  | { t: 'S'; i: number; f: string }
-  | {
-      t: 'C';
-      p: [number, number];
-      a: [number, number];
-      r: number;
-      d: number;
-      c: number;
-      s: { i: number; f: string } | null;
-      len: number;
-    };
+const b2a = (b: Ballot): StoredBallot => [b.n, b.pid];
+const a2b = (x: StoredBallot): Ballot => (x[0] === 0 && x[1] === 0 ? BALLOT_ZERO : { n: x[0], pid: x[1] });
 
-const SNAP_MAGIC = [0x50, 0x58, 0x53, 0x4e]; // "PXSN"
-const SNAP_HEADER = 12;
-
-/** File name of the snapshot covering the first `index` entries. */
-export function snapshotFileName(index: number): string {
-  return `snap-${index.toString().padStart(16, '0')}.bin`;
+/** The persistent state of one replica, as replay rebuilds it. */
+interface State<T> {
+  promise: Ballot;
+  accepted: Ballot;
+  ballotRound: number;
+  decided: number;
+  compacted: number;
+  snapshotFile: string | undefined;
+  /** `log[i]` is the entry at absolute index `compacted + i`. */
+  log: T[];
 }
 
-function encodeSnapshotFile(data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(SNAP_HEADER + data.length);
-  out.set(SNAP_MAGIC, 0);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(4, 1, true);
-  dv.setUint32(8, crc32c(data), true);
-  out.set(data, SNAP_HEADER);
-  return out;
+function freshState<T>(): State<T> {
+  return {
+    promise: BALLOT_ZERO,
+    accepted: BALLOT_ZERO,
+    ballotRound: 0,
+    decided: 0,
+    compacted: 0,
+    snapshotFile: undefined,
+    log: [],
+  };
 }
 
-function decodeSnapshotFile(bytes: Uint8Array): Uint8Array | undefined {
-  if (bytes.length < SNAP_HEADER) return undefined;
-  for (let i = 0; i < 4; i++) if (bytes[i] !== SNAP_MAGIC[i]) return undefined;
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (dv.getUint32(4, true) !== 1) return undefined;
-  const data = bytes.slice(SNAP_HEADER);
-  return crc32c(data) === dv.getUint32(8, true) ? data : undefined;
-}
-
-const b2a = (b: Ballot): [number, number] => [b.n, b.pid];
-function a2b(x: unknown): Ballot {
-  if (!Array.isArray(x) || !Number.isSafeInteger(x[0]) || !Number.isSafeInteger(x[1])) {
-    throw new CorruptDataError('ballot in the write-ahead log');
+/** Index of the first record of the last complete checkpoint (`C` + its `n` `E` records), or 0. */
+function lastCompleteCheckpoint(recs: readonly WalRecord[]): number {
+  for (let i = recs.length - 1; i >= 0; i--) {
+    const r = recs[i]!;
+    if (r.t !== 'C') continue;
+    let ok = i + r.n < recs.length;
+    for (let j = 1; ok && j <= r.n; j++) {
+      const e = recs[i + j]!;
+      ok = e.t === 'E' && e.k === 1;
+    }
+    if (ok) return i;
   }
-  return x[0] === 0 && x[1] === 0 ? BALLOT_ZERO : { n: x[0], pid: x[1] };
+  return 0;
 }
 
 /**
- * A paxos {@link Storage} backed by a {@link WriteAheadLog} and snapshot files. Open with
- * {@link DurableStorage.open}; hand it to `SequencePaxos`; after each batch of calls into the core,
- * `await storage.flush()` before releasing the core's outputs.
+ * A paxos {@link Storage} for one partition, backed by the server's shared {@link WriteAheadLog} and this
+ * group's snapshot files. Open with {@link DurableStorage.open}; hand it to `SequencePaxos`; after each
+ * batch of calls into the core, `await storage.flush()` before releasing the core's outputs.
  */
 export class DurableStorage<T> implements Storage<T> {
-  private promise: Ballot = BALLOT_ZERO;
-  private accepted: Ballot = BALLOT_ZERO;
-  private ballotRound = 0;
-  private decided = 0;
-  private compacted = 0;
+  private s: State<T> = freshState<T>();
   private snapshot: Snapshot | undefined;
-  private snapshotFile: string | undefined;
-  /** `log[i]` is the entry at absolute index `compacted + i`. */
-  private log: T[] = [];
   private needCheckpoint = false;
   /** An accepted-round write not yet in the WAL (see {@link DurableStorage.setAcceptedRound}). */
   private pendingAccepted: Ballot | undefined;
   /** A decided-index change not yet in the WAL (see {@link DurableStorage.setDecidedIndex}). */
   private pendingDecided = false;
+  /** Records held back until a snapshot file is durable (undefined when nothing is held). */
+  private held: Uint8Array[] | undefined;
+  private holding: Promise<void> | undefined;
+  private failure: Error | undefined;
   private checkpointing: Promise<void> | undefined;
+  private closed = false;
+  /** Partition of this storage (the tag of its records). */
+  readonly partition: number;
+  private readonly wal: WriteAheadLog;
   private readonly disk: Disk;
   private readonly dir: string;
   private readonly chunk: number;
   private readonly logger: StorageLogger;
+  private readonly isEntry: (x: unknown) => x is T;
 
-  private constructor(
-    private readonly wal: WriteAheadLog,
-    opts: DurableStorageOptions<T>,
-    /** What WAL recovery found when this storage was opened. */
-    readonly recovery: WalRecovery,
-  ) {
+  private constructor(opts: DurableStorageOptions<T>) {
+    this.wal = opts.wal;
+    this.partition = opts.partition;
     this.disk = opts.disk;
     this.dir = opts.dir;
     this.chunk = opts.checkpointChunkEntries ?? 1024;
     this.logger = opts.logger ?? silentLogger;
+    this.isEntry = opts.isEntry ?? ((_x: unknown): _x is T => true);
+    if (!Number.isSafeInteger(this.chunk) || this.chunk < 1) {
+      throw new RangeError(`checkpointChunkEntries must be a positive integer, got ${String(this.chunk)}`);
+    }
   }
 
   /**
-   * Opens the storage in `opts.dir`, replaying its WAL (a torn tail is truncated and logged) and loading
-   * the latest snapshot.
+   * Opens the storage of `opts.partition`: takes the partition's records that the shared log recovered,
+   * replays them from the last complete checkpoint and loads the latest snapshot. A partition may be
+   * opened once per opening of the log.
    * @throws CorruptDataError if a checksummed record decodes to something this version never writes
-   * (data from another program or version); the replica must not start on such a directory.
+   * (data from another program or version); the replica must not start on such data.
+   * @throws WalRecordError if the partition was already opened on this log.
    */
   static async open<T>(opts: DurableStorageOptions<T>): Promise<DurableStorage<T>> {
-    const { wal, records, recovery } = await WriteAheadLog.open({
-      disk: opts.disk,
-      dir: opts.dir,
-      ...(opts.fsync ? { fsync: opts.fsync } : {}),
-      ...(opts.segmentBytes ? { segmentBytes: opts.segmentBytes } : {}),
-      ...(opts.maxRecordBytes ? { maxRecordBytes: opts.maxRecordBytes } : {}),
-      ...(opts.logger ? { logger: opts.logger } : {}),
+    const st = new DurableStorage<T>(opts);
+    await opts.disk.mkdirp(opts.dir);
+    const { payloads, segments } = opts.wal.takeRecovered(opts.partition, {
+      requestCheckpoint: () => st.startCheckpoint(),
     });
-    const s = new DurableStorage<T>(wal, opts, recovery);
-    const isEntry = opts.isEntry ?? ((_x: unknown): _x is T => true);
-    for (let i = 0; i < records.length; i++) s.replay(decode(records[i]!, `WAL record ${i}`), isEntry);
-    if (s.snapshotFile !== undefined) {
-      const bytes = await opts.disk.readFile(opts.disk.join(opts.dir, s.snapshotFile));
+    const what = `WAL record of partition ${opts.partition}`;
+    const recs = payloads.map((p, i) => decodeRecordPayload(p, st.isEntry, `${what} #${i}`));
+    const start = lastCompleteCheckpoint(recs);
+    st.replayAll(recs.slice(start), what);
+    if (segments.length > 0) opts.wal.setAnchor(opts.partition, segments[start]!);
+    const legacy = await readLegacyGroupLog(opts.disk, opts.dir);
+    if (recs.length === 0 && legacy.records.length > 0) {
+      await st.importLegacy(legacy.records);
+    }
+    for (const f of legacy.files) await opts.disk.remove(opts.disk.join(opts.dir, f));
+    if (legacy.files.length > 0) await opts.disk.syncDir(opts.dir);
+    if (st.s.snapshotFile !== undefined) {
+      const bytes = await opts.disk.readFile(opts.disk.join(opts.dir, st.s.snapshotFile));
       const data = bytes && decodeSnapshotFile(bytes);
       if (!data)
-        throw new CorruptDataError(`snapshot file ${s.snapshotFile} (missing or failed its checksum)`);
-      s.snapshot = { index: s.compacted, data };
+        throw new CorruptDataError(`snapshot file ${st.s.snapshotFile} (missing or failed its checksum)`);
+      st.snapshot = { index: st.s.compacted, data };
     }
-    await s.removeStaleSnapshots(s.compacted);
-    return s;
+    await st.removeStaleSnapshots(st.s.compacted);
+    return st;
   }
 
-  private replay(raw: unknown, isEntry: (x: unknown) => x is T): void {
-    if (raw instanceof CorruptDataError) throw raw;
-    const r = raw as Rec;
-    const bad = (what: string) => new CorruptDataError(`WAL record ${JSON.stringify(r?.t)} (${what})`);
-    if (typeof r !== 'object' || r === null) throw bad('not an object');
-    const int = (x: unknown): number => {
-      if (!Number.isSafeInteger(x) || (x as number) < 0) throw bad('bad integer');
-      return x as number;
-    };
+  /** Replays the records of one group from the start of its last complete checkpoint. */
+  private replayAll(recs: readonly WalRecord[], what: string): void {
+    /** A checkpoint being read: its state replaces the live one once its `n` records are all seen. */
+    let staged: { state: State<T>; remaining: number } | undefined;
+    for (let i = 0; i < recs.length; i++) {
+      const r = recs[i]!;
+      if (staged && r.t === 'E' && r.k === 1) {
+        this.apply(staged.state, r, what);
+        if (--staged.remaining === 0) {
+          this.s = staged.state;
+          staged = undefined;
+        }
+        continue;
+      }
+      // Anything else ends an incomplete checkpoint: it was torn by a crash and the state before it stands.
+      staged = undefined;
+      if (r.t === 'C') {
+        const state: State<T> = {
+          promise: a2b(r.p),
+          accepted: a2b(r.a),
+          ballotRound: r.r,
+          decided: r.d,
+          compacted: r.c,
+          snapshotFile: r.s === null ? undefined : r.s.f,
+          log: [],
+        };
+        if (r.n === 0) this.s = state;
+        else staged = { state, remaining: r.n };
+        continue;
+      }
+      if (r.t === 'E' && r.k === 1) throw new CorruptDataError(`${what} "E" (checkpoint entries without a checkpoint)`);
+      this.apply(this.s, r, what);
+    }
+  }
+
+  private apply(s: State<T>, r: WalRecord, what: string): void {
     switch (r.t) {
       case 'P':
-        this.promise = a2b(r.b);
+        s.promise = a2b(r.b);
         return;
       case 'A':
-        this.accepted = a2b(r.b);
+        s.accepted = a2b(r.b);
         return;
       case 'R':
-        this.ballotRound = int(r.r);
+        s.ballotRound = r.r;
         return;
       case 'D':
-        this.decided = int(r.i);
+        s.decided = r.i;
         return;
       case 'E': {
-        if (r.a !== undefined) this.accepted = a2b(r.a);
-        const from = int(r.from);
-        if (from < this.compacted || from > this.getLogLength() || !Array.isArray(r.e)) {
-          throw bad(`append at ${from} outside [${this.compacted}, ${this.getLogLength()}]`);
+        const len = s.compacted + s.log.length;
+        if (r.from < s.compacted || r.from > len) {
+          throw new CorruptDataError(`${what} "E" (append at ${r.from} outside [${s.compacted}, ${len}])`);
         }
-        for (const e of r.e) if (!isEntry(e)) throw bad('entry rejected by isEntry');
-        this.log.length = from - this.compacted;
-        for (const e of r.e) this.log.push(e as T);
+        if (r.a !== undefined) s.accepted = a2b(r.a);
+        s.log.length = r.from - s.compacted;
+        for (const e of r.e) s.log.push(e as T);
         return;
       }
       case 'S':
-        if (typeof r.f !== 'string') throw bad('snapshot file name');
-        this.compactTo(int(r.i));
-        this.snapshotFile = r.f;
+        compactState(s, r.i);
+        s.snapshotFile = r.f;
         return;
       case 'C':
-        this.promise = a2b(r.p);
-        this.accepted = a2b(r.a);
-        this.ballotRound = int(r.r);
-        this.decided = int(r.d);
-        this.compacted = int(r.c);
-        this.log = [];
-        if (int(r.len) !== this.compacted) throw bad('checkpoint length');
-        this.snapshotFile = r.s === null ? undefined : r.s.f;
-        return;
-      default:
-        throw bad('unknown record type');
+        throw new CorruptDataError(`${what} "C" (nested checkpoint)`);
     }
   }
 
-  private compactTo(index: number): void {
-    if (index >= this.getLogLength()) this.log = [];
-    else this.log = this.log.slice(index - this.compacted);
-    this.compacted = index;
-    if (this.decided < index) this.decided = index;
+  /**
+   * Imports a group's log of the old one-log-per-group format (its records carry the same schema,
+   * except that a checkpoint header had `len` instead of `n` and was followed by plain `E` records):
+   * replays it, then writes the state as a checkpoint to the shared log and waits until it is durable.
+   */
+  private async importLegacy(records: Uint8Array[]): Promise<void> {
+    const what = `legacy WAL record in ${this.dir}`;
+    const recs = records.map((p, i) => {
+      const raw = decode(p, `${what} #${i}`);
+      if (raw instanceof CorruptDataError) throw raw;
+      const o = raw as Record<string, unknown>;
+      if (o?.t === 'C' && 'len' in o) {
+        delete o.len;
+        o.n = 0;
+      }
+      const bad = checkRecord(o, this.isEntry);
+      if (bad !== undefined) throw new CorruptDataError(`${what} #${i} ${JSON.stringify(o?.t)} (${bad})`);
+      return o as WalRecord;
+    });
+    this.replayAll(recs, what);
+    await this.checkpoint();
+    this.logger.info(
+      { dir: this.dir, partition: this.partition, records: recs.length, entries: this.s.log.length },
+      `imported the old per-group write-ahead log of partition ${this.partition} into the server's log`,
+    );
   }
 
-  private write(rec: Rec): void {
-    this.writePendingDecided();
-    if (this.pendingAccepted) {
-      // The accepted round and the log it describes change together: one record, so a crash keeps both or neither.
-      if (rec.t === 'E') rec.a = b2a(this.pendingAccepted);
-      else this.wal.append(encode({ t: 'A', b: b2a(this.pendingAccepted) } satisfies Rec));
+  // ------------------------------------------------------------------ writing
+
+  /** Encodes a record, refusing (before any state changes) what could not be read back. */
+  private encode(rec: WalRecord): Uint8Array {
+    if (this.failure) throw this.failure;
+    const bytes = encodeRecordPayload(rec, this.isEntry);
+    if (bytes.length > this.wal.recordLimit) {
+      throw new WalRecordError(
+        `refusing to write a WAL record of ${bytes.length} bytes (maxRecordBytes=${this.wal.recordLimit}); write smaller batches or raise the limit`,
+      );
+    }
+    return bytes;
+  }
+
+  private put(bytes: Uint8Array): void {
+    if (this.held) this.held.push(bytes);
+    else this.wal.append(this.partition, bytes);
+  }
+
+  /** Writes the lazily recorded decided index and accepted round, if any (before the next record). */
+  private writePending(mergeAccepted = false): void {
+    if (this.pendingDecided) {
+      this.pendingDecided = false;
+      this.put(this.encode({ t: 'D', i: this.s.decided }));
+    }
+    if (this.pendingAccepted && !mergeAccepted) {
+      this.put(this.encode({ t: 'A', b: b2a(this.pendingAccepted) }));
       this.pendingAccepted = undefined;
     }
-    this.wal.append(encode(rec));
-  }
-
-  private writePendingDecided(): void {
-    if (!this.pendingDecided) return;
-    this.pendingDecided = false;
-    this.wal.append(encode({ t: 'D', i: this.decided } satisfies Rec));
-  }
-
-  private writePending(): void {
-    if (!this.pendingAccepted) return;
-    this.wal.append(encode({ t: 'A', b: b2a(this.pendingAccepted) } satisfies Rec));
-    this.pendingAccepted = undefined;
   }
 
   getPromise(): Ballot {
-    return this.promise;
+    return this.s.promise;
   }
   setPromise(ballot: Ballot): void {
-    this.promise = ballot;
-    this.write({ t: 'P', b: b2a(ballot) });
+    const bytes = this.encode({ t: 'P', b: b2a(ballot) });
+    this.writePending();
+    this.s.promise = ballot;
+    this.put(bytes);
   }
   getAcceptedRound(): Ballot {
-    return this.accepted;
+    return this.s.accepted;
   }
   /**
    * Records the accepted round. The record is held back and merged into the next log write when that
    * write comes right after it (SequencePaxos sets the round, then replaces the log): the pair is then
    * atomic on disk. Otherwise it is written on its own before the next record or at the next flush.
+   * @throws WalRecordError for a ballot the log could not read back (nothing changes).
    */
   setAcceptedRound(ballot: Ballot): void {
+    assertWritable({ t: 'A', b: b2a(ballot) }, this.isEntry);
     this.writePending();
-    this.accepted = ballot;
+    this.s.accepted = ballot;
     this.pendingAccepted = ballot;
   }
   getBallotRound(): number {
-    return this.ballotRound;
+    return this.s.ballotRound;
   }
   setBallotRound(round: number): void {
-    this.ballotRound = round;
-    this.write({ t: 'R', r: round });
+    const bytes = this.encode({ t: 'R', r: round });
+    this.writePending();
+    this.s.ballotRound = round;
+    this.put(bytes);
   }
   getDecidedIndex(): number {
-    return this.decided;
+    return this.s.decided;
   }
   /**
    * Records the decided index lazily: its `D` record goes into the WAL just before the next record
@@ -282,35 +360,44 @@ export class DurableStorage<T> implements Storage<T> {
    * and at least the last one written before a record that was flushed.
    */
   setDecidedIndex(index: number): void {
-    if (index === this.decided) return;
-    this.decided = index;
+    if (index === this.s.decided) return;
+    assertWritable({ t: 'D', i: index }, this.isEntry);
+    this.s.decided = index;
     this.pendingDecided = true;
   }
   getLogLength(): number {
-    return this.compacted + this.log.length;
+    return this.s.compacted + this.s.log.length;
   }
   appendEntries(entries: readonly T[]): void {
     if (entries.length === 0) return;
-    const from = this.getLogLength();
-    for (let i = 0; i < entries.length; i++) this.log.push(entries[i] as T);
-    this.write({ t: 'E', from, e: entries as unknown[] });
+    this.writeEntries(this.getLogLength(), entries);
   }
   appendOnPrefix(from: number, entries: readonly T[]): void {
-    if (from < this.compacted || from > this.getLogLength()) {
-      throw new RangeError(`appendOnPrefix(${from}) outside [${this.compacted}, ${this.getLogLength()}]`);
+    if (from < this.s.compacted || from > this.getLogLength()) {
+      throw new RangeError(`appendOnPrefix(${from}) outside [${this.s.compacted}, ${this.getLogLength()}]`);
     }
-    this.log.length = from - this.compacted;
-    for (let i = 0; i < entries.length; i++) this.log.push(entries[i] as T);
-    this.write({ t: 'E', from, e: entries as unknown[] });
+    this.writeEntries(from, entries);
+  }
+  private writeEntries(from: number, entries: readonly T[]): void {
+    // The accepted round and the log it describes change together: one record, so a crash keeps both or neither.
+    const a = this.pendingAccepted;
+    const bytes = this.encode({ t: 'E', from, e: entries as unknown[], ...(a ? { a: b2a(a) } : {}) });
+    this.writePending(true);
+    this.pendingAccepted = undefined;
+    this.s.log.length = from - this.s.compacted;
+    for (let i = 0; i < entries.length; i++) this.s.log.push(entries[i] as T);
+    this.put(bytes);
   }
   getEntries(from: number, to: number): readonly T[] {
-    if (from < this.compacted || to < from || to > this.getLogLength()) {
-      throw new RangeError(`getEntries(${from}, ${to}) outside [${this.compacted}, ${this.getLogLength()}]`);
+    if (from < this.s.compacted || to < from || to > this.getLogLength()) {
+      throw new RangeError(
+        `getEntries(${from}, ${to}) outside [${this.s.compacted}, ${this.getLogLength()}]`,
+      );
     }
-    return this.log.slice(from - this.compacted, to - this.compacted);
+    return this.s.log.slice(from - this.s.compacted, to - this.s.compacted);
   }
   getCompactedIndex(): number {
-    return this.compacted;
+    return this.s.compacted;
   }
   getSnapshot(): Snapshot | undefined {
     return this.snapshot;
@@ -318,96 +405,148 @@ export class DurableStorage<T> implements Storage<T> {
   setSnapshot(snapshot: Snapshot): void {
     const file = snapshotFileName(snapshot.index);
     const bytes = encodeSnapshotFile(snapshot.data);
-    const path = this.disk.join(this.dir, file);
-    // The snapshot file is durable before the record that points at it is written.
+    const rec = this.encode({ t: 'S', i: snapshot.index, f: file });
     this.writePending();
-    this.wal.appendBarrier(() => this.disk.writeFileAtomic(path, bytes));
-    this.write({ t: 'S', i: snapshot.index, f: file });
-    this.compactTo(snapshot.index);
+    // The snapshot file is durable before the record that points at it (and every later record of
+    // this partition) is written; the other partitions' records do not wait for it.
+    this.hold(this.disk.writeFileAtomic(this.disk.join(this.dir, file), bytes));
+    this.put(rec);
+    compactState(this.s, snapshot.index);
     this.snapshot = snapshot;
-    this.snapshotFile = file;
+    this.s.snapshotFile = file;
     this.needCheckpoint = true;
   }
 
+  /** Holds this partition's later records back until `task` (making a side file durable) is done. */
+  private hold(task: Promise<void>): void {
+    this.held ??= [];
+    const h: Promise<void> = (this.holding ?? Promise.resolve())
+      .then(() => task)
+      .then(() => {
+        if (this.holding !== h) return;
+        const held = this.held ?? [];
+        this.held = undefined;
+        this.holding = undefined;
+        for (const b of held) this.wal.append(this.partition, b);
+      })
+      .catch((e: unknown) => {
+        this.failure ??= e instanceof WalFailedError ? e : new WalFailedError(e);
+        if (this.holding === h) this.holding = undefined;
+      });
+    this.holding = h;
+    // The task's own rejection is handled through `h`.
+    task.catch(() => {});
+  }
+
+  /** Waits for held records to reach the log, then for the log to make everything durable. */
+  private async flushDurable(): Promise<void> {
+    if (this.pendingAccepted) this.writePending();
+    while (this.holding) await this.holding;
+    if (this.failure) throw this.failure;
+    await this.wal.flush();
+  }
+
   /**
-   * Resolves when every write made so far is durable. After a snapshot, it also rewrites the WAL as a
-   * checkpoint (whole state in a fresh segment) and deletes the segments and snapshot files it replaces.
+   * Resolves when every write made so far is durable. After a snapshot, it also starts a checkpoint
+   * (see the module notes).
    * @throws WalFailedError if the disk failed: the replica must stop and recover from disk.
    */
   async flush(): Promise<void> {
-    this.writePending();
-    await this.wal.flush();
-    if (this.needCheckpoint && !this.checkpointing) {
+    await this.flushDurable();
+    if (this.needCheckpoint) {
       this.needCheckpoint = false;
-      this.checkpointing = this.checkpoint()
-        .catch((e: unknown) => {
-          // The WAL is failed now; the next flush rejects with the cause. Nothing else to do here.
-          this.logger.warn({ dir: this.dir, err: String(e) }, 'WAL checkpoint failed');
-        })
-        .finally(() => {
-          this.checkpointing = undefined;
-        });
+      this.startCheckpoint();
     }
   }
 
-  /** Writes the checkpoint now (normally triggered by {@link DurableStorage.flush} after a snapshot). */
+  /** Starts a checkpoint in the background unless one is running (a failure fails later flushes). */
+  private startCheckpoint(): void {
+    if (this.checkpointing || this.closed || this.failure) return;
+    this.checkpointing = this.checkpoint()
+      .catch((e: unknown) => {
+        this.logger.warn({ dir: this.dir, partition: this.partition, err: String(e) }, 'WAL checkpoint failed');
+      })
+      .finally(() => {
+        this.checkpointing = undefined;
+      });
+  }
+
+  /**
+   * Writes this partition's whole state to the tail of the log (a `C` header and its `E` records) and
+   * waits until it is durable; from then on the log keeps no older segment for this partition, and
+   * snapshot files older than the current one are deleted.
+   */
   async checkpoint(): Promise<void> {
-    this.writePending();
-    const records: Uint8Array[] = [];
-    records.push(
-      encode({
+    const s = this.s;
+    const chunks: unknown[][] = [];
+    for (let i = 0; i < s.log.length; i += this.chunk) chunks.push(s.log.slice(i, i + this.chunk));
+    const recs: Uint8Array[] = [
+      this.encode({
         t: 'C',
-        p: b2a(this.promise),
-        a: b2a(this.accepted),
-        r: this.ballotRound,
-        d: this.decided,
-        c: this.compacted,
-        s: this.snapshotFile === undefined ? null : { i: this.compacted, f: this.snapshotFile },
-        len: this.compacted,
-      } satisfies Rec),
-    );
-    for (let i = 0; i < this.log.length; i += this.chunk) {
-      records.push(
-        encode({ t: 'E', from: this.compacted + i, e: this.log.slice(i, i + this.chunk) as unknown[] }),
-      );
-    }
-    const keepFrom = this.compacted;
-    await this.wal.checkpoint(records);
+        p: b2a(s.promise),
+        a: b2a(this.pendingAccepted ?? s.accepted),
+        r: s.ballotRound,
+        d: s.decided,
+        c: s.compacted,
+        s: s.snapshotFile === undefined ? null : { i: s.compacted, f: s.snapshotFile },
+        n: chunks.length,
+      }),
+    ];
+    chunks.forEach((e, i) => {
+      recs.push(this.encode({ t: 'E', from: s.compacted + i * this.chunk, e, k: 1 }));
+    });
+    // The header carries the decided index and the accepted round: nothing of them is pending anymore.
+    this.pendingDecided = false;
+    this.pendingAccepted = undefined;
+    const segment = this.wal.currentSegment;
+    for (const r of recs) this.put(r);
+    const keepFrom = s.compacted;
+    await this.flushDurable();
+    this.wal.setAnchor(this.partition, segment);
     await this.removeStaleSnapshots(keepFrom);
     this.logger.info(
-      { dir: this.dir, compacted: this.compacted, entries: this.log.length },
+      { dir: this.dir, partition: this.partition, compacted: s.compacted, entries: s.log.length, segment },
       'WAL checkpoint written',
     );
   }
 
   private async removeStaleSnapshots(keepFrom: number): Promise<void> {
     for (const name of await this.disk.list(this.dir)) {
-      if (name.startsWith('snap-') && name !== this.snapshotFile) {
-        // Only files strictly older than the current snapshot are garbage; a newer one may be in flight.
-        const m = /^snap-(\d{16})\.bin(\.tmp)?$/.exec(name);
-        if (m && Number(m[1]) < keepFrom) await this.disk.remove(this.disk.join(this.dir, name));
-      }
+      if (name === this.s.snapshotFile) continue;
+      // Only files strictly older than the current snapshot are garbage; a newer one may be in flight.
+      const index = snapshotIndexOf(name.endsWith('.tmp') ? name.slice(0, -4) : name);
+      if (index !== undefined && index < keepFrom) await this.disk.remove(this.disk.join(this.dir, name));
     }
   }
 
-  /** WAL counters (records, bytes, fsyncs). */
+  /** Counters of the shared log (records, bytes, fsyncs: all partitions). */
   get walStats() {
     return this.wal.stats;
   }
 
-  /** Number of WAL records not yet durable. */
+  /** Number of records not yet durable (all partitions of the shared log, plus this one's held records). */
   get pendingWrites(): number {
-    return this.wal.pendingRecords;
+    return this.wal.pendingRecords + (this.held?.length ?? 0);
   }
 
-  /** Flushes and closes the WAL. */
+  /** Flushes this partition's writes and detaches it from the log (which stays open for the others). */
   async close(): Promise<void> {
+    if (this.closed) return;
     await this.checkpointing;
+    this.closed = true;
     try {
-      this.writePendingDecided();
+      this.writePending();
+      await this.flushDurable();
     } catch {
       // The log failed or is closed: there is nothing more to save.
     }
-    await this.wal.close();
+    this.wal.release(this.partition);
   }
+}
+
+function compactState<T>(s: State<T>, index: number): void {
+  if (index >= s.compacted + s.log.length) s.log = [];
+  else s.log = s.log.slice(index - s.compacted);
+  s.compacted = index;
+  if (s.decided < index) s.decided = index;
 }

@@ -1,4 +1,4 @@
-import type { AppendFile, Disk } from './disk.js';
+import type { AppendFile, Disk, OpenAppendOptions } from './disk.js';
 
 interface SimFile {
   data: Uint8Array;
@@ -75,6 +75,29 @@ export class SimDisk implements Disk {
     });
   }
 
+  /**
+   * A view of this disk for one incarnation of the process that uses it: once the disk crashes, every
+   * operation started through the view never completes, as a killed process does nothing more. Without
+   * it, code of a crashed incarnation still running in the test process (a write loop that was about to
+   * create a segment, say) would act on the disk after the crash, beside the next incarnation.
+   * Open each incarnation's storage on a fresh view.
+   */
+  incarnation(): Disk {
+    const gen = this.generation;
+    const guard = <R>(op: () => Promise<R>): Promise<R> => (gen === this.generation ? op() : never<R>());
+    return {
+      join: (...parts) => this.join(...parts),
+      mkdirp: (dir) => guard(() => this.mkdirp(dir)),
+      list: (dir) => guard(() => this.list(dir)),
+      readFile: (path) => guard(() => this.readFile(path)),
+      openAppend: (path, options) => guard(() => this.openAppend(path, options)),
+      truncate: (path, size) => guard(() => this.truncate(path, size)),
+      remove: (path) => guard(() => this.remove(path)),
+      syncDir: (dir) => guard(() => this.syncDir(dir)),
+      writeFileAtomic: (path, data) => guard(() => this.writeFileAtomic(path, data)),
+    };
+  }
+
   /** Completes every pending sync (manual mode). Returns how many completed. */
   completeSyncs(): number {
     const p = this.pending;
@@ -104,7 +127,7 @@ export class SimDisk implements Disk {
     return f ? f.data.slice(0, f.len) : undefined;
   }
 
-  async openAppend(path: string): Promise<AppendFile> {
+  async openAppend(path: string, _options?: OpenAppendOptions): Promise<AppendFile> {
     let f = this.files.get(path);
     if (!f) {
       f = { data: new Uint8Array(256), len: 0, syncedLen: 0, linked: false };

@@ -6,15 +6,32 @@ import { crc32c } from './crc32c.js';
 import { NodeDisk } from './node-disk.js';
 import { SimDisk } from './sim-disk.js';
 import {
+  encodeRecord,
+  type PartitionHandle,
+  readLegacyGroupLog,
   type StorageLogger,
   segmentName,
   WAL_HEADER_BYTES,
   WAL_RECORD_HEADER_BYTES,
+  WAL_TAG_BYTES,
+  type WalOptions,
+  WalFormatError,
   WalRecordError,
   WriteAheadLog,
 } from './wal.js';
 
+/** Record header + partition tag. */
+const OVERHEAD = WAL_RECORD_HEADER_BYTES + WAL_TAG_BYTES;
+
+/** Opens a log and returns partition 0's recovered records (the other partitions stay untaken). */
+async function open0(opts: WalOptions) {
+  const { wal, recovery } = await WriteAheadLog.open(opts);
+  return { wal, recovery, records: wal.takeRecovered(0).payloads };
+}
+
 const enc = new TextEncoder();
+/** One event-loop turn (the log writes once per turn). */
+const turn = () => new Promise<void>((r) => setImmediate(r));
 const dec = new TextDecoder();
 const rec = (i: number) => enc.encode(`record-${i}-${'x'.repeat(i % 7)}`);
 const texts = (rs: Uint8Array[]) => rs.map((r) => dec.decode(r));
@@ -41,8 +58,8 @@ async function writeRecords(disk: SimDisk, n: number): Promise<{ path: string; e
   const ends: number[] = [];
   let off = WAL_HEADER_BYTES;
   for (let i = 0; i < n; i++) {
-    wal.append(rec(i));
-    off += WAL_RECORD_HEADER_BYTES + rec(i).length;
+    wal.append(0, rec(i));
+    off += OVERHEAD + rec(i).length;
     ends.push(off);
   }
   await wal.flush();
@@ -65,7 +82,7 @@ describe('WriteAheadLog', () => {
   it('round-trips records across reopen', async () => {
     const disk = new SimDisk();
     await writeRecords(disk, 50);
-    const { records, recovery } = await WriteAheadLog.open({ disk, dir: '/w' });
+    const { records, recovery } = await open0({ disk, dir: '/w' });
     expect(texts(records)).toEqual(texts(Array.from({ length: 50 }, (_, i) => rec(i))));
     expect(recovery.droppedBytes).toBe(0);
   });
@@ -79,7 +96,7 @@ describe('WriteAheadLog', () => {
       const disk = new SimDisk();
       disk.setBytes(path, full.subarray(0, cut));
       const logger = recordingLogger();
-      const { wal, records, recovery } = await WriteAheadLog.open({ disk, dir: '/w', logger });
+      const { wal, records, recovery } = await open0({ disk, dir: '/w', logger });
       const expected = ends.filter((e) => e <= cut).length;
       expect(records.length, `cut at ${cut}`).toBe(expected);
       expect(texts(records)).toEqual(texts(Array.from({ length: expected }, (_, i) => rec(i))));
@@ -89,9 +106,9 @@ describe('WriteAheadLog', () => {
         expect(logger.warnings.join()).toMatch(/dropped \d+ bytes/);
       }
       // The log is usable after recovery and the tail is gone for good.
-      wal.append(enc.encode('after'));
+      wal.append(0, enc.encode('after'));
       await wal.flush();
-      const again = await WriteAheadLog.open({ disk, dir: '/w' });
+      const again = await open0({ disk, dir: '/w' });
       expect(texts(again.records)).toEqual([...texts(records), 'after']);
       expect(again.recovery.droppedBytes).toBe(0);
     }
@@ -108,7 +125,7 @@ describe('WriteAheadLog', () => {
       bytes[pos]! ^= 1 << Math.floor(rnd() * 8);
       const disk = new SimDisk();
       disk.setBytes(path, bytes);
-      const { records } = await WriteAheadLog.open({ disk, dir: '/w' });
+      const { records } = await open0({ disk, dir: '/w' });
       // Records wholly before the damaged byte survive; the damaged one and all after it are dropped.
       const intact = pos < WAL_HEADER_BYTES ? 0 : ends.filter((e) => e <= pos).length;
       expect(records.length, `flip at ${pos}`).toBe(intact);
@@ -121,23 +138,23 @@ describe('WriteAheadLog', () => {
     for (let trial = 0; trial < 200; trial++) {
       const len = Math.floor(rnd() * 200);
       const bytes = new Uint8Array(len).map(() => Math.floor(rnd() * 256));
-      if (trial % 2 === 0 && len >= 8) bytes.set([0x50, 0x58, 0x57, 0x4c, 1, 0, 0, 0]);
+      if (trial % 2 === 0 && len >= 8) bytes.set([0x50, 0x58, 0x57, 0x4c, 2, 0, 0, 0]);
       const disk = new SimDisk();
       disk.setBytes(`/w/${segmentName(3)}`, bytes);
-      const { records, wal } = await WriteAheadLog.open({ disk, dir: '/w' });
+      const { records, wal } = await open0({ disk, dir: '/w' });
       expect(records.length).toBeLessThanOrEqual(len);
-      wal.append(enc.encode('ok'));
+      wal.append(0, enc.encode('ok'));
       await wal.flush();
-      const again = await WriteAheadLog.open({ disk, dir: '/w' });
+      const again = await open0({ disk, dir: '/w' });
       expect(texts(again.records).at(-1)).toBe('ok');
     }
   });
 
   it('drops later segments after a corrupt record in an earlier one', async () => {
     const disk = new SimDisk();
-    const { wal } = await WriteAheadLog.open({ disk, dir: '/w', segmentBytes: 64 });
+    const { wal } = await open0({ disk, dir: '/w', segmentBytes: 64 });
     for (let i = 0; i < 20; i++) {
-      wal.append(rec(i));
+      wal.append(0, rec(i));
       await wal.flush();
     }
     const segs = (await disk.list('/w')).filter((n) => n.startsWith('wal-'));
@@ -147,7 +164,7 @@ describe('WriteAheadLog', () => {
     b[b.length - 1]! ^= 0xff;
     disk.setBytes(second, b);
     const logger = recordingLogger();
-    const { records, recovery } = await WriteAheadLog.open({ disk, dir: '/w', logger });
+    const { records, recovery } = await open0({ disk, dir: '/w', logger });
     expect(recovery.droppedSegments).toBe(segs.length - 2);
     expect(texts(records)).toEqual(texts(Array.from({ length: records.length }, (_, i) => rec(i))));
     expect(logger.warnings).toHaveLength(1);
@@ -155,26 +172,26 @@ describe('WriteAheadLog', () => {
 
   it('rotates segments and reads them back in order', async () => {
     const disk = new SimDisk();
-    const { wal } = await WriteAheadLog.open({ disk, dir: '/w', segmentBytes: 100 });
-    for (let i = 0; i < 40; i++) wal.append(rec(i));
+    const { wal } = await open0({ disk, dir: '/w', segmentBytes: 100 });
+    for (let i = 0; i < 40; i++) wal.append(0, rec(i));
     await wal.flush();
     for (let i = 40; i < 60; i++) {
-      wal.append(rec(i));
+      wal.append(0, rec(i));
       await wal.flush();
     }
     expect((await disk.list('/w')).length).toBeGreaterThan(5);
-    const { records } = await WriteAheadLog.open({ disk, dir: '/w', segmentBytes: 100 });
+    const { records } = await open0({ disk, dir: '/w', segmentBytes: 100 });
     expect(texts(records)).toEqual(texts(Array.from({ length: 60 }, (_, i) => rec(i))));
   });
 
   it('group-commits concurrent flushes into few fsyncs in batch mode and one each in always mode', async () => {
     for (const fsync of ['batch', 'always', 'never'] as const) {
       const disk = new SimDisk();
-      const { wal } = await WriteAheadLog.open({ disk, dir: '/w', fsync });
+      const { wal } = await open0({ disk, dir: '/w', fsync });
       const before = disk.fsyncs;
       const done: Promise<void>[] = [];
       for (let i = 0; i < 100; i++) {
-        wal.append(rec(i));
+        wal.append(0, rec(i));
         done.push(wal.flush());
       }
       await Promise.all(done);
@@ -189,7 +206,7 @@ describe('WriteAheadLog', () => {
   it('loses unsynced records on a crash, keeps synced ones, and handles a torn tail', async () => {
     for (let seed = 1; seed <= 50; seed++) {
       const disk = new SimDisk({ autoSync: false });
-      const opening = WriteAheadLog.open({ disk, dir: '/w' });
+      const opening = open0({ disk, dir: '/w' });
       while (disk.pendingSyncs === 0) await Promise.resolve();
       disk.completeSyncs();
       await Promise.resolve();
@@ -198,44 +215,36 @@ describe('WriteAheadLog', () => {
         await Promise.resolve();
       }
       const { wal } = await opening;
-      for (let i = 0; i < 5; i++) wal.append(rec(i));
+      for (let i = 0; i < 5; i++) wal.append(0, rec(i));
       const durable = wal.flush();
-      for (let k = 0; k < 10 && disk.pendingSyncs === 0; k++) await Promise.resolve();
+      for (let k = 0; k < 10 && disk.pendingSyncs === 0; k++) await turn();
       disk.completeSyncs();
       await durable;
-      for (let i = 5; i < 10; i++) wal.append(rec(i));
+      for (let i = 5; i < 10; i++) wal.append(0, rec(i));
       const lost = wal.flush();
       let settled = false;
       void lost.then(() => {
         settled = true;
       });
-      for (let k = 0; k < 10; k++) await Promise.resolve();
+      for (let k = 0; k < 3; k++) await turn();
+      expect(disk.pendingSyncs).toBe(1);
       expect(settled).toBe(false);
       disk.crash({ tear: seeded(seed) });
-      const { records } = await WriteAheadLog.open({ disk: adoptAuto(disk), dir: '/w' });
+      const { records } = await open0({ disk: adoptAuto(disk), dir: '/w' });
       expect(records.length).toBeGreaterThanOrEqual(5);
       expect(texts(records)).toEqual(texts(Array.from({ length: records.length }, (_, i) => rec(i))));
       expect(records.length).toBeLessThanOrEqual(10);
     }
   });
 
-  it('checkpoint replaces older segments', async () => {
-    const disk = new SimDisk();
-    const { wal } = await WriteAheadLog.open({ disk, dir: '/w', segmentBytes: 80 });
-    for (let i = 0; i < 30; i++) wal.append(rec(i));
-    const cp = wal.checkpoint([enc.encode('checkpoint')]);
-    wal.append(enc.encode('after'));
-    await cp;
-    await wal.flush();
-    expect(await disk.list('/w')).toHaveLength(1);
-    const { records } = await WriteAheadLog.open({ disk, dir: '/w' });
-    expect(texts(records)).toEqual(['checkpoint', 'after']);
-  });
-
   it('rejects empty and oversized records with a typed error', async () => {
-    const { wal } = await WriteAheadLog.open({ disk: new SimDisk(), dir: '/w', maxRecordBytes: 10 });
-    expect(() => wal.append(new Uint8Array(0))).toThrow(WalRecordError);
-    expect(() => wal.append(new Uint8Array(11))).toThrow(/maxRecordBytes/);
+    const { wal } = await open0({ disk: new SimDisk(), dir: '/w', maxRecordBytes: 10 });
+    expect(() => wal.append(0, new Uint8Array(0))).toThrow(WalRecordError);
+    expect(() => wal.append(0, new Uint8Array(11))).toThrow(/maxRecordBytes/);
+    expect(() => wal.append(-1, new Uint8Array(1))).toThrow(WalRecordError);
+    expect(() => wal.append(2 ** 32, new Uint8Array(1))).toThrow(WalRecordError);
+    expect(() => wal.append(0.5, new Uint8Array(1))).toThrow(WalRecordError);
+    expect(wal.stats.appendedRecords).toBe(0);
   });
 });
 
@@ -252,24 +261,188 @@ describe('WriteAheadLog on the real file system', () => {
 
   it('round-trips, truncates a torn tail and keeps appending', async () => {
     const disk = new NodeDisk();
-    const { wal } = await WriteAheadLog.open({ disk, dir });
-    for (let i = 0; i < 20; i++) wal.append(rec(i));
+    const { wal } = await open0({ disk, dir });
+    for (let i = 0; i < 20; i++) wal.append(0, rec(i));
     await wal.flush();
     await wal.close();
     const path = join(dir, segmentName(1));
     const full = (await disk.readFile(path))!;
     await disk.truncate(path, full.length - 3);
     const logger = recordingLogger();
-    const r = await WriteAheadLog.open({ disk, dir, logger });
+    const r = await open0({ disk, dir, logger });
     expect(texts(r.records)).toEqual(texts(Array.from({ length: 19 }, (_, i) => rec(i))));
-    expect(r.recovery.droppedBytes).toBe(WAL_RECORD_HEADER_BYTES + rec(19).length - 3);
+    expect(r.recovery.droppedBytes).toBe(OVERHEAD + rec(19).length - 3);
     expect(logger.warnings).toHaveLength(1);
-    r.wal.append(enc.encode('next'));
+    r.wal.append(0, enc.encode('next'));
     await r.wal.flush();
     await r.wal.close();
-    const again = await WriteAheadLog.open({ disk, dir });
+    const again = await open0({ disk, dir });
     expect(texts(again.records).at(-1)).toBe('next');
     expect(again.records).toHaveLength(20);
     await again.wal.close();
+  });
+});
+
+describe('WriteAheadLog shared by many partitions', () => {
+  const payload = (p: number, i: number) => enc.encode(`p${p}-r${i}`);
+
+  it('recovers every partition from one log, split by partition, in order', async () => {
+    const disk = new SimDisk();
+    const { wal } = await WriteAheadLog.open({ disk, dir: '/w', segmentBytes: 300 });
+    for (let i = 0; i < 40; i++) {
+      for (let p = 0; p < 16; p++) if ((i + p) % 3 !== 0) wal.append(p * 1000, payload(p, i));
+      if (i % 5 === 0) await wal.flush();
+    }
+    await wal.flush();
+    await wal.close();
+    const { wal: again, recovery } = await WriteAheadLog.open({ disk, dir: '/w' });
+    expect(recovery.partitions).toBe(16);
+    expect(again.untakenPartitions).toEqual(Array.from({ length: 16 }, (_, p) => p * 1000));
+    for (let p = 0; p < 16; p++) {
+      const r = again.takeRecovered(p * 1000);
+      const want = Array.from({ length: 40 }, (_, i) => i).filter((i) => (i + p) % 3 !== 0);
+      expect(texts(r.payloads)).toEqual(want.map((i) => `p${p}-r${i}`));
+      expect(r.segments).toHaveLength(r.payloads.length);
+      expect([...r.segments].sort((a, b) => a - b)).toEqual(r.segments);
+    }
+    expect(again.untakenPartitions).toEqual([]);
+    expect(() => again.takeRecovered(0)).toThrow(/already opened/);
+  });
+
+  it('group-commits every partition queued in one event-loop turn into one write and one sync', async () => {
+    for (const fsync of ['batch', 'never'] as const) {
+      const disk = new SimDisk();
+      const { wal } = await WriteAheadLog.open({ disk, dir: '/w', fsync });
+      const before = { fsyncs: disk.fsyncs, writes: wal.stats.writes };
+      // 16 groups, each appending and flushing in its own microtask, as replica groups' pumps do.
+      const flushes = await Promise.all(
+        Array.from({ length: 16 }, async (_, p) => {
+          await Promise.resolve();
+          wal.append(p, payload(p, 0));
+          wal.append(p, payload(p, 1));
+          return wal.flush();
+        }),
+      );
+      await Promise.all(flushes);
+      expect(wal.stats.writes - before.writes).toBe(1);
+      expect(disk.fsyncs - before.fsyncs).toBe(fsync === 'batch' ? 1 : 0);
+      expect(wal.stats.durableRecords).toBe(32);
+    }
+  });
+
+  it('a crash loses only whole records at the tail, for every partition at once', async () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const rnd = seeded(seed);
+      const disk = new SimDisk({ autoSync: false });
+      const opening = WriteAheadLog.open({ disk, dir: '/w', segmentBytes: 200 });
+      while (disk.pendingSyncs === 0) await turn();
+      while (disk.pendingSyncs > 0) {
+        disk.completeSyncs();
+        await turn();
+      }
+      const { wal } = await opening;
+      const appended = new Map<number, number>();
+      const durable = new Map<number, number>();
+      for (let round = 0; round < 12; round++) {
+        const snapshot = new Map<number, number>();
+        for (let k = 0; k < 1 + Math.floor(rnd() * 6); k++) {
+          const p = Math.floor(rnd() * 5);
+          const i = appended.get(p) ?? 0;
+          wal.append(p, payload(p, i));
+          appended.set(p, i + 1);
+        }
+        for (const [p, n] of appended) snapshot.set(p, n);
+        void wal.flush().then(() => {
+          for (const [p, n] of snapshot) durable.set(p, Math.max(durable.get(p) ?? 0, n));
+        });
+        await turn();
+        if (rnd() < 0.6) disk.completeSyncs();
+        await turn();
+      }
+      disk.crash({ tear: rnd });
+      const { wal: again } = await WriteAheadLog.open({ disk: adoptAuto(disk), dir: '/w' });
+      for (let p = 0; p < 5; p++) {
+        const got = texts(again.takeRecovered(p).payloads);
+        // A prefix of what the partition appended, containing everything whose flush resolved.
+        expect(got, `seed ${seed} partition ${p}`).toEqual(
+          Array.from({ length: got.length }, (_, i) => `p${p}-r${i}`),
+        );
+        expect(got.length, `seed ${seed} partition ${p} lost a flushed record`).toBeGreaterThanOrEqual(
+          durable.get(p) ?? 0,
+        );
+      }
+    }
+  });
+
+  it('deletes a segment only once every partition with records in it has moved its anchor past it', async () => {
+    const disk = new SimDisk();
+    const { wal } = await WriteAheadLog.open({ disk, dir: '/w', segmentBytes: 100, maxSegments: 1000 });
+    const segs = async () => (await disk.list('/w')).filter((n) => n.startsWith('wal-')).length;
+    for (let i = 0; i < 20; i++) {
+      wal.append(1, payload(1, i));
+      wal.append(2, payload(2, i));
+      await wal.flush();
+    }
+    const total = await segs();
+    expect(total).toBeGreaterThan(4);
+    wal.setAnchor(1, wal.currentSegment);
+    await turn();
+    expect(await segs()).toBe(total); // partition 2 still needs them all
+    wal.setAnchor(2, wal.currentSegment - 1);
+    for (let k = 0; k < 5 && (await segs()) !== 2; k++) await turn();
+    expect(await segs()).toBe(2);
+    expect(wal.stats.deletedSegments).toBe(total - 2);
+    const { wal: again } = await WriteAheadLog.open({ disk, dir: '/w' });
+    // What is left is the tail of both partitions.
+    const one = texts(again.takeRecovered(1).payloads);
+    expect(one.at(-1)).toBe('p1-r19');
+  });
+
+  it('asks the partitions pinning the oldest segment to checkpoint once there are too many segments', async () => {
+    const disk = new SimDisk();
+    const { wal } = await WriteAheadLog.open({ disk, dir: '/w', segmentBytes: 100, maxSegments: 3 });
+    const asked: number[] = [];
+    const handle = (p: number): PartitionHandle => ({ requestCheckpoint: () => asked.push(p) });
+    wal.takeRecovered(7, handle(7));
+    wal.takeRecovered(8, handle(8));
+    wal.append(7, payload(7, 0)); // partition 7 writes once, then stays idle
+    await wal.flush();
+    for (let i = 0; i < 30; i++) {
+      wal.append(8, payload(8, i));
+      await wal.flush();
+      wal.setAnchor(8, wal.currentSegment);
+    }
+    expect(asked.filter((p) => p === 7).length).toBeGreaterThan(0);
+    expect(asked).not.toContain(8);
+    // Partition 7 checkpoints (rewrites its state at the tail): the old segments go.
+    wal.append(7, payload(7, 1));
+    const at = wal.currentSegment;
+    await wal.flush();
+    wal.setAnchor(7, at);
+    for (let k = 0; k < 5 && wal.stats.liveSegments > 2; k++) await turn();
+    expect(wal.stats.liveSegments).toBeLessThanOrEqual(2);
+  });
+
+  it('refuses a segment of another format version instead of dropping it', async () => {
+    const disk = new SimDisk();
+    const legacy = new Uint8Array([0x50, 0x58, 0x57, 0x4c, 1, 0, 0, 0, ...encodeRecord(undefined, rec(1))]);
+    disk.setBytes(`/w/${segmentName(1)}`, legacy);
+    await expect(WriteAheadLog.open({ disk, dir: '/w' })).rejects.toBeInstanceOf(WalFormatError);
+    expect(disk.bytes(`/w/${segmentName(1)}`)).toEqual(legacy);
+  });
+
+  it('reads a log of the old per-group format for import, and only files of that format', async () => {
+    const disk = new SimDisk();
+    const v1 = (...rs: Uint8Array[]) =>
+      new Uint8Array([0x50, 0x58, 0x57, 0x4c, 1, 0, 0, 0, ...rs.flatMap((r) => [...encodeRecord(undefined, r)])]);
+    disk.setBytes(`/g/${segmentName(1)}`, v1(rec(0), rec(1)));
+    disk.setBytes(`/g/${segmentName(2)}`, v1(rec(2)));
+    const { wal } = await WriteAheadLog.open({ disk, dir: '/g2' });
+    wal.append(0, rec(9));
+    await wal.flush();
+    disk.setBytes(`/g/${segmentName(3)}`, disk.bytes(`/g2/${segmentName(1)}`)!);
+    const r = await readLegacyGroupLog(disk, '/g');
+    expect(texts(r.records)).toEqual(texts([rec(0), rec(1), rec(2)]));
+    expect(r.files).toEqual([segmentName(1), segmentName(2)]);
   });
 });

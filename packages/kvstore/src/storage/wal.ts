@@ -1,15 +1,24 @@
 /**
- * The write-ahead log: checksummed records in numbered segment files, group commit, torn-tail recovery.
+ * The write-ahead log of a server: ONE log shared by every replica group the server hosts. Records are
+ * tagged with their partition; all groups' records queued during one event-loop turn go to disk in one
+ * write (+ one sync): group commit across groups. Recovery reads the log once and splits it by partition;
+ * a segment is deleted once every partition that has records in it has checkpointed past it.
  *
  * File format (all integers little-endian):
- * - segment `wal-<16-digit sequence>.log` = header `"PXWL"` + u32 format version, then records;
- * - record = u32 payload length + u32 CRC-32C (over the length bytes and the payload) + payload.
+ * - segment `wal-<16-digit sequence>.log` = header `"PXWL"` + u32 format version (2), then records;
+ * - record = u32 body length + u32 CRC-32C (over the length bytes and the body) + body, where
+ *   body = u32 partition + payload (the payload is opaque here; see `records.ts` for what groups write).
  *
- * A record is valid only if its length is in (0, maxRecordBytes], it lies entirely inside the file and its
- * checksum matches. Recovery replays segments in order and stops at the first invalid record: that record
- * and everything after it (the rest of the segment and every later segment) is cut away and the amount is
- * reported and logged. Since a segment is synced before the next one is created, only the tail of the last
- * segment can be torn by a crash; an invalid record anywhere else is real corruption, handled the same way.
+ * A record is valid only if its body length is in [5, maxRecordBytes + 4], it lies entirely inside the
+ * file and its checksum matches. Recovery replays segments in order and stops at the first invalid
+ * record: that record and everything after it (the rest of the segment and every later segment) is cut
+ * away and the amount is reported and logged. Since a segment is synced before the next one is created,
+ * only the tail of the last segment can be torn by a crash; an invalid record anywhere else is real
+ * corruption, handled the same way. A segment of the old format (version 1) is never dropped: opening
+ * fails with {@link WalFormatError}.
+ *
+ * Format version 1 (one log per group, untagged records, in each group's own directory) is read only by
+ * {@link readLegacyGroupLog}, to import a group's data written by an older paxkv.
  * @module
  */
 import { crc32c } from './crc32c.js';
@@ -31,12 +40,13 @@ export const silentLogger: StorageLogger = { info() {}, warn() {} };
 export interface WalOptions {
   /** The file port: {@link NodeDisk} in production, {@link SimDisk} in simulations. */
   readonly disk: Disk;
-  /** Directory of the segment files (created if missing). */
+  /** Directory of the segment files (created if missing). One per server. */
   readonly dir: string;
   /**
-   * `batch` (default): group commit, one fsync covers every record queued while the previous fsync ran.
-   * `always`: every record gets its own write and fsync (slowest, for comparison).
-   * `never`: records are written to the OS cache without fsync; a machine crash can lose acknowledged
+   * `batch` (default): group commit, one write + sync per event-loop turn covers every record every
+   * group queued meanwhile (and every record queued while the previous write ran).
+   * `always`: every record gets its own write and sync (slowest, for comparison).
+   * `never`: records are written to the OS cache without sync; a machine crash can lose acknowledged
    * records (a process crash cannot).
    */
   readonly fsync?: FsyncMode;
@@ -46,6 +56,17 @@ export interface WalOptions {
   readonly maxRecordBytes?: number;
   /** Largest number of bytes written by one group-commit write call. Default 4 MiB. */
   readonly maxBatchBytes?: number;
+  /**
+   * Live segments above which the log asks the partitions that pin the oldest segment to checkpoint
+   * (rewrite their state at the tail), so that an idle group does not keep old segments forever.
+   * Default 4.
+   */
+  readonly maxSegments?: number;
+  /**
+   * How a write is scheduled after records are queued. Default `setImmediate`: the write starts after
+   * the current event-loop turn, so every group that handles input in this turn joins it.
+   */
+  readonly schedule?: (run: () => void) => void;
   /** Where recovery reports what it dropped. Default: silent. */
   readonly logger?: StorageLogger;
 }
@@ -56,12 +77,15 @@ export const DEFAULT_WAL_OPTIONS = {
   segmentBytes: 64 * 1024 * 1024,
   maxRecordBytes: 64 * 1024 * 1024,
   maxBatchBytes: 4 * 1024 * 1024,
+  maxSegments: 4,
 } as const;
 
 /** What recovery found and dropped. */
 export interface WalRecovery {
-  /** Valid records replayed. */
+  /** Valid records replayed (all partitions). */
   readonly records: number;
+  /** Partitions with at least one record. */
+  readonly partitions: number;
   /** Segments read. */
   readonly segments: number;
   /** Bytes cut away (torn or corrupt tail, and whole later segments). */
@@ -72,6 +96,14 @@ export interface WalRecovery {
   readonly firstInvalid?: { readonly segment: string; readonly offset: number; readonly reason: string };
 }
 
+/** The recovered records of one partition, in log order. */
+export interface PartitionRecords {
+  /** Record payloads (without the partition tag). */
+  readonly payloads: Uint8Array[];
+  /** `segments[i]` is the sequence number of the segment holding `payloads[i]`. */
+  readonly segments: number[];
+}
+
 /** Counters of a running log. */
 export interface WalStats {
   readonly appendedRecords: number;
@@ -79,7 +111,12 @@ export interface WalStats {
   readonly bytesWritten: number;
   readonly fsyncs: number;
   readonly writes: number;
+  /** Name of the segment being appended to. */
   readonly segment: string;
+  /** Segment files on disk (the current one included). */
+  readonly liveSegments: number;
+  /** Segment files deleted since open because every partition had checkpointed past them. */
+  readonly deletedSegments: number;
 }
 
 /** The log failed an IO operation (write or fsync) and cannot continue: restart the process to recover. */
@@ -92,17 +129,29 @@ export class WalFailedError extends Error {
   }
 }
 
-/** A record payload was rejected before it was written. */
+/** A record was refused before it was written (empty, oversized, or not readable back): nothing was written. */
 export class WalRecordError extends Error {
   override readonly name = 'WalRecordError';
 }
 
+/** A segment was written by an incompatible version of the log: it is kept untouched and the log is not opened. */
+export class WalFormatError extends Error {
+  override readonly name = 'WalFormatError';
+}
+
 const MAGIC = [0x50, 0x58, 0x57, 0x4c]; // "PXWL"
-const VERSION = 1;
+/** Format version of the shared, partition-tagged log. */
+export const WAL_FORMAT_VERSION = 2;
+/** Format version of the old one-log-per-group format (read only, for import). */
+const LEGACY_VERSION = 1;
 /** Size of a segment header in bytes. */
 export const WAL_HEADER_BYTES = 8;
 /** Size of a record header (length + checksum) in bytes. */
 export const WAL_RECORD_HEADER_BYTES = 8;
+/** Size of the partition tag at the start of a record body. */
+export const WAL_TAG_BYTES = 4;
+/** Largest partition number a record can carry (u32). */
+export const MAX_PARTITION = 0xffff_ffff;
 
 /** File name of segment number `seq`. */
 export function segmentName(seq: number): string {
@@ -114,19 +163,24 @@ function parseSegmentName(name: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-function header(): Uint8Array {
+function header(version = WAL_FORMAT_VERSION): Uint8Array {
   const h = new Uint8Array(WAL_HEADER_BYTES);
   h.set(MAGIC, 0);
-  new DataView(h.buffer).setUint32(4, VERSION, true);
+  new DataView(h.buffer).setUint32(4, version, true);
   return h;
 }
 
-/** Encodes one record (header + payload). */
-export function encodeRecord(payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(WAL_RECORD_HEADER_BYTES + payload.length);
+/**
+ * Encodes one record (header + body). `partition === undefined` writes an untagged record of the
+ * legacy format (tests of the import path only).
+ */
+export function encodeRecord(partition: number | undefined, payload: Uint8Array): Uint8Array {
+  const tag = partition === undefined ? 0 : WAL_TAG_BYTES;
+  const out = new Uint8Array(WAL_RECORD_HEADER_BYTES + tag + payload.length);
   const dv = new DataView(out.buffer);
-  dv.setUint32(0, payload.length, true);
-  out.set(payload, WAL_RECORD_HEADER_BYTES);
+  dv.setUint32(0, tag + payload.length, true);
+  if (partition !== undefined) dv.setUint32(WAL_RECORD_HEADER_BYTES, partition, true);
+  out.set(payload, WAL_RECORD_HEADER_BYTES + tag);
   let c = crc32c(out, 0, 0, 4);
   c = crc32c(out, c, WAL_RECORD_HEADER_BYTES, out.length);
   dv.setUint32(4, c, true);
@@ -135,43 +189,85 @@ export function encodeRecord(payload: Uint8Array): Uint8Array {
 
 /** Result of scanning one segment. */
 export interface SegmentScan {
+  /** Partition of each record (all 0 in a legacy segment). */
+  readonly partitions: number[];
   readonly payloads: Uint8Array[];
   /** Offset just past the last valid record. */
   readonly validEnd: number;
   /** Why scanning stopped before the end of the data, if it did. */
   readonly invalid?: string;
+  /** The format version in the header, when the magic was valid. */
+  readonly version?: number;
 }
 
-/** Parses a segment's bytes; never throws. */
-export function scanSegment(data: Uint8Array, maxRecordBytes: number): SegmentScan {
+/** Parses a segment's bytes; never throws. A segment of another version than `version` yields no records. */
+export function scanSegment(
+  data: Uint8Array,
+  maxRecordBytes: number,
+  version = WAL_FORMAT_VERSION,
+): SegmentScan {
+  const partitions: number[] = [];
+  const payloads: Uint8Array[] = [];
   if (data.length < WAL_HEADER_BYTES) {
-    return { payloads: [], validEnd: 0, ...(data.length > 0 ? { invalid: 'torn segment header' } : {}) };
+    return { partitions, payloads, validEnd: 0, ...(data.length > 0 ? { invalid: 'torn segment header' } : {}) };
   }
   for (let i = 0; i < 4; i++) {
-    if (data[i] !== MAGIC[i]) return { payloads: [], validEnd: 0, invalid: 'bad segment magic' };
+    if (data[i] !== MAGIC[i]) return { partitions, payloads, validEnd: 0, invalid: 'bad segment magic' };
   }
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  if (dv.getUint32(4, true) !== VERSION) {
-    return { payloads: [], validEnd: 0, invalid: `unsupported segment version ${dv.getUint32(4, true)}` };
+  const found = dv.getUint32(4, true);
+  if (found !== version) {
+    return { partitions, payloads, validEnd: 0, invalid: `segment format version ${found}`, version: found };
   }
-  const payloads: Uint8Array[] = [];
+  const tag = version === LEGACY_VERSION ? 0 : WAL_TAG_BYTES;
   let off = WAL_HEADER_BYTES;
   while (off < data.length) {
     if (data.length - off < WAL_RECORD_HEADER_BYTES) {
-      return { payloads, validEnd: off, invalid: 'torn record header' };
+      return { partitions, payloads, validEnd: off, invalid: 'torn record header', version };
     }
     const len = dv.getUint32(off, true);
-    if (len === 0 || len > maxRecordBytes)
-      return { payloads, validEnd: off, invalid: `bad record length ${len}` };
+    if (len <= tag || len > maxRecordBytes + tag)
+      return { partitions, payloads, validEnd: off, invalid: `bad record length ${len}`, version };
     const end = off + WAL_RECORD_HEADER_BYTES + len;
-    if (end > data.length) return { payloads, validEnd: off, invalid: 'torn record payload' };
+    if (end > data.length) return { partitions, payloads, validEnd: off, invalid: 'torn record payload', version };
     let c = crc32c(data, 0, off, off + 4);
     c = crc32c(data, c, off + WAL_RECORD_HEADER_BYTES, end);
-    if (c !== dv.getUint32(off + 4, true)) return { payloads, validEnd: off, invalid: 'checksum mismatch' };
-    payloads.push(data.slice(off + WAL_RECORD_HEADER_BYTES, end));
+    if (c !== dv.getUint32(off + 4, true))
+      return { partitions, payloads, validEnd: off, invalid: 'checksum mismatch', version };
+    partitions.push(tag === 0 ? 0 : dv.getUint32(off + WAL_RECORD_HEADER_BYTES, true));
+    payloads.push(data.slice(off + WAL_RECORD_HEADER_BYTES + tag, end));
     off = end;
   }
-  return { payloads, validEnd: off };
+  return { partitions, payloads, validEnd: off, version };
+}
+
+/**
+ * Reads the old per-group log (format version 1) in `dir`, for a one-time import into the shared log.
+ * Returns the valid records in order (stopping at the first invalid one, as recovery always did) and
+ * the segment file names, to be removed once the import is durable. Never writes.
+ */
+export async function readLegacyGroupLog(
+  disk: Disk,
+  dir: string,
+  maxRecordBytes: number = DEFAULT_WAL_OPTIONS.maxRecordBytes,
+): Promise<{ records: Uint8Array[]; files: string[] }> {
+  const names = (await disk.list(dir))
+    .map((n) => ({ n, seq: parseSegmentName(n) }))
+    .filter((x): x is { n: string; seq: number } => x.seq !== undefined)
+    .sort((a, b) => a.seq - b.seq);
+  const records: Uint8Array[] = [];
+  const files: string[] = [];
+  let stopped = false;
+  for (const { n } of names) {
+    const data = (await disk.readFile(disk.join(dir, n))) ?? new Uint8Array(0);
+    const scan = scanSegment(data, maxRecordBytes, LEGACY_VERSION);
+    // Only files of the old format are ever returned (and so removed by the caller).
+    if (scan.version !== LEGACY_VERSION) continue;
+    files.push(n);
+    if (!stopped) records.push(...scan.payloads);
+    if (scan.invalid !== undefined) stopped = true;
+  }
+  return { records, files };
 }
 
 interface Waiter {
@@ -180,13 +276,24 @@ interface Waiter {
   readonly reject: (e: unknown) => void;
 }
 
+/** What the log asks of a partition whose records pin old segments. */
+export interface PartitionHandle {
+  /** Rewrite the partition's whole state at the tail of the log, then move its anchor (see {@link WriteAheadLog.setAnchor}). */
+  requestCheckpoint(): void;
+}
+
 /**
- * An append-only, checksummed, segmented log with group commit.
+ * The server's write-ahead log: append-only, checksummed, segmented, shared by every partition, with
+ * group commit across partitions.
  *
- * {@link WriteAheadLog.append} is synchronous: it queues a record in memory and returns. {@link
- * WriteAheadLog.flush} resolves once every record appended before the call is durable (per the fsync
- * mode). Writes are done by one background loop, so all records queued while a write+fsync is running go
- * out together in the next one (group commit). Records become durable in append order.
+ * {@link WriteAheadLog.append} is synchronous: it queues a record in memory and returns.
+ * {@link WriteAheadLog.flush} resolves once every record appended (by any partition) before the call is
+ * durable (per the fsync mode). Writes are done by one background loop started once per event-loop turn,
+ * so all records queued in a turn, and while the previous write ran, go out together. Records become
+ * durable in append order.
+ *
+ * Segment reclamation: every partition has an *anchor*, the oldest segment it still needs (its latest
+ * durable checkpoint, or its first record). A segment older than every anchor is deleted.
  */
 export class WriteAheadLog {
   private readonly disk: Disk;
@@ -195,42 +302,59 @@ export class WriteAheadLog {
   private readonly segmentBytes: number;
   private readonly maxRecordBytes: number;
   private readonly maxBatchBytes: number;
-  private readonly logger: StorageLogger;
+  private readonly maxSegments: number;
+  private readonly scheduleFn: (run: () => void) => void;
   private file: AppendFile;
   private segSeq: number;
   /** Segments before the current one, oldest first. */
   private older: number[];
-  /** Encoded records, and barriers (tasks that must complete before any later record is written). */
-  private queue: Array<Uint8Array | (() => Promise<void>)> = [];
+  /** Encoded records waiting to be written. */
+  private queue: Uint8Array[] = [];
   private appended = 0;
   private durableSeq = 0;
   private waiters: Waiter[] = [];
   private running = false;
-  private checkpointJob: { records: Uint8Array[]; waiters: Waiter[] } | undefined;
+  private scheduled = false;
   private failed: WalFailedError | undefined;
   private closed = false;
-  private counters = { bytesWritten: 0, fsyncs: 0, writes: 0 };
+  private counters = { bytesWritten: 0, fsyncs: 0, writes: 0, deletedSegments: 0 };
+  /** Oldest segment each partition still needs. */
+  private readonly anchors = new Map<number, number>();
+  private readonly handles = new Map<number, PartitionHandle>();
+  private readonly taken = new Set<number>();
+  private recovered: Map<number, PartitionRecords> | undefined;
+  private collecting = false;
+  private collectAgain = false;
 
-  private constructor(opts: WalOptions, file: AppendFile, segSeq: number, older: number[]) {
+  private constructor(
+    opts: WalOptions,
+    file: AppendFile,
+    segSeq: number,
+    older: number[],
+    recovered: Map<number, PartitionRecords>,
+  ) {
     this.disk = opts.disk;
     this.dir = opts.dir;
     this.mode = opts.fsync ?? DEFAULT_WAL_OPTIONS.fsync;
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_WAL_OPTIONS.segmentBytes;
     this.maxRecordBytes = opts.maxRecordBytes ?? DEFAULT_WAL_OPTIONS.maxRecordBytes;
     this.maxBatchBytes = opts.maxBatchBytes ?? DEFAULT_WAL_OPTIONS.maxBatchBytes;
-    this.logger = opts.logger ?? silentLogger;
+    this.maxSegments = opts.maxSegments ?? DEFAULT_WAL_OPTIONS.maxSegments;
+    this.scheduleFn = opts.schedule ?? ((run) => setImmediate(run));
     this.file = file;
     this.segSeq = segSeq;
     this.older = older;
+    this.recovered = recovered;
+    for (const [p, r] of recovered) this.anchors.set(p, r.segments[0] ?? segSeq);
   }
 
   /**
-   * Opens (or creates) the log in `opts.dir`, recovers it and returns the valid record payloads in order.
-   * A torn or corrupt tail is cut away durably before the log accepts appends.
+   * Opens (or creates) the log in `opts.dir` and recovers it: the valid records are read once, split by
+   * partition, and held until each partition takes them ({@link WriteAheadLog.takeRecovered}). A torn
+   * or corrupt tail is cut away durably before the log accepts appends.
+   * @throws WalFormatError if a segment was written by an incompatible version (nothing is touched).
    */
-  static async open(
-    opts: WalOptions,
-  ): Promise<{ wal: WriteAheadLog; records: Uint8Array[]; recovery: WalRecovery }> {
+  static async open(opts: WalOptions): Promise<{ wal: WriteAheadLog; recovery: WalRecovery }> {
     const { disk, dir } = opts;
     const maxRecordBytes = opts.maxRecordBytes ?? DEFAULT_WAL_OPTIONS.maxRecordBytes;
     const logger = opts.logger ?? silentLogger;
@@ -240,22 +364,44 @@ export class WriteAheadLog {
       .map((n) => ({ n, seq: parseSegmentName(n) }))
       .filter((x): x is { n: string; seq: number } => x.seq !== undefined)
       .sort((a, b) => a.seq - b.seq);
-    const records: Uint8Array[] = [];
+    const scans: Array<{ n: string; seq: number; data: Uint8Array; scan: SegmentScan }> = [];
+    for (const { n, seq } of names) {
+      const data = (await disk.readFile(disk.join(dir, n))) ?? new Uint8Array(0);
+      const scan = scanSegment(data, maxRecordBytes);
+      // A segment of the old per-group format in the server's log directory is a misplaced directory, not
+      // a crash artefact: never drop it. (Any other version number is a damaged header: corruption.)
+      if (scan.version === LEGACY_VERSION) {
+        throw new WalFormatError(
+          `write-ahead log segment ${disk.join(dir, n)} has format version ${scan.version}, this paxkv reads version ${WAL_FORMAT_VERSION}; move the directory away or run the paxkv version that wrote it`,
+        );
+      }
+      scans.push({ n, seq, data, scan });
+    }
+    const recovered = new Map<number, PartitionRecords>();
     const kept: number[] = [];
+    let records = 0;
     let droppedBytes = 0;
     let droppedSegments = 0;
     let firstInvalid: WalRecovery['firstInvalid'];
-    for (const { n, seq } of names) {
+    for (const { n, seq, data, scan } of scans) {
       const path = disk.join(dir, n);
-      const data = (await disk.readFile(path)) ?? new Uint8Array(0);
       if (firstInvalid) {
         droppedBytes += data.length;
         droppedSegments++;
         await disk.remove(path);
         continue;
       }
-      const scan = scanSegment(data, maxRecordBytes);
-      for (const p of scan.payloads) records.push(p);
+      for (let i = 0; i < scan.payloads.length; i++) {
+        const p = scan.partitions[i]!;
+        let r = recovered.get(p);
+        if (!r) {
+          r = { payloads: [], segments: [] };
+          recovered.set(p, r);
+        }
+        r.payloads.push(scan.payloads[i]!);
+        r.segments.push(seq);
+        records++;
+      }
       if (scan.invalid !== undefined) {
         firstInvalid = { segment: n, offset: scan.validEnd, reason: scan.invalid };
         droppedBytes += data.length - scan.validEnd;
@@ -271,7 +417,8 @@ export class WriteAheadLog {
     }
     if (droppedSegments > 0 || kept.length < names.length) await disk.syncDir(dir);
     const recovery: WalRecovery = {
-      records: records.length,
+      records,
+      partitions: recovered.size,
       segments: names.length,
       droppedBytes,
       droppedSegments,
@@ -280,12 +427,12 @@ export class WriteAheadLog {
     if (firstInvalid) {
       logger.warn(
         { dir, ...recovery },
-        `write-ahead log recovery dropped ${droppedBytes} bytes after ${records.length} valid records (${firstInvalid.reason} in ${firstInvalid.segment} at offset ${firstInvalid.offset})`,
+        `write-ahead log recovery dropped ${droppedBytes} bytes after ${records} valid records (${firstInvalid.reason} in ${firstInvalid.segment} at offset ${firstInvalid.offset})`,
       );
     } else {
       logger.info(
-        { dir, fsync: opts.fsync ?? DEFAULT_WAL_OPTIONS.fsync, ...recovery },
-        `write-ahead log recovered ${records.length} records (fsync=${opts.fsync ?? DEFAULT_WAL_OPTIONS.fsync})`,
+        { dir, fsync: mode, ...recovery },
+        `write-ahead log recovered ${records} records of ${recovered.size} partitions (fsync=${mode})`,
       );
     }
     let file: AppendFile;
@@ -298,8 +445,8 @@ export class WriteAheadLog {
       segSeq = last;
       file = await disk.openAppend(disk.join(dir, segmentName(last)), WriteAheadLog.openOptions(mode));
     }
-    const wal = new WriteAheadLog(opts, file, segSeq, kept.slice(0, -1));
-    return { wal, records, recovery };
+    const wal = new WriteAheadLog(opts, file, segSeq, kept.slice(0, -1), recovered);
+    return { wal, recovery };
   }
 
   /**
@@ -328,13 +475,22 @@ export class WriteAheadLog {
     return this.mode;
   }
 
+  /** Largest record payload accepted by {@link WriteAheadLog.append}. */
+  get recordLimit(): number {
+    return this.maxRecordBytes;
+  }
+
   /** Counters since open. */
   get stats(): WalStats {
     return {
       appendedRecords: this.appended,
       durableRecords: this.durableSeq,
-      ...this.counters,
+      bytesWritten: this.counters.bytesWritten,
+      fsyncs: this.counters.fsyncs,
+      writes: this.counters.writes,
       segment: segmentName(this.segSeq),
+      liveSegments: this.older.length + 1,
+      deletedSegments: this.counters.deletedSegments,
     };
   }
 
@@ -343,35 +499,73 @@ export class WriteAheadLog {
     return this.appended - this.durableSeq;
   }
 
+  /** Sequence number of the segment being appended to (records appended now land in it or a later one). */
+  get currentSegment(): number {
+    return this.segSeq;
+  }
+
+  /** Partitions that had records in the log when it was opened and have not taken them yet. */
+  get untakenPartitions(): number[] {
+    return [...(this.recovered?.keys() ?? [])].sort((a, b) => a - b);
+  }
+
+  /**
+   * Hands `partition` its recovered records and registers `handle`, which the log asks to checkpoint
+   * when the partition pins an old segment.
+   * @throws WalRecordError if the partition was taken before on this log (its records are gone from memory).
+   */
+  takeRecovered(partition: number, handle?: PartitionHandle): PartitionRecords {
+    checkPartition(partition);
+    if (this.taken.has(partition)) {
+      throw new WalRecordError(
+        `partition ${partition} was already opened on this write-ahead log; open the log again to recover it a second time`,
+      );
+    }
+    this.taken.add(partition);
+    const r = this.recovered?.get(partition) ?? { payloads: [], segments: [] };
+    this.recovered?.delete(partition);
+    if (handle) this.handles.set(partition, handle);
+    return r;
+  }
+
+  /** Forgets the handle of a closed partition (its anchor stays: its records are still needed). */
+  release(partition: number): void {
+    this.handles.delete(partition);
+  }
+
+  /**
+   * `partition` no longer needs any segment before `segment` (its state from there on is complete in
+   * the log: a durable checkpoint starts in `segment`). Segments no partition needs are deleted.
+   */
+  setAnchor(partition: number, segment: number): void {
+    const old = this.anchors.get(partition);
+    if (old !== undefined && old >= segment) return;
+    this.anchors.set(partition, segment);
+    this.collect();
+  }
+
   private check(): void {
     if (this.failed) throw this.failed;
     if (this.closed) throw new WalRecordError('write-ahead log is closed; open it again to append');
   }
 
   /**
-   * Queues one record. Synchronous; durable once a later {@link WriteAheadLog.flush} resolves.
-   * @throws WalRecordError for an empty or oversized payload, WalFailedError after an IO failure.
+   * Queues one record of `partition`. Synchronous; durable once a later {@link WriteAheadLog.flush}
+   * resolves.
+   * @throws WalRecordError for an empty or oversized payload or a bad partition number (nothing is
+   * queued), WalFailedError after an IO failure.
    */
-  append(payload: Uint8Array): void {
+  append(partition: number, payload: Uint8Array): void {
     this.check();
+    checkPartition(partition);
     if (payload.length === 0) throw new WalRecordError('write-ahead log records must not be empty');
     if (payload.length > this.maxRecordBytes) {
       throw new WalRecordError(
         `record of ${payload.length} bytes exceeds maxRecordBytes=${this.maxRecordBytes}; raise the limit or write smaller batches`,
       );
     }
-    this.queue.push(encodeRecord(payload));
-    this.appended++;
-  }
-
-  /**
-   * Queues a barrier: `task` runs after every record appended before it is durable, and no record appended
-   * after it is written until `task` resolves. Use it to make a side file (a snapshot) durable before the
-   * log record that refers to it. A rejected task fails the log like an IO error.
-   */
-  appendBarrier(task: () => Promise<void>): void {
-    this.check();
-    this.queue.push(task);
+    if (!this.anchors.has(partition)) this.anchors.set(partition, this.segSeq);
+    this.queue.push(encodeRecord(partition, payload));
     this.appended++;
   }
 
@@ -386,70 +580,28 @@ export class WriteAheadLog {
     });
   }
 
-  /**
-   * Starts a new segment whose content is exactly `records` (a checkpoint of the caller's whole state),
-   * makes it durable, then deletes every older segment. Records appended before this call are written
-   * first; records appended after it follow the checkpoint. Use it to trim the log after a snapshot.
-   */
-  checkpoint(records: Uint8Array[]): Promise<void> {
-    this.check();
-    for (const r of records) {
-      if (r.length === 0 || r.length > this.maxRecordBytes) {
-        throw new WalRecordError(`checkpoint record of ${r.length} bytes is empty or exceeds maxRecordBytes`);
-      }
-    }
-    // Everything queued so far goes before the checkpoint; later appends after it.
-    const before = this.appended;
-    return new Promise<void>((resolve, reject) => {
-      const job = { records: records.map(encodeRecord), waiters: [{ seq: before, resolve, reject }] };
-      if (this.checkpointJob) {
-        // A newer checkpoint supersedes an older one that has not started yet.
-        this.checkpointJob.records = job.records;
-        this.checkpointJob.waiters.push(...job.waiters);
-      } else {
-        this.checkpointJob = job;
-      }
-      this.checkpointBarrier = before;
-      this.kick();
-    });
-  }
-
-  private checkpointBarrier = 0;
-
   private kick(): void {
-    if (this.running) return;
-    this.running = true;
-    void this.loop();
+    if (this.running || this.scheduled) return;
+    this.scheduled = true;
+    this.scheduleFn(() => {
+      this.scheduled = false;
+      if (this.running) return;
+      this.running = true;
+      void this.loop();
+    });
   }
 
   private async loop(): Promise<void> {
     try {
-      for (;;) {
-        if (this.failed) return;
-        if (this.checkpointJob && this.durableSeq >= this.checkpointBarrier) {
-          const job = this.checkpointJob;
-          this.checkpointJob = undefined;
-          await this.writeCheckpoint(job.records);
-          for (const w of job.waiters) w.resolve();
-          this.releaseWaiters();
-          continue;
-        }
-        if (this.queue.length === 0) break;
-        const head = this.queue[0]!;
-        if (typeof head === 'function') {
-          this.queue.shift();
-          await head();
-          this.durableSeq++;
-          this.releaseWaiters();
-          continue;
-        }
+      // One batch per turn in batch/never mode (records arriving meanwhile join the next one); in
+      // always mode every queued record gets its own write, back to back.
+      do {
+        if (this.failed || this.queue.length === 0) break;
         const batch: Uint8Array[] = [];
         let bytes = 0;
-        const limit = this.checkpointJob ? this.checkpointBarrier - this.durableSeq : this.queue.length;
-        const maxRecords = this.mode === 'always' ? 1 : limit;
+        const maxRecords = this.mode === 'always' ? 1 : this.queue.length;
         while (batch.length < maxRecords && this.queue.length > 0) {
           const next = this.queue[0]!;
-          if (typeof next === 'function') break;
           if (batch.length > 0 && bytes + next.length > this.maxBatchBytes) break;
           batch.push(next);
           bytes += next.length;
@@ -458,13 +610,13 @@ export class WriteAheadLog {
         await this.writeBatch(batch, bytes);
         this.durableSeq += batch.length;
         this.releaseWaiters();
-      }
+      } while (this.mode === 'always');
     } catch (e) {
       this.fail(e);
     } finally {
       this.running = false;
     }
-    if (!this.failed && (this.queue.length > 0 || this.checkpointJob)) this.kick();
+    if (!this.failed && this.queue.length > 0) this.kick();
   }
 
   private releaseWaiters(): void {
@@ -479,9 +631,8 @@ export class WriteAheadLog {
 
   private fail(e: unknown): void {
     this.failed = e instanceof WalFailedError ? e : new WalFailedError(e);
-    const all = [...this.waiters, ...(this.checkpointJob?.waiters ?? [])];
+    const all = this.waiters;
     this.waiters = [];
-    this.checkpointJob = undefined;
     for (const w of all) w.reject(this.failed);
   }
 
@@ -505,28 +656,39 @@ export class WriteAheadLog {
     this.older.push(this.segSeq);
     this.segSeq++;
     this.file = await WriteAheadLog.createSegment(this.disk, this.dir, this.segSeq, this.mode);
+    this.collect();
+    if (this.older.length + 1 > this.maxSegments) {
+      // Ask the partitions pinning the oldest segment to rewrite their state at the tail.
+      const oldest = this.older[0]!;
+      for (const [p, anchor] of this.anchors) if (anchor <= oldest) this.handles.get(p)?.requestCheckpoint();
+    }
   }
 
-  private async writeCheckpoint(records: Uint8Array[]): Promise<void> {
-    await this.file.sync();
-    await this.file.close();
-    const obsolete = [...this.older, this.segSeq];
-    this.segSeq++;
-    const file = await this.disk.openAppend(
-      this.disk.join(this.dir, segmentName(this.segSeq)),
-      WriteAheadLog.openOptions(this.mode),
-    );
-    const bytes = records.reduce((n, r) => n + r.length, 0);
-    await file.write(concat([header(), ...records], WAL_HEADER_BYTES + bytes));
-    await file.sync();
-    await this.disk.syncDir(this.dir);
-    this.counters.fsyncs += 2;
-    this.file = file;
-    this.older = [];
-    // The checkpoint is durable: older segments are now garbage. A crash before their removal is harmless
-    // because replay of the checkpoint resets the state they describe.
-    for (const s of obsolete) await this.disk.remove(this.disk.join(this.dir, segmentName(s)));
-    await this.disk.syncDir(this.dir);
+  /** Deletes the segments every partition has moved past (in the background, one pass at a time). */
+  private collect(): void {
+    if (this.collecting) {
+      this.collectAgain = true;
+      return;
+    }
+    let min = this.segSeq;
+    for (const a of this.anchors.values()) min = Math.min(min, a);
+    const dead = this.older.filter((s) => s < min);
+    if (dead.length === 0) return;
+    this.older = this.older.filter((s) => s >= min);
+    this.collecting = true;
+    void (async () => {
+      for (const s of dead) await this.disk.remove(this.disk.join(this.dir, segmentName(s)));
+      await this.disk.syncDir(this.dir);
+      this.counters.deletedSegments += dead.length;
+    })()
+      .catch((e: unknown) => this.fail(e))
+      .finally(() => {
+        this.collecting = false;
+        if (this.collectAgain && !this.failed) {
+          this.collectAgain = false;
+          this.collect();
+        }
+      });
   }
 
   /** Flushes and closes the log. */
@@ -535,6 +697,12 @@ export class WriteAheadLog {
     if (!this.failed) await this.flush();
     this.closed = true;
     await this.file.close();
+  }
+}
+
+function checkPartition(partition: number): void {
+  if (!Number.isInteger(partition) || partition < 0 || partition > MAX_PARTITION) {
+    throw new WalRecordError(`partition ${partition} is not an integer in [0, ${MAX_PARTITION}]`);
   }
 }
 

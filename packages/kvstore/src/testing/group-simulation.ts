@@ -19,6 +19,7 @@ import {
 } from '../replica-group.js';
 import type { ApplyOutcome } from '../state-machine.js';
 import { SimDisk } from '../storage/sim-disk.js';
+import { WriteAheadLog } from '../storage/wal.js';
 
 type Msg = PaxosMessage<KvCommand>;
 
@@ -192,14 +193,17 @@ export class GroupCluster {
       // Round trips stay within one BLE heartbeat round (5 ticks by default) as in the paxos simulator.
       maxDelay: 2,
       factory: (pid, restartCount) => {
-        const node = new GroupNode((send) =>
+        // Each incarnation sees the disk through its own view: a crashed incarnation's pending work
+        // never touches the disk again.
+        const disk = disks.get(pid)!.incarnation();
+        const node = new GroupNode(async (send) =>
           Group.open({
             partition: 0,
             pid,
             peers: ids.filter((p) => p !== pid),
-            disk: disks.get(pid)!,
+            wal: (await WriteAheadLog.open({ disk, dir: '/data/wal', segmentBytes: 4096 })).wal,
+            disk,
             dir: '/data/p0',
-            segmentBytes: 4096,
             nonce: `r${restartCount}`,
             send,
             addressOf: (node) => `10.0.0.${node}:7000`,
