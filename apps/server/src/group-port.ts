@@ -50,7 +50,7 @@ export interface GroupSpec {
    * is spread over the servers instead of landing on the highest node id in every group.
    */
   readonly preferredLeader: boolean;
-  /** Directory for this group's WAL and snapshots (created by the factory). */
+  /** Directory for this group's snapshots (created by the factory); its log records go to the server's shared write-ahead log in the sibling directory `wal`. */
   readonly dataDir: string;
   readonly fsync: 'always' | 'batch' | 'never';
   /** Sends a paxos message to a peer (best effort; dropped while the link is down). */

@@ -1,10 +1,20 @@
 /**
  * The adapter from the server's {@link GroupFactory} port to `@paxkv/kvstore`'s `ReplicaGroup` over its
- * durable storage on the real file system (`NodeDisk`). Flush latency is measured here (the storage's
- * `flush()` is wrapped) for the `paxkv_fsync_duration_seconds` histogram.
+ * durable storage on the real file system (`NodeDisk`). All groups of the server share ONE write-ahead
+ * log (`<data dir>/wal`, opened with the first group, closed after the last one): one write + sync per
+ * event-loop turn covers every group. Each group keeps its snapshots in its own directory. Flush latency
+ * is measured here (the storage's `flush()` is wrapped) for the `paxkv_fsync_duration_seconds` histogram.
  */
+import { dirname, join } from 'node:path';
 import type { Consistency, KvOp, KvResult, NodeId, Session } from '@paxkv/common';
-import { DurableStorage, isKvCommand, type KvCommand, NodeDisk, ReplicaGroup } from '@paxkv/kvstore';
+import {
+  DurableStorage,
+  isKvCommand,
+  type KvCommand,
+  NodeDisk,
+  ReplicaGroup,
+  WriteAheadLog,
+} from '@paxkv/kvstore';
 import { type PaxosMessage, validatePaxosMessage } from '@paxkv/paxos';
 import type { GroupFactory, GroupSpec, PaxosMessageCheck, ReplicaGroupPort } from './group-port.js';
 import type { ServerLogger } from './logger.js';
@@ -29,7 +39,10 @@ export const paxosMessageCheck: PaxosMessageCheck = (from, m) => {
 };
 
 class KvstoreGroup implements ReplicaGroupPort {
-  constructor(private readonly group: ReplicaGroup) {}
+  constructor(
+    private readonly group: ReplicaGroup,
+    private readonly onClosed: () => Promise<void>,
+  ) {}
   get partition(): number {
     return this.group.partition;
   }
@@ -61,8 +74,12 @@ class KvstoreGroup implements ReplicaGroupPort {
   get logLength(): number {
     return this.group.logLength;
   }
-  close(): Promise<void> {
-    return this.group.close();
+  async close(): Promise<void> {
+    try {
+      await this.group.close();
+    } finally {
+      await this.onClosed();
+    }
   }
 }
 
@@ -86,14 +103,37 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
     info: (obj: object, msg: string) => options.logger.info({ ...obj }, msg),
     warn: (obj: object, msg: string) => options.logger.warn({ ...obj }, msg),
   };
+  // The server's shared log: opened with the first group, closed once every group is closed.
+  let wal: Promise<WriteAheadLog> | undefined;
+  let users = 0;
+  const release = async (): Promise<void> => {
+    const open = wal;
+    if (--users > 0 || !open) return;
+    wal = undefined;
+    await (await open).close();
+  };
   return async (spec: GroupSpec): Promise<ReplicaGroupPort> => {
-    const storage = await DurableStorage.open<KvCommand>({
-      disk,
-      dir: spec.dataDir,
-      fsync: spec.fsync,
-      isEntry: isKvCommand,
-      logger: storageLogger,
-    });
+    users++;
+    let storage: DurableStorage<KvCommand>;
+    try {
+      wal ??= WriteAheadLog.open({
+        disk,
+        dir: join(dirname(spec.dataDir), 'wal'),
+        fsync: spec.fsync,
+        logger: storageLogger,
+      }).then((r) => r.wal);
+      storage = await DurableStorage.open<KvCommand>({
+        wal: await wal,
+        partition: spec.partition,
+        disk,
+        dir: spec.dataDir,
+        isEntry: isKvCommand,
+        logger: storageLogger,
+      });
+    } catch (e) {
+      await release().catch(() => {});
+      throw e;
+    }
     if (spec.preferredLeader && isFresh(storage)) {
       // Start one election round ahead of the other (fresh) replicas: Ballot Leader Election picks the
       // highest quorum-connected ballot, so the preferred replica wins the first election. Later
@@ -123,6 +163,6 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
         snapshotEveryEntries: options.snapshotEveryEntries,
       },
     });
-    return new KvstoreGroup(group);
+    return new KvstoreGroup(group, release);
   };
 }

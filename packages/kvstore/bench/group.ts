@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PaxosMessage } from '@paxkv/paxos';
 import { decode, encode } from '../src/codec.js';
-import { type FsyncMode, type KvCommand, NodeDisk, ReplicaGroup } from '../src/index.js';
+import { type FsyncMode, type KvCommand, NodeDisk, ReplicaGroup, WriteAheadLog } from '../src/index.js';
 
 const seconds = Number(process.env.GROUP_BENCH_SECONDS ?? 3);
 const clients = Number(process.env.GROUP_BENCH_CLIENTS ?? 64);
@@ -22,16 +22,19 @@ const valueBytes = Number(process.env.GROUP_BENCH_VALUE_BYTES ?? 100);
 const root = mkdtempSync(join(tmpdir(), 'paxkv-group-bench-'));
 const ids = [1, 2, 3];
 const groups = new Map<number, ReplicaGroup>();
+const wals: WriteAheadLog[] = [];
 const disk = new NodeDisk();
 let bytesOnWire = 0;
 for (const pid of ids) {
+  const { wal } = await WriteAheadLog.open({ disk, dir: join(root, `n${pid}`, 'wal'), fsync });
+  wals.push(wal);
   const g = await ReplicaGroup.open({
     partition: 0,
     pid,
     peers: ids.filter((p) => p !== pid),
+    wal,
     disk,
-    dir: join(root, `n${pid}`),
-    fsync,
+    dir: join(root, `n${pid}`, 'p0'),
     nonce: 'bench',
     config: { snapshotEveryEntries: 50_000 },
     send: (to, message) => {
@@ -91,4 +94,5 @@ console.log(
     `errors ${errors}, decided ${l.decidedIndex}, ${(bytesOnWire / 1e6 / elapsed).toFixed(1)} MB/s on the wire`,
 );
 for (const g of groups.values()) await g.close();
+for (const w of wals) await w.close();
 rmSync(root, { recursive: true, force: true });

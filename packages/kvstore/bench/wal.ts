@@ -37,7 +37,7 @@ async function run(mode: FsyncMode): Promise<Result> {
     const writer = async () => {
       while (performance.now() < end) {
         const t0 = performance.now();
-        wal.append(payload);
+        wal.append(0, payload);
         await wal.flush();
         latencies.push(performance.now() - t0);
         records++;

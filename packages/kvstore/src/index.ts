@@ -28,7 +28,6 @@ export { crc32c } from './storage/crc32c.js';
 export type { AppendFile, Disk } from './storage/disk.js';
 export { DurableStorage, type DurableStorageOptions, snapshotFileName } from './storage/durable-storage.js';
 export { NodeDisk } from './storage/node-disk.js';
-export { type CrashOptions, SimDisk, type SimDiskOptions } from './storage/sim-disk.js';
 export {
   checkRecord,
   decodeRecordPayload,
@@ -37,6 +36,7 @@ export {
   type StoredBallot,
   type WalRecord,
 } from './storage/records.js';
+export { type CrashOptions, SimDisk, type SimDiskOptions } from './storage/sim-disk.js';
 export {
   DEFAULT_WAL_OPTIONS,
   type FsyncMode,

@@ -33,7 +33,16 @@ describe('ReplicaGroup on a single replica', () => {
     const disk: Disk = new SimDisk();
     const open = async () => {
       const { wal } = await WriteAheadLog.open({ disk, dir: '/wal' });
-      return ReplicaGroup.open({ partition: 3, pid: 1, peers: [], wal, disk, dir: '/d', send: () => {}, nonce: 'x' });
+      return ReplicaGroup.open({
+        partition: 3,
+        pid: 1,
+        peers: [],
+        wal,
+        disk,
+        dir: '/d',
+        send: () => {},
+        nonce: 'x',
+      });
     };
     let g = await open();
     await until(() => g.role === 'leader' && g.phase === 'accept', g);

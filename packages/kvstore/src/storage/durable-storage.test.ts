@@ -89,7 +89,6 @@ async function settle(disk: SimDisk, p: Promise<unknown>): Promise<void> {
   if (!done) throw new Error('did not settle');
 }
 
-
 const isEntry = (x: unknown): x is Entry =>
   typeof x === 'object' && x !== null && typeof (x as { v?: unknown }).v === 'string';
 
@@ -159,13 +158,17 @@ describe('DurableStorage of many partitions on one shared log', () => {
           await closeAll(o);
           o = await openMany(disk, PARTS);
           o.stores.forEach((s, j) => {
-            expect(stateOf(s), `seed ${seed} step ${step} partition ${PARTS[j]}`).toEqual(stateOf(models[j]!));
+            expect(stateOf(s), `seed ${seed} step ${step} partition ${PARTS[j]}`).toEqual(
+              stateOf(models[j]!),
+            );
           });
         }
       }
       await closeAll(o);
       const again = await openMany(disk, PARTS);
-      again.stores.forEach((s, j) => expect(stateOf(s)).toEqual(stateOf(models[j]!)));
+      again.stores.forEach((s, j) => {
+        expect(stateOf(s)).toEqual(stateOf(models[j]!));
+      });
     }
   });
 
@@ -217,9 +220,9 @@ describe('DurableStorage of many partitions on one shared log', () => {
       const lengths = back.stores.map((s) => s.getLogLength());
       await settle(disk, closeAll(back));
       const third = await openMany(disk, PARTS);
-      third.stores.forEach((s, i) =>
-        expect(s.getLogLength(), `seed ${seed} partition ${PARTS[i]}`).toBe(lengths[i]),
-      );
+      third.stores.forEach((s, i) => {
+        expect(s.getLogLength(), `seed ${seed} partition ${PARTS[i]}`).toBe(lengths[i]);
+      });
     }
   });
 
@@ -455,7 +458,14 @@ describe('DurableStorage of many partitions on one shared log', () => {
     const disk = new SimDisk();
     const v1 = (...recs: unknown[]) =>
       new Uint8Array([
-        0x50, 0x58, 0x57, 0x4c, 1, 0, 0, 0,
+        0x50,
+        0x58,
+        0x57,
+        0x4c,
+        1,
+        0,
+        0,
+        0,
         ...recs.flatMap((r) => [...encodeRecord(undefined, encode(r))]),
       ]);
     // What the old code wrote: a checkpoint segment (C with `len`, plain E records), then more records.
@@ -515,7 +525,9 @@ describe('DurableStorage on the real file system', () => {
     expect(r.a.getAcceptedRound()).toEqual({ n: 3, pid: 2 });
     expect(r.a.getDecidedIndex()).toBe(90);
     expect(r.a.getCompactedIndex()).toBe(80);
-    expect(r.a.getEntries(80, 100).map((e) => e.v)).toEqual(Array.from({ length: 20 }, (_, i) => `e${80 + i}`));
+    expect(r.a.getEntries(80, 100).map((e) => e.v)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `e${80 + i}`),
+    );
     expect(new TextDecoder().decode(r.a.getSnapshot()!.data)).toBe('state@80');
     expect(r.b.getEntries(0, 100).map((e) => e.v)).toEqual(Array.from({ length: 100 }, (_, i) => `b${i}`));
     await r.a.close();

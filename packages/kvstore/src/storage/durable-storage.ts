@@ -218,7 +218,8 @@ export class DurableStorage<T> implements Storage<T> {
         else staged = { state, remaining: r.n };
         continue;
       }
-      if (r.t === 'E' && r.k === 1) throw new CorruptDataError(`${what} "E" (checkpoint entries without a checkpoint)`);
+      if (r.t === 'E' && r.k === 1)
+        throw new CorruptDataError(`${what} "E" (checkpoint entries without a checkpoint)`);
       this.apply(this.s, r, what);
     }
   }
@@ -464,7 +465,10 @@ export class DurableStorage<T> implements Storage<T> {
     if (this.checkpointing || this.closed || this.failure) return;
     this.checkpointing = this.checkpoint()
       .catch((e: unknown) => {
-        this.logger.warn({ dir: this.dir, partition: this.partition, err: String(e) }, 'WAL checkpoint failed');
+        this.logger.warn(
+          { dir: this.dir, partition: this.partition, err: String(e) },
+          'WAL checkpoint failed',
+        );
       })
       .finally(() => {
         this.checkpointing = undefined;

@@ -14,8 +14,8 @@ import {
   WAL_HEADER_BYTES,
   WAL_RECORD_HEADER_BYTES,
   WAL_TAG_BYTES,
-  type WalOptions,
   WalFormatError,
+  type WalOptions,
   WalRecordError,
   WriteAheadLog,
 } from './wal.js';
@@ -434,7 +434,17 @@ describe('WriteAheadLog shared by many partitions', () => {
   it('reads a log of the old per-group format for import, and only files of that format', async () => {
     const disk = new SimDisk();
     const v1 = (...rs: Uint8Array[]) =>
-      new Uint8Array([0x50, 0x58, 0x57, 0x4c, 1, 0, 0, 0, ...rs.flatMap((r) => [...encodeRecord(undefined, r)])]);
+      new Uint8Array([
+        0x50,
+        0x58,
+        0x57,
+        0x4c,
+        1,
+        0,
+        0,
+        0,
+        ...rs.flatMap((r) => [...encodeRecord(undefined, r)]),
+      ]);
     disk.setBytes(`/g/${segmentName(1)}`, v1(rec(0), rec(1)));
     disk.setBytes(`/g/${segmentName(2)}`, v1(rec(2)));
     const { wal } = await WriteAheadLog.open({ disk, dir: '/g2' });

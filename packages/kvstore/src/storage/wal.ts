@@ -209,7 +209,12 @@ export function scanSegment(
   const partitions: number[] = [];
   const payloads: Uint8Array[] = [];
   if (data.length < WAL_HEADER_BYTES) {
-    return { partitions, payloads, validEnd: 0, ...(data.length > 0 ? { invalid: 'torn segment header' } : {}) };
+    return {
+      partitions,
+      payloads,
+      validEnd: 0,
+      ...(data.length > 0 ? { invalid: 'torn segment header' } : {}),
+    };
   }
   for (let i = 0; i < 4; i++) {
     if (data[i] !== MAGIC[i]) return { partitions, payloads, validEnd: 0, invalid: 'bad segment magic' };
@@ -229,7 +234,8 @@ export function scanSegment(
     if (len <= tag || len > maxRecordBytes + tag)
       return { partitions, payloads, validEnd: off, invalid: `bad record length ${len}`, version };
     const end = off + WAL_RECORD_HEADER_BYTES + len;
-    if (end > data.length) return { partitions, payloads, validEnd: off, invalid: 'torn record payload', version };
+    if (end > data.length)
+      return { partitions, payloads, validEnd: off, invalid: 'torn record payload', version };
     let c = crc32c(data, 0, off, off + 4);
     c = crc32c(data, c, off + WAL_RECORD_HEADER_BYTES, end);
     if (c !== dv.getUint32(off + 4, true))
