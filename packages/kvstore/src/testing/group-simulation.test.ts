@@ -27,7 +27,7 @@ async function runSeed(options: GroupSimulationOptions, keepHistory: boolean): P
   let file: string | undefined;
   if ((failed || KEEP_ALL) && keepHistory) {
     mkdirSync(OUT_DIR, { recursive: true });
-    file = join(OUT_DIR, `seed-${options.seed}-${options.replicas ?? 3}.jsonl`);
+    file = join(OUT_DIR, `seed-${options.seed}-${options.replicas ?? 3}x${options.partitions ?? 1}.jsonl`);
     writeFileSync(file, r.history);
   }
   return { seed: options.seed, verdict: check.verdict, violations: r.violations, ...(file ? { file } : {}) };
@@ -62,6 +62,20 @@ describe('replica group simulation (paxos + state machine + WAL on a disk that l
     );
   }
 
+  it(
+    `${Math.max(20, SEEDS / 10)} seeds with 4 groups per node on one shared write-ahead log: linearizable, no acknowledged write lost`,
+    async () => {
+      const outcomes: Outcome[] = [];
+      for (let i = 0; i < Math.max(20, SEEDS / 10); i++) {
+        const seed = FIRST_SEED + 100_000 + i;
+        const options = { seed, replicas: 3, partitions: 4, keys: 8, clients: 6, ticks: 300 };
+        outcomes.push(await runSeed({ ...options, ...(i % 3 === 2 ? HARSH : {}) }, true));
+      }
+      expect(describeFailures(outcomes)).toBe('');
+    },
+    Math.max(120_000, SEEDS * 500),
+  );
+
   it('replays a seed exactly', async () => {
     const a = await simulateGroup({ seed: 4242, replicas: 3, ticks: 150 });
     const b = await simulateGroup({ seed: 4242, replicas: 3, ticks: 150 });
@@ -89,6 +103,14 @@ describe('mutation sanity checks: a deliberately broken replica is caught', () =
     const caught = await firstFailing({ group: { unsafeMutation: 'staleLeaderReads' } }, 60);
     expect(caught, 'the simulation did not catch reads without read-index').toBeDefined();
   }, 120_000);
+
+  it('outputs released before the shared WAL flush are caught with 4 groups per node', async () => {
+    const caught = await firstFailing(
+      { ...HARSH, partitions: 4, keys: 8, clients: 6, group: { unsafeMutation: 'releaseBeforeFlush' } },
+      100,
+    );
+    expect(caught, 'the simulation did not catch release-before-flush on a shared log').toBeDefined();
+  }, 240_000);
 
   it('outputs released before the WAL flush are caught (lost acknowledged writes / split decisions)', async () => {
     const caught = await firstFailing({ ...HARSH, group: { unsafeMutation: 'releaseBeforeFlush' } }, 100);

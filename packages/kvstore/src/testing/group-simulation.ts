@@ -21,7 +21,12 @@ import type { ApplyOutcome } from '../state-machine.js';
 import { SimDisk } from '../storage/sim-disk.js';
 import { WriteAheadLog } from '../storage/wal.js';
 
-type Msg = PaxosMessage<KvCommand>;
+type PaxosMsg = PaxosMessage<KvCommand>;
+/** A message on the simulated wire: a paxos message of one partition (all groups share a node's links). */
+interface Msg {
+  readonly p: number;
+  readonly m: PaxosMsg;
+}
 
 /** Options of {@link simulateGroup}. Probabilities are per simulated tick. */
 export interface GroupSimulationOptions {
@@ -57,6 +62,11 @@ export interface GroupSimulationOptions {
   readonly trace?: (line: string) => void;
   /** Replica group config overrides (e.g. an `unsafeMutation`). Default: small snapshot interval (25). */
   readonly group?: Partial<ReplicaGroupConfig>;
+  /**
+   * Replica groups (partitions) per node, all sharing the node's one write-ahead log; key `k<i>` belongs
+   * to partition `i % partitions`. Default 1.
+   */
+  readonly partitions?: number;
 }
 
 /** What one simulation run produced. */
@@ -106,30 +116,32 @@ interface Client {
   readonly name: string;
   seq: number;
   open: OpenOp | undefined;
-  leaderGuess: NodeId | undefined;
+  /** Believed leader of each partition. */
+  readonly leaderGuess: Map<number, NodeId>;
 }
 
 class GroupNode implements SimNode<Msg> {
-  group: ReplicaGroup | undefined;
+  /** The node's groups by partition, once opened (all on one shared write-ahead log). */
+  groups: ReplicaGroup[] | undefined;
   private out: { to: NodeId; message: Msg }[] = [];
   private buffered: Array<() => void> = [];
-  constructor(open: (send: (to: NodeId, message: Msg) => void) => Promise<ReplicaGroup>) {
-    void open((to, message) => this.out.push({ to, message: wire(message) })).then((g) => {
-      this.group = g;
+  constructor(open: (send: (p: number, to: NodeId, message: PaxosMsg) => void) => Promise<ReplicaGroup[]>) {
+    void open((p, to, message) => this.out.push({ to, message: wire({ p, m: message }) })).then((gs) => {
+      this.groups = gs;
       for (const f of this.buffered) f();
       this.buffered = [];
     });
   }
   handle(from: NodeId, message: Msg): void {
-    if (this.group) this.group.handle(from, message);
-    else this.buffered.push(() => this.group?.handle(from, message));
+    if (this.groups) this.groups[message.p]?.handle(from, message.m);
+    else this.buffered.push(() => this.groups?.[message.p]?.handle(from, message.m));
   }
   tick(): void {
-    this.group?.tick();
+    for (const g of this.groups ?? []) g.tick();
   }
   reconnected(peer: NodeId): void {
-    if (this.group) this.group.reconnected(peer);
-    else this.buffered.push(() => this.group?.reconnected(peer));
+    if (this.groups) for (const g of this.groups) g.reconnected(peer);
+    else this.buffered.push(() => this.reconnected(peer));
   }
   drainOutbox(): { to: NodeId; message: Msg }[] {
     const o = this.out;
@@ -155,16 +167,25 @@ export interface GroupClusterOptions {
   readonly group?: Partial<ReplicaGroupConfig>;
   /** Whether fsyncs complete only when {@link GroupCluster.step} decides (default true: crashes can lose unsynced writes). */
   readonly manualSync?: boolean;
+  /** Replica groups (partitions 0..n-1) per node, sharing the node's one write-ahead log. Default 1. */
+  readonly partitions?: number;
   /** Called after each entry a replica applies. */
-  readonly onApplied?: (pid: NodeId, index: number, command: KvCommand, outcome: ApplyOutcome) => void;
-  /** Called when a replica finished opening its storage. */
+  readonly onApplied?: (
+    pid: NodeId,
+    index: number,
+    command: KvCommand,
+    outcome: ApplyOutcome,
+    partition: number,
+  ) => void;
+  /** Called when a replica finished opening its storage (once per group). */
   readonly onOpened?: (pid: NodeId, group: ReplicaGroup, incarnation: number) => void;
 }
 
 /**
- * N replicas of one group (partition 0), each a {@link ReplicaGroup} on its own {@link SimDisk}, under the
- * paxos {@link Simulator}. Messages cross a simulated msgpack wire. The disks survive crashes; what was
- * not synced is lost (and the last write may be torn).
+ * N nodes, each hosting one replica of every group (partitions 0..P-1, default P = 1), all of a node's
+ * groups on ONE write-ahead log on the node's {@link SimDisk}, under the paxos {@link Simulator}. Messages
+ * cross a simulated msgpack wire. The disks survive crashes; what was not synced is lost (and the last
+ * write may be torn); a crash takes down every group of the node at once.
  */
 export class GroupCluster {
   /** The network and process simulator (its `rng` is the only randomness). */
@@ -173,10 +194,14 @@ export class GroupCluster {
   readonly ids: readonly NodeId[];
   /** Each replica's disk. */
   readonly disks: ReadonlyMap<NodeId, SimDisk>;
+  /** Groups per node. */
+  readonly partitions: number;
   private readonly nodes = new Map<NodeId, GroupNode>();
 
   constructor(options: GroupClusterOptions) {
     const n = options.replicas ?? 3;
+    const partitions = options.partitions ?? 1;
+    this.partitions = partitions;
     const ids = Array.from({ length: n }, (_, i) => i + 1);
     this.ids = ids;
     const disks = new Map(ids.map((id) => [id, new SimDisk({ autoSync: options.manualSync === false })]));
@@ -196,44 +221,48 @@ export class GroupCluster {
         // Each incarnation sees the disk through its own view: a crashed incarnation's pending work
         // never touches the disk again.
         const disk = disks.get(pid)!.incarnation();
-        const node = new GroupNode(async (send) =>
-          Group.open({
-            partition: 0,
-            pid,
-            peers: ids.filter((p) => p !== pid),
-            wal: (await WriteAheadLog.open({ disk, dir: '/data/wal', segmentBytes: 4096 })).wal,
-            disk,
-            dir: '/data/p0',
-            nonce: `r${restartCount}`,
-            send,
-            addressOf: (node) => `10.0.0.${node}:7000`,
-            config,
-            ...(options.onApplied
-              ? {
-                  onApplied: (i: number, c: unknown, o: ApplyOutcome) =>
-                    options.onApplied?.(pid, i, c as KvCommand, o),
-                }
-              : {}),
-          }).then((g) => {
+        const node = new GroupNode(async (send) => {
+          const { wal } = await WriteAheadLog.open({ disk, dir: '/data/wal', segmentBytes: 4096 });
+          const groups: ReplicaGroup[] = [];
+          for (let partition = 0; partition < partitions; partition++) {
+            const g = await Group.open({
+              partition,
+              pid,
+              peers: ids.filter((p) => p !== pid),
+              wal,
+              disk,
+              dir: `/data/p${partition}`,
+              nonce: `r${restartCount}`,
+              send: (to, message) => send(partition, to, message),
+              addressOf: (node) => `10.0.0.${node}:7000`,
+              config,
+              ...(options.onApplied
+                ? {
+                    onApplied: (i: number, c: unknown, o: ApplyOutcome) =>
+                      options.onApplied?.(pid, i, c as KvCommand, o, partition),
+                  }
+                : {}),
+            });
             options.onOpened?.(pid, g, restartCount);
-            return g;
-          }),
-        );
+            groups.push(g);
+          }
+          return groups;
+        });
         this.nodes.set(pid, node);
         return node;
       },
     });
   }
 
-  /** The running group of `pid`, or undefined while it is crashed or still opening its storage. */
-  group(pid: NodeId): ReplicaGroup | undefined {
-    return this.sim.isUp(pid) ? this.nodes.get(pid)?.group : undefined;
+  /** The running group of `partition` on `pid`, or undefined while it is crashed or still opening its storage. */
+  group(pid: NodeId, partition = 0): ReplicaGroup | undefined {
+    return this.sim.isUp(pid) ? this.nodes.get(pid)?.groups?.[partition] : undefined;
   }
 
-  /** The replica that leads in the accept phase, if any (the highest ballot wins if several think so). */
-  leader(): ReplicaGroup | undefined {
+  /** The replica of `partition` that leads in the accept phase, if any (the highest ballot wins if several think so). */
+  leader(partition = 0): ReplicaGroup | undefined {
     const leaders = this.ids
-      .map((p) => this.group(p))
+      .map((p) => this.group(p, partition))
       .filter((g): g is ReplicaGroup => g?.role === 'leader' && g.phase === 'accept');
     return leaders.at(-1);
   }
@@ -280,9 +309,14 @@ export class GroupCluster {
     this.sim.restart(pid);
   }
 
-  /** Submits `op` at `pid` and resolves with the outcome (never rejects: errors come back as values). */
-  async submit(pid: NodeId, op: KvOp, options: SubmitOptions = {}): Promise<SubmitResult | Error> {
-    const g = this.group(pid);
+  /** Submits `op` at `pid` (to its group of `partition`) and resolves with the outcome (never rejects: errors come back as values). */
+  async submit(
+    pid: NodeId,
+    op: KvOp,
+    options: SubmitOptions = {},
+    partition = 0,
+  ): Promise<SubmitResult | Error> {
+    const g = this.group(pid, partition);
     if (!g) return new Error(`replica ${pid} is not running`);
     return g.submit(op, options).then(
       (r) => r,
@@ -331,28 +365,32 @@ function toCheckerResult(r: KvResult): Record<string, unknown> {
 export async function simulateGroup(options: GroupSimulationOptions): Promise<GroupSimulationResult> {
   const violations: string[] = [];
   const trace = options.trace;
-  const appliedAt = new Map<number, string>();
+  const partitions = options.partitions ?? 1;
+  /** `${partition}:${index}` -> command id applied there. */
+  const appliedAt = new Map<string, string>();
   let appliedEntries = 0;
   let snapshotsInstalled = 0;
   const cluster = new GroupCluster({
     seed: options.seed,
     replicas: options.replicas ?? 3,
     group: { ...(options.group ?? {}) },
-    onApplied: (pid, index, command) => {
+    partitions,
+    onApplied: (pid, index, command, _outcome, partition) => {
       appliedEntries++;
-      trace?.(`t${cluster.sim.now} node ${pid} applied #${index} ${command.id}`);
-      const seen = appliedAt.get(index);
-      if (seen === undefined) appliedAt.set(index, command.id);
+      trace?.(`t${cluster.sim.now} node ${pid} p${partition} applied #${index} ${command.id}`);
+      const at = `${partition}:${index}`;
+      const seen = appliedAt.get(at);
+      if (seen === undefined) appliedAt.set(at, command.id);
       else if (seen !== command.id) {
         violations.push(
-          `replica ${pid} applied ${command.id} at index ${index}, another replica applied ${seen}`,
+          `replica ${pid} of partition ${partition} applied ${command.id} at index ${index}, another replica applied ${seen}`,
         );
       }
     },
     onOpened: (pid, g, incarnation) => {
       if (g.compactedIndex > 0) snapshotsInstalled++;
       trace?.(
-        `t${cluster.sim.now} node ${pid} opened (incarnation ${incarnation}): log ${g.logLength} decided ${g.decidedIndex} compacted ${g.compactedIndex}`,
+        `t${cluster.sim.now} node ${pid} p${g.partition} opened (incarnation ${incarnation}): log ${g.logLength} decided ${g.decidedIndex} compacted ${g.compactedIndex}`,
       );
     },
   });
@@ -365,18 +403,20 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
     recorder.push(JSON.stringify({ type, process, id, time: ++clock, ...extra }));
   };
   const keys = Array.from({ length: options.keys ?? 3 }, (_, i) => `k${i}`);
+  const partitionOfKey = (key: string) => Number(key.slice(1)) % partitions;
   const clients: Client[] = Array.from({ length: options.clients ?? 4 }, (_, i) => ({
     name: `c${i + 1}`,
     seq: 0,
     open: undefined,
-    leaderGuess: undefined,
+    leaderGuess: new Map(),
   }));
+  /** `${client}@${partition}` -> highest acknowledged session write. */
   const ackedSeq = new Map<string, number>();
   let ok = 0;
   let indeterminate = 0;
   let attemptsTotal = 0;
   let crashes = 0;
-  let partitions = 0;
+  let netPartitions = 0;
   const attemptTimeout = options.attemptTimeoutTicks ?? 40;
   const opTimeout = options.opTimeoutTicks ?? 250;
 
@@ -387,7 +427,10 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
     if ('result' in outcome) {
       ok++;
       record('ok', c.name, op.id, { result: toCheckerResult(outcome.result) });
-      if (op.op.op !== 'get') ackedSeq.set(c.name, Math.max(ackedSeq.get(c.name) ?? 0, op.seq));
+      if (op.op.op !== 'get') {
+        const k = `${c.name}@${partitionOfKey(op.op.key)}`;
+        ackedSeq.set(k, Math.max(ackedSeq.get(k) ?? 0, op.seq));
+      }
     } else {
       indeterminate++;
       record('info', c.name, op.id, { error: outcome.info });
@@ -397,10 +440,12 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
   const tryOp = (c: Client) => {
     const op = c.open;
     if (!op || op.attempt || op.nextTryAt > sim.now) return;
-    const up = ids.filter((p) => cluster.group(p) !== undefined);
+    const partition = partitionOfKey(op.op.key);
+    const up = ids.filter((p) => cluster.group(p, partition) !== undefined);
     if (up.length === 0) return;
-    const target = c.leaderGuess !== undefined && up.includes(c.leaderGuess) ? c.leaderGuess : rng.pick(up);
-    const group = cluster.group(target)!;
+    const guess = c.leaderGuess.get(partition);
+    const target = guess !== undefined && up.includes(guess) ? guess : rng.pick(up);
+    const group = cluster.group(target, partition)!;
     const attempt: Attempt = { n: ++op.attempts, startedAt: sim.now };
     op.attempt = attempt;
     op.target = target;
@@ -415,8 +460,8 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
         op.attempt = undefined;
         op.nextTryAt = sim.now + 1 + rng.int(5);
         const hint = (e as { leaderHint?: { node: number } }).leaderHint;
-        if (e.code === 'NOT_LEADER' && hint) c.leaderGuess = hint.node;
-        else c.leaderGuess = undefined;
+        if (e.code === 'NOT_LEADER' && hint) c.leaderGuess.set(partition, hint.node);
+        else c.leaderGuess.delete(partition);
       },
     );
   };
@@ -429,7 +474,7 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
           finish(c, { info: 'gave up' });
         } else if (op.attempt && sim.now - op.attempt.startedAt > attemptTimeout) {
           op.attempt = undefined;
-          c.leaderGuess = undefined;
+          c.leaderGuess.clear();
         }
       }
       if (!c.open && allowNew && rng.chance(options.opProbability ?? 0.3)) {
@@ -478,7 +523,7 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
         }
       }
       if (rng.chance(options.partitionProbability ?? 0.02)) {
-        partitions++;
+        netPartitions++;
         const side = ids.filter(() => rng.chance(0.5));
         if (rng.chance(0.5)) sim.partition([side, ids.filter((p) => !side.includes(p))]);
         else {
@@ -501,26 +546,32 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
   // Healing phase: everything up and connected, disks sync every tick; let clients finish their ops.
   sim.healAll();
   for (const pid of ids) if (!sim.isUp(pid)) sim.restart(pid);
-  const groups = () => ids.map((p) => cluster.group(p));
+  const groups = (partition: number) => ids.map((p) => cluster.group(p, partition));
+  const allPartitions = Array.from({ length: partitions }, (_, p) => p);
   for (let t = 0; t < opTimeout + 100 && clients.some((c) => c.open); t++) await step(false, 1);
   for (const c of clients) if (c.open) finish(c, { info: 'not finished after healing' });
   // Converge: a leader, and every replica applied the same number of entries.
   let converged = false;
   for (let t = 0; t < 400 && !converged; t++) {
     await step(false, 1);
-    const gs = groups();
-    const leader = gs.find((g) => g?.role === 'leader' && g.phase === 'accept');
-    converged =
-      leader !== undefined &&
-      gs.every(
-        (g) =>
-          g !== undefined && g.appliedIndex === leader.appliedIndex && g.decidedIndex === leader.decidedIndex,
+    converged = allPartitions.every((p) => {
+      const gs = groups(p);
+      const leader = gs.find((g) => g?.role === 'leader' && g.phase === 'accept');
+      return (
+        leader !== undefined &&
+        gs.every(
+          (g) =>
+            g !== undefined &&
+            g.appliedIndex === leader.appliedIndex &&
+            g.decidedIndex === leader.decidedIndex,
+        )
       );
+    });
   }
   if (!converged) violations.push('replicas did not converge within 400 ticks after healing');
 
   // Final linearizable reads of every key, through the leader, as a client of their own.
-  const reader: Client = { name: 'final', seq: 0, open: undefined, leaderGuess: undefined };
+  const reader: Client = { name: 'final', seq: 0, open: undefined, leaderGuess: new Map() };
   clients.push(reader);
   for (const key of keys) {
     const id = nextOpId++;
@@ -548,22 +599,29 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
   }
 
   // Direct checks on the healed replicas.
-  const gs = groups();
-  if (converged) {
-    const states = gs.map((g) => Buffer.from(g!.exportState()).toString('base64'));
-    if (new Set(states).size !== 1) violations.push('healed replicas hold different states');
-    for (const [client, seq] of ackedSeq) {
-      for (const g of gs) {
-        const s = g!.sessionOf(client);
-        if (!s || s.seq < seq) {
-          violations.push(
-            `replica ${g!.pid} lost acknowledged write ${client}#${seq} (session at ${s?.seq ?? 'none'})`,
-          );
+  for (const p of allPartitions) {
+    const gs = groups(p);
+    if (converged) {
+      const states = gs.map((g) => Buffer.from(g!.exportState()).toString('base64'));
+      if (new Set(states).size !== 1)
+        violations.push(`healed replicas of partition ${p} hold different states`);
+      for (const [at, seq] of ackedSeq) {
+        const [client, partition] = at.split('@') as [string, string];
+        if (Number(partition) !== p) continue;
+        for (const g of gs) {
+          const s = g!.sessionOf(client);
+          if (!s || s.seq < seq) {
+            violations.push(
+              `replica ${g!.pid} of partition ${p} lost acknowledged write ${client}#${seq} (session at ${s?.seq ?? 'none'})`,
+            );
+          }
         }
       }
     }
+    for (const g of gs) {
+      if (g?.failure) violations.push(`replica ${g.pid} of partition ${p} stopped: ${g.failure.message}`);
+    }
   }
-  for (const g of gs) if (g?.failure) violations.push(`replica ${g.pid} stopped: ${g.failure.message}`);
 
   return {
     seed: options.seed,
@@ -574,7 +632,7 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
       indeterminate,
       attempts: attemptsTotal,
       crashes,
-      partitions,
+      partitions: netPartitions,
       appliedEntries,
       snapshotsInstalled,
     },
