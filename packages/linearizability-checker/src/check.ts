@@ -76,6 +76,9 @@ export const DEFAULT_CHECK_OPTIONS = {
   fastPath: true,
 };
 
+/** The reason of a partition stopped by the time budget. */
+const BUDGET = 'time budget exhausted';
+
 const SKIPPED = 'not finished: another partition is not linearizable (set checkAllPartitions to finish it)';
 
 /** The verdict of one partition. Operation numbers are indexes into `history.operations`. */
@@ -131,6 +134,14 @@ export interface CheckResult {
   readonly history: History;
   /** The model object used (for describing operations and replaying states in reports). */
   readonly spec: Model;
+  /**
+   * True when the time budget ran out: the verdict is then `unknown` (unless a violation was
+   * found first), and the partial result is in {@link partitionsFinished} and in each unfinished
+   * partition's `longestPrefix`.
+   */
+  readonly budgetExhausted: boolean;
+  /** Partitions whose verdict is known (linearizable or not). */
+  readonly partitionsFinished: number;
 }
 
 /** One partition: its operations (indexes into the history, in call order) as columns. */
@@ -262,6 +273,8 @@ function combine(history: History, p: Prepared, results: PartitionResult[], star
     ms: performance.now() - started,
     history,
     spec: p.model,
+    budgetExhausted: results.some((r) => r.reason?.startsWith(BUDGET) === true),
+    partitionsFinished: results.filter((r) => r.verdict !== 'unknown').length,
   };
 }
 
@@ -325,7 +338,7 @@ function runLocal(
 ): PartitionResult {
   const t0 = performance.now();
   const out = searchPartition(part.ops, model, limits, progress);
-  return toResult(part.key, part.idx, out, performance.now() - t0);
+  return { ...toResult(part.key, part.idx, out, performance.now() - t0), thread: 'main', method: 'search' };
 }
 
 function skipped(part: Part, steps: number, ms: number): PartitionResult {
@@ -426,7 +439,8 @@ function checkPrepared(
 export interface WorkerRequest {
   readonly modelName: string;
   readonly ops: PartitionOps;
-  readonly budgetMs: number;
+  /** The deadline as a `Date.now()` time (clocks of `performance` differ between threads). */
+  readonly deadlineEpochMs: number;
   readonly limits: Partial<Omit<SearchLimits, 'deadline'>>;
 }
 
@@ -488,13 +502,24 @@ export async function check(history: History, options: CheckOptions = {}): Promi
   }
 
   const { runInWorkers, STOPPED } = await import('./pool.js');
+  // Workers watch the deadline themselves; this guard ends one that overruns it by 5% of the
+  // budget (a very slow model step), so the budget holds in any case.
+  const abort = new AbortController();
+  let overran = false;
+  const guard = setTimeout(
+    () => {
+      overran = true;
+      abort.abort();
+    },
+    Math.max(0, deadline - performance.now()) + Math.max(20, budget * 0.05),
+  );
   const results = await runInWorkers<Part, PartitionResult>(
     rest,
     threads,
     (part) => ({
       modelName: p.modelName as string,
       ops: localize(part.ops),
-      budgetMs: Math.max(0, deadline - performance.now()),
+      deadlineEpochMs: Date.now() + Math.max(0, deadline - performance.now()),
       limits: options.limits ?? {},
     }),
     (part, reply) => {
@@ -505,7 +530,11 @@ export async function check(history: History, options: CheckOptions = {}): Promi
           method: 'search',
         };
       }
-      if (reply.error === STOPPED) return skipped(part, 0, 0);
+      if (reply.error === STOPPED) {
+        return overran
+          ? { ...skipped(part, 0, 0), reason: `${BUDGET} (the worker thread was stopped)` }
+          : skipped(part, 0, 0);
+      }
       // A worker that cannot run (no loader for sources, resource limits) falls back to this thread.
       return runLocal(part, p.model, limits, undefined);
     },
@@ -517,7 +546,9 @@ export async function check(history: History, options: CheckOptions = {}): Promi
         elapsedMs: performance.now() - started,
       }),
     (part) => part.idx.length,
+    abort.signal,
   );
+  clearTimeout(guard);
   return combine(history, p, [...fast.results, ...results], started);
 }
 
@@ -526,7 +557,10 @@ export function handleWorkerRequest(req: WorkerRequest): WorkerReply {
   try {
     const model = getBuiltinModel(req.modelName);
     const t0 = performance.now();
-    const outcome = searchPartition(req.ops, model, { ...req.limits, deadline: t0 + req.budgetMs });
+    const outcome = searchPartition(req.ops, model, {
+      ...req.limits,
+      deadline: t0 + (req.deadlineEpochMs - Date.now()),
+    });
     return { ok: true, outcome, ms: performance.now() - t0 };
   } catch (err) {
     return { ok: false, error: (err as Error).message };

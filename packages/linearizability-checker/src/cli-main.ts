@@ -10,7 +10,7 @@ import { FORMATS, type Format, readHistory, readHistoryFile } from './formats.js
 import { type GenerateOptions, type GenerateSummary, generateHistory } from './generate.js';
 import type { History } from './history.js';
 import { getBuiltinModel } from './models.js';
-import { formatText, renderHtml } from './report.js';
+import { formatText, opAccessor, renderHtml } from './report.js';
 
 /** The version of this package (from its package.json, beside `src/` and `dist/`). */
 export function packageVersion(): string {
@@ -321,6 +321,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     if (result.verdict === 'not-linearizable') violation = true;
     if (result.verdict === 'unknown') unknown = true;
     if (args.json) {
+      const opAt = opAccessor(result.history);
       io.out(
         `${JSON.stringify({
           file,
@@ -334,11 +335,14 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
             key: p.key ?? null,
             verdict: p.verdict,
             operations: p.operations.length,
+            ...(p.method === undefined ? {} : { method: p.method }),
             ...(p.reason === undefined ? {} : { reason: p.reason }),
+            ...(p.minimal === undefined ? {} : { minimal: p.minimal.map((i) => opAt(i).id) }),
+            ...(p.why === undefined ? {} : { why: p.why }),
             ...(p.verdict === 'not-linearizable'
               ? {
-                  longestPrefix: (p.longestPrefix ?? []).map((i) => result.history.operations[i]?.id),
-                  stuck: (p.stuck ?? []).map((i) => result.history.operations[i]?.id),
+                  longestPrefix: (p.longestPrefix ?? []).map((i) => opAt(i).id),
+                  stuck: (p.stuck ?? []).map((i) => opAt(i).id),
                 }
               : {}),
           })),

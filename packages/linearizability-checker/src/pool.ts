@@ -91,9 +91,15 @@ export async function runInWorkers<T, R>(
   stop: (result: R) => boolean,
   onDone: (done: number) => void,
   size: (item: T) => number,
+  signal?: AbortSignal,
 ): Promise<R[]> {
   let stopped = false;
   const workers = new Set<Worker>();
+  // Abandoning (the time budget ran out): stop handing out items and end the running ones.
+  signal?.addEventListener('abort', () => {
+    stopped = true;
+    for (const w of workers) void w.terminate();
+  });
   const order = items.map((_, i) => i).sort((a, b) => size(items[b] as T) - size(items[a] as T));
   const results: R[] = new Array(items.length);
   let nextIdx = 0;

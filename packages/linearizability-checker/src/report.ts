@@ -80,7 +80,10 @@ export function formatText(name: string, result: CheckResult, options: TextOptio
   for (const p of result.partitions) {
     if (p.verdict === 'linearizable' || skipped.includes(p)) continue;
     if (p.verdict === 'unknown') {
-      lines.push(`  ${partName(p)}: unknown: ${p.reason ?? ''}`);
+      const got = p.longestPrefix?.length ?? 0;
+      lines.push(
+        `  ${partName(p)}: unknown: ${p.reason ?? ''}${got > 0 ? ` (longest linearizable prefix found: ${got} of ${p.operations.length} ops)` : ''}`,
+      );
       continue;
     }
     const prefix = p.longestPrefix ?? [];
@@ -106,6 +109,11 @@ export function formatText(name: string, result: CheckResult, options: TextOptio
       );
     }
     if (stuck.length > maxStuck) lines.push(`      … and ${stuck.length - maxStuck} more`);
+  }
+  if (result.budgetExhausted) {
+    lines.push(
+      `  partial result: ${result.partitionsFinished} of ${result.partitions.length} partitions finished within the time budget`,
+    );
   }
   if (skipped.length > 0) {
     lines.push(

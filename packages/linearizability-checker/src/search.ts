@@ -28,20 +28,24 @@ export interface SearchLimits {
   maxMemoStates: number;
   /** Most (state, operation) → state transitions remembered for states past `maxMemoStates`. */
   maxTransitions: number;
-  /** Search steps between two looks at the clock (and calls of `onProgress`). */
+  /**
+   * Most search steps between two looks at the clock (and calls of `onProgress`); fewer are
+   * taken when steps are slow, so that the clock is read about every millisecond.
+   */
   clockCheckInterval: number;
 }
 
 /**
  * Defaults: no deadline, 1 GiB of cache, 1,024 memoized states plus 8 M more transitions, clock
- * checked every 16,384 steps.
+ * checked every 1,024 steps (a look at the clock costs far less than a step; the budget then holds
+ * even when steps are slow).
  */
 export const DEFAULT_SEARCH_LIMITS: SearchLimits = {
   deadline: Number.POSITIVE_INFINITY,
   maxCacheBytes: 1024 * 1024 * 1024,
   maxMemoStates: 1024,
   maxTransitions: 8_000_000,
-  clockCheckInterval: 16_384,
+  clockCheckInterval: 1_024,
 };
 
 /** Outcome of the search over one partition. Operation numbers are positions in the input array. */
@@ -71,6 +75,9 @@ export type SearchOutcome =
       /** Search steps taken. */
       readonly steps: number;
     };
+
+/** The aimed time between two looks at the clock, in ms. */
+const CLOCK_GAP_MS = 1;
 
 /** Transitions computed before deciding whether the transition map pays (1 hit in 8 needed). */
 const TRANSITION_PROBE = 8_192;
@@ -492,6 +499,8 @@ export class PartitionSearch<S> {
   private state: number;
   private e: number;
   private outcome: SearchOutcome | undefined;
+  /** Steps between two looks at the clock (adapted as the search runs). */
+  private interval = 16;
   /** Steps taken so far. */
   steps = 0;
 
@@ -620,13 +629,22 @@ export class PartitionSearch<S> {
     const { next, prev, bits, z, cache, stackOp, stackState, stackHi, space, lim, greedy, twin, enc } = this;
     let { sp, hash, state, e, steps, lo, hi } = this;
     const stopAt = steps + maxSteps;
-    let untilClock = lim.clockCheckInterval;
+    // The clock is read every `interval` steps, adapted so that reads are 0.5-2 ms apart (at most
+    // every `clockCheckInterval` steps): the deadline then holds however slow a step is.
+    let interval = this.interval;
+    let untilClock = interval;
+    let lastClock = performance.now();
     let out: SearchOutcome | undefined;
     while (next[H] !== -1) {
       if (--untilClock === 0) {
-        untilClock = lim.clockCheckInterval;
+        const now = performance.now();
+        const gap = now - lastClock;
+        lastClock = now;
+        if (gap > CLOCK_GAP_MS * 2 && interval > 1) interval >>>= 1;
+        else if (gap < CLOCK_GAP_MS / 2 && interval < lim.clockCheckInterval) interval <<= 1;
+        untilClock = interval;
         onProgress?.(steps);
-        if (performance.now() > lim.deadline) {
+        if (now > lim.deadline) {
           this.steps = steps;
           out = this.unknown('time budget exhausted');
           break;
@@ -741,6 +759,7 @@ export class PartitionSearch<S> {
     this.steps = steps;
     this.lo = lo;
     this.hi = hi;
+    this.interval = interval;
     this.outcome = out;
     return out;
   }
