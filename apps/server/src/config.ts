@@ -57,6 +57,11 @@ export const serverConfigSchema = z
     partitions: positiveInt.max(4096).default(16),
     /** Port of the HTTP endpoint serving /health and /metrics. Absent: no HTTP endpoint. 0 picks one. */
     httpPort: port.optional(),
+    /**
+     * Port of the RESP (Redis protocol) front-end: redis-cli, redis-benchmark and Redis client libraries
+     * talk to the cluster through it (see RESP.md). Absent: off (the default). 0 picks a free port.
+     */
+    respPort: port.optional(),
     /** Log level. Default info. */
     logLevel: z.enum(LOG_LEVELS).default('info'),
     /**
@@ -235,6 +240,12 @@ export function buildServerCommand(version: string): Command {
       ),
     )
     .addOption(
+      new Option(
+        '--resp-port <port>',
+        'port of the Redis protocol (RESP) front-end (default: off)',
+      ).argParser(intArg('--resp-port')),
+    )
+    .addOption(
       new Option('--tick-ms <ms>', 'milliseconds per paxos tick (default 20)').argParser(intArg('--tick-ms')),
     )
     .addOption(
@@ -261,6 +272,7 @@ const FLAG_FIELDS = [
   'replication',
   'partitions',
   'httpPort',
+  'respPort',
   'tickMs',
   'logLevel',
   'clusterToken',

@@ -16,6 +16,7 @@ import { mkdirSync } from 'node:fs';
 import {
   type ClusterStatus,
   createClusterHandshake,
+  DEFAULT_PROTOCOL_LIMITS,
   type Handshake,
   isPaxkvError,
   type LookupTable,
@@ -37,6 +38,8 @@ import { ServerMetrics } from './metrics.js';
 import { PeerLinks } from './peers.js';
 import { hostOf, RateLimitedLog } from './rate-limited-log.js';
 import { RequestPath } from './request-path.js';
+import { requestPathBackend } from './resp/request-path-backend.js';
+import { RespServer } from './resp/resp-server.js';
 
 export { BOOTSTRAP_NODE_ID } from './bootstrap-role.js';
 
@@ -78,6 +81,7 @@ export class PaxkvServer {
   private tickTimer: NodeJS.Timeout | null = null;
   private lastHeartbeat = Number.NEGATIVE_INFINITY;
   private http: HttpEndpoint | null = null;
+  private resp: RespServer | null = null;
 
   private constructor(
     readonly config: ServerConfig,
@@ -170,8 +174,34 @@ export class PaxkvServer {
         metricsContentType: server.metrics.contentType,
       });
     }
+    if (config.respPort !== undefined) await server.startResp(config.respPort);
     await server.boot();
     return server;
+  }
+
+  /** Opens the RESP front-end: a translation layer over {@link PaxkvServer.requests}. */
+  private async startResp(port: number): Promise<void> {
+    this.resp = await RespServer.start({
+      host: this.config.host,
+      port,
+      backend: requestPathBackend({
+        execute: (request, origin) => this.requests.execute(request, origin),
+        limits: DEFAULT_PROTOCOL_LIMITS,
+        facts: () => ({
+          nodeId: this.ctx.nodeId,
+          address: this.ctx.advertised,
+          partitions: this.ctx.table?.partitions ?? null,
+          groups: this.groups.statusRows(),
+          fsync: this.config.fsync,
+        }),
+      }),
+      onBadInput: (why) => this.metrics.badInput.inc({ code: `RESP_${why.toUpperCase().replace('-', '_')}` }),
+    });
+  }
+
+  /** The bound RESP port, or null when the RESP front-end is off. */
+  get respPort(): number | null {
+    return this.resp?.port ?? null;
   }
 
   /** The address peers and clients use (`host:port`). */
@@ -214,6 +244,7 @@ export class PaxkvServer {
       {
         address: advertised,
         httpPort: this.httpPort,
+        respPort: this.respPort,
         dataDir: c.dataDir,
         fsync: c.fsync,
         bootstrapThreshold: c.bootstrapThreshold,
@@ -223,7 +254,7 @@ export class PaxkvServer {
         nodeId: this.ctx.nodeId,
         peerAuthentication: this.ctx.authRequired ? 'cluster token' : 'off',
       },
-      `paxkv-server listening on ${advertised}${this.httpPort !== null ? ` (http :${this.httpPort})` : ''}, data dir ${c.dataDir}, fsync ${c.fsync}, bootstrap threshold ${c.bootstrapThreshold}, ${coordinator ? 'bootstrap server' : `joining ${c.join}`}`,
+      `paxkv-server listening on ${advertised}${this.httpPort !== null ? ` (http :${this.httpPort})` : ''}${this.respPort !== null ? ` (resp :${this.respPort})` : ''}, data dir ${c.dataDir}, fsync ${c.fsync}, bootstrap threshold ${c.bootstrapThreshold}, ${coordinator ? 'bootstrap server' : `joining ${c.join}`}`,
     );
     if (!this.ctx.authRequired) {
       this.ctx.log.warn(
@@ -293,6 +324,7 @@ export class PaxkvServer {
     this.bootstrap.close();
     this.peers.close();
     const inboundClosed = this.inbound.close(STOP_GRACE_MS);
+    await this.resp?.close();
     await this.http?.close();
     await Promise.race([inboundClosed, sleep(STOP_GRACE_MS)]);
     this.bootstrap.persistIdentity();

@@ -42,6 +42,8 @@ export interface TestServer {
   readonly host: string;
   readonly port: number;
   readonly httpPort: number;
+  /** Port of the RESP front-end, null unless the cluster was created with `resp: true`. */
+  readonly respPort: number | null;
   readonly address: string;
   readonly dataDir: string;
   readonly logFile: string;
@@ -60,6 +62,8 @@ export interface TestClusterOptions {
    * every server on 127.0.0.1), so that traffic between servers can be told apart by address.
    */
   readonly ownLoopbackAddresses?: boolean;
+  /** Give every server a RESP port (`--resp-port`). */
+  readonly resp?: boolean;
 }
 
 /** N real servers; node 1 is the bootstrap server. */
@@ -87,6 +91,7 @@ export class TestCluster {
     for (let i = 1; i <= (options.nodes ?? 3); i++) {
       const port = await pick();
       const httpPort = await pick();
+      const respPort = options.resp ? await pick() : null;
       const dataDir = join(dir, `node-${i}`);
       mkdirSync(dataDir, { recursive: true });
       const host = options.ownLoopbackAddresses ? `127.0.0.${10 + i}` : '127.0.0.1';
@@ -95,6 +100,7 @@ export class TestCluster {
         host,
         port,
         httpPort,
+        respPort,
         address: `${host}:${port}`,
         dataDir,
         logFile: join(dataDir, 'server.log'),
@@ -116,6 +122,7 @@ export class TestCluster {
       host: '127.0.0.1',
       port,
       httpPort,
+      respPort: this.options.resp ? await freePort() : null,
       address: `127.0.0.1:${port}`,
       dataDir,
       logFile: join(dataDir, 'server.log'),
@@ -151,6 +158,7 @@ export class TestCluster {
       '--log-level',
       'info',
       ...(s.index === first.index ? [] : ['--join', first.address]),
+      ...(s.respPort !== null ? ['--resp-port', String(s.respPort)] : []),
       ...(this.options.extraFlags ?? []),
     ];
   }

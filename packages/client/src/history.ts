@@ -72,6 +72,8 @@ export function historyOp(op: KvOp): Record<string, unknown> {
       return { f: 'incr', key: op.key, by: op.by };
     case 'getdel':
       return { f: 'getdel', key: op.key };
+    case 'size':
+      return { f: 'size', key: op.key };
     case 'set':
       return {
         f: 'set',
@@ -100,6 +102,8 @@ export function historyResult(result: KvResult): Record<string, unknown> {
       return { ok: result.outcome === 'applied', length: result.length };
     case 'getdel':
       return { value: historyValue(result.value) };
+    case 'size':
+      return { keys: result.keys };
     case 'set':
       return {
         ok: result.applied,

@@ -41,6 +41,7 @@ export function isKvCommand(x: unknown): x is KvCommand {
     case 'get':
     case 'delete':
     case 'getdel':
+    case 'size':
       return true;
     case 'put':
     case 'append':

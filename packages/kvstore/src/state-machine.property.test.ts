@@ -103,6 +103,9 @@ class Model {
         };
         break;
       }
+      case 'size':
+        r = { op: 'size', keys: this.data.size, ...this.header() };
+        break;
       case 'getdel':
         if (cur !== undefined) this.revision++;
         this.data.delete(op.key);
@@ -140,6 +143,7 @@ const op: fc.Arbitrary<KvOp> = fc.oneof(
   fc.tuple(key, by).map(([k, b]) => ({ op: 'incr', key: k, by: b }) as const),
   fc.tuple(key, value).map(([k, v]) => ({ op: 'append', key: k, value: v }) as const),
   key.map((k) => ({ op: 'getdel', key: k }) as const),
+  key.map((k) => ({ op: 'size', key: k }) as const),
   fc.tuple(key, value, fc.constantFrom('always', 'absent', 'present', 'equal'), value, fc.boolean()).map(
     ([k, v, c, e, g]) =>
       ({

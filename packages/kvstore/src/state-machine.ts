@@ -297,6 +297,8 @@ export class KvStateMachine {
         const e = this.write(op.key, value, ++this.rev);
         return { op: 'append', outcome: 'applied', length, ...metaOf(e), ...this.header() };
       }
+      case 'size':
+        return { op: 'size', keys: this.data.size, ...this.header() };
       case 'getdel': {
         const current = this.data.get(op.key);
         if (current !== undefined) {

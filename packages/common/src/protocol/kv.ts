@@ -94,6 +94,12 @@ export const SetOpSchema = z
     path: ['expected'],
   });
 
+/**
+ * `size(key)`: the number of keys in the partition of `key` (a read ordered through the group's log).
+ * Summed over one key per partition it is Redis `DBSIZE`.
+ */
+export const SizeOpSchema = z.object({ op: z.literal('size'), key: KeySchema });
+
 /** Any KV operation, tagged by `op`. */
 export const KvOpSchema = z.discriminatedUnion('op', [
   GetOpSchema,
@@ -104,6 +110,7 @@ export const KvOpSchema = z.discriminatedUnion('op', [
   AppendOpSchema,
   GetDelOpSchema,
   SetOpSchema,
+  SizeOpSchema,
 ]);
 
 /** The revisions of one key (all 0 when the key is absent); see the module notes. */
@@ -202,6 +209,13 @@ export const SetResultSchema = z.object({
   ...ResultHeaderShape,
 });
 
+/** Result of `size`: the number of keys in the partition. */
+export const SizeResultSchema = z.object({
+  op: z.literal('size'),
+  keys: z.number().int().nonnegative(),
+  ...ResultHeaderShape,
+});
+
 /** Any KV result, tagged by `op` like the operation it answers. */
 export const KvResultSchema = z.discriminatedUnion('op', [
   GetResultSchema,
@@ -212,6 +226,7 @@ export const KvResultSchema = z.discriminatedUnion('op', [
   AppendResultSchema,
   GetDelResultSchema,
   SetResultSchema,
+  SizeResultSchema,
 ]);
 
 /** A KV operation. */

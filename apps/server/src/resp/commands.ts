@@ -1,0 +1,776 @@
+/**
+ * The Redis commands paxkv answers, each translated into operations of the server's request path. The
+ * table gives every command its Redis arity (positive: exact, negative: at least), its flags and key
+ * positions (what `COMMAND` reports, what redis-cli reads for hints), which arguments are keys (used by
+ * the connection to order pipelined commands on the same key), and its handler.
+ *
+ * Errors use Redis's own shapes: `ERR unknown command`, `ERR wrong number of arguments`, `ERR syntax
+ * error`, `ERR value is not an integer or out of range`. Errors of the request path keep their paxkv
+ * code as the error's first word (`-TIMEOUT ...`, `-NO_LEADER ...`), which Redis clients show as is.
+ * @module
+ */
+import { isUtf8 } from 'node:buffer';
+import { type KvOp, type KvResult, PaxkvError, partitionOf } from '@paxkv/common';
+import type { RespBackend, RespServerFacts } from './backend.js';
+import { NULL, NULL_ARRAY, OK, R, type RespValue, type RespVersion } from './encoder.js';
+
+/** An error reply: `message` starts with its code word (`ERR`, `WRONGTYPE`, `NOPROTO`...). */
+export class RespCommandError extends Error {
+  override readonly name = 'RespCommandError';
+}
+
+/** The Redis version paxkv presents itself as (the command set and reply shapes it follows). */
+export const REDIS_COMPAT_VERSION = '7.0.0';
+
+/** State of one RESP connection that commands read and change. */
+export interface RespClientState {
+  /** Connection id (`CLIENT ID`), unique per server process. */
+  readonly id: number;
+  /** `CLIENT SETNAME`. */
+  name: string | null;
+  /** Protocol version of replies (`HELLO`). */
+  proto: RespVersion;
+  /** `QUIT` was received: close after the replies before it. */
+  quitting: boolean;
+  /** Remote address, for `CLIENT INFO`. */
+  readonly remote: string;
+}
+
+/** What a command handler gets. */
+export interface CommandContext {
+  readonly backend: RespBackend;
+  readonly client: RespClientState;
+  /** Runs one KV operation with a session of this connection (for writes). */
+  readonly run: (op: KvOp) => Promise<KvResult>;
+  /** Facts of the RESP server (connected clients, uptime). */
+  readonly server: { readonly connectedClients: number; readonly startedAt: number; readonly port: number };
+}
+
+/** Key positions as `COMMAND` reports them: first key, last key (-1: last argument), step. */
+type KeySpec = readonly [first: number, last: number, step: number];
+
+/** One Redis command. */
+export interface CommandSpec {
+  /** Lower-case name. */
+  readonly name: string;
+  /** Redis arity: N > 0 exactly N arguments (name included), -N at least N. */
+  readonly arity: number;
+  /** `COMMAND` flags (`write`, `readonly`, `fast`, ...). */
+  readonly flags: readonly string[];
+  readonly keys: KeySpec;
+  /**
+   * True if the command touches no key but must wait for every earlier command of the connection
+   * (`DBSIZE`, `INFO keyspace`).
+   */
+  readonly barrier?: boolean;
+  readonly run: (ctx: CommandContext, args: readonly Buffer[]) => RespValue | Promise<RespValue>;
+}
+
+// ---- argument helpers --------------------------------------------------------------------------
+
+const SYNTAX = 'ERR syntax error';
+const NOT_INTEGER = 'ERR value is not an integer or out of range';
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+function upper(b: Buffer | undefined): string {
+  return b === undefined ? '' : b.toString('latin1').toUpperCase();
+}
+
+/** A key argument as the store's key: valid, non-empty UTF-8 within the key size limit. */
+function keyArg(b: Buffer, ctx: CommandContext): string {
+  if (b.length === 0) throw new RespCommandError('ERR paxkv keys must not be empty');
+  if (b.length > ctx.backend.limits.maxKeyBytes) {
+    throw new RespCommandError(`ERR key is larger than ${ctx.backend.limits.maxKeyBytes} bytes`);
+  }
+  if (!isUtf8(b)) {
+    throw new RespCommandError('ERR paxkv keys are text: send keys as valid UTF-8 (values may be any bytes)');
+  }
+  return b.toString('utf8');
+}
+
+/** A value argument, copied out of the receive buffer, within the value size limit. */
+function valueArg(b: Buffer, ctx: CommandContext): Uint8Array {
+  if (b.length > ctx.backend.limits.maxValueBytes) {
+    throw new RespCommandError(
+      `ERR value is larger than ${ctx.backend.limits.maxValueBytes} bytes (paxkv's largest value)`,
+    );
+  }
+  return new Uint8Array(b);
+}
+
+/** A signed 64-bit integer argument, strict as Redis's `string2ll` (no sign `+`, spaces or leading zeros). */
+export function int64Arg(b: Buffer | undefined): bigint {
+  const s = b?.toString('latin1') ?? '';
+  if (!/^-?(0|[1-9][0-9]{0,18})$/.test(s) || s === '-0') throw new RespCommandError(NOT_INTEGER);
+  const n = BigInt(s);
+  if (n < INT64_MIN || n > INT64_MAX) throw new RespCommandError(NOT_INTEGER);
+  return n;
+}
+
+/** Runs several operations at once; the first failure fails the command (the others may have applied). */
+async function all(ctx: CommandContext, ops: KvOp[]): Promise<KvResult[]> {
+  return Promise.all(ops.map((op) => ctx.run(op)));
+}
+
+// ---- command handlers --------------------------------------------------------------------------
+
+function incrBy(ctx: CommandContext, key: Buffer, by: bigint): Promise<RespValue> {
+  return ctx.run({ op: 'incr', key: keyArg(key, ctx), by: by.toString() }).then((r) => {
+    if (r.op !== 'incr') throw unexpected(r);
+    if (r.outcome === 'not-integer') throw new RespCommandError(NOT_INTEGER);
+    if (r.outcome === 'overflow') throw new RespCommandError('ERR increment or decrement would overflow');
+    return R.int(BigInt(r.value as string));
+  });
+}
+
+function unexpected(r: KvResult): Error {
+  return new RespCommandError(`ERR internal error: unexpected ${r.op} result`);
+}
+
+interface SetOptions {
+  condition: 'always' | 'absent' | 'present' | 'equal';
+  expected?: Uint8Array;
+  get: boolean;
+}
+
+function parseSetOptions(ctx: CommandContext, args: readonly Buffer[]): SetOptions {
+  const o: SetOptions = { condition: 'always', get: false };
+  for (let i = 3; i < args.length; i++) {
+    const a = upper(args[i]);
+    if (a === 'NX' || a === 'XX') {
+      if (o.condition !== 'always') throw new RespCommandError(SYNTAX);
+      o.condition = a === 'NX' ? 'absent' : 'present';
+    } else if (a === 'GET') {
+      o.get = true;
+    } else if (a === 'IFEQ' && i + 1 < args.length) {
+      if (o.condition !== 'always') throw new RespCommandError(SYNTAX);
+      o.condition = 'equal';
+      o.expected = valueArg(args[++i] as Buffer, ctx);
+    } else if (a === 'EX' || a === 'PX' || a === 'EXAT' || a === 'PXAT' || a === 'KEEPTTL') {
+      throw new RespCommandError(
+        `ERR SET ${a} needs key expiry (leases), which paxkv does not have yet; set the key without it`,
+      );
+    } else {
+      throw new RespCommandError(SYNTAX);
+    }
+  }
+  return o;
+}
+
+async function setCommand(ctx: CommandContext, args: readonly Buffer[]): Promise<RespValue> {
+  const o = parseSetOptions(ctx, args);
+  const key = keyArg(args[1] as Buffer, ctx);
+  const value = valueArg(args[2] as Buffer, ctx);
+  if (o.condition === 'always' && !o.get) {
+    await ctx.run({ op: 'put', key, value });
+    return OK;
+  }
+  const r = await ctx.run({
+    op: 'set',
+    key,
+    value,
+    condition: o.condition,
+    ...(o.expected !== undefined ? { expected: o.expected } : {}),
+    ...(o.get ? { get: true } : {}),
+  });
+  if (r.op !== 'set') throw unexpected(r);
+  if (o.get) return R.bulkOrNull(r.previous ?? null);
+  return r.applied ? OK : NULL;
+}
+
+/** The `INFO` text of the requested sections. */
+function infoText(ctx: CommandContext, sections: Set<string>, keys: number | null): string {
+  const f: RespServerFacts = ctx.backend.facts();
+  const all = sections.has('all') || sections.has('everything');
+  const want = (s: string, byDefault = true) =>
+    all || sections.has(s) || (byDefault && (sections.size === 0 || sections.has('default')));
+  const out: string[] = [];
+  if (want('server')) {
+    out.push(
+      '# Server',
+      `redis_version:${REDIS_COMPAT_VERSION}`,
+      'redis_mode:standalone',
+      `paxkv_node_id:${f.nodeId ?? ''}`,
+      `paxkv_address:${f.address}`,
+      `process_id:${process.pid}`,
+      `tcp_port:${ctx.server.port}`,
+      `uptime_in_seconds:${Math.floor((Date.now() - ctx.server.startedAt) / 1000)}`,
+      '',
+    );
+  }
+  if (want('clients')) out.push('# Clients', `connected_clients:${ctx.server.connectedClients}`, '');
+  if (want('persistence')) {
+    out.push(
+      '# Persistence',
+      'loading:0',
+      'paxkv_durability:replicated write-ahead log, a write is acknowledged once a majority has it',
+      `paxkv_fsync:${f.fsync}`,
+      '',
+    );
+  }
+  if (want('replication')) {
+    out.push('# Replication', 'role:master', `paxkv_partitions:${f.partitions ?? ''}`);
+    for (const g of f.groups) {
+      out.push(
+        `paxkv_partition_${g.partition}:role=${g.role},leader=${g.leader ?? 'none'},decided_index=${g.decidedIndex}`,
+      );
+    }
+    out.push('');
+  }
+  if (keys !== null)
+    out.push('# Keyspace', ...(keys > 0 ? [`db0:keys=${keys},expires=0,avg_ttl=0`] : []), '');
+  return out.join('\r\n');
+}
+
+/** Keys, one per partition, that route `size` operations to each partition (found once per table size). */
+const sizeKeysCache = new Map<number, string[]>();
+function sizeKeys(partitions: number): string[] {
+  let keys = sizeKeysCache.get(partitions);
+  if (keys) return keys;
+  const found: (string | undefined)[] = new Array(partitions);
+  let left = partitions;
+  for (let i = 0; left > 0; i++) {
+    const k = `\u0000paxkv.dbsize.${i}`;
+    const p = partitionOf(k, partitions);
+    if (found[p] === undefined) {
+      found[p] = k;
+      left--;
+    }
+  }
+  keys = found as string[];
+  sizeKeysCache.set(partitions, keys);
+  return keys;
+}
+
+/** DBSIZE: the sum of every partition's key count, each a linearizable read through its group's log. */
+async function dbsize(ctx: CommandContext): Promise<number> {
+  const partitions = ctx.backend.facts().partitions;
+  if (partitions === null) throw new RespCommandError('NOT_READY the cluster has not started yet');
+  const results = await all(
+    ctx,
+    sizeKeys(partitions).map((key) => ({ op: 'size', key }) as KvOp),
+  );
+  let n = 0;
+  for (const r of results) if (r.op === 'size') n += r.keys;
+  return n;
+}
+
+function validClientName(b: Buffer): boolean {
+  for (const c of b) if (c < 33 || c > 126) return false;
+  return true;
+}
+
+function helloReply(ctx: CommandContext): RespValue {
+  return R.map([
+    [R.bulk('server'), R.bulk('redis')],
+    [R.bulk('version'), R.bulk(REDIS_COMPAT_VERSION)],
+    [R.bulk('proto'), R.int(ctx.client.proto)],
+    [R.bulk('id'), R.int(ctx.client.id)],
+    [R.bulk('mode'), R.bulk('standalone')],
+    [R.bulk('role'), R.bulk('master')],
+    [R.bulk('modules'), R.array([])],
+  ]);
+}
+
+const NO_AUTH =
+  'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?';
+
+function commandInfo(spec: CommandSpec): RespValue {
+  return R.array([
+    R.bulk(spec.name),
+    R.int(spec.arity),
+    R.set(spec.flags.map((f) => R.simple(f))),
+    R.int(spec.keys[0]),
+    R.int(spec.keys[1]),
+    R.int(spec.keys[2]),
+    R.set([]),
+    R.set([]),
+    R.array([]),
+    R.array([]),
+  ]);
+}
+
+function commandDocs(spec: CommandSpec): readonly [RespValue, RespValue] {
+  return [
+    R.bulk(spec.name),
+    R.map([
+      [R.bulk('summary'), R.bulk(`paxkv: ${spec.name.toUpperCase()}`)],
+      [R.bulk('since'), R.bulk('1.0.0')],
+      [R.bulk('group'), R.bulk(spec.keys[0] > 0 ? 'string' : 'connection')],
+    ]),
+  ];
+}
+
+const NO_KEYS: KeySpec = [0, 0, 0];
+const ONE_KEY: KeySpec = [1, 1, 1];
+const ALL_KEYS: KeySpec = [1, -1, 1];
+
+const LEASES = (name: string) => (): never => {
+  throw new RespCommandError(
+    `ERR ${name} needs key expiry (leases), which paxkv does not have yet: keys never expire`,
+  );
+};
+
+const specs: CommandSpec[] = [
+  {
+    name: 'ping',
+    arity: -1,
+    flags: ['fast', 'stale'],
+    keys: NO_KEYS,
+    run: (_ctx, args) => {
+      if (args.length > 2) throw arityError('ping');
+      return args.length === 2 ? R.bulk(args[1] as Buffer) : R.simple('PONG');
+    },
+  },
+  { name: 'echo', arity: 2, flags: ['fast'], keys: NO_KEYS, run: (_c, args) => R.bulk(args[1] as Buffer) },
+  {
+    name: 'hello',
+    arity: -1,
+    flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'],
+    keys: NO_KEYS,
+    run: (ctx, args) => {
+      let proto = ctx.client.proto;
+      let name: string | undefined;
+      if (args.length >= 2) {
+        const v = args[1]?.toString('latin1') ?? '';
+        if (!/^[0-9]+$/.test(v))
+          throw new RespCommandError('ERR Protocol version is not an integer or out of range');
+        if (v !== '2' && v !== '3') throw new RespCommandError('NOPROTO unsupported protocol version');
+        proto = v === '2' ? 2 : 3;
+      }
+      for (let i = 2; i < args.length; i++) {
+        const opt = upper(args[i]);
+        if (opt === 'AUTH' && i + 2 < args.length) throw new RespCommandError(NO_AUTH);
+        if (opt === 'SETNAME' && i + 1 < args.length) {
+          const n = args[++i] as Buffer;
+          if (!validClientName(n)) {
+            throw new RespCommandError(
+              'ERR Client names cannot contain spaces, newlines or special characters.',
+            );
+          }
+          name = n.toString('latin1');
+        } else {
+          throw new RespCommandError(`ERR Syntax error in HELLO option '${args[i]?.toString('latin1')}'`);
+        }
+      }
+      ctx.client.proto = proto;
+      if (name !== undefined) ctx.client.name = name;
+      return helloReply(ctx);
+    },
+  },
+  {
+    name: 'auth',
+    arity: -2,
+    flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'],
+    keys: NO_KEYS,
+    run: () => {
+      throw new RespCommandError(NO_AUTH);
+    },
+  },
+  {
+    name: 'select',
+    arity: 2,
+    flags: ['loading', 'stale', 'fast'],
+    keys: NO_KEYS,
+    run: (_c, args) => {
+      const n = int64Arg(args[1]);
+      if (n !== 0n) throw new RespCommandError('ERR DB index is out of range');
+      return OK;
+    },
+  },
+  {
+    name: 'quit',
+    arity: -1,
+    flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'],
+    keys: NO_KEYS,
+    run: (ctx) => {
+      ctx.client.quitting = true;
+      return OK;
+    },
+  },
+  {
+    name: 'get',
+    arity: 2,
+    flags: ['readonly', 'fast'],
+    keys: ONE_KEY,
+    run: async (ctx, args) => {
+      const r = await ctx.run({ op: 'get', key: keyArg(args[1] as Buffer, ctx) });
+      if (r.op !== 'get') throw unexpected(r);
+      return r.value === null ? NULL : R.bulk(r.value);
+    },
+  },
+  {
+    name: 'strlen',
+    arity: 2,
+    flags: ['readonly', 'fast'],
+    keys: ONE_KEY,
+    run: async (ctx, args) => {
+      const r = await ctx.run({ op: 'get', key: keyArg(args[1] as Buffer, ctx) });
+      if (r.op !== 'get') throw unexpected(r);
+      if (r.value === null) return R.int(0);
+      return R.int(typeof r.value === 'string' ? Buffer.byteLength(r.value) : r.value.length);
+    },
+  },
+  { name: 'set', arity: -3, flags: ['write', 'denyoom'], keys: ONE_KEY, run: setCommand },
+  {
+    name: 'setnx',
+    arity: 3,
+    flags: ['write', 'denyoom', 'fast'],
+    keys: ONE_KEY,
+    run: async (ctx, args) => {
+      const r = await ctx.run({
+        op: 'set',
+        key: keyArg(args[1] as Buffer, ctx),
+        value: valueArg(args[2] as Buffer, ctx),
+        condition: 'absent',
+      });
+      if (r.op !== 'set') throw unexpected(r);
+      return R.int(r.applied ? 1 : 0);
+    },
+  },
+  {
+    name: 'getset',
+    arity: 3,
+    flags: ['write', 'denyoom', 'fast'],
+    keys: ONE_KEY,
+    run: async (ctx, args) => {
+      const r = await ctx.run({
+        op: 'set',
+        key: keyArg(args[1] as Buffer, ctx),
+        value: valueArg(args[2] as Buffer, ctx),
+        condition: 'always',
+        get: true,
+      });
+      if (r.op !== 'set') throw unexpected(r);
+      return R.bulkOrNull(r.previous ?? null);
+    },
+  },
+  {
+    name: 'cas',
+    arity: 4,
+    flags: ['write', 'denyoom', 'fast'],
+    keys: ONE_KEY,
+    run: async (ctx, args) => {
+      const r = await ctx.run({
+        op: 'set',
+        key: keyArg(args[1] as Buffer, ctx),
+        value: valueArg(args[3] as Buffer, ctx),
+        condition: 'equal',
+        expected: valueArg(args[2] as Buffer, ctx),
+      });
+      if (r.op !== 'set') throw unexpected(r);
+      return R.int(r.applied ? 1 : 0);
+    },
+  },
+  {
+    name: 'getdel',
+    arity: 2,
+    flags: ['write', 'fast'],
+    keys: ONE_KEY,
+    run: async (ctx, args) => {
+      const r = await ctx.run({ op: 'getdel', key: keyArg(args[1] as Buffer, ctx) });
+      if (r.op !== 'getdel') throw unexpected(r);
+      return R.bulkOrNull(r.value);
+    },
+  },
+  ...(['del', 'unlink'] as const).map(
+    (name): CommandSpec => ({
+      name,
+      arity: -2,
+      flags: ['write'],
+      keys: ALL_KEYS,
+      run: async (ctx, args) => {
+        const keys = args.slice(1).map((k) => keyArg(k, ctx));
+        const results = await all(
+          ctx,
+          keys.map((key) => ({ op: 'delete', key })),
+        );
+        return R.int(results.filter((r) => r.op === 'delete' && r.existed).length);
+      },
+    }),
+  ),
+  {
+    name: 'exists',
+    arity: -2,
+    flags: ['readonly', 'fast'],
+    keys: ALL_KEYS,
+    run: async (ctx, args) => {
+      const keys = args.slice(1).map((k) => keyArg(k, ctx));
+      const results = await all(
+        ctx,
+        keys.map((key) => ({ op: 'get', key })),
+      );
+      return R.int(results.filter((r) => r.op === 'get' && r.value !== null).length);
+    },
+  },
+  {
+    name: 'mget',
+    arity: -2,
+    flags: ['readonly', 'fast'],
+    keys: ALL_KEYS,
+    run: async (ctx, args) => {
+      const keys = args.slice(1).map((k) => keyArg(k, ctx));
+      const results = await all(
+        ctx,
+        keys.map((key) => ({ op: 'get', key })),
+      );
+      return R.array(results.map((r) => (r.op === 'get' ? R.bulkOrNull(r.value) : NULL)));
+    },
+  },
+  {
+    name: 'mset',
+    arity: -3,
+    flags: ['write', 'denyoom'],
+    keys: [1, -1, 2],
+    run: async (ctx, args) => {
+      if (args.length % 2 !== 1) throw arityError('mset');
+      const ops: KvOp[] = [];
+      for (let i = 1; i < args.length; i += 2) {
+        ops.push({
+          op: 'put',
+          key: keyArg(args[i] as Buffer, ctx),
+          value: valueArg(args[i + 1] as Buffer, ctx),
+        });
+      }
+      await all(ctx, ops);
+      return OK;
+    },
+  },
+  {
+    name: 'incr',
+    arity: 2,
+    flags: ['write', 'denyoom', 'fast'],
+    keys: ONE_KEY,
+    run: (ctx, args) => incrBy(ctx, args[1] as Buffer, 1n),
+  },
+  {
+    name: 'decr',
+    arity: 2,
+    flags: ['write', 'denyoom', 'fast'],
+    keys: ONE_KEY,
+    run: (ctx, args) => incrBy(ctx, args[1] as Buffer, -1n),
+  },
+  {
+    name: 'incrby',
+    arity: 3,
+    flags: ['write', 'denyoom', 'fast'],
+    keys: ONE_KEY,
+    run: (ctx, args) => incrBy(ctx, args[1] as Buffer, int64Arg(args[2])),
+  },
+  {
+    name: 'decrby',
+    arity: 3,
+    flags: ['write', 'denyoom', 'fast'],
+    keys: ONE_KEY,
+    run: (ctx, args) => {
+      const by = int64Arg(args[2]);
+      if (by === INT64_MIN) throw new RespCommandError('ERR decrement would overflow');
+      return incrBy(ctx, args[1] as Buffer, -by);
+    },
+  },
+  {
+    name: 'append',
+    arity: 3,
+    flags: ['write', 'denyoom', 'fast'],
+    keys: ONE_KEY,
+    run: async (ctx, args) => {
+      const r = await ctx.run({
+        op: 'append',
+        key: keyArg(args[1] as Buffer, ctx),
+        value: valueArg(args[2] as Buffer, ctx),
+      });
+      if (r.op !== 'append') throw unexpected(r);
+      if (r.outcome === 'too-large') {
+        throw new RespCommandError('ERR string exceeds maximum allowed size (proto-max-bulk-len)');
+      }
+      return R.int(r.length);
+    },
+  },
+  {
+    name: 'dbsize',
+    arity: 1,
+    flags: ['readonly', 'fast'],
+    keys: NO_KEYS,
+    barrier: true,
+    run: async (ctx) => R.int(await dbsize(ctx)),
+  },
+  {
+    name: 'info',
+    arity: -1,
+    flags: ['loading', 'stale'],
+    keys: NO_KEYS,
+    barrier: true,
+    run: async (ctx, args) => {
+      const sections = new Set(args.slice(1).map((a) => a.toString('latin1').toLowerCase()));
+      const keyspace = sections.has('keyspace') || sections.has('all') || sections.has('everything');
+      return R.bulk(infoText(ctx, sections, keyspace ? await dbsize(ctx) : null));
+    },
+  },
+  {
+    name: 'command',
+    arity: -1,
+    flags: ['loading', 'stale'],
+    keys: NO_KEYS,
+    run: (_ctx, args) => {
+      const sub = upper(args[1]);
+      if (args.length === 1) return R.array([...COMMANDS.values()].map(commandInfo));
+      if (sub === 'COUNT') return R.int(COMMANDS.size);
+      if (sub === 'INFO') {
+        const names =
+          args.length > 2
+            ? args.slice(2).map((a) => a.toString('latin1').toLowerCase())
+            : [...COMMANDS.keys()];
+        return R.array(
+          names.map((n) => {
+            const spec = COMMANDS.get(n);
+            return spec ? commandInfo(spec) : NULL_ARRAY;
+          }),
+        );
+      }
+      if (sub === 'DOCS') {
+        const names =
+          args.length > 2
+            ? args.slice(2).map((a) => a.toString('latin1').toLowerCase())
+            : [...COMMANDS.keys()];
+        return R.map(
+          names.flatMap((n) => {
+            const spec = COMMANDS.get(n);
+            return spec ? [commandDocs(spec)] : [];
+          }),
+        );
+      }
+      if (sub === 'LIST') return R.array([...COMMANDS.keys()].map((n) => R.bulk(n)));
+      throw subcommandError(args[1] as Buffer, 'COMMAND');
+    },
+  },
+  {
+    name: 'client',
+    arity: -2,
+    flags: ['noscript', 'loading', 'stale'],
+    keys: NO_KEYS,
+    run: (ctx, args) => {
+      const sub = upper(args[1]);
+      switch (sub) {
+        case 'ID':
+          if (args.length !== 2) throw arityError('client|id');
+          return R.int(ctx.client.id);
+        case 'GETNAME':
+          if (args.length !== 2) throw arityError('client|getname');
+          return R.bulkOrNull(ctx.client.name);
+        case 'SETNAME': {
+          if (args.length !== 3) throw arityError('client|setname');
+          const n = args[2] as Buffer;
+          if (!validClientName(n)) {
+            throw new RespCommandError(
+              'ERR Client names cannot contain spaces, newlines or special characters.',
+            );
+          }
+          ctx.client.name = n.length === 0 ? null : n.toString('latin1');
+          return OK;
+        }
+        case 'SETINFO':
+          if (args.length !== 4) throw arityError('client|setinfo');
+          return OK;
+        case 'INFO':
+          return R.bulk(
+            `id=${ctx.client.id} addr=${ctx.client.remote} name=${ctx.client.name ?? ''} db=0 resp=${ctx.client.proto}\n`,
+          );
+        default:
+          throw subcommandError(args[1] as Buffer, 'CLIENT');
+      }
+    },
+  },
+  {
+    name: 'config',
+    arity: -2,
+    flags: ['admin', 'noscript', 'loading', 'stale'],
+    keys: NO_KEYS,
+    run: (_ctx, args) => {
+      // Tools read a few settings at start (redis-benchmark reads `save` and `appendonly`); paxkv has
+      // none of Redis's settings, so every pattern matches nothing, as an unknown setting does in Redis.
+      if (upper(args[1]) === 'GET' && args.length >= 3) return R.map([]);
+      throw subcommandError(args[1] as Buffer, 'CONFIG');
+    },
+  },
+  {
+    name: 'time',
+    arity: 1,
+    flags: ['loading', 'stale', 'fast'],
+    keys: NO_KEYS,
+    run: () => {
+      const us = BigInt(Date.now()) * 1000n;
+      return R.array([R.bulk(String(us / 1_000_000n)), R.bulk(String(us % 1_000_000n))]);
+    },
+  },
+  { name: 'expire', arity: -3, flags: ['write', 'fast'], keys: ONE_KEY, run: LEASES('EXPIRE') },
+  { name: 'pexpire', arity: -3, flags: ['write', 'fast'], keys: ONE_KEY, run: LEASES('PEXPIRE') },
+  { name: 'ttl', arity: 2, flags: ['readonly', 'fast'], keys: ONE_KEY, run: LEASES('TTL') },
+  { name: 'pttl', arity: 2, flags: ['readonly', 'fast'], keys: ONE_KEY, run: LEASES('PTTL') },
+  { name: 'persist', arity: 2, flags: ['write', 'fast'], keys: ONE_KEY, run: LEASES('PERSIST') },
+];
+
+/** Every command, by lower-case name. */
+export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(specs.map((s) => [s.name, s]));
+
+function arityError(name: string): RespCommandError {
+  return new RespCommandError(`ERR wrong number of arguments for '${name}' command`);
+}
+
+function subcommandError(sub: Buffer, command: string): RespCommandError {
+  return new RespCommandError(`ERR unknown subcommand '${printable(sub)}'. Try ${command} HELP.`);
+}
+
+/** At most 128 characters of an argument for an error message, with CR/LF made visible. */
+function printable(b: Buffer): string {
+  return b
+    .subarray(0, 128)
+    .toString('latin1')
+    .replace(/[\r\n]/g, ' ');
+}
+
+/**
+ * Looks a command up and checks its arity. Returns the spec, or the error reply (`unknown command`,
+ * `wrong number of arguments`) in Redis's exact words.
+ */
+export function lookupCommand(args: readonly Buffer[]): CommandSpec | RespCommandError {
+  const nameBuf = args[0] as Buffer;
+  const spec = nameBuf.length <= 16 ? COMMANDS.get(nameBuf.toString('latin1').toLowerCase()) : undefined;
+  if (!spec) {
+    const rest = args
+      .slice(1)
+      .map((a) => `'${printable(a)}' `)
+      .join('');
+    return new RespCommandError(
+      `ERR unknown command '${printable(nameBuf)}', with args beginning with: ${rest}`,
+    );
+  }
+  if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) {
+    return arityError(spec.name);
+  }
+  return spec;
+}
+
+/**
+ * The keys a command touches, as exact byte strings (`latin1`), for ordering pipelined commands of one
+ * connection: a command waits for the earlier ones on any of its keys.
+ */
+export function commandKeys(spec: CommandSpec, args: readonly Buffer[]): string[] {
+  const [first, last, step] = spec.keys;
+  if (first === 0) return [];
+  const end = last < 0 ? args.length + last : last;
+  const keys: string[] = [];
+  for (let i = first; i <= end && i < args.length; i += step)
+    keys.push((args[i] as Buffer).toString('latin1'));
+  return keys;
+}
+
+/**
+ * The error reply for anything a command threw: its own {@link RespCommandError}, a paxkv error with its
+ * code as the first word, or a generic internal error (whose text is not leaked).
+ */
+export function errorReply(e: unknown): RespValue {
+  if (e instanceof RespCommandError) return R.error(e.message);
+  if (e instanceof PaxkvError) return R.error(`${e.code} ${e.message}`);
+  return R.error('ERR internal error while running the command; see the server log');
+}
