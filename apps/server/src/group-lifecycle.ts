@@ -37,6 +37,7 @@ export class GroupHost {
   private readonly groups = new Map<number, ReplicaGroupPort>();
   private readonly creating = new Set<number>();
   private readonly lastLeader = new Map<number, NodeId | null>();
+  private readonly isolatedAt = new Map<number, number>();
 
   constructor(
     private readonly ctx: ServerContext,
@@ -46,6 +47,11 @@ export class GroupHost {
   /** The local replica of `partition`, if this server hosts it (and it is open). */
   get(partition: number): ReplicaGroupPort | undefined {
     return this.groups.get(partition);
+  }
+
+  /** Since when (ctx clock, ms) the local replica of `partition` has been isolated, if it is. */
+  isolatedSince(partition: number): number | undefined {
+    return this.isolatedAt.get(partition);
   }
 
   /** Number of open groups. */
@@ -156,6 +162,14 @@ export class GroupHost {
         g.tick();
       } catch (e) {
         log.error({ partition: g.partition, err: (e as Error).message }, 'tick failed');
+      }
+      if (!g.isolated) this.isolatedAt.delete(g.partition);
+      else if (!this.isolatedAt.has(g.partition)) {
+        this.isolatedAt.set(g.partition, this.ctx.now());
+        log.warn(
+          { partition: g.partition },
+          `partition ${g.partition}: cannot reach a majority of its replicas`,
+        );
       }
       const leader = g.leader;
       const before = this.lastLeader.get(g.partition);

@@ -24,8 +24,13 @@ export interface ReplicaGroupPort {
   tick(): void;
   /** The session to `peer` was re-established. */
   reconnected(peer: NodeId): void;
-  /** The leader this replica knows, or null. */
+  /** The leader this replica knows, or null (never itself while isolated). */
   readonly leader: NodeId | null;
+  /**
+   * True while this replica cannot reach a majority of its group: it refuses requests at once with
+   * `UNAVAILABLE` (so clients go to another server) and reports itself `follower`.
+   */
+  readonly isolated: boolean;
   /** This replica's role. */
   readonly role: 'leader' | 'follower' | 'stopped';
   /** Number of decided entries. */

@@ -65,6 +65,9 @@ class KvstoreGroup implements ReplicaGroupPort {
   get leader(): NodeId | null {
     return this.group.leader ?? null;
   }
+  get isolated(): boolean {
+    return this.group.isolated;
+  }
   get role(): 'leader' | 'follower' | 'stopped' {
     return this.group.failure ? 'stopped' : this.group.role;
   }

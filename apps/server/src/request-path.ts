@@ -38,6 +38,14 @@ import type { GroupHost } from './group-lifecycle.js';
 import type { ReplicaGroupPort } from './group-port.js';
 import type { PeerLinks } from './peers.js';
 
+/**
+ * How long a request waits for an isolated local replica (one that cannot reach a majority of its
+ * group) to reconnect before it is refused, in ticks: one election timeout at the default paxos
+ * config (15 ticks). Covers a server whose links are still coming up after a restart; a cut-off
+ * server refuses within this bound instead of letting its clients wait for the request timeout.
+ */
+export const ISOLATION_GRACE_TICKS = 15;
+
 /** Delay between attempts while a group has no leader or a forward target is unreachable, in ms. */
 const RETRY_BACKOFF_MIN_MS = 10;
 const RETRY_BACKOFF_MAX_MS = 200;
@@ -174,7 +182,10 @@ export class RequestPath {
       new TimeoutError({
         operation: `${op.name} on partition ${partition} (${why}; it may or may not have been applied)`,
       });
-    const deadline = ctx.now() + ctx.config.requestTimeoutMs;
+    const started = ctx.now();
+    const deadline = started + ctx.config.requestTimeoutMs;
+    const isolationGraceMs = ISOLATION_GRACE_TICKS * ctx.config.tickMs;
+    const isolationDeadline = started + isolationGraceMs;
     let backoff = RETRY_BACKOFF_MIN_MS;
     let rotate = 0;
     let lastError: unknown = null;
@@ -185,6 +196,19 @@ export class RequestPath {
     while (ctx.now() < deadline && !ctx.stopping) {
       const local = this.deps.groups.get(partition);
       let target: NodeId | null = null;
+      if (local?.isolated) {
+        // This server cannot reach the group's majority: neither the local replica nor a forward can
+        // serve. Give it one election timeout to reconnect (counted from when it became isolated, or
+        // from the request's arrival), then refuse so the client goes elsewhere.
+        const since = this.deps.groups.isolatedSince(partition) ?? started;
+        if (ctx.now() >= Math.min(isolationDeadline, since + isolationGraceMs)) {
+          throw new UnavailableError({
+            reason: `node ${ctx.nodeId} cannot reach a majority of partition ${partition}'s replicas; try another server`,
+          });
+        }
+        await sleep(Math.min(backoff, Math.max(1, isolationDeadline - ctx.now())));
+        continue;
+      }
       if (local) {
         try {
           return await op.runLocal(local);

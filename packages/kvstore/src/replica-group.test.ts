@@ -119,6 +119,57 @@ describe('ReplicaGroup', () => {
     expect(['TIMEOUT', 'NOT_LEADER', 'NO_LEADER']).toContain((r as { code?: string }).code);
   });
 
+  it('a leader cut off from its majority stops acting as leader within one election timeout', async () => {
+    const c = new GroupCluster({ seed: 21, group: { requestTimeoutTicks: 10_000 } });
+    const leader = await elect(c);
+    const old = leader.pid;
+    const others = c.ids.filter((p) => p !== old);
+    c.sim.partition([[old], others]);
+    // A write submitted just after the cut waits for a majority that never answers.
+    let pending: SubmitResult | Error | undefined;
+    void c.submit(old, { op: 'put', key: 'k', value: 'lost?' }).then((r) => {
+      pending = r;
+    });
+    const electionTimeoutTicks = 15;
+    const steps = await c.runUntil(() => pending !== undefined, 10 * electionTimeoutTicks);
+    // It fails (outcome unknown) within one election timeout, not after requestTimeoutTicks.
+    expect(steps).toBeGreaterThan(0);
+    expect(steps).toBeLessThanOrEqual(electionTimeoutTicks);
+    expect((pending as { code?: string }).code).toBe('TIMEOUT');
+    const g = c.group(old)!;
+    expect(g.isolated).toBe(true);
+    expect(g.role).toBe('follower');
+    expect(g.leader).toBeUndefined();
+    // New requests are refused at once (no tick needed), so clients go elsewhere.
+    const refused = await c.submit(old, { op: 'get', key: 'k' });
+    expect((refused as { code?: string }).code).toBe('UNAVAILABLE');
+    // The majority side elects a new leader and serves.
+    await c.runUntil(() => c.leader() !== undefined && c.leader()!.pid !== old, 300);
+    const fresh = c.leader()!;
+    expect(fresh.pid).not.toBe(old);
+    expect(await call(c, fresh.pid, { op: 'put', key: 'k', value: 'new' })).toMatchObject({
+      result: { op: 'put' },
+    });
+    // Healed: the old leader hears a majority again and follows the new leader.
+    c.sim.healAll();
+    await c.runUntil(() => !c.group(old)!.isolated && c.group(old)!.leader === fresh.pid, 300);
+    expect(c.group(old)!.isolated).toBe(false);
+    expect(c.group(old)!.leader).toBe(fresh.pid);
+  });
+
+  it('a leader that hears its majority again in time keeps leading (no spurious step-down)', async () => {
+    const c = new GroupCluster({ seed: 23 });
+    const leader = await elect(c);
+    const others = c.ids.filter((p) => p !== leader.pid);
+    // One silent heartbeat round is not isolation.
+    c.sim.partition([[leader.pid], others]);
+    await c.runUntil(() => false, 4);
+    c.sim.healAll();
+    await c.runUntil(() => false, 20);
+    expect(c.leader()?.pid).toBe(leader.pid);
+    expect(leader.isolated).toBe(false);
+  });
+
   it('recovers its state from the WAL and snapshots after every replica restarts', async () => {
     const c = new GroupCluster({ seed: 21, group: { snapshotEveryEntries: 10 } });
     let leader = await elect(c);

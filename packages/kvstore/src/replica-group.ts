@@ -110,6 +110,12 @@ export interface ReplicaGroupConfig {
    * flush".
    */
   readonly releaseEarly: boolean;
+  /**
+   * A replica that heard from fewer peers than a majority needs within this many ticks is isolated
+   * (see {@link ReplicaGroup.isolated}). Default: the election timeout minus one heartbeat round of
+   * the paxos config (10 ticks at the defaults), at least one round plus one tick.
+   */
+  readonly isolationTicks?: number;
 }
 
 /** Messages that announce nothing about this replica's own pending writes (see `releaseEarly`). */
@@ -235,6 +241,11 @@ export class ReplicaGroup {
   private pendingReleases = 0;
   private fatal: Error | undefined;
   private closed = false;
+  /** The tick at which each peer was last heard from (any valid message). */
+  private readonly heardAt = new Map<NodeId, number>();
+  private readonly peerIds: readonly NodeId[];
+  private readonly isolationTicks: number;
+  private wasIsolated = false;
 
   constructor(opts: ReplicaGroupOptions) {
     this.partition = opts.partition;
@@ -260,6 +271,12 @@ export class ReplicaGroup {
       config: this.config.paxos,
     });
     this.lastSnapshotIndex = opts.storage.getCompactedIndex();
+    this.peerIds = [...opts.peers];
+    // Every peer counts as just heard at start: a fresh replica is not isolated before it had a chance.
+    for (const p of this.peerIds) this.heardAt.set(p, 0);
+    const { electionTimeoutTicks, heartbeatTicks } = this.paxos.config;
+    this.isolationTicks =
+      this.config.isolationTicks ?? Math.max(heartbeatTicks + 1, electionTimeoutTicks - heartbeatTicks);
     this.schedule();
   }
 
@@ -286,13 +303,35 @@ export class ReplicaGroup {
   get pid(): NodeId {
     return this.paxos.pid;
   }
-  /** The replica believed to lead the group, if any. */
+  /**
+   * The replica believed to lead the group, if any. An {@link ReplicaGroup.isolated} leader does not
+   * name itself: it cannot act as leader (its clients must go elsewhere).
+   */
   get leader(): NodeId | undefined {
-    return this.paxos.leader;
+    const l = this.paxos.leader;
+    return l === this.paxos.pid && this.isolated ? undefined : l;
   }
-  /** `leader` or `follower`. */
+  /**
+   * `leader` or `follower`. A leader that is {@link ReplicaGroup.isolated} reports `follower`: it
+   * refuses requests until it hears a majority again (the protocol state underneath is unchanged, so
+   * it resumes at once if no other replica took over meanwhile).
+   */
   get role(): Role {
-    return this.paxos.role;
+    return this.isolated ? 'follower' : this.paxos.role;
+  }
+  /**
+   * True when, within the last `isolationTicks` (default: election timeout minus one heartbeat
+   * round, 10 ticks at the default 5 / 15), this replica heard from fewer peers than it needs for a
+   * majority of its group (itself included). Every replica sends every peer a heartbeat each round,
+   * so a connected peer is heard at least once per round; two silent rounds mean the link is gone. An isolated replica refuses every request with `UnavailableError` at once,
+   * and an isolated leader fails its waiting requests (writes with `TimeoutError`, outcome unknown;
+   * reads with `UnavailableError`) instead of letting them wait for `requestTimeoutTicks`: a
+   * cut-off leader stops acting as leader, and its clients go to another server.
+   */
+  get isolated(): boolean {
+    let heard = 1; // itself
+    for (const at of this.heardAt.values()) if (this.now - at <= this.isolationTicks) heard++;
+    return heard < Math.floor((this.peerIds.length + 1) / 2) + 1;
   }
   /** Protocol phase (`accept` is the steady state). */
   get phase(): Phase {
@@ -359,6 +398,7 @@ export class ReplicaGroup {
       this.logger.warn({ partition: this.partition, from }, 'malformed paxos message dropped');
       return;
     }
+    if (this.heardAt.has(from)) this.heardAt.set(from, this.now);
     try {
       this.paxos.handle(from, message);
     } catch (e) {
@@ -382,6 +422,9 @@ export class ReplicaGroup {
     if (this.fatal || this.closed) return;
     this.now++;
     this.paxos.tick();
+    const isolated = this.isolated;
+    if (isolated && !this.wasIsolated) this.failIsolatedRequests();
+    this.wasIsolated = isolated;
     this.expireRequests();
     this.schedule();
   }
@@ -413,6 +456,7 @@ export class ReplicaGroup {
     if (op.op === 'get' && options.consistency === 'stale') {
       return Promise.resolve({ result: this.sm.read(op.key), stale: true });
     }
+    if (this.isolated) return Promise.reject(this.isolatedError());
     if (this.paxos.role !== 'leader') return Promise.reject(this.notLeader());
     if (this.pendingRequests >= this.config.maxPendingRequests) {
       return Promise.reject(
@@ -446,6 +490,32 @@ export class ReplicaGroup {
     }
     this.schedule();
     return new Promise((resolve, reject) => this.writes.set(id, { resolve, reject, deadline }));
+  }
+
+  private isolatedError(): UnavailableError {
+    return new UnavailableError({
+      reason: `the replica of partition ${this.partition} on node ${this.paxos.pid} cannot reach a majority of its group; try another server`,
+    });
+  }
+
+  /**
+   * This replica just became isolated: fail what waits on it. A write may still be decided (the
+   * leader may reach a majority again): its outcome is unknown. A read waiting for its read index
+   * is simply refused; reads whose index is known are still answered from the local state.
+   */
+  private failIsolatedRequests(): void {
+    for (const [id, w] of this.writes) {
+      this.writes.delete(id);
+      w.reject(
+        new TimeoutError({
+          operation: `write on partition ${this.partition} (the leader lost its majority; it may or may not be applied)`,
+        }),
+      );
+    }
+    for (const [token, r] of this.reads) {
+      this.reads.delete(token);
+      r.reject(this.isolatedError());
+    }
   }
 
   private notLeader(): PaxkvError {

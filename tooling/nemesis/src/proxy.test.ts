@@ -144,6 +144,49 @@ describe('FaultProxy on loopback', () => {
     ]);
   });
 
+  it('a blackhole stops bytes without a reset, holds a close, and delivers both in order when lifted', async () => {
+    const p = await open();
+    p.send({ type: 'peer.hello', from: 2 });
+    p.send({ type: 'echo', n: 1 });
+    await until(() => p.got.length === 1);
+    proxy.setRuleBoth(2, 1, { kind: 'blackhole' });
+    p.send({ type: 'echo', n: 2 });
+    p.send({ type: 'echo', n: 3 });
+    await sleep(150);
+    // Nothing crossed either way, and nobody saw the connection close.
+    expect(sink.received[0]).toEqual([
+      { type: 'peer.hello', from: 2 },
+      { type: 'echo', n: 1 },
+    ]);
+    expect(p.got).toEqual([{ type: 'echo', n: 1 }]);
+    expect(p.closed).toBe(false);
+    expect(proxy.stats.framesHeld).toBe(2);
+    // The server side closes meanwhile (say, its liveness check gave up): the close is held too.
+    sink.sockets[0]?.destroy();
+    await sleep(100);
+    expect(p.closed).toBe(false);
+    expect(proxy.connections()).toHaveLength(1);
+    // Lifted: the held frames arrive in order (the server side is gone, so only the client sees the close).
+    proxy.heal();
+    await until(() => p.closed);
+    expect(proxy.connections()).toHaveLength(0);
+  });
+
+  it('a lifted blackhole delivers the held frames in order and keeps the connection', async () => {
+    const p = await open();
+    p.send({ type: 'peer.hello', from: 2 });
+    await until(() => proxy.connections()[0]?.from === 2);
+    proxy.setRule(2, 1, { kind: 'blackhole' });
+    for (let n = 1; n <= 5; n++) p.send({ type: 'echo', n });
+    await sleep(100);
+    expect(p.got).toEqual([]);
+    proxy.setRule(2, 1, { kind: 'pass' });
+    p.send({ type: 'echo', n: 6 });
+    await until(() => p.got.length === 6);
+    expect(p.got).toEqual([1, 2, 3, 4, 5, 6].map((n) => ({ type: 'echo', n })));
+    expect(p.closed).toBe(false);
+  });
+
   it('a cut closes existing connections of that link and refuses new ones, other links pass', async () => {
     const p2 = await open();
     p2.send({ type: 'peer.hello', from: 2 });

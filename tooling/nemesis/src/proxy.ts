@@ -16,6 +16,12 @@ export type LinkEnd = number | 'client';
  * - `cut` / `blackhole`: connections stay open but the frames of this direction are swallowed. Because paxkv
  *   assumes FIFO sessions (a message is delivered in order or the session breaks), a connection that
  *   swallowed anything is closed when the rule is lifted, like a TCP connection that timed out.
+ * - `blackhole`: the bytes of this direction stop, nothing else happens: the connection stays open, no
+ *   reset or FIN crosses (an endpoint that closes its socket meanwhile is not seen closing by the other),
+ *   and the held frames (bounded by `maxQueuedBytes`, then the sender feels TCP backpressure) are
+ *   delivered in order when the rule is lifted, followed by any close that was held. This is what a
+ *   firewall DROP rule does to a TCP connection (minus the kernel's retransmission backoff): only an
+ *   application-level liveness check notices it.
  * - `delay`: every frame is held `ms` plus a uniform `0..jitterMs`, never reordered within a connection.
  * - `drop-then-close`: each frame is dropped with `probability`, and a drop closes the connection (a lossy
  *   link in the FIFO-session model: a loss is a session break).
@@ -23,6 +29,7 @@ export type LinkEnd = number | 'client';
 export type LinkRule =
   | { readonly kind: 'pass' }
   | { readonly kind: 'cut'; readonly mode: 'refuse' | 'blackhole' }
+  | { readonly kind: 'blackhole' }
   | { readonly kind: 'delay'; readonly ms: number; readonly jitterMs: number }
   | { readonly kind: 'drop-then-close'; readonly probability: number };
 
@@ -72,6 +79,8 @@ export interface FaultProxyStats {
   framesDropped: number;
   /** Frames held by a delay rule. */
   framesDelayed: number;
+  /** Frames held by a blackhole rule (delivered when it is lifted). */
+  framesHeld: number;
 }
 
 /** A live proxied connection, as reported by {@link FaultProxy.connections}. */
@@ -113,6 +122,8 @@ class Direction {
   lastAt = 0;
   timer: NodeJS.Timeout | undefined;
   tainted = false;
+  /** The source closed while this direction was black-holed: propagate the close once it is lifted. */
+  closeHeld = false;
   /** Reading stopped because too many bytes are queued. */
   readPaused = false;
   /** Reading stopped until the sink drains. */
@@ -176,6 +187,7 @@ export class FaultProxy {
     framesForwarded: 0,
     framesDropped: 0,
     framesDelayed: 0,
+    framesHeld: 0,
   };
   private readonly rng: Rng;
   private readonly listeners = new Map<
@@ -357,14 +369,22 @@ export class FaultProxy {
     this.conns.add(conn);
     const upSplit = new FrameSplitter(this.config.maxFrameBytes);
     const downSplit = new FrameSplitter(this.config.maxFrameBytes);
-    const onClose = (): void => this.destroy(conn);
-    client.on('error', onClose);
+    // A close travels in the closing side's outgoing direction: a black hole there holds it.
+    const onClose = (dir: Direction) => (): void => {
+      if (conn.closed) return;
+      if (this.isHeld(dir)) {
+        dir.closeHeld = true;
+        return;
+      }
+      this.destroy(conn);
+    };
+    client.on('error', onClose(conn.up));
     server.on('error', (err) => {
       this.emit({ kind: 'upstream-error', conn: conn.id, to: conn.to, message: err.message });
-      onClose();
+      onClose(conn.down)();
     });
-    client.on('close', onClose);
-    server.on('close', onClose);
+    client.on('close', onClose(conn.up));
+    server.on('close', onClose(conn.down));
     conn.identifyTimer = setTimeout(() => this.identify(conn, 'client'), this.config.identifyTimeoutMs);
     conn.identifyTimer.unref();
     client.on('data', (chunk: Buffer) => {
@@ -426,6 +446,16 @@ export class FaultProxy {
         this.enqueue(dir, frame, Math.max(now + rule.ms + jitter, dir.lastAt));
         return;
       }
+      case 'blackhole':
+        this.stats.framesHeld += 1;
+        dir.lastAt = Number.POSITIVE_INFINITY;
+        dir.queue.push({ at: Number.POSITIVE_INFINITY, frame });
+        dir.queuedBytes += frame.length;
+        if (dir.queuedBytes > this.config.maxQueuedBytes && !dir.readPaused) {
+          dir.readPaused = true;
+          dir.source.pause();
+        }
+        return;
       case 'cut':
         this.stats.framesDropped += 1;
         if (rule.mode === 'refuse') this.closeByRule(dir.conn, `frame on cut link ${link[0]}->${link[1]}`);
@@ -460,7 +490,7 @@ export class FaultProxy {
   private schedule(dir: Direction): void {
     if (dir.timer !== undefined || dir.conn.closed) return;
     const head = dir.queue[0];
-    if (head === undefined) return;
+    if (head === undefined || head.at === Number.POSITIVE_INFINITY) return;
     dir.timer = setTimeout(
       () => {
         dir.timer = undefined;
@@ -500,6 +530,32 @@ export class FaultProxy {
     }
   }
 
+  /** True while `dir` is black-holed (its bytes and its close are held). */
+  private isHeld(dir: Direction): boolean {
+    const link = dir.link();
+    return link !== undefined && this.rule(link[0], link[1]).kind === 'blackhole';
+  }
+
+  /** A blackhole on `dir` was lifted: release its held frames in order, then any held close. */
+  private release(dir: Direction): void {
+    const now = Date.now();
+    let any = false;
+    for (let i = 0; i < dir.queue.length; i++) {
+      const q = dir.queue[i] as QueuedFrame;
+      if (q.at === Number.POSITIVE_INFINITY) {
+        dir.queue[i] = { at: now, frame: q.frame };
+        any = true;
+      }
+    }
+    if (dir.lastAt === Number.POSITIVE_INFINITY) dir.lastAt = now;
+    if (any) this.pump(dir);
+    if (dir.closeHeld && !dir.conn.closed) {
+      // Let the released frames reach the kernel before the close follows them.
+      dir.sink.end();
+      setTimeout(() => this.destroy(dir.conn), 50).unref();
+    }
+  }
+
   private reapply(): void {
     for (const conn of [...this.conns]) {
       if (conn.closed || conn.from === undefined) continue;
@@ -507,6 +563,10 @@ export class FaultProxy {
         const link = dir.link();
         if (link === undefined) continue;
         const rule = this.rule(link[0], link[1]);
+        if (rule.kind !== 'blackhole' && (dir.lastAt === Number.POSITIVE_INFINITY || dir.closeHeld)) {
+          this.release(dir);
+          if (conn.closed) break;
+        }
         if (dir.tainted && !(rule.kind === 'cut' && rule.mode === 'blackhole')) {
           this.closeByRule(conn, `blackhole on ${link[0]}->${link[1]} lifted after swallowing frames`);
           break;
@@ -544,6 +604,7 @@ function validateRule(rule: LinkRule): void {
   switch (rule.kind) {
     case 'pass':
     case 'cut':
+    case 'blackhole':
       return;
     case 'delay':
       if (!(rule.ms >= 0) || !(rule.jitterMs >= 0))
