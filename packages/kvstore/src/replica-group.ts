@@ -92,7 +92,8 @@ export interface ReplicaGroupConfig {
   readonly maxPendingRequests: number;
   /**
    * TESTING ONLY: break one rule on purpose to show that the simulation test catches it.
-   * `staleLeaderReads`: linearizable reads are served from local state without the read-index round.
+   * `staleLeaderReads`: linearizable reads are served from local state without the read-index round
+   * (and an isolated leader keeps serving: see {@link ReplicaGroup.isolated}).
    * `releaseBeforeFlush`: outputs are released before the storage writes they depend on are durable.
    * Default `'none'`; anything else makes the store unsafe.
    */
@@ -329,6 +330,9 @@ export class ReplicaGroup {
    * cut-off leader stops acting as leader, and its clients go to another server.
    */
   get isolated(): boolean {
+    // The stale-reads mutation models a deposed leader that keeps serving from its local state; refusing
+    // while isolated would hide exactly what the mutation check must show the harness catches.
+    if (this.config.unsafeMutation === 'staleLeaderReads') return false;
     let heard = 1; // itself
     for (const at of this.heardAt.values()) if (this.now - at <= this.isolationTicks) heard++;
     return heard < Math.floor((this.peerIds.length + 1) / 2) + 1;
