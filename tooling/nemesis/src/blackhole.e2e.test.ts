@@ -105,7 +105,7 @@ describe('a leader whose links are black-holed, then healed', () => {
       answers.push(...batch);
       const st = await cluster.status(victim);
       if (performance.now() - cutAt > 2 * ELECTION_TIMEOUT_MS)
-        statusClean ||= st?.groups.every((g) => g.role !== 'leader' && g.leader !== victim.node);
+        statusClean ||= st?.groups.every((g) => g.role !== 'leader' && g.leader !== victim.node) === true;
       await new Promise((r) => setTimeout(r, 50));
     }
     // The majority side serves every partition meanwhile.
