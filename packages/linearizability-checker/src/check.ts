@@ -18,6 +18,7 @@ import {
   type SearchOutcome,
   searchPartition,
 } from './search.js';
+import { DEFAULT_SHRINK_TIMEOUT_MS, shrinkPartition } from './shrink.js';
 
 /** The answer for a history or a partition. */
 export type Verdict = 'linearizable' | 'not-linearizable' | 'unknown';
@@ -64,6 +65,13 @@ export interface CheckOptions {
    * `true`; `false` sends every partition through the general search (same verdicts, slower).
    */
   fastPath?: boolean;
+  /**
+   * Shrink each violation found by the general search to a small sub-history that is still not
+   * linearizable (see {@link shrinkPartition}), into {@link PartitionResult.minimal}. Default `true`.
+   */
+  shrink?: boolean;
+  /** Time budget of each shrink, in ms, on top of `timeoutMs`. Default 2,000. */
+  shrinkTimeoutMs?: number;
 }
 
 /** Defaults of {@link CheckOptions}. */
@@ -74,6 +82,8 @@ export const DEFAULT_CHECK_OPTIONS = {
   checkAllPartitions: false,
   sliceSteps: 4_096,
   fastPath: true,
+  shrink: true,
+  shrinkTimeoutMs: DEFAULT_SHRINK_TIMEOUT_MS,
 };
 
 /** The reason of a partition stopped by the time budget. */
@@ -106,13 +116,15 @@ export interface PartitionResult {
   /** How it was decided: the polynomial fast path, or the general search. */
   readonly method?: 'fast' | 'search';
   /**
-   * For a violation found by the fast path: a handful of operations (at most six) that are not
-   * linearizable on their own, in call order; `longestPrefix` and `stuck` then describe the
-   * search over these operations only. For a violation found by the general search, see
-   * {@link CheckResult} and {@link shrink}.
+   * For a violation: a sub-history that is not linearizable on its own, in call order. From the
+   * fast path, at most six operations (`longestPrefix` and `stuck` then describe the search over
+   * these operations only); from the general search, the result of {@link shrinkPartition}
+   * (option `shrink`). Either way, were the whole history linearizable, this one would be too.
    */
   readonly minimal?: readonly number[];
-  /** For a fast-path violation: what the minimal operations show, in words. */
+  /** Operations of {@link minimal} that count as indeterminate there (still running at the cut). */
+  readonly relaxed?: readonly number[];
+  /** What the minimal operations show, in words. */
   readonly why?: string;
 }
 
@@ -330,6 +342,27 @@ function fastResult(part: Part, model: Model, limits: Partial<SearchLimits>): Pa
   };
 }
 
+/** Adds a shrunk sub-history to each violation of the general search (option `shrink`). */
+function explain(p: Prepared, results: PartitionResult[], options: CheckOptions): PartitionResult[] {
+  if (!(options.shrink ?? DEFAULT_CHECK_OPTIONS.shrink)) return results;
+  return results.map((r) => {
+    if (r.verdict !== 'not-linearizable' || r.minimal !== undefined) return r;
+    const part = p.parts.find((x) => x.key === r.key);
+    if (part === undefined) return r;
+    const s = shrinkPartition(part.ops, p.model, {
+      timeoutMs: options.shrinkTimeoutMs ?? DEFAULT_CHECK_OPTIONS.shrinkTimeoutMs,
+    });
+    if (s === undefined) return r;
+    const g = (xs: readonly number[]): number[] => xs.map((i) => part.idx[i] as number);
+    return {
+      ...r,
+      minimal: g(s.ops),
+      relaxed: g(s.relaxed),
+      why: `these ${s.ops.length} of ${part.idx.length} operations are not linearizable on their own${s.complete ? '' : ' (shrinking stopped at its time budget)'}`,
+    };
+  });
+}
+
 function runLocal(
   part: Part,
   model: Model,
@@ -432,7 +465,7 @@ function checkPrepared(
   for (const s of active) {
     if (s.search.result === undefined) results.push(skipped(s.part, s.search.steps, s.ms));
   }
-  return combine(history, p, results, started);
+  return combine(history, p, explain(p, results, options), started);
 }
 
 /** Message to a checker worker. */
@@ -549,7 +582,7 @@ export async function check(history: History, options: CheckOptions = {}): Promi
     abort.signal,
   );
   clearTimeout(guard);
-  return combine(history, p, [...fast.results, ...results], started);
+  return combine(history, p, explain(p, [...fast.results, ...results], options), started);
 }
 
 /** Runs one worker request (the body of a worker thread; exported for the worker entry). */

@@ -89,8 +89,17 @@ export {
   type RegisterValue,
   registerModelInstance as registerModel,
 } from './models.js';
+export { OnlineChecker, type OnlineCheckerOptions } from './online.js';
 export { readPorcupineEtcd, readPorcupineKv } from './porcupine.js';
-export { formatText, opAccessor, renderHtml, replay, type TextOptions } from './report.js';
+export {
+  DEFAULT_HTML_OPTIONS,
+  formatText,
+  type HtmlOptions,
+  opAccessor,
+  renderHtml,
+  replay,
+  type TextOptions,
+} from './report.js';
 export {
   DEFAULT_SEARCH_LIMITS,
   type PartitionOps,
@@ -100,3 +109,9 @@ export {
   type SearchOutcome,
   searchPartition,
 } from './search.js';
+export {
+  DEFAULT_SHRINK_TIMEOUT_MS,
+  type ShrinkOptions,
+  type ShrinkResult,
+  shrinkPartition,
+} from './shrink.js';

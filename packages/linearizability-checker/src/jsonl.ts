@@ -237,6 +237,7 @@ export class JsonlReader {
   /** Slots of invoked ids: small non-negative integers here, any other id in `sparse`. */
   private dense = new Int32Array(1024).fill(-1);
   private readonly sparse = new Map<number | string, number>();
+  private completed = 0;
   private readonly early = new Map<number | string, EarlyCompletion>();
   private model: string | undefined;
   private sawEvent = false;
@@ -450,6 +451,7 @@ export class JsonlReader {
     const call = b.callOf(slot);
     if (time < call)
       throw new HistoryParseError(`completion time ${time} is before its invoke time ${call}`, ln);
+    this.completed++;
     if (type === 'ok') b.complete(slot, time, c.resultId, STATUS_OK);
     else if (type === 'fail') b.complete(slot, time, -1, STATUS_FAIL);
     else b.complete(slot, Number.POSITIVE_INFINITY, -1, STATUS_INFO);
@@ -476,6 +478,24 @@ export class JsonlReader {
     for (let k = 0; k < b.size; k++)
       if (b.statusOf(k) === STATUS_OPEN) b.complete(k, Number.POSITIVE_INFINITY, -1, STATUS_INFO);
     return b.finish('jsonl', this.model);
+  }
+
+  /**
+   * The history read so far, without ending the input: operations still open count as
+   * indeterminate, completions whose invoke has not come yet are left out. Checking it is safe
+   * while a history is recorded in real time: were the final history linearizable, this one
+   * would be too (see `shrinkPartition`, truncation).
+   */
+  snapshot(): CompactHistory {
+    const h = this.b.finish('jsonl', this.model);
+    const status = h.columns.status;
+    for (let k = 0; k < status.length; k++) if (status[k] === STATUS_OPEN) status[k] = STATUS_INFO;
+    return h;
+  }
+
+  /** Operations read so far, and how many of them are completed (ok, fail or info). */
+  get counts(): { operations: number; completed: number } {
+    return { operations: this.b.size, completed: this.completed };
   }
 }
 

@@ -89,8 +89,13 @@ export function formatText(name: string, result: CheckResult, options: TextOptio
     const prefix = p.longestPrefix ?? [];
     const states = replay(model, ops, prefix);
     lines.push(`  ${partName(p)}: NOT linearizable (${p.operations.length} ops)`);
+    // a fast-path violation: the prefix is the search over the minimal sub-history alone
+    const of =
+      p.method === 'fast'
+        ? `${p.minimal?.length ?? 0} ops of the minimal sub-history below`
+        : `${p.operations.length} ops`;
     lines.push(
-      `    longest linearizable prefix: ${prefix.length} of ${p.operations.length} ops${prefix.length > tail ? ` (last ${tail} shown)` : ''}`,
+      `    longest linearizable prefix: ${prefix.length} of ${of}${prefix.length > tail ? ` (last ${tail} shown)` : ''}`,
     );
     for (let k = Math.max(0, prefix.length - tail); k < prefix.length; k++) {
       const op = ops(prefix[k] as number);
@@ -109,6 +114,17 @@ export function formatText(name: string, result: CheckResult, options: TextOptio
       );
     }
     if (stuck.length > maxStuck) lines.push(`      … and ${stuck.length - maxStuck} more`);
+    if (p.minimal !== undefined) {
+      const relaxed = new Set(p.relaxed ?? []);
+      lines.push(`    minimal failing sub-history (${p.why ?? `${p.minimal.length} operations`}):`);
+      for (const i of p.minimal) {
+        const op = ops(i);
+        const ret = relaxed.has(i) || !Number.isFinite(op.ret) ? '…' : String(op.ret);
+        lines.push(
+          `      [p${op.process}] ${describe(model, relaxed.has(i) ? { ...op, output: undefined, status: 'info' } : op)}   [${op.call}, ${ret}]   (${where(op)})`,
+        );
+      }
+    }
   }
   if (result.budgetExhausted) {
     lines.push(
@@ -123,55 +139,167 @@ export function formatText(name: string, result: CheckResult, options: TextOptio
   return lines.join('\n');
 }
 
+/** Options of {@link renderHtml}. */
+export interface HtmlOptions {
+  /**
+   * Most operations drawn per partition: a window around the violation (the minimal failing
+   * sub-history, the stuck operations and the end of the longest prefix), or the first ones of a
+   * linearizable partition; the others are counted, not drawn. Default 400.
+   */
+  windowOps?: number;
+  /** Most partitions listed per file (violations and unknown ones first). Default 200. */
+  maxPartitions?: number;
+  /** Longest description of an operation or a state, in characters. Default 200. */
+  maxText?: number;
+}
+
+/** Defaults of {@link HtmlOptions}: with them a report stays well under 10 MB for any history. */
+export const DEFAULT_HTML_OPTIONS: Required<HtmlOptions> = {
+  windowOps: 400,
+  maxPartitions: 200,
+  maxText: 200,
+};
+
 /** One history's data as embedded in the HTML report. */
 interface ReportFile {
   name: string;
   verdict: string;
   model: string;
   ms: number;
+  /** Operations drawn somewhere in the report (windows and minimal sub-histories). */
   ops: { i: number; p: string; c: number; r: number | null; d: string; s: string; l: number | null }[];
-  dropped: number[];
+  dropped: number;
+  operations: number;
+  /** Partitions not listed (beyond `maxPartitions`), and their operations. */
+  hidden: { partitions: number; ops: number; verdicts: Record<string, number> };
   parts: {
     key: string | null;
     verdict: string;
     reason: string | null;
+    method: string | null;
+    /** The window: operations drawn. */
     ops: number[];
+    /** Operations of the partition in all. */
+    total: number;
+    /** Operations of the partition called before / after the window. */
+    before: number;
+    after: number;
+    /** (Partial) linearization restricted to the window, its positions in the whole one, states. */
     order: number[];
+    pos: number[];
     states: string[];
+    /** Length of the whole (partial) linearization. */
+    orderLength: number;
     stuck: number[];
+    minimal: number[];
+    relaxed: number[];
+    why: string | null;
   }[];
 }
 
-function toReport(name: string, result: CheckResult): ReportFile {
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} chars)`;
+}
+
+/** The operations of a partition to draw: at most `w`, around the focus when there is one. */
+function windowOf(all: readonly number[], focus: readonly number[], w: number): number[] {
+  if (all.length <= w) return [...all];
+  if (focus.length === 0) return all.slice(0, w);
+  const posOf = new Map(all.map((i, k) => [i, k]));
+  const ks = focus
+    .map((i) => posOf.get(i))
+    .filter((k): k is number => k !== undefined)
+    .sort((a, b) => a - b);
+  const lo = ks[0] ?? 0;
+  const hi = ks[ks.length - 1] ?? 0;
+  if (hi - lo + 1 <= w) {
+    const extra = w - (hi - lo + 1);
+    let start = Math.max(0, lo - Math.ceil(extra / 2));
+    const end = Math.min(all.length, start + w);
+    start = Math.max(0, end - w);
+    return all.slice(start, end);
+  }
+  // a focus wider than the window: each focus operation with a few neighbours
+  const keep = new Set<number>();
+  const around = Math.max(0, Math.floor((w - ks.length) / (2 * ks.length)));
+  for (const k of ks)
+    for (let j = Math.max(0, k - around); j <= Math.min(all.length - 1, k + around); j++) keep.add(j);
+  return [...keep].sort((a, b) => a - b).map((k) => all[k] as number);
+}
+
+function toReport(name: string, result: CheckResult, o: Required<HtmlOptions>): ReportFile {
   const model = result.spec;
-  const ops = result.history.operations;
+  const at = opAccessor(result.history);
+  const drawn = new Set<number>();
+  const listed = result.partitions.slice(0, o.maxPartitions);
+  const rest = result.partitions.slice(o.maxPartitions);
+  const verdicts: Record<string, number> = {};
+  for (const p of rest) verdicts[p.verdict] = (verdicts[p.verdict] ?? 0) + 1;
+  const parts = listed.map((p) => {
+    const full = p.linearization ?? p.longestPrefix ?? [];
+    const stuck = [...(p.stuck ?? [])];
+    const minimal = [...(p.minimal ?? [])];
+    const focus = p.verdict === 'linearizable' ? [] : [...minimal, ...stuck, ...full.slice(-20)];
+    const win = windowOf(p.operations, focus, o.windowOps);
+    const inWin = new Set(win);
+    const first = p.operations.indexOf(win[0] as number);
+    const lastK = p.operations.indexOf(win[win.length - 1] as number);
+    const states = replay(model, at, full);
+    const order: number[] = [];
+    const pos: number[] = [];
+    const st: string[] = [];
+    full.forEach((i, k) => {
+      if (!inWin.has(i)) return;
+      order.push(i);
+      pos.push(k);
+      st.push(clip(describeState(model, states[k]), o.maxText));
+    });
+    for (const i of win) drawn.add(i);
+    for (const i of minimal) drawn.add(i);
+    for (const i of stuck) drawn.add(i);
+    return {
+      key: p.key ?? null,
+      verdict: p.verdict,
+      reason: p.reason ?? null,
+      method: p.method ?? null,
+      ops: win,
+      total: p.operations.length,
+      before: Math.max(0, first),
+      after: Math.max(0, p.operations.length - lastK - 1),
+      order,
+      pos,
+      states: st,
+      orderLength: full.length,
+      stuck,
+      minimal,
+      relaxed: [...(p.relaxed ?? [])],
+      why: p.why ?? null,
+    };
+  });
+  const ops = [...drawn]
+    .sort((a, b) => a - b)
+    .map((i) => {
+      const op = at(i);
+      return {
+        i: op.index,
+        p: clip(String(op.process), 40),
+        c: op.call,
+        r: Number.isFinite(op.ret) ? op.ret : null,
+        d: clip(describe(model, op), o.maxText),
+        s: op.status,
+        l: op.line ?? null,
+      };
+    });
   return {
     name,
     verdict: result.verdict,
     model: result.model,
     ms: result.ms,
-    ops: ops.map((op) => ({
-      i: op.index,
-      p: String(op.process),
-      c: op.call,
-      r: Number.isFinite(op.ret) ? op.ret : null,
-      d: describe(model, op),
-      s: op.status,
-      l: op.line ?? null,
-    })),
-    dropped: [...result.dropped],
-    parts: result.partitions.map((p) => {
-      const order = [...(p.linearization ?? p.longestPrefix ?? [])];
-      return {
-        key: p.key ?? null,
-        verdict: p.verdict,
-        reason: p.reason ?? null,
-        ops: [...p.operations],
-        order,
-        states: replay(model, ops, order).map((s) => describeState(model, s)),
-        stuck: [...(p.stuck ?? [])],
-      };
-    }),
+    ops,
+    dropped: result.dropped.length,
+    operations: result.operations,
+    hidden: { partitions: rest.length, ops: rest.reduce((n, p) => n + p.operations.length, 0), verdicts },
+    parts,
   };
 }
 
@@ -181,8 +309,12 @@ function toReport(name: string, result: CheckResult): ReportFile {
  * linearization carry their position and the state after them, stuck operations are red, and
  * indeterminate ones fade out to the right. Times are compressed to event order.
  */
-export function renderHtml(files: readonly { name: string; result: CheckResult }[]): string {
-  const data = JSON.stringify(files.map((f) => toReport(f.name, f.result))).replace(/</g, '\\u003c');
+export function renderHtml(
+  files: readonly { name: string; result: CheckResult }[],
+  options: HtmlOptions = {},
+): string {
+  const o = { ...DEFAULT_HTML_OPTIONS, ...options };
+  const data = JSON.stringify(files.map((f) => toReport(f.name, f.result, o))).replace(/</g, '\\u003c');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>paxkv-check report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -215,34 +347,43 @@ const DATA=${data};
 const $=id=>document.getElementById(id);
 const esc=s=>String(s).replace(/[&<>"]/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"})[c]);
 let cur=null;
-function nav(){let h="";DATA.forEach((f,fi)=>{h+='<div class="f"><div class="fn">'+esc(f.name)+'<span class="v '+f.verdict+'">'+f.verdict+'</span></div><div class="mut">'+esc(f.model)+', '+f.ops.length+' ops, '+f.ms.toFixed(1)+' ms</div>';
-f.parts.forEach((p,pi)=>{h+='<a class="p" data-f="'+fi+'" data-p="'+pi+'">'+(p.key===null?'whole history':'key '+esc(JSON.stringify(p.key)))+' <span class="v '+p.verdict+'">'+p.verdict+'</span> <span class="mut">'+p.ops.length+' ops</span></a>'});
+const kname=p=>p.key===null?'whole history':'key '+esc(JSON.stringify(p.key));
+function nav(){let h="";DATA.forEach((f,fi)=>{h+='<div class="f"><div class="fn">'+esc(f.name)+'<span class="v '+f.verdict+'">'+f.verdict+'</span></div><div class="mut">'+esc(f.model)+', '+f.operations+' ops, '+f.ms.toFixed(1)+' ms</div>';
+f.parts.forEach((p,pi)=>{h+='<a class="p" data-f="'+fi+'" data-p="'+pi+'">'+kname(p)+' <span class="v '+p.verdict+'">'+p.verdict+'</span> <span class="mut">'+p.total+' ops</span></a>'});
+if(f.hidden.partitions)h+='<div class="mut">… and '+f.hidden.partitions+' more partitions ('+f.hidden.ops+' ops: '+Object.entries(f.hidden.verdicts).map(e=>e[1]+' '+e[0]).join(', ')+'), not listed</div>';
 if(!f.parts.length)h+='<div class="mut">empty history</div>';h+='</div>'});$("nav").innerHTML=h;
-document.querySelectorAll(".p").forEach(a=>a.onclick=()=>show(+a.dataset.f,+a.dataset.p));}
-function show(fi,pi){cur=[fi,pi];document.querySelectorAll(".p").forEach(a=>a.classList.toggle("sel",+a.dataset.f===fi&&+a.dataset.p===pi));
-const f=DATA[fi],p=f.parts[pi];const ops=p.ops.map(i=>f.ops[i]);
-const pos=new Map();p.order.forEach((i,k)=>pos.set(i,k));const stuck=new Set(p.stuck);
-const times=[...new Set(ops.flatMap(o=>o.r===null?[o.c]:[o.c,o.r]))].sort((a,b)=>a-b);const rank=new Map(times.map((t,k)=>[t,k]));
+document.querySelectorAll(".p").forEach(a=>a.onclick=()=>show(+a.dataset.f,+a.dataset.p,false));}
+function show(fi,pi,mini){cur=[fi,pi];document.querySelectorAll(".p").forEach(a=>a.classList.toggle("sel",+a.dataset.f===fi&&+a.dataset.p===pi));
+const f=DATA[fi],p=f.parts[pi];const byI=new Map(f.ops.map(o=>[o.i,o]));const ops=(mini?p.minimal:p.ops).map(i=>byI.get(i));
+const pos=new Map(),st=new Map();if(!mini)p.order.forEach((i,k)=>{pos.set(i,p.pos[k]);st.set(i,p.states[k])});
+const stuck=new Set(mini?[]:p.stuck),relaxed=new Set(mini?p.relaxed:[]),inMin=new Set(p.minimal);
+const times=[...new Set(ops.flatMap(o=>o.r===null||relaxed.has(o.i)?[o.c]:[o.c,o.r]))].sort((a,b)=>a-b);const rank=new Map(times.map((t,k)=>[t,k]));
 const procs=[...new Set(ops.map(o=>o.p))].sort((a,b)=>(+a-+b)||a.localeCompare(b));const row=new Map(procs.map((q,k)=>[q,k]));
 const U=Math.max(14,Math.min(60,1400/Math.max(1,times.length))),L=70,R=40,RH=26,W=L+R+U*(times.length+1),Hh=24+RH*procs.length;
 let s='<svg width="'+W+'" height="'+Hh+'"><defs><linearGradient id="fade"><stop offset="0" stop-color="#8c959f"/><stop offset="1" stop-color="#8c959f" stop-opacity="0"/></linearGradient></defs>';
 procs.forEach((q,k)=>{const y=20+k*RH;s+='<text x="4" y="'+(y+14)+'">p'+esc(q)+'</text><line x1="'+L+'" x2="'+(W-R)+'" y1="'+(y+RH/2)+'" y2="'+(y+RH/2)+'" stroke="#eaeef2"/>'});
-ops.forEach(o=>{const y=22+row.get(o.p)*RH,x=L+rank.get(o.c)*U,x2=o.r===null?W-R:L+rank.get(o.r)*U+U*0.8,w=Math.max(6,x2-x);
-const k=pos.get(o.i),fill=stuck.has(o.i)?"#cf222e":k!==undefined?"#2da44e":o.r===null?"url(#fade)":"#8c959f";
-s+='<g class="op" data-i="'+o.i+'"><rect x="'+x+'" y="'+y+'" width="'+w+'" height="'+(RH-6)+'" rx="3" fill="'+fill+'"'+(o.r===null?' stroke="#8c959f" stroke-dasharray="3 2"':'')+'/>';
+ops.forEach(o=>{const open=o.r===null||relaxed.has(o.i);const y=22+row.get(o.p)*RH,x=L+rank.get(o.c)*U,x2=open?W-R:L+rank.get(o.r)*U+U*0.8,w=Math.max(6,x2-x);
+const k=pos.get(o.i),fill=stuck.has(o.i)?"#cf222e":k!==undefined?"#2da44e":mini?"#0969da":open?"url(#fade)":"#8c959f";
+s+='<g class="op" data-i="'+o.i+'"><rect x="'+x+'" y="'+y+'" width="'+w+'" height="'+(RH-6)+'" rx="3" fill="'+fill+'"'+(open?' stroke="#8c959f" stroke-dasharray="3 2"':!mini&&inMin.has(o.i)?' stroke="#0969da" stroke-width="2"':'')+'/>';
 s+='<text x="'+(x+3)+'" y="'+(y+14)+'" fill="#fff">'+(k!==undefined?(k+1)+' ':'')+esc(o.d.length*6>w-20?'':o.d)+'</text></g>'});
 s+='</svg>';
-$("head").innerHTML='<h2>'+esc(f.name)+' · '+(p.key===null?'whole history':'key '+esc(JSON.stringify(p.key)))+' <span class="v '+p.verdict+'">'+p.verdict+'</span></h2>'+
-(p.verdict==="not-linearizable"?'<p>The longest linearizable prefix found has <b>'+p.order.length+'</b> of '+p.ops.length+' operations. After it the state is <code>'+esc(p.states[p.states.length-1]??"(initial)")+'</code>, and none of the red operations can be placed next.</p>':p.verdict==="unknown"?'<p>'+esc(p.reason)+'</p>':'<p>One valid linearization is numbered on the bars.</p>');
-$("chart").innerHTML=s;
-let t='<table><tr><th>#</th><th>client</th><th>operation</th><th>state after</th><th>source</th></tr>';
-p.order.forEach((i,k)=>{const o=f.ops[i];t+='<tr><td>'+(k+1)+'</td><td>p'+esc(o.p)+'</td><td>'+esc(o.d)+'</td><td><code>'+esc(p.states[k])+'</code></td><td class="mut">'+(o.l===null?'':'line '+o.l)+'</td></tr>'});
-p.stuck.forEach(i=>{const o=f.ops[i];t+='<tr class="stuck"><td>✗</td><td>p'+esc(o.p)+'</td><td>'+esc(o.d)+'</td><td>cannot go next</td><td>'+(o.l===null?'':'line '+o.l)+'</td></tr>'});
+let head='<h2>'+esc(f.name)+' · '+kname(p)+' <span class="v '+p.verdict+'">'+p.verdict+'</span></h2>';
+if(p.verdict==="not-linearizable"){const of=p.method==="fast"?p.minimal.length+' operations of the minimal sub-history':p.total+' operations';
+head+='<p>The longest linearizable prefix found has <b>'+p.orderLength+'</b> of '+of+'. After it the state is <code>'+esc(p.states[p.states.length-1]??"(initial)")+'</code>, and none of the red operations can be placed next.</p>'}
+else if(p.verdict==="unknown")head+='<p>'+esc(p.reason)+(p.orderLength?' (longest linearizable prefix found: '+p.orderLength+' of '+p.total+' operations)':'')+'</p>';
+else head+='<p>One valid linearization is numbered on the bars.</p>';
+if(p.minimal.length)head+='<p><b>Minimal failing sub-history: '+p.minimal.length+' operations</b> ('+esc(p.why??"")+'), outlined in blue. <a href="#" id="tm">'+(mini?'back to the window':'show it alone')+'</a></p>';
+if(!mini&&(p.before||p.after))head+='<p class="mut">Showing '+p.ops.length+' of '+p.total+' operations: '+p.before+' called before and '+p.after+' after this window are not drawn.</p>';
+$("head").innerHTML=head;$("chart").innerHTML=s;const tm=$("tm");if(tm)tm.onclick=e=>{e.preventDefault();show(fi,pi,!mini)};
+let t='<table><tr><th>#</th><th>client</th><th>operation</th><th>'+(mini?'':'state after')+'</th><th>source</th></tr>';
+if(mini)ops.forEach(o=>{t+='<tr><td>·</td><td>p'+esc(o.p)+'</td><td>'+esc(o.d)+(relaxed.has(o.i)?' (indeterminate here)':'')+'</td><td></td><td class="mut">'+(o.l===null?'':'line '+o.l)+'</td></tr>'});
+else{p.order.forEach((i,k)=>{const o=byI.get(i);t+='<tr><td>'+(p.pos[k]+1)+'</td><td>p'+esc(o.p)+'</td><td>'+esc(o.d)+'</td><td><code>'+esc(p.states[k])+'</code></td><td class="mut">'+(o.l===null?'':'line '+o.l)+'</td></tr>'});
+p.stuck.forEach(i=>{const o=byI.get(i);if(!o)return;t+='<tr class="stuck"><td>✗</td><td>p'+esc(o.p)+'</td><td>'+esc(o.d)+'</td><td>cannot go next</td><td>'+(o.l===null?'':'line '+o.l)+'</td></tr>'})}
 $("table").innerHTML=t+'</table>';
-document.querySelectorAll(".op").forEach(g=>{const o=f.ops[+g.dataset.i];g.onmousemove=e=>{const k=pos.get(o.i);const tp=$("tip");tp.style.display="block";tp.style.left=(e.clientX+12)+"px";tp.style.top=(e.clientY+12)+"px";
-tp.textContent="p"+o.p+": "+o.d+"\\n"+(o.l===null?"":"line "+o.l+"\\n")+(k!==undefined?"linearized #"+(k+1)+", state after: "+p.states[k]:stuck.has(o.i)?"could not be placed after the prefix":"not placed")};g.onmouseleave=()=>{$("tip").style.display="none"}});}
+document.querySelectorAll(".op").forEach(g=>{const o=byI.get(+g.dataset.i);g.onmousemove=e=>{const k=pos.get(o.i);const tp=$("tip");tp.style.display="block";tp.style.left=(e.clientX+12)+"px";tp.style.top=(e.clientY+12)+"px";
+tp.textContent="p"+o.p+": "+o.d+"\\n"+(o.l===null?"":"line "+o.l+"\\n")+(k!==undefined?"linearized #"+(k+1)+", state after: "+st.get(o.i):stuck.has(o.i)?"could not be placed after the prefix":inMin.has(o.i)?"in the minimal failing sub-history":"not placed")};g.onmouseleave=()=>{$("tip").style.display="none"}});}
 nav();
-{let fi=DATA.findIndex(f=>f.parts.some(p=>p.verdict!=="linearizable"));if(fi<0)fi=0;if(DATA[fi]&&DATA[fi].parts.length){const pi=Math.max(0,DATA[fi].parts.findIndex(p=>p.verdict!=="linearizable"));show(fi,pi)}}
+{let fi=DATA.findIndex(f=>f.parts.some(p=>p.verdict!=="linearizable"));if(fi<0)fi=0;if(DATA[fi]&&DATA[fi].parts.length){const pi=Math.max(0,DATA[fi].parts.findIndex(p=>p.verdict!=="linearizable"));show(fi,pi,false)}}
 </script></body></html>
 `;
 }
