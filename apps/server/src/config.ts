@@ -79,6 +79,26 @@ export const serverConfigSchema = z
     maxFrameBytes: positiveInt.default(16 * 1024 * 1024),
     /** Most client connections served at once; more are refused. Default 10 000. */
     maxConnections: positiveInt.default(10_000),
+    /**
+     * Most connections from other servers (peers and bootstrap members), counted apart from
+     * `maxConnections` so clients can never take their places. Default 256.
+     */
+    maxPeerConnections: positiveInt.default(256),
+    /**
+     * Most bytes of partially received frames held across all connections; past it the connection
+     * holding the largest partial frame is closed (clients before peers). Default 256 MiB.
+     */
+    inboundBudgetBytes: positiveInt.default(256 * 1024 * 1024),
+    /**
+     * A connection that sends nothing for this many ms before its first message (or its handshake) is
+     * closed (a stranger holding a slot, a frame never finished). Default 10 000 ms.
+     */
+    headerTimeoutMs: positiveInt.default(10_000),
+    /**
+     * A client connection on which nothing was read or written for this many ms is closed (peers are
+     * watched by `linkLivenessMs` instead). Default 300 000 ms (5 minutes).
+     */
+    clientIdleTimeoutMs: positiveInt.default(300_000),
     /** Most requests one connection may have in flight; beyond that it gets UNAVAILABLE. Default 1024. */
     maxInflightPerConnection: positiveInt.default(1024),
     /**

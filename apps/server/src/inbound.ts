@@ -81,12 +81,21 @@ export class InboundConnections {
     this.transport = new TransportServer({
       maxFrameBytes: c.maxFrameBytes,
       maxConnections: c.maxConnections,
+      // Peers have their own budget, and a full server closes its quietest client connection rather than
+      // refusing a newcomer: a flood of idle connections can never keep a peer out.
+      maxTrustedConnections: c.maxPeerConnections,
+      evictWhenFull: true,
+      inboundBudgetBytes: c.inboundBudgetBytes,
+      handshakeTimeoutMs: c.headerTimeoutMs,
+      // Until its first message: see `accept`.
+      idleTimeoutMs: c.headerTimeoutMs,
       // A reader this slow is treated as dead: the connection is closed rather than buffered without bound.
       highWaterMark: LINK_HIGH_WATER_MARK_BYTES,
       onBackpressure: 'disconnect',
       ...(deps.handshake ? { handshake: deps.handshake } : {}),
     });
     this.transport.on('connection', (conn) => this.accept(conn));
+    this.transport.on('evicted', () => ctx.metrics.connectionsEvicted.inc({ reason: 'connection-limit' }));
   }
 
   /** Starts listening on `host:port` (port 0 picks one); resolves with the bound address. */
@@ -122,7 +131,13 @@ export class InboundConnections {
       socket,
       identity: identityOf(socket.handshakeResult),
     };
-    socket.on('message', (v) => this.dispatch(conn, v));
+    // An authenticated peer moves to the peer budget (never evicted for clients) and is watched by
+    // liveness; anyone else keeps the header timeout until its first message (see `dispatch`).
+    if (conn.identity?.kind === 'peer') this.trustPeer(conn);
+    socket.on('message', (v) => {
+      if (conn.kind === 'unknown' && !socket.trusted) socket.setIdleTimeout(ctx.config.clientIdleTimeoutMs);
+      this.dispatch(conn, v);
+    });
     socket.on('protocolError', (error) => {
       ctx.metrics.badInput.inc({ code: error.code });
       // An oversized frame is answered by the transport itself before it closes the connection.
@@ -137,6 +152,26 @@ export class InboundConnections {
     });
     this.open.add(conn);
     ctx.metrics.connections.inc();
+  }
+
+  /** Moves `conn` to the peer budget; closes it when `maxPeerConnections` are already open. */
+  private trustPeer(conn: InboundConn): boolean {
+    const socket = conn.socket;
+    if (this.transport.trust(socket)) {
+      socket.setIdleTimeout(0);
+      return true;
+    }
+    this.ctx.metrics.connectionsEvicted.inc({ reason: 'peer-limit' });
+    socket.send(
+      errorMessage(
+        new UnavailableError({
+          reason: `more than ${this.ctx.config.maxPeerConnections} peer connections are open (maxPeerConnections)`,
+        }),
+        null,
+      ),
+    );
+    socket.close();
+    return false;
   }
 
   private reject(conn: InboundConn, error: PaxkvError, id: number | null): void {
@@ -239,6 +274,7 @@ export class InboundConnections {
             return;
           }
           if (!this.authorized(conn, 'peer.hello', parsed.value.from)) return;
+          if (!this.trustPeer(conn)) return;
           conn.kind = 'peer';
           conn.peerId = parsed.value.from;
           this.ctx.log.info(

@@ -120,6 +120,17 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Connections the server closed to protect itself, by reason: `connection-limit` (the quietest
+   * connection made room for a new one), `peer-limit` (more peer connections than `maxPeerConnections`).
+   */
+  readonly connectionsEvicted = new Counter({
+    name: 'paxkv_connections_evicted_total',
+    help: 'Connections closed to protect the server (connection-limit, peer-limit), by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true)
       collectDefaultMetrics({ register: this.registry, prefix: 'paxkv_process_' });

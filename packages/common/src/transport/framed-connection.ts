@@ -16,6 +16,7 @@ import {
   TimeoutError,
 } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
+import type { InboundBudget } from './inbound-budget.js';
 import type { ConnectionConfig } from './options.js';
 
 /** Events of a {@link FramedConnection}. None is called `error`, so an unhandled one never crashes. */
@@ -40,6 +41,8 @@ export interface FramedConnectionDeps {
   readonly codec?: Codec;
   /** Logger for connection-level events. Default: none. */
   readonly logger?: Logger;
+  /** A budget of partial-frame bytes shared with other connections (see {@link InboundBudget}). Default: none. */
+  readonly inboundBudget?: InboundBudget;
 }
 
 /** Counters of one connection since it opened (for metrics and logs). */
@@ -150,6 +153,9 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private held: unknown[] | undefined;
   private readonly heldWaiters: (() => void)[] = [];
   private handshakeValue: unknown;
+  private readonly inboundBudget: InboundBudget | undefined;
+  private trustedFlag = false;
+  private idleTimeoutMs = 0;
   private corked = false;
   private closed = false;
   private closeReason: PaxkvError | undefined;
@@ -165,6 +171,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     this.config = config;
     this.codec = deps.codec;
     this.logger = deps.logger;
+    this.inboundBudget = deps.inboundBudget;
     const host = socket.remoteAddress;
     this.remoteAddress =
       host === undefined
@@ -188,17 +195,39 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     });
     socket.on('close', () => this.onClose());
     this.setLiveness(config);
-    if (config.idleTimeoutMs > 0) {
-      socket.setTimeout(config.idleTimeoutMs);
-      socket.on('timeout', () =>
-        this.destroy(
-          new TimeoutError({
-            timeoutMs: config.idleTimeoutMs,
-            operation: `connection to ${this.remoteAddress} (idle)`,
-          }),
-        ),
-      );
-    }
+    socket.on('timeout', () =>
+      this.destroy(
+        new TimeoutError({
+          timeoutMs: this.idleTimeoutMs,
+          operation: `connection to ${this.remoteAddress} (idle)`,
+        }),
+      ),
+    );
+    this.setIdleTimeout(config.idleTimeoutMs);
+  }
+
+  /**
+   * Closes the connection when nothing was read or written for `ms` (0 turns it off), from now on. A
+   * server uses it to give connections of different kinds different limits (a client that went quiet,
+   * a stranger that never introduced itself) once it knows what a connection is.
+   */
+  setIdleTimeout(ms: number): void {
+    this.idleTimeoutMs = ms;
+    this.socket.setTimeout(ms);
+  }
+
+  /** Whether the application marked this connection as an authenticated peer (see {@link FramedConnection.markTrusted}). */
+  get trusted(): boolean {
+    return this.trustedFlag;
+  }
+
+  /**
+   * Marks the connection as an authenticated peer: the server's inbound budget evicts it only after every
+   * untrusted connection, and a full server evicts untrusted connections only. Use
+   * `TransportServer.trust`, which also enforces the server's budget of trusted connections.
+   */
+  markTrusted(): void {
+    this.trustedFlag = true;
   }
 
   /** True while frames can be sent: not closed, not being closed, not destroyed. */
@@ -511,6 +540,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
       this.safeEmit('protocolError', r.error);
       if (r.error instanceof FrameTooLargeError) this.rejectOversized(r.error);
     }
+    if (!this.closed) this.inboundBudget?.update(this, this.decoder.bufferedBytes);
   }
 
   private rejectOversized(error: FrameTooLargeError): void {
@@ -542,6 +572,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private onClose(): void {
     if (this.closed) return;
     this.closed = true;
+    this.inboundBudget?.update(this, 0);
     if (this.livenessTimer) clearInterval(this.livenessTimer);
     this.livenessTimer = undefined;
     this.wakeHeldWaiters();

@@ -73,8 +73,30 @@ export type ConnectionConfig = z.output<typeof ConnectionConfigSchema>;
 
 /** Settings of a {@link TransportServer}: the connection settings plus server limits. */
 export const ServerConfigSchema = ConnectionConfigSchema.extend({
-  /** Most simultaneous connections; more are closed at once. Default 10000. */
+  /**
+   * Most simultaneous untrusted connections (every connection until the application marks it trusted
+   * with `TransportServer.trust`); past it a new one is refused, or makes room (see `evictWhenFull`).
+   * Default 10000.
+   */
   maxConnections: z.number().int().positive().default(10_000),
+  /**
+   * Most trusted connections (authenticated peers), counted apart from `maxConnections` so clients can
+   * never take the peers' places. Default 1024.
+   */
+  maxTrustedConnections: z.number().int().positive().default(1024),
+  /**
+   * When `maxConnections` untrusted connections are open, close the one that has been quiet longest
+   * (no message since it was accepted, or the oldest last message) to accept the new one, instead of
+   * refusing the new one. Then a flood of idle connections cannot keep a peer from connecting to
+   * authenticate. Default false (refuse).
+   */
+  evictWhenFull: z.boolean().default(false),
+  /**
+   * Most bytes of partial frames held across all connections (see `InboundBudget`); past it the
+   * connection holding the largest partial frame is closed, untrusted ones first. 0 (default) = no
+   * global budget (each connection may still hold one frame of up to `maxFrameBytes`).
+   */
+  inboundBudgetBytes: z.number().int().nonnegative().default(0),
 });
 
 /** Settings of a server (see {@link ServerConfigSchema}). */

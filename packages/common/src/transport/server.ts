@@ -9,6 +9,7 @@ import type { Codec } from '../codec/msgpack.js';
 import { ConfigError, InvalidAddressError, UnavailableError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { FramedConnection, type Handshake } from './framed-connection.js';
+import { InboundBudget } from './inbound-budget.js';
 import { type ServerConfig, ServerConfigSchema } from './options.js';
 
 /** Events of a {@link TransportServer}. */
@@ -17,6 +18,8 @@ export interface TransportServerEvents {
   connection: [connection: FramedConnection];
   /** A connection was refused because `maxConnections` were open. */
   rejected: [remoteAddress: string];
+  /** A quiet untrusted connection was closed to make room for a new one (`evictWhenFull`). */
+  evicted: [remoteAddress: string];
 }
 
 /** Options of a {@link TransportServer}: any subset of {@link ServerConfig} plus wiring. */
@@ -50,6 +53,10 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
   private readonly logger: Logger | undefined;
   private readonly handshake: Handshake | undefined;
   private bound: HostPort | undefined;
+  /** Untrusted open connections, quietest first (a message moves a connection to the end). */
+  private readonly quiet = new Set<FramedConnection>();
+  private trustedCount = 0;
+  private readonly budget: InboundBudget | undefined;
 
   /** @throws {@link ConfigError} if an option is invalid. */
   constructor(options: TransportServerOptions = {}) {
@@ -66,6 +73,8 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
     this.codec = codec;
     this.logger = logger;
     this.handshake = handshake;
+    this.budget =
+      this.config.inboundBudgetBytes > 0 ? new InboundBudget(this.config.inboundBudgetBytes) : undefined;
     this.server = createServer({ noDelay: this.config.noDelay }, (socket) => this.accept(socket));
     this.server.on('error', (e) => this.logger?.error({ err: e }, 'server socket error'));
   }
@@ -73,6 +82,31 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
   /** The connections currently open. */
   get connections(): ReadonlySet<FramedConnection> {
     return this.open;
+  }
+
+  /** The global inbound budget, when `inboundBudgetBytes` is set (for metrics: `used`, `evicted`). */
+  get inboundBudget(): InboundBudget | undefined {
+    return this.budget;
+  }
+
+  /** Open trusted connections. */
+  get trustedConnections(): number {
+    return this.trustedCount;
+  }
+
+  /**
+   * Marks `conn` trusted (an authenticated peer): it leaves the `maxConnections` budget for the
+   * `maxTrustedConnections` one, is never evicted to make room, and is evicted by the inbound budget only
+   * after every untrusted connection. Returns false (and changes nothing) when `maxTrustedConnections`
+   * trusted connections are open.
+   */
+  trust(conn: FramedConnection): boolean {
+    if (conn.trusted) return true;
+    if (!this.open.has(conn) || this.trustedCount >= this.config.maxTrustedConnections) return false;
+    conn.markTrusted();
+    this.trustedCount++;
+    this.quiet.delete(conn);
+    return true;
   }
 
   /** The bound address, once listening. */
@@ -149,7 +183,21 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
   }
 
   private accept(socket: Socket): void {
-    if (this.open.size >= this.config.maxConnections) {
+    if (this.quiet.size >= this.config.maxConnections && this.config.evictWhenFull) {
+      const victim = this.quiet.values().next().value;
+      if (victim) {
+        this.quiet.delete(victim);
+        this.open.delete(victim);
+        this.logger?.debug({ peer: victim.remoteAddress }, 'closing the quietest connection to make room');
+        victim.destroy(
+          new UnavailableError({
+            reason: `the server is at its connection limit (${this.config.maxConnections}) and this connection was the quietest`,
+          }),
+        );
+        this.emit('evicted', victim.remoteAddress);
+      }
+    }
+    if (this.quiet.size >= this.config.maxConnections) {
       const from = `${socket.remoteAddress}:${socket.remotePort}`;
       this.logger?.warn(
         { peer: from, max: this.config.maxConnections },
@@ -163,9 +211,20 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
     const conn = new FramedConnection(socket, this.config, {
       ...(this.codec ? { codec: this.codec } : {}),
       ...(this.logger ? { logger: this.logger } : {}),
+      ...(this.budget ? { inboundBudget: this.budget } : {}),
     });
     this.open.add(conn);
-    conn.on('close', () => this.open.delete(conn));
+    this.quiet.add(conn);
+    conn.on('close', () => {
+      this.open.delete(conn);
+      this.quiet.delete(conn);
+      if (conn.trusted) this.trustedCount--;
+    });
+    conn.on('message', () => {
+      if (conn.trusted || !this.quiet.has(conn)) return;
+      this.quiet.delete(conn);
+      this.quiet.add(conn);
+    });
     const hook = this.handshake;
     if (!hook) {
       this.deliver(conn);
