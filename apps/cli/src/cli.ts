@@ -185,9 +185,11 @@ function clusterSummary(file: ClusterFile, view: StatusView): string {
   ];
   for (const n of file.nodes) {
     lines.push(
-      `  server ${n.index}: ${n.address} (pid ${n.pid}, metrics http://127.0.0.1:${n.httpPort}/metrics)`,
+      `  server ${n.index}: ${n.address} (pid ${n.pid}, metrics http://127.0.0.1:${n.httpPort}/metrics${n.respPort !== undefined ? `, redis 127.0.0.1:${n.respPort}` : ''})`,
     );
   }
+  const resp = file.nodes.find((n) => n.respPort !== undefined);
+  if (resp) lines.push(`redis clients: redis-cli -p ${resp.respPort}   (any server answers any key)`);
   const led = view.groups.filter((g) => g.leader !== null).length;
   lines.push(`every partition has a leader (${led}/${view.groups.length})`);
   lines.push(
@@ -325,11 +327,16 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
       'return once ready and leave the servers running (stop them with `paxkv cluster stop`)',
     )
     .addOption(new Option('--log-level <level>', 'server log level (default info)'))
+    .option(
+      '--resp',
+      'also open a Redis protocol (RESP) port on every server, for redis-cli and Redis clients',
+    )
     .action(async (o: Record<string, unknown>) => {
       const global = program.opts<GlobalOptions>();
       const dir = resolve(io.cwd, (o.dir as string | undefined) ?? global.dir ?? DEFAULT_CLUSTER_DIR);
       const started = await startCluster({
         dir,
+        ...(o.resp ? { resp: true } : {}),
         ...(o.nodes !== undefined ? { nodes: o.nodes as number } : {}),
         ...(o.partitions !== undefined ? { partitions: o.partitions as number } : {}),
         ...(o.replication !== undefined ? { replication: o.replication as number } : {}),

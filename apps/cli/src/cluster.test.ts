@@ -73,6 +73,13 @@ describe('serverFlags', () => {
     ]) {
       expect(second[second.indexOf(flag as string) + 1]).toBe(value);
     }
+    expect(second).not.toContain('--resp-port');
+    const withResp = serverFlags(
+      file,
+      { ...(file.nodes[1] as ClusterFile['nodes'][number]), respPort: 6381 },
+      'info',
+    );
+    expect(withResp.slice(withResp.indexOf('--resp-port'))).toEqual(['--resp-port', '6381']);
   });
 });
 

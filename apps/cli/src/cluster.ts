@@ -22,6 +22,8 @@ const nodeSchema = z.object({
   address: z.string(),
   port: z.number().int().positive(),
   httpPort: z.number().int().positive(),
+  /** Port of the server's Redis protocol front-end (`--resp-port`), absent when it is off. */
+  respPort: z.number().int().positive().optional(),
   dataDir: z.string(),
   logFile: z.string(),
   pid: z.number().int().positive().nullable(),
@@ -61,6 +63,11 @@ export interface StartClusterOptions {
   readonly readyTimeoutMs?: number;
   /** Server log level. Default info. */
   readonly logLevel?: string;
+  /**
+   * Give every server a Redis protocol (RESP) port, chosen once like the others and kept in the file.
+   * Default false (a restarted cluster keeps the RESP ports it has).
+   */
+  readonly resp?: boolean;
   /** How to run a server. Default: {@link resolveServerCommand}. */
   readonly serverCommand?: ServerCommand;
   /** Asks one server for its status; used to wait for readiness. */
@@ -151,11 +158,13 @@ async function newClusterFile(options: StartClusterOptions, dir: string): Promis
   for (let index = 1; index <= count; index++) {
     const port = await pick();
     const httpPort = await pick();
+    const respPort = options.resp ? await pick() : undefined;
     nodes.push({
       index,
       address: `127.0.0.1:${port}`,
       port,
       httpPort,
+      ...(respPort !== undefined ? { respPort } : {}),
       dataDir: join(dir, `node-${index}`),
       logFile: join(dir, `node-${index}`, 'server.log'),
       pid: null,
@@ -199,6 +208,7 @@ export function serverFlags(
     logLevel,
   ];
   if (node.index !== first.index) flags.push('--join', first.address);
+  if (node.respPort !== undefined) flags.push('--resp-port', String(node.respPort));
   return flags;
 }
 
@@ -243,6 +253,10 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
   const children: ChildProcess[] = [];
   const exited = new Map<number, string>();
   const nodes = file.nodes.map((n) => ({ ...n }));
+  if (options.resp) {
+    // A cluster restarted with --resp that had no RESP ports gets them now (kept from then on).
+    for (const n of nodes) if (n.respPort === undefined) n.respPort = await freePort();
+  }
   try {
     for (const node of nodes) {
       if (isAlive(node.pid)) {

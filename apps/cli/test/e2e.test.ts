@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -45,6 +46,7 @@ async function launch(): Promise<ClusterFile> {
     dir,
     nodes: 3,
     partitions: PARTITIONS,
+    resp: true,
     serverCommand: resolveServerCommand(true),
     statusOf: (a) => statusOf(a, 2000),
     readyTimeoutMs: 40_000,
@@ -155,6 +157,28 @@ describe('a local 3-server cluster', () => {
     expect(await client.delete('e2e:a')).toMatchObject({ existed: true });
     expect(await client.delete('e2e:a')).toMatchObject({ existed: false });
     expect(await client.get('e2e:a')).toBeNull();
+  });
+
+  it('opens a Redis protocol port on every server with --resp (any server answers any key)', async () => {
+    const talk = (port: number, bytes: string, until: string) =>
+      new Promise<string>((resolveText, reject) => {
+        const s = connect(port, '127.0.0.1', () => s.write(bytes));
+        let text = '';
+        s.on('data', (d) => {
+          text += d.toString('latin1');
+          if (text.includes(until)) {
+            s.destroy();
+            resolveText(text);
+          }
+        });
+        s.on('error', reject);
+      });
+    const ports = file.nodes.map((n) => n.respPort as number);
+    expect(ports.every((p) => Number.isInteger(p))).toBe(true);
+    expect(await talk(ports[0] as number, 'SET e2e:resp "via redis"\r\n', '\r\n')).toBe('+OK\r\n');
+    for (const p of ports) expect(await talk(p, 'GET e2e:resp\r\n', 'redis\r\n')).toBe('$9\r\nvia redis\r\n');
+    const native = await client.get('e2e:resp');
+    expect(native === null ? null : Buffer.from(native).toString()).toBe('via redis');
   });
 
   it('serves the same commands one-shot, with exit codes and --json', async () => {
