@@ -102,6 +102,11 @@ export const serverConfigSchema = z
     /** Most requests one connection may have in flight; beyond that it gets UNAVAILABLE. Default 1024. */
     maxInflightPerConnection: positiveInt.default(1024),
     /**
+     * A watch stream whose connection has more than this many unsent bytes is ended with `too-slow`
+     * (and the revision to resume from) instead of buffering without bound. Default 4 MiB.
+     */
+    watchMaxBufferedBytes: positiveInt.default(4 * 1024 * 1024),
+    /**
      * A link between two servers on which nothing at all arrived for this many ms is torn down and
      * redialled (TCP alone keeps a black-holed connection "up" for tens of seconds). Default 500 ms:
      * five paxos heartbeat rounds at the default tick. Both ends send a keepalive when idle.

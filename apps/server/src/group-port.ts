@@ -37,9 +37,43 @@ export interface ReplicaGroupPort {
   readonly decidedIndex: number;
   /** Length of the log (including compacted entries). */
   readonly logLength: number;
+  /**
+   * Opens a watch of this replica's applied changes to `filter` from `fromRevision` (default: after
+   * the current revision); see `ReplicaGroup.watch` in `@paxkv/kvstore`. `end` is called if the group
+   * ends the stream (it stopped, or installed a snapshot past changes it never applied).
+   */
+  watch(
+    filter: { readonly key?: string; readonly prefix?: string },
+    fromRevision: number | undefined,
+    sink: (events: readonly WatchChange[]) => void,
+    end: (why: string) => void,
+  ): WatchOpened | WatchRefused;
   /** Flushes and closes the durable storage. Pending operations fail. */
   close(): Promise<void>;
 }
+
+/** One applied change of one key, as a watch delivers it. */
+export interface WatchChange {
+  readonly type: 'put' | 'delete';
+  readonly key: string;
+  readonly value?: string | Uint8Array;
+  readonly revision: number;
+}
+
+/** An open watch on a replica: send `watch.ok`, then call `replay()` for the history. */
+export interface WatchOpened {
+  /** The first revision the stream delivers. */
+  readonly from: number;
+  /** The replica's applied revision when the watch opened. */
+  readonly revision: number;
+  replay(): void;
+  cancel(): void;
+}
+
+/** Why a replica refused a watch. */
+export type WatchRefused =
+  | { readonly reason: 'compacted'; readonly compactRevision: number }
+  | { readonly reason: 'unavailable'; readonly message: string };
 
 /** What a {@link GroupFactory} gets to build one group. */
 export interface GroupSpec {

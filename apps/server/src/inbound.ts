@@ -32,6 +32,7 @@ import type { PaxosMessageCheck } from './group-port.js';
 import { LINK_HIGH_WATER_MARK_BYTES } from './peers.js';
 import { hostOf, RateLimitedLog } from './rate-limited-log.js';
 import type { RequestPath } from './request-path.js';
+import type { WatchStreams } from './watch-streams.js';
 
 type ConnKind = 'unknown' | 'client' | 'peer' | 'member';
 
@@ -62,6 +63,8 @@ export interface InboundDeps {
   readonly groups: GroupHost;
   readonly bootstrap: BootstrapRole;
   readonly checkPaxosMessage: PaxosMessageCheck;
+  /** Watch streams opened on client connections. */
+  readonly watches: WatchStreams;
   /** Run on every accepted connection before it is used (peer authentication). Default: none. */
   readonly handshake?: Handshake;
 }
@@ -149,6 +152,7 @@ export class InboundConnections {
       this.open.delete(conn);
       ctx.metrics.connections.dec();
       this.deps.bootstrap.channelClosed(socket);
+      this.deps.watches.closed(socket);
     });
     this.open.add(conn);
     ctx.metrics.connections.inc();
@@ -229,6 +233,18 @@ export class InboundConnections {
           }
           if (conn.kind === 'unknown') conn.kind = 'client';
           void this.handleClient(conn, parsed.value as ClientRequest);
+          return;
+        }
+        case 'watch':
+        case 'watch.cancel': {
+          const parsed = parseClientRequest(value);
+          if (!parsed.ok) {
+            this.reject(conn, parsed.error, parsed.id);
+            return;
+          }
+          if (conn.kind === 'unknown') conn.kind = 'client';
+          if (parsed.value.type === 'watch') this.deps.watches.start(conn.socket, parsed.value);
+          else if (parsed.value.type === 'watch.cancel') this.deps.watches.cancel(conn.socket, parsed.value);
           return;
         }
         case 'checkin':

@@ -16,7 +16,15 @@ import {
   WriteAheadLog,
 } from '@paxkv/kvstore';
 import { type PaxosMessage, validatePaxosMessage } from '@paxkv/paxos';
-import type { GroupFactory, GroupSpec, PaxosMessageCheck, ReplicaGroupPort } from './group-port.js';
+import type {
+  GroupFactory,
+  GroupSpec,
+  PaxosMessageCheck,
+  ReplicaGroupPort,
+  WatchChange,
+  WatchOpened,
+  WatchRefused,
+} from './group-port.js';
 import type { ServerLogger } from './logger.js';
 
 /** Options of {@link kvstoreGroupFactory}. */
@@ -76,6 +84,22 @@ class KvstoreGroup implements ReplicaGroupPort {
   }
   get logLength(): number {
     return this.group.logLength;
+  }
+  watch(
+    filter: { readonly key?: string; readonly prefix?: string },
+    fromRevision: number | undefined,
+    sink: (events: readonly WatchChange[]) => void,
+    end: (why: string) => void,
+  ): WatchOpened | WatchRefused {
+    const r = this.group.watch(filter, fromRevision, sink, end);
+    if (!('reason' in r)) return r;
+    if (r.reason === 'compacted') return r;
+    if (r.reason === 'too-many-watchers')
+      return {
+        reason: 'unavailable',
+        message: `partition ${this.partition} has ${r.limit} watchers on this replica (its limit); watch on another replica`,
+      };
+    return { reason: 'unavailable', message: `the replica of partition ${this.partition} is stopped` };
   }
   async close(): Promise<void> {
     try {

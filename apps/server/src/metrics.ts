@@ -38,6 +38,12 @@ export class ServerMetrics {
     help: 'Client requests forwarded to the leader of another server',
     registers: [this.registry],
   });
+  /** Change events sent to watchers by this server. */
+  readonly watchEvents = new Counter({
+    name: 'paxkv_watch_events_total',
+    help: 'Change events sent to watch streams by this server',
+    registers: [this.registry],
+  });
   /** Leader changes observed per partition hosted here. */
   readonly leaderChanges = new Counter({
     name: 'paxkv_leader_changes_total',

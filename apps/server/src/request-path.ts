@@ -18,6 +18,7 @@
 
 import type { ClusterStatus } from '@paxkv/common';
 import {
+  BadRequestError,
   type ClientRequest,
   type Consistency,
   errorFromWire,
@@ -128,6 +129,13 @@ export class RequestPath {
         case 'status':
           reply = { type: 'status.ok', id: request.id, status: this.deps.statusReport() };
           break;
+        case 'watch':
+        case 'watch.cancel':
+          // Streams are not request/reply: the native port hands them to `WatchStreams`.
+          throw new BadRequestError({
+            field: 'type',
+            problem: `${request.type} opens or ends a stream on the server's native port; it cannot be forwarded`,
+          });
         case 'kv': {
           const r = await this.executeKv(request, origin.forwarded);
           reply = { type: 'kv.ok', id: request.id, result: r.result, ...(r.stale ? { stale: true } : {}) };

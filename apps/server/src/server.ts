@@ -40,6 +40,7 @@ import { hostOf, RateLimitedLog } from './rate-limited-log.js';
 import { RequestPath } from './request-path.js';
 import { requestPathBackend } from './resp/request-path-backend.js';
 import { RespServer } from './resp/resp-server.js';
+import { WatchStreams } from './watch-streams.js';
 
 export { BOOTSTRAP_NODE_ID } from './bootstrap-role.js';
 
@@ -78,6 +79,8 @@ export class PaxkvServer {
   private readonly groups: GroupHost;
   private readonly peers: PeerLinks;
   private readonly inbound: InboundConnections;
+  /** Watch streams served by this server. */
+  readonly watches: WatchStreams;
   private tickTimer: NodeJS.Timeout | null = null;
   private lastHeartbeat = Number.NEGATIVE_INFINITY;
   private http: HttpEndpoint | null = null;
@@ -127,8 +130,10 @@ export class PaxkvServer {
       peers: this.peers,
       statusReport: () => this.statusReport(),
     });
+    this.watches = new WatchStreams(this.ctx, this.groups);
     this.inbound = new InboundConnections(this.ctx, {
       requests: this.requests,
+      watches: this.watches,
       groups: this.groups,
       bootstrap: this.bootstrap,
       checkPaxosMessage: deps.checkPaxosMessage,

@@ -35,6 +35,7 @@ import { type HistoryEntry, HistoryRecorder } from './history.js';
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
 import { type HeldSession, SessionPool } from './sessions.js';
 import { tcpConnectionFactory } from './tcp.js';
+import { Watch, type WatchOptions } from './watch.js';
 
 /** Options of one call. */
 export interface CallOptions {
@@ -259,6 +260,26 @@ export class PaxkvClient {
     >;
     const { op: _, ...rest } = r;
     return rest;
+  }
+
+  /**
+   * Watches a key (or, with `{ prefix: true }`, every key starting with `keyOrPrefix`): an async iterable
+   * of its changes, each with its partition's revision. Resumable (`fromRevision`), served by any
+   * replica, reopened on another replica when a stream breaks without missing or repeating an event.
+   * Await `watch.ready` before writing if the watch must see those writes; `watch.cancel()` (or leaving a
+   * `for await` loop) ends it. See `Watch` for the guarantees and errors.
+   */
+  watch(keyOrPrefix: string, options: WatchOptions = {}): Watch {
+    this.#assertOpen();
+    return new Watch(
+      {
+        lookupTable: (refresh) => this.lookupTable({ refresh }),
+        openChannel: (address) => new Channel(address, this.#factory),
+        nextId: () => this.#nextId++,
+      },
+      keyOrPrefix,
+      options,
+    );
   }
 
   /**

@@ -67,6 +67,8 @@ export class Channel {
   readonly address: string;
   readonly #connection: ClientConnection;
   readonly #pending = new Map<number, Pending>();
+  /** Open streams (watches) by request id: every message with that id goes to the handler; null on close. */
+  readonly #streams = new Map<number, (message: ServerResponse | null) => void>();
   #openWaiters = new Set<(open: boolean) => void>();
   #closedForGood = false;
   /** True after a close (or failed connect) until the next open: sends fail fast meanwhile. */
@@ -98,7 +100,42 @@ export class Channel {
 
   /** True if no request is waiting for an answer or for the connection to open: closing loses nothing. */
   get idle(): boolean {
-    return this.#pending.size === 0 && this.#openWaiters.size === 0;
+    return this.#pending.size === 0 && this.#openWaiters.size === 0 && this.#streams.size === 0;
+  }
+
+  /**
+   * Opens a stream: sends `request` and hands every later message carrying its id to `onMessage`, until
+   * {@link Channel.endStream} or the connection closes (then `onMessage(null)` once). Returns false if
+   * the request could not be sent (not connected, or at the high-water mark); nothing is registered then.
+   */
+  openStream(request: ClientRequest, onMessage: (message: ServerResponse | null) => void): boolean {
+    if (this.#closedForGood || !this.#connection.isOpen) return false;
+    this.#streams.set(request.id, onMessage);
+    let sent = false;
+    try {
+      sent = this.#connection.send(request);
+    } catch {
+      sent = false;
+    }
+    if (!sent) this.#streams.delete(request.id);
+    return sent;
+  }
+
+  /** Stops routing messages of stream `id`; sends `cancel` (if given) to the server. */
+  endStream(id: number, cancel?: ClientRequest): void {
+    if (!this.#streams.delete(id) || !cancel || !this.#connection.isOpen) return;
+    try {
+      this.#connection.send(cancel);
+    } catch {
+      // The connection is failing: the server ends the stream when it closes.
+    }
+  }
+
+  /** Resolves true once the connection is open, false if it did not open within `timeoutMs`. */
+  async whenOpen(timeoutMs: number): Promise<boolean> {
+    if (this.#connection.isOpen) return true;
+    if (this.#closedForGood) return false;
+    return this.#waitOpen(timeoutMs);
   }
 
   /**
@@ -166,6 +203,11 @@ export class Channel {
       this.strayReplies++;
       return;
     }
+    const stream = this.#streams.get(parsed.value.id);
+    if (stream) {
+      stream(parsed.value);
+      return;
+    }
     if (!this.#pending.has(parsed.value.id)) {
       this.strayReplies++;
       return;
@@ -175,6 +217,9 @@ export class Channel {
 
   #onClose(): void {
     this.#down = true;
+    const streams = [...this.#streams.values()];
+    this.#streams.clear();
+    for (const s of streams) s(null);
     for (const id of [...this.#pending.keys()]) this.#settle(id, { kind: 'closed' });
     this.#wakeOpenWaiters(false);
   }

@@ -6,6 +6,7 @@
 import {
   ConnectionClosedError,
   InternalError,
+  PaxkvError,
   type PaxkvErrorOptions,
   UnavailableError,
 } from '@paxkv/common';
@@ -72,5 +73,52 @@ export class ClientOverloadedError extends UnavailableError {
     );
     this.queued = details.queued;
     this.maxQueuedCalls = details.maxQueuedCalls;
+  }
+}
+
+/**
+ * A watch asked for changes older than the history the cluster still keeps for that partition
+ * (`compactRevision` is the oldest still available). Re-read the keys you watch (their `modRevision`
+ * tells where they are), then watch again from `compactRevision`, or from the revision after your read.
+ */
+export class WatchCompactedError extends PaxkvError {
+  override readonly code = 'COMPACTED' as const;
+  override readonly retryable = false;
+  /** The partition whose history no longer reaches back far enough. */
+  readonly partition: number;
+  /** The oldest revision of that partition a watch can start from now. */
+  readonly compactRevision: number;
+  constructor(
+    details: { partition: number; asked: number; compactRevision: number },
+    options?: PaxkvErrorOptions,
+  ) {
+    super(
+      `revision ${details.asked} of partition ${details.partition} is compacted: re-read the watched keys and watch again from revision ${details.compactRevision} or later`,
+      options,
+    );
+    this.partition = details.partition;
+    this.compactRevision = details.compactRevision;
+  }
+}
+
+/**
+ * The watch's consumer fell too far behind: more than `maxBufferedEvents` events waited to be read.
+ * Nothing was lost on the server: watch again from `resumeRevision` (per partition), reading faster or
+ * with a larger buffer.
+ */
+export class WatchTooSlowError extends PaxkvError {
+  override readonly code = 'TOO_SLOW' as const;
+  override readonly retryable = true;
+  /** The revision to resume from, per partition (the one after the last event delivered). */
+  readonly resumeRevisions: Readonly<Record<number, number>>;
+  constructor(
+    details: { buffered: number; resumeRevisions: Record<number, number> },
+    options?: PaxkvErrorOptions,
+  ) {
+    super(
+      `the watch consumer fell behind with ${details.buffered} unread events; watch again from the revisions in resumeRevisions (read faster or raise maxBufferedEvents)`,
+      options,
+    );
+    this.resumeRevisions = details.resumeRevisions;
   }
 }

@@ -17,3 +17,4 @@ export * from './history.js';
 export * from './options.js';
 export * from './sessions.js';
 export * from './tcp.js';
+export * from './watch.js';

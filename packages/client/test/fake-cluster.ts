@@ -144,6 +144,13 @@ export class FakeCluster {
         message: parsed.error.message,
       };
     const req = parsed.value;
+    if (req.type === 'watch' || req.type === 'watch.cancel')
+      return {
+        type: 'error',
+        id: req.id,
+        code: 'BAD_REQUEST',
+        message: 'the fake cluster serves no watch streams',
+      };
     const counts = this.received.get(node)!;
     counts[req.type]++;
     if (req.type === 'lookup') {

@@ -38,6 +38,8 @@ export const LOCAL_ERROR_CODES = [
   'CONNECTION_CLOSED',
   'INVALID_ADDRESS',
   'INVALID_CONFIG',
+  'COMPACTED',
+  'TOO_SLOW',
 ] as const;
 
 /** A process-local error code (see {@link LOCAL_ERROR_CODES}). */
@@ -391,7 +393,10 @@ function toWireCode(code: PaxkvErrorCode): ErrorCode {
       return 'BAD_REQUEST';
     case 'BACKPRESSURE':
     case 'CONNECTION_CLOSED':
+    case 'TOO_SLOW':
       return 'UNAVAILABLE';
+    case 'COMPACTED':
+      return 'BAD_REQUEST';
     case 'ENCODE_FAILED':
     case 'INVALID_CONFIG':
       return 'INTERNAL';

@@ -40,6 +40,13 @@ import type { Disk } from './storage/disk.js';
 import { DurableStorage } from './storage/durable-storage.js';
 import type { StorageLogger, WriteAheadLog } from './storage/wal.js';
 import { silentLogger } from './storage/wal.js';
+import {
+  type ChangeEvent,
+  type WatchFilter,
+  WatchHub,
+  type WatchHubConfig,
+  type WatchRefusal,
+} from './watch-hub.js';
 
 /** A storage the group can make durable: paxos's `Storage` plus an async flush (group commit). */
 export interface FlushableStorage<T> extends Storage<T> {
@@ -117,6 +124,8 @@ export interface ReplicaGroupConfig {
    * the paxos config (10 ticks at the defaults), at least one round plus one tick.
    */
   readonly isolationTicks?: number;
+  /** Bounds of the change history kept for watchers (see `WatchHub`). */
+  readonly watch: Partial<WatchHubConfig>;
 }
 
 /** Messages that announce nothing about this replica's own pending writes (see `releaseEarly`). */
@@ -132,6 +141,7 @@ export const DEFAULT_REPLICA_GROUP_CONFIG: Readonly<ReplicaGroupConfig> = Object
   maxPendingRequests: 100_000,
   unsafeMutation: 'none',
   releaseEarly: true,
+  watch: {},
 });
 
 /** Constructor options of {@link ReplicaGroup}. */
@@ -247,6 +257,10 @@ export class ReplicaGroup {
   private readonly peerIds: readonly NodeId[];
   private readonly isolationTicks: number;
   private wasIsolated = false;
+  /** Recent changes and open watchers (see {@link ReplicaGroup.watch}). */
+  private hub: WatchHub;
+  /** How each open watcher is told its stream ended (by the group, not by its own cancel). */
+  private readonly watchEnds = new Map<object, (why: string) => void>();
 
   constructor(opts: ReplicaGroupOptions) {
     this.partition = opts.partition;
@@ -265,6 +279,8 @@ export class ReplicaGroup {
     this.logger = opts.logger ?? silentLogger;
     this.nonce = opts.nonce ?? randomNonce();
     this.sm = new KvStateMachine(this.config.stateMachine, this.partition);
+    this.hub = new WatchHub(this.sm.revision, this.config.watch);
+    this.sm.onChange = (e) => this.hub.record(e);
     this.paxos = new SequencePaxos<KvCommand>({
       pid: opts.pid,
       peers: opts.peers,
@@ -364,6 +380,14 @@ export class ReplicaGroup {
   /** Number of keys in the applied state. */
   get keyCount(): number {
     return this.sm.size;
+  }
+  /** The partition's revision in this replica's applied state. */
+  get revision(): number {
+    return this.sm.revision;
+  }
+  /** Watchers open on this replica. */
+  get watcherCount(): number {
+    return this.hub.watcherCount;
   }
   /** Set once the group stopped for good. */
   get failure(): Error | undefined {
@@ -522,6 +546,48 @@ export class ReplicaGroup {
     }
   }
 
+  /**
+   * Opens a watch on this replica's applied changes (see `WatchHub`): the changes to `filter` from
+   * `fromRevision` on (default: after the current revision) go to `sink` in revision order, every event
+   * of one revision in one call. Served from applied state on any replica, leader or not. `end` is
+   * called (once) if the group ends the stream: it stopped, or a snapshot replaced its state past
+   * changes it never applied; resume elsewhere from the revision after the last one delivered.
+   * Returns the open watch (with the revision it starts from) or why it was refused.
+   */
+  watch(
+    filter: WatchFilter,
+    fromRevision: number | undefined,
+    sink: (events: readonly ChangeEvent[]) => void,
+    end: (why: string) => void,
+  ):
+    | { readonly from: number; readonly revision: number; replay(): void; cancel(): void }
+    | WatchRefusal
+    | { readonly reason: 'stopped' } {
+    if (this.fatal || this.closed) return { reason: 'stopped' };
+    const from = fromRevision ?? this.sm.revision + 1;
+    const opened = this.hub.watch(filter, from, sink);
+    if (!('cancel' in opened)) return opened;
+    const key = {};
+    this.watchEnds.set(key, end);
+    return {
+      from,
+      revision: this.sm.revision,
+      replay: () => opened.replay(),
+      cancel: () => {
+        this.watchEnds.delete(key);
+        opened.cancel();
+      },
+    };
+  }
+
+  /** Ends every open watch (the group stopped, or its state was replaced by a snapshot). */
+  private endWatches(why: string): void {
+    const ends = [...this.watchEnds.values()];
+    this.watchEnds.clear();
+    this.hub.cancelAll();
+    for (const end of ends) end(why);
+  }
+
   private notLeader(): PaxkvError {
     if (this.paxos.leader === undefined) return new NoLeaderError({ partition: this.partition });
     return new NotLeaderError({ leaderHint: this.leaderHint(), partition: this.partition });
@@ -673,11 +739,15 @@ export class ReplicaGroup {
         return;
       }
       this.sm = restored;
+      this.sm.onChange = (e) => this.hub.record(e);
+      this.hub.reset(restored.revision);
+      this.endWatches(`partition ${this.partition} installed a snapshot at revision ${restored.revision}`);
       this.lastSnapshotIndex = Math.max(this.lastSnapshotIndex, item.index);
       return;
     }
     if (item.index < this.sm.appliedIndex) return;
     const outcome = this.sm.apply(item.index, item.entry);
+    this.hub.endEntry();
     this.onApplied?.(item.index, item.entry, outcome);
     const id = (item.entry as { id?: unknown })?.id;
     if (typeof id !== 'string') return;
@@ -725,6 +795,7 @@ export class ReplicaGroup {
     this.writes.clear();
     this.reads.clear();
     this.readyReads.length = 0;
+    this.endWatches(`replica of partition ${this.partition} stopped`);
     this.onFatal?.(err);
   }
 
@@ -757,6 +828,7 @@ export class ReplicaGroup {
     this.writes.clear();
     this.reads.clear();
     this.readyReads.length = 0;
+    this.endWatches(`replica of partition ${this.partition} is shutting down`);
     const closable = this.storage as { close?: () => Promise<void> };
     await closable.close?.();
   }

@@ -20,6 +20,7 @@ import {
 } from '@paxkv/common';
 import { CorruptDataError, decode, encode } from './codec.js';
 import { isKvCommand, type KvCommand } from './command.js';
+import type { ChangeEvent } from './watch-hub.js';
 
 /** Tunables of the state machine. */
 export interface StateMachineConfig {
@@ -139,6 +140,11 @@ export class KvStateMachine {
   private readonly sessions = new Map<string, SessionEntry>();
   private applied = 0;
   private rev = 0;
+  /**
+   * Called with every change of a key as it is applied (a put, or a delete of a present key), with the
+   * partition's revision after the entry: the feed of watches. Must not throw.
+   */
+  onChange: ((event: ChangeEvent) => void) | undefined;
 
   /**
    * @param config tunables (see {@link DEFAULT_STATE_MACHINE_CONFIG})
@@ -251,7 +257,7 @@ export class KvStateMachine {
         const existed = this.data.has(op.key);
         if (existed) {
           this.rev++;
-          this.data.delete(op.key);
+          this.remove(op.key);
         }
         return { op: 'delete', existed, ...this.header() };
       }
@@ -303,7 +309,7 @@ export class KvStateMachine {
         const current = this.data.get(op.key);
         if (current !== undefined) {
           this.rev++;
-          this.data.delete(op.key);
+          this.remove(op.key);
         }
         return { op: 'getdel', value: current?.value ?? null, ...this.header() };
       }
@@ -329,6 +335,7 @@ export class KvStateMachine {
 
   /** Writes `key` at revision `revision` (creating it or raising its version). */
   private write(key: string, value: Value, revision: number): Entry {
+    this.onChange?.({ type: 'put', key, value, revision });
     const e = this.data.get(key);
     if (e === undefined) {
       const created = new Entry(value, revision, revision, 1);
@@ -339,6 +346,13 @@ export class KvStateMachine {
     e.modRevision = revision;
     e.version++;
     return e;
+  }
+
+  /** Deletes `key` (present) at the partition's current revision, which the caller already raised. */
+  private remove(key: string): boolean {
+    const existed = this.data.delete(key);
+    if (existed) this.onChange?.({ type: 'delete', key, revision: this.rev });
+    return existed;
   }
 
   /**

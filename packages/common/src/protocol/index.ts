@@ -9,3 +9,4 @@ export * from './message-set.js';
 export * from './messages.js';
 export * from './partition.js';
 export * from './primitives.js';
+export * from './watch.js';

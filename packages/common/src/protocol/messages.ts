@@ -4,6 +4,7 @@
  *
  * Channels and their directions:
  * - client -> server: `kv`, `lookup`, `status`; server -> client: `kv.ok`, `lookup.ok`, `status.ok`, `error`.
+ *   Streams: `watch`, `watch.cancel`; server -> client `watch.ok`, `watch.events`, `watch.end` (see `./watch.ts`).
  * - server -> bootstrap: `checkin`, `heartbeat`; bootstrap -> server: `checkin.ok`, `table.push`,
  *   `members`, `error`.
  * - server <-> server (peer): `peer.hello`, `paxos`, and forwarded client requests (`kv`) with their
@@ -25,6 +26,13 @@ import {
   RequestIdSchema,
   SessionSchema,
 } from './primitives.js';
+import {
+  WatchCancelSchema,
+  WatchEndSchema,
+  WatchEventsSchema,
+  WatchOkSchema,
+  WatchRequestSchema,
+} from './watch.js';
 
 // ---- client -> server ------------------------------------------------------------------------
 
@@ -54,6 +62,8 @@ export const ClientRequestSchemas = {
   kv: KvRequestSchema,
   lookup: LookupRequestSchema,
   status: StatusRequestSchema,
+  watch: WatchRequestSchema,
+  'watch.cancel': WatchCancelSchema,
 } as const;
 
 // ---- server -> client ------------------------------------------------------------------------
@@ -98,6 +108,9 @@ export const ServerResponseSchemas = {
   'kv.ok': KvOkSchema,
   'lookup.ok': LookupOkSchema,
   'status.ok': StatusOkSchema,
+  'watch.ok': WatchOkSchema,
+  'watch.events': WatchEventsSchema,
+  'watch.end': WatchEndSchema,
   error: ErrorMessageSchema,
 } as const;
 

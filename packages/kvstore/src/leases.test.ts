@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import {
+  isLeaseId,
+  LEASE_PARTITION_SPACE,
+  LeaseClock,
+  LeaseTable,
+  leasePartition,
+  MAX_LEASE_TTL_MS,
+  MIN_LEASE_TTL_MS,
+} from './leases.js';
+
+describe('LeaseTable', () => {
+  it('encodes the partition in every lease id', () => {
+    const t = new LeaseTable(7, 10);
+    const a = t.grant(5_000) as number;
+    const b = t.grant(5_000) as number;
+    expect(isLeaseId(a)).toBe(true);
+    expect(leasePartition(a)).toBe(7);
+    expect(leasePartition(b)).toBe(7);
+    expect(b).toBe(a + LEASE_PARTITION_SPACE);
+  });
+
+  it('refuses TTLs out of bounds and grants past the limit', () => {
+    const t = new LeaseTable(0, 2);
+    expect(t.grant(MIN_LEASE_TTL_MS - 1)).toBe('bad-ttl');
+    expect(t.grant(MAX_LEASE_TTL_MS + 1)).toBe('bad-ttl');
+    expect(t.grant(1.5)).toBe('bad-ttl');
+    expect(typeof t.grant(MIN_LEASE_TTL_MS)).toBe('number');
+    expect(typeof t.grant(MAX_LEASE_TTL_MS)).toBe('number');
+    expect(t.grant(2_000)).toBe('too-many-leases');
+  });
+
+  it('tracks attached keys and returns them on removal', () => {
+    const t = new LeaseTable(1, 10);
+    const l = t.grant(2_000) as number;
+    t.attach('a', l);
+    t.attach('b', l);
+    t.detach('a', l);
+    expect(t.get(l)?.keys).toEqual(['b']);
+    expect(t.remove(l)).toEqual(['b']);
+    expect(t.remove(l)).toBeNull();
+    expect(t.has(l)).toBe(false);
+  });
+
+  it('round-trips its snapshot and rejects malformed ones', () => {
+    const t = new LeaseTable(3, 10);
+    const l1 = t.grant(2_000) as number;
+    t.grant(3_000);
+    t.remove(l1);
+    const copy = new LeaseTable(3, 10);
+    expect(copy.restore(t.toSnapshot())).toBe(true);
+    expect(copy.list()).toEqual(t.list());
+    // the sequence continues: no id is ever reused
+    expect(copy.grant(2_000)).toBe(t.grant(2_000));
+    expect(new LeaseTable(4, 10).restore(t.toSnapshot())).toBe(false); // other partition
+    expect(new LeaseTable(3, 10).restore([1, 2])).toBe(false);
+    expect(new LeaseTable(3, 10).restore([0, LEASE_PARTITION_SPACE + 3, 5])).toBe(false); // ttl too small
+    expect(new LeaseTable(3, 10).restore('x')).toBe(false);
+  });
+});
+
+describe('LeaseClock', () => {
+  it('proposes an expiry once when due, again only after retryAfter', () => {
+    const c = new LeaseClock(500, 1_000);
+    c.refresh(1, 2_000, 0);
+    expect(c.due(1_999)).toEqual([]);
+    expect(c.due(2_000)).toEqual([1]);
+    expect(c.due(2_500)).toEqual([]);
+    expect(c.due(3_000)).toEqual([1]);
+    c.forget(1);
+    expect(c.due(10_000)).toEqual([]);
+  });
+
+  it('a keep-alive pushes the deadline out', () => {
+    const c = new LeaseClock(500, 1_000);
+    c.refresh(1, 2_000, 0);
+    c.refresh(1, 2_000, 1_500);
+    expect(c.due(3_000)).toEqual([]);
+    expect(c.remaining(1, 3_000)).toBe(500);
+    expect(c.due(3_500)).toEqual([1]);
+  });
+
+  it('a new leader gives every lease its TTL plus the grace period', () => {
+    const c = new LeaseClock(500, 1_000);
+    c.takeOver(10_000, [
+      [1, 2_000],
+      [2, 4_000],
+    ]);
+    expect(c.due(12_499)).toEqual([]);
+    expect(c.due(12_500)).toEqual([1]);
+    expect(c.due(14_500)).toEqual([1, 2]); // 1 again: its expiry was not applied within retryAfter
+    c.stepDown();
+    expect(c.due(100_000)).toEqual([]);
+  });
+});

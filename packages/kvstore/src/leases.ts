@@ -1,0 +1,215 @@
+/**
+ * Leases: keys that disappear when their owner stops renewing them, as etcd's leases and Redis's TTLs.
+ *
+ * Two halves, kept apart on purpose:
+ * - {@link LeaseTable} is replicated state, part of the partition's state machine: which leases exist,
+ *   their TTL, and which keys are attached. It changes only by applying log entries (grant, revoke,
+ *   expire, a put that attaches a key), so every replica agrees on it.
+ * - {@link LeaseClock} is the leader's private timekeeping: when each lease is due. It never changes
+ *   replicated state by itself; when a lease is due the leader *proposes* an expiry through the log
+ *   (replicas never expire anything on their own clocks). A new leader starts every lease afresh with
+ *   its TTL plus a grace period, so no lease expires because of the election (etcd does the same).
+ *
+ * A lease belongs to one partition, the one it was granted in; its id encodes that partition
+ * (`id % LEASE_PARTITION_SPACE`), so revoke and keep-alive are routed without a lookup. Keys attached
+ * to a lease must live in its partition: revoking or expiring a lease deletes its keys atomically, in
+ * one log entry, which only one partition's log can do. Use a hash tag (`{svc}:a`, `{svc}:b`) to put
+ * related keys and their lease in one partition.
+ * @module
+ */
+
+/** Lease ids are `sequence * LEASE_PARTITION_SPACE + partition`: the partition is recoverable from the id. */
+export const LEASE_PARTITION_SPACE = 65_536;
+/** Shortest lease TTL accepted (ms). Shorter leases could expire during an ordinary election. */
+export const MIN_LEASE_TTL_MS = 1_000;
+/** Longest lease TTL accepted (ms): one year. */
+export const MAX_LEASE_TTL_MS = 365 * 24 * 3_600_000;
+/** Largest lease sequence number, so that every id is a safe integer. */
+const MAX_LEASE_SEQUENCE = Math.floor(Number.MAX_SAFE_INTEGER / LEASE_PARTITION_SPACE) - 1;
+
+/** The partition a lease id belongs to. */
+export function leasePartition(lease: number): number {
+  return lease % LEASE_PARTITION_SPACE;
+}
+
+/** Whether `lease` is a well-formed lease id (a positive safe integer). */
+export function isLeaseId(lease: unknown): lease is number {
+  return Number.isSafeInteger(lease) && (lease as number) >= LEASE_PARTITION_SPACE;
+}
+
+/** One granted lease, as the replicated state holds it. */
+export interface LeaseInfo {
+  /** The lease id. */
+  readonly lease: number;
+  /** Time to live granted, in ms. */
+  readonly ttlMs: number;
+  /** Keys attached to it, in attachment order. */
+  readonly keys: readonly string[];
+}
+
+/** Why a grant was refused (nothing changed). */
+export type GrantRefusal = 'too-many-leases' | 'bad-ttl' | 'ids-exhausted';
+
+/**
+ * The replicated lease state of one partition. Deterministic: a function of the applied log only.
+ */
+export class LeaseTable {
+  private readonly leases = new Map<number, { ttlMs: number; keys: Set<string> }>();
+  private seq = 0;
+
+  /**
+   * @param partition the partition this table belongs to (encoded in every lease id)
+   * @param maxLeases most leases alive at once; more grants are refused
+   */
+  constructor(
+    readonly partition: number,
+    readonly maxLeases: number,
+  ) {}
+
+  /** Number of live leases. */
+  get size(): number {
+    return this.leases.size;
+  }
+
+  /** Grants a new lease; returns its id, or why it was refused. */
+  grant(ttlMs: number): number | GrantRefusal {
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < MIN_LEASE_TTL_MS || ttlMs > MAX_LEASE_TTL_MS)
+      return 'bad-ttl';
+    if (this.leases.size >= this.maxLeases) return 'too-many-leases';
+    if (this.seq >= MAX_LEASE_SEQUENCE) return 'ids-exhausted';
+    const id = ++this.seq * LEASE_PARTITION_SPACE + this.partition;
+    this.leases.set(id, { ttlMs, keys: new Set() });
+    return id;
+  }
+
+  /** The lease, if it exists. */
+  get(lease: number): LeaseInfo | undefined {
+    const l = this.leases.get(lease);
+    return l && { lease, ttlMs: l.ttlMs, keys: [...l.keys] };
+  }
+
+  /** Whether the lease exists. */
+  has(lease: number): boolean {
+    return this.leases.has(lease);
+  }
+
+  /** Every live lease, by id. */
+  list(): LeaseInfo[] {
+    return [...this.leases.keys()].sort((a, b) => a - b).map((id) => this.get(id) as LeaseInfo);
+  }
+
+  /** Ids and TTLs of every live lease (for the leader's clock). */
+  ttls(): Iterable<[number, number]> {
+    return [...this.leases].map(([id, l]): [number, number] => [id, l.ttlMs]);
+  }
+
+  /** Attaches `key` to `lease` (which must exist). */
+  attach(key: string, lease: number): void {
+    this.leases.get(lease)?.keys.add(key);
+  }
+
+  /** Detaches `key` from `lease` (no-op if either is gone). */
+  detach(key: string, lease: number): void {
+    this.leases.get(lease)?.keys.delete(key);
+  }
+
+  /** Removes the lease; returns the keys that were attached (to be deleted by the caller), or null if unknown. */
+  remove(lease: number): string[] | null {
+    const l = this.leases.get(lease);
+    if (!l) return null;
+    this.leases.delete(lease);
+    return [...l.keys];
+  }
+
+  /** Flat snapshot form: `[seq, id, ttl, id, ttl, ...]` (attachments are restored from the keys). */
+  toSnapshot(): number[] {
+    const out = [this.seq];
+    for (const [id, l] of this.leases) out.push(id, l.ttlMs);
+    return out;
+  }
+
+  /** Restores {@link LeaseTable.toSnapshot}; returns false if the data is malformed. */
+  restore(flat: unknown): boolean {
+    if (!Array.isArray(flat) || flat.length % 2 !== 1) return false;
+    const [seq, ...rest] = flat as unknown[];
+    if (!Number.isSafeInteger(seq) || (seq as number) < 0 || (seq as number) > MAX_LEASE_SEQUENCE)
+      return false;
+    this.seq = seq as number;
+    for (let i = 0; i < rest.length; i += 2) {
+      const id = rest[i];
+      const ttl = rest[i + 1];
+      if (!isLeaseId(id) || leasePartition(id) !== this.partition) return false;
+      if (
+        !Number.isSafeInteger(ttl) ||
+        (ttl as number) < MIN_LEASE_TTL_MS ||
+        (ttl as number) > MAX_LEASE_TTL_MS
+      )
+        return false;
+      this.leases.set(id, { ttlMs: ttl as number, keys: new Set() });
+    }
+    return true;
+  }
+}
+
+/**
+ * The leader's timekeeping of leases (see the module comment). Time is whatever monotonic unit the
+ * caller uses consistently (the replica group uses its tick count converted to ms).
+ */
+export class LeaseClock {
+  private readonly deadlines = new Map<number, number>();
+  /** Leases whose expiry was proposed, with when: not proposed again until `retryAfterMs` passed. */
+  private readonly proposed = new Map<number, number>();
+
+  /**
+   * @param graceMs extra time every lease gets when a new leader takes over
+   * @param retryAfterMs an expiry proposal that has not been applied after this long is proposed again
+   */
+  constructor(
+    readonly graceMs: number,
+    readonly retryAfterMs: number,
+  ) {}
+
+  /** This replica became leader at `now`: every lease starts afresh with its TTL plus the grace period. */
+  takeOver(now: number, leases: Iterable<[number, number]>): void {
+    this.deadlines.clear();
+    this.proposed.clear();
+    for (const [id, ttl] of leases) this.deadlines.set(id, now + ttl + this.graceMs);
+  }
+
+  /** This replica stopped leading: it forgets every deadline (the next leader keeps time). */
+  stepDown(): void {
+    this.deadlines.clear();
+    this.proposed.clear();
+  }
+
+  /** A lease was granted or kept alive at `now`: it is due `ttlMs` later. */
+  refresh(lease: number, ttlMs: number, now: number): void {
+    this.deadlines.set(lease, now + ttlMs);
+    this.proposed.delete(lease);
+  }
+
+  /** A lease is gone (revoked or expired through the log). */
+  forget(lease: number): void {
+    this.deadlines.delete(lease);
+    this.proposed.delete(lease);
+  }
+
+  /** Time left before `lease` is due, in the caller's unit (undefined if not tracked). */
+  remaining(lease: number, now: number): number | undefined {
+    const d = this.deadlines.get(lease);
+    return d === undefined ? undefined : Math.max(0, d - now);
+  }
+
+  /** Leases due at `now` whose expiry should be proposed now; marks them proposed. */
+  due(now: number): number[] {
+    const out: number[] = [];
+    for (const [id, deadline] of this.deadlines) {
+      if (deadline > now) continue;
+      const at = this.proposed.get(id);
+      if (at !== undefined && now - at < this.retryAfterMs) continue;
+      this.proposed.set(id, now);
+      out.push(id);
+    }
+    return out;
+  }
+}
