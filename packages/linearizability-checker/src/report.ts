@@ -352,11 +352,11 @@ function nav(){let h="";DATA.forEach((f,fi)=>{h+='<div class="f"><div class="fn"
 f.parts.forEach((p,pi)=>{h+='<a class="p" data-f="'+fi+'" data-p="'+pi+'">'+kname(p)+' <span class="v '+p.verdict+'">'+p.verdict+'</span> <span class="mut">'+p.total+' ops</span></a>'});
 if(f.hidden.partitions)h+='<div class="mut">… and '+f.hidden.partitions+' more partitions ('+f.hidden.ops+' ops: '+Object.entries(f.hidden.verdicts).map(e=>e[1]+' '+e[0]).join(', ')+'), not listed</div>';
 if(!f.parts.length)h+='<div class="mut">empty history</div>';h+='</div>'});$("nav").innerHTML=h;
-document.querySelectorAll(".p").forEach(a=>a.onclick=()=>show(+a.dataset.f,+a.dataset.p,false));}
+document.querySelectorAll(".p").forEach(a=>a.onclick=()=>{const f=+a.dataset.f,q=+a.dataset.p;show(f,q,DATA[f].parts[q].minimal.length>0)});}
 function show(fi,pi,mini){cur=[fi,pi];document.querySelectorAll(".p").forEach(a=>a.classList.toggle("sel",+a.dataset.f===fi&&+a.dataset.p===pi));
 const f=DATA[fi],p=f.parts[pi];const byI=new Map(f.ops.map(o=>[o.i,o]));const ops=(mini?p.minimal:p.ops).map(i=>byI.get(i));
-const pos=new Map(),st=new Map();if(!mini)p.order.forEach((i,k)=>{pos.set(i,p.pos[k]);st.set(i,p.states[k])});
-const stuck=new Set(mini?[]:p.stuck),relaxed=new Set(mini?p.relaxed:[]),inMin=new Set(p.minimal);
+const pos=new Map(),st=new Map();p.order.forEach((i,k)=>{pos.set(i,p.pos[k]);st.set(i,p.states[k])});
+const stuck=new Set(p.stuck),relaxed=new Set(mini?p.relaxed:[]),inMin=new Set(p.minimal);
 const times=[...new Set(ops.flatMap(o=>o.r===null||relaxed.has(o.i)?[o.c]:[o.c,o.r]))].sort((a,b)=>a-b);const rank=new Map(times.map((t,k)=>[t,k]));
 const procs=[...new Set(ops.map(o=>o.p))].sort((a,b)=>(+a-+b)||a.localeCompare(b));const row=new Map(procs.map((q,k)=>[q,k]));
 const U=Math.max(14,Math.min(60,1400/Math.max(1,times.length))),L=70,R=40,RH=26,W=L+R+U*(times.length+1),Hh=24+RH*procs.length;
@@ -372,18 +372,18 @@ if(p.verdict==="not-linearizable"){const of=p.method==="fast"?p.minimal.length+'
 head+='<p>The longest linearizable prefix found has <b>'+p.orderLength+'</b> of '+of+'. After it the state is <code>'+esc(p.states[p.states.length-1]??"(initial)")+'</code>, and none of the red operations can be placed next.</p>'}
 else if(p.verdict==="unknown")head+='<p>'+esc(p.reason)+(p.orderLength?' (longest linearizable prefix found: '+p.orderLength+' of '+p.total+' operations)':'')+'</p>';
 else head+='<p>One valid linearization is numbered on the bars.</p>';
-if(p.minimal.length)head+='<p><b>Minimal failing sub-history: '+p.minimal.length+' operations</b> ('+esc(p.why??"")+'), outlined in blue. <a href="#" id="tm">'+(mini?'back to the window':'show it alone')+'</a></p>';
+if(p.minimal.length)head+='<p><b>Minimal failing sub-history: '+p.minimal.length+' operations</b> ('+esc(p.why??"")+'), outlined in blue. <a href="#" id="tm">'+(mini?'show the '+p.ops.length+' operations around it':'show it alone')+'</a></p>';
 if(!mini&&(p.before||p.after))head+='<p class="mut">Showing '+p.ops.length+' of '+p.total+' operations: '+p.before+' called before and '+p.after+' after this window are not drawn.</p>';
 $("head").innerHTML=head;$("chart").innerHTML=s;const tm=$("tm");if(tm)tm.onclick=e=>{e.preventDefault();show(fi,pi,!mini)};
-let t='<table><tr><th>#</th><th>client</th><th>operation</th><th>'+(mini?'':'state after')+'</th><th>source</th></tr>';
-if(mini)ops.forEach(o=>{t+='<tr><td>·</td><td>p'+esc(o.p)+'</td><td>'+esc(o.d)+(relaxed.has(o.i)?' (indeterminate here)':'')+'</td><td></td><td class="mut">'+(o.l===null?'':'line '+o.l)+'</td></tr>'});
+let t='<table><tr><th>#</th><th>client</th><th>operation</th><th>state after</th><th>source</th></tr>';
+if(mini)ops.forEach(o=>{const k=pos.get(o.i);t+='<tr'+(stuck.has(o.i)?' class="stuck"':'')+'><td>'+(k!==undefined?k+1:stuck.has(o.i)?'✗':'·')+'</td><td>p'+esc(o.p)+'</td><td>'+esc(o.d)+(relaxed.has(o.i)?' (indeterminate here)':'')+'</td><td>'+(k!==undefined?'<code>'+esc(st.get(o.i))+'</code>':stuck.has(o.i)?'cannot go next':'')+'</td><td class="mut">'+(o.l===null?'':'line '+o.l)+'</td></tr>'});
 else{p.order.forEach((i,k)=>{const o=byI.get(i);t+='<tr><td>'+(p.pos[k]+1)+'</td><td>p'+esc(o.p)+'</td><td>'+esc(o.d)+'</td><td><code>'+esc(p.states[k])+'</code></td><td class="mut">'+(o.l===null?'':'line '+o.l)+'</td></tr>'});
 p.stuck.forEach(i=>{const o=byI.get(i);if(!o)return;t+='<tr class="stuck"><td>✗</td><td>p'+esc(o.p)+'</td><td>'+esc(o.d)+'</td><td>cannot go next</td><td>'+(o.l===null?'':'line '+o.l)+'</td></tr>'})}
 $("table").innerHTML=t+'</table>';
 document.querySelectorAll(".op").forEach(g=>{const o=byI.get(+g.dataset.i);g.onmousemove=e=>{const k=pos.get(o.i);const tp=$("tip");tp.style.display="block";tp.style.left=(e.clientX+12)+"px";tp.style.top=(e.clientY+12)+"px";
 tp.textContent="p"+o.p+": "+o.d+"\\n"+(o.l===null?"":"line "+o.l+"\\n")+(k!==undefined?"linearized #"+(k+1)+", state after: "+st.get(o.i):stuck.has(o.i)?"could not be placed after the prefix":inMin.has(o.i)?"in the minimal failing sub-history":"not placed")};g.onmouseleave=()=>{$("tip").style.display="none"}});}
 nav();
-{let fi=DATA.findIndex(f=>f.parts.some(p=>p.verdict!=="linearizable"));if(fi<0)fi=0;if(DATA[fi]&&DATA[fi].parts.length){const pi=Math.max(0,DATA[fi].parts.findIndex(p=>p.verdict!=="linearizable"));show(fi,pi,false)}}
+{let fi=DATA.findIndex(f=>f.parts.some(p=>p.verdict!=="linearizable"));if(fi<0)fi=0;if(DATA[fi]&&DATA[fi].parts.length){const pi=Math.max(0,DATA[fi].parts.findIndex(p=>p.verdict!=="linearizable"));show(fi,pi,DATA[fi].parts[pi].minimal.length>0)}}
 </script></body></html>
 `;
 }
