@@ -85,8 +85,8 @@ export const ServerConfigSchema = ConnectionConfigSchema.extend({
    */
   maxTrustedConnections: z.number().int().positive().default(1024),
   /**
-   * When `maxConnections` untrusted connections are open, close the one that has been quiet longest
-   * (no message since it was accepted, or the oldest last message) to accept the new one, instead of
+   * When `maxConnections` untrusted connections are open, close one to accept the new one: the oldest
+   * of those that never sent a message, else the one whose last message is oldest; instead of
    * refusing the new one. Then a flood of idle connections cannot keep a peer from connecting to
    * authenticate. Default false (refuse).
    */

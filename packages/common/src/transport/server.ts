@@ -53,7 +53,9 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
   private readonly logger: Logger | undefined;
   private readonly handshake: Handshake | undefined;
   private bound: HostPort | undefined;
-  /** Untrusted open connections, quietest first (a message moves a connection to the end). */
+  /** Untrusted open connections that never sent a message, oldest first. */
+  private readonly silent = new Set<FramedConnection>();
+  /** Untrusted open connections that sent messages, quietest first (a message moves one to the end). */
   private readonly quiet = new Set<FramedConnection>();
   private trustedCount = 0;
   private readonly budget: InboundBudget | undefined;
@@ -106,6 +108,7 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
     conn.markTrusted();
     this.trustedCount++;
     this.quiet.delete(conn);
+    this.silent.delete(conn);
     return true;
   }
 
@@ -183,9 +186,12 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
   }
 
   private accept(socket: Socket): void {
-    if (this.quiet.size >= this.config.maxConnections && this.config.evictWhenFull) {
-      const victim = this.quiet.values().next().value;
+    const untrusted = () => this.silent.size + this.quiet.size;
+    if (untrusted() >= this.config.maxConnections && this.config.evictWhenFull) {
+      // Strangers that never said anything go first; then the client that has been quiet longest.
+      const victim = this.silent.values().next().value ?? this.quiet.values().next().value;
       if (victim) {
+        this.silent.delete(victim);
         this.quiet.delete(victim);
         this.open.delete(victim);
         this.logger?.debug({ peer: victim.remoteAddress }, 'closing the quietest connection to make room');
@@ -197,7 +203,7 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
         this.emit('evicted', victim.remoteAddress);
       }
     }
-    if (this.quiet.size >= this.config.maxConnections) {
+    if (untrusted() >= this.config.maxConnections) {
       const from = `${socket.remoteAddress}:${socket.remotePort}`;
       this.logger?.warn(
         { peer: from, max: this.config.maxConnections },
@@ -214,15 +220,16 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
       ...(this.budget ? { inboundBudget: this.budget } : {}),
     });
     this.open.add(conn);
-    this.quiet.add(conn);
+    this.silent.add(conn);
     conn.on('close', () => {
       this.open.delete(conn);
+      this.silent.delete(conn);
       this.quiet.delete(conn);
       if (conn.trusted) this.trustedCount--;
     });
     conn.on('message', () => {
-      if (conn.trusted || !this.quiet.has(conn)) return;
-      this.quiet.delete(conn);
+      if (conn.trusted) return;
+      if (!this.silent.delete(conn) && !this.quiet.delete(conn)) return;
       this.quiet.add(conn);
     });
     const hook = this.handshake;
