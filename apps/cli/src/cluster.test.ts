@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   CLUSTER_FILE,
+  CLUSTER_TOKEN_FILE,
   ClusterError,
   type ClusterFile,
   freePort,
@@ -56,6 +57,19 @@ describe('cluster file', () => {
 });
 
 describe('serverFlags', () => {
+  it('passes the cluster token file when the cluster has one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paxkv-token-flags-'));
+    const file = sample(dir);
+    const node = file.nodes[1] as ClusterFile['nodes'][number];
+    expect(serverFlags(file, node, 'info')).not.toContain('--cluster-token-file');
+    writeFileSync(join(dir, CLUSTER_TOKEN_FILE), 'x'.repeat(64));
+    const flags = serverFlags(file, node, 'info');
+    expect(flags.slice(flags.indexOf('--cluster-token-file'))).toEqual([
+      '--cluster-token-file',
+      join(dir, CLUSTER_TOKEN_FILE),
+    ]);
+  });
+
   it('starts the first server as the bootstrap server and makes the others join it', () => {
     const file = sample('/tmp/x');
     const first = serverFlags(file, file.nodes[0] as ClusterFile['nodes'][number], 'info');

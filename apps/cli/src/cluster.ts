@@ -7,6 +7,7 @@
  * addresses, so a restart on the same dir must reuse them.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -16,6 +17,13 @@ import { allPartitionsLed, mergeStatus, type StatusReply, type StatusView } from
 
 /** Name of the file describing a local cluster inside its directory. */
 export const CLUSTER_FILE = 'cluster.json';
+
+/**
+ * Name of the cluster token file inside a cluster's directory. A new local cluster gets a random token
+ * (32 bytes, hex, mode 0600) and every server is started with `--cluster-token-file` on it, so only the
+ * cluster's own servers can act as peers. A cluster made before tokens existed keeps running without.
+ */
+export const CLUSTER_TOKEN_FILE = 'cluster-token';
 
 const nodeSchema = z.object({
   index: z.number().int().positive(),
@@ -209,6 +217,8 @@ export function serverFlags(
   ];
   if (node.index !== first.index) flags.push('--join', first.address);
   if (node.respPort !== undefined) flags.push('--resp-port', String(node.respPort));
+  const token = join(file.dir, CLUSTER_TOKEN_FILE);
+  if (existsSync(token)) flags.push('--cluster-token-file', token);
   return flags;
 }
 
@@ -240,6 +250,9 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
   const log = options.log ?? (() => {});
   const existing = readClusterFile(dir);
   const file = existing ?? (await newClusterFile(options, dir));
+  if (!existing) {
+    writeFileSync(join(dir, CLUSTER_TOKEN_FILE), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  }
   if (existing) {
     const ignored = (['nodes', 'partitions', 'replication', 'fsync'] as const).filter(
       (k) => options[k] !== undefined,
