@@ -29,6 +29,26 @@ afterAll(async () => {
   await server.close();
 });
 
+/** A pipeline of SET k / GET k / INCR c / ECHO on a few keys, with the replies sequential order gives. */
+async function orderedPipeline(r: Redis): Promise<{ replies: unknown[]; expected: unknown[] }> {
+  const run = Math.random().toString(36).slice(2);
+  const p = r.pipeline();
+  const expected: unknown[] = [];
+  for (let i = 0; i < 300; i++) {
+    const k = `p:${run}:${i % 7}`;
+    p.set(k, String(i));
+    expected.push('OK');
+    p.get(k);
+    expected.push(String(i));
+    p.incr(`c:${run}:${i % 3}`);
+    expected.push(Math.floor(i / 3) + 1);
+    p.echo(`e${i}`);
+    expected.push(`e${i}`);
+  }
+  const out = await p.exec();
+  return { replies: out?.map(([err, v]) => err ?? v) ?? [], expected };
+}
+
 describe('RESP commands (in-process state machine)', () => {
   it('answers the connection commands', async () => {
     expect(await redis.ping()).toBe('PONG');
@@ -133,21 +153,26 @@ describe('RESP commands (in-process state machine)', () => {
   });
 
   it('pipelines: replies in request order, and one key changes in the order it was sent', async () => {
-    const p = redis.pipeline();
-    const expected: unknown[] = [];
-    for (let i = 0; i < 300; i++) {
-      const k = `p:${i % 7}`;
-      p.set(k, String(i));
-      expected.push('OK');
-      p.get(k);
-      expected.push(String(i));
-      p.incr(`c:${i % 3}`);
-      expected.push(Math.floor(i / 3) + 1);
-      p.echo(`e${i}`);
-      expected.push(`e${i}`);
+    const { replies, expected } = await orderedPipeline(redis);
+    expect(replies).toEqual(expected);
+  });
+
+  it('mutation check: without the per-key order rule the same pipeline goes wrong', async () => {
+    const broken = await RespServer.start({
+      host: '127.0.0.1',
+      port: 0,
+      backend: new StateMachineBackend(3),
+      unsafeMutation: 'noKeyOrdering',
+    });
+    const r = new Redis({ port: broken.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+    try {
+      await r.connect();
+      const { replies, expected } = await orderedPipeline(r);
+      expect(replies).not.toEqual(expected);
+    } finally {
+      r.disconnect();
+      await broken.close();
     }
-    const replies = await p.exec();
-    expect(replies?.map(([err, v]) => err ?? v)).toEqual(expected);
   });
 
   it('speaks RESP3 after HELLO 3, and inline commands', async () => {

@@ -44,6 +44,11 @@ export interface RespConnectionDeps {
   readonly onClose: () => void;
   /** Counts protocol errors and timeouts (for metrics and logs). */
   readonly onBadInput: (why: string) => void;
+  /**
+   * Test-only: `noKeyOrdering` breaks the per-key order rule (every command runs at once), so that a
+   * test can show the rule is what keeps one connection's commands on a key in order. Never set it.
+   */
+  readonly unsafeMutation?: 'noKeyOrdering';
 }
 
 /** See the module comment. */
@@ -195,6 +200,7 @@ export class RespConnection {
       }
     }
     const run = (): Promise<void> => this.execute(spec, args, slot);
+    if (this.deps.unsafeMutation === 'noKeyOrdering') waits.length = 0;
     const done = waits.length === 0 ? run() : Promise.all(waits).then(run);
     this.inflight.add(done);
     for (const k of keys) this.tails.set(k, done);

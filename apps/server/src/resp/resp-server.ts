@@ -6,7 +6,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { RespBackend } from './backend.js';
-import { RespConnection } from './connection.js';
+import { RespConnection, type RespConnectionDeps } from './connection.js';
 import { type RespLimits, resolveRespLimits } from './limits.js';
 
 /** Options of {@link RespServer.start}. */
@@ -19,6 +19,8 @@ export interface RespServerOptions {
   readonly limits?: Partial<RespLimits>;
   /** Called for each protocol error or half-sent command timeout (metrics, logs). */
   readonly onBadInput?: (why: string) => void;
+  /** Test-only mutation, see {@link RespConnectionDeps.unsafeMutation}. Never set it. */
+  readonly unsafeMutation?: 'noKeyOrdering';
 }
 
 /** A listening RESP port. */
@@ -81,6 +83,7 @@ export class RespServer {
       },
       onClose: () => this.connections.delete(conn),
       onBadInput: (why) => this.options.onBadInput?.(why),
+      ...(this.options.unsafeMutation ? { unsafeMutation: this.options.unsafeMutation } : {}),
     });
     this.connections.add(conn);
   }
