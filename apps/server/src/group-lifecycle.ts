@@ -120,7 +120,7 @@ export class GroupHost {
         preferredLeader: replicas[0] === me,
         dataDir: join(ctx.config.dataDir, `partition-${partition}`),
         fsync: ctx.config.fsync,
-        send: (to, message) => this.deps.peers.send(to, { type: 'paxos', partition, from: me, msg: message }),
+        send: (to, message) => this.deps.peers.sendPaxos(to, partition, message),
         addressOf: this.deps.addressOf,
         onFlush: (seconds) => ctx.metrics.fsyncLatency.observe(seconds),
       });

@@ -304,12 +304,13 @@ export class InboundConnections {
           });
           return;
         }
-        case 'paxos': {
+        case 'paxos':
+        case 'paxos.batch': {
           const parsed = parsePeerMessage(value);
-          if (!parsed.ok || parsed.value.type !== 'paxos') {
+          if (!parsed.ok || (parsed.value.type !== 'paxos' && parsed.value.type !== 'paxos.batch')) {
             this.reject(
               conn,
-              parsed.ok ? new UnknownTypeError({ type: 'paxos', expected: [] }) : parsed.error,
+              parsed.ok ? new UnknownTypeError({ type: String(type), expected: [] }) : parsed.error,
               null,
             );
             return;
@@ -320,13 +321,8 @@ export class InboundConnections {
             this.ctx.metrics.peerDropped.inc({ reason: 'not-from-this-peer' });
             return;
           }
-          // Bound every round, index and length before it can reach a replica's state or its WAL.
-          const problem = this.deps.checkPaxosMessage(env.from, env.msg);
-          if (problem !== null) {
-            this.ctx.metrics.peerDropped.inc({ reason: problem });
-            return;
-          }
-          this.deps.groups.deliver(env.partition, env.from, env.msg);
+          if (env.type === 'paxos') this.deliverPaxos(env.from, env.partition, env.msg);
+          else for (const m of env.msgs) this.deliverPaxos(env.from, m.partition, m.msg);
           return;
         }
         case 'auth.hello': {
@@ -361,6 +357,16 @@ export class InboundConnections {
         requestIdOf(value),
       );
     }
+  }
+
+  /** Bounds every round, index and length of a peer's paxos message before a replica sees it. */
+  private deliverPaxos(from: NodeId, partition: number, msg: unknown): void {
+    const problem = this.deps.checkPaxosMessage(from, msg);
+    if (problem !== null) {
+      this.ctx.metrics.peerDropped.inc({ reason: problem });
+      return;
+    }
+    this.deps.groups.deliver(partition, from, msg);
   }
 
   private async handleClient(conn: InboundConn, request: ClientRequest): Promise<void> {

@@ -106,6 +106,17 @@ export class ServerMetrics {
   });
 
   /**
+   * Paxos messages per frame sent to a peer: every group's messages to one peer in one event-loop turn
+   * share a frame (heartbeats of all groups included), so the mean is well above 1 with many groups.
+   */
+  readonly paxosBatchSize = new Histogram({
+    name: 'paxkv_paxos_messages_per_frame',
+    help: 'Paxos messages per frame sent to a peer (all groups of one event-loop turn share a frame)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096],
+    registers: [this.registry],
+  });
+
+  /**
    * Failed peer handshakes, by reason: `bad-proof` (another token, or none), `malformed`, `version`,
    * `refused` (the other side refused ours), `timeout`, `closed`.
    */

@@ -13,6 +13,7 @@ import {
   type ClientRequest,
   type Handshake,
   type LookupTable,
+  MAX_PAXOS_BATCH,
   type NodeId,
   parseAddress,
   parseServerResponse,
@@ -84,6 +85,8 @@ export class PeerLinks {
   private readonly links = new Map<NodeId, ReconnectingConnection>();
   private readonly pending = new Map<number, PendingForward>();
   private nextForwardId = 1;
+  private readonly paxosOut = new Map<NodeId, Array<{ partition: number; msg: unknown }>>();
+  private flushScheduled = false;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -115,6 +118,46 @@ export class PeerLinks {
     link.on('message', (v) => this.onForwardReply(v));
     this.links.set(node, link);
     return link;
+  }
+
+  /**
+   * Queues a paxos message of `partition`'s group for `node`. Everything queued for a peer in one
+   * event-loop turn leaves as one frame (`paxos.batch`, or a plain `paxos` envelope when alone) at the
+   * end of the turn, in the order queued: the link stays FIFO per group. Best effort, like `send`.
+   */
+  sendPaxos(node: NodeId, partition: number, msg: unknown): void {
+    let queue = this.paxosOut.get(node);
+    if (!queue) {
+      queue = [];
+      this.paxosOut.set(node, queue);
+    }
+    queue.push({ partition, msg });
+    if (queue.length >= MAX_PAXOS_BATCH) this.flushPaxos(node);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushAllPaxos);
+    }
+  }
+
+  private readonly flushAllPaxos = (): void => {
+    this.flushScheduled = false;
+    for (const node of [...this.paxosOut.keys()]) this.flushPaxos(node);
+  };
+
+  private flushPaxos(node: NodeId): void {
+    const msgs = this.paxosOut.get(node);
+    this.paxosOut.delete(node);
+    if (!msgs || msgs.length === 0) return;
+    const from = this.ctx.nodeId;
+    if (from === null) return;
+    this.ctx.metrics.paxosBatchSize.observe(msgs.length);
+    const only = msgs.length === 1 ? msgs[0] : undefined;
+    this.send(
+      node,
+      only
+        ? { type: 'paxos', partition: only.partition, from, msg: only.msg }
+        : { type: 'paxos.batch', from, msgs },
+    );
   }
 
   /** Sends `message` to `node` (best effort: dropped while the link is down). */

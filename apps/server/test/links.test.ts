@@ -37,6 +37,16 @@ describe('links between servers', () => {
     }
   });
 
+  it('carry the paxos messages of all groups of one event-loop turn in one frame', async () => {
+    const s = cluster.servers[0] as TestServer;
+    const text = await (await fetch(`http://${s.host}:${s.httpPort}/metrics`)).text();
+    const sum = Number(/paxkv_paxos_messages_per_frame_sum (\S+)/.exec(text)?.[1]);
+    const count = Number(/paxkv_paxos_messages_per_frame_count (\S+)/.exec(text)?.[1]);
+    expect(count).toBeGreaterThan(0);
+    // 4 partitions: at least the heartbeats of every group to a peer share a frame.
+    expect(sum / count).toBeGreaterThan(2);
+  });
+
   it('carry forwarded requests: every server serves every key', async () => {
     for (const s of cluster.servers) {
       const c = await RawClient.connect(s.address);

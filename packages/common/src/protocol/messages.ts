@@ -169,10 +169,28 @@ export const PaxosEnvelopeSchema = z.object({
   msg: z.unknown(),
 });
 
+/** Most paxos messages one `paxos.batch` frame may carry. */
+export const MAX_PAXOS_BATCH = 4096;
+
+/**
+ * The paxos messages of many partitions' groups from one server to one peer, sent in one event-loop
+ * turn: one frame instead of one per message (heartbeats of every group travel together). Each `msg`
+ * is opaque here, as in {@link PaxosEnvelopeSchema}.
+ */
+export const PaxosBatchSchema = z.object({
+  type: z.literal('paxos.batch'),
+  from: NodeIdSchema,
+  msgs: z
+    .array(z.object({ partition: z.number().int().nonnegative(), msg: z.unknown() }))
+    .min(1)
+    .max(MAX_PAXOS_BATCH),
+});
+
 /** Messages exchanged between servers, by tag (forwarded `kv` requests and their replies included). */
 export const PeerMessageSchemas = {
   'peer.hello': PeerHelloSchema,
   paxos: PaxosEnvelopeSchema,
+  'paxos.batch': PaxosBatchSchema,
   kv: KvRequestSchema,
   'kv.ok': KvOkSchema,
   error: ErrorMessageSchema,
@@ -229,6 +247,8 @@ export type BootstrapReply = MessageOf<typeof BootstrapReplySchemas>;
 export type PeerHello = z.infer<typeof PeerHelloSchema>;
 /** A `paxos` envelope. */
 export type PaxosEnvelope = z.infer<typeof PaxosEnvelopeSchema>;
+/** A `paxos.batch` frame. */
+export type PaxosBatch = z.infer<typeof PaxosBatchSchema>;
 /** Any server <-> server message. */
 export type PeerMessage = MessageOf<typeof PeerMessageSchemas>;
 
