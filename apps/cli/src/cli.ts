@@ -5,23 +5,37 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type BenchReport, formatBenchReport, runBench, WORKLOADS, type Workload } from './bench.js';
 import {
   ClusterError,
   type ClusterFile,
   clusterServers,
-  clusterStatus,
-  isAlive,
+  isServerProcess,
   readClusterFile,
   startCluster,
   stopCluster,
 } from './cluster.js';
 import { CommandSyntaxError, type KvCommand, parseCommand } from './commands.js';
+import { bashCompletion, SHELLS, zshCompletion } from './completion.js';
 import { openClient, statusOf } from './connect.js';
+import { DEFAULT_DIAL_TIMEOUT_MS, dialAny } from './dial.js';
 import { EXIT, errorOutcome, execute, type Outcome } from './execute.js';
 import { runPrompt } from './prompt.js';
 import { formatStatus, mergeStatus, type StatusView } from './status-view.js';
+import { suggest } from './suggest.js';
+import { resolveValue, ValueInputError } from './value-input.js';
+import {
+  type EndpointHealth,
+  endpointStatus,
+  formatEndpointStatus,
+  formatHealth,
+  formatMembers,
+  OUTPUT_FORMATS,
+  type OutputFormat,
+  renderSimple,
+  renderTable,
+} from './views.js';
 
 /** Default directory of the local cluster (relative to the working directory). */
 export const DEFAULT_CLUSTER_DIR = '.paxkv';
@@ -79,8 +93,15 @@ class UsageError extends Error {}
 interface GlobalOptions {
   servers?: string;
   json?: boolean;
+  writeOut?: OutputFormat;
   timeout?: number;
+  dialTimeout?: number;
   dir?: string;
+}
+
+/** The output format: `--json` is `-w json`; the default is `table`. */
+function formatOf(opts: GlobalOptions): OutputFormat {
+  return opts.json ? 'json' : (opts.writeOut ?? 'table');
 }
 
 /**
@@ -102,7 +123,7 @@ export function resolveServers(opts: GlobalOptions, io: CliIo): string[] | null 
     return list;
   }
   const file = readClusterFile(resolve(io.cwd, opts.dir ?? DEFAULT_CLUSTER_DIR));
-  if (file?.nodes.some((n) => isAlive(n.pid))) return clusterServers(file);
+  if (file?.nodes.some((n) => isServerProcess(n))) return clusterServers(file);
   return null;
 }
 
@@ -135,26 +156,29 @@ async function oneShot(command: KvCommand, opts: GlobalOptions, io: CliIo): Prom
   const servers = resolveServers(opts, io);
   if (!servers) throw noServers();
   const timeoutMs = opts.timeout ?? DEFAULT_TIMEOUT_MS;
+  const json = formatOf(opts) === 'json';
   if (command.kind === 'status') {
     let outcome: Outcome;
     try {
       const view = await gatherStatus(servers, timeoutMs);
       outcome = {
         exitCode: 0,
-        stdout: formatStatus(view),
+        stdout: formatOf(opts) === 'simple' ? simpleStatus(view) : formatStatus(view),
         stderr: '',
         json: { ok: true, command: 'status', status: view },
       };
     } catch (e) {
       outcome = errorOutcome('status', e);
     }
-    writeOutcome(io, outcome, opts.json === true);
+    writeOutcome(io, outcome, json);
     return outcome.exitCode;
   }
+  // The connect phase first: an unreachable cluster fails within --dial-timeout, not the request deadline.
+  await dialAny(servers, opts.dialTimeout ?? DEFAULT_DIAL_TIMEOUT_MS);
   const client = await openClient(servers, { timeoutMs });
   try {
     const outcome = await execute(command, client, () => gatherStatus(servers, timeoutMs));
-    writeOutcome(io, outcome, opts.json === true);
+    writeOutcome(io, outcome, json);
     return outcome.exitCode;
   } finally {
     await client.close();
@@ -177,6 +201,32 @@ async function prompt(servers: string[], opts: GlobalOptions, io: CliIo, banner:
     await client.close();
   }
   return 0;
+}
+
+/** `status -w simple`: one line per partition (`partition, leader, replicas, decided`). */
+function simpleStatus(view: StatusView): string {
+  return renderSimple(
+    view.groups.map((g) => [
+      String(g.partition),
+      String(g.leader ?? 'none'),
+      g.replicas.join(' '),
+      String(g.decidedIndex ?? '?'),
+    ]),
+  );
+}
+
+/** Measures each server's health: a status request answered within the timeout, and how long it took. */
+async function endpointHealth(servers: readonly string[], timeoutMs: number): Promise<EndpointHealth[]> {
+  return Promise.all(
+    servers.map(async (endpoint) => {
+      const t0 = performance.now();
+      const r = await statusOf(endpoint, timeoutMs);
+      const tookMs = performance.now() - t0;
+      if ('error' in r) return { endpoint, health: false, tookMs, error: r.error };
+      if (r.status.table === null) return { endpoint, health: false, tookMs, error: 'no lookup table yet' };
+      return { endpoint, health: true, tookMs };
+    }),
+  );
 }
 
 function clusterSummary(file: ClusterFile, view: StatusView): string {
@@ -225,7 +275,19 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
       '--servers <list>',
       'comma-separated host:port of servers (default $PAXKV_SERVERS, then ./.paxkv/cluster.json)',
     )
-    .option('--json', 'print machine-readable JSON results')
+    .option('--json', 'print machine-readable JSON results (same as -w json)')
+    .addOption(
+      new Option(
+        '-w, --write-out <format>',
+        'output format of informational commands (default table)',
+      ).choices([...OUTPUT_FORMATS]),
+    )
+    .addOption(
+      new Option(
+        '--dial-timeout <ms>',
+        `connect timeout in ms: fail if no server accepts a connection in time (default ${DEFAULT_DIAL_TIMEOUT_MS})`,
+      ).argParser(positiveInt('--dial-timeout')),
+    )
     .addOption(
       new Option('--timeout <ms>', `per-request deadline in ms (default ${DEFAULT_TIMEOUT_MS})`).argParser(
         positiveInt('--timeout'),
@@ -253,10 +315,14 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
     .action(kv((a, o) => parseCommand(['get', a[0] as string, ...(o.stale ? ['--stale'] : [])])));
   program
     .command('put')
-    .description('set <key> to <value>')
+    .description('set <key> to <value>; `-` reads the value from stdin, --file from a file (byte for byte)')
     .argument('<key>')
-    .argument('<value>')
-    .action(kv((a) => parseCommand(['put', ...a])));
+    .argument('[value]')
+    .option('--file <path>', 'read the value from this file')
+    .action(async (key: string, value: string | undefined, local: { file?: string }) => {
+      const v = await resolveValue(value, local.file, io.stdin);
+      exitCode = await oneShot({ kind: 'put', key, value: v }, program.opts<GlobalOptions>(), io);
+    });
   program
     .command('cas')
     .description(
@@ -377,15 +443,92 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
       const file = readClusterFile(dir);
       if (!file)
         throw new ClusterError(`no cluster in ${dir}: start one with \`paxkv cluster start --dir ${dir}\``);
-      const view = await clusterStatus(file, (a) => statusOf(a, global.timeout ?? 2000));
-      if (global.json) io.stdout.write(`${JSON.stringify({ ok: true, cluster: file, status: view })}\n`);
-      else {
-        for (const n of file.nodes)
-          io.stdout.write(
-            `server ${n.index}: ${n.address} ${isAlive(n.pid) ? `running (pid ${n.pid})` : 'stopped'}\n`,
-          );
-        io.stdout.write(`${formatStatus(view)}\n`);
+      const running = file.nodes.filter((n) => isServerProcess(n));
+      if (running.length === 0) {
+        if (formatOf(global) === 'json')
+          io.stdout.write(`${JSON.stringify({ ok: false, cluster: file, running: 0 })}\n`);
+        throw new ClusterError(
+          `the cluster in ${dir} is stopped: start it with \`paxkv cluster start --dir ${dir}\``,
+        );
       }
+      const replies = await Promise.all(file.nodes.map((n) => statusOf(n.address, global.timeout ?? 2000)));
+      const view = mergeStatus(replies);
+      // Servers by node id (what the table, the logs and the metrics call them), not by launch order.
+      const rows = file.nodes
+        .map((n, i) => {
+          const r = replies[i];
+          const node = r && 'status' in r ? r.status.node : null;
+          return { node, n, up: isServerProcess(n) };
+        })
+        .sort((a, b) => (a.node ?? Number.MAX_SAFE_INTEGER) - (b.node ?? Number.MAX_SAFE_INTEGER));
+      const format = formatOf(global);
+      if (format === 'json') {
+        io.stdout.write(`${JSON.stringify({ ok: true, cluster: file, status: view })}\n`);
+      } else {
+        const cells = rows.map(({ node, n, up }) => [
+          node === null ? '?' : String(node),
+          n.address,
+          up ? 'running' : 'stopped',
+          up ? String(n.pid) : '-',
+          n.dataDir,
+        ]);
+        if (format === 'simple') io.stdout.write(`${renderSimple(cells)}\n`);
+        else
+          io.stdout.write(
+            `${renderTable(['NODE', 'ADDRESS', 'PROCESS', 'PID', 'DATA DIR'], cells)}\n\n${formatStatus(view)}\n`,
+          );
+      }
+      if (running.length < file.nodes.length) exitCode = 1;
+    });
+
+  const endpoint = program.command('endpoint').description('per-server checks (like etcdctl endpoint)');
+  endpoint
+    .command('health')
+    .description('is each server answering with a lookup table, and how fast (exit 1 if any is not)')
+    .action(async () => {
+      const global = program.opts<GlobalOptions>();
+      const servers = resolveServers(global, io);
+      if (!servers) throw noServers();
+      const rows = await endpointHealth(servers, global.dialTimeout ?? DEFAULT_DIAL_TIMEOUT_MS);
+      io.stdout.write(`${formatHealth(rows, formatOf(global))}\n`);
+      if (rows.some((r) => !r.health)) exitCode = 1;
+    });
+  endpoint
+    .command('status')
+    .description('per server: node id, table version, groups hosted and led, decided entries')
+    .action(async () => {
+      const global = program.opts<GlobalOptions>();
+      const servers = resolveServers(global, io);
+      if (!servers) throw noServers();
+      const replies = await Promise.all(
+        servers.map((s) => statusOf(s, global.timeout ?? DEFAULT_TIMEOUT_MS)),
+      );
+      const rows = replies.map(endpointStatus);
+      io.stdout.write(`${formatEndpointStatus(rows, formatOf(global))}\n`);
+      if (rows.some((r) => r.error !== undefined)) exitCode = 1;
+    });
+
+  const member = program.command('member').description('cluster membership (read-only for now)');
+  member
+    .command('list')
+    .description('the servers of the cluster: node id, address, state (alive, suspected, spare), reachable')
+    .action(async () => {
+      const global = program.opts<GlobalOptions>();
+      const servers = resolveServers(global, io);
+      if (!servers) throw noServers();
+      const view = await gatherStatus(servers, global.timeout ?? DEFAULT_TIMEOUT_MS);
+      if (view.servers.every((s) => !s.reachable)) {
+        throw new UsageError(`no server answered (${servers.join(', ')}): is the cluster running?`);
+      }
+      io.stdout.write(`${formatMembers(view, formatOf(global))}\n`);
+    });
+
+  program
+    .command('completion')
+    .description('print a shell completion script: source <(paxkv completion bash), or zsh')
+    .addArgument(new Argument('<shell>', 'bash or zsh').choices([...SHELLS]))
+    .action((shell: string) => {
+      io.stdout.write(shell === 'zsh' ? zshCompletion(program) : bashCompletion(program));
     });
 
   program
@@ -428,6 +571,14 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
   // No command: the prompt, starting a local cluster first when no servers are configured.
   program.action(async () => {
     const opts = program.opts<GlobalOptions>();
+    const [unknown] = program.args;
+    if (unknown !== undefined) {
+      const names = program.commands.flatMap((c) => [c.name(), ...c.aliases()]);
+      const close = suggest(unknown, names);
+      throw new UsageError(
+        `unknown command "${unknown}"${close ? ` (did you mean "${close}"?)` : ''}: \`paxkv --help\` lists the commands`,
+      );
+    }
     const servers = resolveServers(opts, io);
     if (servers) {
       exitCode = await prompt(servers, opts, io, `connected to ${servers.join(',')}`);
@@ -451,6 +602,9 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
     }
   });
 
+  // Extra words after `paxkv` reach the default action, which names an unknown command (with a suggestion)
+  // instead of commander's "too many arguments". Set last: subcommands keep rejecting extra arguments.
+  program.allowExcessArguments(true);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;
@@ -464,7 +618,12 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
         return 0;
       return EXIT.error;
     }
-    if (e instanceof UsageError || e instanceof ClusterError || e instanceof CommandSyntaxError) {
+    if (
+      e instanceof UsageError ||
+      e instanceof ClusterError ||
+      e instanceof CommandSyntaxError ||
+      e instanceof ValueInputError
+    ) {
       err(`paxkv: ${e.message}`);
       return EXIT.error;
     }

@@ -12,6 +12,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, w
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { dialAny } from './dial.js';
 import { resolveServerCommand, type ServerCommand } from './server-binary.js';
 import { allPartitionsLed, mergeStatus, type StatusReply, type StatusView } from './status-view.js';
 
@@ -126,6 +127,47 @@ export function isAlive(pid: number | null): boolean {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/** The state letter of process `pid` from `/proc/PID/stat` (R, S, D, T, Z...), or null when there is none. */
+export function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).charAt(0) || null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * True when the recorded pid of `node` is a live server of that node: the process exists, is not a zombie
+ * (a SIGKILLed server nobody reaped yet: `kill(pid, 0)` still succeeds on it) and runs with the node's data
+ * dir on its command line (so a pid reused by another program does not count). Off Linux (no /proc), only
+ * the pid is checked.
+ */
+export function isServerProcess(node: Pick<ClusterFile['nodes'][number], 'pid' | 'dataDir'>): boolean {
+  if (node.pid === null || !isAlive(node.pid)) return false;
+  if (process.platform !== 'linux') return true;
+  const state = processState(node.pid);
+  if (state === null || state === 'Z' || state === 'X') return false;
+  try {
+    return readFileSync(`/proc/${node.pid}/cmdline`, 'utf8').split('\0').includes(node.dataDir);
+  } catch {
+    return false;
+  }
+}
+
+/** True when something accepts a TCP connection at `address` within `timeoutMs`. */
+export async function portAnswers(address: string, timeoutMs: number): Promise<boolean> {
+  try {
+    await dialAny([address], timeoutMs);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** How long a recorded server process may take to answer on its port before the launcher replaces it. */
+export const ANSWER_TIMEOUT_MS = 2_000;
 
 /** Returns a currently free TCP port on 127.0.0.1 (the OS picks it). */
 export async function freePort(): Promise<number> {
@@ -272,9 +314,26 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
   }
   try {
     for (const node of nodes) {
-      if (isAlive(node.pid)) {
-        log(`server ${node.index} already running (pid ${node.pid}) at ${node.address}`);
-        continue;
+      if (isServerProcess(node)) {
+        if (await portAnswers(node.address, ANSWER_TIMEOUT_MS)) {
+          log(`server ${node.index} already running (pid ${node.pid}) at ${node.address}`);
+          continue;
+        }
+        // Alive but silent on its port (exiting, or hung): replace it.
+        log(
+          `server ${node.index} (pid ${node.pid}) does not answer on ${node.address}: SIGKILL, then a new one`,
+        );
+        try {
+          process.kill(node.pid as number, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        const gone = Date.now() + 10_000;
+        while (isServerProcess(node) && Date.now() < gone) await new Promise((r) => setTimeout(r, 20));
+      } else if (node.pid !== null) {
+        log(
+          `server ${node.index}: recorded pid ${node.pid} is not a live server of ${node.dataDir} (exited)`,
+        );
       }
       mkdirSync(node.dataDir, { recursive: true });
       const fd = openSync(node.logFile, 'a');
@@ -317,7 +376,10 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
     for (const c of children) {
       if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     }
-    writeClusterFile({ ...file, nodes: nodes.map((n) => ({ ...n, pid: isAlive(n.pid) ? n.pid : null })) });
+    writeClusterFile({
+      ...file,
+      nodes: nodes.map((n) => ({ ...n, pid: isServerProcess(n) ? n.pid : null })),
+    });
     throw e;
   }
 }
@@ -338,7 +400,7 @@ export async function stopCluster(dir: string, options: StopClusterOptions = {})
   const file = readClusterFile(resolve(dir));
   if (!file) throw new ClusterError(`no ${CLUSTER_FILE} in ${resolve(dir)}: nothing to stop`);
   const log = options.log ?? (() => {});
-  const running = file.nodes.filter((n) => isAlive(n.pid));
+  const running = file.nodes.filter((n) => isServerProcess(n));
   for (const n of running) {
     try {
       process.kill(n.pid as number, 'SIGTERM');
@@ -347,11 +409,11 @@ export async function stopCluster(dir: string, options: StopClusterOptions = {})
     }
   }
   const deadline = Date.now() + (options.graceMs ?? 10_000);
-  while (running.some((n) => isAlive(n.pid)) && Date.now() < deadline) {
+  while (running.some((n) => isServerProcess(n)) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
   }
   for (const n of running) {
-    if (isAlive(n.pid)) {
+    if (isServerProcess(n)) {
       log(`server ${n.index} (pid ${n.pid}) did not stop in time: SIGKILL`);
       try {
         process.kill(n.pid as number, 'SIGKILL');
@@ -360,7 +422,8 @@ export async function stopCluster(dir: string, options: StopClusterOptions = {})
       }
     }
   }
-  while (running.some((n) => isAlive(n.pid))) await new Promise((r) => setTimeout(r, 20));
+  // A SIGKILLed process is gone once it is a zombie (its parent may reap it much later).
+  while (running.some((n) => isServerProcess(n))) await new Promise((r) => setTimeout(r, 20));
   writeClusterFile({ ...file, nodes: file.nodes.map((n) => ({ ...n, pid: null })) });
   for (const n of running) log(`stopped server ${n.index} (pid ${n.pid})`);
   return running.length;

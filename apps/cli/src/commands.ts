@@ -6,7 +6,7 @@
 /** A parsed key-value or informational command. */
 export type KvCommand =
   | { readonly kind: 'get'; readonly key: string; readonly stale: boolean }
-  | { readonly kind: 'put'; readonly key: string; readonly value: string }
+  | { readonly kind: 'put'; readonly key: string; readonly value: string | Uint8Array }
   | { readonly kind: 'cas'; readonly key: string; readonly expected: string | null; readonly value: string }
   | { readonly kind: 'delete'; readonly key: string }
   | { readonly kind: 'status' }

@@ -17,7 +17,7 @@ import { createClient, type PaxkvClient } from '@paxkv/client';
 import { partitionOf } from '@paxkv/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli.js';
-import { type ClusterFile, isAlive, readClusterFile, startCluster } from '../src/cluster.js';
+import { type ClusterFile, isAlive, isServerProcess, readClusterFile, startCluster } from '../src/cluster.js';
 import { statusOf } from '../src/connect.js';
 import { resolveServerCommand } from '../src/server-binary.js';
 
@@ -316,10 +316,46 @@ describe('a local 3-server cluster', () => {
     expect(r.stderr).toMatch(/ops\/s/);
   }, 30_000);
 
+  it('takes values from stdin, answers endpoint health, member list and cluster status by node id', async () => {
+    const servers = file.nodes.map((n) => n.address).join(',');
+    // More than fits in an argument list would be refused by the kernel; stdin has no such limit.
+    const big = `${'x'.repeat(300_000)}\nend\n`;
+    expect(await cli(['--servers', servers, 'put', 'stdin:k', '-'], big)).toMatchObject({ code: 0 });
+    expect(await client.get('stdin:k')).toBe(big);
+    const health = await cliInProcess(['--servers', servers, '-w', 'json', 'endpoint', 'health']);
+    expect(health.code).toBe(0);
+    expect(JSON.parse(health.stdout)).toHaveLength(3);
+    const members = await cliInProcess(['--servers', servers, '-w', 'simple', 'member', 'list']);
+    expect(
+      members.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(', ')[0]),
+    ).toEqual(['1', '2', '3']);
+    const status = await cliInProcess(['-w', 'simple', 'cluster', 'status', '--dir', dir]);
+    expect(status.code).toBe(0);
+    const ids = await Promise.all(
+      file.nodes.map(async (n) => {
+        const r = await statusOf(n.address, 3000);
+        return 'status' in r ? r.status.node : null;
+      }),
+    );
+    const byNode = status.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(', ').slice(0, 2));
+    expect(byNode).toEqual(
+      file.nodes.map((n, i) => [String(ids[i]), n.address]).sort((a, b) => Number(a[0]) - Number(b[0])),
+    );
+  }, 60_000);
+
   it('stops the cluster with `paxkv cluster stop`', async () => {
     const r = await cli(['cluster', 'stop', '--dir', dir]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('stopped 3 servers');
-    for (const n of file.nodes) expect(isAlive(n.pid)).toBe(false);
+    for (const n of file.nodes) expect(isServerProcess(n)).toBe(false);
+    const stopped = await cliInProcess(['cluster', 'status', '--dir', dir]);
+    expect(stopped.code).toBe(2);
+    expect(stopped.stderr).toContain('is stopped');
   }, 30_000);
 });
