@@ -169,6 +169,21 @@ try {
   );
   if (!ok2) failed = true;
 
+  // 2b. the general search at scale: 200 k ops over 5 keys with the fast path off
+  const gen = join(dir, `kv-${VIOLATE_OPS}-5keys.jsonl`);
+  writeFileSync(gen, '');
+  {
+    const chunks: string[] = [];
+    generateHistory({ ops: VIOLATE_OPS, keys: 5, seed: 43 }, (chunk) => chunks.push(chunk));
+    writeFileSync(gen, chunks.join(''));
+  }
+  const r3 = await measure(process.execPath, [cli, '--json', '--no-fast-path', '--timeout', '10m', gen]);
+  const j3 = JSON.parse(r3.stdout.trim().split('\n').pop() ?? '{}') as { verdict?: string };
+  console.log(
+    `2b. general search (--no-fast-path) on ${VIOLATE_OPS.toLocaleString('en')} ops over 5 keys: ${j3.verdict} — wall ${(r3.wallMs / 1000).toFixed(2)} s, CPU ${cpu(r3)}, peak RSS ${mb(r3.peakRssKb)} (${((r3.peakRssKb * 1024) / VIOLATE_OPS).toFixed(0)} B/op)`,
+  );
+  if (j3.verdict !== 'linearizable') failed = true;
+
   // 3. Porcupine, when it can run here
   const go = spawnSync('go', ['version'], { encoding: 'utf8' });
   if (go.error !== undefined || go.status !== 0) {

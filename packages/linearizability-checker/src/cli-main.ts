@@ -68,6 +68,7 @@ options:
   --timeout DUR    time budget per file, e.g. 500ms, 30s, 2m (default 30s); over it: unknown
   --workers N      worker threads for partitions (default: auto)
   --all            keep checking the other partitions after one violates
+  --no-fast-path   send every partition through the general search (for comparisons)
   --json           print one JSON object per file instead of text
   --html FILE      write a self-contained HTML report of all files
   -V, --version    print the version
@@ -154,6 +155,7 @@ interface Args {
   timeoutMs: number;
   workers: number | 'auto';
   all: boolean;
+  fastPath: boolean;
   json: boolean;
   html: string | undefined;
   files: string[];
@@ -178,6 +180,7 @@ export function parseArgs(argv: readonly string[]): Args {
     timeoutMs: 30_000,
     workers: 'auto',
     all: false,
+    fastPath: true,
     json: false,
     html: undefined,
     files: [],
@@ -229,6 +232,9 @@ export function parseArgs(argv: readonly string[]): Args {
         else throw new UsageError(`--workers: expected a number or auto, got ${JSON.stringify(w)}`);
         break;
       }
+      case '--no-fast-path':
+        a.fastPath = false;
+        break;
       case '--all':
         a.all = true;
         break;
@@ -291,6 +297,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
         timeoutMs: args.timeoutMs,
         workers: args.workers,
         checkAllPartitions: args.all,
+        fastPath: args.fastPath,
         ...(io.errIsTty
           ? {
               onProgress: (p) => {

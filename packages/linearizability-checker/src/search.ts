@@ -26,7 +26,12 @@ export interface SearchLimits {
    * append-KV discover a new state at almost every step, where a table would only cost memory).
    */
   maxMemoStates: number;
-  /** Most (state, operation) → state transitions remembered for states past `maxMemoStates`. */
+  /**
+   * Most bytes for that table (4 per state and operation): on a large partition fewer states get
+   * a row, so the table stays small whatever the partition size.
+   */
+  maxMemoBytes: number;
+  /** Most (state, operation) → state transitions remembered for states past the table. */
   maxTransitions: number;
   /**
    * Most search steps between two looks at the clock (and calls of `onProgress`); fewer are
@@ -36,7 +41,8 @@ export interface SearchLimits {
 }
 
 /**
- * Defaults: no deadline, 1 GiB of cache, 1,024 memoized states plus 8 M more transitions, clock
+ * Defaults: no deadline, 1 GiB of cache, 1,024 memoized states within 16 MiB plus 2 M more
+ * transitions, clock
  * checked every 1,024 steps (a look at the clock costs far less than a step; the budget then holds
  * even when steps are slow).
  */
@@ -44,7 +50,8 @@ export const DEFAULT_SEARCH_LIMITS: SearchLimits = {
   deadline: Number.POSITIVE_INFINITY,
   maxCacheBytes: 1024 * 1024 * 1024,
   maxMemoStates: 1024,
-  maxTransitions: 8_000_000,
+  maxMemoBytes: 16 * 1024 * 1024,
+  maxTransitions: 2_000_000,
   clockCheckInterval: 1_024,
 };
 
@@ -550,7 +557,8 @@ export class PartitionSearch<S> {
       this.prev[e] = last;
       last = e;
     }
-    this.space = new StateSpace(model, P, this.lim.maxMemoStates, this.lim.maxTransitions);
+    const rows = Math.min(this.lim.maxMemoStates, Math.floor(this.lim.maxMemoBytes / (4 * Math.max(1, n))));
+    this.space = new StateSpace(model, P, rows, this.lim.maxTransitions);
     const words = (n + 31) >>> 5;
     this.bits = new Uint32Array(words + 1);
     this.z = zobrist(n);
