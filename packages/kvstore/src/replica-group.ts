@@ -20,6 +20,7 @@ import {
 } from '@paxkv/common';
 import {
   type DecidedItem,
+  type LogEntry,
   type NodeId,
   OverloadedError,
   type PaxosConfig,
@@ -159,7 +160,7 @@ export interface ReplicaGroupOptions {
    * durable, in the order the core produced the messages. Must not throw (drop the message instead: the
    * core resends, and a broken link is reported with {@link ReplicaGroup.reconnected}).
    */
-  readonly send: (to: NodeId, message: PaxosMessage<KvCommand>) => void;
+  readonly send: (to: NodeId, message: PaxosMessage<LogEntry<KvCommand>>) => void;
   /** Address of a node, for the leader hints in `NotLeaderError`. */
   readonly addressOf?: (node: NodeId) => string | undefined;
   /** Called once if the group stops for good (disk failure, corrupt snapshot): restart the server. */
@@ -203,7 +204,7 @@ interface PendingRead extends PendingWrite {
 }
 
 interface Outputs {
-  readonly out: { to: NodeId; message: PaxosMessage<KvCommand> }[];
+  readonly out: { to: NodeId; message: PaxosMessage<LogEntry<KvCommand>> }[];
   readonly decided: DecidedItem<KvCommand>[];
   readonly reads: ReadResult[];
 }
@@ -746,10 +747,12 @@ export class ReplicaGroup {
       return;
     }
     if (item.index < this.sm.appliedIndex) return;
-    const outcome = this.sm.apply(item.index, item.entry);
+    // A stop-sign takes one log position and changes no key (the state machine skips it).
+    const entry = item.kind === 'entry' ? item.entry : item.stopSign;
+    const outcome = this.sm.apply(item.index, entry);
     this.hub.endEntry();
-    this.onApplied?.(item.index, item.entry, outcome);
-    const id = (item.entry as { id?: unknown })?.id;
+    this.onApplied?.(item.index, entry, outcome);
+    const id = (entry as { id?: unknown })?.id;
     if (typeof id !== 'string') return;
     const waiting = this.writes.get(id);
     if (!waiting) return;

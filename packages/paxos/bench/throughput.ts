@@ -6,7 +6,7 @@
  * "Decided" counts a command once, when it is decided at the leader; the run ends only when every
  * replica has decided (and drained) every command, so followers' work is included in the time.
  */
-import { MemoryStorage, type PaxosMessage, SequencePaxos } from '../src/index.js';
+import { type LogEntry, MemoryStorage, type PaxosMessage, SequencePaxos } from '../src/index.js';
 import { type SimNode, Simulator } from '../src/testing/index.js';
 
 type Cmd = Uint8Array;
@@ -18,10 +18,10 @@ function arg(name: string, dflt: number): number {
   return v;
 }
 
-class BenchNode implements SimNode<PaxosMessage<Cmd>> {
+class BenchNode implements SimNode<PaxosMessage<LogEntry<Cmd>>> {
   decided = 0;
   constructor(readonly paxos: SequencePaxos<Cmd>) {}
-  handle(from: number, m: PaxosMessage<Cmd>): void {
+  handle(from: number, m: PaxosMessage<LogEntry<Cmd>>): void {
     this.paxos.handle(from, m);
     this.decided += this.paxos.drainDecided().length;
   }
@@ -47,7 +47,7 @@ interface Result {
 function run(commands: number, batch: number, window: number): Result {
   const ids = [1, 2, 3];
   const nodes = new Map<number, BenchNode>();
-  const sim = new Simulator<PaxosMessage<Cmd>>({
+  const sim = new Simulator<PaxosMessage<LogEntry<Cmd>>>({
     seed: 1,
     nodeIds: ids,
     minDelay: 0,

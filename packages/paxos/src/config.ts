@@ -14,7 +14,14 @@ export type UnsafeMutation =
   /** A follower accepts `Accept` messages from a ballot lower than its promise. */
   | 'acceptLowerBallot'
   /** The leader decides its whole log as soon as it appends, without waiting for a majority. */
-  | 'decideWithoutQuorum';
+  | 'decideWithoutQuorum'
+  /** The leader keeps appending proposals after a stop-sign (its configuration never stops). */
+  | 'appendAfterStopSign'
+  /**
+   * `ReconfigurablePaxos`: the next configuration starts (and seeds joining replicas) as soon as its
+   * stop-sign is in the log, before it is decided.
+   */
+  | 'startBeforeStopSignDecided';
 
 /** Tunables of one replica. Times are in ticks (one call of `tick()`), sizes in entries. */
 export interface PaxosConfig {
@@ -85,7 +92,15 @@ export function resolveConfig(partial: Partial<PaxosConfig> | undefined): PaxosC
       `config.electionTimeoutTicks (${cfg.electionTimeoutTicks}) must be >= config.heartbeatTicks (${cfg.heartbeatTicks})`,
     );
   }
-  if (!['none', 'acceptLowerBallot', 'decideWithoutQuorum'].includes(cfg.unsafeMutation)) {
+  if (
+    ![
+      'none',
+      'acceptLowerBallot',
+      'decideWithoutQuorum',
+      'appendAfterStopSign',
+      'startBeforeStopSignDecided',
+    ].includes(cfg.unsafeMutation)
+  ) {
     throw new PaxosConfigError(`config.unsafeMutation is unknown: ${String(cfg.unsafeMutation)}`);
   }
   return cfg;

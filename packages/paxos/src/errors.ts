@@ -59,3 +59,28 @@ export class InvalidArgumentError extends PaxosError {
 export class OverloadedError extends PaxosError {
   override name = 'OverloadedError';
 }
+
+/**
+ * The configuration this replica belongs to is stopping or stopped: a stop-sign naming configuration
+ * `nextConfigId` (replicas `nextMembers`) is in its log (`decided` says whether it is decided yet).
+ * Nothing more is appended in this configuration: retry the proposal, read or reconfiguration on the
+ * next configuration's replicas (once it is decided there; if the stop-sign is not decided yet it may
+ * still be lost with its leader, then retry here).
+ */
+export class StoppedError extends PaxosError {
+  override name = 'StoppedError';
+  /** The configuration that follows. */
+  readonly nextConfigId: number;
+  /** Its replicas. */
+  readonly nextMembers: readonly NodeId[];
+  /** Whether the stop-sign is decided (the next configuration can start). */
+  readonly decided: boolean;
+  constructor(configId: number, nextConfigId: number, nextMembers: readonly NodeId[], decided: boolean) {
+    super(
+      `configuration ${configId} is ${decided ? 'stopped' : 'stopping'}: the group moves to configuration ${nextConfigId} (replicas ${nextMembers.join(', ')}); retry there`,
+    );
+    this.nextConfigId = nextConfigId;
+    this.nextMembers = nextMembers;
+    this.decided = decided;
+  }
+}

@@ -25,6 +25,7 @@ export {
   OverloadedError,
   PaxosConfigError,
   PaxosError,
+  StoppedError,
 } from './errors.js';
 export {
   type Accept,
@@ -58,4 +59,27 @@ export {
   SequencePaxos,
   type SequencePaxosOptions,
 } from './sequence-paxos.js';
+export {
+  type ConfigNotice,
+  type ConfigPaxosMessage,
+  type ConfigRecord,
+  type ConfigStatus,
+  type HeldConfig,
+  isReconfigMessage,
+  type JoinRequest,
+  type JoinState,
+  type OutgoingReconfigMessage,
+  type ReconfigMessage,
+  ReconfigurablePaxos,
+  type ReconfigurablePaxosOptions,
+} from './reconfiguration.js';
+export {
+  formatStopSign,
+  isMemberList,
+  isStopSign,
+  type LogEntry,
+  MAX_CONFIG_MEMBERS,
+  makeStopSign,
+  type StopSign,
+} from './stop-sign.js';
 export { MemoryStorage, type Snapshot, type Storage } from './storage.js';

@@ -7,10 +7,11 @@ import type { Ballot, NodeId } from './ballot.js';
 import type { PaxosConfig } from './config.js';
 import { NoLeaderError, NotLeaderError } from './errors.js';
 import type { PaxosMessage, PromiseMessage } from './messages.js';
+import type { LogEntry } from './stop-sign.js';
 import { SequencePaxos } from './sequence-paxos.js';
 import { MemoryStorage } from './storage.js';
 
-type Msg = PaxosMessage<string>;
+type Msg = PaxosMessage<LogEntry<string>>;
 
 function mk(
   pid: NodeId = 1,

@@ -12,6 +12,7 @@ import {
   NotLeaderError,
   OverloadedError,
   PaxosConfigError,
+  StoppedError,
 } from './errors.js';
 import type {
   Accept,
@@ -28,6 +29,7 @@ import type {
   ReadIndexRequest,
 } from './messages.js';
 import { isPaxosMessage } from './messages.js';
+import { isMemberList, isStopSign, type LogEntry, makeStopSign, type StopSign } from './stop-sign.js';
 import type { Snapshot, Storage } from './storage.js';
 
 /** Whether this replica leads its ballot or follows another's. */
@@ -46,6 +48,11 @@ export type DecidedItem<T> =
   /** The entry at 0-based position `index` is decided: apply it. */
   | { readonly kind: 'entry'; readonly index: number; readonly entry: T }
   /**
+   * The entry at `index` is a decided stop-sign. When it names a later configuration than the
+   * replica's own, the replica's configuration is stopped: nothing follows it in this log.
+   */
+  | { readonly kind: 'stopsign'; readonly index: number; readonly stopSign: StopSign }
+  /**
    * Replace the application state with this snapshot, which covers entries `[0, index)` (so the next
    * item, if any, is the entry at position `index`).
    */
@@ -54,7 +61,7 @@ export type DecidedItem<T> =
 /** A message to send, drained from {@link SequencePaxos.drainOutbox}. */
 export interface OutgoingMessage<T> {
   readonly to: NodeId;
-  readonly message: PaxosMessage<T>;
+  readonly message: PaxosMessage<LogEntry<T>>;
 }
 
 /**
@@ -72,8 +79,16 @@ export interface SequencePaxosOptions<T> {
   readonly pid: NodeId;
   /** The other replicas of the group (not including `pid`). */
   readonly peers: readonly NodeId[];
-  /** Persistent state; a replica restarted over the same storage recovers from it. */
-  readonly storage: Storage<T>;
+  /**
+   * Persistent state; a replica restarted over the same storage recovers from it. The log holds
+   * commands and {@link StopSign}s.
+   */
+  readonly storage: Storage<LogEntry<T>>;
+  /**
+   * Id of the configuration this replica belongs to (default `0`). Stop-signs naming a later
+   * configuration stop it; a stop-sign naming this one (the base of its log) is history.
+   */
+  readonly configId?: number;
   /** Overrides of {@link DEFAULT_PAXOS_CONFIG}. */
   readonly config?: Partial<PaxosConfig>;
 }
@@ -84,7 +99,7 @@ interface PromiseInfo<T> {
   readonly logLength: number;
   readonly decidedIndex: number;
   readonly suffixStart: number;
-  readonly suffix: readonly T[];
+  readonly suffix: readonly LogEntry<T>[];
   readonly snapshot: Snapshot | null;
 }
 
@@ -166,8 +181,10 @@ export class SequencePaxos<T> {
   readonly peers: readonly NodeId[];
   /** The resolved configuration. */
   readonly config: Readonly<PaxosConfig>;
+  /** Id of the configuration this replica belongs to. */
+  readonly configId: number;
 
-  private readonly storage: Storage<T>;
+  private readonly storage: Storage<LogEntry<T>>;
   private readonly majority: number;
   private readonly peerSet: Set<NodeId>;
   private readonly ble: BallotLeaderElection;
@@ -181,9 +198,13 @@ export class SequencePaxos<T> {
 
   private outbox: OutgoingMessage<T>[] = [];
   /** Leader: proposals not yet appended. Follower: nothing (see `forwardBuf`). */
-  private proposalBuf: T[] = [];
+  private proposalBuf: LogEntry<T>[] = [];
   /** Follower: proposals to forward to `forwardTo`. */
-  private forwardBuf: T[] = [];
+  private forwardBuf: LogEntry<T>[] = [];
+  /** The stop-sign of a later configuration at the end of the log, with its index, if any. */
+  private stop: { readonly index: number; readonly sign: StopSign } | undefined = undefined;
+  /** Leader: a stop-sign waiting in `proposalBuf`. */
+  private stopBuffered: StopSign | undefined = undefined;
   private forwardTo: NodeId | undefined = undefined;
   /** Number of log entries already returned by `drainDecided`. */
   private drainedIndex = 0;
@@ -208,6 +229,11 @@ export class SequencePaxos<T> {
       }
       peerSet.add(p);
     }
+    const configId = opts.configId ?? 0;
+    if (!Number.isSafeInteger(configId) || configId < 0) {
+      throw new PaxosConfigError(`configId must be a non-negative integer, got ${String(configId)}`);
+    }
+    this.configId = configId;
     this.pid = opts.pid;
     this.peers = [...opts.peers];
     this.peerSet = peerSet;
@@ -231,6 +257,7 @@ export class SequencePaxos<T> {
         },
       },
     );
+    this.scanStop();
     this.ble.startRound();
   }
 
@@ -282,6 +309,34 @@ export class SequencePaxos<T> {
   get acceptedRound(): Ballot {
     return this.storage.getAcceptedRound();
   }
+  /**
+   * The stop-sign at the end of this replica's log that names a later configuration, if any: its
+   * position, the stop-sign, and whether it is decided (then this configuration is stopped for good;
+   * otherwise it is stopping, and a leader change may still drop it).
+   */
+  get stopSign(): { readonly index: number; readonly sign: StopSign; readonly decided: boolean } | undefined {
+    const st = this.stop;
+    if (!st) return undefined;
+    return { index: st.index, sign: st.sign, decided: this.storage.getDecidedIndex() > st.index };
+  }
+
+  /** Recomputes {@link stop} from the log's last entry (after anything that changed the log). */
+  private scanStop(): void {
+    const st = this.storage;
+    const len = st.getLogLength();
+    this.stop = undefined;
+    if (len === 0 || len <= st.getCompactedIndex()) return;
+    const last = st.getEntries(len - 1, len)[0];
+    if (isStopSign(last) && last.configId > this.configId) this.stop = { index: len - 1, sign: last };
+  }
+
+  /** The error for a proposal, read or reconfiguration made while this configuration stops. */
+  private stoppedError(): StoppedError | undefined {
+    const sign = this.stop?.sign ?? this.stopBuffered;
+    if (!sign) return undefined;
+    const decided = this.stop !== undefined && this.storage.getDecidedIndex() > this.stop.index;
+    return new StoppedError(this.configId, sign.configId, sign.members, decided);
+  }
 
   // ---------------------------------------------------------------- inputs
 
@@ -290,7 +345,7 @@ export class SequencePaxos<T> {
    * that are stale for the replica's state (older ballots, other rounds) are ignored. Never throws
    * for bad input.
    */
-  handle(from: NodeId, message: PaxosMessage<T>): void {
+  handle(from: NodeId, message: PaxosMessage<LogEntry<T>>): void {
     if (!this.peerSet.has(from) || !isPaxosMessage(message)) return;
     switch (message.type) {
       case 'Prepare':
@@ -386,6 +441,17 @@ export class SequencePaxos<T> {
    *   `maxPendingProposals` proposals.
    */
   propose(command: T): void {
+    if (isStopSign(command)) {
+      throw new InvalidArgumentError('propose: a stop-sign is proposed with reconfigure(), never as a command');
+    }
+    this.proposeEntry(command);
+  }
+
+  private proposeEntry(command: LogEntry<T>): void {
+    if (this.config.unsafeMutation !== 'appendAfterStopSign') {
+      const stopped = this.stoppedError();
+      if (stopped) throw stopped;
+    }
     if (this._role === 'leader') {
       if (this._phase === 'accept') {
         this.proposalBuf.push(command);
@@ -419,7 +485,54 @@ export class SequencePaxos<T> {
    */
   readIndex(token: number): void {
     if (this._role !== 'leader' || !this.leaderState) throw new NotLeaderError(this.leader);
+    // Once a stop-sign is in the log, later writes go to the next configuration: a read here could miss them.
+    const stopped = this.stoppedError();
+    if (stopped) throw stopped;
     this.pendingReads.push({ token, index: this._phase === 'accept' ? this.readIndexNow() : -1 });
+  }
+
+  /**
+   * Proposes to end this configuration: a stop-sign naming configuration `configId` with replicas
+   * `members` is appended after every proposal made before (at a follower it is forwarded to the
+   * leader). Once it is decided, this configuration decides nothing more and configuration
+   * `configId` starts from the decided log (see `ReconfigurablePaxos`). Until then every
+   * `propose`, `readIndex` and `reconfigure` on this replica throws {@link StoppedError}. Like a
+   * proposal, the stop-sign may be lost if the leader changes before a majority accepted it: check
+   * {@link stopSign} (or the decided output) and retry.
+   * @throws InvalidArgumentError if `configId` is not above this configuration's id, or `members`
+   *   is not a non-empty list of distinct node ids.
+   * @throws StoppedError if a stop-sign is already in the log or waiting to be appended.
+   * @throws NoLeaderError if no leader is known.
+   */
+  reconfigure(configId: number, members: readonly NodeId[], metadata: Uint8Array | null = null): void {
+    if (!Number.isSafeInteger(configId) || configId <= this.configId) {
+      throw new InvalidArgumentError(
+        `reconfigure: the next configuration id must be an integer above ${this.configId}, got ${configId}`,
+      );
+    }
+    if (!isMemberList(members)) {
+      throw new InvalidArgumentError(
+        `reconfigure: members must be 1 to 64 distinct positive integers, got [${String(members)}]`,
+      );
+    }
+    if (metadata !== null && !(metadata instanceof Uint8Array)) {
+      throw new InvalidArgumentError('reconfigure: metadata must be a Uint8Array or null');
+    }
+    const stopped = this.stoppedError();
+    if (stopped) throw stopped;
+    const sign = makeStopSign(configId, members, metadata);
+    this.proposeEntry(sign);
+    if (this._role === 'leader') this.stopBuffered = sign;
+  }
+
+  /** Notes the tail of the log after `entries` were appended at its end. */
+  private noteAppended(entries: readonly LogEntry<T>[]): void {
+    if (entries.length === 0) return;
+    const last = entries[entries.length - 1];
+    this.stop =
+      isStopSign(last) && last.configId > this.configId
+        ? { index: this.storage.getLogLength() - 1, sign: last }
+        : undefined;
   }
 
   /**
@@ -442,6 +555,12 @@ export class SequencePaxos<T> {
       );
     }
     if (index <= this.storage.getCompactedIndex()) return;
+    // The stop-sign stays in the log: a restarted replica must still know its configuration stopped.
+    if (this.stop && index > this.stop.index) {
+      throw new InvalidArgumentError(
+        `compact(${index}): the stop-sign at ${this.stop.index} must stay in the log; snapshot at most that far`,
+      );
+    }
     this.storage.setSnapshot({ index, data: snapshot });
   }
 
@@ -497,7 +616,9 @@ export class SequencePaxos<T> {
     if (decided > from) {
       const entries = this.storage.getEntries(from, decided);
       for (let i = 0; i < entries.length; i++) {
-        out.push({ kind: 'entry', index: from + i, entry: entries[i] as T });
+        const e = entries[i] as LogEntry<T>;
+        if (isStopSign(e)) out.push({ kind: 'stopsign', index: from + i, stopSign: e });
+        else out.push({ kind: 'entry', index: from + i, entry: e });
       }
     }
     this.drainedIndex = decided;
@@ -532,6 +653,8 @@ export class SequencePaxos<T> {
     if (this.forwardBuf.length > 0) {
       for (const c of this.forwardBuf) this.proposalBuf.push(c);
       this.forwardBuf = [];
+      const sign = this.proposalBuf.find(isStopSign);
+      if (sign) this.stopBuffered = sign;
     }
     const ls: LeaderState<T> = {
       n,
@@ -553,6 +676,7 @@ export class SequencePaxos<T> {
     this.leaderState = undefined;
     this._role = 'follower';
     this._phase = phase;
+    this.stopBuffered = undefined;
     this.followerWaitSince = this.now;
     this.failReads(new NotLeaderError(newLeader));
     if (this.proposalBuf.length > 0) {
@@ -596,7 +720,7 @@ export class SequencePaxos<T> {
       snapshot = this.storage.getSnapshot() ?? null;
       start = compacted;
     }
-    const reply: PromiseMessage<T> = {
+    const reply: PromiseMessage<LogEntry<T>> = {
       type: 'Promise',
       n: msg.n,
       acceptedRound: accepted,
@@ -609,7 +733,7 @@ export class SequencePaxos<T> {
     this.outbox.push({ to: from, message: reply });
   }
 
-  private handleAcceptSync(from: NodeId, msg: AcceptSync<T>): void {
+  private handleAcceptSync(from: NodeId, msg: AcceptSync<LogEntry<T>>): void {
     if (this.leaderState) return;
     const promise = this.storage.getPromise();
     if (compareBallots(msg.n, promise) !== 0 || msg.n.pid !== from || this._phase === 'none') return;
@@ -618,6 +742,7 @@ export class SequencePaxos<T> {
     if (snap !== null && snap.index !== msg.syncIndex) return; // malformed
     if (snap !== null && snap.index > decided) {
       this.storage.setSnapshot(snap);
+      this.scanStop();
       decided = this.storage.getDecidedIndex();
     }
     const len = this.storage.getLogLength();
@@ -642,6 +767,7 @@ export class SequencePaxos<T> {
       const skip = at - msg.syncIndex;
       this.storage.appendOnPrefix(at, skip === 0 ? msg.entries : msg.entries.slice(skip));
     }
+    this.scanStop();
     this._phase = 'accept';
     this.followerDecide(msg.decidedIndex);
     this.outbox.push({
@@ -650,7 +776,7 @@ export class SequencePaxos<T> {
     });
   }
 
-  private handleAccept(from: NodeId, msg: Accept<T>): void {
+  private handleAccept(from: NodeId, msg: Accept<LogEntry<T>>): void {
     if (this.leaderState) return;
     const promise = this.storage.getPromise();
     if (this.config.unsafeMutation === 'acceptLowerBallot') {
@@ -666,7 +792,9 @@ export class SequencePaxos<T> {
     }
     const skip = len - msg.start;
     if (skip < msg.entries.length) {
-      this.storage.appendEntries(skip === 0 ? msg.entries : msg.entries.slice(skip));
+      const added = skip === 0 ? msg.entries : msg.entries.slice(skip);
+      this.storage.appendEntries(added);
+      this.noteAppended(added);
     }
     this.followerDecide(msg.decidedIndex);
     this.outbox.push({
@@ -692,7 +820,7 @@ export class SequencePaxos<T> {
     this.outbox.push({ to: from, message: { type: 'ReadIndexReply', n: msg.n, round: msg.round } });
   }
 
-  private handleForward(from: NodeId, msg: Forward<T>): void {
+  private handleForward(from: NodeId, msg: Forward<LogEntry<T>>): void {
     if (this._role !== 'leader') {
       // Re-forward only while following a leader in the accept phase: promises grow along such a chain,
       // so forwards can never cycle. Otherwise drop: the sender's client retries.
@@ -701,9 +829,10 @@ export class SequencePaxos<T> {
     }
     for (const c of msg.entries) {
       try {
-        this.propose(c);
+        if (isStopSign(c)) this.reconfigure(c.configId, c.members, c.metadata);
+        else this.proposeEntry(c);
       } catch {
-        return; // no leader or overloaded: the sender's client will retry
+        return; // no leader, overloaded or stopping: the sender's client will retry
       }
     }
   }
@@ -733,7 +862,7 @@ export class SequencePaxos<T> {
     this.sendPrepare(ls, from);
   }
 
-  private leaderHandlePromise(from: NodeId, msg: PromiseMessage<T>): void {
+  private leaderHandlePromise(from: NodeId, msg: PromiseMessage<LogEntry<T>>): void {
     const ls = this.leaderState!;
     if (compareBallots(msg.n, ls.n) !== 0) return;
     const info: PromiseInfo<T> = {
@@ -785,6 +914,7 @@ export class SequencePaxos<T> {
     } else {
       st.setAcceptedRound(ls.n);
     }
+    this.scanStop();
     ls.adoptedRound = bestRound;
     ls.adoptedLength = st.getLogLength();
     const d = Math.min(maxDecided, ls.adoptedLength);
@@ -816,7 +946,7 @@ export class SequencePaxos<T> {
     // What the leader appended after adoption may follow in Accept batches.
     const to = Math.min(len, Math.max(from + this.config.maxBatchSize, ls.adoptedLength));
     const decided = st.getDecidedIndex();
-    const message: AcceptSync<T> = {
+    const message: AcceptSync<LogEntry<T>> = {
       type: 'AcceptSync',
       n: ls.n,
       syncIndex: from,
@@ -918,7 +1048,7 @@ export class SequencePaxos<T> {
     const decided = st.getDecidedIndex();
     while (pr.sent < limit) {
       const to = Math.min(limit, pr.sent + this.config.maxBatchSize);
-      const message: Accept<T> = {
+      const message: Accept<LogEntry<T>> = {
         type: 'Accept',
         n: ls.n,
         start: pr.sent,
@@ -936,16 +1066,25 @@ export class SequencePaxos<T> {
   private flushProposals(): void {
     const ls = this.leaderState;
     if (!ls || this._phase !== 'accept' || this.proposalBuf.length === 0) return;
-    const batch = this.proposalBuf;
+    let batch = this.proposalBuf;
     this.proposalBuf = [];
+    this.stopBuffered = undefined;
+    if (this.config.unsafeMutation !== 'appendAfterStopSign') {
+      // Nothing is ever appended after a stop-sign: proposals that raced with it are dropped (their
+      // clients retry on the next configuration).
+      if (this.stop) return;
+      const at = batch.findIndex(isStopSign);
+      if (at >= 0 && at < batch.length - 1) batch = batch.slice(0, at + 1);
+    }
     this.storage.appendEntries(batch);
+    this.noteAppended(batch);
     for (const p of ls.progress.keys()) this.sendAccepts(ls, p);
     this.leaderUpdateDecided(ls);
   }
 
   private flushForward(): void {
     if (this.forwardBuf.length === 0 || this.forwardTo === undefined) return;
-    const message: Forward<T> = { type: 'Forward', entries: this.forwardBuf };
+    const message: Forward<LogEntry<T>> = { type: 'Forward', entries: this.forwardBuf };
     this.outbox.push({ to: this.forwardTo, message });
     this.forwardBuf = [];
   }

@@ -50,3 +50,11 @@ export {
   Simulator,
   type SimulatorOptions,
 } from './simulator.js';
+export {
+  ReconfigCluster,
+  type ReconfigClusterOptions,
+  type ReconfigSeedOptions,
+  type ReconfigSeedResult,
+  type ReconfigStats,
+  runReconfigSeed,
+} from './reconfig-cluster.js';

@@ -5,13 +5,14 @@
  */
 import { formatBallot, type NodeId } from '../ballot.js';
 import type { PaxosConfig } from '../config.js';
+import type { LogEntry } from '../stop-sign.js';
 import type { PaxosMessage } from '../messages.js';
 import { SequencePaxos } from '../sequence-paxos.js';
 import { CheckedStorage } from './checked-storage.js';
 import { HashApp, InvariantChecker } from './paxos-cluster.js';
 import { type SimNode, Simulator } from './simulator.js';
 
-type Msg = PaxosMessage<string>;
+type Msg = PaxosMessage<LogEntry<string>>;
 
 /** Formats a message on one line, for scripts and traces. Heartbeats are summarised. */
 export function formatMessage(m: Msg): string {

@@ -6,6 +6,7 @@
 import { compareBallots, type NodeId } from '../ballot.js';
 import type { PaxosConfig } from '../config.js';
 import { NoLeaderError, NotLeaderError, OverloadedError } from '../errors.js';
+import { formatStopSign, isStopSign, type LogEntry } from '../stop-sign.js';
 import type { PaxosMessage } from '../messages.js';
 import { type DecidedItem, SequencePaxos } from '../sequence-paxos.js';
 import { CheckedStorage, InvariantViolation } from './checked-storage.js';
@@ -23,6 +24,11 @@ export function fnv1a(h: number, s: string): number {
 
 /** Hash of the empty prefix. */
 export const FNV_OFFSET = 0x811c9dc5;
+
+/** How a log entry is recorded in the chosen log: commands as they are, stop-signs as `\u0000stop->c3{1,2,4}`. */
+export function entryKey(e: LogEntry<string>): string {
+  return isStopSign(e) ? `\u0000${formatStopSign(e)}` : e;
+}
 
 /** The toy application of the harness: it keeps a running hash of the applied entries. */
 export class HashApp {
@@ -65,6 +71,14 @@ export class InvariantChecker {
   private readonly prefixHash: number[] = [FNV_OFFSET];
   /** Violations seen (the first one is also thrown). */
   readonly violations: string[] = [];
+  /** Per configuration, the index of the decided stop-sign that ended it. */
+  readonly stoppedAt = new Map<number, number>();
+  /**
+   * Check, when a replica starts a configuration, that the stop-sign creating it is decided and
+   * that the state it starts from is the decided prefix. The mutation test turns it off to show the
+   * other invariants catch an early start too.
+   */
+  checkStarts = true;
 
   /** Number of entries decided at any replica so far. */
   get chosenLength(): number {
@@ -76,8 +90,17 @@ export class InvariantChecker {
     throw new InvariantViolation(msg);
   }
 
-  /** Feeds the decided items of replica `pid` (drained in order) into its app, checking each. */
-  onDecided(pid: NodeId, app: HashApp, items: readonly DecidedItem<string>[]): void {
+  /**
+   * Feeds the decided items of replica `pid` in configuration `config` (drained in order) into its
+   * app, checking each: agreement with the one chosen log across configurations, and nothing decided
+   * by a configuration after its stop-sign.
+   */
+  onDecided(
+    pid: NodeId,
+    app: HashApp,
+    items: readonly DecidedItem<string>[],
+    config: number | null = 0,
+  ): void {
     for (const it of items) {
       if (it.kind === 'snapshot') {
         const s = HashApp.decode(it.data);
@@ -98,19 +121,49 @@ export class InvariantChecker {
       if (it.index !== app.applied) {
         this.fail(`replica ${pid}: decided entry at ${it.index} out of order (expected ${app.applied})`);
       }
+      const stop = config === null ? undefined : this.stoppedAt.get(config);
+      if (stop !== undefined && it.index > stop) {
+        this.fail(
+          `stopped configuration: replica ${pid} decided index ${it.index} in configuration ${config} after its stop-sign at ${stop}`,
+        );
+      }
+      const key = it.kind === 'entry' ? it.entry : entryKey(it.stopSign);
       const prev = this.chosen[it.index];
       if (prev === undefined) {
         if (it.index !== this.chosen.length) this.fail(`replica ${pid}: decided ${it.index} with a gap`);
-        this.chosen.push(it.entry);
-        this.prefixHash.push(fnv1a(this.prefixHash[it.index] as number, it.entry));
-      } else if (prev !== it.entry) {
+        this.chosen.push(key);
+        this.prefixHash.push(fnv1a(this.prefixHash[it.index] as number, key));
+      } else if (prev !== key) {
         this.fail(
-          `agreement: replica ${pid} decided ${JSON.stringify(it.entry)} at index ${it.index}, another decided ${JSON.stringify(prev)}`,
+          `agreement: replica ${pid} decided ${JSON.stringify(key)} at index ${it.index} in configuration ${config}, another decided ${JSON.stringify(prev)}`,
         );
       }
+      if (config !== null && it.kind === 'stopsign' && it.stopSign.configId > config) {
+        const had = this.stoppedAt.get(config);
+        if (had !== undefined && had !== it.index) {
+          this.fail(`configuration ${config} stopped twice: at ${had} and at ${it.index}`);
+        }
+        this.stoppedAt.set(config, it.index);
+      }
       app.applied++;
-      app.hash = fnv1a(app.hash, it.entry);
+      app.hash = fnv1a(app.hash, key);
     }
+  }
+
+  /**
+   * A replica starts configuration `config` from the decided log up to `base`: the stop-sign
+   * creating it must be chosen at `base - 1` and name `pid` (when {@link checkStarts} is on).
+   */
+  onStart(pid: NodeId, config: number, base: number): void {
+    if (!this.checkStarts) return;
+    const at = this.chosen[base - 1];
+    if (at === undefined || !at.startsWith('\u0000stop->c') || !at.startsWith(`\u0000stop->c${config}{`)) {
+      this.fail(
+        `early start: replica ${pid} started configuration ${config} at ${base} before a stop-sign naming it was decided there (decided ${JSON.stringify(at ?? null)})`,
+      );
+    }
+    const members = at.slice(at.indexOf('{') + 1, -1).split(',').map(Number);
+    if (!members.includes(pid)) this.fail(`replica ${pid} started configuration ${config} it is not a member of`);
   }
 
   /** Checks a completed read: its index must cover `required` (entries decided when it was requested). */
@@ -145,10 +198,10 @@ export interface PaxosClusterOptions {
 }
 
 /** A replica of the harness: the core, plus its toy app (rebuilt after a crash). */
-class HarnessNode implements SimNode<PaxosMessage<string>> {
+class HarnessNode implements SimNode<PaxosMessage<LogEntry<string>>> {
   readonly app = new HashApp();
   constructor(readonly paxos: SequencePaxos<string>) {}
-  handle(from: NodeId, message: PaxosMessage<string>): void {
+  handle(from: NodeId, message: PaxosMessage<LogEntry<string>>): void {
     this.paxos.handle(from, message);
   }
   tick(): void {
@@ -174,7 +227,7 @@ interface PendingReadCheck {
  */
 export class PaxosCluster {
   /** The simulator (faults, partitions, crashes). */
-  readonly sim: Simulator<PaxosMessage<string>>;
+  readonly sim: Simulator<PaxosMessage<LogEntry<string>>>;
   /** Replica ids, `1..replicas`. */
   readonly ids: readonly NodeId[];
   /** Each replica's storage; it survives crashes. */
@@ -195,7 +248,7 @@ export class PaxosCluster {
     this.ids = Array.from({ length: n }, (_, i) => i + 1);
     this.check = opts.check ?? true;
     for (const pid of this.ids) this.storages.set(pid, new CheckedStorage<string>(pid));
-    this.sim = new Simulator<PaxosMessage<string>>({
+    this.sim = new Simulator<PaxosMessage<LogEntry<string>>>({
       seed: opts.seed,
       nodeIds: this.ids,
       ...(opts.network ?? {}),

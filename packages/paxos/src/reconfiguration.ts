@@ -1,0 +1,751 @@
+/**
+ * Reconfiguration with stop-signs (Sequence Paxos / OmniPaxos): one replica's sequence of
+ * configurations, each a {@link SequencePaxos} instance, joined by decided stop-signs.
+ * @module
+ */
+import { isNodeId, type NodeId } from './ballot.js';
+import { type PaxosConfig, resolveConfig } from './config.js';
+import { InvalidArgumentError, NoLeaderError, PaxosConfigError, StoppedError } from './errors.js';
+import { isPaxosMessage, type PaxosMessage } from './messages.js';
+import {
+  type DecidedItem,
+  type OutgoingMessage,
+  type Phase,
+  type ReadResult,
+  type Role,
+  SequencePaxos,
+} from './sequence-paxos.js';
+import { isMemberList, type LogEntry, type StopSign } from './stop-sign.js';
+import type { Snapshot, Storage } from './storage.js';
+
+/** What a replica records (durably, with the storage) about a configuration it belongs to. */
+export interface ConfigRecord {
+  /** Configuration id: `0` (or any start value) for the first, then +1 per stop-sign. */
+  readonly configId: number;
+  /** Its replicas. */
+  readonly members: readonly NodeId[];
+  /**
+   * Log position the configuration starts at: one past the stop-sign that created it (`0` for the
+   * first configuration). Every replica of the configuration holds the decided log up to `base`.
+   */
+  readonly base: number;
+}
+
+/** A configuration held by a replica: its record and its storage (recovered at restart). */
+export interface HeldConfig<T> {
+  readonly record: ConfigRecord;
+  readonly storage: Storage<LogEntry<T>>;
+}
+
+/** A message of one configuration's Sequence Paxos instance. */
+export interface ConfigPaxosMessage<T> {
+  readonly type: 'Paxos';
+  readonly config: number;
+  readonly msg: PaxosMessage<LogEntry<T>>;
+}
+
+/** "Send me the decided log that configuration `config` starts from" (a replica joining it). */
+export interface JoinRequest {
+  readonly type: 'JoinRequest';
+  readonly config: number;
+}
+
+/**
+ * The answer to {@link JoinRequest}: a decided prefix of the log (snapshot + suffix) covering at least
+ * `base`, from which the receiver, a member of `config`, starts its instance.
+ */
+export interface JoinState<T> {
+  readonly type: 'JoinState';
+  readonly config: number;
+  readonly members: readonly NodeId[];
+  readonly base: number;
+  /** Covers `[0, start)` when not null. */
+  readonly snapshot: Snapshot | null;
+  /** Index of `entries[0]`: `snapshot.index`, or `0` without a snapshot. */
+  readonly start: number;
+  /** Decided entries `[start, decidedIndex)`. */
+  readonly entries: readonly LogEntry<T>[];
+  readonly decidedIndex: number;
+}
+
+/**
+ * "Configuration `config` (replicas `members`) exists": sent by a replica whose configuration was
+ * stopped to the next configuration's replicas (so they join), and in answer to a message of a
+ * configuration the sender left. `reply` marks an answer, which is never answered.
+ */
+export interface ConfigNotice {
+  readonly type: 'ConfigNotice';
+  readonly config: number;
+  readonly members: readonly NodeId[];
+  readonly reply: boolean;
+  /** Whether the sender runs `config`. */
+  readonly running: boolean;
+  /** Whether the sender can send the state `config` starts from (it runs it, or decided the stop-sign naming it). */
+  readonly source: boolean;
+}
+
+/** Every message between replicas of a reconfigurable group. */
+export type ReconfigMessage<T> = ConfigPaxosMessage<T> | JoinRequest | JoinState<T> | ConfigNotice;
+
+function isCount(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+/**
+ * Cheap structural check of an incoming {@link ReconfigMessage} (entries are only checked to be an
+ * array; the host checks its commands). Never throws.
+ */
+export function isReconfigMessage(x: unknown): x is ReconfigMessage<unknown> {
+  if (typeof x !== 'object' || x === null) return false;
+  // biome-ignore lint/suspicious/noExplicitAny: structural probing of unknown input
+  const m = x as Record<string, any>;
+  if (!isCount(m.config)) return false;
+  switch (m.type) {
+    case 'Paxos':
+      return isPaxosMessage(m.msg);
+    case 'JoinRequest':
+      return true;
+    case 'JoinState': {
+      if (!isMemberList(m.members) || !isCount(m.base) || !isCount(m.start) || !isCount(m.decidedIndex))
+        return false;
+      if (!Array.isArray(m.entries) || m.entries.length !== m.decidedIndex - m.start) return false;
+      if (m.decidedIndex < m.base) return false;
+      const s = m.snapshot;
+      if (s === null) return m.start === 0;
+      return (
+        typeof s === 'object' && isCount(s.index) && s.data instanceof Uint8Array && s.index === m.start
+      );
+    }
+    case 'ConfigNotice':
+      return (
+        isMemberList(m.members) &&
+        typeof m.reply === 'boolean' &&
+        typeof m.running === 'boolean' &&
+        typeof m.source === 'boolean'
+      );
+    default:
+      return false;
+  }
+}
+
+/** A message to send, drained from {@link ReconfigurablePaxos.drainOutbox}. */
+export interface OutgoingReconfigMessage<T> {
+  readonly to: NodeId;
+  readonly message: ReconfigMessage<T>;
+}
+
+/** Constructor options of {@link ReconfigurablePaxos}. */
+export interface ReconfigurablePaxosOptions<T> {
+  /** This replica's id. */
+  readonly pid: NodeId;
+  /**
+   * The configurations this replica holds (recovered from its disk at restart; at first start the
+   * initial configuration for its members, nothing for a replica that will join later). A record
+   * whose storage does not reach its `base` (an interrupted join) is ignored: the replica joins again.
+   */
+  readonly configs: readonly HeldConfig<T>[];
+  /**
+   * The replica never joins a configuration below this id (default `0`); held ones are loaded anyway. A replica that held a
+   * configuration, even one it retired, must never join it again: its promises and accepted entries
+   * there are gone, and quorum intersection with them. The host persists the value {@link
+   * ReconfigurablePaxos.retire} returns and passes it here at restart.
+   */
+  readonly minConfigId?: number;
+  /**
+   * Creates the empty storage of a configuration this replica joins. The host records `record` with
+   * it durably, in the same atomic group as the storage's first writes (see {@link Storage}): a
+   * replica must never restart with the record but without the log it was seeded with.
+   */
+  readonly createStorage: (record: ConfigRecord) => Storage<LogEntry<T>>;
+  /** Overrides of `DEFAULT_PAXOS_CONFIG`, for every configuration's instance. */
+  readonly config?: Partial<PaxosConfig>;
+  /** Observer of every configuration's decided items, before they are merged (testing, metrics). */
+  readonly onConfigDecided?: (configId: number, items: readonly DecidedItem<T>[]) => void;
+  /** Observer called when this replica starts a configuration it joined (testing, logs). */
+  readonly onConfigStart?: (record: ConfigRecord) => void;
+}
+
+interface Instance<T> {
+  readonly record: ConfigRecord;
+  readonly storage: Storage<LogEntry<T>>;
+  readonly paxos: SequencePaxos<T>;
+}
+
+/** A later configuration this replica knows of but does not run. */
+interface KnownConfig {
+  readonly configId: number;
+  readonly members: readonly NodeId[];
+}
+
+/** A configuration as {@link ReconfigurablePaxos.configurations} reports it. */
+export interface ConfigStatus {
+  readonly configId: number;
+  readonly members: readonly NodeId[];
+  readonly base: number;
+  /** This replica's instance: leader or follower, and the leader it knows. */
+  readonly role: Role;
+  readonly leader: NodeId | undefined;
+  readonly decidedIndex: number;
+  /** The stop-sign that ends it, if one is in this replica's log. */
+  readonly stopSign: { readonly index: number; readonly next: number; readonly decided: boolean } | undefined;
+}
+
+/**
+ * One replica of a group whose membership changes, as a sans-IO state machine: a sequence of
+ * configurations, each run by its own {@link SequencePaxos} instance over its own storage.
+ *
+ * - {@link reconfigure} proposes a stop-sign naming the next configuration in the current one.
+ *   Once it is decided, the current configuration decides nothing more.
+ * - A replica of the next configuration that held the old one starts the next configuration from its
+ *   own decided log (snapshot + suffix, copied into the new storage); a replica that did not hold it
+ *   asks for that state (`JoinRequest`) from a replica that has it and starts once it arrives
+ *   (`JoinState`). A configuration's instance is never started before the stop-sign that creates it
+ *   is decided and the decided log up to it is in its storage.
+ * - Replicas of a stopped configuration tell the next configuration's replicas about it
+ *   (`ConfigNotice`) until they hear from them, and answer messages of configurations they left with
+ *   a notice, so a lagging replica learns it was removed, or joins.
+ * - {@link drainDecided} yields one log across configurations: the host's application sees one
+ *   sequence of entries (and stop-signs, to be applied as no-ops), never a gap or a repeat.
+ *
+ * Messages are {@link ReconfigMessage}s (a configuration id around each Paxos message). The ordering
+ * duty of {@link Storage} holds for every configuration's storage: make all of them durable before
+ * releasing anything drained.
+ *
+ * @typeParam T the command type (never an object with a `stopSign` field).
+ */
+export class ReconfigurablePaxos<T> {
+  /** This replica's id. */
+  readonly pid: NodeId;
+  private readonly config: Readonly<PaxosConfig>;
+  private readonly partialConfig: Partial<PaxosConfig>;
+  private readonly createStorage: ReconfigurablePaxosOptions<T>['createStorage'];
+  private readonly onConfigDecided: ReconfigurablePaxosOptions<T>['onConfigDecided'];
+  private readonly onConfigStart: ReconfigurablePaxosOptions<T>['onConfigStart'];
+  /** Instances by configuration id, ascending. */
+  private instances: Instance<T>[] = [];
+  private known: KnownConfig | undefined = undefined;
+  private now = 0;
+  private outbox: OutgoingReconfigMessage<T>[] = [];
+  /** Position of the merged decided log (entries `[0, pos)` were returned by `drainDecided`). */
+  private pos = 0;
+  /** Peers to tell about `known` (or about our stopped configuration's successor): tick of the last notice. */
+  private readonly noticeSent = new Map<NodeId, number>();
+  /** Peers of the next configuration heard running it. */
+  private readonly heardInNext = new Set<NodeId>();
+  /** Configuration being joined, where to ask, and when we last asked. */
+  private joining: { configId: number; sources: NodeId[]; next: number; askedAt: number } | undefined =
+    undefined;
+  /** Highest configuration id this replica ever held (or was told to skip): never joined again. */
+  private floor: number;
+  /** Rate limits of answers per peer (JoinState, notice replies): tick of the last one. */
+  private readonly answeredAt = new Map<string, number>();
+
+  /**
+   * Creates the replica over the configurations it holds.
+   * @throws PaxosConfigError on an invalid pid, config field or configuration record.
+   */
+  constructor(opts: ReconfigurablePaxosOptions<T>) {
+    if (!isNodeId(opts.pid)) throw new PaxosConfigError(`pid must be a positive integer, got ${opts.pid}`);
+    this.pid = opts.pid;
+    this.partialConfig = opts.config ?? {};
+    this.config = Object.freeze(resolveConfig(opts.config));
+    this.createStorage = opts.createStorage;
+    this.onConfigDecided = opts.onConfigDecided;
+    this.onConfigStart = opts.onConfigStart;
+    const min = opts.minConfigId ?? 0;
+    if (!isCount(min)) throw new PaxosConfigError(`minConfigId must be a non-negative integer, got ${min}`);
+    this.floor = min - 1;
+    const held = [...opts.configs].sort((a, b) => a.record.configId - b.record.configId);
+    for (const h of held) {
+      const r = h.record;
+      if (!isCount(r.configId) || !isMemberList(r.members) || !isCount(r.base)) {
+        throw new PaxosConfigError(`invalid configuration record ${JSON.stringify(r)}`);
+      }
+      if (!r.members.includes(this.pid)) continue;
+      // An interrupted join (the seed never became durable, so nothing was sent in it): join again.
+      if (h.storage.getDecidedIndex() < r.base) continue;
+      this.floor = Math.max(this.floor, r.configId);
+      this.instances.push(this.makeInstance(r, h.storage));
+    }
+    this.afterInput();
+  }
+
+  private makeInstance(record: ConfigRecord, storage: Storage<LogEntry<T>>): Instance<T> {
+    const paxos = new SequencePaxos<T>({
+      pid: this.pid,
+      peers: record.members.filter((p) => p !== this.pid),
+      storage,
+      config: this.partialConfig,
+      configId: record.configId,
+    });
+    return { record, storage, paxos };
+  }
+
+  // ---------------------------------------------------------------- state
+
+  private get latest(): Instance<T> | undefined {
+    return this.instances[this.instances.length - 1];
+  }
+  private instance(configId: number): Instance<T> | undefined {
+    for (const i of this.instances) if (i.record.configId === configId) return i;
+    return undefined;
+  }
+  /** The highest configuration this replica runs, `-1` if none (it waits to join). */
+  get configId(): number {
+    return this.latest?.record.configId ?? -1;
+  }
+  /** The replicas of {@link configId} (empty if none). */
+  get members(): readonly NodeId[] {
+    return this.latest?.record.members ?? [];
+  }
+  /** The highest configuration id this replica knows of (run, decided in its log, or told of). */
+  get knownConfigId(): number {
+    return Math.max(this.configId, this.known?.configId ?? -1);
+  }
+  /**
+   * Whether this replica is out of the group: the latest configuration it knows of does not include
+   * it. Its instances only help others catch up; the host may {@link retire} them.
+   */
+  get removed(): boolean {
+    return this.known !== undefined && !this.known.members.includes(this.pid);
+  }
+  /** The leader of the current configuration, if known. */
+  get leader(): NodeId | undefined {
+    return this.latest?.paxos.leader;
+  }
+  /** Role in the current configuration (`follower` when none). */
+  get role(): Role {
+    return this.latest?.paxos.role ?? 'follower';
+  }
+  /** Phase in the current configuration. */
+  get phase(): Phase {
+    return this.latest?.paxos.phase ?? 'none';
+  }
+  /** Decided entries of the current configuration's log (a count over the whole log). */
+  get decidedIndex(): number {
+    return this.latest?.paxos.decidedIndex ?? 0;
+  }
+  /** Entries returned by {@link drainDecided} so far (a count over the whole log). */
+  get drainedIndex(): number {
+    return this.pos;
+  }
+  /** The instance of configuration `configId`, if this replica runs it (read-only use: tests, status). */
+  paxos(configId: number): SequencePaxos<T> | undefined {
+    return this.instance(configId)?.paxos;
+  }
+  /** Every configuration this replica holds, oldest first. */
+  configurations(): ConfigStatus[] {
+    return this.instances.map((i) => {
+      const ss = i.paxos.stopSign;
+      return {
+        configId: i.record.configId,
+        members: i.record.members,
+        base: i.record.base,
+        role: i.paxos.role,
+        leader: i.paxos.leader,
+        decidedIndex: i.paxos.decidedIndex,
+        stopSign: ss ? { index: ss.index, next: ss.sign.configId, decided: ss.decided } : undefined,
+      };
+    });
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** Handles a peer's message; malformed or stale ones are ignored (never thrown on). */
+  handle(from: NodeId, message: ReconfigMessage<T>): void {
+    if (!isNodeId(from) || from === this.pid || !isReconfigMessage(message)) return;
+    if (message.type === 'Paxos') this.heard(from, message.config);
+    switch (message.type) {
+      case 'Paxos':
+        this.handlePaxos(from, message);
+        break;
+      case 'JoinRequest':
+        this.handleJoinRequest(from, message);
+        break;
+      case 'JoinState':
+        this.handleJoinState(message);
+        break;
+      case 'ConfigNotice':
+        this.handleNotice(from, message);
+        break;
+    }
+    this.afterInput();
+  }
+
+  /** Advances time by one tick in every configuration; resends joins and notices. */
+  tick(): void {
+    this.now++;
+    for (const i of this.instances) i.paxos.tick();
+    const resend = this.config.resendTicks;
+    const j = this.joining;
+    if (j && this.now - j.askedAt >= resend && j.sources.length > 0) {
+      const to = j.sources[j.next % j.sources.length] as NodeId;
+      j.next++;
+      j.askedAt = this.now;
+      this.outbox.push({ to, message: { type: 'JoinRequest', config: j.configId } });
+    }
+    this.sendNotices(false);
+    this.afterInput();
+  }
+
+  /**
+   * Proposes a command in the current configuration (see {@link SequencePaxos.propose}).
+   * @throws NoLeaderError if this replica runs no configuration yet or knows no leader.
+   * @throws StoppedError if the current configuration is stopping or this replica was removed.
+   */
+  propose(command: T): void {
+    const i = this.current();
+    i.paxos.propose(command);
+  }
+
+  /**
+   * Linearizable read barrier in the current configuration (see {@link SequencePaxos.readIndex}).
+   * @throws NotLeaderError, NoLeaderError or StoppedError.
+   */
+  readIndex(token: number): void {
+    this.current().paxos.readIndex(token);
+  }
+
+  /**
+   * Proposes to move the group to `members` (add, remove or replace replicas, change the
+   * replication degree): a stop-sign naming configuration `configId + 1` in the current one. Like a
+   * proposal it is forwarded to the leader and may be lost on a leader change: watch
+   * {@link configId} and retry.
+   * @throws InvalidArgumentError for an invalid member list; StoppedError if a change is already in
+   *   progress; NoLeaderError if no leader is known.
+   */
+  reconfigure(members: readonly NodeId[], metadata: Uint8Array | null = null): void {
+    const i = this.current();
+    i.paxos.reconfigure(i.record.configId + 1, members, metadata);
+    this.afterInput();
+  }
+
+  /**
+   * Records the application's snapshot after the first `index` entries of the merged log and trims
+   * the current configuration's log (see {@link SequencePaxos.compact}). Ignored when the current
+   * configuration is stopped before `index` (its stop-sign stays in its log).
+   * @throws InvalidArgumentError as {@link SequencePaxos.compact}.
+   */
+  compact(index: number, snapshot: Uint8Array): void {
+    const i = this.latest;
+    if (!i) return;
+    const ss = i.paxos.stopSign;
+    if (ss && index > ss.index) return;
+    if (index < i.record.base) return;
+    i.paxos.compact(index, snapshot);
+  }
+
+  /** The session to `peer` came back: every configuration that includes it re-synchronises. */
+  reconnected(peer: NodeId): void {
+    for (const i of this.instances) i.paxos.reconnected(peer);
+    if (this.noticeSent.has(peer)) this.noticeSent.set(peer, Number.NEGATIVE_INFINITY);
+    this.afterInput();
+  }
+
+  /**
+   * Whether configuration `configId` may be dropped here: this replica runs a later one, or it was
+   * removed and a replica of the next configuration was heard running it (it can seed the others).
+   */
+  canRetire(configId: number): boolean {
+    const i = this.instance(configId);
+    if (!i) return false;
+    if (i !== this.latest) return true;
+    return this.removed && this.heardInNext.size > 0;
+  }
+
+  /**
+   * Drops configuration `configId` (after {@link canRetire}): its instance stops; the host may delete
+   * its storage once it durably recorded the returned value, the `minConfigId` to pass at restart (a
+   * replica must never join a configuration it held again). Messages of it are answered with a notice
+   * of the latest configuration.
+   * @throws InvalidArgumentError if it may not be dropped yet.
+   */
+  retire(configId: number): number {
+    if (!this.canRetire(configId)) {
+      throw new InvalidArgumentError(
+        `retire(${configId}): configuration ${configId} is still needed here (not superseded, or no replica of the next one runs yet)`,
+      );
+    }
+    this.instances = this.instances.filter((i) => i.record.configId !== configId);
+    return this.floor + 1;
+  }
+
+  // ---------------------------------------------------------------- outputs
+
+  /** Messages to send, every configuration's Paxos messages wrapped with its id. */
+  drainOutbox(): OutgoingReconfigMessage<T>[] {
+    const paxos: OutgoingReconfigMessage<T>[] = [];
+    for (const i of this.instances) {
+      const config = i.record.configId;
+      for (const m of i.paxos.drainOutbox() as OutgoingMessage<T>[]) {
+        paxos.push({ to: m.to, message: { type: 'Paxos', config, msg: m.message } });
+      }
+    }
+    // Draining flushed batched proposals: a stop-sign may just have entered the log.
+    const before = this.instances.length;
+    this.afterInput();
+    for (const i of this.instances.slice(before)) {
+      const config = i.record.configId;
+      for (const m of i.paxos.drainOutbox() as OutgoingMessage<T>[]) {
+        paxos.push({ to: m.to, message: { type: 'Paxos', config, msg: m.message } });
+      }
+    }
+    const out = this.outbox;
+    this.outbox = [];
+    for (const m of paxos) out.push(m);
+    return out;
+  }
+
+  /**
+   * Newly decided items of the one log across configurations, in order: a `snapshot` item (after a
+   * restart or a join), then every next `entry` and `stopsign` (apply a stop-sign as a no-op that
+   * takes one position).
+   */
+  drainDecided(): DecidedItem<T>[] {
+    const out: DecidedItem<T>[] = [];
+    for (const i of this.instances) {
+      const items = i.paxos.drainDecided();
+      if (items.length === 0) continue;
+      this.onConfigDecided?.(i.record.configId, items);
+      for (const it of items) {
+        if (it.kind === 'snapshot') {
+          if (it.index > this.pos) {
+            out.push(it);
+            this.pos = it.index;
+          }
+        } else if (it.index === this.pos) {
+          out.push(it);
+          this.pos++;
+        } else if (it.index > this.pos) {
+          // Cannot happen: every instance's stream is contiguous and starts at or below what was
+          // already returned (its base is decided in the configuration before).
+          throw new Error(
+            `replica ${this.pid}: configuration ${i.record.configId} decided ${it.index} past the merged log at ${this.pos}`,
+          );
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Completed or failed read-index requests of every configuration. */
+  drainReads(): ReadResult[] {
+    const out: ReadResult[] = [];
+    for (const i of this.instances) for (const r of i.paxos.drainReads()) out.push(r);
+    return out;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private current(): Instance<T> {
+    const i = this.latest;
+    if (!i || (this.known && this.known.configId > i.record.configId)) {
+      if (this.known && !this.known.members.includes(this.pid)) {
+        throw new StoppedError(this.configId, this.known.configId, this.known.members, true);
+      }
+      throw new NoLeaderError();
+    }
+    return i;
+  }
+
+  /** `from` runs configuration `config`: once it runs the one we announce, stop telling it. */
+  private heard(from: NodeId, config: number): void {
+    const k = this.known;
+    if (k && config >= k.configId && k.members.includes(from)) {
+      this.heardInNext.add(from);
+      this.noticeSent.delete(from);
+    }
+  }
+
+  /** Whether this replica can send the state configuration `configId` starts from. */
+  private canServe(configId: number): boolean {
+    if (this.instance(configId)) return true;
+    for (const i of this.instances) {
+      if (i.paxos.stopSign?.sign.configId === configId && this.startable(i.paxos)) return true;
+    }
+    return false;
+  }
+
+  private notice(to: NodeId, k: KnownConfig, reply: boolean): void {
+    const running = this.instance(k.configId) !== undefined;
+    this.outbox.push({
+      to,
+      message: {
+        type: 'ConfigNotice',
+        config: k.configId,
+        members: k.members,
+        reply,
+        running,
+        source: this.canServe(k.configId),
+      },
+    });
+  }
+
+  private handlePaxos(from: NodeId, m: ConfigPaxosMessage<T>): void {
+    const i = this.instance(m.config);
+    if (i) {
+      i.paxos.handle(from, m.msg);
+      return;
+    }
+    if (m.config > this.floor) {
+      // A configuration we do not run yet names us as a replica: ask for its starting state.
+      this.wantJoin(m.config, from);
+    } else {
+      this.answerNotice(from, m.config);
+    }
+  }
+
+  private wantJoin(configId: number, source: NodeId): void {
+    const j = this.joining;
+    if (!j || configId > j.configId) {
+      this.joining = { configId, sources: [source], next: 0, askedAt: Number.NEGATIVE_INFINITY };
+    } else if (configId === j.configId && !j.sources.includes(source)) {
+      j.sources.push(source);
+    }
+    const cur = this.joining as NonNullable<typeof this.joining>;
+    if (this.now - cur.askedAt >= this.config.resendTicks) {
+      cur.askedAt = this.now;
+      this.outbox.push({ to: source, message: { type: 'JoinRequest', config: cur.configId } });
+    }
+  }
+
+  /** Answers a message of a configuration we left with a notice of the latest one (rate-limited). */
+  private answerNotice(to: NodeId, aboutConfig: number): void {
+    const latest = this.known && this.known.configId > this.configId ? this.known : this.latest?.record;
+    if (!latest || latest.configId < aboutConfig) return;
+    if (!this.rateOk(`n${to}`)) return;
+    this.notice(to, latest, true);
+  }
+
+  private rateOk(key: string): boolean {
+    const at = this.answeredAt.get(key);
+    if (at !== undefined && this.now - at < this.config.resendTicks) return false;
+    this.answeredAt.set(key, this.now);
+    return true;
+  }
+
+  private handleJoinRequest(from: NodeId, m: JoinRequest): void {
+    const run = this.instance(m.config);
+    if (run) {
+      if (!run.record.members.includes(from) || !this.rateOk(`j${from}`)) return;
+      const st = run.storage;
+      this.sendJoinState(from, run.record, st, st.getDecidedIndex());
+      return;
+    }
+    // Our configuration's stop-sign created it: serve the log up to the stop-sign.
+    for (const i of this.instances) {
+      const ss = i.paxos.stopSign;
+      if (!ss || ss.sign.configId !== m.config || !this.startable(i.paxos)) continue;
+      if (!ss.sign.members.includes(from) || !this.rateOk(`j${from}`)) return;
+      const record = { configId: m.config, members: ss.sign.members, base: ss.index + 1 };
+      this.sendJoinState(from, record, i.storage, ss.index + 1);
+      return;
+    }
+    this.answerNotice(from, m.config);
+  }
+
+  private sendJoinState(
+    to: NodeId,
+    record: ConfigRecord,
+    st: Storage<LogEntry<T>>,
+    decidedIndex: number,
+  ): void {
+    const compacted = st.getCompactedIndex();
+    const snapshot = compacted > 0 ? (st.getSnapshot() ?? null) : null;
+    const start = snapshot ? snapshot.index : 0;
+    if (start > decidedIndex || (snapshot === null && compacted > 0)) return;
+    const message: JoinState<T> = {
+      type: 'JoinState',
+      config: record.configId,
+      members: record.members,
+      base: record.base,
+      snapshot,
+      start,
+      entries: start < decidedIndex ? st.getEntries(start, decidedIndex) : [],
+      decidedIndex,
+    };
+    this.outbox.push({ to, message });
+  }
+
+  private handleJoinState(m: JoinState<T>): void {
+    if (m.config <= this.floor || !m.members.includes(this.pid)) return;
+    this.startConfig({ configId: m.config, members: m.members, base: m.base }, m.snapshot, m.entries, m.decidedIndex);
+  }
+
+  private handleNotice(from: NodeId, m: ConfigNotice): void {
+    if (m.running) this.heard(from, m.config);
+    if (m.config > this.floor) {
+      if (m.members.includes(this.pid) && m.source) this.wantJoin(m.config, from);
+      if (!this.known || m.config > this.known.configId) this.known = { configId: m.config, members: m.members };
+    }
+    // Tell the sender where we are (it stops announcing once we run its configuration).
+    if (!m.reply && m.config <= this.knownConfigId) this.answerNotice(from, m.config);
+  }
+
+  /** Whether the stop-sign of `p` allows the next configuration to start (decided, unless mutated). */
+  private startable(p: SequencePaxos<T>): boolean {
+    const ss = p.stopSign;
+    if (!ss) return false;
+    return ss.decided || this.config.unsafeMutation === 'startBeforeStopSignDecided';
+  }
+
+  /** Seeds a new storage with a decided prefix and starts the configuration's instance. */
+  private startConfig(
+    record: ConfigRecord,
+    snapshot: Snapshot | null,
+    entries: readonly LogEntry<T>[],
+    decidedIndex: number,
+  ): void {
+    const storage = this.createStorage(record);
+    if (snapshot) storage.setSnapshot(snapshot);
+    if (entries.length > 0) storage.appendEntries(entries);
+    if (decidedIndex > storage.getDecidedIndex()) storage.setDecidedIndex(decidedIndex);
+    const inst = this.makeInstance(record, storage);
+    this.floor = Math.max(this.floor, record.configId);
+    this.instances.push(inst);
+    this.instances.sort((a, b) => a.record.configId - b.record.configId);
+    if (this.joining && this.joining.configId <= record.configId) this.joining = undefined;
+    if (this.known && this.known.configId <= record.configId) this.known = undefined;
+    this.noticeSent.clear();
+    this.heardInNext.clear();
+    this.onConfigStart?.(record);
+  }
+
+  /** After every input: a decided stop-sign of the latest configuration starts (or announces) the next. */
+  private afterInput(): void {
+    for (;;) {
+      const i = this.latest;
+      if (!i || !this.startable(i.paxos)) return;
+      const ss = i.paxos.stopSign as NonNullable<SequencePaxos<T>['stopSign']>;
+      const next: ConfigRecord = { configId: ss.sign.configId, members: ss.sign.members, base: ss.index + 1 };
+      if (next.members.includes(this.pid)) {
+        const st = i.storage;
+        const compacted = st.getCompactedIndex();
+        const snapshot = compacted > 0 ? (st.getSnapshot() ?? null) : null;
+        const from = snapshot ? snapshot.index : 0;
+        this.startConfig(next, snapshot, st.getEntries(from, next.base), next.base);
+        continue;
+      }
+      if (!this.known || this.known.configId < next.configId) {
+        this.known = { configId: next.configId, members: next.members };
+        this.sendNotices(true);
+      }
+      return;
+    }
+  }
+
+  /** Tells the replicas of a known later configuration about it until they are heard from. */
+  private sendNotices(now: boolean): void {
+    const k = this.known;
+    if (!k || k.configId <= this.configId || k.members.includes(this.pid)) return;
+    for (const p of k.members) {
+      if (p === this.pid || this.heardInNext.has(p)) continue;
+      const at = this.noticeSent.get(p);
+      if (!now && at !== undefined && this.now - at < this.config.resendTicks) continue;
+      this.noticeSent.set(p, this.now);
+      this.notice(p, k, false);
+    }
+  }
+}
+
+
