@@ -416,7 +416,7 @@ export class ReplicaGroup {
   // ------------------------------------------------------------------ inputs
 
   /** A peer message arrived. Messages that are malformed for the current state are ignored by the core. */
-  handle(from: NodeId, message: PaxosMessage<KvCommand>): void {
+  handle(from: NodeId, message: PaxosMessage<LogEntry<KvCommand>>): void {
     if (this.fatal || this.closed) return;
     if (
       !validatePaxosMessage(from, message).ok ||

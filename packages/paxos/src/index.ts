@@ -51,15 +51,6 @@ export {
   validatePaxosMessage,
 } from './messages.js';
 export {
-  type DecidedItem,
-  type OutgoingMessage,
-  type Phase,
-  type ReadResult,
-  type Role,
-  SequencePaxos,
-  type SequencePaxosOptions,
-} from './sequence-paxos.js';
-export {
   type ConfigNotice,
   type ConfigPaxosMessage,
   type ConfigRecord,
@@ -70,9 +61,20 @@ export {
   type JoinState,
   type OutgoingReconfigMessage,
   type ReconfigMessage,
+  type ReconfigMessageValidation,
   ReconfigurablePaxos,
   type ReconfigurablePaxosOptions,
+  validateReconfigMessage,
 } from './reconfiguration.js';
+export {
+  type DecidedItem,
+  type OutgoingMessage,
+  type Phase,
+  type ReadResult,
+  type Role,
+  SequencePaxos,
+  type SequencePaxosOptions,
+} from './sequence-paxos.js';
 export {
   formatStopSign,
   isMemberList,

@@ -6,7 +6,13 @@
 import { isNodeId, type NodeId } from './ballot.js';
 import { type PaxosConfig, resolveConfig } from './config.js';
 import { InvalidArgumentError, NoLeaderError, PaxosConfigError, StoppedError } from './errors.js';
-import { isPaxosMessage, type PaxosMessage } from './messages.js';
+import {
+  isPaxosMessage,
+  MAX_LOG_INDEX,
+  type PaxosMessage,
+  type PaxosMessageValidation,
+  validatePaxosMessage,
+} from './messages.js';
 import {
   type DecidedItem,
   type OutgoingMessage,
@@ -15,7 +21,7 @@ import {
   type Role,
   SequencePaxos,
 } from './sequence-paxos.js';
-import { isMemberList, type LogEntry, type StopSign } from './stop-sign.js';
+import { isMemberList, type LogEntry } from './stop-sign.js';
 import type { Snapshot, Storage } from './storage.js';
 
 /** What a replica records (durably, with the storage) about a configuration it belongs to. */
@@ -88,21 +94,46 @@ export interface ConfigNotice {
 export type ReconfigMessage<T> = ConfigPaxosMessage<T> | JoinRequest | JoinState<T> | ConfigNotice;
 
 function isCount(x: unknown): x is number {
-  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 && x <= MAX_LOG_INDEX;
+}
+
+/** Outcome of {@link validateReconfigMessage}: the inner Paxos message's verdict, or the envelope's. */
+export type ReconfigMessageValidation =
+  | { readonly ok: true; readonly message: ReconfigMessage<unknown> }
+  | Extract<PaxosMessageValidation, { ok: false }>;
+
+/**
+ * Validates a message that arrived from replica `from`: the envelope's shape and bounds (every
+ * configuration id, index and length at most `MAX_LOG_INDEX`, member lists of distinct ids, a
+ * `JoinState` whose entries match its indexes), and the wrapped Paxos message as
+ * {@link validatePaxosMessage} does. Never throws; a refused message must be dropped.
+ */
+export function validateReconfigMessage(from: number, x: unknown): ReconfigMessageValidation {
+  if (!isEnvelope(x))
+    return { ok: false, problem: 'malformed', detail: 'not a well-formed reconfiguration message' };
+  if (x.type === 'Paxos') {
+    const v = validatePaxosMessage(from, x.msg);
+    if (!v.ok) return v;
+  }
+  return { ok: true, message: x };
 }
 
 /**
- * Cheap structural check of an incoming {@link ReconfigMessage} (entries are only checked to be an
- * array; the host checks its commands). Never throws.
+ * Cheap check of an incoming {@link ReconfigMessage} (as {@link validateReconfigMessage} without the
+ * sender check; entries are only checked to be an array: the host checks its commands). Never throws.
  */
 export function isReconfigMessage(x: unknown): x is ReconfigMessage<unknown> {
+  return isEnvelope(x) && (x.type !== 'Paxos' || isPaxosMessage(x.msg));
+}
+
+function isEnvelope(x: unknown): x is ReconfigMessage<unknown> {
   if (typeof x !== 'object' || x === null) return false;
   // biome-ignore lint/suspicious/noExplicitAny: structural probing of unknown input
   const m = x as Record<string, any>;
   if (!isCount(m.config)) return false;
   switch (m.type) {
     case 'Paxos':
-      return isPaxosMessage(m.msg);
+      return typeof m.msg === 'object' && m.msg !== null;
     case 'JoinRequest':
       return true;
     case 'JoinState': {
@@ -112,9 +143,7 @@ export function isReconfigMessage(x: unknown): x is ReconfigMessage<unknown> {
       if (m.decidedIndex < m.base) return false;
       const s = m.snapshot;
       if (s === null) return m.start === 0;
-      return (
-        typeof s === 'object' && isCount(s.index) && s.data instanceof Uint8Array && s.index === m.start
-      );
+      return typeof s === 'object' && isCount(s.index) && s.data instanceof Uint8Array && s.index === m.start;
     }
     case 'ConfigNotice':
       return (
@@ -353,7 +382,7 @@ export class ReconfigurablePaxos<T> {
 
   /** Handles a peer's message; malformed or stale ones are ignored (never thrown on). */
   handle(from: NodeId, message: ReconfigMessage<T>): void {
-    if (!isNodeId(from) || from === this.pid || !isReconfigMessage(message)) return;
+    if (!isNodeId(from) || from === this.pid || !validateReconfigMessage(from, message).ok) return;
     if (message.type === 'Paxos') this.heard(from, message.config);
     switch (message.type) {
       case 'Paxos':
@@ -669,14 +698,20 @@ export class ReconfigurablePaxos<T> {
 
   private handleJoinState(m: JoinState<T>): void {
     if (m.config <= this.floor || !m.members.includes(this.pid)) return;
-    this.startConfig({ configId: m.config, members: m.members, base: m.base }, m.snapshot, m.entries, m.decidedIndex);
+    this.startConfig(
+      { configId: m.config, members: m.members, base: m.base },
+      m.snapshot,
+      m.entries,
+      m.decidedIndex,
+    );
   }
 
   private handleNotice(from: NodeId, m: ConfigNotice): void {
     if (m.running) this.heard(from, m.config);
     if (m.config > this.floor) {
       if (m.members.includes(this.pid) && m.source) this.wantJoin(m.config, from);
-      if (!this.known || m.config > this.known.configId) this.known = { configId: m.config, members: m.members };
+      if (!this.known || m.config > this.known.configId)
+        this.known = { configId: m.config, members: m.members };
     }
     // Tell the sender where we are (it stops announcing once we run its configuration).
     if (!m.reply && m.config <= this.knownConfigId) this.answerNotice(from, m.config);
@@ -747,5 +782,3 @@ export class ReconfigurablePaxos<T> {
     }
   }
 }
-
-

@@ -7,8 +7,8 @@ import type { Ballot, NodeId } from './ballot.js';
 import type { PaxosConfig } from './config.js';
 import { NoLeaderError, NotLeaderError } from './errors.js';
 import type { PaxosMessage, PromiseMessage } from './messages.js';
-import type { LogEntry } from './stop-sign.js';
 import { SequencePaxos } from './sequence-paxos.js';
+import type { LogEntry } from './stop-sign.js';
 import { MemoryStorage } from './storage.js';
 
 type Msg = PaxosMessage<LogEntry<string>>;

@@ -442,7 +442,9 @@ export class SequencePaxos<T> {
    */
   propose(command: T): void {
     if (isStopSign(command)) {
-      throw new InvalidArgumentError('propose: a stop-sign is proposed with reconfigure(), never as a command');
+      throw new InvalidArgumentError(
+        'propose: a stop-sign is proposed with reconfigure(), never as a command',
+      );
     }
     this.proposeEntry(command);
   }

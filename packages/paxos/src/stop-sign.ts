@@ -56,7 +56,11 @@ export function isStopSign(x: unknown): x is StopSign {
 }
 
 /** Builds a stop-sign (members sorted, copied). */
-export function makeStopSign(configId: number, members: readonly NodeId[], metadata: Uint8Array | null = null): StopSign {
+export function makeStopSign(
+  configId: number,
+  members: readonly NodeId[],
+  metadata: Uint8Array | null = null,
+): StopSign {
   return { stopSign: true, configId, members: [...members].sort((a, b) => a - b), metadata };
 }
 

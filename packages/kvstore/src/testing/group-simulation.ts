@@ -6,7 +6,7 @@
  * @module
  */
 import type { KvOp, KvResult, PaxkvError } from '@paxkv/common';
-import type { NodeId, PaxosMessage } from '@paxkv/paxos';
+import type { LogEntry, NodeId, PaxosMessage } from '@paxkv/paxos';
 import { type SimNode, Simulator } from '@paxkv/paxos/testing';
 import { decode, encode } from '../codec.js';
 import type { KvCommand } from '../command.js';
@@ -21,7 +21,7 @@ import type { ApplyOutcome } from '../state-machine.js';
 import { SimDisk } from '../storage/sim-disk.js';
 import { WriteAheadLog } from '../storage/wal.js';
 
-type PaxosMsg = PaxosMessage<KvCommand>;
+type PaxosMsg = PaxosMessage<LogEntry<KvCommand>>;
 /** A message on the simulated wire: a paxos message of one partition (all groups share a node's links). */
 interface Msg {
   readonly p: number;

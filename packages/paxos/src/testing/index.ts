@@ -20,6 +20,14 @@ export {
   PaxosCluster,
   type PaxosClusterOptions,
 } from './paxos-cluster.js';
+export {
+  ReconfigCluster,
+  type ReconfigClusterOptions,
+  type ReconfigSeedOptions,
+  type ReconfigSeedResult,
+  type ReconfigStats,
+  runReconfigSeed,
+} from './reconfig-cluster.js';
 export { Rng } from './rng.js';
 export {
   runPartitionScenario,
@@ -50,11 +58,3 @@ export {
   Simulator,
   type SimulatorOptions,
 } from './simulator.js';
-export {
-  ReconfigCluster,
-  type ReconfigClusterOptions,
-  type ReconfigSeedOptions,
-  type ReconfigSeedResult,
-  type ReconfigStats,
-  runReconfigSeed,
-} from './reconfig-cluster.js';

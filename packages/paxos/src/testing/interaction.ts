@@ -5,9 +5,9 @@
  */
 import { formatBallot, type NodeId } from '../ballot.js';
 import type { PaxosConfig } from '../config.js';
-import type { LogEntry } from '../stop-sign.js';
 import type { PaxosMessage } from '../messages.js';
 import { SequencePaxos } from '../sequence-paxos.js';
+import type { LogEntry } from '../stop-sign.js';
 import { CheckedStorage } from './checked-storage.js';
 import { HashApp, InvariantChecker } from './paxos-cluster.js';
 import { type SimNode, Simulator } from './simulator.js';

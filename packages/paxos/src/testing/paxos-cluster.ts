@@ -6,9 +6,9 @@
 import { compareBallots, type NodeId } from '../ballot.js';
 import type { PaxosConfig } from '../config.js';
 import { NoLeaderError, NotLeaderError, OverloadedError } from '../errors.js';
-import { formatStopSign, isStopSign, type LogEntry } from '../stop-sign.js';
 import type { PaxosMessage } from '../messages.js';
 import { type DecidedItem, SequencePaxos } from '../sequence-paxos.js';
+import { formatStopSign, isStopSign, type LogEntry } from '../stop-sign.js';
 import { CheckedStorage, InvariantViolation } from './checked-storage.js';
 import { type SimNode, Simulator, type SimulatorOptions } from './simulator.js';
 
@@ -151,19 +151,28 @@ export class InvariantChecker {
   }
 
   /**
-   * A replica starts configuration `config` from the decided log up to `base`: the stop-sign
-   * creating it must be chosen at `base - 1` and name `pid` (when {@link checkStarts} is on).
+   * A replica starts configuration `config` from the decided log up to `base`: configuration
+   * `config - 1` must have decided (at some replica, drained before this call) a stop-sign naming
+   * `config` and `pid` at `base - 1` (when {@link checkStarts} is on). The new configuration's own
+   * replay of its starting log does not count: it would "decide" whatever it was seeded with.
    */
   onStart(pid: NodeId, config: number, base: number): void {
     if (!this.checkStarts) return;
-    const at = this.chosen[base - 1];
-    if (at === undefined || !at.startsWith('\u0000stop->c') || !at.startsWith(`\u0000stop->c${config}{`)) {
+    const at = this.stoppedAt.get(config - 1);
+    if (at !== base - 1) {
       this.fail(
-        `early start: replica ${pid} started configuration ${config} at ${base} before a stop-sign naming it was decided there (decided ${JSON.stringify(at ?? null)})`,
+        `early start: replica ${pid} started configuration ${config} at ${base} before configuration ${config - 1} decided a stop-sign there (it decided one at ${at ?? 'no index'})`,
       );
     }
-    const members = at.slice(at.indexOf('{') + 1, -1).split(',').map(Number);
-    if (!members.includes(pid)) this.fail(`replica ${pid} started configuration ${config} it is not a member of`);
+    const e = this.chosen[at] as string;
+    if (!e.startsWith(`\u0000stop->c${config}{`))
+      this.fail(`replica ${pid} started configuration ${config} from ${e}`);
+    const members = e
+      .slice(e.indexOf('{') + 1, -1)
+      .split(',')
+      .map(Number);
+    if (!members.includes(pid))
+      this.fail(`replica ${pid} started configuration ${config} it is not a member of`);
   }
 
   /** Checks a completed read: its index must cover `required` (entries decided when it was requested). */

@@ -18,7 +18,7 @@ import type { LogEntry } from '../stop-sign.js';
 import { CheckedStorage } from './checked-storage.js';
 import { Nemesis, type NemesisOptions, type NemesisStats } from './nemesis.js';
 import { HashApp, InvariantChecker } from './paxos-cluster.js';
-import { type SimNode, SimulationError, Simulator, type SimStats } from './simulator.js';
+import { type SimNode, type SimStats, SimulationError, Simulator } from './simulator.js';
 
 type Msg = ReconfigMessage<string>;
 
@@ -136,6 +136,7 @@ export class ReconfigCluster {
             else this.stats.joins++;
             // Checked once this event's decided items are drained (the stop-sign may be decided by it).
             this.pendingStarts.push({ pid, record });
+            if (node.replica !== undefined) this.checkStarts();
           },
         });
         return node;
@@ -158,7 +159,7 @@ export class ReconfigCluster {
     let best: ReconfigurablePaxos<string> | undefined;
     for (const pid of this.ids) {
       const r = this.replica(pid);
-      if (!r || r.role !== 'leader' || r.phase !== 'accept') continue;
+      if (r?.role !== 'leader' || r.phase !== 'accept') continue;
       if (!best || r.configId > best.configId) best = r;
     }
     return best;
@@ -171,7 +172,10 @@ export class ReconfigCluster {
       const e = chosen[i] as string;
       if (e.startsWith('\u0000stop->c')) {
         const configId = Number(e.slice('\u0000stop->c'.length, e.indexOf('{')));
-        const members = e.slice(e.indexOf('{') + 1, -1).split(',').map(Number);
+        const members = e
+          .slice(e.indexOf('{') + 1, -1)
+          .split(',')
+          .map(Number);
         return { configId, members };
       }
     }
@@ -261,17 +265,23 @@ export class ReconfigCluster {
     // The merged log is checked too: one sequence, agreeing with the chosen log.
     this.checker.onDecided(pid, node.merged, items, null);
     node.replica.drainReads();
-    if (this.pendingStarts.length > 0) {
-      // A start may follow a decision made at another replica in the same event (a flush of a
-      // one-replica leader): drain everyone first.
-      for (const p of this.ids) if (p !== pid && this.sim.isUp(p)) this.drain(p);
-      for (const s of this.pendingStarts.splice(0)) this.checker.onStart(s.pid, s.record.configId, s.record.base);
-    }
+    this.checkStarts();
+  }
+
+  /**
+   * Checks pending configuration starts (at once when a replica starts one; during a restart, once
+   * the replica exists) against everything decided anywhere so far.
+   */
+  private checkStarts(): void {
+    if (this.pendingStarts.length === 0) return;
+    for (const p of this.ids) if (this.sim.isUp(p)) this.drain(p);
+    for (const s of this.pendingStarts.splice(0))
+      this.checker.onStart(s.pid, s.record.configId, s.record.base);
   }
 
   private drain(pid: NodeId): void {
     const node = this.nodes.get(pid);
-    if (!node) return;
+    if (node?.replica === undefined) return;
     this.checker.onDecided(pid, node.merged, node.replica.drainDecided(), null);
   }
 }
@@ -394,7 +404,8 @@ export function runReconfigSeed(seed: number, opts: ReconfigSeedOptions = {}): R
         recoveryTicks = sim.now - start;
         break;
       }
-      if (!decided && (sim.now - start) % 5 === 0) cluster.propose(rng.pick(cluster.finalConfig().members), marker);
+      if (!decided && (sim.now - start) % 5 === 0)
+        cluster.propose(rng.pick(cluster.finalConfig().members), marker);
       sim.step();
     }
     if (recoveryTicks < 0) {

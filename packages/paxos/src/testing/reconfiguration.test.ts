@@ -65,7 +65,9 @@ describe('mutation checks: a broken reconfiguration rule is caught, and the fail
     const replay = runReconfigSeed(caught!.seed, opts);
     expect(replay.violations[0]).toBe(caught?.violation);
   };
-  const mutated = (m: PaxosConfig['unsafeMutation']): ReconfigSeedOptions => ({ config: { unsafeMutation: m } });
+  const mutated = (m: PaxosConfig['unsafeMutation']): ReconfigSeedOptions => ({
+    config: { unsafeMutation: m },
+  });
 
   it('a configuration that starts before its stop-sign is decided: caught when it starts', () =>
     catchIt(mutated('startBeforeStopSignDecided'), /early start/));
