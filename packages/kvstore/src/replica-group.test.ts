@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { SubmitResult } from './replica-group.js';
-import type { ApplyOutcome } from './state-machine.js';
+import { type ApplyOutcome, KvStateMachine } from './state-machine.js';
 import { GroupCluster } from './testing/group-simulation.js';
 
 /** Runs until one replica leads in the accept phase and every running replica follows it. */
@@ -233,6 +233,28 @@ describe('ReplicaGroup', () => {
     expect(await call(c, leader.pid, { op: 'put', key: 'k', value: 'v' })).toMatchObject({
       result: { created: true },
     });
+  });
+
+  it('refuses a snapshot whose decoded form would expand beyond its bound, without decoding it', async () => {
+    const c = new GroupCluster({ seed: 9 });
+    const leader = await elect(c);
+    const follower = c.ids.find((p) => p !== leader.pid)!;
+    const g = c.group(follower)!;
+    const bomb = new Uint8Array(5 + (1 << 22)).fill(0x80); // an array of 4 M empty maps
+    bomb[0] = 0xdd;
+    new DataView(bomb.buffer).setUint32(1, 1 << 22);
+    const decode = vi.spyOn(KvStateMachine, 'fromSnapshot');
+    g.handle(leader.pid, {
+      type: 'AcceptSync',
+      n: { n: 99, pid: leader.pid },
+      syncIndex: 5,
+      entries: [],
+      snapshot: { index: 5, data: bomb },
+      decidedIndex: 5,
+    } as never);
+    expect(decode).not.toHaveBeenCalled();
+    decode.mockRestore();
+    expect(g.failure).toBeUndefined();
   });
 
   it("brings a wiped replica back through the leader's snapshot", async () => {

@@ -14,7 +14,9 @@ import {
   NotLeaderError,
   type PaxkvError,
   type ProtocolLimits,
+  resolveDecodeLimits,
   type Session,
+  scanMsgpack,
   TimeoutError,
   UnavailableError,
 } from '@paxkv/common';
@@ -220,6 +222,12 @@ function carriesOnlyCommands(m: PaxosMessage<unknown>): boolean {
 function randomNonce(): string {
   return Math.floor(Math.random() * 2 ** 48).toString(36);
 }
+
+/**
+ * Limits of the pre-scan of a snapshot received from a peer: an estimated decoded size of at most 32
+ * times its bytes (a state-machine snapshot of tiny keys estimates at ~11), depth 32.
+ */
+export const SNAPSHOT_DECODE_LIMITS = resolveDecodeLimits({ maxExpansion: 32 });
 
 /**
  * One partition's replica on one server. All methods are synchronous and never throw on bad peer input;
@@ -436,12 +444,17 @@ export class ReplicaGroup {
     this.schedule();
   }
 
-  /** A snapshot carried by a message must decode to a state at its index, or the message is dropped. */
+  /**
+   * A snapshot carried by a message must decode to a state at its index, or the message is dropped. Its
+   * bytes are pre-scanned first ({@link SNAPSHOT_DECODE_LIMITS}): a binary field is cheap in the frame's
+   * own bounded decode, so a hostile snapshot of empty maps would otherwise expand ~70-fold here.
+   */
   private carriesValidSnapshot(m: PaxosMessage<unknown>): boolean {
     const snap = (m as { snapshot?: unknown }).snapshot;
     if (snap === undefined || snap === null) return true;
     const { index, data } = snap as { index?: unknown; data?: unknown };
     if (!(data instanceof Uint8Array) || !Number.isSafeInteger(index)) return false;
+    if (scanMsgpack(data, SNAPSHOT_DECODE_LIMITS) !== null) return false;
     const restored = KvStateMachine.fromSnapshot(data, this.config.stateMachine, this.partition);
     return !(restored instanceof Error) && restored.appliedIndex === index;
   }
