@@ -103,7 +103,7 @@ if (args.reconfig) {
   let joins = 0;
   const bad: number[] = [];
   for (let seed = args.start; seed < args.start + args.seeds; seed++) {
-    const r = runReconfigSeed(seed, { nemesis });
+    const r = runReconfigSeed(seed, { nemesis, ...network });
     total.runs++;
     total.decided += r.decided;
     total.faults += r.faults;

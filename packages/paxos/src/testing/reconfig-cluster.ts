@@ -16,8 +16,9 @@ import {
 } from '../reconfiguration.js';
 import type { LogEntry } from '../stop-sign.js';
 import { CheckedStorage } from './checked-storage.js';
-import { Nemesis, type NemesisOptions, type NemesisStats } from './nemesis.js';
+import { Nemesis, type NemesisStats } from './nemesis.js';
 import { HashApp, InvariantChecker } from './paxos-cluster.js';
+import type { SeedRunOptions } from './run-seed.js';
 import { type SimNode, type SimStats, SimulationError, Simulator } from './simulator.js';
 
 type Msg = ReconfigMessage<string>;
@@ -37,6 +38,8 @@ export interface ReconfigClusterOptions {
   readonly maxDelay?: number;
   /** Chance a message is duplicated on its link. Default `0.005`. */
   readonly duplicateProbability?: number;
+  /** Chance a message is lost without a session break (non-FIFO: tests the resend paths). Default `0`. */
+  readonly lossProbability?: number;
 }
 
 /** One server: its reconfigurable replica, one app per configuration stream and the merged app. */
@@ -115,6 +118,7 @@ export class ReconfigCluster {
       nodeIds: this.ids,
       maxDelay: opts.maxDelay ?? 2,
       duplicateProbability: opts.duplicateProbability ?? 0.005,
+      lossProbability: opts.lossProbability ?? 0,
       factory: (pid) => {
         const disk = this.disks.get(pid) as Map<number, HeldConfig<string>>;
         const node = new ReconfigNode();
@@ -286,25 +290,33 @@ export class ReconfigCluster {
   }
 }
 
-/** Options of {@link runReconfigSeed}. */
-export interface ReconfigSeedOptions {
+/**
+ * Options of {@link runReconfigSeed}. The fields shared with {@link SeedRunOptions} mean the same and
+ * have the same defaults.
+ */
+export interface ReconfigSeedOptions
+  extends Pick<
+    SeedRunOptions,
+    | 'faultTicks'
+    | 'proposeProbability'
+    | 'config'
+    | 'configOf'
+    | 'nemesis'
+    | 'lossProbability'
+    | 'duplicateProbability'
+  > {
+  /** Servers that exist. Default `6`. */
   readonly universe?: number;
+  /** Replicas of the first configuration. Default `3`. */
   readonly initial?: number;
-  /** Ticks with faults, load and membership changes. Default `300`. */
-  readonly faultTicks?: number;
   /** Chance per tick of a membership change at the current leader. Default `0.03`. */
   readonly reconfigProbability?: number;
   /** Chance per tick that a random server drops the configurations it may retire. Default `0.02`. */
   readonly retireProbability?: number;
-  /** Chance per tick of a client proposal. Default `0.3`. */
-  readonly proposeProbability?: number;
   /** Chance per tick of a compaction at a random server. Default `0.02`. */
   readonly compactProbability?: number;
   /** Largest configuration size. Default `5`. */
   readonly maxMembers?: number;
-  readonly config?: Partial<PaxosConfig>;
-  readonly configOf?: (pid: NodeId) => Partial<PaxosConfig> | undefined;
-  readonly nemesis?: NemesisOptions;
   /** Ticks after healing for a proposal to be decided and the final configuration to converge. Default `10 * electionTimeoutTicks`. */
   readonly livenessBound?: number;
   /** Turn the early-start check off (to show the other invariants catch an early start). Default `true`. */
@@ -363,6 +375,8 @@ export function runReconfigSeed(seed: number, opts: ReconfigSeedOptions = {}): R
     ...(opts.initial !== undefined ? { initial: opts.initial } : {}),
     config,
     ...(opts.configOf ? { configOf: opts.configOf } : {}),
+    ...(opts.lossProbability !== undefined ? { lossProbability: opts.lossProbability } : {}),
+    ...(opts.duplicateProbability !== undefined ? { duplicateProbability: opts.duplicateProbability } : {}),
   });
   cluster.checker.checkStarts = opts.checkStarts ?? true;
   const sim = cluster.sim;

@@ -50,6 +50,13 @@ describe('membership changes racing faults: agreement across configurations, not
   it('200 seeds with 7 servers, 5 replicas at first, groups of up to 7', { timeout: 120_000 }, () =>
     sweep('wide', 900_001, 200, { universe: 7, initial: 5, maxMembers: 7 }),
   );
+  it(
+    '100 seeds where messages are also lost without a session break (the resend paths of joins and notices)',
+    {
+      timeout: 120_000,
+    },
+    () => sweep('lossy', 300_001, 100, { lossProbability: 0.03, duplicateProbability: 0.05 }),
+  );
 });
 
 describe('mutation checks: a broken reconfiguration rule is caught, and the failing seed replays', () => {
