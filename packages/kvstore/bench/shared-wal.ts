@@ -5,11 +5,12 @@
  * in memory through msgpack; C concurrent clients (default 256) doing session puts spread over the
  * groups. The two layouts alternate (shared, per-group, shared, per-group) so both see the same machine
  * load. Reports writes/s, latency percentiles, write calls and syncs per second (all 3 servers), and CPU
- * time per write.
+ * time per write. First the log alone (no paxos: G groups appending and flushing), then whole groups.
  *
  * Run: `pnpm --filter @paxkv/kvstore bench:shared-wal` (or `tsx --conditions=@paxkv/source bench/shared-wal.ts`).
  * Env: SHARED_WAL_BENCH_SECONDS (default 4), SHARED_WAL_BENCH_GROUPS (16), SHARED_WAL_BENCH_CLIENTS (256),
  * SHARED_WAL_BENCH_FSYNC (batch), SHARED_WAL_BENCH_VALUE_BYTES (100), SHARED_WAL_BENCH_ROUNDS (2),
+ * SHARED_WAL_BENCH_WRITERS_PER_GROUP (4, log-only part), SHARED_WAL_BENCH_IN_FLIGHT (the log's default),
  * SHARED_WAL_BENCH_DIR (the OS temp dir).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,7 +18,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PaxosMessage } from '@paxkv/paxos';
 import { decode, encode } from '../src/codec.js';
-import { type FsyncMode, type KvCommand, NodeDisk, ReplicaGroup, WriteAheadLog } from '../src/index.js';
+import {
+  DEFAULT_WAL_OPTIONS,
+  type FsyncMode,
+  type KvCommand,
+  NodeDisk,
+  ReplicaGroup,
+  WriteAheadLog,
+} from '../src/index.js';
 
 const seconds = Number(process.env.SHARED_WAL_BENCH_SECONDS ?? 4);
 const groupCount = Number(process.env.SHARED_WAL_BENCH_GROUPS ?? 16);
@@ -26,6 +34,7 @@ const fsync = (process.env.SHARED_WAL_BENCH_FSYNC ?? 'batch') as FsyncMode;
 const valueBytes = Number(process.env.SHARED_WAL_BENCH_VALUE_BYTES ?? 100);
 const rounds = Number(process.env.SHARED_WAL_BENCH_ROUNDS ?? 2);
 const base = process.env.SHARED_WAL_BENCH_DIR ?? tmpdir();
+const inFlight = Number(process.env.SHARED_WAL_BENCH_IN_FLIGHT ?? DEFAULT_WAL_OPTIONS.maxWritesInFlight);
 
 type Layout = 'shared' | 'per-group';
 
@@ -49,7 +58,7 @@ async function run(layout: Layout): Promise<Result> {
   const groups = new Map<number, ReplicaGroup[]>();
   const wals: WriteAheadLog[] = [];
   const openWal = async (dir: string) => {
-    const { wal } = await WriteAheadLog.open({ disk, dir, fsync });
+    const { wal } = await WriteAheadLog.open({ disk, dir, fsync, maxWritesInFlight: inFlight });
     wals.push(wal);
     return wal;
   };
@@ -149,7 +158,98 @@ async function run(layout: Layout): Promise<Result> {
   };
 }
 
+interface WalOnly {
+  readonly layout: Layout;
+  readonly records: number;
+  readonly elapsed: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly writes: number;
+  readonly cpuMs: number;
+}
+
+/**
+ * The log alone, without paxos: G groups on one server, each with `writersPerGroup` writers that append
+ * a record and wait for its flush, in a loop (what a busy group's pumps do). Isolates the cost of
+ * dispatching the writes.
+ */
+async function runWalOnly(layout: Layout, writersPerGroup: number): Promise<WalOnly> {
+  const root = mkdtempSync(join(base, `paxkv-shared-wal-only-${layout}-`));
+  const disk = new NodeDisk();
+  const wals: WriteAheadLog[] = [];
+  const open = async (dir: string) => {
+    const { wal } = await WriteAheadLog.open({ disk, dir, fsync, maxWritesInFlight: inFlight });
+    wals.push(wal);
+    return wal;
+  };
+  const shared = layout === 'shared' ? await open(join(root, 'wal')) : undefined;
+  const logs: WriteAheadLog[] = [];
+  for (let p = 0; p < groupCount; p++) logs.push(shared ?? (await open(join(root, `p${p}`))));
+  const payload = new Uint8Array(valueBytes + 60).fill(7);
+  const latencies: number[] = [];
+  let records = 0;
+  const cpu0 = process.cpuUsage();
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: groupCount * writersPerGroup }, async (_, w) => {
+      const p = w % groupCount;
+      const log = logs[p]!;
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        log.append(p, payload);
+        await log.flush();
+        latencies.push(performance.now() - t0);
+        records++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const writes = wals.reduce((n, w) => n + w.stats.writes, 0);
+  for (const w of wals) await w.close();
+  rmSync(root, { recursive: true, force: true });
+  latencies.sort((a, b) => a - b);
+  const pct = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? 0;
+  return {
+    layout,
+    records,
+    elapsed,
+    p50: pct(0.5),
+    p99: pct(0.99),
+    writes,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
+}
+
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+{
+  const writersPerGroup = Number(process.env.SHARED_WAL_BENCH_WRITERS_PER_GROUP ?? 4);
+  console.log(
+    `WAL only: ${groupCount} groups x ${writersPerGroup} writers, ${valueBytes + 60} B records, fsync=${fsync}, ${inFlight} writes in flight per log, ${seconds} s per run, ${rounds} rounds alternating, dir ${base}`,
+  );
+  const rs: WalOnly[] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const layout of ['shared', 'per-group'] as const) {
+      const x = await runWalOnly(layout, writersPerGroup);
+      rs.push(x);
+      console.log(
+        `${layout.padEnd(9)} ${fmt(x.records / x.elapsed).padStart(8)} records/s  p50 ${x.p50.toFixed(2)} ms  p99 ${x.p99.toFixed(2)} ms  ` +
+          `${fmt(x.writes / x.elapsed).padStart(6)} writes/s  ${((x.cpuMs * 1000) / Math.max(1, x.records)).toFixed(1)} µs CPU/record`,
+      );
+    }
+  }
+  const sum = (layout: Layout) => {
+    const xs = rs.filter((x) => x.layout === layout);
+    const n = xs.reduce((a, x) => a + x.records, 0);
+    return { rate: n / xs.reduce((a, x) => a + x.elapsed, 0), cpu: xs.reduce((a, x) => a + x.cpuMs, 0) / n };
+  };
+  const a = sum('shared');
+  const b = sum('per-group');
+  console.log(
+    `WAL only, shared / per-group: throughput ${(a.rate / b.rate).toFixed(2)}x, CPU per record ${(a.cpu / b.cpu).toFixed(2)}x`,
+  );
+}
 console.log(
   `shared-WAL bench: 3 servers x ${groupCount} groups, fsync=${fsync}, ${clients} clients, ${valueBytes} B values, ` +
     `${seconds} s per run, ${rounds} rounds alternating, dir ${base}`,

@@ -9,7 +9,12 @@
 export interface AppendFile {
   /** Current size of the file in bytes (including unsynced writes). */
   readonly size: number;
-  /** Appends `data` at the end of the file. Not durable until {@link AppendFile.sync} resolves. */
+  /**
+   * Writes `data` at the end of the file as of the call: {@link AppendFile.size} grows at once, so
+   * several writes may be in flight, each landing at its own offset in call order. Not durable until
+   * {@link AppendFile.sync} resolves (or this write resolves, on a file that {@link AppendFile.syncsEachWrite}).
+   * After a crash, an earlier write still in flight may be missing while a later one is on disk.
+   */
   write(data: Uint8Array): Promise<void>;
   /** Makes every byte written so far durable (fdatasync). */
   sync(): Promise<void>;

@@ -14,13 +14,15 @@ class NodeAppendFile implements AppendFile {
   get size(): number {
     return this.#size;
   }
+  /** Positional writes at offsets reserved in call order, so several may be in flight. */
   async write(data: Uint8Array): Promise<void> {
+    const at = this.#size;
+    this.#size += data.length;
     let off = 0;
     while (off < data.length) {
-      const { bytesWritten } = await this.handle.write(data, off, data.length - off, null);
+      const { bytesWritten } = await this.handle.write(data, off, data.length - off, at + off);
       off += bytesWritten;
     }
-    this.#size += data.length;
   }
   async sync(): Promise<void> {
     await this.handle.datasync();
@@ -35,7 +37,7 @@ function isNotFound(e: unknown): boolean {
 }
 
 /**
- * {@link Disk} on Node's `fs`: appends through an `O_APPEND` file handle, `fdatasync` for sync, directory
+ * {@link Disk} on Node's `fs`: appends by positional writes at reserved offsets, `fdatasync` for sync, directory
  * fsync after creations and renames (POSIX needs it for the entry itself to survive a crash).
  */
 export class NodeDisk implements Disk {
@@ -64,8 +66,9 @@ export class NodeDisk implements Disk {
   }
   async openAppend(path: string, options: OpenAppendOptions = {}): Promise<AppendFile> {
     const dsync = options.syncEachWrite === true;
-    const flags =
-      constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (dsync ? constants.O_DSYNC : 0);
+    // No O_APPEND: Linux ignores the position of a positional write on an O_APPEND file, and writes
+    // in flight together must land at the offsets reserved for them.
+    const flags = constants.O_WRONLY | constants.O_CREAT | (dsync ? constants.O_DSYNC : 0);
     const handle = await fsp.open(path, flags, 0o644);
     const st = await handle.stat();
     return new NodeAppendFile(handle, st.size, dsync);

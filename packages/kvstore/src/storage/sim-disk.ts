@@ -23,7 +23,8 @@ export interface SimDiskOptions {
 export interface CrashOptions {
   /**
    * If given, each file keeps a random prefix of its unsynced bytes (a torn write), sometimes followed by
-   * zeros (blocks allocated but never written). Called for random numbers in [0, 1).
+   * zeros (blocks allocated but never written), or (one time in four) all of them but a hole of zeros
+   * (write-back out of order). Called for random numbers in [0, 1).
    */
   readonly tear?: () => number;
 }
@@ -210,6 +211,15 @@ export class SimDisk implements Disk {
       }
       const unsynced = f.len - f.syncedLen;
       let keep = f.syncedLen;
+      if (options.tear && unsynced > 0 && options.tear() < 0.25) {
+        // Write-back out of order: the unsynced bytes reached the disk except a hole of zeros (an
+        // earlier write still in flight while a later one landed).
+        const from = f.syncedLen + Math.floor(options.tear() * unsynced);
+        const to = from + 1 + Math.floor(options.tear() * (f.len - from));
+        f.data.fill(0, from, Math.min(to, f.len));
+        f.syncedLen = f.len;
+        continue;
+      }
       if (options.tear && unsynced > 0) {
         keep += Math.floor(options.tear() * (unsynced + 1));
         if (keep < f.len && options.tear() < 0.5) {

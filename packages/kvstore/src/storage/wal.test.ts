@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { crc32c } from './crc32c.js';
+import type { AppendFile } from './disk.js';
 import { NodeDisk } from './node-disk.js';
 import { SimDisk } from './sim-disk.js';
 import {
@@ -454,5 +455,96 @@ describe('WriteAheadLog shared by many partitions', () => {
     const r = await readLegacyGroupLog(disk, '/g');
     expect(texts(r.records)).toEqual(texts([rec(0), rec(1), rec(2)]));
     expect(r.files).toEqual([segmentName(1), segmentName(2)]);
+  });
+});
+
+describe('WriteAheadLog with several writes in flight', () => {
+  /** A disk whose writes land at once but report completion only when the test says so. */
+  class GatedWrites extends SimDisk {
+    readonly gates: Array<() => void> = [];
+    gating = false;
+    override async openAppend(path: string): Promise<AppendFile> {
+      const f = await super.openAppend(path);
+      return {
+        get size() {
+          return f.size;
+        },
+        write: (d) => {
+          const landed = f.write(d);
+          if (!this.gating) return landed;
+          return new Promise<void>((resolve) => this.gates.push(() => void landed.then(resolve)));
+        },
+        sync: () => f.sync(),
+        close: () => f.close(),
+      };
+    }
+  }
+
+  it('acknowledges records in log order when a later write completes first', async () => {
+    const disk = new GatedWrites();
+    const { wal } = await WriteAheadLog.open({ disk, dir: '/w', maxWritesInFlight: 3 });
+    disk.gating = true;
+    const done: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      wal.append(i, rec(i));
+      void wal.flush().then(() => done.push(`r${i}`));
+      await turn(); // one write per turn
+    }
+    expect(disk.gates).toHaveLength(3);
+    expect(wal.stats.writes).toBe(0);
+    disk.gates[2]!();
+    disk.gates[1]!();
+    await turn();
+    expect(done).toEqual([]); // the first write is still in flight
+    expect(wal.stats.durableRecords).toBe(0);
+    disk.gates[0]!();
+    await turn();
+    expect(done).toEqual(['r0', 'r1', 'r2']);
+    expect(wal.stats.durableRecords).toBe(3);
+  });
+
+  it('never has more writes in flight than allowed, and one in always mode', async () => {
+    for (const [fsync, limit] of [
+      ['batch', 2],
+      ['always', 1],
+    ] as const) {
+      const disk = new GatedWrites();
+      const { wal } = await WriteAheadLog.open({
+        disk,
+        dir: '/w',
+        fsync,
+        maxWritesInFlight: limit === 1 ? 4 : 2,
+      });
+      disk.gating = true;
+      const flushes: Promise<void>[] = [];
+      for (let i = 0; i < 6; i++) {
+        wal.append(0, rec(i));
+        flushes.push(wal.flush());
+        await turn();
+      }
+      expect(disk.gates.length).toBe(limit);
+      while (disk.gates.length > 0) {
+        disk.gates.shift()!();
+        await turn();
+        await turn();
+      }
+      await Promise.all(flushes);
+      expect(wal.stats.durableRecords).toBe(6);
+    }
+  });
+
+  it('after a crash with a later write on disk and an earlier one lost, recovery stops at the hole', async () => {
+    const disk = new SimDisk();
+    const { wal } = await WriteAheadLog.open({ disk, dir: '/w' });
+    for (let i = 0; i < 3; i++) wal.append(0, rec(i));
+    await wal.flush();
+    const path = `/w/${segmentName(1)}`;
+    const bytes = disk.bytes(path)!;
+    // Zero the middle record (as if its write never reached the disk) and keep the last one.
+    const first = WAL_HEADER_BYTES + OVERHEAD + rec(0).length;
+    bytes.fill(0, first, first + OVERHEAD + rec(1).length);
+    disk.setBytes(path, bytes);
+    const { records } = await open0({ disk, dir: '/w' });
+    expect(texts(records)).toEqual(texts([rec(0)]));
   });
 });

@@ -67,6 +67,14 @@ export interface WalOptions {
    * the current event-loop turn, so every group that handles input in this turn joins it.
    */
   readonly schedule?: (run: () => void) => void;
+  /**
+   * Writes in flight at once in `batch` and `never` mode (at most one new write per event-loop turn;
+   * `always` keeps one). Records are acknowledged in log order whatever order the writes complete in, so
+   * a crash that keeps a later write and loses an earlier one loses nothing acknowledged (recovery stops
+   * at the hole). More writes in flight cut the wait behind a slow sync at the cost of more, smaller
+   * writes. Default 2.
+   */
+  readonly maxWritesInFlight?: number;
   /** Where recovery reports what it dropped. Default: silent. */
   readonly logger?: StorageLogger;
 }
@@ -78,6 +86,7 @@ export const DEFAULT_WAL_OPTIONS = {
   maxRecordBytes: 64 * 1024 * 1024,
   maxBatchBytes: 4 * 1024 * 1024,
   maxSegments: 4,
+  maxWritesInFlight: 2,
 } as const;
 
 /** What recovery found and dropped. */
@@ -294,9 +303,9 @@ export interface PartitionHandle {
  *
  * {@link WriteAheadLog.append} is synchronous: it queues a record in memory and returns.
  * {@link WriteAheadLog.flush} resolves once every record appended (by any partition) before the call is
- * durable (per the fsync mode). Writes are done by one background loop started once per event-loop turn,
- * so all records queued in a turn, and while the previous write ran, go out together. Records become
- * durable in append order.
+ * durable (per the fsync mode). A write is issued at most once per event-loop turn, with everything
+ * queued so far, so all records queued in a turn (and while earlier writes ran) go out together; up to
+ * `maxWritesInFlight` writes run at once. Records are acknowledged in append order.
  *
  * Segment reclamation: every partition has an *anchor*, the oldest segment it still needs (its latest
  * durable checkpoint, or its first record). A segment older than every anchor is deleted.
@@ -310,6 +319,7 @@ export class WriteAheadLog {
   private readonly maxBatchBytes: number;
   private readonly maxSegments: number;
   private readonly scheduleFn: (run: () => void) => void;
+  private readonly maxInFlight: number;
   private file: AppendFile;
   private segSeq: number;
   /** Segments before the current one, oldest first. */
@@ -319,7 +329,11 @@ export class WriteAheadLog {
   private appended = 0;
   private durableSeq = 0;
   private waiters: Waiter[] = [];
-  private running = false;
+  /** Writes issued and not yet acknowledged, in log order. */
+  private inFlight: Array<{ readonly count: number; done: boolean }> = [];
+  /** Resolved when no write is in flight (before a rotation). */
+  private drainWaiters: Array<() => void> = [];
+  private issuing = false;
   private scheduled = false;
   private failed: WalFailedError | undefined;
   private closed = false;
@@ -347,6 +361,13 @@ export class WriteAheadLog {
     this.maxBatchBytes = opts.maxBatchBytes ?? DEFAULT_WAL_OPTIONS.maxBatchBytes;
     this.maxSegments = opts.maxSegments ?? DEFAULT_WAL_OPTIONS.maxSegments;
     this.scheduleFn = opts.schedule ?? ((run) => setImmediate(run));
+    this.maxInFlight =
+      this.mode === 'always' ? 1 : (opts.maxWritesInFlight ?? DEFAULT_WAL_OPTIONS.maxWritesInFlight);
+    if (!Number.isSafeInteger(this.maxInFlight) || this.maxInFlight < 1) {
+      throw new RangeError(
+        `maxWritesInFlight must be a positive integer, got ${String(opts.maxWritesInFlight)}`,
+      );
+    }
     this.file = file;
     this.segSeq = segSeq;
     this.older = older;
@@ -587,42 +608,71 @@ export class WriteAheadLog {
   }
 
   private kick(): void {
-    if (this.running || this.scheduled) return;
+    if (this.scheduled || this.failed) return;
     this.scheduled = true;
     this.scheduleFn(() => {
       this.scheduled = false;
-      if (this.running) return;
-      this.running = true;
-      void this.loop();
+      void this.issue();
     });
   }
 
-  private async loop(): Promise<void> {
+  /**
+   * Issues the next write: everything queued (up to `maxBatchBytes`; one record in `always` mode), if
+   * fewer than `maxWritesInFlight` writes are in flight. One new write per turn; each completion
+   * schedules the next.
+   */
+  private async issue(): Promise<void> {
+    if (this.issuing || this.failed || this.queue.length === 0) return;
+    if (this.inFlight.length >= this.maxInFlight) return;
+    this.issuing = true;
     try {
-      // One batch per turn in batch/never mode (records arriving meanwhile join the next one); in
-      // always mode every queued record gets its own write, back to back.
-      do {
-        if (this.failed || this.queue.length === 0) break;
-        const batch: Uint8Array[] = [];
-        let bytes = 0;
-        const maxRecords = this.mode === 'always' ? 1 : this.queue.length;
-        while (batch.length < maxRecords && this.queue.length > 0) {
-          const next = this.queue[0]!;
-          if (batch.length > 0 && bytes + next.length > this.maxBatchBytes) break;
-          batch.push(next);
-          bytes += next.length;
-          this.queue.shift();
+      const batch: Uint8Array[] = [];
+      let bytes = 0;
+      const maxRecords = this.mode === 'always' ? 1 : this.queue.length;
+      while (batch.length < maxRecords && this.queue.length > 0) {
+        const next = this.queue[0]!;
+        if (batch.length > 0 && bytes + next.length > this.maxBatchBytes) break;
+        batch.push(next);
+        bytes += next.length;
+        this.queue.shift();
+      }
+      if (this.file.size > WAL_HEADER_BYTES && this.file.size + bytes > this.segmentBytes) {
+        // A segment is complete and synced before the next one exists: wait for the writes in flight.
+        while (this.inFlight.length > 0 && !this.failed) {
+          await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
         }
-        await this.writeBatch(batch, bytes);
-        this.durableSeq += batch.length;
-        this.releaseWaiters();
-      } while (this.mode === 'always');
+        if (this.failed) return;
+        await this.rotate();
+      }
+      const slot = { count: batch.length, done: false };
+      this.inFlight.push(slot);
+      this.writeBatch(batch, bytes).then(
+        () => {
+          slot.done = true;
+          this.completed();
+        },
+        (e: unknown) => this.fail(e),
+      );
     } catch (e) {
       this.fail(e);
     } finally {
-      this.running = false;
+      this.issuing = false;
     }
-    if (!this.failed && this.queue.length > 0) this.kick();
+    if (this.queue.length > 0) this.kick();
+  }
+
+  /** Acknowledges the completed writes at the head of the log, in order. */
+  private completed(): void {
+    while (this.inFlight[0]?.done) this.durableSeq += this.inFlight.shift()!.count;
+    this.releaseWaiters();
+    if (this.inFlight.length === 0) this.wakeDrainers();
+    if (this.queue.length > 0) this.kick();
+  }
+
+  private wakeDrainers(): void {
+    const d = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const r of d) r();
   }
 
   private releaseWaiters(): void {
@@ -636,10 +686,12 @@ export class WriteAheadLog {
   }
 
   private fail(e: unknown): void {
+    if (this.failed) return;
     this.failed = e instanceof WalFailedError ? e : new WalFailedError(e);
     const all = this.waiters;
     this.waiters = [];
     for (const w of all) w.reject(this.failed);
+    this.wakeDrainers();
   }
 
   private async writeBatch(batch: Uint8Array[], bytes: number): Promise<void> {
