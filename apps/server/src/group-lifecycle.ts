@@ -22,6 +22,11 @@ export interface GroupHostDeps {
   readonly addressOf: (node: NodeId) => string | undefined;
   /** Writes the identity file (node id, table, spares) after the table changed. */
   readonly persistIdentity: () => void;
+  /**
+   * A replica group could not be opened (unreadable WAL or snapshot, unwritable dir). `main.ts` exits with
+   * code 1: a server that cannot open its data must not half-run. Default: logged only.
+   */
+  readonly onGroupOpenFailed?: (partition: number, error: Error) => void;
 }
 
 /** One row of the status report. */
@@ -135,6 +140,7 @@ export class GroupHost {
         { partition, err: (e as Error).message },
         `cannot open the replica group of partition ${partition}`,
       );
+      this.deps.onGroupOpenFailed?.(partition, e as Error);
     } finally {
       this.creating.delete(partition);
     }

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadServerConfig } from './config.js';
+import { checkDataDir, DataDirError } from './data-dir-check.js';
 import { kvstoreGroupFactory, paxosMessageCheck } from './kvstore-groups.js';
 import { createServerLogger } from './logger.js';
 import { PaxkvServer } from './server.js';
@@ -34,6 +35,14 @@ async function main(): Promise<number> {
     }
     throw e;
   }
+  // Fail fast on a data dir the server cannot use, before it listens (never half-run).
+  try {
+    checkDataDir(config.dataDir);
+  } catch (e) {
+    if (!(e instanceof DataDirError)) throw e;
+    process.stderr.write(`paxkv-server: ${e.message}\n`);
+    return 1;
+  }
   const logger = createServerLogger(config.logLevel);
   let server: PaxkvServer;
   try {
@@ -53,6 +62,13 @@ async function main(): Promise<number> {
       }),
       checkPaxosMessage: paxosMessageCheck,
       logger,
+      onGroupOpenFailed: (partition, error) => {
+        logger.error({ partition, err: error.message }, `cannot open partition ${partition}: exiting`);
+        process.stderr.write(
+          `paxkv-server: cannot open the data of partition ${partition} (${error.message}): fix or restore the data dir, then restart\n`,
+        );
+        process.exit(1);
+      },
     });
   } catch (e) {
     logger.error({ err: (e as Error).message }, `paxkv-server failed to start: ${(e as Error).message}`);

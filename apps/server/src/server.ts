@@ -61,6 +61,8 @@ export interface ServerDeps {
    * else none.
    */
   readonly handshake?: Handshake;
+  /** A replica group could not be opened (see `GroupHostDeps.onGroupOpenFailed`). Default: logged only. */
+  readonly onGroupOpenFailed?: (partition: number, error: Error) => void;
 }
 
 /** How long `stop()` lets open connections flush their last replies, in ms. */
@@ -124,6 +126,7 @@ export class PaxkvServer {
       peers: this.peers,
       addressOf,
       persistIdentity: () => this.bootstrap.persistIdentity(),
+      ...(deps.onGroupOpenFailed ? { onGroupOpenFailed: deps.onGroupOpenFailed } : {}),
     });
     this.requests = new RequestPath(this.ctx, {
       groups: this.groups,
