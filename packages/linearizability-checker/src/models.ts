@@ -332,11 +332,12 @@ export function createKvModel(options: KvModelOptions = {}): Model<KvState, KvIn
     },
   };
   if (partitioned) {
-    // The fast path: a get observes the value, a put (without a `created` answer, which depends
-    // on the state) sets it; absent is the initial value.
+    // The fast path: a get observes the value, a put sets it; absent is the initial value. A
+    // `created` answer (which depends on the state) only restricts: the zones ignore it, and the
+    // linearization the fast path builds is replayed through `step`, which checks it (when that
+    // replay fails, the general search decides).
     model.registerOp = (input, output) => {
-      if (input.f === 'put' && output?.created === undefined)
-        return { kind: 'write', value: JSON.stringify(input.value) };
+      if (input.f === 'put') return { kind: 'write', value: JSON.stringify(input.value) };
       if (input.f === 'get' && output !== undefined && output.value !== undefined) {
         return { kind: 'read', value: JSON.stringify(output.value) };
       }
