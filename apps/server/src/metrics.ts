@@ -150,7 +150,17 @@ export class ServerMetrics {
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true)
-      collectDefaultMetrics({ register: this.registry, prefix: 'paxkv_process_' });
+      // The standard names (`process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`...) that every
+      // Node.js dashboard expects; a prefix would only repeat them (`paxkv_process_process_...`).
+      collectDefaultMetrics({ register: this.registry });
+    // prom-client exposes three gauges whose names end in `_total`, which Prometheus reserves for counters
+    // (`promtool check metrics` flags them); their per-type gauges without the suffix stay (sum over `type`).
+    for (const name of [
+      'nodejs_active_handles_total',
+      'nodejs_active_requests_total',
+      'nodejs_active_resources_total',
+    ])
+      this.registry.removeSingleMetric(name);
   }
 
   /** Records one finished client operation. */
