@@ -154,3 +154,56 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
   }
   throw new Error(`condition not met in ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
 }
+
+/** A `paxos` envelope carrying a `Prepare` of ballot (`round`, `from`) in the name of replica `from`. */
+export function forgedPrepare(partition: number, from: number, round: number): Record<string, unknown> {
+  return {
+    type: 'paxos',
+    partition,
+    from,
+    msg: {
+      type: 'Prepare',
+      n: { n: round, pid: from },
+      decidedIndex: 0,
+      acceptedRound: { n: 0, pid: 0 },
+      logLength: 0,
+    },
+  };
+}
+
+/** A `table.push` of version 1001 that sends every node's traffic to a dead port (127.0.0.1:9). */
+export function forgedTablePush(partitions = 4): Record<string, unknown> {
+  return {
+    type: 'table.push',
+    table: {
+      version: 1001,
+      partitions,
+      replication: 3,
+      nodes: [1, 2, 3].map((id) => ({ id, address: '127.0.0.1:9' })),
+      groups: Array.from({ length: partitions }, (_, partition) => ({ partition, replicas: [1, 2, 3] })),
+    },
+  };
+}
+
+/**
+ * Sends a forged `peer.hello` (as `claimed`) and a `Prepare` of round `round` for every partition to
+ * `address`, then waits until the server's `metricName{labels}` grew by `partitions`.
+ */
+export async function forgeHelloAndPrepares(
+  target: { readonly address: string; readonly httpPort: number },
+  claimed: number,
+  round: number,
+  partitions: number,
+  metricName: string,
+  labels: Record<string, string>,
+): Promise<void> {
+  const before = await metric(target.httpPort, metricName, labels);
+  const impostor = await Impostor.connect(target.address);
+  try {
+    impostor.send({ type: 'peer.hello', from: claimed });
+    for (let p = 0; p < partitions; p++) impostor.send(forgedPrepare(p, claimed, round));
+    await eventually(async () => (await metric(target.httpPort, metricName, labels)) >= before + partitions);
+  } finally {
+    impostor.close();
+  }
+}

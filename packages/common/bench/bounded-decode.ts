@@ -3,21 +3,13 @@
 // Run: tsx --conditions=@paxkv/source bench/bounded-decode.ts
 import { Packr } from 'msgpackr';
 import { createMsgpackCodec, scanMsgpack } from '../src/index.js';
+import { arrayOf } from '../test/fixtures/msgpack-bombs.js';
 import { fmt, opsPerSecond } from './util.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
 const bounded = createMsgpackCodec();
 const unbounded = createMsgpackCodec({ limits: null });
 console.log(`node ${process.version}, ${new Date().toISOString()}\n`);
-
-function arrayOf(count: number, element: number[]): Uint8Array {
-  const out = new Uint8Array(5 + count * element.length);
-  out[0] = 0xdd;
-  new DataView(out.buffer).setUint32(1, count);
-  if (element.length === 1) out.fill(element[0]!, 5);
-  else for (let i = 0; i < count; i++) out.set(element, 5 + i * element.length);
-  return out;
-}
 
 // 1. Legitimate messages: decode with and without the pre-scan.
 const accept = packr.pack({
@@ -64,12 +56,12 @@ for (const [name, element, count] of [
   ['16 MiB array of empty maps', [0x80], 16 * 1024 * 1024 - 5],
   ['16 MiB array of empty binaries', [0xc4, 0x00], 8 * 1024 * 1024 - 3],
 ] as const) {
-  const bytes = arrayOf(count, [...element]);
+  const bytes = arrayOf(count, element);
   let t = performance.now();
   const r = bounded.decode(bytes);
   const refuseMs = performance.now() - t;
   // Unbounded on a 1/8 slice only, so the benchmark itself does not take gigabytes.
-  const slice = arrayOf(Math.floor(count / 8), [...element]);
+  const slice = arrayOf(Math.floor(count / 8), element);
   (globalThis as { gc?: () => void }).gc?.();
   const before = heap();
   t = performance.now();

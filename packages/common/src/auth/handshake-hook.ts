@@ -6,7 +6,13 @@
 import { UnauthenticatedError } from '../errors.js';
 import { errorMessage } from '../protocol/messages.js';
 import type { ClusterKey } from './cluster-token.js';
-import { type AuthFailure, type NonceSource, PeerAuthAcceptor, PeerAuthDialer } from './peer-handshake.js';
+import {
+  type AuthFailure,
+  type AuthStepFailure,
+  type NonceSource,
+  PeerAuthAcceptor,
+  PeerAuthDialer,
+} from './peer-handshake.js';
 
 /** What the handshake needs from a connection before the application sees it. */
 export interface AuthChannel {
@@ -35,6 +41,18 @@ export class PeerAuthError extends UnauthenticatedError {
 }
 
 /**
+ * Ends a failed handshake: tells the other side why (unless it refused us first), lets that frame reach
+ * the socket, and throws.
+ */
+async function giveUp(channel: AuthChannel, f: AuthStepFailure): Promise<never> {
+  if (f.failure !== 'refused') {
+    channel.send(errorMessage(f.error));
+    await flushTurn();
+  }
+  throw new PeerAuthError(f.failure, f.error);
+}
+
+/**
  * Runs the dialling side on `channel`: sends the hello, checks the acceptor's proof, proves the token.
  * Resolves with the acceptor's node id (null if it has none yet).
  * @throws {@link PeerAuthError} if the acceptor does not hold the token or refuses ours.
@@ -46,14 +64,8 @@ export async function dialPeerAuth(
   const dialer = new PeerAuthDialer(options.key, options.from, options.nonce);
   channel.send(dialer.hello());
   const challenge = dialer.onChallenge(await channel.receive());
-  if (!challenge.ok) {
-    // Tell the acceptor why (it would otherwise wait for a proof until its timeout).
-    if (challenge.failure !== 'refused') {
-      channel.send(errorMessage(challenge.error));
-      await flushTurn();
-    }
-    throw new PeerAuthError(challenge.failure, challenge.error);
-  }
+  // Tell the acceptor why (it would otherwise wait for a proof until its timeout).
+  if (!challenge.ok) return giveUp(channel, challenge);
   channel.send(challenge.send);
   const verdict = dialer.onVerdict(await channel.receive());
   if (!verdict.ok) throw new PeerAuthError(verdict.failure, verdict.error);
@@ -72,20 +84,10 @@ export async function acceptPeerAuth(
 ): Promise<{ readonly from: number | null }> {
   const acceptor = new PeerAuthAcceptor(options.key, options.node, options.nonce);
   const challenge = acceptor.onHello(await channel.receive());
-  if (!challenge.ok) {
-    channel.send(errorMessage(challenge.error));
-    await flushTurn();
-    throw new PeerAuthError(challenge.failure, challenge.error);
-  }
+  if (!challenge.ok) return giveUp(channel, challenge);
   channel.send(challenge.send);
   const verdict = acceptor.onProof(await channel.receive());
-  if (!verdict.ok) {
-    if (verdict.failure !== 'refused') {
-      channel.send(errorMessage(verdict.error));
-      await flushTurn();
-    }
-    throw new PeerAuthError(verdict.failure, verdict.error);
-  }
+  if (!verdict.ok) return giveUp(channel, verdict);
   channel.send(verdict.send);
   return { from: verdict.from };
 }

@@ -1,22 +1,13 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
+import { arrayOf } from '../../test/fixtures/msgpack-bombs.js';
 import { DecodeError } from '../errors.js';
 import { DEFAULT_DECODE_LIMITS, resolveDecodeLimits, scanMsgpack } from './bounded.js';
 import { decodeFrames, encodeFrame, FRAME_HEADER_BYTES } from './framing.js';
 import { createMsgpackCodec, msgpackCodec } from './msgpack.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
-
-/** `[header bytes][count x element]` as one msgpack array32. */
-function arrayOf(count: number, element: number[]): Uint8Array {
-  const out = new Uint8Array(5 + count * element.length);
-  out[0] = 0xdd;
-  new DataView(out.buffer).setUint32(1, count);
-  if (element.length === 1) out.fill(element[0]!, 5);
-  else for (let i = 0; i < count; i++) out.set(element, 5 + i * element.length);
-  return out;
-}
 
 /** The offset at which a refusal stopped, from its message. */
 function refusedAt(problem: string | null): number {
