@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { buildHistory, checkSync, type OperationSpec } from '@paxkv/linearizability-checker';
+import { buildHistory, checkSync, defineModel, type OperationSpec } from '@paxkv/linearizability-checker';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient, TestCluster, type TestServer } from './harness.js';
@@ -17,6 +17,47 @@ const run = promisify(execFile);
 
 let cluster: TestCluster;
 const clients: Redis[] = [];
+
+type LinInput = { f: string; key: string; value?: string; expected?: string | null; by?: number };
+type LinOutput = { value?: string | null | number; existed?: boolean; ok?: boolean };
+
+/**
+ * A per-key string register with the operations the workload sends through Redis: get, put (SET),
+ * append (APPEND), delete (DEL), cas (SET IFEQ / SET NX) and incr (INCRBY: the stored text read as an
+ * integer, absent = 0). Output undefined = unknown outcome: the effect may apply.
+ */
+const redisModel = defineModel<string | null, LinInput, LinOutput>({
+  name: 'redis-strings',
+  init: () => null,
+  partition: (i) => i.key,
+  readOnly: (i) => i.f === 'get',
+  step(s, i, o) {
+    switch (i.f) {
+      case 'get':
+        return o === undefined || o.value === s ? { ok: true, state: s } : { ok: false };
+      case 'put':
+        return { ok: true, state: i.value as string };
+      case 'append':
+        return { ok: true, state: (s ?? '') + (i.value as string) };
+      case 'delete':
+        return o?.existed !== undefined && o.existed !== (s !== null)
+          ? { ok: false }
+          : { ok: true, state: null };
+      case 'cas': {
+        const matches = i.expected === null ? s === null : s === i.expected;
+        if (o?.ok !== undefined && o.ok !== matches) return { ok: false };
+        return { ok: true, state: matches ? (i.value as string) : s };
+      }
+      case 'incr': {
+        const next = Number(s ?? '0') + (i.by as number);
+        if (o !== undefined && o.value !== next) return { ok: false };
+        return { ok: true, state: String(next) };
+      }
+      default:
+        return { ok: false };
+    }
+  },
+});
 
 function respPort(i: number): number {
   return (cluster.servers[i] as TestServer).respPort as number;
@@ -136,7 +177,7 @@ describe('RESP on a real cluster', () => {
     const conns = await Promise.all([0, 1, 2, 0, 1, 2].map((i) => connected(i)));
     const t0 = performance.now();
     const now = () => performance.now() - t0;
-    const ops: OperationSpec<Record<string, unknown>, Record<string, unknown>>[] = [];
+    const ops: OperationSpec<LinInput, LinOutput>[] = [];
     let counter = 0;
     await Promise.all(
       conns.map(async (r, process) => {
@@ -145,10 +186,21 @@ describe('RESP on a real cluster', () => {
           const pick = (process * 31 + n * 17) % 10;
           const value = `p${process}.${n}.${counter++}`;
           const call = now();
-          let input: Record<string, unknown>;
-          let output: Record<string, unknown> | undefined;
+          let input: LinInput = { f: 'get', key };
+          let output: LinOutput | undefined;
           try {
-            if (pick < 4) {
+            if (n % 5 === 4) {
+              // Counters get INCRBY and GET only (an INCR of a text value is an error, not an operation).
+              const counter = `lin:n${process % 2}`;
+              if (pick < 3) {
+                input = { f: 'get', key: counter };
+                output = { value: await r.get(counter) };
+              } else {
+                const by = 1 + (n % 3);
+                input = { f: 'incr', key: counter, by };
+                output = { value: await r.incrby(counter, by) };
+              }
+            } else if (pick < 4) {
               input = { f: 'get', key };
               output = { value: await r.get(key) };
             } else if (pick < 7) {
@@ -173,13 +225,19 @@ describe('RESP on a real cluster', () => {
             ops.push({ process, call, ret: now(), input, output });
           } catch {
             // Unknown outcome: recorded without a return, the checker lets it take effect or not.
-            ops.push({ process, call, input: input! });
+            ops.push({ process, call, input });
           }
         }
       }),
     );
-    const result = checkSync(buildHistory(ops), { model: 'kv', timeoutMs: 60_000 });
+    const result = checkSync(buildHistory(ops), { model: redisModel, timeoutMs: 60_000 });
     expect(result.verdict).toBe('linearizable');
+    // The model can fail: two sequential INCRBY 1 that both answer 1 are not linearizable.
+    const bad = buildHistory<LinInput, LinOutput>([
+      { process: 0, call: 0, ret: 1, input: { f: 'incr', key: 'n', by: 1 }, output: { value: 1 } },
+      { process: 1, call: 2, ret: 3, input: { f: 'incr', key: 'n', by: 1 }, output: { value: 1 } },
+    ]);
+    expect(checkSync(bad, { model: redisModel }).verdict).not.toBe('linearizable');
     expect(ops.filter((o) => o.ret !== undefined).length).toBeGreaterThan(300);
   });
 
