@@ -23,13 +23,14 @@ import {
   type Consistency,
   errorFromWire,
   errorMessage,
+  isReadOnlyOp,
   type KvRequest,
   type KvResult,
   type NodeId,
   NoLeaderError,
   NotReadyError,
   PaxkvError,
-  partitionOf,
+  partitionOfOp,
   type ServerResponse,
   TimeoutError,
   UnavailableError,
@@ -156,11 +157,12 @@ export class RequestPath {
     if (!table) throw new NotReadyError({ reason: 'the cluster has not started yet: no lookup table' });
     const consistency: Consistency = request.consistency ?? 'linearizable';
     return this.routeToPartition({
-      partition: partitionOf(request.op.key, table.partitions),
+      // A txn or range whose keys span partitions is refused here (CrossPartitionError).
+      partition: partitionOfOp(request.op, table.partitions),
       name: request.op.op,
       // A read, or a write with a session (exactly-once), may be retried after an unknown outcome; a
       // sessionless write may not: it could be applied twice, so its unknown outcome goes to the client.
-      retrySafe: request.op.op === 'get' || request.session !== undefined,
+      retrySafe: isReadOnlyOp(request.op) || request.session !== undefined,
       forwarded,
       wire: request,
       runLocal: async (group) => ({

@@ -130,7 +130,7 @@ describe('PaxkvClient routing', () => {
     const leader = cluster.replicasOf(p)[2]!;
     cluster.leaders.set(p, leader);
     await client.put(key, 'v');
-    const first = cluster.log.filter((l) => l.request.op.key === key);
+    const first = cluster.log.filter((l) => 'key' in l.request.op && l.request.op.key === key);
     expect(first.map((l) => l.node)).toEqual([cluster.replicasOf(p)[0], leader]);
     expect(client.leaderOf(p)).toBe(leader);
     expect(client.stats.redirects).toBe(1);
@@ -248,7 +248,7 @@ describe('PaxkvClient retries and exactly-once', () => {
     const key = keyIn(cluster, 0);
     cluster.fault(1).dropReplies = 2;
     expect(await client.put(key, 'v')).toMatchObject({ created: true });
-    const attempts = cluster.log.filter((l) => l.request.op.key === key);
+    const attempts = cluster.log.filter((l) => 'key' in l.request.op && l.request.op.key === key);
     // Two attempts at the leader timed out; in between the client tried another replica, which
     // redirected it back. Every attempt carried the same session and seq.
     expect(attempts.filter((a) => a.node === 1).length).toBe(3);

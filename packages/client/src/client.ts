@@ -9,11 +9,15 @@ import {
   backoffDelay,
   type CasOutcome,
   type ClusterStatus,
+  type Compare,
   ConnectionClosedError,
   checkKvOpLimits,
+  compareKeys,
   errorFromWire,
   isAddress,
+  isReadOnlyOp,
   type KeyMeta,
+  type KeyValue,
   type KvOp,
   KvOpSchema,
   type KvRequest,
@@ -23,8 +27,17 @@ import {
   type NodeId,
   NoLeaderError,
   type PaxkvError,
-  partitionOf,
+  partitionOfOp,
+  prefixEnd,
+  type RangeOp,
+  type RangeResult,
+  rangeTagPartition,
   TimeoutError,
+  type TxnOp,
+  type TxnRequest,
+  type TxnResponse,
+  type TxnResult,
+  txnKeys,
   UnavailableError,
   type Value,
   zodErrorToBadRequest,
@@ -94,6 +107,48 @@ export type CasExpectation = Value | null | { readonly modRevision: number } | {
 export interface DeleteResult extends ResultHeader {
   /** True if the key existed (the partition's revision was then raised). */
   readonly existed: boolean;
+}
+
+/** What {@link PaxkvClient.txn} takes: etcd's shape; missing lists are empty. */
+export interface TxnRequestInput {
+  /** Compares that must all hold for `success` to run (see `CompareSchema` of `@paxkv/common`). */
+  readonly compare?: readonly Compare[];
+  /** Operations run when every compare holds: `{ get: { key } }`, `{ put: { key, value } }`, `{ delete: { key } }`. */
+  readonly success?: readonly TxnRequest[];
+  /** Operations run otherwise. */
+  readonly failure?: readonly TxnRequest[];
+}
+
+/** Result of {@link PaxkvClient.txn}. */
+export interface TxnCallResult extends ResultHeader {
+  /** Whether every compare held (the `success` branch ran). */
+  readonly succeeded: boolean;
+  /** The result of each operation of the branch that ran, in order. */
+  readonly results: readonly TxnResponse[];
+}
+
+/** Options of {@link PaxkvClient.range} and {@link PaxkvClient.prefix}. */
+export interface RangeOptions extends CallOptions {
+  /** Most keys in the page. Default and cap: the server's `maxRangeKeys` (10 000 by default). */
+  readonly limit?: number;
+  /** Descending key order. Default false. */
+  readonly reverse?: boolean;
+  /** Keys and revisions only, no values. Default false. */
+  readonly keysOnly?: boolean;
+  /** Allow stale reads (any replica answers from its state). Default false. */
+  readonly stale?: boolean;
+}
+
+/** One page of {@link PaxkvClient.range}. */
+export interface RangePage {
+  /** The keys found, in the order asked, with values (unless `keysOnly`) and revisions. */
+  readonly kvs: readonly KeyValue[];
+  /** True when keys of the range remain after this page. */
+  readonly more: boolean;
+  /** When `more`: the range that remains, to pass back to `range(next.start, next.end, options)`. */
+  readonly next?: { readonly start: string; readonly end: string | undefined };
+  /** The partitions read, each with the revision it was read at (one entry for a single-tag range). */
+  readonly revisions: readonly ResultHeader[];
 }
 
 /** Options of {@link PaxkvClient.status}. */
@@ -283,6 +338,74 @@ export class PaxkvClient {
   }
 
   /**
+   * A transaction, etcd's shape: if every `compare` holds, runs the `success` operations, else the
+   * `failure` ones, atomically and at one revision, exactly once even when retried (a transaction
+   * without writes is a linearizable read). All keys must share a partition: give them the same hash
+   * tag (`{acct}:a`, `{acct}:b`), or the call fails with `CrossPartitionError` before anything is sent.
+   * @example
+   * const r = await client.txn({
+   *   compare: [{ key: '{acct}:a', target: 'value', op: '=', value: '100' }],
+   *   success: [{ put: { key: '{acct}:a', value: '50' } }, { put: { key: '{acct}:b', value: '50' } }],
+   *   failure: [{ get: { key: '{acct}:a' } }],
+   * });
+   * if (!r.succeeded) console.log('balance changed:', r.results[0]);
+   */
+  async txn(request: TxnRequestInput, options: CallOptions = {}): Promise<TxnCallResult> {
+    const op: TxnOp = {
+      op: 'txn',
+      compare: [...(request.compare ?? [])],
+      success: [...(request.success ?? [])],
+      failure: [...(request.failure ?? [])],
+    };
+    const r = (await this.#call(op, false, options.timeoutMs)) as TxnResult;
+    const { op: _, ...rest } = r;
+    return rest;
+  }
+
+  /**
+   * Reads the keys `start <= key < end` in key order (UTF-8 byte order; `end` undefined: no upper
+   * bound), one page of at most `limit` keys (default and cap: the server's `maxRangeKeys`, 10 000).
+   *
+   * When every key of the range shares one hash tag (`start` and `end` both inside `{tag}...`), the
+   * page is one linearizable read of that partition at one revision. Otherwise every partition is
+   * read (each read linearizable, in parallel) and the pages merged by key: that is NOT one snapshot
+   * (writes to different partitions made while the reads run may be seen in any combination; each
+   * partition's part is at its own revision, listed in `revisions`). `more` says that keys remain:
+   * pass `next` back to continue (a later page is a later read).
+   */
+  async range(start: string, end: string | undefined, options: RangeOptions = {}): Promise<RangePage> {
+    this.#assertOpen();
+    const table = await this.lookupTable(
+      options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
+    );
+    const base: RangeOp = {
+      op: 'range',
+      start,
+      ...(end !== undefined ? { end } : {}),
+      ...(options.limit !== undefined ? { limit: options.limit } : {}),
+      ...(options.reverse ? { reverse: true } : {}),
+      ...(options.keysOnly ? { keysOnly: true } : {}),
+    };
+    const single = rangeTagPartition(start, end, table.partitions);
+    const stale = options.stale === true;
+    if (single !== undefined) {
+      const r = (await this.#call(base, stale, options.timeoutMs)) as RangeResult;
+      return pageOf(base, r.kvs, r.more, [{ partition: r.partition, revision: r.revision }]);
+    }
+    const parts = await Promise.all(
+      Array.from({ length: table.partitions }, (_, partition) =>
+        this.#call({ ...base, partition }, stale, options.timeoutMs, false),
+      ),
+    );
+    return mergePages(base, parts as RangeResult[]);
+  }
+
+  /** {@link PaxkvClient.range} over the keys that start with `prefix`. */
+  prefix(prefix: string, options: RangeOptions = {}): Promise<RangePage> {
+    return this.range(prefix, prefixEnd(prefix), options);
+  }
+
+  /**
    * Asks one server for its view of the cluster (table, its groups and leaders, members with their
    * alive/suspected/spare state). Tries the servers in turn until one answers or the deadline passes.
    */
@@ -345,15 +468,20 @@ export class PaxkvClient {
 
   // ---- one call -------------------------------------------------------------------------------
 
-  #call(op: KvOp, stale: boolean, timeoutMs: number | undefined): Promise<KvResult> {
-    const p = this.#callInner(op, stale, timeoutMs);
+  #call(op: KvOp, stale: boolean, timeoutMs: number | undefined, record = true): Promise<KvResult> {
+    const p = this.#callInner(op, stale, timeoutMs, record);
     this.#active.add(p);
     const forget = () => this.#active.delete(p);
     p.then(forget, forget);
     return p;
   }
 
-  async #callInner(op: KvOp, stale: boolean, timeoutMs: number | undefined): Promise<KvResult> {
+  async #callInner(
+    op: KvOp,
+    stale: boolean,
+    timeoutMs: number | undefined,
+    record: boolean,
+  ): Promise<KvResult> {
     this.#assertOpen();
     const inputError = checkInput(op, timeoutMs);
     if (inputError) throw inputError;
@@ -364,9 +492,9 @@ export class PaxkvClient {
     this.stats.calls++;
     this.#discoverLeadersEvery(this.options.leaderDiscoveryIntervalMs);
     await this.#enter(deadline, op);
-    const write = op.op !== 'get';
+    const write = !isReadOnlyOp(op);
     const held: HeldSession | undefined = write ? this.#sessions.acquire() : undefined;
-    const entry: HistoryEntry | undefined = stale ? undefined : this.#history?.invoke(op);
+    const entry: HistoryEntry | undefined = stale || !record ? undefined : this.#history?.invoke(op);
     const state = { uncertain: false };
     try {
       const result = await this.#attempts(op, stale, held, deadline, budget, state);
@@ -397,7 +525,7 @@ export class PaxkvClient {
     let redirects = 0;
     let quickMoves = 0;
     let lastError: PaxkvError | undefined;
-    const what = `${op.op} '${op.key.length > 40 ? `${op.key.slice(0, 40)}…` : op.key}'`;
+    const what = describeOp(op);
     for (;;) {
       if (this.#closed) {
         throw new ClientClosedError({ uncertain: state.uncertain });
@@ -413,7 +541,8 @@ export class PaxkvClient {
         lastError = asPaxkvError(e);
         continue;
       }
-      const partition = partitionOf(op.key, table.partitions);
+      // A transaction or range whose keys span partitions fails here for good (CrossPartitionError).
+      const partition = partitionOfOp(op, table.partitions);
       const target = this.#target(table, partition);
       if (!target) {
         lastError = new NoLeaderError({ partition });
@@ -790,6 +919,58 @@ export class PaxkvClient {
 
   #assertOpen(): void {
     if (this.#closed) throw new ClientClosedError({ uncertain: false });
+  }
+}
+
+/** The page of `op` made of `kvs`, with where to continue when `more`. */
+function pageOf(op: RangeOp, kvs: readonly KeyValue[], more: boolean, revisions: ResultHeader[]): RangePage {
+  const last = kvs[kvs.length - 1];
+  if (!more || last === undefined) return { kvs, more: false, revisions };
+  // Forward: continue just after the last key ('\0' is the smallest code point); reverse: before it.
+  const next = op.reverse ? { start: op.start, end: last.key } : { start: `${last.key}\u0000`, end: op.end };
+  return { kvs, more: true, next, revisions };
+}
+
+/**
+ * Merges one page per partition by key. A partition that has more keys than it returned bounds the
+ * merged page: no key beyond its last one may be returned (it may hold keys before them).
+ */
+function mergePages(op: RangeOp, parts: readonly RangeResult[]): RangePage {
+  const dir = op.reverse ? -1 : 1;
+  const cmp = (a: string, b: string) => dir * compareKeys(a, b);
+  let bound: string | undefined;
+  for (const p of parts) {
+    const last = p.kvs[p.kvs.length - 1];
+    if (p.more && last !== undefined && (bound === undefined || cmp(last.key, bound) < 0)) bound = last.key;
+  }
+  const all = parts.flatMap((p) => p.kvs).sort((a, b) => cmp(a.key, b.key));
+  const limit = op.limit ?? Number.POSITIVE_INFINITY;
+  const kvs: KeyValue[] = [];
+  for (const kv of all) {
+    if (kvs.length >= limit || (bound !== undefined && cmp(kv.key, bound) > 0)) break;
+    kvs.push(kv);
+  }
+  const more = kvs.length < all.length || parts.some((p) => p.more);
+  return pageOf(
+    op,
+    kvs,
+    more,
+    parts.map((p) => ({ partition: p.partition, revision: p.revision })),
+  );
+}
+
+/** A short description of an operation for error messages: its name and (first) key. */
+function describeOp(op: KvOp): string {
+  const clip = (k: string) => `'${k.length > 40 ? `${k.slice(0, 40)}…` : k}'`;
+  switch (op.op) {
+    case 'txn': {
+      const first = txnKeys(op)[0];
+      return first === undefined ? 'txn' : `txn on ${clip(first)}`;
+    }
+    case 'range':
+      return `range from ${clip(op.start)}${op.partition === undefined ? '' : ` of partition ${op.partition}`}`;
+    default:
+      return `${op.op} ${clip(op.key)}`;
   }
 }
 

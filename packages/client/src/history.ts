@@ -20,7 +20,7 @@
  * @module
  */
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
-import { ConfigError, type KvOp, type KvResult, type Value } from '@paxkv/common';
+import { ConfigError, type KvOp, type KvResult, type TxnRequest, type Value } from '@paxkv/common';
 
 /** Default of the client option `historyBufferLines`. */
 export const DEFAULT_HISTORY_BUFFER_LINES = 4096;
@@ -82,18 +82,43 @@ export function historyOp(op: KvOp): Record<string, unknown> {
         condition: op.condition,
         ...(op.expected !== undefined ? { expected: historyValue(op.expected) } : {}),
       };
+    case 'txn':
+      return {
+        f: 'txn',
+        compare: op.compare.map((c) =>
+          c.target === 'value' ? { ...c, value: historyValue(c.value) } : { ...c },
+        ),
+        success: op.success.map(historyTxnRequest),
+        failure: op.failure.map(historyTxnRequest),
+      };
+    case 'range':
+      return {
+        f: 'range',
+        start: op.start,
+        ...(op.end !== undefined ? { end: op.end } : {}),
+        ...(op.limit !== undefined ? { limit: op.limit } : {}),
+        ...(op.reverse ? { reverse: true } : {}),
+        ...(op.keysOnly ? { keysOnly: true } : {}),
+      };
   }
+}
+
+/** The history form of one transaction operation: `{ f, key, value? }`. */
+function historyTxnRequest(o: TxnRequest): Record<string, unknown> {
+  if ('get' in o) return { f: 'get', key: o.get.key };
+  if ('put' in o) return { f: 'put', key: o.put.key, value: historyValue(o.put.value) };
+  return { f: 'delete', key: o.delete.key };
 }
 
 /** The history form (`result` field) of a KV result. */
 export function historyResult(result: KvResult): Record<string, unknown> {
   switch (result.op) {
     case 'get':
-      return { value: historyValue(result.value) };
+      return { value: historyValue(result.value), version: result.version };
     case 'put':
-      return { created: result.created };
+      return { created: result.created, version: result.version };
     case 'cas':
-      return { ok: result.outcome === 'applied' };
+      return { ok: result.outcome === 'applied', version: result.version };
     case 'delete':
       return { existed: result.existed };
     case 'incr':
@@ -108,6 +133,26 @@ export function historyResult(result: KvResult): Record<string, unknown> {
       return {
         ok: result.applied,
         ...(result.previous !== undefined ? { previous: historyValue(result.previous) } : {}),
+      };
+    case 'txn':
+      return {
+        succeeded: result.succeeded,
+        results: result.results.map((r) =>
+          r.op === 'get'
+            ? { value: historyValue(r.value), version: r.version }
+            : r.op === 'put'
+              ? { created: r.created, version: r.version }
+              : { existed: r.existed },
+        ),
+      };
+    case 'range':
+      return {
+        kvs: result.kvs.map((kv) => ({
+          key: kv.key,
+          ...(kv.value !== undefined ? { value: historyValue(kv.value) } : {}),
+          version: kv.version,
+        })),
+        more: result.more,
       };
   }
 }

@@ -10,13 +10,13 @@
 import {
   type ClientRequest,
   type ErrorMessage,
-  type KvOp,
   type KvResult,
   type LookupTable,
   type NodeId,
   parseClientRequest,
   partitionOf,
   type ServerResponse,
+  type SingleKeyOp,
   TransportServer,
   type Value,
 } from '@paxkv/common';
@@ -184,6 +184,15 @@ export class FakeCluster {
     }
     if (this.record) this.log.push({ node, request: req });
     if (f.failWith) return { type: 'error', id: req.id, code: f.failWith, message: `injected ${f.failWith}` };
+    if (!('key' in req.op)) {
+      // Transactions and ranges are checked against real servers (apps/server and the e2e tests).
+      return {
+        type: 'error',
+        id: req.id,
+        code: 'BAD_REQUEST',
+        message: 'the fake cluster serves single-key operations only',
+      };
+    }
     const p = this.partitionOf(req.op.key);
     const leader = this.leaders.get(p) ?? null;
     const stale = req.consistency === 'stale';
@@ -211,7 +220,7 @@ export class FakeCluster {
     return { type: 'kv.ok', id: req.id, result, ...(stale ? { stale: true } : {}) };
   }
 
-  apply(op: KvOp, session: { client: string; seq: number } | undefined): KvResult | string {
+  apply(op: SingleKeyOp, session: { client: string; seq: number } | undefined): KvResult | string {
     if (op.op !== 'get' && session) {
       const known = this.sessions.get(session.client);
       if (known && known.seq === session.seq) return known.result;

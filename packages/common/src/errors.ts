@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   'UNAVAILABLE',
   'INTERNAL',
   'UNAUTHENTICATED',
+  'CROSS_PARTITION',
 ] as const;
 
 /** A wire error code (see {@link ERROR_CODES}). */
@@ -254,6 +255,44 @@ export class UnauthenticatedError extends PaxkvError {
   }
 }
 
+/**
+ * A transaction or a range names keys of different partitions. Transactions and single-request
+ * ranges are atomic within one partition only: give related keys the same hash tag (the part between
+ * the first `{` and the next `}`, e.g. `{acct}:a` and `{acct}:b`), which is all that is hashed, so
+ * they land in one partition. For a range over many partitions use the client's `range`, which merges
+ * per-partition reads (not one snapshot).
+ */
+export class CrossPartitionError extends PaxkvError {
+  override readonly code = 'CROSS_PARTITION' as const;
+  override readonly retryable = false;
+  /** Two keys of the request that live in different partitions (empty when rebuilt from the wire). */
+  readonly keys: readonly string[];
+  /** Their partitions (empty when rebuilt from the wire). */
+  readonly partitions: readonly number[];
+  constructor(
+    details: {
+      what: string;
+      keys?: readonly [string, string];
+      partitions?: readonly [number, number];
+      /** What else the caller can do, appended to the message. */
+      advice?: string;
+    },
+    options?: PaxkvErrorOptions,
+  ) {
+    const show = (k: string) => JSON.stringify(k.length > 64 ? `${k.slice(0, 64)}…` : k);
+    const where =
+      details.keys && details.partitions
+        ? `: key ${show(details.keys[0])} is in partition ${details.partitions[0]} and key ${show(details.keys[1])} in partition ${details.partitions[1]}`
+        : '';
+    super(
+      `${details.what} spans partitions${where}; a ${details.what} is atomic within one partition only: give its keys the same hash tag (the part between the first '{' and the next '}' is all that is hashed, e.g. '{acct}:a' and '{acct}:b' share a partition)${details.advice ? `, ${details.advice}` : ''}`,
+      options,
+    );
+    this.keys = details.keys ?? [];
+    this.partitions = details.partitions ?? [];
+  }
+}
+
 /** A bug or an unexpected failure on the server. Report it with the server's log. */
 export class InternalError extends PaxkvError {
   override readonly code = 'INTERNAL' as const;
@@ -466,6 +505,8 @@ export function errorFromWire(wire: {
       return new UnavailableError({}, o);
     case 'UNAUTHENTICATED':
       return new UnauthenticatedError({ reason: wire.message }, o);
+    case 'CROSS_PARTITION':
+      return new CrossPartitionError({ what: 'request' }, o);
     default:
       return new InternalError({}, o);
   }

@@ -2,7 +2,7 @@
  * The command replicated through the paxos log of a group.
  * @module
  */
-import type { KvOp, Session } from '@paxkv/common';
+import { type KvOp, RangeOpSchema, type Session, TxnOpSchema } from '@paxkv/common';
 
 /**
  * One write replicated through a group's log. `id` is unique per proposal (the proposer's id, an
@@ -36,7 +36,11 @@ export function isKvCommand(x: unknown): x is KvCommand {
     if (typeof s !== 'object' || typeof s.client !== 'string' || !Number.isSafeInteger(s.seq)) return false;
   }
   const op = c.op as Record<string, unknown> | null;
-  if (typeof op !== 'object' || op === null || typeof op.key !== 'string') return false;
+  if (typeof op !== 'object' || op === null) return false;
+  // Multi-key operations are rarer and richer: the wire schema checks them whole.
+  if (op.op === 'txn') return TxnOpSchema.safeParse(op).success;
+  if (op.op === 'range') return RangeOpSchema.safeParse(op).success;
+  if (typeof op.key !== 'string') return false;
   switch (op.op) {
     case 'get':
     case 'delete':

@@ -32,6 +32,44 @@ async function call(
 }
 
 describe('ReplicaGroup', () => {
+  it('applies a transaction through the log once and serves ranges and read-only transactions by read index', async () => {
+    const applied: string[] = [];
+    const c = new GroupCluster({ seed: 5, onApplied: (_pid, _i, command) => applied.push(command.op.op) });
+    const leader = await elect(c);
+    await call(c, leader.pid, { op: 'put', key: '{a}:1', value: '10' });
+    await call(c, leader.pid, { op: 'put', key: '{a}:2', value: '0' });
+    const move = {
+      op: 'txn',
+      compare: [{ key: '{a}:1', target: 'value', op: '=', value: '10' }],
+      success: [{ put: { key: '{a}:1', value: '4' } }, { put: { key: '{a}:2', value: '6' } }],
+      failure: [],
+    } as const;
+    const session = { client: 'bank', seq: 1 };
+    const r1 = await call(c, leader.pid, move, { session });
+    expect(r1).toMatchObject({ result: { op: 'txn', succeeded: true, revision: 3 }, stale: false });
+    expect(await call(c, leader.pid, move, { session })).toEqual(r1);
+    const before = applied.length;
+    const range = await call(c, leader.pid, { op: 'range', start: '{a}', end: '{a~' });
+    expect(range).toMatchObject({
+      result: {
+        op: 'range',
+        kvs: [
+          { key: '{a}:1', value: '4' },
+          { key: '{a}:2', value: '6' },
+        ],
+        revision: 3,
+      },
+    });
+    const readTxn = { op: 'txn', compare: [], success: [{ get: { key: '{a}:2' } }], failure: [] } as const;
+    expect(await call(c, leader.pid, readTxn)).toMatchObject({
+      result: { results: [{ value: '6', version: 2 }] },
+    });
+    // Reads and read-only transactions took no log entries (the leader applies only its own writes).
+    await c.runUntil(() => false, 20);
+    expect(applied.slice(before).filter((op) => op !== 'put' && op !== 'txn')).toEqual([]);
+    expect(applied.filter((op) => op === 'txn').length).toBe(c.ids.length * 2);
+  });
+
   it('applies a CAS retried after a leader change exactly once', async () => {
     const applied: Array<{ pid: number; index: number; id: string; outcome: ApplyOutcome }> = [];
     const c = new GroupCluster({

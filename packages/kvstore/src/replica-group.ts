@@ -7,6 +7,7 @@
 import {
   checkKvOpLimits,
   DEFAULT_PROTOCOL_LIMITS,
+  isReadOnlyOp,
   type KvOp,
   type KvResult,
   type LeaderHint,
@@ -200,7 +201,8 @@ interface PendingWrite {
 }
 
 interface PendingRead extends PendingWrite {
-  readonly key: string;
+  /** The read-only operation (`get`, `range`, or a `txn` without writes). */
+  readonly op: KvOp;
   /** Set once the read-index round completed: serve when `appliedIndex >= index`. */
   index?: number;
 }
@@ -479,8 +481,10 @@ export class ReplicaGroup {
   }
 
   /**
-   * Submits a client operation. Writes (`put`, `cas`, `delete`) are proposed through the log and resolve
-   * once applied; a `get` is served after a read-index round (or at once with `consistency: 'stale'`).
+   * Submits a client operation. Writes (`put`, `cas`, `delete`, a `txn` that writes, ...) are proposed
+   * through the log and resolve once applied; reads (`get`, `range`, a `txn` without writes) are served
+   * after a read-index round, at one revision (or at once with `consistency: 'stale'`). The caller
+   * routes `op` to this partition (`partitionOfOp`): the group does not check that its keys hash here.
    *
    * Rejects with `NotLeaderError` (with a leader hint when known) or `NoLeaderError` on a replica that
    * cannot serve it now, `KeyTooLargeError`/`ValueTooLargeError` on oversized input, `UnavailableError`
@@ -495,8 +499,9 @@ export class ReplicaGroup {
     }
     const tooLarge = checkKvOpLimits(op, this.config.limits);
     if (tooLarge) return Promise.reject(tooLarge);
-    if (op.op === 'get' && options.consistency === 'stale') {
-      return Promise.resolve({ result: this.sm.read(op.key), stale: true });
+    const read = isReadOnlyOp(op);
+    if (read && options.consistency === 'stale') {
+      return Promise.resolve({ result: this.sm.query(op), stale: true });
     }
     if (this.isolated) return Promise.reject(this.isolatedError());
     if (this.paxos.role !== 'leader') return Promise.reject(this.notLeader());
@@ -508,9 +513,9 @@ export class ReplicaGroup {
       );
     }
     const deadline = this.now + this.config.requestTimeoutTicks;
-    if (op.op === 'get') {
+    if (read) {
       if (this.config.unsafeMutation === 'staleLeaderReads') {
-        return Promise.resolve({ result: this.sm.read(op.key), stale: false });
+        return Promise.resolve({ result: this.sm.query(op), stale: false });
       }
       const token = ++this.readSeq;
       try {
@@ -519,9 +524,7 @@ export class ReplicaGroup {
         return Promise.reject(this.mapError(e));
       }
       this.schedule();
-      return new Promise((resolve, reject) =>
-        this.reads.set(token, { key: op.key, resolve, reject, deadline }),
-      );
+      return new Promise((resolve, reject) => this.reads.set(token, { op, resolve, reject, deadline }));
     }
     const id = `${this.paxos.pid}.${this.nonce}.${++this.proposalSeq}`;
     const command: KvCommand = options.session ? { id, op, session: options.session } : { id, op };
@@ -779,7 +782,7 @@ export class ReplicaGroup {
     const applied = this.sm.appliedIndex;
     let kept = 0;
     for (const r of this.readyReads) {
-      if ((r.index ?? 0) <= applied) r.resolve({ result: this.sm.read(r.key), stale: false });
+      if ((r.index ?? 0) <= applied) r.resolve({ result: this.sm.query(r.op), stale: false });
       else this.readyReads[kept++] = r;
     }
     this.readyReads.length = kept;

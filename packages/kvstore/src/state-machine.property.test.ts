@@ -1,4 +1,15 @@
-import type { KvOp, KvResult } from '@paxkv/common';
+import {
+  type Compare,
+  isReadOnlyOp,
+  type KeyValue,
+  type KvOp,
+  type KvResult,
+  type RangeOp,
+  type SingleKeyOp,
+  type TxnOp,
+  type TxnRequest,
+  type TxnResponse,
+} from '@paxkv/common';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { KvStateMachine } from './state-machine.js';
@@ -27,20 +38,81 @@ class Model {
     return { revision: this.revision, partition: 0 };
   }
 
-  private write(key: string, value: string) {
-    this.revision++;
+  private write(key: string, value: string, at = this.revision + 1) {
+    this.revision = at;
     const e = this.data.get(key);
     this.data.set(
       key,
       e
-        ? { value, createRevision: e.createRevision, modRevision: this.revision, version: e.version + 1 }
-        : { value, createRevision: this.revision, modRevision: this.revision, version: 1 },
+        ? { value, createRevision: e.createRevision, modRevision: at, version: e.version + 1 }
+        : { value, createRevision: at, modRevision: at, version: 1 },
     );
   }
 
   apply(op: KvOp, session: { client: string; seq: number } | undefined): KvResult {
     const id = session ? `${session.client}#${session.seq}` : undefined;
-    if (id && op.op !== 'get' && this.done.has(id)) return this.done.get(id)!;
+    if (id && !isReadOnlyOp(op) && this.done.has(id)) return this.done.get(id)!;
+    const r = op.op === 'txn' ? this.txn(op) : op.op === 'range' ? this.range(op) : this.single(op);
+    if (id && !isReadOnlyOp(op)) this.done.set(id, r);
+    return r;
+  }
+
+  private holds(c: Compare): boolean {
+    const e = this.data.get(c.key);
+    if (c.target === 'exists') return (e !== undefined) === (c.op === '=' ? c.value : !c.value);
+    if (c.target === 'value' && e === undefined) return false;
+    const [a, b] =
+      c.target === 'value' ? [e!.value, c.value as string] : [e?.[c.target] ?? 0, c.value as number];
+    return c.op === '=' ? a === b : c.op === '!=' ? a !== b : c.op === '<' ? a < b : a > b;
+  }
+
+  private txn(op: TxnOp): KvResult {
+    const succeeded = op.compare.every((c) => this.holds(c));
+    const at = this.revision + 1;
+    const before = this.revision;
+    let changed = false;
+    const results: TxnResponse[] = (succeeded ? op.success : op.failure).map((o: TxnRequest) => {
+      if ('get' in o) {
+        const e = this.data.get(o.get.key);
+        return { op: 'get', key: o.get.key, value: e?.value ?? null, ...this.meta(o.get.key) };
+      }
+      if ('put' in o) {
+        const created = !this.data.has(o.put.key);
+        this.write(o.put.key, o.put.value as string, at);
+        changed = true;
+        return { op: 'put', key: o.put.key, created, ...this.meta(o.put.key) };
+      }
+      const existed = this.data.delete(o.delete.key);
+      changed ||= existed;
+      return { op: 'delete', key: o.delete.key, existed };
+    });
+    this.revision = changed ? at : before;
+    return { op: 'txn', succeeded, results, ...this.header() };
+  }
+
+  private range(op: RangeOp): KvResult {
+    let keys = [...this.data.keys()]
+      .filter((k) => k >= op.start && (op.end === undefined || k < op.end))
+      .sort();
+    if (op.reverse) keys.reverse();
+    const limit = Math.min(op.limit ?? MAX_RANGE_KEYS, MAX_RANGE_KEYS);
+    const kvs: KeyValue[] = [];
+    let bytes = 0;
+    let more = false;
+    for (const k of keys) {
+      if (kvs.length >= limit || (kvs.length > 0 && bytes >= MAX_RANGE_BYTES)) {
+        more = true;
+        break;
+      }
+      const e = this.data.get(k)!;
+      bytes += k.length + (op.keysOnly ? 0 : e.value.length);
+      kvs.push(op.keysOnly ? { key: k, ...this.meta(k) } : { key: k, value: e.value, ...this.meta(k) });
+    }
+    keys = [];
+    return { op: 'range', kvs, more, ...this.header() };
+  }
+
+  private single(op: SingleKeyOp): KvResult {
     const cur = this.data.get(op.key)?.value;
     let r: KvResult;
     switch (op.op) {
@@ -125,12 +197,48 @@ class Model {
         break;
       }
     }
-    if (id && op.op !== 'get') this.done.set(id, r);
     return r;
   }
 }
 
-const key = fc.constantFrom('a', 'b', 'c');
+const MAX_RANGE_KEYS = 3;
+const MAX_RANGE_BYTES = 7;
+const CONFIG = { maxRangeKeys: MAX_RANGE_KEYS, maxRangeBytes: MAX_RANGE_BYTES };
+
+const key = fc.constantFrom('a', 'b', 'c', '{t}a', '{t}b');
+const bound = fc.constantFrom('', 'a', 'b', 'bb', 'c', '{t}', '{t}b', '{u');
+const compare: fc.Arbitrary<Compare> = fc.oneof(
+  fc
+    .tuple(key, fc.constantFrom('=', '!=', '<', '>'), fc.constantFrom('x', 'y', '1'))
+    .map(([k, o, v]) => ({ key: k, target: 'value', op: o, value: v }) as const),
+  fc
+    .tuple(
+      key,
+      fc.constantFrom('version', 'modRevision', 'createRevision'),
+      fc.constantFrom('=', '!=', '<', '>'),
+      fc.integer({ min: 0, max: 8 }),
+    )
+    .map(([k, t, o, v]) => ({ key: k, target: t, op: o, value: v }) as Compare),
+  fc
+    .tuple(key, fc.constantFrom('=', '!='), fc.boolean())
+    .map(([k, o, v]) => ({ key: k, target: 'exists', op: o, value: v }) as const),
+);
+const txnRequest: fc.Arbitrary<TxnRequest> = fc.oneof(
+  key.map((k) => ({ get: { key: k } })),
+  fc.tuple(key, fc.constantFrom('x', 'y', '1')).map(([k, v]) => ({ put: { key: k, value: v } })),
+  key.map((k) => ({ delete: { key: k } })),
+);
+/** A branch writes each key at most once (the protocol rejects anything else). */
+const branch = fc.array(txnRequest, { maxLength: 5 }).map((ops) => {
+  const written = new Set<string>();
+  return ops.filter((o) => {
+    if ('get' in o) return true;
+    const k = 'put' in o ? o.put.key : o.delete.key;
+    if (written.has(k)) return false;
+    written.add(k);
+    return true;
+  });
+});
 const value = fc.constantFrom('x', 'y', 'z', '1', '-3', '9223372036854775807', '007');
 const by = fc.constantFrom('1', '-1', '5', '9223372036854775807', '-9223372036854775808');
 const op: fc.Arbitrary<KvOp> = fc.oneof(
@@ -161,6 +269,28 @@ const op: fc.Arbitrary<KvOp> = fc.oneof(
   fc
     .tuple(key, fc.integer({ min: 0, max: 4 }), value)
     .map(([k, r, v]) => ({ op: 'cas', key: k, expectedVersion: r, value: v }) as const),
+  fc
+    .tuple(fc.array(compare, { maxLength: 3 }), branch, branch)
+    .map(([c, sOps, fOps]) => ({ op: 'txn', compare: c, success: sOps, failure: fOps }) as const),
+  fc
+    .record({
+      start: bound,
+      end: fc.option(bound, { nil: undefined }),
+      limit: fc.option(fc.integer({ min: 1, max: 5 }), { nil: undefined }),
+      reverse: fc.boolean(),
+      keysOnly: fc.boolean(),
+    })
+    .map(
+      (r) =>
+        ({
+          op: 'range',
+          start: r.start,
+          ...(r.end !== undefined ? { end: r.end } : {}),
+          ...(r.limit !== undefined ? { limit: r.limit } : {}),
+          reverse: r.reverse,
+          keysOnly: r.keysOnly,
+        }) as const,
+    ),
 );
 
 describe('KvStateMachine against a model (property)', () => {
@@ -179,7 +309,7 @@ describe('KvStateMachine against a model (property)', () => {
           },
         ),
         (steps) => {
-          let m = new KvStateMachine();
+          let m = new KvStateMachine(CONFIG);
           const model = new Model();
           const seqs = new Map<string, number>();
           const last = new Map<string, { op: KvOp; seq: number }>();
@@ -189,7 +319,7 @@ describe('KvStateMachine against a model (property)', () => {
             const useRetry = s.retry && prev !== undefined;
             const theOp = useRetry ? prev.op : s.op;
             const seq = useRetry ? prev.seq : (seqs.get(s.client) ?? 0) + 1;
-            const session = theOp.op === 'get' ? undefined : { client: s.client, seq };
+            const session = isReadOnlyOp(theOp) ? undefined : { client: s.client, seq };
             if (session && !useRetry) {
               seqs.set(s.client, seq);
               last.set(s.client, { op: theOp, seq });
@@ -201,13 +331,18 @@ describe('KvStateMachine against a model (property)', () => {
               ...(session ? { session } : {}),
             });
             expect(got.ok && got.result).toEqual(expected);
+            // A read served by a read index answers the same as the read through the log.
+            if (isReadOnlyOp(theOp)) expect(m.query(theOp)).toEqual(expected);
             if (s.snap) {
-              const copy = KvStateMachine.fromSnapshot(m.snapshot());
+              const copy = KvStateMachine.fromSnapshot(m.snapshot(), CONFIG);
               if (copy instanceof Error) throw copy;
               m = copy;
             }
           }
-          for (const k of ['a', 'b', 'c'])
+          expect(m.query({ op: 'range', start: '', limit: 3 })).toEqual(
+            model.apply({ op: 'range', start: '', limit: 3 }, undefined),
+          );
+          for (const k of ['a', 'b', 'c', '{t}a', '{t}b'])
             expect(m.read(k)).toEqual(model.apply({ op: 'get', key: k }, undefined));
           expect(m.revision).toBe(model.revision);
         },

@@ -334,3 +334,163 @@ describe('exactly-once sessions', () => {
     });
   });
 });
+
+describe('transactions', () => {
+  const transfer = (from: string, to: string, seen: [string, string], amount: number): KvOp => ({
+    op: 'txn',
+    compare: [
+      { key: from, target: 'value', op: '=', value: seen[0] },
+      { key: to, target: 'value', op: '=', value: seen[1] },
+    ],
+    success: [
+      { put: { key: from, value: String(Number(seen[0]) - amount) } },
+      { put: { key: to, value: String(Number(seen[1]) + amount) } },
+    ],
+    failure: [{ get: { key: from } }, { get: { key: to } }],
+  });
+
+  it('applies the success branch atomically at one revision when every compare holds', () => {
+    const m = new KvStateMachine({}, 4);
+    run(m, { op: 'put', key: '{acct}:a', value: '100' });
+    run(m, { op: 'put', key: '{acct}:b', value: '0' });
+    const r = run(m, transfer('{acct}:a', '{acct}:b', ['100', '0'], 30), { client: 'c', seq: 1 });
+    expect(r).toEqual({
+      ok: true,
+      duplicate: false,
+      result: {
+        op: 'txn',
+        succeeded: true,
+        results: [
+          { op: 'put', key: '{acct}:a', created: false, ...rev(1, 3, 2) },
+          { op: 'put', key: '{acct}:b', created: false, ...rev(2, 3, 2) },
+        ],
+        revision: 3,
+        partition: 4,
+      },
+    });
+    // Retried with the same session: the remembered result, nothing applied twice.
+    expect(run(m, transfer('{acct}:a', '{acct}:b', ['100', '0'], 30), { client: 'c', seq: 1 })).toEqual({
+      ...r,
+      duplicate: true,
+    });
+    expect(m.read('{acct}:a')).toMatchObject({ value: '70', version: 2, revision: 3 });
+  });
+
+  it('runs the failure branch (reads) when a compare fails, changing nothing', () => {
+    const m = new KvStateMachine();
+    run(m, { op: 'put', key: 'a', value: '100' });
+    const r = run(m, transfer('a', 'b', ['100', '0'], 30));
+    expect(r).toMatchObject({
+      result: {
+        succeeded: false,
+        results: [
+          { op: 'get', key: 'a', value: '100', ...rev(1, 1, 1) },
+          { op: 'get', key: 'b', value: null, ...rev(0, 0, 0) },
+        ],
+        revision: 1,
+      },
+    });
+    expect(m.revision).toBe(1);
+  });
+
+  it('evaluates compares like etcd: absent keys compare as 0, a value compare on an absent key fails', () => {
+    const m = new KvStateMachine();
+    run(m, { op: 'put', key: 'k', value: 'm' });
+    const holds = (c: Compare) =>
+      (run(m, { op: 'txn', compare: [c], success: [], failure: [] }) as { result: { succeeded: boolean } })
+        .result.succeeded;
+    expect(holds({ key: 'k', target: 'value', op: '<', value: 'n' })).toBe(true);
+    expect(holds({ key: 'k', target: 'value', op: '>', value: 'n' })).toBe(false);
+    expect(holds({ key: 'x', target: 'value', op: '!=', value: 'n' })).toBe(false);
+    expect(holds({ key: 'x', target: 'version', op: '=', value: 0 })).toBe(true);
+    expect(holds({ key: 'k', target: 'modRevision', op: '=', value: 1 })).toBe(true);
+    expect(holds({ key: 'k', target: 'createRevision', op: '>', value: 0 })).toBe(true);
+    expect(holds({ key: 'k', target: 'exists', op: '=', value: true })).toBe(true);
+    expect(holds({ key: 'x', target: 'exists', op: '!=', value: false })).toBe(false);
+  });
+
+  it('sees its own writes in order, and raises the revision only if it changed something', () => {
+    const m = new KvStateMachine();
+    const r = run(m, {
+      op: 'txn',
+      compare: [],
+      success: [
+        { get: { key: 'k' } },
+        { put: { key: 'k', value: 'v' } },
+        { get: { key: 'k' } },
+        { delete: { key: 'z' } },
+      ],
+      failure: [],
+    });
+    expect(r).toMatchObject({
+      result: {
+        results: [
+          { op: 'get', value: null },
+          { op: 'put', created: true, ...rev(1, 1, 1) },
+          { op: 'get', value: 'v', ...rev(1, 1, 1) },
+          { op: 'delete', existed: false },
+        ],
+        revision: 1,
+      },
+    });
+    run(m, { op: 'txn', compare: [], success: [{ delete: { key: 'nope' } }], failure: [] });
+    expect(m.revision).toBe(1);
+    run(m, { op: 'txn', compare: [], success: [{ delete: { key: 'k' } }], failure: [] });
+    expect(m.revision).toBe(2);
+  });
+});
+
+describe('ranges', () => {
+  const filled = () => {
+    const m = new KvStateMachine({ maxRangeKeys: 4, maxRangeBytes: 1000 });
+    for (const k of ['b', 'a', '\u{10000}', '\uffff', 'c', 'ab'])
+      run(m, { op: 'put', key: k, value: `v${k}` });
+    return m;
+  };
+  const keys = (r: KvResult) => (r as RangeResult).kvs.map((kv) => kv.key);
+
+  it('returns keys in UTF-8 byte order within [start, end), forward and reverse, at one revision', () => {
+    const m = filled();
+    expect(keys(m.query({ op: 'range', start: 'a', end: 'c' }))).toEqual(['a', 'ab', 'b']);
+    expect(keys(m.query({ op: 'range', start: 'a', end: 'c', reverse: true }))).toEqual(['b', 'ab', 'a']);
+    expect(keys(m.query({ op: 'range', start: 'c' }))).toEqual(['c', '\uffff', '\u{10000}']);
+    expect(m.query({ op: 'range', start: 'a', end: 'b' })).toEqual({
+      op: 'range',
+      kvs: [
+        { key: 'a', value: 'va', ...rev(2, 2, 1) },
+        { key: 'ab', value: 'vab', ...rev(6, 6, 1) },
+      ],
+      more: false,
+      revision: 6,
+      partition: 0,
+    });
+  });
+
+  it('stops at the limit, maxRangeKeys or maxRangeBytes and says more', () => {
+    const m = filled();
+    expect(m.query({ op: 'range', start: '', limit: 2 })).toMatchObject({
+      kvs: [{ key: 'a' }, { key: 'ab' }],
+      more: true,
+    });
+    expect(m.query({ op: 'range', start: '', limit: 6 })).toMatchObject({ more: true }); // maxRangeKeys 4
+    expect(keys(m.query({ op: 'range', start: 'a', end: 'ab', limit: 1 }))).toEqual(['a']);
+    expect(m.query({ op: 'range', start: 'a', end: 'ab', limit: 1 })).toMatchObject({ more: false });
+    const small = new KvStateMachine({ maxRangeBytes: 5 });
+    for (const k of ['a', 'b', 'c']) run(small, { op: 'put', key: k, value: 'xyz' });
+    expect(small.query({ op: 'range', start: '' })).toMatchObject({
+      kvs: [{ key: 'a' }, { key: 'b' }],
+      more: true,
+    });
+    expect(small.query({ op: 'range', start: '', keysOnly: true })).toMatchObject({
+      kvs: [{ key: 'a' }, { key: 'b' }, { key: 'c' }],
+      more: false,
+    });
+    expect(
+      (small.query({ op: 'range', start: '', keysOnly: true }) as RangeResult).kvs[0],
+    ).not.toHaveProperty('value');
+  });
+
+  it('refuses to answer a write as a query', () => {
+    expect(() => filled().query({ op: 'put', key: 'k', value: 'v' })).toThrow(RangeError);
+  });
+});

@@ -11,16 +11,27 @@
  */
 import {
   BadRequestError,
+  type Compare,
+  compareKeys,
   DEFAULT_MAX_VALUE_BYTES,
+  isReadOnlyOp,
+  type KeyValue,
   type KvOp,
   type KvResult,
   type PaxkvError,
+  type RangeOp,
+  type RangeResult,
+  type TxnOp,
+  type TxnResponse,
+  type TxnResult,
+  utf8ByteLength,
   type Value,
   valueByteLength,
 } from '@paxkv/common';
 import { CorruptDataError, decode, encode } from './codec.js';
 import { isKvCommand, type KvCommand } from './command.js';
 import type { ChangeEvent } from './watch-hub.js';
+import { OrderedMap } from './ordered-map.js';
 
 /** Tunables of the state machine. */
 export interface StateMachineConfig {
@@ -35,12 +46,25 @@ export interface StateMachineConfig {
    * far above the number of entries a group can decide during a client's retry budget.
    */
   readonly sessionTtlEntries: number;
+  /**
+   * Most keys one range read returns, whatever its `limit` (a range without a limit stops here too);
+   * the result then says `more`, and the client continues after the last key. Default 10 000.
+   */
+  readonly maxRangeKeys: number;
+  /**
+   * A range read stops adding keys once the keys and values it holds reach this many bytes (it always
+   * returns at least one key), and says `more`. Keeps replies well under the frame limit (16 MiB by
+   * default). Default 4 MiB.
+   */
+  readonly maxRangeBytes: number;
 }
 
 /** Defaults of {@link StateMachineConfig}. */
 export const DEFAULT_STATE_MACHINE_CONFIG: Readonly<StateMachineConfig> = Object.freeze({
   maxSessions: 10_000,
   sessionTtlEntries: 1_000_000,
+  maxRangeKeys: 10_000,
+  maxRangeBytes: 4 * 1024 * 1024,
 });
 
 /** What applying one log entry produced. */
@@ -135,7 +159,8 @@ export class KvStateMachine {
   /** The partition this state belongs to (stamped on every result). */
   readonly partition: number;
   private readonly config: StateMachineConfig;
-  private readonly data = new Map<string, Entry>();
+  /** The keys in key order (`compareKeys`: UTF-8 byte order), each with its value and revisions. */
+  private readonly data = new OrderedMap<Entry>();
   /** Sessions in order of their last write (oldest first): expiry pops from the front. */
   private readonly sessions = new Map<string, SessionEntry>();
   private applied = 0;
@@ -153,7 +178,7 @@ export class KvStateMachine {
   constructor(config: Partial<StateMachineConfig> = {}, partition = 0) {
     this.partition = partition;
     this.config = { ...DEFAULT_STATE_MACHINE_CONFIG, ...config };
-    for (const k of ['maxSessions', 'sessionTtlEntries'] as const) {
+    for (const k of ['maxSessions', 'sessionTtlEntries', 'maxRangeKeys', 'maxRangeBytes'] as const) {
       const v = this.config[k];
       if (!Number.isSafeInteger(v) || v < 1) {
         throw new RangeError(`state machine config.${k} must be a positive integer, got ${String(v)}`);
@@ -208,7 +233,7 @@ export class KvStateMachine {
       return { ok: false, error: new BadRequestError({ problem: `log entry ${index} is not a KV command` }) };
     }
     const { session } = command as KvCommand;
-    if (!session || command.op.op === 'get')
+    if (!session || isReadOnlyOp(command.op))
       return { ok: true, result: this.execute(command.op), duplicate: false };
     const known = this.sessions.get(session.client);
     if (known && session.seq === known.seq) return { ok: true, result: known.result, duplicate: true };
@@ -245,10 +270,24 @@ export class KvStateMachine {
     }
   }
 
+  /**
+   * Answers a read-only operation (`get`, `range`, or a `txn` without writes) from the current state,
+   * at the current revision, without changing anything. Used for reads served by a read-index round.
+   * @throws RangeError if `op` writes (a caller bug: writes go through {@link KvStateMachine.apply}).
+   */
+  query(op: KvOp): KvResult {
+    if (!isReadOnlyOp(op)) throw new RangeError(`query(${op.op}) would write: writes go through the log`);
+    return this.execute(op);
+  }
+
   private execute(op: KvOp): KvResult {
     switch (op.op) {
       case 'get':
         return this.read(op.key);
+      case 'txn':
+        return this.txn(op);
+      case 'range':
+        return this.range(op);
       case 'put': {
         const e = this.write(op.key, op.value, ++this.rev);
         return { op: 'put', created: e.version === 1, ...metaOf(e), ...this.header() };
@@ -333,6 +372,102 @@ export class KvStateMachine {
     }
   }
 
+  /**
+   * A transaction: every compare against the current state, then the chosen branch in order. Every key
+   * it writes gets the same revision, the partition's next one; the revision is raised once, and only
+   * if the branch changed something.
+   */
+  private txn(op: TxnOp): TxnResult {
+    const succeeded = op.compare.every((c) => this.compareHolds(c));
+    const next = this.rev + 1;
+    let changed = false;
+    const results: TxnResponse[] = [];
+    for (const o of succeeded ? op.success : op.failure) {
+      if ('get' in o) {
+        const e = this.data.get(o.get.key);
+        results.push(
+          e === undefined
+            ? { op: 'get', key: o.get.key, value: null, ...ABSENT }
+            : { op: 'get', key: o.get.key, value: e.value, ...metaOf(e) },
+        );
+      } else if ('put' in o) {
+        const created = !this.data.has(o.put.key);
+        const e = this.write(o.put.key, o.put.value, next);
+        changed = true;
+        results.push({ op: 'put', key: o.put.key, created, ...metaOf(e) });
+      } else {
+        const existed = this.data.delete(o.delete.key);
+        changed ||= existed;
+        results.push({ op: 'delete', key: o.delete.key, existed });
+      }
+    }
+    if (changed) this.rev = next;
+    return { op: 'txn', succeeded, results, ...this.header() };
+  }
+
+  private compareHolds(c: Compare): boolean {
+    const e = this.data.get(c.key);
+    let order: number;
+    switch (c.target) {
+      case 'exists':
+        return (e !== undefined) === (c.op === '=' ? c.value : !c.value);
+      case 'value':
+        // As etcd: a value compare on an absent key is false whatever the operator.
+        if (e === undefined) return false;
+        order = compareValues(e.value, c.value);
+        break;
+      case 'version':
+        order = (e?.version ?? 0) - c.value;
+        break;
+      case 'modRevision':
+        order = (e?.modRevision ?? 0) - c.value;
+        break;
+      case 'createRevision':
+        order = (e?.createRevision ?? 0) - c.value;
+        break;
+    }
+    switch (c.op) {
+      case '=':
+        return order === 0;
+      case '!=':
+        return order !== 0;
+      case '<':
+        return order < 0;
+      case '>':
+        return order > 0;
+    }
+  }
+
+  /**
+   * The keys `start <= key < end` in key order (or descending), at most `limit`, `maxRangeKeys` and
+   * about `maxRangeBytes` of them; `more` when keys of the range remain after the last one returned.
+   */
+  private range(op: RangeOp): RangeResult {
+    const limit = Math.min(op.limit ?? this.config.maxRangeKeys, this.config.maxRangeKeys);
+    const kvs: KeyValue[] = [];
+    let bytes = 0;
+    let more = false;
+    const end = op.end;
+    const inRange = op.reverse
+      ? (k: string) => compareKeys(k, op.start) >= 0
+      : (k: string) => end === undefined || compareKeys(k, end) < 0;
+    const entries = op.reverse
+      ? end === undefined
+        ? this.data.entriesReversed()
+        : this.data.entriesReversed(end, undefined, true)
+      : this.data.entries(op.start);
+    for (const [key, e] of entries) {
+      if (!inRange(key)) break;
+      if (kvs.length >= limit || (kvs.length > 0 && bytes >= this.config.maxRangeBytes)) {
+        more = true;
+        break;
+      }
+      bytes += utf8ByteLength(key) + (op.keysOnly ? 0 : valueByteLength(e.value));
+      kvs.push(op.keysOnly ? { key, ...metaOf(e) } : { key, value: e.value, ...metaOf(e) });
+    }
+    return { op: 'range', kvs, more, ...this.header() };
+  }
+
   /** Writes `key` at revision `revision` (creating it or raising its version). */
   private write(key: string, value: Value, revision: number): Entry {
     this.onChange?.({ type: 'put', key, value, revision });
@@ -362,7 +497,9 @@ export class KvStateMachine {
   snapshot(): Uint8Array {
     // Flat [key, value, createRevision, modRevision, version, key, ...]: one array, no per-key tuple.
     const data: (string | Value | number)[] = [];
-    for (const [k, e] of this.data) data.push(k, e.value, e.createRevision, e.modRevision, e.version);
+    this.data.forEachPair((k, e) => {
+      data.push(k, e.value, e.createRevision, e.modRevision, e.version);
+    });
     const sessions: [string, number, KvResult, number][] = [];
     for (const [c, s] of this.sessions) sessions.push([c, s.seq, s.result, s.lastIndex]);
     return encode({ v: SNAPSHOT_VERSION, applied: this.applied, revision: this.rev, data, sessions });
@@ -445,6 +582,16 @@ const ABSENT = Object.freeze({ createRevision: 0, modRevision: 0, version: 0 });
 
 function metaOf(e: Entry): { createRevision: number; modRevision: number; version: number } {
   return { createRevision: e.createRevision, modRevision: e.modRevision, version: e.version };
+}
+
+/** Bytewise order of two values (a string as its UTF-8 bytes), for `<` and `>` compares. */
+function compareValues(a: Value, b: Value): number {
+  if (typeof a === 'string' && typeof b === 'string') return compareKeys(a, b);
+  const x = bytesOf(a);
+  const y = bytesOf(b);
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return (x[i] as number) - (y[i] as number);
+  return x.length - y.length;
 }
 
 function isRevision(x: unknown): x is number {

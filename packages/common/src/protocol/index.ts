@@ -3,6 +3,7 @@
  * @module
  */
 export * from './cluster.js';
+export * from './keys.js';
 export * from './kv.js';
 export * from './limits.js';
 export * from './message-set.js';
@@ -10,3 +11,5 @@ export * from './messages.js';
 export * from './partition.js';
 export * from './primitives.js';
 export * from './watch.js';
+export * from './revisions.js';
+export * from './txn.js';

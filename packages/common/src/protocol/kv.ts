@@ -12,15 +12,8 @@
  */
 import { z } from 'zod';
 import { KeySchema, ValueSchema } from './primitives.js';
-
-/** A value: a UTF-8 string or bytes. */
-export type Value = string | Uint8Array;
-
-/** A revision or version number: a non-negative safe integer. */
-export const RevisionSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-
-/** A partition number: a non-negative integer (bounded by the table's partition count where it is used). */
-export const PartitionSchema = z.number().int().nonnegative().max(0xffff);
+import { KeyMetaShape, ResultHeaderShape, RevisionSchema } from './revisions.js';
+import { RangeOpSchema, RangeResultSchema, TxnOpSchema, TxnResultSchema } from './txn.js';
 
 /** `get(key)`: read a key. */
 export const GetOpSchema = z.object({ op: z.literal('get'), key: KeySchema });
@@ -111,25 +104,9 @@ export const KvOpSchema = z.discriminatedUnion('op', [
   GetDelOpSchema,
   SetOpSchema,
   SizeOpSchema,
+  TxnOpSchema,
+  RangeOpSchema,
 ]);
-
-/** The revisions of one key (all 0 when the key is absent); see the module notes. */
-export const KeyMetaShape = {
-  /** Revision of the write that created the key (0 if absent). */
-  createRevision: RevisionSchema,
-  /** Revision of the key's last change (0 if absent). */
-  modRevision: RevisionSchema,
-  /** Writes to the key since its creation (1 after the creating write, 0 if absent). */
-  version: RevisionSchema,
-} as const;
-
-/** The partition's revision after the operation and the partition that served it. */
-export const ResultHeaderShape = {
-  /** The partition's revision after the operation (for a read: at which it was served). */
-  revision: RevisionSchema,
-  /** The partition that served the operation. */
-  partition: PartitionSchema,
-} as const;
 
 /** Result of `get`: the value (null if the key is absent) and the key's revisions. */
 export const GetResultSchema = z.object({
@@ -227,6 +204,8 @@ export const KvResultSchema = z.discriminatedUnion('op', [
   GetDelResultSchema,
   SetResultSchema,
   SizeResultSchema,
+  TxnResultSchema,
+  RangeResultSchema,
 ]);
 
 /** A KV operation. */
@@ -237,9 +216,23 @@ export type KvOpName = KvOp['op'];
 export type KvResult = z.infer<typeof KvResultSchema>;
 /** The outcome of a CAS. */
 export type CasOutcome = z.infer<typeof CasResultSchema>['outcome'];
-/** The revisions of one key (all 0 when absent). */
-export interface KeyMeta {
-  readonly createRevision: number;
-  readonly modRevision: number;
-  readonly version: number;
+/** A KV operation on one key (every operation but `txn` and `range`). */
+export type SingleKeyOp = Exclude<KvOp, { op: 'txn' | 'range' }>;
+
+/**
+ * Whether `op` only reads: a `get`, a `range`, a `size`, or a `txn` with no `put` or `delete` in
+ * either branch.
+ * Reads need no session and are served by a read-index round instead of the log.
+ */
+export function isReadOnlyOp(op: KvOp): boolean {
+  switch (op.op) {
+    case 'get':
+    case 'range':
+    case 'size':
+      return true;
+    case 'txn':
+      return op.success.every((o) => 'get' in o) && op.failure.every((o) => 'get' in o);
+    default:
+      return false;
+  }
 }

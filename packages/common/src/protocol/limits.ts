@@ -2,8 +2,9 @@
  * Size limits of keys and values, and the byte-length helpers they use.
  * @module
  */
-import { KeyTooLargeError, type PaxkvError, ValueTooLargeError } from '../errors.js';
-import type { KvOp, Value } from './kv.js';
+import { BadRequestError, KeyTooLargeError, type PaxkvError, ValueTooLargeError } from '../errors.js';
+import type { KvOp } from './kv.js';
+import type { Value } from './primitives.js';
 
 /** Size limits applied to keys and values at the protocol boundary. */
 export interface ProtocolLimits {
@@ -11,6 +12,11 @@ export interface ProtocolLimits {
   readonly maxKeyBytes: number;
   /** Largest value, in bytes (UTF-8 bytes for string values). Default {@link DEFAULT_MAX_VALUE_BYTES} (1 MiB). */
   readonly maxValueBytes: number;
+  /**
+   * Most entries in each of a transaction's `compare`, `success` and `failure` lists. Default
+   * {@link DEFAULT_MAX_TXN_OPS} (128, as etcd's `--max-txn-ops`). Optional for compatibility.
+   */
+  readonly maxTxnOps?: number;
 }
 
 /** Default largest key: 4 KiB of UTF-8. */
@@ -18,10 +24,14 @@ export const DEFAULT_MAX_KEY_BYTES = 4 * 1024;
 /** Default largest value: 1 MiB. */
 export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
 
+/** Default most entries per list of a transaction: 128 (etcd's default `--max-txn-ops`). */
+export const DEFAULT_MAX_TXN_OPS = 128;
+
 /** The default {@link ProtocolLimits}. */
 export const DEFAULT_PROTOCOL_LIMITS: ProtocolLimits = Object.freeze({
   maxKeyBytes: DEFAULT_MAX_KEY_BYTES,
   maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
+  maxTxnOps: DEFAULT_MAX_TXN_OPS,
 });
 
 /**
@@ -51,24 +61,68 @@ export function valueByteLength(v: Value): number {
 }
 
 /**
- * Checks the key and value sizes of a KV operation against `limits`. Returns the first violation as
- * a {@link KeyTooLargeError} or {@link ValueTooLargeError}, or undefined if the operation fits.
+ * Checks the key and value sizes of a KV operation against `limits` (every key and value of a
+ * transaction, and its number of operations; the bounds of a range). Returns the first violation as
+ * a {@link KeyTooLargeError}, {@link ValueTooLargeError} or {@link BadRequestError}, or undefined if
+ * the operation fits.
  */
 export function checkKvOpLimits(
   op: KvOp,
   limits: ProtocolLimits = DEFAULT_PROTOCOL_LIMITS,
 ): PaxkvError | undefined {
-  const keyBytes = utf8ByteLength(op.key);
-  if (keyBytes > limits.maxKeyBytes)
-    return new KeyTooLargeError({ size: keyBytes, maxBytes: limits.maxKeyBytes });
+  const keys: string[] = [];
   const values: Value[] = [];
-  if (op.op === 'put' || op.op === 'append') values.push(op.value);
-  else if (op.op === 'cas') {
-    values.push(op.value);
-    if (op.expected !== undefined && op.expected !== null) values.push(op.expected);
-  } else if (op.op === 'set') {
-    values.push(op.value);
-    if (op.expected !== undefined) values.push(op.expected);
+  switch (op.op) {
+    case 'txn': {
+      const max = limits.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
+      for (const list of ['compare', 'success', 'failure'] as const) {
+        if (op[list].length > max) {
+          return new BadRequestError({
+            field: `op.${list}`,
+            problem: `${op[list].length} entries, more than the limit of ${max}; split the transaction`,
+          });
+        }
+      }
+      for (const c of op.compare) {
+        keys.push(c.key);
+        if (c.target === 'value') values.push(c.value);
+      }
+      for (const o of [...op.success, ...op.failure]) {
+        if ('get' in o) keys.push(o.get.key);
+        else if ('delete' in o) keys.push(o.delete.key);
+        else {
+          keys.push(o.put.key);
+          values.push(o.put.value);
+        }
+      }
+      break;
+    }
+    case 'range':
+      keys.push(op.start);
+      if (op.end !== undefined) keys.push(op.end);
+      break;
+    case 'put':
+    case 'append':
+      keys.push(op.key);
+      values.push(op.value);
+      break;
+    case 'cas':
+      keys.push(op.key);
+      values.push(op.value);
+      if (op.expected !== undefined && op.expected !== null) values.push(op.expected);
+      break;
+    case 'set':
+      keys.push(op.key);
+      values.push(op.value);
+      if (op.expected !== undefined) values.push(op.expected);
+      break;
+    default:
+      keys.push(op.key);
+  }
+  for (const k of keys) {
+    const keyBytes = utf8ByteLength(k);
+    if (keyBytes > limits.maxKeyBytes)
+      return new KeyTooLargeError({ size: keyBytes, maxBytes: limits.maxKeyBytes });
   }
   for (const v of values) {
     const size = valueByteLength(v);

@@ -25,6 +25,9 @@ export const RequestIdSchema = z.number().int().nonnegative().max(Number.MAX_SAF
  */
 export const KeySchema = z.string().min(1, 'key must not be empty');
 
+/** A value: a UTF-8 string or bytes. */
+export type Value = string | Uint8Array;
+
 /** A value: a UTF-8 string or bytes. Its size limit (default 1 MiB) is checked like the key's. */
 export const ValueSchema = z.union([
   z.string(),

@@ -12,7 +12,7 @@
  * @module
  */
 import { z } from 'zod';
-import { PartitionSchema, RevisionSchema } from './kv.js';
+import { PartitionSchema, RevisionSchema } from './revisions.js';
 import { KeySchema, RequestIdSchema, ValueSchema } from './primitives.js';
 
 /** Opens a watch on one partition: `key` (one key) or `prefix` (`''`: every key). */

@@ -336,7 +336,7 @@ function toCheckerOp(op: KvOp): Record<string, unknown> {
     case 'cas':
       return { f: 'cas', key: op.key, expected: op.expected, value: op.value };
     default:
-      return { f: op.op, key: op.key };
+      return 'key' in op ? { f: op.op, key: op.key } : { f: op.op };
   }
 }
 
