@@ -1,3 +1,4 @@
+import type { KvOp } from '@paxkv/common';
 import { describe, expect, it, vi } from 'vitest';
 import type { SubmitResult } from './replica-group.js';
 import { type ApplyOutcome, KvStateMachine } from './state-machine.js';
@@ -43,7 +44,7 @@ describe('ReplicaGroup', () => {
       compare: [{ key: '{a}:1', target: 'value', op: '=', value: '10' }],
       success: [{ put: { key: '{a}:1', value: '4' } }, { put: { key: '{a}:2', value: '6' } }],
       failure: [],
-    } as const;
+    } satisfies KvOp;
     const session = { client: 'bank', seq: 1 };
     const r1 = await call(c, leader.pid, move, { session });
     expect(r1).toMatchObject({ result: { op: 'txn', succeeded: true, revision: 3 }, stale: false });
@@ -60,7 +61,7 @@ describe('ReplicaGroup', () => {
         revision: 3,
       },
     });
-    const readTxn = { op: 'txn', compare: [], success: [{ get: { key: '{a}:2' } }], failure: [] } as const;
+    const readTxn: KvOp = { op: 'txn', compare: [], success: [{ get: { key: '{a}:2' } }], failure: [] };
     expect(await call(c, leader.pid, readTxn)).toMatchObject({
       result: { results: [{ value: '6', version: 2 }] },
     });

@@ -1,4 +1,11 @@
-import { DEFAULT_MAX_VALUE_BYTES, type KvOp, type Session } from '@paxkv/common';
+import {
+  type Compare,
+  DEFAULT_MAX_VALUE_BYTES,
+  type KvOp,
+  type KvResult,
+  type RangeResult,
+  type Session,
+} from '@paxkv/common';
 import { describe, expect, it } from 'vitest';
 import { encode } from './codec.js';
 import type { KvCommand } from './command.js';

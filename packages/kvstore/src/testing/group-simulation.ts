@@ -5,7 +5,7 @@
  * clients' history in the linearizability checker's JSON-lines format plus direct safety checks.
  * @module
  */
-import type { KvOp, KvResult, PaxkvError } from '@paxkv/common';
+import { isReadOnlyOp, type KvOp, type KvResult, type PaxkvError, txnKeys } from '@paxkv/common';
 import type { LogEntry, NodeId, PaxosMessage } from '@paxkv/paxos';
 import { type SimNode, Simulator } from '@paxkv/paxos/testing';
 import { decode, encode } from '../codec.js';
@@ -325,6 +325,13 @@ export class GroupCluster {
   }
 }
 
+/** The key that names the simulated partition of an operation (the first key of a transaction). */
+function routingKeyOf(op: KvOp): string {
+  if (op.op === 'txn') return txnKeys(op)[0] ?? '';
+  if (op.op === 'range') return op.start;
+  return op.key;
+}
+
 function toCheckerOp(op: KvOp): Record<string, unknown> {
   switch (op.op) {
     case 'get':
@@ -427,8 +434,8 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
     if ('result' in outcome) {
       ok++;
       record('ok', c.name, op.id, { result: toCheckerResult(outcome.result) });
-      if (op.op.op !== 'get') {
-        const k = `${c.name}@${partitionOfKey(op.op.key)}`;
+      if (!isReadOnlyOp(op.op)) {
+        const k = `${c.name}@${partitionOfKey(routingKeyOf(op.op))}`;
         ackedSeq.set(k, Math.max(ackedSeq.get(k) ?? 0, op.seq));
       }
     } else {
@@ -440,7 +447,7 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
   const tryOp = (c: Client) => {
     const op = c.open;
     if (!op || op.attempt || op.nextTryAt > sim.now) return;
-    const partition = partitionOfKey(op.op.key);
+    const partition = partitionOfKey(routingKeyOf(op.op));
     const up = ids.filter((p) => cluster.group(p, partition) !== undefined);
     if (up.length === 0) return;
     const guess = c.leaderGuess.get(partition);
