@@ -416,6 +416,23 @@ describe('transactions', () => {
     expect(holds({ key: 'x', target: 'exists', op: '!=', value: false })).toBe(false);
   });
 
+  it('feeds watches every key it changes, at its one revision', () => {
+    const m = new KvStateMachine();
+    run(m, { op: 'put', key: 'gone', value: 'x' });
+    const events: unknown[] = [];
+    m.onChange = (e) => events.push(e);
+    run(m, {
+      op: 'txn',
+      compare: [],
+      success: [{ put: { key: 'a', value: '1' } }, { delete: { key: 'gone' } }, { delete: { key: 'never' } }],
+      failure: [],
+    });
+    expect(events).toEqual([
+      { type: 'put', key: 'a', value: '1', revision: 2 },
+      { type: 'delete', key: 'gone', revision: 2 },
+    ]);
+  });
+
   it('sees its own writes in order, and raises the revision only if it changed something', () => {
     const m = new KvStateMachine();
     const r = run(m, {

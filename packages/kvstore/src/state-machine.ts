@@ -30,8 +30,8 @@ import {
 } from '@paxkv/common';
 import { CorruptDataError, decode, encode } from './codec.js';
 import { isKvCommand, type KvCommand } from './command.js';
-import type { ChangeEvent } from './watch-hub.js';
 import { OrderedMap } from './ordered-map.js';
+import type { ChangeEvent } from './watch-hub.js';
 
 /** Tunables of the state machine. */
 export interface StateMachineConfig {
@@ -396,7 +396,7 @@ export class KvStateMachine {
         changed = true;
         results.push({ op: 'put', key: o.put.key, created, ...metaOf(e) });
       } else {
-        const existed = this.data.delete(o.delete.key);
+        const existed = this.remove(o.delete.key, next);
         changed ||= existed;
         results.push({ op: 'delete', key: o.delete.key, existed });
       }
@@ -483,10 +483,13 @@ export class KvStateMachine {
     return e;
   }
 
-  /** Deletes `key` (present) at the partition's current revision, which the caller already raised. */
-  private remove(key: string): boolean {
+  /**
+   * Deletes `key` at `revision` (default: the partition's current revision, which the caller already
+   * raised); returns whether it existed.
+   */
+  private remove(key: string, revision = this.rev): boolean {
     const existed = this.data.delete(key);
-    if (existed) this.onChange?.({ type: 'delete', key, revision: this.rev });
+    if (existed) this.onChange?.({ type: 'delete', key, revision });
     return existed;
   }
 

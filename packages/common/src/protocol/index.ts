@@ -10,6 +10,6 @@ export * from './message-set.js';
 export * from './messages.js';
 export * from './partition.js';
 export * from './primitives.js';
-export * from './watch.js';
 export * from './revisions.js';
 export * from './txn.js';
+export * from './watch.js';

@@ -12,8 +12,8 @@
  * @module
  */
 import { z } from 'zod';
-import { PartitionSchema, RevisionSchema } from './revisions.js';
 import { KeySchema, RequestIdSchema, ValueSchema } from './primitives.js';
+import { PartitionSchema, RevisionSchema } from './revisions.js';
 
 /** Opens a watch on one partition: `key` (one key) or `prefix` (`''`: every key). */
 export const WatchRequestSchema = z
