@@ -207,7 +207,7 @@ export class Nemesis {
         const scenario = randomScenario(new Rng(f.seed), nodes, leader, this.options.scenarioKinds);
         const cuts = scenarioCuts(scenario, nodes);
         for (const [a, b] of cuts)
-          this.proxy.setRule(a, b, { kind: 'cut', mode: f.blackhole ? 'blackhole' : 'refuse' });
+          this.proxy.setRule(a, b, f.blackhole ? { kind: 'blackhole' } : { kind: 'cut', mode: 'refuse' });
         this.counts.partition += 1;
         this.note(
           `partition ${describeScenario(scenario)} (${f.blackhole ? 'blackhole' : 'refuse'}, ${cuts.length} links) for ${secs}s`,
