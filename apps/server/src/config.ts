@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { isAddress } from '@paxkv/common';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 
@@ -13,17 +14,10 @@ export const FSYNC_MODES = ['always', 'batch', 'never'] as const;
 /** Log levels accepted by `--log-level` (pino's levels plus `silent`). */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
-
-const addressSchema = z.string().refine(
-  (s) => {
-    const m = HOST_PORT.exec(s);
-    if (!m) return false;
-    const port = Number(m[2]);
-    return port > 0 && port <= 65535;
-  },
-  { message: 'expected host:port, for example 127.0.0.1:7000 or [::1]:7000' },
-);
+/** `host:port` checked by `@paxkv/common`'s `parseAddress`, the one address parser of the project. */
+const addressSchema = z.string().refine((s) => isAddress(s), {
+  message: 'expected host:port, for example 127.0.0.1:7000 or [::1]:7000',
+});
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();

@@ -1,7 +1,7 @@
 /**
  * `@paxkv/common`: the building blocks shared by every paxkv package: node ids and addresses, the
  * wire protocol (zod schemas and types of every message), typed errors, the msgpack codec,
- * length-prefixed framing, the TCP transport, config helpers and the logger factory.
+ * length-prefixed framing, the TCP transport and the logger interface.
  * @packageDocumentation
  */
 export * from './address.js';
@@ -9,7 +9,6 @@ export * from './auth/index.js';
 export * from './codec/bounded.js';
 export * from './codec/framing.js';
 export * from './codec/msgpack.js';
-export * from './config/config.js';
 export * from './errors.js';
 export * from './logging/logger.js';
 export * from './protocol/index.js';

@@ -5,7 +5,7 @@
  */
 export { CorruptDataError } from './codec.js';
 export { isKvCommand, type KvCommand } from './command.js';
-export { DEFAULT_PARTITIONS, defaultPartitionOf, type KeyRoute, partitionOf, routeKey } from './partition.js';
+export { DEFAULT_PARTITIONS, defaultPartitionOf, partitionOf } from './partition.js';
 export {
   type Consistency,
   DEFAULT_REPLICA_GROUP_CONFIG,

@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { parseAddress } from '@paxkv/common';
 import { DEFAULT_PROXY_MAX_FRAME_BYTES, FrameSplitter, peerHelloSource } from './frames.js';
 import { Rng } from './rng.js';
 
@@ -617,13 +618,17 @@ function validateRule(rule: LinkRule): void {
   }
 }
 
-/** Splits `host:port` (IPv6 hosts in brackets). Throws {@link FaultProxyError} on bad input. */
+/**
+ * Splits `host:port` (IPv6 hosts in brackets) with `@paxkv/common`'s `parseAddress`, the one parser of
+ * the project. Throws {@link FaultProxyError} on bad input.
+ */
 export function parseHostPort(address: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(address);
-  const port = m === null ? Number.NaN : Number(m[3]);
-  if (m === null || !(port > 0 && port < 65536))
-    throw new FaultProxyError(`address must be host:port (IPv6 in brackets), got "${address}"`);
-  return { host: (m[1] ?? m[2]) as string, port };
+  const hp = parseAddress(address);
+  if (hp instanceof Error)
+    throw new FaultProxyError(
+      `address must be host:port (IPv6 in brackets), got "${address}": ${hp.message}`,
+    );
+  return { host: hp.host, port: hp.port };
 }
 
 function formatHost(host: string): string {
