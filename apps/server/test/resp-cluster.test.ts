@@ -172,6 +172,40 @@ describe('RESP on a real cluster', () => {
     expect(await (await connected(0)).getBuffer('bin:all')).toEqual(all);
   });
 
+  it('MULTI/EXEC, WATCH, MSET and MGET are atomic within one hash tag; SCAN walks every partition', async () => {
+    const r = await connected(0);
+    const other = await connected(2);
+    expect(await r.mset('{acct}:a', '100', '{acct}:b', '0')).toBe('OK');
+    await r.watch('{acct}:a', '{acct}:b');
+    const [a, b] = (await r.mget('{acct}:a', '{acct}:b')) as [string, string];
+    const done = await r
+      .multi()
+      .set('{acct}:a', String(Number(a) - 30))
+      .set('{acct}:b', String(Number(b) + 30))
+      .exec();
+    expect(done?.map(([e, v]) => e ?? v)).toEqual(['OK', 'OK']);
+    expect(await other.mget('{acct}:a', '{acct}:b')).toEqual(['70', '30']);
+    await r.watch('{acct}:a');
+    await other.set('{acct}:a', '0');
+    expect(await r.multi().set('{acct}:b', '999').exec()).toBeNull();
+    expect(await other.get('{acct}:b')).toBe('30');
+    // Keys of different partitions in one transaction: Redis Cluster's CROSSSLOT error.
+    const raw = await RawResp.open(respPort(1));
+    const cross = Array.from({ length: 8 }, (_, i) => respCommand('SET', `cross:${i}`, 'v'));
+    raw.write(Buffer.concat([respCommand('MULTI'), ...cross, respCommand('EXEC')]));
+    await raw.until((t) => t.includes('CROSSSLOT'));
+    raw.close();
+    for (let i = 0; i < 40; i++) await r.set(`scanc:${i}`, 'v');
+    const seen = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', 'scanc:*', 'COUNT', 7);
+      cursor = next;
+      for (const k of keys) seen.add(k);
+    } while (cursor !== '0');
+    expect([...seen].sort()).toEqual(Array.from({ length: 40 }, (_, i) => `scanc:${i}`).sort());
+  });
+
   it('a concurrent ioredis workload on every server is linearizable', async () => {
     const keys = ['lin:a', 'lin:b', 'lin:c'];
     const conns = await Promise.all([0, 1, 2, 0, 1, 2].map((i) => connected(i)));

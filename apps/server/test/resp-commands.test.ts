@@ -175,6 +175,76 @@ describe('RESP commands (in-process state machine)', () => {
     }
   });
 
+  it('MULTI/EXEC runs queued commands as one transaction; WATCH aborts it when a key changed', async () => {
+    const other = new Redis({
+      port: server.port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+    });
+    await other.connect();
+    try {
+      await redis.set('tx:a', '1');
+      await redis.set('tx:d', 'gone');
+      const ok = await redis
+        .multi()
+        .set('tx:a', '2')
+        .get('tx:a')
+        .mset('tx:b', 'x', 'tx:c', 'y')
+        .del('tx:d')
+        .exec();
+      expect(ok?.map(([e, v]) => e ?? v)).toEqual(['OK', '2', 'OK', 1]);
+      expect(await redis.mget('tx:a', 'tx:b', 'tx:c', 'tx:d')).toEqual(['2', 'x', 'y', null]);
+      const raw = await RawResp.open(server.port);
+      raw.write(
+        Buffer.concat([respCommand('MULTI'), respCommand('SET', 'tx:c', '1'), respCommand('DEL', 'tx:c')]),
+      );
+      raw.write(respCommand('EXEC'));
+      await raw.until((t) => t.includes('at most once'));
+      expect(raw.text).toMatch(
+        /^\+OK\r\n\+QUEUED\r\n\+QUEUED\r\n-ERR paxkv transactions write each key at most once/,
+      );
+      raw.close();
+      // WATCH: untouched -> applied; changed by another client -> EXEC answers null and applies nothing.
+      await redis.watch('tx:a');
+      expect((await redis.multi().set('tx:b', 'w1').exec())?.map(([e, v]) => e ?? v)).toEqual(['OK']);
+      await redis.watch('tx:a');
+      await other.set('tx:a', 'changed');
+      expect(await redis.multi().set('tx:b', 'w2').exec()).toBeNull();
+      expect(await redis.get('tx:b')).toBe('w1');
+      // A command with no transaction form aborts the whole transaction at EXEC.
+      const raw2 = await RawResp.open(server.port);
+      raw2.write(
+        Buffer.concat([respCommand('MULTI'), respCommand('SET', 'tx:b', 'no'), respCommand('INCR', 'tx:n')]),
+      );
+      raw2.write(respCommand('EXEC'));
+      await raw2.until((t) => t.includes('EXECABORT'));
+      expect(raw2.text).toContain('cannot be part of a paxkv transaction');
+      raw2.close();
+      expect(await redis.get('tx:b')).toBe('w1');
+      expect(await redis.call('DISCARD').catch((e: Error) => e.message)).toContain('DISCARD without MULTI');
+      expect(await redis.call('EXEC').catch((e: Error) => e.message)).toContain('EXEC without MULTI');
+    } finally {
+      other.disconnect();
+    }
+  });
+
+  it('SCAN walks every key once, with MATCH and COUNT', async () => {
+    for (let i = 0; i < 57; i++) await redis.set(`scan:${i}`, 'v');
+    await redis.set('other:1', 'v');
+    const seen: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', 'scan:*', 'COUNT', 10);
+      cursor = next;
+      seen.push(...keys);
+    } while (cursor !== '0');
+    expect(seen.sort()).toEqual(Array.from({ length: 57 }, (_, i) => `scan:${i}`).sort());
+    const [, some] = await redis.scan('0', 'MATCH', 'scan:1?', 'COUNT', 1000);
+    expect(some.sort()).toEqual(Array.from({ length: 10 }, (_, i) => `scan:1${i}`).sort());
+    await expect(redis.scan('12345678')).rejects.toThrow('invalid cursor');
+  });
+
   it('speaks RESP3 after HELLO 3, and inline commands', async () => {
     const raw = await RawResp.open(server.port);
     raw.write(respCommand('HELLO', '3'));

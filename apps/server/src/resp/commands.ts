@@ -10,7 +10,16 @@
  * @module
  */
 import { isUtf8 } from 'node:buffer';
-import { type KvOp, type KvResult, PaxkvError, partitionOf } from '@paxkv/common';
+import {
+  DEFAULT_MAX_TXN_OPS,
+  type KvOp,
+  type KvResult,
+  PaxkvError,
+  partitionOf,
+  prefixEnd,
+  type TxnRequest,
+  type TxnResponse,
+} from '@paxkv/common';
 import type { RespBackend, RespServerFacts } from './backend.js';
 import { NULL, NULL_ARRAY, OK, R, type RespValue, type RespVersion } from './encoder.js';
 
@@ -34,6 +43,34 @@ export interface RespClientState {
   quitting: boolean;
   /** Remote address, for `CLIENT INFO`. */
   readonly remote: string;
+  /** Commands queued since `MULTI`, null outside a transaction. */
+  multi: MultiState | null;
+  /** `WATCH`ed keys and the `modRevision` each had when watched. */
+  watched: Map<string, number>;
+  /** Open `SCAN` cursors of this connection (bounded, oldest dropped). */
+  readonly cursors: Map<number, ScanCursor>;
+}
+
+/** A transaction being queued (`MULTI` ... `EXEC`). */
+export interface MultiState {
+  readonly queued: Queued[];
+  ops: number;
+  bytes: number;
+  /** A command failed to queue: `EXEC` answers EXECABORT. */
+  failed: boolean;
+}
+
+/** One queued command: the transaction operations it becomes and how to build its reply from theirs. */
+interface Queued {
+  readonly ops: readonly TxnRequest[];
+  readonly reply: (results: readonly TxnResponse[]) => RespValue;
+}
+
+/** Where a `SCAN` goes on: the partition being read and the last key returned from it. */
+export interface ScanCursor {
+  readonly partition: number;
+  readonly after: string | null;
+  readonly match: string;
 }
 
 /** What a command handler gets. */
@@ -63,7 +100,16 @@ export interface CommandSpec {
    * (`DBSIZE`, `INFO keyspace`).
    */
   readonly barrier?: boolean;
-  readonly run: (ctx: CommandContext, args: readonly Buffer[]) => RespValue | Promise<RespValue>;
+  /**
+   * Runs at once when the command is read, before any earlier command finished (for the state it must
+   * take in order, as `EXEC` takes the queued transaction); its result is passed to `run`.
+   */
+  readonly prepare?: (ctx: CommandContext, args: readonly Buffer[]) => unknown;
+  readonly run: (
+    ctx: CommandContext,
+    args: readonly Buffer[],
+    prepared?: unknown,
+  ) => RespValue | Promise<RespValue>;
 }
 
 // ---- argument helpers --------------------------------------------------------------------------
@@ -302,6 +348,243 @@ function commandDocs(spec: CommandSpec): readonly [RespValue, RespValue] {
   ];
 }
 
+/** Most operations one transaction may hold (the protocol's default `maxTxnOps`). */
+function maxTxnOps(ctx: CommandContext): number {
+  return ctx.backend.limits.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
+}
+
+/**
+ * True when there are several keys, all in one partition (they share a hash tag, or hash alike), and
+ * few enough for one transaction: then a multi-key command runs as one atomic transaction.
+ */
+function onePartition(ctx: CommandContext, keys: readonly string[]): boolean {
+  const partitions = ctx.backend.facts().partitions;
+  if (partitions === null || keys.length < 2 || keys.length > maxTxnOps(ctx)) return false;
+  const p = partitionOf(keys[0] as string, partitions);
+  return keys.every((k) => partitionOf(k, partitions) === p);
+}
+
+/** Most bytes of arguments queued by one `MULTI`. */
+const MAX_MULTI_BYTES = 16 * 1024 * 1024;
+
+/** Commands that run (or fail) at once inside `MULTI` instead of being queued. */
+const MULTI_CONTROL = new Set(['exec', 'discard', 'multi', 'watch', 'quit']);
+
+/** True when `name` is executed even though a transaction is being queued. */
+export function runsInsideMulti(name: string): boolean {
+  return MULTI_CONTROL.has(name);
+}
+
+/**
+ * The transaction operations of one command queued inside `MULTI`, or the error saying it cannot be
+ * part of a paxkv transaction (only reads and plain writes can: a transaction's branch runs without
+ * seeing values, so `INCR` or `SET NX` have no transaction form).
+ */
+function toTxn(ctx: CommandContext, spec: CommandSpec, args: readonly Buffer[]): Queued {
+  const keys = (from: number, step = 1) => {
+    const out: string[] = [];
+    for (let i = from; i < args.length; i += step) out.push(keyArg(args[i] as Buffer, ctx));
+    return out;
+  };
+  switch (spec.name) {
+    case 'get': {
+      const key = keyArg(args[1] as Buffer, ctx);
+      return { ops: [{ get: { key } }], reply: ([r]) => (r?.op === 'get' ? R.bulkOrNull(r.value) : NULL) };
+    }
+    case 'mget':
+      return {
+        ops: keys(1).map((key) => ({ get: { key } })),
+        reply: (rs) => R.array(rs.map((r) => (r.op === 'get' ? R.bulkOrNull(r.value) : NULL))),
+      };
+    case 'exists':
+      return {
+        ops: keys(1).map((key) => ({ get: { key } })),
+        reply: (rs) => R.int(rs.filter((r) => r.op === 'get' && r.value !== null).length),
+      };
+    case 'set':
+      if (args.length !== 3) break;
+      return {
+        ops: [{ put: { key: keyArg(args[1] as Buffer, ctx), value: valueArg(args[2] as Buffer, ctx) } }],
+        reply: () => OK,
+      };
+    case 'mset': {
+      if (args.length % 2 !== 1) throw arityError('mset');
+      const ops: TxnRequest[] = [];
+      for (let i = 1; i < args.length; i += 2) {
+        ops.push({
+          put: { key: keyArg(args[i] as Buffer, ctx), value: valueArg(args[i + 1] as Buffer, ctx) },
+        });
+      }
+      return { ops, reply: () => OK };
+    }
+    case 'del':
+    case 'unlink':
+      return {
+        ops: keys(1).map((key) => ({ delete: { key } })),
+        reply: (rs) => R.int(rs.filter((r) => r.op === 'delete' && r.existed).length),
+      };
+    default:
+      break;
+  }
+  throw new RespCommandError(
+    `ERR ${spec.name.toUpperCase()}${spec.name === 'set' ? ' with options' : ''} cannot be part of a paxkv transaction (MULTI holds GET, MGET, EXISTS, SET key value, MSET, DEL, UNLINK)`,
+  );
+}
+
+/**
+ * Queues a command inside `MULTI` (`+QUEUED`), or answers why it cannot be queued; an error marks the
+ * transaction failed, so that `EXEC` answers EXECABORT, as Redis does for errors found while queueing.
+ */
+export function queueCommand(
+  ctx: CommandContext,
+  spec: CommandSpec | RespCommandError,
+  args: readonly Buffer[],
+): RespValue {
+  const m = ctx.client.multi as MultiState;
+  try {
+    if (spec instanceof RespCommandError) throw spec;
+    const q = toTxn(ctx, spec, args);
+    const bytes = args.reduce((n, a) => n + a.length, 0);
+    if (m.ops + q.ops.length > maxTxnOps(ctx) || m.bytes + bytes > MAX_MULTI_BYTES) {
+      throw new RespCommandError(
+        `ERR a paxkv transaction holds at most ${maxTxnOps(ctx)} operations and ${MAX_MULTI_BYTES} bytes`,
+      );
+    }
+    m.queued.push(q);
+    m.ops += q.ops.length;
+    m.bytes += bytes;
+    return R.simple('QUEUED');
+  } catch (e) {
+    m.failed = true;
+    return errorReply(e);
+  }
+}
+
+/** Keys written twice in one transaction branch (paxkv transactions write each key at most once). */
+function writtenTwice(ops: readonly TxnRequest[]): string | undefined {
+  const seen = new Set<string>();
+  for (const o of ops) {
+    const key = 'put' in o ? o.put.key : 'delete' in o ? o.delete.key : undefined;
+    if (key === undefined) continue;
+    if (seen.has(key)) return key;
+    seen.add(key);
+  }
+  return undefined;
+}
+
+const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/** Runs a transaction, answering Redis Cluster's CROSSSLOT error when its keys span partitions. */
+async function runTxn(ctx: CommandContext, op: KvOp): Promise<KvResult> {
+  try {
+    return await ctx.run(op);
+  } catch (e) {
+    if (e instanceof PaxkvError && e.code === 'CROSS_PARTITION') {
+      throw new RespCommandError(
+        `${CROSSSLOT} (paxkv: the keys of one transaction must share a partition: give them one hash tag, {like-this}:key)`,
+      );
+    }
+    throw e;
+  }
+}
+
+/** The first glob character of a SCAN pattern, or -1 when it is a plain string. */
+function firstGlob(pattern: string): number {
+  for (let i = 0; i < pattern.length; i++) if ('*?[\\'.includes(pattern[i] as string)) return i;
+  return -1;
+}
+
+/** A Redis glob pattern (`*`, `?`, `[abc]`, `[^a-z]`, `\x`) as a regular expression. */
+export function globToRegExp(pattern: string): RegExp {
+  let out = '^';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === '*') out += '[\\s\\S]*';
+    else if (c === '?') out += '[\\s\\S]';
+    else if (c === '\\' && i + 1 < pattern.length)
+      out += `\\${pattern[++i]}`.replace(/^\\([A-Za-z0-9])$/, '$1');
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 2);
+      if (end < 0) out += '\\[';
+      else {
+        let body = pattern.slice(i + 1, end).replace(/\\/g, '\\\\');
+        if (body.startsWith('^')) body = `^${body.slice(1)}`;
+        out += `[${body}]`;
+        i = end;
+      }
+    } else out += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  }
+  return new RegExp(`${out}$`, 's');
+}
+
+/** Most SCAN cursors one connection keeps open; the oldest is dropped beyond it. */
+const MAX_CURSORS = 64;
+let nextCursorId = 1;
+
+async function scan(ctx: CommandContext, args: readonly Buffer[]): Promise<RespValue> {
+  const partitions = ctx.backend.facts().partitions;
+  if (partitions === null) throw new RespCommandError('NOT_READY the cluster has not started yet');
+  let match = '*';
+  let count = 10;
+  for (let i = 2; i < args.length; i++) {
+    const opt = upper(args[i]);
+    if (opt === 'MATCH' && i + 1 < args.length) match = (args[++i] as Buffer).toString('utf8');
+    else if (opt === 'COUNT' && i + 1 < args.length) {
+      const n = int64Arg(args[++i]);
+      if (n < 1n) throw new RespCommandError(SYNTAX);
+      count = Number(n > 1000n ? 1000n : n);
+    } else if (opt === 'TYPE' && i + 1 < args.length) {
+      if ((args[++i] as Buffer).toString('latin1').toLowerCase() !== 'string')
+        return R.array([R.bulk('0'), R.array([])]);
+    } else throw new RespCommandError(SYNTAX);
+  }
+  const cursorText = (args[1] as Buffer).toString('latin1');
+  if (!/^[0-9]{1,19}$/.test(cursorText)) throw new RespCommandError('ERR invalid cursor');
+  let state: ScanCursor;
+  if (cursorText === '0') state = { partition: 0, after: null, match };
+  else {
+    const known = ctx.client.cursors.get(Number(cursorText));
+    if (!known)
+      throw new RespCommandError('ERR invalid cursor (paxkv keeps the last 64 cursors of a connection)');
+    ctx.client.cursors.delete(Number(cursorText));
+    state = { ...known, match };
+  }
+  const g = firstGlob(match);
+  const prefix = g < 0 ? match : match.slice(0, g);
+  const test =
+    g < 0
+      ? (k: string) => k === match
+      : (
+          (re) => (k: string) =>
+            re.test(k)
+        )(globToRegExp(match));
+  const end = g < 0 ? `${match}\u0000` : prefixEnd(prefix);
+  const r = await ctx.run({
+    op: 'range',
+    start: state.after === null ? prefix : `${state.after}\u0000`,
+    ...(end !== undefined ? { end } : {}),
+    limit: count,
+    keysOnly: true,
+    partition: state.partition,
+  });
+  if (r.op !== 'range') throw unexpected(r);
+  const keys = r.kvs.map((kv) => kv.key);
+  const next: ScanCursor | null = r.more
+    ? { partition: state.partition, after: keys[keys.length - 1] ?? state.after, match }
+    : state.partition + 1 < partitions
+      ? { partition: state.partition + 1, after: null, match }
+      : null;
+  let cursor = '0';
+  if (next) {
+    const id = nextCursorId++;
+    ctx.client.cursors.set(id, next);
+    if (ctx.client.cursors.size > MAX_CURSORS)
+      ctx.client.cursors.delete(ctx.client.cursors.keys().next().value as number);
+    cursor = String(id);
+  }
+  return R.array([R.bulk(cursor), R.array(keys.filter(test).map((k) => R.bulk(k)))]);
+}
+
 const NO_KEYS: KeySpec = [0, 0, 0];
 const ONE_KEY: KeySpec = [1, 1, 1];
 const ALL_KEYS: KeySpec = [1, -1, 1];
@@ -511,6 +794,17 @@ const specs: CommandSpec[] = [
     keys: ALL_KEYS,
     run: async (ctx, args) => {
       const keys = args.slice(1).map((k) => keyArg(k, ctx));
+      if (onePartition(ctx, keys)) {
+        // One partition (one hash tag): one read-only transaction, every value at one revision.
+        const r = await ctx.run({
+          op: 'txn',
+          compare: [],
+          success: keys.map((key) => ({ get: { key } })),
+          failure: [],
+        });
+        if (r.op !== 'txn') throw unexpected(r);
+        return R.array(r.results.map((x) => (x.op === 'get' ? R.bulkOrNull(x.value) : NULL)));
+      }
       const results = await all(
         ctx,
         keys.map((key) => ({ op: 'get', key })),
@@ -525,15 +819,24 @@ const specs: CommandSpec[] = [
     keys: [1, -1, 2],
     run: async (ctx, args) => {
       if (args.length % 2 !== 1) throw arityError('mset');
-      const ops: KvOp[] = [];
+      const pairs = new Map<string, Uint8Array>(); // a key given twice keeps its last value, as in Redis
       for (let i = 1; i < args.length; i += 2) {
-        ops.push({
-          op: 'put',
-          key: keyArg(args[i] as Buffer, ctx),
-          value: valueArg(args[i + 1] as Buffer, ctx),
-        });
+        pairs.set(keyArg(args[i] as Buffer, ctx), valueArg(args[i + 1] as Buffer, ctx));
       }
-      await all(ctx, ops);
+      if (onePartition(ctx, [...pairs.keys()])) {
+        // One partition (one hash tag): one transaction, all keys written atomically at one revision.
+        await ctx.run({
+          op: 'txn',
+          compare: [],
+          success: [...pairs].map(([key, value]) => ({ put: { key, value } })),
+          failure: [],
+        });
+        return OK;
+      }
+      await all(
+        ctx,
+        [...pairs].map(([key, value]) => ({ op: 'put', key, value })),
+      );
       return OK;
     },
   },
@@ -702,6 +1005,109 @@ const specs: CommandSpec[] = [
       const us = BigInt(Date.now()) * 1000n;
       return R.array([R.bulk(String(us / 1_000_000n)), R.bulk(String(us % 1_000_000n))]);
     },
+  },
+  {
+    name: 'multi',
+    arity: 1,
+    flags: ['noscript', 'loading', 'stale', 'fast'],
+    keys: NO_KEYS,
+    run: (ctx) => {
+      if (ctx.client.multi) throw new RespCommandError('ERR MULTI calls can not be nested');
+      ctx.client.multi = { queued: [], ops: 0, bytes: 0, failed: false };
+      return OK;
+    },
+  },
+  {
+    name: 'discard',
+    arity: 1,
+    flags: ['noscript', 'loading', 'stale', 'fast'],
+    keys: NO_KEYS,
+    run: (ctx) => {
+      if (!ctx.client.multi) throw new RespCommandError('ERR DISCARD without MULTI');
+      ctx.client.multi = null;
+      ctx.client.watched = new Map();
+      return OK;
+    },
+  },
+  {
+    name: 'watch',
+    arity: -2,
+    flags: ['noscript', 'loading', 'stale', 'fast'],
+    keys: ALL_KEYS,
+    run: async (ctx, args) => {
+      if (ctx.client.multi) throw new RespCommandError('ERR WATCH inside MULTI is not allowed');
+      const keys = args.slice(1).map((k) => keyArg(k, ctx));
+      const results = await all(
+        ctx,
+        keys.map((key) => ({ op: 'get', key })),
+      );
+      keys.forEach((key, i) => {
+        const r = results[i];
+        if (r?.op === 'get' && !ctx.client.watched.has(key)) ctx.client.watched.set(key, r.modRevision);
+      });
+      return OK;
+    },
+  },
+  {
+    name: 'unwatch',
+    arity: 1,
+    flags: ['noscript', 'loading', 'stale', 'fast'],
+    keys: NO_KEYS,
+    run: (ctx) => {
+      ctx.client.watched = new Map();
+      return OK;
+    },
+  },
+  {
+    name: 'exec',
+    arity: 1,
+    flags: ['noscript', 'loading', 'stale', 'skip_slowlog'],
+    keys: NO_KEYS,
+    barrier: true,
+    prepare: (ctx) => {
+      const m = ctx.client.multi;
+      ctx.client.multi = null;
+      return m;
+    },
+    run: async (ctx, _args, prepared) => {
+      const m = prepared as MultiState | null;
+      if (!m) throw new RespCommandError('ERR EXEC without MULTI');
+      const watched = ctx.client.watched;
+      ctx.client.watched = new Map();
+      if (m.failed) throw new RespCommandError('EXECABORT Transaction discarded because of previous errors.');
+      const success = m.queued.flatMap((q) => q.ops);
+      if (success.length === 0 && watched.size === 0) return R.array([]);
+      const twice = writtenTwice(success);
+      if (twice !== undefined) {
+        throw new RespCommandError(
+          `ERR paxkv transactions write each key at most once; '${twice.slice(0, 64)}' is written twice`,
+        );
+      }
+      const compare = [...watched].map(([key, rev]) => ({
+        key,
+        target: 'modRevision' as const,
+        op: '=' as const,
+        value: rev,
+      }));
+      const r = await runTxn(ctx, { op: 'txn', compare, success, failure: [] });
+      if (r.op !== 'txn') throw unexpected(r);
+      if (!r.succeeded) return NULL_ARRAY;
+      const replies: RespValue[] = [];
+      let at = 0;
+      for (const q of m.queued) {
+        replies.push(q.reply(r.results.slice(at, at + q.ops.length)));
+        at += q.ops.length;
+      }
+      return R.array(replies);
+    },
+  },
+  {
+    name: 'scan',
+    arity: -2,
+    flags: ['readonly'],
+    keys: NO_KEYS,
+    barrier: true,
+    run: scan,
   },
   { name: 'expire', arity: -3, flags: ['write', 'fast'], keys: ONE_KEY, run: LEASES('EXPIRE') },
   { name: 'pexpire', arity: -3, flags: ['write', 'fast'], keys: ONE_KEY, run: LEASES('PEXPIRE') },

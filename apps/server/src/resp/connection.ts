@@ -22,7 +22,9 @@ import {
   commandKeys,
   errorReply,
   lookupCommand,
+  queueCommand,
   type RespClientState,
+  runsInsideMulti,
 } from './commands.js';
 import { encodeReply, R, type RespValue, type RespVersion } from './encoder.js';
 import type { RespLimits } from './limits.js';
@@ -80,6 +82,9 @@ export class RespConnection {
       name: null,
       proto: 2,
       quitting: false,
+      multi: null,
+      watched: new Map(),
+      cursors: new Map(),
       remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
     };
     this.sessions = new SessionPool(`${deps.backend.sessionPrefix}.${id.toString(36)}`);
@@ -174,7 +179,10 @@ export class RespConnection {
     const slot: Slot = { reply: null, proto: this.client.proto, close: false };
     this.queue.push(slot);
     const spec = lookupCommand(args);
-    if (!(spec instanceof Error)) {
+    if (this.client.multi && (spec instanceof Error || !runsInsideMulti(spec.name))) {
+      // Inside MULTI: queued (or refused) at once, executed by EXEC as one transaction.
+      this.complete(slot, queueCommand(this.ctx, spec, args));
+    } else if (!(spec instanceof Error)) {
       this.schedule(spec, args, slot);
     } else {
       this.complete(slot, errorReply(spec));
@@ -192,14 +200,16 @@ export class RespConnection {
     const keys = spec.barrier ? [] : commandKeys(spec, args);
     const waits: Promise<void>[] = [];
     if (spec.barrier) waits.push(...this.inflight);
-    else {
+    else if (keys.length > 0) {
+      // Commands without keys (connection state: HELLO, MULTI, CLIENT...) run at once, in order.
       if (this.barrier) waits.push(this.barrier);
       for (const k of keys) {
         const t = this.tails.get(k);
         if (t) waits.push(t);
       }
     }
-    const run = (): Promise<void> => this.execute(spec, args, slot);
+    const prepared = spec.prepare?.(this.ctx, args);
+    const run = (): Promise<void> => this.execute(spec, args, slot, prepared);
     if (this.deps.unsafeMutation === 'noKeyOrdering') waits.length = 0;
     const done = waits.length === 0 ? run() : Promise.all(waits).then(run);
     this.inflight.add(done);
@@ -213,10 +223,10 @@ export class RespConnection {
   }
 
   /** Runs a command to its reply; never rejects. */
-  private async execute(spec: CommandSpec, args: Buffer[], slot: Slot): Promise<void> {
+  private async execute(spec: CommandSpec, args: Buffer[], slot: Slot, prepared: unknown): Promise<void> {
     let reply: RespValue;
     try {
-      reply = await spec.run(this.ctx, args);
+      reply = await spec.run(this.ctx, args, prepared);
     } catch (e) {
       reply = errorReply(e);
     }
