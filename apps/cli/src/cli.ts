@@ -19,6 +19,7 @@ import {
 import { CommandSyntaxError, type KvCommand, parseCommand } from './commands.js';
 import { bashCompletion, SHELLS, zshCompletion } from './completion.js';
 import { openClient, statusOf } from './connect.js';
+import { parseTxnJson, type RangeCliOptions, rangeOutcome, txnOutcome, withClient } from './data-commands.js';
 import { DEFAULT_DIAL_TIMEOUT_MS, dialAny } from './dial.js';
 import { EXIT, errorOutcome, execute, type Outcome } from './execute.js';
 import { runPrompt } from './prompt.js';
@@ -185,6 +186,45 @@ async function oneShot(command: KvCommand, opts: GlobalOptions, io: CliIo): Prom
   }
 }
 
+/** Runs one transaction or range command against the cluster and prints its outcome. */
+async function oneShotData(
+  name: string,
+  opts: GlobalOptions,
+  io: CliIo,
+  run: (client: Parameters<Parameters<typeof withClient>[2]>[0]) => Promise<Outcome>,
+): Promise<number> {
+  const servers = resolveServers(opts, io);
+  if (!servers) throw noServers();
+  const timeoutMs = opts.timeout ?? DEFAULT_TIMEOUT_MS;
+  await dialAny(servers, opts.dialTimeout ?? DEFAULT_DIAL_TIMEOUT_MS);
+  let outcome: Outcome;
+  try {
+    outcome = await withClient(servers, timeoutMs, run);
+  } catch (e) {
+    outcome = errorOutcome(name, e);
+  }
+  writeOutcome(io, outcome, formatOf(opts) === 'json');
+  return outcome.exitCode;
+}
+
+async function readText(stdin: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function rangeOptions(o: Record<string, unknown>): RangeCliOptions {
+  const limit = o.limit === undefined ? undefined : Number(o.limit);
+  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit > 0)) {
+    throw new UsageError(`--limit must be a positive integer, got "${String(o.limit)}"`);
+  }
+  return {
+    ...(limit !== undefined ? { limit } : {}),
+    ...(o.reverse ? { reverse: true } : {}),
+    ...(o.keysOnly ? { keysOnly: true } : {}),
+  };
+}
+
 async function prompt(servers: string[], opts: GlobalOptions, io: CliIo, banner: string): Promise<number> {
   const timeoutMs = opts.timeout ?? DEFAULT_TIMEOUT_MS;
   const client = await openClient(servers, { timeoutMs });
@@ -309,10 +349,63 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
 
   program
     .command('get')
-    .description('print the value of <key> alone on stdout (exit 1 if absent)')
+    .description(
+      'print the value of <key> alone on stdout (exit 1 if absent); --prefix: list the keys starting with <key>',
+    )
     .argument('<key>')
     .option('--stale', 'allow a stale read from any replica')
-    .action(kv((a, o) => parseCommand(['get', a[0] as string, ...(o.stale ? ['--stale'] : [])])));
+    .option('--prefix', 'list every key starting with <key> (in key order, with revisions)')
+    .option('--limit <n>', 'with --prefix: at most <n> keys')
+    .option('--keys-only', 'with --prefix: keys and revisions only')
+    .option('--reverse', 'with --prefix: descending key order')
+    .action(async (key: string, local: Record<string, unknown>) => {
+      const global = program.opts<GlobalOptions>();
+      if (local.prefix) {
+        const ro = rangeOptions(local);
+        exitCode = await oneShotData('get', global, io, async (c) =>
+          rangeOutcome(
+            await c.prefix(key, { ...ro, ...(local.stale ? { stale: true } : {}) }),
+            ro.keysOnly === true,
+            ro.reverse === true,
+          ),
+        );
+        return;
+      }
+      exitCode = await oneShot(parseCommand(['get', key, ...(local.stale ? ['--stale'] : [])]), global, io);
+    });
+  program
+    .command('range')
+    .description(
+      'list the keys from <start> (inclusive) to [end] (exclusive) in key order; one linearizable read when both share a {hash tag}, else a merge of per-partition reads (not one snapshot)',
+    )
+    .argument('<start>')
+    .argument('[end]')
+    .option('--limit <n>', 'at most <n> keys')
+    .option('--keys-only', 'keys and revisions only')
+    .option('--reverse', 'descending key order')
+    .action(async (start: string, end: string | undefined, local: Record<string, unknown>) => {
+      const ro = rangeOptions(local);
+      exitCode = await oneShotData('range', program.opts<GlobalOptions>(), io, async (c) =>
+        rangeOutcome(await c.range(start, end, ro), ro.keysOnly === true, ro.reverse === true),
+      );
+    });
+  program
+    .command('txn')
+    .description(
+      'run a transaction read as JSON from stdin, the shape the client\'s txn takes: {"compare":[...],"success":[...],"failure":[...]} (exit 1 if the compares failed)',
+    )
+    .action(async () => {
+      const text = await readText(io.stdin);
+      let request: ReturnType<typeof parseTxnJson>;
+      try {
+        request = parseTxnJson(text);
+      } catch (e) {
+        throw new UsageError(`paxkv txn: ${(e as Error).message}`);
+      }
+      exitCode = await oneShotData('txn', program.opts<GlobalOptions>(), io, async (c) =>
+        txnOutcome(await c.txn(request)),
+      );
+    });
   program
     .command('put')
     .description('set <key> to <value>; `-` reads the value from stdin, --file from a file (byte for byte)')
