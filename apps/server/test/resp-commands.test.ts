@@ -200,9 +200,9 @@ describe('RESP commands (in-process state machine)', () => {
         Buffer.concat([respCommand('MULTI'), respCommand('SET', 'tx:c', '1'), respCommand('DEL', 'tx:c')]),
       );
       raw.write(respCommand('EXEC'));
-      await raw.until((t) => t.includes('at most once'));
+      await raw.until((t) => t.includes('more than once'));
       expect(raw.text).toMatch(
-        /^\+OK\r\n\+QUEUED\r\n\+QUEUED\r\n-ERR paxkv transactions write each key at most once/,
+        /^\+OK\r\n\+QUEUED\r\n\+QUEUED\r\n-ERR key 'tx:c' is written more than once in one branch/,
       );
       raw.close();
       // WATCH: untouched -> applied; changed by another client -> EXEC answers null and applies nothing.

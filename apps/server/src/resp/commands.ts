@@ -17,6 +17,7 @@ import {
   PaxkvError,
   partitionOf,
   prefixEnd,
+  TxnOpSchema,
   type TxnRequest,
   type TxnResponse,
 } from '@paxkv/common';
@@ -223,6 +224,25 @@ async function setCommand(ctx: CommandContext, args: readonly Buffer[]): Promise
   if (r.op !== 'set') throw unexpected(r);
   if (o.get) return R.bulkOrNull(r.previous ?? null);
   return r.applied ? OK : NULL;
+}
+
+/** A conditional `set` of `args[1]` to `args[valueAt]` (SETNX, GETSET, CAS). */
+async function conditionalSet(
+  ctx: CommandContext,
+  args: readonly Buffer[],
+  valueAt: number,
+  condition: 'always' | 'absent' | 'equal',
+  extra: { expected?: Uint8Array; get?: true } = {},
+): Promise<Extract<KvResult, { op: 'set' }>> {
+  const r = await ctx.run({
+    op: 'set',
+    key: keyArg(args[1] as Buffer, ctx),
+    value: valueArg(args[valueAt] as Buffer, ctx),
+    condition,
+    ...extra,
+  });
+  if (r.op !== 'set') throw unexpected(r);
+  return r;
 }
 
 /** The `INFO` text of the requested sections. */
@@ -460,18 +480,6 @@ export function queueCommand(
   }
 }
 
-/** Keys written twice in one transaction branch (paxkv transactions write each key at most once). */
-function writtenTwice(ops: readonly TxnRequest[]): string | undefined {
-  const seen = new Set<string>();
-  for (const o of ops) {
-    const key = 'put' in o ? o.put.key : 'delete' in o ? o.delete.key : undefined;
-    if (key === undefined) continue;
-    if (seen.has(key)) return key;
-    seen.add(key);
-  }
-  return undefined;
-}
-
 const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
 
 /** Runs a transaction, answering Redis Cluster's CROSSSLOT error when its keys span partitions. */
@@ -701,50 +709,27 @@ const specs: CommandSpec[] = [
     arity: 3,
     flags: ['write', 'denyoom', 'fast'],
     keys: ONE_KEY,
-    run: async (ctx, args) => {
-      const r = await ctx.run({
-        op: 'set',
-        key: keyArg(args[1] as Buffer, ctx),
-        value: valueArg(args[2] as Buffer, ctx),
-        condition: 'absent',
-      });
-      if (r.op !== 'set') throw unexpected(r);
-      return R.int(r.applied ? 1 : 0);
-    },
+    run: async (ctx, args) => R.int((await conditionalSet(ctx, args, 2, 'absent')).applied ? 1 : 0),
   },
   {
     name: 'getset',
     arity: 3,
     flags: ['write', 'denyoom', 'fast'],
     keys: ONE_KEY,
-    run: async (ctx, args) => {
-      const r = await ctx.run({
-        op: 'set',
-        key: keyArg(args[1] as Buffer, ctx),
-        value: valueArg(args[2] as Buffer, ctx),
-        condition: 'always',
-        get: true,
-      });
-      if (r.op !== 'set') throw unexpected(r);
-      return R.bulkOrNull(r.previous ?? null);
-    },
+    run: async (ctx, args) =>
+      R.bulkOrNull((await conditionalSet(ctx, args, 2, 'always', { get: true })).previous ?? null),
   },
   {
     name: 'cas',
     arity: 4,
     flags: ['write', 'denyoom', 'fast'],
     keys: ONE_KEY,
-    run: async (ctx, args) => {
-      const r = await ctx.run({
-        op: 'set',
-        key: keyArg(args[1] as Buffer, ctx),
-        value: valueArg(args[3] as Buffer, ctx),
-        condition: 'equal',
-        expected: valueArg(args[2] as Buffer, ctx),
-      });
-      if (r.op !== 'set') throw unexpected(r);
-      return R.int(r.applied ? 1 : 0);
-    },
+    run: async (ctx, args) =>
+      R.int(
+        (await conditionalSet(ctx, args, 3, 'equal', { expected: valueArg(args[2] as Buffer, ctx) })).applied
+          ? 1
+          : 0,
+      ),
   },
   {
     name: 'getdel',
@@ -1077,19 +1062,17 @@ const specs: CommandSpec[] = [
       if (m.failed) throw new RespCommandError('EXECABORT Transaction discarded because of previous errors.');
       const success = m.queued.flatMap((q) => q.ops);
       if (success.length === 0 && watched.size === 0) return R.array([]);
-      const twice = writtenTwice(success);
-      if (twice !== undefined) {
-        throw new RespCommandError(
-          `ERR paxkv transactions write each key at most once; '${twice.slice(0, 64)}' is written twice`,
-        );
-      }
       const compare = [...watched].map(([key, rev]) => ({
         key,
         target: 'modRevision' as const,
         op: '=' as const,
         value: rev,
       }));
-      const r = await runTxn(ctx, { op: 'txn', compare, success, failure: [] });
+      // The protocol's own check (a key written at most once per branch), as at the native port's boundary.
+      const txn = TxnOpSchema.safeParse({ op: 'txn', compare, success, failure: [] });
+      if (!txn.success)
+        throw new RespCommandError(`ERR ${txn.error.issues[0]?.message ?? 'invalid transaction'}`);
+      const r = await runTxn(ctx, txn.data);
       if (r.op !== 'txn') throw unexpected(r);
       if (!r.succeeded) return NULL_ARRAY;
       const replies: RespValue[] = [];
