@@ -125,7 +125,9 @@ if (args.reconfig) {
   );
   if (bad.length > 0) {
     console.error(`FAILED seeds: ${bad.join(', ')}`);
-    console.error('replay one with: pnpm --filter @paxkv/paxos sim -- --reconfig --seeds 1 --start <seed>');
+    console.error(
+      `replay one with: pnpm --filter @paxkv/paxos sim -- --reconfig${args.heavy ? ' --heavy' : ''}${args.lossy ? ' --lossy' : ''} --seeds 1 --start <seed>`,
+    );
     process.exit(1);
   }
   process.exit(0);

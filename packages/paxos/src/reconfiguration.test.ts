@@ -213,3 +213,49 @@ describe('ReconfigurablePaxos: add, remove, replace, change the degree', () => {
     expect(validateReconfigMessage(3, prepare)).toMatchObject({ ok: false, problem: 'sender-mismatch' });
   });
 });
+
+describe('regression: a lost acknowledgement of the last entries (found by sim --reconfig --heavy --lossy)', () => {
+  it('the leader asks again with an empty Accept, so a log ending in a stop-sign still gets decided', () => {
+    const storages = [1, 2].map(() => new MemoryStorage<LogEntry<string>>());
+    const nodes = [1, 2].map(
+      (pid, i) => new SequencePaxos<string>({ pid, peers: [3 - pid], storage: storages[i]! }),
+    );
+    let dropAccepted = false;
+    const pump = () => {
+      for (let moved = true; moved; ) {
+        moved = false;
+        for (const n of nodes) {
+          for (const { to, message } of n.drainOutbox()) {
+            moved = true;
+            if (dropAccepted && message.type === 'Accepted') continue; // lost, no session break
+            nodes[to - 1]!.handle(n.pid, message);
+          }
+        }
+      }
+    };
+    for (let t = 0; t < 30 && !nodes.some((n) => n.role === 'leader' && n.phase === 'accept'); t++) {
+      for (const n of nodes) n.tick();
+      pump();
+    }
+    const leader = nodes.find((n) => n.role === 'leader')!;
+    leader.propose('a');
+    pump();
+    // The stop-sign reaches the follower, its Accepted is lost: nothing new will ever be appended.
+    dropAccepted = true;
+    leader.reconfigure(1, [1]);
+    pump();
+    expect(leader.stopSign?.decided).toBe(false);
+    expect(nodes.every((n) => n.logLength === 2)).toBe(true);
+    // The leader re-synchronises the follower (a reconnect): its AcceptSync starts at the end of the
+    // log (the follower has it all), and that Accepted is lost too.
+    leader.reconnected(3 - leader.pid);
+    pump();
+    expect(leader.stopSign?.decided).toBe(false);
+    dropAccepted = false;
+    for (let t = 0; t < 3 * leader.config.resendTicks && !leader.stopSign?.decided; t++) {
+      for (const n of nodes) n.tick();
+      pump();
+    }
+    expect(leader.stopSign?.decided).toBe(true);
+  });
+});

@@ -1014,7 +1014,21 @@ export class SequencePaxos<T> {
       if (pr.acked < len && this.now - pr.lastProgress >= resend) {
         pr.sent = Math.max(pr.acked, pr.base);
         pr.lastProgress = this.now;
-        this.sendAccepts(ls, p);
+        if (pr.sent >= len) {
+          // Everything was sent but its acknowledgement was lost (an AcceptSync's Accepted, say): ask
+          // again with an empty Accept. Without it a log that stops growing (a stop-sign at its end)
+          // would never be decided.
+          const message: Accept<LogEntry<T>> = {
+            type: 'Accept',
+            n: ls.n,
+            start: len,
+            entries: [],
+            decidedIndex: decided,
+          };
+          this.outbox.push({ to: p, message });
+        } else {
+          this.sendAccepts(ls, p);
+        }
       }
       if (this.now - pr.lastDecide >= resend) {
         this.outbox.push({ to: p, message: { type: 'Decide', n: ls.n, decidedIndex: decided } });
