@@ -188,6 +188,7 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
       config: {
         requestTimeoutTicks: Math.max(1, Math.ceil(options.requestTimeoutMs / options.tickMs)),
         snapshotEveryEntries: options.snapshotEveryEntries,
+        tickMs: options.tickMs,
       },
     });
     return new KvstoreGroup(group, release);

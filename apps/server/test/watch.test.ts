@@ -160,4 +160,35 @@ describe('watch on a real cluster', () => {
           .slice(-6),
       ).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', null]);
   }, 120_000);
+
+  it('keeps a leased key through a leader kill while kept alive, and deletes it (watchers see it) once they stop', async () => {
+    const key = '{svc}:api';
+    const { lease, ttlMs, partition } = await client.grant(2_000, { key });
+    await client.put(key, 'up', { lease });
+    const w = client.watch(key);
+    const got = collect(w);
+    await w.ready;
+    const loop = client.keepAliveLoop(lease, ttlMs);
+    const leader = (await cluster.leaders()).get(partition);
+    const victim = leader === undefined ? undefined : await cluster.serverOfNode(leader);
+    if (victim) await cluster.kill(victim);
+    // Two TTLs with a failover in them: the key stays.
+    const until2Ttl = Date.now() + 2 * ttlMs;
+    while (Date.now() < until2Ttl) {
+      expect(await client.get(key)).toBe('up');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (victim) cluster.start(victim);
+    loop.stop();
+    // Gone once keep-alives stop (TTL + the grace a new leader may give + the test's own slack).
+    await until(
+      () => got.events.some((e) => e.type === 'delete'),
+      () => `${got.events.length} events`,
+      60_000,
+    );
+    expect(await client.get(key)).toBeNull();
+    await expect(client.keepAlive(lease)).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
+    await expect(client.put(key, 'again', { lease })).rejects.toThrow(/expired or was revoked/);
+    w.cancel();
+  }, 120_000);
 });

@@ -23,10 +23,12 @@ import {
   type KvRequest,
   type KvResult,
   type LeaderHint,
+  type LeaseInfo,
   type LookupTable,
   type NodeId,
   NoLeaderError,
   type PaxkvError,
+  partitionOf,
   partitionOfOp,
   prefixEnd,
   type RangeOp,
@@ -43,7 +45,12 @@ import {
   zodErrorToBadRequest,
 } from '@paxkv/common';
 import { type AttemptOutcome, Channel, type ConnectionFactory } from './connection.js';
-import { ClientClosedError, ClientOverloadedError, UnexpectedReplyError } from './errors.js';
+import {
+  ClientClosedError,
+  ClientOverloadedError,
+  LeaseNotFoundError,
+  UnexpectedReplyError,
+} from './errors.js';
 import { type HistoryEntry, HistoryRecorder } from './history.js';
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
 import { type HeldSession, SessionPool } from './sessions.js';
@@ -84,9 +91,33 @@ export interface GetEntryResult extends KeyMeta, ResultHeader {
 }
 
 /** Result of {@link PaxkvClient.put}: the key's revisions after the write (`modRevision === revision`). */
+/** Options of {@link PaxkvClient.put}. */
+export interface PutOptions extends CallOptions {
+  /** Attach the key to this lease (granted for a key of the same partition): it goes when the lease ends. */
+  readonly lease?: number;
+  /**
+   * Convenience for one key: grant a lease of this TTL in the key's partition and attach the key to it
+   * (two log entries, not atomic: if the put fails the lease expires by itself). Keep it alive with
+   * `keepAlive(result.lease)`. Exclusive with `lease`.
+   */
+  readonly ttlMs?: number;
+}
+
+/** Result of {@link PaxkvClient.grant}. */
+export interface LeaseGrant {
+  /** The lease id (it names its partition: keys attached to it must live there). */
+  readonly lease: number;
+  /** Its TTL in ms. */
+  readonly ttlMs: number;
+  /** The partition it belongs to. */
+  readonly partition: number;
+}
+
 export interface PutResult extends KeyMeta, ResultHeader {
   /** True if the key did not exist before. */
   readonly created: boolean;
+  /** The lease the key is attached to, when the put asked for one (`lease` or `ttlMs`). */
+  readonly lease?: number;
 }
 
 /** Result of {@link PaxkvClient.cas}: the outcome, and the key's value and revisions after it. */
@@ -271,13 +302,122 @@ export class PaxkvClient {
   }
 
   /** Writes `value` under `key`, exactly once even when retried. */
-  async put(key: string, value: Value, options: CallOptions = {}): Promise<PutResult> {
-    const r = (await this.#call({ op: 'put', key, value }, false, options.timeoutMs)) as Extract<
-      KvResult,
-      { op: 'put' }
-    >;
+  async put(key: string, value: Value, options: PutOptions = {}): Promise<PutResult> {
+    if (options.lease !== undefined && options.ttlMs !== undefined)
+      throw new BadRequestError({ field: 'options', problem: 'give lease or ttlMs, not both' });
+    const lease =
+      options.ttlMs !== undefined
+        ? (await this.grant(options.ttlMs, { key, ...timeout(options) })).lease
+        : options.lease;
+    const r = (await this.#call(
+      lease === undefined ? { op: 'put', key, value } : { op: 'put', key, value, lease },
+      false,
+      options.timeoutMs,
+    )) as Extract<KvResult, { op: 'put' }>;
     const { op: _, ...rest } = r;
-    return rest;
+    return lease === undefined ? rest : { ...rest, lease };
+  }
+
+  /**
+   * Grants a lease of `ttlMs` (at least 1 s) in the partition of `options.key` (default: partition 0).
+   * Keys put with `{ lease }` are deleted together, atomically, when it is revoked or when no keep-alive
+   * reached the leader for `ttlMs` (a leader change adds a grace period). Attached keys must live in the
+   * lease's partition: use keys of one hash tag (`{svc}:a`, `{svc}:b`) and grant with one of them.
+   */
+  async grant(ttlMs: number, options: CallOptions & { readonly key?: string } = {}): Promise<LeaseGrant> {
+    const table = await this.lookupTable(timeout(options));
+    const partition = options.key === undefined ? 0 : partitionOf(options.key, table.partitions);
+    const r = (await this.#call(
+      { op: 'lease-grant', partition, ttlMs },
+      false,
+      options.timeoutMs,
+    )) as Extract<KvResult, { op: 'lease-grant' }>;
+    if (!r.granted)
+      throw new UnavailableError({
+        reason: `partition ${partition} holds its maximum number of leases; revoke unused leases or grant in another partition`,
+      });
+    return { lease: r.lease, ttlMs: r.ttlMs, partition };
+  }
+
+  /**
+   * Restarts the lease's TTL (served by the partition's leader). Resolves with the TTL; rejects with
+   * `LeaseNotFoundError` if the lease is gone (expired or revoked: its keys are gone too).
+   */
+  async keepAlive(lease: number, options: CallOptions = {}): Promise<{ readonly ttlMs: number }> {
+    const r = (await this.#call({ op: 'lease-keepalive', lease }, false, options.timeoutMs)) as Extract<
+      KvResult,
+      { op: 'lease-keepalive' }
+    >;
+    if (!r.found) throw new LeaseNotFoundError({ lease });
+    return { ttlMs: r.ttlMs };
+  }
+
+  /**
+   * Keeps `lease` alive in the background, every `intervalMs` (default a third of its TTL) until
+   * `stop()`; `onLost` is called once if the lease is found gone (then the loop stops).
+   */
+  keepAliveLoop(
+    lease: number,
+    ttlMs: number,
+    options: { readonly intervalMs?: number; readonly onLost?: (e: Error) => void } = {},
+  ): { stop(): void } {
+    const interval = options.intervalMs ?? Math.max(100, Math.floor(ttlMs / 3));
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const beat = async () => {
+      if (stopped) return;
+      try {
+        await this.keepAlive(lease, { timeoutMs: Math.max(interval, 1_000) });
+      } catch (e) {
+        if (e instanceof LeaseNotFoundError || this.#closed) {
+          stopped = true;
+          options.onLost?.(e as Error);
+          return;
+        }
+        // Transient (no leader during an election, ...): the next beat retries; the grace period covers it.
+      }
+      if (!stopped) timer = setTimeout(beat, interval);
+    };
+    timer = setTimeout(beat, 0);
+    return {
+      stop: () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+      },
+    };
+  }
+
+  /** Revokes the lease: it and every key attached to it are deleted atomically. Resolves with the keys deleted. */
+  async revoke(
+    lease: number,
+    options: CallOptions = {},
+  ): Promise<{ readonly found: boolean; readonly deleted: number }> {
+    const r = (await this.#call({ op: 'lease-revoke', lease }, false, options.timeoutMs)) as Extract<
+      KvResult,
+      { op: 'lease-revoke' }
+    >;
+    return { found: r.found, deleted: r.deleted };
+  }
+
+  /** The leases of one partition (default: every partition, merged by id). */
+  async leases(options: CallOptions & { readonly partition?: number } = {}): Promise<LeaseInfo[]> {
+    const table = await this.lookupTable(timeout(options));
+    const parts =
+      options.partition !== undefined
+        ? [options.partition]
+        : Array.from({ length: table.partitions }, (_, p) => p);
+    const lists = await Promise.all(
+      parts.map(
+        async (partition) =>
+          (
+            (await this.#call({ op: 'lease-list', partition }, false, options.timeoutMs)) as Extract<
+              KvResult,
+              { op: 'lease-list' }
+            >
+          ).leases,
+      ),
+    );
+    return lists.flat().sort((a, b) => a.lease - b.lease);
   }
 
   /**
@@ -969,6 +1109,13 @@ function describeOp(op: KvOp): string {
     }
     case 'range':
       return `range from ${clip(op.start)}${op.partition === undefined ? '' : ` of partition ${op.partition}`}`;
+    case 'lease-grant':
+    case 'lease-list':
+      return `${op.op} in partition ${op.partition}`;
+    case 'lease-revoke':
+    case 'lease-expire':
+    case 'lease-keepalive':
+      return `${op.op} ${op.lease}`;
     default:
       return `${op.op} ${clip(op.key)}`;
   }
@@ -1002,4 +1149,9 @@ function asPaxkvError(e: unknown): PaxkvError {
  */
 export function createClient(options: ClientOptions): PaxkvClient {
   return new PaxkvClient(options);
+}
+
+/** `{ timeoutMs }` of `options` when set (for forwarding a deadline to an inner call). */
+function timeout(options: CallOptions): CallOptions {
+  return options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
 }

@@ -122,3 +122,18 @@ export class WatchTooSlowError extends PaxkvError {
     this.resumeRevisions = details.resumeRevisions;
   }
 }
+
+/** The lease is gone: it expired (no keep-alive for its TTL) or was revoked, and its keys with it. Grant a new one. */
+export class LeaseNotFoundError extends PaxkvError {
+  override readonly code = 'LEASE_NOT_FOUND' as const;
+  override readonly retryable = false;
+  /** The lease that is gone. */
+  readonly lease: number;
+  constructor(details: { lease: number }, options?: PaxkvErrorOptions) {
+    super(
+      `lease ${details.lease} is gone (it expired or was revoked, with its keys): grant a new lease`,
+      options,
+    );
+    this.lease = details.lease;
+  }
+}

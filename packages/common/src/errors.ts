@@ -41,6 +41,7 @@ export const LOCAL_ERROR_CODES = [
   'INVALID_CONFIG',
   'COMPACTED',
   'TOO_SLOW',
+  'LEASE_NOT_FOUND',
 ] as const;
 
 /** A process-local error code (see {@link LOCAL_ERROR_CODES}). */
@@ -435,6 +436,7 @@ function toWireCode(code: PaxkvErrorCode): ErrorCode {
     case 'TOO_SLOW':
       return 'UNAVAILABLE';
     case 'COMPACTED':
+    case 'LEASE_NOT_FOUND':
       return 'BAD_REQUEST';
     case 'ENCODE_FAILED':
     case 'INVALID_CONFIG':

@@ -2,7 +2,15 @@
  * The command replicated through the paxos log of a group.
  * @module
  */
-import { type KvOp, RangeOpSchema, type Session, TxnOpSchema } from '@paxkv/common';
+import {
+  isLeaseOpName,
+  type KvOp,
+  KvOpSchema,
+  LeaseIdSchema,
+  RangeOpSchema,
+  type Session,
+  TxnOpSchema,
+} from '@paxkv/common';
 
 /**
  * One write replicated through a group's log. `id` is unique per proposal (the proposer's id, an
@@ -40,6 +48,7 @@ export function isKvCommand(x: unknown): x is KvCommand {
   // Multi-key operations are rarer and richer: the wire schema checks them whole.
   if (op.op === 'txn') return TxnOpSchema.safeParse(op).success;
   if (op.op === 'range') return RangeOpSchema.safeParse(op).success;
+  if (typeof op.op === 'string' && isLeaseOpName(op.op)) return KvOpSchema.safeParse(op).success;
   if (typeof op.key !== 'string') return false;
   switch (op.op) {
     case 'get':
@@ -48,6 +57,7 @@ export function isKvCommand(x: unknown): x is KvCommand {
     case 'size':
       return true;
     case 'put':
+      return isValue(op.value) && (op.lease === undefined || LeaseIdSchema.safeParse(op.lease).success);
     case 'append':
       return isValue(op.value);
     case 'incr':

@@ -1,13 +1,6 @@
+import { LEASE_PARTITION_SPACE, leasePartition, MAX_LEASE_TTL_MS, MIN_LEASE_TTL_MS } from '@paxkv/common';
 import { describe, expect, it } from 'vitest';
-import {
-  isLeaseId,
-  LEASE_PARTITION_SPACE,
-  LeaseClock,
-  LeaseTable,
-  leasePartition,
-  MAX_LEASE_TTL_MS,
-  MIN_LEASE_TTL_MS,
-} from './leases.js';
+import { isLeaseId, LeaseClock, LeaseTable } from './leases.js';
 
 describe('LeaseTable', () => {
   it('encodes the partition in every lease id', () => {
@@ -91,5 +84,27 @@ describe('LeaseClock', () => {
     expect(c.due(14_500)).toEqual([1, 2]); // 1 again: its expiry was not applied within retryAfter
     c.stepDown();
     expect(c.due(100_000)).toEqual([]);
+  });
+});
+
+describe('leases in the state machine snapshot', () => {
+  it('keeps leases and attachments across a snapshot round trip', async () => {
+    const { KvStateMachine } = await import('./state-machine.js');
+    const sm = new KvStateMachine({}, 2);
+    let i = 0;
+    const grant = sm.apply(i++, { id: 'g', op: { op: 'lease-grant', partition: 2, ttlMs: 5_000 } });
+    const lease = grant.ok && grant.result.op === 'lease-grant' ? grant.result.lease : 0;
+    expect(leasePartition(lease)).toBe(2);
+    sm.apply(i++, { id: 'a', op: { op: 'put', key: 'a', value: '1', lease } });
+    sm.apply(i++, { id: 'b', op: { op: 'put', key: 'b', value: '2' } });
+    const copy = KvStateMachine.fromSnapshot(sm.snapshot(), {}, 2);
+    if (copy instanceof Error) throw copy;
+    expect(copy.lease(lease)).toEqual({ lease, ttlMs: 5_000, keys: ['a'] });
+    const revoked = copy.apply(i, { id: 'r', op: { op: 'lease-revoke', lease } });
+    expect(revoked).toMatchObject({ ok: true, result: { found: true, deleted: 1 } });
+    expect(copy.size).toBe(1);
+    // A lease of another partition cannot take keys here.
+    const other = sm.apply(i, { id: 'x', op: { op: 'put', key: 'c', value: '3', lease: lease + 1 } });
+    expect(other.ok).toBe(false);
   });
 });

@@ -18,19 +18,10 @@
  * @module
  */
 
-/** Lease ids are `sequence * LEASE_PARTITION_SPACE + partition`: the partition is recoverable from the id. */
-export const LEASE_PARTITION_SPACE = 65_536;
-/** Shortest lease TTL accepted (ms). Shorter leases could expire during an ordinary election. */
-export const MIN_LEASE_TTL_MS = 1_000;
-/** Longest lease TTL accepted (ms): one year. */
-export const MAX_LEASE_TTL_MS = 365 * 24 * 3_600_000;
+import { LEASE_PARTITION_SPACE, leasePartition, MAX_LEASE_TTL_MS, MIN_LEASE_TTL_MS } from '@paxkv/common';
+
 /** Largest lease sequence number, so that every id is a safe integer. */
 const MAX_LEASE_SEQUENCE = Math.floor(Number.MAX_SAFE_INTEGER / LEASE_PARTITION_SPACE) - 1;
-
-/** The partition a lease id belongs to. */
-export function leasePartition(lease: number): number {
-  return lease % LEASE_PARTITION_SPACE;
-}
 
 /** Whether `lease` is a well-formed lease id (a positive safe integer). */
 export function isLeaseId(lease: unknown): lease is number {

@@ -39,6 +39,7 @@ import {
 } from '@paxkv/paxos';
 import type { KvCommand } from './command.js';
 import { isKvCommand } from './command.js';
+import { LeaseClock } from './leases.js';
 import { type ApplyOutcome, KvStateMachine, type StateMachineConfig } from './state-machine.js';
 import type { Disk } from './storage/disk.js';
 import { DurableStorage } from './storage/durable-storage.js';
@@ -130,6 +131,16 @@ export interface ReplicaGroupConfig {
   readonly isolationTicks?: number;
   /** Bounds of the change history kept for watchers (see `WatchHub`). */
   readonly watch: Partial<WatchHubConfig>;
+  /**
+   * Milliseconds per tick, as the caller drives {@link ReplicaGroup.tick} (the server's `--tick-ms`):
+   * the lease clock converts TTLs with it. Default 20.
+   */
+  readonly tickMs: number;
+  /**
+   * Extra time every lease gets when this replica becomes leader, so that no lease expires because of
+   * the election (etcd does the same). Default 2000 ms.
+   */
+  readonly leaseGraceMs: number;
 }
 
 /** Messages that announce nothing about this replica's own pending writes (see `releaseEarly`). */
@@ -146,6 +157,8 @@ export const DEFAULT_REPLICA_GROUP_CONFIG: Readonly<ReplicaGroupConfig> = Object
   unsafeMutation: 'none',
   releaseEarly: true,
   watch: {},
+  tickMs: 20,
+  leaseGraceMs: 2_000,
 });
 
 /** Constructor options of {@link ReplicaGroup}. */
@@ -270,6 +283,10 @@ export class ReplicaGroup {
   private wasIsolated = false;
   /** Recent changes and open watchers (see {@link ReplicaGroup.watch}). */
   private hub: WatchHub;
+  /** The leader's lease timekeeping (see `LeaseClock`); only used while this replica leads. */
+  private readonly leaseClock: LeaseClock;
+  /** True while this replica leads and keeps lease time. */
+  private leasing = false;
   /** How each open watcher is told its stream ended (by the group, not by its own cancel). */
   private readonly watchEnds = new Map<object, (why: string) => void>();
 
@@ -291,6 +308,11 @@ export class ReplicaGroup {
     this.nonce = opts.nonce ?? randomNonce();
     this.sm = new KvStateMachine(this.config.stateMachine, this.partition);
     this.hub = new WatchHub(this.sm.revision, this.config.watch);
+    this.leaseClock = new LeaseClock(
+      this.config.leaseGraceMs,
+      // An expiry proposal not applied after this long (lost in a leader change) is proposed again.
+      this.config.requestTimeoutTicks * this.config.tickMs,
+    );
     this.sm.onChange = (e) => this.hub.record(e);
     this.paxos = new SequencePaxos<KvCommand>({
       pid: opts.pid,
@@ -470,6 +492,7 @@ export class ReplicaGroup {
     if (isolated && !this.wasIsolated) this.failIsolatedRequests();
     this.wasIsolated = isolated;
     this.expireRequests();
+    this.driveLeases();
     this.schedule();
   }
 
@@ -766,6 +789,8 @@ export class ReplicaGroup {
     // A stop-sign takes one log position and changes no key (the state machine skips it).
     const entry = item.kind === 'entry' ? item.entry : item.stopSign;
     const outcome = this.sm.apply(item.index, entry);
+    if (outcome.ok && this.leasing && item.kind === 'entry')
+      this.leaseApplied((item.entry as KvCommand).op, outcome.result);
     this.hub.endEntry();
     this.onApplied?.(item.index, entry, outcome);
     const id = (entry as { id?: unknown })?.id;
@@ -782,10 +807,64 @@ export class ReplicaGroup {
     const applied = this.sm.appliedIndex;
     let kept = 0;
     for (const r of this.readyReads) {
-      if ((r.index ?? 0) <= applied) r.resolve({ result: this.sm.query(r.op), stale: false });
+      if ((r.index ?? 0) <= applied) r.resolve({ result: this.serveRead(r.op), stale: false });
       else this.readyReads[kept++] = r;
     }
     this.readyReads.length = kept;
+  }
+
+  /**
+   * Serves a read-only operation after its read index: from the state machine, except that a
+   * keep-alive also restarts the lease's TTL on this leader's clock (it confirmed leadership by the
+   * read-index round; a keep-alive is never logged, as in etcd).
+   */
+  private serveRead(op: KvOp): KvResult {
+    const result = this.sm.query(op);
+    if (op.op === 'lease-keepalive' && result.op === 'lease-keepalive' && result.found) {
+      if (this.leasing) this.leaseClock.refresh(op.lease, result.ttlMs, this.nowMs());
+    }
+    return result;
+  }
+
+  private nowMs(): number {
+    return this.now * this.config.tickMs;
+  }
+
+  /**
+   * Lease time, kept by the leader only: on becoming leader every lease gets its TTL plus the grace
+   * period; a lease whose time ran out is expired by proposing `lease-expire` through the log (never
+   * applied by any replica on its own clock). A replica that stops leading (or is cut off from its
+   * majority) forgets lease time.
+   */
+  private driveLeases(): void {
+    const leading = this.paxos.role === 'leader' && this.paxos.phase === 'accept' && !this.isolated;
+    if (!leading) {
+      if (this.leasing) {
+        this.leasing = false;
+        this.leaseClock.stepDown();
+      }
+      return;
+    }
+    const now = this.nowMs();
+    if (!this.leasing) {
+      this.leasing = true;
+      this.leaseClock.takeOver(now, this.sm.leaseTtls());
+    }
+    for (const lease of this.leaseClock.due(now)) {
+      const id = `${this.paxos.pid}.${this.nonce}.${++this.proposalSeq}`;
+      try {
+        this.paxos.propose({ id, op: { op: 'lease-expire', lease } });
+      } catch (e) {
+        this.logger.warn({ partition: this.partition, lease, err: String(e) }, 'lease expiry not proposed');
+      }
+    }
+  }
+
+  /** Keeps the leader's lease clock in step with applied lease entries. */
+  private leaseApplied(op: KvOp, result: KvResult): void {
+    if (result.op === 'lease-grant' && result.granted)
+      this.leaseClock.refresh(result.lease, result.ttlMs, this.nowMs());
+    else if (op.op === 'lease-revoke' || op.op === 'lease-expire') this.leaseClock.forget(op.lease);
   }
 
   private maybeSnapshot(): void {

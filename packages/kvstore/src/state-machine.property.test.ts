@@ -52,7 +52,8 @@ class Model {
   apply(op: KvOp, session: { client: string; seq: number } | undefined): KvResult {
     const id = session ? `${session.client}#${session.seq}` : undefined;
     if (id && !isReadOnlyOp(op) && this.done.has(id)) return this.done.get(id)!;
-    const r = op.op === 'txn' ? this.txn(op) : op.op === 'range' ? this.range(op) : this.single(op);
+    const r =
+      op.op === 'txn' ? this.txn(op) : op.op === 'range' ? this.range(op) : this.single(op as SingleKeyOp);
     if (id && !isReadOnlyOp(op)) this.done.set(id, r);
     return r;
   }

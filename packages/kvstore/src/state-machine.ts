@@ -18,6 +18,8 @@ import {
   type KeyValue,
   type KvOp,
   type KvResult,
+  leasePartition,
+  MAX_LEASES_LISTED,
   type PaxkvError,
   type RangeOp,
   type RangeResult,
@@ -30,6 +32,7 @@ import {
 } from '@paxkv/common';
 import { CorruptDataError, decode, encode } from './codec.js';
 import { isKvCommand, type KvCommand } from './command.js';
+import { type LeaseInfo, LeaseTable } from './leases.js';
 import { OrderedMap } from './ordered-map.js';
 import type { ChangeEvent } from './watch-hub.js';
 
@@ -57,6 +60,8 @@ export interface StateMachineConfig {
    * default). Default 4 MiB.
    */
   readonly maxRangeBytes: number;
+  /** Most leases alive at once in the partition; more grants answer `granted: false`. Default 100 000. */
+  readonly maxLeases: number;
 }
 
 /** Defaults of {@link StateMachineConfig}. */
@@ -65,6 +70,7 @@ export const DEFAULT_STATE_MACHINE_CONFIG: Readonly<StateMachineConfig> = Object
   sessionTtlEntries: 1_000_000,
   maxRangeKeys: 10_000,
   maxRangeBytes: 4 * 1024 * 1024,
+  maxLeases: 100_000,
 });
 
 /** What applying one log entry produced. */
@@ -82,6 +88,8 @@ export type ApplyOutcome =
  * keeps every entry as compact as it can.
  */
 class Entry {
+  /** The lease the key is attached to (0: none). */
+  public lease = 0;
   constructor(
     public value: Value,
     public createRevision: number,
@@ -170,6 +178,8 @@ export class KvStateMachine {
    * partition's revision after the entry: the feed of watches. Must not throw.
    */
   onChange: ((event: ChangeEvent) => void) | undefined;
+  /** The partition's leases (replicated state: changed only by applied entries). */
+  private readonly leaseTable: LeaseTable;
 
   /**
    * @param config tunables (see {@link DEFAULT_STATE_MACHINE_CONFIG})
@@ -178,7 +188,14 @@ export class KvStateMachine {
   constructor(config: Partial<StateMachineConfig> = {}, partition = 0) {
     this.partition = partition;
     this.config = { ...DEFAULT_STATE_MACHINE_CONFIG, ...config };
-    for (const k of ['maxSessions', 'sessionTtlEntries', 'maxRangeKeys', 'maxRangeBytes'] as const) {
+    this.leaseTable = new LeaseTable(partition, this.config.maxLeases);
+    for (const k of [
+      'maxSessions',
+      'sessionTtlEntries',
+      'maxRangeKeys',
+      'maxRangeBytes',
+      'maxLeases',
+    ] as const) {
       const v = this.config[k];
       if (!Number.isSafeInteger(v) || v < 1) {
         throw new RangeError(`state machine config.${k} must be a positive integer, got ${String(v)}`);
@@ -204,6 +221,16 @@ export class KvStateMachine {
   /** Number of sessions remembered. */
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** Id and TTL (ms) of every live lease, for the leader's lease clock. */
+  leaseTtls(): Iterable<[number, number]> {
+    return this.leaseTable.ttls();
+  }
+
+  /** The lease, if it is alive. */
+  lease(id: number): LeaseInfo | undefined {
+    return this.leaseTable.get(id);
   }
 
   /** The current value and revisions of `key` as a `get` result, at the current revision. */
@@ -232,6 +259,8 @@ export class KvStateMachine {
     if (!isKvCommand(command)) {
       return { ok: false, error: new BadRequestError({ problem: `log entry ${index} is not a KV command` }) };
     }
+    const refused = this.refusal(command.op);
+    if (refused) return { ok: false, error: refused };
     const { session } = command as KvCommand;
     if (!session || isReadOnlyOp(command.op))
       return { ok: true, result: this.execute(command.op), duplicate: false };
@@ -254,6 +283,25 @@ export class KvStateMachine {
       this.sessions.delete(oldest);
     }
     return { ok: true, result, duplicate: false };
+  }
+
+  /**
+   * Why `op` cannot be applied here (nothing changes), or undefined. A `put` may attach a key only to a
+   * live lease of this partition.
+   */
+  private refusal(op: KvOp): PaxkvError | undefined {
+    if (op.op !== 'put' || op.lease === undefined) return undefined;
+    if (leasePartition(op.lease) !== this.partition)
+      return new BadRequestError({
+        field: 'op.lease',
+        problem: `lease ${op.lease} belongs to partition ${leasePartition(op.lease)}, key '${op.key}' to partition ${this.partition}: grant the lease for a key of the same hash tag`,
+      });
+    if (!this.leaseTable.has(op.lease))
+      return new BadRequestError({
+        field: 'op.lease',
+        problem: `lease ${op.lease} does not exist (it expired or was revoked): grant a new lease`,
+      });
+    return undefined;
   }
 
   /** The entry of session `client`, for tests and diagnostics. */
@@ -288,8 +336,40 @@ export class KvStateMachine {
         return this.txn(op);
       case 'range':
         return this.range(op);
+      case 'lease-grant': {
+        const id = this.leaseTable.grant(op.ttlMs);
+        return typeof id === 'number'
+          ? { op: 'lease-grant', granted: true, lease: id, ttlMs: op.ttlMs, ...this.header() }
+          : { op: 'lease-grant', granted: false, lease: 0, ttlMs: op.ttlMs, ...this.header() };
+      }
+      case 'lease-revoke':
+      case 'lease-expire': {
+        const keys = this.leaseTable.remove(op.lease);
+        let deleted = 0;
+        if (keys !== null && keys.length > 0) {
+          const next = this.rev + 1;
+          for (const k of keys) if (this.remove(k, next)) deleted++;
+          if (deleted > 0) this.rev = next;
+        }
+        return { op: op.op, found: keys !== null, deleted, ...this.header() };
+      }
+      case 'lease-keepalive': {
+        const l = this.leaseTable.get(op.lease);
+        return { op: 'lease-keepalive', found: l !== undefined, ttlMs: l?.ttlMs ?? 0, ...this.header() };
+      }
+      case 'lease-list': {
+        const all = this.leaseTable.list();
+        return {
+          op: 'lease-list',
+          leases: all
+            .slice(0, MAX_LEASES_LISTED)
+            .map((l) => ({ lease: l.lease, ttlMs: l.ttlMs, keys: l.keys.length })),
+          more: all.length > MAX_LEASES_LISTED,
+          ...this.header(),
+        };
+      }
       case 'put': {
-        const e = this.write(op.key, op.value, ++this.rev);
+        const e = this.write(op.key, op.value, ++this.rev, op.lease ?? 0);
         return { op: 'put', created: e.version === 1, ...metaOf(e), ...this.header() };
       }
       case 'delete': {
@@ -322,7 +402,7 @@ export class KvStateMachine {
           return { op: 'incr', outcome: 'overflow', value: before.toString(), ...meta, ...this.header() };
         }
         const text = sum.toString();
-        const e = this.write(op.key, text, ++this.rev);
+        const e = this.write(op.key, text, ++this.rev, 'keep');
         return { op: 'incr', outcome: 'applied', value: text, ...metaOf(e), ...this.header() };
       }
       case 'append': {
@@ -339,7 +419,7 @@ export class KvStateMachine {
             : typeof current.value === 'string' && typeof op.value === 'string'
               ? current.value + op.value
               : concatValues(current.value, op.value);
-        const e = this.write(op.key, value, ++this.rev);
+        const e = this.write(op.key, value, ++this.rev, 'keep');
         return { op: 'append', outcome: 'applied', length, ...metaOf(e), ...this.header() };
       }
       case 'size':
@@ -469,17 +549,24 @@ export class KvStateMachine {
   }
 
   /** Writes `key` at revision `revision` (creating it or raising its version). */
-  private write(key: string, value: Value, revision: number): Entry {
+  private write(key: string, value: Value, revision: number, lease: number | 'keep' = 0): Entry {
     this.onChange?.({ type: 'put', key, value, revision });
-    const e = this.data.get(key);
+    let e = this.data.get(key);
     if (e === undefined) {
-      const created = new Entry(value, revision, revision, 1);
-      this.data.set(key, created);
-      return created;
+      e = new Entry(value, revision, revision, 1);
+      this.data.set(key, e);
+    } else {
+      e.value = value;
+      e.modRevision = revision;
+      e.version++;
     }
-    e.value = value;
-    e.modRevision = revision;
-    e.version++;
+    // As etcd: a write without a lease detaches the key from its lease; incr and append keep it (as
+    // Redis keeps a key's TTL through INCR and APPEND).
+    if (lease !== 'keep' && lease !== e.lease) {
+      if (e.lease !== 0) this.leaseTable.detach(key, e.lease);
+      e.lease = lease;
+      if (lease !== 0) this.leaseTable.attach(key, lease);
+    }
     return e;
   }
 
@@ -488,6 +575,8 @@ export class KvStateMachine {
    * raised); returns whether it existed.
    */
   private remove(key: string, revision = this.rev): boolean {
+    const e = this.data.get(key);
+    if (e !== undefined && e.lease !== 0) this.leaseTable.detach(key, e.lease);
     const existed = this.data.delete(key);
     if (existed) this.onChange?.({ type: 'delete', key, revision });
     return existed;
@@ -505,7 +594,18 @@ export class KvStateMachine {
     });
     const sessions: [string, number, KvResult, number][] = [];
     for (const [c, s] of this.sessions) sessions.push([c, s.seq, s.result, s.lastIndex]);
-    return encode({ v: SNAPSHOT_VERSION, applied: this.applied, revision: this.rev, data, sessions });
+    // Leases: the table, and [key, lease, ...] for the keys attached to one (absent in older snapshots).
+    const attached: (string | number)[] = [];
+    for (const l of this.leaseTable.list()) for (const k of l.keys) attached.push(k, l.lease);
+    return encode({
+      v: SNAPSHOT_VERSION,
+      applied: this.applied,
+      revision: this.rev,
+      data,
+      sessions,
+      leases: this.leaseTable.toSnapshot(),
+      attached,
+    });
   }
 
   /** Rebuilds a machine from {@link KvStateMachine.snapshot} bytes; returns an error for corrupt bytes. */
@@ -522,6 +622,8 @@ export class KvStateMachine {
       revision?: unknown;
       data?: unknown;
       sessions?: unknown;
+      leases?: unknown;
+      attached?: unknown;
     };
     if (
       typeof s !== 'object' ||
@@ -537,6 +639,8 @@ export class KvStateMachine {
     m.applied = s.applied as number;
     const bad = s.v === SNAPSHOT_VERSION ? m.restoreData(s.revision, s.data) : m.restoreV1Data(s.data);
     if (bad) return bad;
+    const badLeases = m.restoreLeases(s.leases, s.attached);
+    if (badLeases) return badLeases;
     for (const e of s.sessions as unknown[]) {
       if (
         !Array.isArray(e) ||
@@ -549,6 +653,22 @@ export class KvStateMachine {
       m.sessions.set(e[0], { seq: e[1], result: e[2] as KvResult, lastIndex: e[3] });
     }
     return m;
+  }
+
+  private restoreLeases(leases: unknown, attached: unknown): CorruptDataError | undefined {
+    if (leases === undefined && attached === undefined) return undefined; // a snapshot from before leases
+    if (!this.leaseTable.restore(leases) || !Array.isArray(attached) || attached.length % 2 !== 0)
+      return new CorruptDataError('state machine snapshot leases');
+    for (let i = 0; i < attached.length; i += 2) {
+      const key = attached[i];
+      const lease = attached[i + 1];
+      const e = typeof key === 'string' ? this.data.get(key) : undefined;
+      if (e === undefined || typeof lease !== 'number' || !this.leaseTable.has(lease))
+        return new CorruptDataError('state machine snapshot lease attachment');
+      e.lease = lease;
+      this.leaseTable.attach(key as string, lease);
+    }
+    return undefined;
   }
 
   private restoreData(revision: unknown, data: unknown[]): CorruptDataError | undefined {

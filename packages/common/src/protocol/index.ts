@@ -5,6 +5,7 @@
 export * from './cluster.js';
 export * from './keys.js';
 export * from './kv.js';
+export * from './lease.js';
 export * from './limits.js';
 export * from './message-set.js';
 export * from './messages.js';

@@ -4,6 +4,7 @@
  */
 import { BadRequestError, CrossPartitionError } from '../errors.js';
 import type { KvOp } from './kv.js';
+import { leasePartition } from './lease.js';
 import { hashTagBounds, partitionOf } from './partition.js';
 import { txnKeys } from './txn.js';
 
@@ -105,7 +106,23 @@ export function partitionOfOp(op: KvOp, partitions: number): number {
           "or send one range per partition with 'partition' set and merge them by key, as the client's range does (not one snapshot)",
       });
     }
+    case 'lease-grant':
+    case 'lease-list':
+      return checkedPartition(op.partition, partitions, 'op.partition');
+    case 'lease-revoke':
+    case 'lease-expire':
+    case 'lease-keepalive':
+      return checkedPartition(leasePartition(op.lease), partitions, 'op.lease');
     default:
       return partitionOf(op.key, partitions);
   }
+}
+
+function checkedPartition(p: number, partitions: number, field: string): number {
+  if (p >= partitions)
+    throw new BadRequestError({
+      field,
+      problem: `partition ${p} does not exist (the table has ${partitions}); a lease id names its partition: use an id that grant returned`,
+    });
+  return p;
 }

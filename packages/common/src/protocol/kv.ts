@@ -11,6 +11,20 @@
  * @module
  */
 import { z } from 'zod';
+import {
+  LeaseExpireOpSchema,
+  LeaseExpireResultSchema,
+  LeaseGrantOpSchema,
+  LeaseGrantResultSchema,
+  LeaseIdSchema,
+  LeaseKeepAliveOpSchema,
+  LeaseKeepAliveResultSchema,
+  LeaseListOpSchema,
+  LeaseListResultSchema,
+  type LeaseOpName,
+  LeaseRevokeOpSchema,
+  LeaseRevokeResultSchema,
+} from './lease.js';
 import { KeySchema, ValueSchema } from './primitives.js';
 import { KeyMetaShape, ResultHeaderShape, RevisionSchema } from './revisions.js';
 import { RangeOpSchema, RangeResultSchema, TxnOpSchema, TxnResultSchema } from './txn.js';
@@ -18,7 +32,13 @@ import { RangeOpSchema, RangeResultSchema, TxnOpSchema, TxnResultSchema } from '
 /** `get(key)`: read a key. */
 export const GetOpSchema = z.object({ op: z.literal('get'), key: KeySchema });
 /** `put(key, value)`: write a key unconditionally. */
-export const PutOpSchema = z.object({ op: z.literal('put'), key: KeySchema, value: ValueSchema });
+export const PutOpSchema = z.object({
+  op: z.literal('put'),
+  key: KeySchema,
+  value: ValueSchema,
+  /** Attach the key to this lease (of the key's partition): it is deleted when the lease ends. */
+  lease: LeaseIdSchema.optional(),
+});
 /**
  * `cas(key, ..., value)`: write `value` only if the key's current state matches exactly one of:
  * - `expected`: the current value equals it (bytewise); `expected: null` means "only if absent";
@@ -106,6 +126,11 @@ export const KvOpSchema = z.discriminatedUnion('op', [
   SizeOpSchema,
   TxnOpSchema,
   RangeOpSchema,
+  LeaseGrantOpSchema,
+  LeaseRevokeOpSchema,
+  LeaseExpireOpSchema,
+  LeaseKeepAliveOpSchema,
+  LeaseListOpSchema,
 ]);
 
 /** Result of `get`: the value (null if the key is absent) and the key's revisions. */
@@ -206,6 +231,11 @@ export const KvResultSchema = z.discriminatedUnion('op', [
   SizeResultSchema,
   TxnResultSchema,
   RangeResultSchema,
+  LeaseGrantResultSchema,
+  LeaseRevokeResultSchema,
+  LeaseExpireResultSchema,
+  LeaseKeepAliveResultSchema,
+  LeaseListResultSchema,
 ]);
 
 /** A KV operation. */
@@ -217,7 +247,7 @@ export type KvResult = z.infer<typeof KvResultSchema>;
 /** The outcome of a CAS. */
 export type CasOutcome = z.infer<typeof CasResultSchema>['outcome'];
 /** A KV operation on one key (every operation but `txn` and `range`). */
-export type SingleKeyOp = Exclude<KvOp, { op: 'txn' | 'range' }>;
+export type SingleKeyOp = Exclude<KvOp, { op: 'txn' | 'range' | LeaseOpName }>;
 
 /**
  * Whether `op` only reads: a `get`, a `range`, a `size`, or a `txn` with no `put` or `delete` in
@@ -229,6 +259,8 @@ export function isReadOnlyOp(op: KvOp): boolean {
     case 'get':
     case 'range':
     case 'size':
+    case 'lease-list':
+    case 'lease-keepalive':
       return true;
     case 'txn':
       return op.success.every((o) => 'get' in o) && op.failure.every((o) => 'get' in o);

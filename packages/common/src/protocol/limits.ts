@@ -116,6 +116,12 @@ export function checkKvOpLimits(
       values.push(op.value);
       if (op.expected !== undefined) values.push(op.expected);
       break;
+    case 'lease-grant':
+    case 'lease-revoke':
+    case 'lease-expire':
+    case 'lease-keepalive':
+    case 'lease-list':
+      break;
     default:
       keys.push(op.key);
   }

@@ -1,0 +1,168 @@
+/**
+ * Leases in a replica group (3 replicas on simulated disks and network, 20 ms per tick): expiry is
+ * proposed by the leader through the log when keep-alives stop, never before the TTL; a leader change
+ * gives every lease its TTL plus the grace period; revoking deletes the lease's keys in one entry; a put
+ * on a lease that is gone is refused. Watchers see the deletes.
+ */
+import type { KvOp } from '@paxkv/common';
+import { describe, expect, it } from 'vitest';
+import type { ReplicaGroup, SubmitResult } from './replica-group.js';
+import { GroupCluster } from './testing/group-simulation.js';
+import type { ChangeEvent } from './watch-hub.js';
+
+const TICK_MS = 20;
+const TTL_MS = 1_000;
+const TTL_TICKS = TTL_MS / TICK_MS;
+const GRACE_MS = 2_000;
+const GRACE_TICKS = GRACE_MS / TICK_MS;
+
+async function elect(c: GroupCluster): Promise<ReplicaGroup> {
+  const agreed = () => {
+    const l = c.leader();
+    return l !== undefined && c.ids.every((p) => !c.group(p) || c.group(p)?.leader === l.pid);
+  };
+  expect(await c.runUntil(agreed, 400)).toBeGreaterThanOrEqual(0);
+  return c.leader() as ReplicaGroup;
+}
+
+async function call(c: GroupCluster, pid: number, op: KvOp): Promise<SubmitResult | Error> {
+  let out: SubmitResult | Error | undefined;
+  void c.submit(pid, op).then((r) => {
+    out = r;
+  });
+  await c.runUntil(() => out !== undefined, 600);
+  return out as SubmitResult | Error;
+}
+
+function cluster(seed: number): GroupCluster {
+  return new GroupCluster({ seed, group: { tickMs: TICK_MS, leaseGraceMs: GRACE_MS } });
+}
+
+async function grant(c: GroupCluster, pid: number): Promise<number> {
+  const r = await call(c, pid, { op: 'lease-grant', partition: 0, ttlMs: TTL_MS });
+  expect(r).toMatchObject({ result: { op: 'lease-grant', granted: true } });
+  return (r as SubmitResult & { result: { lease: number } }).result.lease;
+}
+
+/** Whether `key` is in `pid`'s applied state (a stale local read: takes no simulated time). */
+async function present(c: GroupCluster, pid: number, key: string): Promise<boolean> {
+  const g = c.group(pid);
+  if (!g) throw new Error(`replica ${pid} is down`);
+  const r = await g.submit({ op: 'get', key }, { consistency: 'stale' });
+  return r.result.op === 'get' && r.result.value !== null;
+}
+
+describe('leases in a replica group', () => {
+  it('keeps a key while kept alive, expires it through the log once keep-alives stop', async () => {
+    const c = cluster(21);
+    const leader = await elect(c);
+    const lease = await grant(c, leader.pid);
+    expect(await call(c, leader.pid, { op: 'put', key: 'svc', value: 'up', lease })).toMatchObject({
+      result: { op: 'put' },
+    });
+    const deletes: ChangeEvent[] = [];
+    const follower = c.ids.find((p) => p !== leader.pid) as number;
+    c.group(follower)?.watch(
+      { key: 'svc' },
+      undefined,
+      (es) => deletes.push(...es),
+      () => {},
+    );
+    // Keep alive for four TTLs.
+    for (let i = 0; i < 8; i++) {
+      await c.runUntil(() => false, TTL_TICKS / 2);
+      expect(await call(c, leader.pid, { op: 'lease-keepalive', lease })).toMatchObject({
+        result: { found: true, ttlMs: TTL_MS },
+      });
+    }
+    expect(await present(c, leader.pid, 'svc')).toBe(true);
+    // Stop: the key survives most of a TTL, then goes, on every replica, as one delete event.
+    await c.runUntil(() => false, TTL_TICKS - 10);
+    expect(await present(c, leader.pid, 'svc')).toBe(true);
+    const gone = await c.runUntil(() => c.ids.every((p) => c.group(p)?.keyCount === 0), 200);
+    expect(gone).toBeGreaterThanOrEqual(0);
+    await c.runUntil(() => deletes.some((e) => e.type === 'delete'), 50);
+    // (the follower may still have been applying the put when the watch opened)
+    expect(deletes.filter((e) => e.type === 'delete').map((e) => e.key)).toEqual(['svc']);
+    // The lease is gone with it: keep-alive says so, a put on it is refused.
+    expect(await call(c, leader.pid, { op: 'lease-keepalive', lease })).toMatchObject({
+      result: { found: false },
+    });
+    const refused = await call(c, leader.pid, { op: 'put', key: 'svc', value: 'again', lease });
+    expect(refused).toBeInstanceOf(Error);
+    expect((refused as Error).message).toMatch(/expired or was revoked/);
+  });
+
+  it.each([
+    { grace: true, seed: 33 },
+    { grace: false, seed: 33 },
+  ])(
+    'gives every lease its TTL plus the grace period after a leader change (grace: $grace)',
+    async ({ grace, seed }) => {
+      // grace: false is the mutation check: the same run without the grace period loses the key.
+      const c = grace
+        ? cluster(seed)
+        : new GroupCluster({ seed, group: { tickMs: TICK_MS, leaseGraceMs: 0 } });
+      const first = await elect(c);
+      const lease = await grant(c, first.pid);
+      await call(c, first.pid, { op: 'put', key: 'lock', value: 'me', lease });
+      await call(c, first.pid, { op: 'lease-keepalive', lease });
+      // Most of the TTL passes, then the leader dies: the lease would be due during the election.
+      await c.runUntil(() => false, TTL_TICKS - 5);
+      c.crash(first.pid);
+      const second = await elect(c);
+      expect(second.pid).not.toBe(first.pid);
+      // No keep-alive reached anyone since before the crash, yet the key outlives its TTL by the grace period.
+      await c.runUntil(() => false, TTL_TICKS + GRACE_TICKS / 2);
+      expect(await present(c, second.pid, 'lock')).toBe(grace);
+      if (!grace) return;
+      // Without keep-alives it still goes, within TTL + grace of the takeover.
+      const gone = await c.runUntil(() => second.keyCount === 0, TTL_TICKS + GRACE_TICKS + 100);
+      expect(gone).toBeGreaterThanOrEqual(0);
+    },
+  );
+
+  it('revokes a lease and all its keys in one entry at one revision', async () => {
+    const c = cluster(5);
+    const leader = await elect(c);
+    const lease = await grant(c, leader.pid);
+    for (const k of ['a', 'b', 'c']) await call(c, leader.pid, { op: 'put', key: k, value: k, lease });
+    await call(c, leader.pid, { op: 'put', key: 'other', value: 'x' });
+    const events: ChangeEvent[] = [];
+    leader.watch(
+      { prefix: '' },
+      undefined,
+      (es) => events.push(...es),
+      () => {},
+    );
+    const r = await call(c, leader.pid, { op: 'lease-revoke', lease });
+    expect(r).toMatchObject({ result: { op: 'lease-revoke', found: true, deleted: 3 } });
+    expect(events.map((e) => [e.type, e.key])).toEqual([
+      ['delete', 'a'],
+      ['delete', 'b'],
+      ['delete', 'c'],
+    ]);
+    expect(new Set(events.map((e) => e.revision)).size).toBe(1);
+    expect(leader.keyCount).toBe(1);
+    expect(await call(c, leader.pid, { op: 'lease-list', partition: 0 })).toMatchObject({
+      result: { leases: [], more: false },
+    });
+  });
+
+  it('a put without a lease detaches the key; incr keeps it', async () => {
+    const c = cluster(8);
+    const leader = await elect(c);
+    const lease = await grant(c, leader.pid);
+    await call(c, leader.pid, { op: 'put', key: 'n', value: '1', lease });
+    await call(c, leader.pid, { op: 'incr', key: 'n', by: '1' });
+    await call(c, leader.pid, { op: 'put', key: 'p', value: 'x', lease });
+    await call(c, leader.pid, { op: 'put', key: 'p', value: 'y' });
+    expect(await call(c, leader.pid, { op: 'lease-list', partition: 0 })).toMatchObject({
+      result: { leases: [{ lease, ttlMs: TTL_MS, keys: 1 }] },
+    });
+    const r = await call(c, leader.pid, { op: 'lease-revoke', lease });
+    expect(r).toMatchObject({ result: { deleted: 1 } });
+    expect(await call(c, leader.pid, { op: 'get', key: 'p' })).toMatchObject({ result: { value: 'y' } });
+    expect(await call(c, leader.pid, { op: 'get', key: 'n' })).toMatchObject({ result: { value: null } });
+  });
+});
