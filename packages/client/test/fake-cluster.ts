@@ -434,8 +434,16 @@ export class TcpFakeCluster {
           conn.destroy();
           return;
         }
+        // kv requests received on this connection and not yet answered (or dropped).
+        let inFlight = 0;
         conn.on('message', (m) => {
+          const counted = (m as { type?: unknown } | null)?.type === 'kv';
+          if (counted) {
+            inFlight++;
+            c.cluster.maxInFlightPerConnection = Math.max(c.cluster.maxInFlightPerConnection, inFlight);
+          }
           void c.cluster.handle(id, m).then((reply) => {
+            if (counted) inFlight--;
             if (reply && conn.isOpen) conn.send(reply);
           });
         });
