@@ -359,6 +359,26 @@ export class RawClient {
     });
   }
 
+  /**
+   * Sends `message` as a careful client does: a retryable answer (TIMEOUT, NO_LEADER, UNAVAILABLE: an
+   * election is running, a leader was cut off, or the machine is loaded) is sent again, the same message
+   * (give writes a `session` so a retried write is applied once), until `deadlineMs` has passed; then the
+   * last answer is returned. Any other answer is returned at once.
+   */
+  async callRetrying(
+    message: Record<string, unknown>,
+    deadlineMs = 30_000,
+  ): Promise<Record<string, unknown> | null> {
+    const deadline = Date.now() + deadlineMs;
+    for (;;) {
+      const reply = await this.call(message, deadlineMs);
+      const code = reply?.code;
+      const retryable = code === 'TIMEOUT' || code === 'NO_LEADER' || code === 'UNAVAILABLE';
+      if (!retryable || Date.now() > deadline) return reply;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** Closes the connection. */
   close(): void {
     this.socket.destroy();
