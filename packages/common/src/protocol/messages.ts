@@ -14,10 +14,10 @@
  * @module
  */
 import { z } from 'zod';
-import { ERROR_CODES, errorToWire } from '../errors.js';
+import { ERROR_CODES, errorToWire, KeyTooLargeError } from '../errors.js';
 import { ClusterStatusSchema, LookupTableSchema, MemberSchema } from './cluster.js';
 import { KvOpSchema, KvResultSchema } from './kv.js';
-import { checkKvOpLimits, DEFAULT_PROTOCOL_LIMITS, type ProtocolLimits } from './limits.js';
+import { checkKvOpLimits, DEFAULT_PROTOCOL_LIMITS, type ProtocolLimits, utf8ByteLength } from './limits.js';
 import { defineMessageSet, type MessageOf, type ParseResult } from './message-set.js';
 import {
   AddressSchema,
@@ -31,6 +31,7 @@ import {
   WatchEndSchema,
   WatchEventsSchema,
   WatchOkSchema,
+  type WatchRequest,
   WatchRequestSchema,
 } from './watch.js';
 
@@ -254,8 +255,17 @@ export type PeerMessage = MessageOf<typeof PeerMessageSchemas>;
 
 const kvLimits =
   (limits: ProtocolLimits) =>
-  (m: { type: string; op?: unknown }): ReturnType<typeof checkKvOpLimits> =>
-    m.type === 'kv' ? checkKvOpLimits((m as KvRequest).op, limits) : undefined;
+  (m: { type: string; op?: unknown }): ReturnType<typeof checkKvOpLimits> => {
+    if (m.type === 'kv') return checkKvOpLimits((m as KvRequest).op, limits);
+    if (m.type !== 'watch') return undefined;
+    // A watch's key or prefix is a key: bounded like every key, before the server keeps it per stream.
+    const w = m as WatchRequest;
+    const key = w.key ?? w.prefix ?? '';
+    const size = utf8ByteLength(key);
+    return size > limits.maxKeyBytes
+      ? new KeyTooLargeError({ size, maxBytes: limits.maxKeyBytes })
+      : undefined;
+  };
 
 /**
  * Validates a decoded client -> server message, including key and value sizes against `limits`

@@ -289,3 +289,15 @@ describe('errors on the wire', () => {
     expect(expectedOf({ op: 'cas', key: 'k', expected: null, value: 'v' })).toBeNull();
   });
 });
+
+describe('watch requests are bounded like keys', () => {
+  it('refuses a watch whose key or prefix is larger than the key limit', () => {
+    const big = 'k'.repeat(4097);
+    for (const filter of [{ key: big }, { prefix: big }]) {
+      const r = parseClientRequest({ type: 'watch', id: 1, partition: 0, ...filter });
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.error.code).toBe('KEY_TOO_LARGE');
+    }
+    expect(parseClientRequest({ type: 'watch', id: 1, partition: 0, prefix: '' }).ok).toBe(true);
+  });
+});
