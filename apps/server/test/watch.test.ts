@@ -180,6 +180,10 @@ describe('watch on a real cluster', () => {
     }
     if (victim) cluster.start(victim);
     loop.stop();
+    // The leader tells how long the key's lease has left (what RESP TTL answers): at most TTL + grace.
+    const ttl = await client.timeToLive({ key }, { keys: true });
+    expect(ttl).toMatchObject({ found: true, lease, ttlMs, keys: [key] });
+    expect(ttl.remainingMs).toBeLessThanOrEqual(ttlMs + 2_000);
     // Gone once keep-alives stop (TTL + the grace a new leader may give + the test's own slack).
     await until(
       () => got.events.some((e) => e.type === 'delete'),
@@ -188,6 +192,7 @@ describe('watch on a real cluster', () => {
     );
     expect(await client.get(key)).toBeNull();
     await expect(client.keepAlive(lease)).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
+    expect(await client.timeToLive(lease)).toMatchObject({ found: false, lease: 0 });
     await expect(client.put(key, 'again', { lease })).rejects.toThrow(/expired or was revoked/);
     w.cancel();
   }, 120_000);

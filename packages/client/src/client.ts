@@ -113,6 +113,23 @@ export interface LeaseGrant {
   readonly partition: number;
 }
 
+/** Result of {@link PaxkvClient.timeToLive}. */
+export interface LeaseTimeToLive extends ResultHeader {
+  /** False when the lease is gone, or (asked by key) the key is absent or attached to no lease. */
+  readonly found: boolean;
+  /** The lease id (0 when not found). */
+  readonly lease: number;
+  /** The TTL it was granted with, in ms (0 when not found). */
+  readonly ttlMs: number;
+  /** Time left on the leader's clock before it proposes the expiry, in ms. */
+  readonly remainingMs: number;
+  /** Its keys, when asked with `keys: true` (at most `MAX_LEASE_KEYS_LISTED`). */
+  readonly keys?: readonly string[];
+  /** True when `keys` was cut. */
+  readonly more?: boolean;
+}
+
+/** Result of {@link PaxkvClient.put}: whether the key was created, and its revisions after the write. */
 export interface PutResult extends KeyMeta, ResultHeader {
   /** True if the key did not exist before. */
   readonly created: boolean;
@@ -385,6 +402,30 @@ export class PaxkvClient {
         if (timer) clearTimeout(timer);
       },
     };
+  }
+
+  /**
+   * How long a lease has left, as etcd's `LeaseTimeToLive`: by lease id, or (`{ key }`) for the lease
+   * the key is attached to (what Redis `TTL` answers). Served by the partition's leader after a
+   * read-index round: `remainingMs` is the time left on its clock before it proposes the expiry (right
+   * after an election it includes the grace period, so it can exceed `ttlMs`). `found: false` when the
+   * lease is gone, or the key is absent or attached to no lease. `{ keys: true }` lists the lease's keys.
+   */
+  async timeToLive(
+    target: number | { readonly key: string },
+    options: CallOptions & { readonly keys?: boolean } = {},
+  ): Promise<LeaseTimeToLive> {
+    const op: KvOp = {
+      op: 'lease-timetolive',
+      ...(typeof target === 'number' ? { lease: target } : { key: target.key }),
+      ...(options.keys ? { keys: true } : {}),
+    };
+    const r = (await this.#call(op, false, options.timeoutMs)) as Extract<
+      KvResult,
+      { op: 'lease-timetolive' }
+    >;
+    const { op: _, keys, more, ...rest } = r;
+    return keys === undefined ? rest : { ...rest, keys, more: more ?? false };
   }
 
   /** Revokes the lease: it and every key attached to it are deleted atomically. Resolves with the keys deleted. */
@@ -1116,6 +1157,8 @@ function describeOp(op: KvOp): string {
     case 'lease-expire':
     case 'lease-keepalive':
       return `${op.op} ${op.lease}`;
+    case 'lease-timetolive':
+      return op.lease !== undefined ? `${op.op} ${op.lease}` : `${op.op} of ${clip(op.key ?? '')}`;
     default:
       return `${op.op} ${clip(op.key)}`;
   }

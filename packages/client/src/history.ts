@@ -107,6 +107,7 @@ export function historyOp(op: KvOp): Record<string, unknown> {
     case 'lease-expire':
     case 'lease-keepalive':
     case 'lease-list':
+    case 'lease-timetolive':
       return { f: op.op, ...op };
   }
 }
@@ -166,7 +167,8 @@ export function historyResult(result: KvResult): Record<string, unknown> {
     case 'lease-revoke':
     case 'lease-expire':
     case 'lease-keepalive':
-    case 'lease-list': {
+    case 'lease-list':
+    case 'lease-timetolive': {
       const { op: _op, revision: _r, partition: _p, ...rest } = result;
       return rest;
     }

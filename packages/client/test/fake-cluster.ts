@@ -184,7 +184,7 @@ export class FakeCluster {
     }
     if (this.record) this.log.push({ node, request: req });
     if (f.failWith) return { type: 'error', id: req.id, code: f.failWith, message: `injected ${f.failWith}` };
-    if (!('key' in req.op)) {
+    if (!('key' in req.op) || req.op.op === 'lease-timetolive') {
       // Transactions and ranges are checked against real servers (apps/server and the e2e tests).
       return {
         type: 'error',

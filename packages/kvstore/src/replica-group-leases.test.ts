@@ -165,4 +165,39 @@ describe('leases in a replica group', () => {
     expect(await call(c, leader.pid, { op: 'get', key: 'p' })).toMatchObject({ result: { value: 'y' } });
     expect(await call(c, leader.pid, { op: 'get', key: 'n' })).toMatchObject({ result: { value: null } });
   });
+
+  it('lease-timetolive tells the time left on the leader clock, by lease or by key', async () => {
+    const c = cluster(13);
+    const leader = await elect(c);
+    const lease = await grant(c, leader.pid);
+    await call(c, leader.pid, { op: 'put', key: 'a', value: '1', lease });
+    await call(c, leader.pid, { op: 'put', key: 'b', value: '2', lease });
+    await call(c, leader.pid, { op: 'put', key: 'plain', value: '3' });
+    await call(c, leader.pid, { op: 'lease-keepalive', lease });
+    await c.runUntil(() => false, TTL_TICKS / 2);
+    const byLease = await call(c, leader.pid, { op: 'lease-timetolive', lease, keys: true });
+    expect(byLease).toMatchObject({ result: { found: true, lease, ttlMs: TTL_MS, keys: ['a', 'b'] } });
+    const left = (byLease as SubmitResult & { result: { remainingMs: number } }).result.remainingMs;
+    // Half a TTL passed since the keep-alive (plus the read's own round trips).
+    expect(left).toBeLessThanOrEqual(TTL_MS / 2);
+    expect(left).toBeGreaterThan(TTL_MS / 4);
+    const byKey = await call(c, leader.pid, { op: 'lease-timetolive', key: 'b' });
+    expect(byKey).toMatchObject({ result: { found: true, lease, ttlMs: TTL_MS } });
+    expect((byKey as SubmitResult & { result: { keys?: unknown } }).result.keys).toBeUndefined();
+    for (const key of ['plain', 'absent'])
+      expect(await call(c, leader.pid, { op: 'lease-timetolive', key })).toMatchObject({
+        result: { found: false, lease: 0, ttlMs: 0, remainingMs: 0 },
+      });
+    // A new leader answers with the TTL plus the grace period it gave every lease.
+    c.crash(leader.pid);
+    const second = await elect(c);
+    const after = await call(c, second.pid, { op: 'lease-timetolive', key: 'a' });
+    const remaining = (after as SubmitResult & { result: { remainingMs: number } }).result.remainingMs;
+    expect(remaining).toBeGreaterThan(TTL_MS);
+    expect(remaining).toBeLessThanOrEqual(TTL_MS + GRACE_MS);
+    await call(c, second.pid, { op: 'lease-revoke', lease });
+    expect(await call(c, second.pid, { op: 'lease-timetolive', lease })).toMatchObject({
+      result: { found: false, lease: 0 },
+    });
+  });
 });

@@ -823,7 +823,19 @@ export class ReplicaGroup {
     if (op.op === 'lease-keepalive' && result.op === 'lease-keepalive' && result.found) {
       if (this.leasing) this.leaseClock.refresh(op.lease, result.ttlMs, this.nowMs());
     }
+    if (result.op === 'lease-timetolive' && result.found) return this.withRemaining(result);
     return result;
+  }
+
+  /**
+   * A `lease-timetolive` answer with the time left on this leader's clock. Before this replica keeps
+   * lease time (it has just been elected and not driven its clock yet) it answers what a takeover would
+   * give: the TTL plus the grace period.
+   */
+  private withRemaining(result: Extract<KvResult, { op: 'lease-timetolive' }>): KvResult {
+    const left = this.leasing ? this.leaseClock.remaining(result.lease, this.nowMs()) : undefined;
+    const remainingMs = left ?? result.ttlMs + this.config.leaseGraceMs;
+    return { ...result, remainingMs: Math.max(0, Math.round(remainingMs)) };
   }
 
   private nowMs(): number {

@@ -19,6 +19,7 @@ import {
   type KvOp,
   type KvResult,
   leasePartition,
+  MAX_LEASE_KEYS_LISTED,
   MAX_LEASES_LISTED,
   type PaxkvError,
   type RangeOp,
@@ -356,6 +357,32 @@ export class KvStateMachine {
       case 'lease-keepalive': {
         const l = this.leaseTable.get(op.lease);
         return { op: 'lease-keepalive', found: l !== undefined, ttlMs: l?.ttlMs ?? 0, ...this.header() };
+      }
+      case 'lease-timetolive': {
+        // By key: the lease the key is attached to (none: not found). The time left is the leader's
+        // (the replica group fills it in); the state machine only knows the TTL.
+        const id = op.lease ?? this.data.get(op.key ?? '')?.lease ?? 0;
+        const l = id === 0 ? undefined : this.leaseTable.get(id);
+        if (!l)
+          return {
+            op: 'lease-timetolive',
+            found: false,
+            lease: 0,
+            ttlMs: 0,
+            remainingMs: 0,
+            ...this.header(),
+          };
+        return {
+          op: 'lease-timetolive',
+          found: true,
+          lease: l.lease,
+          ttlMs: l.ttlMs,
+          remainingMs: l.ttlMs,
+          ...(op.keys
+            ? { keys: l.keys.slice(0, MAX_LEASE_KEYS_LISTED), more: l.keys.length > MAX_LEASE_KEYS_LISTED }
+            : {}),
+          ...this.header(),
+        };
       }
       case 'lease-list': {
         const all = this.leaseTable.list();

@@ -113,6 +113,10 @@ export function partitionOfOp(op: KvOp, partitions: number): number {
     case 'lease-expire':
     case 'lease-keepalive':
       return checkedPartition(leasePartition(op.lease), partitions, 'op.lease');
+    case 'lease-timetolive':
+      return op.lease !== undefined
+        ? checkedPartition(leasePartition(op.lease), partitions, 'op.lease')
+        : partitionOf(op.key ?? '', partitions);
     default:
       return partitionOf(op.key, partitions);
   }

@@ -24,6 +24,8 @@ import {
   type LeaseOpName,
   LeaseRevokeOpSchema,
   LeaseRevokeResultSchema,
+  LeaseTimeToLiveOpSchema,
+  LeaseTimeToLiveResultSchema,
 } from './lease.js';
 import { KeySchema, ValueSchema } from './primitives.js';
 import { KeyMetaShape, ResultHeaderShape, RevisionSchema } from './revisions.js';
@@ -131,6 +133,7 @@ export const KvOpSchema = z.discriminatedUnion('op', [
   LeaseExpireOpSchema,
   LeaseKeepAliveOpSchema,
   LeaseListOpSchema,
+  LeaseTimeToLiveOpSchema,
 ]);
 
 /** Result of `get`: the value (null if the key is absent) and the key's revisions. */
@@ -236,6 +239,7 @@ export const KvResultSchema = z.discriminatedUnion('op', [
   LeaseExpireResultSchema,
   LeaseKeepAliveResultSchema,
   LeaseListResultSchema,
+  LeaseTimeToLiveResultSchema,
 ]);
 
 /** A KV operation. */
@@ -261,6 +265,7 @@ export function isReadOnlyOp(op: KvOp): boolean {
     case 'size':
     case 'lease-list':
     case 'lease-keepalive':
+    case 'lease-timetolive':
       return true;
     case 'txn':
       return op.success.every((o) => 'get' in o) && op.failure.every((o) => 'get' in o);

@@ -122,6 +122,9 @@ export function checkKvOpLimits(
     case 'lease-keepalive':
     case 'lease-list':
       break;
+    case 'lease-timetolive':
+      if (op.key !== undefined) keys.push(op.key);
+      break;
     default:
       keys.push(op.key);
   }

@@ -330,7 +330,7 @@ function routingKeyOf(op: KvOp): string {
   if (op.op === 'txn') return txnKeys(op)[0] ?? '';
   if (op.op === 'range') return op.start;
   if ('lease' in op || 'partition' in op) return ''; // lease operations carry no key (not simulated)
-  return op.key;
+  return op.key ?? '';
 }
 
 function toCheckerOp(op: KvOp): Record<string, unknown> {
