@@ -148,11 +148,22 @@ export class GroupHost {
 
   /** The session to `node` was re-established: every group shared with it re-synchronises. */
   peerConnected(node: NodeId): void {
+    for (const g of this.groupsSharedWith(node)) g.reconnected(node);
+  }
+
+  /** The session to `node` broke: every group led by it starts its election at once. */
+  peerDisconnected(node: NodeId): void {
+    for (const g of this.groupsSharedWith(node)) g.disconnected(node);
+  }
+
+  private groupsSharedWith(node: NodeId): ReplicaGroupPort[] {
+    const out: ReplicaGroupPort[] = [];
     for (const g of this.groups.values()) {
       if (this.ctx.table?.groups.find((x) => x.partition === g.partition)?.replicas.includes(node)) {
-        g.reconnected(node);
+        out.push(g);
       }
     }
+    return out;
   }
 
   /** A paxos message from peer `from` for `partition` (already checked structurally). */

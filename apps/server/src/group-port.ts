@@ -24,6 +24,8 @@ export interface ReplicaGroupPort {
   tick(): void;
   /** The session to `peer` was re-established. */
   reconnected(peer: NodeId): void;
+  /** The session to `peer` broke: a group led by it starts its election at once. */
+  disconnected(peer: NodeId): void;
   /** The leader this replica knows, or null (never itself while isolated). */
   readonly leader: NodeId | null;
   /**

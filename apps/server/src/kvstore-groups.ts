@@ -70,6 +70,9 @@ class KvstoreGroup implements ReplicaGroupPort {
   reconnected(peer: NodeId): void {
     this.group.reconnected(peer);
   }
+  disconnected(peer: NodeId): void {
+    this.group.disconnected(peer);
+  }
   get leader(): NodeId | null {
     return this.group.leader ?? null;
   }

@@ -50,6 +50,11 @@ export interface PeerLinksDeps {
   readonly addressOf: (node: NodeId) => string | undefined;
   /** A link to `node` was (re-)established: the groups shared with it must re-synchronise. */
   readonly onPeerConnected: (node: NodeId) => void;
+  /**
+   * An established link to `node` broke (closed or reset by the peer, or declared dead by the liveness
+   * check): the groups it leads may elect at once. Called once per broken session, not per failed redial.
+   */
+  readonly onPeerDisconnected: (node: NodeId) => void;
   /** Run on every new connection before it is used (peer authentication). Default: none. */
   readonly handshake?: Handshake;
 }
@@ -107,13 +112,19 @@ export class PeerLinks {
       this.ctx.log.warn({ node, address, err: (e as Error).message }, `cannot dial node ${node}`);
       return undefined;
     }
+    let up = false;
     link.on('connect', () => {
+      up = true;
       link.send({ type: 'peer.hello', from: this.ctx.nodeId });
       this.deps.onPeerConnected(node);
     });
     link.on('disconnect', (reason) => {
       this.failForwards(link);
       if (reason) this.ctx.log.debug({ node, err: reason.message }, `link to node ${node} down`);
+      if (up && !this.ctx.stopping) {
+        up = false;
+        this.deps.onPeerDisconnected(node);
+      }
     });
     link.on('message', (v) => this.onForwardReply(v));
     this.links.set(node, link);

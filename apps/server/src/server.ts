@@ -119,6 +119,7 @@ export class PaxkvServer {
     this.peers = new PeerLinks(this.ctx, {
       addressOf,
       onPeerConnected: (node) => this.groups.peerConnected(node),
+      onPeerDisconnected: (node) => this.groups.peerDisconnected(node),
       ...(handshake ? { handshake } : {}),
     });
     this.groups = new GroupHost(this.ctx, {

@@ -504,6 +504,17 @@ export class ReplicaGroup {
   }
 
   /**
+   * The session to `peer` broke (closed, reset, or declared dead by the link's liveness check). When
+   * `peer` led the group, the election starts at once instead of after missed heartbeat rounds (see
+   * `SequencePaxos.disconnected`).
+   */
+  disconnected(peer: NodeId): void {
+    if (this.fatal || this.closed) return;
+    this.paxos.disconnected(peer);
+    this.schedule();
+  }
+
+  /**
    * Submits a client operation. Writes (`put`, `cas`, `delete`, a `txn` that writes, ...) are proposed
    * through the log and resolve once applied; reads (`get`, `range`, a `txn` without writes) are served
    * after a read-index round, at one revision (or at once with `consistency: 'stale'`). The caller

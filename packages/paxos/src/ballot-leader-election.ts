@@ -18,6 +18,12 @@ export interface BleHost {
 }
 
 /**
+ * Rounds that may end early after the leader's session broke: the one that checks whether a peer
+ * still hears the leader (and raises this replica's ballot if none does), and the one that elects.
+ */
+const EXPEDITED_ROUNDS = 2;
+
+/**
  * One replica's BLE state machine. Each round of `heartbeatTicks` ticks it asks every peer for a
  * heartbeat; each reply carries the peer's ballot and whether the peer is quorum-connected. At the end
  * of a round the replica is quorum-connected if it heard a majority (itself included). It keeps the
@@ -25,6 +31,16 @@ export interface BleHost {
  * quorum-connected ballot at once; and when the leader has been missing for `electionTimeoutTicks`
  * it raises its own ballot above the leader's, so that the highest quorum-connected replica wins the
  * next round. Only quorum-connected replicas are ever elected.
+ *
+ * **Broken sessions** ({@link peerDisconnected}): when the host's session to the leader breaks (the
+ * peer crashed, or the transport's liveness check declared the link dead), the replica does not wait
+ * for the rest of the round nor for the election timeout. It stops vouching for the leader, starts a
+ * round at once, and ends it as soon as every peer whose session is up has answered (an expedited
+ * round; at most {@link EXPEDITED_ROUNDS} in a row, so a replica that cannot gather a quorum falls
+ * back to ticking rounds). If no quorum-connected peer still hears the leader first-hand, it raises
+ * its ballot at the end of that round, and the next expedited round elects the highest
+ * quorum-connected ballot. A leader that is still alive and heard by a peer is kept: a broken link to
+ * one follower never moves leadership (the vouching rule, mutation `raiseOnLeaderSessionBreak`).
  */
 export class BallotLeaderElection {
   /** This replica's own candidacy ballot. */
@@ -45,6 +61,10 @@ export class BallotLeaderElection {
   private ticksSinceLeaderSeen = 0;
   private readonly replies = new Map<number, HeartbeatReply>();
   private readonly majority: number;
+  /** Peers whose session is broken (reported by the host, cleared when they are heard again). */
+  private readonly down = new Set<number>();
+  /** How many more rounds may end as soon as every peer with a live session has answered. */
+  private expedite = 0;
 
   constructor(
     private readonly pid: number,
@@ -53,6 +73,7 @@ export class BallotLeaderElection {
     private readonly heartbeatTicks: number,
     private readonly electionTimeoutTicks: number,
     private readonly host: BleHost,
+    private readonly ignoreVouchOnSessionBreak = false,
   ) {
     this.ballot = { n: initialRound, pid };
     this.majority = Math.floor((peers.length + 1) / 2) + 1;
@@ -76,8 +97,34 @@ export class BallotLeaderElection {
     for (const p of this.peers) this.host.send(p, { type: 'HeartbeatRequest', round: this.round });
   }
 
+  /**
+   * The host's session to `peer` broke. When `peer` is the leader (and not this replica), the
+   * election is expedited: see the class comment. Idempotent until the peer is heard again.
+   */
+  peerDisconnected(peer: number): void {
+    if (peer === this.pid || !this.peers.includes(peer) || this.down.has(peer)) return;
+    this.down.add(peer);
+    const leader = this.leader;
+    if (leader === undefined || leader.pid !== peer) {
+      // A round waiting only for this peer's reply may now end early.
+      this.endEarlyIfAnswered();
+      return;
+    }
+    // We no longer hear the leader first-hand: stop vouching for it at once.
+    this.leaderDirect = false;
+    this.expedite = EXPEDITED_ROUNDS;
+    this.startRound();
+    this.endEarlyIfAnswered();
+  }
+
+  /** The host's session to `peer` is up again. */
+  peerConnected(peer: number): void {
+    this.down.delete(peer);
+  }
+
   /** Handles a heartbeat request: answers with this replica's ballot and connectivity. */
   handleRequest(from: number, msg: HeartbeatRequest): void {
+    this.down.delete(from);
     this.host.send(from, {
       type: 'HeartbeatReply',
       round: msg.round,
@@ -89,8 +136,26 @@ export class BallotLeaderElection {
 
   /** Records a heartbeat reply of the current round; replies of other rounds are stale and ignored. */
   handleReply(from: number, msg: HeartbeatReply): void {
-    if (msg.round !== this.round || msg.ballot.pid !== from) return;
+    if (msg.ballot.pid !== from) return;
+    this.down.delete(from);
+    if (msg.round !== this.round) return;
     this.replies.set(from, msg);
+    this.endEarlyIfAnswered();
+  }
+
+  /**
+   * Ends an expedited round once every peer whose session is up has answered (waiting longer could
+   * not change the outcome), and starts the next one.
+   */
+  private endEarlyIfAnswered(): void {
+    while (this.expedite > 0) {
+      for (const p of this.peers) {
+        if (!this.down.has(p) && !this.replies.has(p)) return;
+      }
+      this.expedite--;
+      this.endRound();
+      this.startRound();
+    }
   }
 
   /**
@@ -128,7 +193,10 @@ export class BallotLeaderElection {
         if (r.quorumConnected && compareBallots(r.leader, leader) === 0) leaderSeen = true;
       }
     }
-    if (leaderSeen) this.ticksSinceLeaderSeen = 0;
+    if (leaderSeen) {
+      this.ticksSinceLeaderSeen = 0;
+      this.expedite = 0;
+    }
     if (top !== undefined && (leader === undefined || compareBallots(top, leader) > 0)) {
       this.elect(top);
       return;
@@ -158,11 +226,15 @@ export class BallotLeaderElection {
       this.ticksSinceLeaderSeen = 0;
       return;
     }
+    // A leader whose session to us broke is treated as not heard from since long ago (unless a peer
+    // vouched for it above); the mutation also ignores the vouching.
+    const leaderDown = leader !== undefined && leader.pid !== this.pid && this.down.has(leader.pid);
+    if (leaderDown && this.ignoreVouchOnSessionBreak) leaderSeen = false;
     if (
       !leaderSeen &&
       leader !== undefined &&
       this.quorumConnected &&
-      this.ticksSinceLeaderSeen >= this.electionTimeoutTicks
+      (leaderDown || this.ticksSinceLeaderSeen >= this.electionTimeoutTicks)
     ) {
       // The leader is gone (or lost its quorum): raise above it so a quorum-connected replica takes over.
       // Only a quorum-connected replica raises: an isolated one could not win, and a high ballot would

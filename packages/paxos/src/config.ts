@@ -21,7 +21,12 @@ export type UnsafeMutation =
    * `ReconfigurablePaxos`: the next configuration starts (and seeds joining replicas) as soon as its
    * stop-sign is in the log, before it is decided.
    */
-  | 'startBeforeStopSignDecided';
+  | 'startBeforeStopSignDecided'
+  /**
+   * When the session to the leader breaks, a follower raises its ballot at once even though a
+   * quorum-connected peer still hears the leader (a healthy leader is deposed over one broken link).
+   */
+  | 'raiseOnLeaderSessionBreak';
 
 /** Tunables of one replica. Times are in ticks (one call of `tick()`), sizes in entries. */
 export interface PaxosConfig {
@@ -99,6 +104,7 @@ export function resolveConfig(partial: Partial<PaxosConfig> | undefined): PaxosC
       'decideWithoutQuorum',
       'appendAfterStopSign',
       'startBeforeStopSignDecided',
+      'raiseOnLeaderSessionBreak',
     ].includes(cfg.unsafeMutation)
   ) {
     throw new PaxosConfigError(`config.unsafeMutation is unknown: ${String(cfg.unsafeMutation)}`);

@@ -471,6 +471,12 @@ export class ReconfigurablePaxos<T> {
     this.afterInput();
   }
 
+  /** The session to `peer` broke: every configuration that includes it may expedite its election. */
+  disconnected(peer: NodeId): void {
+    for (const i of this.instances) i.paxos.disconnected(peer);
+    this.afterInput();
+  }
+
   /**
    * Whether configuration `configId` may be dropped here: this replica runs a later one, or it was
    * removed and a replica of the next configuration was heard running it (it can seed the others).

@@ -256,6 +256,7 @@ export class SequencePaxos<T> {
           if (n > this.storage.getBallotRound()) this.storage.setBallotRound(n);
         },
       },
+      this.config.unsafeMutation === 'raiseOnLeaderSessionBreak',
     );
     this.scanStop();
     this.ble.startRound();
@@ -572,6 +573,7 @@ export class SequencePaxos<T> {
    */
   reconnected(peer: NodeId): void {
     if (!this.peerSet.has(peer)) return;
+    this.ble.peerConnected(peer);
     const ls = this.leaderState;
     if (ls) {
       this.sendPrepare(ls, peer);
@@ -582,6 +584,18 @@ export class SequencePaxos<T> {
       this.outbox.push({ to: peer, message: { type: 'PrepareReq', n: promise } });
       this.followerWaitSince = this.now;
     }
+  }
+
+  /**
+   * Tells the replica that the session to `peer` broke (the peer closed it, crashed, or the link's
+   * liveness check declared it dead). Optional: without it the election notices a dead leader by
+   * missed heartbeat rounds. With it, a follower whose leader's session broke starts an election round
+   * at once and, unless a peer still hears the leader, elects a new leader within about two round
+   * trips instead of one election timeout. Idempotent until {@link reconnected} or the peer is heard.
+   */
+  disconnected(peer: NodeId): void {
+    if (!this.peerSet.has(peer)) return;
+    this.ble.peerDisconnected(peer);
   }
 
   // ---------------------------------------------------------------- outputs

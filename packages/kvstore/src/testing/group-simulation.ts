@@ -143,6 +143,10 @@ class GroupNode implements SimNode<Msg> {
     if (this.groups) for (const g of this.groups) g.reconnected(peer);
     else this.buffered.push(() => this.reconnected(peer));
   }
+  disconnected(peer: NodeId): void {
+    if (this.groups) for (const g of this.groups) g.disconnected(peer);
+    else this.buffered.push(() => this.disconnected(peer));
+  }
   drainOutbox(): { to: NodeId; message: Msg }[] {
     const o = this.out;
     this.out = [];
@@ -177,6 +181,11 @@ export interface GroupClusterOptions {
     outcome: ApplyOutcome,
     partition: number,
   ) => void;
+  /**
+   * Session breaks are silent (the replicas are never told, see the paxos `Simulator`'s `silentBreaks`):
+   * links that go quiet without a reset. Default false.
+   */
+  readonly silentBreaks?: boolean;
   /** Called when a replica finished opening its storage (once per group). */
   readonly onOpened?: (pid: NodeId, group: ReplicaGroup, incarnation: number) => void;
 }
@@ -217,6 +226,7 @@ export class GroupCluster {
       minDelay: 0,
       // Round trips stay within one BLE heartbeat round (5 ticks by default) as in the paxos simulator.
       maxDelay: 2,
+      silentBreaks: options.silentBreaks ?? false,
       factory: (pid, restartCount) => {
         // Each incarnation sees the disk through its own view: a crashed incarnation's pending work
         // never touches the disk again.

@@ -66,6 +66,9 @@ class ScriptNode implements SimNode<Msg> {
   reconnected(peer: NodeId): void {
     this.paxos.reconnected(peer);
   }
+  disconnected(peer: NodeId): void {
+    this.paxos.disconnected(peer);
+  }
 }
 
 /**

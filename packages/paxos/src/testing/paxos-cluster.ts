@@ -222,6 +222,9 @@ class HarnessNode implements SimNode<PaxosMessage<LogEntry<string>>> {
   reconnected(peer: NodeId): void {
     this.paxos.reconnected(peer);
   }
+  disconnected(peer: NodeId): void {
+    this.paxos.disconnected(peer);
+  }
 }
 
 interface PendingReadCheck {

@@ -68,6 +68,9 @@ class ReconfigNode implements SimNode<Msg> {
   reconnected(peer: NodeId): void {
     this.replica.reconnected(peer);
   }
+  disconnected(peer: NodeId): void {
+    this.replica.disconnected(peer);
+  }
 }
 
 /** Counters of membership changes. */

@@ -15,6 +15,11 @@ export interface SimNode<M> {
   drainOutbox(): ReadonlyArray<{ readonly to: NodeId; readonly message: M }>;
   /** The session to `peer` came back after a break. */
   reconnected(peer: NodeId): void;
+  /**
+   * The session to `peer` broke (a disconnect, a partition, or the peer crashed): called on every
+   * live side at once, as a TCP peer sees a reset or a close. Optional.
+   */
+  disconnected?(peer: NodeId): void;
 }
 
 /**
@@ -46,6 +51,11 @@ export interface SimulatorOptions<M> {
    * FIFO-session model (TCP never does it); use it only to test a core's resend path. Default `0`.
    */
   readonly lossProbability?: number;
+  /**
+   * Breaks are silent: `disconnected` is never called. Models links that go quiet without a close or a
+   * reset (a black hole, before the transport's liveness check fires). Default `false`.
+   */
+  readonly silentBreaks?: boolean;
   /** Safety valve against a message storm: most deliveries in one tick before failing. Default `1_000_000`. */
   readonly maxDeliveriesPerTick?: number;
 }
@@ -136,8 +146,9 @@ export type SimEvent =
  * Model: between every ordered pair of nodes there is a session that delivers messages in order,
  * each after a random delay in `[minDelay, maxDelay]` ticks (never overtaking the previous one on the
  * same link). Different links interleave in an order the PRNG picks. A session can break
- * ({@link disconnect}, a partition, a crash): everything in flight on it is lost and nothing is
- * delivered until it heals ({@link connect}), when `reconnected` is called on both sides. A crash
+ * ({@link disconnect}, a partition, a crash): everything in flight on it is lost, `disconnected` is
+ * called on each live side, and nothing is delivered until it heals ({@link connect}), when
+ * `reconnected` is called on both sides. A crash
  * drops the node object; {@link restart} builds a new one through the factory.
  *
  * One step ({@link step}) = tick every live node (in a random order), then deliver every message that
@@ -355,7 +366,11 @@ export class Simulator<M> {
     this.connected.delete(k);
     this.stats.linkBreaks++;
     this.stats.dropped += this.link(a, b).clear() + this.link(b, a).clear();
-    this.guard(() => this.emit({ kind: 'disconnect', a, b }));
+    this.guard(() => {
+      this.sessionDown(a, b);
+      this.sessionDown(b, a);
+      this.emit({ kind: 'disconnect', a, b });
+    });
   }
 
   /** Heals the session between `a` and `b`; if both are up, `reconnected` is called on both sides. */
@@ -418,7 +433,12 @@ export class Simulator<M> {
     for (const l of this.linkList) {
       if (l.from === pid || l.to === pid) this.stats.dropped += l.clear();
     }
-    this.guard(() => this.emit({ kind: 'crash', pid }));
+    this.guard(() => {
+      for (const peer of this.nodeIds) {
+        if (peer !== pid && this.isConnected(pid, peer)) this.sessionDown(peer, pid);
+      }
+      this.emit({ kind: 'crash', pid });
+    });
   }
 
   /** Restarts a crashed `pid` through the factory; sessions to connected live peers come back. */
@@ -442,6 +462,14 @@ export class Simulator<M> {
   }
 
   // ---------------------------------------------------------------- internals
+
+  /** `a` learns that its session to `b` broke (if `a` is up and listens for it). */
+  private sessionDown(a: NodeId, b: NodeId): void {
+    const na = this.nodes.get(a);
+    if (!na?.disconnected || this.opts.silentBreaks === true) return;
+    na.disconnected(b);
+    this.flush(a);
+  }
 
   private sessionUp(a: NodeId, b: NodeId): void {
     const na = this.nodes.get(a);
