@@ -44,6 +44,7 @@ import {
   type Value,
   zodErrorToBadRequest,
 } from '@paxkv/common';
+import { acquire, Election, Lock, type LockOptions, recipePrefix } from './concurrency.js';
 import { type AttemptOutcome, Channel, type ConnectionFactory } from './connection.js';
 import {
   ClientClosedError,
@@ -516,6 +517,36 @@ export class PaxkvClient {
       keyOrPrefix,
       options,
     );
+  }
+
+  /**
+   * Takes the distributed lock `name` (etcd's `Mutex`): resolves once held, with its fencing token
+   * (`lock.token`, the revision that created the holder's key: later holders have larger ones). The
+   * lock is held through a lease kept alive in the background; if the holder stops (crash, pause,
+   * partition) the lock passes to the next waiter about `ttlMs` later, so writes that must not come from
+   * a former holder go through `lock.put` / `lock.txn` (fenced by the token). Waiters are queued in
+   * order and each watches only its predecessor (no polling, no herd). See the `concurrency` module.
+   * @example
+   * const lock = await kv.lock('{jobs}:nightly', { ttlMs: 5_000 });
+   * try {
+   *   await lock.put('{jobs}:nightly:state', 'running'); // refused if the lock was lost meanwhile
+   * } finally {
+   *   await lock.unlock();
+   * }
+   */
+  async lock(name: string, options: LockOptions = {}): Promise<Lock> {
+    this.#assertOpen();
+    return new Lock(this, await acquire(this, name, recipePrefix(name), '', options));
+  }
+
+  /**
+   * An election `name` (etcd's `Election`): `campaign(value)` resolves once this client leads,
+   * `leader()` reads the current leader, `observe()` streams every change of leader. See the
+   * `concurrency` module.
+   */
+  election(name: string, options: LockOptions = {}): Election {
+    this.#assertOpen();
+    return new Election(this, name, options);
   }
 
   /**

@@ -137,3 +137,25 @@ export class LeaseNotFoundError extends PaxkvError {
     this.lease = details.lease;
   }
 }
+
+/**
+ * A lock (or a leadership) is not held any more: its lease expired or was revoked (its key is gone, and
+ * another holder may have taken over), or a fenced write found that the lock's key no longer carries the
+ * holder's fencing token. Stop acting as the holder; take the lock again if needed.
+ */
+export class LockLostError extends PaxkvError {
+  override readonly code = 'LOCK_LOST' as const;
+  override readonly retryable = false;
+  /** The lock's (or election's) name. */
+  readonly lock: string;
+  /** The fencing token the holder had (the revision that created its key; 0 if it never held it). */
+  readonly token: number;
+  constructor(details: { name: string; token: number; why: string }, options?: PaxkvErrorOptions) {
+    super(
+      `lock '${details.name}' (token ${details.token}) is not held: ${details.why}; stop acting as its holder and lock again`,
+      options,
+    );
+    this.lock = details.name;
+    this.token = details.token;
+  }
+}

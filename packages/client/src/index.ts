@@ -11,6 +11,7 @@
  * @packageDocumentation
  */
 export * from './client.js';
+export * from './concurrency.js';
 export * from './connection.js';
 export * from './errors.js';
 export * from './history.js';

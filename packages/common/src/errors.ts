@@ -42,6 +42,7 @@ export const LOCAL_ERROR_CODES = [
   'COMPACTED',
   'TOO_SLOW',
   'LEASE_NOT_FOUND',
+  'LOCK_LOST',
 ] as const;
 
 /** A process-local error code (see {@link LOCAL_ERROR_CODES}). */
@@ -437,6 +438,7 @@ function toWireCode(code: PaxkvErrorCode): ErrorCode {
       return 'UNAVAILABLE';
     case 'COMPACTED':
     case 'LEASE_NOT_FOUND':
+    case 'LOCK_LOST':
       return 'BAD_REQUEST';
     case 'ENCODE_FAILED':
     case 'INVALID_CONFIG':

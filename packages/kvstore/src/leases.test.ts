@@ -108,3 +108,55 @@ describe('leases in the state machine snapshot', () => {
     expect(other.ok).toBe(false);
   });
 });
+
+describe('leases in transactions', () => {
+  it('a txn put attaches its key to a lease; a lease that is gone refuses the branch that would use it', async () => {
+    const { KvStateMachine } = await import('./state-machine.js');
+    const sm = new KvStateMachine({}, 1);
+    let i = 0;
+    const grant = sm.apply(i++, { id: 'g', op: { op: 'lease-grant', partition: 1, ttlMs: 5_000 } });
+    const lease = grant.ok && grant.result.op === 'lease-grant' ? grant.result.lease : 0;
+    // etcd's lock step: create the key with the lease only if it does not exist.
+    const create = (id: string) =>
+      sm.apply(i++, {
+        id,
+        op: {
+          op: 'txn',
+          compare: [{ key: 'lock', target: 'createRevision', op: '=', value: 0 }],
+          success: [{ put: { key: 'lock', value: 'me', lease } }],
+          failure: [{ get: { key: 'lock' } }],
+        },
+      });
+    expect(create('t1')).toMatchObject({ ok: true, result: { succeeded: true } });
+    expect(sm.lease(lease)?.keys).toEqual(['lock']);
+    // Second try: the compare fails, the failure branch (no lease) runs.
+    expect(create('t2')).toMatchObject({ ok: true, result: { succeeded: false } });
+    // A txn put without a lease detaches the key, as a plain put.
+    sm.apply(i++, {
+      id: 'p',
+      op: { op: 'txn', compare: [], success: [{ put: { key: 'lock', value: 'x' } }], failure: [] },
+    });
+    expect(sm.lease(lease)?.keys).toEqual([]);
+    sm.apply(i++, { id: 'r', op: { op: 'lease-revoke', lease } });
+    expect(sm.size).toBe(1);
+    // The lease is gone: a txn that would attach to it is refused, nothing changes.
+    const before = sm.revision;
+    const refused = sm.apply(i++, {
+      id: 'z',
+      op: { op: 'txn', compare: [], success: [{ put: { key: 'n', value: '1', lease } }], failure: [] },
+    });
+    expect(refused.ok).toBe(false);
+    expect(sm.revision).toBe(before);
+    // ... but not when the branch that runs does not use it.
+    const other = sm.apply(i++, {
+      id: 'y',
+      op: {
+        op: 'txn',
+        compare: [{ key: 'absent', target: 'exists', op: '=', value: true }],
+        success: [{ put: { key: 'n', value: '1', lease } }],
+        failure: [{ put: { key: 'n', value: '2' } }],
+      },
+    });
+    expect(other).toMatchObject({ ok: true, result: { succeeded: false } });
+  });
+});

@@ -291,16 +291,29 @@ export class KvStateMachine {
    * live lease of this partition.
    */
   private refusal(op: KvOp): PaxkvError | undefined {
-    if (op.op !== 'put' || op.lease === undefined) return undefined;
-    if (leasePartition(op.lease) !== this.partition)
+    if (op.op === 'put') return op.lease === undefined ? undefined : this.leaseRefusal(op.key, op.lease);
+    if (op.op !== 'txn') return undefined;
+    // Only the branch that runs matters (its compares see the same state as the apply that follows).
+    const branch = op.compare.every((c) => this.compareHolds(c)) ? op.success : op.failure;
+    for (const o of branch) {
+      if (!('put' in o) || o.put.lease === undefined) continue;
+      const refused = this.leaseRefusal(o.put.key, o.put.lease);
+      if (refused) return refused;
+    }
+    return undefined;
+  }
+
+  /** Why `key` cannot be attached to `lease`: another partition's lease, or one that is gone. */
+  private leaseRefusal(key: string, lease: number): PaxkvError | undefined {
+    if (leasePartition(lease) !== this.partition)
       return new BadRequestError({
         field: 'op.lease',
-        problem: `lease ${op.lease} belongs to partition ${leasePartition(op.lease)}, key '${op.key}' to partition ${this.partition}: grant the lease for a key of the same hash tag`,
+        problem: `lease ${lease} belongs to partition ${leasePartition(lease)}, key '${key}' to partition ${this.partition}: grant the lease for a key of the same hash tag`,
       });
-    if (!this.leaseTable.has(op.lease))
+    if (!this.leaseTable.has(lease))
       return new BadRequestError({
         field: 'op.lease',
-        problem: `lease ${op.lease} does not exist (it expired or was revoked): grant a new lease`,
+        problem: `lease ${lease} does not exist (it expired or was revoked): grant a new lease`,
       });
     return undefined;
   }
@@ -499,7 +512,7 @@ export class KvStateMachine {
         );
       } else if ('put' in o) {
         const created = !this.data.has(o.put.key);
-        const e = this.write(o.put.key, o.put.value, next);
+        const e = this.write(o.put.key, o.put.value, next, o.put.lease ?? 0);
         changed = true;
         results.push({ op: 'put', key: o.put.key, created, ...metaOf(e) });
       } else {

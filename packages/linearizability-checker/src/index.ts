@@ -23,6 +23,22 @@ export {
   ValueTable,
 } from './compact.js';
 export {
+  type CommittedChange,
+  type CoordinationCheck,
+  checkLeaseHistory,
+  checkLockHistory,
+  checkWatchStreams,
+  type FencedWrite,
+  type LeaseCheckOptions,
+  type LeaseEvent,
+  type LeaseHistory,
+  type LockRecord,
+  MAX_VIOLATIONS_LISTED,
+  type ObservedEvent,
+  type WatchCheckOptions,
+  type WatchStreamRecord,
+} from './coordination.js';
+export {
   DEFAULT_EDN_MAX_DEPTH,
   type EdnForm,
   EdnSymbol,

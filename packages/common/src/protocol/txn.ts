@@ -14,6 +14,7 @@
  * @module
  */
 import { z } from 'zod';
+import { LeaseIdSchema } from './lease.js';
 import { KeySchema, ValueSchema } from './primitives.js';
 import { KeyMetaShape, PartitionSchema, ResultHeaderShape, RevisionSchema } from './revisions.js';
 
@@ -48,11 +49,13 @@ export const CompareSchema = z.discriminatedUnion('target', [
 
 /**
  * One operation of a transaction branch, in etcd's JSON shape: `{ get: { key } }`,
- * `{ put: { key, value } }` or `{ delete: { key } }`.
+ * `{ put: { key, value, lease? } }` or `{ delete: { key } }`. A put with `lease` attaches the key to that
+ * lease (of the transaction's partition; a lease that is gone refuses the whole transaction), a put
+ * without it detaches the key from its lease, as a plain `put`.
  */
 export const TxnRequestSchema = z.union([
   z.strictObject({ get: z.object({ key: KeySchema }) }),
-  z.strictObject({ put: z.object({ key: KeySchema, value: ValueSchema }) }),
+  z.strictObject({ put: z.object({ key: KeySchema, value: ValueSchema, lease: LeaseIdSchema.optional() }) }),
   z.strictObject({ delete: z.object({ key: KeySchema }) }),
 ]);
 
