@@ -123,6 +123,20 @@ export const serverConfigSchema = z
     clusterToken: z.string().min(16).optional(),
     /** A file holding the cluster token (one trailing newline ignored). */
     clusterTokenFile: z.string().min(1).optional(),
+    /**
+     * PEM file of this server's certificate (with `tlsKey` and `tlsCa`: TLS on the client port, between
+     * peers, on the RESP port and on HTTP). It must be signed by `tlsCa`, carry the host (DNS name or
+     * IP) of `advertise` as a subject alternative name, and allow both TLS server and client
+     * authentication (it also dials peers). Absent: no TLS (the default).
+     */
+    tlsCert: z.string().min(1).optional(),
+    /** PEM file of the private key of `tlsCert`. */
+    tlsKey: z.string().min(1).optional(),
+    /**
+     * PEM file of the cluster CA: peers must present a certificate it signed (for a server: one naming
+     * the host it claims), clients' certificates are verified against it.
+     */
+    tlsCa: z.string().min(1).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -138,6 +152,14 @@ export const serverConfigSchema = z
         code: 'custom',
         path: ['clusterToken'],
         message: 'give either --cluster-token or --cluster-token-file, not both',
+      });
+    }
+    const tlsFiles = [c.tlsCert, c.tlsKey, c.tlsCa].filter((f) => f !== undefined).length;
+    if (tlsFiles !== 0 && tlsFiles !== 3) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tlsCert'],
+        message: 'TLS needs all of --tls-cert, --tls-key and --tls-ca (or none of them)',
       });
     }
     if (c.join === undefined && c.bootstrapThreshold < c.replication) {
@@ -274,6 +296,16 @@ export function buildServerCommand(version: string): Command {
       ),
     )
     .addOption(new Option('--cluster-token-file <file>', 'file holding the cluster token'))
+    .addOption(
+      new Option(
+        '--tls-cert <file>',
+        'PEM certificate of this server (TLS on every port; names the advertised host)',
+      ),
+    )
+    .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert'))
+    .addOption(
+      new Option('--tls-ca <file>', 'PEM CA certificate that signs every server (and client) certificate'),
+    )
     .addOption(new Option('--config <file>', 'JSON config file; flags override it'))
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices([...LOG_LEVELS]))
     .allowExcessArguments(false)
@@ -296,6 +328,9 @@ const FLAG_FIELDS = [
   'logLevel',
   'clusterToken',
   'clusterTokenFile',
+  'tlsCert',
+  'tlsKey',
+  'tlsCa',
 ] as const;
 
 /** Where `--help`/`--version`/errors go; injectable for tests. */

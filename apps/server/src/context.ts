@@ -4,7 +4,7 @@
  * owned by `PaxkvServer`, passed to the modules that make up the server (inbound connections, the request
  * path, the bootstrap role, the group lifecycle, the peer links).
  */
-import type { LookupTable, NodeId } from '@paxkv/common';
+import type { LookupTable, NodeId, TlsOptions } from '@paxkv/common';
 import type { ServerConfig } from './config.js';
 import type { ServerLogger } from './logger.js';
 import type { ServerMetrics } from './metrics.js';
@@ -29,6 +29,11 @@ export interface ServerContext {
    * on connections whose handshake authenticated them.
    */
   readonly authRequired: boolean;
+  /**
+   * TLS material read from `tlsCert`/`tlsKey`/`tlsCa`, or undefined without TLS. With TLS, a peer proves
+   * itself with a certificate the CA signed that allows server authentication and names its host.
+   */
+  readonly tls: TlsOptions | undefined;
 }
 
 /** A promise resolved after `ms` milliseconds. */

@@ -3,7 +3,9 @@
  * table or shutting down) and `GET /metrics` (Prometheus text). Nothing else; no request body is read.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { type TlsOptions, tlsMaterial } from '@paxkv/common';
 
 /** What `/health` reports. */
 export interface HealthReport {
@@ -24,6 +26,8 @@ export interface HttpEndpointSource {
   health(): HealthReport;
   metrics(): Promise<string>;
   readonly metricsContentType: string;
+  /** Serve HTTPS with this certificate and key (no client certificate asked). Default: plain HTTP. */
+  readonly tls?: TlsOptions;
 }
 
 /** A running HTTP endpoint. */
@@ -32,12 +36,20 @@ export class HttpEndpoint {
 
   /** Listens on `host:port` (port 0 picks a free one) and resolves once listening. */
   static async start(host: string, port: number, source: HttpEndpointSource): Promise<HttpEndpoint> {
-    const server = createServer((req, res) => {
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       handle(req, res, source).catch((e: unknown) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end(`internal error: ${(e as Error).message}\n`);
       });
-    });
+    };
+    const t = source.tls;
+    const server: Server =
+      t?.cert !== undefined && t.key !== undefined
+        ? createHttpsServer(
+            { cert: tlsMaterial(t.cert), key: tlsMaterial(t.key), minVersion: 'TLSv1.2' },
+            onRequest,
+          )
+        : createServer(onRequest);
     server.keepAliveTimeout = 5000;
     server.headersTimeout = 10_000;
     server.requestTimeout = 10_000;

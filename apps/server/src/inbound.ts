@@ -32,6 +32,7 @@ import type { PaxosMessageCheck } from './group-port.js';
 import { LINK_HIGH_WATER_MARK_BYTES } from './peers.js';
 import { hostOf, RateLimitedLog } from './rate-limited-log.js';
 import type { RequestPath } from './request-path.js';
+import { certificateCovers, serverCertificate } from './tls-setup.js';
 import type { WatchStreams } from './watch-streams.js';
 
 type ConnKind = 'unknown' | 'client' | 'peer' | 'member';
@@ -67,6 +68,8 @@ export interface InboundDeps {
   readonly watches: WatchStreams;
   /** Run on every accepted connection before it is used (peer authentication). Default: none. */
   readonly handshake?: Handshake;
+  /** The address of a node (from the lookup table), to match a TLS peer's certificate. Default: none. */
+  readonly addressOf?: (node: NodeId) => string | undefined;
 }
 
 /** See the module comment. */
@@ -96,6 +99,16 @@ export class InboundConnections {
       highWaterMark: LINK_HIGH_WATER_MARK_BYTES,
       onBackpressure: 'disconnect',
       ...(deps.handshake ? { handshake: deps.handshake } : {}),
+      ...(ctx.tls ? { tls: ctx.tls } : {}),
+    });
+    this.transport.on('tlsError', (error, remote) => {
+      ctx.metrics.authFailures.inc({ reason: 'tls' });
+      if (this.rejections.shouldLog(hostOf(remote))) {
+        ctx.log.warn(
+          { remote },
+          `${error.message} (further failures from this host are counted in paxkv_auth_failures_total{reason="tls"} and logged at most once a minute)`,
+        );
+      }
     });
     this.transport.on('connection', (conn) => this.accept(conn));
     this.transport.on('evicted', () => ctx.metrics.connectionsEvicted.inc({ reason: 'connection-limit' }));
@@ -136,7 +149,8 @@ export class InboundConnections {
     };
     // An authenticated peer moves to the peer budget (never evicted for clients) and is watched by
     // liveness; anyone else keeps the header timeout until its first message (see `dispatch`).
-    if (conn.identity?.kind === 'peer') this.trustPeer(conn);
+    if (conn.identity?.kind === 'peer' || (ctx.tls !== undefined && serverCertificate(socket) !== null))
+      this.trustPeer(conn);
     socket.on('message', (v) => {
       if (conn.kind === 'unknown' && !socket.trusted) socket.setIdleTimeout(ctx.config.clientIdleTimeoutMs);
       this.dispatch(conn, v);
@@ -185,23 +199,50 @@ export class InboundConnections {
 
   /**
    * Whether `conn` may send a peer or bootstrap message of `type`. With a cluster token the connection
-   * must have proved it (a `peer.hello` must also claim the id it proved); `table.push` and `members`
-   * must come from the metadata owner (the bootstrap server) in any case: a member adopts tables from
-   * its own link to the bootstrap server, so without a token they are never accepted on an inbound
-   * connection. A refusal is answered with UNAUTHENTICATED, counted, and logged once per host a minute.
+   * must have proved it (a `peer.hello` must also claim the id it proved); with TLS it must present a
+   * server certificate of the cluster CA that names the host of what it claims (see `tls-setup.ts`):
+   * the table's address of the node a `peer.hello` claims, a `checkin`'s address, the `--join` host for
+   * `table.push`/`members`. `table.push` and `members` must come from the metadata owner (the bootstrap
+   * server) in any case: a member adopts tables from its own link to the bootstrap server, so without
+   * authentication they are never accepted on an inbound connection. A refusal is answered with
+   * UNAUTHENTICATED, counted, and logged once per host a minute.
+   * @param claimed the node a `peer.hello` claims; `claimedAddress` the address a `checkin` claims.
    */
-  private authorized(conn: InboundConn, type: PeerOnlyType, claimed?: NodeId): boolean {
+  private authorized(
+    conn: InboundConn,
+    type: PeerOnlyType,
+    claimed?: NodeId,
+    claimedAddress?: string,
+  ): boolean {
     const id = conn.identity;
-    const authenticated = id?.kind === 'peer';
+    const tokenPeer = id?.kind === 'peer';
+    const tlsOn = this.ctx.tls !== undefined;
+    const cert = tlsOn ? serverCertificate(conn.socket) : null;
+    const tokenOn = this.ctx.authRequired;
     let problem: string | undefined;
-    if (type === 'table.push' || type === 'members') {
-      if (!authenticated || id.from !== BOOTSTRAP_NODE_ID) {
-        problem = `${type} is accepted only from the bootstrap server over an authenticated connection`;
-      }
-    } else if (this.ctx.authRequired && !authenticated) {
+    if (tlsOn && cert === null) {
+      const p = conn.socket.tlsPeer;
+      problem = `${type} from a connection without a server certificate of the cluster CA (${p === undefined ? 'no TLS' : !p.authorized ? `certificate not accepted: ${p.authorizationError}` : 'a client certificate, not a server one'})`;
+    } else if (tokenOn && !tokenPeer) {
       problem = `${type} on a connection that did not prove the cluster token`;
-    } else if (type === 'peer.hello' && authenticated && id.from !== null && id.from !== claimed) {
+    } else if (type === 'table.push' || type === 'members') {
+      const join = this.ctx.config.join;
+      if (tokenPeer ? id.from !== BOOTSTRAP_NODE_ID : cert === null) {
+        problem = `${type} is accepted only from the bootstrap server over an authenticated connection`;
+      } else if (cert !== null && (join === undefined || !certificateCovers(cert, join))) {
+        problem = `${type} from a certificate that does not name the bootstrap server's host (${join ?? 'none: this server is the bootstrap server'})`;
+      }
+    } else if (type === 'peer.hello' && tokenPeer && id.from !== null && id.from !== claimed) {
       problem = `peer.hello claims node ${claimed} but the handshake proved node ${id.from}`;
+    } else if (type === 'peer.hello' && cert !== null && claimed !== undefined) {
+      const address = this.deps.addressOf?.(claimed);
+      if (address === undefined)
+        problem = `peer.hello claims node ${claimed}, which this server does not know yet`;
+      else if (!certificateCovers(cert, address))
+        problem = `peer.hello claims node ${claimed} at ${address} but the certificate names ${cert.hosts.join(', ') || 'no host'}`;
+    } else if (type === 'checkin' && cert !== null && claimedAddress !== undefined) {
+      if (!certificateCovers(cert, claimedAddress))
+        problem = `checkin claims address ${claimedAddress} but the certificate names ${cert.hosts.join(', ') || 'no host'}`;
     }
     if (problem === undefined) return true;
     this.ctx.metrics.unauthenticated.inc({ type });
@@ -254,7 +295,15 @@ export class InboundConnections {
             this.reject(conn, parsed.error, parsed.id);
             return;
           }
-          if (!this.authorized(conn, parsed.value.type)) return;
+          if (
+            !this.authorized(
+              conn,
+              parsed.value.type,
+              undefined,
+              parsed.value.type === 'checkin' ? parsed.value.address : undefined,
+            )
+          )
+            return;
           if (!this.deps.bootstrap.handleRequest(conn.socket, parsed.value)) {
             this.reject(
               conn,

@@ -82,6 +82,9 @@ export function linkOptions(
     ...(live ? { livenessTimeoutMs: c.linkLivenessMs, keepaliveIntervalMs: c.linkKeepaliveMs } : {}),
     ...(bindable ? { localAddress: host } : {}),
     ...(handshake ? { handshake } : {}),
+    // A server dials its peers with its own certificate (it allows client authentication) and checks
+    // theirs against the cluster CA and the host it dials.
+    ...(ctx.tls ? { tls: ctx.tls } : {}),
   };
 }
 

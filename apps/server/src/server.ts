@@ -40,6 +40,7 @@ import { hostOf, RateLimitedLog } from './rate-limited-log.js';
 import { RequestPath } from './request-path.js';
 import { requestPathBackend } from './resp/request-path-backend.js';
 import { RespServer } from './resp/resp-server.js';
+import { certificateNames, readTlsMaterial, UNSAFE_TLS_ANY_CERTIFICATE } from './tls-setup.js';
 import { WatchStreams } from './watch-streams.js';
 
 export { BOOTSTRAP_NODE_ID } from './bootstrap-role.js';
@@ -96,6 +97,8 @@ export class PaxkvServer {
     const identity = readIdentity(config.dataDir);
     // Throws a ConfigError (start-up fails with its message) for an unreadable file or a bad token.
     const key = resolveClusterKey({ token: config.clusterToken, file: config.clusterTokenFile, env: {} });
+    // Throws a ConfigError for unreadable files or a certificate the CA did not sign.
+    const tls = readTlsMaterial(config);
     this.ctx = {
       config,
       log: deps.logger,
@@ -106,6 +109,7 @@ export class PaxkvServer {
       stopping: false,
       advertised: '',
       authRequired: key !== null,
+      tls,
     };
     const handshake: Handshake | undefined =
       deps.handshake ??
@@ -141,6 +145,7 @@ export class PaxkvServer {
       groups: this.groups,
       bootstrap: this.bootstrap,
       checkPaxosMessage: deps.checkPaxosMessage,
+      addressOf,
       ...(handshake ? { handshake } : {}),
     });
   }
@@ -178,6 +183,7 @@ export class PaxkvServer {
     server.ctx.advertised = config.advertise ?? `${host}:${port}`;
     if (config.httpPort !== undefined) {
       server.http = await HttpEndpoint.start(config.host, config.httpPort, {
+        ...(server.ctx.tls ? { tls: server.ctx.tls } : {}),
         health: () => server.health(),
         metrics: () => server.metrics.render(),
         metricsContentType: server.metrics.contentType,
@@ -205,6 +211,7 @@ export class PaxkvServer {
         }),
       }),
       onBadInput: (why) => this.metrics.badInput.inc({ code: `RESP_${why.toUpperCase().replace('-', '_')}` }),
+      ...(this.ctx.tls ? { tls: this.ctx.tls } : {}),
     });
   }
 
@@ -261,16 +268,44 @@ export class PaxkvServer {
         replication: c.replication,
         role: coordinator ? 'bootstrap' : `member of ${c.join}`,
         nodeId: this.ctx.nodeId,
-        peerAuthentication: this.ctx.authRequired ? 'cluster token' : 'off',
+        peerAuthentication: this.peerAuthentication(),
       },
       `paxkv-server listening on ${advertised}${this.httpPort !== null ? ` (http :${this.httpPort})` : ''}${this.respPort !== null ? ` (resp :${this.respPort})` : ''}, data dir ${c.dataDir}, fsync ${c.fsync}, bootstrap threshold ${c.bootstrapThreshold}, ${coordinator ? 'bootstrap server' : `joining ${c.join}`}`,
     );
-    if (!this.ctx.authRequired) {
+    const tls = this.ctx.tls;
+    if (tls && UNSAFE_TLS_ANY_CERTIFICATE) {
+      this.ctx.log.error(
+        {},
+        'PAXKV_UNSAFE_TLS_ANY_CERTIFICATE is set: the peer identity check is OFF (test-only)',
+      );
+    }
+    if (tls?.cert !== undefined) {
+      const host = advertised.slice(0, advertised.lastIndexOf(':'));
+      if (!certificateNames(String(tls.cert), host)) {
+        this.ctx.log.warn(
+          { advertised },
+          `the certificate --tls-cert does not name ${host}: peers and clients dialling ${advertised} will refuse it; issue it with ${host} as a subject alternative name (or advertise a name it carries)`,
+        );
+      }
+    }
+    if (!this.ctx.authRequired && !tls) {
       this.ctx.log.warn(
         {},
         'no cluster token: any process that reaches this port can act as a peer or a bootstrap member; start every server with the same --cluster-token-file (or --cluster-token, PAXKV_CLUSTER_TOKEN)',
       );
     }
+  }
+
+  private peerAuthentication(): string {
+    const token = this.config.clusterToken !== undefined || this.config.clusterTokenFile !== undefined;
+    const tls = this.ctx.tls !== undefined;
+    return token && tls
+      ? 'TLS certificate + cluster token'
+      : tls
+        ? 'TLS certificate'
+        : token
+          ? 'cluster token'
+          : 'off';
   }
 
   private addressOf(node: NodeId): string | undefined {

@@ -6,16 +6,33 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { connect, createServer } from 'node:net';
+import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { encodeFrame, FrameDecoder } from '@paxkv/common';
+import { encodeFrame, FrameDecoder, type TlsOptions, tlsMaterial } from '@paxkv/common';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The server's entry point (TypeScript source). */
 export const SERVER_MAIN = join(here, '..', 'src', 'main.ts');
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+/**
+ * Opens a socket to `host:port`, with TLS when `tls` is given (verifying the server against `tls.ca`);
+ * `ready` is the event that says it can carry frames (`connect` or `secureConnect`).
+ */
+export function dial(host: string, port: number, tls?: TlsOptions): { socket: Socket; ready: string } {
+  if (!tls) return { socket: netConnect({ host, port }), ready: 'connect' };
+  const socket = tlsConnect({
+    host,
+    port,
+    ca: tlsMaterial(tls.ca),
+    ...(tls.cert !== undefined ? { cert: tlsMaterial(tls.cert) } : {}),
+    ...(tls.key !== undefined ? { key: tlsMaterial(tls.key) } : {}),
+  });
+  return { socket, ready: 'secureConnect' };
+}
 
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -64,6 +81,8 @@ export interface TestClusterOptions {
   readonly ownLoopbackAddresses?: boolean;
   /** Give every server a RESP port (`--resp-port`). */
   readonly resp?: boolean;
+  /** TLS settings the harness's own requests (`waitReady`, `leaders`) dial with. Default: plain TCP. */
+  readonly clientTls?: TlsOptions;
 }
 
 /** N real servers; node 1 is the bootstrap server. */
@@ -234,7 +253,12 @@ export class TestCluster {
     const out = new Map<number, number>();
     for (const s of this.servers) {
       if (!s.child) continue;
-      const reply = (await request(s.address, { type: 'status', id: 1 }, 1000).catch(() => null)) as {
+      const reply = (await request(
+        s.address,
+        { type: 'status', id: 1 },
+        1000,
+        this.options.clientTls ? { tls: this.options.clientTls } : {},
+      ).catch(() => null)) as {
         type: string;
         status?: { node: number; groups: Array<{ partition: number; leader: number | null; role: string }> };
       } | null;
@@ -248,7 +272,12 @@ export class TestCluster {
   async serverOfNode(node: number): Promise<TestServer> {
     for (const s of this.servers) {
       if (!s.child) continue;
-      const reply = (await request(s.address, { type: 'status', id: 2 }, 1000).catch(() => null)) as {
+      const reply = (await request(
+        s.address,
+        { type: 'status', id: 2 },
+        1000,
+        this.options.clientTls ? { tls: this.options.clientTls } : {},
+      ).catch(() => null)) as {
         type: string;
         status?: { node: number };
       } | null;
@@ -267,11 +296,11 @@ export function request(
   address: string,
   payload: unknown,
   timeoutMs = 2000,
-  options: { halfClose?: boolean } = {},
+  options: { halfClose?: boolean; tls?: TlsOptions } = {},
 ): Promise<unknown> {
   const [host, port] = address.split(':') as [string, string];
   return new Promise((resolveReply, reject) => {
-    const socket = connect({ host, port: Number(port) });
+    const { socket, ready } = dial(host, Number(port), options.tls);
     const decoder = new FrameDecoder();
     let done = false;
     const finish = (fn: () => void) => {
@@ -285,7 +314,7 @@ export function request(
       () => finish(() => reject(new Error(`no reply from ${address} in ${timeoutMs} ms`))),
       timeoutMs,
     );
-    socket.on('connect', () => {
+    socket.on(ready, () => {
       const bytes = payload instanceof Uint8Array ? payload : encodeFrame(payload);
       // Half-close after raw bytes: a frame they leave incomplete ends with the stream instead of waiting.
       if (options.halfClose) socket.end(bytes);
@@ -309,7 +338,7 @@ export class RawClient {
   private nextId = 1;
   private closedFlag = false;
 
-  private constructor(private readonly socket: import('node:net').Socket) {
+  private constructor(private readonly socket: Socket) {
     socket.on('data', (chunk: Buffer) => {
       for (const f of this.decoder.push(chunk)) {
         if (!f.ok) continue;
@@ -328,12 +357,12 @@ export class RawClient {
     socket.on('error', () => {});
   }
 
-  /** Connects to `address`. */
-  static connect(address: string): Promise<RawClient> {
+  /** Connects to `address` (with TLS when `tls` is given). */
+  static connect(address: string, tls?: TlsOptions): Promise<RawClient> {
     const [host, port] = address.split(':') as [string, string];
     return new Promise((resolveClient, reject) => {
-      const socket = connect({ host, port: Number(port) });
-      socket.once('connect', () => resolveClient(new RawClient(socket)));
+      const { socket, ready } = dial(host, Number(port), tls);
+      socket.once(ready, () => resolveClient(new RawClient(socket)));
       socket.once('error', reject);
     });
   }

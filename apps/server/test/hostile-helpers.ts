@@ -2,8 +2,10 @@
  * Tools of the hostile-peer suites: a raw framed connection that plays an impostor (optionally running
  * the peer handshake with some key, right or wrong), and a reader of one server's Prometheus metrics.
  */
-import { connect, type Socket } from 'node:net';
-import { type AuthChannel, encodeFrame, FrameDecoder } from '@paxkv/common';
+import { get as httpsGet } from 'node:https';
+import type { Socket } from 'node:net';
+import { type AuthChannel, encodeFrame, FrameDecoder, type TlsOptions } from '@paxkv/common';
+import { dial } from './harness.js';
 
 /** A raw framed connection to a server: sends anything, collects every decoded reply. */
 export class Impostor implements AuthChannel {
@@ -25,12 +27,12 @@ export class Impostor implements AuthChannel {
     socket.on('error', () => {});
   }
 
-  /** Connects to `address` (`host:port`). */
-  static connect(address: string): Promise<Impostor> {
+  /** Connects to `address` (`host:port`), with TLS (and a client certificate) when `tls` is given. */
+  static connect(address: string, tls?: TlsOptions): Promise<Impostor> {
     const i = address.lastIndexOf(':');
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: address.slice(0, i), port: Number(address.slice(i + 1)) });
-      socket.once('connect', () => resolve(new Impostor(socket)));
+      const { socket, ready } = dial(address.slice(0, i), Number(address.slice(i + 1)), tls);
+      socket.once(ready, () => resolve(new Impostor(socket)));
       socket.once('error', reject);
     });
   }
@@ -121,8 +123,23 @@ export async function metric(
   httpPort: number,
   name: string,
   labels: Record<string, string> = {},
+  /** The CA of a server started with TLS (its HTTP port then serves HTTPS). */
+  ca?: string,
 ): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const text =
+    ca === undefined
+      ? await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()
+      : await new Promise<string>((resolve, reject) => {
+          httpsGet({ host: '127.0.0.1', port: httpPort, path: '/metrics', ca }, (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => {
+              body += c;
+            });
+            res.on('end', () => resolve(body));
+            res.on('error', reject);
+          }).on('error', reject);
+        });
   let total = 0;
   let found = false;
   for (const line of text.split('\n')) {
@@ -196,13 +213,18 @@ export async function forgeHelloAndPrepares(
   partitions: number,
   metricName: string,
   labels: Record<string, string>,
+  /** Dial with TLS (and this client certificate); `tls.ca` also reads the metrics over HTTPS. */
+  tls?: TlsOptions,
 ): Promise<void> {
-  const before = await metric(target.httpPort, metricName, labels);
-  const impostor = await Impostor.connect(target.address);
+  const ca = tls === undefined ? undefined : String(tls.ca);
+  const before = await metric(target.httpPort, metricName, labels, ca);
+  const impostor = await Impostor.connect(target.address, tls);
   try {
     impostor.send({ type: 'peer.hello', from: claimed });
     for (let p = 0; p < partitions; p++) impostor.send(forgedPrepare(p, claimed, round));
-    await eventually(async () => (await metric(target.httpPort, metricName, labels)) >= before + partitions);
+    await eventually(
+      async () => (await metric(target.httpPort, metricName, labels, ca)) >= before + partitions,
+    );
   } finally {
     impostor.close();
   }

@@ -271,7 +271,9 @@ export class PaxkvClient {
   /** @throws {@link ConfigError} if an option is invalid. Prefer {@link createClient}. */
   constructor(options: ClientOptions) {
     this.options = resolveClientOptions(options);
-    this.#factory = this.options.connectionFactory ?? tcpConnectionFactory();
+    this.#factory =
+      this.options.connectionFactory ??
+      tcpConnectionFactory(this.options.tls ? { tls: this.options.tls } : {});
     this.#sessions = new SessionPool(this.options.sessionId);
     this.#history =
       this.options.history === undefined
@@ -1051,7 +1053,7 @@ export class PaxkvClient {
       case 'closed':
         return new ConnectionClosedError({ address, reason: 'it broke while a request was in flight' });
       case 'not-sent':
-        return new UnavailableError({ reason: outcome.reason });
+        return outcome.error ?? new UnavailableError({ reason: outcome.reason });
     }
   }
 

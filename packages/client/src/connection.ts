@@ -3,7 +3,7 @@
  * connection (pipelining by request `id`).
  * @module
  */
-import { type ClientRequest, parseServerResponse, type ServerResponse } from '@paxkv/common';
+import { type ClientRequest, PaxkvError, parseServerResponse, type ServerResponse } from '@paxkv/common';
 
 /** Callbacks a {@link ConnectionFactory} calls for one connection. */
 export interface ConnectionEvents {
@@ -51,7 +51,13 @@ export type AttemptOutcome =
    * The request was never sent: the connection was not open in time (`busy: false`), or it is open
    * but its outgoing buffer is full (`busy: true`: the server reads slower than we write).
    */
-  | { readonly kind: 'not-sent'; readonly reason: string; readonly busy?: boolean };
+  | {
+      readonly kind: 'not-sent';
+      readonly reason: string;
+      readonly busy?: boolean;
+      /** Why the connection is down when that cannot be fixed by retrying (a TLS failure). */
+      readonly error?: PaxkvError;
+    };
 
 interface Pending {
   readonly resolve: (o: AttemptOutcome) => void;
@@ -73,6 +79,8 @@ export class Channel {
   #closedForGood = false;
   /** True after a close (or failed connect) until the next open: sends fail fast meanwhile. */
   #down = false;
+  /** Why the last connection attempt failed, when retrying cannot fix it (a TLS failure). */
+  #lastFailure: PaxkvError | undefined;
   /** Replies that failed validation or matched no request (for diagnostics). */
   strayReplies = 0;
 
@@ -84,7 +92,10 @@ export class Channel {
         this.#wakeOpenWaiters(true);
       },
       onMessage: (m) => this.#onMessage(m),
-      onClose: () => this.#onClose(),
+      onClose: (reason) => {
+        this.#lastFailure = reason instanceof PaxkvError && !reason.retryable ? reason : undefined;
+        this.#onClose();
+      },
     });
   }
 
@@ -148,9 +159,16 @@ export class Channel {
     if (!this.#connection.isOpen) {
       // A server known to be down fails fast so the caller can try another replica at once; the
       // connection keeps reconnecting in the background.
-      if (this.#down) return { kind: 'not-sent', reason: `${this.address} is unreachable` };
+      const failure = this.#lastFailure;
+      const because = failure ? { reason: `${this.address}: ${failure.message}`, error: failure } : undefined;
+      if (this.#down) return { kind: 'not-sent', reason: `${this.address} is unreachable`, ...because };
       const open = await this.#waitOpen(timeoutMs);
-      if (!open) return { kind: 'not-sent', reason: `could not connect to ${this.address}` };
+      if (!open) {
+        const late = this.#lastFailure;
+        return late
+          ? { kind: 'not-sent', reason: `${this.address}: ${late.message}`, error: late }
+          : { kind: 'not-sent', reason: `could not connect to ${this.address}` };
+      }
     }
     const remaining = Math.max(1, timeoutMs - (performance.now() - start));
     return new Promise<AttemptOutcome>((resolve) => {

@@ -10,6 +10,7 @@ import {
   DEFAULT_PROTOCOL_LIMITS,
   isAddress,
   type ProtocolLimits,
+  type TlsOptions,
 } from '@paxkv/common';
 import type { ConnectionFactory } from './connection.js';
 import { DEFAULT_HISTORY_BUFFER_LINES, type HistoryOption } from './history.js';
@@ -89,6 +90,13 @@ export interface ClientOptions {
   readonly limits?: Partial<ProtocolLimits>;
   /** Opens connections. Default: `@paxkv/common`'s reconnecting TCP transport. */
   readonly connectionFactory?: ConnectionFactory;
+  /**
+   * Dial every server with TLS: `ca` (PEM) verifies the servers' certificates (each must name the host
+   * the client dials), `cert`/`key` present a client certificate. A certificate that does not verify
+   * fails calls with a `TlsError` that says what to fix. Default: plain TCP. Only for the default
+   * transport (not with `connectionFactory`).
+   */
+  readonly tls?: TlsOptions;
   /** Random source in [0, 1) for jitter and replica choice. Default `Math.random`. */
   readonly random?: () => number;
 }
@@ -127,6 +135,8 @@ export interface ResolvedClientOptions {
   readonly limits: ProtocolLimits;
   /** Connection factory, or undefined for the default TCP one. */
   readonly connectionFactory: ConnectionFactory | undefined;
+  /** TLS settings of the default transport, or undefined for plain TCP. */
+  readonly tls: TlsOptions | undefined;
   /** Random source. */
   readonly random: () => number;
 }
@@ -189,8 +199,16 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     history: options.history,
     limits: { ...DEFAULT_PROTOCOL_LIMITS, ...definedOnly(options.limits ?? {}) },
     connectionFactory: options.connectionFactory,
+    tls: options.tls,
     random: options.random ?? Math.random,
   };
+  if (r.tls !== undefined && r.connectionFactory !== undefined) {
+    issues.push({
+      path: 'tls',
+      problem:
+        'tls configures the default transport; with a connectionFactory, give the factory its TLS settings',
+    });
+  }
   intIn(issues, 'requestTimeoutMs', r.requestTimeoutMs, 1, 86_400_000);
   intIn(issues, 'attemptTimeoutMs', r.attemptTimeoutMs, 1, 86_400_000);
   intIn(issues, 'minAttemptMs', r.minAttemptMs, 0, 86_400_000);

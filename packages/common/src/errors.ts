@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   'INTERNAL',
   'UNAUTHENTICATED',
   'CROSS_PARTITION',
+  'PERMISSION_DENIED',
 ] as const;
 
 /** A wire error code (see {@link ERROR_CODES}). */
@@ -43,6 +44,7 @@ export const LOCAL_ERROR_CODES = [
   'TOO_SLOW',
   'LEASE_NOT_FOUND',
   'LOCK_LOST',
+  'TLS_FAILED',
 ] as const;
 
 /** A process-local error code (see {@link LOCAL_ERROR_CODES}). */
@@ -249,11 +251,50 @@ export class UnavailableError extends PaxkvError {
 export class UnauthenticatedError extends PaxkvError {
   override readonly code = 'UNAUTHENTICATED' as const;
   override readonly retryable = false;
-  constructor(details: { reason: string }, options?: PaxkvErrorOptions) {
+  constructor(
+    details: {
+      reason: string;
+      /** What to do, appended to the message. Default: configure the same cluster token everywhere. */
+      hint?: string;
+    },
+    options?: PaxkvErrorOptions,
+  ) {
     super(
-      `not authenticated: ${details.reason}; every server of a cluster must be started with the same cluster token`,
+      `not authenticated: ${details.reason}; ${details.hint ?? 'every server of a cluster must be started with the same cluster token'}`,
       options,
     );
+  }
+}
+
+/**
+ * The authenticated user's roles do not allow the request (a read-only user's put, a key outside the
+ * prefixes a role grants). Not retryable: ask an admin for a role (`paxkv user grant`).
+ */
+export class PermissionDeniedError extends PaxkvError {
+  override readonly code = 'PERMISSION_DENIED' as const;
+  override readonly retryable = false;
+  constructor(details: { user: string; action: string; key?: string }, options?: PaxkvErrorOptions) {
+    const what =
+      details.key === undefined
+        ? details.action
+        : `${details.action} ${JSON.stringify(details.key.length > 64 ? `${details.key.slice(0, 64)}…` : details.key)}`;
+    super(
+      `permission denied: user ${JSON.stringify(details.user)} may not ${what}; an admin can grant a role that allows it (paxkv user grant ${details.user} <role>)`,
+      options,
+    );
+  }
+}
+
+/**
+ * A TLS handshake failed: the other side's certificate is not signed by the trusted CA, does not name
+ * the host dialled, has expired, or one side does not speak TLS. The message says which and what to
+ * fix. Retryable only in the sense that a reconnecting link keeps trying (the configuration must change).
+ */
+export class TlsError extends PaxkvError {
+  override readonly code = 'TLS_FAILED' as const;
+  override readonly retryable = false;
+  constructor(details: { reason: string }, options?: PaxkvErrorOptions) {
+    super(`TLS failed: ${details.reason}`, options);
   }
 }
 
@@ -443,6 +484,8 @@ function toWireCode(code: PaxkvErrorCode): ErrorCode {
     case 'ENCODE_FAILED':
     case 'INVALID_CONFIG':
       return 'INTERNAL';
+    case 'TLS_FAILED':
+      return 'UNAUTHENTICATED';
     default:
       return code;
   }
@@ -511,6 +554,8 @@ export function errorFromWire(wire: {
       return new UnauthenticatedError({ reason: wire.message }, o);
     case 'CROSS_PARTITION':
       return new CrossPartitionError({ what: 'request' }, o);
+    case 'PERMISSION_DENIED':
+      return new PermissionDeniedError({ user: '?', action: '?' }, o);
     default:
       return new InternalError({}, o);
   }

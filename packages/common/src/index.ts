@@ -17,3 +17,4 @@ export * from './transport/framed-connection.js';
 export * from './transport/options.js';
 export * from './transport/reconnecting-connection.js';
 export * from './transport/server.js';
+export * from './transport/tls.js';

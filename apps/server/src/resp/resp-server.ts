@@ -5,6 +5,8 @@
  * @module
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { type TlsOptions, tlsMaterial } from '@paxkv/common';
 import type { RespBackend } from './backend.js';
 import { RespConnection, type RespConnectionDeps } from './connection.js';
 import { type RespLimits, resolveRespLimits } from './limits.js';
@@ -19,6 +21,11 @@ export interface RespServerOptions {
   readonly limits?: Partial<RespLimits>;
   /** Called for each protocol error or half-sent command timeout (metrics, logs). */
   readonly onBadInput?: (why: string) => void;
+  /**
+   * Serve RESP over TLS (`redis-cli --tls --cacert ca.pem`) with this certificate and key; client
+   * certificates are not asked for. Default: plain TCP.
+   */
+  readonly tls?: TlsOptions;
   /** Test-only mutation, see {@link RespConnectionDeps.unsafeMutation}. Never set it. */
   readonly unsafeMutation?: 'noKeyOrdering';
 }
@@ -38,9 +45,18 @@ export class RespServer {
   /** Listens on `host:port`. Rejects if the port cannot be bound. */
   static async start(options: RespServerOptions): Promise<RespServer> {
     const limits = resolveRespLimits(options.limits);
-    const listener = createServer({ noDelay: true });
+    const t = options.tls;
+    const listener: Server =
+      t?.cert !== undefined && t.key !== undefined
+        ? createTlsServer({
+            cert: tlsMaterial(t.cert),
+            key: tlsMaterial(t.key),
+            minVersion: 'TLSv1.2',
+            noDelay: true,
+          })
+        : createServer({ noDelay: true });
     const server = new RespServer(listener, options, limits);
-    listener.on('connection', (s) => server.accept(s));
+    listener.on(t ? 'secureConnection' : 'connection', (s: Socket) => server.accept(s));
     await new Promise<void>((resolveListen, reject) => {
       listener.once('error', reject);
       listener.listen(options.port, options.host, () => {

@@ -18,6 +18,7 @@ import {
 import type { Logger } from '../logging/logger.js';
 import type { InboundBudget } from './inbound-budget.js';
 import type { ConnectionConfig } from './options.js';
+import { isTlsSocket, type TlsPeer, tlsFailure, tlsPeerOf } from './tls.js';
 
 /** Events of a {@link FramedConnection}. None is called `error`, so an unhandled one never crashes. */
 export interface FramedConnectionEvents {
@@ -43,6 +44,11 @@ export interface FramedConnectionDeps {
   readonly logger?: Logger;
   /** A budget of partial-frame bytes shared with other connections (see {@link InboundBudget}). Default: none. */
   readonly inboundBudget?: InboundBudget;
+  /**
+   * On a TLS socket: which side this is (`dial` or `accept`), so a TLS failure after the handshake (a
+   * TLS 1.3 server rejecting the client certificate) is reported as a `TlsError` that says what to fix.
+   */
+  readonly tlsSide?: 'dial' | 'accept';
 }
 
 /** Counters of one connection since it opened (for metrics and logs). */
@@ -155,6 +161,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private handshakeValue: unknown;
   private readonly inboundBudget: InboundBudget | undefined;
   private trustedFlag = false;
+  private tlsPeerValue: TlsPeer | undefined;
   private idleTimeoutMs = 0;
   private corked = false;
   private closed = false;
@@ -188,6 +195,9 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('error', (e) => {
+      const side = deps.tlsSide;
+      if (side && isTlsSocket(socket))
+        this.closeReason ??= tlsFailure(e, this.remoteAddress, side) ?? undefined;
       this.closeReason ??= new ConnectionClosedError(
         { address: this.remoteAddress, reason: e.message },
         { cause: e },
@@ -228,6 +238,16 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
    */
   markTrusted(): void {
     this.trustedFlag = true;
+  }
+
+  /**
+   * What the TLS handshake established about the other side (its certificate, whether the CA signed
+   * it), or undefined on a plain TCP connection.
+   */
+  get tlsPeer(): TlsPeer | undefined {
+    if (!isTlsSocket(this.socket)) return undefined;
+    this.tlsPeerValue ??= tlsPeerOf(this.socket);
+    return this.tlsPeerValue;
   }
 
   /** True while frames can be sent: not closed, not being closed, not destroyed. */

@@ -4,7 +4,8 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { type HostPort, parseAddress } from '../address.js';
 import type { Codec } from '../codec/msgpack.js';
 import {
@@ -13,11 +14,13 @@ import {
   InvalidAddressError,
   type PaxkvError,
   TimeoutError,
+  TlsError,
 } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { backoffDelay } from './backoff.js';
 import { type ConnectionStats, FramedConnection, type Handshake } from './framed-connection.js';
 import { type ClientConfig, ClientConfigSchema } from './options.js';
+import { tlsMaterial as pem, type TlsOptions, tlsFailure } from './tls.js';
 
 /** Events of a {@link ReconnectingConnection}. */
 export interface ReconnectingConnectionEvents {
@@ -51,6 +54,13 @@ export type ReconnectingConnectionOptions = Partial<Omit<ClientConfig, 'backoff'
    * and the next attempt follows the backoff. Default: none.
    */
   readonly handshake?: Handshake;
+  /**
+   * Dial with TLS: verify the server's certificate against `ca` and that it names the host dialled
+   * (or `servername`), and present `cert`/`key` when given (see {@link TlsOptions}). A failed
+   * verification is reported as a {@link TlsError} (in `disconnect`, and by `waitConnected`, which
+   * rejects with it at once). Default: plain TCP.
+   */
+  readonly tls?: TlsOptions;
 };
 
 /**
@@ -71,6 +81,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
   private readonly logger: Logger | undefined;
   private readonly random: () => number;
   private readonly handshake: Handshake | undefined;
+  private readonly tls: TlsOptions | undefined;
   private current: FramedConnection | undefined;
   private handshaking: FramedConnection | undefined;
   private attempt = 0;
@@ -88,7 +99,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
     if (hp instanceof InvalidAddressError) throw hp;
     this.address = address;
     this.target = hp;
-    const { codec, logger, random, handshake, ...rest } = options;
+    const { codec, logger, random, handshake, tls, ...rest } = options;
     const parsed = ClientConfigSchema.safeParse(rest);
     if (!parsed.success) {
       throw new ConfigError({
@@ -101,6 +112,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
     this.logger = logger;
     this.random = random ?? Math.random;
     this.handshake = handshake;
+    this.tls = tls;
     queueMicrotask(() => this.dial());
   }
 
@@ -162,7 +174,13 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
         cleanup();
         resolve();
       };
-      const onDisconnect = () => {
+      const onDisconnect = (reason: PaxkvError | undefined) => {
+        if (reason instanceof TlsError) {
+          // Retrying will not fix a certificate: say why now rather than time out.
+          cleanup();
+          reject(reason);
+          return;
+        }
         if (!this.stopped) return;
         cleanup();
         reject(new ConnectionClosedError({ address: this.address, reason: 'closed' }));
@@ -199,16 +217,26 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
   private dial(): void {
     if (this.stopped || this.connecting || this.current) return;
     this.connecting = true;
-    const socket = netConnect({
-      host: this.target.host,
-      port: this.target.port,
-      ...(this.config.localAddress !== undefined ? { localAddress: this.config.localAddress } : {}),
-    });
+    const local = this.config.localAddress !== undefined ? { localAddress: this.config.localAddress } : {};
+    const t = this.tls;
+    const socket: Socket = t
+      ? tlsConnect({
+          host: this.target.host,
+          port: this.target.port,
+          ...local,
+          ca: pem(t.ca),
+          ...(t.cert !== undefined ? { cert: pem(t.cert) } : {}),
+          ...(t.key !== undefined ? { key: pem(t.key) } : {}),
+          ...(t.servername !== undefined ? { servername: t.servername } : {}),
+          minVersion: 'TLSv1.2',
+        })
+      : netConnect({ host: this.target.host, port: this.target.port, ...local });
+    const connectEvent = t ? 'secureConnect' : 'connect';
     // Only our own listeners are removed: net.Socket registers internal ones (e.g. on 'end').
     const detach = () => {
       clearTimeout(timeout);
       socket.off('error', onError);
-      socket.off('connect', onConnect);
+      socket.off(connectEvent, onConnect);
     };
     const fail = (reason: PaxkvError) => {
       detach();
@@ -230,7 +258,10 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
       this.config.connectTimeoutMs,
     );
     const onError = (e: Error) =>
-      fail(new ConnectionClosedError({ address: this.address, reason: e.message }, { cause: e }));
+      fail(
+        (t ? tlsFailure(e, this.address, 'dial') : null) ??
+          new ConnectionClosedError({ address: this.address, reason: e.message }, { cause: e }),
+      );
     const onConnect = () => {
       detach();
       this.connecting = false;
@@ -243,6 +274,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
       const conn = new FramedConnection(socket, this.config, {
         ...(this.codec ? { codec: this.codec } : {}),
         ...(this.logger ? { logger: this.logger } : {}),
+        ...(t ? { tlsSide: 'dial' as const } : {}),
       });
       this.connecting = true;
       conn.on('message', (m) => this.emit('message', m));
@@ -284,7 +316,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
         );
     };
     socket.once('error', onError);
-    socket.once('connect', onConnect);
+    socket.once(connectEvent, onConnect);
   }
 
   private schedule(): void {

@@ -4,13 +4,21 @@
  */
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { formatAddress, type HostPort, parseAddress } from '../address.js';
 import type { Codec } from '../codec/msgpack.js';
-import { ConfigError, InvalidAddressError, UnavailableError } from '../errors.js';
+import {
+  ConfigError,
+  ConnectionClosedError,
+  InvalidAddressError,
+  type PaxkvError,
+  UnavailableError,
+} from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { FramedConnection, type Handshake } from './framed-connection.js';
 import { InboundBudget } from './inbound-budget.js';
 import { type ServerConfig, ServerConfigSchema } from './options.js';
+import { tlsMaterial as pem, type TlsOptions, tlsFailure } from './tls.js';
 
 /** Events of a {@link TransportServer}. */
 export interface TransportServerEvents {
@@ -20,6 +28,11 @@ export interface TransportServerEvents {
   rejected: [remoteAddress: string];
   /** A quiet untrusted connection was closed to make room for a new one (`evictWhenFull`). */
   evicted: [remoteAddress: string];
+  /**
+   * A TLS handshake failed (with `tls`): the error says why and what to fix (a client that does not
+   * trust this server's CA, plain TCP to the TLS port, ...). The socket is already closed.
+   */
+  tlsError: [error: PaxkvError, remoteAddress: string];
 }
 
 /** Options of a {@link TransportServer}: any subset of {@link ServerConfig} plus wiring. */
@@ -33,6 +46,12 @@ export type TransportServerOptions = Partial<ServerConfig> & {
    * connection whose hook rejects or times out is closed and never emitted. Default: none.
    */
   readonly handshake?: Handshake;
+  /**
+   * Serve TLS with this certificate and key (`cert`/`key` required), verifying client certificates
+   * against `ca` (see {@link TlsOptions}). The TLS handshake counts against `handshakeTimeoutMs`.
+   * Default: plain TCP.
+   */
+  readonly tls?: TlsOptions;
 };
 
 /**
@@ -59,6 +78,7 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
   private readonly quiet = new Set<FramedConnection>();
   private trustedCount = 0;
   private readonly budget: InboundBudget | undefined;
+  private readonly tls: TlsOptions | undefined;
 
   /** @throws {@link ConfigError} if an option is invalid. */
   constructor(options: TransportServerOptions = {}) {
@@ -77,7 +97,45 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
     this.handshake = handshake;
     this.budget =
       this.config.inboundBudgetBytes > 0 ? new InboundBudget(this.config.inboundBudgetBytes) : undefined;
-    this.server = createServer({ noDelay: this.config.noDelay }, (socket) => this.accept(socket));
+    this.tls = options.tls;
+    if (options.tls) {
+      const t = options.tls;
+      if (t.cert === undefined || t.key === undefined) {
+        throw new ConfigError({
+          source: 'TransportServer options',
+          issues: [{ path: 'tls', problem: 'a TLS server needs cert and key' }],
+        });
+      }
+      const server = createTlsServer(
+        {
+          ca: pem(t.ca),
+          cert: pem(t.cert),
+          key: pem(t.key),
+          requestCert: t.requireClientCert === true || t.requestClientCert !== false,
+          rejectUnauthorized: t.requireClientCert === true,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: this.config.handshakeTimeoutMs,
+          noDelay: this.config.noDelay,
+        },
+        (socket: TLSSocket) => this.accept(socket),
+      );
+      // A socket that failed its handshake is already closed and no longer knows its peer: remember it.
+      const peers = new WeakMap<object, string>();
+      server.on('connection', (raw: Socket) => peers.set(raw, `${raw.remoteAddress}:${raw.remotePort}`));
+      server.on('tlsClientError', (e, socket) => {
+        const raw = (socket as unknown as { _parent?: object })._parent;
+        const from =
+          (raw && peers.get(raw)) ??
+          (socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'a client');
+        const error =
+          tlsFailure(e, from, 'accept') ??
+          new ConnectionClosedError({ address: from, reason: `during the TLS handshake: ${e.message}` });
+        this.emit('tlsError', error, from);
+      });
+      this.server = server;
+    } else {
+      this.server = createServer({ noDelay: this.config.noDelay }, (socket) => this.accept(socket));
+    }
     this.server.on('error', (e) => this.logger?.error({ err: e }, 'server socket error'));
   }
 
@@ -110,6 +168,11 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
     this.quiet.delete(conn);
     this.silent.delete(conn);
     return true;
+  }
+
+  /** Whether this server speaks TLS. */
+  get secure(): boolean {
+    return this.tls !== undefined;
   }
 
   /** The bound address, once listening. */
@@ -218,6 +281,7 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
       ...(this.codec ? { codec: this.codec } : {}),
       ...(this.logger ? { logger: this.logger } : {}),
       ...(this.budget ? { inboundBudget: this.budget } : {}),
+      ...(this.tls ? { tlsSide: 'accept' as const } : {}),
     });
     this.open.add(conn);
     this.silent.add(conn);
