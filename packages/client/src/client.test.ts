@@ -450,7 +450,12 @@ describe('PaxkvClient history', () => {
       id: 1,
       op: { f: 'put', key: 'k', value: 'v' },
     });
-    expect(ev[1]).toMatchObject({ type: 'ok', process: 0, id: 1, result: { created: true } });
+    expect(ev[1]).toMatchObject({ type: 'ok', process: 0, id: 1, result: { created: true, version: 1 } });
+    // The revisions the kv-txn model checks: the put's modRevision is the partition's revision after it.
+    const put = ev[1]!.result as { modRevision: number; revision: number };
+    expect(put.modRevision).toBeGreaterThan(0);
+    expect(put.revision).toBe(put.modRevision);
+    expect(ev[3]).toMatchObject({ result: { version: 1, modRevision: put.modRevision } });
     expect(ev[3]).toMatchObject({ result: { value: 'v' } });
     expect(ev[4]).toMatchObject({ op: { f: 'cas', key: 'k', expected: 'v', value: 'w' } });
     expect(ev[5]).toMatchObject({ result: { ok: true } });

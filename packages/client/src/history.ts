@@ -20,7 +20,9 @@
  * @module
  */
 import { closeSync, openSync, statSync, writeSync } from 'node:fs';
-import { ConfigError, type KvOp, type KvResult, type TxnRequest, type Value } from '@paxkv/common';
+import { ConfigError, historyOp, historyResult, type KvOp, type KvResult } from '@paxkv/common';
+
+export { historyOp, historyResult, historyValue } from '@paxkv/common';
 
 /** Default of the client option `historyBufferLines`. */
 export const DEFAULT_HISTORY_BUFFER_LINES = 4096;
@@ -37,142 +39,6 @@ export type HistoryOption = HistorySink | string;
 /** Current time in microseconds since the Unix epoch, from a monotonic clock. */
 export function historyTimeMicros(): number {
   return Math.round((performance.timeOrigin + performance.now()) * 1000);
-}
-
-/** The history form of a value. */
-export function historyValue(v: Value | null): string | null {
-  if (v === null) return null;
-  return typeof v === 'string' ? v : `base64:${Buffer.from(v).toString('base64')}`;
-}
-
-/** The history form (`op` field) of a KV operation. */
-export function historyOp(op: KvOp): Record<string, unknown> {
-  switch (op.op) {
-    case 'get':
-      return { f: 'get', key: op.key };
-    case 'put':
-      return { f: 'put', key: op.key, value: historyValue(op.value) };
-    case 'cas':
-      if (op.expected === undefined) {
-        // A compare on revisions: only models that track revisions (`kv-txn`) can check it.
-        return {
-          f: 'cas',
-          key: op.key,
-          ...(op.expectedModRevision !== undefined ? { expectedModRevision: op.expectedModRevision } : {}),
-          ...(op.expectedVersion !== undefined ? { expectedVersion: op.expectedVersion } : {}),
-          value: historyValue(op.value),
-        };
-      }
-      return { f: 'cas', key: op.key, expected: historyValue(op.expected), value: historyValue(op.value) };
-    case 'delete':
-      return { f: 'delete', key: op.key };
-    case 'append':
-      return { f: 'append', key: op.key, value: historyValue(op.value) };
-    case 'incr':
-      return { f: 'incr', key: op.key, by: op.by };
-    case 'getdel':
-      return { f: 'getdel', key: op.key };
-    case 'size':
-      return { f: 'size', key: op.key };
-    case 'set':
-      return {
-        f: 'set',
-        key: op.key,
-        value: historyValue(op.value),
-        condition: op.condition,
-        ...(op.expected !== undefined ? { expected: historyValue(op.expected) } : {}),
-      };
-    case 'txn':
-      return {
-        f: 'txn',
-        compare: op.compare.map((c) =>
-          c.target === 'value' ? { ...c, value: historyValue(c.value) } : { ...c },
-        ),
-        success: op.success.map(historyTxnRequest),
-        failure: op.failure.map(historyTxnRequest),
-      };
-    case 'range':
-      return {
-        f: 'range',
-        start: op.start,
-        ...(op.end !== undefined ? { end: op.end } : {}),
-        ...(op.limit !== undefined ? { limit: op.limit } : {}),
-        ...(op.reverse ? { reverse: true } : {}),
-        ...(op.keysOnly ? { keysOnly: true } : {}),
-      };
-    // Lease operations are recorded as they are; the kv models do not model leases (a key attached to
-    // a lease can disappear without a delete in the history), so do not check such keys with them.
-    case 'lease-grant':
-    case 'lease-revoke':
-    case 'lease-expire':
-    case 'lease-keepalive':
-    case 'lease-list':
-    case 'lease-timetolive':
-      return { f: op.op, ...op };
-  }
-}
-
-/** The history form of one transaction operation: `{ f, key, value? }`. */
-function historyTxnRequest(o: TxnRequest): Record<string, unknown> {
-  if ('get' in o) return { f: 'get', key: o.get.key };
-  if ('put' in o) return { f: 'put', key: o.put.key, value: historyValue(o.put.value) };
-  return { f: 'delete', key: o.delete.key };
-}
-
-/** The history form (`result` field) of a KV result. */
-export function historyResult(result: KvResult): Record<string, unknown> {
-  switch (result.op) {
-    case 'get':
-      return { value: historyValue(result.value), version: result.version };
-    case 'put':
-      return { created: result.created, version: result.version };
-    case 'cas':
-      return { ok: result.outcome === 'applied', version: result.version };
-    case 'delete':
-      return { existed: result.existed };
-    case 'incr':
-      return { outcome: result.outcome, value: result.value };
-    case 'append':
-      return { ok: result.outcome === 'applied', length: result.length };
-    case 'getdel':
-      return { value: historyValue(result.value) };
-    case 'size':
-      return { keys: result.keys };
-    case 'set':
-      return {
-        ok: result.applied,
-        ...(result.previous !== undefined ? { previous: historyValue(result.previous) } : {}),
-      };
-    case 'txn':
-      return {
-        succeeded: result.succeeded,
-        results: result.results.map((r) =>
-          r.op === 'get'
-            ? { value: historyValue(r.value), version: r.version }
-            : r.op === 'put'
-              ? { created: r.created, version: r.version }
-              : { existed: r.existed },
-        ),
-      };
-    case 'range':
-      return {
-        kvs: result.kvs.map((kv) => ({
-          key: kv.key,
-          ...(kv.value !== undefined ? { value: historyValue(kv.value) } : {}),
-          version: kv.version,
-        })),
-        more: result.more,
-      };
-    case 'lease-grant':
-    case 'lease-revoke':
-    case 'lease-expire':
-    case 'lease-keepalive':
-    case 'lease-list':
-    case 'lease-timetolive': {
-      const { op: _op, revision: _r, partition: _p, ...rest } = result;
-      return rest;
-    }
-  }
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   type Session,
   scanMsgpack,
   TimeoutError,
+  type TxnOp,
   UnavailableError,
 } from '@paxkv/common';
 import {
@@ -107,9 +108,12 @@ export interface ReplicaGroupConfig {
    * `staleLeaderReads`: linearizable reads are served from local state without the read-index round
    * (and an isolated leader keeps serving: see {@link ReplicaGroup.isolated}).
    * `releaseBeforeFlush`: outputs are released before the storage writes they depend on are durable.
+   * `txnCompareAtSubmit`: a transaction's compares are evaluated by the leader when it is submitted
+   * (on the state applied so far) and only the chosen branch goes through the log: check-then-act, not
+   * atomic (two transfers that read the same revisions can both apply).
    * Default `'none'`; anything else makes the store unsafe.
    */
-  readonly unsafeMutation: 'none' | 'staleLeaderReads' | 'releaseBeforeFlush';
+  readonly unsafeMutation: 'none' | 'staleLeaderReads' | 'releaseBeforeFlush' | 'txnCompareAtSubmit';
   /**
    * Send the leader's `Accept` messages without waiting for the flush of the pump that produced them,
    * when every earlier output has been released (so every earlier write is durable). The leader's
@@ -560,6 +564,9 @@ export class ReplicaGroup {
       this.schedule();
       return new Promise((resolve, reject) => this.reads.set(token, { op, resolve, reject, deadline }));
     }
+    if (this.config.unsafeMutation === 'txnCompareAtSubmit' && op.op === 'txn' && op.compare.length > 0) {
+      return this.submitTxnNonAtomically(op, options);
+    }
     const id = `${this.paxos.pid}.${this.nonce}.${++this.proposalSeq}`;
     const command: KvCommand = options.session ? { id, op, session: options.session } : { id, op };
     try {
@@ -569,6 +576,25 @@ export class ReplicaGroup {
     }
     this.schedule();
     return new Promise((resolve, reject) => this.writes.set(id, { resolve, reject, deadline }));
+  }
+
+  /**
+   * TESTING ONLY (`unsafeMutation: 'txnCompareAtSubmit'`): the compares are decided here, on the
+   * state applied so far, and the chosen branch is proposed without them; the answer still says which
+   * branch ran. Broken on purpose: another transaction can change the compared keys in between.
+   */
+  private submitTxnNonAtomically(op: TxnOp, options: SubmitOptions): Promise<SubmitResult> {
+    const probe = this.sm.query({ op: 'txn', compare: op.compare, success: [], failure: [] });
+    const succeeded = probe.op === 'txn' && probe.succeeded;
+    const branch: TxnOp = {
+      op: 'txn',
+      compare: [],
+      success: succeeded ? op.success : op.failure,
+      failure: [],
+    };
+    return this.submit(branch, options).then((r) =>
+      r.result.op === 'txn' ? { ...r, result: { ...r.result, succeeded } } : r,
+    );
   }
 
   private isolatedError(): UnavailableError {

@@ -62,7 +62,7 @@ export const USAGE = `usage: paxkv-check [options] FILE...
 Checks that each history FILE is linearizable.
 
 options:
-  --model NAME     register | cas-register | kv | etcd | porcupine-kv (default: from the file,
+  --model NAME     register | cas-register | kv | kv-txn | etcd | porcupine-kv (default: from the file,
                    else kv); add :unpartitioned to a kv model to check all keys together
   --format NAME    auto | ${FORMATS.join(' | ')} (default auto)
   --timeout DUR    time budget per file, e.g. 500ms, 30s, 2m (default 30s); over it: unknown

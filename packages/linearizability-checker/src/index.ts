@@ -86,6 +86,18 @@ export {
   readJsonl,
   readJsonlFile,
 } from './jsonl.js';
+export {
+  compareKeysUtf8,
+  hashTagOfKey,
+  type KvTxnCell,
+  type KvTxnCompare,
+  type KvTxnInput,
+  type KvTxnKeyOutput,
+  type KvTxnOutput,
+  type KvTxnRequest,
+  type KvTxnState,
+  kvTxnModel,
+} from './kv-txn.js';
 export { defineModel, type Model, type StepResult } from './model.js';
 export {
   builtinModels,

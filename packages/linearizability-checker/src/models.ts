@@ -3,6 +3,7 @@
  * @module
  */
 import { UnknownModelError } from './errors.js';
+import { kvTxnModel } from './kv-txn.js';
 import type { Model, StepResult } from './model.js';
 import { show } from './model.js';
 
@@ -367,10 +368,12 @@ export const builtinModels: Readonly<Record<string, Model<never, never, never>>>
   etcd: etcdModel as unknown as Model<never, never, never>,
   kv: kvModel as unknown as Model<never, never, never>,
   'porcupine-kv': porcupineKvModel as unknown as Model<never, never, never>,
+  'kv-txn': kvTxnModel as unknown as Model<never, never, never>,
 };
 
 /**
- * Looks up a built-in model by name (`register`, `cas-register`, `etcd`, `kv`, `porcupine-kv`).
+ * Looks up a built-in model by name (`register`, `cas-register`, `etcd`, `kv`, `porcupine-kv`,
+ * `kv-txn`).
  * Append `:unpartitioned` to a kv model name to check all keys together (slow; for comparison).
  * @throws UnknownModelError for any other name.
  */

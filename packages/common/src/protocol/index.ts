@@ -3,6 +3,7 @@
  * @module
  */
 export * from './cluster.js';
+export * from './history.js';
 export * from './keys.js';
 export * from './kv.js';
 export * from './lease.js';

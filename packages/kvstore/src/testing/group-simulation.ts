@@ -5,7 +5,16 @@
  * clients' history in the linearizability checker's JSON-lines format plus direct safety checks.
  * @module
  */
-import { isReadOnlyOp, type KvOp, type KvResult, type PaxkvError, txnKeys } from '@paxkv/common';
+import {
+  historyOp,
+  historyResult,
+  isReadOnlyOp,
+  type KvOp,
+  type KvResult,
+  type PaxkvError,
+  type RangeResult,
+  txnKeys,
+} from '@paxkv/common';
 import type { LogEntry, NodeId, PaxosMessage } from '@paxkv/paxos';
 import { type SimNode, Simulator } from '@paxkv/paxos/testing';
 import { decode, encode } from '../codec.js';
@@ -67,14 +76,29 @@ export interface GroupSimulationOptions {
    * to partition `i % partitions`. Default 1.
    */
   readonly partitions?: number;
+  /**
+   * What the clients do. `kv` (default): get/put/cas/delete on keys `k<i>` (history model `kv`).
+   * `bank`: one hash tag `{b<p>}` per partition holding `keys` accounts `{b<p>}:a<i>`; each client sets
+   * the accounts up once (a transaction guarded by an `exists` compare, every account at
+   * {@link BANK_INITIAL_BALANCE}), then reads all the accounts of a tag with one `range` and moves money
+   * between two of them with a `txn` whose compares are the `modRevision`s it read (history model
+   * `kv-txn`). Direct check: every read of a tag sees either no account or all of them, summing to
+   * `keys * BANK_INITIAL_BALANCE`.
+   */
+  readonly workload?: 'kv' | 'bank';
 }
+
+/** Initial balance of every account of the `bank` workload. */
+export const BANK_INITIAL_BALANCE = 100;
 
 /** What one simulation run produced. */
 export interface GroupSimulationResult {
   /** The seed of the run (replays it exactly). */
   readonly seed: number;
-  /** The clients' history in the checker's JSON-lines format (version 1, model `kv`). */
+  /** The clients' history in the checker's JSON-lines format (version 1, model `kv`, or `kv-txn` for the bank workload). */
   readonly history: string;
+  /** The checker model that the history is meant for. */
+  readonly model: 'kv' | 'kv-txn';
   /** Safety violations found by the direct checks (empty when none). */
   readonly violations: string[];
   /** Counters of the run. */
@@ -118,7 +142,12 @@ interface Client {
   open: OpenOp | undefined;
   /** Believed leader of each partition. */
   readonly leaderGuess: Map<number, NodeId>;
+  /** Bank workload: the accounts of each tag as this client last read them (`absent`: not set up yet). */
+  readonly view: Map<number, BankView>;
 }
+
+/** The balances and modRevisions of one tag's accounts, as one range read returned them. */
+type BankView = 'absent' | { readonly balances: number[]; readonly mods: number[] };
 
 class GroupNode implements SimNode<Msg> {
   /** The node's groups by partition, once opened (all on one shared write-ahead log). */
@@ -343,36 +372,6 @@ function routingKeyOf(op: KvOp): string {
   return op.key ?? '';
 }
 
-function toCheckerOp(op: KvOp): Record<string, unknown> {
-  switch (op.op) {
-    case 'get':
-      return { f: 'get', key: op.key };
-    case 'put':
-      return { f: 'put', key: op.key, value: op.value };
-    case 'delete':
-      return { f: 'delete', key: op.key };
-    case 'cas':
-      return { f: 'cas', key: op.key, expected: op.expected, value: op.value };
-    default:
-      return 'key' in op ? { f: op.op, key: op.key } : { f: op.op };
-  }
-}
-
-function toCheckerResult(r: KvResult): Record<string, unknown> {
-  switch (r.op) {
-    case 'get':
-      return { value: r.value };
-    case 'put':
-      return { created: r.created };
-    case 'delete':
-      return { existed: r.existed };
-    case 'cas':
-      return { ok: r.outcome === 'applied' };
-    default:
-      return {};
-  }
-}
-
 /**
  * Runs one seeded simulation of a replica group with clients and faults, then heals everything, lets
  * the group converge, reads every key through the leader and checks: replicas never applied different
@@ -414,20 +413,29 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
   });
   const { sim, ids } = cluster;
   const rng = sim.rng;
-  const recorder: string[] = [JSON.stringify({ paxkvHistory: 1, model: 'kv' })];
+  const bank = options.workload === 'bank';
+  const model = bank ? 'kv-txn' : 'kv';
+  const recorder: string[] = [JSON.stringify({ paxkvHistory: 1, model })];
   let clock = 0;
   let nextOpId = 0;
   const record = (type: string, process: string, id: number, extra: Record<string, unknown>) => {
     recorder.push(JSON.stringify({ type, process, id, time: ++clock, ...extra }));
   };
   const keys = Array.from({ length: options.keys ?? 3 }, (_, i) => `k${i}`);
-  const partitionOfKey = (key: string) => Number(key.slice(1)) % partitions;
+  // Bank: tag `{b<p>}` lives in partition p; its accounts are `{b<p>}:a<i>`.
+  const accounts = (tag: number) => Array.from({ length: options.keys ?? 3 }, (_, i) => `{b${tag}}:a${i}`);
+  const bankTotal = (options.keys ?? 3) * BANK_INITIAL_BALANCE;
+  const partitionOfKey = (key: string) =>
+    (bank ? Number(key.slice(2, key.indexOf('}'))) : Number(key.slice(1))) % partitions;
   const clients: Client[] = Array.from({ length: options.clients ?? 4 }, (_, i) => ({
     name: `c${i + 1}`,
     seq: 0,
     open: undefined,
     leaderGuess: new Map(),
+    view: new Map(),
   }));
+  /** Bank: the last acknowledged write of each account (its revision and value). */
+  const ackedBankWrites = new Map<string, { revision: number; value: string }>();
   /** `${client}@${partition}` -> highest acknowledged session write. */
   const ackedSeq = new Map<string, number>();
   let ok = 0;
@@ -444,7 +452,17 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
     c.open = undefined;
     if ('result' in outcome) {
       ok++;
-      record('ok', c.name, op.id, { result: toCheckerResult(outcome.result) });
+      record('ok', c.name, op.id, { result: historyResult(outcome.result) });
+      if (bank) bankAnswer(c, op.op, outcome.result);
+      if (bank && outcome.result.op === 'txn' && op.op.op === 'txn' && outcome.result.succeeded) {
+        for (const w of op.op.success) {
+          if (!('put' in w)) continue;
+          const last = ackedBankWrites.get(w.put.key);
+          if (last === undefined || last.revision < outcome.result.revision) {
+            ackedBankWrites.set(w.put.key, { revision: outcome.result.revision, value: String(w.put.value) });
+          }
+        }
+      }
       if (!isReadOnlyOp(op.op)) {
         const k = `${c.name}@${partitionOfKey(routingKeyOf(op.op))}`;
         ackedSeq.set(k, Math.max(ackedSeq.get(k) ?? 0, op.seq));
@@ -468,7 +486,7 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
     op.attempt = attempt;
     op.target = target;
     attemptsTotal++;
-    const session = op.op.op === 'get' ? undefined : { client: c.name, seq: op.seq };
+    const session = isReadOnlyOp(op.op) ? undefined : { client: c.name, seq: op.seq };
     group.submit(op.op, session ? { session } : {}).then(
       (r) => {
         if (c.open === op) finish(c, { result: r.result });
@@ -484,6 +502,86 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
     );
   };
 
+  /** Records the invocation of `kvop` by `c` and makes it the client's open operation. */
+  const open = (c: Client, kvop: KvOp) => {
+    if (!isReadOnlyOp(kvop)) c.seq++;
+    const id = nextOpId++;
+    record('invoke', c.name, id, { op: historyOp(kvop) });
+    c.open = {
+      id,
+      op: kvop,
+      seq: c.seq,
+      startedAt: sim.now,
+      attempt: undefined,
+      target: undefined,
+      attempts: 0,
+      nextTryAt: sim.now,
+    };
+  };
+
+  const bankRange = (tag: number): KvOp => ({ op: 'range', start: `{b${tag}}:`, end: `{b${tag}};` });
+
+  /**
+   * The bank client's next operation on a random tag: read the accounts when it has no fresh view; set
+   * them up when they were absent; otherwise move a random amount between two accounts, guarded by the
+   * modRevisions it read (a failed compare means someone else moved money meanwhile).
+   */
+  const bankOp = (c: Client): KvOp => {
+    const tag = rng.int(partitions);
+    const names = accounts(tag);
+    const view = c.view.get(tag);
+    c.view.delete(tag); // used once: the next operation on the tag reads again
+    if (view === undefined) return bankRange(tag);
+    if (view === 'absent') {
+      return {
+        op: 'txn',
+        compare: [{ key: names[0] as string, target: 'exists', op: '=', value: false }],
+        success: names.map((key) => ({ put: { key, value: String(BANK_INITIAL_BALANCE) } })),
+        failure: [],
+      };
+    }
+    const from = rng.int(names.length);
+    const to = (from + 1 + rng.int(names.length - 1)) % names.length;
+    const amount = rng.int((view.balances[from] as number) + 1);
+    const fromKey = names[from] as string;
+    const toKey = names[to] as string;
+    return {
+      op: 'txn',
+      compare: [
+        { key: fromKey, target: 'modRevision', op: '=', value: view.mods[from] as number },
+        { key: toKey, target: 'modRevision', op: '=', value: view.mods[to] as number },
+      ],
+      success: [
+        { put: { key: fromKey, value: String((view.balances[from] as number) - amount) } },
+        { put: { key: toKey, value: String((view.balances[to] as number) + amount) } },
+      ],
+      failure: [{ get: { key: fromKey } }, { get: { key: toKey } }],
+    };
+  };
+
+  /** The bank invariant on one read of a tag: no account, or all of them summing to the total. */
+  const checkBankRead = (who: string, tag: number, r: RangeResult): BankView | undefined => {
+    if (r.kvs.length === 0) return 'absent';
+    const names = accounts(tag);
+    const balances = r.kvs.map((kv) => Number(kv.value));
+    const total = balances.reduce((a, b) => a + b, 0);
+    const keysSeen = r.kvs.map((kv) => kv.key).join(',');
+    if (keysSeen !== names.join(',') || total !== bankTotal || balances.some((b) => !(b >= 0))) {
+      violations.push(
+        `${who} read tag {b${tag}} at revision ${r.revision}: accounts [${keysSeen}] balances [${balances.join(',')}] sum ${total}, expected all ${names.length} accounts summing to ${bankTotal}`,
+      );
+      return undefined;
+    }
+    return { balances, mods: r.kvs.map((kv) => kv.modRevision) };
+  };
+
+  const bankAnswer = (c: Client, op: KvOp, result: KvResult) => {
+    if (op.op !== 'range' || result.op !== 'range') return;
+    const tag = partitionOfKey(op.start);
+    const view = checkBankRead(`client ${c.name}`, tag, result);
+    if (view !== undefined) c.view.set(tag, view);
+  };
+
   const clientStep = (allowNew: boolean) => {
     for (const c of clients) {
       const op = c.open;
@@ -495,7 +593,9 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
           c.leaderGuess.clear();
         }
       }
-      if (!c.open && allowNew && rng.chance(options.opProbability ?? 0.3)) {
+      if (bank && !c.open && allowNew && rng.chance(options.opProbability ?? 0.3)) {
+        open(c, bankOp(c));
+      } else if (!c.open && allowNew && !bank && rng.chance(options.opProbability ?? 0.3)) {
         const key = rng.pick(keys);
         const value = `${c.name}-${c.seq + 1}`;
         const kind = rng.int(10);
@@ -508,19 +608,7 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
           const expected = rng.chance(0.25) || other.seq === 0 ? null : `${other.name}-${other.seq}`;
           kvop = { op: 'cas', key, expected, value };
         } else kvop = { op: 'delete', key };
-        if (kvop.op !== 'get') c.seq++;
-        const id = nextOpId++;
-        record('invoke', c.name, id, { op: toCheckerOp(kvop) });
-        c.open = {
-          id,
-          op: kvop,
-          seq: c.seq,
-          startedAt: sim.now,
-          attempt: undefined,
-          target: undefined,
-          attempts: 0,
-          nextTryAt: sim.now,
-        };
+        open(c, kvop);
       }
       tryOp(c);
     }
@@ -588,22 +676,15 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
   }
   if (!converged) violations.push('replicas did not converge within 400 ticks after healing');
 
-  // Final linearizable reads of every key, through the leader, as a client of their own.
-  const reader: Client = { name: 'final', seq: 0, open: undefined, leaderGuess: new Map() };
+  // Final linearizable reads of every key (bank: of every tag's accounts), through the leader, as a
+  // client of their own.
+  const reader: Client = { name: 'final', seq: 0, open: undefined, leaderGuess: new Map(), view: new Map() };
   clients.push(reader);
-  for (const key of keys) {
-    const id = nextOpId++;
-    record('invoke', reader.name, id, { op: { f: 'get', key } });
-    reader.open = {
-      id,
-      op: { op: 'get', key },
-      seq: 0,
-      startedAt: sim.now,
-      attempt: undefined,
-      target: undefined,
-      attempts: 0,
-      nextTryAt: sim.now,
-    };
+  const finalOps: KvOp[] = bank
+    ? allPartitions.map((tag) => bankRange(tag))
+    : keys.map((key) => ({ op: 'get', key }));
+  for (const finalOp of finalOps) {
+    open(reader, finalOp);
     for (let t = 0; t < 200 && reader.open; t++) {
       tryOp(reader);
       await step(false, 1);
@@ -611,8 +692,26 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
         reader.open.attempt = undefined;
     }
     if (reader.open) {
-      violations.push(`final read of ${key} did not complete after healing`);
+      violations.push(
+        `final read of ${finalOp.op === 'get' ? finalOp.key : `tag {b${partitionOfKey(routingKeyOf(finalOp))}}`} did not complete after healing`,
+      );
       finish(reader, { info: 'final read timed out' });
+    }
+  }
+  if (bank) {
+    // No acknowledged transfer lost: every account's final modRevision is at least that of the last
+    // acknowledged write to it, with that write's value when equal.
+    for (const [key, w] of ackedBankWrites) {
+      const view = reader.view.get(partitionOfKey(key));
+      if (view === undefined) continue; // the final read failed or broke the invariant: reported above
+      const i = accounts(partitionOfKey(key)).indexOf(key);
+      const mod = view === 'absent' ? 0 : (view.mods[i] as number);
+      const balance = view === 'absent' ? undefined : view.balances[i];
+      if (mod < w.revision || (mod === w.revision && balance !== Number(w.value))) {
+        violations.push(
+          `acknowledged write of ${key} = ${w.value} at revision ${w.revision} lost: the final read has ${balance ?? 'no account'} at modRevision ${mod}`,
+        );
+      }
     }
   }
 
@@ -644,6 +743,7 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
   return {
     seed: options.seed,
     history: `${recorder.join('\n')}\n`,
+    model,
     violations,
     stats: {
       ok,
