@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createClient } from '@paxkv/client';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type BenchReport, formatBenchReport, runBench, WORKLOADS, type Workload } from './bench.js';
 import {
@@ -22,6 +23,7 @@ import { openClient, statusOf } from './connect.js';
 import { parseTxnJson, type RangeCliOptions, rangeOutcome, txnOutcome, withClient } from './data-commands.js';
 import { DEFAULT_DIAL_TIMEOUT_MS, dialAny } from './dial.js';
 import { EXIT, errorOutcome, execute, type Outcome } from './execute.js';
+import { type CommandContext, parseTtl, putWithTtl, registerLeaseCommands } from './lease-commands.js';
 import { runPrompt } from './prompt.js';
 import { formatStatus, mergeStatus, type StatusView } from './status-view.js';
 import { suggest } from './suggest.js';
@@ -37,6 +39,7 @@ import {
   renderSimple,
   renderTable,
 } from './views.js';
+import { registerWatchCommands } from './watch-commands.js';
 
 /** Default directory of the local cluster (relative to the working directory). */
 export const DEFAULT_CLUSTER_DIR = '.paxkv';
@@ -305,6 +308,7 @@ function waitForSignal(): Promise<string> {
 /** Runs `paxkv` with `argv` (without node and script). Resolves to the exit code. */
 export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
   let exitCode = 0;
+  const stopListening: Array<() => void> = [];
   const err = (line: string) => io.stderr.write(`${line}\n`);
   const program = new Command('paxkv')
     .description(
@@ -412,10 +416,53 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
     .argument('<key>')
     .argument('[value]')
     .option('--file <path>', 'read the value from this file')
-    .action(async (key: string, value: string | undefined, local: { file?: string }) => {
+    .option(
+      '--ttl <duration>',
+      'attach the key to a new lease of this TTL (10s, 1m, ...): it goes when not kept alive',
+      parseTtl,
+    )
+    .action(async (key: string, value: string | undefined, local: { file?: string; ttl?: number }) => {
       const v = await resolveValue(value, local.file, io.stdin);
+      const ttl = local.ttl;
+      if (ttl !== undefined) {
+        exitCode = await oneShotData('put', program.opts<GlobalOptions>(), io, (c) =>
+          putWithTtl(c, key, v, ttl),
+        );
+        return;
+      }
       exitCode = await oneShot({ kind: 'put', key, value: v }, program.opts<GlobalOptions>(), io);
     });
+  // Lease, lock and watch commands (apps/cli/src/lease-commands.ts, watch-commands.ts).
+  let interrupted: Promise<void> | undefined;
+  const ctx: CommandContext = {
+    io,
+    runData: (name, run) => oneShotData(name, program.opts<GlobalOptions>(), io, run),
+    openStream: async () => {
+      const opts = program.opts<GlobalOptions>();
+      const servers = resolveServers(opts, io);
+      if (!servers) throw noServers();
+      await dialAny(servers, opts.dialTimeout ?? DEFAULT_DIAL_TIMEOUT_MS);
+      const client = createClient({ servers, requestTimeoutMs: opts.timeout ?? DEFAULT_TIMEOUT_MS });
+      return { client, json: formatOf(opts) === 'json' };
+    },
+    setExitCode: (code) => {
+      exitCode = code;
+    },
+    get interrupted() {
+      interrupted ??= new Promise<void>((resolveStop) => {
+        const stop = () => resolveStop();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        stopListening.push(() => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+        });
+      });
+      return interrupted;
+    },
+  };
+  registerLeaseCommands(program, ctx);
+  registerWatchCommands(program, ctx);
   program
     .command('cas')
     .description(
@@ -724,5 +771,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
     if (program.opts<GlobalOptions>().json) io.stdout.write(`${JSON.stringify(outcome.json)}\n`);
     err(`paxkv: ${outcome.stderr}`);
     return EXIT.error;
+  } finally {
+    for (const f of stopListening) f();
   }
 }
