@@ -25,6 +25,8 @@ import { DEFAULT_DIAL_TIMEOUT_MS, dialAny } from './dial.js';
 import { EXIT, errorOutcome, execute, type Outcome } from './execute.js';
 import { type CommandContext, parseTtl, putWithTtl, registerLeaseCommands } from './lease-commands.js';
 import { runPrompt } from './prompt.js';
+import { formatSummary, readSnapshotFile, restoreSnapshot, saveSnapshot } from './snapshot-commands.js';
+import { SnapshotFileError } from './snapshot-file.js';
 import { formatStatus, mergeStatus, type StatusView } from './status-view.js';
 import { suggest } from './suggest.js';
 import { resolveValue, ValueInputError } from './value-input.js';
@@ -663,6 +665,124 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
       io.stdout.write(`${formatMembers(view, formatOf(global))}\n`);
     });
 
+  const snapshot = program
+    .command('snapshot')
+    .description(
+      'back up every partition of a cluster to a file, or restore a backup (like etcdctl snapshot)',
+    );
+  snapshot
+    .command('save')
+    .description(
+      'save the state of every partition (each at one revision, after every write acknowledged before the save) to <file>, checksummed',
+    )
+    .argument('<file>')
+    .action(async (file: string) => {
+      const global = program.opts<GlobalOptions>();
+      const servers = resolveServers(global, io);
+      if (!servers) throw noServers();
+      await dialAny(servers, global.dialTimeout ?? DEFAULT_DIAL_TIMEOUT_MS);
+      const path = resolve(io.cwd, file);
+      const summary = await withClient(servers, global.timeout ?? DEFAULT_TIMEOUT_MS, (c) =>
+        saveSnapshot(c, path, servers, (line) => err(`snapshot save: ${line}`)),
+      );
+      if (formatOf(global) === 'json')
+        io.stdout.write(`${JSON.stringify({ ok: true, command: 'snapshot save', ...summary })}\n`);
+      else io.stdout.write(`${formatSummary('saved', summary)}\n`);
+    });
+  snapshot
+    .command('restore')
+    .description(
+      "load <file> into a new local cluster in --dir (started with the backup's partition count), or into the running cluster of --servers whose partitions are all empty",
+    )
+    .argument('<file>')
+    .option(
+      '--dir <dir>',
+      'start a new local cluster here and restore into it (the directory must not hold a cluster)',
+    )
+    .addOption(new Option('--data-dir <dir>', 'same as --dir').hideHelp())
+    .addOption(
+      new Option('--nodes <n>', 'servers of the new cluster (default 3)').argParser(positiveInt('--nodes')),
+    )
+    .option('--keep-running', 'leave the new cluster running (default: stop it once restored; data kept)')
+    .action(async (file: string, o: Record<string, unknown>) => {
+      const global = program.opts<GlobalOptions>();
+      const contents = readSnapshotFile(resolve(io.cwd, file));
+      const timeoutMs = global.timeout ?? DEFAULT_TIMEOUT_MS;
+      const progress = (line: string) => err(`snapshot restore: ${line}`);
+      const target = (o.dir ?? o.dataDir) as string | undefined;
+      let summary: Awaited<ReturnType<typeof restoreSnapshot>>;
+      if (target === undefined) {
+        const servers =
+          global.servers !== undefined || io.env.PAXKV_SERVERS ? resolveServers(global, io) : null;
+        if (!servers)
+          throw new UsageError(
+            'say where to restore: --dir <new directory> starts a new local cluster, --servers (or PAXKV_SERVERS) names a running cluster whose partitions are empty',
+          );
+        await dialAny(servers, global.dialTimeout ?? DEFAULT_DIAL_TIMEOUT_MS);
+        summary = await withClient(servers, timeoutMs, (c) => restoreSnapshot(c, contents, file, progress));
+      } else {
+        const dir = resolve(io.cwd, target);
+        if (readClusterFile(dir))
+          throw new UsageError(
+            `${dir} already holds a cluster: restore into a new directory (nothing was changed)`,
+          );
+        const started = await startCluster({
+          dir,
+          partitions: contents.header.partitions,
+          ...(o.nodes !== undefined ? { nodes: o.nodes as number } : {}),
+          statusOf: (a) => statusOf(a, 1000),
+          log: err,
+        });
+        try {
+          summary = await withClient(clusterServers(started.file), timeoutMs, (c) =>
+            restoreSnapshot(c, contents, file, progress),
+          );
+        } finally {
+          if (o.keepRunning) for (const c of started.children) c.unref();
+          else await stopCluster(dir, { log: err });
+        }
+        if (formatOf(global) !== 'json')
+          err(
+            o.keepRunning
+              ? `the restored cluster is running: paxkv --servers ${clusterServers(started.file).join(',')}`
+              : `the restored cluster is stopped; start it with \`paxkv cluster start --dir ${dir}\``,
+          );
+      }
+      if (formatOf(global) === 'json')
+        io.stdout.write(`${JSON.stringify({ ok: true, command: 'snapshot restore', ...summary })}\n`);
+      else io.stdout.write(`${formatSummary('restored', summary)}\n`);
+    });
+  snapshot
+    .command('status')
+    .description('verify <file> (checksums, format) and show what it holds, per partition')
+    .argument('<file>')
+    .action((file: string) => {
+      const global = program.opts<GlobalOptions>();
+      const { header, sha256, bytes } = readSnapshotFile(resolve(io.cwd, file));
+      if (formatOf(global) === 'json') {
+        io.stdout.write(
+          `${JSON.stringify({ ok: true, command: 'snapshot status', sha256, bytes, ...header })}\n`,
+        );
+        return;
+      }
+      const keys = header.parts.reduce((n, p) => n + p.keys, 0);
+      io.stdout.write(
+        `${file}: paxkv snapshot format ${header.format}, taken ${header.createdAt}, ${header.partitions} partitions, ${keys} keys, ${bytes} bytes, sha256 ${sha256} (verified)\n`,
+      );
+      io.stdout.write(
+        `${renderTable(
+          ['PARTITION', 'REVISION', 'KEYS', 'LEASES', 'BYTES'],
+          header.parts.map((p) => [
+            String(p.partition),
+            String(p.revision),
+            String(p.keys),
+            String(p.leases),
+            String(p.bytes),
+          ]),
+        )}\n`,
+      );
+    });
+
   program
     .command('completion')
     .description('print a shell completion script: source <(paxkv completion bash), or zsh')
@@ -762,7 +882,8 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
       e instanceof UsageError ||
       e instanceof ClusterError ||
       e instanceof CommandSyntaxError ||
-      e instanceof ValueInputError
+      e instanceof ValueInputError ||
+      e instanceof SnapshotFileError
     ) {
       err(`paxkv: ${e.message}`);
       return EXIT.error;

@@ -33,7 +33,9 @@ import {
   prefixEnd,
   type RangeOp,
   type RangeResult,
+  type RestoreResult,
   rangeTagPartition,
+  type SnapshotResult,
   TimeoutError,
   type TxnOp,
   type TxnRequest,
@@ -462,6 +464,36 @@ export class PaxkvClient {
       ),
     );
     return lists.flat().sort((a, b) => a.lease - b.lease);
+  }
+
+  /**
+   * The whole state of one partition at one revision, for a backup (`paxkv snapshot save`): served by
+   * the partition's leader after a read-index round, so it holds every write acknowledged before the
+   * call. `outcome: 'too-large'` (empty `state`) when the state exceeds `MAX_PARTITION_STATE_BYTES`.
+   * Client sessions are not part of it.
+   */
+  async snapshot(partition: number, options: CallOptions = {}): Promise<SnapshotResult> {
+    return (await this.#call(
+      { op: 'snapshot', partition },
+      false,
+      options.timeoutMs,
+      false,
+    )) as SnapshotResult;
+  }
+
+  /**
+   * Loads a state that {@link Client.snapshot} returned into `partition` of this cluster, through the
+   * log (replicated and durable when it resolves, exactly once). Only an empty partition (no key, no
+   * lease, revision 0) takes it; otherwise `outcome` is `not-empty` and nothing changed. The cluster
+   * must have the same partition count as the one the state came from (keys hash by that count).
+   */
+  async restore(partition: number, state: Uint8Array, options: CallOptions = {}): Promise<RestoreResult> {
+    return (await this.#call(
+      { op: 'restore', partition, state },
+      false,
+      options.timeoutMs,
+      false,
+    )) as RestoreResult;
   }
 
   /**
@@ -1185,6 +1217,8 @@ function describeOp(op: KvOp): string {
       return `range from ${clip(op.start)}${op.partition === undefined ? '' : ` of partition ${op.partition}`}`;
     case 'lease-grant':
     case 'lease-list':
+    case 'snapshot':
+    case 'restore':
       return `${op.op} in partition ${op.partition}`;
     case 'lease-revoke':
     case 'lease-expire':

@@ -49,6 +49,7 @@ export function isKvCommand(x: unknown): x is KvCommand {
   if (op.op === 'txn') return TxnOpSchema.safeParse(op).success;
   if (op.op === 'range') return RangeOpSchema.safeParse(op).success;
   if (typeof op.op === 'string' && isLeaseOpName(op.op)) return KvOpSchema.safeParse(op).success;
+  if (op.op === 'snapshot' || op.op === 'restore') return KvOpSchema.safeParse(op).success;
   if (typeof op.key !== 'string') return false;
   switch (op.op) {
     case 'get':

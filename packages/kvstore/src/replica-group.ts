@@ -914,6 +914,11 @@ export class ReplicaGroup {
     if (result.op === 'lease-grant' && result.granted)
       this.leaseClock.refresh(result.lease, result.ttlMs, this.nowMs());
     else if (op.op === 'lease-revoke' || op.op === 'lease-expire') this.leaseClock.forget(op.lease);
+    else if (result.op === 'restore' && result.outcome === 'restored') {
+      // The restored leases start their TTL now, as on a leader change.
+      const now = this.nowMs();
+      for (const [lease, ttlMs] of this.sm.leaseTtls()) this.leaseClock.refresh(lease, ttlMs, now);
+    }
   }
 
   private maybeSnapshot(): void {

@@ -21,9 +21,13 @@ import {
   leasePartition,
   MAX_LEASE_KEYS_LISTED,
   MAX_LEASES_LISTED,
+  MAX_PARTITION_STATE_BYTES,
   type PaxkvError,
   type RangeOp,
   type RangeResult,
+  type RestoreOp,
+  resolveDecodeLimits,
+  scanMsgpack,
   type TxnOp,
   type TxnResponse,
   type TxnResult,
@@ -156,6 +160,12 @@ function concatValues(a: Value, b: Value): Uint8Array {
   return out;
 }
 
+/**
+ * Bounds for decoding a `restore`'s state (bytes from a client): as for snapshots from peers, a binary
+ * field may expand at most 32 times its bytes when decoded.
+ */
+const RESTORE_DECODE_LIMITS = resolveDecodeLimits({ maxExpansion: 32 });
+
 /** Snapshot format: 1 = values only (read for upgrades), 2 = values with revisions. */
 const SNAPSHOT_VERSION = 2;
 const SNAPSHOT_VERSION_V1 = 1;
@@ -181,6 +191,8 @@ export class KvStateMachine {
   onChange: ((event: ChangeEvent) => void) | undefined;
   /** The partition's leases (replicated state: changed only by applied entries). */
   private readonly leaseTable: LeaseTable;
+  /** The decoded state of the `restore` being applied (set by its check, used and cleared right after). */
+  private staged: KvStateMachine | undefined;
 
   /**
    * @param config tunables (see {@link DEFAULT_STATE_MACHINE_CONFIG})
@@ -291,6 +303,7 @@ export class KvStateMachine {
    * live lease of this partition.
    */
   private refusal(op: KvOp): PaxkvError | undefined {
+    if (op.op === 'restore') return this.stageRestore(op);
     if (op.op === 'put') return op.lease === undefined ? undefined : this.leaseRefusal(op.key, op.lease);
     if (op.op !== 'txn') return undefined;
     // Only the branch that runs matters (its compares see the same state as the apply that follows).
@@ -464,6 +477,21 @@ export class KvStateMachine {
       }
       case 'size':
         return { op: 'size', keys: this.data.size, ...this.header() };
+      case 'snapshot': {
+        const state = this.exportState();
+        const fits = state.byteLength <= MAX_PARTITION_STATE_BYTES;
+        return {
+          op: 'snapshot',
+          outcome: fits ? 'ok' : 'too-large',
+          bytes: state.byteLength,
+          state: fits ? state : new Uint8Array(0),
+          keys: this.data.size,
+          leases: this.leaseTable.size,
+          ...this.header(),
+        };
+      }
+      case 'restore':
+        return this.restore();
       case 'getdel': {
         const current = this.data.get(op.key);
         if (current !== undefined) {
@@ -646,6 +674,84 @@ export class KvStateMachine {
       leases: this.leaseTable.toSnapshot(),
       attached,
     });
+  }
+
+  /**
+   * The partition's state for a backup (the `snapshot` operation): the {@link KvStateMachine.snapshot}
+   * format without client sessions and with applied index 0, so that it can seed another cluster's
+   * partition (`restore`) without that cluster's clients ever matching a session of this one.
+   */
+  exportState(): Uint8Array {
+    const data: (string | Value | number)[] = [];
+    this.data.forEachPair((k, e) => {
+      data.push(k, e.value, e.createRevision, e.modRevision, e.version);
+    });
+    const attached: (string | number)[] = [];
+    for (const l of this.leaseTable.list()) for (const k of l.keys) attached.push(k, l.lease);
+    return encode({
+      v: SNAPSHOT_VERSION,
+      applied: 0,
+      revision: this.rev,
+      data,
+      sessions: [],
+      leases: this.leaseTable.toSnapshot(),
+      attached,
+    });
+  }
+
+  /**
+   * Checks a `restore` before it is applied: the state must decode within bounds (its bytes come from a
+   * client) into a valid partition state of this partition. A valid state is kept for {@link
+   * KvStateMachine.restore}, which runs right after in the same `apply`.
+   */
+  private stageRestore(op: RestoreOp): PaxkvError | undefined {
+    this.staged = undefined;
+    const problem = scanMsgpack(op.state, RESTORE_DECODE_LIMITS);
+    const m =
+      problem === null ? KvStateMachine.fromSnapshot(op.state, this.config, this.partition) : undefined;
+    if (m === undefined || m instanceof CorruptDataError || m.sessions.size > 0) {
+      return new BadRequestError({
+        field: 'op.state',
+        problem: `the state is not a valid partition state of partition ${this.partition}${problem ? ` (${problem})` : ''}: restore the bytes a 'snapshot' of the same partition returned`,
+      });
+    }
+    this.staged = m;
+    return undefined;
+  }
+
+  /**
+   * Loads the staged state into this partition if it is empty (no key, no lease, revision 0); the
+   * revision becomes the snapshot's. Watches do not see the loaded keys as changes.
+   */
+  private restore(): KvResult {
+    const m = this.staged;
+    this.staged = undefined;
+    if (m === undefined) throw new RangeError('restore applied without a staged state (a caller bug)');
+    const empty = this.data.size === 0 && this.leaseTable.size === 0 && this.rev === 0;
+    if (!empty) {
+      return {
+        op: 'restore',
+        outcome: 'not-empty',
+        keys: this.data.size,
+        leases: this.leaseTable.size,
+        ...this.header(),
+      };
+    }
+    this.rev = m.rev;
+    m.data.forEachPair((k, e) => {
+      this.data.set(k, e);
+    });
+    this.leaseTable.restore(m.leaseTable.toSnapshot());
+    m.data.forEachPair((k, e) => {
+      if (e.lease !== 0) this.leaseTable.attach(k, e.lease);
+    });
+    return {
+      op: 'restore',
+      outcome: 'restored',
+      keys: this.data.size,
+      leases: this.leaseTable.size,
+      ...this.header(),
+    };
   }
 
   /** Rebuilds a machine from {@link KvStateMachine.snapshot} bytes; returns an error for corrupt bytes. */

@@ -80,6 +80,10 @@ export function historyOp(op: KvOp): Record<string, unknown> {
     case 'lease-list':
     case 'lease-timetolive':
       return { f: op.op, ...op };
+    // Backups are recorded by partition only (a state is megabytes of bytes, not a history value).
+    case 'snapshot':
+    case 'restore':
+      return { f: op.op, partition: op.partition };
   }
 }
 
@@ -165,5 +169,8 @@ export function historyResult(result: KvResult): Record<string, unknown> {
       const { op: _op, revision: _r, partition: _p, ...rest } = result;
       return rest;
     }
+    case 'snapshot':
+    case 'restore':
+      return { outcome: result.outcome, keys: result.keys, leases: result.leases, revision: result.revision };
   }
 }

@@ -13,5 +13,6 @@ export * from './messages.js';
 export * from './partition.js';
 export * from './primitives.js';
 export * from './revisions.js';
+export * from './snapshot.js';
 export * from './txn.js';
 export * from './watch.js';

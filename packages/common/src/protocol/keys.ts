@@ -108,6 +108,8 @@ export function partitionOfOp(op: KvOp, partitions: number): number {
     }
     case 'lease-grant':
     case 'lease-list':
+    case 'snapshot':
+    case 'restore':
       return checkedPartition(op.partition, partitions, 'op.partition');
     case 'lease-revoke':
     case 'lease-expire':

@@ -29,6 +29,13 @@ import {
 } from './lease.js';
 import { KeySchema, ValueSchema } from './primitives.js';
 import { KeyMetaShape, ResultHeaderShape, RevisionSchema } from './revisions.js';
+import {
+  RestoreOpSchema,
+  RestoreResultSchema,
+  type SnapshotOpName,
+  SnapshotOpSchema,
+  SnapshotResultSchema,
+} from './snapshot.js';
 import { RangeOpSchema, RangeResultSchema, TxnOpSchema, TxnResultSchema } from './txn.js';
 
 /** `get(key)`: read a key. */
@@ -134,6 +141,8 @@ export const KvOpSchema = z.discriminatedUnion('op', [
   LeaseKeepAliveOpSchema,
   LeaseListOpSchema,
   LeaseTimeToLiveOpSchema,
+  SnapshotOpSchema,
+  RestoreOpSchema,
 ]);
 
 /** Result of `get`: the value (null if the key is absent) and the key's revisions. */
@@ -240,6 +249,8 @@ export const KvResultSchema = z.discriminatedUnion('op', [
   LeaseKeepAliveResultSchema,
   LeaseListResultSchema,
   LeaseTimeToLiveResultSchema,
+  SnapshotResultSchema,
+  RestoreResultSchema,
 ]);
 
 /** A KV operation. */
@@ -250,11 +261,11 @@ export type KvOpName = KvOp['op'];
 export type KvResult = z.infer<typeof KvResultSchema>;
 /** The outcome of a CAS. */
 export type CasOutcome = z.infer<typeof CasResultSchema>['outcome'];
-/** A KV operation on one key (every operation but `txn` and `range`). */
-export type SingleKeyOp = Exclude<KvOp, { op: 'txn' | 'range' | LeaseOpName }>;
+/** A KV operation on one key (every operation but `txn`, `range`, the lease and the backup operations). */
+export type SingleKeyOp = Exclude<KvOp, { op: 'txn' | 'range' | LeaseOpName | SnapshotOpName }>;
 
 /**
- * Whether `op` only reads: a `get`, a `range`, a `size`, or a `txn` with no `put` or `delete` in
+ * Whether `op` only reads: a `get`, a `range`, a `size`, a `snapshot`, or a `txn` with no `put` or `delete` in
  * either branch.
  * Reads need no session and are served by a read-index round instead of the log.
  */
@@ -266,6 +277,7 @@ export function isReadOnlyOp(op: KvOp): boolean {
     case 'lease-list':
     case 'lease-keepalive':
     case 'lease-timetolive':
+    case 'snapshot':
       return true;
     case 'txn':
       return op.success.every((o) => 'get' in o) && op.failure.every((o) => 'get' in o);

@@ -121,6 +121,8 @@ export function checkKvOpLimits(
     case 'lease-expire':
     case 'lease-keepalive':
     case 'lease-list':
+    case 'snapshot':
+    case 'restore':
       break;
     case 'lease-timetolive':
       if (op.key !== undefined) keys.push(op.key);
