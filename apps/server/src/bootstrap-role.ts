@@ -43,6 +43,7 @@ export class BootstrapRole {
   private readonly memberConns = new Map<NodeId, MemberChannel>();
   private readonly spares: Array<{ id: NodeId; address: string }>;
   private groups: GroupHost | null = null;
+  private handed = false;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -55,6 +56,24 @@ export class BootstrapRole {
   /** True when this server is the bootstrap coordinator. */
   get isCoordinator(): boolean {
     return this.coordinator !== null;
+  }
+
+  /**
+   * True once the coordinator handed check-ins over to the metadata group (see `metadata-group.ts`):
+   * it no longer registers servers or changes its table.
+   */
+  get handedOver(): boolean {
+    return this.handed;
+  }
+
+  /** Hands check-ins over to the metadata group (`true`), or takes them back (`false`, seed not written). */
+  handOver(on: boolean): void {
+    this.handed = on;
+  }
+
+  /** The spares the coordinator registered (copied into the first version of the cluster metadata). */
+  sparesForSeed(): Array<{ id: NodeId; address: string }> {
+    return this.coordinator?.spares() ?? [];
   }
 
   /** The members known to this server (the coordinator's registry, or the last `members` push). */
@@ -142,7 +161,7 @@ export class BootstrapRole {
    */
   handleRequest(channel: MemberChannel, request: BootstrapRequest): boolean {
     const coordinator = this.coordinator;
-    if (!coordinator) return false;
+    if (!coordinator || this.handed) return false;
     const reply = coordinator.handle(request, this.ctx.now());
     if (reply?.type === 'checkin.ok') this.memberConns.set(reply.nodeId, channel);
     if (request.type === 'heartbeat') this.memberConns.set(request.nodeId, channel);

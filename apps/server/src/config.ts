@@ -67,6 +67,13 @@ export const serverConfigSchema = z
     snapshotEveryEntries: positiveInt.default(10_000),
     /** Milliseconds between bootstrap heartbeats and member/table gossip. Default 250 ms. */
     heartbeatMs: positiveInt.default(250),
+    /**
+     * Seconds a server may be suspected (unreachable from the metadata group's leader) before its
+     * replicas are moved, group by group, to other servers (self-healing). 0 turns it off. Default 30.
+     */
+    replaceAfter: z.number().int().nonnegative().max(86_400).default(30),
+    /** Most replica moves (group reconfigurations) in flight at once, cluster-wide. Default 1. */
+    maxMovesInFlight: positiveInt.max(64).default(1),
     /** How long a forwarded or locally submitted request may take before TIMEOUT is returned. Default 5000 ms. */
     requestTimeoutMs: positiveInt.default(5000),
     /** Largest accepted frame in bytes; a bigger one closes the connection. Default 16 MiB. */
@@ -306,6 +313,18 @@ export function buildServerCommand(version: string): Command {
     .addOption(
       new Option('--tls-ca <file>', 'PEM CA certificate that signs every server (and client) certificate'),
     )
+    .addOption(
+      new Option(
+        '--replace-after <seconds>',
+        'move the replicas of a server suspected this long to other servers; 0 = off (default 30)',
+      ).argParser(intArg('--replace-after')),
+    )
+    .addOption(
+      new Option(
+        '--max-moves-in-flight <n>',
+        'most replica moves (group reconfigurations) at once (default 1)',
+      ).argParser(intArg('--max-moves-in-flight')),
+    )
     .addOption(new Option('--config <file>', 'JSON config file; flags override it'))
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices([...LOG_LEVELS]))
     .allowExcessArguments(false)
@@ -325,6 +344,8 @@ const FLAG_FIELDS = [
   'httpPort',
   'respPort',
   'tickMs',
+  'replaceAfter',
+  'maxMovesInFlight',
   'logLevel',
   'clusterToken',
   'clusterTokenFile',

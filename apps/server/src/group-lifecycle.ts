@@ -43,6 +43,8 @@ export class GroupHost {
   private readonly creating = new Set<number>();
   private readonly lastLeader = new Map<number, NodeId | null>();
   private readonly isolatedAt = new Map<number, number>();
+  /** Groups outside the lookup table (the metadata group), with their replicas. */
+  private readonly extra = new Map<number, { group: ReplicaGroupPort; replicas: readonly NodeId[] }>();
 
   constructor(
     private readonly ctx: ServerContext,
@@ -51,7 +53,16 @@ export class GroupHost {
 
   /** The local replica of `partition`, if this server hosts it (and it is open). */
   get(partition: number): ReplicaGroupPort | undefined {
-    return this.groups.get(partition);
+    return this.groups.get(partition) ?? this.extra.get(partition)?.group;
+  }
+
+  /**
+   * Hosts a group that is not in the lookup table (the metadata group, see `metadata-group.ts`): it is
+   * ticked, gets its peers' messages and reconnections, and is closed with the others; it is not in
+   * the status rows or the health count.
+   */
+  hostExtra(group: ReplicaGroupPort, replicas: readonly NodeId[]): void {
+    this.extra.set(group.partition, { group, replicas });
   }
 
   /** Since when (ctx clock, ms) the local replica of `partition` has been isolated, if it is. */
@@ -158,6 +169,7 @@ export class GroupHost {
 
   private groupsSharedWith(node: NodeId): ReplicaGroupPort[] {
     const out: ReplicaGroupPort[] = [];
+    for (const x of this.extra.values()) if (x.replicas.includes(node)) out.push(x.group);
     for (const g of this.groups.values()) {
       if (this.ctx.table?.groups.find((x) => x.partition === g.partition)?.replicas.includes(node)) {
         out.push(g);
@@ -168,12 +180,19 @@ export class GroupHost {
 
   /** A paxos message from peer `from` for `partition` (already checked structurally). */
   deliver(partition: number, from: NodeId, message: unknown): void {
-    this.groups.get(partition)?.handle(from, message);
+    this.get(partition)?.handle(from, message);
   }
 
   /** One tick for every group; records leader changes. */
   tick(): void {
     const { log, metrics } = this.ctx;
+    for (const x of this.extra.values()) {
+      try {
+        x.group.tick();
+      } catch (e) {
+        log.error({ partition: x.group.partition, err: (e as Error).message }, 'tick failed');
+      }
+    }
     for (const g of this.groups.values()) {
       try {
         g.tick();
@@ -219,7 +238,7 @@ export class GroupHost {
   async close(): Promise<void> {
     while (this.creating.size > 0) await sleep(10);
     await Promise.all(
-      [...this.groups.values()].map((g) =>
+      [...this.groups.values(), ...[...this.extra.values()].map((x) => x.group)].map((g) =>
         g
           .close()
           .catch((e: unknown) =>
@@ -228,5 +247,6 @@ export class GroupHost {
       ),
     );
     this.groups.clear();
+    this.extra.clear();
   }
 }

@@ -58,11 +58,16 @@ export function readIdentity(dataDir: string): Identity {
 
 /** Writes the identity file atomically and durably. */
 export function writeIdentity(dataDir: string, identity: Identity): void {
-  const path = join(dataDir, IDENTITY_FILE);
+  writeJsonFile(dataDir, IDENTITY_FILE, identity);
+}
+
+/** Writes `value` as JSON to `<dataDir>/<name>` atomically (temp file, fsync, rename, fsync of the dir). */
+export function writeJsonFile(dataDir: string, name: string, value: unknown): void {
+  const path = join(dataDir, name);
   const tmp = `${path}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
-    writeSync(fd, `${JSON.stringify(identity, null, 2)}\n`);
+    writeSync(fd, `${JSON.stringify(value, null, 2)}\n`);
     fsyncSync(fd);
   } finally {
     closeSync(fd);

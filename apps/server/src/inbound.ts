@@ -29,6 +29,7 @@ import { BOOTSTRAP_NODE_ID, type BootstrapRole } from './bootstrap-role.js';
 import type { ServerContext } from './context.js';
 import type { GroupHost } from './group-lifecycle.js';
 import type { PaxosMessageCheck } from './group-port.js';
+import type { MetadataService } from './metadata-group.js';
 import { LINK_HIGH_WATER_MARK_BYTES } from './peers.js';
 import { hostOf, RateLimitedLog } from './rate-limited-log.js';
 import type { RequestPath } from './request-path.js';
@@ -63,6 +64,8 @@ export interface InboundDeps {
   readonly requests: RequestPath;
   readonly groups: GroupHost;
   readonly bootstrap: BootstrapRole;
+  /** Takes check-ins once the bootstrap coordinator handed over (or on any other server). */
+  readonly metadata: MetadataService;
   readonly checkPaxosMessage: PaxosMessageCheck;
   /** Watch streams opened on client connections. */
   readonly watches: WatchStreams;
@@ -266,7 +269,10 @@ export class InboundConnections {
       switch (type) {
         case 'kv':
         case 'lookup':
-        case 'status': {
+        case 'status':
+        case 'member.list':
+        case 'member.add':
+        case 'member.remove': {
           const parsed = conn.kind === 'peer' ? parsePeerMessage(value) : parseClientRequest(value);
           if (!parsed.ok) {
             this.reject(conn, parsed.error, parsed.id);
@@ -304,11 +310,14 @@ export class InboundConnections {
             )
           )
             return;
-          if (!this.deps.bootstrap.handleRequest(conn.socket, parsed.value)) {
+          if (
+            !this.deps.bootstrap.handleRequest(conn.socket, parsed.value) &&
+            !this.deps.metadata.handleBootstrap(conn.socket, parsed.value)
+          ) {
             this.reject(
               conn,
               new UnavailableError({
-                reason: `this server is not the bootstrap server; check in with ${this.ctx.config.join} instead`,
+                reason: `this server cannot take check-ins yet (it is not the bootstrap server, and the cluster metadata is not replicated yet); retry, or check in with ${this.ctx.config.join ?? 'the bootstrap server'}`,
               }),
               null,
             );

@@ -26,6 +26,7 @@ import {
   isReadOnlyOp,
   type KvRequest,
   type KvResult,
+  type MemberRequest,
   type NodeId,
   NoLeaderError,
   NotReadyError,
@@ -61,6 +62,8 @@ export interface RequestOrigin {
 /** One operation on one partition, as {@link RequestPath.routeToPartition} runs it. */
 export interface PartitionOperation<T> {
   readonly partition: number;
+  /** The group's replicas, for a group outside the lookup table (default: the table's group). */
+  readonly replicas?: readonly NodeId[];
   /** Name for errors and logs (`put`, `txn`, ...). */
   readonly name: string;
   /** True if running it twice is harmless (a read, or a write with a session). */
@@ -81,6 +84,8 @@ export interface RequestPathDeps {
   readonly peers: PeerLinks;
   /** This server's view of the cluster, for `status`. Throws NOT_READY before it has a node id. */
   readonly statusReport: () => ClusterStatus;
+  /** Answers `member.list|add|remove` (see `metadata-group.ts`); never rejects. */
+  readonly memberRequest: (request: MemberRequest, origin: RequestOrigin) => Promise<ServerResponse>;
 }
 
 /** The typed error code of anything thrown (`INTERNAL` when it has none). */
@@ -137,6 +142,15 @@ export class RequestPath {
             field: 'type',
             problem: `${request.type} opens or ends a stream on the server's native port; it cannot be forwarded`,
           });
+        case 'member.list':
+        case 'member.add':
+        case 'member.remove':
+          reply = await this.deps.memberRequest(request, origin);
+          if (reply.type === 'error') {
+            ctx.metrics.observeOp(op, reply.code, (ctx.now() - started) / 1000);
+            return reply;
+          }
+          break;
         case 'kv': {
           const r = await this.executeKv(request, origin.forwarded);
           reply = { type: 'kv.ok', id: request.id, result: r.result, ...(r.stale ? { stale: true } : {}) };
@@ -187,7 +201,7 @@ export class RequestPath {
     const { partition, forwarded, retrySafe } = op;
     const table = ctx.table;
     if (!table) throw new NotReadyError({ reason: 'the cluster has not started yet: no lookup table' });
-    const replicas = table.groups.find((g) => g.partition === partition)?.replicas ?? [];
+    const replicas = op.replicas ?? table.groups.find((g) => g.partition === partition)?.replicas ?? [];
     const unknownOutcome = (why: string) =>
       new TimeoutError({
         operation: `${op.name} on partition ${partition} (${why}; it may or may not have been applied)`,

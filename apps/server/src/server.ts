@@ -34,6 +34,7 @@ import { type HealthReport, HttpEndpoint } from './http-endpoint.js';
 import { readIdentity } from './identity.js';
 import { InboundConnections } from './inbound.js';
 import type { ServerLogger } from './logger.js';
+import { type GroupReconfigurer, MetadataService } from './metadata-group.js';
 import { ServerMetrics } from './metrics.js';
 import { PeerLinks } from './peers.js';
 import { hostOf, RateLimitedLog } from './rate-limited-log.js';
@@ -64,6 +65,11 @@ export interface ServerDeps {
   readonly handshake?: Handshake;
   /** A replica group could not be opened (see `GroupHostDeps.onGroupOpenFailed`). Default: logged only. */
   readonly onGroupOpenFailed?: (partition: number, error: Error) => void;
+  /**
+   * Moves a replica of a data group (see `metadata-group.ts`). Default none: replica moves (member
+   * removal, `--replace-after`, rebalancing) are planned and logged but not run.
+   */
+  readonly reconfigurer?: GroupReconfigurer;
 }
 
 /** How long `stop()` lets open connections flush their last replies, in ms. */
@@ -80,6 +86,8 @@ export class PaxkvServer {
   private readonly ctx: ServerContext;
   private readonly bootstrap: BootstrapRole;
   private readonly groups: GroupHost;
+  /** The replicated cluster metadata (lookup table and members). */
+  readonly metadata: MetadataService;
   private readonly peers: PeerLinks;
   private readonly inbound: InboundConnections;
   /** Watch streams served by this server. */
@@ -133,10 +141,19 @@ export class PaxkvServer {
       persistIdentity: () => this.bootstrap.persistIdentity(),
       ...(deps.onGroupOpenFailed ? { onGroupOpenFailed: deps.onGroupOpenFailed } : {}),
     });
+    this.metadata = new MetadataService(this.ctx, {
+      groupFactory: deps.groupFactory,
+      groups: this.groups,
+      peers: this.peers,
+      requests: () => this.requests,
+      bootstrap: this.bootstrap,
+      reconfigurer: deps.reconfigurer ?? null,
+    });
     this.requests = new RequestPath(this.ctx, {
       groups: this.groups,
       peers: this.peers,
       statusReport: () => this.statusReport(),
+      memberRequest: (request, origin) => this.metadata.execute(request, origin),
     });
     this.watches = new WatchStreams(this.ctx, this.groups);
     this.inbound = new InboundConnections(this.ctx, {
@@ -144,6 +161,7 @@ export class PaxkvServer {
       watches: this.watches,
       groups: this.groups,
       bootstrap: this.bootstrap,
+      metadata: this.metadata,
       checkPaxosMessage: deps.checkPaxosMessage,
       addressOf,
       ...(handshake ? { handshake } : {}),
@@ -309,7 +327,11 @@ export class PaxkvServer {
   }
 
   private addressOf(node: NodeId): string | undefined {
-    return this.ctx.table?.nodes.find((n) => n.id === node)?.address ?? this.bootstrap.addressOf(node);
+    return (
+      this.ctx.table?.nodes.find((n) => n.id === node)?.address ??
+      this.metadata.addressOf(node) ??
+      this.bootstrap.addressOf(node)
+    );
   }
 
   private onTick(): void {
@@ -319,6 +341,7 @@ export class PaxkvServer {
       if (now - this.lastHeartbeat >= this.config.heartbeatMs) {
         this.lastHeartbeat = now;
         this.bootstrap.pump(false);
+        this.metadata.heartbeat();
         this.groups.recordGauges();
       }
     } catch (e) {
@@ -337,7 +360,7 @@ export class PaxkvServer {
       node,
       table: this.ctx.table,
       groups: this.groups.statusRows(),
-      members: this.bootstrap.members(),
+      members: this.metadata.current ? this.metadata.members() : this.bootstrap.members(),
     };
   }
 

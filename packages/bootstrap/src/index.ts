@@ -15,4 +15,5 @@ export * from './config.js';
 export * from './coordinator.js';
 export * from './errors.js';
 export * from './member.js';
+export * from './membership.js';
 export * from './table.js';

@@ -151,6 +151,13 @@ export class FakeCluster {
         code: 'BAD_REQUEST',
         message: 'the fake cluster serves no watch streams',
       };
+    if (req.type === 'member.list' || req.type === 'member.add' || req.type === 'member.remove')
+      return {
+        type: 'error',
+        id: req.id,
+        code: 'BAD_REQUEST',
+        message: 'the fake cluster has no membership (real servers in apps/server tests)',
+      };
     const counts = this.received.get(node)!;
     counts[req.type]++;
     if (req.type === 'lookup') {

@@ -8,6 +8,7 @@ export * from './keys.js';
 export * from './kv.js';
 export * from './lease.js';
 export * from './limits.js';
+export * from './membership.js';
 export * from './message-set.js';
 export * from './messages.js';
 export * from './partition.js';

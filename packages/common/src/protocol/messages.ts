@@ -3,7 +3,8 @@
  * type and a parse function that never throws. Each message has a `type` tag.
  *
  * Channels and their directions:
- * - client -> server: `kv`, `lookup`, `status`; server -> client: `kv.ok`, `lookup.ok`, `status.ok`, `error`.
+ * - client -> server: `kv`, `lookup`, `status`, `member.list|add|remove`; server -> client: `kv.ok`,
+ *   `lookup.ok`, `status.ok`, `member.list.ok`, `member.ok`, `error` (membership: see `./membership.ts`).
  *   Streams: `watch`, `watch.cancel`; server -> client `watch.ok`, `watch.events`, `watch.end` (see `./watch.ts`).
  * - server -> bootstrap: `checkin`, `heartbeat`; bootstrap -> server: `checkin.ok`, `table.push`,
  *   `members`, `error`.
@@ -18,6 +19,13 @@ import { ERROR_CODES, errorToWire, KeyTooLargeError } from '../errors.js';
 import { ClusterStatusSchema, LookupTableSchema, MemberSchema } from './cluster.js';
 import { KvOpSchema, KvResultSchema } from './kv.js';
 import { checkKvOpLimits, DEFAULT_PROTOCOL_LIMITS, type ProtocolLimits, utf8ByteLength } from './limits.js';
+import {
+  MemberAddRequestSchema,
+  MemberListOkSchema,
+  MemberListRequestSchema,
+  MemberOkSchema,
+  MemberRemoveRequestSchema,
+} from './membership.js';
 import { defineMessageSet, type MessageOf, type ParseResult } from './message-set.js';
 import {
   AddressSchema,
@@ -65,6 +73,9 @@ export const ClientRequestSchemas = {
   status: StatusRequestSchema,
   watch: WatchRequestSchema,
   'watch.cancel': WatchCancelSchema,
+  'member.list': MemberListRequestSchema,
+  'member.add': MemberAddRequestSchema,
+  'member.remove': MemberRemoveRequestSchema,
 } as const;
 
 // ---- server -> client ------------------------------------------------------------------------
@@ -112,6 +123,8 @@ export const ServerResponseSchemas = {
   'watch.ok': WatchOkSchema,
   'watch.events': WatchEventsSchema,
   'watch.end': WatchEndSchema,
+  'member.list.ok': MemberListOkSchema,
+  'member.ok': MemberOkSchema,
   error: ErrorMessageSchema,
 } as const;
 
@@ -194,6 +207,12 @@ export const PeerMessageSchemas = {
   'paxos.batch': PaxosBatchSchema,
   kv: KvRequestSchema,
   'kv.ok': KvOkSchema,
+  // Membership requests forwarded to the metadata group's leader, and the answers.
+  'member.list': MemberListRequestSchema,
+  'member.add': MemberAddRequestSchema,
+  'member.remove': MemberRemoveRequestSchema,
+  'member.list.ok': MemberListOkSchema,
+  'member.ok': MemberOkSchema,
   error: ErrorMessageSchema,
 } as const;
 

@@ -1,0 +1,223 @@
+import { BadRequestError, type ClusterMetadata, ClusterMetadataSchema, type NodeId } from '@paxkv/common';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  addMember,
+  applyMove,
+  metadataReplicasOf,
+  partitionsOf,
+  planMoves,
+  removeMember,
+  seedMetadata,
+} from './membership.js';
+import { buildLookupTable, replicaLoad, validateLookupTable } from './table.js';
+
+const addr = (id: number) => `127.0.0.1:${7000 + id}`;
+const nodes = (n: number) => Array.from({ length: n }, (_, i) => ({ id: i + 1, address: addr(i + 1) }));
+
+function seed(n = 3, partitions = 8, replication = 3): ClusterMetadata {
+  return seedMetadata(buildLookupTable({ nodes: nodes(n), partitions, replication, version: 1 }));
+}
+
+function valid(m: ClusterMetadata): void {
+  expect(ClusterMetadataSchema.safeParse(m).success).toBe(true);
+  expect(validateLookupTable(m.table)).toEqual([]);
+}
+
+const everyoneAlive = () => true;
+const plan = (m: ClusterMetadata, extra: Partial<Parameters<typeof planMoves>[1]> = {}) =>
+  planMoves(m, {
+    alive: everyoneAlive,
+    replace: new Set(),
+    inFlight: new Set(),
+    maxInFlight: 1,
+    rebalance: true,
+    ...extra,
+  });
+
+describe('seedMetadata', () => {
+  it('lists the table nodes, the first three as metadata replicas, and the next free id', () => {
+    const m = seed(4);
+    valid(m);
+    expect(m.metaReplicas).toEqual([1, 2, 3]);
+    expect(m.nextNodeId).toBe(5);
+    expect(m.table.version).toBe(1);
+    expect(
+      metadataReplicasOf(buildLookupTable({ nodes: nodes(2), partitions: 1, replication: 1, version: 1 })),
+    ).toEqual([1, 2]);
+  });
+
+  it('adds the spares the bootstrap server registered, as a new version', () => {
+    const t = buildLookupTable({ nodes: nodes(3), partitions: 4, replication: 3, version: 1 });
+    const m = seedMetadata(t, [{ id: 4, address: addr(4) }]);
+    valid(m);
+    expect(m.table.nodes.map((n) => n.id)).toEqual([1, 2, 3, 4]);
+    expect(m.table.version).toBe(2);
+    expect(m.nextNodeId).toBe(5);
+  });
+});
+
+describe('addMember', () => {
+  it('gives a new server the next id, as a spare, in a new version', () => {
+    const m = seed();
+    const r = addMember(m, addr(9));
+    expect(r.changed).toBe(true);
+    expect(r.node).toEqual({ id: 4, address: addr(9) });
+    expect(r.metadata.table.version).toBe(m.table.version + 1);
+    expect(partitionsOf(r.metadata.table, 4)).toEqual([]);
+    valid(r.metadata);
+    // Adding it again changes nothing.
+    const again = addMember(r.metadata, addr(9));
+    expect(again.changed).toBe(false);
+    expect(again.node.id).toBe(4);
+  });
+
+  it('keeps the id of a server that checks in again, and follows its new address', () => {
+    const m = seed();
+    expect(addMember(m, addr(2), 2).changed).toBe(false);
+    const moved = addMember(m, '127.0.0.1:9999', 2);
+    expect(moved.changed).toBe(true);
+    expect(moved.metadata.table.nodes.find((n) => n.id === 2)?.address).toBe('127.0.0.1:9999');
+    valid(moved.metadata);
+  });
+
+  it('never hands the id of a server holding replicas to a server with an empty data dir', () => {
+    const m = seed();
+    expect(() => addMember(m, addr(2))).toThrow(/holds replicas of partitions .*remove node 2 first/);
+    expect(() => addMember(m, addr(2))).toThrow(BadRequestError);
+  });
+
+  it('refuses an id that was removed, and never reuses ids', () => {
+    let m = addMember(seed(), addr(4)).metadata;
+    m = removeMember(m, 4).metadata;
+    expect(() => addMember(m, addr(4), 4)).toThrow(/node 4 was removed/);
+    const fresh = addMember(m, addr(4));
+    expect(fresh.node.id).toBe(5);
+  });
+});
+
+describe('removeMember', () => {
+  it('removes a spare at once', () => {
+    const m = addMember(seed(), addr(4)).metadata;
+    const r = removeMember(m, 4);
+    expect(r.state).toBe('removed');
+    expect(r.metadata.table.nodes.map((n) => n.id)).toEqual([1, 2, 3]);
+    valid(r.metadata);
+  });
+
+  it('drains a server that holds replicas: its replicas move, then it leaves', () => {
+    let m = seed(5, 8, 3);
+    m = { ...m, metaReplicas: [1, 2] };
+    const r = removeMember(m, 5);
+    expect(r.state).toBe('draining');
+    m = r.metadata;
+    const held = partitionsOf(m.table, 5).length;
+    expect(held).toBeGreaterThan(0);
+    for (let i = 0; i < held; i++) {
+      const moves = plan(m);
+      expect(moves).toHaveLength(1);
+      expect(moves[0]).toMatchObject({ from: 5, reason: 'drain' });
+      m = applyMove(m, moves[0]!);
+      valid(m);
+    }
+    expect(m.table.nodes.some((n) => n.id === 5)).toBe(false);
+    expect(m.draining).toEqual([]);
+    // Whatever the drain left uneven is evened out by rebalancing moves.
+    for (let moves = plan(m); moves.length > 0; moves = plan(m)) m = applyMove(m, moves[0]!);
+    const load = [...replicaLoad(m.table).values()];
+    expect(Math.max(...load) - Math.min(...load)).toBeLessThanOrEqual(1);
+  });
+
+  it('refuses what would leave a group short, and the metadata group', () => {
+    const m = seed(3);
+    expect(() => removeMember({ ...m, metaReplicas: [1] }, 3)).toThrow(
+      /would leave partition \d+ with 2 of 3 replicas.*add a server first/,
+    );
+    expect(() => removeMember(m, 1)).toThrow(/metadata group/);
+    expect(() => removeMember(m, 42)).toThrow(/not a member/);
+  });
+});
+
+describe('planMoves', () => {
+  it('replaces a dead server group by group, bounded by maxInFlight, only where a live majority stays', () => {
+    const m = addMember(seed(4, 8, 3), addr(5)).metadata;
+    const dead = new Set<NodeId>([2]);
+    const alive = (n: NodeId) => !dead.has(n);
+    const moves = plan(m, { alive, replace: dead, maxInFlight: 2 });
+    expect(moves).toHaveLength(2);
+    for (const mv of moves) {
+      expect(mv.from).toBe(2);
+      expect(mv.reason).toBe('replace');
+      expect(m.table.groups.find((g) => g.partition === mv.partition)?.replicas).not.toContain(mv.to);
+    }
+    expect(new Set(moves.map((x) => x.partition)).size).toBe(2);
+    // The partitions in flight are skipped and count against the bound.
+    expect(
+      plan(m, { alive, replace: dead, maxInFlight: 2, inFlight: new Set([moves[0]!.partition]) }),
+    ).toHaveLength(1);
+    // Two dead replicas in one group of three: no majority stays, no move there.
+    const twoDead = new Set<NodeId>([1, 2]);
+    const stuck = plan(m, { alive: (n) => !twoDead.has(n), replace: twoDead, maxInFlight: 8 });
+    for (const mv of stuck) {
+      const g = m.table.groups.find((x) => x.partition === mv.partition)!;
+      expect(g.replicas.filter((r) => !twoDead.has(r)).length).toBeGreaterThanOrEqual(2);
+    }
+  });
+
+  it('rebalances onto a new server until loads differ by at most one', () => {
+    let m = addMember(seed(3, 6, 3), addr(4)).metadata;
+    for (let i = 0; i < 20; i++) {
+      const moves = plan(m);
+      if (moves.length === 0) break;
+      expect(moves[0]?.reason).toBe('rebalance');
+      m = applyMove(m, moves[0]!);
+    }
+    valid(m);
+    const load = [...replicaLoad(m.table).values()];
+    expect(Math.max(...load) - Math.min(...load)).toBeLessThanOrEqual(1);
+    expect(partitionsOf(m.table, 4).length).toBeGreaterThan(0);
+  });
+
+  it('keeps the metadata valid and versions growing by one under random changes', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ kind: fc.constant('add' as const), port: fc.integer({ min: 1, max: 12 }) }),
+            fc.record({ kind: fc.constant('remove' as const), node: fc.integer({ min: 1, max: 14 }) }),
+            fc.record({ kind: fc.constant('move' as const), dead: fc.integer({ min: 1, max: 14 }) }),
+          ),
+          { maxLength: 40 },
+        ),
+        (steps) => {
+          let m = seed(4, 6, 3);
+          const everIds = new Map<number, string>(m.table.nodes.map((n) => [n.id, n.address]));
+          for (const s of steps) {
+            const before = m.table.version;
+            let next = m;
+            try {
+              if (s.kind === 'add') next = addMember(m, addr(s.port + 100)).metadata;
+              else if (s.kind === 'remove') next = removeMember(m, s.node).metadata;
+              else {
+                const dead = new Set<NodeId>([s.dead]);
+                const mv = plan(m, { alive: (n) => !dead.has(n), replace: dead })[0];
+                if (mv) next = applyMove(m, mv);
+              }
+            } catch (e) {
+              expect(e).toBeInstanceOf(BadRequestError);
+            }
+            if (next !== m) expect(next.table.version).toBe(before + 1);
+            m = next;
+            valid(m);
+            for (const n of m.table.nodes) {
+              const known = everIds.get(n.id);
+              if (known === undefined) everIds.set(n.id, n.address);
+            }
+            expect(m.nextNodeId).toBeGreaterThan(Math.max(...everIds.keys()));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});

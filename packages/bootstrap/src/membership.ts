@@ -1,0 +1,330 @@
+/**
+ * Membership as changes of the replicated cluster metadata ({@link ClusterMetadata}): pure functions
+ * from one version of the metadata to the next, and the placement policy that decides which replica
+ * moves where. The server runs them on the metadata group's leader and proposes the result through
+ * that group's log (compare-and-set on the previous version), so every change is a versioned,
+ * replicated proposal; nothing here does I/O.
+ *
+ * Rules:
+ * - every change raises `table.version` by exactly one; a function that changes nothing returns the
+ *   metadata it was given (`changed: false`);
+ * - node ids are never reused (`nextNodeId` only grows); a server that checks in with an id below it
+ *   that is no longer listed was removed and is refused;
+ * - a server with an empty data dir never takes over the id of a server that holds replicas (its
+ *   promises would be lost): it is refused until that server is removed or replaced;
+ * - a member is removed at once when it holds no replica; otherwise it is marked `draining`, its
+ *   replicas are moved one group at a time ({@link planMoves}, {@link applyMove}), and it leaves with
+ *   its last replica;
+ * - a move never starts in a group that could not decide it: the replicas that stay must include a
+ *   majority of the group's live replicas and be a majority of the group.
+ * @module
+ */
+import {
+  BadRequestError,
+  type ClusterMetadata,
+  type GroupEntry,
+  type LookupTable,
+  MAX_MEMBERS,
+  type NodeEntry,
+  type NodeId,
+  type ReplicaMove,
+} from '@paxkv/common';
+
+/** Replicas of the metadata group when the cluster has at least that many servers. */
+export const DEFAULT_METADATA_REPLICAS = 3;
+
+/** The outcome of a membership change. */
+export interface MembershipChange {
+  /** The metadata after the change (the one given when nothing changed). */
+  readonly metadata: ClusterMetadata;
+  /** Whether a new version must be proposed. */
+  readonly changed: boolean;
+  /** The member concerned. */
+  readonly node: NodeEntry;
+  /** `member` (added or already a member), `draining` (replicas being moved), `removed`. */
+  readonly state: 'member' | 'draining' | 'removed';
+}
+
+/** The lowest `count` node ids of `table` (all of them when fewer): the metadata group's replicas. */
+export function metadataReplicasOf(table: LookupTable, count = DEFAULT_METADATA_REPLICAS): NodeId[] {
+  return table.nodes
+    .map((n) => n.id)
+    .sort((a, b) => a - b)
+    .slice(0, Math.max(1, count));
+}
+
+/**
+ * The first version of the metadata, from the table the bootstrap server built and the servers it
+ * registered besides (spares). Every server derives the same seed from the same table and spares.
+ */
+export function seedMetadata(table: LookupTable, spares: readonly NodeEntry[] = []): ClusterMetadata {
+  const nodes = [...table.nodes];
+  for (const s of spares) {
+    if (!nodes.some((n) => n.id === s.id || n.address === s.address))
+      nodes.push({ id: s.id, address: s.address });
+  }
+  nodes.sort((a, b) => a.id - b.id);
+  const added = nodes.length !== table.nodes.length;
+  return {
+    table: { ...table, nodes, version: table.version + (added ? 1 : 0) },
+    metaReplicas: metadataReplicasOf(table),
+    nextNodeId: Math.max(0, ...nodes.map((n) => n.id)) + 1,
+    draining: [],
+    moving: [],
+  };
+}
+
+/** The partitions whose group includes `node`, ascending. */
+export function partitionsOf(table: LookupTable, node: NodeId): number[] {
+  return table.groups.filter((g) => g.replicas.includes(node)).map((g) => g.partition);
+}
+
+function bump(m: ClusterMetadata, table: Omit<LookupTable, 'version'>, rest: Partial<ClusterMetadata> = {}) {
+  return { ...m, ...rest, table: { ...table, version: m.table.version + 1 } };
+}
+
+function describe(partitions: readonly number[]): string {
+  const shown = partitions.slice(0, 8).join(', ');
+  return partitions.length > 8 ? `${shown}, ... (${partitions.length} in all)` : shown;
+}
+
+/**
+ * Adds the server at `address` (a check-in, or `paxkv member add`). With `nodeId` (a server that
+ * checks in again with the id it was given) the member keeps its id and its address is updated.
+ *
+ * @throws {@link BadRequestError} when the id was removed, the address belongs to another member
+ *   that holds replicas (a server with an empty data dir must not take its place), or the cluster
+ *   already has {@link MAX_MEMBERS} members. The message says what to do.
+ */
+export function addMember(m: ClusterMetadata, address: string, nodeId?: NodeId): MembershipChange {
+  const nodes = m.table.nodes;
+  const byAddress = nodes.find((n) => n.address === address);
+  if (nodeId !== undefined) {
+    const existing = nodes.find((n) => n.id === nodeId);
+    if (existing) {
+      if (existing.address === address)
+        return { metadata: m, changed: false, node: existing, state: stateOf(m, nodeId) };
+      if (byAddress) {
+        throw new BadRequestError({
+          field: 'address',
+          problem: `address ${address} belongs to node ${byAddress.id}; start node ${nodeId} on another address, or remove node ${byAddress.id} first (paxkv member remove ${byAddress.id})`,
+        });
+      }
+      const moved = { id: nodeId, address };
+      const metadata = bump(m, { ...m.table, nodes: nodes.map((n) => (n.id === nodeId ? moved : n)) });
+      return { metadata, changed: true, node: moved, state: stateOf(m, nodeId) };
+    }
+    if (nodeId < m.nextNodeId) {
+      throw new BadRequestError({
+        field: 'nodeId',
+        problem: `node ${nodeId} was removed from the cluster; start this server with an empty data dir to join as a new member`,
+      });
+    }
+  }
+  if (byAddress) {
+    const held = partitionsOf(m.table, byAddress.id);
+    if (held.length === 0 && nodeId === undefined) {
+      return { metadata: m, changed: false, node: byAddress, state: stateOf(m, byAddress.id) };
+    }
+    throw new BadRequestError({
+      field: 'address',
+      problem:
+        held.length > 0
+          ? `address ${address} is node ${byAddress.id}, which holds replicas of partitions ${describe(held)}; if the server at ${address} lost its data, remove node ${byAddress.id} first (paxkv member remove ${byAddress.id}) or start it on another port`
+          : `address ${address} is node ${byAddress.id}; remove node ${byAddress.id} first (paxkv member remove ${byAddress.id}) or start this server on another port`,
+    });
+  }
+  if (nodes.length >= MAX_MEMBERS) {
+    throw new BadRequestError({
+      field: 'address',
+      problem: `the cluster already has ${MAX_MEMBERS} members (the limit); remove one first`,
+    });
+  }
+  const id = nodeId ?? m.nextNodeId;
+  const node = { id, address };
+  const metadata = bump(
+    m,
+    { ...m.table, nodes: [...nodes, node].sort((a, b) => a.id - b.id) },
+    {
+      nextNodeId: Math.max(m.nextNodeId, id + 1),
+    },
+  );
+  return { metadata, changed: true, node, state: 'member' };
+}
+
+function stateOf(m: ClusterMetadata, id: NodeId): 'member' | 'draining' {
+  return m.draining.includes(id) ? 'draining' : 'member';
+}
+
+/**
+ * Removes member `node`: at once when it holds no replica, else it becomes `draining` (its replicas
+ * are moved by {@link planMoves}/{@link applyMove}; it leaves with the last one).
+ *
+ * @throws {@link BadRequestError} when `node` is not a member, hosts the metadata group (moving the
+ *   metadata group is not supported yet), or holds a replica of a group that no other server could
+ *   take over (every other member is already in the group or draining): add a server first.
+ */
+export function removeMember(m: ClusterMetadata, node: NodeId): MembershipChange {
+  const entry = m.table.nodes.find((n) => n.id === node);
+  if (!entry) {
+    throw new BadRequestError({
+      field: 'node',
+      problem: `node ${node} is not a member of the cluster; see the members with paxkv member list`,
+    });
+  }
+  if (m.metaReplicas.includes(node)) {
+    throw new BadRequestError({
+      field: 'node',
+      problem: `node ${node} is a replica of the metadata group (nodes ${m.metaReplicas.join(', ')}), which cannot be moved yet; remove another server, or replace node ${node} by restarting it on its data dir`,
+    });
+  }
+  const held = partitionsOf(m.table, node);
+  if (held.length === 0) {
+    const metadata = bump(
+      m,
+      { ...m.table, nodes: m.table.nodes.filter((n) => n.id !== node) },
+      {
+        draining: m.draining.filter((d) => d !== node),
+      },
+    );
+    return { metadata, changed: true, node: entry, state: 'removed' };
+  }
+  if (m.draining.includes(node)) return { metadata: m, changed: false, node: entry, state: 'draining' };
+  const draining = new Set([...m.draining, node]);
+  for (const g of m.table.groups) {
+    if (!g.replicas.includes(node)) continue;
+    const candidates = m.table.nodes.filter((n) => !g.replicas.includes(n.id) && !draining.has(n.id));
+    if (candidates.length === 0) {
+      throw new BadRequestError({
+        field: 'node',
+        problem: `removing node ${node} would leave partition ${g.partition} with ${g.replicas.length - 1} of ${g.replicas.length} replicas: no other server can take its replica; add a server first (paxkv member add HOST:PORT, or start one with --join)`,
+      });
+    }
+  }
+  const metadata = bump(m, m.table, { draining: [...m.draining, node].sort((a, b) => a - b) });
+  return { metadata, changed: true, node: entry, state: 'draining' };
+}
+
+/** What {@link planMoves} knows about the cluster right now. */
+export interface PlanInput {
+  /** Whether a member is reachable (its failure detector says alive). */
+  readonly alive: (node: NodeId) => boolean;
+  /** Members suspected for longer than `--replace-after`: their replicas are replaced. */
+  readonly replace: ReadonlySet<NodeId>;
+  /** Partitions with a move already in flight besides `moving` (never two moves in one group). */
+  readonly inFlight: ReadonlySet<number>;
+  /** Most moves in flight at once (the ones in `inFlight` included). */
+  readonly maxInFlight: number;
+  /** Whether to even out replica counts when nothing else needs moving (rebalancing on join). */
+  readonly rebalance: boolean;
+}
+
+function majority(n: number): number {
+  return Math.floor(n / 2) + 1;
+}
+
+/** Whether group `g` can decide a move of `from`'s replica: the staying replicas are a live majority. */
+function canMove(g: GroupEntry, from: NodeId, alive: (n: NodeId) => boolean): boolean {
+  const staying = g.replicas.filter((r) => r !== from && alive(r));
+  return staying.length >= majority(g.replicas.length);
+}
+
+/**
+ * The next replica moves, at most `maxInFlight - inFlight.size`, never two in one group: first the
+ * replicas of draining members and of members to replace, then (when `rebalance` and nothing else
+ * moves) one replica from the most to the least loaded server while they differ by more than one.
+ * A replica goes to the live member outside the group with the fewest replicas (counting the moves
+ * planned), ties to the lowest id; draining and replaced members never receive one. Deterministic.
+ */
+export function planMoves(m: ClusterMetadata, input: PlanInput): ReplicaMove[] {
+  const inFlight = new Set([...input.inFlight, ...m.moving.map((x) => x.partition)]);
+  const budget = input.maxInFlight - inFlight.size;
+  if (budget <= 0) return [];
+  const leaving = new Set<NodeId>([...m.draining, ...input.replace]);
+  const load = new Map<NodeId, number>(m.table.nodes.map((n) => [n.id, 0]));
+  for (const g of m.table.groups) for (const r of g.replicas) load.set(r, (load.get(r) ?? 0) + 1);
+  const receivers = () =>
+    m.table.nodes
+      .map((n) => n.id)
+      .filter((id) => !leaving.has(id) && input.alive(id))
+      .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || a - b);
+  const moves: ReplicaMove[] = [];
+  const busy = new Set(inFlight);
+  for (const g of m.table.groups) {
+    if (moves.length >= budget) break;
+    if (busy.has(g.partition)) continue;
+    const from = g.replicas.find((r) => leaving.has(r));
+    if (from === undefined || !canMove(g, from, input.alive)) continue;
+    const to = receivers().find((id) => !g.replicas.includes(id));
+    if (to === undefined) continue;
+    moves.push({ partition: g.partition, from, to, reason: m.draining.includes(from) ? 'drain' : 'replace' });
+    busy.add(g.partition);
+    load.set(from, (load.get(from) ?? 0) - 1);
+    load.set(to, (load.get(to) ?? 0) + 1);
+  }
+  if (moves.length > 0 || busy.size > 0 || !input.rebalance) return moves;
+  const order = receivers();
+  const least = order[0];
+  const most = order[order.length - 1];
+  if (least === undefined || most === undefined || (load.get(most) ?? 0) - (load.get(least) ?? 0) <= 1) {
+    return moves;
+  }
+  const g = m.table.groups.find((x) => x.replicas.includes(most) && !x.replicas.includes(least));
+  if (g && canMove(g, most, input.alive))
+    moves.push({ partition: g.partition, from: most, to: least, reason: 'rebalance' });
+  return moves;
+}
+
+/**
+ * Records that `move` starts (the receiving server opens its replica as a joiner when it sees it):
+ * the move is listed in `moving` until {@link applyMove} or {@link abandonMove}.
+ *
+ * @throws {@link BadRequestError} when the group already has a move in progress or does not fit.
+ */
+export function startMove(m: ClusterMetadata, move: ReplicaMove): ClusterMetadata {
+  const g = m.table.groups.find((x) => x.partition === move.partition);
+  if (
+    m.moving.some((x) => x.partition === move.partition) ||
+    !g ||
+    !g.replicas.includes(move.from) ||
+    g.replicas.includes(move.to)
+  ) {
+    throw new BadRequestError({
+      field: 'move',
+      problem: `partition ${move.partition} cannot move from node ${move.from} to node ${move.to} now (a move is in progress or the table changed); re-plan from the current metadata`,
+    });
+  }
+  return bump(m, m.table, { moving: [...m.moving, move] });
+}
+
+/** Drops the move of `partition` from `moving` (it failed or became impossible); no-op if none. */
+export function abandonMove(m: ClusterMetadata, partition: number): ClusterMetadata {
+  if (!m.moving.some((x) => x.partition === partition)) return m;
+  return bump(m, m.table, { moving: m.moving.filter((x) => x.partition !== partition) });
+}
+
+/**
+ * Records a move that the group decided (its new configuration runs): `from` is replaced by `to` in
+ * the group's replicas, at the same position (the preferred-leader slot passes on). A draining member
+ * that no longer holds a replica leaves the cluster with this version.
+ *
+ * @throws {@link BadRequestError} when the group does not hold `from` or already holds `to`.
+ */
+export function applyMove(m: ClusterMetadata, move: ReplicaMove): ClusterMetadata {
+  const g = m.table.groups.find((x) => x.partition === move.partition);
+  if (!g?.replicas.includes(move.from) || g.replicas.includes(move.to)) {
+    throw new BadRequestError({
+      field: 'move',
+      problem: `partition ${move.partition} does not hold node ${move.from} or already holds node ${move.to}; re-plan from the current metadata`,
+    });
+  }
+  const groups = m.table.groups.map((x) =>
+    x === g ? { ...x, replicas: x.replicas.map((r) => (r === move.from ? move.to : r)) } : x,
+  );
+  const table = { ...m.table, groups };
+  const gone = m.draining.includes(move.from) && partitionsOf(table as LookupTable, move.from).length === 0;
+  return bump(m, gone ? { ...table, nodes: table.nodes.filter((n) => n.id !== move.from) } : table, {
+    draining: gone ? m.draining.filter((d) => d !== move.from) : m.draining,
+    moving: m.moving.filter((x) => x.partition !== move.partition),
+  });
+}

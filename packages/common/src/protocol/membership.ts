@@ -1,0 +1,173 @@
+/**
+ * Cluster membership on the wire: the replicated cluster metadata (the lookup table, the servers of
+ * the metadata group, the next node id and the servers being drained) and the operator requests
+ * `member.list`, `member.add` and `member.remove` with their answers.
+ *
+ * The metadata lives in a replica group of its own ({@link METADATA_PARTITION}), replicated on the
+ * first servers of the cluster; every change is a proposal that raises `table.version` by one. Any
+ * server answers `member.list` from its own copy (the newest version it has seen); changes run on
+ * the metadata group's leader (a server forwards them there).
+ * @module
+ */
+import { z } from 'zod';
+import { LookupTableSchema, MemberSchema } from './cluster.js';
+import { AddressSchema, NodeIdSchema, RequestIdSchema } from './primitives.js';
+
+/**
+ * The partition number of the metadata group's log: one past the largest partition a lookup table
+ * may have (2^20 - 1), so it never collides with a data partition.
+ */
+export const METADATA_PARTITION = 1 << 20;
+
+/** Most servers a cluster's metadata may list (members of the table, spares included). */
+export const MAX_MEMBERS = 1024;
+
+/** Most replicas of the metadata group. */
+export const MAX_METADATA_REPLICAS = 7;
+
+/**
+ * A replica move in progress: in the group of `partition`, `from` is being replaced by `to` (a
+ * reconfiguration of that group). `reason`: `drain` (a member being removed), `replace` (a member
+ * suspected for longer than `--replace-after`), `rebalance` (evening out replica counts).
+ */
+export const ReplicaMoveSchema = z.object({
+  partition: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(METADATA_PARTITION - 1),
+  from: NodeIdSchema,
+  to: NodeIdSchema,
+  reason: z.enum(['drain', 'replace', 'rebalance']),
+});
+
+/**
+ * The cluster metadata, the state of the metadata group. `table.nodes` lists every member (servers
+ * that hold no replica are spares); `table.version` is the metadata's version: every change raises
+ * it by one. `metaReplicas` are the replicas of the metadata group; `nextNodeId` the id the next new
+ * server gets (ids are never reused: an id below it that is not listed belonged to a removed
+ * server); `draining` the members whose replicas are being moved off before they are removed;
+ * `moving` the replica moves in progress (at most one per group).
+ */
+export const ClusterMetadataSchema = z
+  .object({
+    table: LookupTableSchema,
+    metaReplicas: z.array(NodeIdSchema).min(1).max(MAX_METADATA_REPLICAS),
+    nextNodeId: NodeIdSchema,
+    draining: z.array(NodeIdSchema).max(MAX_MEMBERS),
+    moving: z.array(ReplicaMoveSchema).max(1 << 20),
+  })
+  .superRefine((m, ctx) => {
+    if (m.table.nodes.length > MAX_MEMBERS) {
+      ctx.addIssue({ code: 'custom', path: ['table', 'nodes'], message: `more than ${MAX_MEMBERS} members` });
+    }
+    const ids = new Set(m.table.nodes.map((n) => n.id));
+    for (const [field, list] of [
+      ['metaReplicas', m.metaReplicas],
+      ['draining', m.draining],
+    ] as const) {
+      const seen = new Set<number>();
+      list.forEach((id, i) => {
+        if (!ids.has(id))
+          ctx.addIssue({ code: 'custom', path: [field, i], message: `node ${id} is not a member` });
+        if (seen.has(id))
+          ctx.addIssue({ code: 'custom', path: [field, i], message: `node ${id} listed twice` });
+        seen.add(id);
+      });
+    }
+    const partitions = new Set<number>();
+    m.moving.forEach((mv, i) => {
+      const g = m.table.groups.find((x) => x.partition === mv.partition);
+      if (!g?.replicas.includes(mv.from) || g.replicas.includes(mv.to) || !ids.has(mv.to)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['moving', i],
+          message: `move of partition ${mv.partition} from ${mv.from} to ${mv.to} does not fit the table`,
+        });
+      }
+      if (partitions.has(mv.partition))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['moving', i],
+          message: `two moves in partition ${mv.partition}`,
+        });
+      partitions.add(mv.partition);
+    });
+    for (const id of ids) {
+      if (id >= m.nextNodeId) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['nextNodeId'],
+          message: `nextNodeId ${m.nextNodeId} is not above member ${id}`,
+        });
+      }
+    }
+  });
+
+/** Lists the members and the cluster metadata. `since`: answer `metadata: null` unless newer. */
+export const MemberListRequestSchema = z.object({
+  type: z.literal('member.list'),
+  id: RequestIdSchema,
+  since: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+});
+
+/**
+ * Adds the server at `address` as a member (a spare until replicas are moved onto it). `nodeId` is
+ * given only by a server checking in again with the id it already has.
+ */
+export const MemberAddRequestSchema = z.object({
+  type: z.literal('member.add'),
+  id: RequestIdSchema,
+  address: AddressSchema,
+  nodeId: NodeIdSchema.optional(),
+});
+
+/** Removes member `node`: its replicas are moved to other servers first, then it leaves. */
+export const MemberRemoveRequestSchema = z.object({
+  type: z.literal('member.remove'),
+  id: RequestIdSchema,
+  node: NodeIdSchema,
+});
+
+/**
+ * Answer to `member.list`: the answering server's copy of the metadata (null when it has none yet,
+ * or when it is not newer than `since`), and every member with its state as the answering server's
+ * failure detector sees it.
+ */
+export const MemberListOkSchema = z.object({
+  type: z.literal('member.list.ok'),
+  id: RequestIdSchema,
+  metadata: ClusterMetadataSchema.nullable(),
+  members: z.array(MemberSchema).max(MAX_MEMBERS),
+});
+
+/**
+ * Answer to `member.add` / `member.remove`: the member concerned, the metadata version that records
+ * the change, and `state`: `member` (added, or already a member), `draining` (its replicas are being
+ * moved; it leaves once they are), `removed`.
+ */
+export const MemberOkSchema = z.object({
+  type: z.literal('member.ok'),
+  id: RequestIdSchema,
+  node: NodeIdSchema,
+  address: AddressSchema,
+  version: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  state: z.enum(['member', 'draining', 'removed']),
+});
+
+/** A replica move (see {@link ReplicaMoveSchema}). */
+export type ReplicaMove = z.infer<typeof ReplicaMoveSchema>;
+/** The cluster metadata (see {@link ClusterMetadataSchema}). */
+export type ClusterMetadata = z.infer<typeof ClusterMetadataSchema>;
+/** A `member.list` request. */
+export type MemberListRequest = z.infer<typeof MemberListRequestSchema>;
+/** A `member.add` request. */
+export type MemberAddRequest = z.infer<typeof MemberAddRequestSchema>;
+/** A `member.remove` request. */
+export type MemberRemoveRequest = z.infer<typeof MemberRemoveRequestSchema>;
+/** Any membership request. */
+export type MemberRequest = MemberListRequest | MemberAddRequest | MemberRemoveRequest;
+/** A `member.list.ok` answer. */
+export type MemberListOk = z.infer<typeof MemberListOkSchema>;
+/** A `member.ok` answer. */
+export type MemberOk = z.infer<typeof MemberOkSchema>;
