@@ -1,6 +1,6 @@
 /**
  * `pnpm nemesis -- --duration 60s --seed S [--servers 3|5] [--faults kill,pause,partition] [--clients K]
- * [--keys N]`: one nemesis run against real paxkv-server processes; prints progress, then the summary.
+ * [--keys N] [--workload kv|bank]`: one nemesis run against real paxkv-server processes; prints progress, then the summary.
  * Exit code 0: no violation; 1: a violation (or an inconclusive run); 2: bad usage or the cluster did not start.
  * @module
  */
@@ -16,14 +16,17 @@ const USAGE = `usage: pnpm nemesis -- [options]
   --servers <n>        3 or 5 servers (default 3)
   --faults <list>      comma-separated: kill,pause,partition,delay,flaky or all (default ${DEFAULT_FAULTS.join(',')})
   --clients <n>        concurrent clients (default 4)
-  --keys <n>           keys in the workload (default 6)
+  --keys <n>           keys in the workload (default 6; with --workload bank: accounts)
+  --workload <kind>    kv (get/put/cas/delete per key, default) or bank (transfers between the accounts
+                       of one hash tag as transactions with modRevision compares; kv-txn model, balance
+                       invariant on every read, acknowledged transfers checked in the final read)
   --check-timeout <t>  time budget of the linearizability check (default 60s); past it a key is "unknown"
   --op-timeout <t>     per-operation deadline of the clients; a timeout is indeterminate (default 2s)
   --dir <path>         run directory (default: a temp dir, removed after a passing run)
   --keep               keep the run directory after a passing run
   --unsafe-env <K=V>   environment for the servers (test-only switches), repeatable
   --unsafe-mutation <m>  TESTING ONLY: run the servers with the kvstore's unsafeMutation m
-                       (staleLeaderReads | releaseBeforeFlush): the run should then FAIL
+                       (staleLeaderReads | releaseBeforeFlush | txnCompareAtSubmit): the run should then FAIL
   --help               this text`;
 
 function positiveInt(name: string, text: string | undefined, fallback: number): number {
@@ -46,6 +49,7 @@ async function main(argv: readonly string[]): Promise<number> {
         faults: { type: 'string' },
         clients: { type: 'string' },
         keys: { type: 'string' },
+        workload: { type: 'string' },
         dir: { type: 'string' },
         'check-timeout': { type: 'string' },
         'op-timeout': { type: 'string' },
@@ -78,7 +82,11 @@ async function main(argv: readonly string[]): Promise<number> {
     const seed = seedText === undefined ? randomSeed() : Number(seedText);
     if (!Number.isInteger(seed)) throw new RangeError(`--seed must be an integer, got "${seedText}"`);
     const dir = values.dir as string | undefined;
+    const kind = (values.workload as string | undefined) ?? 'kv';
+    if (kind !== 'kv' && kind !== 'bank')
+      throw new RangeError(`--workload must be kv or bank, got "${kind}"`);
     opts = {
+      workloadKind: kind,
       seed,
       durationMs: parseDuration((values.duration as string | undefined) ?? '60s'),
       servers,

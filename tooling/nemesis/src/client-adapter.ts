@@ -1,4 +1,5 @@
 import { createClient } from '@paxkv/client';
+import type { BankClient, BankClientFactory } from './bank.js';
 import type { LineSink } from './history.js';
 import type { WorkloadClient, WorkloadClientFactory } from './workload.js';
 
@@ -29,6 +30,30 @@ export function createWorkloadClient(
         return { applied: r.outcome === 'applied', current: text(r.current) };
       },
       delete: (key) => client.delete(key),
+      close: () => client.close(),
+    };
+  };
+}
+
+/**
+ * The bank workload's clients on top of `@paxkv/client` (same options and history recording as
+ * {@link createWorkloadClient}): `range` is the client's single-tag range (one linearizable read),
+ * `txn` its transaction.
+ */
+export function createBankClient(servers: readonly string[], operationTimeoutMs: number): BankClientFactory {
+  return (_index: number, history: LineSink): BankClient => {
+    const client = createClient({
+      servers: [...servers],
+      history,
+      requestTimeoutMs: operationTimeoutMs,
+      attemptTimeoutMs: Math.max(100, Math.floor(operationTimeoutMs / 2)),
+    });
+    return {
+      range: async (op) => {
+        const page = await client.range(op.start, op.end);
+        return { kvs: page.kvs, revision: page.revisions[0]?.revision ?? 0 };
+      },
+      txn: (op) => client.txn(op),
       close: () => client.close(),
     };
   };

@@ -12,6 +12,7 @@
  * @packageDocumentation
  */
 export * from './args.js';
+export * from './bank.js';
 export * from './client-adapter.js';
 export * from './cluster.js';
 export * from './frames.js';

@@ -55,6 +55,62 @@ describe.skipIf(problem !== undefined)('nemesis on real servers', () => {
   );
 
   it(
+    'bank workload: transfers as transactions under faults keep the total, are kv-txn linearizable, none acknowledged is lost',
+    async () => {
+      const summary = await runNemesis({
+        seed: 404,
+        durationMs,
+        servers: 3,
+        clients: 4,
+        keys: 4,
+        workloadKind: 'bank',
+      });
+      console.log(formatSummary(summary));
+      expect(summary.violations).toEqual([]);
+      expect(summary.problems).toEqual([]);
+      expect(summary.passed).toBe(true);
+      expect(summary.keys.map((k) => k.verdict)).toEqual(['linearizable']);
+      expect(summary.finalReads.ok).toBe(1);
+      expect(summary.acknowledgedWrites, formatSummary(summary)).toBeGreaterThan(0);
+      expect(summary.verifiedWrites).toBe(summary.acknowledgedWrites);
+    },
+    durationMs + 90_000,
+  );
+
+  it(
+    'mutation sanity check: transaction compares decided at submit (check-then-act) are caught by the bank workload',
+    async () => {
+      // Any two concurrent transfers over the same accounts can both pass their compares; with 5 clients
+      // on 3 accounts that happens within seconds. Up to three seeds, in case one run stalls under faults.
+      const tried: string[] = [];
+      for (const seed of [8, 9, 10]) {
+        const summary = await runNemesis({
+          seed,
+          durationMs: mutationDurationMs,
+          servers: 3,
+          clients: 5,
+          keys: 3,
+          workloadKind: 'bank',
+          unsafeMutation: 'txnCompareAtSubmit',
+        });
+        console.log(formatSummary(summary));
+        tried.push(`seed ${seed}: ${summary.violations.map((v) => v.reason).join(', ') || 'no violation'}`);
+        rmSync(summary.dir, { recursive: true, force: true });
+        const reasons = summary.violations.map((v) => v.reason).join('; ');
+        if (
+          reasons.includes('not linearizable (kv-txn model)') &&
+          reasons.includes('balance invariant broken')
+        ) {
+          expect(summary.passed).toBe(false);
+          return;
+        }
+      }
+      expect.fail(`the nemesis did not catch txnCompareAtSubmit: ${tried.join('; ')}`);
+    },
+    3 * (mutationDurationMs + 90_000),
+  );
+
+  it(
     'mutation sanity check: leaders serving reads without the read-index round are caught',
     async () => {
       // One key (one replica group) and partitions that take its leader away from the quorum while the

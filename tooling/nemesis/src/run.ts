@@ -1,8 +1,10 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { BankView } from '@paxkv/kvstore/testing';
 import { check, readJsonl, renderHtml } from '@paxkv/linearizability-checker';
-import { createWorkloadClient } from './client-adapter.js';
+import { BANK_TAG, BankWorkload, finalBankRead } from './bank.js';
+import { createBankClient, createWorkloadClient } from './client-adapter.js';
 import { ManagedCluster } from './cluster.js';
 import {
   countOutcomes,
@@ -70,6 +72,13 @@ export interface RunOptions {
   readonly leaderProbability?: number;
   /** Workload mix. Default {@link DEFAULT_WORKLOAD_CONFIG}. */
   readonly workload?: Partial<WorkloadConfig>;
+  /**
+   * What the clients do. `kv` (default): get/put/cas/delete on `keys` keys, checked per key with the
+   * `kv` model. `bank`: `keys` accounts of one hash tag (`{bank}:a<i>`), transfers as transactions
+   * guarded by the modRevisions read, reads of all accounts checked against the total, the history
+   * checked with the `kv-txn` model, every acknowledged transfer checked against the final read.
+   */
+  readonly workloadKind?: 'kv' | 'bank';
   /** Builds the workload's clients. Default: `@paxkv/client` through {@link createWorkloadClient}. */
   readonly clientFactory?: (servers: readonly string[], timeoutMs: number) => WorkloadClientFactory;
 }
@@ -181,12 +190,16 @@ export async function runNemesis(
     startTimeoutMs: o.recoveryTimeoutMs,
     ...(command !== undefined ? { command } : {}),
   });
-  const keys = Array.from({ length: o.keys }, (_, i) => `key-${i}`);
+  const bank = o.workloadKind === 'bank';
+  const bankWorkload = bank ? new BankWorkload(o.keys, rng.fork()) : undefined;
+  const keys = bankWorkload
+    ? [...bankWorkload.accounts]
+    : Array.from({ length: o.keys }, (_, i) => `key-${i}`);
   const problems: string[] = [];
   let passed = false;
   try {
     log(
-      `nemesis: seed ${o.seed}, ${o.servers} servers, ${o.clients} clients, ${o.keys} keys, faults ${o.faults.join(',') || 'none'}, ${Math.round(o.durationMs / 1000)}s, dir ${dir}`,
+      `nemesis: seed ${o.seed}, ${o.servers} servers, ${o.clients} clients, ${o.keys} ${bank ? 'accounts (bank workload)' : 'keys'}, faults ${o.faults.join(',') || 'none'}, ${Math.round(o.durationMs / 1000)}s, dir ${dir}`,
     );
     try {
       await cluster.start();
@@ -206,7 +219,8 @@ export async function runNemesis(
       o.operationTimeoutMs,
     );
     const histories = Array.from({ length: o.clients + 1 }, () => new MemoryHistory());
-    const workload = new Workload(keys, rng.fork(), o.workload);
+    const bankFactory = bank ? createBankClient(cluster.clientAddresses(), o.operationTimeoutMs) : undefined;
+    const workload = bankWorkload ?? new Workload(keys, rng.fork(), o.workload);
     const nemesis = new Nemesis(cluster, proxy, schedule, {
       keys,
       partitions: o.partitions,
@@ -215,7 +229,8 @@ export async function runNemesis(
       ...(o.scenarioKinds !== undefined ? { scenarioKinds: o.scenarioKinds } : {}),
     });
     const started = Date.now();
-    await workload.start(o.clients, factory, histories);
+    if (bankWorkload && bankFactory) await bankWorkload.start(o.clients, bankFactory, histories);
+    else await (workload as Workload).start(o.clients, factory, histories);
     const progress = setInterval(() => {
       const n = nemesis.report().counts;
       const t = ((Date.now() - started) / 1000).toFixed(0);
@@ -238,6 +253,20 @@ export async function runNemesis(
     }
     const finalIndex = o.clients;
     const finalHistory = histories[finalIndex] as MemoryHistory;
+    if (bankWorkload && bankFactory) {
+      return await finishBank(o, {
+        dir,
+        workload: bankWorkload,
+        final: await finalBankRead(bankWorkload, bankFactory, finalIndex, finalHistory, o.recoveryTimeoutMs),
+        histories,
+        finalIndex,
+        report,
+        problems,
+        setPassed: (p) => {
+          passed = p;
+        },
+      });
+    }
     const finalValues = await finalReads(factory, finalIndex, finalHistory, keys, o.recoveryTimeoutMs);
     const merged = mergeHistories(histories.map((h) => h.lines));
     if (merged.skipped > 0) problems.push(`${merged.skipped} history lines could not be read`);
@@ -299,6 +328,96 @@ export async function runNemesis(
     await proxy.close().catch(() => {});
     if (passed && !o.keepDir) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The end of a bank run: checks the merged history with the `kv-txn` model (one partition: the tag),
+ * the balance invariant of every read (final one included), and every acknowledged transfer against the
+ * final read; writes the history and report of a violation.
+ */
+async function finishBank(
+  o: RunOptions,
+  run: {
+    readonly dir: string;
+    readonly workload: BankWorkload;
+    readonly final: { view: BankView | undefined; problem?: string };
+    readonly histories: readonly MemoryHistory[];
+    readonly finalIndex: number;
+    readonly report: { counts: Record<FaultKind, number>; timeline: readonly string[] };
+    readonly problems: string[];
+    readonly setPassed: (passed: boolean) => void;
+  },
+): Promise<RunSummary> {
+  const { workload, problems } = run;
+  const merged = mergeHistories(run.histories.map((h) => h.lines));
+  if (merged.skipped > 0) problems.push(`${merged.skipped} history lines could not be read`);
+  const ops = pairOperations(merged.events);
+  const workloadOps = ops.filter((op) => merged.clientOfId.get(op.id) !== run.finalIndex);
+  const finalOps = ops.filter((op) => merged.clientOfId.get(op.id) === run.finalIndex);
+  const t0 = performance.now();
+  const jsonl = toJsonl(merged.events);
+  const result = await check(readJsonl(jsonl), { model: 'kv-txn', timeoutMs: o.checkTimeoutMs });
+  const checkMs = performance.now() - t0;
+  const tag = `{${BANK_TAG}}`;
+  const verdict = result.partitions.find((p) => p.key === tag)?.verdict ?? result.verdict;
+  const lost = run.final.view === undefined ? [] : workload.lost(run.final.view);
+  const reasons: string[] = [];
+  if (verdict === 'not-linearizable') reasons.push('not linearizable (kv-txn model)');
+  if (verdict === 'unknown') problems.push(`tag ${tag}: checker verdict unknown`);
+  if (workload.problems.length > 0) {
+    reasons.push(`balance invariant broken: ${workload.problems.slice(0, 3).join('; ')}`);
+  }
+  if (lost.length > 0)
+    reasons.push(`${lost.length} acknowledged write(s) lost: ${lost.slice(0, 3).join('; ')}`);
+  if (run.final.view === undefined && workload.problems.length === 0) {
+    reasons.push(run.final.problem ?? 'no final read');
+  }
+  const violations: Violation[] = [];
+  if (reasons.length > 0) {
+    const historyFile = join(run.dir, 'violation-bank.jsonl');
+    const reportFile = join(run.dir, 'violation-bank.html');
+    writeFileSync(historyFile, jsonl);
+    writeFileSync(reportFile, renderHtml([{ name: `tag ${tag}`, result }]));
+    violations.push({ key: tag, reason: reasons.join('; '), historyFile, reportFile });
+  }
+  // Every acknowledged transfer; the final read confirms each account's last one directly (earlier
+  // ones are ordered before it by the revisions, which the kv-txn check covers).
+  const acknowledgedWrites = workload.ackedTransfers;
+  const final = run.final.view;
+  const summary: KeySummary = {
+    key: tag,
+    finalValue:
+      final === undefined ? undefined : final === 'absent' ? null : `balances ${final.balances.join(',')}`,
+    acknowledged: acknowledgedWrites,
+    verified: acknowledgedWrites - lost.length,
+    lost,
+    ...(reasons.length > 0 ? { problem: reasons.join('; ') } : {}),
+    verdict,
+    operations: ops.length,
+  };
+  const passed = violations.length === 0 && verdict !== 'unknown';
+  run.setPassed(passed);
+  return {
+    seed: o.seed,
+    servers: o.servers,
+    durationMs: o.durationMs,
+    faultsEnabled: o.faults,
+    clients: o.clients,
+    operations: countOutcomes(workloadOps),
+    finalReads: countOutcomes(finalOps),
+    faults: run.report.counts,
+    timeline: run.report.timeline,
+    keys: [summary],
+    unsafeMutation: o.unsafeMutation,
+    acknowledgedWrites,
+    verifiedWrites: acknowledgedWrites - lost.length,
+    violations,
+    problems,
+    checkMs,
+    dir: run.dir,
+    dirKept: !passed || o.keepDir,
+    passed,
+  };
 }
 
 /** Reads every key with a fresh client (recorded in the history), retrying until the deadline. */

@@ -12,7 +12,6 @@ import {
   type KvOp,
   type KvResult,
   type PaxkvError,
-  type RangeResult,
   txnKeys,
 } from '@paxkv/common';
 import type { LogEntry, NodeId, PaxosMessage } from '@paxkv/paxos';
@@ -29,6 +28,15 @@ import {
 import type { ApplyOutcome } from '../state-machine.js';
 import { SimDisk } from '../storage/sim-disk.js';
 import { WriteAheadLog } from '../storage/wal.js';
+import {
+  type BankView,
+  bankAccounts,
+  bankRead,
+  checkBankRead,
+  lostBankWrites,
+  nextBankOp,
+  noteBankWrites,
+} from './bank.js';
 
 type PaxosMsg = PaxosMessage<LogEntry<KvCommand>>;
 /** A message on the simulated wire: a paxos message of one partition (all groups share a node's links). */
@@ -80,16 +88,13 @@ export interface GroupSimulationOptions {
    * What the clients do. `kv` (default): get/put/cas/delete on keys `k<i>` (history model `kv`).
    * `bank`: one hash tag `{b<p>}` per partition holding `keys` accounts `{b<p>}:a<i>`; each client sets
    * the accounts up once (a transaction guarded by an `exists` compare, every account at
-   * {@link BANK_INITIAL_BALANCE}), then reads all the accounts of a tag with one `range` and moves money
+   * `BANK_INITIAL_BALANCE`), then reads all the accounts of a tag with one `range` and moves money
    * between two of them with a `txn` whose compares are the `modRevision`s it read (history model
    * `kv-txn`). Direct check: every read of a tag sees either no account or all of them, summing to
    * `keys * BANK_INITIAL_BALANCE`.
    */
   readonly workload?: 'kv' | 'bank';
 }
-
-/** Initial balance of every account of the `bank` workload. */
-export const BANK_INITIAL_BALANCE = 100;
 
 /** What one simulation run produced. */
 export interface GroupSimulationResult {
@@ -145,9 +150,6 @@ interface Client {
   /** Bank workload: the accounts of each tag as this client last read them (`absent`: not set up yet). */
   readonly view: Map<number, BankView>;
 }
-
-/** The balances and modRevisions of one tag's accounts, as one range read returned them. */
-type BankView = 'absent' | { readonly balances: number[]; readonly mods: number[] };
 
 class GroupNode implements SimNode<Msg> {
   /** The node's groups by partition, once opened (all on one shared write-ahead log). */
@@ -423,8 +425,7 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
   };
   const keys = Array.from({ length: options.keys ?? 3 }, (_, i) => `k${i}`);
   // Bank: tag `{b<p>}` lives in partition p; its accounts are `{b<p>}:a<i>`.
-  const accounts = (tag: number) => Array.from({ length: options.keys ?? 3 }, (_, i) => `{b${tag}}:a${i}`);
-  const bankTotal = (options.keys ?? 3) * BANK_INITIAL_BALANCE;
+  const accounts = (tag: number) => bankAccounts(`b${tag}`, options.keys ?? 3);
   const partitionOfKey = (key: string) =>
     (bank ? Number(key.slice(2, key.indexOf('}'))) : Number(key.slice(1))) % partitions;
   const clients: Client[] = Array.from({ length: options.clients ?? 4 }, (_, i) => ({
@@ -455,17 +456,7 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
       record('ok', c.name, op.id, { result: historyResult(outcome.result) });
       if (bank) bankAnswer(c, op.op, outcome.result);
       if (bank && outcome.result.op === 'txn' && op.op.op === 'txn' && outcome.result.succeeded) {
-        for (const w of op.op.success) {
-          if (!('put' in w)) continue;
-          const last = ackedBankWrites.get(w.put.key);
-          if (last === undefined || last.revision < outcome.result.revision) {
-            ackedBankWrites.set(w.put.key, { revision: outcome.result.revision, value: String(w.put.value) });
-          }
-        }
-      }
-      if (!isReadOnlyOp(op.op)) {
-        const k = `${c.name}@${partitionOfKey(routingKeyOf(op.op))}`;
-        ackedSeq.set(k, Math.max(ackedSeq.get(k) ?? 0, op.seq));
+        noteBankWrites(op.op, outcome.result.revision, ackedBankWrites);
       }
     } else {
       indeterminate++;
@@ -519,67 +510,22 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
     };
   };
 
-  const bankRange = (tag: number): KvOp => ({ op: 'range', start: `{b${tag}}:`, end: `{b${tag}};` });
-
-  /**
-   * The bank client's next operation on a random tag: read the accounts when it has no fresh view; set
-   * them up when they were absent; otherwise move a random amount between two accounts, guarded by the
-   * modRevisions it read (a failed compare means someone else moved money meanwhile).
-   */
+  /** The bank client's next operation, on a random tag (see `nextBankOp`); a view is used once. */
   const bankOp = (c: Client): KvOp => {
     const tag = rng.int(partitions);
-    const names = accounts(tag);
     const view = c.view.get(tag);
-    c.view.delete(tag); // used once: the next operation on the tag reads again
-    if (view === undefined) return bankRange(tag);
-    if (view === 'absent') {
-      return {
-        op: 'txn',
-        compare: [{ key: names[0] as string, target: 'exists', op: '=', value: false }],
-        success: names.map((key) => ({ put: { key, value: String(BANK_INITIAL_BALANCE) } })),
-        failure: [],
-      };
-    }
-    const from = rng.int(names.length);
-    const to = (from + 1 + rng.int(names.length - 1)) % names.length;
-    const amount = rng.int((view.balances[from] as number) + 1);
-    const fromKey = names[from] as string;
-    const toKey = names[to] as string;
-    return {
-      op: 'txn',
-      compare: [
-        { key: fromKey, target: 'modRevision', op: '=', value: view.mods[from] as number },
-        { key: toKey, target: 'modRevision', op: '=', value: view.mods[to] as number },
-      ],
-      success: [
-        { put: { key: fromKey, value: String((view.balances[from] as number) - amount) } },
-        { put: { key: toKey, value: String((view.balances[to] as number) + amount) } },
-      ],
-      failure: [{ get: { key: fromKey } }, { get: { key: toKey } }],
-    };
+    c.view.delete(tag);
+    return nextBankOp(view, accounts(tag), rng);
   };
 
-  /** The bank invariant on one read of a tag: no account, or all of them summing to the total. */
-  const checkBankRead = (who: string, tag: number, r: RangeResult): BankView | undefined => {
-    if (r.kvs.length === 0) return 'absent';
-    const names = accounts(tag);
-    const balances = r.kvs.map((kv) => Number(kv.value));
-    const total = balances.reduce((a, b) => a + b, 0);
-    const keysSeen = r.kvs.map((kv) => kv.key).join(',');
-    if (keysSeen !== names.join(',') || total !== bankTotal || balances.some((b) => !(b >= 0))) {
-      violations.push(
-        `${who} read tag {b${tag}} at revision ${r.revision}: accounts [${keysSeen}] balances [${balances.join(',')}] sum ${total}, expected all ${names.length} accounts summing to ${bankTotal}`,
-      );
-      return undefined;
-    }
-    return { balances, mods: r.kvs.map((kv) => kv.modRevision) };
-  };
-
+  /** A bank read: check the invariant and keep the view. */
   const bankAnswer = (c: Client, op: KvOp, result: KvResult) => {
     if (op.op !== 'range' || result.op !== 'range') return;
     const tag = partitionOfKey(op.start);
-    const view = checkBankRead(`client ${c.name}`, tag, result);
-    if (view !== undefined) c.view.set(tag, view);
+    const checked = checkBankRead(accounts(tag), result.kvs);
+    if ('problem' in checked) {
+      violations.push(`${c.name} read tag {b${tag}} at revision ${result.revision}: ${checked.problem}`);
+    } else c.view.set(tag, checked.view);
   };
 
   const clientStep = (allowNew: boolean) => {
@@ -681,7 +627,7 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
   const reader: Client = { name: 'final', seq: 0, open: undefined, leaderGuess: new Map(), view: new Map() };
   clients.push(reader);
   const finalOps: KvOp[] = bank
-    ? allPartitions.map((tag) => bankRange(tag))
+    ? allPartitions.map((tag) => bankRead(`b${tag}`))
     : keys.map((key) => ({ op: 'get', key }));
   for (const finalOp of finalOps) {
     open(reader, finalOp);
@@ -701,17 +647,10 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
   if (bank) {
     // No acknowledged transfer lost: every account's final modRevision is at least that of the last
     // acknowledged write to it, with that write's value when equal.
-    for (const [key, w] of ackedBankWrites) {
-      const view = reader.view.get(partitionOfKey(key));
-      if (view === undefined) continue; // the final read failed or broke the invariant: reported above
-      const i = accounts(partitionOfKey(key)).indexOf(key);
-      const mod = view === 'absent' ? 0 : (view.mods[i] as number);
-      const balance = view === 'absent' ? undefined : view.balances[i];
-      if (mod < w.revision || (mod === w.revision && balance !== Number(w.value))) {
-        violations.push(
-          `acknowledged write of ${key} = ${w.value} at revision ${w.revision} lost: the final read has ${balance ?? 'no account'} at modRevision ${mod}`,
-        );
-      }
+    for (const tag of allPartitions) {
+      const view = reader.view.get(tag);
+      // (a failed final read or a broken invariant is reported above)
+      if (view !== undefined) violations.push(...lostBankWrites(accounts(tag), view, ackedBankWrites));
     }
   }
 

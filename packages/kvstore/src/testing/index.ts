@@ -4,6 +4,17 @@
  */
 export { type CrashOptions, SimDisk, type SimDiskOptions } from '../storage/sim-disk.js';
 export {
+  BANK_INITIAL_BALANCE,
+  type BankRandom,
+  type BankView,
+  bankAccounts,
+  bankRead,
+  checkBankRead,
+  lostBankWrites,
+  nextBankOp,
+  noteBankWrites,
+} from './bank.js';
+export {
   type GroupSimulationOptions,
   type GroupSimulationResult,
   simulateGroup,
