@@ -20,7 +20,7 @@ export interface LocalCluster {
   readonly dir: string;
   /** How the cluster is configured where it matters for the comparison (durability, endpoints...). */
   readonly settings: Readonly<Record<string, string | number | boolean>>;
-  /** The server processes, alive or not. */
+  /** The server processes (each member's latest incarnation), alive or not. */
   readonly servers: readonly ServerProcess[];
   /** A new client connected to the cluster. */
   createTarget(opts: TargetOptions): Promise<Target>;
@@ -31,6 +31,23 @@ export interface LocalCluster {
   leaderOf(key: string): Promise<ServerProcess>;
   /** True when `a` and `b` are replicated by the same group (etcd: always). */
   sameGroup(a: string, b: string): boolean;
+  /**
+   * Starts the member whose process is `server` again, on the same ports and data directory (after a
+   * SIGKILL). Resolves once its client port accepts connections, with that moment
+   * (`performance.now()`) and the new process.
+   */
+  restart(server: ServerProcess): Promise<{ readonly process: ServerProcess; readonly upAt: number }>;
+  /**
+   * Waits until the cluster serves again: every group has a leader that every live member agrees on
+   * (etcd: a linearizable read succeeds and every member knows the leader).
+   */
+  waitReady(timeoutMs: number): Promise<void>;
+  /**
+   * Leader changes seen so far, summed over the live members' own counters (paxkv
+   * `paxkv_leader_changes_total`, every partition; etcd `etcd_server_leader_changes_seen_total`), read
+   * from their metrics endpoints. A restarted member starts again from 0.
+   */
+  leaderChanges(): Promise<number>;
   /** Stops every server (SIGTERM, then SIGKILL) and removes the directory unless asked to keep it. */
   stop(): Promise<void>;
 }
@@ -43,4 +60,24 @@ export class ClusterUnavailableError extends Error {
 /** Pids of the servers still alive. */
 export function alivePids(cluster: LocalCluster): number[] {
   return cluster.servers.filter((s) => s.isAlive()).map((s) => s.pid);
+}
+
+/** Sums every sample of the Prometheus metric `name` (all label sets) in a text exposition. */
+export function sumMetric(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    const value = Number(rest.slice(rest.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) sum += value;
+  }
+  return sum;
+}
+
+/** Fetches a metrics endpoint and sums the metric `name` (see {@link sumMetric}). */
+export async function fetchMetricSum(url: string, name: string, timeoutMs = 2_000): Promise<number> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return sumMetric(await res.text(), name);
 }

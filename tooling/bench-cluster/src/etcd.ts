@@ -1,12 +1,13 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
-import { ClusterUnavailableError, type LocalCluster, type TargetOptions } from './cluster.js';
+import { ClusterUnavailableError, fetchMetricSum, type LocalCluster, type TargetOptions } from './cluster.js';
 import { freePorts } from './free-port.js';
 import type { EtcdEndpoints } from './options.js';
-import { type ServerProcess, startServer, stopServer, waitFor } from './processes.js';
+import { type ServerProcess, startServer, stopServer, waitFor, waitPortOpen } from './processes.js';
 import type { CasOutcome, Target } from './target.js';
 
 /** Hint printed when no `etcd` binary is on the PATH. */
@@ -29,6 +30,41 @@ export function findEtcd(pathVar = process.env.PATH ?? ''): string | undefined {
   return undefined;
 }
 
+/** The repository script that installs etcd 3.4 (Debian package `etcd-server`). */
+export const INSTALL_ETCD_SCRIPT = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'scripts',
+  'install-etcd.sh',
+);
+
+/**
+ * Makes sure etcd is on the PATH: when it is missing, runs {@link INSTALL_ETCD_SCRIPT} (apt-get; needs
+ * root or sudo), its output going to `log`, unless `PAXKV_BENCH_NO_INSTALL=1`.
+ * @returns the etcd binary, or `undefined` when it is still missing (the caller prints
+ * {@link ETCD_INSTALL_HINT} and runs paxkv alone).
+ */
+export async function ensureEtcd(log: (line: string) => void): Promise<string | undefined> {
+  const found = findEtcd();
+  if (found !== undefined || process.env.PAXKV_BENCH_NO_INSTALL === '1') return found;
+  log(
+    `etcd not found on the PATH: installing etcd 3.4 (Debian etcd-server) with ${INSTALL_ETCD_SCRIPT} ` +
+      '(set PAXKV_BENCH_NO_INSTALL=1 to skip)',
+  );
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn('bash', [INSTALL_ETCD_SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const forward = (b: Buffer) => {
+      for (const line of b.toString().split('\n')) if (line.trim().length > 0) log(`install-etcd: ${line}`);
+    };
+    child.stdout.on('data', forward);
+    child.stderr.on('data', forward);
+    child.on('error', () => resolve(null));
+    child.on('exit', (c) => resolve(c));
+  });
+  if (code !== 0) log(`install-etcd.sh failed (exit ${String(code)})`);
+  return findEtcd();
+}
+
 /** Options of {@link startEtcdCluster}. */
 export interface EtcdClusterOptions {
   /** Number of members. Default 3. */
@@ -46,8 +82,17 @@ export interface EtcdClusterOptions {
 interface Member {
   readonly name: string;
   readonly clientUrl: string;
+  readonly clientPort: number;
   readonly peerUrl: string;
-  readonly process: ServerProcess;
+  /** How to start it again (same ports, same data directory). */
+  readonly argv: readonly string[];
+  readonly logFile: string;
+  process: ServerProcess;
+}
+
+/** The environment of every etcd process: no ETCD_* variable leaks in (the Debian package reads them). */
+function etcdEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_')));
 }
 
 /**
@@ -78,42 +123,38 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
       const peerUrl = peerUrls[i] ?? '';
       const dataDir = join(dir, name);
       mkdirSync(dataDir);
-      const proc = await startServer(
+      const argv = [
+        '--name',
         name,
-        binary,
-        [
-          '--name',
-          name,
-          '--data-dir',
-          dataDir,
-          '--listen-client-urls',
-          clientUrl,
-          '--advertise-client-urls',
-          clientUrl,
-          '--listen-peer-urls',
-          peerUrl,
-          '--initial-advertise-peer-urls',
-          peerUrl,
-          '--initial-cluster',
-          initialCluster,
-          '--initial-cluster-token',
-          token,
-          '--initial-cluster-state',
-          'new',
-          '--logger',
-          'zap',
-          '--log-outputs',
-          'stderr',
-          '--log-level',
-          'warn',
-        ],
-        join(dir, `${name}.log`),
-        // The Debian package reads ETCD_* variables too: make sure none leak in from the environment.
-        Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_'))),
-      );
-      members.push({ name, clientUrl, peerUrl, process: proc });
+        '--data-dir',
+        dataDir,
+        '--listen-client-urls',
+        clientUrl,
+        '--advertise-client-urls',
+        clientUrl,
+        '--listen-peer-urls',
+        peerUrl,
+        '--initial-advertise-peer-urls',
+        peerUrl,
+        '--initial-cluster',
+        initialCluster,
+        '--initial-cluster-token',
+        token,
+        // Ignored by a member that restarts on its data directory (etcd reads its WAL instead).
+        '--initial-cluster-state',
+        'new',
+        '--logger',
+        'zap',
+        '--log-outputs',
+        'stderr',
+        '--log-level',
+        'warn',
+      ];
+      const logFile = join(dir, `${name}.log`);
+      const proc = await startServer(name, binary, argv, logFile, etcdEnv());
+      members.push({ name, clientUrl, clientPort: ports[i] ?? 0, peerUrl, argv, logFile, process: proc });
     }
-    const cluster = new EtcdCluster(members, version, dir, endpointsMode, options.keepData ?? false);
+    const cluster = new EtcdCluster(members, binary, version, dir, endpointsMode, options.keepData ?? false);
     await cluster.waitReady(options.startTimeoutMs ?? 60_000);
     return cluster;
   } catch (e) {
@@ -125,23 +166,45 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
 
 class EtcdCluster implements LocalCluster {
   readonly system = 'etcd' as const;
-  readonly servers: readonly ServerProcess[];
   readonly settings: Readonly<Record<string, string | number | boolean>>;
 
   constructor(
     private readonly members: readonly Member[],
+    private readonly binary: string,
     readonly version: string,
     readonly dir: string,
     private readonly endpointsMode: EtcdEndpoints,
     private readonly keepData: boolean,
   ) {
-    this.servers = members.map((m) => m.process);
     this.settings = {
       members: members.length,
       durability: 'default (WAL fsync before acknowledging)',
       endpoints: endpointsMode,
       client: 'etcd3 (gRPC, one HTTP/2 channel per member)',
     };
+  }
+
+  get servers(): readonly ServerProcess[] {
+    return this.members.map((m) => m.process);
+  }
+
+  async restart(server: ServerProcess): Promise<{ process: ServerProcess; upAt: number }> {
+    const m = this.members.find((x) => x.process === server);
+    if (m === undefined) throw new Error(`${server.name} is not a member of this cluster`);
+    if (m.process.isAlive()) throw new Error(`${server.name} is still running: kill it first`);
+    const proc = await startServer(server.name, this.binary, m.argv, m.logFile, etcdEnv());
+    m.process = proc;
+    const upAt = await waitPortOpen('127.0.0.1', m.clientPort, 60_000, () => proc.isAlive());
+    return { process: proc, upAt };
+  }
+
+  async leaderChanges(): Promise<number> {
+    const counts = await Promise.all(
+      this.members
+        .filter((m) => m.process.isAlive())
+        .map((m) => fetchMetricSum(`${m.clientUrl}/metrics`, 'etcd_server_leader_changes_seen_total')),
+    );
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   async waitReady(timeoutMs: number): Promise<void> {

@@ -17,3 +17,25 @@ describe('recoveryTime', () => {
     expect(recoveryTime([1_000, 0, 1_000, 1_000, 1_000], 1_000, 100)).toBe(500);
   });
 });
+
+describe('median and metric sums', () => {
+  it('takes the middle value, or the rounded mean of the two middle ones', async () => {
+    const { median } = await import('./latency.js');
+    expect(median([])).toBeNull();
+    expect(median([300, 100, 200])).toBe(200);
+    expect(median([100, 400, 200, 300])).toBe(250);
+  });
+
+  it('sums every label set of one metric and nothing else', async () => {
+    const { sumMetric } = await import('./cluster.js');
+    const text = [
+      '# TYPE paxkv_leader_changes_total counter',
+      'paxkv_leader_changes_total{partition="0"} 2',
+      'paxkv_leader_changes_total{partition="1"} 1',
+      'paxkv_leader_changes_totalx 7',
+      'etcd_server_leader_changes_seen_total 3',
+    ].join('\n');
+    expect(sumMetric(text, 'paxkv_leader_changes_total')).toBe(3);
+    expect(sumMetric(text, 'etcd_server_leader_changes_seen_total')).toBe(3);
+  });
+});

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalCluster, TargetOptions } from './cluster.js';
+import { median } from './latency.js';
 import { killServer } from './processes.js';
-import type { FailoverResult } from './report.js';
+import type { FailoverKill, FailoverResult } from './report.js';
 import { keyOf, makeValue, XorShift32 } from './workload.js';
 
 /** Parameters of the failover figure (see `BenchOptions` for the defaults). */
@@ -11,6 +12,8 @@ export interface FailoverSpec {
   readonly warmupMs: number;
   readonly baselineMs: number;
   readonly watchMs: number;
+  /** How long the load is watched after the first write (the throughput curve). Default 3,000 ms. */
+  readonly afterFirstWriteMs?: number;
   readonly bucketMs: number;
   readonly keySpace: number;
   readonly valueBytes: number;
@@ -125,8 +128,11 @@ export async function measureFailover(cluster: LocalCluster, spec: FailoverSpec)
     await killed;
     const firstWriteMs = await probe;
     const leaderElectedMs = await elected;
-    // Watch long enough to see the recovery, and at least 3 s after the first write.
-    const watchUntil = Math.min(killAt + spec.watchMs, killAt + (firstWriteMs ?? spec.watchMs) + 3_000);
+    // Watch long enough to see the recovery, and at least 3 s (by default) after the first write.
+    const watchUntil = Math.min(
+      killAt + spec.watchMs,
+      killAt + (firstWriteMs ?? spec.watchMs) + (spec.afterFirstWriteMs ?? 3_000),
+    );
     await sleep(Math.max(0, watchUntil - performance.now()));
     stopped = true;
     const watchEnd = performance.now();
@@ -139,6 +145,9 @@ export async function measureFailover(cluster: LocalCluster, spec: FailoverSpec)
     }
     const bucketsOpsPerSec = counts.map((c) => Math.round((c * 1_000) / spec.bucketMs));
     return {
+      kills: [{ killed: victim.name, firstWriteMs, leaderElectedMs }],
+      firstWriteMedianMs: firstWriteMs,
+      firstWriteMaxMs: firstWriteMs,
       killed: victim.name,
       concurrency: spec.concurrency,
       baselineOpsPerSec: Math.round(baselineOpsPerSec),
@@ -154,4 +163,60 @@ export async function measureFailover(cluster: LocalCluster, spec: FailoverSpec)
     await Promise.race([Promise.allSettled(workers), sleep(spec.target.requestTimeoutMs + 1_000)]);
     await Promise.allSettled([target.close(), probeTarget.close()]);
   }
+}
+
+/** Options of {@link measureFailovers} beyond the single kill's. */
+export interface FailoverSeriesSpec extends FailoverSpec {
+  /** Leader kills; the killed server is restarted after each one except the last. */
+  readonly kills: number;
+  /** Longest wait for the cluster to be ready again after a restart. */
+  readonly readyTimeoutMs: number;
+  /** Progress of each kill. */
+  readonly onKill?: (index: number, kill: FailoverKill) => void;
+}
+
+/**
+ * The failover figure over several kills: the first kill as {@link measureFailover} (warm-up,
+ * baseline, full throughput curve); the dead server is restarted on its data and the cluster let
+ * settle, then the next kill (shorter warm-up and watch), and so on. The result is the first kill's
+ * curve with every kill's figures and the median and largest first-write times. The last killed
+ * server stays down: call this last on a cluster (or restart it).
+ */
+export async function measureFailovers(
+  cluster: LocalCluster,
+  spec: FailoverSeriesSpec,
+): Promise<FailoverResult> {
+  let first: FailoverResult | undefined;
+  const kills: FailoverKill[] = [];
+  for (let i = 0; i < spec.kills; i++) {
+    if (i > 0) {
+      for (const s of cluster.servers) if (!s.isAlive()) await cluster.restart(s);
+      await cluster.waitReady(spec.readyTimeoutMs);
+    }
+    const r = await measureFailover(
+      cluster,
+      i === 0
+        ? spec
+        : {
+            ...spec,
+            warmupMs: Math.min(spec.warmupMs, 500),
+            baselineMs: Math.min(spec.baselineMs, 1_000),
+            afterFirstWriteMs: 500,
+          },
+    );
+    first ??= r;
+    for (const k of r.kills) {
+      kills.push(k);
+      spec.onKill?.(i, k);
+    }
+  }
+  if (first === undefined) throw new Error('measureFailovers: kills must be at least 1');
+  const writes = kills.map((k) => k.firstWriteMs);
+  const ok = writes.every((w) => w !== null);
+  return {
+    ...first,
+    kills,
+    firstWriteMedianMs: ok ? median(writes as number[]) : null,
+    firstWriteMaxMs: ok ? Math.max(...(writes as number[])) : null,
+  };
 }

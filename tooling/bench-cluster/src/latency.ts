@@ -53,3 +53,11 @@ export class LatencyRecorder {
     };
   }
 }
+
+/** Median of a sample (the mean of the two middle values, rounded, for an even count); `null` for an empty one. */
+export function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] ?? 0) : Math.round(((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2);
+}

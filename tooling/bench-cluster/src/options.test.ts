@@ -55,6 +55,30 @@ describe('parseBenchArgs', () => {
     expect(o.keepData).toBe(true);
   });
 
+  it('parses the failover series, restart-all, stability, tick and baseline flags', () => {
+    const o = options([
+      '--failover-kills',
+      '3',
+      '--restart-all',
+      '0',
+      '--stability',
+      '5s',
+      '--cpu-hogs',
+      '6',
+      '--paxkv-tick-ms',
+      '10',
+      '--baseline',
+      'e4ba261',
+    ]);
+    expect(o.failoverKills).toBe(3);
+    expect(o.restartAllRounds).toBe(0);
+    expect(o.stabilityMs).toBe(5_000);
+    expect(o.cpuHogs).toBe(6);
+    expect(o.paxkvTickMs).toBe(10);
+    expect(o.baseline).toBe('e4ba261');
+    expect(() => options(['--failover-kills', '0'])).toThrow(/--failover-kills/);
+  });
+
   it('asks for help', () => {
     expect(parseBenchArgs(['--help'])).toEqual({ help: true });
   });

@@ -50,6 +50,25 @@ export interface BenchOptions {
   readonly failoverWatchMs: number;
   /** Width of the throughput buckets of the failover figure. Default 100 ms. */
   readonly failoverBucketMs: number;
+  /**
+   * Leader kills of the failover figure: after each one the killed server is restarted and the cluster
+   * is let settle before the next; the figure reports the median and the largest. Default 10.
+   */
+  readonly failoverKills: number;
+  /** Kill-all-and-restart rounds of the restart-all figure (0 skips it). Default 3. */
+  readonly restartAllRounds: number;
+  /** Length of the stability figure's fault-free window under CPU hogs (0 skips it). Default 10,000 ms. */
+  readonly stabilityMs: number;
+  /** CPU hogs (`yes` processes) during the stability window. Default 4 (two per core here). */
+  readonly cpuHogs: number;
+  /** paxkv `--tick-ms` (BLE round = 5 ticks, election timeout = 15). Default: the server's default. */
+  readonly paxkvTickMs: number | undefined;
+  /**
+   * A git ref (e.g. `e4ba261`, milestone 1) whose own `bench:cluster` is run for paxkv in a worktree
+   * of that commit, before this tree's systems, with the same options it understands: the "before"
+   * figures of the same run. Default none.
+   */
+  readonly baseline: string | undefined;
   /** Run the memory figure (server RSS after loading `memoryKeys` keys). Default true. */
   readonly memory: boolean;
   /** Keys loaded for the memory figure (`--keys`). Default 100,000; the full figure uses 1,000,000. */
@@ -90,6 +109,12 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   failoverBaselineMs: 3_000,
   failoverWatchMs: 15_000,
   failoverBucketMs: 100,
+  failoverKills: 10,
+  restartAllRounds: 3,
+  stabilityMs: 10_000,
+  cpuHogs: 4,
+  paxkvTickMs: undefined,
+  baseline: undefined,
   memory: true,
   memoryKeys: 100_000,
   memoryValueBytes: 100,
@@ -125,6 +150,13 @@ cluster, one after the other, and drives each with the same Node load generator.
   --json FILE             write the report as JSON; last stdout line becomes "put@64 ratio X.XX"
   --no-failover           skip the failover figure
   --failover-concurrency N  put load during the failover figure (default 64)
+  --failover-kills N      leader kills (each followed by a restart) in the failover figure (default 10)
+  --restart-all N         kill-all-servers-and-restart rounds (default 3; 0 skips)
+  --stability TIME        fault-free window under CPU hogs counting leader changes (default 10s; 0 skips)
+  --cpu-hogs N            \`yes\` processes saturating the CPU during that window (default 4)
+  --paxkv-tick-ms N       paxkv --tick-ms (default: the server's)
+  --baseline REF          also run REF's own bench:cluster for paxkv (git worktree of REF, built
+                          with scripts/prepare-baseline.sh) as the "before" figures, e.g. e4ba261
   --no-memory             skip the memory figure
   --keys N                keys loaded for the memory figure (default 100000; full figure: 1000000)
   --etcd-endpoints MODE   all (default: client balances over members, as etcdctl) | leader
@@ -224,6 +256,17 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
     failoverBaselineMs: d.failoverBaselineMs,
     failoverWatchMs: d.failoverWatchMs,
     failoverBucketMs: d.failoverBucketMs,
+    failoverKills:
+      v['failover-kills'] === undefined
+        ? d.failoverKills
+        : parseCount(v['failover-kills'], '--failover-kills', 1),
+    restartAllRounds:
+      v['restart-all'] === undefined ? d.restartAllRounds : parseCount(v['restart-all'], '--restart-all', 0),
+    stabilityMs: v.stability === undefined ? d.stabilityMs : parseDuration(v.stability, '--stability'),
+    cpuHogs: v['cpu-hogs'] === undefined ? d.cpuHogs : parseCount(v['cpu-hogs'], '--cpu-hogs', 0),
+    paxkvTickMs:
+      v['paxkv-tick-ms'] === undefined ? d.paxkvTickMs : parseCount(v['paxkv-tick-ms'], '--paxkv-tick-ms', 1),
+    baseline: v.baseline ?? d.baseline,
     memory: v['no-memory'] === true ? false : d.memory,
     memoryKeys: v.keys === undefined ? d.memoryKeys : parseCount(v.keys, '--keys', 1),
     memoryValueBytes: d.memoryValueBytes,
@@ -270,6 +313,12 @@ function parseWithNode(argv: readonly string[]) {
       json: { type: 'string' },
       'no-failover': { type: 'boolean' },
       'failover-concurrency': { type: 'string' },
+      'failover-kills': { type: 'string' },
+      'restart-all': { type: 'string' },
+      stability: { type: 'string' },
+      'cpu-hogs': { type: 'string' },
+      'paxkv-tick-ms': { type: 'string' },
+      baseline: { type: 'string' },
       'no-memory': { type: 'boolean' },
       keys: { type: 'string' },
       'etcd-endpoints': { type: 'string' },

@@ -4,10 +4,17 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type ClusterStatus, partitionOf } from '@paxkv/common';
-import { ClusterUnavailableError, type LocalCluster, type TargetOptions } from './cluster.js';
+import { ClusterUnavailableError, fetchMetricSum, type LocalCluster, type TargetOptions } from './cluster.js';
 import { freePorts } from './free-port.js';
 import { createPaxkvTarget } from './paxkv-target.js';
-import { type ServerProcess, startServer, stopServer, WaitAbortedError, waitFor } from './processes.js';
+import {
+  type ServerProcess,
+  startServer,
+  stopServer,
+  WaitAbortedError,
+  waitFor,
+  waitPortOpen,
+} from './processes.js';
 import { probeStatus } from './status-probe.js';
 import type { Target } from './target.js';
 
@@ -78,6 +85,11 @@ export interface PaxkvClusterOptions {
   /** Keep the directory after `stop()`. Default false. */
   readonly keepData?: boolean;
   /**
+   * Milliseconds per paxos tick (`--tick-ms`; BLE rounds are 5 ticks, the election timeout 15).
+   * Default: the server's default.
+   */
+  readonly tickMs?: number | undefined;
+  /**
    * Run the server from its TypeScript source through tsx even when a build exists (tests, which
    * must not depend on a possibly stale build). Default: `PAXKV_SERVER_FROM_SOURCE=1`.
    */
@@ -87,7 +99,12 @@ export interface PaxkvClusterOptions {
 interface Server {
   readonly index: number;
   readonly address: string;
-  readonly process: ServerProcess;
+  readonly port: number;
+  readonly httpPort: number;
+  /** How to start it again (same ports, same data directory). */
+  readonly argv: readonly string[];
+  readonly logFile: string;
+  process: ServerProcess;
 }
 
 /**
@@ -107,7 +124,9 @@ export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Prom
   if (options.cpuProfDir !== undefined) mkdirSync(options.cpuProfDir, { recursive: true });
   const command = resolvePaxkvServer(nodeArgs, options.fromSource);
   const dir = mkdtempSync(join(tmpdir(), 'paxkv-bench-paxkv-'));
-  const ports = await freePorts(count);
+  const allPorts = await freePorts(count * 2);
+  const ports = allPorts.slice(0, count);
+  const httpPorts = allPorts.slice(count);
   const addresses = ports.map((p) => `127.0.0.1:${p}`);
   const servers: Server[] = [];
   try {
@@ -131,15 +150,23 @@ export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Prom
         String(count),
         '--log-level',
         options.logLevel ?? 'warn',
+        '--http-port',
+        String(httpPorts[i]),
       ];
+      if (options.tickMs !== undefined) flags.push('--tick-ms', String(options.tickMs));
       if (i > 0) flags.push('--join', addresses[0] ?? '');
-      const proc = await startServer(
-        `paxkv${i + 1}`,
-        command.command,
-        [...command.args, ...flags],
-        join(dir, `node-${i + 1}.log`),
-      );
-      servers.push({ index: i + 1, address, process: proc });
+      const argv = [...command.args, ...flags];
+      const logFile = join(dir, `node-${i + 1}.log`);
+      const proc = await startServer(`paxkv${i + 1}`, command.command, argv, logFile);
+      servers.push({
+        index: i + 1,
+        address,
+        port: ports[i] ?? 0,
+        httpPort: httpPorts[i] ?? 0,
+        argv,
+        logFile,
+        process: proc,
+      });
     }
     const cluster = new PaxkvCluster(servers, command, dir, { partitions, replication, fsync }, options);
     await cluster.waitReady(options.startTimeoutMs ?? 60_000);
@@ -163,27 +190,51 @@ function tail(path: string, lines = 10): string {
 
 class PaxkvCluster implements LocalCluster {
   readonly system = 'paxkv' as const;
-  readonly servers: readonly ServerProcess[];
   readonly settings: Readonly<Record<string, string | number | boolean>>;
   readonly version: string;
 
   constructor(
     private readonly members: readonly Server[],
-    command: ServerCommand,
+    private readonly command: ServerCommand,
     readonly dir: string,
     private readonly layout: { partitions: number; replication: number; fsync: string },
     private readonly options: PaxkvClusterOptions,
   ) {
-    this.servers = members.map((m) => m.process);
     this.version = `${command.version} (${command.kind})`;
     this.settings = {
       servers: members.length,
       partitions: layout.partitions,
       replication: layout.replication,
       fsync: layout.fsync,
+      tickMs: options.tickMs ?? 'default',
       client: '@paxkv/client (one TCP connection per server, pipelined, routes to the group leader)',
       cpuProfile: options.cpuProfDir ?? false,
     };
+  }
+
+  get servers(): readonly ServerProcess[] {
+    return this.members.map((m) => m.process);
+  }
+
+  async restart(server: ServerProcess): Promise<{ process: ServerProcess; upAt: number }> {
+    const m = this.members.find((x) => x.process === server);
+    if (m === undefined) throw new Error(`${server.name} is not a member of this cluster`);
+    if (m.process.isAlive()) throw new Error(`${server.name} is still running: kill it first`);
+    const proc = await startServer(server.name, this.command.command, m.argv, m.logFile);
+    m.process = proc;
+    const upAt = await waitPortOpen('127.0.0.1', m.port, this.options.startTimeoutMs ?? 60_000, () =>
+      proc.isAlive(),
+    );
+    return { process: proc, upAt };
+  }
+
+  async leaderChanges(): Promise<number> {
+    const counts = await Promise.all(
+      this.alive().map((m) =>
+        fetchMetricSum(`http://127.0.0.1:${m.httpPort}/metrics`, 'paxkv_leader_changes_total'),
+      ),
+    );
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   private alive(): Server[] {

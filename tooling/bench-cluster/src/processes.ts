@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Default grace period between SIGTERM and SIGKILL when stopping a server: 5,000 ms. */
@@ -130,4 +131,38 @@ export async function waitFor(
   }
   const why = lastError instanceof Error ? `: ${lastError.message}` : '';
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+}
+
+/** Interval between the connection attempts of {@link waitPortOpen}: 5 ms. */
+export const PORT_POLL_MS = 5;
+
+/**
+ * Resolves once `host:port` accepts a TCP connection (polled every {@link PORT_POLL_MS}), with the
+ * `performance.now()` of that moment: when a restarted server is "up" for the restart figures.
+ * @throws WaitAbortedError when `alive()` turns false (the process died); Error after `timeoutMs`.
+ */
+export async function waitPortOpen(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  alive: () => boolean = () => true,
+): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (!alive()) throw new WaitAbortedError(`${host}:${port}: the process exited before it listened`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host, port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        resolve(false);
+      });
+    });
+    if (open) return performance.now();
+    await sleep(PORT_POLL_MS);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${host}:${port} to accept connections`);
 }

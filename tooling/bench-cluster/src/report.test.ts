@@ -99,3 +99,59 @@ describe('formatting', () => {
     expect(markdownTable(['a', 'bb'], [['xxx', '1']])).toBe('| a   | bb |\n|:----|---:|\n| xxx |  1 |');
   });
 });
+
+describe('failover series, restart-all, stability and a baseline run', () => {
+  const kill = (ms: number | null) => ({ killed: 'paxkv1', firstWriteMs: ms, leaderElectedMs: ms });
+  const failover = (kills: Array<number | null>, median: number | null, max: number | null) => ({
+    kills: kills.map(kill),
+    firstWriteMedianMs: median,
+    firstWriteMaxMs: max,
+    killed: 'paxkv1',
+    concurrency: 64,
+    baselineOpsPerSec: 1_000,
+    firstWriteMs: kills[0] ?? null,
+    leaderElectedMs: kills[0] ?? null,
+    recovered90Ms: 300,
+    bucketsOpsPerSec: [],
+    bucketMs: 100,
+    errors: 0,
+  });
+
+  it('checks the median and the largest first write, the restart and the stability goals', () => {
+    const good: SystemRun = {
+      ...run('paxkv', []),
+      failover: failover([100, 120, 480], 120, 480),
+      restartAll: { rounds: [], firstWriteMedianMs: 300, firstWriteMaxMs: 1_900 },
+      stability: { hogs: 4, windowMs: 10_000, leaderChanges: 0, opsPerSec: 100, errors: 0 },
+    };
+    expect(checkGoals([good], []).map((g) => g.met)).toEqual([true, true, true, true]);
+    const bad: SystemRun = {
+      ...good,
+      failover: failover([100, 120, 510], 120, 510),
+      restartAll: { rounds: [], firstWriteMedianMs: 300, firstWriteMaxMs: 2_000 },
+      stability: { hogs: 4, windowMs: 10_000, leaderChanges: 1, opsPerSec: 100, errors: 0 },
+    };
+    expect(checkGoals([bad], []).map((g) => g.met)).toEqual([true, false, false, false]);
+    const never: SystemRun = { ...good, failover: failover([100, null], null, null) };
+    expect(checkGoals([never], [])[0]?.met).toBe(false);
+  });
+
+  it('never takes the baseline for this tree: ratios and goals use the unlabelled paxkv run', () => {
+    const before: SystemRun = {
+      ...run('paxkv', [cell('put', 64, 1_000, 1_000)]),
+      label: 'paxkv@e4ba261',
+      failover: failover([600], 600, 600),
+    };
+    const now = run('paxkv', [cell('put', 64, 8_000, 1_000)]);
+    const etcd = run('etcd', [cell('put', 64, 4_000, 1_000)]);
+    expect(computeRatios([before, now, etcd])[0]?.throughput).toBe(2);
+    expect(
+      checkGoals([before, now, etcd], computeRatios([before, now, etcd])).some((g) =>
+        g.goal.startsWith('failover'),
+      ),
+    ).toBe(false);
+    const table = renderMainTable([before, now, etcd], computeRatios([before, now, etcd]));
+    expect(table.split('\n')[0]).toContain('paxkv@e4ba261 ops/s');
+    expect(table.split('\n')[0]).toContain('ops ratio');
+  });
+});

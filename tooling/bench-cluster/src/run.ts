@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs';
+import { runBaseline } from './baseline.js';
 import { alivePids, ClusterUnavailableError, type LocalCluster } from './cluster.js';
-import { ETCD_INSTALL_HINT, findEtcd, startEtcdCluster } from './etcd.js';
-import { measureFailover } from './failover.js';
+import { ETCD_INSTALL_HINT, ensureEtcd, startEtcdCluster } from './etcd.js';
+import { measureFailovers } from './failover.js';
 import { type CellResult, loadKeys, runCell } from './load-generator.js';
 import { measureMemory } from './memory.js';
 import type { BenchOptions, SystemName } from './options.js';
@@ -19,6 +20,8 @@ import {
   type SystemRun,
   summaryLine,
 } from './report.js';
+import { measureRestartAll } from './restart-all.js';
+import { measureStability } from './stability.js';
 import { keyOf, preloadValue, WorkloadState } from './workload.js';
 
 /** Where the benchmark writes: the report to `out`, progress to `log`. */
@@ -41,6 +44,7 @@ export function startCluster(system: SystemName, options: BenchOptions): Promise
     startTimeoutMs: options.startTimeoutMs,
     cpuProfDir: options.cpuProfDir,
     keepData: options.keepData,
+    tickMs: options.paxkvTickMs,
   });
 }
 
@@ -68,6 +72,8 @@ export async function runSystem(system: SystemName, options: BenchOptions, io: B
   const cells: CellResult[] = [];
   let failover: SystemRun['failover'];
   let memory: SystemRun['memory'];
+  let restartAll: SystemRun['restartAll'];
+  let stability: SystemRun['stability'];
   const settings = cluster.settings;
   const version = cluster.version;
   try {
@@ -104,8 +110,36 @@ export async function runSystem(system: SystemName, options: BenchOptions, io: B
     } finally {
       await target.close();
     }
+    if (options.stabilityMs > 0) {
+      stability = await measureStability(cluster, {
+        hogs: options.cpuHogs,
+        windowMs: options.stabilityMs,
+        concurrency: 16,
+        keySpace: options.keySpace,
+        valueBytes: options.valueBytes,
+        target: targetOpts,
+      });
+      io.log(
+        `${system} stability: ${stability.leaderChanges} leader changes in ${stability.windowMs} ms with ` +
+          `${stability.hogs} CPU hogs (${formatCount(stability.opsPerSec)} puts/s, ${stability.errors} errors)`,
+      );
+    }
+    if (options.restartAllRounds > 0) {
+      restartAll = await measureRestartAll(cluster, {
+        rounds: options.restartAllRounds,
+        watchMs: options.failoverWatchMs,
+        valueBytes: options.valueBytes,
+        target: targetOpts,
+        readyTimeoutMs: options.startTimeoutMs,
+      });
+      io.log(
+        `${system} restart-all: first write ${restartAll.rounds.map((r) => r.firstWriteMs ?? 'never').join('/')} ms ` +
+          `after the last server was up; every group ${restartAll.rounds.map((r) => r.allGroupsMs ?? 'never').join('/')} ms`,
+      );
+    }
     if (options.failover) {
-      failover = await measureFailover(cluster, {
+      await cluster.waitReady(options.startTimeoutMs);
+      failover = await measureFailovers(cluster, {
         concurrency: options.failoverConcurrency,
         warmupMs: options.warmupMs,
         baselineMs: options.failoverBaselineMs,
@@ -114,10 +148,17 @@ export async function runSystem(system: SystemName, options: BenchOptions, io: B
         keySpace: options.keySpace,
         valueBytes: options.valueBytes,
         target: targetOpts,
+        kills: options.failoverKills,
+        readyTimeoutMs: options.startTimeoutMs,
+        onKill: (i, k) =>
+          io.log(
+            `${system} failover kill ${i + 1}/${options.failoverKills}: killed ${k.killed}; new leader after ` +
+              `${k.leaderElectedMs ?? 'never'} ms, first write after ${k.firstWriteMs ?? 'never'} ms`,
+          ),
       });
       io.log(
-        `${system} failover: killed ${failover.killed}; new leader after ${failover.leaderElectedMs ?? 'never'} ms, ` +
-          `first write after ${failover.firstWriteMs ?? 'never'} ms, ` +
+        `${system} failover: first write median ${failover.firstWriteMedianMs ?? 'never'} ms, max ` +
+          `${failover.firstWriteMaxMs ?? 'never'} ms over ${failover.kills.length} kills; first kill: ` +
           `90% throughput after ${failover.recovered90Ms ?? 'never'} ms (baseline ${formatCount(failover.baselineOpsPerSec)} ops/s)`,
       );
     }
@@ -146,6 +187,8 @@ export async function runSystem(system: SystemName, options: BenchOptions, io: B
     cells,
     ...(failover === undefined ? {} : { failover }),
     ...(memory === undefined ? {} : { memory }),
+    ...(restartAll === undefined ? {} : { restartAll }),
+    ...(stability === undefined ? {} : { stability }),
   };
 }
 
@@ -163,8 +206,18 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
     `machine: ${machine.cores} cores (${machine.cpuModel}), ${(machine.memoryBytes / 2 ** 30).toFixed(0)} GiB, ` +
       `node ${machine.node}, load average ${machine.loadavg1m}`,
   );
+  if (options.baseline !== undefined) {
+    try {
+      runs.push(await runBaseline(options.baseline, options, io.log));
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      io.log(message);
+      notes.push(`baseline ${options.baseline} could not be measured: ${message.split('\n')[0]}`);
+    }
+  }
+  const etcd = options.systems.includes('etcd') ? await ensureEtcd(io.log) : undefined;
   for (const system of options.systems) {
-    if (system === 'etcd' && findEtcd() === undefined) {
+    if (system === 'etcd' && etcd === undefined) {
       notes.push(ETCD_INSTALL_HINT);
       io.log(ETCD_INSTALL_HINT);
       continue;
