@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from './cluster.js';
-import { measureFailover } from './failover.js';
+import { measureFailover, measureFailovers } from './failover.js';
 import { freePorts } from './free-port.js';
 import { runCell } from './load-generator.js';
 import { measureMemory } from './memory.js';
 import { startPaxkvCluster } from './paxkv.js';
+import { measureRestartAll } from './restart-all.js';
 import { probeStatus } from './status-probe.js';
 import type { Target } from './target.js';
 
@@ -64,6 +65,45 @@ describe.skipIf(process.env.PAXKV_BENCH_SKIP_CLUSTER === '1')('paxkv cluster and
     });
     expect(m.rssAfterBytes.every((b) => b > 0)).toBe(true);
     expect(await target.get('m0000499')).toMatch(/^499:/);
+  });
+
+  it('restarts every server after a SIGKILL of all of them and writes again; counts leader changes', async () => {
+    const before = await cluster.leaderChanges();
+    expect(before).toBeGreaterThan(0); // the first elections count too
+    const r = await measureRestartAll(cluster, {
+      rounds: 1,
+      watchMs: 30_000,
+      valueBytes: 64,
+      target: { requestTimeoutMs: 10_000 },
+      readyTimeoutMs: 45_000,
+    });
+    expect(r.rounds).toHaveLength(1);
+    expect(r.firstWriteMedianMs).not.toBeNull();
+    expect(r.rounds[0]?.allGroupsMs).not.toBeNull();
+    expect(cluster.servers.every((s) => s.isAlive())).toBe(true);
+    await cluster.waitReady(45_000);
+  });
+
+  it('kills a group leader twice, restarting it in between, and reports both kills', async () => {
+    const f = await measureFailovers(cluster, {
+      concurrency: 4,
+      warmupMs: 200,
+      baselineMs: 500,
+      watchMs: 10_000,
+      afterFirstWriteMs: 200,
+      bucketMs: 100,
+      keySpace: 1_000,
+      valueBytes: 64,
+      target: { requestTimeoutMs: 10_000 },
+      kills: 2,
+      readyTimeoutMs: 45_000,
+    });
+    expect(f.kills).toHaveLength(2);
+    expect(f.firstWriteMaxMs).not.toBeNull();
+    // The first kill's server came back, the second's stays down.
+    expect(cluster.servers.filter((s) => s.isAlive())).toHaveLength(2);
+    for (const s of cluster.servers) if (!s.isAlive()) await cluster.restart(s);
+    await cluster.waitReady(45_000);
   });
 
   it('survives the SIGKILL of a group leader and reports the recovery', async () => {

@@ -149,7 +149,7 @@ export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Prom
         '--bootstrap-threshold',
         String(count),
         '--log-level',
-        options.logLevel ?? 'warn',
+        options.logLevel ?? process.env.PAXKV_BENCH_LOG_LEVEL ?? 'warn',
         '--http-port',
         String(httpPorts[i]),
       ];

@@ -53,8 +53,16 @@ export function groupKeys(cluster: LocalCluster, max = 1_024, scan = 100_000): s
 }
 
 /**
+ * Most probe writes in flight per key. A restarting cluster must not be flooded by the probe itself:
+ * writes fired every 10 ms regardless, each retried by the client for seconds, pile up by the thousand
+ * across the groups and keep CPU-starved servers too busy to converge (seen on a loaded machine).
+ */
+export const PROBE_MAX_IN_FLIGHT = 2;
+
+/**
  * Writes `key` every {@link PROBE_INTERVAL_MS} (each write retried by the client library as any
- * application's) until one is acknowledged; resolves with that moment, or `null` at `deadline`.
+ * application's), at most {@link PROBE_MAX_IN_FLIGHT} at once, until one is acknowledged; resolves with
+ * that moment, or `null` at `deadline`.
  */
 function firstAck(target: Target, key: string, value: string, deadline: number): Promise<number | null> {
   return new Promise((resolve) => {
@@ -66,10 +74,15 @@ function firstAck(target: Target, key: string, value: string, deadline: number):
       clearTimeout(giveUp);
       resolve(v);
     };
+    let inFlight = 0;
     const fire = () => {
+      if (done || inFlight >= PROBE_MAX_IN_FLIGHT) return;
+      inFlight += 1;
       target.put(key, value).then(
         () => finish(performance.now()),
-        () => {},
+        () => {
+          inFlight -= 1;
+        },
       );
     };
     const timer = setInterval(fire, PROBE_INTERVAL_MS);
