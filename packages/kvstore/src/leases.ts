@@ -154,22 +154,26 @@ export class LeaseClock {
   /**
    * @param graceMs extra time every lease gets when a new leader takes over
    * @param retryAfterMs an expiry proposal that has not been applied after this long is proposed again
+   * @param unsafeKeepStaleDeadlines TESTING ONLY (mutation check): keep deadlines across a step-down and
+   *   reuse them on the next takeover, which expires leases that were kept alive through another leader
    */
   constructor(
     readonly graceMs: number,
     readonly retryAfterMs: number,
+    readonly unsafeKeepStaleDeadlines = false,
   ) {}
 
   /** This replica became leader at `now`: every lease starts afresh with its TTL plus the grace period. */
   takeOver(now: number, leases: Iterable<[number, number]>): void {
-    this.deadlines.clear();
+    if (!this.unsafeKeepStaleDeadlines) this.deadlines.clear();
     this.proposed.clear();
-    for (const [id, ttl] of leases) this.deadlines.set(id, now + ttl + this.graceMs);
+    for (const [id, ttl] of leases)
+      if (!this.deadlines.has(id)) this.deadlines.set(id, now + ttl + this.graceMs);
   }
 
   /** This replica stopped leading: it forgets every deadline (the next leader keeps time). */
   stepDown(): void {
-    this.deadlines.clear();
+    if (!this.unsafeKeepStaleDeadlines) this.deadlines.clear();
     this.proposed.clear();
   }
 

@@ -111,9 +111,17 @@ export interface ReplicaGroupConfig {
    * `txnCompareAtSubmit`: a transaction's compares are evaluated by the leader when it is submitted
    * (on the state applied so far) and only the chosen branch goes through the log: check-then-act, not
    * atomic (two transfers that read the same revisions can both apply).
+   * `leaseStaleDeadlines`: a replica keeps its lease deadlines when it stops leading and reuses them when
+   * it leads again (instead of giving every lease its TTL plus the grace period afresh): leases kept
+   * alive meanwhile through another leader are expired early.
    * Default `'none'`; anything else makes the store unsafe.
    */
-  readonly unsafeMutation: 'none' | 'staleLeaderReads' | 'releaseBeforeFlush' | 'txnCompareAtSubmit';
+  readonly unsafeMutation:
+    | 'none'
+    | 'staleLeaderReads'
+    | 'releaseBeforeFlush'
+    | 'txnCompareAtSubmit'
+    | 'leaseStaleDeadlines';
   /**
    * Send the leader's `Accept` messages without waiting for the flush of the pump that produced them,
    * when every earlier output has been released (so every earlier write is durable). The leader's
@@ -316,6 +324,7 @@ export class ReplicaGroup {
       this.config.leaseGraceMs,
       // An expiry proposal not applied after this long (lost in a leader change) is proposed again.
       this.config.requestTimeoutTicks * this.config.tickMs,
+      this.config.unsafeMutation === 'leaseStaleDeadlines',
     );
     this.sm.onChange = (e) => this.hub.record(e);
     this.paxos = new SequencePaxos<KvCommand>({

@@ -156,3 +156,19 @@ describe('checkLockHistory', () => {
     expect(stale.violations.join('\n')).toMatch(/stale holder's write/);
   });
 });
+
+describe('checkLeaseHistory and revokes', () => {
+  it('a key may vanish once a revoke was sent, even within the TTL of a keep-alive', () => {
+    const events: LeaseEvent[] = [
+      { kind: 'grant', invokedAt: 0, completedAt: 10 },
+      { kind: 'put', invokedAt: 10, completedAt: 20 },
+      { kind: 'keepalive', ok: true, invokedAt: 100, completedAt: 110 },
+      { kind: 'revoke', invokedAt: 200, completedAt: 400 },
+      { kind: 'read', present: false, invokedAt: 150, completedAt: 300 },
+    ];
+    expect(checkLeaseHistory({ id: 'k', ttlMs: 2_000, events }).ok).toBe(true);
+    // ... but not before it was sent.
+    const early: LeaseEvent = { kind: 'read', present: false, invokedAt: 120, completedAt: 150 };
+    expect(checkLeaseHistory({ id: 'k', ttlMs: 2_000, events: [...events, early] }).ok).toBe(false);
+  });
+});

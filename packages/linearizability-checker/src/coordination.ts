@@ -193,7 +193,7 @@ export type LeaseEvent =
       readonly invokedAt: number;
       readonly completedAt: number;
     }
-  /** The lease was revoked (completed). */
+  /** A revoke was sent (`completedAt`: when it was answered; an unanswered one counts from its invocation). */
   | { readonly kind: 'revoke'; readonly invokedAt: number; readonly completedAt: number }
   /** A watcher saw the key's delete (received at `completedAt`). */
   | { readonly kind: 'deleted'; readonly invokedAt: number; readonly completedAt: number };
@@ -221,7 +221,8 @@ export interface LeaseCheckOptions {
  * Checks one leased key against its history:
  * - **never early**: a read invoked after the put completed that found the key absent must not have
  *   completed before `t + ttl`, for the grant or any successful keep-alive invoked at `t` (the lease was
- *   alive when it was served, and due a TTL later at the earliest, on any leader);
+ *   alive when it was served, and due a TTL later at the earliest, on any leader), unless a revoke had
+ *   been sent before the read completed;
  * - **gone in time**: a read invoked more than `ttl + grace + slack` after the completion of the last
  *   keep-alive that may have renewed the lease finds the key absent;
  * - **never read after its end**: once a revoke completed, a keep-alive answered not found, or a watcher
@@ -241,6 +242,11 @@ export function checkLeaseHistory(h: LeaseHistory, options: LeaseCheckOptions = 
     ...h.events.filter((e) => e.kind === 'put').map((e) => e.completedAt),
     Number.POSITIVE_INFINITY,
   );
+  // A revoke (whatever its outcome) may delete the key from its invocation on.
+  const revokeInvoked = Math.min(
+    ...h.events.filter((e) => e.kind === 'revoke').map((e) => e.invokedAt),
+    Number.POSITIVE_INFINITY,
+  );
   const ended = Math.min(
     ...h.events
       .filter((e) => e.kind === 'revoke' || e.kind === 'deleted' || (e.kind === 'keepalive' && !e.ok))
@@ -249,7 +255,12 @@ export function checkLeaseHistory(h: LeaseHistory, options: LeaseCheckOptions = 
   );
   for (const e of h.events) {
     if (e.kind !== 'read') continue;
-    if (!e.present && e.invokedAt > putDone && e.completedAt < lastRenewalInvoked + h.ttlMs)
+    if (
+      !e.present &&
+      e.invokedAt > putDone &&
+      e.completedAt < lastRenewalInvoked + h.ttlMs &&
+      e.completedAt < revokeInvoked
+    )
       violations.push(
         `${h.id}: read absent at [${ms(e.invokedAt)}, ${ms(e.completedAt)}] while the lease was kept alive (renewed at ${ms(lastRenewalInvoked)}, TTL ${h.ttlMs} ms): the key disappeared early`,
       );

@@ -19,3 +19,10 @@ export {
   type GroupSimulationResult,
   simulateGroup,
 } from './group-simulation.js';
+export {
+  type LeaseWatchSimulationOptions,
+  type LeaseWatchSimulationResult,
+  type SimChange,
+  type SimLeaseEvent,
+  simulateLeasesAndWatches,
+} from './lease-watch-simulation.js';
