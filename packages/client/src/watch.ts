@@ -9,8 +9,9 @@
  * Each stream is served by any replica of its partition (no leader needed). When a stream breaks (the
  * connection dropped, the server restarted, the replica stopped) it is reopened on the next replica from
  * the revision after the last one received, so no event is missed and none is delivered twice. The
- * iterator fails only with a {@link WatchCompactedError} (the history no longer reaches back to where
- * the watch must resume) or a {@link WatchTooSlowError} (the consumer let more than `maxBufferedEvents`
+ * iterator fails only with a {@link WatchCompactedError} (the history of every replica of the partition
+ * no longer reaches back to where the watch must resume: each keeps it since its own last restart, so
+ * the other replicas are tried first) or a {@link WatchTooSlowError} (the consumer let more than `maxBufferedEvents`
  * events pile up): both say where to start again.
  * @module
  */
@@ -231,6 +232,8 @@ export class Watch implements AsyncIterable<WatchEvent> {
   async #run(partition: number): Promise<void> {
     let attempt = 0;
     let opened = false;
+    /** Replicas that answered `compacted` since the last stream opened, with their oldest revision. */
+    const compacted = new Map<string, number>();
     while (!this.#done) {
       let table: LookupTable;
       try {
@@ -248,6 +251,7 @@ export class Watch implements AsyncIterable<WatchEvent> {
       }
       const end = await this.#stream(partition, address, () => {
         attempt = 0;
+        compacted.clear();
         if (!opened) {
           opened = true;
           if (--this.#readyPending === 0) this.#resolveReady();
@@ -259,11 +263,18 @@ export class Watch implements AsyncIterable<WatchEvent> {
         if (m.type === 'watch.end') {
           if (m.reason === 'cancelled') return;
           if (m.reason === 'compacted') {
+            // Replicas keep history since their own last restart or snapshot install: another replica
+            // may still have it. Fail only once every replica of the group said compacted.
+            compacted.set(address, m.resumeRevision);
+            if (compacted.size < replicas.length) {
+              attempt++;
+              continue;
+            }
             this.#fail(
               new WatchCompactedError({
                 partition,
                 asked: this.#next.get(partition) ?? m.resumeRevision,
-                compactRevision: m.resumeRevision,
+                compactRevision: Math.min(...compacted.values()),
               }),
             );
             return;

@@ -87,6 +87,18 @@ describe('LeaseClock', () => {
   });
 });
 
+describe('LeaseClock.ending', () => {
+  it('says a lease is ending once due, until a refresh', () => {
+    const c = new LeaseClock(0, 1_000);
+    c.refresh(7, 1_000, 0);
+    expect(c.ending(7, 999)).toBe(false);
+    expect(c.ending(7, 1_000)).toBe(true);
+    expect(c.ending(8, 5_000)).toBe(false); // not tracked
+    c.refresh(7, 1_000, 1_000);
+    expect(c.ending(7, 1_500)).toBe(false);
+  });
+});
+
 describe('leases in the state machine snapshot', () => {
   it('keeps leases and attachments across a snapshot round trip', async () => {
     const { KvStateMachine } = await import('./state-machine.js');

@@ -189,6 +189,16 @@ export class LeaseClock {
     this.proposed.delete(lease);
   }
 
+  /**
+   * Whether `lease` is due at `now` (its expiry is being, or about to be, proposed). A keep-alive must not
+   * revive it: the expiry entry may already be in the log and would delete the key after the keep-alive
+   * was answered (etcd's lessor answers such a renewal with "not found" too).
+   */
+  ending(lease: number, now: number): boolean {
+    const d = this.deadlines.get(lease);
+    return d !== undefined && d <= now;
+  }
+
   /** Time left before `lease` is due, in the caller's unit (undefined if not tracked). */
   remaining(lease: number, now: number): number | undefined {
     const d = this.deadlines.get(lease);

@@ -114,6 +114,8 @@ export interface ReplicaGroupConfig {
    * `leaseStaleDeadlines`: a replica keeps its lease deadlines when it stops leading and reuses them when
    * it leads again (instead of giving every lease its TTL plus the grace period afresh): leases kept
    * alive meanwhile through another leader are expired early.
+   * `keepAliveWhileExpiring`: a keep-alive of a lease already due (its expiry proposed) answers "found"
+   * and restarts its TTL, though the expiry entry in flight deletes its keys right after.
    * Default `'none'`; anything else makes the store unsafe.
    */
   readonly unsafeMutation:
@@ -121,7 +123,8 @@ export interface ReplicaGroupConfig {
     | 'staleLeaderReads'
     | 'releaseBeforeFlush'
     | 'txnCompareAtSubmit'
-    | 'leaseStaleDeadlines';
+    | 'leaseStaleDeadlines'
+    | 'keepAliveWhileExpiring';
   /**
    * Send the leader's `Accept` messages without waiting for the flush of the pump that produced them,
    * when every earlier output has been released (so every earlier write is durable). The leader's
@@ -866,8 +869,15 @@ export class ReplicaGroup {
    */
   private serveRead(op: KvOp): KvResult {
     const result = this.sm.query(op);
-    if (op.op === 'lease-keepalive' && result.op === 'lease-keepalive' && result.found) {
-      if (this.leasing) this.leaseClock.refresh(op.lease, result.ttlMs, this.nowMs());
+    if (op.op === 'lease-keepalive' && result.op === 'lease-keepalive' && result.found && this.leasing) {
+      // A lease already due on this leader's clock is ending: its expiry may be in the log, so a
+      // keep-alive that answered "found" could be followed by the key's deletion. Answer "not found".
+      if (
+        this.config.unsafeMutation !== 'keepAliveWhileExpiring' &&
+        this.leaseClock.ending(op.lease, this.nowMs())
+      )
+        return { ...result, found: false, ttlMs: 0 };
+      this.leaseClock.refresh(op.lease, result.ttlMs, this.nowMs());
     }
     if (result.op === 'lease-timetolive' && result.found) return this.withRemaining(result);
     return result;

@@ -4,7 +4,9 @@
  * stream equals the committed changes (no gap, duplicate or phantom, in revision order, across reopens on
  * other replicas), no leased key disappears while kept alive within its TTL nor is read after its end
  * was seen, and after healing every lease no longer kept alive is gone within TTL + grace. Mutation
- * check: a leader that reuses its stale lease deadlines (`leaseStaleDeadlines`) is caught.
+ * checks: a leader that reuses its stale lease deadlines (`leaseStaleDeadlines`) is caught, and so is a
+ * keep-alive answered "found" for a lease whose expiry is already in flight (`keepAliveWhileExpiring`:
+ * seeds 160 and 351 found that race, then a bug, in a 400-seed soak).
  */
 import { checkLeaseHistory, checkWatchStreams } from '@paxkv/linearizability-checker';
 import { describe, expect, it } from 'vitest';
@@ -68,4 +70,14 @@ describe('leases and watches under faults (simulated replica group)', () => {
     }
     expect(caught).toBeDefined();
   }, 600_000);
+
+  it.each([160, 351])(
+    'catches a keep-alive answered for a lease whose expiry is in flight (mutation check, seed %i)',
+    async (seed) => {
+      expect((await run({ seed })).violations).toEqual([]);
+      const { violations } = await run({ seed, group: { unsafeMutation: 'keepAliveWhileExpiring' } });
+      expect(violations.join('\n')).toMatch(/disappeared early/);
+    },
+    120_000,
+  );
 });
