@@ -15,7 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive, readClusterFile, startCluster, stopCluster } from '../apps/cli/src/cluster.js';
 import { statusOf } from '../apps/cli/src/connect.js';
-import { resolveServerCommand } from '../apps/cli/src/server-binary.js';
+import { resolveServerCommand } from '../apps/server/src/launcher.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -79,7 +79,7 @@ beforeAll(async () => {
     dir: clusterDir,
     nodes: 3,
     partitions: 4,
-    serverCommand: resolveServerCommand(true),
+    serverCommand: resolveServerCommand({ preferSource: true }),
     statusOf: (a) => statusOf(a, 2000),
   });
   servers = started.file.nodes.map((n) => n.address).join(',');

@@ -7,10 +7,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { resolveServerCommand } from '@paxkv/server/launcher';
 import { type BenchReport, formatBenchReport, runBench, WORKLOADS, type Workload } from '../src/bench.js';
 import { clusterServers, startCluster, stopCluster } from '../src/cluster.js';
 import { openClient, statusOf } from '../src/connect.js';
-import { resolveServerCommand } from '../src/server-binary.js';
 
 const durationS = Number(process.env.BENCH_DURATION_S ?? 10);
 const clients = Number(process.env.BENCH_CLIENTS ?? 32);

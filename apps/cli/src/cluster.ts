@@ -6,14 +6,21 @@
  * Ports are chosen once (free ports at first start) and kept in `cluster.json`: the lookup table stores
  * addresses, so a restart on the same dir must reuse them.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import {
+  freePort,
+  freePorts,
+  isServerProcess,
+  serverFlags as launcherFlags,
+  portAnswers,
+  resolveServerCommand,
+  type ServerCommand,
+  spawnServer,
+} from '@paxkv/server/launcher';
 import { z } from 'zod';
-import { dialAny } from './dial.js';
-import { resolveServerCommand, type ServerCommand } from './server-binary.js';
 import { allPartitionsLed, mergeStatus, type StatusReply, type StatusView } from './status-view.js';
 
 /** Name of the file describing a local cluster inside its directory. */
@@ -117,70 +124,12 @@ export function writeClusterFile(file: ClusterFile): void {
   renameSync(tmp, path);
 }
 
-/** True when a process with this pid exists (and we may signal it). */
-export function isAlive(pid: number | null): boolean {
-  if (pid === null) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** The state letter of process `pid` from `/proc/PID/stat` (R, S, D, T, Z...), or null when there is none. */
-export function processState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).charAt(0) || null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * True when the recorded pid of `node` is a live server of that node: the process exists, is not a zombie
- * (a SIGKILLed server nobody reaped yet: `kill(pid, 0)` still succeeds on it) and runs with the node's data
- * dir on its command line (so a pid reused by another program does not count). Off Linux (no /proc), only
- * the pid is checked.
- */
-export function isServerProcess(node: Pick<ClusterFile['nodes'][number], 'pid' | 'dataDir'>): boolean {
-  if (node.pid === null || !isAlive(node.pid)) return false;
-  if (process.platform !== 'linux') return true;
-  const state = processState(node.pid);
-  if (state === null || state === 'Z' || state === 'X') return false;
-  try {
-    return readFileSync(`/proc/${node.pid}/cmdline`, 'utf8').split('\0').includes(node.dataDir);
-  } catch {
-    return false;
-  }
-}
-
-/** True when something accepts a TCP connection at `address` within `timeoutMs`. */
-export async function portAnswers(address: string, timeoutMs: number): Promise<boolean> {
-  try {
-    await dialAny([address], timeoutMs);
-    return true;
-  } catch {
-    return false;
-  }
-}
+// One launcher for every tool of the repository: the process checks (a recorded pid counts only when it
+// is a live, non-zombie process of that node's data dir) live in `@paxkv/server/launcher`.
+export { freePort, isAlive, isServerProcess, portAnswers, processState } from '@paxkv/server/launcher';
 
 /** How long a recorded server process may take to answer on its port before the launcher replaces it. */
 export const ANSWER_TIMEOUT_MS = 2_000;
-
-/** Returns a currently free TCP port on 127.0.0.1 (the OS picks it). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
 
 /** The comma-separated client addresses of a cluster (for `--servers`/`PAXKV_SERVERS`). */
 export function clusterServers(file: ClusterFile): string[] {
@@ -195,20 +144,13 @@ async function newClusterFile(options: StartClusterOptions, dir: string): Promis
     throw new ClusterError(`replication ${replication} needs at least ${replication} nodes: raise --nodes`);
   }
   const nodes: ClusterFile['nodes'] = [];
-  const taken = new Set<number>();
-  const pick = async (): Promise<number> => {
-    for (;;) {
-      const p = await freePort();
-      if (!taken.has(p)) {
-        taken.add(p);
-        return p;
-      }
-    }
-  };
+  const ports = await freePorts(count * (options.resp ? 3 : 2));
+  let next = 0;
+  const pick = () => ports[next++] as number;
   for (let index = 1; index <= count; index++) {
-    const port = await pick();
-    const httpPort = await pick();
-    const respPort = options.resp ? await pick() : undefined;
+    const port = pick();
+    const httpPort = pick();
+    const respPort = options.resp ? pick() : undefined;
     nodes.push({
       index,
       address: `127.0.0.1:${port}`,
@@ -237,31 +179,21 @@ export function serverFlags(
   logLevel: string,
 ): string[] {
   const first = file.nodes[0] as ClusterFile['nodes'][number];
-  const flags = [
-    '--host',
-    '127.0.0.1',
-    '--port',
-    String(node.port),
-    '--http-port',
-    String(node.httpPort),
-    '--data-dir',
-    node.dataDir,
-    '--fsync',
-    file.fsync,
-    '--partitions',
-    String(file.partitions),
-    '--replication',
-    String(file.replication),
-    '--bootstrap-threshold',
-    String(file.nodes.length),
-    '--log-level',
-    logLevel,
-  ];
-  if (node.index !== first.index) flags.push('--join', first.address);
-  if (node.respPort !== undefined) flags.push('--resp-port', String(node.respPort));
   const token = join(file.dir, CLUSTER_TOKEN_FILE);
-  if (existsSync(token)) flags.push('--cluster-token-file', token);
-  return flags;
+  return launcherFlags({
+    host: '127.0.0.1',
+    port: node.port,
+    httpPort: node.httpPort,
+    dataDir: node.dataDir,
+    fsync: file.fsync,
+    partitions: file.partitions,
+    replication: file.replication,
+    bootstrapThreshold: file.nodes.length,
+    logLevel,
+    join: node.index !== first.index ? first.address : undefined,
+    respPort: node.respPort,
+    clusterTokenFile: existsSync(token) ? token : undefined,
+  });
 }
 
 function tail(path: string, lines = 15): string {
@@ -336,13 +268,10 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
         );
       }
       mkdirSync(node.dataDir, { recursive: true });
-      const fd = openSync(node.logFile, 'a');
-      const child = spawn(command.command, [...command.args, ...serverFlags(file, node, logLevel)], {
-        stdio: ['ignore', fd, fd],
+      const child = spawnServer(command, serverFlags(file, node, logLevel), {
+        logFile: node.logFile,
         detached: true,
-        env: process.env,
       });
-      closeSync(fd);
       children.push(child);
       child.once('exit', (code, signal) => exited.set(node.index, signal ?? `code ${code}`));
       child.once('error', (e) => exited.set(node.index, e.message));

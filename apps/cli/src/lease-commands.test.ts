@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createClient, type PaxkvClient } from '@paxkv/client';
+import { resolveServerCommand } from '@paxkv/server/launcher';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './cli.js';
 import { isAlive, readClusterFile, startCluster, stopCluster } from './cluster.js';
 import { statusOf } from './connect.js';
 import { parseDuration, parseLeaseId, parseTtl } from './lease-commands.js';
-import { resolveServerCommand } from './server-binary.js';
 
 let dir = '';
 let servers = '';
@@ -40,7 +40,7 @@ beforeAll(async () => {
     dir,
     nodes: 3,
     partitions: 4,
-    serverCommand: resolveServerCommand(true),
+    serverCommand: resolveServerCommand({ preferSource: true }),
     statusOf: (a) => statusOf(a, 2000),
   });
   servers = started.file.nodes.map((n) => n.address).join(',');

@@ -15,11 +15,11 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createClient, type PaxkvClient } from '@paxkv/client';
 import { partitionOf } from '@paxkv/common';
+import { resolveServerCommand } from '@paxkv/server/launcher';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli.js';
 import { type ClusterFile, isAlive, isServerProcess, readClusterFile, startCluster } from '../src/cluster.js';
 import { statusOf } from '../src/connect.js';
-import { resolveServerCommand } from '../src/server-binary.js';
 
 /** Stated bound: after the leader of a group is SIGKILLed, a write to that group succeeds within this. */
 const FAILOVER_BOUND_MS = 10_000;
@@ -47,7 +47,7 @@ async function launch(): Promise<ClusterFile> {
     nodes: 3,
     partitions: PARTITIONS,
     resp: true,
-    serverCommand: resolveServerCommand(true),
+    serverCommand: resolveServerCommand({ preferSource: true }),
     statusOf: (a) => statusOf(a, 2000),
     readyTimeoutMs: 40_000,
   });

@@ -13,10 +13,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createClient } from '@paxkv/client';
+import { resolveServerCommand } from '@paxkv/server/launcher';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive, readClusterFile, startCluster } from '../src/cluster.js';
 import { statusOf } from '../src/connect.js';
-import { resolveServerCommand } from '../src/server-binary.js';
 
 const PARTITIONS = 4;
 const WRITERS = 4;
@@ -76,7 +76,7 @@ describe('paxkv snapshot save / restore', () => {
       dir: source,
       nodes: 3,
       partitions: PARTITIONS,
-      serverCommand: resolveServerCommand(true),
+      serverCommand: resolveServerCommand({ preferSource: true }),
       statusOf: (a) => statusOf(a, 2000),
       readyTimeoutMs: 60_000,
     });

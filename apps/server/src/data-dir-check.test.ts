@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,5 +50,29 @@ describe('checkDataDir', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/paxkv-server: cannot create the data dir .*ENOTDIR/);
     expect(r.stderr).not.toMatch(/listening/);
+  }, 60_000);
+
+  it('makes the server exit 1 on a data dir it may not write (EACCES), as root too', () => {
+    // A dir the server's user cannot write. chmod does not stop root (CAP_DAC_OVERRIDE), so as root the
+    // server runs as `nobody` (uid/gid 65534), for which a root-owned 0555 dir is read-only.
+    const base = mkdtempSync(join(tmpdir(), 'paxkv-dd-'));
+    chmodSync(base, 0o755);
+    const data = join(base, 'data');
+    mkdirSync(data, { mode: 0o555 });
+    chmodSync(data, 0o555);
+    const asRoot = process.getuid?.() === 0;
+    const r = spawnSync(
+      process.execPath,
+      ['--conditions=@paxkv/source', '--import', tsx, main, '--port', '0', '--data-dir', data],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+        ...(asRoot ? { uid: 65534, gid: 65534, env: { ...process.env, HOME: tmpdir() } } : {}),
+      },
+    );
+    chmodSync(data, 0o755);
+    expect(r.stderr).toMatch(/paxkv-server: the data dir .* is not writable \(EACCES\): fix its permissions/);
+    expect(r.stderr).not.toMatch(/listening/);
+    expect(r.status).toBe(1);
   }, 60_000);
 });

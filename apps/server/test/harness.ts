@@ -3,20 +3,16 @@
  * tsx (no build needed), plus a raw framed request helper. Every process started here is SIGKILLed when the
  * test process exits, even after a failure.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { createServer, connect as netConnect, type Socket } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { encodeFrame, FrameDecoder, type TlsOptions, tlsMaterial } from '@paxkv/common';
+import { freePort, freePorts, resolveServerCommand, serverFlags, spawnServer } from '../src/launcher.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** The server's entry point (TypeScript source). */
-export const SERVER_MAIN = join(here, '..', 'src', 'main.ts');
-const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+export { freePort } from '../src/launcher.js';
 
 /**
  * Opens a socket to `host:port`, with TLS when `tls` is given (verifying the server against `tls.ca`);
@@ -34,23 +30,8 @@ export function dial(host: string, port: number, tls?: TlsOptions): { socket: So
   return { socket, ready: 'secureConnect' };
 }
 
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of live) c.kill('SIGKILL');
-});
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
+/** How the harness runs a server: from source through tsx (no build needed). */
+const SERVER = resolveServerCommand({ preferSource: true });
 
 /** One server process of a {@link TestCluster}. */
 export interface TestServer {
@@ -97,20 +78,14 @@ export class TestCluster {
   static async create(options: TestClusterOptions = {}): Promise<TestCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'paxkv-e2e-'));
     const servers: TestServer[] = [];
-    const used = new Set<number>();
-    const pick = async () => {
-      for (;;) {
-        const p = await freePort();
-        if (!used.has(p)) {
-          used.add(p);
-          return p;
-        }
-      }
-    };
-    for (let i = 1; i <= (options.nodes ?? 3); i++) {
-      const port = await pick();
-      const httpPort = await pick();
-      const respPort = options.resp ? await pick() : null;
+    const nodes = options.nodes ?? 3;
+    const ports = await freePorts(nodes * (options.resp ? 3 : 2));
+    let next = 0;
+    const pick = () => ports[next++] as number;
+    for (let i = 1; i <= nodes; i++) {
+      const port = pick();
+      const httpPort = pick();
+      const respPort = options.resp ? pick() : null;
       const dataDir = join(dir, `node-${i}`);
       mkdirSync(dataDir, { recursive: true });
       const host = options.ownLoopbackAddresses ? `127.0.0.${10 + i}` : '127.0.0.1';
@@ -156,44 +131,25 @@ export class TestCluster {
   /** The flags of server `s`. */
   flags(s: TestServer): string[] {
     const first = this.servers[0] as TestServer;
-    return [
-      '--host',
-      s.host,
-      '--port',
-      String(s.port),
-      '--http-port',
-      String(s.httpPort),
-      '--data-dir',
-      s.dataDir,
-      '--fsync',
-      this.options.fsync ?? 'batch',
-      '--partitions',
-      String(this.options.partitions ?? 4),
-      '--replication',
-      String(this.options.replication ?? Math.min(3, this.servers.length)),
-      '--bootstrap-threshold',
-      String(this.servers.length),
-
-      '--log-level',
-      'info',
-      ...(s.index === first.index ? [] : ['--join', first.address]),
-      ...(s.respPort !== null ? ['--resp-port', String(s.respPort)] : []),
-      ...(this.options.extraFlags ?? []),
-    ];
+    return serverFlags({
+      host: s.host,
+      port: s.port,
+      httpPort: s.httpPort,
+      dataDir: s.dataDir,
+      fsync: this.options.fsync ?? 'batch',
+      partitions: this.options.partitions ?? 4,
+      replication: this.options.replication ?? Math.min(3, this.servers.length),
+      bootstrapThreshold: this.servers.length,
+      logLevel: 'info',
+      join: s.index === first.index ? undefined : first.address,
+      respPort: s.respPort ?? undefined,
+      extra: this.options.extraFlags ?? [],
+    });
   }
 
   /** Starts server `s` (appending to its log file), with `extraFlags` after its usual flags. */
   start(s: TestServer, extraFlags: readonly string[] = []): ChildProcess {
-    const fd = openSync(s.logFile, 'a');
-    const child = spawn(
-      process.execPath,
-      ['--conditions=@paxkv/source', '--import', tsx, SERVER_MAIN, ...this.flags(s), ...extraFlags],
-      {
-        stdio: ['ignore', fd, fd],
-      },
-    );
-    live.add(child);
-    child.once('exit', () => live.delete(child));
+    const child = spawnServer(SERVER, [...this.flags(s), ...extraFlags], { logFile: s.logFile });
     s.child = child;
     return child;
   }

@@ -1,7 +1,7 @@
+import { freePorts } from '@paxkv/server/launcher';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from './cluster.js';
 import { measureFailover, measureFailovers } from './failover.js';
-import { freePorts } from './free-port.js';
 import { runCell } from './load-generator.js';
 import { measureMemory } from './memory.js';
 import { startPaxkvCluster } from './paxkv.js';

@@ -1,11 +1,15 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { type ClusterStatus, partitionOf } from '@paxkv/common';
+import {
+  freePorts,
+  resolveServerCommand,
+  ServerBinaryNotFoundError,
+  type ServerCommand,
+  serverFlags,
+} from '@paxkv/server/launcher';
 import { ClusterUnavailableError, fetchMetricSum, type LocalCluster, type TargetOptions } from './cluster.js';
-import { freePorts } from './free-port.js';
 import { createPaxkvTarget } from './paxkv-target.js';
 import {
   type ServerProcess,
@@ -18,52 +22,19 @@ import {
 import { probeStatus } from './status-probe.js';
 import type { Target } from './target.js';
 
-/** How to run `paxkv-server`: `spawn(command, [...args, ...flags])`. */
-export interface ServerCommand {
-  readonly command: string;
-  readonly args: readonly string[];
-  /** `dist` (the build) or `source` (tsx on src/main.ts). */
-  readonly kind: 'dist' | 'source';
-  /** The server package's version. */
-  readonly version: string;
-}
-
 /**
- * Locates `paxkv-server`: its built `dist/main.js` (what `pnpm bench:cluster` builds first), or its
- * TypeScript source through tsx when there is no build or when `preferSource` is set (default: the
- * environment variable `PAXKV_SERVER_FROM_SOURCE=1`, as the CLI's launcher does).
+ * Locates `paxkv-server` (`@paxkv/server/launcher`): its built `dist/main.js` (what `pnpm bench:cluster`
+ * builds first), or its TypeScript source through tsx when there is no build or when `preferSource` is
+ * set (default: `PAXKV_SERVER_FROM_SOURCE=1`, as the CLI's launcher does).
  * @throws ClusterUnavailableError when neither exists.
  */
-export function resolvePaxkvServer(
-  nodeArgs: readonly string[] = [],
-  preferSource: boolean = process.env.PAXKV_SERVER_FROM_SOURCE === '1',
-): ServerCommand {
-  const require = createRequire(import.meta.url);
-  let pkgDir: string;
+export function resolvePaxkvServer(nodeArgs: readonly string[] = [], preferSource?: boolean): ServerCommand {
   try {
-    pkgDir = dirname(require.resolve('@paxkv/server/package.json'));
-  } catch {
-    throw new ClusterUnavailableError(
-      'cannot find the @paxkv/server package: run `pnpm install` at the repository root',
-    );
+    return resolveServerCommand({ nodeArgs, ...(preferSource !== undefined ? { preferSource } : {}) });
+  } catch (e) {
+    if (e instanceof ServerBinaryNotFoundError) throw new ClusterUnavailableError(e.message);
+    throw e;
   }
-  const version = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version?: string })
-    .version;
-  const dist = join(pkgDir, 'dist', 'main.js');
-  const source = join(pkgDir, 'src', 'main.ts');
-  if (existsSync(dist) && !(preferSource && existsSync(source))) {
-    return { command: process.execPath, args: [...nodeArgs, dist], kind: 'dist', version: version ?? '?' };
-  }
-  if (existsSync(source)) {
-    const tsx = createRequire(source).resolve('tsx');
-    return {
-      command: process.execPath,
-      args: [...nodeArgs, '--conditions=@paxkv/source', '--import', pathToFileURL(tsx).href, source],
-      kind: 'source',
-      version: version ?? '?',
-    };
-  }
-  throw new ClusterUnavailableError(`paxkv-server is not built (${dist} is missing): run \`pnpm build\``);
 }
 
 /** Options of {@link startPaxkvCluster}. */
@@ -133,28 +104,19 @@ export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Prom
     for (const [i, address] of addresses.entries()) {
       const dataDir = join(dir, `node-${i + 1}`);
       mkdirSync(dataDir);
-      const flags = [
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(ports[i]),
-        '--data-dir',
+      const flags = serverFlags({
+        host: '127.0.0.1',
+        port: ports[i] as number,
         dataDir,
-        '--fsync',
         fsync,
-        '--partitions',
-        String(partitions),
-        '--replication',
-        String(replication),
-        '--bootstrap-threshold',
-        String(count),
-        '--log-level',
-        options.logLevel ?? process.env.PAXKV_BENCH_LOG_LEVEL ?? 'warn',
-        '--http-port',
-        String(httpPorts[i]),
-      ];
-      if (options.tickMs !== undefined) flags.push('--tick-ms', String(options.tickMs));
-      if (i > 0) flags.push('--join', addresses[0] ?? '');
+        partitions,
+        replication,
+        bootstrapThreshold: count,
+        logLevel: options.logLevel ?? process.env.PAXKV_BENCH_LOG_LEVEL ?? 'warn',
+        httpPort: httpPorts[i],
+        join: i > 0 ? addresses[0] : undefined,
+        extra: options.tickMs !== undefined ? ['--tick-ms', String(options.tickMs)] : [],
+      });
       const argv = [...command.args, ...flags];
       const logFile = join(dir, `node-${i + 1}.log`);
       const proc = await startServer(`paxkv${i + 1}`, command.command, argv, logFile);

@@ -19,7 +19,7 @@ function procState(pid: number): string | undefined {
 
 const script = join(dir, 'sleeper.mjs');
 writeFileSync(script, 'console.log("up", process.argv.slice(2).join(" ")); setInterval(() => {}, 1000);\n');
-const sleeper = { command: process.execPath, args: [script], description: 'sleeper' };
+const sleeper = { command: process.execPath, args: [script], kind: 'dist' as const, version: 'sleeper' };
 
 describe('ManagedServer process control', () => {
   it('starts, pauses (SIGSTOP), resumes, kills (also while paused) and restarts with the same flags', async () => {

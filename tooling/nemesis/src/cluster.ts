@@ -1,10 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { createServer } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { freePorts, serverFlags, spawnServer } from '@paxkv/server/launcher';
 import type { FaultProxy } from './proxy.js';
 import { fetchStatus, type ServerStatusView } from './rpc.js';
 import { resolveServerCommand, type ServerCommand } from './server-command.js';
+
+export { freePorts } from '@paxkv/server/launcher';
 
 /** Configuration of a {@link ManagedCluster}; every field but `dir` and `proxy` has a default. */
 export interface ClusterConfig {
@@ -94,26 +96,20 @@ export class ManagedServer {
     if (this.state !== 'killed')
       throw new Error(`server slot ${this.slot} is ${this.state}; kill it before starting`);
     mkdirSync(this.dataDir, { recursive: true });
-    const fd = openSync(this.logFile, 'a');
-    try {
-      const child = spawn(this.command.command, [...this.command.args, ...this.flags], {
-        stdio: ['ignore', fd, fd],
-        env: { ...process.env, ...this.env },
-      });
-      this.child = child;
-      this.state = 'running';
-      this.starts += 1;
-      child.on('exit', (code, signal) => {
-        if (this.child !== child) return;
-        this.lastExit = signal ?? `exit ${code}`;
-        this.state = 'killed';
-        this.child = undefined;
-        for (const w of this.exitWaiters.splice(0)) w();
-      });
-      child.on('error', () => {});
-    } finally {
-      closeSync(fd);
-    }
+    const child = spawnServer(this.command, this.flags, {
+      logFile: this.logFile,
+      env: { ...process.env, ...this.env },
+    });
+    this.child = child;
+    this.state = 'running';
+    this.starts += 1;
+    child.on('exit', (code, signal) => {
+      if (this.child !== child) return;
+      this.lastExit = signal ?? `exit ${code}`;
+      this.state = 'killed';
+      this.child = undefined;
+      for (const w of this.exitWaiters.splice(0)) w();
+    });
   }
 
   /** SIGKILL and wait for the exit. A paused process is killed too. */
@@ -190,28 +186,19 @@ export class ManagedCluster {
     for (let slot = 0; slot < c.servers; slot++) {
       const real = `127.0.0.1:${ports[slot]}`;
       const proxyAddress = await c.proxy.addTarget(provisionalId(slot), real);
-      const flags = [
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(ports[slot]),
-        '--advertise',
-        proxyAddress,
-        '--data-dir',
-        join(c.dir, `server-${slot}`),
-        '--fsync',
-        c.fsync,
-        '--log-level',
-        c.logLevel,
-        '--bootstrap-threshold',
-        String(c.servers),
-        '--replication',
-        String(replication),
-        '--partitions',
-        String(c.partitions),
-        ...(slot === 0 ? [] : ['--join', bootstrapReal]),
-        ...c.serverFlags,
-      ];
+      const flags = serverFlags({
+        host: '127.0.0.1',
+        port: ports[slot] as number,
+        advertise: proxyAddress,
+        dataDir: join(c.dir, `server-${slot}`),
+        fsync: c.fsync,
+        logLevel: c.logLevel,
+        bootstrapThreshold: c.servers,
+        replication,
+        partitions: c.partitions,
+        join: slot === 0 ? undefined : bootstrapReal,
+        extra: c.serverFlags,
+      });
       this.servers.push(
         new ManagedServer(
           slot,
@@ -347,25 +334,4 @@ function provisionalId(slot: number): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Picks `n` distinct free loopback ports (bound then released). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<import('node:net').Server>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => {
-    const a = s.address();
-    return typeof a === 'object' && a !== null ? a.port : 0;
-  });
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
 }

@@ -1,55 +1,29 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { resolveServerCommand as resolveServer, type ServerCommand } from '@paxkv/server/launcher';
 
-/** How to start one `paxkv-server` process: `spawn(command, [...args, ...flags])`. */
-export interface ServerCommand {
-  readonly command: string;
-  readonly args: readonly string[];
-  /** Where the program comes from, for the start-up line. */
-  readonly description: string;
-}
+export type { ServerCommand } from '@paxkv/server/launcher';
 
 /** The repository root (this file is `tooling/nemesis/src/server-command.ts`, or its build under `dist`). */
 export function repoRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }
 
-/** Thrown when no way to start `paxkv-server` exists; the message says what to do. */
+/** Thrown when an unsafe mutation is asked of a server that does not run from source; says what to do. */
 export class ServerNotFoundError extends Error {
   override readonly name = 'ServerNotFoundError';
 }
 
 /**
- * Locates the server: its TypeScript source run through tsx (no build needed; the default, so the nemesis
- * tests the code in the tree), or the built `apps/server/dist/main.js` when `preferDist` is set or tsx is
- * missing.
- * @throws ServerNotFoundError when neither is available.
+ * Locates the server (`@paxkv/server/launcher`): its TypeScript source run through tsx (no build needed;
+ * the default, so the nemesis tests the code in the tree), or the built `dist/main.js` when `preferDist`
+ * is set (`PAXKV_NEMESIS_SERVER=dist`) or tsx is missing.
+ * @throws ServerBinaryNotFoundError when neither is available.
  */
 export function resolveServerCommand(
   preferDist = process.env.PAXKV_NEMESIS_SERVER === 'dist',
 ): ServerCommand {
-  const root = repoRoot();
-  const source = join(root, 'apps', 'server', 'src', 'main.ts');
-  const dist = join(root, 'apps', 'server', 'dist', 'main.js');
-  if (preferDist && existsSync(dist)) return { command: process.execPath, args: [dist], description: dist };
-  if (existsSync(source)) {
-    try {
-      const tsx = createRequire(join(root, 'package.json')).resolve('tsx');
-      return {
-        command: process.execPath,
-        args: ['--conditions=@paxkv/source', '--import', pathToFileURL(tsx).href, source],
-        description: `${source} (tsx)`,
-      };
-    } catch {
-      // fall through to the build
-    }
-  }
-  if (existsSync(dist)) return { command: process.execPath, args: [dist], description: dist };
-  throw new ServerNotFoundError(
-    `cannot find paxkv-server: neither ${source} with tsx nor ${dist}; run pnpm install / pnpm build`,
-  );
+  return resolveServer({ preferSource: !preferDist });
 }
 
 /**
@@ -63,18 +37,16 @@ export function withUnsafeMutation(
 ): { command: ServerCommand; env: Record<string, string> } {
   const tsxIndex = command.args.indexOf('--import');
   if (tsxIndex < 0)
-    throw new ServerNotFoundError('an unsafe mutation needs the server run from source through tsx');
+    throw new ServerNotFoundError(
+      'an unsafe mutation needs the server run from source through tsx: unset PAXKV_NEMESIS_SERVER=dist',
+    );
   const preload = pathToFileURL(
     join(repoRoot(), 'tooling', 'nemesis', 'src', 'testing', 'unsafe-preload.ts'),
   ).href;
   const args = [...command.args];
   args.splice(tsxIndex + 2, 0, '--import', preload);
   return {
-    command: {
-      command: command.command,
-      args,
-      description: `${command.description} + TESTING ONLY mutation ${mutation}`,
-    },
+    command: { ...command, args },
     env: { PAXKV_NEMESIS_UNSAFE_MUTATION: mutation, PAXKV_UNSAFE_MUTATION: mutation },
   };
 }
