@@ -116,6 +116,8 @@ export interface ReplicaGroupConfig {
    * alive meanwhile through another leader are expired early.
    * `keepAliveWhileExpiring`: a keep-alive of a lease already due (its expiry proposed) answers "found"
    * and restarts its TTL, though the expiry entry in flight deletes its keys right after.
+   * `watchResumeSkips`: a watch opened from a given revision (a client resuming) starts one revision
+   * later, so the resumed stream misses an event.
    * Default `'none'`; anything else makes the store unsafe.
    */
   readonly unsafeMutation:
@@ -124,7 +126,8 @@ export interface ReplicaGroupConfig {
     | 'releaseBeforeFlush'
     | 'txnCompareAtSubmit'
     | 'leaseStaleDeadlines'
-    | 'keepAliveWhileExpiring';
+    | 'keepAliveWhileExpiring'
+    | 'watchResumeSkips';
   /**
    * Send the leader's `Accept` messages without waiting for the flush of the pump that produced them,
    * when every earlier output has been released (so every earlier write is durable). The leader's
@@ -653,7 +656,8 @@ export class ReplicaGroup {
     | WatchRefusal
     | { readonly reason: 'stopped' } {
     if (this.fatal || this.closed) return { reason: 'stopped' };
-    const from = fromRevision ?? this.sm.revision + 1;
+    const skip = this.config.unsafeMutation === 'watchResumeSkips' && fromRevision !== undefined ? 1 : 0;
+    const from = (fromRevision ?? this.sm.revision + 1) + skip;
     const opened = this.hub.watch(filter, from, sink);
     if (!('cancel' in opened)) return opened;
     const key = {};

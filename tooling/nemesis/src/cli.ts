@@ -1,6 +1,6 @@
 /**
  * `pnpm nemesis -- --duration 60s --seed S [--servers 3|5] [--faults kill,pause,partition] [--clients K]
- * [--keys N] [--workload kv|bank]`: one nemesis run against real paxkv-server processes; prints progress, then the summary.
+ * [--keys N] [--workload kv|bank] [--watchers N]`: one nemesis run against real paxkv-server processes; prints progress, then the summary.
  * Exit code 0: no violation; 1: a violation (or an inconclusive run); 2: bad usage or the cluster did not start.
  * @module
  */
@@ -20,6 +20,8 @@ const USAGE = `usage: pnpm nemesis -- [options]
   --workload <kind>    kv (get/put/cas/delete per key, default) or bank (transfers between the accounts
                        of one hash tag as transactions with modRevision compares; kv-txn model, balance
                        invariant on every read, acknowledged transfers checked in the final read)
+  --watchers <n>       kv workload: n watch streams (half on one key, half on the key prefix, every
+                       partition) through the faults, checked against the history (default 0)
   --check-timeout <t>  time budget of the linearizability check (default 60s); past it a key is "unknown"
   --op-timeout <t>     per-operation deadline of the clients; a timeout is indeterminate (default 2s)
   --dir <path>         run directory (default: a temp dir, removed after a passing run)
@@ -50,6 +52,7 @@ async function main(argv: readonly string[]): Promise<number> {
         clients: { type: 'string' },
         keys: { type: 'string' },
         workload: { type: 'string' },
+        watchers: { type: 'string' },
         dir: { type: 'string' },
         'check-timeout': { type: 'string' },
         'op-timeout': { type: 'string' },
@@ -93,6 +96,9 @@ async function main(argv: readonly string[]): Promise<number> {
       faults: values.faults === undefined ? DEFAULT_FAULTS : parseFaults(values.faults as string),
       clients: positiveInt('--clients', values.clients as string | undefined, 4),
       keys: positiveInt('--keys', values.keys as string | undefined, 6),
+      ...(values.watchers !== undefined
+        ? { watchers: positiveInt('--watchers', values.watchers as string | undefined, 0) }
+        : {}),
       keepDir: values.keep === true,
       checkTimeoutMs: parseDuration((values['check-timeout'] as string | undefined) ?? '60s'),
       operationTimeoutMs: parseDuration((values['op-timeout'] as string | undefined) ?? '2s'),

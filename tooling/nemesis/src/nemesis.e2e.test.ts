@@ -55,6 +55,53 @@ describe.skipIf(problem !== undefined)('nemesis on real servers', () => {
   );
 
   it(
+    '100 watchers through kills, pauses and partitions: every stream complete, in order, without duplicates',
+    async () => {
+      const summary = await runNemesis({
+        seed: 513,
+        durationMs,
+        servers: 3,
+        clients: 4,
+        keys: 6,
+        watchers: 100,
+        faults: ['kill', 'partition'],
+        leaderProbability: 0.8,
+      });
+      console.log(formatSummary(summary));
+      expect(summary.violations).toEqual([]);
+      expect(summary.problems).toEqual([]);
+      expect(summary.passed).toBe(true);
+      expect(summary.watch?.watchers).toBe(100);
+      expect(summary.watch?.check).toEqual({ ok: true, violations: [] });
+      // The streams carried the writes (not a vacuous pass).
+      expect(summary.watch?.events ?? 0).toBeGreaterThan(summary.acknowledgedWrites);
+      expect(Object.values(summary.faults).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    },
+    durationMs + 150_000,
+  );
+
+  it(
+    'watch mutation check: servers whose resumed streams skip a revision are caught by the watch checker',
+    async () => {
+      const summary = await runNemesis({
+        seed: 513,
+        durationMs: mutationDurationMs,
+        servers: 3,
+        clients: 4,
+        keys: 6,
+        watchers: 20,
+        faults: ['kill', 'partition'],
+        leaderProbability: 0.8,
+        unsafeMutation: 'watchResumeSkips',
+      });
+      console.log(formatSummary(summary));
+      expect(summary.passed).toBe(false);
+      expect(summary.watch?.check.violations.join('\n')).toMatch(/missed/);
+    },
+    mutationDurationMs + 150_000,
+  );
+
+  it(
     'bank workload: transfers as transactions under faults keep the total, are kv-txn linearizable, none acknowledged is lost',
     async () => {
       const summary = await runNemesis({

@@ -23,6 +23,7 @@ import type { ScenarioKind } from './scenarios.js';
 import { buildSchedule, DEFAULT_FAULTS, type FaultKind } from './schedule.js';
 import { resolveServerCommand, type ServerCommand, withUnsafeMutation } from './server-command.js';
 import { type KeyDurability, unexplainedReads, verifyKey } from './verify.js';
+import { WatcherPool, type WatchersSummary } from './watchers.js';
 import { Workload, type WorkloadClientFactory, type WorkloadConfig } from './workload.js';
 
 /** Options of one nemesis run; every field but `seed` and `durationMs` has a default. */
@@ -81,6 +82,12 @@ export interface RunOptions {
   readonly workloadKind?: 'kv' | 'bank';
   /** Builds the workload's clients. Default: `@paxkv/client` through {@link createWorkloadClient}. */
   readonly clientFactory?: (servers: readonly string[], timeoutMs: number) => WorkloadClientFactory;
+  /**
+   * `kv` workload only: watchers opened through the proxy before the workload (half on one key, half on
+   * the `key-` prefix, every partition), kept through the faults, and checked against the history (see
+   * `watchers.ts`). Default 0.
+   */
+  readonly watchers?: number;
 }
 
 /** Defaults of {@link RunOptions}. */
@@ -150,6 +157,8 @@ export interface RunSummary {
   readonly dirKept: boolean;
   /** True when no violation was found and every key was checked. */
   readonly passed: boolean;
+  /** The watchers' outcome, when the run had watchers. */
+  readonly watch?: WatchersSummary;
 }
 
 /** The run could not start (no server binary, cluster did not form); nothing was tested. */
@@ -228,6 +237,11 @@ export async function runNemesis(
       restartTimeoutMs: o.recoveryTimeoutMs,
       ...(o.scenarioKinds !== undefined ? { scenarioKinds: o.scenarioKinds } : {}),
     });
+    const watchers =
+      !bank && (o.watchers ?? 0) > 0
+        ? await WatcherPool.open(cluster.clientAddresses(), o.watchers ?? 0, keys, 'key-', o.partitions)
+        : undefined;
+    if (watchers) log(`${o.watchers} watchers open`);
     const started = Date.now();
     if (bankWorkload && bankFactory) await bankWorkload.start(o.clients, bankFactory, histories);
     else await (workload as Workload).start(o.clients, factory, histories);
@@ -299,6 +313,29 @@ export async function runNemesis(
       if (reasons.length > 0)
         violations.push(await writeViolation(dir, key, merged.events, ops, reasons.join('; ')));
     }
+    let watch: WatchersSummary | undefined;
+    if (watchers) {
+      const finals = new Map<string, { value: string | null; revision: number }>();
+      for (const op of finalOps)
+        if (op.status === 'ok' && op.result)
+          finals.set(op.op.key, {
+            value: op.result.value === null ? null : String(op.result.value),
+            revision: Number(op.result.revision ?? 0),
+          });
+      watch = await watchers.finish(ops, finals, o.recoveryTimeoutMs);
+      log(`watchers: ${watch.watchers} streams, ${watch.events} events, ${watch.failed} failed`);
+      if (watch.failed > 0) problems.push(`${watch.failed} watcher(s) ended with an error`);
+      if (!watch.check.ok) {
+        const file = join(dir, 'violation-watch.txt');
+        writeFileSync(file, `${watch.check.violations.join('\n')}\n`);
+        violations.push({
+          key: '(watch streams)',
+          reason: watch.check.violations.slice(0, 3).join('; '),
+          historyFile: file,
+          reportFile: file,
+        });
+      }
+    }
     const acknowledgedWrites = keySummaries.reduce((s, k) => s + k.acknowledged, 0);
     const verifiedWrites = keySummaries.reduce((s, k) => s + k.verified, 0);
     passed = violations.length === 0 && !keySummaries.some((k) => k.verdict === 'unknown');
@@ -322,6 +359,7 @@ export async function runNemesis(
       dir,
       dirKept: !passed || o.keepDir,
       passed,
+      ...(watch ? { watch } : {}),
     };
   } finally {
     await cluster.stop().catch(() => {});
@@ -489,6 +527,10 @@ export function formatSummary(s: RunSummary): string {
   lines.push(`faults injected: ${formatCounts(s.faults)}`);
   lines.push(`acknowledged writes verified: ${s.verifiedWrites}/${s.acknowledgedWrites}`);
   lines.push(`checker time: ${s.checkMs.toFixed(0)} ms`);
+  if (s.watch)
+    lines.push(
+      `watchers: ${s.watch.watchers} (${s.watch.events} events, ${s.watch.failed} failed), streams ${s.watch.check.ok ? 'complete, in order, no duplicate' : 'VIOLATED'}`,
+    );
   lines.push('verdict per key:');
   for (const k of s.keys) {
     const lost = k.lost.length > 0 ? `, LOST ${k.lost.length}` : '';
