@@ -42,13 +42,26 @@ native() { # workload, clients
 }
 
 echo "## paxkv 3 replicas, fsync batch: RESP (redis-benchmark -c $C -P $P, one server's port)"
-rb "paxkv RESP one key" "$resp"
-rb "paxkv RESP -r 100000" "$resp" -r 100000
+rb "paxkv RESP one key" "$resp" | tee "$work/resp-one.txt"
+rb "paxkv RESP -r 100000" "$resp" -r 100000 | tee "$work/resp-rand.txt"
 echo "## paxkv 3 replicas, fsync batch: native client (paxkv bench, ${DURATION} s each)"
-native put "$C"
-native get "$C"
-native put "$((C * P))"
-native get "$((C * P))"
+native put "$C" | tee "$work/native-put-c.txt"
+native get "$C" | tee "$work/native-get-c.txt"
+native put "$((C * P))" | tee "$work/native-put-cp.txt"
+native get "$((C * P))" | tee "$work/native-get-cp.txt"
+
+# Ratios of the same run (the goal: RESP >= 0.9x native). ops/s = the number before " ops/s".
+ops() { grep -m1 "$2" "$1" 2>/dev/null | grep -o '[0-9.]* ops/s' | head -1 | cut -d' ' -f1; }
+ratio() { # label, resp ops, native ops
+  if [ -n "$2" ] && [ -n "$3" ]; then awk -v l="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%s\t%.2fx (%s vs %s ops/s)\n", l, a / b, a, b }'; fi
+}
+echo "## RESP / native, same run (>= 0.9x is the goal)"
+for f in one rand; do
+  ratio "SET ($f) / put c=$C" "$(ops "$work/resp-$f.txt" SET)" "$(ops "$work/native-put-c.txt" put)"
+  ratio "SET ($f) / put c=$((C * P))" "$(ops "$work/resp-$f.txt" SET)" "$(ops "$work/native-put-cp.txt" put)"
+  ratio "GET ($f) / get c=$C" "$(ops "$work/resp-$f.txt" GET)" "$(ops "$work/native-get-c.txt" get)"
+  ratio "GET ($f) / get c=$((C * P))" "$(ops "$work/resp-$f.txt" GET)" "$(ops "$work/native-get-cp.txt" get)"
+done
 
 if command -v redis-server >/dev/null; then
   port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"

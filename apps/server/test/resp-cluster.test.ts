@@ -7,57 +7,18 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { buildHistory, checkSync, defineModel, type OperationSpec } from '@paxkv/linearizability-checker';
+import { createClient } from '@paxkv/client';
+import { buildHistory, checkSync } from '@paxkv/linearizability-checker';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient, TestCluster, type TestServer } from './harness.js';
 import { RawResp, respCommand } from './resp-helpers.js';
+import { type LinInput, type LinOutput, redisModel, redisWorkload } from './resp-workload.js';
 
 const run = promisify(execFile);
 
 let cluster: TestCluster;
 const clients: Redis[] = [];
-
-type LinInput = { f: string; key: string; value?: string; expected?: string | null; by?: number };
-type LinOutput = { value?: string | null | number; existed?: boolean; ok?: boolean };
-
-/**
- * A per-key string register with the operations the workload sends through Redis: get, put (SET),
- * append (APPEND), delete (DEL), cas (SET IFEQ / SET NX) and incr (INCRBY: the stored text read as an
- * integer, absent = 0). Output undefined = unknown outcome: the effect may apply.
- */
-const redisModel = defineModel<string | null, LinInput, LinOutput>({
-  name: 'redis-strings',
-  init: () => null,
-  partition: (i) => i.key,
-  readOnly: (i) => i.f === 'get',
-  step(s, i, o) {
-    switch (i.f) {
-      case 'get':
-        return o === undefined || o.value === s ? { ok: true, state: s } : { ok: false };
-      case 'put':
-        return { ok: true, state: i.value as string };
-      case 'append':
-        return { ok: true, state: (s ?? '') + (i.value as string) };
-      case 'delete':
-        return o?.existed !== undefined && o.existed !== (s !== null)
-          ? { ok: false }
-          : { ok: true, state: null };
-      case 'cas': {
-        const matches = i.expected === null ? s === null : s === i.expected;
-        if (o?.ok !== undefined && o.ok !== matches) return { ok: false };
-        return { ok: true, state: matches ? (i.value as string) : s };
-      }
-      case 'incr': {
-        const next = Number(s ?? '0') + (i.by as number);
-        if (o !== undefined && o.value !== next) return { ok: false };
-        return { ok: true, state: String(next) };
-      }
-      default:
-        return { ok: false };
-    }
-  },
-});
 
 function respPort(i: number): number {
   return (cluster.servers[i] as TestServer).respPort as number;
@@ -150,6 +111,76 @@ describe('RESP on a real cluster', () => {
     await expect(r.incr('c:text')).rejects.toThrow('ERR value is not an integer or out of range');
   });
 
+  it('maps EXPIRE/PEXPIRE/TTL/PTTL/PERSIST and SET EX/PX/KEEPTTL/NX/XX/GET, SETEX onto leases', async () => {
+    const r = await connected(0);
+    const other = await connected(2);
+    // No TTL: -1; absent: -2.
+    await r.set('t:plain', 'v');
+    expect(await r.ttl('t:plain')).toBe(-1);
+    expect(await r.pttl('t:none')).toBe(-2);
+    expect(await r.expire('t:none', 100)).toBe(0);
+    // SET EX: a TTL another server reports too, within what was asked.
+    expect(await r.set('t:ex', 'v', 'EX', 100)).toBe('OK');
+    const ttl = await other.ttl('t:ex');
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(100 + 15); // a new leader adds a grace period of at most ~15 s
+    expect(await other.pttl('t:ex')).toBeGreaterThan(1000);
+    // A plain SET clears the TTL; KEEPTTL keeps it; INCR and APPEND keep it.
+    await r.set('t:ex', 'w');
+    expect(await r.ttl('t:ex')).toBe(-1);
+    await r.set('t:ex', 'x', 'PX', 100_000);
+    expect(await r.set('t:ex', 'y', 'KEEPTTL')).toBe('OK');
+    expect(await r.get('t:ex')).toBe('y');
+    expect(await r.ttl('t:ex')).toBeGreaterThan(0);
+    expect(await r.append('t:ex', 'z')).toBe(2);
+    expect(await r.ttl('t:ex')).toBeGreaterThan(0);
+    // NX / XX / GET together with EX.
+    expect(await r.set('t:nx', '1', 'EX', 100, 'NX')).toBe('OK');
+    expect(await r.set('t:nx', '2', 'EX', 100, 'NX')).toBeNull();
+    expect(await r.set('t:nx', '3', 'EX', 100, 'XX', 'GET')).toBe('1');
+    expect(await r.set('t:absent', '3', 'EX', 100, 'XX')).toBeNull();
+    expect(await r.exists('t:absent')).toBe(0);
+    expect(await r.get('t:nx')).toBe('3');
+    expect(await r.ttl('t:nx')).toBeGreaterThan(0);
+    // EXPIRE with NX/XX/GT/LT, then PERSIST.
+    expect(await r.expire('t:plain', 100, 'XX')).toBe(0);
+    expect(await r.expire('t:plain', 100, 'NX')).toBe(1);
+    expect(await r.get('t:plain')).toBe('v');
+    expect(await r.expire('t:plain', 50, 'GT')).toBe(0);
+    expect(await r.expire('t:plain', 50, 'LT')).toBe(1);
+    expect(await r.ttl('t:plain')).toBeLessThanOrEqual(50 + 15);
+    expect(await r.persist('t:plain')).toBe(1);
+    expect(await r.persist('t:plain')).toBe(0);
+    expect(await r.ttl('t:plain')).toBe(-1);
+    expect(await r.get('t:plain')).toBe('v');
+    // EXPIRE with a TTL <= 0 deletes the key.
+    expect(await r.expire('t:plain', 0)).toBe(1);
+    expect(await r.exists('t:plain')).toBe(0);
+    // Errors in Redis's shape; the shortest TTL a lease has is 1 s.
+    await expect(r.set('t:bad', 'v', 'EX', 0)).rejects.toThrow("ERR invalid expire time in 'set' command");
+    await expect(r.call('SET', 't:bad', 'v', 'PX', '500')).rejects.toThrow('ERR invalid expire time');
+    await expect(r.call('SET', 't:bad', 'v', 'EX', '10', 'KEEPTTL')).rejects.toThrow('ERR syntax error');
+    await expect(r.call('EXPIRE', 't:nx', '10', 'NX', 'XX')).rejects.toThrow('not compatible');
+    // A key with a TTL disappears once it runs out (the leader expires its lease through the log):
+    // a native watch sees its delete, and TTL says -2 afterwards.
+    const native = createClient({ servers: cluster.servers.map((x) => x.address), requestTimeoutMs: 15_000 });
+    try {
+      const w = native.watch('t:short');
+      await w.ready;
+      expect(await r.setex('t:short', 1, 'gone soon')).toBe('OK');
+      const seen: string[] = [];
+      for await (const e of w) {
+        seen.push(e.type);
+        if (e.type === 'delete') break;
+      }
+      expect(seen).toEqual(['put', 'delete']);
+      expect(await r.ttl('t:short')).toBe(-2);
+      expect(await other.get('t:short')).toBeNull();
+    } finally {
+      await native.close();
+    }
+  });
+
   it('pipelines across partitions with replies in order, and keeps binary values intact', async () => {
     const r = await connected(2);
     const p = r.pipeline();
@@ -207,63 +238,8 @@ describe('RESP on a real cluster', () => {
   });
 
   it('a concurrent ioredis workload on every server is linearizable', async () => {
-    const keys = ['lin:a', 'lin:b', 'lin:c'];
     const conns = await Promise.all([0, 1, 2, 0, 1, 2].map((i) => connected(i)));
-    const t0 = performance.now();
-    const now = () => performance.now() - t0;
-    const ops: OperationSpec<LinInput, LinOutput>[] = [];
-    let counter = 0;
-    await Promise.all(
-      conns.map(async (r, process) => {
-        for (let n = 0; n < 60; n++) {
-          const key = keys[(process + n * 7) % keys.length] as string;
-          const pick = (process * 31 + n * 17) % 10;
-          const value = `p${process}.${n}.${counter++}`;
-          const call = now();
-          let input: LinInput = { f: 'get', key };
-          let output: LinOutput | undefined;
-          try {
-            if (n % 5 === 4) {
-              // Counters get INCRBY and GET only (an INCR of a text value is an error, not an operation).
-              const counter = `lin:n${process % 2}`;
-              if (pick < 3) {
-                input = { f: 'get', key: counter };
-                output = { value: await r.get(counter) };
-              } else {
-                const by = 1 + (n % 3);
-                input = { f: 'incr', key: counter, by };
-                output = { value: await r.incrby(counter, by) };
-              }
-            } else if (pick < 4) {
-              input = { f: 'get', key };
-              output = { value: await r.get(key) };
-            } else if (pick < 7) {
-              input = { f: 'put', key, value };
-              await r.set(key, value);
-              output = {};
-            } else if (pick < 8) {
-              input = { f: 'append', key, value };
-              await r.append(key, value);
-              output = {};
-            } else if (pick < 9) {
-              input = { f: 'delete', key };
-              output = { existed: (await r.del(key)) === 1 };
-            } else {
-              // CAS against a value read just before: succeeds unless another client got in between.
-              const seen = await r.get(key);
-              input = { f: 'cas', key, expected: seen, value };
-              const res =
-                seen === null ? await r.set(key, value, 'NX') : await r.call('SET', key, value, 'IFEQ', seen);
-              output = { ok: res === 'OK' };
-            }
-            ops.push({ process, call, ret: now(), input, output });
-          } catch {
-            // Unknown outcome: recorded without a return, the checker lets it take effect or not.
-            ops.push({ process, call, input });
-          }
-        }
-      }),
-    );
+    const ops = await redisWorkload(conns, { keys: ['lin:a', 'lin:b', 'lin:c'], opsPerClient: 60 });
     const result = checkSync(buildHistory(ops), { model: redisModel, timeoutMs: 60_000 });
     expect(result.verdict).toBe('linearizable');
     // The model can fail: two sequential INCRBY 1 that both answer 1 are not linearizable.
@@ -288,6 +264,12 @@ describe('RESP on a real cluster', () => {
     expect(await cli('SET', 'cli:k', 'hello world')).toBe('OK');
     expect(await cli('GET', 'cli:k')).toBe('hello world');
     expect(await cli('INCRBY', 'cli:n', '5')).toBe('5');
+    expect(await cli('SET', 'cli:ttl', 'v', 'EX', '100')).toBe('OK');
+    expect(Number(await cli('TTL', 'cli:ttl'))).toBeGreaterThan(0);
+    expect(await cli('PERSIST', 'cli:ttl')).toBe('1');
+    expect(await cli('TTL', 'cli:ttl')).toBe('-1');
+    expect(await cli('EXPIRE', 'cli:ttl', '100')).toBe('1');
+    expect(Number(await cli('PTTL', 'cli:ttl'))).toBeGreaterThan(1000);
     expect(await cli('DBSIZE')).toMatch(/^\d+$/);
     expect(await cli('NOSUCH')).toContain("ERR unknown command 'NOSUCH'");
     expect(await cli('INFO', 'replication')).toContain('role:master');

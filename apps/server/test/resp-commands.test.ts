@@ -122,8 +122,16 @@ describe('RESP commands (in-process state machine)', () => {
     await expect(redis.call('GET', 'a', 'b')).rejects.toThrow("wrong number of arguments for 'get'");
     await expect(redis.call('MSET', 'a', 'b', 'c')).rejects.toThrow("wrong number of arguments for 'mset'");
     await expect(redis.call('SET', 'k', 'v', 'NX', 'XX')).rejects.toThrow('ERR syntax error');
-    await expect(redis.call('SET', 'k', 'v', 'EX', '10')).rejects.toThrow('leases');
-    await expect(redis.call('EXPIRE', 'k', '10')).rejects.toThrow('leases');
+    await expect(redis.call('SET', 'k', 'v', 'EX', '0')).rejects.toThrow(
+      "ERR invalid expire time in 'set' command",
+    );
+    await expect(redis.call('SET', 'k', 'v', 'PX', '10')).rejects.toThrow('leases of 1 s to one year');
+    await expect(redis.call('SET', 'k', 'v', 'EX', 'x')).rejects.toThrow('ERR value is not an integer');
+    await expect(redis.call('SET', 'k', 'v', 'EX', '10', 'PX', '10')).rejects.toThrow('ERR syntax error');
+    await expect(redis.call('SET', 'k', 'v', 'EX')).rejects.toThrow('ERR syntax error');
+    await expect(redis.call('EXPIRE', 'k', '10', 'NX', 'GT')).rejects.toThrow('not compatible');
+    await expect(redis.call('EXPIRE', 'k', '10', 'GT', 'LT')).rejects.toThrow('not compatible');
+    await expect(redis.call('EXPIRE', 'k', '10', 'FOO')).rejects.toThrow('ERR Unsupported option FOO');
     await expect(redis.incrby('n2', 'x' as unknown as number)).rejects.toThrow(
       'ERR value is not an integer or out of range',
     );

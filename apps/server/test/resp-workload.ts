@@ -1,0 +1,137 @@
+/**
+ * The concurrent Redis workload of the RESP tests and the model its history is checked against: each
+ * connection runs GET, SET, APPEND, DEL, CAS (SET IFEQ / SET NX after a GET) and INCRBY/GET on counters,
+ * recording every call with its answer, or without one when the outcome is unknown (an error).
+ */
+import { defineModel, type OperationSpec } from '@paxkv/linearizability-checker';
+import type { Redis } from 'ioredis';
+
+/** The input of one recorded operation. */
+export type LinInput = { f: string; key: string; value?: string; expected?: string | null; by?: number };
+/** The output of one recorded operation (undefined: unknown outcome). */
+export type LinOutput = { value?: string | null | number; existed?: boolean; ok?: boolean };
+
+/**
+ * A per-key string register with the operations the workload sends through Redis: get, put (SET),
+ * append (APPEND), delete (DEL), cas (SET IFEQ / SET NX) and incr (INCRBY: the stored text read as an
+ * integer, absent = 0). Output undefined = unknown outcome: the effect may apply.
+ */
+export const redisModel = defineModel<string | null, LinInput, LinOutput>({
+  name: 'redis-strings',
+  init: () => null,
+  partition: (i) => i.key,
+  readOnly: (i) => i.f === 'get',
+  step(s, i, o) {
+    switch (i.f) {
+      case 'get':
+        return o === undefined || o.value === s ? { ok: true, state: s } : { ok: false };
+      case 'put':
+        return { ok: true, state: i.value as string };
+      case 'append':
+        return { ok: true, state: (s ?? '') + (i.value as string) };
+      case 'delete':
+        return o?.existed !== undefined && o.existed !== (s !== null)
+          ? { ok: false }
+          : { ok: true, state: null };
+      case 'cas': {
+        const matches = i.expected === null ? s === null : s === i.expected;
+        if (o?.ok !== undefined && o.ok !== matches) return { ok: false };
+        return { ok: true, state: matches ? (i.value as string) : s };
+      }
+      case 'incr': {
+        const next = Number(s ?? '0') + (i.by as number);
+        if (o !== undefined && o.value !== next) return { ok: false };
+        return { ok: true, state: String(next) };
+      }
+      default:
+        return { ok: false };
+    }
+  },
+});
+
+/** Options of {@link redisWorkload}. */
+export interface RedisWorkloadOptions {
+  /** The string keys (counters are `<first key>:n0` and `:n1`). */
+  readonly keys: readonly string[];
+  /** Operations per connection, unless `until` is given. */
+  readonly opsPerClient?: number;
+  /** Keep going until this returns true (checked before each operation). */
+  readonly until?: () => boolean;
+  /** Called after each operation with whether it was answered. */
+  readonly onOp?: (answered: boolean) => void;
+  /** Time origin of the history (default: the call). */
+  readonly t0?: number;
+}
+
+/**
+ * Runs the workload on every connection at once and resolves with the history. A connection that is
+ * no longer `ready` after an error (its server went away) stops: its last operation is recorded
+ * without an answer.
+ */
+export async function redisWorkload(
+  conns: readonly Redis[],
+  options: RedisWorkloadOptions,
+): Promise<OperationSpec<LinInput, LinOutput>[]> {
+  const { keys } = options;
+  const t0 = options.t0 ?? performance.now();
+  const now = () => performance.now() - t0;
+  const ops: OperationSpec<LinInput, LinOutput>[] = [];
+  const counters = [`${keys[0]}:n0`, `${keys[0]}:n1`];
+  let counter = 0;
+  const more = (n: number) => (options.until ? !options.until() : n < (options.opsPerClient ?? 60));
+  await Promise.all(
+    conns.map(async (r, process) => {
+      for (let n = 0; more(n); n++) {
+        const key = keys[(process + n * 7) % keys.length] as string;
+        const pick = (process * 31 + n * 17) % 10;
+        const value = `p${process}.${n}.${counter++}`;
+        const call = now();
+        let input: LinInput = { f: 'get', key };
+        let output: LinOutput | undefined;
+        try {
+          if (n % 5 === 4) {
+            // Counters get INCRBY and GET only (an INCR of a text value is an error, not an operation).
+            const c = counters[process % 2] as string;
+            if (pick < 3) {
+              input = { f: 'get', key: c };
+              output = { value: await r.get(c) };
+            } else {
+              const by = 1 + (n % 3);
+              input = { f: 'incr', key: c, by };
+              output = { value: await r.incrby(c, by) };
+            }
+          } else if (pick < 4) {
+            input = { f: 'get', key };
+            output = { value: await r.get(key) };
+          } else if (pick < 7) {
+            input = { f: 'put', key, value };
+            await r.set(key, value);
+            output = {};
+          } else if (pick < 8) {
+            input = { f: 'append', key, value };
+            await r.append(key, value);
+            output = {};
+          } else if (pick < 9) {
+            input = { f: 'delete', key };
+            output = { existed: (await r.del(key)) === 1 };
+          } else {
+            // CAS against a value read just before: succeeds unless another client got in between.
+            const seen = await r.get(key);
+            input = { f: 'cas', key, expected: seen, value };
+            const res =
+              seen === null ? await r.set(key, value, 'NX') : await r.call('SET', key, value, 'IFEQ', seen);
+            output = { ok: res === 'OK' };
+          }
+          ops.push({ process, call, ret: now(), input, output });
+          options.onOp?.(true);
+        } catch {
+          // Unknown outcome: recorded without a return, the checker lets it take effect or not.
+          ops.push({ process, call, input });
+          options.onOp?.(false);
+          if (r.status !== 'ready') return;
+        }
+      }
+    }),
+  );
+  return ops;
+}
