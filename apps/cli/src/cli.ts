@@ -20,7 +20,18 @@ import {
 import { CommandSyntaxError, type KvCommand, parseCommand } from './commands.js';
 import { bashCompletion, SHELLS, zshCompletion } from './completion.js';
 import { openClient, statusOf } from './connect.js';
-import { parseTxnJson, type RangeCliOptions, rangeOutcome, txnOutcome, withClient } from './data-commands.js';
+import {
+  casRevisionOutcome,
+  DATA_COMMAND_USAGE,
+  parseRevisionFlag,
+  parseTxnJson,
+  type RangeCliOptions,
+  type RevisionExpectation,
+  rangeOutcome,
+  runPromptDataLine,
+  txnOutcome,
+  withClient,
+} from './data-commands.js';
 import { DEFAULT_DIAL_TIMEOUT_MS, dialAny } from './dial.js';
 import { EXIT, errorOutcome, execute, type Outcome } from './execute.js';
 import { type CommandContext, parseTtl, putWithTtl, registerLeaseCommands } from './lease-commands.js';
@@ -233,9 +244,11 @@ function rangeOptions(o: Record<string, unknown>): RangeCliOptions {
 async function prompt(servers: string[], opts: GlobalOptions, io: CliIo, banner: string): Promise<number> {
   const timeoutMs = opts.timeout ?? DEFAULT_TIMEOUT_MS;
   const client = await openClient(servers, { timeoutMs });
+  const dataClient = createClient({ servers: [...servers], requestTimeoutMs: timeoutMs });
   try {
     await runPrompt({
       client,
+      data: { run: (line) => runPromptDataLine(line, dataClient), usage: DATA_COMMAND_USAGE },
       status: () => gatherStatus(servers, timeoutMs),
       input: io.stdin as NodeJS.ReadableStream & import('node:stream').Readable,
       output: io.stdout as NodeJS.WritableStream & import('node:stream').Writable,
@@ -244,6 +257,7 @@ async function prompt(servers: string[], opts: GlobalOptions, io: CliIo, banner:
     });
   } finally {
     await client.close();
+    await dataClient.close();
   }
   return 0;
 }
@@ -465,6 +479,14 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
   };
   registerLeaseCommands(program, ctx);
   registerWatchCommands(program, ctx);
+  const casByValue = kv((a, o) => {
+    if (o.absent) {
+      if (a.length !== 2) throw new CommandSyntaxError('usage: paxkv cas <key> --absent <value>');
+      return parseCommand(['cas', a[0] as string, '--absent', a[1] as string]);
+    }
+    if (a.length !== 3) throw new CommandSyntaxError('usage: paxkv cas <key> <expected> <value>');
+    return parseCommand(['cas', ...a]);
+  });
   program
     .command('cas')
     .description(
@@ -474,16 +496,28 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
     .argument('<expectedOrValue>')
     .argument('[value]')
     .option('--absent', 'expect the key to be absent')
-    .action(
-      kv((a, o) => {
-        if (o.absent) {
-          if (a.length !== 2) throw new CommandSyntaxError('usage: paxkv cas <key> --absent <value>');
-          return parseCommand(['cas', a[0] as string, '--absent', a[1] as string]);
-        }
-        if (a.length !== 3) throw new CommandSyntaxError('usage: paxkv cas <key> <expected> <value>');
-        return parseCommand(['cas', ...a]);
-      }),
-    );
+    .option(
+      '--mod-revision <n>',
+      "cas <key> <value> --mod-revision N: only if the key's modRevision is N (0: absent)",
+    )
+    .option('--version <n>', "cas <key> <value> --version N: only if the key's version is N (0: absent)")
+    .action(async (...all: unknown[]) => {
+      const cmd = all[all.length - 1] as Command;
+      const o = cmd.opts<Record<string, unknown>>();
+      if (o.modRevision === undefined && o.version === undefined) return casByValue(...all);
+      const a = cmd.args;
+      if (a.length !== 2 || (o.modRevision !== undefined && o.version !== undefined) || o.absent) {
+        throw new CommandSyntaxError('usage: paxkv cas <key> <value> --mod-revision N | --version N');
+      }
+      const expect: RevisionExpectation =
+        o.modRevision !== undefined
+          ? { modRevision: parseRevisionFlag('--mod-revision', o.modRevision) }
+          : { version: parseRevisionFlag('--version', o.version) };
+      const [key, value] = a as [string, string];
+      exitCode = await oneShotData('cas', program.opts<GlobalOptions>(), io, async (c) =>
+        casRevisionOutcome(key, expect, await c.cas(key, expect, value)),
+      );
+    });
   program
     .command('delete')
     .alias('del')

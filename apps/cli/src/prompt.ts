@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { CommandSyntaxError, helpText, parseLine } from './commands.js';
-import { displayValue, execute, type KvClientPort, type StatusReader } from './execute.js';
+import { displayValue, execute, type KvClientPort, type Outcome, type StatusReader } from './execute.js';
 
 /** Options of {@link runPrompt}. */
 export interface PromptOptions {
@@ -23,6 +23,15 @@ export interface PromptOptions {
   readonly promptText?: string;
   /** A line printed once at start (e.g. which cluster the prompt is connected to). */
   readonly banner?: string;
+  /**
+   * More commands (`range`, `txn`, revision `cas`: see `data-commands.ts`): `run` resolves the
+   * outcome of a line it handles, `undefined` for any other; `usage` lines are added to `help`.
+   * Default none.
+   */
+  readonly data?: {
+    readonly run: (line: string) => Promise<Outcome | undefined>;
+    readonly usage: readonly string[];
+  };
 }
 
 /** Reads the history file, newest line first (readline's order). */
@@ -89,11 +98,19 @@ export async function runPrompt(options: PromptOptions): Promise<void> {
     if (trimmed.length > 0) saveHistoryLine(options.historyFile, trimmed, size);
     let stop = false;
     try {
-      const command = parseLine(trimmed);
-      if (command === null) {
+      const dataOutcome = trimmed.length > 0 && options.data ? await options.data.run(trimmed) : undefined;
+      const command = dataOutcome === undefined ? parseLine(trimmed) : null;
+      if (dataOutcome !== undefined) {
+        print(
+          dataOutcome.exitCode === 0
+            ? String(dataOutcome.stdout)
+            : dataOutcome.stderr || String(dataOutcome.stdout),
+        );
+      } else if (command === null) {
         // empty line
       } else if (command.kind === 'help') {
         print(helpText(command.topic));
+        if (command.topic === null && options.data) print(options.data.usage.map((u) => `  ${u}`).join('\n'));
       } else if (command.kind === 'exit') {
         stop = true;
       } else {

@@ -10,6 +10,17 @@ import { ServerMetrics } from './metrics.js';
 async function exposition(): Promise<string> {
   const m = new ServerMetrics();
   m.observeOp('put', 'ok', 0.002);
+  m.observeKvResult(
+    {
+      op: 'txn',
+      succeeded: true,
+      results: [{ op: 'put', key: '{a}x', created: true, createRevision: 3, modRevision: 3, version: 1 }],
+      revision: 3,
+      partition: 0,
+    },
+    2,
+  );
+  m.observeKvResult({ op: 'range', kvs: [], more: true, revision: 3, partition: 0 }, 0);
   return m.render();
 }
 
@@ -64,6 +75,14 @@ describe('/metrics exposition', () => {
     expect(text).not.toMatch(/process_process_|paxkv_process_/);
     expect(text).toMatch(/^process_cpu_seconds_total /m);
     expect(lint(text)).toEqual([]);
+  });
+
+  it('counts transactions by outcome and size, and range reads by keys returned', async () => {
+    const text = await exposition();
+    expect(text).toMatch(/^paxkv_txn_total\{outcome="succeeded"\} 1$/m);
+    expect(text).toMatch(/^paxkv_txn_operations_sum 3$/m); // 2 compares + 1 put
+    expect(text).toMatch(/^paxkv_range_keys_count 1$/m);
+    expect(text).toMatch(/^paxkv_range_truncated_total 1$/m);
   });
 
   it('the checker itself catches what it must', () => {

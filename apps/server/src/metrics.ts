@@ -2,6 +2,7 @@
  * Prometheus metrics of one server (prom-client, one private registry per server so that tests can run
  * several servers in one process).
  */
+import type { KvResult } from '@paxkv/common';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Latency buckets in seconds for client operations: 100 µs .. 10 s. */
@@ -148,6 +149,37 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Transactions answered to clients that contacted this server (a forwarded request is counted where
+   * the client sent it, once), by the branch that ran: `succeeded` (every compare held) or `failed`.
+   */
+  readonly txns = new Counter({
+    name: 'paxkv_txn_total',
+    help: 'Transactions answered to clients of this server, by outcome (succeeded: the success branch ran; failed: the failure branch)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  /** Compares plus branch operations of each transaction answered (counted as {@link txns}). */
+  readonly txnOps = new Histogram({
+    name: 'paxkv_txn_operations',
+    help: 'Compares plus operations of the branch that ran, per transaction answered to clients of this server',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [this.registry],
+  });
+  /** Keys returned per range read answered (counted as {@link txns}). */
+  readonly rangeKeys = new Histogram({
+    name: 'paxkv_range_keys',
+    help: 'Keys returned per range read answered to clients of this server',
+    buckets: [0, 1, 10, 100, 1000, 10000, 100000],
+    registers: [this.registry],
+  });
+  /** Range reads answered with `more` (the page was cut by the limit or the response size). */
+  readonly rangeTruncated = new Counter({
+    name: 'paxkv_range_truncated_total',
+    help: 'Range reads answered to clients of this server with more keys left (limit or response size reached)',
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true)
       // The standard names (`process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`...) that every
@@ -167,6 +199,21 @@ export class ServerMetrics {
   observeOp(op: string, result: string, seconds: number): void {
     this.ops.inc({ op, result });
     this.opLatency.observe({ op }, seconds);
+  }
+
+  /**
+   * Records what a transaction or a range answered (other results are counted by {@link observeOp}
+   * only): outcome and size of a `txn`, keys of a `range`.
+   * @param compares - the transaction's compare count (0 for other operations).
+   */
+  observeKvResult(result: KvResult, compares: number): void {
+    if (result.op === 'txn') {
+      this.txns.inc({ outcome: result.succeeded ? 'succeeded' : 'failed' });
+      this.txnOps.observe(compares + result.results.length);
+    } else if (result.op === 'range') {
+      this.rangeKeys.observe(result.kvs.length);
+      if (result.more) this.rangeTruncated.inc();
+    }
   }
 
   /** The Prometheus text exposition of every metric. */

@@ -153,6 +153,8 @@ export class RequestPath {
           break;
         case 'kv': {
           const r = await this.executeKv(request, origin.forwarded);
+          if (!origin.forwarded)
+            ctx.metrics.observeKvResult(r.result, request.op.op === 'txn' ? request.op.compare.length : 0);
           reply = { type: 'kv.ok', id: request.id, result: r.result, ...(r.stale ? { stale: true } : {}) };
           break;
         }

@@ -8,7 +8,7 @@ import { Etcd3 } from 'etcd3';
 import { ClusterUnavailableError, fetchMetricSum, type LocalCluster, type TargetOptions } from './cluster.js';
 import type { EtcdEndpoints } from './options.js';
 import { type ServerProcess, startServer, stopServer, waitFor, waitPortOpen } from './processes.js';
-import type { CasOutcome, Target } from './target.js';
+import { type CasOutcome, type Target, TXN_SENTINEL_VERSION } from './target.js';
 
 /** Hint printed when no `etcd` binary is on the PATH. */
 export const ETCD_INSTALL_HINT =
@@ -291,7 +291,8 @@ class EtcdCluster implements LocalCluster {
 /**
  * {@link Target} over the `etcd3` client: `put` = Put, `get` = linearizable Range (etcd's default),
  * `cas` = a Txn comparing the value (or, for "absent", the create revision with 0), whose else
- * branch reads the current value.
+ * branch reads the current value, `txn` = a Txn of 2 Version compares and 2 Puts, `range` = a
+ * linearizable Range with a limit.
  */
 export class EtcdTarget implements Target {
   readonly system = 'etcd';
@@ -314,6 +315,19 @@ export class EtcdTarget implements Target {
     if (res.succeeded) return { applied: true };
     const kv = res.responses[0]?.response_range?.kvs[0];
     return { applied: false, current: kv === undefined ? null : kv.value.toString() };
+  }
+
+  async txn(keyA: string, keyB: string, valueA: string, valueB: string): Promise<void> {
+    await this.client
+      .if(keyA, 'Version', '!=', TXN_SENTINEL_VERSION)
+      .and(keyB, 'Version', '!=', TXN_SENTINEL_VERSION)
+      .then(this.client.put(keyA).value(valueA), this.client.put(keyB).value(valueB))
+      .commit();
+  }
+
+  async range(start: string, end: string, limit: number): Promise<number> {
+    const r = await this.client.getAll().inRange({ start, end }).limit(limit).exec();
+    return r.kvs.length;
   }
 
   async close(): Promise<void> {

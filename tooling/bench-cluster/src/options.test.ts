@@ -11,7 +11,7 @@ describe('parseBenchArgs', () => {
   it('gives the documented defaults without flags', () => {
     expect(options([])).toEqual(DEFAULT_BENCH_OPTIONS);
     expect(DEFAULT_BENCH_OPTIONS.concurrency).toEqual([1, 16, 64, 256]);
-    expect(DEFAULT_BENCH_OPTIONS.workloads).toEqual(['put', 'get', 'mixed', 'cas']);
+    expect(DEFAULT_BENCH_OPTIONS.workloads).toEqual(['put', 'get', 'mixed', 'cas', 'txn', 'range']);
   });
 
   it('parses lists, durations, numbers and switches', () => {

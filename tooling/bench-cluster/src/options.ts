@@ -6,11 +6,12 @@ export const SYSTEM_NAMES = ['paxkv', 'etcd'] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 
 /** The workloads of the side-by-side table. */
-export const WORKLOAD_NAMES = ['put', 'get', 'mixed', 'cas'] as const;
+export const WORKLOAD_NAMES = ['put', 'get', 'mixed', 'cas', 'txn', 'range'] as const;
 /**
  * One of {@link WORKLOAD_NAMES}: `put` writes random keys, `get` reads preloaded keys linearizably,
  * `mixed` is 50% `get` / 50% `put`, `cas` compare-and-sets preloaded keys against the value this load
- * generator last wrote there.
+ * generator last wrote there, `txn` is a transaction of 2 compares and 2 puts on two keys of one hash
+ * tag, `range` a linearizable read of 100 keys of one hash tag.
  */
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
 
@@ -24,7 +25,7 @@ export type EtcdEndpoints = 'all' | 'leader';
 export interface BenchOptions {
   /** Systems to run, one after the other, never both at once. Default `['paxkv', 'etcd']`. */
   readonly systems: readonly SystemName[];
-  /** Workloads of the table. Default: all four. */
+  /** Workloads of the table. Default: all six. */
   readonly workloads: readonly WorkloadName[];
   /** Closed-loop client concurrencies (requests in flight). Default `[1, 16, 64, 256]`. */
   readonly concurrency: readonly number[];
@@ -96,7 +97,7 @@ export interface BenchOptions {
 /** The defaults of {@link BenchOptions}. */
 export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   systems: ['paxkv', 'etcd'],
-  workloads: ['put', 'get', 'mixed', 'cas'],
+  workloads: ['put', 'get', 'mixed', 'cas', 'txn', 'range'],
   concurrency: [1, 16, 64, 256],
   durationMs: 5_000,
   warmupMs: 1_000,
@@ -140,7 +141,7 @@ Starts a local 3-server paxkv cluster and (when \`etcd\` is on the PATH) a local
 cluster, one after the other, and drives each with the same Node load generator.
 
   --systems LIST          paxkv,etcd (default both)
-  --workloads LIST        put,get,mixed,cas (default all)
+  --workloads LIST        put,get,mixed,cas,txn,range (default all)
   --concurrency LIST      requests in flight, e.g. 1,16,64,256 (default)
   --duration TIME         measured time per cell: 5s (default), 500ms, 2m
   --warmup TIME           unmeasured warm-up per cell (default 1s)

@@ -1,6 +1,6 @@
 import { createClient, type PaxkvClient } from '@paxkv/client';
 import type { TargetOptions } from './cluster.js';
-import type { CasOutcome, Target } from './target.js';
+import { type CasOutcome, type Target, TXN_SENTINEL_VERSION } from './target.js';
 
 function asString(v: string | Uint8Array | null): string | null {
   if (v === null || typeof v === 'string') return v;
@@ -27,6 +27,20 @@ export class PaxkvTarget implements Target {
     const r = await this.client.cas(key, expected, value);
     if (r.outcome === 'applied') return { applied: true };
     return { applied: false, current: asString(r.current) };
+  }
+
+  async txn(keyA: string, keyB: string, valueA: string, valueB: string): Promise<void> {
+    await this.client.txn({
+      compare: [
+        { key: keyA, target: 'version', op: '!=', value: TXN_SENTINEL_VERSION },
+        { key: keyB, target: 'version', op: '!=', value: TXN_SENTINEL_VERSION },
+      ],
+      success: [{ put: { key: keyA, value: valueA } }, { put: { key: keyB, value: valueB } }],
+    });
+  }
+
+  async range(start: string, end: string, limit: number): Promise<number> {
+    return (await this.client.range(start, end, { limit })).kvs.length;
   }
 
   async close(): Promise<void> {

@@ -22,7 +22,7 @@ import {
 } from './report.js';
 import { measureRestartAll } from './restart-all.js';
 import { measureStability } from './stability.js';
-import { keyOf, preloadValue, WorkloadState } from './workload.js';
+import { keyOf, preloadValue, RANGE_KEYS, rangeKeyOf, WorkloadState } from './workload.js';
 
 /** Where the benchmark writes: the report to `out`, progress to `log`. */
 export interface BenchIo {
@@ -89,6 +89,12 @@ export async function runSystem(system: SystemName, options: BenchOptions, io: B
         concurrency: options.loadConcurrency,
         keyOf,
       });
+      if (options.workloads.includes('range')) {
+        await loadKeys(target, RANGE_KEYS, () => preloadValue(options.valueBytes), {
+          concurrency: options.loadConcurrency,
+          keyOf: rangeKeyOf,
+        });
+      }
       io.log(`${system}: preloaded ${options.preloadKeys} keys in ${Math.round(performance.now() - tp)} ms`);
       const state = new WorkloadState(params);
       for (const workload of options.workloads) {

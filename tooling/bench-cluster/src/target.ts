@@ -16,6 +16,17 @@ export interface Target {
    * can retry with a fresh expectation, as a real CAS loop does); rejects on failure.
    */
   cas(key: string, expected: string | null, value: string): Promise<CasOutcome>;
+  /**
+   * A transaction of 2 compares and 2 puts: if neither key's version equals {@link TXN_SENTINEL_VERSION}
+   * (always true: the compares are evaluated, never fail) write `valueA` to `keyA` and `valueB` to
+   * `keyB`, atomically. The keys share a hash tag (one paxkv partition). Rejects on failure.
+   */
+  txn(keyA: string, keyB: string, valueA: string, valueB: string): Promise<void>;
+  /**
+   * A linearizable read of the keys `start <= key < end`, at most `limit` of them, with values (in
+   * paxkv: one hash tag, so one partition at one revision). Resolves the number of keys read.
+   */
+  range(start: string, end: string, limit: number): Promise<number>;
   /** Closes the client's connections. */
   close(): Promise<void>;
 }
@@ -27,3 +38,6 @@ export interface CasOutcome {
   /** On a mismatch, the value found (`null`: absent); on success, `undefined`. */
   readonly current?: string | null;
 }
+
+/** The version the `txn` workload's compares test against (`!=`): no key reaches it in a run. */
+export const TXN_SENTINEL_VERSION = 999_999_999;

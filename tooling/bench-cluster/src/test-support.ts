@@ -34,5 +34,14 @@ export class InMemoryTarget implements Target {
     this.data.set(key, value);
     return { applied: true };
   }
+  async txn(keyA: string, keyB: string, valueA: string, valueB: string): Promise<void> {
+    await this.enter();
+    this.data.set(keyA, valueA);
+    this.data.set(keyB, valueB);
+  }
+  async range(start: string, end: string, limit: number): Promise<number> {
+    await this.enter();
+    return [...this.data.keys()].filter((k) => k >= start && k < end).slice(0, limit).length;
+  }
   async close(): Promise<void> {}
 }

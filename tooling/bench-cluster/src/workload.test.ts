@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { InMemoryTarget } from './test-support.js';
-import { keyOf, makeOperation, makeValue, preloadValue, WorkloadState, XorShift32 } from './workload.js';
+import {
+  keyOf,
+  makeOperation,
+  makeValue,
+  preloadValue,
+  RANGE_KEYS,
+  rangeKeyOf,
+  txnKeysOf,
+  WorkloadState,
+  XorShift32,
+} from './workload.js';
 
 describe('keys and values', () => {
   it('keys are 8 bytes', () => {
@@ -67,5 +77,21 @@ describe('makeOperation', () => {
     const kinds: string[] = [];
     for (let i = 0; i < 2_000; i++) kinds.push(await cas());
     expect(kinds.filter((k) => k === 'cas-mismatch')).toHaveLength(1);
+  });
+
+  it('txn writes both keys of one hash tag; range reads the 100 preloaded keys of its tag', async () => {
+    const t = new InMemoryTarget();
+    const txn = makeOperation('txn', t, params, new WorkloadState(params), new XorShift32(5));
+    for (let i = 0; i < 100; i++) expect(await txn()).toBe('txn');
+    const keys = [...t.data.keys()].sort();
+    expect(keys.length % 2).toBe(0);
+    for (let i = 0; i < keys.length; i += 2) {
+      expect(keys[i]?.slice(0, -1)).toBe(keys[i + 1]?.slice(0, -1)); // {tNNN}a, {tNNN}b
+    }
+    expect(txnKeysOf(3)).toEqual(['{t0000003}a', '{t0000003}b']);
+    const range = makeOperation('range', t, params, new WorkloadState(params), new XorShift32(6));
+    await expect(range()).rejects.toThrow(/expected the 100 preloaded/);
+    for (let i = 0; i < RANGE_KEYS + 5; i++) t.data.set(rangeKeyOf(i), 'x');
+    expect(await range()).toBe('range');
   });
 });

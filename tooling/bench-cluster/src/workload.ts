@@ -44,7 +44,24 @@ export class XorShift32 {
 }
 
 /** What one operation of a workload did, for the report. */
-export type OpKind = 'put' | 'get' | 'cas-applied' | 'cas-mismatch';
+export type OpKind = 'put' | 'get' | 'cas-applied' | 'cas-mismatch' | 'txn' | 'range';
+
+/** Keys the `range` workload reads (preloaded): `{r}:k0000000` .. `{r}:k0000099`, one hash tag. */
+export const RANGE_KEYS = 100;
+/** The range workload's `start` (every key of the tag `r`) and `end`. */
+export const RANGE_START = '{r}:';
+export const RANGE_END = '{r};';
+
+/** Key `i` of the `range` workload. */
+export function rangeKeyOf(i: number): string {
+  return RANGE_START + keyOf(i);
+}
+
+/** The two keys of transaction pair `i`: `{t0000042}a` and `{t0000042}b` (one hash tag). */
+export function txnKeysOf(i: number): [string, string] {
+  const tag = `{t${String(i).padStart(KEY_DIGITS, '0')}}`;
+  return [`${tag}a`, `${tag}b`];
+}
 
 /** Parameters every workload shares. */
 export interface WorkloadParams {
@@ -118,6 +135,18 @@ export function makeOperation(
       return get;
     case 'mixed':
       return () => ((rng.next() & 1) === 0 ? get() : put());
+    case 'txn':
+      return async () => {
+        const [a, b] = txnKeysOf(rng.int(params.keySpace));
+        await target.txn(a, b, putValue, putValue);
+        return 'txn';
+      };
+    case 'range':
+      return async () => {
+        const n = await target.range(RANGE_START, RANGE_END, RANGE_KEYS);
+        if (n !== RANGE_KEYS) throw new Error(`range read ${n} keys, expected the ${RANGE_KEYS} preloaded`);
+        return 'range';
+      };
     case 'cas':
       return async () => {
         const i = rng.int(params.preloadKeys);
