@@ -35,6 +35,7 @@ import {
 import { DEFAULT_DIAL_TIMEOUT_MS, dialAny } from './dial.js';
 import { EXIT, errorOutcome, execute, type Outcome } from './execute.js';
 import { type CommandContext, parseTtl, putWithTtl, registerLeaseCommands } from './lease-commands.js';
+import { registerMemberCommands } from './member-commands.js';
 import { runPrompt } from './prompt.js';
 import { formatSummary, readSnapshotFile, restoreSnapshot, saveSnapshot } from './snapshot-commands.js';
 import { SnapshotFileError } from './snapshot-file.js';
@@ -46,7 +47,6 @@ import {
   endpointStatus,
   formatEndpointStatus,
   formatHealth,
-  formatMembers,
   OUTPUT_FORMATS,
   type OutputFormat,
   renderSimple,
@@ -684,20 +684,20 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
       if (rows.some((r) => r.error !== undefined)) exitCode = 1;
     });
 
-  const member = program.command('member').description('cluster membership (read-only for now)');
-  member
-    .command('list')
-    .description('the servers of the cluster: node id, address, state (alive, suspected, spare), reachable')
-    .action(async () => {
-      const global = program.opts<GlobalOptions>();
-      const servers = resolveServers(global, io);
+  // Membership commands (apps/cli/src/member-commands.ts).
+  registerMemberCommands(program, {
+    io,
+    servers: () => {
+      const servers = resolveServers(program.opts<GlobalOptions>(), io);
       if (!servers) throw noServers();
-      const view = await gatherStatus(servers, global.timeout ?? DEFAULT_TIMEOUT_MS);
-      if (view.servers.every((s) => !s.reachable)) {
-        throw new UsageError(`no server answered (${servers.join(', ')}): is the cluster running?`);
-      }
-      io.stdout.write(`${formatMembers(view, formatOf(global))}\n`);
-    });
+      return servers;
+    },
+    timeoutMs: () => program.opts<GlobalOptions>().timeout ?? DEFAULT_TIMEOUT_MS,
+    format: () => formatOf(program.opts<GlobalOptions>()),
+    setExitCode: (code) => {
+      exitCode = code;
+    },
+  });
 
   const snapshot = program
     .command('snapshot')

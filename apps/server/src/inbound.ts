@@ -272,7 +272,8 @@ export class InboundConnections {
         case 'status':
         case 'member.list':
         case 'member.add':
-        case 'member.remove': {
+        case 'member.remove':
+        case 'member.seed': {
           const parsed = conn.kind === 'peer' ? parsePeerMessage(value) : parseClientRequest(value);
           if (!parsed.ok) {
             this.reject(conn, parsed.error, parsed.id);

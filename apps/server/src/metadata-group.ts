@@ -16,9 +16,10 @@
  *   pull it (`member.list` with `since`) from a metadata replica, or any member, over their peer links.
  *   A newer table is adopted through the {@link GroupHost} (versions only grow). `lookup`, `status` and
  *   `member.list` are answered from that copy.
- * - **The bootstrap server is no longer special once the cluster is up.** It writes the first version
- *   (the table it built and the spares it registered, "the seed") as the metadata group's leader and
- *   then hands over: from then on any server takes check-ins (`checkin` registers the server through
+ * - **The bootstrap server is no longer special once the cluster is up.** It stops taking check-ins,
+ *   writes the first version (the table it built and the spares it registered, "the seed", a
+ *   `member.seed` request accepted only from a peer) through the metadata group's leader, and so hands
+ *   over: from then on any server takes check-ins (`checkin` registers the server through
  *   the metadata group; a late server becomes a spare) and the bootstrap server can fail for good.
  * - **Failure detector.** Every server keeps a link to every member; a member whose link has been
  *   down for longer than {@link MetadataService.suspectAfterMs} is `suspected`. On the metadata leader,
@@ -54,6 +55,7 @@ import {
   NotReadyError,
   type ReplicaMove,
   type ServerResponse,
+  UnauthenticatedError,
   UnavailableError,
 } from '@paxkv/common';
 import type { BootstrapRole, MemberChannel } from './bootstrap-role.js';
@@ -114,6 +116,7 @@ export class MetadataService {
   private opening = false;
   private refreshing = false;
   private leading = false;
+  private seeding = false;
   private pullTurn = 0;
   /** Serialises the changes this server proposes (each one a read + compare-and-set). */
   private proposing: Promise<unknown> = Promise.resolve();
@@ -205,6 +208,9 @@ export class MetadataService {
     this.detect();
     void this.openIfReplica();
     void this.refresh();
+    const bootstrap = this.deps.bootstrap;
+    if (bootstrap.isCoordinator && this.metadata && !bootstrap.handedOver) bootstrap.handOver(true);
+    void this.seedFromCoordinator();
     void this.lead();
   }
 
@@ -243,6 +249,26 @@ export class MetadataService {
   /** Answers a membership request (see the module comment). Never rejects. */
   async execute(request: MemberRequest, origin: RequestOrigin): Promise<ServerResponse> {
     try {
+      if (request.type === 'member.seed') {
+        if (!origin.forwarded) {
+          throw new UnauthenticatedError({
+            reason: 'member.seed is accepted only from a server of the cluster (the bootstrap server)',
+          });
+        }
+        const seed = request.metadata;
+        const stored = await this.deps.requests().routeToPartition<ClusterMetadata>({
+          partition: METADATA_PARTITION,
+          replicas: this.metaReplicas() ?? [],
+          name: 'member.seed',
+          retrySafe: true,
+          forwarded: true,
+          wire: request,
+          runLocal: (group) => this.writeSeed(group, seed),
+          fromReply: () => undefined,
+        });
+        this.adopt(stored);
+        return { type: 'member.list.ok', id: request.id, metadata: stored, members: this.members() };
+      }
       if (request.type === 'member.list') {
         const m = this.metadata;
         const fresh = m !== null && (request.since === undefined || m.table.version > request.since);
@@ -276,6 +302,7 @@ export class MetadataService {
     const out = await this.change(group, (m) => {
       if (request.type === 'member.add') return addMember(m, request.address, request.nodeId);
       if (request.type === 'member.remove') return removeMember(m, request.node);
+      // member.list and member.seed never get here (answered in `execute`).
       throw new BadRequestError({ field: 'type', problem: `${request.type} changes nothing` });
     });
     return {
@@ -434,21 +461,12 @@ export class MetadataService {
     }
   }
 
-  /** The metadata leader's duties: the seed, the hand-over, and replica moves. */
+  /** The metadata leader's duty: replica moves. */
   private async lead(): Promise<void> {
     const group = this.group;
     if (group?.role !== 'leader' || group.isolated || this.leading) return;
     this.leading = true;
     try {
-      const bootstrap = this.deps.bootstrap;
-      if (!this.metadata) {
-        if (bootstrap.isCoordinator && this.ctx.table) await this.seed(group);
-        return;
-      }
-      if (bootstrap.isCoordinator && !bootstrap.handedOver) {
-        bootstrap.handOver(true);
-        this.ctx.log.info({}, 'the cluster metadata is replicated: check-ins go through the metadata group');
-      }
       await this.moveReplicas(group);
     } catch (e) {
       this.ctx.log.debug({ err: (e as Error).message }, 'metadata leader duty failed; retrying');
@@ -458,40 +476,70 @@ export class MetadataService {
   }
 
   /**
-   * Writes the first version: the bootstrap server's table and spares. The coordinator stops taking
-   * check-ins first, so that its table and spares cannot change after they were copied.
+   * On the bootstrap server, until the metadata exists: stops taking check-ins (so that its table and
+   * spares cannot change after they were copied) and writes the first version, its table and spares,
+   * through the metadata group's leader (`member.seed`, forwarded when the leader is another server).
+   * Takes check-ins again if the write failed.
    */
-  private async seed(group: ReplicaGroupPort): Promise<void> {
+  private async seedFromCoordinator(): Promise<void> {
     const bootstrap = this.deps.bootstrap;
     const table = this.ctx.table;
-    if (!table) return;
+    if (!bootstrap.isCoordinator || this.metadata || this.seeding || !table) return;
+    const replicas = this.metaReplicas();
+    if (!replicas) return;
+    this.seeding = true;
     bootstrap.handOver(true);
-    const seed = ClusterMetadataSchema.parse(seedMetadata(table, bootstrap.sparesForSeed()));
-    let r: Awaited<ReturnType<ReplicaGroupPort['submit']>>;
     try {
-      r = await group.submit(
-        {
-          op: 'txn',
-          compare: [{ key: METADATA_KEY, target: 'exists', op: '=', value: false }],
-          success: [{ put: { key: METADATA_KEY, value: JSON.stringify(seed) } }],
-          failure: [{ get: { key: METADATA_KEY } }],
-        },
-        { consistency: 'linearizable' },
+      const seed = ClusterMetadataSchema.parse(seedMetadata(table, bootstrap.sparesForSeed()));
+      const stored = await this.deps.requests().routeToPartition<ClusterMetadata>({
+        partition: METADATA_PARTITION,
+        replicas,
+        name: 'member.seed',
+        // Writing the seed twice is harmless: the second finds the first.
+        retrySafe: true,
+        forwarded: false,
+        wire: { type: 'member.seed', id: 0, metadata: seed },
+        runLocal: (group) => this.writeSeed(group, seed),
+        fromReply: (reply) =>
+          reply.type === 'member.list.ok' && reply.metadata ? reply.metadata : undefined,
+      });
+      this.adopt(stored);
+      this.ctx.log.info(
+        { version: stored.table.version },
+        'the cluster metadata is replicated: check-ins go through the metadata group',
       );
     } catch (e) {
-      // Not written (lost leadership, timeout): take check-ins again until the next attempt. A write
-      // whose outcome is unknown is found by the next read (the compare makes a second seed a no-op).
       if (!this.metadata) bootstrap.handOver(false);
-      throw e;
+      this.ctx.log.debug(
+        { err: (e as Error).message },
+        'cannot write the first cluster metadata yet; retrying',
+      );
+    } finally {
+      this.seeding = false;
     }
-    if (r.op !== 'txn') return;
+  }
+
+  /** Writes `seed` on the local replica (the leader) unless metadata exists; returns what is stored. */
+  private async writeSeed(group: ReplicaGroupPort, seed: ClusterMetadata): Promise<ClusterMetadata> {
+    const r = await group.submit(
+      {
+        op: 'txn',
+        compare: [{ key: METADATA_KEY, target: 'exists', op: '=', value: false }],
+        success: [{ put: { key: METADATA_KEY, value: JSON.stringify(seed) } }],
+        failure: [{ get: { key: METADATA_KEY } }],
+      },
+      { consistency: 'linearizable' },
+    );
+    if (r.op !== 'txn') throw new InternalError({ reason: 'unexpected result writing the metadata' });
     if (r.succeeded) {
       this.ctx.log.info({ version: seed.table.version }, 'wrote the first version of the cluster metadata');
-      this.adopt(seed);
-      return;
+      return seed;
     }
     const found = r.results[0];
-    if (found?.op === 'get' && found.value !== null) this.adopt(parseMetadata(found.value));
+    if (found?.op !== 'get' || found.value === null) {
+      throw new InternalError({ reason: 'the cluster metadata exists but could not be read' });
+    }
+    return parseMetadata(found.value);
   }
 
   private async moveReplicas(group: ReplicaGroupPort): Promise<void> {

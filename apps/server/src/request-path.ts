@@ -145,6 +145,7 @@ export class RequestPath {
         case 'member.list':
         case 'member.add':
         case 'member.remove':
+        case 'member.seed':
           reply = await this.deps.memberRequest(request, origin);
           if (reply.type === 'error') {
             ctx.metrics.observeOp(op, reply.code, (ctx.now() - started) / 1000);

@@ -129,6 +129,10 @@ describe('the metadata group', () => {
       expect(String(unknown?.message)).toMatch(/not a member.*paxkv member list/);
       const bad = await admin.call({ type: 'member.add', address: 'not an address' });
       expect(bad).toMatchObject({ type: 'error', code: 'BAD_REQUEST' });
+      // The seed comes only from a peer (the bootstrap server), never from a client.
+      const current = (await memberList(node(4).address))?.metadata;
+      const forged = await admin.call({ type: 'member.seed', metadata: current });
+      expect(forged).toMatchObject({ type: 'error', code: 'UNAUTHENTICATED' });
     } finally {
       admin.close();
     }

@@ -43,3 +43,20 @@ export class InvalidLookupTableError extends BadRequestError {
     this.problems = details.problems;
   }
 }
+
+/**
+ * A membership change was refused (a removed id checking in, an address that belongs to a server
+ * holding replicas, a removal that would leave a group short, ...). Wire code `BAD_REQUEST`: sending the
+ * same change again fails again; the message says what to do instead.
+ */
+export class MembershipRefusedError extends BadRequestError {
+  /** Why, and what to do. */
+  readonly reason: string;
+  constructor(details: { field: string; reason: string }, options?: PaxkvErrorOptions) {
+    super(
+      { field: details.field, problem: details.reason },
+      { ...options, message: `membership change refused: ${details.reason}` },
+    );
+    this.reason = details.reason;
+  }
+}

@@ -1,6 +1,7 @@
-import { BadRequestError, type ClusterMetadata, ClusterMetadataSchema, type NodeId } from '@paxkv/common';
+import { type ClusterMetadata, ClusterMetadataSchema, type NodeId } from '@paxkv/common';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { MembershipRefusedError } from './errors.js';
 import {
   addMember,
   applyMove,
@@ -84,7 +85,7 @@ describe('addMember', () => {
   it('never hands the id of a server holding replicas to a server with an empty data dir', () => {
     const m = seed();
     expect(() => addMember(m, addr(2))).toThrow(/holds replicas of partitions .*remove node 2 first/);
-    expect(() => addMember(m, addr(2))).toThrow(BadRequestError);
+    expect(() => addMember(m, addr(2))).toThrow(MembershipRefusedError);
   });
 
   it('refuses an id that was removed, and never reuses ids', () => {
@@ -204,7 +205,7 @@ describe('planMoves', () => {
                 if (mv) next = applyMove(m, mv);
               }
             } catch (e) {
-              expect(e).toBeInstanceOf(BadRequestError);
+              expect(e).toBeInstanceOf(MembershipRefusedError);
             }
             if (next !== m) expect(next.table.version).toBe(before + 1);
             m = next;

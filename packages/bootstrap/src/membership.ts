@@ -20,7 +20,6 @@
  * @module
  */
 import {
-  BadRequestError,
   type ClusterMetadata,
   type GroupEntry,
   type LookupTable,
@@ -29,6 +28,7 @@ import {
   type NodeId,
   type ReplicaMove,
 } from '@paxkv/common';
+import { MembershipRefusedError } from './errors.js';
 
 /** Replicas of the metadata group when the cluster has at least that many servers. */
 export const DEFAULT_METADATA_REPLICAS = 3;
@@ -92,7 +92,7 @@ function describe(partitions: readonly number[]): string {
  * Adds the server at `address` (a check-in, or `paxkv member add`). With `nodeId` (a server that
  * checks in again with the id it was given) the member keeps its id and its address is updated.
  *
- * @throws {@link BadRequestError} when the id was removed, the address belongs to another member
+ * @throws {@link MembershipRefusedError} when the id was removed, the address belongs to another member
  *   that holds replicas (a server with an empty data dir must not take its place), or the cluster
  *   already has {@link MAX_MEMBERS} members. The message says what to do.
  */
@@ -105,9 +105,9 @@ export function addMember(m: ClusterMetadata, address: string, nodeId?: NodeId):
       if (existing.address === address)
         return { metadata: m, changed: false, node: existing, state: stateOf(m, nodeId) };
       if (byAddress) {
-        throw new BadRequestError({
+        throw new MembershipRefusedError({
           field: 'address',
-          problem: `address ${address} belongs to node ${byAddress.id}; start node ${nodeId} on another address, or remove node ${byAddress.id} first (paxkv member remove ${byAddress.id})`,
+          reason: `address ${address} belongs to node ${byAddress.id}; start node ${nodeId} on another address, or remove node ${byAddress.id} first (paxkv member remove ${byAddress.id})`,
         });
       }
       const moved = { id: nodeId, address };
@@ -115,9 +115,9 @@ export function addMember(m: ClusterMetadata, address: string, nodeId?: NodeId):
       return { metadata, changed: true, node: moved, state: stateOf(m, nodeId) };
     }
     if (nodeId < m.nextNodeId) {
-      throw new BadRequestError({
+      throw new MembershipRefusedError({
         field: 'nodeId',
-        problem: `node ${nodeId} was removed from the cluster; start this server with an empty data dir to join as a new member`,
+        reason: `node ${nodeId} was removed from the cluster; start this server with an empty data dir to join as a new member`,
       });
     }
   }
@@ -126,18 +126,18 @@ export function addMember(m: ClusterMetadata, address: string, nodeId?: NodeId):
     if (held.length === 0 && nodeId === undefined) {
       return { metadata: m, changed: false, node: byAddress, state: stateOf(m, byAddress.id) };
     }
-    throw new BadRequestError({
+    throw new MembershipRefusedError({
       field: 'address',
-      problem:
+      reason:
         held.length > 0
           ? `address ${address} is node ${byAddress.id}, which holds replicas of partitions ${describe(held)}; if the server at ${address} lost its data, remove node ${byAddress.id} first (paxkv member remove ${byAddress.id}) or start it on another port`
           : `address ${address} is node ${byAddress.id}; remove node ${byAddress.id} first (paxkv member remove ${byAddress.id}) or start this server on another port`,
     });
   }
   if (nodes.length >= MAX_MEMBERS) {
-    throw new BadRequestError({
+    throw new MembershipRefusedError({
       field: 'address',
-      problem: `the cluster already has ${MAX_MEMBERS} members (the limit); remove one first`,
+      reason: `the cluster already has ${MAX_MEMBERS} members (the limit); remove one first`,
     });
   }
   const id = nodeId ?? m.nextNodeId;
@@ -160,22 +160,22 @@ function stateOf(m: ClusterMetadata, id: NodeId): 'member' | 'draining' {
  * Removes member `node`: at once when it holds no replica, else it becomes `draining` (its replicas
  * are moved by {@link planMoves}/{@link applyMove}; it leaves with the last one).
  *
- * @throws {@link BadRequestError} when `node` is not a member, hosts the metadata group (moving the
+ * @throws {@link MembershipRefusedError} when `node` is not a member, hosts the metadata group (moving the
  *   metadata group is not supported yet), or holds a replica of a group that no other server could
  *   take over (every other member is already in the group or draining): add a server first.
  */
 export function removeMember(m: ClusterMetadata, node: NodeId): MembershipChange {
   const entry = m.table.nodes.find((n) => n.id === node);
   if (!entry) {
-    throw new BadRequestError({
+    throw new MembershipRefusedError({
       field: 'node',
-      problem: `node ${node} is not a member of the cluster; see the members with paxkv member list`,
+      reason: `node ${node} is not a member of the cluster; see the members with paxkv member list`,
     });
   }
   if (m.metaReplicas.includes(node)) {
-    throw new BadRequestError({
+    throw new MembershipRefusedError({
       field: 'node',
-      problem: `node ${node} is a replica of the metadata group (nodes ${m.metaReplicas.join(', ')}), which cannot be moved yet; remove another server, or replace node ${node} by restarting it on its data dir`,
+      reason: `node ${node} is a replica of the metadata group (nodes ${m.metaReplicas.join(', ')}), which cannot be moved yet; remove another server, or replace node ${node} by restarting it on its data dir`,
     });
   }
   const held = partitionsOf(m.table, node);
@@ -195,9 +195,9 @@ export function removeMember(m: ClusterMetadata, node: NodeId): MembershipChange
     if (!g.replicas.includes(node)) continue;
     const candidates = m.table.nodes.filter((n) => !g.replicas.includes(n.id) && !draining.has(n.id));
     if (candidates.length === 0) {
-      throw new BadRequestError({
+      throw new MembershipRefusedError({
         field: 'node',
-        problem: `removing node ${node} would leave partition ${g.partition} with ${g.replicas.length - 1} of ${g.replicas.length} replicas: no other server can take its replica; add a server first (paxkv member add HOST:PORT, or start one with --join)`,
+        reason: `removing node ${node} would leave partition ${g.partition} with ${g.replicas.length - 1} of ${g.replicas.length} replicas: no other server can take its replica; add a server first (paxkv member add HOST:PORT, or start one with --join)`,
       });
     }
   }
@@ -279,7 +279,7 @@ export function planMoves(m: ClusterMetadata, input: PlanInput): ReplicaMove[] {
  * Records that `move` starts (the receiving server opens its replica as a joiner when it sees it):
  * the move is listed in `moving` until {@link applyMove} or {@link abandonMove}.
  *
- * @throws {@link BadRequestError} when the group already has a move in progress or does not fit.
+ * @throws {@link MembershipRefusedError} when the group already has a move in progress or does not fit.
  */
 export function startMove(m: ClusterMetadata, move: ReplicaMove): ClusterMetadata {
   const g = m.table.groups.find((x) => x.partition === move.partition);
@@ -289,9 +289,9 @@ export function startMove(m: ClusterMetadata, move: ReplicaMove): ClusterMetadat
     !g.replicas.includes(move.from) ||
     g.replicas.includes(move.to)
   ) {
-    throw new BadRequestError({
+    throw new MembershipRefusedError({
       field: 'move',
-      problem: `partition ${move.partition} cannot move from node ${move.from} to node ${move.to} now (a move is in progress or the table changed); re-plan from the current metadata`,
+      reason: `partition ${move.partition} cannot move from node ${move.from} to node ${move.to} now (a move is in progress or the table changed); re-plan from the current metadata`,
     });
   }
   return bump(m, m.table, { moving: [...m.moving, move] });
@@ -308,14 +308,14 @@ export function abandonMove(m: ClusterMetadata, partition: number): ClusterMetad
  * the group's replicas, at the same position (the preferred-leader slot passes on). A draining member
  * that no longer holds a replica leaves the cluster with this version.
  *
- * @throws {@link BadRequestError} when the group does not hold `from` or already holds `to`.
+ * @throws {@link MembershipRefusedError} when the group does not hold `from` or already holds `to`.
  */
 export function applyMove(m: ClusterMetadata, move: ReplicaMove): ClusterMetadata {
   const g = m.table.groups.find((x) => x.partition === move.partition);
   if (!g?.replicas.includes(move.from) || g.replicas.includes(move.to)) {
-    throw new BadRequestError({
+    throw new MembershipRefusedError({
       field: 'move',
-      problem: `partition ${move.partition} does not hold node ${move.from} or already holds node ${move.to}; re-plan from the current metadata`,
+      reason: `partition ${move.partition} does not hold node ${move.from} or already holds node ${move.to}; re-plan from the current metadata`,
     });
   }
   const groups = m.table.groups.map((x) =>

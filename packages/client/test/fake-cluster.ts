@@ -151,7 +151,12 @@ export class FakeCluster {
         code: 'BAD_REQUEST',
         message: 'the fake cluster serves no watch streams',
       };
-    if (req.type === 'member.list' || req.type === 'member.add' || req.type === 'member.remove')
+    if (
+      req.type === 'member.list' ||
+      req.type === 'member.add' ||
+      req.type === 'member.remove' ||
+      req.type === 'member.seed'
+    )
       return {
         type: 'error',
         id: req.id,

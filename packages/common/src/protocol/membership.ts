@@ -130,6 +130,18 @@ export const MemberRemoveRequestSchema = z.object({
 });
 
 /**
+ * Writes the first version of the metadata if there is none (the bootstrap server's seed: its table
+ * and spares), forwarded by the bootstrap server to the metadata group's leader. Accepted only from a
+ * peer server (a forwarded request), never from a client. Answered with `member.list.ok` carrying the
+ * metadata now stored (the seed, or the version that was already there).
+ */
+export const MemberSeedRequestSchema = z.object({
+  type: z.literal('member.seed'),
+  id: RequestIdSchema,
+  metadata: ClusterMetadataSchema,
+});
+
+/**
  * Answer to `member.list`: the answering server's copy of the metadata (null when it has none yet,
  * or when it is not newer than `since`), and every member with its state as the answering server's
  * failure detector sees it.
@@ -165,8 +177,10 @@ export type MemberListRequest = z.infer<typeof MemberListRequestSchema>;
 export type MemberAddRequest = z.infer<typeof MemberAddRequestSchema>;
 /** A `member.remove` request. */
 export type MemberRemoveRequest = z.infer<typeof MemberRemoveRequestSchema>;
+/** A `member.seed` request. */
+export type MemberSeedRequest = z.infer<typeof MemberSeedRequestSchema>;
 /** Any membership request. */
-export type MemberRequest = MemberListRequest | MemberAddRequest | MemberRemoveRequest;
+export type MemberRequest = MemberListRequest | MemberAddRequest | MemberRemoveRequest | MemberSeedRequest;
 /** A `member.list.ok` answer. */
 export type MemberListOk = z.infer<typeof MemberListOkSchema>;
 /** A `member.ok` answer. */

@@ -25,6 +25,7 @@ import {
   MemberListRequestSchema,
   MemberOkSchema,
   MemberRemoveRequestSchema,
+  MemberSeedRequestSchema,
 } from './membership.js';
 import { defineMessageSet, type MessageOf, type ParseResult } from './message-set.js';
 import {
@@ -76,6 +77,7 @@ export const ClientRequestSchemas = {
   'member.list': MemberListRequestSchema,
   'member.add': MemberAddRequestSchema,
   'member.remove': MemberRemoveRequestSchema,
+  'member.seed': MemberSeedRequestSchema,
 } as const;
 
 // ---- server -> client ------------------------------------------------------------------------
@@ -211,6 +213,7 @@ export const PeerMessageSchemas = {
   'member.list': MemberListRequestSchema,
   'member.add': MemberAddRequestSchema,
   'member.remove': MemberRemoveRequestSchema,
+  'member.seed': MemberSeedRequestSchema,
   'member.list.ok': MemberListOkSchema,
   'member.ok': MemberOkSchema,
   error: ErrorMessageSchema,
