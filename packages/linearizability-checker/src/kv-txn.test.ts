@@ -84,22 +84,22 @@ const rangeAll = (
   output: { kvs, more: false, revision: rev },
 });
 
+/** The accounts before any transfer (balances 100, modRevision 1). */
+const FRESH = { a: 100, ma: 1, b: 100, mb: 1 };
+
+/** What a range read of both accounts returns: balances `a`, `b`, both at `version` and `mod`. */
+const both = (a: string, b: string, version: number, mod: number) => [
+  { key: A, value: a, version, modRevision: mod },
+  { key: B, value: b, version, modRevision: mod },
+];
+
 describe('kv-txn model: linearizable histories pass', () => {
   it('a transfer, then a read of both accounts at the new revision', () => {
     expect(
       verdict([
         SETUP,
-        transfer(1, 2, 3, { a: 100, ma: 1, b: 100, mb: 1 }, 30, { succeeded: true, rev: 2 }),
-        rangeAll(
-          2,
-          4,
-          5,
-          [
-            { key: A, value: '70', version: 2, modRevision: 2 },
-            { key: B, value: '130', version: 2, modRevision: 2 },
-          ],
-          2,
-        ),
+        transfer(1, 2, 3, FRESH, 30, { succeeded: true, rev: 2 }),
+        rangeAll(2, 4, 5, both('70', '130', 2, 2), 2),
       ]),
     ).toBe('linearizable');
   });
@@ -108,10 +108,10 @@ describe('kv-txn model: linearizable histories pass', () => {
     expect(
       verdict([
         SETUP,
-        transfer(1, 2, 6, { a: 100, ma: 1, b: 100, mb: 1 }, 30, { succeeded: true, rev: 7 }),
+        transfer(1, 2, 6, FRESH, 30, { succeeded: true, rev: 7 }),
         // The failure branch reads what the first transfer wrote.
         {
-          ...transfer(2, 3, 8, { a: 100, ma: 1, b: 100, mb: 1 }, 10, { succeeded: false, rev: 7 }),
+          ...transfer(2, 3, 8, FRESH, 10, { succeeded: false, rev: 7 }),
           output: {
             succeeded: false,
             revision: 7,
@@ -126,49 +126,22 @@ describe('kv-txn model: linearizable histories pass', () => {
   });
 
   it('a transfer whose answer was lost may or may not have happened', () => {
-    const lost = transfer(1, 2, undefined, { a: 100, ma: 1, b: 100, mb: 1 }, 30, undefined);
-    const happened = rangeAll(
-      2,
-      5,
-      6,
-      [
-        { key: A, value: '70', version: 2, modRevision: 4 },
-        { key: B, value: '130', version: 2, modRevision: 4 },
-      ],
-      4,
-    );
-    const notYet = rangeAll(
-      2,
-      5,
-      6,
-      [
-        { key: A, value: '100', version: 1, modRevision: 1 },
-        { key: B, value: '100', version: 1, modRevision: 1 },
-      ],
-      3,
-    );
+    const lost = transfer(1, 2, undefined, FRESH, 30, undefined);
+    const happened = rangeAll(2, 5, 6, both('70', '130', 2, 4), 4);
+    const notYet = rangeAll(2, 5, 6, both('100', '100', 1, 1), 3);
     expect(verdict([SETUP, lost, happened])).toBe('linearizable');
     expect(verdict([SETUP, lost, notYet])).toBe('linearizable');
   });
 
   it('compares on a revision the model does not know (after a lost answer) are accepted either way', () => {
-    const lost = transfer(1, 2, undefined, { a: 100, ma: 1, b: 100, mb: 1 }, 30, undefined);
+    const lost = transfer(1, 2, undefined, FRESH, 30, undefined);
     // The client read mod 4 for both (a read the model cannot pin, as the lost transfer's revision is unknown).
     const next = transfer(2, 5, 6, { a: 70, ma: 4, b: 130, mb: 4 }, 20, {
       succeeded: true,
       rev: 9,
       version: 3,
     });
-    const after = rangeAll(
-      3,
-      7,
-      8,
-      [
-        { key: A, value: '50', version: 3, modRevision: 9 },
-        { key: B, value: '150', version: 3, modRevision: 9 },
-      ],
-      9,
-    );
+    const after = rangeAll(3, 7, 8, both('50', '150', 3, 9), 9);
     expect(verdict([SETUP, lost, next, after])).toBe('linearizable');
   });
 
@@ -274,8 +247,8 @@ describe('kv-txn model: histories that must fail', () => {
     expect(
       verdict([
         SETUP,
-        transfer(1, 2, 3, { a: 100, ma: 1, b: 100, mb: 1 }, 30, { succeeded: true, rev: 2 }),
-        transfer(2, 4, 5, { a: 100, ma: 1, b: 100, mb: 1 }, 10, { succeeded: true, rev: 3 }),
+        transfer(1, 2, 3, FRESH, 30, { succeeded: true, rev: 2 }),
+        transfer(2, 4, 5, FRESH, 10, { succeeded: true, rev: 3 }),
       ]),
     ).toBe('not-linearizable');
   });
@@ -284,8 +257,8 @@ describe('kv-txn model: histories that must fail', () => {
     expect(
       verdict([
         SETUP,
-        transfer(1, 2, 6, { a: 100, ma: 1, b: 100, mb: 1 }, 30, { succeeded: true, rev: 2 }),
-        transfer(2, 3, 7, { a: 100, ma: 1, b: 100, mb: 1 }, 10, { succeeded: true, rev: 3 }),
+        transfer(1, 2, 6, FRESH, 30, { succeeded: true, rev: 2 }),
+        transfer(2, 3, 7, FRESH, 10, { succeeded: true, rev: 3 }),
       ]),
     ).toBe('not-linearizable');
   });
@@ -322,17 +295,8 @@ describe('kv-txn model: histories that must fail', () => {
     expect(
       verdict([
         SETUP,
-        transfer(1, 2, 3, { a: 100, ma: 1, b: 100, mb: 1 }, 30, { succeeded: true, rev: 2 }),
-        rangeAll(
-          2,
-          4,
-          5,
-          [
-            { key: A, value: '100', version: 1, modRevision: 1 },
-            { key: B, value: '100', version: 1, modRevision: 1 },
-          ],
-          1,
-        ),
+        transfer(1, 2, 3, FRESH, 30, { succeeded: true, rev: 2 }),
+        rangeAll(2, 4, 5, both('100', '100', 1, 1), 1),
       ]),
     ).toBe('not-linearizable');
   });
@@ -341,7 +305,7 @@ describe('kv-txn model: histories that must fail', () => {
     expect(
       verdict([
         SETUP,
-        transfer(1, 2, 6, { a: 100, ma: 1, b: 100, mb: 1 }, 30, { succeeded: true, rev: 2 }),
+        transfer(1, 2, 6, FRESH, 30, { succeeded: true, rev: 2 }),
         rangeAll(
           2,
           3,
@@ -435,7 +399,7 @@ describe('kv-txn model: histories that must fail', () => {
     };
     const lostUpdate = [
       SETUP,
-      transfer(1, 2, 3, { a: 100, ma: 1, b: 100, mb: 1 }, 30, { succeeded: true, rev: 2 }),
+      transfer(1, 2, 3, FRESH, 30, { succeeded: true, rev: 2 }),
       transfer(2, 4, 5, { a: 70, ma: 1, b: 130, mb: 1 }, 10, { succeeded: true, rev: 3, version: 3 }),
     ];
     expect(verdict(lostUpdate, ignoringCompares as Model)).toBe('linearizable');

@@ -18,7 +18,7 @@ import {
 } from '@paxkv/kvstore/testing';
 import type { LineSink } from './history.js';
 import type { Rng } from './rng.js';
-import type { WorkloadProgress } from './workload.js';
+import { ClientLoops } from './workload.js';
 
 /** The hash tag of the nemesis' accounts. */
 export const BANK_TAG = 'bank';
@@ -40,9 +40,7 @@ export type BankClientFactory = (index: number, history: LineSink) => Promise<Ba
  * them guarded by the modRevisions read (the first client to find no account sets them up). Every read
  * is checked against the invariant; {@link problems} lists the reads that broke it.
  */
-export class BankWorkload {
-  /** Live counters. */
-  readonly progress: WorkloadProgress = { resolved: 0, rejected: 0, errors: new Map() };
+export class BankWorkload extends ClientLoops<BankClient> {
   /** Reads that broke the invariant. */
   readonly problems: string[] = [];
   /** Transactions acknowledged as succeeded (set-up included). */
@@ -51,34 +49,15 @@ export class BankWorkload {
   readonly acked = new Map<string, { revision: number; value: string }>();
   /** The accounts. */
   readonly accounts: readonly string[];
-  private stopped = false;
-  private loops: Promise<void>[] = [];
-  private clients: BankClient[] = [];
 
   constructor(
     accounts: number,
-    private readonly rng: Rng,
+    rng: Rng,
     private readonly maxThinkMs = 5,
   ) {
+    super(rng);
     if (accounts < 2) throw new RangeError('the bank workload needs at least two accounts');
     this.accounts = bankAccounts(BANK_TAG, accounts);
-  }
-
-  /** Creates `count` clients with `factory` and starts their loops. */
-  async start(count: number, factory: BankClientFactory, histories: readonly LineSink[]): Promise<void> {
-    for (let i = 0; i < count; i++) {
-      const h = histories[i];
-      if (h === undefined) throw new RangeError(`no history sink for client ${i}`);
-      this.clients.push(await factory(i, h));
-    }
-    this.loops = this.clients.map((c, i) => this.loop(c, i, this.rng.fork()));
-  }
-
-  /** Stops issuing operations, waits for the ones in flight, and closes the clients. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await Promise.all(this.loops);
-    await Promise.all(this.clients.map((c) => c.close().catch(() => {})));
   }
 
   /** Runs `op` on `client`; a read is checked and returns the view it gave. */
@@ -107,20 +86,15 @@ export class BankWorkload {
     return lostBankWrites(this.accounts, finalView, this.acked);
   }
 
-  private async loop(client: BankClient, index: number, rng: Rng): Promise<void> {
+  protected async loop(client: BankClient, index: number, rng: Rng): Promise<void> {
     let view: BankView | undefined;
     while (!this.stopped) {
       const op = nextBankOp(view, this.accounts, rng);
       view = undefined;
-      try {
+      await this.counted(async () => {
         view = await this.run(client, op, `client ${index}`);
-        this.progress.resolved += 1;
-      } catch (e) {
-        this.progress.rejected += 1;
-        const name = e instanceof Error ? e.name : 'non-error';
-        this.progress.errors.set(name, (this.progress.errors.get(name) ?? 0) + 1);
-      }
-      if (this.maxThinkMs > 0) await new Promise((res) => setTimeout(res, rng.int(this.maxThinkMs + 1)));
+      });
+      await this.think(rng, this.maxThinkMs);
     }
   }
 }

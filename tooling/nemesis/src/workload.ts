@@ -62,31 +62,25 @@ export interface WorkloadProgress {
 }
 
 /**
- * K concurrent clients, each a sequential loop of random get/put/cas/delete over a small key set (so
- * operations conflict). Every written value is unique (`c<client>-<n>`), so a value read later names the
- * write that produced it. A cas expects the value this client saw last for the key (or absence, or a
- * random earlier value), so a good share of them applies. The first `readOnlyClients` clients only read.
- * The clients record their own histories.
+ * K concurrent clients, each running its own loop until {@link ClientLoops.stop}, with the live
+ * counters of their operations. Subclasses write the loop (see {@link Workload}, `BankWorkload`).
  */
-export class Workload {
+export abstract class ClientLoops<C extends { close(): Promise<void> }> {
   /** Live counters. */
   readonly progress: WorkloadProgress = { resolved: 0, rejected: 0, errors: new Map() };
-  private stopped = false;
+  /** Set by {@link stop}: loops end after their operation in flight. */
+  protected stopped = false;
   private loops: Promise<void>[] = [];
-  private clients: WorkloadClient[] = [];
-  private readonly config: WorkloadConfig;
+  private clients: C[] = [];
 
-  constructor(
-    private readonly keys: readonly string[],
-    private readonly rng: Rng,
-    config: Partial<WorkloadConfig> = {},
-  ) {
-    if (keys.length === 0) throw new RangeError('the workload needs at least one key');
-    this.config = { ...DEFAULT_WORKLOAD_CONFIG, ...config };
-  }
+  constructor(protected readonly rng: Rng) {}
 
   /** Creates `count` clients with `factory` and starts their loops. */
-  async start(count: number, factory: WorkloadClientFactory, histories: readonly LineSink[]): Promise<void> {
+  async start(
+    count: number,
+    factory: (index: number, history: LineSink) => Promise<C> | C,
+    histories: readonly LineSink[],
+  ): Promise<void> {
     for (let i = 0; i < count; i++) {
       const h = histories[i];
       if (h === undefined) throw new RangeError(`no history sink for client ${i}`);
@@ -102,7 +96,48 @@ export class Workload {
     await Promise.all(this.clients.map((c) => c.close().catch(() => {})));
   }
 
-  private async loop(client: WorkloadClient, index: number, rng: Rng): Promise<void> {
+  /** One client's loop: runs operations until {@link stopped}. */
+  protected abstract loop(client: C, index: number, rng: Rng): Promise<void>;
+
+  /** Runs one operation, counting it as resolved or rejected (by error name); never throws. */
+  protected async counted(op: () => Promise<void>): Promise<void> {
+    try {
+      await op();
+      this.progress.resolved += 1;
+    } catch (e) {
+      this.progress.rejected += 1;
+      const name = e instanceof Error ? e.name : 'non-error';
+      this.progress.errors.set(name, (this.progress.errors.get(name) ?? 0) + 1);
+    }
+  }
+
+  /** Waits a random think time of at most `maxMs`. */
+  protected async think(rng: Rng, maxMs: number): Promise<void> {
+    if (maxMs > 0) await new Promise((res) => setTimeout(res, rng.int(maxMs + 1)));
+  }
+}
+
+/**
+ * K concurrent clients, each a sequential loop of random get/put/cas/delete over a small key set (so
+ * operations conflict). Every written value is unique (`c<client>-<n>`), so a value read later names the
+ * write that produced it. A cas expects the value this client saw last for the key (or absence, or a
+ * random earlier value), so a good share of them applies. The first `readOnlyClients` clients only read.
+ * The clients record their own histories.
+ */
+export class Workload extends ClientLoops<WorkloadClient> {
+  private readonly config: WorkloadConfig;
+
+  constructor(
+    private readonly keys: readonly string[],
+    rng: Rng,
+    config: Partial<WorkloadConfig> = {},
+  ) {
+    super(rng);
+    if (keys.length === 0) throw new RangeError('the workload needs at least one key');
+    this.config = { ...DEFAULT_WORKLOAD_CONFIG, ...config };
+  }
+
+  protected async loop(client: WorkloadClient, index: number, rng: Rng): Promise<void> {
     const c = this.config;
     const readOnly = index < c.readOnlyClients;
     const total = readOnly ? c.getWeight : c.getWeight + c.putWeight + c.casWeight + c.deleteWeight;
@@ -112,7 +147,7 @@ export class Workload {
     while (!this.stopped) {
       const key = rng.pick(this.keys);
       const r = rng.next() * total;
-      try {
+      await this.counted(async () => {
         if (r < c.getWeight) {
           lastSeen.set(key, await client.get(key));
         } else if (r < c.getWeight + c.putWeight) {
@@ -135,13 +170,8 @@ export class Workload {
           await client.delete(key);
           lastSeen.set(key, null);
         }
-        this.progress.resolved += 1;
-      } catch (e) {
-        this.progress.rejected += 1;
-        const name = e instanceof Error ? e.name : 'non-error';
-        this.progress.errors.set(name, (this.progress.errors.get(name) ?? 0) + 1);
-      }
-      if (c.maxThinkMs > 0) await new Promise((res) => setTimeout(res, rng.int(c.maxThinkMs + 1)));
+      });
+      await this.think(rng, c.maxThinkMs);
     }
   }
 }
