@@ -330,6 +330,15 @@ export class EtcdTarget implements Target {
     return r.kvs.length;
   }
 
+  async watchPrefix(
+    prefix: string,
+    onPut: (key: string, value: string) => void,
+  ): Promise<{ cancel(): Promise<void> }> {
+    const watcher = await this.client.watch().prefix(prefix).create();
+    watcher.on('put', (kv) => onPut(kv.key.toString(), kv.value.toString()));
+    return { cancel: () => watcher.cancel() };
+  }
+
   async close(): Promise<void> {
     this.client.close();
   }

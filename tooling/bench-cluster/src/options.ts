@@ -62,6 +62,10 @@ export interface BenchOptions {
   readonly stabilityMs: number;
   /** CPU hogs (`yes` processes) during the stability window. Default 4 (two per core here). */
   readonly cpuHogs: number;
+  /** Length of the watch figure's window (puts under a watched prefix; 0 skips it). Default 5,000 ms. */
+  readonly watchMs: number;
+  /** Watchers of the watch figure (all on the one prefix the writers write under). Default 100. */
+  readonly watchers: number;
   /** paxkv `--tick-ms` (BLE round = 5 ticks, election timeout = 15). Default: the server's default. */
   readonly paxkvTickMs: number | undefined;
   /**
@@ -114,6 +118,8 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   restartAllRounds: 3,
   stabilityMs: 10_000,
   cpuHogs: 4,
+  watchMs: 5_000,
+  watchers: 100,
   paxkvTickMs: undefined,
   baseline: undefined,
   memory: true,
@@ -154,6 +160,8 @@ cluster, one after the other, and drives each with the same Node load generator.
   --failover-kills N      leader kills (each followed by a restart) in the failover figure (default 10)
   --restart-all N         kill-all-servers-and-restart rounds (default 3; 0 skips)
   --stability TIME        fault-free window under CPU hogs counting leader changes (default 10s; 0 skips)
+  --watch TIME            watch figure: puts under a prefix watched by --watchers watchers (default 5s; 0 skips)
+  --watchers N            watchers of the watch figure (default 100)
   --cpu-hogs N            \`yes\` processes saturating the CPU during that window (default 4)
   --paxkv-tick-ms N       paxkv --tick-ms (default: the server's)
   --baseline REF          also run REF's own bench:cluster for paxkv (git worktree of REF, built
@@ -265,6 +273,8 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
       v['restart-all'] === undefined ? d.restartAllRounds : parseCount(v['restart-all'], '--restart-all', 0),
     stabilityMs: v.stability === undefined ? d.stabilityMs : parseDuration(v.stability, '--stability'),
     cpuHogs: v['cpu-hogs'] === undefined ? d.cpuHogs : parseCount(v['cpu-hogs'], '--cpu-hogs', 0),
+    watchMs: v.watch === undefined ? d.watchMs : parseDuration(v.watch, '--watch'),
+    watchers: v.watchers === undefined ? d.watchers : parseCount(v.watchers, '--watchers', 1),
     paxkvTickMs:
       v['paxkv-tick-ms'] === undefined ? d.paxkvTickMs : parseCount(v['paxkv-tick-ms'], '--paxkv-tick-ms', 1),
     baseline: v.baseline ?? d.baseline,
@@ -318,6 +328,8 @@ function parseWithNode(argv: readonly string[]) {
       'restart-all': { type: 'string' },
       stability: { type: 'string' },
       'cpu-hogs': { type: 'string' },
+      watch: { type: 'string' },
+      watchers: { type: 'string' },
       'paxkv-tick-ms': { type: 'string' },
       baseline: { type: 'string' },
       'no-memory': { type: 'boolean' },

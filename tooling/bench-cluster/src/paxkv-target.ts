@@ -43,6 +43,24 @@ export class PaxkvTarget implements Target {
     return (await this.client.range(start, end, { limit })).kvs.length;
   }
 
+  async watchPrefix(
+    prefix: string,
+    onPut: (key: string, value: string) => void,
+  ): Promise<{ cancel(): Promise<void> }> {
+    const w = this.client.watch(prefix, { prefix: true, maxBufferedEvents: 1_000_000 });
+    const done = (async () => {
+      for await (const e of w)
+        if (e.type === 'put' && e.value !== undefined) onPut(e.key, asString(e.value) ?? '');
+    })().catch(() => {});
+    await w.ready;
+    return {
+      cancel: async () => {
+        w.cancel();
+        await done;
+      },
+    };
+  }
+
   async close(): Promise<void> {
     await this.client.close();
   }

@@ -3,6 +3,7 @@ import type { BenchOptions, SystemName, WorkloadName } from './options.js';
 import type { MachineInfo } from './proc-stats.js';
 import type { RestartAllResult } from './restart-all.js';
 import type { StabilityResult } from './stability.js';
+import type { WatchResult } from './watch-bench.js';
 
 /** One leader kill of the failover figure. */
 export interface FailoverKill {
@@ -79,6 +80,8 @@ export interface SystemRun {
   readonly memory?: MemoryResult;
   readonly restartAll?: RestartAllResult;
   readonly stability?: StabilityResult;
+  /** The watch figure (puts under a watched prefix: events/s and put-to-event latency). */
+  readonly watch?: WatchResult;
   /** Set when the system could not be run at all (binary missing, start-up failure). */
   readonly error?: string;
 }
@@ -327,6 +330,39 @@ export function renderFigures(runs: readonly SystemRun[]): string {
           ];
         }),
         [false, true, true, true, false, true, true, true, true, true],
+      ),
+    );
+  }
+  const wa = runs.filter((r) => r.watch !== undefined);
+  if (wa.length > 0) {
+    out.push(
+      markdownTable(
+        [
+          'watch',
+          'watchers',
+          'writers',
+          'puts/s',
+          'events/s',
+          'put→event p50 ms',
+          'p99 ms',
+          'max ms',
+          'missing',
+        ],
+        wa.map((r) => {
+          const w = r.watch as WatchResult;
+          return [
+            runLabel(r),
+            String(w.watchers),
+            String(w.writers),
+            formatCount(w.putsPerSec),
+            formatCount(w.eventsPerSec),
+            formatMs(w.latencyUs.p50),
+            formatMs(w.latencyUs.p99),
+            formatMs(w.latencyUs.max),
+            String(w.missing),
+          ];
+        }),
+        [false, true, true, true, true, true, true, true, true],
       ),
     );
   }

@@ -22,6 +22,7 @@ import {
 } from './report.js';
 import { measureRestartAll } from './restart-all.js';
 import { measureStability } from './stability.js';
+import { measureWatch } from './watch-bench.js';
 import { keyOf, preloadValue, RANGE_KEYS, rangeKeyOf, WorkloadState } from './workload.js';
 
 /** Where the benchmark writes: the report to `out`, progress to `log`. */
@@ -74,6 +75,7 @@ export async function runSystem(system: SystemName, options: BenchOptions, io: B
   let memory: SystemRun['memory'];
   let restartAll: SystemRun['restartAll'];
   let stability: SystemRun['stability'];
+  let watch: SystemRun['watch'];
   const settings = cluster.settings;
   const version = cluster.version;
   try {
@@ -115,6 +117,25 @@ export async function runSystem(system: SystemName, options: BenchOptions, io: B
       }
     } finally {
       await target.close();
+    }
+    if (options.watchMs > 0) {
+      try {
+        watch = await measureWatch(cluster, {
+          watchers: options.watchers,
+          writers: 16,
+          windowMs: options.watchMs,
+          valueBytes: options.valueBytes,
+          keys: 1_000,
+          target: targetOpts,
+        });
+        io.log(
+          `${system} watch: ${watch.watchers} watchers, ${formatCount(watch.putsPerSec)} puts/s -> ` +
+            `${formatCount(watch.eventsPerSec)} events/s, put-to-event p50 ${formatMs(watch.latencyUs.p50)} ms ` +
+            `p99 ${formatMs(watch.latencyUs.p99)} ms, missing ${watch.missing}`,
+        );
+      } catch (e) {
+        io.log(`${system} watch figure failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
     }
     if (options.stabilityMs > 0) {
       stability = await measureStability(cluster, {
@@ -195,6 +216,7 @@ export async function runSystem(system: SystemName, options: BenchOptions, io: B
     ...(memory === undefined ? {} : { memory }),
     ...(restartAll === undefined ? {} : { restartAll }),
     ...(stability === undefined ? {} : { stability }),
+    ...(watch === undefined ? {} : { watch }),
   };
 }
 

@@ -27,6 +27,14 @@ export interface Target {
    * paxkv: one hash tag, so one partition at one revision). Resolves the number of keys read.
    */
   range(start: string, end: string, limit: number): Promise<number>;
+  /**
+   * Watches every key under `prefix`: `onPut` gets each put (key, value) as delivered. Resolves once the
+   * watch is open (writes after it are delivered). Optional: only the watch figure uses it.
+   */
+  watchPrefix?(
+    prefix: string,
+    onPut: (key: string, value: string) => void,
+  ): Promise<{ cancel(): Promise<void> }>;
   /** Closes the client's connections. */
   close(): Promise<void>;
 }
