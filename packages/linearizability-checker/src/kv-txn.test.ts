@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkSync } from './check.js';
+import { check, checkSync } from './check.js';
 import { buildHistory, type OperationSpec } from './history.js';
 import {
   compareKeysUtf8,
@@ -568,10 +568,10 @@ function rng(seed: number): () => number {
  * store at a random point between its call and its return (so the history is linearizable by
  * construction); some answers are dropped (indeterminate).
  */
-function generate(seed: number, n: number, lostAnswers = 0.1): Spec[] {
+function generate(seed: number, n: number, lostAnswers = 0.1, tag = 'g'): Spec[] {
   const r = rng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
-  const keys = ['{g}:a', '{g}:b', '{g}:c'];
+  const keys = [`{${tag}}:a`, `{${tag}}:b`, `{${tag}}:c`];
   const store = new RefStore();
   const specs: Spec[] = [];
   const randomOp = (): KvTxnInput => {
@@ -585,8 +585,8 @@ function generate(seed: number, n: number, lostAnswers = 0.1): Spec[] {
     if (x < 0.55)
       return {
         f: 'range',
-        start: '{g}:',
-        end: '{g};',
+        start: `{${tag}}:`,
+        end: `{${tag}};`,
         ...(r() < 0.3 ? { limit: 2 } : {}),
         ...(r() < 0.3 ? { reverse: true } : {}),
       };
@@ -704,4 +704,35 @@ describe('kv-txn model: generated concurrent histories from a reference store', 
     }
     expect(caught / tried).toBeGreaterThan(0.9);
   });
+
+  it('worker threads give the same verdicts (a 6,000-operation history over 4 tags, one of them broken)', async () => {
+    const specs: Spec[] = [];
+    for (const [i, tag] of ['w0', 'w1', 'w2', 'w3'].entries()) {
+      // Tag w0 (where the broken read goes) has every answer; the others lose some.
+      const part = generate(1000 + i, 1500, i === 0 ? 0 : 0.02, tag).map((s) => ({
+        ...s,
+        process: `${tag}-${s.process}`,
+      }));
+      specs.push(...part);
+    }
+    expect(specs.length).toBeGreaterThanOrEqual(6000);
+    const good = buildHistory(specs);
+    const threaded = await check(good, { model: 'kv-txn', workers: 2, parallelMinOperations: 1000 });
+    expect(threaded.verdict).toBe('linearizable');
+    expect(threaded.partitions.map((p) => p.thread)).toContain('worker');
+    const i = specs.findIndex(
+      (s) => s.input.f === 'range' && (s.output?.kvs?.[0]?.value ?? undefined) !== undefined,
+    );
+    expect(i).toBeGreaterThanOrEqual(0);
+    const s = specs[i] as Spec;
+    const broken = specs.map((x, j) =>
+      j === i
+        ? { ...s, output: { ...s.output, kvs: [{ ...s.output!.kvs![0]!, value: 'never-written' }] } }
+        : x,
+    );
+    const r = await check(buildHistory(broken), { model: 'kv-txn', workers: 2, parallelMinOperations: 1000 });
+    const sync = checkSync(buildHistory(broken), { model: 'kv-txn' });
+    expect(r.verdict).toBe('not-linearizable');
+    expect(sync.verdict).toBe('not-linearizable');
+  }, 120_000);
 });
