@@ -144,6 +144,21 @@ export const serverConfigSchema = z
      * the host it claims), clients' certificates are verified against it.
      */
     tlsCa: z.string().min(1).optional(),
+    /**
+     * Client authentication (`--auth`): every client request needs a login (`paxkv login`, the client
+     * option `auth`, RESP `AUTH`) and a role that allows it. Needs peer authentication (a cluster token
+     * or TLS): otherwise any process could pass for a peer and send requests as forwarded. Default false.
+     */
+    auth: z.boolean().default(false),
+    /** File with the password of `root` (role `admin`), created on its first login if absent. */
+    rootPasswordFile: z.string().min(1).optional(),
+    /** Lifetime of a session token, ms. Default 3 600 000 (1 hour). */
+    authTokenTtlMs: positiveInt.default(3_600_000),
+    /**
+     * How long a server trusts a user or role it read, ms: a removed user or revoked role stops working
+     * on every server within this. Default 1000.
+     */
+    authCacheMs: positiveInt.default(1000),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -162,6 +177,14 @@ export const serverConfigSchema = z
       });
     }
     const tlsFiles = [c.tlsCert, c.tlsKey, c.tlsCa].filter((f) => f !== undefined).length;
+    if (c.auth && tlsFiles === 0 && c.clusterToken === undefined && c.clusterTokenFile === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth'],
+        message:
+          'client authentication needs peer authentication too (--cluster-token-file or --tls-*): without it any process could pass for a peer and skip the checks',
+      });
+    }
     if (tlsFiles !== 0 && tlsFiles !== 3) {
       ctx.addIssue({
         code: 'custom',
@@ -325,6 +348,13 @@ export function buildServerCommand(version: string): Command {
         'most replica moves (group reconfigurations) at once (default 1)',
       ).argParser(intArg('--max-moves-in-flight')),
     )
+    .addOption(new Option('--auth', "require client logins and check every request against the user's roles"))
+    .addOption(
+      new Option(
+        '--root-password-file <file>',
+        'password of the root user (role admin), created at its first login',
+      ),
+    )
     .addOption(new Option('--config <file>', 'JSON config file; flags override it'))
     .addOption(new Option('--log-level <level>', 'log level (default info)').choices([...LOG_LEVELS]))
     .allowExcessArguments(false)
@@ -352,6 +382,8 @@ const FLAG_FIELDS = [
   'tlsCert',
   'tlsKey',
   'tlsCa',
+  'auth',
+  'rootPasswordFile',
 ] as const;
 
 /** Where `--help`/`--version`/errors go; injectable for tests. */

@@ -24,7 +24,9 @@ import {
   UnauthenticatedError,
   UnavailableError,
   UnknownTypeError,
+  type WatchRequest,
 } from '@paxkv/common';
+import type { AccessControl, Principal } from './access-control.js';
 import { BOOTSTRAP_NODE_ID, type BootstrapRole } from './bootstrap-role.js';
 import type { ServerContext } from './context.js';
 import type { GroupHost } from './group-lifecycle.js';
@@ -45,7 +47,14 @@ interface InboundConn {
   inflight: number;
   /** What the handshake proved: a peer holding the cluster token (and its claimed id), or nothing. */
   readonly identity: InboundIdentity | null;
+  /** The user this client connection logged in as (see `AccessControl`), or null. */
+  principal: Principal | null;
+  /** Failed logins on this connection; at {@link MAX_FAILED_LOGINS} it is closed. */
+  failedLogins: number;
 }
+
+/** Failed logins one connection may make before it is closed (each costs a scrypt computation). */
+export const MAX_FAILED_LOGINS = 5;
 
 /** Messages only an authenticated peer may send when the cluster has a token. */
 type PeerOnlyType = 'peer.hello' | 'paxos' | 'checkin' | 'heartbeat' | 'table.push' | 'members';
@@ -73,6 +82,8 @@ export interface InboundDeps {
   readonly handshake?: Handshake;
   /** The address of a node (from the lookup table), to match a TLS peer's certificate. Default: none. */
   readonly addressOf?: (node: NodeId) => string | undefined;
+  /** Client logins and the check of every client request. */
+  readonly access: AccessControl;
 }
 
 /** See the module comment. */
@@ -149,6 +160,8 @@ export class InboundConnections {
       inflight: 0,
       socket,
       identity: identityOf(socket.handshakeResult),
+      principal: null,
+      failedLogins: 0,
     };
     // An authenticated peer moves to the peer budget (never evicted for clients) and is watched by
     // liveness; anyone else keeps the header timeout until its first message (see `dispatch`).
@@ -291,8 +304,20 @@ export class InboundConnections {
             return;
           }
           if (conn.kind === 'unknown') conn.kind = 'client';
-          if (parsed.value.type === 'watch') this.deps.watches.start(conn.socket, parsed.value);
+          if (parsed.value.type === 'watch') void this.startWatch(conn, parsed.value);
           else if (parsed.value.type === 'watch.cancel') this.deps.watches.cancel(conn.socket, parsed.value);
+          return;
+        }
+        case 'login':
+        case 'user':
+        case 'role': {
+          const parsed = parseClientRequest(value);
+          if (!parsed.ok) {
+            this.reject(conn, parsed.error, parsed.id);
+            return;
+          }
+          if (conn.kind === 'unknown') conn.kind = 'client';
+          void this.handleAccess(conn, parsed.value);
           return;
         }
         case 'checkin':
@@ -446,10 +471,54 @@ export class InboundConnections {
     conn.inflight += 1;
     let reply: Awaited<ReturnType<RequestPath['execute']>>;
     try {
-      reply = await this.deps.requests.execute(request, { forwarded: conn.kind === 'peer' });
+      const forwarded = conn.kind === 'peer';
+      // A forwarded request was checked at the server its client connected to.
+      const checked = forwarded ? request : await this.deps.access.authorize(conn.principal, request);
+      reply = await this.deps.requests.execute(checked, { forwarded });
+    } catch (e) {
+      ctx.metrics.accessDenied.inc({ code: e instanceof PaxkvError ? e.code : 'INTERNAL' });
+      reply = errorMessage(e, request.id);
     } finally {
       conn.inflight -= 1;
     }
     conn.socket.send(reply);
+  }
+
+  /** Checks a watch against the connection's user, then opens it. */
+  private async startWatch(conn: InboundConn, request: WatchRequest): Promise<void> {
+    try {
+      await this.deps.access.authorize(conn.principal, request);
+    } catch (e) {
+      this.ctx.metrics.accessDenied.inc({ code: e instanceof PaxkvError ? e.code : 'INTERNAL' });
+      conn.socket.send(errorMessage(e, request.id));
+      return;
+    }
+    if (conn.socket.isOpen) this.deps.watches.start(conn.socket, request);
+  }
+
+  /** `login` binds the connection to a user; `user`/`role` manage them (admins only with `--auth`). */
+  private async handleAccess(conn: InboundConn, request: ClientRequest): Promise<void> {
+    const access = this.deps.access;
+    try {
+      if (request.type === 'login') {
+        try {
+          const { principal, reply } = await access.login(request);
+          conn.principal = principal;
+          conn.socket.send(reply);
+        } catch (e) {
+          conn.failedLogins += 1;
+          this.ctx.metrics.accessDenied.inc({ code: 'LOGIN_FAILED' });
+          conn.socket.send(errorMessage(e, request.id));
+          if (conn.failedLogins >= MAX_FAILED_LOGINS) conn.socket.close();
+        }
+        return;
+      }
+      if (request.type !== 'user' && request.type !== 'role') return;
+      await access.authorize(conn.principal, request);
+      conn.socket.send(await access.manage(request));
+    } catch (e) {
+      this.ctx.metrics.accessDenied.inc({ code: e instanceof PaxkvError ? e.code : 'INTERNAL' });
+      conn.socket.send(errorMessage(e, request.id));
+    }
   }
 }

@@ -131,6 +131,12 @@ export class ServerMetrics {
    * Peer and bootstrap messages refused because their connection did not authenticate (or, for
    * `table.push`/`members`, did not come from the metadata owner), by message type.
    */
+  readonly accessDenied = new Counter({
+    name: 'paxkv_client_access_denied_total',
+    help: 'Client requests refused by authentication or authorisation (and failed logins), by code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
   readonly unauthenticated = new Counter({
     name: 'paxkv_unauthenticated_messages_total',
     help: 'Peer and bootstrap messages refused on connections that did not prove the cluster token, by type',

@@ -137,10 +137,13 @@ export class RequestPath {
           break;
         case 'watch':
         case 'watch.cancel':
+        case 'login':
+        case 'user':
+        case 'role':
           // Streams are not request/reply: the native port hands them to `WatchStreams`.
           throw new BadRequestError({
             field: 'type',
-            problem: `${request.type} opens or ends a stream on the server's native port; it cannot be forwarded`,
+            problem: `${request.type} is served by the server's native port (a stream, or the connection's authentication); it cannot be forwarded`,
           });
         case 'member.list':
         case 'member.add':

@@ -25,6 +25,7 @@ import {
   PeerAuthError,
   resolveClusterKey,
 } from '@paxkv/common';
+import { AccessControl } from './access-control.js';
 import { BOOTSTRAP_NODE_ID, BootstrapRole } from './bootstrap-role.js';
 import type { ServerConfig } from './config.js';
 import { type ServerContext, sleep } from './context.js';
@@ -92,6 +93,8 @@ export class PaxkvServer {
   private readonly inbound: InboundConnections;
   /** Watch streams served by this server. */
   readonly watches: WatchStreams;
+  /** Logins, users and roles, and the check of every client request (see `access-control.ts`). */
+  readonly access: AccessControl;
   private tickTimer: NodeJS.Timeout | null = null;
   private lastHeartbeat = Number.NEGATIVE_INFINITY;
   private http: HttpEndpoint | null = null;
@@ -156,6 +159,17 @@ export class PaxkvServer {
       memberRequest: (request, origin) => this.metadata.execute(request, origin),
     });
     this.watches = new WatchStreams(this.ctx, this.groups);
+    // Throws a ConfigError for an unreadable root password file.
+    this.access = new AccessControl(
+      {
+        enabled: config.auth,
+        tokenTtlMs: config.authTokenTtlMs,
+        cacheMs: config.authCacheMs,
+        rootPasswordFile: config.rootPasswordFile,
+        now: this.ctx.now,
+      },
+      async (op) => (await this.requests.executeKv({ type: 'kv', id: 0, op }, false)).result,
+    );
     this.inbound = new InboundConnections(this.ctx, {
       requests: this.requests,
       watches: this.watches,
@@ -164,6 +178,7 @@ export class PaxkvServer {
       metadata: this.metadata,
       checkPaxosMessage: deps.checkPaxosMessage,
       addressOf,
+      access: this.access,
       ...(handshake ? { handshake } : {}),
     });
   }

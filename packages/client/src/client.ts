@@ -46,6 +46,7 @@ import {
   type Value,
   zodErrorToBadRequest,
 } from '@paxkv/common';
+import { type ClientSession, LoginHandshake } from './auth.js';
 import { acquire, Election, Lock, type LockOptions, recipePrefix } from './concurrency.js';
 import { type AttemptOutcome, Channel, type ConnectionFactory } from './connection.js';
 import {
@@ -252,6 +253,7 @@ export class PaxkvClient {
   };
 
   readonly #factory: ConnectionFactory;
+  readonly #login: LoginHandshake | undefined;
   readonly #channels = new Map<string, Channel>();
   readonly #sessions: SessionPool;
   readonly #history: HistoryRecorder | undefined;
@@ -273,9 +275,13 @@ export class PaxkvClient {
   /** @throws {@link ConfigError} if an option is invalid. Prefer {@link createClient}. */
   constructor(options: ClientOptions) {
     this.options = resolveClientOptions(options);
+    this.#login = this.options.auth ? new LoginHandshake(this.options.auth) : undefined;
     this.#factory =
       this.options.connectionFactory ??
-      tcpConnectionFactory(this.options.tls ? { tls: this.options.tls } : {});
+      tcpConnectionFactory({
+        ...(this.options.tls ? { tls: this.options.tls } : {}),
+        ...(this.#login ? { handshake: this.#login.hook } : {}),
+      });
     this.#sessions = new SessionPool(this.options.sessionId);
     this.#history =
       this.options.history === undefined
@@ -283,6 +289,14 @@ export class PaxkvClient {
         : HistoryRecorder.acquire(this.options.history, {
             bufferLines: this.options.historyBufferLines,
           });
+  }
+
+  /**
+   * The session of the last login (with the `auth` option), once a connection logged in: its user,
+   * roles and session token (`paxkv login` saves it).
+   */
+  get session(): ClientSession | undefined {
+    return this.#login?.session;
   }
 
   /** The cached lookup table, or null before the first successful lookup. */
@@ -785,6 +799,8 @@ export class PaxkvClient {
         table = await this.#ensureTable(deadline);
       } catch (e) {
         lastError = asPaxkvError(e);
+        // A refused login or certificate is not fixed by retrying.
+        if (isCredentialError(lastError)) throw lastError;
         continue;
       }
       // A transaction or range whose keys span partitions fails here for good (CrossPartitionError).
@@ -859,6 +875,8 @@ export class PaxkvClient {
           lastError = new UnexpectedReplyError({ address: target.address, got: m.type, expected: 'kv.ok' });
           this.#forget(partition, target);
         }
+      } else if (outcome.kind === 'not-sent' && outcome.error && !outcome.error.retryable) {
+        throw outcome.error;
       } else if (outcome.kind === 'not-sent' && outcome.busy) {
         // The leader is fine but our buffer to it is full: wait (backoff) and send to it again.
         lastError = this.#outcomeError(outcome, target.address);
@@ -994,6 +1012,8 @@ export class PaxkvClient {
         if (outcome.kind === 'reply' && outcome.message.type === 'lookup.ok') {
           return this.#adoptTable(outcome.message.table);
         }
+        // A refused login or certificate: retrying will not fix it, say why now.
+        if (outcome.kind === 'not-sent' && outcome.error && !outcome.error.retryable) throw outcome.error;
         lastError = this.#outcomeError(outcome, address) ?? lastError;
       }
       if (this.#closed) throw new ClientClosedError({ uncertain: false });
@@ -1259,6 +1279,11 @@ function asPaxkvError(e: unknown): PaxkvError {
  */
 export function createClient(options: ClientOptions): PaxkvClient {
   return new PaxkvClient(options);
+}
+
+/** A refused login or TLS certificate: configuration, not a transient failure. */
+function isCredentialError(e: PaxkvError): boolean {
+  return !e.retryable && (e.code === 'UNAUTHENTICATED' || e.code === 'TLS_FAILED');
 }
 
 /** `{ timeoutMs }` of `options` when set (for forwarding a deadline to an inner call). */

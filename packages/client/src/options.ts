@@ -12,6 +12,7 @@ import {
   type ProtocolLimits,
   type TlsOptions,
 } from '@paxkv/common';
+import type { ClientAuth } from './auth.js';
 import type { ConnectionFactory } from './connection.js';
 import { DEFAULT_HISTORY_BUFFER_LINES, type HistoryOption } from './history.js';
 
@@ -97,6 +98,13 @@ export interface ClientOptions {
    * transport (not with `connectionFactory`).
    */
   readonly tls?: TlsOptions;
+  /**
+   * Log in on every connection (servers started with `--auth`): `{ user, password }` (the first login
+   * hashes the password on the server; later connections reuse the session token it returned) or
+   * `{ token }` (from `paxkv login` or `client.session`). Without it, such a cluster answers
+   * `UNAUTHENTICATED`. Default: none. Only for the default transport.
+   */
+  readonly auth?: ClientAuth;
   /** Random source in [0, 1) for jitter and replica choice. Default `Math.random`. */
   readonly random?: () => number;
 }
@@ -137,6 +145,8 @@ export interface ResolvedClientOptions {
   readonly connectionFactory: ConnectionFactory | undefined;
   /** TLS settings of the default transport, or undefined for plain TCP. */
   readonly tls: TlsOptions | undefined;
+  /** Credentials of the default transport, or undefined. */
+  readonly auth: ClientAuth | undefined;
   /** Random source. */
   readonly random: () => number;
 }
@@ -200,8 +210,15 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     limits: { ...DEFAULT_PROTOCOL_LIMITS, ...definedOnly(options.limits ?? {}) },
     connectionFactory: options.connectionFactory,
     tls: options.tls,
+    auth: options.auth,
     random: options.random ?? Math.random,
   };
+  if (r.auth !== undefined && r.connectionFactory !== undefined) {
+    issues.push({
+      path: 'auth',
+      problem: 'auth logs in over the default transport; it cannot be used with a connectionFactory',
+    });
+  }
   if (r.tls !== undefined && r.connectionFactory !== undefined) {
     issues.push({
       path: 'tls',

@@ -163,6 +163,13 @@ export class FakeCluster {
         code: 'BAD_REQUEST',
         message: 'the fake cluster has no membership (real servers in apps/server tests)',
       };
+    if (req.type === 'login' || req.type === 'user' || req.type === 'role')
+      return {
+        type: 'error',
+        id: req.id,
+        code: 'BAD_REQUEST',
+        message: 'the fake cluster has no users (authentication is tested on real servers)',
+      };
     const counts = this.received.get(node)!;
     counts[req.type]++;
     if (req.type === 'lookup') {

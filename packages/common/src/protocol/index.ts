@@ -2,6 +2,7 @@
  * The paxkv wire protocol: schemas, types, parsers and key routing.
  * @module
  */
+export * from './auth.js';
 export * from './cluster.js';
 export * from './history.js';
 export * from './keys.js';

@@ -16,6 +16,13 @@
  */
 import { z } from 'zod';
 import { ERROR_CODES, errorToWire, KeyTooLargeError } from '../errors.js';
+import {
+  LoginOkSchema,
+  LoginRequestSchema,
+  RoleRequestSchema,
+  UserOkSchema,
+  UserRequestSchema,
+} from './auth.js';
 import { ClusterStatusSchema, LookupTableSchema, MemberSchema } from './cluster.js';
 import { KvOpSchema, KvResultSchema } from './kv.js';
 import { checkKvOpLimits, DEFAULT_PROTOCOL_LIMITS, type ProtocolLimits, utf8ByteLength } from './limits.js';
@@ -78,6 +85,9 @@ export const ClientRequestSchemas = {
   'member.add': MemberAddRequestSchema,
   'member.remove': MemberRemoveRequestSchema,
   'member.seed': MemberSeedRequestSchema,
+  login: LoginRequestSchema,
+  user: UserRequestSchema,
+  role: RoleRequestSchema,
 } as const;
 
 // ---- server -> client ------------------------------------------------------------------------
@@ -127,6 +137,8 @@ export const ServerResponseSchemas = {
   'watch.end': WatchEndSchema,
   'member.list.ok': MemberListOkSchema,
   'member.ok': MemberOkSchema,
+  'login.ok': LoginOkSchema,
+  'user.ok': UserOkSchema,
   error: ErrorMessageSchema,
 } as const;
 

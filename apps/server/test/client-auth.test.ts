@@ -1,0 +1,273 @@
+/**
+ * Client authentication and authorisation on a real 3-server cluster with everything on: TLS, a cluster
+ * token and `--auth` (issue 14 part 5, "a client without credentials gets UNAUTHENTICATED; a read-only
+ * user gets PERMISSION_DENIED on put"). Users and roles live in the kvstore under reserved keys that no
+ * client may name; sessions are HMAC tokens any server verifies; a role change reaches every server
+ * within `authCacheMs`. A server started with the role check switched off (test-only mutation) lets the
+ * read-only user's put through, so the check is what refuses it.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ClientAuth, createClient, type PaxkvClient } from '@paxkv/client';
+import type { TlsOptions } from '@paxkv/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCertificateAuthority, issueCertificate } from '../src/certs.js';
+import { RawClient, request, TestCluster, type TestServer } from './harness.js';
+import { eventually, Impostor } from './hostile-helpers.js';
+
+const ROOT_PASSWORD = 'root-password-for-tests';
+let cluster: TestCluster;
+let tls: TlsOptions;
+const clients: PaxkvClient[] = [];
+const server = (i: number) => cluster.servers[i - 1] as TestServer;
+
+function client(auth?: ClientAuth, at = 1): PaxkvClient {
+  const c = createClient({
+    servers: [server(at).address],
+    tls,
+    requestTimeoutMs: 20_000,
+    ...(auth ? { auth } : {}),
+  });
+  clients.push(c);
+  return c;
+}
+
+/** Sends a `user`/`role` request as root over a raw TLS connection; resolves with the reply. */
+async function admin(message: Record<string, unknown>, at = 1): Promise<Record<string, unknown>> {
+  const raw = await RawClient.connect(server(at).address, tls);
+  try {
+    const login = await raw.call({ type: 'login', user: 'root', password: ROOT_PASSWORD });
+    expect(login).toMatchObject({ type: 'login.ok', user: 'root', roles: ['admin'] });
+    return (await raw.call(message, 20_000)) as Record<string, unknown>;
+  } finally {
+    raw.close();
+  }
+}
+
+const codeOf = async (p: Promise<unknown>): Promise<string | undefined> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => (e as { code?: string }).code,
+  );
+
+beforeAll(async () => {
+  const ca = await createCertificateAuthority();
+  const cert = await issueCertificate(ca, { commonName: 'server', hosts: ['127.0.0.1'] });
+  const dir = mkdtempSync(join(tmpdir(), 'paxkv-auth-'));
+  const f = (name: string, text: string, mode = 0o644) => {
+    const path = join(dir, name);
+    writeFileSync(path, text, { mode });
+    return path;
+  };
+  tls = { ca: ca.cert };
+  cluster = await TestCluster.create({
+    nodes: 3,
+    partitions: 4,
+    clientTls: tls,
+    extraFlags: [
+      '--tls-cert',
+      f('server.pem', cert.cert),
+      '--tls-key',
+      f('server-key.pem', cert.key, 0o600),
+      '--tls-ca',
+      f('ca.pem', ca.cert),
+      '--cluster-token-file',
+      f('token', 'client-auth-suite-token-0123456789', 0o600),
+      '--auth',
+      '--root-password-file',
+      f('root-password', `${ROOT_PASSWORD}\n`, 0o600),
+    ],
+  });
+  cluster.startAll();
+  await cluster.waitReady(60_000);
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await cluster?.destroy();
+});
+
+describe('users and roles on a cluster with TLS, a token and --auth', () => {
+  it('a client without credentials gets UNAUTHENTICATED; a wrong password too', async () => {
+    expect(await codeOf(client().put('k', 'v'))).toBe('UNAUTHENTICATED');
+    const wrong = client({ user: 'root', password: 'not-the-password' });
+    const error = await wrong.get('k').then(
+      () => null,
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(error?.code).toBe('UNAUTHENTICATED');
+    expect(error?.message).toContain('unknown user or wrong password');
+  });
+
+  it('root (from --root-password-file) manages users and roles', async () => {
+    expect(
+      await admin({ type: 'user', action: 'add', user: 'alice', password: 'alice-password', role: 'read' }),
+    ).toMatchObject({
+      type: 'user.ok',
+    });
+    expect(
+      await admin(
+        { type: 'user', action: 'add', user: 'bob', password: 'bob-password', role: 'readwrite' },
+        2,
+      ),
+    ).toMatchObject({ type: 'user.ok' });
+    expect(
+      await admin({
+        type: 'role',
+        action: 'add',
+        role: 'app',
+        permissions: [{ prefix: 'app/', access: 'readwrite' }],
+      }),
+    ).toMatchObject({ type: 'user.ok' });
+    expect(
+      await admin({ type: 'user', action: 'add', user: 'carol', password: 'carol-password', role: 'app' }, 3),
+    ).toMatchObject({
+      type: 'user.ok',
+    });
+    const list = await admin({ type: 'user', action: 'list' });
+    expect(list.users).toEqual(
+      expect.arrayContaining([
+        { name: 'alice', roles: ['read'] },
+        { name: 'bob', roles: ['readwrite'] },
+        { name: 'carol', roles: ['app'] },
+        { name: 'root', roles: ['admin'] },
+      ]),
+    );
+    // A second add of the same user is refused; a user cannot manage users.
+    expect(
+      await admin({ type: 'user', action: 'add', user: 'alice', password: 'whatever-pass' }),
+    ).toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+    const raw = await RawClient.connect(server(1).address, tls);
+    try {
+      await raw.call({ type: 'login', user: 'bob', password: 'bob-password' });
+      expect(await raw.call({ type: 'user', action: 'list' })).toMatchObject({ code: 'PERMISSION_DENIED' });
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('a read-only user gets PERMISSION_DENIED on put; readwrite and prefix roles do what they grant', async () => {
+    const bob = client({ user: 'bob', password: 'bob-password' }, 2);
+    await bob.put('shared', 'from bob');
+    await bob.put('app/one', '1');
+    const alice = client({ user: 'alice', password: 'alice-password' }, 3);
+    expect(await alice.get('shared')).toBe('from bob');
+    const denied = await alice.put('shared', 'from alice').then(
+      () => null,
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(denied?.code).toBe('PERMISSION_DENIED');
+    expect(denied?.message).toContain('may not write "shared"');
+    const carol = client({ user: 'carol', password: 'carol-password' });
+    await carol.put('app/two', '2');
+    expect(await carol.get('app/one')).toBe('1');
+    expect(await codeOf(carol.get('shared'))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(carol.put('elsewhere', 'x'))).toBe('PERMISSION_DENIED');
+    expect((await carol.prefix('app/')).kvs.map((kv) => kv.key)).toEqual(['app/one', 'app/two']);
+    // The session token works on another client (and server) without the password.
+    const token = carol.session?.token;
+    expect(token).toBeDefined();
+    const again = client({ token: token as string }, 3);
+    expect(await again.get('app/two')).toBe('2');
+  });
+
+  it('reserved keys: no client names them, and a range never returns them', async () => {
+    const bob = client({ user: 'bob', password: 'bob-password' });
+    expect(await codeOf(bob.put('\u0000{auth}user/eve', 'x'))).toBe('BAD_REQUEST');
+    expect(await codeOf(bob.get('\u0000{auth}user/alice'))).toBe('BAD_REQUEST');
+    const root = client({ user: 'root', password: ROOT_PASSWORD });
+    expect(await codeOf(root.put('\u0000{auth}user/eve', 'x'))).toBe('BAD_REQUEST');
+    // A full scan (every partition from the first key) holds no reserved key.
+    const all = (await root.prefix('')).kvs;
+    expect(all.length).toBeGreaterThan(0);
+    expect(all.some((kv) => kv.key.startsWith('\u0000'))).toBe(false);
+  });
+
+  it('a revoked role and a changed password stop working on every server', async () => {
+    const bob = client({ user: 'bob', password: 'bob-password' }, 3);
+    await bob.put('shared', 'before revoke');
+    expect(await admin({ type: 'user', action: 'revoke', user: 'bob', role: 'readwrite' })).toMatchObject({
+      type: 'user.ok',
+    });
+    await eventually(async () => (await codeOf(bob.put('shared', 'after revoke'))) === 'PERMISSION_DENIED');
+    const carol = client({ user: 'carol', password: 'carol-password' }, 2);
+    await carol.put('app/three', '3');
+    const token = carol.session?.token as string;
+    expect(
+      await admin({ type: 'user', action: 'passwd', user: 'carol', password: 'carol-new-password' }),
+    ).toMatchObject({
+      type: 'user.ok',
+    });
+    const raw = await RawClient.connect(server(2).address, tls);
+    try {
+      expect(await raw.call({ type: 'login', token })).toMatchObject({
+        code: 'UNAUTHENTICATED',
+        message: expect.stringContaining('no longer valid'),
+      });
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('five failed logins close the connection', async () => {
+    const impostor = await Impostor.connect(server(1).address, tls);
+    try {
+      for (let i = 0; i < 5; i++)
+        impostor.send({ type: 'login', id: i + 1, user: 'root', password: `guess-${i}-xxxx` });
+      await impostor.waitClosed(30_000);
+      expect(
+        impostor.received.filter((m) => (m as { code?: string }).code === 'UNAUTHENTICATED'),
+      ).toHaveLength(5);
+    } finally {
+      impostor.close();
+    }
+  });
+
+  it('a process without the token cannot pass for a peer to skip the checks', async () => {
+    const impostor = await Impostor.connect(server(1).address, tls);
+    try {
+      impostor.send({ type: 'peer.hello', from: 2 });
+      impostor.send({ type: 'kv', id: 7, op: { op: 'put', key: 'shared', value: 'forged' } });
+      const reply = (await impostor.waitFor((m) => (m as { id?: number }).id === 7)) as { code?: string };
+      expect(reply.code).toBe('UNAUTHENTICATED');
+    } finally {
+      impostor.close();
+    }
+    const status = await request(server(1).address, { type: 'status', id: 1 }, 5000, { tls });
+    expect(status).toMatchObject({ type: 'status.ok' });
+  });
+});
+
+describe('mutation check', () => {
+  it('a server that skips the role check lets the read-only user write', async () => {
+    await cluster.kill(server(3));
+    process.env.PAXKV_UNSAFE_AUTH_SKIP_PERMISSIONS = '1';
+    try {
+      cluster.start(server(3));
+    } finally {
+      delete process.env.PAXKV_UNSAFE_AUTH_SKIP_PERMISSIONS;
+    }
+    await eventually(async () => {
+      const reply = await request(server(3).address, { type: 'status', id: 1 }, 2000, { tls }).catch(
+        () => null,
+      );
+      return (reply as { type?: string } | null)?.type === 'status.ok';
+    }, 60_000);
+    const raw = await RawClient.connect(server(3).address, tls);
+    try {
+      expect(await raw.call({ type: 'login', user: 'alice', password: 'alice-password' })).toMatchObject({
+        type: 'login.ok',
+      });
+      const reply = await raw.call(
+        { type: 'kv', op: { op: 'put', key: 'shared', value: 'by alice' } },
+        20_000,
+      );
+      expect(reply).toMatchObject({ type: 'kv.ok' });
+    } finally {
+      raw.close();
+    }
+  });
+});
