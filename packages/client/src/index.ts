@@ -10,6 +10,7 @@
  * ```
  * @packageDocumentation
  */
+export * from './auth.js';
 export * from './client.js';
 export * from './concurrency.js';
 export * from './connection.js';
