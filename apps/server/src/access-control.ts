@@ -168,9 +168,10 @@ export class AccessControl {
           action: `watch ${request.prefix !== undefined ? `the prefix ${JSON.stringify(request.prefix)}` : 'the key'}`,
           ...(request.key !== undefined ? { key: request.key } : {}),
         });
-    } else if (request.type === 'user' || request.type === 'role') {
+    } else if (request.type !== 'watch.cancel' && request.type !== 'member.list') {
+      // Managing users, roles and membership (and any request type added later) is for admins.
       if (!roles.some((r) => r.admin === true))
-        throw permissionDenied(user, { action: `manage ${request.type}s` });
+        throw permissionDenied(user, { action: `send ${request.type}` });
     }
     return guarded;
   }
