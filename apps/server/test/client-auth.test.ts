@@ -261,11 +261,16 @@ describe('mutation check', () => {
       expect(await raw.call({ type: 'login', user: 'alice', password: 'alice-password' })).toMatchObject({
         type: 'login.ok',
       });
-      const reply = await raw.call(
-        { type: 'kv', op: { op: 'put', key: 'shared', value: 'by alice' } },
-        20_000,
+      // A session write (exactly-once), retried while the restarted server's groups settle.
+      const reply = await raw.callRetrying(
+        {
+          type: 'kv',
+          op: { op: 'put', key: 'shared', value: 'by alice' },
+          session: { client: 'mutation-check', seq: 1 },
+        },
+        60_000,
       );
-      expect(reply).toMatchObject({ type: 'kv.ok' });
+      expect(reply, JSON.stringify(reply)).toMatchObject({ type: 'kv.ok' });
     } finally {
       raw.close();
     }
