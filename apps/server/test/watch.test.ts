@@ -13,6 +13,7 @@ import {
   WatchCompactedError,
   type WatchEvent,
 } from '@paxkv/client';
+import { checkLeaseHistory, type LeaseEvent } from '@paxkv/linearizability-checker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCluster, type TestServer } from './harness.js';
 
@@ -179,28 +180,65 @@ describe('watch on a real cluster', () => {
     const w = client.watch(key);
     const got = collect(w);
     await w.ready;
-    const loop = client.keepAliveLoop(lease, ttlMs);
+    // Every keep-alive and read is recorded for the lease checker (times of this process's clock).
+    const history: LeaseEvent[] = [{ kind: 'put', invokedAt: 0, completedAt: performance.now() }];
+    let beating = true;
+    const beats = (async () => {
+      while (beating) {
+        const invokedAt = performance.now();
+        try {
+          await client.keepAlive(lease, { timeoutMs: 1_500 });
+          history.push({ kind: 'keepalive', ok: true, invokedAt, completedAt: performance.now() });
+        } catch (e) {
+          const gone = (e as { code?: string }).code === 'LEASE_NOT_FOUND';
+          history.push({
+            kind: 'keepalive',
+            ok: gone ? false : 'unknown',
+            invokedAt,
+            completedAt: performance.now(),
+          });
+        }
+        await new Promise((r) => setTimeout(r, ttlMs / 4));
+      }
+    })();
+    const read = async () => {
+      const invokedAt = performance.now();
+      const present = (await client.get(key)) !== null;
+      history.push({ kind: 'read', present, invokedAt, completedAt: performance.now() });
+      return present;
+    };
     const leader = (await cluster.leaders()).get(partition);
     const victim = leader === undefined ? undefined : await cluster.serverOfNode(leader);
     if (victim) await cluster.kill(victim);
     // Two TTLs with a failover in them: the key stays.
     const until2Ttl = Date.now() + 2 * ttlMs;
     while (Date.now() < until2Ttl) {
-      expect(await client.get(key)).toBe('up');
+      expect(await read()).toBe(true);
       await new Promise((r) => setTimeout(r, 200));
     }
     if (victim) cluster.start(victim);
-    loop.stop();
+    beating = false;
+    await beats;
     // The leader tells how long the key's lease has left (what RESP TTL answers): at most TTL + grace.
     const ttl = await client.timeToLive({ key }, { keys: true });
     expect(ttl).toMatchObject({ found: true, lease, ttlMs, keys: [key] });
     expect(ttl.remainingMs).toBeLessThanOrEqual(ttlMs + 2_000);
-    // Gone once keep-alives stop (TTL + the grace a new leader may give + the test's own slack).
+    // Gone once keep-alives stop: the reads go on until it is.
+    const deadline = Date.now() + 60_000;
+    while ((await read()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     await until(
       () => got.events.some((e) => e.type === 'delete'),
       () => `${got.events.length} events`,
       60_000,
     );
+    // The lease checker: never gone while kept alive within the TTL; gone within TTL + grace (2 s) after
+    // the last keep-alive, with 10 s of slack for a loaded machine (an upper bound, not a speed test).
+    expect(
+      checkLeaseHistory({ id: key, ttlMs, events: history }, { graceMs: 2_000, slackMs: 10_000 }),
+    ).toEqual({
+      ok: true,
+      violations: [],
+    });
     expect(await client.get(key)).toBeNull();
     await expect(client.keepAlive(lease)).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
     expect(await client.timeToLive(lease)).toMatchObject({ found: false, lease: 0 });

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type ChangeEvent, WatchHub } from './watch-hub.js';
 
@@ -64,5 +65,75 @@ describe('WatchHub', () => {
     expect(hub.watch({ key: 'a' }, 50, () => {})).toEqual({ reason: 'compacted', compactRevision: 101 });
     expect('cancel' in (hub.watch({ key: 'a' }, 101, () => {}) as object)).toBe(true);
     expect(hub.watch({ key: 'a' }, 101, () => {})).toEqual({ reason: 'too-many-watchers', limit: 1 });
+  });
+
+  it('delivers through its key/prefix index exactly what filtering every watcher would (property)', () => {
+    const keyArb = fc.constantFrom('a', 'ab', 'abc', 'b', 'b/1', 'b/2', '');
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ key: fc.boolean(), on: keyArb, from: fc.integer({ min: 1, max: 6 }) }), {
+          maxLength: 12,
+        }),
+        fc.array(
+          fc.array(
+            keyArb.filter((k) => k !== ''),
+            { minLength: 1, maxLength: 4 },
+          ),
+          {
+            minLength: 1,
+            maxLength: 6,
+          },
+        ),
+        fc.array(fc.integer({ min: 0, max: 11 }), { maxLength: 3 }),
+        (specs, entries, cancelAfterFirst) => {
+          const hub = new WatchHub(0);
+          const got = specs.map(() => [] as string[]);
+          const handles = specs.map((spec, i) =>
+            hub.watch(spec.key ? { key: spec.on } : { prefix: spec.on }, spec.from, (es) => {
+              got[i]?.push(...es.map((e) => `${e.revision}:${e.key}`));
+            }),
+          );
+          entries.forEach((keys, r) => {
+            apply(hub, r + 1, ...keys);
+            if (r === 0)
+              for (const c of cancelAfterFirst) {
+                const h = handles[c];
+                if (h && 'cancel' in h) h.cancel();
+              }
+          });
+          specs.forEach((spec, i) => {
+            const cancelled = cancelAfterFirst.includes(i);
+            const expected = entries
+              .flatMap((keys, r) => keys.map((key) => ({ key, revision: r + 1 })))
+              .filter((e) => (cancelled ? e.revision === 1 : true))
+              .filter(
+                (e) => e.revision >= spec.from && (spec.key ? e.key === spec.on : e.key.startsWith(spec.on)),
+              )
+              .map((e) => `${e.revision}:${e.key}`);
+            expect(got[i]).toEqual(expected);
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a sink that cancels another watcher stops its delivery at once', () => {
+    const hub = new WatchHub(0);
+    const seen: string[] = [];
+    const handles: { cancel(): void }[] = [];
+    // Each cancels the other: whichever is served first, the other gets nothing.
+    const a = hub.watch({ key: 'k' }, 1, (es) => {
+      seen.push(...es.map((e) => `a:${e.key}`));
+      handles[1]?.cancel();
+    });
+    const b = hub.watch({ prefix: '' }, 1, (es) => {
+      seen.push(...es.map((e) => `b:${e.key}`));
+      handles[0]?.cancel();
+    });
+    if ('cancel' in a && 'cancel' in b) handles.push(a, b);
+    apply(hub, 1, 'k');
+    expect(seen).toHaveLength(1);
+    expect(hub.watcherCount).toBe(1);
   });
 });

@@ -87,6 +87,13 @@ export class WatchHub {
   /** Every revision above `floor` is complete in the ring (or not yet applied). */
   private floor: number;
   private readonly watchers = new Set<Watcher>();
+  /**
+   * The watchers indexed for delivery: key watchers by key (one map lookup per event), prefix watchers
+   * by prefix (one `startsWith` per distinct prefix and event), so an entry costs O(its events × distinct
+   * prefixes + matching watchers), not O(every watcher).
+   */
+  private readonly byKey = new Map<string, Set<Watcher>>();
+  private readonly byPrefix = new Map<string, Set<Watcher>>();
   /** Events of the entry being applied, delivered together by {@link WatchHub.endEntry}. */
   private batch: ChangeEvent[] = [];
 
@@ -136,10 +143,39 @@ export class WatchHub {
     if (this.batch.length === 0) return;
     const events = this.batch;
     this.batch = [];
-    for (const w of [...this.watchers]) {
-      const mine = events.filter((e) => e.revision >= w.from && matches(w.filter, e.key));
-      if (mine.length > 0) w.sink(mine);
+    if (this.watchers.size === 0) return;
+    const out = new Map<Watcher, ChangeEvent[]>();
+    const add = (set: Set<Watcher> | undefined, e: ChangeEvent) => {
+      if (set === undefined) return;
+      for (const w of set) {
+        if (e.revision < w.from) continue;
+        const list = out.get(w);
+        if (list) list.push(e);
+        else out.set(w, [e]);
+      }
+    };
+    for (const e of events) {
+      add(this.byKey.get(e.key), e);
+      for (const [prefix, set] of this.byPrefix) if (e.key.startsWith(prefix)) add(set, e);
     }
+    // A sink may cancel watchers (itself or others): only the ones still open get their events.
+    for (const [w, mine] of out) if (this.watchers.has(w)) w.sink(mine);
+  }
+
+  private index(w: Watcher): void {
+    const [map, k] =
+      w.filter.key !== undefined ? [this.byKey, w.filter.key] : [this.byPrefix, w.filter.prefix ?? ''];
+    const set = map.get(k);
+    if (set) set.add(w);
+    else map.set(k, new Set([w]));
+  }
+
+  private unindex(w: Watcher): void {
+    const [map, k] =
+      w.filter.key !== undefined ? [this.byKey, w.filter.key] : [this.byPrefix, w.filter.prefix ?? ''];
+    const set = map.get(k);
+    set?.delete(w);
+    if (set?.size === 0) map.delete(k);
   }
 
   /**
@@ -159,6 +195,8 @@ export class WatchHub {
   cancelAll(): Watcher[] {
     const all = [...this.watchers];
     this.watchers.clear();
+    this.byKey.clear();
+    this.byPrefix.clear();
     return all;
   }
 
@@ -178,6 +216,7 @@ export class WatchHub {
     }
     const w: Watcher = { filter, sink, from: fromRevision };
     this.watchers.add(w);
+    this.index(w);
     let replayed = false;
     return {
       replay: () => {
@@ -185,7 +224,9 @@ export class WatchHub {
         replayed = true;
         if (replay.length > 0) sink(replay);
       },
-      cancel: () => this.watchers.delete(w),
+      cancel: () => {
+        if (this.watchers.delete(w)) this.unindex(w);
+      },
     };
   }
 }
