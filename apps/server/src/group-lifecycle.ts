@@ -10,6 +10,7 @@
  */
 import { join } from 'node:path';
 import type { LookupTable, NodeId } from '@paxkv/common';
+import { DEFAULT_PAXOS_CONFIG } from '@paxkv/paxos';
 import { type ServerContext, sleep } from './context.js';
 import type { GroupFactory, ReplicaGroupPort } from './group-port.js';
 import type { PeerLinks } from './peers.js';
@@ -43,6 +44,10 @@ export class GroupHost {
   private readonly creating = new Set<number>();
   private readonly lastLeader = new Map<number, NodeId | null>();
   private readonly isolatedAt = new Map<number, number>();
+  /** Timer ticks so far (see {@link tick}). */
+  private ticks = 0;
+  /** Groups that got their first tick (the others wait for a round boundary, see {@link tick}). */
+  private readonly ticking = new WeakSet<ReplicaGroupPort>();
   /** Groups outside the lookup table (the metadata group), with their replicas. */
   private readonly extra = new Map<number, { group: ReplicaGroupPort; replicas: readonly NodeId[] }>();
 
@@ -178,6 +183,21 @@ export class GroupHost {
     return out;
   }
 
+  /**
+   * Whether `g` gets this tick. A new group starts ticking on the tick after a multiple of the BLE round
+   * (`heartbeatTicks`), so that its rounds end on the same ticks as every other group's: their
+   * heartbeats then leave in the same turn and are coalesced (BLE keeps its rounds on that schedule).
+   * The wait is at most one round.
+   */
+  private due(g: ReplicaGroupPort): boolean {
+    if (this.ticking.has(g)) return true;
+    if (this.ticks % DEFAULT_PAXOS_CONFIG.heartbeatTicks !== 1 % DEFAULT_PAXOS_CONFIG.heartbeatTicks) {
+      return false;
+    }
+    this.ticking.add(g);
+    return true;
+  }
+
   /** A paxos message from peer `from` for `partition` (already checked structurally). */
   deliver(partition: number, from: NodeId, message: unknown): void {
     this.get(partition)?.handle(from, message);
@@ -186,7 +206,9 @@ export class GroupHost {
   /** One tick for every group; records leader changes. */
   tick(): void {
     const { log, metrics } = this.ctx;
+    this.ticks++;
     for (const x of this.extra.values()) {
+      if (!this.due(x.group)) continue;
       try {
         x.group.tick();
       } catch (e) {
@@ -194,6 +216,7 @@ export class GroupHost {
       }
     }
     for (const g of this.groups.values()) {
+      if (!this.due(g)) continue;
       try {
         g.tick();
       } catch (e) {

@@ -31,6 +31,7 @@ import { BOOTSTRAP_NODE_ID, type BootstrapRole } from './bootstrap-role.js';
 import type { ServerContext } from './context.js';
 import type { GroupHost } from './group-lifecycle.js';
 import type { PaxosMessageCheck } from './group-port.js';
+import { fromBeat } from './heartbeats.js';
 import type { MetadataService } from './metadata-group.js';
 import { LINK_HIGH_WATER_MARK_BYTES } from './peers.js';
 import { hostOf, RateLimitedLog } from './rate-limited-log.js';
@@ -406,7 +407,14 @@ export class InboundConnections {
             return;
           }
           if (env.type === 'paxos') this.deliverPaxos(env.from, env.partition, env.msg);
-          else for (const m of env.msgs) this.deliverPaxos(env.from, m.partition, m.msg);
+          else {
+            for (const m of env.msgs) this.deliverPaxos(env.from, m.partition, m.msg);
+            // Coalesced heartbeats become paxos messages again, checked like the others.
+            for (const b of env.beats ?? []) {
+              const m = fromBeat(b);
+              this.deliverPaxos(env.from, m.partition, m.msg);
+            }
+          }
           return;
         }
         case 'auth.hello': {

@@ -118,6 +118,16 @@ export class ServerMetrics {
   });
 
   /**
+   * BLE heartbeats sent coalesced (one positional tuple each in a `paxos.batch`'s `beats`, instead of
+   * one enveloped message per group).
+   */
+  readonly heartbeatsCoalesced = new Counter({
+    name: 'paxkv_heartbeats_coalesced_total',
+    help: 'BLE heartbeats of all groups sent coalesced into one message per peer and event-loop turn',
+    registers: [this.registry],
+  });
+
+  /**
    * Failed peer handshakes, by reason: `bad-proof` (another token, or none), `malformed`, `version`,
    * `refused` (the other side refused ours), `timeout`, `closed`.
    */

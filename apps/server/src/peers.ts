@@ -22,6 +22,7 @@ import {
   type ServerResponse,
 } from '@paxkv/common';
 import type { ServerContext } from './context.js';
+import { coalesce } from './heartbeats.js';
 
 /** Outcome of forwarding one request: the reply, or why there is none. */
 export type ForwardOutcome =
@@ -137,7 +138,9 @@ export class PeerLinks {
   /**
    * Queues a paxos message of `partition`'s group for `node`. Everything queued for a peer in one
    * event-loop turn leaves as one frame (`paxos.batch`, or a plain `paxos` envelope when alone) at the
-   * end of the turn, in the order queued: the link stays FIFO per group. Best effort, like `send`.
+   * end of the turn, in the order queued: the link stays FIFO per group (BLE heartbeats, coalesced into
+   * the batch's `beats`, keep their order among themselves; BLE never depends on their order relative
+   * to the other paxos messages). Best effort, like `send`.
    */
   sendPaxos(node: NodeId, partition: number, msg: unknown): void {
     let queue = this.paxosOut.get(node);
@@ -166,12 +169,18 @@ export class PeerLinks {
     if (from === null) return;
     this.ctx.metrics.paxosBatchSize.observe(msgs.length);
     const only = msgs.length === 1 ? msgs[0] : undefined;
-    this.send(
-      node,
-      only
-        ? { type: 'paxos', partition: only.partition, from, msg: only.msg }
-        : { type: 'paxos.batch', from, msgs },
-    );
+    if (only) {
+      this.send(node, { type: 'paxos', partition: only.partition, from, msg: only.msg });
+      return;
+    }
+    // The heartbeats of every group travel coalesced, one tuple each (see heartbeats.ts).
+    const c = coalesce(msgs);
+    if (c.beats.length === 0) {
+      this.send(node, { type: 'paxos.batch', from, msgs });
+      return;
+    }
+    this.ctx.metrics.heartbeatsCoalesced.inc(c.beats.length);
+    this.send(node, { type: 'paxos.batch', from, msgs: c.msgs, beats: c.beats });
   }
 
   /** Sends `message` to `node` (best effort: dropped while the link is down). */

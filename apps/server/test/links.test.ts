@@ -45,6 +45,9 @@ describe('links between servers', () => {
     expect(count).toBeGreaterThan(0);
     // 4 partitions: at least the heartbeats of every group to a peer share a frame.
     expect(sum / count).toBeGreaterThan(2);
+    // ... coalesced into one tuple list (the groups elected and serve, so the receivers expanded them).
+    const beats = Number(/^paxkv_heartbeats_coalesced_total (\S+)$/m.exec(text)?.[1]);
+    expect(beats).toBeGreaterThan(0);
   });
 
   it('carry forwarded requests: every server serves every key', async () => {

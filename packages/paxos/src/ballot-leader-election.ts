@@ -65,6 +65,10 @@ export class BallotLeaderElection {
   private readonly down = new Set<number>();
   /** How many more rounds may end as soon as every peer with a live session has answered. */
   private expedite = 0;
+  /** Ticks since construction (round ends are kept on multiples of `heartbeatTicks`). */
+  private ticks = 0;
+  /** The current round started off schedule: end it on the next scheduled tick (see {@link tick}). */
+  private realign = false;
 
   constructor(
     private readonly pid: number,
@@ -79,11 +83,23 @@ export class BallotLeaderElection {
     this.majority = Math.floor((peers.length + 1) / 2) + 1;
   }
 
-  /** Advances time by one tick; ends the round and starts a new one every `heartbeatTicks`. */
+  /**
+   * Advances time by one tick; ends the round and starts a new one every `heartbeatTicks`. Rounds end
+   * on ticks that are multiples of `heartbeatTicks` (counted from construction), so that the groups of
+   * one host, ticked together, send their heartbeats in the same turn (the host coalesces them). A
+   * round started off that schedule (an expedited election) is followed by one round of between half
+   * and one and a half `heartbeatTicks` that ends on the schedule again.
+   */
   tick(): void {
+    this.ticks++;
     this.ticksInRound++;
     this.ticksSinceLeaderSeen++;
-    if (this.ticksInRound >= this.heartbeatTicks) {
+    const onSchedule = this.ticks % this.heartbeatTicks === 0;
+    const due = this.realign
+      ? onSchedule && this.ticksInRound * 2 >= this.heartbeatTicks
+      : this.ticksInRound >= this.heartbeatTicks;
+    if (due) {
+      if (onSchedule) this.realign = false;
       this.endRound();
       this.startRound();
     }
@@ -114,6 +130,7 @@ export class BallotLeaderElection {
     this.leaderDirect = false;
     this.expedite = EXPEDITED_ROUNDS;
     this.startRound();
+    this.realign = true;
     this.endEarlyIfAnswered();
   }
 
@@ -155,6 +172,7 @@ export class BallotLeaderElection {
       this.expedite--;
       this.endRound();
       this.startRound();
+      this.realign = true;
     }
   }
 

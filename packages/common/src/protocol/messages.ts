@@ -200,19 +200,51 @@ export const PaxosEnvelopeSchema = z.object({
 /** Most paxos messages one `paxos.batch` frame may carry. */
 export const MAX_PAXOS_BATCH = 4096;
 
+const beatInt = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * A coalesced Ballot Leader Election heartbeat request of one partition's group:
+ * `[partition, round]` (the paxos `HeartbeatRequest` without its envelope).
+ */
+export const BeatRequestSchema = z.tuple([beatInt, beatInt]);
+
+/**
+ * A coalesced BLE heartbeat reply of one partition's group:
+ * `[partition, round, ballot.n, ballot.pid, quorumConnected (0|1), leader.n, leader.pid]`.
+ */
+export const BeatReplySchema = z.tuple([
+  beatInt,
+  beatInt,
+  beatInt,
+  beatInt,
+  z.union([z.literal(0), z.literal(1)]),
+  beatInt,
+  beatInt,
+]);
+
 /**
  * The paxos messages of many partitions' groups from one server to one peer, sent in one event-loop
- * turn: one frame instead of one per message (heartbeats of every group travel together). Each `msg`
- * is opaque here, as in {@link PaxosEnvelopeSchema}.
+ * turn: one frame instead of one per message. Each `msg` is opaque here, as in
+ * {@link PaxosEnvelopeSchema}. The BLE heartbeats of every group are coalesced into `beats`, one
+ * positional tuple each ({@link BeatRequestSchema}, {@link BeatReplySchema}) instead of one enveloped
+ * message each, as CockroachDB coalesces the heartbeats of its ranges; the receiver turns each back
+ * into the paxos message and checks it like any other. At least one `msgs` or `beats` entry.
  */
-export const PaxosBatchSchema = z.object({
-  type: z.literal('paxos.batch'),
-  from: NodeIdSchema,
-  msgs: z
-    .array(z.object({ partition: z.number().int().nonnegative(), msg: z.unknown() }))
-    .min(1)
-    .max(MAX_PAXOS_BATCH),
-});
+export const PaxosBatchSchema = z
+  .object({
+    type: z.literal('paxos.batch'),
+    from: NodeIdSchema,
+    msgs: z
+      .array(z.object({ partition: z.number().int().nonnegative(), msg: z.unknown() }))
+      .max(MAX_PAXOS_BATCH),
+    beats: z
+      .array(z.union([BeatRequestSchema, BeatReplySchema]))
+      .max(MAX_PAXOS_BATCH)
+      .optional(),
+  })
+  .refine((b) => b.msgs.length + (b.beats?.length ?? 0) > 0, {
+    message: 'a paxos.batch carries at least one message or heartbeat',
+  });
 
 /** Messages exchanged between servers, by tag (forwarded `kv` requests and their replies included). */
 export const PeerMessageSchemas = {
