@@ -5,14 +5,11 @@
  * and catch-up, SIGKILL of every server and restart from the data dirs with every acknowledged write read
  * back, and `paxkv cluster stop`. Every process started here is SIGKILLed at the end, even on failure.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createClient, type PaxkvClient } from '@paxkv/client';
 import { partitionOf } from '@paxkv/common';
 import { resolveServerCommand } from '@paxkv/server/launcher';
@@ -20,14 +17,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli.js';
 import { type ClusterFile, isAlive, isServerProcess, readClusterFile, startCluster } from '../src/cluster.js';
 import { statusOf } from '../src/connect.js';
+import { type CliRun, runCliProcess } from './cli-process.js';
 
 /** Stated bound: after the leader of a group is SIGKILLed, a write to that group succeeds within this. */
 const FAILOVER_BOUND_MS = 10_000;
 const PARTITIONS = 4;
-
-const here = dirname(fileURLToPath(import.meta.url));
-const CLI_MAIN = join(here, '..', 'src', 'main.ts');
-const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 let dir: string;
 let file: ClusterFile;
@@ -55,27 +49,10 @@ async function launch(): Promise<ClusterFile> {
 }
 
 /** Runs the CLI from source; resolves with exit code, stdout and stderr. */
-function cli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolveRun) => {
-    const child = spawn(
-      process.execPath,
-      ['--conditions=@paxkv/source', '--import', tsx, CLI_MAIN, ...args],
-      {
-        env: {
-          ...process.env,
-          PAXKV_SERVERS: '',
-          PAXKV_HISTORY: join(dir, 'history'),
-          PAXKV_SERVER_FROM_SOURCE: '1',
-        },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolveRun({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? '');
+function cli(args: string[], input?: string): Promise<CliRun> {
+  return runCliProcess(args, {
+    ...(input !== undefined ? { input } : {}),
+    env: { PAXKV_HISTORY: join(dir, 'history') },
   });
 }
 

@@ -6,23 +6,18 @@
  * written appears). Damaged files are refused with a clear error and start nothing; a restore into a
  * cluster that holds data changes nothing. Every process started here is SIGKILLed at the end.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { createClient } from '@paxkv/client';
 import { resolveServerCommand } from '@paxkv/server/launcher';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive, readClusterFile, startCluster } from '../src/cluster.js';
 import { statusOf } from '../src/connect.js';
+import { type CliRun, runCliProcess } from './cli-process.js';
 
 const PARTITIONS = 4;
 const WRITERS = 4;
-const here = dirname(fileURLToPath(import.meta.url));
-const CLI_MAIN = join(here, '..', 'src', 'main.ts');
-const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 let root: string;
 const clusterDirs: string[] = [];
@@ -36,23 +31,8 @@ function killAll(): void {
 process.on('exit', killAll);
 
 /** Runs the real `paxkv` (from source) in its own process. */
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolveRun) => {
-    const child = spawn(
-      process.execPath,
-      ['--conditions=@paxkv/source', '--import', tsx, CLI_MAIN, ...args],
-      {
-        env: { ...process.env, PAXKV_SERVERS: '', PAXKV_SERVER_FROM_SOURCE: '1' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        cwd: root,
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolveRun({ code: code ?? -1, stdout, stderr }));
-  });
+function cli(args: string[]): Promise<CliRun> {
+  return runCliProcess(args, { cwd: root });
 }
 
 function serversOf(dir: string): string[] {

@@ -33,7 +33,10 @@ resp="$(node -e 'const f=require(process.argv[1]);console.log(f.nodes[0].respPor
 rb() { # label, port, extra args...
   local label="$1" port="$2"
   shift 2
-  redis-benchmark -h 127.0.0.1 -p "$port" -t set,get,incr -n "$N" -c "$C" -P "$P" -q --csv "$@" 2>/dev/null |
+  # An error reply (e.g. -TIMEOUT on an overloaded machine) makes redis-benchmark exit non-zero: say so
+  # and go on with the rest of the run instead of stopping it.
+  { redis-benchmark -h 127.0.0.1 -p "$port" -t set,get,incr -n "$N" -c "$C" -P "$P" -q --csv "$@" 2>"$work/rb.err" ||
+    echo "# redis-benchmark failed ($label, exit $?): $(tail -c 300 "$work/rb.err")" >&2; } |
     awk -F, -v l="$label" 'NR>1 {gsub(/"/,""); printf "%s\t%s\t%s ops/s\tp50 %s ms\n", l, $1, $2, $5}'
 }
 native() { # workload, clients

@@ -9,31 +9,30 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { createClient } from '@paxkv/client';
 import { buildHistory, checkSync } from '@paxkv/linearizability-checker';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawClient, TestCluster, type TestServer } from './harness.js';
+import type { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { RawClient, type TestServer } from './harness.js';
 import { RawResp, respCommand } from './resp-helpers.js';
-import { type LinInput, type LinOutput, redisModel, redisWorkload } from './resp-workload.js';
+import {
+  type LinInput,
+  type LinOutput,
+  redisModel,
+  redisWorkload,
+  respClusterFixture,
+  testRedis,
+} from './resp-workload.js';
 
 const run = promisify(execFile);
 
-let cluster: TestCluster;
-const clients: Redis[] = [];
+const fixture = respClusterFixture();
 
 function respPort(i: number): number {
-  return (cluster.servers[i] as TestServer).respPort as number;
+  return (fixture.cluster().servers[i] as TestServer).respPort as number;
 }
 
 function client(i: number): Redis {
-  const r = new Redis({
-    port: respPort(i),
-    host: '127.0.0.1',
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-  });
-  clients.push(r);
-  return r;
+  const r = testRedis(respPort(i));
+  return fixture.track(r);
 }
 
 async function connected(i: number): Promise<Redis> {
@@ -41,17 +40,6 @@ async function connected(i: number): Promise<Redis> {
   await r.connect();
   return r;
 }
-
-beforeAll(async () => {
-  cluster = await TestCluster.create({ nodes: 3, partitions: 4, resp: true });
-  cluster.startAll();
-  await cluster.waitReady(60_000);
-}, 90_000);
-
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await cluster?.destroy();
-});
 
 describe('RESP on a real cluster', () => {
   it('any server answers any key, and RESP and native clients share one store', async () => {
@@ -61,7 +49,7 @@ describe('RESP on a real cluster', () => {
       expect(await [a, b, c][i % 3]?.set(key, `v${i}`)).toBe('OK');
       expect(await [a, b, c][(i + 1) % 3]?.get(key)).toBe(`v${i}`);
     }
-    const native = await RawClient.connect((cluster.servers[1] as TestServer).address);
+    const native = await RawClient.connect((fixture.cluster().servers[1] as TestServer).address);
     try {
       const reply = (await native.call({ type: 'kv', op: { op: 'get', key: 'shared:3' } })) as {
         result: { value: Uint8Array };
@@ -163,7 +151,10 @@ describe('RESP on a real cluster', () => {
     await expect(r.call('EXPIRE', 't:nx', '10', 'NX', 'XX')).rejects.toThrow('not compatible');
     // A key with a TTL disappears once it runs out (the leader expires its lease through the log):
     // a native watch sees its delete, and TTL says -2 afterwards.
-    const native = createClient({ servers: cluster.servers.map((x) => x.address), requestTimeoutMs: 15_000 });
+    const native = createClient({
+      servers: fixture.cluster().servers.map((x) => x.address),
+      requestTimeoutMs: 15_000,
+    });
     try {
       const w = native.watch('t:short');
       await w.ready;
@@ -325,6 +316,6 @@ describe('hostile input on the RESP port of a real cluster', () => {
       expect(h.closed).toBe(false);
       h.close();
     }
-    for (const s of cluster.servers) expect(s.child?.exitCode).toBeNull();
+    for (const s of fixture.cluster().servers) expect(s.child?.exitCode).toBeNull();
   });
 });

@@ -5,24 +5,24 @@
  * applied twice, and the survivors must keep answering while the server is down.
  */
 import { buildHistory, checkSync, type OperationSpec } from '@paxkv/linearizability-checker';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestCluster, type TestServer } from './harness.js';
-import { type LinInput, type LinOutput, redisModel, redisWorkload } from './resp-workload.js';
+import type { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import type { TestServer } from './harness.js';
+import {
+  type LinInput,
+  type LinOutput,
+  redisModel,
+  redisWorkload,
+  respClusterFixture,
+  testRedis,
+} from './resp-workload.js';
 
-let cluster: TestCluster;
-const clients: Redis[] = [];
+const fixture = respClusterFixture();
 
 async function connect(s: TestServer): Promise<Redis> {
-  const r = new Redis({
-    port: s.respPort as number,
-    host: '127.0.0.1',
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null, // a connection to a killed server stays down (its client stops)
-  });
-  clients.push(r);
+  // A connection to a killed server stays down (its client stops).
+  const r = testRedis(s.respPort as number, true);
+  fixture.track(r);
   await r.connect();
   return r;
 }
@@ -49,19 +49,9 @@ function counter() {
   };
 }
 
-beforeAll(async () => {
-  cluster = await TestCluster.create({ nodes: 3, partitions: 4, resp: true });
-  cluster.startAll();
-  await cluster.waitReady(60_000);
-}, 90_000);
-
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await cluster?.destroy();
-});
-
 describe('RESP under faults', () => {
   it('a leader SIGKILLed and restarted during an ioredis workload: linearizable, no acknowledged write lost', async () => {
+    const cluster = fixture.cluster();
     const keys = ['f:a', 'f:b', 'f:c', 'f:d'];
     // The victim: the server leading partition 0 (a leader kill forces an election under load).
     const leaders = await cluster.leaders();

@@ -4,7 +4,9 @@
  * recording every call with its answer, or without one when the outcome is unknown (an error).
  */
 import { defineModel, type OperationSpec } from '@paxkv/linearizability-checker';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
+import { TestCluster } from './harness.js';
 
 /** The input of one recorded operation. */
 export type LinInput = { f: string; key: string; value?: string; expected?: string | null; by?: number };
@@ -134,4 +136,51 @@ export async function redisWorkload(
     }),
   );
   return ops;
+}
+
+/**
+ * An ioredis client of the RESP port `port` for tests: no offline queue and no retries of a command (a
+ * failed command is an unknown outcome, recorded as such), connected on `connect()`. `stayDown`: no
+ * reconnection once the connection is lost.
+ */
+export function testRedis(port: number, stayDown = false): Redis {
+  return new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    ...(stayDown ? { retryStrategy: () => null } : {}),
+  });
+}
+
+/**
+ * A real 3-server cluster with RESP ports (4 partitions) for the tests of one file: started before
+ * them, destroyed after them with every ioredis client `track` was given.
+ */
+export function respClusterFixture(): {
+  readonly cluster: () => TestCluster;
+  readonly track: (r: Redis) => Redis;
+} {
+  let cluster: TestCluster | undefined;
+  const clients: Redis[] = [];
+  beforeAll(async () => {
+    cluster = await TestCluster.create({ nodes: 3, partitions: 4, resp: true });
+    cluster.startAll();
+    await cluster.waitReady(60_000);
+  }, 90_000);
+  afterAll(async () => {
+    for (const c of clients) c.disconnect();
+    await cluster?.destroy();
+  });
+  return {
+    cluster: () => {
+      if (!cluster) throw new Error('the RESP cluster is not started yet (use it inside a test)');
+      return cluster;
+    },
+    track: (r) => {
+      clients.push(r);
+      return r;
+    },
+  };
 }

@@ -62,19 +62,27 @@ describe('partition backup: snapshot and restore operations', () => {
     expect(snapshotOf(again).state).toEqual(snapshotOf(m).state);
   });
 
-  it('refuses a partition that holds anything, and changes nothing', () => {
+  /** Restores a backup into a partition with a history of its own; returns what broke, or null. */
+  function restoreOverHistory(config: ConstructorParameters<typeof KvStateMachine>[0] = {}): string | null {
     const { m } = populated();
     const state = snapshotOf(m).state;
-    const target = new KvStateMachine({}, 3);
+    const target = new KvStateMachine(config, 3);
     run(target, { op: 'put', key: 'mine', value: 'keep' });
     run(target, { op: 'delete', key: 'mine' }); // empty of keys, but revision 2: a history of its own
     const before = target.revision;
-    expect(run(target, { op: 'restore', partition: 3, state })).toMatchObject({
-      outcome: 'not-empty',
-      keys: 0,
-      revision: before,
-    });
-    expect(target.read('a').value).toBeNull();
+    const r = run(target, { op: 'restore', partition: 3, state });
+    if (r.op !== 'restore' || r.outcome !== 'not-empty')
+      return `outcome ${r.op === 'restore' ? r.outcome : r.op}`;
+    if (target.revision !== before || target.read('a').value !== null) return 'the partition changed';
+    return null;
+  }
+
+  it('refuses a partition that holds anything, and changes nothing', () => {
+    expect(restoreOverHistory()).toBeNull();
+  });
+
+  it('mutation check: with the rule broken on purpose, the refusal test sees it', () => {
+    expect(restoreOverHistory({ unsafeMutation: 'restoreIntoNonEmpty' })).toBe('outcome restored');
   });
 
   it('refuses corrupt or foreign states with BAD_REQUEST, and changes nothing', () => {

@@ -67,6 +67,12 @@ export interface StateMachineConfig {
   readonly maxRangeBytes: number;
   /** Most leases alive at once in the partition; more grants answer `granted: false`. Default 100 000. */
   readonly maxLeases: number;
+  /**
+   * TESTING ONLY: breaks a rule on purpose, so that a test can show it catches the break.
+   * `restoreIntoNonEmpty`: a `restore` loads its state over a partition that already holds keys (mixing
+   * two histories). Default `none`.
+   */
+  readonly unsafeMutation?: 'none' | 'restoreIntoNonEmpty';
 }
 
 /** Defaults of {@link StateMachineConfig}. */
@@ -655,19 +661,24 @@ export class KvStateMachine {
    * {@link KvStateMachine.fromSnapshot} yields a machine that behaves identically.
    */
   snapshot(): Uint8Array {
+    const sessions: [string, number, KvResult, number][] = [];
+    for (const [c, s] of this.sessions) sessions.push([c, s.seq, s.result, s.lastIndex]);
+    return this.encodeState(this.applied, sessions);
+  }
+
+  /** The snapshot format of the current data and leases with the given applied index and sessions. */
+  private encodeState(applied: number, sessions: [string, number, KvResult, number][]): Uint8Array {
     // Flat [key, value, createRevision, modRevision, version, key, ...]: one array, no per-key tuple.
     const data: (string | Value | number)[] = [];
     this.data.forEachPair((k, e) => {
       data.push(k, e.value, e.createRevision, e.modRevision, e.version);
     });
-    const sessions: [string, number, KvResult, number][] = [];
-    for (const [c, s] of this.sessions) sessions.push([c, s.seq, s.result, s.lastIndex]);
     // Leases: the table, and [key, lease, ...] for the keys attached to one (absent in older snapshots).
     const attached: (string | number)[] = [];
     for (const l of this.leaseTable.list()) for (const k of l.keys) attached.push(k, l.lease);
     return encode({
       v: SNAPSHOT_VERSION,
-      applied: this.applied,
+      applied,
       revision: this.rev,
       data,
       sessions,
@@ -682,21 +693,7 @@ export class KvStateMachine {
    * partition (`restore`) without that cluster's clients ever matching a session of this one.
    */
   exportState(): Uint8Array {
-    const data: (string | Value | number)[] = [];
-    this.data.forEachPair((k, e) => {
-      data.push(k, e.value, e.createRevision, e.modRevision, e.version);
-    });
-    const attached: (string | number)[] = [];
-    for (const l of this.leaseTable.list()) for (const k of l.keys) attached.push(k, l.lease);
-    return encode({
-      v: SNAPSHOT_VERSION,
-      applied: 0,
-      revision: this.rev,
-      data,
-      sessions: [],
-      leases: this.leaseTable.toSnapshot(),
-      attached,
-    });
+    return this.encodeState(0, []);
   }
 
   /**
@@ -727,27 +724,22 @@ export class KvStateMachine {
     const m = this.staged;
     this.staged = undefined;
     if (m === undefined) throw new RangeError('restore applied without a staged state (a caller bug)');
-    const empty = this.data.size === 0 && this.leaseTable.size === 0 && this.rev === 0;
-    if (!empty) {
-      return {
-        op: 'restore',
-        outcome: 'not-empty',
-        keys: this.data.size,
-        leases: this.leaseTable.size,
-        ...this.header(),
-      };
+    const empty =
+      (this.data.size === 0 && this.leaseTable.size === 0 && this.rev === 0) ||
+      this.config.unsafeMutation === 'restoreIntoNonEmpty';
+    if (empty) {
+      this.rev = m.rev;
+      m.data.forEachPair((k, e) => {
+        this.data.set(k, e);
+      });
+      this.leaseTable.restore(m.leaseTable.toSnapshot());
+      m.data.forEachPair((k, e) => {
+        if (e.lease !== 0) this.leaseTable.attach(k, e.lease);
+      });
     }
-    this.rev = m.rev;
-    m.data.forEachPair((k, e) => {
-      this.data.set(k, e);
-    });
-    this.leaseTable.restore(m.leaseTable.toSnapshot());
-    m.data.forEachPair((k, e) => {
-      if (e.lease !== 0) this.leaseTable.attach(k, e.lease);
-    });
     return {
       op: 'restore',
-      outcome: 'restored',
+      outcome: empty ? 'restored' : 'not-empty',
       keys: this.data.size,
       leases: this.leaseTable.size,
       ...this.header(),

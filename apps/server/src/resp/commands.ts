@@ -795,6 +795,19 @@ const NO_KEYS: KeySpec = [0, 0, 0];
 const ONE_KEY: KeySpec = [1, 1, 1];
 const ALL_KEYS: KeySpec = [1, -1, 1];
 
+/** The seconds and milliseconds forms of a TTL command (`EXPIRE`/`PEXPIRE`, `TTL`/`PTTL`, ...). */
+function inTwoUnits(
+  seconds: string,
+  millis: string,
+  spec: Omit<CommandSpec, 'name' | 'run'>,
+  run: (ctx: CommandContext, args: readonly Buffer[], unitMs: number) => Promise<RespValue>,
+): CommandSpec[] {
+  return [
+    { ...spec, name: seconds, run: (ctx, args) => run(ctx, args, 1000) },
+    { ...spec, name: millis, run: (ctx, args) => run(ctx, args, 1) },
+  ];
+}
+
 const specs: CommandSpec[] = [
   {
     name: 'ping',
@@ -1284,49 +1297,10 @@ const specs: CommandSpec[] = [
     barrier: true,
     run: scan,
   },
-  {
-    name: 'expire',
-    arity: -3,
-    flags: ['write', 'fast'],
-    keys: ONE_KEY,
-    run: (ctx, args) => expireCommand(ctx, args, 1000),
-  },
-  {
-    name: 'pexpire',
-    arity: -3,
-    flags: ['write', 'fast'],
-    keys: ONE_KEY,
-    run: (ctx, args) => expireCommand(ctx, args, 1),
-  },
-  {
-    name: 'ttl',
-    arity: 2,
-    flags: ['readonly', 'fast'],
-    keys: ONE_KEY,
-    run: (ctx, args) => ttlCommand(ctx, args, 1000),
-  },
-  {
-    name: 'pttl',
-    arity: 2,
-    flags: ['readonly', 'fast'],
-    keys: ONE_KEY,
-    run: (ctx, args) => ttlCommand(ctx, args, 1),
-  },
+  ...inTwoUnits('expire', 'pexpire', { arity: -3, flags: ['write', 'fast'], keys: ONE_KEY }, expireCommand),
+  ...inTwoUnits('ttl', 'pttl', { arity: 2, flags: ['readonly', 'fast'], keys: ONE_KEY }, ttlCommand),
   { name: 'persist', arity: 2, flags: ['write', 'fast'], keys: ONE_KEY, run: persistCommand },
-  {
-    name: 'setex',
-    arity: 4,
-    flags: ['write', 'denyoom'],
-    keys: ONE_KEY,
-    run: (ctx, args) => setexCommand(ctx, args, 1000),
-  },
-  {
-    name: 'psetex',
-    arity: 4,
-    flags: ['write', 'denyoom'],
-    keys: ONE_KEY,
-    run: (ctx, args) => setexCommand(ctx, args, 1),
-  },
+  ...inTwoUnits('setex', 'psetex', { arity: 4, flags: ['write', 'denyoom'], keys: ONE_KEY }, setexCommand),
 ];
 
 /** Every command, by lower-case name. */
