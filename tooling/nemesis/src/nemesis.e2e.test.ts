@@ -55,7 +55,7 @@ describe.skipIf(problem !== undefined)('nemesis on real servers', () => {
   );
 
   it(
-    '100 watchers through kills, pauses and partitions: every stream complete, in order, without duplicates',
+    '100 watchers and 4 lessees through kills and partitions: every stream complete, in order, without duplicates; every lease history checked',
     async () => {
       const summary = await runNemesis({
         seed: 513,
@@ -64,6 +64,7 @@ describe.skipIf(problem !== undefined)('nemesis on real servers', () => {
         clients: 4,
         keys: 6,
         watchers: 100,
+        lessees: 4,
         faults: ['kill', 'partition'],
         leaderProbability: 0.8,
       });
@@ -76,6 +77,9 @@ describe.skipIf(problem !== undefined)('nemesis on real servers', () => {
       // The streams carried the writes (not a vacuous pass).
       expect(summary.watch?.events ?? 0).toBeGreaterThan(summary.acknowledgedWrites);
       expect(Object.values(summary.faults).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+      // The lessees' histories: no key gone while its lease was kept alive, none read after its end.
+      expect(summary.leases?.check).toEqual({ ok: true, violations: [] });
+      expect(summary.leases?.keepAlives ?? 0).toBeGreaterThan(0);
     },
     durationMs + 150_000,
   );

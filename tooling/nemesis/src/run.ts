@@ -16,6 +16,7 @@ import {
   pairOperations,
   toJsonl,
 } from './history.js';
+import { LesseePool, type LesseesSummary } from './lessees.js';
 import { Nemesis } from './nemesis.js';
 import { FaultProxy } from './proxy.js';
 import { Rng } from './rng.js';
@@ -88,7 +89,15 @@ export interface RunOptions {
    * `watchers.ts`). Default 0.
    */
   readonly watchers?: number;
+  /**
+   * `kv` workload only: lessees that grant a lease, attach a key, keep it alive, let it expire, again,
+   * through the faults; every lease's history is checked (see `lessees.ts`). Default 0.
+   */
+  readonly lessees?: number;
 }
+
+/** TTL of the lessees' leases (`lessees` option), ms. */
+export const LESSEE_TTL_MS = 2_000;
 
 /** Defaults of {@link RunOptions}. */
 export const DEFAULT_RUN_OPTIONS = Object.freeze({
@@ -159,6 +168,8 @@ export interface RunSummary {
   readonly passed: boolean;
   /** The watchers' outcome, when the run had watchers. */
   readonly watch?: WatchersSummary;
+  /** The lessees' outcome, when the run had lessees. */
+  readonly leases?: LesseesSummary;
 }
 
 /** The run could not start (no server binary, cluster did not form); nothing was tested. */
@@ -242,6 +253,16 @@ export async function runNemesis(
         ? await WatcherPool.open(cluster.clientAddresses(), o.watchers ?? 0, keys, 'key-', o.partitions)
         : undefined;
     if (watchers) log(`${o.watchers} watchers open`);
+    const lessees =
+      !bank && (o.lessees ?? 0) > 0
+        ? new LesseePool(
+            cluster.clientAddresses(),
+            o.lessees ?? 0,
+            LESSEE_TTL_MS,
+            rng.fork(),
+            o.operationTimeoutMs,
+          )
+        : undefined;
     const started = Date.now();
     if (bankWorkload && bankFactory) await bankWorkload.start(o.clients, bankFactory, histories);
     else await (workload as Workload).start(o.clients, factory, histories);
@@ -336,6 +357,21 @@ export async function runNemesis(
         });
       }
     }
+    let leases: LesseesSummary | undefined;
+    if (lessees) {
+      leases = await lessees.finish(2_000);
+      log(`lessees: ${leases.leases} leases, ${leases.keepAlives} keep-alives, ${leases.expired} expired`);
+      if (!leases.check.ok) {
+        const file = join(dir, 'violation-leases.txt');
+        writeFileSync(file, `${leases.check.violations.join('\n')}\n`);
+        violations.push({
+          key: '(leases)',
+          reason: leases.check.violations.slice(0, 3).join('; '),
+          historyFile: file,
+          reportFile: file,
+        });
+      }
+    }
     const acknowledgedWrites = keySummaries.reduce((s, k) => s + k.acknowledged, 0);
     const verifiedWrites = keySummaries.reduce((s, k) => s + k.verified, 0);
     passed = violations.length === 0 && !keySummaries.some((k) => k.verdict === 'unknown');
@@ -360,6 +396,7 @@ export async function runNemesis(
       dirKept: !passed || o.keepDir,
       passed,
       ...(watch ? { watch } : {}),
+      ...(leases ? { leases } : {}),
     };
   } finally {
     await cluster.stop().catch(() => {});
@@ -527,6 +564,10 @@ export function formatSummary(s: RunSummary): string {
   lines.push(`faults injected: ${formatCounts(s.faults)}`);
   lines.push(`acknowledged writes verified: ${s.verifiedWrites}/${s.acknowledgedWrites}`);
   lines.push(`checker time: ${s.checkMs.toFixed(0)} ms`);
+  if (s.leases)
+    lines.push(
+      `lessees: ${s.leases.lessees} (${s.leases.leases} leases, ${s.leases.keepAlives} keep-alives, ${s.leases.expired} expired), lease histories ${s.leases.check.ok ? 'ok' : 'VIOLATED'}`,
+    );
   if (s.watch)
     lines.push(
       `watchers: ${s.watch.watchers} (${s.watch.events} events, ${s.watch.failed} failed), streams ${s.watch.check.ok ? 'complete, in order, no duplicate' : 'VIOLATED'}`,
