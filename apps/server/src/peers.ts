@@ -183,6 +183,14 @@ export class PeerLinks {
     this.send(node, { type: 'paxos.batch', from, msgs: c.msgs, beats: c.beats });
   }
 
+  /**
+   * Milliseconds since `node` was last heard on this server's link to it (see
+   * `ReconnectingConnection.silentForMs`); `undefined` when there is no link yet or it never connected.
+   */
+  silentForMs(node: NodeId): number | undefined {
+    return this.links.get(node)?.silentForMs;
+  }
+
   /** Sends `message` to `node` (best effort: dropped while the link is down). */
   send(node: NodeId, message: unknown): void {
     this.link(node)?.send(message);

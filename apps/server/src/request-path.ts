@@ -267,7 +267,19 @@ export class RequestPath {
         }
         if (replicas.length === 0)
           throw new UnavailableError({ reason: `no group serves partition ${partition}` });
-        target = this.remoteLeader.get(partition) ?? (replicas[rotate++ % replicas.length] as NodeId);
+        // Route around links that went silent (keepalives make a healthy one speak every
+        // `linkKeepaliveMs`) before their liveness check tears them down; when every replica is
+        // silent this server is cut off from the group: refuse at once so the client goes elsewhere.
+        const silentMs = ctx.config.linkLivenessMs / 2;
+        const silent = (n: NodeId) => (this.deps.peers.silentForMs(n) ?? 0) > silentMs;
+        const live = replicas.filter((n) => !silent(n));
+        if (live.length === 0) {
+          throw new UnavailableError({
+            reason: `node ${ctx.nodeId} has heard none of partition ${partition}'s replicas for ${silentMs} ms; try another server`,
+          });
+        }
+        const cached = this.remoteLeader.get(partition);
+        target = cached !== undefined && !silent(cached) ? cached : (live[rotate++ % live.length] as NodeId);
       }
       // Forward to `target` and relay its answer.
       const remaining = deadline - ctx.now();

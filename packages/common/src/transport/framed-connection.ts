@@ -537,6 +537,11 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     }
   };
 
+  /** Milliseconds since the last byte arrived (or since the connection opened). */
+  get silentForMs(): number {
+    return performance.now() - this.lastReceivedAt;
+  }
+
   private onData(chunk: Buffer): void {
     this.counters.bytesIn += chunk.length;
     this.lastReceivedAt = performance.now();

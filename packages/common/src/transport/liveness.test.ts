@@ -215,3 +215,50 @@ describe('graceful close of a server', () => {
     await until(() => got.length === 100);
   });
 });
+
+describe('silentForMs', () => {
+  it('is undefined before the first connection, grows while the peer says nothing, resets when it speaks', async () => {
+    const { conns, address } = await startServer();
+    const c = client(address);
+    expect(c.silentForMs).toBeUndefined();
+    await waitFor<void>((done) => c.once('connect', () => done()));
+    await waitFor<void>((done) => {
+      const t = setInterval(() => {
+        if (conns.length > 0 && (c.silentForMs ?? 0) > 60) {
+          clearInterval(t);
+          done();
+        }
+      }, 5);
+    });
+    const before = c.silentForMs as number;
+    conns[0]?.send({ hello: 1 });
+    await waitFor<void>((done) => c.once('message', () => done()));
+    expect(c.silentForMs as number).toBeLessThan(before);
+  });
+
+  it('counts from the last byte heard on the lost connection while disconnected', async () => {
+    const { server, conns, address } = await startServer();
+    const c = client(address, { backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 } });
+    await waitFor<void>((done) => c.once('connect', () => done()));
+    await waitFor<void>((done) => {
+      const t = setInterval(() => {
+        if (conns.length > 0) {
+          clearInterval(t);
+          done();
+        }
+      }, 5);
+    });
+    conns[0]?.send({ hello: 1 });
+    await waitFor<void>((done) => c.once('message', () => done()));
+    const heard = performance.now();
+    const down = waitFor<void>((done) => c.once('disconnect', () => done()));
+    await server.close();
+    await down;
+    expect(c.connected).toBe(false);
+    const s1 = c.silentForMs as number;
+    expect(s1).toBeGreaterThanOrEqual(0);
+    expect(s1).toBeLessThanOrEqual(performance.now() - heard + 1);
+    await waitFor<void>((done) => setTimeout(done, 30));
+    expect(c.silentForMs as number).toBeGreaterThan(s1);
+  });
+});

@@ -83,6 +83,8 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
   private readonly handshake: Handshake | undefined;
   private readonly tls: TlsOptions | undefined;
   private current: FramedConnection | undefined;
+  /** When the peer was last heard on the connection that was lost last (`performance.now()`). */
+  private lostAt: number | undefined;
   private handshaking: FramedConnection | undefined;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -119,6 +121,20 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
   /** True while connected. */
   get connected(): boolean {
     return this.current?.isOpen ?? false;
+  }
+
+  /**
+   * Milliseconds since the peer was last heard: since the last byte on the current connection, or,
+   * while disconnected, since the last connection was lost (adding what it had been silent before).
+   * `undefined` until a first connection was established. With keepalives on, a healthy link is never
+   * silent much longer than the keepalive interval: a caller can route around a link that is, before
+   * the liveness check tears it down.
+   */
+  get silentForMs(): number | undefined {
+    const c = this.current;
+    if (c?.isOpen) return c.silentForMs;
+    if (this.lostAt === undefined) return undefined;
+    return performance.now() - this.lostAt;
   }
 
   /** True once {@link ReconnectingConnection.close} was called. */
@@ -281,8 +297,10 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
       conn.on('protocolError', (e) => this.emit('protocolError', e));
       conn.on('drain', () => this.emit('drain'));
       conn.on('close', (reason) => {
-        if (this.current === conn) this.current = undefined;
-        else if (this.handshaking === conn) {
+        if (this.current === conn) {
+          this.current = undefined;
+          this.lostAt = performance.now() - conn.silentForMs;
+        } else if (this.handshaking === conn) {
           this.handshaking = undefined;
           this.connecting = false;
         }
