@@ -36,6 +36,9 @@ export interface GroupStatusRow {
   readonly leader: NodeId | null;
   readonly role: 'leader' | 'follower' | 'stopped';
   readonly decidedIndex: number;
+  /** The configuration the replica runs (when the group is reconfigurable and it runs one). */
+  readonly configId?: number;
+  readonly members?: NodeId[];
 }
 
 /** See the module comment. */
@@ -92,6 +95,9 @@ export class GroupHost {
       leader: g.leader,
       role: g.role,
       decidedIndex: g.decidedIndex,
+      ...(g.configuration
+        ? { configId: g.configuration.configId, members: [...g.configuration.members] }
+        : {}),
     }));
   }
 
@@ -125,12 +131,28 @@ export class GroupHost {
     for (const g of table.groups) {
       if (!g.replicas.includes(me) || this.groups.has(g.partition) || this.creating.has(g.partition))
         continue;
-      creations.push(this.createGroup(g.partition, g.replicas, me));
+      // A group past its first configuration is joined by state transfer, never created afresh.
+      creations.push(this.createGroup(g.partition, g.replicas, me, (g.config ?? 0) > 0));
     }
     await Promise.all(creations);
   }
 
-  private async createGroup(partition: number, replicas: readonly NodeId[], me: NodeId): Promise<void> {
+  /**
+   * Opens this server's replica of `partition` as a joiner (a replica is being moved here, see
+   * `metadata-group.ts`), unless it is open already. `replicas`: the group's replicas after the move.
+   */
+  async openJoiner(partition: number, replicas: readonly NodeId[]): Promise<void> {
+    const me = this.ctx.nodeId;
+    if (me === null || this.groups.has(partition) || this.creating.has(partition)) return;
+    await this.createGroup(partition, replicas, me, true);
+  }
+
+  private async createGroup(
+    partition: number,
+    replicas: readonly NodeId[],
+    me: NodeId,
+    joining: boolean,
+  ): Promise<void> {
     const ctx = this.ctx;
     this.creating.add(partition);
     try {
@@ -139,6 +161,7 @@ export class GroupHost {
         pid: me,
         peers: replicas.filter((r) => r !== me),
         preferredLeader: replicas[0] === me,
+        join: joining,
         dataDir: join(ctx.config.dataDir, `partition-${partition}`),
         fsync: ctx.config.fsync,
         send: (to, message) => this.deps.peers.sendPaxos(to, partition, message),
@@ -176,9 +199,9 @@ export class GroupHost {
     const out: ReplicaGroupPort[] = [];
     for (const x of this.extra.values()) if (x.replicas.includes(node)) out.push(x.group);
     for (const g of this.groups.values()) {
-      if (this.ctx.table?.groups.find((x) => x.partition === g.partition)?.replicas.includes(node)) {
-        out.push(g);
-      }
+      const members =
+        g.configuration?.members ?? this.ctx.table?.groups.find((x) => x.partition === g.partition)?.replicas;
+      if (members?.includes(node)) out.push(g);
     }
     return out;
   }
@@ -216,6 +239,10 @@ export class GroupHost {
       }
     }
     for (const g of this.groups.values()) {
+      if (g.removed) {
+        this.closeRemoved(g);
+        continue;
+      }
       if (!this.due(g)) continue;
       try {
         g.tick();
@@ -238,6 +265,23 @@ export class GroupHost {
         log.debug({ partition: g.partition, leader }, 'leader changed');
       }
     }
+  }
+
+  /**
+   * `g` is out of its group (its replica was moved to another server) and retired its data: close it.
+   * Its partition's requests are then forwarded like those of any partition this server does not host.
+   */
+  private closeRemoved(g: ReplicaGroupPort): void {
+    this.groups.delete(g.partition);
+    this.lastLeader.delete(g.partition);
+    this.isolatedAt.delete(g.partition);
+    this.ctx.log.info(
+      { partition: g.partition },
+      `partition ${g.partition}: this replica left the group; closed`,
+    );
+    g.close().catch((e: unknown) =>
+      this.ctx.log.error({ partition: g.partition, err: (e as Error).message }, 'close failed'),
+    );
   }
 
   /** Refreshes the per-group gauges (role, log size, decided index). */

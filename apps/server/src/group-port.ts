@@ -52,6 +52,22 @@ export interface ReplicaGroupPort {
   ): WatchOpened | WatchRefused;
   /** Flushes and closes the durable storage. Pending operations fail. */
   close(): Promise<void>;
+  /**
+   * Moves the group to `members` (a stop-sign reconfiguration; only on the group's leader, else
+   * `NOT_LEADER`); resolves with the configuration that runs once the stop-sign is decided (at once
+   * when `members` already are the current ones). Absent when the group cannot be reconfigured.
+   */
+  reconfigure?(members: readonly NodeId[]): Promise<GroupConfiguration>;
+  /** The configuration this replica runs, undefined while it waits to join (or if unknown). */
+  readonly configuration?: GroupConfiguration | undefined;
+  /** True once this replica is out of its group and retired its data: the server closes it. */
+  readonly removed?: boolean;
+}
+
+/** A group's configuration: its id (0 for the first, then +1 per reconfiguration) and its replicas. */
+export interface GroupConfiguration {
+  readonly configId: number;
+  readonly members: readonly NodeId[];
 }
 
 /** One applied change of one key, as a watch delivers it. */
@@ -91,6 +107,12 @@ export interface GroupSpec {
    * is spread over the servers instead of landing on the highest node id in every group.
    */
   readonly preferredLeader: boolean;
+  /**
+   * True when this server joins an existing group (a replica moved here): the replica creates no
+   * configuration and waits for the state a replica of the group sends it. False: it is one of the
+   * group's first replicas (configuration 0).
+   */
+  readonly join: boolean;
   /** Directory for this group's snapshots (created by the factory); its log records go to the server's shared write-ahead log in the sibling directory `wal`. */
   readonly dataDir: string;
   readonly fsync: 'always' | 'batch' | 'never';

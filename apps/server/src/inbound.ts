@@ -287,7 +287,8 @@ export class InboundConnections {
         case 'member.list':
         case 'member.add':
         case 'member.remove':
-        case 'member.seed': {
+        case 'member.seed':
+        case 'group.reconfigure': {
           const parsed = conn.kind === 'peer' ? parsePeerMessage(value) : parseClientRequest(value);
           if (!parsed.ok) {
             this.reject(conn, parsed.error, parsed.id);

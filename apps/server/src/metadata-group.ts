@@ -80,7 +80,7 @@ const CAS_ATTEMPTS = 5;
  * again later).
  */
 export interface GroupReconfigurer {
-  reconfigure(partition: number, replicas: readonly NodeId[]): Promise<void>;
+  reconfigure(partition: number, replicas: readonly NodeId[]): Promise<{ readonly configId: number }>;
 }
 
 /** What {@link MetadataService} needs from the rest of the server. */
@@ -122,6 +122,8 @@ export class MetadataService {
   private proposing: Promise<unknown> = Promise.resolve();
   /** Per member: when its link was last seen up (ctx clock). */
   private readonly lastSeen = new Map<NodeId, number>();
+  /** Members whose link has been up at least once (only those receive replicas). */
+  private readonly everConnected = new Set<NodeId>();
   /** Moves this leader is running. */
   private readonly running = new Set<number>();
   private lastBlockedLog = Number.NEGATIVE_INFINITY;
@@ -249,6 +251,15 @@ export class MetadataService {
   /** Answers a membership request (see the module comment). Never rejects. */
   async execute(request: MemberRequest, origin: RequestOrigin): Promise<ServerResponse> {
     try {
+      if (request.type === 'group.reconfigure') {
+        if (!origin.forwarded) {
+          throw new UnauthenticatedError({
+            reason: 'group.reconfigure is accepted only from a server of the cluster (the metadata leader)',
+          });
+        }
+        const c = await this.reconfigureGroup(request.partition, request.members, true);
+        return { type: 'group.reconfigure.ok', id: request.id, partition: request.partition, ...c };
+      }
       if (request.type === 'member.seed') {
         if (!origin.forwarded) {
           throw new UnauthenticatedError({
@@ -297,6 +308,44 @@ export class MetadataService {
   }
 
   // ---- internals ------------------------------------------------------------------------------
+
+  /**
+   * Runs the reconfiguration of `partition`'s group to `members` on the group's leader: the local
+   * replica when it leads, else forwarded (`group.reconfigure`) with the request path's retry policy.
+   * Idempotent: members that already run resolve with the current configuration.
+   */
+  private async reconfigureGroup(
+    partition: number,
+    members: readonly NodeId[],
+    forwarded: boolean,
+  ): Promise<{ configId: number; members: NodeId[] }> {
+    const c = await this.deps.requests().routeToPartition<{ configId: number; members: readonly NodeId[] }>({
+      partition,
+      name: 'group.reconfigure',
+      retrySafe: true,
+      forwarded,
+      wire: { type: 'group.reconfigure', id: 0, partition, members: [...members] },
+      runLocal: async (group) => {
+        if (!group.reconfigure) {
+          throw new UnavailableError({
+            reason: `partition ${partition}'s replica group cannot be reconfigured`,
+          });
+        }
+        return group.reconfigure(members);
+      },
+      fromReply: (reply) => (reply.type === 'group.reconfigure.ok' ? reply : undefined),
+    });
+    return { configId: c.configId, members: [...c.members] };
+  }
+
+  /** The reconfigurer in use: the server's own (routed to each group's leader) unless one was given. */
+  private reconfigurer(): GroupReconfigurer | null {
+    if (this.deps.reconfigurer) return this.deps.reconfigurer;
+    // Reconfigurable groups come from a factory whose groups can be reconfigured (the metadata group's
+    // replica tells); otherwise moves are planned and logged only.
+    if (!this.group?.reconfigure) return null;
+    return { reconfigure: (partition, replicas) => this.reconfigureGroup(partition, replicas, false) };
+  }
 
   private async runLocal(group: ReplicaGroupPort, request: MemberRequest): Promise<MemberOk> {
     const out = await this.change(group, (m) => {
@@ -378,6 +427,22 @@ export class MetadataService {
       `cluster metadata v${m.table.version}`,
     );
     this.deps.groups.adoptTableInBackground(m.table);
+    // A replica being moved here: open it as a joiner, so it can receive the group's state.
+    const me = this.ctx.nodeId;
+    for (const mv of m.moving) {
+      if (mv.to !== me) continue;
+      const g = m.table.groups.find((x) => x.partition === mv.partition);
+      if (!g) continue;
+      const replicas = g.replicas.map((r) => (r === mv.from ? mv.to : r));
+      this.deps.groups
+        .openJoiner(mv.partition, replicas)
+        .catch((e: unknown) =>
+          this.ctx.log.error(
+            { partition: mv.partition, err: (e as Error).message },
+            'cannot open a joining replica',
+          ),
+        );
+    }
   }
 
   private detect(): void {
@@ -387,6 +452,7 @@ export class MetadataService {
     for (const n of m.table.nodes) {
       if (n.id === this.ctx.nodeId) continue;
       const link = this.deps.peers.link(n.id);
+      if (link?.connected) this.everConnected.add(n.id);
       if (link?.connected || !this.lastSeen.has(n.id)) this.lastSeen.set(n.id, now);
     }
   }
@@ -403,6 +469,8 @@ export class MetadataService {
         pid: me,
         peers: replicas.filter((r) => r !== me),
         preferredLeader: replicas[0] === me,
+        // The metadata group is never reconfigured yet: its replicas are its first configuration.
+        join: false,
         dataDir: join(ctx.config.dataDir, 'metadata'),
         fsync: ctx.config.fsync,
         send: (to, message) => this.deps.peers.sendPaxos(to, METADATA_PARTITION, message),
@@ -554,7 +622,9 @@ export class MetadataService {
           replace.add(n.id);
       }
     }
-    const alive = (node: NodeId) => this.suspectedForMs(node) === 0;
+    // Only a member this server has reached receives replicas (a listed address may never answer).
+    const alive = (node: NodeId) =>
+      this.suspectedForMs(node) === 0 && (node === this.ctx.nodeId || this.everConnected.has(node));
     // Moves recorded by an earlier leader and not running here: run them (or drop them).
     for (const mv of m.moving) if (!this.running.has(mv.partition)) this.runMove(group, mv, false);
     const moves = planMoves(m, {
@@ -565,7 +635,7 @@ export class MetadataService {
       rebalance: true,
     });
     if (moves.length === 0) return;
-    if (!this.deps.reconfigurer) {
+    if (!this.reconfigurer()) {
       const now = this.ctx.now();
       if (now - this.lastBlockedLog > 60_000) {
         this.lastBlockedLog = now;
@@ -581,7 +651,7 @@ export class MetadataService {
 
   /** Records `mv` in the metadata (when `record`), reconfigures the group, then records the outcome. */
   private runMove(group: ReplicaGroupPort, mv: ReplicaMove, record: boolean): void {
-    const reconfigurer = this.deps.reconfigurer;
+    const reconfigurer = this.reconfigurer();
     if (!reconfigurer || this.running.has(mv.partition)) return;
     this.running.add(mv.partition);
     const log = this.ctx.log;
@@ -596,8 +666,8 @@ export class MetadataService {
           { ...mv },
           `moving partition ${mv.partition}'s replica from node ${mv.from} to node ${mv.to} (${mv.reason})`,
         );
-        await reconfigurer.reconfigure(mv.partition, replicas);
-        await this.change(group, (m) => ({ metadata: applyMove(m, mv), changed: true }));
+        const c = await reconfigurer.reconfigure(mv.partition, replicas);
+        await this.change(group, (m) => ({ metadata: applyMove(m, mv, c.configId), changed: true }));
         log.info({ ...mv }, `partition ${mv.partition} now on ${replicas.join(', ')}`);
       } catch (e) {
         log.warn(

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MembershipRefusedError } from './errors.js';
 import {
+  abandonMove,
   addMember,
   applyMove,
   metadataReplicasOf,
@@ -10,6 +11,7 @@ import {
   planMoves,
   removeMember,
   seedMetadata,
+  startMove,
 } from './membership.js';
 import { buildLookupTable, replicaLoad, validateLookupTable } from './table.js';
 
@@ -136,6 +138,26 @@ describe('removeMember', () => {
     );
     expect(() => removeMember(m, 1)).toThrow(/metadata group/);
     expect(() => removeMember(m, 42)).toThrow(/not a member/);
+  });
+});
+
+describe('moves in the metadata', () => {
+  it('record the configuration a move started, and keep a move target from being taken over', () => {
+    let m = addMember(seed(3, 2, 3), addr(4)).metadata;
+    const mv = { partition: 0, from: 3, to: 4, reason: 'replace' as const };
+    m = startMove(m, mv);
+    valid(m);
+    expect(m.moving).toEqual([mv]);
+    expect(() => startMove(m, { ...mv, to: 4 })).toThrow(/cannot move/);
+    // A fresh server at node 4's address while node 4 receives a replica: refused.
+    expect(() => addMember(m, addr(4))).toThrow(/holds replicas of partitions 0/);
+    expect(abandonMove(m, 0).moving).toEqual([]);
+    const done = applyMove(m, mv, 7);
+    valid(done);
+    expect(done.moving).toEqual([]);
+    expect(done.table.groups[0]).toMatchObject({ config: 7 });
+    expect(done.table.groups[0]?.replicas).toContain(4);
+    expect(applyMove(m, mv).table.groups[0]?.config).toBe(1);
   });
 });
 

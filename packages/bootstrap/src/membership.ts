@@ -122,7 +122,10 @@ export function addMember(m: ClusterMetadata, address: string, nodeId?: NodeId):
     }
   }
   if (byAddress) {
-    const held = partitionsOf(m.table, byAddress.id);
+    const held = [
+      ...partitionsOf(m.table, byAddress.id),
+      ...m.moving.filter((x) => x.to === byAddress.id).map((x) => x.partition),
+    ];
     if (held.length === 0 && nodeId === undefined) {
       return { metadata: m, changed: false, node: byAddress, state: stateOf(m, byAddress.id) };
     }
@@ -305,12 +308,14 @@ export function abandonMove(m: ClusterMetadata, partition: number): ClusterMetad
 
 /**
  * Records a move that the group decided (its new configuration runs): `from` is replaced by `to` in
- * the group's replicas, at the same position (the preferred-leader slot passes on). A draining member
+ * the group's replicas, at the same position (the preferred-leader slot passes on), and the group's
+ * `config` becomes `configId` (the id of the configuration the move started; default the next one):
+ * a server placed there later joins by state transfer. A draining member
  * that no longer holds a replica leaves the cluster with this version.
  *
  * @throws {@link MembershipRefusedError} when the group does not hold `from` or already holds `to`.
  */
-export function applyMove(m: ClusterMetadata, move: ReplicaMove): ClusterMetadata {
+export function applyMove(m: ClusterMetadata, move: ReplicaMove, configId?: number): ClusterMetadata {
   const g = m.table.groups.find((x) => x.partition === move.partition);
   if (!g?.replicas.includes(move.from) || g.replicas.includes(move.to)) {
     throw new MembershipRefusedError({
@@ -318,8 +323,9 @@ export function applyMove(m: ClusterMetadata, move: ReplicaMove): ClusterMetadat
       reason: `partition ${move.partition} does not hold node ${move.from} or already holds node ${move.to}; re-plan from the current metadata`,
     });
   }
+  const config = configId ?? (g.config ?? 0) + 1;
   const groups = m.table.groups.map((x) =>
-    x === g ? { ...x, replicas: x.replicas.map((r) => (r === move.from ? move.to : r)) } : x,
+    x === g ? { ...x, replicas: x.replicas.map((r) => (r === move.from ? move.to : r)), config } : x,
   );
   const table = { ...m.table, groups };
   const gone = m.draining.includes(move.from) && partitionsOf(table as LookupTable, move.from).length === 0;

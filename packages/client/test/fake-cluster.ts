@@ -155,7 +155,8 @@ export class FakeCluster {
       req.type === 'member.list' ||
       req.type === 'member.add' ||
       req.type === 'member.remove' ||
-      req.type === 'member.seed'
+      req.type === 'member.seed' ||
+      req.type === 'group.reconfigure'
     )
       return {
         type: 'error',

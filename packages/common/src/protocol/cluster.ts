@@ -8,10 +8,15 @@ import { AddressSchema, NodeIdSchema } from './primitives.js';
 /** A node of the cluster and where it listens. */
 export const NodeEntrySchema = z.object({ id: NodeIdSchema, address: AddressSchema });
 
-/** One partition's replication group. */
+/**
+ * One partition's replication group. `config`: the id of the group's configuration (0, or absent,
+ * for the first; each replica move is one stop-sign reconfiguration, the next id): a server placed in
+ * a group whose configuration is above 0 joins it by state transfer instead of creating it.
+ */
 export const GroupEntrySchema = z.object({
   partition: z.number().int().nonnegative(),
   replicas: z.array(NodeIdSchema).min(1),
+  config: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 });
 
 /**
@@ -87,6 +92,10 @@ export const GroupStatusSchema = z.object({
   leader: NodeIdSchema.nullable(),
   role: GroupRoleSchema,
   decidedIndex: z.number().int().nonnegative(),
+  /** The id of the configuration this replica runs (absent when unknown or while it joins). */
+  configId: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  /** The replicas of that configuration. */
+  members: z.array(NodeIdSchema).max(64).optional(),
 });
 
 /** A node's view of the cluster (answer to `status`). */

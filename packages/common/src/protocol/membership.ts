@@ -142,6 +142,36 @@ export const MemberSeedRequestSchema = z.object({
 });
 
 /**
+ * Moves the group of `partition` to `members` (a stop-sign reconfiguration run by the group's leader),
+ * sent by the metadata leader and forwarded to the group's leader. Accepted only from a peer server.
+ */
+export const GroupReconfigureRequestSchema = z.object({
+  type: z.literal('group.reconfigure'),
+  id: RequestIdSchema,
+  partition: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(METADATA_PARTITION - 1),
+  members: z
+    .array(NodeIdSchema)
+    .min(1)
+    .max(MAX_METADATA_REPLICAS * 9),
+});
+
+/** Answer to `group.reconfigure`: the group's configuration now (id and replicas). */
+export const GroupReconfigureOkSchema = z.object({
+  type: z.literal('group.reconfigure.ok'),
+  id: RequestIdSchema,
+  partition: z.number().int().nonnegative(),
+  configId: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  members: z
+    .array(NodeIdSchema)
+    .min(1)
+    .max(MAX_METADATA_REPLICAS * 9),
+});
+
+/**
  * Answer to `member.list`: the answering server's copy of the metadata (null when it has none yet,
  * or when it is not newer than `since`), and every member with its state as the answering server's
  * failure detector sees it.
@@ -179,8 +209,17 @@ export type MemberAddRequest = z.infer<typeof MemberAddRequestSchema>;
 export type MemberRemoveRequest = z.infer<typeof MemberRemoveRequestSchema>;
 /** A `member.seed` request. */
 export type MemberSeedRequest = z.infer<typeof MemberSeedRequestSchema>;
+/** A `group.reconfigure` request. */
+export type GroupReconfigureRequest = z.infer<typeof GroupReconfigureRequestSchema>;
+/** A `group.reconfigure.ok` answer. */
+export type GroupReconfigureOk = z.infer<typeof GroupReconfigureOkSchema>;
 /** Any membership request. */
-export type MemberRequest = MemberListRequest | MemberAddRequest | MemberRemoveRequest | MemberSeedRequest;
+export type MemberRequest =
+  | MemberListRequest
+  | MemberAddRequest
+  | MemberRemoveRequest
+  | MemberSeedRequest
+  | GroupReconfigureRequest;
 /** A `member.list.ok` answer. */
 export type MemberListOk = z.infer<typeof MemberListOkSchema>;
 /** A `member.ok` answer. */

@@ -27,6 +27,8 @@ import { ClusterStatusSchema, LookupTableSchema, MemberSchema } from './cluster.
 import { KvOpSchema, KvResultSchema } from './kv.js';
 import { checkKvOpLimits, DEFAULT_PROTOCOL_LIMITS, type ProtocolLimits, utf8ByteLength } from './limits.js';
 import {
+  GroupReconfigureOkSchema,
+  GroupReconfigureRequestSchema,
   MemberAddRequestSchema,
   MemberListOkSchema,
   MemberListRequestSchema,
@@ -88,6 +90,7 @@ export const ClientRequestSchemas = {
   login: LoginRequestSchema,
   user: UserRequestSchema,
   role: RoleRequestSchema,
+  'group.reconfigure': GroupReconfigureRequestSchema,
 } as const;
 
 // ---- server -> client ------------------------------------------------------------------------
@@ -139,6 +142,7 @@ export const ServerResponseSchemas = {
   'member.ok': MemberOkSchema,
   'login.ok': LoginOkSchema,
   'user.ok': UserOkSchema,
+  'group.reconfigure.ok': GroupReconfigureOkSchema,
   error: ErrorMessageSchema,
 } as const;
 
@@ -258,8 +262,10 @@ export const PeerMessageSchemas = {
   'member.add': MemberAddRequestSchema,
   'member.remove': MemberRemoveRequestSchema,
   'member.seed': MemberSeedRequestSchema,
+  'group.reconfigure': GroupReconfigureRequestSchema,
   'member.list.ok': MemberListOkSchema,
   'member.ok': MemberOkSchema,
+  'group.reconfigure.ok': GroupReconfigureOkSchema,
   error: ErrorMessageSchema,
 } as const;
 
