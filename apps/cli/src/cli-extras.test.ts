@@ -2,10 +2,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { runCli } from './cli.js';
+import { runCliCaptured } from '../test/run-cli.js';
 import { isAlive, isServerProcess, processState } from './cluster.js';
 import { bashCompletion, zshCompletion } from './completion.js';
 import { DialError, dialAny } from './dial.js';
@@ -13,22 +13,8 @@ import { editDistance, suggest } from './suggest.js';
 import { bytesToValue, resolveValue, ValueInputError } from './value-input.js';
 import { formatHealth, formatMembers, renderTable } from './views.js';
 
-async function run(args: string[], env: Record<string, string> = {}) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  const code = await runCli(args, {
-    stdout,
-    stderr,
-    stdin: new PassThrough(),
-    env: { PAXKV_SERVERS: '', ...env },
-    cwd: mkdtempSync(join(tmpdir(), 'paxkv-cli-x-')),
-  });
-  return { code, stdout: out, stderr: err };
-}
+const run = (args: string[], env: Record<string, string> = {}) =>
+  runCliCaptured(args, { PAXKV_SERVERS: '', ...env });
 
 describe('unknown commands', () => {
   it('names the command and suggests the closest one', async () => {

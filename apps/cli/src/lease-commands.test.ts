@@ -4,11 +4,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { createClient, type PaxkvClient } from '@paxkv/client';
 import { resolveServerCommand } from '@paxkv/server/launcher';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from './cli.js';
+import { runCliCaptured } from '../test/run-cli.js';
 import { isAlive, readClusterFile, startCluster, stopCluster } from './cluster.js';
 import { statusOf } from './connect.js';
 import { parseDuration, parseLeaseId, parseTtl } from './lease-commands.js';
@@ -17,22 +16,7 @@ let dir = '';
 let servers = '';
 let kv: PaxkvClient;
 
-async function run(args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  const code = await runCli(args, {
-    stdout,
-    stderr,
-    stdin: new PassThrough(),
-    env: { PAXKV_SERVERS: servers },
-    cwd: dir,
-  });
-  return { code, stdout: out, stderr: err };
-}
+const run = (args: string[]) => runCliCaptured(args, { PAXKV_SERVERS: servers }, dir);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'paxkv-cli-lease-'));

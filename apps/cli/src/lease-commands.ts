@@ -86,14 +86,18 @@ export async function putWithTtl(
   });
 }
 
+/** A lease that is gone: exit 1, "not found" on stderr. */
+function leaseGone(command: string, id: number): Outcome {
+  return {
+    exitCode: EXIT.notFound,
+    stdout: '',
+    stderr: `lease ${id} not found (expired or revoked)`,
+    json: { ok: true, command, found: false, lease: id },
+  };
+}
+
 function ttlOutcome(id: number, t: LeaseTimeToLive): Outcome {
-  if (!t.found)
-    return {
-      exitCode: EXIT.notFound,
-      stdout: '',
-      stderr: `lease ${id} not found (expired or revoked)`,
-      json: { ok: true, command: 'lease timetolive', found: false, lease: id },
-    };
+  if (!t.found) return leaseGone('lease timetolive', id);
   const keys = t.keys ? `, attached keys [${t.keys.join(', ')}]${t.more ? ' ...' : ''}` : '';
   return ok(
     'lease timetolive',
@@ -145,13 +149,7 @@ export function registerLeaseCommands(program: Command, ctx: CommandContext): vo
       ctx.setExitCode(
         await ctx.runData('lease revoke', async (c) => {
           const r = await c.revoke(id);
-          if (!r.found)
-            return {
-              exitCode: EXIT.notFound,
-              stdout: '',
-              stderr: `lease ${id} not found (expired or revoked)`,
-              json: { ok: true, command: 'lease revoke', found: false },
-            };
+          if (!r.found) return leaseGone('lease revoke', id);
           return ok('lease revoke', `lease ${id} revoked (${r.deleted} keys deleted)`, { ...r });
         }),
       );

@@ -346,31 +346,13 @@ export async function runNemesis(
       watch = await watchers.finish(ops, finals, o.recoveryTimeoutMs);
       log(`watchers: ${watch.watchers} streams, ${watch.events} events, ${watch.failed} failed`);
       if (watch.failed > 0) problems.push(`${watch.failed} watcher(s) ended with an error`);
-      if (!watch.check.ok) {
-        const file = join(dir, 'violation-watch.txt');
-        writeFileSync(file, `${watch.check.violations.join('\n')}\n`);
-        violations.push({
-          key: '(watch streams)',
-          reason: watch.check.violations.slice(0, 3).join('; '),
-          historyFile: file,
-          reportFile: file,
-        });
-      }
+      if (!watch.check.ok) violations.push(checkViolation(dir, 'watch streams', watch.check.violations));
     }
     let leases: LesseesSummary | undefined;
     if (lessees) {
       leases = await lessees.finish(2_000);
       log(`lessees: ${leases.leases} leases, ${leases.keepAlives} keep-alives, ${leases.expired} expired`);
-      if (!leases.check.ok) {
-        const file = join(dir, 'violation-leases.txt');
-        writeFileSync(file, `${leases.check.violations.join('\n')}\n`);
-        violations.push({
-          key: '(leases)',
-          reason: leases.check.violations.slice(0, 3).join('; '),
-          historyFile: file,
-          reportFile: file,
-        });
-      }
+      if (!leases.check.ok) violations.push(checkViolation(dir, 'leases', leases.check.violations));
     }
     const acknowledgedWrites = keySummaries.reduce((s, k) => s + k.acknowledged, 0);
     const verifiedWrites = keySummaries.reduce((s, k) => s + k.verified, 0);
@@ -493,6 +475,13 @@ async function finishBank(
     dirKept: !passed || o.keepDir,
     passed,
   };
+}
+
+/** A violation found by a coordination checker (watches, leases): its lines go to `violation-<what>.txt`. */
+function checkViolation(dir: string, what: string, lines: readonly string[]): Violation {
+  const file = join(dir, `violation-${what.replaceAll(' ', '-')}.txt`);
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return { key: `(${what})`, reason: lines.slice(0, 3).join('; '), historyFile: file, reportFile: file };
 }
 
 /** Reads every key with a fresh client (recorded in the history), retrying until the deadline. */
