@@ -37,6 +37,14 @@ import { EXIT, errorOutcome, execute, type Outcome } from './execute.js';
 import { type CommandContext, parseTtl, putWithTtl, registerLeaseCommands } from './lease-commands.js';
 import { registerMemberCommands } from './member-commands.js';
 import { runPrompt } from './prompt.js';
+import {
+  addSecurityOptions,
+  clientSecurity,
+  configureSecurity,
+  registerSecurityCommands,
+  SecurityConfigError,
+  type SecurityFlags,
+} from './security-commands.js';
 import { formatSummary, readSnapshotFile, restoreSnapshot, saveSnapshot } from './snapshot-commands.js';
 import { SnapshotFileError } from './snapshot-file.js';
 import { formatStatus, mergeStatus, type StatusView } from './status-view.js';
@@ -244,7 +252,11 @@ function rangeOptions(o: Record<string, unknown>): RangeCliOptions {
 async function prompt(servers: string[], opts: GlobalOptions, io: CliIo, banner: string): Promise<number> {
   const timeoutMs = opts.timeout ?? DEFAULT_TIMEOUT_MS;
   const client = await openClient(servers, { timeoutMs });
-  const dataClient = createClient({ servers: [...servers], requestTimeoutMs: timeoutMs });
+  const dataClient = createClient({
+    servers: [...servers],
+    requestTimeoutMs: timeoutMs,
+    ...clientSecurity(),
+  });
   try {
     await runPrompt({
       client,
@@ -357,6 +369,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  addSecurityOptions(program);
 
   const kv = (build: (args: string[], local: Record<string, unknown>) => KvCommand) => {
     return async (...all: unknown[]) => {
@@ -458,7 +471,11 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
       const servers = resolveServers(opts, io);
       if (!servers) throw noServers();
       await dialAny(servers, opts.dialTimeout ?? DEFAULT_DIAL_TIMEOUT_MS);
-      const client = createClient({ servers, requestTimeoutMs: opts.timeout ?? DEFAULT_TIMEOUT_MS });
+      const client = createClient({
+        servers,
+        requestTimeoutMs: opts.timeout ?? DEFAULT_TIMEOUT_MS,
+        ...clientSecurity(),
+      });
       return { client, json: formatOf(opts) === 'json' };
     },
     setExitCode: (code) => {
@@ -573,18 +590,26 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
       '--resp',
       'also open a Redis protocol (RESP) port on every server, for redis-cli and Redis clients',
     )
+    .option('--tls', 'TLS on every port, with a throwaway CA and certificates in <dir>/tls (a new cluster)')
+    .option('--auth', "require logins (a new cluster): root's password is written to <dir>/root-password")
     .action(async (o: Record<string, unknown>) => {
       const global = program.opts<GlobalOptions>();
       const dir = resolve(io.cwd, (o.dir as string | undefined) ?? global.dir ?? DEFAULT_CLUSTER_DIR);
       const started = await startCluster({
         dir,
         ...(o.resp ? { resp: true } : {}),
+        ...(o.tls ? { tls: true } : {}),
+        ...(o.auth ? { auth: true } : {}),
         ...(o.nodes !== undefined ? { nodes: o.nodes as number } : {}),
         ...(o.partitions !== undefined ? { partitions: o.partitions as number } : {}),
         ...(o.replication !== undefined ? { replication: o.replication as number } : {}),
         ...(o.fsync !== undefined ? { fsync: o.fsync as 'always' | 'batch' | 'never' } : {}),
         ...(o.logLevel !== undefined ? { logLevel: o.logLevel as string } : {}),
-        statusOf: (a) => statusOf(a, 1000),
+        statusOf: (a) => {
+          // A new --tls cluster's CA exists only now: probe with it.
+          if (!clientSecurity().tls) configureSecurity(program.opts<SecurityFlags>(), io.env, dir);
+          return statusOf(a, 1000);
+        },
         log: err,
       });
       if (global.json) io.stdout.write(`${JSON.stringify({ ok: true, cluster: started.file })}\n`);
@@ -683,6 +708,27 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
       io.stdout.write(`${formatEndpointStatus(rows, formatOf(global))}\n`);
       if (rows.some((r) => r.error !== undefined)) exitCode = 1;
     });
+
+  // TLS and logins for every command; login, user and role commands (apps/cli/src/security-commands.ts).
+  const clusterDir = () => resolve(io.cwd, program.opts<GlobalOptions>().dir ?? DEFAULT_CLUSTER_DIR);
+  program.hook('preAction', (_program, action) => {
+    // `login` reads its password itself (from --password-file or stdin).
+    if (action.name() !== 'login') configureSecurity(program.opts<SecurityFlags>(), io.env, clusterDir());
+  });
+  registerSecurityCommands(program, {
+    servers: () => {
+      const servers = resolveServers(program.opts<GlobalOptions>(), io);
+      if (!servers) throw noServers();
+      return servers;
+    },
+    timeoutMs: () => program.opts<GlobalOptions>().timeout ?? DEFAULT_TIMEOUT_MS,
+    env: io.env,
+    flags: () => program.opts<SecurityFlags>(),
+    clusterDir,
+    stdin: io.stdin,
+    out: (line) => io.stdout.write(`${line}\n`),
+    json: () => formatOf(program.opts<GlobalOptions>()) === 'json',
+  });
 
   // Membership commands (apps/cli/src/member-commands.ts).
   registerMemberCommands(program, {
@@ -917,7 +963,8 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
       e instanceof ClusterError ||
       e instanceof CommandSyntaxError ||
       e instanceof ValueInputError ||
-      e instanceof SnapshotFileError
+      e instanceof SnapshotFileError ||
+      e instanceof SecurityConfigError
     ) {
       err(`paxkv: ${e.message}`);
       return EXIT.error;

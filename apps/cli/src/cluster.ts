@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { writeLocalClusterCertificates } from '@paxkv/server/certs';
 import {
   freePort,
   freePorts,
@@ -32,6 +33,32 @@ export const CLUSTER_FILE = 'cluster.json';
  * cluster's own servers can act as peers. A cluster made before tokens existed keeps running without.
  */
 export const CLUSTER_TOKEN_FILE = 'cluster-token';
+
+/** Directory of a `--tls` local cluster's CA and certificates inside its directory. */
+export const CLUSTER_TLS_DIR = 'tls';
+
+/** The root password of a local cluster made with `--auth`, inside its directory. */
+export const CLUSTER_ROOT_PASSWORD_FILE = 'root-password';
+
+/** The server flags of a local cluster made with `--auth` (none without a root password file). */
+export function authFlags(dir: string): string[] {
+  const file = join(dir, CLUSTER_ROOT_PASSWORD_FILE);
+  return existsSync(file) ? ['--auth', '--root-password-file', file] : [];
+}
+
+/** The server TLS flags of a local cluster made with `--tls` (none without certificates). */
+export function tlsFlags(dir: string): string[] {
+  const tls = join(dir, CLUSTER_TLS_DIR);
+  if (!existsSync(join(tls, 'server.pem'))) return [];
+  return [
+    '--tls-cert',
+    join(tls, 'server.pem'),
+    '--tls-key',
+    join(tls, 'server-key.pem'),
+    '--tls-ca',
+    join(tls, 'ca.pem'),
+  ];
+}
 
 const nodeSchema = z.object({
   index: z.number().int().positive(),
@@ -84,6 +111,17 @@ export interface StartClusterOptions {
    * Default false (a restarted cluster keeps the RESP ports it has).
    */
   readonly resp?: boolean;
+  /**
+   * Make a new cluster speak TLS on every port: a throwaway CA and certificates for 127.0.0.1/localhost
+   * in `<dir>/tls/` (`@paxkv/server/certs`; the CA key is not kept). Default false (a restarted cluster
+   * keeps TLS if it has certificates).
+   */
+  readonly tls?: boolean;
+  /**
+   * Make a new cluster require logins (`--auth`): `root` (role `admin`) gets a random password written to
+   * `<dir>/root-password` (mode 0600). Default false.
+   */
+  readonly auth?: boolean;
   /** How to run a server. Default: {@link resolveServerCommand}. */
   readonly serverCommand?: ServerCommand;
   /** Asks one server for its status; used to wait for readiness. */
@@ -193,6 +231,7 @@ export function serverFlags(
     join: node.index !== first.index ? first.address : undefined,
     respPort: node.respPort,
     clusterTokenFile: existsSync(token) ? token : undefined,
+    extra: [...tlsFlags(file.dir), ...authFlags(file.dir)],
   });
 }
 
@@ -226,6 +265,11 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
   const file = existing ?? (await newClusterFile(options, dir));
   if (!existing) {
     writeFileSync(join(dir, CLUSTER_TOKEN_FILE), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    if (options.tls) await writeLocalClusterCertificates(join(dir, CLUSTER_TLS_DIR));
+    if (options.auth)
+      writeFileSync(join(dir, CLUSTER_ROOT_PASSWORD_FILE), `${randomBytes(18).toString('hex')}\n`, {
+        mode: 0o600,
+      });
   }
   if (existing) {
     const ignored = (['nodes', 'partitions', 'replication', 'fsync'] as const).filter(

@@ -5,6 +5,7 @@
 import { createClient } from '@paxkv/client';
 import type { BenchClient } from './bench.js';
 import { probe } from './probe.js';
+import { clientSecurity } from './security-commands.js';
 import type { ServerStatusLike, StatusReply } from './status-view.js';
 
 /** Options of {@link openClient}. */
@@ -23,7 +24,11 @@ export async function openClient(
   servers: readonly string[],
   options: OpenClientOptions,
 ): Promise<BenchClient> {
-  const client = createClient({ servers: [...servers], requestTimeoutMs: options.timeoutMs });
+  const client = createClient({
+    servers: [...servers],
+    requestTimeoutMs: options.timeoutMs,
+    ...clientSecurity(),
+  });
   return {
     get: (key, o) => client.get(key, o?.stale ? { stale: true } : {}),
     put: (key, value) => client.put(key, value),

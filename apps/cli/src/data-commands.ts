@@ -15,6 +15,7 @@ import {
 import { type KeyValue, type KvOp, KvOpSchema, zodErrorToBadRequest } from '@paxkv/common';
 import { CommandSyntaxError, tokenize } from './commands.js';
 import { displayValue, EXIT, type Outcome, valueToJson } from './execute.js';
+import { clientSecurity } from './security-commands.js';
 import { renderTable } from './views.js';
 
 /** Options of a range listing. */
@@ -110,7 +111,7 @@ export async function withClient<T>(
   timeoutMs: number,
   fn: (client: ReturnType<typeof createClient>) => Promise<T>,
 ): Promise<T> {
-  const client = createClient({ servers: [...servers], requestTimeoutMs: timeoutMs });
+  const client = createClient({ servers: [...servers], requestTimeoutMs: timeoutMs, ...clientSecurity() });
   try {
     return await fn(client);
   } finally {

@@ -4,13 +4,17 @@
  * checks of the launcher; key-value traffic goes through `@paxkv/client`.
  */
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import {
   encodeFrame,
   FrameDecoder,
   parseAddress,
   parseServerResponse,
   type ServerResponse,
+  tlsFailure,
+  tlsMaterial,
 } from '@paxkv/common';
+import { clientSecurity } from './security-commands.js';
 
 /** Thrown when the probe gets no usable answer in time; `message` says what happened. */
 export class ProbeError extends Error {
@@ -29,7 +33,17 @@ export function probe(
   const hp = parseAddress(address);
   if (hp instanceof Error) return Promise.reject(new ProbeError(hp.message));
   return new Promise((resolvePromise, reject) => {
-    const socket = connect({ host: hp.host, port: hp.port });
+    // With TLS settings (--cacert, a local --tls cluster) the probe dials with TLS like the client.
+    const tls = clientSecurity().tls;
+    const socket = tls
+      ? tlsConnect({
+          host: hp.host,
+          port: hp.port,
+          ca: tlsMaterial(tls.ca),
+          ...(tls.cert !== undefined ? { cert: tlsMaterial(tls.cert) } : {}),
+          ...(tls.key !== undefined ? { key: tlsMaterial(tls.key) } : {}),
+        })
+      : connect({ host: hp.host, port: hp.port });
     const decoder = new FrameDecoder();
     let settled = false;
     const finish = (error: Error | null, value?: ServerResponse) => {
@@ -44,7 +58,7 @@ export function probe(
       () => finish(new ProbeError(`no answer from ${address} within ${timeoutMs} ms`)),
       timeoutMs,
     );
-    socket.on('connect', () => socket.write(encodeFrame(request)));
+    socket.on(tls ? 'secureConnect' : 'connect', () => socket.write(encodeFrame(request)));
     socket.on('data', (chunk: Buffer) => {
       for (const frame of decoder.push(chunk)) {
         if (!frame.ok) return finish(new ProbeError(`bad reply from ${address}: ${frame.error.message}`));
@@ -54,7 +68,13 @@ export function probe(
       }
       return undefined;
     });
-    socket.on('error', (e) => finish(new ProbeError(`cannot reach ${address}: ${e.message}`)));
+    socket.on('error', (e) =>
+      finish(
+        new ProbeError(
+          `cannot reach ${address}: ${(tls ? tlsFailure(e, address, 'dial')?.message : undefined) ?? e.message}`,
+        ),
+      ),
+    );
     socket.on('close', () => finish(new ProbeError(`${address} closed the connection`)));
   });
 }

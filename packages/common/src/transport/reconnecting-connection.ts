@@ -191,8 +191,8 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
         resolve();
       };
       const onDisconnect = (reason: PaxkvError | undefined) => {
-        if (reason instanceof TlsError) {
-          // Retrying will not fix a certificate: say why now rather than time out.
+        if (reason instanceof TlsError || (reason?.code === 'UNAUTHENTICATED' && !reason.retryable)) {
+          // Retrying will not fix a certificate or a refused login: say why now rather than time out.
           cleanup();
           reject(reason);
           return;
