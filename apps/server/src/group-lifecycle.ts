@@ -96,7 +96,7 @@ export class GroupHost {
       role: g.role,
       decidedIndex: g.decidedIndex,
       ...(g.configuration
-        ? { configId: g.configuration.configId, members: [...g.configuration.members] }
+        ? { configId: g.configuration.configId, members: [...g.configuration.replicas] }
         : {}),
     }));
   }
@@ -162,6 +162,14 @@ export class GroupHost {
         peers: replicas.filter((r) => r !== me),
         preferredLeader: replicas[0] === me,
         join: joining,
+        onConfigChange: (event) => {
+          if (event.kind !== 'removed') return;
+          // Not from inside the group's own step: close it on the next turn.
+          setImmediate(() => {
+            const g = this.groups.get(partition);
+            if (g) this.closeRemoved(g);
+          });
+        },
         dataDir: join(ctx.config.dataDir, `partition-${partition}`),
         fsync: ctx.config.fsync,
         send: (to, message) => this.deps.peers.sendPaxos(to, partition, message),
@@ -200,7 +208,8 @@ export class GroupHost {
     for (const x of this.extra.values()) if (x.replicas.includes(node)) out.push(x.group);
     for (const g of this.groups.values()) {
       const members =
-        g.configuration?.members ?? this.ctx.table?.groups.find((x) => x.partition === g.partition)?.replicas;
+        g.configuration?.replicas ??
+        this.ctx.table?.groups.find((x) => x.partition === g.partition)?.replicas;
       if (members?.includes(node)) out.push(g);
     }
     return out;
@@ -239,10 +248,6 @@ export class GroupHost {
       }
     }
     for (const g of this.groups.values()) {
-      if (g.removed) {
-        this.closeRemoved(g);
-        continue;
-      }
       if (!this.due(g)) continue;
       try {
         g.tick();

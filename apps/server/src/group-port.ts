@@ -53,21 +53,36 @@ export interface ReplicaGroupPort {
   /** Flushes and closes the durable storage. Pending operations fail. */
   close(): Promise<void>;
   /**
-   * Moves the group to `members` (a stop-sign reconfiguration; only on the group's leader, else
-   * `NOT_LEADER`); resolves with the configuration that runs once the stop-sign is decided (at once
-   * when `members` already are the current ones). Absent when the group cannot be reconfigured.
+   * The configuration this replica runs (id and replicas), or null while it waits to join the group
+   * (opened with {@link GroupSpec.join}) or after it was removed. Absent: the group is not
+   * reconfigurable.
    */
-  reconfigure?(members: readonly NodeId[]): Promise<GroupConfiguration>;
-  /** The configuration this replica runs, undefined while it waits to join (or if unknown). */
-  readonly configuration?: GroupConfiguration | undefined;
-  /** True once this replica is out of its group and retired its data: the server closes it. */
-  readonly removed?: boolean;
+  readonly configuration?: GroupConfiguration | null;
+  /**
+   * Moves the group to `replicas` (add, remove or replace replicas): only on the leader. Resolves with
+   * the new configuration once it is decided; rejects with `NOT_LEADER`/`NO_LEADER` (ask the leader),
+   * `BAD_REQUEST`, `UNAVAILABLE` (a change is in progress, or another one won: read
+   * {@link configuration} and retry) or `TIMEOUT` (it may still be decided). Absent: the group is not
+   * reconfigurable.
+   */
+  reconfigure?(replicas: readonly NodeId[]): Promise<GroupConfiguration>;
 }
 
-/** A group's configuration: its id (0 for the first, then +1 per reconfiguration) and its replicas. */
+/** A replica group's configuration: consecutive id from 0, and its replicas. */
 export interface GroupConfiguration {
   readonly configId: number;
-  readonly members: readonly NodeId[];
+  readonly replicas: readonly NodeId[];
+}
+
+/**
+ * A change of a group's configuration seen by the local replica (reported after its writes are
+ * durable): `decided` (the group moves to `configuration`: update routing and the table), `started`
+ * (this replica runs it: at open, or after joining by state transfer), `removed` (this replica is not
+ * in the group's latest configuration and discarded its data: close the group).
+ */
+export interface GroupConfigurationEvent {
+  readonly kind: 'decided' | 'started' | 'removed';
+  readonly configuration: GroupConfiguration;
 }
 
 /** One applied change of one key, as a watch delivers it. */
@@ -107,12 +122,6 @@ export interface GroupSpec {
    * is spread over the servers instead of landing on the highest node id in every group.
    */
   readonly preferredLeader: boolean;
-  /**
-   * True when this server joins an existing group (a replica moved here): the replica creates no
-   * configuration and waits for the state a replica of the group sends it. False: it is one of the
-   * group's first replicas (configuration 0).
-   */
-  readonly join: boolean;
   /** Directory for this group's snapshots (created by the factory); its log records go to the server's shared write-ahead log in the sibling directory `wal`. */
   readonly dataDir: string;
   readonly fsync: 'always' | 'batch' | 'never';
@@ -122,6 +131,15 @@ export interface GroupSpec {
   readonly addressOf: (node: NodeId) => string | undefined;
   /** Reports the duration of each durable flush, in seconds (for the fsync histogram). */
   readonly onFlush: (seconds: number) => void;
+  /**
+   * Set to open the replica of a server added to an existing group: it creates no configuration and
+   * waits until a replica of the configuration that names it sends it the state to start from
+   * (`peers` is then unused). Default false: `peers` (with this server) are configuration 0, created
+   * when nothing is on disk.
+   */
+  readonly join?: boolean;
+  /** Called on every configuration change of the group (see {@link GroupConfigurationEvent}). */
+  readonly onConfigChange?: (event: GroupConfigurationEvent) => void;
 }
 
 /** Builds (and recovers from disk) one replica group. */

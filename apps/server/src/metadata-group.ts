@@ -319,7 +319,7 @@ export class MetadataService {
     members: readonly NodeId[],
     forwarded: boolean,
   ): Promise<{ configId: number; members: NodeId[] }> {
-    const c = await this.deps.requests().routeToPartition<{ configId: number; members: readonly NodeId[] }>({
+    const c = await this.deps.requests().routeToPartition<{ configId: number; replicas: readonly NodeId[] }>({
       partition,
       name: 'group.reconfigure',
       retrySafe: true,
@@ -333,9 +333,12 @@ export class MetadataService {
         }
         return group.reconfigure(members);
       },
-      fromReply: (reply) => (reply.type === 'group.reconfigure.ok' ? reply : undefined),
+      fromReply: (reply) =>
+        reply.type === 'group.reconfigure.ok'
+          ? { configId: reply.configId, replicas: reply.members }
+          : undefined,
     });
-    return { configId: c.configId, members: [...c.members] };
+    return { configId: c.configId, members: [...c.replicas] };
   }
 
   /** The reconfigurer in use: the server's own (routed to each group's leader) unless one was given. */
