@@ -1,6 +1,6 @@
 /**
  * `pnpm nemesis -- --duration 60s --seed S [--servers 3|5] [--faults kill,pause,partition] [--clients K]
- * [--keys N] [--workload kv|bank] [--watchers N] [--lessees N]`: one nemesis run against real paxkv-server processes; prints progress, then the summary.
+ * [--keys N] [--workload kv|bank] [--watchers N] [--lessees N] [--lockers N]`: one nemesis run against real paxkv-server processes; prints progress, then the summary.
  * Exit code 0: no violation; 1: a violation (or an inconclusive run); 2: bad usage or the cluster did not start.
  * @module
  */
@@ -24,6 +24,8 @@ const USAGE = `usage: pnpm nemesis -- [options]
                        partition) through the faults, checked against the history (default 0)
   --lessees <n>        kv workload: n clients granting, keeping alive and letting expire leases through
                        the faults, every lease's history checked (default 0)
+  --lockers <n>        kv workload: n clients taking one lock in turn and writing through it (fenced);
+                       the applied writes' tokens must never go backwards (default 0)
   --check-timeout <t>  time budget of the linearizability check (default 60s); past it a key is "unknown"
   --op-timeout <t>     per-operation deadline of the clients; a timeout is indeterminate (default 2s)
   --dir <path>         run directory (default: a temp dir, removed after a passing run)
@@ -56,6 +58,7 @@ async function main(argv: readonly string[]): Promise<number> {
         workload: { type: 'string' },
         watchers: { type: 'string' },
         lessees: { type: 'string' },
+        lockers: { type: 'string' },
         dir: { type: 'string' },
         'check-timeout': { type: 'string' },
         'op-timeout': { type: 'string' },
@@ -99,6 +102,9 @@ async function main(argv: readonly string[]): Promise<number> {
       faults: values.faults === undefined ? DEFAULT_FAULTS : parseFaults(values.faults as string),
       clients: positiveInt('--clients', values.clients as string | undefined, 4),
       keys: positiveInt('--keys', values.keys as string | undefined, 6),
+      ...(values.lockers !== undefined
+        ? { lockers: positiveInt('--lockers', values.lockers as string | undefined, 0) }
+        : {}),
       ...(values.lessees !== undefined
         ? { lessees: positiveInt('--lessees', values.lessees as string | undefined, 0) }
         : {}),

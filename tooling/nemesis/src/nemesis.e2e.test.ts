@@ -55,7 +55,7 @@ describe.skipIf(problem !== undefined)('nemesis on real servers', () => {
   );
 
   it(
-    '100 watchers and 4 lessees through kills and partitions: every stream complete, in order, without duplicates; every lease history checked',
+    '100 watchers, 4 lessees and 3 lockers through kills and partitions: streams complete and in order, lease histories and lock tokens checked',
     async () => {
       const summary = await runNemesis({
         seed: 513,
@@ -65,6 +65,7 @@ describe.skipIf(problem !== undefined)('nemesis on real servers', () => {
         keys: 6,
         watchers: 100,
         lessees: 4,
+        lockers: 3,
         faults: ['kill', 'partition'],
         leaderProbability: 0.8,
       });
@@ -80,6 +81,9 @@ describe.skipIf(problem !== undefined)('nemesis on real servers', () => {
       // The lessees' histories: no key gone while its lease was kept alive, none read after its end.
       expect(summary.leases?.check).toEqual({ ok: true, violations: [] });
       expect(summary.leases?.keepAlives ?? 0).toBeGreaterThan(0);
+      // The lockers' fenced writes: tokens never went backwards, no token granted twice.
+      expect(summary.locks?.check).toEqual({ ok: true, violations: [] });
+      expect(summary.locks?.writes ?? 0).toBeGreaterThan(0);
     },
     durationMs + 150_000,
   );

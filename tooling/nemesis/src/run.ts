@@ -17,6 +17,7 @@ import {
   toJsonl,
 } from './history.js';
 import { LesseePool, type LesseesSummary } from './lessees.js';
+import { LockerPool, type LockersSummary } from './lockers.js';
 import { Nemesis } from './nemesis.js';
 import { FaultProxy } from './proxy.js';
 import { Rng } from './rng.js';
@@ -94,6 +95,12 @@ export interface RunOptions {
    * through the faults; every lease's history is checked (see `lessees.ts`). Default 0.
    */
   readonly lessees?: number;
+  /**
+   * `kv` workload only: clients taking one lock in turn and writing a resource through it (fenced by the
+   * token), through the faults; the applied writes' tokens must never go backwards (see `lockers.ts`).
+   * Default 0.
+   */
+  readonly lockers?: number;
 }
 
 /** TTL of the lessees' leases (`lessees` option), ms. */
@@ -170,6 +177,8 @@ export interface RunSummary {
   readonly watch?: WatchersSummary;
   /** The lessees' outcome, when the run had lessees. */
   readonly leases?: LesseesSummary;
+  /** The lockers' outcome, when the run had lockers. */
+  readonly locks?: LockersSummary;
 }
 
 /** The run could not start (no server binary, cluster did not form); nothing was tested. */
@@ -263,6 +272,10 @@ export async function runNemesis(
             o.operationTimeoutMs,
           )
         : undefined;
+    const lockers =
+      !bank && (o.lockers ?? 0) > 0
+        ? new LockerPool(cluster.clientAddresses(), o.lockers ?? 0, LESSEE_TTL_MS, o.operationTimeoutMs)
+        : undefined;
     const started = Date.now();
     if (bankWorkload && bankFactory) await bankWorkload.start(o.clients, bankFactory, histories);
     else await (workload as Workload).start(o.clients, factory, histories);
@@ -354,6 +367,12 @@ export async function runNemesis(
       log(`lessees: ${leases.leases} leases, ${leases.keepAlives} keep-alives, ${leases.expired} expired`);
       if (!leases.check.ok) violations.push(checkViolation(dir, 'leases', leases.check.violations));
     }
+    let locks: LockersSummary | undefined;
+    if (lockers) {
+      locks = await lockers.finish();
+      log(`lockers: ${locks.acquired} locks, ${locks.writes} fenced writes, ${locks.refused} refused`);
+      if (!locks.check.ok) violations.push(checkViolation(dir, 'locks', locks.check.violations));
+    }
     const acknowledgedWrites = keySummaries.reduce((s, k) => s + k.acknowledged, 0);
     const verifiedWrites = keySummaries.reduce((s, k) => s + k.verified, 0);
     passed = violations.length === 0 && !keySummaries.some((k) => k.verdict === 'unknown');
@@ -379,6 +398,7 @@ export async function runNemesis(
       passed,
       ...(watch ? { watch } : {}),
       ...(leases ? { leases } : {}),
+      ...(locks ? { locks } : {}),
     };
   } finally {
     await cluster.stop().catch(() => {});
@@ -553,6 +573,10 @@ export function formatSummary(s: RunSummary): string {
   lines.push(`faults injected: ${formatCounts(s.faults)}`);
   lines.push(`acknowledged writes verified: ${s.verifiedWrites}/${s.acknowledgedWrites}`);
   lines.push(`checker time: ${s.checkMs.toFixed(0)} ms`);
+  if (s.locks)
+    lines.push(
+      `lockers: ${s.locks.lockers} (${s.locks.acquired} locks, ${s.locks.writes} fenced writes, ${s.locks.refused} refused), tokens ${s.locks.check.ok ? 'never went backwards' : 'VIOLATED'}`,
+    );
   if (s.leases)
     lines.push(
       `lessees: ${s.leases.lessees} (${s.leases.leases} leases, ${s.leases.keepAlives} keep-alives, ${s.leases.expired} expired), lease histories ${s.leases.check.ok ? 'ok' : 'VIOLATED'}`,
