@@ -11,6 +11,7 @@
 import { isIP } from 'node:net';
 import {
   type ClientRequest,
+  FrameTooLargeError,
   type Handshake,
   type LookupTable,
   MAX_PAXOS_BATCH,
@@ -87,6 +88,31 @@ export function linkOptions(
     // theirs against the cluster CA and the host it dials.
     ...(ctx.tls ? { tls: ctx.tls } : {}),
   };
+}
+
+/**
+ * Sends `items` with `send` as one frame; when `send` throws `FrameTooLargeError` (a batch holding large
+ * messages, e.g. the snapshots of big groups), as two halves, in order, recursively. A single item over
+ * the limit goes to `onDropped` instead of being thrown: a throw out of the flush (a `setImmediate`)
+ * would kill the server, while paxos resends what is not acknowledged.
+ */
+export function sendWithinFrameLimit<T>(
+  items: readonly T[],
+  send: (items: readonly T[]) => void,
+  onDropped: (item: T, error: FrameTooLargeError) => void,
+): void {
+  try {
+    send(items);
+  } catch (e) {
+    if (!(e instanceof FrameTooLargeError)) throw e;
+    if (items.length === 1) {
+      onDropped(items[0] as T, e);
+      return;
+    }
+    const half = Math.ceil(items.length / 2);
+    sendWithinFrameLimit(items.slice(0, half), send, onDropped);
+    sendWithinFrameLimit(items.slice(half), send, onDropped);
+  }
 }
 
 /** See the module comment. */
@@ -168,6 +194,31 @@ export class PeerLinks {
     const from = this.ctx.nodeId;
     if (from === null) return;
     this.ctx.metrics.paxosBatchSize.observe(msgs.length);
+    this.sendPaxosFrames(node, from, msgs);
+  }
+
+  /** Sends `msgs` to `node`, split into frames under the frame limit (see {@link sendWithinFrameLimit}). */
+  private sendPaxosFrames(
+    node: NodeId,
+    from: NodeId,
+    msgs: Array<{ partition: number; msg: unknown }>,
+  ): void {
+    sendWithinFrameLimit(
+      msgs,
+      (part) => this.sendPaxosFrame(node, from, part),
+      (dropped, e) =>
+        this.ctx.log.warn(
+          { node, partition: dropped.partition, err: e.message },
+          `paxos message to node ${node} dropped: larger than the frame limit (raise maxFrameBytes on every server)`,
+        ),
+    );
+  }
+
+  private sendPaxosFrame(
+    node: NodeId,
+    from: NodeId,
+    msgs: ReadonlyArray<{ partition: number; msg: unknown }>,
+  ): void {
     const only = msgs.length === 1 ? msgs[0] : undefined;
     if (only) {
       this.send(node, { type: 'paxos', partition: only.partition, from, msg: only.msg });
