@@ -14,6 +14,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import {
+  type ClientRequest,
   type ClusterStatus,
   createClusterHandshake,
   DEFAULT_PROTOCOL_LIMITS,
@@ -25,7 +26,7 @@ import {
   PeerAuthError,
   resolveClusterKey,
 } from '@paxkv/common';
-import { AccessControl } from './access-control.js';
+import { AccessControl, type Principal } from './access-control.js';
 import { BOOTSTRAP_NODE_ID, BootstrapRole } from './bootstrap-role.js';
 import type { ServerConfig } from './config.js';
 import { type ServerContext, sleep } from './context.js';
@@ -235,6 +236,16 @@ export class PaxkvServer {
       backend: requestPathBackend({
         execute: (request, origin) => this.requests.execute(request, origin),
         limits: DEFAULT_PROTOCOL_LIMITS,
+        ...(this.access.enabled
+          ? {
+              access: {
+                login: async (user: string, password: string) =>
+                  (await this.access.login({ type: 'login', id: 0, user, password })).principal,
+                authorize: (principal: unknown, request: ClientRequest) =>
+                  this.access.authorize(principal as Principal | null, request),
+              },
+            }
+          : {}),
         facts: () => ({
           nodeId: this.ctx.nodeId,
           address: this.ctx.advertised,

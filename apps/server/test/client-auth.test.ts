@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ClientAuth, createClient, type PaxkvClient } from '@paxkv/client';
 import type { TlsOptions } from '@paxkv/common';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, issueCertificate } from '../src/certs.js';
 import { RawClient, request, TestCluster, type TestServer } from './harness.js';
@@ -64,6 +65,7 @@ beforeAll(async () => {
   cluster = await TestCluster.create({
     nodes: 3,
     partitions: 4,
+    resp: true,
     clientTls: tls,
     extraFlags: [
       '--tls-cert',
@@ -209,6 +211,26 @@ describe('users and roles on a cluster with TLS, a token and --auth', () => {
       });
     } finally {
       raw.close();
+    }
+  });
+
+  it('RESP over TLS: NOAUTH before AUTH, WRONGPASS for a wrong password, NOPERM for a read-only user', async () => {
+    const redis = new Redis({
+      host: '127.0.0.1',
+      port: server(2).respPort as number,
+      tls: { ca: String(tls.ca) },
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+    });
+    try {
+      await redis.connect();
+      await expect(redis.get('shared')).rejects.toThrow(/^NOAUTH/);
+      await expect(redis.auth('alice', 'not-her-password')).rejects.toThrow(/^WRONGPASS/);
+      expect(await redis.auth('alice', 'alice-password')).toBe('OK');
+      expect(await redis.get('shared')).not.toBeNull();
+      await expect(redis.set('shared', 'from RESP')).rejects.toThrow(/^NOPERM .*may not write "shared"/);
+    } finally {
+      redis.disconnect();
     }
   });
 

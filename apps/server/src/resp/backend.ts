@@ -32,7 +32,16 @@ export interface RespServerFacts {
  * path and resolves with its result, or rejects with a typed paxkv error.
  */
 export interface RespBackend {
-  execute(op: KvOp, session: Session | undefined): Promise<KvResult>;
+  /**
+   * `principal` is what {@link RespBackend.login} returned for this connection (null: not logged in);
+   * with `--auth` the operation is checked against its roles (UNAUTHENTICATED / PERMISSION_DENIED).
+   */
+  execute(op: KvOp, session: Session | undefined, principal?: unknown): Promise<KvResult>;
+  /**
+   * `AUTH [user] password`: checks the credentials and returns the principal to pass to `execute`.
+   * Absent when the server does not require logins (then `AUTH` answers as Redis without a password).
+   */
+  login?(user: string, password: string): Promise<unknown>;
   /** Facts for `INFO`/`HELLO`; cheap, synchronous. */
   facts(): RespServerFacts;
   /** Key and value size limits, checked before an operation is built. */

@@ -48,6 +48,8 @@ export interface RespClientState {
   readonly remote: string;
   /** Commands queued since `MULTI`, null outside a transaction. */
   multi: MultiState | null;
+  /** What `AUTH` logged this connection in as (opaque, for the backend), or null. */
+  principal: unknown;
   /** `WATCH`ed keys and the `modRevision` each had when watched. */
   watched: Map<string, number>;
   /** Open `SCAN` cursors of this connection (bounded, oldest dropped). */
@@ -860,8 +862,18 @@ const specs: CommandSpec[] = [
     arity: -2,
     flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'],
     keys: NO_KEYS,
-    run: () => {
-      throw new RespCommandError(NO_AUTH);
+    run: async (ctx, args) => {
+      // AUTH password (the user "default") or AUTH user password, as Redis 6 ACLs.
+      if (!ctx.backend.login) throw new RespCommandError(NO_AUTH);
+      if (args.length > 3) throw arityError('auth');
+      const user = args.length === 3 ? (args[1] as Buffer).toString('utf8') : 'default';
+      const password = (args[args.length - 1] as Buffer).toString('utf8');
+      try {
+        ctx.client.principal = await ctx.backend.login(user, password);
+      } catch {
+        throw new RespCommandError('WRONGPASS invalid username-password pair or user is disabled.');
+      }
+      return OK;
     },
   },
   {
@@ -1364,6 +1376,9 @@ export function commandKeys(spec: CommandSpec, args: readonly Buffer[]): string[
  */
 export function errorReply(e: unknown): RespValue {
   if (e instanceof RespCommandError) return R.error(e.message);
+  // Redis clients know these prefixes: NOAUTH (log in first) and NOPERM (an ACL refused the command).
+  if (e instanceof PaxkvError && e.code === 'UNAUTHENTICATED') return R.error(`NOAUTH ${e.message}`);
+  if (e instanceof PaxkvError && e.code === 'PERMISSION_DENIED') return R.error(`NOPERM ${e.message}`);
   if (e instanceof PaxkvError) return R.error(`${e.code} ${e.message}`);
   return R.error('ERR internal error while running the command; see the server log');
 }

@@ -84,6 +84,7 @@ export class RespConnection {
       quitting: false,
       multi: null,
       watched: new Map(),
+      principal: null,
       cursors: new Map(),
       remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
     };
@@ -235,10 +236,11 @@ export class RespConnection {
 
   /** One KV operation through the request path; a write carries a session of this connection. */
   private async run(op: KvOp): Promise<KvResult> {
-    if (op.op === 'get') return this.deps.backend.execute(op, undefined);
+    const principal = this.client.principal;
+    if (op.op === 'get') return this.deps.backend.execute(op, undefined, principal);
     const held = this.sessions.acquire();
     try {
-      return await this.deps.backend.execute(op, held.session);
+      return await this.deps.backend.execute(op, held.session, principal);
     } finally {
       this.sessions.release(held);
     }

@@ -23,6 +23,14 @@ export interface RequestPathBackendDeps {
   readonly execute: (request: ClientRequest, origin: { forwarded: boolean }) => Promise<ServerResponse>;
   readonly facts: () => RespServerFacts;
   readonly limits: ProtocolLimits;
+  /**
+   * Client authentication (`--auth`): `login` checks a user's password, `authorize` checks one request
+   * of a logged-in (or not) connection. Absent: every request runs.
+   */
+  readonly access?: {
+    login(user: string, password: string): Promise<unknown>;
+    authorize(principal: unknown, request: ClientRequest): Promise<ClientRequest>;
+  };
 }
 
 /** Builds the backend (see the module comment). */
@@ -34,13 +42,14 @@ export function requestPathBackend(deps: RequestPathBackendDeps): RespBackend {
     limits: deps.limits,
     sessionPrefix,
     facts: deps.facts,
-    async execute(op: KvOp, session: Session | undefined): Promise<KvResult> {
+    ...(deps.access ? { login: deps.access.login } : {}),
+    async execute(op: KvOp, session: Session | undefined, principal?: unknown): Promise<KvResult> {
       const id = nextId++;
       if (nextId > Number.MAX_SAFE_INTEGER) nextId = 1;
-      const reply = await deps.execute(
-        { type: 'kv', id, op, ...(session ? { session } : {}) },
-        { forwarded: false },
-      );
+      let request: ClientRequest = { type: 'kv', id, op, ...(session ? { session } : {}) };
+      // Checked where the client connected, like the native port (forwarded requests are not re-checked).
+      if (deps.access) request = await deps.access.authorize(principal ?? null, request);
+      const reply = await deps.execute(request, { forwarded: false });
       if (reply.type === 'kv.ok') return reply.result;
       if (reply.type === 'error') throw errorFromWire(reply);
       throw new UnavailableError({ reason: `unexpected reply ${reply.type} to a kv request` });
