@@ -1,6 +1,7 @@
 /**
  * The concurrent Redis workload of the RESP tests and the model its history is checked against: each
- * connection runs GET, SET, APPEND, DEL, CAS (SET IFEQ / SET NX after a GET) and INCRBY/GET on counters,
+ * connection runs GET, SET (a third of them with EX, a lease), EXPIRE, APPEND, DEL, CAS (SET IFEQ / SET
+ * NX after a GET) and INCRBY/GET on counters,
  * recording every call with its answer, or without one when the outcome is unknown (an error).
  */
 import { defineModel, type OperationSpec } from '@paxkv/linearizability-checker';
@@ -14,9 +15,10 @@ export type LinInput = { f: string; key: string; value?: string; expected?: stri
 export type LinOutput = { value?: string | null | number; existed?: boolean; ok?: boolean };
 
 /**
- * A per-key string register with the operations the workload sends through Redis: get, put (SET),
- * append (APPEND), delete (DEL), cas (SET IFEQ / SET NX) and incr (INCRBY: the stored text read as an
- * integer, absent = 0). Output undefined = unknown outcome: the effect may apply.
+ * A per-key string register with the operations the workload sends through Redis: get, put (SET, with or
+ * without EX), expire (EXPIRE with a TTL no test outlives), append (APPEND), delete (DEL), cas (SET IFEQ /
+ * SET NX) and incr (INCRBY: the stored text read as an integer, absent = 0). Output undefined = unknown
+ * outcome: the effect may apply.
  */
 export const redisModel = defineModel<string | null, LinInput, LinOutput>({
   name: 'redis-strings',
@@ -35,6 +37,11 @@ export const redisModel = defineModel<string | null, LinInput, LinOutput>({
         return o?.existed !== undefined && o.existed !== (s !== null)
           ? { ok: false }
           : { ok: true, state: null };
+      case 'expire':
+        // EXPIRE with a TTL far longer than the test: 1 if the key exists (value unchanged), else 0.
+        return o?.existed !== undefined && o.existed !== (s !== null)
+          ? { ok: false }
+          : { ok: true, state: s };
       case 'cas': {
         const matches = i.expected === null ? s === null : s === i.expected;
         if (o?.ok !== undefined && o.ok !== matches) return { ok: false };
@@ -102,12 +109,17 @@ export async function redisWorkload(
               input = { f: 'incr', key: c, by };
               output = { value: await r.incrby(c, by) };
             }
-          } else if (pick < 4) {
+          } else if (pick < 3) {
             input = { f: 'get', key };
             output = { value: await r.get(key) };
+          } else if (pick < 4) {
+            input = { f: 'expire', key };
+            output = { existed: (await r.expire(key, 100_000)) === 1 };
           } else if (pick < 7) {
             input = { f: 'put', key, value };
-            await r.set(key, value);
+            // A third of the writes carry a TTL (a lease of their own) far longer than the test.
+            if (n % 3 === 0) await r.set(key, value, 'EX', 100_000);
+            else await r.set(key, value);
             output = {};
           } else if (pick < 8) {
             input = { f: 'append', key, value };
@@ -144,7 +156,7 @@ export async function redisWorkload(
  * reconnection once the connection is lost.
  */
 export function testRedis(port: number, stayDown = false): Redis {
-  return new Redis({
+  const r = new Redis({
     port,
     host: '127.0.0.1',
     lazyConnect: true,
@@ -152,6 +164,8 @@ export function testRedis(port: number, stayDown = false): Redis {
     enableOfflineQueue: false,
     ...(stayDown ? { retryStrategy: () => null } : {}),
   });
+  r.on('error', () => {}); // a lost connection fails the commands on it; that is what the tests record
+  return r;
 }
 
 /**
