@@ -39,6 +39,13 @@ describe('FrameSplitter', () => {
 describe('peerHelloSource', () => {
   it('reads the source node of peer.hello and nothing else', () => {
     expect(peerHelloSource(encodeFrame(pack({ type: 'peer.hello', from: 3 })))).toBe(3);
+    // A cluster with a token: the handshake's first message identifies the dialling node.
+    expect(
+      peerHelloSource(encodeFrame(pack({ type: 'auth.hello', v: 1, from: 2, nonce: Buffer.alloc(32) }))),
+    ).toBe(2);
+    expect(
+      peerHelloSource(encodeFrame(pack({ type: 'auth.hello', v: 1, from: null, nonce: Buffer.alloc(32) }))),
+    ).toBeUndefined();
     expect(peerHelloSource(encodeFrame(pack({ type: 'peer.hello', from: 0 })))).toBeUndefined();
     expect(peerHelloSource(encodeFrame(pack({ type: 'kv', id: 1 })))).toBeUndefined();
     expect(peerHelloSource(encodeFrame(pack(['peer.hello'])))).toBeUndefined();

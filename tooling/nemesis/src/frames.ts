@@ -67,7 +67,8 @@ export class FrameSplitter {
 
 /**
  * Reads the source node of a peer connection from its first frame: a msgpack `{ type: 'peer.hello', from }`
- * with a positive integer `from`. Returns `undefined` for anything else (the connection is a client's).
+ * (or, with a cluster token, the handshake's `{ type: 'auth.hello', from, ... }`) with a positive integer
+ * `from`. Returns `undefined` for anything else (the connection is a client's).
  * Never throws.
  */
 export function peerHelloSource(frame: Buffer): number | undefined {
@@ -80,7 +81,9 @@ export function peerHelloSource(frame: Buffer): number | undefined {
   }
   if (typeof msg !== 'object' || msg === null) return undefined;
   const rec = msg as Record<string, unknown>;
-  if (rec.type !== 'peer.hello') return undefined;
+  // With a cluster token the peer handshake comes first: its `auth.hello` names the dialling node too
+  // (null for a member that has no id yet: that link is taken for a client's, like a bootstrap link).
+  if (rec.type !== 'peer.hello' && rec.type !== 'auth.hello') return undefined;
   const from = rec.from;
   return typeof from === 'number' && Number.isInteger(from) && from > 0 ? from : undefined;
 }

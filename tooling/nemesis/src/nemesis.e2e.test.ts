@@ -6,7 +6,9 @@
  * `PAXKV_NEMESIS_SEEDS` (e.g. `1,2,3`) and `PAXKV_NEMESIS_DURATION` (e.g. `20s`) change the bounded run.
  */
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from './args.js';
 import { formatSummary, runNemesis } from './run.js';
@@ -25,6 +27,13 @@ function serverStartProblem(): string | undefined {
   }
 }
 
+/** A fresh cluster token file (mode 0600). */
+function tokenFile(): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'paxkv-nemesis-token-')), 'token');
+  writeFileSync(file, `nemesis-${Date.now()}-0123456789abcdef\n`, { mode: 0o600 });
+  return file;
+}
+
 const problem = serverStartProblem();
 if (problem !== undefined)
   console.warn(`nemesis e2e tests skipped: the server program cannot start: ${problem}`);
@@ -37,7 +46,16 @@ describe.skipIf(problem !== undefined)('nemesis on real servers', () => {
   it.each(seeds)(
     'seed %i: kill, pause and partition faults leave every key linearizable and no acknowledged write lost',
     async (seed) => {
-      const summary = await runNemesis({ seed, durationMs, servers: 3, clients: 4, keys: 6 });
+      // The first seed runs with a cluster token (the proxy identifies peers by the handshake's auth.hello).
+      const token = seed === seeds[0] ? tokenFile() : undefined;
+      const summary = await runNemesis({
+        seed,
+        durationMs,
+        servers: 3,
+        clients: 4,
+        keys: 6,
+        ...(token ? { serverFlags: ['--cluster-token-file', token] } : {}),
+      });
       console.log(formatSummary(summary));
       expect(summary.violations).toEqual([]);
       expect(summary.problems).toEqual([]);
