@@ -93,6 +93,13 @@ const both = (a: string, b: string, version: number, mod: number) => [
   { key: B, value: b, version, modRevision: mod },
 ];
 
+/** Sequential operations of process 0: each one returns before the next is called. */
+let clock = 0;
+const op = (input: KvTxnInput, output: KvTxnOutput): Spec => {
+  clock += 2;
+  return { process: 0, call: clock, ret: clock + 1, input, output };
+};
+
 describe('kv-txn model: linearizable histories pass', () => {
   it('a transfer, then a read of both accounts at the new revision', () => {
     expect(
@@ -149,48 +156,21 @@ describe('kv-txn model: linearizable histories pass', () => {
     const k = '{t}:k';
     expect(
       verdict([
-        {
-          process: 0,
-          call: 0,
-          ret: 1,
-          input: { f: 'put', key: k, value: 'x' },
-          output: { created: true, version: 1, modRevision: 5, revision: 5 },
-        },
-        {
-          process: 0,
-          call: 2,
-          ret: 3,
-          input: { f: 'cas', key: k, expectedModRevision: 5, value: 'y' },
-          output: { ok: true, version: 2, modRevision: 6, revision: 6 },
-        },
-        {
-          process: 0,
-          call: 4,
-          ret: 5,
-          input: { f: 'cas', key: k, expectedVersion: 1, value: 'z' },
-          output: { ok: false, version: 2, modRevision: 6, revision: 8 },
-        },
-        {
-          process: 0,
-          call: 6,
-          ret: 7,
-          input: { f: 'get', key: k },
-          output: { value: 'y', version: 2, modRevision: 6, revision: 8 },
-        },
-        {
-          process: 0,
-          call: 8,
-          ret: 9,
-          input: { f: 'delete', key: k },
-          output: { existed: true, revision: 9 },
-        },
-        {
-          process: 0,
-          call: 10,
-          ret: 11,
-          input: { f: 'cas', key: k, expected: null, value: 'w' },
-          output: { ok: true, version: 1, modRevision: 10, revision: 10 },
-        },
+        op({ f: 'put', key: k, value: 'x' }, { created: true, version: 1, modRevision: 5, revision: 5 }),
+        op(
+          { f: 'cas', key: k, expectedModRevision: 5, value: 'y' },
+          { ok: true, version: 2, modRevision: 6, revision: 6 },
+        ),
+        op(
+          { f: 'cas', key: k, expectedVersion: 1, value: 'z' },
+          { ok: false, version: 2, modRevision: 6, revision: 8 },
+        ),
+        op({ f: 'get', key: k }, { value: 'y', version: 2, modRevision: 6, revision: 8 }),
+        op({ f: 'delete', key: k }, { existed: true, revision: 9 }),
+        op(
+          { f: 'cas', key: k, expected: null, value: 'w' },
+          { ok: true, version: 1, modRevision: 10, revision: 10 },
+        ),
       ]),
     ).toBe('linearizable');
   });
@@ -343,20 +323,11 @@ describe('kv-txn model: histories that must fail', () => {
     const k = '{t}:k';
     expect(
       verdict([
-        {
-          process: 0,
-          call: 0,
-          ret: 1,
-          input: { f: 'put', key: k, value: 'x' },
-          output: { created: true, version: 1, modRevision: 5, revision: 5 },
-        },
-        {
-          process: 0,
-          call: 2,
-          ret: 3,
-          input: { f: 'put', key: '{t}:j', value: 'y' },
-          output: { created: true, version: 1, modRevision: 4, revision: 4 },
-        },
+        op({ f: 'put', key: k, value: 'x' }, { created: true, version: 1, modRevision: 5, revision: 5 }),
+        op(
+          { f: 'put', key: '{t}:j', value: 'y' },
+          { created: true, version: 1, modRevision: 4, revision: 4 },
+        ),
       ]),
     ).toBe('not-linearizable');
   });
@@ -365,27 +336,12 @@ describe('kv-txn model: histories that must fail', () => {
     const k = '{t}:k';
     expect(
       verdict([
-        {
-          process: 0,
-          call: 0,
-          ret: 1,
-          input: { f: 'put', key: k, value: 'x' },
-          output: { created: true, version: 1, modRevision: 5, revision: 5 },
-        },
-        {
-          process: 0,
-          call: 2,
-          ret: 3,
-          input: { f: 'put', key: k, value: 'y' },
-          output: { created: false, version: 2, modRevision: 6, revision: 6 },
-        },
-        {
-          process: 0,
-          call: 4,
-          ret: 5,
-          input: { f: 'cas', key: k, expectedModRevision: 5, value: 'z' },
-          output: { ok: true, version: 3, modRevision: 7, revision: 7 },
-        },
+        op({ f: 'put', key: k, value: 'x' }, { created: true, version: 1, modRevision: 5, revision: 5 }),
+        op({ f: 'put', key: k, value: 'y' }, { created: false, version: 2, modRevision: 6, revision: 6 }),
+        op(
+          { f: 'cas', key: k, expectedModRevision: 5, value: 'z' },
+          { ok: true, version: 3, modRevision: 7, revision: 7 },
+        ),
       ]),
     ).toBe('not-linearizable');
   });
