@@ -44,8 +44,8 @@ describe('mergeStatus', () => {
     ]);
     expect(view.tableVersion).toBe(2);
     expect(view.groups).toEqual([
-      { partition: 0, replicas: [1, 2], leader: 2, decidedIndex: 7 },
-      { partition: 1, replicas: [2, 3], leader: 3, decidedIndex: 3 },
+      { partition: 0, replicas: [1, 2], leader: 2, decidedIndex: 7, config: 0 },
+      { partition: 1, replicas: [2, 3], leader: 3, decidedIndex: 3, config: 0 },
     ]);
     expect(view.servers.map((s) => [s.id, s.reachable, s.state])).toEqual([
       [1, true, 'alive'],
@@ -69,5 +69,31 @@ describe('mergeStatus', () => {
     expect(view.groups.find((g) => g.partition === 1)?.leader).toBeNull();
     expect(allPartitionsLed(view)).toBe(false);
     expect(formatStatus(mergeStatus([]))).toContain('not built yet');
+  });
+
+  it("shows each group's configuration: the table's, or a replica's when it is ahead (a move in progress)", () => {
+    const table = {
+      version: 3,
+      partitions: 2,
+      replication: 2,
+      nodes: [1, 2, 3].map((id) => ({ id, address: `h:${id}` })),
+      groups: [
+        { partition: 0, replicas: [1, 3], config: 1 },
+        { partition: 1, replicas: [2, 3] },
+      ],
+    };
+    const view = mergeStatus([
+      {
+        address: 'h:1',
+        status: {
+          node: 1,
+          table,
+          groups: [{ partition: 1, leader: 2, role: 'follower', decidedIndex: 4, configId: 2 }],
+          members: [],
+        },
+      },
+    ]);
+    expect(view.groups.map((g) => g.config)).toEqual([1, 2]);
+    expect(formatStatus(view)).toMatch(/part\s+replicas\s+config\s+leader\s+decided/);
   });
 });

@@ -12,13 +12,18 @@ export interface ServerStatusLike {
     readonly partitions: number;
     readonly replication: number;
     readonly nodes: ReadonlyArray<{ readonly id: number; readonly address: string }>;
-    readonly groups: ReadonlyArray<{ readonly partition: number; readonly replicas: readonly number[] }>;
+    readonly groups: ReadonlyArray<{
+      readonly partition: number;
+      readonly replicas: readonly number[];
+      readonly config?: number | undefined;
+    }>;
   } | null;
   readonly groups: ReadonlyArray<{
     readonly partition: number;
     readonly leader: number | null;
     readonly role: string;
     readonly decidedIndex: number;
+    readonly configId?: number | undefined;
   }>;
   readonly members: ReadonlyArray<{ readonly id: number; readonly address: string; readonly state: string }>;
 }
@@ -40,6 +45,11 @@ export interface StatusView {
     readonly replicas: readonly number[];
     readonly leader: number | null;
     readonly decidedIndex: number | null;
+    /**
+     * The group's configuration id (0: its first replicas; +1 per replica move), the highest of the
+     * table's and what its replicas report (a replica ahead of the table: a move is in progress).
+     */
+    readonly config: number;
   }>;
 }
 
@@ -110,7 +120,8 @@ export function mergeStatus(replies: readonly StatusReply[]): StatusView {
       }
     }
     const decided = reports.length > 0 ? Math.max(...reports.map((x) => x.decidedIndex)) : null;
-    groups.push({ partition: g.partition, replicas: [...g.replicas], leader, decidedIndex: decided });
+    const config = Math.max(g.config ?? 0, ...reports.map((x) => x.configId ?? 0));
+    groups.push({ partition: g.partition, replicas: [...g.replicas], leader, decidedIndex: decided, config });
   }
   return {
     tableVersion: table?.version ?? null,
@@ -144,10 +155,12 @@ export function formatStatus(view: StatusView): string {
   }
   if (view.groups.length > 0) {
     lines.push('', 'partitions:');
-    lines.push(`  ${'part'.padEnd(6)}${'replicas'.padEnd(14)}${'leader'.padEnd(8)}decided`);
+    lines.push(
+      `  ${'part'.padEnd(6)}${'replicas'.padEnd(14)}${'config'.padEnd(8)}${'leader'.padEnd(8)}decided`,
+    );
     for (const g of view.groups) {
       lines.push(
-        `  ${String(g.partition).padEnd(6)}${g.replicas.join(',').padEnd(14)}${String(g.leader ?? 'none').padEnd(8)}${g.decidedIndex ?? '?'}`,
+        `  ${String(g.partition).padEnd(6)}${g.replicas.join(',').padEnd(14)}${String(g.config).padEnd(8)}${String(g.leader ?? 'none').padEnd(8)}${g.decidedIndex ?? '?'}`,
       );
     }
   }
