@@ -11,7 +11,7 @@ import {
 } from '@paxkv/common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeCluster, localAddresses } from '../test/fake-cluster.js';
-import { createClient, type PaxkvClient } from './client.js';
+import { createClient, type PaxkvClient, WATCHES_PER_CONNECTION } from './client.js';
 import { ClientClosedError, ClientOverloadedError } from './errors.js';
 import { HistoryRecorder, type HistorySink } from './history.js';
 import type { ClientOptions } from './options.js';
@@ -537,5 +537,56 @@ describe('PaxkvClient history', () => {
     const { client } = setup({ history: sink });
     await client.put('k', new Uint8Array([1, 2, 3]));
     expect(sink.events()[0]).toMatchObject({ op: { value: 'base64:AQID' } });
+  });
+});
+
+describe('PaxkvClient watch connections', () => {
+  it('shares a connection per server between watches (at most WATCHES_PER_CONNECTION each) and closes it with the last one', async () => {
+    const cluster = new FakeCluster({ partitions: 1 });
+    cluster.setAddresses(localAddresses(cluster));
+    const inner = cluster.connectionFactory();
+    /** Connections that carried watch requests, with how many; and the ones closed. */
+    const watchConns = new Map<object, number>();
+    const closed = new Set<object>();
+    const client = createClient({
+      servers: [cluster.addresses.get(1)!],
+      connectionFactory: (address, events) => {
+        const c = inner(address, events);
+        const me = {
+          get isOpen() {
+            return c.isOpen;
+          },
+          // Watch requests are held (never answered): the streams stay open, waiting.
+          send: (m: Parameters<typeof c.send>[0]) => {
+            if ((m as { type?: string }).type === 'watch') {
+              watchConns.set(me, (watchConns.get(me) ?? 0) + 1);
+              return true;
+            }
+            if ((m as { type?: string }).type === 'watch.cancel') return true;
+            return c.send(m);
+          },
+          close: () => {
+            closed.add(me);
+            c.close();
+          },
+        };
+        return me;
+      },
+      leaderDiscoveryIntervalMs: 0,
+    });
+    clients.push(client);
+    const n = WATCHES_PER_CONNECTION * 2 + 20;
+    const watches = Array.from({ length: n }, (_, i) => client.watch(`k${i % 3}`));
+    const deadline = Date.now() + 10_000;
+    const sent = () => [...watchConns.values()].reduce((a, b) => a + b, 0);
+    while (sent() < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(sent()).toBe(n);
+    // One partition, so every stream goes to the same replica first: 3 shared connections, not n.
+    expect(watchConns.size).toBe(3);
+    expect(Math.max(...watchConns.values())).toBe(WATCHES_PER_CONNECTION);
+    for (const w of watches.slice(0, n - 1)) w.cancel();
+    expect([...watchConns.keys()].filter((c) => closed.has(c))).toHaveLength(2);
+    watches[n - 1]?.cancel();
+    expect([...watchConns.keys()].every((c) => closed.has(c))).toBe(true);
   });
 });

@@ -235,6 +235,12 @@ interface Target {
 const now = () => performance.now();
 
 /**
+ * Watches sharing one connection to a server at most (each has up to one stream per partition there; the
+ * server allows 1,000 streams per connection, so 50 watches of 16 partitions fit).
+ */
+export const WATCHES_PER_CONNECTION = 50;
+
+/**
  * A paxkv client. Create it with {@link createClient}; call {@link PaxkvClient.close} when done.
  * All methods may be called concurrently; calls are pipelined over one connection per server.
  */
@@ -255,6 +261,15 @@ export class PaxkvClient {
   readonly #factory: ConnectionFactory;
   readonly #login: LoginHandshake | undefined;
   readonly #channels = new Map<string, Channel>();
+  /**
+   * Connections of the watches, per server, shared: each holds at most {@link WATCHES_PER_CONNECTION}
+   * watches (a watch has up to one stream per partition on it; the server allows 1,000 streams per
+   * connection), closed when its last watch ends. Kept apart from the request channels so that a busy
+   * stream never delays requests.
+   */
+  readonly #watchChannels = new Map<string, { channel: Channel; watches: number }[]>();
+  /** Open watches (cancelled by {@link PaxkvClient.close}). */
+  readonly #watches = new Set<Watch>();
   readonly #sessions: SessionPool;
   readonly #history: HistoryRecorder | undefined;
   #table: LookupTable | null = null;
@@ -556,15 +571,23 @@ export class PaxkvClient {
    */
   watch(keyOrPrefix: string, options: WatchOptions = {}): Watch {
     this.#assertOpen();
-    return new Watch(
+    let self: Watch | undefined;
+    const watch = new Watch(
       {
         lookupTable: (refresh) => this.lookupTable({ refresh }),
-        openChannel: (address) => new Channel(address, this.#factory),
+        openChannel: (address) => this.#watchChannel(address),
+        releaseChannel: (address, channel) => this.#releaseWatchChannel(address, channel),
+        ended: () => {
+          if (self) this.#watches.delete(self);
+        },
         nextId: () => this.#nextId++,
       },
       keyOrPrefix,
       options,
     );
+    self = watch;
+    if (!watch.ended) this.#watches.add(watch);
+    return watch;
   }
 
   /**
@@ -710,8 +733,8 @@ export class PaxkvClient {
   }
 
   /**
-   * Closes every connection. Calls still in flight reject with {@link ClientClosedError} (a write
-   * among them may or may not have been applied). Flushes and closes the history file, if any.
+   * Closes every connection and ends every open watch. Calls still in flight reject with
+   * {@link ClientClosedError} (a write among them may or may not have been applied). Flushes and closes the history file, if any.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -721,9 +744,35 @@ export class PaxkvClient {
     for (const w of this.#waiting.splice(0)) w();
     for (const c of this.#channels.values()) c.close();
     this.#channels.clear();
+    for (const w of [...this.#watches]) w.cancel();
+    for (const pool of this.#watchChannels.values()) for (const e of pool) e.channel.close();
+    this.#watchChannels.clear();
     // Let the calls that were in flight record their outcome before the history file closes.
     await Promise.allSettled([...this.#active]);
     this.#history?.release();
+  }
+
+  #watchChannel(address: string): Channel {
+    const pool = this.#watchChannels.get(address) ?? [];
+    this.#watchChannels.set(address, pool);
+    let entry = pool.find((e) => e.watches < WATCHES_PER_CONNECTION);
+    if (!entry) {
+      entry = { channel: new Channel(address, this.#factory), watches: 0 };
+      pool.push(entry);
+    }
+    entry.watches++;
+    return entry.channel;
+  }
+
+  #releaseWatchChannel(address: string, channel: Channel): void {
+    const pool = this.#watchChannels.get(address);
+    const i = pool?.findIndex((e) => e.channel === channel) ?? -1;
+    const entry = i < 0 ? undefined : pool?.[i];
+    if (!pool || !entry) return;
+    if (--entry.watches > 0) return;
+    channel.close();
+    pool.splice(i, 1);
+    if (pool.length === 0) this.#watchChannels.delete(address);
   }
 
   // ---- one call -------------------------------------------------------------------------------

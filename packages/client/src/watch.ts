@@ -69,8 +69,12 @@ export interface WatchEvent {
 export interface WatchDeps {
   /** The lookup table (refreshed from the cluster when `refresh`). */
   lookupTable(refresh: boolean): Promise<LookupTable>;
-  /** A new dedicated channel to `address` (closed by the watch when it ends). */
+  /** A channel to `address` for this watch's streams (possibly shared with other watches). */
   openChannel(address: string): Channel;
+  /** The watch no longer uses `channel` (the client closes it once no watch does). */
+  releaseChannel(address: string, channel: Channel): void;
+  /** The watch ended (cancelled or failed). */
+  ended(): void;
   /** A fresh request id. */
   nextId(): number;
 }
@@ -132,14 +136,20 @@ export class Watch implements AsyncIterable<WatchEvent> {
     return out;
   }
 
+  /** True once the watch ended (cancelled, or failed). */
+  get ended(): boolean {
+    return this.#done;
+  }
+
   /** Ends the watch: streams are cancelled, the iterator finishes. */
   cancel(): void {
     if (this.#done) return;
     this.#done = true;
     for (const c of [...this.#cancels]) c();
     this.#cancels.clear();
-    for (const ch of this.#channels.values()) ch.close();
+    for (const [address, ch] of this.#channels) this.#deps.releaseChannel(address, ch);
     this.#channels.clear();
+    this.#deps.ended();
     this.#wake();
   }
 
