@@ -257,13 +257,9 @@ export class AccessControl {
         this.users.delete(name);
         return ok;
       }
-      case 'remove': {
-        const result = await this.run({ op: 'delete', key: userKey(name) });
-        this.users.delete(name);
-        if (result.op === 'delete' && !result.existed)
-          throw new BadRequestError({ field: 'user', problem: `no user ${name}` });
+      case 'remove':
+        await this.removeRecord(userKey(name), this.users, 'user', name);
         return ok;
-      }
       case 'passwd':
         await this.updateUser(name, async (u) => ({
           ...u,
@@ -398,14 +394,23 @@ export class AccessControl {
         this.roles.delete(name);
         return ok;
       }
-      case 'remove': {
-        const result = await this.run({ op: 'delete', key: roleKey(name) });
-        this.roles.delete(name);
-        if (result.op === 'delete' && !result.existed)
-          throw new BadRequestError({ field: 'role', problem: `no role ${name}` });
+      case 'remove':
+        await this.removeRecord(roleKey(name), this.roles, 'role', name);
         return ok;
-      }
     }
+  }
+
+  /** Deletes a stored user or role and forgets it; BAD_REQUEST when there was none. */
+  private async removeRecord(
+    key: string,
+    cache: Map<string, unknown>,
+    field: 'user' | 'role',
+    name: string,
+  ): Promise<void> {
+    const result = await this.run({ op: 'delete', key });
+    cache.delete(name);
+    if (result.op === 'delete' && !result.existed)
+      throw new BadRequestError({ field, problem: `no ${field} ${name}` });
   }
 
   private parseRole(text: string): Role | null {

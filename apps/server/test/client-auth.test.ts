@@ -15,7 +15,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, issueCertificate } from '../src/certs.js';
 import { RawClient, request, TestCluster, type TestServer } from './harness.js';
-import { eventually, Impostor } from './hostile-helpers.js';
+import { eventually, Impostor, restartWithSwitch } from './hostile-helpers.js';
 
 const ROOT_PASSWORD = 'root-password-for-tests';
 let cluster: TestCluster;
@@ -265,19 +265,7 @@ describe('users and roles on a cluster with TLS, a token and --auth', () => {
 
 describe('mutation check', () => {
   it('a server that skips the role check lets the read-only user write', async () => {
-    await cluster.kill(server(3));
-    process.env.PAXKV_UNSAFE_AUTH_SKIP_PERMISSIONS = '1';
-    try {
-      cluster.start(server(3));
-    } finally {
-      delete process.env.PAXKV_UNSAFE_AUTH_SKIP_PERMISSIONS;
-    }
-    await eventually(async () => {
-      const reply = await request(server(3).address, { type: 'status', id: 1 }, 2000, { tls }).catch(
-        () => null,
-      );
-      return (reply as { type?: string } | null)?.type === 'status.ok';
-    }, 60_000);
+    await restartWithSwitch(cluster, server(3), 'PAXKV_UNSAFE_AUTH_SKIP_PERMISSIONS', tls);
     const raw = await RawClient.connect(server(3).address, tls);
     try {
       expect(await raw.call({ type: 'login', user: 'alice', password: 'alice-password' })).toMatchObject({

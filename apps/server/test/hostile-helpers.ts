@@ -5,7 +5,7 @@
 import { get as httpsGet } from 'node:https';
 import type { Socket } from 'node:net';
 import { type AuthChannel, encodeFrame, FrameDecoder, type TlsOptions } from '@paxkv/common';
-import { dial } from './harness.js';
+import { dial, request, type TestCluster, type TestServer } from './harness.js';
 
 /** A raw framed connection to a server: sends anything, collects every decoded reply. */
 export class Impostor implements AuthChannel {
@@ -155,6 +155,31 @@ export async function metric(
     }
   }
   return found ? total : 0;
+}
+
+/**
+ * Restarts server `s` of `cluster` with the environment variable `name=1` (a test-only mutation switch)
+ * and waits until it answers `status` again (over TLS with `tls`).
+ */
+export async function restartWithSwitch(
+  cluster: TestCluster,
+  s: TestServer,
+  name: string,
+  tls?: TlsOptions,
+): Promise<void> {
+  await cluster.kill(s);
+  process.env[name] = '1';
+  try {
+    cluster.start(s);
+  } finally {
+    delete process.env[name];
+  }
+  await eventually(async () => {
+    const reply = await request(s.address, { type: 'status', id: 1 }, 2000, tls ? { tls } : {}).catch(
+      () => null,
+    );
+    return (reply as { type?: string } | null)?.type === 'status.ok';
+  }, 60_000);
 }
 
 /** Polls `check` until it returns true (or throws its last error after `timeoutMs`). */

@@ -22,7 +22,14 @@ import {
   type PemPair,
 } from '../src/certs.js';
 import { request, TestCluster, type TestServer } from './harness.js';
-import { eventually, forgedTablePush, forgeHelloAndPrepares, Impostor, metric } from './hostile-helpers.js';
+import {
+  eventually,
+  forgedTablePush,
+  forgeHelloAndPrepares,
+  Impostor,
+  metric,
+  restartWithSwitch,
+} from './hostile-helpers.js';
 
 let cluster: TestCluster;
 let ca: CertificateAuthority;
@@ -177,19 +184,7 @@ describe('mutation check', () => {
   it('a server that takes any certificate of the CA for a peer lets a user through', async () => {
     // Restart server 3 with the identity check switched off (test-only): the user's certificate now
     // passes for node 2, which shows that the check is what refused it above.
-    await cluster.kill(server(3));
-    process.env.PAXKV_UNSAFE_TLS_ANY_CERTIFICATE = '1';
-    try {
-      cluster.start(server(3));
-    } finally {
-      delete process.env.PAXKV_UNSAFE_TLS_ANY_CERTIFICATE;
-    }
-    await eventually(async () => {
-      const reply = await request(server(3).address, { type: 'status', id: 1 }, 2000, {
-        tls: clientTls,
-      }).catch(() => null);
-      return (reply as { type?: string } | null)?.type === 'status.ok';
-    }, 60_000);
+    await restartWithSwitch(cluster, server(3), 'PAXKV_UNSAFE_TLS_ANY_CERTIFICATE', clientTls);
     const impostor = await Impostor.connect(server(3).address, { ca: ca.cert, ...userCert });
     try {
       impostor.send({ type: 'peer.hello', from: 2 });
