@@ -12,6 +12,7 @@ import {
   removeMember,
   seedMetadata,
   startMove,
+  unsafeMembershipMutations,
 } from './membership.js';
 import { buildLookupTable, replicaLoad, validateLookupTable } from './table.js';
 
@@ -242,5 +243,74 @@ describe('planMoves', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+/**
+ * Random membership histories (joins by check-in, fresh servers at known addresses, removals, deaths and
+ * the moves planned for them) and the safety rules checked after every step; returns the violations.
+ */
+function violations(seed: number, steps = 60): string[] {
+  let state = seed >>> 0 || 1;
+  const rnd = (n: number) => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return (state >>> 16) % n;
+  };
+  const out: string[] = [];
+  let m = seed % 2 === 0 ? seed_(4) : seed_(5);
+  const dead = new Set<NodeId>();
+  for (let i = 0; i < steps && out.length === 0; i++) {
+    const kind = rnd(4);
+    try {
+      if (kind === 0) m = addMember(m, addr(100 + rnd(6))).metadata;
+      else if (kind === 1) {
+        // A server with an empty data dir at the address of a member.
+        const n = m.table.nodes[rnd(m.table.nodes.length)]!;
+        const r = addMember(m, n.address);
+        if (partitionsOf(m.table, r.node.id).length > 0)
+          out.push(`step ${i}: a fresh server got id ${r.node.id}, which holds replicas`);
+        m = r.metadata;
+      } else if (kind === 2) {
+        // One or two servers die at once.
+        for (let k = 0; k <= rnd(2); k++) dead.add(m.table.nodes[rnd(m.table.nodes.length)]!.id);
+      } else {
+        const alive = (x: NodeId) => !dead.has(x);
+        for (const mv of plan(m, { alive, replace: dead, maxInFlight: 2 })) {
+          const g = m.table.groups.find((x) => x.partition === mv.partition)!;
+          const staying = g.replicas.filter((r) => r !== mv.from && alive(r)).length;
+          if (staying < Math.floor(g.replicas.length / 2) + 1)
+            out.push(`step ${i}: partition ${mv.partition} moved with ${staying} live staying replicas`);
+          m = applyMove(m, mv);
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof MembershipRefusedError)) throw e;
+    }
+  }
+  return out;
+}
+
+function seed_(n: number): ClusterMetadata {
+  return seed(n, 6, 3);
+}
+
+describe('membership safety rules (with mutation checks)', () => {
+  const seeds = Array.from({ length: 300 }, (_, i) => i + 1);
+
+  it('hold over 300 random histories', () => {
+    for (const s of seeds) expect(violations(s), `seed ${s}`).toEqual([]);
+  });
+
+  it.each([
+    ['freshTakesReplicaId', /a fresh server got id \d+, which holds replicas/],
+    ['moveWithoutMajority', /moved with \d live staying replicas/],
+  ] as const)('catch the mutation %s', (mutation, expected) => {
+    unsafeMembershipMutations[mutation] = true;
+    try {
+      const caught = seeds.map((s) => violations(s)).find((v) => v.length > 0);
+      expect(caught?.[0]).toMatch(expected);
+    } finally {
+      unsafeMembershipMutations[mutation] = false;
+    }
   });
 });

@@ -30,6 +30,17 @@ import {
 } from '@paxkv/common';
 import { MembershipRefusedError } from './errors.js';
 
+/**
+ * Test-only switches that break one rule each, so that a test can show the rule's check catches it
+ * (mutation checks). Never set outside tests.
+ */
+export const unsafeMembershipMutations = {
+  /** `addMember` gives a server with an empty data dir the id of the server at its address, replicas or not. */
+  freshTakesReplicaId: false,
+  /** `planMoves` moves a replica even where the staying replicas are no live majority. */
+  moveWithoutMajority: false,
+};
+
 /** Replicas of the metadata group when the cluster has at least that many servers. */
 export const DEFAULT_METADATA_REPLICAS = 3;
 
@@ -126,7 +137,7 @@ export function addMember(m: ClusterMetadata, address: string, nodeId?: NodeId):
       ...partitionsOf(m.table, byAddress.id),
       ...m.moving.filter((x) => x.to === byAddress.id).map((x) => x.partition),
     ];
-    if (held.length === 0 && nodeId === undefined) {
+    if ((held.length === 0 || unsafeMembershipMutations.freshTakesReplicaId) && nodeId === undefined) {
       return { metadata: m, changed: false, node: byAddress, state: stateOf(m, byAddress.id) };
     }
     throw new MembershipRefusedError({
@@ -228,6 +239,7 @@ function majority(n: number): number {
 
 /** Whether group `g` can decide a move of `from`'s replica: the staying replicas are a live majority. */
 function canMove(g: GroupEntry, from: NodeId, alive: (n: NodeId) => boolean): boolean {
+  if (unsafeMembershipMutations.moveWithoutMajority) return true;
   const staying = g.replicas.filter((r) => r !== from && alive(r));
   return staying.length >= majority(g.replicas.length);
 }
