@@ -130,6 +130,7 @@ describe('RESP on a real cluster', () => {
     expect(await r.exists('t:absent')).toBe(0);
     expect(await r.get('t:nx')).toBe('3');
     expect(await r.ttl('t:nx')).toBeGreaterThan(0);
+    expect(await r.info('keyspace')).toMatch(/db0:keys=\d+,expires=[1-9]\d*,/);
     // EXPIRE with NX/XX/GT/LT, then PERSIST.
     expect(await r.expire('t:plain', 100, 'XX')).toBe(0);
     expect(await r.expire('t:plain', 100, 'NX')).toBe(1);

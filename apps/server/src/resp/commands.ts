@@ -446,7 +446,11 @@ async function conditionalSet(
 }
 
 /** The `INFO` text of the requested sections. */
-function infoText(ctx: CommandContext, sections: Set<string>, keys: number | null): string {
+function infoText(
+  ctx: CommandContext,
+  sections: Set<string>,
+  keyspace: { keys: number; expires: number } | null,
+): string {
   const f: RespServerFacts = ctx.backend.facts();
   const all = sections.has('all') || sections.has('everything');
   const want = (s: string, byDefault = true) =>
@@ -484,8 +488,10 @@ function infoText(ctx: CommandContext, sections: Set<string>, keys: number | nul
     }
     out.push('');
   }
-  if (keys !== null)
-    out.push('# Keyspace', ...(keys > 0 ? [`db0:keys=${keys},expires=0,avg_ttl=0`] : []), '');
+  if (keyspace !== null) {
+    const { keys, expires } = keyspace;
+    out.push('# Keyspace', ...(keys > 0 ? [`db0:keys=${keys},expires=${expires},avg_ttl=0`] : []), '');
+  }
   return out.join('\r\n');
 }
 
@@ -507,6 +513,19 @@ function sizeKeys(partitions: number): string[] {
   keys = found as string[];
   sizeKeysCache.set(partitions, keys);
   return keys;
+}
+
+/** `INFO keyspace` `expires`: the keys attached to a lease, summed over every partition's lease list. */
+async function keysWithTtl(ctx: CommandContext): Promise<number> {
+  const partitions = ctx.backend.facts().partitions;
+  if (partitions === null) throw new RespCommandError('NOT_READY the cluster has not started yet');
+  const lists = await all(
+    ctx,
+    Array.from({ length: partitions }, (_, partition) => ({ op: 'lease-list', partition }) as KvOp),
+  );
+  let n = 0;
+  for (const r of lists) if (r.op === 'lease-list') for (const l of r.leases) n += l.keys;
+  return n;
 }
 
 /** DBSIZE: the sum of every partition's key count, each a linearizable read through its group's log. */
@@ -1109,7 +1128,13 @@ const specs: CommandSpec[] = [
     run: async (ctx, args) => {
       const sections = new Set(args.slice(1).map((a) => a.toString('latin1').toLowerCase()));
       const keyspace = sections.has('keyspace') || sections.has('all') || sections.has('everything');
-      return R.bulk(infoText(ctx, sections, keyspace ? await dbsize(ctx) : null));
+      return R.bulk(
+        infoText(
+          ctx,
+          sections,
+          keyspace ? { keys: await dbsize(ctx), expires: await keysWithTtl(ctx) } : null,
+        ),
+      );
     },
   },
   {
