@@ -8,14 +8,14 @@
 import { dirname, join } from 'node:path';
 import type { Consistency, KvOp, KvResult, NodeId, Session } from '@paxkv/common';
 import {
-  DurableStorage,
-  isKvCommand,
+  GroupStorage,
+  isKvLogEntry,
   type KvCommand,
   NodeDisk,
   ReplicaGroup,
   WriteAheadLog,
 } from '@paxkv/kvstore';
-import { type PaxosMessage, validatePaxosMessage } from '@paxkv/paxos';
+import { type ReconfigMessage, validateReconfigMessage } from '@paxkv/paxos';
 import type {
   GroupFactory,
   GroupSpec,
@@ -40,9 +40,12 @@ export interface KvstoreGroupOptions {
   readonly onFatal: (partition: number, error: Error) => void;
 }
 
-/** The paxos package's validation (shape, bounds, sender), for the peer hot path. */
+/**
+ * The paxos package's validation of a reconfigurable group's message (the configuration envelope, and
+ * the wrapped Paxos message's shape, bounds and sender), for the peer hot path.
+ */
 export const paxosMessageCheck: PaxosMessageCheck = (from, m) => {
-  const v = validatePaxosMessage(from, m);
+  const v = validateReconfigMessage(from, m);
   return v.ok ? null : v.problem;
 };
 
@@ -62,7 +65,7 @@ class KvstoreGroup implements ReplicaGroupPort {
     return r.result;
   }
   handle(from: NodeId, message: unknown): void {
-    this.group.handle(from, message as PaxosMessage<KvCommand>);
+    this.group.handle(from, message as ReconfigMessage<KvCommand>);
   }
   tick(): void {
     this.group.tick();
@@ -113,19 +116,6 @@ class KvstoreGroup implements ReplicaGroupPort {
   }
 }
 
-/** The election round a fresh preferred replica starts from (the others start from 0). */
-export const PREFERRED_LEADER_INITIAL_ROUND = 1;
-
-/** True when the storage holds nothing yet: no promise, no election round, no log, no snapshot. */
-function isFresh(storage: DurableStorage<KvCommand>): boolean {
-  return (
-    storage.getBallotRound() === 0 &&
-    storage.getPromise().n === 0 &&
-    storage.getLogLength() === 0 &&
-    storage.getCompactedIndex() === 0
-  );
-}
-
 /** Builds replica groups backed by `@paxkv/kvstore` on the local disk. */
 export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory {
   const disk = new NodeDisk();
@@ -144,7 +134,7 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
   };
   return async (spec: GroupSpec): Promise<ReplicaGroupPort> => {
     users++;
-    let storage: DurableStorage<KvCommand>;
+    let storage: GroupStorage<KvCommand>;
     try {
       wal ??= WriteAheadLog.open({
         disk,
@@ -152,24 +142,18 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
         fsync: spec.fsync,
         logger: storageLogger,
       }).then((r) => r.wal);
-      storage = await DurableStorage.open<KvCommand>({
+      storage = await GroupStorage.open<KvCommand>({
         wal: await wal,
         partition: spec.partition,
         disk,
         dir: spec.dataDir,
-        isEntry: isKvCommand,
+        bootMembers: [spec.pid, ...spec.peers.filter((p) => p !== spec.pid)],
+        isEntry: isKvLogEntry,
         logger: storageLogger,
       });
     } catch (e) {
       await release().catch(() => {});
       throw e;
-    }
-    if (spec.preferredLeader && isFresh(storage)) {
-      // Start one election round ahead of the other (fresh) replicas: Ballot Leader Election picks the
-      // highest quorum-connected ballot, so the preferred replica wins the first election. Later
-      // elections are decided by the protocol alone; the round is durable like any ballot round.
-      storage.setBallotRound(PREFERRED_LEADER_INITIAL_ROUND);
-      await storage.flush();
     }
     const flush = storage.flush.bind(storage);
     // Time the flushes that made the WAL fsync (a no-op flush resolves at once and is not counted).
@@ -183,6 +167,9 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
       partition: spec.partition,
       pid: spec.pid,
       peers: spec.peers,
+      // A fresh preferred replica starts one election round ahead of the other (fresh) replicas: Ballot
+      // Leader Election picks the highest quorum-connected ballot, so it wins the first election.
+      preferredLeader: spec.preferredLeader,
       storage,
       send: (to, message) => spec.send(to, message),
       addressOf: spec.addressOf,

@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PaxosMessage } from '@paxkv/paxos';
+import type { ReconfigMessage } from '@paxkv/paxos';
 import { decode, encode } from '../src/codec.js';
 import { type FsyncMode, type KvCommand, NodeDisk, ReplicaGroup, WriteAheadLog } from '../src/index.js';
 
@@ -41,7 +41,7 @@ for (const pid of ids) {
       const bytes = encode(message);
       bytesOnWire += bytes.length;
       setImmediate(() =>
-        groups.get(to)?.handle(pid, decode(bytes, 'bench message') as PaxosMessage<KvCommand>),
+        groups.get(to)?.handle(pid, decode(bytes, 'bench message') as ReconfigMessage<KvCommand>),
       );
     },
   });

@@ -16,7 +16,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PaxosMessage } from '@paxkv/paxos';
+import type { ReconfigMessage } from '@paxkv/paxos';
 import { decode, encode } from '../src/codec.js';
 import {
   DEFAULT_WAL_OPTIONS,
@@ -81,7 +81,7 @@ async function run(layout: Layout): Promise<Result> {
           setImmediate(() =>
             groups
               .get(to)
-              ?.[partition]?.handle(pid, decode(bytes, 'bench message') as PaxosMessage<KvCommand>),
+              ?.[partition]?.handle(pid, decode(bytes, 'bench message') as ReconfigMessage<KvCommand>),
           );
         },
       });

@@ -11,6 +11,7 @@ import {
   type Session,
   TxnOpSchema,
 } from '@paxkv/common';
+import { isStopSign, type LogEntry } from '@paxkv/paxos';
 
 /**
  * One write replicated through a group's log. `id` is unique per proposal (the proposer's id, an
@@ -85,4 +86,12 @@ export function isKvCommand(x: unknown): x is KvCommand {
     default:
       return false;
   }
+}
+
+/**
+ * Whether `x` is an entry of a replica group's log: a {@link KvCommand} or a stop-sign (a
+ * reconfiguration, applied as a no-op). Safe on wire input.
+ */
+export function isKvLogEntry(x: unknown): x is LogEntry<KvCommand> {
+  return isKvCommand(x) || isStopSign(x);
 }

@@ -4,16 +4,20 @@
  * @packageDocumentation
  */
 export { CorruptDataError } from './codec.js';
-export { isKvCommand, type KvCommand } from './command.js';
+export { isKvCommand, isKvLogEntry, type KvCommand } from './command.js';
 export { DEFAULT_PARTITIONS, defaultPartitionOf, partitionOf } from './partition.js';
 export {
+  type ConfigurationEvent,
   type Consistency,
   DEFAULT_REPLICA_GROUP_CONFIG,
   type FlushableStorage,
+  type GroupConfiguration,
   type OpenReplicaGroupOptions,
+  PREFERRED_LEADER_INITIAL_ROUND,
   ReplicaGroup,
   type ReplicaGroupConfig,
   type ReplicaGroupOptions,
+  type ReplicaGroupStorage,
   type SubmitOptions,
   type SubmitResult,
 } from './replica-group.js';
@@ -27,6 +31,16 @@ export {
 export { crc32c } from './storage/crc32c.js';
 export type { AppendFile, Disk } from './storage/disk.js';
 export { DurableStorage, type DurableStorageOptions, snapshotFileName } from './storage/durable-storage.js';
+export {
+  configDir,
+  configSlot,
+  configTag,
+  type FlushableConfigStorage,
+  GroupStorage,
+  type GroupStorageOptions,
+  type GroupStorageStats,
+  MAX_GROUP_PARTITION,
+} from './storage/group-storage.js';
 export { NodeDisk } from './storage/node-disk.js';
 export {
   checkRecord,
@@ -34,6 +48,7 @@ export {
   encodeRecordPayload,
   MAX_SNAPSHOT_BYTES,
   type StoredBallot,
+  type StoredConfig,
   type WalRecord,
 } from './storage/records.js';
 export { type CrashOptions, SimDisk, type SimDiskOptions } from './storage/sim-disk.js';

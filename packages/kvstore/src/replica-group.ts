@@ -1,10 +1,12 @@
 /**
- * A replica group: one Sequence Paxos instance + the KV state machine + durable storage, for one
- * partition on one server. The server app feeds it messages and ticks and wires its `send` callback to
+ * A replica group: one reconfigurable Sequence Paxos replica (`ReconfigurablePaxos`: one instance per
+ * configuration, joined by decided stop-signs) + the KV state machine + durable storage (one storage
+ * per configuration in the server's shared log), for one partition on one server. The server app feeds it messages and ticks and wires its `send` callback to
  * the peer sockets; clients' requests enter through {@link ReplicaGroup.submit}.
  * @module
  */
 import {
+  BadRequestError,
   checkKvOpLimits,
   DEFAULT_PROTOCOL_LIMITS,
   isReadOnlyOp,
@@ -13,7 +15,7 @@ import {
   type LeaderHint,
   NoLeaderError,
   NotLeaderError,
-  type PaxkvError,
+  PaxkvError,
   type ProtocolLimits,
   resolveDecodeLimits,
   type Session,
@@ -24,8 +26,12 @@ import {
 } from '@paxkv/common';
 import {
   type DecidedItem,
+  type HeldConfig,
+  InvalidArgumentError,
+  isMemberList,
   type LogEntry,
   type NodeId,
+  type OutgoingReconfigMessage,
   OverloadedError,
   type PaxosConfig,
   type PaxosMessage,
@@ -33,17 +39,19 @@ import {
   NotLeaderError as PaxosNotLeaderError,
   type Phase,
   type ReadResult,
+  type ReconfigMessage,
+  ReconfigurablePaxos,
   type Role,
-  SequencePaxos,
+  StoppedError,
   type Storage,
-  validatePaxosMessage,
+  validateReconfigMessage,
 } from '@paxkv/paxos';
 import type { KvCommand } from './command.js';
-import { isKvCommand } from './command.js';
+import { isKvLogEntry } from './command.js';
 import { LeaseClock } from './leases.js';
 import { type ApplyOutcome, KvStateMachine, type StateMachineConfig } from './state-machine.js';
 import type { Disk } from './storage/disk.js';
-import { DurableStorage } from './storage/durable-storage.js';
+import { GroupStorage } from './storage/group-storage.js';
 import type { StorageLogger, WriteAheadLog } from './storage/wal.js';
 import { silentLogger } from './storage/wal.js';
 import {
@@ -118,6 +126,8 @@ export interface ReplicaGroupConfig {
    * and restarts its TTL, though the expiry entry in flight deletes its keys right after.
    * `watchResumeSkips`: a watch opened from a given revision (a client resuming) starts one revision
    * later, so the resumed stream misses an event.
+   * `seedNotAtomic` (only through {@link ReplicaGroup.open}): the seed of a configuration's storage
+   * is written as separate records, so a crash can keep its configuration record without its log.
    * Default `'none'`; anything else makes the store unsafe.
    */
   readonly unsafeMutation:
@@ -127,7 +137,8 @@ export interface ReplicaGroupConfig {
     | 'txnCompareAtSubmit'
     | 'leaseStaleDeadlines'
     | 'keepAliveWhileExpiring'
-    | 'watchResumeSkips';
+    | 'watchResumeSkips'
+    | 'seedNotAtomic';
   /**
    * Send the leader's `Accept` messages without waiting for the flush of the pump that produced them,
    * when every earlier output has been released (so every earlier write is durable). The leader's
@@ -179,22 +190,80 @@ export const DEFAULT_REPLICA_GROUP_CONFIG: Readonly<ReplicaGroupConfig> = Object
   leaseGraceMs: 2_000,
 });
 
+/** A configuration of a group: its id (consecutive from 0) and its replicas. */
+export interface GroupConfiguration {
+  readonly configId: number;
+  readonly members: readonly NodeId[];
+}
+
+/**
+ * A change of a group's configuration as this replica sees it, reported after the writes it depends
+ * on are durable:
+ * - `decided`: a stop-sign naming `configuration` was decided (and applied) here: the group moves there
+ *   (update routing and the lookup table);
+ * - `started`: this replica started running `configuration` (at first start, after a restart, or after
+ *   joining by state transfer);
+ * - `removed`: this replica is not a member of `configuration`, the group's latest, and has retired
+ *   its older configurations (their data is discarded): close the group.
+ */
+export interface ConfigurationEvent {
+  readonly kind: 'decided' | 'started' | 'removed';
+  readonly configuration: GroupConfiguration;
+}
+
+/** The storage of every configuration of one group (see `GroupStorage`). */
+export interface ReplicaGroupStorage {
+  /** The configurations recovered from disk. */
+  readonly held: readonly HeldConfig<KvCommand>[];
+  /** The lowest configuration id the replica may join. */
+  readonly minConfigId: number;
+  /** Creates (synchronously) the storage of a configuration the replica starts. */
+  create(record: {
+    configId: number;
+    members: readonly NodeId[];
+    base: number;
+  }): FlushableStorage<LogEntry<KvCommand>>;
+  /** Retires a configuration's storage (tombstone with `minConfigId`). */
+  retire(configId: number, minConfigId: number): void;
+  /** Makes every write durable. */
+  flush(): Promise<void>;
+  /** Detaches from the log. */
+  close(): Promise<void>;
+}
+
 /** Constructor options of {@link ReplicaGroup}. */
 export interface ReplicaGroupOptions {
   /** The partition this group replicates (used in error messages and hints). */
   readonly partition: number;
   /** This server's node id within the group. */
   readonly pid: NodeId;
-  /** The other replicas of the group. */
-  readonly peers: readonly NodeId[];
-  /** Durable storage (see {@link ReplicaGroup.open}) or a `MemoryStorage` with a no-op flush in tests. */
-  readonly storage: FlushableStorage<KvCommand>;
   /**
-   * Sends a paxos message to a peer. Called only after the storage writes the message depends on are
+   * The other replicas of configuration 0, the group's first: used only when the storage holds no
+   * configuration and {@link ReplicaGroupOptions.join} is not set (the group is created here, at the
+   * cluster's start), and to adopt data written before reconfiguration existed.
+   */
+  readonly peers: readonly NodeId[];
+  /**
+   * Set when this replica joins an existing group (a server added to it): it creates no configuration
+   * and waits until a replica of the group's configuration that names it sends it the state to start
+   * from. Default false.
+   */
+  readonly join?: boolean;
+  /**
+   * When this replica creates configuration 0 (fresh), it starts its election one round ahead, so it
+   * wins the group's first election (the server spreads leadership this way). Default false.
+   */
+  readonly preferredLeader?: boolean;
+  /** Every configuration's durable storage (see {@link ReplicaGroup.open}). */
+  readonly storage: ReplicaGroupStorage;
+  /**
+   * Sends a message to a peer. Called only after the storage writes the message depends on are
    * durable, in the order the core produced the messages. Must not throw (drop the message instead: the
    * core resends, and a broken link is reported with {@link ReplicaGroup.reconnected}).
    */
-  readonly send: (to: NodeId, message: PaxosMessage<LogEntry<KvCommand>>) => void;
+  readonly send: (to: NodeId, message: ReconfigMessage<KvCommand>) => void;
+  /** Called on every configuration change (see {@link ConfigurationEvent}). Must not throw. */
+  readonly onConfigChange?: (event: ConfigurationEvent) => void;
   /** Address of a node, for the leader hints in `NotLeaderError`. */
   readonly addressOf?: (node: NodeId) => string | undefined;
   /** Called once if the group stops for good (disk failure, corrupt snapshot): restart the server. */
@@ -211,6 +280,9 @@ export interface ReplicaGroupOptions {
   /** Overrides of {@link DEFAULT_REPLICA_GROUP_CONFIG}. */
   readonly config?: Partial<ReplicaGroupConfig>;
 }
+
+/** The election round a fresh preferred replica starts from (the others start from 0). */
+export const PREFERRED_LEADER_INITIAL_ROUND = 1;
 
 /** Options of {@link ReplicaGroup.open}: the group options minus storage, plus where the storage lives. */
 export interface OpenReplicaGroupOptions extends Omit<ReplicaGroupOptions, 'storage'> {
@@ -229,6 +301,8 @@ interface PendingWrite {
   readonly resolve: (r: SubmitResult) => void;
   readonly reject: (e: PaxkvError | Error) => void;
   readonly deadline: number;
+  /** The configuration a write was proposed in. */
+  readonly configId?: number;
 }
 
 interface PendingRead extends PendingWrite {
@@ -239,18 +313,37 @@ interface PendingRead extends PendingWrite {
 }
 
 interface Outputs {
-  readonly out: { to: NodeId; message: PaxosMessage<LogEntry<KvCommand>> }[];
+  readonly out: OutgoingReconfigMessage<KvCommand>[];
   readonly decided: DecidedItem<KvCommand>[];
   readonly reads: ReadResult[];
+  /** Configuration events, reported once this pump's writes are durable. */
+  readonly events: ConfigurationEvent[];
 }
 
-/** Whether every log entry a paxos message carries is a well-formed {@link KvCommand}. */
-function carriesOnlyCommands(m: PaxosMessage<unknown>): boolean {
+/**
+ * Whether every log entry a message carries (a Paxos message's `entries`/`suffix`, a `JoinState`'s
+ * `entries`) is a well-formed {@link KvCommand} or stop-sign.
+ */
+function carriesOnlyLogEntries(m: ReconfigMessage<unknown>): boolean {
+  const inner: unknown = m.type === 'Paxos' ? m.msg : m;
   const entries =
-    (m as { entries?: unknown; suffix?: unknown }).entries ?? (m as { suffix?: unknown }).suffix;
+    (inner as { entries?: unknown; suffix?: unknown }).entries ?? (inner as { suffix?: unknown }).suffix;
   if (entries === undefined) return true;
-  return Array.isArray(entries) && entries.every(isKvCommand);
+  return Array.isArray(entries) && entries.every(isKvLogEntry);
 }
+
+/** A pending {@link ReplicaGroup.reconfigure}. */
+interface PendingReconfig {
+  readonly configId: number;
+  readonly members: readonly NodeId[];
+  readonly resolve: (c: GroupConfiguration) => void;
+  readonly reject: (e: PaxkvError | Error) => void;
+  readonly deadline: number;
+}
+
+const sameMembers = (a: readonly NodeId[], b: readonly NodeId[]): boolean =>
+  a.length === b.length &&
+  [...a].sort((x, y) => x - y).every((x, i) => x === [...b].sort((p, q) => p - q)[i]);
 
 function randomNonce(): string {
   return Math.floor(Math.random() * 2 ** 48).toString(36);
@@ -270,8 +363,14 @@ export const SNAPSHOT_DECODE_LIMITS = resolveDecodeLimits({ maxExpansion: 32 });
 export class ReplicaGroup {
   /** The partition this group replicates. */
   readonly partition: number;
-  private readonly paxos: SequencePaxos<KvCommand>;
-  private readonly storage: FlushableStorage<KvCommand>;
+  private readonly paxos: ReconfigurablePaxos<KvCommand>;
+  private readonly storage: ReplicaGroupStorage;
+  private readonly onConfigChange: ReplicaGroupOptions['onConfigChange'];
+  /** Configuration events produced since the last pump (reported after its flush). */
+  private events: ConfigurationEvent[] = [];
+  private readonly reconfigs: PendingReconfig[] = [];
+  /** Set once the `removed` event was produced. */
+  private removedReported = false;
   private sm: KvStateMachine;
   private readonly config: ReplicaGroupConfig;
   private readonly sendFn: ReplicaGroupOptions['send'];
@@ -296,7 +395,6 @@ export class ReplicaGroup {
   private closed = false;
   /** The tick at which each peer was last heard from (any valid message). */
   private readonly heardAt = new Map<NodeId, number>();
-  private readonly peerIds: readonly NodeId[];
   private readonly isolationTicks: number;
   private wasIsolated = false;
   /** Recent changes and open watchers (see {@link ReplicaGroup.watch}). */
@@ -318,6 +416,7 @@ export class ReplicaGroup {
       }
     }
     this.storage = opts.storage;
+    this.onConfigChange = opts.onConfigChange;
     this.sendFn = opts.send;
     this.addressOf = opts.addressOf ?? (() => undefined);
     this.onFatal = opts.onFatal;
@@ -333,17 +432,35 @@ export class ReplicaGroup {
       this.config.unsafeMutation === 'leaseStaleDeadlines',
     );
     this.sm.onChange = (e) => this.hub.record(e);
-    this.paxos = new SequencePaxos<KvCommand>({
+    const held = [...opts.storage.held];
+    if (held.length === 0 && opts.storage.minConfigId === 0 && !opts.join) {
+      // The group starts here: configuration 0 of the boot members.
+      const members = [opts.pid, ...opts.peers.filter((p) => p !== opts.pid)];
+      const storage = opts.storage.create({ configId: 0, members, base: 0 });
+      if (opts.preferredLeader) storage.setBallotRound(PREFERRED_LEADER_INITIAL_ROUND);
+      held.push({ record: { configId: 0, members, base: 0 }, storage });
+    }
+    this.paxos = new ReconfigurablePaxos<KvCommand>({
       pid: opts.pid,
-      peers: opts.peers,
-      storage: opts.storage,
+      configs: held,
+      minConfigId: opts.storage.minConfigId,
+      createStorage: (record) => opts.storage.create(record),
       config: this.config.paxos,
+      onConfigStart: (record) => this.configStarted(record),
     });
-    this.lastSnapshotIndex = opts.storage.getCompactedIndex();
-    this.peerIds = [...opts.peers];
+    this.lastSnapshotIndex = this.paxos.compactedIndex;
+    if (
+      this.paxos.configId >= 0 &&
+      !this.events.some((e) => e.configuration.configId === this.paxos.configId)
+    ) {
+      this.events.push({
+        kind: 'started',
+        configuration: { configId: this.paxos.configId, members: this.paxos.members },
+      });
+    }
     // Every peer counts as just heard at start: a fresh replica is not isolated before it had a chance.
-    for (const p of this.peerIds) this.heardAt.set(p, 0);
-    const { electionTimeoutTicks, heartbeatTicks } = this.paxos.config;
+    for (const p of this.paxos.members) if (p !== opts.pid) this.heardAt.set(p, 0);
+    const { electionTimeoutTicks, heartbeatTicks } = this.paxos.paxosConfig;
     this.isolationTicks =
       this.config.isolationTicks ?? Math.max(heartbeatTicks + 1, electionTimeoutTicks - heartbeatTicks);
     this.schedule();
@@ -355,15 +472,17 @@ export class ReplicaGroup {
    * decided entries.
    */
   static async open(opts: OpenReplicaGroupOptions): Promise<ReplicaGroup> {
-    const storage = await DurableStorage.open<KvCommand>({
+    const storage = await GroupStorage.open<KvCommand>({
       wal: opts.wal,
       partition: opts.partition,
       disk: opts.disk,
       dir: opts.dir,
-      isEntry: isKvCommand,
+      bootMembers: [opts.pid, ...opts.peers.filter((p) => p !== opts.pid)],
+      isEntry: isKvLogEntry,
       ...(opts.logger ? { logger: opts.logger } : {}),
+      unsafeSeedNotAtomic: opts.config?.unsafeMutation === 'seedNotAtomic',
     });
-    return new ReplicaGroup({ ...opts, storage });
+    return new ReplicaGroup({ ...opts, storage: storage as ReplicaGroupStorage });
   }
 
   // ------------------------------------------------------------------ status
@@ -377,6 +496,7 @@ export class ReplicaGroup {
    * name itself: it cannot act as leader (its clients must go elsewhere).
    */
   get leader(): NodeId | undefined {
+    if (this.paxos.stopping) return undefined;
     const l = this.paxos.leader;
     return l === this.paxos.pid && this.isolated ? undefined : l;
   }
@@ -386,7 +506,7 @@ export class ReplicaGroup {
    * it resumes at once if no other replica took over meanwhile).
    */
   get role(): Role {
-    return this.isolated ? 'follower' : this.paxos.role;
+    return this.isolated || this.paxos.stopping ? 'follower' : this.paxos.role;
   }
   /**
    * True when, within the last `isolationTicks` (default: election timeout minus one heartbeat
@@ -401,9 +521,14 @@ export class ReplicaGroup {
     // The stale-reads mutation models a deposed leader that keeps serving from its local state; refusing
     // while isolated would hide exactly what the mutation check must show the harness catches.
     if (this.config.unsafeMutation === 'staleLeaderReads') return false;
+    const members = this.paxos.members;
+    if (!members.includes(this.paxos.pid)) return false;
     let heard = 1; // itself
-    for (const at of this.heardAt.values()) if (this.now - at <= this.isolationTicks) heard++;
-    return heard < Math.floor((this.peerIds.length + 1) / 2) + 1;
+    for (const p of members) {
+      const at = this.heardAt.get(p);
+      if (p !== this.paxos.pid && at !== undefined && this.now - at <= this.isolationTicks) heard++;
+    }
+    return heard < Math.floor(members.length / 2) + 1;
   }
   /** Protocol phase (`accept` is the steady state). */
   get phase(): Phase {
@@ -446,6 +571,121 @@ export class ReplicaGroup {
     return this.fatal;
   }
 
+  /**
+   * The configuration this replica runs (the group's current one, unless this replica lags behind or
+   * was removed), or undefined while it waits to join.
+   */
+  get configuration(): GroupConfiguration | undefined {
+    const id = this.paxos.configId;
+    return id < 0 ? undefined : { configId: id, members: this.paxos.members };
+  }
+
+  /**
+   * A change of configuration in progress or known here: a stop-sign in the current configuration's
+   * log (decided or not), or a later configuration this replica heard of.
+   */
+  get pendingConfiguration(): { readonly configId: number; readonly decided: boolean } | undefined {
+    const cur = this.paxos.configurations().at(-1);
+    if (cur?.stopSign) return { configId: cur.stopSign.next, decided: cur.stopSign.decided };
+    const known = this.paxos.knownConfigId;
+    return known > this.paxos.configId ? { configId: known, decided: true } : undefined;
+  }
+
+  /**
+   * True once this replica is out of the group: the latest configuration it knows does not include
+   * it. It keeps helping the new configuration start, retires its data, then reports `removed`.
+   */
+  get removed(): boolean {
+    return this.paxos.removed;
+  }
+
+  /** Every configuration this replica holds, oldest first (status and tests). */
+  configurations(): ReturnType<ReconfigurablePaxos<KvCommand>['configurations']> {
+    return this.paxos.configurations();
+  }
+
+  /**
+   * Moves the group to `members` (add, remove or replace replicas, change the replication degree):
+   * the leader proposes a stop-sign naming the next configuration; once it is decided, the new
+   * configuration starts from the decided log (its new replicas receive a snapshot + suffix). Resolves
+   * with the new configuration once the stop-sign is decided and applied here. Members equal to the
+   * current ones resolve at once with the current configuration. Writes pending while the change
+   * happens are either applied before the stop-sign or fail with a retryable error.
+   *
+   * Rejects with `NotLeaderError`/`NoLeaderError` (call the leader), `BadRequestError` (members must be
+   * 1 to 64 distinct positive node ids), `UnavailableError` when a change is already in progress or
+   * another change won (read {@link configuration} and retry), and `TimeoutError` when the stop-sign
+   * was not decided within `requestTimeoutTicks` (it may still be: read {@link configuration}).
+   */
+  reconfigure(members: readonly NodeId[]): Promise<GroupConfiguration> {
+    if (this.fatal || this.closed) {
+      return Promise.reject(
+        new UnavailableError({ reason: `replica of partition ${this.partition} is stopped` }),
+      );
+    }
+    if (!isMemberList(members)) {
+      return Promise.reject(
+        new BadRequestError({
+          field: 'members',
+          problem: `members of partition ${this.partition} must be 1 to 64 distinct positive node ids, got ${JSON.stringify(members)}`,
+        }),
+      );
+    }
+    const pending = this.pendingConfiguration;
+    if (pending) {
+      return Promise.reject(
+        new UnavailableError({
+          reason: `partition ${this.partition} is already moving to configuration ${pending.configId}; wait for it, read the configuration and retry`,
+        }),
+      );
+    }
+    const cur = this.configuration;
+    if (cur && sameMembers(cur.members, members)) return Promise.resolve(cur);
+    if (this.role !== 'leader') return Promise.reject(this.notLeader());
+    try {
+      this.paxos.reconfigure(members);
+    } catch (e) {
+      return Promise.reject(this.mapError(e));
+    }
+    this.schedule();
+    const configId = this.paxos.configId + 1;
+    return new Promise((resolve, reject) =>
+      this.reconfigs.push({
+        configId,
+        members: [...members],
+        resolve,
+        reject,
+        deadline: this.now + this.config.requestTimeoutTicks,
+      }),
+    );
+  }
+
+  /** The core started configuration `record` here (reported after the next flush). */
+  private configStarted(record: { configId: number; members: readonly NodeId[] }): void {
+    // Called from the core's constructor too (a held configuration whose stop-sign is decided starts
+    // the next one at once): `this.paxos` may not be set yet.
+    for (const p of record.members) if (!this.heardAt.has(p)) this.heardAt.set(p, this.now);
+    this.events.push({
+      kind: 'started',
+      configuration: { configId: record.configId, members: record.members },
+    });
+  }
+
+  /** Retires the configurations this replica no longer needs (their storage gets a tombstone). */
+  private retireOld(): void {
+    for (const c of this.paxos.configurations()) {
+      if (!this.paxos.canRetire(c.configId)) continue;
+      const min = this.paxos.retire(c.configId);
+      this.storage.retire(c.configId, min);
+      this.logger.info({ partition: this.partition, configId: c.configId }, 'configuration retired');
+    }
+    if (this.paxos.removed && this.paxos.configId < 0 && !this.removedReported) {
+      this.removedReported = true;
+      const k = this.paxos.knownConfig;
+      if (k) this.events.push({ kind: 'removed', configuration: k });
+    }
+  }
+
   /** The applied state serialized as a state-machine snapshot (for diagnostics and replica comparison). */
   exportState(): Uint8Array {
     return this.sm.snapshot();
@@ -467,18 +707,18 @@ export class ReplicaGroup {
   // ------------------------------------------------------------------ inputs
 
   /** A peer message arrived. Messages that are malformed for the current state are ignored by the core. */
-  handle(from: NodeId, message: PaxosMessage<LogEntry<KvCommand>>): void {
+  handle(from: NodeId, message: ReconfigMessage<KvCommand>): void {
     if (this.fatal || this.closed) return;
     if (
-      !validatePaxosMessage(from, message).ok ||
-      !carriesOnlyCommands(message) ||
-      !this.carriesValidSnapshot(message)
+      !validateReconfigMessage(from, message).ok ||
+      !carriesOnlyLogEntries(message) ||
+      !this.carriesValidSnapshot(message.type === 'Paxos' ? message.msg : message)
     ) {
       // Never let a malformed entry reach the log: it would be persisted and replicated.
       this.logger.warn({ partition: this.partition, from }, 'malformed paxos message dropped');
       return;
     }
-    if (this.heardAt.has(from)) this.heardAt.set(from, this.now);
+    this.heardAt.set(from, this.now);
     try {
       this.paxos.handle(from, message);
     } catch (e) {
@@ -492,7 +732,7 @@ export class ReplicaGroup {
    * bytes are pre-scanned first ({@link SNAPSHOT_DECODE_LIMITS}): a binary field is cheap in the frame's
    * own bounded decode, so a hostile snapshot of empty maps would otherwise expand ~70-fold here.
    */
-  private carriesValidSnapshot(m: PaxosMessage<unknown>): boolean {
+  private carriesValidSnapshot(m: PaxosMessage<unknown> | ReconfigMessage<unknown>): boolean {
     const snap = (m as { snapshot?: unknown }).snapshot;
     if (snap === undefined || snap === null) return true;
     const { index, data } = snap as { index?: unknown; data?: unknown };
@@ -507,6 +747,7 @@ export class ReplicaGroup {
     if (this.fatal || this.closed) return;
     this.now++;
     this.paxos.tick();
+    this.retireOld();
     const isolated = this.isolated;
     if (isolated && !this.wasIsolated) this.failIsolatedRequests();
     this.wasIsolated = isolated;
@@ -557,7 +798,7 @@ export class ReplicaGroup {
       return Promise.resolve({ result: this.sm.query(op), stale: true });
     }
     if (this.isolated) return Promise.reject(this.isolatedError());
-    if (this.paxos.role !== 'leader') return Promise.reject(this.notLeader());
+    if (this.role !== 'leader') return Promise.reject(this.notLeader());
     if (this.pendingRequests >= this.config.maxPendingRequests) {
       return Promise.reject(
         new UnavailableError({
@@ -590,7 +831,8 @@ export class ReplicaGroup {
       return Promise.reject(this.mapError(e));
     }
     this.schedule();
-    return new Promise((resolve, reject) => this.writes.set(id, { resolve, reject, deadline }));
+    const configId = this.paxos.configId;
+    return new Promise((resolve, reject) => this.writes.set(id, { resolve, reject, deadline, configId }));
   }
 
   /**
@@ -688,7 +930,10 @@ export class ReplicaGroup {
 
   private mapError(e: unknown): PaxkvError | Error {
     if (e instanceof PaxosNotLeaderError || e instanceof PaxosNoLeaderError) return this.notLeader();
-    if (e instanceof OverloadedError) return new UnavailableError({ reason: e.message });
+    if (e instanceof OverloadedError || e instanceof StoppedError)
+      return new UnavailableError({ reason: `partition ${this.partition}: ${e.message}` });
+    if (e instanceof InvalidArgumentError) return new BadRequestError({ problem: e.message });
+    if (e instanceof PaxkvError) return e;
     return e instanceof Error ? e : new Error(String(e));
   }
 
@@ -706,6 +951,16 @@ export class ReplicaGroup {
         this.reads.delete(token);
         r.reject(timeout('read'));
       }
+    }
+    for (let i = this.reconfigs.length - 1; i >= 0; i--) {
+      const r = this.reconfigs[i]!;
+      if (r.deadline > this.now) continue;
+      this.reconfigs.splice(i, 1);
+      r.reject(
+        new TimeoutError({
+          operation: `reconfiguration of partition ${this.partition} to [${r.members.join(', ')}] (it may still be decided: read the configuration)`,
+        }),
+      );
     }
     if (this.readyReads.some((r) => r.deadline <= this.now)) {
       const keep = this.readyReads.filter((r) => r.deadline > this.now);
@@ -731,11 +986,21 @@ export class ReplicaGroup {
   private pump(): void {
     this.pumpScheduled = false;
     if (this.fatal || this.closed) return;
-    const outputs: Outputs = {
-      out: this.paxos.drainOutbox(),
-      decided: this.paxos.drainDecided(),
-      reads: this.paxos.drainReads(),
-    };
+    let outputs: Outputs;
+    try {
+      outputs = {
+        out: this.paxos.drainOutbox(),
+        decided: this.paxos.drainDecided(),
+        reads: this.paxos.drainReads(),
+        events: this.events,
+      };
+    } catch (e) {
+      // The core found its storage inconsistent (a bug, or a disk that lost part of what it held):
+      // stop rather than serve from it.
+      this.fail(e);
+      return;
+    }
+    this.events = [];
     if (this.config.unsafeMutation === 'releaseBeforeFlush') {
       this.release(outputs);
       void this.storage.flush().catch((e: unknown) => this.fail(e));
@@ -771,7 +1036,7 @@ export class ReplicaGroup {
     const late: Outputs['out'] = [];
     const blocked = new Set<NodeId>();
     for (const m of o.out) {
-      if (EARLY_MESSAGE_TYPES.has(m.message.type) && !blocked.has(m.to)) {
+      if (m.message.type === 'Paxos' && EARLY_MESSAGE_TYPES.has(m.message.msg.type) && !blocked.has(m.to)) {
         early.push(m);
       } else {
         blocked.add(m.to);
@@ -779,8 +1044,8 @@ export class ReplicaGroup {
       }
     }
     if (early.length === 0) return o;
-    this.release({ out: early, decided: [], reads: [] });
-    return { out: late, decided: o.decided, reads: o.reads };
+    this.release({ out: early, decided: [], reads: [], events: [] });
+    return { out: late, decided: o.decided, reads: o.reads, events: o.events };
   }
 
   private release(o: Outputs): void {
@@ -816,6 +1081,15 @@ export class ReplicaGroup {
     }
     this.serveReadyReads();
     this.maybeSnapshot();
+    for (const e of o.events) this.emit(e);
+  }
+
+  private emit(e: ConfigurationEvent): void {
+    try {
+      this.onConfigChange?.(e);
+    } catch (err) {
+      this.logger.warn({ partition: this.partition, err: String(err) }, 'onConfigChange threw');
+    }
   }
 
   private applyItem(item: DecidedItem<KvCommand>): void {
@@ -842,6 +1116,12 @@ export class ReplicaGroup {
     // A stop-sign takes one log position and changes no key (the state machine skips it).
     const entry = item.kind === 'entry' ? item.entry : item.stopSign;
     const outcome = this.sm.apply(item.index, entry);
+    if (item.kind === 'stopsign') {
+      this.hub.endEntry();
+      this.onApplied?.(item.index, entry, outcome);
+      this.stopSignApplied({ configId: item.stopSign.configId, members: item.stopSign.members });
+      return;
+    }
     if (outcome.ok && this.leasing && item.kind === 'entry')
       this.leaseApplied((item.entry as KvCommand).op, outcome.result);
     this.hub.endEntry();
@@ -853,6 +1133,40 @@ export class ReplicaGroup {
     this.writes.delete(id);
     if (outcome.ok) waiting.resolve({ result: outcome.result, stale: false });
     else waiting.reject(outcome.error);
+  }
+
+  /**
+   * The stop-sign naming `next` was applied: the configuration before it decides nothing more. Every
+   * write still waiting here was not in the log before the stop-sign, and cannot be decided later (the
+   * next configuration starts from this log): it failed, and is safe to retry.
+   */
+  private stopSignApplied(next: GroupConfiguration): void {
+    for (const [id, w] of this.writes) {
+      // A write proposed in the next configuration already (this replica leads it) is still live.
+      if ((w.configId ?? -1) >= next.configId) continue;
+      this.writes.delete(id);
+      w.reject(
+        new UnavailableError({
+          reason: `partition ${this.partition} moved to configuration ${next.configId} (replicas ${next.members.join(', ')}) before the write was ordered; it was not applied: retry`,
+        }),
+      );
+    }
+    for (const [token, r] of this.reads) {
+      this.reads.delete(token);
+      r.reject(this.notLeader());
+    }
+    for (let i = this.reconfigs.length - 1; i >= 0; i--) {
+      const r = this.reconfigs[i]!;
+      this.reconfigs.splice(i, 1);
+      if (r.configId === next.configId && sameMembers(r.members, next.members)) r.resolve(next);
+      else
+        r.reject(
+          new UnavailableError({
+            reason: `another change of partition ${this.partition} won: configuration ${next.configId} has replicas ${next.members.join(', ')}; read the configuration and retry`,
+          }),
+        );
+    }
+    this.emit({ kind: 'decided', configuration: next });
   }
 
   private serveReadyReads(): void {

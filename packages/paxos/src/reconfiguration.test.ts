@@ -259,3 +259,24 @@ describe('regression: a lost acknowledgement of the last entries (found by sim -
     expect(leader.stopSign?.decided).toBe(true);
   });
 });
+
+describe('regression: a single-replica configuration restarting with an undecided stop-sign (found by the kvstore group simulation)', () => {
+  it('its leader decides the adopted log at once, so the stop-sign is decided without any new proposal', () => {
+    // The replica decided the stop-sign before it crashed, but its decided index was written lazily
+    // (durable storage) and lost: it restarts with the stop-sign in its log, undecided.
+    const storage = new MemoryStorage<LogEntry<string>>();
+    storage.appendEntries(['a', 'b', makeStopSign(6, [3])]);
+    storage.setDecidedIndex(2);
+    const p = new SequencePaxos<string>({
+      pid: 1,
+      peers: [],
+      storage,
+      configId: 5,
+      config: { heartbeatTicks: 2, electionTimeoutTicks: 4 },
+    });
+    for (let i = 0; i < 20 && !(p.role === 'leader' && p.phase === 'accept'); i++) p.tick();
+    expect(p.role).toBe('leader');
+    expect(p.decidedIndex).toBe(3);
+    expect(p.stopSign?.decided).toBe(true);
+  });
+});

@@ -331,6 +331,13 @@ export class ReconfigurablePaxos<T> {
   get knownConfigId(): number {
     return Math.max(this.configId, this.known?.configId ?? -1);
   }
+  /** The latest configuration this replica knows of (runs, decided in its log, or was told of), if any. */
+  get knownConfig(): { readonly configId: number; readonly members: readonly NodeId[] } | undefined {
+    const l = this.latest?.record;
+    const k = this.known;
+    if (k && (!l || k.configId > l.configId)) return { configId: k.configId, members: k.members };
+    return l ? { configId: l.configId, members: l.members } : undefined;
+  }
   /**
    * Whether this replica is out of the group: the latest configuration it knows of does not include
    * it. Its instances only help others catch up; the host may {@link retire} them.
@@ -353,6 +360,26 @@ export class ReconfigurablePaxos<T> {
   /** Decided entries of the current configuration's log (a count over the whole log). */
   get decidedIndex(): number {
     return this.latest?.paxos.decidedIndex ?? 0;
+  }
+  /** Log length of the current configuration's storage (a count over the whole log; `0` when none). */
+  get logLength(): number {
+    return this.latest?.paxos.logLength ?? 0;
+  }
+  /** Entries replaced by the current configuration's snapshot (`0` when none). */
+  get compactedIndex(): number {
+    return this.latest?.paxos.compactedIndex ?? 0;
+  }
+  /**
+   * Whether the current configuration cannot take proposals: this replica runs none yet (it waits to
+   * join), it has a stop-sign in its log (a change is in progress), or the replica was removed.
+   */
+  get stopping(): boolean {
+    const i = this.latest;
+    return !i || i.paxos.stopSign !== undefined || this.removed || this.knownConfigId > i.record.configId;
+  }
+  /** The Paxos tunables every configuration's instance runs with. */
+  get paxosConfig(): Readonly<PaxosConfig> {
+    return this.config;
   }
   /** Entries returned by {@link drainDecided} so far (a count over the whole log). */
   get drainedIndex(): number {

@@ -936,6 +936,11 @@ export class SequencePaxos<T> {
     const d = Math.min(maxDecided, ls.adoptedLength);
     if (d > st.getDecidedIndex()) st.setDecidedIndex(d);
     this._phase = 'accept';
+    // Alone, the leader's own acceptance of the adopted log is a majority: decide it now (no Accepted
+    // will come). Without this, a single-replica configuration whose decided index was not durable
+    // (a crash) would keep its tail undecided until a new proposal, and a stopped one, which takes
+    // no proposal, forever.
+    if (this.majority === 1) this.leaderUpdateDecided(ls);
     for (const [p, info] of ls.promises) this.syncFollower(ls, p, info);
     for (const r of this.pendingReads) if (r.index < 0) r.index = this.readIndexNow();
     this.flushProposals();

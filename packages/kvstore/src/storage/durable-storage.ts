@@ -29,6 +29,7 @@ import {
   encodeRecordPayload,
   encodeSnapshotFile,
   type StoredBallot,
+  type StoredConfig,
   snapshotFileName,
   snapshotIndexOf,
   type WalRecord,
@@ -48,8 +49,13 @@ export { snapshotFileName } from './records.js';
 export interface DurableStorageOptions<T> {
   /** The server's shared write-ahead log (opened once per server with {@link WriteAheadLog.open}). */
   readonly wal: WriteAheadLog;
-  /** The partition whose state this storage holds (the tag of its records in the log). */
+  /** The partition whose state this storage holds. */
   readonly partition: number;
+  /**
+   * The tag of its records in the log. Default: `partition`. A reconfigurable group keeps one storage
+   * per configuration, each under its own tag (see `configTag`).
+   */
+  readonly tag?: number;
   /** The file port (for snapshot files). */
   readonly disk: Disk;
   /**
@@ -67,6 +73,13 @@ export interface DurableStorageOptions<T> {
    * the stored data is not what this version wrote: opening fails with {@link CorruptDataError}.
    */
   readonly isEntry?: (x: unknown) => x is T;
+  /**
+   * TESTING ONLY: write the seed of {@link DurableStorage.create} non-atomically (a checkpoint header
+   * that claims no entries, then the entries as ordinary records), so that a crash can keep the
+   * configuration record and decided index without the log: the mutation check of the seed's
+   * atomicity. Default false.
+   */
+  readonly unsafeSeedNotAtomic?: boolean;
 }
 
 const b2a = (b: Ballot): StoredBallot => [b.n, b.pid];
@@ -82,6 +95,8 @@ interface State<T> {
   snapshotFile: string | undefined;
   /** `log[i]` is the entry at absolute index `compacted + i`. */
   log: T[];
+  /** The configuration record this storage holds (a reconfigurable group's storage), if any. */
+  config: StoredConfig | undefined;
 }
 
 function freshState<T>(): State<T> {
@@ -93,6 +108,7 @@ function freshState<T>(): State<T> {
     compacted: 0,
     snapshotFile: undefined,
     log: [],
+    config: undefined,
   };
 }
 
@@ -130,23 +146,36 @@ export class DurableStorage<T> implements Storage<T> {
   private failure: Error | undefined;
   private checkpointing: Promise<void> | undefined;
   private closed = false;
-  /** Partition of this storage (the tag of its records). */
+  /** Partition of this storage. */
   readonly partition: number;
+  /** Tag of its records in the shared log. */
+  readonly tag: number;
+  /**
+   * True from {@link DurableStorage.create} until the first flush: writes only change memory, and the
+   * first flush writes the whole state (the seed) as ONE checkpoint, which recovery takes whole or not
+   * at all.
+   */
+  private seeding = false;
+  /** Set once {@link DurableStorage.retire} was called: the storage accepts no more writes. */
+  private retiredAt: number | undefined;
   private readonly wal: WriteAheadLog;
   private readonly disk: Disk;
   private readonly dir: string;
   private readonly chunk: number;
   private readonly logger: StorageLogger;
   private readonly isEntry: (x: unknown) => x is T;
+  private readonly unsafeSeedNotAtomic: boolean;
 
   private constructor(opts: DurableStorageOptions<T>) {
     this.wal = opts.wal;
     this.partition = opts.partition;
+    this.tag = opts.tag ?? opts.partition;
     this.disk = opts.disk;
     this.dir = opts.dir;
     this.chunk = opts.checkpointChunkEntries ?? 1024;
     this.logger = opts.logger ?? silentLogger;
     this.isEntry = opts.isEntry ?? ((_x: unknown): _x is T => true);
+    this.unsafeSeedNotAtomic = opts.unsafeSeedNotAtomic === true;
     if (!Number.isSafeInteger(this.chunk) || this.chunk < 1) {
       throw new RangeError(`checkpointChunkEntries must be a positive integer, got ${String(this.chunk)}`);
     }
@@ -163,20 +192,28 @@ export class DurableStorage<T> implements Storage<T> {
   static async open<T>(opts: DurableStorageOptions<T>): Promise<DurableStorage<T>> {
     const st = new DurableStorage<T>(opts);
     await opts.disk.mkdirp(opts.dir);
-    const { payloads, segments } = opts.wal.takeRecovered(opts.partition, {
+    const { payloads, segments } = opts.wal.takeRecovered(st.tag, {
       requestCheckpoint: () => st.startCheckpoint(),
     });
-    const what = `WAL record of partition ${opts.partition}`;
+    const what = `WAL record of partition ${opts.partition}${st.tag !== opts.partition ? ` (tag ${st.tag})` : ''}`;
     const recs = payloads.map((p, i) => decodeRecordPayload(p, st.isEntry, `${what} #${i}`));
     const start = lastCompleteCheckpoint(recs);
     st.replayAll(recs.slice(start), what);
-    if (segments.length > 0) opts.wal.setAnchor(opts.partition, segments[start]!);
-    const legacy = await readLegacyGroupLog(opts.disk, opts.dir);
-    if (recs.length === 0 && legacy.records.length > 0) {
-      await st.importLegacy(legacy.records);
+    if (segments.length > 0) opts.wal.setAnchor(st.tag, segments[start]!);
+    st.recoveredRecords = recs.length;
+    const g = st.s.config;
+    if (g?.x !== undefined) {
+      st.markRetired(g, st.encode({ t: 'C', p: [0, 0], a: [0, 0], r: 0, d: 0, c: 0, s: null, n: 0, g }));
     }
-    for (const f of legacy.files) await opts.disk.remove(opts.disk.join(opts.dir, f));
-    if (legacy.files.length > 0) await opts.disk.syncDir(opts.dir);
+    if (st.tag === opts.partition) {
+      const legacy = await readLegacyGroupLog(opts.disk, opts.dir);
+      if (recs.length === 0 && legacy.records.length > 0) {
+        await st.importLegacy(legacy.records);
+        st.recoveredRecords = legacy.records.length;
+      }
+      for (const f of legacy.files) await opts.disk.remove(opts.disk.join(opts.dir, f));
+      if (legacy.files.length > 0) await opts.disk.syncDir(opts.dir);
+    }
     if (st.s.snapshotFile !== undefined) {
       const bytes = await opts.disk.readFile(opts.disk.join(opts.dir, st.s.snapshotFile));
       const data = bytes && decodeSnapshotFile(bytes);
@@ -186,6 +223,155 @@ export class DurableStorage<T> implements Storage<T> {
     }
     await st.removeStaleSnapshots(st.s.compacted);
     return st;
+  }
+
+  /**
+   * Creates, synchronously, the storage of a configuration this replica starts (a reconfigurable
+   * group: `ReconfigurablePaxos.createStorage`), under `opts.tag`, which must hold no live storage.
+   * The storage starts in *seeding* mode: the writes that seed it (snapshot, log suffix, decided
+   * index) and any other write before the first {@link DurableStorage.flush} only change memory; that
+   * flush writes the snapshot file (in `opts.dir`, created then), then the whole state with `record`
+   * as ONE checkpoint (a `C` header carrying the configuration record and its `E` records). Recovery
+   * takes a checkpoint whole or not at all, so a crash never leaves the record without its seed, or
+   * half a seed: a torn seed means the configuration was never held here (nothing was released
+   * before the flush, so nobody relies on it). Records an older storage left under the same tag are
+   * superseded by the seed checkpoint.
+   * @throws WalRecordError for an invalid record or a tag opened before on this log.
+   */
+  static create<T>(
+    opts: DurableStorageOptions<T>,
+    record: { readonly configId: number; readonly members: readonly number[]; readonly base: number },
+  ): DurableStorage<T> {
+    const st = new DurableStorage<T>(opts);
+    const config: StoredConfig = { i: record.configId, m: [...record.members], b: record.base };
+    assertWritable({ t: 'C', p: [0, 0], a: [0, 0], r: 0, d: 0, c: 0, s: null, n: 0, g: config }, st.isEntry);
+    opts.wal.takeRecovered(st.tag, { requestCheckpoint: () => st.startCheckpoint() }, true);
+    st.s.config = config;
+    st.seeding = true;
+    st.seeded = new Promise<void>((resolve) => {
+      st.onSeeded = resolve;
+    });
+    return st;
+  }
+
+  /** Writes the seed (see {@link DurableStorage.create}): snapshot file, then one checkpoint. */
+  private async writeSeed(): Promise<void> {
+    this.seeding = false;
+    const dir = this.dir;
+    const snap = this.snapshot;
+    const file = this.s.snapshotFile;
+    this.hold(
+      this.disk.mkdirp(dir).then(async () => {
+        if (snap && file !== undefined) {
+          await this.disk.writeFileAtomic(this.disk.join(dir, file), encodeSnapshotFile(snap.data));
+        }
+      }),
+    );
+    await this.checkpoint(this.unsafeSeedNotAtomic);
+    this.onSeeded?.();
+  }
+
+  /**
+   * Resolves once the seed is durable (at once for a storage recovered by {@link DurableStorage.open}).
+   * A configuration must not retire the one before it until then: with the older one's tombstone
+   * durable and the seed lost, the replica could never join the configuration it belongs to.
+   */
+  seeded: Promise<void> = Promise.resolve();
+  private onSeeded: (() => void) | undefined;
+
+  /**
+   * Retires this configuration's storage: writes a tombstone (a checkpoint of an empty state that
+   * keeps the configuration record, marked with `minConfigId`, the lowest configuration id the
+   * replica may still join), waits until it is durable, then deletes the snapshot files. From then on
+   * the log keeps none of the configuration's older records, and the storage accepts no writes.
+   * @throws WalFailedError if the log failed.
+   */
+  async retire(minConfigId: number): Promise<void> {
+    if (this.retiredAt !== undefined) return;
+    const config = this.s.config;
+    if (!config) {
+      throw new WalRecordError(
+        `storage of partition ${this.partition} (tag ${this.tag}) holds no configuration record; only a configuration's storage can be retired`,
+      );
+    }
+    await this.checkpointing;
+    const g: StoredConfig = { i: config.i, m: config.m, b: config.b, x: minConfigId };
+    const rec = this.encode({ t: 'C', p: [0, 0], a: [0, 0], r: 0, d: 0, c: 0, s: null, n: 0, g });
+    this.seeding = false;
+    this.pendingDecided = false;
+    this.pendingAccepted = undefined;
+    const segment = this.wal.currentSegment;
+    this.put(rec);
+    this.markRetired(g, rec);
+    this.snapshot = undefined;
+    await this.flushDurable();
+    this.wal.setAnchor(this.tag, segment);
+    for (const name of await this.disk.list(this.dir)) {
+      const base = name.endsWith('.tmp') ? name.slice(0, -4) : name;
+      if (snapshotIndexOf(base) !== undefined) await this.disk.remove(this.disk.join(this.dir, name));
+    }
+  }
+
+  private markRetired(g: StoredConfig, rec: Uint8Array): void {
+    this.retiredAt = g.x;
+    this.tombstone = rec;
+    this.s = { ...freshState<T>(), config: g };
+  }
+
+  /** The log asks a tombstone's tag to move off an old segment: write the tombstone again at the tail. */
+  private rewriteTombstone(): void {
+    const rec = this.tombstone;
+    if (this.checkpointing || this.closed || this.failure || !rec) return;
+    const segment = this.wal.currentSegment;
+    this.wal.append(this.tag, rec);
+    this.checkpointing = this.flushDurable()
+      .then(() => this.wal.setAnchor(this.tag, segment))
+      .catch((e: unknown) => {
+        this.logger.warn(
+          { partition: this.partition, tag: this.tag, err: String(e) },
+          'tombstone rewrite failed',
+        );
+      })
+      .finally(() => {
+        this.checkpointing = undefined;
+      });
+  }
+
+  /** The tombstone record of a retired storage (rewritten when the log asks). */
+  private tombstone: Uint8Array | undefined;
+
+  /** Number of records of this storage that recovery read (0 for a created or empty storage). */
+  recoveredRecords = 0;
+
+  /**
+   * The configuration record this storage holds (a reconfigurable group's storage), or undefined
+   * (a storage written before reconfiguration existed, or not a configuration's storage).
+   */
+  get configRecord():
+    | { readonly configId: number; readonly members: readonly number[]; readonly base: number }
+    | undefined {
+    const g = this.s.config;
+    return g ? { configId: g.i, members: g.m, base: g.b } : undefined;
+  }
+
+  /** Set when this storage is a retired configuration's tombstone: the `minConfigId` it recorded. */
+  get retiredMinConfigId(): number | undefined {
+    return this.retiredAt;
+  }
+
+  /**
+   * Gives a storage recovered without a configuration record (written before reconfiguration
+   * existed) its record; it is written with the next checkpoint, which starts now.
+   */
+  adoptConfig(record: {
+    readonly configId: number;
+    readonly members: readonly number[];
+    readonly base: number;
+  }): void {
+    const g: StoredConfig = { i: record.configId, m: [...record.members], b: record.base };
+    assertWritable({ t: 'C', p: [0, 0], a: [0, 0], r: 0, d: 0, c: 0, s: null, n: 0, g }, this.isEntry);
+    this.s.config = g;
+    this.startCheckpoint();
   }
 
   /** Replays the records of one group from the start of its last complete checkpoint. */
@@ -213,6 +399,7 @@ export class DurableStorage<T> implements Storage<T> {
           compacted: r.c,
           snapshotFile: r.s === null ? undefined : r.s.f,
           log: [],
+          config: r.g,
         };
         if (r.n === 0) this.s = state;
         else staged = { state, remaining: r.n };
@@ -299,8 +486,14 @@ export class DurableStorage<T> implements Storage<T> {
   }
 
   private put(bytes: Uint8Array): void {
+    if (this.seeding) return;
+    if (this.retiredAt !== undefined) {
+      throw new WalRecordError(
+        `configuration storage of partition ${this.partition} (tag ${this.tag}) was retired; it accepts no writes`,
+      );
+    }
     if (this.held) this.held.push(bytes);
-    else this.wal.append(this.partition, bytes);
+    else this.wal.append(this.tag, bytes);
   }
 
   /** Writes the lazily recorded decided index and accepted round, if any (before the next record). */
@@ -407,6 +600,13 @@ export class DurableStorage<T> implements Storage<T> {
     const file = snapshotFileName(snapshot.index);
     const bytes = encodeSnapshotFile(snapshot.data);
     const rec = this.encode({ t: 'S', i: snapshot.index, f: file });
+    if (this.seeding) {
+      // The seed's first flush writes the file, then the checkpoint that points at it.
+      compactState(this.s, snapshot.index);
+      this.snapshot = snapshot;
+      this.s.snapshotFile = file;
+      return;
+    }
     this.writePending();
     // The snapshot file is durable before the record that points at it (and every later record of
     // this partition) is written; the other partitions' records do not wait for it.
@@ -428,7 +628,7 @@ export class DurableStorage<T> implements Storage<T> {
         const held = this.held ?? [];
         this.held = undefined;
         this.holding = undefined;
-        for (const b of held) this.wal.append(this.partition, b);
+        for (const b of held) this.wal.append(this.tag, b);
       })
       .catch((e: unknown) => {
         this.failure ??= e instanceof WalFailedError ? e : new WalFailedError(e);
@@ -453,6 +653,10 @@ export class DurableStorage<T> implements Storage<T> {
    * @throws WalFailedError if the disk failed: the replica must stop and recover from disk.
    */
   async flush(): Promise<void> {
+    if (this.seeding) {
+      await this.writeSeed();
+      return;
+    }
     await this.flushDurable();
     if (this.needCheckpoint) {
       this.needCheckpoint = false;
@@ -462,7 +666,11 @@ export class DurableStorage<T> implements Storage<T> {
 
   /** Starts a checkpoint in the background unless one is running (a failure fails later flushes). */
   private startCheckpoint(): void {
-    if (this.checkpointing || this.closed || this.failure) return;
+    if (this.retiredAt !== undefined) {
+      this.rewriteTombstone();
+      return;
+    }
+    if (this.checkpointing || this.closed || this.failure || this.seeding) return;
     this.checkpointing = this.checkpoint()
       .catch((e: unknown) => {
         this.logger.warn(
@@ -480,7 +688,7 @@ export class DurableStorage<T> implements Storage<T> {
    * waits until it is durable; from then on the log keeps no older segment for this partition, and
    * snapshot files older than the current one are deleted.
    */
-  async checkpoint(): Promise<void> {
+  async checkpoint(unsafeSplit = false): Promise<void> {
     const s = this.s;
     const chunks: unknown[][] = [];
     for (let i = 0; i < s.log.length; i += this.chunk) chunks.push(s.log.slice(i, i + this.chunk));
@@ -493,11 +701,13 @@ export class DurableStorage<T> implements Storage<T> {
         d: s.decided,
         c: s.compacted,
         s: s.snapshotFile === undefined ? null : { i: s.compacted, f: s.snapshotFile },
-        n: chunks.length,
+        n: unsafeSplit ? 0 : chunks.length,
+        ...(s.config ? { g: s.config } : {}),
       }),
     ];
     chunks.forEach((e, i) => {
-      recs.push(this.encode({ t: 'E', from: s.compacted + i * this.chunk, e, k: 1 }));
+      const from = s.compacted + i * this.chunk;
+      recs.push(this.encode(unsafeSplit ? { t: 'E', from, e } : { t: 'E', from, e, k: 1 }));
     });
     // The header carries the decided index and the accepted round: nothing of them is pending anymore.
     this.pendingDecided = false;
@@ -506,7 +716,7 @@ export class DurableStorage<T> implements Storage<T> {
     for (const r of recs) this.put(r);
     const keepFrom = s.compacted;
     await this.flushDurable();
-    this.wal.setAnchor(this.partition, segment);
+    this.wal.setAnchor(this.tag, segment);
     await this.removeStaleSnapshots(keepFrom);
     this.logger.info(
       { dir: this.dir, partition: this.partition, compacted: s.compacted, entries: s.log.length, segment },
@@ -544,7 +754,7 @@ export class DurableStorage<T> implements Storage<T> {
     } catch {
       // The log failed or is closed: there is nothing more to save.
     }
-    this.wal.release(this.partition);
+    this.wal.release(this.tag);
   }
 }
 

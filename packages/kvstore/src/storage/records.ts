@@ -10,12 +10,16 @@
  * - `E` truncate-and-append: `from`, entries `e`, optional accepted round `a` set together with them,
  *   and `k: 1` when the record is part of a checkpoint;
  * - `S` snapshot installed: index `i` and file name `f` (the snapshot bytes are in their own file);
- * - `C` checkpoint header (the partition's whole state; `n` checkpoint `E` records follow it).
+ * - `C` checkpoint header (the partition's whole state; `n` checkpoint `E` records follow it), with
+ *   optional `g`: the configuration record of a reconfigurable group's storage (`i` configuration id,
+ *   `m` replicas, `b` base log position) and, on a retired configuration's tombstone, `x`: the lowest
+ *   configuration id the replica may still join (`minConfigId`).
  *
  * Every integer is a safe non-negative integer (at most 2^53 - 1, what msgpack decodes exactly into a
  * JavaScript number); a snapshot file name is `snap-<16 digits>.bin` naming the index it covers.
  * @module
  */
+import { isMemberList } from '@paxkv/paxos';
 import { CorruptDataError, decode, encode } from '../codec.js';
 import { crc32c } from './crc32c.js';
 import { WalRecordError } from './wal.js';
@@ -39,7 +43,30 @@ export type WalRecord =
       c: number;
       s: { i: number; f: string } | null;
       n: number;
+      g?: StoredConfig;
     };
+
+/** A configuration record as stored in a checkpoint header (see the module notes). */
+export interface StoredConfig {
+  /** Configuration id. */
+  i: number;
+  /** Its replicas (distinct node ids). */
+  m: number[];
+  /** Log position the configuration starts at. */
+  b: number;
+  /** Set on a retired configuration's tombstone: the `minConfigId` to persist. */
+  x?: number;
+}
+
+function checkConfig(g: unknown): string | undefined {
+  if (typeof g !== 'object' || g === null) return 'bad configuration record';
+  const c = g as Record<string, unknown>;
+  if (!isIndex(c.i) || !isIndex(c.b)) return 'bad configuration record';
+  if (!isMemberList(c.m)) return 'bad configuration members';
+  if (c.x !== undefined && (!isIndex(c.x) || (c.x as number) <= (c.i as number)))
+    return 'bad configuration tombstone';
+  return undefined;
+}
 
 /** Largest index a snapshot file name can carry (16 decimal digits; safe integers all fit). */
 const SNAPSHOT_NAME = /^snap-(\d{16})\.bin$/;
@@ -96,6 +123,7 @@ export function checkRecord(x: unknown, isEntry: (e: unknown) => boolean): strin
         const s = r.s as { i?: unknown; f?: unknown } | undefined;
         if (typeof s !== 'object' || !isSnapshotRef(s.i, s.f) || s.i !== r.c) return 'bad snapshot reference';
       }
+      if (r.g !== undefined) return checkConfig(r.g);
       return undefined;
     }
     default:

@@ -539,10 +539,17 @@ export class WriteAheadLog {
   /**
    * Hands `partition` its recovered records and registers `handle`, which the log asks to checkpoint
    * when the partition pins an old segment.
-   * @throws WalRecordError if the partition was taken before on this log (its records are gone from memory).
+   * `fresh`: the caller starts a new storage under this tag (its recovered records, if any, are
+   * superseded by what it writes): taking it again is allowed and only re-registers the handle.
+   * @throws WalRecordError if the partition was taken before on this log (its records are gone from
+   * memory) and `fresh` is not set.
    */
-  takeRecovered(partition: number, handle?: PartitionHandle): PartitionRecords {
+  takeRecovered(partition: number, handle?: PartitionHandle, fresh = false): PartitionRecords {
     checkPartition(partition);
+    if (this.taken.has(partition) && fresh) {
+      if (handle) this.handles.set(partition, handle);
+      return { payloads: [], segments: [] };
+    }
     if (this.taken.has(partition)) {
       throw new WalRecordError(
         `partition ${partition} was already opened on this write-ahead log; open the log again to recover it a second time`,

@@ -12,6 +12,9 @@ const FIRST_SEED = Number(process.env.PAXKV_SIM_FIRST_SEED ?? 1);
 const OUT_DIR = process.env.PAXKV_SIM_OUT ?? join(tmpdir(), 'paxkv-kvstore-sim');
 const KEEP_ALL = process.env.PAXKV_SIM_KEEP === '1';
 
+/** Seeds of the reconfiguration runs (`PAXKV_SIM_RECONFIG_SEEDS`); default 300. */
+const RECONFIG_SEEDS = Number(process.env.PAXKV_SIM_RECONFIG_SEEDS ?? 300);
+
 interface Outcome {
   readonly seed: number;
   /** The options of the run: `simulateGroup(options)` replays it exactly. */
@@ -57,7 +60,7 @@ function describeFailures(outcomes: Outcome[]): string {
     .filter((o) => o.verdict !== 'linearizable' || o.violations.length > 0)
     .map(
       (o) =>
-        `seed ${o.seed}: ${o.verdict}; ${o.violations.slice(0, 3).join('; ')}${o.file ? ` (history: ${o.file})` : ''}; replay: simulateGroup(${JSON.stringify(o.options)})`,
+        `seed ${o.seed}: ${o.verdict}; ${o.violations.slice(0, 3).join('; ')}${o.file ? ` (history: ${o.file})` : ''}; replay with simulateGroup(${JSON.stringify(o.options)}) (add trace: console.log)`,
     )
     .join('\n');
 }
@@ -126,6 +129,47 @@ describe('replica group simulation (paxos + state machine + WAL on a disk that l
     Math.max(120_000, SEEDS * 500),
   );
 
+  it(
+    `${RECONFIG_SEEDS} seeds with reconfigurations (add, remove, replace; 2 spares) racing crashes, torn seeds and partitions: linearizable, no acknowledged write lost`,
+    async () => {
+      const outcomes: Outcome[] = [];
+      let decided = 0;
+      let starts = 0;
+      for (let i = 0; i < RECONFIG_SEEDS; i++) {
+        const seed = FIRST_SEED + 300_000 + i;
+        // Every fourth seed runs 2 groups per node on the one shared log.
+        const options: GroupSimulationOptions = {
+          seed,
+          replicas: 3,
+          spares: 2,
+          reconfigProbability: 0.04,
+          ticks: 300,
+          ...(i % 4 === 3 ? { partitions: 2, keys: 6, clients: 5 } : {}),
+          ...(i % 3 === 2 ? HARSH : {}),
+        };
+        const r = await simulateGroup(options);
+        decided += r.stats.configurationsDecided;
+        starts += r.stats.configStarts;
+        const check = checkSync(readHistory(r.history), { model: 'kv', timeoutMs: 20_000 });
+        outcomes.push({ options, seed, verdict: check.verdict, violations: r.violations });
+      }
+      expect(describeFailures(outcomes)).toBe('');
+      // The runs did reconfigure: on average more than one change decided and joined per seed.
+      expect(decided).toBeGreaterThan(RECONFIG_SEEDS);
+      expect(starts).toBeGreaterThan(RECONFIG_SEEDS);
+    },
+    Math.max(120_000, RECONFIG_SEEDS * 1500),
+  );
+
+  it('replays a reconfiguration seed exactly', async () => {
+    const options = { seed: 77, replicas: 3, spares: 2, reconfigProbability: 0.05, ticks: 200 };
+    const a = await simulateGroup(options);
+    const b = await simulateGroup(options);
+    expect(a.history).toBe(b.history);
+    expect(a.stats).toEqual(b.stats);
+    expect(a.stats.configurationsDecided).toBeGreaterThan(0);
+  });
+
   it('replays a seed exactly', async () => {
     const a = await simulateGroup({ seed: 4242, replicas: 3, ticks: 150 });
     const b = await simulateGroup({ seed: 4242, replicas: 3, ticks: 150 });
@@ -177,6 +221,20 @@ describe('mutation sanity checks: a deliberately broken replica is caught', () =
       100,
     );
     expect(caught, 'the simulation did not catch release-before-flush on a shared log').toBeDefined();
+  }, 240_000);
+
+  it('a configuration seed written as separate records is caught (a replica restarts with the configuration but not its log)', async () => {
+    const caught = await firstFailing(
+      {
+        ...HARSH,
+        spares: 2,
+        reconfigProbability: 0.08,
+        crashAfterStartProbability: 0.7,
+        group: { unsafeMutation: 'seedNotAtomic' },
+      },
+      150,
+    );
+    expect(caught, 'the simulation did not catch a non-atomic configuration seed').toBeDefined();
   }, 240_000);
 
   it('outputs released before the WAL flush are caught (lost acknowledged writes / split decisions)', async () => {

@@ -14,11 +14,12 @@ import {
   type PaxkvError,
   txnKeys,
 } from '@paxkv/common';
-import type { LogEntry, NodeId, PaxosMessage } from '@paxkv/paxos';
+import { isStopSign, type NodeId, type ReconfigMessage, type StopSign } from '@paxkv/paxos';
 import { type SimNode, Simulator } from '@paxkv/paxos/testing';
 import { decode, encode } from '../codec.js';
 import type { KvCommand } from '../command.js';
 import {
+  type ConfigurationEvent,
   ReplicaGroup as Group,
   type ReplicaGroup,
   type ReplicaGroupConfig,
@@ -38,7 +39,7 @@ import {
   noteBankWrites,
 } from './bank.js';
 
-type PaxosMsg = PaxosMessage<LogEntry<KvCommand>>;
+type PaxosMsg = ReconfigMessage<KvCommand>;
 /** A message on the simulated wire: a paxos message of one partition (all groups share a node's links). */
 interface Msg {
   readonly p: number;
@@ -94,6 +95,21 @@ export interface GroupSimulationOptions {
    * `keys * BANK_INITIAL_BALANCE`.
    */
   readonly workload?: 'kv' | 'bank';
+  /**
+   * Spare nodes (ids after the replicas) that host every group as a joiner: reconfigurations add them.
+   * Default 0.
+   */
+  readonly spares?: number;
+  /**
+   * Chance per tick that the leader of a random partition is asked to change its configuration: add a
+   * node (up to 5 replicas), remove one (down to 1) or replace one, chosen among all nodes. Default 0.
+   */
+  readonly reconfigProbability?: number;
+  /**
+   * Chance that a replica crashes (tearing its unsynced writes) right after it started a configuration
+   * (its seed just written), in the faulty phase. Default 0.2 when `reconfigProbability > 0`.
+   */
+  readonly crashAfterStartProbability?: number;
 }
 
 /** What one simulation run produced. */
@@ -122,6 +138,11 @@ export interface GroupSimulationResult {
     readonly appliedEntries: number;
     /** Restarts that began from a snapshot. */
     readonly snapshotsInstalled: number;
+    /** Reconfigurations requested at a leader, and decided (highest configuration id summed over partitions). */
+    readonly reconfigsRequested: number;
+    readonly configurationsDecided: number;
+    /** Replicas that started a configuration by joining (state transfer) or after their own stop-sign. */
+    readonly configStarts: number;
   };
 }
 
@@ -196,8 +217,15 @@ const settle = () => new Promise<void>((r) => setImmediate(r));
 export interface GroupClusterOptions {
   /** Seed of the simulator's PRNG. */
   readonly seed: number;
-  /** Replicas (ids 1..n). Default 3. */
+  /** Replicas (ids 1..n): configuration 0 of every group. Default 3. */
   readonly replicas?: number;
+  /**
+   * Spare nodes (ids n+1..n+s): they host every partition's group as a joiner (no configuration
+   * until a reconfiguration names them). Default 0.
+   */
+  readonly spares?: number;
+  /** Called on every configuration event of a replica (see `ReplicaGroup`'s `onConfigChange`). */
+  readonly onConfigChange?: (pid: NodeId, partition: number, event: ConfigurationEvent) => void;
   /** Replica group config overrides. */
   readonly group?: Partial<ReplicaGroupConfig>;
   /** Whether fsyncs complete only when {@link GroupCluster.step} decides (default true: crashes can lose unsynced writes). */
@@ -217,6 +245,8 @@ export interface GroupClusterOptions {
    * links that go quiet without a reset. Default false.
    */
   readonly silentBreaks?: boolean;
+  /** Called after each stop-sign a replica applies (a reconfiguration; `onApplied` sees commands only). */
+  readonly onStopSignApplied?: (pid: NodeId, index: number, sign: StopSign, partition: number) => void;
   /** Called when a replica finished opening its storage (once per group). */
   readonly onOpened?: (pid: NodeId, group: ReplicaGroup, incarnation: number) => void;
 }
@@ -242,7 +272,8 @@ export class GroupCluster {
     const n = options.replicas ?? 3;
     const partitions = options.partitions ?? 1;
     this.partitions = partitions;
-    const ids = Array.from({ length: n }, (_, i) => i + 1);
+    const ids = Array.from({ length: n + (options.spares ?? 0) }, (_, i) => i + 1);
+    const boot = ids.slice(0, n);
     this.ids = ids;
     const disks = new Map(ids.map((id) => [id, new SimDisk({ autoSync: options.manualSync === false })]));
     this.disks = disks;
@@ -269,7 +300,8 @@ export class GroupCluster {
             const g = await Group.open({
               partition,
               pid,
-              peers: ids.filter((p) => p !== pid),
+              peers: boot.filter((p) => p !== pid),
+              join: !boot.includes(pid),
               wal,
               disk,
               dir: `/data/p${partition}`,
@@ -277,10 +309,15 @@ export class GroupCluster {
               send: (to, message) => send(partition, to, message),
               addressOf: (node) => `10.0.0.${node}:7000`,
               config,
-              ...(options.onApplied
+              ...(options.onConfigChange
+                ? { onConfigChange: (e: ConfigurationEvent) => options.onConfigChange?.(pid, partition, e) }
+                : {}),
+              ...(options.onApplied || options.onStopSignApplied
                 ? {
-                    onApplied: (i: number, c: unknown, o: ApplyOutcome) =>
-                      options.onApplied?.(pid, i, c as KvCommand, o, partition),
+                    onApplied: (i: number, c: unknown, o: ApplyOutcome) => {
+                      if (isStopSign(c)) options.onStopSignApplied?.(pid, i, c, partition);
+                      else options.onApplied?.(pid, i, c as KvCommand, o, partition);
+                    },
                   }
                 : {}),
             });
@@ -389,11 +426,31 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
   const appliedAt = new Map<string, string>();
   let appliedEntries = 0;
   let snapshotsInstalled = 0;
+  let configStarts = 0;
   const cluster = new GroupCluster({
     seed: options.seed,
     replicas: options.replicas ?? 3,
+    spares: options.spares ?? 0,
     group: { ...(options.group ?? {}) },
     partitions,
+    onConfigChange: (pid, partition, e) => {
+      trace?.(
+        `t${cluster.sim.now} node ${pid} p${partition} ${e.kind} configuration ${e.configuration.configId} [${e.configuration.members.join(',')}]`,
+      );
+      if (e.kind === 'started' && e.configuration.configId > 0) configStarts++;
+    },
+    onStopSignApplied: (pid, index, sign, partition) => {
+      const id = `stop-sign ${sign.configId} [${sign.members.join(',')}]`;
+      trace?.(`t${cluster.sim.now} node ${pid} p${partition} applied #${index} ${id}`);
+      const at = `${partition}:${index}`;
+      const seen = appliedAt.get(at);
+      if (seen === undefined) appliedAt.set(at, id);
+      else if (seen !== id) {
+        violations.push(
+          `replica ${pid} of partition ${partition} applied ${id} at index ${index}, another replica applied ${seen}`,
+        );
+      }
+    },
     onApplied: (pid, index, command, _outcome, partition) => {
       appliedEntries++;
       trace?.(`t${cluster.sim.now} node ${pid} p${partition} applied #${index} ${command.id}`);
@@ -560,8 +617,62 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
     }
   };
 
+  /** `${pid}:${partition}` -> the configuration the replica ran at the last step. */
+  const ranConfig = new Map<string, number>();
+  let reconfigsRequested = 0;
+  const reconfigP = options.reconfigProbability ?? 0;
+  const crashAfterStartP = options.crashAfterStartProbability ?? (reconfigP > 0 ? 0.2 : 0);
+
+  /** Asks the leader of a random partition to add, remove or replace a replica. */
+  const reconfigure = () => {
+    const partition = rng.int(partitions);
+    const leader = cluster.leader(partition);
+    const cur = leader?.configuration;
+    if (!leader || !cur) return;
+    const outside = ids.filter((p) => !cur.members.includes(p));
+    const kind = rng.int(3);
+    let members: NodeId[];
+    if (kind === 0 && cur.members.length < 5 && outside.length > 0)
+      members = [...cur.members, rng.pick(outside)];
+    else if (kind === 1 && cur.members.length > 1) {
+      const gone = rng.pick(cur.members);
+      members = cur.members.filter((p) => p !== gone);
+    } else if (outside.length > 0) {
+      const gone = rng.pick(cur.members);
+      members = [...cur.members.filter((p) => p !== gone), rng.pick(outside)];
+    } else return;
+    reconfigsRequested++;
+    trace?.(`t${sim.now} p${partition} leader ${leader.pid} reconfigure [${members.join(',')}]`);
+    leader.reconfigure(members).catch(() => {});
+  };
+
+  /**
+   * Replicas that started a configuration during this step have its seed written but maybe not
+   * synced: crash some of them now, tearing the unsynced tail.
+   */
+  const crashJustStarted = (faults: boolean) => {
+    for (const pid of ids) {
+      for (let p = 0; p < partitions; p++) {
+        const g = cluster.group(pid, p);
+        if (!g) continue;
+        const id = g.configuration?.configId ?? -1;
+        const key = `${pid}:${p}`;
+        const before = ranConfig.get(key);
+        ranConfig.set(key, id);
+        if (faults && before !== undefined && id > before && sim.isUp(pid) && rng.chance(crashAfterStartP)) {
+          trace?.(`t${sim.now} node ${pid} CRASH right after starting configuration ${id} of p${p}`);
+          cluster.crash(pid, true);
+          crashes++;
+          ranConfig.delete(key);
+        }
+      }
+    }
+  };
+
   const step = async (faults: boolean, syncP: number) => {
     await cluster.step(syncP);
+    crashJustStarted(faults);
+    if (faults && reconfigP > 0 && rng.chance(reconfigP)) reconfigure();
     if (faults) {
       for (const pid of ids) {
         if (sim.isUp(pid) && rng.chance(options.crashProbability ?? 0.01)) {
@@ -598,7 +709,16 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
   // Healing phase: everything up and connected, disks sync every tick; let clients finish their ops.
   sim.healAll();
   for (const pid of ids) if (!sim.isUp(pid)) sim.restart(pid);
-  const groups = (partition: number) => ids.map((p) => cluster.group(p, partition));
+  /** The replicas of the latest configuration any running replica of `partition` runs. */
+  const finalMembers = (partition: number): readonly NodeId[] => {
+    let best: { configId: number; members: readonly NodeId[] } | undefined;
+    for (const pid of ids) {
+      const c = cluster.group(pid, partition)?.configuration;
+      if (c && (!best || c.configId > best.configId)) best = c;
+    }
+    return best?.members ?? [];
+  };
+  const groups = (partition: number) => finalMembers(partition).map((p) => cluster.group(p, partition));
   const allPartitions = Array.from({ length: partitions }, (_, p) => p);
   for (let t = 0; t < opTimeout + 100 && clients.some((c) => c.open); t++) await step(false, 1);
   for (const c of clients) if (c.open) finish(c, { info: 'not finished after healing' });
@@ -611,16 +731,32 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
       const leader = gs.find((g) => g?.role === 'leader' && g.phase === 'accept');
       return (
         leader !== undefined &&
+        leader.pendingConfiguration === undefined &&
         gs.every(
           (g) =>
             g !== undefined &&
             g.appliedIndex === leader.appliedIndex &&
-            g.decidedIndex === leader.decidedIndex,
+            g.decidedIndex === leader.decidedIndex &&
+            g.configuration?.configId === leader.configuration?.configId,
         )
       );
     });
   }
-  if (!converged) violations.push('replicas did not converge within 400 ticks after healing');
+  if (!converged) {
+    const where = allPartitions.map((p) =>
+      ids
+        .map((pid) => {
+          const g = cluster.group(pid, p);
+          const cs = (g?.configurations() ?? []).map(
+            (c) =>
+              `c${c.configId}[${c.members.join(',')}] ${c.role} leader=${c.leader} decided=${c.decidedIndex}${c.stopSign ? ` stop@${c.stopSign.index}->${c.stopSign.next}${c.stopSign.decided ? '' : '?'}` : ''}`,
+          );
+          return `node ${pid}: applied ${g?.appliedIndex} ${cs.join(' | ') || 'no configuration'}${g?.removed ? ' (removed)' : ''}`;
+        })
+        .join('; '),
+    );
+    violations.push(`replicas did not converge within 400 ticks after healing: ${where.join(' || ')}`);
+  }
 
   // Final linearizable reads of every key (bank: of every tag's accounts), through the leader, as a
   // client of their own.
@@ -692,6 +828,12 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
       partitions: netPartitions,
       appliedEntries,
       snapshotsInstalled,
+      reconfigsRequested,
+      configurationsDecided: allPartitions.reduce(
+        (n, p) => n + Math.max(0, ...ids.map((pid) => cluster.group(pid, p)?.configuration?.configId ?? 0)),
+        0,
+      ),
+      configStarts,
     },
   };
 }

@@ -1,0 +1,121 @@
+import type { NodeId } from '@paxkv/paxos';
+import { describe, expect, it } from 'vitest';
+import type { ConfigurationEvent, GroupConfiguration, ReplicaGroup, SubmitResult } from './replica-group.js';
+import { configTag } from './storage/group-storage.js';
+import { GroupCluster } from './testing/group-simulation.js';
+
+/** The replica leading `members`' configuration in the accept phase, once every running member follows it. */
+async function electAmong(c: GroupCluster, members: readonly NodeId[]): Promise<ReplicaGroup> {
+  let leader: ReplicaGroup | undefined;
+  const agreed = () => {
+    leader = members.map((p) => c.group(p)).find((g) => g?.role === 'leader' && g.phase === 'accept');
+    return leader !== undefined && members.every((p) => !c.group(p) || c.group(p)!.leader === leader!.pid);
+  };
+  expect(await c.runUntil(agreed, 400)).toBeGreaterThanOrEqual(0);
+  return leader!;
+}
+
+async function call<T>(c: GroupCluster, p: Promise<T>): Promise<T | Error> {
+  let out: T | Error | undefined;
+  p.then(
+    (r) => {
+      out = r;
+    },
+    (e: Error) => {
+      out = e;
+    },
+  );
+  await c.runUntil(() => out !== undefined, 600);
+  return out as T | Error;
+}
+
+const put = (c: GroupCluster, g: ReplicaGroup, key: string, value: string) =>
+  call<SubmitResult>(c, g.submit({ op: 'put', key, value }));
+
+describe('ReplicaGroup reconfiguration', () => {
+  it('replaces a replica: the spare joins by state transfer, the old one is removed and discards its data', async () => {
+    const events: Array<{ pid: NodeId; e: ConfigurationEvent }> = [];
+    const c = new GroupCluster({
+      seed: 3,
+      spares: 1,
+      group: { snapshotEveryEntries: 10 },
+      onConfigChange: (pid, _p, e) => events.push({ pid, e }),
+    });
+    const leader = await electAmong(c, [1, 2, 3]);
+    for (let i = 0; i < 25; i++) expect(await put(c, leader, `k${i}`, `v${i}`)).not.toBeInstanceOf(Error);
+    expect(c.group(4)!.configuration).toBeUndefined();
+    // Only the leader may change the configuration; a follower says where the leader is.
+    const follower = [1, 2, 3].map((p) => c.group(p)!).find((g) => g.pid !== leader.pid)!;
+    expect(await call(c, follower.reconfigure([1, 2, 4]))).toMatchObject({ code: 'NOT_LEADER' });
+    expect(await call(c, leader.reconfigure([1, 2, 0]))).toMatchObject({ code: 'BAD_REQUEST' });
+    // The leader replaces itself (the harder case: the new configuration elects another leader).
+    const gone = leader.pid;
+    const members = [...[1, 2, 3].filter((p) => p !== gone), 4];
+    const done = await call<GroupConfiguration>(c, leader.reconfigure(members));
+    expect(done).toEqual({ configId: 1, members });
+    const newLeader = await electAmong(c, members);
+    expect(await put(c, newLeader, 'after', 'x')).not.toBeInstanceOf(Error);
+    // The spare received the snapshot + suffix and serves every key written before.
+    await c.runUntil(() => c.group(4)!.appliedIndex === newLeader.appliedIndex, 300);
+    const spare = c.group(4)!;
+    expect(spare.configuration).toEqual({ configId: 1, members });
+    const read = await call<SubmitResult>(c, newLeader.submit({ op: 'get', key: 'k0' }));
+    expect(read).toMatchObject({ result: { value: 'v0' } });
+    expect(Buffer.from(spare.exportState())).toEqual(Buffer.from(newLeader.exportState()));
+    // The removed replica learns it, retires configuration 0 and reports it.
+    await c.runUntil(() => events.some((x) => x.pid === gone && x.e.kind === 'removed'), 300);
+    expect(events).toContainEqual({
+      pid: gone,
+      e: { kind: 'removed', configuration: { configId: 1, members } },
+    });
+    expect(events).toContainEqual({
+      pid: 4,
+      e: { kind: 'started', configuration: { configId: 1, members } },
+    });
+    expect(c.group(gone)!.removed).toBe(true);
+    expect(c.group(gone)!.configurations()).toEqual([]);
+    // Writes keep flowing after the old replicas retire configuration 0.
+    await c.runUntil(() => members.every((p) => c.group(p)!.configurations().length === 1), 300);
+    expect(await put(c, newLeader, 'later', 'y')).not.toBeInstanceOf(Error);
+
+    // Every node restarts: the members reopen configuration 1 from the shared WAL, the removed one
+    // reopens nothing and never rejoins configuration 0 or 1.
+    for (const p of c.ids) c.crash(p);
+    for (const p of c.ids) c.restart(p);
+    const again = await electAmong(c, members);
+    expect(again.configuration).toEqual({ configId: 1, members });
+    expect(await call<SubmitResult>(c, again.submit({ op: 'get', key: 'later' }))).toMatchObject({
+      result: { value: 'y' },
+    });
+    await c.runUntil(() => false, 50);
+    expect(c.group(gone)!.configuration).toBeUndefined();
+    expect(c.group(gone)!.configurations()).toEqual([]);
+    expect(configTag(0, 1)).toBe(2 ** 21);
+  });
+
+  it('grows a group from 3 to 5 replicas and shrinks it to 1, serving writes between changes', async () => {
+    const c = new GroupCluster({ seed: 8, spares: 2, group: { snapshotEveryEntries: 7 } });
+    let leader = await electAmong(c, [1, 2, 3]);
+    let id = 0;
+    const sizes: Array<readonly NodeId[]> = [[1, 2, 3, 4, 5], [2, 4, 5], [5], [1, 3, 5]];
+    for (const members of sizes) {
+      for (let i = 0; i < 8; i++) expect(await put(c, leader, `k${id++}`, 'v')).not.toBeInstanceOf(Error);
+      const done = await call<GroupConfiguration>(c, leader.reconfigure(members));
+      expect(done).toMatchObject({ members });
+      leader = await electAmong(c, members);
+    }
+    await c.runUntil(() => [1, 3, 5].every((p) => c.group(p)!.appliedIndex === leader.appliedIndex), 400);
+    for (const p of [1, 3, 5]) expect(c.group(p)!.keyCount).toBe(id);
+    // A replica removed twice and re-added joins the newest configuration by state transfer.
+    expect(c.group(1)!.configuration?.configId).toBe(4);
+  });
+
+  it('refuses a second change while one is in progress', async () => {
+    const c = new GroupCluster({ seed: 21, spares: 1 });
+    const leader = await electAmong(c, [1, 2, 3]);
+    const first = leader.reconfigure([1, 2, 3, 4]);
+    const second = await call(c, leader.reconfigure([1, 2]));
+    expect(second).toMatchObject({ code: 'UNAVAILABLE' });
+    expect(await call(c, first)).toMatchObject({ configId: 1 });
+  });
+});
