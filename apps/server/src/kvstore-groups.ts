@@ -17,6 +17,7 @@ import {
 } from '@paxkv/kvstore';
 import { type ReconfigMessage, validateReconfigMessage } from '@paxkv/paxos';
 import type {
+  GroupConfiguration,
   GroupFactory,
   GroupSpec,
   PaxosMessageCheck,
@@ -90,6 +91,16 @@ class KvstoreGroup implements ReplicaGroupPort {
   }
   get logLength(): number {
     return this.group.logLength;
+  }
+  get configuration(): GroupConfiguration | undefined {
+    return this.group.configuration;
+  }
+  get removed(): boolean {
+    // Out of the group and nothing held any more (its configurations are retired).
+    return this.group.removed && this.group.configuration === undefined;
+  }
+  reconfigure(members: readonly NodeId[]): Promise<GroupConfiguration> {
+    return this.group.reconfigure(members);
   }
   watch(
     filter: { readonly key?: string; readonly prefix?: string },
@@ -170,6 +181,7 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
       // A fresh preferred replica starts one election round ahead of the other (fresh) replicas: Ballot
       // Leader Election picks the highest quorum-connected ballot, so it wins the first election.
       preferredLeader: spec.preferredLeader,
+      join: spec.join,
       storage,
       send: (to, message) => spec.send(to, message),
       addressOf: spec.addressOf,

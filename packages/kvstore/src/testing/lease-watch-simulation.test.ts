@@ -6,7 +6,7 @@
  * was seen, and after healing every lease no longer kept alive is gone within TTL + grace. Mutation
  * checks: a leader that reuses its stale lease deadlines (`leaseStaleDeadlines`) is caught, and so is a
  * keep-alive answered "found" for a lease whose expiry is already in flight (`keepAliveWhileExpiring`:
- * seeds 160 and 351 found that race, then a bug, in a 400-seed soak).
+ * seeds 160 and 351 found that race, then a bug, in a 400-seed soak; the check searches seeds).
  */
 import { checkLeaseHistory, checkWatchStreams } from '@paxkv/linearizability-checker';
 import { describe, expect, it } from 'vitest';
@@ -72,12 +72,21 @@ describe('leases and watches under faults (simulated replica group)', () => {
   }, 600_000);
 
   it.each([160, 351])(
-    'catches a keep-alive answered for a lease whose expiry is in flight (mutation check, seed %i)',
+    'holds every invariant on seed %i (found the keep-alive/expiry race)',
     async (seed) => {
       expect((await run({ seed })).violations).toEqual([]);
-      const { violations } = await run({ seed, group: { unsafeMutation: 'keepAliveWhileExpiring' } });
-      expect(violations.join('\n')).toMatch(/disappeared early/);
     },
     120_000,
   );
+
+  it('catches a keep-alive answered for a lease whose expiry is in flight (mutation check)', async () => {
+    // Searched, not pinned: which seed hits the race depends on the exact message schedule, which any
+    // change of the group's protocol traffic shifts (seeds 160 and 351 first, 52 after reconfiguration).
+    let caught: string | undefined;
+    for (let seed = 1; seed <= 400 && caught === undefined; seed++) {
+      const { violations } = await run({ seed, group: { unsafeMutation: 'keepAliveWhileExpiring' } });
+      caught = violations.find((v) => /disappeared early/.test(v));
+    }
+    expect(caught).toBeDefined();
+  }, 600_000);
 });
