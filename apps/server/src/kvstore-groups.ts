@@ -8,6 +8,7 @@
 import { dirname, join } from 'node:path';
 import type { Consistency, KvOp, KvResult, NodeId, Session } from '@paxkv/common';
 import {
+  type ConfigurationEvent,
   GroupStorage,
   isKvLogEntry,
   type KvCommand,
@@ -17,7 +18,6 @@ import {
 } from '@paxkv/kvstore';
 import { type ReconfigMessage, validateReconfigMessage } from '@paxkv/paxos';
 import type {
-  GroupConfiguration,
   GroupFactory,
   GroupSpec,
   PaxosMessageCheck,
@@ -92,16 +92,9 @@ class KvstoreGroup implements ReplicaGroupPort {
   get logLength(): number {
     return this.group.logLength;
   }
-  get configuration(): GroupConfiguration | undefined {
-    return this.group.configuration;
-  }
-  get removed(): boolean {
-    // Out of the group and nothing held any more (its configurations are retired).
-    return this.group.removed && this.group.configuration === undefined;
-  }
-  reconfigure(members: readonly NodeId[]): Promise<GroupConfiguration> {
-    return this.group.reconfigure(members);
-  }
+  // `configuration` and `reconfigure` (ReplicaGroup.configuration / reconfigure) are not exposed yet:
+  // with them the metadata leader runs replica moves, and a real-process test (cluster.test.ts, SIGTERM
+  // after the spare joined) lost a majority in one group for more than 20 s; see issue-13 notes.
   watch(
     filter: { readonly key?: string; readonly prefix?: string },
     fromRevision: number | undefined,
@@ -181,7 +174,16 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
       // A fresh preferred replica starts one election round ahead of the other (fresh) replicas: Ballot
       // Leader Election picks the highest quorum-connected ballot, so it wins the first election.
       preferredLeader: spec.preferredLeader,
-      join: spec.join,
+      join: spec.join === true,
+      ...(spec.onConfigChange
+        ? {
+            onConfigChange: (e: ConfigurationEvent) =>
+              spec.onConfigChange?.({
+                kind: e.kind,
+                configuration: { configId: e.configuration.configId, replicas: e.configuration.members },
+              }),
+          }
+        : {}),
       storage,
       send: (to, message) => spec.send(to, message),
       addressOf: spec.addressOf,
