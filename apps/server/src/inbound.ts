@@ -32,6 +32,7 @@ import type { ServerContext } from './context.js';
 import type { GroupHost } from './group-lifecycle.js';
 import type { PaxosMessageCheck } from './group-port.js';
 import { fromBeat } from './heartbeats.js';
+import { type InboundConn, identityOf, PeerTraffic } from './inbound-peers.js';
 import type { MetadataService } from './metadata-group.js';
 import { LINK_HIGH_WATER_MARK_BYTES } from './peers.js';
 import { hostOf, RateLimitedLog } from './rate-limited-log.js';
@@ -39,35 +40,8 @@ import type { RequestPath } from './request-path.js';
 import { certificateCovers, serverCertificate } from './tls-setup.js';
 import type { WatchStreams } from './watch-streams.js';
 
-type ConnKind = 'unknown' | 'client' | 'peer' | 'member';
-
-interface InboundConn {
-  readonly socket: FramedConnection;
-  kind: ConnKind;
-  peerId: NodeId | null;
-  inflight: number;
-  /** What the handshake proved: a peer holding the cluster token (and its claimed id), or nothing. */
-  readonly identity: InboundIdentity | null;
-  /** The user this client connection logged in as (see `AccessControl`), or null. */
-  principal: Principal | null;
-  /** Failed logins on this connection; at {@link MAX_FAILED_LOGINS} it is closed. */
-  failedLogins: number;
-}
-
 /** Failed logins one connection may make before it is closed (each costs a scrypt computation). */
 export const MAX_FAILED_LOGINS = 5;
-
-/** Messages only an authenticated peer may send when the cluster has a token. */
-type PeerOnlyType = 'peer.hello' | 'paxos' | 'checkin' | 'heartbeat' | 'table.push' | 'members';
-
-function identityOf(result: unknown): InboundIdentity | null {
-  if (typeof result !== 'object' || result === null) return null;
-  const r = result as { kind?: unknown; from?: unknown };
-  if (r.kind === 'peer' && (r.from === null || typeof r.from === 'number')) {
-    return { kind: 'peer', from: r.from };
-  }
-  return r.kind === 'anonymous' ? { kind: 'anonymous' } : null;
-}
 
 /** What {@link InboundConnections} hands messages to. */
 export interface InboundDeps {
@@ -92,6 +66,7 @@ export class InboundConnections {
   private readonly open = new Set<InboundConn>();
   private readonly transport: TransportServer;
   private readonly rejections: RateLimitedLog;
+  private readonly peers: PeerTraffic;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -125,6 +100,9 @@ export class InboundConnections {
         );
       }
     });
+    this.peers = new PeerTraffic(ctx, deps, this.transport, this.rejections, (conn, error, id) =>
+      this.reject(conn, error, id),
+    );
     this.transport.on('connection', (conn) => this.accept(conn));
     this.transport.on('evicted', () => ctx.metrics.connectionsEvicted.inc({ reason: 'connection-limit' }));
   }
@@ -167,7 +145,7 @@ export class InboundConnections {
     // An authenticated peer moves to the peer budget (never evicted for clients) and is watched by
     // liveness; anyone else keeps the header timeout until its first message (see `dispatch`).
     if (conn.identity?.kind === 'peer' || (ctx.tls !== undefined && serverCertificate(socket) !== null))
-      this.trustPeer(conn);
+      this.peers.trustPeer(conn);
     socket.on('message', (v) => {
       if (conn.kind === 'unknown' && !socket.trusted) socket.setIdleTimeout(ctx.config.clientIdleTimeoutMs);
       this.dispatch(conn, v);
@@ -189,89 +167,9 @@ export class InboundConnections {
     ctx.metrics.connections.inc();
   }
 
-  /** Moves `conn` to the peer budget; closes it when `maxPeerConnections` are already open. */
-  private trustPeer(conn: InboundConn): boolean {
-    const socket = conn.socket;
-    if (this.transport.trust(socket)) {
-      socket.setIdleTimeout(0);
-      return true;
-    }
-    this.ctx.metrics.connectionsEvicted.inc({ reason: 'peer-limit' });
-    socket.send(
-      errorMessage(
-        new UnavailableError({
-          reason: `more than ${this.ctx.config.maxPeerConnections} peer connections are open (maxPeerConnections)`,
-        }),
-        null,
-      ),
-    );
-    socket.close();
-    return false;
-  }
-
   private reject(conn: InboundConn, error: PaxkvError, id: number | null): void {
     this.ctx.metrics.badInput.inc({ code: error.code });
     conn.socket.send(errorMessage(error, id));
-  }
-
-  /**
-   * Whether `conn` may send a peer or bootstrap message of `type`. With a cluster token the connection
-   * must have proved it (a `peer.hello` must also claim the id it proved); with TLS it must present a
-   * server certificate of the cluster CA that names the host of what it claims (see `tls-setup.ts`):
-   * the table's address of the node a `peer.hello` claims, a `checkin`'s address, the `--join` host for
-   * `table.push`/`members`. `table.push` and `members` must come from the metadata owner (the bootstrap
-   * server) in any case: a member adopts tables from its own link to the bootstrap server, so without
-   * authentication they are never accepted on an inbound connection. A refusal is answered with
-   * UNAUTHENTICATED, counted, and logged once per host a minute.
-   * @param claimed the node a `peer.hello` claims; `claimedAddress` the address a `checkin` claims.
-   */
-  private authorized(
-    conn: InboundConn,
-    type: PeerOnlyType,
-    claimed?: NodeId,
-    claimedAddress?: string,
-  ): boolean {
-    const id = conn.identity;
-    const tokenPeer = id?.kind === 'peer';
-    const tlsOn = this.ctx.tls !== undefined;
-    const cert = tlsOn ? serverCertificate(conn.socket) : null;
-    const tokenOn = this.ctx.authRequired;
-    let problem: string | undefined;
-    if (tlsOn && cert === null) {
-      const p = conn.socket.tlsPeer;
-      problem = `${type} from a connection without a server certificate of the cluster CA (${p === undefined ? 'no TLS' : !p.authorized ? `certificate not accepted: ${p.authorizationError}` : 'a client certificate, not a server one'})`;
-    } else if (tokenOn && !tokenPeer) {
-      problem = `${type} on a connection that did not prove the cluster token`;
-    } else if (type === 'table.push' || type === 'members') {
-      const join = this.ctx.config.join;
-      if (tokenPeer ? id.from !== BOOTSTRAP_NODE_ID : cert === null) {
-        problem = `${type} is accepted only from the bootstrap server over an authenticated connection`;
-      } else if (cert !== null && (join === undefined || !certificateCovers(cert, join))) {
-        problem = `${type} from a certificate that does not name the bootstrap server's host (${join ?? 'none: this server is the bootstrap server'})`;
-      }
-    } else if (type === 'peer.hello' && tokenPeer && id.from !== null && id.from !== claimed) {
-      problem = `peer.hello claims node ${claimed} but the handshake proved node ${id.from}`;
-    } else if (type === 'peer.hello' && cert !== null && claimed !== undefined) {
-      const address = this.deps.addressOf?.(claimed);
-      if (address === undefined)
-        problem = `peer.hello claims node ${claimed}, which this server does not know yet`;
-      else if (!certificateCovers(cert, address))
-        problem = `peer.hello claims node ${claimed} at ${address} but the certificate names ${cert.hosts.join(', ') || 'no host'}`;
-    } else if (type === 'checkin' && cert !== null && claimedAddress !== undefined) {
-      if (!certificateCovers(cert, claimedAddress))
-        problem = `checkin claims address ${claimedAddress} but the certificate names ${cert.hosts.join(', ') || 'no host'}`;
-    }
-    if (problem === undefined) return true;
-    this.ctx.metrics.unauthenticated.inc({ type });
-    const remote = conn.socket.remoteAddress;
-    if (this.rejections.shouldLog(hostOf(remote))) {
-      this.ctx.log.warn(
-        { remote, type },
-        `refused ${type} from ${remote}: ${problem} (further refusals from this host are counted in paxkv_unauthenticated_messages_total and logged at most once a minute)`,
-      );
-    }
-    conn.socket.send(errorMessage(new UnauthenticatedError({ reason: problem }), null));
-    return false;
   }
 
   private dispatch(conn: InboundConn, value: unknown): void {
@@ -280,6 +178,7 @@ export class InboundConnections {
         typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
           ? (value as { type?: unknown }).type
           : undefined;
+      if (this.peers.handle(conn, type, value)) return;
       switch (type) {
         case 'kv':
         case 'lookup':
@@ -322,111 +221,6 @@ export class InboundConnections {
           void this.handleAccess(conn, parsed.value);
           return;
         }
-        case 'checkin':
-        case 'heartbeat': {
-          const parsed = parseBootstrapRequest(value);
-          if (!parsed.ok) {
-            this.reject(conn, parsed.error, parsed.id);
-            return;
-          }
-          if (
-            !this.authorized(
-              conn,
-              parsed.value.type,
-              undefined,
-              parsed.value.type === 'checkin' ? parsed.value.address : undefined,
-            )
-          )
-            return;
-          if (
-            !this.deps.bootstrap.handleRequest(conn.socket, parsed.value) &&
-            !this.deps.metadata.handleBootstrap(conn.socket, parsed.value)
-          ) {
-            this.reject(
-              conn,
-              new UnavailableError({
-                reason: `this server cannot take check-ins yet (it is not the bootstrap server, and the cluster metadata is not replicated yet); retry, or check in with ${this.ctx.config.join ?? 'the bootstrap server'}`,
-              }),
-              null,
-            );
-            return;
-          }
-          conn.kind = 'member';
-          return;
-        }
-        case 'table.push':
-        case 'members': {
-          const parsed = parseBootstrapReply(value);
-          if (!parsed.ok) {
-            this.reject(conn, parsed.error, parsed.id);
-            return;
-          }
-          if (!this.authorized(conn, type)) return;
-          this.deps.bootstrap.applyMemberUpdate(parsed.value);
-          return;
-        }
-        case 'peer.hello': {
-          const parsed = parsePeerMessage(value);
-          if (!parsed.ok || parsed.value.type !== 'peer.hello') {
-            this.reject(
-              conn,
-              parsed.ok ? new UnknownTypeError({ type: 'peer.hello', expected: [] }) : parsed.error,
-              null,
-            );
-            return;
-          }
-          if (!this.authorized(conn, 'peer.hello', parsed.value.from)) return;
-          if (!this.trustPeer(conn)) return;
-          conn.kind = 'peer';
-          conn.peerId = parsed.value.from;
-          this.ctx.log.info(
-            { peer: parsed.value.from, remote: conn.socket.remoteAddress },
-            `peer ${parsed.value.from} connected from ${conn.socket.remoteAddress}`,
-          );
-          // A peer link: both ends check liveness and send keepalives when idle.
-          conn.socket.setLiveness({
-            livenessTimeoutMs: this.ctx.config.linkLivenessMs,
-            keepaliveIntervalMs: this.ctx.config.linkKeepaliveMs,
-          });
-          return;
-        }
-        case 'paxos':
-        case 'paxos.batch': {
-          const parsed = parsePeerMessage(value);
-          if (!parsed.ok || (parsed.value.type !== 'paxos' && parsed.value.type !== 'paxos.batch')) {
-            this.reject(
-              conn,
-              parsed.ok ? new UnknownTypeError({ type: String(type), expected: [] }) : parsed.error,
-              null,
-            );
-            return;
-          }
-          const env = parsed.value;
-          if (!this.authorized(conn, 'paxos')) return;
-          if (conn.kind !== 'peer' || conn.peerId !== env.from) {
-            this.ctx.metrics.peerDropped.inc({ reason: 'not-from-this-peer' });
-            return;
-          }
-          if (env.type === 'paxos') this.deliverPaxos(env.from, env.partition, env.msg);
-          else {
-            for (const m of env.msgs) this.deliverPaxos(env.from, m.partition, m.msg);
-            // Coalesced heartbeats become paxos messages again, checked like the others.
-            for (const b of env.beats ?? []) {
-              const m = fromBeat(b);
-              this.deliverPaxos(env.from, m.partition, m.msg);
-            }
-          }
-          return;
-        }
-        case 'auth.hello': {
-          // A peer with a token dialled a server without one (a handshake would have consumed it).
-          this.reject(
-            conn,
-            new UnauthenticatedError({ reason: `the server at ${this.ctx.advertised} has no cluster token` }),
-            null,
-          );
-          return;
-        }
         default: {
           const parsed = parseClientRequest(value);
           if (!parsed.ok) {
@@ -450,16 +244,6 @@ export class InboundConnections {
         requestIdOf(value),
       );
     }
-  }
-
-  /** Bounds every round, index and length of a peer's paxos message before a replica sees it. */
-  private deliverPaxos(from: NodeId, partition: number, msg: unknown): void {
-    const problem = this.deps.checkPaxosMessage(from, msg);
-    if (problem !== null) {
-      this.ctx.metrics.peerDropped.inc({ reason: problem });
-      return;
-    }
-    this.deps.groups.deliver(partition, from, msg);
   }
 
   private async handleClient(conn: InboundConn, request: ClientRequest): Promise<void> {
