@@ -44,8 +44,14 @@ describe('ManagedServer process control', () => {
     await until(1);
     s.pause();
     expect(s.state).toBe('paused');
-    await new Promise((r) => setTimeout(r, 100));
-    const st = procState(pid);
+    // SIGSTOP takes effect when the kernel next schedules the process: on a busy machine that can take a
+    // while, so wait for the state to change (bounded by a generous deadline) instead of a fixed time.
+    let st = procState(pid);
+    const stopDeadline = Date.now() + 15_000;
+    while (st !== undefined && st !== 'T' && Date.now() < stopDeadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      st = procState(pid);
+    }
     if (st !== undefined) expect(st).toBe('T');
     s.resume();
     expect(s.state).toBe('running');
