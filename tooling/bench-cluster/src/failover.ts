@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalCluster, TargetOptions } from './cluster.js';
 import { median } from './latency.js';
-import { killServer } from './processes.js';
+import { killServer, type ServerProcess } from './processes.js';
 import type { FailoverKill, FailoverResult } from './report.js';
 import { keyOf, makeValue, XorShift32 } from './workload.js';
 
@@ -83,7 +83,7 @@ export async function measureFailover(cluster: LocalCluster, spec: FailoverSpec)
     await sleep(spec.warmupMs);
     const baselineStart = performance.now();
     await sleep(spec.baselineMs);
-    const victim = await cluster.leaderOf(probeKey);
+    const victim = await awaitLeader(cluster, probeKey, spec.watchMs);
     killAt = performance.now();
     const baselineOps = completions.filter((t) => t >= baselineStart && t < killAt).length;
     const baselineOpsPerSec = (baselineOps / (killAt - baselineStart)) * 1_000;
@@ -219,4 +219,21 @@ export async function measureFailovers(
     firstWriteMedianMs: ok ? median(writes as number[]) : null,
     firstWriteMaxMs: ok ? Math.max(...(writes as number[])) : null,
   };
+}
+
+/**
+ * The server leading `key`'s group, polled every {@link LEADER_POLL_MS} until one reports itself leader:
+ * right after a restart every server can agree on a leader (ready) a moment before that leader's own
+ * status says `role: 'leader'`, more so on a busy machine. Throws the last error after `timeoutMs`.
+ */
+async function awaitLeader(cluster: LocalCluster, key: string, timeoutMs: number): Promise<ServerProcess> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await cluster.leaderOf(key);
+    } catch (err) {
+      if (performance.now() >= deadline) throw err;
+    }
+    await sleep(LEADER_POLL_MS);
+  }
 }
