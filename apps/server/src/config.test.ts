@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadServerConfig, parseServerConfig } from './config.js';
+import { ConfigError, parseServerConfig } from './config.js';
+import { loadServerConfig } from './server-flags.js';
 
 function tempFile(content: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'paxkv-config-'));

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadServerConfig } from './config.js';
+import { loadServerConfig } from './server-flags.js';
 
 const doc = readFileSync(
   join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'deploy.md'),

@@ -4,11 +4,12 @@
  * signal during shutdown exits at once. Exit codes: 0 clean stop, 1 start-up failure, 2 bad flags/config.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadServerConfig } from './config.js';
+import { ConfigError } from './config.js';
 import { checkDataDir, DataDirError } from './data-dir-check.js';
 import { kvstoreGroupFactory, paxosMessageCheck } from './kvstore-groups.js';
 import { createServerLogger } from './logger.js';
 import { PaxkvServer } from './server.js';
+import { loadServerConfig } from './server-flags.js';
 
 function version(): string {
   try {

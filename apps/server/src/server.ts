@@ -19,11 +19,9 @@ import {
   createClusterHandshake,
   DEFAULT_PROTOCOL_LIMITS,
   type Handshake,
-  isPaxkvError,
   type LookupTable,
   type NodeId,
   NotReadyError,
-  PeerAuthError,
   resolveClusterKey,
 } from '@paxkv/common';
 import { AccessControl, type Principal } from './access-control.js';
@@ -31,48 +29,23 @@ import { BOOTSTRAP_NODE_ID, BootstrapRole } from './bootstrap-role.js';
 import type { ServerConfig } from './config.js';
 import { type ServerContext, sleep } from './context.js';
 import { GroupHost } from './group-lifecycle.js';
-import type { GroupFactory, PaxosMessageCheck } from './group-port.js';
+import { countedHandshake } from './handshake-accounting.js';
 import { type HealthReport, HttpEndpoint } from './http-endpoint.js';
 import { readIdentity } from './identity.js';
 import { InboundConnections } from './inbound.js';
-import type { ServerLogger } from './logger.js';
-import { type GroupReconfigurer, MetadataService } from './metadata-group.js';
+import { MetadataService } from './metadata-group.js';
 import { ServerMetrics } from './metrics.js';
 import { PeerLinks } from './peers.js';
-import { hostOf, RateLimitedLog } from './rate-limited-log.js';
 import { RequestPath } from './request-path.js';
 import { requestPathBackend } from './resp/request-path-backend.js';
 import { RespServer } from './resp/resp-server.js';
+import type { ServerDeps } from './server-deps.js';
 import { certificateNames, readTlsMaterial, UNSAFE_TLS_ANY_CERTIFICATE } from './tls-setup.js';
 import { WatchStreams } from './watch-streams.js';
 
 export { BOOTSTRAP_NODE_ID } from './bootstrap-role.js';
 
-/** Collaborators of a server (the real ones in `main.ts`, others in tests). */
-export interface ServerDeps {
-  /** Builds the replica group of one partition. */
-  readonly groupFactory: GroupFactory;
-  /** Validation of paxos messages from peers (shape, bounds of rounds and indexes, sender). */
-  readonly checkPaxosMessage: PaxosMessageCheck;
-  readonly logger: ServerLogger;
-  /** Metrics registry; default a new one. */
-  readonly metrics?: ServerMetrics;
-  /** Monotonic clock in ms; default `performance.now`. */
-  readonly now?: () => number;
-  /**
-   * Run on every connection this server accepts or dials, before it is used (see `Handshake` in
-   * `@paxkv/common`). Default: the cluster-token handshake when `clusterToken`/`clusterTokenFile` is set,
-   * else none.
-   */
-  readonly handshake?: Handshake;
-  /** A replica group could not be opened (see `GroupHostDeps.onGroupOpenFailed`). Default: logged only. */
-  readonly onGroupOpenFailed?: (partition: number, error: Error) => void;
-  /**
-   * Moves a replica of a data group (see `metadata-group.ts`). Default none: replica moves (member
-   * removal, `--replace-after`, rebalancing) are planned and logged but not run.
-   */
-  readonly reconfigurer?: GroupReconfigurer;
-}
+export type { ServerDeps } from './server-deps.js';
 
 /** How long `stop()` lets open connections flush their last replies, in ms. */
 const STOP_GRACE_MS = 1000;
@@ -125,7 +98,13 @@ export class PaxkvServer {
     };
     const handshake: Handshake | undefined =
       deps.handshake ??
-      (key ? this.countedHandshake(createClusterHandshake({ key, self: () => this.ctx.nodeId })) : undefined);
+      (key
+        ? countedHandshake(
+            createClusterHandshake({ key, self: () => this.ctx.nodeId }),
+            this.ctx,
+            this.metrics,
+          )
+        : undefined);
     this.bootstrap = new BootstrapRole(
       this.ctx,
       { table: identity.table, spares: identity.spares },
@@ -182,27 +161,6 @@ export class PaxkvServer {
       access: this.access,
       ...(handshake ? { handshake } : {}),
     });
-  }
-
-  /** Counts failed handshakes by reason and logs them once per remote host a minute. */
-  private countedHandshake(hook: Handshake): Handshake {
-    const limiter = new RateLimitedLog(this.ctx.now);
-    return async (channel) => {
-      try {
-        return await hook(channel);
-      } catch (e) {
-        const reason =
-          e instanceof PeerAuthError ? e.failure : isPaxkvError(e) ? e.code.toLowerCase() : 'internal';
-        this.metrics.authFailures.inc({ reason });
-        if (limiter.shouldLog(hostOf(channel.remoteAddress))) {
-          this.ctx.log.warn(
-            { remote: channel.remoteAddress, role: channel.role, reason, err: (e as Error).message },
-            `peer handshake with ${channel.remoteAddress} failed (${reason}); further failures from this host are counted in paxkv_auth_failures_total and logged at most once a minute`,
-          );
-        }
-        throw e;
-      }
-    };
   }
 
   /**
