@@ -43,63 +43,37 @@ import {
   RESERVED_KEY_PREFIX,
   type Role,
   type RoleRequest,
-  RoleSchema,
   SessionTokens,
   UnauthenticatedError,
   UnavailableError,
   type UserOk,
   type UserRecord,
-  UserRecordSchema,
   type UserRequest,
   verifyPassword,
 } from '@paxkv/common';
+import {
+  type AccessControlOptions,
+  asText,
+  HashSlots,
+  AUTH_KEY_PREFIX as PREFIX,
+  type Principal,
+  parseRoleRecord,
+  parseUserRecord,
+  requireLogin,
+  roleKey,
+  SECRET_KEY,
+  UNSAFE_AUTH_SKIP_PERMISSIONS,
+  userKey,
+} from './auth-records.js';
 
-/**
- * Test-only mutation (`PAXKV_UNSAFE_AUTH_SKIP_PERMISSIONS=1`): a logged-in user may do anything (roles
- * are not checked). It lets a test show that the role check is what refuses a read-only user's put;
- * never set it.
- */
-export const UNSAFE_AUTH_SKIP_PERMISSIONS = process.env.PAXKV_UNSAFE_AUTH_SKIP_PERMISSIONS === '1';
-
-/** The user a connection authenticated as. */
-export interface Principal {
-  readonly user: string;
-  readonly generation: number;
-}
-
-/** Settings of {@link AccessControl}. */
-export interface AccessControlOptions {
-  /** Whether requests must be authenticated and authorised (`--auth`). */
-  readonly enabled: boolean;
-  /** Lifetime of a session token, ms. */
-  readonly tokenTtlMs: number;
-  /** How long a user or role read from the store is trusted, ms. */
-  readonly cacheMs: number;
-  /** File holding the password `root` (role `admin`) gets when it does not exist yet. */
-  readonly rootPasswordFile?: string | undefined;
-  /** Monotonic clock for the cache, ms. */
-  readonly now: () => number;
-}
-
-const PREFIX = `${RESERVED_KEY_PREFIX}{auth}`;
-const userKey = (name: string) => `${PREFIX}user/${name}`;
-const roleKey = (name: string) => `${PREFIX}role/${name}`;
-const SECRET_KEY = `${PREFIX}secret`;
-/** Most scrypt computations at once (each takes 32 MiB and tens of ms of a thread-pool thread). */
-const MAX_CONCURRENT_HASHES = 2;
-/** Most logins waiting for a hashing slot; more are refused (UNAVAILABLE). */
-const MAX_QUEUED_LOGINS = 64;
-
-const asText = (v: string | Uint8Array): string =>
-  typeof v === 'string' ? v : Buffer.from(v).toString('utf8');
+export { type AccessControlOptions, type Principal, UNSAFE_AUTH_SKIP_PERMISSIONS } from './auth-records.js';
 
 /** See the module comment. */
 export class AccessControl {
   private secret: Buffer | null = null;
   private readonly users = new Map<string, { record: UserRecord | null; at: number }>();
   private readonly roles = new Map<string, { role: Role | null; at: number }>();
-  private hashing = 0;
-  private readonly hashQueue: Array<() => void> = [];
+  private readonly hashSlots = new HashSlots();
   private readonly rootPassword: string | undefined;
 
   /**
@@ -155,7 +129,7 @@ export class AccessControl {
     }
     if (!this.options.enabled) return guarded;
     if (request.type === 'lookup' || request.type === 'status' || request.type === 'login') return guarded;
-    const roles = await this.rolesOf(this.requireLogin(principal));
+    const roles = await this.rolesOf(requireLogin(principal));
     const user = (principal as Principal).user;
     if (request.type === 'kv') {
       const missing = permits(roles, accessOf((guarded as KvRequest).op));
@@ -197,7 +171,7 @@ export class AccessControl {
       const password = request.password as string;
       record = await this.user(name, true);
       if (!record && name === 'root' && this.rootPassword !== undefined) record = await this.createRoot();
-      const ok = await this.withHashSlot(async () => {
+      const ok = await this.hashSlots.run(async () => {
         if (!record) {
           // Spend the same time as a real check, so timing does not tell which users exist.
           await hashPassword(password);
@@ -230,7 +204,7 @@ export class AccessControl {
         const result = await this.run({ op: 'range', start: userKey(''), end: `${PREFIX}user0` });
         if (result.op !== 'range') throw new UnavailableError({ reason: 'unexpected result listing users' });
         const users = result.kvs.flatMap((kv) => {
-          const rec = kv.value === undefined ? null : this.parseUser(asText(kv.value));
+          const rec = kv.value === undefined ? null : parseUserRecord(asText(kv.value));
           return rec ? [{ name: rec.name, roles: rec.roles }] : [];
         });
         return { ...ok, users };
@@ -239,7 +213,7 @@ export class AccessControl {
         if (r.role !== undefined) await this.requireRole(r.role);
         const record: UserRecord = {
           name,
-          password: await this.withHashSlot(() => hashPassword(r.password as string)),
+          password: await this.hashSlots.run(() => hashPassword(r.password as string)),
           roles: r.role !== undefined ? [r.role] : [],
           generation: 0,
         };
@@ -263,7 +237,7 @@ export class AccessControl {
       case 'passwd':
         await this.updateUser(name, async (u) => ({
           ...u,
-          password: await this.withHashSlot(() => hashPassword(r.password as string)),
+          password: await this.hashSlots.run(() => hashPassword(r.password as string)),
           generation: u.generation + 1,
         }));
         return ok;
@@ -287,7 +261,7 @@ export class AccessControl {
       if (got.op !== 'get' || got.value === null)
         throw new BadRequestError({ field: 'user', problem: `no user ${name}` });
       const before = asText(got.value);
-      const current = this.parseUser(before);
+      const current = parseUserRecord(before);
       if (!current) throw new UnavailableError({ reason: `the stored record of user ${name} is unreadable` });
       const next = await change(current);
       const result = await this.run({
@@ -303,21 +277,12 @@ export class AccessControl {
     throw new UnavailableError({ reason: `user ${name} changed concurrently 5 times; try again` });
   }
 
-  private parseUser(text: string): UserRecord | null {
-    try {
-      const parsed = UserRecordSchema.safeParse(JSON.parse(text));
-      return parsed.success ? parsed.data : null;
-    } catch {
-      return null;
-    }
-  }
-
   /** The stored user (cached for `cacheMs`; `fresh` reads the store). */
   private async user(name: string, fresh = false): Promise<UserRecord | null> {
     const cached = this.users.get(name);
     if (!fresh && cached && this.options.now() - cached.at < this.options.cacheMs) return cached.record;
     const got = await this.run({ op: 'get', key: userKey(name) });
-    const record = got.op === 'get' && got.value !== null ? this.parseUser(asText(got.value)) : null;
+    const record = got.op === 'get' && got.value !== null ? parseUserRecord(asText(got.value)) : null;
     if (this.users.size > 10_000) this.users.clear();
     this.users.set(name, { record, at: this.options.now() });
     return record;
@@ -326,23 +291,13 @@ export class AccessControl {
   private async createRoot(): Promise<UserRecord | null> {
     const record: UserRecord = {
       name: 'root',
-      password: await this.withHashSlot(() => hashPassword(this.rootPassword as string)),
+      password: await this.hashSlots.run(() => hashPassword(this.rootPassword as string)),
       roles: ['admin'],
       generation: 0,
     };
     // If another server created it meanwhile, theirs stands (same password file, other salt).
     await this.run({ op: 'set', key: userKey('root'), value: JSON.stringify(record), condition: 'absent' });
     return this.user('root', true);
-  }
-
-  private requireLogin(principal: Principal | null): Principal {
-    if (principal === null) {
-      throw new UnauthenticatedError({
-        reason: 'this cluster requires a login',
-        hint: 'log in first (paxkv login, paxkv --user NAME --password-file FILE, or the client option auth)',
-      });
-    }
-    return principal;
   }
 
   /** The roles of the logged-in user; refuses a user removed or whose password changed since. */
@@ -377,7 +332,7 @@ export class AccessControl {
         const result = await this.run({ op: 'range', start: roleKey(''), end: `${PREFIX}role0` });
         if (result.op !== 'range') throw new UnavailableError({ reason: 'unexpected result listing roles' });
         const stored = result.kvs.flatMap((kv) => {
-          const role = kv.value === undefined ? null : this.parseRole(asText(kv.value));
+          const role = kv.value === undefined ? null : parseRoleRecord(asText(kv.value));
           return role ? [role] : [];
         });
         return { ...ok, roles: [...BUILTIN_ROLES.values(), ...stored] };
@@ -413,22 +368,13 @@ export class AccessControl {
       throw new BadRequestError({ field, problem: `no ${field} ${name}` });
   }
 
-  private parseRole(text: string): Role | null {
-    try {
-      const parsed = RoleSchema.safeParse(JSON.parse(text));
-      return parsed.success && parsed.data.admin !== true ? parsed.data : null;
-    } catch {
-      return null;
-    }
-  }
-
   private async role(name: string): Promise<Role | null> {
     const builtin = BUILTIN_ROLES.get(name);
     if (builtin) return builtin;
     const cached = this.roles.get(name);
     if (cached && this.options.now() - cached.at < this.options.cacheMs) return cached.role;
     const got = await this.run({ op: 'get', key: roleKey(name) });
-    const role = got.op === 'get' && got.value !== null ? this.parseRole(asText(got.value)) : null;
+    const role = got.op === 'get' && got.value !== null ? parseRoleRecord(asText(got.value)) : null;
     if (this.roles.size > 10_000) this.roles.clear();
     this.roles.set(name, { role, at: this.options.now() });
     return role;
@@ -450,23 +396,5 @@ export class AccessControl {
       throw new UnavailableError({ reason: 'the session token secret could not be read back' });
     this.secret = Buffer.from(asText(got.value), 'base64');
     return this.secret;
-  }
-
-  private async withHashSlot<T>(work: () => Promise<T>): Promise<T> {
-    if (this.hashing >= MAX_CONCURRENT_HASHES) {
-      if (this.hashQueue.length >= MAX_QUEUED_LOGINS)
-        throw new UnavailableError({ reason: 'too many logins in progress; retry in a moment' });
-      // The slot is handed over by the finishing holder (no decrement in between).
-      await new Promise<void>((resolve) => this.hashQueue.push(resolve));
-    } else {
-      this.hashing++;
-    }
-    try {
-      return await work();
-    } finally {
-      const next = this.hashQueue.shift();
-      if (next) next();
-      else this.hashing--;
-    }
   }
 }
