@@ -18,6 +18,7 @@ import {
 } from '@paxkv/kvstore';
 import { type ReconfigMessage, validateReconfigMessage } from '@paxkv/paxos';
 import type {
+  GroupConfiguration,
   GroupFactory,
   GroupSpec,
   PaxosMessageCheck,
@@ -92,9 +93,14 @@ class KvstoreGroup implements ReplicaGroupPort {
   get logLength(): number {
     return this.group.logLength;
   }
-  // `configuration` and `reconfigure` (ReplicaGroup.configuration / reconfigure) are not exposed yet:
-  // with them the metadata leader runs replica moves, and a real-process test (cluster.test.ts, SIGTERM
-  // after the spare joined) lost a majority in one group for more than 20 s; see issue-13 notes.
+  get configuration(): GroupConfiguration | null {
+    const c = this.group.configuration;
+    return c ? { configId: c.configId, replicas: c.members } : null;
+  }
+  async reconfigure(replicas: readonly NodeId[]): Promise<GroupConfiguration> {
+    const c = await this.group.reconfigure(replicas);
+    return { configId: c.configId, replicas: c.members };
+  }
   watch(
     filter: { readonly key?: string; readonly prefix?: string },
     fromRevision: number | undefined,

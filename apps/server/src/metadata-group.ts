@@ -122,8 +122,8 @@ export class MetadataService {
   private proposing: Promise<unknown> = Promise.resolve();
   /** Per member: when its link was last seen up (ctx clock). */
   private readonly lastSeen = new Map<NodeId, number>();
-  /** Members whose link has been up at least once (only those receive replicas). */
-  private readonly everConnected = new Set<NodeId>();
+  /** Per member: since when its link has been up without a break (ctx clock); absent while down. */
+  private readonly upSince = new Map<NodeId, number>();
   /** Moves this leader is running. */
   private readonly running = new Set<number>();
   private lastBlockedLog = Number.NEGATIVE_INFINITY;
@@ -455,7 +455,8 @@ export class MetadataService {
     for (const n of m.table.nodes) {
       if (n.id === this.ctx.nodeId) continue;
       const link = this.deps.peers.link(n.id);
-      if (link?.connected) this.everConnected.add(n.id);
+      if (!link?.connected) this.upSince.delete(n.id);
+      else if (!this.upSince.has(n.id)) this.upSince.set(n.id, now);
       if (link?.connected || !this.lastSeen.has(n.id)) this.lastSeen.set(n.id, now);
     }
   }
@@ -625,9 +626,14 @@ export class MetadataService {
           replace.add(n.id);
       }
     }
-    // Only a member this server has reached receives replicas (a listed address may never answer).
-    const alive = (node: NodeId) =>
-      this.suspectedForMs(node) === 0 && (node === this.ctx.nodeId || this.everConnected.has(node));
+    // Only a member reached without a break for `--replace-after` receives replicas: a listed address
+    // may never answer, and a server that just joined (or flaps) may leave again at once.
+    const now = this.ctx.now();
+    const alive = (node: NodeId) => {
+      if (node === this.ctx.nodeId) return true;
+      const since = this.upSince.get(node);
+      return since !== undefined && now - since >= replaceAfterMs;
+    };
     // Moves recorded by an earlier leader and not running here: run them (or drop them).
     for (const mv of m.moving) if (!this.running.has(mv.partition)) this.runMove(group, mv, false);
     const moves = planMoves(m, {
