@@ -170,6 +170,34 @@ describe('replica group simulation (paxos + state machine + WAL on a disk that l
     expect(a.stats.configurationsDecided).toBeGreaterThan(0);
   });
 
+  it('seed 200135 (bank): replicas are compared only once each applied the whole log of the leader', async () => {
+    // Healing ended with leader 3 in its accept phase, every replica at decided = applied = 5, and the
+    // leader's adopted suffix (#5, #6: earlier leaders' entries) not decided yet. It was decided while
+    // the final read ran; replica 2 (decided 7, but a follower applies decided entries only after its
+    // own WAL flush) was still at applied 5 when the states were compared, and applied #5, #6 two
+    // ticks later with the same result: a lag, not a divergence. The simulation now waits for the
+    // leader to decide its whole log and every replica to apply it, before and after the final reads.
+    const options: GroupSimulationOptions = {
+      seed: 200135,
+      replicas: 3,
+      partitions: 1,
+      keys: 4,
+      clients: 5,
+      ticks: 300,
+      workload: 'bank',
+      crashProbability: 0.04,
+      syncProbability: 0.2,
+    };
+    const lines: string[] = [];
+    const r = await simulateGroup({ ...options, trace: (l) => lines.push(l) });
+    expect(r.violations).toEqual([]);
+    const outcome = await runSeed(options, true);
+    expect(outcome.verdict).toBe('linearizable');
+    // Every replica applied the adopted suffix (#5, #6) before the states were compared.
+    for (const pid of [1, 2, 3])
+      expect(lines.some((l) => l.includes(`node ${pid} p0 applied #6 `))).toBe(true);
+  });
+
   it('replays a seed exactly', async () => {
     const a = await simulateGroup({ seed: 4242, replicas: 3, ticks: 150 });
     const b = await simulateGroup({ seed: 4242, replicas: 3, ticks: 150 });
