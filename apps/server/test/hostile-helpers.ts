@@ -197,18 +197,26 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
   throw new Error(`condition not met in ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
 }
 
-/** A `paxos` envelope carrying a `Prepare` of ballot (`round`, `from`) in the name of replica `from`. */
+/**
+ * A `paxos` envelope carrying a `Prepare` of ballot (`round`, `from`) in the name of replica `from`, in
+ * the wire form groups speak (a reconfiguration envelope of configuration 0 around the Sequence Paxos
+ * message), so the server's checks of the wrapped message are what refuses it.
+ */
 export function forgedPrepare(partition: number, from: number, round: number): Record<string, unknown> {
   return {
     type: 'paxos',
     partition,
     from,
     msg: {
-      type: 'Prepare',
-      n: { n: round, pid: from },
-      decidedIndex: 0,
-      acceptedRound: { n: 0, pid: 0 },
-      logLength: 0,
+      type: 'Paxos',
+      config: 0,
+      msg: {
+        type: 'Prepare',
+        n: { n: round, pid: from },
+        decidedIndex: 0,
+        acceptedRound: { n: 0, pid: 0 },
+        logLength: 0,
+      },
     },
   };
 }
