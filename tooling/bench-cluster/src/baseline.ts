@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BenchOptions } from './options.js';
+import type { BenchOptions, WorkloadName } from './options.js';
 import type { BenchReport, SystemRun } from './report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -14,14 +14,18 @@ export const PREPARE_BASELINE_SCRIPT = join(here, '..', 'scripts', 'prepare-base
  * The flags of this run that a baseline's own `bench:cluster` understands (those of milestone 1's
  * benchmark): the table's cells, the failover load, the memory figure and the paxkv durability.
  */
-export function baselineArgs(options: BenchOptions, jsonFile: string): string[] {
+export function baselineArgs(
+  options: BenchOptions,
+  jsonFile: string,
+  workloads: readonly WorkloadName[] = options.workloads,
+): string[] {
   const args = [
     '--systems',
     'paxkv',
     '--json',
     jsonFile,
     '--workloads',
-    options.workloads.join(','),
+    workloads.join(','),
     '--concurrency',
     options.concurrency.join(','),
     '--duration',
@@ -44,6 +48,31 @@ export function baselineArgs(options: BenchOptions, jsonFile: string): string[] 
   if (!options.failover) args.push('--no-failover');
   if (!options.memory) args.push('--no-memory');
   return args;
+}
+
+/**
+ * The workloads a `bench:cluster` lists in its `--help` (the line `--workloads LIST  put,get,... (default
+ * all)`); `undefined` when the text has no such line.
+ */
+export function helpWorkloads(help: string): string[] | undefined {
+  const m = /--workloads\s+LIST\s+([a-z]+(?:,[a-z]+)*)/.exec(help);
+  return m?.[1]?.split(',');
+}
+
+/**
+ * Splits this run's workloads into those the baseline knows (`run`, in this run's order) and those it
+ * does not (`skipped`: milestone 1 knows put/get/mixed/cas, not txn/range). When the baseline's help
+ * names no workloads, every workload is tried.
+ */
+export function splitWorkloads(
+  workloads: readonly WorkloadName[],
+  supported: readonly string[] | undefined,
+): { run: WorkloadName[]; skipped: WorkloadName[] } {
+  if (supported === undefined) return { run: [...workloads], skipped: [] };
+  return {
+    run: workloads.filter((w) => supported.includes(w)),
+    skipped: workloads.filter((w) => !supported.includes(w)),
+  };
 }
 
 function run(
@@ -88,25 +117,28 @@ export async function runBaseline(
   const out = await run('bash', [PREPARE_BASELINE_SCRIPT, ref], here, (l) => log(`baseline ${ref}: ${l}`));
   const dir = out.trim().split('\n').pop() ?? '';
   if (dir.length === 0) throw new Error(`baseline ${ref}: prepare-baseline.sh printed no directory`);
+  const bench = ['exec', 'tsx', '--conditions=@paxkv/source', 'tooling/bench-cluster/src/main.ts'];
+  const help = await run('pnpm', [...bench, '--help'], dir, (l) => log(`baseline ${ref}: ${l}`));
+  const { run: workloads, skipped } = splitWorkloads(options.workloads, helpWorkloads(help));
+  const label = `paxkv@${ref}`;
+  if (skipped.length > 0)
+    log(`baseline ${ref}: its bench:cluster does not know ${skipped.join(', ')}: not run`);
+  if (workloads.length === 0) {
+    throw new Error(
+      `baseline ${ref}: its bench:cluster knows none of the workloads ${options.workloads.join(', ')} ` +
+        `(it knows ${helpWorkloads(help)?.join(', ') ?? 'none it lists'}); add one of those to --workloads`,
+    );
+  }
   const tmp = mkdtempSync(join(tmpdir(), 'paxkv-bench-baseline-'));
   const jsonFile = join(tmp, 'baseline.json');
   try {
-    await run(
-      'pnpm',
-      [
-        'exec',
-        'tsx',
-        '--conditions=@paxkv/source',
-        'tooling/bench-cluster/src/main.ts',
-        ...baselineArgs(options, jsonFile),
-      ],
-      dir,
-      (l) => log(`baseline ${ref}: ${l}`),
+    await run('pnpm', [...bench, ...baselineArgs(options, jsonFile, workloads)], dir, (l) =>
+      log(`baseline ${ref}: ${l}`),
     );
     const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as BenchReport;
     const paxkv = report.runs.find((r) => r.system === 'paxkv');
     if (paxkv === undefined) throw new Error(`baseline ${ref}: its report has no paxkv run`);
-    return { ...paxkv, label: `paxkv@${ref}` };
+    return { ...paxkv, label, ...(skipped.length === 0 ? {} : { skippedWorkloads: skipped }) };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -154,4 +154,17 @@ describe('failover series, restart-all, stability and a baseline run', () => {
     expect(table.split('\n')[0]).toContain('paxkv@e4ba261 ops/s');
     expect(table.split('\n')[0]).toContain('ops ratio');
   });
+
+  it('shows the workloads a baseline could not run as "not run", not as figures', () => {
+    const before: SystemRun = {
+      ...run('paxkv', [cell('put', 64, 1_000, 1_000)]),
+      label: 'paxkv@e4ba261',
+      skippedWorkloads: ['txn'],
+    };
+    const now = run('paxkv', [cell('put', 64, 8_000, 1_000), cell('txn', 64, 5_000, 1_000)]);
+    const table = renderMainTable([before, now], []);
+    const txn = table.split('\n').find((l) => l.startsWith('| txn'));
+    expect(txn).toMatch(/^\| txn\s+\|\s+64 \|\s+not run \|/);
+    expect(txn).toContain('5,000');
+  });
 });

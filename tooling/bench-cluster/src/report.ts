@@ -84,6 +84,11 @@ export interface SystemRun {
   readonly watch?: WatchResult;
   /** Set when the system could not be run at all (binary missing, start-up failure). */
   readonly error?: string;
+  /**
+   * Workloads of this run's table the system's benchmark could not run (a baseline older than the
+   * workload): their cells show `not run` instead of figures.
+   */
+  readonly skippedWorkloads?: readonly WorkloadName[];
 }
 
 /** paxkv/etcd figures of one cell. */
@@ -267,7 +272,7 @@ export function renderMainTable(runs: readonly SystemRun[], ratios: readonly Rat
     for (const s of systems) {
       const c = cellOf(s, w, n);
       if (c === undefined) {
-        row.push('-', '-', '-', '-', '-');
+        row.push(s.skippedWorkloads?.includes(w) === true ? 'not run' : '-', '-', '-', '-', '-');
         continue;
       }
       const errs = c.errors > 0 ? ` (${c.errors} err)` : '';

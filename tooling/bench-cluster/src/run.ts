@@ -17,6 +17,7 @@ import {
   renderFigures,
   renderGoals,
   renderMainTable,
+  runLabel,
   type SystemRun,
   summaryLine,
 } from './report.js';
@@ -236,7 +237,14 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
   );
   if (options.baseline !== undefined) {
     try {
-      runs.push(await runBaseline(options.baseline, options, io.log));
+      const before = await runBaseline(options.baseline, options, io.log);
+      runs.push(before);
+      if (before.skippedWorkloads !== undefined) {
+        notes.push(
+          `${runLabel(before)} ran no ${before.skippedWorkloads.join('/')} cells ("not run"): its own bench:cluster ` +
+            'does not know those workloads; every other cell is its own measurement in this run.',
+        );
+      }
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       io.log(message);
