@@ -1,0 +1,176 @@
+/**
+ * The metadata leader's replica moves: which replicas move where (`planMoves` of `@paxkv/bootstrap`:
+ * members suspected for longer than `--replace-after` and draining members lose their replicas; a
+ * member that stayed reachable for `--replace-after` receives them; replica counts are evened out),
+ * at most `--max-moves-in-flight` at once, each recorded in the metadata (`moving`), run as a
+ * stop-sign reconfiguration of the group through a {@link GroupReconfigurer}, then recorded done with
+ * the configuration id (or abandoned, and planned again later).
+ */
+import { abandonMove, applyMove, partitionsOf, planMoves, startMove } from '@paxkv/bootstrap';
+import {
+  BadRequestError,
+  type ClusterMetadata,
+  type NodeId,
+  type ReplicaMove,
+  UnavailableError,
+} from '@paxkv/common';
+import type { ServerContext } from './context.js';
+import type { ReplicaGroupPort } from './group-port.js';
+import type { MemberWatch } from './member-watch.js';
+import type { MetadataChange } from './metadata-store.js';
+import type { RequestPath } from './request-path.js';
+
+/**
+ * Changes the replicas of one data group: the port through which the metadata leader moves a replica
+ * (a stop-sign reconfiguration of that group, run by the group's leader). Resolves once the new
+ * configuration runs; rejects with a typed error otherwise (the move is then abandoned and planned
+ * again later).
+ */
+export interface GroupReconfigurer {
+  reconfigure(partition: number, replicas: readonly NodeId[]): Promise<{ readonly configId: number }>;
+}
+
+/** What {@link ReplicaMover} needs from the metadata service. */
+export interface ReplicaMoverDeps {
+  readonly requests: () => RequestPath;
+  readonly watch: MemberWatch;
+  /** Moves replicas; null: the server's own (routed to each group's leader) when groups can be reconfigured. */
+  readonly reconfigurer: GroupReconfigurer | null;
+  /** The newest metadata this server has seen. */
+  readonly metadata: () => ClusterMetadata | null;
+  /** Proposes a change of the metadata on the local replica (the leader); serialised. */
+  readonly change: <T extends MetadataChange>(
+    group: ReplicaGroupPort,
+    fn: (m: ClusterMetadata) => T,
+  ) => Promise<T>;
+}
+
+/** See the module comment. */
+export class ReplicaMover {
+  /** Moves this leader is running. */
+  private readonly running = new Set<number>();
+  private lastBlockedLog = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly deps: ReplicaMoverDeps,
+  ) {}
+
+  /**
+   * Runs the reconfiguration of `partition`'s group to `members` on the group's leader: the local
+   * replica when it leads, else forwarded (`group.reconfigure`) with the request path's retry policy.
+   * Idempotent: members that already run resolve with the current configuration.
+   */
+  async reconfigureGroup(
+    partition: number,
+    members: readonly NodeId[],
+    forwarded: boolean,
+  ): Promise<{ configId: number; members: NodeId[] }> {
+    const c = await this.deps.requests().routeToPartition<{ configId: number; replicas: readonly NodeId[] }>({
+      partition,
+      name: 'group.reconfigure',
+      retrySafe: true,
+      forwarded,
+      wire: { type: 'group.reconfigure', id: 0, partition, members: [...members] },
+      runLocal: async (group) => {
+        if (!group.reconfigure) {
+          throw new UnavailableError({
+            reason: `partition ${partition}'s replica group cannot be reconfigured`,
+          });
+        }
+        return group.reconfigure(members);
+      },
+      fromReply: (reply) =>
+        reply.type === 'group.reconfigure.ok'
+          ? { configId: reply.configId, replicas: reply.members }
+          : undefined,
+    });
+    return { configId: c.configId, members: [...c.replicas] };
+  }
+
+  /** The reconfigurer in use: the server's own (routed to each group's leader) unless one was given. */
+  private reconfigurer(group: ReplicaGroupPort): GroupReconfigurer | null {
+    if (this.deps.reconfigurer) return this.deps.reconfigurer;
+    // Reconfigurable groups come from a factory whose groups can be reconfigured (the metadata group's
+    // replica tells); otherwise moves are planned and logged only.
+    if (!group.reconfigure) return null;
+    return { reconfigure: (partition, replicas) => this.reconfigureGroup(partition, replicas, false) };
+  }
+
+  /** Plans and starts the moves due (on the metadata leader, whose replica is `group`). */
+  moveReplicas(group: ReplicaGroupPort): void {
+    const m = this.deps.metadata();
+    if (!m) return;
+    const c = this.ctx.config;
+    const watch = this.deps.watch;
+    const replaceAfterMs = c.replaceAfter * 1000;
+    const replace = new Set<NodeId>();
+    if (replaceAfterMs > 0) {
+      for (const n of m.table.nodes) {
+        if (watch.suspectedForMs(n.id) > replaceAfterMs && partitionsOf(m.table, n.id).length > 0)
+          replace.add(n.id);
+      }
+    }
+    // Only a member reached without a break for `--replace-after` receives replicas: a listed address
+    // may never answer, and a server that just joined (or flaps) may leave again at once.
+    const alive = (node: NodeId) => watch.upForMs(node) >= replaceAfterMs;
+    // Moves recorded by an earlier leader and not running here: run them (or drop them).
+    for (const mv of m.moving) if (!this.running.has(mv.partition)) this.runMove(group, mv, false);
+    const moves = planMoves(m, {
+      alive,
+      replace,
+      inFlight: this.running,
+      maxInFlight: c.maxMovesInFlight,
+      rebalance: true,
+    });
+    if (moves.length === 0) return;
+    if (!this.reconfigurer(group)) {
+      const now = this.ctx.now();
+      if (now - this.lastBlockedLog > 60_000) {
+        this.lastBlockedLog = now;
+        this.ctx.log.warn(
+          { moves },
+          `replica moves are due (${moves.map((x) => `partition ${x.partition}: ${x.from} -> ${x.to} (${x.reason})`).join('; ')}) but this build cannot reconfigure a replica group yet`,
+        );
+      }
+      return;
+    }
+    for (const mv of moves) this.runMove(group, mv, true);
+  }
+
+  /** Records `mv` in the metadata (when `record`), reconfigures the group, then records the outcome. */
+  private runMove(group: ReplicaGroupPort, mv: ReplicaMove, record: boolean): void {
+    const reconfigurer = this.reconfigurer(group);
+    if (!reconfigurer || this.running.has(mv.partition)) return;
+    this.running.add(mv.partition);
+    const log = this.ctx.log;
+    const change = this.deps.change;
+    void (async () => {
+      try {
+        if (record) await change(group, (m) => ({ metadata: startMove(m, mv), changed: true }));
+        const g = this.deps.metadata()?.table.groups.find((x) => x.partition === mv.partition);
+        if (!g)
+          throw new BadRequestError({ field: 'partition', problem: `partition ${mv.partition} is gone` });
+        const replicas = g.replicas.map((r) => (r === mv.from ? mv.to : r));
+        log.info(
+          { ...mv },
+          `moving partition ${mv.partition}'s replica from node ${mv.from} to node ${mv.to} (${mv.reason})`,
+        );
+        const c = await reconfigurer.reconfigure(mv.partition, replicas);
+        await change(group, (m) => ({ metadata: applyMove(m, mv, c.configId), changed: true }));
+        log.info({ ...mv }, `partition ${mv.partition} now on ${replicas.join(', ')}`);
+      } catch (e) {
+        log.warn(
+          { ...mv, err: (e as Error).message },
+          `move of partition ${mv.partition} failed; it will be planned again`,
+        );
+        await change(group, (m) => {
+          const next = abandonMove(m, mv.partition);
+          return { metadata: next, changed: next !== m };
+        }).catch(() => {});
+      } finally {
+        this.running.delete(mv.partition);
+      }
+    })();
+  }
+}
