@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The one test command (`pnpm test`): build every package, run every vitest project once from the
 // root, run the package hygiene checks (publint, attw), and end with one line `N passed, M failed`.
-// Extra arguments are passed to vitest (for example a file filter).
+// Extra arguments are passed to vitest (for example a file filter). `--soak` (`pnpm test:soak`) sets
+// PAXKV_SOAK=1: the tests that have a longer tier (more simulator seeds, more nemesis seeds, longer chaos
+// runs) run it. Every step prints how long it took.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -9,26 +11,39 @@ import { fileURLToPath } from 'node:url';
 import { checkPackages } from './check-packages.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const soak = process.argv.includes('--soak');
+const args = process.argv.slice(2).filter((a) => a !== '--soak');
 const env = {
   ...process.env,
+  ...(soak ? { PAXKV_SOAK: '1' } : {}),
   TURBO_TELEMETRY_DISABLED: '1',
   FORCE_COLOR: process.env.CI ? '0' : process.env.FORCE_COLOR,
 };
-const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env });
+const run = (cmd, argv) => spawnSync(cmd, argv, { cwd: root, stdio: 'inherit', env });
 
 let passed = 0;
 let failed = 0;
+const started = Date.now();
+let stepStart = 0;
+/** Prints the step's header and the time the previous step took. */
+function step(label) {
+  const now = Date.now();
+  if (stepStart > 0) console.log(`   (${((now - stepStart) / 1000).toFixed(1)} s)`);
+  stepStart = now;
+  console.log(`== ${label} ==`);
+}
 
 // Whatever happens below (a crash of this script included), the run ends with the summary line.
 try {
-  console.log('== build (turbo) ==');
+  if (soak) console.log('PAXKV_SOAK=1: the long tier of every test that has one');
+  step('build (turbo)');
   const build = run('pnpm', ['-s', 'build']);
   if (build.status !== 0) {
     console.error('build failed');
     failed += 1;
   }
 
-  console.log('== tests (vitest) ==');
+  step('tests (vitest)');
   const outDir = join(root, 'test-results');
   mkdirSync(outDir, { recursive: true });
   const jsonFile = join(outDir, 'vitest.json');
@@ -40,7 +55,7 @@ try {
     '--reporter=default',
     '--reporter=json',
     `--outputFile.json=${jsonFile}`,
-    ...process.argv.slice(2),
+    ...args,
   ]);
   if (existsSync(jsonFile)) {
     const report = JSON.parse(readFileSync(jsonFile, 'utf8'));
@@ -63,8 +78,8 @@ try {
     failed += 1;
   }
 
-  if (process.argv.length <= 2) {
-    console.log('== package checks (publint, attw, import/require, bins) ==');
+  if (args.length === 0) {
+    step('package checks (publint, attw, import/require, bins)');
     const pkg = checkPackages(root);
     passed += pkg.passed;
     failed += pkg.failed;
@@ -73,7 +88,7 @@ try {
       ['typecheck (tsc --build)', 'typecheck'],
       ['lint (biome check)', 'lint'],
     ]) {
-      console.log(`== ${label} ==`);
+      step(label);
       const r = run('pnpm', ['-s', script]);
       if (r.status === 0) {
         passed += 1;
@@ -89,5 +104,7 @@ try {
   failed += 1;
 }
 
+if (stepStart > 0) console.log(`   (${((Date.now() - stepStart) / 1000).toFixed(1)} s)`);
+console.log(`   (whole run ${((Date.now() - started) / 1000).toFixed(0)} s)`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed > 0 ? 1 : 0);

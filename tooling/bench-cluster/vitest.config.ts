@@ -9,8 +9,8 @@ export default defineProject({
     name: 'bench-cluster',
     include: ['src/**/*.test.ts'],
     testTimeout: 60_000,
-    // The cluster tests start real servers: one file at a time keeps them off each other's cores.
-    fileParallelism: false,
+    // The cluster tests start real servers; they share the run's two workers with every other file (a
+    // project of its own with one worker would run alone after all the others: see ../../vitest.config.ts).
     hookTimeout: 60_000,
   },
 });

@@ -3,7 +3,8 @@
  * history checked per key and every acknowledged write verified after healing; and the mutation sanity
  * check: with the kvstore's TESTING ONLY `staleLeaderReads` switch on, the same harness must report a
  * violation. Skipped (with the reason) only when the server program cannot start at all.
- * `PAXKV_NEMESIS_SEEDS` (e.g. `1,2,3`) and `PAXKV_NEMESIS_DURATION` (e.g. `20s`) change the bounded run.
+ * `PAXKV_NEMESIS_SEEDS` (e.g. `1,2,3`) and `PAXKV_NEMESIS_DURATION` (e.g. `20s`) change the bounded run;
+ * the default run has one seed (101, with a cluster token), `PAXKV_SOAK=1` three (101, 202, 303).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,7 +39,8 @@ const problem = serverStartProblem();
 if (problem !== undefined)
   console.warn(`nemesis e2e tests skipped: the server program cannot start: ${problem}`);
 
-const seeds = (process.env.PAXKV_NEMESIS_SEEDS ?? '101,202,303').split(',').map(Number);
+const SOAK = process.env.PAXKV_SOAK === '1';
+const seeds = (process.env.PAXKV_NEMESIS_SEEDS ?? (SOAK ? '101,202,303' : '101')).split(',').map(Number);
 const durationMs = parseDuration(process.env.PAXKV_NEMESIS_DURATION ?? '12s');
 const mutationDurationMs = 10_000;
 

@@ -1,0 +1,61 @@
+import { relative } from 'node:path';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/**
+ * Seconds each slow test file took in a full run (`pnpm test`, quiet 2-core machine, default tier, i.e.
+ * without `PAXKV_SOAK`). Only the ORDER of the run depends on these figures: with two workers, the
+ * longest files must start first, or one of them starts last and the run waits for it alone. A file
+ * missing here (or slower than written) only costs wall time, never a result. Vitest's own cache of the
+ * last run's durations (in `node_modules/.vite`) takes precedence where it exists; this table is for a
+ * fresh clone (CI), which has no cache.
+ */
+export const EXPECTED_SECONDS: Readonly<Record<string, number>> = {
+  'tooling/nemesis/src/nemesis.e2e.test.ts': 90,
+  'packages/kvstore/src/testing/group-simulation.test.ts': 50,
+  'apps/server/test/hostile-peers.test.ts': 37,
+  'packages/paxos/src/testing/reconfiguration.test.ts': 24,
+  'tooling/nemesis/src/blackhole.e2e.test.ts': 21,
+  'scripts/readme-examples.test.ts': 16,
+  'apps/cli/test/e2e.test.ts': 15,
+  'tooling/bench-cluster/src/paxkv.test.ts': 14,
+  'apps/cli/test/security.e2e.test.ts': 12,
+  'apps/cli/test/snapshot.e2e.test.ts': 10,
+  'packages/paxos/src/testing/simulation.test.ts': 8,
+  'apps/server/test/locks.test.ts': 8,
+  'packages/kvstore/src/testing/lease-watch-simulation.test.ts': 8,
+  'apps/server/test/watch.test.ts': 7,
+  'tooling/bench-cluster/src/etcd.test.ts': 7,
+  'apps/server/test/client-auth.test.ts': 7,
+  'packages/linearizability-checker/test/porcupine-histories.test.ts': 6,
+  'packages/paxos/src/testing/simulation-five.test.ts': 6,
+  'apps/server/test/membership.test.ts': 5,
+  'packages/client/src/client.property.test.ts': 5,
+};
+
+/**
+ * Runs the test files longest first, across projects (vitest's default runs project after project, and
+ * within a project longest first only when it has a cache of a previous run). Longest-first keeps both
+ * workers busy to the end of the run.
+ */
+export class LongestFirstSequencer extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const root = this.ctx.config.root;
+    const cache = this.ctx.cache;
+    const estimate = (spec: TestSpecification): number => {
+      const path = relative(root, spec.moduleId);
+      const cached = cache.getFileTestResults(`${spec.project.name}:${path}`)?.duration;
+      if (cached !== undefined && cached > 0) return cached;
+      const expected = EXPECTED_SECONDS[path];
+      // Unknown files: a test file's size is a weak hint, and they are all short (under 5 s).
+      return expected !== undefined
+        ? expected * 1000
+        : (cache.getFileStats(`${spec.project.name}:${path}`)?.size ?? 0) / 100;
+    };
+    const weights = new Map(files.map((f) => [f, estimate(f)] as const));
+    return [...files].sort(
+      (a, b) =>
+        a.project.config.sequence.groupOrder - b.project.config.sequence.groupOrder ||
+        (weights.get(b) ?? 0) - (weights.get(a) ?? 0),
+    );
+  }
+}
