@@ -2,10 +2,13 @@
  * Real processes: self-healing. A 4-server cluster (3 replicas per group) loses one server for good
  * (SIGKILL, data dir deleted); after `--replace-after` the metadata leader moves each of its replicas to
  * the live server outside the group, one group at a time, through a stop-sign reconfiguration of the
- * group. Writes go on throughout, and no acknowledged write is lost.
+ * group. Writes go on throughout, and no acknowledged write is lost. A second, checked workload
+ * (`@paxkv/client` clients recording their histories) runs throughout too: its history, final reads
+ * included, must be linearizable per key.
  */
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CheckedKvWorkload, describeOutcome } from './checked-workload.js';
 import { RawClient, request, TestCluster, type TestServer } from './harness.js';
 
 interface Metadata {
@@ -78,7 +81,10 @@ describe('self-healing', () => {
         c.close();
       }
     })();
+    const checked = new CheckedKvWorkload({ servers: cluster.servers.map((s) => s.address), clients: 3 });
+    checked.start();
     await until('some writes acknowledged', async () => (acked.size >= 10 ? true : null), 30_000);
+    await checked.waitForWrites(10);
 
     const victim = node(3);
     const start = await until('the metadata', () => metadataOf(node(1).address), 30_000);
@@ -118,9 +124,15 @@ describe('self-healing', () => {
       async () => (acked.size > before || acked.size === 64 ? true : null),
       30_000,
     );
+    await checked.waitForWrites(10);
     stop = true;
     await writer;
     expect(failures).toBe(0);
+    // The checked workload's history (final reads through the live servers included) is linearizable.
+    const outcome = await checked.finish([node(1), node(2), node(4)].map((s) => s.address));
+    console.log(`replace under load: ${describeOutcome(outcome)}`);
+    expect(outcome.verdict, describeOutcome(outcome)).toBe('linearizable');
+    expect(outcome.finalReads).toBe(checked.keys.length);
 
     // No acknowledged write lost: every key reads its last acknowledged value, from every live server.
     for (const s of [node(1), node(2), node(4)]) {
