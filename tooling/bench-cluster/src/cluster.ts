@@ -1,6 +1,7 @@
 import type { SystemName } from './options.js';
 import type { ServerProcess } from './processes.js';
 import type { Target } from './target.js';
+import { type BenchCertificates, httpsGetText } from './tls.js';
 
 /** Options for the clients the benchmark creates. */
 export interface TargetOptions {
@@ -75,8 +76,19 @@ export function sumMetric(text: string, name: string): number {
   return sum;
 }
 
-/** Fetches a metrics endpoint and sums the metric `name` (see {@link sumMetric}). */
-export async function fetchMetricSum(url: string, name: string, timeoutMs = 2_000): Promise<number> {
+/**
+ * Fetches a metrics endpoint and sums the metric `name` (see {@link sumMetric}); an `https://` URL of
+ * a `--tls` cluster is read trusting its CA (`certs`).
+ */
+export async function fetchMetricSum(
+  url: string,
+  name: string,
+  timeoutMs = 2_000,
+  certs?: BenchCertificates,
+): Promise<number> {
+  if (certs !== undefined) {
+    return sumMetric(await httpsGetText(url, certs, timeoutMs), name);
+  }
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   return sumMetric(await res.text(), name);

@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from '@paxkv/server/launcher';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type IOptions } from 'etcd3';
 import { ClusterUnavailableError, fetchMetricSum, type LocalCluster, type TargetOptions } from './cluster.js';
 import type { EtcdEndpoints } from './options.js';
 import { type ServerProcess, startServer, stopServer, waitFor, waitPortOpen } from './processes.js';
 import { type CasOutcome, type Target, TXN_SENTINEL_VERSION } from './target.js';
+import { type BenchCertificates, etcdCredentials, etcdTlsFlags, writeBenchCertificates } from './tls.js';
 
 /** Hint printed when no `etcd` binary is on the PATH. */
 export const ETCD_INSTALL_HINT =
@@ -77,6 +78,11 @@ export interface EtcdClusterOptions {
   readonly keepData?: boolean;
   /** Path of the etcd binary. Default: found on the PATH. */
   readonly binary?: string;
+  /**
+   * TLS between clients and members and between members (`--cert-file`, `--peer-cert-file`, ... with
+   * a throwaway CA in `<dir>/tls/`, see tls.ts); URLs become `https://`. Default false.
+   */
+  readonly tls?: boolean;
 }
 
 interface Member {
@@ -111,9 +117,11 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
     .trim();
   const dir = mkdtempSync(join(tmpdir(), 'paxkv-bench-etcd-'));
   const ports = await freePorts(count * 2);
+  const certs = options.tls === true ? await writeBenchCertificates(dir) : undefined;
+  const scheme = certs === undefined ? 'http' : 'https';
   const names = Array.from({ length: count }, (_, i) => `etcd${i + 1}`);
-  const peerUrls = names.map((_, i) => `http://127.0.0.1:${ports[count + i]}`);
-  const clientUrls = names.map((_, i) => `http://127.0.0.1:${ports[i]}`);
+  const peerUrls = names.map((_, i) => `${scheme}://127.0.0.1:${ports[count + i]}`);
+  const clientUrls = names.map((_, i) => `${scheme}://127.0.0.1:${ports[i]}`);
   const initialCluster = names.map((n, i) => `${n}=${peerUrls[i]}`).join(',');
   const token = `paxkv-bench-${process.pid}-${Date.now()}`;
   const members: Member[] = [];
@@ -149,12 +157,21 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
         'stderr',
         '--log-level',
         'warn',
+        ...(certs === undefined ? [] : etcdTlsFlags(certs)),
       ];
       const logFile = join(dir, `${name}.log`);
       const proc = await startServer(name, binary, argv, logFile, etcdEnv());
       members.push({ name, clientUrl, clientPort: ports[i] ?? 0, peerUrl, argv, logFile, process: proc });
     }
-    const cluster = new EtcdCluster(members, binary, version, dir, endpointsMode, options.keepData ?? false);
+    const cluster = new EtcdCluster(
+      members,
+      binary,
+      version,
+      dir,
+      endpointsMode,
+      options.keepData ?? false,
+      certs,
+    );
     await cluster.waitReady(options.startTimeoutMs ?? 60_000);
     return cluster;
   } catch (e) {
@@ -175,12 +192,23 @@ class EtcdCluster implements LocalCluster {
     readonly dir: string,
     private readonly endpointsMode: EtcdEndpoints,
     private readonly keepData: boolean,
+    private readonly certs: BenchCertificates | undefined,
   ) {
     this.settings = {
       members: members.length,
       durability: 'default (WAL fsync before acknowledging)',
       endpoints: endpointsMode,
       client: 'etcd3 (gRPC, one HTTP/2 channel per member)',
+      tls: certs === undefined ? false : 'client and peer traffic (throwaway CA, ECDSA P-256)',
+    };
+  }
+
+  /** The `etcd3` options every client of this cluster gets: its CA under TLS. */
+  private clientOptions(hosts: string | string[]): IOptions {
+    return {
+      hosts,
+      dialTimeout: 2_000,
+      ...(this.certs === undefined ? {} : { credentials: etcdCredentials(this.certs) }),
     };
   }
 
@@ -202,13 +230,20 @@ class EtcdCluster implements LocalCluster {
     const counts = await Promise.all(
       this.members
         .filter((m) => m.process.isAlive())
-        .map((m) => fetchMetricSum(`${m.clientUrl}/metrics`, 'etcd_server_leader_changes_seen_total')),
+        .map((m) =>
+          fetchMetricSum(
+            `${m.clientUrl}/metrics`,
+            'etcd_server_leader_changes_seen_total',
+            undefined,
+            this.certs,
+          ),
+        ),
     );
     return counts.reduce((a, b) => a + b, 0);
   }
 
   async waitReady(timeoutMs: number): Promise<void> {
-    const probe = new Etcd3({ hosts: this.members.map((m) => m.clientUrl), dialTimeout: 2_000 });
+    const probe = new Etcd3(this.clientOptions(this.members.map((m) => m.clientUrl)));
     try {
       await waitFor(
         'etcd to serve a linearizable read',
@@ -235,7 +270,7 @@ class EtcdCluster implements LocalCluster {
   }
 
   private async leaderIdSeenBy(member: Member): Promise<string | undefined> {
-    const c = new Etcd3({ hosts: member.clientUrl, dialTimeout: 2_000 });
+    const c = new Etcd3(this.clientOptions(member.clientUrl));
     try {
       const status = await c.maintenance.status();
       return status.leader === '0' ? undefined : status.leader;
@@ -247,7 +282,7 @@ class EtcdCluster implements LocalCluster {
   private async leaderMember(): Promise<Member> {
     for (const member of this.members) {
       if (!member.process.isAlive()) continue;
-      const c = new Etcd3({ hosts: member.clientUrl, dialTimeout: 2_000 });
+      const c = new Etcd3(this.clientOptions(member.clientUrl));
       try {
         const status = await c.maintenance.status();
         if (status.leader !== '0' && status.leader === status.header.member_id) return member;
@@ -267,7 +302,7 @@ class EtcdCluster implements LocalCluster {
         : this.members.filter((m) => m.process.isAlive()).map((m) => m.clientUrl);
     return new EtcdTarget(
       new Etcd3({
-        hosts,
+        ...this.clientOptions(hosts),
         dialTimeout: opts.requestTimeoutMs,
         defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.requestTimeoutMs }),
       }),

@@ -4,6 +4,7 @@
  */
 import { parseBenchArgs, USAGE, UsageError } from './options.js';
 import { runBench } from './run.js';
+import { runTlsBench } from './tls-bench.js';
 
 async function main(): Promise<number> {
   let parsed: ReturnType<typeof parseBenchArgs>;
@@ -20,10 +21,13 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const report = await runBench(parsed.options, {
-    out: (line) => process.stdout.write(`${line}\n`),
-    log: (line) => process.stderr.write(`[bench] ${line}\n`),
-  });
+  const io = {
+    out: (line: string) => process.stdout.write(`${line}\n`),
+    log: (line: string) => process.stderr.write(`[bench] ${line}\n`),
+  };
+  const report = parsed.options.tls
+    ? await runTlsBench(parsed.options, io)
+    : await runBench(parsed.options, io);
   return report.runs.some((r) => r.error === undefined) ? 0 : 1;
 }
 

@@ -96,6 +96,12 @@ export interface BenchOptions {
   readonly keepData: boolean;
   /** paxkv server durability mode. Default `batch` (fsync before acknowledging, one fsync per batch). */
   readonly paxkvFsync: 'always' | 'batch' | 'never';
+  /**
+   * `--tls`: instead of the table and figures, measure the cost of TLS: each system's cells plain and
+   * then with TLS on client and peer traffic, fresh clusters each (tls-bench.ts). The workloads then
+   * default to `put,get`. Default false.
+   */
+  readonly tls: boolean;
 }
 
 /** The defaults of {@link BenchOptions}. */
@@ -133,6 +139,7 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   cpuProfDir: undefined,
   keepData: false,
   paxkvFsync: 'batch',
+  tls: false,
 };
 
 /** Bad command-line input; the message names the flag and the accepted form. */
@@ -171,6 +178,8 @@ cluster, one after the other, and drives each with the same Node load generator.
   --etcd-endpoints MODE   all (default: client balances over members, as etcdctl) | leader
   --paxkv-fsync MODE      batch (default) | always | never
   --cpu-prof DIR          run the paxkv servers under node --cpu-prof, profiles into DIR
+  --tls                   the cost of TLS instead of the table and figures: each system plain, then
+                          with TLS on client and peer traffic (throwaway CA); workloads default put,get
   --keep                  keep the clusters' data directories
   --help                  this text
 `;
@@ -242,7 +251,11 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
   const options: BenchOptions = {
     systems: v.systems === undefined ? d.systems : parseList(v.systems, '--systems', SYSTEM_NAMES),
     workloads:
-      v.workloads === undefined ? d.workloads : parseList(v.workloads, '--workloads', WORKLOAD_NAMES),
+      v.workloads !== undefined
+        ? parseList(v.workloads, '--workloads', WORKLOAD_NAMES)
+        : v.tls === true
+          ? (['put', 'get'] as const)
+          : d.workloads,
     concurrency:
       v.concurrency === undefined
         ? d.concurrency
@@ -295,6 +308,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
       v['paxkv-fsync'] === undefined
         ? d.paxkvFsync
         : parseChoice(v['paxkv-fsync'], '--paxkv-fsync', ['always', 'batch', 'never'] as const),
+    tls: v.tls === true,
   };
   if (options.concurrency.length === 0) throw new UsageError('--concurrency: expected at least one number');
   if (options.durationMs < 100) throw new UsageError('--duration: must be at least 100ms');
@@ -338,6 +352,7 @@ function parseWithNode(argv: readonly string[]) {
       'paxkv-fsync': { type: 'string' },
       'cpu-prof': { type: 'string' },
       keep: { type: 'boolean' },
+      tls: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });

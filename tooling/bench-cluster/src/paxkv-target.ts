@@ -1,4 +1,5 @@
 import { createClient, type PaxkvClient } from '@paxkv/client';
+import type { TlsOptions } from '@paxkv/common';
 import type { TargetOptions } from './cluster.js';
 import { type CasOutcome, type Target, TXN_SENTINEL_VERSION } from './target.js';
 
@@ -66,8 +67,16 @@ export class PaxkvTarget implements Target {
   }
 }
 
-/** A {@link PaxkvTarget} connected to the given servers (`host:port`). */
-export async function createPaxkvTarget(servers: readonly string[], opts: TargetOptions): Promise<Target> {
-  const client = createClient({ servers: [...servers], requestTimeoutMs: opts.requestTimeoutMs });
+/** A {@link PaxkvTarget} connected to the given servers (`host:port`), over TLS when `tls` is given. */
+export async function createPaxkvTarget(
+  servers: readonly string[],
+  opts: TargetOptions,
+  tls?: TlsOptions,
+): Promise<Target> {
+  const client = createClient({
+    servers: [...servers],
+    requestTimeoutMs: opts.requestTimeoutMs,
+    ...(tls === undefined ? {} : { tls }),
+  });
   return new PaxkvTarget(client);
 }

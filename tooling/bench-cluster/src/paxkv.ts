@@ -21,6 +21,7 @@ import {
 } from './processes.js';
 import { probeStatus } from './status-probe.js';
 import type { Target } from './target.js';
+import { type BenchCertificates, paxkvClientTls, paxkvTlsFlags, writeBenchCertificates } from './tls.js';
 
 /**
  * Locates `paxkv-server` (`@paxkv/server/launcher`): its built `dist/main.js` (what `pnpm bench:cluster`
@@ -65,6 +66,11 @@ export interface PaxkvClusterOptions {
    * must not depend on a possibly stale build). Default: `PAXKV_SERVER_FROM_SOURCE=1`.
    */
   readonly fromSource?: boolean;
+  /**
+   * TLS on every server's port (clients, peers, HTTP) with a throwaway CA made in `<dir>/tls/`
+   * (see tls.ts); the benchmark's clients and probes then dial TLS. Default false.
+   */
+  readonly tls?: boolean;
 }
 
 interface Server {
@@ -101,6 +107,7 @@ export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Prom
   const addresses = ports.map((p) => `127.0.0.1:${p}`);
   const servers: Server[] = [];
   try {
+    const certs = options.tls === true ? await writeBenchCertificates(dir) : undefined;
     for (const [i, address] of addresses.entries()) {
       const dataDir = join(dir, `node-${i + 1}`);
       mkdirSync(dataDir);
@@ -115,7 +122,10 @@ export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Prom
         logLevel: options.logLevel ?? process.env.PAXKV_BENCH_LOG_LEVEL ?? 'warn',
         httpPort: httpPorts[i],
         join: i > 0 ? addresses[0] : undefined,
-        extra: options.tickMs !== undefined ? ['--tick-ms', String(options.tickMs)] : [],
+        extra: [
+          ...(options.tickMs !== undefined ? ['--tick-ms', String(options.tickMs)] : []),
+          ...(certs === undefined ? [] : paxkvTlsFlags(certs)),
+        ],
       });
       const argv = [...command.args, ...flags];
       const logFile = join(dir, `node-${i + 1}.log`);
@@ -130,7 +140,14 @@ export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Prom
         process: proc,
       });
     }
-    const cluster = new PaxkvCluster(servers, command, dir, { partitions, replication, fsync }, options);
+    const cluster = new PaxkvCluster(
+      servers,
+      command,
+      dir,
+      { partitions, replication, fsync },
+      options,
+      certs,
+    );
     await cluster.waitReady(options.startTimeoutMs ?? 60_000);
     return cluster;
   } catch (e) {
@@ -161,6 +178,7 @@ class PaxkvCluster implements LocalCluster {
     readonly dir: string,
     private readonly layout: { partitions: number; replication: number; fsync: string },
     private readonly options: PaxkvClusterOptions,
+    private readonly certs: BenchCertificates | undefined,
   ) {
     this.version = `${command.version} (${command.kind})`;
     this.settings = {
@@ -171,6 +189,7 @@ class PaxkvCluster implements LocalCluster {
       tickMs: options.tickMs ?? 'default',
       client: '@paxkv/client (one TCP connection per server, pipelined, routes to the group leader)',
       cpuProfile: options.cpuProfDir ?? false,
+      tls: certs === undefined ? false : 'client and peer traffic (throwaway CA, ECDSA P-256)',
     };
   }
 
@@ -193,7 +212,12 @@ class PaxkvCluster implements LocalCluster {
   async leaderChanges(): Promise<number> {
     const counts = await Promise.all(
       this.alive().map((m) =>
-        fetchMetricSum(`http://127.0.0.1:${m.httpPort}/metrics`, 'paxkv_leader_changes_total'),
+        fetchMetricSum(
+          `${this.certs === undefined ? 'http' : 'https'}://127.0.0.1:${m.httpPort}/metrics`,
+          'paxkv_leader_changes_total',
+          undefined,
+          this.certs,
+        ),
       ),
     );
     return counts.reduce((a, b) => a + b, 0);
@@ -205,7 +229,10 @@ class PaxkvCluster implements LocalCluster {
 
   private async statuses(): Promise<Array<{ server: Server; status: ClusterStatus }>> {
     return Promise.all(
-      this.alive().map(async (server) => ({ server, status: await probeStatus(server.address) })),
+      this.alive().map(async (server) => ({
+        server,
+        status: await probeStatus(server.address, undefined, this.clientTls()),
+      })),
     );
   }
 
@@ -233,10 +260,16 @@ class PaxkvCluster implements LocalCluster {
     );
   }
 
+  /** What a client needs to dial this cluster: TLS trusting its CA, or nothing (plain TCP). */
+  clientTls(): ReturnType<typeof paxkvClientTls> | undefined {
+    return this.certs === undefined ? undefined : paxkvClientTls(this.certs);
+  }
+
   createTarget(opts: TargetOptions): Promise<Target> {
     return createPaxkvTarget(
       this.alive().map((m) => m.address),
       opts,
+      this.clientTls(),
     );
   }
 

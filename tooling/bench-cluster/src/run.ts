@@ -32,13 +32,14 @@ export interface BenchIo {
   readonly log: (line: string) => void;
 }
 
-/** Starts a fresh cluster of `system` configured from the options. */
-export function startCluster(system: SystemName, options: BenchOptions): Promise<LocalCluster> {
+/** Starts a fresh cluster of `system` configured from the options (TLS on client and peer traffic with `tls`). */
+export function startCluster(system: SystemName, options: BenchOptions, tls = false): Promise<LocalCluster> {
   if (system === 'etcd') {
     return startEtcdCluster({
       startTimeoutMs: options.startTimeoutMs,
       endpoints: options.etcdEndpoints,
       keepData: options.keepData,
+      tls,
     });
   }
   return startPaxkvCluster({
@@ -47,6 +48,7 @@ export function startCluster(system: SystemName, options: BenchOptions): Promise
     cpuProfDir: options.cpuProfDir,
     keepData: options.keepData,
     tickMs: options.paxkvTickMs,
+    tls,
   });
 }
 
@@ -62,12 +64,18 @@ function describeCell(system: string, c: CellResult): string {
 
 /**
  * Everything measured for one system: on one cluster the preload, the table's cells and then the
- * failover figure (which leaves a server dead); on a second, fresh cluster the memory figure.
+ * failover figure (which leaves a server dead); on a second, fresh cluster the memory figure. With
+ * `tls`, both clusters run with TLS on (`--tls`, see tls-bench.ts).
  */
-export async function runSystem(system: SystemName, options: BenchOptions, io: BenchIo): Promise<SystemRun> {
+export async function runSystem(
+  system: SystemName,
+  options: BenchOptions,
+  io: BenchIo,
+  tls = false,
+): Promise<SystemRun> {
   const targetOpts = { requestTimeoutMs: options.requestTimeoutMs };
   const t0 = performance.now();
-  let cluster = await startCluster(system, options);
+  let cluster = await startCluster(system, options, tls);
   io.log(
     `${system} ${cluster.version}: 3-member cluster up in ${Math.round(performance.now() - t0)} ms (${cluster.dir})`,
   );
@@ -192,7 +200,7 @@ export async function runSystem(system: SystemName, options: BenchOptions, io: B
     }
     await cluster.stop();
     if (options.memory) {
-      cluster = await startCluster(system, options);
+      cluster = await startCluster(system, options, tls);
       memory = await measureMemory(cluster, {
         keys: options.memoryKeys,
         valueBytes: options.memoryValueBytes,

@@ -1,5 +1,12 @@
 import { connect } from 'node:net';
-import { type ClusterStatus, encodeFrame, FrameDecoder, parseServerResponse } from '@paxkv/common';
+import { connect as tlsConnect } from 'node:tls';
+import {
+  type ClusterStatus,
+  encodeFrame,
+  FrameDecoder,
+  parseServerResponse,
+  type TlsOptions,
+} from '@paxkv/common';
 
 /** Default deadline of one status probe: 2,000 ms. */
 export const DEFAULT_STATUS_TIMEOUT_MS = 2_000;
@@ -7,14 +14,19 @@ export const DEFAULT_STATUS_TIMEOUT_MS = 2_000;
 /**
  * Asks ONE paxkv server for its own view of the cluster (`status` request on a fresh connection),
  * independently of the client library's routing, so the benchmark can tell which server leads which
- * partition. Rejects on connection errors, an `error` reply, or after `timeoutMs`.
+ * partition. Rejects on connection errors, an `error` reply, or after `timeoutMs`. With `tls` it dials
+ * TLS trusting `tls.ca` (a `--tls` cluster serves nothing in clear).
  */
-export function probeStatus(address: string, timeoutMs = DEFAULT_STATUS_TIMEOUT_MS): Promise<ClusterStatus> {
+export function probeStatus(
+  address: string,
+  timeoutMs = DEFAULT_STATUS_TIMEOUT_MS,
+  tls?: TlsOptions,
+): Promise<ClusterStatus> {
   const sep = address.lastIndexOf(':');
   const host = address.slice(0, sep).replace(/^\[|\]$/g, '');
   const port = Number(address.slice(sep + 1));
   return new Promise<ClusterStatus>((resolve, reject) => {
-    const socket = connect({ host, port });
+    const socket = tls === undefined ? connect({ host, port }) : tlsConnect({ host, port, ...tls });
     const decoder = new FrameDecoder();
     let settled = false;
     const finish = (err: Error | undefined, status?: ClusterStatus): void => {
@@ -29,7 +41,9 @@ export function probeStatus(address: string, timeoutMs = DEFAULT_STATUS_TIMEOUT_
       () => finish(new Error(`status of ${address}: no answer in ${timeoutMs} ms`)),
       timeoutMs,
     );
-    socket.once('connect', () => socket.write(encodeFrame({ type: 'status', id: 1 })));
+    socket.once(tls === undefined ? 'connect' : 'secureConnect', () =>
+      socket.write(encodeFrame({ type: 'status', id: 1 })),
+    );
     socket.on('data', (chunk: Buffer) => {
       for (const frame of decoder.push(chunk)) {
         if (!frame.ok) return finish(new Error(`status of ${address}: ${frame.error.message}`));
