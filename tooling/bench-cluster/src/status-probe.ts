@@ -1,12 +1,7 @@
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import {
-  type ClusterStatus,
-  encodeFrame,
-  FrameDecoder,
-  parseServerResponse,
-  type TlsOptions,
-} from '@paxkv/common';
+import { type ClusterStatus, encodeFrame, FrameDecoder, parseServerResponse } from '@paxkv/common';
+import type { BenchClientTls } from './tls.js';
 
 /** Default deadline of one status probe: 2,000 ms. */
 export const DEFAULT_STATUS_TIMEOUT_MS = 2_000;
@@ -20,13 +15,16 @@ export const DEFAULT_STATUS_TIMEOUT_MS = 2_000;
 export function probeStatus(
   address: string,
   timeoutMs = DEFAULT_STATUS_TIMEOUT_MS,
-  tls?: TlsOptions,
+  tls?: BenchClientTls,
 ): Promise<ClusterStatus> {
   const sep = address.lastIndexOf(':');
   const host = address.slice(0, sep).replace(/^\[|\]$/g, '');
   const port = Number(address.slice(sep + 1));
   return new Promise<ClusterStatus>((resolve, reject) => {
-    const socket = tls === undefined ? connect({ host, port }) : tlsConnect({ host, port, ...tls });
+    const socket =
+      tls === undefined
+        ? connect({ host, port })
+        : tlsConnect({ host, port, ca: tls.ca, cert: tls.cert, key: tls.key });
     const decoder = new FrameDecoder();
     let settled = false;
     const finish = (err: Error | undefined, status?: ClusterStatus): void => {

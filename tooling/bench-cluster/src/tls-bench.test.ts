@@ -63,7 +63,8 @@ function clientPort(cluster: LocalCluster, flag: '--port' | '--listen-client-url
 /** The protocol and cipher a benchmark client negotiates with a `--tls` cluster's member. */
 function negotiated(port: number, certs: BenchCertificates): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port, ...paxkvClientTls(certs) });
+    const { ca, cert, key } = paxkvClientTls(certs);
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca, cert, key });
     socket.once('secureConnect', () => {
       resolve(`${socket.getProtocol()} ${socket.getCipher().standardName}`);
       socket.destroy();

@@ -53,8 +53,15 @@ export function etcdTlsFlags(certs: BenchCertificates): string[] {
   ];
 }
 
+/** What a benchmark client dials a `--tls` cluster with (PEM text; a `@paxkv/common` `TlsOptions`). */
+export interface BenchClientTls extends TlsOptions {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
 /** The `@paxkv/client` (and status probe) TLS options: trust the cluster's CA, present its client certificate. */
-export function paxkvClientTls(certs: BenchCertificates): TlsOptions {
+export function paxkvClientTls(certs: BenchCertificates): BenchClientTls {
   return {
     ca: readFileSync(certs.ca, 'utf8'),
     cert: readFileSync(certs.clientCert, 'utf8'),
