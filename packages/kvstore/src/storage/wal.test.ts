@@ -13,8 +13,10 @@ import {
   type StorageLogger,
   segmentName,
   WAL_HEADER_BYTES,
+  WAL_MARKER_RECORD_BYTES,
   WAL_RECORD_HEADER_BYTES,
   WAL_TAG_BYTES,
+  WalCorruptError,
   WalFormatError,
   type WalOptions,
   WalRecordError,
@@ -57,7 +59,8 @@ function recordingLogger(): StorageLogger & { warnings: string[] } {
 async function writeRecords(disk: SimDisk, n: number): Promise<{ path: string; ends: number[] }> {
   const { wal } = await WriteAheadLog.open({ disk, dir: '/w' });
   const ends: number[] = [];
-  let off = WAL_HEADER_BYTES;
+  // One write: its sync marker, then the records.
+  let off = WAL_HEADER_BYTES + WAL_MARKER_RECORD_BYTES;
   for (let i = 0; i < n; i++) {
     wal.append(0, rec(i));
     off += OVERHEAD + rec(i).length;
@@ -101,7 +104,12 @@ describe('WriteAheadLog', () => {
       const expected = ends.filter((e) => e <= cut).length;
       expect(records.length, `cut at ${cut}`).toBe(expected);
       expect(texts(records)).toEqual(texts(Array.from({ length: expected }, (_, i) => rec(i))));
-      const torn = cut > 0 && cut !== full.length && !ends.includes(cut) && cut !== WAL_HEADER_BYTES;
+      const torn =
+        cut > 0 &&
+        cut !== full.length &&
+        !ends.includes(cut) &&
+        cut !== WAL_HEADER_BYTES &&
+        cut !== WAL_HEADER_BYTES + WAL_MARKER_RECORD_BYTES;
       if (torn) {
         expect(recovery.droppedBytes).toBeGreaterThan(0);
         expect(logger.warnings.join()).toMatch(/dropped \d+ bytes/);
@@ -115,7 +123,7 @@ describe('WriteAheadLog', () => {
     }
   });
 
-  it('stops at the first record with a flipped bit and never throws', async () => {
+  it('stops at the first record with a flipped bit in the last write, and refuses a damaged segment header', async () => {
     const base = new SimDisk();
     const { path, ends } = await writeRecords(base, 8);
     const full = base.bytes(path)!;
@@ -126,6 +134,12 @@ describe('WriteAheadLog', () => {
       bytes[pos]! ^= 1 << Math.floor(rnd() * 8);
       const disk = new SimDisk();
       disk.setBytes(path, bytes);
+      if (pos < WAL_HEADER_BYTES) {
+        // The header was synced when the segment was created, and the write's marker says so.
+        await expect(open0({ disk, dir: '/w' }), `flip at ${pos}`).rejects.toThrow(WalCorruptError);
+        continue;
+      }
+      // One write holds every record: it may be a torn write, so the damage is cut.
       const { records } = await open0({ disk, dir: '/w' });
       // Records wholly before the damaged byte survive; the damaged one and all after it are dropped.
       const intact = pos < WAL_HEADER_BYTES ? 0 : ends.filter((e) => e <= pos).length;
@@ -151,7 +165,7 @@ describe('WriteAheadLog', () => {
     }
   });
 
-  it('drops later segments after a corrupt record in an earlier one', async () => {
+  it('refuses a corrupt record in a segment that is not the last, and changes nothing', async () => {
     const disk = new SimDisk();
     const { wal } = await open0({ disk, dir: '/w', segmentBytes: 64 });
     for (let i = 0; i < 20; i++) {
@@ -164,10 +178,21 @@ describe('WriteAheadLog', () => {
     const b = disk.bytes(second)!;
     b[b.length - 1]! ^= 0xff;
     disk.setBytes(second, b);
+    const before = new Map(segs.map((n) => [n, disk.bytes(`/w/${n}`)!.slice()]));
+    const error = await WriteAheadLog.open({ disk, dir: '/w' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WalCorruptError);
+    expect((error as WalCorruptError).file).toBe(second);
+    expect((error as Error).message).toMatch(
+      /is corrupt at offset \d+ \(checksum mismatch; segment .* comes after it/,
+    );
+    expect((error as Error).message).toMatch(/joins as a new member/);
+    // Nothing was cut or removed.
+    expect((await disk.list('/w')).filter((n) => n.startsWith('wal-'))).toEqual(segs);
+    for (const [n, bytes] of before) expect(disk.bytes(`/w/${n}`), n).toEqual(bytes);
+    // The mutation (TESTING ONLY) cuts there, as recovery did before: later segments dropped.
     const logger = recordingLogger();
-    const { records, recovery } = await open0({ disk, dir: '/w', logger });
-    expect(recovery.droppedSegments).toBe(segs.length - 2);
-    expect(texts(records)).toEqual(texts(Array.from({ length: records.length }, (_, i) => rec(i))));
+    const cut = await WriteAheadLog.open({ disk, dir: '/w', logger, unsafeMutation: 'cutCorruption' });
+    expect(cut.recovery.droppedSegments).toBe(segs.length - 2);
     expect(logger.warnings).toHaveLength(1);
   });
 
@@ -244,6 +269,8 @@ describe('WriteAheadLog', () => {
     expect(() => wal.append(0, new Uint8Array(11))).toThrow(/maxRecordBytes/);
     expect(() => wal.append(-1, new Uint8Array(1))).toThrow(WalRecordError);
     expect(() => wal.append(2 ** 32, new Uint8Array(1))).toThrow(WalRecordError);
+    // The top tag is the log's own sync marker.
+    expect(() => wal.append(0xffff_ffff, new Uint8Array(1))).toThrow(WalRecordError);
     expect(() => wal.append(0.5, new Uint8Array(1))).toThrow(WalRecordError);
     expect(wal.stats.appendedRecords).toBe(0);
   });
@@ -541,7 +568,7 @@ describe('WriteAheadLog with several writes in flight', () => {
     const path = `/w/${segmentName(1)}`;
     const bytes = disk.bytes(path)!;
     // Zero the middle record (as if its write never reached the disk) and keep the last one.
-    const first = WAL_HEADER_BYTES + OVERHEAD + rec(0).length;
+    const first = WAL_HEADER_BYTES + WAL_MARKER_RECORD_BYTES + OVERHEAD + rec(0).length;
     bytes.fill(0, first, first + OVERHEAD + rec(1).length);
     disk.setBytes(path, bytes);
     const { records } = await open0({ disk, dir: '/w' });

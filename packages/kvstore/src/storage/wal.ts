@@ -10,12 +10,27 @@
  *   body = u32 partition + payload (the payload is opaque here; see `records.ts` for what groups write).
  *
  * A record is valid only if its body length is in [5, maxRecordBytes + 4], it lies entirely inside the
- * file and its checksum matches. Recovery replays segments in order and stops at the first invalid
- * record: that record and everything after it (the rest of the segment and every later segment) is cut
- * away and the amount is reported and logged. Since a segment is synced before the next one is created,
- * only the tail of the last segment can be torn by a crash; an invalid record anywhere else is real
- * corruption, handled the same way. A segment of the old format (version 1) is never dropped: opening
- * fails with {@link WalFormatError}.
+ * file and its checksum matches. Recovery replays segments in order up to the first invalid record, and
+ * then decides whether a crash can explain it:
+ * - a **torn tail** (a crash): the invalid record is in the last segment and nothing after it shows
+ *   that it had been durable. That record and everything after it are cut away (durably) and the
+ *   amount is reported and logged. Nothing cut was ever acknowledged.
+ * - **corruption**: the invalid record is in a segment that is not the last (a segment is complete and
+ *   synced before the next one is created, so a crash cannot leave it torn), or a later write of the
+ *   last segment says the log was durable past it (see sync markers below). Opening fails with
+ *   {@link WalCorruptError} naming the file and offset, and nothing is changed: cutting there would make
+ *   this replica forget entries it accepted and promises it made, which Paxos safety relies on.
+ *
+ * Sync markers: in `batch` and `always` mode every write starts with one marker record (tag
+ * {@link WAL_MARKER_TAG}, payload = u64 offset in the segment up to which every earlier write had
+ * completed, i.e. was durable, when this write was issued). Up to `maxWritesInFlight` writes are in
+ * flight, so a crash can leave a later write on disk and an earlier one torn or missing (a hole); such a
+ * later write's marker never reaches past the hole, while a marker past an invalid record proves the
+ * record was durable and has since been damaged. (A corrupt record in the last write of the log, with no
+ * later marker, cannot be told from a torn write and is cut.) `never` mode writes no markers. Markers
+ * are the log's own: recovery never hands them to a partition.
+ *
+ * A segment of the old format (version 1) is never dropped: opening fails with {@link WalFormatError}.
  *
  * Format version 1 (one log per group, untagged records, in each group's own directory) is read only by
  * {@link readLegacyGroupLog}, to import a group's data written by an older paxkv.
@@ -77,6 +92,11 @@ export interface WalOptions {
   readonly maxWritesInFlight?: number;
   /** Where recovery reports what it dropped. Default: silent. */
   readonly logger?: StorageLogger;
+  /**
+   * TESTING ONLY (mutation check): `'cutCorruption'` makes recovery cut the log at a corrupt record as
+   * if it were a torn tail, instead of refusing with {@link WalCorruptError}. Never set it elsewhere.
+   */
+  readonly unsafeMutation?: 'cutCorruption';
 }
 
 /** Defaults of {@link WalOptions}. */
@@ -148,6 +168,30 @@ export class WalFormatError extends Error {
   override readonly name = 'WalFormatError';
 }
 
+/**
+ * The log is damaged where a crash cannot have damaged it (see the module notes): replaying it up to the
+ * damage would make this replica forget records it had made durable (accepted entries, promises). The
+ * log is not opened and nothing on disk is changed. The node must be restored from its peers (wipe its
+ * data dir and let it rejoin as a new member) or from a backup.
+ */
+export class WalCorruptError extends Error {
+  override readonly name = 'WalCorruptError';
+  constructor(
+    /** Path of the damaged segment file. */
+    readonly file: string,
+    /** Offset of the first invalid record in that file. */
+    readonly offset: number,
+    /** What is wrong with the record (checksum mismatch, bad length, ...). */
+    readonly reason: string,
+    /** Why a crash cannot explain it. */
+    readonly evidence: string,
+  ) {
+    super(
+      `write-ahead log ${file} is corrupt at offset ${offset} (${reason}; ${evidence}): records this server had made durable are damaged, and replaying the log up to the damage would make it forget entries it accepted and promises it made. Nothing was changed. Restore this node from its peers: stop it, move its data dir away, and start it with an empty data dir (and --join naming a live member) so that it joins as a new member and receives copies of the groups from their other replicas (the replicas of its old node id are moved off it after --replace-after); or restore the cluster from a backup (\`paxkv snapshot restore\`)`,
+    );
+  }
+}
+
 const MAGIC = [0x50, 0x58, 0x57, 0x4c]; // "PXWL"
 /** Format version of the shared, partition-tagged log. */
 export const WAL_FORMAT_VERSION = 2;
@@ -159,8 +203,14 @@ export const WAL_HEADER_BYTES = 8;
 export const WAL_RECORD_HEADER_BYTES = 8;
 /** Size of the partition tag at the start of a record body. */
 export const WAL_TAG_BYTES = 4;
-/** Largest partition number a record can carry (u32). */
-export const MAX_PARTITION = 0xffff_ffff;
+/** Tag of the log's own sync-marker records (see the module notes); never a partition's. */
+export const WAL_MARKER_TAG = 0xffff_ffff;
+/** Largest partition number a record can carry (u32 below {@link WAL_MARKER_TAG}). */
+export const MAX_PARTITION = 0xffff_fffe;
+/** Size of a marker payload (u64 little-endian offset). */
+const MARKER_PAYLOAD_BYTES = 8;
+/** Size of a whole sync-marker record on disk. */
+export const WAL_MARKER_RECORD_BYTES = WAL_RECORD_HEADER_BYTES + WAL_TAG_BYTES + MARKER_PAYLOAD_BYTES;
 
 /** File name of segment number `seq`. */
 export function segmentName(seq: number): string {
@@ -207,6 +257,37 @@ export interface SegmentScan {
   readonly invalid?: string;
   /** The format version in the header, when the magic was valid. */
   readonly version?: number;
+}
+
+/** A sync-marker record saying the segment was durable up to `durableEnd` when the write was issued. */
+function encodeMarker(durableEnd: number): Uint8Array {
+  const payload = new Uint8Array(MARKER_PAYLOAD_BYTES);
+  const dv = new DataView(payload.buffer);
+  dv.setUint32(0, durableEnd % 2 ** 32, true);
+  dv.setUint32(4, Math.floor(durableEnd / 2 ** 32), true);
+  return encodeRecord(WAL_MARKER_TAG, payload);
+}
+
+/**
+ * The largest durable offset claimed by a valid sync marker that starts at or after `from` in a segment's
+ * bytes (0 if none). Scans byte by byte for the marker's fixed header (length 12, tag 0xffffffff) and
+ * checks each candidate's checksum, so it finds markers behind a hole or a damaged record too.
+ */
+export function durableClaimAfter(data: Uint8Array, from: number): number {
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const bodyLen = WAL_TAG_BYTES + MARKER_PAYLOAD_BYTES;
+  let best = 0;
+  for (let off = Math.max(from, 0); off + WAL_MARKER_RECORD_BYTES <= data.length; off++) {
+    if (data[off] !== bodyLen || dv.getUint32(off, true) !== bodyLen) continue;
+    if (dv.getUint32(off + WAL_RECORD_HEADER_BYTES, true) !== WAL_MARKER_TAG) continue;
+    const end = off + WAL_MARKER_RECORD_BYTES;
+    let c = crc32c(data, 0, off, off + 4);
+    c = crc32c(data, c, off + WAL_RECORD_HEADER_BYTES, end);
+    if (c !== dv.getUint32(off + 4, true)) continue;
+    const at = off + WAL_RECORD_HEADER_BYTES + WAL_TAG_BYTES;
+    best = Math.max(best, dv.getUint32(at, true) + dv.getUint32(at + 4, true) * 2 ** 32);
+  }
+  return best;
 }
 
 /** Parses a segment's bytes; never throws. A segment of another version than `version` yields no records. */
@@ -330,13 +411,17 @@ export class WriteAheadLog {
   private durableSeq = 0;
   private waiters: Waiter[] = [];
   /** Writes issued and not yet acknowledged, in log order. */
-  private inFlight: Array<{ readonly count: number; done: boolean }> = [];
+  private inFlight: Array<{ readonly count: number; readonly end: number; done: boolean }> = [];
   /** Resolved when no write is in flight (before a rotation). */
   private drainWaiters: Array<() => void> = [];
   private issuing = false;
   private scheduled = false;
   private failed: WalFailedError | undefined;
   private closed = false;
+  /** Whether every write starts with a sync marker (not in `never` mode). */
+  private readonly markers: boolean;
+  /** Offset in the current segment up to which every write has completed (the next marker's value). */
+  private durableEnd: number;
   private counters = { bytesWritten: 0, fsyncs: 0, writes: 0, deletedSegments: 0 };
   /** Oldest segment each partition still needs. */
   private readonly anchors = new Map<number, number>();
@@ -354,8 +439,10 @@ export class WriteAheadLog {
     recovered: Map<number, PartitionRecords>,
   ) {
     this.disk = opts.disk;
+    this.durableEnd = file.size;
     this.dir = opts.dir;
     this.mode = opts.fsync ?? DEFAULT_WAL_OPTIONS.fsync;
+    this.markers = this.mode !== 'never';
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_WAL_OPTIONS.segmentBytes;
     this.maxRecordBytes = opts.maxRecordBytes ?? DEFAULT_WAL_OPTIONS.maxRecordBytes;
     this.maxBatchBytes = opts.maxBatchBytes ?? DEFAULT_WAL_OPTIONS.maxBatchBytes;
@@ -380,6 +467,8 @@ export class WriteAheadLog {
    * partition, and held until each partition takes them ({@link WriteAheadLog.takeRecovered}). A torn
    * or corrupt tail is cut away durably before the log accepts appends.
    * @throws WalFormatError if a segment was written by an incompatible version (nothing is touched).
+   * @throws WalCorruptError if a record is damaged where a crash cannot have damaged it (nothing is
+   * touched): restore the node from its peers or a backup (see the error's message).
    */
   static async open(opts: WalOptions): Promise<{ wal: WriteAheadLog; recovery: WalRecovery }> {
     const { disk, dir } = opts;
@@ -404,6 +493,21 @@ export class WriteAheadLog {
       }
       scans.push({ n, seq, data, scan });
     }
+    // A damaged record that no crash can explain: refuse before anything on disk is changed.
+    const bad = scans.findIndex((x) => x.scan.invalid !== undefined);
+    if (bad >= 0 && opts.unsafeMutation !== 'cutCorruption') {
+      const { n, data, scan } = scans[bad]!;
+      let evidence: string | undefined;
+      if (bad < scans.length - 1) {
+        evidence = `segment ${scans.at(-1)!.n} comes after it, and a segment is complete and synced before the next one is created`;
+      } else {
+        const claim = durableClaimAfter(data, scan.validEnd);
+        if (claim > scan.validEnd)
+          evidence = `a later write in this segment records that the log was durable up to offset ${claim}`;
+      }
+      if (evidence !== undefined)
+        throw new WalCorruptError(disk.join(dir, n), scan.validEnd, scan.invalid!, evidence);
+    }
     const recovered = new Map<number, PartitionRecords>();
     const kept: number[] = [];
     let records = 0;
@@ -420,6 +524,7 @@ export class WriteAheadLog {
       }
       for (let i = 0; i < scan.payloads.length; i++) {
         const p = scan.partitions[i]!;
+        if (p === WAL_MARKER_TAG) continue;
         let r = recovered.get(p);
         if (!r) {
           r = { payloads: [], segments: [] };
@@ -471,6 +576,9 @@ export class WriteAheadLog {
     } else {
       segSeq = last;
       file = await disk.openAppend(disk.join(dir, segmentName(last)), WriteAheadLog.openOptions(mode));
+      // The recovered bytes may still sit in the OS cache only (a process crash): make them durable
+      // before the first marker says so.
+      if (mode !== 'never') await file.sync();
     }
     const wal = new WriteAheadLog(opts, file, segSeq, kept.slice(0, -1), recovered);
     return { wal, recovery };
@@ -634,13 +742,15 @@ export class WriteAheadLog {
     this.issuing = true;
     try {
       const batch: Uint8Array[] = [];
-      let bytes = 0;
+      let bytes = this.markers ? WAL_MARKER_RECORD_BYTES : 0;
+      let records = 0;
       const maxRecords = this.mode === 'always' ? 1 : this.queue.length;
-      while (batch.length < maxRecords && this.queue.length > 0) {
+      while (records < maxRecords && this.queue.length > 0) {
         const next = this.queue[0]!;
-        if (batch.length > 0 && bytes + next.length > this.maxBatchBytes) break;
+        if (records > 0 && bytes + next.length > this.maxBatchBytes) break;
         batch.push(next);
         bytes += next.length;
+        records++;
         this.queue.shift();
       }
       if (this.file.size > WAL_HEADER_BYTES && this.file.size + bytes > this.segmentBytes) {
@@ -651,7 +761,8 @@ export class WriteAheadLog {
         if (this.failed) return;
         await this.rotate();
       }
-      const slot = { count: batch.length, done: false };
+      if (this.markers) batch.unshift(encodeMarker(this.durableEnd));
+      const slot = { count: records, end: this.file.size + bytes, done: false };
       this.inFlight.push(slot);
       this.writeBatch(batch, bytes).then(
         () => {
@@ -670,7 +781,11 @@ export class WriteAheadLog {
 
   /** Acknowledges the completed writes at the head of the log, in order. */
   private completed(): void {
-    while (this.inFlight[0]?.done) this.durableSeq += this.inFlight.shift()!.count;
+    while (this.inFlight[0]?.done) {
+      const slot = this.inFlight.shift()!;
+      this.durableSeq += slot.count;
+      this.durableEnd = slot.end;
+    }
     this.releaseWaiters();
     if (this.inFlight.length === 0) this.wakeDrainers();
     if (this.queue.length > 0) this.kick();
@@ -721,6 +836,7 @@ export class WriteAheadLog {
     this.older.push(this.segSeq);
     this.segSeq++;
     this.file = await WriteAheadLog.createSegment(this.disk, this.dir, this.segSeq, this.mode);
+    this.durableEnd = this.file.size;
     this.collect();
     if (this.older.length + 1 > this.maxSegments) {
       // Ask the partitions pinning the oldest segment to rewrite their state at the tail.
