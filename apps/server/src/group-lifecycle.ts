@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { LookupTable, NodeId } from '@paxkv/common';
 import { DEFAULT_PAXOS_CONFIG } from '@paxkv/paxos';
 import { type ServerContext, sleep } from './context.js';
-import type { GroupFactory, ReplicaGroupPort } from './group-port.js';
+import { type GroupFactory, type ReplicaGroupPort, UnreadableGroupStateError } from './group-port.js';
 import type { PeerLinks } from './peers.js';
 
 /** What {@link GroupHost} needs from the rest of the server. */
@@ -51,6 +51,8 @@ export class GroupHost {
   private ticks = 0;
   /** Groups that got their first tick (the others wait for a round boundary, see {@link tick}). */
   private readonly ticking = new WeakSet<ReplicaGroupPort>();
+  /** Partitions whose local replica could not read its state at start: why (they wait to rejoin). */
+  private readonly unreadable = new Map<number, string>();
   /** Groups outside the lookup table (the metadata group), with their replicas. */
   private readonly extra = new Map<number, { group: ReplicaGroupPort; replicas: readonly NodeId[] }>();
 
@@ -129,7 +131,12 @@ export class GroupHost {
     if (me === null) return;
     const creations: Promise<void>[] = [];
     for (const g of table.groups) {
-      if (!g.replicas.includes(me) || this.groups.has(g.partition) || this.creating.has(g.partition))
+      if (
+        !g.replicas.includes(me) ||
+        this.groups.has(g.partition) ||
+        this.creating.has(g.partition) ||
+        this.unreadable.has(g.partition)
+      )
         continue;
       // A group past its first configuration is joined by state transfer, never created afresh.
       creations.push(this.createGroup(g.partition, g.replicas, me, (g.config ?? 0) > 0));
@@ -144,7 +151,24 @@ export class GroupHost {
   async openJoiner(partition: number, replicas: readonly NodeId[]): Promise<void> {
     const me = this.ctx.nodeId;
     if (me === null || this.groups.has(partition) || this.creating.has(partition)) return;
+    if (this.unreadable.has(partition)) return;
     await this.createGroup(partition, replicas, me, true);
+  }
+
+  /** Partitions whose local replica could not read its state at start (waiting to rejoin), ascending. */
+  unreadablePartitions(): number[] {
+    return [...this.unreadable.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * Rejoins the group of `partition` as a new replica after its state could not be read: discards the
+   * state and opens a joiner that never joins a configuration below `minConfigId` (see
+   * `GroupSpec.rejoin`). No-op unless the partition is waiting to rejoin.
+   */
+  async rejoin(partition: number, replicas: readonly NodeId[], minConfigId: number): Promise<void> {
+    const me = this.ctx.nodeId;
+    if (me === null || !this.unreadable.has(partition) || this.creating.has(partition)) return;
+    await this.createGroup(partition, replicas, me, true, minConfigId);
   }
 
   private async createGroup(
@@ -152,6 +176,7 @@ export class GroupHost {
     replicas: readonly NodeId[],
     me: NodeId,
     joining: boolean,
+    rejoinFrom?: number,
   ): Promise<void> {
     const ctx = this.ctx;
     this.creating.add(partition);
@@ -162,6 +187,7 @@ export class GroupHost {
         peers: replicas.filter((r) => r !== me),
         preferredLeader: replicas[0] === me,
         join: joining,
+        ...(rejoinFrom !== undefined ? { rejoin: { minConfigId: rejoinFrom } } : {}),
         onConfigChange: (event) => {
           if (event.kind !== 'removed') return;
           // Not from inside the group's own step: close it on the next turn.
@@ -181,8 +207,22 @@ export class GroupHost {
         return;
       }
       this.groups.set(partition, group);
+      if (rejoinFrom !== undefined) {
+        this.unreadable.delete(partition);
+        ctx.metrics.replicaRejoins.inc({ partition: String(partition) });
+      }
       for (const peer of replicas) if (peer !== me) this.deps.peers.link(peer);
     } catch (e) {
+      if (e instanceof UnreadableGroupStateError) {
+        if (!this.unreadable.has(partition))
+          ctx.metrics.unreadableReplicas.inc({ partition: String(partition) });
+        this.unreadable.set(partition, e.problem.message);
+        ctx.log.error(
+          { partition, err: e.problem.message },
+          `partition ${partition}: this replica's stored state cannot be read (${e.problem.message}); reported: the replica is removed from its group, its state discarded, and it rejoins as a new replica that catches up from its peers`,
+        );
+        return;
+      }
       ctx.log.error(
         { partition, err: (e as Error).message },
         `cannot open the replica group of partition ${partition}`,

@@ -140,6 +140,32 @@ export interface GroupSpec {
   readonly join?: boolean;
   /** Called on every configuration change of the group (see {@link GroupConfigurationEvent}). */
   readonly onConfigChange?: (event: GroupConfigurationEvent) => void;
+  /**
+   * Set to rejoin the group as a new replica after this replica's state could not be read
+   * ({@link UnreadableGroupStateError}): the factory first discards whatever the replica kept (every
+   * configuration's log records superseded, snapshot files deleted), durably recording that the replica
+   * never joins a configuration below `minConfigId`, then opens it as a joiner (`join` is implied).
+   * `minConfigId` must be above every configuration the replica may have held (the metadata leader
+   * removed it from the group first: the configuration that decided the removal, plus one).
+   */
+  readonly rejoin?: { readonly minConfigId: number };
+}
+
+/**
+ * The replica's stored state cannot be read (a snapshot file missing or failing its checksum, a log
+ * record this version never writes): the group was not opened. The server reports it and rejoins the
+ * group as a new replica ({@link GroupSpec.rejoin}) once the metadata leader removed the old one.
+ */
+export class UnreadableGroupStateError extends Error {
+  constructor(
+    readonly partition: number,
+    readonly problem: Error,
+  ) {
+    super(
+      `the stored state of partition ${partition}'s replica cannot be read (${problem.message}); it is discarded and the replica rejoins the group as a new one`,
+    );
+    this.name = 'UnreadableGroupStateError';
+  }
 }
 
 /** Builds (and recovers from disk) one replica group. */

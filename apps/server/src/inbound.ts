@@ -12,32 +12,26 @@ import {
   type FramedConnection,
   type Handshake,
   type HostPort,
-  type InboundIdentity,
   type NodeId,
   PaxkvError,
-  parseBootstrapReply,
-  parseBootstrapRequest,
   parseClientRequest,
   parsePeerMessage,
   requestIdOf,
   TransportServer,
-  UnauthenticatedError,
   UnavailableError,
-  UnknownTypeError,
   type WatchRequest,
 } from '@paxkv/common';
-import type { AccessControl, Principal } from './access-control.js';
-import { BOOTSTRAP_NODE_ID, type BootstrapRole } from './bootstrap-role.js';
+import type { AccessControl } from './access-control.js';
+import type { BootstrapRole } from './bootstrap-role.js';
 import type { ServerContext } from './context.js';
 import type { GroupHost } from './group-lifecycle.js';
 import type { PaxosMessageCheck } from './group-port.js';
-import { fromBeat } from './heartbeats.js';
 import { type InboundConn, identityOf, PeerTraffic } from './inbound-peers.js';
 import type { MetadataService } from './metadata-group.js';
 import { LINK_HIGH_WATER_MARK_BYTES } from './peers.js';
 import { hostOf, RateLimitedLog } from './rate-limited-log.js';
 import type { RequestPath } from './request-path.js';
-import { certificateCovers, serverCertificate } from './tls-setup.js';
+import { serverCertificate } from './tls-setup.js';
 import type { WatchStreams } from './watch-streams.js';
 
 /** Failed logins one connection may make before it is closed (each costs a scrypt computation). */
@@ -187,6 +181,7 @@ export class InboundConnections {
         case 'member.add':
         case 'member.remove':
         case 'member.seed':
+        case 'member.rejoin':
         case 'group.reconfigure': {
           const parsed = conn.kind === 'peer' ? parsePeerMessage(value) : parseClientRequest(value);
           if (!parsed.ok) {

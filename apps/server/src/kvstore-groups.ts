@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import type { Consistency, KvOp, KvResult, NodeId, Session } from '@paxkv/common';
 import {
   type ConfigurationEvent,
+  CorruptDataError,
   GroupStorage,
   isKvLogEntry,
   type KvCommand,
@@ -17,15 +18,16 @@ import {
   WriteAheadLog,
 } from '@paxkv/kvstore';
 import { type ReconfigMessage, validateReconfigMessage } from '@paxkv/paxos';
-import type {
-  GroupConfiguration,
-  GroupFactory,
-  GroupSpec,
-  PaxosMessageCheck,
-  ReplicaGroupPort,
-  WatchChange,
-  WatchOpened,
-  WatchRefused,
+import {
+  type GroupConfiguration,
+  type GroupFactory,
+  type GroupSpec,
+  type PaxosMessageCheck,
+  type ReplicaGroupPort,
+  UnreadableGroupStateError,
+  type WatchChange,
+  type WatchOpened,
+  type WatchRefused,
 } from './group-port.js';
 import type { ServerLogger } from './logger.js';
 
@@ -126,6 +128,13 @@ class KvstoreGroup implements ReplicaGroupPort {
   }
 }
 
+/** `storage` seen with another `minConfigId` (testing only: see `UNSAFE_REJOIN_WITHOUT_FENCE`). */
+function withMinConfigId<T>(storage: GroupStorage<T>, minConfigId: number): GroupStorage<T> {
+  return new Proxy(storage, {
+    get: (target, key) => (key === 'minConfigId' ? minConfigId : Reflect.get(target, key, target)),
+  });
+}
+
 /** Builds replica groups backed by `@paxkv/kvstore` on the local disk. */
 export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory {
   const disk = new NodeDisk();
@@ -142,9 +151,13 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
     wal = undefined;
     await (await open).close();
   };
+  // Per partition whose stored state could not be read: its log tags (a failed open has taken them).
+  const unreadable = new Map<number, number[]>();
   return async (spec: GroupSpec): Promise<ReplicaGroupPort> => {
     users++;
     let storage: GroupStorage<KvCommand>;
+    let log: WriteAheadLog | undefined;
+    let tags: number[] = [];
     try {
       wal ??= WriteAheadLog.open({
         disk,
@@ -152,17 +165,39 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
         fsync: spec.fsync,
         logger: storageLogger,
       }).then((r) => r.wal);
-      storage = await GroupStorage.open<KvCommand>({
-        wal: await wal,
+      log = await wal;
+      tags = GroupStorage.tagsOf(log, spec.partition);
+      const storageOptions = {
+        wal: log,
         partition: spec.partition,
         disk,
         dir: spec.dataDir,
         bootMembers: [spec.pid, ...spec.peers.filter((p) => p !== spec.pid)],
         isEntry: isKvLogEntry,
         logger: storageLogger,
-      });
+      };
+      if (spec.rejoin) {
+        const known = [...(unreadable.get(spec.partition) ?? []), ...tags];
+        const floor = spec.rejoin.minConfigId;
+        storage = await GroupStorage.discard(storageOptions, known, Math.max(1, floor), spec.pid);
+        // 0 only under the test-only mutation UNSAFE_REJOIN_WITHOUT_FENCE: join any configuration.
+        if (floor < 1) storage = withMinConfigId(storage, floor);
+        unreadable.delete(spec.partition);
+        options.logger.warn(
+          { partition: spec.partition, minConfigId: spec.rejoin.minConfigId },
+          `partition ${spec.partition}: this replica's unreadable state was discarded; it rejoins the group from configuration ${spec.rejoin.minConfigId} on`,
+        );
+      } else {
+        storage = await GroupStorage.open<KvCommand>(storageOptions);
+      }
     } catch (e) {
       await release().catch(() => {});
+      if (e instanceof CorruptDataError && log) {
+        // Stop the half-opened storages from answering the log's checkpoint requests.
+        for (const tag of new Set([spec.partition, ...tags])) log.release(tag);
+        unreadable.set(spec.partition, tags);
+        throw new UnreadableGroupStateError(spec.partition, e);
+      }
       throw e;
     }
     const flush = storage.flush.bind(storage);
@@ -180,7 +215,7 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
       // A fresh preferred replica starts one election round ahead of the other (fresh) replicas: Ballot
       // Leader Election picks the highest quorum-connected ballot, so it wins the first election.
       preferredLeader: spec.preferredLeader,
-      join: spec.join === true,
+      join: spec.join === true || spec.rejoin !== undefined,
       ...(spec.onConfigChange
         ? {
             onConfigChange: (e: ConfigurationEvent) =>

@@ -34,7 +34,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addMember, metadataReplicasOf, partitionsOf, removeMember } from '@paxkv/bootstrap';
+import { addMember, metadataReplicasOf, partitionsOf, removeMember, startRejoin } from '@paxkv/bootstrap';
 import {
   BadRequestError,
   type BootstrapRequest,
@@ -59,10 +59,12 @@ import { MetadataSeeder } from './metadata-seed.js';
 import { casChange, METADATA_FILE, type MetadataChange, parseMetadata } from './metadata-store.js';
 import type { PeerLinks } from './peers.js';
 import { type GroupReconfigurer, ReplicaMover } from './replica-mover.js';
+import { RejoinRequester } from './replica-rejoin.js';
 import type { RequestOrigin, RequestPath } from './request-path.js';
 
 export { METADATA_FILE, METADATA_KEY } from './metadata-store.js';
 export type { GroupReconfigurer } from './replica-mover.js';
+export { UNSAFE_REJOIN_WITHOUT_FENCE } from './replica-rejoin.js';
 
 /** What {@link MetadataService} needs from the rest of the server. */
 export interface MetadataDeps {
@@ -85,6 +87,7 @@ export class MetadataService {
   private readonly mover: ReplicaMover;
   private readonly replica: MetadataReplica;
   private readonly seeder: MetadataSeeder;
+  private readonly rejoins: RejoinRequester;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -105,6 +108,10 @@ export class MetadataService {
       metadata: () => this.metadata,
       metaReplicas: () => this.metaReplicas(),
       adopt: (m) => this.adopt(m),
+    });
+    this.rejoins = new RejoinRequester(ctx, {
+      groups: deps.groups,
+      route: (request) => this.routeMember(request, false),
     });
     this.seeder = new MetadataSeeder(ctx, {
       requests: deps.requests,
@@ -183,7 +190,10 @@ export class MetadataService {
    */
   heartbeat(): void {
     if (this.ctx.nodeId === null || this.ctx.stopping) return;
-    if (this.metadata) this.watch.detect(this.metadata);
+    if (this.metadata) {
+      this.watch.detect(this.metadata);
+      this.rejoins.heartbeat(this.metadata);
+    }
     void this.replica.openIfReplica();
     void this.replica.refresh();
     const bootstrap = this.deps.bootstrap;
@@ -255,21 +265,32 @@ export class MetadataService {
           members: this.members(),
         };
       }
-      const ok = await this.deps.requests().routeToPartition<MemberOk>({
-        partition: METADATA_PARTITION,
-        replicas: this.metaReplicas() ?? [],
-        name: request.type,
-        // Adding is idempotent (the same address gets the same id); a removal is not retried blindly.
-        retrySafe: request.type === 'member.add',
-        forwarded: origin.forwarded,
-        wire: request,
-        runLocal: (group) => this.runLocal(group, request),
-        fromReply: (reply) => (reply.type === 'member.ok' ? reply : undefined),
-      });
+      if (request.type === 'member.rejoin' && !origin.forwarded) {
+        throw new UnauthenticatedError({
+          reason: 'member.rejoin is accepted only from a server of the cluster (the member that rejoins)',
+        });
+      }
+      const ok = await this.routeMember(request, origin.forwarded);
       return { ...ok, id: request.id };
     } catch (e) {
       return errorMessage(e, request.id);
     }
+  }
+
+  /** Runs a membership change on the metadata group's leader (forwarded there unless local). */
+  private routeMember(request: MemberRequest, forwarded: boolean): Promise<MemberOk> {
+    return this.deps.requests().routeToPartition<MemberOk>({
+      partition: METADATA_PARTITION,
+      replicas: this.metaReplicas() ?? [],
+      name: request.type,
+      // Adding and rejoining are idempotent (the same address gets the same id); a removal is not
+      // retried blindly.
+      retrySafe: request.type !== 'member.remove',
+      forwarded,
+      wire: request,
+      runLocal: (group) => this.runLocal(group, request),
+      fromReply: (reply) => (reply.type === 'member.ok' ? reply : undefined),
+    });
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -278,6 +299,13 @@ export class MetadataService {
     const out = await this.change(group, (m) => {
       if (request.type === 'member.add') return addMember(m, request.address, request.nodeId);
       if (request.type === 'member.remove') return removeMember(m, request.node);
+      if (request.type === 'member.rejoin') {
+        const node = m.table.nodes.find((n) => n.id === request.node);
+        if (!node)
+          throw new BadRequestError({ field: 'node', problem: `node ${request.node} is not a member` });
+        const next = startRejoin(m, request.partition, request.node);
+        return { metadata: next, changed: next !== m, node, state: 'member' as const };
+      }
       // member.list and member.seed never get here (answered in `execute`).
       throw new BadRequestError({ field: 'type', problem: `${request.type} changes nothing` });
     });
@@ -320,7 +348,8 @@ export class MetadataService {
     // A replica being moved here: open it as a joiner, so it can receive the group's state.
     const me = this.ctx.nodeId;
     for (const mv of m.moving) {
-      if (mv.to !== me) continue;
+      // A rejoin is opened by `rejoinUnreadable`, once the removal of the old replica is decided.
+      if (mv.to !== me || mv.reason === 'rejoin') continue;
       const g = m.table.groups.find((x) => x.partition === mv.partition);
       if (!g) continue;
       const replicas = g.replicas.map((r) => (r === mv.from ? mv.to : r));

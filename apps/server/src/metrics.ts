@@ -52,6 +52,20 @@ export class ServerMetrics {
     labelNames: ['partition'] as const,
     registers: [this.registry],
   });
+  /** Local replicas whose stored state could not be read at start (each then rejoins its group). */
+  readonly unreadableReplicas = new Counter({
+    name: 'paxkv_unreadable_replicas_total',
+    help: 'Local replicas whose stored state (log records or snapshot) could not be read at start',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
+  /** Local replicas that discarded their unreadable state and rejoined their group as new replicas. */
+  readonly replicaRejoins = new Counter({
+    name: 'paxkv_replica_rejoins_total',
+    help: 'Local replicas that discarded unreadable state and rejoined their group as a new replica',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
   /** Whether the local replica of a partition is its leader (1) or not (0). */
   readonly isLeader = new Gauge({
     name: 'paxkv_is_leader',

@@ -6,7 +6,15 @@
  * stop-sign reconfiguration of the group through a {@link GroupReconfigurer}, then recorded done with
  * the configuration id (or abandoned, and planned again later).
  */
-import { abandonMove, applyMove, partitionsOf, planMoves, startMove } from '@paxkv/bootstrap';
+import {
+  abandonMove,
+  applyMove,
+  fenceRejoin,
+  finishRejoin,
+  partitionsOf,
+  planMoves,
+  startMove,
+} from '@paxkv/bootstrap';
 import {
   BadRequestError,
   type ClusterMetadata,
@@ -114,8 +122,16 @@ export class ReplicaMover {
     // Only a member reached without a break for `--replace-after` receives replicas: a listed address
     // may never answer, and a server that just joined (or flaps) may leave again at once.
     const alive = (node: NodeId) => watch.upForMs(node) >= replaceAfterMs;
-    // Moves recorded by an earlier leader and not running here: run them (or drop them).
-    for (const mv of m.moving) if (!this.running.has(mv.partition)) this.runMove(group, mv, false);
+    // Moves recorded by an earlier leader and not running here: run them (or drop them). A rejoin of a
+    // member that is being replaced or removed is dropped: its replicas move elsewhere instead.
+    for (const mv of m.moving) {
+      if (this.running.has(mv.partition)) continue;
+      if (mv.reason === 'rejoin' && (replace.has(mv.from) || m.draining.includes(mv.from))) {
+        this.abandon(group, mv);
+        continue;
+      }
+      this.runMove(group, mv, false);
+    }
     const moves = planMoves(m, {
       alive,
       replace,
@@ -145,6 +161,10 @@ export class ReplicaMover {
     this.running.add(mv.partition);
     const log = this.ctx.log;
     const change = this.deps.change;
+    if (mv.reason === 'rejoin') {
+      this.runRejoin(group, mv, reconfigurer).finally(() => this.running.delete(mv.partition));
+      return;
+    }
     void (async () => {
       try {
         if (record) await change(group, (m) => ({ metadata: startMove(m, mv), changed: true }));
@@ -164,13 +184,77 @@ export class ReplicaMover {
           { ...mv, err: (e as Error).message },
           `move of partition ${mv.partition} failed; it will be planned again`,
         );
-        await change(group, (m) => {
-          const next = abandonMove(m, mv.partition);
-          return { metadata: next, changed: next !== m };
-        }).catch(() => {});
+        await this.abandonNow(group, mv);
       } finally {
         this.running.delete(mv.partition);
       }
     })();
+  }
+
+  /** Drops `mv` from the metadata's moves (in the background). */
+  private abandon(group: ReplicaGroupPort, mv: ReplicaMove): void {
+    this.running.add(mv.partition);
+    this.abandonNow(group, mv).finally(() => this.running.delete(mv.partition));
+  }
+
+  private abandonNow(group: ReplicaGroupPort, mv: ReplicaMove): Promise<void> {
+    return this.deps
+      .change(group, (m) => {
+        const next = abandonMove(m, mv.partition);
+        return { metadata: next, changed: next !== m };
+      })
+      .then(
+        () => {},
+        () => {},
+      );
+  }
+
+  /**
+   * Runs the rejoin of `mv.from` in `mv.partition` (its replica could not read its state): removes it
+   * from the group (the configuration that decides this is the fence, recorded in the metadata), then
+   * adds it back as a new replica; the member opens its replica only once it sees the fence, and joins
+   * only configurations above it. A failure leaves the move recorded: it is run again later (the member
+   * still needs it), unless the member is replaced or removed meanwhile.
+   */
+  private async runRejoin(
+    group: ReplicaGroupPort,
+    mv: ReplicaMove,
+    reconfigurer: GroupReconfigurer,
+  ): Promise<void> {
+    const log = this.ctx.log;
+    const change = this.deps.change;
+    try {
+      const g = this.deps.metadata()?.table.groups.find((x) => x.partition === mv.partition);
+      if (!g) throw new BadRequestError({ field: 'partition', problem: `partition ${mv.partition} is gone` });
+      let fence = mv.fence;
+      if (fence === undefined) {
+        const without = g.replicas.filter((r) => r !== mv.from);
+        log.info(
+          { ...mv },
+          `partition ${mv.partition}: removing node ${mv.from}'s unreadable replica before it rejoins`,
+        );
+        const removed = await reconfigurer.reconfigure(mv.partition, without);
+        fence = removed.configId;
+        const f = fence;
+        await change(group, (m) => {
+          const next = fenceRejoin(m, mv.partition, f);
+          return { metadata: next, changed: next !== m };
+        });
+      }
+      const added = await reconfigurer.reconfigure(mv.partition, g.replicas);
+      await change(group, (m) => ({
+        metadata: finishRejoin(m, mv.partition, added.configId),
+        changed: true,
+      }));
+      log.info(
+        { ...mv, fence, configId: added.configId },
+        `partition ${mv.partition}: node ${mv.from} rejoined as a new replica (configuration ${added.configId})`,
+      );
+    } catch (e) {
+      log.warn(
+        { ...mv, err: (e as Error).message },
+        `rejoin of node ${mv.from} in partition ${mv.partition} failed; it will be run again`,
+      );
+    }
   }
 }

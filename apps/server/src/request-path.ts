@@ -149,6 +149,7 @@ export class RequestPath {
         case 'member.add':
         case 'member.remove':
         case 'member.seed':
+        case 'member.rejoin':
         case 'group.reconfigure':
           reply = await this.deps.memberRequest(request, origin);
           if (reply.type === 'error') {

@@ -6,12 +6,15 @@ import {
   abandonMove,
   addMember,
   applyMove,
+  fenceRejoin,
+  finishRejoin,
   metadataReplicasOf,
   partitionsOf,
   planMoves,
   removeMember,
   seedMetadata,
   startMove,
+  startRejoin,
   unsafeMembershipMutations,
 } from './membership.js';
 import { buildLookupTable, replicaLoad, validateLookupTable } from './table.js';
@@ -159,6 +162,40 @@ describe('moves in the metadata', () => {
     expect(done.table.groups[0]).toMatchObject({ config: 7 });
     expect(done.table.groups[0]?.replicas).toContain(4);
     expect(applyMove(m, mv).table.groups[0]?.config).toBe(1);
+  });
+});
+
+describe('rejoin of a replica whose state cannot be read', () => {
+  it('is recorded once, fenced by the configuration without the member, then done in a later one', () => {
+    let m = seed(3, 2, 3);
+    m = startRejoin(m, 1, 3);
+    valid(m);
+    expect(m.moving).toEqual([{ partition: 1, from: 3, to: 3, reason: 'rejoin' }]);
+    // Asked again: unchanged. Another move of the group, or a finish before the fence: refused.
+    expect(startRejoin(m, 1, 3)).toBe(m);
+    expect(() => startMove(m, { partition: 1, from: 3, to: 4, reason: 'replace' })).toThrow(/cannot move/);
+    expect(() => finishRejoin(m, 1, 5)).toThrow(/no rejoin past/);
+    // A rejoin holds no planned move in its group.
+    expect(plan(m, { replace: new Set([2]) }).some((x) => x.partition === 1)).toBe(false);
+    const fenced = fenceRejoin(m, 1, 4);
+    valid(fenced);
+    expect(fenced.moving[0]?.fence).toBe(4);
+    expect(fenceRejoin(fenced, 1, 4)).toBe(fenced);
+    expect(() => finishRejoin(fenced, 1, 4)).toThrow(/no rejoin past/);
+    const done = finishRejoin(fenced, 1, 5);
+    valid(done);
+    expect(done.moving).toEqual([]);
+    expect(done.table.groups.find((g) => g.partition === 1)).toMatchObject({ config: 5 });
+    expect(done.table.version).toBe(m.table.version + 2);
+    expect(() => startRejoin(seed(4, 2, 3), 0, 9)).toThrow(/not a replica/);
+    // The schema refuses a rejoin that names two members, and a fence on another kind of move.
+    const twoMembers = { ...m, moving: [{ partition: 1, from: 3, to: 2, reason: 'rejoin' as const }] };
+    expect(ClusterMetadataSchema.safeParse(twoMembers).success).toBe(false);
+    const fencedMove = {
+      ...m,
+      moving: [{ partition: 1, from: 3, to: 3, reason: 'drain' as const, fence: 2 }],
+    };
+    expect(ClusterMetadataSchema.safeParse(fencedMove).success).toBe(false);
   });
 });
 

@@ -346,3 +346,76 @@ export function applyMove(m: ClusterMetadata, move: ReplicaMove, configId?: numb
     moving: m.moving.filter((x) => x.partition !== move.partition),
   });
 }
+
+/**
+ * Records that member `node`'s replica of `partition` could not read its state at start and rejoins
+ * the group as a new replica: a move `{ from: node, to: node, reason: 'rejoin' }` in `moving`. The
+ * server that runs it first removes `node` from the group (the configuration that decides this is
+ * the `fence`, {@link fenceRejoin}), then adds it back ({@link finishRejoin}); the member joins only
+ * configurations above the fence, so it never acts in a configuration whose promises it lost.
+ * Unchanged when the same rejoin is already recorded.
+ *
+ * @throws {@link MembershipRefusedError} when `node` is not a replica of `partition`, is draining, or
+ *   the group has another move in progress (retry once it is done).
+ */
+export function startRejoin(m: ClusterMetadata, partition: number, node: NodeId): ClusterMetadata {
+  const g = m.table.groups.find((x) => x.partition === partition);
+  if (!g?.replicas.includes(node)) {
+    throw new MembershipRefusedError({
+      field: 'partition',
+      reason: `node ${node} is not a replica of partition ${partition}; nothing to rejoin`,
+    });
+  }
+  const current = m.moving.find((x) => x.partition === partition);
+  if (current?.reason === 'rejoin' && current.to === node) return m;
+  if (current) {
+    throw new MembershipRefusedError({
+      field: 'partition',
+      reason: `partition ${partition} has a move in progress (node ${current.from} to node ${current.to}); retry once it is done`,
+    });
+  }
+  if (m.draining.includes(node)) {
+    throw new MembershipRefusedError({
+      field: 'node',
+      reason: `node ${node} is being removed: its replicas are moved to other servers instead`,
+    });
+  }
+  return bump(m, m.table, { moving: [...m.moving, { partition, from: node, to: node, reason: 'rejoin' }] });
+}
+
+/**
+ * Records the fence of the rejoin of `partition`: `configId`, the group's configuration without the
+ * rejoining member (decided). Unchanged when it is already recorded.
+ * @throws {@link MembershipRefusedError} when no rejoin of `partition` is in progress.
+ */
+export function fenceRejoin(m: ClusterMetadata, partition: number, configId: number): ClusterMetadata {
+  const mv = m.moving.find((x) => x.partition === partition && x.reason === 'rejoin');
+  if (!mv) {
+    throw new MembershipRefusedError({
+      field: 'partition',
+      reason: `partition ${partition} has no rejoin in progress; re-plan from the current metadata`,
+    });
+  }
+  if (mv.fence === configId) return m;
+  return bump(m, m.table, {
+    moving: m.moving.map((x) => (x === mv ? { ...x, fence: configId } : x)),
+  });
+}
+
+/**
+ * Records that the rejoin of `partition` is done: the group (same replicas) runs configuration
+ * `configId`, which holds the member again as a new replica; the move leaves `moving`.
+ * @throws {@link MembershipRefusedError} when no fenced rejoin of `partition` is in progress or
+ *   `configId` is not above its fence.
+ */
+export function finishRejoin(m: ClusterMetadata, partition: number, configId: number): ClusterMetadata {
+  const mv = m.moving.find((x) => x.partition === partition && x.reason === 'rejoin');
+  if (mv?.fence === undefined || configId <= mv.fence) {
+    throw new MembershipRefusedError({
+      field: 'partition',
+      reason: `partition ${partition} has no rejoin past configuration ${configId}; re-plan from the current metadata`,
+    });
+  }
+  const groups = m.table.groups.map((x) => (x.partition === partition ? { ...x, config: configId } : x));
+  return bump(m, { ...m.table, groups }, { moving: m.moving.filter((x) => x !== mv) });
+}

@@ -156,6 +156,7 @@ export class FakeCluster {
       req.type === 'member.add' ||
       req.type === 'member.remove' ||
       req.type === 'member.seed' ||
+      req.type === 'member.rejoin' ||
       req.type === 'group.reconfigure'
     )
       return {

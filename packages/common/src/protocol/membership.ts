@@ -28,7 +28,11 @@ export const MAX_METADATA_REPLICAS = 7;
 /**
  * A replica move in progress: in the group of `partition`, `from` is being replaced by `to` (a
  * reconfiguration of that group). `reason`: `drain` (a member being removed), `replace` (a member
- * suspected for longer than `--replace-after`), `rebalance` (evening out replica counts).
+ * suspected for longer than `--replace-after`), `rebalance` (evening out replica counts), `rejoin`
+ * (`from` = `to`: the member's replica could not read its state at start; it is removed from the group,
+ * then added back as a new replica that catches up from its peers). `fence` (rejoin only): the
+ * configuration that no longer holds the member, set once the removal is decided; the member joins only
+ * configurations above it.
  */
 export const ReplicaMoveSchema = z.object({
   partition: z
@@ -38,7 +42,8 @@ export const ReplicaMoveSchema = z.object({
     .max(METADATA_PARTITION - 1),
   from: NodeIdSchema,
   to: NodeIdSchema,
-  reason: z.enum(['drain', 'replace', 'rebalance']),
+  reason: z.enum(['drain', 'replace', 'rebalance', 'rejoin']),
+  fence: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 });
 
 /**
@@ -78,7 +83,11 @@ export const ClusterMetadataSchema = z
     const partitions = new Set<number>();
     m.moving.forEach((mv, i) => {
       const g = m.table.groups.find((x) => x.partition === mv.partition);
-      if (!g?.replicas.includes(mv.from) || g.replicas.includes(mv.to) || !ids.has(mv.to)) {
+      const fits =
+        mv.reason === 'rejoin'
+          ? mv.from === mv.to && g?.replicas.includes(mv.from) === true
+          : g?.replicas.includes(mv.from) === true && !g.replicas.includes(mv.to) && mv.fence === undefined;
+      if (!fits || !ids.has(mv.to)) {
         ctx.addIssue({
           code: 'custom',
           path: ['moving', i],
@@ -139,6 +148,23 @@ export const MemberSeedRequestSchema = z.object({
   type: z.literal('member.seed'),
   id: RequestIdSchema,
   metadata: ClusterMetadataSchema,
+});
+
+/**
+ * Asks the metadata leader to let member `node` rejoin the group of `partition` as a new replica: its
+ * replica there could not read its state at start (see {@link ReplicaMoveSchema}, reason `rejoin`).
+ * Sent by that member, forwarded to the metadata group's leader; accepted only from a peer server.
+ * Answered with `member.ok`.
+ */
+export const MemberRejoinRequestSchema = z.object({
+  type: z.literal('member.rejoin'),
+  id: RequestIdSchema,
+  partition: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(METADATA_PARTITION - 1),
+  node: NodeIdSchema,
 });
 
 /**
@@ -209,6 +235,8 @@ export type MemberAddRequest = z.infer<typeof MemberAddRequestSchema>;
 export type MemberRemoveRequest = z.infer<typeof MemberRemoveRequestSchema>;
 /** A `member.seed` request. */
 export type MemberSeedRequest = z.infer<typeof MemberSeedRequestSchema>;
+/** A `member.rejoin` request. */
+export type MemberRejoinRequest = z.infer<typeof MemberRejoinRequestSchema>;
 /** A `group.reconfigure` request. */
 export type GroupReconfigureRequest = z.infer<typeof GroupReconfigureRequestSchema>;
 /** A `group.reconfigure.ok` answer. */
@@ -219,6 +247,7 @@ export type MemberRequest =
   | MemberAddRequest
   | MemberRemoveRequest
   | MemberSeedRequest
+  | MemberRejoinRequest
   | GroupReconfigureRequest;
 /** A `member.list.ok` answer. */
 export type MemberListOk = z.infer<typeof MemberListOkSchema>;

@@ -33,6 +33,7 @@ import {
   MemberListOkSchema,
   MemberListRequestSchema,
   MemberOkSchema,
+  MemberRejoinRequestSchema,
   MemberRemoveRequestSchema,
   MemberSeedRequestSchema,
 } from './membership.js';
@@ -87,6 +88,7 @@ export const ClientRequestSchemas = {
   'member.add': MemberAddRequestSchema,
   'member.remove': MemberRemoveRequestSchema,
   'member.seed': MemberSeedRequestSchema,
+  'member.rejoin': MemberRejoinRequestSchema,
   login: LoginRequestSchema,
   user: UserRequestSchema,
   role: RoleRequestSchema,
@@ -262,6 +264,7 @@ export const PeerMessageSchemas = {
   'member.add': MemberAddRequestSchema,
   'member.remove': MemberRemoveRequestSchema,
   'member.seed': MemberSeedRequestSchema,
+  'member.rejoin': MemberRejoinRequestSchema,
   'group.reconfigure': GroupReconfigureRequestSchema,
   'member.list.ok': MemberListOkSchema,
   'member.ok': MemberOkSchema,

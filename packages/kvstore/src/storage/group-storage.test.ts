@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { CorruptDataError } from '../codec.js';
 import { DurableStorage } from './durable-storage.js';
 import { configDir, configSlot, configTag, GroupStorage } from './group-storage.js';
 import { SimDisk } from './sim-disk.js';
@@ -180,5 +181,48 @@ describe('GroupStorage', () => {
     const { store } = await open(disk, 2, { bootMembers: [1, 2, 3] });
     expect(store.held.map((h) => h.record)).toEqual([{ configId: 0, members: [1, 2, 3], base: 0 }]);
     expect(store.held[0]!.storage.getEntries(0, 3)).toEqual(entries(0, 3));
+  });
+
+  it('discards state that cannot be read: tombstones supersede every configuration, the replica never joins below minConfigId', async () => {
+    const disk = new SimDisk();
+    const { store, wal } = await open(disk);
+    const zero = store.create({ configId: 0, members: [1, 2], base: 0 });
+    zero.appendEntries(entries(0, 4));
+    zero.setDecidedIndex(4);
+    zero.setSnapshot({ index: 4, data: new Uint8Array([4]) });
+    await zero.flush();
+    const one = store.create({ configId: 1, members: [1, 2], base: 5 });
+    one.setSnapshot({ index: 4, data: new Uint8Array([4]) });
+    one.appendEntries([{ v: 'stop' }]);
+    one.setDecidedIndex(5);
+    await store.flush();
+    await store.close();
+    await wal.close();
+    // Corrupt configuration 0's snapshot file: opening fails.
+    const snap = (await disk.list('/g2')).find((n) => n.startsWith('snap-')) as string;
+    await settle(disk, disk.incarnation().writeFileAtomic(`/g2/${snap}`, new Uint8Array([9, 9, 9])));
+    const view = disk.incarnation();
+    const reopened = await WriteAheadLog.open({
+      disk: view,
+      dir: '/wal',
+      segmentBytes: 1024,
+      fsync: 'always',
+    });
+    const opts = { wal: reopened.wal, disk: view, dir: '/g2', partition: 2 };
+    const tags = GroupStorage.tagsOf(reopened.wal, 2);
+    expect(tags).toEqual([2, configTag(2, 1)]);
+    await expect(GroupStorage.open<Entry>(opts)).rejects.toThrow(CorruptDataError);
+    await expect(GroupStorage.discard<Entry>(opts, tags, 0, 1)).rejects.toThrow(RangeError);
+    const fresh = await GroupStorage.discard<Entry>(opts, tags, 3, 1);
+    expect(fresh.held).toEqual([]);
+    expect(fresh.minConfigId).toBe(3);
+    await fresh.close();
+    await reopened.wal.close();
+    // After a restart: nothing held, never below configuration 3, no snapshot file left.
+    const back = (await open(disk)).store;
+    expect(back.held).toEqual([]);
+    expect(back.minConfigId).toBe(3);
+    expect((await disk.list('/g2')).filter((n) => n.startsWith('snap-'))).toEqual([]);
+    expect((await disk.list('/g2/config-slot-1')).filter((n) => n.startsWith('snap-'))).toEqual([]);
   });
 });

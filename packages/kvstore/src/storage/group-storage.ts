@@ -192,6 +192,56 @@ export class GroupStorage<T> {
   }
 
   /**
+   * The log tags of `partition` that had records when `wal` was opened and were not taken yet (one per
+   * configuration slot). Read it before {@link open}: a failed open has taken them.
+   */
+  static tagsOf(wal: WriteAheadLog, partition: number): number[] {
+    return wal.untakenPartitions.filter((tag) => tag % 2 ** PARTITION_BITS === partition);
+  }
+
+  /**
+   * Discards the group's stored state, which could not be read ({@link open} failed): `tags` (from
+   * {@link tagsOf}) and the partition's slot-0 tag each get a durable tombstone carrying
+   * `minConfigId`, which supersedes their records, and their snapshot files are deleted. Returns an
+   * empty storage (nothing held) that never joins a configuration below `minConfigId`, at once and
+   * after every restart: the replica rejoins its group as a new replica, never as the acceptor whose
+   * promises it lost. `pid`: this replica's id (kept in the tombstones' records).
+   * @throws RangeError if `minConfigId` is below 1; WalFailedError if the log failed.
+   */
+  static async discard<T>(
+    opts: GroupStorageOptions<T>,
+    tags: readonly number[],
+    minConfigId: number,
+    pid: NodeId,
+  ): Promise<GroupStorage<T>> {
+    if (!Number.isSafeInteger(minConfigId) || minConfigId < 1) {
+      throw new RangeError(`minConfigId must be a positive integer, got ${minConfigId}`);
+    }
+    const p = opts.partition;
+    const tombstones: DurableStorage<LogEntry<T>>[] = [];
+    for (const tag of new Set([p, ...tags.filter((t) => t % 2 ** PARTITION_BITS === p)])) {
+      const slot = Math.floor(tag / 2 ** PARTITION_BITS);
+      const dir = slotDir(opts.disk, opts.dir, slot);
+      await opts.disk.mkdirp(dir);
+      const st = DurableStorage.create<LogEntry<T>>(
+        {
+          wal: opts.wal,
+          partition: p,
+          tag,
+          disk: opts.disk,
+          dir,
+          ...(opts.isEntry ? { isEntry: opts.isEntry } : {}),
+          ...(opts.logger ? { logger: opts.logger } : {}),
+        },
+        { configId: 0, members: [pid], base: 0 },
+      );
+      await st.retire(minConfigId);
+      tombstones.push(st);
+    }
+    return new GroupStorage(opts, [], [], tombstones, minConfigId);
+  }
+
+  /**
    * Creates the storage of a configuration this replica starts (synchronous, for
    * `ReconfigurablePaxos.createStorage`); it is seeded in memory and written as one checkpoint at
    * the next {@link flush}.
