@@ -14,7 +14,7 @@
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import type { RestoreResult, SnapshotResult } from '@paxkv/common';
+import { MAX_PARTITION_STATE_BYTES, type RestoreResult, type SnapshotResult } from '@paxkv/common';
 import {
   decodeSnapshotFile,
   encodeSnapshotFile,
@@ -85,6 +85,17 @@ function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): number {
 }
 
 /**
+ * The error for a partition whose state exceeds what one snapshot message carries: the limit, that
+ * nothing was written, and what to do (a cluster with more partitions; how many, from this one's size).
+ */
+function tooLarge(p: number, partitions: number, r: SnapshotResult, file: string): SnapshotFileError {
+  const factor = Math.ceil(r.bytes / MAX_PARTITION_STATE_BYTES);
+  return new SnapshotFileError(
+    `partition ${p} holds ${size(r.bytes)} (${r.keys} keys), over the ${size(MAX_PARTITION_STATE_BYTES)} that one partition's backup can carry in this version (MAX_PARTITION_STATE_BYTES), so this cluster cannot be backed up with snapshot save; nothing was written to ${file}. Keep every partition under ${size(MAX_PARTITION_STATE_BYTES)}: the partition count is set when a cluster is created (paxkv cluster start --partitions N, paxkv-server --partitions N), and with data spread like this one's a cluster needs at least ${partitions * factor} partitions (now ${partitions}). (copies of data dirs are no backup: a server restarted on an older copy breaks the replication protocol's promises)`,
+  );
+}
+
+/**
  * Saves a backup of every partition to `file`. `progress` gets one line per partition.
  * @throws {SnapshotFileError} when a partition is too large for a snapshot; the client's typed errors
  *   when the cluster does not answer
@@ -101,10 +112,7 @@ export async function saveSnapshot(
   const states: PartitionState[] = [];
   for (let p = 0; p < partitions; p++) {
     const r = await client.snapshot(p);
-    if (r.outcome === 'too-large')
-      throw new SnapshotFileError(
-        `partition ${p} holds ${size(r.bytes)} (${r.keys} keys), more than one snapshot message carries (8 MiB): this version cannot back it up; spread the data over more partitions`,
-      );
+    if (r.outcome === 'too-large') throw tooLarge(p, partitions, r, file);
     states.push({ partition: p, revision: r.revision, keys: r.keys, leases: r.leases, state: r.state });
     progress(
       `partition ${p + 1}/${partitions}: ${r.keys} keys, ${r.leases} leases, ${size(r.state.byteLength)} at revision ${r.revision}`,

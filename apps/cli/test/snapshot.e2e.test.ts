@@ -144,6 +144,20 @@ describe('paxkv snapshot save / restore', () => {
         expect(again.code).toBe(2);
         expect(again.stderr).toMatch(/partition \d+ of the cluster is not empty .*nothing was changed/);
         expect(await back.get('after')).toBe('restore');
+
+        // A partition over the 8 MiB one snapshot message carries: save names it, the limit and what to
+        // do, and writes no file. Nine values of 1,000,000 bytes under one hash tag: one partition.
+        const big = new Uint8Array(1_000_000).fill(0x61);
+        for (let i = 0; i < 9; i++) await back.put(`{big}:${i}`, big);
+        const bigFile = join(root, 'too-large.paxkv');
+        const tooLarge = await cli(['--servers', serversOf(target).join(','), 'snapshot', 'save', bigFile]);
+        expect(tooLarge.code).toBe(2);
+        expect(tooLarge.stderr).toMatch(
+          new RegExp(
+            `partition \\d+ holds 8\\.\\d MiB \\(\\d+ keys\\), over the 8\\.0 MiB .*nothing was written to ${bigFile}.*needs at least ${PARTITIONS * 2} partitions \\(now ${PARTITIONS}\\)`,
+          ),
+        );
+        expect(existsSync(bigFile)).toBe(false);
       } finally {
         await back.close();
       }
