@@ -12,6 +12,7 @@ import {
   ClusterError,
   type ClusterFile,
   clusterServers,
+  DEFAULT_REPLACE_AFTER_S,
   isServerProcess,
   readClusterFile,
   startCluster,
@@ -19,7 +20,7 @@ import {
 } from './cluster.js';
 import { CommandSyntaxError, type KvCommand, parseCommand } from './commands.js';
 import { bashCompletion, SHELLS, zshCompletion } from './completion.js';
-import { openClient, statusOf } from './connect.js';
+import { metadataOf, openClient, statusOf } from './connect.js';
 import {
   casRevisionOutcome,
   DATA_COMMAND_USAGE,
@@ -103,6 +104,14 @@ function positiveInt(name: string) {
   };
 }
 
+function wholeSeconds(name: string, max: number) {
+  return (raw: string): number => {
+    if (!/^\d+$/.test(raw) || Number(raw) > max)
+      throw new InvalidArgumentError(`${name} must be a whole number of seconds from 0 to ${max}`);
+    return Number(raw);
+  };
+}
+
 function seconds(name: string) {
   return (raw: string): number => {
     const n = Number(raw);
@@ -170,11 +179,16 @@ function writeOutcome(io: CliIo, outcome: Outcome, json: boolean): void {
 }
 
 async function gatherStatus(servers: readonly string[], timeoutMs: number): Promise<StatusView> {
-  const first = mergeStatus(await Promise.all(servers.map((s) => statusOf(s, timeoutMs))));
+  const [replies, metadata] = await Promise.all([
+    Promise.all(servers.map((s) => statusOf(s, timeoutMs))),
+    metadataOf(servers, timeoutMs),
+  ]);
+  const first = mergeStatus(replies, metadata);
   // Ask every server of the table too, so that each partition's leader is known.
   const more = first.servers.map((s) => s.address).filter((a) => !servers.includes(a));
   if (more.length === 0) return first;
-  return mergeStatus(await Promise.all([...servers, ...more].map((s) => statusOf(s, timeoutMs))));
+  const all = [...replies, ...(await Promise.all(more.map((s) => statusOf(s, timeoutMs))))];
+  return mergeStatus(all, metadata);
 }
 
 async function oneShot(command: KvCommand, opts: GlobalOptions, io: CliIo): Promise<number> {
@@ -580,6 +594,12 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
     .addOption(
       new Option('--fsync <mode>', 'WAL fsync mode (default batch)').choices(['always', 'batch', 'never']),
     )
+    .addOption(
+      new Option(
+        '--replace-after <seconds>',
+        `move the replicas of a server unreachable this long to the other servers; 0 = off (default ${DEFAULT_REPLACE_AFTER_S}, kept in cluster.json)`,
+      ).argParser(wholeSeconds('--replace-after', 86_400)),
+    )
     .option('--dir <dir>', `cluster directory (default ./${DEFAULT_CLUSTER_DIR})`)
     .option(
       '--detach',
@@ -604,6 +624,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
         ...(o.partitions !== undefined ? { partitions: o.partitions as number } : {}),
         ...(o.replication !== undefined ? { replication: o.replication as number } : {}),
         ...(o.fsync !== undefined ? { fsync: o.fsync as 'always' | 'batch' | 'never' } : {}),
+        ...(o.replaceAfter !== undefined ? { replaceAfter: o.replaceAfter as number } : {}),
         ...(o.logLevel !== undefined ? { logLevel: o.logLevel as string } : {}),
         statusOf: (a) => {
           // A new --tls cluster's CA exists only now: probe with it.
@@ -652,8 +673,15 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
           `the cluster in ${dir} is stopped: start it with \`paxkv cluster start --dir ${dir}\``,
         );
       }
-      const replies = await Promise.all(file.nodes.map((n) => statusOf(n.address, global.timeout ?? 2000)));
-      const view = mergeStatus(replies);
+      const addresses = file.nodes.map((n) => n.address);
+      const [replies, metadata] = await Promise.all([
+        Promise.all(addresses.map((a) => statusOf(a, global.timeout ?? 2000))),
+        metadataOf(
+          file.nodes.filter((n) => isServerProcess(n)).map((n) => n.address),
+          global.timeout ?? 2000,
+        ),
+      ]);
+      const view = mergeStatus(replies, metadata);
       // Servers by node id (what the table, the logs and the metrics call them), not by launch order.
       const rows = file.nodes
         .map((n, i) => {

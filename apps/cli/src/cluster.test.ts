@@ -7,6 +7,7 @@ import {
   CLUSTER_TOKEN_FILE,
   ClusterError,
   type ClusterFile,
+  DEFAULT_REPLACE_AFTER_S,
   freePort,
   isAlive,
   readClusterFile,
@@ -64,10 +65,20 @@ describe('serverFlags', () => {
     expect(serverFlags(file, node, 'info')).not.toContain('--cluster-token-file');
     writeFileSync(join(dir, CLUSTER_TOKEN_FILE), 'x'.repeat(64));
     const flags = serverFlags(file, node, 'info');
-    expect(flags.slice(flags.indexOf('--cluster-token-file'))).toEqual([
-      '--cluster-token-file',
-      join(dir, CLUSTER_TOKEN_FILE),
-    ]);
+    expect(
+      flags.slice(flags.indexOf('--cluster-token-file'), flags.indexOf('--cluster-token-file') + 2),
+    ).toEqual(['--cluster-token-file', join(dir, CLUSTER_TOKEN_FILE)]);
+  });
+
+  it("passes the cluster's --replace-after to every server (the server's default when the file has none)", () => {
+    const file = sample('/tmp/x');
+    const value = (f: ClusterFile) => {
+      const flags = serverFlags(f, f.nodes[2] as ClusterFile['nodes'][number], 'info');
+      return flags[flags.indexOf('--replace-after') + 1];
+    };
+    expect(value(file)).toBe(String(DEFAULT_REPLACE_AFTER_S));
+    expect(value({ ...file, replaceAfter: 3 })).toBe('3');
+    expect(value({ ...file, replaceAfter: 0 })).toBe('0');
   });
 
   it('starts the first server as the bootstrap server and makes the others join it', () => {
@@ -75,8 +86,8 @@ describe('serverFlags', () => {
     const first = serverFlags(file, file.nodes[0] as ClusterFile['nodes'][number], 'info');
     const second = serverFlags(file, file.nodes[1] as ClusterFile['nodes'][number], 'warn');
     expect(first).not.toContain('--join');
-    expect(second.slice(second.indexOf('--join'))).toEqual(['--join', '127.0.0.1:7001']);
     for (const [flag, value] of [
+      ['--join', '127.0.0.1:7001'],
       ['--port', '7002'],
       ['--http-port', '9002'],
       ['--fsync', 'always'],
@@ -93,7 +104,10 @@ describe('serverFlags', () => {
       { ...(file.nodes[1] as ClusterFile['nodes'][number]), respPort: 6381 },
       'info',
     );
-    expect(withResp.slice(withResp.indexOf('--resp-port'))).toEqual(['--resp-port', '6381']);
+    expect(withResp.slice(withResp.indexOf('--resp-port'), withResp.indexOf('--resp-port') + 2)).toEqual([
+      '--resp-port',
+      '6381',
+    ]);
   });
 });
 

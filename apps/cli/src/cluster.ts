@@ -79,8 +79,16 @@ export const clusterFileSchema = z.object({
   partitions: z.number().int().positive(),
   replication: z.number().int().positive(),
   fsync: z.enum(['always', 'batch', 'never']),
+  /**
+   * Seconds a server may be suspected before its replicas move to other servers (`--replace-after` of
+   * every server; 0 = off). Absent in files written before the flag: {@link DEFAULT_REPLACE_AFTER_S}.
+   */
+  replaceAfter: z.number().int().nonnegative().max(86_400).optional(),
   nodes: z.array(nodeSchema).min(1),
 });
+
+/** The servers' own default of `--replace-after`, in seconds (a local cluster uses it unless told). */
+export const DEFAULT_REPLACE_AFTER_S = 30;
 
 /** The contents of `cluster.json`: endpoints, data dirs, log files and pids of a local cluster. */
 export type ClusterFile = z.infer<typeof clusterFileSchema>;
@@ -102,6 +110,12 @@ export interface StartClusterOptions {
   readonly replication?: number;
   /** WAL fsync mode of a new cluster. Default batch. */
   readonly fsync?: 'always' | 'batch' | 'never';
+  /**
+   * Seconds a server may be suspected before the cluster moves its replicas to other servers (every
+   * server's `--replace-after`; 0 turns self-healing off). Kept in `cluster.json`: a restart without it
+   * keeps the recorded value. Default {@link DEFAULT_REPLACE_AFTER_S} (the server's default).
+   */
+  readonly replaceAfter?: number;
   /** How long to wait for every partition to have a leader. Default 60 000 ms. */
   readonly readyTimeoutMs?: number;
   /** Server log level. Default info. */
@@ -206,6 +220,7 @@ async function newClusterFile(options: StartClusterOptions, dir: string): Promis
     partitions: options.partitions ?? 16,
     replication,
     fsync: options.fsync ?? 'batch',
+    replaceAfter: options.replaceAfter ?? DEFAULT_REPLACE_AFTER_S,
     nodes,
   };
 }
@@ -231,7 +246,12 @@ export function serverFlags(
     join: node.index !== first.index ? first.address : undefined,
     respPort: node.respPort,
     clusterTokenFile: existsSync(token) ? token : undefined,
-    extra: [...tlsFlags(file.dir), ...authFlags(file.dir)],
+    extra: [
+      '--replace-after',
+      String(file.replaceAfter ?? DEFAULT_REPLACE_AFTER_S),
+      ...tlsFlags(file.dir),
+      ...authFlags(file.dir),
+    ],
   });
 }
 
@@ -262,7 +282,10 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
   mkdirSync(dir, { recursive: true });
   const log = options.log ?? (() => {});
   const existing = readClusterFile(dir);
-  const file = existing ?? (await newClusterFile(options, dir));
+  const recorded = existing ?? (await newClusterFile(options, dir));
+  // --replace-after is a server flag, not part of the data: a restart may change it.
+  const file: ClusterFile =
+    options.replaceAfter !== undefined ? { ...recorded, replaceAfter: options.replaceAfter } : recorded;
   if (!existing) {
     writeFileSync(join(dir, CLUSTER_TOKEN_FILE), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
     if (options.tls) await writeLocalClusterCertificates(join(dir, CLUSTER_TLS_DIR));

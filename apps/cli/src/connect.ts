@@ -6,7 +6,7 @@ import { createClient } from '@paxkv/client';
 import type { BenchClient } from './bench.js';
 import { probe } from './probe.js';
 import { clientSecurity } from './security-commands.js';
-import type { ServerStatusLike, StatusReply } from './status-view.js';
+import type { MetadataLike, ServerStatusLike, StatusReply } from './status-view.js';
 
 /** Options of {@link openClient}. */
 export interface OpenClientOptions {
@@ -49,4 +49,24 @@ export async function statusOf(address: string, timeoutMs: number): Promise<Stat
   } catch (e) {
     return { address, error: (e as Error).message };
   }
+}
+
+/**
+ * Reads the cluster metadata (`member.list`) from the first of `servers` that has it, for the replica
+ * moves in progress; null when none answers with metadata (a server of a build without the metadata
+ * group, a cluster still forming). Never rejects.
+ */
+export async function metadataOf(
+  servers: readonly string[],
+  timeoutMs: number,
+): Promise<MetadataLike | null> {
+  for (const address of servers) {
+    try {
+      const reply = await probe(address, { type: 'member.list', id: nextProbeId++ }, timeoutMs);
+      if (reply.type === 'member.list.ok' && reply.metadata) return reply.metadata;
+    } catch {
+      // unreachable: ask the next server
+    }
+  }
+  return null;
 }

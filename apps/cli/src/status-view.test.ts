@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { allPartitionsLed, formatStatus, mergeStatus, type ServerStatusLike } from './status-view.js';
+import {
+  allPartitionsLed,
+  formatStatus,
+  fullyReplicated,
+  mergeStatus,
+  type ServerStatusLike,
+} from './status-view.js';
 
 const table = {
   version: 2,
@@ -43,10 +49,30 @@ describe('mergeStatus', () => {
       { address: '127.0.0.1:7003', error: 'cannot reach 127.0.0.1:7003' },
     ]);
     expect(view.tableVersion).toBe(2);
-    expect(view.groups).toEqual([
+    expect(
+      view.groups.map(({ partition, replicas, leader, decidedIndex, config }) => ({
+        partition,
+        replicas,
+        leader,
+        decidedIndex,
+        config,
+      })),
+    ).toEqual([
       { partition: 0, replicas: [1, 2], leader: 2, decidedIndex: 7, config: 0 },
       { partition: 1, replicas: [2, 3], leader: 3, decidedIndex: 3, config: 0 },
     ]);
+    // Node 1 answered but reports no replica of partition 0 here; node 3 did not answer.
+    expect(view.groups[0]?.replicaStatus).toEqual([
+      { node: 1, live: true, role: 'follower', configId: null },
+      { node: 2, live: true, role: 'leader', configId: null },
+    ]);
+    expect(view.groups[1]?.replicaStatus.map((r) => [r.node, r.live])).toEqual([
+      [2, true],
+      [3, false],
+    ]);
+    expect(view.groups.map((g) => g.liveReplicas)).toEqual([2, 1]);
+    expect(view.groups.every((g) => g.reconfiguration === null)).toBe(true);
+    expect(fullyReplicated(view)).toBe(false);
     expect(view.servers.map((s) => [s.id, s.reachable, s.state])).toEqual([
       [1, true, 'alive'],
       [2, true, 'alive'],
@@ -94,6 +120,70 @@ describe('mergeStatus', () => {
       },
     ]);
     expect(view.groups.map((g) => g.config)).toEqual([1, 2]);
-    expect(formatStatus(view)).toMatch(/part\s+replicas\s+config\s+leader\s+decided/);
+    expect(formatStatus(view)).toMatch(
+      /part\s+replicas\s+live\s+config\s+leader\s+decided\s+reconfiguration/,
+    );
+  });
+
+  it('marks replicas that are not live, shows the moves the metadata records, and tells when the cluster is healed', () => {
+    const t = {
+      version: 7,
+      partitions: 2,
+      replication: 2,
+      nodes: [1, 2, 3].map((id) => ({ id, address: `h:${id}` })),
+      groups: [
+        { partition: 0, replicas: [1, 2], config: 1 },
+        { partition: 1, replicas: [1, 3] },
+      ],
+    };
+    const row = (partition: number, leader: number, role: string, configId: number) => ({
+      partition,
+      leader,
+      role,
+      decidedIndex: 9,
+      configId,
+    });
+    const replies = (up: number[]) =>
+      [1, 2, 3].map((node) =>
+        up.includes(node)
+          ? {
+              address: `h:${node}`,
+              status: {
+                node,
+                table: t,
+                members: [],
+                groups: t.groups
+                  .filter((g) => g.replicas.includes(node))
+                  .map((g) => row(g.partition, 1, node === 1 ? 'leader' : 'follower', g.config ?? 0)),
+              },
+            }
+          : { address: `h:${node}`, error: 'cannot reach' },
+      );
+    const moving = {
+      table: { version: 7 },
+      moving: [{ partition: 1, from: 3, to: 2, reason: 'replace' }],
+      draining: [],
+    };
+    const lost = mergeStatus(replies([1, 2]), moving);
+    expect(lost.groups[1]?.liveReplicas).toBe(1);
+    expect(lost.groups[1]?.reconfiguration).toEqual({ from: 3, to: 2, reason: 'replace', configs: [0] });
+    expect(lost.moving).toBe(1);
+    expect(fullyReplicated(lost)).toBe(false);
+    const text = formatStatus(lost);
+    expect(text).toMatch(/1\s+1,3\*\s+1\/2\s+0\s+1\s+9\s+node 3 -> node 2 \(replace\)/);
+    expect(text).toContain('1 replica move(s) in progress');
+
+    const healed = mergeStatus(replies([1, 2, 3]), { ...moving, moving: [] });
+    expect(healed.groups.map((g) => g.liveReplicas)).toEqual([2, 2]);
+    expect(fullyReplicated(healed)).toBe(true);
+    expect(formatStatus(healed)).toContain('no replica moves in progress');
+    // Without metadata, a replica ahead of the table still shows a change in progress.
+    const ahead = replies([1, 2, 3]);
+    const r2 = ahead[1] as { status: ServerStatusLike };
+    r2.status = { ...r2.status, groups: [row(0, 1, 'follower', 2)] };
+    const view = mergeStatus(ahead);
+    expect(view.groups[0]?.reconfiguration).toEqual({ from: null, to: null, reason: null, configs: [1, 2] });
+    expect(view.metadataRead).toBe(false);
+    expect(fullyReplicated(view)).toBe(false);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * The cluster status as the CLI shows it: the lookup table, every server's reachability and membership
- * state, and per partition its replicas and current leader. Built from the `status` replies of every server
- * (each server only knows the groups it hosts).
+ * state, and per partition its configuration id, replicas (each live or not), current leader and any
+ * reconfiguration in progress. Built from the `status` replies of every server (each server only knows
+ * the groups it hosts) and, when one server answered it, the cluster metadata (`member.list`: the replica
+ * moves in progress).
  */
 
 /** One server's `status.ok` payload (the subset of `@paxkv/common`'s `ClusterStatus` the CLI reads). */
@@ -28,6 +30,48 @@ export interface ServerStatusLike {
   readonly members: ReadonlyArray<{ readonly id: number; readonly address: string; readonly state: string }>;
 }
 
+/**
+ * The part of the cluster metadata (`member.list.ok`) the status view reads: the replica moves in
+ * progress and the members being drained.
+ */
+export interface MetadataLike {
+  readonly table: { readonly version: number };
+  readonly moving: ReadonlyArray<{
+    readonly partition: number;
+    readonly from: number;
+    readonly to: number;
+    readonly reason: string;
+  }>;
+  readonly draining: readonly number[];
+}
+
+/** One replica of a group as `status` shows it. */
+export interface ReplicaStatus {
+  readonly node: number;
+  /**
+   * True when the replica's server answered this status round and reports hosting the group (a replica
+   * still joining by state transfer counts: it is up and catching up).
+   */
+  readonly live: boolean;
+  /** The role it reports (`leader`, `follower`, `stopped`), null when it did not answer or hosts no replica. */
+  readonly role: string | null;
+  /** The configuration id it runs, null when unknown (not answering, or joining). */
+  readonly configId: number | null;
+}
+
+/**
+ * A reconfiguration of a group in progress: the move the metadata records (`from` replaced by `to`,
+ * and why), and the configuration ids its replicas run when they are not all the same as the table's.
+ */
+export interface GroupReconfiguration {
+  readonly from: number | null;
+  readonly to: number | null;
+  /** `replace` (a lost server), `drain` (`member remove`), `rebalance`; null when only `configs` tell. */
+  readonly reason: string | null;
+  /** Distinct configuration ids of the table and of the replicas that answered, ascending. */
+  readonly configs: readonly number[];
+}
+
 /** The merged view printed by `status`. */
 export interface StatusView {
   readonly tableVersion: number | null;
@@ -50,7 +94,17 @@ export interface StatusView {
      * table's and what its replicas report (a replica ahead of the table: a move is in progress).
      */
     readonly config: number;
+    /** Every replica of the table's group, in the table's order, with whether it is live. */
+    readonly replicaStatus: readonly ReplicaStatus[];
+    /** How many of `replicas` are live. */
+    readonly liveReplicas: number;
+    /** The reconfiguration in progress, or null when none is seen. */
+    readonly reconfiguration: GroupReconfiguration | null;
   }>;
+  /** Replica moves in progress over the whole cluster (0 when the metadata could not be read). */
+  readonly moving: number;
+  /** Whether the cluster metadata was read (when false, `reconfiguration` relies on replica reports only). */
+  readonly metadataRead: boolean;
 }
 
 /** One reply (or failure) per server address asked. */
@@ -63,7 +117,10 @@ export type StatusReply =
  * a replica that believes itself leader (else the one most replicas report); members' states come from the
  * server with the most recent view (the first reachable one that lists members).
  */
-export function mergeStatus(replies: readonly StatusReply[]): StatusView {
+export function mergeStatus(
+  replies: readonly StatusReply[],
+  metadata: MetadataLike | null = null,
+): StatusView {
   const ok = replies.filter((r): r is Extract<StatusReply, { status: ServerStatusLike }> => 'status' in r);
   let table: ServerStatusLike['table'] = null;
   for (const r of ok) {
@@ -71,6 +128,7 @@ export function mergeStatus(replies: readonly StatusReply[]): StatusView {
   }
   const membersFrom = ok.find((r) => r.status.members.length > 0)?.status.members ?? [];
   const memberState = new Map(membersFrom.map((m) => [m.id, m.state]));
+  for (const id of metadata?.draining ?? []) if (memberState.has(id)) memberState.set(id, 'draining');
   const addressOf = new Map<number, string>();
   for (const n of table?.nodes ?? []) addressOf.set(n.id, n.address);
   for (const m of membersFrom) if (!addressOf.has(m.id)) addressOf.set(m.id, m.address);
@@ -121,7 +179,28 @@ export function mergeStatus(replies: readonly StatusReply[]): StatusView {
     }
     const decided = reports.length > 0 ? Math.max(...reports.map((x) => x.decidedIndex)) : null;
     const config = Math.max(g.config ?? 0, ...reports.map((x) => x.configId ?? 0));
-    groups.push({ partition: g.partition, replicas: [...g.replicas], leader, decidedIndex: decided, config });
+    const replicaStatus = g.replicas.map((node): ReplicaStatus => {
+      const x = reports.find((r) => r.node === node);
+      return { node, live: x !== undefined, role: x?.role ?? null, configId: x?.configId ?? null };
+    });
+    const configs = [
+      ...new Set([g.config ?? 0, ...reports.flatMap((x) => (x.configId === undefined ? [] : [x.configId]))]),
+    ].sort((a, b) => a - b);
+    const move = metadata?.moving.find((m) => m.partition === g.partition);
+    const reconfiguration: GroupReconfiguration | null =
+      move !== undefined || configs.length > 1
+        ? { from: move?.from ?? null, to: move?.to ?? null, reason: move?.reason ?? null, configs }
+        : null;
+    groups.push({
+      partition: g.partition,
+      replicas: [...g.replicas],
+      leader,
+      decidedIndex: decided,
+      config,
+      replicaStatus,
+      liveReplicas: replicaStatus.filter((r) => r.live).length,
+      reconfiguration,
+    });
   }
   return {
     tableVersion: table?.version ?? null,
@@ -129,7 +208,25 @@ export function mergeStatus(replies: readonly StatusReply[]): StatusView {
     replication: table?.replication ?? null,
     servers,
     groups,
+    moving: metadata?.moving.length ?? 0,
+    metadataRead: metadata !== null,
   };
+}
+
+/**
+ * True when every partition is replicated on `replication` live servers (the table's replication
+ * unless given) and no reconfiguration is in progress: what a healed cluster looks like.
+ */
+export function fullyReplicated(view: StatusView, replication = view.replication ?? 0): boolean {
+  return (
+    view.tableVersion !== null &&
+    view.groups.length > 0 &&
+    view.moving === 0 &&
+    view.groups.every(
+      (g) =>
+        g.replicas.length === replication && g.liveReplicas === replication && g.reconfiguration === null,
+    )
+  );
 }
 
 /** True when the table exists and every partition has a leader (what `cluster start` waits for). */
@@ -156,13 +253,31 @@ export function formatStatus(view: StatusView): string {
   if (view.groups.length > 0) {
     lines.push('', 'partitions:');
     lines.push(
-      `  ${'part'.padEnd(6)}${'replicas'.padEnd(14)}${'config'.padEnd(8)}${'leader'.padEnd(8)}decided`,
+      `  ${'part'.padEnd(6)}${'replicas'.padEnd(14)}${'live'.padEnd(6)}${'config'.padEnd(8)}${'leader'.padEnd(8)}${'decided'.padEnd(9)}reconfiguration`,
     );
     for (const g of view.groups) {
+      // A replica that is not live is starred: 1,2*,3 = node 2 does not answer (or hosts no replica).
+      const replicas = g.replicaStatus.map((r) => `${r.node}${r.live ? '' : '*'}`).join(',');
       lines.push(
-        `  ${String(g.partition).padEnd(6)}${g.replicas.join(',').padEnd(14)}${String(g.config).padEnd(8)}${String(g.leader ?? 'none').padEnd(8)}${g.decidedIndex ?? '?'}`,
+        `  ${String(g.partition).padEnd(6)}${replicas.padEnd(14)}${`${g.liveReplicas}/${g.replicas.length}`.padEnd(6)}${String(g.config).padEnd(8)}${String(g.leader ?? 'none').padEnd(8)}${String(g.decidedIndex ?? '?').padEnd(9)}${formatReconfiguration(g.reconfiguration)}`,
       );
     }
+    if (view.groups.some((g) => g.liveReplicas < g.replicas.length)) {
+      lines.push('  (* = replica not live: its server does not answer or does not host the group)');
+    }
+  }
+  if (view.metadataRead) {
+    lines.push(
+      '',
+      view.moving === 0 ? 'no replica moves in progress' : `${view.moving} replica move(s) in progress`,
+    );
   }
   return lines.join('\n');
+}
+
+/** One group's reconfiguration as the text view shows it (`-` for none). */
+export function formatReconfiguration(r: GroupReconfiguration | null): string {
+  if (r === null) return '-';
+  const move = r.from !== null ? `node ${r.from} -> node ${r.to} (${r.reason})` : 'in progress';
+  return r.configs.length > 1 ? `${move}, configurations ${r.configs.join(',')}` : move;
 }
