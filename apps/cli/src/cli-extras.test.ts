@@ -11,7 +11,7 @@ import { bashCompletion, zshCompletion } from './completion.js';
 import { DialError, dialAny } from './dial.js';
 import { editDistance, suggest } from './suggest.js';
 import { bytesToValue, resolveValue, ValueInputError } from './value-input.js';
-import { formatHealth, formatMembers, renderTable } from './views.js';
+import { formatHealth, renderTable } from './views.js';
 
 const run = (args: string[], env: Record<string, string> = {}) =>
   runCliCaptured(args, { PAXKV_SERVERS: '', ...env });
@@ -79,15 +79,6 @@ describe('output formats', () => {
     ];
     expect(formatHealth(rows, 'simple')).toBe('h:1 is healthy: took 1.3 ms\nh:2 is unhealthy: refused');
     expect(JSON.parse(formatHealth(rows, 'json'))).toEqual(rows);
-    const view = {
-      tableVersion: 1,
-      partitions: 1,
-      replication: 1,
-      servers: [{ id: 2, address: 'h:2', reachable: true, state: 'alive' }],
-      groups: [],
-    };
-    expect(formatMembers(view, 'simple')).toBe('2, h:2, alive, yes');
-    expect(formatMembers(view, 'table')).toContain('ID  ADDRESS  STATE  REACHABLE');
   });
 });
 

@@ -3,7 +3,7 @@
  * columns with a header for people, one JSON document for programs, or plain `, `-separated lines for
  * `grep`/`cut`.
  */
-import type { StatusReply, StatusView } from './status-view.js';
+import type { StatusReply } from './status-view.js';
 
 /** The `-w` formats. */
 export const OUTPUT_FORMATS = ['table', 'json', 'simple'] as const;
@@ -101,18 +101,4 @@ export function formatEndpointStatus(rows: readonly EndpointStatus[], format: Ou
   ]);
   if (format === 'simple') return renderSimple(cells.map((c) => (c[6] === '' ? c.slice(0, 6) : c)));
   return renderTable(['ENDPOINT', 'NODE', 'TABLE', 'GROUPS', 'LEADING', 'DECIDED', 'ERROR'], cells);
-}
-
-/** Renders `member list` from the merged status. */
-export function formatMembers(view: StatusView, format: OutputFormat): string {
-  const members = view.servers.map((s) => ({
-    id: s.id,
-    address: s.address,
-    state: s.state,
-    reachable: s.reachable,
-  }));
-  if (format === 'json') return JSON.stringify(members);
-  const cells = members.map((m) => [String(m.id ?? '?'), m.address, m.state, m.reachable ? 'yes' : 'no']);
-  if (format === 'simple') return renderSimple(cells);
-  return renderTable(['ID', 'ADDRESS', 'STATE', 'REACHABLE'], cells);
 }
