@@ -89,6 +89,24 @@ export const serverConfigSchema = z
      */
     inboundBudgetBytes: positiveInt.default(256 * 1024 * 1024),
     /**
+     * Largest frame accepted from a connection that has not identified itself yet (no valid first
+     * message; with `auth`, no login; not an authenticated peer), in bytes. Default 64 KiB. A stranger's
+     * larger frame is refused at its 4-byte header and the connection closed, before any of it is read
+     * into memory or scanned; once identified, `maxFrameBytes` applies. The client library introduces
+     * itself (a `lookup`) before a larger first request.
+     */
+    unidentifiedMaxFrameBytes: positiveInt.default(64 * 1024),
+    /**
+     * Most msgpack values (keys, values, array elements) in one frame from a connection not identified
+     * yet. Default 4096. Checked while the frame arrives: decoding time grows with values, not bytes.
+     */
+    unidentifiedMaxItemsPerFrame: positiveInt.default(4096),
+    /**
+     * Most msgpack values in one frame from a client (members too). Default 262 144: a transaction at the
+     * hard limit of 4096 operations per list takes ~100 000. Peers have no such limit.
+     */
+    clientMaxItemsPerFrame: positiveInt.default(262_144),
+    /**
      * A connection that sends nothing for this many ms before its first message (or its handshake) is
      * closed (a stranger holding a slot, a frame never finished). Default 10 000 ms.
      */

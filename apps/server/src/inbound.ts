@@ -58,6 +58,8 @@ export interface InboundDeps {
 /** See the module comment. */
 export class InboundConnections {
   private readonly open = new Set<InboundConn>();
+  /** Connections whose inbound limits were raised (see `identify`). */
+  private readonly identified = new WeakSet<InboundConn>();
   private readonly transport: TransportServer;
   private readonly rejections: RateLimitedLog;
   private readonly peers: PeerTraffic;
@@ -76,6 +78,10 @@ export class InboundConnections {
       maxTrustedConnections: c.maxPeerConnections,
       evictWhenFull: true,
       inboundBudgetBytes: c.inboundBudgetBytes,
+      // Strangers send small frames until they identify themselves (see `identify`).
+      unidentifiedMaxFrameBytes: c.unidentifiedMaxFrameBytes,
+      unidentifiedMaxItemsPerFrame: c.unidentifiedMaxItemsPerFrame,
+      maxItemsPerFrame: c.clientMaxItemsPerFrame,
       handshakeTimeoutMs: c.headerTimeoutMs,
       // Until its first message: see `accept`.
       idleTimeoutMs: c.headerTimeoutMs,
@@ -143,13 +149,21 @@ export class InboundConnections {
     socket.on('message', (v) => {
       if (conn.kind === 'unknown' && !socket.trusted) socket.setIdleTimeout(ctx.config.clientIdleTimeoutMs);
       this.dispatch(conn, v);
+      if (!this.identified.has(conn)) this.identify(conn);
     });
     socket.on('protocolError', (error) => {
       ctx.metrics.badInput.inc({ code: error.code });
+      const stranger = !socket.trusted && !this.identified.has(conn);
+      if (stranger && error.code !== 'TRUNCATED_FRAME')
+        ctx.metrics.unidentifiedRefused.inc({ code: error.code });
       // An oversized frame is answered by the transport itself before it closes the connection.
       // A stream cut inside a frame has ended: nothing to answer.
-      if (error.code !== 'FRAME_TOO_LARGE' && error.code !== 'TRUNCATED_FRAME' && socket.isOpen)
-        socket.send(errorMessage(error, null));
+      if (error.code === 'FRAME_TOO_LARGE' || error.code === 'TRUNCATED_FRAME' || !socket.isOpen) return;
+      // A frame that is not msgpack within the limits (refused while it arrived) closes any connection
+      // but an authenticated peer's: no legitimate client sends one, and the rest of a hostile frame is
+      // then never read (skipping 16 MiB frame after frame would still cost reading them).
+      if (socket.trusted || error.code !== 'DECODE_FAILED') socket.send(errorMessage(error, null));
+      else socket.refuse(errorMessage(error, null), error);
     });
     socket.on('close', () => {
       this.open.delete(conn);
@@ -159,6 +173,27 @@ export class InboundConnections {
     });
     this.open.add(conn);
     ctx.metrics.connections.inc();
+  }
+
+  /**
+   * Raises the inbound limits of a connection that showed what it is (synchronously, from its message
+   * listener, so they apply to its very next frame): a peer (`peer.hello`) gets full frames and no value
+   * limit, a member or client `maxFrameBytes` and `clientMaxItemsPerFrame`. With `auth`, a client only
+   * once it logged in (anyone may send `lookup` and `status`, which stay small). Until then the
+   * `unidentified*` limits hold: a stranger can never make this server buffer, scan or decode a large
+   * frame. Authenticated peers were raised at accept (`TransportServer.trust`).
+   */
+  private identify(conn: InboundConn): void {
+    const kind = conn.kind;
+    if (kind === 'peer') this.transport.identify(conn.socket, { maxItemsPerFrame: 0 });
+    else if (
+      kind === 'member' ||
+      (kind === 'client' && (!this.deps.access.enabled || conn.principal !== null))
+    )
+      this.transport.identify(conn.socket);
+    else return;
+    this.identified.add(conn);
+    this.ctx.metrics.connectionsIdentified.inc({ kind });
   }
 
   private reject(conn: InboundConn, error: PaxkvError, id: number | null): void {
@@ -292,6 +327,7 @@ export class InboundConnections {
         try {
           const { principal, reply } = await access.login(request);
           conn.principal = principal;
+          if (!this.identified.has(conn)) this.identify(conn);
           conn.socket.send(reply);
         } catch (e) {
           conn.failedLogins += 1;

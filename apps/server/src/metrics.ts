@@ -180,6 +180,29 @@ export class ServerMetrics {
   });
 
   /**
+   * Connections whose inbound limits were raised from the `unidentified*` ones, by what they showed they
+   * are: `client`, `member`, `peer` (authenticated peers are raised at accept and not counted here).
+   */
+  readonly connectionsIdentified = new Counter({
+    name: 'paxkv_connections_identified_total',
+    help: 'Connections raised from the small limits of strangers once identified, by kind (client, member, peer)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  /**
+   * Frames refused from connections that had not identified themselves yet (the connection is then
+   * closed), by code: `FRAME_TOO_LARGE` (over `unidentifiedMaxFrameBytes`, refused at its header),
+   * `DECODE_FAILED` (over `unidentifiedMaxItemsPerFrame` or the expansion limit, refused while it arrives).
+   */
+  readonly unidentifiedRefused = new Counter({
+    name: 'paxkv_unidentified_frames_refused_total',
+    help: 'Frames refused from connections not identified yet (then closed), by code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  /**
    * Transactions answered to clients that contacted this server (a forwarded request is counted where
    * the client sent it, once), by the branch that ran: `succeeded` (every compare held) or `failed`.
    */

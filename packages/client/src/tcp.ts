@@ -4,8 +4,17 @@
  * bounded outgoing buffer).
  * @module
  */
-import { ReconnectingConnection, type ReconnectingConnectionOptions } from '@paxkv/common';
+import { type Introduction, ReconnectingConnection, type ReconnectingConnectionOptions } from '@paxkv/common';
 import type { ClientConnection, ConnectionFactory } from './connection.js';
+
+/**
+ * What a client sends ahead of a first request larger than a server accepts from a stranger (64 KiB:
+ * see the server's `unidentifiedMaxFrameBytes`): a `lookup` (id 0, never a request id of the client, so
+ * its answer is ignored), after which the server knows the connection is a client.
+ */
+export const CLIENT_INTRODUCTION: Introduction = Object.freeze({
+  message: Object.freeze({ type: 'lookup', id: 0 }),
+});
 
 /**
  * Returns a factory of TCP connections. `options` tune the transport (frame limit, connect timeout,
@@ -15,7 +24,7 @@ export function tcpConnectionFactory(options: ReconnectingConnectionOptions = {}
   return (address, events) => {
     let conn: ReconnectingConnection;
     try {
-      conn = new ReconnectingConnection(address, options);
+      conn = new ReconnectingConnection(address, { introduction: CLIENT_INTRODUCTION, ...options });
     } catch (e) {
       // An address the transport refuses: a connection that never opens.
       queueMicrotask(() => events.onClose(e instanceof Error ? e : new Error(String(e))));

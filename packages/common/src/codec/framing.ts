@@ -5,11 +5,13 @@
  */
 import {
   ConfigError,
+  DecodeError,
   type EncodeError,
   FrameTooLargeError,
   type PaxkvError,
   TruncatedFrameError,
 } from '../errors.js';
+import { MsgpackScanner } from './bounded.js';
 import { type Codec, msgpackCodec } from './msgpack.js';
 
 /** Size of the length prefix, in bytes. */
@@ -86,31 +88,83 @@ export type FrameResult<T> =
   | { readonly ok: false; readonly error: PaxkvError };
 
 /**
+ * Receives each frame's outcome as soon as the frame is complete (or refused), before the next frame's
+ * header is read: a receiver may change the limits (see {@link FrameSplitter.setMaxFrameBytes}) in it and
+ * they apply from the next frame on. Returning `false` stops processing the rest of the chunk (use it when
+ * the connection was closed).
+ */
+export type FrameSink<T> = (result: FrameResult<T>) => boolean | undefined;
+
+/**
+ * Looks at a frame's payload as it arrives, so a hostile frame can be refused at its first bad chunk
+ * instead of once all of it has been buffered (see `MsgpackScanner`).
+ */
+export interface PayloadInspector {
+  /** A new payload of `length` bytes starts. */
+  begin(length: number): void;
+  /** The next bytes of the payload: null while fine, else why the payload is refused. */
+  feed(bytes: Uint8Array, from: number, to: number): string | null;
+  /** The payload is complete: null if it is fine, else why it is refused. */
+  finish(): string | null;
+}
+
+/**
  * Splits a byte stream into frame payloads, whatever the chunk boundaries. The length prefix is
  * checked before any payload is buffered: an oversized prefix yields one {@link FrameTooLargeError}
  * and puts the splitter in the failed state (the stream cannot be resynchronised; close it).
+ * With an {@link PayloadInspector}, every payload byte is shown to it as it arrives; a payload it refuses
+ * yields a `DecodeError` at once, the bytes of that frame already held are dropped and the rest of the
+ * frame is skipped as it arrives (never buffered); the next frame is read normally.
  * Memory held is at most one frame plus one chunk.
  */
 export class FrameSplitter {
-  /** The configured maximum payload size. */
-  readonly maxFrameBytes: number;
+  private maxBytes: number;
   private chunks: Uint8Array[] = [];
-  private offset = 0; // read position in chunks[0]
-  private buffered = 0; // unread bytes across chunks
+  private got = 0; // payload bytes of the frame in progress held in `chunks`
+  private readonly header = new Uint8Array(FRAME_HEADER_BYTES);
+  private headerFill = 0;
   private expected = -1; // payload length of the frame in progress, -1 while reading the header
+  private discard = 0; // bytes of a refused frame still to skip
   private failure: FrameTooLargeError | undefined;
+  private inspector: PayloadInspector | undefined; // of the frame in progress
+  private nextInspector: PayloadInspector | undefined;
+  private inspectedFlag = false;
 
   /**
    * @param options `maxFrameBytes` (default 16 MiB).
    * @throws {@link ConfigError} if `maxFrameBytes` is not an integer in 1..2^32-1.
    */
   constructor(options: Pick<FramingOptions, 'maxFrameBytes'> = {}) {
-    this.maxFrameBytes = maxFrameOf(options);
+    this.maxBytes = maxFrameOf(options);
+  }
+
+  /** The maximum payload size in force. */
+  get maxFrameBytes(): number {
+    return this.maxBytes;
+  }
+
+  /**
+   * Changes the maximum payload size; it applies from the next frame header on (a frame already
+   * announced keeps the limit it was checked against).
+   * @throws {@link ConfigError} if `maxFrameBytes` is not an integer in 1..2^32-1.
+   */
+  setMaxFrameBytes(maxFrameBytes: number): void {
+    this.maxBytes = maxFrameOf({ maxFrameBytes });
+  }
+
+  /** Shows payloads to `inspector` as they arrive (undefined: none), from the next frame on. */
+  setInspector(inspector: PayloadInspector | undefined): void {
+    this.nextInspector = inspector;
+  }
+
+  /** Whether the payload just handed to the sink was shown whole to an inspector (and passed it). */
+  get inspected(): boolean {
+    return this.inspectedFlag;
   }
 
   /** Unread bytes held by the splitter. */
   get bufferedBytes(): number {
-    return this.buffered;
+    return this.got + this.headerFill;
   }
 
   /** The error that stopped the splitter, if any; once set, {@link push} returns nothing. */
@@ -118,33 +172,75 @@ export class FrameSplitter {
     return this.failure;
   }
 
-  /** Feeds a chunk; returns the payloads completed by it (possibly none) or the framing error. */
+  /** Feeds a chunk; returns the payloads completed by it (possibly none) or the framing errors. */
   push(chunk: Uint8Array): FrameResult<Uint8Array>[] {
     const out: FrameResult<Uint8Array>[] = [];
-    if (this.failure || chunk.length === 0) return out;
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
-    for (;;) {
-      if (this.expected < 0) {
-        if (this.buffered < FRAME_HEADER_BYTES) break;
-        const h = this.take(FRAME_HEADER_BYTES);
-        const len = ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0;
-        if (len > this.maxFrameBytes) {
-          this.failure = new FrameTooLargeError({ size: len, maxBytes: this.maxFrameBytes });
-          this.chunks = [];
-          this.buffered = 0;
-          this.offset = 0;
-          out.push({ ok: false, error: this.failure });
-          return out;
-        }
-        this.expected = len;
-      }
-      if (this.buffered < this.expected) break;
-      const payload = this.take(this.expected);
-      this.expected = -1;
-      out.push({ ok: true, value: payload });
-    }
+    this.feed(chunk, (r) => {
+      out.push(r);
+      return true;
+    });
     return out;
+  }
+
+  /** Feeds a chunk, handing each frame's outcome to `sink` as soon as it is known (see {@link FrameSink}). */
+  feed(chunk: Uint8Array, sink: FrameSink<Uint8Array>): void {
+    const len = chunk.length;
+    let i = 0;
+    while (i < len && !this.failure) {
+      if (this.discard > 0) {
+        const k = Math.min(this.discard, len - i);
+        this.discard -= k;
+        i += k;
+        continue;
+      }
+      if (this.expected < 0) {
+        const k = Math.min(FRAME_HEADER_BYTES - this.headerFill, len - i);
+        this.header.set(chunk.subarray(i, i + k), this.headerFill);
+        this.headerFill += k;
+        i += k;
+        if (this.headerFill < FRAME_HEADER_BYTES) break;
+        this.headerFill = 0;
+        const h = this.header;
+        const size = ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0;
+        if (size > this.maxBytes) {
+          this.failure = new FrameTooLargeError({ size, maxBytes: this.maxBytes });
+          this.chunks = [];
+          this.got = 0;
+          sink({ ok: false, error: this.failure });
+          return;
+        }
+        this.expected = size;
+        this.got = 0;
+        this.inspector = size > 0 ? this.nextInspector : undefined;
+        this.inspector?.begin(size);
+      }
+      const k = Math.min(this.expected - this.got, len - i);
+      if (k > 0) {
+        const problem = this.inspector ? this.inspector.feed(chunk, i, i + k) : null;
+        if (problem !== null) {
+          this.discard = this.expected - this.got - k;
+          this.expected = -1;
+          this.chunks = [];
+          this.got = 0;
+          i += k;
+          if (sink({ ok: false, error: new DecodeError({ reason: problem }) }) === false) return;
+          continue;
+        }
+        this.chunks.push(k === len && i === 0 ? chunk : chunk.subarray(i, i + k));
+        this.got += k;
+        i += k;
+      }
+      if (this.got < this.expected) break;
+      const payload = this.joined();
+      this.expected = -1;
+      const problem = this.inspector ? this.inspector.finish() : null;
+      this.inspectedFlag = this.inspector !== undefined;
+      const result: FrameResult<Uint8Array> =
+        problem === null
+          ? { ok: true, value: payload }
+          : { ok: false, error: new DecodeError({ reason: problem }) };
+      if (sink(result) === false) return;
+    }
   }
 
   /**
@@ -153,68 +249,70 @@ export class FrameSplitter {
    */
   end(): TruncatedFrameError | undefined {
     if (this.failure) return undefined;
-    const pending = this.buffered;
+    const pending = this.got + this.headerFill;
     const expected = this.expected;
+    const discarding = this.discard > 0;
     this.chunks = [];
-    this.buffered = 0;
-    this.offset = 0;
+    this.got = 0;
+    this.headerFill = 0;
     this.expected = -1;
+    this.discard = 0;
     if (expected >= 0)
       return new TruncatedFrameError({
         received: FRAME_HEADER_BYTES + pending,
         expected: FRAME_HEADER_BYTES + expected,
       });
-    if (pending > 0) return new TruncatedFrameError({ received: pending });
+    if (pending > 0 || discarding) return new TruncatedFrameError({ received: pending });
     return undefined;
   }
 
-  /** Removes and returns the next n buffered bytes (n <= buffered): a view when possible, else a copy. */
-  private take(n: number): Uint8Array {
-    if (n === 0) return new Uint8Array(0);
-    const first = this.chunks[0]!;
-    const avail = first.length - this.offset;
-    if (n <= avail) {
-      const view = first.subarray(this.offset, this.offset + n);
-      this.offset += n;
-      if (this.offset === first.length) {
-        this.chunks.shift();
-        this.offset = 0;
-      }
-      this.buffered -= n;
-      return view;
-    }
+  /** The held payload of the completed frame as one array (a view when it arrived in one chunk). */
+  private joined(): Uint8Array {
+    const chunks = this.chunks;
+    const n = this.got;
+    this.chunks = [];
+    this.got = 0;
+    if (chunks.length === 1) return chunks[0]!;
     const out = new Uint8Array(n);
-    let filled = 0;
-    while (filled < n) {
-      const c = this.chunks[0]!;
-      const m = Math.min(n - filled, c.length - this.offset);
-      out.set(c.subarray(this.offset, this.offset + m), filled);
-      filled += m;
-      this.offset += m;
-      if (this.offset === c.length) {
-        this.chunks.shift();
-        this.offset = 0;
-      }
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
     }
-    this.buffered -= n;
     return out;
   }
+}
+
+/** Inbound limits of a {@link FrameDecoder} that a receiver may change between frames. */
+export interface InboundFrameLimits {
+  /** Largest accepted payload, in bytes. */
+  readonly maxFrameBytes?: number;
+  /**
+   * Most msgpack values in one payload (0: no limit), enforced while the payload arrives when the codec
+   * can scan incrementally (the msgpack codec can).
+   */
+  readonly maxItemsPerFrame?: number;
 }
 
 /**
  * Streaming decoder of framed messages: a {@link FrameSplitter} followed by the codec. A payload that
  * is not valid msgpack yields a `DecodeError` result and decoding continues with the next frame (the
  * frame boundary is intact); an oversized frame stops the decoder (see {@link FrameSplitter}).
- * Never throws on any input.
+ * With a codec that scans incrementally (`Codec.decodeLimits`, the msgpack codec), each payload is
+ * scanned as its bytes arrive, so a hostile frame is refused at its first bad chunk, and a payload that
+ * passed is decoded without scanning it again. Never throws on any input.
  */
 export class FrameDecoder {
   private readonly splitter: FrameSplitter;
   private readonly codec: Codec;
+  private maxItems = 0;
+  private scanner: MsgpackScanner | undefined;
 
-  /** @param options `maxFrameBytes` (default 16 MiB) and `codec` (default msgpack). */
-  constructor(options: FramingOptions = {}) {
+  /** @param options `maxFrameBytes` (default 16 MiB), `codec` (default msgpack), `maxItemsPerFrame` (default 0: none). */
+  constructor(options: FramingOptions & Pick<InboundFrameLimits, 'maxItemsPerFrame'> = {}) {
     this.splitter = new FrameSplitter(options);
     this.codec = options.codec ?? msgpackCodec;
+    this.setLimits({ maxItemsPerFrame: options.maxItemsPerFrame ?? 0 });
   }
 
   /** Unread bytes held by the decoder. */
@@ -227,15 +325,48 @@ export class FrameDecoder {
     return this.splitter.failed;
   }
 
+  /** The limits in force. */
+  get limits(): Required<InboundFrameLimits> {
+    return { maxFrameBytes: this.splitter.maxFrameBytes, maxItemsPerFrame: this.maxItems };
+  }
+
+  /**
+   * Changes the limits from the next frame on (a receiver raises them once it knows who is sending).
+   * @throws {@link ConfigError} / RangeError for a limit out of range.
+   */
+  setLimits(limits: InboundFrameLimits): void {
+    if (limits.maxFrameBytes !== undefined) this.splitter.setMaxFrameBytes(limits.maxFrameBytes);
+    if (limits.maxItemsPerFrame !== undefined) {
+      const items = limits.maxItemsPerFrame;
+      if (!Number.isSafeInteger(items) || items < 0)
+        throw new RangeError(`maxItemsPerFrame must be a non-negative integer, got ${items}`);
+      this.maxItems = items;
+      const base = this.codec.decodeLimits;
+      this.scanner =
+        base && this.codec.decodeScanned
+          ? new MsgpackScanner(items > 0 ? { ...base, maxItems: items } : base)
+          : undefined;
+      this.splitter.setInspector(this.scanner);
+    }
+  }
+
   /** Feeds a chunk; returns the messages (or per-frame errors) it completes. */
   push(chunk: Uint8Array): FrameResult<unknown>[] {
-    const frames = this.splitter.push(chunk);
-    const out: FrameResult<unknown>[] = new Array(frames.length);
-    for (let i = 0; i < frames.length; i++) {
-      const f = frames[i]!;
-      out[i] = f.ok ? this.codec.decode(f.value) : f;
-    }
+    const out: FrameResult<unknown>[] = [];
+    this.feed(chunk, (r) => {
+      out.push(r);
+      return true;
+    });
     return out;
+  }
+
+  /** Feeds a chunk, handing each message (or per-frame error) to `sink` as soon as it is complete. */
+  feed(chunk: Uint8Array, sink: FrameSink<unknown>): void {
+    this.splitter.feed(chunk, (f) => {
+      if (!f.ok) return sink(f);
+      const scanned = this.splitter.inspected && this.codec.decodeScanned !== undefined;
+      return sink(scanned ? this.codec.decodeScanned!(f.value) : this.codec.decode(f.value));
+    });
   }
 
   /** Signals the end of the stream; see {@link FrameSplitter.end}. */

@@ -27,6 +27,18 @@ export interface Codec {
   encodeWithHeader?(value: unknown, headerBytes: number): Uint8Array;
   /** Decodes exactly one value from `bytes` (trailing bytes are an error). Never throws. */
   decode(bytes: Uint8Array): DecodeResult;
+  /**
+   * The limits {@link Codec.decode} enforces with its pre-scan, when it has one (the msgpack codec).
+   * A streaming receiver (`FrameDecoder`) then scans payloads itself, chunk by chunk, with a
+   * `MsgpackScanner` over these limits (plus its own per-connection limits) and calls
+   * {@link Codec.decodeScanned}.
+   */
+  readonly decodeLimits?: DecodeLimits;
+  /**
+   * Decodes `bytes` that a `MsgpackScanner` with {@link Codec.decodeLimits} (or stricter) already
+   * accepted whole, without scanning them again. Never throws.
+   */
+  decodeScanned?(bytes: Uint8Array): DecodeResult;
 }
 
 /** Options of {@link createMsgpackCodec}. */
@@ -66,6 +78,18 @@ export function createMsgpackCodec(options: MsgpackCodecOptions = {}): Codec {
     mapsAsObjects: true,
     copyBuffers: options.copyBuffers ?? true,
   });
+  const unpack = (bytes: Uint8Array): DecodeResult => {
+    if (bytes.length === 0) return { ok: false, error: new DecodeError({ reason: 'empty input' }) };
+    try {
+      const value: unknown = unpackr.unpack(bytes);
+      // 0xc1 is "never used" in msgpack; msgpackr returns a marker object for it.
+      if (value === C1)
+        return { ok: false, error: new DecodeError({ reason: 'byte 0xc1 is not valid msgpack' }) };
+      return { ok: true, value };
+    } catch (e) {
+      return { ok: false, error: new DecodeError({ reason: reason(e) }, { cause: e }) };
+    }
+  };
   return {
     encode(value: unknown): Uint8Array {
       try {
@@ -87,16 +111,9 @@ export function createMsgpackCodec(options: MsgpackCodecOptions = {}): Codec {
         const problem = scanMsgpack(bytes, limits);
         if (problem !== null) return { ok: false, error: new DecodeError({ reason: problem }) };
       }
-      try {
-        const value: unknown = unpackr.unpack(bytes);
-        // 0xc1 is "never used" in msgpack; msgpackr returns a marker object for it.
-        if (value === C1)
-          return { ok: false, error: new DecodeError({ reason: 'byte 0xc1 is not valid msgpack' }) };
-        return { ok: true, value };
-      } catch (e) {
-        return { ok: false, error: new DecodeError({ reason: reason(e) }, { cause: e }) };
-      }
+      return unpack(bytes);
     },
+    ...(limits ? { decodeLimits: limits, decodeScanned: unpack } : {}),
   };
 }
 

@@ -4,7 +4,13 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { encodeFrame, FrameDecoder } from '../codec/framing.js';
+import {
+  encodeFrame,
+  FRAME_HEADER_BYTES,
+  FrameDecoder,
+  type FrameResult,
+  type InboundFrameLimits,
+} from '../codec/framing.js';
 import type { Codec } from '../codec/msgpack.js';
 import {
   BackpressureError,
@@ -17,7 +23,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { InboundBudget } from './inbound-budget.js';
-import type { ConnectionConfig } from './options.js';
+import { type ConnectionConfig, DEFAULT_UNIDENTIFIED_MAX_FRAME_BYTES } from './options.js';
 import { isTlsSocket, type TlsPeer, tlsFailure, tlsPeerOf } from './tls.js';
 
 /** Events of a {@link FramedConnection}. None is called `error`, so an unhandled one never crashes. */
@@ -49,6 +55,26 @@ export interface FramedConnectionDeps {
    * TLS 1.3 server rejecting the client certificate) is reported as a `TlsError` that says what to fix.
    */
   readonly tlsSide?: 'dial' | 'accept';
+  /**
+   * Inbound limits to start with instead of the config's `maxFrameBytes` / `maxItemsPerFrame` (a server
+   * starts connections it does not know yet with small ones). Default: the config's.
+   */
+  readonly inboundLimits?: InboundFrameLimits;
+  /**
+   * A small message sent ahead of this connection's first frame when that frame's payload is larger than
+   * `aboveBytes` (and nothing was sent before it): a server accepts only small frames from a connection
+   * it has not identified yet (`TransportServer` `unidentifiedMaxFrameBytes`), so a client whose first
+   * request is large introduces itself first. Default: none.
+   */
+  readonly introduction?: Introduction;
+}
+
+/** See {@link FramedConnectionDeps.introduction}. */
+export interface Introduction {
+  /** The message (a cheap request the server answers, e.g. `{ type: 'lookup', id: 0 }`). */
+  readonly message: unknown;
+  /** Send it only before a first frame whose payload exceeds this many bytes. Default 64 KiB. */
+  readonly aboveBytes?: number;
 }
 
 /** Counters of one connection since it opened (for metrics and logs). */
@@ -160,10 +186,12 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private readonly heldWaiters: (() => void)[] = [];
   private handshakeValue: unknown;
   private readonly inboundBudget: InboundBudget | undefined;
+  private introduction: Introduction | undefined;
   private trustedFlag = false;
   private tlsPeerValue: TlsPeer | undefined;
   private idleTimeoutMs = 0;
   private corked = false;
+  private refusing = false;
   private closed = false;
   private closeReason: PaxkvError | undefined;
 
@@ -179,6 +207,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     this.codec = deps.codec;
     this.logger = deps.logger;
     this.inboundBudget = deps.inboundBudget;
+    this.introduction = deps.introduction;
     const host = socket.remoteAddress;
     this.remoteAddress =
       host === undefined
@@ -187,7 +216,8 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
           ? `[${host}]:${socket.remotePort}`
           : `${host}:${socket.remotePort}`;
     this.decoder = new FrameDecoder({
-      maxFrameBytes: config.maxFrameBytes,
+      maxFrameBytes: deps.inboundLimits?.maxFrameBytes ?? config.maxFrameBytes,
+      maxItemsPerFrame: deps.inboundLimits?.maxItemsPerFrame ?? config.maxItemsPerFrame,
       ...(deps.codec ? { codec: deps.codec } : {}),
     });
     socket.setNoDelay(config.noDelay);
@@ -503,6 +533,12 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
    * call at the end of the tick (a batch of Paxos messages costs one syscall, not one per frame).
    */
   private writeFrame(frame: Uint8Array, keepalive = false): void {
+    const intro = this.introduction;
+    if (intro && !keepalive) {
+      this.introduction = undefined;
+      const above = intro.aboveBytes ?? DEFAULT_UNIDENTIFIED_MAX_FRAME_BYTES;
+      if (frame.length - FRAME_HEADER_BYTES > above) this.writeFrame(this.encode(intro.message));
+    }
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
@@ -545,44 +581,76 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private onData(chunk: Buffer): void {
     this.counters.bytesIn += chunk.length;
     this.lastReceivedAt = performance.now();
-    for (const r of this.decoder.push(chunk)) {
-      if (this.closed || this.socket.destroyed) return;
-      if (r.ok) {
-        if (r.value === KEEPALIVE) {
-          this.counters.keepalivesIn++;
-          continue;
-        }
-        this.counters.framesIn++;
-        if (this.held) {
-          this.held.push(r.value);
-          this.wakeHeldWaiters();
-        } else {
-          this.safeEmit('message', r.value);
-        }
-        continue;
-      }
-      this.counters.protocolErrors++;
-      this.safeEmit('protocolError', r.error);
-      if (r.error instanceof FrameTooLargeError) this.rejectOversized(r.error);
-    }
+    this.decoder.feed(chunk, this.onFrame);
     if (!this.closed) this.inboundBudget?.update(this, this.decoder.bufferedBytes);
+  }
+
+  /** One frame's outcome, before the next frame's header is read (so a listener may change the limits). */
+  private readonly onFrame = (r: FrameResult<unknown>): boolean => {
+    if (this.closed || this.socket.destroyed || this.refusing) return false;
+    if (r.ok) {
+      if (r.value === KEEPALIVE) {
+        this.counters.keepalivesIn++;
+        return true;
+      }
+      this.counters.framesIn++;
+      if (this.held) {
+        this.held.push(r.value);
+        this.wakeHeldWaiters();
+      } else {
+        this.safeEmit('message', r.value);
+      }
+      return true;
+    }
+    this.counters.protocolErrors++;
+    this.safeEmit('protocolError', r.error);
+    if (r.error instanceof FrameTooLargeError) this.rejectOversized(r.error);
+    return true;
+  };
+
+  /**
+   * The inbound limits in force: the largest frame accepted and the most msgpack values per frame (0: no
+   * limit). They start from the config (`maxFrameBytes`, `maxItemsPerFrame`); a server starts a connection
+   * it does not know yet with smaller ones (see `TransportServer` `unidentifiedMaxFrameBytes`).
+   */
+  get inboundLimits(): Required<InboundFrameLimits> {
+    return this.decoder.limits;
+  }
+
+  /**
+   * Changes the inbound limits from the next frame on (frames already received are not affected). A
+   * server raises them once a connection proved to be a client or a peer (see `TransportServer.identify`).
+   * @throws ConfigError / RangeError for a limit out of range.
+   */
+  setInboundLimits(limits: InboundFrameLimits): void {
+    this.decoder.setLimits(limits);
   }
 
   private rejectOversized(error: FrameTooLargeError): void {
     this.closeReason ??= error;
+    if (this.config.replyFrameTooLarge)
+      this.refuse({ type: 'error', id: null, code: error.code, message: error.message }, error);
+    else this.socket.destroy();
+  }
+
+  /**
+   * Stops reading at once (nothing more the peer sends is read into memory), sends `reply` (an `error`
+   * saying why), closes, and destroys the connection if the peer has not closed within a second. What a
+   * server does to a connection that sent a frame it refused: the rest of that frame is never read.
+   * `reason` is reported by the `close` event.
+   */
+  refuse(reply: unknown, reason?: PaxkvError): void {
+    if (reason) this.closeReason ??= reason;
+    this.refusing = true;
     this.socket.pause();
-    if (this.config.replyFrameTooLarge && !this.socket.destroyed) {
-      const reply = { type: 'error', id: null, code: error.code, message: error.message };
-      try {
-        this.socket.end(this.encode(reply));
-        // Do not wait forever for a peer that does not read.
-        setTimeout(() => this.socket.destroy(), 1_000).unref();
-        return;
-      } catch {
-        // fall through to destroy
-      }
+    if (this.socket.destroyed) return;
+    try {
+      this.socket.end(this.encode(reply));
+      // Do not wait forever for a peer that does not read.
+      setTimeout(() => this.socket.destroy(), 1_000).unref();
+    } catch {
+      this.socket.destroy();
     }
-    this.socket.destroy();
   }
 
   private onEnd(): void {

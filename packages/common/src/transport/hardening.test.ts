@@ -151,4 +151,52 @@ describe('TransportServer limits', () => {
     await a.closedByServer;
     expect(b.destroyed).toBe(false);
   });
+
+  it('refuses a frame over unidentifiedMaxFrameBytes from a stranger at its header, and raises the limit on identify', async () => {
+    const { server, conns, port } = await startServer({
+      unidentifiedMaxFrameBytes: 1024,
+      unidentifiedMaxItemsPerFrame: 64,
+      maxItemsPerFrame: 10_000,
+    });
+    const errors: string[] = [];
+    const messages: unknown[] = [];
+    server.on('connection', (c) => {
+      c.on('protocolError', (e) => errors.push(e.code));
+      c.on('message', (m) => {
+        messages.push(m);
+        if ((m as { type?: string }).type === 'hello') server.identify(c);
+      });
+    });
+    // A stranger's 16 MiB frame: refused at the header, nothing buffered, the connection closed.
+    const stranger = await raw(port);
+    stranger.write(partialFrame(16 << 20, 1000));
+    stranger.resume(); // read the FRAME_TOO_LARGE reply, so the close is seen
+    await stranger.closedByServer;
+    expect(errors).toEqual(['FRAME_TOO_LARGE']);
+    // A stranger's frame of too many values is refused (and skipped) even under the byte limit.
+    const counted = await raw(port);
+    counted.write(encodeFrame(new Array(100).fill(1)));
+    await until(() => errors.length === 2);
+    expect(errors[1]).toBe('DECODE_FAILED');
+    // Once identified (in the same chunk as the big frame that follows), the full limits apply.
+    const client = await raw(port);
+    const big = { type: 'put', value: 'v'.repeat(100_000), list: new Array(1000).fill(1) };
+    client.write(Buffer.concat([encodeFrame({ type: 'hello' }), encodeFrame(big)]));
+    await until(() => messages.length === 2);
+    expect(messages[1]).toEqual(big);
+    expect(conns.at(-1)!.inboundLimits).toEqual({ maxFrameBytes: 16 << 20, maxItemsPerFrame: 10_000 });
+    expect(errors).toHaveLength(2);
+  });
+
+  it('gives a trusted connection full frames and no value limit', async () => {
+    const { server, conns, port } = await startServer({
+      unidentifiedMaxFrameBytes: 1024,
+      maxItemsPerFrame: 10,
+    });
+    await raw(port);
+    await until(() => conns.length === 1);
+    expect(conns[0]!.inboundLimits).toEqual({ maxFrameBytes: 1024, maxItemsPerFrame: 10 });
+    expect(server.trust(conns[0]!)).toBe(true);
+    expect(conns[0]!.inboundLimits).toEqual({ maxFrameBytes: 16 << 20, maxItemsPerFrame: 0 });
+  });
 });

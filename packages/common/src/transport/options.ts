@@ -9,10 +9,23 @@ import { BackoffConfigSchema } from './backoff.js';
 /** Default high-water mark of a connection's outgoing buffer: 4 MiB. */
 export const DEFAULT_HIGH_WATER_MARK = 4 * 1024 * 1024;
 
+/**
+ * The largest frame a paxkv server accepts from a connection it has not identified yet: 64 KiB (see
+ * `unidentifiedMaxFrameBytes`). Clients introduce themselves before a larger first frame.
+ */
+export const DEFAULT_UNIDENTIFIED_MAX_FRAME_BYTES = 64 * 1024;
+
 /** Settings of one framed connection. */
 export const ConnectionConfigSchema = z.object({
   /** Largest frame payload sent or accepted, in bytes. Default 16 MiB. */
   maxFrameBytes: z.number().int().min(1).max(ABSOLUTE_MAX_FRAME_BYTES).default(DEFAULT_MAX_FRAME_BYTES),
+  /**
+   * Most msgpack values (map keys and values, array elements) accepted in one inbound frame, checked
+   * while the frame arrives; a frame with more is refused with a `DecodeError` and skipped. 0 (default):
+   * no limit. Decoding time grows with the number of values, not bytes (a 16 MiB array of small
+   * integers takes seconds to decode), so a server limits what it accepts from strangers and clients.
+   */
+  maxItemsPerFrame: z.number().int().nonnegative().default(0),
   /**
    * High-water mark of the outgoing buffer, in bytes. Default 4 MiB. A frame is refused when bytes
    * are already queued and it would push the queue past the mark (a frame is always accepted on an
@@ -97,6 +110,18 @@ export const ServerConfigSchema = ConnectionConfigSchema.extend({
    * global budget (each connection may still hold one frame of up to `maxFrameBytes`).
    */
   inboundBudgetBytes: z.number().int().nonnegative().default(0),
+  /**
+   * Largest inbound frame of a connection the application has not identified yet (see
+   * `TransportServer.identify` and `trust`), in bytes; it is raised to `maxFrameBytes` once identified.
+   * A stranger's oversized frame is refused at its 4-byte header (`FrameTooLargeError`, then the
+   * connection is closed), before any of it is buffered or scanned. 0 (default): `maxFrameBytes`.
+   */
+  unidentifiedMaxFrameBytes: z.number().int().nonnegative().max(ABSOLUTE_MAX_FRAME_BYTES).default(0),
+  /**
+   * Most msgpack values in one frame of a connection not identified yet (see `maxItemsPerFrame`); raised
+   * to `maxItemsPerFrame` once identified. 0 (default): `maxItemsPerFrame`.
+   */
+  unidentifiedMaxItemsPerFrame: z.number().int().nonnegative().default(0),
 });
 
 /** Settings of a server (see {@link ServerConfigSchema}). */

@@ -18,7 +18,12 @@ import {
 } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { backoffDelay } from './backoff.js';
-import { type ConnectionStats, FramedConnection, type Handshake } from './framed-connection.js';
+import {
+  type ConnectionStats,
+  FramedConnection,
+  type Handshake,
+  type Introduction,
+} from './framed-connection.js';
 import { type ClientConfig, ClientConfigSchema } from './options.js';
 import { tlsMaterial as pem, type TlsOptions, tlsFailure } from './tls.js';
 
@@ -61,6 +66,12 @@ export type ReconnectingConnectionOptions = Partial<Omit<ClientConfig, 'backoff'
    * rejects with it at once). Default: plain TCP.
    */
   readonly tls?: TlsOptions;
+  /**
+   * Sent on each new connection ahead of a first frame larger than the server accepts from strangers
+   * (see {@link Introduction}; a server takes at most 64 KiB from a connection until its first valid
+   * message). Default: none (`undefined` too, to turn off a default a wrapper sets).
+   */
+  readonly introduction?: Introduction | undefined;
 };
 
 /**
@@ -82,6 +93,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
   private readonly random: () => number;
   private readonly handshake: Handshake | undefined;
   private readonly tls: TlsOptions | undefined;
+  private readonly introduction: Introduction | undefined;
   private current: FramedConnection | undefined;
   /** When the peer was last heard on the connection that was lost last (`performance.now()`). */
   private lostAt: number | undefined;
@@ -101,7 +113,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
     if (hp instanceof InvalidAddressError) throw hp;
     this.address = address;
     this.target = hp;
-    const { codec, logger, random, handshake, tls, ...rest } = options;
+    const { codec, logger, random, handshake, tls, introduction, ...rest } = options;
     const parsed = ClientConfigSchema.safeParse(rest);
     if (!parsed.success) {
       throw new ConfigError({
@@ -115,6 +127,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
     this.random = random ?? Math.random;
     this.handshake = handshake;
     this.tls = tls;
+    this.introduction = introduction;
     queueMicrotask(() => this.dial());
   }
 
@@ -291,6 +304,7 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
         ...(this.codec ? { codec: this.codec } : {}),
         ...(this.logger ? { logger: this.logger } : {}),
         ...(t ? { tlsSide: 'dial' as const } : {}),
+        ...(this.introduction ? { introduction: this.introduction } : {}),
       });
       this.connecting = true;
       conn.on('message', (m) => this.emit('message', m));

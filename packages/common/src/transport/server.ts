@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { formatAddress, type HostPort, parseAddress } from '../address.js';
+import type { InboundFrameLimits } from '../codec/framing.js';
 import type { Codec } from '../codec/msgpack.js';
 import {
   ConfigError,
@@ -154,6 +155,33 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
     return this.trustedCount;
   }
 
+  /** The inbound limits of a connection not identified yet (see `unidentifiedMaxFrameBytes`). */
+  get unidentifiedLimits(): Required<InboundFrameLimits> {
+    const c = this.config;
+    return {
+      maxFrameBytes:
+        c.unidentifiedMaxFrameBytes > 0
+          ? Math.min(c.unidentifiedMaxFrameBytes, c.maxFrameBytes)
+          : c.maxFrameBytes,
+      maxItemsPerFrame:
+        c.unidentifiedMaxItemsPerFrame > 0 ? c.unidentifiedMaxItemsPerFrame : c.maxItemsPerFrame,
+    };
+  }
+
+  /**
+   * Tells the server who `conn` is: a client that sent a valid first message (or logged in), a peer.
+   * Raises its inbound limits from the unidentified ones (`unidentifiedMaxFrameBytes`,
+   * `unidentifiedMaxItemsPerFrame`) to `limits` (default: the server's `maxFrameBytes` and
+   * `maxItemsPerFrame`), from its next frame on. Call it from the `message` listener that recognised the
+   * first message: the limits then apply to the very next frame, even one that arrived in the same chunk.
+   */
+  identify(conn: FramedConnection, limits: InboundFrameLimits = {}): void {
+    conn.setInboundLimits({
+      maxFrameBytes: limits.maxFrameBytes ?? this.config.maxFrameBytes,
+      maxItemsPerFrame: limits.maxItemsPerFrame ?? this.config.maxItemsPerFrame,
+    });
+  }
+
   /**
    * Marks `conn` trusted (an authenticated peer): it leaves the `maxConnections` budget for the
    * `maxTrustedConnections` one, is never evicted to make room, and is evicted by the inbound budget only
@@ -165,6 +193,8 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
     if (!this.open.has(conn) || this.trustedCount >= this.config.maxTrustedConnections) return false;
     conn.markTrusted();
     this.trustedCount++;
+    // An authenticated peer sends whatever the protocol needs: full frames, no value limit.
+    this.identify(conn, { maxItemsPerFrame: 0 });
     this.quiet.delete(conn);
     this.silent.delete(conn);
     return true;
@@ -282,6 +312,7 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
       ...(this.logger ? { logger: this.logger } : {}),
       ...(this.budget ? { inboundBudget: this.budget } : {}),
       ...(this.tls ? { tlsSide: 'accept' as const } : {}),
+      inboundLimits: this.unidentifiedLimits,
     });
     this.open.add(conn);
     this.silent.add(conn);

@@ -1,0 +1,277 @@
+/**
+ * bench:hostile — the good client's latency with and without amplification attacks, on real processes.
+ *
+ * Starts a local 3-server cluster (no token: the worst case, anyone may connect), runs one good client
+ * (the `@paxkv/client` library: put then get of its own key, 20 ms apart) and alternates phases of
+ * `--phase-seconds` (default 8): no attack, then an attack by `--attackers` worker threads (default 4),
+ * for `--rounds` rounds (default 3), so machine noise falls on both sides alike. Each attacker cycles
+ * through the amplification attacks of issue 14 against every server:
+ *  - a stranger's 16 MiB frame of 16.7 M empty maps (~1.7 GB once decoded), connection after connection;
+ *  - the same frame from a connection that first sent a valid `status` (a known client), back to back;
+ *  - a 1 MiB frame of 1 M small integers from a known client (within the memory budget, but a decode of
+ *    ~200 ms: refused by the value limit).
+ * Prints the good client's p50/p99 (put + get round trip) without and under attack, their ratios, the
+ * attack frames sent, and the servers' largest RSS. Errors of the good client are counted (should be 0).
+ *
+ * `--unprotected` starts the servers with the stranger limits off (`unidentifiedMaxFrameBytes` =
+ * `maxFrameBytes`, no value limits): the comparison the limits are for, in the same conditions.
+ *
+ * Usage: pnpm --filter @paxkv/server bench:hostile [--rounds 3] [--phase-seconds 8] [--attackers 4] [--unprotected]
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { createClient } from '@paxkv/client';
+import { encodeFrame } from '@paxkv/common';
+import { freePorts, resolveServerCommand, serverFlags, spawnServer } from '../src/launcher.js';
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    'phase-seconds': { type: 'string', default: '8' },
+    attackers: { type: 'string', default: '4' },
+    unprotected: { type: 'boolean', default: false },
+  },
+});
+const ROUNDS = Number(args.rounds);
+const PHASE_MS = Number(args['phase-seconds']) * 1000;
+const ATTACKERS = Number(args.attackers);
+if (!(ROUNDS >= 1 && PHASE_MS >= 1000 && ATTACKERS >= 1)) {
+  console.error('--rounds >= 1, --phase-seconds >= 1 and --attackers >= 1 please');
+  process.exit(2);
+}
+
+/** A frame of `count` copies of `element` in one array32. */
+function arrayFrame(count: number, element: number): Buffer {
+  const payload = Buffer.alloc(5 + count, element);
+  payload[0] = 0xdd;
+  payload.writeUInt32BE(count, 1);
+  const frame = Buffer.alloc(4 + payload.length);
+  frame.writeUInt32BE(payload.length, 0);
+  payload.copy(frame, 4);
+  return frame;
+}
+
+// The attacker: plain node:net in a worker thread (its own event loop, like a separate attacking process).
+const ATTACKER = `
+const { connect } = require('node:net');
+const { parentPort, workerData } = require('node:worker_threads');
+const { targets, amplification, integers, hello, index } = workerData;
+const sent = { stranger: 0, client: 0, integers: 0 };
+let stop = false;
+parentPort.on('message', (m) => { if (m === 'stop') stop = true; });
+function open(port) {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.on('error', () => {});
+    s.on('data', () => {});
+    s.once('connect', () => resolve(s));
+    s.once('close', () => resolve(s));
+  });
+}
+const closed = (s) => new Promise((r) => (s.destroyed ? r() : s.once('close', r)));
+const drained = (s) => new Promise((r) => { if (s.destroyed) r(); else { s.once('drain', r); s.once('close', r); } });
+async function stranger(port) {
+  const s = await open(port);
+  if (s.destroyed) return;
+  s.write(amplification);
+  sent.stranger++;
+  await Promise.race([closed(s), new Promise((r) => setTimeout(r, 2000))]);
+  s.destroy();
+}
+async function knownClient(port, frame, kind, count) {
+  const s = await open(port);
+  if (s.destroyed) return;
+  s.write(hello);
+  for (let i = 0; i < count && !stop && !s.destroyed; i++) {
+    if (!s.write(frame)) await drained(s);
+    sent[kind]++;
+  }
+  s.destroy();
+}
+(async () => {
+  let n = index;
+  while (!stop) {
+    const port = targets[n % targets.length];
+    const kind = n % 3;
+    n++;
+    if (kind === 0) await stranger(port);
+    else if (kind === 1) await knownClient(port, amplification, 'client', 4);
+    else await knownClient(port, integers, 'integers', 16);
+  }
+  parentPort.postMessage(sent);
+})();
+`;
+
+function percentile(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
+}
+
+function rssMiB(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+async function waitHealthy(httpPorts: readonly number[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await Promise.all(
+      httpPorts.map((p) =>
+        fetch(`http://127.0.0.1:${p}/health`)
+          .then((r) => r.status === 200)
+          .catch(() => false),
+      ),
+    );
+    if (ok.every(Boolean)) return;
+    if (Date.now() > deadline) throw new Error(`the cluster was not healthy within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'paxkv-bench-hostile-'));
+  const ports = await freePorts(6);
+  const clientPorts = ports.slice(0, 3);
+  const httpPorts = ports.slice(3);
+  const configFile = join(dir, 'config.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify(
+      args.unprotected
+        ? {
+            unidentifiedMaxFrameBytes: 16 * 1024 * 1024,
+            unidentifiedMaxItemsPerFrame: 1 << 30,
+            clientMaxItemsPerFrame: 1 << 30,
+          }
+        : {},
+    ),
+  );
+  const command = resolveServerCommand({ preferSource: true });
+  const children = clientPorts.map((port, i) =>
+    spawnServer(
+      command,
+      serverFlags({
+        host: '127.0.0.1',
+        port,
+        httpPort: httpPorts[i],
+        dataDir: join(dir, `node-${i + 1}`),
+        partitions: 8,
+        replication: 3,
+        bootstrapThreshold: 3,
+        fsync: 'batch',
+        logLevel: 'error',
+        join: i === 0 ? undefined : `127.0.0.1:${clientPorts[0]}`,
+        extra: ['--config', configFile],
+      }),
+      { logFile: join(dir, `node-${i + 1}.log`) },
+    ),
+  );
+  const client = createClient({
+    servers: clientPorts.map((p) => `127.0.0.1:${p}`),
+    requestTimeoutMs: 30_000,
+  });
+  const workers: Worker[] = [];
+  try {
+    await waitHealthy(httpPorts, 120_000);
+    const good = { quiet: [] as number[], attack: [] as number[], errors: 0, seq: 0 };
+    let phase: 'quiet' | 'attack' | 'warmup' = 'warmup';
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        const value = `v${++good.seq}`;
+        const t0 = performance.now();
+        try {
+          await client.put('good', value);
+          if ((await client.get('good')) !== value) good.errors++;
+          const ms = performance.now() - t0;
+          if (phase !== 'warmup') good[phase].push(ms);
+        } catch {
+          good.errors++;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 3000)); // warm-up: leaders settled, connections open
+    const amplification = arrayFrame(16 * 1024 * 1024 - 16 - 5, 0x80);
+    const integers = arrayFrame(1024 * 1024 - 5, 0x01);
+    const hello = Buffer.from(encodeFrame({ type: 'status', id: 1 }));
+    const sent = { stranger: 0, client: 0, integers: 0 };
+    let maxRss = 0;
+    const rssTimer = setInterval(() => {
+      for (const c of children) maxRss = Math.max(maxRss, rssMiB(c.pid));
+    }, 200);
+    for (let round = 0; round < ROUNDS; round++) {
+      phase = 'quiet';
+      await new Promise((r) => setTimeout(r, PHASE_MS));
+      phase = 'attack';
+      const batch = Array.from(
+        { length: ATTACKERS },
+        (_, index) =>
+          new Worker(ATTACKER, {
+            eval: true,
+            workerData: { targets: clientPorts, amplification, integers, hello, index },
+          }),
+      );
+      workers.push(...batch);
+      const reports = batch.map(
+        (w) => new Promise<typeof sent>((resolve) => w.once('message', (m: typeof sent) => resolve(m))),
+      );
+      await new Promise((r) => setTimeout(r, PHASE_MS));
+      for (const w of batch) w.postMessage('stop');
+      for (const r of await Promise.all(reports)) {
+        sent.stranger += r.stranger;
+        sent.client += r.client;
+        sent.integers += r.integers;
+      }
+      for (const w of batch) await w.terminate();
+      phase = 'warmup'; // let the last attack frames drain before the next quiet phase
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    clearInterval(rssTimer);
+    running = false;
+    await loop;
+    const line = (name: string, xs: number[]) =>
+      `  ${name.padEnd(14)} ops ${String(xs.length).padStart(5)}  p50 ${percentile(xs, 50).toFixed(1).padStart(7)}  p99 ${percentile(xs, 99).toFixed(1).padStart(7)}`;
+    const p99q = percentile(good.quiet, 99);
+    const p99a = percentile(good.attack, 99);
+    console.log(
+      [
+        `# bench:hostile ${new Date().toISOString()} ${
+          args.unprotected ? 'UNPROTECTED (stranger limits off)' : 'default limits'
+        }; 3 servers, 8 partitions, no token; ${ROUNDS} rounds x (${PHASE_MS / 1000} s quiet + ${PHASE_MS / 1000} s attack by ${ATTACKERS} attackers); load average ${loadavg()
+          .map((x) => x.toFixed(1))
+          .join(' ')}`,
+        'good client (put + get round trip, ms):',
+        line('no attack', good.quiet),
+        line('under attack', good.attack),
+        `  p99 ratio attack/no-attack ${(p99a / p99q).toFixed(2)}x   p50 ratio ${(
+          percentile(good.attack, 50) / percentile(good.quiet, 50)
+        ).toFixed(2)}x   good-client errors ${good.errors}`,
+        `attack frames sent: ${sent.stranger} stranger 16 MiB empty-map frames, ${sent.client} known-client 16 MiB empty-map frames, ${sent.integers} known-client 1 M-integer frames; largest server RSS ${maxRss.toFixed(0)} MiB`,
+      ].join('\n'),
+    );
+  } finally {
+    for (const w of workers) await w.terminate();
+    await client.close();
+    for (const c of children) c.kill('SIGKILL');
+    await Promise.all(
+      children.map((c) =>
+        c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r)),
+      ),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
