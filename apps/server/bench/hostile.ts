@@ -182,7 +182,7 @@ async function main(): Promise<void> {
   try {
     await waitHealthy(httpPorts, 120_000);
     const good = { quiet: [] as number[], attack: [] as number[], errors: 0, seq: 0 };
-    let phase: 'quiet' | 'attack' | 'warmup' = 'warmup';
+    let phase = 'warmup' as 'quiet' | 'attack' | 'warmup';
     let running = true;
     const loop = (async () => {
       while (running) {

@@ -2,7 +2,7 @@
  * The TCP connection factory introduces a client before a first request larger than a server accepts
  * from a stranger (a paxkv server takes at most 64 KiB from a connection until its first valid message).
  */
-import { TransportServer } from '@paxkv/common';
+import { type ClientRequest, TransportServer } from '@paxkv/common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLIENT_INTRODUCTION, tcpConnectionFactory } from './tcp.js';
 
@@ -45,7 +45,11 @@ async function until(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
 }
 
 describe('tcpConnectionFactory', () => {
-  const big = { type: 'kv', id: 1, op: { op: 'put', key: 'k', value: 'v'.repeat(200 * 1024) } };
+  const big: ClientRequest = {
+    type: 'kv',
+    id: 1,
+    op: { op: 'put', key: 'k', value: 'v'.repeat(200 * 1024) },
+  };
 
   it('sends a lookup ahead of a first request over 64 KiB, so a strict server takes it', async () => {
     const server = await strictServer();
@@ -61,7 +65,7 @@ describe('tcpConnectionFactory', () => {
     const server = await strictServer();
     const { conn, opened } = connectWith(tcpConnectionFactory(), server.address);
     await opened;
-    const small = { type: 'kv', id: 1, op: { op: 'get', key: 'k' } };
+    const small: ClientRequest = { type: 'kv', id: 1, op: { op: 'get', key: 'k' } };
     conn.send(small);
     conn.send(big);
     await until(() => server.received.length === 2);
