@@ -51,6 +51,12 @@ export class GroupHost {
   private ticks = 0;
   /** Groups that got their first tick (the others wait for a round boundary, see {@link tick}). */
   private readonly ticking = new WeakSet<ReplicaGroupPort>();
+  /**
+   * Partitions whose replica left its group here (moved to another server): the configuration that no
+   * longer holds it. A table that still lists this server there (the move is not recorded yet) does not
+   * open it again; a later configuration (moved back) or a move to this server does.
+   */
+  private readonly left = new Map<number, number>();
   /** Partitions whose local replica could not read its state at start: why (they wait to rejoin). */
   private readonly unreadable = new Map<number, string>();
   /** Groups outside the lookup table (the metadata group), with their replicas. */
@@ -135,7 +141,8 @@ export class GroupHost {
         !g.replicas.includes(me) ||
         this.groups.has(g.partition) ||
         this.creating.has(g.partition) ||
-        this.unreadable.has(g.partition)
+        this.unreadable.has(g.partition) ||
+        (g.config ?? 0) <= (this.left.get(g.partition) ?? -1)
       )
         continue;
       // A group past its first configuration is joined by state transfer, never created afresh.
@@ -152,7 +159,24 @@ export class GroupHost {
     const me = this.ctx.nodeId;
     if (me === null || this.groups.has(partition) || this.creating.has(partition)) return;
     if (this.unreadable.has(partition)) return;
+    this.left.delete(partition);
     await this.createGroup(partition, replicas, me, true);
+  }
+
+  /**
+   * Closes the joiners (replicas that never started a configuration) of partitions this server is no
+   * longer meant to hold: not in `keep` (the table's groups that list it, and the moves to it). A move
+   * that was abandoned leaves such a joiner behind, idle.
+   */
+  closeStrayJoiners(keep: ReadonlySet<number>): void {
+    for (const g of [...this.groups.values()]) {
+      if (keep.has(g.partition) || g.configuration !== null || this.creating.has(g.partition)) continue;
+      this.ctx.log.info(
+        { partition: g.partition },
+        `partition ${g.partition}: the move to this server was dropped; closing its joining replica`,
+      );
+      this.closeGroup(g);
+    }
   }
 
   /** Partitions whose local replica could not read its state at start (waiting to rejoin), ascending. */
@@ -190,6 +214,7 @@ export class GroupHost {
         ...(rejoinFrom !== undefined ? { rejoin: { minConfigId: rejoinFrom } } : {}),
         onConfigChange: (event) => {
           if (event.kind !== 'removed') return;
+          this.left.set(partition, event.configuration.configId);
           // Not from inside the group's own step: close it on the next turn.
           setImmediate(() => {
             const g = this.groups.get(partition);
@@ -317,13 +342,17 @@ export class GroupHost {
    * Its partition's requests are then forwarded like those of any partition this server does not host.
    */
   private closeRemoved(g: ReplicaGroupPort): void {
-    this.groups.delete(g.partition);
-    this.lastLeader.delete(g.partition);
-    this.isolatedAt.delete(g.partition);
     this.ctx.log.info(
       { partition: g.partition },
       `partition ${g.partition}: this replica left the group; closed`,
     );
+    this.closeGroup(g);
+  }
+
+  private closeGroup(g: ReplicaGroupPort): void {
+    this.groups.delete(g.partition);
+    this.lastLeader.delete(g.partition);
+    this.isolatedAt.delete(g.partition);
     g.close().catch((e: unknown) =>
       this.ctx.log.error({ partition: g.partition, err: (e as Error).message }, 'close failed'),
     );

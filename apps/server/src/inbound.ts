@@ -123,6 +123,12 @@ export class InboundConnections {
   }
 
   /** Ends every open connection (queued replies are flushed for up to `graceMs`) and closes the port. */
+  /** Whether node `node` itself is connected to this server (an open connection it opened with `peer.hello`). */
+  hasPeer(node: NodeId): boolean {
+    for (const c of this.open) if (c.kind === 'peer' && c.peerId === node) return true;
+    return false;
+  }
+
   close(graceMs: number): Promise<void> {
     return this.transport.close({ graceMs });
   }

@@ -153,6 +153,10 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
   };
   // Per partition whose stored state could not be read: its log tags (a failed open has taken them).
   const unreadable = new Map<number, number[]>();
+  // Per partition whose replica was closed holding no configuration (removed from its group, or a
+  // joiner that never started): the lowest configuration it may join if it is opened again in this
+  // process (its log tags were taken: it reopens empty, above every configuration it held).
+  const vacated = new Map<number, number>();
   return async (spec: GroupSpec): Promise<ReplicaGroupPort> => {
     users++;
     let storage: GroupStorage<KvCommand>;
@@ -187,6 +191,10 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
           { partition: spec.partition, minConfigId: spec.rejoin.minConfigId },
           `partition ${spec.partition}: this replica's unreadable state was discarded; it rejoins the group from configuration ${spec.rejoin.minConfigId} on`,
         );
+      } else if (vacated.has(spec.partition)) {
+        const floor = vacated.get(spec.partition) as number;
+        storage = await GroupStorage.discard(storageOptions, tags, Math.max(1, floor), spec.pid);
+        vacated.delete(spec.partition);
       } else {
         storage = await GroupStorage.open<KvCommand>(storageOptions);
       }
@@ -208,6 +216,9 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
       await flush();
       if (storage.walStats.fsyncs > fsyncsBefore) spec.onFlush((performance.now() - t0) / 1000);
     };
+    // Above every configuration this replica held or was removed by (see `vacated`).
+    let floor = storage.minConfigId;
+    for (const h of storage.held) floor = Math.max(floor, h.record.configId + 1);
     const group = new ReplicaGroup({
       partition: spec.partition,
       pid: spec.pid,
@@ -216,15 +227,14 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
       // Leader Election picks the highest quorum-connected ballot, so it wins the first election.
       preferredLeader: spec.preferredLeader,
       join: spec.join === true || spec.rejoin !== undefined,
-      ...(spec.onConfigChange
-        ? {
-            onConfigChange: (e: ConfigurationEvent) =>
-              spec.onConfigChange?.({
-                kind: e.kind,
-                configuration: { configId: e.configuration.configId, replicas: e.configuration.members },
-              }),
-          }
-        : {}),
+      onConfigChange: (e: ConfigurationEvent) => {
+        const id = e.configuration.configId;
+        floor = Math.max(floor, e.kind === 'started' ? id + 1 : e.kind === 'removed' ? id : 0);
+        spec.onConfigChange?.({
+          kind: e.kind,
+          configuration: { configId: id, replicas: e.configuration.members },
+        });
+      },
       storage,
       send: (to, message) => spec.send(to, message),
       addressOf: spec.addressOf,
@@ -236,6 +246,9 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
         tickMs: options.tickMs,
       },
     });
-    return new KvstoreGroup(group, release);
+    return new KvstoreGroup(group, async () => {
+      if (!group.configuration) vacated.set(spec.partition, floor);
+      await release();
+    });
   };
 }

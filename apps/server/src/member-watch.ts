@@ -1,8 +1,9 @@
 /**
  * The failure detector of the membership layer: every server keeps a link to every member (see
  * `peers.ts`); a member whose link has been down for longer than {@link MemberWatch.suspectAfterMs} is
- * suspected. The watch also knows since when a member's link has been up without a break, so that only
- * a member that stayed reachable receives replicas.
+ * suspected. The watch also knows since when a member has been up without a break (this server's link
+ * to it connected, and the member itself connected to this server under its id), so that only a member
+ * that stayed reachable receives replicas.
  */
 import type { ClusterMetadata, NodeId } from '@paxkv/common';
 import type { ServerContext } from './context.js';
@@ -18,6 +19,8 @@ export class MemberWatch {
   constructor(
     private readonly ctx: ServerContext,
     private readonly peers: PeerLinks,
+    /** Whether the member itself is connected to this server (see {@link detect}). */
+    private readonly identified: (node: NodeId) => boolean,
   ) {}
 
   /** A member is suspected after its link has been down this long: 6 heartbeats or 3 link liveness periods. */
@@ -32,7 +35,10 @@ export class MemberWatch {
     for (const n of m.table.nodes) {
       if (n.id === this.ctx.nodeId) continue;
       const link = this.peers.link(n.id);
-      if (!link?.connected) this.upSince.delete(n.id);
+      // Up (to receive replicas) only while the member itself, running with its id, is connected to
+      // this server too: a process at its address that never took the id (a check-in whose answer was
+      // lost) accepts this server's link but never runs a replica.
+      if (!link?.connected || !this.identified(n.id)) this.upSince.delete(n.id);
       else if (!this.upSince.has(n.id)) this.upSince.set(n.id, now);
       if (link?.connected || !this.lastSeen.has(n.id)) this.lastSeen.set(n.id, now);
     }

@@ -75,6 +75,8 @@ export interface MetadataDeps {
   readonly bootstrap: BootstrapRole;
   /** Moves replicas; null when replica groups cannot be reconfigured (moves are planned, not run). */
   readonly reconfigurer: GroupReconfigurer | null;
+  /** Whether node `node` itself is connected to this server (it runs with its id). Default: always. */
+  readonly identified?: (node: NodeId) => boolean;
 }
 
 /** See the module comment. */
@@ -93,7 +95,7 @@ export class MetadataService {
     private readonly ctx: ServerContext,
     private readonly deps: MetadataDeps,
   ) {
-    this.watch = new MemberWatch(ctx, deps.peers);
+    this.watch = new MemberWatch(ctx, deps.peers, deps.identified ?? (() => true));
     this.mover = new ReplicaMover(ctx, {
       requests: deps.requests,
       watch: this.watch,
@@ -345,8 +347,12 @@ export class MetadataService {
       `cluster metadata v${m.table.version}`,
     );
     this.deps.groups.adoptTableInBackground(m.table);
-    // A replica being moved here: open it as a joiner, so it can receive the group's state.
     const me = this.ctx.nodeId;
+    // Joiners of moves that were dropped are closed; a replica being moved here is opened as a
+    // joiner, so it can receive the group's state.
+    const keep = new Set(m.moving.filter((x) => x.to === me).map((x) => x.partition));
+    for (const g of m.table.groups) if (me !== null && g.replicas.includes(me)) keep.add(g.partition);
+    this.deps.groups.closeStrayJoiners(keep);
     for (const mv of m.moving) {
       // A rejoin is opened by `rejoinUnreadable`, once the removal of the old replica is decided.
       if (mv.to !== me || mv.reason === 'rejoin') continue;

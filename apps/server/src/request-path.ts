@@ -226,7 +226,9 @@ export class RequestPath {
       backoff = Math.min(RETRY_BACKOFF_MAX_MS, backoff * 2);
     };
     while (ctx.now() < deadline && !ctx.stopping) {
-      const local = this.deps.groups.get(partition);
+      // A joining replica (a move to this server, not started yet) serves nothing: forward instead.
+      const hosted = this.deps.groups.get(partition);
+      const local = hosted?.configuration === null ? undefined : hosted;
       let target: NodeId | null = null;
       if (local?.isolated) {
         // This server cannot reach the group's majority: neither the local replica nor a forward can

@@ -131,6 +131,7 @@ export class PaxkvServer {
       requests: () => this.requests,
       bootstrap: this.bootstrap,
       reconfigurer: deps.reconfigurer ?? null,
+      identified: (node) => this.inbound.hasPeer(node),
     });
     this.requests = new RequestPath(this.ctx, {
       groups: this.groups,

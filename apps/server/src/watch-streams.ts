@@ -54,7 +54,8 @@ export class WatchStreams {
       return;
     }
     const group = this.groups.get(req.partition);
-    if (!group) {
+    // A joining replica (not started yet) has no state to watch.
+    if (!group || group.configuration === null) {
       endNow(
         'unavailable',
         asked,
