@@ -14,6 +14,7 @@ import {
   type PaxkvError,
   parseBootstrapReply,
   parseBootstrapRequest,
+  parsePaxosFrame,
   parsePeerMessage,
   type TransportServer,
   UnauthenticatedError,
@@ -157,7 +158,8 @@ export class PeerTraffic {
       }
       case 'paxos':
       case 'paxos.batch': {
-        const parsed = parsePeerMessage(value);
+        // Checked by hand on the hot path (same rules as the schemas: see parsePaxosFrame).
+        const parsed = parsePaxosFrame(value);
         if (!parsed.ok || (parsed.value.type !== 'paxos' && parsed.value.type !== 'paxos.batch')) {
           this.reject(
             conn,

