@@ -30,6 +30,9 @@ const USAGE = `usage: pnpm nemesis -- [options]
   --op-timeout <t>     per-operation deadline of the clients; a timeout is indeterminate (default 2s)
   --dir <path>         run directory (default: a temp dir, removed after a passing run)
   --keep               keep the run directory after a passing run
+  --tls                TLS everywhere: each server on its own 127.0.0.<10+slot> with its own certificate
+                       (throwaway CA); the proxy tells peers apart by source address, relays TLS unread
+  --cluster-token-file <path>  run the servers with this cluster token (peer authentication)
   --unsafe-env <K=V>   environment for the servers (test-only switches), repeatable
   --unsafe-mutation <m>  TESTING ONLY: run the servers with the kvstore's unsafeMutation m
                        (staleLeaderReads | releaseBeforeFlush | txnCompareAtSubmit): the run should then FAIL
@@ -63,6 +66,8 @@ async function main(argv: readonly string[]): Promise<number> {
         'check-timeout': { type: 'string' },
         'op-timeout': { type: 'string' },
         keep: { type: 'boolean' },
+        tls: { type: 'boolean' },
+        'cluster-token-file': { type: 'string' },
         'unsafe-env': { type: 'string', multiple: true },
         'unsafe-mutation': { type: 'string' },
         help: { type: 'boolean' },
@@ -115,6 +120,10 @@ async function main(argv: readonly string[]): Promise<number> {
       checkTimeoutMs: parseDuration((values['check-timeout'] as string | undefined) ?? '60s'),
       operationTimeoutMs: parseDuration((values['op-timeout'] as string | undefined) ?? '2s'),
       serverEnv: env,
+      tls: values.tls === true,
+      ...(typeof values['cluster-token-file'] === 'string'
+        ? { serverFlags: ['--cluster-token-file', values['cluster-token-file']] }
+        : {}),
       log: (line) => process.stdout.write(`${line}\n`),
       ...(dir !== undefined ? { dir } : {}),
       ...(typeof values['unsafe-mutation'] === 'string' ? { unsafeMutation: values['unsafe-mutation'] } : {}),

@@ -1,4 +1,5 @@
 import { createClient } from '@paxkv/client';
+import type { TlsOptions } from '@paxkv/common';
 import type { BankClient, BankClientFactory } from './bank.js';
 import type { LineSink } from './history.js';
 import type { WorkloadClient, WorkloadClientFactory } from './workload.js';
@@ -8,14 +9,17 @@ import type { WorkloadClient, WorkloadClientFactory } from './workload.js';
  * (the client writes the checker's JSON-lines format itself; timeouts are recorded as indeterminate) and
  * gives up on an operation after `operationTimeoutMs`.
  * @param servers - addresses to find the cluster through (the proxy listeners).
+ * @param tls - TLS options of a TLS cluster (see `ManagedCluster.clientTls`); default plain TCP.
  */
 export function createWorkloadClient(
   servers: readonly string[],
   operationTimeoutMs: number,
+  tls?: TlsOptions,
 ): WorkloadClientFactory {
   return (_index: number, history: LineSink): WorkloadClient => {
     const client = createClient({
       servers: [...servers],
+      ...(tls === undefined ? {} : { tls }),
       history,
       requestTimeoutMs: operationTimeoutMs,
       attemptTimeoutMs: Math.max(100, Math.floor(operationTimeoutMs / 2)),
@@ -40,10 +44,15 @@ export function createWorkloadClient(
  * {@link createWorkloadClient}): `range` is the client's single-tag range (one linearizable read),
  * `txn` its transaction.
  */
-export function createBankClient(servers: readonly string[], operationTimeoutMs: number): BankClientFactory {
+export function createBankClient(
+  servers: readonly string[],
+  operationTimeoutMs: number,
+  tls?: TlsOptions,
+): BankClientFactory {
   return (_index: number, history: LineSink): BankClient => {
     const client = createClient({
       servers: [...servers],
+      ...(tls === undefined ? {} : { tls }),
       history,
       requestTimeoutMs: operationTimeoutMs,
       attemptTimeoutMs: Math.max(100, Math.floor(operationTimeoutMs / 2)),

@@ -1,10 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { TlsOptions } from '@paxkv/common';
 import { freePorts, serverFlags, spawnServer } from '@paxkv/server/launcher';
 import type { FaultProxy } from './proxy.js';
 import { fetchStatus, type ServerStatusView } from './rpc.js';
 import { resolveServerCommand, type ServerCommand } from './server-command.js';
+import { clientTls, serverTlsFlags, slotAddress, writeClusterCertificates } from './tls.js';
 
 export { freePorts } from '@paxkv/server/launcher';
 
@@ -34,6 +36,13 @@ export interface ClusterConfig {
   readonly startTimeoutMs: number;
   /** Interval between readiness polls. Default 200 ms. */
   readonly pollMs: number;
+  /**
+   * TLS on every server (clients, peers, the bootstrap link): server `slot` listens, advertises its proxy
+   * listener and dials its peers on its own address `127.0.0.<10+slot>`, with a certificate naming only
+   * that address from a throwaway CA in `<dir>/tls/`. The proxy must be made with `identifyBy:
+   * 'source-address'` (it cannot read the stream). Default false.
+   */
+  readonly tls: boolean;
 }
 
 /** Defaults of {@link ClusterConfig}. */
@@ -47,6 +56,7 @@ export const DEFAULT_CLUSTER_CONFIG: Omit<ClusterConfig, 'dir' | 'proxy' | 'comm
   logLevel: 'info',
   startTimeoutMs: 60_000,
   pollMs: 200,
+  tls: false,
 });
 
 /** Raised when the cluster cannot be started or does not become ready in time. */
@@ -147,6 +157,8 @@ export class ManagedCluster {
   readonly config: ClusterConfig;
   /** The servers, by slot. */
   readonly servers: ManagedServer[] = [];
+  /** What clients dial the servers with once {@link start} made the certificates (`tls: true`), else undefined. */
+  clientTls: TlsOptions | undefined;
   private exitHook: (() => void) | undefined;
 
   constructor(config: Partial<ClusterConfig> & Pick<ClusterConfig, 'dir' | 'proxy'>) {
@@ -182,12 +194,16 @@ export class ManagedCluster {
     mkdirSync(c.dir, { recursive: true });
     const ports = await freePorts(c.servers);
     const replication = Math.min(c.replication, c.servers);
-    const bootstrapReal = `127.0.0.1:${ports[0]}`;
+    const certs = c.tls ? await writeClusterCertificates(join(c.dir, 'tls'), c.servers) : undefined;
+    this.clientTls = certs === undefined ? undefined : clientTls(certs);
+    const hostOf = (slot: number) => (certs === undefined ? '127.0.0.1' : slotAddress(slot));
+    const bootstrapReal = `${hostOf(0)}:${ports[0]}`;
     for (let slot = 0; slot < c.servers; slot++) {
-      const real = `127.0.0.1:${ports[slot]}`;
-      const proxyAddress = await c.proxy.addTarget(provisionalId(slot), real);
+      const host = hostOf(slot);
+      const real = `${host}:${ports[slot]}`;
+      const proxyAddress = await c.proxy.addTarget(provisionalId(slot), real, 0, certs ? host : undefined);
       const flags = serverFlags({
-        host: '127.0.0.1',
+        host,
         port: ports[slot] as number,
         advertise: proxyAddress,
         dataDir: join(c.dir, `server-${slot}`),
@@ -197,7 +213,7 @@ export class ManagedCluster {
         replication,
         partitions: c.partitions,
         join: slot === 0 ? undefined : bootstrapReal,
-        extra: c.serverFlags,
+        extra: [...c.serverFlags, ...(certs === undefined ? [] : serverTlsFlags(certs, slot))],
       });
       this.servers.push(
         new ManagedServer(
@@ -248,7 +264,7 @@ export class ManagedCluster {
   async status(server: ManagedServer, timeoutMs = 1000): Promise<ServerStatusView | undefined> {
     if (server.state !== 'running') return undefined;
     try {
-      return await fetchStatus(server.realAddress, timeoutMs);
+      return await fetchStatus(server.realAddress, timeoutMs, this.clientTls);
     } catch {
       return undefined;
     }

@@ -7,7 +7,9 @@
  * keep-alive is not checked under faults: elections may postpone an expiry; the real-process lease test
  * and the kvstore simulation check that bound on a healed cluster.)
  */
+
 import { createClient, type PaxkvClient } from '@paxkv/client';
+import type { TlsOptions } from '@paxkv/common';
 import { type CoordinationCheck, checkLeaseHistory, type LeaseEvent } from '@paxkv/linearizability-checker';
 import type { Rng } from './rng.js';
 
@@ -46,9 +48,14 @@ export class LesseePool {
     private readonly ttlMs: number,
     rng: Rng,
     operationTimeoutMs: number,
+    tls?: TlsOptions,
   ) {
     this.clients = Array.from({ length: n }, () =>
-      createClient({ servers: [...servers], requestTimeoutMs: operationTimeoutMs }),
+      createClient({
+        servers: [...servers],
+        requestTimeoutMs: operationTimeoutMs,
+        ...(tls === undefined ? {} : { tls }),
+      }),
     );
     this.loops = this.clients.map((c, i) => this.loop(c, i, rng.fork()));
   }

@@ -6,7 +6,9 @@
  * the fenced writes, ordered by the revision at which they were applied, must carry tokens that never go
  * backwards (`checkLockHistory`), and every token is a revision that only one holding was granted.
  */
+
 import { createClient, type PaxkvClient } from '@paxkv/client';
+import type { TlsOptions } from '@paxkv/common';
 import { type CoordinationCheck, checkLockHistory, type FencedWrite } from '@paxkv/linearizability-checker';
 
 /** Name of the lock; its keys and the resource share the hash tag. */
@@ -46,9 +48,14 @@ export class LockerPool {
     n: number,
     private readonly ttlMs: number,
     operationTimeoutMs: number,
+    tls?: TlsOptions,
   ) {
     this.clients = Array.from({ length: n }, () =>
-      createClient({ servers: [...servers], requestTimeoutMs: operationTimeoutMs }),
+      createClient({
+        servers: [...servers],
+        requestTimeoutMs: operationTimeoutMs,
+        ...(tls === undefined ? {} : { tls }),
+      }),
     );
     this.loops = this.clients.map((c, i) => this.loop(c, i));
   }

@@ -4,7 +4,8 @@
  * check: with the kvstore's TESTING ONLY `staleLeaderReads` switch on, the same harness must report a
  * violation. Skipped (with the reason) only when the server program cannot start at all.
  * `PAXKV_NEMESIS_SEEDS` (e.g. `1,2,3`) and `PAXKV_NEMESIS_DURATION` (e.g. `20s`) change the bounded run;
- * the default run has one seed (101, with a cluster token), `PAXKV_SOAK=1` three (101, 202, 303).
+ * the default run has one seed (1414, with TLS and a cluster token: its schedule has kills, a pause,
+ * refused and black-holed partitions), `PAXKV_SOAK=1` four (1414; 101 with a token only; 202, 303).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,7 +41,9 @@ if (problem !== undefined)
   console.warn(`nemesis e2e tests skipped: the server program cannot start: ${problem}`);
 
 const SOAK = process.env.PAXKV_SOAK === '1';
-const seeds = (process.env.PAXKV_NEMESIS_SEEDS ?? (SOAK ? '101,202,303' : '101')).split(',').map(Number);
+const seeds = (process.env.PAXKV_NEMESIS_SEEDS ?? (SOAK ? '1414,101,202,303' : '1414'))
+  .split(',')
+  .map(Number);
 const durationMs = parseDuration(process.env.PAXKV_NEMESIS_DURATION ?? '12s');
 const mutationDurationMs = 10_000;
 
@@ -48,14 +51,18 @@ describe.skipIf(problem !== undefined)('nemesis on real servers', () => {
   it.each(seeds)(
     'seed %i: kill, pause and partition faults leave every key linearizable and no acknowledged write lost',
     async (seed) => {
-      // The first seed runs with a cluster token (the proxy identifies peers by the handshake's auth.hello).
-      const token = seed === seeds[0] ? tokenFile() : undefined;
+      // The first seed runs with TLS and a cluster token (the proxy tells peers apart by their source
+      // address and relays TLS unread), the second with a token only (the proxy identifies peers by the
+      // handshake's auth.hello).
+      const tls = seed === seeds[0];
+      const token = seed === seeds[0] || seed === seeds[1] ? tokenFile() : undefined;
       const summary = await runNemesis({
         seed,
         durationMs,
         servers: 3,
         clients: 4,
         keys: 6,
+        tls,
         ...(token ? { serverFlags: ['--cluster-token-file', token] } : {}),
       });
       console.log(formatSummary(summary));
@@ -70,6 +77,19 @@ describe.skipIf(problem !== undefined)('nemesis on real servers', () => {
       expect(summary.acknowledgedWrites, formatSummary(summary)).toBeGreaterThan(0);
       expect(summary.verifiedWrites).toBe(summary.acknowledgedWrites);
       expect(Object.values(summary.faults).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+      // The faults reached the peer links: peers were told apart (under TLS by source address alone) and
+      // partitions closed or held their traffic.
+      expect(summary.proxy.peerConnections, formatSummary(summary)).toBeGreaterThan(0);
+      expect(summary.proxy.closedByRule + summary.proxy.framesHeld).toBeGreaterThan(0);
+      if (tls && seed === 1414) {
+        // 1414's schedule: kills, a pause, refused and black-holed partitions (see the fault timeline).
+        expect(summary.faults.kill).toBeGreaterThan(0);
+        expect(summary.faults.pause).toBeGreaterThan(0);
+        expect(summary.timeline.some((l) => l.includes('(refuse,'))).toBe(true);
+        expect(summary.timeline.some((l) => l.includes('(blackhole,'))).toBe(true);
+        expect(summary.proxy.closedByRule, formatSummary(summary)).toBeGreaterThan(0);
+        expect(summary.proxy.framesHeld, formatSummary(summary)).toBeGreaterThan(0);
+      }
     },
     durationMs + 90_000,
   );

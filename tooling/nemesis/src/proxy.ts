@@ -55,6 +55,15 @@ export interface FaultProxyConfig {
   readonly identifyTimeoutMs: number;
   /** Seed of the proxy's own random choices (jitter, drops). Default 1. */
   readonly seed: number;
+  /**
+   * How the source of a connection is learnt. `first-frame` (default): from its first frame (`peer.hello`
+   * or, with a cluster token, `auth.hello`); rules apply per frame. `source-address`: from the IP it comes
+   * from, the host of the listener of the node whose IP it is (each server on its own loopback address,
+   * binding its outgoing peer connections to it, as a firewall sees them), anything else is a client; the
+   * proxy then never reads the stream, which may be TLS: it relays bytes as they arrive and rules apply per
+   * chunk read (a drop still closes the connection, a blackhole holds the bytes in order).
+   */
+  readonly identifyBy: 'first-frame' | 'source-address';
 }
 
 /** Defaults of {@link FaultProxyConfig}. */
@@ -64,6 +73,7 @@ export const DEFAULT_FAULT_PROXY_CONFIG: FaultProxyConfig = Object.freeze({
   maxQueuedBytes: 8 * 1024 * 1024,
   identifyTimeoutMs: 2000,
   seed: 1,
+  identifyBy: 'first-frame',
 });
 
 /** Counters of a {@link FaultProxy}, for summaries and tests. */
@@ -210,20 +220,30 @@ export class FaultProxy {
   /**
    * Opens a listener that forwards to `target` (`host:port`) and treats it as node `node`.
    * @param port - the port to listen on; 0 (default) picks a free one.
+   * @param host - the interface to listen on. Default `config.host`; with `identifyBy: 'source-address'`
+   *   the node's own address, from which it also dials its peers.
    * @returns the listener's address `host:port`, to be advertised by that server.
    */
-  async addTarget(node: number, target: string, port = 0): Promise<string> {
+  async addTarget(node: number, target: string, port = 0, host = this.config.host): Promise<string> {
     if (!Number.isInteger(node) || node <= 0)
       throw new FaultProxyError(`node must be a positive integer, got ${node}`);
     if (this.listeners.has(node))
       throw new FaultProxyError(`node ${node} already has a listener; removeTarget first`);
     const parsed = parseHostPort(target);
+    if (this.config.identifyBy === 'source-address') {
+      for (const [other, l] of this.listeners) {
+        if (l.address.startsWith(`${formatHost(host)}:`))
+          throw new FaultProxyError(
+            `node ${other} already listens on ${host}: with identifyBy 'source-address' give every node its own address (e.g. 127.0.0.<10+slot>)`,
+          );
+      }
+    }
     const entry = { server: undefined as unknown as Server, target: parsed, address: '' };
     const server = createServer((socket) => this.accept(entry, socket));
     entry.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, this.config.host, () => {
+      server.listen(port, host, () => {
         server.off('error', reject);
         resolve();
       });
@@ -231,7 +251,7 @@ export class FaultProxy {
     server.on('error', () => {});
     const info = server.address();
     if (info === null || typeof info === 'string') throw new FaultProxyError('listener has no TCP address');
-    entry.address = `${formatHost(this.config.host)}:${info.port}`;
+    entry.address = `${formatHost(host)}:${info.port}`;
     this.listeners.set(node, entry);
     return entry.address;
   }
@@ -256,7 +276,10 @@ export class FaultProxy {
       throw new FaultProxyError(`node must be a positive integer, got ${newNode}`);
     this.listeners.delete(oldNode);
     this.listeners.set(newNode, l);
-    for (const c of this.conns) if (c.to === oldNode) c.to = newNode;
+    for (const c of this.conns) {
+      if (c.to === oldNode) c.to = newNode;
+      if (c.from === oldNode) c.from = newNode; // identified by source address before the rebind
+    }
     this.reapply();
   }
 
@@ -345,6 +368,14 @@ export class FaultProxy {
     return undefined;
   }
 
+  /** The node whose listener listens on `ip` (`identifyBy: 'source-address'`), else `'client'`. */
+  private sourceOf(ip: string | undefined): LinkEnd {
+    const host = ip?.replace(/^::ffff:/, '');
+    for (const [node, l] of this.listeners)
+      if (l.address.startsWith(`${formatHost(host ?? '')}:`)) return node;
+    return 'client';
+  }
+
   private emit(e: FaultProxyEvent): void {
     for (const l of this.eventListeners) {
       try {
@@ -386,6 +417,13 @@ export class FaultProxy {
     });
     client.on('close', onClose(conn.up));
     server.on('close', onClose(conn.down));
+    if (this.config.identifyBy === 'source-address') {
+      // Opaque relay (the stream may be TLS): each chunk read is a unit for the rules.
+      client.on('data', (chunk: Buffer) => this.onFrame(conn.up, chunk));
+      server.on('data', (chunk: Buffer) => this.onFrame(conn.down, chunk));
+      this.identify(conn, this.sourceOf(client.remoteAddress));
+      return;
+    }
     conn.identifyTimer = setTimeout(() => this.identify(conn, 'client'), this.config.identifyTimeoutMs);
     conn.identifyTimer.unref();
     client.on('data', (chunk: Buffer) => {

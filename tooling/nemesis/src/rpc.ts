@@ -1,4 +1,6 @@
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { TlsOptions } from '@paxkv/common';
 import { pack, unpack } from 'msgpackr';
 import { encodeFrame, FrameSplitter } from './frames.js';
 import { parseHostPort } from './proxy.js';
@@ -23,17 +25,19 @@ export interface ServerStatusView {
 /**
  * Sends one framed request (`{ ...message, id }`) to `address` on a fresh connection and resolves with the
  * reply of the same id, or rejects after `timeoutMs` or when the connection fails. The connection is
- * always closed. Used for status queries that must bypass the client library (and the proxy).
+ * always closed. Used for status queries that must bypass the client library (and the proxy). With `tls`
+ * it dials TLS, trusting `tls.ca`.
  */
 export function requestOnce(
   address: string,
   message: Record<string, unknown>,
   timeoutMs = DEFAULT_RPC_TIMEOUT_MS,
+  tls?: TlsOptions,
 ): Promise<unknown> {
   const { host, port } = parseHostPort(address);
   const id = 1;
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port });
+    const socket = tls === undefined ? connect({ host, port }) : tlsConnect({ host, port, ca: pem(tls.ca) });
     const split = new FrameSplitter();
     let done = false;
     const finish = (err: Error | undefined, value?: unknown): void => {
@@ -50,7 +54,9 @@ export function requestOnce(
     );
     socket.on('error', (e) => finish(e));
     socket.on('close', () => finish(new Error(`connection to ${address} closed before a reply`)));
-    socket.on('connect', () => socket.write(encodeFrame(pack({ ...message, id }))));
+    socket.on(tls === undefined ? 'connect' : 'secureConnect', () =>
+      socket.write(encodeFrame(pack({ ...message, id }))),
+    );
     socket.on('data', (chunk: Buffer) => {
       const frames = split.push(chunk);
       if (frames === 'oversized') return finish(new Error(`oversized reply from ${address}`));
@@ -75,8 +81,9 @@ export function requestOnce(
 export async function fetchStatus(
   address: string,
   timeoutMs = DEFAULT_RPC_TIMEOUT_MS,
+  tls?: TlsOptions,
 ): Promise<ServerStatusView> {
-  const reply = (await requestOnce(address, { type: 'status' }, timeoutMs)) as Record<string, unknown>;
+  const reply = (await requestOnce(address, { type: 'status' }, timeoutMs, tls)) as Record<string, unknown>;
   if (reply.type !== 'status.ok') {
     throw new Error(
       `status of ${address} failed: ${String(reply.code ?? reply.type)} ${String(reply.message ?? '')}`,
@@ -88,4 +95,9 @@ export async function fetchStatus(
   }
   const groups = Array.isArray(status.groups) ? (status.groups as ServerStatusView['groups']) : [];
   return { node: status.node, hasTable: status.table !== null && status.table !== undefined, groups };
+}
+
+/** A PEM given as text or bytes, as `node:tls` takes it. */
+function pem(value: string | Uint8Array): string {
+  return typeof value === 'string' ? value : Buffer.from(value).toString('utf8');
 }

@@ -19,7 +19,7 @@ import {
 import { LesseePool, type LesseesSummary } from './lessees.js';
 import { LockerPool, type LockersSummary } from './lockers.js';
 import { Nemesis } from './nemesis.js';
-import { FaultProxy } from './proxy.js';
+import { FaultProxy, type FaultProxyStats } from './proxy.js';
 import { Rng } from './rng.js';
 import type { ScenarioKind } from './scenarios.js';
 import { buildSchedule, DEFAULT_FAULTS, type FaultKind } from './schedule.js';
@@ -52,6 +52,12 @@ export interface RunOptions {
   readonly serverEnv: Readonly<Record<string, string>>;
   /** Extra server flags. Default none. */
   readonly serverFlags: readonly string[];
+  /**
+   * TLS on every server, each on its own loopback address with its own certificate (see `tls.ts`); the
+   * proxy identifies peers by source address and relays the encrypted stream unread; every client dials
+   * TLS. Default false.
+   */
+  readonly tls?: boolean;
   /** How to start a server. Default: the source through tsx. */
   readonly serverCommand?: ServerCommand;
   /**
@@ -179,6 +185,8 @@ export interface RunSummary {
   readonly leases?: LesseesSummary;
   /** The lockers' outcome, when the run had lockers. */
   readonly locks?: LockersSummary;
+  /** The proxy's counters at the end (peer connections it identified, connections its rules closed...). */
+  readonly proxy: FaultProxyStats;
 }
 
 /** The run could not start (no server binary, cluster did not form); nothing was tested. */
@@ -201,7 +209,10 @@ export async function runNemesis(
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), `paxkv-nemesis-${o.seed}-`));
   mkdirSync(dir, { recursive: true });
   const rng = new Rng(o.seed);
-  const proxy = new FaultProxy({ seed: rng.nextUint32() });
+  const proxy = new FaultProxy({
+    seed: rng.nextUint32(),
+    ...(o.tls === true ? { identifyBy: 'source-address' as const } : {}),
+  });
   let command = o.serverCommand;
   let env = { ...o.serverEnv };
   if (o.unsafeMutation !== undefined) {
@@ -217,6 +228,7 @@ export async function runNemesis(
     env,
     serverFlags: o.serverFlags,
     startTimeoutMs: o.recoveryTimeoutMs,
+    tls: o.tls === true,
     ...(command !== undefined ? { command } : {}),
   });
   const bank = o.workloadKind === 'bank';
@@ -235,7 +247,10 @@ export async function runNemesis(
     } catch (e) {
       throw new RunSetupError(`cluster did not start: ${(e as Error).message}`);
     }
-    log(`cluster up: nodes ${cluster.nodes().join(',')} behind proxy ${cluster.clientAddresses().join(' ')}`);
+    log(
+      `cluster up: nodes ${cluster.nodes().join(',')} behind proxy ${cluster.clientAddresses().join(' ')}${cluster.clientTls ? ' (TLS)' : ''}`,
+    );
+    const tls = cluster.clientTls;
     const schedule = buildSchedule(rng.nextUint32(), {
       durationMs: o.durationMs,
       servers: o.servers,
@@ -243,12 +258,14 @@ export async function runNemesis(
       keys: o.keys,
       ...(o.leaderProbability !== undefined ? { leaderProbability: o.leaderProbability } : {}),
     });
-    const factory = (o.clientFactory ?? createWorkloadClient)(
-      cluster.clientAddresses(),
-      o.operationTimeoutMs,
-    );
+    const factory =
+      o.clientFactory !== undefined
+        ? o.clientFactory(cluster.clientAddresses(), o.operationTimeoutMs)
+        : createWorkloadClient(cluster.clientAddresses(), o.operationTimeoutMs, tls);
     const histories = Array.from({ length: o.clients + 1 }, () => new MemoryHistory());
-    const bankFactory = bank ? createBankClient(cluster.clientAddresses(), o.operationTimeoutMs) : undefined;
+    const bankFactory = bank
+      ? createBankClient(cluster.clientAddresses(), o.operationTimeoutMs, tls)
+      : undefined;
     const workload = bankWorkload ?? new Workload(keys, rng.fork(), o.workload);
     const nemesis = new Nemesis(cluster, proxy, schedule, {
       keys,
@@ -259,7 +276,7 @@ export async function runNemesis(
     });
     const watchers =
       !bank && (o.watchers ?? 0) > 0
-        ? await WatcherPool.open(cluster.clientAddresses(), o.watchers ?? 0, keys, 'key-', o.partitions)
+        ? await WatcherPool.open(cluster.clientAddresses(), o.watchers ?? 0, keys, 'key-', o.partitions, tls)
         : undefined;
     if (watchers) log(`${o.watchers} watchers open`);
     const lessees =
@@ -270,11 +287,12 @@ export async function runNemesis(
             LESSEE_TTL_MS,
             rng.fork(),
             o.operationTimeoutMs,
+            tls,
           )
         : undefined;
     const lockers =
       !bank && (o.lockers ?? 0) > 0
-        ? new LockerPool(cluster.clientAddresses(), o.lockers ?? 0, LESSEE_TTL_MS, o.operationTimeoutMs)
+        ? new LockerPool(cluster.clientAddresses(), o.lockers ?? 0, LESSEE_TTL_MS, o.operationTimeoutMs, tls)
         : undefined;
     const started = Date.now();
     if (bankWorkload && bankFactory) await bankWorkload.start(o.clients, bankFactory, histories);
@@ -302,7 +320,7 @@ export async function runNemesis(
     const finalIndex = o.clients;
     const finalHistory = histories[finalIndex] as MemoryHistory;
     if (bankWorkload && bankFactory) {
-      return await finishBank(o, {
+      const bankSummary = await finishBank(o, {
         dir,
         workload: bankWorkload,
         final: await finalBankRead(bankWorkload, bankFactory, finalIndex, finalHistory, o.recoveryTimeoutMs),
@@ -314,6 +332,7 @@ export async function runNemesis(
           passed = p;
         },
       });
+      return { ...bankSummary, proxy: { ...proxy.stats } };
     }
     const finalValues = await finalReads(factory, finalIndex, finalHistory, keys, o.recoveryTimeoutMs);
     const merged = mergeHistories(histories.map((h) => h.lines));
@@ -399,6 +418,7 @@ export async function runNemesis(
       ...(watch ? { watch } : {}),
       ...(leases ? { leases } : {}),
       ...(locks ? { locks } : {}),
+      proxy: { ...proxy.stats },
     };
   } finally {
     await cluster.stop().catch(() => {});
@@ -424,7 +444,7 @@ async function finishBank(
     readonly problems: string[];
     readonly setPassed: (passed: boolean) => void;
   },
-): Promise<RunSummary> {
+): Promise<Omit<RunSummary, 'proxy'>> {
   const { workload, problems } = run;
   const merged = mergeHistories(run.histories.map((h) => h.lines));
   if (merged.skipped > 0) problems.push(`${merged.skipped} history lines could not be read`);
@@ -571,6 +591,9 @@ export function formatSummary(s: RunSummary): string {
     `operations: ${ops.ok + ops.fail + ops.info} (ok ${ops.ok}, failed ${ops.fail}, indeterminate ${ops.info}); final reads ok ${s.finalReads.ok}/${s.keys.length}`,
   );
   lines.push(`faults injected: ${formatCounts(s.faults)}`);
+  lines.push(
+    `proxy: ${s.proxy.peerConnections} peer connections identified, ${s.proxy.closedByRule} closed by a rule, ${s.proxy.framesHeld} held by a blackhole`,
+  );
   lines.push(`acknowledged writes verified: ${s.verifiedWrites}/${s.acknowledgedWrites}`);
   lines.push(`checker time: ${s.checkMs.toFixed(0)} ms`);
   if (s.locks)

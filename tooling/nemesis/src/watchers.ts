@@ -6,7 +6,9 @@
  * history (acknowledged puts, applied CASes and deletes of present keys at their revisions; writes without
  * an answer may or may not appear): in revision order, no gap, no duplicate, nothing never written.
  */
+
 import { createClient, type PaxkvClient, type Watch, type WatchEvent } from '@paxkv/client';
+import type { TlsOptions } from '@paxkv/common';
 import { partitionOf } from '@paxkv/common';
 import {
   type CommittedChange,
@@ -54,9 +56,14 @@ export class WatcherPool {
     keys: readonly string[],
     prefix: string,
     partitions: number,
+    tls?: TlsOptions,
   ): Promise<WatcherPool> {
     const clients = Array.from({ length: Math.ceil(n / WATCHES_PER_CLIENT) }, () =>
-      createClient({ servers: [...servers], requestTimeoutMs: 30_000 }),
+      createClient({
+        servers: [...servers],
+        requestTimeoutMs: 30_000,
+        ...(tls === undefined ? {} : { tls }),
+      }),
     );
     const watches: OpenWatch[] = [];
     for (let i = 0; i < n; i++) {
