@@ -4,19 +4,24 @@
  * --json), the prompt, SIGKILL of a group leader with operations continuing within a stated bound, restart
  * and catch-up, SIGKILL of every server and restart from the data dirs with every acknowledged write read
  * back, and `paxkv cluster stop`. Every process started here is SIGKILLed at the end, even on failure.
+ * The cluster runs with TLS and a cluster token on (`cluster start` gives every new cluster a random token;
+ * `tls: true` a throwaway CA in `<dir>/tls/`): every client, probe, RESP connection and CLI command of
+ * this file dials TLS trusting that CA, and a plain TCP connection is refused.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as plainConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { connect } from 'node:tls';
 import { createClient, type PaxkvClient } from '@paxkv/client';
-import { partitionOf } from '@paxkv/common';
+import { encodeFrame, partitionOf } from '@paxkv/common';
 import { resolveServerCommand } from '@paxkv/server/launcher';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli.js';
 import { type ClusterFile, isAlive, isServerProcess, readClusterFile, startCluster } from '../src/cluster.js';
 import { statusOf } from '../src/connect.js';
+import { clientSecurity, configureSecurity } from '../src/security-commands.js';
 import { type CliRun, runCliProcess } from './cli-process.js';
 
 /** Stated bound: after the leader of a group is SIGKILLed, a write to that group succeeds within this. */
@@ -35,14 +40,31 @@ function killAll(): void {
 }
 process.on('exit', killAll);
 
+/** The cluster's CA file (made by `startCluster` with `tls: true`). */
+function caFile(): string {
+  return join(dir, 'tls', 'ca.pem');
+}
+
+/** What this process's clients dial with: TLS trusting the cluster's CA. */
+function tls(): { ca: string } {
+  return { ca: readFileSync(caFile(), 'utf8') };
+}
+
 async function launch(): Promise<ClusterFile> {
   const started = await startCluster({
     dir,
     nodes: 3,
     partitions: PARTITIONS,
     resp: true,
+    tls: true,
     serverCommand: resolveServerCommand({ preferSource: true }),
-    statusOf: (a) => statusOf(a, 2000),
+    // The probes dial TLS once the CA exists (as `paxkv cluster start --tls` does): statusOf reads the
+    // process-wide settings, here the cluster's CA and no saved login.
+    statusOf: (a) => {
+      if (!clientSecurity().tls && existsSync(caFile()))
+        configureSecurity({}, { PAXKV_TOKEN_FILE: join(dir, 'no-session-token') }, dir);
+      return statusOf(a, 2000);
+    },
     readyTimeoutMs: 40_000,
   });
   return started.file;
@@ -52,7 +74,7 @@ async function launch(): Promise<ClusterFile> {
 function cli(args: string[], input?: string): Promise<CliRun> {
   return runCliProcess(args, {
     ...(input !== undefined ? { input } : {}),
-    env: { PAXKV_HISTORY: join(dir, 'history') },
+    env: { PAXKV_HISTORY: join(dir, 'history'), PAXKV_CACERT: caFile() },
   });
 }
 
@@ -68,7 +90,7 @@ async function cliInProcess(args: string[]): Promise<{ code: number; stdout: str
     stdout,
     stderr,
     stdin: new PassThrough(),
-    env: { PAXKV_SERVERS: '' },
+    env: { PAXKV_SERVERS: '', PAXKV_CACERT: caFile(), PAXKV_TOKEN_FILE: join(dir, 'no-session-token') },
     cwd: dir,
   });
   return { code, stdout: out, stderr: err };
@@ -113,7 +135,7 @@ function keyIn(partition: number, prefix: string): string {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'paxkv-cli-e2e-'));
   file = await launch();
-  client = createClient({ servers: file.nodes.map((n) => n.address), requestTimeoutMs: 15_000 });
+  client = createClient({ servers: file.nodes.map((n) => n.address), requestTimeoutMs: 15_000, tls: tls() });
 }, 60_000);
 
 afterAll(async () => {
@@ -125,6 +147,16 @@ afterAll(async () => {
 describe('a local 3-server cluster', () => {
   it('serves get/put/cas/delete through the client', async () => {
     expect(await client.get('e2e:a')).toBeNull();
+    // Nothing in clear: a plain TCP connection sending a status request is closed without an answer.
+    const plain = await new Promise<string>((resolvePlain) => {
+      const [host = '', port = '0'] = (file.nodes[0]?.address ?? '').split(':');
+      const s = plainConnect(Number(port), host, () => s.write(encodeFrame({ type: 'status', id: 1 })));
+      let got = '';
+      s.on('data', (d) => (got += d.toString('latin1')));
+      s.on('error', () => {});
+      s.on('close', () => resolvePlain(got));
+    });
+    expect(plain).not.toContain('status.ok');
     expect(await client.put('e2e:a', 'one')).toMatchObject({ created: true });
     expect(await client.put('e2e:a', 'two')).toMatchObject({ created: false });
     expect(await client.get('e2e:a')).toBe('two');
@@ -139,7 +171,7 @@ describe('a local 3-server cluster', () => {
   it('opens a Redis protocol port on every server with --resp (any server answers any key)', async () => {
     const talk = (port: number, bytes: string, until: string) =>
       new Promise<string>((resolveText, reject) => {
-        const s = connect(port, '127.0.0.1', () => s.write(bytes));
+        const s = connect({ port, host: '127.0.0.1', ...tls() }, () => s.write(bytes));
         let text = '';
         s.on('data', (d) => {
           text += d.toString('latin1');
@@ -237,7 +269,7 @@ describe('a local 3-server cluster', () => {
     }
     expect(caughtUp).toBe(true);
     // It serves again as an entry point (forwarding to the leader if needed).
-    const direct = createClient({ servers: [victim.address], requestTimeoutMs: 10_000 });
+    const direct = createClient({ servers: [victim.address], requestTimeoutMs: 10_000, tls: tls() });
     try {
       expect(await direct.get(key)).toBe('after');
     } finally {
