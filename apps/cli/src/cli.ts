@@ -9,6 +9,7 @@ import { createClient } from '@paxkv/client';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type BenchReport, formatBenchReport, runBench, WORKLOADS, type Workload } from './bench.js';
 import {
+  addClusterNode,
   ClusterError,
   type ClusterFile,
   clusterServers,
@@ -36,7 +37,7 @@ import {
 import { DEFAULT_DIAL_TIMEOUT_MS, dialAny } from './dial.js';
 import { EXIT, errorOutcome, execute, type Outcome } from './execute.js';
 import { type CommandContext, parseTtl, putWithTtl, registerLeaseCommands } from './lease-commands.js';
-import { registerMemberCommands } from './member-commands.js';
+import { registerMemberCommands, requestMemberAdd } from './member-commands.js';
 import { runPrompt } from './prompt.js';
 import {
   addSecurityOptions,
@@ -557,8 +558,22 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
     .action(kv((a) => parseCommand(['delete', a[0] as string])));
   program
     .command('status')
-    .description('show the lookup table, partition leaders and servers alive/suspected')
-    .action(kv(() => ({ kind: 'status' })));
+    .description(
+      "show the lookup table, the servers (alive/suspected, reachable) and every partition's configuration, replicas (live or not), leader and reconfiguration in progress",
+    )
+    // Also after the command (`paxkv status --json`), as the global flags are before it.
+    .option('--json', 'print JSON (same as the global --json)')
+    .addOption(
+      new Option('-w, --write-out <format>', 'table | json | simple (same as the global -w)').choices([
+        'table',
+        'json',
+        'simple',
+      ]),
+    )
+    .action(async (local: { json?: boolean; writeOut?: OutputFormat }) => {
+      const global = program.opts<GlobalOptions>();
+      exitCode = await oneShot({ kind: 'status' }, { ...global, ...local }, io);
+    });
 
   program
     .command('prompt')
@@ -643,6 +658,34 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
       await waitForSignal();
       err('stopping the cluster...');
       await stopCluster(dir, { log: err });
+    });
+  cluster
+    .command('add')
+    .description(
+      'start one more server in a running local cluster and add it as a member (a spare until replicas move onto it); prints its node id',
+    )
+    .option('--dir <dir>', `cluster directory (default ./${DEFAULT_CLUSTER_DIR})`)
+    .addOption(new Option('--log-level <level>', 'server log level (default info)'))
+    .action(async (o: Record<string, unknown>) => {
+      const global = program.opts<GlobalOptions>();
+      const dir = resolve(io.cwd, (o.dir as string | undefined) ?? global.dir ?? DEFAULT_CLUSTER_DIR);
+      const timeoutMs = global.timeout ?? DEFAULT_TIMEOUT_MS;
+      const added = await addClusterNode({
+        dir,
+        memberAdd: (servers, address) => requestMemberAdd(servers, timeoutMs, address),
+        statusOf: (a) => statusOf(a, 1000),
+        ...(o.logLevel !== undefined ? { logLevel: o.logLevel as string } : {}),
+        log: err,
+      });
+      added.child.unref();
+      const n = added.node;
+      if (global.json) {
+        io.stdout.write(`${JSON.stringify({ ok: true, node: added.nodeId, server: n })}\n`);
+      } else {
+        io.stdout.write(
+          `added node ${added.nodeId}: server ${n.index} at ${n.address} (pid ${n.pid}, log ${n.logFile}); a spare until replicas move onto it (paxkv member list)\n`,
+        );
+      }
     });
   cluster
     .command('stop')

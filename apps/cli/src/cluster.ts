@@ -84,6 +84,11 @@ export const clusterFileSchema = z.object({
    * every server; 0 = off). Absent in files written before the flag: {@link DEFAULT_REPLACE_AFTER_S}.
    */
   replaceAfter: z.number().int().nonnegative().max(86_400).optional(),
+  /**
+   * Servers the bootstrap server waited for when the cluster was made (its `--bootstrap-threshold`):
+   * servers added later (`cluster add`) do not change it. Absent in older files: the number of nodes.
+   */
+  bootstrapThreshold: z.number().int().positive().max(64).optional(),
   nodes: z.array(nodeSchema).min(1),
 });
 
@@ -221,15 +226,20 @@ async function newClusterFile(options: StartClusterOptions, dir: string): Promis
     replication,
     fsync: options.fsync ?? 'batch',
     replaceAfter: options.replaceAfter ?? DEFAULT_REPLACE_AFTER_S,
+    bootstrapThreshold: count,
     nodes,
   };
 }
 
-/** The flags a launcher passes to server `node` of `file`. */
+/**
+ * The flags a launcher passes to server `node` of `file`. Every server but the first joins through
+ * `joinVia` (default: the first server, the bootstrap server).
+ */
 export function serverFlags(
   file: ClusterFile,
   node: ClusterFile['nodes'][number],
   logLevel: string,
+  joinVia?: string,
 ): string[] {
   const first = file.nodes[0] as ClusterFile['nodes'][number];
   const token = join(file.dir, CLUSTER_TOKEN_FILE);
@@ -241,9 +251,9 @@ export function serverFlags(
     fsync: file.fsync,
     partitions: file.partitions,
     replication: file.replication,
-    bootstrapThreshold: file.nodes.length,
+    bootstrapThreshold: file.bootstrapThreshold ?? file.nodes.length,
     logLevel,
-    join: node.index !== first.index ? first.address : undefined,
+    join: node.index !== first.index ? (joinVia ?? first.address) : undefined,
     respPort: node.respPort,
     clusterTokenFile: existsSync(token) ? token : undefined,
     extra: [
@@ -423,4 +433,117 @@ export async function stopCluster(dir: string, options: StopClusterOptions = {})
   writeClusterFile({ ...file, nodes: file.nodes.map((n) => ({ ...n, pid: null })) });
   for (const n of running) log(`stopped server ${n.index} (pid ${n.pid})`);
   return running.length;
+}
+
+/** Options of {@link addClusterNode}. */
+export interface AddClusterNodeOptions {
+  /** Cluster directory (holds `cluster.json`). */
+  readonly dir: string;
+  /**
+   * Records a server at `address` as a member of the running cluster (`member add`), asking the running
+   * servers in turn; resolves with the node id the cluster gave it.
+   */
+  readonly memberAdd: (servers: readonly string[], address: string) => Promise<{ readonly node: number }>;
+  /** Asks one server for its status; used to wait until the new server runs with its id. */
+  readonly statusOf: (address: string) => Promise<StatusReply>;
+  /** How long to wait for the new server to answer with its id and the lookup table. Default 60 000 ms. */
+  readonly readyTimeoutMs?: number;
+  /** Server log level. Default info. */
+  readonly logLevel?: string;
+  /** How to run a server. Default: {@link resolveServerCommand}. */
+  readonly serverCommand?: ServerCommand;
+  /** Progress messages (to stderr in the CLI). */
+  readonly log?: (line: string) => void;
+}
+
+/** A server added by {@link addClusterNode}. */
+export interface AddedClusterNode {
+  /** The cluster file with the new server in it (as written). */
+  readonly file: ClusterFile;
+  /** The new server's entry in `cluster.json`. */
+  readonly node: ClusterFile['nodes'][number];
+  /** The node id the cluster gave it. */
+  readonly nodeId: number;
+  /** The server process (detached: it outlives the caller). */
+  readonly child: ChildProcess;
+}
+
+/**
+ * `paxkv cluster add`: one more server for the running local cluster in `options.dir`. It picks free
+ * ports, records the new server as a member (`member add`: a spare until replicas move onto it, by
+ * rebalancing once it has been up for `--replace-after`, or by self-healing), starts it in the cluster
+ * dir with the same flags as the others (cluster token, TLS, logins, `--replace-after`) joining through a
+ * running server, adds it to `cluster.json` (so `cluster stop|status|start` know it) and resolves once it
+ * answers with its node id and the lookup table.
+ * @throws {ClusterError} when no server of the cluster runs, or the new one exits or is not ready in time
+ *   (the message says what to do; the member stays recorded then: `paxkv member remove <id>` drops it).
+ */
+export async function addClusterNode(options: AddClusterNodeOptions): Promise<AddedClusterNode> {
+  const dir = resolve(options.dir);
+  const log = options.log ?? (() => {});
+  const file = readClusterFile(dir);
+  if (!file)
+    throw new ClusterError(`no cluster in ${dir}: start one with \`paxkv cluster start --dir ${dir}\``);
+  const running = file.nodes.filter((n) => isServerProcess(n));
+  if (running.length === 0) {
+    throw new ClusterError(
+      `the cluster in ${dir} is stopped: start it with \`paxkv cluster start --dir ${dir}\`, then add a server`,
+    );
+  }
+  if (file.nodes.length >= 64) throw new ClusterError('a local cluster has at most 64 servers');
+  const resp = file.nodes.some((n) => n.respPort !== undefined);
+  const ports = await freePorts(resp ? 3 : 2);
+  const index = Math.max(...file.nodes.map((n) => n.index)) + 1;
+  const node: ClusterFile['nodes'][number] = {
+    index,
+    address: `127.0.0.1:${ports[0]}`,
+    port: ports[0] as number,
+    httpPort: ports[1] as number,
+    ...(resp ? { respPort: ports[2] as number } : {}),
+    dataDir: join(dir, `node-${index}`),
+    logFile: join(dir, `node-${index}`, 'server.log'),
+    pid: null,
+  };
+  const { node: nodeId } = await options.memberAdd(
+    running.map((n) => n.address),
+    node.address,
+  );
+  log(`node ${nodeId} (${node.address}) is a member; starting its server`);
+  mkdirSync(node.dataDir, { recursive: true });
+  const command = options.serverCommand ?? resolveServerCommand();
+  const via = (running[0] as ClusterFile['nodes'][number]).address;
+  const child = spawnServer(command, serverFlags(file, node, options.logLevel ?? 'info', via), {
+    logFile: node.logFile,
+    detached: true,
+  });
+  let exited: string | null = null;
+  child.once('exit', (code, signal) => {
+    exited = signal ?? `code ${code}`;
+  });
+  child.once('error', (e) => {
+    exited = e.message;
+  });
+  node.pid = child.pid ?? null;
+  const added: ClusterFile = { ...file, nodes: [...file.nodes, node] };
+  writeClusterFile(added);
+  log(`started server ${index} (pid ${node.pid}) at ${node.address}, log ${node.logFile}`);
+  const timeout = options.readyTimeoutMs ?? 60_000;
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const r = await options.statusOf(node.address);
+    if ('status' in r && r.status.node === nodeId && r.status.table !== null) break;
+    if (exited !== null || Date.now() > deadline) {
+      if (exited === null) child.kill('SIGKILL');
+      writeClusterFile({ ...added, nodes: added.nodes.map((n) => (n === node ? { ...n, pid: null } : n)) });
+      const why =
+        exited !== null
+          ? `exited (${exited})`
+          : `did not answer as node ${nodeId} within ${timeout} ms (last: ${'error' in r ? r.error : `node ${r.status.node}`})`;
+      throw new ClusterError(
+        `the new server ${index} ${why}; its log:\n${tail(node.logFile)}\nnode ${nodeId} stays a member: retry with \`paxkv cluster start --dir ${dir}\`, or drop it with \`paxkv member remove ${nodeId}\``,
+      );
+    }
+    await new Promise((r2) => setTimeout(r2, 200));
+  }
+  return { file: added, node, nodeId, child };
 }

@@ -151,6 +151,29 @@ async function ask<T>(
   );
 }
 
+/**
+ * `member add <address>` as a call: asks `servers` in turn (retrying elections) until one records the
+ * member; resolves with the answer (node id, metadata version).
+ * @throws the server's typed error when the change is refused, or an error saying no server answered
+ */
+export function requestMemberAdd(
+  servers: readonly string[],
+  timeoutMs: number,
+  address: string,
+): Promise<MemberOk> {
+  return ask(
+    {
+      io: { stdout: process.stdout, stderr: process.stderr },
+      servers: () => [...servers],
+      timeoutMs: () => timeoutMs,
+      format: () => 'table',
+      setExitCode: () => {},
+    },
+    { type: 'member.add', id: 1, address },
+    okOf,
+  );
+}
+
 /** Registers `member list|add|remove` on `program`. */
 export function registerMemberCommands(program: Command, deps: MemberCommandDeps): Command {
   const run = (name: string, body: () => Promise<void>) => async () => {

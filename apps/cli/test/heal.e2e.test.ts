@@ -35,7 +35,7 @@ process.on('exit', killAll);
 
 /** `paxkv status --json` in this process (the same code path as the real program, without tsx start-up). */
 async function statusJson(): Promise<StatusView> {
-  const r = await runCliCaptured(['--json', '--timeout', '5000', 'status'], { PAXKV_SERVERS: '' }, dir);
+  const r = await runCliCaptured(['--timeout', '5000', 'status', '--json'], { PAXKV_SERVERS: '' }, dir);
   expect(r.code, r.stderr).toBe(0);
   const out = JSON.parse(r.stdout) as { ok: boolean; status: StatusView };
   expect(out.ok).toBe(true);

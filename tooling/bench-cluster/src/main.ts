@@ -3,6 +3,7 @@
  * @module
  */
 import { parseBenchArgs, USAGE, UsageError } from './options.js';
+import { runReconfigBench } from './reconfig-bench.js';
 import { runBench } from './run.js';
 import { runTlsBench } from './tls-bench.js';
 
@@ -25,6 +26,10 @@ async function main(): Promise<number> {
     out: (line: string) => process.stdout.write(`${line}\n`),
     log: (line: string) => process.stderr.write(`[bench] ${line}\n`),
   };
+  if (parsed.options.reconfig) {
+    const reconfig = await runReconfigBench(parsed.options, io);
+    return reconfig.errors.length === 0 && reconfig.results.length > 0 ? 0 : 1;
+  }
   const report = parsed.options.tls
     ? await runTlsBench(parsed.options, io)
     : await runBench(parsed.options, io);

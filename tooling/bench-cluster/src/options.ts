@@ -102,7 +102,27 @@ export interface BenchOptions {
    * default to `put,get`. Default false.
    */
   readonly tls: boolean;
+  /**
+   * `--reconfig`: instead of the table and figures, put throughput while one server of a 3-replica
+   * cluster is replaced (reconfig-bench.ts). Default false.
+   */
+  readonly reconfig: boolean;
+  /** How the server is replaced, each on a fresh cluster: `remove` (drain), `kill` (SIGKILL + wipe). Default both. */
+  readonly reconfigFaults: readonly ReconfigFaultName[];
+  /** Steady window before the replacement (whole seconds). Default 10,000 ms. */
+  readonly reconfigSteadyMs: number;
+  /** Load kept running after the last group moved. Default 10,000 ms. */
+  readonly reconfigTailMs: number;
+  /** Longest wait for the replacement to finish. Default 180,000 ms. */
+  readonly reconfigTimeoutMs: number;
+  /** `--replace-after` of the reconfiguration figure's servers, in seconds. Default 5. */
+  readonly reconfigReplaceAfterS: number;
 }
+
+/** The faults of `--reconfig` (see reconfig-bench.ts). */
+export const RECONFIG_FAULT_NAMES = ['remove', 'kill'] as const;
+/** One of {@link RECONFIG_FAULT_NAMES}. */
+export type ReconfigFaultName = (typeof RECONFIG_FAULT_NAMES)[number];
 
 /** The defaults of {@link BenchOptions}. */
 export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
@@ -140,6 +160,12 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   keepData: false,
   paxkvFsync: 'batch',
   tls: false,
+  reconfig: false,
+  reconfigFaults: ['remove', 'kill'],
+  reconfigSteadyMs: 10_000,
+  reconfigTailMs: 10_000,
+  reconfigTimeoutMs: 180_000,
+  reconfigReplaceAfterS: 5,
 };
 
 /** Bad command-line input; the message names the flag and the accepted form. */
@@ -180,6 +206,14 @@ cluster, one after the other, and drives each with the same Node load generator.
   --cpu-prof DIR          run the paxkv servers under node --cpu-prof, profiles into DIR
   --tls                   the cost of TLS instead of the table and figures: each system plain, then
                           with TLS on client and peer traffic (throwaway CA); workloads default put,get
+  --reconfig              put throughput while one server of a 3-replica cluster (4 servers) is
+                          replaced, instead of the table and figures: share of the steady rate,
+                          how long it was lower, per-second series (paxkv only)
+  --reconfig-faults LIST  remove (member remove: drain), kill (SIGKILL + data dir deleted, self-
+                          healing); default remove,kill, each on a fresh cluster
+  --reconfig-steady TIME  steady window before the replacement (default 10s)
+  --reconfig-tail TIME    load kept after the last group moved (default 10s)
+  --replace-after N       the servers' --replace-after in the --reconfig figure (default 5 s)
   --keep                  keep the clusters' data directories
   --help                  this text
 `;
@@ -309,7 +343,28 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
         ? d.paxkvFsync
         : parseChoice(v['paxkv-fsync'], '--paxkv-fsync', ['always', 'batch', 'never'] as const),
     tls: v.tls === true,
+    reconfig: v.reconfig === true,
+    reconfigFaults:
+      v['reconfig-faults'] === undefined
+        ? d.reconfigFaults
+        : parseList(v['reconfig-faults'], '--reconfig-faults', RECONFIG_FAULT_NAMES),
+    reconfigSteadyMs:
+      v['reconfig-steady'] === undefined
+        ? d.reconfigSteadyMs
+        : parseDuration(v['reconfig-steady'], '--reconfig-steady'),
+    reconfigTailMs:
+      v['reconfig-tail'] === undefined
+        ? d.reconfigTailMs
+        : parseDuration(v['reconfig-tail'], '--reconfig-tail'),
+    reconfigTimeoutMs: d.reconfigTimeoutMs,
+    reconfigReplaceAfterS:
+      v['replace-after'] === undefined
+        ? d.reconfigReplaceAfterS
+        : parseCount(v['replace-after'], '--replace-after', 1),
   };
+  if (options.reconfig && options.tls)
+    throw new UsageError('--reconfig and --tls are separate runs: pick one');
+  if (options.reconfigSteadyMs < 1_000) throw new UsageError('--reconfig-steady: must be at least 1s');
   if (options.concurrency.length === 0) throw new UsageError('--concurrency: expected at least one number');
   if (options.durationMs < 100) throw new UsageError('--duration: must be at least 100ms');
   if (options.preloadKeys > options.keySpace) {
@@ -353,6 +408,11 @@ function parseWithNode(argv: readonly string[]) {
       'cpu-prof': { type: 'string' },
       keep: { type: 'boolean' },
       tls: { type: 'boolean' },
+      reconfig: { type: 'boolean' },
+      'reconfig-faults': { type: 'string' },
+      'reconfig-steady': { type: 'string' },
+      'reconfig-tail': { type: 'string' },
+      'replace-after': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

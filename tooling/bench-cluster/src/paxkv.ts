@@ -21,7 +21,13 @@ import {
 } from './processes.js';
 import { probeStatus } from './status-probe.js';
 import type { Target } from './target.js';
-import { type BenchCertificates, paxkvClientTls, paxkvTlsFlags, writeBenchCertificates } from './tls.js';
+import {
+  type BenchCertificates,
+  type BenchClientTls,
+  paxkvClientTls,
+  paxkvTlsFlags,
+  writeBenchCertificates,
+} from './tls.js';
 
 /**
  * Locates `paxkv-server` (`@paxkv/server/launcher`): its built `dist/main.js` (what `pnpm bench:cluster`
@@ -71,6 +77,27 @@ export interface PaxkvClusterOptions {
    * (see tls.ts); the benchmark's clients and probes then dial TLS. Default false.
    */
   readonly tls?: boolean;
+  /** More `paxkv-server` flags for every server (e.g. `--replace-after 5`). Default none. */
+  readonly extraFlags?: readonly string[];
+}
+
+/** One server of a paxkv cluster started by {@link startPaxkvCluster}. */
+export interface PaxkvMember {
+  /** 1-based start order (not the node id: ids follow check-in order). */
+  readonly index: number;
+  readonly address: string;
+  readonly dataDir: string;
+  /** Its latest process. */
+  readonly process: ServerProcess;
+}
+
+/** A started paxkv cluster: the common {@link LocalCluster} plus what membership figures need. */
+export interface PaxkvLocalCluster extends LocalCluster {
+  readonly system: 'paxkv';
+  /** Every server, in start order. */
+  members(): readonly PaxkvMember[];
+  /** TLS settings for the benchmark's own probes (undefined: plain TCP). */
+  clientTls(): BenchClientTls | undefined;
 }
 
 interface Server {
@@ -78,6 +105,7 @@ interface Server {
   readonly address: string;
   readonly port: number;
   readonly httpPort: number;
+  readonly dataDir: string;
   /** How to start it again (same ports, same data directory). */
   readonly argv: readonly string[];
   readonly logFile: string;
@@ -91,7 +119,7 @@ interface Server {
  * @throws ClusterUnavailableError when the server program cannot be found; Error on start-up failure
  * (the message includes the tail of the failing server's log).
  */
-export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Promise<LocalCluster> {
+export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Promise<PaxkvLocalCluster> {
   const count = options.servers ?? 3;
   const partitions = options.partitions ?? 16;
   const replication = options.replication ?? Math.min(3, count);
@@ -125,6 +153,7 @@ export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Prom
         extra: [
           ...(options.tickMs !== undefined ? ['--tick-ms', String(options.tickMs)] : []),
           ...(certs === undefined ? [] : paxkvTlsFlags(certs)),
+          ...(options.extraFlags ?? []),
         ],
       });
       const argv = [...command.args, ...flags];
@@ -135,6 +164,7 @@ export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Prom
         address,
         port: ports[i] ?? 0,
         httpPort: httpPorts[i] ?? 0,
+        dataDir,
         argv,
         logFile,
         process: proc,
@@ -167,13 +197,13 @@ function tail(path: string, lines = 10): string {
   }
 }
 
-class PaxkvCluster implements LocalCluster {
+class PaxkvCluster implements PaxkvLocalCluster {
   readonly system = 'paxkv' as const;
   readonly settings: Readonly<Record<string, string | number | boolean>>;
   readonly version: string;
 
   constructor(
-    private readonly members: readonly Server[],
+    private readonly nodes: readonly Server[],
     private readonly command: ServerCommand,
     readonly dir: string,
     private readonly layout: { partitions: number; replication: number; fsync: string },
@@ -182,7 +212,7 @@ class PaxkvCluster implements LocalCluster {
   ) {
     this.version = `${command.version} (${command.kind})`;
     this.settings = {
-      servers: members.length,
+      servers: nodes.length,
       partitions: layout.partitions,
       replication: layout.replication,
       fsync: layout.fsync,
@@ -193,12 +223,21 @@ class PaxkvCluster implements LocalCluster {
     };
   }
 
+  members(): readonly PaxkvMember[] {
+    return this.nodes.map((m) => ({
+      index: m.index,
+      address: m.address,
+      dataDir: m.dataDir,
+      process: m.process,
+    }));
+  }
+
   get servers(): readonly ServerProcess[] {
-    return this.members.map((m) => m.process);
+    return this.nodes.map((m) => m.process);
   }
 
   async restart(server: ServerProcess): Promise<{ process: ServerProcess; upAt: number }> {
-    const m = this.members.find((x) => x.process === server);
+    const m = this.nodes.find((x) => x.process === server);
     if (m === undefined) throw new Error(`${server.name} is not a member of this cluster`);
     if (m.process.isAlive()) throw new Error(`${server.name} is still running: kill it first`);
     const proc = await startServer(server.name, this.command.command, m.argv, m.logFile);
@@ -224,7 +263,7 @@ class PaxkvCluster implements LocalCluster {
   }
 
   private alive(): Server[] {
-    return this.members.filter((m) => m.process.isAlive());
+    return this.nodes.filter((m) => m.process.isAlive());
   }
 
   private async statuses(): Promise<Array<{ server: Server; status: ClusterStatus }>> {
@@ -240,7 +279,7 @@ class PaxkvCluster implements LocalCluster {
     await waitFor(
       'every paxkv partition to have a leader known to every server',
       async () => {
-        for (const m of this.members) {
+        for (const m of this.nodes) {
           if (!m.process.isAlive()) throw new WaitAbortedError(`server ${m.index} exited during start-up`);
         }
         const all = await this.statuses();
@@ -261,7 +300,7 @@ class PaxkvCluster implements LocalCluster {
   }
 
   /** What a client needs to dial this cluster: TLS trusting its CA, or nothing (plain TCP). */
-  clientTls(): ReturnType<typeof paxkvClientTls> | undefined {
+  clientTls(): BenchClientTls | undefined {
     return this.certs === undefined ? undefined : paxkvClientTls(this.certs);
   }
 
@@ -287,7 +326,7 @@ class PaxkvCluster implements LocalCluster {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.members.map((m) => stopServer(m.process)));
+    await Promise.all(this.nodes.map((m) => stopServer(m.process)));
     if (this.options.keepData !== true) rmSync(this.dir, { recursive: true, force: true });
   }
 }

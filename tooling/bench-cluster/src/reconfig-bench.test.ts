@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { parseBenchArgs, UsageError } from './options.js';
+import { analyzeReconfig, formatReconfigResult, type ReconfigResult } from './reconfig-bench.js';
+
+describe('analyzeReconfig', () => {
+  it('takes the steady rate from the seconds before the fault and measures the dip after it', () => {
+    // 4 steady seconds at 1000/s; the fault at second 4; a dip to 700 and 850, back to 1000.
+    const f = analyzeReconfig([1000, 1000, 1000, 1000, 950, 700, 850, 1000, 980, 1000], 4, 3_500);
+    expect(f.steadyOpsPerSec).toBe(1000);
+    expect(f.worstShare).toBe(0.7);
+    // The last second below 90% is the 3rd after the fault: lower for 3 s.
+    expect(f.dipMs).toBe(3_000);
+    expect(f.secondsBelowGoal).toBe(1);
+    // Mean over the 4 seconds the moves took (ceil 3.5 s): (950 + 700 + 850 + 1000) / 4.
+    expect(f.meanShareDuring).toBe(0.875);
+    expect(f.goalMet).toBe(false);
+  });
+
+  it('meets the goal when no second is 20% lower and the throughput is back within 15 s', () => {
+    const series = [500, 520, 480, 500, ...new Array(14).fill(420), ...new Array(10).fill(500)];
+    const f = analyzeReconfig(series, 4, 14_000);
+    expect(f.worstShare).toBe(0.84);
+    expect(f.dipMs).toBe(14_000);
+    expect(f.goalMet).toBe(true);
+    // The same depth for 16 s is too long.
+    const long = analyzeReconfig([500, 500, ...new Array(16).fill(420), 500, 500], 2, 16_000);
+    expect(long.dipMs).toBe(16_000);
+    expect(long.goalMet).toBe(false);
+  });
+
+  it('reports no dip when the throughput never drops below 90%', () => {
+    const f = analyzeReconfig([100, 100, 95, 91, 100], 2, 1_000);
+    expect(f.dipMs).toBe(0);
+    expect(f.worstShare).toBe(0.91);
+    expect(f.goalMet).toBe(true);
+  });
+
+  it('prints the per-second series and the goal verdict', () => {
+    const r: ReconfigResult = {
+      fault: 'remove',
+      concurrency: 64,
+      groupsMoved: 12,
+      firstMoveMs: 300,
+      reconfigMs: 2_500,
+      errors: 0,
+      seriesOpsPerSec: [100, 100, 50, 100],
+      faultSecond: 2,
+      ...analyzeReconfig([100, 100, 50, 100], 2, 2_500),
+    };
+    const text = formatReconfigResult(r).join('\n');
+    expect(text).toContain('12 groups moved in 2.5 s');
+    expect(text).toContain('worst second 50% of steady');
+    expect(text).toContain('NOT met');
+    expect(text).toContain('steady 100 100 | from the fault 50 100');
+    expect(text).toContain('share of steady per second from the fault: 50% 100%');
+  });
+});
+
+describe('--reconfig flags', () => {
+  it('parses the faults, windows and --replace-after, and refuses --reconfig with --tls', () => {
+    const parsed = parseBenchArgs([
+      '--reconfig',
+      '--reconfig-faults',
+      'kill',
+      '--reconfig-steady',
+      '3s',
+      '--reconfig-tail',
+      '2s',
+      '--replace-after',
+      '2',
+    ]);
+    if (parsed.help) throw new Error('unexpected help');
+    expect(parsed.options).toMatchObject({
+      reconfig: true,
+      reconfigFaults: ['kill'],
+      reconfigSteadyMs: 3_000,
+      reconfigTailMs: 2_000,
+      reconfigReplaceAfterS: 2,
+    });
+    expect(() => parseBenchArgs(['--reconfig', '--tls'])).toThrow(UsageError);
+    expect(() => parseBenchArgs(['--reconfig-faults', 'crash'])).toThrow(/unknown "crash"/);
+    expect(() => parseBenchArgs(['--reconfig-steady', '500ms'])).toThrow(/at least 1s/);
+  });
+});

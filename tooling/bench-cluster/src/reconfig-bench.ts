@@ -1,0 +1,400 @@
+/**
+ * `pnpm bench:cluster --reconfig`: put throughput while one server of a 3-replica paxkv cluster is
+ * replaced, as a share of the steady rate and for how long (the issue's goal, after OmniPaxos' paper:
+ * at most 20% lower for at most 15 s).
+ *
+ * The cluster: 4 servers, replication 3, 16 partitions (each partition on 3 of the 4 servers, so each
+ * group has exactly one server outside it to move to). A closed-loop put load runs throughout; after a
+ * warm-up and a steady window, one server (node id 4: not a replica of the metadata group, whose
+ * replicas cannot move yet) is replaced in every group it holds, one group at a time (the server's
+ * default `--max-moves-in-flight 1`), by a stop-sign reconfiguration of each group onto the server
+ * outside it (state transfer: snapshot + suffix):
+ * - `remove`: `paxkv member remove 4` (drain: a planned replacement, the server stays up until its last
+ *   replica has moved);
+ * - `kill`: SIGKILL of the server and its data dir deleted; the cluster heals itself after
+ *   `--replace-after` (the figure includes the detection time, and the failover of the groups it led).
+ * The load keeps running until every group is off the server and a tail window has passed. Reported:
+ * the per-second put throughput from the steady window on, its share of the steady rate, the worst
+ * second, the mean share while the groups moved, and how long the throughput stayed below 90%.
+ * @module
+ */
+import { rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ClusterMetadata } from '@paxkv/common';
+import { ClusterUnavailableError } from './cluster.js';
+import type { BenchOptions, ReconfigFaultName } from './options.js';
+import { type PaxkvLocalCluster, type PaxkvMember, startPaxkvCluster } from './paxkv.js';
+import { type MachineInfo, machineInfo } from './proc-stats.js';
+import { killServer } from './processes.js';
+import type { BenchIo } from './run.js';
+import { probeRequest, probeStatus } from './status-probe.js';
+import { keyOf, makeValue, XorShift32 } from './workload.js';
+
+/** How the server is replaced: drained by `member remove`, or lost (SIGKILL + data dir deleted). */
+export type ReconfigFault = ReconfigFaultName;
+/** Every fault, in the order a run measures them. */
+export const RECONFIG_FAULTS: readonly ReconfigFault[] = ['remove', 'kill'];
+
+/** Servers of the figure's cluster. */
+export const RECONFIG_SERVERS = 4;
+/** The node id replaced (not a metadata replica: the metadata group's replicas are nodes 1-3). */
+export const RECONFIG_VICTIM = 4;
+/** A second below this share of the steady rate counts as "lower" for the dip's length: 0.9. */
+export const DIP_FRACTION = 0.9;
+/** The goal: no second below this share of the steady rate (at most 20% lower)... */
+export const GOAL_MIN_SHARE = 0.8;
+/** ...and the throughput back above {@link DIP_FRACTION} for good within this long: 15 s. */
+export const GOAL_MAX_DIP_MS = 15_000;
+
+/** Parameters of one replacement measured under load. */
+export interface ReconfigSpec {
+  readonly fault: ReconfigFault;
+  /** Puts in flight (closed loop). */
+  readonly concurrency: number;
+  /** Unmeasured time before the steady window. */
+  readonly warmupMs: number;
+  /** The steady window (whole seconds) whose mean is the reference rate. */
+  readonly steadyMs: number;
+  /** Longest wait for every group to be off the replaced server. */
+  readonly healTimeoutMs: number;
+  /** Load kept running after the last group moved (whole seconds). */
+  readonly tailMs: number;
+  /** `--replace-after` of the cluster, in seconds (the `kill` fault waits for it). */
+  readonly replaceAfterS: number;
+  readonly keySpace: number;
+  readonly valueBytes: number;
+  readonly requestTimeoutMs: number;
+}
+
+/** The figures of one replacement (see {@link analyzeReconfig}). */
+export interface ReconfigResult {
+  readonly fault: ReconfigFault;
+  readonly concurrency: number;
+  /** Mean put ops/s over the steady window. */
+  readonly steadyOpsPerSec: number;
+  /** Groups that held the replaced server (each reconfigured once). */
+  readonly groupsMoved: number;
+  /** From the fault to the first move the metadata records (ms; null if none was seen). */
+  readonly firstMoveMs: number | null;
+  /** From the fault to every group off the replaced server, no move in flight (ms). */
+  readonly reconfigMs: number;
+  /** The lowest second from the fault on, as a share of the steady rate. */
+  readonly worstShare: number;
+  /** Mean throughput from the fault to the end of the reconfiguration, as a share of the steady rate. */
+  readonly meanShareDuring: number;
+  /**
+   * From the fault to the end of the last second below {@link DIP_FRACTION} of the steady rate (ms; 0
+   * when none was): how long the throughput was lower.
+   */
+  readonly dipMs: number;
+  /** Seconds below {@link GOAL_MIN_SHARE} of the steady rate. */
+  readonly secondsBelowGoal: number;
+  /** worstShare >= 0.8 and dipMs <= 15 s. */
+  readonly goalMet: boolean;
+  /** Failed puts from the fault on (each after the client's own retries). */
+  readonly errors: number;
+  /** Put ops/s per second, from the start of the steady window. */
+  readonly seriesOpsPerSec: readonly number[];
+  /** Index in {@link seriesOpsPerSec} of the second the fault happened in. */
+  readonly faultSecond: number;
+}
+
+/** What {@link analyzeReconfig} derives from a per-second series. */
+export type ReconfigFigures = Pick<
+  ReconfigResult,
+  'steadyOpsPerSec' | 'worstShare' | 'meanShareDuring' | 'dipMs' | 'secondsBelowGoal' | 'goalMet'
+>;
+
+function round3(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
+
+/**
+ * The figures of a per-second put series: `series[0..faultSecond)` is the steady window (its mean is
+ * the steady rate), the fault happened at the start of second `faultSecond`, and the groups were all
+ * moved `reconfigMs` later. Pure, for tests.
+ */
+export function analyzeReconfig(
+  series: readonly number[],
+  faultSecond: number,
+  reconfigMs: number,
+): ReconfigFigures {
+  const steadyWindow = series.slice(0, faultSecond);
+  const steady = steadyWindow.reduce((a, b) => a + b, 0) / Math.max(1, steadyWindow.length);
+  const after = series.slice(faultSecond);
+  const share = (n: number) => (steady > 0 ? n / steady : 0);
+  const worstShare = after.length > 0 ? Math.min(...after.map(share)) : 1;
+  const during = after.slice(0, Math.max(1, Math.ceil(reconfigMs / 1000)));
+  const meanShareDuring = during.length > 0 ? share(during.reduce((a, b) => a + b, 0) / during.length) : 1;
+  let lastLow = -1;
+  after.forEach((n, i) => {
+    if (share(n) < DIP_FRACTION) lastLow = i;
+  });
+  const dipMs = (lastLow + 1) * 1000;
+  const secondsBelowGoal = after.filter((n) => share(n) < GOAL_MIN_SHARE).length;
+  return {
+    steadyOpsPerSec: Math.round(steady),
+    worstShare: round3(worstShare),
+    meanShareDuring: round3(meanShareDuring),
+    dipMs,
+    secondsBelowGoal,
+    goalMet: worstShare >= GOAL_MIN_SHARE && dipMs <= GOAL_MAX_DIP_MS,
+  };
+}
+
+/** Thrown when the cluster does not finish the replacement in time; says what was seen. */
+export class ReconfigTimeoutError extends Error {
+  override readonly name = 'ReconfigTimeoutError';
+}
+
+async function metadataOf(cluster: PaxkvLocalCluster, timeoutMs: number): Promise<ClusterMetadata | null> {
+  for (const m of cluster.members()) {
+    if (!m.process.isAlive()) continue;
+    try {
+      const r = await probeRequest(m.address, { type: 'member.list' }, timeoutMs, cluster.clientTls());
+      if (r.type === 'member.list.ok' && r.metadata) return r.metadata;
+    } catch {
+      // ask the next server
+    }
+  }
+  return null;
+}
+
+/** The member whose node id is `id` (ids follow check-in order, not the start order). */
+async function memberWithId(cluster: PaxkvLocalCluster, id: number): Promise<PaxkvMember> {
+  for (const m of cluster.members()) {
+    const s = await probeStatus(m.address, 5_000, cluster.clientTls());
+    if (s.node === id) return m;
+  }
+  throw new Error(`no server of the cluster reports node id ${id}`);
+}
+
+/** Sends `member.remove` until a server accepts it (elections and forwarding are retried). */
+async function removeMember(cluster: PaxkvLocalCluster, id: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let last = '';
+  while (performance.now() < deadline) {
+    for (const m of cluster.members()) {
+      try {
+        const r = await probeRequest(
+          m.address,
+          { type: 'member.remove', node: id },
+          5_000,
+          cluster.clientTls(),
+        );
+        if (r.type === 'member.ok') return;
+        last = r.type === 'error' ? `${r.code} ${r.message}` : r.type;
+        if (
+          r.type === 'error' &&
+          !['UNAVAILABLE', 'NOT_LEADER', 'NO_LEADER', 'TIMEOUT', 'NOT_READY'].includes(r.code)
+        )
+          throw new Error(`member remove ${id} refused: ${last}`);
+      } catch (e) {
+        if ((e as Error).message.startsWith('member remove')) throw e;
+        last = (e as Error).message;
+      }
+    }
+    await sleep(200);
+  }
+  throw new ReconfigTimeoutError(`member remove ${id}: no server accepted it in ${timeoutMs} ms (${last})`);
+}
+
+/**
+ * One replacement under load on `cluster` (4 servers, replication 3; see the module comment). The
+ * replaced server stays out: use a fresh cluster per fault.
+ */
+export async function measureReconfig(
+  cluster: PaxkvLocalCluster,
+  spec: ReconfigSpec,
+  log: (line: string) => void = () => {},
+): Promise<ReconfigResult> {
+  const victim = await memberWithId(cluster, RECONFIG_VICTIM);
+  const before = await metadataOf(cluster, 5_000);
+  if (!before) throw new Error('the cluster metadata cannot be read (member list)');
+  const groupsMoved = before.table.groups.filter((g) => g.replicas.includes(RECONFIG_VICTIM)).length;
+  const target = await cluster.createTarget({ requestTimeoutMs: spec.requestTimeoutMs });
+  const value = makeValue('reconfig:', spec.valueBytes);
+  const completions: number[] = [];
+  let errors = 0;
+  let stopped = false;
+  let faultAt = Number.POSITIVE_INFINITY;
+  const worker = async (index: number): Promise<void> => {
+    const rng = new XorShift32(index * 7_919 + 29);
+    while (!stopped) {
+      try {
+        await target.put(keyOf(rng.int(spec.keySpace)), value);
+        completions.push(performance.now());
+      } catch {
+        if (performance.now() >= faultAt) errors += 1;
+        await sleep(1);
+      }
+    }
+  };
+  const workers = Array.from({ length: spec.concurrency }, (_, i) => worker(i));
+  try {
+    await sleep(spec.warmupMs);
+    const steadySeconds = Math.max(1, Math.round(spec.steadyMs / 1000));
+    const steadyStart = performance.now();
+    await sleep(steadySeconds * 1000);
+    faultAt = performance.now();
+    if (spec.fault === 'remove') {
+      await removeMember(cluster, RECONFIG_VICTIM, spec.healTimeoutMs);
+    } else {
+      await killServer(victim.process);
+      rmSync(victim.dataDir, { recursive: true, force: true });
+    }
+    log(
+      `${spec.fault}: node ${RECONFIG_VICTIM} (${groupsMoved} groups) at ${Math.round(faultAt - steadyStart)} ms`,
+    );
+    let firstMoveMs: number | null = null;
+    let reconfigMs: number | null = null;
+    const deadline = faultAt + spec.healTimeoutMs;
+    let seen: ClusterMetadata | null = null;
+    while (performance.now() < deadline) {
+      seen = await metadataOf(cluster, 2_000);
+      if (seen) {
+        if (firstMoveMs === null && seen.moving.some((mv) => mv.from === RECONFIG_VICTIM)) {
+          firstMoveMs = Math.round(performance.now() - faultAt);
+        }
+        const left = seen.table.groups.filter((g) => g.replicas.includes(RECONFIG_VICTIM)).length;
+        if (left === 0 && seen.moving.length === 0) {
+          reconfigMs = Math.round(performance.now() - faultAt);
+          break;
+        }
+      }
+      await sleep(250);
+    }
+    if (reconfigMs === null) {
+      throw new ReconfigTimeoutError(
+        `${spec.fault}: node ${RECONFIG_VICTIM} still holds replicas ${spec.healTimeoutMs} ms after the fault (metadata: ${JSON.stringify(seen?.moving)}, groups ${JSON.stringify(seen?.table.groups)})`,
+      );
+    }
+    log(`${spec.fault}: every group off node ${RECONFIG_VICTIM} ${reconfigMs} ms after the fault`);
+    await sleep(Math.max(1000, spec.tailMs));
+    stopped = true;
+    const end = performance.now();
+    const seconds = Math.floor((end - steadyStart) / 1000);
+    const series = new Array<number>(seconds).fill(0);
+    for (const t of completions) {
+      const s = Math.floor((t - steadyStart) / 1000);
+      if (s >= 0 && s < seconds) series[s] = (series[s] ?? 0) + 1;
+    }
+    // The fault is sent at the end of the steady window: the seconds from there on are "after".
+    const faultSecond = steadySeconds;
+    const figures = analyzeReconfig(series, faultSecond, reconfigMs);
+    return {
+      fault: spec.fault,
+      concurrency: spec.concurrency,
+      groupsMoved,
+      firstMoveMs,
+      reconfigMs,
+      errors,
+      seriesOpsPerSec: series,
+      faultSecond,
+      ...figures,
+    };
+  } finally {
+    stopped = true;
+    await Promise.race([Promise.allSettled(workers), sleep(spec.requestTimeoutMs + 1_000)]);
+    await target.close().catch(() => {});
+  }
+}
+
+/** The JSON report of `--reconfig --json FILE`. */
+export interface ReconfigBenchReport {
+  readonly format: 'paxkv-bench-cluster-reconfig/1';
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly machine: MachineInfo;
+  readonly settings: Readonly<Record<string, string | number>>;
+  readonly results: readonly ReconfigResult[];
+  readonly errors: ReadonlyArray<{ readonly fault: ReconfigFault; readonly error: string }>;
+  readonly notes: readonly string[];
+}
+
+/** The text lines of one result (the per-second series as shares of the steady rate). */
+export function formatReconfigResult(r: ReconfigResult): string[] {
+  const pct = (x: number) => `${Math.round(x * 100)}%`;
+  const shares = r.seriesOpsPerSec
+    .slice(r.faultSecond)
+    .map((n) => (r.steadyOpsPerSec > 0 ? pct(n / r.steadyOpsPerSec) : '-'));
+  return [
+    `reconfig ${r.fault}: steady ${r.steadyOpsPerSec} put/s @${r.concurrency}; ${r.groupsMoved} groups moved in ${(r.reconfigMs / 1000).toFixed(1)} s (first move ${r.firstMoveMs === null ? '-' : `${(r.firstMoveMs / 1000).toFixed(1)} s`} after the fault)`,
+    `reconfig ${r.fault}: worst second ${pct(r.worstShare)} of steady, mean ${pct(r.meanShareDuring)} while moving, below ${pct(DIP_FRACTION)} until ${(r.dipMs / 1000).toFixed(0)} s after the fault, ${r.secondsBelowGoal} s below ${pct(GOAL_MIN_SHARE)}; errors ${r.errors}; goal (>= ${pct(GOAL_MIN_SHARE)}, back within ${GOAL_MAX_DIP_MS / 1000} s) ${r.goalMet ? 'MET' : 'NOT met'}`,
+    `reconfig ${r.fault}: put/s per second: steady ${r.seriesOpsPerSec.slice(0, r.faultSecond).join(' ')} | from the fault ${r.seriesOpsPerSec.slice(r.faultSecond).join(' ')}`,
+    `reconfig ${r.fault}: share of steady per second from the fault: ${shares.join(' ')}`,
+  ];
+}
+
+/** Runs every fault of `options.reconfigFaults` on a fresh cluster each and prints the figures. */
+export async function runReconfigBench(options: BenchOptions, io: BenchIo): Promise<ReconfigBenchReport> {
+  const startedAt = new Date().toISOString();
+  const machine = machineInfo();
+  const replaceAfterS = options.reconfigReplaceAfterS;
+  const spec = (fault: ReconfigFault): ReconfigSpec => ({
+    fault,
+    concurrency: options.failoverConcurrency,
+    warmupMs: options.warmupMs,
+    steadyMs: options.reconfigSteadyMs,
+    healTimeoutMs: options.reconfigTimeoutMs,
+    tailMs: options.reconfigTailMs,
+    replaceAfterS,
+    keySpace: options.keySpace,
+    valueBytes: options.valueBytes,
+    requestTimeoutMs: options.requestTimeoutMs,
+  });
+  const results: ReconfigResult[] = [];
+  const errors: Array<{ fault: ReconfigFault; error: string }> = [];
+  for (const fault of options.reconfigFaults) {
+    io.log(`reconfig ${fault}: starting a ${RECONFIG_SERVERS}-server paxkv cluster (replication 3)`);
+    let cluster: PaxkvLocalCluster | undefined;
+    try {
+      cluster = await startPaxkvCluster({
+        servers: RECONFIG_SERVERS,
+        replication: 3,
+        fsync: options.paxkvFsync,
+        startTimeoutMs: options.startTimeoutMs,
+        keepData: options.keepData,
+        tickMs: options.paxkvTickMs,
+        extraFlags: ['--replace-after', String(replaceAfterS)],
+      });
+      const r = await measureReconfig(cluster, spec(fault), io.log);
+      results.push(r);
+      for (const line of formatReconfigResult(r)) io.out(line);
+    } catch (e) {
+      if (e instanceof ClusterUnavailableError) throw e;
+      const error = e instanceof Error ? e.message : String(e);
+      errors.push({ fault, error });
+      io.out(`reconfig ${fault}: FAILED: ${error.split('\n')[0]}`);
+    } finally {
+      await cluster?.stop();
+    }
+  }
+  const notes = [
+    `cluster: ${RECONFIG_SERVERS} paxkv servers, replication 3, 16 partitions (each on 3 of the 4), fsync ${options.paxkvFsync}, --replace-after ${replaceAfterS} s, --max-moves-in-flight 1 (default); node ${RECONFIG_VICTIM} replaced in every group it holds (one stop-sign reconfiguration per group onto the server outside it)`,
+    'remove: `member remove 4` (drain: planned replacement, the server stays up until its last replica moved); kill: SIGKILL + data dir deleted, self-healing after --replace-after (includes detection and the failover of the groups it led)',
+    `load: closed-loop puts, ${options.failoverConcurrency} in flight, ${options.keySpace} keys, ${options.valueBytes}-byte values; shares are of the mean of the ${Math.round(options.reconfigSteadyMs / 1000)} s steady window before the fault`,
+    `figures measured on a shared, loaded machine are indicative only: 1-second buckets then vary with the other processes' load (compare the steady seconds' spread)`,
+  ];
+  for (const n of notes) io.out(`note: ${n}`);
+  const report: ReconfigBenchReport = {
+    format: 'paxkv-bench-cluster-reconfig/1',
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine,
+    settings: {
+      servers: RECONFIG_SERVERS,
+      replication: 3,
+      partitions: 16,
+      replaceAfterS,
+      concurrency: options.failoverConcurrency,
+      steadyMs: options.reconfigSteadyMs,
+      tailMs: options.reconfigTailMs,
+    },
+    results,
+    errors,
+    notes,
+  };
+  if (options.jsonFile !== undefined) writeFileSync(options.jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+  return report;
+}
