@@ -38,16 +38,20 @@ export class LatencyRecorder {
     return this.histogram.totalCount;
   }
 
-  /** Percentiles, all 0 when nothing was recorded. */
+  /**
+   * Percentiles, all 0 when nothing was recorded. A percentile is the top of its histogram bucket
+   * (within 0.1%), so it is capped at the exact maximum: p99 never reads above max.
+   */
   summary(): LatencySummary {
     const h = this.histogram;
     if (h.totalCount === 0) return { count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
+    const at = (p: number) => Math.min(h.getValueAtPercentile(p), h.maxValue);
     return {
       count: h.totalCount,
-      p50: h.getValueAtPercentile(50),
-      p90: h.getValueAtPercentile(90),
-      p99: h.getValueAtPercentile(99),
-      p999: h.getValueAtPercentile(99.9),
+      p50: at(50),
+      p90: at(90),
+      p99: at(99),
+      p999: at(99.9),
       max: h.maxValue,
       mean: Math.round(h.mean),
     };
