@@ -18,9 +18,24 @@ export class CorruptDataError extends Error {
   }
 }
 
+/**
+ * Encodings at least this long are copied out of the encoder's buffer. msgpackr writes every encoding
+ * into one shared buffer, grown to fit the largest so far and then reused at that size: without the
+ * copy, a kept snapshot would pin a buffer up to 4 times its size, and every later small encoding
+ * (WAL records, messages) would share a buffer as large as the largest snapshot.
+ */
+const COPY_OUT_BYTES = 1 << 20;
+
+/** Buffer the encoder starts over with after a large encoding (msgpackr's own initial size). */
+const ENCODER_BUFFER_BYTES = 8192;
+
 /** Encodes any msgpack-friendly value. */
 export function encode(value: unknown): Uint8Array {
-  return packr.pack(value);
+  const out = packr.pack(value);
+  if (out.byteLength < COPY_OUT_BYTES) return out;
+  const own = new Uint8Array(out);
+  packr.useBuffer(Buffer.allocUnsafeSlow(ENCODER_BUFFER_BYTES));
+  return own;
 }
 
 /** Decodes msgpack bytes; returns a {@link CorruptDataError} instead of throwing. */

@@ -46,6 +46,8 @@ export type GrantRefusal = 'too-many-leases' | 'bad-ttl' | 'ids-exhausted';
  */
 export class LeaseTable {
   private readonly leases = new Map<number, { ttlMs: number; keys: Set<string> }>();
+  /** The lease of every attached key (keys without a lease are not here: most keys have none). */
+  private readonly keyLeases = new Map<string, number>();
   private seq = 0;
 
   /**
@@ -94,21 +96,41 @@ export class LeaseTable {
     return [...this.leases].map(([id, l]): [number, number] => [id, l.ttlMs]);
   }
 
-  /** Attaches `key` to `lease` (which must exist). */
+  /** Attaches `key` to `lease` (no-op if the lease is gone); a key has at most one lease. */
   attach(key: string, lease: number): void {
-    this.leases.get(lease)?.keys.add(key);
+    const l = this.leases.get(lease);
+    if (!l) return;
+    const old = this.keyLeases.get(key);
+    if (old !== undefined && old !== lease) this.detach(key, old);
+    l.keys.add(key);
+    this.keyLeases.set(key, lease);
   }
 
-  /** Detaches `key` from `lease` (no-op if either is gone). */
+  /** Detaches `key` from `lease` (no-op if it is not attached to it). */
   detach(key: string, lease: number): void {
     this.leases.get(lease)?.keys.delete(key);
+    if (this.keyLeases.get(key) === lease) this.keyLeases.delete(key);
   }
 
-  /** Removes the lease; returns the keys that were attached (to be deleted by the caller), or null if unknown. */
+  /** The lease `key` is attached to, or 0 (none). */
+  leaseOf(key: string): number {
+    return this.keyLeases.get(key) ?? 0;
+  }
+
+  /** Every attached key with its lease. */
+  attachments(): IterableIterator<[string, number]> {
+    return this.keyLeases.entries();
+  }
+
+  /**
+   * Removes the lease and detaches its keys; returns the keys that were attached (to be deleted by the
+   * caller), or null if unknown.
+   */
   remove(lease: number): string[] | null {
     const l = this.leases.get(lease);
     if (!l) return null;
     this.leases.delete(lease);
+    for (const k of l.keys) this.keyLeases.delete(k);
     return [...l.keys];
   }
 

@@ -49,6 +49,7 @@ import {
 import type { KvCommand } from './command.js';
 import { isKvLogEntry } from './command.js';
 import { LeaseClock } from './leases.js';
+import { ownStrings } from './own.js';
 import { type ApplyOutcome, KvStateMachine, type StateMachineConfig } from './state-machine.js';
 import type { Disk } from './storage/disk.js';
 import { GroupStorage } from './storage/group-storage.js';
@@ -325,11 +326,15 @@ interface Outputs {
  * `entries`) is a well-formed {@link KvCommand} or stop-sign.
  */
 function carriesOnlyLogEntries(m: ReconfigMessage<unknown>): boolean {
-  const inner: unknown = m.type === 'Paxos' ? m.msg : m;
-  const entries =
-    (inner as { entries?: unknown; suffix?: unknown }).entries ?? (inner as { suffix?: unknown }).suffix;
+  const entries = entriesOf(m);
   if (entries === undefined) return true;
   return Array.isArray(entries) && entries.every(isKvLogEntry);
+}
+
+/** The log entries a message carries (a Paxos message's `entries`/`suffix`, a `JoinState`'s `entries`). */
+function entriesOf(m: ReconfigMessage<unknown>): unknown {
+  const inner: unknown = m.type === 'Paxos' ? m.msg : m;
+  return (inner as { entries?: unknown; suffix?: unknown }).entries ?? (inner as { suffix?: unknown }).suffix;
 }
 
 /** A pending {@link ReplicaGroup.reconfigure}. */
@@ -719,6 +724,8 @@ export class ReplicaGroup {
       return;
     }
     this.heardAt.set(from, this.now);
+    // The entries stay in the log until the next snapshot: copy them out of the decoded message.
+    ownStrings(entriesOf(message));
     try {
       this.paxos.handle(from, message);
     } catch (e) {
@@ -824,6 +831,9 @@ export class ReplicaGroup {
       return this.submitTxnNonAtomically(op, options);
     }
     const id = `${this.paxos.pid}.${this.nonce}.${++this.proposalSeq}`;
+    // Kept in the log until the next snapshot: copied out of the decoded request.
+    ownStrings(op);
+    ownStrings(options.session);
     const command: KvCommand = options.session ? { id, op, session: options.session } : { id, op };
     try {
       this.paxos.propose(command);

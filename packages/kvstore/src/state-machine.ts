@@ -39,6 +39,7 @@ import { CorruptDataError, decode, encode } from './codec.js';
 import { isKvCommand, type KvCommand } from './command.js';
 import { type LeaseInfo, LeaseTable } from './leases.js';
 import { OrderedMap } from './ordered-map.js';
+import { ownString, ownValue } from './own.js';
 import type { ChangeEvent } from './watch-hub.js';
 
 /** Tunables of the state machine. */
@@ -95,12 +96,11 @@ export type ApplyOutcome =
   | { readonly ok: false; readonly error: PaxkvError };
 
 /**
- * One stored key: its value and revisions. A class (fixed shape, four in-object fields) so that V8
- * keeps every entry as compact as it can.
+ * One stored key: its value and revisions. A class (fixed shape, four in-object fields: 56 bytes on a
+ * 64-bit V8) so that V8 keeps every entry as compact as it can. The lease a key is attached to is not
+ * here (few keys have one): the lease table maps keys to leases.
  */
 class Entry {
-  /** The lease the key is attached to (0: none). */
-  public lease = 0;
   constructor(
     public value: Value,
     public createRevision: number,
@@ -296,7 +296,7 @@ export class KvStateMachine {
     }
     const result = this.execute(command.op);
     this.sessions.delete(session.client);
-    this.sessions.set(session.client, { seq: session.seq, result, lastIndex: index });
+    this.sessions.set(ownString(session.client), { seq: session.seq, result, lastIndex: index });
     while (this.sessions.size > this.config.maxSessions) {
       const oldest = this.sessions.keys().next().value as string;
       this.sessions.delete(oldest);
@@ -393,7 +393,7 @@ export class KvStateMachine {
       case 'lease-timetolive': {
         // By key: the lease the key is attached to (none: not found). The time left is the leader's
         // (the replica group fills it in); the state machine only knows the TTL.
-        const id = op.lease ?? this.data.get(op.key ?? '')?.lease ?? 0;
+        const id = op.lease ?? (op.key === undefined ? 0 : this.leaseTable.leaseOf(op.key));
         const l = id === 0 ? undefined : this.leaseTable.get(id);
         if (!l)
           return {
@@ -624,22 +624,28 @@ export class KvStateMachine {
 
   /** Writes `key` at revision `revision` (creating it or raising its version). */
   private write(key: string, value: Value, revision: number, lease: number | 'keep' = 0): Entry {
-    this.onChange?.({ type: 'put', key, value, revision });
+    // The state, the lease table and the watch history keep their own copies (never slices of the
+    // decoded log entry).
+    key = ownString(key);
+    const own = ownValue(value);
     let e = this.data.get(key);
     if (e === undefined) {
-      e = new Entry(value, revision, revision, 1);
+      e = new Entry(own, revision, revision, 1);
       this.data.set(key, e);
     } else {
-      e.value = value;
+      e.value = own;
       e.modRevision = revision;
       e.version++;
     }
+    this.onChange?.({ type: 'put', key, value: own, revision });
     // As etcd: a write without a lease detaches the key from its lease; incr and append keep it (as
     // Redis keeps a key's TTL through INCR and APPEND).
-    if (lease !== 'keep' && lease !== e.lease) {
-      if (e.lease !== 0) this.leaseTable.detach(key, e.lease);
-      e.lease = lease;
-      if (lease !== 0) this.leaseTable.attach(key, lease);
+    if (lease !== 'keep') {
+      const old = this.leaseTable.leaseOf(key);
+      if (lease !== old) {
+        if (old !== 0) this.leaseTable.detach(key, old);
+        if (lease !== 0) this.leaseTable.attach(key, lease);
+      }
     }
     return e;
   }
@@ -649,10 +655,10 @@ export class KvStateMachine {
    * raised); returns whether it existed.
    */
   private remove(key: string, revision = this.rev): boolean {
-    const e = this.data.get(key);
-    if (e !== undefined && e.lease !== 0) this.leaseTable.detach(key, e.lease);
+    const lease = this.leaseTable.leaseOf(key);
+    if (lease !== 0) this.leaseTable.detach(key, lease);
     const existed = this.data.delete(key);
-    if (existed) this.onChange?.({ type: 'delete', key, revision });
+    if (existed) this.onChange?.({ type: 'delete', key: ownString(key), revision });
     return existed;
   }
 
@@ -733,9 +739,7 @@ export class KvStateMachine {
         this.data.set(k, e);
       });
       this.leaseTable.restore(m.leaseTable.toSnapshot());
-      m.data.forEachPair((k, e) => {
-        if (e.lease !== 0) this.leaseTable.attach(k, e.lease);
-      });
+      for (const [k, lease] of m.leaseTable.attachments()) this.leaseTable.attach(k, lease);
     }
     return {
       op: 'restore',
@@ -803,8 +807,7 @@ export class KvStateMachine {
       const e = typeof key === 'string' ? this.data.get(key) : undefined;
       if (e === undefined || typeof lease !== 'number' || !this.leaseTable.has(lease))
         return new CorruptDataError('state machine snapshot lease attachment');
-      e.lease = lease;
-      this.leaseTable.attach(key as string, lease);
+      this.leaseTable.attach(ownString(key as string), lease);
     }
     return undefined;
   }
@@ -818,7 +821,7 @@ export class KvStateMachine {
         return new CorruptDataError('state machine snapshot entry');
       if (!isRevision(c) || !isRevision(m) || !isRevision(ver) || c < 1 || m < c || m > revision || ver < 1)
         return new CorruptDataError('state machine snapshot revisions');
-      this.data.set(k, new Entry(v, c, m, ver));
+      this.data.set(ownString(k), new Entry(ownValue(v), c, m, ver));
     }
     return undefined;
   }
@@ -831,7 +834,7 @@ export class KvStateMachine {
       const v = e[1];
       if (typeof v !== 'string' && !(v instanceof Uint8Array))
         return new CorruptDataError('state machine snapshot value');
-      this.data.set(e[0], new Entry(v, 1, 1, 1));
+      this.data.set(ownString(e[0]), new Entry(ownValue(v), 1, 1, 1));
     }
     this.rev = this.data.size > 0 ? 1 : 0;
     return undefined;
