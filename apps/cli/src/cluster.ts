@@ -256,6 +256,9 @@ export function serverFlags(
     join: node.index !== first.index ? (joinVia ?? first.address) : undefined,
     respPort: node.respPort,
     clusterTokenFile: existsSync(token) ? token : undefined,
+    // A cluster directory made before `cluster start` wrote tokens has none: it keeps running (insecure,
+    // as it always did; the server logs a warning).
+    insecure: !existsSync(token),
     extra: [
       '--replace-after',
       String(file.replaceAfter ?? DEFAULT_REPLACE_AFTER_S),

@@ -169,6 +169,7 @@ async function main(): Promise<void> {
         fsync: 'batch',
         logLevel: 'error',
         join: i === 0 ? undefined : `127.0.0.1:${clientPorts[0]}`,
+        insecure: true, // the worst case the attacks are for: no token, no TLS
         extra: ['--config', configFile],
       }),
       { logFile: join(dir, `node-${i + 1}.log`) },

@@ -161,6 +161,14 @@ export const serverConfigSchema = z
      */
     tlsCa: z.string().min(1).optional(),
     /**
+     * Start without peer authentication (`--insecure`): no cluster token and no TLS. Then anything that
+     * reaches the port can pass for a peer or a bootstrap member: one forged `Prepare` at the maximum
+     * ballot stalls a partition for good, a forged `checkin` moves a node. `paxkv-server` refuses to start
+     * without a token or TLS unless this is set (as CockroachDB without certificates unless
+     * `--insecure`), and then logs a warning; with a token or TLS it changes nothing. Default false.
+     */
+    insecure: z.boolean().default(false),
+    /**
      * Client authentication (`--auth`): every client request needs a login (`paxkv login`, the client
      * option `auth`, RESP `AUTH`) and a role that allows it. Needs peer authentication (a cluster token
      * or TLS): otherwise any process could pass for a peer and send requests as forwarded. Default false.
@@ -222,6 +230,22 @@ export type ServerConfig = z.infer<typeof serverConfigSchema>;
 
 /** The input form of a configuration: every field optional. */
 export type ServerConfigInput = z.input<typeof serverConfigSchema>;
+
+/**
+ * Why `paxkv-server` must not start with `config`, or null: a server with neither a cluster token nor TLS
+ * starts only with `insecure` (see {@link serverConfigSchema} `insecure`).
+ */
+export function insecureStartProblem(config: ServerConfig): string | null {
+  const token = config.clusterToken !== undefined || config.clusterTokenFile !== undefined;
+  const tls = config.tlsCert !== undefined;
+  if (token || tls || config.insecure) return null;
+  return (
+    'no peer authentication: start every server of the cluster with the same --cluster-token-file ' +
+    '(or --cluster-token, PAXKV_CLUSTER_TOKEN), or with --tls-cert/--tls-key/--tls-ca; `paxkv cluster start` ' +
+    'makes a token for a local cluster. To run without (any process that reaches this port can act as a ' +
+    'peer: one forged message stalls a partition for good), pass --insecure'
+  );
+}
 
 /**
  * Invalid flags, an unreadable or invalid config file. The message names the field and the fix; the

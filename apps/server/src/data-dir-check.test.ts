@@ -44,6 +44,7 @@ describe('checkDataDir', () => {
         '0',
         '--data-dir',
         join(base, 'file', 'data'),
+        '--insecure',
       ],
       { encoding: 'utf8', timeout: 60_000 },
     );
@@ -63,7 +64,7 @@ describe('checkDataDir', () => {
     const asRoot = process.getuid?.() === 0;
     const r = spawnSync(
       process.execPath,
-      ['--conditions=@paxkv/source', '--import', tsx, main, '--port', '0', '--data-dir', data],
+      ['--conditions=@paxkv/source', '--import', tsx, main, '--port', '0', '--data-dir', data, '--insecure'],
       {
         encoding: 'utf8',
         timeout: 60_000,

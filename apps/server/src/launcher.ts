@@ -147,6 +147,11 @@ export interface ServerFlagsOptions {
   readonly respPort?: number | undefined;
   /** File holding the cluster token (peers prove they know it). Default: none. */
   readonly clusterTokenFile?: string | undefined;
+  /**
+   * Pass `--insecure`: the server may start without peer authentication (it refuses to otherwise). With a
+   * token or TLS among the flags it changes nothing. Default false.
+   */
+  readonly insecure?: boolean | undefined;
   /** Appended as they are. */
   readonly extra?: readonly string[];
 }
@@ -175,6 +180,7 @@ export function serverFlags(o: ServerFlagsOptions): string[] {
     ...(o.join !== undefined ? ['--join', o.join] : []),
     ...(o.respPort !== undefined ? ['--resp-port', String(o.respPort)] : []),
     ...(o.clusterTokenFile !== undefined ? ['--cluster-token-file', o.clusterTokenFile] : []),
+    ...(o.insecure === true ? ['--insecure'] : []),
     ...(o.extra ?? []),
   ];
 }

@@ -4,7 +4,7 @@
  * signal during shutdown exits at once. Exit codes: 0 clean stop, 1 start-up failure, 2 bad flags/config.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from './config.js';
+import { ConfigError, insecureStartProblem } from './config.js';
 import { checkDataDir, DataDirError } from './data-dir-check.js';
 import { kvstoreGroupFactory, paxosMessageCheck } from './kvstore-groups.js';
 import { createServerLogger } from './logger.js';
@@ -35,6 +35,12 @@ async function main(): Promise<number> {
       return e.exitCode;
     }
     throw e;
+  }
+  // No peer authentication: refuse, unless the operator said --insecure (README "Peer authentication").
+  const insecure = insecureStartProblem(config);
+  if (insecure !== null) {
+    process.stderr.write(`paxkv-server: ${insecure}\n`);
+    return 2;
   }
   // Fail fast on a data dir the server cannot use, before it listens (never half-run).
   try {

@@ -99,6 +99,12 @@ export function buildServerCommand(version: string): Command {
         'most replica moves (group reconfigurations) at once (default 1)',
       ).argParser(intArg('--max-moves-in-flight')),
     )
+    .addOption(
+      new Option(
+        '--insecure',
+        'start without peer authentication (no cluster token, no TLS): anyone reaching the port can act as a peer',
+      ),
+    )
     .addOption(new Option('--auth', "require client logins and check every request against the user's roles"))
     .addOption(
       new Option(
@@ -134,6 +140,7 @@ const FLAG_FIELDS = [
   'tlsKey',
   'tlsCa',
   'auth',
+  'insecure',
   'rootPasswordFile',
 ] as const;
 

@@ -294,7 +294,7 @@ export class PaxkvServer {
     if (!this.ctx.authRequired && !tls) {
       this.ctx.log.warn(
         {},
-        'no cluster token: any process that reaches this port can act as a peer or a bootstrap member; start every server with the same --cluster-token-file (or --cluster-token, PAXKV_CLUSTER_TOKEN)',
+        'INSECURE: no cluster token and no TLS: any process that reaches this port can act as a peer or a bootstrap member (one forged Prepare stalls a partition for good); start every server with the same --cluster-token-file (or --cluster-token, PAXKV_CLUSTER_TOKEN) or --tls-*',
       );
     }
   }

@@ -143,6 +143,8 @@ export class TestCluster {
       logLevel: 'info',
       join: s.index === first.index ? undefined : first.address,
       respPort: s.respPort ?? undefined,
+      // Suites that test peer authentication add a token or TLS; --insecure then changes nothing.
+      insecure: true,
       extra: this.options.extraFlags ?? [],
     });
   }

@@ -150,6 +150,8 @@ export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Prom
         logLevel: options.logLevel ?? process.env.PAXKV_BENCH_LOG_LEVEL ?? 'warn',
         httpPort: httpPorts[i],
         join: i > 0 ? addresses[0] : undefined,
+        // Like etcd's side (no client auth, no peer auth): TLS, when asked, is in `extra`.
+        insecure: true,
         extra: [
           ...(options.tickMs !== undefined ? ['--tick-ms', String(options.tickMs)] : []),
           ...(certs === undefined ? [] : paxkvTlsFlags(certs)),

@@ -213,6 +213,8 @@ export class ManagedCluster {
         replication,
         partitions: c.partitions,
         join: slot === 0 ? undefined : bootstrapReal,
+        // A token or TLS, when the run has one, is in the flags; --insecure then changes nothing.
+        insecure: true,
         extra: [...c.serverFlags, ...(certs === undefined ? [] : serverTlsFlags(certs, slot))],
       });
       this.servers.push(
