@@ -269,11 +269,7 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
     try {
       runs.push(await runSystem(system, options, io));
     } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
-      if (!(e instanceof ClusterUnavailableError)) io.log(`${system} failed: ${message}`);
-      else io.log(message);
-      runs.push({ system, version: '?', settings: {}, cells: [], error: message });
-      notes.push(`${system} could not be measured: ${message.split('\n')[0]}`);
+      runs.push(failedRun(system, undefined, e, io, notes));
     }
   }
   notes.push(
@@ -298,12 +294,51 @@ export async function runBench(options: BenchOptions, io: BenchIo): Promise<Benc
   if (figures.length > 0) io.out(`\n${figures}`);
   const goalText = renderGoals(goals);
   if (goalText.length > 0) io.out(`\n${goalText}`);
+  writeNotesAndJson(io, notes, options.jsonFile, report, summaryLine(runs, ratios));
+  return report;
+}
+
+/**
+ * The run of `system` (named `label` in the tables) that could not be measured because of `e`: logged,
+ * noted, and kept in the report with its error.
+ */
+export function failedRun(
+  system: SystemName,
+  label: string | undefined,
+  e: unknown,
+  io: BenchIo,
+  notes: string[],
+): SystemRun {
+  const name = label ?? system;
+  const message = e instanceof Error ? e.message : String(e);
+  io.log(e instanceof ClusterUnavailableError ? message : `${name} failed: ${message}`);
+  notes.push(`${name} could not be measured: ${message.split('\n')[0]}`);
+  return {
+    system,
+    ...(label === undefined ? {} : { label }),
+    version: '?',
+    settings: {},
+    cells: [],
+    error: message,
+  };
+}
+
+/**
+ * The end of a report: a blank line, the notes, and with `--json FILE` the JSON report written there and
+ * the machine-readable `summary` as the last stdout line.
+ */
+export function writeNotesAndJson(
+  io: BenchIo,
+  notes: readonly string[],
+  jsonFile: string | undefined,
+  report: object,
+  summary: string,
+): void {
   io.out('');
   for (const n of notes) io.out(`note: ${n}`);
-  if (options.jsonFile !== undefined) {
-    writeFileSync(options.jsonFile, `${JSON.stringify(report, null, 2)}\n`);
-    io.out(`JSON report written to ${options.jsonFile}`);
-    io.out(summaryLine(runs, ratios));
+  if (jsonFile !== undefined) {
+    writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+    io.out(`JSON report written to ${jsonFile}`);
+    io.out(summary);
   }
-  return report;
 }

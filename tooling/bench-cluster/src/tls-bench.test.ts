@@ -123,13 +123,20 @@ describe('TLS report', () => {
   });
 });
 
-// Real clusters with TLS on client and peer traffic (paxkv from source; etcd where installed).
-describe.skipIf(process.env.PAXKV_BENCH_SKIP_CLUSTER === '1')('paxkv cluster with --tls', () => {
+/**
+ * A real cluster with TLS on client and peer traffic serves the benchmark client (put, get, /metrics
+ * over HTTPS) with TLS 1.3, and `refusesClear` shows it answers nothing in clear.
+ */
+function tlsClusterSuite(
+  start: () => Promise<LocalCluster>,
+  portFlag: '--port' | '--listen-client-urls',
+  refusesClear: (port: number) => Promise<void>,
+): void {
   let cluster: LocalCluster;
   let target: Target;
 
   beforeAll(async () => {
-    cluster = await startPaxkvCluster({ fromSource: true, tls: true, startTimeoutMs: 45_000 });
+    cluster = await start();
     target = await cluster.createTarget({ requestTimeoutMs: 10_000 });
   }, 60_000);
 
@@ -143,32 +150,29 @@ describe.skipIf(process.env.PAXKV_BENCH_SKIP_CLUSTER === '1')('paxkv cluster wit
     await target.put('tls-key', 'v1');
     expect(await target.get('tls-key')).toBe('v1');
     expect(await cluster.leaderChanges()).toBeGreaterThanOrEqual(0); // /metrics over HTTPS
-    const port = clientPort(cluster, '--port');
-    await expect(probeStatus(`127.0.0.1:${port}`, 5_000)).rejects.toThrow(/status of/);
+    const port = clientPort(cluster, portFlag);
+    await refusesClear(port);
     expect(await negotiated(port, certsOf(cluster))).toMatch(/^TLSv1\.3 /);
   });
-});
+}
 
-describe.runIf(findEtcd() !== undefined)('etcd cluster with --tls', () => {
-  let cluster: LocalCluster;
-  let target: Target;
+// paxkv from source; etcd where installed.
+describe.skipIf(process.env.PAXKV_BENCH_SKIP_CLUSTER === '1')('paxkv cluster with --tls', () =>
+  tlsClusterSuite(
+    () => startPaxkvCluster({ fromSource: true, tls: true, startTimeoutMs: 45_000 }),
+    '--port',
+    async (port) => {
+      await expect(probeStatus(`127.0.0.1:${port}`, 5_000)).rejects.toThrow(/status of/);
+    },
+  ),
+);
 
-  beforeAll(async () => {
-    cluster = await startEtcdCluster({ tls: true, startTimeoutMs: 45_000 });
-    target = await cluster.createTarget({ requestTimeoutMs: 10_000 });
-  }, 60_000);
-
-  afterAll(async () => {
-    await target?.close();
-    await cluster?.stop();
-  });
-
-  it('serves the benchmark client over TLS and nothing in clear', async () => {
-    await target.put('tls-key', 'v1');
-    expect(await target.get('tls-key')).toBe('v1');
-    expect(await cluster.leaderChanges()).toBeGreaterThanOrEqual(1); // /metrics over HTTPS
-    const port = clientPort(cluster, '--listen-client-urls');
-    await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow(/fetch failed/);
-    expect(await negotiated(port, certsOf(cluster))).toMatch(/^TLSv1\.3 /);
-  });
-});
+describe.runIf(findEtcd() !== undefined)('etcd cluster with --tls', () =>
+  tlsClusterSuite(
+    () => startEtcdCluster({ tls: true, startTimeoutMs: 45_000 }),
+    '--listen-client-urls',
+    async (port) => {
+      await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow(/fetch failed/);
+    },
+  ),
+);

@@ -5,14 +5,12 @@
  * TLS side by side with their ratios.
  * @module
  */
-import { writeFileSync } from 'node:fs';
-import { ClusterUnavailableError } from './cluster.js';
 import { ETCD_INSTALL_HINT, ensureEtcd } from './etcd.js';
 import type { CellResult } from './load-generator.js';
 import type { BenchOptions, SystemName, WorkloadName } from './options.js';
 import { type MachineInfo, machineInfo } from './proc-stats.js';
 import { formatCount, formatMs, markdownTable, type SystemRun } from './report.js';
-import { type BenchIo, runSystem } from './run.js';
+import { type BenchIo, failedRun, runSystem, writeNotesAndJson } from './run.js';
 
 /** TLS/plain figures of one cell of one system (both from this run). */
 export interface TlsRatio {
@@ -198,17 +196,7 @@ export async function runTlsBench(options: BenchOptions, io: BenchIo): Promise<T
         const run = await runSystem(system, cellsOnly, { out: io.out, log }, tls);
         runs.push(tls ? { ...run, label: name } : run);
       } catch (e) {
-        const message = e instanceof Error ? e.message : String(e);
-        io.log(e instanceof ClusterUnavailableError ? message : `${name} failed: ${message}`);
-        runs.push({
-          system,
-          ...(tls ? { label: name } : {}),
-          version: '?',
-          settings: {},
-          cells: [],
-          error: message,
-        });
-        notes.push(`${name} could not be measured: ${message.split('\n')[0]}`);
+        runs.push(failedRun(system, tls ? name : undefined, e, io, notes));
       }
     }
   }
@@ -234,12 +222,6 @@ export async function runTlsBench(options: BenchOptions, io: BenchIo): Promise<T
     notes,
   };
   io.out(renderTlsTable(runs, ratios));
-  io.out('');
-  for (const n of notes) io.out(`note: ${n}`);
-  if (options.jsonFile !== undefined) {
-    writeFileSync(options.jsonFile, `${JSON.stringify(report, null, 2)}\n`);
-    io.out(`JSON report written to ${options.jsonFile}`);
-    io.out(tlsSummaryLine(ratios));
-  }
+  writeNotesAndJson(io, notes, options.jsonFile, report, tlsSummaryLine(ratios));
   return report;
 }
