@@ -66,6 +66,12 @@ export interface ReplicaGroupPort {
    * reconfigurable.
    */
   reconfigure?(replicas: readonly NodeId[]): Promise<GroupConfiguration>;
+  /**
+   * Asks the group to elect this replica (a gentle leadership transfer: the next heartbeat round elects
+   * it if it is quorum-connected; nothing accepted is lost). False when it cannot now (it leads, knows
+   * no leader, is cut off, joining or stopping). Absent: not supported.
+   */
+  transferLeadership?(): boolean;
 }
 
 /** A replica group's configuration: consecutive id from 0, and its replicas. */

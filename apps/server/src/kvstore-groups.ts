@@ -99,6 +99,9 @@ class KvstoreGroup implements ReplicaGroupPort {
     const c = this.group.configuration;
     return c ? { configId: c.configId, replicas: c.members } : null;
   }
+  transferLeadership(): boolean {
+    return this.group.transferLeadership();
+  }
   async reconfigure(replicas: readonly NodeId[]): Promise<GroupConfiguration> {
     const c = await this.group.reconfigure(replicas);
     return { configId: c.configId, replicas: c.members };

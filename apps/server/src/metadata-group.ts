@@ -53,6 +53,7 @@ import type { ServerContext } from './context.js';
 import type { GroupHost } from './group-lifecycle.js';
 import type { GroupFactory, ReplicaGroupPort } from './group-port.js';
 import { writeJsonFile } from './identity.js';
+import { LeaderBalancer } from './leader-balancer.js';
 import { MemberWatch } from './member-watch.js';
 import { MetadataReplica } from './metadata-replica.js';
 import { MetadataSeeder } from './metadata-seed.js';
@@ -90,6 +91,7 @@ export class MetadataService {
   private readonly replica: MetadataReplica;
   private readonly seeder: MetadataSeeder;
   private readonly rejoins: RejoinRequester;
+  private readonly leaders: LeaderBalancer;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -110,6 +112,10 @@ export class MetadataService {
       metadata: () => this.metadata,
       metaReplicas: () => this.metaReplicas(),
       adopt: (m) => this.adopt(m),
+    });
+    this.leaders = new LeaderBalancer(ctx, {
+      groups: deps.groups,
+      suspectedForMs: (node) => this.watch.suspectedForMs(node),
     });
     this.rejoins = new RejoinRequester(ctx, {
       groups: deps.groups,
@@ -195,6 +201,7 @@ export class MetadataService {
     if (this.metadata) {
       this.watch.detect(this.metadata);
       this.rejoins.heartbeat(this.metadata);
+      this.leaders.heartbeat(this.metadata);
     }
     void this.replica.openIfReplica();
     void this.replica.refresh();

@@ -69,6 +69,13 @@ export class ServerMetrics {
     labelNames: ['partition'] as const,
     registers: [this.registry],
   });
+  /** Leadership transfers this server asked for (its replica is the group's preferred leader). */
+  readonly leadershipTransfers = new Counter({
+    name: 'paxkv_leadership_transfers_total',
+    help: 'Leadership transfers to the local replica (the preferred leader) this server started',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
   /** Whether the local replica of a partition is its leader (1) or not (0). */
   readonly isLeader = new Gauge({
     name: 'paxkv_is_leader',

@@ -12,7 +12,9 @@ import {
   fenceRejoin,
   finishRejoin,
   partitionsOf,
+  planLeaderBalance,
   planMoves,
+  preferLeader,
   startMove,
 } from '@paxkv/bootstrap';
 import {
@@ -58,6 +60,8 @@ export class ReplicaMover {
   /** Moves this leader is running. */
   private readonly running = new Set<number>();
   private lastBlockedLog = Number.NEGATIVE_INFINITY;
+  /** A preferred-leader change is being proposed. */
+  private balancing = false;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -139,7 +143,10 @@ export class ReplicaMover {
       maxInFlight: c.maxMovesInFlight,
       rebalance: true,
     });
-    if (moves.length === 0) return;
+    if (moves.length === 0) {
+      if (m.moving.length === 0 && this.running.size === 0) this.balanceLeaders(group, m, alive);
+      return;
+    }
     if (!this.reconfigurer(group)) {
       const now = this.ctx.now();
       if (now - this.lastBlockedLog > 60_000) {
@@ -189,6 +196,36 @@ export class ReplicaMover {
         this.running.delete(mv.partition);
       }
     })();
+  }
+
+  /**
+   * Evens out the preferred leaders (the first replica of each group) over the live servers, one group
+   * per call (each server then takes over the leaderships it is preferred for: `leader-balancer.ts`).
+   */
+  private balanceLeaders(group: ReplicaGroupPort, m: ClusterMetadata, alive: (n: NodeId) => boolean): void {
+    const next = planLeaderBalance(m, alive);
+    if (!next || this.balancing) return;
+    this.balancing = true;
+    this.deps
+      .change(group, (cur) => {
+        const after =
+          cur.table.version === m.table.version ? preferLeader(cur, next.partition, next.leader) : cur;
+        return { metadata: after, changed: after !== cur };
+      })
+      .then(
+        (out) => {
+          if (out.changed) {
+            this.ctx.log.info(
+              { partition: next.partition, leader: next.leader },
+              `partition ${next.partition}: preferred leader is now node ${next.leader} (leadership rebalancing)`,
+            );
+          }
+        },
+        () => {},
+      )
+      .finally(() => {
+        this.balancing = false;
+      });
   }
 
   /** Drops `mv` from the metadata's moves (in the background). */

@@ -10,7 +10,9 @@ import {
   finishRejoin,
   metadataReplicasOf,
   partitionsOf,
+  planLeaderBalance,
   planMoves,
+  preferLeader,
   removeMember,
   seedMetadata,
   startMove,
@@ -196,6 +198,38 @@ describe('rejoin of a replica whose state cannot be read', () => {
       moving: [{ partition: 1, from: 3, to: 3, reason: 'drain' as const, fence: 2 }],
     };
     expect(ClusterMetadataSchema.safeParse(fencedMove).success).toBe(false);
+  });
+});
+
+describe('leadership rebalancing', () => {
+  it('evens out preferred leaders one group at a time, to within one per live server', () => {
+    // 4 servers, 12 groups of 3 built for 3 servers, then rebalanced replicas onto node 4.
+    let m = addMember(seed(3, 12, 3), addr(4)).metadata;
+    for (let i = 0; i < 20; i++) {
+      const [mv] = plan(m);
+      if (!mv) break;
+      m = applyMove(startMove(m, mv), mv);
+    }
+    const preferred = (x: ClusterMetadata) => {
+      const c = new Map<number, number>();
+      for (const g of x.table.groups)
+        c.set(g.replicas[0] as number, (c.get(g.replicas[0] as number) ?? 0) + 1);
+      return [1, 2, 3, 4].map((n) => c.get(n) ?? 0);
+    };
+    let steps = 0;
+    for (let next = planLeaderBalance(m, everyoneAlive); next; next = planLeaderBalance(m, everyoneAlive)) {
+      const before = m.table.version;
+      m = preferLeader(m, next.partition, next.leader);
+      valid(m);
+      expect(m.table.version).toBe(before + 1);
+      expect(++steps).toBeLessThan(20);
+    }
+    const counts = preferred(m);
+    expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+    // Replica sets are unchanged by leadership rebalancing; a dead server is left out of the counts.
+    expect(planLeaderBalance(m, (n) => n !== 4)).toBeNull();
+    expect(() => preferLeader(m, 0, 99)).toThrow(/not a replica/);
+    expect(preferLeader(m, 0, m.table.groups[0]?.replicas[0] as number)).toBe(m);
   });
 });
 

@@ -419,3 +419,51 @@ export function finishRejoin(m: ClusterMetadata, partition: number, configId: nu
   const groups = m.table.groups.map((x) => (x.partition === partition ? { ...x, config: configId } : x));
   return bump(m, { ...m.table, groups }, { moving: m.moving.filter((x) => x !== mv) });
 }
+
+/**
+ * The preferred leader of each group is its first replica. Returns the change that evens out how many
+ * groups each live server is preferred for (leadership rebalancing), or null when the counts of the
+ * live servers that hold replicas differ by at most one: the group where the server preferred most
+ * often is first and the one preferred least often is a replica, which gets the first place
+ * ({@link preferLeader}). One group at a time; deterministic (ties to the lowest id and partition).
+ */
+export function planLeaderBalance(
+  m: ClusterMetadata,
+  alive: (node: NodeId) => boolean,
+): { readonly partition: number; readonly leader: NodeId } | null {
+  const count = new Map<NodeId, number>();
+  for (const g of m.table.groups) {
+    for (const r of g.replicas) if (alive(r) && !count.has(r)) count.set(r, 0);
+  }
+  for (const g of m.table.groups) {
+    const first = g.replicas[0];
+    if (first !== undefined && count.has(first)) count.set(first, (count.get(first) ?? 0) + 1);
+  }
+  const byCount = [...count.entries()].sort((a, b) => a[1] - b[1] || a[0] - b[0]);
+  for (const [most, high] of [...byCount].reverse()) {
+    for (const [least, low] of byCount) {
+      if (high - low <= 1) break;
+      const g = m.table.groups.find((x) => x.replicas[0] === most && x.replicas.includes(least));
+      if (g) return { partition: g.partition, leader: least };
+    }
+  }
+  return null;
+}
+
+/**
+ * Makes `node` the preferred leader of `partition` (its first replica; the others keep their order).
+ * @throws {@link MembershipRefusedError} when `node` is not a replica of `partition`.
+ */
+export function preferLeader(m: ClusterMetadata, partition: number, node: NodeId): ClusterMetadata {
+  const g = m.table.groups.find((x) => x.partition === partition);
+  if (!g?.replicas.includes(node)) {
+    throw new MembershipRefusedError({
+      field: 'partition',
+      reason: `node ${node} is not a replica of partition ${partition}; re-plan from the current metadata`,
+    });
+  }
+  if (g.replicas[0] === node) return m;
+  const replicas = [node, ...g.replicas.filter((r) => r !== node)];
+  const groups = m.table.groups.map((x) => (x === g ? { ...x, replicas } : x));
+  return bump(m, { ...m.table, groups });
+}

@@ -771,6 +771,19 @@ export class ReplicaGroup {
   }
 
   /**
+   * Asks to lead the group: a gentle leadership transfer to this replica (its ballot is raised above
+   * the leader's; the next heartbeat round elects it if it is quorum-connected; the prepare phase
+   * keeps every accepted entry). Returns false when it leads already, knows no leader, is not
+   * quorum-connected, is joining or stopping.
+   */
+  transferLeadership(): boolean {
+    if (this.fatal || this.closed) return false;
+    const ok = this.paxos.campaign();
+    if (ok) this.schedule();
+    return ok;
+  }
+
+  /**
    * The session to `peer` broke (closed, reset, or declared dead by the link's liveness check). When
    * `peer` led the group, the election starts at once instead of after missed heartbeat rounds (see
    * `SequencePaxos.disconnected`).

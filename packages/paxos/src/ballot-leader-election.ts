@@ -181,6 +181,21 @@ export class BallotLeaderElection {
    * {@link MAX_ROUND}: a replica asked to go beyond it keeps its ballot (it cannot lead above the bound,
    * and a round past it would be dropped by every peer and refused by its own storage).
    */
+  /**
+   * A gentle leadership transfer to this replica: raises its ballot above the leader it follows (and
+   * above its promise), so that the next round, whose replies carry the new ballot, elects it if it is
+   * quorum-connected (the highest quorum-connected ballot wins). Nothing is lost: the new leader's
+   * prepare phase adopts every accepted entry, like any election. Returns false (and does nothing)
+   * while this replica leads, knows no leader, or is not quorum-connected.
+   */
+  campaign(): boolean {
+    const leader = this.leader;
+    if (leader === undefined || leader.pid === this.pid || !this.quorumConnected) return false;
+    const before = this.ballot.n;
+    this.raise(Math.max(leader.n, this.host.promise().n));
+    return this.ballot.n > before;
+  }
+
   private raise(above: number): void {
     const n = Math.max(above, this.ballot.n) + 1;
     if (n > MAX_ROUND) return;

@@ -477,6 +477,16 @@ export class ReconfigurablePaxos<T> {
   }
 
   /**
+   * Asks this replica's current configuration to elect it (see {@link SequencePaxos.campaign}): a
+   * gentle leadership transfer. False when it runs no configuration or cannot campaign now.
+   */
+  campaign(): boolean {
+    const i = this.latest;
+    if (!i || (this.known && this.known.configId > i.record.configId)) return false;
+    return i.paxos.campaign();
+  }
+
+  /**
    * Records the application's snapshot after the first `index` entries of the merged log and trims
    * the current configuration's log (see {@link SequencePaxos.compact}). Ignored when the current
    * configuration is stopped before `index` (its stop-sign stays in its log).

@@ -495,6 +495,17 @@ export class SequencePaxos<T> {
   }
 
   /**
+   * Asks to lead: a gentle leadership transfer to this replica (see
+   * `BallotLeaderElection.campaign`); it is elected at the end of the next heartbeat round when it is
+   * quorum-connected. Returns false when it leads already, knows no leader, is not quorum-connected, or
+   * this configuration is stopping.
+   */
+  campaign(): boolean {
+    if (this._role === 'leader' || this.stopSign) return false;
+    return this.ble.campaign();
+  }
+
+  /**
    * Proposes to end this configuration: a stop-sign naming configuration `configId` with replicas
    * `members` is appended after every proposal made before (at a follower it is forwarded to the
    * leader). Once it is decided, this configuration decides nothing more and configuration

@@ -178,3 +178,25 @@ describe('mutation sanity: the simulator catches a broken rule', () => {
     });
   }
 });
+
+describe('campaign: a gentle leadership transfer', () => {
+  it('moves leadership to the replica that campaigns, every decided entry kept, invariants checked', () => {
+    const c = new PaxosCluster({ seed: 5, replicas: 3, network: { maxDelay: 2 } });
+    c.sim.runUntil(() => c.leader() !== undefined, 2000);
+    const first = c.leader()?.pid as number;
+    for (let i = 0; i < 20; i++) c.propose(first, `before-${i}`);
+    c.sim.runUntil(() => (c.replica(first)?.decidedIndex ?? 0) >= 20, 2000);
+    const target = c.ids.find((p) => p !== first) as number;
+    // The leader and a replica that knows no leader cannot campaign.
+    expect(c.replica(first)?.campaign()).toBe(false);
+    expect(c.replica(target)?.campaign()).toBe(true);
+    c.sim.runUntil(() => c.leader()?.pid === target && c.replica(target)?.role === 'leader', 2000);
+    expect(c.leader()?.pid).toBe(target);
+    for (let i = 0; i < 5; i++) c.propose(target, `after-${i}`);
+    c.sim.runUntil(() => c.live().every((r) => r.decidedIndex >= 25), 4000);
+    expect(c.live().every((r) => r.decidedIndex >= 25)).toBe(true);
+    // Leadership stays with the new leader while it is healthy.
+    c.sim.run(500);
+    expect(c.leader()?.pid).toBe(target);
+  });
+});
