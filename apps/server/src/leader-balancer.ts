@@ -2,7 +2,7 @@
  * Leadership rebalancing, the member side. The metadata leader evens out the preferred leaders (the
  * first replica of each group in the table, `planLeaderBalance` of `@paxkv/bootstrap`); every server
  * then asks its replicas that are preferred but do not lead to take over, gently: one group at a time
- * per server, only while no replica move is in flight, only where the current leader is alive and this
+ * per server, once it has been up for `--replace-after`, only while no replica move is in flight, only where the current leader is alive and this
  * replica is in its group's current configuration and not cut off, waiting for the transfer to finish
  * (or give up) and a pause before the next one. A transfer is an ordinary election (the preferred
  * replica's ballot is raised above the leader's): safe like any leader change, and brief.
@@ -27,11 +27,14 @@ export interface LeaderBalancerDeps {
 export class LeaderBalancer {
   private pending: { partition: number; until: number } | null = null;
   private pauseUntil = Number.NEGATIVE_INFINITY;
+  private readonly startedAt: number;
 
   constructor(
     private readonly ctx: ServerContext,
     private readonly deps: LeaderBalancerDeps,
-  ) {}
+  ) {
+    this.startedAt = ctx.now();
+  }
 
   /** Runs every heartbeat (see the module comment). */
   heartbeat(m: ClusterMetadata): void {
@@ -49,7 +52,10 @@ export class LeaderBalancer {
         this.ctx.log.info({ partition: p.partition }, `partition ${p.partition}: leadership moved here`);
       }
     }
+    // Like a server that receives replicas, a server takes leaderships over only once it has been up
+    // for `--replace-after`: one that just came back (or flaps) leaves the leaders where they are.
     if (now < this.pauseUntil || m.moving.length > 0) return;
+    if (now - this.startedAt < this.ctx.config.replaceAfter * 1000) return;
     for (const entry of m.table.groups) {
       if (entry.replicas[0] !== me) continue;
       const g = this.deps.groups.get(entry.partition);
