@@ -15,6 +15,7 @@ import {
 import { type Command, InvalidArgumentError } from 'commander';
 import { EXIT } from './execute.js';
 import { ProbeError, probe } from './probe.js';
+import { CREDENTIAL_ERRORS, clientSecurity, loggedInRequest } from './security-commands.js';
 import { type OutputFormat, renderSimple, renderTable } from './views.js';
 
 /** What the member commands need from the program. */
@@ -129,9 +130,15 @@ async function ask<T>(
       if (left <= 0) break;
       let reply: ServerResponse;
       try {
-        reply = await probe(address, request, left);
+        // With a login configured (--user, a saved session token) the request goes over a logged-in
+        // connection: member.add/remove need the admin role on a cluster started with --auth.
+        reply = clientSecurity().auth
+          ? (await loggedInRequest(address, request, left)).reply
+          : await probe(address, request, left);
       } catch (e) {
-        last = e instanceof ProbeError ? e.message : String(e);
+        // A refused login or certificate is the cluster's answer: another server says the same.
+        if (CREDENTIAL_ERRORS.has(String((e as { code?: unknown }).code))) throw e;
+        last = e instanceof ProbeError ? e.message : String((e as Error).message ?? e);
         continue;
       }
       const value = accept(reply);

@@ -139,6 +139,51 @@ export function configureSecurity(
 }
 
 /**
+ * Sends one request to `address` over a connection logged in with the settings in force (TLS too), and
+ * resolves with the reply, an `error` reply included. Rejects when the login is refused (its typed
+ * error: UNAUTHENTICATED, ...), on a TLS failure, or when no answer comes within `timeoutMs`.
+ */
+export async function loggedInRequest(
+  address: string,
+  message: Record<string, unknown>,
+  timeoutMs: number,
+): Promise<{ reply: ServerResponse; session: ClientSession | undefined }> {
+  const login = current.auth ? new LoginHandshake(current.auth) : undefined;
+  const conn = new ReconnectingConnection(address, {
+    connectTimeoutMs: Math.min(timeoutMs, 3000),
+    ...(current.tls ? { tls: current.tls } : {}),
+    ...(login ? { handshake: login.hook } : {}),
+  });
+  try {
+    await conn.waitConnected(timeoutMs);
+    const reply = await new Promise<ServerResponse>((resolveReply, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no answer from ${address} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      conn.on('message', (m) => {
+        const parsed = parseServerResponse(m);
+        if (parsed.ok && parsed.value.id === 1) {
+          clearTimeout(timer);
+          resolveReply(parsed.value);
+        }
+      });
+      conn.send({ ...message, id: 1 });
+    });
+    return { reply, session: login?.session };
+  } finally {
+    conn.close();
+  }
+}
+
+/** Error codes that are the cluster's answer about the caller's credentials: another server says the same. */
+export const CREDENTIAL_ERRORS: ReadonlySet<string> = new Set([
+  'UNAUTHENTICATED',
+  'PERMISSION_DENIED',
+  'TLS_FAILED',
+]);
+
+/**
  * Sends one request to the first of `servers` that answers, over a connection logged in with the
  * settings in force, and resolves with the reply (an `error` reply is thrown as its typed error).
  */
@@ -149,43 +194,15 @@ export async function securedRequest(
 ): Promise<{ reply: ServerResponse; session: ClientSession | undefined }> {
   let last: unknown;
   for (const address of servers) {
-    const login = current.auth ? new LoginHandshake(current.auth) : undefined;
-    const conn = new ReconnectingConnection(address, {
-      connectTimeoutMs: Math.min(timeoutMs, 3000),
-      ...(current.tls ? { tls: current.tls } : {}),
-      ...(login ? { handshake: login.hook } : {}),
-    });
     try {
-      await conn.waitConnected(timeoutMs);
-      const reply = await new Promise<ServerResponse>((resolveReply, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`no answer from ${address} within ${timeoutMs} ms`)),
-          timeoutMs,
-        );
-        conn.on('message', (m) => {
-          const parsed = parseServerResponse(m);
-          if (parsed.ok && parsed.value.id === 1) {
-            clearTimeout(timer);
-            resolveReply(parsed.value);
-          }
-        });
-        conn.send({ ...message, id: 1 });
-      });
-      if (reply.type === 'error') throw errorFromWire(reply);
-      return { reply, session: login?.session };
+      const answer = await loggedInRequest(address, message, timeoutMs);
+      if (answer.reply.type === 'error') throw errorFromWire(answer.reply);
+      return answer;
     } catch (e) {
       last = e;
-      const code = (e as { code?: unknown }).code;
+      const code = String((e as { code?: unknown }).code);
       // A refusal is the cluster's answer: another server would say the same.
-      if (
-        code === 'UNAUTHENTICATED' ||
-        code === 'PERMISSION_DENIED' ||
-        code === 'TLS_FAILED' ||
-        code === 'BAD_REQUEST'
-      )
-        throw e;
-    } finally {
-      conn.close();
+      if (CREDENTIAL_ERRORS.has(code) || code === 'BAD_REQUEST') throw e;
     }
   }
   throw last;

@@ -112,6 +112,28 @@ describe('paxkv against a --tls --auth local cluster', () => {
     expect(put.stderr).toContain('PERMISSION_DENIED');
   }, 240_000);
 
+  it('member list/add/remove log in: UNAUTHENTICATED without, PERMISSION_DENIED for a reader, done by root', async () => {
+    const none = ['--token-file', join(dir, 'no-such-token'), '--timeout', '20000'];
+    const anonymous = await cli([...none, 'member', 'add', '127.0.0.1:9']);
+    expect(anonymous.code).not.toBe(0);
+    expect(anonymous.stderr).toMatch(/paxkv member add: .*(log in|login)/i);
+    // alice (role read, her session token saved by the previous test) may list but not add.
+    const listed = await cli(['--timeout', '20000', '--json', 'member', 'list']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { members: unknown[] }).members).toHaveLength(3);
+    const reader = await cli(['--timeout', '20000', 'member', 'add', '127.0.0.1:9']);
+    expect(reader.code).not.toBe(0);
+    expect(reader.stderr).toMatch(/paxkv member add: .*alice.*member\.add/);
+    const root = ['--user', 'root', '--password-file', join(dir, 'root-password'), '--timeout', '20000'];
+    const added = await cli([...root, 'member', 'add', '127.0.0.1:9']);
+    expect(added.code, added.stderr).toBe(0);
+    const id = Number(/node (\d+) \(127\.0\.0\.1:9\) is a member/.exec(added.stdout)?.[1]);
+    expect(id).toBeGreaterThanOrEqual(4);
+    const removed = await cli([...root, '--json', 'member', 'remove', String(id)]);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(JSON.parse(removed.stdout)).toMatchObject({ node: id, state: 'removed' });
+  }, 240_000);
+
   it('another CA fails with a message that says so', async () => {
     const other = await createCertificateAuthority();
     const ca = join(dir, 'other-ca.pem');
