@@ -215,7 +215,7 @@ describe('a local 3-server cluster', () => {
     expect(bad.stderr).toContain('host:port');
     const usage = await cliInProcess(['--servers', servers, 'put', 'only-key']);
     expect(usage.code).toBe(2);
-  }, 60_000);
+  }, 120_000);
 
   it('runs the prompt on piped input', async () => {
     const servers = file.nodes.map((n) => n.address).join(',');
@@ -229,7 +229,7 @@ describe('a local 3-server cluster', () => {
     expect(r.stdout).toContain('(not found)');
     expect(r.stdout).toContain('unknown command');
     expect(r.stdout).toContain('Commands:');
-  }, 30_000);
+  }, 60_000);
 
   it('keeps serving a group after its leader is SIGKILLed, and the restarted server catches up', async () => {
     const partition = 0;
@@ -323,7 +323,7 @@ describe('a local 3-server cluster', () => {
     expect(report.latencyMs.p99).toBeGreaterThanOrEqual(report.latencyMs.p50);
     expect(report.latencyMs.max).toBeGreaterThanOrEqual(report.latencyMs.p99);
     expect(r.stderr).toMatch(/ops\/s/);
-  }, 30_000);
+  }, 60_000);
 
   it('takes values from stdin, answers endpoint health, member list and cluster status by node id', async () => {
     const servers = file.nodes.map((n) => n.address).join(',');
@@ -366,5 +366,5 @@ describe('a local 3-server cluster', () => {
     const stopped = await cliInProcess(['cluster', 'status', '--dir', dir]);
     expect(stopped.code).toBe(2);
     expect(stopped.stderr).toContain('is stopped');
-  }, 30_000);
+  }, 60_000);
 });
