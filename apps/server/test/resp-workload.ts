@@ -168,6 +168,26 @@ export function testRedis(port: number, stayDown = false): Redis {
   return r;
 }
 
+/** Error replies a careful Redis client retries: the cluster refused for now (election, isolation, load). */
+export const RETRYABLE_REPLY = /^(UNAVAILABLE|TIMEOUT|NO_LEADER|NOT_LEADER) /;
+
+/**
+ * Runs `attempt` again while it fails with a retryable error reply ({@link RETRYABLE_REPLY}), as a
+ * careful client does on a loaded machine, until `deadlineMs` has passed (then the last error is
+ * thrown). Use it only for attempts that may be repeated (idempotent commands, or fresh keys per try).
+ */
+export async function retrying<T>(attempt: (n: number) => Promise<T>, deadlineMs = 30_000): Promise<T> {
+  const deadline = Date.now() + deadlineMs;
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt(n);
+    } catch (e) {
+      if (!RETRYABLE_REPLY.test((e as Error).message) || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 50 * Math.min(2 ** n, 20)));
+    }
+  }
+}
+
 /**
  * A real 3-server cluster with RESP ports (4 partitions) for the tests of one file: started before
  * them, destroyed after them with every ioredis client `track` was given.
