@@ -208,7 +208,7 @@ cluster, one after the other, and drives each with the same Node load generator.
                           with TLS on client and peer traffic (throwaway CA); workloads default put,get
   --reconfig              put throughput while one server of a 3-replica cluster (4 servers) is
                           replaced, instead of the table and figures: share of the steady rate,
-                          how long it was lower, per-second series (paxkv only)
+                          how long it was lower, per-second series (paxkv only; warm-up >= 10s)
   --reconfig-faults LIST  remove (member remove: drain), kill (SIGKILL + data dir deleted, self-
                           healing); default remove,kill, each on a fresh cluster
   --reconfig-steady TIME  steady window before the replacement (default 10s)

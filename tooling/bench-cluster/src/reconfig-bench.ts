@@ -39,6 +39,8 @@ export const RECONFIG_FAULTS: readonly ReconfigFault[] = ['remove', 'kill'];
 export const RECONFIG_SERVERS = 4;
 /** The node id replaced (not a metadata replica: the metadata group's replicas are nodes 1-3). */
 export const RECONFIG_VICTIM = 4;
+/** The least warm-up before the steady window (`--warmup` raises it): 10 s. */
+export const RECONFIG_MIN_WARMUP_MS = 10_000;
 /** A second below this share of the steady rate counts as "lower" for the dip's length: 0.9. */
 export const DIP_FRACTION = 0.9;
 /** The goal: no second below this share of the steady rate (at most 20% lower)... */
@@ -334,7 +336,8 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
   const spec = (fault: ReconfigFault): ReconfigSpec => ({
     fault,
     concurrency: options.failoverConcurrency,
-    warmupMs: options.warmupMs,
+    // At least 10 s: the load and the servers' JIT ramp up for seconds, which a steady window must not see.
+    warmupMs: Math.max(options.warmupMs, RECONFIG_MIN_WARMUP_MS),
     steadyMs: options.reconfigSteadyMs,
     healTimeoutMs: options.reconfigTimeoutMs,
     tailMs: options.reconfigTailMs,
