@@ -8,31 +8,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ClusterFile, isAlive, isServerProcess, readClusterFile } from '../src/cluster.js';
+import { type ClusterFile, isServerProcess, readClusterFile } from '../src/cluster.js';
 import { statusOf } from '../src/connect.js';
 import type { StatusView } from '../src/status-view.js';
-import { type CliRun, runCliProcess } from './cli-process.js';
+import { type CliCluster, startCliCluster } from './cli-cluster.js';
+import type { CliRun } from './cli-process.js';
 import { runCliCaptured } from './run-cli.js';
 
-let dir: string;
-const clusterDir = () => join(dir, '.paxkv');
-
-function killAll(): void {
-  const f = dir ? readClusterFile(clusterDir()) : null;
-  for (const n of f?.nodes ?? []) {
-    if (isAlive(n.pid)) process.kill(n.pid as number, 'SIGKILL');
-  }
-}
-process.on('exit', killAll);
-
-function cli(args: string[]): Promise<CliRun> {
-  return runCliProcess(args, { cwd: dir });
-}
-
-/** `paxkv <args>` in this process (same code path, no tsx start-up), from the test's directory. */
-async function quick(args: string[]): Promise<CliRun> {
-  return runCliCaptured(['--timeout', '5000', ...args], { PAXKV_SERVERS: '' }, dir);
-}
+let cluster: CliCluster;
+const clusterDir = () => cluster.clusterDir;
+const cli = (args: string[]): Promise<CliRun> => cluster.cli(args);
+/** `paxkv <args>` in this process, with a 5 s request deadline. */
+const quick = (args: string[]): Promise<CliRun> => cluster.quick(['--timeout', '5000', ...args]);
 
 async function statusJson(): Promise<StatusView> {
   const r = await quick(['--json', 'status']);
@@ -41,26 +28,17 @@ async function statusJson(): Promise<StatusView> {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'paxkv-cli-add-'));
-  const r = await cli([
-    'cluster',
-    'start',
+  cluster = await startCliCluster('paxkv-cli-add-', [
     '--nodes',
     '3',
     '--partitions',
     '6',
-    '--detach',
     '--replace-after',
     '2',
   ]);
-  expect(r.code, r.stderr).toBe(0);
 }, 120_000);
 
-afterAll(async () => {
-  await cli(['cluster', 'stop']);
-  killAll();
-  rmSync(dir, { recursive: true, force: true });
-}, 60_000);
+afterAll(() => cluster?.destroy(), 60_000);
 
 describe('paxkv cluster add', () => {
   it('starts a 4th server, adds it as a member, and the cluster puts replicas on it', async () => {

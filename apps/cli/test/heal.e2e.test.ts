@@ -6,36 +6,25 @@
  * progress); writes kept succeeding throughout and every key written before is readable with its value.
  * Every process started here is SIGKILLed at the end, even on failure.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { createClient, type PaxkvClient } from '@paxkv/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ClusterFile, isAlive, isServerProcess, readClusterFile } from '../src/cluster.js';
+import { type ClusterFile, isServerProcess, readClusterFile } from '../src/cluster.js';
 import { statusOf } from '../src/connect.js';
 import type { StatusView } from '../src/status-view.js';
-import { runCliProcess } from './cli-process.js';
-import { runCliCaptured } from './run-cli.js';
+import { type CliCluster, startCliCluster } from './cli-cluster.js';
 
 /** `--replace-after` of the test cluster, in seconds (the demo in the README uses the default, 30). */
 const REPLACE_AFTER_S = 3;
 /** Keys written before the kill. */
 const KEYS = 100;
 
-let dir: string;
+let cluster: CliCluster;
 let file: ClusterFile;
-
-function killAll(): void {
-  const f = dir ? readClusterFile(join(dir, '.paxkv')) : null;
-  for (const n of f?.nodes ?? []) {
-    if (isAlive(n.pid)) process.kill(n.pid as number, 'SIGKILL');
-  }
-}
-process.on('exit', killAll);
 
 /** `paxkv status --json` in this process (the same code path as the real program, without tsx start-up). */
 async function statusJson(): Promise<StatusView> {
-  const r = await runCliCaptured(['--timeout', '5000', 'status', '--json'], { PAXKV_SERVERS: '' }, dir);
+  const r = await cluster.quick(['--timeout', '5000', 'status', '--json']);
   expect(r.code, r.stderr).toBe(0);
   const out = JSON.parse(r.stdout) as { ok: boolean; status: StatusView };
   expect(out.ok).toBe(true);
@@ -61,32 +50,19 @@ function healed(view: StatusView, lost: number): boolean {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'paxkv-cli-heal-'));
-  const started = await runCliProcess(
-    [
-      'cluster',
-      'start',
-      '--nodes',
-      '4',
-      '--partitions',
-      '8',
-      '--detach',
-      '--replace-after',
-      String(REPLACE_AFTER_S),
-    ],
-    { cwd: dir },
-  );
-  expect(started.code, started.stderr).toBe(0);
-  expect(started.stdout).toContain('every partition has a leader');
-  file = readClusterFile(join(dir, '.paxkv')) as ClusterFile;
+  cluster = await startCliCluster('paxkv-cli-heal-', [
+    '--nodes',
+    '4',
+    '--partitions',
+    '8',
+    '--replace-after',
+    String(REPLACE_AFTER_S),
+  ]);
+  file = readClusterFile(cluster.clusterDir) as ClusterFile;
   expect(file.replaceAfter).toBe(REPLACE_AFTER_S);
 }, 120_000);
 
-afterAll(async () => {
-  await runCliProcess(['cluster', 'stop'], { cwd: dir });
-  killAll();
-  rmSync(dir, { recursive: true, force: true });
-}, 60_000);
+afterAll(() => cluster?.destroy(), 60_000);
 
 describe('self-healing demo (paxkv cluster start --nodes 4)', () => {
   it('re-replicates every partition on 3 live servers after a server is lost with its data, writes going on', async () => {
@@ -156,7 +132,7 @@ describe('self-healing demo (paxkv cluster start --nodes 4)', () => {
       expect(view.servers.find((s) => s.id === LOST)?.reachable).toBe(false);
 
       // The text view says the same.
-      const text = await runCliCaptured(['status'], { PAXKV_SERVERS: '' }, dir);
+      const text = await cluster.quick(['status']);
       expect(text.stdout).toContain('no replica moves in progress');
       expect(text.stdout).not.toContain('*');
 
