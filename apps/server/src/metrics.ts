@@ -131,6 +131,19 @@ export class ServerMetrics {
   });
 
   /**
+   * Paxos messages this server could not send to a peer, by reason: `frame-too-large` (one message,
+   * typically a group's snapshot in an `AcceptSync`, encodes to more than `maxFrameBytes`: the peer can
+   * never receive it, so a follower that needs that snapshot stays behind until the limit is raised on
+   * every server or the group's state shrinks). Each drop is also logged as an error.
+   */
+  readonly paxosSendDropped = new Counter({
+    name: 'paxkv_paxos_messages_unsendable_total',
+    help: 'Paxos messages this server could not send to a peer, by reason (frame-too-large: raise maxFrameBytes on every server)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  /**
    * Paxos messages per frame sent to a peer: every group's messages to one peer in one event-loop turn
    * share a frame (heartbeats of all groups included), so the mean is well above 1 with many groups.
    */

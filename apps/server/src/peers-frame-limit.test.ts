@@ -6,7 +6,9 @@
  */
 import { FrameTooLargeError } from '@paxkv/common';
 import { describe, expect, it } from 'vitest';
-import { sendWithinFrameLimit } from './peers.js';
+import type { ServerContext } from './context.js';
+import { ServerMetrics } from './metrics.js';
+import { PeerLinks, sendWithinFrameLimit } from './peers.js';
 
 /** A link whose frames hold at most `max` bytes (each item counts its `bytes`). */
 function link(max: number) {
@@ -63,5 +65,49 @@ describe('paxos frames within the frame limit', () => {
         () => {},
       ),
     ).toThrow('boom');
+  });
+});
+
+describe('a paxos message no frame can carry', () => {
+  it('is counted in paxkv_paxos_messages_unsendable_total and logged as an error naming the limit', async () => {
+    const metrics = new ServerMetrics({ defaultMetrics: false });
+    const errors: string[] = [];
+    const log = {
+      error: (_: object, msg: string) => errors.push(msg),
+      warn: () => {},
+      info: () => {},
+      debug: () => {},
+    };
+    const ctx = {
+      nodeId: 1,
+      metrics,
+      log,
+      config: { maxFrameBytes: 1000 },
+      stopping: false,
+    } as unknown as ServerContext;
+    const sent: unknown[] = [];
+    class Links extends PeerLinks {
+      override send(_node: number, message: unknown): void {
+        const size = JSON.stringify(message).length;
+        if (size > 1000) throw new FrameTooLargeError({ size, maxBytes: 1000 });
+        sent.push(message);
+      }
+    }
+    const links = new Links(ctx, {
+      addressOf: () => undefined,
+      onPeerConnected: () => {},
+      onPeerDisconnected: () => {},
+    });
+    const snapshot = { type: 'Paxos', config: 0, msg: { type: 'AcceptSync', data: 'x'.repeat(5000) } };
+    links.sendPaxos(2, 7, snapshot);
+    links.sendPaxos(2, 8, { type: 'Paxos', config: 0, msg: { type: 'Decide' } });
+    await new Promise((r) => setImmediate(r));
+    expect(sent).toHaveLength(1);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain('AcceptSync of partition 7');
+    expect(errors[0]).toContain('raise maxFrameBytes');
+    expect(await metrics.registry.getSingleMetricAsString('paxkv_paxos_messages_unsendable_total')).toContain(
+      'paxkv_paxos_messages_unsendable_total{reason="frame-too-large"} 1',
+    );
   });
 });

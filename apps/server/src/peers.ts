@@ -115,6 +115,14 @@ export function sendWithinFrameLimit<T>(
   }
 }
 
+/** The paxos message type of a queued message (inside a reconfiguration envelope too), for logs. */
+function messageType(msg: unknown): string {
+  if (typeof msg !== 'object' || msg === null) return 'message';
+  const m = msg as { type?: unknown; msg?: { type?: unknown } };
+  const inner = m.type === 'Paxos' && typeof m.msg === 'object' && m.msg !== null ? m.msg.type : m.type;
+  return typeof inner === 'string' ? inner.slice(0, 32) : 'message';
+}
+
 /** See the module comment. */
 export class PeerLinks {
   private readonly links = new Map<NodeId, ReconnectingConnection>();
@@ -206,11 +214,22 @@ export class PeerLinks {
     sendWithinFrameLimit(
       msgs,
       (part) => this.sendPaxosFrame(node, from, part),
-      (dropped, e) =>
-        this.ctx.log.warn(
-          { node, partition: dropped.partition, err: e.message },
-          `paxos message to node ${node} dropped: larger than the frame limit (raise maxFrameBytes on every server)`,
-        ),
+      (dropped, e) => {
+        this.ctx.metrics.paxosSendDropped.inc({ reason: 'frame-too-large' });
+        const type = messageType(dropped.msg);
+        this.ctx.log.error(
+          {
+            node,
+            partition: dropped.partition,
+            type,
+            err: e.message,
+            maxFrameBytes: this.ctx.config.maxFrameBytes,
+          },
+          `paxos ${type} of partition ${dropped.partition} to node ${node} dropped: it is larger than the frame limit ` +
+            `(${this.ctx.config.maxFrameBytes} bytes), so that replica cannot catch up by snapshot; raise maxFrameBytes ` +
+            'on every server (paxkv_paxos_messages_unsendable_total counts these)',
+        );
+      },
     );
   }
 
