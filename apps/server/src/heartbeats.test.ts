@@ -2,21 +2,25 @@ import { parsePeerMessage } from '@paxkv/common';
 import { describe, expect, it } from 'vitest';
 import { coalesce, fromBeat, toBeat } from './heartbeats.js';
 
-const request = { type: 'HeartbeatRequest', round: 7 };
-const reply = {
+const bareRequest = { type: 'HeartbeatRequest', round: 7 };
+const bareReply = {
   type: 'HeartbeatReply',
   round: 7,
   ballot: { n: 3, pid: 2 },
   quorumConnected: true,
   leader: { n: 3, pid: 1 },
 };
+/** Groups speak reconfiguration envelopes; configuration 0's heartbeats are coalesced. */
+const wrap = (msg: object, config = 0) => ({ type: 'Paxos', config, msg });
+const request = wrap(bareRequest);
+const reply = wrap(bareReply);
 
 describe('coalesced heartbeats', () => {
   it('turn every known heartbeat into a tuple and back into the same message', () => {
     for (const [partition, msg] of [
       [0, request],
       [15, reply],
-      [3, { ...reply, quorumConnected: false, leader: { n: 0, pid: 0 } }],
+      [3, wrap({ ...bareReply, quorumConnected: false, leader: { n: 0, pid: 0 } })],
     ] as const) {
       const beat = toBeat(partition, msg);
       expect(beat).toBeDefined();
@@ -25,12 +29,17 @@ describe('coalesced heartbeats', () => {
   });
 
   it('leave any other shape alone, so that no field is ever lost', () => {
-    expect(toBeat(0, { ...request, extra: 1 })).toBeUndefined();
-    expect(toBeat(0, { ...reply, ballot: { n: 1, pid: 1, x: 2 } })).toBeUndefined();
-    expect(toBeat(0, { ...reply, quorumConnected: 1 })).toBeUndefined();
-    expect(toBeat(0, { type: 'Prepare', round: 1 })).toBeUndefined();
-    expect(toBeat(0, { ...request, round: -1 })).toBeUndefined();
+    expect(toBeat(0, wrap({ ...bareRequest, extra: 1 }))).toBeUndefined();
+    expect(toBeat(0, wrap({ ...bareReply, ballot: { n: 1, pid: 1, x: 2 } }))).toBeUndefined();
+    expect(toBeat(0, wrap({ ...bareReply, quorumConnected: 1 }))).toBeUndefined();
+    expect(toBeat(0, wrap({ type: 'Prepare', round: 1 }))).toBeUndefined();
+    expect(toBeat(0, wrap({ ...bareRequest, round: -1 }))).toBeUndefined();
     expect(toBeat(0, null)).toBeUndefined();
+    // Another configuration (a tuple carries none), an envelope with extra fields, a bare message.
+    expect(toBeat(0, wrap(bareRequest, 1))).toBeUndefined();
+    expect(toBeat(0, { ...request, extra: 1 })).toBeUndefined();
+    expect(toBeat(0, bareRequest)).toBeUndefined();
+    expect(toBeat(0, bareReply)).toBeUndefined();
   });
 
   it('split a queue into beats and the other messages in their order, from two heartbeats on', () => {

@@ -5,10 +5,18 @@
  * heartbeats of its ranges. The sender coalesces only messages whose shape it knows exactly (any other
  * field would be lost: such a message travels as a plain one); the receiver turns every tuple back into
  * the paxos message, which is then checked like any other (`checkPaxosMessage`).
+ *
+ * Groups speak reconfiguration envelopes (`{ type: 'Paxos', config, msg }` of `@paxkv/paxos`'s
+ * `ReconfigurablePaxos`). A tuple carries no configuration id, so only the heartbeats of configuration
+ * {@link COALESCED_CONFIG} (every group until its first membership change) are coalesced; a group past
+ * a reconfiguration sends its heartbeats as plain messages (correct, just not merged).
  * @module
  */
 import type { PaxosBatch } from '@paxkv/common';
 import type { HeartbeatReply, HeartbeatRequest } from '@paxkv/paxos';
+
+/** The configuration whose heartbeats are coalesced (a group's first configuration). */
+export const COALESCED_CONFIG = 0;
 
 /** One coalesced heartbeat, as on the wire. */
 export type Beat = NonNullable<PaxosBatch['beats']>[number];
@@ -36,10 +44,23 @@ function isBallotLike(b: unknown): b is { n: number; pid: number } {
   );
 }
 
-/** The tuple of `msg` if it is a heartbeat of a shape this module knows exactly, else `undefined`. */
+/**
+ * The tuple of `msg` if it is a configuration-{@link COALESCED_CONFIG} envelope around a heartbeat of a
+ * shape this module knows exactly, else `undefined`.
+ */
 export function toBeat(partition: number, msg: unknown): Beat | undefined {
   if (typeof msg !== 'object' || msg === null) return undefined;
-  const m = msg as Record<string, unknown>;
+  const envelope = msg as Record<string, unknown>;
+  if (
+    envelope.type !== 'Paxos' ||
+    !hasExactKeys(envelope, ['type', 'config', 'msg']) ||
+    envelope.config !== COALESCED_CONFIG ||
+    typeof envelope.msg !== 'object' ||
+    envelope.msg === null
+  ) {
+    return undefined;
+  }
+  const m = envelope.msg as Record<string, unknown>;
   const round = m.round;
   if (typeof round !== 'number' || !Number.isSafeInteger(round) || round < 0) return undefined;
   if (m.type === 'HeartbeatRequest' && hasExactKeys(m, ['type', 'round'])) return [partition, round];
@@ -55,21 +76,33 @@ export function toBeat(partition: number, msg: unknown): Beat | undefined {
   return undefined;
 }
 
+/** A heartbeat in the envelope of configuration {@link COALESCED_CONFIG}, as groups receive it. */
+export interface BeatEnvelope {
+  readonly type: 'Paxos';
+  readonly config: typeof COALESCED_CONFIG;
+  readonly msg: HeartbeatRequest | HeartbeatReply;
+}
+
 /** The paxos message of a (schema-checked) tuple, with its partition. */
-export function fromBeat(beat: Beat): { partition: number; msg: HeartbeatRequest | HeartbeatReply } {
+export function fromBeat(beat: Beat): { partition: number; msg: BeatEnvelope } {
+  const wrap = (msg: HeartbeatRequest | HeartbeatReply): BeatEnvelope => ({
+    type: 'Paxos',
+    config: COALESCED_CONFIG,
+    msg,
+  });
   if (beat.length === 2) {
-    return { partition: beat[0], msg: { type: 'HeartbeatRequest', round: beat[1] } };
+    return { partition: beat[0], msg: wrap({ type: 'HeartbeatRequest', round: beat[1] }) };
   }
   const [partition, round, n, pid, qc, leaderN, leaderPid] = beat;
   return {
     partition,
-    msg: {
+    msg: wrap({
       type: 'HeartbeatReply',
       round,
       ballot: { n, pid },
       quorumConnected: qc === 1,
       leader: { n: leaderN, pid: leaderPid },
-    },
+    }),
   };
 }
 
