@@ -84,7 +84,8 @@ class Peer {
   }
 }
 
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
+/** Polls `cond` until it holds; `ms` is a guard for a loaded machine, not a wait. */
+async function until(cond: () => boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error('condition not reached in time');
@@ -103,7 +104,9 @@ describe('FaultProxy on loopback', () => {
   beforeEach(async () => {
     sink = new FrameSink();
     await sink.start();
-    proxy = new FaultProxy({ seed: 7, identifyTimeoutMs: 200 });
+    // A connection is classified by its first frame; the timeout only ends a silent one. Well above
+    // an event-loop stall on a loaded machine, or a peer's hello could lose the race against it.
+    proxy = new FaultProxy({ seed: 7, identifyTimeoutMs: 2000 });
     address = await proxy.addTarget(1, `127.0.0.1:${sink.port}`);
   });
 
@@ -152,7 +155,7 @@ describe('FaultProxy on loopback', () => {
     proxy.setRuleBoth(2, 1, { kind: 'blackhole' });
     p.send({ type: 'echo', n: 2 });
     p.send({ type: 'echo', n: 3 });
-    await sleep(150);
+    await until(() => proxy.stats.framesHeld === 2);
     // Nothing crossed either way, and nobody saw the connection close.
     expect(sink.received[0]).toEqual([
       { type: 'peer.hello', from: 2 },
@@ -178,7 +181,7 @@ describe('FaultProxy on loopback', () => {
     await until(() => proxy.connections()[0]?.from === 2);
     proxy.setRule(2, 1, { kind: 'blackhole' });
     for (let n = 1; n <= 5; n++) p.send({ type: 'echo', n });
-    await sleep(100);
+    await until(() => proxy.stats.framesHeld === 5);
     expect(p.got).toEqual([]);
     proxy.setRule(2, 1, { kind: 'pass' });
     p.send({ type: 'echo', n: 6 });
@@ -234,7 +237,7 @@ describe('FaultProxy on loopback', () => {
     await until(() => proxy.connections()[0]?.from === 2);
     proxy.setRule(2, 1, { kind: 'cut', mode: 'blackhole' });
     p.send({ type: 'echo', n: 1 });
-    await sleep(100);
+    await until(() => proxy.stats.framesDropped === 1);
     expect(p.closed).toBe(false);
     expect(sink.received[0]).toEqual([{ type: 'peer.hello', from: 2 }]);
     proxy.heal();
