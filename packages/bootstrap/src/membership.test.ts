@@ -331,7 +331,7 @@ function violations(seed: number, steps = 60): string[] {
   let m = seed % 2 === 0 ? seed_(4) : seed_(5);
   const dead = new Set<NodeId>();
   for (let i = 0; i < steps && out.length === 0; i++) {
-    const kind = rnd(4);
+    const kind = rnd(5);
     try {
       if (kind === 0) m = addMember(m, addr(100 + rnd(6))).metadata;
       else if (kind === 1) {
@@ -344,9 +344,28 @@ function violations(seed: number, steps = 60): string[] {
       } else if (kind === 2) {
         // One or two servers die at once.
         for (let k = 0; k <= rnd(2); k++) dead.add(m.table.nodes[rnd(m.table.nodes.length)]!.id);
+      } else if (kind === 4) {
+        // An operator removes a member (it drains first when it holds replicas).
+        const n = m.table.nodes[rnd(m.table.nodes.length)]!;
+        m = removeMember(m, n.id).metadata;
       } else {
         const alive = (x: NodeId) => !dead.has(x);
-        for (const mv of plan(m, { alive, replace: dead, maxInFlight: 2 })) {
+        const moves = plan(m, { alive, replace: dead, maxInFlight: 2 });
+        // Self-healing: a dead server's replica that can move (a live majority stays, a live server
+        // outside the group can take it) is planned, unless another move runs in its group.
+        if (moves.length === 0 && m.moving.length === 0) {
+          for (const g of m.table.groups) {
+            // The planner moves the first leaving replica of a group (draining or dead).
+            const from = g.replicas.find((r) => dead.has(r) || m.draining.includes(r));
+            const staying = g.replicas.filter((r) => r !== from && alive(r)).length;
+            const receiver = m.table.nodes.some(
+              (n) => alive(n.id) && !m.draining.includes(n.id) && !g.replicas.includes(n.id),
+            );
+            if (from !== undefined && receiver && staying >= Math.floor(g.replicas.length / 2) + 1)
+              out.push(`step ${i}: partition ${g.partition}'s replica on leaving node ${from} not moved`);
+          }
+        }
+        for (const mv of moves) {
           const g = m.table.groups.find((x) => x.partition === mv.partition)!;
           const staying = g.replicas.filter((r) => r !== mv.from && alive(r)).length;
           if (staying < Math.floor(g.replicas.length / 2) + 1)
@@ -357,6 +376,11 @@ function violations(seed: number, steps = 60): string[] {
     } catch (e) {
       if (!(e instanceof MembershipRefusedError)) throw e;
     }
+    const members = new Set(m.table.nodes.map((n) => n.id));
+    for (const g of m.table.groups)
+      for (const r of g.replicas)
+        if (!members.has(r))
+          out.push(`step ${i}: partition ${g.partition} has a replica on node ${r}, not a member`);
   }
   return out;
 }
@@ -375,6 +399,8 @@ describe('membership safety rules (with mutation checks)', () => {
   it.each([
     ['freshTakesReplicaId', /a fresh server got id \d+, which holds replicas/],
     ['moveWithoutMajority', /moved with \d live staying replicas/],
+    ['removeWithoutDrain', /has a replica on node \d+, not a member/],
+    ['ignoreLostServers', /replica on leaving node \d+ not moved/],
   ] as const)('catch the mutation %s', (mutation, expected) => {
     unsafeMembershipMutations[mutation] = true;
     try {

@@ -39,6 +39,16 @@ export const unsafeMembershipMutations = {
   freshTakesReplicaId: false,
   /** `planMoves` moves a replica even where the staying replicas are no live majority. */
   moveWithoutMajority: false,
+  /**
+   * `removeMember` takes a member off the list at once even when it holds replicas (no drain): its
+   * groups keep a replica on a server that is gone, which nothing ever replaces.
+   */
+  removeWithoutDrain: false,
+  /**
+   * `planMoves` ignores the members to replace (suspected past `--replace-after`): self-healing never
+   * moves a lost server's replicas, so its groups stay one replica short for good.
+   */
+  ignoreLostServers: false,
 };
 
 /** Replicas of the metadata group when the cluster has at least that many servers. */
@@ -193,7 +203,7 @@ export function removeMember(m: ClusterMetadata, node: NodeId): MembershipChange
     });
   }
   const held = partitionsOf(m.table, node);
-  if (held.length === 0) {
+  if (held.length === 0 || unsafeMembershipMutations.removeWithoutDrain) {
     const metadata = bump(
       m,
       { ...m.table, nodes: m.table.nodes.filter((n) => n.id !== node) },
@@ -255,7 +265,8 @@ export function planMoves(m: ClusterMetadata, input: PlanInput): ReplicaMove[] {
   const inFlight = new Set([...input.inFlight, ...m.moving.map((x) => x.partition)]);
   const budget = input.maxInFlight - inFlight.size;
   if (budget <= 0) return [];
-  const leaving = new Set<NodeId>([...m.draining, ...input.replace]);
+  const replace = unsafeMembershipMutations.ignoreLostServers ? [] : [...input.replace];
+  const leaving = new Set<NodeId>([...m.draining, ...replace]);
   const load = new Map<NodeId, number>(m.table.nodes.map((n) => [n.id, 0]));
   for (const g of m.table.groups) for (const r of g.replicas) load.set(r, (load.get(r) ?? 0) + 1);
   const receivers = () =>

@@ -1,5 +1,5 @@
 /**
- * `pnpm nemesis -- --duration 60s --seed S [--servers 3|5] [--faults kill,pause,partition] [--clients K]
+ * `pnpm nemesis -- --duration 60s --seed S [--servers 3|4|5] [--faults kill,pause,partition,membership] [--clients K]
  * [--keys N] [--workload kv|bank] [--watchers N] [--lessees N] [--lockers N]`: one nemesis run against real paxkv-server processes; prints progress, then the summary.
  * Exit code 0: no violation; 1: a violation (or an inconclusive run); 2: bad usage or the cluster did not start.
  * @module
@@ -13,8 +13,11 @@ import { DEFAULT_FAULTS, parseFaults } from './schedule.js';
 const USAGE = `usage: pnpm nemesis -- [options]
   --duration <time>    how long faults and clients run, e.g. 60s, 2m, 500ms (default 60s)
   --seed <n>           seed of the schedule and workload (default: random, printed)
-  --servers <n>        3 or 5 servers (default 3)
-  --faults <list>      comma-separated: kill,pause,partition,delay,flaky or all (default ${DEFAULT_FAULTS.join(',')})
+  --servers <n>        3, 4 or 5 servers (default 3; membership faults need 4 or 5)
+  --faults <list>      comma-separated: kill,pause,partition,delay,flaky, all (those five), replace,add,remove
+                       or membership (those three) (default ${DEFAULT_FAULTS.join(',')})
+  --partitions <n>     partitions of the cluster (default 16)
+  --replace-after <s>  with membership faults: the servers' --replace-after in seconds (default 2)
   --clients <n>        concurrent clients (default 4)
   --keys <n>           keys in the workload (default 6; with --workload bank: accounts)
   --workload <kind>    kv (get/put/cas/delete per key, default) or bank (transfers between the accounts
@@ -56,6 +59,8 @@ async function main(argv: readonly string[]): Promise<number> {
         seed: { type: 'string' },
         servers: { type: 'string' },
         faults: { type: 'string' },
+        'replace-after': { type: 'string' },
+        partitions: { type: 'string' },
         clients: { type: 'string' },
         keys: { type: 'string' },
         workload: { type: 'string' },
@@ -85,7 +90,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let opts: Parameters<typeof runNemesis>[0];
   try {
     const servers = positiveInt('--servers', values.servers as string | undefined, 3);
-    if (servers !== 3 && servers !== 5) throw new RangeError(`--servers must be 3 or 5, got ${servers}`);
+    if (servers < 3 || servers > 5) throw new RangeError(`--servers must be 3, 4 or 5, got ${servers}`);
     const env: Record<string, string> = {};
     for (const kv of (values['unsafe-env'] as string[] | undefined) ?? []) {
       const i = kv.indexOf('=');
@@ -106,6 +111,8 @@ async function main(argv: readonly string[]): Promise<number> {
       servers,
       faults: values.faults === undefined ? DEFAULT_FAULTS : parseFaults(values.faults as string),
       clients: positiveInt('--clients', values.clients as string | undefined, 4),
+      partitions: positiveInt('--partitions', values.partitions as string | undefined, 16),
+      replaceAfterSeconds: positiveInt('--replace-after', values['replace-after'] as string | undefined, 2),
       keys: positiveInt('--keys', values.keys as string | undefined, 6),
       ...(values.lockers !== undefined
         ? { lockers: positiveInt('--lockers', values.lockers as string | undefined, 0) }

@@ -75,6 +75,11 @@ export class ManagedServer {
   state: ServerState = 'killed';
   /** Times the process has been (re)started. */
   starts = 0;
+  /**
+   * Set when the server left the cluster for good (its data dir wiped by a replace fault, or removed by
+   * `member remove`): it is never restarted, and faults and checks ignore it.
+   */
+  retired = false;
   private child: ChildProcess | undefined;
   private exitWaiters: Array<() => void> = [];
   /** Exit code or signal of the last exit, for diagnostics. */
@@ -160,6 +165,10 @@ export class ManagedCluster {
   /** What clients dial the servers with once {@link start} made the certificates (`tls: true`), else undefined. */
   clientTls: TlsOptions | undefined;
   private exitHook: (() => void) | undefined;
+  /** The server command, resolved by {@link start}. */
+  private command: ServerCommand | undefined;
+  /** The cluster's certificates (`tls: true`), made by {@link start}. */
+  private certs: Awaited<ReturnType<typeof writeClusterCertificates>> | undefined;
 
   constructor(config: Partial<ClusterConfig> & Pick<ClusterConfig, 'dir' | 'proxy'>) {
     this.config = { ...DEFAULT_CLUSTER_CONFIG, ...config };
@@ -173,9 +182,11 @@ export class ManagedCluster {
     return this.servers.map((s) => s.proxyAddress);
   }
 
-  /** The node ids of all servers. */
+  /** The node ids of the servers in the cluster (retired ones left out). */
   nodes(): number[] {
-    return this.servers.map((s) => s.node);
+    return this.live()
+      .filter((s) => s.node > 0)
+      .map((s) => s.node);
   }
 
   /** The server with node id `node`. */
@@ -191,43 +202,16 @@ export class ManagedCluster {
   async start(): Promise<void> {
     const c = this.config;
     const command = c.command ?? resolveServerCommand();
+    this.command = command;
     mkdirSync(c.dir, { recursive: true });
     const ports = await freePorts(c.servers);
-    const replication = Math.min(c.replication, c.servers);
     const certs = c.tls ? await writeClusterCertificates(join(c.dir, 'tls'), c.servers) : undefined;
+    this.certs = certs;
     this.clientTls = certs === undefined ? undefined : clientTls(certs);
-    const hostOf = (slot: number) => (certs === undefined ? '127.0.0.1' : slotAddress(slot));
-    const bootstrapReal = `${hostOf(0)}:${ports[0]}`;
+    const bootstrapReal = `${this.hostOf(0)}:${ports[0]}`;
     for (let slot = 0; slot < c.servers; slot++) {
-      const host = hostOf(slot);
-      const real = `${host}:${ports[slot]}`;
-      const proxyAddress = await c.proxy.addTarget(provisionalId(slot), real, 0, certs ? host : undefined);
-      const flags = serverFlags({
-        host,
-        port: ports[slot] as number,
-        advertise: proxyAddress,
-        dataDir: join(c.dir, `server-${slot}`),
-        fsync: c.fsync,
-        logLevel: c.logLevel,
-        bootstrapThreshold: c.servers,
-        replication,
-        partitions: c.partitions,
-        join: slot === 0 ? undefined : bootstrapReal,
-        // A token or TLS, when the run has one, is in the flags; --insecure then changes nothing.
-        insecure: true,
-        extra: [...c.serverFlags, ...(certs === undefined ? [] : serverTlsFlags(certs, slot))],
-      });
       this.servers.push(
-        new ManagedServer(
-          slot,
-          real,
-          proxyAddress,
-          join(c.dir, `server-${slot}`),
-          join(c.dir, `server-${slot}.log`),
-          command,
-          flags,
-          c.env,
-        ),
+        await this.newServer(command, slot, ports[slot] as number, slot === 0 ? undefined : bootstrapReal),
       );
     }
     this.exitHook = () => {
@@ -250,9 +234,103 @@ export class ManagedCluster {
     await this.waitForLeaders(deadline);
   }
 
+  /** The address server `slot` listens on: its own loopback address under TLS, else 127.0.0.1. */
+  private hostOf(slot: number): string {
+    return this.certs === undefined ? '127.0.0.1' : slotAddress(slot);
+  }
+
+  /** A server of `slot` on `port` behind a new proxy listener (not started). */
+  private async newServer(
+    command: ServerCommand,
+    slot: number,
+    port: number,
+    joinAddress: string | undefined,
+  ): Promise<ManagedServer> {
+    const c = this.config;
+    const host = this.hostOf(slot);
+    const real = `${host}:${port}`;
+    const certs = this.certs;
+    const proxyAddress = await c.proxy.addTarget(provisionalId(slot), real, 0, certs ? host : undefined);
+    const flags = serverFlags({
+      host,
+      port,
+      advertise: proxyAddress,
+      dataDir: join(c.dir, `server-${slot}`),
+      fsync: c.fsync,
+      logLevel: c.logLevel,
+      bootstrapThreshold: c.servers,
+      replication: Math.min(c.replication, c.servers),
+      partitions: c.partitions,
+      join: joinAddress,
+      // A token or TLS, when the run has one, is in the flags; --insecure then changes nothing.
+      insecure: true,
+      extra: [...c.serverFlags, ...(certs === undefined ? [] : serverTlsFlags(certs, slot))],
+    });
+    return new ManagedServer(
+      slot,
+      real,
+      proxyAddress,
+      join(c.dir, `server-${slot}`),
+      join(c.dir, `server-${slot}.log`),
+      command,
+      flags,
+      c.env,
+    );
+  }
+
+  /** The servers still in the cluster (not retired), in slot order. */
+  live(): ManagedServer[] {
+    return this.servers.filter((s) => !s.retired);
+  }
+
+  /**
+   * Prepares one more server (a new slot: its own port, proxy listener and empty data dir) that joins the
+   * cluster through a running member (bootstrap traffic bypasses the proxy). Not started: call
+   * {@link startAdded}, after `member add` of its {@link ManagedServer.proxyAddress} if wanted.
+   * @throws ClusterStartError when no member is running to join through.
+   */
+  async prepareServer(): Promise<ManagedServer> {
+    if (this.certs !== undefined) {
+      throw new ClusterStartError(
+        'adding servers to a TLS cluster is not supported by the nemesis yet (its certificates are made for the first servers only)',
+      );
+    }
+    const through = this.live().find((s) => s.state === 'running');
+    if (through === undefined) throw new ClusterStartError('no running server to join through');
+    const [port] = await freePorts(1);
+    const s = await this.newServer(
+      this.command ?? this.config.command ?? resolveServerCommand(),
+      this.servers.length,
+      port as number,
+      through.realAddress,
+    );
+    this.servers.push(s);
+    return s;
+  }
+
+  /**
+   * Starts a server made by {@link prepareServer}, waits until it checked in (it knows its node id and
+   * has the table) and binds its proxy listener to that id.
+   * @throws ClusterStartError when it does not within `timeoutMs`.
+   */
+  async startAdded(s: ManagedServer, timeoutMs = this.config.startTimeoutMs): Promise<void> {
+    s.start();
+    const st = await this.waitFor(s, Date.now() + timeoutMs, (v) => v.hasTable && v.node > 0);
+    s.node = st.node;
+    this.config.proxy.rebindTarget(provisionalId(s.slot), s.node);
+  }
+
+  /** Takes `s` out of the cluster for good: SIGKILL (SIGCONT first), never restarted again. */
+  async retire(s: ManagedServer): Promise<void> {
+    s.retired = true;
+    s.resume();
+    await s.kill();
+  }
+
   /** Restarts a killed server on the same port and data dir and waits until it answers with its table. */
   async restart(server: ManagedServer, timeoutMs = this.config.startTimeoutMs): Promise<void> {
-    if (server.state !== 'killed') return;
+    // Retired servers never come back; a server prepared but never started is started by startAdded.
+    if (server.state !== 'killed' || server.retired || server.starts === 0) return;
     server.start();
     const st = await this.waitFor(server, Date.now() + timeoutMs, (v) => v.hasTable);
     if (st.node !== server.node) {
@@ -296,11 +374,16 @@ export class ManagedCluster {
   async waitForLeaders(deadline: number): Promise<void> {
     for (;;) {
       const statuses = await Promise.all(this.servers.map((s) => this.status(s)));
-      const ok = statuses.every((st, i) =>
-        this.servers[i]?.state !== 'running'
-          ? true
-          : st !== undefined && st.groups.length > 0 && st.groups.every((g) => g.leader !== null),
-      );
+      // A server added during the run may be a spare (no replica): it only has to answer.
+      const ok = statuses.every((st, i) => {
+        const s = this.servers[i];
+        if (s === undefined || s.state !== 'running' || s.retired) return true;
+        return (
+          st !== undefined &&
+          (st.groups.length > 0 || s.slot >= this.config.servers) &&
+          st.groups.every((g) => g.leader !== null)
+        );
+      });
       if (ok) return;
       if (Date.now() > deadline)
         throw new ClusterStartError(

@@ -18,11 +18,11 @@ import {
 } from './history.js';
 import { LesseePool, type LesseesSummary } from './lessees.js';
 import { LockerPool, type LockersSummary } from './lockers.js';
-import { Nemesis } from './nemesis.js';
+import { Nemesis, type PlacementReport } from './nemesis.js';
 import { FaultProxy, type FaultProxyStats } from './proxy.js';
 import { Rng } from './rng.js';
 import type { ScenarioKind } from './scenarios.js';
-import { buildSchedule, DEFAULT_FAULTS, type FaultKind } from './schedule.js';
+import { buildSchedule, DEFAULT_FAULTS, type FaultKind, MEMBERSHIP_FAULTS } from './schedule.js';
 import { resolveServerCommand, type ServerCommand, withUnsafeMutation } from './server-command.js';
 import { type KeyDurability, unexplainedReads, verifyKey } from './verify.js';
 import { WatcherPool, type WatchersSummary } from './watchers.js';
@@ -107,6 +107,17 @@ export interface RunOptions {
    * Default 0.
    */
   readonly lockers?: number;
+  /**
+   * With membership faults: the servers' `--replace-after` (seconds a server must be unreachable before
+   * its replicas are replaced, and up before it receives replicas). Default 2.
+   */
+  readonly replaceAfterSeconds?: number;
+  /**
+   * With membership faults: how long the nemesis waits for one change (a fresh server to check in,
+   * self-healing to move a lost server's replicas, a removed server to drain) before it stops waiting.
+   * Default 120 000 ms.
+   */
+  readonly membershipTimeoutMs?: number;
 }
 
 /** TTL of the lessees' leases (`lessees` option), ms. */
@@ -187,6 +198,8 @@ export interface RunSummary {
   readonly locks?: LockersSummary;
   /** The proxy's counters at the end (peer connections it identified, connections its rules closed...). */
   readonly proxy: FaultProxyStats;
+  /** With membership faults: where the replicas ended (every partition on live servers, or what is not). */
+  readonly placement?: PlacementReport;
 }
 
 /** The run could not start (no server binary, cluster did not form); nothing was tested. */
@@ -205,6 +218,12 @@ export async function runNemesis(
   options: Partial<RunOptions> & Pick<RunOptions, 'seed' | 'durationMs'>,
 ): Promise<RunSummary> {
   const o: RunOptions = { ...DEFAULT_RUN_OPTIONS, ...options };
+  const membership = o.faults.some((f) => MEMBERSHIP_FAULTS.includes(f));
+  if (membership && o.servers < 4) {
+    throw new RunSetupError(
+      `membership faults need at least 4 servers (the first 3 hold the metadata group, which is never replaced): got ${o.servers}`,
+    );
+  }
   const log = o.log ?? (() => {});
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), `paxkv-nemesis-${o.seed}-`));
   mkdirSync(dir, { recursive: true });
@@ -226,7 +245,7 @@ export async function runNemesis(
     proxy,
     partitions: o.partitions,
     env,
-    serverFlags: o.serverFlags,
+    serverFlags: membership ? membershipFlags(o) : o.serverFlags,
     startTimeoutMs: o.recoveryTimeoutMs,
     tls: o.tls === true,
     ...(command !== undefined ? { command } : {}),
@@ -272,6 +291,7 @@ export async function runNemesis(
       partitions: o.partitions,
       log,
       restartTimeoutMs: o.recoveryTimeoutMs,
+      ...(o.membershipTimeoutMs !== undefined ? { membershipTimeoutMs: o.membershipTimeoutMs } : {}),
       ...(o.scenarioKinds !== undefined ? { scenarioKinds: o.scenarioKinds } : {}),
     });
     const watchers =
@@ -304,6 +324,13 @@ export async function runNemesis(
         `[${t}s/${(o.durationMs / 1000).toFixed(0)}s] ops ${workload.progress.resolved} ok, ${workload.progress.rejected} errors | faults ${formatCounts(n)}`,
       );
     }, o.progressEveryMs);
+    if (membership) {
+      try {
+        await nemesis.metadataReady(Date.now() + o.recoveryTimeoutMs);
+      } catch (e) {
+        throw new RunSetupError(`the cluster metadata did not appear: ${(e as Error).message}`);
+      }
+    }
     const nemesisDone = nemesis.run();
     await new Promise((r) => setTimeout(r, o.durationMs));
     nemesis.stop();
@@ -311,6 +338,16 @@ export async function runNemesis(
     clearInterval(progress);
     await workload.stop();
     problems.push(...report.errors);
+    let placement: PlacementReport | undefined;
+    if (membership) {
+      log('healed; settling the membership (lost servers removed, replicas on live servers)');
+      placement = await nemesis.settleMembership(
+        Math.min(3, o.servers),
+        o.partitions,
+        2 * o.recoveryTimeoutMs,
+      );
+      log(placement.line);
+    }
     log(`healed; waiting for leaders, then reading every key`);
     try {
       await cluster.waitForLeaders(Date.now() + o.recoveryTimeoutMs);
@@ -334,7 +371,20 @@ export async function runNemesis(
       });
       return { ...bankSummary, proxy: { ...proxy.stats } };
     }
-    const finalValues = await finalReads(factory, finalIndex, finalHistory, keys, o.recoveryTimeoutMs);
+    // The final reads go through the servers still in the cluster (some of the first ones may be gone).
+    const finalFactory = membership
+      ? o.clientFactory !== undefined
+        ? o.clientFactory(
+            cluster.live().map((s) => s.proxyAddress),
+            o.operationTimeoutMs,
+          )
+        : createWorkloadClient(
+            cluster.live().map((s) => s.proxyAddress),
+            o.operationTimeoutMs,
+            tls,
+          )
+      : factory;
+    const finalValues = await finalReads(finalFactory, finalIndex, finalHistory, keys, o.recoveryTimeoutMs);
     const merged = mergeHistories(histories.map((h) => h.lines));
     if (merged.skipped > 0) problems.push(`${merged.skipped} history lines could not be read`);
     const ops = pairOperations(merged.events);
@@ -392,6 +442,16 @@ export async function runNemesis(
       log(`lockers: ${locks.acquired} locks, ${locks.writes} fenced writes, ${locks.refused} refused`);
       if (!locks.check.ok) violations.push(checkViolation(dir, 'locks', locks.check.violations));
     }
+    if (placement !== undefined && placement.problems.length > 0) {
+      const file = join(dir, 'violation-membership.txt');
+      writeFileSync(file, `${placement.line}\n${report.timeline.join('\n')}\n`);
+      violations.push({
+        key: '(membership)',
+        reason: `replicas not back on their replication degree of live servers: ${placement.problems.join('; ')}`,
+        historyFile: file,
+        reportFile: file,
+      });
+    }
     const acknowledgedWrites = keySummaries.reduce((s, k) => s + k.acknowledged, 0);
     const verifiedWrites = keySummaries.reduce((s, k) => s + k.verified, 0);
     passed = violations.length === 0 && !keySummaries.some((k) => k.verdict === 'unknown');
@@ -419,6 +479,7 @@ export async function runNemesis(
       ...(leases ? { leases } : {}),
       ...(locks ? { locks } : {}),
       proxy: { ...proxy.stats },
+      ...(placement ? { placement } : {}),
     };
   } finally {
     await cluster.stop().catch(() => {});
@@ -579,6 +640,18 @@ export function formatCounts(counts: Record<string, number>): string {
   return parts.length > 0 ? parts.join(' ') : 'none';
 }
 
+/**
+ * The server flags of a run with membership faults: a short `--replace-after` (a lost server is
+ * replaced within the run) and a few moves in flight at once (one at a time, replacing a server of 16
+ * partitions takes minutes on a loaded machine), unless the caller's flags set them.
+ */
+function membershipFlags(o: RunOptions): string[] {
+  const flags = [...o.serverFlags];
+  if (!flags.includes('--replace-after')) flags.push('--replace-after', String(o.replaceAfterSeconds ?? 2));
+  if (!flags.includes('--max-moves-in-flight')) flags.push('--max-moves-in-flight', '4');
+  return flags;
+}
+
 /** The summary printed at the end of a run. */
 export function formatSummary(s: RunSummary): string {
   const lines: string[] = [];
@@ -596,6 +669,7 @@ export function formatSummary(s: RunSummary): string {
   );
   lines.push(`acknowledged writes verified: ${s.verifiedWrites}/${s.acknowledgedWrites}`);
   lines.push(`checker time: ${s.checkMs.toFixed(0)} ms`);
+  if (s.placement) lines.push(s.placement.line);
   if (s.locks)
     lines.push(
       `lockers: ${s.locks.lockers} (${s.locks.acquired} locks, ${s.locks.writes} fenced writes, ${s.locks.refused} refused), tokens ${s.locks.check.ok ? 'never went backwards' : 'VIOLATED'}`,

@@ -1,10 +1,31 @@
 import { Rng } from './rng.js';
 
 /** The kinds of faults the nemesis injects. */
-export const FAULT_KINDS = ['kill', 'pause', 'partition', 'delay', 'flaky'] as const;
+export const FAULT_KINDS = [
+  'kill',
+  'pause',
+  'partition',
+  'delay',
+  'flaky',
+  'replace',
+  'add',
+  'remove',
+] as const;
 
-/** A fault kind: SIGKILL + restart, SIGSTOP/SIGCONT, a partition through the proxy, slow links, lossy links. */
+/**
+ * A fault kind: SIGKILL + restart, SIGSTOP/SIGCONT, a partition through the proxy, slow links, lossy
+ * links; and the membership faults: `replace` (SIGKILL, data dir deleted, a fresh server joins; the
+ * cluster's self-healing moves the lost server's replicas, then it is removed from the member list),
+ * `add` (`member add` of a fresh server, which then starts and joins) and `remove` (`member remove` of a
+ * server: it drains, leaves, and its process is stopped).
+ */
 export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** The process and link faults (`--faults all`). */
+export const PROCESS_AND_LINK_FAULTS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'delay', 'flaky'];
+
+/** The membership faults (`--faults membership`); they need a cluster of at least 4 servers. */
+export const MEMBERSHIP_FAULTS: readonly FaultKind[] = ['replace', 'add', 'remove'];
 
 /** The faults of a run without `--faults`. */
 export const DEFAULT_FAULTS: readonly FaultKind[] = ['kill', 'pause', 'partition'];
@@ -28,7 +49,10 @@ export type Fault =
       readonly blackhole: boolean;
     }
   | { readonly kind: 'delay'; readonly seed: number; readonly ms: number; readonly jitterMs: number }
-  | { readonly kind: 'flaky'; readonly seed: number; readonly probability: number };
+  | { readonly kind: 'flaky'; readonly seed: number; readonly probability: number }
+  | { readonly kind: 'replace'; readonly target: FaultTarget }
+  | { readonly kind: 'add' }
+  | { readonly kind: 'remove'; readonly seed: number };
 
 /** Faults that start together at `atMs` (from the start of the run) and are healed after `durationMs`. */
 export interface Episode {
@@ -104,7 +128,8 @@ export function buildSchedule(
     for (const kind of kinds) {
       switch (kind) {
         case 'kill':
-        case 'pause': {
+        case 'pause':
+        case 'replace': {
           if (down >= maxDown) break;
           const free = [...Array(c.servers).keys()].filter((s) => !usedSlots.has(s));
           const slot = rng.pick(free);
@@ -136,6 +161,12 @@ export function buildSchedule(
         case 'flaky':
           faults.push({ kind, seed: rng.nextUint32(), probability: rng.between(1, 20) / 100 });
           break;
+        case 'add':
+          faults.push({ kind });
+          break;
+        case 'remove':
+          faults.push({ kind, seed: rng.nextUint32() });
+          break;
       }
     }
     if (faults.length > 0) episodes.push({ atMs: t, durationMs, faults });
@@ -144,16 +175,24 @@ export function buildSchedule(
   return episodes;
 }
 
-/** Parses a `--faults` list such as `kill,pause,partition` or `all`. */
+/**
+ * Parses a `--faults` list such as `kill,pause,partition`, `all` (every process and link fault) or one
+ * that names `membership` (the membership faults), e.g. `kill,partition,membership`.
+ */
 export function parseFaults(list: string): FaultKind[] {
-  if (list.trim() === 'all') return [...FAULT_KINDS];
+  if (list.trim() === 'all') return [...PROCESS_AND_LINK_FAULTS];
   const out: FaultKind[] = [];
   for (const raw of list.split(',')) {
     const k = raw.trim();
     if (k === '') continue;
+    if (k === 'membership' || k === 'all') {
+      for (const m of k === 'all' ? PROCESS_AND_LINK_FAULTS : MEMBERSHIP_FAULTS)
+        if (!out.includes(m)) out.push(m);
+      continue;
+    }
     if (!(FAULT_KINDS as readonly string[]).includes(k)) {
       throw new RangeError(
-        `unknown fault "${k}": use a comma-separated list of ${FAULT_KINDS.join(', ')} (or "all")`,
+        `unknown fault "${k}": use a comma-separated list of ${FAULT_KINDS.join(', ')}, "membership" (replace,add,remove) or "all" (every process and link fault)`,
       );
     }
     if (!out.includes(k as FaultKind)) out.push(k as FaultKind);

@@ -6,6 +6,9 @@
  * process, because `paxkv-server` has no flag for it. The patched check runs on the real server, real
  * sockets and real disk; only that one rule is broken.
  *
+ * A name that is one of `@paxkv/bootstrap`'s `unsafeMembershipMutations` (e.g. `removeWithoutDrain`) switches
+ * that membership rule off instead, in the module instance the server loads.
+ *
  * It fails the process loudly if the kvstore no longer has the shape it patches, so a mutation test can never
  * pass vacuously.
  */
@@ -16,8 +19,23 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 export const UNSAFE_MUTATION_ENV = 'PAXKV_NEMESIS_UNSAFE_MUTATION';
 
 const mutation = process.env[UNSAFE_MUTATION_ENV];
-if (mutation !== undefined && mutation !== '' && mutation !== 'none') {
-  const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..', '..');
+const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..', '..');
+// A membership rule (`@paxkv/bootstrap`'s `unsafeMembershipMutations`, e.g. `removeWithoutDrain`): the
+// switch of the module instance the server itself loads (the same source file).
+const membership =
+  mutation !== undefined && mutation !== '' && mutation !== 'none'
+    ? ((await import(pathToFileURL(join(root, 'packages', 'bootstrap', 'src', 'membership.ts')).href)) as {
+        unsafeMembershipMutations?: Record<string, boolean>;
+      })
+    : undefined;
+if (
+  membership?.unsafeMembershipMutations !== undefined &&
+  mutation !== undefined &&
+  mutation in membership.unsafeMembershipMutations
+) {
+  membership.unsafeMembershipMutations[mutation] = true;
+  process.stderr.write(`unsafe-preload: TESTING ONLY membership mutation ${mutation} enabled\n`);
+} else if (mutation !== undefined && mutation !== '' && mutation !== 'none') {
   const mod = (await import(
     pathToFileURL(join(root, 'packages', 'kvstore', 'src', 'replica-group.ts')).href
   )) as {
