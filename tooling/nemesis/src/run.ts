@@ -118,6 +118,11 @@ export interface RunOptions {
    * Default 120 000 ms.
    */
   readonly membershipTimeoutMs?: number;
+  /**
+   * With membership faults: how long the end of the run waits for the placement invariant to hold (after
+   * the change in progress ended). Default twice `recoveryTimeoutMs`.
+   */
+  readonly settleTimeoutMs?: number;
 }
 
 /** TTL of the lessees' leases (`lessees` option), ms. */
@@ -344,7 +349,7 @@ export async function runNemesis(
       placement = await nemesis.settleMembership(
         Math.min(3, o.servers),
         o.partitions,
-        2 * o.recoveryTimeoutMs,
+        o.settleTimeoutMs ?? 2 * o.recoveryTimeoutMs,
       );
       log(placement.line);
     }
