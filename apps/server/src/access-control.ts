@@ -12,6 +12,8 @@
  * binds the connection to the user and returns a fresh token: HMAC-SHA256 under a random secret that
  * the first server to need it creates (`set` if absent) in the same partition. Any server verifies a
  * token without state; the user's `generation` (raised by a password change) and its removal end it.
+ * With TLS, a client certificate the cluster CA signed for client authentication, whose common name is
+ * a user, logs the connection in as that user without a password (`loginWithCertificate`).
  *
  * **Checks.** With `--auth`, every client request on a connection is checked where it arrives, before
  * it is routed: `login` (and `lookup`/`status`, which carry no data) on an unauthenticated connection,
@@ -37,6 +39,7 @@ import {
   type LoginOk,
   type LoginRequest,
   PasswordSchema,
+  PrincipalNameSchema,
   permissionDenied,
   permits,
   permitsWatch,
@@ -187,6 +190,20 @@ export class AccessControl {
       principal: { user: record.name, generation: record.generation },
       reply: { type: 'login.ok', id: request.id, user: record.name, roles: record.roles, token, expiresAtMs },
     };
+  }
+
+  /**
+   * Logs a TLS client in by its certificate (`--auth` with `--tls-*`): a certificate the cluster CA signed
+   * for client authentication only (not a server's) whose common name is an existing user logs the
+   * connection in as that user, no password asked; roles come from the user record, as for a password
+   * login. Returns null when the certificate names no user (the connection then logs in as usual).
+   * Issue such a certificate with `@paxkv/server/certs` `issueCertificate(ca, { commonName: user, usage: 'client' })`.
+   */
+  async loginWithCertificate(commonName: string): Promise<Principal | null> {
+    if (!this.options.enabled || !PrincipalNameSchema.safeParse(commonName).success) return null;
+    let record = await this.user(commonName, true);
+    if (!record && commonName === 'root' && this.rootPassword !== undefined) record = await this.createRoot();
+    return record ? { user: record.name, generation: record.generation } : null;
   }
 
   /** Runs a `user` or `role` request (already authorised by {@link AccessControl.authorize}). */

@@ -21,7 +21,7 @@ import {
   UnavailableError,
   type WatchRequest,
 } from '@paxkv/common';
-import type { AccessControl } from './access-control.js';
+import type { AccessControl, Principal } from './access-control.js';
 import type { BootstrapRole } from './bootstrap-role.js';
 import type { ServerContext } from './context.js';
 import type { GroupHost } from './group-lifecycle.js';
@@ -60,6 +60,8 @@ export class InboundConnections {
   private readonly open = new Set<InboundConn>();
   /** Connections whose inbound limits were raised (see `identify`). */
   private readonly identified = new WeakSet<InboundConn>();
+  /** Logins by client certificate in progress or done (see `certificateLogin`). */
+  private readonly certificateLogins = new WeakMap<InboundConn, Promise<void>>();
   private readonly transport: TransportServer;
   private readonly rejections: RateLimitedLog;
   private readonly peers: PeerTraffic;
@@ -152,6 +154,7 @@ export class InboundConnections {
     // liveness; anyone else keeps the header timeout until its first message (see `dispatch`).
     if (conn.identity?.kind === 'peer' || (ctx.tls !== undefined && serverCertificate(socket) !== null))
       this.peers.trustPeer(conn);
+    else if (ctx.tls !== undefined && this.deps.access.enabled) this.certificateLogin(conn);
     socket.on('message', (v) => {
       if (conn.kind === 'unknown' && !socket.trusted) socket.setIdleTimeout(ctx.config.clientIdleTimeoutMs);
       this.dispatch(conn, v);
@@ -200,6 +203,36 @@ export class InboundConnections {
     else return;
     this.identified.add(conn);
     this.ctx.metrics.connectionsIdentified.inc({ kind });
+  }
+
+  /**
+   * With `--auth` and TLS, a client certificate of the cluster CA for client authentication only, whose
+   * common name is a user, logs the connection in as that user (`AccessControl.loginWithCertificate`).
+   * Requests wait for the lookup (see `principalOf`); a `login` message still works and takes over.
+   */
+  private certificateLogin(conn: InboundConn): void {
+    const peer = conn.socket.tlsPeer;
+    if (!peer?.authorized || !peer.clientAuth || peer.serverAuth || peer.commonName === null) return;
+    const pending = this.deps.access.loginWithCertificate(peer.commonName).then(
+      (principal) => {
+        if (principal === null || conn.principal !== null) return;
+        conn.principal = principal;
+        if (!this.identified.has(conn)) this.identify(conn);
+      },
+      (e: unknown) =>
+        this.ctx.log.warn(
+          { remote: conn.socket.remoteAddress, err: (e as Error).message },
+          'the login by client certificate failed: the user store could not be read',
+        ),
+    );
+    this.certificateLogins.set(conn, pending);
+  }
+
+  /** The user `conn` is logged in as, once a login by certificate in progress has finished. */
+  private async principalOf(conn: InboundConn): Promise<Principal | null> {
+    const pending = this.certificateLogins.get(conn);
+    if (pending !== undefined) await pending;
+    return conn.principal;
   }
 
   private reject(conn: InboundConn, error: PaxkvError, id: number | null): void {
@@ -302,7 +335,9 @@ export class InboundConnections {
     try {
       const forwarded = conn.kind === 'peer';
       // A forwarded request was checked at the server its client connected to.
-      const checked = forwarded ? request : await this.deps.access.authorize(conn.principal, request);
+      const checked = forwarded
+        ? request
+        : await this.deps.access.authorize(await this.principalOf(conn), request);
       reply = await this.deps.requests.execute(checked, { forwarded });
     } catch (e) {
       ctx.metrics.accessDenied.inc({ code: e instanceof PaxkvError ? e.code : 'INTERNAL' });
@@ -316,7 +351,7 @@ export class InboundConnections {
   /** Checks a watch against the connection's user, then opens it. */
   private async startWatch(conn: InboundConn, request: WatchRequest): Promise<void> {
     try {
-      await this.deps.access.authorize(conn.principal, request);
+      await this.deps.access.authorize(await this.principalOf(conn), request);
     } catch (e) {
       this.ctx.metrics.accessDenied.inc({ code: e instanceof PaxkvError ? e.code : 'INTERNAL' });
       conn.socket.send(errorMessage(e, request.id));
@@ -344,7 +379,7 @@ export class InboundConnections {
         return;
       }
       if (request.type !== 'user' && request.type !== 'role') return;
-      await access.authorize(conn.principal, request);
+      await access.authorize(await this.principalOf(conn), request);
       conn.socket.send(await access.manage(request));
     } catch (e) {
       this.ctx.metrics.accessDenied.inc({ code: e instanceof PaxkvError ? e.code : 'INTERNAL' });
