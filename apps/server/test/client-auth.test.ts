@@ -9,11 +9,12 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { type ClientAuth, createClient, type PaxkvClient } from '@paxkv/client';
 import type { TlsOptions } from '@paxkv/common';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCertificateAuthority, issueCertificate } from '../src/certs.js';
+import { type CertificateAuthority, createCertificateAuthority, issueCertificate } from '../src/certs.js';
 import { RawClient, request, TestCluster, type TestServer } from './harness.js';
 import { eventually, Impostor, restartWithSwitch } from './hostile-helpers.js';
 
@@ -52,8 +53,10 @@ const codeOf = async (p: Promise<unknown>): Promise<string | undefined> =>
     (e: unknown) => (e as { code?: string }).code,
   );
 
+let ca: CertificateAuthority;
+
 beforeAll(async () => {
-  const ca = await createCertificateAuthority();
+  ca = await createCertificateAuthority();
   const cert = await issueCertificate(ca, { commonName: 'server', hosts: ['127.0.0.1'] });
   const dir = mkdtempSync(join(tmpdir(), 'paxkv-auth-'));
   const f = (name: string, text: string, mode = 0o644) => {
@@ -149,7 +152,7 @@ describe('users and roles on a cluster with TLS, a token and --auth', () => {
     } finally {
       raw.close();
     }
-  });
+  }, 120_000); // each user add and root login is one scrypt (N=2^15): slow on a loaded machine
 
   it('a read-only user gets PERMISSION_DENIED on put; readwrite and prefix roles do what they grant', async () => {
     const bob = client({ user: 'bob', password: 'bob-password' }, 2);
@@ -174,6 +177,29 @@ describe('users and roles on a cluster with TLS, a token and --auth', () => {
     expect(token).toBeDefined();
     const again = client({ token: token as string }, 3);
     expect(await again.get('app/two')).toBe('2');
+  });
+
+  it('a client certificate of the cluster CA whose common name is a user logs in as that user', async () => {
+    /** A client (no password, no token) presenting a client certificate for `commonName` issued by `by`. */
+    const withCertificate = async (commonName: string, by: CertificateAuthority = ca) => {
+      const pair = await issueCertificate(by, { commonName, usage: 'client' });
+      const c = createClient({
+        servers: [server(2).address],
+        tls: { ...tls, cert: pair.cert, key: pair.key },
+        requestTimeoutMs: 20_000,
+      });
+      clients.push(c);
+      return c;
+    };
+    const bob = await withCertificate('bob');
+    await bob.put('cert/bob', 'by certificate');
+    const alice = await withCertificate('alice');
+    expect(await alice.get('cert/bob')).toBe('by certificate');
+    expect(await codeOf(alice.put('cert/alice', 'x'))).toBe('PERMISSION_DENIED');
+    // A certificate that names no user, or that another CA signed, logs nobody in.
+    expect(await codeOf((await withCertificate('nobody')).get('shared'))).toBe('UNAUTHENTICATED');
+    const other = await createCertificateAuthority();
+    expect(await codeOf((await withCertificate('bob', other)).get('shared'))).toBe('UNAUTHENTICATED');
   });
 
   it('reserved keys: no client names them, and a range never returns them', async () => {
@@ -231,6 +257,46 @@ describe('users and roles on a cluster with TLS, a token and --auth', () => {
       await expect(redis.set('shared', 'from RESP')).rejects.toThrow(/^NOPERM .*may not write "shared"/);
     } finally {
       redis.disconnect();
+    }
+  });
+
+  it('RESP HELLO ... AUTH logs in and switches the protocol in one command; a refused one changes nothing', async () => {
+    const port = server(3).respPort as number;
+    const redis = new Redis({
+      host: '127.0.0.1',
+      port,
+      tls: { ca: String(tls.ca) },
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+    });
+    try {
+      await redis.connect();
+      await expect(redis.call('HELLO', '2', 'AUTH', 'alice', 'not-her-password')).rejects.toThrow(
+        /^WRONGPASS/,
+      );
+      await expect(redis.get('shared')).rejects.toThrow(/^NOAUTH/);
+      const hello = (await redis.call('HELLO', '2', 'AUTH', 'alice', 'alice-password')) as unknown[];
+      expect(hello.slice(4, 6)).toEqual(['proto', 2]);
+      await redis.get('shared'); // logged in: no NOAUTH
+      await expect(redis.set('shared', 'from HELLO')).rejects.toThrow(/^NOPERM/);
+    } finally {
+      redis.disconnect();
+    }
+    // RESP3 (which ioredis does not parse): the HELLO reply is already a RESP3 map, and GET then works.
+    const raw = tlsConnect({ host: '127.0.0.1', port, ca: String(tls.ca) });
+    try {
+      let got = '';
+      raw.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      await new Promise<void>((r) => raw.once('secureConnect', () => r()));
+      const command = (...parts: string[]) =>
+        `*${parts.length}\r\n${parts.map((p) => `$${Buffer.byteLength(p)}\r\n${p}\r\n`).join('')}`;
+      raw.write(command('HELLO', '3', 'AUTH', 'alice', 'alice-password') + command('GET', 'shared'));
+      // The map ends with `modules` (an empty array), then GET's answer (a bulk string, or RESP3's null).
+      await eventually(() => /\*0\r\n(\$\d+\r\n[^\r]*|_)\r\n$/.test(got), 30_000);
+      expect(got.startsWith('%7\r\n')).toBe(true);
+      expect(got).not.toContain('NOAUTH');
+    } finally {
+      raw.destroy();
     }
   });
 

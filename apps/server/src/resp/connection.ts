@@ -16,6 +16,7 @@ import type { Socket } from 'node:net';
 import { SessionPool } from '@paxkv/client';
 import type { KvOp, KvResult } from '@paxkv/common';
 import type { RespBackend } from './backend.js';
+import { upper } from './command-context.js';
 import {
   type CommandContext,
   type CommandSpec,
@@ -69,6 +70,11 @@ export class RespConnection {
   private ending = false;
   private closed = false;
   private pausedForOutput = false;
+  /**
+   * An `AUTH` or `HELLO ... AUTH` is running: nothing after it is read until it finished, so the commands
+   * pipelined behind a login run as the user it logs in (and in the protocol `HELLO` chose), as in Redis.
+   */
+  private loggingIn = false;
   private partialTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -128,7 +134,12 @@ export class RespConnection {
 
   /** Parses and dispatches the commands received, as far as the pipeline bound allows. */
   private pump(): void {
-    while (!this.ending && !this.closed && this.queue.length < this.deps.limits.maxPipeline) {
+    while (
+      !this.ending &&
+      !this.closed &&
+      !this.loggingIn &&
+      this.queue.length < this.deps.limits.maxPipeline
+    ) {
       const next = this.parser.next();
       if (next === null) break;
       if (next instanceof RespProtocolError) {
@@ -144,7 +155,7 @@ export class RespConnection {
   /** Pauses reading while the pipeline or the output is full; arms the half-sent command timer. */
   private updateFlow(): void {
     if (this.closed) return;
-    const full = this.queue.length >= this.deps.limits.maxPipeline || this.pausedForOutput;
+    const full = this.queue.length >= this.deps.limits.maxPipeline || this.pausedForOutput || this.loggingIn;
     if (full || this.ending) this.socket.pause();
     else this.socket.resume();
     const timeout = this.deps.limits.partialCommandTimeoutMs;
@@ -184,6 +195,8 @@ export class RespConnection {
       // Inside MULTI: queued (or refused) at once, executed by EXEC as one transaction.
       this.complete(slot, queueCommand(this.ctx, spec, args));
     } else if (!(spec instanceof Error)) {
+      if (spec.name === 'auth' || (spec.name === 'hello' && args.some((a) => upper(a) === 'AUTH')))
+        this.loggingIn = true;
       this.schedule(spec, args, slot);
     } else {
       this.complete(slot, errorReply(spec));
@@ -231,7 +244,13 @@ export class RespConnection {
     } catch (e) {
       reply = errorReply(e);
     }
+    // `HELLO ... AUTH` switches the protocol only once its login succeeded: its reply uses the new one.
+    if (spec.name === 'hello') slot.proto = this.client.proto;
     this.complete(slot, reply);
+    if (this.loggingIn && (spec.name === 'auth' || spec.name === 'hello')) {
+      this.loggingIn = false;
+      this.pump();
+    }
   }
 
   /** One KV operation through the request path; a write carries a session of this connection. */

@@ -2,6 +2,7 @@ import {
   ALL_KEYS,
   all,
   arityError,
+  type CommandContext,
   type CommandSpec,
   INT64_MIN,
   int64Arg,
@@ -19,6 +20,18 @@ import { helloReply, NO_AUTH, validClientName } from './server-commands.js';
 import { conditionalSet, incrBy, setCommand } from './string-commands.js';
 
 /** The data commands. */
+/**
+ * Logs the connection in as `user` (`AUTH`, `HELLO ... AUTH`): the principal is kept for every later
+ * command. A refusal is Redis's WRONGPASS (one answer for an unknown user and a wrong password).
+ */
+async function loginAs(ctx: CommandContext, user: string, password: string): Promise<void> {
+  try {
+    ctx.client.principal = await ctx.backend.login!(user, password);
+  } catch {
+    throw new RespCommandError('WRONGPASS invalid username-password pair or user is disabled.');
+  }
+}
+
 export const DATA_SPECS: CommandSpec[] = [
   {
     name: 'ping',
@@ -37,8 +50,10 @@ export const DATA_SPECS: CommandSpec[] = [
     flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'],
     keys: NO_KEYS,
     run: (ctx, args) => {
+      // HELLO [protover [AUTH username password] [SETNAME clientname]], as Redis 6.
       let proto = ctx.client.proto;
       let name: string | undefined;
+      let auth: { user: string; password: string } | undefined;
       if (args.length >= 2) {
         const v = args[1]?.toString('latin1') ?? '';
         if (!/^[0-9]+$/.test(v))
@@ -48,8 +63,14 @@ export const DATA_SPECS: CommandSpec[] = [
       }
       for (let i = 2; i < args.length; i++) {
         const opt = upper(args[i]);
-        if (opt === 'AUTH' && i + 2 < args.length) throw new RespCommandError(NO_AUTH);
-        if (opt === 'SETNAME' && i + 1 < args.length) {
+        if (opt === 'AUTH' && i + 2 < args.length) {
+          if (!ctx.backend.login) throw new RespCommandError(NO_AUTH);
+          auth = {
+            user: (args[i + 1] as Buffer).toString('utf8'),
+            password: (args[i + 2] as Buffer).toString('utf8'),
+          };
+          i += 2;
+        } else if (opt === 'SETNAME' && i + 1 < args.length) {
           const n = args[++i] as Buffer;
           if (!validClientName(n)) {
             throw new RespCommandError(
@@ -61,9 +82,14 @@ export const DATA_SPECS: CommandSpec[] = [
           throw new RespCommandError(`ERR Syntax error in HELLO option '${args[i]?.toString('latin1')}'`);
         }
       }
-      ctx.client.proto = proto;
-      if (name !== undefined) ctx.client.name = name;
-      return helloReply(ctx);
+      const apply = () => {
+        ctx.client.proto = proto;
+        if (name !== undefined) ctx.client.name = name;
+        return helloReply(ctx);
+      };
+      // Without AUTH the switch is synchronous (the reply goes out in the new protocol); with AUTH the
+      // protocol and name change only once the login succeeded (a failed HELLO changes nothing).
+      return auth === undefined ? apply() : loginAs(ctx, auth.user, auth.password).then(apply);
     },
   },
   {
@@ -76,12 +102,7 @@ export const DATA_SPECS: CommandSpec[] = [
       if (!ctx.backend.login) throw new RespCommandError(NO_AUTH);
       if (args.length > 3) throw arityError('auth');
       const user = args.length === 3 ? (args[1] as Buffer).toString('utf8') : 'default';
-      const password = (args[args.length - 1] as Buffer).toString('utf8');
-      try {
-        ctx.client.principal = await ctx.backend.login(user, password);
-      } catch {
-        throw new RespCommandError('WRONGPASS invalid username-password pair or user is disabled.');
-      }
+      await loginAs(ctx, user, (args[args.length - 1] as Buffer).toString('utf8'));
       return OK;
     },
   },
