@@ -39,6 +39,8 @@ export const RECONFIG_FAULTS: readonly ReconfigFault[] = ['remove', 'kill'];
 export const RECONFIG_SERVERS = 4;
 /** The node id replaced (not a metadata replica: the metadata group's replicas are nodes 1-3). */
 export const RECONFIG_VICTIM = 4;
+/** Longest wait for the cluster metadata after the cluster is ready: 60 s. */
+export const METADATA_WAIT_MS = 60_000;
 /** The least warm-up before the steady window (`--warmup` raises it): 10 s. */
 export const RECONFIG_MIN_WARMUP_MS = 10_000;
 /** A second below this share of the steady rate counts as "lower" for the dip's length: 0.9. */
@@ -211,8 +213,18 @@ export async function measureReconfig(
   log: (line: string) => void = () => {},
 ): Promise<ReconfigResult> {
   const victim = await memberWithId(cluster, RECONFIG_VICTIM);
-  const before = await metadataOf(cluster, 5_000);
-  if (!before) throw new Error('the cluster metadata cannot be read (member list)');
+  // Every partition has a leader (ready) a moment before the metadata group holds its first version.
+  let before = await metadataOf(cluster, 5_000);
+  const metadataDeadline = performance.now() + METADATA_WAIT_MS;
+  while (!before && performance.now() < metadataDeadline) {
+    await sleep(250);
+    before = await metadataOf(cluster, 5_000);
+  }
+  if (!before) {
+    throw new Error(
+      `the cluster metadata cannot be read (member list) ${METADATA_WAIT_MS} ms after start-up`,
+    );
+  }
   const groupsMoved = before.table.groups.filter((g) => g.replicas.includes(RECONFIG_VICTIM)).length;
   const target = await cluster.createTarget({ requestTimeoutMs: spec.requestTimeoutMs });
   const value = makeValue('reconfig:', spec.valueBytes);
