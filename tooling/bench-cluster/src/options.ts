@@ -373,6 +373,9 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
     );
   }
   if (options.keySpace > 10_000_000) throw new UsageError('--key-space: at most 10000000 (8-byte keys)');
+  if (options.tls && options.reconfig) {
+    throw new UsageError('--tls and --reconfig are separate runs: give one of them');
+  }
   return { help: false, options };
 }
 

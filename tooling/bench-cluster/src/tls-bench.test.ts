@@ -5,7 +5,7 @@ import type { LocalCluster } from './cluster.js';
 import { findEtcd, startEtcdCluster } from './etcd.js';
 import type { CellResult } from './load-generator.js';
 import type { WorkloadName } from './options.js';
-import { DEFAULT_BENCH_OPTIONS, parseBenchArgs } from './options.js';
+import { DEFAULT_BENCH_OPTIONS, parseBenchArgs, UsageError } from './options.js';
 import { startPaxkvCluster } from './paxkv.js';
 import type { SystemRun } from './report.js';
 import { probeStatus } from './status-probe.js';
@@ -83,6 +83,7 @@ describe('--tls options', () => {
     const plain = parseBenchArgs([]);
     expect(plain.help === false && plain.options.tls).toBe(false);
     expect(plain.help === false && plain.options.workloads).toEqual(DEFAULT_BENCH_OPTIONS.workloads);
+    expect(() => parseBenchArgs(['--tls', '--reconfig'])).toThrow(UsageError);
   });
 });
 
