@@ -208,13 +208,14 @@ describe('hostile peers against a cluster without a token', () => {
       // A valid first message makes it a client: frames up to maxFrameBytes, scanned as they arrive.
       client.send({ type: 'status', id: 1 });
       await client.waitFor((m) => (m as { id?: number })?.id === 1, 30_000);
-      client.write(amplificationFrame);
+      // Only the first MiB of the 16 MiB frame: it is refused while it arrives, not once complete.
+      client.write(amplificationFrame.subarray(0, 1024 * 1024));
       const refusal = (await client.waitFor(
         (m) => /could not decode/.test((m as { message?: string })?.message ?? ''),
         30_000,
       )) as { message: string };
-      // Refused within the first kilobytes of the 16 MiB frame (the whole-frame scan of session 1 went to
-      // ~4 MiB, after receiving all 16), then the connection is closed: the rest is never read.
+      // Refused within the first kilobytes of the 16 MiB frame, before the rest was even sent (session 1
+      // scanned it once all 16 MiB had arrived, to ~4 MiB), then the connection is closed.
       expect(Number(/refused at offset (\d+)/.exec(refusal.message)?.[1])).toBeLessThan(64 * 1024);
       await client.waitClosed(30_000);
     }
