@@ -131,13 +131,24 @@ export function checkKvOpLimits(
       keys.push(op.key);
   }
   for (const k of keys) {
+    if (!mayExceed(k, limits.maxKeyBytes)) continue;
     const keyBytes = utf8ByteLength(k);
     if (keyBytes > limits.maxKeyBytes)
       return new KeyTooLargeError({ size: keyBytes, maxBytes: limits.maxKeyBytes });
   }
   for (const v of values) {
+    if (typeof v === 'string' && !mayExceed(v, limits.maxValueBytes)) continue;
     const size = valueByteLength(v);
     if (size > limits.maxValueBytes) return new ValueTooLargeError({ size, maxBytes: limits.maxValueBytes });
   }
   return undefined;
+}
+
+/**
+ * False when `s` certainly fits in `max` UTF-8 bytes without counting them: a UTF-16 code unit takes
+ * at most 3 bytes (a surrogate pair, two units, takes 4). Every request is checked at least once on
+ * its way (the exact count over a 256-byte value showed in the profile of a loaded server).
+ */
+function mayExceed(s: string, max: number): boolean {
+  return s.length * 3 > max;
 }
