@@ -81,6 +81,11 @@ export class GroupHost {
     this.extra.set(group.partition, { group, replicas });
   }
 
+  /** Stops hosting the extra group of `partition` (it left its group, see `metadata-replica.ts`). */
+  dropExtra(partition: number): void {
+    this.extra.delete(partition);
+  }
+
   /** Since when (ctx clock, ms) the local replica of `partition` has been isolated, if it is. */
   isolatedSince(partition: number): number | undefined {
     return this.isolatedAt.get(partition);
@@ -270,7 +275,9 @@ export class GroupHost {
 
   private groupsSharedWith(node: NodeId): ReplicaGroupPort[] {
     const out: ReplicaGroupPort[] = [];
-    for (const x of this.extra.values()) if (x.replicas.includes(node)) out.push(x.group);
+    for (const x of this.extra.values()) {
+      if ((x.group.configuration?.replicas ?? x.replicas).includes(node)) out.push(x.group);
+    }
     for (const g of this.groups.values()) {
       const members =
         g.configuration?.replicas ??

@@ -31,6 +31,8 @@ export class MetadataReplica {
   private opening = false;
   private refreshing = false;
   private pullTurn = 0;
+  /** The metadata version held when this server left the metadata group. */
+  private leftAt: number | undefined;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -48,11 +50,25 @@ export class MetadataReplica {
     return nodes.find((n) => n.id === id)?.address;
   }
 
-  /** Opens the local replica when this server is a metadata replica and it is not open yet. */
+  /**
+   * Opens the local replica when this server is a metadata replica (or the metadata group is being
+   * moved here) and it is not open yet; closes a joining replica whose move was dropped.
+   */
   async openIfReplica(): Promise<void> {
     const me = this.ctx.nodeId;
     const replicas = this.deps.metaReplicas();
-    if (this.replica || this.opening || me === null || !replicas?.includes(me)) return;
+    const m = this.deps.metadata();
+    const movingHere = m?.moving.some((x) => x.partition === METADATA_PARTITION && x.to === me) === true;
+    const wanted = me !== null && (replicas?.includes(me) === true || movingHere);
+    const open = this.replica;
+    if (open && !wanted && open.configuration === null) {
+      this.ctx.log.info({}, 'the move of the metadata group here was dropped; closing its joining replica');
+      this.leave(open);
+      return;
+    }
+    if (open || this.opening || me === null || !replicas || !wanted) return;
+    // Left the group: not again from a version that still lists this server (see `leave`).
+    if (m && this.leftAt !== undefined && m.table.version <= this.leftAt) return;
     this.opening = true;
     try {
       const ctx = this.ctx;
@@ -61,8 +77,19 @@ export class MetadataReplica {
         pid: me,
         peers: replicas.filter((r) => r !== me),
         preferredLeader: replicas[0] === me,
-        // The metadata group is never reconfigured yet: its replicas are its first configuration.
-        join: false,
+        // The first replicas create configuration 0; any other (a move here, or the group was moved
+        // since) joins by state transfer.
+        join: movingHere || (m?.metaConfig ?? 0) > 0,
+        onConfigChange: (event) => {
+          if (event.kind !== 'removed') return;
+          // Not from inside the group's own step: close it on the next turn.
+          setImmediate(() => {
+            if (this.replica === group) {
+              ctx.log.info({}, 'this server left the metadata group; its replica is closed');
+              this.leave(group);
+            }
+          });
+        },
         dataDir: join(ctx.config.dataDir, 'metadata'),
         fsync: ctx.config.fsync,
         send: (to, message) => this.deps.peers.sendPaxos(to, METADATA_PARTITION, message),
@@ -84,13 +111,21 @@ export class MetadataReplica {
     }
   }
 
+  /** Closes the local replica and stops hosting it; it is not opened again from the metadata held now. */
+  private leave(group: ReplicaGroupPort): void {
+    this.replica = null;
+    this.leftAt = this.deps.metadata()?.table.version;
+    this.deps.groups.dropExtra(METADATA_PARTITION);
+    group.close().catch((e: unknown) => this.ctx.log.error({ err: (e as Error).message }, 'close failed'));
+  }
+
   /** Reads the local replica (any role: decided state only), or pulls from a peer. Never rejects. */
   async refresh(): Promise<void> {
     if (this.refreshing) return;
     this.refreshing = true;
     try {
       const group = this.replica;
-      if (group) {
+      if (group && group.configuration !== null) {
         const got = await readLocal(group);
         if (got) this.deps.adopt(got);
         return;

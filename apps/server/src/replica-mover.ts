@@ -20,6 +20,7 @@ import {
 import {
   BadRequestError,
   type ClusterMetadata,
+  METADATA_PARTITION,
   type NodeId,
   type ReplicaMove,
   UnavailableError,
@@ -78,8 +79,10 @@ export class ReplicaMover {
     members: readonly NodeId[],
     forwarded: boolean,
   ): Promise<{ configId: number; members: NodeId[] }> {
+    const metaReplicas = this.deps.metadata()?.metaReplicas;
     const c = await this.deps.requests().routeToPartition<{ configId: number; replicas: readonly NodeId[] }>({
       partition,
+      ...(partition === METADATA_PARTITION && metaReplicas ? { replicas: metaReplicas } : {}),
       name: 'group.reconfigure',
       retrySafe: true,
       forwarded,
@@ -175,7 +178,11 @@ export class ReplicaMover {
     void (async () => {
       try {
         if (record) await change(group, (m) => ({ metadata: startMove(m, mv), changed: true }));
-        const g = this.deps.metadata()?.table.groups.find((x) => x.partition === mv.partition);
+        const held = this.deps.metadata();
+        const g =
+          mv.partition === METADATA_PARTITION && held
+            ? { replicas: held.metaReplicas }
+            : held?.table.groups.find((x) => x.partition === mv.partition);
         if (!g)
           throw new BadRequestError({ field: 'partition', problem: `partition ${mv.partition} is gone` });
         const replicas = g.replicas.map((r) => (r === mv.from ? mv.to : r));

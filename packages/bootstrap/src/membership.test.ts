@@ -1,4 +1,4 @@
-import { type ClusterMetadata, ClusterMetadataSchema, type NodeId } from '@paxkv/common';
+import { type ClusterMetadata, ClusterMetadataSchema, METADATA_PARTITION, type NodeId } from '@paxkv/common';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MembershipRefusedError } from './errors.js';
@@ -233,15 +233,58 @@ describe('leadership rebalancing', () => {
   });
 });
 
+describe('moving the metadata group', () => {
+  it('moves a removed or dead metadata replica to another server, first; the member leaves after it', () => {
+    let m = addMember(seed(3, 4, 3), addr(4)).metadata;
+    // Node 1 (a metadata replica, the bootstrap server) is removed: drained, metadata group first.
+    const r = removeMember(m, 1);
+    expect(r.state).toBe('draining');
+    m = r.metadata;
+    const [first] = plan(m, { maxInFlight: 1 });
+    expect(first).toEqual({ partition: METADATA_PARTITION, from: 1, to: 4, reason: 'drain' });
+    m = startMove(m, first!);
+    valid(m);
+    expect(() => startMove(m, first!)).toThrow(/cannot move/);
+    m = applyMove(m, first!, 1);
+    valid(m);
+    expect(m.metaReplicas).toEqual([4, 2, 3]);
+    expect(m.metaConfig).toBe(1);
+    // Then its data replicas; it leaves with the last one.
+    for (let i = 0; i < 10 && m.table.nodes.some((n) => n.id === 1); i++) {
+      const [mv] = plan(m, { maxInFlight: 1 });
+      if (!mv) break;
+      m = applyMove(startMove(m, mv), mv);
+      valid(m);
+    }
+    expect(m.table.nodes.map((n) => n.id)).toEqual([2, 3, 4]);
+    // A dead metadata replica is replaced only where a live majority of the metadata group stays.
+    const dead = new Set<NodeId>([2]);
+    const healing = plan(m, { alive: (n) => !dead.has(n), replace: dead, maxInFlight: 1 });
+    expect(healing).toEqual([]); // no live server outside the metadata group
+    const bigger = addMember(m, addr(5)).metadata;
+    expect(plan(bigger, { alive: (n) => !dead.has(n), replace: dead, maxInFlight: 1 })[0]).toMatchObject({
+      partition: METADATA_PARTITION,
+      from: 2,
+      to: 5,
+    });
+    const twoDead = new Set<NodeId>([2, 3]);
+    expect(
+      plan(bigger, { alive: (n) => !twoDead.has(n), replace: twoDead, maxInFlight: 1 }).some(
+        (x) => x.partition === METADATA_PARTITION,
+      ),
+    ).toBe(false);
+  });
+});
+
 describe('planMoves', () => {
   it('replaces a dead server group by group, bounded by maxInFlight, only where a live majority stays', () => {
     const m = addMember(seed(4, 8, 3), addr(5)).metadata;
-    const dead = new Set<NodeId>([2]);
+    const dead = new Set<NodeId>([4]);
     const alive = (n: NodeId) => !dead.has(n);
     const moves = plan(m, { alive, replace: dead, maxInFlight: 2 });
     expect(moves).toHaveLength(2);
     for (const mv of moves) {
-      expect(mv.from).toBe(2);
+      expect(mv.from).toBe(4);
       expect(mv.reason).toBe('replace');
       expect(m.table.groups.find((g) => g.partition === mv.partition)?.replicas).not.toContain(mv.to);
     }
@@ -254,8 +297,11 @@ describe('planMoves', () => {
     const twoDead = new Set<NodeId>([1, 2]);
     const stuck = plan(m, { alive: (n) => !twoDead.has(n), replace: twoDead, maxInFlight: 8 });
     for (const mv of stuck) {
-      const g = m.table.groups.find((x) => x.partition === mv.partition)!;
-      expect(g.replicas.filter((r) => !twoDead.has(r)).length).toBeGreaterThanOrEqual(2);
+      const replicas =
+        mv.partition === METADATA_PARTITION
+          ? m.metaReplicas
+          : m.table.groups.find((x) => x.partition === mv.partition)!.replicas;
+      expect(replicas.filter((r) => !twoDead.has(r)).length).toBeGreaterThanOrEqual(2);
     }
   });
 
@@ -366,9 +412,12 @@ function violations(seed: number, steps = 60): string[] {
           }
         }
         for (const mv of moves) {
-          const g = m.table.groups.find((x) => x.partition === mv.partition)!;
-          const staying = g.replicas.filter((r) => r !== mv.from && alive(r)).length;
-          if (staying < Math.floor(g.replicas.length / 2) + 1)
+          const replicas =
+            mv.partition === METADATA_PARTITION
+              ? m.metaReplicas
+              : m.table.groups.find((x) => x.partition === mv.partition)!.replicas;
+          const staying = replicas.filter((r) => r !== mv.from && alive(r)).length;
+          if (staying < Math.floor(replicas.length / 2) + 1)
             out.push(`step ${i}: partition ${mv.partition} moved with ${staying} live staying replicas`);
           m = applyMove(m, mv);
         }

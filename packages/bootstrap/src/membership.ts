@@ -24,6 +24,7 @@ import {
   type GroupEntry,
   type LookupTable,
   MAX_MEMBERS,
+  METADATA_PARTITION,
   type NodeEntry,
   type NodeId,
   type ReplicaMove,
@@ -184,9 +185,12 @@ function stateOf(m: ClusterMetadata, id: NodeId): 'member' | 'draining' {
  * Removes member `node`: at once when it holds no replica, else it becomes `draining` (its replicas
  * are moved by {@link planMoves}/{@link applyMove}; it leaves with the last one).
  *
- * @throws {@link MembershipRefusedError} when `node` is not a member, hosts the metadata group (moving the
- *   metadata group is not supported yet), or holds a replica of a group that no other server could
- *   take over (every other member is already in the group or draining): add a server first.
+ * A replica of the metadata group is drained too: its metadata replica moves first (see
+ * {@link planMoves}), so any member, the bootstrap server and the first servers included, can leave.
+ *
+ * @throws {@link MembershipRefusedError} when `node` is not a member, or holds a replica of a group
+ *   (the metadata group included) that no other server could take over (every other member is already
+ *   in the group or draining): add a server first.
  */
 export function removeMember(m: ClusterMetadata, node: NodeId): MembershipChange {
   const entry = m.table.nodes.find((n) => n.id === node);
@@ -196,14 +200,18 @@ export function removeMember(m: ClusterMetadata, node: NodeId): MembershipChange
       reason: `node ${node} is not a member of the cluster; see the members with paxkv member list`,
     });
   }
-  if (m.metaReplicas.includes(node)) {
-    throw new MembershipRefusedError({
-      field: 'node',
-      reason: `node ${node} is a replica of the metadata group (nodes ${m.metaReplicas.join(', ')}), which cannot be moved yet; remove another server, or replace node ${node} by restarting it on its data dir`,
-    });
+  const meta = m.metaReplicas.includes(node);
+  if (meta && !m.draining.includes(node)) {
+    const takers = m.table.nodes.filter((n) => !m.metaReplicas.includes(n.id) && !m.draining.includes(n.id));
+    if (takers.length === 0) {
+      throw new MembershipRefusedError({
+        field: 'node',
+        reason: `node ${node} is a replica of the metadata group (nodes ${m.metaReplicas.join(', ')}) and no other server can take its place; add a server first (paxkv member add HOST:PORT, or start one with --join)`,
+      });
+    }
   }
   const held = partitionsOf(m.table, node);
-  if (held.length === 0 || unsafeMembershipMutations.removeWithoutDrain) {
+  if ((held.length === 0 && !meta) || unsafeMembershipMutations.removeWithoutDrain) {
     const metadata = bump(
       m,
       { ...m.table, nodes: m.table.nodes.filter((n) => n.id !== node) },
@@ -248,7 +256,7 @@ function majority(n: number): number {
 }
 
 /** Whether group `g` can decide a move of `from`'s replica: the staying replicas are a live majority. */
-function canMove(g: GroupEntry, from: NodeId, alive: (n: NodeId) => boolean): boolean {
+function canMove(g: Pick<GroupEntry, 'replicas'>, from: NodeId, alive: (n: NodeId) => boolean): boolean {
   if (unsafeMembershipMutations.moveWithoutMajority) return true;
   const staying = g.replicas.filter((r) => r !== from && alive(r));
   return staying.length >= majority(g.replicas.length);
@@ -256,7 +264,8 @@ function canMove(g: GroupEntry, from: NodeId, alive: (n: NodeId) => boolean): bo
 
 /**
  * The next replica moves, at most `maxInFlight - inFlight.size`, never two in one group: first the
- * replicas of draining members and of members to replace, then (when `rebalance` and nothing else
+ * metadata group's replica on a draining member or a member to replace (`partition` =
+ * `METADATA_PARTITION`), then the replicas of draining members and of members to replace, then (when `rebalance` and nothing else
  * moves) one replica from the most to the least loaded server while they differ by more than one.
  * A replica goes to the live member outside the group with the fewest replicas (counting the moves
  * planned), ties to the lowest id; draining and replaced members never receive one. Deterministic.
@@ -276,6 +285,21 @@ export function planMoves(m: ClusterMetadata, input: PlanInput): ReplicaMove[] {
       .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || a - b);
   const moves: ReplicaMove[] = [];
   const busy = new Set(inFlight);
+  // The metadata group first: a replica of it on a leaving member moves to a live member outside it.
+  const metaFrom = m.metaReplicas.find((r) => leaving.has(r));
+  if (metaFrom !== undefined && !busy.has(METADATA_PARTITION)) {
+    const metaGroup = { partition: METADATA_PARTITION, replicas: m.metaReplicas };
+    const to = receivers().find((id) => !m.metaReplicas.includes(id));
+    if (to !== undefined && canMove(metaGroup, metaFrom, input.alive)) {
+      moves.push({
+        partition: METADATA_PARTITION,
+        from: metaFrom,
+        to,
+        reason: m.draining.includes(metaFrom) ? 'drain' : 'replace',
+      });
+      busy.add(METADATA_PARTITION);
+    }
+  }
   for (const g of m.table.groups) {
     if (moves.length >= budget) break;
     if (busy.has(g.partition)) continue;
@@ -308,7 +332,10 @@ export function planMoves(m: ClusterMetadata, input: PlanInput): ReplicaMove[] {
  * @throws {@link MembershipRefusedError} when the group already has a move in progress or does not fit.
  */
 export function startMove(m: ClusterMetadata, move: ReplicaMove): ClusterMetadata {
-  const g = m.table.groups.find((x) => x.partition === move.partition);
+  const g =
+    move.partition === METADATA_PARTITION
+      ? { replicas: m.metaReplicas }
+      : m.table.groups.find((x) => x.partition === move.partition);
   if (
     m.moving.some((x) => x.partition === move.partition) ||
     !g ||
@@ -339,6 +366,7 @@ export function abandonMove(m: ClusterMetadata, partition: number): ClusterMetad
  * @throws {@link MembershipRefusedError} when the group does not hold `from` or already holds `to`.
  */
 export function applyMove(m: ClusterMetadata, move: ReplicaMove, configId?: number): ClusterMetadata {
+  if (move.partition === METADATA_PARTITION) return applyMetadataMove(m, move, configId);
   const g = m.table.groups.find((x) => x.partition === move.partition);
   if (!g?.replicas.includes(move.from) || g.replicas.includes(move.to)) {
     throw new MembershipRefusedError({
@@ -351,7 +379,10 @@ export function applyMove(m: ClusterMetadata, move: ReplicaMove, configId?: numb
     x === g ? { ...x, replicas: x.replicas.map((r) => (r === move.from ? move.to : r)), config } : x,
   );
   const table = { ...m.table, groups };
-  const gone = m.draining.includes(move.from) && partitionsOf(table as LookupTable, move.from).length === 0;
+  const gone =
+    m.draining.includes(move.from) &&
+    !m.metaReplicas.includes(move.from) &&
+    partitionsOf(table as LookupTable, move.from).length === 0;
   return bump(m, gone ? { ...table, nodes: table.nodes.filter((n) => n.id !== move.from) } : table, {
     draining: gone ? m.draining.filter((d) => d !== move.from) : m.draining,
     moving: m.moving.filter((x) => x.partition !== move.partition),
@@ -477,4 +508,27 @@ export function preferLeader(m: ClusterMetadata, partition: number, node: NodeId
   const replicas = [node, ...g.replicas.filter((r) => r !== node)];
   const groups = m.table.groups.map((x) => (x === g ? { ...x, replicas } : x));
   return bump(m, { ...m.table, groups });
+}
+
+/**
+ * {@link applyMove} of the metadata group itself: `from` is replaced by `to` in `metaReplicas` (same
+ * position) and `metaConfig` becomes `configId` (default the next one); a draining member that holds
+ * nothing any more leaves.
+ */
+function applyMetadataMove(m: ClusterMetadata, move: ReplicaMove, configId?: number): ClusterMetadata {
+  if (!m.metaReplicas.includes(move.from) || m.metaReplicas.includes(move.to)) {
+    throw new MembershipRefusedError({
+      field: 'move',
+      reason: `the metadata group does not hold node ${move.from} or already holds node ${move.to}; re-plan from the current metadata`,
+    });
+  }
+  const metaReplicas = m.metaReplicas.map((r) => (r === move.from ? move.to : r));
+  const gone = m.draining.includes(move.from) && partitionsOf(m.table, move.from).length === 0;
+  const table = gone ? { ...m.table, nodes: m.table.nodes.filter((n) => n.id !== move.from) } : m.table;
+  return bump(m, table, {
+    metaReplicas,
+    metaConfig: configId ?? (m.metaConfig ?? 0) + 1,
+    draining: gone ? m.draining.filter((d) => d !== move.from) : m.draining,
+    moving: m.moving.filter((x) => x.partition !== move.partition),
+  });
 }

@@ -35,11 +35,8 @@ export const MAX_METADATA_REPLICAS = 7;
  * configurations above it.
  */
 export const ReplicaMoveSchema = z.object({
-  partition: z
-    .number()
-    .int()
-    .nonnegative()
-    .max(METADATA_PARTITION - 1),
+  /** The group: a data partition, or {@link METADATA_PARTITION} for the metadata group itself. */
+  partition: z.number().int().nonnegative().max(METADATA_PARTITION),
   from: NodeIdSchema,
   to: NodeIdSchema,
   reason: z.enum(['drain', 'replace', 'rebalance', 'rejoin']),
@@ -61,6 +58,8 @@ export const ClusterMetadataSchema = z
     nextNodeId: NodeIdSchema,
     draining: z.array(NodeIdSchema).max(MAX_MEMBERS),
     moving: z.array(ReplicaMoveSchema).max(1 << 20),
+    /** The metadata group's configuration id (it is reconfigured like a data group); absent: 0. */
+    metaConfig: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
   })
   .superRefine((m, ctx) => {
     if (m.table.nodes.length > MAX_MEMBERS) {
@@ -82,6 +81,25 @@ export const ClusterMetadataSchema = z
     }
     const partitions = new Set<number>();
     m.moving.forEach((mv, i) => {
+      if (mv.partition === METADATA_PARTITION) {
+        if (
+          mv.reason === 'rejoin' ||
+          mv.fence !== undefined ||
+          !m.metaReplicas.includes(mv.from) ||
+          m.metaReplicas.includes(mv.to) ||
+          !ids.has(mv.to)
+        ) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['moving', i],
+            message: `move of the metadata group from ${mv.from} to ${mv.to} does not fit its replicas`,
+          });
+        }
+        if (partitions.has(mv.partition))
+          ctx.addIssue({ code: 'custom', path: ['moving', i], message: 'two moves of the metadata group' });
+        partitions.add(mv.partition);
+        return;
+      }
       const g = m.table.groups.find((x) => x.partition === mv.partition);
       const fits =
         mv.reason === 'rejoin'
@@ -174,11 +192,7 @@ export const MemberRejoinRequestSchema = z.object({
 export const GroupReconfigureRequestSchema = z.object({
   type: z.literal('group.reconfigure'),
   id: RequestIdSchema,
-  partition: z
-    .number()
-    .int()
-    .nonnegative()
-    .max(METADATA_PARTITION - 1),
+  partition: z.number().int().nonnegative().max(METADATA_PARTITION),
   members: z
     .array(NodeIdSchema)
     .min(1)
