@@ -246,6 +246,26 @@ export class TestCluster {
 }
 
 /**
+ * Polls `probe` every `everyMs` until it returns a value (not null/undefined) and resolves with it; the
+ * condition is an event, `ms` only a guard against a hang.
+ * @throws Error naming `what` after `ms`.
+ */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined>,
+  ms: number,
+  everyMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== null && v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
  * Opens a connection, sends `payload` (a message to frame, or raw bytes as they are), and resolves with the
  * first reply (decoded), or null if the server closed the connection without one. Rejects on timeout.
  * `halfClose` ends the sending side after the payload.

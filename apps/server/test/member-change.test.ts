@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckedKvWorkload, describeOutcome } from './checked-workload.js';
-import { RawClient, request, TestCluster, type TestServer } from './harness.js';
+import { RawClient, request, TestCluster, type TestServer, until } from './harness.js';
 
 interface MemberList {
   metadata: {
@@ -31,17 +31,6 @@ async function memberList(address: string): Promise<MemberList | null> {
     | (MemberList & { type: string })
     | null;
   return r?.type === 'member.list.ok' ? r : null;
-}
-
-/** Polls `probe` until it returns a value (a guard of `ms`; the condition is an event). */
-async function until<T>(what: string, probe: () => Promise<T | null | undefined>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== null && v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** Replicas held by each node in the table. */

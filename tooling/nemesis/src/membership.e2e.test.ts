@@ -11,25 +11,12 @@
  * `PAXKV_NEMESIS_MEMBERSHIP_SEEDS` (e.g. `7,8`) and `PAXKV_NEMESIS_DURATION` change the bounded run;
  * `PAXKV_SOAK=1` runs two more seeds.
  */
-import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from './args.js';
 import { formatSummary, runNemesis } from './run.js';
 import { MEMBERSHIP_FAULTS } from './schedule.js';
-import { resolveServerCommand } from './server-command.js';
-
-function serverStartProblem(): string | undefined {
-  try {
-    const cmd = resolveServerCommand();
-    const r = spawnSync(cmd.command, [...cmd.args, '--help'], { encoding: 'utf8', timeout: 60_000 });
-    if (r.status !== 0)
-      return `paxkv-server --help exited with ${r.status ?? r.signal}: ${(r.stderr || r.stdout).slice(0, 300)}`;
-    return undefined;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
+import { serverStartProblem } from './server-command.js';
 
 const problem = serverStartProblem();
 if (problem !== undefined)

@@ -7,7 +7,6 @@
  * the default run has one seed (2052, with TLS and a cluster token: its schedule has a black-holed and a
  * refused partition, a pause and a kill, one at a time), `PAXKV_SOAK=1` four (2052; 101 with a token only; 202, 303).
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,19 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { parseDuration } from './args.js';
 import { formatSummary, runNemesis } from './run.js';
 import { LEADER_ISOLATING_SCENARIOS } from './scenarios.js';
-import { resolveServerCommand } from './server-command.js';
-
-function serverStartProblem(): string | undefined {
-  try {
-    const cmd = resolveServerCommand();
-    const r = spawnSync(cmd.command, [...cmd.args, '--help'], { encoding: 'utf8', timeout: 60_000 });
-    if (r.status !== 0)
-      return `paxkv-server --help exited with ${r.status ?? r.signal}: ${(r.stderr || r.stdout).slice(0, 300)}`;
-    return undefined;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
+import { serverStartProblem } from './server-command.js';
 
 /** A fresh cluster token file (mode 0600). */
 function tokenFile(): string {

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { resolveServerCommand as resolveServer, type ServerCommand } from '@paxkv/server/launcher';
@@ -49,4 +50,19 @@ export function withUnsafeMutation(
     command: { ...command, args },
     env: { PAXKV_NEMESIS_UNSAFE_MUTATION: mutation, PAXKV_UNSAFE_MUTATION: mutation },
   };
+}
+
+/**
+ * Why `paxkv-server --help` cannot run (the e2e tests skip, saying so), or undefined when it can.
+ */
+export function serverStartProblem(): string | undefined {
+  try {
+    const cmd = resolveServerCommand();
+    const r = spawnSync(cmd.command, [...cmd.args, '--help'], { encoding: 'utf8', timeout: 60_000 });
+    if (r.status !== 0)
+      return `paxkv-server --help exited with ${r.status ?? r.signal}: ${(r.stderr || r.stdout).slice(0, 300)}`;
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
