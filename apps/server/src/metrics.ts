@@ -100,7 +100,7 @@ export class ServerMetrics {
   /** WAL fsync latency (all groups of this server). */
   readonly fsyncLatency = new Histogram({
     name: 'paxkv_fsync_duration_seconds',
-    help: 'Latency of write-ahead-log flushes that fsynced (write + fsync), in seconds',
+    help: 'Latency of write-ahead-log flushes that fsynced (write + fsync; one observation per sync of the shared log), in seconds',
     buckets: FSYNC_LATENCY_BUCKETS,
     registers: [this.registry],
   });
