@@ -362,8 +362,6 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
         ? d.reconfigReplaceAfterS
         : parseCount(v['replace-after'], '--replace-after', 1),
   };
-  if (options.reconfig && options.tls)
-    throw new UsageError('--reconfig and --tls are separate runs: pick one');
   if (options.reconfigSteadyMs < 1_000) throw new UsageError('--reconfig-steady: must be at least 1s');
   if (options.concurrency.length === 0) throw new UsageError('--concurrency: expected at least one number');
   if (options.durationMs < 100) throw new UsageError('--duration: must be at least 100ms');

@@ -5,8 +5,8 @@
  *
  * The cluster: 4 servers, replication 3, 16 partitions (each partition on 3 of the 4 servers, so each
  * group has exactly one server outside it to move to). A closed-loop put load runs throughout; after a
- * warm-up and a steady window, one server (node id 4: not a replica of the metadata group, whose
- * replicas cannot move yet) is replaced in every group it holds, one group at a time (the server's
+ * warm-up and a steady window, one server (node id 4: not a replica of the metadata group, so the
+ * figure is the data groups' reconfigurations alone) is replaced in every group it holds, one group at a time (the server's
  * default `--max-moves-in-flight 1`), by a stop-sign reconfiguration of each group onto the server
  * outside it (state transfer: snapshot + suffix):
  * - `remove`: `paxkv member remove 4` (drain: a planned replacement, the server stays up until its last
@@ -37,7 +37,7 @@ export const RECONFIG_FAULTS: readonly ReconfigFault[] = ['remove', 'kill'];
 
 /** Servers of the figure's cluster. */
 export const RECONFIG_SERVERS = 4;
-/** The node id replaced (not a metadata replica: the metadata group's replicas are nodes 1-3). */
+/** The node id replaced (not a metadata replica: the metadata group's first replicas are nodes 1-3). */
 export const RECONFIG_VICTIM = 4;
 /** Longest wait for the cluster metadata after the cluster is ready: 60 s. */
 export const METADATA_WAIT_MS = 60_000;
