@@ -18,6 +18,7 @@ const USAGE = `usage: pnpm nemesis -- [options]
                        or membership (those three) (default ${DEFAULT_FAULTS.join(',')})
   --partitions <n>     partitions of the cluster (default 16)
   --replace-after <s>  with membership faults: the servers' --replace-after in seconds (default 2)
+  --metadata-targets   with membership faults: replace/remove may hit the metadata group's replicas too
   --clients <n>        concurrent clients (default 4)
   --keys <n>           keys in the workload (default 6; with --workload bank: accounts)
   --workload <kind>    kv (get/put/cas/delete per key, default) or bank (transfers between the accounts
@@ -60,6 +61,7 @@ async function main(argv: readonly string[]): Promise<number> {
         servers: { type: 'string' },
         faults: { type: 'string' },
         'replace-after': { type: 'string' },
+        'metadata-targets': { type: 'boolean' },
         partitions: { type: 'string' },
         clients: { type: 'string' },
         keys: { type: 'string' },
@@ -111,6 +113,7 @@ async function main(argv: readonly string[]): Promise<number> {
       servers,
       faults: values.faults === undefined ? DEFAULT_FAULTS : parseFaults(values.faults as string),
       clients: positiveInt('--clients', values.clients as string | undefined, 4),
+      metadataTargets: values['metadata-targets'] === true,
       partitions: positiveInt('--partitions', values.partitions as string | undefined, 16),
       replaceAfterSeconds: positiveInt('--replace-after', values['replace-after'] as string | undefined, 2),
       keys: positiveInt('--keys', values.keys as string | undefined, 6),

@@ -34,6 +34,11 @@ export interface NemesisOptions {
   readonly maxServers?: number;
   /** How long a membership change may take before the nemesis stops waiting for it. Default 120 000 ms. */
   readonly membershipTimeoutMs?: number;
+  /**
+   * Whether `replace` and `remove` may hit a replica of the metadata group too (its replicas then move as
+   * well). Default false: only the other servers.
+   */
+  readonly metadataTargets?: boolean;
 }
 
 /** The placement of the replicas at the end of a run with membership faults. */
@@ -307,7 +312,7 @@ export class Nemesis {
     return Date.now() + (this.options.membershipTimeoutMs ?? 120_000);
   }
 
-  /** Running servers outside the metadata group (whose replicas cannot move yet), or a note why none. */
+  /** Running servers that membership faults may hit (outside the metadata group unless `metadataTargets`). */
   private async movable(): Promise<{ servers: ManagedServer[]; metadata: MetadataView } | undefined> {
     let m: MetadataView;
     try {
@@ -320,7 +325,10 @@ export class Nemesis {
       .live()
       .filter(
         (s) =>
-          s.node > 0 && s.state === 'running' && !this.removing.has(s) && !m.metaReplicas.includes(s.node),
+          s.node > 0 &&
+          s.state === 'running' &&
+          !this.removing.has(s) &&
+          (this.options.metadataTargets === true || !m.metaReplicas.includes(s.node)),
       );
     return { servers, metadata: m };
   }

@@ -123,6 +123,8 @@ export interface RunOptions {
    * the change in progress ended). Default twice `recoveryTimeoutMs`.
    */
   readonly settleTimeoutMs?: number;
+  /** With membership faults: `replace`/`remove` may hit the metadata group's replicas too. Default false. */
+  readonly metadataTargets?: boolean;
 }
 
 /** TTL of the lessees' leases (`lessees` option), ms. */
@@ -297,6 +299,7 @@ export async function runNemesis(
       log,
       restartTimeoutMs: o.recoveryTimeoutMs,
       ...(o.membershipTimeoutMs !== undefined ? { membershipTimeoutMs: o.membershipTimeoutMs } : {}),
+      ...(o.metadataTargets === true ? { metadataTargets: true } : {}),
       ...(o.scenarioKinds !== undefined ? { scenarioKinds: o.scenarioKinds } : {}),
     });
     const watchers =
