@@ -181,7 +181,7 @@ async function main(): Promise<void> {
   });
   const workers: Worker[] = [];
   try {
-    await waitHealthy(httpPorts, 120_000);
+    await waitHealthy(httpPorts, 300_000);
     const good = { quiet: [] as number[], attack: [] as number[], errors: 0, seq: 0 };
     let phase = 'warmup' as 'quiet' | 'attack' | 'warmup';
     let running = true;
