@@ -134,6 +134,18 @@ describe('paxkv against a --tls --auth local cluster', () => {
     expect(JSON.parse(removed.stdout)).toMatchObject({ node: id, state: 'removed' });
   }, 240_000);
 
+  it("root's client certificate of the local --tls cluster logs in without a password", async () => {
+    const cert = ['--cert', join(dir, 'tls', 'client.pem'), '--key', join(dir, 'tls', 'client-key.pem')];
+    const none = ['--token-file', join(dir, 'no-such-token'), '--timeout', '20000'];
+    const put = await cli([...cert, ...none, 'put', 'by-certificate', 'root wrote this']);
+    expect(put.code, put.stderr).toBe(0);
+    const get = await cli([...cert, ...none, 'get', 'by-certificate']);
+    expect(get.stdout).toContain('root wrote this');
+    // Without the certificate (and no token) the same put is refused.
+    const anonymous = await cli([...none, 'put', 'by-certificate', 'nobody']);
+    expect(anonymous.stderr).toContain('UNAUTHENTICATED');
+  }, 120_000);
+
   it('another CA fails with a message that says so', async () => {
     const other = await createCertificateAuthority();
     const ca = join(dir, 'other-ca.pem');
