@@ -161,17 +161,37 @@ describe('mergeStatus', () => {
       );
     const moving = {
       table: { version: 7 },
-      moving: [{ partition: 1, from: 3, to: 2, reason: 'replace' }],
+      metaReplicas: [1, 2, 3],
+      metaConfig: 2,
+      moving: [
+        { partition: 1, from: 3, to: 2, reason: 'replace' },
+        { partition: 1 << 20, from: 3, to: 4, reason: 'replace' },
+      ],
       draining: [],
     };
     const lost = mergeStatus(replies([1, 2]), moving);
     expect(lost.groups[1]?.liveReplicas).toBe(1);
     expect(lost.groups[1]?.reconfiguration).toEqual({ from: 3, to: 2, reason: 'replace', configs: [0] });
-    expect(lost.moving).toBe(1);
+    expect(lost.moving).toBe(2);
+    // The metadata group: from the metadata, live = its server answered.
+    expect(lost.metadataGroup).toEqual({
+      config: 2,
+      replicas: [1, 2, 3],
+      replicaStatus: [
+        { node: 1, live: true },
+        { node: 2, live: true },
+        { node: 3, live: false },
+      ],
+      liveReplicas: 2,
+      reconfiguration: { from: 3, to: 4, reason: 'replace', configs: [2] },
+    });
     expect(fullyReplicated(lost)).toBe(false);
     const text = formatStatus(lost);
     expect(text).toMatch(/1\s+1,3\*\s+1\/2\s+0\s+1\s+9\s+node 3 -> node 2 \(replace\)/);
-    expect(text).toContain('1 replica move(s) in progress');
+    expect(text).toContain('2 replica move(s) in progress');
+    expect(text).toContain(
+      'metadata group: replicas 1,2,3*, live 2/3, config 2, reconfiguration node 3 -> node 4 (replace)',
+    );
 
     const healed = mergeStatus(replies([1, 2, 3]), { ...moving, moving: [] });
     expect(healed.groups.map((g) => g.liveReplicas)).toEqual([2, 2]);
@@ -184,6 +204,7 @@ describe('mergeStatus', () => {
     const view = mergeStatus(ahead);
     expect(view.groups[0]?.reconfiguration).toEqual({ from: null, to: null, reason: null, configs: [1, 2] });
     expect(view.metadataRead).toBe(false);
+    expect(view.metadataGroup).toBeNull();
     expect(fullyReplicated(view)).toBe(false);
   });
 });

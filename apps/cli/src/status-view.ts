@@ -6,6 +6,8 @@
  * moves in progress).
  */
 
+import { METADATA_PARTITION } from '@paxkv/common';
+
 /** One server's `status.ok` payload (the subset of `@paxkv/common`'s `ClusterStatus` the CLI reads). */
 export interface ServerStatusLike {
   readonly node: number;
@@ -36,6 +38,10 @@ export interface ServerStatusLike {
  */
 export interface MetadataLike {
   readonly table: { readonly version: number };
+  /** The metadata group's replicas. */
+  readonly metaReplicas: readonly number[];
+  /** The metadata group's configuration id (absent: 0). */
+  readonly metaConfig?: number | undefined;
   readonly moving: ReadonlyArray<{
     readonly partition: number;
     readonly from: number;
@@ -101,6 +107,18 @@ export interface StatusView {
     /** The reconfiguration in progress, or null when none is seen. */
     readonly reconfiguration: GroupReconfiguration | null;
   }>;
+  /**
+   * The metadata group (the replicated lookup table and member list), from the metadata: its
+   * configuration id, replicas (live = the server answered this status round) and its move in progress;
+   * null when the metadata could not be read.
+   */
+  readonly metadataGroup: {
+    readonly config: number;
+    readonly replicas: readonly number[];
+    readonly replicaStatus: ReadonlyArray<{ readonly node: number; readonly live: boolean }>;
+    readonly liveReplicas: number;
+    readonly reconfiguration: GroupReconfiguration | null;
+  } | null;
   /** Replica moves in progress over the whole cluster (0 when the metadata could not be read). */
   readonly moving: number;
   /** Whether the cluster metadata was read (when false, `reconfiguration` relies on replica reports only). */
@@ -202,12 +220,28 @@ export function mergeStatus(
       reconfiguration,
     });
   }
+  const answered = new Set(ok.map((r) => r.status.node));
+  let metadataGroup: StatusView['metadataGroup'] = null;
+  if (metadata) {
+    const replicaStatus = metadata.metaReplicas.map((node) => ({ node, live: answered.has(node) }));
+    const move = metadata.moving.find((m) => m.partition === METADATA_PARTITION);
+    metadataGroup = {
+      config: metadata.metaConfig ?? 0,
+      replicas: [...metadata.metaReplicas],
+      replicaStatus,
+      liveReplicas: replicaStatus.filter((r) => r.live).length,
+      reconfiguration: move
+        ? { from: move.from, to: move.to, reason: move.reason, configs: [metadata.metaConfig ?? 0] }
+        : null,
+    };
+  }
   return {
     tableVersion: table?.version ?? null,
     partitions: table?.partitions ?? null,
     replication: table?.replication ?? null,
     servers,
     groups,
+    metadataGroup,
     moving: metadata?.moving.length ?? 0,
     metadataRead: metadata !== null,
   };
@@ -265,6 +299,13 @@ export function formatStatus(view: StatusView): string {
     if (view.groups.some((g) => g.liveReplicas < g.replicas.length)) {
       lines.push('  (* = replica not live: its server does not answer or does not host the group)');
     }
+  }
+  const mg = view.metadataGroup;
+  if (mg) {
+    lines.push(
+      '',
+      `metadata group: replicas ${mg.replicaStatus.map((r) => `${r.node}${r.live ? '' : '*'}`).join(',')}, live ${mg.liveReplicas}/${mg.replicas.length}, config ${mg.config}, reconfiguration ${formatReconfiguration(mg.reconfiguration)}`,
+    );
   }
   if (view.metadataRead) {
     lines.push(

@@ -3,8 +3,9 @@
  * --detach` (run as its own process, as a user would), then one server is SIGKILLed and its data dir
  * deleted. After `--replace-after` (short here) every partition is again replicated on 3 live servers, as
  * `paxkv status --json` shows (configuration id, leader, each replica live, no reconfiguration in
- * progress); writes kept succeeding throughout and every key written before is readable with its value.
- * Every process started here is SIGKILLed at the end, even on failure.
+ * progress; the metadata group, of which the lost server was a replica, too); writes kept succeeding
+ * throughout and every key written before is readable with its value. Every process started here is
+ * SIGKILLed at the end, even on failure.
  */
 import { rmSync } from 'node:fs';
 import { createClient, type PaxkvClient } from '@paxkv/client';
@@ -31,10 +32,15 @@ async function statusJson(): Promise<StatusView> {
   return out.status;
 }
 
-/** Every partition on 3 live servers, none of them `lost`, no move in progress. */
+/** Every partition and the metadata group on 3 live servers, none of them `lost`, no move in progress. */
 function healed(view: StatusView, lost: number): boolean {
+  const meta = view.metadataGroup;
   return (
     view.moving === 0 &&
+    meta !== null &&
+    meta.replicas.length === 3 &&
+    !meta.replicas.includes(lost) &&
+    meta.liveReplicas === 3 &&
     view.groups.length > 0 &&
     view.groups.every(
       (g) =>
@@ -130,6 +136,8 @@ describe('self-healing demo (paxkv cluster start --nodes 4)', () => {
         expect(g.config, `partition ${g.partition}`).toBe(had?.replicas.includes(LOST) ? 1 : 0);
       }
       expect(view.servers.find((s) => s.id === LOST)?.reachable).toBe(false);
+      // The metadata group (node 2 was one of its replicas) moved too: a new configuration.
+      expect(view.metadataGroup?.config).toBeGreaterThan(0);
 
       // The text view says the same.
       const text = await cluster.quick(['status']);
