@@ -301,8 +301,12 @@ export class RequestPath {
             reason: `node ${ctx.nodeId} has heard none of partition ${partition}'s replicas for ${silentMs} ms; try another server`,
           });
         }
+        // A cached leader that is no longer a replica (the group moved) is forgotten.
         const cached = this.remoteLeader.get(partition);
-        target = cached !== undefined && !silent(cached) ? cached : (live[rotate++ % live.length] as NodeId);
+        target =
+          cached !== undefined && replicas.includes(cached) && !silent(cached)
+            ? cached
+            : (live[rotate++ % live.length] as NodeId);
       }
       // Forward to `target` and relay its answer.
       const remaining = deadline - ctx.now();
