@@ -76,7 +76,10 @@ describe('removing the first servers', () => {
       }
       for (const node of [1, 2, 3]) {
         const removed = await c.callRetrying({ type: 'member.remove', node }, 20_000);
-        expect(removed, `remove ${node}: ${JSON.stringify(removed)}`).toMatchObject({ type: 'member.ok', node });
+        expect(removed, `remove ${node}: ${JSON.stringify(removed)}`).toMatchObject({
+          type: 'member.ok',
+          node,
+        });
         await until(
           `node ${node} gone from the member list`,
           async () => {
