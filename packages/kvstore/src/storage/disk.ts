@@ -51,6 +51,13 @@ export interface Disk {
   list(dir: string): Promise<string[]>;
   /** Whole content of `path`, or `undefined` if the file does not exist. */
   readFile(path: string): Promise<Uint8Array | undefined>;
+  /**
+   * {@link Disk.readFile}, synchronously. Optional: with it, a group's storage drops its snapshot's
+   * bytes from memory once the snapshot file is durable and reads the file again when the snapshot is
+   * needed (a follower that fell behind the log, a replica that joins); without it, the bytes of the
+   * latest snapshot stay in memory.
+   */
+  readFileSync?(path: string): Uint8Array | undefined;
   /** Opens `path` for appending, creating it if missing (a new file is durable only after {@link Disk.syncDir}). */
   openAppend(path: string, options?: OpenAppendOptions): Promise<AppendFile>;
   /** Cuts `path` to `size` bytes and makes the cut durable. */

@@ -419,6 +419,40 @@ describe('DurableStorage of many partitions on one shared log', () => {
     await expect(openMany(disk, [0])).rejects.toMatchObject({ name: 'CorruptDataError' });
   });
 
+  it('keeps snapshot bytes in memory only until the file is durable, then reads the file again', async () => {
+    const disk = new SimDisk({ autoSync: false });
+    const s = await openOn(disk);
+    s.appendEntries([{ v: 'a' }, { v: 'b' }]);
+    s.setDecidedIndex(2);
+    const snapshot = { index: 2, data: new Uint8Array([4, 5, 6]) };
+    s.setSnapshot(snapshot);
+    // Not durable yet: the bytes in memory are the only copy.
+    expect(s.getSnapshot()).toBe(snapshot);
+    await settle(disk, s.flush());
+    const fromFile = s.getSnapshot();
+    expect(fromFile).not.toBe(snapshot);
+    expect(fromFile).toEqual(snapshot);
+    // A damaged file is an error, never a wrong snapshot.
+    const path = '/g/p0/snap-0000000000000002.bin';
+    const bytes = disk.bytes(path)!;
+    bytes[bytes.length - 1]! ^= 1;
+    disk.setBytes(path, bytes);
+    expect(() => s.getSnapshot()).toThrow(/snapshot file .* failed its checksum/);
+    // A disk that cannot read synchronously keeps the bytes in memory.
+    const plain = new SimDisk();
+    const { readFileSync: _, ...asyncOnly } = plain.incarnation();
+    const { wal } = await WriteAheadLog.open({ disk: asyncOnly, dir: '/wal' });
+    const t = await DurableStorage.open<Entry>({ wal, partition: 0, disk: asyncOnly, dir: '/g/p0', isEntry });
+    t.appendEntries([{ v: 'a' }]);
+    t.setDecidedIndex(1);
+    const kept = { index: 1, data: new Uint8Array([1]) };
+    t.setSnapshot(kept);
+    await t.flush();
+    expect(t.getSnapshot()).toBe(kept);
+    await t.close();
+    await wal.close();
+  });
+
   it('refuses, before changing anything, every write the log could not read back', async () => {
     const disk = new SimDisk();
     const o = await openMany(disk, [0]);

@@ -134,7 +134,13 @@ function lastCompleteCheckpoint(recs: readonly WalRecord[]): number {
  */
 export class DurableStorage<T> implements Storage<T> {
   private s: State<T> = freshState<T>();
+  /** The latest snapshot, while its bytes are kept in memory (see {@link DurableStorage.getSnapshot}). */
   private snapshot: Snapshot | undefined;
+  /**
+   * The index of the latest snapshot once its bytes were dropped from memory: they are only in its
+   * durable file (`s.snapshotFile`), read again when needed. Undefined while {@link snapshot} holds them.
+   */
+  private snapshotInFile: number | undefined;
   private needCheckpoint = false;
   /** An accepted-round write not yet in the WAL (see {@link DurableStorage.setAcceptedRound}). */
   private pendingAccepted: Ballot | undefined;
@@ -220,6 +226,7 @@ export class DurableStorage<T> implements Storage<T> {
       if (!data)
         throw new CorruptDataError(`snapshot file ${st.s.snapshotFile} (missing or failed its checksum)`);
       st.snapshot = { index: st.s.compacted, data };
+      st.keepSnapshotInFile(st.snapshot);
     }
     await st.removeStaleSnapshots(st.s.compacted);
     return st;
@@ -264,6 +271,7 @@ export class DurableStorage<T> implements Storage<T> {
       this.disk.mkdirp(dir).then(async () => {
         if (snap && file !== undefined) {
           await this.disk.writeFileAtomic(this.disk.join(dir, file), encodeSnapshotFile(snap.data));
+          this.keepSnapshotInFile(snap);
         }
       }),
     );
@@ -304,6 +312,7 @@ export class DurableStorage<T> implements Storage<T> {
     this.put(rec);
     this.markRetired(g, rec);
     this.snapshot = undefined;
+    this.snapshotInFile = undefined;
     await this.flushDurable();
     this.wal.setAnchor(this.tag, segment);
     for (const name of await this.disk.list(this.dir)) {
@@ -593,13 +602,28 @@ export class DurableStorage<T> implements Storage<T> {
   getCompactedIndex(): number {
     return this.s.compacted;
   }
+  /**
+   * The latest snapshot. Its bytes stay in memory only until its file is durable (a group's snapshot
+   * is its whole state, ~120 bytes per key of 100-byte values), if the disk can read synchronously:
+   * after that each call reads the file again (rare: a follower that fell behind the log, a joining
+   * replica, the first drain after a restart).
+   * @throws CorruptDataError if the file is gone or fails its checksum.
+   */
   getSnapshot(): Snapshot | undefined {
-    return this.snapshot;
+    if (this.snapshot !== undefined) return this.snapshot;
+    const index = this.snapshotInFile;
+    const file = this.s.snapshotFile;
+    if (index === undefined || file === undefined || this.disk.readFileSync === undefined) return undefined;
+    const bytes = this.disk.readFileSync(this.disk.join(this.dir, file));
+    const data = bytes && decodeSnapshotFile(bytes);
+    if (!data) throw new CorruptDataError(`snapshot file ${file} (missing or failed its checksum)`);
+    return { index, data };
   }
   setSnapshot(snapshot: Snapshot): void {
     const file = snapshotFileName(snapshot.index);
     const bytes = encodeSnapshotFile(snapshot.data);
     const rec = this.encode({ t: 'S', i: snapshot.index, f: file });
+    this.snapshotInFile = undefined;
     if (this.seeding) {
       // The seed's first flush writes the file, then the checkpoint that points at it.
       compactState(this.s, snapshot.index);
@@ -610,12 +634,26 @@ export class DurableStorage<T> implements Storage<T> {
     this.writePending();
     // The snapshot file is durable before the record that points at it (and every later record of
     // this partition) is written; the other partitions' records do not wait for it.
-    this.hold(this.disk.writeFileAtomic(this.disk.join(this.dir, file), bytes));
+    this.hold(
+      this.disk
+        .writeFileAtomic(this.disk.join(this.dir, file), bytes)
+        .then(() => this.keepSnapshotInFile(snapshot)),
+    );
     this.put(rec);
     compactState(this.s, snapshot.index);
     this.snapshot = snapshot;
     this.s.snapshotFile = file;
     this.needCheckpoint = true;
+  }
+
+  /**
+   * Drops the bytes of `snapshot`, whose file is durable, from memory if it is still the latest and the
+   * disk can read them back synchronously ({@link DurableStorage.getSnapshot}).
+   */
+  private keepSnapshotInFile(snapshot: Snapshot): void {
+    if (this.snapshot !== snapshot || this.disk.readFileSync === undefined) return;
+    this.snapshot = undefined;
+    this.snapshotInFile = snapshot.index;
   }
 
   /** Holds this partition's later records back until `task` (making a side file durable) is done. */

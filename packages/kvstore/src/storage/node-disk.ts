@@ -1,4 +1,4 @@
-import { constants, promises as fsp } from 'node:fs';
+import { constants, promises as fsp, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { AppendFile, Disk, OpenAppendOptions } from './disk.js';
 
@@ -58,6 +58,15 @@ export class NodeDisk implements Disk {
   async readFile(path: string): Promise<Uint8Array | undefined> {
     try {
       const b = await fsp.readFile(path);
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+  readFileSync(path: string): Uint8Array | undefined {
+    try {
+      const b = readFileSync(path);
       return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
     } catch (e) {
       if (isNotFound(e)) return undefined;

@@ -91,6 +91,8 @@ export class SimDisk implements Disk {
       mkdirp: (dir) => guard(() => this.mkdirp(dir)),
       list: (dir) => guard(() => this.list(dir)),
       readFile: (path) => guard(() => this.readFile(path)),
+      // A read changes nothing: a crashed incarnation may still read (as a dying process could).
+      readFileSync: (path) => this.readFileSync(path),
       openAppend: (path, options) => guard(() => this.openAppend(path, options)),
       truncate: (path, size) => guard(() => this.truncate(path, size)),
       remove: (path) => guard(() => this.remove(path)),
@@ -124,6 +126,10 @@ export class SimDisk implements Disk {
   }
 
   async readFile(path: string): Promise<Uint8Array | undefined> {
+    return this.readFileSync(path);
+  }
+
+  readFileSync(path: string): Uint8Array | undefined {
     const f = this.files.get(path);
     return f ? f.data.slice(0, f.len) : undefined;
   }
