@@ -1,18 +1,21 @@
 /**
  * The replica groups one server hosts, from birth to close: a lookup table names the partitions whose
  * replica set includes this server; each gets a group (built, and recovered from disk, by the
- * {@link GroupFactory}) that lives until the server stops. The one timer of the server drives every
- * group's `tick()` through {@link GroupHost.tick}; leadership changes and per-group gauges are recorded
- * here.
- *
- * Where a future change of membership (moving a replica in or out of a group) belongs: `adoptTable` is
- * the one place that compares the table with the groups held, and `close()` the one place groups end.
+ * {@link GroupFactory}). Replicas are also opened as joiners (a move here), closed when they leave their
+ * group, and rejoin when their state cannot be read. The one timer drives every group's `tick()`
+ * through {@link GroupHost.tick}; leadership changes and per-group gauges are recorded here.
  */
 import { join } from 'node:path';
 import type { LookupTable, NodeId } from '@paxkv/common';
 import { DEFAULT_PAXOS_CONFIG } from '@paxkv/paxos';
 import { type ServerContext, sleep } from './context.js';
-import { type GroupFactory, type ReplicaGroupPort, UnreadableGroupStateError } from './group-port.js';
+import {
+  type GroupFactory,
+  type GroupStatusRow,
+  type ReplicaGroupPort,
+  UnreadableGroupStateError,
+} from './group-port.js';
+
 import type { PeerLinks } from './peers.js';
 
 /** What {@link GroupHost} needs from the rest of the server. */
@@ -30,17 +33,6 @@ export interface GroupHostDeps {
   readonly onGroupOpenFailed?: (partition: number, error: Error) => void;
 }
 
-/** One row of the status report. */
-export interface GroupStatusRow {
-  readonly partition: number;
-  readonly leader: NodeId | null;
-  readonly role: 'leader' | 'follower' | 'stopped';
-  readonly decidedIndex: number;
-  /** The configuration the replica runs (when the group is reconfigurable and it runs one). */
-  readonly configId?: number;
-  readonly members?: NodeId[];
-}
-
 /** See the module comment. */
 export class GroupHost {
   private readonly groups = new Map<number, ReplicaGroupPort>();
@@ -51,12 +43,10 @@ export class GroupHost {
   private ticks = 0;
   /** Groups that got their first tick (the others wait for a round boundary, see {@link tick}). */
   private readonly ticking = new WeakSet<ReplicaGroupPort>();
-  /**
-   * Partitions whose replica left its group here (moved to another server): the configuration that no
-   * longer holds it. A table that still lists this server there (the move is not recorded yet) does not
-   * open it again; a later configuration (moved back) or a move to this server does.
-   */
+  /** Partitions whose replica left its group (the configuration without it): a stale table does not reopen it. */
   private readonly left = new Map<number, number>();
+  /** Replicas being closed, by partition (a new replica of the partition waits for it). */
+  private readonly closing = new Map<number, Promise<void>>();
   /** Partitions whose local replica could not read its state at start: why (they wait to rejoin). */
   private readonly unreadable = new Map<number, string>();
   /** Groups outside the lookup table (the metadata group), with their replicas. */
@@ -210,6 +200,8 @@ export class GroupHost {
     const ctx = this.ctx;
     this.creating.add(partition);
     try {
+      // A replica of this partition closing here finishes first (it releases its storage).
+      await this.closing.get(partition);
       const group = await this.deps.groupFactory({
         partition,
         pid: me,
@@ -360,9 +352,15 @@ export class GroupHost {
     this.groups.delete(g.partition);
     this.lastLeader.delete(g.partition);
     this.isolatedAt.delete(g.partition);
-    g.close().catch((e: unknown) =>
-      this.ctx.log.error({ partition: g.partition, err: (e as Error).message }, 'close failed'),
-    );
+    const closed = g
+      .close()
+      .catch((e: unknown) =>
+        this.ctx.log.error({ partition: g.partition, err: (e as Error).message }, 'close failed'),
+      )
+      .finally(() => {
+        if (this.closing.get(g.partition) === closed) this.closing.delete(g.partition);
+      });
+    this.closing.set(g.partition, closed);
   }
 
   /** Refreshes the per-group gauges (role, log size, decided index). */

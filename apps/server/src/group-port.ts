@@ -183,3 +183,14 @@ export type GroupFactory = (spec: GroupSpec) => Promise<ReplicaGroupPort>;
  * the reason it must be dropped (a metric label, e.g. `out-of-bounds`).
  */
 export type PaxosMessageCheck = (from: NodeId, message: unknown) => string | null;
+
+/** One row of the status report. */
+export interface GroupStatusRow {
+  readonly partition: number;
+  readonly leader: NodeId | null;
+  readonly role: 'leader' | 'follower' | 'stopped';
+  readonly decidedIndex: number;
+  /** The configuration the replica runs (when the group is reconfigurable and it runs one). */
+  readonly configId?: number;
+  readonly members?: NodeId[];
+}
