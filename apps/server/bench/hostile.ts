@@ -136,6 +136,22 @@ async function waitHealthy(httpPorts: readonly number[], timeoutMs: number): Pro
   }
 }
 
+/** Sum over the servers of a Prometheus counter's samples whose labels contain `labels` (e.g. `code="X"`). */
+async function counter(httpPorts: readonly number[], name: string, labels = ''): Promise<number> {
+  let total = 0;
+  for (const p of httpPorts) {
+    const text = await fetch(`http://127.0.0.1:${p}/metrics`)
+      .then((r) => r.text())
+      .catch(() => '');
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(name) || (labels !== '' && !line.includes(labels))) continue;
+      const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (Number.isFinite(value)) total += value;
+    }
+  }
+  return total;
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'paxkv-bench-hostile-'));
   const ports = await freePorts(6);
@@ -239,6 +255,12 @@ async function main(): Promise<void> {
     clearInterval(rssTimer);
     running = false;
     await loop;
+    const refusedAtHeader = await counter(
+      httpPorts,
+      'paxkv_unidentified_frames_refused_total',
+      'code="FRAME_TOO_LARGE"',
+    );
+    const refusedArriving = await counter(httpPorts, 'paxkv_bad_input_total', 'code="DECODE_FAILED"');
     const line = (name: string, xs: number[]) =>
       `  ${name.padEnd(14)} ops ${String(xs.length).padStart(5)}  p50 ${percentile(xs, 50).toFixed(1).padStart(7)}  p99 ${percentile(xs, 99).toFixed(1).padStart(7)}`;
     const p99q = percentile(good.quiet, 99);
@@ -257,6 +279,7 @@ async function main(): Promise<void> {
           percentile(good.attack, 50) / percentile(good.quiet, 50)
         ).toFixed(2)}x   good-client errors ${good.errors}`,
         `attack frames sent: ${sent.stranger} stranger 16 MiB empty-map frames, ${sent.client} known-client 16 MiB empty-map frames, ${sent.integers} known-client 1 M-integer frames; largest server RSS ${maxRss.toFixed(0)} MiB`,
+        `servers refused ${refusedAtHeader} stranger frames at their header (paxkv_unidentified_frames_refused_total) and ${refusedArriving} frames while they arrived (paxkv_bad_input_total{code="DECODE_FAILED"})`,
       ].join('\n'),
     );
   } finally {
