@@ -336,7 +336,14 @@ export class ManagedCluster {
     // Retired servers never come back; a server prepared but never started is started by startAdded.
     if (server.state !== 'killed' || server.retired || server.starts === 0) return;
     server.start();
-    const st = await this.waitFor(server, Date.now() + timeoutMs, (v) => v.hasTable);
+    let st: ServerStatusView;
+    try {
+      st = await this.waitFor(server, Date.now() + timeoutMs, (v) => v.hasTable);
+    } catch (e) {
+      // Retired (member remove done, process stopped) while it was starting: nothing to restart.
+      if (server.retired) return;
+      throw e;
+    }
     if (st.node !== server.node) {
       throw new ClusterStartError(
         `server slot ${server.slot} came back as node ${st.node}, expected ${server.node}`,
