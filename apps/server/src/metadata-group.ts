@@ -137,6 +137,9 @@ export class MetadataService {
         ctx.log.warn({ err: (e as Error).message }, `ignoring ${METADATA_FILE}: it will be fetched again`);
       }
     }
+    // The metadata exists: a restarted bootstrap server never takes check-ins as coordinator again
+    // (a server it registered would be missing from the replicated member list).
+    if (this.metadata) deps.bootstrap.handOver(true);
   }
 
   /** The newest metadata this server has seen, or null before the bootstrap server wrote it. */
