@@ -52,21 +52,26 @@ export async function statusOf(address: string, timeoutMs: number): Promise<Stat
 }
 
 /**
- * Reads the cluster metadata (`member.list`) from the first of `servers` that has it, for the replica
- * moves in progress; null when none answers with metadata (a server of a build without the metadata
- * group, a cluster still forming). Never rejects.
+ * Reads the cluster metadata (`member.list`) from every one of `servers` at once and keeps the newest
+ * version (each server answers from its own copy, which can lag by a refresh), for the replica moves in
+ * progress; null when none answers with metadata (a server of a build without the metadata group, a
+ * cluster still forming). Never rejects.
  */
 export async function metadataOf(
   servers: readonly string[],
   timeoutMs: number,
 ): Promise<MetadataLike | null> {
-  for (const address of servers) {
-    try {
-      const reply = await probe(address, { type: 'member.list', id: nextProbeId++ }, timeoutMs);
-      if (reply.type === 'member.list.ok' && reply.metadata) return reply.metadata;
-    } catch {
-      // unreachable: ask the next server
-    }
-  }
-  return null;
+  const copies = await Promise.all(
+    servers.map(async (address): Promise<MetadataLike | null> => {
+      try {
+        const reply = await probe(address, { type: 'member.list', id: nextProbeId++ }, timeoutMs);
+        return reply.type === 'member.list.ok' && reply.metadata ? reply.metadata : null;
+      } catch {
+        return null; // unreachable: the others answer
+      }
+    }),
+  );
+  let newest: MetadataLike | null = null;
+  for (const m of copies) if (m && (newest === null || m.table.version > newest.table.version)) newest = m;
+  return newest;
 }

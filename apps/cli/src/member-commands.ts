@@ -130,11 +130,7 @@ async function ask<T>(
       if (left <= 0) break;
       let reply: ServerResponse;
       try {
-        // With a login configured (--user, a saved session token) the request goes over a logged-in
-        // connection: member.add/remove need the admin role on a cluster started with --auth.
-        reply = clientSecurity().auth
-          ? (await loggedInRequest(address, request, left)).reply
-          : await probe(address, request, left);
+        reply = await sendOnce(address, request, left);
       } catch (e) {
         // A refused login or certificate is the cluster's answer: another server says the same.
         if (CREDENTIAL_ERRORS.has(String((e as { code?: unknown }).code))) throw e;
@@ -181,6 +177,50 @@ export function requestMemberAdd(
   );
 }
 
+/**
+ * One request to one server. With a login configured (--user, a saved session token) it goes over a
+ * logged-in connection: member.add/remove need the admin role on a cluster started with --auth.
+ */
+async function sendOnce(
+  address: string,
+  request: { type: string; id: number } & Record<string, unknown>,
+  timeoutMs: number,
+): Promise<ServerResponse> {
+  return clientSecurity().auth
+    ? (await loggedInRequest(address, request, timeoutMs)).reply
+    : probe(address, request, timeoutMs);
+}
+
+/** Longest wait for one server in the first, parallel round of {@link newestMemberList}, in ms. */
+const PARALLEL_ASK_MS = 3_000;
+
+/**
+ * `member.list` answered from the NEWEST metadata any server holds: every server answers from its own
+ * copy, and a copy can lag the metadata group by a refresh (a `member add` just acknowledged by the
+ * group's leader is not yet on every server). Asks every server at once and keeps the highest version;
+ * when none answers, retries like {@link ask}.
+ */
+export async function newestMemberList(deps: MemberCommandDeps): Promise<MemberListOk> {
+  const request = { type: 'member.list', id: 1 };
+  const wait = Math.min(deps.timeoutMs(), PARALLEL_ASK_MS);
+  const replies = await Promise.all(
+    deps.servers().map(async (address): Promise<MemberListOk | undefined> => {
+      try {
+        const r = await sendOnce(address, request, wait);
+        return r.type === 'member.list.ok' && r.metadata ? r : undefined;
+      } catch (e) {
+        if (CREDENTIAL_ERRORS.has(String((e as { code?: unknown }).code))) throw e;
+        return undefined;
+      }
+    }),
+  );
+  let best: MemberListOk | undefined;
+  for (const r of replies) {
+    if (r?.metadata && (!best?.metadata || r.metadata.table.version > best.metadata.table.version)) best = r;
+  }
+  return best ?? ask(deps, request, (r) => (r.type === 'member.list.ok' && r.metadata ? r : undefined));
+}
+
 /** Registers `member list|add|remove` on `program`. */
 export function registerMemberCommands(program: Command, deps: MemberCommandDeps): Command {
   const run = (name: string, body: () => Promise<void>) => async () => {
@@ -201,9 +241,7 @@ export function registerMemberCommands(program: Command, deps: MemberCommandDeps
     )
     .action(
       run('list', async () => {
-        const reply = await ask(deps, { type: 'member.list', id: 1 }, (r) =>
-          r.type === 'member.list.ok' && r.metadata ? r : undefined,
-        );
+        const reply = await newestMemberList(deps);
         deps.io.stdout.write(`${formatMemberList(reply, deps.format())}\n`);
       }),
     );
