@@ -152,6 +152,30 @@ async function counter(httpPorts: readonly number[], name: string, labels = ''):
   return total;
 }
 
+/**
+ * The servers' event-loop delay since the previous call, in ms (prom-client resets its
+ * `monitorEventLoopDelay` histogram on every scrape): the largest max and the largest p99 over the servers.
+ */
+async function loopDelay(httpPorts: readonly number[]): Promise<{ max: number; p99: number }> {
+  return {
+    max: (await gauges(httpPorts, 'nodejs_eventloop_lag_max_seconds')) * 1000,
+    p99: (await gauges(httpPorts, 'nodejs_eventloop_lag_p99_seconds')) * 1000,
+  };
+}
+
+/** The largest value of a gauge over the servers. */
+async function gauges(httpPorts: readonly number[], name: string): Promise<number> {
+  let max = 0;
+  for (const p of httpPorts) {
+    const text = await fetch(`http://127.0.0.1:${p}/metrics`)
+      .then((r) => r.text())
+      .catch(() => '');
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    if (line) max = Math.max(max, Number(line.slice(name.length + 1)));
+  }
+  return max;
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'paxkv-bench-hostile-'));
   const ports = await freePorts(6);
@@ -225,9 +249,16 @@ async function main(): Promise<void> {
     const rssTimer = setInterval(() => {
       for (const c of children) maxRss = Math.max(maxRss, rssMiB(c.pid));
     }, 200);
+    const lag = { quiet: { max: 0, p99: 0 }, attack: { max: 0, p99: 0 } };
+    const phaseLag = async (which: 'quiet' | 'attack') => {
+      const l = await loopDelay(httpPorts);
+      lag[which] = { max: Math.max(lag[which].max, l.max), p99: Math.max(lag[which].p99, l.p99) };
+    };
     for (let round = 0; round < ROUNDS; round++) {
+      await loopDelay(httpPorts); // resets the servers' event-loop delay histograms
       phase = 'quiet';
       await new Promise((r) => setTimeout(r, PHASE_MS));
+      await phaseLag('quiet');
       phase = 'attack';
       const batch = Array.from(
         { length: ATTACKERS },
@@ -242,6 +273,7 @@ async function main(): Promise<void> {
         (w) => new Promise<typeof sent>((resolve) => w.once('message', (m: typeof sent) => resolve(m))),
       );
       await new Promise((r) => setTimeout(r, PHASE_MS));
+      await phaseLag('attack');
       for (const w of batch) w.postMessage('stop');
       for (const r of await Promise.all(reports)) {
         sent.stranger += r.stranger;
@@ -279,6 +311,7 @@ async function main(): Promise<void> {
           percentile(good.attack, 50) / percentile(good.quiet, 50)
         ).toFixed(2)}x   good-client errors ${good.errors}`,
         `attack frames sent: ${sent.stranger} stranger 16 MiB empty-map frames, ${sent.client} known-client 16 MiB empty-map frames, ${sent.integers} known-client 1 M-integer frames; largest server RSS ${maxRss.toFixed(0)} MiB`,
+        `servers' event-loop delay (largest over the servers and phases, ms): no attack max ${lag.quiet.max.toFixed(1)} p99 ${lag.quiet.p99.toFixed(1)}; under attack max ${lag.attack.max.toFixed(1)} p99 ${lag.attack.p99.toFixed(1)}`,
         `servers refused ${refusedAtHeader} stranger frames at their header (paxkv_unidentified_frames_refused_total) and ${refusedArriving} frames while they arrived (paxkv_bad_input_total{code="DECODE_FAILED"})`,
       ].join('\n'),
     );
