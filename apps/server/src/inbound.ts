@@ -34,6 +34,9 @@ import type { RequestPath } from './request-path.js';
 import { serverCertificate } from './tls-setup.js';
 import type { WatchStreams } from './watch-streams.js';
 
+/** Characters of a TLS failure's message (address removed) that tell one kind of failure from another in the log limiter. */
+const TLS_FAILURE_KIND_CHARS = 48;
+
 /** Failed logins one connection may make before it is closed (each costs a scrypt computation). */
 export const MAX_FAILED_LOGINS = 5;
 
@@ -95,7 +98,11 @@ export class InboundConnections {
     });
     this.transport.on('tlsError', (error, remote) => {
       ctx.metrics.authFailures.inc({ reason: 'tls' });
-      if (this.rejections.shouldLog(hostOf(remote))) {
+      // Keyed by host AND kind of failure (the message without the remote address): a plain-TCP client
+      // must not hide behind an earlier rejection of another kind (a forged hello, a refused certificate)
+      // from the same host within the interval; a flood of one kind is still logged once a minute.
+      const kind = error.message.split(remote).join('').slice(0, TLS_FAILURE_KIND_CHARS);
+      if (this.rejections.shouldLog(`${hostOf(remote)} tls ${kind}`)) {
         ctx.log.warn(
           { remote },
           `${error.message} (further failures from this host are counted in paxkv_auth_failures_total{reason="tls"} and logged at most once a minute)`,
