@@ -38,11 +38,15 @@ export interface TestServer {
   readonly index: number;
   /** The interface it listens on and advertises. */
   readonly host: string;
-  readonly port: number;
-  readonly httpPort: number;
+  /**
+   * Ports and address are final once `waitReady` returned (a server that lost a port to another process
+   * before binding it is restarted on fresh ones there).
+   */
+  port: number;
+  httpPort: number;
   /** Port of the RESP front-end, null unless the cluster was created with `resp: true`. */
-  readonly respPort: number | null;
-  readonly address: string;
+  respPort: number | null;
+  address: string;
   readonly dataDir: string;
   readonly logFile: string;
   child: ChildProcess | null;
@@ -67,6 +71,9 @@ export interface TestClusterOptions {
 }
 
 /** N real servers; node 1 is the bootstrap server. */
+/** Lines of a server's log searched for a lost port (EADDRINUSE) when it exited at start. */
+const PORT_LOSS_LOG_LINES = 40;
+
 export class TestCluster {
   private constructor(
     readonly dir: string,
@@ -187,11 +194,44 @@ export class TestCluster {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /**
+   * Restarts, on fresh ports, a server that exited because another process took one of its ports
+   * between `freePorts` releasing it and the server binding it (test files run two at a time, and any
+   * outgoing connection may get that port as its ephemeral one). A server that lost the bootstrap
+   * server's address restarts every other server too, since they joined through it. Only for servers
+   * that were never killed on purpose (`kill` clears `child`). True when something was restarted.
+   */
+  private async restartPortLosers(): Promise<boolean> {
+    const lost = this.servers.filter(
+      (s) =>
+        s.child !== null &&
+        (s.child.exitCode !== null || s.child.signalCode !== null) &&
+        this.log(s, PORT_LOSS_LOG_LINES).includes('EADDRINUSE'),
+    );
+    if (lost.length === 0) return false;
+    const restart = lost.some((s) => s.index === 1) ? this.servers : lost;
+    for (const s of restart) await this.kill(s);
+    for (const s of lost) {
+      s.port = await freePort();
+      s.httpPort = await freePort();
+      if (s.respPort !== null) s.respPort = await freePort();
+      s.address = `${s.host}:${s.port}`;
+    }
+    for (const s of restart) this.start(s);
+    return true;
+  }
+
+  /** Every server's log tail, for failure messages. */
+  logs(lines = 15): string {
+    return this.servers.map((s) => `--- server ${s.index} (${s.address}):\n${this.log(s, lines)}`).join('\n');
+  }
+
   /** Waits until every partition has a leader, asking every server for its status. */
   async waitReady(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
     while (Date.now() < deadline) {
+      if (await this.restartPortLosers()) last = 'a server lost its port before binding it: restarted';
       const leaders = await this.leaders().catch((e: Error) => {
         last = e.message;
         return null;
@@ -201,9 +241,7 @@ export class TestCluster {
       if (leaders) last = `${leaders.size}/${partitions} partitions have a leader`;
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(
-      `cluster not ready after ${timeoutMs} ms (${last}); log of server 1:\n${this.log(this.servers[0] as TestServer)}`,
-    );
+    throw new Error(`cluster not ready after ${timeoutMs} ms (${last}); logs:\n${this.logs()}`);
   }
 
   /** Partition -> node id of the replica that reports itself leader, over the servers that answer. */
