@@ -12,7 +12,7 @@
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RawClient, request, TestCluster, type TestServer } from './harness.js';
+import { RawClient, request, TestCluster, type TestServer, until } from './harness.js';
 
 interface Metadata {
   table: {
@@ -44,17 +44,6 @@ async function groupRows(address: string): Promise<GroupRow[] | null> {
     status?: { groups: GroupRow[] };
   } | null;
   return r?.type === 'status.ok' ? (r.status?.groups ?? null) : null;
-}
-
-/** Polls `probe` until it returns a value (a guard of `ms`; the condition is an event). */
-async function until<T>(what: string, probe: () => Promise<T | null | undefined>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== null && v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** Every snapshot file under `dir` (any configuration slot). */

@@ -6,7 +6,7 @@
  * readable.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawClient, request, TestCluster, type TestServer } from './harness.js';
+import { RawClient, request, TestCluster, type TestServer, until } from './harness.js';
 
 interface Metadata {
   table: { nodes: Array<{ id: number; address: string }>; groups: Array<{ replicas: number[] }> };
@@ -20,17 +20,6 @@ async function metadataOf(address: string): Promise<Metadata | null> {
     metadata?: Metadata | null;
   } | null;
   return r?.type === 'member.list.ok' ? (r.metadata ?? null) : null;
-}
-
-/** Polls `probe` until it returns a value (a guard of `ms`; the condition is an event). */
-async function until<T>(what: string, probe: () => Promise<T | null | undefined>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== null && v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 let cluster: TestCluster;
