@@ -24,13 +24,11 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import {
   accessOf,
   BadRequestError,
   BUILTIN_ROLES,
   type ClientRequest,
-  ConfigError,
   guardReservedKeys,
   hashPassword,
   type KvOp,
@@ -38,7 +36,6 @@ import {
   type KvResult,
   type LoginOk,
   type LoginRequest,
-  PasswordSchema,
   PrincipalNameSchema,
   permissionDenied,
   permits,
@@ -62,6 +59,7 @@ import {
   type Principal,
   parseRoleRecord,
   parseUserRecord,
+  readRootPasswordFile,
   requireLogin,
   roleKey,
   SECRET_KEY,
@@ -88,25 +86,8 @@ export class AccessControl {
     private readonly options: AccessControlOptions,
     private readonly run: (op: KvOp) => Promise<KvResult>,
   ) {
-    if (options.rootPasswordFile !== undefined) {
-      let text: string;
-      try {
-        text = readFileSync(options.rootPasswordFile, 'utf8').replace(/\r?\n$/, '');
-      } catch (e) {
-        throw new ConfigError({
-          source: 'authentication',
-          issues: [{ path: 'rootPasswordFile', problem: `cannot read it: ${(e as Error).message}` }],
-        });
-      }
-      const ok = PasswordSchema.safeParse(text);
-      if (!ok.success) {
-        throw new ConfigError({
-          source: 'authentication',
-          issues: [{ path: 'rootPasswordFile', problem: ok.error.issues[0]?.message ?? 'invalid password' }],
-        });
-      }
-      this.rootPassword = text;
-    }
+    this.rootPassword =
+      options.rootPasswordFile === undefined ? undefined : readRootPasswordFile(options.rootPasswordFile);
   }
 
   /** Whether requests are checked (`--auth`). */

@@ -2,7 +2,10 @@
  * How users, roles and the session-token secret are stored (see `access-control.ts`): reserved keys in
  * one `{auth}` partition, JSON records validated when read back, and the bounded pool of scrypt slots.
  */
+import { readFileSync } from 'node:fs';
 import {
+  ConfigError,
+  PasswordSchema,
   RESERVED_KEY_PREFIX,
   type Role,
   RoleSchema,
@@ -113,4 +116,29 @@ export function requireLogin(principal: Principal | null): Principal {
     });
   }
   return principal;
+}
+
+/**
+ * Reads the root password a new cluster's `root` user gets (`--root-password-file`): the file's text
+ * without its trailing newline, validated like any password.
+ * @throws {ConfigError} if the file cannot be read or the password is too short or too long.
+ */
+export function readRootPasswordFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (e) {
+    throw new ConfigError({
+      source: 'authentication',
+      issues: [{ path: 'rootPasswordFile', problem: `cannot read it: ${(e as Error).message}` }],
+    });
+  }
+  const ok = PasswordSchema.safeParse(text);
+  if (!ok.success) {
+    throw new ConfigError({
+      source: 'authentication',
+      issues: [{ path: 'rootPasswordFile', problem: ok.error.issues[0]?.message ?? 'invalid password' }],
+    });
+  }
+  return text;
 }
