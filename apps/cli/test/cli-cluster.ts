@@ -47,7 +47,8 @@ export async function startCliCluster(prefix: string, startArgs: readonly string
       await runCliProcess(['cluster', 'stop'], { cwd: dir });
       killAll();
       process.off('exit', killAll);
-      rmSync(dir, { recursive: true, force: true });
+      // PAXKV_TEST_KEEP_DIRS=1 keeps the directory (servers' logs and data) for a failure's cause.
+      if (process.env.PAXKV_TEST_KEEP_DIRS !== '1') rmSync(dir, { recursive: true, force: true });
     },
   };
   const started = await cluster.cli(['cluster', 'start', '--detach', ...startArgs]);

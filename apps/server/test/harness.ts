@@ -188,10 +188,13 @@ export class TestCluster {
     }
   }
 
-  /** SIGKILLs whatever still runs and removes the temp dir. */
+  /**
+   * SIGKILLs whatever still runs and removes the temp dir (kept, with every server's log and data, when
+   * `PAXKV_TEST_KEEP_DIRS=1`: the suite runs of `scripts/suite-loop.sh` keep them to find a flake's cause).
+   */
   async destroy(): Promise<void> {
     await Promise.all([...this.servers, ...this.extra].map((s) => this.kill(s, 'SIGKILL')));
-    rmSync(this.dir, { recursive: true, force: true });
+    if (process.env.PAXKV_TEST_KEEP_DIRS !== '1') rmSync(this.dir, { recursive: true, force: true });
   }
 
   /**
