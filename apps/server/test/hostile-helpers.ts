@@ -2,8 +2,12 @@
  * Tools of the hostile-peer suites: a raw framed connection that plays an impostor (optionally running
  * the peer handshake with some key, right or wrong), and a reader of one server's Prometheus metrics.
  */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type AuthChannel, encodeFrame, FrameDecoder, type TlsOptions } from '@paxkv/common';
 import { dial, request, type TestCluster, type TestServer } from './harness.js';
 
@@ -261,4 +265,116 @@ export async function forgeHelloAndPrepares(
   } finally {
     impostor.close();
   }
+}
+
+/** The open-file limits a child started through `sh` gets (`ulimit -Sn`, `ulimit -Hn`; unlimited = Infinity). */
+export function fileDescriptorLimits(): { readonly soft: number; readonly hard: number } {
+  const [soft = '0', hard = '0'] = execFileSync('sh', ['-c', 'ulimit -Sn; ulimit -Hn'], { encoding: 'utf8' })
+    .trim()
+    .split('\n');
+  const parse = (x: string) => (x.trim() === 'unlimited' ? Number.POSITIVE_INFINITY : Number(x));
+  return { soft: parse(soft), hard: parse(hard) };
+}
+
+/** One report of the idle-flood process (see `idle-flood.ts`). */
+export interface IdleFloodReport {
+  readonly event: 'wave' | 'holding' | 'stopped-reopening' | 'error';
+  readonly open?: number;
+  readonly serverConnections?: number;
+  readonly closedByServer?: number;
+  readonly failed?: number;
+  readonly message?: string;
+}
+
+/** A running idle-connection flood (a child process holding `count` idle connections to one server). */
+export interface IdleFlood {
+  /** Resolves with the first report of kind `event` (rejects if the process exits first or after `timeoutMs`). */
+  next(event: IdleFloodReport['event'], timeoutMs: number): Promise<IdleFloodReport>;
+  /** Every report so far. */
+  readonly reports: readonly IdleFloodReport[];
+  /** Connections the server closes are no longer dialled again. */
+  stopReopening(): void;
+  /** Closes every connection and waits for the process to exit. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `idle-flood.ts` in its own process, with its open-file limit raised to `count` + 64 by `ulimit -n`
+ * (the caller checks {@link fileDescriptorLimits} first), flooding `target` with `count` idle connections;
+ * `limit` is the server's `maxConnections`.
+ */
+export function startIdleFlood(
+  target: { readonly host: string; readonly port: number; readonly httpPort: number },
+  count: number,
+  limit: number,
+): IdleFlood {
+  const script = fileURLToPath(new URL('./idle-flood.ts', import.meta.url));
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  const child: ChildProcess = spawn(
+    'sh',
+    [
+      '-c',
+      `ulimit -n ${count + 64} && exec "$0" "$@"`,
+      process.execPath,
+      '--import',
+      tsx,
+      script,
+      target.host,
+      String(target.port),
+      String(target.httpPort),
+      String(count),
+      String(limit),
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const kill = () => child.kill('SIGKILL');
+  process.once('exit', kill);
+  const reports: IdleFloodReport[] = [];
+  const waiters: Array<() => void> = [];
+  let exited: string | null = null;
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    reports.push(JSON.parse(line) as IdleFloodReport);
+    for (const w of waiters.splice(0)) w();
+  });
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exited = signal ?? `code ${code}`;
+      process.removeListener('exit', kill);
+      for (const w of waiters.splice(0)) w();
+      resolve();
+    }),
+  );
+  return {
+    reports,
+    async next(event, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const hit = reports.find((r) => r.event === event || r.event === 'error');
+        if (hit?.event === 'error') throw new Error(`the idle flood failed: ${hit.message}`);
+        if (hit) return hit;
+        if (exited !== null) throw new Error(`the idle flood exited (${exited}) before '${event}'`);
+        const left = deadline - Date.now();
+        if (left <= 0)
+          throw new Error(
+            `no '${event}' from the idle flood in ${timeoutMs} ms; last: ${JSON.stringify(reports.at(-1))}`,
+          );
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, left);
+          waiters.push(() => {
+            clearTimeout(t);
+            r();
+          });
+        });
+      }
+    },
+    stopReopening() {
+      child.stdin?.write('stop-reopening\n');
+    },
+    async close() {
+      if (exited === null) {
+        child.stdin?.end('close\n');
+        await exit;
+      }
+    },
+  };
 }
