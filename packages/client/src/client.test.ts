@@ -9,12 +9,15 @@ import {
   UnavailableError,
   ValueTooLargeError,
 } from '@paxkv/common';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeCluster, localAddresses } from '../test/fake-cluster.js';
 import { createClient, type PaxkvClient, WATCHES_PER_CONNECTION } from './client.js';
 import { ClientClosedError, ClientOverloadedError } from './errors.js';
 import { HistoryRecorder, type HistorySink } from './history.js';
 import type { ClientOptions } from './options.js';
+
+/** Guard of the waits for an event (`vi.waitFor` polls every 5 ms); it only ends a hang. */
+const WAIT = { timeout: 20_000, interval: 5 };
 
 const clients: PaxkvClient[] = [];
 afterEach(async () => {
@@ -156,9 +159,8 @@ describe('PaxkvClient routing', () => {
     const [preferred, , leader] = cluster.replicasOf(0);
     cluster.leaders.set(0, leader!);
     await client.put(key, 'a');
-    // Let the discovery that follows the first table finish.
-    await new Promise((r) => setTimeout(r, 20));
-    expect(client.leaderOf(0)).toBe(leader);
+    // The discovery that follows the first table finds the leader (waited for, not timed).
+    await vi.waitFor(() => expect(client.leaderOf(0)).toBe(leader), WAIT);
     expect(client.stats.leaderDiscoveries).toBeGreaterThan(0);
     cluster.log.length = 0;
     cluster.forwardedCount = 0;
@@ -167,10 +169,11 @@ describe('PaxkvClient routing', () => {
     expect(cluster.forwardedCount).toBe(0);
     // The leader moves; the old one forwards. The next periodic discovery finds the new one.
     cluster.leaders.set(0, preferred!);
-    await new Promise((r) => setTimeout(r, 60));
-    await client.get(key);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(client.leaderOf(0)).toBe(preferred);
+    // Calls start a discovery once the interval passed: keep calling until one has found the new leader.
+    await vi.waitFor(async () => {
+      await client.get(key);
+      expect(client.leaderOf(0)).toBe(preferred);
+    }, WAIT);
   });
 
   it('waits out an election (NO_LEADER) with backoff and refreshes the table', async () => {
@@ -214,7 +217,6 @@ describe('PaxkvClient routing', () => {
     cluster.fault(2).failWith = null;
     // Node 1 at its old address is gone; node 2 now leads.
     expect(await client.get(key)).toBe('a');
-    await new Promise((r) => setTimeout(r, 50));
     await client.lookupTable({ refresh: true });
     expect(client.table?.version).toBe(2);
     expect(client.table?.nodes.find((n) => n.id === 1)?.address).toBe('10.0.9.1:7000');
@@ -264,8 +266,9 @@ describe('PaxkvClient retries and exactly-once', () => {
     await client.put(key, '0');
     cluster.fault(1).dropReplies = 1;
     const pending = client.cas(key, '0', '1');
-    // After the lost reply the group elects node 2; the retry reaches it and is deduplicated.
-    await new Promise((r) => setTimeout(r, 50));
+    // Node 1 applied the CAS and lost the reply; then the group elects node 2: the retry reaches it and
+    // is deduplicated.
+    await vi.waitFor(() => expect(cluster.data.get(key)).toBe('1'), WAIT);
     cluster.leaders.set(0, 2);
     expect(await pending).toMatchObject({ outcome: 'applied', current: '1' });
     expect(cluster.data.get(key)).toBe('1');
@@ -411,9 +414,11 @@ describe('PaxkvClient retries and exactly-once', () => {
 
   it('close() rejects calls in flight and later calls with ClientClosedError', async () => {
     const { client, cluster } = setup();
+    await client.lookupTable();
     cluster.fault(1).delayMs = 500;
     const pending = client.put(keyIn(cluster, 0), 'v');
-    await new Promise((r) => setTimeout(r, 30));
+    // Closed while an attempt is in flight (the server takes 500 ms to answer, attempts time out at 200).
+    await vi.waitFor(() => expect(client.stats.attempts).toBeGreaterThan(0), WAIT);
     await client.close();
     const e = await pending.catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ClientClosedError);
