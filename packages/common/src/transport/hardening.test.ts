@@ -93,15 +93,11 @@ describe('TransportServer limits', () => {
     }
     await until(() => server.inboundBudget!.evicted >= 3);
     expect(server.inboundBudget!.used).toBeLessThanOrEqual(2 * 1024 * 1024);
-    const closed = await Promise.all(
-      sockets.map((s) =>
-        Promise.race([
-          s.closedByServer.then(() => true),
-          new Promise((r) => setTimeout(() => r(false), 200)),
-        ]),
-      ),
-    );
-    expect(closed.filter(Boolean).length).toBeGreaterThanOrEqual(3);
+    // The evicted connections are closed (waited for: a 200 ms race lost whenever the loop stalled).
+    let closed = 0;
+    for (const s of sockets) void s.closedByServer.then(() => closed++);
+    await until(() => closed >= 3);
+    expect(closed).toBeGreaterThanOrEqual(3);
   });
 
   it('makes room for a newcomer by closing the quietest untrusted connection, never a trusted one', async () => {
