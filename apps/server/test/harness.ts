@@ -212,6 +212,15 @@ export class TestCluster {
         this.log(s, PORT_LOSS_LOG_LINES).includes('EADDRINUSE'),
     );
     if (lost.length === 0) return false;
+    // Said on the test's output, so that suite runs show how often it happens (and the log line why).
+    for (const s of lost) {
+      const line = this.log(s, PORT_LOSS_LOG_LINES)
+        .split('\n')
+        .find((l) => l.includes('EADDRINUSE'));
+      console.warn(
+        `harness: server ${s.index} (${s.address}) lost a port before binding it, restarted: ${line}`,
+      );
+    }
     const restart = lost.some((s) => s.index === 1) ? this.servers : lost;
     for (const s of restart) await this.kill(s);
     for (const s of lost) {
@@ -226,7 +235,15 @@ export class TestCluster {
 
   /** Every server's log tail, for failure messages. */
   logs(lines = 15): string {
-    return this.servers.map((s) => `--- server ${s.index} (${s.address}):\n${this.log(s, lines)}`).join('\n');
+    const state = (s: TestServer) =>
+      s.child === null
+        ? 'not started or killed'
+        : s.child.exitCode !== null || s.child.signalCode !== null
+          ? `exited: ${s.child.signalCode ?? `code ${s.child.exitCode}`}`
+          : `running, pid ${s.child.pid}`;
+    return this.servers
+      .map((s) => `--- server ${s.index} (${s.address}, ${state(s)}, ${s.logFile}):\n${this.log(s, lines)}`)
+      .join('\n');
   }
 
   /** Waits until every partition has a leader, asking every server for its status. */
