@@ -121,7 +121,7 @@ describe('completion', () => {
 describe('launcher liveness', () => {
   it('does not take a zombie for a running server, nor a live process of another dir', async () => {
     // `sh` starts a child, SIGKILLs it and execs into sleep, which never reaps it: the child stays a zombie.
-    const sh = spawn('sh', ['-c', 'sleep 1000 & echo $!; kill -9 $!; exec sleep 30'], {
+    const sh = spawn('sh', ['-c', 'sleep 1000 & echo $!; kill -9 $!; exec sleep 600'], {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     try {
@@ -135,7 +135,7 @@ describe('launcher liveness', () => {
       sh.kill('SIGKILL');
     }
     const dir = mkdtempSync(join(tmpdir(), 'paxkv-live-'));
-    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)', join(dir, 'node-1')], {
+    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)', join(dir, 'node-1')], {
       stdio: 'ignore',
     });
     try {
