@@ -290,6 +290,24 @@ describe('RESP hostile input (in-process state machine)', () => {
   it('closes a half-sent command after the idle timeout', () =>
     refuses('*2\r\n$3\r\nGET\r\n$10\r\nabc', 'a command stayed incomplete for 300 ms'));
 
+  it('does not cut off a half-sent command whose rest arrived while the event loop was blocked', async () => {
+    const raw = await RawResp.open(server.port);
+    // A whole PING and the first half of a GET: once PONG is back, the half-sent timer (300 ms) runs.
+    raw.write('*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$7\r\nnoth');
+    await raw.until((t) => t.includes('+PONG'));
+    raw.write('ing\r\n');
+    // The loop is blocked past the timeout (a GC pause, a loaded machine): the rest waits unread in
+    // the kernel, and the overdue timer runs before the read.
+    const until = Date.now() + 600;
+    while (Date.now() < until) {
+      // blocked on purpose
+    }
+    await raw.until((t) => t.includes('$-1') || t.includes('-ERR'));
+    expect(raw.text).toBe('+PONG\r\n$-1\r\n');
+    expect(raw.closed).toBe(false);
+    raw.close();
+  });
+
   it('survives random bytes, with the other clients unaffected', async () => {
     let seed = 42;
     const rand = () => {

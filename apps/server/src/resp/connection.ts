@@ -76,6 +76,8 @@ export class RespConnection {
    */
   private loggingIn = false;
   private partialTimer: NodeJS.Timeout | null = null;
+  /** Chunks read so far (tells the half-sent command timer whether bytes came after it was armed). */
+  private chunksIn = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -127,6 +129,7 @@ export class RespConnection {
 
   private onData(chunk: Buffer): void {
     if (this.ending) return;
+    this.chunksIn++;
     this.clearPartialTimer();
     this.parser.push(chunk);
     this.pump();
@@ -160,15 +163,20 @@ export class RespConnection {
     else this.socket.resume();
     const timeout = this.deps.limits.partialCommandTimeoutMs;
     if (!full && !this.ending && timeout > 0 && this.parser.partial && this.partialTimer === null) {
+      const chunksAtArm = this.chunksIn;
       this.partialTimer = setTimeout(() => {
         this.partialTimer = null;
-        if (this.ending || this.closed || !this.parser.partial) return;
-        this.deps.onBadInput('partial-timeout');
-        this.endWith(
-          R.error(
-            `ERR Protocol error: a command stayed incomplete for ${timeout} ms; closing the connection`,
-          ),
-        );
+        // Decided after the loop's next poll phase: when the loop was blocked, the timer fires before
+        // the bytes that arrived meanwhile are read, and an honest client would be cut off.
+        setImmediate(() => {
+          if (this.ending || this.closed || !this.parser.partial || this.chunksIn !== chunksAtArm) return;
+          this.deps.onBadInput('partial-timeout');
+          this.endWith(
+            R.error(
+              `ERR Protocol error: a command stayed incomplete for ${timeout} ms; closing the connection`,
+            ),
+          );
+        });
       }, timeout);
       this.partialTimer.unref?.();
     }
