@@ -39,6 +39,8 @@ export interface ReplicaGroupPort {
   readonly decidedIndex: number;
   /** Length of the log (including compacted entries). */
   readonly logLength: number;
+  /** The ballot this replica follows or leads (its promise), when it runs a configuration. */
+  readonly ballot?: { readonly n: number; readonly pid: NodeId } | undefined;
   /**
    * Opens a watch of this replica's applied changes to `filter` from `fromRevision` (default: after
    * the current revision); see `ReplicaGroup.watch` in `@paxkv/kvstore`. `end` is called if the group
@@ -190,6 +192,8 @@ export interface GroupStatusRow {
   readonly leader: NodeId | null;
   readonly role: 'leader' | 'follower' | 'stopped';
   readonly decidedIndex: number;
+  /** The ballot the replica follows or leads (its promise), when it runs a configuration. */
+  readonly ballot?: { readonly n: number; readonly pid: NodeId };
   /** The configuration the replica runs (when the group is reconfigurable and it runs one). */
   readonly configId?: number;
   readonly members?: NodeId[];

@@ -31,6 +31,13 @@ import type { MetadataService } from './metadata-group.js';
 import { hostOf, type RateLimitedLog } from './rate-limited-log.js';
 import { certificateCovers, serverCertificate } from './tls-setup.js';
 
+/**
+ * Test-only mutation (`PAXKV_UNSAFE_PEER_AUTH_OFF=1`): {@link PeerTraffic.authorized} lets every peer and
+ * bootstrap message through, token and TLS notwithstanding. It exists so the hostile suites can show that
+ * their availability check catches a forged Prepare that gets in; never set it.
+ */
+export const UNSAFE_PEER_AUTH_OFF = process.env.PAXKV_UNSAFE_PEER_AUTH_OFF === '1';
+
 /** What an inbound connection turned out to be (from its first message). */
 export type ConnKind = 'unknown' | 'client' | 'peer' | 'member';
 
@@ -236,6 +243,7 @@ export class PeerTraffic {
     claimed?: NodeId,
     claimedAddress?: string,
   ): boolean {
+    if (UNSAFE_PEER_AUTH_OFF) return true;
     const id = conn.identity;
     const tokenPeer = id?.kind === 'peer';
     const tlsOn = this.ctx.tls !== undefined;

@@ -93,6 +93,9 @@ class KvstoreGroup implements ReplicaGroupPort {
   get decidedIndex(): number {
     return this.group.decidedIndex;
   }
+  get ballot(): { readonly n: number; readonly pid: NodeId } | undefined {
+    return this.group.ballot;
+  }
   get logLength(): number {
     return this.group.logLength;
   }

@@ -3,7 +3,9 @@
  * they are"): a process without the token never reaches a group or the bootstrap protocol (forged hello
  * + maximum-ballot Prepare, forged checkin, forged table.push), a forged or wrong-token handshake fails
  * with a clear message on both sides, a server with another token cannot join, and meanwhile clients
- * (which need no token) keep being served.
+ * (which need no token) keep being served. An availability probe writes to every partition throughout and
+ * checks that no replica promised the forged ballot; the last test is its mutation check: one server
+ * started with `PAXKV_UNSAFE_PEER_AUTH_OFF=1` lets the forged Prepare in, and the check must fail.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,14 +13,26 @@ import { join } from 'node:path';
 import { ClusterKey, dialPeerAuth, PeerAuthError } from '@paxkv/common';
 import { MAX_ROUND } from '@paxkv/paxos';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AvailabilityProbe, type WindowReport } from './availability-probe.js';
 import { RawClient, request, TestCluster, type TestServer } from './harness.js';
-import { eventually, forgedTablePush, forgeHelloAndPrepares, Impostor, metric } from './hostile-helpers.js';
+import {
+  eventually,
+  forgedPrepare,
+  forgedTablePush,
+  forgeHelloAndPrepares,
+  Impostor,
+  metric,
+  restartWithSwitch,
+} from './hostile-helpers.js';
 
 const TOKEN = 'hostile-suite-token-0123456789abcdef';
 let cluster: TestCluster;
 let tokenFile: string;
 let good: RawClient;
 let counter = 0;
+const PARTITIONS = 4;
+let probe: AvailabilityProbe;
+const windows: WindowReport[] = [];
 
 const server = (i: number) => cluster.servers[i - 1] as TestServer;
 
@@ -26,13 +40,22 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'paxkv-token-'));
   tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
-  cluster = await TestCluster.create({ nodes: 3, partitions: 4 });
+  cluster = await TestCluster.create({ nodes: 3, partitions: PARTITIONS });
   for (const s of cluster.servers) cluster.start(s, ['--cluster-token-file', tokenFile]);
   await cluster.waitReady(60_000);
   good = await RawClient.connect(server(1).address);
-}, 90_000);
+  probe = await AvailabilityProbe.start({
+    servers: () => cluster.servers,
+    via: () => server(1),
+    partitions: PARTITIONS,
+  });
+}, 180_000);
 
 afterAll(async () => {
+  await probe?.stop();
+  console.log(
+    `availability (loaded shared machine):\n${windows.map((w) => `  ${AvailabilityProbe.format(w)}`).join('\n')}`,
+  );
   good?.close();
   await cluster?.destroy();
 });
@@ -66,19 +89,22 @@ describe('a cluster with a token, against processes without it', () => {
   });
 
   it('refuses a forged hello and drops the maximum-ballot Prepare that follows it', async () => {
-    for (const target of cluster.servers) {
-      // The hello is refused (UNAUTHENTICATED) and the Prepares that follow are counted and dropped.
-      await forgeHelloAndPrepares(
-        target,
-        target.index === 2 ? 3 : 2,
-        MAX_ROUND,
-        4,
-        'paxkv_unauthenticated_messages_total',
-        {
-          type: 'paxos',
-        },
-      );
-    }
+    const { report } = await probe.window('forged hello + MAX_ROUND Prepare', async () => {
+      for (const target of cluster.servers) {
+        // The hello is refused (UNAUTHENTICATED) and the Prepares that follow are counted and dropped.
+        await forgeHelloAndPrepares(
+          target,
+          target.index === 2 ? 3 : 2,
+          MAX_ROUND,
+          4,
+          'paxkv_unauthenticated_messages_total',
+          {
+            type: 'paxos',
+          },
+        );
+      }
+    });
+    windows.push(report);
     const impostor = await Impostor.connect(server(2).address);
     impostor.send({ type: 'peer.hello', from: 3 });
     expect(await impostor.waitFor(isUnauthenticated)).toMatchObject({
@@ -145,4 +171,54 @@ describe('a cluster with a token, against processes without it', () => {
     await cluster.kill(stranger);
     await goodClientWorks();
   }, 60_000);
+
+  // Last: it breaks the cluster on purpose.
+  it('mutation check: with peer authentication off on one server the forged Prepare gets in, and the availability check fails', async () => {
+    expect(probe.errors).toEqual([]);
+    const target = server(3);
+    await restartWithSwitch(cluster, target, 'PAXKV_UNSAFE_PEER_AUTH_OFF', undefined, [
+      '--cluster-token-file',
+      tokenFile,
+    ]);
+    await cluster.waitReady(60_000);
+    let claimed = 0;
+    const outcome = await probe
+      .window('forged hello + MAX_ROUND Prepare, peer authentication off on server 3', async () => {
+        const refusedBefore = await metric(target.httpPort, 'paxkv_unauthenticated_messages_total', {
+          type: 'paxos',
+        });
+        // Each Prepare names the configuration its group runs (as a real one would).
+        // It claims to be another node (node ids are given at start, not by index).
+        const status = (await request(target.address, { type: 'status', id: 1 })) as {
+          status: { node: number; groups: Array<{ partition: number; configId?: number }> };
+        };
+        claimed = status.status.node === 1 ? 2 : 1;
+        const impostor = await Impostor.connect(target.address);
+        impostor.send({ type: 'peer.hello', from: claimed });
+        for (const g of status.status.groups)
+          impostor.send(forgedPrepare(g.partition, claimed, MAX_ROUND, g.configId ?? 0));
+        // Processed: refused and counted (the unmutated server), or promised (visible in its status).
+        await eventually(async () => {
+          if (
+            (await metric(target.httpPort, 'paxkv_unauthenticated_messages_total', { type: 'paxos' })) >=
+            refusedBefore + PARTITIONS
+          )
+            return true;
+          const reply = (await request(target.address, { type: 'status', id: 1 })) as {
+            status?: { groups: Array<{ ballot?: { n: number } }> };
+          };
+          return (reply.status?.groups ?? []).some((g) => g.ballot?.n === MAX_ROUND);
+        }, 30_000);
+        impostor.close();
+      })
+      .then(
+        () => null,
+        (e: Error) => e,
+      );
+    expect(outcome?.message).toMatch(
+      new RegExp(
+        `promised ballot \\(${MAX_ROUND}, ${claimed}\\) in partition \\d+, a round no election reaches`,
+      ),
+    );
+  }, 180_000);
 });

@@ -170,11 +170,13 @@ export async function restartWithSwitch(
   s: TestServer,
   name: string,
   tls?: TlsOptions,
+  /** Flags the server was started with besides the cluster's (e.g. its token file). */
+  extraFlags: readonly string[] = [],
 ): Promise<void> {
   await cluster.kill(s);
   process.env[name] = '1';
   try {
-    cluster.start(s);
+    cluster.start(s, extraFlags);
   } finally {
     delete process.env[name];
   }
@@ -203,17 +205,23 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
 
 /**
  * A `paxos` envelope carrying a `Prepare` of ballot (`round`, `from`) in the name of replica `from`, in
- * the wire form groups speak (a reconfiguration envelope of configuration 0 around the Sequence Paxos
+ * the wire form groups speak (a reconfiguration envelope of configuration `config` around the Sequence Paxos
  * message), so the server's checks of the wrapped message are what refuses it.
  */
-export function forgedPrepare(partition: number, from: number, round: number): Record<string, unknown> {
+export function forgedPrepare(
+  partition: number,
+  from: number,
+  round: number,
+  /** The configuration the group runs (its status's `configId`): a replica ignores other ones' messages. */
+  config = 0,
+): Record<string, unknown> {
   return {
     type: 'paxos',
     partition,
     from,
     msg: {
       type: 'Paxos',
-      config: 0,
+      config,
       msg: {
         type: 'Prepare',
         n: { n: round, pid: from },

@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeFrame } from '@paxkv/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AvailabilityProbe, type WindowReport } from './availability-probe.js';
 import { RawClient, request, TestCluster, type TestServer } from './harness.js';
 import {
   eventually,
@@ -40,6 +41,7 @@ import {
 } from './hostile-helpers.js';
 
 const BUDGET = 64 * 1024 * 1024;
+const PARTITIONS = 4;
 /** A 16 MiB frame holding an array of 16.7 M empty maps (~1.7 GB once decoded). */
 const amplificationFrame = (() => {
   const payload = Buffer.alloc(16 * 1024 * 1024 - 16, 0x80);
@@ -130,6 +132,20 @@ function endPhase(phase: string): void {
   phases.push({ phase, ops: xs.length, p50: percentile(xs, 50), p99: percentile(xs, 99) });
 }
 
+let probe: AvailabilityProbe;
+const windows: WindowReport[] = [];
+
+/**
+ * Runs one attack inside an availability window (see availability-probe.ts): it fails if a forged
+ * ballot got into any replica or a partition takes no write after the attack; the longest gap per
+ * partition is printed at the end.
+ */
+async function underProbe(name: string, attack: () => Promise<void>): Promise<void> {
+  const { report } = await probe.window(name, attack);
+  windows.push(report);
+  endPhase(name);
+}
+
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'paxkv-hostile-'));
   configFile = join(dir, 'config.json');
@@ -137,17 +153,30 @@ beforeAll(async () => {
     configFile,
     JSON.stringify({ inboundBudgetBytes: BUDGET, headerTimeoutMs: 30_000, maxConnections: MAX_CONNECTIONS }),
   );
-  cluster = await TestCluster.create({ nodes: 3, partitions: 4, extraFlags: ['--config', configFile] });
+  cluster = await TestCluster.create({
+    nodes: 3,
+    partitions: PARTITIONS,
+    extraFlags: ['--config', configFile],
+  });
   cluster.startAll();
   await cluster.waitReady(60_000);
   good.client = await RawClient.connect(server(1).address);
   good.running = true;
   good.loop = goodLoop();
+  probe = await AvailabilityProbe.start({
+    servers: () => cluster.servers,
+    via: () => server(1),
+    partitions: PARTITIONS,
+  });
   await eventually(() => good.latencies.length >= 50, 60_000);
   endPhase('baseline');
-}, 120_000);
+}, 180_000);
 
 afterAll(async () => {
+  await probe?.stop();
+  console.log(
+    `availability (longest time without an acknowledged write per partition; the election timeout is 300 ms by default; loaded shared machine):\n${windows.map((w) => `  ${AvailabilityProbe.format(w)}`).join('\n')}`,
+  );
   good.running = false;
   await good.loop.catch(() => {});
   good.client?.close();
@@ -165,106 +194,120 @@ afterAll(async () => {
 });
 
 describe('hostile peers against a cluster without a token', () => {
-  it('drops a forged hello + maximum-ballot Prepare, and counts it', async () => {
-    for (const target of cluster.servers) {
-      const claimed = target.index === 2 ? 3 : 2;
-      await forgeHelloAndPrepares(
-        target,
-        claimed,
-        Number.MAX_SAFE_INTEGER,
-        4,
-        'paxkv_peer_messages_dropped_total',
-        {
-          reason: 'out-of-bounds',
-        },
-      );
-    }
-    expect((await cluster.leaders()).size).toBe(4);
-    endPhase('forged hello + Prepare');
-  });
+  it('drops a forged hello + maximum-ballot Prepare, and counts it', () =>
+    underProbe('forged hello + Prepare', async () => {
+      for (const target of cluster.servers) {
+        const claimed = target.index === 2 ? 3 : 2;
+        await forgeHelloAndPrepares(
+          target,
+          claimed,
+          Number.MAX_SAFE_INTEGER,
+          4,
+          'paxkv_peer_messages_dropped_total',
+          {
+            reason: 'out-of-bounds',
+          },
+        );
+      }
+      expect((await cluster.leaders()).size).toBe(4);
+    }));
 
-  it('refuses a forged table.push and saves nothing', async () => {
-    const target = server(2);
-    const forged = forgedTablePush();
-    expect(await request(target.address, forged)).toMatchObject({ type: 'error', code: 'UNAUTHENTICATED' });
-    const health = (await (await fetch(`http://127.0.0.1:${target.httpPort}/health`)).json()) as {
-      tableVersion: number;
-    };
-    expect(health.tableVersion).toBeLessThan(1001);
-    expect(readFileSync(join(target.dataDir, 'server.json'), 'utf8')).not.toContain('127.0.0.1:9"');
-    endPhase('forged table.push');
-  });
+  it('refuses a forged table.push and saves nothing', () =>
+    underProbe('forged table.push', async () => {
+      const target = server(2);
+      const forged = forgedTablePush();
+      expect(await request(target.address, forged)).toMatchObject({ type: 'error', code: 'UNAUTHENTICATED' });
+      const health = (await (await fetch(`http://127.0.0.1:${target.httpPort}/health`)).json()) as {
+        tableVersion: number;
+      };
+      expect(health.tableVersion).toBeLessThan(1001);
+      expect(readFileSync(join(target.dataDir, 'server.json'), 'utf8')).not.toContain('127.0.0.1:9"');
+    }));
 
-  it('refuses amplification frames (16 MiB of empty maps) from strangers at their header', async () => {
-    const target = server(1);
-    const before = await metric(target.httpPort, 'paxkv_unidentified_frames_refused_total', {
-      code: 'FRAME_TOO_LARGE',
-    });
-    for (let i = 0; i < 4; i++) {
-      const stranger = await Impostor.connect(target.address);
-      stranger.write(amplificationFrame);
-      // Refused at the 4-byte header (the limit of a connection that never said who it is), then closed:
-      // none of the 16 MiB is buffered, scanned or decoded.
-      const reply = await stranger.waitFor((m) => (m as { type?: string })?.type === 'error', 30_000);
-      expect(reply).toMatchObject({ code: 'FRAME_TOO_LARGE' });
-      expect((reply as { message: string }).message).toContain('maximum of 65536 bytes');
-      await stranger.waitClosed(30_000);
-    }
-    expect(
-      await metric(target.httpPort, 'paxkv_unidentified_frames_refused_total', { code: 'FRAME_TOO_LARGE' }),
-    ).toBeGreaterThanOrEqual(before + 4);
-    endPhase('amplification (strangers)');
-  }, 120_000);
+  it(
+    'refuses amplification frames (16 MiB of empty maps) from strangers at their header',
+    () =>
+      underProbe('amplification (strangers)', async () => {
+        const target = server(1);
+        const before = await metric(target.httpPort, 'paxkv_unidentified_frames_refused_total', {
+          code: 'FRAME_TOO_LARGE',
+        });
+        for (let i = 0; i < 4; i++) {
+          const stranger = await Impostor.connect(target.address);
+          stranger.write(amplificationFrame);
+          // Refused at the 4-byte header (the limit of a connection that never said who it is), then closed:
+          // none of the 16 MiB is buffered, scanned or decoded.
+          const reply = await stranger.waitFor((m) => (m as { type?: string })?.type === 'error', 30_000);
+          expect(reply).toMatchObject({ code: 'FRAME_TOO_LARGE' });
+          expect((reply as { message: string }).message).toContain('maximum of 65536 bytes');
+          await stranger.waitClosed(30_000);
+        }
+        expect(
+          await metric(target.httpPort, 'paxkv_unidentified_frames_refused_total', {
+            code: 'FRAME_TOO_LARGE',
+          }),
+        ).toBeGreaterThanOrEqual(before + 4);
+      }),
+    120_000,
+  );
 
-  it('refuses amplification frames from a known client at their first chunk, and closes its connection', async () => {
-    const target = server(1);
-    const before = await metric(target.httpPort, 'paxkv_bad_input_total', { code: 'DECODE_FAILED' });
-    for (let i = 0; i < 4; i++) {
-      const client = await Impostor.connect(target.address);
-      // A valid first message makes it a client: frames up to maxFrameBytes, scanned as they arrive.
-      client.send({ type: 'status', id: 1 });
-      await client.waitFor((m) => (m as { id?: number })?.id === 1, 30_000);
-      // Only the first MiB of the 16 MiB frame: it is refused while it arrives, not once complete.
-      client.write(amplificationFrame.subarray(0, 1024 * 1024));
-      const refusal = (await client.waitFor(
-        (m) => /could not decode/.test((m as { message?: string })?.message ?? ''),
-        30_000,
-      )) as { message: string };
-      // Refused within the first kilobytes of the 16 MiB frame, before the rest was even sent (session 1
-      // scanned it once all 16 MiB had arrived, to ~4 MiB), then the connection is closed.
-      expect(Number(/refused at offset (\d+)/.exec(refusal.message)?.[1])).toBeLessThan(64 * 1024);
-      await client.waitClosed(30_000);
-    }
-    expect(
-      await metric(target.httpPort, 'paxkv_bad_input_total', { code: 'DECODE_FAILED' }),
-    ).toBeGreaterThanOrEqual(before + 4);
-    expect(rssMiB(target)).toBeLessThan(1024);
-    endPhase('amplification (client)');
-  }, 120_000);
+  it(
+    'refuses amplification frames from a known client at their first chunk, and closes its connection',
+    () =>
+      underProbe('amplification (client)', async () => {
+        const target = server(1);
+        const before = await metric(target.httpPort, 'paxkv_bad_input_total', { code: 'DECODE_FAILED' });
+        for (let i = 0; i < 4; i++) {
+          const client = await Impostor.connect(target.address);
+          // A valid first message makes it a client: frames up to maxFrameBytes, scanned as they arrive.
+          client.send({ type: 'status', id: 1 });
+          await client.waitFor((m) => (m as { id?: number })?.id === 1, 30_000);
+          // Only the first MiB of the 16 MiB frame: it is refused while it arrives, not once complete.
+          client.write(amplificationFrame.subarray(0, 1024 * 1024));
+          const refusal = (await client.waitFor(
+            (m) => /could not decode/.test((m as { message?: string })?.message ?? ''),
+            30_000,
+          )) as { message: string };
+          // Refused within the first kilobytes of the 16 MiB frame, before the rest was even sent (session 1
+          // scanned it once all 16 MiB had arrived, to ~4 MiB), then the connection is closed.
+          expect(Number(/refused at offset (\d+)/.exec(refusal.message)?.[1])).toBeLessThan(64 * 1024);
+          await client.waitClosed(30_000);
+        }
+        expect(
+          await metric(target.httpPort, 'paxkv_bad_input_total', { code: 'DECODE_FAILED' }),
+        ).toBeGreaterThanOrEqual(before + 4);
+        expect(rssMiB(target)).toBeLessThan(1024);
+      }),
+    120_000,
+  );
 
-  it('bounds half-sent frames with the global inbound budget', async () => {
-    const target = server(2);
-    const sockets: Socket[] = [];
-    const closed: boolean[] = [];
-    const half = Buffer.alloc(4 + 8 * 1024 * 1024, 0x61);
-    half.writeUInt32BE(16 * 1024 * 1024, 0);
-    for (let i = 0; i < 12; i++) {
-      const s = connect({ host: '127.0.0.1', port: target.port });
-      s.on('error', () => {});
-      s.on('close', () => {
-        closed[i] = true;
-      });
-      s.resume(); // read the status reply, so the server's close is seen
-      // A valid first message first: a stranger's 16 MiB header would be refused outright (64 KiB limit).
-      s.write(Buffer.concat([encodeFrame({ type: 'status', id: 1 }), half]));
-      sockets.push(s);
-    }
-    // 12 x 8 MiB = 96 MiB > 64 MiB: at least 4 holders are closed.
-    await eventually(() => closed.filter(Boolean).length >= 4, 60_000);
-    expect(rssMiB(target)).toBeLessThan(1024);
-    for (const s of sockets) s.destroy();
-    endPhase('half-sent frames');
-  }, 90_000);
+  it(
+    'bounds half-sent frames with the global inbound budget',
+    () =>
+      underProbe('half-sent frames', async () => {
+        const target = server(2);
+        const sockets: Socket[] = [];
+        const closed: boolean[] = [];
+        const half = Buffer.alloc(4 + 8 * 1024 * 1024, 0x61);
+        half.writeUInt32BE(16 * 1024 * 1024, 0);
+        for (let i = 0; i < 12; i++) {
+          const s = connect({ host: '127.0.0.1', port: target.port });
+          s.on('error', () => {});
+          s.on('close', () => {
+            closed[i] = true;
+          });
+          s.resume(); // read the status reply, so the server's close is seen
+          // A valid first message first: a stranger's 16 MiB header would be refused outright (64 KiB limit).
+          s.write(Buffer.concat([encodeFrame({ type: 'status', id: 1 }), half]));
+          sockets.push(s);
+        }
+        // 12 x 8 MiB = 96 MiB > 64 MiB: at least 4 holders are closed.
+        await eventually(() => closed.filter(Boolean).length >= 4, 60_000);
+        expect(rssMiB(target)).toBeLessThan(1024);
+        for (const s of sockets) s.destroy();
+      }),
+    90_000,
+  );
 
   it(`lets a restarted peer and new clients in through ${IDLE_CONNECTIONS} idle connections`, async (ctx) => {
     const limits = fileDescriptorLimits();
@@ -277,48 +320,59 @@ describe('hostile peers against a cluster without a token', () => {
     // It dials again every connection the server closes, so the header timeout alone cannot clear it.
     const flood = startIdleFlood(target, IDLE_CONNECTIONS, MAX_CONNECTIONS);
     try {
-      const holding = await flood.next('holding', 600_000);
-      console.log(`idle flood: ${JSON.stringify(holding)}`);
-      // The server is at its limit: it made room for newcomers by closing the quietest connections.
-      expect(holding.serverConnections).toBeGreaterThanOrEqual(MAX_CONNECTIONS);
-      await eventually(
-        async () => (await metric(target.httpPort, 'paxkv_connections_evicted_total')) > 0,
-        60_000,
-      );
-      const rss = rssMiB(target);
-      console.log(`server 1 RSS while holding ${MAX_CONNECTIONS} connections: ${rss.toFixed(0)} MiB`);
-      expect(rss).toBeLessThan(IDLE_FLOOD_RSS_BOUND_MIB);
-      // A peer restarts and must get back in: its links to server 1 pass through the flood.
+      await underProbe(`${IDLE_CONNECTIONS} idle connections`, async () => {
+        const holding = await flood.next('holding', 600_000);
+        console.log(`idle flood: ${JSON.stringify(holding)}`);
+        // The server is at its limit: it made room for newcomers by closing the quietest connections.
+        expect(holding.serverConnections).toBeGreaterThanOrEqual(MAX_CONNECTIONS);
+        await eventually(
+          async () => (await metric(target.httpPort, 'paxkv_connections_evicted_total')) > 0,
+          60_000,
+        );
+        const rss = rssMiB(target);
+        console.log(`server 1 RSS while holding ${MAX_CONNECTIONS} connections: ${rss.toFixed(0)} MiB`);
+        expect(rss).toBeLessThan(IDLE_FLOOD_RSS_BOUND_MIB);
+        // A new client connects and is served (a write, through server 1, to its partition's leader).
+        const fresh = await RawClient.connect(target.address);
+        expect(await fresh.call({ type: 'status' }, 30_000)).toMatchObject({ type: 'status.ok' });
+        expect(
+          await fresh.callRetrying({ type: 'kv', op: { op: 'put', key: 'fresh', value: 'in' } }, 60_000),
+        ).toMatchObject({ type: 'kv.ok' });
+        fresh.close();
+      });
+      // A peer restarts (a deliberate fault: outside the availability windows) and must get back in:
+      // its links to server 1 pass through the flood.
       const peer = server(2);
-      const helloLines = () =>
-        (readFileSync(target.logFile, 'utf8').match(/peer 2 connected from/g) ?? []).length;
-      const hellosBefore = helloLines();
+      const peerNode = (
+        (await request(peer.address, { type: 'status', id: 1 }, 30_000)) as {
+          status: { node: number };
+        }
+      ).status.node;
+      const hellos = () =>
+        (readFileSync(target.logFile, 'utf8').match(new RegExp(`peer ${peerNode} connected from`, 'g')) ?? [])
+          .length;
+      const hellosBefore = hellos();
       await cluster.kill(peer);
       cluster.start(peer);
       await cluster.waitReady(120_000);
-      await eventually(() => helloLines() > hellosBefore, 60_000);
-      // A new client connects and is served (a write, through server 1, to every partition's leader).
-      const fresh = await RawClient.connect(target.address);
-      expect(await fresh.call({ type: 'status' }, 30_000)).toMatchObject({ type: 'status.ok' });
-      expect(
-        await fresh.callRetrying({ type: 'kv', op: { op: 'put', key: 'fresh', value: 'in' } }, 60_000),
-      ).toMatchObject({ type: 'kv.ok' });
-      fresh.close();
+      await eventually(() => hellos() > hellosBefore, 60_000);
       expect(rssMiB(target)).toBeLessThan(IDLE_FLOOD_RSS_BOUND_MIB);
+      endPhase('a peer restarts through the flood');
       // Once the attacker stops dialling again, the header timeout clears the idle ones.
       flood.stopReopening();
       await eventually(async () => (await metric(target.httpPort, 'paxkv_connections')) < 100, 120_000);
     } finally {
       await flood.close();
     }
-    endPhase(`${IDLE_CONNECTIONS} idle connections`);
   }, 900_000);
 
   it('restarts every server on its data, and the good client saw no error', async () => {
     good.running = false;
     await good.loop;
+    await probe.stop();
     const last = good.last;
     expect(good.errors).toEqual([]);
+    expect(probe.errors).toEqual([]);
     for (const s of cluster.servers) await cluster.kill(s);
     cluster.startAll();
     await cluster.waitReady(60_000);

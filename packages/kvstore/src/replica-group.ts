@@ -25,6 +25,7 @@ import {
   UnavailableError,
 } from '@paxkv/common';
 import {
+  type Ballot,
   type DecidedItem,
   type HeldConfig,
   InvalidArgumentError,
@@ -583,6 +584,15 @@ export class ReplicaGroup {
   get configuration(): GroupConfiguration | undefined {
     const id = this.paxos.configId;
     return id < 0 ? undefined : { configId: id, members: this.paxos.members };
+  }
+
+  /**
+   * The ballot this replica follows or leads in the configuration it runs (its promise; `{n: 0, pid: 0}`
+   * before any), or undefined while it waits to join. For status reports: a ballot nobody proposed (a
+   * forged one) shows here.
+   */
+  get ballot(): Ballot | undefined {
+    return this.paxos.paxos(this.paxos.configId)?.ballot;
   }
 
   /**

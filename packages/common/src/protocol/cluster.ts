@@ -92,6 +92,13 @@ export const GroupStatusSchema = z.object({
   leader: NodeIdSchema.nullable(),
   role: GroupRoleSchema,
   decidedIndex: z.number().int().nonnegative(),
+  /** The ballot the replica follows or leads (its promise), when it runs a configuration. */
+  ballot: z
+    .object({
+      n: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+      pid: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    })
+    .optional(),
   /** The id of the configuration this replica runs (absent when unknown or while it joins). */
   configId: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
   /** The replicas of that configuration. */
