@@ -12,6 +12,10 @@
  *    ~200 ms: refused by the value limit).
  * Prints the good client's p50/p99 (put + get round trip) without and under attack, their ratios, the
  * attack frames sent, and the servers' largest RSS. Errors of the good client are counted (should be 0).
+ * An availability probe (`test/availability-probe.ts`) writes to every partition throughout and samples
+ * every server's status: per phase kind, the longest time a partition went without an acknowledged
+ * write, compared with one election timeout (`tickMs` x `electionTimeoutTicks`), and the leader changes
+ * the servers counted; a forged ballot promised anywhere aborts the run.
  *
  * `--unprotected` starts the servers with the stranger limits off (`unidentifiedMaxFrameBytes` =
  * `maxFrameBytes`, no value limits): the comparison the limits are for, in the same conditions.
@@ -25,7 +29,9 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { createClient } from '@paxkv/client';
 import { encodeFrame } from '@paxkv/common';
+import { DEFAULT_PAXOS_CONFIG } from '@paxkv/paxos';
 import { freePorts, resolveServerCommand, serverFlags, spawnServer } from '../src/launcher.js';
+import { AvailabilityProbe, type WindowReport } from '../test/availability-probe.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -104,6 +110,26 @@ async function knownClient(port, frame, kind, count) {
   parentPort.postMessage(sent);
 })();
 `;
+
+/** The servers' paxos tick (the default, written out in their config file) and the election timeout. */
+const TICK_MS = 20;
+const ELECTION_TIMEOUT_MS = TICK_MS * DEFAULT_PAXOS_CONFIG.electionTimeoutTicks;
+const PARTITIONS = 8;
+
+/** One line of the availability summary for the windows of one kind. */
+function availabilityLine(name: string, windows: readonly WindowReport[]): string {
+  const gaps = new Map<number, number>();
+  let changes = 0;
+  for (const w of windows)
+    for (const p of w.partitions) {
+      gaps.set(p.partition, Math.max(gaps.get(p.partition) ?? 0, p.longestGapMs));
+      changes += p.leaderChanges;
+    }
+  const worst = [...gaps.entries()].sort((a, b) => b[1] - a[1])[0] ?? [0, 0];
+  const over = [...gaps.values()].filter((g) => g > ELECTION_TIMEOUT_MS).length;
+  const median = percentile([...gaps.values()], 50);
+  return `  ${name.padEnd(14)} longest ${String(worst[1]).padStart(6)} ms (partition ${worst[0]}), median over partitions ${median.toFixed(0).padStart(5)} ms, ${over} of ${gaps.size} partitions > ${ELECTION_TIMEOUT_MS} ms; leader changes counted by the servers ${changes}`;
+}
 
 function percentile(xs: readonly number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -187,11 +213,12 @@ async function main(): Promise<void> {
     JSON.stringify(
       args.unprotected
         ? {
+            tickMs: TICK_MS,
             unidentifiedMaxFrameBytes: 16 * 1024 * 1024,
             unidentifiedMaxItemsPerFrame: 1 << 30,
             clientMaxItemsPerFrame: 1 << 30,
           }
-        : {},
+        : { tickMs: TICK_MS },
     ),
   );
   const command = resolveServerCommand({ preferSource: true });
@@ -203,7 +230,7 @@ async function main(): Promise<void> {
         port,
         httpPort: httpPorts[i],
         dataDir: join(dir, `node-${i + 1}`),
-        partitions: 8,
+        partitions: PARTITIONS,
         replication: 3,
         bootstrapThreshold: 3,
         fsync: 'batch',
@@ -220,8 +247,20 @@ async function main(): Promise<void> {
     requestTimeoutMs: 30_000,
   });
   const workers: Worker[] = [];
+  let probe: AvailabilityProbe | null = null;
   try {
     await waitHealthy(httpPorts, 300_000);
+    const probeServers = clientPorts.map((port, i) => ({
+      address: `127.0.0.1:${port}`,
+      httpPort: httpPorts[i] as number,
+      child: children[i],
+    }));
+    probe = await AvailabilityProbe.start({
+      servers: () => probeServers,
+      via: () => probeServers[0]!,
+      partitions: PARTITIONS,
+    });
+    const windows = { quiet: [] as WindowReport[], attack: [] as WindowReport[] };
     const good = { quiet: [] as number[], attack: [] as number[], errors: 0, seq: 0 };
     let phase = 'warmup' as 'quiet' | 'attack' | 'warmup';
     let running = true;
@@ -257,30 +296,37 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       await loopDelay(httpPorts); // resets the servers' event-loop delay histograms
       phase = 'quiet';
-      await new Promise((r) => setTimeout(r, PHASE_MS));
+      const quiet = await probe.window(
+        `no attack ${round + 1}`,
+        () => new Promise((r) => setTimeout(r, PHASE_MS)),
+      );
+      windows.quiet.push(quiet.report);
       await phaseLag('quiet');
       phase = 'attack';
-      const batch = Array.from(
-        { length: ATTACKERS },
-        (_, index) =>
-          new Worker(ATTACKER, {
-            eval: true,
-            workerData: { targets: clientPorts, amplification, integers, hello, index },
-          }),
-      );
-      workers.push(...batch);
-      const reports = batch.map(
-        (w) => new Promise<typeof sent>((resolve) => w.once('message', (m: typeof sent) => resolve(m))),
-      );
-      await new Promise((r) => setTimeout(r, PHASE_MS));
-      await phaseLag('attack');
-      for (const w of batch) w.postMessage('stop');
-      for (const r of await Promise.all(reports)) {
-        sent.stranger += r.stranger;
-        sent.client += r.client;
-        sent.integers += r.integers;
-      }
-      for (const w of batch) await w.terminate();
+      const attack = await probe.window(`attack ${round + 1}`, async () => {
+        const batch = Array.from(
+          { length: ATTACKERS },
+          (_, index) =>
+            new Worker(ATTACKER, {
+              eval: true,
+              workerData: { targets: clientPorts, amplification, integers, hello, index },
+            }),
+        );
+        workers.push(...batch);
+        const reports = batch.map(
+          (w) => new Promise<typeof sent>((resolve) => w.once('message', (m: typeof sent) => resolve(m))),
+        );
+        await new Promise((r) => setTimeout(r, PHASE_MS));
+        await phaseLag('attack');
+        for (const w of batch) w.postMessage('stop');
+        for (const r of await Promise.all(reports)) {
+          sent.stranger += r.stranger;
+          sent.client += r.client;
+          sent.integers += r.integers;
+        }
+        for (const w of batch) await w.terminate();
+      });
+      windows.attack.push(attack.report);
       phase = 'warmup'; // let the last attack frames drain before the next quiet phase
       await new Promise((r) => setTimeout(r, 1000));
     }
@@ -312,10 +358,15 @@ async function main(): Promise<void> {
         ).toFixed(2)}x   good-client errors ${good.errors}`,
         `attack frames sent: ${sent.stranger} stranger 16 MiB empty-map frames, ${sent.client} known-client 16 MiB empty-map frames, ${sent.integers} known-client 1 M-integer frames; largest server RSS ${maxRss.toFixed(0)} MiB`,
         `servers' event-loop delay (largest over the servers and phases, ms): no attack max ${lag.quiet.max.toFixed(1)} p99 ${lag.quiet.p99.toFixed(1)}; under attack max ${lag.attack.max.toFixed(1)} p99 ${lag.attack.p99.toFixed(1)}`,
+        `availability (longest time without an acknowledged write, per partition, max over the rounds; one election timeout = ${ELECTION_TIMEOUT_MS} ms):`,
+        availabilityLine('no attack', windows.quiet),
+        availabilityLine('under attack', windows.attack),
+        `  probe writes acknowledged ${[...windows.quiet, ...windows.attack].reduce((n, w) => n + w.partitions.reduce((m, p) => m + p.writes, 0), 0)}, errors ${probe.errors.length}; no replica promised a forged ballot`,
         `servers refused ${refusedAtHeader} stranger frames at their header (paxkv_unidentified_frames_refused_total) and ${refusedArriving} frames while they arrived (paxkv_bad_input_total{code="DECODE_FAILED"})`,
       ].join('\n'),
     );
   } finally {
+    await probe?.stop();
     for (const w of workers) await w.terminate();
     await client.close();
     for (const c of children) c.kill('SIGKILL');

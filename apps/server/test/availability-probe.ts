@@ -15,7 +15,7 @@
  *   with the election timeout), the leader changes the servers counted, and the highest round seen.
  */
 import { partitionOf, type TlsOptions } from '@paxkv/common';
-import { RawClient, type TestServer } from './harness.js';
+import { RawClient } from './harness.js';
 import { metric } from './hostile-helpers.js';
 
 /**
@@ -54,12 +54,19 @@ export interface WindowReport {
   readonly partitions: readonly PartitionWindow[];
 }
 
+/** A server the probe talks to (a harness `TestServer` is one); `child` null = not running. */
+export interface ProbeServer {
+  readonly address: string;
+  readonly httpPort: number;
+  readonly child: unknown;
+}
+
 /** Options of {@link AvailabilityProbe.start}. */
 export interface AvailabilityProbeOptions {
   /** The cluster's servers (read at every sample: servers restarted on new ports are followed). */
-  readonly servers: () => readonly TestServer[];
+  readonly servers: () => readonly ProbeServer[];
   /** The server the writers send through (it forwards to each partition's leader). */
-  readonly via: () => TestServer;
+  readonly via: () => ProbeServer;
   readonly partitions: number;
   /** TLS for the probe's connections. */
   readonly tls?: TlsOptions;
