@@ -29,6 +29,25 @@ async function until(pred: () => boolean, group: ReplicaGroup, max = 200): Promi
 }
 
 describe('ReplicaGroup on a single replica', () => {
+  it('refuses a negative or non-finite snapshotLogRatio', async () => {
+    for (const snapshotLogRatio of [-0.1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const disk: Disk = new SimDisk();
+      const { wal } = await WriteAheadLog.open({ disk, dir: '/wal' });
+      await expect(
+        ReplicaGroup.open({
+          partition: 0,
+          pid: 1,
+          peers: [],
+          wal,
+          disk,
+          dir: '/d',
+          send: () => {},
+          config: { snapshotLogRatio },
+        }),
+      ).rejects.toThrow(/snapshotLogRatio/);
+    }
+  });
+
   it('serves writes and reads alone, and survives a restart', async () => {
     const disk: Disk = new SimDisk();
     const open = async () => {

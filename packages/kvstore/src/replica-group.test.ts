@@ -211,6 +211,28 @@ describe('ReplicaGroup', () => {
     expect(leader.isolated).toBe(false);
   });
 
+  it('snapshots by the ratio of log to keys before snapshotEveryEntries (bounded replay on restart)', async () => {
+    const run = async (snapshotLogRatio: number) => {
+      const c = new GroupCluster({
+        seed: 23,
+        group: { snapshotEveryEntries: 1_000, snapshotMinEntries: 10, snapshotLogRatio },
+      });
+      const leader = await elect(c);
+      for (let i = 0; i < 30; i++) {
+        const r = await call(c, leader.pid, { op: 'put', key: `key${i % 4}`, value: `value${i}` });
+        expect(r, `put #${i}`).toMatchObject({ result: { op: 'put' } });
+      }
+      return leader;
+    };
+    // 4 keys: 10 entries since the last snapshot are past both bounds, well before 1 000.
+    const leader = await run(0.5);
+    expect(leader.compactedIndex).toBeGreaterThanOrEqual(10);
+    expect(leader.logLength - leader.compactedIndex).toBeLessThan(12);
+    expect(leader.keyCount).toBe(4);
+    // Off: only snapshotEveryEntries, never reached here.
+    expect((await run(0)).compactedIndex).toBe(0);
+  });
+
   it('recovers its state from the WAL and snapshots after every replica restarts', async () => {
     const c = new GroupCluster({ seed: 21, group: { snapshotEveryEntries: 10 } });
     let leader = await elect(c);
