@@ -1,146 +1,26 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Ballot, MemoryStorage, type Storage } from '@paxkv/paxos';
+import { MemoryStorage } from '@paxkv/paxos';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encode } from '../codec.js';
+import {
+  closeAll,
+  crashRun,
+  type Entry,
+  isEntry,
+  openMany,
+  openOn,
+  PARTS,
+  randomWrite,
+  rng,
+  settle,
+  stateOf,
+} from './__tests__/fixtures.js';
 import { DurableStorage } from './durable-storage.js';
 import { NodeDisk } from './node-disk.js';
 import { SimDisk } from './sim-disk.js';
-import { encodeRecord, type FsyncMode, segmentName, WalRecordError, WriteAheadLog } from './wal.js';
-
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-  return { next, int: (n: number) => Math.floor(next() * n), chance: (p: number) => next() < p };
-}
-
-type Entry = { v: string };
-
-interface State {
-  promise: Ballot;
-  accepted: Ballot;
-  round: number;
-  decided: number;
-  compacted: number;
-  length: number;
-  entries: readonly Entry[];
-  snapshot: string | null;
-}
-
-const dec = new TextDecoder();
-function stateOf(s: Storage<Entry>): State {
-  const snap = s.getSnapshot();
-  return {
-    promise: { ...s.getPromise() },
-    accepted: { ...s.getAcceptedRound() },
-    round: s.getBallotRound(),
-    decided: s.getDecidedIndex(),
-    compacted: s.getCompactedIndex(),
-    length: s.getLogLength(),
-    entries: s.getEntries(s.getCompactedIndex(), s.getLogLength()).map((e) => ({ ...e })),
-    snapshot: snap ? `${snap.index}:${dec.decode(snap.data)}` : null,
-  };
-}
-
-/** One random storage write, applied to both the model and the storage under test. */
-function randomWrite(r: ReturnType<typeof rng>, targets: Storage<Entry>[], step: number): void {
-  const m = targets[0]!;
-  const len = m.getLogLength();
-  const compacted = m.getCompactedIndex();
-  const decided = m.getDecidedIndex();
-  const entries = (n: number) => Array.from({ length: n }, (_, i) => ({ v: `s${step}e${i}` }));
-  const k = r.int(10);
-  for (const t of targets) {
-    if (k === 0) t.setPromise({ n: step, pid: 1 + (step % 3) });
-    else if (k === 1) t.setAcceptedRound({ n: step, pid: 2 });
-    else if (k === 2) t.setBallotRound(step);
-    else if (k <= 4) t.appendEntries(entries(1 + (step % 4)));
-    else if (k === 5) t.appendOnPrefix(compacted + ((step * 7) % (len - compacted + 1)), entries(step % 3));
-    else if (k <= 7 && decided < len) t.setDecidedIndex(decided + 1 + ((step * 3) % (len - decided)));
-    else if (k === 8 && decided > compacted) {
-      const idx = compacted + 1 + (step % (decided - compacted));
-      t.setSnapshot({ index: idx, data: new TextEncoder().encode(`snap@${idx}/${step}`) });
-    } else if (k === 9 && step % 5 === 0) {
-      // A snapshot beyond the log (installed from a leader while lagging).
-      const idx = len + 2;
-      t.setSnapshot({ index: idx, data: new TextEncoder().encode(`far@${idx}/${step}`) });
-    }
-  }
-}
-
-async function settle(disk: SimDisk, p: Promise<unknown>): Promise<void> {
-  let done = false;
-  const finished = () => {
-    done = true;
-  };
-  p.then(finished, finished);
-  for (let i = 0; i < 1000 && !done; i++) {
-    disk.completeSyncs();
-    await new Promise((r) => setImmediate(r));
-  }
-  if (!done) throw new Error('did not settle');
-}
-
-const isEntry = (x: unknown): x is Entry =>
-  typeof x === 'object' && x !== null && typeof (x as { v?: unknown }).v === 'string';
-
-interface Opened {
-  readonly wal: WriteAheadLog;
-  readonly stores: DurableStorage<Entry>[];
-}
-
-/** The storages of `partitions` on one shared log on `disk` (the log of a previous opening is abandoned). */
-async function openMany(
-  disk: SimDisk,
-  partitions: readonly number[],
-  options: { segmentBytes?: number; fsync?: FsyncMode; chunk?: number; maxSegments?: number } = {},
-): Promise<Opened> {
-  const p = (async () => {
-    const view = disk.incarnation();
-    const { wal } = await WriteAheadLog.open({
-      disk: view,
-      dir: '/wal',
-      segmentBytes: options.segmentBytes ?? 512,
-      ...(options.maxSegments ? { maxSegments: options.maxSegments } : {}),
-      ...(options.fsync ? { fsync: options.fsync } : {}),
-    });
-    const stores: DurableStorage<Entry>[] = [];
-    for (const partition of partitions) {
-      stores.push(
-        await DurableStorage.open<Entry>({
-          wal,
-          partition,
-          disk: view,
-          dir: `/g/p${partition}`,
-          isEntry,
-          ...(options.chunk ? { checkpointChunkEntries: options.chunk } : {}),
-        }),
-      );
-    }
-    return { wal, stores };
-  })();
-  await settle(disk, p);
-  return p;
-}
-
-async function openOn(disk: SimDisk): Promise<DurableStorage<Entry>> {
-  return (await openMany(disk, [0])).stores[0]!;
-}
-
-async function closeAll(o: Opened): Promise<void> {
-  for (const s of o.stores) await s.close();
-  await o.wal.close();
-}
-
-const PARTS = [0, 5, 6, 100];
+import { encodeRecord, segmentName, WalRecordError, WriteAheadLog } from './wal.js';
 
 describe('DurableStorage of many partitions on one shared log', () => {
   it('recovers exactly what was flushed, across snapshots and checkpoints', async () => {
@@ -173,57 +53,7 @@ describe('DurableStorage of many partitions on one shared log', () => {
   });
 
   it('after a crash recovers, for every partition, a prefix of its writes that includes every flushed one', async () => {
-    for (let seed = 1; seed <= 60; seed++) {
-      const r = rng(seed * 7919);
-      const disk = new SimDisk({ autoSync: false });
-      const models = PARTS.map(() => new MemoryStorage<Entry>());
-      const histories = models.map((m) => [JSON.stringify(stateOf(m))]);
-      const durableAt = PARTS.map(() => 0);
-      const o = await openMany(disk, PARTS);
-      const steps = 40 + r.int(120);
-      for (let step = 1; step <= steps; step++) {
-        const i = r.int(PARTS.length);
-        randomWrite(r, [models[i]!, o.stores[i]!], step);
-        histories[i]!.push(JSON.stringify(stateOf(models[i]!)));
-        if (r.chance(0.3)) {
-          const at = histories[i]!.length - 1;
-          const f = o.stores[i]!.flush().then(() => {
-            durableAt[i] = Math.max(durableAt[i]!, at);
-          });
-          if (r.chance(0.4)) await settle(disk, f);
-        }
-        if (r.chance(0.3)) disk.completeSyncs();
-        if (r.chance(0.3)) await new Promise((res) => setImmediate(res));
-      }
-      disk.crash({ tear: r.next });
-      const back = await openMany(disk, PARTS);
-      back.stores.forEach((s, i) => {
-        // The decided index is written lazily (a flush does not wait for it): compare the rest, then
-        // check that the decided index is one the prefix state had reached, never beyond it.
-        const { decided, ...rest } = stateOf(s);
-        const withoutDecided = histories[i]!.map((h) => {
-          const { decided: _d, ...x } = JSON.parse(h) as State;
-          return JSON.stringify(x);
-        });
-        const k = withoutDecided.lastIndexOf(JSON.stringify(rest));
-        const where = `seed ${seed} partition ${PARTS[i]}`;
-        expect(k, `${where}: recovered state is not a prefix state`).toBeGreaterThanOrEqual(0);
-        expect(k, `${where}: lost a flushed write`).toBeGreaterThanOrEqual(durableAt[i]!);
-        expect(decided, `${where}: decided index beyond the recovered prefix`).toBeLessThanOrEqual(
-          (JSON.parse(histories[i]![k] as string) as State).decided,
-        );
-        expect(decided).toBeGreaterThanOrEqual(rest.compacted);
-      });
-      // And it keeps working after recovery.
-      for (const s of back.stores) s.appendEntries([{ v: 'after' }]);
-      await settle(disk, Promise.all(back.stores.map((s) => s.flush())));
-      const lengths = back.stores.map((s) => s.getLogLength());
-      await settle(disk, closeAll(back));
-      const third = await openMany(disk, PARTS);
-      third.stores.forEach((s, i) => {
-        expect(s.getLogLength(), `seed ${seed} partition ${PARTS[i]}`).toBe(lengths[i]);
-      });
-    }
+    for (let seed = 1; seed <= 60; seed++) expect(await crashRun(seed)).toEqual([]);
   });
 
   it('deletes old segments once every partition has checkpointed past them', async () => {

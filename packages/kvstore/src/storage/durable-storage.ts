@@ -28,6 +28,7 @@ import {
   decodeSnapshotFile,
   encodeRecordPayload,
   encodeSnapshotFile,
+  mayBeCheckpointHeader,
   type StoredBallot,
   type StoredConfig,
   snapshotFileName,
@@ -80,6 +81,14 @@ export interface DurableStorageOptions<T> {
    * atomicity. Default false.
    */
   readonly unsafeSeedNotAtomic?: boolean;
+  /**
+   * TESTING ONLY (mutation checks of recovery's skipping of superseded records, never set it
+   * elsewhere): `'tornCheckpoint'` starts replay at the last checkpoint header even when its records
+   * are not all there (a checkpoint torn by a crash); `'fromLastSnapshot'` starts replay at the last
+   * `S` record when that comes after the last checkpoint, skipping the records before it as if the
+   * snapshot superseded them. Default: neither.
+   */
+  readonly unsafeRecovery?: 'tornCheckpoint' | 'fromLastSnapshot';
 }
 
 const b2a = (b: Ballot): StoredBallot => [b.n, b.pid];
@@ -112,19 +121,60 @@ function freshState<T>(): State<T> {
   };
 }
 
-/** Index of the first record of the last complete checkpoint (`C` + its `n` `E` records), or 0. */
-function lastCompleteCheckpoint(recs: readonly WalRecord[]): number {
-  for (let i = recs.length - 1; i >= 0; i--) {
-    const r = recs[i]!;
+/** What {@link readFromLastCheckpoint} found. */
+interface ReplayStart {
+  /** Index (in the partition's recovered records) of the first record to replay. */
+  readonly start: number;
+  /** The decoded records from `start` on. */
+  readonly recs: WalRecord[];
+  /** Records decoded in all (those from `start` on, plus checkpoint candidates before it). */
+  readonly decoded: number;
+}
+
+/**
+ * Finds the start of a partition's last complete checkpoint (a `C` header and its `n` checkpoint `E`
+ * records; index 0 when there is none) and decodes the records from there on, and only those: every
+ * record before that checkpoint is superseded by it (replay would replace the state whole), so it is
+ * neither decoded nor checked (the log's checksum already vouches that it is what was written).
+ * Headers are found from the end with {@link mayBeCheckpointHeader} and confirmed by decoding; a
+ * candidate whose records are not all there (a checkpoint torn by a crash, possibly followed by later
+ * records) is skipped for the one before it.
+ * @throws CorruptDataError from `decodeAt` for a record from the start on that does not decode.
+ */
+function readFromLastCheckpoint(
+  payloads: readonly Uint8Array[],
+  decodeAt: (payload: Uint8Array, index: number) => WalRecord,
+  mutation: DurableStorageOptions<unknown>['unsafeRecovery'],
+): ReplayStart {
+  const cache = new Map<number, WalRecord>();
+  const at = (i: number): WalRecord => {
+    let r = cache.get(i);
+    if (r === undefined) {
+      r = decodeAt(payloads[i]!, i);
+      cache.set(i, r);
+    }
+    return r;
+  };
+  let start = -1;
+  for (let i = payloads.length - 1; i >= 0 && start < 0; i--) {
+    if (!mayBeCheckpointHeader(payloads[i]!)) continue;
+    const r = at(i);
     if (r.t !== 'C') continue;
-    let ok = i + r.n < recs.length;
+    let ok = i + r.n < payloads.length;
     for (let j = 1; ok && j <= r.n; j++) {
-      const e = recs[i + j]!;
+      const e = at(i + j);
       ok = e.t === 'E' && e.k === 1;
     }
-    if (ok) return i;
+    if (ok || mutation === 'tornCheckpoint') start = i;
   }
-  return 0;
+  start = Math.max(start, 0);
+  const recs: WalRecord[] = [];
+  for (let i = start; i < payloads.length; i++) recs.push(at(i));
+  if (mutation === 'fromLastSnapshot') {
+    const s = recs.findLastIndex((r) => r.t === 'S');
+    if (s > 0) return { start: start + s, recs: recs.slice(s), decoded: cache.size };
+  }
+  return { start, recs, decoded: cache.size };
 }
 
 /**
@@ -202,18 +252,22 @@ export class DurableStorage<T> implements Storage<T> {
       requestCheckpoint: () => st.startCheckpoint(),
     });
     const what = `WAL record of partition ${opts.partition}${st.tag !== opts.partition ? ` (tag ${st.tag})` : ''}`;
-    const recs = payloads.map((p, i) => decodeRecordPayload(p, st.isEntry, `${what} #${i}`));
-    const start = lastCompleteCheckpoint(recs);
-    st.replayAll(recs.slice(start), what);
+    const { start, recs, decoded } = readFromLastCheckpoint(
+      payloads,
+      (p, i) => decodeRecordPayload(p, st.isEntry, `${what} #${i}`),
+      opts.unsafeRecovery,
+    );
+    st.replayAll(recs, what);
     if (segments.length > 0) opts.wal.setAnchor(st.tag, segments[start]!);
-    st.recoveredRecords = recs.length;
+    st.recoveredRecords = payloads.length;
+    st.decodedRecords = decoded;
     const g = st.s.config;
     if (g?.x !== undefined) {
       st.markRetired(g, st.encode({ t: 'C', p: [0, 0], a: [0, 0], r: 0, d: 0, c: 0, s: null, n: 0, g }));
     }
     if (st.tag === opts.partition) {
       const legacy = await readLegacyGroupLog(opts.disk, opts.dir);
-      if (recs.length === 0 && legacy.records.length > 0) {
+      if (payloads.length === 0 && legacy.records.length > 0) {
         await st.importLegacy(legacy.records);
         st.recoveredRecords = legacy.records.length;
       }
@@ -351,6 +405,12 @@ export class DurableStorage<T> implements Storage<T> {
 
   /** Number of records of this storage that recovery read (0 for a created or empty storage). */
   recoveredRecords = 0;
+
+  /**
+   * Number of those records recovery decoded: the records from the last complete checkpoint on, plus
+   * any checkpoint header it looked at before it (the older records are superseded and not decoded).
+   */
+  decodedRecords = 0;
 
   /**
    * The configuration record this storage holds (a reconfigurable group's storage), or undefined

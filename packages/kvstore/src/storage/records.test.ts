@@ -6,6 +6,7 @@ import {
   decodeSnapshotFile,
   encodeRecordPayload,
   encodeSnapshotFile,
+  mayBeCheckpointHeader,
   snapshotFileName,
   type WalRecord,
 } from './records.js';
@@ -111,5 +112,18 @@ describe('WAL record schema (one check for the encoder and the decoder)', () => 
       if (data.length > 0) expect(decodeSnapshotFile(bad)).toBeUndefined();
       expect(decodeSnapshotFile(file.subarray(0, 11))).toBeUndefined();
     }
+  });
+});
+
+describe('mayBeCheckpointHeader', () => {
+  it('recognises every checkpoint header the encoder writes, and no other record', () => {
+    for (const rec of AT_LIMITS) {
+      expect(mayBeCheckpointHeader(encodeRecordPayload(rec, isEntry)), JSON.stringify(rec).slice(0, 80)).toBe(
+        rec.t === 'C',
+      );
+    }
+    expect(AT_LIMITS.filter((r) => r.t === 'C').length).toBeGreaterThan(1);
+    expect(mayBeCheckpointHeader(new Uint8Array([0x84, 0xa1, 0x74, 0xa1]))).toBe(false);
+    expect(mayBeCheckpointHeader(encode({ t: 'C' }).subarray(0, 4))).toBe(false);
   });
 });

@@ -171,6 +171,26 @@ export function decodeRecordPayload(
   return raw as WalRecord;
 }
 
+/**
+ * Whether `payload` may be a checkpoint header (a `C` record), judged from its first five bytes
+ * without decoding it: {@link encodeRecordPayload} writes every record as a msgpack map of fewer than
+ * 16 keys (a fixmap) whose first key is `"t"`, so a `C` record starts `8x a1 74 a1 43`. Recovery uses
+ * it to find a partition's last checkpoint without decoding the records before it. It is only a
+ * filter: a "yes" is confirmed by decoding the record (and the `n` records of its checkpoint), and a
+ * header it misses only makes recovery start at an earlier checkpoint (replaying a later complete
+ * checkpoint replaces the whole state), so it never changes what is recovered, only how much is read.
+ */
+export function mayBeCheckpointHeader(payload: Uint8Array): boolean {
+  return (
+    payload.length >= 5 &&
+    (payload[0]! & 0xf0) === 0x80 &&
+    payload[1] === 0xa1 &&
+    payload[2] === 0x74 &&
+    payload[3] === 0xa1 &&
+    payload[4] === 0x43
+  );
+}
+
 const SNAP_MAGIC = [0x50, 0x58, 0x53, 0x4e]; // "PXSN"
 const SNAP_VERSION = 1;
 /** Size of a snapshot file header: magic, version, CRC-32C of the data. */
