@@ -255,8 +255,10 @@ export class PaxkvServer {
 
   private async boot(): Promise<void> {
     const c = this.config;
-    await this.bootstrap.start(this.groups);
+    // Tick from the start: a restarted server opens its groups from disk one after another, and each
+    // one ticks (elects, serves) as soon as it is open instead of after the last one.
     this.tickTimer = setInterval(() => this.onTick(), c.tickMs);
+    await this.bootstrap.start(this.groups);
     const coordinator = this.bootstrap.isCoordinator;
     const advertised = this.ctx.advertised;
     this.ctx.log.info(
