@@ -19,7 +19,8 @@ while :; do
   git pull -q --ff-only || echo "git pull failed" >> "$out/runs.txt"
   commit=$(git log -1 --format=%h)
   log=$out/run$n.log load=$out/run$n.load tmp=/tmp/suite-runs/run$n
-  mkdir -p "$tmp"
+  # Writable by every user, like /tmp (a test runs the server as nobody, and tsx keeps its cache in TMPDIR).
+  mkdir -p "$tmp" && chmod 1777 "$tmp"
   t0=$(date -u +%s) start=$(date -u +%H:%M:%S)
   echo "run $n commit $commit start $start" > "$log"
   (while :; do echo "$(date -u +%H:%M:%S) $(cut -d' ' -f1 /proc/loadavg)" >> "$load"; sleep 20; done) &
