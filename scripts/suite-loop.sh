@@ -6,7 +6,7 @@
 # Per run N it writes OUT_DIR/runN.log (the whole output), OUT_DIR/runN.load (1-minute load average every
 # 20 s) and one line in OUT_DIR/runs.txt: commit, start (UTC), load average (max), seconds, exit code,
 # the `N passed, M failed` line, each step's seconds. Temp dirs of the run's test clusters go to
-# /tmp/suite-runs/runN (TMPDIR) and are kept (PAXKV_TEST_KEEP_DIRS=1) until the run passed: a failed run
+# /tmp/suite-runs/<OUT_DIR name>-runN (TMPDIR) and are kept (PAXKV_TEST_KEEP_DIRS=1) until the run passed: a failed run
 # keeps every server's log and data. It stops when OUT_DIR/STOP exists, or before starting a run after
 # LAST_START_HHMM (UTC, default 2359).
 set -u
@@ -18,7 +18,7 @@ while :; do
   [ "$(date -u +%H%M)" -gt "$last" ] && break
   git pull -q --ff-only || echo "git pull failed" >> "$out/runs.txt"
   commit=$(git log -1 --format=%h)
-  log=$out/run$n.log load=$out/run$n.load tmp=/tmp/suite-runs/run$n
+  log=$out/run$n.log load=$out/run$n.load tmp=/tmp/suite-runs/$(basename "$out")-run$n
   # Writable by every user, like /tmp (a test runs the server as nobody, and tsx keeps its cache in TMPDIR).
   mkdir -p "$tmp" && chmod 1777 "$tmp"
   t0=$(date -u +%s) start=$(date -u +%H:%M:%S)
@@ -31,7 +31,7 @@ while :; do
   kill "$sampler"; wait "$sampler" 2>/dev/null
   secs=$(($(date -u +%s) - t0))
   avg=$(awk '{s+=$2; if ($2>m) m=$2; c++} END {printf "%.1f (max %.1f)", s/c, m}' "$load")
-  steps=$(grep -E '^(== |   \(|\(whole)' "$log" | tr '\n' ' ' | tr -s ' ')
+  steps=$(grep -E '^(== (build|tests|package|typecheck|lint)|   \()' "$log" | tr '\n' ' ' | tr -s ' ')
   result=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
   echo "run $n | $commit | $start | load $avg | $secs s | rc $rc | $result | $steps" >> "$out/runs.txt"
   case "$result" in *", 0 failed") rm -rf "$tmp" ;; esac
