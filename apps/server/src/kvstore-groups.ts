@@ -167,7 +167,18 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
   // joiner that never started): the lowest configuration it may join if it is opened again in this
   // process (its log tags were taken: it reopens empty, above every configuration it held).
   const vacated = new Map<number, number>();
-  return async (spec: GroupSpec): Promise<ReplicaGroupPort> => {
+  // Groups open one at a time, in the order they were asked for: opening replays a group's state from
+  // disk (CPU-bound), and a restarted server with much data would otherwise finish all of them
+  // together, at the end; one at a time, each serves (and elects: the server ticks from the start)
+  // while the next replays.
+  let opening: Promise<unknown> = Promise.resolve();
+  return (spec: GroupSpec): Promise<ReplicaGroupPort> => {
+    const open = opening.then(() => openGroup(spec));
+    opening = open.catch(() => {});
+    return open;
+  };
+
+  async function openGroup(spec: GroupSpec): Promise<ReplicaGroupPort> {
     users++;
     let storage: GroupStorage<KvCommand>;
     let log: WriteAheadLog | undefined;
@@ -269,5 +280,5 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
       if (!group.configuration) vacated.set(spec.partition, floor);
       await release();
     });
-  };
+  }
 }
