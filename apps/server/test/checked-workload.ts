@@ -8,7 +8,9 @@
  * final read would return a value that was overwritten by an acknowledged write before it.
  */
 import { type PaxkvClient as Client, createClient } from '@paxkv/client';
+import type { TlsOptions } from '@paxkv/common';
 import { check, readJsonl } from '@paxkv/linearizability-checker';
+import { harnessClientTls } from './harness.js';
 
 /** Options of {@link CheckedKvWorkload}; every field but `servers` has a default. */
 export interface CheckedKvWorkloadOptions {
@@ -20,6 +22,8 @@ export interface CheckedKvWorkloadOptions {
   readonly keys?: readonly string[];
   /** Deadline of one call, retries included; past it the call is recorded as indeterminate. Default 5 000. */
   readonly operationTimeoutMs?: number;
+  /** TLS of the clients. Default: the harness's (its CA when the cluster runs `tls-token`), else none. */
+  readonly tls?: TlsOptions;
 }
 
 /** What {@link CheckedKvWorkload.finish} found. */
@@ -64,8 +68,10 @@ export class CheckedKvWorkload {
   }
 
   private client(servers: readonly string[]): Client {
+    const tls = this.options.tls ?? harnessClientTls();
     return createClient({
       servers: [...servers],
+      ...(tls ? { tls } : {}),
       history: this.sink,
       requestTimeoutMs: this.timeoutMs,
       attemptTimeoutMs: Math.max(200, Math.floor(this.timeoutMs / 3)),

@@ -70,6 +70,7 @@ beforeAll(async () => {
     partitions: 4,
     resp: true,
     clientTls: tls,
+    security: 'none', // its own TLS and token flags
     extraFlags: [
       '--tls-cert',
       f('server.pem', cert.cert),

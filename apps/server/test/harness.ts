@@ -4,21 +4,83 @@
  * test process exits, even after a failure.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { encodeFrame, FrameDecoder, type TlsOptions, tlsMaterial } from '@paxkv/common';
+import { writeLocalClusterCertificates } from '../src/certs.js';
 import { freePort, freePorts, resolveServerCommand, serverFlags, spawnServer } from '../src/launcher.js';
 
 export { freePort } from '../src/launcher.js';
 
 /**
- * Opens a socket to `host:port`, with TLS when `tls` is given (verifying the server against `tls.ca`);
- * `ready` is the event that says it can carry frames (`connect` or `secureConnect`).
+ * How the servers of a {@link TestCluster} authenticate peers: `none` (`--insecure`), `token` (a random
+ * cluster token, `--cluster-token-file`), `tls-token` (a throwaway CA and a server certificate for the
+ * loopback addresses, `--tls-cert/--tls-key/--tls-ca`, plus the token: clients, peers and HTTP all on TLS).
  */
-export function dial(host: string, port: number, tls?: TlsOptions): { socket: Socket; ready: string } {
+export type TestSecurity = 'none' | 'token' | 'tls-token';
+
+/**
+ * The security of clusters created without a `security` option: `PAXKV_TEST_SECURITY` (`token` or
+ * `tls-token`), `none` otherwise. `test/secure-e2e.test.ts` sets it to run chosen suites with TLS + token.
+ */
+export function defaultSecurity(): TestSecurity {
+  const v = process.env.PAXKV_TEST_SECURITY;
+  return v === 'token' || v === 'tls-token' ? v : 'none';
+}
+
+/**
+ * TLS every harness connection dials with when none is given (`dial`, `request`, `RawClient.connect`):
+ * set by {@link TestCluster.create} for a `tls-token` cluster (the process's one test CA), so suites
+ * written for plain TCP run unchanged against it. Pass `tls: null` to dial plain TCP anyway.
+ */
+let defaultClientTls: TlsOptions | undefined;
+
+/** Loopback addresses the test certificate names: 127.0.0.1 and the `ownLoopbackAddresses` range. */
+const CERTIFICATE_HOSTS = [
+  '127.0.0.1',
+  '::1',
+  'localhost',
+  ...Array.from({ length: 32 }, (_, i) => `127.0.0.${11 + i}`),
+];
+
+let certificates: Promise<
+  Awaited<ReturnType<typeof writeLocalClusterCertificates>> & { caPem: string }
+> | null = null;
+
+/**
+ * One throwaway CA and server certificate per test process, shared by its `tls-token` clusters (so a
+ * suite file with several clusters trusts one CA), removed when the process exits.
+ */
+function testCertificates(): NonNullable<typeof certificates> {
+  certificates ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paxkv-test-tls-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const files = await writeLocalClusterCertificates(dir, CERTIFICATE_HOSTS);
+    return { ...files, caPem: readFileSync(files.ca, 'utf8') };
+  })();
+  return certificates;
+}
+
+/** The TLS harness connections dial with by default (see `defaultClientTls`), for other clients of a suite. */
+export function harnessClientTls(): TlsOptions | undefined {
+  return defaultClientTls;
+}
+
+/**
+ * Opens a socket to `host:port`, with TLS when `tls` is given (verifying the server against `tls.ca`;
+ * undefined = the harness's default, see `TestSecurity`; null = plain TCP); `ready` is the event that
+ * says it can carry frames (`connect` or `secureConnect`).
+ */
+export function dial(
+  host: string,
+  port: number,
+  tlsOption?: TlsOptions | null,
+): { socket: Socket; ready: string } {
+  const tls = tlsOption === undefined ? defaultClientTls : tlsOption;
   if (!tls) return { socket: netConnect({ host, port }), ready: 'connect' };
   const socket = tlsConnect({
     host,
@@ -66,8 +128,16 @@ export interface TestClusterOptions {
   readonly ownLoopbackAddresses?: boolean;
   /** Give every server a RESP port (`--resp-port`). */
   readonly resp?: boolean;
-  /** TLS settings the harness's own requests (`waitReady`, `leaders`) dial with. Default: plain TCP. */
+  /**
+   * TLS settings the harness's own requests (`waitReady`, `leaders`) dial with. Default: plain TCP, or
+   * the cluster's CA with `security: 'tls-token'`.
+   */
   readonly clientTls?: TlsOptions;
+  /**
+   * Peer authentication and TLS the harness gives every server (default {@link defaultSecurity}: `none`
+   * unless `PAXKV_TEST_SECURITY` says otherwise). Suites that set up their own token or TLS pass `none`.
+   */
+  readonly security?: TestSecurity;
 }
 
 /** N real servers; node 1 is the bootstrap server. */
@@ -79,7 +149,16 @@ export class TestCluster {
     readonly dir: string,
     readonly servers: TestServer[],
     private readonly options: TestClusterOptions,
+    /** Flags every server gets for its security (token file, TLS files). */
+    private readonly securityFlags: readonly string[] = [],
+    /** TLS the harness's own requests dial with (undefined: plain TCP). */
+    readonly clientTls: TlsOptions | undefined = options.clientTls,
   ) {}
+
+  /** The security the servers run with (see {@link TestSecurity}). */
+  get security(): TestSecurity {
+    return this.options.security ?? defaultSecurity();
+  }
 
   /** Allocates ports and a temp dir (nothing is started yet). */
   static async create(options: TestClusterOptions = {}): Promise<TestCluster> {
@@ -108,7 +187,21 @@ export class TestCluster {
         child: null,
       });
     }
-    return new TestCluster(dir, servers, options);
+    const security = options.security ?? defaultSecurity();
+    const flags: string[] = [];
+    let clientTls = options.clientTls;
+    if (security !== 'none') {
+      const tokenFile = join(dir, 'cluster-token');
+      writeFileSync(tokenFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+      flags.push('--cluster-token-file', tokenFile);
+    }
+    if (security === 'tls-token') {
+      const files = await testCertificates();
+      flags.push('--tls-cert', files.serverCert, '--tls-key', files.serverKey, '--tls-ca', files.ca);
+      clientTls ??= { ca: files.caPem };
+      defaultClientTls = { ca: files.caPem };
+    }
+    return new TestCluster(dir, servers, options, flags, clientTls);
   }
 
   /** Adds one more server (free ports, its own data dir) that joins the cluster; it is not started yet. */
@@ -152,7 +245,7 @@ export class TestCluster {
       respPort: s.respPort ?? undefined,
       // Suites that test peer authentication add a token or TLS; --insecure then changes nothing.
       insecure: true,
-      extra: this.options.extraFlags ?? [],
+      extra: [...this.securityFlags, ...(this.options.extraFlags ?? [])],
     });
   }
 
@@ -257,11 +350,27 @@ export class TestCluster {
         return null;
       });
       const partitions = this.options.partitions ?? 4;
-      if (leaders && leaders.size === partitions) return;
+      if (leaders && leaders.size === partitions) {
+        if (this.security === 'tls-token') await this.checkPlainRefused();
+        return;
+      }
       if (leaders) last = `${leaders.size}/${partitions} partitions have a leader`;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`cluster not ready after ${timeoutMs} ms (${last}); logs:\n${this.logs()}`);
+  }
+
+  /**
+   * With `tls-token`: a plain TCP `status` to the bootstrap server must get no answer, or the servers do
+   * not run the security the suite believes (a harness bug, not a flake).
+   */
+  private async checkPlainRefused(): Promise<void> {
+    const first = this.servers[0] as TestServer;
+    const reply = await request(first.address, { type: 'status', id: 1 }, 5000, { tls: null }).catch(
+      () => null,
+    );
+    if ((reply as { type?: string } | null)?.type === 'status.ok')
+      throw new Error(`server ${first.address} answered plain TCP although it was started with TLS`);
   }
 
   /** Partition -> node id of the replica that reports itself leader, over the servers that answer. */
@@ -273,7 +382,7 @@ export class TestCluster {
         s.address,
         { type: 'status', id: 1 },
         1000,
-        this.options.clientTls ? { tls: this.options.clientTls } : {},
+        this.clientTls ? { tls: this.clientTls } : {},
       ).catch(() => null)) as {
         type: string;
         status?: { node: number; groups: Array<{ partition: number; leader: number | null; role: string }> };
@@ -292,7 +401,7 @@ export class TestCluster {
         s.address,
         { type: 'status', id: 2 },
         1000,
-        this.options.clientTls ? { tls: this.options.clientTls } : {},
+        this.clientTls ? { tls: this.clientTls } : {},
       ).catch(() => null)) as {
         type: string;
         status?: { node: number };
@@ -332,7 +441,8 @@ export function request(
   address: string,
   payload: unknown,
   timeoutMs = 2000,
-  options: { halfClose?: boolean; tls?: TlsOptions } = {},
+  /** `tls`: see {@link dial} (undefined = the harness's default, null = plain TCP). */
+  options: { halfClose?: boolean; tls?: TlsOptions | null } = {},
 ): Promise<unknown> {
   const [host, port] = address.split(':') as [string, string];
   return new Promise((resolveReply, reject) => {

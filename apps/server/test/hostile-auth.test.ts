@@ -40,7 +40,7 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'paxkv-token-'));
   tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
-  cluster = await TestCluster.create({ nodes: 3, partitions: PARTITIONS });
+  cluster = await TestCluster.create({ nodes: 3, partitions: PARTITIONS, security: 'none' });
   for (const s of cluster.servers) cluster.start(s, ['--cluster-token-file', tokenFile]);
   await cluster.waitReady(60_000);
   good = await RawClient.connect(server(1).address);

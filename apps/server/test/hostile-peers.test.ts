@@ -156,6 +156,7 @@ beforeAll(async () => {
   cluster = await TestCluster.create({
     nodes: 3,
     partitions: PARTITIONS,
+    security: 'none', // the worst case: no token, no TLS
     extraFlags: ['--config', configFile],
   });
   cluster.startAll();

@@ -63,6 +63,7 @@ beforeAll(async () => {
     nodes: 3,
     partitions: 4,
     clientTls,
+    security: 'none', // its own TLS flags
     extraFlags: ['--tls-cert', files.cert, '--tls-key', files.key, '--tls-ca', files.ca],
   });
   cluster.startAll();
