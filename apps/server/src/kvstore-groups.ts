@@ -9,8 +9,10 @@
 import { dirname, join } from 'node:path';
 import type { Consistency, KvOp, KvResult, NodeId, Session } from '@paxkv/common';
 import {
+  checkGroupMessage,
   type ConfigurationEvent,
   CorruptDataError,
+  type GroupMessage,
   GroupStorage,
   isKvLogEntry,
   type KvCommand,
@@ -18,7 +20,6 @@ import {
   ReplicaGroup,
   WriteAheadLog,
 } from '@paxkv/kvstore';
-import { type ReconfigMessage, validateReconfigMessage } from '@paxkv/paxos';
 import {
   type GroupConfiguration,
   type GroupFactory,
@@ -47,12 +48,10 @@ export interface KvstoreGroupOptions {
 
 /**
  * The paxos package's validation of a reconfigurable group's message (the configuration envelope, and
- * the wrapped Paxos message's shape, bounds and sender), for the peer hot path.
+ * the wrapped Paxos message's shape, bounds and sender), or a chunk of a snapshot transfer and its
+ * acknowledgement (every field bounded), for the peer hot path.
  */
-export const paxosMessageCheck: PaxosMessageCheck = (from, m) => {
-  const v = validateReconfigMessage(from, m);
-  return v.ok ? null : v.problem;
-};
+export const paxosMessageCheck: PaxosMessageCheck = (from, m) => checkGroupMessage(from, m);
 
 class KvstoreGroup implements ReplicaGroupPort {
   constructor(
@@ -70,7 +69,7 @@ class KvstoreGroup implements ReplicaGroupPort {
     return r.result;
   }
   handle(from: NodeId, message: unknown): void {
-    this.group.handle(from, message as ReconfigMessage<KvCommand>);
+    this.group.handle(from, message as GroupMessage<KvCommand>);
   }
   tick(): void {
     this.group.tick();

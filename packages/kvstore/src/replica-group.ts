@@ -51,6 +51,14 @@ import type { KvCommand } from './command.js';
 import { isKvLogEntry } from './command.js';
 import { LeaseClock } from './leases.js';
 import { ownStrings } from './own.js';
+import {
+  type GroupMessage,
+  isSnapshotTransferMessage,
+  SnapshotTransfer,
+  type SnapshotTransferConfig,
+  type SnapshotTransferMessage,
+  type SnapshotTransferStats,
+} from './snapshot-transfer.js';
 import { type ApplyOutcome, KvStateMachine, type StateMachineConfig } from './state-machine.js';
 import type { Disk } from './storage/disk.js';
 import { GroupStorage } from './storage/group-storage.js';
@@ -183,6 +191,11 @@ export interface ReplicaGroupConfig {
    * the election (etcd does the same). Default 2000 ms.
    */
   readonly leaseGraceMs: number;
+  /**
+   * Chunked transfer of catch-up messages (snapshot + suffix) larger than one chunk: chunk size
+   * (default 1 MiB), window, the receiver's cap (default 1 GiB), timeouts. See `SnapshotTransferConfig`.
+   */
+  readonly snapshotTransfer: Partial<SnapshotTransferConfig>;
 }
 
 /** Messages that announce nothing about this replica's own pending writes (see `releaseEarly`). */
@@ -203,6 +216,7 @@ export const DEFAULT_REPLICA_GROUP_CONFIG: Readonly<ReplicaGroupConfig> = Object
   watch: {},
   tickMs: 20,
   leaseGraceMs: 2_000,
+  snapshotTransfer: {},
 });
 
 /** A configuration of a group: its id (consecutive from 0) and its replicas. */
@@ -274,9 +288,11 @@ export interface ReplicaGroupOptions {
   /**
    * Sends a message to a peer. Called only after the storage writes the message depends on are
    * durable, in the order the core produced the messages. Must not throw (drop the message instead: the
-   * core resends, and a broken link is reported with {@link ReplicaGroup.reconnected}).
+   * core resends, and a broken link is reported with {@link ReplicaGroup.reconnected}). Besides the
+   * reconfiguration messages, the group sends the chunks of its snapshot transfers (see
+   * `SnapshotTransfer`): the receiving side hands every message to {@link ReplicaGroup.handle}.
    */
-  readonly send: (to: NodeId, message: ReconfigMessage<KvCommand>) => void;
+  readonly send: (to: NodeId, message: GroupMessage<KvCommand>) => void;
   /** Called on every configuration change (see {@link ConfigurationEvent}). Must not throw. */
   readonly onConfigChange?: (event: ConfigurationEvent) => void;
   /** Address of a node, for the leader hints in `NotLeaderError`. */
@@ -349,6 +365,11 @@ function carriesOnlyLogEntries(m: ReconfigMessage<unknown>): boolean {
 function entriesOf(m: ReconfigMessage<unknown>): unknown {
   const inner: unknown = m.type === 'Paxos' ? m.msg : m;
   return (inner as { entries?: unknown; suffix?: unknown }).entries ?? (inner as { suffix?: unknown }).suffix;
+}
+
+/** A follower's "re-synchronise me" or a joiner's "send me the state": resent by the core on a timer. */
+function isResyncRequest(m: ReconfigMessage<unknown>): boolean {
+  return m.type === 'JoinRequest' || (m.type === 'Paxos' && m.msg.type === 'PrepareReq');
 }
 
 /** A pending {@link ReplicaGroup.reconfigure}. */
@@ -424,6 +445,8 @@ export class ReplicaGroup {
   private leasing = false;
   /** How each open watcher is told its stream ended (by the group, not by its own cancel). */
   private readonly watchEnds = new Map<object, (why: string) => void>();
+  /** Chunked transfer of snapshot-carrying messages, both directions. */
+  private readonly transfer: SnapshotTransfer;
 
   constructor(opts: ReplicaGroupOptions) {
     this.partition = opts.partition;
@@ -453,6 +476,7 @@ export class ReplicaGroup {
     this.onApplied = opts.onApplied;
     this.logger = opts.logger ?? silentLogger;
     this.nonce = opts.nonce ?? randomNonce();
+    this.transfer = new SnapshotTransfer(this.config.snapshotTransfer, (to, m) => this.sendTransfer(to, m));
     this.sm = new KvStateMachine(this.config.stateMachine, this.partition);
     this.hub = new WatchHub(this.sm.revision, this.config.watch);
     this.leaseClock = new LeaseClock(
@@ -746,8 +770,12 @@ export class ReplicaGroup {
   // ------------------------------------------------------------------ inputs
 
   /** A peer message arrived. Messages that are malformed for the current state are ignored by the core. */
-  handle(from: NodeId, message: ReconfigMessage<KvCommand>): void {
+  handle(from: NodeId, message: GroupMessage<KvCommand>): void {
     if (this.fatal || this.closed) return;
+    if (isSnapshotTransferMessage(message)) {
+      this.handleTransfer(from, message);
+      return;
+    }
     if (
       !validateReconfigMessage(from, message).ok ||
       !carriesOnlyLogEntries(message) ||
@@ -766,6 +794,41 @@ export class ReplicaGroup {
       this.logger.warn({ partition: this.partition, from, err: String(e) }, 'paxos message rejected');
     }
     this.schedule();
+  }
+
+  /**
+   * Counters of this group's chunked snapshot transfers (see `SnapshotTransfer`), and the bytes it
+   * stages from senders right now.
+   */
+  get transferStats(): Readonly<SnapshotTransferStats & { readonly stagedBytes: number }> {
+    return { ...this.transfer.stats, stagedBytes: this.transfer.stagedBytes };
+  }
+
+  private handleTransfer(from: NodeId, m: SnapshotTransferMessage): void {
+    this.heardAt.set(from, this.now);
+    if (m.type === 'SnapshotAck') {
+      this.transfer.onAck(from, m);
+      return;
+    }
+    const r = this.transfer.receive(from, m);
+    if (r.kind === 'refused' || r.kind === 'discarded') {
+      this.logger.warn({ partition: this.partition, from, reason: r.reason }, 'snapshot transfer dropped');
+    } else if (r.kind === 'delivered') {
+      this.logger.info(
+        { partition: this.partition, from, type: m.kind, bytes: r.bytes, index: m.index },
+        'snapshot transfer received',
+      );
+      this.handle(from, r.message as ReconfigMessage<KvCommand>);
+    }
+  }
+
+  private sendTransfer(to: NodeId, m: SnapshotTransferMessage): void {
+    if (this.fatal || this.closed) return;
+    try {
+      this.sendFn(to, m);
+    } catch (e) {
+      this.logger.warn({ partition: this.partition, to, err: String(e) }, 'send failed');
+    }
   }
 
   /**
@@ -788,6 +851,7 @@ export class ReplicaGroup {
     if (this.fatal || this.closed) return;
     this.now++;
     this.paxos.tick();
+    this.transfer.tick();
     this.retireOld();
     const isolated = this.isolated;
     if (isolated && !this.wasIsolated) this.failIsolatedRequests();
@@ -800,6 +864,7 @@ export class ReplicaGroup {
   /** The session to `peer` came back after a break. */
   reconnected(peer: NodeId): void {
     if (this.fatal || this.closed) return;
+    this.transfer.peerReset(peer);
     this.paxos.reconnected(peer);
     this.schedule();
   }
@@ -824,6 +889,7 @@ export class ReplicaGroup {
    */
   disconnected(peer: NodeId): void {
     if (this.fatal || this.closed) return;
+    this.transfer.peerReset(peer);
     this.paxos.disconnected(peer);
     this.schedule();
   }
@@ -1117,6 +1183,9 @@ export class ReplicaGroup {
 
   private releaseOutputs(o: Outputs): void {
     for (const { to, message } of o.out) {
+      // A peer streaming us its state is alive and answering: asking it again would only rebuild it.
+      if (isResyncRequest(message) && this.transfer.receivingFrom(to)) continue;
+      if (this.transfer.offer(to, message)) continue;
       try {
         this.sendFn(to, message);
       } catch (e) {
@@ -1346,6 +1415,7 @@ export class ReplicaGroup {
     this.reads.clear();
     this.readyReads.length = 0;
     this.endWatches(`replica of partition ${this.partition} stopped`);
+    this.transfer.clear();
     this.onFatal?.(err);
   }
 
@@ -1379,6 +1449,7 @@ export class ReplicaGroup {
     this.reads.clear();
     this.readyReads.length = 0;
     this.endWatches(`replica of partition ${this.partition} is shutting down`);
+    this.transfer.clear();
     const closable = this.storage as { close?: () => Promise<void> };
     await closable.close?.();
   }

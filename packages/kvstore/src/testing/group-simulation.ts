@@ -14,7 +14,7 @@ import {
   type PaxkvError,
   txnKeys,
 } from '@paxkv/common';
-import { isStopSign, type NodeId, type ReconfigMessage, type StopSign } from '@paxkv/paxos';
+import { isStopSign, type NodeId, type StopSign } from '@paxkv/paxos';
 import { type SimNode, Simulator } from '@paxkv/paxos/testing';
 import { decode, encode } from '../codec.js';
 import type { KvCommand } from '../command.js';
@@ -26,6 +26,7 @@ import {
   type SubmitOptions,
   type SubmitResult,
 } from '../replica-group.js';
+import type { GroupMessage } from '../snapshot-transfer.js';
 import type { ApplyOutcome } from '../state-machine.js';
 import { SimDisk } from '../storage/sim-disk.js';
 import { WriteAheadLog } from '../storage/wal.js';
@@ -39,7 +40,7 @@ import {
   noteBankWrites,
 } from './bank.js';
 
-type PaxosMsg = ReconfigMessage<KvCommand>;
+type PaxosMsg = GroupMessage<KvCommand>;
 /** A message on the simulated wire: a paxos message of one partition (all groups share a node's links). */
 interface Msg {
   readonly p: number;
@@ -110,6 +111,8 @@ export interface GroupSimulationOptions {
    * (its seed just written), in the faulty phase. Default 0.2 when `reconfigProbability > 0`.
    */
   readonly crashAfterStartProbability?: number;
+  /** Called when a replica finished opening its storage (once per group and incarnation). */
+  readonly onOpened?: (pid: NodeId, group: ReplicaGroup, incarnation: number) => void;
 }
 
 /** What one simulation run produced. */
@@ -249,6 +252,10 @@ export interface GroupClusterOptions {
   readonly onStopSignApplied?: (pid: NodeId, index: number, sign: StopSign, partition: number) => void;
   /** Called when a replica finished opening its storage (once per group). */
   readonly onOpened?: (pid: NodeId, group: ReplicaGroup, incarnation: number) => void;
+  /** Chance that a message is delivered twice (see the paxos `Simulator`). Default 0. */
+  readonly duplicateProbability?: number;
+  /** Chance that a message is lost without breaking its session (see the paxos `Simulator`). Default 0. */
+  readonly lossProbability?: number;
 }
 
 /**
@@ -289,6 +296,8 @@ export class GroupCluster {
       // Round trips stay within one BLE heartbeat round (5 ticks by default) as in the paxos simulator.
       maxDelay: 2,
       silentBreaks: options.silentBreaks ?? false,
+      duplicateProbability: options.duplicateProbability ?? 0,
+      lossProbability: options.lossProbability ?? 0,
       factory: (pid, restartCount) => {
         // Each incarnation sees the disk through its own view: a crashed incarnation's pending work
         // never touches the disk again.
@@ -464,6 +473,7 @@ export async function simulateGroup(options: GroupSimulationOptions): Promise<Gr
       }
     },
     onOpened: (pid, g, incarnation) => {
+      options.onOpened?.(pid, g, incarnation);
       if (g.compactedIndex > 0) snapshotsInstalled++;
       trace?.(
         `t${cluster.sim.now} node ${pid} p${g.partition} opened (incarnation ${incarnation}): log ${g.logLength} decided ${g.decidedIndex} compacted ${g.compactedIndex}`,

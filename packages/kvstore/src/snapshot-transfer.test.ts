@@ -1,0 +1,304 @@
+/**
+ * Chunked snapshot transfer between two ends over a hostile link (loss, duplication, reordering,
+ * corruption, a receiver restart), every bound of the wire messages, and the mutation check: a receiver
+ * that appends chunks whatever their offset and skips the checksum is caught delivering wrong bytes.
+ */
+import type { NodeId, ReconfigMessage } from '@paxkv/paxos';
+import { Rng } from '@paxkv/paxos/testing';
+import { describe, expect, it } from 'vitest';
+import {
+  checkGroupMessage,
+  isSnapshotTransferMessage,
+  MAX_TRANSFER_CHUNK_BYTES,
+  type SnapshotChunk,
+  SnapshotTransfer,
+  type SnapshotTransferConfig,
+  type SnapshotTransferMessage,
+} from './snapshot-transfer.js';
+
+const SENDER = 1;
+const RECEIVER = 2;
+
+/** An AcceptSync carrying a snapshot of `size` pseudo-random bytes (a catch-up message). */
+function acceptSync(size: number, seed: number, round = 3): ReconfigMessage<unknown> {
+  const data = new Uint8Array(size);
+  const rng = new Rng(seed);
+  for (let i = 0; i < size; i++) data[i] = rng.int(256);
+  return {
+    type: 'Paxos',
+    config: 0,
+    msg: {
+      type: 'AcceptSync',
+      n: { n: round, pid: SENDER },
+      syncIndex: 40,
+      entries: [],
+      snapshot: { index: 40, data },
+      decidedIndex: 40,
+    },
+  };
+}
+
+function snapshotOf(m: ReconfigMessage<unknown>): Uint8Array {
+  if (m.type !== 'Paxos' || m.msg.type !== 'AcceptSync' || m.msg.snapshot === null) throw new Error('no snapshot');
+  return m.msg.snapshot.data;
+}
+
+/** Byte equality (vitest's deep equality walks typed arrays element by element: slow). */
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(a, b) === 0;
+}
+
+interface Wire {
+  readonly to: NodeId;
+  readonly message: SnapshotTransferMessage;
+}
+
+interface LinkFaults {
+  readonly loss?: number;
+  readonly duplicate?: number;
+  /** Chance that a delivery picks a random queued message instead of the oldest. */
+  readonly reorder?: number;
+  /** Chance that a chunk's data gets one byte flipped. */
+  readonly corrupt?: number;
+}
+
+/**
+ * Runs a transfer of `message` from SENDER to RECEIVER over a faulty link (seeded), ticking both ends,
+ * until the sender considers it complete or `maxSteps` pass. Returns what the receiver delivered.
+ */
+function runTransfer(
+  message: ReconfigMessage<unknown>,
+  seed: number,
+  faults: LinkFaults,
+  config: Partial<SnapshotTransferConfig>,
+  receiverConfig: Partial<SnapshotTransferConfig> = config,
+  hooks: {
+    onStep?: (ends: { receiver: SnapshotTransfer; restart: () => SnapshotTransfer }) => SnapshotTransfer | undefined;
+    maxSteps?: number;
+  } = {},
+) {
+  const rng = new Rng(seed);
+  const queue: Wire[] = [];
+  const sender = new SnapshotTransfer(config, (to, m) => queue.push({ to, message: m }));
+  const makeReceiver = () => new SnapshotTransfer(receiverConfig, (to, m) => queue.push({ to, message: m }));
+  let receiver = makeReceiver();
+  const delivered: Uint8Array[] = [];
+  expect(sender.offer(RECEIVER, message)).toBe(true);
+  let steps = 0;
+  for (; steps < (hooks.maxSteps ?? 20_000) && sender.stats.completed === 0; steps++) {
+    const replaced = hooks.onStep?.({ receiver, restart: makeReceiver });
+    if (replaced) receiver = replaced;
+    if (steps % 3 === 0) {
+      sender.tick();
+      receiver.tick();
+    }
+    for (let k = 0; k < 4 && queue.length > 0; k++) {
+      const at = rng.chance(faults.reorder ?? 0) ? rng.int(queue.length) : 0;
+      const [w] = queue.splice(at, 1) as [Wire];
+      if (rng.chance(faults.loss ?? 0)) continue;
+      let m = w.message;
+      if (m.type === 'SnapshotChunk' && rng.chance(faults.corrupt ?? 0)) {
+        const data = new Uint8Array(m.data);
+        const i = rng.int(data.length);
+        data[i] = (data[i] as number) ^ 0x40;
+        m = { ...m, data };
+      }
+      if (rng.chance(faults.duplicate ?? 0)) queue.splice(rng.int(queue.length + 1), 0, { ...w, message: m });
+      if (w.to === RECEIVER) {
+        if (m.type !== 'SnapshotChunk') throw new Error('the receiver got an ack');
+        const r = receiver.receive(SENDER, m);
+        if (r.kind === 'delivered') delivered.push(snapshotOf(r.message));
+      } else if (m.type === 'SnapshotAck') {
+        sender.onAck(RECEIVER, m);
+      }
+    }
+  }
+  return { sender, receiver, delivered, steps };
+}
+
+const SMALL: Partial<SnapshotTransferConfig> = { chunkBytes: 1024, windowChunks: 4, resendTicks: 4 };
+
+describe('SnapshotTransfer', () => {
+  it('sends a message no larger than one chunk as it is', () => {
+    const t = new SnapshotTransfer(SMALL, () => {
+      throw new Error('must not send');
+    });
+    expect(t.offer(RECEIVER, acceptSync(500, 1))).toBe(false);
+    // Only catch-up messages are taken, whatever their size.
+    const accept: ReconfigMessage<unknown> = {
+      type: 'Paxos',
+      config: 0,
+      msg: { type: 'Accept', n: { n: 1, pid: 1 }, start: 0, entries: ['x'.repeat(5000)], decidedIndex: 0 },
+    };
+    expect(t.offer(RECEIVER, accept)).toBe(false);
+  });
+
+  it('delivers exactly the bytes sent, once, over a clean link, in bounded chunks', () => {
+    const m = acceptSync(50_000, 2);
+    const { sender, receiver, delivered } = runTransfer(m, 1, {}, SMALL);
+    expect(delivered).toHaveLength(1);
+    expect(same(delivered[0] as Uint8Array, snapshotOf(m))).toBe(true);
+    expect(sender.stats.completed).toBe(1);
+    expect(sender.stats.chunksSent).toBe(Math.ceil((50_000 + 100) / 1024));
+    expect(receiver.stagedBytes).toBe(0);
+  });
+
+  it('delivers exactly the bytes sent under loss, duplication, reordering and corruption (40 seeds)', () => {
+    const m = acceptSync(30_000, 3);
+    const want = snapshotOf(m);
+    let discarded = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const { sender, receiver, delivered } = runTransfer(
+        m,
+        seed,
+        { loss: 0.05, duplicate: 0.1, reorder: 0.2, corrupt: 0.01 },
+        SMALL,
+      );
+      expect(sender.stats.completed, `seed ${seed}`).toBe(1);
+      expect(delivered.length, `seed ${seed}`).toBeGreaterThanOrEqual(1);
+      for (const d of delivered) expect(same(d, want), `seed ${seed}`).toBe(true);
+      discarded += receiver.stats.discarded;
+    }
+    // Corrupted chunks were caught by the checksum (and the transfer started over).
+    expect(discarded).toBeGreaterThan(0);
+  });
+
+  it('mutation: a receiver that ignores offsets and the checksum is caught delivering wrong bytes', () => {
+    const m = acceptSync(30_000, 3);
+    const want = snapshotOf(m);
+    let wrong = 0;
+    for (let seed = 1; seed <= 10 && wrong === 0; seed++) {
+      const { delivered } = runTransfer(
+        m,
+        seed,
+        { reorder: 0.1 },
+        SMALL,
+        { ...SMALL, unsafeMutation: 'unverifiedChunks' },
+        { maxSteps: 3000 },
+      );
+      for (const d of delivered) if (!same(d, want)) wrong++;
+    }
+    expect(wrong).toBeGreaterThan(0);
+  });
+
+  it('starts over when the receiver restarts mid-transfer (its staging is gone, nothing was installed)', () => {
+    const m = acceptSync(40_000, 4);
+    let restarted = false;
+    const { sender, delivered } = runTransfer(m, 5, {}, SMALL, SMALL, {
+      onStep: ({ receiver, restart }) => {
+        if (restarted || receiver.stagedBytes < 10_000) return undefined;
+        restarted = true;
+        return restart();
+      },
+    });
+    expect(restarted).toBe(true);
+    expect(sender.stats.completed).toBe(1);
+    expect(delivered).toHaveLength(1);
+    expect(same(delivered[0] as Uint8Array, snapshotOf(m))).toBe(true);
+  });
+
+  it('does not restart a transfer already on its way; a newer ballot supersedes it', () => {
+    const sent: SnapshotTransferMessage[] = [];
+    const t = new SnapshotTransfer(SMALL, (_to, m) => sent.push(m));
+    expect(t.offer(RECEIVER, acceptSync(10_000, 6))).toBe(true);
+    expect(t.offer(RECEIVER, acceptSync(10_000, 6))).toBe(true);
+    expect(t.stats).toMatchObject({ started: 1, deduplicated: 1 });
+    expect(sent).toHaveLength(4); // one window
+    expect(t.offer(RECEIVER, acceptSync(10_000, 6, 4))).toBe(true);
+    expect(t.stats).toMatchObject({ started: 2, abandoned: 1 });
+    const ids = new Set(sent.map((m) => (m as SnapshotChunk).id));
+    expect(ids.size).toBe(2);
+  });
+
+  it('keeps at most one window of chunks unacknowledged', () => {
+    const sent: SnapshotTransferMessage[] = [];
+    const t = new SnapshotTransfer(SMALL, (_to, m) => sent.push(m));
+    t.offer(RECEIVER, acceptSync(100_000, 7));
+    expect(sent).toHaveLength(4);
+    for (let i = 0; i < 50; i++) t.tick(); // resends, still one window at a time
+    const offsets = sent.map((m) => (m as SnapshotChunk).offset);
+    expect(Math.max(...offsets)).toBe(3 * 1024);
+    t.onAck(RECEIVER, { type: 'SnapshotAck', id: (sent[0] as SnapshotChunk).id, next: 2048, done: false });
+    expect(Math.max(...sent.map((m) => (m as SnapshotChunk).offset))).toBe(5 * 1024);
+  });
+
+  it('drops an idle transfer on both sides', () => {
+    const cfg = { ...SMALL, idleTimeoutTicks: 20 };
+    const toReceiver: SnapshotTransferMessage[] = [];
+    const sender = new SnapshotTransfer(cfg, (_to, m) => toReceiver.push(m));
+    const receiver = new SnapshotTransfer(cfg, () => {});
+    sender.offer(RECEIVER, acceptSync(20_000, 8));
+    receiver.receive(SENDER, toReceiver[0] as SnapshotChunk);
+    expect(receiver.stagedBytes).toBe(1024);
+    for (let i = 0; i < 20; i++) {
+      sender.tick();
+      receiver.tick();
+    }
+    expect(receiver.stagedBytes).toBe(0);
+    expect(receiver.stats.discarded).toBe(1);
+    expect(sender.stats.abandoned).toBe(1);
+  });
+
+  it('refuses a transfer over its cap, and stages at most two senders', () => {
+    const big = new SnapshotTransfer({ ...SMALL, maxBytes: 5000 }, () => {});
+    const chunks: SnapshotChunk[] = [];
+    new SnapshotTransfer(SMALL, (_to, m) => chunks.push(m as SnapshotChunk)).offer(RECEIVER, acceptSync(20_000, 9));
+    expect(big.receive(SENDER, chunks[0] as SnapshotChunk)).toMatchObject({ kind: 'refused' });
+    expect(big.stagedBytes).toBe(0);
+    const r = new SnapshotTransfer(SMALL, () => {});
+    for (const from of [3, 4, 5]) r.receive(from, chunks[0] as SnapshotChunk);
+    expect(r.stagedBytes).toBe(2 * 1024);
+    expect(r.stats.discarded).toBe(1);
+  });
+
+  it('discards a transfer whose chunks disagree with the message they carry', () => {
+    const m = acceptSync(3000, 10);
+    const chunks: SnapshotChunk[] = [];
+    new SnapshotTransfer(SMALL, (_to, x) => chunks.push(x as SnapshotChunk)).offer(RECEIVER, m);
+    // Same bytes, but the chunks claim another ballot than the AcceptSync inside.
+    const liar = chunks.map((c) => ({ ...c, n: { n: 9, pid: SENDER } }));
+    const r = new SnapshotTransfer(SMALL, () => {});
+    const outcomes = liar.map((c) => r.receive(SENDER, c));
+    expect(outcomes.at(-1)).toMatchObject({ kind: 'discarded' });
+    expect(r.stats.delivered).toBe(0);
+  });
+
+  it('bounds every field of a transfer message from the wire', () => {
+    const chunks: SnapshotChunk[] = [];
+    new SnapshotTransfer(SMALL, (_to, x) => chunks.push(x as SnapshotChunk)).offer(RECEIVER, acceptSync(3000, 11));
+    const c = chunks[0] as SnapshotChunk;
+    expect(isSnapshotTransferMessage(c)).toBe(true);
+    expect(checkGroupMessage(SENDER, c)).toBeNull();
+    const bad: unknown[] = [
+      { ...c, id: -1 },
+      { ...c, id: 2 ** 60 },
+      { ...c, config: 1.5 },
+      { ...c, kind: 'Accept' },
+      { ...c, n: null },
+      { ...c, kind: 'JoinState' }, // a JoinState has no ballot
+      { ...c, n: { n: 2 ** 50, pid: 1 } },
+      { ...c, sum: new Uint8Array(31) },
+      { ...c, data: new Uint8Array(0) },
+      { ...c, data: new Uint8Array(MAX_TRANSFER_CHUNK_BYTES + 1), total: MAX_TRANSFER_CHUNK_BYTES * 2 },
+      { ...c, offset: c.total - 10 }, // runs past the total
+      { ...c, total: Number.MAX_SAFE_INTEGER + 2 },
+      { ...c, data: 'bytes' },
+      { type: 'SnapshotAck', id: 1, next: -1, done: false },
+      { type: 'SnapshotAck', id: 1, next: 5, done: 'yes' },
+    ];
+    for (const b of bad) {
+      expect(isSnapshotTransferMessage(b), JSON.stringify(b, (_k, v) => (v instanceof Uint8Array ? v.length : v))).toBe(false);
+      expect(checkGroupMessage(SENDER, b)).toBe('malformed');
+    }
+    expect(isSnapshotTransferMessage({ type: 'SnapshotAck', id: 1, next: 5, done: true })).toBe(true);
+    // Reconfiguration messages still go through the paxos package's validation.
+    expect(checkGroupMessage(SENDER, { type: 'JoinRequest', config: 2 })).toBeNull();
+    expect(checkGroupMessage(SENDER, { type: 'JoinRequest', config: -2 })).toBe('malformed');
+  });
+
+  it('checks its config', () => {
+    expect(() => new SnapshotTransfer({ chunkBytes: 0 }, () => {})).toThrow(/chunkBytes/);
+    expect(() => new SnapshotTransfer({ chunkBytes: MAX_TRANSFER_CHUNK_BYTES + 1 }, () => {})).toThrow(/at most/);
+    expect(() => new SnapshotTransfer({ windowChunks: 1.5 }, () => {})).toThrow(/windowChunks/);
+  });
+});
