@@ -367,11 +367,6 @@ function entriesOf(m: ReconfigMessage<unknown>): unknown {
   return (inner as { entries?: unknown; suffix?: unknown }).entries ?? (inner as { suffix?: unknown }).suffix;
 }
 
-/** A follower's "re-synchronise me" or a joiner's "send me the state": resent by the core on a timer. */
-function isResyncRequest(m: ReconfigMessage<unknown>): boolean {
-  return m.type === 'JoinRequest' || (m.type === 'Paxos' && m.msg.type === 'PrepareReq');
-}
-
 /** A pending {@link ReplicaGroup.reconfigure}. */
 interface PendingReconfig {
   readonly configId: number;
@@ -1183,8 +1178,8 @@ export class ReplicaGroup {
 
   private releaseOutputs(o: Outputs): void {
     for (const { to, message } of o.out) {
-      // A peer streaming us its state is alive and answering: asking it again would only rebuild it.
-      if (isResyncRequest(message) && this.transfer.receivingFrom(to)) continue;
+      // A peer streaming us the answer to this request is alive: asking again would only rebuild it.
+      if (this.transfer.answersInFlight(to, message)) continue;
       if (this.transfer.offer(to, message)) continue;
       try {
         this.sendFn(to, message);

@@ -222,6 +222,31 @@ describe('SnapshotTransfer', () => {
     expect(Math.max(...sent.map((m) => (m as SnapshotChunk).offset))).toBe(5 * 1024);
   });
 
+  it('recognises a request whose answer is streaming (the core would only rebuild it)', () => {
+    const chunks: SnapshotChunk[] = [];
+    new SnapshotTransfer(SMALL, (_to, x) => chunks.push(x as SnapshotChunk)).offer(RECEIVER, acceptSync(20_000, 12));
+    const r = new SnapshotTransfer(SMALL, () => {});
+    const prepareReq = (n: number, pid = SENDER): ReconfigMessage<unknown> => ({
+      type: 'Paxos',
+      config: 0,
+      msg: { type: 'PrepareReq', n: { n, pid } },
+    });
+    expect(r.answersInFlight(SENDER, prepareReq(3))).toBe(false); // nothing staged yet
+    r.receive(SENDER, chunks[0] as SnapshotChunk);
+    expect(r.answersInFlight(SENDER, prepareReq(3))).toBe(true);
+    expect(r.answersInFlight(SENDER, prepareReq(4))).toBe(false); // another ballot
+    expect(r.answersInFlight(3, prepareReq(3))).toBe(false); // another peer
+    expect(r.answersInFlight(SENDER, { type: 'JoinRequest', config: 0 })).toBe(false); // another kind
+    const prepare: ReconfigMessage<unknown> = {
+      type: 'Paxos',
+      config: 0,
+      msg: { type: 'Prepare', n: { n: 3, pid: SENDER }, decidedIndex: 0, acceptedRound: { n: 0, pid: 0 }, logLength: 0 },
+    };
+    expect(r.answersInFlight(SENDER, prepare)).toBe(false); // a Prepare asks for a Promise
+    for (let i = 0; i < 2 * (SMALL.resendTicks as number); i++) r.tick();
+    expect(r.answersInFlight(SENDER, prepareReq(3))).toBe(false); // stalled: ask again
+  });
+
   it('drops an idle transfer on both sides', () => {
     const cfg = { ...SMALL, idleTimeoutTicks: 20 };
     const toReceiver: SnapshotTransferMessage[] = [];

@@ -324,10 +324,21 @@ export class SnapshotTransfer {
     return true;
   }
 
-  /** Whether a transfer from `peer` made progress within the last `resendTicks` (see {@link ReplicaGroup}). */
-  receivingFrom(peer: NodeId): boolean {
+  /**
+   * Whether `request` (to `peer`) asks for what `peer` is streaming us right now, so sending it would
+   * only make `peer` rebuild the same state: a `Prepare` of ballot `n` while its `Promise` for `n`
+   * streams, a `PrepareReq` for `n` while the `AcceptSync` of `n` streams, a `JoinRequest` for a
+   * configuration while its `JoinState` streams (progress within the last two `resendTicks`). The core
+   * resends these on a timer; dropping one is always safe.
+   */
+  answersInFlight(peer: NodeId, request: ReconfigMessage<unknown>): boolean {
     const s = this.incoming.get(peer);
-    return s !== undefined && this.now - s.lastChunk < 2 * this.config.resendTicks;
+    if (s === undefined || this.now - s.lastChunk >= 2 * this.config.resendTicks) return false;
+    if (request.type === 'JoinRequest') return s.kind === 'JoinState' && s.config === request.config;
+    if (request.type !== 'Paxos' || request.config !== s.config || s.n === null) return false;
+    const m = request.msg;
+    const kind = m.type === 'Prepare' ? 'Promise' : m.type === 'PrepareReq' ? 'AcceptSync' : undefined;
+    return kind === s.kind && m.n.n === s.n.n && m.n.pid === s.n.pid;
   }
 
   /** Bytes staged from every sender (memory held by incoming transfers). */
