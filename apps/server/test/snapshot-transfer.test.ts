@@ -62,6 +62,17 @@ afterEach(async () => {
   cluster = undefined;
 });
 
+/** The last lines of a server's log that say something (not the per-connection and majority chatter). */
+function notable(c: TestCluster, s: TestServer): string {
+  return c
+    .log(s, 3000)
+    .split('\n')
+    .filter((l) => !/connected from|cannot reach a majority/.test(l))
+    .slice(-40)
+    .map((l) => l.slice(0, 400))
+    .join('\n');
+}
+
 /** Waits until `victim`'s replica of the big partition has decided as far as `reference`'s. */
 async function caughtUp(c: TestCluster, victim: TestServer, reference: TestServer, what: string) {
   return until(
@@ -73,7 +84,7 @@ async function caughtUp(c: TestCluster, victim: TestServer, reference: TestServe
     },
     240_000,
   ).catch((e: Error) => {
-    throw new Error(`${e.message}\n--- victim\n${c.log(victim, 40)}\n--- reference\n${c.log(reference, 20)}`);
+    throw new Error(`${e.message}\n--- victim\n${notable(c, victim)}\n--- reference\n${notable(c, reference)}`);
   });
 }
 
@@ -157,7 +168,7 @@ describe('a partition larger than one peer frame', () => {
         },
         240_000,
       ).catch((e: Error) => {
-        throw new Error(`${e.message}\n--- node 3\n${c.log(victim, 60)}\n--- node 1\n${c.log(node(1), 30)}`);
+        throw new Error(`${e.message}\n--- node 3\n${notable(c, victim)}\n--- node 1\n${notable(c, node(1))}`);
       });
       expect(c.log(victim, 4000)).toMatch(/stored state cannot be read/);
       await caughtUp(c, victim, node(1), 'node 3 caught up after rejoining');

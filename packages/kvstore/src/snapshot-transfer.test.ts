@@ -11,6 +11,7 @@ import {
   isSnapshotTransferMessage,
   MAX_TRANSFER_CHUNK_BYTES,
   type SnapshotChunk,
+  type SnapshotChunkAck,
   SnapshotTransfer,
   type SnapshotTransferConfig,
   type SnapshotTransferMessage,
@@ -139,7 +140,8 @@ describe('SnapshotTransfer', () => {
     expect(delivered).toHaveLength(1);
     expect(same(delivered[0] as Uint8Array, snapshotOf(m))).toBe(true);
     expect(sender.stats.completed).toBe(1);
-    expect(sender.stats.chunksSent).toBe(Math.ceil((50_000 + 100) / 1024));
+    // The snapshot's bytes in 1 KiB chunks, then the rest of the message (its head) in one.
+    expect(sender.stats.chunksSent).toBe(Math.ceil(50_000 / 1024) + 1);
     expect(receiver.stagedBytes).toBe(0);
   });
 
@@ -247,6 +249,46 @@ describe('SnapshotTransfer', () => {
     expect(r.answersInFlight(SENDER, prepareReq(3))).toBe(false); // stalled: ask again
   });
 
+  it('a new transfer of the same snapshot (a new ballot) goes on from the staged bytes', () => {
+    const toReceiver: SnapshotChunk[] = [];
+    const toSender: SnapshotChunkAck[] = [];
+    const sender = new SnapshotTransfer(SMALL, (_to, m) => toReceiver.push(m as SnapshotChunk));
+    const receiver = new SnapshotTransfer(SMALL, (_to, m) => toSender.push(m as SnapshotChunkAck));
+    let delivered: ReconfigMessage<unknown> | undefined;
+    const exchange = (until: () => boolean) => {
+      while (!until() && toReceiver.length + toSender.length > 0) {
+        const c = toReceiver.shift();
+        if (c) {
+          const r = receiver.receive(SENDER, c);
+          if (r.kind === 'delivered') delivered = r.message;
+        }
+        const a = toSender.shift();
+        if (a) sender.onAck(RECEIVER, a);
+      }
+    };
+    sender.offer(RECEIVER, acceptSync(40_000, 13, 3));
+    exchange(() => receiver.stagedBytes >= 20_000);
+    const staged = receiver.stagedBytes;
+    toReceiver.length = 0; // the old leader's chunks in flight are lost
+    toSender.length = 0;
+    const m = acceptSync(40_000, 13, 4); // re-elected with ballot 4: same snapshot, a new transfer
+    sender.offer(RECEIVER, m);
+    const before = sender.stats.chunksSent;
+    const offsets: number[] = [];
+    const sent = toReceiver;
+    exchange(() => {
+      for (const c of sent) if (!offsets.includes(c.offset)) offsets.push(c.offset);
+      return delivered !== undefined;
+    });
+    expect(receiver.stats.resumed).toBe(1);
+    expect(delivered).toBeDefined();
+    expect(same(snapshotOf(delivered as ReconfigMessage<unknown>), snapshotOf(m))).toBe(true);
+    expect((delivered as { msg: { n: { n: number } } }).msg.n.n).toBe(4);
+    // Only the first window was sent again below what was staged; the rest went on from there.
+    expect(offsets.filter((o) => o < staged).length).toBeLessThanOrEqual(4);
+    expect(sender.stats.chunksSent - before).toBeLessThan(Math.ceil(40_000 / 1024));
+  });
+
   it('drops an idle transfer on both sides', () => {
     const cfg = { ...SMALL, idleTimeoutTicks: 20 };
     const toReceiver: SnapshotTransferMessage[] = [];
@@ -303,6 +345,10 @@ describe('SnapshotTransfer', () => {
       { ...c, kind: 'JoinState' }, // a JoinState has no ballot
       { ...c, n: { n: 2 ** 50, pid: 1 } },
       { ...c, sum: new Uint8Array(31) },
+      { ...c, headSum: new Uint8Array(33) },
+      { ...c, dataBytes: c.total }, // no head
+      { ...c, dataBytes: 100 }, // the chunk spans the snapshot and the head
+      { ...c, dataBytes: -1 },
       { ...c, data: new Uint8Array(0) },
       { ...c, data: new Uint8Array(MAX_TRANSFER_CHUNK_BYTES + 1), total: MAX_TRANSFER_CHUNK_BYTES * 2 },
       { ...c, offset: c.total - 10 }, // runs past the total

@@ -2,18 +2,22 @@
  * Chunked transfer of the catch-up messages of a replica group (a snapshot plus a log suffix): the
  * `Promise` and `AcceptSync` of a re-synchronisation and the `JoinState` a joining replica starts from.
  * A partition's state can be far larger than one peer frame (16 MiB by default), so such a message is
- * never sent whole: it is encoded once, and streamed as chunks of {@link SnapshotTransferConfig.chunkBytes}
+ * never sent whole when it is larger than one chunk: the snapshot's bytes, then the rest of the message
+ * (the "head", encoded once per transfer), stream as chunks of {@link SnapshotTransferConfig.chunkBytes}
  * with a window of {@link SnapshotTransferConfig.windowChunks} unacknowledged chunks (Raft's
- * InstallSnapshot with offset and done, streamed like etcd's snapshots), so it never holds more than a
- * window of the link's queue ahead of the group's other traffic.
+ * InstallSnapshot with offset and done, streamed like etcd's snapshots), so a transfer never holds more
+ * than a window of the link's queue ahead of the group's other traffic.
  *
  * The receiver stages the chunks of one transfer per sender in memory: every chunk must name the same
- * transfer (id, configuration, message kind, ballot, snapshot index, total size, SHA-256 of the whole),
- * offsets must be contiguous (a duplicate or out-of-order chunk is ignored and answered with the offset
- * expected), the total is capped by {@link SnapshotTransferConfig.maxBytes}. Only when every byte is in
- * and the SHA-256 matches is the message decoded (bounded) and handed to the group like any message
- * from that peer: the paxos core installs its snapshot in one step, durably and atomically (the snapshot
- * file is durable before the record that points at it). A transfer that stops making progress is
+ * transfer (id, configuration, message kind, ballot, snapshot index, sizes, SHA-256 of the snapshot and
+ * of the head), offsets must be contiguous (a duplicate or out-of-order chunk is ignored and answered
+ * with the offset expected), the total is capped by {@link SnapshotTransferConfig.maxBytes}. The
+ * snapshot's digest is checked as soon as its last byte is in, the head's at the end; only then is the
+ * message decoded (bounded) and handed to the group like any message from that peer: the paxos core
+ * installs its snapshot in one step, durably and atomically (the snapshot file is durable before the
+ * record that points at it). A new transfer of the same snapshot (a new ballot after a leader change or
+ * a re-sync) goes on from the snapshot bytes already staged, and the sender hashes a snapshot once for
+ * all its transfers, so repeated attempts cost little. A transfer that stops making progress is
  * discarded on both sides; a restart loses the staging (nothing of it reached storage), and the core's
  * own resend asks for the state again. Dropping or delaying any of these messages is always safe: the
  * core tolerates loss, so a stale or superseded transfer is simply abandoned.
@@ -103,7 +107,12 @@ export function resolveSnapshotTransferConfig(
 /** The catch-up message kinds that may travel as a transfer. */
 export type TransferKind = 'Promise' | 'AcceptSync' | 'JoinState';
 
-/** One piece of a transfer: bytes `[offset, offset + data.length)` of the encoded message. */
+/**
+ * One piece of a transfer. A transfer streams the snapshot's bytes (`[0, dataBytes)`, identified by the
+ * snapshot index, their size and SHA-256 `sum`: the same for every transfer of that snapshot) followed
+ * by the carried message itself with an empty snapshot (`[dataBytes, total)`, the "head": ballot, log
+ * suffix, ...; SHA-256 `headSum`). No chunk spans both parts.
+ */
 export interface SnapshotChunk {
   readonly type: 'SnapshotChunk';
   /** The sender's transfer id (a counter per incarnation; the other fields tell transfers apart too). */
@@ -115,10 +124,14 @@ export interface SnapshotChunk {
   readonly n: Ballot | null;
   /** Index of the snapshot the message carries (0 without one). */
   readonly index: number;
-  /** Bytes of the whole encoded message. */
+  /** Bytes of the snapshot (0 without one). */
+  readonly dataBytes: number;
+  /** Bytes of the whole transfer: the snapshot's, then the head's. */
   readonly total: number;
-  /** SHA-256 of the whole encoded message. */
+  /** SHA-256 of the snapshot's bytes. */
   readonly sum: Uint8Array;
+  /** SHA-256 of the head's bytes. */
+  readonly headSum: Uint8Array;
   readonly offset: number;
   readonly data: Uint8Array;
 }
@@ -141,10 +154,15 @@ function isCount(x: unknown, max = Number.MAX_SAFE_INTEGER): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 && x <= max;
 }
 
+function isDigest(x: unknown): boolean {
+  return x instanceof Uint8Array && x.length === TRANSFER_DIGEST_BYTES;
+}
+
 /**
  * Whether `x` is a well-formed transfer message, every field bounded: ids and indexes within
- * `MAX_LOG_INDEX`, a chunk of 1 to {@link MAX_TRANSFER_CHUNK_BYTES} bytes inside `[0, total)`, a 32-byte
- * digest, a ballot within `MAX_ROUND` (or `null` only for a `JoinState`). Never throws.
+ * `MAX_LOG_INDEX`, a chunk of 1 to {@link MAX_TRANSFER_CHUNK_BYTES} bytes inside `[0, total)` and
+ * inside one part (snapshot or head), 32-byte digests, a ballot within `MAX_ROUND` (or `null` only for a
+ * `JoinState`). Never throws.
  */
 export function isSnapshotTransferMessage(x: unknown): x is SnapshotTransferMessage {
   if (typeof x !== 'object' || x === null) return false;
@@ -157,10 +175,13 @@ export function isSnapshotTransferMessage(x: unknown): x is SnapshotTransferMess
     return false;
   if (m.kind !== 'Promise' && m.kind !== 'AcceptSync' && m.kind !== 'JoinState') return false;
   if (m.kind === 'JoinState' ? m.n !== null : !(isBallot(m.n) && m.n.n <= MAX_ROUND)) return false;
-  if (!(m.sum instanceof Uint8Array) || m.sum.length !== TRANSFER_DIGEST_BYTES) return false;
+  if (!isDigest(m.sum) || !isDigest(m.headSum)) return false;
   if (!(m.data instanceof Uint8Array) || m.data.length === 0 || m.data.length > MAX_TRANSFER_CHUNK_BYTES)
     return false;
-  return isCount(m.total) && isCount(m.offset) && m.offset + m.data.length <= m.total;
+  if (!isCount(m.total) || !isCount(m.dataBytes) || !isCount(m.offset)) return false;
+  const end = m.offset + m.data.length;
+  if (m.dataBytes >= m.total || end > m.total) return false; // the head is never empty
+  return m.offset >= m.dataBytes || end <= m.dataBytes;
 }
 
 /** What identifies the content of a transfer, besides its id. */
@@ -184,6 +205,23 @@ function catchUpMeta(m: ReconfigMessage<unknown>): TransferMeta | undefined {
 function sameMeta(a: TransferMeta, b: TransferMeta): boolean {
   const nEq = a.n === null || b.n === null ? a.n === b.n : a.n.n === b.n.n && a.n.pid === b.n.pid;
   return a.config === b.config && a.kind === b.kind && a.index === b.index && nEq;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** The snapshot a catch-up message carries (its bytes are streamed first), if any. */
+function snapshotOf(m: ReconfigMessage<unknown>): { index: number; data: Uint8Array } | null {
+  if (m.type === 'JoinState') return m.snapshot;
+  if (m.type === 'Paxos' && (m.msg.type === 'Promise' || m.msg.type === 'AcceptSync')) return m.msg.snapshot;
+  return null;
+}
+
+/** `m` with its snapshot's bytes replaced (by nothing to send its head, by the staged bytes on arrival). */
+function withSnapshotData(m: ReconfigMessage<unknown>, data: Uint8Array): ReconfigMessage<unknown> {
+  if (m.type === 'JoinState') return m.snapshot ? { ...m, snapshot: { index: m.snapshot.index, data } } : m;
+  if (m.type === 'Paxos' && (m.msg.type === 'Promise' || m.msg.type === 'AcceptSync') && m.msg.snapshot)
+    return { ...m, msg: { ...m.msg, snapshot: { index: m.msg.snapshot.index, data } } };
+  return m;
 }
 
 /**
@@ -211,10 +249,17 @@ function estimateBytes(x: unknown, limit: number): number {
   return total;
 }
 
+function sha256(b: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(b).digest());
+}
+
 interface Outgoing extends TransferMeta {
   readonly id: number;
-  readonly bytes: Uint8Array;
+  readonly data: Uint8Array;
   readonly sum: Uint8Array;
+  readonly head: Uint8Array;
+  readonly headSum: Uint8Array;
+  readonly total: number;
   /** Bytes the receiver holds. */
   acked: number;
   /** Bytes sent (from `acked` on, within the window). */
@@ -228,9 +273,13 @@ interface Outgoing extends TransferMeta {
 interface Incoming extends TransferMeta {
   readonly id: number;
   readonly total: number;
+  readonly dataBytes: number;
   readonly sum: Uint8Array;
+  readonly headSum: Uint8Array;
+  /** Chunks of the snapshot part, then of the head part (none spans both). */
   readonly parts: Uint8Array[];
-  readonly hash: Hash;
+  /** Hash of the part being received (the snapshot's, then the head's). */
+  hash: Hash;
   received: number;
   lastChunk: number;
 }
@@ -249,7 +298,9 @@ export interface SnapshotTransferStats {
   chunksReceived: number;
   /** Transfers received whole and verified, handed to the group. */
   delivered: number;
-  /** Staged transfers dropped: idle, superseded, evicted, or failing the checksum or decode. */
+  /** Transfers that went on from the snapshot bytes staged by an earlier transfer of the same snapshot. */
+  resumed: number;
+  /** Staged transfers dropped: idle, superseded, evicted, or failing a checksum or the decode. */
   discarded: number;
   /** Chunks refused: a transfer over `maxBytes`. */
   refused: number;
@@ -275,6 +326,7 @@ export class SnapshotTransfer {
     chunksSent: 0,
     chunksReceived: 0,
     delivered: 0,
+    resumed: 0,
     discarded: 0,
     refused: 0,
   };
@@ -283,6 +335,8 @@ export class SnapshotTransfer {
   private readonly incoming = new Map<NodeId, Incoming>();
   /** Per sender, the last transfer delivered (its chunks are answered "done" again). */
   private readonly delivered = new Map<NodeId, { readonly id: number; readonly total: number }>();
+  /** The last snapshot sent and its digest (hashing a large snapshot is paid once, not per transfer). */
+  private lastSent: { readonly index: number; readonly data: Uint8Array; readonly sum: Uint8Array } | undefined;
   private nextId = 1;
   private now = 0;
 
@@ -307,13 +361,18 @@ export class SnapshotTransfer {
       return true;
     }
     if (cur) this.stats.abandoned++;
-    const bytes = encode(message);
-    const sum = new Uint8Array(createHash('sha256').update(bytes).digest());
+    const snap = snapshotOf(message);
+    const data = snap?.data ?? EMPTY;
+    const { sum } = this.digestOf(snap?.index ?? 0, data);
+    const head = encode(withSnapshotData(message, EMPTY));
     this.out.set(to, {
       ...meta,
       id: this.nextId++,
-      bytes,
+      data,
       sum,
+      head,
+      headSum: sha256(head),
+      total: data.length + head.length,
       acked: 0,
       sent: 0,
       lastProgress: this.now,
@@ -337,7 +396,8 @@ export class SnapshotTransfer {
     if (request.type === 'JoinRequest') return s.kind === 'JoinState' && s.config === request.config;
     if (request.type !== 'Paxos' || request.config !== s.config || s.n === null) return false;
     const m = request.msg;
-    const kind = m.type === 'Prepare' ? 'Promise' : m.type === 'PrepareReq' ? 'AcceptSync' : undefined;
+    if (m.type !== 'Prepare' && m.type !== 'PrepareReq') return false;
+    const kind = m.type === 'Prepare' ? 'Promise' : 'AcceptSync';
     return kind === s.kind && m.n.n === s.n.n && m.n.pid === s.n.pid;
   }
 
@@ -351,9 +411,9 @@ export class SnapshotTransfer {
   /** Handles an acknowledgement from `from`. */
   onAck(from: NodeId, ack: SnapshotChunkAck): void {
     const t = this.out.get(from);
-    if (!t || t.id !== ack.id || ack.next > t.bytes.length) return;
+    if (!t || t.id !== ack.id || ack.next > t.total) return;
     if (ack.done) {
-      if (ack.next === t.bytes.length) {
+      if (ack.next === t.total) {
         this.out.delete(from);
         this.stats.completed++;
       }
@@ -365,7 +425,7 @@ export class SnapshotTransfer {
       t.lastProgress = this.now;
       t.lastSend = this.now;
     } else if (ack.next < t.acked) {
-      // The receiver lost its staging (restart, timeout, eviction): start over from what it holds.
+      // The receiver lost (part of) its staging (restart, timeout, eviction): go on from what it holds.
       t.acked = ack.next;
       t.sent = ack.next;
       t.lastSend = this.now;
@@ -393,15 +453,19 @@ export class SnapshotTransfer {
       return { kind: 'staged' };
     }
     let s = this.incoming.get(from);
-    if (s && !(s.id === c.id && s.total === c.total && sameMeta(s, c) && equalBytes(s.sum, c.sum))) {
-      if (c.offset !== 0) {
+    if (s && !sameTransfer(s, c)) {
+      if (s.index === c.index && s.dataBytes === c.dataBytes && equalBytes(s.sum, c.sum)) {
+        // A new transfer of the snapshot we are staging (a new ballot, a re-sync): keep its bytes.
+        s = this.resume(from, s, c);
+      } else if (c.offset !== 0) {
         // A chunk of a transfer we do not stage (ours is newer, or we lost its start): resend from 0.
         this.ack(from, c.id, 0, false);
         return { kind: 'staged' };
+      } else {
+        this.incoming.delete(from); // superseded by a new transfer from the same sender
+        this.stats.discarded++;
+        s = undefined;
       }
-      this.incoming.delete(from); // superseded by a new transfer from the same sender
-      this.stats.discarded++;
-      s = undefined;
     }
     if (!s) {
       if (c.offset !== 0 && !mutated) {
@@ -409,19 +473,7 @@ export class SnapshotTransfer {
         return { kind: 'staged' };
       }
       this.evictFor(from);
-      s = {
-        id: c.id,
-        config: c.config,
-        kind: c.kind,
-        n: c.n,
-        index: c.index,
-        total: c.total,
-        sum: new Uint8Array(c.sum),
-        parts: [],
-        hash: createHash('sha256'),
-        received: 0,
-        lastChunk: this.now,
-      };
+      s = { ...transferOf(c), parts: [], hash: createHash('sha256'), received: 0, lastChunk: this.now };
       this.incoming.set(from, s);
     }
     if (c.offset !== s.received && !mutated) {
@@ -436,26 +488,36 @@ export class SnapshotTransfer {
     s.hash.update(part);
     s.received += len;
     s.lastChunk = this.now;
+    if (s.received === s.dataBytes && s.dataBytes > 0) {
+      // The snapshot is complete: check it now (a corrupt one is resent before its head).
+      if (!mutated && !equalBytes(s.hash.digest(), s.sum)) return this.discard(from, s, "the snapshot's SHA-256 does not match");
+      s.hash = createHash('sha256');
+    }
     if (s.received < s.total) {
       this.ack(from, s.id, s.received, false);
       return { kind: 'staged' };
     }
     this.incoming.delete(from);
-    const sum = s.hash.digest();
-    if (!mutated && !equalBytes(sum, s.sum)) return this.discard(from, s, 'its SHA-256 does not match');
-    const bytes = concat(s.parts, s.total);
-    if (scanMsgpack(bytes, REASSEMBLED_DECODE_LIMITS) !== null)
+    if (!mutated && !equalBytes(s.hash.digest(), s.headSum))
+      return this.discard(from, s, "the message's SHA-256 does not match");
+    const data = concat(s.parts, 0, s.dataBytes);
+    const head = concat(s.parts, s.dataBytes, s.total);
+    if (scanMsgpack(head, REASSEMBLED_DECODE_LIMITS) !== null)
       return this.discard(from, s, 'it is not a well-formed message');
-    const message = decode(bytes, 'a transferred message');
+    const decoded = decode(head, 'a transferred message');
     const meta =
-      typeof message === 'object' && message !== null && !(message instanceof Error)
-        ? catchUpMeta(message as ReconfigMessage<unknown>)
+      typeof decoded === 'object' && decoded !== null && !(decoded instanceof Error)
+        ? catchUpMeta(decoded as ReconfigMessage<unknown>)
         : undefined;
     if (!meta || !sameMeta(meta, s)) return this.discard(from, s, 'it is not the message its chunks named');
+    const snap = snapshotOf(decoded as ReconfigMessage<unknown>);
+    if ((snap === null ? 0 : snap.data.length) !== 0 || (snap === null && s.dataBytes > 0))
+      return this.discard(from, s, 'its snapshot does not match the bytes streamed');
     this.delivered.set(from, { id: s.id, total: s.total });
     this.stats.delivered++;
     this.ack(from, s.id, s.total, true);
-    return { kind: 'delivered', message: message as ReconfigMessage<unknown>, bytes: s.total };
+    const message = withSnapshotData(decoded as ReconfigMessage<unknown>, data);
+    return { kind: 'delivered', message, bytes: s.total };
   }
 
   /** One tick: resends unacknowledged chunks, drops transfers that stopped making progress. */
@@ -492,15 +554,60 @@ export class SnapshotTransfer {
     this.out.clear();
     this.incoming.clear();
     this.delivered.clear();
+    this.lastSent = undefined;
+  }
+
+  /** The digest of a snapshot's bytes, computed once per snapshot (every transfer of it reuses it). */
+  private digestOf(index: number, data: Uint8Array): { readonly sum: Uint8Array } {
+    const last = this.lastSent;
+    if (
+      last &&
+      last.index === index &&
+      last.data.length === data.length &&
+      (last.data === data || Buffer.compare(last.data, data) === 0)
+    )
+      return last;
+    const entry = { index, data, sum: sha256(data) };
+    if (data.length > 0) this.lastSent = entry;
+    return entry;
+  }
+
+  /**
+   * Staging `s` holds bytes of the snapshot chunk `c`'s new transfer carries too: keep them (the snapshot
+   * part only; a head belongs to one transfer) and go on under the new transfer.
+   */
+  private resume(from: NodeId, s: Incoming, c: SnapshotChunk): Incoming {
+    let parts = s.parts;
+    let received = s.received;
+    // Within the snapshot part (or at its verified end) the running hash stays valid as it is.
+    let hash = s.hash;
+    if (received > s.dataBytes) {
+      parts = [];
+      received = 0;
+      for (const p of s.parts) {
+        if (received + p.length > s.dataBytes) break;
+        parts.push(p);
+        received += p.length;
+      }
+      hash = createHash('sha256'); // the snapshot part was verified: the hash runs over the new head
+    }
+    const r: Incoming = { ...transferOf(c), parts, hash, received, lastChunk: this.now };
+    this.incoming.set(from, r);
+    this.stats.resumed++;
+    return r;
   }
 
   private pump(to: NodeId): void {
     const t = this.out.get(to);
     if (!t) return;
     const { chunkBytes, windowChunks } = this.config;
-    const limit = Math.min(t.bytes.length, t.acked + windowChunks * chunkBytes);
+    const limit = Math.min(t.total, t.acked + windowChunks * chunkBytes);
+    const dataBytes = t.data.length;
     while (t.sent < limit) {
-      const end = Math.min(t.bytes.length, t.sent + chunkBytes);
+      // Chunks never span the snapshot and the head.
+      const inData = t.sent < dataBytes;
+      const end = Math.min(inData ? dataBytes : t.total, t.sent + chunkBytes);
+      const data = inData ? t.data.subarray(t.sent, end) : t.head.subarray(t.sent - dataBytes, end - dataBytes);
       const chunk: SnapshotChunk = {
         type: 'SnapshotChunk',
         id: t.id,
@@ -508,10 +615,12 @@ export class SnapshotTransfer {
         kind: t.kind,
         n: t.n,
         index: t.index,
-        total: t.bytes.length,
+        dataBytes,
+        total: t.total,
         sum: t.sum,
+        headSum: t.headSum,
         offset: t.sent,
-        data: t.bytes.subarray(t.sent, end),
+        data,
       };
       this.stats.chunksSent++;
       this.send(to, chunk);
@@ -541,10 +650,37 @@ export class SnapshotTransfer {
   }
 
   private discard(from: NodeId, s: Incoming, why: string): ReceiveOutcome {
+    this.incoming.delete(from);
     this.stats.discarded++;
     this.ack(from, s.id, 0, false);
     return { kind: 'discarded', reason: `transfer ${s.id} from replica ${from} discarded: ${why}` };
   }
+}
+
+/** The fields of `c` that name its transfer. */
+function transferOf(c: SnapshotChunk) {
+  return {
+    id: c.id,
+    config: c.config,
+    kind: c.kind,
+    n: c.n,
+    index: c.index,
+    total: c.total,
+    dataBytes: c.dataBytes,
+    sum: new Uint8Array(c.sum),
+    headSum: new Uint8Array(c.headSum),
+  };
+}
+
+function sameTransfer(s: Incoming, c: SnapshotChunk): boolean {
+  return (
+    s.id === c.id &&
+    s.total === c.total &&
+    s.dataBytes === c.dataBytes &&
+    sameMeta(s, c) &&
+    equalBytes(s.sum, c.sum) &&
+    equalBytes(s.headSum, c.headSum)
+  );
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -553,14 +689,16 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1 && parts[0]?.length === total) return parts[0] as Uint8Array;
-  const out = new Uint8Array(total);
+/** Bytes `[from, to)` of the concatenated `parts`. */
+function concat(parts: readonly Uint8Array[], from: number, to: number): Uint8Array {
+  const out = new Uint8Array(to - from);
   let at = 0;
   for (const p of parts) {
-    out.set(p.subarray(0, Math.min(p.length, total - at)), at);
+    const lo = Math.max(from, at);
+    const hi = Math.min(to, at + p.length);
+    if (lo < hi) out.set(p.subarray(lo - at, hi - at), lo - from);
     at += p.length;
-    if (at >= total) break;
+    if (at >= to) break;
   }
   return out;
 }
