@@ -191,6 +191,8 @@ export class DurableStorage<T> implements Storage<T> {
    * durable file (`s.snapshotFile`), read again when needed. Undefined while {@link snapshot} holds them.
    */
   private snapshotInFile: number | undefined;
+  /** The bytes {@link DurableStorage.getSnapshot} last read from the file, while anything holds them. */
+  private snapshotRead: { readonly index: number; readonly data: WeakRef<Uint8Array> } | undefined;
   private needCheckpoint = false;
   /** An accepted-round write not yet in the WAL (see {@link DurableStorage.setAcceptedRound}). */
   private pendingAccepted: Ballot | undefined;
@@ -666,7 +668,9 @@ export class DurableStorage<T> implements Storage<T> {
    * The latest snapshot. Its bytes stay in memory only until its file is durable (a group's snapshot
    * is its whole state, ~120 bytes per key of 100-byte values), if the disk can read synchronously:
    * after that each call reads the file again (rare: a follower that fell behind the log, a joining
-   * replica, the first drain after a restart).
+   * replica, the first drain after a restart). The bytes read stay reachable through a weak reference
+   * while something else holds them (a snapshot transfer to a peer streams them for seconds, and the
+   * core asks again on every re-synchronisation of that peer): no second read, no second copy.
    * @throws CorruptDataError if the file is gone or fails its checksum.
    */
   getSnapshot(): Snapshot | undefined {
@@ -674,9 +678,12 @@ export class DurableStorage<T> implements Storage<T> {
     const index = this.snapshotInFile;
     const file = this.s.snapshotFile;
     if (index === undefined || file === undefined || this.disk.readFileSync === undefined) return undefined;
+    const held = this.snapshotRead?.index === index ? this.snapshotRead.data.deref() : undefined;
+    if (held !== undefined) return { index, data: held };
     const bytes = this.disk.readFileSync(this.disk.join(this.dir, file));
     const data = bytes && decodeSnapshotFile(bytes);
     if (!data) throw new CorruptDataError(`snapshot file ${file} (missing or failed its checksum)`);
+    this.snapshotRead = { index, data: new WeakRef(data) };
     return { index, data };
   }
   setSnapshot(snapshot: Snapshot): void {
