@@ -9,9 +9,9 @@
 import { dirname, join } from 'node:path';
 import type { Consistency, KvOp, KvResult, NodeId, Session } from '@paxkv/common';
 import {
-  checkGroupMessage,
   type ConfigurationEvent,
   CorruptDataError,
+  checkGroupMessage,
   type GroupMessage,
   GroupStorage,
   isKvLogEntry,

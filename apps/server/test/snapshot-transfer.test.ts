@@ -24,7 +24,7 @@ const BIG = partitionOf(`${TAG}:0`, PARTITIONS);
 const VALUES = 42;
 const VALUE_BYTES = 1_000_000;
 
-function valueOf(i: number): string {
+function bigValue(i: number): string {
   return `${i}:`.padEnd(VALUE_BYTES, String.fromCharCode(97 + (i % 26)));
 }
 
@@ -80,11 +80,15 @@ async function caughtUp(c: TestCluster, victim: TestServer, reference: TestServe
     async () => {
       const mine = (await groupRows(victim.address))?.find((g) => g.partition === BIG);
       const ref = (await groupRows(reference.address))?.find((g) => g.partition === BIG);
-      return mine && ref && mine.configId === ref.configId && mine.decidedIndex >= ref.decidedIndex ? mine : null;
+      return mine && ref && mine.configId === ref.configId && mine.decidedIndex >= ref.decidedIndex
+        ? mine
+        : null;
     },
     240_000,
   ).catch((e: Error) => {
-    throw new Error(`${e.message}\n--- victim\n${notable(c, victim)}\n--- reference\n${notable(c, reference)}`);
+    throw new Error(
+      `${e.message}\n--- victim\n${notable(c, victim)}\n--- reference\n${notable(c, reference)}`,
+    );
   });
 }
 
@@ -92,13 +96,34 @@ async function caughtUp(c: TestCluster, victim: TestServer, reference: TestServe
 async function readsEveryKey(server: TestServer, acked: ReadonlyMap<string, string>): Promise<void> {
   const reader = await RawClient.connect(server.address);
   try {
+    // Decided is not yet applied: the snapshot is installed once its file is durable.
+    const [lastKey, lastValue] = [...acked].at(-1) as [string, string];
+    await until(
+      `${server.address} applied ${lastKey}`,
+      async () => {
+        const r = (await reader.call(
+          { type: 'kv', op: { op: 'get', key: lastKey }, consistency: 'stale' },
+          30_000,
+        )) as {
+          result?: { value?: unknown };
+        } | null;
+        return r?.result?.value === lastValue ? true : null;
+      },
+      120_000,
+    );
     for (const [key, value] of acked) {
-      const r = (await reader.callRetrying({ type: 'kv', op: { op: 'get', key }, consistency: 'stale' }, 30_000)) as {
+      const r = (await reader.callRetrying(
+        { type: 'kv', op: { op: 'get', key }, consistency: 'stale' },
+        30_000,
+      )) as {
         type?: string;
         result?: { value?: unknown };
       } | null;
       expect(r?.type, key).toBe('kv.ok');
-      expect(r?.result?.value === value, `${key}: value differs`).toBe(true);
+      const got = r?.result?.value;
+      const show = (v: unknown) =>
+        typeof v === 'string' ? `string of ${v.length}: ${v.slice(0, 12)}...${v.slice(-4)}` : String(v);
+      expect(got === value, `${key}: got ${show(got)}, want ${show(value)}`).toBe(true);
     }
   } finally {
     reader.close();
@@ -132,7 +157,7 @@ describe('a partition larger than one peer frame', () => {
       const victim = node(3);
       await c.kill(victim, 'SIGTERM');
       // ~42 MB into one partition while node 3 is away: the others snapshot every 20 entries.
-      for (let i = 0; i < VALUES; i++) await write(`${TAG}:${i}`, valueOf(i));
+      for (let i = 0; i < VALUES; i++) await write(`${TAG}:${i}`, bigValue(i));
 
       // 1. Behind a compacted log: catches up by a chunked AcceptSync.
       c.start(victim, flags);
@@ -168,13 +193,17 @@ describe('a partition larger than one peer frame', () => {
         },
         240_000,
       ).catch((e: Error) => {
-        throw new Error(`${e.message}\n--- node 3\n${notable(c, victim)}\n--- node 1\n${notable(c, node(1))}`);
+        throw new Error(
+          `${e.message}\n--- node 3\n${notable(c, victim)}\n--- node 1\n${notable(c, node(1))}`,
+        );
       });
       expect(c.log(victim, 4000)).toMatch(/stored state cannot be read/);
       await caughtUp(c, victim, node(1), 'node 3 caught up after rejoining');
       await readsEveryKey(victim, acked);
       const joins = c.log(victim, 4000).match(/[^\n]*"msg":"snapshot transfer received"[^\n]*/g) ?? [];
-      expect(joins.join('\n'), 'a chunked JoinState').toMatch(/"type":"JoinState"[^\n]*"bytes":[0-9]{8,}|"bytes":[0-9]{8,}[^\n]*"type":"JoinState"/);
+      expect(joins.join('\n'), 'a chunked JoinState').toMatch(
+        /"type":"JoinState"[^\n]*"bytes":[0-9]{8,}|"bytes":[0-9]{8,}[^\n]*"type":"JoinState"/,
+      );
     } finally {
       writer.close();
     }

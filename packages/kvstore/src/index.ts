@@ -22,6 +22,24 @@ export {
   type SubmitResult,
 } from './replica-group.js';
 export {
+  checkGroupMessage,
+  DEFAULT_SNAPSHOT_TRANSFER_CONFIG,
+  type GroupMessage,
+  isSnapshotTransferMessage,
+  MAX_INCOMING_TRANSFERS,
+  MAX_TRANSFER_CHUNK_BYTES,
+  type ReceiveOutcome,
+  resolveSnapshotTransferConfig,
+  type SnapshotChunk,
+  type SnapshotChunkAck,
+  SnapshotTransfer,
+  type SnapshotTransferConfig,
+  type SnapshotTransferMessage,
+  type SnapshotTransferStats,
+  TRANSFER_DIGEST_BYTES,
+  type TransferKind,
+} from './snapshot-transfer.js';
+export {
   type ApplyOutcome,
   DEFAULT_STATE_MACHINE_CONFIG,
   KvStateMachine,
@@ -41,24 +59,6 @@ export {
   type GroupStorageStats,
   MAX_GROUP_PARTITION,
 } from './storage/group-storage.js';
-export {
-  checkGroupMessage,
-  DEFAULT_SNAPSHOT_TRANSFER_CONFIG,
-  type GroupMessage,
-  isSnapshotTransferMessage,
-  MAX_INCOMING_TRANSFERS,
-  MAX_TRANSFER_CHUNK_BYTES,
-  type ReceiveOutcome,
-  resolveSnapshotTransferConfig,
-  type SnapshotChunk,
-  type SnapshotChunkAck,
-  SnapshotTransfer,
-  type SnapshotTransferConfig,
-  type SnapshotTransferMessage,
-  type SnapshotTransferStats,
-  TRANSFER_DIGEST_BYTES,
-  type TransferKind,
-} from './snapshot-transfer.js';
 export { NodeDisk } from './storage/node-disk.js';
 export {
   checkRecord,

@@ -172,7 +172,10 @@ describe('chunked snapshot transfer under the full fault mix', () => {
         seed,
         replicas: 3,
         ticks: 300,
-        group: { snapshotEveryEntries: 10, snapshotTransfer: { chunkBytes: 64, windowChunks: 3, resendTicks: 4 } },
+        group: {
+          snapshotEveryEntries: 10,
+          snapshotTransfer: { chunkBytes: 64, windowChunks: 3, resendTicks: 4 },
+        },
         ...(i % 2 === 1 ? { spares: 2, reconfigProbability: 0.04 } : {}),
         onOpened: (_pid, g) => groups.push(g),
       };

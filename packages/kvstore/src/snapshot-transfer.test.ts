@@ -40,7 +40,8 @@ function acceptSync(size: number, seed: number, round = 3): ReconfigMessage<unkn
 }
 
 function snapshotOf(m: ReconfigMessage<unknown>): Uint8Array {
-  if (m.type !== 'Paxos' || m.msg.type !== 'AcceptSync' || m.msg.snapshot === null) throw new Error('no snapshot');
+  if (m.type !== 'Paxos' || m.msg.type !== 'AcceptSync' || m.msg.snapshot === null)
+    throw new Error('no snapshot');
   return m.msg.snapshot.data;
 }
 
@@ -74,7 +75,10 @@ function runTransfer(
   config: Partial<SnapshotTransferConfig>,
   receiverConfig: Partial<SnapshotTransferConfig> = config,
   hooks: {
-    onStep?: (ends: { receiver: SnapshotTransfer; restart: () => SnapshotTransfer }) => SnapshotTransfer | undefined;
+    onStep?: (ends: {
+      receiver: SnapshotTransfer;
+      restart: () => SnapshotTransfer;
+    }) => SnapshotTransfer | undefined;
     maxSteps?: number;
   } = {},
 ) {
@@ -226,7 +230,10 @@ describe('SnapshotTransfer', () => {
 
   it('recognises a request whose answer is streaming (the core would only rebuild it)', () => {
     const chunks: SnapshotChunk[] = [];
-    new SnapshotTransfer(SMALL, (_to, x) => chunks.push(x as SnapshotChunk)).offer(RECEIVER, acceptSync(20_000, 12));
+    new SnapshotTransfer(SMALL, (_to, x) => chunks.push(x as SnapshotChunk)).offer(
+      RECEIVER,
+      acceptSync(20_000, 12),
+    );
     const r = new SnapshotTransfer(SMALL, () => {});
     const prepareReq = (n: number, pid = SENDER): ReconfigMessage<unknown> => ({
       type: 'Paxos',
@@ -242,7 +249,13 @@ describe('SnapshotTransfer', () => {
     const prepare: ReconfigMessage<unknown> = {
       type: 'Paxos',
       config: 0,
-      msg: { type: 'Prepare', n: { n: 3, pid: SENDER }, decidedIndex: 0, acceptedRound: { n: 0, pid: 0 }, logLength: 0 },
+      msg: {
+        type: 'Prepare',
+        n: { n: 3, pid: SENDER },
+        decidedIndex: 0,
+        acceptedRound: { n: 0, pid: 0 },
+        logLength: 0,
+      },
     };
     expect(r.answersInFlight(SENDER, prepare)).toBe(false); // a Prepare asks for a Promise
     for (let i = 0; i < 2 * (SMALL.resendTicks as number); i++) r.tick();
@@ -309,7 +322,10 @@ describe('SnapshotTransfer', () => {
   it('refuses a transfer over its cap, and stages at most two senders', () => {
     const big = new SnapshotTransfer({ ...SMALL, maxBytes: 5000 }, () => {});
     const chunks: SnapshotChunk[] = [];
-    new SnapshotTransfer(SMALL, (_to, m) => chunks.push(m as SnapshotChunk)).offer(RECEIVER, acceptSync(20_000, 9));
+    new SnapshotTransfer(SMALL, (_to, m) => chunks.push(m as SnapshotChunk)).offer(
+      RECEIVER,
+      acceptSync(20_000, 9),
+    );
     expect(big.receive(SENDER, chunks[0] as SnapshotChunk)).toMatchObject({ kind: 'refused' });
     expect(big.stagedBytes).toBe(0);
     const r = new SnapshotTransfer(SMALL, () => {});
@@ -332,7 +348,10 @@ describe('SnapshotTransfer', () => {
 
   it('bounds every field of a transfer message from the wire', () => {
     const chunks: SnapshotChunk[] = [];
-    new SnapshotTransfer(SMALL, (_to, x) => chunks.push(x as SnapshotChunk)).offer(RECEIVER, acceptSync(3000, 11));
+    new SnapshotTransfer(SMALL, (_to, x) => chunks.push(x as SnapshotChunk)).offer(
+      RECEIVER,
+      acceptSync(3000, 11),
+    );
     const c = chunks[0] as SnapshotChunk;
     expect(isSnapshotTransferMessage(c)).toBe(true);
     expect(checkGroupMessage(SENDER, c)).toBeNull();
@@ -358,7 +377,10 @@ describe('SnapshotTransfer', () => {
       { type: 'SnapshotAck', id: 1, next: 5, done: 'yes' },
     ];
     for (const b of bad) {
-      expect(isSnapshotTransferMessage(b), JSON.stringify(b, (_k, v) => (v instanceof Uint8Array ? v.length : v))).toBe(false);
+      expect(
+        isSnapshotTransferMessage(b),
+        JSON.stringify(b, (_k, v) => (v instanceof Uint8Array ? v.length : v)),
+      ).toBe(false);
       expect(checkGroupMessage(SENDER, b)).toBe('malformed');
     }
     expect(isSnapshotTransferMessage({ type: 'SnapshotAck', id: 1, next: 5, done: true })).toBe(true);
@@ -369,7 +391,9 @@ describe('SnapshotTransfer', () => {
 
   it('checks its config', () => {
     expect(() => new SnapshotTransfer({ chunkBytes: 0 }, () => {})).toThrow(/chunkBytes/);
-    expect(() => new SnapshotTransfer({ chunkBytes: MAX_TRANSFER_CHUNK_BYTES + 1 }, () => {})).toThrow(/at most/);
+    expect(() => new SnapshotTransfer({ chunkBytes: MAX_TRANSFER_CHUNK_BYTES + 1 }, () => {})).toThrow(
+      /at most/,
+    );
     expect(() => new SnapshotTransfer({ windowChunks: 1.5 }, () => {})).toThrow(/windowChunks/);
   });
 });

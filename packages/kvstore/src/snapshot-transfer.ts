@@ -194,7 +194,8 @@ interface TransferMeta {
 
 /** The transfer meta of a catch-up message that carries a snapshot or log entries, else undefined. */
 function catchUpMeta(m: ReconfigMessage<unknown>): TransferMeta | undefined {
-  if (m.type === 'JoinState') return { config: m.config, kind: 'JoinState', n: null, index: m.snapshot?.index ?? 0 };
+  if (m.type === 'JoinState')
+    return { config: m.config, kind: 'JoinState', n: null, index: m.snapshot?.index ?? 0 };
   if (m.type !== 'Paxos') return undefined;
   const p = m.msg;
   if (p.type === 'Promise' || p.type === 'AcceptSync')
@@ -336,7 +337,9 @@ export class SnapshotTransfer {
   /** Per sender, the last transfer delivered (its chunks are answered "done" again). */
   private readonly delivered = new Map<NodeId, { readonly id: number; readonly total: number }>();
   /** The last snapshot sent and its digest (hashing a large snapshot is paid once, not per transfer). */
-  private lastSent: { readonly index: number; readonly data: Uint8Array; readonly sum: Uint8Array } | undefined;
+  private lastSent:
+    | { readonly index: number; readonly data: Uint8Array; readonly sum: Uint8Array }
+    | undefined;
   private nextId = 1;
   private now = 0;
 
@@ -490,7 +493,8 @@ export class SnapshotTransfer {
     s.lastChunk = this.now;
     if (s.received === s.dataBytes && s.dataBytes > 0) {
       // The snapshot is complete: check it now (a corrupt one is resent before its head).
-      if (!mutated && !equalBytes(s.hash.digest(), s.sum)) return this.discard(from, s, "the snapshot's SHA-256 does not match");
+      if (!mutated && !equalBytes(s.hash.digest(), s.sum))
+        return this.discard(from, s, "the snapshot's SHA-256 does not match");
       s.hash = createHash('sha256');
     }
     if (s.received < s.total) {
@@ -607,7 +611,9 @@ export class SnapshotTransfer {
       // Chunks never span the snapshot and the head.
       const inData = t.sent < dataBytes;
       const end = Math.min(inData ? dataBytes : t.total, t.sent + chunkBytes);
-      const data = inData ? t.data.subarray(t.sent, end) : t.head.subarray(t.sent - dataBytes, end - dataBytes);
+      const data = inData
+        ? t.data.subarray(t.sent, end)
+        : t.head.subarray(t.sent - dataBytes, end - dataBytes);
       const chunk: SnapshotChunk = {
         type: 'SnapshotChunk',
         id: t.id,
