@@ -36,6 +36,7 @@ import {
   type WalRecord,
 } from './records.js';
 import {
+  type PartitionRecords,
   readLegacyGroupLog,
   type StorageLogger,
   silentLogger,
@@ -142,7 +143,7 @@ interface ReplayStart {
  * @throws CorruptDataError from `decodeAt` for a record from the start on that does not decode.
  */
 function readFromLastCheckpoint(
-  payloads: readonly Uint8Array[],
+  records: PartitionRecords,
   decodeAt: (payload: Uint8Array, index: number) => WalRecord,
   mutation: DurableStorageOptions<unknown>['unsafeRecovery'],
 ): ReplayStart {
@@ -150,17 +151,18 @@ function readFromLastCheckpoint(
   const at = (i: number): WalRecord => {
     let r = cache.get(i);
     if (r === undefined) {
-      r = decodeAt(payloads[i]!, i);
+      r = decodeAt(records.payload(i), i);
       cache.set(i, r);
     }
     return r;
   };
   let start = -1;
-  for (let i = payloads.length - 1; i >= 0 && start < 0; i--) {
-    if (!mayBeCheckpointHeader(payloads[i]!)) continue;
+  const n = records.count;
+  for (let i = n - 1; i >= 0 && start < 0; i--) {
+    if (!mayBeCheckpointHeader(records.payload(i))) continue;
     const r = at(i);
     if (r.t !== 'C') continue;
-    let ok = i + r.n < payloads.length;
+    let ok = i + r.n < n;
     for (let j = 1; ok && j <= r.n; j++) {
       const e = at(i + j);
       ok = e.t === 'E' && e.k === 1;
@@ -169,7 +171,7 @@ function readFromLastCheckpoint(
   }
   start = Math.max(start, 0);
   const recs: WalRecord[] = [];
-  for (let i = start; i < payloads.length; i++) recs.push(at(i));
+  for (let i = start; i < n; i++) recs.push(at(i));
   if (mutation === 'fromLastSnapshot') {
     const s = recs.findLastIndex((r) => r.t === 'S');
     if (s > 0) return { start: start + s, recs: recs.slice(s), decoded: cache.size };
@@ -193,6 +195,8 @@ export class DurableStorage<T> implements Storage<T> {
   private snapshotInFile: number | undefined;
   /** The bytes {@link DurableStorage.getSnapshot} last read from the file, while anything holds them. */
   private snapshotRead: { readonly index: number; readonly data: WeakRef<Uint8Array> } | undefined;
+  /** The snapshot {@link DurableStorage.open} read stays in memory until its first read only. */
+  private dropSnapshotOnRead = false;
   private needCheckpoint = false;
   /** An accepted-round write not yet in the WAL (see {@link DurableStorage.setAcceptedRound}). */
   private pendingAccepted: Ballot | undefined;
@@ -250,18 +254,21 @@ export class DurableStorage<T> implements Storage<T> {
   static async open<T>(opts: DurableStorageOptions<T>): Promise<DurableStorage<T>> {
     const st = new DurableStorage<T>(opts);
     await opts.disk.mkdirp(opts.dir);
-    const { payloads, segments } = opts.wal.takeRecovered(st.tag, {
+    const recovered = opts.wal.takeRecovered(st.tag, {
       requestCheckpoint: () => st.startCheckpoint(),
     });
+    const { segments } = recovered;
     const what = `WAL record of partition ${opts.partition}${st.tag !== opts.partition ? ` (tag ${st.tag})` : ''}`;
+    // A payload is a view into its segment's bytes: decode a copy, so that nothing kept (a value in a
+    // log entry) holds the whole segment in memory.
     const { start, recs, decoded } = readFromLastCheckpoint(
-      payloads,
-      (p, i) => decodeRecordPayload(p, st.isEntry, `${what} #${i}`),
+      recovered,
+      (p, i) => decodeRecordPayload(p.slice(), st.isEntry, `${what} #${i}`),
       opts.unsafeRecovery,
     );
     st.replayAll(recs, what);
     if (segments.length > 0) opts.wal.setAnchor(st.tag, segments[start]!);
-    st.recoveredRecords = payloads.length;
+    st.recoveredRecords = recovered.count;
     st.decodedRecords = decoded;
     const g = st.s.config;
     if (g?.x !== undefined) {
@@ -269,7 +276,7 @@ export class DurableStorage<T> implements Storage<T> {
     }
     if (st.tag === opts.partition) {
       const legacy = await readLegacyGroupLog(opts.disk, opts.dir);
-      if (payloads.length === 0 && legacy.records.length > 0) {
+      if (recovered.count === 0 && legacy.records.length > 0) {
         await st.importLegacy(legacy.records);
         st.recoveredRecords = legacy.records.length;
       }
@@ -281,8 +288,10 @@ export class DurableStorage<T> implements Storage<T> {
       const data = bytes && decodeSnapshotFile(bytes);
       if (!data)
         throw new CorruptDataError(`snapshot file ${st.s.snapshotFile} (missing or failed its checksum)`);
+      // Kept in memory until its first read (the group restores its state from it right after open):
+      // dropping it now would read and check the file a second time.
       st.snapshot = { index: st.s.compacted, data };
-      st.keepSnapshotInFile(st.snapshot);
+      st.dropSnapshotOnRead = true;
     }
     await st.removeStaleSnapshots(st.s.compacted);
     return st;
@@ -668,13 +677,24 @@ export class DurableStorage<T> implements Storage<T> {
    * The latest snapshot. Its bytes stay in memory only until its file is durable (a group's snapshot
    * is its whole state, ~120 bytes per key of 100-byte values), if the disk can read synchronously:
    * after that each call reads the file again (rare: a follower that fell behind the log, a joining
-   * replica, the first drain after a restart). The bytes read stay reachable through a weak reference
+   * replica). The bytes read stay reachable through a weak reference
    * while something else holds them (a snapshot transfer to a peer streams them for seconds, and the
    * core asks again on every re-synchronisation of that peer): no second read, no second copy.
+   * The snapshot recovery read at open stays in memory until its first read (the drain of the group
+   * that opens the storage), so a restart reads and checks the file once.
    * @throws CorruptDataError if the file is gone or fails its checksum.
    */
   getSnapshot(): Snapshot | undefined {
-    if (this.snapshot !== undefined) return this.snapshot;
+    const kept = this.snapshot;
+    if (kept !== undefined) {
+      if (this.dropSnapshotOnRead) {
+        this.dropSnapshotOnRead = false;
+        this.keepSnapshotInFile(kept);
+        if (this.snapshot === undefined)
+          this.snapshotRead = { index: kept.index, data: new WeakRef(kept.data) };
+      }
+      return kept;
+    }
     const index = this.snapshotInFile;
     const file = this.s.snapshotFile;
     if (index === undefined || file === undefined || this.disk.readFileSync === undefined) return undefined;
@@ -691,6 +711,7 @@ export class DurableStorage<T> implements Storage<T> {
     const bytes = encodeSnapshotFile(snapshot.data);
     const rec = this.encode({ t: 'S', i: snapshot.index, f: file });
     this.snapshotInFile = undefined;
+    this.dropSnapshotOnRead = false;
     if (this.seeding) {
       // The seed's first flush writes the file, then the checkpoint that points at it.
       compactState(this.s, snapshot.index);

@@ -75,6 +75,35 @@ describe('recovery reads a partition only from its last complete checkpoint', ()
   });
 });
 
+describe('the snapshot a restart recovers', () => {
+  it('is read and checked once: kept in memory until its first read', async () => {
+    class CountingDisk extends SimDisk {
+      reads = 0;
+      // (SimDisk's readFile reads through readFileSync: counting that one counts both.)
+      override readFileSync(path: string): Uint8Array | undefined {
+        if (path.includes('snap-')) this.reads++;
+        return super.readFileSync(path);
+      }
+    }
+    const disk = new CountingDisk();
+    const o = await openMany(disk, [2]);
+    const s = o.stores[0]!;
+    s.appendEntries([{ v: 'a' }, { v: 'b' }, { v: 'c' }]);
+    s.setDecidedIndex(3);
+    s.setSnapshot({ index: 2, data: new Uint8Array([5, 6]) });
+    await s.flush();
+    await s.close();
+    await o.wal.close();
+    disk.reads = 0;
+    const back = (await openMany(disk, [2])).stores[0]!;
+    expect(disk.reads).toBe(1);
+    expect(back.getSnapshot()).toEqual({ index: 2, data: new Uint8Array([5, 6]) });
+    expect(disk.reads).toBe(1);
+    // From then on only its file holds it (and a weak reference while someone holds the bytes).
+    expect(back.getSnapshot()).toEqual({ index: 2, data: new Uint8Array([5, 6]) });
+  });
+});
+
 /** Cuts the segment at every byte of the last write; returns what each recovery got wrong. */
 async function cutEveryByte(unsafeRecovery?: DurableStorageOptions<Entry>['unsafeRecovery']) {
   const base = new SimDisk();

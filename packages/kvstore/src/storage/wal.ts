@@ -131,12 +131,43 @@ export interface WalRecovery {
   readonly firstInvalid?: { readonly segment: string; readonly offset: number; readonly reason: string };
 }
 
-/** The recovered records of one partition, in log order. */
+/**
+ * The recovered records of one partition, in log order. A payload is a view into the bytes of its
+ * segment as read at open (no copy is made of records nobody reads: recovery of a partition reads only
+ * those from its last checkpoint on); copy what you keep, or the whole segment stays in memory.
+ */
 export interface PartitionRecords {
-  /** Record payloads (without the partition tag). */
+  /** Number of records. */
+  readonly count: number;
+  /** Payload of record `i` (without the partition tag): a view into its segment's bytes. */
+  payload(i: number): Uint8Array;
+  /** Every payload (views, see {@link PartitionRecords.payload}). */
   readonly payloads: Uint8Array[];
-  /** `segments[i]` is the sequence number of the segment holding `payloads[i]`. */
+  /** `segments[i]` is the sequence number of the segment holding record `i`. */
   readonly segments: number[];
+}
+
+/** {@link PartitionRecords} as recovery collects them: where each payload lies, no copy. */
+class RecoveredRecords implements PartitionRecords {
+  private readonly data: Uint8Array[] = [];
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+  readonly segments: number[] = [];
+  add(data: Uint8Array, start: number, end: number, segment: number): void {
+    this.data.push(data);
+    this.starts.push(start);
+    this.ends.push(end);
+    this.segments.push(segment);
+  }
+  get count(): number {
+    return this.starts.length;
+  }
+  payload(i: number): Uint8Array {
+    return this.data[i]!.subarray(this.starts[i]!, this.ends[i]!);
+  }
+  get payloads(): Uint8Array[] {
+    return this.starts.map((_, i) => this.payload(i));
+  }
 }
 
 /** Counters of a running log. */
@@ -256,7 +287,9 @@ export function encodeRecord(partition: number | undefined, payload: Uint8Array)
 export interface SegmentScan {
   /** Partition of each record (all 0 in a legacy segment). */
   readonly partitions: number[];
-  readonly payloads: Uint8Array[];
+  /** Payload of record `i`: the segment's bytes `[starts[i], ends[i])` (without the partition tag). */
+  readonly starts: number[];
+  readonly ends: number[];
   /** Offset just past the last valid record. */
   readonly validEnd: number;
   /** Why scanning stopped before the end of the data, if it did. */
@@ -303,44 +336,53 @@ export function scanSegment(
   version = WAL_FORMAT_VERSION,
 ): SegmentScan {
   const partitions: number[] = [];
-  const payloads: Uint8Array[] = [];
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const payloads = { starts, ends };
   if (data.length < WAL_HEADER_BYTES) {
     return {
       partitions,
-      payloads,
+      ...payloads,
       validEnd: 0,
       ...(data.length > 0 ? { invalid: 'torn segment header' } : {}),
     };
   }
   for (let i = 0; i < 4; i++) {
-    if (data[i] !== MAGIC[i]) return { partitions, payloads, validEnd: 0, invalid: 'bad segment magic' };
+    if (data[i] !== MAGIC[i]) return { partitions, ...payloads, validEnd: 0, invalid: 'bad segment magic' };
   }
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const found = dv.getUint32(4, true);
   if (found !== version) {
-    return { partitions, payloads, validEnd: 0, invalid: `segment format version ${found}`, version: found };
+    return {
+      partitions,
+      ...payloads,
+      validEnd: 0,
+      invalid: `segment format version ${found}`,
+      version: found,
+    };
   }
   const tag = version === LEGACY_VERSION ? 0 : WAL_TAG_BYTES;
   let off = WAL_HEADER_BYTES;
   while (off < data.length) {
     if (data.length - off < WAL_RECORD_HEADER_BYTES) {
-      return { partitions, payloads, validEnd: off, invalid: 'torn record header', version };
+      return { partitions, ...payloads, validEnd: off, invalid: 'torn record header', version };
     }
     const len = dv.getUint32(off, true);
     if (len <= tag || len > maxRecordBytes + tag)
-      return { partitions, payloads, validEnd: off, invalid: `bad record length ${len}`, version };
+      return { partitions, ...payloads, validEnd: off, invalid: `bad record length ${len}`, version };
     const end = off + WAL_RECORD_HEADER_BYTES + len;
     if (end > data.length)
-      return { partitions, payloads, validEnd: off, invalid: 'torn record payload', version };
+      return { partitions, ...payloads, validEnd: off, invalid: 'torn record payload', version };
     let c = crc32c(data, 0, off, off + 4);
     c = crc32c(data, c, off + WAL_RECORD_HEADER_BYTES, end);
     if (c !== dv.getUint32(off + 4, true))
-      return { partitions, payloads, validEnd: off, invalid: 'checksum mismatch', version };
+      return { partitions, ...payloads, validEnd: off, invalid: 'checksum mismatch', version };
     partitions.push(tag === 0 ? 0 : dv.getUint32(off + WAL_RECORD_HEADER_BYTES, true));
-    payloads.push(data.slice(off + WAL_RECORD_HEADER_BYTES + tag, end));
+    starts.push(off + WAL_RECORD_HEADER_BYTES + tag);
+    ends.push(end);
     off = end;
   }
-  return { partitions, payloads, validEnd: off, version };
+  return { partitions, ...payloads, validEnd: off, version };
 }
 
 /**
@@ -366,7 +408,8 @@ export async function readLegacyGroupLog(
     // Only files of the old format are ever returned (and so removed by the caller).
     if (scan.version !== LEGACY_VERSION) continue;
     files.push(n);
-    if (!stopped) records.push(...scan.payloads);
+    if (!stopped)
+      for (let i = 0; i < scan.starts.length; i++) records.push(data.slice(scan.starts[i], scan.ends[i]));
     if (scan.invalid !== undefined) stopped = true;
   }
   return { records, files };
@@ -514,7 +557,7 @@ export class WriteAheadLog {
       if (evidence !== undefined)
         throw new WalCorruptError(disk.join(dir, n), scan.validEnd, scan.invalid!, evidence);
     }
-    const recovered = new Map<number, PartitionRecords>();
+    const recovered = new Map<number, RecoveredRecords>();
     const kept: number[] = [];
     let records = 0;
     let droppedBytes = 0;
@@ -528,16 +571,15 @@ export class WriteAheadLog {
         await disk.remove(path);
         continue;
       }
-      for (let i = 0; i < scan.payloads.length; i++) {
+      for (let i = 0; i < scan.starts.length; i++) {
         const p = scan.partitions[i]!;
         if (p === WAL_MARKER_TAG) continue;
         let r = recovered.get(p);
         if (!r) {
-          r = { payloads: [], segments: [] };
+          r = new RecoveredRecords();
           recovered.set(p, r);
         }
-        r.payloads.push(scan.payloads[i]!);
-        r.segments.push(seq);
+        r.add(data, scan.starts[i]!, scan.ends[i]!, seq);
         records++;
       }
       if (scan.invalid !== undefined) {
@@ -667,7 +709,7 @@ export class WriteAheadLog {
     checkPartition(partition);
     if (this.taken.has(partition) && fresh) {
       if (handle) this.handles.set(partition, handle);
-      return { payloads: [], segments: [] };
+      return new RecoveredRecords();
     }
     if (this.taken.has(partition)) {
       throw new WalRecordError(
@@ -675,7 +717,7 @@ export class WriteAheadLog {
       );
     }
     this.taken.add(partition);
-    const r = this.recovered?.get(partition) ?? { payloads: [], segments: [] };
+    const r = this.recovered?.get(partition) ?? new RecoveredRecords();
     this.recovered?.delete(partition);
     if (handle) this.handles.set(partition, handle);
     return r;
