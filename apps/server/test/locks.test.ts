@@ -17,6 +17,19 @@ import { TestCluster } from './harness.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
+/**
+ * TTL of a lock or campaign whose expiry is not what a test waits for: long enough that keep-alives
+ * delayed by a loaded machine never lose it (with 2-3 s, suite runs at load ~45 saw a taker's lock lost:
+ * 'no keep-alive was confirmed for 2000 ms'). Only the holders whose expiry a test waits for keep a short
+ * TTL ({@link EXPIRING_TTL_MS}).
+ */
+const KEPT_TTL_MS = 30_000;
+/**
+ * TTL of the holders whose expiry a test waits for (b in the election test; the paused process): short
+ * enough to wait for, long enough that the holder keeps its lock while it does its first steps.
+ */
+const EXPIRING_TTL_MS = 5_000;
+
 let cluster: TestCluster;
 const clients: PaxkvClient[] = [];
 const children = new Set<ChildProcess>();
@@ -51,7 +64,7 @@ describe('locks on a real cluster', () => {
       Array.from({ length: workers }, async (_, w) => {
         const kv = client();
         for (let r = 0; r < rounds; r++) {
-          const lock = await kv.lock('{jobs}', { ttlMs: 3_000 });
+          const lock = await kv.lock('{jobs}', { ttlMs: KEPT_TTL_MS });
           const acquiredAt = performance.now();
           most = Math.max(most, ++inside);
           // A read-modify-write that is only correct under mutual exclusion, fenced by the token.
@@ -85,8 +98,8 @@ describe('locks on a real cluster', () => {
     };
     const values = () => seen.map((l) => (l === null ? null : String(l.value)));
     await until(() => seen.length >= 1, 'the first observation');
-    const la = await a.election('svc', { ttlMs: 2_000 }).campaign('a');
-    const bWins = b.election('svc', { ttlMs: 2_000 }).campaign('b');
+    const la = await a.election('svc', { ttlMs: KEPT_TTL_MS }).campaign('a');
+    const bWins = b.election('svc', { ttlMs: EXPIRING_TTL_MS }).campaign('b');
     await la.proclaim('a2');
     await until(() => values().includes('a2'), 'a2 proclaimed');
     expect((await c.election('svc').leader())?.value).toBe('a2');
@@ -94,7 +107,7 @@ describe('locks on a real cluster', () => {
     const lb = await bWins;
     expect(lb.token).toBeGreaterThan(la.token);
     await expect(la.proclaim('late')).rejects.toMatchObject({ code: 'LOCK_LOST' });
-    const cWins = c.election('svc', { ttlMs: 2_000 }).campaign('c');
+    const cWins = c.election('svc', { ttlMs: KEPT_TTL_MS }).campaign('c');
     // b dies without resigning: its lease stops being renewed, c leads once it expired.
     await b.close();
     const lc = await cWins;
@@ -126,7 +139,11 @@ describe('locks on a real cluster', () => {
         ],
         {
           stdio: ['pipe', 'pipe', 'inherit'],
-          env: { ...process.env, PAXKV_LOCK_UNFENCED: fenced ? '' : '1' },
+          env: {
+            ...process.env,
+            PAXKV_LOCK_UNFENCED: fenced ? '' : '1',
+            PAXKV_LOCK_TTL_MS: String(EXPIRING_TTL_MS),
+          },
         },
       );
       children.add(holder);
@@ -144,7 +161,7 @@ describe('locks on a real cluster', () => {
         for await (const e of w) events.push(e);
       })();
       holder.kill('SIGSTOP');
-      const lock = await kv.lock(name, { ttlMs: 2_000 });
+      const lock = await kv.lock(name, { ttlMs: KEPT_TTL_MS });
       // The holder is stopped, so it released nothing: the taker got in because the holder's lease
       // expired (the lease is gone, its key deleted through the log: the watcher sees the delete).
       expect(lock.token).toBeGreaterThan(holderToken);
