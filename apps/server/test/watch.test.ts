@@ -175,7 +175,9 @@ describe('watch on a real cluster', () => {
 
   it('keeps a leased key through a leader kill while kept alive, and deletes it (watchers see it) once they stop', async () => {
     const key = '{svc}:api';
-    const { lease, ttlMs, partition } = await client.grant(2_000, { key });
+    // 5 s: keep-alives delayed by a loaded machine and a failover must still land within one TTL (with
+    // 2 s, a lock's keep-alives were not confirmed in time at load ~45 in a suite run: locks.test).
+    const { lease, ttlMs, partition } = await client.grant(5_000, { key });
     await client.put(key, 'up', { lease });
     const w = client.watch(key);
     const got = collect(w);
