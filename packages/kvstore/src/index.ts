@@ -34,6 +34,7 @@ export {
   type SnapshotChunkAck,
   SnapshotTransfer,
   type SnapshotTransferConfig,
+  type SnapshotTransferEvent,
   type SnapshotTransferMessage,
   type SnapshotTransferStats,
   TRANSFER_DIGEST_BYTES,

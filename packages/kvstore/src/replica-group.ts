@@ -471,7 +471,11 @@ export class ReplicaGroup {
     this.onApplied = opts.onApplied;
     this.logger = opts.logger ?? silentLogger;
     this.nonce = opts.nonce ?? randomNonce();
-    this.transfer = new SnapshotTransfer(this.config.snapshotTransfer, (to, m) => this.sendTransfer(to, m));
+    this.transfer = new SnapshotTransfer(
+      this.config.snapshotTransfer,
+      (to, m) => this.sendTransfer(to, m),
+      (e) => this.logger.info({ partition: this.partition, ...e }, `snapshot transfer ${e.event}`),
+    );
     this.sm = new KvStateMachine(this.config.stateMachine, this.partition);
     this.hub = new WatchHub(this.sm.revision, this.config.watch);
     this.leaseClock = new LeaseClock(

@@ -305,7 +305,12 @@ describe('SnapshotTransfer', () => {
   it('drops an idle transfer on both sides', () => {
     const cfg = { ...SMALL, idleTimeoutTicks: 20 };
     const toReceiver: SnapshotTransferMessage[] = [];
-    const sender = new SnapshotTransfer(cfg, (_to, m) => toReceiver.push(m));
+    const events: string[] = [];
+    const sender = new SnapshotTransfer(
+      cfg,
+      (_to, m) => toReceiver.push(m),
+      (e) => events.push(`${e.event} ${e.type} to ${e.to} ${e.bytes > 20_000 ? 'all bytes' : e.bytes}`),
+    );
     const receiver = new SnapshotTransfer(cfg, () => {});
     sender.offer(RECEIVER, acceptSync(20_000, 8));
     receiver.receive(SENDER, toReceiver[0] as SnapshotChunk);
@@ -317,6 +322,10 @@ describe('SnapshotTransfer', () => {
     expect(receiver.stagedBytes).toBe(0);
     expect(receiver.stats.discarded).toBe(1);
     expect(sender.stats.abandoned).toBe(1);
+    expect(events).toEqual([
+      `started AcceptSync to ${RECEIVER} all bytes`,
+      `abandoned AcceptSync to ${RECEIVER} all bytes`,
+    ]);
   });
 
   it('refuses a transfer over its cap, and stages at most two senders', () => {

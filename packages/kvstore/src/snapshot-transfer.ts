@@ -256,6 +256,8 @@ function sha256(b: Uint8Array): Uint8Array {
 
 interface Outgoing extends TransferMeta {
   readonly id: number;
+  /** Tick it started at. */
+  readonly startedAt: number;
   readonly data: Uint8Array;
   readonly sum: Uint8Array;
   readonly head: Uint8Array;
@@ -307,6 +309,19 @@ export interface SnapshotTransferStats {
   refused: number;
 }
 
+/** A transfer this end sends started, completed (delivered), or was given up (idle or superseded). */
+export interface SnapshotTransferEvent {
+  readonly event: 'started' | 'completed' | 'abandoned';
+  readonly to: NodeId;
+  readonly id: number;
+  readonly type: TransferKind;
+  readonly index: number;
+  /** Bytes of the whole transfer (snapshot + head). */
+  readonly bytes: number;
+  /** Ticks since it started. */
+  readonly ticks: number;
+}
+
 /** What {@link SnapshotTransfer.receive} did with a chunk. */
 export type ReceiveOutcome =
   | { readonly kind: 'staged' }
@@ -343,9 +358,14 @@ export class SnapshotTransfer {
   private nextId = 1;
   private now = 0;
 
+  /**
+   * @param send Sends a transfer message to a peer (best effort: the transfer resends what is lost).
+   * @param onEvent Told when a transfer this end sends starts, completes or is given up (for logs).
+   */
   constructor(
     config: Partial<SnapshotTransferConfig> | undefined,
     private readonly send: (to: NodeId, message: SnapshotTransferMessage) => void,
+    private readonly onEvent?: (e: SnapshotTransferEvent) => void,
   ) {
     this.config = resolveSnapshotTransferConfig(config);
   }
@@ -363,7 +383,10 @@ export class SnapshotTransfer {
       this.stats.deduplicated++;
       return true;
     }
-    if (cur) this.stats.abandoned++;
+    if (cur) {
+      this.stats.abandoned++;
+      this.tell('abandoned', to, cur);
+    }
     const snap = snapshotOf(message);
     const data = snap?.data ?? EMPTY;
     const { sum } = this.digestOf(snap?.index ?? 0, data);
@@ -376,12 +399,14 @@ export class SnapshotTransfer {
       head,
       headSum: sha256(head),
       total: data.length + head.length,
+      startedAt: this.now,
       acked: 0,
       sent: 0,
       lastProgress: this.now,
       lastSend: this.now,
     });
     this.stats.started++;
+    this.tell('started', to, this.out.get(to) as Outgoing);
     this.pump(to);
     return true;
   }
@@ -419,6 +444,7 @@ export class SnapshotTransfer {
       if (ack.next === t.total) {
         this.out.delete(from);
         this.stats.completed++;
+        this.tell('completed', from, t);
       }
       return;
     }
@@ -531,6 +557,7 @@ export class SnapshotTransfer {
       if (this.now - t.lastProgress >= this.config.idleTimeoutTicks) {
         this.out.delete(to);
         this.stats.abandoned++;
+        this.tell('abandoned', to, t);
         continue;
       }
       if (t.sent > t.acked && this.now - t.lastSend >= this.config.resendTicks) {
@@ -632,6 +659,18 @@ export class SnapshotTransfer {
       this.send(to, chunk);
       t.sent = end;
     }
+  }
+
+  private tell(event: SnapshotTransferEvent['event'], to: NodeId, t: Outgoing): void {
+    this.onEvent?.({
+      event,
+      to,
+      id: t.id,
+      type: t.kind,
+      index: t.index,
+      bytes: t.total,
+      ticks: this.now - t.startedAt,
+    });
   }
 
   private ack(to: NodeId, id: number, next: number, done: boolean): void {
