@@ -137,6 +137,8 @@ export interface ReplicaGroupConfig {
    * `staleLeaderReads`: linearizable reads are served from local state without the read-index round
    * (and an isolated leader keeps serving: see {@link ReplicaGroup.isolated}).
    * `releaseBeforeFlush`: outputs are released before the storage writes they depend on are durable.
+   * `assumeFlushed`: a pump with no release pending releases its outputs at once as if the storage were
+   * flushed (the same-turn release of a pump that wrote nothing, without asking the storage).
    * `txnCompareAtSubmit`: a transaction's compares are evaluated by the leader when it is submitted
    * (on the state applied so far) and only the chosen branch goes through the log: check-then-act, not
    * atomic (two transfers that read the same revisions can both apply).
@@ -155,6 +157,7 @@ export interface ReplicaGroupConfig {
     | 'none'
     | 'staleLeaderReads'
     | 'releaseBeforeFlush'
+    | 'assumeFlushed'
     | 'txnCompareAtSubmit'
     | 'leaseStaleDeadlines'
     | 'keepAliveWhileExpiring'
@@ -256,6 +259,12 @@ export interface ReplicaGroupStorage {
   retire(configId: number, minConfigId: number): void;
   /** Makes every write durable. */
   flush(): Promise<void>;
+  /**
+   * True when every write made so far is already durable (a {@link ReplicaGroupStorage.flush} now
+   * would resolve at once without writing): the group then releases its outputs in the same turn
+   * instead of through a flush. Optional; absent means "unknown" (always flush).
+   */
+  readonly flushed?: boolean;
   /** Detaches from the log. */
   close(): Promise<void>;
 }
@@ -1123,6 +1132,16 @@ export class ReplicaGroup {
       return;
     }
     this.events = [];
+    // Nothing written since the last durable point (a read-index round, a heartbeat reply, a read's
+    // answer) and nothing waiting in the release chain: release now, in this turn, instead of through
+    // a flush that would resolve at once (a chain of promises per pump; the read path's main cost).
+    if (
+      this.pendingReleases === 0 &&
+      (this.storage.flushed === true || this.config.unsafeMutation === 'assumeFlushed')
+    ) {
+      this.release(outputs);
+      return;
+    }
     if (this.config.unsafeMutation === 'releaseBeforeFlush') {
       this.release(outputs);
       void this.storage.flush().catch((e: unknown) => this.fail(e));

@@ -26,7 +26,12 @@ export type UnsafeMutation =
    * When the session to the leader breaks, a follower raises its ballot at once even though a
    * quorum-connected peer still hears the leader (a healthy leader is deposed over one broken link).
    */
-  | 'raiseOnLeaderSessionBreak';
+  | 'raiseOnLeaderSessionBreak'
+  /**
+   * A read-index round asks one peer fewer than a majority needs and completes once every peer it
+   * asked answered (a quorum of the asked instead of a majority of the replicas).
+   */
+  | 'readQuorumOfAsked';
 
 /** Tunables of one replica. Times are in ticks (one call of `tick()`), sizes in entries. */
 export interface PaxosConfig {
@@ -52,6 +57,13 @@ export interface PaxosConfig {
    * acknowledged, Decide, PrepareReq, read-index rounds). Default `10`.
    */
   resendTicks: number;
+  /**
+   * A read-index round first asks only as many peers as a majority needs (those that answered the
+   * previous round first); it asks the others once it got no majority within this many ticks, or at
+   * once when the session to an asked peer breaks. Halves the messages of reads in a 3-replica group.
+   * `0` asks every peer at once. Default `2`.
+   */
+  readFallbackTicks: number;
   /** Most proposals buffered at a leader in the prepare phase; more throw `NoLeaderError`. Default `100000`. */
   maxPendingProposals: number;
   /** Testing only: break one protocol rule on purpose (see {@link UnsafeMutation}). Default `'none'`. */
@@ -65,6 +77,7 @@ export const DEFAULT_PAXOS_CONFIG: Readonly<PaxosConfig> = Object.freeze({
   maxBatchSize: 1024,
   maxInflight: 8192,
   resendTicks: 10,
+  readFallbackTicks: 2,
   maxPendingProposals: 100_000,
   unsafeMutation: 'none',
 });
@@ -92,6 +105,11 @@ export function resolveConfig(partial: Partial<PaxosConfig> | undefined): PaxosC
   ] as const) {
     positiveInt(cfg, key);
   }
+  if (!Number.isSafeInteger(cfg.readFallbackTicks) || cfg.readFallbackTicks < 0) {
+    throw new PaxosConfigError(
+      `config.readFallbackTicks must be a non-negative integer, got ${String(cfg.readFallbackTicks)}`,
+    );
+  }
   if (cfg.electionTimeoutTicks < cfg.heartbeatTicks) {
     throw new PaxosConfigError(
       `config.electionTimeoutTicks (${cfg.electionTimeoutTicks}) must be >= config.heartbeatTicks (${cfg.heartbeatTicks})`,
@@ -105,6 +123,7 @@ export function resolveConfig(partial: Partial<PaxosConfig> | undefined): PaxosC
       'appendAfterStopSign',
       'startBeforeStopSignDecided',
       'raiseOnLeaderSessionBreak',
+      'readQuorumOfAsked',
     ].includes(cfg.unsafeMutation)
   ) {
     throw new PaxosConfigError(`config.unsafeMutation is unknown: ${String(cfg.unsafeMutation)}`);

@@ -444,6 +444,60 @@ describe('read index', () => {
       { token: 2, index: 2 },
     ]);
   });
+  it('asks first only the peer that answered the last round first, and the others when it is slow', () => {
+    const { node, n } = leaderInAccept();
+    out(node);
+    const round = (): { to: NodeId[]; id: number } => {
+      const reqs = out(node).filter((m) => m.message.type === 'ReadIndexRequest');
+      return { to: reqs.map((m) => m.to), id: (reqs[0]?.message as { round: number } | undefined)?.round ?? -1 };
+    };
+    // A new leader asks everyone; peer 3 answers first.
+    node.readIndex(1);
+    const r1 = round();
+    expect(r1.to).toEqual([2, 3]);
+    node.handle(3, { type: 'ReadIndexReply', n, round: r1.id });
+    node.handle(2, { type: 'ReadIndexReply', n, round: r1.id });
+    expect(node.drainReads()).toEqual([{ token: 1, index: 0 }]);
+    // The next round asks peer 3 only (one answer is all a majority of 3 needs).
+    node.readIndex(2);
+    const r2 = round();
+    expect(r2.to).toEqual([3]);
+    node.handle(3, { type: 'ReadIndexReply', n, round: r2.id });
+    expect(node.drainReads()).toEqual([{ token: 2, index: 0 }]);
+    // Peer 3 stays silent: after readFallbackTicks (2) peer 2 is asked too, and its answer completes the round.
+    node.readIndex(3);
+    expect(round().to).toEqual([3]);
+    node.tick();
+    expect(round().to).toEqual([]);
+    node.tick();
+    const r3w = round();
+    expect(r3w.to).toEqual([2]);
+    node.handle(2, { type: 'ReadIndexReply', n, round: r3w.id });
+    expect(node.drainReads()).toEqual([{ token: 3, index: 0 }]);
+    // Peer 2 answered first, so it is asked first; when its session breaks, peer 3 is asked at once.
+    node.readIndex(4);
+    const r4 = round();
+    expect(r4.to).toEqual([2]);
+    node.disconnected(2);
+    expect(round().to).toEqual([3]);
+    node.handle(3, { type: 'ReadIndexReply', n, round: r4.id });
+    expect(node.drainReads()).toEqual([{ token: 4, index: 0 }]);
+  });
+  it('asks every peer at once with readFallbackTicks 0', () => {
+    const { node, storage } = mk(1, { config: { readFallbackTicks: 0 } });
+    void storage;
+    electSelf(node);
+    const n = node.ballot;
+    node.handle(2, promise(n));
+    out(node);
+    for (let token = 1; token <= 3; token++) {
+      node.readIndex(token);
+      const reqs = out(node).filter((m) => m.message.type === 'ReadIndexRequest');
+      expect(reqs.map((m) => m.to)).toEqual([2, 3]);
+      node.handle(2, { type: 'ReadIndexReply', n, round: (reqs[0]!.message as { round: number }).round });
+      expect(node.drainReads()).toEqual([{ token, index: 0 }]);
+    }
+  });
   it('ignores replies of another ballot', () => {
     const { node } = leaderInAccept();
     out(node);

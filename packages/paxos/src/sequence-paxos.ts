@@ -145,6 +145,8 @@ interface ReadRound {
   readonly reads: PendingRead[];
   readonly acks: Set<NodeId>;
   sentAt: number;
+  /** The peers asked so far, while only some were (see `PaxosConfig.readFallbackTicks`); undefined once every peer was. */
+  asked: Set<NodeId> | undefined;
 }
 
 /**
@@ -212,6 +214,8 @@ export class SequencePaxos<T> {
   private pendingReads: PendingRead[] = [];
   private readRound: ReadRound | undefined = undefined;
   private readRoundSeq = 0;
+  /** The peers whose answers completed the last read round: the next round asks them first. */
+  private readPeers: NodeId[] = [];
   private readResults: ReadResult[] = [];
 
   /**
@@ -607,6 +611,10 @@ export class SequencePaxos<T> {
   disconnected(peer: NodeId): void {
     if (!this.peerSet.has(peer)) return;
     this.ble.peerDisconnected(peer);
+    // Do not wait for an answer that will not come: ask the other peers now, and not this one first.
+    if (this.readPeers.includes(peer)) this.readPeers = [];
+    const ls = this.leaderState;
+    if (ls && this.readRound?.asked?.has(peer) && !this.readRound.acks.has(peer)) this.widenReadRound(ls);
   }
 
   // ---------------------------------------------------------------- outputs
@@ -676,6 +684,7 @@ export class SequencePaxos<T> {
 
   private becomeLeader(n: Ballot): void {
     this.storage.setPromise(n);
+    this.readPeers = [];
     // Proposals waiting to be forwarded are ours to append now.
     if (this.forwardBuf.length > 0) {
       for (const c of this.forwardBuf) this.proposalBuf.push(c);
@@ -1019,6 +1028,10 @@ export class SequencePaxos<T> {
     const rr = this.readRound;
     if (!rr || rr.id !== msg.round || compareBallots(msg.n, ls.n) !== 0) return;
     rr.acks.add(from);
+    if (this.config.unsafeMutation === 'readQuorumOfAsked' && rr.asked) {
+      if (rr.acks.size >= rr.asked.size) this.completeReadRound();
+      return;
+    }
     if (rr.acks.size + 1 >= this.majority) this.completeReadRound();
   }
 
@@ -1067,6 +1080,7 @@ export class SequencePaxos<T> {
       }
     }
     const rr = this.readRound;
+    if (rr?.asked && this.now - rr.sentAt >= this.config.readFallbackTicks) this.widenReadRound(ls);
     if (rr && this.now - rr.sentAt >= resend) {
       rr.sentAt = this.now;
       for (const p of this.peers) {
@@ -1179,6 +1193,7 @@ export class SequencePaxos<T> {
       reads: this.pendingReads,
       acks: new Set(),
       sentAt: this.now,
+      asked: undefined,
     };
     this.pendingReads = [];
     this.readRound = rr;
@@ -1186,9 +1201,34 @@ export class SequencePaxos<T> {
       this.completeReadRound();
       return;
     }
+    // Ask only a quorum's worth of peers first (the ones that answered the last round first): a
+    // round needs answers from `majority - 1` peers, whichever they are, so asking fewer changes
+    // nothing but the messages sent; the others are asked if those do not answer in time.
+    const need = this.config.unsafeMutation === 'readQuorumOfAsked' ? this.majority - 2 : this.majority - 1;
+    const first = this.readPeers;
+    if (this.config.readFallbackTicks > 0 && first.length === need && need < this.peers.length) {
+      rr.asked = new Set(first);
+      for (const p of first) {
+        this.outbox.push({ to: p, message: { type: 'ReadIndexRequest', n: ls.n, round: rr.id } });
+      }
+      if (need === 0 && this.config.unsafeMutation === 'readQuorumOfAsked') this.completeReadRound();
+      return;
+    }
     for (const p of this.peers) {
       this.outbox.push({ to: p, message: { type: 'ReadIndexRequest', n: ls.n, round: rr.id } });
     }
+  }
+
+  /** Asks every peer not asked yet by the read round in progress (its first peers were too slow). */
+  private widenReadRound(ls: LeaderState<T>): void {
+    const rr = this.readRound;
+    if (!rr?.asked) return;
+    for (const p of this.peers) {
+      if (!rr.asked.has(p)) {
+        this.outbox.push({ to: p, message: { type: 'ReadIndexRequest', n: ls.n, round: rr.id } });
+      }
+    }
+    rr.asked = undefined;
   }
 
   private completeReadRound(): void {
@@ -1196,5 +1236,8 @@ export class SequencePaxos<T> {
     if (!rr) return;
     for (const r of rr.reads) this.readResults.push({ token: r.token, index: r.index });
     this.readRound = undefined;
+    const need = this.config.unsafeMutation === 'readQuorumOfAsked' ? this.majority - 2 : this.majority - 1;
+    if (rr.acks.size === need) this.readPeers = [...rr.acks];
+    else if (this.config.unsafeMutation === 'readQuorumOfAsked' && need === 0) this.readPeers = [];
   }
 }

@@ -233,6 +233,40 @@ describe('DurableStorage of many partitions on one shared log', () => {
     }
   });
 
+  it('says it is flushed only while every write it (or any partition of the log) made is durable', async () => {
+    const disk = new SimDisk({ autoSync: false });
+    const { stores, wal } = await openMany(disk, [1, 2]);
+    const [a, b] = [stores[0]!, stores[1]!];
+    expect(a.flushed).toBe(true);
+    // A record appended to the log and not yet synced.
+    a.appendEntries([{ v: 'a0' }]);
+    expect(a.flushed).toBe(false);
+    await settle(disk, a.flush());
+    expect(a.flushed).toBe(true);
+    // An accepted round kept in memory until the next record or flush.
+    a.setAcceptedRound({ n: 2, pid: 2 });
+    expect(a.flushed).toBe(false);
+    await settle(disk, a.flush());
+    expect(a.flushed).toBe(true);
+    // Another partition's unsynced record: the shared log is not flushed, so neither is `a` (conservative).
+    b.appendEntries([{ v: 'b0' }]);
+    expect(a.flushed).toBe(false);
+    const bf = b.flush();
+    await new Promise((r) => setImmediate(r));
+    expect(a.flushed, 'the write is issued but its fsync has not completed').toBe(false);
+    await settle(disk, bf);
+    expect(a.flushed && b.flushed).toBe(true);
+    // A snapshot: the checkpoint its flush starts is pending until then.
+    a.setDecidedIndex(1);
+    a.setSnapshot({ index: 1, data: new Uint8Array([1]) });
+    expect(a.flushed).toBe(false);
+    await settle(disk, a.flush());
+    await settle(disk, a.close());
+    expect(a.flushed, 'a closed storage').toBe(false);
+    await settle(disk, b.close());
+    await settle(disk, wal.close());
+  });
+
   it('refuses to open on a corrupt snapshot file instead of serving wrong data', async () => {
     const disk = new SimDisk();
     const o = await openMany(disk, [0]);

@@ -774,6 +774,24 @@ export class DurableStorage<T> implements Storage<T> {
   }
 
   /**
+   * True when every write made so far is durable and a {@link DurableStorage.flush} called now would
+   * have nothing to do (no seed, accepted round, held record or checkpoint start pending, nothing of the
+   * shared log unsynced, no failure): a caller may then release outputs without waiting for a flush.
+   * Conservative: records of other partitions still being synced make it false.
+   */
+  get flushed(): boolean {
+    return (
+      !this.seeding &&
+      this.pendingAccepted === undefined &&
+      this.holding === undefined &&
+      !this.needCheckpoint &&
+      this.failure === undefined &&
+      !this.closed &&
+      this.wal.flushed
+    );
+  }
+
+  /**
    * Resolves when every write made so far is durable. After a snapshot, it also starts a checkpoint
    * (see the module notes).
    * @throws WalFailedError if the disk failed: the replica must stop and recover from disk.

@@ -305,6 +305,16 @@ export class GroupStorage<T> {
       });
   }
 
+  /**
+   * True when every write of every configuration is durable and {@link GroupStorage.flush} would resolve
+   * at once (see `DurableStorage.flushed`).
+   */
+  get flushed(): boolean {
+    if (this.failure) return false;
+    for (const s of this.live.values()) if (!s.flushed) return false;
+    return true;
+  }
+
   /** Resolves when every write of every configuration is durable; rejects if the disk failed. */
   async flush(): Promise<void> {
     if (this.failure) throw this.failure;

@@ -687,6 +687,14 @@ export class WriteAheadLog {
     return this.appended - this.durableSeq;
   }
 
+  /**
+   * True when a {@link WriteAheadLog.flush} called now would resolve at once: every record appended so
+   * far (by any partition) is durable and the log has not failed.
+   */
+  get flushed(): boolean {
+    return this.failed === undefined && this.appended <= this.durableSeq;
+  }
+
   /** Sequence number of the segment being appended to (records appended now land in it or a later one). */
   get currentSegment(): number {
     return this.segSeq;

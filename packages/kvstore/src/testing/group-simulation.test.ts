@@ -259,6 +259,13 @@ describe('mutation sanity checks: a deliberately broken replica is caught', () =
     expect(caught, 'the simulation did not catch release-before-flush on a shared log').toBeDefined();
   }, 240_000);
 
+  it('outputs released in the same turn without asking whether the storage is flushed are caught', async () => {
+    // The same-turn release of a pump that wrote nothing is safe only because the storage says every
+    // write is already durable; a pump that skips that question releases before its writes are synced.
+    const caught = await firstFailing({ ...HARSH, group: { unsafeMutation: 'assumeFlushed' } }, 100);
+    expect(caught, 'the simulation did not catch a release that assumed the storage flushed').toBeDefined();
+  }, 240_000);
+
   it('a configuration seed written as separate records is caught (a replica restarts with the configuration but not its log)', async () => {
     const caught = await firstFailing(
       {

@@ -19,6 +19,12 @@ export interface SeedRunOptions {
   readonly proposeProbability?: number;
   /** Chance per tick that a client issues a read-index at the leader. Default `0.05`. */
   readonly readProbability?: number;
+  /**
+   * Where reads go: `leader` (default) the replica with the highest ballot that leads; `any-leader` a
+   * random replica that believes it leads, a deposed leader that has not noticed included (the replica
+   * a stale read would come from).
+   */
+  readonly readAt?: 'leader' | 'any-leader';
   /** Chance per tick that a random replica compacts its log. Default `0.01`. */
   readonly compactProbability?: number;
   /** Replica config. Default: {@link DEFAULT_PAXOS_CONFIG} with `maxBatchSize: 8` (small, to exercise batching). */
@@ -107,8 +113,13 @@ export function runSeed(seed: number, opts: SeedRunOptions = {}): SeedRunResult 
         for (let i = 0; i < k; i++) cluster.propose(pid, `s${seed}-c${seq++}`);
       }
       if (rng.chance(rP)) {
-        const l = cluster.leader();
-        if (l) cluster.readIndex(l.pid, token++);
+        if (opts.readAt === 'any-leader') {
+          const leaders = cluster.live().filter((r) => r.role === 'leader' && r.phase === 'accept');
+          if (leaders.length > 0) cluster.readIndex(rng.pick(leaders).pid, token++);
+        } else {
+          const l = cluster.leader();
+          if (l) cluster.readIndex(l.pid, token++);
+        }
       }
       if (rng.chance(cP)) cluster.compact(rng.pick(cluster.ids));
       sim.step();
