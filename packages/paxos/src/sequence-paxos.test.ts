@@ -449,7 +449,10 @@ describe('read index', () => {
     out(node);
     const round = (): { to: NodeId[]; id: number } => {
       const reqs = out(node).filter((m) => m.message.type === 'ReadIndexRequest');
-      return { to: reqs.map((m) => m.to), id: (reqs[0]?.message as { round: number } | undefined)?.round ?? -1 };
+      return {
+        to: reqs.map((m) => m.to),
+        id: (reqs[0]?.message as { round: number } | undefined)?.round ?? -1,
+      };
     };
     // A new leader asks everyone; peer 3 answers first.
     node.readIndex(1);
