@@ -352,6 +352,10 @@ export class TestCluster {
       const partitions = this.options.partitions ?? 4;
       if (leaders && leaders.size === partitions) {
         if (this.security === 'tls-token') await this.checkPlainRefused();
+        // Near the guard: said on the test output, so that suite runs show the margin left under load.
+        const took = timeoutMs - (deadline - Date.now());
+        if (took > timeoutMs / 3)
+          console.warn(`harness: cluster ready after ${took} ms (guard ${timeoutMs} ms)`);
         return;
       }
       if (leaders) last = `${leaders.size}/${partitions} partitions have a leader`;
