@@ -279,12 +279,20 @@ class PaxkvCluster implements PaxkvLocalCluster {
 
   async waitReady(timeoutMs: number): Promise<void> {
     await waitFor(
-      'every paxkv partition to have a leader known to every server',
+      'every paxkv server to have opened its groups, and every partition a leader known to every server',
       async () => {
         for (const m of this.nodes) {
           if (!m.process.isAlive()) throw new WaitAbortedError(`server ${m.index} exited during start-up`);
         }
         const all = await this.statuses();
+        // A restarted server opens its groups one after another: until it has opened all of them, a
+        // group whose other replica is killed next has no majority (a second fault, not a failover).
+        for (const { status } of all) {
+          for (const g of status.table?.groups ?? []) {
+            if (g.replicas.includes(status.node) && !status.groups.some((x) => x.partition === g.partition))
+              return false;
+          }
+        }
         for (let p = 0; p < this.layout.partitions; p++) {
           const leaders = new Set<number | null>();
           for (const { status } of all) {
