@@ -17,10 +17,20 @@
  * write, compared with one election timeout (`tickMs` x `electionTimeoutTicks`), and the leader changes
  * the servers counted; a forged ballot promised anywhere aborts the run.
  *
+ * `--attack idle` replaces the amplification attackers with the issue's idle-connection flood: 10 000
+ * connections that never send a byte, from a process of its own (`test/idle-flood.ts`, `ulimit -n`
+ * raised for it), against server 1 at its default `maxConnections` (10 000), kept up (closed ones are
+ * dialled again) for the phase, then closed. Needs an open-file limit of 10 512 (soft) / 10 064 (hard).
+ * The servers then run with a 60 s header timeout (as the hostile suite's 30 s): with the default 10 s, a
+ * flood that takes longer than that to open never holds 10 000 at once on a loaded machine; it becomes a
+ * connect/close churn of ~1 000 connections a second instead (measured: 218 916 closed by the server in
+ * 10 minutes at load 40). The ramp-up is bounded by 120 s; the line says whether the flood was held.
+ *
  * `--unprotected` starts the servers with the stranger limits off (`unidentifiedMaxFrameBytes` =
  * `maxFrameBytes`, no value limits): the comparison the limits are for, in the same conditions.
  *
- * Usage: pnpm --filter @paxkv/server bench:hostile [--rounds 3] [--phase-seconds 8] [--attackers 4] [--unprotected]
+ * Usage: pnpm --filter @paxkv/server bench:hostile [--rounds 3] [--phase-seconds 8] [--attackers 4]
+ *   [--attack amplification|idle] [--unprotected]
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -32,6 +42,7 @@ import { encodeFrame } from '@paxkv/common';
 import { DEFAULT_PAXOS_CONFIG } from '@paxkv/paxos';
 import { freePorts, resolveServerCommand, serverFlags, spawnServer } from '../src/launcher.js';
 import { AvailabilityProbe, type WindowReport } from '../test/availability-probe.js';
+import { fileDescriptorLimits, type IdleFloodReport, startIdleFlood } from '../test/hostile-helpers.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -39,8 +50,29 @@ const { values: args } = parseArgs({
     'phase-seconds': { type: 'string', default: '8' },
     attackers: { type: 'string', default: '4' },
     unprotected: { type: 'boolean', default: false },
+    attack: { type: 'string', default: 'amplification' },
   },
 });
+const ATTACK = args.attack;
+/** The idle flood of `--attack idle`: the issue's 10 000, against the default `maxConnections`. */
+const IDLE_CONNECTIONS = 10_000;
+const MAX_CONNECTIONS = 10_000;
+/** The servers' header timeout with `--attack idle` (default 10 s: see the README) and the ramp-up guard. */
+const IDLE_HEADER_TIMEOUT_MS = 60_000;
+const FLOOD_RAMP_UP_MS = 120_000;
+if (ATTACK !== 'amplification' && ATTACK !== 'idle') {
+  console.error('--attack amplification|idle please');
+  process.exit(2);
+}
+if (ATTACK === 'idle') {
+  const { soft, hard } = fileDescriptorLimits();
+  if (soft < MAX_CONNECTIONS + 512 || hard < IDLE_CONNECTIONS + 64) {
+    console.error(
+      `--attack idle needs an open-file limit (ulimit -n) of ${MAX_CONNECTIONS + 512} (soft, for the servers) and ${IDLE_CONNECTIONS + 64} (hard, for the attacker); this shell has soft ${soft}, hard ${hard}`,
+    );
+    process.exit(2);
+  }
+}
 const ROUNDS = Number(args.rounds);
 const PHASE_MS = Number(args['phase-seconds']) * 1000;
 const ATTACKERS = Number(args.attackers);
@@ -126,9 +158,12 @@ function availabilityLine(name: string, windows: readonly WindowReport[]): strin
       changes += p.leaderChanges;
     }
   const worst = [...gaps.entries()].sort((a, b) => b[1] - a[1])[0] ?? [0, 0];
+  const where = windows
+    .flatMap((w) => w.partitions.map((p) => ({ w, p })))
+    .sort((a, b) => b.p.longestGapMs - a.p.longestGapMs)[0];
   const over = [...gaps.values()].filter((g) => g > ELECTION_TIMEOUT_MS).length;
   const median = percentile([...gaps.values()], 50);
-  return `  ${name.padEnd(14)} longest ${String(worst[1]).padStart(6)} ms (partition ${worst[0]}), median over partitions ${median.toFixed(0).padStart(5)} ms, ${over} of ${gaps.size} partitions > ${ELECTION_TIMEOUT_MS} ms; leader changes counted by the servers ${changes}`;
+  return `  ${name.padEnd(14)} longest ${String(worst[1]).padStart(6)} ms (partition ${worst[0]}), median over partitions ${median.toFixed(0).padStart(5)} ms, ${over} of ${gaps.size} partitions > ${ELECTION_TIMEOUT_MS} ms; leader changes counted by the servers ${changes}${where ? `; the longest began ${where.p.longestGapStartMs} ms into its ${where.w.durationMs} ms window` : ''}`;
 }
 
 function percentile(xs: readonly number[], p: number): number {
@@ -218,7 +253,7 @@ async function main(): Promise<void> {
             unidentifiedMaxItemsPerFrame: 1 << 30,
             clientMaxItemsPerFrame: 1 << 30,
           }
-        : { tickMs: TICK_MS },
+        : { tickMs: TICK_MS, ...(ATTACK === 'idle' ? { headerTimeoutMs: IDLE_HEADER_TIMEOUT_MS } : {}) },
     ),
   );
   const command = resolveServerCommand({ preferSource: true });
@@ -284,6 +319,8 @@ async function main(): Promise<void> {
     const integers = arrayFrame(1024 * 1024 - 5, 0x01);
     const hello = Buffer.from(encodeFrame({ type: 'status', id: 1 }));
     const sent = { stranger: 0, client: 0, integers: 0 };
+    const floods: IdleFloodReport[] = [];
+    const floodTimes: string[] = [];
     let maxRss = 0;
     const rssTimer = setInterval(() => {
       for (const c of children) maxRss = Math.max(maxRss, rssMiB(c.pid));
@@ -304,6 +341,31 @@ async function main(): Promise<void> {
       await phaseLag('quiet');
       phase = 'attack';
       const attack = await probe.window(`attack ${round + 1}`, async () => {
+        if (ATTACK === 'idle') {
+          const flood = startIdleFlood(
+            { host: '127.0.0.1', port: clientPorts[0] as number, httpPort: httpPorts[0] as number },
+            IDLE_CONNECTIONS,
+            MAX_CONNECTIONS,
+          );
+          const started = Date.now();
+          try {
+            // Ramp-up is bounded: on a starved machine the server may never hold them all at once.
+            floods.push(
+              await flood
+                .next('holding', FLOOD_RAMP_UP_MS)
+                .catch(() => flood.reports.at(-1) ?? { event: 'wave' as const }),
+            );
+            floodTimes.push(
+              `${floods.at(-1)?.event === 'holding' ? 'held' : 'NOT held'} at +${Date.now() - started} ms`,
+            );
+            await new Promise((r) => setTimeout(r, PHASE_MS));
+            await phaseLag('attack');
+          } finally {
+            await flood.close();
+            floodTimes.push(`closed at +${Date.now() - started} ms`);
+          }
+          return;
+        }
         const batch = Array.from(
           { length: ATTACKERS },
           (_, index) =>
@@ -347,7 +409,7 @@ async function main(): Promise<void> {
       [
         `# bench:hostile ${new Date().toISOString()} ${
           args.unprotected ? 'UNPROTECTED (stranger limits off)' : 'default limits'
-        }; 3 servers, 8 partitions, no token; ${ROUNDS} rounds x (${PHASE_MS / 1000} s quiet + ${PHASE_MS / 1000} s attack by ${ATTACKERS} attackers); load average ${loadavg()
+        }; attack ${ATTACK}; 3 servers, 8 partitions, no token; ${ROUNDS} rounds x (${PHASE_MS / 1000} s quiet + ${PHASE_MS / 1000} s attack by ${ATTACK === 'idle' ? 'the idle flood' : `${ATTACKERS} attackers`}); load average ${loadavg()
           .map((x) => x.toFixed(1))
           .join(' ')}`,
         'good client (put + get round trip, ms):',
@@ -356,7 +418,9 @@ async function main(): Promise<void> {
         `  p99 ratio attack/no-attack ${(p99a / p99q).toFixed(2)}x   p50 ratio ${(
           percentile(good.attack, 50) / percentile(good.quiet, 50)
         ).toFixed(2)}x   good-client errors ${good.errors}`,
-        `attack frames sent: ${sent.stranger} stranger 16 MiB empty-map frames, ${sent.client} known-client 16 MiB empty-map frames, ${sent.integers} known-client 1 M-integer frames; largest server RSS ${maxRss.toFixed(0)} MiB`,
+        ATTACK === 'idle'
+          ? `idle flood: ${IDLE_CONNECTIONS} connections to server 1 (maxConnections ${MAX_CONNECTIONS}) per attack phase; server connections when held ${floods.map((f) => f.serverConnections).join(', ')}; closed by the server while ramping up (evictions, header timeouts) ${floods.map((f) => f.closedByServer).join(', ')}; ${floodTimes.join(', ')} (from the start of the attack); largest server RSS ${maxRss.toFixed(0)} MiB`
+          : `attack frames sent: ${sent.stranger} stranger 16 MiB empty-map frames, ${sent.client} known-client 16 MiB empty-map frames, ${sent.integers} known-client 1 M-integer frames; largest server RSS ${maxRss.toFixed(0)} MiB`,
         `servers' event-loop delay (largest over the servers and phases, ms): no attack max ${lag.quiet.max.toFixed(1)} p99 ${lag.quiet.p99.toFixed(1)}; under attack max ${lag.attack.max.toFixed(1)} p99 ${lag.attack.p99.toFixed(1)}`,
         `availability (longest time without an acknowledged write, per partition, max over the rounds; one election timeout = ${ELECTION_TIMEOUT_MS} ms):`,
         availabilityLine('no attack', windows.quiet),

@@ -41,6 +41,8 @@ export interface PartitionWindow {
   readonly writes: number;
   /** Longest time (ms) without an acknowledged write, window edges included. */
   readonly longestGapMs: number;
+  /** When that gap started, in ms since the window started (where in the attack it fell). */
+  readonly longestGapStartMs: number;
   /** Growth of `paxkv_leader_changes_total{partition}` summed over the servers. */
   readonly leaderChanges: number;
   /** Highest ballot round any replica of the partition reported in the window. */
@@ -72,6 +74,13 @@ export interface AvailabilityProbeOptions {
   readonly tls?: TlsOptions;
   /** Milliseconds between two status samples (default 100). */
   readonly sampleEveryMs?: number;
+  /**
+   * How long one attempt of a write may take before it is sent again (same session and sequence number,
+   * so it is applied once), default 1 000 ms. As a careful client does: a write caught on a deposed
+   * leader waits out the server's request timeout (5 s), which would measure that request, not the
+   * partition.
+   */
+  readonly attemptTimeoutMs?: number;
   /** Guard (ms) on "every partition acknowledged a write after the attack" (default 120 000). */
   readonly recoveryGuardMs?: number;
 }
@@ -146,9 +155,13 @@ export class AvailabilityProbe {
     for (let p = 0; p < this.options.partitions; p++) {
       const times = this.acks[p]!.filter((a) => a.acked >= t0 && a.acked <= t1).map((a) => a.acked);
       let gap = 0;
+      let gapStart = 0;
       let prev = t0;
       for (const t of [...times, t1]) {
-        gap = Math.max(gap, t - prev);
+        if (t - prev > gap) {
+          gap = t - prev;
+          gapStart = prev - t0;
+        }
         prev = t;
       }
       const rounds = this.samples.filter((s) => s.partition === p && s.at >= t0).map((s) => s.ballot?.n ?? 0);
@@ -156,6 +169,7 @@ export class AvailabilityProbe {
         partition: p,
         writes: times.length,
         longestGapMs: gap,
+        longestGapStartMs: gapStart,
         leaderChanges: changesAfter[p]! - changesBefore[p]!,
         maxRound: Math.max(0, ...rounds),
       });
@@ -176,7 +190,7 @@ export class AvailabilityProbe {
     const parts = report.partitions
       .map(
         (p) =>
-          `p${p.partition}: ${p.writes} writes, longest gap ${p.longestGapMs} ms, ${p.leaderChanges} leader changes, max round ${p.maxRound}`,
+          `p${p.partition}: ${p.writes} writes, longest gap ${p.longestGapMs} ms (from +${p.longestGapStartMs} ms), ${p.leaderChanges} leader changes, max round ${p.maxRound}`,
       )
       .join('; ');
     return `${report.name} (${report.durationMs} ms): ${parts}`;
@@ -226,13 +240,14 @@ export class AvailabilityProbe {
       for (;;) {
         if (!this.running) return;
         const reply = await this.client()
-          .then((c) => c.call(message, 30_000))
+          .then((c) => c.call(message, this.options.attemptTimeoutMs ?? 1000))
           .catch((e: Error) => ({ type: 'exception', message: e.message }) as Record<string, unknown>);
         if (reply?.type === 'kv.ok') {
           this.acks[partition]!.push({ sent, acked: Date.now() });
           break;
         }
-        // A closed connection (null, exception) or an answer that says "try again": same write again.
+        // A closed connection (null), an attempt past its timeout (exception) or an answer that says
+        // "try again": the same write again.
         if (reply === null || reply.type === 'exception' || retryable(reply.code)) {
           await new Promise((r) => setTimeout(r, 20));
           continue;
