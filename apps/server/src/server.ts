@@ -258,7 +258,13 @@ export class PaxkvServer {
     // Tick from the start: a restarted server opens its groups from disk one after another, and each
     // one ticks (elects, serves) as soon as it is open instead of after the last one.
     this.tickTimer = setInterval(() => this.onTick(), c.tickMs);
-    await this.bootstrap.start(this.groups);
+    try {
+      await this.bootstrap.start(this.groups);
+    } catch (e) {
+      clearInterval(this.tickTimer);
+      this.tickTimer = null;
+      throw e;
+    }
     const coordinator = this.bootstrap.isCoordinator;
     const advertised = this.ctx.advertised;
     this.ctx.log.info(
