@@ -449,6 +449,8 @@ export class ReplicaGroup {
   private leasing = false;
   /** How each open watcher is told its stream ended (by the group, not by its own cancel). */
   private readonly watchEnds = new Map<object, (why: string) => void>();
+  /** The state a peer's snapshot decoded to when {@link carriesValidSnapshot} checked it (until applied). */
+  private checkedSnapshot: { readonly data: Uint8Array; readonly machine: KvStateMachine } | undefined;
   /** Chunked transfer of snapshot-carrying messages, both directions. */
   private readonly transfer: SnapshotTransfer;
 
@@ -801,6 +803,9 @@ export class ReplicaGroup {
     } catch (e) {
       this.logger.warn({ partition: this.partition, from, err: String(e) }, 'paxos message rejected');
     }
+    // A checked snapshot the core did not install (a stale ballot, say) is not kept in memory.
+    if (this.checkedSnapshot && this.paxos.compactedIndex !== this.checkedSnapshot.machine.appliedIndex)
+      this.checkedSnapshot = undefined;
     this.schedule();
   }
 
@@ -851,7 +856,9 @@ export class ReplicaGroup {
     if (!(data instanceof Uint8Array) || !Number.isSafeInteger(index)) return false;
     if (scanMsgpack(data, SNAPSHOT_DECODE_LIMITS) !== null) return false;
     const restored = KvStateMachine.fromSnapshot(data, this.config.stateMachine, this.partition);
-    return !(restored instanceof Error) && restored.appliedIndex === index;
+    if (restored instanceof Error || restored.appliedIndex !== index) return false;
+    this.checkedSnapshot = { data, machine: restored };
+    return true;
   }
 
   /** One unit of time passed (the server calls it on a fixed interval). Expires timed-out requests. */
@@ -1238,7 +1245,13 @@ export class ReplicaGroup {
 
   private applyItem(item: DecidedItem<KvCommand>): void {
     if (item.kind === 'snapshot') {
-      const restored = KvStateMachine.fromSnapshot(item.data, this.config.stateMachine, this.partition);
+      // A snapshot received from a peer was decoded once to check it: apply that state, not a second decode.
+      const checked = this.checkedSnapshot;
+      this.checkedSnapshot = undefined;
+      const restored =
+        checked !== undefined && checked.data === item.data
+          ? checked.machine
+          : KvStateMachine.fromSnapshot(item.data, this.config.stateMachine, this.partition);
       if (restored instanceof Error) {
         this.fail(restored);
         return;

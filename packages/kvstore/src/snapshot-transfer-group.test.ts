@@ -7,8 +7,9 @@
  */
 import { checkSync, readHistory } from '@paxkv/linearizability-checker';
 import type { NodeId } from '@paxkv/paxos';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { ReplicaGroup } from './replica-group.js';
+import { KvStateMachine } from './state-machine.js';
 import {
   GroupCluster,
   type GroupClusterOptions,
@@ -112,6 +113,20 @@ describe('chunked snapshot transfer in replica groups', () => {
       expect(g3.transferStats.chunksReceived, `seed ${seed}`).toBeGreaterThan(20);
     }
   }, 240_000);
+
+  it('a received snapshot is decoded once: to check it, then that state is applied', async () => {
+    const c = cluster(31);
+    await leaveBehind(c);
+    const decodes = vi.spyOn(KvStateMachine, 'fromSnapshot');
+    try {
+      await converge(c, [1, 2, 3]);
+      const delivered = c.group(3)?.transferStats.delivered ?? 0;
+      expect(delivered).toBeGreaterThanOrEqual(1);
+      expect(decodes.mock.calls.length).toBe(delivered);
+    } finally {
+      decodes.mockRestore();
+    }
+  });
 
   it('the leader crashes mid-transfer: the replica catches up from the next leader', async () => {
     for (let seed = 11; seed <= 13; seed++) {
