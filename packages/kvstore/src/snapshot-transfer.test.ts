@@ -302,6 +302,20 @@ describe('SnapshotTransfer', () => {
     expect(sender.stats.chunksSent - before).toBeLessThan(Math.ceil(40_000 / 1024));
   });
 
+  it('after a session reset, resends from the last acknowledged offset, and again until acknowledged', () => {
+    const sent: SnapshotChunk[] = [];
+    const t = new SnapshotTransfer(SMALL, (_to, m) => sent.push(m as SnapshotChunk));
+    t.offer(RECEIVER, acceptSync(20_000, 14));
+    const id = (sent[0] as SnapshotChunk).id;
+    t.onAck(RECEIVER, { type: 'SnapshotAck', id, next: 2048, done: false }); // 2 more chunks go out
+    sent.length = 0;
+    t.peerReset(RECEIVER); // the link broke: the window in flight is lost
+    expect(sent.map((c) => c.offset)).toEqual([2048, 3072, 4096, 5120]);
+    sent.length = 0;
+    for (let i = 0; i < (SMALL.resendTicks as number); i++) t.tick();
+    expect(sent.map((c) => c.offset)).toEqual([2048, 3072, 4096, 5120]);
+  });
+
   it('drops an idle transfer on both sides', () => {
     const cfg = { ...SMALL, idleTimeoutTicks: 20 };
     const toReceiver: SnapshotTransferMessage[] = [];

@@ -577,7 +577,11 @@ export class SnapshotTransfer {
   /** The session to `peer` broke or came back: chunks in flight to it may be lost, resend from its ack. */
   peerReset(peer: NodeId): void {
     const t = this.out.get(peer);
-    if (t) t.sent = t.acked;
+    if (!t) return;
+    t.sent = t.acked;
+    t.lastSend = this.now;
+    // Sent at once (lost if the link is still down; the resend timer then sends them again).
+    this.pump(peer);
   }
 
   /** Forgets every transfer (the group closed or stopped). */
