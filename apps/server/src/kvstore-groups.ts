@@ -12,12 +12,14 @@ import {
   type ConfigurationEvent,
   CorruptDataError,
   checkGroupMessage,
+  DEFAULT_TRANSFER_BUDGET_BYTES,
   type GroupMessage,
   GroupStorage,
   isKvLogEntry,
   type KvCommand,
   NodeDisk,
   ReplicaGroup,
+  TransferBudget,
   WriteAheadLog,
 } from '@paxkv/kvstore';
 import {
@@ -151,6 +153,8 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
     info: (obj: object, msg: string) => options.logger.info({ ...obj }, msg),
     warn: (obj: object, msg: string) => options.logger.warn({ ...obj }, msg),
   };
+  // What incoming snapshot transfers of all this server's groups may stage together in memory.
+  const transferBudget = new TransferBudget(DEFAULT_TRANSFER_BUDGET_BYTES);
   // The server's shared log: opened with the first group, closed once every group is closed.
   let wal: Promise<WriteAheadLog> | undefined;
   let users = 0;
@@ -269,6 +273,7 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
       addressOf: spec.addressOf,
       onFatal: (e) => options.onFatal(spec.partition, e),
       logger: storageLogger,
+      transferBudget,
       config: {
         requestTimeoutTicks: Math.max(1, Math.ceil(options.requestTimeoutMs / options.tickMs)),
         snapshotEveryEntries: options.snapshotEveryEntries,

@@ -24,6 +24,7 @@ export {
 export {
   checkGroupMessage,
   DEFAULT_SNAPSHOT_TRANSFER_CONFIG,
+  DEFAULT_TRANSFER_BUDGET_BYTES,
   type GroupMessage,
   isSnapshotTransferMessage,
   MAX_INCOMING_TRANSFERS,
@@ -38,6 +39,7 @@ export {
   type SnapshotTransferMessage,
   type SnapshotTransferStats,
   TRANSFER_DIGEST_BYTES,
+  TransferBudget,
   type TransferKind,
 } from './snapshot-transfer.js';
 export {

@@ -58,6 +58,7 @@ import {
   type SnapshotTransferConfig,
   type SnapshotTransferMessage,
   type SnapshotTransferStats,
+  type TransferBudget,
 } from './snapshot-transfer.js';
 import { type ApplyOutcome, KvStateMachine, type StateMachineConfig } from './state-machine.js';
 import type { Disk } from './storage/disk.js';
@@ -319,6 +320,11 @@ export interface ReplicaGroupOptions {
   readonly logger?: StorageLogger;
   /** Overrides of {@link DEFAULT_REPLICA_GROUP_CONFIG}. */
   readonly config?: Partial<ReplicaGroupConfig>;
+  /**
+   * Staging bytes of incoming snapshot transfers, shared by the groups of one server (see
+   * `TransferBudget`). Default: a budget of this group's own (`DEFAULT_TRANSFER_BUDGET_BYTES`).
+   */
+  readonly transferBudget?: TransferBudget;
 }
 
 /** The election round a fresh preferred replica starts from (the others start from 0). */
@@ -486,6 +492,7 @@ export class ReplicaGroup {
       this.config.snapshotTransfer,
       (to, m) => this.sendTransfer(to, m),
       (e) => this.logger.info({ partition: this.partition, ...e }, `snapshot transfer ${e.event}`),
+      opts.transferBudget,
     );
     this.sm = new KvStateMachine(this.config.stateMachine, this.partition);
     this.hub = new WatchHub(this.sm.revision, this.config.watch);

@@ -8,6 +8,7 @@ import { Rng } from '@paxkv/paxos/testing';
 import { describe, expect, it } from 'vitest';
 import {
   checkGroupMessage,
+  DEFAULT_SNAPSHOT_TRANSFER_CONFIG,
   isSnapshotTransferMessage,
   MAX_TRANSFER_CHUNK_BYTES,
   type SnapshotChunk,
@@ -15,6 +16,7 @@ import {
   SnapshotTransfer,
   type SnapshotTransferConfig,
   type SnapshotTransferMessage,
+  TransferBudget,
 } from './snapshot-transfer.js';
 
 const SENDER = 1;
@@ -314,6 +316,40 @@ describe('SnapshotTransfer', () => {
     sent.length = 0;
     for (let i = 0; i < (SMALL.resendTicks as number); i++) t.tick();
     expect(sent.map((c) => c.offset)).toEqual([2048, 3072, 4096, 5120]);
+  });
+
+  it("shares one staging budget between a server's groups, and gives every byte back", () => {
+    const budget = new TransferBudget(5000);
+    const chunks: SnapshotChunk[] = [];
+    new SnapshotTransfer(SMALL, (_to, m) => chunks.push(m as SnapshotChunk)).offer(
+      RECEIVER,
+      acceptSync(20_000, 15),
+    );
+    const a = new SnapshotTransfer(SMALL, () => {}, undefined, budget);
+    const b = new SnapshotTransfer(SMALL, () => {}, undefined, budget);
+    for (const c of chunks.slice(0, 3)) expect(a.receive(SENDER, c).kind).toBe('staged');
+    expect(budget.usedBytes).toBe(3072);
+    expect(b.receive(SENDER, chunks[0] as SnapshotChunk).kind).toBe('staged');
+    expect(b.receive(SENDER, chunks[1] as SnapshotChunk)).toMatchObject({ kind: 'refused' }); // 5120 > 5000
+    expect(b.stagedBytes).toBe(1024);
+    for (let i = 0; i < DEFAULT_SNAPSHOT_TRANSFER_CONFIG.idleTimeoutTicks; i++) a.tick();
+    expect(budget.usedBytes).toBe(1024); // a's idle staging gave its bytes back
+    b.clear();
+    expect(budget.usedBytes).toBe(0);
+    // A whole transfer through a shared budget ends with nothing held.
+    const m = acceptSync(4000, 16);
+    const wire: SnapshotTransferMessage[] = [];
+    const tx = new SnapshotTransfer(SMALL, (_to, x) => wire.push(x));
+    const rx = new SnapshotTransfer(SMALL, (_to, x) => wire.push(x), undefined, budget);
+    tx.offer(RECEIVER, m);
+    let delivered = false;
+    while (wire.length > 0) {
+      const x = wire.shift() as SnapshotTransferMessage;
+      if (x.type === 'SnapshotAck') tx.onAck(RECEIVER, x);
+      else delivered ||= rx.receive(SENDER, x).kind === 'delivered';
+    }
+    expect(delivered).toBe(true);
+    expect(budget.usedBytes).toBe(0);
   });
 
   it('drops an idle transfer on both sides', () => {

@@ -48,6 +48,37 @@ export const MAX_INCOMING_TRANSFERS = 2;
 /** Bounds of the decode of a reassembled message (its snapshot is a binary field, pre-scanned later). */
 const REASSEMBLED_DECODE_LIMITS = resolveDecodeLimits({ maxExpansion: 32 });
 
+/** Default of the staging budget a server's groups share ({@link TransferBudget}): 2 GiB. */
+export const DEFAULT_TRANSFER_BUDGET_BYTES = 2 * 1024 * 1024 * 1024;
+
+/**
+ * The bytes every incoming transfer of a server's groups may stage together: one budget shared by the
+ * groups bounds their memory as a whole (each group alone may stage up to two transfers of
+ * `maxBytes`). A chunk that does not fit is refused unacknowledged; its sender resends it later.
+ */
+export class TransferBudget {
+  private used = 0;
+  /** @throws RangeError unless `maxBytes` is a positive integer. */
+  constructor(readonly maxBytes: number = DEFAULT_TRANSFER_BUDGET_BYTES) {
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 1)
+      throw new RangeError(`transfer budget maxBytes must be a positive integer, got ${String(maxBytes)}`);
+  }
+  /** Bytes staged now. */
+  get usedBytes(): number {
+    return this.used;
+  }
+  /** Takes `n` bytes if they fit; false (nothing taken) otherwise. */
+  take(n: number): boolean {
+    if (this.used + n > this.maxBytes) return false;
+    this.used += n;
+    return true;
+  }
+  /** Gives `n` bytes back. */
+  give(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+}
+
 /** Tunables of chunked snapshot transfer (see the module comment). Times are in group ticks. */
 export interface SnapshotTransferConfig {
   /**
@@ -361,11 +392,13 @@ export class SnapshotTransfer {
   /**
    * @param send Sends a transfer message to a peer (best effort: the transfer resends what is lost).
    * @param onEvent Told when a transfer this end sends starts, completes or is given up (for logs).
+   * @param budget Staging bytes shared with the server's other groups (default: this end's own).
    */
   constructor(
     config: Partial<SnapshotTransferConfig> | undefined,
     private readonly send: (to: NodeId, message: SnapshotTransferMessage) => void,
     private readonly onEvent?: (e: SnapshotTransferEvent) => void,
+    private readonly budget: TransferBudget = new TransferBudget(),
   ) {
     this.config = resolveSnapshotTransferConfig(config);
   }
@@ -491,7 +524,7 @@ export class SnapshotTransfer {
         this.ack(from, c.id, 0, false);
         return { kind: 'staged' };
       } else {
-        this.incoming.delete(from); // superseded by a new transfer from the same sender
+        this.drop(from); // superseded by a new transfer from the same sender
         this.stats.discarded++;
         s = undefined;
       }
@@ -511,6 +544,13 @@ export class SnapshotTransfer {
       return { kind: 'staged' };
     }
     const len = Math.min(c.data.length, s.total - s.received);
+    if (!this.budget.take(len)) {
+      this.stats.refused++;
+      return {
+        kind: 'refused',
+        reason: `the server's transfer staging budget (${this.budget.maxBytes} bytes) is full; the sender resends`,
+      };
+    }
     // Copied (the constructor copies; a Buffer's slice would not): the chunk is a view of its frame.
     const part = new Uint8Array(c.data.subarray(0, len));
     s.parts.push(part);
@@ -527,7 +567,7 @@ export class SnapshotTransfer {
       this.ack(from, s.id, s.received, false);
       return { kind: 'staged' };
     }
-    this.incoming.delete(from);
+    this.drop(from);
     if (!mutated && !equalBytes(s.hash.digest(), s.headSum))
       return this.discard(from, s, "the message's SHA-256 does not match");
     const data = concat(s.parts, 0, s.dataBytes);
@@ -568,7 +608,7 @@ export class SnapshotTransfer {
     }
     for (const [from, s] of this.incoming) {
       if (this.now - s.lastChunk >= this.config.idleTimeoutTicks) {
-        this.incoming.delete(from);
+        this.drop(from);
         this.stats.discarded++;
       }
     }
@@ -587,7 +627,7 @@ export class SnapshotTransfer {
   /** Forgets every transfer (the group closed or stopped). */
   clear(): void {
     this.out.clear();
-    this.incoming.clear();
+    for (const from of [...this.incoming.keys()]) this.drop(from);
     this.delivered.clear();
     this.lastSent = undefined;
   }
@@ -625,6 +665,7 @@ export class SnapshotTransfer {
         received += p.length;
       }
       hash = createHash('sha256'); // the snapshot part was verified: the hash runs over the new head
+      this.budget.give(s.received - received);
     }
     const r: Incoming = { ...transferOf(c), parts, hash, received, lastChunk: this.now };
     this.incoming.set(from, r);
@@ -693,13 +734,21 @@ export class SnapshotTransfer {
         }
       }
       if (idlest === undefined) return;
-      this.incoming.delete(idlest);
+      this.drop(idlest);
       this.stats.discarded++;
     }
   }
 
-  private discard(from: NodeId, s: Incoming, why: string): ReceiveOutcome {
+  /** Forgets the staging from `from` and gives its bytes back to the budget. */
+  private drop(from: NodeId): void {
+    const s = this.incoming.get(from);
+    if (s === undefined) return;
+    this.budget.give(s.received);
     this.incoming.delete(from);
+  }
+
+  private discard(from: NodeId, s: Incoming, why: string): ReceiveOutcome {
+    this.drop(from);
     this.stats.discarded++;
     this.ack(from, s.id, 0, false);
     return { kind: 'discarded', reason: `transfer ${s.id} from replica ${from} discarded: ${why}` };
