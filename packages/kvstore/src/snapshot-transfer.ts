@@ -340,9 +340,13 @@ export interface SnapshotTransferStats {
   refused: number;
 }
 
-/** A transfer this end sends started, completed (delivered), or was given up (idle or superseded). */
+/**
+ * A transfer this end sends started, completed (delivered), was superseded (a catch-up message of another
+ * ballot, kind or snapshot for the same peer: the receiver keeps the snapshot bytes it staged when the
+ * snapshot is the same), or was abandoned (no progress within `idleTimeoutTicks`).
+ */
 export interface SnapshotTransferEvent {
-  readonly event: 'started' | 'completed' | 'abandoned';
+  readonly event: 'started' | 'completed' | 'superseded' | 'abandoned';
   readonly to: NodeId;
   readonly id: number;
   readonly type: TransferKind;
@@ -418,7 +422,7 @@ export class SnapshotTransfer {
     }
     if (cur) {
       this.stats.abandoned++;
-      this.tell('abandoned', to, cur);
+      this.tell('superseded', to, cur);
     }
     const snap = snapshotOf(message);
     const data = snap?.data ?? EMPTY;
