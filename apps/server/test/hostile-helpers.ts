@@ -248,7 +248,7 @@ export function forgedTablePush(partitions = 4): Record<string, unknown> {
 }
 
 /**
- * Sends a forged `peer.hello` (as `claimed`) and a `Prepare` of round `round` for every partition to
+ * Sends a forged `peer.hello` (as `claimed`, or another node if that is the target's own id) and a `Prepare` of round `round` for every partition to
  * `address`, then waits until the server's `metricName{labels}` grew by `partitions`.
  */
 export async function forgeHelloAndPrepares(
@@ -263,10 +263,17 @@ export async function forgeHelloAndPrepares(
 ): Promise<void> {
   const ca = tls === undefined ? undefined : String(tls.ca);
   const before = await metric(target.httpPort, metricName, labels, ca);
+  // Node ids are given at start, not by index: a claim of the target's own id would be a message from
+  // itself (ignored for that reason alone), so claim another node then.
+  const status = (await request(target.address, { type: 'status', id: 1 }, 10_000, {
+    tls: tls === undefined ? null : { ca: tls.ca },
+  }).catch(() => null)) as { status?: { node?: number } } | null;
+  const own = status?.status?.node;
+  const claim = claimed === own ? (own === 1 ? 2 : 1) : claimed;
   const impostor = await Impostor.connect(target.address, tls);
   try {
-    impostor.send({ type: 'peer.hello', from: claimed });
-    for (let p = 0; p < partitions; p++) impostor.send(forgedPrepare(p, claimed, round));
+    impostor.send({ type: 'peer.hello', from: claim });
+    for (let p = 0; p < partitions; p++) impostor.send(forgedPrepare(p, claim, round));
     await eventually(
       async () => (await metric(target.httpPort, metricName, labels, ca)) >= before + partitions,
     );
