@@ -895,10 +895,12 @@ export class ReplicaGroup {
    * Asks to lead the group: a gentle leadership transfer to this replica (its ballot is raised above
    * the leader's; the next heartbeat round elects it if it is quorum-connected; the prepare phase
    * keeps every accepted entry). Returns false when it leads already, knows no leader, is not
-   * quorum-connected, is joining or stopping.
+   * quorum-connected, is joining or stopping, or is not synchronised with the leader (not in the accept
+   * phase, e.g. still receiving a snapshot: as leader it would first have to pull the whole state
+   * through its peers' promises, and the group would have no leader meanwhile).
    */
   transferLeadership(): boolean {
-    if (this.fatal || this.closed) return false;
+    if (this.fatal || this.closed || this.paxos.phase !== 'accept') return false;
     const ok = this.paxos.campaign();
     if (ok) this.schedule();
     return ok;

@@ -128,6 +128,21 @@ describe('chunked snapshot transfer in replica groups', () => {
     }
   });
 
+  it('a replica receiving a snapshot does not ask to lead (it is not synchronised yet)', async () => {
+    const c = cluster(41);
+    await leaveBehind(c);
+    const midway = await c.runUntil(() => (c.group(3)?.transferStats.stagedBytes ?? 0) >= 4 * CHUNK, 5000);
+    expect(midway).toBeGreaterThanOrEqual(0);
+    const g3 = c.group(3) as ReplicaGroup;
+    expect(g3.phase).not.toBe('accept');
+    expect(g3.transferLeadership()).toBe(false);
+    await converge(c, [1, 2, 3]);
+    // Synchronised, it may: the next heartbeat rounds elect it.
+    const asked = await c.runUntil(() => c.group(3)?.transferLeadership() === true, 500);
+    expect(asked).toBeGreaterThanOrEqual(0);
+    expect(await c.runUntil(() => c.leader() === c.group(3), 500)).toBeGreaterThanOrEqual(0);
+  });
+
   it('the leader crashes mid-transfer: the replica catches up from the next leader', async () => {
     for (let seed = 11; seed <= 13; seed++) {
       const c = cluster(seed);
