@@ -16,6 +16,10 @@ export class PaxkvTarget implements Target {
   readonly system = 'paxkv';
   constructor(private readonly client: PaxkvClient) {}
 
+  clientStats(): Readonly<Record<string, number>> {
+    return { ...this.client.stats };
+  }
+
   async put(key: string, value: string): Promise<void> {
     await this.client.put(key, value);
   }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseBenchArgs, UsageError } from './options.js';
 import { analyzeReconfig, formatReconfigResult, type ReconfigResult } from './reconfig-bench.js';
+import { analyzeTrace, formatTrace, PutLog } from './reconfig-trace.js';
 
 describe('analyzeReconfig', () => {
   it('takes the steady rate from the seconds before the fault and measures the dip after it', () => {
@@ -53,6 +54,37 @@ describe('analyzeReconfig', () => {
     expect(text).toContain('NOT met');
     expect(text).toContain('steady 100 100 | from the fault 50 100');
     expect(text).toContain('share of steady per second from the fault: 50% 100%');
+  });
+});
+
+describe('analyzeTrace', () => {
+  it('finds the stalled partitions, the slow puts per second, the errors and the client counters', () => {
+    const puts = new PutLog();
+    // Steady window starts at 0, the fault at 2000 (second 2). Fast puts everywhere...
+    for (let t = 0; t < 5000; t += 10) puts.add(t % 4, t, t + 5);
+    // ...and partition 3 stalled 3.1 s from 2500 (an attempt timeout), partition 1 for 150 ms at 3200.
+    puts.add(3, 2500, 5600);
+    puts.add(1, 3200, 3350);
+    puts.add(1, 1000, 1400); // before the fault: not counted
+    puts.fail('TIMEOUT');
+    const samples = [0, 0, 0, 4, 4, 4].map((n) => ({ retries: n, calls: 100 }));
+    const t = analyzeTrace(puts, 2000, 0, 6, 2, samples, [
+      { partition: 3, from: 4, to: 1, firstSeenMs: 400, lastSeenMs: 700 },
+    ]);
+    expect(t.stalls.map((s) => [s.partition, s.maxMs, s.atMs, s.slowPuts])).toEqual([
+      [3, 3100, 500, 1],
+      [1, 150, 1200, 1],
+    ]);
+    // Slow puts by the second they completed in (from the fault): 3350 -> 1, 5600 -> 3.
+    expect(t.slowPerSecond).toEqual([0, 1, 0, 1]);
+    expect(t.slowPartitionPerSecond).toEqual([-1, 1, -1, 3]);
+    expect(t.errorsByKind).toEqual({ TIMEOUT: 1 });
+    expect(t.clientPerSecond.retries).toEqual([0, 0, 4, 0, 0]);
+    const text = formatTrace('reconfig kill', t, 2).join('\n');
+    expect(text).toContain('p3 3100 ms at 0.5 s (1 slow)');
+    expect(text).toContain('errors by kind: TIMEOUT 1');
+    expect(text).toContain('retries 4 0 0');
+    expect(text).toContain('p3 4->1 0.4-0.7');
   });
 });
 

@@ -20,12 +20,13 @@
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ClusterMetadata } from '@paxkv/common';
+import { type ClusterMetadata, partitionOf } from '@paxkv/common';
 import { ClusterUnavailableError } from './cluster.js';
 import type { BenchOptions, ReconfigFaultName } from './options.js';
 import { type PaxkvLocalCluster, type PaxkvMember, startPaxkvCluster } from './paxkv.js';
 import { type MachineInfo, machineInfo } from './proc-stats.js';
 import { killServer } from './processes.js';
+import { analyzeTrace, formatTrace, PutLog, type ReconfigTrace, type SeenMove } from './reconfig-trace.js';
 import type { BenchIo } from './run.js';
 import { probeRequest, probeStatus } from './status-probe.js';
 import { keyOf, makeValue, XorShift32 } from './workload.js';
@@ -101,6 +102,8 @@ export interface ReconfigResult {
   readonly seriesOpsPerSec: readonly number[];
   /** Index in {@link seriesOpsPerSec} of the second the fault happened in. */
   readonly faultSecond: number;
+  /** Why the rate fell: stalled partitions, errors by kind, client counters, the moves seen. */
+  readonly trace?: ReconfigTrace;
 }
 
 /** What {@link analyzeReconfig} derives from a per-second series. */
@@ -229,17 +232,30 @@ export async function measureReconfig(
   const target = await cluster.createTarget({ requestTimeoutMs: spec.requestTimeoutMs });
   const value = makeValue('reconfig:', spec.valueBytes);
   const completions: number[] = [];
+  const puts = new PutLog();
+  const partitions = before.table.partitions;
+  const clientSamples: Record<string, number>[] = [];
+  const seenMoves = new Map<string, SeenMove>();
   let errors = 0;
+  let sampler: ReturnType<typeof setInterval> | undefined;
   let stopped = false;
   let faultAt = Number.POSITIVE_INFINITY;
   const worker = async (index: number): Promise<void> => {
     const rng = new XorShift32(index * 7_919 + 29);
     while (!stopped) {
+      const key = keyOf(rng.int(spec.keySpace));
+      const start = performance.now();
       try {
-        await target.put(keyOf(rng.int(spec.keySpace)), value);
-        completions.push(performance.now());
-      } catch {
-        if (performance.now() >= faultAt) errors += 1;
+        await target.put(key, value);
+        const end = performance.now();
+        completions.push(end);
+        puts.add(partitionOf(key, partitions), start, end);
+      } catch (e) {
+        if (performance.now() >= faultAt) {
+          errors += 1;
+          const err = e as { code?: unknown; name?: unknown };
+          puts.fail(typeof err.code === 'string' ? err.code : String(err.name ?? 'Error'));
+        }
         await sleep(1);
       }
     }
@@ -249,6 +265,12 @@ export async function measureReconfig(
     await sleep(spec.warmupMs);
     const steadySeconds = Math.max(1, Math.round(spec.steadyMs / 1000));
     const steadyStart = performance.now();
+    // The client's counters once a second from the steady window's start (index i: end of second i-1).
+    const sampleStats = () => {
+      if (target.clientStats) clientSamples.push({ ...target.clientStats() });
+    };
+    sampleStats();
+    sampler = setInterval(sampleStats, 1000);
     await sleep(steadySeconds * 1000);
     faultAt = performance.now();
     if (spec.fault === 'remove') {
@@ -267,6 +289,20 @@ export async function measureReconfig(
     while (performance.now() < deadline) {
       seen = await metadataOf(cluster, 2_000);
       if (seen) {
+        const at = Math.round(performance.now() - faultAt);
+        for (const mv of seen.moving) {
+          const id = `${mv.partition}:${mv.from}:${mv.to}`;
+          const known = seenMoves.get(id);
+          if (known) known.lastSeenMs = at;
+          else
+            seenMoves.set(id, {
+              partition: mv.partition,
+              from: mv.from,
+              to: mv.to,
+              firstSeenMs: at,
+              lastSeenMs: at,
+            });
+        }
         if (firstMoveMs === null && seen.moving.some((mv) => mv.from === RECONFIG_VICTIM)) {
           firstMoveMs = Math.round(performance.now() - faultAt);
         }
@@ -286,6 +322,7 @@ export async function measureReconfig(
     log(`${spec.fault}: every group off node ${RECONFIG_VICTIM} ${reconfigMs} ms after the fault`);
     await sleep(Math.max(1000, spec.tailMs));
     stopped = true;
+    clearInterval(sampler);
     const end = performance.now();
     const seconds = Math.floor((end - steadyStart) / 1000);
     const series = new Array<number>(seconds).fill(0);
@@ -296,7 +333,11 @@ export async function measureReconfig(
     // The fault is sent at the end of the steady window: the seconds from there on are "after".
     const faultSecond = steadySeconds;
     const figures = analyzeReconfig(series, faultSecond, reconfigMs);
+    const trace = analyzeTrace(puts, faultAt, steadyStart, seconds, faultSecond, clientSamples, [
+      ...seenMoves.values(),
+    ]);
     return {
+      trace,
       fault: spec.fault,
       concurrency: spec.concurrency,
       groupsMoved,
@@ -309,6 +350,7 @@ export async function measureReconfig(
     };
   } finally {
     stopped = true;
+    clearInterval(sampler);
     await Promise.race([Promise.allSettled(workers), sleep(spec.requestTimeoutMs + 1_000)]);
     await target.close().catch(() => {});
   }
@@ -376,6 +418,7 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
       const r = await measureReconfig(cluster, spec(fault), io.log);
       results.push(r);
       for (const line of formatReconfigResult(r)) io.out(line);
+      if (r.trace) for (const line of formatTrace(`reconfig ${fault}`, r.trace, r.faultSecond)) io.out(line);
     } catch (e) {
       if (e instanceof ClusterUnavailableError) throw e;
       const error = e instanceof Error ? e.message : String(e);

@@ -6,6 +6,8 @@
 export interface Target {
   /** `paxkv` or `etcd`, for the report. */
   readonly system: string;
+  /** The client's activity counters (retries, redirects, table fetches...), when it keeps any. */
+  clientStats?(): Readonly<Record<string, number>>;
   /** Durable write: resolves once the system acknowledged it. Rejects on failure. */
   put(key: string, value: string): Promise<void>;
   /** Linearizable read: the value, or `null` when the key is absent. Rejects on failure. */

@@ -1,0 +1,175 @@
+/**
+ * What `--reconfig` records besides the per-second put rate, to tell WHY the rate falls while groups
+ * move: every put's partition and latency (which groups stalled, when and for how long), the errors by
+ * kind, the client's retry/redirect/table-fetch counters per second, and the moves as the metadata
+ * showed them (partition, from, to, first and last seen). Pure analysis; the recording is in
+ * `reconfig-bench.ts`.
+ * @module
+ */
+
+/** A put slower than this counts as stalled (ms): 100. */
+export const STALL_MS = 100;
+
+/** The puts of a run, as parallel arrays (hundreds of thousands of entries). */
+export class PutLog {
+  readonly partition: number[] = [];
+  readonly start: number[] = [];
+  readonly end: number[] = [];
+  /** Failed puts by error kind (`code` of a paxkv error, else the error's name). */
+  readonly errorsByKind = new Map<string, number>();
+
+  add(partition: number, start: number, end: number): void {
+    this.partition.push(partition);
+    this.start.push(start);
+    this.end.push(end);
+  }
+
+  fail(kind: string): void {
+    this.errorsByKind.set(kind, (this.errorsByKind.get(kind) ?? 0) + 1);
+  }
+}
+
+/** A move as the metadata showed it (times in ms from the fault; polled, so +-250 ms). */
+export interface SeenMove {
+  readonly partition: number;
+  readonly from: number;
+  readonly to: number;
+  readonly firstSeenMs: number;
+  lastSeenMs: number;
+}
+
+/** One partition's stall: its slowest put that completed after the fault. */
+export interface PartitionStall {
+  readonly partition: number;
+  /** Latency of the slowest put (ms). */
+  readonly maxMs: number;
+  /** When that put started, from the fault (ms; negative: before it). */
+  readonly atMs: number;
+  /** Puts of this partition slower than {@link STALL_MS}. */
+  readonly slowPuts: number;
+}
+
+/** The trace figures of one run (see {@link analyzeTrace}). */
+export interface ReconfigTrace {
+  /** Per partition with at least one slow put after the fault, worst first. */
+  readonly stalls: readonly PartitionStall[];
+  /** Per second from the fault: puts slower than {@link STALL_MS} that completed in that second. */
+  readonly slowPerSecond: readonly number[];
+  /** Per second from the fault: the partition most of that second's slow puts belonged to (-1: none). */
+  readonly slowPartitionPerSecond: readonly number[];
+  /** Failed puts by kind, from the fault on. */
+  readonly errorsByKind: Readonly<Record<string, number>>;
+  /** Per second from the steady window's start: the client's counters' increase in that second. */
+  readonly clientPerSecond: Readonly<Record<string, readonly number[]>>;
+  /** The moves seen, in order. */
+  readonly moves: readonly SeenMove[];
+}
+
+/**
+ * Derives the trace figures. `faultAt` and `steadyStart` are `performance.now()` times; `seconds` the
+ * number of whole seconds measured from the steady window's start; `faultSecond` the index of the
+ * fault's second in that series.
+ */
+export function analyzeTrace(
+  puts: PutLog,
+  faultAt: number,
+  steadyStart: number,
+  seconds: number,
+  faultSecond: number,
+  clientSamples: readonly Readonly<Record<string, number>>[],
+  moves: readonly SeenMove[],
+): ReconfigTrace {
+  const after = Math.max(0, seconds - faultSecond);
+  const slowPerSecond = new Array<number>(after).fill(0);
+  const slowByPartitionPerSecond = Array.from({ length: after }, () => new Map<number, number>());
+  const worst = new Map<number, { maxMs: number; atMs: number; slowPuts: number }>();
+  const faultEdge = steadyStart + faultSecond * 1000;
+  for (let i = 0; i < puts.end.length; i++) {
+    const end = puts.end[i] as number;
+    if (end < faultAt) continue;
+    const start = puts.start[i] as number;
+    const p = puts.partition[i] as number;
+    const ms = end - start;
+    const w = worst.get(p) ?? { maxMs: 0, atMs: 0, slowPuts: 0 };
+    if (ms > w.maxMs) {
+      w.maxMs = ms;
+      w.atMs = start - faultAt;
+    }
+    if (ms >= STALL_MS) {
+      w.slowPuts += 1;
+      const s = Math.floor((end - faultEdge) / 1000);
+      if (s >= 0 && s < after) {
+        slowPerSecond[s] = (slowPerSecond[s] ?? 0) + 1;
+        const m = slowByPartitionPerSecond[s] as Map<number, number>;
+        m.set(p, (m.get(p) ?? 0) + 1);
+      }
+    }
+    worst.set(p, w);
+  }
+  const stalls = [...worst.entries()]
+    .filter(([, w]) => w.slowPuts > 0)
+    .map(([partition, w]) => ({
+      partition,
+      maxMs: Math.round(w.maxMs),
+      atMs: Math.round(w.atMs),
+      slowPuts: w.slowPuts,
+    }))
+    .sort((a, b) => b.maxMs - a.maxMs);
+  const slowPartitionPerSecond = slowByPartitionPerSecond.map((m) => {
+    let best = -1;
+    let n = 0;
+    for (const [p, c] of m) {
+      if (c > n) {
+        best = p;
+        n = c;
+      }
+    }
+    return best;
+  });
+  const clientPerSecond: Record<string, number[]> = {};
+  for (let i = 1; i < clientSamples.length; i++) {
+    const cur = clientSamples[i] as Readonly<Record<string, number>>;
+    const prev = clientSamples[i - 1] as Readonly<Record<string, number>>;
+    for (const [k, v] of Object.entries(cur)) {
+      const series = clientPerSecond[k] ?? [];
+      clientPerSecond[k] = series;
+      series.push(v - (prev[k] ?? 0));
+    }
+  }
+  return {
+    stalls,
+    slowPerSecond,
+    slowPartitionPerSecond,
+    errorsByKind: Object.fromEntries(puts.errorsByKind),
+    clientPerSecond,
+    moves,
+  };
+}
+
+/** The text lines of a trace (prefixed like the other `--reconfig` lines). */
+export function formatTrace(prefix: string, t: ReconfigTrace, faultSecond: number): string[] {
+  const stalls = t.stalls
+    .slice(0, 8)
+    .map((s) => `p${s.partition} ${s.maxMs} ms at ${(s.atMs / 1000).toFixed(1)} s (${s.slowPuts} slow)`)
+    .join(', ');
+  const errors = Object.entries(t.errorsByKind)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  const client = Object.entries(t.clientPerSecond)
+    .filter(([, s]) => s.some((n) => n !== 0))
+    .filter(([k]) => k !== 'calls' && k !== 'attempts')
+    .map(([k, s]) => `${k} ${s.slice(faultSecond).join(' ')}`)
+    .join('; ');
+  const moves = t.moves
+    .map(
+      (m) =>
+        `p${m.partition} ${m.from}->${m.to} ${(m.firstSeenMs / 1000).toFixed(1)}-${(m.lastSeenMs / 1000).toFixed(1)}`,
+    )
+    .join(', ');
+  return [
+    `${prefix}: slowest put per stalled partition (>= ${STALL_MS} ms, from the fault): ${stalls || 'none'}`,
+    `${prefix}: puts >= ${STALL_MS} ms per second from the fault: ${t.slowPerSecond.join(' ')} (mostly partition: ${t.slowPartitionPerSecond.map((p) => (p < 0 ? '-' : `p${p}`)).join(' ')})`,
+    `${prefix}: errors by kind: ${errors || 'none'}; client per second from the fault: ${client || 'no retries, redirects or table fetches'}`,
+    `${prefix}: moves seen in the metadata (s from the fault): ${moves || 'none'}`,
+  ];
+}
