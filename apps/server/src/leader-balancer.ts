@@ -2,7 +2,9 @@
  * Leadership rebalancing, the member side. The metadata leader evens out the preferred leaders (the
  * first replica of each group in the table, `planLeaderBalance` of `@paxkv/bootstrap`); every server
  * then asks its replicas that are preferred but do not lead to take over, gently: one group at a time
- * per server, once it has been up for `--replace-after`, only while no replica move is in flight, only where the current leader is alive and this
+ * per server, once it has been up for `--replace-after`, only once no replica move has been in flight
+ * and no member draining for {@link QUIET_HEARTBEATS} (a drain or a heal moves one group after another:
+ * a transfer between two moves would add a leader change to each), only where the current leader is alive and this
  * replica is in its group's current configuration and not cut off, waiting for the transfer to finish
  * (or give up) and a pause before the next one. A transfer is an ordinary election (the preferred
  * replica's ballot is raised above the leader's): safe like any leader change, and brief.
@@ -15,6 +17,15 @@ import type { GroupHost } from './group-lifecycle.js';
 const TRANSFER_HEARTBEATS = 20;
 /** Heartbeats between two transfers of one server. */
 const PAUSE_HEARTBEATS = 4;
+/** Heartbeats without a move in flight or a member draining before leaderships are taken over. */
+export const QUIET_HEARTBEATS = 20;
+
+/**
+ * Test-only mutation switches (`skip`: also `PAXKV_UNSAFE_NO_LEADER_BALANCE=1`): a server never takes
+ * over the leadership of the groups it is the preferred leader of, so leaderships stay wherever
+ * elections put them. Never set outside tests.
+ */
+export const unsafeLeaderBalance = { skip: process.env.PAXKV_UNSAFE_NO_LEADER_BALANCE === '1' };
 
 /** What {@link LeaderBalancer} needs. */
 export interface LeaderBalancerDeps {
@@ -27,6 +38,8 @@ export interface LeaderBalancerDeps {
 export class LeaderBalancer {
   private pending: { partition: number; until: number } | null = null;
   private pauseUntil = Number.NEGATIVE_INFINITY;
+  /** When a move in flight or a draining member was last seen. */
+  private busyAt = Number.NEGATIVE_INFINITY;
   private readonly startedAt: number;
 
   constructor(
@@ -54,7 +67,9 @@ export class LeaderBalancer {
     }
     // Like a server that receives replicas, a server takes leaderships over only once it has been up
     // for `--replace-after`: one that just came back (or flaps) leaves the leaders where they are.
-    if (now < this.pauseUntil || m.moving.length > 0) return;
+    if (m.moving.length > 0 || m.draining.length > 0) this.busyAt = now;
+    if (now < this.pauseUntil || now - this.busyAt < QUIET_HEARTBEATS * beat) return;
+    if (unsafeLeaderBalance.skip) return;
     if (now - this.startedAt < this.ctx.config.replaceAfter * 1000) return;
     for (const entry of m.table.groups) {
       if (entry.replicas[0] !== me) continue;

@@ -315,7 +315,7 @@ export class MetadataService {
         const node = m.table.nodes.find((n) => n.id === request.node);
         if (!node)
           throw new BadRequestError({ field: 'node', problem: `node ${request.node} is not a member` });
-        const next = startRejoin(m, request.partition, request.node);
+        const next = startRejoin(m, request.partition, request.node, request.token);
         return { metadata: next, changed: next !== m, node, state: 'member' as const };
       }
       // member.list and member.seed never get here (answered in `execute`).

@@ -6,12 +6,12 @@
  * stop-sign reconfiguration of the group through a {@link GroupReconfigurer}, then recorded done with
  * the configuration id (or abandoned, and planned again later).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   abandonMove,
   applyMove,
   fenceRejoin,
   finishRejoin,
+  movedReplicas,
   partitionsOf,
   planLeaderBalance,
   planMoves,
@@ -31,9 +31,6 @@ import type { ReplicaGroupPort } from './group-port.js';
 import type { MemberWatch } from './member-watch.js';
 import type { MetadataChange } from './metadata-store.js';
 import type { RequestPath } from './request-path.js';
-
-/** Heartbeats a rejoin's fence stays visible before the member is added back (so a slow member sees it). */
-const REJOIN_FENCE_VISIBLE_HEARTBEATS = 8;
 
 /**
  * Changes the replicas of one data group: the port through which the metadata leader moves a replica
@@ -189,7 +186,7 @@ export class ReplicaMover {
             : held?.table.groups.find((x) => x.partition === mv.partition);
         if (!g)
           throw new BadRequestError({ field: 'partition', problem: `partition ${mv.partition} is gone` });
-        const replicas = g.replicas.map((r) => (r === mv.from ? mv.to : r));
+        const replicas = movedReplicas(g.replicas, mv.from, mv.to);
         log.info(
           { ...mv },
           `moving partition ${mv.partition}'s replica from node ${mv.from} to node ${mv.to} (${mv.reason})`,
@@ -288,10 +285,8 @@ export class ReplicaMover {
           const next = fenceRejoin(m, mv.partition, f);
           return { metadata: next, changed: next !== m };
         });
-        // The member rejoins only once it has SEEN the fence in the metadata it pulls every heartbeat;
-        // re-adding it and finishing the move at once (in ~0.2 s) let a slow member miss the fenced
-        // version, keep its replica unreadable and ask again, forever. Leave the fence visible first.
-        await sleep(this.ctx.config.heartbeatMs * REJOIN_FENCE_VISIBLE_HEARTBEATS);
+        // The member may pull no metadata version while the move is fenced (re-adding it takes ~0.2 s):
+        // `finishRejoin` keeps the fence in the metadata's `rejoined` record for the member's token.
       }
       const added = await reconfigurer.reconfigure(mv.partition, g.replicas);
       await change(group, (m) => ({

@@ -50,6 +50,12 @@ export const unsafeMembershipMutations = {
    * moves a lost server's replicas, so its groups stay one replica short for good.
    */
   ignoreLostServers: false,
+  /**
+   * `finishRejoin` keeps no record of the fence once the rejoin is done: a member that pulled no
+   * metadata version while its rejoin was fenced never learns the fence, keeps its replica unreadable
+   * and asks again (removed and re-added over and over).
+   */
+  forgetRejoinFence: false,
 };
 
 /** Replicas of the metadata group when the cluster has at least that many servers. */
@@ -365,6 +371,17 @@ export function abandonMove(m: ClusterMetadata, partition: number): ClusterMetad
  *
  * @throws {@link MembershipRefusedError} when the group does not hold `from` or already holds `to`.
  */
+/**
+ * The replicas of a group after `from` moved to `to`: the staying replicas keep their order and the
+ * new replica comes last. The first replica is the group's preferred leader: a replica that joins by
+ * state transfer is never preferred at once, so a move does not also move the leadership onto a
+ * replica still catching up (the leader of the stopped configuration keeps leading the next one when
+ * it stays; leadership rebalancing evens the preferred leaders out once no move runs).
+ */
+export function movedReplicas(replicas: readonly NodeId[], from: NodeId, to: NodeId): NodeId[] {
+  return [...replicas.filter((r) => r !== from), to];
+}
+
 export function applyMove(m: ClusterMetadata, move: ReplicaMove, configId?: number): ClusterMetadata {
   if (move.partition === METADATA_PARTITION) return applyMetadataMove(m, move, configId);
   const g = m.table.groups.find((x) => x.partition === move.partition);
@@ -376,7 +393,7 @@ export function applyMove(m: ClusterMetadata, move: ReplicaMove, configId?: numb
   }
   const config = configId ?? (g.config ?? 0) + 1;
   const groups = m.table.groups.map((x) =>
-    x === g ? { ...x, replicas: x.replicas.map((r) => (r === move.from ? move.to : r)), config } : x,
+    x === g ? { ...x, replicas: movedReplicas(x.replicas, move.from, move.to), config } : x,
   );
   const table = { ...m.table, groups };
   const gone =
@@ -386,6 +403,7 @@ export function applyMove(m: ClusterMetadata, move: ReplicaMove, configId?: numb
   return bump(m, gone ? { ...table, nodes: table.nodes.filter((n) => n.id !== move.from) } : table, {
     draining: gone ? m.draining.filter((d) => d !== move.from) : m.draining,
     moving: m.moving.filter((x) => x.partition !== move.partition),
+    ...withoutRejoinRecord(m.rejoined, move.partition, move.from),
   });
 }
 
@@ -395,12 +413,21 @@ export function applyMove(m: ClusterMetadata, move: ReplicaMove, configId?: numb
  * server that runs it first removes `node` from the group (the configuration that decides this is
  * the `fence`, {@link fenceRejoin}), then adds it back ({@link finishRejoin}); the member joins only
  * configurations above the fence, so it never acts in a configuration whose promises it lost.
- * Unchanged when the same rejoin is already recorded.
+ * Unchanged when the same rejoin is already recorded. `token` names the member's request (see
+ * `RejoinTokenSchema`): a request with another token (the member restarted, or its replica became
+ * unreadable again) replaces the recorded one, and a fence taken for the old token is dropped (the
+ * member may have joined configurations above it since): the group is fenced again. Any finished
+ * rejoin record of that replica is dropped too.
  *
  * @throws {@link MembershipRefusedError} when `node` is not a replica of `partition`, is draining, or
  *   the group has another move in progress (retry once it is done).
  */
-export function startRejoin(m: ClusterMetadata, partition: number, node: NodeId): ClusterMetadata {
+export function startRejoin(
+  m: ClusterMetadata,
+  partition: number,
+  node: NodeId,
+  token?: string,
+): ClusterMetadata {
   const g = m.table.groups.find((x) => x.partition === partition);
   if (!g?.replicas.includes(node)) {
     throw new MembershipRefusedError({
@@ -409,7 +436,15 @@ export function startRejoin(m: ClusterMetadata, partition: number, node: NodeId)
     });
   }
   const current = m.moving.find((x) => x.partition === partition);
-  if (current?.reason === 'rejoin' && current.to === node) return m;
+  const records = withoutRejoinRecord(m.rejoined, partition, node);
+  if (current?.reason === 'rejoin' && current.to === node) {
+    if (token === undefined || current.token === token) return m;
+    const renewed: ReplicaMove = { partition, from: node, to: node, reason: 'rejoin', token };
+    return bump(m, m.table, {
+      moving: m.moving.map((x) => (x === current ? renewed : x)),
+      ...records,
+    });
+  }
   if (current) {
     throw new MembershipRefusedError({
       field: 'partition',
@@ -422,7 +457,24 @@ export function startRejoin(m: ClusterMetadata, partition: number, node: NodeId)
       reason: `node ${node} is being removed: its replicas are moved to other servers instead`,
     });
   }
-  return bump(m, m.table, { moving: [...m.moving, { partition, from: node, to: node, reason: 'rejoin' }] });
+  const move: ReplicaMove = {
+    partition,
+    from: node,
+    to: node,
+    reason: 'rejoin',
+    ...(token ? { token } : {}),
+  };
+  return bump(m, m.table, { moving: [...m.moving, move], ...records });
+}
+
+/** `{ rejoined }` without the record of `node` in `partition` (empty object: nothing to change). */
+function withoutRejoinRecord(
+  records: ClusterMetadata['rejoined'],
+  partition: number,
+  node: NodeId,
+): Partial<ClusterMetadata> {
+  if (!records?.some((r) => r.partition === partition && r.node === node)) return {};
+  return { rejoined: records.filter((r) => r.partition !== partition || r.node !== node) };
 }
 
 /**
@@ -459,7 +511,22 @@ export function finishRejoin(m: ClusterMetadata, partition: number, configId: nu
     });
   }
   const groups = m.table.groups.map((x) => (x.partition === partition ? { ...x, config: configId } : x));
-  return bump(m, { ...m.table, groups }, { moving: m.moving.filter((x) => x !== mv) });
+  // The fence stays readable after the move is gone (`rejoined`): a member that pulled no metadata
+  // version while the move was fenced still finds it, for its own request token only.
+  const kept = withoutRejoinRecord(m.rejoined, partition, mv.from).rejoined ?? m.rejoined ?? [];
+  const record =
+    mv.token !== undefined && unsafeMembershipMutations.forgetRejoinFence !== true
+      ? [{ partition, node: mv.from, fence: mv.fence, token: mv.token }]
+      : [];
+  const rejoined = [...kept, ...record];
+  return bump(
+    m,
+    { ...m.table, groups },
+    {
+      moving: m.moving.filter((x) => x !== mv),
+      ...(rejoined.length > 0 || m.rejoined ? { rejoined } : {}),
+    },
+  );
 }
 
 /**

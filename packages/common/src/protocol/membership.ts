@@ -26,13 +26,25 @@ export const MAX_MEMBERS = 1024;
 export const MAX_METADATA_REPLICAS = 7;
 
 /**
+ * Names one rejoin request of a member: a random token the member draws for each replica it found
+ * unreadable, once per process. A fence recorded for another token (an earlier rejoin of the same
+ * replica, which may have joined configurations above it since) is never used.
+ */
+export const RejoinTokenSchema = z
+  .string()
+  .min(8)
+  .max(64)
+  .regex(/^[A-Za-z0-9_-]+$/);
+
+/**
  * A replica move in progress: in the group of `partition`, `from` is being replaced by `to` (a
  * reconfiguration of that group). `reason`: `drain` (a member being removed), `replace` (a member
  * suspected for longer than `--replace-after`), `rebalance` (evening out replica counts), `rejoin`
  * (`from` = `to`: the member's replica could not read its state at start; it is removed from the group,
  * then added back as a new replica that catches up from its peers). `fence` (rejoin only): the
  * configuration that no longer holds the member, set once the removal is decided; the member joins only
- * configurations above it.
+ * configurations above it. `token` (rejoin only): the member's {@link RejoinTokenSchema} of the request
+ * the fence answers.
  */
 export const ReplicaMoveSchema = z.object({
   /** The group: a data partition, or {@link METADATA_PARTITION} for the metadata group itself. */
@@ -41,6 +53,25 @@ export const ReplicaMoveSchema = z.object({
   to: NodeIdSchema,
   reason: z.enum(['drain', 'replace', 'rebalance', 'rejoin']),
   fence: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  token: RejoinTokenSchema.optional(),
+});
+
+/**
+ * A finished rejoin, kept in the metadata until it is replaced (a new rejoin of the same replica) or
+ * the member leaves the group: member `node` rejoined the group of `partition` above configuration
+ * `fence`, for its request `token`. A member that did not see the move while it was in progress (it
+ * pulls the metadata now and then, and the move can start and finish between two pulls) finds its
+ * fence here, so it cannot miss it.
+ */
+export const RejoinRecordSchema = z.object({
+  partition: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(METADATA_PARTITION - 1),
+  node: NodeIdSchema,
+  fence: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  token: RejoinTokenSchema,
 });
 
 /**
@@ -60,6 +91,11 @@ export const ClusterMetadataSchema = z
     moving: z.array(ReplicaMoveSchema).max(1 << 20),
     /** The metadata group's configuration id (it is reconfigured like a data group); absent: 0. */
     metaConfig: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+    /** Finished rejoins (see {@link RejoinRecordSchema}); absent: none. At most one per replica. */
+    rejoined: z
+      .array(RejoinRecordSchema)
+      .max(1 << 20)
+      .optional(),
   })
   .superRefine((m, ctx) => {
     if (m.table.nodes.length > MAX_MEMBERS) {
@@ -183,6 +219,8 @@ export const MemberRejoinRequestSchema = z.object({
     .nonnegative()
     .max(METADATA_PARTITION - 1),
   node: NodeIdSchema,
+  /** The member's token for this rejoin (see {@link RejoinTokenSchema}); absent from older members. */
+  token: RejoinTokenSchema.optional(),
 });
 
 /**
@@ -239,6 +277,8 @@ export const MemberOkSchema = z.object({
 
 /** A replica move (see {@link ReplicaMoveSchema}). */
 export type ReplicaMove = z.infer<typeof ReplicaMoveSchema>;
+/** A finished rejoin kept in the metadata (see {@link RejoinRecordSchema}). */
+export type RejoinRecord = z.infer<typeof RejoinRecordSchema>;
 /** The cluster metadata (see {@link ClusterMetadataSchema}). */
 export type ClusterMetadata = z.infer<typeof ClusterMetadataSchema>;
 /** A `member.list` request. */
