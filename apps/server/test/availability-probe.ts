@@ -131,9 +131,12 @@ export class AvailabilityProbe {
       for (let p = 0; p < this.options.partitions; p++) {
         let sum = 0;
         for (const s of servers)
-          sum += await metric(s.httpPort, 'paxkv_leader_changes_total', { partition: String(p) }).catch(
-            () => 0,
-          );
+          sum += await metric(
+            s.httpPort,
+            'paxkv_leader_changes_total',
+            { partition: String(p) },
+            this.options.tls === undefined ? undefined : String(this.options.tls.ca),
+          ).catch(() => 0);
         out.push(sum);
       }
       return out;

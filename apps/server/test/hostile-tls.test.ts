@@ -21,6 +21,7 @@ import {
   issueCertificate,
   type PemPair,
 } from '../src/certs.js';
+import { AvailabilityProbe } from './availability-probe.js';
 import { request, TestCluster, type TestServer } from './harness.js';
 import {
   eventually,
@@ -42,6 +43,7 @@ let elsewhere: PemPair;
 /** A server certificate for 127.0.0.1 signed by another CA. */
 let foreign: PemPair;
 
+let probe: AvailabilityProbe;
 const server = (i: number) => cluster.servers[i - 1] as TestServer;
 const isUnauthenticated = (m: unknown) => (m as { code?: unknown })?.code === 'UNAUTHENTICATED';
 const logOf = (s: TestServer) => readFileSync(s.logFile, 'utf8');
@@ -68,9 +70,16 @@ beforeAll(async () => {
   });
   cluster.startAll();
   await cluster.waitReady(60_000);
-}, 90_000);
+  probe = await AvailabilityProbe.start({
+    servers: () => cluster.servers,
+    via: () => server(1),
+    partitions: 4,
+    tls: clientTls,
+  });
+}, 180_000);
 
 afterAll(async () => {
+  await probe?.stop();
   delete process.env.PAXKV_UNSAFE_TLS_ANY_CERTIFICATE;
   await cluster?.destroy();
 });
@@ -128,11 +137,19 @@ describe('a cluster with TLS on every port', () => {
       [{ ca: ca.cert, ...foreign }, unauthenticated],
       [{ ca: ca.cert, ...elsewhere }, notAPeer],
     ];
-    for (const [tls, [name, labels]] of attempts) {
-      for (const target of cluster.servers) {
-        await forgeHelloAndPrepares(target, target.index === 2 ? 3 : 2, MAX_ROUND, 4, name, labels, tls);
-      }
-    }
+    // Inside an availability window: no replica may promise the forged ballot, every partition writes.
+    const { report } = await probe.window(
+      'forged hello + MAX_ROUND Prepare with wrong certificates',
+      async () => {
+        for (const [tls, [name, labels]] of attempts) {
+          for (const target of cluster.servers) {
+            await forgeHelloAndPrepares(target, target.index === 2 ? 3 : 2, MAX_ROUND, 4, name, labels, tls);
+          }
+        }
+      },
+    );
+    console.log(AvailabilityProbe.format(report));
+    expect(probe.errors).toEqual([]);
     const log = logOf(server(1));
     expect(log).toMatch(/without a server certificate of the cluster CA/);
     // Nothing reached a group: every partition still has its leader and the client is served.
