@@ -341,10 +341,14 @@ export class InboundConnections {
     let reply: Awaited<ReturnType<RequestPath['execute']>>;
     try {
       const forwarded = conn.kind === 'peer';
-      // A forwarded request was checked at the server its client connected to.
+      // A forwarded request was checked at the server its client connected to. Without access
+      // control the principal plays no part: the synchronous checks only.
+      const access = this.deps.access;
       const checked = forwarded
         ? request
-        : await this.deps.access.authorize(await this.principalOf(conn), request);
+        : access.enabled
+          ? await access.authorize(await this.principalOf(conn), request)
+          : access.guard(request);
       reply = await this.deps.requests.execute(checked, { forwarded });
     } catch (e) {
       ctx.metrics.accessDenied.inc({ code: e instanceof PaxkvError ? e.code : 'INTERNAL' });

@@ -55,6 +55,8 @@ export interface KvstoreGroupOptions {
  */
 export const paxosMessageCheck: PaxosMessageCheck = (from, m) => checkGroupMessage(from, m);
 
+const resultOf = (r: { readonly result: KvResult }): KvResult => r.result;
+
 class KvstoreGroup implements ReplicaGroupPort {
   constructor(
     private readonly group: ReplicaGroup,
@@ -63,12 +65,11 @@ class KvstoreGroup implements ReplicaGroupPort {
   get partition(): number {
     return this.group.partition;
   }
-  async submit(
+  submit(
     op: KvOp,
     options: { readonly session?: Session; readonly consistency: Consistency },
   ): Promise<KvResult> {
-    const r = await this.group.submit(op, options);
-    return r.result;
+    return this.group.submit(op, options).then(resultOf);
   }
   handle(from: NodeId, message: unknown): void {
     this.group.handle(from, message as GroupMessage<KvCommand>);

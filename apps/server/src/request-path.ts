@@ -104,6 +104,12 @@ export function codeOf(e: unknown): string {
       : 'INTERNAL';
 }
 
+const staleResult = (result: KvResult): { result: KvResult; stale: boolean } => ({ result, stale: true });
+const linearizableResult = (result: KvResult): { result: KvResult; stale: boolean } => ({
+  result,
+  stale: false,
+});
+
 function leaderHintOf(e: unknown): NodeId | null {
   if (typeof e !== 'object' || e === null) return null;
   const hint = (e as { leaderHint?: { node?: unknown } }).leaderHint;
@@ -181,13 +187,23 @@ export class RequestPath {
   }
 
   /** Runs a KV request on its partition (see {@link RequestPath.routeToPartition}). */
-  async executeKv(request: KvRequest, forwarded: boolean): Promise<{ result: KvResult; stale: boolean }> {
+  executeKv(request: KvRequest, forwarded: boolean): Promise<{ result: KvResult; stale: boolean }> {
     const table = this.ctx.table;
-    if (!table) throw new NotReadyError({ reason: 'the cluster has not started yet: no lookup table' });
+    if (!table)
+      return Promise.reject(
+        new NotReadyError({ reason: 'the cluster has not started yet: no lookup table' }),
+      );
     const consistency: Consistency = request.consistency ?? 'linearizable';
-    return this.routeToPartition({
+    const options = request.session ? { session: request.session, consistency } : { consistency };
+    let partition: number;
+    try {
       // A txn or range whose keys span partitions is refused here (CrossPartitionError).
-      partition: partitionOfOp(request.op, table.partitions),
+      partition = partitionOfOp(request.op, table.partitions);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.routeToPartition({
+      partition,
       name: request.op.op,
       // A read, or a write with a session (exactly-once), may be retried after an unknown outcome; a
       // sessionless write may not: it could be applied twice, so its unknown outcome goes to the client.
@@ -195,13 +211,8 @@ export class RequestPath {
       forwarded,
       leaderOnly: !(consistency === 'stale' && isReadOnlyOp(request.op)),
       wire: request,
-      runLocal: async (group) => ({
-        result: await group.submit(request.op, {
-          ...(request.session ? { session: request.session } : {}),
-          consistency,
-        }),
-        stale: consistency === 'stale',
-      }),
+      runLocal: (group) =>
+        group.submit(request.op, options).then(consistency === 'stale' ? staleResult : linearizableResult),
       fromReply: (reply) =>
         reply.type === 'kv.ok' ? { result: reply.result, stale: reply.stale === true } : undefined,
     });
@@ -217,7 +228,10 @@ export class RequestPath {
     const { partition, forwarded, retrySafe } = op;
     const table = ctx.table;
     if (!table) throw new NotReadyError({ reason: 'the cluster has not started yet: no lookup table' });
-    const replicas = op.replicas ?? table.groups.find((g) => g.partition === partition)?.replicas ?? [];
+    let replicasOf: readonly NodeId[] | undefined = op.replicas;
+    // Only a forward needs them (looked up once, not on the local leader's path).
+    const replicas = (): readonly NodeId[] =>
+      (replicasOf ??= table.groups.find((g) => g.partition === partition)?.replicas ?? []);
     const unknownOutcome = (why: string) =>
       new TimeoutError({
         operation: `${op.name} on partition ${partition} (${why}; it may or may not have been applied)`,
@@ -288,14 +302,14 @@ export class RequestPath {
             reason: `node ${ctx.nodeId} does not host partition ${partition}; refresh the lookup table`,
           });
         }
-        if (replicas.length === 0)
+        if (replicas().length === 0)
           throw new UnavailableError({ reason: `no group serves partition ${partition}` });
         // Route around links that went silent (keepalives make a healthy one speak every
         // `linkKeepaliveMs`) before their liveness check tears them down; when every replica is
         // silent this server is cut off from the group: refuse at once so the client goes elsewhere.
         const silentMs = ctx.config.linkLivenessMs / 2;
         const silent = (n: NodeId) => (this.deps.peers.silentForMs(n) ?? 0) > silentMs;
-        const live = replicas.filter((n) => !silent(n));
+        const live = replicas().filter((n) => !silent(n));
         if (live.length === 0) {
           throw new UnavailableError({
             reason: `node ${ctx.nodeId} has heard none of partition ${partition}'s replicas for ${silentMs} ms; try another server`,
@@ -304,7 +318,7 @@ export class RequestPath {
         // A cached leader that is no longer a replica (the group moved) is forgotten.
         const cached = this.remoteLeader.get(partition);
         target =
-          cached !== undefined && replicas.includes(cached) && !silent(cached)
+          cached !== undefined && replicas().includes(cached) && !silent(cached)
             ? cached
             : (live[rotate++ % live.length] as NodeId);
       }

@@ -56,6 +56,7 @@ import {
   UnexpectedReplyError,
 } from './errors.js';
 import { type HistoryEntry, HistoryRecorder } from './history.js';
+import { plainGetOrPut } from './input-check.js';
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
 import { type HeldSession, SessionPool } from './sessions.js';
 import { tcpConnectionFactory } from './tcp.js';
@@ -1305,8 +1306,10 @@ function describeOp(op: KvOp): string {
  * schema (types, empty keys, revisions), and the timeout.
  */
 function checkInput(op: KvOp, timeoutMs: number | undefined): BadRequestError | undefined {
-  const parsed = KvOpSchema.safeParse(op);
-  if (!parsed.success) return zodErrorToBadRequest(parsed.error);
+  if (!plainGetOrPut(op)) {
+    const parsed = KvOpSchema.safeParse(op);
+    if (!parsed.success) return zodErrorToBadRequest(parsed.error);
+  }
   if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
     return new BadRequestError({
       field: 'timeoutMs',

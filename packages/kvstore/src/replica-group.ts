@@ -445,6 +445,15 @@ export class ReplicaGroup {
   private closed = false;
   /** The tick at which each peer was last heard from (any valid message). */
   private readonly heardAt = new Map<NodeId, number>();
+  /** Bumped whenever {@link heardAt} changes: with `now` and the members, the key of the memo below. */
+  private heardVersion = 0;
+  /** {@link isolated} as last computed (it is asked several times per request). */
+  private isolatedMemo: { now: number; version: number; members: readonly NodeId[]; value: boolean } = {
+    now: -1,
+    version: -1,
+    members: [],
+    value: false,
+  };
   private readonly isolationTicks: number;
   private wasIsolated = false;
   /** Recent changes and open watchers (see {@link ReplicaGroup.watch}). */
@@ -531,6 +540,7 @@ export class ReplicaGroup {
     }
     // Every peer counts as just heard at start: a fresh replica is not isolated before it had a chance.
     for (const p of this.paxos.members) if (p !== opts.pid) this.heardAt.set(p, 0);
+    this.heardVersion++;
     const { electionTimeoutTicks, heartbeatTicks } = this.paxos.paxosConfig;
     this.isolationTicks =
       this.config.isolationTicks ?? Math.max(heartbeatTicks + 1, electionTimeoutTicks - heartbeatTicks);
@@ -593,13 +603,27 @@ export class ReplicaGroup {
     // while isolated would hide exactly what the mutation check must show the harness catches.
     if (this.config.unsafeMutation === 'staleLeaderReads') return false;
     const members = this.paxos.members;
-    if (!members.includes(this.paxos.pid)) return false;
-    let heard = 1; // itself
-    for (const p of members) {
-      const at = this.heardAt.get(p);
-      if (p !== this.paxos.pid && at !== undefined && this.now - at <= this.isolationTicks) heard++;
+    const memo = this.isolatedMemo;
+    if (memo.now === this.now && memo.version === this.heardVersion && memo.members === members)
+      return memo.value;
+    let value = false;
+    if (members.includes(this.paxos.pid)) {
+      let heard = 1; // itself
+      for (const p of members) {
+        const at = this.heardAt.get(p);
+        if (p !== this.paxos.pid && at !== undefined && this.now - at <= this.isolationTicks) heard++;
+      }
+      value = heard < Math.floor(members.length / 2) + 1;
     }
-    return heard < Math.floor(members.length / 2) + 1;
+    this.isolatedMemo = { now: this.now, version: this.heardVersion, members, value };
+    return value;
+  }
+
+  /** Records that `peer` was heard now. */
+  private heard(peer: NodeId): void {
+    if (this.heardAt.get(peer) === this.now) return;
+    this.heardAt.set(peer, this.now);
+    this.heardVersion++;
   }
   /** Protocol phase (`accept` is the steady state). */
   get phase(): Phase {
@@ -744,7 +768,7 @@ export class ReplicaGroup {
   private configStarted(record: { configId: number; members: readonly NodeId[] }): void {
     // Called from the core's constructor too (a held configuration whose stop-sign is decided starts
     // the next one at once): `this.paxos` may not be set yet.
-    for (const p of record.members) if (!this.heardAt.has(p)) this.heardAt.set(p, this.now);
+    for (const p of record.members) if (!this.heardAt.has(p)) this.heard(p);
     this.events.push({
       kind: 'started',
       configuration: { configId: record.configId, members: record.members },
@@ -802,7 +826,7 @@ export class ReplicaGroup {
       this.logger.warn({ partition: this.partition, from }, 'malformed paxos message dropped');
       return;
     }
-    this.heardAt.set(from, this.now);
+    this.heard(from);
     // The entries stay in the log until the next snapshot: copy them out of the decoded message.
     ownStrings(entriesOf(message));
     try {
@@ -825,7 +849,7 @@ export class ReplicaGroup {
   }
 
   private handleTransfer(from: NodeId, m: SnapshotTransferMessage): void {
-    this.heardAt.set(from, this.now);
+    this.heard(from);
     if (m.type === 'SnapshotAck') {
       this.transfer.onAck(from, m);
       return;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { baselineArgs, helpWorkloads, splitWorkloads } from './baseline.js';
+import { baselineArgs, helpHasFlag, helpWorkloads, splitWorkloads } from './baseline.js';
 import { parseBenchArgs, USAGE } from './options.js';
 
 // Milestone 1's (e4ba261) help line, verbatim.
@@ -21,5 +21,20 @@ describe('baseline workloads', () => {
     const args = baselineArgs(options, '/tmp/x.json', split.run);
     expect(args[args.indexOf('--workloads') + 1]).toBe('put,get');
     expect(splitWorkloads(options.workloads, undefined).skipped).toEqual([]);
+  });
+
+  it("profiles the baseline servers beside this run's when --cpu-prof is given and its bench knows the flag", () => {
+    const help = '  --cpu-prof DIR          run the paxkv servers under node --cpu-prof, profiles into DIR\n';
+    expect(helpHasFlag(help, '--cpu-prof')).toBe(true);
+    expect(helpHasFlag(MILESTONE1_HELP, '--cpu-prof')).toBe(false);
+    expect(helpHasFlag(USAGE, '--cpu-prof')).toBe(true);
+    const parsed = parseBenchArgs(['--workloads', 'get', '--baseline', 'e4ba261', '--cpu-prof', '/tmp/p']);
+    if (parsed.help) throw new Error('unexpected --help');
+    const args = baselineArgs(parsed.options, '/tmp/x.json', ['get'], help);
+    expect(args.slice(args.indexOf('--cpu-prof'), args.indexOf('--cpu-prof') + 2)).toEqual([
+      '--cpu-prof',
+      '/tmp/p/baseline',
+    ]);
+    expect(baselineArgs(parsed.options, '/tmp/x.json', ['get'], MILESTONE1_HELP)).not.toContain('--cpu-prof');
   });
 });

@@ -18,6 +18,7 @@ export function baselineArgs(
   options: BenchOptions,
   jsonFile: string,
   workloads: readonly WorkloadName[] = options.workloads,
+  baselineHelp = '',
 ): string[] {
   const args = [
     '--systems',
@@ -47,7 +48,15 @@ export function baselineArgs(
   ];
   if (!options.failover) args.push('--no-failover');
   if (!options.memory) args.push('--no-memory');
+  // Its servers' CPU profiles go beside this run's, in `<dir>/baseline` (when its bench has the flag).
+  if (options.cpuProfDir !== undefined && helpHasFlag(baselineHelp, '--cpu-prof'))
+    args.push('--cpu-prof', join(options.cpuProfDir, 'baseline'));
   return args;
+}
+
+/** Whether a `bench:cluster --help` text lists `flag` (e.g. `--cpu-prof`) as an option. */
+export function helpHasFlag(help: string, flag: string): boolean {
+  return help.split('\n').some((line) => line.trimStart().split(/\s/, 1)[0] === flag);
 }
 
 /**
@@ -132,7 +141,7 @@ export async function runBaseline(
   const tmp = mkdtempSync(join(tmpdir(), 'paxkv-bench-baseline-'));
   const jsonFile = join(tmp, 'baseline.json');
   try {
-    await run('pnpm', [...bench, ...baselineArgs(options, jsonFile, workloads)], dir, (l) =>
+    await run('pnpm', [...bench, ...baselineArgs(options, jsonFile, workloads, help)], dir, (l) =>
       log(`baseline ${ref}: ${l}`),
     );
     const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as BenchReport;
