@@ -466,6 +466,8 @@ export class ReplicaGroup {
   private readonly watchEnds = new Map<object, (why: string) => void>();
   /** The state a peer's snapshot decoded to when {@link carriesValidSnapshot} checked it (until applied). */
   private checkedSnapshot: { readonly data: Uint8Array; readonly machine: KvStateMachine } | undefined;
+  /** Tick of the last "snapshot transfer dropped" warning about a refused chunk. */
+  private transferWarnedAt = Number.NEGATIVE_INFINITY;
   /** Chunked transfer of snapshot-carrying messages, both directions. */
   private readonly transfer: SnapshotTransfer;
 
@@ -856,7 +858,11 @@ export class ReplicaGroup {
     }
     const r = this.transfer.receive(from, m);
     if (r.kind === 'refused' || r.kind === 'discarded') {
-      this.logger.warn({ partition: this.partition, from, reason: r.reason }, 'snapshot transfer dropped');
+      // A refused transfer is resent chunk by chunk: one line per resend period, not one per chunk.
+      if (r.kind === 'discarded' || this.now - this.transferWarnedAt >= this.config.requestTimeoutTicks) {
+        this.transferWarnedAt = this.now;
+        this.logger.warn({ partition: this.partition, from, reason: r.reason }, 'snapshot transfer dropped');
+      }
     } else if (r.kind === 'delivered') {
       this.logger.info(
         { partition: this.partition, from, type: m.kind, bytes: r.bytes, index: m.index },
