@@ -1,7 +1,9 @@
 /**
  * The hostile suites' availability probe: "no partition loses availability" made a check that does not
  * depend on timing. While it runs it writes to every partition in a loop (one writer per partition,
- * through one server, retrying answers that say "try again") and samples every server's `status`,
+ * sent to the server whose replica last reported itself the partition's leader, as a client that knows
+ * the leaders does, so a partition is measured and not one server's front door; retrying answers that
+ * say "try again" and attempts past 1 s) and samples every server's `status`,
  * which reports each replica's leader and ballot (its promise). Around one attack, {@link
  * AvailabilityProbe.window}:
  *
@@ -67,7 +69,7 @@ export interface ProbeServer {
 export interface AvailabilityProbeOptions {
   /** The cluster's servers (read at every sample: servers restarted on new ports are followed). */
   readonly servers: () => readonly ProbeServer[];
-  /** The server the writers send through (it forwards to each partition's leader). */
+  /** The server the writers send through until a partition's leader is known (it forwards). */
   readonly via: () => ProbeServer;
   readonly partitions: number;
   /** TLS for the probe's connections. */
@@ -104,8 +106,10 @@ export class AvailabilityProbe {
   readonly errors: string[] = [];
   private running = true;
   private readonly loops: Promise<void>[] = [];
-  private writer: RawClient | null = null;
+  private readonly writers = new Map<string, RawClient>();
   private readonly statusClients = new Map<string, RawClient>();
+  /** Partition -> address of the server whose replica last reported itself its leader. */
+  private readonly leaderAt = new Map<number, string>();
 
   private constructor(private readonly options: AvailabilityProbeOptions) {
     this.acks = Array.from({ length: options.partitions }, () => []);
@@ -183,7 +187,7 @@ export class AvailabilityProbe {
   /** Stops the writers and the sampler and closes the probe's connections. */
   async stop(): Promise<void> {
     this.running = false;
-    this.writer?.close();
+    for (const c of this.writers.values()) c.close();
     for (const c of this.statusClients.values()) c.close();
     await Promise.allSettled(this.loops);
   }
@@ -222,10 +226,15 @@ export class AvailabilityProbe {
     }
   }
 
-  private async client(): Promise<RawClient> {
-    if (this.writer && !this.writer.closed) return this.writer;
-    this.writer = await RawClient.connect(this.options.via().address, this.options.tls);
-    return this.writer;
+  /** A connection to the partition's last reported leader (to `via` until one is known). */
+  private async client(partition: number): Promise<RawClient> {
+    const address = this.leaderAt.get(partition) ?? this.options.via().address;
+    const open = this.writers.get(address);
+    if (open && !open.closed) return open;
+    const c = await RawClient.connect(address, this.options.tls);
+    this.writers.get(address)?.close();
+    this.writers.set(address, c);
+    return c;
   }
 
   private async writeLoop(partition: number): Promise<void> {
@@ -242,7 +251,7 @@ export class AvailabilityProbe {
       };
       for (;;) {
         if (!this.running) return;
-        const reply = await this.client()
+        const reply = await this.client(partition)
           .then((c) => c.call(message, this.options.attemptTimeoutMs ?? 1000))
           .catch((e: Error) => ({ type: 'exception', message: e.message }) as Record<string, unknown>);
         if (reply?.type === 'kv.ok') {
@@ -289,8 +298,10 @@ export class AvailabilityProbe {
               };
             } | null;
             const at = Date.now();
-            for (const g of reply?.status?.groups ?? [])
+            for (const g of reply?.status?.groups ?? []) {
               this.samples.push({ at, node: reply!.status!.node, ...g });
+              if (g.role === 'leader') this.leaderAt.set(g.partition, s.address);
+            }
           } catch {
             // A server being restarted: sampled again next time.
           }
