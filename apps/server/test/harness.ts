@@ -47,20 +47,30 @@ const CERTIFICATE_HOSTS = [
   ...Array.from({ length: 32 }, (_, i) => `127.0.0.${11 + i}`),
 ];
 
-let certificates: Promise<
-  Awaited<ReturnType<typeof writeLocalClusterCertificates>> & { caPem: string }
-> | null = null;
+/** PEM texts of the test CA and of the server certificate it signed. */
+interface TestCertificates {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+let certificates: Promise<TestCertificates> | null = null;
 
 /**
- * One throwaway CA and server certificate per test process, shared by its `tls-token` clusters (so a
- * suite file with several clusters trusts one CA), removed when the process exits.
+ * One throwaway CA and server certificate per test module instance, shared by its `tls-token` clusters
+ * (so a suite file with several clusters trusts one CA). Kept in memory: each cluster writes them into
+ * its own directory, removed with it (a test worker may be killed without an 'exit' event).
  */
-function testCertificates(): NonNullable<typeof certificates> {
+function testCertificates(): Promise<TestCertificates> {
   certificates ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'paxkv-test-tls-'));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    const files = await writeLocalClusterCertificates(dir, CERTIFICATE_HOSTS);
-    return { ...files, caPem: readFileSync(files.ca, 'utf8') };
+    try {
+      const files = await writeLocalClusterCertificates(dir, CERTIFICATE_HOSTS);
+      const read = (f: string) => readFileSync(f, 'utf8');
+      return { ca: read(files.ca), cert: read(files.serverCert), key: read(files.serverKey) };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   })();
   return certificates;
 }
@@ -196,10 +206,20 @@ export class TestCluster {
       flags.push('--cluster-token-file', tokenFile);
     }
     if (security === 'tls-token') {
-      const files = await testCertificates();
-      flags.push('--tls-cert', files.serverCert, '--tls-key', files.serverKey, '--tls-ca', files.ca);
-      clientTls ??= { ca: files.caPem };
-      defaultClientTls = { ca: files.caPem };
+      const pem = await testCertificates();
+      const tlsDir = join(dir, 'tls');
+      mkdirSync(tlsDir, { mode: 0o700 });
+      const files = {
+        ca: join(tlsDir, 'ca.pem'),
+        cert: join(tlsDir, 'server.pem'),
+        key: join(tlsDir, 'server-key.pem'),
+      };
+      writeFileSync(files.ca, pem.ca);
+      writeFileSync(files.cert, pem.cert);
+      writeFileSync(files.key, pem.key, { mode: 0o600 });
+      flags.push('--tls-cert', files.cert, '--tls-key', files.key, '--tls-ca', files.ca);
+      clientTls ??= { ca: pem.ca };
+      defaultClientTls = { ca: pem.ca };
     }
     return new TestCluster(dir, servers, options, flags, clientTls);
   }
