@@ -352,6 +352,32 @@ describe('SnapshotTransfer', () => {
     expect(budget.usedBytes).toBe(0);
   });
 
+  it('a restarted sender (ids from 1 again) is not mistaken for the transfer it delivered before', () => {
+    const first = acceptSync(5000, 17);
+    const again = acceptSync(5000, 18); // same sizes and ballot, other bytes
+    const toSender: SnapshotChunkAck[] = [];
+    const receiver = new SnapshotTransfer(SMALL, (_to, x) => toSender.push(x as SnapshotChunkAck));
+    const run = (m: ReconfigMessage<unknown>) => {
+      const chunks: SnapshotChunk[] = [];
+      const outcomes: ReturnType<SnapshotTransfer['receive']>[] = [];
+      const sender = new SnapshotTransfer(SMALL, (_to, x) => chunks.push(x as SnapshotChunk));
+      sender.offer(RECEIVER, m);
+      while (chunks.length + toSender.length > 0) {
+        const c = chunks.shift();
+        if (c) outcomes.push(receiver.receive(SENDER, c));
+        const a = toSender.shift();
+        if (a) sender.onAck(RECEIVER, a);
+      }
+      return outcomes;
+    };
+    expect(run(first).some((r) => r.kind === 'delivered')).toBe(true);
+    const second = run(again).find((r) => r.kind === 'delivered');
+    expect(second).toBeDefined();
+    expect(
+      same(snapshotOf((second as { message: ReconfigMessage<unknown> }).message), snapshotOf(again)),
+    ).toBe(true);
+  });
+
   it('drops an idle transfer on both sides', () => {
     const cfg = { ...SMALL, idleTimeoutTicks: 20 };
     const toReceiver: SnapshotTransferMessage[] = [];

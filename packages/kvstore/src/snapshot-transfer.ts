@@ -385,7 +385,10 @@ export class SnapshotTransfer {
   private readonly out = new Map<NodeId, Outgoing>();
   private readonly incoming = new Map<NodeId, Incoming>();
   /** Per sender, the last transfer delivered (its chunks are answered "done" again). */
-  private readonly delivered = new Map<NodeId, { readonly id: number; readonly total: number }>();
+  private readonly delivered = new Map<
+    NodeId,
+    { readonly id: number; readonly total: number; readonly sum: Uint8Array; readonly headSum: Uint8Array }
+  >();
   /** The last snapshot sent and its digest (hashing a large snapshot is paid once, not per transfer). */
   private lastSent:
     | { readonly index: number; readonly data: Uint8Array; readonly sum: Uint8Array }
@@ -514,7 +517,14 @@ export class SnapshotTransfer {
       };
     }
     const done = this.delivered.get(from);
-    if (done && done.id === c.id && done.total === c.total) {
+    // (A restarted sender counts ids from 1 again: the digest tells its transfers from the old ones.)
+    if (
+      done &&
+      done.id === c.id &&
+      done.total === c.total &&
+      equalBytes(done.sum, c.sum) &&
+      equalBytes(done.headSum, c.headSum)
+    ) {
       this.ack(from, c.id, c.total, true);
       return { kind: 'staged' };
     }
@@ -587,7 +597,7 @@ export class SnapshotTransfer {
     const snap = snapshotOf(decoded as ReconfigMessage<unknown>);
     if ((snap === null ? 0 : snap.data.length) !== 0 || (snap === null && s.dataBytes > 0))
       return this.discard(from, s, 'its snapshot does not match the bytes streamed');
-    this.delivered.set(from, { id: s.id, total: s.total });
+    this.delivered.set(from, { id: s.id, total: s.total, sum: s.sum, headSum: s.headSum });
     this.stats.delivered++;
     this.ack(from, s.id, s.total, true);
     const message = withSnapshotData(decoded as ReconfigMessage<unknown>, data);
