@@ -804,8 +804,10 @@ export class ReplicaGroup {
 
   /** Where the leader can be reached, for a `NotLeaderError`. */
   leaderHint(): LeaderHint | undefined {
-    const node = this.paxos.leader;
-    if (node === undefined) return undefined;
+    // The group-level leader: none while this replica's configuration is stopping (a stopped
+    // configuration's core may still name itself leader, and a hint to oneself sends clients in a loop).
+    const node = this.leader;
+    if (node === undefined || node === this.pid) return undefined;
     const address = this.addressOf(node);
     return address === undefined ? undefined : { node, address };
   }
@@ -1101,7 +1103,8 @@ export class ReplicaGroup {
   }
 
   private notLeader(): PaxkvError {
-    if (this.paxos.leader === undefined) return new NoLeaderError({ partition: this.partition });
+    const leader = this.leader;
+    if (leader === undefined || leader === this.pid) return new NoLeaderError({ partition: this.partition });
     return new NotLeaderError({ leaderHint: this.leaderHint(), partition: this.partition });
   }
 

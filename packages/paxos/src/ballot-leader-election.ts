@@ -196,6 +196,30 @@ export class BallotLeaderElection {
     return this.ballot.n > before;
   }
 
+  /**
+   * Elects this replica's own ballot at once, without a round (see `SequencePaxosOptions.claimLeadership`):
+   * only at start-up, when no leader is known; the next round end keeps it while it is the highest
+   * quorum-connected ballot, like any election. Returns whether it claimed.
+   */
+  claim(): boolean {
+    if (this.leader !== undefined || !this.quorumConnected) return false;
+    if (compareBallots(this.ballot, this.host.promise()) <= 0) return false;
+    this.elect(this.ballot);
+    return true;
+  }
+
+  /**
+   * Follows `ballot` as the elected leader at once, without a round (see
+   * `SequencePaxosOptions.presumedLeader`): only at start-up, when no leader is known and `ballot` is
+   * above this replica's own. Returns whether it did.
+   */
+  presume(ballot: Ballot): boolean {
+    if (this.leader !== undefined || ballot.pid === this.pid || compareBallots(ballot, this.ballot) <= 0)
+      return false;
+    this.elect(ballot);
+    return true;
+  }
+
   private raise(above: number): void {
     const n = Math.max(above, this.ballot.n) + 1;
     if (n > MAX_ROUND) return;

@@ -31,7 +31,13 @@ export type UnsafeMutation =
    * A read-index round asks one peer fewer than a majority needs and completes once every peer it
    * asked answered (a quorum of the asked instead of a majority of the replicas).
    */
-  | 'readQuorumOfAsked';
+  | 'readQuorumOfAsked'
+  /**
+   * `ReconfigurablePaxos` (liveness, not safety): every configuration's instance starts with BLE round
+   * 0, so the stopped configuration's leader does not keep the leadership and a late joiner with a
+   * higher id takes it over right after the start (a second leader change per reconfiguration).
+   */
+  | 'freshBallotsOnStart';
 
 /** Tunables of one replica. Times are in ticks (one call of `tick()`), sizes in entries. */
 export interface PaxosConfig {
@@ -124,6 +130,7 @@ export function resolveConfig(partial: Partial<PaxosConfig> | undefined): PaxosC
       'startBeforeStopSignDecided',
       'raiseOnLeaderSessionBreak',
       'readQuorumOfAsked',
+      'freshBallotsOnStart',
     ].includes(cfg.unsafeMutation)
   ) {
     throw new PaxosConfigError(`config.unsafeMutation is unknown: ${String(cfg.unsafeMutation)}`);

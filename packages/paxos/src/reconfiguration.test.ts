@@ -129,6 +129,58 @@ describe('ReconfigurablePaxos: add, remove, replace, change the degree', () => {
     expect(c.checker.chosen[12]).toBe('\u0000stop->c1{2,3,4}');
   });
 
+  it('the leader of the stopped configuration keeps leading the next one (no election fight with a late joiner)', () => {
+    // Replicas 1-3 elect 3 (equal rounds: the highest id). 1 is replaced by 4, whose id is higher: with
+    // every new instance at round 0 (the mutation), the joiner takes the leadership over once it started.
+    const leadersOfConfig1 = (
+      mutation: 'none' | 'freshBallotsOnStart',
+    ): { leaders: NodeId[]; gap: number } => {
+      const c = new ReconfigCluster({
+        seed: 7,
+        universe: 4,
+        initial: 3,
+        maxDelay: 1,
+        config: { unsafeMutation: mutation },
+      });
+      write(c, 'before', 6);
+      const old = leaderOf(c);
+      expect(old.pid).toBe(3);
+      const leaders = new Set<NodeId>();
+      let started = -1;
+      let serving = -1;
+      expect(c.reconfigure(old.pid, [2, 3, 4])).toBe(true);
+      settle(c, () => {
+        for (const pid of [2, 3, 4]) {
+          const r = c.replica(pid);
+          if (r?.configId === 1 && started < 0) started = c.sim.now;
+          if (r?.configId === 1 && r.role === 'leader') leaders.add(pid);
+          if (r?.configId === 1 && r.role === 'leader' && r.phase === 'accept' && serving < 0)
+            serving = c.sim.now;
+        }
+        return c.finalConfig().configId === 1 && c.converged() && c.replica(4)?.configId === 1;
+      });
+      settle(c, () => {
+        const l = c.leader();
+        if (l?.configId === 1 && serving < 0) serving = c.sim.now;
+        return serving >= 0;
+      });
+      write(c, 'after', 6);
+      settle(c, () => {
+        for (const pid of [2, 3, 4]) if (c.replica(pid)?.role === 'leader') leaders.add(pid);
+        return c.converged();
+      });
+      return { leaders: [...leaders].sort(), gap: serving - started };
+    };
+    const kept = leadersOfConfig1('none');
+    expect(kept.leaders).toEqual([3]);
+    // It leads the new configuration one round trip after it started it, not after a BLE round (5 ticks).
+    expect(kept.gap).toBeLessThan(5);
+    // Mutation check: the rule is what keeps it (and what makes it quick).
+    const fresh = leadersOfConfig1('freshBallotsOnStart');
+    expect(fresh.leaders).toContain(4);
+    expect(fresh.gap).toBeGreaterThanOrEqual(5);
+  });
+
   it('grows 3 -> 5, shrinks 5 -> 2, moves to disjoint replicas, and back to 3', () => {
     const c = new ReconfigCluster({ seed: 2, universe: 6, initial: 3, maxDelay: 1 });
     const steps: NodeId[][] = [

@@ -194,6 +194,25 @@ export interface ReconfigurablePaxosOptions<T> {
   readonly onConfigStart?: (record: ConfigRecord) => void;
 }
 
+/**
+ * BLE round a configuration's instance starts with on a replica that starts it from its own log (it
+ * held the stopped configuration), above the round 0 of a replica that joins by state transfer: a
+ * joiner starts later (it waits for the state), and with the highest ballot it would take the
+ * leadership over from a leader already elected, so the new configuration would change leaders right
+ * after it started. Liveness only (any initial round is safe: a ballot is still unique by its pid).
+ */
+export const CONTINUING_INITIAL_ROUND = 1;
+/**
+ * BLE round of the new configuration's instance on its successor leader: the replica that led the
+ * stopped configuration when it is a member of the new one (it keeps the leadership across the
+ * reconfiguration, so the clients and forwarders that know it need no redirect), else the new
+ * configuration's first member when it held the old log (the host lists its preferred leader first).
+ * One replica outranks the others from the start, so no election fight happens. The successor also
+ * claims the leadership at once (`SequencePaxosOptions.claimLeadership`): the new configuration runs
+ * within a round trip of its start, not after a first BLE round.
+ */
+export const CONTINUING_LEADER_INITIAL_ROUND = 2;
+
 interface Instance<T> {
   readonly record: ConfigRecord;
   readonly storage: Storage<LogEntry<T>>;
@@ -299,13 +318,22 @@ export class ReconfigurablePaxos<T> {
     this.afterInput();
   }
 
-  private makeInstance(record: ConfigRecord, storage: Storage<LogEntry<T>>): Instance<T> {
+  private makeInstance(
+    record: ConfigRecord,
+    storage: Storage<LogEntry<T>>,
+    claim = false,
+    presumed?: NodeId,
+  ): Instance<T> {
     const paxos = new SequencePaxos<T>({
       pid: this.pid,
       peers: record.members.filter((p) => p !== this.pid),
       storage,
       config: this.partialConfig,
       configId: record.configId,
+      claimLeadership: claim,
+      ...(presumed !== undefined
+        ? { presumedLeader: { n: CONTINUING_LEADER_INITIAL_ROUND, pid: presumed } }
+        : {}),
     });
     return { record, storage, paxos };
   }
@@ -746,6 +774,7 @@ export class ReconfigurablePaxos<T> {
       m.snapshot,
       m.entries,
       m.decidedIndex,
+      0,
     );
   }
 
@@ -773,12 +802,18 @@ export class ReconfigurablePaxos<T> {
     snapshot: Snapshot | null,
     entries: readonly LogEntry<T>[],
     decidedIndex: number,
+    initialRound: number,
+    successor?: NodeId,
   ): void {
     const storage = this.createStorage(record);
     if (snapshot) storage.setSnapshot(snapshot);
+    const continuing = this.config.unsafeMutation !== 'freshBallotsOnStart';
+    if (initialRound > storage.getBallotRound() && continuing) storage.setBallotRound(initialRound);
     if (entries.length > 0) storage.appendEntries(entries);
     if (decidedIndex > storage.getDecidedIndex()) storage.setDecidedIndex(decidedIndex);
-    const inst = this.makeInstance(record, storage);
+    const claim = continuing && initialRound === CONTINUING_LEADER_INITIAL_ROUND;
+    const presumed = continuing && !claim && successor !== this.pid ? successor : undefined;
+    const inst = this.makeInstance(record, storage, claim, presumed);
     this.floor = Math.max(this.floor, record.configId);
     this.instances.push(inst);
     this.instances.sort((a, b) => a.record.configId - b.record.configId);
@@ -801,7 +836,22 @@ export class ReconfigurablePaxos<T> {
         const compacted = st.getCompactedIndex();
         const snapshot = compacted > 0 ? (st.getSnapshot() ?? null) : null;
         const from = snapshot ? snapshot.index : 0;
-        this.startConfig(next, snapshot, st.getEntries(from, next.base), next.base);
+        // The successor: the stopped configuration's leader when it stays, else the new configuration's
+        // first member (the host lists its preferred leader first) when it held the old log.
+        const oldLeader = i.paxos.role === 'leader' ? this.pid : i.paxos.leader;
+        const successor =
+          oldLeader !== undefined && next.members.includes(oldLeader) ? oldLeader : next.members[0];
+        const round = successor === this.pid ? CONTINUING_LEADER_INITIAL_ROUND : CONTINUING_INITIAL_ROUND;
+        // Only a successor that held the old log can claim at once (a joiner waits for its state).
+        const claims = successor !== undefined && i.record.members.includes(successor);
+        this.startConfig(
+          next,
+          snapshot,
+          st.getEntries(from, next.base),
+          next.base,
+          round,
+          claims ? successor : undefined,
+        );
         continue;
       }
       if (!this.known || this.known.configId < next.configId) {

@@ -91,6 +91,22 @@ export interface SequencePaxosOptions<T> {
   readonly configId?: number;
   /** Overrides of {@link DEFAULT_PAXOS_CONFIG}. */
   readonly config?: Partial<PaxosConfig>;
+  /**
+   * Claim the leadership at once with this replica's initial ballot (start the prepare phase) instead
+   * of waiting for the end of the first BLE round. For the replica that led the configuration before
+   * this one (`ReconfigurablePaxos`): a new configuration then runs within one round trip of its
+   * start. Liveness only: the prepare phase needs a majority as always, a higher ballot still wins,
+   * and the first BLE round confirms or replaces the claim like any election. Default false.
+   */
+  readonly claimLeadership?: boolean;
+  /**
+   * Follow this ballot's replica from the start, as if the first BLE round had elected it (for the
+   * other replicas of a new configuration whose successor leader claims: `ReconfigurablePaxos`), so
+   * that a round that missed the successor's reply does not make this replica raise its own ballot
+   * against it. Liveness only: the leader is replaced by the usual rules when it is not heard, and a
+   * higher quorum-connected ballot still wins. Ignored when not above this replica's own ballot.
+   */
+  readonly presumedLeader?: Ballot;
 }
 
 /** What the leader learned from one follower's promise. */
@@ -264,6 +280,8 @@ export class SequencePaxos<T> {
     );
     this.scanStop();
     this.ble.startRound();
+    if (opts.claimLeadership === true) this.ble.claim();
+    else if (opts.presumedLeader !== undefined) this.ble.presume(opts.presumedLeader);
   }
 
   // ---------------------------------------------------------------- read-only state
