@@ -25,21 +25,15 @@
 
 import { randomBytes } from 'node:crypto';
 import {
-  accessOf,
   BadRequestError,
   BUILTIN_ROLES,
   type ClientRequest,
-  guardReservedKeys,
   hashPassword,
   type KvOp,
-  type KvRequest,
   type KvResult,
   type LoginOk,
   type LoginRequest,
   PrincipalNameSchema,
-  permissionDenied,
-  permits,
-  permitsWatch,
   RESERVED_KEY_PREFIX,
   type Role,
   type RoleRequest,
@@ -54,6 +48,7 @@ import {
 import {
   type AccessControlOptions,
   asText,
+  guardRequest,
   HashSlots,
   AUTH_KEY_PREFIX as PREFIX,
   type Principal,
@@ -61,9 +56,9 @@ import {
   parseUserRecord,
   readRootPasswordFile,
   requireLogin,
+  requirePermission,
   roleKey,
   SECRET_KEY,
-  UNSAFE_AUTH_SKIP_PERMISSIONS,
   userKey,
 } from './auth-records.js';
 
@@ -107,23 +102,7 @@ export class AccessControl {
     if (!this.options.enabled) return guarded;
     if (request.type === 'lookup' || request.type === 'status' || request.type === 'login') return guarded;
     const roles = await this.rolesOf(requireLogin(principal));
-    const user = (principal as Principal).user;
-    if (request.type === 'kv') {
-      const missing = permits(roles, accessOf((guarded as KvRequest).op));
-      if (missing && !UNSAFE_AUTH_SKIP_PERMISSIONS) throw permissionDenied(user, missing);
-    } else if (request.type === 'watch') {
-      const admin = roles.some((r) => r.admin === true);
-      // A watch of '' would also stream the reserved keys: only an admin may watch everything.
-      if (!permitsWatch(roles, request) || (request.prefix === '' && !admin))
-        throw permissionDenied(user, {
-          action: `watch ${request.prefix !== undefined ? `the prefix ${JSON.stringify(request.prefix)}` : 'the key'}`,
-          ...(request.key !== undefined ? { key: request.key } : {}),
-        });
-    } else if (request.type !== 'watch.cancel' && request.type !== 'member.list') {
-      // Managing users, roles and membership (and any request type added later) is for admins.
-      if (!roles.some((r) => r.admin === true))
-        throw permissionDenied(user, { action: `send ${request.type}` });
-    }
+    requirePermission(roles, (principal as Principal).user, guarded);
     return guarded;
   }
 
@@ -133,17 +112,7 @@ export class AccessControl {
    * @throws {@link BadRequestError} for a reserved key.
    */
   guard(request: ClientRequest): ClientRequest {
-    if (request.type === 'kv') {
-      const op = guardReservedKeys(request.op);
-      return op === request.op ? request : { ...request, op };
-    }
-    if (request.type === 'watch' && request.key?.startsWith(RESERVED_KEY_PREFIX)) {
-      throw new BadRequestError({
-        field: 'key',
-        problem: 'keys starting with \\u0000 are reserved for the cluster',
-      });
-    }
-    return request;
+    return guardRequest(request);
   }
 
   /**

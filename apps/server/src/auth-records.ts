@@ -4,8 +4,16 @@
  */
 import { readFileSync } from 'node:fs';
 import {
+  accessOf,
+  BadRequestError,
+  type ClientRequest,
   ConfigError,
+  guardReservedKeys,
+  type KvRequest,
   PasswordSchema,
+  permissionDenied,
+  permits,
+  permitsWatch,
   RESERVED_KEY_PREFIX,
   type Role,
   RoleSchema,
@@ -141,4 +149,47 @@ export function readRootPasswordFile(path: string): string {
     });
   }
   return text;
+}
+
+/**
+ * The checks every client request gets, access control on or off: no key of the reserved range (a
+ * range is clipped past it). Returns the request as it must run.
+ * @throws {BadRequestError} for a reserved key.
+ */
+export function guardRequest(request: ClientRequest): ClientRequest {
+  if (request.type === 'kv') {
+    const op = guardReservedKeys(request.op);
+    return op === request.op ? request : { ...request, op };
+  }
+  if (request.type === 'watch' && request.key?.startsWith(RESERVED_KEY_PREFIX)) {
+    throw new BadRequestError({
+      field: 'key',
+      problem: 'keys starting with \\u0000 are reserved for the cluster',
+    });
+  }
+  return request;
+}
+
+/**
+ * Whether `roles` (the roles of `user`) allow a guarded request that needs a login: a `kv` operation
+ * needs a role that permits each key it reads or writes, a watch one that permits its key or prefix (a
+ * watch of everything only for admins), and managing users, roles and membership (and any request type
+ * added later) is for admins; `watch.cancel` and `member.list` need only the login.
+ * @throws {PermissionDeniedError} naming what is missing.
+ */
+export function requirePermission(roles: readonly Role[], user: string, request: ClientRequest): void {
+  const admin = roles.some((r) => r.admin === true);
+  if (request.type === 'kv') {
+    const missing = permits(roles, accessOf((request as KvRequest).op));
+    if (missing && !UNSAFE_AUTH_SKIP_PERMISSIONS) throw permissionDenied(user, missing);
+  } else if (request.type === 'watch') {
+    // A watch of '' would also stream the reserved keys: only an admin may watch everything.
+    if (!permitsWatch(roles, request) || (request.prefix === '' && !admin))
+      throw permissionDenied(user, {
+        action: `watch ${request.prefix !== undefined ? `the prefix ${JSON.stringify(request.prefix)}` : 'the key'}`,
+        ...(request.key !== undefined ? { key: request.key } : {}),
+      });
+  } else if (request.type !== 'watch.cancel' && request.type !== 'member.list') {
+    if (!admin) throw permissionDenied(user, { action: `send ${request.type}` });
+  }
 }
