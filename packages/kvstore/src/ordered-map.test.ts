@@ -1,23 +1,13 @@
 import { compareKeys } from '@paxkv/common';
+import { Rng } from '@paxkv/paxos/testing';
 import { describe, expect, it } from 'vitest';
 import { OrderedMap } from './ordered-map.js';
-
-function seeded(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
 
 describe('OrderedMap.loadSorted', () => {
   it('builds the same map as one set per key, and it keeps working like one', () => {
     for (const n of [0, 1, 63, 64, 65, 1000, 5000]) {
-      const r = seeded(n + 1);
+      const rng = new Rng(n + 1);
+      const r = () => rng.next();
       const keys = [...new Set(Array.from({ length: n }, () => `k${Math.floor(r() * 1e9)}é`))].sort(
         compareKeys,
       );

@@ -5,21 +5,15 @@
  * @module
  */
 import { type Ballot, MemoryStorage, type Storage } from '@paxkv/paxos';
+import { Rng } from '@paxkv/paxos/testing';
 import { DurableStorage, type DurableStorageOptions } from '../durable-storage.js';
 import { SimDisk } from '../sim-disk.js';
 import { type FsyncMode, WriteAheadLog } from '../wal.js';
 
+/** The project's seeded generator (`@paxkv/paxos/testing`) with its methods bound, so `next` can be handed on. */
 export function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-  return { next, int: (n: number) => Math.floor(next() * n), chance: (p: number) => next() < p };
+  const r = new Rng(seed);
+  return { next: () => r.next(), int: (n: number) => r.int(n), chance: (p: number) => r.chance(p) };
 }
 
 export type Entry = { v: string };
