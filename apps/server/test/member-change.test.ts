@@ -173,8 +173,17 @@ describe('member add and member remove under load', () => {
         expect(row, `partition ${p} on the new server`).toBeDefined();
         expect(row?.configId ?? 0).toBeGreaterThan(0);
       }
-      // Every member the others list is one of the remaining servers.
-      const members = (await memberList(fresh.address))?.members ?? [];
+      // Every member the others list is one of the remaining servers. The new server learns the metadata
+      // version that node 1 reported asynchronously: wait for its list to change, then compare.
+      const freshAddress = fresh.address;
+      const members = await until(
+        'the new server to list only the remaining members',
+        async () => {
+          const list = (await memberList(freshAddress))?.members;
+          return list && !list.some((m) => m.id === victimId) ? list : null;
+        },
+        60_000,
+      );
       expect(members.map((m) => m.id).sort()).toEqual([...live].sort());
     } catch (e) {
       failure = e as Error;
