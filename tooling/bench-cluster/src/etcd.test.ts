@@ -4,6 +4,7 @@ import { findEtcd, startEtcdCluster } from './etcd.js';
 import { measureFailover } from './failover.js';
 import { runCell } from './load-generator.js';
 import type { Target } from './target.js';
+import { expectTargetContract } from './test-support.js';
 
 // Runs where etcd is installed (scripts/install-etcd.sh); skipped, and says so, elsewhere.
 describe.runIf(findEtcd() !== undefined)('etcd cluster and target', () => {
@@ -29,14 +30,7 @@ describe.runIf(findEtcd() !== undefined)('etcd cluster and target', () => {
   });
 
   it('put, get and cas behave as the Target contract says', async () => {
-    const key = `t-${Date.now()}`;
-    expect(await target.get(key)).toBeNull();
-    expect(await target.cas(key, 'nope', 'x')).toEqual({ applied: false, current: null });
-    expect(await target.cas(key, null, 'first')).toEqual({ applied: true });
-    expect(await target.cas(key, null, 'again')).toEqual({ applied: false, current: 'first' });
-    expect(await target.cas(key, 'first', 'second')).toEqual({ applied: true });
-    await target.put(key, 'third');
-    expect(await target.get(key)).toBe('third');
+    await expectTargetContract(target);
   });
 
   it('measures a short cell with the servers busy', async () => {

@@ -8,6 +8,7 @@ import { startPaxkvCluster } from './paxkv.js';
 import { measureRestartAll } from './restart-all.js';
 import { probeStatus } from './status-probe.js';
 import type { Target } from './target.js';
+import { expectTargetContract } from './test-support.js';
 
 // A real 3-server paxkv cluster, run from source (no build needed). PAXKV_BENCH_SKIP_CLUSTER=1 skips it.
 describe.skipIf(process.env.PAXKV_BENCH_SKIP_CLUSTER === '1')('paxkv cluster and target', () => {
@@ -33,14 +34,7 @@ describe.skipIf(process.env.PAXKV_BENCH_SKIP_CLUSTER === '1')('paxkv cluster and
   });
 
   it('put, get and cas behave as the Target contract says', async () => {
-    const key = `t-${Date.now()}`;
-    expect(await target.get(key)).toBeNull();
-    expect(await target.cas(key, 'nope', 'x')).toEqual({ applied: false, current: null });
-    expect(await target.cas(key, null, 'first')).toEqual({ applied: true });
-    expect(await target.cas(key, null, 'again')).toEqual({ applied: false, current: 'first' });
-    expect(await target.cas(key, 'first', 'second')).toEqual({ applied: true });
-    await target.put(key, 'third');
-    expect(await target.get(key)).toBe('third');
+    await expectTargetContract(target);
   });
 
   it('measures a short cell and the memory of a small load', async () => {

@@ -1,4 +1,20 @@
+import { expect } from 'vitest';
 import type { CasOutcome, Target } from './target.js';
+
+/**
+ * Test support: checks the {@link Target} contract on a fresh key of a live system (get of a missing
+ * key, cas from absent and from a value, refused cas with the current value, put then get).
+ */
+export async function expectTargetContract(target: Target): Promise<void> {
+  const key = `t-${Date.now()}`;
+  expect(await target.get(key)).toBeNull();
+  expect(await target.cas(key, 'nope', 'x')).toEqual({ applied: false, current: null });
+  expect(await target.cas(key, null, 'first')).toEqual({ applied: true });
+  expect(await target.cas(key, null, 'again')).toEqual({ applied: false, current: 'first' });
+  expect(await target.cas(key, 'first', 'second')).toEqual({ applied: true });
+  await target.put(key, 'third');
+  expect(await target.get(key)).toBe('third');
+}
 
 /**
  * Test support only (not part of the benchmark): an in-process single-copy store used as the
