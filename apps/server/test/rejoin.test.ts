@@ -9,9 +9,10 @@
  * have held before the corruption). Mutation check: with `PAXKV_UNSAFE_REJOIN_WITHOUT_FENCE=1` the
  * server rejoins at once, without the removal, and is caught running such a configuration.
  */
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { groupRows, snapshotFiles } from './group-status.js';
 import { RawClient, request, TestCluster, type TestServer, until } from './harness.js';
 
 interface Metadata {
@@ -22,39 +23,12 @@ interface Metadata {
   moving: Array<{ partition: number; from: number; to: number; reason: string; fence?: number }>;
 }
 
-interface GroupRow {
-  partition: number;
-  role: string;
-  decidedIndex: number;
-  configId?: number;
-  members?: number[];
-}
-
 async function metadataOf(address: string): Promise<Metadata | null> {
   const r = (await request(address, { type: 'member.list', id: 1 }, 3000).catch(() => null)) as {
     type: string;
     metadata?: Metadata | null;
   } | null;
   return r?.type === 'member.list.ok' ? (r.metadata ?? null) : null;
-}
-
-async function groupRows(address: string): Promise<GroupRow[] | null> {
-  const r = (await request(address, { type: 'status', id: 2 }, 3000).catch(() => null)) as {
-    type: string;
-    status?: { groups: GroupRow[] };
-  } | null;
-  return r?.type === 'status.ok' ? (r.status?.groups ?? null) : null;
-}
-
-/** Every snapshot file under `dir` (any configuration slot). */
-function snapshotFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...snapshotFiles(path));
-    else if (/^snap-\d+\.bin$/.test(name)) out.push(path);
-  }
-  return out;
 }
 
 const PARTITION = 0;

@@ -11,11 +11,12 @@
  * Before chunked transfer the message was dropped at the frame limit (logged, counted in
  * `paxkv_paxos_messages_unsendable_total`) and the replica never caught up.
  */
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { partitionOf } from '@paxkv/common';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RawClient, request, TestCluster, type TestServer, until } from './harness.js';
+import { groupRows, snapshotFiles } from './group-status.js';
+import { RawClient, TestCluster, type TestServer, until } from './harness.js';
 
 const PARTITIONS = 2;
 const TAG = '{big}';
@@ -26,33 +27,6 @@ const VALUE_BYTES = 1_000_000;
 
 function bigValue(i: number): string {
   return `${i}:`.padEnd(VALUE_BYTES, String.fromCharCode(97 + (i % 26)));
-}
-
-interface GroupRow {
-  partition: number;
-  role: string;
-  decidedIndex: number;
-  configId?: number;
-  members?: number[];
-}
-
-async function groupRows(address: string): Promise<GroupRow[] | null> {
-  const r = (await request(address, { type: 'status', id: 2 }, 3000).catch(() => null)) as {
-    type: string;
-    status?: { groups: GroupRow[] };
-  } | null;
-  return r?.type === 'status.ok' ? (r.status?.groups ?? null) : null;
-}
-
-/** Every snapshot file under `dir` (any configuration slot). */
-function snapshotFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...snapshotFiles(path));
-    else if (/^snap-\d+\.bin$/.test(name)) out.push(path);
-  }
-  return out;
 }
 
 let cluster: TestCluster | undefined;
