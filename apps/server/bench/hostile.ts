@@ -32,9 +32,10 @@
  * Usage: pnpm --filter @paxkv/server bench:hostile [--rounds 3] [--phase-seconds 8] [--attackers 4]
  *   [--attack amplification|idle] [--unprotected]
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { createClient } from '@paxkv/client';
@@ -43,6 +44,7 @@ import { DEFAULT_PAXOS_CONFIG } from '@paxkv/paxos';
 import { freePorts, resolveServerCommand, serverFlags, spawnServer } from '../src/launcher.js';
 import { AvailabilityProbe, type WindowReport } from '../test/availability-probe.js';
 import { fileDescriptorLimits, type IdleFloodReport, startIdleFlood } from '../test/hostile-helpers.js';
+import { HostileTrace, type TracedProcess } from './hostile-trace.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -51,6 +53,7 @@ const { values: args } = parseArgs({
     attackers: { type: 'string', default: '4' },
     unprotected: { type: 'boolean', default: false },
     attack: { type: 'string', default: 'amplification' },
+    trace: { type: 'boolean', default: false },
   },
 });
 const ATTACK = args.attack;
@@ -256,7 +259,13 @@ async function main(): Promise<void> {
         : { tickMs: TICK_MS, ...(ATTACK === 'idle' ? { headerTimeoutMs: IDLE_HEADER_TIMEOUT_MS } : {}) },
     ),
   );
-  const command = resolveServerCommand({ preferSource: true });
+  const traceDir = join(dir, 'trace');
+  if (args.trace) mkdirSync(traceDir);
+  const preload = fileURLToPath(new URL('./hostile-trace-preload.mjs', import.meta.url));
+  const command = resolveServerCommand({
+    preferSource: true,
+    ...(args.trace ? { nodeArgs: ['--import', pathToFileURL(preload).href] } : {}),
+  });
   const children = clientPorts.map((port, i) =>
     spawnServer(
       command,
@@ -269,12 +278,15 @@ async function main(): Promise<void> {
         replication: 3,
         bootstrapThreshold: 3,
         fsync: 'batch',
-        logLevel: 'error',
+        logLevel: args.trace ? 'debug' : 'error',
         join: i === 0 ? undefined : `127.0.0.1:${clientPorts[0]}`,
         insecure: true, // the worst case the attacks are for: no token, no TLS
         extra: ['--config', configFile],
       }),
-      { logFile: join(dir, `node-${i + 1}.log`) },
+      {
+        logFile: join(dir, `node-${i + 1}.log`),
+        ...(args.trace ? { env: { ...process.env, PAXKV_LOOP_TRACE_DIR: traceDir } } : {}),
+      },
     ),
   );
   const client = createClient({
@@ -283,6 +295,8 @@ async function main(): Promise<void> {
   });
   const workers: Worker[] = [];
   let probe: AvailabilityProbe | null = null;
+  let trace: HostileTrace | null = null;
+  let attackerPid: number | undefined;
   try {
     await waitHealthy(httpPorts, 300_000);
     const probeServers = clientPorts.map((port, i) => ({
@@ -315,6 +329,14 @@ async function main(): Promise<void> {
       }
     })();
     await new Promise((r) => setTimeout(r, 3000)); // warm-up: leaders settled, connections open
+    if (args.trace) {
+      const traced: TracedProcess[] = children.map((c, i) => ({ name: `server${i + 1}`, pid: c.pid }));
+      trace = new HostileTrace(
+        () => [...traced, { name: 'attacker', pid: attackerPid }, { name: 'bench', pid: process.pid }],
+        traceDir,
+        children.map((_, i) => join(dir, `node-${i + 1}.log`)),
+      );
+    }
     const amplification = arrayFrame(16 * 1024 * 1024 - 16 - 5, 0x80);
     const integers = arrayFrame(1024 * 1024 - 5, 0x01);
     const hello = Buffer.from(encodeFrame({ type: 'status', id: 1 }));
@@ -347,6 +369,7 @@ async function main(): Promise<void> {
             IDLE_CONNECTIONS,
             MAX_CONNECTIONS,
           );
+          attackerPid = flood.pid;
           const started = Date.now();
           try {
             // Ramp-up is bounded: on a starved machine the server may never hold them all at once.
@@ -359,11 +382,13 @@ async function main(): Promise<void> {
               `${floods.at(-1)?.event === 'holding' ? 'held' : 'NOT held'} at +${Date.now() - started} ms`,
             );
             await new Promise((r) => setTimeout(r, PHASE_MS));
-            await phaseLag('attack');
           } finally {
+            trace?.mark(`close ${round + 1}`);
             await flood.close();
             floodTimes.push(`closed at +${Date.now() - started} ms`);
           }
+          // After the close: the servers' loop-delay histograms include the teardown of the flood.
+          await phaseLag('attack');
           return;
         }
         const batch = Array.from(
@@ -393,6 +418,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 1000));
     }
     clearInterval(rssTimer);
+    trace?.stop();
     running = false;
     await loop;
     const refusedAtHeader = await counter(
@@ -429,6 +455,10 @@ async function main(): Promise<void> {
         `servers refused ${refusedAtHeader} stranger frames at their header (paxkv_unidentified_frames_refused_total) and ${refusedArriving} frames while they arrived (paxkv_bad_input_total{code="DECODE_FAILED"})`,
       ].join('\n'),
     );
+    if (trace)
+      console.log(
+        trace.report(probe.gaps(150), new Map(children.map((c, i) => [c.pid as number, `server${i + 1}`]))),
+      );
   } finally {
     await probe?.stop();
     for (const w of workers) await w.terminate();

@@ -184,6 +184,22 @@ export class AvailabilityProbe {
     return { result, report: { name, durationMs: t1 - t0, partitions } };
   }
 
+  /**
+   * Every stretch longer than `minMs` in which a partition acknowledged no write (between two
+   * consecutive acknowledgements), over the probe's whole run, in wall-clock ms.
+   */
+  gaps(minMs: number): Array<{ partition: number; from: number; to: number }> {
+    const out: Array<{ partition: number; from: number; to: number }> = [];
+    this.acks.forEach((acks, partition) => {
+      for (let i = 1; i < acks.length; i++) {
+        const from = acks[i - 1]!.acked;
+        const to = acks[i]!.acked;
+        if (to - from > minMs) out.push({ partition, from, to });
+      }
+    });
+    return out;
+  }
+
   /** Stops the writers and the sampler and closes the probe's connections. */
   async stop(): Promise<void> {
     this.running = false;

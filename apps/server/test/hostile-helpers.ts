@@ -303,6 +303,8 @@ export interface IdleFloodReport {
 
 /** A running idle-connection flood (a child process holding `count` idle connections to one server). */
 export interface IdleFlood {
+  /** The attacker's process id (its shell `exec`s node, so this is the flooding process). */
+  readonly pid: number | undefined;
   /** Resolves with the first report of kind `event` (rejects if the process exits first or after `timeoutMs`). */
   next(event: IdleFloodReport['event'], timeoutMs: number): Promise<IdleFloodReport>;
   /** Every report so far. */
@@ -360,6 +362,7 @@ export function startIdleFlood(
     }),
   );
   return {
+    pid: child.pid,
     reports,
     async next(event, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
