@@ -182,8 +182,40 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
     return open;
   };
 
+  /**
+   * One info line per opened group: how long the open took (waiting for the shared log's recovery,
+   * reading the group's storage, rebuilding its state machine), the CPU the process spent meanwhile,
+   * and what was read. The restart timeline (docs/performance.md) is built from these lines.
+   */
+  function logOpened(
+    partition: number,
+    storage: GroupStorage<KvCommand>,
+    t: { started: number; cpuStarted: NodeJS.CpuUsage; walMs: number; storageMs: number },
+  ): void {
+    const ms = performance.now() - t.started;
+    const cpu = process.cpuUsage(t.cpuStarted);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    const r = storage.recovery;
+    options.logger.info(
+      {
+        partition,
+        ms: Math.round(ms),
+        cpuMs: Math.round(cpuMs),
+        walMs: Math.round(t.walMs),
+        storageMs: Math.round(t.storageMs - t.walMs),
+        replayMs: Math.round(ms - t.storageMs),
+        ...r,
+        uptimeMs: Math.round(process.uptime() * 1000),
+      },
+      `partition ${partition} opened in ${Math.round(ms)} ms (cpu ${Math.round(cpuMs)} ms): ${r.recoveredRecords} log records (${r.decodedRecords} decoded), snapshot ${r.snapshotBytes} bytes`,
+    );
+  }
+
   async function openGroup(spec: GroupSpec): Promise<ReplicaGroupPort> {
     users++;
+    const started = performance.now();
+    const cpuStarted = process.cpuUsage();
+    let walMs = 0;
     let storage: GroupStorage<KvCommand>;
     let log: WriteAheadLog | undefined;
     let tags: number[] = [];
@@ -195,6 +227,7 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
         logger: storageLogger,
       }).then((r) => r.wal);
       log = await wal;
+      walMs = performance.now() - started;
       tags = GroupStorage.tagsOf(log, spec.partition);
       const storageOptions = {
         wal: log,
@@ -233,6 +266,7 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
       }
       throw e;
     }
+    const storageMs = performance.now() - started;
     const flush = storage.flush.bind(storage);
     // Time the flushes that made the WAL fsync (a no-op flush resolves at once and is not counted).
     // Called on every pump of every group: one promise, no stats object.
@@ -281,6 +315,7 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
         tickMs: options.tickMs,
       },
     });
+    logOpened(spec.partition, storage, { started, cpuStarted, walMs, storageMs });
     return new KvstoreGroup(group, async () => {
       if (!group.configuration) vacated.set(spec.partition, floor);
       await release();

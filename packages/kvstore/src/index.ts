@@ -57,6 +57,7 @@ export {
   configSlot,
   configTag,
   type FlushableConfigStorage,
+  type GroupRecoveryStats,
   GroupStorage,
   type GroupStorageOptions,
   type GroupStorageStats,

@@ -32,6 +32,11 @@ export interface RestartAllRound {
    * key per partition; etcd: the one group); `null` when some group took longer than the watch window.
    */
   readonly allGroupsMs: number | null;
+  /**
+   * Wall-clock times (ms since the epoch) of the SIGKILLs, of the last server up and of the first
+   * write (`null` if none): to line the round up with the servers' logs (the restart timeline).
+   */
+  readonly at: { readonly kill: number; readonly lastUp: number; readonly firstWrite: number | null };
 }
 
 /** The restart-all figure of one system. */
@@ -125,6 +130,11 @@ export async function measureRestartAll(
         lastUpMs: Math.round(lastUp - killAt),
         firstWriteMs: firstAt === null ? null : Math.round(firstAt - lastUp),
         allGroupsMs: allDone ? Math.round(Math.max(...(allAt as number[])) - lastUp) : null,
+        at: {
+          kill: Math.round(performance.timeOrigin + killAt),
+          lastUp: Math.round(performance.timeOrigin + lastUp),
+          firstWrite: firstAt === null ? null : Math.round(performance.timeOrigin + firstAt),
+        },
       });
     } finally {
       await Promise.allSettled([probe.close(), others.close()]);

@@ -172,6 +172,12 @@ export async function runSystem(
         `${system} restart-all: first write ${restartAll.rounds.map((r) => r.firstWriteMs ?? 'never').join('/')} ms ` +
           `after the last server was up; every group ${restartAll.rounds.map((r) => r.allGroupsMs ?? 'never').join('/')} ms`,
       );
+      // Wall-clock times, to line each round up with the servers' logs (the restart timeline).
+      for (const [i, r] of restartAll.rounds.entries()) {
+        io.log(
+          `${system} restart-all round ${i + 1}: killed ${new Date(r.at.kill).toISOString()}, last up ${new Date(r.at.lastUp).toISOString()}, first write ${r.at.firstWrite === null ? 'never' : new Date(r.at.firstWrite).toISOString()}`,
+        );
+      }
     }
     if (options.failover) {
       await cluster.waitReady(options.startTimeoutMs);

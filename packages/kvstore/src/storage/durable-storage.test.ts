@@ -56,6 +56,11 @@ describe('DurableStorage of many partitions on one shared log', () => {
     for (let seed = 1; seed <= 60; seed++) expect(await crashRun(seed)).toEqual([]);
   });
 
+  it('and with a checkpoint asked at every rotation and anchor move (cheap checkpoints of every partition)', async () => {
+    for (let seed = 1; seed <= 60; seed++)
+      expect(await crashRun(seed, undefined, { cheapCheckpointBytes: 1 << 30 })).toEqual([]);
+  });
+
   it('deletes old segments once every partition has checkpointed past them', async () => {
     const disk = new SimDisk();
     const o = await openMany(disk, [1, 2], { segmentBytes: 200, maxSegments: 1000 });
@@ -127,6 +132,39 @@ describe('DurableStorage of many partitions on one shared log', () => {
     expect(back.stores[0]!.getPromise()).toEqual({ n: 4, pid: 1 });
     expect(back.stores[0]!.getEntries(0, 2).map((e) => e.v)).toEqual(['idle-0', 'idle-1']);
     expect(back.stores[1]!.getLogLength()).toBe(300);
+  });
+
+  it('an idle partition with a small state is checkpointed long before maxSegments: a restart reads ~2 segments, not all since its first record', async () => {
+    const run = async (cheapCheckpointBytes: number) => {
+      const disk = new SimDisk();
+      const o = await openMany(disk, [1, 2], { segmentBytes: 512, maxSegments: 1000, cheapCheckpointBytes });
+      const [idle, busy] = o.stores as [DurableStorage<Entry>, DurableStorage<Entry>];
+      idle.setPromise({ n: 4, pid: 1 });
+      idle.appendEntries([{ v: 'idle-0' }, { v: 'idle-1' }]);
+      await idle.flush();
+      for (let i = 0; i < 300; i++) {
+        busy.appendEntries([{ v: `busy-${i}-${'y'.repeat(30)}` }]);
+        await busy.flush();
+        if (i % 40 === 39) {
+          busy.setDecidedIndex(i + 1);
+          busy.setSnapshot({ index: i + 1, data: new Uint8Array([i & 255]) });
+          await busy.flush();
+        }
+      }
+      for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+      const live = o.wal.stats.liveSegments;
+      await closeAll(o);
+      const back = await openMany(disk, [1, 2]);
+      expect(back.stores[0]!.getPromise()).toEqual({ n: 4, pid: 1 });
+      expect(back.stores[0]!.getEntries(0, 2).map((e) => e.v)).toEqual(['idle-0', 'idle-1']);
+      expect(back.stores[1]!.getLogLength()).toBe(300);
+      await closeAll(back);
+      return live;
+    };
+    // The busy partition checkpoints after each snapshot (every ~4 segments here).
+    expect(await run(256)).toBeLessThanOrEqual(6);
+    // Without the rule the idle partition keeps every segment since its first record.
+    expect(await run(0)).toBeGreaterThan(20);
   });
 
   it('a checkpoint torn by a crash is ignored: the state before it stands', async () => {

@@ -254,9 +254,8 @@ export class DurableStorage<T> implements Storage<T> {
   static async open<T>(opts: DurableStorageOptions<T>): Promise<DurableStorage<T>> {
     const st = new DurableStorage<T>(opts);
     await opts.disk.mkdirp(opts.dir);
-    const recovered = opts.wal.takeRecovered(st.tag, {
-      requestCheckpoint: () => st.startCheckpoint(),
-    });
+    // The log may ask for a checkpoint only once the storage is whole (attached at the end).
+    const recovered = opts.wal.takeRecovered(st.tag);
     const { segments } = recovered;
     const what = `WAL record of partition ${opts.partition}${st.tag !== opts.partition ? ` (tag ${st.tag})` : ''}`;
     // A payload is a view into its segment's bytes: decode a copy, so that nothing kept (a value in a
@@ -292,8 +291,10 @@ export class DurableStorage<T> implements Storage<T> {
       // dropping it now would read and check the file a second time.
       st.snapshot = { index: st.s.compacted, data };
       st.dropSnapshotOnRead = true;
+      st.recoveredSnapshotBytes = bytes.length;
     }
     await st.removeStaleSnapshots(st.s.compacted);
+    opts.wal.attach(st.tag, { requestCheckpoint: () => st.startCheckpoint() });
     return st;
   }
 
@@ -422,6 +423,9 @@ export class DurableStorage<T> implements Storage<T> {
    * any checkpoint header it looked at before it (the older records are superseded and not decoded).
    */
   decodedRecords = 0;
+
+  /** Size of the snapshot file recovery read at open (0 if none). */
+  recoveredSnapshotBytes = 0;
 
   /**
    * The configuration record this storage holds (a reconfigurable group's storage), or undefined

@@ -87,6 +87,16 @@ export interface GroupStorageStats {
   readonly retired: number;
 }
 
+/** What {@link GroupStorage.open} read from disk (all configurations of the group together). */
+export interface GroupRecoveryStats {
+  /** Log records of the group that the shared log recovered. */
+  readonly recoveredRecords: number;
+  /** Of those, the records decoded (from each configuration's last complete checkpoint on). */
+  readonly decodedRecords: number;
+  /** Bytes of the snapshot files read. */
+  readonly snapshotBytes: number;
+}
+
 /**
  * Every configuration storage of one replica group (see the module notes). Build with
  * {@link GroupStorage.open}; hand {@link held}, {@link minConfigId} and {@link create} to
@@ -327,6 +337,19 @@ export class GroupStorage<T> {
   /** Counters. */
   get stats(): GroupStorageStats {
     return { live: this.live.size, retired: this.retiredCount };
+  }
+
+  /** What the open read from disk (counted once, at open; 0 for a storage created empty). */
+  get recovery(): GroupRecoveryStats {
+    let recoveredRecords = 0;
+    let decodedRecords = 0;
+    let snapshotBytes = 0;
+    for (const s of [...this.live.values(), ...this.tombstones]) {
+      recoveredRecords += s.recoveredRecords;
+      decodedRecords += s.decodedRecords;
+      snapshotBytes += s.recoveredSnapshotBytes;
+    }
+    return { recoveredRecords, decodedRecords, snapshotBytes };
   }
 
   /** Counters of the shared log (all partitions). */

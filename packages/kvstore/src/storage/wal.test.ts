@@ -323,8 +323,12 @@ describe('WriteAheadLog shared by many partitions', () => {
     }
     await wal.flush();
     await wal.close();
+    let bytes = 0;
+    for (const n of await disk.list('/w')) bytes += (await disk.readFile(`/w/${n}`))?.length ?? 0;
     const { wal: again, recovery } = await WriteAheadLog.open({ disk, dir: '/w' });
     expect(recovery.partitions).toBe(16);
+    expect(recovery.segments).toBeGreaterThan(1);
+    expect(recovery.bytes).toBe(bytes);
     expect(again.untakenPartitions).toEqual(Array.from({ length: 16 }, (_, p) => p * 1000));
     for (let p = 0; p < 16; p++) {
       const r = again.takeRecovered(p * 1000);
@@ -449,6 +453,94 @@ describe('WriteAheadLog shared by many partitions', () => {
     wal.setAnchor(7, at);
     for (let k = 0; k < 5 && wal.stats.liveSegments > 2; k++) await turn();
     expect(wal.stats.liveSegments).toBeLessThanOrEqual(2);
+  });
+
+  it('asks a partition that keeps the oldest segment for a few bytes to checkpoint, long before maxSegments', async () => {
+    const run = async (cheapCheckpointBytes?: number) => {
+      const disk = new SimDisk();
+      const { wal } = await WriteAheadLog.open({
+        disk,
+        dir: '/w',
+        segmentBytes: 100,
+        maxSegments: 1000,
+        ...(cheapCheckpointBytes === undefined ? {} : { cheapCheckpointBytes }),
+      });
+      const asked: number[] = [];
+      wal.attach(7, { requestCheckpoint: () => asked.push(7) });
+      wal.attach(8, { requestCheckpoint: () => asked.push(8) });
+      wal.append(7, payload(7, 0)); // partition 7 writes once, then stays idle
+      await wal.flush();
+      for (let i = 0; i < 30; i++) {
+        wal.append(8, payload(8, i));
+        await wal.flush();
+        wal.setAnchor(8, wal.currentSegment);
+      }
+      return asked;
+    };
+    // Default: 1/8 of a segment (12 bytes here) would not cover partition 7's one record: nothing asked.
+    expect(await run()).toEqual([]);
+    const asked = await run(64);
+    expect(asked.filter((p) => p === 7).length).toBeGreaterThan(0);
+    // Partition 8 keeps the oldest segment only until its first anchor move.
+    expect(asked.filter((p) => p === 8).length).toBeLessThanOrEqual(1);
+    expect(await run(0)).toEqual([]); // the rule off: only maxSegments would ask
+  });
+
+  it('asks no cheap checkpoint while a partition keeping the oldest segment holds more bytes, nor while one is not attached', async () => {
+    const disk = new SimDisk();
+    const { wal } = await WriteAheadLog.open({
+      disk,
+      dir: '/w',
+      segmentBytes: 100,
+      maxSegments: 1000,
+      cheapCheckpointBytes: 64,
+    });
+    const asked: number[] = [];
+    wal.attach(7, { requestCheckpoint: () => asked.push(7) });
+    wal.attach(8, { requestCheckpoint: () => asked.push(8) });
+    wal.append(7, payload(7, 0));
+    for (let i = 0; i < 30; i++) {
+      wal.append(8, payload(8, i)); // partition 8 keeps every segment: hundreds of bytes
+      await wal.flush();
+    }
+    expect(wal.stats.liveSegments).toBeGreaterThan(5);
+    expect(asked).toEqual([]);
+    // Partition 8 checkpoints: now partition 7 alone keeps the old segments, for one record.
+    wal.setAnchor(8, wal.currentSegment);
+    expect(asked).toEqual([7]);
+    wal.append(7, payload(7, 1));
+    const at = wal.currentSegment;
+    await wal.flush();
+    wal.setAnchor(7, at);
+    for (let k = 0; k < 5 && wal.stats.liveSegments > 2; k++) await turn();
+    expect(wal.stats.liveSegments).toBeLessThanOrEqual(2);
+  });
+
+  it('asks no cheap checkpoint while a partition keeping the oldest segment is not attached (its group not open yet)', async () => {
+    const disk = new SimDisk();
+    const opts = { disk, dir: '/w', segmentBytes: 100, maxSegments: 1000 };
+    const { wal } = await WriteAheadLog.open({ ...opts, cheapCheckpointBytes: 0 });
+    wal.append(7, payload(7, 0));
+    for (let i = 0; i < 20; i++) {
+      wal.append(8, payload(8, i));
+      await wal.flush();
+      wal.setAnchor(8, wal.currentSegment);
+    }
+    await wal.close();
+    const again = (await WriteAheadLog.open({ ...opts, cheapCheckpointBytes: 64 })).wal;
+    const asked: number[] = [];
+    again.takeRecovered(8);
+    again.attach(8, { requestCheckpoint: () => asked.push(8) });
+    for (let i = 0; i < 10; i++) {
+      again.append(8, payload(8, 100 + i));
+      await again.flush();
+      again.setAnchor(8, again.currentSegment);
+    }
+    // Checkpointing partition 8 could not free the segment partition 7 keeps: nobody is asked.
+    expect(asked).toEqual([]);
+    expect(again.takeRecovered(7).count).toBe(1);
+    again.attach(7, { requestCheckpoint: () => asked.push(7) });
+    expect(asked).toEqual([7]);
   });
 
   it('refuses a segment of another format version instead of dropping it', async () => {

@@ -84,6 +84,16 @@ export interface WalOptions {
    */
   readonly maxSegments?: number;
   /**
+   * Cheap checkpoints: whenever the oldest live segment is kept only by partitions whose records in
+   * the live log add up to at most this many bytes, those partitions are asked to checkpoint (checked
+   * at every rotation and every anchor move). A group that rarely writes (the server's metadata group,
+   * a few records at bootstrap, never a snapshot) would otherwise keep every segment since its first
+   * record until `maxSegments` is passed, and a restart would read them all; rewriting its small state
+   * frees a whole segment for at most this many bytes written. Default `segmentBytes / 8` (2 MiB of
+   * 16): at most 1/8 more bytes written per segment freed. 0: only the `maxSegments` rule.
+   */
+  readonly cheapCheckpointBytes?: number;
+  /**
    * How a write is scheduled after records are queued. Default `setImmediate`: the write starts after
    * the current event-loop turn, so every group that handles input in this turn joins it.
    */
@@ -115,6 +125,9 @@ export const DEFAULT_WAL_OPTIONS = {
   maxWritesInFlight: 2,
 } as const;
 
+/** Default {@link WalOptions.cheapCheckpointBytes} as a fraction of the segment size: 1/8. */
+export const CHEAP_CHECKPOINT_FRACTION = 1 / 8;
+
 /** What recovery found and dropped. */
 export interface WalRecovery {
   /** Valid records replayed (all partitions). */
@@ -123,6 +136,10 @@ export interface WalRecovery {
   readonly partitions: number;
   /** Segments read. */
   readonly segments: number;
+  /** Bytes read (every segment, whole). */
+  readonly bytes: number;
+  /** Wall-clock milliseconds the recovery took (read, check, split). */
+  readonly ms: number;
   /** Bytes cut away (torn or corrupt tail, and whole later segments). */
   readonly droppedBytes: number;
   /** Whole segment files removed because they followed an invalid record. */
@@ -167,6 +184,16 @@ class RecoveredRecords implements PartitionRecords {
   }
   get payloads(): Uint8Array[] {
     return this.starts.map((_, i) => this.payload(i));
+  }
+  /** Bytes of the records (payload + tag + header) per segment. */
+  bytesBySegment(): Map<number, number> {
+    const out = new Map<number, number>();
+    for (let i = 0; i < this.starts.length; i++) {
+      const seg = this.segments[i]!;
+      const b = this.ends[i]! - this.starts[i]! + WAL_RECORD_HEADER_BYTES + WAL_TAG_BYTES;
+      out.set(seg, (out.get(seg) ?? 0) + b);
+    }
+    return out;
   }
 }
 
@@ -448,6 +475,7 @@ export class WriteAheadLog {
   private readonly maxRecordBytes: number;
   private readonly maxBatchBytes: number;
   private readonly maxSegments: number;
+  private readonly cheapCheckpointBytes: number;
   private readonly scheduleFn: (run: () => void) => void;
   private readonly maxInFlight: number;
   private file: AppendFile;
@@ -474,9 +502,14 @@ export class WriteAheadLog {
   private counters = { bytesWritten: 0, fsyncs: 0, writes: 0, deletedSegments: 0 };
   /** Oldest segment each partition still needs. */
   private readonly anchors = new Map<number, number>();
+  /**
+   * Per partition: bytes of its records per live segment from its anchor on (what a checkpoint of it
+   * would rewrite, at most; see {@link WalOptions.cheapCheckpointBytes}).
+   */
+  private readonly liveBytes = new Map<number, Map<number, number>>();
   private readonly handles = new Map<number, PartitionHandle>();
   private readonly taken = new Set<number>();
-  private recovered: Map<number, PartitionRecords> | undefined;
+  private recovered: Map<number, RecoveredRecords> | undefined;
   private collecting = false;
   private collectAgain = false;
 
@@ -485,7 +518,7 @@ export class WriteAheadLog {
     file: AppendFile,
     segSeq: number,
     older: number[],
-    recovered: Map<number, PartitionRecords>,
+    recovered: Map<number, RecoveredRecords>,
   ) {
     this.disk = opts.disk;
     this.durableEnd = file.size;
@@ -508,7 +541,17 @@ export class WriteAheadLog {
     this.segSeq = segSeq;
     this.older = older;
     this.recovered = recovered;
-    for (const [p, r] of recovered) this.anchors.set(p, r.segments[0] ?? segSeq);
+    for (const [p, r] of recovered) {
+      this.anchors.set(p, r.segments[0] ?? segSeq);
+      this.liveBytes.set(p, r.bytesBySegment());
+    }
+    this.cheapCheckpointBytes =
+      opts.cheapCheckpointBytes ?? Math.floor(this.segmentBytes * CHEAP_CHECKPOINT_FRACTION);
+    if (!Number.isSafeInteger(this.cheapCheckpointBytes) || this.cheapCheckpointBytes < 0) {
+      throw new RangeError(
+        `cheapCheckpointBytes must be a non-negative integer, got ${String(opts.cheapCheckpointBytes)}`,
+      );
+    }
   }
 
   /**
@@ -524,6 +567,7 @@ export class WriteAheadLog {
     const maxRecordBytes = opts.maxRecordBytes ?? DEFAULT_WAL_OPTIONS.maxRecordBytes;
     const logger = opts.logger ?? silentLogger;
     const mode = opts.fsync ?? DEFAULT_WAL_OPTIONS.fsync;
+    const started = performance.now();
     await disk.mkdirp(dir);
     const names = (await disk.list(dir))
       .map((n) => ({ n, seq: parseSegmentName(n) }))
@@ -600,6 +644,8 @@ export class WriteAheadLog {
       records,
       partitions: recovered.size,
       segments: names.length,
+      bytes: scans.reduce((sum, x) => sum + x.data.length, 0),
+      ms: Math.round(performance.now() - started),
       droppedBytes,
       droppedSegments,
       ...(firstInvalid ? { firstInvalid } : {}),
@@ -612,7 +658,7 @@ export class WriteAheadLog {
     } else {
       logger.info(
         { dir, fsync: mode, ...recovery },
-        `write-ahead log recovered ${records} records of ${recovered.size} partitions (fsync=${mode})`,
+        `write-ahead log recovered ${records} records of ${recovered.size} partitions from ${recovery.segments} segments (${recovery.bytes} bytes) in ${recovery.ms} ms (fsync=${mode})`,
       );
     }
     let file: AppendFile;
@@ -731,6 +777,17 @@ export class WriteAheadLog {
     return r;
   }
 
+  /**
+   * Registers (or replaces) the handle the log asks to checkpoint `partition`, once the partition is
+   * ready to write a checkpoint (its storage fully opened), and asks for a cheap checkpoint at once if
+   * one is due (see {@link WalOptions.cheapCheckpointBytes}).
+   */
+  attach(partition: number, handle: PartitionHandle): void {
+    checkPartition(partition);
+    this.handles.set(partition, handle);
+    this.askCheapCheckpoints();
+  }
+
   /** Forgets the handle of a closed partition (its anchor stays: its records are still needed). */
   release(partition: number): void {
     this.handles.delete(partition);
@@ -744,7 +801,31 @@ export class WriteAheadLog {
     const old = this.anchors.get(partition);
     if (old !== undefined && old >= segment) return;
     this.anchors.set(partition, segment);
+    const bytes = this.liveBytes.get(partition);
+    if (bytes) for (const s of bytes.keys()) if (s < segment) bytes.delete(s);
     this.collect();
+    this.askCheapCheckpoints();
+  }
+
+  /**
+   * Asks the partitions that keep the oldest live segment to checkpoint when together they hold at most
+   * {@link WalOptions.cheapCheckpointBytes} of the live log (and every one of them can be asked: an
+   * unopened or closed partition cannot move, so asking the others would free nothing).
+   */
+  private askCheapCheckpoints(): void {
+    const oldest = this.older[0];
+    if (oldest === undefined || this.cheapCheckpointBytes === 0) return;
+    const pinning: PartitionHandle[] = [];
+    let bytes = 0;
+    for (const [p, anchor] of this.anchors) {
+      if (anchor > oldest) continue;
+      const handle = this.handles.get(p);
+      if (!handle) return;
+      for (const b of this.liveBytes.get(p)?.values() ?? []) bytes += b;
+      if (bytes > this.cheapCheckpointBytes) return;
+      pinning.push(handle);
+    }
+    for (const h of pinning) h.requestCheckpoint();
   }
 
   private check(): void {
@@ -768,8 +849,17 @@ export class WriteAheadLog {
       );
     }
     if (!this.anchors.has(partition)) this.anchors.set(partition, this.segSeq);
-    this.queue.push(encodeRecord(partition, payload));
+    const record = encodeRecord(partition, payload);
+    this.queue.push(record);
     this.appended++;
+    // Counted in the segment being appended to: a record that lands in the next one (a rotation in
+    // between) is counted one segment early, which only makes a checkpoint look costlier.
+    let bytes = this.liveBytes.get(partition);
+    if (!bytes) {
+      bytes = new Map();
+      this.liveBytes.set(partition, bytes);
+    }
+    bytes.set(this.segSeq, (bytes.get(this.segSeq) ?? 0) + record.length);
   }
 
   /** Resolves when every record appended so far is durable; rejects with WalFailedError on IO failure. */
@@ -903,6 +993,8 @@ export class WriteAheadLog {
       // Ask the partitions pinning the oldest segment to rewrite their state at the tail.
       const oldest = this.older[0]!;
       for (const [p, anchor] of this.anchors) if (anchor <= oldest) this.handles.get(p)?.requestCheckpoint();
+    } else {
+      this.askCheapCheckpoints();
     }
   }
 

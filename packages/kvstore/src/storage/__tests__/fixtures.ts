@@ -100,6 +100,7 @@ export async function openMany(
     fsync?: FsyncMode;
     chunk?: number;
     maxSegments?: number;
+    cheapCheckpointBytes?: number;
     unsafeRecovery?: DurableStorageOptions<Entry>['unsafeRecovery'];
   } = {},
 ): Promise<Opened> {
@@ -110,6 +111,9 @@ export async function openMany(
       dir: '/wal',
       segmentBytes: options.segmentBytes ?? 512,
       ...(options.maxSegments ? { maxSegments: options.maxSegments } : {}),
+      ...(options.cheapCheckpointBytes !== undefined
+        ? { cheapCheckpointBytes: options.cheapCheckpointBytes }
+        : {}),
       ...(options.fsync ? { fsync: options.fsync } : {}),
     });
     const stores: DurableStorage<Entry>[] = [];
@@ -154,6 +158,7 @@ export const PARTS = [0, 5, 6, 100];
 export async function crashRun(
   seed: number,
   unsafeRecovery?: DurableStorageOptions<Entry>['unsafeRecovery'],
+  wal: { cheapCheckpointBytes?: number } = {},
 ): Promise<string[]> {
   const problems: string[] = [];
   const r = rng(seed * 7919);
@@ -161,7 +166,7 @@ export async function crashRun(
   const models = PARTS.map(() => new MemoryStorage<Entry>());
   const histories = models.map((m) => [JSON.stringify(stateOf(m))]);
   const durableAt = PARTS.map(() => 0);
-  const o = await openMany(disk, PARTS);
+  const o = await openMany(disk, PARTS, wal);
   const steps = 40 + r.int(120);
   for (let step = 1; step <= steps; step++) {
     const i = r.int(PARTS.length);
@@ -180,7 +185,7 @@ export async function crashRun(
   disk.crash({ tear: r.next });
   let back: Opened;
   try {
-    back = await openMany(disk, PARTS, unsafeRecovery ? { unsafeRecovery } : {});
+    back = await openMany(disk, PARTS, unsafeRecovery ? { ...wal, unsafeRecovery } : wal);
   } catch (e) {
     return [`seed ${seed}: recovery failed: ${(e as Error).message}`];
   }
@@ -206,7 +211,7 @@ export async function crashRun(
   await settle(disk, Promise.all(back.stores.map((s) => s.flush())));
   const lengths = back.stores.map((s) => s.getLogLength());
   await settle(disk, closeAll(back));
-  const third = await openMany(disk, PARTS);
+  const third = await openMany(disk, PARTS, wal);
   third.stores.forEach((s, i) => {
     if (s.getLogLength() !== lengths[i])
       problems.push(`seed ${seed} partition ${PARTS[i]}: a write after recovery was lost`);
