@@ -24,6 +24,15 @@ export interface BleHost {
 const EXPEDITED_ROUNDS = 2;
 
 /**
+ * Rounds in a row that a replica which knows no leader may end as soon as every peer has answered
+ * (see {@link BallotLeaderElection} "Start-up"); a round that ends on the clock resets the count.
+ */
+export const EARLY_ROUNDS_WITHOUT_LEADER = 3;
+
+/** What the test-only mutations of {@link BallotLeaderElection} break (see `UnsafeMutation`). */
+export type BleMutation = 'none' | 'raiseOnLeaderSessionBreak' | 'earlyRoundOnMajority';
+
+/**
  * One replica's BLE state machine. Each round of `heartbeatTicks` ticks it asks every peer for a
  * heartbeat; each reply carries the peer's ballot and whether the peer is quorum-connected. At the end
  * of a round the replica is quorum-connected if it heard a majority (itself included). It keeps the
@@ -41,6 +50,18 @@ const EXPEDITED_ROUNDS = 2;
  * its ballot at the end of that round, and the next expedited round elects the highest
  * quorum-connected ballot. A leader that is still alive and heard by a peer is kept: a broken link to
  * one follower never moves leadership (the vouching rule, mutation `raiseOnLeaderSessionBreak`).
+ *
+ * **Start-up** (and any time no leader is known): a replica that knows no leader ends its round as
+ * soon as EVERY peer has answered it (at most {@link EARLY_ROUNDS_WITHOUT_LEADER} rounds in a row),
+ * instead of waiting for the round's last tick: waiting longer could not bring another reply, so the
+ * round ends with exactly the information a full round would have had. And when a peer asks it for a
+ * heartbeat before answering its current round (the peer has just come up: a restarted server opens
+ * its groups one by one, and the requests sent to a group before it was open were lost), it asks that
+ * peer again, once per round. After a restart of every server, a group elects a few round trips after
+ * its replicas are up instead of one to several full rounds later. A peer that does not answer (down)
+ * makes the round end on the clock, as before. Ending early on a mere majority could elect a lower
+ * ballot just before the highest one answers, then change leader again (mutation
+ * `earlyRoundOnMajority`).
  */
 export class BallotLeaderElection {
   /** This replica's own candidacy ballot. */
@@ -69,6 +90,10 @@ export class BallotLeaderElection {
   private ticks = 0;
   /** The current round started off schedule: end it on the next scheduled tick (see {@link tick}). */
   private realign = false;
+  /** Rounds ended early without a leader since the last round that ended on the clock. */
+  private earlyRounds = 0;
+  /** Peers asked again in this round because they asked us first (see "Start-up"). */
+  private readonly askedAgain = new Set<number>();
 
   constructor(
     private readonly pid: number,
@@ -77,7 +102,7 @@ export class BallotLeaderElection {
     private readonly heartbeatTicks: number,
     private readonly electionTimeoutTicks: number,
     private readonly host: BleHost,
-    private readonly ignoreVouchOnSessionBreak = false,
+    private readonly mutation: BleMutation = 'none',
   ) {
     this.ballot = { n: initialRound, pid };
     this.majority = Math.floor((peers.length + 1) / 2) + 1;
@@ -100,6 +125,7 @@ export class BallotLeaderElection {
       : this.ticksInRound >= this.heartbeatTicks;
     if (due) {
       if (onSchedule) this.realign = false;
+      this.earlyRounds = 0;
       this.endRound();
       this.startRound();
     }
@@ -110,6 +136,7 @@ export class BallotLeaderElection {
     this.round++;
     this.ticksInRound = 0;
     this.replies.clear();
+    this.askedAgain.clear();
     for (const p of this.peers) this.host.send(p, { type: 'HeartbeatRequest', round: this.round });
   }
 
@@ -149,6 +176,17 @@ export class BallotLeaderElection {
       quorumConnected: this.quorumConnected,
       leader: this.leaderDirect && this.leader !== undefined ? this.leader : BALLOT_ZERO,
     });
+    // Without a leader, a peer that asks before it answered this round may have missed our request
+    // (it was not up yet): ask it again, once per round (see "Start-up").
+    if (
+      this.leader === undefined &&
+      !this.replies.has(from) &&
+      !this.askedAgain.has(from) &&
+      this.peers.includes(from)
+    ) {
+      this.askedAgain.add(from);
+      this.host.send(from, { type: 'HeartbeatRequest', round: this.round });
+    }
   }
 
   /** Records a heartbeat reply of the current round; replies of other rounds are stale and ignored. */
@@ -158,6 +196,21 @@ export class BallotLeaderElection {
     if (msg.round !== this.round) return;
     this.replies.set(from, msg);
     this.endEarlyIfAnswered();
+    this.endEarlyWithoutLeader();
+  }
+
+  /**
+   * Without a leader, ends the round once every peer has answered (see "Start-up"), at most
+   * {@link EARLY_ROUNDS_WITHOUT_LEADER} rounds in a row.
+   */
+  private endEarlyWithoutLeader(): void {
+    if (this.leader !== undefined || this.earlyRounds >= EARLY_ROUNDS_WITHOUT_LEADER) return;
+    const need = this.mutation === 'earlyRoundOnMajority' ? this.majority - 1 : this.peers.length;
+    if (this.replies.size < need) return;
+    this.earlyRounds++;
+    this.endRound();
+    this.startRound();
+    this.realign = true;
   }
 
   /**
@@ -286,7 +339,7 @@ export class BallotLeaderElection {
     // A leader whose session to us broke is treated as not heard from since long ago (unless a peer
     // vouched for it above); the mutation also ignores the vouching.
     const leaderDown = leader !== undefined && leader.pid !== this.pid && this.down.has(leader.pid);
-    if (leaderDown && this.ignoreVouchOnSessionBreak) leaderSeen = false;
+    if (leaderDown && this.mutation === 'raiseOnLeaderSessionBreak') leaderSeen = false;
     if (
       !leaderSeen &&
       leader !== undefined &&

@@ -37,7 +37,13 @@ export type UnsafeMutation =
    * 0, so the stopped configuration's leader does not keep the leadership and a late joiner with a
    * higher id takes it over right after the start (a second leader change per reconfiguration).
    */
-  | 'freshBallotsOnStart';
+  | 'freshBallotsOnStart'
+  /**
+   * BLE (liveness, not safety): a replica that knows no leader ends its round once a MAJORITY of the
+   * replicas (itself included) answered, instead of every peer: after a restart of all replicas it can
+   * elect a lower ballot just before the highest one answers, and leadership changes again.
+   */
+  | 'earlyRoundOnMajority';
 
 /** Tunables of one replica. Times are in ticks (one call of `tick()`), sizes in entries. */
 export interface PaxosConfig {
@@ -131,6 +137,7 @@ export function resolveConfig(partial: Partial<PaxosConfig> | undefined): PaxosC
       'raiseOnLeaderSessionBreak',
       'readQuorumOfAsked',
       'freshBallotsOnStart',
+      'earlyRoundOnMajority',
     ].includes(cfg.unsafeMutation)
   ) {
     throw new PaxosConfigError(`config.unsafeMutation is unknown: ${String(cfg.unsafeMutation)}`);

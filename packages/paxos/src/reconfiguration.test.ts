@@ -178,7 +178,9 @@ describe('ReconfigurablePaxos: add, remove, replace, change the degree', () => {
     // Mutation check: the rule is what keeps it (and what makes it quick).
     const fresh = leadersOfConfig1('freshBallotsOnStart');
     expect(fresh.leaders).toContain(4);
-    expect(fresh.gap).toBeGreaterThanOrEqual(5);
+    // (Slower too: an election, not a claim; since a replica that knows no leader ends its round once
+    // every peer answered, that election takes a few ticks rather than a whole round.)
+    expect(fresh.gap).toBeGreaterThan(kept.gap);
   });
 
   it('grows 3 -> 5, shrinks 5 -> 2, moves to disjoint replicas, and back to 3', () => {

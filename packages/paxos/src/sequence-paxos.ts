@@ -276,7 +276,10 @@ export class SequencePaxos<T> {
           if (n > this.storage.getBallotRound()) this.storage.setBallotRound(n);
         },
       },
-      this.config.unsafeMutation === 'raiseOnLeaderSessionBreak',
+      this.config.unsafeMutation === 'raiseOnLeaderSessionBreak' ||
+        this.config.unsafeMutation === 'earlyRoundOnMajority'
+        ? this.config.unsafeMutation
+        : 'none',
     );
     this.scanStop();
     this.ble.startRound();
