@@ -4,6 +4,7 @@
  * @module
  */
 import { type ClientRequest, PaxkvError, parseServerResponse, type ServerResponse } from '@paxkv/common';
+import { plainKvReply } from './reply-check.js';
 
 /** Callbacks a {@link ConnectionFactory} calls for one connection. */
 export interface ConnectionEvents {
@@ -153,7 +154,13 @@ export class Channel {
    * Sends `request` and resolves with its outcome: the reply, a timeout after `timeoutMs`, a broken
    * connection, or "not sent" if the connection did not open within `timeoutMs`. Never rejects.
    */
-  async request(request: ClientRequest, timeoutMs: number): Promise<AttemptOutcome> {
+  request(request: ClientRequest, timeoutMs: number): Promise<AttemptOutcome> {
+    // An open connection sends at once (no async wrapper: its promise hops cost every call).
+    if (!this.#closedForGood && this.#connection.isOpen) return this.#sendNow(request, timeoutMs);
+    return this.#openAndSend(request, timeoutMs);
+  }
+
+  async #openAndSend(request: ClientRequest, timeoutMs: number): Promise<AttemptOutcome> {
     const start = performance.now();
     if (this.#closedForGood) return { kind: 'not-sent', reason: 'client closed' };
     if (!this.#connection.isOpen) {
@@ -170,7 +177,10 @@ export class Channel {
           : { kind: 'not-sent', reason: `could not connect to ${this.address}` };
       }
     }
-    const remaining = Math.max(1, timeoutMs - (performance.now() - start));
+    return this.#sendNow(request, Math.max(1, timeoutMs - (performance.now() - start)));
+  }
+
+  #sendNow(request: ClientRequest, remaining: number): Promise<AttemptOutcome> {
     return new Promise<AttemptOutcome>((resolve) => {
       const id = request.id;
       const timer = setTimeout(() => {
@@ -214,23 +224,28 @@ export class Channel {
   }
 
   #onMessage(raw: unknown): void {
-    const parsed = parseServerResponse(raw);
-    if (!parsed.ok || parsed.value.id === null) {
+    // The hot replies (a get or put result) are checked by hand, everything else by the schema.
+    let message: ServerResponse | undefined = plainKvReply(raw);
+    if (message === undefined) {
+      const parsed = parseServerResponse(raw);
+      if (parsed.ok) message = parsed.value;
+    }
+    if (message === undefined || message.id === null) {
       // Unattributable (a reply we cannot read, or an error about a frame we sent): the requests it
       // concerns time out or fail with the connection. Nothing else to do here.
       this.strayReplies++;
       return;
     }
-    const stream = this.#streams.get(parsed.value.id);
+    const stream = this.#streams.get(message.id);
     if (stream) {
-      stream(parsed.value);
+      stream(message);
       return;
     }
-    if (!this.#pending.has(parsed.value.id)) {
+    if (!this.#pending.has(message.id)) {
       this.strayReplies++;
       return;
     }
-    this.#settle(parsed.value.id, { kind: 'reply', message: parsed.value });
+    this.#settle(message.id, { kind: 'reply', message });
   }
 
   #onClose(): void {
