@@ -4,6 +4,7 @@
  */
 import type { KvResult } from '@paxkv/common';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { OpMetrics } from './op-metrics.js';
 
 /** Latency buckets in seconds for client operations: 100 µs .. 10 s. */
 export const OP_LATENCY_BUCKETS = [
@@ -14,28 +15,15 @@ export const FSYNC_LATENCY_BUCKETS = [
   0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1,
 ];
 
-/** Most (op, result) label pairs whose metric children {@link ServerMetrics.observeOp} keeps: 256. */
-const OP_CHILD_CACHE_LIMIT = 256;
-
 /** The metrics a server records; read them over HTTP with {@link ServerMetrics.render}. */
 export class ServerMetrics {
   /** The registry holding every metric below (plus Node's default process metrics). */
   readonly registry = new Registry();
-  /** Client operations handled by this server, by operation and result (ok, or an error code). */
-  readonly ops = new Counter({
-    name: 'paxkv_ops_total',
-    help: 'Client operations by type (get, put, cas, delete, lookup, status) and result (ok or error code)',
-    labelNames: ['op', 'result'] as const,
-    registers: [this.registry],
-  });
-  /** Latency of client operations as seen by this server (including forwarding). */
-  readonly opLatency = new Histogram({
-    name: 'paxkv_op_duration_seconds',
-    help: 'Latency of client operations at this server, in seconds',
-    labelNames: ['op'] as const,
-    buckets: OP_LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
+  /**
+   * Client operations handled by this server (`paxkv_ops_total{op,result}`, result ok or an error code)
+   * and their latency including forwarding (`paxkv_op_duration_seconds{op}`); see `op-metrics.ts`.
+   */
+  readonly ops = new OpMetrics({ registry: this.registry, buckets: OP_LATENCY_BUCKETS });
   /** Requests this server forwarded to another group leader. */
   readonly forwarded = new Counter({
     name: 'paxkv_forwarded_total',
@@ -271,31 +259,9 @@ export class ServerMetrics {
       this.registry.removeSingleMetric(name);
   }
 
-  /**
-   * The labelled children of `ops` and `opLatency`, per (op, result): prom-client hashes the label
-   * object on every call otherwise (it showed in the profile of a loaded server). Bounded: past
-   * {@link OP_CHILD_CACHE_LIMIT} combinations the labels are passed as before.
-   */
-  private readonly opChildren = new Map<
-    string,
-    { readonly count: { inc(): void }; readonly latency: { observe(v: number): void } }
-  >();
-
   /** Records one finished client operation. */
   observeOp(op: string, result: string, seconds: number): void {
-    const key = `${op}\u0000${result}`;
-    let child = this.opChildren.get(key);
-    if (child === undefined) {
-      if (this.opChildren.size >= OP_CHILD_CACHE_LIMIT) {
-        this.ops.inc({ op, result });
-        this.opLatency.observe({ op }, seconds);
-        return;
-      }
-      child = { count: this.ops.labels({ op, result }), latency: this.opLatency.labels({ op }) };
-      this.opChildren.set(key, child);
-    }
-    child.count.inc();
-    child.latency.observe(seconds);
+    this.ops.observe(op, result, seconds);
   }
 
   /**
