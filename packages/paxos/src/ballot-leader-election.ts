@@ -51,8 +51,8 @@ export type BleMutation = 'none' | 'raiseOnLeaderSessionBreak' | 'earlyRoundOnMa
  * quorum-connected ballot. A leader that is still alive and heard by a peer is kept: a broken link to
  * one follower never moves leadership (the vouching rule, mutation `raiseOnLeaderSessionBreak`).
  *
- * **Start-up** (and any time no leader is known): a replica that knows no leader ends its round as
- * soon as EVERY peer has answered it (at most {@link EARLY_ROUNDS_WITHOUT_LEADER} rounds in a row),
+ * **Start-up** (until this replica has known a leader for the first time since it was built): a
+ * replica that knows no leader ends its round as soon as EVERY peer has answered it (at most {@link EARLY_ROUNDS_WITHOUT_LEADER} rounds in a row),
  * instead of waiting for the round's last tick: waiting longer could not bring another reply, so the
  * round ends with exactly the information a full round would have had. And when a peer asks it for a
  * heartbeat before answering its current round (the peer has just come up: a restarted server opens
@@ -61,7 +61,10 @@ export type BleMutation = 'none' | 'raiseOnLeaderSessionBreak' | 'earlyRoundOnMa
  * its replicas are up instead of one to several full rounds later. A peer that does not answer (down)
  * makes the round end on the clock, as before. Ending early on a mere majority could elect a lower
  * ballot just before the highest one answers, then change leader again (mutation
- * `earlyRoundOnMajority`).
+ * `earlyRoundOnMajority`). Only at start-up: a leader deposed later (a leadership transfer, a higher
+ * candidate) becomes leaderless for a moment too, and ending its rounds early then would let it act on
+ * replies that do not yet name the new leader, raise and take the leadership back; rounds on the
+ * clock give the peers' reports time to name it (the existing vouching rule).
  */
 export class BallotLeaderElection {
   /** This replica's own candidacy ballot. */
@@ -92,6 +95,8 @@ export class BallotLeaderElection {
   private realign = false;
   /** Rounds ended early without a leader since the last round that ended on the clock. */
   private earlyRounds = 0;
+  /** No leader was known yet since construction (the start-up rule applies only then). */
+  private startingUp = true;
   /** Peers asked again in this round because they asked us first (see "Start-up"). */
   private readonly askedAgain = new Set<number>();
 
@@ -179,6 +184,7 @@ export class BallotLeaderElection {
     // Without a leader, a peer that asks before it answered this round may have missed our request
     // (it was not up yet): ask it again, once per round (see "Start-up").
     if (
+      this.startingUp &&
       this.leader === undefined &&
       !this.replies.has(from) &&
       !this.askedAgain.has(from) &&
@@ -204,7 +210,8 @@ export class BallotLeaderElection {
    * {@link EARLY_ROUNDS_WITHOUT_LEADER} rounds in a row.
    */
   private endEarlyWithoutLeader(): void {
-    if (this.leader !== undefined || this.earlyRounds >= EARLY_ROUNDS_WITHOUT_LEADER) return;
+    if (!this.startingUp || this.leader !== undefined || this.earlyRounds >= EARLY_ROUNDS_WITHOUT_LEADER)
+      return;
     const need = this.mutation === 'earlyRoundOnMajority' ? this.majority - 1 : this.peers.length;
     if (this.replies.size < need) return;
     this.earlyRounds++;
@@ -362,6 +369,7 @@ export class BallotLeaderElection {
       return;
     }
     this.leader = top;
+    this.startingUp = false;
     this.ticksSinceLeaderSeen = 0;
     this.host.onLeader(top);
   }

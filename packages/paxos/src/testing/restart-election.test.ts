@@ -7,7 +7,10 @@
  * answered, and leadership changes a second time.
  */
 import { describe, expect, it } from 'vitest';
+import { BALLOT_ZERO, type Ballot } from '../ballot.js';
+import { BallotLeaderElection } from '../ballot-leader-election.js';
 import type { UnsafeMutation } from '../config.js';
+import type { HeartbeatReply, HeartbeatRequest } from '../messages.js';
 import { PaxosCluster } from './paxos-cluster.js';
 
 const HEARTBEAT = 5;
@@ -102,5 +105,70 @@ describe('the first election after every replica restarted', () => {
 
   it('mutation check: ending the round on a majority (earlyRoundOnMajority) changes leader again in many seeds', () => {
     expect(secondLeaders('earlyRoundOnMajority')).toBeGreaterThan(20);
+  });
+});
+
+describe('BallotLeaderElection start-up rule, on one replica', () => {
+  type Sent = { to: number; message: HeartbeatRequest | HeartbeatReply };
+  function replica(pid = 1, peers = [2, 3]) {
+    const sent: Sent[] = [];
+    const leaders: Ballot[] = [];
+    const promise = { n: 0, pid: 0 };
+    const ble = new BallotLeaderElection(pid, peers, 0, HEARTBEAT, 3 * HEARTBEAT, {
+      send: (to, message) => sent.push({ to, message }),
+      onLeader: (b) => leaders.push(b),
+      promise: () => promise,
+      persistRound: () => {},
+    });
+    ble.startRound();
+    const round = () =>
+      (sent.filter((s) => s.message.type === 'HeartbeatRequest').at(-1)!.message as HeartbeatRequest).round;
+    const reply = (from: number, n = 0): HeartbeatReply => ({
+      type: 'HeartbeatReply',
+      round: round(),
+      ballot: { n, pid: from },
+      quorumConnected: true,
+      leader: BALLOT_ZERO,
+    });
+    return { ble, sent, leaders, reply };
+  }
+
+  it('ends the round once every peer answered, and asks again a peer that asks first', () => {
+    const r = replica();
+    r.ble.handleReply(2, r.reply(2));
+    expect(r.leaders).toEqual([]); // one peer of two: the round goes on
+    // Peer 3 has just come up and asks first: it is asked again (once per round).
+    r.ble.handleRequest(3, { type: 'HeartbeatRequest', round: 1 });
+    r.ble.handleRequest(3, { type: 'HeartbeatRequest', round: 1 });
+    const askedAgain = r.sent.filter((s) => s.to === 3 && s.message.type === 'HeartbeatRequest');
+    expect(askedAgain).toHaveLength(2); // the round's first request + one more
+    r.ble.handleReply(3, r.reply(3));
+    // Every peer answered: elected at once, without a tick (the highest quorum-connected ballot).
+    expect(r.leaders).toEqual([{ n: 0, pid: 3 }]);
+  });
+
+  it('applies only until a leader was known: later rounds end on the clock, as before', () => {
+    const r = replica();
+    r.ble.handleReply(2, r.reply(2));
+    r.ble.handleReply(3, r.reply(3));
+    expect(r.leaders).toHaveLength(1);
+    // The leader (3) goes silent for an election timeout: this replica raises and knows no leader.
+    for (let t = 0; t < 5 * HEARTBEAT && r.ble.leader !== undefined; t++) {
+      r.ble.handleReply(2, r.reply(2));
+      r.ble.tick();
+    }
+    expect(r.ble.leader).toBeUndefined();
+    // Every peer answers at once: the round does NOT end early any more.
+    const before = r.leaders.length;
+    r.ble.handleReply(2, r.reply(2, 5));
+    r.ble.handleReply(3, r.reply(3, 5));
+    expect(r.leaders).toHaveLength(before);
+    // A peer asking first is not asked again either.
+    const requests = r.sent.filter((s) => s.message.type === 'HeartbeatRequest').length;
+    r.ble.handleRequest(3, { type: 'HeartbeatRequest', round: 9 });
+    expect(r.sent.filter((s) => s.message.type === 'HeartbeatRequest').length).toBe(requests);
+    // The round ends on the clock and elects then.
+    for (let t = 0; t < HEARTBEAT && r.leaders.length === before; t++) r.ble.tick();
+    expect(r.leaders.length).toBe(before + 1);
   });
 });
