@@ -184,7 +184,12 @@ export class Channel {
     return new Promise<AttemptOutcome>((resolve) => {
       const id = request.id;
       const timer = setTimeout(() => {
-        if (this.#pending.delete(id)) resolve({ kind: 'timeout' });
+        // Decided after this turn's I/O: when this process was stalled (a busy or overloaded machine),
+        // the overdue timer runs before the poll phase reads a reply that arrived meanwhile; calling
+        // that a timeout would retry a request that was answered.
+        setImmediate(() => {
+          if (this.#pending.delete(id)) resolve({ kind: 'timeout' });
+        });
       }, remaining);
       this.#pending.set(id, { resolve, timer });
       let sent = false;

@@ -27,11 +27,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function client(history?: string): PaxkvClient {
+function client(history?: string, timeouts = { attemptTimeoutMs: 150, requestTimeoutMs: 8000 }): PaxkvClient {
   const c = createClient({
     servers: [tcp.cluster.addresses.get(3)!],
-    attemptTimeoutMs: 150,
-    requestTimeoutMs: 8000,
+    ...timeouts,
     backoff: { initialDelayMs: 5, maxDelayMs: 50 },
     tableRefreshIntervalMs: 20,
     ...(history ? { history } : {}),
@@ -146,7 +145,9 @@ describe('client over TCP against a 3-server fake cluster', () => {
   });
 
   it('pipelines over one TCP connection per server', async () => {
-    const c = client();
+    // 300 puts at once, each held 20 ms by the server: on a loaded machine some wait far longer than
+    // the short attempt timeout of the fault tests, and this test is about pipelining, not timeouts.
+    const c = client(undefined, { attemptTimeoutMs: 10_000, requestTimeoutMs: 60_000 });
     const cluster = tcp.cluster;
     for (let p = 0; p < cluster.partitions; p++) cluster.leaders.set(p, 1);
     cluster.fault(1).delayMs = 20;
