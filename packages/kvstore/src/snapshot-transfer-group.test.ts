@@ -192,6 +192,22 @@ describe('chunked snapshot transfer in replica groups', () => {
 });
 
 describe('chunked snapshot transfer under the full fault mix', () => {
+  it('seed 900125: a new leader collecting Promises from four peers at once (two staging slots) finishes', async () => {
+    // Evicting a progressing staging for each new sender made four senders evict each other forever.
+    const r = await simulateGroup({
+      seed: 900_125,
+      replicas: 3,
+      ticks: 300,
+      group: {
+        snapshotEveryEntries: 10,
+        snapshotTransfer: { chunkBytes: 64, windowChunks: 3, resendTicks: 4 },
+      },
+      spares: 2,
+      reconfigProbability: 0.04,
+    });
+    expect(r.violations).toEqual([]);
+  }, 120_000);
+
   it('40 seeds (20 with reconfigurations) with every snapshot sent in 64-byte chunks: linearizable, no acknowledged write lost', async () => {
     const failures: string[] = [];
     let delivered = 0;

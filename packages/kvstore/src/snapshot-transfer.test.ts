@@ -416,7 +416,14 @@ describe('SnapshotTransfer', () => {
     const r = new SnapshotTransfer(SMALL, () => {});
     for (const from of [3, 4, 5]) r.receive(from, chunks[0] as SnapshotChunk);
     expect(r.stagedBytes).toBe(2 * 1024);
+    // Both stagings are progressing: the third sender is refused (it resends from 0 later) and
+    // nothing is evicted (evicting them in turn let senders evict each other forever).
+    expect(r.stats.discarded).toBe(0);
+    // Once the idlest made no progress for two resend intervals, a new sender takes its place.
+    for (let i = 0; i < 2 * 4; i++) r.tick(); // SMALL.resendTicks is 4
+    r.receive(5, chunks[0] as SnapshotChunk);
     expect(r.stats.discarded).toBe(1);
+    expect(r.stagedBytes).toBe(2 * 1024);
   });
 
   it('discards a transfer whose chunks disagree with the message they carry', () => {

@@ -548,7 +548,10 @@ export class SnapshotTransfer {
         this.ack(from, c.id, 0, false);
         return { kind: 'staged' };
       }
-      this.evictFor(from);
+      if (!this.evictFor(from)) {
+        this.ack(from, c.id, 0, false);
+        return { kind: 'staged' };
+      }
       s = { ...transferOf(c), parts: [], hash: createHash('sha256'), received: 0, lastChunk: this.now };
       this.incoming.set(from, s);
     }
@@ -736,8 +739,14 @@ export class SnapshotTransfer {
     this.send(to, { type: 'SnapshotAck', id, next, done });
   }
 
-  /** Makes room for a new staging from `from`: at most {@link MAX_INCOMING_TRANSFERS}, the idlest goes. */
-  private evictFor(from: NodeId): void {
+  /**
+   * Makes room for a new staging from `from`: at most {@link MAX_INCOMING_TRANSFERS}; the idlest goes,
+   * but only if it made no progress within the last two `resendTicks`. Returns false when every
+   * staging is progressing: the new transfer is refused (its sender resends from 0 later). Evicting a
+   * progressing staging for a new one let three senders to one receiver evict each other forever
+   * (kvstore snapshot-transfer-group seed 900125: a new leader collecting four Promises never finished).
+   */
+  private evictFor(from: NodeId): boolean {
     while (this.incoming.size >= MAX_INCOMING_TRANSFERS && !this.incoming.has(from)) {
       let idlest: NodeId | undefined;
       let at = Number.POSITIVE_INFINITY;
@@ -747,10 +756,11 @@ export class SnapshotTransfer {
           idlest = p;
         }
       }
-      if (idlest === undefined) return;
+      if (idlest === undefined || this.now - at < 2 * this.config.resendTicks) return false;
       this.drop(idlest);
       this.stats.discarded++;
     }
+    return true;
   }
 
   /** Forgets the staging from `from` and gives its bytes back to the budget. */
