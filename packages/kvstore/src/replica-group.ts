@@ -49,6 +49,7 @@ import {
 } from '@paxkv/paxos';
 import type { KvCommand } from './command.js';
 import { isKvLogEntry } from './command.js';
+import { EarlyAccepts, type LateMessages } from './early-accepts.js';
 import { LeaseClock } from './leases.js';
 import { ownStrings } from './own.js';
 import {
@@ -152,6 +153,9 @@ export interface ReplicaGroupConfig {
    * later, so the resumed stream misses an event.
    * `seedNotAtomic` (only through {@link ReplicaGroup.open}): the seed of a configuration's storage
    * is written as separate records, so a crash can keep its configuration record without its log.
+   * `earlyAcceptUnclamped`: an `Accept` sent before the leader's flush (see `releaseEarly`) while an
+   * earlier flush is pending keeps the leader's decided index, which counts the leader's own unsynced
+   * copy of an entry toward the majority: a follower may apply an entry a leader crash undoes.
    * Default `'none'`; anything else makes the store unsafe.
    */
   readonly unsafeMutation:
@@ -163,18 +167,20 @@ export interface ReplicaGroupConfig {
     | 'leaseStaleDeadlines'
     | 'keepAliveWhileExpiring'
     | 'watchResumeSkips'
-    | 'seedNotAtomic';
+    | 'seedNotAtomic'
+    | 'earlyAcceptUnclamped';
   /**
-   * Send the leader's `Accept` messages without waiting for the flush of the pump that produced them,
-   * when every earlier output has been released (so every earlier write is durable). The leader's
-   * own log write then overlaps the followers' instead of preceding it (as etcd's raft does), which
-   * takes one fsync off the latency of every write. Safe because an `Accept` announces nothing about
-   * the leader's own storage: a decision still needs the leader's copy durable (the `Accepted` that
-   * completes a majority is handled in a later pump, released only after this pump's flush), and
-   * every acknowledgement this replica sends about its own writes (`Promise`, `Accepted`, ...),
-   * every decided entry and every read still waits for the flush. Only a per-link prefix of
-   * `Accept`s goes early, so links stay FIFO. Default true; false restores "every output after the
-   * flush".
+   * Send the leader's `Accept` messages without waiting for the flush of the pump that produced them.
+   * The leader's own log write then overlaps the followers' instead of preceding it (as etcd's raft
+   * does), which takes one fsync off the latency of every write. Safe because an `Accept` announces
+   * nothing about the leader's own storage: a decision still needs the leader's copy durable (the
+   * `Accepted` that completes a majority is handled in a later pump, released only after this pump's
+   * flush), and every acknowledgement this replica sends about its own writes (`Promise`, `Accepted`,
+   * ...), every decided entry and every read still waits for the flush. An early `Accept` never
+   * overtakes a message to the same peer that still waits for a flush (links stay FIFO; a `Decide`
+   * excepted) and, while an earlier flush is pending, carries only a decided index already announced
+   * after a flush (the leader's own value follows as a `Decide` after the flush): see
+   * `early-accepts.ts`. Default true; false restores "every output after the flush".
    */
   readonly releaseEarly: boolean;
   /**
@@ -201,9 +207,6 @@ export interface ReplicaGroupConfig {
    */
   readonly snapshotTransfer: Partial<SnapshotTransferConfig>;
 }
-
-/** Messages that announce nothing about this replica's own pending writes (see `releaseEarly`). */
-const EARLY_MESSAGE_TYPES: ReadonlySet<string> = new Set(['Accept']);
 
 /** Defaults of {@link ReplicaGroupConfig}. */
 export const DEFAULT_REPLICA_GROUP_CONFIG: Readonly<ReplicaGroupConfig> = Object.freeze({
@@ -441,6 +444,8 @@ export class ReplicaGroup {
   private releaseChain: Promise<void> = Promise.resolve();
   /** Pumps whose flush has not resolved or whose outputs are not released: while non-zero, nothing may overtake them. */
   private pendingReleases = 0;
+  /** Which `Accept`s go before their pump's flush, per link (see {@link ReplicaGroupConfig.releaseEarly}). */
+  private readonly earlyAccepts: EarlyAccepts;
   private fatal: Error | undefined;
   private closed = false;
   /** The tick at which each peer was last heard from (any valid message). */
@@ -474,6 +479,7 @@ export class ReplicaGroup {
   constructor(opts: ReplicaGroupOptions) {
     this.partition = opts.partition;
     this.config = { ...DEFAULT_REPLICA_GROUP_CONFIG, ...opts.config };
+    this.earlyAccepts = new EarlyAccepts(this.config.unsafeMutation === 'earlyAcceptUnclamped');
     for (const k of [
       'snapshotEveryEntries',
       'snapshotMinEntries',
@@ -1188,6 +1194,7 @@ export class ReplicaGroup {
       this.pendingReleases === 0 &&
       (this.storage.flushed === true || this.config.unsafeMutation === 'assumeFlushed')
     ) {
+      this.earlyAccepts.releasedNow(outputs.out);
       this.release(outputs);
       return;
     }
@@ -1197,45 +1204,27 @@ export class ReplicaGroup {
       return;
     }
     const flushed = this.storage.flush();
-    const late =
-      this.config.releaseEarly && this.pendingReleases === 0 ? this.releaseEarlyPart(outputs) : outputs;
-    // Counted even when nothing is left to release: a later pump may only send early once this
-    // flush is done.
+    let late: LateMessages | undefined;
+    let rest = outputs;
+    if (this.config.releaseEarly && !(process.env.PP_OLD === '1' && this.pendingReleases > 0)) {
+      const split = this.earlyAccepts.split(outputs.out, this.pendingReleases === 0);
+      if (split.early.length > 0) this.release({ out: split.early, decided: [], reads: [], events: [] });
+      late = split.late;
+      rest = { ...outputs, out: [] };
+    }
     this.pendingReleases++;
     this.releaseChain = this.releaseChain
       .then(() => flushed)
       .then(
         () => {
           this.pendingReleases--;
-          this.release(late);
+          this.release(late === undefined ? rest : { ...rest, out: this.earlyAccepts.released(late) });
         },
         (e: unknown) => {
           this.pendingReleases--;
           this.fail(e);
         },
       );
-  }
-
-  /**
-   * Sends at once the per-link prefix of `o.out` made of {@link EARLY_MESSAGE_TYPES} (see
-   * {@link ReplicaGroupConfig.releaseEarly}); returns the rest, to be released after the flush.
-   * Only called when every earlier output has been released.
-   */
-  private releaseEarlyPart(o: Outputs): Outputs {
-    const early: Outputs['out'] = [];
-    const late: Outputs['out'] = [];
-    const blocked = new Set<NodeId>();
-    for (const m of o.out) {
-      if (m.message.type === 'Paxos' && EARLY_MESSAGE_TYPES.has(m.message.msg.type) && !blocked.has(m.to)) {
-        early.push(m);
-      } else {
-        blocked.add(m.to);
-        late.push(m);
-      }
-    }
-    if (early.length === 0) return o;
-    this.release({ out: early, decided: [], reads: [], events: [] });
-    return { out: late, decided: o.decided, reads: o.reads, events: o.events };
   }
 
   private release(o: Outputs): void {
