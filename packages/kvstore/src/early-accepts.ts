@@ -112,11 +112,11 @@ export class EarlyAccepts {
     const late: Out[] = [];
     const blocking: NodeId[] = [];
     const owed: Owed[] = [];
-    /** Peers with a blocking message earlier in this pump. */
-    const blockedHere = new Set<NodeId>();
+    /** Peers with a blocking message earlier in this pump (made on the first). */
+    let blockedHere: Set<NodeId> | undefined;
     for (const m of out) {
       const msg = m.message;
-      if (isPaxos(msg) && msg.msg.type === 'Accept' && !this.isBlocked(m.to) && !blockedHere.has(m.to)) {
+      if (isPaxos(msg) && msg.msg.type === 'Accept' && !this.isBlocked(m.to) && !blockedHere?.has(m.to)) {
         const accept = msg.msg;
         if (allDurable) {
           this.announce(msg.config, accept.decidedIndex);
@@ -144,6 +144,7 @@ export class EarlyAccepts {
       late.push(m);
       if (isPaxos(msg) && OVERTAKABLE.has(msg.msg.type)) continue;
       blocking.push(m.to);
+      if (blockedHere === undefined) blockedHere = new Set();
       blockedHere.add(m.to);
     }
     for (const p of blocking) this.blocked.set(p, (this.blocked.get(p) ?? 0) + 1);
