@@ -25,12 +25,21 @@
  * flood that takes longer than that to open never holds 10 000 at once on a loaded machine; it becomes a
  * connect/close churn of ~1 000 connections a second instead (measured: 218 916 closed by the server in
  * 10 minutes at load 40). The ramp-up is bounded by 120 s; the line says whether the flood was held.
+ * The attacker has loopback addresses of its own (`--attacker-hosts`, default 1: 127.0.0.2; N > 1:
+ * 127.0.0.100 on, 10 000 / N connections each), and the servers run with `maxConnectionsPerHost`
+ * `--per-host` (default 1024, the server's default; 0 = no limit, the comparison): one host then holds
+ * 1024 and its other dials are refused (it backs off like a refused client), so its mass close tears
+ * down 1024 sockets, not 10 000.
+ *
+ * `--trace` prints, around every close of the flood, 100 ms slices of the servers' event-loop delay and
+ * CPU, the machine's CPU split, leader changes and link-down lines, and the probe's gaps
+ * (`bench/hostile-trace.ts`).
  *
  * `--unprotected` starts the servers with the stranger limits off (`unidentifiedMaxFrameBytes` =
  * `maxFrameBytes`, no value limits): the comparison the limits are for, in the same conditions.
  *
  * Usage: pnpm --filter @paxkv/server bench:hostile [--rounds 3] [--phase-seconds 8] [--attackers 4]
- *   [--attack amplification|idle] [--unprotected]
+ *   [--attack amplification|idle] [--attacker-hosts 1] [--per-host 1024] [--trace] [--unprotected]
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -54,12 +63,26 @@ const { values: args } = parseArgs({
     unprotected: { type: 'boolean', default: false },
     attack: { type: 'string', default: 'amplification' },
     trace: { type: 'boolean', default: false },
+    'attacker-hosts': { type: 'string', default: '1' },
+    'per-host': { type: 'string', default: '1024' },
   },
 });
 const ATTACK = args.attack;
 /** The idle flood of `--attack idle`: the issue's 10 000, against the default `maxConnections`. */
 const IDLE_CONNECTIONS = 10_000;
 const MAX_CONNECTIONS = 10_000;
+/**
+ * The servers' `maxConnectionsPerHost` (default 1024, the server's default; 0 = no limit, the behaviour
+ * before the limit) and the attacking hosts: loopback addresses of their own (127.0.0.2 for one, else
+ * 127.0.0.100 on), never 127.0.0.1 where the good client, the probe and the peers are — as a real
+ * attacker comes from other hosts than the cluster's clients and servers.
+ */
+const PER_HOST = Number(args['per-host']);
+const ATTACKER_HOSTS = Number(args['attacker-hosts']);
+const ATTACKER_ADDRESSES =
+  ATTACKER_HOSTS === 1
+    ? ['127.0.0.2']
+    : Array.from({ length: ATTACKER_HOSTS }, (_, i) => `127.0.0.${100 + i}`);
 /** The servers' header timeout with `--attack idle` (default 10 s: see the README) and the ramp-up guard. */
 const IDLE_HEADER_TIMEOUT_MS = 60_000;
 const FLOOD_RAMP_UP_MS = 120_000;
@@ -79,8 +102,14 @@ if (ATTACK === 'idle') {
 const ROUNDS = Number(args.rounds);
 const PHASE_MS = Number(args['phase-seconds']) * 1000;
 const ATTACKERS = Number(args.attackers);
-if (!(ROUNDS >= 1 && PHASE_MS >= 1000 && ATTACKERS >= 1)) {
-  console.error('--rounds >= 1, --phase-seconds >= 1 and --attackers >= 1 please');
+if (
+  !(ROUNDS >= 1 && PHASE_MS >= 1000 && ATTACKERS >= 1) ||
+  !(Number.isInteger(PER_HOST) && PER_HOST >= 0) ||
+  !(Number.isInteger(ATTACKER_HOSTS) && ATTACKER_HOSTS >= 1 && ATTACKER_HOSTS <= 100)
+) {
+  console.error(
+    '--rounds >= 1, --phase-seconds >= 1, --attackers >= 1, --per-host >= 0 and --attacker-hosts 1..100 please',
+  );
   process.exit(2);
 }
 
@@ -256,7 +285,11 @@ async function main(): Promise<void> {
             unidentifiedMaxItemsPerFrame: 1 << 30,
             clientMaxItemsPerFrame: 1 << 30,
           }
-        : { tickMs: TICK_MS, ...(ATTACK === 'idle' ? { headerTimeoutMs: IDLE_HEADER_TIMEOUT_MS } : {}) },
+        : {
+            tickMs: TICK_MS,
+            maxConnectionsPerHost: PER_HOST,
+            ...(ATTACK === 'idle' ? { headerTimeoutMs: IDLE_HEADER_TIMEOUT_MS } : {}),
+          },
     ),
   );
   const traceDir = join(dir, 'trace');
@@ -364,10 +397,12 @@ async function main(): Promise<void> {
       phase = 'attack';
       const attack = await probe.window(`attack ${round + 1}`, async () => {
         if (ATTACK === 'idle') {
+          trace?.mark(`flood start ${round + 1}`);
           const flood = startIdleFlood(
             { host: '127.0.0.1', port: clientPorts[0] as number, httpPort: httpPorts[0] as number },
             IDLE_CONNECTIONS,
             MAX_CONNECTIONS,
+            { from: ATTACKER_ADDRESSES, perHost: PER_HOST },
           );
           attackerPid = flood.pid;
           const started = Date.now();
@@ -427,6 +462,11 @@ async function main(): Promise<void> {
       'code="FRAME_TOO_LARGE"',
     );
     const refusedArriving = await counter(httpPorts, 'paxkv_bad_input_total', 'code="DECODE_FAILED"');
+    const refusedHostLimit = await counter(
+      httpPorts,
+      'paxkv_connections_evicted_total',
+      'reason="host-limit"',
+    );
     const line = (name: string, xs: number[]) =>
       `  ${name.padEnd(14)} ops ${String(xs.length).padStart(5)}  p50 ${percentile(xs, 50).toFixed(1).padStart(7)}  p99 ${percentile(xs, 99).toFixed(1).padStart(7)}`;
     const p99q = percentile(good.quiet, 99);
@@ -445,14 +485,14 @@ async function main(): Promise<void> {
           percentile(good.attack, 50) / percentile(good.quiet, 50)
         ).toFixed(2)}x   good-client errors ${good.errors}`,
         ATTACK === 'idle'
-          ? `idle flood: ${IDLE_CONNECTIONS} connections to server 1 (maxConnections ${MAX_CONNECTIONS}) per attack phase; server connections when held ${floods.map((f) => f.serverConnections).join(', ')}; closed by the server while ramping up (evictions, header timeouts) ${floods.map((f) => f.closedByServer).join(', ')}; ${floodTimes.join(', ')} (from the start of the attack); largest server RSS ${maxRss.toFixed(0)} MiB`
+          ? `idle flood: ${IDLE_CONNECTIONS} connections to server 1 (maxConnections ${MAX_CONNECTIONS}, maxConnectionsPerHost ${PER_HOST === 0 ? 'off' : PER_HOST}) per attack phase from ${ATTACKER_HOSTS === 1 ? 'one host (127.0.0.2)' : `${ATTACKER_HOSTS} hosts (${ATTACKER_ADDRESSES[0]}-${ATTACKER_ADDRESSES.at(-1)})`}; server connections when held ${floods.map((f) => f.serverConnections).join(', ')}; closed by the server while ramping up (evictions, header timeouts, host-limit refusals) ${floods.map((f) => f.closedByServer).join(', ')}; ${floodTimes.join(', ')} (from the start of the attack); largest server RSS ${maxRss.toFixed(0)} MiB`
           : `attack frames sent: ${sent.stranger} stranger 16 MiB empty-map frames, ${sent.client} known-client 16 MiB empty-map frames, ${sent.integers} known-client 1 M-integer frames; largest server RSS ${maxRss.toFixed(0)} MiB`,
         `servers' event-loop delay (largest over the servers and phases, ms): no attack max ${lag.quiet.max.toFixed(1)} p99 ${lag.quiet.p99.toFixed(1)}; under attack max ${lag.attack.max.toFixed(1)} p99 ${lag.attack.p99.toFixed(1)}`,
         `availability (longest time without an acknowledged write, per partition, max over the rounds; one election timeout = ${ELECTION_TIMEOUT_MS} ms):`,
         availabilityLine('no attack', windows.quiet),
         availabilityLine('under attack', windows.attack),
         `  probe writes acknowledged ${[...windows.quiet, ...windows.attack].reduce((n, w) => n + w.partitions.reduce((m, p) => m + p.writes, 0), 0)}, errors ${probe.errors.length}; no replica promised a forged ballot`,
-        `servers refused ${refusedAtHeader} stranger frames at their header (paxkv_unidentified_frames_refused_total) and ${refusedArriving} frames while they arrived (paxkv_bad_input_total{code="DECODE_FAILED"})`,
+        `servers refused ${refusedAtHeader} stranger frames at their header (paxkv_unidentified_frames_refused_total) and ${refusedArriving} frames while they arrived (paxkv_bad_input_total{code="DECODE_FAILED"}); ${refusedHostLimit} connections past maxConnectionsPerHost`,
       ].join('\n'),
     );
     if (trace)

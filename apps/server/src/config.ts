@@ -84,6 +84,14 @@ export const serverConfigSchema = z
      */
     maxPeerConnections: positiveInt.default(256),
     /**
+     * Most unauthenticated connections from one IP address (authenticated peers and clients that logged
+     * in do not count); past it a new one is refused, logged once a minute per host and counted in
+     * `paxkv_connections_evicted_total{reason="host-limit"}`. 0 = no limit. Default 1024: one attacking
+     * host cannot hold the whole `maxConnections`, nor close thousands of connections at once (a
+     * 10 000-socket teardown costs a server 200-300 ms of CPU in which its partitions' heartbeats wait).
+     */
+    maxConnectionsPerHost: z.number().int().nonnegative().default(1024),
+    /**
      * Most bytes of partially received frames held across all connections; past it the connection
      * holding the largest partial frame is closed (clients before peers). Default 256 MiB.
      */

@@ -27,15 +27,13 @@ import type { ServerContext } from './context.js';
 import type { GroupHost } from './group-lifecycle.js';
 import type { PaxosMessageCheck } from './group-port.js';
 import { type InboundConn, identityOf, PeerTraffic } from './inbound-peers.js';
+import { watchRefusals } from './inbound-refusals.js';
 import type { MetadataService } from './metadata-group.js';
 import { LINK_HIGH_WATER_MARK_BYTES } from './peers.js';
-import { hostOf, RateLimitedLog } from './rate-limited-log.js';
+import { RateLimitedLog } from './rate-limited-log.js';
 import type { RequestPath } from './request-path.js';
 import { serverCertificate } from './tls-setup.js';
 import type { WatchStreams } from './watch-streams.js';
-
-/** Characters of a TLS failure's message (address removed) that tell one kind of failure from another in the log limiter. */
-const TLS_FAILURE_KIND_CHARS = 48;
 
 /** Failed logins one connection may make before it is closed (each costs a scrypt computation). */
 export const MAX_FAILED_LOGINS = 5;
@@ -81,6 +79,8 @@ export class InboundConnections {
       // Peers have their own budget, and a full server closes its quietest client connection rather than
       // refusing a newcomer: a flood of idle connections can never keep a peer out.
       maxTrustedConnections: c.maxPeerConnections,
+      // One host cannot hold more (authenticated peers and clients that logged in do not count).
+      maxConnectionsPerHost: c.maxConnectionsPerHost,
       evictWhenFull: true,
       inboundBudgetBytes: c.inboundBudgetBytes,
       // Strangers send small frames until they identify themselves (see `identify`).
@@ -96,24 +96,11 @@ export class InboundConnections {
       ...(deps.handshake ? { handshake: deps.handshake } : {}),
       ...(ctx.tls ? { tls: ctx.tls } : {}),
     });
-    this.transport.on('tlsError', (error, remote) => {
-      ctx.metrics.authFailures.inc({ reason: 'tls' });
-      // Keyed by host AND kind of failure (the message without the remote address): a plain-TCP client
-      // must not hide behind an earlier rejection of another kind (a forged hello, a refused certificate)
-      // from the same host within the interval; a flood of one kind is still logged once a minute.
-      const kind = error.message.split(remote).join('').slice(0, TLS_FAILURE_KIND_CHARS);
-      if (this.rejections.shouldLog(`${hostOf(remote)} tls ${kind}`)) {
-        ctx.log.warn(
-          { remote },
-          `${error.message} (further failures from this host are counted in paxkv_auth_failures_total{reason="tls"} and logged at most once a minute)`,
-        );
-      }
-    });
+    watchRefusals(this.transport, ctx, this.rejections);
     this.peers = new PeerTraffic(ctx, deps, this.transport, this.rejections, (conn, error, id) =>
       this.reject(conn, error, id),
     );
     this.transport.on('connection', (conn) => this.accept(conn));
-    this.transport.on('evicted', () => ctx.metrics.connectionsEvicted.inc({ reason: 'connection-limit' }));
   }
 
   /** Starts listening on `host:port` (port 0 picks one); resolves with the bound address. */
@@ -208,6 +195,7 @@ export class InboundConnections {
     )
       this.transport.identify(conn.socket);
     else return;
+    if (conn.principal !== null) this.transport.exemptFromHostLimit(conn.socket);
     this.identified.add(conn);
     this.ctx.metrics.connectionsIdentified.inc({ kind });
   }

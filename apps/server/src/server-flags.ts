@@ -101,6 +101,12 @@ export function buildServerCommand(version: string): Command {
     )
     .addOption(
       new Option(
+        '--max-connections-per-host <n>',
+        'most unauthenticated connections from one IP address, 0 = no limit (default 1024)',
+      ).argParser(intArg('--max-connections-per-host')),
+    )
+    .addOption(
+      new Option(
         '--insecure',
         'start without peer authentication (no cluster token, no TLS): anyone reaching the port can act as a peer',
       ),
@@ -133,6 +139,7 @@ const FLAG_FIELDS = [
   'tickMs',
   'replaceAfter',
   'maxMovesInFlight',
+  'maxConnectionsPerHost',
   'logLevel',
   'clusterToken',
   'clusterTokenFile',

@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { encodeFrame } from '@paxkv/common';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawClient, request, TestCluster, type TestServer } from './harness.js';
+import { dial, httpGet, RawClient, request, TestCluster, type TestServer } from './harness.js';
 
 let cluster: TestCluster;
 let good: RawClient;
@@ -89,7 +89,8 @@ describe('bad input on the TCP port of every server', () => {
   it('ignores forged or malformed peer traffic without disturbing the groups', async () => {
     for (const s of cluster.servers) {
       await new Promise<void>((resolveDone) => {
-        const socket = connect({ host: '127.0.0.1', port: s.port }, () => {
+        const { socket, ready } = dial('127.0.0.1', s.port);
+        socket.once(ready, () => {
           // paxos without hello, hello with a bad id, then paxos with garbage inside.
           socket.write(encodeFrame({ type: 'paxos', partition: 0, from: 2, msg: { type: 'Prepare' } }));
           socket.write(encodeFrame({ type: 'peer.hello', from: -1 }));
@@ -139,7 +140,8 @@ describe('bad input on the TCP port of every server', () => {
     );
     const target = cluster.servers[1] as TestServer;
     await new Promise<void>((resolveDone) => {
-      const socket = connect({ host: '127.0.0.1', port: target.port }, () => {
+      const { socket, ready } = dial('127.0.0.1', target.port);
+      socket.once(ready, () => {
         for (const m of messages) {
           try {
             socket.write(encodeFrame(m));
@@ -174,9 +176,9 @@ describe('bad input on the HTTP port of every server', () => {
           resolveDone();
         }, 1000);
       });
-      const health = await fetch(`http://127.0.0.1:${s.httpPort}/health`);
+      const health = await httpGet(s.httpPort, '/health');
       expect(health.status).toBe(200);
-      const metrics = await (await fetch(`http://127.0.0.1:${s.httpPort}/metrics`)).text();
+      const metrics = (await httpGet(s.httpPort, '/metrics')).body;
       expect(metrics).toContain('paxkv_bad_input_total');
     }
   }, 30_000);
@@ -240,7 +242,7 @@ describe('membership and shutdown', () => {
     const deadline = Date.now() + 30_000;
     let status = 0;
     while (Date.now() < deadline && status !== 200) {
-      status = await fetch(`http://127.0.0.1:${victim.httpPort}/health`).then(
+      status = await httpGet(victim.httpPort, '/health').then(
         (r) => r.status,
         () => 0,
       );
@@ -252,7 +254,7 @@ describe('membership and shutdown', () => {
 
   it('exports metrics of the traffic it served', async () => {
     const s = cluster.servers[0] as TestServer;
-    const text = await (await fetch(`http://127.0.0.1:${s.httpPort}/metrics`)).text();
+    const text = (await httpGet(s.httpPort, '/metrics')).body;
     expect(text).toMatch(/paxkv_ops_total\{op="put",result="ok"\} [1-9]/);
     expect(text).toMatch(/paxkv_op_duration_seconds_count\{op="get"\} [1-9]/);
     expect(text).toMatch(/paxkv_fsync_duration_seconds_count [1-9]/);

@@ -6,6 +6,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as plainGet } from 'node:http';
+import { get as tlsGet } from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +102,34 @@ export function dial(
     ...(tls.key !== undefined ? { key: tlsMaterial(tls.key) } : {}),
   });
   return { socket, ready: 'secureConnect' };
+}
+
+/**
+ * GET `path` from a server's HTTP port (`/health`, `/metrics`): HTTPS verified against `tls.ca` when `tls`
+ * is given (undefined = the harness's default, see `TestSecurity`: under `tls-token` the HTTP port serves
+ * HTTPS; null = plain HTTP). Resolves with the status code and the body; rejects on a connection error.
+ */
+export function httpGet(
+  port: number,
+  path: string,
+  tlsOption?: TlsOptions | null,
+): Promise<{ status: number; body: string }> {
+  const tls = tlsOption === undefined ? defaultClientTls : tlsOption;
+  return new Promise((resolve, reject) => {
+    const onResponse = (res: import('node:http').IncomingMessage) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    };
+    const request = tls
+      ? tlsGet({ host: '127.0.0.1', port, path, ca: tlsMaterial(tls.ca) }, onResponse)
+      : plainGet({ host: '127.0.0.1', port, path }, onResponse);
+    request.on('error', reject);
+  });
 }
 
 /** How the harness runs a server: from source through tsx (no build needed). */

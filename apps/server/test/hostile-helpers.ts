@@ -298,6 +298,8 @@ export interface IdleFloodReport {
   readonly serverConnections?: number;
   readonly closedByServer?: number;
   readonly failed?: number;
+  /** Dials not made because their source address was refused before (at the server's per-host limit). */
+  readonly skipped?: number;
   readonly message?: string;
 }
 
@@ -318,12 +320,15 @@ export interface IdleFlood {
 /**
  * Starts `idle-flood.ts` in its own process, with its open-file limit raised to `count` + 64 by `ulimit -n`
  * (the caller checks {@link fileDescriptorLimits} first), flooding `target` with `count` idle connections;
- * `limit` is the server's `maxConnections`.
+ * `limit` is the server's `maxConnections`. `from`: the local addresses (attacking hosts) the connections
+ * are spread over, e.g. `127.0.0.2` (default: the kernel's, 127.0.0.1 like everyone else on this host);
+ * `perHost`: the server's `maxConnectionsPerHost` (what it holds per address; default 0 = no limit).
  */
 export function startIdleFlood(
   target: { readonly host: string; readonly port: number; readonly httpPort: number },
   count: number,
   limit: number,
+  options: { readonly from?: readonly string[]; readonly perHost?: number } = {},
 ): IdleFlood {
   const script = fileURLToPath(new URL('./idle-flood.ts', import.meta.url));
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
@@ -341,6 +346,8 @@ export function startIdleFlood(
       String(target.httpPort),
       String(count),
       String(limit),
+      (options.from ?? []).join(','),
+      String(options.perHost ?? 0),
     ],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );

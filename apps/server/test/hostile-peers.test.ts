@@ -11,12 +11,16 @@
  * 4. half-sent frames: 12 client connections (a valid first request, then 8 MiB of a 16 MiB frame; a
  *    stranger could not even announce one): the global inbound budget
  *    (64 MiB here) closes the largest holders, the server's memory stays bounded;
- * 5. 10 000 idle connections from another process, against the default `maxConnections` (10 000,
- *    so the limit is really reached), kept up (a connection the server closes is dialled again): a
+ * 5. 10 000 idle connections from another process, from ten attacking hosts (loopback addresses
+ *    127.0.0.100-109, 1 000 each: under the default `maxConnectionsPerHost`, 1024), against the default
+ *    `maxConnections` (10 000, so the limit is really reached), kept up (a connection the server closes
+ *    is dialled again): a
  *    restarted peer still gets in (the quietest connections make room), new clients still connect and
  *    write, the server's memory stays under a stated bound, and once the attacker stops dialling again
  *    the header timeout clears the idle ones. Skipped, with the limit named, where `ulimit -n` cannot
- *    allow 10 000 sockets on each side.
+ *    allow 10 000 sockets on each side;
+ * 6. one attacking host (127.0.0.99) opening 1 100 idle connections holds at most `maxConnectionsPerHost`
+ *    (1024): the rest are refused at accept and counted (`paxkv_connections_evicted_total{reason="host-limit"}`).
  *
  * At the end every server is killed and restarted on its data, and the good client's last value is read
  * back. The good client's error count must be zero; its latency is printed (not asserted: timing
@@ -56,6 +60,10 @@ const amplificationFrame = (() => {
 const MAX_CONNECTIONS = 10_000;
 /** The issue's flood: 10 000 idle connections (plus the good client's: the server must evict). */
 const IDLE_CONNECTIONS = 10_000;
+/** The servers' `maxConnectionsPerHost` (its default, written out). */
+const PER_HOST = 1024;
+/** The ten attacking hosts of the 10 000-connection flood (1 000 each, under PER_HOST). */
+const TEN_HOSTS = Array.from({ length: 10 }, (_, i) => `127.0.0.${100 + i}`);
 /** Open files a server needs to hold MAX_CONNECTIONS (plus peers, WAL and snapshot files). */
 const SERVER_FDS = MAX_CONNECTIONS + 512;
 /** The stated memory bound of a server holding MAX_CONNECTIONS idle connections. */
@@ -158,6 +166,7 @@ beforeAll(async () => {
       // expires faster than it opens there, and never holds the limit); the last step waits for it.
       headerTimeoutMs: HEADER_TIMEOUT_MS,
       maxConnections: MAX_CONNECTIONS,
+      maxConnectionsPerHost: PER_HOST,
     }),
   );
   cluster = await TestCluster.create({
@@ -326,7 +335,10 @@ describe('hostile peers against a cluster without a token', () => {
     const target = server(1);
     // The attacker is a process of its own: 10 000 sockets are its file descriptors and its event loop.
     // It dials again every connection the server closes, so the header timeout alone cannot clear it.
-    const flood = startIdleFlood(target, IDLE_CONNECTIONS, MAX_CONNECTIONS);
+    const flood = startIdleFlood(target, IDLE_CONNECTIONS, MAX_CONNECTIONS, {
+      from: TEN_HOSTS,
+      perHost: PER_HOST,
+    });
     try {
       await underProbe(`${IDLE_CONNECTIONS} idle connections`, async () => {
         const holding = await flood.next('holding', 600_000);
@@ -376,6 +388,26 @@ describe('hostile peers against a cluster without a token', () => {
       await flood.close();
     }
   }, 900_000);
+
+  it(`holds at most ${PER_HOST} idle connections from one host`, async () => {
+    const target = server(2);
+    const count = PER_HOST + 76;
+    const refused = () =>
+      metric(target.httpPort, 'paxkv_connections_evicted_total', { reason: 'host-limit' }).catch(() => 0);
+    const before = await refused();
+    const flood = startIdleFlood(target, count, MAX_CONNECTIONS, { from: ['127.0.0.99'], perHost: PER_HOST });
+    try {
+      await underProbe(`${count} idle connections from one host`, async () => {
+        const holding = await flood.next('holding', 300_000);
+        console.log(`one-host flood: ${JSON.stringify(holding)}`);
+        await eventually(async () => (await refused()) >= before + count - PER_HOST, 120_000);
+        // The clients, probe and peers (from 127.0.0.1 and the servers' own addresses) hold a few more.
+        expect(await metric(target.httpPort, 'paxkv_connections')).toBeLessThan(PER_HOST + 64);
+      });
+    } finally {
+      await flood.close();
+    }
+  }, 600_000);
 
   it('restarts every server on its data, and the good client saw no error', async () => {
     good.running = false;

@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { groupRows, snapshotFiles } from './group-status.js';
-import { RawClient, request, TestCluster, type TestServer, until } from './harness.js';
+import { httpGet, RawClient, request, TestCluster, type TestServer, until } from './harness.js';
 
 interface Metadata {
   table: {
@@ -105,7 +105,7 @@ describe('a replica whose state cannot be read at start', () => {
     try {
       // Reported: a log line and a metric.
       expect(c.log(victim, 400)).toMatch(/stored state cannot be read/);
-      const metrics = await fetch(`http://127.0.0.1:${victim.httpPort}/metrics`).then((r) => r.text());
+      const metrics = (await httpGet(victim.httpPort, '/metrics')).body;
       expect(metrics).toMatch(new RegExp(`paxkv_unreadable_replicas_total\\{partition="${PARTITION}"\\} 1`));
       expect(metrics).toMatch(new RegExp(`paxkv_replica_rejoins_total\\{partition="${PARTITION}"\\} 1`));
 

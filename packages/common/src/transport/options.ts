@@ -122,6 +122,17 @@ export const ServerConfigSchema = ConnectionConfigSchema.extend({
    * to `maxItemsPerFrame` once identified. 0 (default): `maxItemsPerFrame`.
    */
   unidentifiedMaxItemsPerFrame: z.number().int().nonnegative().default(0),
+  /**
+   * Most simultaneous untrusted connections from one remote address (IP); a new one past it is refused
+   * (`rejected`), whatever `evictWhenFull` says: one host cannot fill `maxConnections` nor make the server
+   * evict other hosts' clients. Trusted connections (`TransportServer.trust`, authenticated peers) and
+   * connections the application exempts (`TransportServer.exemptFromHostLimit`, e.g. clients that logged
+   * in) do not count. 0 = no per-host limit. Default 1024: a host of clients with a connection each per
+   * process stays far below it, while one attacking host can hold ~1/10 of the default `maxConnections`
+   * (10 000) and, above all, cannot close 10 000 connections at once (tearing down 10 000 sockets cost a
+   * server 200-300 ms of CPU and its peers' heartbeats: `bench:hostile --attack idle --trace`).
+   */
+  maxConnectionsPerHost: z.number().int().nonnegative().default(1024),
 });
 
 /** Settings of a server (see {@link ServerConfigSchema}). */

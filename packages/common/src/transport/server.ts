@@ -25,8 +25,11 @@ import { tlsMaterial as pem, type TlsOptions, tlsFailure } from './tls.js';
 export interface TransportServerEvents {
   /** A client connected. Attach `message` / `close` listeners right away. */
   connection: [connection: FramedConnection];
-  /** A connection was refused because `maxConnections` were open. */
-  rejected: [remoteAddress: string];
+  /**
+   * A connection was refused: `maxConnections` untrusted connections were open (`reason` 'connection-limit'),
+   * or `maxConnectionsPerHost` from its address (`reason` 'host-limit').
+   */
+  rejected: [remoteAddress: string, reason: 'connection-limit' | 'host-limit'];
   /** A quiet untrusted connection was closed to make room for a new one (`evictWhenFull`). */
   evicted: [remoteAddress: string];
   /**
@@ -78,6 +81,9 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
   /** Untrusted open connections that sent messages, quietest first (a message moves one to the end). */
   private readonly quiet = new Set<FramedConnection>();
   private trustedCount = 0;
+  /** Open connections counted against `maxConnectionsPerHost`, by remote address, and each one's address. */
+  private readonly perHost = new Map<string, number>();
+  private readonly hostOf = new Map<FramedConnection, string>();
   private readonly budget: InboundBudget | undefined;
   private readonly tls: TlsOptions | undefined;
 
@@ -193,11 +199,31 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
     if (!this.open.has(conn) || this.trustedCount >= this.config.maxTrustedConnections) return false;
     conn.markTrusted();
     this.trustedCount++;
+    this.exemptFromHostLimit(conn);
     // An authenticated peer sends whatever the protocol needs: full frames, no value limit.
     this.identify(conn, { maxItemsPerFrame: 0 });
     this.quiet.delete(conn);
     this.silent.delete(conn);
     return true;
+  }
+
+  /**
+   * Stops counting `conn` against `maxConnectionsPerHost` (it still counts against `maxConnections`): for
+   * a connection the application authenticated (a client that logged in). Trusted connections are exempt
+   * already. Idempotent.
+   */
+  exemptFromHostLimit(conn: FramedConnection): void {
+    const host = this.hostOf.get(conn);
+    if (host === undefined) return;
+    this.hostOf.delete(conn);
+    const n = (this.perHost.get(host) ?? 1) - 1;
+    if (n > 0) this.perHost.set(host, n);
+    else this.perHost.delete(host);
+  }
+
+  /** Open connections counted against `maxConnectionsPerHost` from `host` (an IP, as `remoteAddress` gives it). */
+  connectionsFrom(host: string): number {
+    return this.perHost.get(host) ?? 0;
   }
 
   /** Whether this server speaks TLS. */
@@ -279,6 +305,20 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
   }
 
   private accept(socket: Socket): void {
+    const host = socket.remoteAddress ?? 'unknown';
+    const perHost = this.config.maxConnectionsPerHost;
+    if (perHost > 0 && (this.perHost.get(host) ?? 0) >= perHost) {
+      // Refused before it can make room by eviction: one host never displaces the others' clients.
+      const from = `${host}:${socket.remotePort}`;
+      this.logger?.debug(
+        { peer: from, max: perHost },
+        'connection refused: too many connections from its host',
+      );
+      socket.on('error', () => {});
+      socket.destroy();
+      this.emit('rejected', from, 'host-limit');
+      return;
+    }
     const untrusted = () => this.silent.size + this.quiet.size;
     if (untrusted() >= this.config.maxConnections && this.config.evictWhenFull) {
       // Strangers that never said anything go first; then the client that has been quiet longest.
@@ -304,7 +344,7 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
       );
       socket.on('error', () => {});
       socket.destroy();
-      this.emit('rejected', from);
+      this.emit('rejected', from, 'connection-limit');
       return;
     }
     const conn = new FramedConnection(socket, this.config, {
@@ -316,7 +356,12 @@ export class TransportServer extends EventEmitter<TransportServerEvents> {
     });
     this.open.add(conn);
     this.silent.add(conn);
+    if (perHost > 0) {
+      this.hostOf.set(conn, host);
+      this.perHost.set(host, (this.perHost.get(host) ?? 0) + 1);
+    }
     conn.on('close', () => {
+      this.exemptFromHostLimit(conn);
       this.open.delete(conn);
       this.silent.delete(conn);
       this.quiet.delete(conn);

@@ -88,9 +88,11 @@ async function fillUntilStuck(c: ReconnectingConnection, make: (i: number) => un
   return { sent, maxBuffered };
 }
 
-function rawSocket(port: number): Promise<Socket> {
+function rawSocket(port: number, localAddress?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
+    const s = connect({ host: '127.0.0.1', port, ...(localAddress ? { localAddress } : {}) }, () =>
+      resolve(s),
+    );
     s.on('error', reject);
     cleanups.push(() => s.destroy());
   });
