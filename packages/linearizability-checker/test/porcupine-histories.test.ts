@@ -56,18 +56,27 @@ if (porcupine === undefined) {
     });
   });
 
+  const UNPARTITIONED_CHECK_MS = 300_000;
+  const UNPARTITIONED_TEST_MS = UNPARTITIONED_CHECK_MS + 30_000;
+
   describe('Porcupine kv histories, unpartitioned (Porcupine checks c01 and c10 both ways)', () => {
-    // the unpartitioned c10 histories take seconds of search: generous room on a loaded machine
-    it.each(files.filter((f) => /kv\/c(01|10)-/.test(f)))('%s', { timeout: 120_000 }, (file) => {
-      const exp = byFile.get(file) as Expected;
-      const history = readHistory(readFileSync(join(porcupine, file), 'utf8'));
-      const result = checkSync(history, {
-        model: 'porcupine-kv:unpartitioned',
-        timeoutMs: 60_000,
-        shrink: false,
-      });
-      expect(result.partitions).toHaveLength(1);
-      expect(result.verdict).toBe(exp.linearizable ? 'linearizable' : 'not-linearizable');
-    });
+    // The unpartitioned c10 histories take seconds of search (12 s at load 46 alone), a minute and more
+    // beside a whole suite on a loaded machine: the check's budget is wall time, so it gets ample room
+    // (a verdict, not a speed, is what this test checks; speed is in the checker's benchmark).
+    it.each(files.filter((f) => /kv\/c(01|10)-/.test(f)))(
+      '%s',
+      { timeout: UNPARTITIONED_TEST_MS },
+      (file) => {
+        const exp = byFile.get(file) as Expected;
+        const history = readHistory(readFileSync(join(porcupine, file), 'utf8'));
+        const result = checkSync(history, {
+          model: 'porcupine-kv:unpartitioned',
+          timeoutMs: UNPARTITIONED_CHECK_MS,
+          shrink: false,
+        });
+        expect(result.partitions).toHaveLength(1);
+        expect(result.verdict).toBe(exp.linearizable ? 'linearizable' : 'not-linearizable');
+      },
+    );
   });
 }

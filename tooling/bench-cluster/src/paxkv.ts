@@ -120,6 +120,22 @@ interface Server {
  * (the message includes the tail of the failing server's log).
  */
 export async function startPaxkvCluster(options: PaxkvClusterOptions = {}): Promise<PaxkvLocalCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startPaxkvClusterOnce(options);
+    } catch (e) {
+      // The ports were free when picked, but another process may bind one before the server does (a
+      // busy machine runs other clusters): start again on fresh ports, a bounded number of times.
+      const portTaken = e instanceof Error && e.message.includes('EADDRINUSE');
+      if (!portTaken || attempt >= PORT_TAKEN_ATTEMPTS) throw e;
+    }
+  }
+}
+
+/** How many times a start whose port was taken by another process is tried on fresh ports. */
+const PORT_TAKEN_ATTEMPTS = 3;
+
+async function startPaxkvClusterOnce(options: PaxkvClusterOptions): Promise<PaxkvLocalCluster> {
   const count = options.servers ?? 3;
   const partitions = options.partitions ?? 16;
   const replication = options.replication ?? Math.min(3, count);
