@@ -16,12 +16,12 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function factory() {
+function factory(logger = silentLogger) {
   return kvstoreGroupFactory({
     tickMs: 20,
     requestTimeoutMs: 5000,
     snapshotEveryEntries: 1_000_000,
-    logger: silentLogger,
+    logger,
     onFatal: (p, e) => {
       throw new Error(`partition ${p} failed: ${e.message}`);
     },
@@ -67,7 +67,11 @@ describe('kvstoreGroupFactory', () => {
     }
     await g0.close();
     // A restart asks for partition 0, then three empty ones, all at once.
-    const again = factory();
+    const lines: Array<{ fields: Record<string, unknown>; msg: string }> = [];
+    const again = factory({
+      ...silentLogger,
+      info: (fields, msg) => lines.push({ fields: fields as Record<string, unknown>, msg }),
+    });
     const order: number[] = [];
     const groups = await Promise.all(
       [0, 1, 2, 3].map((p) =>
@@ -79,6 +83,18 @@ describe('kvstoreGroupFactory', () => {
     );
     expect(order).toEqual([0, 1, 2, 3]);
     expect(groups[0]!.logLength).toBeGreaterThanOrEqual(4000);
+    // The restart timeline: one line per opened group, in open order, saying what it read.
+    const opened = lines.filter((l) => /^partition \d+ opened in \d+ ms/.test(l.msg));
+    expect(opened.map((l) => l.fields.partition)).toEqual([0, 1, 2, 3]);
+    expect(opened[0]!.fields.recoveredRecords).toBeGreaterThan(0);
+    expect(opened[0]!.fields.decodedRecords).toBeGreaterThan(0);
+    expect(opened[1]!.fields.recoveredRecords).toBe(0);
+    for (const l of opened) {
+      for (const k of ['ms', 'cpuMs', 'walMs', 'storageMs', 'replayMs', 'uptimeMs', 'snapshotBytes'])
+        expect(typeof l.fields[k], `${k} of ${l.msg}`).toBe('number');
+    }
+    const wal = lines.find((l) => l.msg.startsWith('write-ahead log recovered'));
+    expect(wal?.fields.bytes).toBeGreaterThan(0);
     for (const g of groups) await g.close();
   });
 });
