@@ -23,6 +23,7 @@ export const ERROR_CODES = [
   'UNAUTHENTICATED',
   'CROSS_PARTITION',
   'PERMISSION_DENIED',
+  'CONFIGURATION_CHANGED',
 ] as const;
 
 /** A wire error code (see {@link ERROR_CODES}). */
@@ -240,6 +241,39 @@ export class UnavailableError extends PaxkvError {
   constructor(details: { reason?: string } = {}, options?: PaxkvErrorOptions) {
     const why = details.reason ? `: ${details.reason}` : '';
     super(`service unavailable${why}; retry after a backoff or against another node`, options);
+  }
+}
+
+/**
+ * A replica group refused a reconfiguration because its current configuration is not the one the
+ * request expected to replace (compare-and-set on the configuration id and members): another change
+ * ran since the caller read the configuration (a stale metadata view, or a concurrent mover). Not
+ * retryable as is: re-read the group's configuration (and the cluster metadata), re-plan, then retry.
+ */
+export class ConfigurationChangedError extends PaxkvError {
+  override readonly code = 'CONFIGURATION_CHANGED' as const;
+  override readonly retryable = false;
+  /** The configuration the request expected (configId -1 when rebuilt from the wire). */
+  readonly expected: { readonly configId: number; readonly members: readonly number[] };
+  /** The group's configuration when it refused (configId -1 when rebuilt from the wire). */
+  readonly current: { readonly configId: number; readonly members: readonly number[] };
+  constructor(
+    details: {
+      partition?: number;
+      expected?: { readonly configId: number; readonly members: readonly number[] };
+      current?: { readonly configId: number; readonly members: readonly number[] };
+    } = {},
+    options?: PaxkvErrorOptions,
+  ) {
+    const expected = details.expected ?? { configId: -1, members: [] };
+    const current = details.current ?? { configId: -1, members: [] };
+    const what = details.partition === undefined ? 'the group' : `partition ${details.partition}`;
+    super(
+      `${what} runs configuration ${current.configId} [${current.members.join(', ')}], not the expected ${expected.configId} [${expected.members.join(', ')}]; re-read the configuration and the cluster metadata, re-plan, then retry`,
+      options,
+    );
+    this.expected = expected;
+    this.current = current;
   }
 }
 
@@ -556,6 +590,8 @@ export function errorFromWire(wire: {
       return new CrossPartitionError({ what: 'request' }, o);
     case 'PERMISSION_DENIED':
       return new PermissionDeniedError({ user: '?', action: '?' }, o);
+    case 'CONFIGURATION_CHANGED':
+      return new ConfigurationChangedError({}, o);
     default:
       return new InternalError({}, o);
   }

@@ -122,3 +122,67 @@ describe('ReplicaGroup reconfiguration', () => {
     expect(await call(c, first)).toMatchObject({ configId: 1 });
   });
 });
+
+describe('ReplicaGroup reconfiguration: compare-and-set on the configuration it replaces', () => {
+  /**
+   * Two planners run the same two-step move (remove node 3, then add node 4 in its place) from
+   * different views: the up-to-date one runs both steps; the stale one (it still sees configuration
+   * 0) then runs its first step. Without the compare-and-set its stale "remove node 3" would be
+   * decided as configuration 3 = [1, 2]: a replica lost that nobody planned to remove (the
+   * session-5 rejoin double execution). With it, the stale step is refused with a typed error.
+   */
+  async function doubleExecution(unsafe: boolean): Promise<{ stale: unknown; final: GroupConfiguration }> {
+    const c = new GroupCluster({
+      seed: 5,
+      spares: 1,
+      ...(unsafe ? { group: { unsafeMutation: 'ignoreExpectedConfiguration' as const } } : {}),
+    });
+    let leader = await electAmong(c, [1, 2, 3]);
+    const v0 = { configId: 0, members: [1, 2, 3] };
+    const fenced = await call<GroupConfiguration>(c, leader.reconfigure([1, 2], v0));
+    expect(fenced).toEqual({ configId: 1, members: [1, 2] });
+    leader = await electAmong(c, [1, 2]);
+    // Retried after a lost answer: the same change resolves with the configuration it started.
+    expect(await call(c, leader.reconfigure([1, 2], v0))).toEqual({ configId: 1, members: [1, 2] });
+    const added = await call<GroupConfiguration>(
+      c,
+      leader.reconfigure([1, 2, 4], fenced as GroupConfiguration),
+    );
+    expect(added).toEqual({ configId: 2, members: [1, 2, 4] });
+    leader = await electAmong(c, [1, 2, 4]);
+    // The stale planner's first step, from configuration 0.
+    const stale = await call(c, leader.reconfigure([1, 2], v0));
+    await c.runUntil(() => false, 50);
+    return { stale, final: leader.configuration! };
+  }
+
+  it('refuses a change planned from a configuration the group has left (CONFIGURATION_CHANGED)', async () => {
+    const { stale, final } = await doubleExecution(false);
+    expect(stale).toMatchObject({
+      code: 'CONFIGURATION_CHANGED',
+      retryable: false,
+      expected: { configId: 0, members: [1, 2, 3] },
+      current: { configId: 2, members: [1, 2, 4] },
+    });
+    expect(final).toEqual({ configId: 2, members: [1, 2, 4] });
+  });
+
+  it('mutation check: without the compare-and-set the stale step removes a replica (caught)', async () => {
+    const { stale, final } = await doubleExecution(true);
+    expect(stale).toEqual({ configId: 3, members: [1, 2] });
+    expect(final).toEqual({ configId: 3, members: [1, 2] });
+  });
+
+  it('a follower sends the caller to the leader instead of judging from a configuration that may lag', async () => {
+    const c = new GroupCluster({ seed: 6 });
+    const leader = await electAmong(c, [1, 2, 3]);
+    const follower = [1, 2, 3].map((p) => c.group(p)!).find((g) => g.pid !== leader.pid)!;
+    expect(await call(c, follower.reconfigure([1, 2], { configId: 7, members: [1, 2, 3] }))).toMatchObject({
+      code: 'NOT_LEADER',
+    });
+    expect(await call(c, leader.reconfigure([1, 2], { configId: 0, members: [1, 3, 2] }))).toEqual({
+      configId: 1,
+      members: [1, 2],
+    });
+  });
+});

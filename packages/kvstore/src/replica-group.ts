@@ -7,6 +7,7 @@
  */
 import {
   BadRequestError,
+  ConfigurationChangedError,
   checkKvOpLimits,
   DEFAULT_PROTOCOL_LIMITS,
   isReadOnlyOp,
@@ -156,10 +157,13 @@ export interface ReplicaGroupConfig {
    * `earlyAcceptUnclamped`: an `Accept` sent before the leader's flush (see `releaseEarly`) while an
    * earlier flush is pending keeps the leader's decided index, which counts the leader's own unsynced
    * copy of an entry toward the majority: a follower may apply an entry a leader crash undoes.
+   * `ignoreExpectedConfiguration`: {@link ReplicaGroup.reconfigure} ignores the configuration the caller
+   * expects to replace (no compare-and-set): a change planned from a stale view replaces a newer one.
    * Default `'none'`; anything else makes the store unsafe.
    */
   readonly unsafeMutation:
     | 'none'
+    | 'ignoreExpectedConfiguration'
     | 'staleLeaderReads'
     | 'releaseBeforeFlush'
     | 'assumeFlushed'
@@ -728,8 +732,17 @@ export class ReplicaGroup {
    * 1 to 64 distinct positive node ids), `UnavailableError` when a change is already in progress or
    * another change won (read {@link configuration} and retry), and `TimeoutError` when the stop-sign
    * was not decided within `requestTimeoutTicks` (it may still be: read {@link configuration}).
+   *
+   * `expect` (compare-and-set, what every planner should pass): the configuration the change must
+   * replace, as the caller saw it. The leader refuses with `ConfigurationChangedError` unless it runs
+   * exactly `expect` (or already runs `members` as the configuration right after `expect`: the same
+   * change, retried after its answer was lost). Only one stop-sign can be decided in a configuration,
+   * so a change checked here against the leader's current configuration can never replace a newer one.
    */
-  reconfigure(members: readonly NodeId[]): Promise<GroupConfiguration> {
+  reconfigure(
+    members: readonly NodeId[],
+    expect?: { readonly configId: number; readonly members: readonly NodeId[] },
+  ): Promise<GroupConfiguration> {
     if (this.fatal || this.closed) {
       return Promise.reject(
         new UnavailableError({ reason: `replica of partition ${this.partition} is stopped` }),
@@ -752,6 +765,25 @@ export class ReplicaGroup {
       );
     }
     const cur = this.configuration;
+    if (expect && this.config.unsafeMutation !== 'ignoreExpectedConfiguration') {
+      // The change already ran (configurations start only once decided, so any replica may say so).
+      if (cur && cur.configId === expect.configId + 1 && sameMembers(cur.members, members)) {
+        return Promise.resolve(cur);
+      }
+      // Only the leader's configuration is the newest: a follower may lag behind.
+      if (this.role !== 'leader') return Promise.reject(this.notLeader());
+      if (!cur || cur.configId !== expect.configId || !sameMembers(cur.members, expect.members)) {
+        return Promise.reject(
+          new ConfigurationChangedError({
+            partition: this.partition,
+            expected: { configId: expect.configId, members: [...expect.members] },
+            current: cur
+              ? { configId: cur.configId, members: [...cur.members] }
+              : { configId: -1, members: [] },
+          }),
+        );
+      }
+    }
     if (cur && sameMembers(cur.members, members)) return Promise.resolve(cur);
     if (this.role !== 'leader') return Promise.reject(this.notLeader());
     try {

@@ -235,6 +235,20 @@ export const GroupReconfigureRequestSchema = z.object({
     .array(NodeIdSchema)
     .min(1)
     .max(MAX_METADATA_REPLICAS * 9),
+  /**
+   * The configuration the change must replace (compare-and-set): the group refuses with
+   * `CONFIGURATION_CHANGED` unless it runs exactly this one (or already runs `members` as its next).
+   * Absent from older senders: the change then applies to whatever configuration runs.
+   */
+  expect: z
+    .object({
+      configId: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+      members: z
+        .array(NodeIdSchema)
+        .min(1)
+        .max(MAX_METADATA_REPLICAS * 9),
+    })
+    .optional(),
 });
 
 /** Answer to `group.reconfigure`: the group's configuration now (id and replicas). */
