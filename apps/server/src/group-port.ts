@@ -65,9 +65,10 @@ export interface ReplicaGroupPort {
    * the new configuration once it is decided; rejects with `NOT_LEADER`/`NO_LEADER` (ask the leader),
    * `BAD_REQUEST`, `UNAVAILABLE` (a change is in progress, or another one won: read
    * {@link configuration} and retry) or `TIMEOUT` (it may still be decided). Absent: the group is not
-   * reconfigurable.
+   * reconfigurable. `expect`: the configuration the change must replace (compare-and-set; refused with
+   * `CONFIGURATION_CHANGED` when the group moved on).
    */
-  reconfigure?(replicas: readonly NodeId[]): Promise<GroupConfiguration>;
+  reconfigure?(replicas: readonly NodeId[], expect?: GroupConfiguration): Promise<GroupConfiguration>;
   /**
    * Asks the group to elect this replica (a gentle leadership transfer: the next heartbeat round elects
    * it if it is quorum-connected; nothing accepted is lost). False when it cannot now (it leads, knows

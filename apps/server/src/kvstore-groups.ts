@@ -108,8 +108,11 @@ class KvstoreGroup implements ReplicaGroupPort {
   transferLeadership(): boolean {
     return this.group.transferLeadership();
   }
-  async reconfigure(replicas: readonly NodeId[]): Promise<GroupConfiguration> {
-    const c = await this.group.reconfigure(replicas);
+  async reconfigure(replicas: readonly NodeId[], expect?: GroupConfiguration): Promise<GroupConfiguration> {
+    const c = await this.group.reconfigure(
+      replicas,
+      expect ? { configId: expect.configId, members: expect.replicas } : undefined,
+    );
     return { configId: c.configId, replicas: c.members };
   }
   watch(

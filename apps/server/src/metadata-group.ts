@@ -255,7 +255,10 @@ export class MetadataService {
             reason: 'group.reconfigure is accepted only from a server of the cluster (the metadata leader)',
           });
         }
-        const c = await this.mover.reconfigureGroup(request.partition, request.members, true);
+        const expect = request.expect
+          ? { configId: request.expect.configId, replicas: request.expect.members }
+          : undefined;
+        const c = await this.mover.reconfigureGroup(request.partition, request.members, expect, true);
         return { type: 'group.reconfigure.ok', id: request.id, partition: request.partition, ...c };
       }
       if (request.type === 'member.seed') {

@@ -27,9 +27,10 @@ import {
   UnavailableError,
 } from '@paxkv/common';
 import type { ServerContext } from './context.js';
-import type { ReplicaGroupPort } from './group-port.js';
+import type { GroupConfiguration, ReplicaGroupPort } from './group-port.js';
 import type { MemberWatch } from './member-watch.js';
 import type { MetadataChange } from './metadata-store.js';
+import { confirmMove, expectedConfiguration, sameMove, without } from './move-steps.js';
 import type { RequestPath } from './request-path.js';
 
 /**
@@ -39,7 +40,15 @@ import type { RequestPath } from './request-path.js';
  * again later).
  */
 export interface GroupReconfigurer {
-  reconfigure(partition: number, replicas: readonly NodeId[]): Promise<{ readonly configId: number }>;
+  /**
+   * `expect`: the configuration the change replaces, as the mover read it from the metadata
+   * (compare-and-set: the group refuses with `CONFIGURATION_CHANGED` when it runs another one).
+   */
+  reconfigure(
+    partition: number,
+    replicas: readonly NodeId[],
+    expect: GroupConfiguration,
+  ): Promise<{ readonly configId: number }>;
 }
 
 /** What {@link ReplicaMover} needs from the metadata service. */
@@ -50,6 +59,11 @@ export interface ReplicaMoverDeps {
   readonly reconfigurer: GroupReconfigurer | null;
   /** The newest metadata this server has seen. */
   readonly metadata: () => ClusterMetadata | null;
+  /**
+   * TESTING ONLY: `heldMetadata` breaks the re-read rule of `move-steps.ts`: each step of a move
+   * trusts the metadata this server held when it planned (no linearizable re-read). Default `'none'`.
+   */
+  readonly unsafeMoveSteps?: 'none' | 'heldMetadata';
   /** Proposes a change of the metadata on the local replica (the leader); serialised. */
   readonly change: <T extends MetadataChange>(
     group: ReplicaGroupPort,
@@ -73,11 +87,13 @@ export class ReplicaMover {
   /**
    * Runs the reconfiguration of `partition`'s group to `members` on the group's leader: the local
    * replica when it leads, else forwarded (`group.reconfigure`) with the request path's retry policy.
-   * Idempotent: members that already run resolve with the current configuration.
+   * Idempotent: members that already run resolve with the current configuration. `expect` (absent only
+   * from older senders): the configuration the change must replace (compare-and-set).
    */
   async reconfigureGroup(
     partition: number,
     members: readonly NodeId[],
+    expect: GroupConfiguration | undefined,
     forwarded: boolean,
   ): Promise<{ configId: number; members: NodeId[] }> {
     const metaReplicas = this.deps.metadata()?.metaReplicas;
@@ -87,14 +103,20 @@ export class ReplicaMover {
       name: 'group.reconfigure',
       retrySafe: true,
       forwarded,
-      wire: { type: 'group.reconfigure', id: 0, partition, members: [...members] },
+      wire: {
+        type: 'group.reconfigure',
+        id: 0,
+        partition,
+        members: [...members],
+        ...(expect ? { expect: { configId: expect.configId, members: [...expect.replicas] } } : {}),
+      },
       runLocal: async (group) => {
         if (!group.reconfigure) {
           throw new UnavailableError({
             reason: `partition ${partition}'s replica group cannot be reconfigured`,
           });
         }
-        return group.reconfigure(members);
+        return group.reconfigure(members, expect);
       },
       fromReply: (reply) =>
         reply.type === 'group.reconfigure.ok'
@@ -104,13 +126,20 @@ export class ReplicaMover {
     return { configId: c.configId, members: [...c.replicas] };
   }
 
+  /** The held metadata when the test-only `unsafeMoveSteps: 'heldMetadata'` is on, else null. */
+  private unsafeHeld(): ClusterMetadata | null {
+    return this.deps.unsafeMoveSteps === 'heldMetadata' ? this.deps.metadata() : null;
+  }
+
   /** The reconfigurer in use: the server's own (routed to each group's leader) unless one was given. */
   private reconfigurer(group: ReplicaGroupPort): GroupReconfigurer | null {
     if (this.deps.reconfigurer) return this.deps.reconfigurer;
     // Reconfigurable groups come from a factory whose groups can be reconfigured (the metadata group's
     // replica tells); otherwise moves are planned and logged only.
     if (!group.reconfigure) return null;
-    return { reconfigure: (partition, replicas) => this.reconfigureGroup(partition, replicas, false) };
+    return {
+      reconfigure: (partition, replicas, expect) => this.reconfigureGroup(partition, replicas, expect, false),
+    };
   }
 
   /** Plans and starts the moves due (on the metadata leader, whose replica is `group`). */
@@ -178,21 +207,30 @@ export class ReplicaMover {
     }
     void (async () => {
       try {
-        if (record) await change(group, (m) => ({ metadata: startMove(m, mv), changed: true }));
-        const held = this.deps.metadata();
-        const g =
-          mv.partition === METADATA_PARTITION && held
-            ? { replicas: held.metaReplicas }
-            : held?.table.groups.find((x) => x.partition === mv.partition);
-        if (!g)
+        // The move as recorded now, read through the metadata group (this server still leads it): the
+        // configuration to replace comes from this read, never from a copy held since planning.
+        const fresh = record
+          ? (await change(group, (m) => ({ metadata: startMove(m, mv), changed: true }))).metadata
+          : await confirmMove(change, group, mv, undefined, this.unsafeHeld());
+        const expect = expectedConfiguration(fresh, mv.partition);
+        if (!expect)
           throw new BadRequestError({ field: 'partition', problem: `partition ${mv.partition} is gone` });
-        const replicas = movedReplicas(g.replicas, mv.from, mv.to);
+        const replicas = movedReplicas(expect.replicas, mv.from, mv.to);
         log.info(
-          { ...mv },
+          { ...mv, expect },
           `moving partition ${mv.partition}'s replica from node ${mv.from} to node ${mv.to} (${mv.reason})`,
         );
-        const c = await reconfigurer.reconfigure(mv.partition, replicas);
-        await change(group, (m) => ({ metadata: applyMove(m, mv, c.configId), changed: true }));
+        const c = await reconfigurer.reconfigure(mv.partition, replicas, expect);
+        await change(group, (m) => {
+          const cur = m.moving.find((x) => x.partition === mv.partition);
+          if (!cur || !sameMove(cur, mv)) {
+            throw new BadRequestError({
+              field: 'move',
+              problem: `the move of partition ${mv.partition} left the metadata while it ran; the current leader re-plans`,
+            });
+          }
+          return { metadata: applyMove(m, mv, c.configId), changed: true };
+        });
         log.info({ ...mv }, `partition ${mv.partition} now on ${replicas.join(', ')}`);
       } catch (e) {
         log.warn(
@@ -245,7 +283,9 @@ export class ReplicaMover {
   private abandonNow(group: ReplicaGroupPort, mv: ReplicaMove): Promise<void> {
     return this.deps
       .change(group, (m) => {
-        const next = abandonMove(m, mv.partition);
+        // Only this move: a stale mover must not drop the move another leader recorded since.
+        const cur = m.moving.find((x) => x.partition === mv.partition);
+        const next = cur && sameMove(cur, mv) ? abandonMove(m, mv.partition) : m;
         return { metadata: next, changed: next !== m };
       })
       .then(
@@ -269,16 +309,19 @@ export class ReplicaMover {
     const log = this.ctx.log;
     const change = this.deps.change;
     try {
-      const g = this.deps.metadata()?.table.groups.find((x) => x.partition === mv.partition);
+      // Each step re-reads the move through the metadata group (only while this server leads it) and
+      // replaces only the configuration that read names (compare-and-set in the group).
+      const fresh = await confirmMove(change, group, mv, mv.fence, this.unsafeHeld());
+      const g = expectedConfiguration(fresh, mv.partition);
       if (!g) throw new BadRequestError({ field: 'partition', problem: `partition ${mv.partition} is gone` });
+      const fenced = without(g.replicas, mv.from);
       let fence = mv.fence;
       if (fence === undefined) {
-        const without = g.replicas.filter((r) => r !== mv.from);
         log.info(
-          { ...mv },
+          { ...mv, expect: g },
           `partition ${mv.partition}: removing node ${mv.from}'s unreadable replica before it rejoins`,
         );
-        const removed = await reconfigurer.reconfigure(mv.partition, without);
+        const removed = await reconfigurer.reconfigure(mv.partition, fenced, g);
         fence = removed.configId;
         const f = fence;
         await change(group, (m) => {
@@ -287,8 +330,12 @@ export class ReplicaMover {
         });
         // The member may pull no metadata version while the move is fenced (re-adding it takes ~0.2 s):
         // `finishRejoin` keeps the fence in the metadata's `rejoined` record for the member's token.
+        await confirmMove(change, group, mv, fence, this.unsafeHeld());
       }
-      const added = await reconfigurer.reconfigure(mv.partition, g.replicas);
+      const added = await reconfigurer.reconfigure(mv.partition, g.replicas, {
+        configId: fence,
+        replicas: fenced,
+      });
       await change(group, (m) => ({
         metadata: finishRejoin(m, mv.partition, added.configId),
         changed: true,

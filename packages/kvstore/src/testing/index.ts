@@ -15,6 +15,8 @@ export {
   noteBankWrites,
 } from './bank.js';
 export {
+  GroupCluster,
+  type GroupClusterOptions,
   type GroupSimulationOptions,
   type GroupSimulationResult,
   simulateGroup,
