@@ -39,7 +39,11 @@ export function expectedConfiguration(m: ClusterMetadata, partition: number): Gr
  */
 export function sameMove(a: ReplicaMove, b: ReplicaMove): boolean {
   return (
-    a.partition === b.partition && a.from === b.from && a.to === b.to && a.reason === b.reason && a.token === b.token
+    a.partition === b.partition &&
+    a.from === b.from &&
+    a.to === b.to &&
+    a.reason === b.reason &&
+    a.token === b.token
   );
 }
 

@@ -73,7 +73,10 @@ async function staleRejoin(o: Options) {
       authRequired: false,
       tls: undefined,
     } satisfies ServerContext;
-    const watch = { suspectedForMs: () => 0, upForMs: () => Number.MAX_SAFE_INTEGER } as unknown as MemberWatch;
+    const watch = {
+      suspectedForMs: () => 0,
+      upForMs: () => Number.MAX_SAFE_INTEGER,
+    } as unknown as MemberWatch;
     const m = new ReplicaMover(ctx, {
       requests: () => ({}) as RequestPath,
       watch,
