@@ -15,6 +15,7 @@ import type { Codec } from '../codec/msgpack.js';
 import {
   BackpressureError,
   ConnectionClosedError,
+  errorToWire,
   FrameTooLargeError,
   InternalError,
   isPaxkvError,
@@ -369,6 +370,15 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
       this.config.handshakeTimeoutMs,
     );
     timer.unref?.();
+    // A frame that cannot be decoded before the handshake completed (garbage from a stranger): no hook can
+    // make sense of it, and the application's own protocolError handling starts only after the handshake.
+    // Refuse at once with an error reply (as a stranger's oversized frame), instead of holding the
+    // connection until handshakeTimeoutMs.
+    const onProtocolError = (e: PaxkvError) => {
+      if (e.code === 'TRUNCATED_FRAME' || this.refusing || !this.isOpen) return;
+      this.refuse({ type: 'error', ...errorToWire(e, null) }, e);
+    };
+    this.on('protocolError', onProtocolError);
     const next = async (consume: boolean): Promise<unknown> => {
       for (;;) {
         const q = this.held;
@@ -395,6 +405,7 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
       throw e;
     } finally {
       clearTimeout(timer);
+      this.off('protocolError', onProtocolError);
     }
   }
 

@@ -5,7 +5,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeFrame } from '../codec/framing.js';
+import { encodeFrame, FrameDecoder } from '../codec/framing.js';
 import { UnavailableError } from '../errors.js';
 import type { FramedConnection } from './framed-connection.js';
 import { type BudgetHolder, InboundBudget } from './inbound-budget.js';
@@ -34,6 +34,11 @@ function raw(port: number): Promise<Socket & { closedByServer: Promise<void> }> 
     s.once('error', reject);
     cleanups.push(() => s.destroy());
   });
+}
+
+/** Every frame in `bytes`. */
+function decodeFrames(bytes: Buffer): unknown[] {
+  return [...new FrameDecoder().push(bytes)].map((f) => (f.ok ? f.value : f));
 }
 
 async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -182,6 +187,23 @@ describe('TransportServer limits', () => {
     expect(messages[1]).toEqual(big);
     expect(conns.at(-1)!.inboundLimits).toEqual({ maxFrameBytes: 16 << 20, maxItemsPerFrame: 10_000 });
     expect(errors).toHaveLength(2);
+  });
+
+  it('refuses a frame it cannot decode during the handshake at once, with an error reply', async () => {
+    // A hook that waits for a first message forever (the handshake timeout is far beyond the test's).
+    const { conns, port } = await startServer({
+      handshakeTimeoutMs: 600_000,
+      handshake: async (channel) => channel.receive(),
+    });
+    const stranger = await raw(port);
+    const replies: Buffer[] = [];
+    stranger.on('data', (d: Buffer) => replies.push(d));
+    stranger.write(Uint8Array.of(0, 0, 0, 1, 0xc1)); // 0xc1 is never msgpack
+    await stranger.closedByServer;
+    const reply = decodeFrames(Buffer.concat(replies));
+    // The wire code of a DecodeError, as the application answers one after the handshake.
+    expect(reply).toMatchObject([{ type: 'error', id: null, code: 'BAD_REQUEST' }]);
+    expect(conns).toHaveLength(0); // never handed to the application
   });
 
   it('gives a trusted connection full frames and no value limit', async () => {
