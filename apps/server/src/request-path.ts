@@ -1,22 +1,3 @@
-/**
- * The request path: every client request, whichever front-end received it (the native port, a peer that
- * forwarded it, later the RESP port), runs through {@link RequestPath.execute}. The request is already
- * validated at the boundary (the front-end parsed it against the protocol schema and its size limits);
- * nothing here checks it again.
- *
- * A partition's operation runs on the local replica of its group when this server hosts one, and is
- * forwarded to the group's leader otherwise (or when the local replica names another leader). The one
- * forward-and-retry policy of the server lives in {@link RequestPath.routeToPartition}:
- * - retry on NO_LEADER / NOT_LEADER without a hint and on unreachable targets, with capped exponential
- *   backoff, until the request timeout;
- * - follow NOT_LEADER hints at once; remember the last leader seen per partition;
- * - a request forwarded by a peer is never forwarded again (its NOT_LEADER goes back to the forwarder,
- *   which follows the hint): no forwarding loops;
- * - an outcome that is unknown (sent, no answer) is retried only when the operation is retry-safe (a
- *   read, or a write with a session); otherwise the client gets a TIMEOUT saying it may have applied.
- */
-
-import type { ClusterStatus } from '@paxkv/common';
 import {
   BadRequestError,
   type ClientRequest,
@@ -26,7 +7,6 @@ import {
   isReadOnlyOp,
   type KvRequest,
   type KvResult,
-  type MemberRequest,
   type NodeId,
   NoLeaderError,
   NotReadyError,
@@ -37,9 +17,20 @@ import {
   UnavailableError,
 } from '@paxkv/common';
 import { type ServerContext, sleep } from './context.js';
-import type { GroupHost } from './group-lifecycle.js';
-import type { ReplicaGroupPort } from './group-port.js';
-import type { PeerLinks } from './peers.js';
+import {
+  codeOf,
+  leaderHintOf,
+  type PartitionOperation,
+  type RequestOrigin,
+  type RequestPathDeps,
+} from './request-path-types.js';
+
+export {
+  codeOf,
+  type PartitionOperation,
+  type RequestOrigin,
+  type RequestPathDeps,
+} from './request-path-types.js';
 
 /**
  * How long a request waits for an isolated local replica (one that cannot reach a majority of its
@@ -53,70 +44,16 @@ export const ISOLATION_GRACE_TICKS = 15;
 const RETRY_BACKOFF_MIN_MS = 10;
 const RETRY_BACKOFF_MAX_MS = 200;
 
-/** Where a request came from. */
-export interface RequestOrigin {
-  /** True when a peer forwarded the request (then it is never forwarded again). */
-  readonly forwarded: boolean;
-}
-
-/** One operation on one partition, as {@link RequestPath.routeToPartition} runs it. */
-export interface PartitionOperation<T> {
-  readonly partition: number;
-  /** The group's replicas, for a group outside the lookup table (default: the table's group). */
-  readonly replicas?: readonly NodeId[];
-  /** Name for errors and logs (`put`, `txn`, ...). */
-  readonly name: string;
-  /** True if running it twice is harmless (a read, or a write with a session). */
-  readonly retrySafe: boolean;
-  /** True if the request came from a peer (never forwarded again). */
-  readonly forwarded: boolean;
-  /**
-   * True if only the group's leader can run it (anything but a stale read): a local follower that
-   * knows the leader then forwards at once instead of running it to be refused `NOT_LEADER` (building
-   * that error, with its stack trace, on every request of a client whose leader cache is stale cost
-   * several percent of a loaded server's CPU). Default false: the local replica is always asked.
-   */
-  readonly leaderOnly?: boolean;
-  /** Runs it on the local replica of the group. Rejects with the group's typed errors. */
-  readonly runLocal: (group: ReplicaGroupPort) => Promise<T>;
-  /** The request to send to another replica when forwarding (its `id` is replaced per link). */
-  readonly wire: ClientRequest;
-  /** The result carried by a success reply from a peer, or undefined if `reply` is not a success. */
-  readonly fromReply: (reply: ServerResponse) => T | undefined;
-}
-
-/** What {@link RequestPath} needs from the rest of the server. */
-export interface RequestPathDeps {
-  readonly groups: GroupHost;
-  readonly peers: PeerLinks;
-  /** This server's view of the cluster, for `status`. Throws NOT_READY before it has a node id. */
-  readonly statusReport: () => ClusterStatus;
-  /** Answers `member.list|add|remove` (see `metadata-group.ts`); never rejects. */
-  readonly memberRequest: (request: MemberRequest, origin: RequestOrigin) => Promise<ServerResponse>;
-}
-
-/** The typed error code of anything thrown (`INTERNAL` when it has none). */
-export function codeOf(e: unknown): string {
-  return e instanceof PaxkvError
-    ? e.code
-    : typeof e === 'object' && e !== null && 'code' in e
-      ? String((e as { code: unknown }).code)
-      : 'INTERNAL';
-}
-
 const staleResult = (result: KvResult): { result: KvResult; stale: boolean } => ({ result, stale: true });
 const linearizableResult = (result: KvResult): { result: KvResult; stale: boolean } => ({
   result,
   stale: false,
 });
 
-function leaderHintOf(e: unknown): NodeId | null {
-  if (typeof e !== 'object' || e === null) return null;
-  const hint = (e as { leaderHint?: { node?: unknown } }).leaderHint;
-  if (hint && typeof hint.node === 'number') return hint.node;
-  const leader = (e as { leader?: unknown }).leader;
-  return typeof leader === 'number' ? leader : null;
-}
+/** {@link RequestPath}'s marker for "no local attempt failed yet". */
+const NO_FAILURE: unique symbol = Symbol('no failure');
+/** A failed local attempt that is retried after a wait. */
+const RETRY: unique symbol = Symbol('retry');
 
 /** See the module comment. */
 export class RequestPath {
@@ -132,7 +69,33 @@ export class RequestPath {
    * replies carrying the request's id). Records the operation's latency and result in the metrics.
    * This is the entry point for every front-end.
    */
-  async execute(request: ClientRequest, origin: RequestOrigin): Promise<ServerResponse> {
+  execute(request: ClientRequest, origin: RequestOrigin): Promise<ServerResponse> {
+    // The hot case without an async frame: the group's answer becomes the reply in one `.then`.
+    if (request.type === 'kv') return this.executeKvRequest(request, origin.forwarded);
+    return this.executeOther(request, origin);
+  }
+
+  private executeKvRequest(request: KvRequest, forwarded: boolean): Promise<ServerResponse> {
+    const metrics = this.ctx.metrics;
+    const started = this.ctx.now();
+    const op = request.op.op;
+    return this.executeKv(request, forwarded).then(
+      (r): ServerResponse => {
+        if (!forwarded)
+          metrics.observeKvResult(r.result, request.op.op === 'txn' ? request.op.compare.length : 0);
+        metrics.observeOp(op, 'ok', (this.ctx.now() - started) / 1000);
+        return r.stale
+          ? { type: 'kv.ok', id: request.id, result: r.result, stale: true }
+          : { type: 'kv.ok', id: request.id, result: r.result };
+      },
+      (e: unknown): ServerResponse => {
+        metrics.observeOp(op, codeOf(e), (this.ctx.now() - started) / 1000);
+        return errorMessage(e, request.id);
+      },
+    );
+  }
+
+  private async executeOther(request: ClientRequest, origin: RequestOrigin): Promise<ServerResponse> {
     const ctx = this.ctx;
     const started = ctx.now();
     const op = request.type === 'kv' ? request.op.op : request.type;
@@ -170,13 +133,8 @@ export class RequestPath {
             return reply;
           }
           break;
-        case 'kv': {
-          const r = await this.executeKv(request, origin.forwarded);
-          if (!origin.forwarded)
-            ctx.metrics.observeKvResult(r.result, request.op.op === 'txn' ? request.op.compare.length : 0);
-          reply = { type: 'kv.ok', id: request.id, result: r.result, ...(r.stale ? { stale: true } : {}) };
-          break;
-        }
+        case 'kv':
+          return this.executeKvRequest(request, origin.forwarded);
       }
       ctx.metrics.observeOp(op, 'ok', (ctx.now() - started) / 1000);
     } catch (e) {
@@ -223,7 +181,26 @@ export class RequestPath {
    * the retry policy of the module comment, until the request timeout. Throws the typed error the client
    * should see.
    */
-  async routeToPartition<T>(op: PartitionOperation<T>): Promise<T> {
+  routeToPartition<T>(op: PartitionOperation<T>): Promise<T> {
+    const ctx = this.ctx;
+    if (!ctx.table)
+      return Promise.reject(
+        new NotReadyError({ reason: 'the cluster has not started yet: no lookup table' }),
+      );
+    const started = ctx.now();
+    // The common case on a leader: its local replica leads and reaches its majority. One attempt,
+    // without the retry loop's state; a failure continues in the loop as a failed local attempt.
+    const local = this.deps.groups.get(op.partition);
+    if (local !== undefined && local.configuration !== null && local.role === 'leader' && !local.isolated)
+      return op.runLocal(local).catch((e: unknown) => this.route(op, started, e));
+    return this.route(op, started, NO_FAILURE);
+  }
+
+  /**
+   * The retry loop of {@link RequestPath.routeToPartition}, entered at `started` with the failure of a
+   * first local attempt (or {@link NO_FAILURE}).
+   */
+  private async route<T>(op: PartitionOperation<T>, started: number, localFailure: unknown): Promise<T> {
     const ctx = this.ctx;
     const { partition, forwarded, retrySafe } = op;
     const table = ctx.table;
@@ -236,7 +213,6 @@ export class RequestPath {
       new TimeoutError({
         operation: `${op.name} on partition ${partition} (${why}; it may or may not have been applied)`,
       });
-    const started = ctx.now();
     const deadline = started + ctx.config.requestTimeoutMs;
     const isolationGraceMs = ISOLATION_GRACE_TICKS * ctx.config.tickMs;
     const isolationDeadline = started + isolationGraceMs;
@@ -247,12 +223,35 @@ export class RequestPath {
       await sleep(Math.min(backoff, Math.max(0, deadline - ctx.now())));
       backoff = Math.min(RETRY_BACKOFF_MAX_MS, backoff * 2);
     };
+    // What a failed local attempt leads to: the hinted leader to forward to, or RETRY (after a wait).
+    // Throws what the client should see when retrying cannot help.
+    const afterLocalFailure = (e: unknown): NodeId | typeof RETRY => {
+      lastError = e;
+      const code = codeOf(e);
+      const hint = leaderHintOf(e);
+      if (code === 'NOT_LEADER' && hint !== null && hint !== ctx.nodeId) {
+        if (forwarded) throw e;
+        return hint;
+      }
+      if (code === 'NOT_LEADER' || code === 'NO_LEADER') return RETRY;
+      if ((code === 'TIMEOUT' || code === 'UNAVAILABLE') && retrySafe) return RETRY;
+      throw e;
+    };
     while (ctx.now() < deadline && !ctx.stopping) {
       // A joining replica (a move to this server, not started yet) serves nothing: forward instead.
       const hosted = this.deps.groups.get(partition);
       const local = hosted?.configuration === null ? undefined : hosted;
       let target: NodeId | null = null;
-      if (local?.isolated) {
+      if (localFailure !== NO_FAILURE) {
+        // The fast path's local attempt failed (see routeToPartition).
+        const next = afterLocalFailure(localFailure);
+        localFailure = NO_FAILURE;
+        if (next === RETRY) {
+          await wait();
+          continue;
+        }
+        target = next;
+      } else if (local?.isolated) {
         // This server cannot reach the group's majority: neither the local replica nor a forward can
         // serve. Give it one election timeout to reconnect (counted from when it became isolated, or
         // from the request's arrival), then refuse so the client goes elsewhere.
@@ -280,21 +279,12 @@ export class RequestPath {
         try {
           return await op.runLocal(local);
         } catch (e) {
-          lastError = e;
-          const code = codeOf(e);
-          const hint = leaderHintOf(e);
-          if (code === 'NOT_LEADER' && hint !== null && hint !== ctx.nodeId) {
-            if (forwarded) throw e;
-            target = hint;
-          } else if (code === 'NOT_LEADER' || code === 'NO_LEADER') {
+          const next = afterLocalFailure(e);
+          if (next === RETRY) {
             await wait();
             continue;
-          } else if ((code === 'TIMEOUT' || code === 'UNAVAILABLE') && retrySafe) {
-            await wait();
-            continue;
-          } else {
-            throw e;
           }
+          target = next;
         }
       } else {
         if (forwarded) {
