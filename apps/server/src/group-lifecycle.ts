@@ -295,7 +295,7 @@ export class GroupHost {
     return true;
   }
 
-  /** A paxos message from peer `from` for `partition` (already checked structurally). */
+  /** A paxos message from peer `from` for `partition` that passed `checkPaxosMessage` (see `PaxosMessageCheck`). */
   deliver(partition: number, from: NodeId, message: unknown): void {
     this.get(partition)?.handle(from, message);
   }

@@ -18,7 +18,10 @@ export interface ReplicaGroupPort {
     op: KvOp,
     options: { readonly session?: Session; readonly consistency: Consistency },
   ): Promise<KvResult>;
-  /** A paxos message from replica `from` (already structurally checked). */
+  /**
+   * A paxos message from replica `from` that passed the server's {@link PaxosMessageCheck} (the group
+   * may skip the validation that check already did: it is the boundary).
+   */
   handle(from: NodeId, message: unknown): void;
   /** One unit of time passed. */
   tick(): void;
@@ -183,7 +186,9 @@ export type GroupFactory = (spec: GroupSpec) => Promise<ReplicaGroupPort>;
 /**
  * Check of a paxos message from replica `from` on the peer path (the paxos package's own validation:
  * shape, bounds of every round and index, sender). Returns null when the message may be handled, else
- * the reason it must be dropped (a metric label, e.g. `out-of-bounds`).
+ * the reason it must be dropped (a metric label, e.g. `out-of-bounds`). It is the ONE validation of a
+ * peer's message: groups take what it passed without checking it again (`ReplicaGroupPort.handle`), so
+ * it must be at least as strict as the group's own check (`checkGroupMessage` for kvstore groups).
  */
 export type PaxosMessageCheck = (from: NodeId, message: unknown) => string | null;
 

@@ -9,11 +9,11 @@
 import { dirname, join } from 'node:path';
 import type { Consistency, KvOp, KvResult, NodeId, Session } from '@paxkv/common';
 import {
+  type CheckedGroupMessage,
   type ConfigurationEvent,
   CorruptDataError,
   checkGroupMessage,
   DEFAULT_TRANSFER_BUDGET_BYTES,
-  type GroupMessage,
   GroupStorage,
   isKvLogEntry,
   type KvCommand,
@@ -72,7 +72,9 @@ class KvstoreGroup implements ReplicaGroupPort {
     return this.group.submit(op, options).then(resultOf);
   }
   handle(from: NodeId, message: unknown): void {
-    this.group.handle(from, message as GroupMessage<KvCommand>);
+    // GroupHost.deliver's one caller (inbound-peers.ts) hands on only messages that passed
+    // paxosMessageCheck (checkGroupMessage): the group does not validate them again.
+    this.group.handleChecked(from, message as CheckedGroupMessage<KvCommand>);
   }
   tick(): void {
     this.group.tick();

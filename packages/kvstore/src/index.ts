@@ -22,6 +22,7 @@ export {
   type SubmitResult,
 } from './replica-group.js';
 export {
+  type CheckedGroupMessage,
   checkGroupMessage,
   DEFAULT_SNAPSHOT_TRANSFER_CONFIG,
   DEFAULT_TRANSFER_BUDGET_BYTES,

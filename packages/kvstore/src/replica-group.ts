@@ -27,6 +27,7 @@ import {
 } from '@paxkv/common';
 import {
   type Ballot,
+  type Checked,
   type DecidedItem,
   type HeldConfig,
   InvalidArgumentError,
@@ -54,6 +55,7 @@ import { EarlyAccepts, type LateMessages } from './early-accepts.js';
 import { LeaseClock } from './leases.js';
 import { ownStrings } from './own.js';
 import {
+  type CheckedGroupMessage,
   type GroupMessage,
   isSnapshotTransferMessage,
   SnapshotTransfer,
@@ -854,13 +856,26 @@ export class ReplicaGroup {
 
   /** A peer message arrived. Messages that are malformed for the current state are ignored by the core. */
   handle(from: NodeId, message: GroupMessage<KvCommand>): void {
+    if (isSnapshotTransferMessage(message)) this.handleChecked(from, message);
+    else if (validateReconfigMessage(from, message).ok)
+      this.handleChecked(from, message as Checked<ReconfigMessage<KvCommand>>);
+    else if (!this.fatal && !this.closed)
+      this.logger.warn({ partition: this.partition, from }, 'malformed paxos message dropped');
+  }
+
+  /**
+   * {@link ReplicaGroup.handle} for a message that already passed `checkGroupMessage` (the server's
+   * boundary check): the paxos envelope and message are not validated again (see `Checked` of
+   * `@paxkv/paxos`); the log entries' commands and a snapshot's state, which only this package can
+   * read, still are.
+   */
+  handleChecked(from: NodeId, message: CheckedGroupMessage<KvCommand>): void {
     if (this.fatal || this.closed) return;
-    if (isSnapshotTransferMessage(message)) {
+    if (message.type === 'SnapshotChunk' || message.type === 'SnapshotAck') {
       this.handleTransfer(from, message);
       return;
     }
     if (
-      !validateReconfigMessage(from, message).ok ||
       !carriesOnlyLogEntries(message) ||
       !this.carriesValidSnapshot(message.type === 'Paxos' ? message.msg : message)
     ) {
@@ -872,7 +887,7 @@ export class ReplicaGroup {
     // The entries stay in the log until the next snapshot: copy them out of the decoded message.
     ownStrings(entriesOf(message));
     try {
-      this.paxos.handle(from, message);
+      this.paxos.handleChecked(from, message);
     } catch (e) {
       this.logger.warn({ partition: this.partition, from, err: String(e) }, 'paxos message rejected');
     }

@@ -27,6 +27,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { resolveDecodeLimits, scanMsgpack } from '@paxkv/common';
 import {
   type Ballot,
+  type Checked,
   isBallot,
   MAX_LOG_INDEX,
   MAX_ROUND,
@@ -180,6 +181,12 @@ export type SnapshotTransferMessage = SnapshotChunk | SnapshotChunkAck;
 
 /** Any message between the replicas of a group: a reconfiguration message or a transfer message. */
 export type GroupMessage<T> = ReconfigMessage<T> | SnapshotTransferMessage;
+
+/**
+ * A {@link GroupMessage} that passed {@link checkGroupMessage} (a transfer message within its bounds, or
+ * a reconfiguration message `validateReconfigMessage` accepted), for `ReplicaGroup.handleChecked`.
+ */
+export type CheckedGroupMessage<T> = Checked<ReconfigMessage<T>> | SnapshotTransferMessage;
 
 function isCount(x: unknown, max = Number.MAX_SAFE_INTEGER): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 && x <= max;

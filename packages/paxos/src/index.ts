@@ -31,6 +31,7 @@ export {
   type Accept,
   type Accepted,
   type AcceptSync,
+  type Checked,
   type Decide,
   type Forward,
   type HeartbeatReply,

@@ -7,6 +7,7 @@ import { isNodeId, type NodeId } from './ballot.js';
 import { type PaxosConfig, resolveConfig } from './config.js';
 import { InvalidArgumentError, NoLeaderError, PaxosConfigError, StoppedError } from './errors.js';
 import {
+  type Checked,
   isPaxosMessage,
   MAX_LOG_INDEX,
   type PaxosMessage,
@@ -99,7 +100,7 @@ function isCount(x: unknown): x is number {
 
 /** Outcome of {@link validateReconfigMessage}: the inner Paxos message's verdict, or the envelope's. */
 export type ReconfigMessageValidation =
-  | { readonly ok: true; readonly message: ReconfigMessage<unknown> }
+  | { readonly ok: true; readonly message: Checked<ReconfigMessage<unknown>> }
   | Extract<PaxosMessageValidation, { ok: false }>;
 
 /**
@@ -115,7 +116,7 @@ export function validateReconfigMessage(from: number, x: unknown): ReconfigMessa
     const v = validatePaxosMessage(from, x.msg);
     if (!v.ok) return v;
   }
-  return { ok: true, message: x };
+  return { ok: true, message: x as Checked<ReconfigMessage<unknown>> };
 }
 
 /**
@@ -437,7 +438,16 @@ export class ReconfigurablePaxos<T> {
 
   /** Handles a peer's message; malformed or stale ones are ignored (never thrown on). */
   handle(from: NodeId, message: ReconfigMessage<T>): void {
-    if (!isNodeId(from) || from === this.pid || !validateReconfigMessage(from, message).ok) return;
+    if (!validateReconfigMessage(from, message).ok) return;
+    this.handleChecked(from, message as Checked<ReconfigMessage<T>>);
+  }
+
+  /**
+   * {@link ReconfigurablePaxos.handle} for a message that already passed `validateReconfigMessage`
+   * (see {@link Checked}): neither the envelope nor the Paxos message it wraps is checked again.
+   */
+  handleChecked(from: NodeId, message: Checked<ReconfigMessage<T>>): void {
+    if (!isNodeId(from) || from === this.pid) return;
     if (message.type === 'Paxos') this.heard(from, message.config);
     switch (message.type) {
       case 'Paxos':
@@ -681,10 +691,11 @@ export class ReconfigurablePaxos<T> {
     });
   }
 
-  private handlePaxos(from: NodeId, m: ConfigPaxosMessage<T>): void {
+  private handlePaxos(from: NodeId, m: Checked<ConfigPaxosMessage<T>>): void {
     const i = this.instance(m.config);
     if (i) {
-      i.paxos.handle(from, m.msg);
+      // The envelope was validated with the message it wraps (validateReconfigMessage).
+      i.paxos.handleChecked(from, m.msg as Checked<PaxosMessage<LogEntry<T>>>);
       return;
     }
     if (m.config > this.floor) {

@@ -28,7 +28,7 @@ import type {
   ReadIndexReply,
   ReadIndexRequest,
 } from './messages.js';
-import { isPaxosMessage } from './messages.js';
+import { type Checked, isPaxosMessage } from './messages.js';
 import { isMemberList, isStopSign, type LogEntry, makeStopSign, type StopSign } from './stop-sign.js';
 import type { Snapshot, Storage } from './storage.js';
 
@@ -372,7 +372,16 @@ export class SequencePaxos<T> {
    * for bad input.
    */
   handle(from: NodeId, message: PaxosMessage<LogEntry<T>>): void {
-    if (!this.peerSet.has(from) || !isPaxosMessage(message)) return;
+    if (isPaxosMessage(message)) this.handleChecked(from, message as Checked<PaxosMessage<LogEntry<T>>>);
+  }
+
+  /**
+   * {@link SequencePaxos.handle} for a message that already passed validation (see {@link Checked}):
+   * its shape and bounds are not checked again. Messages from unknown peers and stale messages are
+   * still ignored.
+   */
+  handleChecked(from: NodeId, message: Checked<PaxosMessage<LogEntry<T>>>): void {
+    if (!this.peerSet.has(from)) return;
     switch (message.type) {
       case 'Prepare':
       case 'AcceptSync':
