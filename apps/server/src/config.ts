@@ -137,6 +137,19 @@ export const serverConfigSchema = z
      * five paxos heartbeat rounds at the default tick. Both ends send a keepalive when idle.
      */
     linkLivenessMs: positiveInt.min(20).default(500),
+    /**
+     * Frames of at most this many bytes from an AUTHENTICATED peer (one that proved the cluster token or
+     * presented a server certificate of the cluster CA) are decoded without the msgpack pre-scan, which
+     * costs about as much as decoding a small frame; larger frames, clients and unauthenticated peers are
+     * always scanned. Bound: such a frame decodes to at most ~192 times its size (12 MiB at the
+     * default). 0 scans every frame. Default 65 536.
+     */
+    trustedPeerFrameBytes: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(1024 * 1024)
+      .default(64 * 1024),
     /** An idle link between two servers sends a keepalive after this many ms. Default 100 ms. */
     linkKeepaliveMs: positiveInt.default(100),
     /**

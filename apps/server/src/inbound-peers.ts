@@ -161,6 +161,10 @@ export class PeerTraffic {
           livenessTimeoutMs: this.ctx.config.linkLivenessMs,
           keepaliveIntervalMs: this.ctx.config.linkKeepaliveMs,
         });
+        // A peer that proved who it is (`authorized` required the token or the certificate) sends its
+        // small frames unscanned (`trustedPeerFrameBytes`); without either, every frame is scanned.
+        if (!UNSAFE_PEER_AUTH_OFF && (this.ctx.authRequired || this.ctx.tls !== undefined))
+          conn.socket.trustPayloads(this.ctx.config.trustedPeerFrameBytes);
         return true;
       }
       case 'paxos':

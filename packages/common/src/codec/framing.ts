@@ -128,6 +128,7 @@ export class FrameSplitter {
   private failure: FrameTooLargeError | undefined;
   private inspector: PayloadInspector | undefined; // of the frame in progress
   private nextInspector: PayloadInspector | undefined;
+  private uninspectedMax = 0;
   private inspectedFlag = false;
 
   /**
@@ -155,6 +156,18 @@ export class FrameSplitter {
   /** Shows payloads to `inspector` as they arrive (undefined: none), from the next frame on. */
   setInspector(inspector: PayloadInspector | undefined): void {
     this.nextInspector = inspector;
+  }
+
+  /**
+   * Payloads of at most `bytes` bytes are not shown to the inspector from the next frame on (0, the
+   * default: every payload is); larger ones still are. For a sender the receiver trusts (see
+   * {@link FrameDecoder.trustPayloadsUpTo}).
+   * @throws RangeError if `bytes` is not a non-negative safe integer.
+   */
+  setUninspectedMax(bytes: number): void {
+    if (!Number.isSafeInteger(bytes) || bytes < 0)
+      throw new RangeError(`the uninspected payload size must be a non-negative integer, got ${bytes}`);
+    this.uninspectedMax = bytes;
   }
 
   /** Whether the payload just handed to the sink was shown whole to an inspector (and passed it). */
@@ -211,7 +224,7 @@ export class FrameSplitter {
         }
         this.expected = size;
         this.got = 0;
-        this.inspector = size > 0 ? this.nextInspector : undefined;
+        this.inspector = size > this.uninspectedMax ? this.nextInspector : undefined;
         this.inspector?.begin(size);
       }
       const k = Math.min(this.expected - this.got, len - i);
@@ -306,6 +319,7 @@ export class FrameDecoder {
   private readonly splitter: FrameSplitter;
   private readonly codec: Codec;
   private maxItems = 0;
+  private trustedMax = 0;
   private scanner: MsgpackScanner | undefined;
 
   /** @param options `maxFrameBytes` (default 16 MiB), `codec` (default msgpack), `maxItemsPerFrame` (default 0: none). */
@@ -350,6 +364,20 @@ export class FrameDecoder {
     }
   }
 
+  /**
+   * Decodes payloads of at most `bytes` bytes without the codec's pre-scan (`Codec.decodeScanned`), from
+   * the next frame on; larger payloads are scanned as before. Only for a sender that proved who it is
+   * (a server's authenticated peer): a payload decoded unscanned may take up to ~192 times its size in
+   * heap (msgpackr's worst case, an array of empty binaries), and a nesting deeper than the scan's
+   * `maxDepth` fails as a `DecodeError` only once msgpackr's recursion overflows the stack. 0 (the
+   * default) scans every payload. No effect with a codec that has no pre-scan.
+   * @throws RangeError if `bytes` is not a non-negative safe integer.
+   */
+  trustPayloadsUpTo(bytes: number): void {
+    this.splitter.setUninspectedMax(bytes);
+    this.trustedMax = bytes;
+  }
+
   /** Feeds a chunk; returns the messages (or per-frame errors) it completes. */
   push(chunk: Uint8Array): FrameResult<unknown>[] {
     const out: FrameResult<unknown>[] = [];
@@ -364,8 +392,10 @@ export class FrameDecoder {
   feed(chunk: Uint8Array, sink: FrameSink<unknown>): void {
     this.splitter.feed(chunk, (f) => {
       if (!f.ok) return sink(f);
-      const scanned = this.splitter.inspected && this.codec.decodeScanned !== undefined;
-      return sink(scanned ? this.codec.decodeScanned!(f.value) : this.codec.decode(f.value));
+      const skip =
+        (this.splitter.inspected || f.value.length <= this.trustedMax) &&
+        this.codec.decodeScanned !== undefined;
+      return sink(skip ? this.codec.decodeScanned!(f.value) : this.codec.decode(f.value));
     });
   }
 

@@ -136,3 +136,46 @@ describe('FrameDecoder with the incremental scan', () => {
     expect(r[0]!.ok === false && r[0]!.error.message).toMatch(/2 trailing bytes/);
   });
 });
+
+describe('FrameDecoder.trustPayloadsUpTo (an authenticated sender)', () => {
+  // 20 000 empty maps in 20 KB: over maxExpansion (72 B of heap per byte), refused by the scan.
+  const bomb = framed(arrayOf(20_000, [0x80]));
+  const outcome = (d: FrameDecoder, bytes: Uint8Array) =>
+    d.push(bytes).map((r) => (r.ok ? 'ok' : r.error.code));
+
+  it('decodes small frames without the scan, and still scans larger ones', () => {
+    const d = new FrameDecoder();
+    expect(outcome(d, bomb)).toEqual(['DECODE_FAILED']);
+    d.trustPayloadsUpTo(64 * 1024);
+    // The scan would refuse it: decoded, so it was not scanned.
+    expect(outcome(d, bomb)).toEqual(['ok']);
+    expect(d.push(encodeFrame({ type: 'paxos', n: 1 }))).toEqual([
+      { ok: true, value: { type: 'paxos', n: 1 } },
+    ]);
+    // Above the trusted size the scan applies as before, chunk by chunk.
+    const big = framed(arrayOf(100_000, [0x80]));
+    expect(outcome(d, big.subarray(0, 32 * 1024))).toEqual(['DECODE_FAILED']);
+    expect(outcome(d, big.subarray(32 * 1024))).toEqual([]);
+    d.trustPayloadsUpTo(0);
+    expect(outcome(d, bomb)).toEqual(['DECODE_FAILED']);
+  });
+
+  it('still refuses a payload that is not msgpack', () => {
+    const d = new FrameDecoder();
+    d.trustPayloadsUpTo(1024);
+    expect(outcome(d, framed(new Uint8Array([0xc1])))).toEqual(['DECODE_FAILED']);
+    expect(outcome(d, framed(new Uint8Array([0x92, 0x01])))).toEqual(['DECODE_FAILED']);
+  });
+
+  it('refuses a nesting bomb of the trusted size (the stack overflow is caught) and decodes on', () => {
+    const d = new FrameDecoder();
+    d.trustPayloadsUpTo(64 * 1024);
+    const nested = new Uint8Array(64 * 1024);
+    nested.fill(0x91, 0, nested.length - 1);
+    nested[nested.length - 1] = 0x01;
+    expect(outcome(d, framed(nested))).toEqual(['DECODE_FAILED']);
+    expect(d.push(encodeFrame({ type: 'x', a: [1, 2] }))).toEqual([
+      { ok: true, value: { type: 'x', a: [1, 2] } },
+    ]);
+  });
+});

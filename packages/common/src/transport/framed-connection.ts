@@ -272,6 +272,16 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   }
 
   /**
+   * Decodes this connection's frames of at most `bytes` bytes without the msgpack pre-scan, from the next
+   * frame on (larger frames are still scanned as they arrive). Only for a connection whose other side
+   * proved who it is (a server's peer that holds the cluster token or a CA-signed server certificate):
+   * see {@link FrameDecoder.trustPayloadsUpTo} for what it costs in bounds. 0 scans every frame again.
+   */
+  trustPayloads(bytes: number): void {
+    this.decoder.trustPayloadsUpTo(bytes);
+  }
+
+  /**
    * What the TLS handshake established about the other side (its certificate, whether the CA signed
    * it), or undefined on a plain TCP connection.
    */
