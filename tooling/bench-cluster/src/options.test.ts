@@ -39,6 +39,7 @@ describe('parseBenchArgs', () => {
       '--cpu-prof',
       '/tmp/prof',
       '--keep',
+      '--cluster-token',
     ]);
     expect(o.systems).toEqual(['etcd']);
     expect(o.workloads).toEqual(['put', 'cas']);
@@ -53,6 +54,8 @@ describe('parseBenchArgs', () => {
     expect(o.paxkvFsync).toBe('always');
     expect(o.cpuProfDir).toBe('/tmp/prof');
     expect(o.keepData).toBe(true);
+    expect(o.clusterToken).toBe(true);
+    expect(options([]).clusterToken).toBe(false);
   });
 
   it('parses the failover series, restart-all, stability, tick and baseline flags', () => {

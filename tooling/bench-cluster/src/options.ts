@@ -103,6 +103,11 @@ export interface BenchOptions {
    */
   readonly tls: boolean;
   /**
+   * `--cluster-token`: the paxkv servers run with a cluster token (peer links authenticated, as a
+   * production cluster must be) instead of `--insecure`. Default false (like etcd's side: no peer auth).
+   */
+  readonly clusterToken: boolean;
+  /**
    * `--reconfig`: instead of the table and figures, put throughput while one server of a 3-replica
    * cluster is replaced (reconfig-bench.ts). Default false.
    */
@@ -160,6 +165,7 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   keepData: false,
   paxkvFsync: 'batch',
   tls: false,
+  clusterToken: false,
   reconfig: false,
   reconfigFaults: ['remove', 'kill'],
   reconfigSteadyMs: 10_000,
@@ -204,6 +210,8 @@ cluster, one after the other, and drives each with the same Node load generator.
   --etcd-endpoints MODE   all (default: client balances over members, as etcdctl) | leader
   --paxkv-fsync MODE      batch (default) | always | never
   --cpu-prof DIR          run the paxkv servers under node --cpu-prof, profiles into DIR
+  --cluster-token         paxkv servers with a cluster token (authenticated peer links, as in
+                          production) instead of --insecure
   --tls                   the cost of TLS instead of the table and figures: each system plain, then
                           with TLS on client and peer traffic (throwaway CA); workloads default put,get
   --reconfig              put throughput while one server of a 3-replica cluster (4 servers) is
@@ -343,6 +351,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
         ? d.paxkvFsync
         : parseChoice(v['paxkv-fsync'], '--paxkv-fsync', ['always', 'batch', 'never'] as const),
     tls: v.tls === true,
+    clusterToken: v['cluster-token'] === true,
     reconfig: v.reconfig === true,
     reconfigFaults:
       v['reconfig-faults'] === undefined
@@ -409,6 +418,7 @@ function parseWithNode(argv: readonly string[]) {
       'cpu-prof': { type: 'string' },
       keep: { type: 'boolean' },
       tls: { type: 'boolean' },
+      'cluster-token': { type: 'boolean' },
       reconfig: { type: 'boolean' },
       'reconfig-faults': { type: 'string' },
       'reconfig-steady': { type: 'string' },

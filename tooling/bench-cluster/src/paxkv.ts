@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ClusterStatus, partitionOf } from '@paxkv/common';
@@ -77,6 +78,11 @@ export interface PaxkvClusterOptions {
    * (see tls.ts); the benchmark's clients and probes then dial TLS. Default false.
    */
   readonly tls?: boolean;
+  /**
+   * Run every server with one random cluster token (`--cluster-token-file` in the cluster's directory:
+   * authenticated peer links, as a production cluster must run) instead of `--insecure`. Default false.
+   */
+  readonly clusterToken?: boolean;
   /** More `paxkv-server` flags for every server (e.g. `--replace-after 5`). Default none. */
   readonly extraFlags?: readonly string[];
 }
@@ -152,6 +158,8 @@ async function startPaxkvClusterOnce(options: PaxkvClusterOptions): Promise<Paxk
   const servers: Server[] = [];
   try {
     const certs = options.tls === true ? await writeBenchCertificates(dir) : undefined;
+    const tokenFile = options.clusterToken === true ? join(dir, 'cluster-token') : undefined;
+    if (tokenFile !== undefined) writeFileSync(tokenFile, randomBytes(24).toString('hex'), { mode: 0o600 });
     for (const [i, address] of addresses.entries()) {
       const dataDir = join(dir, `node-${i + 1}`);
       mkdirSync(dataDir);
@@ -167,7 +175,8 @@ async function startPaxkvClusterOnce(options: PaxkvClusterOptions): Promise<Paxk
         httpPort: httpPorts[i],
         join: i > 0 ? addresses[0] : undefined,
         // Like etcd's side (no client auth, no peer auth): TLS, when asked, is in `extra`.
-        insecure: true,
+        insecure: tokenFile === undefined,
+        clusterTokenFile: tokenFile,
         extra: [
           ...(options.tickMs !== undefined ? ['--tick-ms', String(options.tickMs)] : []),
           ...(certs === undefined ? [] : paxkvTlsFlags(certs)),
@@ -238,6 +247,7 @@ class PaxkvCluster implements PaxkvLocalCluster {
       client: '@paxkv/client (one TCP connection per server, pipelined, routes to the group leader)',
       cpuProfile: options.cpuProfDir ?? false,
       tls: certs === undefined ? false : 'client and peer traffic (throwaway CA, ECDSA P-256)',
+      peerAuth: options.clusterToken === true ? 'cluster token' : 'off (--insecure)',
     };
   }
 

@@ -49,6 +49,7 @@ export function startCluster(system: SystemName, options: BenchOptions, tls = fa
     keepData: options.keepData,
     tickMs: options.paxkvTickMs,
     tls,
+    clusterToken: options.clusterToken,
   });
 }
 
