@@ -318,6 +318,9 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
         requestTimeoutTicks: Math.max(1, Math.ceil(options.requestTimeoutMs / options.tickMs)),
         snapshotEveryEntries: options.snapshotEveryEntries,
         tickMs: options.tickMs,
+        // Lease time follows the real clock, bounded per tick (a late loop keeps TTLs real; a stall
+        // does not expire leases whose keep-alives wait unread).
+        monotonicNowMs: () => performance.now(),
       },
     });
     logOpened(spec.partition, storage, { started, cpuStarted, walMs, storageMs });

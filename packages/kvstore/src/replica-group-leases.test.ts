@@ -122,6 +122,47 @@ describe('leases in a replica group', () => {
     },
   );
 
+  it('follows a monotonic clock when given one: a late loop keeps TTLs real, a stall adds at most the per-tick bound', async () => {
+    const clock = { ms: 0 };
+    const MAX_ADVANCE_MS = 200;
+    const c = new GroupCluster({
+      seed: 21,
+      group: {
+        tickMs: TICK_MS,
+        leaseGraceMs: GRACE_MS,
+        monotonicNowMs: () => clock.ms,
+        leaseMaxAdvancePerTickMs: MAX_ADVANCE_MS,
+      },
+    });
+    /** A predicate for runUntil that moves the clock `ms` per tick (runUntil asks it once per tick). */
+    const realTimePerTick =
+      (ms: number, done: () => boolean = () => false) =>
+      () => {
+        if (done()) return true;
+        clock.ms += ms;
+        return false;
+      };
+    const leader = await elect(c);
+    const lease = await grant(c, leader.pid);
+    await call(c, leader.pid, { op: 'put', key: 'svc', value: 'up', lease });
+    // A stall of 10 s in one tick (a paused process): lease time moves by the bound only, the key stays.
+    await c.runUntil(realTimePerTick(10_000), 1);
+    await c.runUntil(realTimePerTick(TICK_MS), 5);
+    expect(await present(c, leader.pid, 'svc')).toBe(true);
+    expect(await call(c, leader.pid, { op: 'lease-keepalive', lease })).toMatchObject({
+      result: { found: true },
+    });
+    // The loop runs 5x late (100 ms of real time per tick): the lease still ends after its real TTL,
+    // i.e. after ~TTL/100 ms ticks, not TTL_TICKS (what counting ticks would give).
+    const slowTickMs = 5 * TICK_MS;
+    const gone = await c.runUntil(
+      realTimePerTick(slowTickMs, () => c.ids.every((p) => c.group(p)?.keyCount === 0)),
+      TTL_TICKS,
+    );
+    expect(gone).toBeGreaterThanOrEqual(TTL_MS / slowTickMs - 1);
+    expect(gone).toBeLessThan(TTL_TICKS / 2);
+  });
+
   it('revokes a lease and all its keys in one entry at one revision', async () => {
     const c = cluster(5);
     const leader = await elect(c);

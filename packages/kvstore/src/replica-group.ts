@@ -208,6 +208,16 @@ export interface ReplicaGroupConfig {
    */
   readonly leaseGraceMs: number;
   /**
+   * A monotonic clock in milliseconds (the server passes `performance.now`). When given, lease time
+   * advances by the real time between ticks, at most {@link ReplicaGroupConfig.leaseMaxAdvancePerTickMs}
+   * per tick: a TTL lasts its real length on a machine whose event loop runs late, while a stalled
+   * process that resumes does not expire leases whose keep-alives it has not read yet. Without it
+   * (the simulations), lease time advances `tickMs` per tick.
+   */
+  readonly monotonicNowMs?: () => number;
+  /** The most lease time one tick may add when {@link ReplicaGroupConfig.monotonicNowMs} is given. Default 200 ms. */
+  readonly leaseMaxAdvancePerTickMs: number;
+  /**
    * Chunked transfer of catch-up messages (snapshot + suffix) larger than one chunk: chunk size
    * (default 1 MiB), window, the receiver's cap (default 1 GiB), timeouts. See `SnapshotTransferConfig`.
    */
@@ -229,6 +239,7 @@ export const DEFAULT_REPLICA_GROUP_CONFIG: Readonly<ReplicaGroupConfig> = Object
   watch: {},
   tickMs: 20,
   leaseGraceMs: 2_000,
+  leaseMaxAdvancePerTickMs: 200,
   snapshotTransfer: {},
 });
 
@@ -441,6 +452,10 @@ export class ReplicaGroup {
   private proposalSeq = 0;
   private readSeq = 0;
   private now = 0;
+  /** Lease time in ms (see `ReplicaGroupConfig.monotonicNowMs`). */
+  private leaseNowMs = 0;
+  /** The monotonic clock's reading at the last tick, when the config gives one. */
+  private lastMonotonicMs: number | undefined;
   private readonly writes = new Map<string, PendingWrite>();
   private readonly reads = new Map<number, PendingRead>();
   /** Reads whose index is known, waiting for the state machine to catch up. */
@@ -957,6 +972,7 @@ export class ReplicaGroup {
   tick(): void {
     if (this.fatal || this.closed) return;
     this.now++;
+    this.advanceLeaseTime();
     this.paxos.tick();
     this.transfer.tick();
     this.retireOld();
@@ -1448,7 +1464,20 @@ export class ReplicaGroup {
   }
 
   private nowMs(): number {
-    return this.now * this.config.tickMs;
+    return this.leaseNowMs;
+  }
+
+  /** One tick's lease time: `tickMs`, or the real time since the last tick up to the per-tick bound. */
+  private advanceLeaseTime(): void {
+    const clock = this.config.monotonicNowMs;
+    if (clock === undefined) {
+      this.leaseNowMs += this.config.tickMs;
+      return;
+    }
+    const t = clock();
+    const last = this.lastMonotonicMs ?? t - this.config.tickMs;
+    this.lastMonotonicMs = t;
+    this.leaseNowMs += Math.min(Math.max(0, t - last), this.config.leaseMaxAdvancePerTickMs);
   }
 
   /**
