@@ -32,6 +32,7 @@ import type { MetadataService } from './metadata-group.js';
 import { LINK_HIGH_WATER_MARK_BYTES } from './peers.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import type { RequestPath } from './request-path.js';
+import { plainGetRequest } from './request-path-check.js';
 import { serverCertificate } from './tls-setup.js';
 import type { WatchStreams } from './watch-streams.js';
 
@@ -252,6 +253,12 @@ export class InboundConnections {
         case 'member.seed':
         case 'member.rejoin':
         case 'group.reconfigure': {
+          // A plain get is checked by hand (same verdict as the schema: request-path-check.ts).
+          const get = conn.kind === 'client' ? plainGetRequest(value) : undefined;
+          if (get !== undefined) {
+            void this.handleClient(conn, get);
+            return;
+          }
           const parsed = conn.kind === 'peer' ? parsePeerMessage(value) : parseClientRequest(value);
           if (!parsed.ok) {
             this.reject(conn, parsed.error, parsed.id);
