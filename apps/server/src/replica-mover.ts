@@ -206,6 +206,7 @@ export class ReplicaMover {
       return;
     }
     void (async () => {
+      let decided = false;
       try {
         // The move as recorded now, read through the metadata group (this server still leads it): the
         // configuration to replace comes from this read, never from a copy held since planning.
@@ -221,6 +222,7 @@ export class ReplicaMover {
           `moving partition ${mv.partition}'s replica from node ${mv.from} to node ${mv.to} (${mv.reason})`,
         );
         const c = await reconfigurer.reconfigure(mv.partition, replicas, expect);
+        decided = true;
         await change(group, (m) => {
           const cur = m.moving.find((x) => x.partition === mv.partition);
           if (!cur || !sameMove(cur, mv)) {
@@ -233,11 +235,18 @@ export class ReplicaMover {
         });
         log.info({ ...mv }, `partition ${mv.partition} now on ${replicas.join(', ')}`);
       } catch (e) {
+        // The group runs the new configuration but the metadata did not record it: keep the move
+        // recorded, so the next run (here or on the next leader) finds the change done (the group's
+        // compare-and-set answers a change already made with its configuration) and records it.
+        // Dropping it would leave the metadata behind the group, and every later move of the group
+        // refused.
         log.warn(
           { ...mv, err: (e as Error).message },
-          `move of partition ${mv.partition} failed; it will be planned again`,
+          decided
+            ? `move of partition ${mv.partition} ran but was not recorded; it will be recorded on the next run`
+            : `move of partition ${mv.partition} failed; it will be planned again`,
         );
-        await this.abandonNow(group, mv);
+        if (!decided) await this.abandonNow(group, mv);
       } finally {
         this.running.delete(mv.partition);
       }
