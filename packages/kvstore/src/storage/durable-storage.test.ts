@@ -22,6 +22,22 @@ import { NodeDisk } from './node-disk.js';
 import { SimDisk } from './sim-disk.js';
 import { encodeRecord, segmentName, WalRecordError, WriteAheadLog } from './wal.js';
 
+/** Two records of an idle partition, then 300 writes of a busy one that snapshots every 40. */
+async function idleAndBusy(idle: DurableStorage<Entry>, busy: DurableStorage<Entry>): Promise<void> {
+  idle.setPromise({ n: 4, pid: 1 });
+  idle.appendEntries([{ v: 'idle-0' }, { v: 'idle-1' }]);
+  await idle.flush();
+  for (let i = 0; i < 300; i++) {
+    busy.appendEntries([{ v: `busy-${i}-${'y'.repeat(30)}` }]);
+    await busy.flush();
+    if (i % 40 === 39) {
+      busy.setDecidedIndex(i + 1);
+      busy.setSnapshot({ index: i + 1, data: new Uint8Array([i & 255]) });
+      await busy.flush();
+    }
+  }
+}
+
 describe('DurableStorage of many partitions on one shared log', () => {
   it('recovers exactly what was flushed, across snapshots and checkpoints', async () => {
     for (let seed = 1; seed <= 30; seed++) {
@@ -110,18 +126,7 @@ describe('DurableStorage of many partitions on one shared log', () => {
       DurableStorage.open<Entry>({ wal, partition, disk, dir: `/g/p${partition}`, isEntry });
     const idle = await open(1);
     const busy = await open(2);
-    idle.setPromise({ n: 4, pid: 1 });
-    idle.appendEntries([{ v: 'idle-0' }, { v: 'idle-1' }]);
-    await idle.flush();
-    for (let i = 0; i < 300; i++) {
-      busy.appendEntries([{ v: `busy-${i}-${'y'.repeat(30)}` }]);
-      await busy.flush();
-      if (i % 40 === 39) {
-        busy.setDecidedIndex(i + 1);
-        busy.setSnapshot({ index: i + 1, data: new Uint8Array([i & 255]) });
-        await busy.flush();
-      }
-    }
+    await idleAndBusy(idle, busy);
     await new Promise((r) => setImmediate(r));
     expect(wal.stats.deletedSegments).toBeGreaterThan(5);
     expect(wal.stats.liveSegments).toBeLessThanOrEqual(4);
@@ -139,18 +144,7 @@ describe('DurableStorage of many partitions on one shared log', () => {
       const disk = new SimDisk();
       const o = await openMany(disk, [1, 2], { segmentBytes: 512, maxSegments: 1000, cheapCheckpointBytes });
       const [idle, busy] = o.stores as [DurableStorage<Entry>, DurableStorage<Entry>];
-      idle.setPromise({ n: 4, pid: 1 });
-      idle.appendEntries([{ v: 'idle-0' }, { v: 'idle-1' }]);
-      await idle.flush();
-      for (let i = 0; i < 300; i++) {
-        busy.appendEntries([{ v: `busy-${i}-${'y'.repeat(30)}` }]);
-        await busy.flush();
-        if (i % 40 === 39) {
-          busy.setDecidedIndex(i + 1);
-          busy.setSnapshot({ index: i + 1, data: new Uint8Array([i & 255]) });
-          await busy.flush();
-        }
-      }
+      await idleAndBusy(idle, busy);
       for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
       const live = o.wal.stats.liveSegments;
       await closeAll(o);
