@@ -16,9 +16,10 @@ import {
   parseBootstrapReply,
   ReconnectingConnection,
 } from '@paxkv/common';
+import { BackgroundJsonFile } from './background-file.js';
 import type { ServerContext } from './context.js';
 import type { GroupHost } from './group-lifecycle.js';
-import { writeIdentity } from './identity.js';
+import { IDENTITY_FILE, type Identity } from './identity.js';
 import { linkOptions } from './peers.js';
 
 /** The node id the bootstrap server gives itself. */
@@ -44,6 +45,8 @@ export class BootstrapRole {
   private readonly spares: Array<{ id: NodeId; address: string }>;
   private groups: GroupHost | null = null;
   private handed = false;
+  /** The identity file, also rewritten in the background after each table (see {@link persistIdentityInBackground}). */
+  private readonly identityFile: BackgroundJsonFile;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -51,6 +54,12 @@ export class BootstrapRole {
     private readonly handshake?: Handshake,
   ) {
     this.spares = [...restore.spares];
+    this.identityFile = new BackgroundJsonFile(
+      ctx.config.dataDir,
+      IDENTITY_FILE,
+      () => this.identity(),
+      (e) => ctx.log.error({ err: e.message }, 'cannot write the identity file'),
+    );
   }
 
   /** True when this server is the bootstrap coordinator. */
@@ -86,19 +95,36 @@ export class BootstrapRole {
     return this.coordinator?.addressOf(node);
   }
 
-  /** Writes the identity file (node id, table, spares); failures are logged. */
-  persistIdentity(): void {
+  private identity(): Identity {
     const ctx = this.ctx;
+    return {
+      version: 1,
+      nodeId: ctx.nodeId,
+      table: ctx.table,
+      spares: this.coordinator ? this.coordinator.spares() : this.spares,
+    };
+  }
+
+  /** Writes the identity file (node id, table, spares) now, synchronously; failures are logged. */
+  persistIdentity(): void {
     try {
-      writeIdentity(ctx.config.dataDir, {
-        version: 1,
-        nodeId: ctx.nodeId,
-        table: ctx.table,
-        spares: this.coordinator ? this.coordinator.spares() : this.spares,
-      });
+      this.identityFile.writeNow();
     } catch (e) {
-      ctx.log.error({ err: (e as Error).message }, 'cannot write the identity file');
+      this.ctx.log.error({ err: (e as Error).message }, 'cannot write the identity file');
     }
+  }
+
+  /**
+   * Rewrites the identity file in the background, off the event loop (after each adopted table: the
+   * file is a cache of the replicated metadata, see `background-file.ts`); failures are logged.
+   */
+  persistIdentityInBackground(): void {
+    this.identityFile.schedule();
+  }
+
+  /** Resolves once no background write of the identity file is in flight or requested. */
+  identityFlushed(): Promise<void> {
+    return this.identityFile.flushed();
   }
 
   /**

@@ -24,7 +24,7 @@ export interface GroupHostDeps {
   readonly peers: PeerLinks;
   /** The address of a node, for leader hints. */
   readonly addressOf: (node: NodeId) => string | undefined;
-  /** Writes the identity file (node id, table, spares) after the table changed. */
+  /** Writes the identity file (node id, table, spares) after the table changed (in the background). */
   readonly persistIdentity: () => void;
   /**
    * A replica group could not be opened (unreadable WAL or snapshot, unwritable dir). `main.ts` exits with

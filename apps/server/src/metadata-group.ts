@@ -32,8 +32,6 @@
  * (`member-watch.ts`), the replica moves (`replica-mover.ts`); this one ties them together and answers
  * the membership requests.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { addMember, metadataReplicasOf, partitionsOf, removeMember, startRejoin } from '@paxkv/bootstrap';
 import {
   BadRequestError,
@@ -48,16 +46,16 @@ import {
   type ServerResponse,
   UnauthenticatedError,
 } from '@paxkv/common';
+import { BackgroundJsonFile } from './background-file.js';
 import type { BootstrapRole, MemberChannel } from './bootstrap-role.js';
 import type { ServerContext } from './context.js';
 import type { GroupHost } from './group-lifecycle.js';
 import type { GroupFactory, ReplicaGroupPort } from './group-port.js';
-import { writeJsonFile } from './identity.js';
 import { LeaderBalancer } from './leader-balancer.js';
 import { MemberWatch } from './member-watch.js';
 import { MetadataReplica } from './metadata-replica.js';
 import { MetadataSeeder } from './metadata-seed.js';
-import { casChange, METADATA_FILE, type MetadataChange, parseMetadata } from './metadata-store.js';
+import { casChange, METADATA_FILE, type MetadataChange, readMetadataFile } from './metadata-store.js';
 import type { PeerLinks } from './peers.js';
 import { type GroupReconfigurer, ReplicaMover } from './replica-mover.js';
 import { RejoinRequester } from './replica-rejoin.js';
@@ -92,12 +90,20 @@ export class MetadataService {
   private readonly seeder: MetadataSeeder;
   private readonly rejoins: RejoinRequester;
   private readonly leaders: LeaderBalancer;
+  /** `metadata.json`, rewritten in the background after each adopted version (see `background-file.ts`). */
+  private readonly file: BackgroundJsonFile;
 
   constructor(
     private readonly ctx: ServerContext,
     private readonly deps: MetadataDeps,
   ) {
     this.watch = new MemberWatch(ctx, deps.peers, deps.identified ?? (() => true));
+    this.file = new BackgroundJsonFile(
+      ctx.config.dataDir,
+      METADATA_FILE,
+      () => this.metadata,
+      (e) => ctx.log.error({ err: e.message }, `cannot write ${METADATA_FILE}`),
+    );
     this.mover = new ReplicaMover(ctx, {
       requests: deps.requests,
       watch: this.watch,
@@ -128,18 +134,15 @@ export class MetadataService {
       metaReplicas: () => this.metaReplicas(),
       adopt: (m) => this.adopt(m),
     });
-    try {
-      this.metadata = parseMetadata(
-        JSON.parse(readFileSync(join(ctx.config.dataDir, METADATA_FILE), 'utf8')),
-      );
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        ctx.log.warn({ err: (e as Error).message }, `ignoring ${METADATA_FILE}: it will be fetched again`);
-      }
-    }
+    this.metadata = readMetadataFile(ctx);
     // The metadata exists: a restarted bootstrap server never takes check-ins as coordinator again
     // (a server it registered would be missing from the replicated member list).
     if (this.metadata) deps.bootstrap.handOver(true);
+  }
+
+  /** Resolves once `metadata.json` holds the newest metadata adopted (no background write left). */
+  flushed(): Promise<void> {
+    return this.file.flushed();
   }
 
   /** The newest metadata this server has seen, or null before the bootstrap server wrote it. */
@@ -350,11 +353,7 @@ export class MetadataService {
     const held = this.metadata;
     if (held && m.table.version <= held.table.version) return;
     this.metadata = m;
-    try {
-      writeJsonFile(this.ctx.config.dataDir, METADATA_FILE, m);
-    } catch (e) {
-      this.ctx.log.error({ err: (e as Error).message }, `cannot write ${METADATA_FILE}`);
-    }
+    this.file.schedule();
     this.ctx.log.info(
       { version: m.table.version, members: m.table.nodes.length, moving: m.moving.length },
       `cluster metadata v${m.table.version}`,

@@ -6,6 +6,9 @@
  * is written only if the key does not exist ({@link writeSeed}). Sans policy: the caller serialises
  * and adopts.
  */
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   type ClusterMetadata,
   ClusterMetadataSchema,
@@ -13,6 +16,7 @@ import {
   NotReadyError,
   UnavailableError,
 } from '@paxkv/common';
+import type { ServerContext } from './context.js';
 import type { ReplicaGroupPort } from './group-port.js';
 
 /** The key of the metadata group's state machine that holds the cluster metadata. */
@@ -35,6 +39,22 @@ export function parseMetadata(value: unknown): ClusterMetadata {
   const r = ClusterMetadataSchema.safeParse(raw);
   if (!r.success) throw new InternalError({ reason: 'the stored cluster metadata is not valid' });
   return r.data;
+}
+
+/**
+ * The metadata of `metadata.json` in the data dir (written in the background after each version this
+ * server adopts), or null when there is none; an unreadable file is logged and ignored (the metadata is
+ * fetched again from the metadata group).
+ */
+export function readMetadataFile(ctx: ServerContext): ClusterMetadata | null {
+  try {
+    return parseMetadata(JSON.parse(readFileSync(join(ctx.config.dataDir, METADATA_FILE), 'utf8')));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      ctx.log.warn({ err: (e as Error).message }, `ignoring ${METADATA_FILE}: it will be fetched again`);
+    }
+    return null;
+  }
 }
 
 /** A change's outcome: the metadata after it, and whether it must be proposed. */

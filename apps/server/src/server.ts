@@ -121,7 +121,7 @@ export class PaxkvServer {
       groupFactory: deps.groupFactory,
       peers: this.peers,
       addressOf,
-      persistIdentity: () => this.bootstrap.persistIdentity(),
+      persistIdentity: () => this.bootstrap.persistIdentityInBackground(),
       ...(deps.onGroupOpenFailed ? { onGroupOpenFailed: deps.onGroupOpenFailed } : {}),
     });
     this.metadata = new MetadataService(this.ctx, {
@@ -387,6 +387,8 @@ export class PaxkvServer {
     await this.resp?.close();
     await this.http?.close();
     await Promise.race([inboundClosed, sleep(STOP_GRACE_MS)]);
+    await this.metadata.flushed();
+    await this.bootstrap.identityFlushed();
     this.bootstrap.persistIdentity();
     this.ctx.log.info({ address: this.ctx.advertised }, 'paxkv-server stopped');
   }

@@ -18,6 +18,54 @@ export interface CpuProfile {
   readonly timeDeltas?: readonly number[];
 }
 
+/**
+ * A time window of a profile, in the profile's own clock (µs of the monotonic clock, as `startTime`
+ * and `process.hrtime.bigint() / 1000n` of any process on the machine: the reconfig bench logs its
+ * fault time on it).
+ */
+export interface ProfileWindow {
+  readonly fromUs: number;
+  readonly toUs: number;
+}
+
+/** Busy share of one time bucket of a profile and the function that took most of it. */
+export interface TimelineBucket {
+  /** Bucket start, in ms from `originUs`. */
+  readonly atMs: number;
+  readonly busyMs: number;
+  readonly top: string;
+  readonly topMs: number;
+}
+
+/**
+ * The busy time of a profile per `bucketMs` from `originUs` on (buckets before the profile start are
+ * skipped), each with its top self-time function: where a server paused (e.g. a move's state install).
+ */
+export function profileTimeline(profile: CpuProfile, originUs: number, bucketMs: number): TimelineBucket[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  const buckets = new Map<number, Map<string, number>>();
+  let at = profile.startTime;
+  for (let i = 0; i < samples.length; i++) {
+    at += deltas[i] ?? 0;
+    const node = byId.get(samples[i] as number);
+    if (node === undefined || IDLE.has(node.callFrame.functionName)) continue;
+    const b = Math.floor((at - originUs) / 1_000 / bucketMs);
+    const fns = buckets.get(b) ?? new Map<string, number>();
+    buckets.set(b, fns);
+    const name = `${node.callFrame.functionName || '(anonymous)'} ${shortUrl(node.callFrame.url)}:${node.callFrame.lineNumber + 1}`;
+    fns.set(name, (fns.get(name) ?? 0) + (deltas[i + 1] ?? 0) / 1_000);
+  }
+  return [...buckets.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([b, fns]) => {
+      const [top, topMs] = [...fns.entries()].sort((x, y) => y[1] - x[1])[0] ?? ['-', 0];
+      const busyMs = [...fns.values()].reduce((x, y) => x + y, 0);
+      return { atMs: b * bucketMs, busyMs: Math.round(busyMs), top, topMs: Math.round(topMs) };
+    });
+}
+
 /** Self and total time of one function (or file), in ms, and its share of the busy (non-idle) time. */
 export interface ProfileEntry {
   readonly name: string;
@@ -59,15 +107,18 @@ function shortUrl(url: string): string {
  * source file, sorted by self time. `(idle)` and `(program)` count as idle; `(garbage collector)` is
  * reported separately and as an entry.
  */
-export function summarizeProfile(profile: CpuProfile): ProfileSummary {
+export function summarizeProfile(profile: CpuProfile, window?: ProfileWindow): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const selfTicks = new Map<number, number>();
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
+  let at = profile.startTime;
   for (let i = 0; i < samples.length; i++) {
     const id = samples[i] as number;
+    at += deltas[i] ?? 0;
+    if (window !== undefined && (at < window.fromUs || at >= window.toUs)) continue;
     // Each delta is the time BEFORE its sample; attribute the next delta to this sample.
     const dt = (deltas[i + 1] ?? 0) / 1_000;
     selfTicks.set(id, (selfTicks.get(id) ?? 0) + dt);
@@ -125,8 +176,10 @@ export function summarizeProfile(profile: CpuProfile): ProfileSummary {
         };
       })
       .sort((a, b) => b.selfMs - a.selfMs || b.totalMs - a.totalMs);
+  const from = Math.max(profile.startTime, window?.fromUs ?? profile.startTime);
+  const to = Math.min(profile.endTime, window?.toUs ?? profile.endTime);
   return {
-    durationMs: Math.round((profile.endTime - profile.startTime) / 1_000),
+    durationMs: Math.max(0, Math.round((to - from) / 1_000)),
     busyMs: Math.round(busy),
     idleMs: Math.round(idle),
     gcMs: Math.round(gc),
@@ -152,9 +205,19 @@ export function renderProfileSummary(title: string, s: ProfileSummary, n = 25): 
 }
 
 function main(argv: readonly string[]): void {
-  const [target, topArg] = argv;
+  const flag = (name: string): number | undefined => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? Number(argv[i + 1]) : undefined;
+  };
+  const positional = argv.filter((a, i) => !a.startsWith('--') && !argv[i - 1]?.startsWith('--'));
+  const [target, topArg] = positional;
+  const fromUs = flag('--from-us');
+  const toUs = flag('--to-us');
+  const timelineMs = flag('--timeline-ms');
   if (target === undefined) {
-    process.stderr.write('usage: tsx src/profile-summary.ts <file.cpuprofile | dir> [top-n]\n');
+    process.stderr.write(
+      'usage: tsx src/profile-summary.ts <file.cpuprofile | dir> [top-n] [--from-us T --to-us T] [--timeline-ms MS]\n',
+    );
     process.exitCode = 2;
     return;
   }
@@ -165,9 +228,23 @@ function main(argv: readonly string[]): void {
     : [target];
   for (const file of files) {
     const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+    const window =
+      fromUs === undefined && toUs === undefined
+        ? undefined
+        : { fromUs: fromUs ?? profile.startTime, toUs: toUs ?? profile.endTime };
     process.stdout.write(
-      `${renderProfileSummary(basename(file), summarizeProfile(profile), Number(topArg ?? 25))}\n\n`,
+      `${renderProfileSummary(basename(file), summarizeProfile(profile, window), Number(topArg ?? 25))}\n\n`,
     );
+    if (timelineMs !== undefined) {
+      const origin = fromUs ?? profile.startTime;
+      for (const b of profileTimeline(profile, origin, timelineMs).filter((x) => x.atMs >= 0)) {
+        if (toUs !== undefined && origin + b.atMs * 1_000 >= toUs) break;
+        process.stdout.write(
+          `  +${String(b.atMs).padStart(6)} ms busy ${String(b.busyMs).padStart(4)} ms  top ${b.topMs} ms ${b.top}\n`,
+        );
+      }
+      process.stdout.write('\n');
+    }
   }
 }
 

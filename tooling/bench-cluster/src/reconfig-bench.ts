@@ -19,6 +19,7 @@
  * @module
  */
 import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ClusterMetadata, partitionOf } from '@paxkv/common';
 import { ClusterUnavailableError } from './cluster.js';
@@ -216,6 +217,12 @@ export async function measureReconfig(
   log: (line: string) => void = () => {},
 ): Promise<ReconfigResult> {
   const victim = await memberWithId(cluster, RECONFIG_VICTIM);
+  const pids: string[] = [];
+  for (const m of cluster.members()) {
+    const s = await probeStatus(m.address, 5_000, cluster.clientTls());
+    pids.push(`node ${s.node} pid ${m.process.pid}`);
+  }
+  log(`${spec.fault}: ${pids.join(', ')} (profiles are named by pid)`);
   // Every partition has a leader (ready) a moment before the metadata group holds its first version.
   let before = await metadataOf(cluster, 5_000);
   const metadataDeadline = performance.now() + METADATA_WAIT_MS;
@@ -273,6 +280,7 @@ export async function measureReconfig(
     sampler = setInterval(sampleStats, 1000);
     await sleep(steadySeconds * 1000);
     faultAt = performance.now();
+    const faultMonotonicUs = process.hrtime.bigint() / 1_000n;
     if (spec.fault === 'remove') {
       await removeMember(cluster, RECONFIG_VICTIM, spec.healTimeoutMs);
     } else {
@@ -280,7 +288,7 @@ export async function measureReconfig(
       rmSync(victim.dataDir, { recursive: true, force: true });
     }
     log(
-      `${spec.fault}: node ${RECONFIG_VICTIM} (${groupsMoved} groups) at ${Math.round(faultAt - steadyStart)} ms`,
+      `${spec.fault}: node ${RECONFIG_VICTIM} (${groupsMoved} groups) at ${Math.round(faultAt - steadyStart)} ms (monotonic ${faultMonotonicUs} µs: profile-summary --from-us)`,
     );
     let firstMoveMs: number | null = null;
     let reconfigMs: number | null = null;
@@ -414,6 +422,7 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
         keepData: options.keepData,
         tickMs: options.paxkvTickMs,
         extraFlags: ['--replace-after', String(replaceAfterS)],
+        cpuProfDir: options.cpuProfDir === undefined ? undefined : join(options.cpuProfDir, fault),
       });
       const r = await measureReconfig(cluster, spec(fault), io.log);
       results.push(r);
