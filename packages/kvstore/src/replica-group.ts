@@ -161,6 +161,8 @@ export interface ReplicaGroupConfig {
    * copy of an entry toward the majority: a follower may apply an entry a leader crash undoes.
    * `ignoreExpectedConfiguration`: {@link ReplicaGroup.reconfigure} ignores the configuration the caller
    * expects to replace (no compare-and-set): a change planned from a stale view replaces a newer one.
+   * `holdRequestsOfLostLeadership` (liveness, not safety): a replica that stops leading keeps the
+   * requests it took as leader waiting until `requestTimeoutTicks` instead of failing them at once.
    * Default `'none'`; anything else makes the store unsafe.
    */
   readonly unsafeMutation:
@@ -174,7 +176,8 @@ export interface ReplicaGroupConfig {
     | 'keepAliveWhileExpiring'
     | 'watchResumeSkips'
     | 'seedNotAtomic'
-    | 'earlyAcceptUnclamped';
+    | 'earlyAcceptUnclamped'
+    | 'holdRequestsOfLostLeadership';
   /**
    * Send the leader's `Accept` messages without waiting for the flush of the pump that produced them.
    * The leader's own log write then overlaps the followers' instead of preceding it (as etcd's raft
@@ -482,6 +485,8 @@ export class ReplicaGroup {
   };
   private readonly isolationTicks: number;
   private wasIsolated = false;
+  /** The configuration whose leader this replica's core was at the last check (-1: none). */
+  private ledConfig = -1;
   /** Recent changes and open watchers (see {@link ReplicaGroup.watch}). */
   private hub: WatchHub;
   /** The leader's lease timekeeping (see `LeaseClock`); only used while this replica leads. */
@@ -906,6 +911,7 @@ export class ReplicaGroup {
     } catch (e) {
       this.logger.warn({ partition: this.partition, from, err: String(e) }, 'paxos message rejected');
     }
+    this.failRequestsOfLostLeadership();
     // A checked snapshot the core did not install (a stale ballot, say) is not kept in memory.
     if (this.checkedSnapshot && this.paxos.compactedIndex !== this.checkedSnapshot.machine.appliedIndex)
       this.checkedSnapshot = undefined;
@@ -979,9 +985,43 @@ export class ReplicaGroup {
     const isolated = this.isolated;
     if (isolated && !this.wasIsolated) this.failIsolatedRequests();
     this.wasIsolated = isolated;
+    this.failRequestsOfLostLeadership();
     this.expireRequests();
     this.driveLeases();
     this.schedule();
+  }
+
+  /**
+   * When this replica's core stops leading the configuration it led (another replica was elected: a
+   * leadership transfer, or a competing candidate), the requests it took as leader fail at once
+   * instead of waiting for `requestTimeoutTicks`: its writes with `TimeoutError` (outcome unknown: an
+   * entry accepted by a majority is still decided by the new leader; a session retry is applied
+   * once), its reads with `NotLeaderError` naming the new leader. A write decided meanwhile has no
+   * waiter left; nothing else changes. (Without this, every leadership change under load left the old
+   * leader's in-flight writes hanging for the whole request timeout, and the clients' closed loops
+   * stalled behind them: the 3 s puts of `bench:cluster --reconfig`.) A stop-sign is handled by
+   * `stopSignApplied`, not here.
+   */
+  private failRequestsOfLostLeadership(): void {
+    const led = this.paxos.role === 'leader' ? this.paxos.configId : -1;
+    const lost = this.ledConfig;
+    this.ledConfig = led;
+    if (lost < 0 || led === lost || this.config.unsafeMutation === 'holdRequestsOfLostLeadership') return;
+    if (this.paxos.configId !== lost || this.paxos.stopping) return;
+    const to = this.paxos.leader;
+    for (const [id, w] of this.writes) {
+      if ((w.configId ?? -1) !== lost) continue;
+      this.writes.delete(id);
+      w.reject(
+        new TimeoutError({
+          operation: `write on partition ${this.partition} (the leadership moved${to === undefined ? '' : ` to node ${to}`} while it was in flight; it may or may not be applied: retry with the same session)`,
+        }),
+      );
+    }
+    for (const [token, r] of this.reads) {
+      this.reads.delete(token);
+      r.reject(this.notLeader());
+    }
   }
 
   /** The session to `peer` came back after a break. */

@@ -4,9 +4,12 @@
  * stream equals the committed changes (no gap, duplicate or phantom, in revision order, across reopens on
  * other replicas), no leased key disappears while kept alive within its TTL nor is read after its end
  * was seen, and after healing every lease no longer kept alive is gone within TTL + grace. Mutation
- * checks: a leader that reuses its stale lease deadlines (`leaseStaleDeadlines`) is caught, and so is a
- * keep-alive answered "found" for a lease whose expiry is already in flight (`keepAliveWhileExpiring`:
- * seeds 160 and 351 found that race, then a bug, in a 400-seed soak; the check searches seeds).
+ * checks: a leader that reuses its stale lease deadlines (`leaseStaleDeadlines`) is caught. A keep-alive
+ * answered "found" for a lease whose expiry is already in flight (`keepAliveWhileExpiring`; seeds 160 and
+ * 351 found that race, then a bug, in a 400-seed soak) is caught by the scenario aimed at it,
+ * `replica-group-lease-race.test.ts`: a search over these seeds stopped finding it whenever the group's
+ * protocol traffic changed (52 after reconfiguration, none in 1..1100 once a deposed leader's writes
+ * failed at once, none in 400 once loaded leaders sent their Accepts early unless six lessees raced).
  */
 import { checkLeaseHistory, checkWatchStreams } from '@paxkv/linearizability-checker';
 import { describe, expect, it } from 'vitest';
@@ -78,21 +81,4 @@ describe('leases and watches under faults (simulated replica group)', () => {
     },
     120_000,
   );
-
-  it('catches a keep-alive answered for a lease whose expiry is in flight (mutation check)', async () => {
-    // Searched, not pinned: which seed hits the race depends on the exact message schedule, which any
-    // change of the group's protocol traffic shifts (seeds 160 and 351 first, 52 after reconfiguration;
-    // none in 400 once loaded leaders sent their Accepts before their own flush: six lessees race more
-    // keep-alives against expiries, seed 141 then).
-    let caught: string | undefined;
-    for (let seed = 1; seed <= 400 && caught === undefined; seed++) {
-      const { violations } = await run({
-        seed,
-        lessees: 6,
-        group: { unsafeMutation: 'keepAliveWhileExpiring' },
-      });
-      caught = violations.find((v) => /disappeared early/.test(v));
-    }
-    expect(caught).toBeDefined();
-  }, 600_000);
 });
