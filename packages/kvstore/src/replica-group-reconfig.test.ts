@@ -121,6 +121,67 @@ describe('ReplicaGroup reconfiguration', () => {
     expect(second).toMatchObject({ code: 'UNAVAILABLE' });
     expect(await call(c, first)).toMatchObject({ configId: 1 });
   });
+
+  it.each([
+    { mutation: 'none' as const, leaderLeaves: false },
+    { mutation: 'refuseDuringReconfiguration' as const, leaderLeaves: false },
+    { mutation: 'none' as const, leaderLeaves: true },
+    { mutation: 'refuseDuringReconfiguration' as const, leaderLeaves: true },
+  ])(
+    'holds the requests that reach the old configuration while it stops, then serves them in the next one (leader leaves: $leaderLeaves, mutation $mutation)',
+    async ({ mutation, leaderLeaves }) => {
+      const c = new GroupCluster({ seed: 5, spares: 1, group: { unsafeMutation: mutation } });
+      const leader = await electAmong(c, [1, 2, 3]);
+      // Replace a follower (the leader stays and leads the next configuration: the successor), or the
+      // leader itself (the next configuration's first old member is the successor).
+      const leaving = leaderLeaves ? leader.pid : [1, 2, 3].find((p) => p !== leader.pid)!;
+      const members = [...[1, 2, 3].filter((p) => p !== leaving), 4];
+      const successor = leaderLeaves ? members[0]! : leader.pid;
+      const outcomes: Array<SubmitResult | Error> = [];
+      const done = leader.reconfigure(members);
+      // A client writes to the old leader every tick while the stop-sign is decided and the next
+      // configuration starts, following a NOT_LEADER hint on the next tick (a network hop; the client
+      // library follows a few hints without backing off).
+      const redirects: Array<() => void> = [];
+      const write = (at: NodeId, i: number, hops: number): void => {
+        const g = c.group(at);
+        if (!g) return void outcomes.push(new Error(`replica ${at} is down`));
+        g.submit({ op: 'put', key: `k${i}`, value: `v${i}` }).then(
+          (r) => outcomes.push(r),
+          (e: Error & { leaderHint?: { node: NodeId } }) => {
+            const hint = e.leaderHint?.node;
+            if (hint !== undefined && hops < 4) redirects.push(() => write(hint, i, hops + 1));
+            else outcomes.push(e);
+          },
+        );
+      };
+      let n = 0;
+      for (let t = 0; t < 40; t++) {
+        for (const r of redirects.splice(0)) r();
+        if (t < 30) write(leader.pid, n++, 0);
+        await c.step();
+      }
+      expect(await call(c, done)).toMatchObject({ configId: 1, members });
+      await c.runUntil(() => outcomes.length === n, 400);
+      expect(outcomes.length).toBe(n);
+      const refused = outcomes.filter((o) => o instanceof Error);
+      if (mutation === 'none') {
+        // Held while the configuration changed, then proposed in the next one: none refused.
+        expect(refused).toEqual([]);
+        const next = await electAmong(c, members);
+        expect(next.pid).toBe(successor);
+        for (const k of [0, n - 1])
+          expect(await call(c, next.submit({ op: 'get', key: `k${k}` }))).toMatchObject({
+            result: { value: `v${k}` },
+          });
+      } else {
+        // Mutation check: refused (the client would back off and refresh its table).
+        expect(refused.length).toBeGreaterThan(0);
+        for (const r of refused)
+          expect(['UNAVAILABLE', 'NO_LEADER']).toContain((r as { code?: string }).code);
+      }
+    },
+  );
 });
 
 describe('ReplicaGroup reconfiguration: compare-and-set on the configuration it replaces', () => {

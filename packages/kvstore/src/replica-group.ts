@@ -163,6 +163,9 @@ export interface ReplicaGroupConfig {
    * expects to replace (no compare-and-set): a change planned from a stale view replaces a newer one.
    * `holdRequestsOfLostLeadership` (liveness, not safety): a replica that stops leading keeps the
    * requests it took as leader waiting until `requestTimeoutTicks` instead of failing them at once.
+   * `refuseDuringReconfiguration` (liveness, not safety): a request that reaches a replica of the next
+   * configuration while its configuration is stopping is refused at once (`NO_LEADER`) instead of held
+   * until the next configuration runs.
    * Default `'none'`; anything else makes the store unsafe.
    */
   readonly unsafeMutation:
@@ -177,7 +180,8 @@ export interface ReplicaGroupConfig {
     | 'watchResumeSkips'
     | 'seedNotAtomic'
     | 'earlyAcceptUnclamped'
-    | 'holdRequestsOfLostLeadership';
+    | 'holdRequestsOfLostLeadership'
+    | 'refuseDuringReconfiguration';
   /**
    * Send the leader's `Accept` messages without waiting for the flush of the pump that produced them.
    * The leader's own log write then overlaps the followers' instead of preceding it (as etcd's raft
@@ -366,6 +370,15 @@ export interface OpenReplicaGroupOptions extends Omit<ReplicaGroupOptions, 'stor
   readonly dir: string;
 }
 
+/** A request held while the replica's configuration changes (see `ReplicaGroup.holdsThroughReconfiguration`). */
+interface HeldRequest {
+  readonly op: KvOp;
+  readonly options: SubmitOptions;
+  readonly resolve: (r: SubmitResult) => void;
+  readonly reject: (e: Error) => void;
+  readonly deadline: number;
+}
+
 interface PendingWrite {
   readonly resolve: (r: SubmitResult) => void;
   readonly reject: (e: PaxkvError | Error) => void;
@@ -461,6 +474,8 @@ export class ReplicaGroup {
   private lastMonotonicMs: number | undefined;
   private readonly writes = new Map<string, PendingWrite>();
   private readonly reads = new Map<number, PendingRead>();
+  /** Requests that arrived while the configuration was changing, submitted again once the next one runs. */
+  private readonly held: HeldRequest[] = [];
   /** Reads whose index is known, waiting for the state machine to catch up. */
   private readonly readyReads: PendingRead[] = [];
   private lastSnapshotIndex: number;
@@ -681,7 +696,7 @@ export class ReplicaGroup {
   }
   /** Requests waiting for an outcome. */
   get pendingRequests(): number {
-    return this.writes.size + this.reads.size + this.readyReads.length;
+    return this.writes.size + this.reads.size + this.readyReads.length + this.held.length;
   }
   /** Number of keys in the applied state. */
   get keyCount(): number {
@@ -866,10 +881,26 @@ export class ReplicaGroup {
   leaderHint(): LeaderHint | undefined {
     // The group-level leader: none while this replica's configuration is stopping (a stopped
     // configuration's core may still name itself leader, and a hint to oneself sends clients in a loop).
-    const node = this.leader;
+    const node = this.successor() ?? this.leader;
     if (node === undefined || node === this.pid) return undefined;
     const address = this.addressOf(node);
     return address === undefined ? undefined : { node, address };
+  }
+
+  /**
+   * While this replica's configuration stops into one it is not part of (it is being moved out), or
+   * once it knows it was moved out: the replica expected to lead the next configuration, the first of
+   * its members that held the old log (the paxos successor rule; it holds the requests until it runs
+   * the next configuration), else its first member. Clients are sent there at once instead of backing
+   * off. Undefined otherwise.
+   */
+  private successor(): NodeId | undefined {
+    if (this.config.unsafeMutation === 'refuseDuringReconfiguration') return undefined;
+    const p = this.paxos;
+    const next = p.nextMembers ?? (p.knownConfigId > p.configId ? p.knownConfig?.members : undefined);
+    if (next === undefined || next.includes(this.pid)) return undefined;
+    const old = p.members;
+    return next.find((m) => old.includes(m)) ?? next[0];
   }
 
   // ------------------------------------------------------------------ inputs
@@ -912,6 +943,7 @@ export class ReplicaGroup {
       this.logger.warn({ partition: this.partition, from, err: String(e) }, 'paxos message rejected');
     }
     this.failRequestsOfLostLeadership();
+    this.releaseHeld();
     // A checked snapshot the core did not install (a stale ballot, say) is not kept in memory.
     if (this.checkedSnapshot && this.paxos.compactedIndex !== this.checkedSnapshot.machine.appliedIndex)
       this.checkedSnapshot = undefined;
@@ -986,6 +1018,7 @@ export class ReplicaGroup {
     if (isolated && !this.wasIsolated) this.failIsolatedRequests();
     this.wasIsolated = isolated;
     this.failRequestsOfLostLeadership();
+    this.releaseHeld();
     this.expireRequests();
     this.driveLeases();
     this.schedule();
@@ -1022,6 +1055,49 @@ export class ReplicaGroup {
       this.reads.delete(token);
       r.reject(this.notLeader());
     }
+  }
+
+  /**
+   * Whether a request that reaches this replica now is held rather than refused: its configuration is
+   * stopping (a stop-sign is in its log, or proposed by it as leader) and this replica is a member of
+   * the next one. The next
+   * configuration starts within a round trip or two (its successor claims the leadership at once), so
+   * the request is submitted again as soon as it runs here ({@link releaseHeld}): served at once by
+   * the new leader, or refused with a hint naming it. (Refused at once, as before, every request of a
+   * moving partition sent its client into backoff and a table refresh: 300-600 ms puts per move in
+   * `bench:cluster --reconfig`.) Held requests count as pending and wait at most `requestTimeoutTicks`.
+   */
+  private holdsThroughReconfiguration(): boolean {
+    if (this.config.unsafeMutation === 'refuseDuringReconfiguration') return false;
+    if (this.paxos.removed) return false;
+    return this.paxos.nextMembers?.includes(this.pid) === true;
+  }
+
+  /**
+   * Submits the held requests again once this replica's configuration no longer changes (the next one
+   * runs here, or the replica left, or the change is over) and the new configuration has a leader; a
+   * held request whose deadline passed is refused (`UNAVAILABLE`: never proposed, safe to retry).
+   */
+  private releaseHeld(): void {
+    if (this.held.length === 0) return;
+    const waiting =
+      this.holdsThroughReconfiguration() ||
+      (!this.paxos.stopping && !this.isolated && this.paxos.leader === undefined);
+    if (waiting) {
+      let kept = 0;
+      for (const h of this.held) {
+        if (h.deadline > this.now) this.held[kept++] = h;
+        else
+          h.reject(
+            new UnavailableError({
+              reason: `partition ${this.partition}'s configuration is still changing (the request was not proposed: retry)`,
+            }),
+          );
+      }
+      this.held.length = kept;
+      return;
+    }
+    for (const h of this.held.splice(0)) this.submit(h.op, h.options).then(h.resolve, h.reject);
   }
 
   /** The session to `peer` came back after a break. */
@@ -1083,7 +1159,10 @@ export class ReplicaGroup {
       return Promise.resolve({ result: this.sm.query(op), stale: true });
     }
     if (this.isolated) return Promise.reject(this.isolatedError());
-    if (this.role !== 'leader') return Promise.reject(this.notLeader());
+    const holds = this.holdsThroughReconfiguration();
+    // Moving out (a stop-sign without this replica is pending): send the client to the successor.
+    if ((this.role !== 'leader' && !holds) || this.successor() !== undefined)
+      return Promise.reject(this.notLeader());
     if (this.pendingRequests >= this.config.maxPendingRequests) {
       return Promise.reject(
         new UnavailableError({
@@ -1092,6 +1171,9 @@ export class ReplicaGroup {
       );
     }
     const deadline = this.now + this.config.requestTimeoutTicks;
+    if (holds) {
+      return new Promise((resolve, reject) => this.held.push({ op, options, resolve, reject, deadline }));
+    }
     if (read) {
       if (this.config.unsafeMutation === 'staleLeaderReads') {
         return Promise.resolve({ result: this.sm.query(op), stale: false });
@@ -1212,7 +1294,7 @@ export class ReplicaGroup {
   }
 
   private notLeader(): PaxkvError {
-    const leader = this.leader;
+    const leader = this.successor() ?? this.leader;
     if (leader === undefined || leader === this.pid) return new NoLeaderError({ partition: this.partition });
     return new NotLeaderError({ leaderHint: this.leaderHint(), partition: this.partition });
   }
@@ -1589,6 +1671,7 @@ export class ReplicaGroup {
     for (const w of this.writes.values()) w.reject(stopped);
     for (const r of this.reads.values()) r.reject(stopped);
     for (const r of this.readyReads) r.reject(stopped);
+    for (const h of this.held.splice(0)) h.reject(stopped);
     this.writes.clear();
     this.reads.clear();
     this.readyReads.length = 0;
@@ -1623,6 +1706,7 @@ export class ReplicaGroup {
     for (const w of this.writes.values()) w.reject(stopped);
     for (const r of this.reads.values()) r.reject(stopped);
     for (const r of this.readyReads) r.reject(stopped);
+    for (const h of this.held.splice(0)) h.reject(stopped);
     this.writes.clear();
     this.reads.clear();
     this.readyReads.length = 0;

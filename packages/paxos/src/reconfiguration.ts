@@ -374,6 +374,14 @@ export class ReconfigurablePaxos<T> {
   get removed(): boolean {
     return this.known !== undefined && !this.known.members.includes(this.pid);
   }
+  /**
+   * While the current configuration is stopping with a stop-sign of this replica's own (in its log, or
+   * proposed by it as leader and still buffered): the members of the next configuration. Undefined when
+   * no stop-sign is pending here.
+   */
+  get nextMembers(): readonly NodeId[] | undefined {
+    return this.latest?.paxos.pendingStopSign?.members;
+  }
   /** The leader of the current configuration, if known. */
   get leader(): NodeId | undefined {
     return this.latest?.paxos.leader;

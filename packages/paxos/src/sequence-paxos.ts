@@ -346,6 +346,14 @@ export class SequencePaxos<T> {
     return { index: st.index, sign: st.sign, decided: this.storage.getDecidedIndex() > st.index };
   }
 
+  /**
+   * The stop-sign this configuration is stopping with: the one at the end of the log (see
+   * {@link stopSign}), or the one this leader proposed that is still buffered (not yet in its log).
+   */
+  get pendingStopSign(): StopSign | undefined {
+    return this.stop?.sign ?? this.stopBuffered;
+  }
+
   /** Recomputes {@link stop} from the log's last entry (after anything that changed the log). */
   private scanStop(): void {
     const st = this.storage;
