@@ -72,6 +72,13 @@ export const serverConfigSchema = z
     replaceAfter: z.number().int().nonnegative().max(86_400).default(30),
     /** Most replica moves (group reconfigurations) in flight at once, cluster-wide. Default 1. */
     maxMovesInFlight: positiveInt.max(64).default(1),
+    /**
+     * Least milliseconds between the starts of two replica moves, cluster-wide (pacing: each move stalls
+     * its partition for a moment, and under a closed-loop load one stalled partition soon parks every
+     * client; spread out, the moves of a replaced server cost a share of a second each instead of
+     * the whole rate for seconds). 0 = back to back. Default 1000 ms.
+     */
+    moveIntervalMs: z.number().int().nonnegative().max(3_600_000).default(1000),
     /** How long a forwarded or locally submitted request may take before TIMEOUT is returned. Default 5000 ms. */
     requestTimeoutMs: positiveInt.default(5000),
     /** Largest accepted frame in bytes; a bigger one closes the connection. Default 16 MiB. */

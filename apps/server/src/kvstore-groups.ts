@@ -303,6 +303,12 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
       onConfigChange: (e: ConfigurationEvent) => {
         const id = e.configuration.configId;
         floor = Math.max(floor, e.kind === 'started' ? id + 1 : e.kind === 'removed' ? id : 0);
+        // One line per reconfiguration step (a move's timeline: decided on the old leader, started on
+        // each replica of the new configuration, removed on the one that left).
+        options.logger.info(
+          { partition: spec.partition, configId: id, members: e.configuration.members, kind: e.kind },
+          `partition ${spec.partition}: configuration ${id} [${e.configuration.members.join(', ')}] ${e.kind}`,
+        );
         spec.onConfigChange?.({
           kind: e.kind,
           configuration: { configId: id, replicas: e.configuration.members },

@@ -2,7 +2,8 @@
  * The metadata leader's replica moves: which replicas move where (`planMoves` of `@paxkv/bootstrap`:
  * members suspected for longer than `--replace-after` and draining members lose their replicas; a
  * member that stayed reachable for `--replace-after` receives them; replica counts are evened out),
- * at most `--max-moves-in-flight` at once, each recorded in the metadata (`moving`), run as a
+ * at most `--max-moves-in-flight` at once and one started per `--move-interval-ms` (pacing), each
+ * recorded in the metadata (`moving`), run as a
  * stop-sign reconfiguration of the group through a {@link GroupReconfigurer}, then recorded done with
  * the configuration id (or abandoned, and planned again later).
  */
@@ -78,6 +79,8 @@ export class ReplicaMover {
   private lastBlockedLog = Number.NEGATIVE_INFINITY;
   /** A preferred-leader change is being proposed. */
   private balancing = false;
+  /** When (ctx clock, ms) this leader last started a move (pacing: `--move-interval-ms`). */
+  private lastStart = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -191,7 +194,13 @@ export class ReplicaMover {
       }
       return;
     }
-    for (const mv of moves) this.runMove(group, mv, true);
+    for (const mv of moves) {
+      // Paced: at most one new move per `--move-interval-ms` (the next heartbeat tries again).
+      const now = this.ctx.now();
+      if (now - this.lastStart < c.moveIntervalMs) break;
+      this.lastStart = now;
+      this.runMove(group, mv, true);
+    }
   }
 
   /** Records `mv` in the metadata (when `record`), reconfigures the group, then records the outcome. */

@@ -107,6 +107,12 @@ export function buildServerCommand(version: string): Command {
     )
     .addOption(
       new Option(
+        '--move-interval-ms <ms>',
+        'least time between the starts of two replica moves; 0 = back to back (default 1000)',
+      ).argParser(intArg('--move-interval-ms')),
+    )
+    .addOption(
+      new Option(
         '--insecure',
         'start without peer authentication (no cluster token, no TLS): anyone reaching the port can act as a peer',
       ),
@@ -140,6 +146,7 @@ const FLAG_FIELDS = [
   'replaceAfter',
   'maxMovesInFlight',
   'maxConnectionsPerHost',
+  'moveIntervalMs',
   'logLevel',
   'clusterToken',
   'clusterTokenFile',
