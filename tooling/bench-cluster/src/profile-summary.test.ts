@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type CpuProfile, renderProfileSummary, summarizeProfile } from './profile-summary.js';
+import {
+  type CpuProfile,
+  profileTimeline,
+  renderProfileSummary,
+  summarizeProfile,
+} from './profile-summary.js';
 
 // root -> main -> (hot, idle); hot -> gc-heavy leaf
 const profile: CpuProfile = {
@@ -49,5 +54,19 @@ describe('summarizeProfile', () => {
     const text = renderProfileSummary('server 1', summarizeProfile(profile), 3);
     expect(text).toContain('server 1: 10 ms profiled, busy 4 ms');
     expect(text).toContain('hot kvstore/src/wal.ts:42');
+  });
+
+  it('summarises a time window of the profile, and its busy time per bucket', () => {
+    // Samples at 0, 1, 2, 3, 4 ms (µs clock): main, hot, hot, pack, idle.
+    const w = summarizeProfile(profile, { fromUs: 1_000, toUs: 3_000 });
+    expect(w.busyMs).toBe(2);
+    expect(w.durationMs).toBe(2);
+    expect(w.functions[0]).toMatchObject({ name: 'hot kvstore/src/wal.ts:42', selfMs: 2 });
+    const t = profileTimeline(profile, 0, 2);
+    expect(t.map((b) => [b.atMs, b.busyMs])).toEqual([
+      [0, 2],
+      [2, 2],
+    ]);
+    expect(t[1]?.top).toMatch(/^hot |^pack /);
   });
 });
