@@ -92,12 +92,18 @@ describe('ReplicaGroup', () => {
     expect(second.pid).not.toBe(first.pid);
     // A different client moves the key on, then the original CAS is retried with the same session.
     // (BLE may change leader once more right after a failover, liveness only: ask the new leader, as
-    // a client would; nothing was applied by a NOT_LEADER reply.)
+    // a client would; nothing was applied by a NOT_LEADER reply, and a write in flight when the
+    // leadership moved fails at once with TIMEOUT: retried with the same session it applies once.)
     const atLeader = async (
       ...args: Parameters<GroupCluster['submit']> extends [number, ...infer R] ? R : never
     ) => {
       let r = await call(c, (await elect(c)).pid, ...args);
-      for (let again = 0; again < 3 && r instanceof NotLeaderError; again++)
+      for (
+        let again = 0;
+        again < 3 &&
+        (r instanceof NotLeaderError || (r instanceof Error && (r as { code?: string }).code === 'TIMEOUT'));
+        again++
+      )
         r = await call(c, (await elect(c)).pid, ...args);
       return r;
     };
@@ -116,7 +122,11 @@ describe('ReplicaGroup', () => {
       const last = new Map<number, ApplyOutcome>();
       for (const a of applied) if (a.pid === pid) last.set(a.index, a.outcome);
       const cases = [...last.values()].filter((o) => o.ok && o.result.op === 'cas');
-      expect(cases.map((o) => o.ok && o.duplicate)).toEqual([false, true]);
+      // (one retry entry per attempt: more than one when a retry itself timed out on a leader change)
+      const dup = cases.map((o) => o.ok && o.duplicate);
+      expect(dup[0]).toBe(false);
+      expect(dup.length).toBeGreaterThanOrEqual(2);
+      expect(dup.slice(1).every((d) => d === true)).toBe(true);
     }
   });
 
