@@ -122,6 +122,8 @@ export interface BenchOptions {
   readonly reconfigTimeoutMs: number;
   /** `--replace-after` of the reconfiguration figure's servers, in seconds. Default 5. */
   readonly reconfigReplaceAfterS: number;
+  /** `--move-interval-ms` of the reconfiguration figure's servers; undefined: the server's default (1000). */
+  readonly reconfigMoveIntervalMs: number | undefined;
 }
 
 /** The faults of `--reconfig` (see reconfig-bench.ts). */
@@ -172,6 +174,7 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   reconfigTailMs: 10_000,
   reconfigTimeoutMs: 180_000,
   reconfigReplaceAfterS: 5,
+  reconfigMoveIntervalMs: undefined,
 };
 
 /** Bad command-line input; the message names the flag and the accepted form. */
@@ -222,6 +225,7 @@ cluster, one after the other, and drives each with the same Node load generator.
   --reconfig-steady TIME  steady window before the replacement (default 10s)
   --reconfig-tail TIME    load kept after the last group moved (default 10s)
   --replace-after N       the servers' --replace-after in the --reconfig figure (default 5 s)
+  --move-interval-ms N    the servers' --move-interval-ms in the --reconfig figure (default: the server's, 1000)
   --keep                  keep the clusters' data directories
   --help                  this text
 `;
@@ -370,6 +374,10 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
       v['replace-after'] === undefined
         ? d.reconfigReplaceAfterS
         : parseCount(v['replace-after'], '--replace-after', 1),
+    reconfigMoveIntervalMs:
+      v['move-interval-ms'] === undefined
+        ? d.reconfigMoveIntervalMs
+        : parseCount(v['move-interval-ms'], '--move-interval-ms', 0),
   };
   if (options.reconfigSteadyMs < 1_000) throw new UsageError('--reconfig-steady: must be at least 1s');
   if (options.concurrency.length === 0) throw new UsageError('--concurrency: expected at least one number');
@@ -424,6 +432,7 @@ function parseWithNode(argv: readonly string[]) {
       'reconfig-steady': { type: 'string' },
       'reconfig-tail': { type: 'string' },
       'replace-after': { type: 'string' },
+      'move-interval-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

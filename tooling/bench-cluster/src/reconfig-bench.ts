@@ -421,7 +421,13 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
         startTimeoutMs: options.startTimeoutMs,
         keepData: options.keepData,
         tickMs: options.paxkvTickMs,
-        extraFlags: ['--replace-after', String(replaceAfterS)],
+        extraFlags: [
+          '--replace-after',
+          String(replaceAfterS),
+          ...(options.reconfigMoveIntervalMs === undefined
+            ? []
+            : ['--move-interval-ms', String(options.reconfigMoveIntervalMs)]),
+        ],
         cpuProfDir: options.cpuProfDir === undefined ? undefined : join(options.cpuProfDir, fault),
       });
       const r = await measureReconfig(cluster, spec(fault), io.log);
@@ -438,7 +444,7 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
     }
   }
   const notes = [
-    `cluster: ${RECONFIG_SERVERS} paxkv servers, replication 3, 16 partitions (each on 3 of the 4), fsync ${options.paxkvFsync}, --replace-after ${replaceAfterS} s, --max-moves-in-flight 1 (default); node ${RECONFIG_VICTIM} replaced in every group it holds (one stop-sign reconfiguration per group onto the server outside it)`,
+    `cluster: ${RECONFIG_SERVERS} paxkv servers, replication 3, 16 partitions (each on 3 of the 4), fsync ${options.paxkvFsync}, --replace-after ${replaceAfterS} s, --max-moves-in-flight 1 (default), --move-interval-ms ${options.reconfigMoveIntervalMs ?? '1000 (default)'}; node ${RECONFIG_VICTIM} replaced in every group it holds (one stop-sign reconfiguration per group onto the server outside it)`,
     'remove: `member remove 4` (drain: planned replacement, the server stays up until its last replica moved); kill: SIGKILL + data dir deleted, self-healing after --replace-after (includes detection and the failover of the groups it led)',
     `load: closed-loop puts, ${options.failoverConcurrency} in flight, ${options.keySpace} keys, ${options.valueBytes}-byte values; shares are of the mean of the ${Math.round(options.reconfigSteadyMs / 1000)} s steady window before the fault`,
     `figures measured on a shared, loaded machine are indicative only: 1-second buckets then vary with the other processes' load (compare the steady seconds' spread)`,
