@@ -117,10 +117,10 @@ describe('parseDuration', () => {
 
 describe('--reconfig server flags', () => {
   it('passes --replace-after and --move-interval-ms (0 allowed) to the figure, the server default otherwise', () => {
-    const o = parseBenchArgs(['--reconfig', '--replace-after', '7', '--move-interval-ms', '0']).options;
-    expect(o?.reconfigReplaceAfterS).toBe(7);
-    expect(o?.reconfigMoveIntervalMs).toBe(0);
-    expect(parseBenchArgs(['--reconfig']).options?.reconfigMoveIntervalMs).toBeUndefined();
+    const o = options(['--reconfig', '--replace-after', '7', '--move-interval-ms', '0']);
+    expect(o.reconfigReplaceAfterS).toBe(7);
+    expect(o.reconfigMoveIntervalMs).toBe(0);
+    expect(options(['--reconfig']).reconfigMoveIntervalMs).toBeUndefined();
     expect(() => parseBenchArgs(['--move-interval-ms', 'x'])).toThrow(/--move-interval-ms/);
   });
 });
