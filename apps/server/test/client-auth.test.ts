@@ -335,9 +335,11 @@ describe('mutation check', () => {
     await restartWithSwitch(cluster, server(3), 'PAXKV_UNSAFE_AUTH_SKIP_PERMISSIONS', tls);
     const raw = await RawClient.connect(server(3).address, tls);
     try {
-      expect(await raw.call({ type: 'login', user: 'alice', password: 'alice-password' })).toMatchObject({
-        type: 'login.ok',
-      });
+      // The login reads the users through the restarted server's groups: retried while they settle
+      // (UNAVAILABLE / NO_LEADER / TIMEOUT), like the write below.
+      expect(
+        await raw.callRetrying({ type: 'login', user: 'alice', password: 'alice-password' }, 60_000),
+      ).toMatchObject({ type: 'login.ok' });
       // A session write (exactly-once), retried while the restarted server's groups settle.
       const reply = await raw.callRetrying(
         {
@@ -351,5 +353,6 @@ describe('mutation check', () => {
     } finally {
       raw.close();
     }
-  });
+    // Room for its three waits (the restart, the login and the write: up to 60 s each on a loaded machine).
+  }, 200_000);
 });
