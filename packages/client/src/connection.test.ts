@@ -3,6 +3,7 @@
  * while this process was stalled past the timeout is taken, not called a timeout (which would make the
  * client retry a request that was answered).
  */
+import { createServer } from 'node:net';
 import { TransportServer } from '@paxkv/common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Channel } from './connection.js';
@@ -56,5 +57,24 @@ describe('Channel attempt timeout', () => {
     );
     expect(outcome).toMatchObject({ kind: 'reply' });
     expect(channel.inFlight).toBe(0);
+  });
+
+  it('treats bytes that are not paxkv frames (another service on the port) as a broken connection, not a permanent failure', async () => {
+    // An HTTP server where a paxkv server used to be: it answers the first frame with an HTTP error.
+    const http = createServer((socket) => {
+      socket.once('data', () => socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n'));
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => http.close(() => r())));
+    const { port } = http.address() as { port: number };
+    const channel = new Channel(`127.0.0.1:${port}`, tcpConnectionFactory());
+    cleanups.push(() => channel.close());
+    expect(await channel.whenOpen(20_000)).toBe(true);
+    const first = await channel.request({ type: 'kv', id: 1, op: { op: 'get', key: 'k' } }, 20_000);
+    expect(first.kind).toBe('closed');
+    // The next attempt is not failed with the garbage's FRAME_TOO_LARGE as if retrying could never help.
+    const next = await channel.request({ type: 'kv', id: 2, op: { op: 'get', key: 'k' } }, 200);
+    expect(next.kind === 'not-sent' ? next.error?.code : undefined).toBeUndefined();
   });
 });

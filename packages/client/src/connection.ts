@@ -94,7 +94,7 @@ export class Channel {
       },
       onMessage: (m) => this.#onMessage(m),
       onClose: (reason) => {
-        this.#lastFailure = reason instanceof PaxkvError && !reason.retryable ? reason : undefined;
+        this.#lastFailure = isPermanentConnectionFailure(reason) ? reason : undefined;
         this.#onClose();
       },
     });
@@ -279,4 +279,15 @@ export class Channel {
       this.#openWaiters.add(done);
     });
   }
+}
+
+/**
+ * Whether a connection's close reason means retrying that server cannot help (a TLS failure, refused
+ * credentials). Bytes that are not paxkv frames (`FRAME_TOO_LARGE`, `DECODE_FAILED`: another service on that
+ * port, say an HTTP server that took the port of a server that died) only break this connection: the
+ * request goes to another replica or a later dial, like after any broken connection.
+ */
+function isPermanentConnectionFailure(reason: unknown): reason is PaxkvError {
+  if (!(reason instanceof PaxkvError) || reason.retryable) return false;
+  return reason.code !== 'FRAME_TOO_LARGE' && reason.code !== 'DECODE_FAILED';
 }

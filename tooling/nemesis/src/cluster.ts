@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TlsOptions } from '@paxkv/common';
 import { freePorts, serverFlags, spawnServer } from '@paxkv/server/launcher';
@@ -62,6 +62,15 @@ export const DEFAULT_CLUSTER_CONFIG: Omit<ClusterConfig, 'dir' | 'proxy' | 'comm
 /** Raised when the cluster cannot be started or does not become ready in time. */
 export class ClusterStartError extends Error {
   override readonly name = 'ClusterStartError';
+  /**
+   * True when a server exited because its port was taken (EADDRINUSE): the ports were free when picked,
+   * but another process bound one first. Starting again on fresh ports is the fix.
+   */
+  readonly portTaken: boolean;
+  constructor(message: string, options: { portTaken?: boolean } = {}) {
+    super(message);
+    this.portTaken = options.portTaken === true;
+  }
 }
 
 /** The life state of a managed server process. */
@@ -422,8 +431,15 @@ export class ManagedCluster {
   ): Promise<ServerStatusView> {
     for (;;) {
       if (server.state === 'killed') {
+        let portTaken = false;
+        try {
+          portTaken = readFileSync(server.logFile, 'utf8').includes('EADDRINUSE');
+        } catch {
+          // no log: not a port race we can tell
+        }
         throw new ClusterStartError(
-          `server slot ${server.slot} exited (${server.lastExit}) while starting; see ${server.logFile}`,
+          `server slot ${server.slot} exited (${server.lastExit}) while starting${portTaken ? ' (its port was taken by another process)' : ''}; see ${server.logFile}`,
+          { portTaken },
         );
       }
       const st = await this.status(server);

@@ -5,7 +5,7 @@ import type { BankView } from '@paxkv/kvstore/testing';
 import { check, readJsonl, renderHtml } from '@paxkv/linearizability-checker';
 import { BANK_TAG, BankWorkload, finalBankRead } from './bank.js';
 import { createBankClient, createWorkloadClient } from './client-adapter.js';
-import { ManagedCluster } from './cluster.js';
+import { ClusterStartError, ManagedCluster } from './cluster.js';
 import {
   countOutcomes,
   type HistoryEventView,
@@ -212,7 +212,16 @@ export interface RunSummary {
 /** The run could not start (no server binary, cluster did not form); nothing was tested. */
 export class RunSetupError extends Error {
   override readonly name = 'RunSetupError';
+  /** The cluster did not start because another process took a server's port (see `ClusterStartError`). */
+  readonly portTaken: boolean;
+  constructor(message: string, options: { portTaken?: boolean } = {}) {
+    super(message);
+    this.portTaken = options.portTaken === true;
+  }
 }
+
+/** How many times a run whose cluster lost a port race at start is started again on fresh ports. */
+const PORT_TAKEN_ATTEMPTS = 3;
 
 /**
  * One nemesis run: starts a cluster behind the proxy, runs K clients and the seeded fault schedule for
@@ -222,6 +231,24 @@ export class RunSetupError extends Error {
  * @throws RunSetupError when the cluster cannot be started.
  */
 export async function runNemesis(
+  options: Partial<RunOptions> & Pick<RunOptions, 'seed' | 'durationMs'>,
+): Promise<RunSummary> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      // A retry gets a directory of its own (the failed start's server logs stay where they were).
+      const retryDir =
+        attempt > 1 && options.dir !== undefined ? { dir: `${options.dir}-retry${attempt}` } : {};
+      return await runNemesisOnce({ ...options, ...retryDir });
+    } catch (e) {
+      // The ports were free when picked, but a busy machine runs other clusters: the same seed again on
+      // fresh ports (the seed's schedule does not depend on them).
+      if (!(e instanceof RunSetupError && e.portTaken) || attempt >= PORT_TAKEN_ATTEMPTS) throw e;
+      options.log?.(`nemesis: ${e.message}; starting again on fresh ports`);
+    }
+  }
+}
+
+async function runNemesisOnce(
   options: Partial<RunOptions> & Pick<RunOptions, 'seed' | 'durationMs'>,
 ): Promise<RunSummary> {
   const o: RunOptions = { ...DEFAULT_RUN_OPTIONS, ...options };
@@ -271,7 +298,9 @@ export async function runNemesis(
     try {
       await cluster.start();
     } catch (e) {
-      throw new RunSetupError(`cluster did not start: ${(e as Error).message}`);
+      throw new RunSetupError(`cluster did not start: ${(e as Error).message}`, {
+        portTaken: e instanceof ClusterStartError && e.portTaken,
+      });
     }
     log(
       `cluster up: nodes ${cluster.nodes().join(',')} behind proxy ${cluster.clientAddresses().join(' ')}${cluster.clientTls ? ' (TLS)' : ''}`,
