@@ -217,31 +217,47 @@ describe('RESP on a real cluster', () => {
   it('MULTI/EXEC, WATCH, MSET and MGET are atomic within one hash tag; SCAN walks every partition', async () => {
     const r = await connected(0);
     const other = await connected(2);
-    expect(await r.mset('{acct}:a', '100', '{acct}:b', '0')).toBe('OK');
-    await r.watch('{acct}:a', '{acct}:b');
-    const [a, b] = (await r.mget('{acct}:a', '{acct}:b')) as [string, string];
-    const done = await r
-      .multi()
-      .set('{acct}:a', String(Number(a) - 30))
-      .set('{acct}:b', String(Number(b) + 30))
-      .exec();
-    expect(done?.map(([e, v]) => e ?? v)).toEqual(['OK', 'OK']);
-    expect(await other.mget('{acct}:a', '{acct}:b')).toEqual(['70', '30']);
-    await r.watch('{acct}:a');
-    await other.set('{acct}:a', '0');
-    expect(await r.multi().set('{acct}:b', '999').exec()).toBeNull();
-    expect(await other.get('{acct}:b')).toBe('30');
+    // Every step is retried on a retryable refusal (a loaded machine can leave a partition without a
+    // majority for a moment); the transaction is one log entry, so a retried block first re-reads whether
+    // the previous EXEC applied.
+    expect(await retrying(() => r.mset('{acct}:a', '100', '{acct}:b', '0'))).toBe('OK');
+    const done = await retrying(async () => {
+      await r.watch('{acct}:a', '{acct}:b');
+      const [a, b] = (await r.mget('{acct}:a', '{acct}:b')) as [string, string];
+      if (a === '70' && b === '30') {
+        await r.unwatch();
+        return ['OK', 'OK'];
+      }
+      const out = await r
+        .multi()
+        .set('{acct}:a', String(Number(a) - 30))
+        .set('{acct}:b', String(Number(b) + 30))
+        .exec();
+      const refused = out?.find(([e]) => e !== null)?.[0];
+      if (refused) throw refused;
+      return out?.map(([, v]) => v);
+    });
+    expect(done).toEqual(['OK', 'OK']);
+    expect(await retrying(() => other.mget('{acct}:a', '{acct}:b'))).toEqual(['70', '30']);
+    const aborted = await retrying(async () => {
+      await r.watch('{acct}:a');
+      await other.set('{acct}:a', '0');
+      return r.multi().set('{acct}:b', '999').exec();
+    });
+    expect(aborted).toBeNull();
+    expect(await retrying(() => other.get('{acct}:b'))).toBe('30');
     // Keys of different partitions in one transaction: Redis Cluster's CROSSSLOT error.
     const raw = await RawResp.open(respPort(1));
     const cross = Array.from({ length: 8 }, (_, i) => respCommand('SET', `cross:${i}`, 'v'));
     raw.write(Buffer.concat([respCommand('MULTI'), ...cross, respCommand('EXEC')]));
     await raw.until((t) => t.includes('CROSSSLOT'));
     raw.close();
-    for (let i = 0; i < 40; i++) await r.set(`scanc:${i}`, 'v');
+    for (let i = 0; i < 40; i++) await retrying(() => r.set(`scanc:${i}`, 'v'));
     const seen = new Set<string>();
     let cursor = '0';
     do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', 'scanc:*', 'COUNT', 7);
+      const at = cursor;
+      const [next, keys] = await retrying(() => r.scan(at, 'MATCH', 'scanc:*', 'COUNT', 7));
       cursor = next;
       for (const k of keys) seen.add(k);
     } while (cursor !== '0');
