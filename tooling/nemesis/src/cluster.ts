@@ -243,6 +243,21 @@ export class ManagedCluster {
     await this.waitForLeaders(deadline);
   }
 
+  /**
+   * A free port that no server of this cluster was given yet: a server started a moment ago may not have
+   * bound its port, and the OS can hand a just-released port out again (a spare then took server 1's port
+   * and server 1 failed to start with EADDRINUSE).
+   */
+  private async portNotHandedOut(): Promise<number> {
+    const given = new Set(
+      this.servers.map((s) => Number(s.realAddress.slice(s.realAddress.lastIndexOf(':') + 1))),
+    );
+    for (;;) {
+      const [port] = await freePorts(1);
+      if (port !== undefined && !given.has(port)) return port;
+    }
+  }
+
   /** The address server `slot` listens on: its own loopback address under TLS, else 127.0.0.1. */
   private hostOf(slot: number): string {
     return this.certs === undefined ? '127.0.0.1' : slotAddress(slot);
@@ -309,7 +324,7 @@ export class ManagedCluster {
     const running = this.live().filter((s) => s.state === 'running' && s.node > 0);
     const through = running[this.servers.length % Math.max(1, running.length)];
     if (through === undefined) throw new ClusterStartError('no running server to join through');
-    const [port] = await freePorts(1);
+    const port = await this.portNotHandedOut();
     const s = await this.newServer(
       this.command ?? this.config.command ?? resolveServerCommand(),
       this.servers.length,
@@ -431,12 +446,7 @@ export class ManagedCluster {
   ): Promise<ServerStatusView> {
     for (;;) {
       if (server.state === 'killed') {
-        let portTaken = false;
-        try {
-          portTaken = readFileSync(server.logFile, 'utf8').includes('EADDRINUSE');
-        } catch {
-          // no log: not a port race we can tell
-        }
+        const portTaken = lostPortRace(server);
         throw new ClusterStartError(
           `server slot ${server.slot} exited (${server.lastExit}) while starting${portTaken ? ' (its port was taken by another process)' : ''}; see ${server.logFile}`,
           { portTaken },
@@ -445,8 +455,11 @@ export class ManagedCluster {
       const st = await this.status(server);
       if (st !== undefined && ready(st)) return st;
       if (Date.now() > deadline) {
+        // Another server of the cluster that lost its port keeps this one from forming (no table).
+        const lost = this.servers.find(lostPortRace);
         throw new ClusterStartError(
-          `server slot ${server.slot} (${server.realAddress}) not ready in time; see ${server.logFile}`,
+          `server slot ${server.slot} (${server.realAddress}) not ready in time${lost ? ` (server slot ${lost.slot} lost its port to another process)` : ''}; see ${server.logFile}`,
+          { portTaken: lost !== undefined },
         );
       }
       await sleep(this.config.pollMs);
@@ -461,4 +474,13 @@ function provisionalId(slot: number): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Whether `server` exited at start because its port was taken (EADDRINUSE in its log). */
+function lostPortRace(server: ManagedServer): boolean {
+  try {
+    return readFileSync(server.logFile, 'utf8').includes('EADDRINUSE');
+  } catch {
+    return false; // no log: not a port race we can tell
+  }
 }
