@@ -104,6 +104,8 @@ export interface PaxkvLocalCluster extends LocalCluster {
   members(): readonly PaxkvMember[];
   /** TLS settings for the benchmark's own probes (undefined: plain TCP). */
   clientTls(): BenchClientTls | undefined;
+  /** The sum of a metric (every label set) over the servers that are running (their `/metrics`). */
+  metricSum(name: string): Promise<number>;
 }
 
 interface Server {
@@ -277,11 +279,15 @@ class PaxkvCluster implements PaxkvLocalCluster {
   }
 
   async leaderChanges(): Promise<number> {
+    return this.metricSum('paxkv_leader_changes_total');
+  }
+
+  async metricSum(name: string): Promise<number> {
     const counts = await Promise.all(
       this.alive().map((m) =>
         fetchMetricSum(
           `${this.certs === undefined ? 'http' : 'https'}://127.0.0.1:${m.httpPort}/metrics`,
-          'paxkv_leader_changes_total',
+          name,
           undefined,
           this.certs,
         ),

@@ -85,6 +85,19 @@ describe('analyzeTrace', () => {
     expect(text).toContain('errors by kind: TIMEOUT 1');
     expect(text).toContain('retries 4 0 0');
     expect(text).toContain('p3 4->1 0.4-0.7');
+    expect(text).not.toContain('servers per second');
+  });
+
+  it("prints the servers' CPU per put and forwarded requests apart from the client's counters", () => {
+    // Cumulative samples: CPU 500 ms a second before the fault (second 2), 900 after; 1000 then 300 puts/s.
+    const cpu = [0, 500, 1000, 1900, 2800];
+    const samples = cpu.map((ms, i) => ({ retries: 0, serverCpuMs: ms, forwarded: i < 3 ? 0 : 40 * (i - 2) }));
+    const t = analyzeTrace(new PutLog(), 2000, 0, 4, 2, samples, []);
+    const text = formatTrace('reconfig remove', t, 2, [1000, 1000, 300, 300]).join('\n');
+    expect(text).toContain(
+      'servers per second (all processes): CPU ms 500 500 | from the fault 900 900; CPU µs per put 500 500 | from the fault 3000 3000; forwarded requests 0 0 | from the fault 40 40',
+    );
+    expect(text).not.toMatch(/client per second[^\n]*serverCpuMs/);
   });
 });
 

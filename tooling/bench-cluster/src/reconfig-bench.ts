@@ -25,7 +25,7 @@ import { type ClusterMetadata, partitionOf } from '@paxkv/common';
 import { ClusterUnavailableError } from './cluster.js';
 import type { BenchOptions, ReconfigFaultName } from './options.js';
 import { type PaxkvLocalCluster, type PaxkvMember, startPaxkvCluster } from './paxkv.js';
-import { type MachineInfo, machineInfo } from './proc-stats.js';
+import { type MachineInfo, machineInfo, processCpuSeconds } from './proc-stats.js';
 import { killServer } from './processes.js';
 import { analyzeTrace, formatTrace, PutLog, type ReconfigTrace, type SeenMove } from './reconfig-trace.js';
 import type { BenchIo } from './run.js';
@@ -155,6 +155,20 @@ export class ReconfigTimeoutError extends Error {
   override readonly name = 'ReconfigTimeoutError';
 }
 
+/**
+ * CPU milliseconds (user + system) used so far by every server process: a process that is gone counts
+ * with the last figure read from it (`lastMs`, by pid), so the sum never falls.
+ */
+function serverCpuMs(cluster: PaxkvLocalCluster, lastMs: Map<number, number>): number {
+  for (const m of cluster.members()) {
+    const s = processCpuSeconds(m.process.pid);
+    if (s !== undefined) lastMs.set(m.process.pid, s * 1000);
+  }
+  let ms = 0;
+  for (const v of lastMs.values()) ms += v;
+  return Math.round(ms);
+}
+
 async function metadataOf(cluster: PaxkvLocalCluster, timeoutMs: number): Promise<ClusterMetadata | null> {
   for (const m of cluster.members()) {
     if (!m.process.isAlive()) continue;
@@ -242,6 +256,7 @@ export async function measureReconfig(
   const puts = new PutLog();
   const partitions = before.table.partitions;
   const clientSamples: Record<string, number>[] = [];
+  const cpuByPid = new Map<number, number>();
   const seenMoves = new Map<string, SeenMove>();
   let errors = 0;
   let sampler: ReturnType<typeof setInterval> | undefined;
@@ -272,12 +287,16 @@ export async function measureReconfig(
     await sleep(spec.warmupMs);
     const steadySeconds = Math.max(1, Math.round(spec.steadyMs / 1000));
     const steadyStart = performance.now();
-    // The client's counters once a second from the steady window's start (index i: end of second i-1).
-    const sampleStats = () => {
-      if (target.clientStats) clientSamples.push({ ...target.clientStats() });
+    // The client's counters once a second from the steady window's start (index i: end of second i-1),
+    // with the servers' CPU time (every process started, the victim's included) and forwarded requests.
+    const sampleStats = async (): Promise<void> => {
+      const sample: Record<string, number> = target.clientStats ? { ...target.clientStats() } : {};
+      sample.serverCpuMs = serverCpuMs(cluster, cpuByPid);
+      sample.forwarded = await cluster.metricSum('paxkv_forwarded_total').catch(() => Number.NaN);
+      clientSamples.push(sample);
     };
-    sampleStats();
-    sampler = setInterval(sampleStats, 1000);
+    await sampleStats();
+    sampler = setInterval(() => void sampleStats(), 1000);
     await sleep(steadySeconds * 1000);
     faultAt = performance.now();
     const faultMonotonicUs = process.hrtime.bigint() / 1_000n;
@@ -433,7 +452,7 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
       const r = await measureReconfig(cluster, spec(fault), io.log);
       results.push(r);
       for (const line of formatReconfigResult(r)) io.out(line);
-      if (r.trace) for (const line of formatTrace(`reconfig ${fault}`, r.trace, r.faultSecond)) io.out(line);
+      if (r.trace) for (const line of formatTrace(`reconfig ${fault}`, r.trace, r.faultSecond, r.seriesOpsPerSec)) io.out(line);
     } catch (e) {
       if (e instanceof ClusterUnavailableError) throw e;
       const error = e instanceof Error ? e.message : String(e);

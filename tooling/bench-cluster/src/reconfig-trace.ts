@@ -146,8 +146,41 @@ export function analyzeTrace(
   };
 }
 
+/**
+ * Keys of the per-second samples that are the servers' (summed over every server process), not the
+ * client's: CPU milliseconds used, and requests forwarded to another server's leader.
+ */
+export const SERVER_SAMPLE_KEYS: readonly string[] = ['serverCpuMs', 'forwarded'];
+
+/**
+ * The servers' per-second line: CPU ms, CPU µs per completed put (`putsPerSecond`: the whole series
+ * from the steady window's start), forwarded requests; steady seconds before the `|`.
+ */
+function formatServerSeconds(
+  prefix: string,
+  t: ReconfigTrace,
+  faultSecond: number,
+  putsPerSecond: readonly number[],
+): string | undefined {
+  const cpu = t.clientPerSecond.serverCpuMs;
+  if (cpu === undefined) return undefined;
+  const split = (xs: readonly (number | string)[]) =>
+    `${xs.slice(0, faultSecond).join(' ')} | from the fault ${xs.slice(faultSecond).join(' ')}`;
+  const perPut = cpu.map((ms, i) => {
+    const n = putsPerSecond[i] ?? 0;
+    return n > 0 ? String(Math.round((ms * 1000) / n)) : '-';
+  });
+  const forwarded = t.clientPerSecond.forwarded ?? [];
+  return `${prefix}: servers per second (all processes): CPU ms ${split(cpu)}; CPU µs per put ${split(perPut)}; forwarded requests ${split(forwarded.map((n) => (Number.isNaN(n) ? '?' : n)))}`;
+}
+
 /** The text lines of a trace (prefixed like the other `--reconfig` lines). */
-export function formatTrace(prefix: string, t: ReconfigTrace, faultSecond: number): string[] {
+export function formatTrace(
+  prefix: string,
+  t: ReconfigTrace,
+  faultSecond: number,
+  putsPerSecond: readonly number[] = [],
+): string[] {
   const stalls = t.stalls
     .slice(0, 8)
     .map((s) => `p${s.partition} ${s.maxMs} ms at ${(s.atMs / 1000).toFixed(1)} s (${s.slowPuts} slow)`)
@@ -157,7 +190,7 @@ export function formatTrace(prefix: string, t: ReconfigTrace, faultSecond: numbe
     .join(', ');
   const client = Object.entries(t.clientPerSecond)
     .filter(([, s]) => s.some((n) => n !== 0))
-    .filter(([k]) => k !== 'calls' && k !== 'attempts')
+    .filter(([k]) => k !== 'calls' && k !== 'attempts' && !SERVER_SAMPLE_KEYS.includes(k))
     .map(([k, s]) => `${k} ${s.slice(faultSecond).join(' ')}`)
     .join('; ');
   const moves = t.moves
@@ -166,7 +199,9 @@ export function formatTrace(prefix: string, t: ReconfigTrace, faultSecond: numbe
         `p${m.partition} ${m.from}->${m.to} ${(m.firstSeenMs / 1000).toFixed(1)}-${(m.lastSeenMs / 1000).toFixed(1)}`,
     )
     .join(', ');
+  const servers = formatServerSeconds(prefix, t, faultSecond, putsPerSecond);
   return [
+    ...(servers === undefined ? [] : [servers]),
     `${prefix}: slowest put per stalled partition (>= ${STALL_MS} ms, from the fault): ${stalls || 'none'}`,
     `${prefix}: puts >= ${STALL_MS} ms per second from the fault: ${t.slowPerSecond.join(' ')} (mostly partition: ${t.slowPartitionPerSecond.map((p) => (p < 0 ? '-' : `p${p}`)).join(' ')})`,
     `${prefix}: errors by kind: ${errors || 'none'}; client per second from the fault: ${client || 'no retries, redirects or table fetches'}`,
