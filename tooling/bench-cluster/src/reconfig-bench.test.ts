@@ -91,7 +91,11 @@ describe('analyzeTrace', () => {
   it("prints the servers' CPU per put and forwarded requests apart from the client's counters", () => {
     // Cumulative samples: CPU 500 ms a second before the fault (second 2), 900 after; 1000 then 300 puts/s.
     const cpu = [0, 500, 1000, 1900, 2800];
-    const samples = cpu.map((ms, i) => ({ retries: 0, serverCpuMs: ms, forwarded: i < 3 ? 0 : 40 * (i - 2) }));
+    const samples = cpu.map((ms, i) => ({
+      retries: 0,
+      serverCpuMs: ms,
+      forwarded: i < 3 ? 0 : 40 * (i - 2),
+    }));
     const t = analyzeTrace(new PutLog(), 2000, 0, 4, 2, samples, []);
     const text = formatTrace('reconfig remove', t, 2, [1000, 1000, 300, 300]).join('\n');
     expect(text).toContain(

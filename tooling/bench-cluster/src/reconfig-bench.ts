@@ -452,7 +452,9 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
       const r = await measureReconfig(cluster, spec(fault), io.log);
       results.push(r);
       for (const line of formatReconfigResult(r)) io.out(line);
-      if (r.trace) for (const line of formatTrace(`reconfig ${fault}`, r.trace, r.faultSecond, r.seriesOpsPerSec)) io.out(line);
+      if (r.trace)
+        for (const line of formatTrace(`reconfig ${fault}`, r.trace, r.faultSecond, r.seriesOpsPerSec))
+          io.out(line);
     } catch (e) {
       if (e instanceof ClusterUnavailableError) throw e;
       const error = e instanceof Error ? e.message : String(e);
