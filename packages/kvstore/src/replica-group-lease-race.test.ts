@@ -11,7 +11,6 @@
  * schedule any change of the group's protocol traffic shifts: session 4's fail-fast of a deposed leader's
  * writes moved the race out of seeds 1..1100 there).
  */
-import type { KvOp } from '@paxkv/common';
 import { describe, expect, it } from 'vitest';
 import type { ReplicaGroup, ReplicaGroupConfig, SubmitResult } from './replica-group.js';
 import { GroupCluster } from './testing/group-simulation.js';
@@ -21,15 +20,6 @@ const TTL_MS = 1_000;
 const TTL_TICKS = TTL_MS / TICK_MS;
 /** Seeds of the scenario (each a different message schedule around the expiry). */
 const SEEDS = 8;
-
-async function call(c: GroupCluster, pid: number, op: KvOp): Promise<SubmitResult | Error> {
-  let out: SubmitResult | Error | undefined;
-  void c.submit(pid, op).then((r) => {
-    out = r;
-  });
-  await c.runUntil(() => out !== undefined, 600);
-  return out as SubmitResult | Error;
-}
 
 interface RaceOutcome {
   /** Keep-alives answered "found" that were followed by the key's deletion within a TTL. */
@@ -55,13 +45,13 @@ async function race(seed: number, lead: number, mutation: ReplicaGroupConfig['un
   };
   expect(await c.runUntil(agreed, 400)).toBeGreaterThanOrEqual(0);
   const leader = c.leader() as ReplicaGroup;
-  const granted = await call(c, leader.pid, { op: 'lease-grant', partition: 0, ttlMs: TTL_MS });
+  const granted = await c.call(leader.pid, { op: 'lease-grant', partition: 0, ttlMs: TTL_MS });
   expect(granted).toMatchObject({ result: { op: 'lease-grant', granted: true } });
   const lease = (granted as SubmitResult & { result: { lease: number } }).result.lease;
-  expect(await call(c, leader.pid, { op: 'put', key: 'lock', value: 'me', lease })).toMatchObject({
+  expect(await c.call(leader.pid, { op: 'put', key: 'lock', value: 'me', lease })).toMatchObject({
     result: { op: 'put' },
   });
-  expect(await call(c, leader.pid, { op: 'lease-keepalive', lease })).toMatchObject({
+  expect(await c.call(leader.pid, { op: 'lease-keepalive', lease })).toMatchObject({
     result: { found: true },
   });
   await c.runUntil(() => false, TTL_TICKS - lead);

@@ -4,7 +4,6 @@
  * gives every lease its TTL plus the grace period; revoking deletes the lease's keys in one entry; a put
  * on a lease that is gone is refused. Watchers see the deletes.
  */
-import type { KvOp } from '@paxkv/common';
 import { describe, expect, it } from 'vitest';
 import type { ReplicaGroup, SubmitResult } from './replica-group.js';
 import { GroupCluster } from './testing/group-simulation.js';
@@ -25,21 +24,12 @@ async function elect(c: GroupCluster): Promise<ReplicaGroup> {
   return c.leader() as ReplicaGroup;
 }
 
-async function call(c: GroupCluster, pid: number, op: KvOp): Promise<SubmitResult | Error> {
-  let out: SubmitResult | Error | undefined;
-  void c.submit(pid, op).then((r) => {
-    out = r;
-  });
-  await c.runUntil(() => out !== undefined, 600);
-  return out as SubmitResult | Error;
-}
-
 function cluster(seed: number): GroupCluster {
   return new GroupCluster({ seed, group: { tickMs: TICK_MS, leaseGraceMs: GRACE_MS } });
 }
 
 async function grant(c: GroupCluster, pid: number): Promise<number> {
-  const r = await call(c, pid, { op: 'lease-grant', partition: 0, ttlMs: TTL_MS });
+  const r = await c.call(pid, { op: 'lease-grant', partition: 0, ttlMs: TTL_MS });
   expect(r).toMatchObject({ result: { op: 'lease-grant', granted: true } });
   return (r as SubmitResult & { result: { lease: number } }).result.lease;
 }
@@ -57,7 +47,7 @@ describe('leases in a replica group', () => {
     const c = cluster(21);
     const leader = await elect(c);
     const lease = await grant(c, leader.pid);
-    expect(await call(c, leader.pid, { op: 'put', key: 'svc', value: 'up', lease })).toMatchObject({
+    expect(await c.call(leader.pid, { op: 'put', key: 'svc', value: 'up', lease })).toMatchObject({
       result: { op: 'put' },
     });
     const deletes: ChangeEvent[] = [];
@@ -71,7 +61,7 @@ describe('leases in a replica group', () => {
     // Keep alive for four TTLs.
     for (let i = 0; i < 8; i++) {
       await c.runUntil(() => false, TTL_TICKS / 2);
-      expect(await call(c, leader.pid, { op: 'lease-keepalive', lease })).toMatchObject({
+      expect(await c.call(leader.pid, { op: 'lease-keepalive', lease })).toMatchObject({
         result: { found: true, ttlMs: TTL_MS },
       });
     }
@@ -85,10 +75,10 @@ describe('leases in a replica group', () => {
     // (the follower may still have been applying the put when the watch opened)
     expect(deletes.filter((e) => e.type === 'delete').map((e) => e.key)).toEqual(['svc']);
     // The lease is gone with it: keep-alive says so, a put on it is refused.
-    expect(await call(c, leader.pid, { op: 'lease-keepalive', lease })).toMatchObject({
+    expect(await c.call(leader.pid, { op: 'lease-keepalive', lease })).toMatchObject({
       result: { found: false },
     });
-    const refused = await call(c, leader.pid, { op: 'put', key: 'svc', value: 'again', lease });
+    const refused = await c.call(leader.pid, { op: 'put', key: 'svc', value: 'again', lease });
     expect(refused).toBeInstanceOf(Error);
     expect((refused as Error).message).toMatch(/expired or was revoked/);
   });
@@ -105,8 +95,8 @@ describe('leases in a replica group', () => {
         : new GroupCluster({ seed, group: { tickMs: TICK_MS, leaseGraceMs: 0 } });
       const first = await elect(c);
       const lease = await grant(c, first.pid);
-      await call(c, first.pid, { op: 'put', key: 'lock', value: 'me', lease });
-      await call(c, first.pid, { op: 'lease-keepalive', lease });
+      await c.call(first.pid, { op: 'put', key: 'lock', value: 'me', lease });
+      await c.call(first.pid, { op: 'lease-keepalive', lease });
       // Most of the TTL passes, then the leader dies: the lease would be due during the election.
       await c.runUntil(() => false, TTL_TICKS - 5);
       c.crash(first.pid);
@@ -144,12 +134,12 @@ describe('leases in a replica group', () => {
       };
     const leader = await elect(c);
     const lease = await grant(c, leader.pid);
-    await call(c, leader.pid, { op: 'put', key: 'svc', value: 'up', lease });
+    await c.call(leader.pid, { op: 'put', key: 'svc', value: 'up', lease });
     // A stall of 10 s in one tick (a paused process): lease time moves by the bound only, the key stays.
     await c.runUntil(realTimePerTick(10_000), 1);
     await c.runUntil(realTimePerTick(TICK_MS), 5);
     expect(await present(c, leader.pid, 'svc')).toBe(true);
-    expect(await call(c, leader.pid, { op: 'lease-keepalive', lease })).toMatchObject({
+    expect(await c.call(leader.pid, { op: 'lease-keepalive', lease })).toMatchObject({
       result: { found: true },
     });
     // The loop runs 5x late (100 ms of real time per tick): the lease still ends after its real TTL,
@@ -167,8 +157,8 @@ describe('leases in a replica group', () => {
     const c = cluster(5);
     const leader = await elect(c);
     const lease = await grant(c, leader.pid);
-    for (const k of ['a', 'b', 'c']) await call(c, leader.pid, { op: 'put', key: k, value: k, lease });
-    await call(c, leader.pid, { op: 'put', key: 'other', value: 'x' });
+    for (const k of ['a', 'b', 'c']) await c.call(leader.pid, { op: 'put', key: k, value: k, lease });
+    await c.call(leader.pid, { op: 'put', key: 'other', value: 'x' });
     const events: ChangeEvent[] = [];
     leader.watch(
       { prefix: '' },
@@ -176,7 +166,7 @@ describe('leases in a replica group', () => {
       (es) => events.push(...es),
       () => {},
     );
-    const r = await call(c, leader.pid, { op: 'lease-revoke', lease });
+    const r = await c.call(leader.pid, { op: 'lease-revoke', lease });
     expect(r).toMatchObject({ result: { op: 'lease-revoke', found: true, deleted: 3 } });
     expect(events.map((e) => [e.type, e.key])).toEqual([
       ['delete', 'a'],
@@ -185,7 +175,7 @@ describe('leases in a replica group', () => {
     ]);
     expect(new Set(events.map((e) => e.revision)).size).toBe(1);
     expect(leader.keyCount).toBe(1);
-    expect(await call(c, leader.pid, { op: 'lease-list', partition: 0 })).toMatchObject({
+    expect(await c.call(leader.pid, { op: 'lease-list', partition: 0 })).toMatchObject({
       result: { leases: [], more: false },
     });
   });
@@ -194,50 +184,50 @@ describe('leases in a replica group', () => {
     const c = cluster(8);
     const leader = await elect(c);
     const lease = await grant(c, leader.pid);
-    await call(c, leader.pid, { op: 'put', key: 'n', value: '1', lease });
-    await call(c, leader.pid, { op: 'incr', key: 'n', by: '1' });
-    await call(c, leader.pid, { op: 'put', key: 'p', value: 'x', lease });
-    await call(c, leader.pid, { op: 'put', key: 'p', value: 'y' });
-    expect(await call(c, leader.pid, { op: 'lease-list', partition: 0 })).toMatchObject({
+    await c.call(leader.pid, { op: 'put', key: 'n', value: '1', lease });
+    await c.call(leader.pid, { op: 'incr', key: 'n', by: '1' });
+    await c.call(leader.pid, { op: 'put', key: 'p', value: 'x', lease });
+    await c.call(leader.pid, { op: 'put', key: 'p', value: 'y' });
+    expect(await c.call(leader.pid, { op: 'lease-list', partition: 0 })).toMatchObject({
       result: { leases: [{ lease, ttlMs: TTL_MS, keys: 1 }] },
     });
-    const r = await call(c, leader.pid, { op: 'lease-revoke', lease });
+    const r = await c.call(leader.pid, { op: 'lease-revoke', lease });
     expect(r).toMatchObject({ result: { deleted: 1 } });
-    expect(await call(c, leader.pid, { op: 'get', key: 'p' })).toMatchObject({ result: { value: 'y' } });
-    expect(await call(c, leader.pid, { op: 'get', key: 'n' })).toMatchObject({ result: { value: null } });
+    expect(await c.call(leader.pid, { op: 'get', key: 'p' })).toMatchObject({ result: { value: 'y' } });
+    expect(await c.call(leader.pid, { op: 'get', key: 'n' })).toMatchObject({ result: { value: null } });
   });
 
   it('lease-timetolive tells the time left on the leader clock, by lease or by key', async () => {
     const c = cluster(13);
     const leader = await elect(c);
     const lease = await grant(c, leader.pid);
-    await call(c, leader.pid, { op: 'put', key: 'a', value: '1', lease });
-    await call(c, leader.pid, { op: 'put', key: 'b', value: '2', lease });
-    await call(c, leader.pid, { op: 'put', key: 'plain', value: '3' });
-    await call(c, leader.pid, { op: 'lease-keepalive', lease });
+    await c.call(leader.pid, { op: 'put', key: 'a', value: '1', lease });
+    await c.call(leader.pid, { op: 'put', key: 'b', value: '2', lease });
+    await c.call(leader.pid, { op: 'put', key: 'plain', value: '3' });
+    await c.call(leader.pid, { op: 'lease-keepalive', lease });
     await c.runUntil(() => false, TTL_TICKS / 2);
-    const byLease = await call(c, leader.pid, { op: 'lease-timetolive', lease, keys: true });
+    const byLease = await c.call(leader.pid, { op: 'lease-timetolive', lease, keys: true });
     expect(byLease).toMatchObject({ result: { found: true, lease, ttlMs: TTL_MS, keys: ['a', 'b'] } });
     const left = (byLease as SubmitResult & { result: { remainingMs: number } }).result.remainingMs;
     // Half a TTL passed since the keep-alive (plus the read's own round trips).
     expect(left).toBeLessThanOrEqual(TTL_MS / 2);
     expect(left).toBeGreaterThan(TTL_MS / 4);
-    const byKey = await call(c, leader.pid, { op: 'lease-timetolive', key: 'b' });
+    const byKey = await c.call(leader.pid, { op: 'lease-timetolive', key: 'b' });
     expect(byKey).toMatchObject({ result: { found: true, lease, ttlMs: TTL_MS } });
     expect((byKey as SubmitResult & { result: { keys?: unknown } }).result.keys).toBeUndefined();
     for (const key of ['plain', 'absent'])
-      expect(await call(c, leader.pid, { op: 'lease-timetolive', key })).toMatchObject({
+      expect(await c.call(leader.pid, { op: 'lease-timetolive', key })).toMatchObject({
         result: { found: false, lease: 0, ttlMs: 0, remainingMs: 0 },
       });
     // A new leader answers with the TTL plus the grace period it gave every lease.
     c.crash(leader.pid);
     const second = await elect(c);
-    const after = await call(c, second.pid, { op: 'lease-timetolive', key: 'a' });
+    const after = await c.call(second.pid, { op: 'lease-timetolive', key: 'a' });
     const remaining = (after as SubmitResult & { result: { remainingMs: number } }).result.remainingMs;
     expect(remaining).toBeGreaterThan(TTL_MS);
     expect(remaining).toBeLessThanOrEqual(TTL_MS + GRACE_MS);
-    await call(c, second.pid, { op: 'lease-revoke', lease });
-    expect(await call(c, second.pid, { op: 'lease-timetolive', lease })).toMatchObject({
+    await c.call(second.pid, { op: 'lease-revoke', lease });
+    expect(await c.call(second.pid, { op: 'lease-timetolive', lease })).toMatchObject({
       result: { found: false, lease: 0 },
     });
   });

@@ -18,27 +18,13 @@ async function elect(c: GroupCluster) {
   return c.leader()!;
 }
 
-/** Submits at `pid` and steps the cluster until the answer arrives. */
-async function call(
-  c: GroupCluster,
-  pid: number,
-  ...args: Parameters<GroupCluster['submit']> extends [number, ...infer R] ? R : never
-) {
-  let out: SubmitResult | Error | undefined;
-  void c.submit(pid, ...args).then((r) => {
-    out = r;
-  });
-  await c.runUntil(() => out !== undefined, 500);
-  return out;
-}
-
 describe('ReplicaGroup', () => {
   it('applies a transaction through the log once and serves ranges and read-only transactions by read index', async () => {
     const applied: string[] = [];
     const c = new GroupCluster({ seed: 5, onApplied: (_pid, _i, command) => applied.push(command.op.op) });
     const leader = await elect(c);
-    await call(c, leader.pid, { op: 'put', key: '{a}:1', value: '10' });
-    await call(c, leader.pid, { op: 'put', key: '{a}:2', value: '0' });
+    await c.call(leader.pid, { op: 'put', key: '{a}:1', value: '10' });
+    await c.call(leader.pid, { op: 'put', key: '{a}:2', value: '0' });
     const move = {
       op: 'txn',
       compare: [{ key: '{a}:1', target: 'value', op: '=', value: '10' }],
@@ -46,11 +32,11 @@ describe('ReplicaGroup', () => {
       failure: [],
     } satisfies KvOp;
     const session = { client: 'bank', seq: 1 };
-    const r1 = await call(c, leader.pid, move, { session });
+    const r1 = await c.call(leader.pid, move, { session });
     expect(r1).toMatchObject({ result: { op: 'txn', succeeded: true, revision: 3 }, stale: false });
-    expect(await call(c, leader.pid, move, { session })).toEqual(r1);
+    expect(await c.call(leader.pid, move, { session })).toEqual(r1);
     const before = applied.length;
-    const range = await call(c, leader.pid, { op: 'range', start: '{a}', end: '{a~' });
+    const range = await c.call(leader.pid, { op: 'range', start: '{a}', end: '{a~' });
     expect(range).toMatchObject({
       result: {
         op: 'range',
@@ -62,7 +48,7 @@ describe('ReplicaGroup', () => {
       },
     });
     const readTxn: KvOp = { op: 'txn', compare: [], success: [{ get: { key: '{a}:2' } }], failure: [] };
-    expect(await call(c, leader.pid, readTxn)).toMatchObject({
+    expect(await c.call(leader.pid, readTxn)).toMatchObject({
       result: { results: [{ value: '6', version: 2 }] },
     });
     // Reads and read-only transactions took no log entries (the leader applies only its own writes).
@@ -78,12 +64,12 @@ describe('ReplicaGroup', () => {
       onApplied: (pid, index, command, outcome) => applied.push({ pid, index, id: command.id, outcome }),
     });
     const first = await elect(c);
-    expect(await call(c, first.pid, { op: 'put', key: 'k', value: 'v0' })).toMatchObject({
+    expect(await c.call(first.pid, { op: 'put', key: 'k', value: 'v0' })).toMatchObject({
       result: { created: true },
     });
     const session = { client: 'alice', seq: 7 };
     const cas = { op: 'cas', key: 'k', expected: 'v0', value: 'v1' } as const;
-    const r1 = await call(c, first.pid, cas, { session });
+    const r1 = await c.call(first.pid, cas, { session });
     expect(r1).toMatchObject({ result: { op: 'cas', outcome: 'applied', current: 'v1' }, stale: false });
 
     // The client never saw that answer (say); meanwhile the leader crashes and another takes over.
@@ -97,14 +83,14 @@ describe('ReplicaGroup', () => {
     const atLeader = async (
       ...args: Parameters<GroupCluster['submit']> extends [number, ...infer R] ? R : never
     ) => {
-      let r = await call(c, (await elect(c)).pid, ...args);
+      let r = await c.call((await elect(c)).pid, ...args);
       for (
         let again = 0;
         again < 3 &&
         (r instanceof NotLeaderError || (r instanceof Error && (r as { code?: string }).code === 'TIMEOUT'));
         again++
       )
-        r = await call(c, (await elect(c)).pid, ...args);
+        r = await c.call((await elect(c)).pid, ...args);
       return r;
     };
     expect(await atLeader({ op: 'put', key: 'k', value: 'v2' })).toMatchObject({
@@ -133,21 +119,21 @@ describe('ReplicaGroup', () => {
   it('redirects a write on a follower with a leader hint and serves stale reads anywhere', async () => {
     const c = new GroupCluster({ seed: 5 });
     const leader = await elect(c);
-    await call(c, leader.pid, { op: 'put', key: 'a', value: '1' });
+    await c.call(leader.pid, { op: 'put', key: 'a', value: '1' });
     await c.runUntil(() => c.ids.every((p) => c.group(p)?.appliedIndex === leader.appliedIndex), 100);
     const follower = c.ids.find((p) => p !== leader.pid)!;
-    const err = await call(c, follower, { op: 'put', key: 'a', value: '2' });
+    const err = await c.call(follower, { op: 'put', key: 'a', value: '2' });
     expect(err).toMatchObject({
       code: 'NOT_LEADER',
       leaderHint: { node: leader.pid, address: `10.0.0.${leader.pid}:7000` },
     });
     expect((err as Error).message).toMatch(/retry against node/);
-    expect(await call(c, follower, { op: 'get', key: 'a' })).toMatchObject({ code: 'NOT_LEADER' });
-    expect(await call(c, follower, { op: 'get', key: 'a' }, { consistency: 'stale' })).toMatchObject({
+    expect(await c.call(follower, { op: 'get', key: 'a' })).toMatchObject({ code: 'NOT_LEADER' });
+    expect(await c.call(follower, { op: 'get', key: 'a' }, { consistency: 'stale' })).toMatchObject({
       result: { op: 'get', value: '1' },
       stale: true,
     });
-    expect(await call(c, leader.pid, { op: 'get', key: 'a' })).toMatchObject({
+    expect(await c.call(leader.pid, { op: 'get', key: 'a' })).toMatchObject({
       result: { op: 'get', value: '1' },
       stale: false,
     });
@@ -173,7 +159,7 @@ describe('ReplicaGroup', () => {
     const c = new GroupCluster({ seed: 9, group: { requestTimeoutTicks: 30 } });
     const leader = await elect(c);
     c.sim.partition([[leader.pid], c.ids.filter((p) => p !== leader.pid)]);
-    const r = await call(c, leader.pid, { op: 'put', key: 'k', value: 'v' });
+    const r = await c.call(leader.pid, { op: 'put', key: 'k', value: 'v' });
     expect(r).toBeInstanceOf(Error);
     expect(['TIMEOUT', 'NOT_LEADER', 'NO_LEADER']).toContain((r as { code?: string }).code);
   });
@@ -206,7 +192,7 @@ describe('ReplicaGroup', () => {
     await c.runUntil(() => c.leader() !== undefined && c.leader()!.pid !== old, 300);
     const fresh = c.leader()!;
     expect(fresh.pid).not.toBe(old);
-    expect(await call(c, fresh.pid, { op: 'put', key: 'k', value: 'new' })).toMatchObject({
+    expect(await c.call(fresh.pid, { op: 'put', key: 'k', value: 'new' })).toMatchObject({
       result: { op: 'put' },
     });
     // Healed: the old leader hears a majority again and follows the new leader.
@@ -239,7 +225,7 @@ describe('ReplicaGroup', () => {
       });
       const leader = await elect(c);
       for (let i = 0; i < 30; i++) {
-        const r = await call(c, leader.pid, { op: 'put', key: `key${i % 4}`, value: `value${i}` });
+        const r = await c.call(leader.pid, { op: 'put', key: `key${i % 4}`, value: `value${i}` });
         expect(r, `put #${i}`).toMatchObject({ result: { op: 'put' } });
       }
       return leader;
@@ -257,8 +243,7 @@ describe('ReplicaGroup', () => {
     const c = new GroupCluster({ seed: 21, group: { snapshotEveryEntries: 10 } });
     let leader = await elect(c);
     for (let i = 0; i < 45; i++) {
-      const r = await call(
-        c,
+      const r = await c.call(
         leader.pid,
         { op: 'put', key: `key${i % 15}`, value: `value${i}` },
         {
@@ -273,12 +258,12 @@ describe('ReplicaGroup', () => {
     for (const pid of c.ids) c.restart(pid);
     leader = await elect(c);
     for (let i = 30; i < 45; i++) {
-      let r = await call(c, leader.pid, { op: 'get', key: `key${i % 15}` });
+      let r = await c.call(leader.pid, { op: 'get', key: `key${i % 15}` });
       // The first election after a restart of every replica may still change leader once (BLE is
       // liveness only): ask the new leader, as a client would.
       for (let again = 0; again < 3 && r instanceof NotLeaderError; again++) {
         leader = await elect(c);
-        r = await call(c, leader.pid, { op: 'get', key: `key${i % 15}` });
+        r = await c.call(leader.pid, { op: 'get', key: `key${i % 15}` });
       }
       expect(r).toMatchObject({ result: { value: `value${i}` } });
     }
@@ -318,7 +303,7 @@ describe('ReplicaGroup', () => {
     await c.runUntil(() => false, 20);
     expect(g.failure).toBeUndefined();
     expect(g.logLength).toBe(before);
-    expect(await call(c, leader.pid, { op: 'put', key: 'k', value: 'v' })).toMatchObject({
+    expect(await c.call(leader.pid, { op: 'put', key: 'k', value: 'v' })).toMatchObject({
       result: { created: true },
     });
   });
@@ -360,11 +345,10 @@ describe('ReplicaGroup', () => {
     for (let i = 0; i < 40; i++) {
       // A write in flight when the leadership moves fails at once (outcome unknown): retried with the
       // same session, as a client does, it is applied once.
-      let out: Awaited<ReturnType<typeof call>> | undefined;
+      let out: Awaited<ReturnType<GroupCluster['call']>> | undefined;
       for (let attempt = 0; attempt < 5; attempt++) {
         const l = await elect(c);
-        out = await call(
-          c,
+        out = await c.call(
           l.pid,
           { op: 'put', key: `k${i % 7}`, value: `v${i}` },
           { session: { client: 'w', seq: i + 1 } },

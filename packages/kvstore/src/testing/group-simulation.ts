@@ -217,6 +217,9 @@ function wire(m: Msg): Msg {
 const settle = () => new Promise<void>((r) => setImmediate(r));
 
 /** Options of {@link GroupCluster}. */
+/** Steps {@link GroupCluster.call} waits for an answer by default (12 s of 20 ms ticks). */
+export const CALL_MAX_TICKS = 600;
+
 export interface GroupClusterOptions {
   /** Seed of the simulator's PRNG. */
   readonly seed: number;
@@ -394,6 +397,24 @@ export class GroupCluster {
   /** Restarts `pid` over its disk. */
   restart(pid: NodeId): void {
     this.sim.restart(pid);
+  }
+
+  /**
+   * Submits `op` at `pid` and steps the cluster until it is answered, at most `maxTicks` steps (default
+   * {@link CALL_MAX_TICKS}); `undefined` when it was not answered by then.
+   */
+  async call(
+    pid: NodeId,
+    op: KvOp,
+    options: SubmitOptions = {},
+    maxTicks = CALL_MAX_TICKS,
+  ): Promise<SubmitResult | Error | undefined> {
+    let out: SubmitResult | Error | undefined;
+    void this.submit(pid, op, options).then((r) => {
+      out = r;
+    });
+    await this.runUntil(() => out !== undefined, maxTicks);
+    return out;
   }
 
   /** Submits `op` at `pid` (to its group of `partition`) and resolves with the outcome (never rejects: errors come back as values). */
