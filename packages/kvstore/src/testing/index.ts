@@ -15,6 +15,7 @@ export {
   noteBankWrites,
 } from './bank.js';
 export {
+  CALL_MAX_TICKS,
   GroupCluster,
   type GroupClusterOptions,
   type GroupSimulationOptions,
