@@ -95,11 +95,13 @@ describe('analyzeTrace', () => {
       retries: 0,
       serverCpuMs: ms,
       forwarded: i < 3 ? 0 : 40 * (i - 2),
+      fsyncs: 100 * i,
+      fsyncSeconds: i < 3 ? 0.2 * i : 0.4 + 0.5 * (i - 2),
     }));
     const t = analyzeTrace(new PutLog(), 2000, 0, 4, 2, samples, []);
     const text = formatTrace('reconfig remove', t, 2, [1000, 1000, 300, 300]).join('\n');
     expect(text).toContain(
-      'servers per second (all processes): CPU ms 500 500 | from the fault 900 900; CPU µs per put 500 500 | from the fault 3000 3000; forwarded requests 0 0 | from the fault 40 40',
+      'servers per second (all processes): CPU ms 500 500 | from the fault 900 900; CPU µs per put 500 500 | from the fault 3000 3000; forwarded requests 0 0 | from the fault 40 40; WAL syncs 100 100 | from the fault 100 100; mean sync ms 2.0 2.0 | from the fault 5.0 5.0',
     );
     expect(text).not.toMatch(/client per second[^\n]*serverCpuMs/);
   });

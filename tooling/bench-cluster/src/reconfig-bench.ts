@@ -288,11 +288,17 @@ export async function measureReconfig(
     const steadySeconds = Math.max(1, Math.round(spec.steadyMs / 1000));
     const steadyStart = performance.now();
     // The client's counters once a second from the steady window's start (index i: end of second i-1),
-    // with the servers' CPU time (every process started, the victim's included) and forwarded requests.
+    // with the servers' CPU time (every process started, the victim's included), forwarded requests and
+    // write-ahead-log syncs (count and total seconds, over the servers running).
     const sampleStats = async (): Promise<void> => {
       const sample: Record<string, number> = target.clientStats ? { ...target.clientStats() } : {};
       sample.serverCpuMs = serverCpuMs(cluster, cpuByPid);
-      sample.forwarded = await cluster.metricSum('paxkv_forwarded_total').catch(() => Number.NaN);
+      const metric = (name: string) => cluster.metricSum(name).catch(() => Number.NaN);
+      [sample.forwarded, sample.fsyncs, sample.fsyncSeconds] = await Promise.all([
+        metric('paxkv_forwarded_total'),
+        metric('paxkv_fsync_duration_seconds_count'),
+        metric('paxkv_fsync_duration_seconds_sum'),
+      ]);
       clientSamples.push(sample);
     };
     await sampleStats();

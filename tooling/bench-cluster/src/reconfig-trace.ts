@@ -148,9 +148,10 @@ export function analyzeTrace(
 
 /**
  * Keys of the per-second samples that are the servers' (summed over every server process), not the
- * client's: CPU milliseconds used, and requests forwarded to another server's leader.
+ * client's: CPU milliseconds used, requests forwarded to another server's leader, write-ahead-log syncs
+ * and the seconds they took.
  */
-export const SERVER_SAMPLE_KEYS: readonly string[] = ['serverCpuMs', 'forwarded'];
+export const SERVER_SAMPLE_KEYS: readonly string[] = ['serverCpuMs', 'forwarded', 'fsyncs', 'fsyncSeconds'];
 
 /**
  * The servers' per-second line: CPU ms, CPU µs per completed put (`putsPerSecond`: the whole series
@@ -170,8 +171,16 @@ function formatServerSeconds(
     const n = putsPerSecond[i] ?? 0;
     return n > 0 ? String(Math.round((ms * 1000) / n)) : '-';
   });
-  const forwarded = t.clientPerSecond.forwarded ?? [];
-  return `${prefix}: servers per second (all processes): CPU ms ${split(cpu)}; CPU µs per put ${split(perPut)}; forwarded requests ${split(forwarded.map((n) => (Number.isNaN(n) ? '?' : n)))}`;
+  // A counter summed over the servers running falls when one stops: '?' for that second.
+  const shown = (n: number) => (Number.isNaN(n) || n < 0 ? '?' : String(n));
+  const forwarded = (t.clientPerSecond.forwarded ?? []).map(shown);
+  const syncs = t.clientPerSecond.fsyncs ?? [];
+  const syncSeconds = t.clientPerSecond.fsyncSeconds ?? [];
+  const meanSyncMs = syncs.map((n, i) => {
+    const secs = syncSeconds[i] ?? Number.NaN;
+    return n > 0 && secs >= 0 ? ((secs * 1000) / n).toFixed(1) : '?';
+  });
+  return `${prefix}: servers per second (all processes): CPU ms ${split(cpu)}; CPU µs per put ${split(perPut)}; forwarded requests ${split(forwarded)}; WAL syncs ${split(syncs.map(shown))}; mean sync ms ${split(meanSyncMs)}`;
 }
 
 /** The text lines of a trace (prefixed like the other `--reconfig` lines). */
