@@ -287,7 +287,7 @@ export async function clusterStatus(
 
 /**
  * Starts (or restarts on its data) the cluster in `options.dir` and resolves once every partition has a
- * leader. Servers that are already running (pid alive) are left alone. On failure every server this call
+ * leader and every server answers `status`. Servers that are already running (pid alive) are left alone. On failure every server this call
  * started is killed before the error is thrown.
  */
 export async function startCluster(options: StartClusterOptions): Promise<StartedCluster> {
@@ -364,7 +364,11 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
     const timeout = options.readyTimeoutMs ?? 60_000;
     const deadline = Date.now() + timeout;
     let view = await clusterStatus(started, options.statusOf);
-    while (!allPartitionsLed(view)) {
+    // Ready: every partition has a leader AND every server answers (a server that is still opening its
+    // groups may not listen yet while the others already lead every partition).
+    const silent = (v: StatusView) =>
+      nodes.filter((n) => !v.servers.some((s) => s.address === n.address && s.reachable)).map((n) => n.index);
+    while (!allPartitionsLed(view) || silent(view).length > 0) {
       for (const [index, why] of exited) {
         const node = nodes.find((n) => n.index === index) as ClusterFile['nodes'][number];
         throw new ClusterError(
@@ -373,8 +377,9 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
       }
       if (Date.now() > deadline) {
         const led = view.groups.filter((g) => g.leader !== null).length;
+        const quiet = silent(view);
         throw new ClusterError(
-          `cluster not ready after ${timeout} ms (${view.tableVersion === null ? 'no lookup table yet' : `${led}/${view.groups.length} partitions have a leader`}); see the logs in ${dir}`,
+          `cluster not ready after ${timeout} ms (${view.tableVersion === null ? 'no lookup table yet' : `${led}/${view.groups.length} partitions have a leader`}${quiet.length > 0 ? `; server ${quiet.join(', ')} not answering` : ''}); see the logs in ${dir}`,
         );
       }
       await new Promise((r) => setTimeout(r, 200));

@@ -98,6 +98,7 @@ export class GroupHost {
       leader: g.leader,
       role: g.role,
       decidedIndex: g.decidedIndex,
+      appliedIndex: g.appliedIndex,
       ...(g.ballot ? { ballot: { n: g.ballot.n, pid: g.ballot.pid } } : {}),
       ...(g.configuration
         ? { configId: g.configuration.configId, members: [...g.configuration.replicas] }

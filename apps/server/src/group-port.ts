@@ -40,6 +40,8 @@ export interface ReplicaGroupPort {
   readonly role: 'leader' | 'follower' | 'stopped';
   /** Number of decided entries. */
   readonly decidedIndex: number;
+  /** Number of entries applied to the state machine (what a `stale` read sees; at most `decidedIndex`). */
+  readonly appliedIndex: number;
   /** Length of the log (including compacted entries). */
   readonly logLength: number;
   /** The ballot this replica follows or leads (its promise), when it runs a configuration. */
@@ -198,6 +200,8 @@ export interface GroupStatusRow {
   readonly leader: NodeId | null;
   readonly role: 'leader' | 'follower' | 'stopped';
   readonly decidedIndex: number;
+  /** Entries applied to the replica's state machine. */
+  readonly appliedIndex: number;
   /** The ballot the replica follows or leads (its promise), when it runs a configuration. */
   readonly ballot?: { readonly n: number; readonly pid: NodeId };
   /** The configuration the replica runs (when the group is reconfigurable and it runs one). */

@@ -97,6 +97,9 @@ class KvstoreGroup implements ReplicaGroupPort {
   get decidedIndex(): number {
     return this.group.decidedIndex;
   }
+  get appliedIndex(): number {
+    return this.group.appliedIndex;
+  }
   get ballot(): { readonly n: number; readonly pid: NodeId } | undefined {
     return this.group.ballot;
   }

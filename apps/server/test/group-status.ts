@@ -11,6 +11,8 @@ export interface GroupRow {
   partition: number;
   role: string;
   decidedIndex: number;
+  /** Entries applied to the replica's state machine: what a `stale` read there sees. */
+  appliedIndex?: number;
   configId?: number;
   members?: number[];
 }

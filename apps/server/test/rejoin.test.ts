@@ -123,6 +123,8 @@ describe('a replica whose state cannot be read at start', () => {
       expect(done?.replicas).toContain(victimId);
 
       // Safety: the rejoined replica runs only a configuration created after it was removed.
+      // Caught up = APPLIED what the leader decided (a replica decides a received snapshot before it
+      // applies it, once the snapshot file is durable: a stale read in between sees the older state).
       const row = await until(
         'node 3 caught up',
         async () => {
@@ -131,7 +133,7 @@ describe('a replica whose state cannot be read at start', () => {
           return mine &&
             leader &&
             mine.configId === leader.configId &&
-            mine.decidedIndex >= leader.decidedIndex
+            (mine.appliedIndex ?? -1) >= leader.decidedIndex
             ? mine
             : null;
         },

@@ -92,6 +92,12 @@ export const GroupStatusSchema = z.object({
   leader: NodeIdSchema.nullable(),
   role: GroupRoleSchema,
   decidedIndex: z.number().int().nonnegative(),
+  /**
+   * Entries applied to this replica's state machine (at most `decidedIndex`: a decided entry is applied
+   * once it is durable here, so a replica that just received a snapshot may apply it a moment later).
+   * A `stale` read on this replica sees exactly this prefix. Absent from servers before it was added.
+   */
+  appliedIndex: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
   /** The ballot the replica follows or leads (its promise), when it runs a configuration. */
   ballot: z
     .object({
