@@ -11,10 +11,22 @@
  *    leader refuses it with `CONFIGURATION_CHANGED` unless the group still runs exactly that one
  *    (`ReplicaGroup.reconfigure`'s compare-and-set). Rule 1 narrows the window; rule 2 closes it: a
  *    mover whose read was fresh but who was deposed right after cannot replace a newer configuration.
+ *
+ * The refusal carries the configuration the group runs (over the wire too), so a metadata that fell
+ * behind its group (a move whose stop-sign was decided but whose record was lost) is repaired rather
+ * than refused forever (`repairRecord`): the group's decided configuration is the truth, and the
+ * record only ever moves forward (`adoptConfiguration` of `@paxkv/bootstrap`).
  */
-import { MembershipRefusedError } from '@paxkv/bootstrap';
-import { type ClusterMetadata, METADATA_PARTITION, type NodeId, type ReplicaMove } from '@paxkv/common';
+import { adoptConfiguration, MembershipRefusedError, sameMove } from '@paxkv/bootstrap';
+import {
+  type ClusterMetadata,
+  ConfigurationChangedError,
+  METADATA_PARTITION,
+  type NodeId,
+  type ReplicaMove,
+} from '@paxkv/common';
 import type { GroupConfiguration, ReplicaGroupPort } from './group-port.js';
+import type { LogFn } from './logger.js';
 import type { MetadataChange } from './metadata-store.js';
 
 /** Proposes (or, unchanged, linearizably reads) the metadata on the local replica: the mover's `change`. */
@@ -31,20 +43,6 @@ export function expectedConfiguration(m: ClusterMetadata, partition: number): Gr
   if (partition === METADATA_PARTITION) return { configId: m.metaConfig ?? 0, replicas: m.metaReplicas };
   const g = m.table.groups.find((x) => x.partition === partition);
   return g ? { configId: g.config ?? 0, replicas: g.replicas } : null;
-}
-
-/**
- * True when `a` and `b` are the same move: partition, members, reason and rejoin token (a renewed
- * rejoin request is another move); the fence is a step of the move, not part of its identity.
- */
-export function sameMove(a: ReplicaMove, b: ReplicaMove): boolean {
-  return (
-    a.partition === b.partition &&
-    a.from === b.from &&
-    a.to === b.to &&
-    a.reason === b.reason &&
-    a.token === b.token
-  );
 }
 
 /**
@@ -79,4 +77,45 @@ export async function confirmMove(
 /** `replicas` without `node` (the fence configuration of a rejoin). */
 export function without(replicas: readonly NodeId[], node: NodeId): NodeId[] {
   return replicas.filter((r) => r !== node);
+}
+
+/**
+ * After a step of `mv` that expected `expect` was refused with `CONFIGURATION_CHANGED`: when the
+ * configuration the refusing leader runs is newer than `expect` (the metadata's record the step read),
+ * records it in the metadata through the metadata group and drops `mv` (planned again from the new
+ * record), in one versioned compare-and-set change that applies only while the record is still older
+ * (`adoptConfiguration`), and logs it at warn. Resolves true when the metadata was repaired, false
+ * when there was nothing to repair (another error, a refusal without a configuration from an older
+ * server, a configuration not newer, a record already brought forward, another move recorded), or
+ * when the change failed (logged with why: this server no longer leads the metadata group, or the
+ * configuration names a server that is not a member); the caller then handles the refusal as any.
+ */
+export async function repairRecord(
+  change: MetadataChanger,
+  warn: LogFn,
+  group: ReplicaGroupPort,
+  mv: ReplicaMove,
+  expect: GroupConfiguration,
+  refusal: unknown,
+): Promise<boolean> {
+  if (!(refusal instanceof ConfigurationChangedError)) return false;
+  const { configId, members } = refusal.current;
+  if (configId <= expect.configId) return false;
+  const running = { configId, replicas: members };
+  const out = await change(group, (m) => {
+    const next = adoptConfiguration(m, mv.partition, running, mv);
+    return { metadata: next, changed: next !== m };
+  }).catch((e: unknown) => {
+    warn(
+      { ...mv, running, err: (e as Error).message },
+      `partition ${mv.partition}: cannot record the configuration the group runs`,
+    );
+    return null;
+  });
+  if (!out?.changed) return false;
+  warn(
+    { ...mv, recorded: expect, running, version: out.metadata.table.version },
+    `partition ${mv.partition}: the metadata recorded configuration ${expect.configId} [${expect.replicas.join(', ')}] but the group runs ${configId} [${members.join(', ')}]; recorded the group's configuration in metadata version ${out.metadata.table.version} and dropped the move from node ${mv.from} to node ${mv.to} (${mv.reason}): it is planned again`,
+  );
+  return true;
 }

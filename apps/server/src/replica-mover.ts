@@ -17,6 +17,7 @@ import {
   planLeaderBalance,
   planMoves,
   preferLeader,
+  sameMove,
   startMove,
 } from '@paxkv/bootstrap';
 import {
@@ -31,7 +32,7 @@ import type { ServerContext } from './context.js';
 import type { GroupConfiguration, ReplicaGroupPort } from './group-port.js';
 import type { MemberWatch } from './member-watch.js';
 import type { MetadataChange } from './metadata-store.js';
-import { confirmMove, expectedConfiguration, sameMove, without } from './move-steps.js';
+import { confirmMove, expectedConfiguration, repairRecord, without } from './move-steps.js';
 import type { RequestPath } from './request-path.js';
 
 /**
@@ -62,9 +63,11 @@ export interface ReplicaMoverDeps {
   readonly metadata: () => ClusterMetadata | null;
   /**
    * TESTING ONLY: `heldMetadata` breaks the re-read rule of `move-steps.ts`: each step of a move
-   * trusts the metadata this server held when it planned (no linearizable re-read). Default `'none'`.
+   * trusts the metadata this server held when it planned (no linearizable re-read); `noRepair` never
+   * repairs a metadata record that fell behind its group (`repairRecord`): every move of such a group
+   * is refused forever. Default `'none'`.
    */
-  readonly unsafeMoveSteps?: 'none' | 'heldMetadata';
+  readonly unsafeMoveSteps?: 'none' | 'heldMetadata' | 'noRepair';
   /** Proposes a change of the metadata on the local replica (the leader); serialised. */
   readonly change: <T extends MetadataChange>(
     group: ReplicaGroupPort,
@@ -154,9 +157,10 @@ export class ReplicaMover {
     const replaceAfterMs = c.replaceAfter * 1000;
     const replace = new Set<NodeId>();
     if (replaceAfterMs > 0) {
+      // A replica of the metadata group counts too (a lost server whose data replicas moved first).
       for (const n of m.table.nodes) {
-        if (watch.suspectedForMs(n.id) > replaceAfterMs && partitionsOf(m.table, n.id).length > 0)
-          replace.add(n.id);
+        const holds = partitionsOf(m.table, n.id).length > 0 || m.metaReplicas.includes(n.id);
+        if (watch.suspectedForMs(n.id) > replaceAfterMs && holds) replace.add(n.id);
       }
     }
     // Only a member reached without a break for `--replace-after` receives replicas: a listed address
@@ -216,13 +220,14 @@ export class ReplicaMover {
     }
     void (async () => {
       let decided = false;
+      let expect: GroupConfiguration | null = null;
       try {
         // The move as recorded now, read through the metadata group (this server still leads it): the
         // configuration to replace comes from this read, never from a copy held since planning.
         const fresh = record
           ? (await change(group, (m) => ({ metadata: startMove(m, mv), changed: true }))).metadata
           : await confirmMove(change, group, mv, undefined, this.unsafeHeld());
-        const expect = expectedConfiguration(fresh, mv.partition);
+        expect = expectedConfiguration(fresh, mv.partition);
         if (!expect)
           throw new BadRequestError({ field: 'partition', problem: `partition ${mv.partition} is gone` });
         const replicas = movedReplicas(expect.replicas, mv.from, mv.to);
@@ -244,6 +249,7 @@ export class ReplicaMover {
         });
         log.info({ ...mv }, `partition ${mv.partition} now on ${replicas.join(', ')}`);
       } catch (e) {
+        if (!decided && expect && (await this.repaired(group, mv, expect, e))) return;
         // The group runs the new configuration but the metadata did not record it: keep the move
         // recorded, so the next run (here or on the next leader) finds the change done (the group's
         // compare-and-set answers a change already made with its configuration) and records it.
@@ -260,6 +266,16 @@ export class ReplicaMover {
         this.running.delete(mv.partition);
       }
     })();
+  }
+
+  /**
+   * A step of `mv` that expected `expect` failed with `e`: repairs a metadata record that fell behind
+   * the group (`repairRecord`: the move is dropped, planned again). True when it did.
+   */
+  private repaired(group: ReplicaGroupPort, mv: ReplicaMove, expect: GroupConfiguration, e: unknown) {
+    if (this.deps.unsafeMoveSteps === 'noRepair') return Promise.resolve(false);
+    const warn = (fields: Record<string, unknown>, message: string) => this.ctx.log.warn(fields, message);
+    return repairRecord(this.deps.change, warn, group, mv, expect, e);
   }
 
   /**
@@ -326,6 +342,7 @@ export class ReplicaMover {
   ): Promise<void> {
     const log = this.ctx.log;
     const change = this.deps.change;
+    let expect: GroupConfiguration | null = null;
     try {
       // Each step re-reads the move through the metadata group (only while this server leads it) and
       // replaces only the configuration that read names (compare-and-set in the group).
@@ -339,6 +356,7 @@ export class ReplicaMover {
           { ...mv, expect: g },
           `partition ${mv.partition}: removing node ${mv.from}'s unreadable replica before it rejoins`,
         );
+        expect = g;
         const removed = await reconfigurer.reconfigure(mv.partition, fenced, g);
         fence = removed.configId;
         const f = fence;
@@ -350,10 +368,9 @@ export class ReplicaMover {
         // `finishRejoin` keeps the fence in the metadata's `rejoined` record for the member's token.
         await confirmMove(change, group, mv, fence, this.unsafeHeld());
       }
-      const added = await reconfigurer.reconfigure(mv.partition, g.replicas, {
-        configId: fence,
-        replicas: fenced,
-      });
+      expect = { configId: fence, replicas: fenced };
+      const added = await reconfigurer.reconfigure(mv.partition, g.replicas, expect);
+      expect = null;
       await change(group, (m) => ({
         metadata: finishRejoin(m, mv.partition, added.configId),
         changed: true,
@@ -363,6 +380,7 @@ export class ReplicaMover {
         `partition ${mv.partition}: node ${mv.from} rejoined as a new replica (configuration ${added.configId})`,
       );
     } catch (e) {
+      if (expect && (await this.repaired(group, mv, expect, e))) return;
       log.warn(
         { ...mv, err: (e as Error).message },
         `rejoin of node ${mv.from} in partition ${mv.partition} failed; it will be run again`,

@@ -5,6 +5,7 @@ import { MembershipRefusedError } from './errors.js';
 import {
   abandonMove,
   addMember,
+  adoptConfiguration,
   applyMove,
   fenceRejoin,
   finishRejoin,
@@ -164,6 +165,83 @@ describe('moves in the metadata', () => {
     expect(done.table.groups[0]).toMatchObject({ config: 7 });
     expect(done.table.groups[0]?.replicas).toContain(4);
     expect(applyMove(m, mv).table.groups[0]?.config).toBe(1);
+  });
+});
+
+describe('adoptConfiguration: a record that fell behind its group', () => {
+  it('records the configuration the group runs, drops the move planned from the stale record, never backwards', () => {
+    let m = addMember(addMember(seed(3, 2, 3), addr(4)).metadata, addr(5)).metadata;
+    const g0 = m.table.groups[0]!;
+    const mv = { partition: 0, from: g0.replicas[1]!, to: 4, reason: 'replace' as const };
+    m = startMove(m, mv);
+    // The group ran two configurations the metadata never recorded: it dropped g0.replicas[0], added 5.
+    const running = { configId: 2, replicas: [5, g0.replicas[2]!, g0.replicas[1]!] };
+    const next = adoptConfiguration(m, 0, running, mv);
+    valid(next);
+    expect(next.table.version).toBe(m.table.version + 1);
+    expect(next.moving).toEqual([]);
+    // Staying replicas keep their order (the preferred leader first), the new one comes last.
+    expect(next.table.groups[0]).toEqual({
+      ...g0,
+      replicas: [g0.replicas[1], g0.replicas[2], 5],
+      config: 2,
+    });
+    expect(next.table.groups[1]).toEqual(m.table.groups[1]);
+    // Never backwards, never sideways: an older or equal configuration changes nothing.
+    for (const stale of [
+      { configId: 1, replicas: [1, 2, 3] },
+      { configId: 2, replicas: [1, 2, 4] },
+    ]) {
+      expect(adoptConfiguration(next, 0, stale)).toBe(next);
+    }
+    // Another leader's move of the group is left alone.
+    const other = startMove(next, { partition: 0, from: 5, to: 4, reason: 'rebalance' });
+    expect(adoptConfiguration(other, 0, { configId: 3, replicas: [1, 2, 3] }, mv)).toBe(other);
+    // A configuration the metadata cannot record is refused with what to do.
+    expect(() => adoptConfiguration(next, 0, { configId: 3, replicas: [1, 9] })).toThrow(
+      /node 9 is not a member/,
+    );
+    expect(() => adoptConfiguration(next, 0, { configId: 3, replicas: [1, 1] })).toThrow(
+      MembershipRefusedError,
+    );
+  });
+
+  it('mutation check: adoptOlderConfiguration moves a record backwards (caught)', () => {
+    const m = adoptConfiguration(seed(3, 1, 3), 0, { configId: 4, replicas: [1, 2, 3] });
+    expect(m.table.groups[0]?.config).toBe(4);
+    unsafeMembershipMutations.adoptOlderConfiguration = true;
+    try {
+      expect(adoptConfiguration(m, 0, { configId: 2, replicas: [1, 2, 3] }).table.groups[0]?.config).toBe(2);
+    } finally {
+      unsafeMembershipMutations.adoptOlderConfiguration = false;
+    }
+    expect(adoptConfiguration(m, 0, { configId: 2, replicas: [1, 2, 3] })).toBe(m);
+  });
+
+  it("repairs the metadata group's record the same way; a drained member that holds nothing leaves", () => {
+    let m = addMember(addMember(seed(3, 2, 3), addr(4)).metadata, addr(5)).metadata;
+    const mv = { partition: METADATA_PARTITION, from: 1, to: 4, reason: 'replace' as const };
+    m = startMove(m, mv);
+    const next = adoptConfiguration(m, METADATA_PARTITION, { configId: 3, replicas: [2, 3, 4] }, mv);
+    valid(next);
+    expect(next.metaReplicas).toEqual([2, 3, 4]);
+    expect(next.metaConfig).toBe(3);
+    expect(next.moving).toEqual([]);
+    expect(next.table.groups).toEqual(m.table.groups);
+    expect(adoptConfiguration(next, METADATA_PARTITION, { configId: 2, replicas: [1, 2, 3] })).toBe(next);
+    expect(() =>
+      adoptConfiguration(next, METADATA_PARTITION, { configId: 4, replicas: [1, 2, 3, 4, 5, 6, 7, 8] }),
+    ).toThrow(MembershipRefusedError);
+    // Node 4 (not a metadata replica) drains; the group of partition 1 ran its move off node 4, unrecorded.
+    let d = addMember(seed(4, 2, 3), addr(5)).metadata;
+    expect(d.table.groups[1]?.replicas).toEqual([4, 1, 2]);
+    d = removeMember(d, 4).metadata;
+    expect(d.draining).toEqual([4]);
+    const healed = adoptConfiguration(d, 1, { configId: 1, replicas: [1, 2, 5] });
+    valid(healed);
+    expect(healed.table.groups[1]).toMatchObject({ replicas: [1, 2, 5], config: 1 });
+    expect(healed.table.nodes.map((n) => n.id)).toEqual([1, 2, 3, 5]);
+    expect(healed.draining).toEqual([]);
   });
 });
 

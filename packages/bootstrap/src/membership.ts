@@ -24,6 +24,7 @@ import {
   type GroupEntry,
   type LookupTable,
   MAX_MEMBERS,
+  MAX_METADATA_REPLICAS,
   METADATA_PARTITION,
   type NodeEntry,
   type NodeId,
@@ -56,6 +57,11 @@ export const unsafeMembershipMutations = {
    * and asks again (removed and re-added over and over).
    */
   forgetRejoinFence: false,
+  /**
+   * `adoptConfiguration` records the configuration a group reported even when the metadata already
+   * records a newer one: a late refusal moves the record backwards, behind the group again.
+   */
+  adoptOlderConfiguration: false,
 };
 
 /** Replicas of the metadata group when the cluster has at least that many servers. */
@@ -405,6 +411,98 @@ export function applyMove(m: ClusterMetadata, move: ReplicaMove, configId?: numb
     moving: m.moving.filter((x) => x.partition !== move.partition),
     ...withoutRejoinRecord(m.rejoined, move.partition, move.from),
   });
+}
+
+/**
+ * True when `a` and `b` are the same move: partition, members, reason and rejoin token (a renewed
+ * rejoin request is another move); the fence is a step of the move, not part of its identity.
+ */
+export function sameMove(a: ReplicaMove, b: ReplicaMove): boolean {
+  return (
+    a.partition === b.partition &&
+    a.from === b.from &&
+    a.to === b.to &&
+    a.reason === b.reason &&
+    a.token === b.token
+  );
+}
+
+/** A group's configuration as the group itself reports it: its id and its replicas. */
+export interface RunningConfiguration {
+  readonly configId: number;
+  readonly replicas: readonly NodeId[];
+}
+
+/**
+ * Brings the metadata's record of a group up to the configuration the group runs, when the metadata
+ * fell behind it (a move whose stop-sign was decided but whose record was lost, a stale mover): the
+ * group of `partition` (for {@link METADATA_PARTITION}: `metaReplicas` and `metaConfig`) gets
+ * `running`'s id and replicas, and the group's move `move` leaves `moving` (it was planned from the
+ * stale record; {@link planMoves} plans again from the new one). The staying replicas keep their order
+ * (the first is the preferred leader) and the others come last, in `running`'s order. A draining member
+ * that holds nothing any more leaves, as with {@link applyMove}; the rejoin record of a replica that
+ * left the group is dropped.
+ *
+ * The group's own decided configuration is the truth and the record only ever moves forward: `m` is
+ * returned unchanged unless the recorded configuration id is below `running.configId` (one
+ * configuration is decided per id, and ids grow), and unless the group has no move recorded or has
+ * `move` itself (another leader's move is left to the leader that runs it).
+ *
+ * @throws {@link MembershipRefusedError} when `running` lists a node that is not a member, lists one
+ *   twice, or (the metadata group) more than `MAX_METADATA_REPLICAS` of them.
+ */
+export function adoptConfiguration(
+  m: ClusterMetadata,
+  partition: number,
+  running: RunningConfiguration,
+  move?: ReplicaMove,
+): ClusterMetadata {
+  const meta = partition === METADATA_PARTITION;
+  const g = meta ? undefined : m.table.groups.find((x) => x.partition === partition);
+  const recorded = meta ? { replicas: m.metaReplicas, config: m.metaConfig } : g;
+  if (!recorded) return m;
+  const behind =
+    (recorded.config ?? 0) < running.configId || unsafeMembershipMutations.adoptOlderConfiguration;
+  const mv = m.moving.find((x) => x.partition === partition);
+  const ownMove = mv === undefined || (move !== undefined && sameMove(mv, move));
+  if (!behind || !ownMove) return m;
+  const ids = new Set(m.table.nodes.map((n) => n.id));
+  const unknown = running.replicas.find((r) => !ids.has(r));
+  if (
+    unknown !== undefined ||
+    running.replicas.length === 0 ||
+    new Set(running.replicas).size !== running.replicas.length ||
+    (meta && running.replicas.length > MAX_METADATA_REPLICAS)
+  ) {
+    throw new MembershipRefusedError({
+      field: 'configuration',
+      reason: `partition ${partition} runs configuration ${running.configId} [${running.replicas.join(', ')}], which the metadata cannot record (${unknown === undefined ? 'not a valid replica list' : `node ${unknown} is not a member`}); remove the group's replicas on servers that are not members (group.reconfigure) or add those servers back (paxkv member add)`,
+    });
+  }
+  const replicas = [
+    ...recorded.replicas.filter((r) => running.replicas.includes(r)),
+    ...running.replicas.filter((r) => !recorded.replicas.includes(r)),
+  ];
+  const left = recorded.replicas.filter((r) => !replicas.includes(r));
+  const metaReplicas = meta ? replicas : m.metaReplicas;
+  const groups = meta
+    ? m.table.groups
+    : m.table.groups.map((x) => (x === g ? { ...x, replicas, config: running.configId } : x));
+  const held = { ...m.table, groups };
+  const gone = left.filter(
+    (n) => m.draining.includes(n) && !metaReplicas.includes(n) && partitionsOf(held, n).length === 0,
+  );
+  const rejoined = m.rejoined?.filter((r) => r.partition !== partition || !left.includes(r.node));
+  return bump(
+    m,
+    { ...held, nodes: held.nodes.filter((n) => !gone.includes(n.id)) },
+    {
+      ...(meta ? { metaReplicas, metaConfig: running.configId } : {}),
+      draining: m.draining.filter((d) => !gone.includes(d)),
+      moving: m.moving.filter((x) => x !== mv),
+      ...(rejoined ? { rejoined } : {}),
+    },
+  );
 }
 
 /**

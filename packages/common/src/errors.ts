@@ -244,24 +244,37 @@ export class UnavailableError extends PaxkvError {
   }
 }
 
+/** A replica group's configuration as an error reports it: its id and its members (node ids). */
+export interface ReportedConfiguration {
+  /** The configuration id (consecutive from 0; -1: unknown). */
+  readonly configId: number;
+  /** Its members. */
+  readonly members: readonly number[];
+}
+
 /**
  * A replica group refused a reconfiguration because its current configuration is not the one the
  * request expected to replace (compare-and-set on the configuration id and members): another change
  * ran since the caller read the configuration (a stale metadata view, or a concurrent mover). Not
  * retryable as is: re-read the group's configuration (and the cluster metadata), re-plan, then retry.
+ * `current` travels over the wire (the `error` message's `configuration`), so a caller on another
+ * server learns which configuration the group runs and can bring a record that fell behind up to date.
  */
 export class ConfigurationChangedError extends PaxkvError {
   override readonly code = 'CONFIGURATION_CHANGED' as const;
   override readonly retryable = false;
   /** The configuration the request expected (configId -1 when rebuilt from the wire). */
-  readonly expected: { readonly configId: number; readonly members: readonly number[] };
-  /** The group's configuration when it refused (configId -1 when rebuilt from the wire). */
-  readonly current: { readonly configId: number; readonly members: readonly number[] };
+  readonly expected: ReportedConfiguration;
+  /**
+   * The refusing leader's configuration (configId -1 when unknown: the leader runs none, or the error
+   * was rebuilt from the wire of an older sender that did not carry it).
+   */
+  readonly current: ReportedConfiguration;
   constructor(
     details: {
       partition?: number;
-      expected?: { readonly configId: number; readonly members: readonly number[] };
-      current?: { readonly configId: number; readonly members: readonly number[] };
+      expected?: ReportedConfiguration;
+      current?: ReportedConfiguration;
     } = {},
     options?: PaxkvErrorOptions,
   ) {
@@ -535,6 +548,11 @@ export interface WireError {
   readonly message: string;
   /** Leader to retry against, for `NOT_LEADER`. */
   readonly leaderHint?: LeaderHint;
+  /**
+   * For `CONFIGURATION_CHANGED`: the configuration the refusing leader runs (absent when it runs none,
+   * and from older senders).
+   */
+  readonly configuration?: { readonly configId: number; readonly members: number[] };
 }
 
 /**
@@ -549,6 +567,10 @@ export function errorToWire(error: unknown, id: number | null = null): WireError
   if (error instanceof NotLeaderError && error.leaderHint) {
     return { id, code, message: error.message, leaderHint: error.leaderHint };
   }
+  if (error instanceof ConfigurationChangedError && error.current.configId >= 0) {
+    const { configId, members } = error.current;
+    return { id, code, message: error.message, configuration: { configId, members: [...members] } };
+  }
   return { id, code, message: error.message };
 }
 
@@ -556,11 +578,14 @@ export function errorToWire(error: unknown, id: number | null = null): WireError
  * Rebuilds a typed error from a wire `error` message, keeping the sender's message. The result is an
  * instance of the class that matches `code` (`NOT_LEADER` -> {@link NotLeaderError}, ...). Details
  * that the wire does not carry are unknown: sizes are -1, `field` and `type` are undefined/'unknown'.
+ * `leaderHint` and `configuration` are taken as given: pass only a message its schema
+ * (`ErrorMessageSchema` of `./protocol`) accepted, which bounds them.
  */
 export function errorFromWire(wire: {
   readonly code: ErrorCode;
   readonly message: string;
   readonly leaderHint?: LeaderHint | undefined;
+  readonly configuration?: ReportedConfiguration | undefined;
 }): PaxkvError {
   const o = { message: wire.message };
   switch (wire.code) {
@@ -591,7 +616,12 @@ export function errorFromWire(wire: {
     case 'PERMISSION_DENIED':
       return new PermissionDeniedError({ user: '?', action: '?' }, o);
     case 'CONFIGURATION_CHANGED':
-      return new ConfigurationChangedError({}, o);
+      return new ConfigurationChangedError(
+        wire.configuration
+          ? { current: { configId: wire.configuration.configId, members: [...wire.configuration.members] } }
+          : {},
+        o,
+      );
     default:
       return new InternalError({}, o);
   }

@@ -251,6 +251,20 @@ export const GroupReconfigureRequestSchema = z.object({
     .optional(),
 });
 
+/**
+ * A replica group's configuration on the wire: its id and its members, 1 to 63 distinct node ids (the
+ * bound of `group.reconfigure`). The `configuration` of a `CONFIGURATION_CHANGED` error: the one the
+ * refusing leader runs.
+ */
+export const GroupConfigurationSchema = z.object({
+  configId: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  members: z
+    .array(NodeIdSchema)
+    .min(1)
+    .max(MAX_METADATA_REPLICAS * 9)
+    .refine((ids) => new Set(ids).size === ids.length, { message: 'a node is listed twice' }),
+});
+
 /** Answer to `group.reconfigure`: the group's configuration now (id and replicas). */
 export const GroupReconfigureOkSchema = z.object({
   type: z.literal('group.reconfigure.ok'),

@@ -27,6 +27,7 @@ import { ClusterStatusSchema, LookupTableSchema, MemberSchema } from './cluster.
 import { KvOpSchema, KvResultSchema } from './kv.js';
 import { checkKvOpLimits, DEFAULT_PROTOCOL_LIMITS, type ProtocolLimits, utf8ByteLength } from './limits.js';
 import {
+  GroupConfigurationSchema,
   GroupReconfigureOkSchema,
   GroupReconfigureRequestSchema,
   MemberAddRequestSchema,
@@ -121,8 +122,9 @@ export const StatusOkSchema = z.object({
 
 /**
  * A failed request. `id` is null when the failing request's id could not be read. `leaderHint`
- * comes with `NOT_LEADER` when the sender knows the leader. Rebuild the typed error with
- * `errorFromWire`.
+ * comes with `NOT_LEADER` when the sender knows the leader; `configuration` with
+ * `CONFIGURATION_CHANGED`: the configuration the refusing leader runs (bounded like every
+ * configuration on the wire; absent from older senders). Rebuild the typed error with `errorFromWire`.
  */
 export const ErrorMessageSchema = z.object({
   type: z.literal('error'),
@@ -130,6 +132,7 @@ export const ErrorMessageSchema = z.object({
   code: z.enum(ERROR_CODES),
   message: z.string(),
   leaderHint: LeaderHintSchema.optional(),
+  configuration: GroupConfigurationSchema.optional(),
 });
 
 /** Messages a client accepts from a server, by tag. */

@@ -4,6 +4,7 @@ import {
   BackpressureError,
   BadRequestError,
   ConfigError,
+  ConfigurationChangedError,
   DecodeError,
   ERROR_CODES,
   errorFromWire,
@@ -268,6 +269,66 @@ describe('errors on the wire', () => {
     expect(e.code).toBe(code);
     expect(e.message).toBe(`msg for ${code}`);
     expect(errorToWire(e, 1)).toEqual({ id: 1, code, message: `msg for ${code}` });
+  });
+
+  it("round-trips CONFIGURATION_CHANGED with the refusing leader's configuration", () => {
+    const e = new ConfigurationChangedError({
+      partition: 4,
+      expected: { configId: 0, members: [1, 2, 3] },
+      current: { configId: 2, members: [1, 3, 2] },
+    });
+    const wire = errorMessage(e, 7);
+    expect(wire.configuration).toEqual({ configId: 2, members: [1, 3, 2] });
+    for (const parse of [parsePeerMessage, parseServerResponse]) {
+      const r = parse(wire);
+      expect(r).toEqual({ ok: true, value: wire });
+      const back = errorFromWire(r.ok && r.value.type === 'error' ? r.value : wire);
+      expect(back).toBeInstanceOf(ConfigurationChangedError);
+      expect((back as ConfigurationChangedError).current).toEqual({ configId: 2, members: [1, 3, 2] });
+      expect((back as ConfigurationChangedError).expected.configId).toBe(-1);
+      expect(back.message).toBe(e.message);
+      // Relayed again (a server forwarding the answer): the configuration stays on the wire.
+      expect(errorMessage(back, 7)).toEqual(wire);
+    }
+  });
+
+  it('decodes CONFIGURATION_CHANGED from an older sender (no configuration): current unknown', () => {
+    const old = { type: 'error', id: 1, code: 'CONFIGURATION_CHANGED', message: 'partition 0 runs ...' };
+    const r = parsePeerMessage(old);
+    expect(r).toEqual({ ok: true, value: old });
+    const back = errorFromWire(old as Parameters<typeof errorFromWire>[0]);
+    expect((back as ConfigurationChangedError).current).toEqual({ configId: -1, members: [] });
+    // A leader that runs no configuration reports none.
+    expect(errorMessage(new ConfigurationChangedError({ partition: 0 }), 1).configuration).toBeUndefined();
+  });
+
+  it.each([
+    ['a negative id', { configId: -1, members: [1] }],
+    ['a fractional id', { configId: 1.5, members: [1] }],
+    ['an id past 2^53', { configId: 2 ** 53, members: [1] }],
+    ['an id as a string', { configId: '2', members: [1] }],
+    ['no members', { configId: 2, members: [] }],
+    ['node id 0', { configId: 2, members: [0, 1] }],
+    ['a negative node id', { configId: 2, members: [-3] }],
+    ['a fractional node id', { configId: 2, members: [1.5] }],
+    ['a node id past 2^53', { configId: 2, members: [2 ** 53] }],
+    ['a node listed twice', { configId: 2, members: [1, 2, 1] }],
+    ['64 members', { configId: 2, members: Array.from({ length: 64 }, (_, i) => i + 1) }],
+    ['members that are not a list', { configId: 2, members: { 0: 1 } }],
+    ['null', null],
+  ])('refuses a CONFIGURATION_CHANGED whose configuration has %s', (_what, configuration) => {
+    const m = { type: 'error', id: 1, code: 'CONFIGURATION_CHANGED', message: 'x', configuration };
+    expect(parsePeerMessage(m).ok).toBe(false);
+    expect(parseServerResponse(m).ok).toBe(false);
+  });
+
+  it('accepts the largest configuration the wire bounds allow (63 members, id 2^53 - 1)', () => {
+    const configuration = {
+      configId: Number.MAX_SAFE_INTEGER,
+      members: Array.from({ length: 63 }, (_, i) => Number.MAX_SAFE_INTEGER - i),
+    };
+    const m = { type: 'error', id: 1, code: 'CONFIGURATION_CHANGED', message: 'x', configuration };
+    expect(parsePeerMessage(m)).toEqual({ ok: true, value: m });
   });
 
   it('maps process-local errors to the closest wire code', () => {
