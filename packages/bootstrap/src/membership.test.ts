@@ -168,6 +168,12 @@ describe('moves in the metadata', () => {
   });
 });
 
+/** The configuration id the metadata records for the group of `partition`. */
+const configOf = (m: ClusterMetadata, partition: number) =>
+  partition === METADATA_PARTITION
+    ? (m.metaConfig ?? 0)
+    : (m.table.groups.find((g) => g.partition === partition)?.config ?? 0);
+
 describe('adoptConfiguration: a record that fell behind its group', () => {
   it('records the configuration the group runs, drops the move planned from the stale record, never backwards', () => {
     let m = addMember(addMember(seed(3, 2, 3), addr(4)).metadata, addr(5)).metadata;
@@ -405,6 +411,13 @@ describe('planMoves', () => {
             fc.record({ kind: fc.constant('add' as const), port: fc.integer({ min: 1, max: 12 }) }),
             fc.record({ kind: fc.constant('remove' as const), node: fc.integer({ min: 1, max: 14 }) }),
             fc.record({ kind: fc.constant('move' as const), dead: fc.integer({ min: 1, max: 14 }) }),
+            // A group (6: the metadata group) reports the configuration it runs: record it if newer.
+            fc.record({
+              kind: fc.constant('adopt' as const),
+              partition: fc.integer({ min: 0, max: 6 }),
+              ahead: fc.integer({ min: -2, max: 3 }),
+              replicas: fc.uniqueArray(fc.integer({ min: 1, max: 14 }), { minLength: 1, maxLength: 5 }),
+            }),
           ),
           { maxLength: 40 },
         ),
@@ -417,7 +430,16 @@ describe('planMoves', () => {
             try {
               if (s.kind === 'add') next = addMember(m, addr(s.port + 100)).metadata;
               else if (s.kind === 'remove') next = removeMember(m, s.node).metadata;
-              else {
+              else if (s.kind === 'adopt') {
+                const p = s.partition === 6 ? METADATA_PARTITION : s.partition;
+                const was = configOf(m, p);
+                next = adoptConfiguration(m, p, {
+                  configId: Math.max(0, was + s.ahead),
+                  replicas: s.replicas,
+                });
+                // Only forward: a record never moves back, nor sideways to another configuration.
+                if (next !== m) expect(configOf(next, p)).toBeGreaterThan(was);
+              } else {
                 const dead = new Set<NodeId>([s.dead]);
                 const mv = plan(m, { alive: (n) => !dead.has(n), replace: dead })[0];
                 if (mv) next = applyMove(m, mv);
@@ -427,7 +449,11 @@ describe('planMoves', () => {
             }
             if (next !== m) expect(next.table.version).toBe(before + 1);
             m = next;
-            valid(m);
+            // A group's size is what it runs once a configuration was adopted (not always 3).
+            expect(ClusterMetadataSchema.safeParse(m).success).toBe(true);
+            expect(validateLookupTable(m.table).filter((p) => !/replicas, expected exactly/.test(p))).toEqual(
+              [],
+            );
             for (const n of m.table.nodes) {
               const known = everIds.get(n.id);
               if (known === undefined) everIds.set(n.id, n.address);
