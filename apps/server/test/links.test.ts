@@ -42,9 +42,13 @@ describe('links between servers', () => {
     const text = await (await fetch(`http://${s.host}:${s.httpPort}/metrics`)).text();
     const sum = Number(/paxkv_paxos_messages_per_frame_sum (\S+)/.exec(text)?.[1]);
     const count = Number(/paxkv_paxos_messages_per_frame_count (\S+)/.exec(text)?.[1]);
+    const upTo2 = Number(/paxkv_paxos_messages_per_frame_bucket\{le="2"\} (\S+)/.exec(text)?.[1]);
     expect(count).toBeGreaterThan(0);
-    // 4 partitions: at least the heartbeats of every group to a peer share a frame.
-    expect(sum / count).toBeGreaterThan(2);
+    // 4 partitions: the messages of several groups share a frame (one frame per message would make every
+    // frame carry 1). Not a mean threshold: start-up traffic (elections, one group at a time) and a loaded
+    // machine move the mean (1.97 once under load), while frames of 3+ messages appear within a heartbeat.
+    expect(sum / count, text).toBeGreaterThan(1);
+    expect(count - upTo2, 'frames that carried 3 or more paxos messages').toBeGreaterThan(0);
     // ... coalesced into one tuple list (the groups elected and serve, so the receivers expanded them):
     // the heartbeats of configuration 0's envelopes, which every group speaks until its first move.
     const beats = Number(/^paxkv_heartbeats_coalesced_total (\S+)$/m.exec(text)?.[1]);
