@@ -44,8 +44,11 @@ export interface PartitionOperation<T> {
   readonly runLocal: (group: ReplicaGroupPort) => Promise<T>;
   /** The request to send to another replica when forwarding (its `id` is replaced per link). */
   readonly wire: ClientRequest;
-  /** The result carried by a success reply from a peer, or undefined if `reply` is not a success. */
-  readonly fromReply: (reply: ServerResponse) => T | undefined;
+  /**
+   * The result carried by a success reply from the peer `from` (the replica the request was forwarded
+   * to), or undefined if `reply` is not a success.
+   */
+  readonly fromReply: (reply: ServerResponse, from: NodeId) => T | undefined;
 }
 
 /** What {@link RequestPath} needs from the rest of the server. */

@@ -44,11 +44,18 @@ export const ISOLATION_GRACE_TICKS = 15;
 const RETRY_BACKOFF_MIN_MS = 10;
 const RETRY_BACKOFF_MAX_MS = 200;
 
-const staleResult = (result: KvResult): { result: KvResult; stale: boolean } => ({ result, stale: true });
-const linearizableResult = (result: KvResult): { result: KvResult; stale: boolean } => ({
-  result,
-  stale: false,
-});
+/**
+ * A KV request's outcome: its result, whether a stale read served it, and `leader`, the partition's
+ * leader that served it when this server forwarded it there.
+ */
+export interface KvOutcome {
+  readonly result: KvResult;
+  readonly stale: boolean;
+  readonly leader?: NodeId;
+}
+
+const staleResult = (result: KvResult): KvOutcome => ({ result, stale: true });
+const linearizableResult = (result: KvResult): KvOutcome => ({ result, stale: false });
 
 /** {@link RequestPath}'s marker for "no local attempt failed yet". */
 const NO_FAILURE: unique symbol = Symbol('no failure');
@@ -84,8 +91,11 @@ export class RequestPath {
         if (!forwarded)
           metrics.observeKvResult(r.result, request.op.op === 'txn' ? request.op.compare.length : 0);
         metrics.observeOp(op, 'ok', (this.ctx.now() - started) / 1000);
-        return r.stale
-          ? { type: 'kv.ok', id: request.id, result: r.result, stale: true }
+        if (r.stale) return { type: 'kv.ok', id: request.id, result: r.result, stale: true };
+        // Forwarded to the leader: tell the client where it is (its cache named this server).
+        const leader = r.leader === undefined || forwarded ? undefined : this.addressOf(r.leader);
+        return leader
+          ? { type: 'kv.ok', id: request.id, result: r.result, leader }
           : { type: 'kv.ok', id: request.id, result: r.result };
       },
       (e: unknown): ServerResponse => {
@@ -144,8 +154,14 @@ export class RequestPath {
     return reply;
   }
 
+  /** `{node, address}` of the member `node` in this server's lookup table, if it is listed there. */
+  private addressOf(node: NodeId): { node: NodeId; address: string } | undefined {
+    const address = this.ctx.table?.nodes.find((n) => n.id === node)?.address;
+    return address === undefined ? undefined : { node, address };
+  }
+
   /** Runs a KV request on its partition (see {@link RequestPath.routeToPartition}). */
-  executeKv(request: KvRequest, forwarded: boolean): Promise<{ result: KvResult; stale: boolean }> {
+  executeKv(request: KvRequest, forwarded: boolean): Promise<KvOutcome> {
     const table = this.ctx.table;
     if (!table)
       return Promise.reject(
@@ -171,8 +187,13 @@ export class RequestPath {
       wire: request,
       runLocal: (group) =>
         group.submit(request.op, options).then(consistency === 'stale' ? staleResult : linearizableResult),
-      fromReply: (reply) =>
-        reply.type === 'kv.ok' ? { result: reply.result, stale: reply.stale === true } : undefined,
+      // A linearizable answer came from the partition's leader: the client is told where it is.
+      fromReply: (reply, from) =>
+        reply.type !== 'kv.ok'
+          ? undefined
+          : reply.stale === true
+            ? { result: reply.result, stale: true }
+            : { result: reply.result, stale: false, leader: from },
     });
   }
 
@@ -325,7 +346,7 @@ export class RequestPath {
         continue;
       }
       const reply = outcome.reply;
-      const result = op.fromReply(reply);
+      const result = op.fromReply(reply, target);
       if (result !== undefined) {
         this.remoteLeader.set(partition, target);
         return result;

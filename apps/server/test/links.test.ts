@@ -55,7 +55,8 @@ describe('links between servers', () => {
     expect(beats).toBeGreaterThan(0);
   });
 
-  it('carry forwarded requests: every server serves every key', async () => {
+  it('carry forwarded requests: every server serves every key, and names the leader that served it', async () => {
+    let named = 0;
     for (const s of cluster.servers) {
       const c = await RawClient.connect(s.address);
       try {
@@ -68,6 +69,13 @@ describe('links between servers', () => {
             session: { client: `links-test-${s.index}`, seq: k + 1 },
           });
           expect(put, JSON.stringify(put)).toMatchObject({ type: 'kv.ok' });
+          // Served by another server's leader (forwarded): the reply names it, so a client goes there.
+          const leader = (put as { leader?: { node: number; address: string } }).leader;
+          if (leader) {
+            named++;
+            expect(leader.address).not.toBe(s.address);
+            expect(cluster.servers.map((o) => o.address)).toContain(leader.address);
+          }
           const get = await c.callRetrying({ type: 'kv', op: { op: 'get', key: `k${k}` } });
           expect(get, JSON.stringify(get)).toMatchObject({ type: 'kv.ok', result: { value: `${s.index}` } });
         }
@@ -75,5 +83,7 @@ describe('links between servers', () => {
         c.close();
       }
     }
+    // 3 servers x 8 keys over 4 partitions: each server leads some partitions and forwards the others.
+    expect(named).toBeGreaterThan(0);
   });
 });

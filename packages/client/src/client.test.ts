@@ -157,9 +157,34 @@ describe('PaxkvClient routing', () => {
     expect(client.stats.attempts).toBe(8);
   });
 
+  it('learns the leader from a forwarded success that names it, and goes there next time', async () => {
+    // Discovery off: what the client learns comes from the reply.
+    const { client, cluster } = setup({ leaderDiscoveryIntervalMs: 0 });
+    cluster.forwarding = true;
+    const key = keyIn(cluster, 0);
+    const [preferred, , leader] = cluster.replicasOf(0);
+    cluster.leaders.set(0, leader!);
+    await client.put(key, 'a');
+    expect(cluster.log.map((l) => l.node)).toEqual([preferred, leader]);
+    expect(cluster.forwardedCount).toBe(1);
+    expect(client.leaderOf(0)).toBe(leader);
+    expect(client.stats.leaderUpdates).toBe(1);
+    cluster.log.length = 0;
+    cluster.forwardedCount = 0;
+    await client.put(key, 'b');
+    expect(cluster.log.map((l) => l.node)).toEqual([leader]);
+    expect(cluster.forwardedCount).toBe(0);
+    // The leader moves back; the old one forwards once, and the client follows at once.
+    cluster.leaders.set(0, preferred!);
+    await client.get(key);
+    expect(client.leaderOf(0)).toBe(preferred);
+    expect(client.stats.leaderUpdates).toBe(2);
+  });
+
   it('discovers the leaders from status when servers forward (no NOT_LEADER to learn from)', async () => {
     const { client, cluster } = setup({ leaderDiscoveryIntervalMs: 50 });
     cluster.forwarding = true;
+    cluster.forwardNamesLeader = false; // an older server: a forwarded success names no leader
     const key = keyIn(cluster, 0);
     const [preferred, , leader] = cluster.replicasOf(0);
     cluster.leaders.set(0, leader!);

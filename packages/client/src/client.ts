@@ -220,6 +220,8 @@ export interface ClientStats {
   retries: number;
   /** `NOT_LEADER` redirects followed. */
   redirects: number;
+  /** Successes from a server that forwarded the call and named the partition's leader (cache updated). */
+  leaderUpdates: number;
   /** Attempts that got no reply in `attemptTimeoutMs`. */
   attemptTimeouts: number;
   /** Lookup-table fetches. */
@@ -257,6 +259,7 @@ export class PaxkvClient {
     attempts: 0,
     retries: 0,
     redirects: 0,
+    leaderUpdates: 0,
     attemptTimeouts: 0,
     tableFetches: 0,
     leaderDiscoveries: 0,
@@ -887,9 +890,16 @@ export class PaxkvClient {
       if (outcome.kind === 'reply') {
         const m = outcome.message;
         if (m.type === 'kv.ok' && m.result.op === op.op) {
-          // A success proves less than a redirect (the server may have forwarded the request): it
-          // fills an empty cache entry but never replaces a leader learned meanwhile.
-          if (!stale && !this.#leaders.has(partition)) this.#leaders.set(partition, target);
+          const leader = m.leader;
+          if (leader && !(leader.node === target.node && leader.address === target.address)) {
+            // The server forwarded it to the partition's leader and says which: go there next time.
+            this.#followHint(table, partition, leader);
+            this.stats.leaderUpdates++;
+          } else if (!stale && !this.#leaders.has(partition)) {
+            // A plain success proves less than a redirect (an older server may have forwarded the
+            // request): it fills an empty cache entry but never replaces a leader learned meanwhile.
+            this.#leaders.set(partition, target);
+          }
           return m.result;
         }
         if (m.type === 'error') {

@@ -65,6 +65,11 @@ export class FakeCluster {
    * relays its answer, instead of answering NOT_LEADER.
    */
   forwarding = false;
+  /**
+   * With {@link FakeCluster.forwarding}: a forwarded success names the leader that served it (`leader`
+   * of `kv.ok`), as servers do since they report it; false: as older servers, it does not.
+   */
+  forwardNamesLeader = true;
   tableVersion = 1;
   readonly data = new Map<string, Value>();
   /** Revisions of each present key (one partition: the fake cluster keeps one revision counter). */
@@ -219,7 +224,9 @@ export class FakeCluster {
     const stale = req.consistency === 'stale';
     if (!stale && leader !== node && this.forwarding && leader !== null) {
       this.forwardedCount++;
-      return this.handle(leader, raw);
+      const reply = await this.handle(leader, raw);
+      if (reply?.type !== 'kv.ok' || !this.forwardNamesLeader) return reply;
+      return { ...reply, leader: { node: leader, address: this.addresses.get(leader)! } };
     }
     if (!stale && leader !== node) {
       if (leader === null) return { type: 'error', id: req.id, code: 'NO_LEADER', message: 'no leader' };

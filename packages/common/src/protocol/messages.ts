@@ -98,12 +98,17 @@ export const ClientRequestSchemas = {
 
 // ---- server -> client ------------------------------------------------------------------------
 
-/** Answer to `kv`. `stale: true` marks a result served by a stale read. */
+/**
+ * Answer to `kv`. `stale: true` marks a result served by a stale read. `leader`: the partition's leader
+ * that served a request this server forwarded (it does not lead the partition): send the partition's
+ * next requests there, one hop shorter.
+ */
 export const KvOkSchema = z.object({
   type: z.literal('kv.ok'),
   id: RequestIdSchema,
   result: KvResultSchema,
   stale: z.boolean().optional(),
+  leader: LeaderHintSchema.optional(),
 });
 
 /** Answer to `lookup`. */

@@ -165,6 +165,12 @@ describe('server responses', () => {
       {
         type: 'kv.ok',
         id: 1,
+        result: { op: 'put', created: true, ...META, ...HEADER },
+        leader: { node: 2, address: '127.0.0.1:7002' },
+      },
+      {
+        type: 'kv.ok',
+        id: 1,
         result: { op: 'cas', outcome: 'mismatch', current: 'z', ...META, ...HEADER },
       },
       { type: 'kv.ok', id: 1, result: { op: 'delete', existed: false, ...HEADER } },
@@ -189,6 +195,22 @@ describe('server responses', () => {
       },
     ]) {
       expect(parseServerResponse(m)).toEqual({ ok: true, value: m });
+    }
+  });
+
+  it('refuses a forwarded success whose leader is not a node id and an address', () => {
+    const put = { op: 'put', created: true, ...META, ...HEADER };
+    for (const leader of [
+      { node: -1, address: '127.0.0.1:7002' },
+      { node: 2 },
+      { node: 2, address: 'x'.repeat(10_000) },
+      { node: 2, address: 7002 },
+      'node 2',
+    ]) {
+      expect(
+        parseServerResponse({ type: 'kv.ok', id: 1, result: put, leader }).ok,
+        JSON.stringify(leader),
+      ).toBe(false);
     }
   });
 
