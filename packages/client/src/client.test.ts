@@ -49,6 +49,15 @@ function keyIn(cluster: FakeCluster, p: number, prefix = 'k'): string {
   for (let i = 0; ; i++) if (cluster.partitionOf(`${prefix}${i}`) === p) return `${prefix}${i}`;
 }
 
+/** Puts `key` once more and checks that the client sent it straight to `node` (one attempt, not forwarded). */
+async function putGoesStraightTo(client: PaxkvClient, cluster: FakeCluster, key: string, node: number) {
+  cluster.log.length = 0;
+  cluster.forwardedCount = 0;
+  await client.put(key, 'again');
+  expect(cluster.log.map((l) => l.node)).toEqual([node]);
+  expect(cluster.forwardedCount).toBe(0);
+}
+
 class MemorySink implements HistorySink {
   readonly lines: string[] = [];
   write(line: string): void {
@@ -169,11 +178,7 @@ describe('PaxkvClient routing', () => {
     expect(cluster.forwardedCount).toBe(1);
     expect(client.leaderOf(0)).toBe(leader);
     expect(client.stats.leaderUpdates).toBe(1);
-    cluster.log.length = 0;
-    cluster.forwardedCount = 0;
-    await client.put(key, 'b');
-    expect(cluster.log.map((l) => l.node)).toEqual([leader]);
-    expect(cluster.forwardedCount).toBe(0);
+    await putGoesStraightTo(client, cluster, key, leader!);
     // The leader moves back; the old one forwards once, and the client follows at once.
     cluster.leaders.set(0, preferred!);
     await client.get(key);
@@ -192,11 +197,7 @@ describe('PaxkvClient routing', () => {
     // The discovery that follows the first table finds the leader (waited for, not timed).
     await vi.waitFor(() => expect(client.leaderOf(0)).toBe(leader), WAIT);
     expect(client.stats.leaderDiscoveries).toBeGreaterThan(0);
-    cluster.log.length = 0;
-    cluster.forwardedCount = 0;
-    await client.put(key, 'b');
-    expect(cluster.log.map((l) => l.node)).toEqual([leader]);
-    expect(cluster.forwardedCount).toBe(0);
+    await putGoesStraightTo(client, cluster, key, leader!);
     // The leader moves; the old one forwards. The next periodic discovery finds the new one.
     cluster.leaders.set(0, preferred!);
     // Calls start a discovery once the interval passed: keep calling until one has found the new leader.
