@@ -8,7 +8,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeLocalClusterCertificates } from '@paxkv/server/certs';
 import {
@@ -103,6 +103,26 @@ export class ClusterError extends Error {
   override readonly name = 'ClusterError';
 }
 
+/**
+ * How many times `cluster start` starts a NEW cluster when a server exits at start-up because one of its
+ * ports was taken between the launcher finding it free and the server binding it (EADDRINUSE: any
+ * process's outgoing connection may get it as its ephemeral port). Each new start removes what the
+ * failed one wrote and picks fresh ports. A cluster restarted on its data keeps its ports (the lookup
+ * table holds its addresses) and is never moved: the error says which port to free.
+ */
+export const NEW_CLUSTER_START_ATTEMPTS = 3;
+
+/** A server exited at start-up because a port it was given was taken by another process. */
+class PortTakenError extends ClusterError {
+  constructor(
+    message: string,
+    /** The log line saying which port. */
+    readonly line: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Options of {@link startCluster}. */
 export interface StartClusterOptions {
   /** Cluster directory (data dirs, logs, cluster.json). */
@@ -143,6 +163,11 @@ export interface StartClusterOptions {
   readonly auth?: boolean;
   /** How to run a server. Default: {@link resolveServerCommand}. */
   readonly serverCommand?: ServerCommand;
+  /**
+   * Picks `count` ports for a new cluster (asked again for each new start on fresh ports, see
+   * {@link NEW_CLUSTER_START_ATTEMPTS}). Default: free loopback ports (`freePorts` of `@paxkv/server/launcher`).
+   */
+  readonly pickPorts?: (count: number) => Promise<number[]>;
   /** Asks one server for its status; used to wait for readiness. */
   readonly statusOf: (address: string) => Promise<StatusReply>;
   /** Progress messages (to stderr in the CLI). */
@@ -201,7 +226,7 @@ async function newClusterFile(options: StartClusterOptions, dir: string): Promis
     throw new ClusterError(`replication ${replication} needs at least ${replication} nodes: raise --nodes`);
   }
   const nodes: ClusterFile['nodes'] = [];
-  const ports = await freePorts(count * (options.resp ? 3 : 2));
+  const ports = await (options.pickPorts ?? freePorts)(count * (options.resp ? 3 : 2));
   let next = 0;
   const pick = () => ports[next++] as number;
   for (let index = 1; index <= count; index++) {
@@ -287,26 +312,16 @@ export async function clusterStatus(
 
 /**
  * Starts (or restarts on its data) the cluster in `options.dir` and resolves once every partition has a
- * leader and every server answers `status`. Servers that are already running (pid alive) are left alone. On failure every server this call
- * started is killed before the error is thrown.
+ * leader and every server answers `status`. Servers that are already running (pid alive) are left alone.
+ * On failure every server this call started is killed before the error is thrown. A NEW cluster whose
+ * server lost a port before binding it is started again on fresh ports (see
+ * {@link NEW_CLUSTER_START_ATTEMPTS}).
  */
 export async function startCluster(options: StartClusterOptions): Promise<StartedCluster> {
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true });
   const log = options.log ?? (() => {});
   const existing = readClusterFile(dir);
-  const recorded = existing ?? (await newClusterFile(options, dir));
-  // --replace-after is a server flag, not part of the data: a restart may change it.
-  const file: ClusterFile =
-    options.replaceAfter !== undefined ? { ...recorded, replaceAfter: options.replaceAfter } : recorded;
-  if (!existing) {
-    writeFileSync(join(dir, CLUSTER_TOKEN_FILE), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-    if (options.tls) await writeLocalClusterCertificates(join(dir, CLUSTER_TLS_DIR));
-    if (options.auth)
-      writeFileSync(join(dir, CLUSTER_ROOT_PASSWORD_FILE), `${randomBytes(18).toString('hex')}\n`, {
-        mode: 0o600,
-      });
-  }
   if (existing) {
     const ignored = (['nodes', 'partitions', 'replication', 'fsync'] as const).filter(
       (k) => options[k] !== undefined,
@@ -314,7 +329,39 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
     log(
       `restarting the existing cluster in ${dir} (${existing.nodes.length} servers, ${existing.partitions} partitions) on its data${ignored.length > 0 ? `; ignoring --${ignored.join(', --')}` : ''}`,
     );
+    return launch(withReplaceAfter(existing, options), options);
   }
+  writeFileSync(join(dir, CLUSTER_TOKEN_FILE), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  if (options.tls) await writeLocalClusterCertificates(join(dir, CLUSTER_TLS_DIR));
+  if (options.auth)
+    writeFileSync(join(dir, CLUSTER_ROOT_PASSWORD_FILE), `${randomBytes(18).toString('hex')}\n`, {
+      mode: 0o600,
+    });
+  for (let attempt = 1; ; attempt++) {
+    const file = withReplaceAfter(await newClusterFile(options, dir), options);
+    // Only data dirs this start makes may be removed for a new start (never a user's).
+    const own = file.nodes.every((n) => !existsSync(n.dataDir));
+    try {
+      return await launch(file, options);
+    } catch (e) {
+      if (!(e instanceof PortTakenError) || !own || attempt >= NEW_CLUSTER_START_ATTEMPTS) throw e;
+      log(
+        `a server lost a port before binding it (${e.line}): starting the new cluster again on fresh ports (attempt ${attempt + 1} of ${NEW_CLUSTER_START_ATTEMPTS})`,
+      );
+      for (const n of file.nodes) rmSync(n.dataDir, { recursive: true, force: true });
+      rmSync(join(dir, CLUSTER_FILE), { force: true });
+    }
+  }
+}
+
+// --replace-after is a server flag, not part of the data: a restart may change it.
+function withReplaceAfter(file: ClusterFile, options: StartClusterOptions): ClusterFile {
+  return options.replaceAfter !== undefined ? { ...file, replaceAfter: options.replaceAfter } : file;
+}
+
+/** Spawns the servers of `file` that are not running and waits until the cluster is ready. */
+async function launch(file: ClusterFile, options: StartClusterOptions): Promise<StartedCluster> {
+  const log = options.log ?? (() => {});
   const command = options.serverCommand ?? resolveServerCommand();
   const logLevel = options.logLevel ?? 'info';
   const children: ChildProcess[] = [];
@@ -371,15 +418,18 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
     while (!allPartitionsLed(view) || silent(view).length > 0) {
       for (const [index, why] of exited) {
         const node = nodes.find((n) => n.index === index) as ClusterFile['nodes'][number];
-        throw new ClusterError(
-          `server ${index} exited during start-up (${why}); its log:\n${tail(node.logFile)}`,
-        );
+        const logTail = tail(node.logFile);
+        const message = `server ${index} exited during start-up (${why}); its log:\n${logTail}`;
+        const taken = logTail.split('\n').find((l) => l.includes('EADDRINUSE'));
+        throw taken !== undefined
+          ? new PortTakenError(message, portTakenLine(taken))
+          : new ClusterError(message);
       }
       if (Date.now() > deadline) {
         const led = view.groups.filter((g) => g.leader !== null).length;
         const quiet = silent(view);
         throw new ClusterError(
-          `cluster not ready after ${timeout} ms (${view.tableVersion === null ? 'no lookup table yet' : `${led}/${view.groups.length} partitions have a leader`}${quiet.length > 0 ? `; server ${quiet.join(', ')} not answering` : ''}); see the logs in ${dir}`,
+          `cluster not ready after ${timeout} ms (${view.tableVersion === null ? 'no lookup table yet' : `${led}/${view.groups.length} partitions have a leader`}${quiet.length > 0 ? `; server ${quiet.join(', ')} not answering` : ''}); see the logs in ${file.dir}`,
         );
       }
       await new Promise((r) => setTimeout(r, 200));
@@ -387,15 +437,37 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
     }
     return { file: started, view, children };
   } catch (e) {
+    const gone = children.map(
+      (c) =>
+        new Promise<void>((r) =>
+          // A child that never spawned (no pid) has nothing to wait for.
+          c.pid === undefined || c.exitCode !== null || c.signalCode !== null
+            ? r()
+            : c.once('exit', () => r()),
+        ),
+    );
     for (const c of children) {
       if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     }
+    // Gone before the caller removes or reuses their data dirs and ports.
+    await Promise.all(gone);
     writeClusterFile({
       ...file,
       nodes: nodes.map((n) => ({ ...n, pid: isServerProcess(n) ? n.pid : null })),
     });
     throw e;
   }
+}
+
+/** The message of a server's EADDRINUSE log line (a JSON log line's `msg`, or the line itself). */
+function portTakenLine(line: string): string {
+  try {
+    const parsed = JSON.parse(line) as { msg?: unknown };
+    if (typeof parsed.msg === 'string') return parsed.msg;
+  } catch {
+    // not a JSON line
+  }
+  return line;
 }
 
 /** Options of {@link stopCluster}. */
