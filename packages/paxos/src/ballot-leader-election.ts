@@ -30,7 +30,7 @@ const EXPEDITED_ROUNDS = 2;
 export const EARLY_ROUNDS_WITHOUT_LEADER = 3;
 
 /** What the test-only mutations of {@link BallotLeaderElection} break (see `UnsafeMutation`). */
-export type BleMutation = 'none' | 'raiseOnLeaderSessionBreak' | 'earlyRoundOnMajority';
+export type BleMutation = 'none' | 'raiseOnLeaderSessionBreak' | 'earlyRoundOnMajority' | 'noStartGrace';
 
 /**
  * One replica's BLE state machine. Each round of `heartbeatTicks` ticks it asks every peer for a
@@ -97,6 +97,11 @@ export class BallotLeaderElection {
   private earlyRounds = 0;
   /** No leader was known yet since construction (the start-up rule applies only then). */
   private startingUp = true;
+  /**
+   * This replica claimed the leadership ({@link claim}) and has not yet ended a round: peers that ask
+   * us first are asked again, as at start-up (see "Start-up").
+   */
+  private claimed = false;
   /** Peers asked again in this round because they asked us first (see "Start-up"). */
   private readonly askedAgain = new Set<number>();
 
@@ -184,8 +189,8 @@ export class BallotLeaderElection {
     // Without a leader, a peer that asks before it answered this round may have missed our request
     // (it was not up yet): ask it again, once per round (see "Start-up").
     if (
-      this.startingUp &&
-      this.leader === undefined &&
+      ((this.startingUp && this.leader === undefined) ||
+        (this.claimed && this.mutation !== 'noStartGrace')) &&
       !this.replies.has(from) &&
       !this.askedAgain.has(from) &&
       this.peers.includes(from)
@@ -265,6 +270,12 @@ export class BallotLeaderElection {
     if (this.leader !== undefined || !this.quorumConnected) return false;
     if (compareBallots(this.ballot, this.host.promise()) <= 0) return false;
     this.elect(this.ballot);
+    // The peers of a configuration that just started start it a little later than its claimant: the
+    // requests of this round reached them before they ran it and got no answer. Without asking them
+    // again when they ask us, the round ends unanswered, the claimant reports itself not
+    // quorum-connected for a whole round, and a peer that joins then elects itself over it (a second
+    // leader change in every reconfiguration whose leader left).
+    this.claimed = true;
     return true;
   }
 
@@ -288,7 +299,12 @@ export class BallotLeaderElection {
   }
 
   private endRound(): void {
-    this.quorumConnected = this.replies.size + 1 >= this.majority;
+    const heard = this.replies.size + 1 >= this.majority;
+    // A claimant's first round went out before its peers ran the configuration (they start it a little
+    // later, from the same stop-sign or from a transferred state): an unanswered first round says
+    // nothing about its connectivity, so it does not drop the flag (the next round decides).
+    this.quorumConnected = heard || (this.claimed && this.mutation !== 'noStartGrace');
+    this.claimed = false;
     let top: Ballot | undefined;
     let leaderSeen = false;
     const leader = this.leader;

@@ -43,7 +43,24 @@ export type UnsafeMutation =
    * replicas (itself included) answered, instead of every peer: after a restart of all replicas it can
    * elect a lower ballot just before the highest one answers, and leadership changes again.
    */
-  | 'earlyRoundOnMajority';
+  | 'earlyRoundOnMajority'
+  /**
+   * `ReconfigurablePaxos` (cost, not safety): a replica whose log holds the stop-sign that creates a
+   * configuration asks for that configuration's state (`JoinRequest`) as soon as it hears of it, instead of
+   * starting from its own log once the sign is decided: a leader that leaves then sends a whole
+   * snapshot to every replica that stays.
+   */
+  | 'eagerJoinRequests'
+  /**
+   * BLE (liveness, not safety): the replicas of a configuration start it at slightly different times
+   * (the successor claims at once; the others once they learn the stop-sign is decided; a joiner once
+   * its state arrived), so their first heartbeat rounds go partly unanswered. Without the start grace, a
+   * claimant does not ask again the peers that ask it first and loses its quorum-connected flag after an
+   * unanswered first round, and a replica that knows no leader does not follow the ballot it just
+   * promised: a joiner then elects itself over the successor (a second leader change in a
+   * reconfiguration whose leader left).
+   */
+  | 'noStartGrace';
 
 /** Tunables of one replica. Times are in ticks (one call of `tick()`), sizes in entries. */
 export interface PaxosConfig {
@@ -138,6 +155,8 @@ export function resolveConfig(partial: Partial<PaxosConfig> | undefined): PaxosC
       'readQuorumOfAsked',
       'freshBallotsOnStart',
       'earlyRoundOnMajority',
+      'eagerJoinRequests',
+      'noStartGrace',
     ].includes(cfg.unsafeMutation)
   ) {
     throw new PaxosConfigError(`config.unsafeMutation is unknown: ${String(cfg.unsafeMutation)}`);

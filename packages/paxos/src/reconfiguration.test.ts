@@ -183,6 +183,31 @@ describe('ReconfigurablePaxos: add, remove, replace, change the degree', () => {
     expect(fresh.gap).toBeGreaterThan(kept.gap);
   });
 
+  it('replicas that stay start the next configuration from their own log: no state is sent to them', () => {
+    // The leader (3) leaves: it announces the next configuration to 1, 2 and 4 with a notice saying it can
+    // serve its state. 1 and 2 hold the stop-sign in their log: they wait for its Decide instead of asking
+    // for a whole snapshot. Only the newcomer 4 gets one.
+    const wasted = (mutation: 'none' | 'eagerJoinRequests', seed: number) => {
+      const c = new ReconfigCluster({
+        seed,
+        universe: 4,
+        initial: 3,
+        maxDelay: 2,
+        config: { unsafeMutation: mutation },
+      });
+      write(c, 'before', 6);
+      expect(leaderOf(c).pid).toBe(3);
+      move(c, [1, 2, 4]);
+      expect(c.stats.selfStarts).toBe(2);
+      expect(c.stats.joins).toBe(1);
+      return c.stats.joinStatesToHolders;
+    };
+    const seeds = [1, 2, 3, 4, 5, 6, 7, 8];
+    expect(seeds.map((s) => wasted('none', s))).toEqual(seeds.map(() => 0));
+    // Mutation check: asking at once is what sends them the state.
+    expect(seeds.map((s) => wasted('eagerJoinRequests', s)).reduce((a, b) => a + b)).toBeGreaterThan(0);
+  });
+
   it('grows 3 -> 5, shrinks 5 -> 2, moves to disjoint replicas, and back to 3', () => {
     const c = new ReconfigCluster({ seed: 2, universe: 6, initial: 3, maxDelay: 1 });
     const steps: NodeId[][] = [

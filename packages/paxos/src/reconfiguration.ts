@@ -324,6 +324,7 @@ export class ReconfigurablePaxos<T> {
     storage: Storage<LogEntry<T>>,
     claim = false,
     presumed?: NodeId,
+    joiner = false,
   ): Instance<T> {
     const paxos = new SequencePaxos<T>({
       pid: this.pid,
@@ -332,6 +333,7 @@ export class ReconfigurablePaxos<T> {
       config: this.partialConfig,
       configId: record.configId,
       claimLeadership: claim,
+      followPromised: joiner,
       ...(presumed !== undefined
         ? { presumedLeader: { n: CONTINUING_LEADER_INITIAL_ROUND, pid: presumed } }
         : {}),
@@ -722,10 +724,19 @@ export class ReconfigurablePaxos<T> {
       j.sources.push(source);
     }
     const cur = this.joining as NonNullable<typeof this.joining>;
-    if (this.now - cur.askedAt >= this.config.resendTicks) {
-      cur.askedAt = this.now;
-      this.outbox.push({ to: source, message: { type: 'JoinRequest', config: cur.configId } });
-    }
+    if (this.now - cur.askedAt < this.config.resendTicks) return;
+    cur.askedAt = this.now;
+    // A replica whose log holds the stop-sign that creates the configuration starts it from that log as
+    // soon as the sign is decided (its Decide is usually on its way with the notice or the new leader's
+    // Prepare): it asks for the state (a whole snapshot) only if that did not happen within a resend
+    // period (`tick` asks then).
+    if (this.holdsStopSignOf(configId) && this.config.unsafeMutation !== 'eagerJoinRequests') return;
+    this.outbox.push({ to: source, message: { type: 'JoinRequest', config: cur.configId } });
+  }
+
+  /** Whether a configuration this replica runs has, in its log, the stop-sign that creates `configId`. */
+  private holdsStopSignOf(configId: number): boolean {
+    return this.instances.some((i) => i.paxos.stopSign?.sign.configId === configId);
   }
 
   /** Answers a message of a configuration we left with a notice of the latest one (rate-limited). */
@@ -832,7 +843,8 @@ export class ReconfigurablePaxos<T> {
     if (decidedIndex > storage.getDecidedIndex()) storage.setDecidedIndex(decidedIndex);
     const claim = continuing && initialRound === CONTINUING_LEADER_INITIAL_ROUND;
     const presumed = continuing && !claim && successor !== this.pid ? successor : undefined;
-    const inst = this.makeInstance(record, storage, claim, presumed);
+    // A joiner (started from a transferred state, at round 0) follows the leader whose Prepare it promises.
+    const inst = this.makeInstance(record, storage, claim, presumed, initialRound === 0 && continuing);
     this.floor = Math.max(this.floor, record.configId);
     this.instances.push(inst);
     this.instances.sort((a, b) => a.record.configId - b.record.configId);

@@ -107,6 +107,15 @@ export interface SequencePaxosOptions<T> {
    * higher quorum-connected ballot still wins. Ignored when not above this replica's own ballot.
    */
   readonly presumedLeader?: Ballot;
+  /**
+   * Until BLE knows a leader, follow the ballot of a Prepare this replica promises, as if a BLE round
+   * had elected it (for a replica that joins a running configuration from a transferred state:
+   * `ReconfigurablePaxos`). Its first round may hear only peers that are not quorum-connected yet (they
+   * started the configuration a moment ago), and it would elect its own ballot, find it below the
+   * promise, raise above it and depose the leader it just promised. Liveness only, like
+   * {@link presumedLeader}. Default false.
+   */
+  readonly followPromised?: boolean;
 }
 
 /** What the leader learned from one follower's promise. */
@@ -204,6 +213,8 @@ export class SequencePaxos<T> {
 
   private readonly storage: Storage<LogEntry<T>>;
   private readonly majority: number;
+  /** See {@link SequencePaxosOptions.followPromised}. */
+  private readonly followPromised: boolean;
   private readonly peerSet: Set<NodeId>;
   private readonly ble: BallotLeaderElection;
 
@@ -254,6 +265,7 @@ export class SequencePaxos<T> {
       throw new PaxosConfigError(`configId must be a non-negative integer, got ${String(configId)}`);
     }
     this.configId = configId;
+    this.followPromised = opts.followPromised === true;
     this.pid = opts.pid;
     this.peers = [...opts.peers];
     this.peerSet = peerSet;
@@ -277,7 +289,8 @@ export class SequencePaxos<T> {
         },
       },
       this.config.unsafeMutation === 'raiseOnLeaderSessionBreak' ||
-        this.config.unsafeMutation === 'earlyRoundOnMajority'
+        this.config.unsafeMutation === 'earlyRoundOnMajority' ||
+        this.config.unsafeMutation === 'noStartGrace'
         ? this.config.unsafeMutation
         : 'none',
     );
@@ -779,6 +792,7 @@ export class SequencePaxos<T> {
       this.stepDown(from, 'prepare');
     }
     if (compareBallots(msg.n, promise) > 0) this.storage.setPromise(msg.n);
+    if (this.followPromised && this.config.unsafeMutation !== 'noStartGrace') this.ble.presume(msg.n);
     this._role = 'follower';
     this._phase = 'prepare';
     this.followerWaitSince = this.now;
