@@ -1391,7 +1391,7 @@ export class ReplicaGroup {
     const flushed = this.storage.flush();
     let late: LateMessages | undefined;
     let rest = outputs;
-    if (this.config.releaseEarly && !(process.env.PP_OLD === '1' && this.pendingReleases > 0)) {
+    if (this.config.releaseEarly) {
       const split = this.earlyAccepts.split(outputs.out, this.pendingReleases === 0);
       if (split.early.length > 0) this.release({ out: split.early, decided: [], reads: [], events: [] });
       late = split.late;
