@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseBenchArgs, UsageError } from './options.js';
 import { analyzeReconfig, formatReconfigResult, type ReconfigResult } from './reconfig-bench.js';
-import { analyzeTrace, formatTrace, PutLog } from './reconfig-trace.js';
+import { analyzeTrace, formatTrace, movesDoneBetween, PutLog } from './reconfig-trace.js';
 
 describe('analyzeReconfig', () => {
   it('takes the steady rate from the seconds before the fault and measures the dip after it', () => {
@@ -57,6 +57,28 @@ describe('analyzeReconfig', () => {
   });
 });
 
+describe('movesDoneBetween', () => {
+  it('finds the moves off the victim that completed between two polls (most are shorter than the poll interval)', () => {
+    const before = [
+      { partition: 0, replicas: [1, 2, 3] },
+      { partition: 1, replicas: [4, 1, 2] },
+      { partition: 2, replicas: [3, 4, 1] },
+      { partition: 3, replicas: [2, 3, 4] },
+    ];
+    const after = [
+      { partition: 0, replicas: [1, 2, 3] },
+      { partition: 1, replicas: [1, 2, 3] }, // 4 -> 3, done
+      { partition: 2, replicas: [3, 4, 1] }, // not moved yet
+      { partition: 3, replicas: [2, 3, 1] }, // 4 -> 1, done
+    ];
+    expect(movesDoneBetween(before, after, 4, 900)).toEqual([
+      { partition: 1, from: 4, to: 3, firstSeenMs: 900, lastSeenMs: 900, doneWhenSeen: true },
+      { partition: 3, from: 4, to: 1, firstSeenMs: 900, lastSeenMs: 900, doneWhenSeen: true },
+    ]);
+    expect(movesDoneBetween(after, after, 4, 1200)).toEqual([]);
+  });
+});
+
 describe('analyzeTrace', () => {
   it('finds the stalled partitions, the slow puts per second, the errors and the client counters', () => {
     const puts = new PutLog();
@@ -70,6 +92,7 @@ describe('analyzeTrace', () => {
     const samples = [0, 0, 0, 4, 4, 4].map((n) => ({ retries: n, calls: 100 }));
     const t = analyzeTrace(puts, 2000, 0, 6, 2, samples, [
       { partition: 3, from: 4, to: 1, firstSeenMs: 400, lastSeenMs: 700 },
+      { partition: 5, from: 4, to: 2, firstSeenMs: 1300, lastSeenMs: 1300, doneWhenSeen: true },
     ]);
     expect(t.stalls.map((s) => [s.partition, s.maxMs, s.atMs, s.slowPuts])).toEqual([
       [3, 3100, 500, 1],
@@ -84,7 +107,7 @@ describe('analyzeTrace', () => {
     expect(text).toContain('p3 3100 ms at 0.5 s (1 slow)');
     expect(text).toContain('errors by kind: TIMEOUT 1');
     expect(text).toContain('retries 4 0 0');
-    expect(text).toContain('p3 4->1 0.4-0.7');
+    expect(text).toContain('p3 4->1 0.4-0.7, p5 4->2 done by 1.3');
     expect(text).not.toContain('servers per second');
   });
 

@@ -27,7 +27,15 @@ import type { BenchOptions, ReconfigFaultName } from './options.js';
 import { type PaxkvLocalCluster, type PaxkvMember, startPaxkvCluster } from './paxkv.js';
 import { type MachineInfo, machineInfo, processCpuSeconds } from './proc-stats.js';
 import { killServer } from './processes.js';
-import { analyzeTrace, formatTrace, PutLog, type ReconfigTrace, type SeenMove } from './reconfig-trace.js';
+import {
+  analyzeTrace,
+  formatTrace,
+  movesDoneBetween,
+  type PolledGroup,
+  PutLog,
+  type ReconfigTrace,
+  type SeenMove,
+} from './reconfig-trace.js';
 import type { BenchIo } from './run.js';
 import { probeRequest, probeStatus } from './status-probe.js';
 import { keyOf, makeValue, XorShift32 } from './workload.js';
@@ -319,10 +327,18 @@ export async function measureReconfig(
     let reconfigMs: number | null = null;
     const deadline = faultAt + spec.healTimeoutMs;
     let seen: ClusterMetadata | null = null;
+    let polled: readonly PolledGroup[] = before.table.groups;
     while (performance.now() < deadline) {
       seen = await metadataOf(cluster, 2_000);
       if (seen) {
         const at = Math.round(performance.now() - faultAt);
+        // A move is shorter than the poll interval: most are seen only in the table, once done.
+        for (const mv of movesDoneBetween(polled, seen.table.groups, RECONFIG_VICTIM, at)) {
+          if (!seenMoves.has(`${mv.partition}:${mv.from}:${mv.to}`))
+            seenMoves.set(`${mv.partition}:${mv.from}:${mv.to}`, mv);
+          firstMoveMs ??= at;
+        }
+        polled = seen.table.groups;
         for (const mv of seen.moving) {
           const id = `${mv.partition}:${mv.from}:${mv.to}`;
           const known = seenMoves.get(id);

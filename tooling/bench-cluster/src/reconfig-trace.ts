@@ -36,6 +36,46 @@ export interface SeenMove {
   readonly to: number;
   readonly firstSeenMs: number;
   lastSeenMs: number;
+  /**
+   * Seen only once done (the group's replicas changed between two polls; a move takes less than the poll
+   * interval): it finished at or before `firstSeenMs`, after the previous poll.
+   */
+  readonly doneWhenSeen?: boolean;
+}
+
+/** A group's replicas as one poll of the metadata showed them. */
+export interface PolledGroup {
+  readonly partition: number;
+  readonly replicas: readonly number[];
+}
+
+/**
+ * The moves off `victim` that completed between two polls of the metadata: groups that held `victim` in
+ * `before` and do not in `after`, each to the replica that `after` has and `before` did not.
+ */
+export function movesDoneBetween(
+  before: readonly PolledGroup[],
+  after: readonly PolledGroup[],
+  victim: number,
+  atMs: number,
+): SeenMove[] {
+  const was = new Map(before.map((g) => [g.partition, g.replicas]));
+  const done: SeenMove[] = [];
+  for (const g of after) {
+    const old = was.get(g.partition);
+    if (old === undefined || !old.includes(victim) || g.replicas.includes(victim)) continue;
+    const to = g.replicas.find((r) => !old.includes(r));
+    if (to === undefined) continue;
+    done.push({
+      partition: g.partition,
+      from: victim,
+      to,
+      firstSeenMs: atMs,
+      lastSeenMs: atMs,
+      doneWhenSeen: true,
+    });
+  }
+  return done;
 }
 
 /** One partition's stall: its slowest put that completed after the fault. */
@@ -203,9 +243,10 @@ export function formatTrace(
     .map(([k, s]) => `${k} ${s.slice(faultSecond).join(' ')}`)
     .join('; ');
   const moves = t.moves
-    .map(
-      (m) =>
-        `p${m.partition} ${m.from}->${m.to} ${(m.firstSeenMs / 1000).toFixed(1)}-${(m.lastSeenMs / 1000).toFixed(1)}`,
+    .map((m) =>
+      m.doneWhenSeen
+        ? `p${m.partition} ${m.from}->${m.to} done by ${(m.firstSeenMs / 1000).toFixed(1)}`
+        : `p${m.partition} ${m.from}->${m.to} ${(m.firstSeenMs / 1000).toFixed(1)}-${(m.lastSeenMs / 1000).toFixed(1)}`,
     )
     .join(', ');
   const servers = formatServerSeconds(prefix, t, faultSecond, putsPerSecond);
