@@ -17,6 +17,7 @@ import {
   isServerProcess,
   serverFlags as launcherFlags,
   portAnswers,
+  portTakenReason,
   resolveServerCommand,
   type ServerCommand,
   spawnServer,
@@ -116,7 +117,7 @@ export const NEW_CLUSTER_START_ATTEMPTS = 3;
 class PortTakenError extends ClusterError {
   constructor(
     message: string,
-    /** The log line saying which port. */
+    /** The server's reason, naming the port. */
     readonly line: string,
   ) {
     super(message);
@@ -420,10 +421,8 @@ async function launch(file: ClusterFile, options: StartClusterOptions): Promise<
         const node = nodes.find((n) => n.index === index) as ClusterFile['nodes'][number];
         const logTail = tail(node.logFile);
         const message = `server ${index} exited during start-up (${why}); its log:\n${logTail}`;
-        const taken = logTail.split('\n').find((l) => l.includes('EADDRINUSE'));
-        throw taken !== undefined
-          ? new PortTakenError(message, portTakenLine(taken))
-          : new ClusterError(message);
+        const taken = portTakenReason(logTail);
+        throw taken !== undefined ? new PortTakenError(message, taken) : new ClusterError(message);
       }
       if (Date.now() > deadline) {
         const led = view.groups.filter((g) => g.leader !== null).length;
@@ -457,17 +456,6 @@ async function launch(file: ClusterFile, options: StartClusterOptions): Promise<
     });
     throw e;
   }
-}
-
-/** The message of a server's EADDRINUSE log line (a JSON log line's `msg`, or the line itself). */
-function portTakenLine(line: string): string {
-  try {
-    const parsed = JSON.parse(line) as { msg?: unknown };
-    if (typeof parsed.msg === 'string') return parsed.msg;
-  } catch {
-    // not a JSON line
-  }
-  return line;
 }
 
 /** Options of {@link stopCluster}. */

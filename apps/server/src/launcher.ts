@@ -120,6 +120,24 @@ export async function freePorts(count: number, host = '127.0.0.1'): Promise<numb
   }
 }
 
+/**
+ * The reason a server gave for failing to bind a port that another process took after {@link freePorts}
+ * found it free (any outgoing connection may get it as its ephemeral port): the `msg` of its EADDRINUSE
+ * log line (or the line itself when it is not JSON), or `undefined` when `log` (the server's log, or its
+ * tail) has no such line. Launchers start a new server on fresh ports when this says the port was lost.
+ */
+export function portTakenReason(log: string): string | undefined {
+  const line = log.split('\n').find((l) => l.includes('EADDRINUSE'));
+  if (line === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(line) as { msg?: unknown };
+    if (typeof parsed.msg === 'string') return parsed.msg;
+  } catch {
+    // not a JSON line
+  }
+  return line;
+}
+
 /** One free TCP port on `host` (see {@link freePorts}). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return (await freePorts(1, host))[0] as number;

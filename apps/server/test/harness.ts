@@ -14,7 +14,14 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { encodeFrame, FrameDecoder, type TlsOptions, tlsMaterial } from '@paxkv/common';
 import { writeLocalClusterCertificates } from '../src/certs.js';
-import { freePort, freePorts, resolveServerCommand, serverFlags, spawnServer } from '../src/launcher.js';
+import {
+  freePort,
+  freePorts,
+  portTakenReason,
+  resolveServerCommand,
+  serverFlags,
+  spawnServer,
+} from '../src/launcher.js';
 
 export { freePort } from '../src/launcher.js';
 
@@ -352,14 +359,12 @@ export class TestCluster {
       (s) =>
         s.child !== null &&
         (s.child.exitCode !== null || s.child.signalCode !== null) &&
-        this.log(s, PORT_LOSS_LOG_LINES).includes('EADDRINUSE'),
+        portTakenReason(this.log(s, PORT_LOSS_LOG_LINES)) !== undefined,
     );
     if (lost.length === 0) return false;
     // Said on the test's output, so that suite runs show how often it happens (and the log line why).
     for (const s of lost) {
-      const line = this.log(s, PORT_LOSS_LOG_LINES)
-        .split('\n')
-        .find((l) => l.includes('EADDRINUSE'));
+      const line = portTakenReason(this.log(s, PORT_LOSS_LOG_LINES));
       console.warn(
         `harness: server ${s.index} (${s.address}) lost a port before binding it, restarted: ${line}`,
       );

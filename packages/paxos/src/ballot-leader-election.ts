@@ -99,7 +99,8 @@ export class BallotLeaderElection {
   private startingUp = true;
   /**
    * This replica claimed the leadership ({@link claim}) and has not yet ended a round: peers that ask
-   * us first are asked again, as at start-up (see "Start-up").
+   * us first are asked again, as at start-up (see "Start-up"), and an unanswered round keeps the
+   * quorum-connected flag. Never set under the `noStartGrace` mutation.
    */
   private claimed = false;
   /** Peers asked again in this round because they asked us first (see "Start-up"). */
@@ -189,8 +190,7 @@ export class BallotLeaderElection {
     // Without a leader, a peer that asks before it answered this round may have missed our request
     // (it was not up yet): ask it again, once per round (see "Start-up").
     if (
-      ((this.startingUp && this.leader === undefined) ||
-        (this.claimed && this.mutation !== 'noStartGrace')) &&
+      ((this.startingUp && this.leader === undefined) || this.claimed) &&
       !this.replies.has(from) &&
       !this.askedAgain.has(from) &&
       this.peers.includes(from)
@@ -275,7 +275,7 @@ export class BallotLeaderElection {
     // again when they ask us, the round ends unanswered, the claimant reports itself not
     // quorum-connected for a whole round, and a peer that joins then elects itself over it (a second
     // leader change in every reconfiguration whose leader left).
-    this.claimed = true;
+    this.claimed = this.mutation !== 'noStartGrace';
     return true;
   }
 
@@ -303,7 +303,7 @@ export class BallotLeaderElection {
     // A claimant's first round went out before its peers ran the configuration (they start it a little
     // later, from the same stop-sign or from a transferred state): an unanswered first round says
     // nothing about its connectivity, so it does not drop the flag (the next round decides).
-    this.quorumConnected = heard || (this.claimed && this.mutation !== 'noStartGrace');
+    this.quorumConnected = heard || this.claimed;
     this.claimed = false;
     let top: Ballot | undefined;
     let leaderSeen = false;

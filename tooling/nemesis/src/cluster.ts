@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TlsOptions } from '@paxkv/common';
-import { freePorts, serverFlags, spawnServer } from '@paxkv/server/launcher';
+import { freePorts, portTakenReason, serverFlags, spawnServer } from '@paxkv/server/launcher';
 import type { FaultProxy } from './proxy.js';
 import { fetchStatus, type ServerStatusView } from './rpc.js';
 import { resolveServerCommand, type ServerCommand } from './server-command.js';
@@ -479,7 +479,7 @@ function sleep(ms: number): Promise<void> {
 /** Whether `server` exited at start because its port was taken (EADDRINUSE in its log). */
 function lostPortRace(server: ManagedServer): boolean {
   try {
-    return readFileSync(server.logFile, 'utf8').includes('EADDRINUSE');
+    return portTakenReason(readFileSync(server.logFile, 'utf8')) !== undefined;
   } catch {
     return false; // no log: not a port race we can tell
   }
