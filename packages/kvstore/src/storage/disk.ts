@@ -71,4 +71,12 @@ export interface Disk {
    * `path`, fsync the directory. After a crash the file holds either the old or the new content, never a mix.
    */
   writeFileAtomic(path: string, data: Uint8Array): Promise<void>;
+  /**
+   * Gives the existing file `existingPath` a second name, `newPath` (a hard link: no byte is copied).
+   * The new name is durable after {@link Disk.syncDir} of its directory. Only for files that are never
+   * written in place again (snapshot files: they are replaced with {@link Disk.writeFileAtomic}).
+   * Optional: without it, or when it rejects (`newPath` exists, another file system, no hard links),
+   * the storage writes a copy instead.
+   */
+  link?(existingPath: string, newPath: string): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryStorage } from '@paxkv/paxos';
@@ -18,6 +18,7 @@ import {
   stateOf,
 } from './__tests__/fixtures.js';
 import { DurableStorage } from './durable-storage.js';
+import { GroupStorage } from './group-storage.js';
 import { NodeDisk } from './node-disk.js';
 import { SimDisk } from './sim-disk.js';
 import { encodeRecord, segmentName, WalRecordError, WriteAheadLog } from './wal.js';
@@ -468,5 +469,47 @@ describe('DurableStorage on the real file system', () => {
     await r.a.close();
     await r.b.close();
     await r.wal.close();
+  });
+
+  it("a configuration seeded with the previous one's snapshot links its file (same inode), which outlives the old one", async () => {
+    const disk = new NodeDisk();
+    const root = join(dir, 'link');
+    const { wal } = await WriteAheadLog.open({ disk, dir: join(root, 'wal'), segmentBytes: 4096 });
+    const store = await GroupStorage.open<Entry>({ wal, disk, dir: join(root, 'g'), partition: 3, isEntry });
+    const zero = store.create({ configId: 0, members: [1, 2, 3], base: 0 });
+    zero.appendEntries(Array.from({ length: 10 }, (_, i) => ({ v: `e${i}` })));
+    zero.setDecidedIndex(10);
+    const state = new TextEncoder().encode('state@8');
+    zero.setSnapshot({ index: 8, data: state });
+    await zero.flush();
+    const one = store.create({ configId: 1, members: [1, 2, 4], base: 11 });
+    one.setSnapshot(zero.getSnapshot()!);
+    one.appendEntries(zero.getEntries(8, 10));
+    one.appendEntries([{ v: 'stop' }]);
+    one.setDecidedIndex(11);
+    await one.flush();
+    const name = 'snap-0000000000000008.bin';
+    const old = statSync(join(root, 'g', name));
+    const linked = statSync(join(root, 'g', 'config-slot-1', name));
+    expect(linked.ino).toBe(old.ino);
+    expect(linked.nlink).toBe(2);
+    store.retire(0, 1);
+    await store.flush();
+    await store.close();
+    await wal.close();
+    expect(readdirSync(join(root, 'g')).filter((n) => n.startsWith('snap-'))).toEqual([]);
+    const again = await WriteAheadLog.open({ disk, dir: join(root, 'wal'), segmentBytes: 4096 });
+    const back = await GroupStorage.open<Entry>({
+      wal: again.wal,
+      disk,
+      dir: join(root, 'g'),
+      partition: 3,
+      isEntry,
+    });
+    expect(back.held.map((h) => h.record.configId)).toEqual([1]);
+    expect(back.held[0]!.storage.getSnapshot()?.data).toEqual(state);
+    expect(statSync(join(root, 'g', 'config-slot-1', name)).nlink).toBe(1);
+    await back.close();
+    await again.wal.close();
   });
 });

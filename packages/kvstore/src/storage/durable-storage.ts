@@ -184,6 +184,16 @@ function readFromLastCheckpoint(
  * group's snapshot files. Open with {@link DurableStorage.open}; hand it to `SequencePaxos`; after each
  * batch of calls into the core, `await storage.flush()` before releasing the core's outputs.
  */
+/**
+ * Snapshot bytes that a durable snapshot file already holds (the file is `encodeSnapshotFile(data)`),
+ * with the disk and path of that file. A configuration's storage seeded with a snapshot its replica
+ * held in the previous configuration links that file (`Disk.link`) instead of checksumming and writing
+ * the same bytes again: a reconfiguration's replicas that stay start the next configuration without a
+ * snapshot-sized write and fsync on the way to answering its leader. Weak keys: an entry lives as long
+ * as the bytes do.
+ */
+const snapshotFiles = new WeakMap<Uint8Array, { readonly disk: Disk; readonly path: string }>();
+
 export class DurableStorage<T> implements Storage<T> {
   private s: State<T> = freshState<T>();
   /** The latest snapshot, while its bytes are kept in memory (see {@link DurableStorage.getSnapshot}). */
@@ -283,10 +293,12 @@ export class DurableStorage<T> implements Storage<T> {
       if (legacy.files.length > 0) await opts.disk.syncDir(opts.dir);
     }
     if (st.s.snapshotFile !== undefined) {
-      const bytes = await opts.disk.readFile(opts.disk.join(opts.dir, st.s.snapshotFile));
+      const path = opts.disk.join(opts.dir, st.s.snapshotFile);
+      const bytes = await opts.disk.readFile(path);
       const data = bytes && decodeSnapshotFile(bytes);
       if (!data)
         throw new CorruptDataError(`snapshot file ${st.s.snapshotFile} (missing or failed its checksum)`);
+      snapshotFiles.set(data, { disk: opts.disk, path });
       // Kept in memory until its first read (the group restores its state from it right after open):
       // dropping it now would read and check the file a second time.
       st.snapshot = { index: st.s.compacted, data };
@@ -336,13 +348,38 @@ export class DurableStorage<T> implements Storage<T> {
     this.hold(
       this.disk.mkdirp(dir).then(async () => {
         if (snap && file !== undefined) {
-          await this.disk.writeFileAtomic(this.disk.join(dir, file), encodeSnapshotFile(snap.data));
+          const path = this.disk.join(dir, file);
+          if (!(await this.linkSnapshotFile(snap.data, path)))
+            await this.disk.writeFileAtomic(path, encodeSnapshotFile(snap.data));
           this.keepSnapshotInFile(snap);
         }
       }),
     );
     await this.checkpoint(this.unsafeSeedNotAtomic);
     this.onSeeded?.();
+  }
+
+  /**
+   * Makes `path` a durable second name of the snapshot file that already holds `data` on this disk (see
+   * {@link snapshotFiles}). False when there is none or the disk cannot link it: the caller writes a copy.
+   */
+  private async linkSnapshotFile(data: Uint8Array, path: string): Promise<boolean> {
+    const source = snapshotFiles.get(data);
+    const disk = this.disk;
+    if (!source || source.disk !== disk || source.path === path || !disk.link) return false;
+    try {
+      // A file of that name can only be left from a seed that never became durable here.
+      await disk.remove(path);
+      await disk.link(source.path, path);
+      await disk.syncDir(this.dir);
+      return true;
+    } catch (e) {
+      this.logger.warn(
+        { partition: this.partition, tag: this.tag, err: String(e) },
+        'cannot link the snapshot file of the previous configuration; writing a copy',
+      );
+      return false;
+    }
   }
 
   /**
@@ -704,15 +741,16 @@ export class DurableStorage<T> implements Storage<T> {
     if (index === undefined || file === undefined || this.disk.readFileSync === undefined) return undefined;
     const held = this.snapshotRead?.index === index ? this.snapshotRead.data.deref() : undefined;
     if (held !== undefined) return { index, data: held };
-    const bytes = this.disk.readFileSync(this.disk.join(this.dir, file));
+    const path = this.disk.join(this.dir, file);
+    const bytes = this.disk.readFileSync(path);
     const data = bytes && decodeSnapshotFile(bytes);
     if (!data) throw new CorruptDataError(`snapshot file ${file} (missing or failed its checksum)`);
+    snapshotFiles.set(data, { disk: this.disk, path });
     this.snapshotRead = { index, data: new WeakRef(data) };
     return { index, data };
   }
   setSnapshot(snapshot: Snapshot): void {
     const file = snapshotFileName(snapshot.index);
-    const bytes = encodeSnapshotFile(snapshot.data);
     const rec = this.encode({ t: 'S', i: snapshot.index, f: file });
     this.snapshotInFile = undefined;
     this.dropSnapshotOnRead = false;
@@ -728,7 +766,7 @@ export class DurableStorage<T> implements Storage<T> {
     // this partition) is written; the other partitions' records do not wait for it.
     this.hold(
       this.disk
-        .writeFileAtomic(this.disk.join(this.dir, file), bytes)
+        .writeFileAtomic(this.disk.join(this.dir, file), encodeSnapshotFile(snapshot.data))
         .then(() => this.keepSnapshotInFile(snapshot)),
     );
     this.put(rec);
@@ -743,6 +781,11 @@ export class DurableStorage<T> implements Storage<T> {
    * disk can read them back synchronously ({@link DurableStorage.getSnapshot}).
    */
   private keepSnapshotInFile(snapshot: Snapshot): void {
+    if (this.s.snapshotFile !== undefined && this.snapshot === snapshot)
+      snapshotFiles.set(snapshot.data, {
+        disk: this.disk,
+        path: this.disk.join(this.dir, this.s.snapshotFile),
+      });
     if (this.snapshot !== snapshot || this.disk.readFileSync === undefined) return;
     this.snapshot = undefined;
     this.snapshotInFile = snapshot.index;

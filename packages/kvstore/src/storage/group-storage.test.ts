@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CorruptDataError } from '../codec.js';
 import { DurableStorage } from './durable-storage.js';
 import { configDir, configSlot, configTag, GroupStorage } from './group-storage.js';
+import { snapshotFileName } from './records.js';
 import { SimDisk } from './sim-disk.js';
 import { WalRecordError, WriteAheadLog } from './wal.js';
 
@@ -111,6 +112,119 @@ describe('GroupStorage', () => {
     }
     expect(whole).toBeGreaterThan(0);
     expect(none).toBeGreaterThan(0);
+  });
+
+  it('a configuration seeded with the snapshot its replica held links that file: no copy written, whole or nothing after a crash', async () => {
+    const D = new Uint8Array(64).map((_, i) => i);
+    let linkedWhole = 0;
+    let none = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = rng(seed);
+      const disk = new SimDisk({ autoSync: false });
+      const view = disk.incarnation();
+      const written: string[] = [];
+      const counting = {
+        ...view,
+        writeFileAtomic: (path: string, data: Uint8Array) => {
+          written.push(path);
+          return view.writeFileAtomic(path, data);
+        },
+      };
+      const p = (async () => {
+        const { wal } = await WriteAheadLog.open({
+          disk: counting,
+          dir: '/wal',
+          segmentBytes: 1024,
+          fsync: 'always',
+        });
+        return GroupStorage.open<Entry>({
+          wal,
+          disk: counting,
+          dir: '/g2',
+          partition: 2,
+          checkpointChunkEntries: 2,
+        });
+      })();
+      await settle(disk, p);
+      const store = await p;
+      const zero = store.create({ configId: 0, members: [1, 2, 3], base: 0 });
+      zero.appendEntries(entries(0, 6));
+      zero.setDecidedIndex(6);
+      zero.setSnapshot({ index: 4, data: D.slice() });
+      await settle(disk, zero.flush());
+      expect(written, `seed ${seed}`).toHaveLength(1);
+      // What the core hands the next configuration: the old one's snapshot (read back from its file).
+      const held = zero.getSnapshot();
+      expect(held?.index).toBe(4);
+      const one = store.create({ configId: 1, members: [1, 2, 4], base: 7 });
+      one.setSnapshot(held!);
+      one.appendEntries(zero.getEntries(4, 6));
+      one.appendEntries([{ v: 'stop' }]);
+      one.setDecidedIndex(7);
+      let finished = false;
+      one.flush().then(
+        () => {
+          finished = true;
+        },
+        () => {},
+      );
+      for (let k = Math.floor(r() * 10); k > 0; k--) {
+        disk.completeSyncs();
+        await new Promise((res) => setImmediate(res));
+      }
+      if (finished) expect(written, `seed ${seed}: the seed linked, it wrote no copy`).toHaveLength(1);
+      disk.crash({ tear: r });
+      const back = (await open(disk)).store;
+      const c1 = back.held.find((h) => h.record.configId === 1);
+      if (!c1) {
+        none++;
+        continue;
+      }
+      linkedWhole++;
+      expect(c1.storage.getCompactedIndex(), `seed ${seed}`).toBe(4);
+      expect(c1.storage.getSnapshot()?.data, `seed ${seed}`).toEqual(D);
+      expect(c1.storage.getEntries(4, 7), `seed ${seed}`).toEqual([...entries(4, 6), { v: 'stop' }]);
+      // Retiring configuration 0 deletes its files; configuration 1's name for the bytes stays.
+      back.retire(0, 1);
+      await settle(disk, back.flush());
+      await settle(disk, back.close());
+      const again = (await open(disk)).store;
+      expect(again.held.map((h) => h.record.configId)).toEqual([1]);
+      expect(again.held[0]!.storage.getSnapshot()?.data, `seed ${seed}`).toEqual(D);
+    }
+    expect(linkedWhole).toBeGreaterThan(0);
+    expect(none).toBeGreaterThan(0);
+  });
+
+  it("a disk without links gets a copy of the previous configuration's snapshot", async () => {
+    const disk = new SimDisk();
+    const { link: _link, ...view } = disk.incarnation();
+    const written: string[] = [];
+    const plain = {
+      ...view,
+      writeFileAtomic: (path: string, data: Uint8Array) => {
+        written.push(path);
+        return view.writeFileAtomic(path, data);
+      },
+    };
+    const { wal } = await WriteAheadLog.open({
+      disk: plain,
+      dir: '/wal',
+      segmentBytes: 1024,
+      fsync: 'always',
+    });
+    const store = await GroupStorage.open<Entry>({ wal, disk: plain, dir: '/g2', partition: 2 });
+    const zero = store.create({ configId: 0, members: [1, 2, 3], base: 0 });
+    zero.appendEntries(entries(0, 4));
+    zero.setDecidedIndex(4);
+    zero.setSnapshot({ index: 4, data: new Uint8Array([4, 4]) });
+    await zero.flush();
+    const one = store.create({ configId: 1, members: [1, 2, 4], base: 5 });
+    one.setSnapshot(zero.getSnapshot()!);
+    one.appendEntries([{ v: 'stop' }]);
+    one.setDecidedIndex(5);
+    await one.flush();
+    expect(written).toEqual([`/g2/${snapshotFileName(4)}`, `/g2/config-slot-1/${snapshotFileName(4)}`]);
   });
 
   it('reports what its open read: records recovered and decoded, snapshot bytes (0 for a fresh storage)', async () => {

@@ -107,6 +107,9 @@ export class NodeDisk implements Disk {
       await handle?.close();
     }
   }
+  async link(existingPath: string, newPath: string): Promise<void> {
+    await fsp.link(existingPath, newPath);
+  }
   async writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
     const tmp = `${path}.tmp`;
     const handle = await fsp.open(tmp, 'w', 0o644);

@@ -98,6 +98,7 @@ export class SimDisk implements Disk {
       remove: (path) => guard(() => this.remove(path)),
       syncDir: (dir) => guard(() => this.syncDir(dir)),
       writeFileAtomic: (path, data) => guard(() => this.writeFileAtomic(path, data)),
+      link: (existingPath, newPath) => guard(() => this.link(existingPath, newPath)),
     };
   }
 
@@ -200,6 +201,21 @@ export class SimDisk implements Disk {
       this.fsyncs++;
       this.files.set(path, { data: copy, len: copy.length, syncedLen: copy.length, linked: true });
     });
+  }
+
+  /**
+   * A second name for `existingPath` (a hard link), lost in a crash until {@link SimDisk.syncDir} of its
+   * directory. The new name holds the file's synced bytes: only files that are never written in place
+   * again are linked (see `Disk.link`), so they are the same bytes. Rejects (with `code` `ENOENT` or
+   * `EEXIST`) if the file is missing or `newPath` exists.
+   */
+  async link(existingPath: string, newPath: string): Promise<void> {
+    const f = this.files.get(existingPath);
+    if (!f) throw Object.assign(new Error(`link: no file ${existingPath}`), { code: 'ENOENT' });
+    if (this.files.has(newPath))
+      throw Object.assign(new Error(`link: ${newPath} exists`), { code: 'EEXIST' });
+    const data = f.data.slice(0, f.syncedLen);
+    this.files.set(newPath, { data, len: data.length, syncedLen: data.length, linked: false });
   }
 
   /**
