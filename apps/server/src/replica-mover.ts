@@ -230,7 +230,7 @@ export class ReplicaMover {
         expect = expectedConfiguration(fresh, mv.partition);
         if (!expect)
           throw new BadRequestError({ field: 'partition', problem: `partition ${mv.partition} is gone` });
-        const replicas = movedReplicas(expect.replicas, mv.from, mv.to);
+        const replicas = movedReplicas(expect.replicas, mv.from, mv.to, fresh.table);
         log.info(
           { ...mv, expect },
           `moving partition ${mv.partition}'s replica from node ${mv.from} to node ${mv.to} (${mv.reason})`,
@@ -245,7 +245,7 @@ export class ReplicaMover {
               problem: `the move of partition ${mv.partition} left the metadata while it ran; the current leader re-plans`,
             });
           }
-          return { metadata: applyMove(m, mv, c.configId), changed: true };
+          return { metadata: applyMove(m, mv, c.configId, replicas), changed: true };
         });
         log.info({ ...mv }, `partition ${mv.partition} now on ${replicas.join(', ')}`);
       } catch (e) {

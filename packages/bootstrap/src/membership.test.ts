@@ -10,6 +10,7 @@ import {
   fenceRejoin,
   finishRejoin,
   metadataReplicasOf,
+  movedReplicas,
   partitionsOf,
   planLeaderBalance,
   planMoves,
@@ -136,6 +137,60 @@ describe('removeMember', () => {
     for (let moves = plan(m); moves.length > 0; moves = plan(m)) m = applyMove(m, moves[0]!);
     const load = [...replicaLoad(m.table).values()];
     expect(Math.max(...load) - Math.min(...load)).toBeLessThanOrEqual(1);
+  });
+
+  it("a drain spreads the leaving server's preferred leaderships over the servers that stay", () => {
+    const leaders = (m: ClusterMetadata) => {
+      const c = new Map<number, number>();
+      for (const g of m.table.groups) c.set(g.replicas[0]!, (c.get(g.replicas[0]!) ?? 0) + 1);
+      return [...c.values()];
+    };
+    const drain = (balanced: boolean) => {
+      let m = removeMember(seed(4, 16, 3), 4).metadata;
+      for (let moves = plan(m); moves.length > 0; moves = plan(m)) {
+        const mv = moves[0]!;
+        const g = m.table.groups.find((x) => x.partition === mv.partition)!;
+        // As the replica mover does: the configuration's order is chosen once, then recorded.
+        const replicas = balanced
+          ? movedReplicas(g.replicas, mv.from, mv.to, m.table)
+          : movedReplicas(g.replicas, mv.from, mv.to);
+        m = applyMove(startMove(m, mv), mv, undefined, replicas);
+        valid(m);
+        if (!m.draining.includes(4)) break;
+      }
+      expect(m.table.nodes.map((n) => n.id)).toEqual([1, 2, 3]);
+      return leaders(m);
+    };
+    // Node 4 led 4 groups, each also held by nodes 1 and 2 (never by 3): the best a move can do
+    // without making the joining replica preferred is 2 each to nodes 1 and 2 (6/6/4).
+    const even = drain(true);
+    expect(even.reduce((a, b) => a + b, 0)).toBe(16);
+    expect([...even].sort((x, y) => x - y)).toEqual([4, 6, 6]);
+    // Without the table (the next replica of each list takes over), the same drain piles them up.
+    expect(drain(false).sort((x, y) => x - y)).toEqual([4, 4, 8]);
+  });
+
+  it('movedReplicas: the least preferred staying replica leads only when the leaving one was first', () => {
+    const m = seed(4, 16, 3);
+    const g = m.table.groups.find((x) => x.replicas[0] !== 4 && x.replicas.includes(4))!;
+    // `from` is not first: the order is kept whatever the load.
+    expect(movedReplicas(g.replicas, 4, 9, m.table)).toEqual([...g.replicas.filter((r) => r !== 4), 9]);
+    const first = m.table.groups.find((x) => x.replicas[0] === 4)!;
+    const [a, b] = first.replicas.slice(1) as [number, number];
+    // Ties keep the list's order; without a table the order is kept too.
+    expect(movedReplicas(first.replicas, 4, 9, { ...m.table, groups: [first] })).toEqual([a, b, 9]);
+    expect(movedReplicas(first.replicas, 4, 9)).toEqual([a, b, 9]);
+    // The second staying replica leads when it is preferred for fewer groups.
+    const heavier = { ...m.table, groups: [first, { ...first, partition: 99, replicas: [a, 4, b] }] };
+    expect(movedReplicas(first.replicas, 4, 9, heavier)).toEqual([b, a, 9]);
+    // A recorded order must hold the same replicas as the move.
+    const spare = [1, 2, 3].find((n) => !first.replicas.includes(n))!;
+    const mv = { partition: first.partition, from: 4, to: spare, reason: 'drain' as const };
+    expect(
+      applyMove(m, mv, undefined, [b, a, spare]).table.groups.find((x) => x.partition === mv.partition)
+        ?.replicas,
+    ).toEqual([b, a, spare]);
+    expect(() => applyMove(m, mv, undefined, [a, 4, spare])).toThrow(/instead of/);
   });
 
   it('refuses what would leave a group short, and the metadata group', () => {
