@@ -119,6 +119,8 @@ class PortTakenError extends ClusterError {
     message: string,
     /** The server's reason, naming the port. */
     readonly line: string,
+    /** The server (its index in the cluster file) and the address it could not bind. */
+    readonly server: { readonly index: number; readonly address: string },
   ) {
     super(message);
   }
@@ -330,7 +332,17 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
     log(
       `restarting the existing cluster in ${dir} (${existing.nodes.length} servers, ${existing.partitions} partitions) on its data${ignored.length > 0 ? `; ignoring --${ignored.join(', --')}` : ''}`,
     );
-    return launch(withReplaceAfter(existing, options), options);
+    try {
+      return await launch(withReplaceAfter(existing, options), options);
+    } catch (e) {
+      if (!(e instanceof PortTakenError)) throw e;
+      // The servers of a cluster with data keep their addresses (the lookup table names them): say
+      // which port to free rather than only showing the log.
+      const port = e.server.address.slice(e.server.address.lastIndexOf(':') + 1);
+      throw new ClusterError(
+        `server ${e.server.index}'s address ${e.server.address} is taken by another process; a restarted cluster keeps its servers' addresses (the cluster's lookup table names them), so free port ${port} (\`ss -ltnp 'sport = :${port}'\` shows the process holding it) and run the command again.\n${e.message}`,
+      );
+    }
   }
   writeFileSync(join(dir, CLUSTER_TOKEN_FILE), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
   if (options.tls) await writeLocalClusterCertificates(join(dir, CLUSTER_TLS_DIR));
@@ -422,7 +434,9 @@ async function launch(file: ClusterFile, options: StartClusterOptions): Promise<
         const logTail = tail(node.logFile);
         const message = `server ${index} exited during start-up (${why}); its log:\n${logTail}`;
         const taken = portTakenReason(logTail);
-        throw taken !== undefined ? new PortTakenError(message, taken) : new ClusterError(message);
+        throw taken !== undefined
+          ? new PortTakenError(message, taken, { index, address: node.address })
+          : new ClusterError(message);
       }
       if (Date.now() > deadline) {
         const led = view.groups.filter((g) => g.leader !== null).length;

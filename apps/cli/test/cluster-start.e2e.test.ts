@@ -139,6 +139,12 @@ describe('cluster start and a port taken before the server binds it', () => {
       await expect(restart).rejects.toThrow(
         new RegExp(`server 2 exited during start-up .*EADDRINUSE.*:${second}`, 's'),
       );
+      // It says what to do: which port to free, and how to find who holds it.
+      await expect(restart).rejects.toThrow(
+        new RegExp(
+          `^server 2's address 127\\.0\\.0\\.1:${second} is taken by another process.*free port ${second} \\(\`ss -ltnp 'sport = :${second}'\``,
+        ),
+      );
       expect(o.picks()).toBe(1);
       expect(readClusterFile(o.dir)?.nodes.map((n) => n.port)).toEqual(first.file.nodes.map((n) => n.port));
       expect(existsSync(first.file.nodes[0]?.dataDir as string)).toBe(true);
