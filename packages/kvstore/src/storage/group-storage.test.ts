@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CorruptDataError } from '../codec.js';
+import type { Disk } from './disk.js';
 import { DurableStorage } from './durable-storage.js';
 import { configDir, configSlot, configTag, GroupStorage } from './group-storage.js';
 import { snapshotFileName } from './records.js';
@@ -62,6 +63,19 @@ async function open(
   return p;
 }
 
+/** `view` with every `writeFileAtomic` path recorded in `written`. */
+function countingWrites(view: Disk): { disk: Disk; written: string[] } {
+  const written: string[] = [];
+  const disk: Disk = {
+    ...view,
+    writeFileAtomic: (path: string, data: Uint8Array) => {
+      written.push(path);
+      return view.writeFileAtomic(path, data);
+    },
+  };
+  return { disk, written };
+}
+
 const entries = (from: number, to: number): Entry[] =>
   Array.from({ length: to - from }, (_, i) => ({ v: `e${from + i}` }));
 
@@ -121,15 +135,7 @@ describe('GroupStorage', () => {
     for (let seed = 1; seed <= 40; seed++) {
       const r = rng(seed);
       const disk = new SimDisk({ autoSync: false });
-      const view = disk.incarnation();
-      const written: string[] = [];
-      const counting = {
-        ...view,
-        writeFileAtomic: (path: string, data: Uint8Array) => {
-          written.push(path);
-          return view.writeFileAtomic(path, data);
-        },
-      };
+      const { disk: counting, written } = countingWrites(disk.incarnation());
       const p = (async () => {
         const { wal } = await WriteAheadLog.open({
           disk: counting,
@@ -199,14 +205,7 @@ describe('GroupStorage', () => {
   it("a disk without links gets a copy of the previous configuration's snapshot", async () => {
     const disk = new SimDisk();
     const { link: _link, ...view } = disk.incarnation();
-    const written: string[] = [];
-    const plain = {
-      ...view,
-      writeFileAtomic: (path: string, data: Uint8Array) => {
-        written.push(path);
-        return view.writeFileAtomic(path, data);
-      },
-    };
+    const { disk: plain, written } = countingWrites(view);
     const { wal } = await WriteAheadLog.open({
       disk: plain,
       dir: '/wal',
