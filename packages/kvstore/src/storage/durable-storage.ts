@@ -180,11 +180,6 @@ function readFromLastCheckpoint(
 }
 
 /**
- * A paxos {@link Storage} for one partition, backed by the server's shared {@link WriteAheadLog} and this
- * group's snapshot files. Open with {@link DurableStorage.open}; hand it to `SequencePaxos`; after each
- * batch of calls into the core, `await storage.flush()` before releasing the core's outputs.
- */
-/**
  * Snapshot bytes that a durable snapshot file already holds (the file is `encodeSnapshotFile(data)`),
  * with the disk and path of that file. A configuration's storage seeded with a snapshot its replica
  * held in the previous configuration links that file (`Disk.link`) instead of checksumming and writing
@@ -194,6 +189,11 @@ function readFromLastCheckpoint(
  */
 const snapshotFiles = new WeakMap<Uint8Array, { readonly disk: Disk; readonly path: string }>();
 
+/**
+ * A paxos {@link Storage} for one partition, backed by the server's shared {@link WriteAheadLog} and this
+ * group's snapshot files. Open with {@link DurableStorage.open}; hand it to `SequencePaxos`; after each
+ * batch of calls into the core, `await storage.flush()` before releasing the core's outputs.
+ */
 export class DurableStorage<T> implements Storage<T> {
   private s: State<T> = freshState<T>();
   /** The latest snapshot, while its bytes are kept in memory (see {@link DurableStorage.getSnapshot}). */
