@@ -119,8 +119,8 @@ class PortTakenError extends ClusterError {
     message: string,
     /** The server's reason, naming the port. */
     readonly line: string,
-    /** The server (its index in the cluster file) and the address it could not bind. */
-    readonly server: { readonly index: number; readonly address: string },
+    /** The server (its index in the cluster file), the address it could not bind and that address's port. */
+    readonly server: { readonly index: number; readonly address: string; readonly port: number },
   ) {
     super(message);
   }
@@ -338,7 +338,7 @@ export async function startCluster(options: StartClusterOptions): Promise<Starte
       if (!(e instanceof PortTakenError)) throw e;
       // The servers of a cluster with data keep their addresses (the lookup table names them): say
       // which port to free rather than only showing the log.
-      const port = e.server.address.slice(e.server.address.lastIndexOf(':') + 1);
+      const { port } = e.server;
       throw new ClusterError(
         `server ${e.server.index}'s address ${e.server.address} is taken by another process; a restarted cluster keeps its servers' addresses (the cluster's lookup table names them), so free port ${port} (\`ss -ltnp 'sport = :${port}'\` shows the process holding it) and run the command again.\n${e.message}`,
       );
@@ -435,7 +435,7 @@ async function launch(file: ClusterFile, options: StartClusterOptions): Promise<
         const message = `server ${index} exited during start-up (${why}); its log:\n${logTail}`;
         const taken = portTakenReason(logTail);
         throw taken !== undefined
-          ? new PortTakenError(message, taken, { index, address: node.address })
+          ? new PortTakenError(message, taken, { index, address: node.address, port: node.port })
           : new ClusterError(message);
       }
       if (Date.now() > deadline) {
