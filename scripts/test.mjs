@@ -6,7 +6,7 @@
 // runs) run it. Every step prints how long it took.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkPackages } from './check-packages.mjs';
 
@@ -23,6 +23,10 @@ const run = (cmd, argv) => spawnSync(cmd, argv, { cwd: root, stdio: 'inherit', e
 
 let passed = 0;
 let failed = 0;
+/** Each failed test with the first lines of its error, printed again just before the summary line. */
+const failures = [];
+/** How many lines of a failed test's error the end of the run repeats. */
+const failureLinesShown = 12;
 const started = Date.now();
 let stepStart = 0;
 /** Prints the step's header and the time the previous step took. */
@@ -69,6 +73,19 @@ try {
         failed += 1;
       }
     }
+    // The failed tests again at the end, where a CI log's tail shows them.
+    for (const file of report.testResults ?? []) {
+      for (const a of file.assertionResults ?? []) {
+        if (a.status !== 'failed') continue;
+        const where = relative(root, file.name);
+        const why = String(a.failureMessages?.[0] ?? '')
+          .split('\n')
+          .filter((line) => !/^\s*at .*(node_modules|node:internal|<anonymous>)/.test(line))
+          .slice(0, failureLinesShown)
+          .join('\n      ');
+        failures.push(`FAILED ${where} > ${a.fullName}\n      ${why}`);
+      }
+    }
     if (vitest.status !== 0 && failed === 0) {
       console.error('vitest exited non-zero with no failed test (unhandled error?)');
       failed += 1;
@@ -105,6 +122,7 @@ try {
 }
 
 if (stepStart > 0) console.log(`   (${((Date.now() - stepStart) / 1000).toFixed(1)} s)`);
+for (const f of failures) console.log(f);
 console.log(`   (whole run ${((Date.now() - started) / 1000).toFixed(0)} s)`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed > 0 ? 1 : 0);
