@@ -559,7 +559,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
   program
     .command('status')
     .description(
-      "show the lookup table, the servers (alive/suspected, reachable) and every partition's configuration, replicas (live or not), leader and reconfiguration in progress",
+      "show the lookup table, the servers (alive/suspected, reachable) and every partition's configuration, replicas (live or not), leader, decided index, how far its slowest replica is behind, and reconfiguration in progress",
     )
     // Also after the command (`paxkv status --json`), as the global flags are before it.
     .option('--json', 'print JSON (same as the global --json)')

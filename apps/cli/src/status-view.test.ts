@@ -33,6 +33,38 @@ function status(node: number, groups: ServerStatusLike['groups']): ServerStatusL
 }
 
 describe('mergeStatus', () => {
+  it("shows how far the slowest replica of the group's newest configuration is behind", () => {
+    const view = mergeStatus([
+      {
+        address: '127.0.0.1:7001',
+        // Still running configuration 1 (its indexes are not comparable with configuration 2's).
+        status: status(1, [{ partition: 0, leader: 2, role: 'stopped', decidedIndex: 900, configId: 1 }]),
+      },
+      {
+        address: '127.0.0.1:7002',
+        status: status(2, [
+          { partition: 0, leader: 2, role: 'leader', decidedIndex: 40, appliedIndex: 40, configId: 2 },
+          { partition: 1, leader: 2, role: 'leader', decidedIndex: 12, appliedIndex: 12 },
+        ]),
+      },
+      {
+        address: '127.0.0.1:7003',
+        status: status(3, [
+          // Decided 38 but applied 10: a new replica catching up.
+          { partition: 0, leader: 2, role: 'follower', decidedIndex: 38, appliedIndex: 10, configId: 2 },
+          { partition: 1, leader: 2, role: 'follower', decidedIndex: 12, appliedIndex: 12 },
+        ]),
+      },
+    ]);
+    expect(view.groups.map((g) => [g.partition, g.config, g.behind])).toEqual([
+      [0, 2, 30],
+      [1, 0, 0],
+    ]);
+    const text = formatStatus(view);
+    expect(text).toMatch(/decided\s+behind\s+reconfiguration/);
+    expect(text).toMatch(/^\s+0\s+1,2\s+2\/2\s+2\s+2\s+900\s+30\s+/m);
+  });
+
   it('takes leaders from the replicas that lead, and marks unreachable servers', () => {
     const view = mergeStatus([
       {
@@ -63,9 +95,11 @@ describe('mergeStatus', () => {
     ]);
     // Node 1 answered but reports no replica of partition 0 here; node 3 did not answer.
     expect(view.groups[0]?.replicaStatus).toEqual([
-      { node: 1, live: true, role: 'follower', configId: null },
-      { node: 2, live: true, role: 'leader', configId: null },
+      { node: 1, live: true, role: 'follower', configId: null, appliedIndex: 5 },
+      { node: 2, live: true, role: 'leader', configId: null, appliedIndex: 7 },
     ]);
+    // Node 1 has decided 5 of the leader's 7 (and reports no applied index, so 5 counts as applied).
+    expect(view.groups.map((g) => g.behind)).toEqual([2, 0]);
     expect(view.groups[1]?.replicaStatus.map((r) => [r.node, r.live])).toEqual([
       [2, true],
       [3, false],
@@ -121,7 +155,7 @@ describe('mergeStatus', () => {
     ]);
     expect(view.groups.map((g) => g.config)).toEqual([1, 2]);
     expect(formatStatus(view)).toMatch(
-      /part\s+replicas\s+live\s+config\s+leader\s+decided\s+reconfiguration/,
+      /part\s+replicas\s+live\s+config\s+leader\s+decided\s+behind\s+reconfiguration/,
     );
   });
 
@@ -187,7 +221,7 @@ describe('mergeStatus', () => {
     });
     expect(fullyReplicated(lost)).toBe(false);
     const text = formatStatus(lost);
-    expect(text).toMatch(/1\s+1,3\*\s+1\/2\s+0\s+1\s+9\s+node 3 -> node 2 \(replace\)/);
+    expect(text).toMatch(/1\s+1,3\*\s+1\/2\s+0\s+1\s+9\s+0\s+node 3 -> node 2 \(replace\)/);
     expect(text).toContain('2 replica move(s) in progress');
     expect(text).toContain(
       'metadata group: replicas 1,2,3*, live 2/3, config 2, reconfiguration node 3 -> node 4 (replace)',

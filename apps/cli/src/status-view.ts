@@ -27,6 +27,8 @@ export interface ServerStatusLike {
     readonly leader: number | null;
     readonly role: string;
     readonly decidedIndex: number;
+    /** Entries applied to the replica's state machine (absent from servers that do not report it). */
+    readonly appliedIndex?: number | undefined;
     readonly configId?: number | undefined;
   }>;
   readonly members: ReadonlyArray<{ readonly id: number; readonly address: string; readonly state: string }>;
@@ -63,6 +65,8 @@ export interface ReplicaStatus {
   readonly role: string | null;
   /** The configuration id it runs, null when unknown (not answering, or joining). */
   readonly configId: number | null;
+  /** The log index it has applied up to (its decided index when it does not report one), null when it did not answer. */
+  readonly appliedIndex: number | null;
 }
 
 /**
@@ -95,6 +99,13 @@ export interface StatusView {
     readonly replicas: readonly number[];
     readonly leader: number | null;
     readonly decidedIndex: number | null;
+    /**
+     * How many decided entries the slowest live replica of the group's current configuration has yet to
+     * apply (the highest decided index its replicas report minus the lowest applied index): 0 when every
+     * replica is caught up, large while a new replica catches up; null when no replica of that
+     * configuration answered.
+     */
+    readonly behind: number | null;
     /**
      * The group's configuration id (0: its first replicas; +1 per replica move), the highest of the
      * table's and what its replicas report (a replica ahead of the table: a move is in progress).
@@ -199,8 +210,21 @@ export function mergeStatus(
     const config = Math.max(g.config ?? 0, ...reports.map((x) => x.configId ?? 0));
     const replicaStatus = g.replicas.map((node): ReplicaStatus => {
       const x = reports.find((r) => r.node === node);
-      return { node, live: x !== undefined, role: x?.role ?? null, configId: x?.configId ?? null };
+      return {
+        node,
+        live: x !== undefined,
+        role: x?.role ?? null,
+        configId: x?.configId ?? null,
+        appliedIndex: x === undefined ? null : (x.appliedIndex ?? x.decidedIndex),
+      };
     });
+    // Indexes are comparable within one configuration only: the replicas running the newest one.
+    const current = reports.filter((x) => (x.configId ?? 0) === config);
+    const behind =
+      current.length === 0
+        ? null
+        : Math.max(...current.map((x) => x.decidedIndex)) -
+          Math.min(...current.map((x) => x.appliedIndex ?? x.decidedIndex));
     const configs = [
       ...new Set([g.config ?? 0, ...reports.flatMap((x) => (x.configId === undefined ? [] : [x.configId]))]),
     ].sort((a, b) => a - b);
@@ -214,6 +238,7 @@ export function mergeStatus(
       replicas: [...g.replicas],
       leader,
       decidedIndex: decided,
+      behind,
       config,
       replicaStatus,
       liveReplicas: replicaStatus.filter((r) => r.live).length,
@@ -287,13 +312,13 @@ export function formatStatus(view: StatusView): string {
   if (view.groups.length > 0) {
     lines.push('', 'partitions:');
     lines.push(
-      `  ${'part'.padEnd(6)}${'replicas'.padEnd(14)}${'live'.padEnd(6)}${'config'.padEnd(8)}${'leader'.padEnd(8)}${'decided'.padEnd(9)}reconfiguration`,
+      `  ${'part'.padEnd(6)}${'replicas'.padEnd(14)}${'live'.padEnd(6)}${'config'.padEnd(8)}${'leader'.padEnd(8)}${'decided'.padEnd(9)}${'behind'.padEnd(8)}reconfiguration`,
     );
     for (const g of view.groups) {
       // A replica that is not live is starred: 1,2*,3 = node 2 does not answer (or hosts no replica).
       const replicas = g.replicaStatus.map((r) => `${r.node}${r.live ? '' : '*'}`).join(',');
       lines.push(
-        `  ${String(g.partition).padEnd(6)}${replicas.padEnd(14)}${`${g.liveReplicas}/${g.replicas.length}`.padEnd(6)}${String(g.config).padEnd(8)}${String(g.leader ?? 'none').padEnd(8)}${String(g.decidedIndex ?? '?').padEnd(9)}${formatReconfiguration(g.reconfiguration)}`,
+        `  ${String(g.partition).padEnd(6)}${replicas.padEnd(14)}${`${g.liveReplicas}/${g.replicas.length}`.padEnd(6)}${String(g.config).padEnd(8)}${String(g.leader ?? 'none').padEnd(8)}${String(g.decidedIndex ?? '?').padEnd(9)}${String(g.behind ?? '?').padEnd(8)}${formatReconfiguration(g.reconfiguration)}`,
       );
     }
     if (view.groups.some((g) => g.liveReplicas < g.replicas.length)) {
