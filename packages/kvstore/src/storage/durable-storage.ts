@@ -190,6 +190,22 @@ function readFromLastCheckpoint(
 const snapshotFiles = new WeakMap<Uint8Array, { readonly disk: Disk; readonly path: string }>();
 
 /**
+ * Disks whose file system refused a hard link for a reason that will not go away (no link support,
+ * too many links): their seeds are written as copies from then on, and that is said once, not on every
+ * reconfiguration.
+ */
+const disksWithoutLinks = new WeakSet<Disk>();
+
+/** Error codes of a file system that cannot make a hard link at all (as opposed to a transient failure). */
+const LINK_UNSUPPORTED_CODES: ReadonlySet<string> = new Set([
+  'EPERM',
+  'ENOTSUP',
+  'EOPNOTSUPP',
+  'EXDEV',
+  'EMLINK',
+]);
+
+/**
  * A paxos {@link Storage} for one partition, backed by the server's shared {@link WriteAheadLog} and this
  * group's snapshot files. Open with {@link DurableStorage.open}; hand it to `SequencePaxos`; after each
  * batch of calls into the core, `await storage.flush()` before releasing the core's outputs.
@@ -367,6 +383,7 @@ export class DurableStorage<T> implements Storage<T> {
     const source = snapshotFiles.get(data);
     const disk = this.disk;
     if (!source || source.disk !== disk || source.path === path || !disk.link) return false;
+    if (disksWithoutLinks.has(disk)) return false;
     try {
       // A file of that name can only be left from a seed that never became durable here.
       await disk.remove(path);
@@ -374,10 +391,19 @@ export class DurableStorage<T> implements Storage<T> {
       await disk.syncDir(this.dir);
       return true;
     } catch (e) {
-      this.logger.warn(
-        { partition: this.partition, tag: this.tag, err: String(e) },
-        'cannot link the snapshot file of the previous configuration; writing a copy',
-      );
+      const code = typeof e === 'object' && e !== null && 'code' in e ? String(e.code) : undefined;
+      if (code !== undefined && LINK_UNSUPPORTED_CODES.has(code)) {
+        disksWithoutLinks.add(disk);
+        this.logger.info(
+          { partition: this.partition, tag: this.tag, dir: this.dir, err: String(e) },
+          "this data directory's file system cannot hard-link files: a new configuration's snapshot is written as a copy from now on",
+        );
+      } else {
+        this.logger.warn(
+          { partition: this.partition, tag: this.tag, err: String(e) },
+          'cannot link the snapshot file of the previous configuration; writing a copy',
+        );
+      }
       return false;
     }
   }

@@ -226,6 +226,56 @@ describe('GroupStorage', () => {
     expect(written).toEqual([`/g2/${snapshotFileName(4)}`, `/g2/config-slot-1/${snapshotFileName(4)}`]);
   });
 
+  it.each([
+    ['EPERM', 'a file system without hard links is said once and not asked again', 1, 1, 0],
+    ['EIO', 'a link failing for another reason is warned about and tried again next time', 2, 0, 2],
+  ])('%s: %s', async (code, _title, linkCalls, infos, warns) => {
+    const disk = new SimDisk();
+    const view = disk.incarnation();
+    let calls = 0;
+    const failing: Disk = {
+      ...view,
+      link: async () => {
+        calls++;
+        throw Object.assign(new Error(`${code}: link refused`), { code });
+      },
+    };
+    const { disk: counted, written } = countingWrites(failing);
+    const said = { info: 0, warn: 0 };
+    const logger = {
+      info: (_: object, msg: string) => void (/cannot hard-link/.test(msg) && said.info++),
+      warn: (_: object, msg: string) => void (/cannot link/.test(msg) && said.warn++),
+    };
+    const { wal } = await WriteAheadLog.open({
+      disk: counted,
+      dir: '/wal',
+      segmentBytes: 1024,
+      fsync: 'always',
+    });
+    const store = await GroupStorage.open<Entry>({ wal, disk: counted, dir: '/g2', partition: 2, logger });
+    let prev = store.create({ configId: 0, members: [1, 2, 3], base: 0 });
+    prev.appendEntries(entries(0, 4));
+    prev.setDecidedIndex(4);
+    prev.setSnapshot({ index: 4, data: new Uint8Array([4, 4]) });
+    await prev.flush();
+    for (const configId of [1, 2]) {
+      const next = store.create({ configId, members: [1, 2, 3 + configId], base: 4 + configId });
+      next.setSnapshot(prev.getSnapshot()!);
+      next.appendEntries([{ v: 'stop' }]);
+      next.setDecidedIndex(4 + configId);
+      await next.flush();
+      prev = next;
+    }
+    // Every seed came back as a copy; the unsupported link was asked for once, the failing one each time.
+    expect(written).toEqual([
+      `/g2/${snapshotFileName(4)}`,
+      `/g2/config-slot-1/${snapshotFileName(4)}`,
+      `/g2/config-slot-2/${snapshotFileName(4)}`,
+    ]);
+    expect(calls).toBe(linkCalls);
+    expect(said).toEqual({ info: infos, warn: warns });
+  });
+
   it('reports what its open read: records recovered and decoded, snapshot bytes (0 for a fresh storage)', async () => {
     const disk = new SimDisk();
     const { store } = await open(disk);
