@@ -804,7 +804,7 @@ export class ReconfigurablePaxos<T> {
       m.snapshot,
       m.entries,
       m.decidedIndex,
-      0,
+      { joiner: true },
     );
   }
 
@@ -826,15 +826,23 @@ export class ReconfigurablePaxos<T> {
     return ss.decided || this.config.unsafeMutation === 'startBeforeStopSignDecided';
   }
 
-  /** Seeds a new storage with a decided prefix and starts the configuration's instance. */
+  /**
+   * Seeds a new storage with a decided prefix and starts the configuration's instance. A joiner (started
+   * from a state its new group sent, `JoinState`) begins at round 0 and follows the leader whose Prepare
+   * it promises; a replica that held the old log continues at `initialRound` (see
+   * {@link CONTINUING_INITIAL_ROUND}), claiming leadership at once when it is the `successor`.
+   */
   private startConfig(
     record: ConfigRecord,
     snapshot: Snapshot | null,
     entries: readonly LogEntry<T>[],
     decidedIndex: number,
-    initialRound: number,
-    successor?: NodeId,
+    start:
+      | { readonly joiner: true }
+      | { readonly joiner: false; readonly initialRound: number; readonly successor?: NodeId },
   ): void {
+    const initialRound = start.joiner ? 0 : start.initialRound;
+    const successor = start.joiner ? undefined : start.successor;
     const storage = this.createStorage(record);
     if (snapshot) storage.setSnapshot(snapshot);
     const continuing = this.config.unsafeMutation !== 'freshBallotsOnStart';
@@ -843,8 +851,7 @@ export class ReconfigurablePaxos<T> {
     if (decidedIndex > storage.getDecidedIndex()) storage.setDecidedIndex(decidedIndex);
     const claim = continuing && initialRound === CONTINUING_LEADER_INITIAL_ROUND;
     const presumed = continuing && !claim && successor !== this.pid ? successor : undefined;
-    // A joiner (started from a transferred state, at round 0) follows the leader whose Prepare it promises.
-    const inst = this.makeInstance(record, storage, claim, presumed, initialRound === 0 && continuing);
+    const inst = this.makeInstance(record, storage, claim, presumed, start.joiner && continuing);
     this.floor = Math.max(this.floor, record.configId);
     this.instances.push(inst);
     this.instances.sort((a, b) => a.record.configId - b.record.configId);
@@ -880,8 +887,7 @@ export class ReconfigurablePaxos<T> {
           snapshot,
           st.getEntries(from, next.base),
           next.base,
-          round,
-          claims ? successor : undefined,
+          { joiner: false, initialRound: round, ...(claims ? { successor } : {}) },
         );
         continue;
       }
