@@ -882,13 +882,11 @@ export class ReconfigurablePaxos<T> {
         const round = successor === this.pid ? CONTINUING_LEADER_INITIAL_ROUND : CONTINUING_INITIAL_ROUND;
         // Only a successor that held the old log can claim at once (a joiner waits for its state).
         const claims = successor !== undefined && i.record.members.includes(successor);
-        this.startConfig(
-          next,
-          snapshot,
-          st.getEntries(from, next.base),
-          next.base,
-          { joiner: false, initialRound: round, ...(claims ? { successor } : {}) },
-        );
+        this.startConfig(next, snapshot, st.getEntries(from, next.base), next.base, {
+          joiner: false,
+          initialRound: round,
+          ...(claims ? { successor } : {}),
+        });
         continue;
       }
       if (!this.known || this.known.configId < next.configId) {
