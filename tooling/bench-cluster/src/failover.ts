@@ -226,7 +226,11 @@ export async function measureFailovers(
  * right after a restart every server can agree on a leader (ready) a moment before that leader's own
  * status says `role: 'leader'`, more so on a busy machine. Throws the last error after `timeoutMs`.
  */
-async function awaitLeader(cluster: LocalCluster, key: string, timeoutMs: number): Promise<ServerProcess> {
+export async function awaitLeader(
+  cluster: LocalCluster,
+  key: string,
+  timeoutMs: number,
+): Promise<ServerProcess> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     try {

@@ -1,7 +1,7 @@
 import { freePorts } from '@paxkv/server/launcher';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCluster } from './cluster.js';
-import { measureFailover, measureFailovers } from './failover.js';
+import { awaitLeader, measureFailover, measureFailovers } from './failover.js';
 import { runCell } from './load-generator.js';
 import { measureMemory } from './memory.js';
 import { startPaxkvCluster } from './paxkv.js';
@@ -9,6 +9,9 @@ import { measureRestartAll } from './restart-all.js';
 import { probeStatus } from './status-probe.js';
 import type { Target } from './target.js';
 import { expectTargetContract } from './test-support.js';
+
+/** Longest wait for a partition's leader to report itself leader (a few election timeouts on a busy machine). */
+const LEADER_WAIT_MS = 20_000;
 
 // A real 3-server paxkv cluster, run from source (no build needed). PAXKV_BENCH_SKIP_CLUSTER=1 skips it.
 describe.skipIf(process.env.PAXKV_BENCH_SKIP_CLUSTER === '1')('paxkv cluster and target', () => {
@@ -27,7 +30,9 @@ describe.skipIf(process.env.PAXKV_BENCH_SKIP_CLUSTER === '1')('paxkv cluster and
 
   it('starts three servers that agree on a leader for every partition', async () => {
     expect(cluster.servers).toHaveLength(3);
-    const leader = await cluster.leaderOf('k0000000');
+    // Every server knows a leader once the cluster is up; that leader's own status may say so a moment
+    // later (and a leader change can be under way on a busy machine): poll, as the failover figure does.
+    const leader = await awaitLeader(cluster, 'k0000000', LEADER_WAIT_MS);
     expect(cluster.servers).toContain(leader);
     expect(cluster.sameGroup('k0000000', 'k0000000')).toBe(true);
     expect(cluster.settings.fsync).toBe('batch');
@@ -116,7 +121,7 @@ describe.skipIf(process.env.PAXKV_BENCH_SKIP_CLUSTER === '1')('paxkv cluster and
     expect(f.leaderElectedMs).not.toBeNull();
     const alive = cluster.servers.filter((s) => s.isAlive());
     expect(alive).toHaveLength(2);
-    const leader = await cluster.leaderOf('k0000000');
+    const leader = await awaitLeader(cluster, 'k0000000', LEADER_WAIT_MS);
     expect(alive).toContain(leader);
   });
 });
