@@ -39,6 +39,7 @@ export {
   type SnapshotTransferEvent,
   type SnapshotTransferMessage,
   type SnapshotTransferStats,
+  splitLargeAccept,
   TRANSFER_DIGEST_BYTES,
   TransferBudget,
   type TransferKind,

@@ -58,10 +58,12 @@ import {
   type CheckedGroupMessage,
   type GroupMessage,
   isSnapshotTransferMessage,
+  MAX_TRANSFER_CHUNK_BYTES,
   SnapshotTransfer,
   type SnapshotTransferConfig,
   type SnapshotTransferMessage,
   type SnapshotTransferStats,
+  splitLargeAccept,
   type TransferBudget,
 } from './snapshot-transfer.js';
 import { type ApplyOutcome, KvStateMachine, type StateMachineConfig } from './state-machine.js';
@@ -1423,14 +1425,17 @@ export class ReplicaGroup {
   }
 
   private releaseOutputs(o: Outputs): void {
-    for (const { to, message } of o.out) {
-      // A peer streaming us the answer to this request is alive: asking again would only rebuild it.
-      if (this.transfer.answersInFlight(to, message)) continue;
-      if (this.transfer.offer(to, message)) continue;
-      try {
-        this.sendFn(to, message);
-      } catch (e) {
-        this.logger.warn({ partition: this.partition, to, err: String(e) }, 'send failed');
+    for (const { to, message: whole } of o.out) {
+      // Half a frame at most: a catch-up Accept of big entries is never dropped at the frame limit.
+      for (const message of splitLargeAccept(whole, MAX_TRANSFER_CHUNK_BYTES)) {
+        // A peer streaming us the answer to this request is alive: asking again would only rebuild it.
+        if (this.transfer.answersInFlight(to, message)) continue;
+        if (this.transfer.offer(to, message)) continue;
+        try {
+          this.sendFn(to, message);
+        } catch (e) {
+          this.logger.warn({ partition: this.partition, to, err: String(e) }, 'send failed');
+        }
       }
     }
     for (const item of o.decided) this.applyItem(item);

@@ -288,6 +288,36 @@ function estimateBytes(x: unknown, limit: number): number {
   return total;
 }
 
+/**
+ * `message` as one or more messages of at most about `maxBytes` each: a Paxos `Accept` larger than that
+ * (a follower catching up on big entries: the leader batches entries by count, not by size) is cut into
+ * consecutive `Accept`s of the same ballot, each with at least one entry, so that none exceeds the peer
+ * frame limit and is dropped. A follower appends them in order, like the leader's own batches (each says
+ * where it starts; the decided index is bounded by the follower's log). Any other message is returned
+ * as it is.
+ */
+export function splitLargeAccept<M extends ReconfigMessage<unknown>>(message: M, maxBytes: number): M[] {
+  if (message.type !== 'Paxos' || message.msg.type !== 'Accept') return [message];
+  const accept = message.msg;
+  if (accept.entries.length < 2 || estimateBytes(message, maxBytes) <= maxBytes) return [message];
+  const parts: M[] = [];
+  let from = 0;
+  while (from < accept.entries.length) {
+    let to = from;
+    let bytes = 0;
+    do {
+      bytes += estimateBytes(accept.entries[to], maxBytes);
+      to++;
+    } while (to < accept.entries.length && bytes + estimateBytes(accept.entries[to], maxBytes) <= maxBytes);
+    parts.push({
+      ...message,
+      msg: { ...accept, start: accept.start + from, entries: accept.entries.slice(from, to) },
+    } as M);
+    from = to;
+  }
+  return parts;
+}
+
 function sha256(b: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(b).digest());
 }
