@@ -39,7 +39,6 @@ export {
   type SnapshotTransferEvent,
   type SnapshotTransferMessage,
   type SnapshotTransferStats,
-  splitLargeAccept,
   TRANSFER_DIGEST_BYTES,
   TransferBudget,
   type TransferKind,

@@ -52,6 +52,7 @@ import {
 import type { KvCommand } from './command.js';
 import { isKvLogEntry } from './command.js';
 import { EarlyAccepts, type LateMessages } from './early-accepts.js';
+import { estimateEntryBytes } from './estimate-bytes.js';
 import { LeaseClock } from './leases.js';
 import { ownStrings } from './own.js';
 import {
@@ -63,7 +64,6 @@ import {
   type SnapshotTransferConfig,
   type SnapshotTransferMessage,
   type SnapshotTransferStats,
-  splitLargeAccept,
   type TransferBudget,
 } from './snapshot-transfer.js';
 import { type ApplyOutcome, KvStateMachine, type StateMachineConfig } from './state-machine.js';
@@ -576,7 +576,16 @@ export class ReplicaGroup {
       configs: held,
       minConfigId: opts.storage.minConfigId,
       createStorage: (record) => opts.storage.create(record),
-      config: this.config.paxos,
+      // Half a frame at most: a follower catching up on big values is never sent an Accept that the
+      // transport would drop at the frame limit (and drop again on every resend).
+      config: {
+        ...this.config.paxos,
+        maxBatchBytes: Math.min(
+          this.config.paxos.maxBatchBytes ?? MAX_TRANSFER_CHUNK_BYTES,
+          MAX_TRANSFER_CHUNK_BYTES,
+        ),
+      },
+      entryBytes: estimateEntryBytes,
       onConfigStart: (record) => this.configStarted(record),
     });
     this.lastSnapshotIndex = this.paxos.compactedIndex;
@@ -1425,17 +1434,14 @@ export class ReplicaGroup {
   }
 
   private releaseOutputs(o: Outputs): void {
-    for (const { to, message: whole } of o.out) {
-      // Half a frame at most: a catch-up Accept of big entries is never dropped at the frame limit.
-      for (const message of splitLargeAccept(whole, MAX_TRANSFER_CHUNK_BYTES)) {
-        // A peer streaming us the answer to this request is alive: asking again would only rebuild it.
-        if (this.transfer.answersInFlight(to, message)) continue;
-        if (this.transfer.offer(to, message)) continue;
-        try {
-          this.sendFn(to, message);
-        } catch (e) {
-          this.logger.warn({ partition: this.partition, to, err: String(e) }, 'send failed');
-        }
+    for (const { to, message } of o.out) {
+      // A peer streaming us the answer to this request is alive: asking again would only rebuild it.
+      if (this.transfer.answersInFlight(to, message)) continue;
+      if (this.transfer.offer(to, message)) continue;
+      try {
+        this.sendFn(to, message);
+      } catch (e) {
+        this.logger.warn({ partition: this.partition, to, err: String(e) }, 'send failed');
       }
     }
     for (const item of o.decided) this.applyItem(item);

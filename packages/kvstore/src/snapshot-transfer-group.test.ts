@@ -191,6 +191,37 @@ describe('chunked snapshot transfer in replica groups', () => {
   }, 240_000);
 });
 
+describe('a follower catching up on big entries', () => {
+  it("is sent Accepts within the leader's byte budget, many entries each, never one message of the whole gap", async () => {
+    const BUDGET = 8192;
+    const sent: { entries: number; bytes: number }[] = [];
+    let watching = false;
+    const c = cluster(51, {
+      group: { snapshotEveryEntries: 100_000, paxos: { maxBatchBytes: BUDGET } },
+      onSend: (_from, to, _p, m, bytes) => {
+        if (!watching || to !== 3 || m.type !== 'Paxos') return;
+        if (m.msg.type === 'Accept' || m.msg.type === 'AcceptSync')
+          sent.push({ entries: m.msg.entries.length, bytes });
+      },
+    });
+    expect(await c.runUntil(() => c.leader() !== undefined, 2000)).toBeGreaterThanOrEqual(0);
+    await writeKeys(c, 'warm', 5);
+    await converge(c, c.ids);
+    c.crash(3);
+    await writeKeys(c, 'k', KEYS);
+    expect((c.leader() as ReplicaGroup).compactedIndex).toBe(0);
+    watching = true;
+    c.restart(3);
+    await converge(c, c.ids);
+    expect(c.group(3)?.keyCount).toBe(KEYS + 5);
+    // The whole gap (~150 entries of 400-byte values, ~70 KB) went in many budgeted messages.
+    const carried = sent.reduce((n, m) => n + m.entries, 0);
+    expect(carried).toBeGreaterThanOrEqual(KEYS);
+    expect(Math.max(...sent.map((m) => m.bytes))).toBeLessThanOrEqual(BUDGET);
+    expect(sent.filter((m) => m.entries >= 2).length).toBeGreaterThanOrEqual(KEYS / 10);
+  });
+});
+
 describe('chunked snapshot transfer under the full fault mix', () => {
   it('seed 900125: a new leader collecting Promises from four peers at once (two staging slots) finishes', async () => {
     // Evicting a progressing staging for each new sender made four senders evict each other forever.

@@ -6,7 +6,6 @@
 import type { NodeId, ReconfigMessage } from '@paxkv/paxos';
 import { Rng } from '@paxkv/paxos/testing';
 import { describe, expect, it } from 'vitest';
-import { encode } from './codec.js';
 import {
   checkGroupMessage,
   DEFAULT_SNAPSHOT_TRANSFER_CONFIG,
@@ -17,7 +16,6 @@ import {
   SnapshotTransfer,
   type SnapshotTransferConfig,
   type SnapshotTransferMessage,
-  splitLargeAccept,
   TransferBudget,
 } from './snapshot-transfer.js';
 
@@ -489,47 +487,5 @@ describe('SnapshotTransfer', () => {
       /at most/,
     );
     expect(() => new SnapshotTransfer({ windowChunks: 1.5 }, () => {})).toThrow(/windowChunks/);
-  });
-});
-
-describe('splitLargeAccept', () => {
-  const n = { n: 3, pid: 2 };
-  const put = (i: number, bytes: number) => ({ op: 'put', key: `k${i}`, value: 'v'.repeat(bytes) });
-  const accept = (entries: unknown[]): ReconfigMessage<unknown> => ({
-    type: 'Paxos',
-    config: 4,
-    msg: { type: 'Accept', n, start: 100, entries, decidedIndex: 104 },
-  });
-
-  it('cuts an Accept of big entries into consecutive Accepts under the budget, the same entries in order', () => {
-    const entries = [put(0, 100_000), put(1, 100_000), put(2, 250_000), put(3, 10), put(4, 100_000)];
-    const whole = accept(entries);
-    const parts = splitLargeAccept(whole, 400_000);
-    expect(parts.length).toBeGreaterThan(1);
-    let next = 100;
-    const carried: unknown[] = [];
-    for (const p of parts) {
-      if (p.type !== 'Paxos' || p.msg.type !== 'Accept') throw new Error('not an Accept');
-      expect(p.config).toBe(4);
-      expect(p.msg.n).toEqual(n);
-      expect(p.msg.decidedIndex).toBe(104);
-      expect(p.msg.start).toBe(next);
-      expect(p.msg.entries.length).toBeGreaterThan(0);
-      // Under the budget (strings estimated at 3 bytes a unit), unless a single entry is larger.
-      if (p.msg.entries.length > 1) expect(encode(p).length).toBeLessThanOrEqual(400_000);
-      next += p.msg.entries.length;
-      carried.push(...p.msg.entries);
-    }
-    expect(carried).toEqual(entries);
-  });
-
-  it('leaves a small Accept, a single-entry Accept and any other message as they are', () => {
-    const small = accept([put(0, 10), put(1, 10)]);
-    expect(splitLargeAccept(small, 400_000)).toEqual([small]);
-    expect(splitLargeAccept(small, 400_000)[0]).toBe(small);
-    const single = accept([put(0, 1_000_000)]);
-    expect(splitLargeAccept(single, 400_000)[0]).toBe(single);
-    const join: ReconfigMessage<unknown> = { type: 'JoinRequest', config: 2 };
-    expect(splitLargeAccept(join, 10)[0]).toBe(join);
   });
 });

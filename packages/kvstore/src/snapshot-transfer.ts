@@ -36,6 +36,7 @@ import {
   validateReconfigMessage,
 } from '@paxkv/paxos';
 import { decode, encode } from './codec.js';
+import { estimateBytes } from './estimate-bytes.js';
 
 /** Most bytes one chunk may carry on the wire, whatever the sender's configuration: 8 MiB (half a frame). */
 export const MAX_TRANSFER_CHUNK_BYTES = 8 * 1024 * 1024;
@@ -261,61 +262,6 @@ function withSnapshotData(m: ReconfigMessage<unknown>, data: Uint8Array): Reconf
   if (m.type === 'Paxos' && (m.msg.type === 'Promise' || m.msg.type === 'AcceptSync') && m.msg.snapshot)
     return { ...m, msg: { ...m.msg, snapshot: { index: m.msg.snapshot.index, data } } };
   return m;
-}
-
-/**
- * Upper estimate of the encoded size of `x` (strings at 3 bytes per UTF-16 unit), stopping once it
- * passes `limit`. Cheap: catch-up messages are rare and their big part is one binary field.
- */
-function estimateBytes(x: unknown, limit: number): number {
-  let total = 0;
-  const stack: unknown[] = [x];
-  while (stack.length > 0 && total <= limit) {
-    const v = stack.pop();
-    if (typeof v === 'string') total += 5 + v.length * 3;
-    else if (v instanceof Uint8Array) total += 5 + v.length;
-    else if (Array.isArray(v)) {
-      total += 5;
-      for (const e of v) stack.push(e);
-    } else if (typeof v === 'object' && v !== null) {
-      total += 5;
-      for (const [k, e] of Object.entries(v)) {
-        total += 1 + k.length;
-        stack.push(e);
-      }
-    } else total += 9;
-  }
-  return total;
-}
-
-/**
- * `message` as one or more messages of at most about `maxBytes` each: a Paxos `Accept` larger than that
- * (a follower catching up on big entries: the leader batches entries by count, not by size) is cut into
- * consecutive `Accept`s of the same ballot, each with at least one entry, so that none exceeds the peer
- * frame limit and is dropped. A follower appends them in order, like the leader's own batches (each says
- * where it starts; the decided index is bounded by the follower's log). Any other message is returned
- * as it is.
- */
-export function splitLargeAccept<M extends ReconfigMessage<unknown>>(message: M, maxBytes: number): M[] {
-  if (message.type !== 'Paxos' || message.msg.type !== 'Accept') return [message];
-  const accept = message.msg;
-  if (accept.entries.length < 2 || estimateBytes(message, maxBytes) <= maxBytes) return [message];
-  const parts: M[] = [];
-  let from = 0;
-  while (from < accept.entries.length) {
-    let to = from;
-    let bytes = 0;
-    do {
-      bytes += estimateBytes(accept.entries[to], maxBytes);
-      to++;
-    } while (to < accept.entries.length && bytes + estimateBytes(accept.entries[to], maxBytes) <= maxBytes);
-    parts.push({
-      ...message,
-      msg: { ...accept, start: accept.start + from, entries: accept.entries.slice(from, to) },
-    } as M);
-    from = to;
-  }
-  return parts;
 }
 
 function sha256(b: Uint8Array): Uint8Array {

@@ -77,6 +77,14 @@ export interface PaxosConfig {
   /** Most entries carried by one `Accept` or `AcceptSync` message, and the proposal batch size. Default `1024`. */
   maxBatchSize: number;
   /**
+   * Most bytes of entries one `Accept` carries (and the part of an `AcceptSync` past the log the leader
+   * adopted, which it must carry whole), as measured by the replica's `entryBytes` option: the leader
+   * batches by size as well as by count, so a follower catching up on big entries is never sent one
+   * message larger than the host's transport takes. A batch always carries at least one entry. Ignored
+   * without `entryBytes`. Default `8388608` (8 MiB).
+   */
+  maxBatchBytes: number;
+  /**
    * Most entries the leader sends to one follower beyond what that follower has acknowledged
    * (pipelining window). Default `8192`.
    */
@@ -104,6 +112,7 @@ export const DEFAULT_PAXOS_CONFIG: Readonly<PaxosConfig> = Object.freeze({
   heartbeatTicks: 5,
   electionTimeoutTicks: 15,
   maxBatchSize: 1024,
+  maxBatchBytes: 8 * 1024 * 1024,
   maxInflight: 8192,
   resendTicks: 10,
   readFallbackTicks: 2,
@@ -128,6 +137,7 @@ export function resolveConfig(partial: Partial<PaxosConfig> | undefined): PaxosC
     'heartbeatTicks',
     'electionTimeoutTicks',
     'maxBatchSize',
+    'maxBatchBytes',
     'maxInflight',
     'resendTicks',
     'maxPendingProposals',

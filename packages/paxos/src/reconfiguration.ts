@@ -189,6 +189,8 @@ export interface ReconfigurablePaxosOptions<T> {
   readonly createStorage: (record: ConfigRecord) => Storage<LogEntry<T>>;
   /** Overrides of `DEFAULT_PAXOS_CONFIG`, for every configuration's instance. */
   readonly config?: Partial<PaxosConfig>;
+  /** Size of an entry in bytes, for every configuration's instance (see `SequencePaxosOptions.entryBytes`). */
+  readonly entryBytes?: (entry: LogEntry<T>) => number;
   /** Observer of every configuration's decided items, before they are merged (testing, metrics). */
   readonly onConfigDecided?: (configId: number, items: readonly DecidedItem<T>[]) => void;
   /** Observer called when this replica starts a configuration it joined (testing, logs). */
@@ -267,6 +269,7 @@ export class ReconfigurablePaxos<T> {
   readonly pid: NodeId;
   private readonly config: Readonly<PaxosConfig>;
   private readonly partialConfig: Partial<PaxosConfig>;
+  private readonly entryBytes: ((entry: LogEntry<T>) => number) | undefined;
   private readonly createStorage: ReconfigurablePaxosOptions<T>['createStorage'];
   private readonly onConfigDecided: ReconfigurablePaxosOptions<T>['onConfigDecided'];
   private readonly onConfigStart: ReconfigurablePaxosOptions<T>['onConfigStart'];
@@ -297,6 +300,7 @@ export class ReconfigurablePaxos<T> {
     if (!isNodeId(opts.pid)) throw new PaxosConfigError(`pid must be a positive integer, got ${opts.pid}`);
     this.pid = opts.pid;
     this.partialConfig = opts.config ?? {};
+    this.entryBytes = opts.entryBytes;
     this.config = Object.freeze(resolveConfig(opts.config));
     this.createStorage = opts.createStorage;
     this.onConfigDecided = opts.onConfigDecided;
@@ -331,6 +335,7 @@ export class ReconfigurablePaxos<T> {
       peers: record.members.filter((p) => p !== this.pid),
       storage,
       config: this.partialConfig,
+      ...(this.entryBytes ? { entryBytes: this.entryBytes } : {}),
       configId: record.configId,
       claimLeadership: claim,
       followPromised: joiner,

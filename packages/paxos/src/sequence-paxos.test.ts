@@ -15,7 +15,12 @@ type Msg = PaxosMessage<LogEntry<string>>;
 
 function mk(
   pid: NodeId = 1,
-  opts: { peers?: NodeId[]; storage?: MemoryStorage<string>; config?: Partial<PaxosConfig> } = {},
+  opts: {
+    peers?: NodeId[];
+    storage?: MemoryStorage<string>;
+    config?: Partial<PaxosConfig>;
+    entryBytes?: (entry: LogEntry<string>) => number;
+  } = {},
 ) {
   const storage = opts.storage ?? new MemoryStorage<string>();
   const node = new SequencePaxos<string>({
@@ -23,6 +28,7 @@ function mk(
     peers: opts.peers ?? [1, 2, 3].filter((p) => p !== pid),
     storage,
     config: { heartbeatTicks: 2, electionTimeoutTicks: 4, resendTicks: 5, ...(opts.config ?? {}) },
+    ...(opts.entryBytes ? { entryBytes: opts.entryBytes } : {}),
   });
   return { node, storage };
 }
@@ -69,8 +75,8 @@ function promise(n: Ballot, over: Partial<PromiseMessage<string>> = {}): Promise
 }
 
 /** A leader (pid 1, peers 2 and 3) in the accept phase of its ballot, with follower 2 promised. */
-function leaderInAccept(entries: string[] = []) {
-  const { node, storage } = mk(1);
+function leaderInAccept(entries: string[] = [], opts: Parameters<typeof mk>[1] = {}) {
+  const { node, storage } = mk(1, opts);
   storage.appendEntries(entries);
   const prepares = electSelf(node);
   expect(prepares.filter((m) => m.message.type === 'Prepare').map((m) => m.to)).toEqual([2, 3]);
@@ -354,6 +360,40 @@ describe('leader: Promise, Accepted, Decide', () => {
     const accepts = out(node).filter((m) => m.message.type === 'Accept');
     expect(accepts).toHaveLength(1);
     expect(accepts[0]?.message).toMatchObject({ start: 0, entries: ['a', 'b', 'c'] });
+  });
+
+  it('cuts Accept batches at maxBatchBytes by entryBytes; an entry over the budget goes alone', () => {
+    const sized = { entryBytes: (e: LogEntry<string>) => (typeof e === 'string' ? e.length : 32) };
+    const { node } = leaderInAccept([], { ...sized, config: { maxBatchBytes: 10 } });
+    out(node);
+    for (const c of ['aaaa', 'bbbb', 'cc', 'd'.repeat(16), 'e', 'ffffffff', 'ggg']) node.propose(c);
+    const accepts = out(node).filter((m) => m.message.type === 'Accept' && m.to === 2);
+    expect(accepts.map((m) => m.message)).toEqual([
+      expect.objectContaining({ start: 0, entries: ['aaaa', 'bbbb', 'cc'] }),
+      expect.objectContaining({ start: 3, entries: ['d'.repeat(16)] }),
+      expect.objectContaining({ start: 4, entries: ['e', 'ffffffff'] }),
+      expect.objectContaining({ start: 6, entries: ['ggg'] }),
+    ]);
+  });
+
+  it('an AcceptSync carries the adopted log whole, whatever its size, and the rest follows in sized Accepts', () => {
+    const sized = { entryBytes: (e: LogEntry<string>) => (typeof e === 'string' ? e.length : 32) };
+    const { node, n } = leaderInAccept(['x'.repeat(8), 'y'.repeat(8), 'z'.repeat(8)], {
+      ...sized,
+      config: { maxBatchBytes: 10 },
+    });
+    node.propose('p1');
+    node.propose('p2');
+    out(node);
+    node.handle(3, promise(n, { acceptedRound: { n: 0, pid: 0 }, logLength: 0 }));
+    expect(out(node).map((m) => m.message)).toEqual([
+      expect.objectContaining({
+        type: 'AcceptSync',
+        syncIndex: 0,
+        entries: ['x'.repeat(8), 'y'.repeat(8), 'z'.repeat(8)],
+      }),
+      expect.objectContaining({ type: 'Accept', start: 3, entries: ['p1', 'p2'] }),
+    ]);
   });
 
   it('re-prepares a follower that asks with PrepareReq, and one whose session came back', () => {

@@ -116,6 +116,13 @@ export interface SequencePaxosOptions<T> {
    * {@link presumedLeader}. Default false.
    */
   readonly followPromised?: boolean;
+  /**
+   * Size of an entry in bytes as the host's transport encodes it (an upper estimate will do). With it the
+   * leader cuts its `Accept` batches at `maxBatchBytes` of entries as well as at `maxBatchSize` entries.
+   * Called on the leader's send path for every entry of a batch of two or more: keep it cheap. Default:
+   * none (batches bounded by count only).
+   */
+  readonly entryBytes?: (entry: LogEntry<T>) => number;
 }
 
 /** What the leader learned from one follower's promise. */
@@ -215,6 +222,7 @@ export class SequencePaxos<T> {
   private readonly majority: number;
   /** See {@link SequencePaxosOptions.followPromised}. */
   private readonly followPromised: boolean;
+  private readonly entryBytes: ((entry: LogEntry<T>) => number) | undefined;
   private readonly peerSet: Set<NodeId>;
   private readonly ble: BallotLeaderElection;
 
@@ -266,6 +274,7 @@ export class SequencePaxos<T> {
     }
     this.configId = configId;
     this.followPromised = opts.followPromised === true;
+    this.entryBytes = opts.entryBytes;
     this.pid = opts.pid;
     this.peers = [...opts.peers];
     this.peerSet = peerSet;
@@ -1037,13 +1046,21 @@ export class SequencePaxos<T> {
     // The AcceptSync must carry at least the whole adopted log: a replica whose accepted ballot is `n`
     // must hold every entry decided before `n`, or a later leader that adopts its log would lose some.
     // What the leader appended after adoption may follow in Accept batches.
-    const to = Math.min(len, Math.max(from + this.config.maxBatchSize, ls.adoptedLength));
+    let to = Math.min(len, Math.max(from + this.config.maxBatchSize, ls.adoptedLength));
+    let entries = from < to ? st.getEntries(from, to) : [];
+    if (entries.length > 1) {
+      const end = this.batchEnd(entries, 0, Math.max(1, Math.min(ls.adoptedLength, to) - from));
+      if (end < entries.length) {
+        entries = entries.slice(0, end);
+        to = from + end;
+      }
+    }
     const decided = st.getDecidedIndex();
     const message: AcceptSync<LogEntry<T>> = {
       type: 'AcceptSync',
       n: ls.n,
       syncIndex: from,
-      entries: from < to ? st.getEntries(from, to) : [],
+      entries,
       snapshot,
       decidedIndex: decided,
     };
@@ -1144,7 +1161,30 @@ export class SequencePaxos<T> {
     this.flushProposals();
   }
 
-  /** Streams the entries `peer` lacks, within its pipelining window, in batches of `maxBatchSize`. */
+  /**
+   * End (exclusive) of the batch of `entries` that starts at `from` and fits `maxBatchBytes` by
+   * `entryBytes`: it takes at least the entries before `minEnd` (and at least one), then as many more
+   * as fit. `entries.length` when no sizer is set.
+   */
+  private batchEnd(entries: readonly LogEntry<T>[], from: number, minEnd = from + 1): number {
+    const size = this.entryBytes;
+    if (size === undefined) return entries.length;
+    const max = this.config.maxBatchBytes;
+    let bytes = 0;
+    let i = from;
+    while (i < entries.length) {
+      const b = size(entries[i] as LogEntry<T>);
+      if (i >= minEnd && bytes + b > max) break;
+      bytes += b;
+      i++;
+    }
+    return i;
+  }
+
+  /**
+   * Streams the entries `peer` lacks, within its pipelining window, in batches of `maxBatchSize`
+   * entries and (with `entryBytes`) `maxBatchBytes` bytes.
+   */
   private sendAccepts(ls: LeaderState<T>, peer: NodeId): void {
     const pr = ls.progress.get(peer);
     if (!pr) return;
@@ -1160,14 +1200,20 @@ export class SequencePaxos<T> {
     const decided = st.getDecidedIndex();
     while (pr.sent < limit) {
       const to = Math.min(limit, pr.sent + this.config.maxBatchSize);
-      const message: Accept<LogEntry<T>> = {
-        type: 'Accept',
-        n: ls.n,
-        start: pr.sent,
-        entries: st.getEntries(pr.sent, to),
-        decidedIndex: decided,
-      };
-      this.outbox.push({ to: peer, message });
+      const batch = st.getEntries(pr.sent, to);
+      let from = 0;
+      do {
+        const end = batch.length > 1 ? this.batchEnd(batch, from) : batch.length;
+        const message: Accept<LogEntry<T>> = {
+          type: 'Accept',
+          n: ls.n,
+          start: pr.sent + from,
+          entries: from === 0 && end === batch.length ? batch : batch.slice(from, end),
+          decidedIndex: decided,
+        };
+        this.outbox.push({ to: peer, message });
+        from = end;
+      } while (from < batch.length);
       pr.sent = to;
       pr.decidedSent = decided;
       pr.lastDecide = this.now;

@@ -180,8 +180,16 @@ class GroupNode implements SimNode<Msg> {
   groups: ReplicaGroup[] | undefined;
   private out: { to: NodeId; message: Msg }[] = [];
   private buffered: Array<() => void> = [];
-  constructor(open: (send: (p: number, to: NodeId, message: PaxosMsg) => void) => Promise<ReplicaGroup[]>) {
-    void open((p, to, message) => this.out.push({ to, message: wire({ p, m: message }) })).then((gs) => {
+  constructor(
+    open: (send: (p: number, to: NodeId, message: PaxosMsg) => void) => Promise<ReplicaGroup[]>,
+    onSend?: (partition: number, to: NodeId, message: PaxosMsg, bytes: number) => void,
+  ) {
+    const send = (p: number, to: NodeId, message: PaxosMsg) => {
+      const bytes = encode({ p, m: message });
+      onSend?.(p, to, message, bytes.length);
+      this.out.push({ to, message: decode(bytes, 'paxos message') as Msg });
+    };
+    void open(send).then((gs) => {
       this.groups = gs;
       for (const f of this.buffered) f();
       this.buffered = [];
@@ -207,11 +215,6 @@ class GroupNode implements SimNode<Msg> {
     this.out = [];
     return o;
   }
-}
-
-/** Messages cross the simulated wire through msgpack, as they would over TCP. */
-function wire(m: Msg): Msg {
-  return decode(encode(m), 'paxos message') as Msg;
 }
 
 const settle = () => new Promise<void>((r) => setImmediate(r));
@@ -259,6 +262,17 @@ export interface GroupClusterOptions {
   readonly duplicateProbability?: number;
   /** Chance that a message is lost without breaking its session (see the paxos `Simulator`). Default 0. */
   readonly lossProbability?: number;
+  /**
+   * Called for every message a replica sends, with the size of its encoding: messages cross the
+   * simulated wire through msgpack, as they would over TCP.
+   */
+  readonly onSend?: (
+    from: NodeId,
+    to: NodeId,
+    partition: number,
+    message: GroupMessage<KvCommand>,
+    bytes: number,
+  ) => void;
 }
 
 /**
@@ -305,39 +319,44 @@ export class GroupCluster {
         // Each incarnation sees the disk through its own view: a crashed incarnation's pending work
         // never touches the disk again.
         const disk = disks.get(pid)!.incarnation();
-        const node = new GroupNode(async (send) => {
-          const { wal } = await WriteAheadLog.open({ disk, dir: '/data/wal', segmentBytes: 4096 });
-          const groups: ReplicaGroup[] = [];
-          for (let partition = 0; partition < partitions; partition++) {
-            const g = await Group.open({
-              partition,
-              pid,
-              peers: boot.filter((p) => p !== pid),
-              join: !boot.includes(pid),
-              wal,
-              disk,
-              dir: `/data/p${partition}`,
-              nonce: `r${restartCount}`,
-              send: (to, message) => send(partition, to, message),
-              addressOf: (node) => `10.0.0.${node}:7000`,
-              config,
-              ...(options.onConfigChange
-                ? { onConfigChange: (e: ConfigurationEvent) => options.onConfigChange?.(pid, partition, e) }
-                : {}),
-              ...(options.onApplied || options.onStopSignApplied
-                ? {
-                    onApplied: (i: number, c: unknown, o: ApplyOutcome) => {
-                      if (isStopSign(c)) options.onStopSignApplied?.(pid, i, c, partition);
-                      else options.onApplied?.(pid, i, c as KvCommand, o, partition);
-                    },
-                  }
-                : {}),
-            });
-            options.onOpened?.(pid, g, restartCount);
-            groups.push(g);
-          }
-          return groups;
-        });
+        const node = new GroupNode(
+          async (send) => {
+            const { wal } = await WriteAheadLog.open({ disk, dir: '/data/wal', segmentBytes: 4096 });
+            const groups: ReplicaGroup[] = [];
+            for (let partition = 0; partition < partitions; partition++) {
+              const g = await Group.open({
+                partition,
+                pid,
+                peers: boot.filter((p) => p !== pid),
+                join: !boot.includes(pid),
+                wal,
+                disk,
+                dir: `/data/p${partition}`,
+                nonce: `r${restartCount}`,
+                send: (to, message) => send(partition, to, message),
+                addressOf: (node) => `10.0.0.${node}:7000`,
+                config,
+                ...(options.onConfigChange
+                  ? { onConfigChange: (e: ConfigurationEvent) => options.onConfigChange?.(pid, partition, e) }
+                  : {}),
+                ...(options.onApplied || options.onStopSignApplied
+                  ? {
+                      onApplied: (i: number, c: unknown, o: ApplyOutcome) => {
+                        if (isStopSign(c)) options.onStopSignApplied?.(pid, i, c, partition);
+                        else options.onApplied?.(pid, i, c as KvCommand, o, partition);
+                      },
+                    }
+                  : {}),
+              });
+              options.onOpened?.(pid, g, restartCount);
+              groups.push(g);
+            }
+            return groups;
+          },
+          options.onSend
+            ? (p, to, message, bytes) => options.onSend?.(pid, to, p, message, bytes)
+            : undefined,
+        );
         this.nodes.set(pid, node);
         return node;
       },

@@ -206,6 +206,14 @@ export interface PaxosClusterOptions {
   readonly check?: boolean;
 }
 
+/**
+ * Size of a harness log entry for the leader's byte budget (`entryBytes`): a command's length, 32 for a
+ * stop-sign. With a small `maxBatchBytes` the simulations cut batches by size as well as by count.
+ */
+export function harnessEntryBytes(entry: LogEntry<string>): number {
+  return typeof entry === 'string' ? entry.length : 32;
+}
+
 /** A replica of the harness: the core, plus its toy app (rebuilt after a crash). */
 class HarnessNode implements SimNode<PaxosMessage<LogEntry<string>>> {
   readonly app = new HashApp();
@@ -271,6 +279,7 @@ export class PaxosCluster {
             peers: this.ids.filter((p) => p !== pid),
             storage: this.storages.get(pid) as CheckedStorage<string>,
             config: { ...(opts.config ?? {}), ...(opts.configOf?.(pid) ?? {}) },
+            entryBytes: harnessEntryBytes,
           }),
         );
         this.nodes.set(pid, node);

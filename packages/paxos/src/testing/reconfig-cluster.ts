@@ -17,8 +17,8 @@ import {
 import type { LogEntry } from '../stop-sign.js';
 import { CheckedStorage } from './checked-storage.js';
 import { Nemesis, type NemesisStats } from './nemesis.js';
-import { HashApp, InvariantChecker } from './paxos-cluster.js';
-import type { SeedRunOptions } from './run-seed.js';
+import { HashApp, harnessEntryBytes, InvariantChecker } from './paxos-cluster.js';
+import { type SeedRunOptions, SIM_BATCHING } from './run-seed.js';
 import { type SimNode, type SimStats, SimulationError, Simulator } from './simulator.js';
 
 type Msg = ReconfigMessage<string>;
@@ -146,6 +146,7 @@ export class ReconfigCluster {
           configs: [...disk.values()],
           minConfigId: this.minConfigIds.get(pid) ?? 0,
           config: { ...(opts.config ?? {}), ...(opts.configOf?.(pid) ?? {}) },
+          entryBytes: harnessEntryBytes,
           createStorage: (record) => {
             const storage = new CheckedStorage<LogEntry<string>>(pid);
             disk.set(record.configId, { record, storage });
@@ -386,7 +387,7 @@ function nextMembers(
  * `livenessBound` ticks. Safety is checked after every event. Never throws.
  */
 export function runReconfigSeed(seed: number, opts: ReconfigSeedOptions = {}): ReconfigSeedResult {
-  const config: Partial<PaxosConfig> = { maxBatchSize: 8, ...(opts.config ?? {}) };
+  const config: Partial<PaxosConfig> = { ...SIM_BATCHING, ...(opts.config ?? {}) };
   const cluster = new ReconfigCluster({
     seed,
     ...(opts.universe !== undefined ? { universe: opts.universe } : {}),

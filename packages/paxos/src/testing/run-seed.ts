@@ -9,6 +9,16 @@ import { PaxosCluster } from './paxos-cluster.js';
 import { buildScenario, type ScenarioName } from './scenarios.js';
 import { type SimStats, SimulationError } from './simulator.js';
 
+/**
+ * Batch bounds of the simulations: 8 entries or 48 bytes of `harnessEntryBytes` (4-6 of the
+ * harness's commands), so that leaders cut batches by count and by size, and a follower catching up
+ * receives many consecutive `Accept`s.
+ */
+export const SIM_BATCHING: Readonly<Partial<PaxosConfig>> = Object.freeze({
+  maxBatchSize: 8,
+  maxBatchBytes: 48,
+});
+
 /** Options of {@link runSeed}. */
 export interface SeedRunOptions {
   /** Number of replicas. Default `3`. */
@@ -27,7 +37,7 @@ export interface SeedRunOptions {
   readonly readAt?: 'leader' | 'any-leader';
   /** Chance per tick that a random replica compacts its log. Default `0.01`. */
   readonly compactProbability?: number;
-  /** Replica config. Default: {@link DEFAULT_PAXOS_CONFIG} with `maxBatchSize: 8` (small, to exercise batching). */
+  /** Replica config. Default: {@link DEFAULT_PAXOS_CONFIG} with {@link SIM_BATCHING} (small batches). */
   readonly config?: Partial<PaxosConfig>;
   /** Per-replica config overrides (mutation tests). */
   readonly configOf?: (pid: number) => Partial<PaxosConfig> | undefined;
@@ -79,7 +89,7 @@ export interface SeedRunResult {
  */
 export function runSeed(seed: number, opts: SeedRunOptions = {}): SeedRunResult {
   const replicas = opts.replicas ?? 3;
-  const config: Partial<PaxosConfig> = { maxBatchSize: 8, ...(opts.config ?? {}) };
+  const config: Partial<PaxosConfig> = { ...SIM_BATCHING, ...(opts.config ?? {}) };
   const electionTimeout = config.electionTimeoutTicks ?? DEFAULT_PAXOS_CONFIG.electionTimeoutTicks;
   const bound = opts.livenessBound ?? 4 * electionTimeout;
   const cluster = new PaxosCluster({
