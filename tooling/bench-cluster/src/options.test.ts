@@ -124,3 +124,20 @@ describe('--reconfig server flags', () => {
     expect(() => parseBenchArgs(['--move-interval-ms', 'x'])).toThrow(/--move-interval-ms/);
   });
 });
+
+describe('--server-node-args', () => {
+  it('splits the node flags for every paxkv server; none by default', () => {
+    expect(options([]).serverNodeArgs).toEqual([]);
+    expect(options(['--server-node-args= --trace-deopt  --max-semi-space-size=64 ']).serverNodeArgs).toEqual([
+      '--trace-deopt',
+      '--max-semi-space-size=64',
+    ]);
+  });
+
+  it('refuses an empty list and a word that is not a flag (a script would replace the server)', () => {
+    expect(() => parseBenchArgs(['--server-node-args', '  '])).toThrow(UsageError);
+    expect(() => parseBenchArgs(['--server-node-args=--inspect evil.js'])).toThrow(
+      /node flags only.*evil\.js/,
+    );
+  });
+});

@@ -92,6 +92,11 @@ export interface BenchOptions {
   readonly drainTimeoutMs: number;
   /** When set, paxkv servers run under `node --cpu-prof` and write their profiles into this directory. */
   readonly cpuProfDir: string | undefined;
+  /**
+   * Extra `node` flags for every paxkv server process, e.g. `--trace-deopt` or `--max-semi-space-size=64`
+   * (the servers' V8 behaviour, measured without patching the bench). Default none.
+   */
+  readonly serverNodeArgs: readonly string[];
   /** Keep the clusters' data directories after the run (they are printed). Default false. */
   readonly keepData: boolean;
   /** paxkv server durability mode. Default `batch` (fsync before acknowledging, one fsync per batch). */
@@ -164,6 +169,7 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   requestTimeoutMs: 10_000,
   drainTimeoutMs: 15_000,
   cpuProfDir: undefined,
+  serverNodeArgs: [],
   keepData: false,
   paxkvFsync: 'batch',
   tls: false,
@@ -213,6 +219,9 @@ cluster, one after the other, and drives each with the same Node load generator.
   --etcd-endpoints MODE   all (default: client balances over members, as etcdctl) | leader
   --paxkv-fsync MODE      batch (default) | always | never
   --cpu-prof DIR          run the paxkv servers under node --cpu-prof, profiles into DIR
+  --server-node-args=ARGS extra node flags for every paxkv server, space-separated (with =, as they
+                          start with a dash), e.g. --server-node-args="--trace-deopt --trace-opt"
+                          (their output goes to the server logs: add --keep)
   --cluster-token         paxkv servers with a cluster token (authenticated peer links, as in
                           production) instead of --insecure
   --tls                   the cost of TLS instead of the table and figures: each system plain, then
@@ -229,6 +238,24 @@ cluster, one after the other, and drives each with the same Node load generator.
   --keep                  keep the clusters' data directories
   --help                  this text
 `;
+
+/**
+ * Splits `--server-node-args` into node flags: each must start with `-` (a script or a value on its own
+ * would change what the server runs, not how V8 runs it).
+ * @throws UsageError on an empty list or a word that is not a flag.
+ */
+export function parseNodeArgs(text: string): string[] {
+  const args = text.split(/\s+/).filter((a) => a.length > 0);
+  if (args.length === 0)
+    throw new UsageError('--server-node-args needs at least one node flag, e.g. "--trace-deopt"');
+  for (const a of args) {
+    if (!a.startsWith('-'))
+      throw new UsageError(
+        `--server-node-args takes node flags only (each starting with -), got '${a}'; join a value with =`,
+      );
+  }
+  return args;
+}
 
 /**
  * Parses a duration: a bare number is seconds; suffixes `ms`, `s`, `m` are accepted.
@@ -349,6 +376,8 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
     requestTimeoutMs: d.requestTimeoutMs,
     drainTimeoutMs: d.drainTimeoutMs,
     cpuProfDir: v['cpu-prof'] ?? d.cpuProfDir,
+    serverNodeArgs:
+      v['server-node-args'] === undefined ? d.serverNodeArgs : parseNodeArgs(v['server-node-args']),
     keepData: v.keep === true,
     paxkvFsync:
       v['paxkv-fsync'] === undefined
@@ -424,6 +453,7 @@ function parseWithNode(argv: readonly string[]) {
       'etcd-endpoints': { type: 'string' },
       'paxkv-fsync': { type: 'string' },
       'cpu-prof': { type: 'string' },
+      'server-node-args': { type: 'string' },
       keep: { type: 'boolean' },
       tls: { type: 'boolean' },
       'cluster-token': { type: 'boolean' },

@@ -59,6 +59,8 @@ export interface PaxkvClusterOptions {
   readonly startTimeoutMs?: number;
   /** When set, servers run under `node --cpu-prof` and write their profiles here on exit. */
   readonly cpuProfDir?: string | undefined;
+  /** Extra `node` flags for every server process (V8 tracing or tuning). Default none. */
+  readonly nodeArgs?: readonly string[];
   /** Server log level. Default `warn`. */
   readonly logLevel?: string;
   /** Keep the directory after `stop()`. Default false. */
@@ -148,8 +150,10 @@ async function startPaxkvClusterOnce(options: PaxkvClusterOptions): Promise<Paxk
   const partitions = options.partitions ?? 16;
   const replication = options.replication ?? Math.min(3, count);
   const fsync = options.fsync ?? 'batch';
-  const nodeArgs =
-    options.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir];
+  const nodeArgs = [
+    ...(options.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir]),
+    ...(options.nodeArgs ?? []),
+  ];
   if (options.cpuProfDir !== undefined) mkdirSync(options.cpuProfDir, { recursive: true });
   const command = resolvePaxkvServer(nodeArgs, options.fromSource);
   const dir = mkdtempSync(join(tmpdir(), 'paxkv-bench-paxkv-'));

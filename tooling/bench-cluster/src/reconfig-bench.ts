@@ -470,6 +470,7 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
             : ['--move-interval-ms', String(options.reconfigMoveIntervalMs)]),
         ],
         cpuProfDir: options.cpuProfDir === undefined ? undefined : join(options.cpuProfDir, fault),
+        nodeArgs: options.serverNodeArgs,
       });
       const r = await measureReconfig(cluster, spec(fault), io.log);
       results.push(r);

@@ -46,6 +46,7 @@ export function startCluster(system: SystemName, options: BenchOptions, tls = fa
     fsync: options.paxkvFsync,
     startTimeoutMs: options.startTimeoutMs,
     cpuProfDir: options.cpuProfDir,
+    nodeArgs: options.serverNodeArgs,
     keepData: options.keepData,
     tickMs: options.paxkvTickMs,
     tls,
