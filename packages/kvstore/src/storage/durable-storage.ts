@@ -361,17 +361,34 @@ export class DurableStorage<T> implements Storage<T> {
     const dir = this.dir;
     const snap = this.snapshot;
     const file = this.s.snapshotFile;
+    const startedAt = performance.now();
+    let snapshotMs = 0;
+    let linked = false;
     this.hold(
       this.disk.mkdirp(dir).then(async () => {
         if (snap && file !== undefined) {
           const path = this.disk.join(dir, file);
-          if (!(await this.linkSnapshotFile(snap.data, path)))
-            await this.disk.writeFileAtomic(path, encodeSnapshotFile(snap.data));
+          linked = await this.linkSnapshotFile(snap.data, path);
+          if (!linked) await this.disk.writeFileAtomic(path, encodeSnapshotFile(snap.data));
           this.keepSnapshotInFile(snap);
         }
+        snapshotMs = performance.now() - startedAt;
       }),
     );
     await this.checkpoint(this.unsafeSeedNotAtomic);
+    // A new configuration starts once its seed is durable: this is the storage's share of a move's pause.
+    this.logger.info(
+      {
+        partition: this.partition,
+        tag: this.tag,
+        configId: this.s.config?.i,
+        ms: Math.round(performance.now() - startedAt),
+        snapshotMs: Math.round(snapshotMs),
+        snapshot: snap && file !== undefined ? (linked ? 'linked' : 'written') : 'none',
+        entries: this.s.log.length,
+      },
+      'configuration seed durable',
+    );
     this.onSeeded?.();
   }
 

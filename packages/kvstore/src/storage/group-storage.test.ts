@@ -242,8 +242,12 @@ describe('GroupStorage', () => {
     };
     const { disk: counted, written } = countingWrites(failing);
     const said = { info: 0, warn: 0 };
+    const seeds: unknown[] = [];
     const logger = {
-      info: (_: object, msg: string) => void (/cannot hard-link/.test(msg) && said.info++),
+      info: (o: object, msg: string) => {
+        if (/cannot hard-link/.test(msg)) said.info++;
+        if (msg === 'configuration seed durable') seeds.push(o);
+      },
       warn: (_: object, msg: string) => void (/cannot link/.test(msg) && said.warn++),
     };
     const { wal } = await WriteAheadLog.open({
@@ -274,6 +278,17 @@ describe('GroupStorage', () => {
     ]);
     expect(calls).toBe(linkCalls);
     expect(said).toEqual({ info: infos, warn: warns });
+    // Each seed says how long it took to become durable and how its snapshot got there.
+    expect(seeds).toEqual([
+      expect.objectContaining({ configId: 0, snapshot: 'written', entries: 0, ms: expect.any(Number) }),
+      expect.objectContaining({ configId: 1, snapshot: 'written', entries: 1, ms: expect.any(Number) }),
+      expect.objectContaining({
+        configId: 2,
+        snapshot: 'written',
+        entries: 1,
+        snapshotMs: expect.any(Number),
+      }),
+    ]);
   });
 
   it('reports what its open read: records recovered and decoded, snapshot bytes (0 for a fresh storage)', async () => {
