@@ -11,7 +11,7 @@ import { GroupCluster } from './testing/group-simulation.js';
  * mutation `earlyAcceptUnclamped` it does: the follower applies `w1`, the leader crashes losing it,
  * and the other two replicas decide another command at that index.
  */
-async function scenario(unsafeMutation: ReplicaGroupConfig['unsafeMutation']) {
+async function scenario(unsafeMutation: ReplicaGroupConfig['unsafeMutation'], secondWrite = true) {
   const applied = new Map<string, string>();
   const divergence: string[] = [];
   const c = new GroupCluster({
@@ -56,8 +56,9 @@ async function scenario(unsafeMutation: ReplicaGroupConfig['unsafeMutation']) {
     c.disks.get(f1)!.completeSyncs();
   }
   expect(leader.decidedIndex).toBe(before + 1);
-  // w2 while the leader's flush of w1 is still pending: its Accept leaves early.
-  void leader.submit({ op: 'put', key: 'w2', value: 'w2' }).catch(() => {});
+  // w2 while the leader's flush of w1 is still pending: its Accept leaves early. Without it, the pump
+  // that decided w1 owes the followers only a `Decide`.
+  if (secondWrite) void leader.submit({ op: 'put', key: 'w2', value: 'w2' }).catch(() => {});
   for (let i = 0; i < 3; i++) {
     await c.step(0);
     c.disks.get(f1)!.completeSyncs();
@@ -93,6 +94,17 @@ describe('early Accepts while the leader flush is pending (releaseEarly)', () =>
 
   it('mutation earlyAcceptUnclamped: a follower applies w1, which the other replicas then overwrite', async () => {
     const r = await scenario('earlyAcceptUnclamped');
+    expect(r.divergence).toEqual([expect.stringMatching(/applied .* at 1, another replica/)]);
+  });
+
+  it("a Decide waits for the leader's flush when it counts the leader's unsynced copy", async () => {
+    const r = await scenario('none', false);
+    expect(r.f1Applied).toBe(r.before);
+    expect(r.divergence).toEqual([]);
+  });
+
+  it('mutation earlyDecideUnclamped: the Decide of w1 leaves early, a follower applies w1, the others overwrite it', async () => {
+    const r = await scenario('earlyDecideUnclamped', false);
     expect(r.divergence).toEqual([expect.stringMatching(/applied .* at 1, another replica/)]);
   });
 });

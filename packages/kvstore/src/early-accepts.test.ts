@@ -80,6 +80,26 @@ describe('EarlyAccepts', () => {
     expect(g.isBlocked(2)).toBe(true);
   });
 
+  it('sends a Decide early when every earlier write is durable, or when it announces an index already safe', () => {
+    const g = new EarlyAccepts();
+    // No earlier release pending: its index counts only entries whose flushes are done.
+    const a = g.split([decide(2, 4), decide(3, 4)], true);
+    expect(summary(a.early)).toEqual(['2:Decide:4', '3:Decide:4']);
+    expect(g.safeDecided(0)).toBe(4);
+    // A flush pending: an index above the safe one may count the leader's unsynced copy, so it waits.
+    const b = g.split([decide(2, 6), decide(3, 4)], false);
+    expect(summary(b.early)).toEqual(['3:Decide:4']);
+    expect(summary(b.late.out)).toEqual(['2:Decide:6']);
+    expect(g.isBlocked(2)).toBe(false);
+    expect(summary(g.released(b.late))).toEqual(['2:Decide:6']);
+    expect(g.safeDecided(0)).toBe(6);
+  });
+
+  it('the mutation sends every Decide early', () => {
+    const g = new EarlyAccepts(false, true);
+    expect(summary(g.split([decide(2, 6)], false).early)).toEqual(['2:Decide:6']);
+  });
+
   it('keeps the safe index per configuration', () => {
     const g = new EarlyAccepts();
     g.split([accept(2, 0, 7, 1)], true);

@@ -26,6 +26,12 @@
  * When no earlier release is pending (every earlier write is durable), the decided index of an early
  * `Accept` is already safe: the followers can only have acknowledged entries sent in earlier pumps,
  * whose flushes are done.
+ *
+ * The same holds for a `Decide`, which therefore leaves early too when no earlier release is pending
+ * or when it announces no more than the safe index. This matters most for a stop-sign: the pump that
+ * decides it also seeds the next configuration's storage (a snapshot link and a checkpoint, tens of
+ * ms), and the staying follower can seed its own only once it knows the sign is decided. Sent early,
+ * the two seeds overlap instead of following each other.
  * @module
  */
 import type { ConfigPaxosMessage, NodeId, OutgoingReconfigMessage } from '@paxkv/paxos';
@@ -89,8 +95,13 @@ export class EarlyAccepts {
    * @param unsafeUnclamped TESTING ONLY (mutation check): early `Accept`s keep the leader's decided
    * index even while an earlier flush is pending, i.e. the leader's own unsynced copy counts toward
    * the majority a follower is told about.
+   * @param unsafeEarlyDecides TESTING ONLY (mutation check): every `Decide` leaves before its pump's
+   * flush, even one that counts the leader's own unsynced copy.
    */
-  constructor(private readonly unsafeUnclamped = false) {}
+  constructor(
+    private readonly unsafeUnclamped = false,
+    private readonly unsafeEarlyDecides = false,
+  ) {}
 
   /** True when a message to `peer` waits in the release chain and an `Accept` may not overtake it. */
   isBlocked(peer: NodeId): boolean {
@@ -116,6 +127,11 @@ export class EarlyAccepts {
     let blockedHere: Set<NodeId> | undefined;
     for (const m of out) {
       const msg = m.message;
+      if (isPaxos(msg) && msg.msg.type === 'Decide' && this.decideMayGo(msg, allDurable)) {
+        if (allDurable) this.announce(msg.config, msg.msg.decidedIndex);
+        early.push(m);
+        continue;
+      }
       if (isPaxos(msg) && msg.msg.type === 'Accept' && !this.isBlocked(m.to) && !blockedHere?.has(m.to)) {
         const accept = msg.msg;
         if (allDurable) {
@@ -149,6 +165,17 @@ export class EarlyAccepts {
     }
     for (const p of blocking) this.blocked.set(p, (this.blocked.get(p) ?? 0) + 1);
     return { early, late: { out: late, blocking, owed, pump } };
+  }
+
+  /**
+   * Whether a pump's `Decide` may leave before the pump's flush: when no earlier release is pending
+   * (its index then counts only entries that the followers acknowledged, sent in earlier pumps, whose
+   * flushes are done), or when it announces no more than an index already announced after a flush.
+   * Otherwise it counts the leader's own unsynced copy and waits (unless mutated).
+   */
+  private decideMayGo(msg: ConfigPaxosMessage<KvCommand>, allDurable: boolean): boolean {
+    if (allDurable || this.unsafeEarlyDecides) return true;
+    return (announcedDecided(msg) ?? 0) <= this.safeDecided(msg.config);
   }
 
   /**

@@ -161,6 +161,8 @@ export interface ReplicaGroupConfig {
    * `earlyAcceptUnclamped`: an `Accept` sent before the leader's flush (see `releaseEarly`) while an
    * earlier flush is pending keeps the leader's decided index, which counts the leader's own unsynced
    * copy of an entry toward the majority: a follower may apply an entry a leader crash undoes.
+   * `earlyDecideUnclamped`: every `Decide` leaves before its pump's flush (see `releaseEarly`), even one
+   * whose index counts the leader's own unsynced copy: the same loss as `earlyAcceptUnclamped`.
    * `ignoreExpectedConfiguration`: {@link ReplicaGroup.reconfigure} ignores the configuration the caller
    * expects to replace (no compare-and-set): a change planned from a stale view replaces a newer one.
    * `holdRequestsOfLostLeadership` (liveness, not safety): a replica that stops leading keeps the
@@ -182,6 +184,7 @@ export interface ReplicaGroupConfig {
     | 'watchResumeSkips'
     | 'seedNotAtomic'
     | 'earlyAcceptUnclamped'
+    | 'earlyDecideUnclamped'
     | 'holdRequestsOfLostLeadership'
     | 'refuseDuringReconfiguration';
   /**
@@ -522,7 +525,10 @@ export class ReplicaGroup {
   constructor(opts: ReplicaGroupOptions) {
     this.partition = opts.partition;
     this.config = { ...DEFAULT_REPLICA_GROUP_CONFIG, ...opts.config };
-    this.earlyAccepts = new EarlyAccepts(this.config.unsafeMutation === 'earlyAcceptUnclamped');
+    this.earlyAccepts = new EarlyAccepts(
+      this.config.unsafeMutation === 'earlyAcceptUnclamped',
+      this.config.unsafeMutation === 'earlyDecideUnclamped',
+    );
     for (const k of [
       'snapshotEveryEntries',
       'snapshotMinEntries',
