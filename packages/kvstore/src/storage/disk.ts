@@ -45,7 +45,10 @@ export interface OpenAppendOptions {
 export interface Disk {
   /** Joins path segments with the platform separator. */
   join(...parts: string[]): string;
-  /** Creates `dir` and its parents if missing. */
+  /**
+   * Creates `dir` and its parents if missing. The entries of the directories it creates are durable
+   * when it resolves (their parents are synced), so a file made durable in `dir` is never lost with it.
+   */
   mkdirp(dir: string): Promise<void>;
   /** Names (not paths) of the entries of `dir`; empty if `dir` does not exist. */
   list(dir: string): Promise<string[]>;

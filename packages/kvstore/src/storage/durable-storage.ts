@@ -197,6 +197,11 @@ const snapshotFiles = new WeakMap<Uint8Array, { readonly disk: Disk; readonly pa
 const disksWithoutLinks = new WeakSet<Disk>();
 
 /** Error codes of a file system that cannot make a hard link at all (as opposed to a transient failure). */
+/** The `code` of a file-system error (`ENOENT`, `EEXIST`, ...), if it has one. */
+function errorCode(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e ? String(e.code) : undefined;
+}
+
 const LINK_UNSUPPORTED_CODES: ReadonlySet<string> = new Set([
   'EPERM',
   'ENOTSUP',
@@ -365,15 +370,22 @@ export class DurableStorage<T> implements Storage<T> {
     let snapshotMs = 0;
     let linked = false;
     this.hold(
-      this.disk.mkdirp(dir).then(async () => {
+      (async () => {
+        // Each disk call is a hop through libuv's thread pool, queued behind the WAL's writes and
+        // syncs under load: the link path makes only the calls it needs (link, directory sync).
         if (snap && file !== undefined) {
           const path = this.disk.join(dir, file);
           linked = await this.linkSnapshotFile(snap.data, path);
-          if (!linked) await this.disk.writeFileAtomic(path, encodeSnapshotFile(snap.data));
+          if (!linked) {
+            await this.disk.mkdirp(dir);
+            await this.disk.writeFileAtomic(path, encodeSnapshotFile(snap.data));
+          }
           this.keepSnapshotInFile(snap);
+        } else {
+          await this.disk.mkdirp(dir);
         }
         snapshotMs = performance.now() - startedAt;
-      }),
+      })(),
     );
     await this.checkpoint(this.unsafeSeedNotAtomic);
     // A new configuration starts once its seed is durable: this is the storage's share of a move's pause.
@@ -401,14 +413,27 @@ export class DurableStorage<T> implements Storage<T> {
     const disk = this.disk;
     if (!source || source.disk !== disk || source.path === path || !disk.link) return false;
     if (disksWithoutLinks.has(disk)) return false;
+    const link = disk.link.bind(disk);
     try {
-      // A file of that name can only be left from a seed that never became durable here.
-      await disk.remove(path);
-      await disk.link(source.path, path);
+      try {
+        await link(source.path, path);
+      } catch (e) {
+        const code = errorCode(e);
+        if (code === 'EEXIST') {
+          // A file of that name can only be left from a seed that never became durable here.
+          await disk.remove(path);
+        } else if (code === 'ENOENT') {
+          // The configuration slot's directory does not exist yet (its first configuration here).
+          await disk.mkdirp(this.dir);
+        } else {
+          throw e;
+        }
+        await link(source.path, path);
+      }
       await disk.syncDir(this.dir);
       return true;
     } catch (e) {
-      const code = typeof e === 'object' && e !== null && 'code' in e ? String(e.code) : undefined;
+      const code = errorCode(e);
       if (code !== undefined && LINK_UNSUPPORTED_CODES.has(code)) {
         disksWithoutLinks.add(disk);
         this.logger.info(

@@ -1,8 +1,12 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CorruptDataError } from '../codec.js';
 import type { Disk } from './disk.js';
 import { DurableStorage } from './durable-storage.js';
 import { configDir, configSlot, configTag, GroupStorage } from './group-storage.js';
+import { NodeDisk } from './node-disk.js';
 import { snapshotFileName } from './records.js';
 import { SimDisk } from './sim-disk.js';
 import { WalRecordError, WriteAheadLog } from './wal.js';
@@ -200,6 +204,94 @@ describe('GroupStorage', () => {
     }
     expect(linkedWhole).toBeGreaterThan(0);
     expect(none).toBeGreaterThan(0);
+  });
+
+  it('a seed links its snapshot with only the disk calls it needs: a missing slot directory or a stale file costs one more', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'paxkv-seed-'));
+    try {
+      const node = new NodeDisk();
+      const calls: string[] = [];
+      const group = join(root, 'g2');
+      const short = (path: string) => path.slice(group.length + 1) || '.';
+      const disk: Disk = {
+        ...Object.fromEntries(
+          (Object.getOwnPropertyNames(NodeDisk.prototype) as (keyof NodeDisk)[])
+            .filter((k) => (k as string) !== 'constructor')
+            .map((k) => [k, (node[k] as (...a: unknown[]) => unknown).bind(node)]),
+        ),
+        mkdirp: async (dir: string) => {
+          if (dir.startsWith(group)) calls.push(`mkdirp ${short(dir)}`);
+          return node.mkdirp(dir);
+        },
+        remove: async (path: string) => {
+          if (path.startsWith(group)) calls.push(`remove ${short(path)}`);
+          return node.remove(path);
+        },
+        link: async (from: string, to: string) => {
+          calls.push(`link ${short(to)}`);
+          return node.link(from, to).catch((e: unknown) => {
+            calls.push(String((e as { code?: unknown }).code));
+            throw e;
+          });
+        },
+        syncDir: async (dir: string) => {
+          if (dir.startsWith(group)) calls.push(`syncDir ${short(dir)}`);
+          return node.syncDir(dir);
+        },
+      } as Disk;
+      const { wal } = await WriteAheadLog.open({ disk, dir: join(root, 'wal'), fsync: 'always' });
+      const store = await GroupStorage.open<Entry>({ wal, disk, dir: group, partition: 2 });
+      let prev = store.create({ configId: 0, members: [1, 2, 3], base: 0 });
+      prev.appendEntries(entries(0, 4));
+      prev.setDecidedIndex(4);
+      prev.setSnapshot({ index: 4, data: new Uint8Array([4, 4]) });
+      await prev.flush();
+      const file = snapshotFileName(4);
+      // Configuration 2's slot holds a file left by a seed that never became durable; configuration 3's
+      // slot directory exists and is empty (the usual case once a slot was used).
+      mkdirSync(join(group, 'config-slot-2'));
+      writeFileSync(join(group, 'config-slot-2', file), 'torn');
+      mkdirSync(join(group, 'config-slot-3'));
+      const seeded: string[][] = [];
+      for (const configId of [1, 2, 3]) {
+        calls.length = 0;
+        const next = store.create({ configId, members: [1, 2, 3], base: 4 + configId });
+        next.setSnapshot(prev.getSnapshot()!);
+        next.appendEntries([{ v: 'stop' }]);
+        next.setDecidedIndex(4 + configId);
+        await next.flush();
+        seeded.push([...calls]);
+        prev = next;
+      }
+      expect(seeded).toEqual([
+        [
+          `link config-slot-1/${file}`,
+          'ENOENT',
+          'mkdirp config-slot-1',
+          `link config-slot-1/${file}`,
+          'syncDir config-slot-1',
+        ],
+        [
+          `link config-slot-2/${file}`,
+          'EEXIST',
+          `remove config-slot-2/${file}`,
+          `link config-slot-2/${file}`,
+          'syncDir config-slot-2',
+        ],
+        [`link config-slot-3/${file}`, 'syncDir config-slot-3'],
+      ]);
+      await store.close();
+      await wal.close();
+      // Every seed reads back whole, with the snapshot's bytes (not the stale file's).
+      const again = await WriteAheadLog.open({ disk: node, dir: join(root, 'wal'), fsync: 'always' });
+      const back = await GroupStorage.open<Entry>({ wal: again.wal, disk: node, dir: group, partition: 2 });
+      expect(back.held.map((h) => h.record.configId)).toEqual([0, 1, 2, 3]);
+      for (const h of back.held) expect(h.storage.getSnapshot()?.data).toEqual(new Uint8Array([4, 4]));
+      await back.close();
+      await again.wal.close();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it("a disk without links gets a copy of the previous configuration's snapshot", async () => {

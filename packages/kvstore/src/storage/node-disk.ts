@@ -1,5 +1,5 @@
 import { constants, promises as fsp, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { AppendFile, Disk, OpenAppendOptions } from './disk.js';
 
 class NodeAppendFile implements AppendFile {
@@ -45,7 +45,16 @@ export class NodeDisk implements Disk {
     return join(...parts);
   }
   async mkdirp(dir: string): Promise<void> {
-    await fsp.mkdir(dir, { recursive: true });
+    const first = await fsp.mkdir(dir, { recursive: true });
+    if (first === undefined) return;
+    // New directories: each one's entry lives in its parent, durable only after that parent's fsync
+    // (a WAL checkpoint could otherwise outlive the directory of the snapshot file it names).
+    const created: string[] = [];
+    for (let d = resolve(dir); ; d = dirname(d)) {
+      created.push(d);
+      if (d === resolve(first) || dirname(d) === d) break;
+    }
+    for (const d of created) await this.syncDir(dirname(d));
   }
   async list(dir: string): Promise<string[]> {
     try {
