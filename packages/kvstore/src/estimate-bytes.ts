@@ -11,6 +11,13 @@ function stringBytes(units: number): number {
   return 5 + units * 3;
 }
 
+/** Encoded bytes of a string or a byte array, header included; undefined for any other value. */
+function leafBytes(v: unknown): number | undefined {
+  if (typeof v === 'string') return stringBytes(v.length);
+  if (v instanceof Uint8Array) return 5 + v.length;
+  return undefined;
+}
+
 /**
  * Upper estimate of the msgpack size of `x` (strings at 3 bytes per UTF-16 unit, every header at its
  * widest), stopping once it passes `limit`.
@@ -20,8 +27,8 @@ export function estimateBytes(x: unknown, limit = Number.POSITIVE_INFINITY): num
   const stack: unknown[] = [x];
   while (stack.length > 0 && total <= limit) {
     const v = stack.pop();
-    if (typeof v === 'string') total += stringBytes(v.length);
-    else if (v instanceof Uint8Array) total += 5 + v.length;
+    const leaf = leafBytes(v);
+    if (leaf !== undefined) total += leaf;
     else if (Array.isArray(v)) {
       total += 5;
       for (const e of v) stack.push(e);
@@ -57,9 +64,7 @@ const SINGLE_KEY_OPS: ReadonlySet<string> = new Set([
 ]);
 
 function valueBytes(v: unknown): number {
-  if (typeof v === 'string') return stringBytes(v.length);
-  if (v instanceof Uint8Array) return 5 + v.length;
-  return 0;
+  return leafBytes(v) ?? 0;
 }
 
 /**

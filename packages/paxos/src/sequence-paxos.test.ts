@@ -376,6 +376,23 @@ describe('leader: Promise, Accepted, Decide', () => {
     ]);
   });
 
+  it.each([
+    ['NaN', Number.NaN],
+    ['a negative size', -100],
+    ['Infinity', Number.POSITIVE_INFINITY],
+  ])('a sizer that returns %s puts that entry alone instead of lifting the budget', (_, bad) => {
+    const sized = { entryBytes: (e: LogEntry<string>) => (e === 'bad' ? bad : 1) };
+    const { node } = leaderInAccept([], { ...sized, config: { maxBatchBytes: 10 } });
+    out(node);
+    for (const c of ['a', 'b', 'bad', 'c', 'd']) node.propose(c);
+    const accepts = out(node).filter((m) => m.message.type === 'Accept' && m.to === 2);
+    expect(accepts.map((m) => m.message)).toEqual([
+      expect.objectContaining({ start: 0, entries: ['a', 'b'] }),
+      expect.objectContaining({ start: 2, entries: ['bad'] }),
+      expect.objectContaining({ start: 3, entries: ['c', 'd'] }),
+    ]);
+  });
+
   it('an AcceptSync carries the adopted log whole, whatever its size, and the rest follows in sized Accepts', () => {
     const sized = { entryBytes: (e: LogEntry<string>) => (typeof e === 'string' ? e.length : 32) };
     const { node, n } = leaderInAccept(['x'.repeat(8), 'y'.repeat(8), 'z'.repeat(8)], {

@@ -119,8 +119,10 @@ export interface SequencePaxosOptions<T> {
   /**
    * Size of an entry in bytes as the host's transport encodes it (an upper estimate will do). With it the
    * leader cuts its `Accept` batches at `maxBatchBytes` of entries as well as at `maxBatchSize` entries.
-   * Called on the leader's send path for every entry of a batch of two or more: keep it cheap. Default:
-   * none (batches bounded by count only).
+   * Called on the leader's send path for every entry of a batch of two or more: keep it cheap. A value
+   * that is not a finite number of at least 0 (`NaN`, negative, `Infinity`) counts as over the budget:
+   * that entry goes alone, so a broken sizer costs batching, never the bound. Default: none (batches
+   * bounded by count only).
    */
   readonly entryBytes?: (entry: LogEntry<T>) => number;
 }
@@ -1173,7 +1175,9 @@ export class SequencePaxos<T> {
     let bytes = 0;
     let i = from;
     while (i < entries.length) {
-      const b = size(entries[i] as LogEntry<T>);
+      const raw = size(entries[i] as LogEntry<T>);
+      // NaN or a negative size would never reach the budget: count it as over it.
+      const b = raw >= 0 && raw < Number.POSITIVE_INFINITY ? raw : Number.POSITIVE_INFINITY;
       if (i >= minEnd && bytes + b > max) break;
       bytes += b;
       i++;
