@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   cpuShareSince,
   cpuSnapshot,
+  mainThreadCpuSeconds,
   parseProcStat,
   processCpuSeconds,
   processRssBytes,
@@ -26,6 +27,12 @@ describe.runIf(process.platform === 'linux')('process counters', () => {
     expect(processCpuSeconds(process.pid)).toBeGreaterThan(0);
     expect(processRssBytes(process.pid)).toBeGreaterThan(10 * 1024 * 1024);
     expect(processCpuSeconds(2 ** 22 + 12_345)).toBeUndefined();
+    // The main thread is part of the process: never more than the whole (read second, so any tick
+    // the process gains in between only widens the gap).
+    const main = mainThreadCpuSeconds(process.pid);
+    expect(main).toBeGreaterThan(0);
+    expect(main).toBeLessThanOrEqual(processCpuSeconds(process.pid) ?? 0);
+    expect(mainThreadCpuSeconds(2 ** 22 + 12_345)).toBeUndefined();
   });
 
   it('attributes a busy server process to the servers and idle time to nobody', async () => {

@@ -45,6 +45,20 @@ export function processCpuSeconds(pid: number): number | undefined {
   return stat === undefined ? undefined : stat.cpuTicks / clockTicksPerSecond();
 }
 
+/**
+ * CPU seconds (user + system) the main thread of a process has used so far (`/proc/<pid>/task/<pid>/stat`):
+ * for a Node server, its JavaScript thread. The rest of {@link processCpuSeconds} is its helper threads
+ * (V8's compiler and garbage-collector workers, libuv's file-system pool). `undefined` once it is gone.
+ */
+export function mainThreadCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = parseProcStat(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8'));
+    return stat === undefined ? undefined : stat.cpuTicks / clockTicksPerSecond();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Resident set size of a process in bytes, from `/proc/<pid>/status` (VmRSS); `undefined` once gone. */
 export function processRssBytes(pid: number): number | undefined {
   try {

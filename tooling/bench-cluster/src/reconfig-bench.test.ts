@@ -117,6 +117,8 @@ describe('analyzeTrace', () => {
     const samples = cpu.map((ms, i) => ({
       retries: 0,
       serverCpuMs: ms,
+      // Main threads: 400 ms a second before the fault, 500 after (helpers 100, then 400).
+      serverMainCpuMs: [0, 400, 800, 1300, 1800][i] as number,
       forwarded: i < 3 ? 0 : 40 * (i - 2),
       fsyncs: 100 * i,
       fsyncSeconds: i < 3 ? 0.2 * i : 0.4 + 0.5 * (i - 2),
@@ -124,7 +126,7 @@ describe('analyzeTrace', () => {
     const t = analyzeTrace(new PutLog(), 2000, 0, 4, 2, samples, []);
     const text = formatTrace('reconfig remove', t, 2, [1000, 1000, 300, 300]).join('\n');
     expect(text).toContain(
-      'servers per second (all processes): CPU ms 500 500 | from the fault 900 900; CPU µs per put 500 500 | from the fault 3000 3000; forwarded requests 0 0 | from the fault 40 40; WAL syncs 100 100 | from the fault 100 100; mean sync ms 2.0 2.0 | from the fault 5.0 5.0',
+      'servers per second (all processes): CPU ms 500 500 | from the fault 900 900; of it helper threads (V8 compiler and GC, libuv) 100 100 | from the fault 400 400; CPU µs per put 500 500 | from the fault 3000 3000; forwarded requests 0 0 | from the fault 40 40; WAL syncs 100 100 | from the fault 100 100; mean sync ms 2.0 2.0 | from the fault 5.0 5.0',
     );
     expect(text).not.toMatch(/client per second[^\n]*serverCpuMs/);
   });

@@ -25,7 +25,7 @@ import { type ClusterMetadata, partitionOf } from '@paxkv/common';
 import { ClusterUnavailableError } from './cluster.js';
 import type { BenchOptions, ReconfigFaultName } from './options.js';
 import { type PaxkvLocalCluster, type PaxkvMember, startPaxkvCluster } from './paxkv.js';
-import { type MachineInfo, machineInfo, processCpuSeconds } from './proc-stats.js';
+import { type MachineInfo, machineInfo, mainThreadCpuSeconds, processCpuSeconds } from './proc-stats.js';
 import { killServer } from './processes.js';
 import {
   analyzeTrace,
@@ -164,12 +164,17 @@ export class ReconfigTimeoutError extends Error {
 }
 
 /**
- * CPU milliseconds (user + system) used so far by every server process: a process that is gone counts
- * with the last figure read from it (`lastMs`, by pid), so the sum never falls.
+ * CPU milliseconds (user + system) used so far by every server process (or, with `read` =
+ * {@link mainThreadCpuSeconds}, by their main threads): a process that is gone counts with the last
+ * figure read from it (`lastMs`, by pid), so the sum never falls.
  */
-function serverCpuMs(cluster: PaxkvLocalCluster, lastMs: Map<number, number>): number {
+function serverCpuMs(
+  cluster: PaxkvLocalCluster,
+  lastMs: Map<number, number>,
+  read: (pid: number) => number | undefined = processCpuSeconds,
+): number {
   for (const m of cluster.members()) {
-    const s = processCpuSeconds(m.process.pid);
+    const s = read(m.process.pid);
     if (s !== undefined) lastMs.set(m.process.pid, s * 1000);
   }
   let ms = 0;
@@ -265,6 +270,7 @@ export async function measureReconfig(
   const partitions = before.table.partitions;
   const clientSamples: Record<string, number>[] = [];
   const cpuByPid = new Map<number, number>();
+  const mainCpuByPid = new Map<number, number>();
   const seenMoves = new Map<string, SeenMove>();
   let errors = 0;
   let sampler: ReturnType<typeof setInterval> | undefined;
@@ -301,6 +307,7 @@ export async function measureReconfig(
     const sampleStats = async (): Promise<void> => {
       const sample: Record<string, number> = target.clientStats ? { ...target.clientStats() } : {};
       sample.serverCpuMs = serverCpuMs(cluster, cpuByPid);
+      sample.serverMainCpuMs = serverCpuMs(cluster, mainCpuByPid, mainThreadCpuSeconds);
       const metric = (name: string) => cluster.metricSum(name).catch(() => Number.NaN);
       [sample.forwarded, sample.fsyncs, sample.fsyncSeconds] = await Promise.all([
         metric('paxkv_forwarded_total'),

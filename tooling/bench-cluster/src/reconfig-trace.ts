@@ -188,10 +188,16 @@ export function analyzeTrace(
 
 /**
  * Keys of the per-second samples that are the servers' (summed over every server process), not the
- * client's: CPU milliseconds used, requests forwarded to another server's leader, write-ahead-log syncs
- * and the seconds they took.
+ * client's: CPU milliseconds used (all threads, and the main threads alone), requests forwarded to
+ * another server's leader, write-ahead-log syncs and the seconds they took.
  */
-export const SERVER_SAMPLE_KEYS: readonly string[] = ['serverCpuMs', 'forwarded', 'fsyncs', 'fsyncSeconds'];
+export const SERVER_SAMPLE_KEYS: readonly string[] = [
+  'serverCpuMs',
+  'serverMainCpuMs',
+  'forwarded',
+  'fsyncs',
+  'fsyncSeconds',
+];
 
 /**
  * The servers' per-second line: CPU ms, CPU µs per completed put (`putsPerSecond`: the whole series
@@ -220,7 +226,14 @@ function formatServerSeconds(
     const secs = syncSeconds[i] ?? Number.NaN;
     return n > 0 && secs >= 0 ? ((secs * 1000) / n).toFixed(1) : '?';
   });
-  return `${prefix}: servers per second (all processes): CPU ms ${split(cpu)}; CPU µs per put ${split(perPut)}; forwarded requests ${split(forwarded)}; WAL syncs ${split(syncs.map(shown))}; mean sync ms ${split(meanSyncMs)}`;
+  // The helper threads' share (V8's compiler and GC workers, libuv's pool): what a JIT storm after the
+  // first reconfiguration takes from the main threads on a machine with few cores.
+  const main = t.clientPerSecond.serverMainCpuMs;
+  const helpers =
+    main === undefined
+      ? ''
+      : `; of it helper threads (V8 compiler and GC, libuv) ${split(cpu.map((ms, i) => Math.max(0, ms - (main[i] ?? ms))))}`;
+  return `${prefix}: servers per second (all processes): CPU ms ${split(cpu)}${helpers}; CPU µs per put ${split(perPut)}; forwarded requests ${split(forwarded)}; WAL syncs ${split(syncs.map(shown))}; mean sync ms ${split(meanSyncMs)}`;
 }
 
 /** The text lines of a trace (prefixed like the other `--reconfig` lines). */
