@@ -196,12 +196,12 @@ const snapshotFiles = new WeakMap<Uint8Array, { readonly disk: Disk; readonly pa
  */
 const disksWithoutLinks = new WeakSet<Disk>();
 
-/** Error codes of a file system that cannot make a hard link at all (as opposed to a transient failure). */
 /** The `code` of a file-system error (`ENOENT`, `EEXIST`, ...), if it has one. */
 function errorCode(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e ? String(e.code) : undefined;
 }
 
+/** Error codes of a file system that cannot make a hard link at all (as opposed to a transient failure). */
 const LINK_UNSUPPORTED_CODES: ReadonlySet<string> = new Set([
   'EPERM',
   'ENOTSUP',
