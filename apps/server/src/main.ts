@@ -10,6 +10,7 @@ import { kvstoreGroupFactory, paxosMessageCheck } from './kvstore-groups.js';
 import { createServerLogger } from './logger.js';
 import { PaxkvServer } from './server.js';
 import { loadServerConfig } from './server-flags.js';
+import { applyV8Flags, serverV8Flags, V8FlagsError } from './v8-tuning.js';
 
 function version(): string {
   try {
@@ -26,6 +27,14 @@ function version(): string {
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<number> {
+  // First, before any of the server's code runs hot (see v8-tuning.ts).
+  try {
+    applyV8Flags(serverV8Flags(process.env));
+  } catch (e) {
+    if (!(e instanceof V8FlagsError)) throw e;
+    process.stderr.write(`paxkv-server: ${e.message}\n`);
+    return 2;
+  }
   let config: ReturnType<typeof loadServerConfig>;
   try {
     config = loadServerConfig(process.argv.slice(2), version(), undefined, process.env);
