@@ -11,10 +11,10 @@ import { setFlagsFromString } from 'node:v8';
  * Default V8 flags of the server. `--max-inlined-bytecode-size-cumulative=230` (V8's default 920) caps
  * how much bytecode TurboFan inlines into one optimised function. The server's hot paths are many mid-sized
  * functions (message checks, the paxos core, the group's pump, msgpack), so with the default each
- * compilation is large. On the 2-core machine of `docs/performance.md` (session 11, alternating runs),
- * put throughput at 64 clients rose 16 % (means of 6 runs; 5 of 6 pairs higher) and at 256 by 4 %. The
- * worst second of `bench:cluster --reconfig`, where the first reconfiguration sends hot functions back
- * to the interpreter and TurboFan recompiles them, rose from 38 % to 45 % of the steady rate.
+ * compilation is large. On the 2-core machine of `docs/performance.md` (session 11), put throughput at
+ * 64 clients rose 15 % (12 alternating pairs, 10 higher; once passed on the command line, once set
+ * here). At 256 clients, and in the worst second of `bench:cluster --reconfig`, no difference showed
+ * beyond the runs' spread.
  */
 export const DEFAULT_SERVER_V8_FLAGS: readonly string[] = ['--max-inlined-bytecode-size-cumulative=230'];
 
