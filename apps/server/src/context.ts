@@ -38,3 +38,18 @@ export interface ServerContext {
 
 /** A promise resolved after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Resolves once `p` settled or `ms` milliseconds passed, whichever is first; never rejects. */
+export async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<void>((r) => {
+    timer = setTimeout(r, Math.max(0, ms));
+  });
+  try {
+    await Promise.race([p.then(noop, noop), elapsed]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const noop = (): void => {};

@@ -1,12 +1,13 @@
 /**
  * `GroupHost` over real kvstore groups (shared WAL in a temp dir; no peers): joiners of dropped moves are
  * closed, groups that run a configuration are not, and a partition closed in this process opens again
- * (as an empty joiner) instead of failing on its already-taken log tags.
+ * (as an empty joiner) instead of failing on its already-taken log tags; a request forwarded here for a
+ * partition still being opened waits for the open (a restarted server opens its groups one at a time).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LookupTable } from '@paxkv/common';
+import { type LookupTable, partitionOf } from '@paxkv/common';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
@@ -15,6 +16,7 @@ import { kvstoreGroupFactory } from './kvstore-groups.js';
 import { silentLogger } from './logger.js';
 import { ServerMetrics } from './metrics.js';
 import { PeerLinks } from './peers.js';
+import { RequestPath } from './request-path.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -22,6 +24,10 @@ afterEach(() => {
 });
 
 function host(): GroupHost {
+  return hostWithContext().host;
+}
+
+function hostWithContext(): { host: GroupHost; ctx: ServerContext; peers: PeerLinks } {
   const dataDir = mkdtempSync(join(tmpdir(), 'paxkv-host-'));
   dirs.push(dataDir);
   const ctx: ServerContext = {
@@ -50,7 +56,7 @@ function host(): GroupHost {
       throw new Error(`partition ${p} failed: ${e.message}`);
     },
   });
-  return new GroupHost(ctx, {
+  const host = new GroupHost(ctx, {
     groupFactory,
     peers,
     addressOf: () => undefined,
@@ -59,6 +65,12 @@ function host(): GroupHost {
       throw new Error(`partition ${p} could not be opened: ${e.message}`);
     },
   });
+  return { host, ctx, peers };
+}
+
+/** The first key `k0`, `k1`, ... of `partition` among `partitions`. */
+function keyOfPartition(partition: number, partitions: number): string {
+  for (let i = 0; ; i++) if (partitionOf(`k${i}`, partitions) === partition) return `k${i}`;
 }
 
 describe('GroupHost', () => {
@@ -87,5 +99,51 @@ describe('GroupHost', () => {
     await h.openJoiner(5, [2, 3, 1]);
     expect(h.get(5)?.configuration).toBeNull();
     await h.close();
+  });
+
+  it('holds a request forwarded for a partition it is still opening, then serves it', async () => {
+    const { host: h, ctx, peers } = hostWithContext();
+    const partitions = 4;
+    // Four groups this server runs alone: they open one after another (see kvstore-groups.ts).
+    const table: LookupTable = {
+      version: 1,
+      partitions,
+      replication: 1,
+      nodes: [{ id: 1, address: '127.0.0.1:1' }],
+      groups: Array.from({ length: partitions }, (_, partition) => ({ partition, replicas: [1] })),
+    };
+    const ticker = setInterval(() => h.tick(), 20);
+    try {
+      const adopted = h.adoptTable(table);
+      const last = partitions - 1;
+      expect(h.get(last)).toBeUndefined();
+      const opening = h.opening(last);
+      expect(opening).toBeDefined();
+      const requests = new RequestPath(ctx, {
+        groups: h,
+        peers,
+        statusReport: () => {
+          throw new Error('not used');
+        },
+        memberRequest: () => Promise.reject(new Error('not used')),
+      });
+      const key = keyOfPartition(last, partitions);
+      // A peer forwarded it here: without the hold it is refused ("does not host partition 3").
+      const reply = await requests.execute(
+        { type: 'kv', id: 7, op: { op: 'put', key, value: 'v' } },
+        { forwarded: true },
+      );
+      expect(reply).toMatchObject({ type: 'kv.ok', id: 7 });
+      await opening;
+      expect(h.opening(last)).toBeUndefined();
+      expect(h.get(last)).toBeDefined();
+      await adopted;
+      // Nothing is being opened any more, and a partition never hosted here has no open to wait for.
+      for (let p = 0; p < partitions; p++) expect(h.opening(p)).toBeUndefined();
+      expect(h.opening(partitions + 1)).toBeUndefined();
+    } finally {
+      clearInterval(ticker);
+      await h.close();
+    }
   });
 });

@@ -7,7 +7,6 @@
  */
 import { join } from 'node:path';
 import type { LookupTable, NodeId } from '@paxkv/common';
-import { DEFAULT_PAXOS_CONFIG } from '@paxkv/paxos';
 import { type ServerContext, sleep } from './context.js';
 import {
   type GroupFactory,
@@ -16,6 +15,7 @@ import {
   UnreadableGroupStateError,
 } from './group-port.js';
 
+import { GroupObserver, TickRounds } from './group-ticks.js';
 import type { PeerLinks } from './peers.js';
 
 /** What {@link GroupHost} needs from the rest of the server. */
@@ -37,12 +37,10 @@ export interface GroupHostDeps {
 export class GroupHost {
   private readonly groups = new Map<number, ReplicaGroupPort>();
   private readonly creating = new Set<number>();
-  private readonly lastLeader = new Map<number, NodeId | null>();
-  private readonly isolatedAt = new Map<number, number>();
-  /** Timer ticks so far (see {@link tick}). */
-  private ticks = 0;
-  /** Groups that got their first tick (the others wait for a round boundary, see {@link tick}). */
-  private readonly ticking = new WeakSet<ReplicaGroupPort>();
+  /** Per partition being opened here: settles (never rejects) when its open ended, opened or not. */
+  private readonly openings = new Map<number, Promise<void>>();
+  private readonly rounds = new TickRounds();
+  private readonly observer: GroupObserver;
   /** Partitions whose replica left its group (the configuration without it): a stale table does not reopen it. */
   private readonly left = new Map<number, number>();
   /** Replicas being closed, by partition (a new replica of the partition waits for it). */
@@ -55,7 +53,9 @@ export class GroupHost {
   constructor(
     private readonly ctx: ServerContext,
     private readonly deps: GroupHostDeps,
-  ) {}
+  ) {
+    this.observer = new GroupObserver(ctx);
+  }
 
   /** The local replica of `partition`, if this server hosts it (and it is open). */
   get(partition: number): ReplicaGroupPort | undefined {
@@ -78,7 +78,16 @@ export class GroupHost {
 
   /** Since when (ctx clock, ms) the local replica of `partition` has been isolated, if it is. */
   isolatedSince(partition: number): number | undefined {
-    return this.isolatedAt.get(partition);
+    return this.observer.isolatedSince(partition);
+  }
+
+  /**
+   * While this server's replica of `partition` is being opened (a restarted server replays its groups
+   * one at a time, see `kvstore-groups.ts`; a move or a rejoin opens one too): a promise that settles
+   * when that open ended, whether the group opened or not. Undefined when none is being opened.
+   */
+  opening(partition: number): Promise<void> | undefined {
+    return this.openings.get(partition);
   }
 
   /** Number of open groups. */
@@ -192,7 +201,28 @@ export class GroupHost {
     await this.createGroup(partition, replicas, me, true, minConfigId);
   }
 
-  private async createGroup(
+  /** {@link GroupHost.openGroup}, announced in {@link GroupHost.opening} until it ends. */
+  private createGroup(
+    partition: number,
+    replicas: readonly NodeId[],
+    me: NodeId,
+    joining: boolean,
+    rejoinFrom?: number,
+  ): Promise<void> {
+    const open = this.openGroup(partition, replicas, me, joining, rejoinFrom);
+    const ended = open.then(
+      () => {
+        if (this.openings.get(partition) === ended) this.openings.delete(partition);
+      },
+      () => {
+        if (this.openings.get(partition) === ended) this.openings.delete(partition);
+      },
+    );
+    this.openings.set(partition, ended);
+    return open;
+  }
+
+  private async openGroup(
     partition: number,
     replicas: readonly NodeId[],
     me: NodeId,
@@ -281,61 +311,27 @@ export class GroupHost {
     return out;
   }
 
-  /**
-   * Whether `g` gets this tick. A new group starts ticking on the tick after a multiple of the BLE round
-   * (`heartbeatTicks`), so that its rounds end on the same ticks as every other group's: their
-   * heartbeats then leave in the same turn and are coalesced (BLE keeps its rounds on that schedule).
-   * The wait is at most one round.
-   */
-  private due(g: ReplicaGroupPort): boolean {
-    if (this.ticking.has(g)) return true;
-    if (this.ticks % DEFAULT_PAXOS_CONFIG.heartbeatTicks !== 1 % DEFAULT_PAXOS_CONFIG.heartbeatTicks) {
-      return false;
-    }
-    this.ticking.add(g);
-    return true;
-  }
-
   /** A paxos message from peer `from` for `partition` that passed `checkPaxosMessage` (see `PaxosMessageCheck`). */
   deliver(partition: number, from: NodeId, message: unknown): void {
     this.get(partition)?.handle(from, message);
   }
 
-  /** One tick for every group; records leader changes. */
+  /** One tick for every group (see {@link TickRounds}); records leader changes and isolation. */
   tick(): void {
-    const { log, metrics } = this.ctx;
-    this.ticks++;
-    for (const x of this.extra.values()) {
-      if (!this.due(x.group)) continue;
-      try {
-        x.group.tick();
-      } catch (e) {
-        log.error({ partition: x.group.partition, err: (e as Error).message }, 'tick failed');
-      }
+    this.rounds.next();
+    for (const x of this.extra.values()) this.tickOne(x.group);
+    for (const g of this.groups.values()) if (this.tickOne(g)) this.observer.observe(g);
+  }
+
+  /** Ticks `g` if it is due; whether it was. */
+  private tickOne(g: ReplicaGroupPort): boolean {
+    if (!this.rounds.due(g)) return false;
+    try {
+      g.tick();
+    } catch (e) {
+      this.ctx.log.error({ partition: g.partition, err: (e as Error).message }, 'tick failed');
     }
-    for (const g of this.groups.values()) {
-      if (!this.due(g)) continue;
-      try {
-        g.tick();
-      } catch (e) {
-        log.error({ partition: g.partition, err: (e as Error).message }, 'tick failed');
-      }
-      if (!g.isolated) this.isolatedAt.delete(g.partition);
-      else if (!this.isolatedAt.has(g.partition)) {
-        this.isolatedAt.set(g.partition, this.ctx.now());
-        log.warn(
-          { partition: g.partition },
-          `partition ${g.partition}: cannot reach a majority of its replicas`,
-        );
-      }
-      const leader = g.leader;
-      const before = this.lastLeader.get(g.partition);
-      if (before !== leader) {
-        if (before !== undefined) metrics.leaderChanges.inc({ partition: String(g.partition) });
-        this.lastLeader.set(g.partition, leader);
-        log.debug({ partition: g.partition, leader }, 'leader changed');
-      }
-    }
+    return true;
   }
 
   /**
@@ -352,8 +348,7 @@ export class GroupHost {
 
   private closeGroup(g: ReplicaGroupPort): void {
     this.groups.delete(g.partition);
-    this.lastLeader.delete(g.partition);
-    this.isolatedAt.delete(g.partition);
+    this.observer.forget(g.partition);
     const closed = g
       .close()
       .catch((e: unknown) =>

@@ -7,6 +7,7 @@
 import {
   type ClientRequest,
   type ClusterStatus,
+  type KvResult,
   type MemberRequest,
   type NodeId,
   PaxkvError,
@@ -15,6 +16,16 @@ import {
 import type { GroupHost } from './group-lifecycle.js';
 import type { ReplicaGroupPort } from './group-port.js';
 import type { PeerLinks } from './peers.js';
+
+/**
+ * A KV request's outcome: its result, whether a stale read served it, and `leader`, the partition's
+ * leader that served it when this server forwarded it there.
+ */
+export interface KvOutcome {
+  readonly result: KvResult;
+  readonly stale: boolean;
+  readonly leader?: NodeId;
+}
 
 /** Where a request came from. */
 export interface RequestOrigin {

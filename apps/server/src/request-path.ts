@@ -16,9 +16,10 @@ import {
   TimeoutError,
   UnavailableError,
 } from '@paxkv/common';
-import { type ServerContext, sleep } from './context.js';
+import { type ServerContext, settledWithin, sleep } from './context.js';
 import {
   codeOf,
+  type KvOutcome,
   leaderHintOf,
   type PartitionOperation,
   type RequestOrigin,
@@ -27,6 +28,7 @@ import {
 
 export {
   codeOf,
+  type KvOutcome,
   type PartitionOperation,
   type RequestOrigin,
   type RequestPathDeps,
@@ -43,16 +45,6 @@ export const ISOLATION_GRACE_TICKS = 15;
 /** Delay between attempts while a group has no leader or a forward target is unreachable, in ms. */
 const RETRY_BACKOFF_MIN_MS = 10;
 const RETRY_BACKOFF_MAX_MS = 200;
-
-/**
- * A KV request's outcome: its result, whether a stale read served it, and `leader`, the partition's
- * leader that served it when this server forwarded it there.
- */
-export interface KvOutcome {
-  readonly result: KvResult;
-  readonly stale: boolean;
-  readonly leader?: NodeId;
-}
 
 const staleResult = (result: KvResult): KvOutcome => ({ result, stale: true });
 const linearizableResult = (result: KvResult): KvOutcome => ({ result, stale: false });
@@ -308,6 +300,20 @@ export class RequestPath {
           target = next;
         }
       } else {
+        // Route around links that went silent (keepalives make a healthy one speak every
+        // `linkKeepaliveMs`) before their liveness check tears them down. This server is not a target:
+        // its replica is not open (a restart still opening it, a joiner, an unreadable one).
+        const silentMs = ctx.config.linkLivenessMs / 2;
+        const silent = (n: NodeId) => (this.deps.peers.silentForMs(n) ?? 0) > silentMs;
+        const live = forwarded ? [] : replicas().filter((n) => n !== ctx.nodeId && !silent(n));
+        const opening = this.deps.groups.opening(partition);
+        if (opening !== undefined && live.length === 0) {
+          // This server still opens the group (a restart replays them one at a time) and no other
+          // replica can take the request (it was forwarded here, or they are silent): held until the
+          // group is open instead of refused, which would send the client into its backoff.
+          await settledWithin(opening, deadline - ctx.now());
+          continue;
+        }
         if (forwarded) {
           throw new UnavailableError({
             reason: `node ${ctx.nodeId} does not host partition ${partition}; refresh the lookup table`,
@@ -315,12 +321,8 @@ export class RequestPath {
         }
         if (replicas().length === 0)
           throw new UnavailableError({ reason: `no group serves partition ${partition}` });
-        // Route around links that went silent (keepalives make a healthy one speak every
-        // `linkKeepaliveMs`) before their liveness check tears them down; when every replica is
-        // silent this server is cut off from the group: refuse at once so the client goes elsewhere.
-        const silentMs = ctx.config.linkLivenessMs / 2;
-        const silent = (n: NodeId) => (this.deps.peers.silentForMs(n) ?? 0) > silentMs;
-        const live = replicas().filter((n) => !silent(n));
+        // Every other replica silent: this server is cut off from the group; refuse at once so the
+        // client goes elsewhere.
         if (live.length === 0) {
           throw new UnavailableError({
             reason: `node ${ctx.nodeId} has heard none of partition ${partition}'s replicas for ${silentMs} ms; try another server`,
