@@ -424,6 +424,18 @@ export interface ReconfigBenchReport {
   readonly notes: readonly string[];
 }
 
+/**
+ * The spread of the steady seconds themselves, as shares of their mean: the noise of 1-second buckets
+ * on this machine, to read the shares after the fault against. Empty without a steady rate.
+ */
+function steadyRange(r: ReconfigResult, pct: (x: number) => string): string {
+  const steady = r.seriesOpsPerSec.slice(0, r.faultSecond);
+  if (r.steadyOpsPerSec <= 0 || steady.length === 0) return '';
+  const lo = Math.min(...steady) / r.steadyOpsPerSec;
+  const hi = Math.max(...steady) / r.steadyOpsPerSec;
+  return ` (the steady seconds themselves: ${pct(lo)}-${pct(hi)})`;
+}
+
 /** The text lines of one result (the per-second series as shares of the steady rate). */
 export function formatReconfigResult(r: ReconfigResult): string[] {
   const pct = (x: number) => `${Math.round(x * 100)}%`;
@@ -434,7 +446,7 @@ export function formatReconfigResult(r: ReconfigResult): string[] {
     `reconfig ${r.fault}: steady ${r.steadyOpsPerSec} put/s @${r.concurrency}; ${r.groupsMoved} groups moved in ${(r.reconfigMs / 1000).toFixed(1)} s (first move ${r.firstMoveMs === null ? '-' : `${(r.firstMoveMs / 1000).toFixed(1)} s`} after the fault)`,
     `reconfig ${r.fault}: worst second ${pct(r.worstShare)} of steady, mean ${pct(r.meanShareDuring)} while moving, below ${pct(DIP_FRACTION)} until ${(r.dipMs / 1000).toFixed(0)} s after the fault, ${r.secondsBelowGoal} s below ${pct(GOAL_MIN_SHARE)}; errors ${r.errors}; goal (>= ${pct(GOAL_MIN_SHARE)}, back within ${GOAL_MAX_DIP_MS / 1000} s) ${r.goalMet ? 'MET' : 'NOT met'}`,
     `reconfig ${r.fault}: put/s per second: steady ${r.seriesOpsPerSec.slice(0, r.faultSecond).join(' ')} | from the fault ${r.seriesOpsPerSec.slice(r.faultSecond).join(' ')}`,
-    `reconfig ${r.fault}: share of steady per second from the fault: ${shares.join(' ')}`,
+    `reconfig ${r.fault}: share of steady per second from the fault: ${shares.join(' ')}${steadyRange(r, pct)}`,
   ];
 }
 
