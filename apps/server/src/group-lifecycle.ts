@@ -202,14 +202,9 @@ export class GroupHost {
   }
 
   /** {@link GroupHost.openGroup}, announced in {@link GroupHost.opening} until it ends. */
-  private createGroup(
-    partition: number,
-    replicas: readonly NodeId[],
-    me: NodeId,
-    joining: boolean,
-    rejoinFrom?: number,
-  ): Promise<void> {
-    const open = this.openGroup(partition, replicas, me, joining, rejoinFrom);
+  private createGroup(...args: Parameters<GroupHost['openGroup']>): Promise<void> {
+    const partition = args[0];
+    const open = this.openGroup(...args);
     const ended = open.then(
       () => {
         if (this.openings.get(partition) === ended) this.openings.delete(partition);
