@@ -310,7 +310,8 @@ export class RequestPath {
         if (opening !== undefined && live.length === 0) {
           // This server still opens the group (a restart replays them one at a time) and no other
           // replica can take the request (it was forwarded here, or they are silent): held until the
-          // group is open instead of refused, which would send the client into its backoff.
+          // group is open instead of refused: a refusal sends the origin (or, for a write without a
+          // session, the client) into its retry backoff, past the moment the group is open.
           await settledWithin(opening, deadline - ctx.now());
           continue;
         }
