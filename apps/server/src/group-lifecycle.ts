@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import type { LookupTable, NodeId } from '@paxkv/common';
-import { type ServerContext, sleep } from './context.js';
+import type { ServerContext } from './context.js';
 import {
   type GroupFactory,
   type GroupStatusRow,
@@ -36,8 +36,10 @@ export interface GroupHostDeps {
 /** See the module comment. */
 export class GroupHost {
   private readonly groups = new Map<number, ReplicaGroupPort>();
-  private readonly creating = new Set<number>();
-  /** Per partition being opened here: settles (never rejects) when its open ended, opened or not. */
+  /**
+   * Per partition being opened here: settles (never rejects) when its open ended, opened or not; the
+   * entry is gone by then.
+   */
   private readonly openings = new Map<number, Promise<void>>();
   private readonly rounds = new TickRounds();
   private readonly observer: GroupObserver;
@@ -146,7 +148,7 @@ export class GroupHost {
       if (
         !g.replicas.includes(me) ||
         this.groups.has(g.partition) ||
-        this.creating.has(g.partition) ||
+        this.openings.has(g.partition) ||
         this.unreadable.has(g.partition) ||
         (g.config ?? 0) <= (this.left.get(g.partition) ?? -1)
       )
@@ -163,7 +165,7 @@ export class GroupHost {
    */
   async openJoiner(partition: number, replicas: readonly NodeId[]): Promise<void> {
     const me = this.ctx.nodeId;
-    if (me === null || this.groups.has(partition) || this.creating.has(partition)) return;
+    if (me === null || this.groups.has(partition) || this.openings.has(partition)) return;
     if (this.unreadable.has(partition)) return;
     this.left.delete(partition);
     await this.createGroup(partition, replicas, me, true);
@@ -176,7 +178,7 @@ export class GroupHost {
    */
   closeStrayJoiners(keep: ReadonlySet<number>): void {
     for (const g of [...this.groups.values()]) {
-      if (keep.has(g.partition) || g.configuration !== null || this.creating.has(g.partition)) continue;
+      if (keep.has(g.partition) || g.configuration !== null || this.openings.has(g.partition)) continue;
       this.ctx.log.info(
         { partition: g.partition },
         `partition ${g.partition}: the move to this server was dropped; closing its joining replica`,
@@ -197,7 +199,7 @@ export class GroupHost {
    */
   async rejoin(partition: number, replicas: readonly NodeId[], minConfigId: number): Promise<void> {
     const me = this.ctx.nodeId;
-    if (me === null || !this.unreadable.has(partition) || this.creating.has(partition)) return;
+    if (me === null || !this.unreadable.has(partition) || this.openings.has(partition)) return;
     await this.createGroup(partition, replicas, me, true, minConfigId);
   }
 
@@ -225,7 +227,6 @@ export class GroupHost {
     rejoinFrom?: number,
   ): Promise<void> {
     const ctx = this.ctx;
-    this.creating.add(partition);
     try {
       // A replica of this partition closing here finishes first (it releases its storage).
       await this.closing.get(partition);
@@ -277,8 +278,6 @@ export class GroupHost {
         `cannot open the replica group of partition ${partition}`,
       );
       this.deps.onGroupOpenFailed?.(partition, e as Error);
-    } finally {
-      this.creating.delete(partition);
     }
   }
 
@@ -374,7 +373,7 @@ export class GroupHost {
 
   /** Waits for groups being created, then flushes and closes every group (fsync). */
   async close(): Promise<void> {
-    while (this.creating.size > 0) await sleep(10);
+    while (this.openings.size > 0) await Promise.all(this.openings.values());
     await Promise.all(
       [...this.groups.values(), ...[...this.extra.values()].map((x) => x.group)].map((g) =>
         g

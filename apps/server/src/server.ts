@@ -27,7 +27,7 @@ import {
 import { AccessControl, type Principal } from './access-control.js';
 import { BOOTSTRAP_NODE_ID, BootstrapRole } from './bootstrap-role.js';
 import type { ServerConfig } from './config.js';
-import { type ServerContext, sleep } from './context.js';
+import { type ServerContext, settledWithin } from './context.js';
 import { GroupHost } from './group-lifecycle.js';
 import { countedHandshake } from './handshake-accounting.js';
 import { type HealthReport, HttpEndpoint } from './http-endpoint.js';
@@ -386,7 +386,7 @@ export class PaxkvServer {
     const inboundClosed = this.inbound.close(STOP_GRACE_MS);
     await this.resp?.close();
     await this.http?.close();
-    await Promise.race([inboundClosed, sleep(STOP_GRACE_MS)]);
+    await settledWithin(inboundClosed, STOP_GRACE_MS);
     await this.metadata.flushed();
     await this.bootstrap.identityFlushed();
     this.bootstrap.persistIdentity();
