@@ -120,6 +120,49 @@ describe('DurableStorage of many partitions on one shared log', () => {
     expect(b2.getLogLength()).toBe(10);
   });
 
+  it('recovers the same state after a crash that undoes deletions not yet made durable by a directory sync', async () => {
+    // Old segments and an old snapshot file are deleted, and the crash comes before the directory
+    // sync: the deleted files are back on the disk that recovery reads.
+    const disk = new SimDisk({ autoSync: false });
+    const o = await openMany(disk, [1, 2], { segmentBytes: 200, maxSegments: 1000 });
+    const [a, b] = o.stores as [DurableStorage<Entry>, DurableStorage<Entry>];
+    const segs = async () => (await disk.list('/wal')).filter((f) => f.startsWith('wal-'));
+    for (let i = 0; i < 200; i++) {
+      a.appendEntries([{ v: `a-${i}-${'x'.repeat(20)}` }]);
+      if (i < 10) b.appendEntries([{ v: `b-${i}` }]);
+      await settle(disk, Promise.all([a.flush(), b.flush()]));
+    }
+    a.setDecidedIndex(200);
+    b.setDecidedIndex(10);
+    a.setSnapshot({ index: 100, data: new Uint8Array([1]) });
+    await settle(disk, a.flush());
+    a.setSnapshot({ index: 190, data: new Uint8Array([1, 2, 3]) });
+    await settle(disk, a.flush());
+    await settle(disk, a.checkpoint());
+    b.setSnapshot({ index: 10, data: new Uint8Array([4]) });
+    await settle(disk, b.flush());
+    const all = await segs();
+    // Partition 2's checkpoint lets the log delete every segment before partition 1's checkpoint;
+    // the deletions run, their directory sync stays pending.
+    const cp = b.checkpoint();
+    for (let k = 0; k < 20 && (await segs()).length === all.length; k++) {
+      disk.completeSyncs();
+      await new Promise((r) => setImmediate(r));
+    }
+    for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+    await settle(disk, cp);
+    const left = await segs();
+    expect(left.length).toBeLessThan(all.length);
+    expect(await disk.list('/g/p1')).toEqual(['snap-0000000000000190.bin']);
+    const want = [stateOf(a), stateOf(b)];
+    disk.crash();
+    expect((await segs()).length).toBeGreaterThan(left.length);
+    expect(await disk.list('/g/p1')).toContain('snap-0000000000000100.bin');
+    const again = await openMany(disk, [1, 2]);
+    expect(again.stores.map((s) => stateOf(s))).toEqual(want);
+    await closeAll(again);
+  });
+
   it('an idle partition is checkpointed when it pins the oldest segment, so the log stays bounded', async () => {
     const disk = new SimDisk();
     const { wal } = await WriteAheadLog.open({ disk, dir: '/wal', segmentBytes: 256, maxSegments: 3 });

@@ -36,12 +36,19 @@ function never<T>(): Promise<T> {
 /**
  * An in-memory {@link Disk} with the failure model of a real machine: writes go to a cache; `sync` makes
  * them durable; {@link SimDisk.crash} throws away everything that was not synced (new files whose
- * directory was not synced vanish, pending syncs never complete) and can tear the last unsynced write.
+ * directory was not synced vanish, removed files whose directory was not synced come back, pending syncs
+ * never complete) and can tear the last unsynced write.
  * Handles opened before a crash are dead afterwards: their operations never complete, as in a killed
  * process. Deterministic: it uses no clock and no randomness of its own.
  */
 export class SimDisk implements Disk {
   private readonly files = new Map<string, SimFile>();
+  /**
+   * Files removed while their directory entry was durable, until a sync of their directory makes the
+   * removal durable: a crash before it brings them back (with their synced bytes), as an `unlink`
+   * without an `fsync` of the directory may be undone by a power loss.
+   */
+  private readonly unlinked = new Map<string, SimFile>();
   private generation = 0;
   private readonly autoSync: boolean;
   private pending: Array<() => void> = [];
@@ -185,13 +192,21 @@ export class SimDisk implements Disk {
   }
 
   async remove(path: string): Promise<void> {
+    const f = this.files.get(path);
+    if (!f) return;
     this.files.delete(path);
+    // Only a durable entry can come back; an earlier removal of the same name not yet synced keeps
+    // its file (the last durable one) unless this one's entry was durable too.
+    if (f.linked) this.unlinked.set(path, f);
   }
 
   syncDir(dir: string): Promise<void> {
-    const names = [...this.files.entries()].filter(([p]) => this.dirOf(p) === dir.replace(/\/+$/, ''));
+    const d = dir.replace(/\/+$/, '');
+    const names = [...this.files.entries()].filter(([p]) => this.dirOf(p) === d);
+    const removed = [...this.unlinked.entries()].filter(([p]) => this.dirOf(p) === d);
     return this.durable(this.generation, () => {
       for (const [p, f] of names) if (this.files.get(p) === f) f.linked = true;
+      for (const [p, f] of removed) if (this.unlinked.get(p) === f) this.unlinked.delete(p);
     });
   }
 
@@ -220,8 +235,9 @@ export class SimDisk implements Disk {
 
   /**
    * Simulates a power loss: every file falls back to its synced bytes (optionally keeping a torn part of
-   * the rest), files never made durable by a directory sync disappear, pending syncs are abandoned and
-   * every handle opened before is dead.
+   * the rest), files never made durable by a directory sync disappear, files removed without a
+   * directory sync since come back (with `tear`, each one only sometimes: a journal may have committed
+   * some of the removals), pending syncs are abandoned and every handle opened before is dead.
    */
   crash(options: CrashOptions = {}): void {
     this.generation++;
@@ -253,6 +269,14 @@ export class SimDisk implements Disk {
       f.len = keep;
       f.syncedLen = keep;
     }
+    for (const [p, f] of this.unlinked) {
+      // A name whose removal did not survive: the file is back with its synced bytes. (A later file of
+      // the same name was not durable, or the removal would have been synced with it.)
+      if (this.files.has(p) || (options.tear && options.tear() < 0.5)) continue;
+      const data = f.data.slice(0, f.syncedLen);
+      this.files.set(p, { data, len: data.length, syncedLen: data.length, linked: true });
+    }
+    this.unlinked.clear();
   }
 
   /** Test helper: a copy of the current bytes of `path`, or `undefined`. */
