@@ -69,14 +69,22 @@ describe('DurableStorage of many partitions on one shared log', () => {
     }
   });
 
+  // Each run takes a few ms. Seeds 578 and 751 once found a decided index written before the accepted
+  // round it followed (a recovered state the replica was never in); 60 seeds did not reach them.
+  const CRASH_SEEDS = Number(process.env.PAXKV_CRASH_SEEDS ?? 1000);
+
   it('after a crash recovers, for every partition, a prefix of its writes that includes every flushed one', async () => {
-    for (let seed = 1; seed <= 60; seed++) expect(await crashRun(seed)).toEqual([]);
-  });
+    const problems: string[] = [];
+    for (let seed = 1; seed <= CRASH_SEEDS; seed++) problems.push(...(await crashRun(seed)));
+    expect(problems).toEqual([]);
+  }, 120_000);
 
   it('and with a checkpoint asked at every rotation and anchor move (cheap checkpoints of every partition)', async () => {
-    for (let seed = 1; seed <= 60; seed++)
-      expect(await crashRun(seed, undefined, { cheapCheckpointBytes: 1 << 30 })).toEqual([]);
-  });
+    const problems: string[] = [];
+    for (let seed = 1; seed <= CRASH_SEEDS; seed++)
+      problems.push(...(await crashRun(seed, undefined, { cheapCheckpointBytes: 1 << 30 })));
+    expect(problems).toEqual([]);
+  }, 120_000);
 
   it('deletes old segments once every partition has checkpointed past them', async () => {
     const disk = new SimDisk();

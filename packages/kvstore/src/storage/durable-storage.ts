@@ -685,15 +685,19 @@ export class DurableStorage<T> implements Storage<T> {
     else this.wal.append(this.tag, bytes);
   }
 
-  /** Writes the lazily recorded decided index and accepted round, if any (before the next record). */
+  /**
+   * Writes the lazily recorded accepted round and decided index, if any (before the next record). The
+   * accepted round goes first: a crash that keeps a prefix of the records then never pairs a later
+   * decided index with an earlier accepted round (a state the replica was never in).
+   */
   private writePending(mergeAccepted = false): void {
-    if (this.pendingDecided) {
-      this.pendingDecided = false;
-      this.put(this.encode({ t: 'D', i: this.s.decided }));
-    }
     if (this.pendingAccepted && !mergeAccepted) {
       this.put(this.encode({ t: 'A', b: b2a(this.pendingAccepted) }));
       this.pendingAccepted = undefined;
+    }
+    if (this.pendingDecided) {
+      this.pendingDecided = false;
+      this.put(this.encode({ t: 'D', i: this.s.decided }));
     }
   }
 
@@ -765,11 +769,18 @@ export class DurableStorage<T> implements Storage<T> {
     // The accepted round and the log it describes change together: one record, so a crash keeps both or neither.
     const a = this.pendingAccepted;
     const bytes = this.encode({ t: 'E', from, e: entries as unknown[], ...(a ? { a: b2a(a) } : {}) });
-    this.writePending(true);
+    // A pending decided index follows a record that carries the accepted round, for the reason in
+    // `writePending` (replayed after the record or before it, it gives the same state).
+    const decidedAfter = a !== undefined && this.pendingDecided;
+    if (!decidedAfter) this.writePending(true);
     this.pendingAccepted = undefined;
     this.s.log.length = from - this.s.compacted;
     for (let i = 0; i < entries.length; i++) this.s.log.push(entries[i] as T);
     this.put(bytes);
+    if (decidedAfter) {
+      this.pendingDecided = false;
+      this.put(this.encode({ t: 'D', i: this.s.decided }));
+    }
   }
   getEntries(from: number, to: number): readonly T[] {
     if (from < this.s.compacted || to < from || to > this.getLogLength()) {
