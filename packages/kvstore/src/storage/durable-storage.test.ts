@@ -23,6 +23,24 @@ import { NodeDisk } from './node-disk.js';
 import { SimDisk } from './sim-disk.js';
 import { encodeRecord, segmentName, WalRecordError, WriteAheadLog } from './wal.js';
 
+/**
+ * Partitions 1 and 2 on a log of 200-byte segments: 200 flushed entries of partition 1 and 10 of
+ * partition 2 (so partition 2 pins the first segment), both decided.
+ */
+async function twoPartitionsOnManySegments(disk: SimDisk) {
+  const o = await openMany(disk, [1, 2], { segmentBytes: 200, maxSegments: 1000 });
+  const [a, b] = o.stores as [DurableStorage<Entry>, DurableStorage<Entry>];
+  const segs = async () => (await disk.list('/wal')).filter((f) => f.startsWith('wal-'));
+  for (let i = 0; i < 200; i++) {
+    a.appendEntries([{ v: `a-${i}-${'x'.repeat(20)}` }]);
+    if (i < 10) b.appendEntries([{ v: `b-${i}` }]);
+    await settle(disk, Promise.all([a.flush(), b.flush()]));
+  }
+  a.setDecidedIndex(200);
+  b.setDecidedIndex(10);
+  return { o, a, b, segs };
+}
+
 /** Two records of an idle partition, then 300 writes of a busy one that snapshots every 40. */
 async function idleAndBusy(idle: DurableStorage<Entry>, busy: DurableStorage<Entry>): Promise<void> {
   idle.setPromise({ n: 4, pid: 1 });
@@ -88,16 +106,7 @@ describe('DurableStorage of many partitions on one shared log', () => {
 
   it('deletes old segments once every partition has checkpointed past them', async () => {
     const disk = new SimDisk();
-    const o = await openMany(disk, [1, 2], { segmentBytes: 200, maxSegments: 1000 });
-    const [a, b] = o.stores as [DurableStorage<Entry>, DurableStorage<Entry>];
-    const segs = async () => (await disk.list('/wal')).filter((f) => f.startsWith('wal-'));
-    for (let i = 0; i < 200; i++) {
-      a.appendEntries([{ v: `a-${i}-${'x'.repeat(20)}` }]);
-      if (i < 10) b.appendEntries([{ v: `b-${i}` }]);
-      await a.flush();
-    }
-    a.setDecidedIndex(200);
-    b.setDecidedIndex(10);
+    const { o, a, b, segs } = await twoPartitionsOnManySegments(disk);
     const before = (await segs()).length;
     expect(before).toBeGreaterThan(5);
     a.setSnapshot({ index: 190, data: new Uint8Array([1, 2, 3]) });
@@ -132,16 +141,7 @@ describe('DurableStorage of many partitions on one shared log', () => {
     // Old segments and an old snapshot file are deleted, and the crash comes before the directory
     // sync: the deleted files are back on the disk that recovery reads.
     const disk = new SimDisk({ autoSync: false });
-    const o = await openMany(disk, [1, 2], { segmentBytes: 200, maxSegments: 1000 });
-    const [a, b] = o.stores as [DurableStorage<Entry>, DurableStorage<Entry>];
-    const segs = async () => (await disk.list('/wal')).filter((f) => f.startsWith('wal-'));
-    for (let i = 0; i < 200; i++) {
-      a.appendEntries([{ v: `a-${i}-${'x'.repeat(20)}` }]);
-      if (i < 10) b.appendEntries([{ v: `b-${i}` }]);
-      await settle(disk, Promise.all([a.flush(), b.flush()]));
-    }
-    a.setDecidedIndex(200);
-    b.setDecidedIndex(10);
+    const { a, b, segs } = await twoPartitionsOnManySegments(disk);
     a.setSnapshot({ index: 100, data: new Uint8Array([1]) });
     await settle(disk, a.flush());
     a.setSnapshot({ index: 190, data: new Uint8Array([1, 2, 3]) });
