@@ -113,7 +113,7 @@ describe('BallotLeaderElection start-up rule, on one replica', () => {
   function replica(pid = 1, peers = [2, 3]) {
     const sent: Sent[] = [];
     const leaders: Ballot[] = [];
-    const promise = { n: 0, pid: 0 };
+    const promise: Ballot = { n: 0, pid: 0 };
     const ble = new BallotLeaderElection(pid, peers, 0, HEARTBEAT, 3 * HEARTBEAT, {
       send: (to, message) => sent.push({ to, message }),
       onLeader: (b) => leaders.push(b),
@@ -130,7 +130,7 @@ describe('BallotLeaderElection start-up rule, on one replica', () => {
       quorumConnected: true,
       leader: BALLOT_ZERO,
     });
-    return { ble, sent, leaders, reply };
+    return { ble, sent, leaders, reply, promise };
   }
 
   it('ends the round once every peer answered, and asks again a peer that asks first', () => {
@@ -170,5 +170,42 @@ describe('BallotLeaderElection start-up rule, on one replica', () => {
     // The round ends on the clock and elects then.
     for (let t = 0; t < HEARTBEAT && r.leaders.length === before; t++) r.ble.tick();
     expect(r.leaders.length).toBe(before + 1);
+  });
+
+  it('a leader that promised a higher candidate does not raise above it on one round without its reply', () => {
+    const r = replica(2, [1, 3]);
+    const endRound = (...from: [number, number][]) => {
+      for (const [p, n] of from) r.ble.handleReply(p, r.reply(p, n));
+      for (let t = 0; t < HEARTBEAT; t++) r.ble.tick();
+    };
+    // Peer 3 is late: this replica elects itself on peer 1's reply.
+    endRound([1, 0]);
+    expect(r.leaders).toEqual([{ n: 0, pid: 2 }]);
+    // Meanwhile peer 3 (a higher ballot) prepared it: it promised (0, 3).
+    Object.assign(r.promise, { n: 0, pid: 3 });
+    // A round in which peer 3's reply is late again: no raise (a higher ballot would take the
+    // leadership from a healthy candidate), no leader for now.
+    endRound([1, 0]);
+    expect(r.ble.ballot).toEqual({ n: 0, pid: 2 });
+    expect(r.ble.leader).toBeUndefined();
+    // Peer 3 answers the next round: it is elected.
+    endRound([1, 0], [3, 0]);
+    expect(r.leaders.at(-1)).toEqual({ n: 0, pid: 3 });
+    expect(r.ble.ballot).toEqual({ n: 0, pid: 2 });
+  });
+
+  it('and raises (to lead the round after) when the higher candidate stays silent', () => {
+    const r = replica(2, [1, 3]);
+    const endRound = (...from: [number, number][]) => {
+      for (const [p, n] of from) r.ble.handleReply(p, r.reply(p, n));
+      for (let t = 0; t < HEARTBEAT; t++) r.ble.tick();
+    };
+    endRound([1, 0]);
+    Object.assign(r.promise, { n: 0, pid: 3 });
+    endRound([1, 0]); // steps back
+    endRound([1, 0]); // tops the round with a stale ballot: raises above the promise
+    expect(r.ble.ballot).toEqual({ n: 1, pid: 2 });
+    endRound([1, 0]);
+    expect(r.leaders.at(-1)).toEqual({ n: 1, pid: 2 });
   });
 });
