@@ -130,7 +130,12 @@ describe('BallotLeaderElection start-up rule, on one replica', () => {
       quorumConnected: true,
       leader: BALLOT_ZERO,
     });
-    return { ble, sent, leaders, reply, promise };
+    /** Answers the current round from each `[peer, ballot round]`, then ticks it to its end. */
+    const endRound = (...from: [number, number][]) => {
+      for (const [p, n] of from) ble.handleReply(p, reply(p, n));
+      for (let t = 0; t < HEARTBEAT; t++) ble.tick();
+    };
+    return { ble, sent, leaders, reply, promise, endRound };
   }
 
   it('ends the round once every peer answered, and asks again a peer that asks first', () => {
@@ -174,10 +179,7 @@ describe('BallotLeaderElection start-up rule, on one replica', () => {
 
   it('a leader that promised a higher candidate does not raise above it on one round without its reply', () => {
     const r = replica(2, [1, 3]);
-    const endRound = (...from: [number, number][]) => {
-      for (const [p, n] of from) r.ble.handleReply(p, r.reply(p, n));
-      for (let t = 0; t < HEARTBEAT; t++) r.ble.tick();
-    };
+    const { endRound } = r;
     // Peer 3 is late: this replica elects itself on peer 1's reply.
     endRound([1, 0]);
     expect(r.leaders).toEqual([{ n: 0, pid: 2 }]);
@@ -196,10 +198,7 @@ describe('BallotLeaderElection start-up rule, on one replica', () => {
 
   it('and raises (to lead the round after) when the higher candidate stays silent', () => {
     const r = replica(2, [1, 3]);
-    const endRound = (...from: [number, number][]) => {
-      for (const [p, n] of from) r.ble.handleReply(p, r.reply(p, n));
-      for (let t = 0; t < HEARTBEAT; t++) r.ble.tick();
-    };
+    const { endRound } = r;
     endRound([1, 0]);
     Object.assign(r.promise, { n: 0, pid: 3 });
     endRound([1, 0]); // steps back
