@@ -356,7 +356,7 @@ export class BallotLeaderElection {
       // elected; if it vanished (it prepared some replicas, then crashed or was cut off), our own
       // ballot tops the round and `elect` raises it above the promise, to win the round after.
       // (Raising here, on one round without its reply, took the leadership from a healthy
-      // candidate whose reply was merely late: 12 of 300 fault-free simulated start-ups.)
+      // candidate whose reply was merely late: 13 of 300 fault-free simulated start-ups.)
       this.leader = undefined;
       this.ticksSinceLeaderSeen = 0;
       return;
