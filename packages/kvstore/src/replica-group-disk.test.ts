@@ -119,4 +119,24 @@ describe('ReplicaGroup on a single replica', () => {
     expect(fatal[0]?.message).toMatch(/restart the replica/);
     await expect(g.submit({ op: 'get', key: 'k' })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
   });
+
+  it('refuses a snapshot jitter outside [0, 1) with an error that names the setting', async () => {
+    for (const snapshotJitter of [-0.1, 1, Number.NaN]) {
+      const disk = new SimDisk();
+      const { wal } = await WriteAheadLog.open({ disk, dir: '/wal' });
+      const opening = ReplicaGroup.open({
+        partition: 0,
+        pid: 1,
+        peers: [],
+        wal,
+        disk,
+        dir: '/d',
+        send: () => {},
+        config: { snapshotJitter },
+      });
+      await expect(opening, String(snapshotJitter)).rejects.toThrow(
+        /snapshotJitter must be a number in \[0, 1\)/,
+      );
+    }
+  });
 });

@@ -239,6 +239,43 @@ describe('ReplicaGroup', () => {
     expect((await run(0)).compactedIndex).toBe(0);
   });
 
+  it('staggers its replicas snapshots within the jitter around the thresholds', async () => {
+    const every = 20;
+    /** Each replica's snapshot indices while 200 puts are applied one at a time everywhere. */
+    const run = async (snapshotJitter: number) => {
+      const c = new GroupCluster({
+        seed: 29,
+        group: { snapshotEveryEntries: every, snapshotLogRatio: 0, snapshotJitter },
+      });
+      const leader = await elect(c);
+      const seen = new Map<number, number[]>(c.ids.map((p) => [p, [c.group(p)!.compactedIndex]]));
+      for (let i = 0; i < 200; i++) {
+        const r = await c.call(leader.pid, { op: 'put', key: `key${i % 8}`, value: `value${i}` });
+        expect(r, `put #${i}`).toMatchObject({ result: { op: 'put' } });
+        await c.runUntil(() => c.ids.every((p) => c.group(p)!.appliedIndex === leader.appliedIndex), 100);
+        for (const p of c.ids) {
+          const at = c.group(p)!.compactedIndex;
+          const list = seen.get(p)!;
+          if (list.at(-1) !== at) list.push(at);
+        }
+      }
+      return [...seen.values()].map((list) => list.slice(1).map((at, i) => at - list[i]!));
+    };
+    // Off: every replica snapshots exactly every `every` entries.
+    for (const gaps of await run(0)) expect(gaps).toEqual(new Array(gaps.length).fill(every));
+    // On: each gap is within [1 - j, 1 + j] of `every`, and the replicas do not snapshot in step.
+    const jittered = await run(0.5);
+    for (const gaps of jittered) {
+      expect(gaps.length).toBeGreaterThanOrEqual(6);
+      for (const g of gaps) {
+        expect(g).toBeGreaterThanOrEqual(every / 2);
+        expect(g).toBeLessThanOrEqual((every * 3) / 2);
+      }
+      expect(new Set(gaps).size).toBeGreaterThan(2);
+    }
+    expect(new Set(jittered.map((gaps) => gaps[0])).size).toBeGreaterThan(1);
+  });
+
   it('recovers its state from the WAL and snapshots after every replica restarts', async () => {
     const c = new GroupCluster({ seed: 21, group: { snapshotEveryEntries: 10 } });
     let leader = await elect(c);

@@ -10,6 +10,7 @@ import {
   ConfigurationChangedError,
   checkKvOpLimits,
   DEFAULT_PROTOCOL_LIMITS,
+  fnv1a32,
   isReadOnlyOp,
   type KvOp,
   type KvResult,
@@ -133,6 +134,18 @@ export interface ReplicaGroupConfig {
   /** Fewest entries since the last snapshot for the {@link ReplicaGroupConfig.snapshotLogRatio} trigger. Default 1 000. */
   readonly snapshotMinEntries: number;
   /**
+   * Each replica draws, after every snapshot, a factor in `[1 - snapshotJitter, 1 + snapshotJitter)`
+   * that scales the three thresholds above until its next snapshot. Default 0.5; 0 snapshots exactly
+   * at the thresholds. Partitions fill at about the same rate, so without it the replicas of every
+   * partition on a server (and across servers sharing a disk) reach their thresholds within a fraction
+   * of a second of each other, and their snapshots (each about the state's size in encoding, writing
+   * and syncing) land in one burst that stalls the puts of that second. The factor's mean is 1, so the
+   * snapshot work per write is unchanged; a replay on restart is at most `1 + snapshotJitter` times the
+   * bound the thresholds give. The draw is a hash of the replica's id, nonce and last snapshot index,
+   * so a simulation with fixed nonces stays deterministic.
+   */
+  readonly snapshotJitter: number;
+  /**
    * A submitted write or read whose outcome is not known after this many ticks fails with a
    * `TimeoutError` (outcome unknown: retry with the same session). Default 1000 ticks.
    */
@@ -244,6 +257,7 @@ export const DEFAULT_REPLICA_GROUP_CONFIG: Readonly<ReplicaGroupConfig> = Object
   snapshotEveryEntries: 10_000,
   snapshotLogRatio: 0.25,
   snapshotMinEntries: 1_000,
+  snapshotJitter: 0.5,
   requestTimeoutTicks: 1_000,
   maxPendingRequests: 100_000,
   unsafeMutation: 'none',
@@ -484,6 +498,8 @@ export class ReplicaGroup {
   /** Reads whose index is known, waiting for the state machine to catch up. */
   private readonly readyReads: PendingRead[] = [];
   private lastSnapshotIndex: number;
+  /** Multiplier of the snapshot thresholds until the next snapshot (see `snapshotJitter`). */
+  private snapshotStagger = 1;
   private pumpScheduled = false;
   private releaseChain: Promise<void> = Promise.resolve();
   /** Pumps whose flush has not resolved or whose outputs are not released: while non-zero, nothing may overtake them. */
@@ -546,6 +562,12 @@ export class ReplicaGroup {
         `replica group config.snapshotLogRatio must be a finite number >= 0 (0 turns it off), got ${String(ratio)}`,
       );
     }
+    const jitter = this.config.snapshotJitter;
+    if (typeof jitter !== 'number' || !Number.isFinite(jitter) || jitter < 0 || jitter >= 1) {
+      throw new RangeError(
+        `replica group config.snapshotJitter must be a number in [0, 1) (0 turns it off), got ${String(jitter)}`,
+      );
+    }
     this.storage = opts.storage;
     this.onConfigChange = opts.onConfigChange;
     this.sendFn = opts.send;
@@ -595,6 +617,7 @@ export class ReplicaGroup {
       onConfigStart: (record) => this.configStarted(record),
     });
     this.lastSnapshotIndex = this.paxos.compactedIndex;
+    this.snapshotStagger = this.nextStagger();
     if (
       this.paxos.configId >= 0 &&
       !this.events.some((e) => e.configuration.configId === this.paxos.configId)
@@ -1665,16 +1688,27 @@ export class ReplicaGroup {
     const applied = this.sm.appliedIndex;
     const since = applied - this.lastSnapshotIndex;
     const { snapshotEveryEntries, snapshotMinEntries, snapshotLogRatio } = this.config;
+    const k = this.snapshotStagger;
     const byRatio =
-      snapshotLogRatio > 0 && since >= snapshotMinEntries && since >= this.sm.size * snapshotLogRatio;
-    if (since < snapshotEveryEntries && !byRatio) return;
+      snapshotLogRatio > 0 && since >= snapshotMinEntries * k && since >= this.sm.size * snapshotLogRatio * k;
+    if (since < snapshotEveryEntries * k && !byRatio) return;
     try {
       this.paxos.compact(applied, this.sm.snapshot());
       this.lastSnapshotIndex = applied;
+      this.snapshotStagger = this.nextStagger();
       this.schedule();
     } catch (e) {
       this.logger.warn({ partition: this.partition, err: String(e) }, 'snapshot skipped');
     }
+  }
+
+  /** The factor of the snapshot thresholds until the next snapshot (see `snapshotJitter`). */
+  private nextStagger(): number {
+    const j = this.config.snapshotJitter;
+    if (j === 0) return 1;
+    const u =
+      (fnv1a32(`${this.pid}:${this.nonce}:${this.partition}:${this.lastSnapshotIndex}`) >>> 0) / 2 ** 32;
+    return 1 - j + 2 * j * u;
   }
 
   private fail(e: unknown): void {
