@@ -2,7 +2,8 @@
  * `GroupHost` over real kvstore groups (shared WAL in a temp dir; no peers): joiners of dropped moves are
  * closed, groups that run a configuration are not, and a partition closed in this process opens again
  * (as an empty joiner) instead of failing on its already-taken log tags; a request forwarded here for a
- * partition still being opened waits for the open (a restarted server opens its groups one at a time).
+ * partition still being opened waits for the open (a restarted server opens its groups one at a time),
+ * and that partition opens next.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -128,6 +129,11 @@ describe('GroupHost', () => {
         memberRequest: () => Promise.reject(new Error('not used')),
       });
       const key = keyOfPartition(last, partitions);
+      // The opens are queued (each after one turn of its own), as they are long before a request
+      // reaches a restarted server.
+      await new Promise((r) => setImmediate(r));
+      // Which of the partitions queued before it are open when it is.
+      const openBefore = opening!.then(() => [1, 2].filter((p) => h.get(p) !== undefined));
       // A peer forwarded it here: without the hold it is refused ("does not host partition 3").
       const reply = await requests.execute(
         { type: 'kv', id: 7, op: { op: 'put', key, value: 'v' } },
@@ -137,6 +143,8 @@ describe('GroupHost', () => {
       await opening;
       expect(h.opening(last)).toBeUndefined();
       expect(h.get(last)).toBeDefined();
+      // The request moved its partition ahead of those queued before it (table order: 0, 1, 2, 3).
+      expect(await openBefore).toEqual([]);
       await adopted;
       // Nothing is being opened any more, and a partition never hosted here has no open to wait for.
       for (let p = 0; p < partitions; p++) expect(h.opening(p)).toBeUndefined();

@@ -92,6 +92,16 @@ export class GroupHost {
     return this.openings.get(partition);
   }
 
+  /**
+   * A client waits for `partition`, whose replica is queued to be opened: open it next (after the open
+   * in progress) instead of in table order. Returns whether its open moved ahead.
+   */
+  prioritize(partition: number): boolean {
+    const moved = this.openings.has(partition) && this.deps.groupFactory.prioritize?.(partition) === true;
+    if (moved) this.ctx.log.debug({ partition }, `partition ${partition} opens next: a request waits for it`);
+    return moved;
+  }
+
   /** Number of open groups. */
   get size(): number {
     return this.groups.size;

@@ -182,8 +182,13 @@ export class UnreadableGroupStateError extends Error {
   }
 }
 
-/** Builds (and recovers from disk) one replica group. */
-export type GroupFactory = (spec: GroupSpec) => Promise<ReplicaGroupPort>;
+/**
+ * Builds (and recovers from disk) one replica group. A factory that queues its opens may let a
+ * partition a client waits for go first (`prioritize`: returns whether its open moved ahead).
+ */
+export type GroupFactory = ((spec: GroupSpec) => Promise<ReplicaGroupPort>) & {
+  prioritize?: (partition: number) => boolean;
+};
 
 /**
  * Check of a paxos message from replica `from` on the peer path (the paxos package's own validation:

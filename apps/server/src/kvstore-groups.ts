@@ -34,6 +34,7 @@ import {
   type WatchRefused,
 } from './group-port.js';
 import type { ServerLogger } from './logger.js';
+import { OpenQueue } from './open-queue.js';
 
 /** Options of {@link kvstoreGroupFactory}. */
 export interface KvstoreGroupOptions {
@@ -179,16 +180,11 @@ export function kvstoreGroupFactory(options: KvstoreGroupOptions): GroupFactory 
   // joiner that never started): the lowest configuration it may join if it is opened again in this
   // process (its log tags were taken: it reopens empty, above every configuration it held).
   const vacated = new Map<number, number>();
-  // Groups open one at a time, in the order they were asked for: opening replays a group's state from
-  // disk (CPU-bound), and a restarted server with much data would otherwise finish all of them
-  // together, at the end; one at a time, each serves (and elects: the server ticks from the start)
-  // while the next replays.
-  let opening: Promise<unknown> = Promise.resolve();
-  return (spec: GroupSpec): Promise<ReplicaGroupPort> => {
-    const open = opening.then(() => openGroup(spec));
-    opening = open.catch(() => {});
-    return open;
-  };
+  // Groups open one at a time (see OpenQueue); a partition a client waits for goes first.
+  const queue = new OpenQueue();
+  const factory: GroupFactory = (spec: GroupSpec) => queue.run(spec.partition, () => openGroup(spec));
+  factory.prioritize = (partition) => queue.prioritize(partition);
+  return factory;
 
   /**
    * One info line per opened group: how long the open took (waiting for the shared log's recovery,

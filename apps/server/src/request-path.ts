@@ -307,6 +307,8 @@ export class RequestPath {
         const silent = (n: NodeId) => (this.deps.peers.silentForMs(n) ?? 0) > silentMs;
         const live = forwarded ? [] : replicas().filter((n) => n !== ctx.nodeId && !silent(n));
         const opening = this.deps.groups.opening(partition);
+        // A client waits for it (held here or forwarded to a peer that may be opening it too): open it next.
+        if (opening !== undefined) this.deps.groups.prioritize(partition);
         if (opening !== undefined && live.length === 0) {
           // This server still opens the group (a restart replays them one at a time) and no other
           // replica can take the request (it was forwarded here, or they are silent): held until the
