@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ReplicaGroup } from './replica-group.js';
+import { ReplicaGroup, type ReplicaGroupConfig } from './replica-group.js';
 import type { AppendFile, Disk } from './storage/disk.js';
 import { SimDisk } from './storage/sim-disk.js';
 import { WriteAheadLog } from './storage/wal.js';
@@ -29,22 +29,23 @@ async function until(pred: () => boolean, group: ReplicaGroup, max = 200): Promi
 }
 
 describe('ReplicaGroup on a single replica', () => {
-  it('refuses a negative or non-finite snapshotLogRatio', async () => {
-    for (const snapshotLogRatio of [-0.1, Number.NaN, Number.POSITIVE_INFINITY]) {
+  it('refuses a bad snapshotLogRatio or snapshotJitter with an error that names the setting', async () => {
+    type Case = readonly [Partial<ReplicaGroupConfig>, RegExp];
+    const cases: Case[] = [
+      ...[-0.1, Number.NaN, Number.POSITIVE_INFINITY].map(
+        (r): Case => [{ snapshotLogRatio: r }, /snapshotLogRatio/],
+      ),
+      ...[-0.1, 1, Number.NaN].map(
+        (j): Case => [{ snapshotJitter: j }, /snapshotJitter must be a number in \[0, 1\)/],
+      ),
+    ];
+    for (const [config, error] of cases) {
       const disk: Disk = new SimDisk();
       const { wal } = await WriteAheadLog.open({ disk, dir: '/wal' });
       await expect(
-        ReplicaGroup.open({
-          partition: 0,
-          pid: 1,
-          peers: [],
-          wal,
-          disk,
-          dir: '/d',
-          send: () => {},
-          config: { snapshotLogRatio },
-        }),
-      ).rejects.toThrow(/snapshotLogRatio/);
+        ReplicaGroup.open({ partition: 0, pid: 1, peers: [], wal, disk, dir: '/d', send: () => {}, config }),
+        JSON.stringify(config),
+      ).rejects.toThrow(error);
     }
   });
 
@@ -118,25 +119,5 @@ describe('ReplicaGroup on a single replica', () => {
     expect(fatal[0]?.name).toBe('WalFailedError');
     expect(fatal[0]?.message).toMatch(/restart the replica/);
     await expect(g.submit({ op: 'get', key: 'k' })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
-  });
-
-  it('refuses a snapshot jitter outside [0, 1) with an error that names the setting', async () => {
-    for (const snapshotJitter of [-0.1, 1, Number.NaN]) {
-      const disk = new SimDisk();
-      const { wal } = await WriteAheadLog.open({ disk, dir: '/wal' });
-      const opening = ReplicaGroup.open({
-        partition: 0,
-        pid: 1,
-        peers: [],
-        wal,
-        disk,
-        dir: '/d',
-        send: () => {},
-        config: { snapshotJitter },
-      });
-      await expect(opening, String(snapshotJitter)).rejects.toThrow(
-        /snapshotJitter must be a number in \[0, 1\)/,
-      );
-    }
   });
 });
