@@ -64,5 +64,15 @@ describe('OpenQueue', () => {
     b.finish();
     expect(await first).toBe('unreadable');
     expect(await second).toBe(1);
+    // A job that throws at once (not a rejected promise) fails its caller only, too.
+    const thrown = q.run(2, () => {
+      throw new Error('bad spec');
+    });
+    await expect(thrown).rejects.toThrow('bad spec');
+    const c = gate(started, 3);
+    const third = q.run(3, c.job);
+    await turn();
+    c.finish();
+    expect(await third).toBe(3);
   });
 });

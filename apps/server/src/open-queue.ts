@@ -23,7 +23,9 @@ export class OpenQueue {
   run<T>(partition: number, job: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const start = (): void => {
-        job()
+        // A job that throws before its first await rejects its caller like any failed open.
+        Promise.resolve()
+          .then(job)
           .then(resolve, reject)
           .finally(() => {
             this.running = false;
