@@ -4,12 +4,12 @@
  */
 import {
   isLeaseOpName,
+  isTxnOp,
   type KvOp,
   KvOpSchema,
   LeaseIdSchema,
   RangeOpSchema,
   type Session,
-  TxnOpSchema,
 } from '@paxkv/common';
 import { isStopSign, type LogEntry } from '@paxkv/paxos';
 
@@ -47,7 +47,7 @@ export function isKvCommand(x: unknown): x is KvCommand {
   const op = c.op as Record<string, unknown> | null;
   if (typeof op !== 'object' || op === null) return false;
   // Multi-key operations are rarer and richer: the wire schema checks them whole.
-  if (op.op === 'txn') return TxnOpSchema.safeParse(op).success;
+  if (op.op === 'txn') return isTxnOp(op);
   if (op.op === 'range') return RangeOpSchema.safeParse(op).success;
   if (typeof op.op === 'string' && isLeaseOpName(op.op)) return KvOpSchema.safeParse(op).success;
   if (op.op === 'snapshot' || op.op === 'restore') return KvOpSchema.safeParse(op).success;

@@ -6,6 +6,7 @@ import type { KvOp } from './kv.js';
 import { checkKvOpLimits } from './limits.js';
 import { parseClientRequest, parseServerResponse } from './messages.js';
 import { partitionOf } from './partition.js';
+import { isPlainTxnOp, isTxnOp, MAX_TXN_OPS_HARD, TxnOpSchema } from './txn.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 function byteOrder(a: string, b: string): number {
@@ -190,5 +191,104 @@ describe('transaction and range messages', () => {
       },
     };
     expect(parseServerResponse(reply)).toEqual({ ok: true, value: reply });
+  });
+});
+
+describe('isTxnOp', () => {
+  // Inputs near the valid shape: each field mostly valid, sometimes one of the near-misses a decoder
+  // could produce (wrong type, empty key, negative, fractional or unsafe revision, extra fields, a
+  // key written twice), so that both verdicts occur often.
+  const mostly = <T>(good: fc.Arbitrary<T>, bad: readonly unknown[]) =>
+    fc.oneof({ arbitrary: good, weight: 12 }, { arbitrary: fc.constantFrom(...bad), weight: 1 });
+  const key = mostly(fc.constantFrom('a', 'b', '{t}c', 'd'), ['', 7, undefined]);
+  const value = mostly(fc.constantFrom<unknown>('v', '', new Uint8Array([1, 2])), [3, null, undefined]);
+  const revision = mostly(fc.constantFrom<unknown>(0, -0, 5, Number.MAX_SAFE_INTEGER), [
+    -1,
+    1.5,
+    2 ** 53,
+    '3',
+  ]);
+  const operator = mostly(fc.constantFrom<unknown>('=', '!=', '<', '>'), ['>=', undefined]);
+  const extra = fc.option(fc.record({ extra: fc.constantFrom<unknown>(1, 'x') }), {
+    nil: undefined,
+    freq: 4,
+  });
+  const compare = fc.oneof(
+    fc
+      .tuple(key, fc.constantFrom('version', 'modRevision', 'createRevision'), operator, revision, extra)
+      .map(([k, target, op, v, more]) => ({ key: k, target, op, value: v, ...more })),
+    fc.tuple(key, operator, value).map(([k, op, v]) => ({ key: k, target: 'value', op, value: v })),
+    fc
+      .tuple(key, mostly(fc.constantFrom('=', '!='), ['<']), mostly(fc.boolean(), [1]))
+      .map(([k, op, v]) => ({ key: k, target: 'exists', op, value: v })),
+    fc.constantFrom<unknown>({ key: 'a', target: 'lease', op: '=', value: 1 }, null, []),
+  );
+  const lease = mostly(fc.constantFrom<unknown>(undefined, 65_536, 2 ** 40), [
+    65_535,
+    70_000.5,
+    2 ** 60,
+    '65536',
+  ]);
+  const request = fc.oneof(
+    { arbitrary: fc.tuple(key, extra).map(([k, more]) => ({ get: { key: k, ...more } })), weight: 3 },
+    { arbitrary: fc.tuple(key, extra).map(([k, more]) => ({ delete: { key: k, ...more } })), weight: 3 },
+    {
+      arbitrary: fc
+        .tuple(key, value, lease, fc.boolean())
+        .map(([k, v, l, withLease]) => ({ put: { key: k, value: v, ...(withLease ? { lease: l } : {}) } })),
+      weight: 6,
+    },
+    {
+      arbitrary: fc.constantFrom<unknown>(
+        null,
+        'put',
+        [],
+        { set: { key: 'a' } },
+        { put: { key: 'a', value: 'v' }, get: { key: 'a' } },
+      ),
+      weight: 1,
+    },
+  );
+  const list = (item: fc.Arbitrary<unknown>) =>
+    mostly(fc.array(item, { maxLength: 3 }), [undefined, {}, 'x']);
+  const txn = fc
+    .tuple(
+      mostly(fc.constant('txn'), ['range', undefined]),
+      list(compare),
+      list(request),
+      list(request),
+      extra,
+    )
+    .map(([op, c, success, failure, more]) => ({ op, compare: c, success, failure, ...more }));
+
+  it('gives the schema verdict, and answers every generated shape without the schema', () => {
+    let valid = 0;
+    let invalid = 0;
+    fc.assert(
+      fc.property(txn, (x) => {
+        const expected = TxnOpSchema.safeParse(x).success;
+        if (expected) valid++;
+        else invalid++;
+        expect(isTxnOp(x)).toBe(expected);
+        // The direct check alone already agrees: the fast path serves these shapes.
+        expect(isPlainTxnOp(x)).toBe(expected);
+      }),
+      { numRuns: 5_000 },
+    );
+    // Both verdicts were exercised (the generator is not degenerate).
+    expect(valid).toBeGreaterThan(500);
+    expect(invalid).toBeGreaterThan(500);
+  });
+
+  it('bounds every list by MAX_TXN_OPS_HARD and refuses a key written twice in one branch', () => {
+    const put = (k: string) => ({ put: { key: k, value: 'v' } });
+    const ok = { op: 'txn', compare: [], success: [put('a'), { get: { key: 'a' } }], failure: [put('a')] };
+    expect(isTxnOp(ok)).toBe(true);
+    expect(isTxnOp({ ...ok, success: [put('a'), { delete: { key: 'a' } }] })).toBe(false);
+    const many = Array.from({ length: MAX_TXN_OPS_HARD + 1 }, (_, i) => ({ get: { key: `k${i}` } }));
+    expect(isTxnOp({ ...ok, success: many })).toBe(false);
+    expect(isTxnOp({ ...ok, success: many.slice(1) })).toBe(true);
+    const compares = many.map((g) => ({ key: g.get.key, target: 'version', op: '=', value: 0 }));
+    expect(isTxnOp({ ...ok, compare: compares })).toBe(false);
   });
 });
