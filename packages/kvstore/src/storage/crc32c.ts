@@ -1,64 +1,122 @@
 /**
- * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum used by every write-ahead-log
- * record. Table-driven, slicing-by-8 (about twice the speed of slicing-by-4 in V8, which matters to
- * recovery: it checks every byte of the log): no dependencies, runs anywhere.
+ * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of every write-ahead-log record
+ * and snapshot file. Table-driven, slicing-by-16: no dependencies, runs anywhere. Recovery checks every
+ * byte of the log and of each snapshot, so its speed is part of a restart's: on the reference machine
+ * (2-core AMD EPYC, Node 20) it hashes about 1.4 GB/s on long inputs (reading whole 32-bit words) and a
+ * 300-byte record in 0.37 µs, against 490-590 MB/s and 0.53-0.66 µs for the slicing-by-8 it replaces; a
+ * restarted server's checks of its log and snapshots took 54-70 ms of CPU instead of 160 (profile of one
+ * server opening a copy of a benchmark's data directory).
  * @module
  */
 
 const POLY = 0x82f63b78;
+/** Bytes consumed per step of the main loop; one 256-entry table per byte of a step. */
+const SLICE = 16;
+/**
+ * Inputs at least this long are read as 32-bit words (after the bytes up to a 4-byte boundary): a
+ * word view costs an allocation, which only pays on longer inputs.
+ */
+export const CRC32C_WORD_PATH_MIN_BYTES = 512;
 
-function makeTables(): Uint32Array[] {
-  const t0 = new Uint32Array(256);
+/** `T[s * 256 + b]`: the CRC of byte `b` followed by `s` zero bytes (slicing tables, one array). */
+function makeTable(): Uint32Array {
+  const t = new Uint32Array(256 * SLICE);
   for (let i = 0; i < 256; i++) {
     let c = i;
     for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ POLY : c >>> 1;
-    t0[i] = c >>> 0;
+    t[i] = c >>> 0;
   }
-  const tables = [t0];
-  for (let s = 1; s < 8; s++) {
-    const prev = tables[s - 1]!;
-    const t = new Uint32Array(256);
-    for (let i = 0; i < 256; i++) t[i] = (t0[prev[i]! & 0xff]! ^ (prev[i]! >>> 8)) >>> 0;
-    tables.push(t);
+  for (let s = 1; s < SLICE; s++) {
+    for (let i = 0; i < 256; i++) {
+      const prev = t[(s - 1) * 256 + i]!;
+      t[s * 256 + i] = (t[prev & 0xff]! ^ (prev >>> 8)) >>> 0;
+    }
   }
-  return tables;
+  return t;
 }
 
-const [T0, T1, T2, T3, T4, T5, T6, T7] = makeTables() as [
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-  Uint32Array,
-];
+/** Word reads assume little-endian words; elsewhere (no mainstream Node platform) bytes are read. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** The CRC function, its table and loops in one closure (see the note in `words`). */
+function makeCrc32c(): (data: Uint8Array, seed?: number, start?: number, end?: number) => number {
+  const t = makeTable();
+
+  /** CRC of `n` (a multiple of 4) 32-bit words from `data[i]` on; `data.byteOffset + i` is 4-aligned. */
+  function words(data: Uint8Array, crc: number, i: number, n: number): number {
+    const w = new Uint32Array(data.buffer, data.byteOffset + i, n);
+    for (let k = 0; k < n; k += 4) {
+      // One 16-byte step (written out in both loops: V8 does not inline a helper this large when cold;
+      // the table lives in this closure, not at module level, where a bundler's `var` made V8 reload it).
+      const a = w[k]! ^ crc;
+      const b = w[k + 1]!;
+      const c = w[k + 2]!;
+      const d = w[k + 3]!;
+      crc =
+        t[15 * 256 + (a & 0xff)]! ^
+        t[14 * 256 + ((a >>> 8) & 0xff)]! ^
+        t[13 * 256 + ((a >>> 16) & 0xff)]! ^
+        t[12 * 256 + (a >>> 24)]! ^
+        t[11 * 256 + (b & 0xff)]! ^
+        t[10 * 256 + ((b >>> 8) & 0xff)]! ^
+        t[9 * 256 + ((b >>> 16) & 0xff)]! ^
+        t[8 * 256 + (b >>> 24)]! ^
+        t[7 * 256 + (c & 0xff)]! ^
+        t[6 * 256 + ((c >>> 8) & 0xff)]! ^
+        t[5 * 256 + ((c >>> 16) & 0xff)]! ^
+        t[4 * 256 + (c >>> 24)]! ^
+        t[3 * 256 + (d & 0xff)]! ^
+        t[2 * 256 + ((d >>> 8) & 0xff)]! ^
+        t[256 + ((d >>> 16) & 0xff)]! ^
+        t[d >>> 24]!;
+    }
+    return crc;
+  }
+
+  /** CRC of `data[i, end)`, 16 bytes per step, then byte by byte. */
+  function bytes(data: Uint8Array, crc: number, i: number, end: number): number {
+    for (; i + SLICE <= end; i += SLICE) {
+      const a = (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24)) ^ crc;
+      const b = data[i + 4]! | (data[i + 5]! << 8) | (data[i + 6]! << 16) | (data[i + 7]! << 24);
+      const c = data[i + 8]! | (data[i + 9]! << 8) | (data[i + 10]! << 16) | (data[i + 11]! << 24);
+      const d = data[i + 12]! | (data[i + 13]! << 8) | (data[i + 14]! << 16) | (data[i + 15]! << 24);
+      crc =
+        t[15 * 256 + (a & 0xff)]! ^
+        t[14 * 256 + ((a >>> 8) & 0xff)]! ^
+        t[13 * 256 + ((a >>> 16) & 0xff)]! ^
+        t[12 * 256 + (a >>> 24)]! ^
+        t[11 * 256 + (b & 0xff)]! ^
+        t[10 * 256 + ((b >>> 8) & 0xff)]! ^
+        t[9 * 256 + ((b >>> 16) & 0xff)]! ^
+        t[8 * 256 + (b >>> 24)]! ^
+        t[7 * 256 + (c & 0xff)]! ^
+        t[6 * 256 + ((c >>> 8) & 0xff)]! ^
+        t[5 * 256 + ((c >>> 16) & 0xff)]! ^
+        t[4 * 256 + (c >>> 24)]! ^
+        t[3 * 256 + (d & 0xff)]! ^
+        t[2 * 256 + ((d >>> 8) & 0xff)]! ^
+        t[256 + ((d >>> 16) & 0xff)]! ^
+        t[d >>> 24]!;
+    }
+    for (; i < end; i++) crc = t[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
+    return crc;
+  }
+
+  return function crc32c(data: Uint8Array, seed = 0, start = 0, end: number = data.length): number {
+    let crc = ~seed >>> 0;
+    let i = start;
+    if (LITTLE_ENDIAN && end - i >= CRC32C_WORD_PATH_MIN_BYTES) {
+      for (; ((data.byteOffset + i) & 3) !== 0; i++) crc = t[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
+      const n = ((end - i) >>> 4) << 2;
+      crc = words(data, crc, i, n);
+      i += n << 2;
+    }
+    return ~bytes(data, crc, i, end) >>> 0;
+  };
+}
 
 /**
  * Computes the CRC-32C of `data[start, end)`, continuing from `seed` (the value returned by a previous
  * call, or 0 to start). Test vector: `crc32c(utf8("123456789")) === 0xe3069283`.
  */
-export function crc32c(data: Uint8Array, seed = 0, start = 0, end: number = data.length): number {
-  let crc = ~seed >>> 0;
-  let i = start;
-  for (; i + 8 <= end; i += 8) {
-    crc ^= data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
-    const hi = data[i + 4]! | (data[i + 5]! << 8) | (data[i + 6]! << 16) | (data[i + 7]! << 24);
-    crc =
-      T7[crc & 0xff]! ^
-      T6[(crc >>> 8) & 0xff]! ^
-      T5[(crc >>> 16) & 0xff]! ^
-      T4[(crc >>> 24) & 0xff]! ^
-      T3[hi & 0xff]! ^
-      T2[(hi >>> 8) & 0xff]! ^
-      T1[(hi >>> 16) & 0xff]! ^
-      T0[(hi >>> 24) & 0xff]!;
-  }
-  for (; i + 4 <= end; i += 4) {
-    crc ^= data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
-    crc = T3[crc & 0xff]! ^ T2[(crc >>> 8) & 0xff]! ^ T1[(crc >>> 16) & 0xff]! ^ T0[(crc >>> 24) & 0xff]!;
-  }
-  for (; i < end; i++) crc = T0[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
-  return ~crc >>> 0;
-}
+export const crc32c = makeCrc32c();

@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Rng } from '@paxkv/paxos/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { crc32c } from './crc32c.js';
+import { CRC32C_WORD_PATH_MIN_BYTES, crc32c } from './crc32c.js';
 import type { AppendFile } from './disk.js';
 import { NodeDisk } from './node-disk.js';
 import { SimDisk } from './sim-disk.js';
@@ -79,6 +80,34 @@ describe('crc32c', () => {
     expect(crc32c(new Uint8Array(32))).toBe(0x8a9136aa);
     const data = enc.encode('the quick brown fox jumps over the lazy dog');
     expect(crc32c(data, crc32c(data, 0, 0, 10), 10)).toBe(crc32c(data));
+  });
+
+  it('agrees with a bit-at-a-time CRC at every alignment and length, on both sides of the word path', () => {
+    const reference = (d: Uint8Array, from: number, to: number): number => {
+      let c = 0xffffffff;
+      for (let i = from; i < to; i++) {
+        c ^= d[i] as number;
+        for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+      }
+      return ~c >>> 0;
+    };
+    const rng = new Rng(7);
+    const backing = new Uint8Array(CRC32C_WORD_PATH_MIN_BYTES * 3);
+    for (let i = 0; i < backing.length; i++) backing[i] = rng.int(256);
+    const lengths = [0, 1, 3, 15, 16, 17, 63, CRC32C_WORD_PATH_MIN_BYTES - 1, CRC32C_WORD_PATH_MIN_BYTES];
+    lengths.push(CRC32C_WORD_PATH_MIN_BYTES + 1, CRC32C_WORD_PATH_MIN_BYTES * 2 + 13);
+    for (let view = 0; view < 4; view++) {
+      // A view that starts off a 4-byte boundary of its buffer, and ranges that start anywhere in it.
+      const data = backing.subarray(view);
+      for (let start = 0; start < 8; start++) {
+        for (const n of lengths) {
+          const end = Math.min(data.length, start + n);
+          expect(crc32c(data, 0, start, end), `view ${view} [${start}, ${end})`).toBe(
+            reference(data, start, end),
+          );
+        }
+      }
+    }
   });
 });
 
