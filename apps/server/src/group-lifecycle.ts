@@ -14,7 +14,6 @@ import {
   type ReplicaGroupPort,
   UnreadableGroupStateError,
 } from './group-port.js';
-
 import { GroupObserver, TickRounds } from './group-ticks.js';
 import type { PeerLinks } from './peers.js';
 
@@ -36,10 +35,7 @@ export interface GroupHostDeps {
 /** See the module comment. */
 export class GroupHost {
   private readonly groups = new Map<number, ReplicaGroupPort>();
-  /**
-   * Per partition being opened here: settles (never rejects) when its open ended, opened or not; the
-   * entry is gone by then.
-   */
+  /** Per partition being opened here: settles (never rejects) when its open ended; the entry is gone by then. */
   private readonly openings = new Map<number, Promise<void>>();
   private readonly rounds = new TickRounds();
   private readonly observer: GroupObserver;
@@ -81,6 +77,11 @@ export class GroupHost {
   /** Since when (ctx clock, ms) the local replica of `partition` has been isolated, if it is. */
   isolatedSince(partition: number): number | undefined {
     return this.observer.isolatedSince(partition);
+  }
+
+  /** Resolves when the local replica of `partition` changes leader or role, or after `ms` (GroupObserver). */
+  changeOrTimeout(partition: number, ms: number): Promise<void> {
+    return this.observer.changeOrTimeout(partition, ms);
   }
 
   /**

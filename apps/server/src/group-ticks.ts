@@ -35,9 +35,15 @@ export class TickRounds {
   }
 }
 
-/** Per group, after each tick: leader changes (metric and debug line) and since when it is isolated. */
+/**
+ * Per group, after each tick: leader changes (metric and debug line), since when it is isolated, and
+ * who waits for its leader or role to change ({@link GroupObserver.changeOrTimeout}).
+ */
 export class GroupObserver {
   private readonly lastLeader = new Map<number, NodeId | null>();
+  private readonly lastRole = new Map<number, ReplicaGroupPort['role']>();
+  /** Per partition: the callbacks of the requests waiting for its leader or role to change. */
+  private readonly waiters = new Map<number, Set<() => void>>();
   private readonly isolatedAt = new Map<number, number>();
 
   constructor(private readonly ctx: ServerContext) {}
@@ -60,16 +66,61 @@ export class GroupObserver {
     }
     const leader = g.leader;
     const before = this.lastLeader.get(g.partition);
+    let changed = false;
     if (before !== leader) {
       if (before !== undefined) metrics.leaderChanges.inc({ partition: String(g.partition) });
       this.lastLeader.set(g.partition, leader);
       log.debug({ partition: g.partition, leader }, 'leader changed');
+      changed = true;
     }
+    const role = g.role;
+    if (this.lastRole.get(g.partition) !== role) {
+      this.lastRole.set(g.partition, role);
+      changed = true;
+    }
+    if (changed) this.wake(g.partition);
+  }
+
+  /**
+   * Resolves when the local replica of `partition` is next seen (after a tick) with another leader or
+   * role, or after `ms`, whichever comes first. A request that found no usable leader retries then:
+   * at once when an election ends, instead of at the end of its backoff (up to 200 ms later).
+   */
+  changeOrTimeout(partition: number, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let set = this.waiters.get(partition);
+      if (set === undefined) {
+        set = new Set();
+        this.waiters.set(partition, set);
+      }
+      const waiting = set;
+      const done = (): void => {
+        clearTimeout(timer);
+        waiting.delete(done);
+        if (waiting.size === 0 && this.waiters.get(partition) === waiting) this.waiters.delete(partition);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      waiting.add(done);
+    });
+  }
+
+  /** Requests waiting on `partition` (tests: nothing is left behind). */
+  waiting(partition: number): number {
+    return this.waiters.get(partition)?.size ?? 0;
+  }
+
+  private wake(partition: number): void {
+    const set = this.waiters.get(partition);
+    if (set === undefined) return;
+    for (const done of [...set]) done();
   }
 
   /** Forgets `partition` (its local replica was closed). */
   forget(partition: number): void {
     this.lastLeader.delete(partition);
+    this.lastRole.delete(partition);
     this.isolatedAt.delete(partition);
+    this.wake(partition);
   }
 }

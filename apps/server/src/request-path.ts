@@ -233,7 +233,8 @@ export class RequestPath {
     let rotate = 0;
     let lastError: unknown = null;
     const wait = async () => {
-      await sleep(Math.min(backoff, Math.max(0, deadline - ctx.now())));
+      // Cut short when the local replica's leader or role changes (an election ended meanwhile).
+      await this.deps.groups.changeOrTimeout(partition, Math.min(backoff, Math.max(0, deadline - ctx.now())));
       backoff = Math.min(RETRY_BACKOFF_MAX_MS, backoff * 2);
     };
     // What a failed local attempt leads to: the hinted leader to forward to, or RETRY (after a wait).
