@@ -1,12 +1,11 @@
 /**
  * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of every write-ahead-log record
  * and snapshot file. Table-driven, slicing-by-16: no dependencies, runs anywhere. Recovery checks every
- * byte of the log and of each snapshot, so its speed is part of a restart's: on the reference machine
- * (2-core AMD EPYC, Node 20) it hashes about 1.1-1.4 GB/s on long inputs (reading whole 32-bit words) and a
- * 300-byte record in 0.37-0.57 µs, against 490-590 MB/s and 0.53-0.89 µs for the slicing-by-8 it replaces
- * (ranges: runs at different times of a shared machine); a
- * restarted server's checks of its log and snapshots took 54-71 ms of CPU instead of 160 (profile of one
- * server opening a copy of a benchmark's data directory).
+ * byte of the log and of each snapshot, so its speed is part of a restart's. On the reference machine
+ * (2-core AMD EPYC, Node 20) it hashes 1.1-1.4 GB/s on long inputs (reading whole 32-bit words) and a
+ * 300-byte record in 0.37-0.57 µs, against 490-590 MB/s and 0.53-0.89 µs for the slicing-by-8 it
+ * replaces (ranges: runs at different times of a shared machine); a restarted server's checks of its log
+ * and snapshots took 54-71 ms of CPU instead of 160 (one server opening a benchmark's data directory).
  * @module
  */
 
