@@ -292,6 +292,16 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
           new ConnectionClosedError({ address: this.address, reason: e.message }, { cause: e }),
       );
     const onConnect = () => {
+      if (isSelfConnected(socket)) {
+        fail(
+          new ConnectionClosedError({
+            address: this.address,
+            reason:
+              'the connection reached itself (TCP self-connect: nothing listened at the target and the kernel chose the target port for this end)',
+          }),
+        );
+        return;
+      }
       detach();
       this.connecting = false;
       if (this.stopped) {
@@ -376,4 +386,18 @@ export class ReconnectingConnection extends EventEmitter<ReconnectingConnectionE
       if (event === 'connect') this.current?.destroy();
     }
   }
+}
+
+/**
+ * Whether `socket` is connected to itself. Dialling a local port nobody listens on, in the range the
+ * kernel picks outgoing ports from, can end in a TCP "simultaneous open" of the socket with itself: it
+ * then reads back everything it writes (a bootstrap client got its own `checkin` as the answer, for a
+ * minute, in a test run under load). Such a connection is dropped and the dial retried.
+ */
+export function isSelfConnected(socket: Socket): boolean {
+  return (
+    socket.localPort !== undefined &&
+    socket.localPort === socket.remotePort &&
+    socket.localAddress === socket.remoteAddress
+  );
 }
