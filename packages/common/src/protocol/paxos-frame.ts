@@ -15,14 +15,7 @@ import {
   type PeerMessage,
   parsePeerMessage,
 } from './messages.js';
-
-function isNat(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
-}
+import { isNat, isPlainObject } from './shape.js';
 
 function isBeat(b: unknown): boolean {
   if (!Array.isArray(b)) return false;

@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { LEASE_PARTITION_SPACE, LeaseIdSchema } from './lease.js';
 import { KeySchema, ValueSchema } from './primitives.js';
 import { KeyMetaShape, PartitionSchema, ResultHeaderShape, RevisionSchema } from './revisions.js';
+import { isNat, isPlainObject } from './shape.js';
 
 /**
  * Most entries a transaction's `compare`, `success` or `failure` list may hold on the wire, whatever
@@ -105,18 +106,12 @@ function isTxnValue(x: unknown): boolean {
   return typeof x === 'string' || x instanceof Uint8Array;
 }
 
-/** A plain, non-array object (what `z.object` accepts as its input). */
-function isRecord(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
-
 const REVISION_TARGETS: ReadonlySet<unknown> = new Set(['version', 'modRevision', 'createRevision']);
 const COMPARE_OPERATORS: ReadonlySet<unknown> = new Set(CompareOperatorSchema.options);
 
 function isPlainCompare(c: unknown): boolean {
-  if (!isRecord(c) || !isKey(c.key)) return false;
-  if (REVISION_TARGETS.has(c.target))
-    return COMPARE_OPERATORS.has(c.op) && Number.isSafeInteger(c.value) && (c.value as number) >= 0;
+  if (!isPlainObject(c) || !isKey(c.key)) return false;
+  if (REVISION_TARGETS.has(c.target)) return COMPARE_OPERATORS.has(c.op) && isNat(c.value);
   if (c.target === 'value') return COMPARE_OPERATORS.has(c.op) && isTxnValue(c.value);
   if (c.target === 'exists') return (c.op === '=' || c.op === '!=') && typeof c.value === 'boolean';
   return false;
@@ -124,11 +119,11 @@ function isPlainCompare(c: unknown): boolean {
 
 /** The key a plain branch operation writes ('' for a get), or `undefined` if it is not plain. */
 function plainRequestWrite(o: unknown): string | undefined {
-  if (!isRecord(o)) return undefined;
+  if (!isPlainObject(o)) return undefined;
   const names = Object.keys(o);
   if (names.length !== 1) return undefined;
   const body = o[names[0] as string];
-  if (!isRecord(body) || !isKey(body.key)) return undefined;
+  if (!isPlainObject(body) || !isKey(body.key)) return undefined;
   switch (names[0]) {
     case 'get':
       return '';
@@ -165,7 +160,7 @@ function isPlainBranch(ops: unknown): boolean {
  */
 export function isPlainTxnOp(x: unknown): boolean {
   return (
-    isRecord(x) &&
+    isPlainObject(x) &&
     x.op === 'txn' &&
     Array.isArray(x.compare) &&
     x.compare.length <= MAX_TXN_OPS_HARD &&
