@@ -58,7 +58,11 @@ export type BleMutation = 'none' | 'raiseOnLeaderSessionBreak' | 'earlyRoundOnMa
  * heartbeat before answering its current round (the peer has just come up: a restarted server opens
  * its groups one by one, and the requests sent to a group before it was open were lost), it asks that
  * peer again, once per round. After a restart of every server, a group elects a few round trips after
- * its replicas are up instead of one to several full rounds later. A peer that does not answer (down)
+ * its replicas are up instead of one to several full rounds later. A restarted replica's own ballot is
+ * stale (not above the promise it made before the restart): the replica whose stale ballot tops a
+ * start-up round raises it and leads at once with the raised ballot, instead of waiting a round to be
+ * elected with it, unless a peer answered that round with a higher ballot (one not quorum-connected yet
+ * may be by the next round, and would then take the leadership over). A peer that does not answer (down)
  * makes the round end on the clock, as before. Ending early on a mere majority could elect a lower
  * ballot just before the highest one answers, then change leader again (mutation
  * `earlyRoundOnMajority`). Only at start-up: a leader deposed later (a leadership transfer, a higher
@@ -380,11 +384,23 @@ export class BallotLeaderElection {
     }
   }
 
+  /**
+   * Whether a reply of this round carries a ballot above `own`, quorum-connected or not: a peer that
+   * may become quorum-connected and win the next round, so a start-up raise waits for that round.
+   */
+  private outranked(own: Ballot): boolean {
+    for (const r of this.replies.values()) if (compareBallots(r.ballot, own) > 0) return true;
+    return false;
+  }
+
   private elect(top: Ballot): void {
     if (top.pid === this.pid && compareBallots(top, this.host.promise()) <= 0) {
-      // Our ballot is stale (we promised as high before, e.g. before a restart): raise, win next round.
+      // Our ballot is stale (we promised as high before, e.g. before a restart): raise above it.
+      const before = this.ballot.n;
       this.raise(this.host.promise().n);
-      return;
+      // At start-up, lead with the raised ballot at once (see "Start-up"); later, win the next round.
+      if (!this.startingUp || this.ballot.n === before || this.outranked(top)) return;
+      top = this.ballot;
     }
     this.leader = top;
     this.startingUp = false;
