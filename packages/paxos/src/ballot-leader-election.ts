@@ -62,7 +62,10 @@ export type BleMutation = 'none' | 'raiseOnLeaderSessionBreak' | 'earlyRoundOnMa
  * stale (not above the promise it made before the restart): the replica whose stale ballot tops a
  * start-up round raises it and leads at once with the raised ballot, instead of waiting a round to be
  * elected with it, unless a peer answered that round with a higher ballot (one not quorum-connected yet
- * may be by the next round, and would then take the leadership over). A peer that does not answer (down)
+ * may be by the next round, and would then take the leadership over). A replica that came up alone ended
+ * its rounds unanswered; until it knows a leader, it tells a peer that asks it whether it hears a majority
+ * now (the peers that answered its round, and the asker), instead of its stale "not quorum-connected",
+ * which would leave its ballot out of the asker's election. A peer that does not answer (down)
  * makes the round end on the clock, as before. Ending early on a mere majority could elect a lower
  * ballot just before the highest one answers, then change leader again (mutation
  * `earlyRoundOnMajority`). Only at start-up: a leader deposed later (a leadership transfer, a higher
@@ -188,7 +191,7 @@ export class BallotLeaderElection {
       type: 'HeartbeatReply',
       round: msg.round,
       ballot: this.ballot,
-      quorumConnected: this.quorumConnected,
+      quorumConnected: this.quorumConnected || this.hearsMajorityWith(from),
       leader: this.leaderDirect && this.leader !== undefined ? this.leader : BALLOT_ZERO,
     });
     // Without a leader, a peer that asks before it answered this round may have missed our request
@@ -202,6 +205,19 @@ export class BallotLeaderElection {
       this.askedAgain.add(from);
       this.host.send(from, { type: 'HeartbeatRequest', round: this.round });
     }
+  }
+
+  /**
+   * At start-up without a leader: whether this replica hears a majority now, counting the peers that
+   * answered its current round and `from`, which is asking it (see "Start-up"). A replica that came up
+   * alone ended its rounds unanswered and reports itself not quorum-connected until a round ends after
+   * its peers came up; its peers would meanwhile leave its ballot out of their elections and elect one
+   * of their own, then change leader again when it is counted.
+   */
+  private hearsMajorityWith(from: number): boolean {
+    if (!this.startingUp || this.leader !== undefined || !this.peers.includes(from)) return false;
+    const heard = this.replies.has(from) ? this.replies.size : this.replies.size + 1;
+    return heard + 1 >= this.majority;
   }
 
   /** Records a heartbeat reply of the current round; replies of other rounds are stale and ignored. */

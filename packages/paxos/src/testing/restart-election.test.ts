@@ -280,4 +280,36 @@ describe('BallotLeaderElection start-up rule, on one replica', () => {
       { n: 1, pid: 2 },
     ]);
   });
+
+  it('at start-up, a replica that came up alone reports itself quorum-connected to a peer that asks, once it hears a majority', () => {
+    const r = replica(1, [2, 3]);
+    r.endRound(); // alone: nobody answered, so it is not quorum-connected after its first round
+    expect(r.ble.quorumConnected).toBe(false);
+    const replyTo = (to: number) =>
+      r.sent.filter((s) => s.to === to && s.message.type === 'HeartbeatReply').at(-1)
+        ?.message as HeartbeatReply;
+    // Peer 2 came up and asks: this replica and peer 2 are a majority of 3, so it is a candidate again
+    // (a stale "not quorum-connected" would leave its ballot out of peer 2's election).
+    r.ble.handleRequest(2, { type: 'HeartbeatRequest', round: 1 });
+    expect(replyTo(2).quorumConnected).toBe(true);
+    // Five replicas: one asker is not a majority yet; with a reply of another peer it is.
+    const five = replica(1, [2, 3, 4, 5]);
+    five.endRound();
+    five.ble.handleRequest(2, { type: 'HeartbeatRequest', round: 1 });
+    const last = (to: number) =>
+      five.sent.filter((s) => s.to === to && s.message.type === 'HeartbeatReply').at(-1)
+        ?.message as HeartbeatReply;
+    expect(last(2).quorumConnected).toBe(false);
+    five.ble.handleReply(3, five.reply(3));
+    five.ble.handleRequest(2, { type: 'HeartbeatRequest', round: 1 });
+    expect(last(2).quorumConnected).toBe(true);
+    // Once a leader is known, the flag of the last round applies again.
+    r.ble.handleReply(2, r.reply(2));
+    r.ble.handleReply(3, r.reply(3)); // every peer answered: elects at once
+    expect(r.leaders).toHaveLength(1);
+    r.endRound(); // a round nobody answered: not quorum-connected
+    expect(r.ble.quorumConnected).toBe(false);
+    r.ble.handleRequest(3, { type: 'HeartbeatRequest', round: 1 });
+    expect(replyTo(3).quorumConnected).toBe(false);
+  });
 });
