@@ -284,7 +284,12 @@ export class SequencePaxos<T> {
     this.config = Object.freeze(resolveConfig(opts.config));
     this.majority = Math.floor((this.peers.length + 1) / 2) + 1;
     const promise = this.storage.getPromise();
-    const initialRound = Math.max(this.storage.getBallotRound(), promise.n);
+    // A replica restarted on a promise (it held a running configuration) starts its candidacy one round
+    // below it: stale, like every restarted replica of its group, so the first to top a start-up round
+    // raises above its promise and leads, and a replica that comes up later (of a higher id) follows that
+    // leader instead of taking over with a ballot of the old round (see BallotLeaderElection "Start-up").
+    // Leading still takes a ballot above the promise, which this replica never used.
+    const initialRound = promise.n > 0 ? promise.n - 1 : this.storage.getBallotRound();
     this.ble = new BallotLeaderElection(
       this.pid,
       this.peers,

@@ -52,7 +52,8 @@ export interface Storage<T> {
   setAcceptedRound(ballot: Ballot): void;
   /**
    * The highest round number this replica used for its own leader-election ballot (`0` when fresh).
-   * Persisted so that a replica's ballot only grows across restarts.
+   * Persisted so that a fresh replica's head start (a preferred leader's) survives a restart; a replica
+   * restarted on a promise starts its candidacy below that promise instead (see the README).
    */
   getBallotRound(): number;
   /** Records the replica's own election round; the core only ever raises it. */
