@@ -262,11 +262,6 @@ export class BallotLeaderElection {
   }
 
   /**
-   * Raises this replica's own ballot above `above` (and persists the round). Never past
-   * {@link MAX_ROUND}: a replica asked to go beyond it keeps its ballot (it cannot lead above the bound,
-   * and a round past it would be dropped by every peer and refused by its own storage).
-   */
-  /**
    * A gentle leadership transfer to this replica: raises its ballot above the leader it follows (and
    * above its promise), so that the next round, whose replies carry the new ballot, elects it if it is
    * quorum-connected (the highest quorum-connected ballot wins). Nothing is lost: the new leader's
@@ -311,6 +306,11 @@ export class BallotLeaderElection {
     return true;
   }
 
+  /**
+   * Raises this replica's own ballot above `above` (and persists the round). Never past
+   * {@link MAX_ROUND}: a replica asked to go beyond it keeps its ballot (it cannot lead above the bound,
+   * and a round past it would be dropped by every peer and refused by its own storage).
+   */
   private raise(above: number): void {
     const n = Math.max(above, this.ballot.n) + 1;
     if (n > MAX_ROUND) return;
