@@ -68,6 +68,19 @@ describe('server configuration', () => {
     expect((error as Error).message).toMatch(pattern);
   });
 
+  it('runs the start-up warm-up by default; --warm-up off or warmUp: false in the file turns it off', () => {
+    expect(parseServerConfig({})).toMatchObject({ warmUp: true, warmUpDelayMs: 3000 });
+    expect(loadServerConfig(['--warm-up', 'off'], '1.0.0', silent).warmUp).toBe(false);
+    const file = tempFile(JSON.stringify({ warmUp: false, warmUpDelayMs: 10 }));
+    expect(loadServerConfig(['--config', file], '1.0.0', silent)).toMatchObject({
+      warmUp: false,
+      warmUpDelayMs: 10,
+    });
+    // The flag wins over the file.
+    expect(loadServerConfig(['--config', file, '--warm-up', 'on'], '1.0.0', silent).warmUp).toBe(true);
+    expect(() => loadServerConfig(['--warm-up', 'maybe'], '1.0.0', silent)).toThrow(ConfigError);
+  });
+
   it('rejects unknown and invalid fields of the config file', () => {
     expect(() => loadServerConfig(['--config', tempFile('{"prot": 1}')], '1', silent)).toThrow(/prot/);
     expect(() => loadServerConfig(['--config', tempFile('{"replication": "3"}')], '1', silent)).toThrow(

@@ -79,6 +79,17 @@ export const serverConfigSchema = z
      * the whole rate for seconds). 0 = back to back. Default 1000 ms.
      */
     moveIntervalMs: z.number().int().nonnegative().max(3_600_000).default(1000),
+    /**
+     * Whether the server runs the start-up warm-up (`--warm-up on|off`): once, `warmUpDelayMs` after it
+     * is up, a short scripted run of a small in-memory cluster (simulated disks and network; nothing
+     * leaves the process) through the paths of a replica move (stop-sign, snapshot transfer and install,
+     * a leader leaving its group). Without it the first move under load costs seconds of V8
+     * recompilation on the hot put path (see `@paxkv/kvstore`'s `warmUpReplicaGroups`). Costs about
+     * 0.3-1 s of CPU once, in slices between real requests. Default on.
+     */
+    warmUp: z.union([z.boolean(), z.enum(['on', 'off']).transform((v) => v === 'on')]).default(true),
+    /** Milliseconds from the server being up to its warm-up (after a restart, the groups elect first). Default 3000. */
+    warmUpDelayMs: z.number().int().nonnegative().max(3_600_000).default(3000),
     /** How long a forwarded or locally submitted request may take before TIMEOUT is returned. Default 5000 ms. */
     requestTimeoutMs: positiveInt.default(5000),
     /** Largest accepted frame in bytes; a bigger one closes the connection. Default 16 MiB. */

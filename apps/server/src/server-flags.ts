@@ -113,6 +113,12 @@ export function buildServerCommand(version: string): Command {
     )
     .addOption(
       new Option(
+        '--warm-up <on|off>',
+        'run the replica-move code once in memory after start, so the first real move is not slowed by the JIT (default on)',
+      ).choices(['on', 'off']),
+    )
+    .addOption(
+      new Option(
         '--insecure',
         'start without peer authentication (no cluster token, no TLS): anyone reaching the port can act as a peer',
       ),
@@ -147,6 +153,7 @@ const FLAG_FIELDS = [
   'maxMovesInFlight',
   'maxConnectionsPerHost',
   'moveIntervalMs',
+  'warmUp',
   'logLevel',
   'clusterToken',
   'clusterTokenFile',

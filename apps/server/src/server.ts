@@ -41,6 +41,7 @@ import { requestPathBackend } from './resp/request-path-backend.js';
 import { RespServer } from './resp/resp-server.js';
 import type { ServerDeps } from './server-deps.js';
 import { certificateNames, readTlsMaterial, UNSAFE_TLS_ANY_CERTIFICATE } from './tls-setup.js';
+import { ServerWarmUp } from './warm-up.js';
 import { WatchStreams } from './watch-streams.js';
 
 export { BOOTSTRAP_NODE_ID } from './bootstrap-role.js';
@@ -69,6 +70,8 @@ export class PaxkvServer {
   readonly watches: WatchStreams;
   /** Logins, users and roles, and the check of every client request (see `access-control.ts`). */
   readonly access: AccessControl;
+  /** The start-up warm-up of the replica-move code (`--warm-up`; see `warm-up.ts`). */
+  readonly warmUp: ServerWarmUp;
   private tickTimer: NodeJS.Timeout | null = null;
   private lastHeartbeat = Number.NEGATIVE_INFINITY;
   private http: HttpEndpoint | null = null;
@@ -151,6 +154,7 @@ export class PaxkvServer {
       },
       async (op) => (await this.requests.executeKv({ type: 'kv', id: 0, op }, false)).result,
     );
+    this.warmUp = new ServerWarmUp(config, this.ctx.log);
     this.inbound = new InboundConnections(this.ctx, {
       requests: this.requests,
       watches: this.watches,
@@ -283,6 +287,7 @@ export class PaxkvServer {
       },
       `paxkv-server listening on ${advertised}${this.httpPort !== null ? ` (http :${this.httpPort})` : ''}${this.respPort !== null ? ` (resp :${this.respPort})` : ''}, data dir ${c.dataDir}, fsync ${c.fsync}, bootstrap threshold ${c.bootstrapThreshold}, ${coordinator ? 'bootstrap server' : `joining ${c.join}`}`,
     );
+    this.warmUp.start();
     const tls = this.ctx.tls;
     if (tls && UNSAFE_TLS_ANY_CERTIFICATE) {
       this.ctx.log.error(
@@ -379,6 +384,7 @@ export class PaxkvServer {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = null;
     this.inbound.stopAccepting();
+    await this.warmUp.close();
     this.peers.failPending();
     await this.groups.close();
     this.bootstrap.close();

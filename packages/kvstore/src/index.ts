@@ -95,3 +95,4 @@ export {
   type WalStats,
   WriteAheadLog,
 } from './storage/wal.js';
+export { WARM_UP_WRITES, type WarmUpOptions, type WarmUpReport, warmUpReplicaGroups } from './warm-up.js';

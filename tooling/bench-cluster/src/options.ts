@@ -68,6 +68,8 @@ export interface BenchOptions {
   readonly watchers: number;
   /** paxkv `--tick-ms` (BLE round = 5 ticks, election timeout = 15). Default: the server's default. */
   readonly paxkvTickMs: number | undefined;
+  /** paxkv `--warm-up` (`on`/`off`; the start-up warm-up of the replica-move code). Default: the server's (on). */
+  readonly paxkvWarmUp: 'on' | 'off' | undefined;
   /**
    * A git ref (e.g. `e4ba261`, milestone 1) whose own `bench:cluster` is run for paxkv in a worktree
    * of that commit, before this tree's systems, with the same options it understands: the "before"
@@ -159,6 +161,7 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   watchMs: 5_000,
   watchers: 100,
   paxkvTickMs: undefined,
+  paxkvWarmUp: undefined,
   baseline: undefined,
   memory: true,
   memoryKeys: 100_000,
@@ -212,6 +215,7 @@ cluster, one after the other, and drives each with the same Node load generator.
   --watchers N            watchers of the watch figure (default 100)
   --cpu-hogs N            \`yes\` processes saturating the CPU during that window (default 4)
   --paxkv-tick-ms N       paxkv --tick-ms (default: the server's)
+  --paxkv-warm-up on|off  paxkv --warm-up: the start-up run of the replica-move code (default: the server's, on)
   --baseline REF          also run REF's own bench:cluster for paxkv (git worktree of REF, built
                           with scripts/prepare-baseline.sh) as the "before" figures, e.g. e4ba261
   --no-memory             skip the memory figure
@@ -363,6 +367,10 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
     watchers: v.watchers === undefined ? d.watchers : parseCount(v.watchers, '--watchers', 1),
     paxkvTickMs:
       v['paxkv-tick-ms'] === undefined ? d.paxkvTickMs : parseCount(v['paxkv-tick-ms'], '--paxkv-tick-ms', 1),
+    paxkvWarmUp:
+      v['paxkv-warm-up'] === undefined
+        ? d.paxkvWarmUp
+        : parseChoice(v['paxkv-warm-up'], '--paxkv-warm-up', ['on', 'off'] as const),
     baseline: v.baseline ?? d.baseline,
     memory: v['no-memory'] === true ? false : d.memory,
     memoryKeys: v.keys === undefined ? d.memoryKeys : parseCount(v.keys, '--keys', 1),
@@ -447,6 +455,7 @@ function parseWithNode(argv: readonly string[]) {
       watch: { type: 'string' },
       watchers: { type: 'string' },
       'paxkv-tick-ms': { type: 'string' },
+      'paxkv-warm-up': { type: 'string' },
       baseline: { type: 'string' },
       'no-memory': { type: 'boolean' },
       keys: { type: 'string' },

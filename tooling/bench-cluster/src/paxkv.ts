@@ -70,6 +70,8 @@ export interface PaxkvClusterOptions {
    * Default: the server's default.
    */
   readonly tickMs?: number | undefined;
+  /** The servers' `--warm-up` (`on`/`off`). Default: the server's default (on). */
+  readonly warmUp?: 'on' | 'off' | undefined;
   /**
    * Run the server from its TypeScript source through tsx even when a build exists (tests, which
    * must not depend on a possibly stale build). Default: `PAXKV_SERVER_FROM_SOURCE=1`.
@@ -185,6 +187,7 @@ async function startPaxkvClusterOnce(options: PaxkvClusterOptions): Promise<Paxk
         clusterTokenFile: tokenFile,
         extra: [
           ...(options.tickMs !== undefined ? ['--tick-ms', String(options.tickMs)] : []),
+          ...(options.warmUp !== undefined ? ['--warm-up', options.warmUp] : []),
           ...(certs === undefined ? [] : paxkvTlsFlags(certs)),
           ...(options.extraFlags ?? []),
         ],
@@ -250,6 +253,7 @@ class PaxkvCluster implements PaxkvLocalCluster {
       replication: layout.replication,
       fsync: layout.fsync,
       tickMs: options.tickMs ?? 'default',
+      warmUp: options.warmUp ?? 'default (on)',
       client: '@paxkv/client (one TCP connection per server, pipelined, routes to the group leader)',
       cpuProfile: options.cpuProfDir ?? false,
       tls: certs === undefined ? false : 'client and peer traffic (throwaway CA, ECDSA P-256)',

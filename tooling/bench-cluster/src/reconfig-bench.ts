@@ -481,6 +481,7 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
         startTimeoutMs: options.startTimeoutMs,
         keepData: options.keepData,
         tickMs: options.paxkvTickMs,
+        warmUp: options.paxkvWarmUp,
         extraFlags: [
           '--replace-after',
           String(replaceAfterS),

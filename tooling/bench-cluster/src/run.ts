@@ -49,6 +49,7 @@ export function startCluster(system: SystemName, options: BenchOptions, tls = fa
     nodeArgs: options.serverNodeArgs,
     keepData: options.keepData,
     tickMs: options.paxkvTickMs,
+    warmUp: options.paxkvWarmUp,
     tls,
     clusterToken: options.clusterToken,
   });
