@@ -70,8 +70,7 @@ export class PaxkvServer {
   readonly watches: WatchStreams;
   /** Logins, users and roles, and the check of every client request (see `access-control.ts`). */
   readonly access: AccessControl;
-  /** The start-up warm-up of the replica-move code (`--warm-up`; see `warm-up.ts`). */
-  readonly warmUp: ServerWarmUp;
+  private readonly warmUp: ServerWarmUp; // `--warm-up`: see warm-up.ts
   private tickTimer: NodeJS.Timeout | null = null;
   private lastHeartbeat = Number.NEGATIVE_INFINITY;
   private http: HttpEndpoint | null = null;

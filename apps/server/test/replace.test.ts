@@ -6,7 +6,7 @@
  * (`@paxkv/client` clients recording their histories) runs throughout too: its history, final reads
  * included, must be linearizable per key.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckedKvWorkload, describeOutcome } from './checked-workload.js';
 import { RawClient, request, TestCluster, type TestServer, until } from './harness.js';
@@ -162,4 +162,17 @@ describe('self-healing', () => {
       `replaced node ${victimId} (and its metadata replica) in ${moved.length} groups ${tookMs} ms after the kill (replace-after ${REPLACE_AFTER_S} s)`,
     );
   }, 180_000);
+
+  it('every server that stayed up ran its start-up warm-up (in memory, beside the real traffic)', async () => {
+    // The servers run it `warmUpDelayMs` (3 s) after start; this suite has run for longer than that.
+    for (const s of cluster.servers.filter((x) => x.child !== null)) {
+      const line = await until(
+        `the warm-up of ${s.address}`,
+        async () =>
+          readFileSync(s.logFile, 'utf8').match(/warm-up done in \d+ ms: 2 reconfigurations, 2 joins/)?.[0],
+        60_000,
+      );
+      expect(line).toBeDefined();
+    }
+  }, 90_000);
 });
