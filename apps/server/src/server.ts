@@ -45,7 +45,6 @@ import { ServerWarmUp } from './warm-up.js';
 import { WatchStreams } from './watch-streams.js';
 
 export { BOOTSTRAP_NODE_ID } from './bootstrap-role.js';
-
 export type { ServerDeps } from './server-deps.js';
 
 /** How long `stop()` lets open connections flush their last replies, in ms. */
@@ -358,6 +357,7 @@ export class PaxkvServer {
       table: this.ctx.table,
       groups: this.groups.statusRows(),
       members: this.metadata.current ? this.metadata.members() : this.bootstrap.members(),
+      warmUp: this.warmUp.state,
     };
   }
 

@@ -41,12 +41,15 @@ describe('ServerWarmUp', () => {
     const { log, lines } = recordingLog();
     const c = controlledRun();
     const w = new ServerWarmUp({ warmUp: true, warmUpDelayMs: 5 }, log, c.run);
+    expect(w.state).toBe('scheduled');
     w.start();
     w.start();
     expect(c.calls).toHaveLength(0);
     await until(() => c.calls.length > 0);
+    expect(w.state).toBe('running');
     c.finish(REPORT);
     await until(() => w.report !== undefined);
+    expect(w.state).toBe('done');
     expect(lines.some((l) => l.startsWith('warm-up done in') && l.includes('2 reconfigurations'))).toBe(true);
     await w.close();
     expect(c.calls).toHaveLength(1);
@@ -58,6 +61,7 @@ describe('ServerWarmUp', () => {
     w.start();
     await new Promise<void>((r) => setTimeout(r, 5));
     expect(c.calls).toHaveLength(0);
+    expect(w.state).toBe('off');
     await w.close();
   });
 
@@ -66,6 +70,7 @@ describe('ServerWarmUp', () => {
     const a = new ServerWarmUp({ warmUp: true, warmUpDelayMs: 5 }, recordingLog().log, early.run);
     a.start();
     await a.close();
+    expect(a.state).toBe('stopped');
     await new Promise<void>((r) => setTimeout(r, 10));
     expect(early.calls).toHaveLength(0);
 
@@ -77,6 +82,7 @@ describe('ServerWarmUp', () => {
     await b.close();
     expect(during.calls[0]?.signal?.aborted).toBe(true);
     expect(b.report?.aborted).toBe(true);
+    expect(b.state).toBe('stopped');
     expect(lines).toEqual([]);
   });
 
@@ -88,6 +94,7 @@ describe('ServerWarmUp', () => {
     w.start();
     await until(() => lines.length > 0);
     expect(lines[0]).toContain('warm-up failed');
+    expect(w.state).toBe('failed');
     await w.close();
   });
 });

@@ -5,6 +5,7 @@
  * step, stops when the server closes, and a failure of it is logged, never fatal.
  * @module
  */
+import type { WarmUpState } from '@paxkv/common';
 import { type WarmUpReport, warmUpReplicaGroups } from '@paxkv/kvstore';
 import type { ServerLogger } from './logger.js';
 
@@ -23,18 +24,27 @@ export class ServerWarmUp {
   private running: Promise<void> | null = null;
   /** The last run's report (undefined before it ended). */
   report: WarmUpReport | undefined;
+  private stateNow: WarmUpState;
 
   constructor(
     private readonly config: WarmUpConfig,
     private readonly log: ServerLogger,
     private readonly run: typeof warmUpReplicaGroups = warmUpReplicaGroups,
-  ) {}
+  ) {
+    this.stateNow = config.warmUp ? 'scheduled' : 'off';
+  }
+
+  /** Where the warm-up is, for `status` (a benchmark waits for `done` before it measures). */
+  get state(): WarmUpState {
+    return this.stateNow;
+  }
 
   /** Schedules the run (once; nothing when `warmUp` is off). */
   start(): void {
     if (!this.config.warmUp || this.timer || this.running) return;
     this.timer = setTimeout(() => {
       this.timer = null;
+      this.stateNow = 'running';
       this.running = this.runOnce();
     }, this.config.warmUpDelayMs);
     // A server that closes before the delay is not held open by it.
@@ -45,6 +55,7 @@ export class ServerWarmUp {
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.stateNow === 'scheduled' || this.stateNow === 'running') this.stateNow = 'stopped';
     this.abort.abort();
     await this.running;
   }
@@ -56,6 +67,7 @@ export class ServerWarmUp {
       const r = await this.run({ signal: this.abort.signal });
       this.report = r;
       if (r.aborted) return;
+      this.stateNow = 'done';
       const used = process.cpuUsage(cpu);
       const ms = Math.round(performance.now() - started);
       this.log.info(
@@ -63,6 +75,7 @@ export class ServerWarmUp {
         `warm-up done in ${ms} ms: ${r.reconfigurations} reconfigurations, ${r.joins} joins by snapshot transfer, ${r.operations} operations in ${r.steps} simulated steps (in memory)`,
       );
     } catch (e) {
+      this.stateNow = 'failed';
       this.log.warn(
         { err: e instanceof Error ? e.message : String(e) },
         'the start-up warm-up failed (the server is not affected; its first replica move may be slower)',

@@ -9,7 +9,7 @@
  * stop-sign among the decided entries, reconfiguration messages in the message checks, a snapshot
  * install) and V8 throws away the optimised code of dozens of hot functions at once and compiles them
  * again, on cores that the load already fills: on the 2-core machine of `docs/performance.md` the put
- * rate fell to 42-52 % of its steady rate for several seconds after a server was removed. Once these
+ * rate fell to 42-63 % of its steady rate for several seconds after a server was removed. Once these
  * paths have run, the optimised code covers them from the start.
  * @module
  */

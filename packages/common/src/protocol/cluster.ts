@@ -111,12 +111,23 @@ export const GroupStatusSchema = z.object({
   members: z.array(NodeIdSchema).max(64).optional(),
 });
 
+/** The states of a server's start-up warm-up, as `status` reports them (see {@link ClusterStatusSchema}). */
+export const WARM_UP_STATES = ['off', 'scheduled', 'running', 'done', 'failed', 'stopped'] as const;
+/** A state of a server's start-up warm-up. */
+export type WarmUpState = (typeof WARM_UP_STATES)[number];
+
 /** A node's view of the cluster (answer to `status`). */
 export const ClusterStatusSchema = z.object({
   node: NodeIdSchema,
   table: LookupTableSchema.nullable(),
   groups: z.array(GroupStatusSchema),
   members: z.array(MemberSchema),
+  /**
+   * The server's start-up warm-up of its replica-move code (`--warm-up`): `off`, `scheduled` (it runs
+   * a few seconds after start), `running`, `done`, `failed` or `stopped` (the server closed during it).
+   * Absent from servers before it was added.
+   */
+  warmUp: z.enum(WARM_UP_STATES).optional(),
 });
 
 /** A node of a lookup table. */
