@@ -50,6 +50,8 @@ const SPARES = 2;
 const PARTITIONS = 2;
 /** The simulated steps a phase may take before the warm-up gives up on it (a bug, never expected). */
 const PHASE_MAX_STEPS = 600;
+/** Distinct keys written beside each write (enough over the run for a tree of several levels). */
+const BATCH_KEYS = 8;
 /** Seed of the simulated network: the run is the same on every server. */
 const SEED = 1;
 
@@ -58,8 +60,8 @@ class Aborted extends Error {}
 /**
  * Runs the warm-up once: a 3-replica cluster with 2 spares and 2 partitions on simulated disks writes,
  * reads and snapshots; then partition 0 replaces a follower and partition 1 replaces its leader (each
- * spare joins by snapshot transfer), both take more writes, and the leader of partition 0 hands its
- * leadership over. Yields to the event loop at every simulated step, so a server's real traffic goes on
+ * spare joins by snapshot transfer) while both partitions take writes, and the leader of partition 0
+ * hands its leadership over. Yields to the event loop at every simulated step, so a server's real traffic goes on
  * between them. Never throws for a path that fails: the report's counts say what ran.
  */
 export async function warmUpReplicaGroups(options: WarmUpOptions = {}): Promise<WarmUpReport> {
@@ -127,6 +129,10 @@ export async function warmUpReplicaGroups(options: WarmUpOptions = {}): Promise<
       const ops: Array<Promise<SubmitResult>> = [
         leader.submit({ op: 'put', key, value: `v${i}` }, { session }),
       ];
+      // Distinct keys too, several per round: the state's B+ tree grows internal nodes (as a real
+      // partition's does), which a joiner's snapshot install then builds by bulk loading.
+      for (let j = 0; j < BATCH_KEYS; j++)
+        ops.push(leader.submit({ op: 'put', key: `${tag}/${i}/${j}`, value: 'x' }));
       // The other kinds of operation, less often: each reaches its own branches of the state machine.
       if (i % 4 === 1) ops.push(leader.submit({ op: 'get', key }));
       if (i % 8 === 3) ops.push(leader.submit({ op: 'cas', key, expected: `v${i}`, value: `w${i}` }));
@@ -154,9 +160,11 @@ export async function warmUpReplicaGroups(options: WarmUpOptions = {}): Promise<
   try {
     await Promise.all([traffic(0, 'a'), traffic(1, 'b')]);
     const spare = (i: number) => REPLICAS + 1 + i;
-    await move(0, (l) => l.configuration!.members.find((m) => m !== l.pid)!, spare(0));
-    await move(1, (l) => l.pid, spare(1));
-    await Promise.all([traffic(0, 'c'), traffic(1, 'd')]);
+    // Each move with writes in flight on both partitions, as a move under load has: requests held
+    // through the stop-sign, answered by the next configuration's leader, retried after a leader change.
+    const follower = (l: ReplicaGroup) => l.configuration!.members.find((m) => m !== l.pid)!;
+    await Promise.all([move(0, follower, spare(0)), traffic(0, 'c'), traffic(1, 'd')]);
+    await Promise.all([move(1, (l) => l.pid, spare(1)), traffic(0, 'f'), traffic(1, 'g')]);
     const leader = await leaderOf(0);
     if (leader?.transferLeadership()) await until(() => cluster.leader(0)?.pid !== leader.pid);
     await traffic(0, 'e');
