@@ -322,9 +322,7 @@ class PaxkvCluster implements PaxkvLocalCluster {
     await waitFor(
       'every paxkv server to have opened its groups, and every partition a leader known to every server',
       async () => {
-        for (const m of this.nodes) {
-          if (!m.process.isAlive()) throw new WaitAbortedError(`server ${m.index} exited during start-up`);
-        }
+        this.throwIfOneExited();
         const all = await this.statuses();
         // A restarted server opens its groups one after another: until it has opened all of them, a
         // group whose other replica is killed next has no majority (a second fault, not a failover).
@@ -359,15 +357,20 @@ class PaxkvCluster implements PaxkvLocalCluster {
     await waitFor(
       "every paxkv server's start-up warm-up to end",
       async () => {
-        for (const m of this.nodes) {
-          if (!m.process.isAlive()) throw new WaitAbortedError(`server ${m.index} exited during start-up`);
-        }
+        this.throwIfOneExited();
         const pending = new Set<string>(['scheduled', 'running']);
         return (await this.statuses()).every(({ status }) => !pending.has(status.warmUp ?? 'off'));
       },
       timeoutMs,
       200,
     );
+  }
+
+  /** Ends a start-up wait at once when a server process has exited. */
+  private throwIfOneExited(): void {
+    for (const m of this.nodes) {
+      if (!m.process.isAlive()) throw new WaitAbortedError(`server ${m.index} exited during start-up`);
+    }
   }
 
   /** What a client needs to dial this cluster: TLS trusting its CA, or nothing (plain TCP). */
