@@ -1,5 +1,5 @@
 /**
- * The server's start-up warm-up: `--warm-up-delay-ms` after the server is up, one run of
+ * The server's start-up warm-up (`--warm-up`): `warmUpDelayMs` after the server is up, one run of
  * `warmUpReplicaGroups` (`@paxkv/kvstore`), so the first replica move under load does not make V8
  * recompile the hot put path on full cores (see that function for why). It yields at every simulated
  * step, stops when the server closes, and a failure of it is logged, never fatal.

@@ -21,7 +21,7 @@ import type { ReplicaGroup, SubmitResult } from './replica-group.js';
 export interface WarmUpOptions {
   /** Stops the run between two simulated steps (for a server that closes meanwhile). */
   readonly signal?: AbortSignal;
-  /** Writes per partition before and after each move. Default {@link WARM_UP_WRITES}. */
+  /** Writes per partition in each phase (before the moves, beside each, after). Default {@link WARM_UP_WRITES}. */
   readonly writes?: number;
 }
 
@@ -29,7 +29,7 @@ export interface WarmUpOptions {
 export interface WarmUpReport {
   /** Simulated steps (each lets every replica tick, write, sync and exchange messages once). */
   readonly steps: number;
-  /** Operations answered without an error (puts, gets, compare-and-sets, deletes, transactions). */
+  /** Operations answered without an error (puts, gets, compare-and-sets, deletes, ranges). */
   readonly operations: number;
   /** Reconfigurations decided (distinct stop-signs, over both partitions). */
   readonly reconfigurations: number;
@@ -61,8 +61,10 @@ class Aborted extends Error {}
  * Runs the warm-up once: a 3-replica cluster with 2 spares and 2 partitions on simulated disks writes,
  * reads and snapshots; then partition 0 replaces a follower and partition 1 replaces its leader (each
  * spare joins by snapshot transfer) while both partitions take writes, and the leader of partition 0
- * hands its leadership over. Yields to the event loop at every simulated step, so a server's real traffic goes on
- * between them. Never throws for a path that fails: the report's counts say what ran.
+ * hands its leadership over. Phases that run side by side (writes beside a move) share the simulator:
+ * each waiting loop advances it. Yields to the event loop at every simulated step, so a server's real
+ * traffic goes on between them. A path that does not complete (a write refused, a move that does not end
+ * within its step budget) is not an error: the report's counts say what ran.
  */
 export async function warmUpReplicaGroups(options: WarmUpOptions = {}): Promise<WarmUpReport> {
   const writes = options.writes ?? WARM_UP_WRITES;
