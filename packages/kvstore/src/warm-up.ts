@@ -150,11 +150,13 @@ export async function warmUpReplicaGroups(options: WarmUpOptions = {}): Promise<
     if (!leader || !members) return;
     const gone = leaves(leader);
     const next = [...members.filter((m) => m !== gone), joiner];
+    // Read before the move: the leader's own configuration changes with it.
+    const nextId = leader.configuration!.configId + 1;
     await call(leader.reconfigure(next));
     // Done when the joiner serves the new configuration and the one that left knows it.
     await until(
       () =>
-        cluster.group(joiner, partition)?.configuration?.configId === leader.configuration!.configId + 1 &&
+        cluster.group(joiner, partition)?.configuration?.configId === nextId &&
         cluster.group(gone, partition)?.removed === true,
     );
   };
