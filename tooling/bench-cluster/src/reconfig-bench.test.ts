@@ -106,7 +106,17 @@ describe('analyzeTrace', () => {
     expect(t.slowPartitionPerSecond).toEqual([-1, 1, -1, 3]);
     expect(t.errorsByKind).toEqual({ TIMEOUT: 1 });
     expect(t.clientPerSecond.retries).toEqual([0, 0, 4, 0, 0]);
+    // Client waiting: second 0 has 100 puts of 5 ms on partitions 0 and 2; second 1 also the 400 ms
+    // put of partition 1; second 5 only partition 3's stalled put.
+    expect(t.meanLatencyMsPerSecond[0]).toBeCloseTo(5);
+    expect(t.topPartitionSharePerSecond[0]).toBeCloseTo(0.5);
+    expect(t.meanLatencyMsPerSecond[1]).toBeCloseTo(900 / 101);
+    expect(t.topPartitionSharePerSecond[1]).toBeCloseTo(400 / 900);
+    expect(t.meanLatencyMsPerSecond[5]).toBeCloseTo(3100);
+    expect(t.topPartitionSharePerSecond[5]).toBeCloseTo(1);
     const text = formatTrace('reconfig kill', t, 2).join('\n');
+    expect(text).toContain('mean put latency ms steady 5.0 8.9 | from the fault');
+    expect(text).toContain('share of it on the most-waited partition steady 50% 44% | from the fault');
     expect(text).toContain('p3 3100 ms at 0.5 s (1 slow)');
     expect(text).toContain('errors by kind: TIMEOUT 1');
     expect(text).toContain('retries 4 0 0');

@@ -103,6 +103,18 @@ export interface ReconfigTrace {
   readonly clientPerSecond: Readonly<Record<string, readonly number[]>>;
   /** The moves seen, in order. */
   readonly moves: readonly SeenMove[];
+  /**
+   * Per second from the steady window's start: the mean latency (ms) of the puts that completed in it.
+   * With a fixed number of puts in flight the rate is that number over this mean (Little's law).
+   */
+  readonly meanLatencyMsPerSecond: readonly number[];
+  /**
+   * Per second from the steady window's start: the share of that second's put latency (the clients'
+   * waiting time) spent on the one partition waited on most. About 1/partitions when every group
+   * serves alike; far above it when one group stalled and the clients piled up on it (each client
+   * that picks a key of the stalled group waits there), which lowers the rate of all the others.
+   */
+  readonly topPartitionSharePerSecond: readonly number[];
 }
 
 /**
@@ -146,6 +158,7 @@ export function analyzeTrace(
     }
     worst.set(p, w);
   }
+  const { meanLatencyMsPerSecond, topPartitionSharePerSecond } = clientTime(puts, steadyStart, seconds);
   const stalls = [...worst.entries()]
     .filter(([, w]) => w.slowPuts > 0)
     .map(([partition, w]) => ({
@@ -183,6 +196,37 @@ export function analyzeTrace(
     errorsByKind: Object.fromEntries(puts.errorsByKind),
     clientPerSecond,
     moves,
+    meanLatencyMsPerSecond,
+    topPartitionSharePerSecond,
+  };
+}
+
+/** Per second from `steadyStart`: mean put latency, and the most-waited partition's share of it. */
+function clientTime(
+  puts: PutLog,
+  steadyStart: number,
+  seconds: number,
+): { meanLatencyMsPerSecond: number[]; topPartitionSharePerSecond: number[] } {
+  const total = new Array<number>(seconds).fill(0);
+  const count = new Array<number>(seconds).fill(0);
+  const byPartition = Array.from({ length: seconds }, () => new Map<number, number>());
+  for (let i = 0; i < puts.end.length; i++) {
+    const end = puts.end[i] as number;
+    const s = Math.floor((end - steadyStart) / 1000);
+    if (s < 0 || s >= seconds) continue;
+    const ms = end - (puts.start[i] as number);
+    const p = puts.partition[i] as number;
+    total[s] = (total[s] as number) + ms;
+    count[s] = (count[s] as number) + 1;
+    const m = byPartition[s] as Map<number, number>;
+    m.set(p, (m.get(p) ?? 0) + ms);
+  }
+  return {
+    meanLatencyMsPerSecond: total.map((t, s) => ((count[s] as number) > 0 ? t / (count[s] as number) : 0)),
+    topPartitionSharePerSecond: byPartition.map((m, s) => {
+      const t = total[s] as number;
+      return t > 0 ? Math.max(0, ...m.values()) / t : 0;
+    }),
   };
 }
 
@@ -263,8 +307,11 @@ export function formatTrace(
     )
     .join(', ');
   const servers = formatServerSeconds(prefix, t, faultSecond, putsPerSecond);
+  const split = (xs: readonly number[], f: (x: number) => string): string =>
+    `steady ${xs.slice(0, faultSecond).map(f).join(' ')} | from the fault ${xs.slice(faultSecond).map(f).join(' ')}`;
   return [
     ...(servers === undefined ? [] : [servers]),
+    `${prefix}: client waiting per second: mean put latency ms ${split(t.meanLatencyMsPerSecond, (x) => x.toFixed(1))}; share of it on the most-waited partition ${split(t.topPartitionSharePerSecond, (x) => `${Math.round(100 * x)}%`)}`,
     `${prefix}: slowest put per stalled partition (>= ${STALL_MS} ms, from the fault): ${stalls || 'none'}`,
     `${prefix}: puts >= ${STALL_MS} ms per second from the fault: ${t.slowPerSecond.join(' ')} (mostly partition: ${t.slowPartitionPerSecond.map((p) => (p < 0 ? '-' : `p${p}`)).join(' ')})`,
     `${prefix}: errors by kind: ${errors || 'none'}; client per second from the fault: ${client || 'no retries, redirects or table fetches'}`,
