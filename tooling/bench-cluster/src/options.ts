@@ -131,6 +131,11 @@ export interface BenchOptions {
   readonly reconfigReplaceAfterS: number;
   /** `--move-interval-ms` of the reconfiguration figure's servers; undefined: the server's default (1000). */
   readonly reconfigMoveIntervalMs: number | undefined;
+  /**
+   * Times each fault of `--reconfig` is run, each on a fresh cluster, with a summary over the rounds
+   * (median worst second, goal met in k of N, and the steady windows judged by the same rule). Default 1.
+   */
+  readonly reconfigRounds: number;
 }
 
 /** The faults of `--reconfig` (see reconfig-bench.ts). */
@@ -184,6 +189,7 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   reconfigTimeoutMs: 180_000,
   reconfigReplaceAfterS: 5,
   reconfigMoveIntervalMs: undefined,
+  reconfigRounds: 1,
 };
 
 /** Bad command-line input; the message names the flag and the accepted form. */
@@ -237,6 +243,8 @@ cluster, one after the other, and drives each with the same Node load generator.
                           healing); default remove,kill, each on a fresh cluster
   --reconfig-steady TIME  steady window before the replacement (default 10s)
   --reconfig-tail TIME    load kept after the last group moved (default 10s)
+  --reconfig-rounds N     run each fault N times, each on a fresh cluster, and summarise (median
+                          worst second, goal met in k of N, the steady windows as a control); default 1
   --replace-after N       the servers' --replace-after in the --reconfig figure (default 5 s)
   --move-interval-ms N    the servers' --move-interval-ms in the --reconfig figure (default: the server's, 1000)
   --keep                  keep the clusters' data directories
@@ -415,6 +423,10 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
       v['move-interval-ms'] === undefined
         ? d.reconfigMoveIntervalMs
         : parseCount(v['move-interval-ms'], '--move-interval-ms', 0),
+    reconfigRounds:
+      v['reconfig-rounds'] === undefined
+        ? d.reconfigRounds
+        : parseCount(v['reconfig-rounds'], '--reconfig-rounds', 1),
   };
   if (options.reconfigSteadyMs < 1_000) throw new UsageError('--reconfig-steady: must be at least 1s');
   if (options.concurrency.length === 0) throw new UsageError('--concurrency: expected at least one number');
@@ -469,6 +481,7 @@ function parseWithNode(argv: readonly string[]) {
       reconfig: { type: 'boolean' },
       'reconfig-faults': { type: 'string' },
       'reconfig-steady': { type: 'string' },
+      'reconfig-rounds': { type: 'string' },
       'reconfig-tail': { type: 'string' },
       'replace-after': { type: 'string' },
       'move-interval-ms': { type: 'string' },

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { parseBenchArgs, UsageError } from './options.js';
-import { analyzeReconfig, formatReconfigResult, type ReconfigResult } from './reconfig-bench.js';
+import {
+  analyzeReconfig,
+  formatReconfigResult,
+  type ReconfigResult,
+  steadyWorstShare,
+  summarizeRounds,
+} from './reconfig-bench.js';
 import { analyzeTrace, formatTrace, movesDoneBetween, PutLog } from './reconfig-trace.js';
 
 describe('analyzeReconfig', () => {
@@ -145,6 +151,44 @@ describe('analyzeTrace', () => {
   });
 });
 
+describe('summarizeRounds', () => {
+  const result = (fault: 'remove' | 'kill', series: number[]): ReconfigResult => ({
+    fault,
+    concurrency: 64,
+    groupsMoved: 12,
+    firstMoveMs: 300,
+    reconfigMs: 2_000,
+    errors: 0,
+    seriesOpsPerSec: series,
+    faultSecond: 4,
+    ...analyzeReconfig(series, 4, 2_000),
+  });
+
+  it('gives the median worst second, the rounds that met the goal and the steady windows as a control', () => {
+    const rs = [
+      // Steady 1000 (lowest steady second 900: 90%); worst 700 after the fault: not met.
+      result('remove', [900, 1100, 1000, 1000, 700, 950, 1000]),
+      // Steady 1000 (lowest 700: the steady window itself would "fail"); worst 850: met.
+      result('remove', [700, 1300, 1000, 1000, 850, 1000, 1000]),
+      // Steady 1000 (lowest 1000); worst 950: met.
+      result('remove', [1000, 1000, 1000, 1000, 950, 1000, 1000]),
+      result('kill', [1000, 1000, 1000, 1000, 500, 1000, 1000]),
+    ];
+    expect(steadyWorstShare(rs[1] as ReconfigResult)).toBeCloseTo(0.7);
+    const lines = summarizeRounds(rs, ['remove', 'kill']);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toContain('reconfig remove over 3 rounds: worst second median 85% (70% 85% 95%)');
+    expect(lines[0]).toContain('goal met in 2 of 3');
+    expect(lines[0]).toContain(
+      'control, the steady windows by the same rule: worst second median 90% (90% 70% 100%), below 80% in 1 of 3',
+    );
+    expect(lines[1]).toContain('reconfig kill over 1 round: worst second median 50% (50%)');
+    expect(lines[1]).toContain('goal met in 0 of 1');
+    // A fault without any result (all rounds failed) gives no line.
+    expect(summarizeRounds(rs.slice(0, 1), ['remove', 'kill'])).toHaveLength(1);
+  });
+});
+
 describe('--reconfig flags', () => {
   it('parses the faults, windows and --replace-after, and refuses --reconfig with --tls', () => {
     const parsed = parseBenchArgs([
@@ -157,6 +201,8 @@ describe('--reconfig flags', () => {
       '2s',
       '--replace-after',
       '2',
+      '--reconfig-rounds',
+      '3',
     ]);
     if (parsed.help) throw new Error('unexpected help');
     expect(parsed.options).toMatchObject({
@@ -165,7 +211,9 @@ describe('--reconfig flags', () => {
       reconfigSteadyMs: 3_000,
       reconfigTailMs: 2_000,
       reconfigReplaceAfterS: 2,
+      reconfigRounds: 3,
     });
+    expect(() => parseBenchArgs(['--reconfig', '--reconfig-rounds', '0'])).toThrow(UsageError);
     expect(() => parseBenchArgs(['--reconfig', '--tls'])).toThrow(UsageError);
     expect(() => parseBenchArgs(['--reconfig-faults', 'crash'])).toThrow(/unknown "crash"/);
     expect(() => parseBenchArgs(['--reconfig-steady', '500ms'])).toThrow(/at least 1s/);

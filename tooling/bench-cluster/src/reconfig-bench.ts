@@ -83,6 +83,8 @@ export interface ReconfigSpec {
 /** The figures of one replacement (see {@link analyzeReconfig}). */
 export interface ReconfigResult {
   readonly fault: ReconfigFault;
+  /** Which round of `--reconfig-rounds` (1-based; 1 when there is one). */
+  readonly round?: number;
   readonly concurrency: number;
   /** Mean put ops/s over the steady window. */
   readonly steadyOpsPerSec: number;
@@ -450,6 +452,49 @@ export function formatReconfigResult(r: ReconfigResult): string[] {
   ];
 }
 
+/** The median of `xs` (the mean of the middle two for an even count); NaN when empty. */
+function median(xs: readonly number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  if (v.length === 0) return Number.NaN;
+  return v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+}
+
+/**
+ * The steady window judged by the goal's own rule: its lowest second as a share of its mean (the noise
+ * floor of 1-second buckets on that machine, with no fault at all).
+ */
+export function steadyWorstShare(r: ReconfigResult): number {
+  const steady = r.seriesOpsPerSec.slice(0, r.faultSecond);
+  if (r.steadyOpsPerSec <= 0 || steady.length === 0) return Number.NaN;
+  return Math.min(...steady) / r.steadyOpsPerSec;
+}
+
+/**
+ * One line per fault over the rounds of `--reconfig-rounds`: every round's worst second and their
+ * median, the rounds that met the goal, and the same rule applied to each round's steady window (a
+ * control: how often a window without a fault would "fail" on this machine).
+ */
+export function summarizeRounds(
+  results: readonly ReconfigResult[],
+  faults: readonly ReconfigFault[],
+): string[] {
+  const pct = (x: number) => `${Math.round(x * 100)}%`;
+  const lines: string[] = [];
+  for (const fault of faults) {
+    const rs = results.filter((r) => r.fault === fault);
+    if (rs.length === 0) continue;
+    const worst = rs.map((r) => r.worstShare);
+    const control = rs.map(steadyWorstShare).filter((x) => !Number.isNaN(x));
+    const met = rs.filter((r) => r.goalMet).length;
+    const controlLow = control.filter((x) => x < GOAL_MIN_SHARE).length;
+    lines.push(
+      `reconfig ${fault} over ${rs.length} round${rs.length === 1 ? '' : 's'}: worst second median ${pct(median(worst))} (${worst.map(pct).join(' ')}), below ${pct(DIP_FRACTION)} until median ${(median(rs.map((r) => r.dipMs)) / 1000).toFixed(0)} s after the fault, goal met in ${met} of ${rs.length}; control, the steady windows by the same rule: worst second median ${pct(median(control))} (${control.map(pct).join(' ')}), below ${pct(GOAL_MIN_SHARE)} in ${controlLow} of ${control.length}`,
+    );
+  }
+  return lines;
+}
+
 /** Runs every fault of `options.reconfigFaults` on a fresh cluster each and prints the figures. */
 export async function runReconfigBench(options: BenchOptions, io: BenchIo): Promise<ReconfigBenchReport> {
   const startedAt = new Date().toISOString();
@@ -470,8 +515,10 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
   });
   const results: ReconfigResult[] = [];
   const errors: Array<{ fault: ReconfigFault; error: string }> = [];
-  for (const fault of options.reconfigFaults) {
-    io.log(`reconfig ${fault}: starting a ${RECONFIG_SERVERS}-server paxkv cluster (replication 3)`);
+  const rounds = options.reconfigRounds;
+  const runOne = async (fault: ReconfigFault, round: number): Promise<void> => {
+    const which = rounds > 1 ? ` (round ${round} of ${rounds})` : '';
+    io.log(`reconfig ${fault}${which}: starting a ${RECONFIG_SERVERS}-server paxkv cluster (replication 3)`);
     let cluster: PaxkvLocalCluster | undefined;
     try {
       cluster = await startPaxkvCluster({
@@ -489,10 +536,13 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
             ? []
             : ['--move-interval-ms', String(options.reconfigMoveIntervalMs)]),
         ],
-        cpuProfDir: options.cpuProfDir === undefined ? undefined : join(options.cpuProfDir, fault),
+        cpuProfDir:
+          options.cpuProfDir === undefined
+            ? undefined
+            : join(options.cpuProfDir, rounds > 1 ? `${fault}-${round}` : fault),
         nodeArgs: options.serverNodeArgs,
       });
-      const r = await measureReconfig(cluster, spec(fault), io.log);
+      const r = { ...(await measureReconfig(cluster, spec(fault), io.log)), round };
       results.push(r);
       for (const line of formatReconfigResult(r)) io.out(line);
       if (r.trace)
@@ -502,11 +552,15 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
       if (e instanceof ClusterUnavailableError) throw e;
       const error = e instanceof Error ? e.message : String(e);
       errors.push({ fault, error });
-      io.out(`reconfig ${fault}: FAILED: ${error.split('\n')[0]}`);
+      io.out(`reconfig ${fault}${which}: FAILED: ${error.split('\n')[0]}`);
     } finally {
       await cluster?.stop();
     }
+  };
+  for (let round = 1; round <= rounds; round++) {
+    for (const fault of options.reconfigFaults) await runOne(fault, round);
   }
+  if (rounds > 1) for (const line of summarizeRounds(results, options.reconfigFaults)) io.out(line);
   const notes = [
     `cluster: ${RECONFIG_SERVERS} paxkv servers, replication 3, 16 partitions (each on 3 of the 4), fsync ${options.paxkvFsync}, --replace-after ${replaceAfterS} s, --max-moves-in-flight 1 (default), --move-interval-ms ${options.reconfigMoveIntervalMs ?? '1000 (default)'}; node ${RECONFIG_VICTIM} replaced in every group it holds (one stop-sign reconfiguration per group onto the server outside it)`,
     'remove: `member remove 4` (drain: planned replacement, the server stays up until its last replica moved); kill: SIGKILL + data dir deleted, self-healing after --replace-after (includes detection and the failover of the groups it led)',
@@ -527,6 +581,7 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
       concurrency: options.failoverConcurrency,
       steadyMs: options.reconfigSteadyMs,
       tailMs: options.reconfigTailMs,
+      rounds,
     },
     results,
     errors,
