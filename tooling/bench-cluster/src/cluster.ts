@@ -86,10 +86,27 @@ export async function fetchMetricSum(
   timeoutMs = 2_000,
   certs?: BenchCertificates,
 ): Promise<number> {
+  const [sum] = await fetchMetricSums(url, [name], timeoutMs, certs);
+  return sum as number;
+}
+
+/**
+ * {@link fetchMetricSum} of several metrics from ONE read of the endpoint (each read makes the server
+ * render all its metrics: a per-second sampler must not ask once per metric).
+ */
+export async function fetchMetricSums(
+  url: string,
+  names: readonly string[],
+  timeoutMs = 2_000,
+  certs?: BenchCertificates,
+): Promise<number[]> {
+  let text: string;
   if (certs !== undefined) {
-    return sumMetric(await httpsGetText(url, certs, timeoutMs), name);
+    text = await httpsGetText(url, certs, timeoutMs);
+  } else {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+    text = await res.text();
   }
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  return sumMetric(await res.text(), name);
+  return names.map((name) => sumMetric(text, name));
 }

@@ -38,4 +38,23 @@ describe('median and metric sums', () => {
     expect(sumMetric(text, 'paxkv_leader_changes_total')).toBe(3);
     expect(sumMetric(text, 'etcd_server_leader_changes_seen_total')).toBe(3);
   });
+
+  it('reads an endpoint once for several metrics', async () => {
+    const { createServer } = await import('node:http');
+    const { fetchMetricSums } = await import('./cluster.js');
+    let reads = 0;
+    const server = createServer((_req, res) => {
+      reads += 1;
+      res.end('a_total{p="0"} 2\na_total{p="1"} 3\nb_sum 0.5\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as { port: number };
+      const sums = await fetchMetricSums(`http://127.0.0.1:${port}/metrics`, ['a_total', 'b_sum', 'c']);
+      expect(sums).toEqual([5, 0.5, 0]);
+      expect(reads).toBe(1);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });

@@ -10,7 +10,12 @@ import {
   type ServerCommand,
   serverFlags,
 } from '@paxkv/server/launcher';
-import { ClusterUnavailableError, fetchMetricSum, type LocalCluster, type TargetOptions } from './cluster.js';
+import {
+  ClusterUnavailableError,
+  fetchMetricSums,
+  type LocalCluster,
+  type TargetOptions,
+} from './cluster.js';
 import { createPaxkvTarget } from './paxkv-target.js';
 import {
   type ServerProcess,
@@ -110,6 +115,8 @@ export interface PaxkvLocalCluster extends LocalCluster {
   clientTls(): BenchClientTls | undefined;
   /** The sum of a metric (every label set) over the servers that are running (their `/metrics`). */
   metricSum(name: string): Promise<number>;
+  /** {@link PaxkvLocalCluster.metricSum} of several metrics, reading each server's `/metrics` once. */
+  metricSums(names: readonly string[]): Promise<number[]>;
 }
 
 interface Server {
@@ -292,17 +299,22 @@ class PaxkvCluster implements PaxkvLocalCluster {
   }
 
   async metricSum(name: string): Promise<number> {
-    const counts = await Promise.all(
+    const [sum] = await this.metricSums([name]);
+    return sum as number;
+  }
+
+  async metricSums(names: readonly string[]): Promise<number[]> {
+    const perServer = await Promise.all(
       this.alive().map((m) =>
-        fetchMetricSum(
+        fetchMetricSums(
           `${this.certs === undefined ? 'http' : 'https'}://127.0.0.1:${m.httpPort}/metrics`,
-          name,
+          names,
           undefined,
           this.certs,
         ),
       ),
     );
-    return counts.reduce((a, b) => a + b, 0);
+    return names.map((_, i) => perServer.reduce((a, sums) => a + (sums[i] as number), 0));
   }
 
   private alive(): Server[] {

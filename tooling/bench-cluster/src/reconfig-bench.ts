@@ -51,6 +51,8 @@ export const RECONFIG_SERVERS = 4;
 export const RECONFIG_VICTIM = 4;
 /** Longest wait for the cluster metadata after the cluster is ready: 60 s. */
 export const METADATA_WAIT_MS = 60_000;
+/** How long before the steady window a first, discarded sample of the servers' counters is taken: 1 s. */
+const PRIME_SAMPLE_MS = 1_000;
 /** The least warm-up before the steady window (`--warmup` raises it): 10 s. */
 export const RECONFIG_MIN_WARMUP_MS = 10_000;
 /** A second below this share of the steady rate counts as "lower" for the dip's length: 0.9. */
@@ -300,24 +302,33 @@ export async function measureReconfig(
   };
   const workers = Array.from({ length: spec.concurrency }, (_, i) => worker(i));
   try {
-    await sleep(spec.warmupMs);
-    const steadySeconds = Math.max(1, Math.round(spec.steadyMs / 1000));
-    const steadyStart = performance.now();
     // The client's counters once a second from the steady window's start (index i: end of second i-1),
     // with the servers' CPU time (every process started, the victim's included), forwarded requests and
-    // write-ahead-log syncs (count and total seconds, over the servers running).
-    const sampleStats = async (): Promise<void> => {
+    // write-ahead-log syncs (count and total seconds, over the servers running; one read of each
+    // server's metrics per sample).
+    const takeSample = async (): Promise<Record<string, number>> => {
       const sample: Record<string, number> = target.clientStats ? { ...target.clientStats() } : {};
       sample.serverCpuMs = serverCpuMs(cluster, cpuByPid);
       sample.serverMainCpuMs = serverCpuMs(cluster, mainCpuByPid, mainThreadCpuSeconds);
-      const metric = (name: string) => cluster.metricSum(name).catch(() => Number.NaN);
-      [sample.forwarded, sample.fsyncs, sample.fsyncSeconds] = await Promise.all([
-        metric('paxkv_forwarded_total'),
-        metric('paxkv_fsync_duration_seconds_count'),
-        metric('paxkv_fsync_duration_seconds_sum'),
-      ]);
-      clientSamples.push(sample);
+      [sample.forwarded, sample.fsyncs, sample.fsyncSeconds] = await cluster
+        .metricSums([
+          'paxkv_forwarded_total',
+          'paxkv_fsync_duration_seconds_count',
+          'paxkv_fsync_duration_seconds_sum',
+        ])
+        .catch(() => [Number.NaN, Number.NaN, Number.NaN]);
+      return sample;
     };
+    const sampleStats = async (): Promise<void> => {
+      clientSamples.push(await takeSample());
+    };
+    // One sample (thrown away) a second before the steady window: the first read of the servers'
+    // metrics renders them cold, and made the window's first second its slowest in most runs.
+    await sleep(Math.max(0, spec.warmupMs - PRIME_SAMPLE_MS));
+    await takeSample();
+    await sleep(Math.min(spec.warmupMs, PRIME_SAMPLE_MS));
+    const steadySeconds = Math.max(1, Math.round(spec.steadyMs / 1000));
+    const steadyStart = performance.now();
     await sampleStats();
     sampler = setInterval(() => void sampleStats(), 1000);
     await sleep(steadySeconds * 1000);
