@@ -99,10 +99,19 @@ describe('analyzeTrace', () => {
     puts.add(1, 1000, 1400); // before the fault: not counted
     puts.fail('TIMEOUT');
     const samples = [0, 0, 0, 4, 4, 4].map((n) => ({ retries: n, calls: 100 }));
-    const t = analyzeTrace(puts, 2000, 0, 6, 2, samples, [
-      { partition: 3, from: 4, to: 1, firstSeenMs: 400, lastSeenMs: 700 },
-      { partition: 5, from: 4, to: 2, firstSeenMs: 1300, lastSeenMs: 1300, doneWhenSeen: true },
-    ]);
+    const t = analyzeTrace(
+      puts,
+      2000,
+      0,
+      6,
+      2,
+      samples,
+      [
+        { partition: 3, from: 4, to: 1, firstSeenMs: 400, lastSeenMs: 700 },
+        { partition: 5, from: 4, to: 2, firstSeenMs: 1300, lastSeenMs: 1300, doneWhenSeen: true },
+      ],
+      [3, 250, 4, 5, 6, 7],
+    );
     expect(t.stalls.map((s) => [s.partition, s.maxMs, s.atMs, s.slowPuts])).toEqual([
       [3, 3100, 500, 1],
       [1, 150, 1200, 1],
@@ -123,6 +132,9 @@ describe('analyzeTrace', () => {
     const text = formatTrace('reconfig kill', t, 2).join('\n');
     expect(text).toContain('mean put latency ms steady 5.0 8.9 | from the fault');
     expect(text).toContain('share of it on the most-waited partition steady 50% 44% | from the fault');
+    expect(text).toContain(
+      "load generator's longest event-loop delay ms steady 3 250 | from the fault 4 5 6 7",
+    );
     expect(text).toContain('p3 3100 ms at 0.5 s (1 slow)');
     expect(text).toContain('errors by kind: TIMEOUT 1');
     expect(text).toContain('retries 4 0 0');
@@ -148,6 +160,7 @@ describe('analyzeTrace', () => {
       'servers per second (all processes): CPU ms 500 500 | from the fault 900 900; of it helper threads (V8 compiler and GC, libuv) 100 100 | from the fault 400 400; CPU µs per put 500 500 | from the fault 3000 3000; forwarded requests 0 0 | from the fault 40 40; WAL syncs 100 100 | from the fault 100 100; mean sync ms 2.0 2.0 | from the fault 5.0 5.0',
     );
     expect(text).not.toMatch(/client per second[^\n]*serverCpuMs/);
+    expect(text).not.toContain('event-loop delay');
   });
 });
 

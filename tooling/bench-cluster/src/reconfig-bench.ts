@@ -20,6 +20,7 @@
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ClusterMetadata, partitionOf } from '@paxkv/common';
 import { ClusterUnavailableError } from './cluster.js';
@@ -51,6 +52,8 @@ export const RECONFIG_SERVERS = 4;
 export const RECONFIG_VICTIM = 4;
 /** Longest wait for the cluster metadata after the cluster is ready: 60 s. */
 export const METADATA_WAIT_MS = 60_000;
+/** Resolution of the load generator's event-loop delay monitor (ms): 10. */
+const LOOP_DELAY_RESOLUTION_MS = 10;
 /** How long before the steady window a first, discarded sample of the servers' counters is taken: 1 s. */
 const PRIME_SAMPLE_MS = 1_000;
 /** The least warm-up before the steady window (`--warmup` raises it): 10 s. */
@@ -273,6 +276,9 @@ export async function measureReconfig(
   const puts = new PutLog();
   const partitions = before.table.partitions;
   const clientSamples: Record<string, number>[] = [];
+  // The load generator's own event-loop delay: a stall of this process shows as every put slow at once.
+  const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+  const loopDelayMaxMs: number[] = [];
   const cpuByPid = new Map<number, number>();
   const mainCpuByPid = new Map<number, number>();
   const seenMoves = new Map<string, SeenMove>();
@@ -321,6 +327,8 @@ export async function measureReconfig(
     };
     const sampleStats = async (): Promise<void> => {
       clientSamples.push(await takeSample());
+      loopDelayMaxMs.push(loopDelay.max / 1e6);
+      loopDelay.reset();
     };
     // One sample (thrown away) a second before the steady window: the first read of the servers'
     // metrics renders them cold, and made the window's first second its slowest in most runs.
@@ -329,6 +337,7 @@ export async function measureReconfig(
     await sleep(Math.min(spec.warmupMs, PRIME_SAMPLE_MS));
     const steadySeconds = Math.max(1, Math.round(spec.steadyMs / 1000));
     const steadyStart = performance.now();
+    loopDelay.enable();
     await sampleStats();
     sampler = setInterval(() => void sampleStats(), 1000);
     await sleep(steadySeconds * 1000);
@@ -402,9 +411,16 @@ export async function measureReconfig(
     // The fault is sent at the end of the steady window: the seconds from there on are "after".
     const faultSecond = steadySeconds;
     const figures = analyzeReconfig(series, faultSecond, reconfigMs);
-    const trace = analyzeTrace(puts, faultAt, steadyStart, seconds, faultSecond, clientSamples, [
-      ...seenMoves.values(),
-    ]);
+    const trace = analyzeTrace(
+      puts,
+      faultAt,
+      steadyStart,
+      seconds,
+      faultSecond,
+      clientSamples,
+      [...seenMoves.values()],
+      loopDelayMaxMs.slice(1),
+    );
     return {
       trace,
       fault: spec.fault,
@@ -418,6 +434,7 @@ export async function measureReconfig(
       ...figures,
     };
   } finally {
+    loopDelay.disable();
     stopped = true;
     clearInterval(sampler);
     await Promise.race([Promise.allSettled(workers), sleep(spec.requestTimeoutMs + 1_000)]);

@@ -115,6 +115,12 @@ export interface ReconfigTrace {
    * that picks a key of the stalled group waits there), which lowers the rate of all the others.
    */
   readonly topPartitionSharePerSecond: readonly number[];
+  /**
+   * Per second from the steady window's start: the longest event-loop delay of the load generator
+   * itself (ms). A stall of the benchmark's own process makes every put slow at once; this tells it
+   * apart from a stall of the servers. Empty when not measured.
+   */
+  readonly loadgenDelayMaxMsPerSecond: readonly number[];
 }
 
 /**
@@ -130,6 +136,7 @@ export function analyzeTrace(
   faultSecond: number,
   clientSamples: readonly Readonly<Record<string, number>>[],
   moves: readonly SeenMove[],
+  loadgenDelayMaxMsPerSecond: readonly number[] = [],
 ): ReconfigTrace {
   const after = Math.max(0, seconds - faultSecond);
   const slowPerSecond = new Array<number>(after).fill(0);
@@ -198,6 +205,7 @@ export function analyzeTrace(
     moves,
     meanLatencyMsPerSecond,
     topPartitionSharePerSecond,
+    loadgenDelayMaxMsPerSecond,
   };
 }
 
@@ -311,7 +319,7 @@ export function formatTrace(
     `steady ${xs.slice(0, faultSecond).map(f).join(' ')} | from the fault ${xs.slice(faultSecond).map(f).join(' ')}`;
   return [
     ...(servers === undefined ? [] : [servers]),
-    `${prefix}: client waiting per second: mean put latency ms ${split(t.meanLatencyMsPerSecond, (x) => x.toFixed(1))}; share of it on the most-waited partition ${split(t.topPartitionSharePerSecond, (x) => `${Math.round(100 * x)}%`)}`,
+    `${prefix}: client waiting per second: mean put latency ms ${split(t.meanLatencyMsPerSecond, (x) => x.toFixed(1))}; share of it on the most-waited partition ${split(t.topPartitionSharePerSecond, (x) => `${Math.round(100 * x)}%`)}${t.loadgenDelayMaxMsPerSecond.length > 0 ? `; load generator's longest event-loop delay ms ${split(t.loadgenDelayMaxMsPerSecond, (x) => x.toFixed(0))}` : ''}`,
     `${prefix}: slowest put per stalled partition (>= ${STALL_MS} ms, from the fault): ${stalls || 'none'}`,
     `${prefix}: puts >= ${STALL_MS} ms per second from the fault: ${t.slowPerSecond.join(' ')} (mostly partition: ${t.slowPartitionPerSecond.map((p) => (p < 0 ? '-' : `p${p}`)).join(' ')})`,
     `${prefix}: errors by kind: ${errors || 'none'}; client per second from the fault: ${client || 'no retries, redirects or table fetches'}`,
