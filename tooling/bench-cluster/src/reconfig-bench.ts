@@ -330,8 +330,8 @@ export async function measureReconfig(
       loopDelayMaxMs.push(loopDelay.max / 1e6);
       loopDelay.reset();
     };
-    // One sample (thrown away) a second before the steady window: the first read of the servers'
-    // metrics renders them cold, and made the window's first second its slowest in most runs.
+    // One sample (thrown away) a second before the steady window, so that the window's first read of
+    // the servers' metrics is not a cold one (their renderer, this process's parsing and /proc reads).
     await sleep(Math.max(0, spec.warmupMs - PRIME_SAMPLE_MS));
     await takeSample();
     await sleep(Math.min(spec.warmupMs, PRIME_SAMPLE_MS));
