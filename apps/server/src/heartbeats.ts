@@ -51,6 +51,11 @@ function isBallotLike(b: unknown): b is { n: number; pid: number } {
 export function toBeat(partition: number, msg: unknown): Beat | undefined {
   if (typeof msg !== 'object' || msg === null) return undefined;
   const envelope = msg as Record<string, unknown>;
+  // Every message a group sends passes here: tell the (rare) heartbeats from the rest by their type
+  // before any check that collects keys.
+  const inner = envelope.msg as { type?: unknown } | null | undefined;
+  if (typeof inner !== 'object' || inner === null) return undefined;
+  if (inner.type !== 'HeartbeatRequest' && inner.type !== 'HeartbeatReply') return undefined;
   if (
     envelope.type !== 'Paxos' ||
     !hasExactKeys(envelope, ['type', 'config', 'msg']) ||

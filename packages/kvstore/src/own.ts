@@ -35,17 +35,25 @@ export function ownValue(v: Value): Value {
 /**
  * Replaces, in place, every string and byte array inside `x` (plain objects and arrays, up to {@link
  * MAX_OWN_DEPTH} levels) by its own copy ({@link ownValue}). Frozen objects are left as they are. The
- * contents do not change, only the memory they keep alive.
+ * contents do not change, only the memory they keep alive. Runs for every entry a replica logs, so it
+ * walks with index and `for...in` loops: no key arrays or iterators to collect.
  */
 export function ownStrings(x: unknown, depth = 0): void {
   if (typeof x !== 'object' || x === null || depth > MAX_OWN_DEPTH || Object.isFrozen(x)) return;
   if (x instanceof Uint8Array) return;
-  const o = x as Record<string, unknown>;
-  for (const k of Array.isArray(x) ? x.keys() : Object.keys(o)) {
-    const v = o[k as string];
-    if (typeof v === 'string') {
-      if (v.length >= MIN_SLICED_STRING) o[k as string] = ownString(v);
-    } else if (v instanceof Uint8Array) o[k as string] = ownValue(v);
-    else if (typeof v === 'object' && v !== null) ownStrings(v, depth + 1);
+  if (Array.isArray(x)) {
+    for (let i = 0; i < x.length; i++) ownAt(x as unknown as Record<number, unknown>, i, depth);
+    return;
   }
+  const o = x as Record<string, unknown>;
+  for (const k in o) if (Object.hasOwn(o, k)) ownAt(o, k, depth);
+}
+
+/** Makes `o[k]` own its memory: a string or byte array replaced by its copy, an object walked. */
+function ownAt<K extends string | number>(o: Record<K, unknown>, k: K, depth: number): void {
+  const v = o[k];
+  if (typeof v === 'string') {
+    if (v.length >= MIN_SLICED_STRING) o[k] = ownString(v);
+  } else if (v instanceof Uint8Array) o[k] = ownValue(v);
+  else if (typeof v === 'object' && v !== null) ownStrings(v, depth + 1);
 }

@@ -29,6 +29,7 @@ import type {
   ReadIndexRequest,
 } from './messages.js';
 import { type Checked, isPaxosMessage } from './messages.js';
+import { kthLargestInPlace } from './order-stat.js';
 import { isMemberList, isStopSign, type LogEntry, makeStopSign, type StopSign } from './stop-sign.js';
 import type { Snapshot, Storage } from './storage.js';
 
@@ -222,6 +223,8 @@ export class SequencePaxos<T> {
 
   private readonly storage: Storage<LogEntry<T>>;
   private readonly majority: number;
+  /** Scratch space of the decide step (one length per replica), reused so that it allocates nothing. */
+  private readonly ackScratch: number[] = [];
   /** See {@link SequencePaxosOptions.followPromised}. */
   private readonly followPromised: boolean;
   private readonly entryBytes: ((entry: LogEntry<T>) => number) | undefined;
@@ -1266,11 +1269,13 @@ export class SequencePaxos<T> {
     } else if (this.majority === 1) {
       d = len;
     } else {
-      const acks: number[] = [len];
-      for (const pr of ls.progress.values()) acks.push(pr.acked);
-      if (acks.length < this.majority) return;
-      acks.sort((a, b) => b - a);
-      d = acks[this.majority - 1] as number;
+      // The majority-th largest log length acknowledged in this ballot (the leader's own included).
+      const acks = this.ackScratch;
+      let n = 0;
+      acks[n++] = len;
+      for (const pr of ls.progress.values()) acks[n++] = pr.acked;
+      if (n < this.majority) return;
+      d = kthLargestInPlace(acks, n, this.majority);
     }
     if (d > st.getDecidedIndex()) st.setDecidedIndex(d);
   }

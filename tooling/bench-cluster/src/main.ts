@@ -4,6 +4,7 @@
  */
 import { parseBenchArgs, USAGE, UsageError } from './options.js';
 import { runReconfigBench } from './reconfig-bench.js';
+import { runReconfigCostBench } from './reconfig-cost.js';
 import { runBench } from './run.js';
 import { runTlsBench } from './tls-bench.js';
 
@@ -26,6 +27,10 @@ async function main(): Promise<number> {
     out: (line: string) => process.stdout.write(`${line}\n`),
     log: (line: string) => process.stderr.write(`[bench] ${line}\n`),
   };
+  if (parsed.options.reconfigCost) {
+    const cost = await runReconfigCostBench(parsed.options, io);
+    return cost.errors.length === 0 && cost.results.length > 0 ? 0 : 1;
+  }
   if (parsed.options.reconfig) {
     const reconfig = await runReconfigBench(parsed.options, io);
     return reconfig.errors.length === 0 && reconfig.results.length > 0 ? 0 : 1;

@@ -119,6 +119,12 @@ export interface BenchOptions {
    * cluster is replaced (reconfig-bench.ts). Default false.
    */
   readonly reconfig: boolean;
+  /**
+   * `--reconfig-cost`: instead of the table and figures, the servers' CPU time per replica move with no
+   * client load (the same 4-server cluster as `--reconfig`, `--key-space` keys loaded first;
+   * reconfig-cost.ts). Default false.
+   */
+  readonly reconfigCost: boolean;
   /** How the server is replaced, each on a fresh cluster: `remove` (drain), `kill` (SIGKILL + wipe). Default both. */
   readonly reconfigFaults: readonly ReconfigFaultName[];
   /** Steady window before the replacement (whole seconds). Default 10,000 ms. */
@@ -183,6 +189,7 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   tls: false,
   clusterToken: false,
   reconfig: false,
+  reconfigCost: false,
   reconfigFaults: ['remove', 'kill'],
   reconfigSteadyMs: 10_000,
   reconfigTailMs: 10_000,
@@ -239,6 +246,10 @@ cluster, one after the other, and drives each with the same Node load generator.
   --reconfig              put throughput while one server of a 3-replica cluster (4 servers) is
                           replaced, instead of the table and figures: share of the steady rate,
                           how long it was lower, per-second series (paxkv only; warm-up >= 10s)
+  --reconfig-cost         the servers' CPU per replica move with no client load, instead of the
+                          table and figures: the --reconfig cluster, --key-space keys loaded, then
+                          member remove 4; CPU above the idle rate, per move and per server
+                          (--reconfig-rounds N repeats it on fresh clusters)
   --reconfig-faults LIST  remove (member remove: drain), kill (SIGKILL + data dir deleted, self-
                           healing); default remove,kill, each on a fresh cluster
   --reconfig-steady TIME  steady window before the replacement (default 10s)
@@ -402,6 +413,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
     tls: v.tls === true,
     clusterToken: v['cluster-token'] === true,
     reconfig: v.reconfig === true,
+    reconfigCost: v['reconfig-cost'] === true,
     reconfigFaults:
       v['reconfig-faults'] === undefined
         ? d.reconfigFaults
@@ -439,6 +451,11 @@ export function parseBenchArgs(argv: readonly string[]): ParsedArgs {
   if (options.keySpace > 10_000_000) throw new UsageError('--key-space: at most 10000000 (8-byte keys)');
   if (options.tls && options.reconfig) {
     throw new UsageError('--tls and --reconfig are separate runs: give one of them');
+  }
+  if (options.reconfigCost && (options.tls || options.reconfig)) {
+    throw new UsageError(
+      '--reconfig-cost is a run of its own (no client load): give it without --tls and --reconfig',
+    );
   }
   return { help: false, options };
 }
@@ -479,6 +496,7 @@ function parseWithNode(argv: readonly string[]) {
       tls: { type: 'boolean' },
       'cluster-token': { type: 'boolean' },
       reconfig: { type: 'boolean' },
+      'reconfig-cost': { type: 'boolean' },
       'reconfig-faults': { type: 'string' },
       'reconfig-steady': { type: 'string' },
       'reconfig-rounds': { type: 'string' },

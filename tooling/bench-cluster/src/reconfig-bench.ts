@@ -175,7 +175,7 @@ export class ReconfigTimeoutError extends Error {
  * {@link mainThreadCpuSeconds}, by their main threads): a process that is gone counts with the last
  * figure read from it (`lastMs`, by pid), so the sum never falls.
  */
-function serverCpuMs(
+export function serverCpuMs(
   cluster: PaxkvLocalCluster,
   lastMs: Map<number, number>,
   read: (pid: number) => number | undefined = processCpuSeconds,
@@ -189,7 +189,11 @@ function serverCpuMs(
   return Math.round(ms);
 }
 
-async function metadataOf(cluster: PaxkvLocalCluster, timeoutMs: number): Promise<ClusterMetadata | null> {
+/** The cluster metadata (member list) as the first live server answers it, or null if none does. */
+export async function metadataOf(
+  cluster: PaxkvLocalCluster,
+  timeoutMs: number,
+): Promise<ClusterMetadata | null> {
   for (const m of cluster.members()) {
     if (!m.process.isAlive()) continue;
     try {
@@ -203,7 +207,7 @@ async function metadataOf(cluster: PaxkvLocalCluster, timeoutMs: number): Promis
 }
 
 /** The member whose node id is `id` (ids follow check-in order, not the start order). */
-async function memberWithId(cluster: PaxkvLocalCluster, id: number): Promise<PaxkvMember> {
+export async function memberWithId(cluster: PaxkvLocalCluster, id: number): Promise<PaxkvMember> {
   for (const m of cluster.members()) {
     const s = await probeStatus(m.address, 5_000, cluster.clientTls());
     if (s.node === id) return m;
@@ -212,7 +216,7 @@ async function memberWithId(cluster: PaxkvLocalCluster, id: number): Promise<Pax
 }
 
 /** Sends `member.remove` until a server accepts it (elections and forwarding are retried). */
-async function removeMember(cluster: PaxkvLocalCluster, id: number, timeoutMs: number): Promise<void> {
+export async function removeMember(cluster: PaxkvLocalCluster, id: number, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let last = '';
   while (performance.now() < deadline) {
@@ -239,6 +243,32 @@ async function removeMember(cluster: PaxkvLocalCluster, id: number, timeoutMs: n
     await sleep(200);
   }
   throw new ReconfigTimeoutError(`member remove ${id}: no server accepted it in ${timeoutMs} ms (${last})`);
+}
+
+/**
+ * The cluster of the `--reconfig` figures (and of `--reconfig-cost`): {@link RECONFIG_SERVERS} servers,
+ * replication 3, the servers' `--replace-after` and `--move-interval-ms` from the options, profiled into
+ * `<--cpu-prof>/<profileName>` when profiling.
+ */
+export function startReconfigCluster(options: BenchOptions, profileName: string): Promise<PaxkvLocalCluster> {
+  return startPaxkvCluster({
+    servers: RECONFIG_SERVERS,
+    replication: 3,
+    fsync: options.paxkvFsync,
+    startTimeoutMs: options.startTimeoutMs,
+    keepData: options.keepData,
+    tickMs: options.paxkvTickMs,
+    warmUp: options.paxkvWarmUp,
+    extraFlags: [
+      '--replace-after',
+      String(options.reconfigReplaceAfterS),
+      ...(options.reconfigMoveIntervalMs === undefined
+        ? []
+        : ['--move-interval-ms', String(options.reconfigMoveIntervalMs)]),
+    ],
+    cpuProfDir: options.cpuProfDir === undefined ? undefined : join(options.cpuProfDir, profileName),
+    nodeArgs: options.serverNodeArgs,
+  });
 }
 
 /**
@@ -549,27 +579,7 @@ export async function runReconfigBench(options: BenchOptions, io: BenchIo): Prom
     io.log(`reconfig ${fault}${which}: starting a ${RECONFIG_SERVERS}-server paxkv cluster (replication 3)`);
     let cluster: PaxkvLocalCluster | undefined;
     try {
-      cluster = await startPaxkvCluster({
-        servers: RECONFIG_SERVERS,
-        replication: 3,
-        fsync: options.paxkvFsync,
-        startTimeoutMs: options.startTimeoutMs,
-        keepData: options.keepData,
-        tickMs: options.paxkvTickMs,
-        warmUp: options.paxkvWarmUp,
-        extraFlags: [
-          '--replace-after',
-          String(replaceAfterS),
-          ...(options.reconfigMoveIntervalMs === undefined
-            ? []
-            : ['--move-interval-ms', String(options.reconfigMoveIntervalMs)]),
-        ],
-        cpuProfDir:
-          options.cpuProfDir === undefined
-            ? undefined
-            : join(options.cpuProfDir, rounds > 1 ? `${fault}-${round}` : fault),
-        nodeArgs: options.serverNodeArgs,
-      });
+      cluster = await startReconfigCluster(options, rounds > 1 ? `${fault}-${round}` : fault);
       const r = { ...(await measureReconfig(cluster, spec(fault), io.log)), round };
       results.push(r);
       for (const line of formatReconfigResult(r)) io.out(line);
