@@ -197,6 +197,9 @@ export async function measureMoveCost(
   const idleMs = performance.now() - idleStart;
   const moves0 = readCpu(pidOf, last);
   const movesStart = performance.now();
+  // On the clock of V8's profiles (monotonic µs), to cut `--cpu-prof` profiles at the same moments.
+  const idleUs = monotonicUs() - BigInt(Math.round(idleMs * 1000));
+  log(`reconfig cost: idle window from monotonic ${idleUs} µs; member remove at ${monotonicUs()} µs`);
   await removeMember(cluster, RECONFIG_VICTIM, spec.timeoutMs);
   const deadline = movesStart + spec.timeoutMs;
   for (;;) {
@@ -215,8 +218,13 @@ export async function measureMoveCost(
   }
   const moves1 = readCpu(pidOf, last);
   const movesMs = performance.now() - movesStart;
+  log(`reconfig cost: every group off node ${RECONFIG_VICTIM} at monotonic ${monotonicUs()} µs`);
   const figures = moveCostFigures([idle0, idle1], idleMs, [moves0, moves1], movesMs, groupsMoved);
   return { ...figures, round: spec.round, keys: spec.keys, valueBytes: spec.valueBytes, loadMs, groupsMoved };
+}
+
+function monotonicUs(): bigint {
+  return process.hrtime.bigint() / 1_000n;
 }
 
 const fmt = (n: number): string => n.toLocaleString('en-US');
