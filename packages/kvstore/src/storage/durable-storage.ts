@@ -768,7 +768,14 @@ export class DurableStorage<T> implements Storage<T> {
   private writeEntries(from: number, entries: readonly T[]): void {
     // The accepted round and the log it describes change together: one record, so a crash keeps both or neither.
     const a = this.pendingAccepted;
-    const bytes = this.encode({ t: 'E', from, e: entries as unknown[], ...(a ? { a: b2a(a) } : {}) });
+    const rec: WalRecord = { t: 'E', from, e: entries as unknown[], ...(a ? { a: b2a(a) } : {}) };
+    // While seeding only memory changes (`put` writes nothing) and the seed's checkpoint encodes the
+    // whole log once: check the entries now, as the encoder would, but do not encode them twice.
+    let bytes: Uint8Array | undefined;
+    if (this.seeding) {
+      if (this.failure) throw this.failure;
+      assertWritable(rec, this.isEntry);
+    } else bytes = this.encode(rec);
     // A pending decided index follows a record that carries the accepted round, for the reason in
     // `writePending` (replayed after the record or before it, it gives the same state).
     const decidedAfter = a !== undefined && this.pendingDecided;
@@ -776,7 +783,7 @@ export class DurableStorage<T> implements Storage<T> {
     this.pendingAccepted = undefined;
     this.s.log.length = from - this.s.compacted;
     for (let i = 0; i < entries.length; i++) this.s.log.push(entries[i] as T);
-    this.put(bytes);
+    if (bytes !== undefined) this.put(bytes);
     if (decidedAfter) {
       this.pendingDecided = false;
       this.put(this.encode({ t: 'D', i: this.s.decided }));

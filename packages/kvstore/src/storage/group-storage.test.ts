@@ -132,6 +132,39 @@ describe('GroupStorage', () => {
     expect(none).toBeGreaterThan(0);
   });
 
+  it('a seed is checked entry by entry as it is written, and reaches the log only as its checkpoint', async () => {
+    const disk = new SimDisk();
+    const view = disk.incarnation();
+    const { wal } = await WriteAheadLog.open({
+      disk: view,
+      dir: '/wal',
+      segmentBytes: 1024,
+      fsync: 'always',
+    });
+    const isEntry = (x: unknown): x is { v: string } =>
+      typeof x === 'object' && x !== null && typeof (x as { v?: unknown }).v === 'string';
+    const store = await GroupStorage.open<Entry>({ wal, disk: view, dir: '/g2', partition: 2, isEntry });
+    const st = store.create({ configId: 4, members: [1, 2, 3], base: 6 });
+    const start = wal.stats.appendedRecords;
+    st.appendEntries(entries(0, 3));
+    // A rejected entry is refused at once, before the log in memory changes.
+    expect(() => st.appendEntries([{ v: 7 } as unknown as Entry])).toThrow(WalRecordError);
+    expect(st.getLogLength()).toBe(3);
+    st.appendEntries(entries(3, 6));
+    st.setDecidedIndex(6);
+    // Nothing reaches the shared log before the flush; the flush writes the seed as one checkpoint: a
+    // header and one record of entries (`checkpointChunkEntries` 1024).
+    expect(wal.stats.appendedRecords).toBe(start);
+    await st.flush();
+    expect(wal.stats.appendedRecords - start).toBe(2);
+    await store.close();
+    await wal.close();
+    const back = (await open(disk)).store;
+    const [h] = back.held;
+    expect(h!.storage.getEntries(0, 6)).toEqual(entries(0, 6));
+    expect(h!.storage.getDecidedIndex()).toBe(6);
+  });
+
   it('a configuration seeded with the snapshot its replica held links that file: no copy written, whole or nothing after a crash', async () => {
     const D = new Uint8Array(64).map((_, i) => i);
     let linkedWhole = 0;
