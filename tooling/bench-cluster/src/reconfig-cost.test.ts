@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseBenchArgs, UsageError } from './options.js';
-import { type CpuReading, formatMoveCost, moveCostFigures } from './reconfig-cost.js';
+import { type CpuReading, formatMoveCost, moveCostFigures, settled } from './reconfig-cost.js';
 
 function reading(entries: Array<[number, number, number]>): CpuReading {
   return new Map(entries.map(([node, cpuMs, mainMs]) => [node, { cpuMs, mainMs }]));
@@ -67,6 +67,15 @@ describe('moveCostFigures', () => {
     });
     expect(lines[0]).toContain('900 ms per move');
     expect(lines[1]).toContain('node 4 (removed) 0 ms');
+  });
+});
+
+describe('settled', () => {
+  it('takes two idle rates within 10 % of the larger as settled', () => {
+    expect(settled(190, 200)).toBe(true);
+    expect(settled(200, 181)).toBe(true);
+    expect(settled(300, 190)).toBe(false);
+    expect(settled(0, 0)).toBe(true);
   });
 });
 

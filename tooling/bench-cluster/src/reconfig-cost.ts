@@ -31,12 +31,14 @@ import { probeStatus } from './status-probe.js';
 import { keyOf, preloadValue } from './workload.js';
 
 /**
- * Time the cluster is left alone after the keys are loaded, before the idle rate is measured: 5 s (the
- * groups' snapshots and checkpoints that the load started finish in it).
+ * The idle rate is measured over two consecutive windows of this length once the cluster settled: 2 s
+ * (the groups' snapshots and checkpoints that the key load started go on for a while after it).
  */
-export const SETTLE_MS = 5_000;
-/** Length of the idle measurement: 5 s. */
-export const IDLE_WINDOW_MS = 5_000;
+export const IDLE_STEP_MS = 2_000;
+/** The two windows' CPU rates must agree within this share of the larger one for the cluster to count as settled: 10 %. */
+export const IDLE_TOLERANCE = 0.1;
+/** Longest wait for the cluster to settle; past it the last two windows are taken as they are: 30 s. */
+export const SETTLE_MAX_MS = 30_000;
 /** Interval between reads of the cluster metadata while the groups move: 250 ms. */
 const POLL_MS = 250;
 /** Concurrency of the key load before the measurement. */
@@ -136,6 +138,18 @@ export function moveCostFigures(
   };
 }
 
+/** The servers' CPU ms per second between two readings `ms` apart. */
+function cpuRate(a: CpuReading, b: CpuReading, ms: number): number {
+  let total = 0;
+  for (const node of b.keys()) total += diff(a, b, node).cpuMs;
+  return (total * 1000) / ms;
+}
+
+/** Whether two consecutive idle rates agree within {@link IDLE_TOLERANCE} (the cluster settled). */
+export function settled(first: number, second: number): boolean {
+  return Math.abs(first - second) <= IDLE_TOLERANCE * Math.max(first, second);
+}
+
 /** Reads every server's CPU time; a server that exited keeps its `last` reading. */
 function readCpu(
   byNode: ReadonlyMap<number, number>,
@@ -178,7 +192,7 @@ export async function measureMoveCost(
     await target.close();
   }
   const loadMs = Math.round(performance.now() - loadStart);
-  log(`reconfig cost: loaded ${spec.keys} keys in ${loadMs} ms; settling ${SETTLE_MS / 1000} s`);
+  log(`reconfig cost: loaded ${spec.keys} keys in ${loadMs} ms; waiting for the servers' CPU rate to settle`);
   let before = await metadataOf(cluster, 5_000);
   const metadataDeadline = performance.now() + METADATA_WAIT_MS;
   while (!before && performance.now() < metadataDeadline) {
@@ -188,13 +202,31 @@ export async function measureMoveCost(
   if (!before)
     throw new Error(`the cluster metadata cannot be read (member list) after ${METADATA_WAIT_MS} ms`);
   const groupsMoved = before.table.groups.filter((g) => g.replicas.includes(RECONFIG_VICTIM)).length;
-  await sleep(SETTLE_MS);
   const last = new Map<number, { cpuMs: number; mainMs: number }>();
-  const idle0 = readCpu(pidOf, last);
-  const idleStart = performance.now();
-  await sleep(IDLE_WINDOW_MS);
-  const idle1 = readCpu(pidOf, last);
-  const idleMs = performance.now() - idleStart;
+  const settleDeadline = performance.now() + SETTLE_MAX_MS;
+  let idle0 = readCpu(pidOf, last);
+  let idleStart = performance.now();
+  let idle1: CpuReading;
+  let idleMs: number;
+  for (;;) {
+    await sleep(IDLE_STEP_MS);
+    const mid = readCpu(pidOf, last);
+    const midAt = performance.now();
+    await sleep(IDLE_STEP_MS);
+    idle1 = readCpu(pidOf, last);
+    idleMs = performance.now() - idleStart;
+    const first = cpuRate(idle0, mid, midAt - idleStart);
+    const second = cpuRate(mid, idle1, performance.now() - midAt);
+    if (settled(first, second)) break;
+    if (performance.now() > settleDeadline) {
+      log(
+        `reconfig cost: the idle rate did not settle in ${SETTLE_MAX_MS / 1000} s (${Math.round(first)} then ${Math.round(second)} ms/s): taken as it is`,
+      );
+      break;
+    }
+    idle0 = mid;
+    idleStart = midAt;
+  }
   const moves0 = readCpu(pidOf, last);
   const movesStart = performance.now();
   // On the clock of V8's profiles (monotonic µs), to cut `--cpu-prof` profiles at the same moments.
@@ -288,7 +320,7 @@ export async function runReconfigCostBench(options: BenchOptions, io: BenchIo): 
     );
   }
   io.out(
-    `note: cluster as --reconfig (${RECONFIG_SERVERS} servers, replication 3, 16 partitions, fsync ${options.paxkvFsync}, --move-interval-ms ${options.reconfigMoveIntervalMs ?? '1000 (default)'}); no client load: the keys are loaded, the cluster settles ${SETTLE_MS / 1000} s, its idle rate is measured over ${IDLE_WINDOW_MS / 1000} s, then \`member remove ${RECONFIG_VICTIM}\``,
+    `note: cluster as --reconfig (${RECONFIG_SERVERS} servers, replication 3, 16 partitions, fsync ${options.paxkvFsync}, --move-interval-ms ${options.reconfigMoveIntervalMs ?? '1000 (default)'}); no client load: the keys are loaded, the idle rate is taken over the first two consecutive ${IDLE_STEP_MS / 1000} s windows that agree within ${IDLE_TOLERANCE * 100} % (at most ${SETTLE_MAX_MS / 1000} s of waiting), then \`member remove ${RECONFIG_VICTIM}\``,
   );
   const report: MoveCostReport = { format: 'paxkv-bench-cluster-reconfig-cost/1', machine, results, errors };
   if (options.jsonFile !== undefined) writeFileSync(options.jsonFile, `${JSON.stringify(report, null, 2)}\n`);

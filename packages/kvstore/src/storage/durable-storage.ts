@@ -875,6 +875,9 @@ export class DurableStorage<T> implements Storage<T> {
     if (this.snapshot !== snapshot || this.disk.readFileSync === undefined) return;
     this.snapshot = undefined;
     this.snapshotInFile = snapshot.index;
+    // Until the bytes are collected, a read is served from them instead of the file (a new
+    // configuration's leader sends its joiner the snapshot it was seeded with moments before).
+    this.snapshotRead = { index: snapshot.index, data: new WeakRef(snapshot.data) };
   }
 
   /** Holds this partition's later records back until `task` (making a side file durable) is done. */
