@@ -803,10 +803,12 @@ export class DurableStorage<T> implements Storage<T> {
   /**
    * The latest snapshot. Its bytes stay in memory only until its file is durable (a group's snapshot
    * is its whole state, ~120 bytes per key of 100-byte values), if the disk can read synchronously:
-   * after that each call reads the file again (rare: a follower that fell behind the log, a joining
-   * replica). The bytes read stay reachable through a weak reference
-   * while something else holds them (a snapshot transfer to a peer streams them for seconds, and the
-   * core asks again on every re-synchronisation of that peer): no second read, no second copy.
+   * after that a call reads the file again (rare: a follower that fell behind the log, a joining
+   * replica, the seed of a new configuration). The bytes dropped, and the bytes read, stay reachable
+   * through a weak reference while something else holds them or until the garbage collector takes them
+   * (a move reads its group's snapshot to seed the new configuration, whose leader reads it again
+   * moments later for the joiner; a transfer to a peer streams them for seconds, and the core asks
+   * again on every re-synchronisation of that peer): no second read, no second copy.
    * The snapshot recovery read at open stays in memory until its first read (the drain of the group
    * that opens the storage), so a restart reads and checks the file once.
    * @throws CorruptDataError if the file is gone or fails its checksum.
@@ -817,8 +819,6 @@ export class DurableStorage<T> implements Storage<T> {
       if (this.dropSnapshotOnRead) {
         this.dropSnapshotOnRead = false;
         this.keepSnapshotInFile(kept);
-        if (this.snapshot === undefined)
-          this.snapshotRead = { index: kept.index, data: new WeakRef(kept.data) };
       }
       return kept;
     }
