@@ -43,7 +43,12 @@ async function settle(disk: SimDisk, p: Promise<unknown>): Promise<void> {
 async function open(
   disk: SimDisk,
   partition = 2,
-  extra: { bootMembers?: number[]; unsafeSeedNotAtomic?: boolean } = {},
+  extra: {
+    bootMembers?: number[];
+    unsafeSeedNotAtomic?: boolean;
+    isEntry?: (x: unknown) => x is Entry;
+    checkpointChunkEntries?: number;
+  } = {},
 ): Promise<{ wal: WriteAheadLog; store: Store }> {
   const p = (async () => {
     const view = disk.incarnation();
@@ -134,16 +139,9 @@ describe('GroupStorage', () => {
 
   it('a seed is checked entry by entry as it is written, and reaches the log only as its checkpoint', async () => {
     const disk = new SimDisk();
-    const view = disk.incarnation();
-    const { wal } = await WriteAheadLog.open({
-      disk: view,
-      dir: '/wal',
-      segmentBytes: 1024,
-      fsync: 'always',
-    });
-    const isEntry = (x: unknown): x is { v: string } =>
+    const isEntry = (x: unknown): x is Entry =>
       typeof x === 'object' && x !== null && typeof (x as { v?: unknown }).v === 'string';
-    const store = await GroupStorage.open<Entry>({ wal, disk: view, dir: '/g2', partition: 2, isEntry });
+    const { wal, store } = await open(disk, 2, { isEntry, checkpointChunkEntries: 1024 });
     const st = store.create({ configId: 4, members: [1, 2, 3], base: 6 });
     const start = wal.stats.appendedRecords;
     st.appendEntries(entries(0, 3));
