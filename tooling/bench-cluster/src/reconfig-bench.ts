@@ -175,7 +175,7 @@ export class ReconfigTimeoutError extends Error {
  * {@link mainThreadCpuSeconds}, by their main threads): a process that is gone counts with the last
  * figure read from it (`lastMs`, by pid), so the sum never falls.
  */
-export function serverCpuMs(
+function serverCpuMs(
   cluster: PaxkvLocalCluster,
   lastMs: Map<number, number>,
   read: (pid: number) => number | undefined = processCpuSeconds,
