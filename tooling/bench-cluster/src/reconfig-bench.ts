@@ -206,6 +206,26 @@ export async function metadataOf(
   return null;
 }
 
+/**
+ * The cluster metadata once a server answers with it (every partition has a leader a moment before the
+ * metadata group holds its first version), polled for at most {@link METADATA_WAIT_MS}.
+ * @throws Error if no server answered with it in that time.
+ */
+export async function awaitMetadata(cluster: PaxkvLocalCluster): Promise<ClusterMetadata> {
+  const deadline = performance.now() + METADATA_WAIT_MS;
+  let seen = await metadataOf(cluster, 5_000);
+  while (!seen && performance.now() < deadline) {
+    await sleep(250);
+    seen = await metadataOf(cluster, 5_000);
+  }
+  if (!seen) {
+    throw new Error(
+      `the cluster metadata cannot be read (member list) ${METADATA_WAIT_MS} ms after start-up`,
+    );
+  }
+  return seen;
+}
+
 /** The member whose node id is `id` (ids follow check-in order, not the start order). */
 export async function memberWithId(cluster: PaxkvLocalCluster, id: number): Promise<PaxkvMember> {
   for (const m of cluster.members()) {
@@ -288,17 +308,7 @@ export async function measureReconfig(
   }
   log(`${spec.fault}: ${pids.join(', ')} (profiles are named by pid)`);
   // Every partition has a leader (ready) a moment before the metadata group holds its first version.
-  let before = await metadataOf(cluster, 5_000);
-  const metadataDeadline = performance.now() + METADATA_WAIT_MS;
-  while (!before && performance.now() < metadataDeadline) {
-    await sleep(250);
-    before = await metadataOf(cluster, 5_000);
-  }
-  if (!before) {
-    throw new Error(
-      `the cluster metadata cannot be read (member list) ${METADATA_WAIT_MS} ms after start-up`,
-    );
-  }
+  const before = await awaitMetadata(cluster);
   const groupsMoved = before.table.groups.filter((g) => g.replicas.includes(RECONFIG_VICTIM)).length;
   const target = await cluster.createTarget({ requestTimeoutMs: spec.requestTimeoutMs });
   const value = makeValue('reconfig:', spec.valueBytes);

@@ -17,8 +17,7 @@ import type { BenchOptions } from './options.js';
 import type { PaxkvLocalCluster } from './paxkv.js';
 import { type MachineInfo, machineInfo, mainThreadCpuSeconds, processCpuSeconds } from './proc-stats.js';
 import {
-  METADATA_WAIT_MS,
-  memberWithId,
+  awaitMetadata,
   metadataOf,
   RECONFIG_SERVERS,
   RECONFIG_VICTIM,
@@ -180,7 +179,11 @@ export async function measureMoveCost(
     const s = await probeStatus(m.address, 5_000, cluster.clientTls());
     if (typeof s.node === 'number') pidOf.set(s.node, m.process.pid);
   }
-  await memberWithId(cluster, RECONFIG_VICTIM);
+  if (!pidOf.has(RECONFIG_VICTIM)) {
+    throw new Error(
+      `no server of the cluster reports node id ${RECONFIG_VICTIM} (nodes: ${[...pidOf.keys()].join(', ')})`,
+    );
+  }
   const target = await cluster.createTarget({ requestTimeoutMs: spec.requestTimeoutMs });
   const loadStart = performance.now();
   try {
@@ -193,14 +196,7 @@ export async function measureMoveCost(
   }
   const loadMs = Math.round(performance.now() - loadStart);
   log(`reconfig cost: loaded ${spec.keys} keys in ${loadMs} ms; waiting for the servers' CPU rate to settle`);
-  let before = await metadataOf(cluster, 5_000);
-  const metadataDeadline = performance.now() + METADATA_WAIT_MS;
-  while (!before && performance.now() < metadataDeadline) {
-    await sleep(POLL_MS);
-    before = await metadataOf(cluster, 5_000);
-  }
-  if (!before)
-    throw new Error(`the cluster metadata cannot be read (member list) after ${METADATA_WAIT_MS} ms`);
+  const before = await awaitMetadata(cluster);
   const groupsMoved = before.table.groups.filter((g) => g.replicas.includes(RECONFIG_VICTIM)).length;
   const last = new Map<number, { cpuMs: number; mainMs: number }>();
   const settleDeadline = performance.now() + SETTLE_MAX_MS;
